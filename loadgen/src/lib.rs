@@ -1,0 +1,4 @@
+//! # sockpool-loadgen
+//!
+//! A load generator on the sockpool SDK.
+#![warn(missing_docs)]

@@ -1,0 +1,415 @@
+//! The `framed` RPC, version 1 (docs/PROTOCOL.md is the normative text).
+//!
+//! Every frame is `len:u32 BE` followed by `len` bytes.
+//!
+//! ```text
+//! request  body: op:u8  id:u64 BE  arg:u32 BE  payload…
+//! response body: status:u8  id:u64 BE  payload…
+//! ```
+//!
+//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{CodecError, Limit};
+
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 4;
+/// Bytes of a request body before its payload (`op`, `id`, `arg`).
+pub const REQUEST_HEADER: usize = 1 + 8 + 4;
+/// Bytes of a response body before its payload (`status`, `id`).
+pub const RESPONSE_HEADER: usize = 1 + 8;
+/// The default limit on a frame body. Default: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// What a request asks the server to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// 1: reply with the request payload.
+    Echo,
+    /// 2: consume the payload, reply with an empty payload (upload).
+    Sink,
+    /// 3: reply with `arg` bytes (download).
+    Source,
+    /// 4: wait `arg` microseconds (capped by the server), then echo (simulated service time).
+    Sleep,
+    /// 5: reply with the server's counters as JSON.
+    Stats,
+    /// Any other op byte; the server answers [`Status::BadRequest`].
+    Unknown(u8),
+}
+
+impl Op {
+    /// The wire byte.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Op::Echo => 1,
+            Op::Sink => 2,
+            Op::Source => 3,
+            Op::Sleep => 4,
+            Op::Stats => 5,
+            Op::Unknown(b) => b,
+        }
+    }
+
+    /// The op for a wire byte.
+    pub fn from_u8(b: u8) -> Op {
+        match b {
+            1 => Op::Echo,
+            2 => Op::Sink,
+            3 => Op::Source,
+            4 => Op::Sleep,
+            5 => Op::Stats,
+            other => Op::Unknown(other),
+        }
+    }
+}
+
+/// The outcome the server reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 0: done.
+    Ok,
+    /// 1: malformed or unknown request.
+    BadRequest,
+    /// 2: the request or the reply it asks for is over a limit.
+    TooLarge,
+    /// 3: the server is at its connection limit.
+    Busy,
+    /// 4: the server is shutting down and takes no new work.
+    ShuttingDown,
+    /// Any other status byte.
+    Unknown(u8),
+}
+
+impl Status {
+    /// The wire byte.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::BadRequest => 1,
+            Status::TooLarge => 2,
+            Status::Busy => 3,
+            Status::ShuttingDown => 4,
+            Status::Unknown(b) => b,
+        }
+    }
+
+    /// The status for a wire byte.
+    pub fn from_u8(b: u8) -> Status {
+        match b {
+            0 => Status::Ok,
+            1 => Status::BadRequest,
+            2 => Status::TooLarge,
+            3 => Status::Busy,
+            4 => Status::ShuttingDown,
+            other => Status::Unknown(other),
+        }
+    }
+}
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What to do.
+    pub op: Op,
+    /// Chosen by the client, echoed in the response.
+    pub id: u64,
+    /// Op-specific argument: bytes for SOURCE, microseconds for SLEEP.
+    pub arg: u32,
+    /// The request payload.
+    pub payload: Bytes,
+}
+
+impl Request {
+    /// A request with an empty payload and `arg` 0.
+    pub fn new(op: Op, id: u64) -> Self {
+        Request {
+            op,
+            id,
+            arg: 0,
+            payload: Bytes::new(),
+        }
+    }
+
+    /// ECHO of `payload`.
+    pub fn echo(id: u64, payload: impl Into<Bytes>) -> Self {
+        Request {
+            payload: payload.into(),
+            ..Request::new(Op::Echo, id)
+        }
+    }
+
+    /// SINK (upload) of `payload`.
+    pub fn sink(id: u64, payload: impl Into<Bytes>) -> Self {
+        Request {
+            payload: payload.into(),
+            ..Request::new(Op::Sink, id)
+        }
+    }
+
+    /// SOURCE (download) of `len` bytes.
+    pub fn source(id: u64, len: u32) -> Self {
+        Request {
+            arg: len,
+            ..Request::new(Op::Source, id)
+        }
+    }
+
+    /// SLEEP for `micros`, then echo `payload`.
+    pub fn sleep(id: u64, micros: u32, payload: impl Into<Bytes>) -> Self {
+        Request {
+            arg: micros,
+            payload: payload.into(),
+            ..Request::new(Op::Sleep, id)
+        }
+    }
+
+    /// STATS.
+    pub fn stats(id: u64) -> Self {
+        Request::new(Op::Stats, id)
+    }
+
+    /// Bytes this request takes on the wire, prefix included.
+    pub fn wire_len(&self) -> usize {
+        LEN_PREFIX + REQUEST_HEADER + self.payload.len()
+    }
+}
+
+/// One response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The outcome.
+    pub status: Status,
+    /// The id of the request this answers (0 when the request could not be parsed).
+    pub id: u64,
+    /// The reply payload.
+    pub payload: Bytes,
+}
+
+impl Response {
+    /// An OK response.
+    pub fn ok(id: u64, payload: impl Into<Bytes>) -> Self {
+        Response {
+            status: Status::Ok,
+            id,
+            payload: payload.into(),
+        }
+    }
+
+    /// A response with `status` and no payload.
+    pub fn status(status: Status, id: u64) -> Self {
+        Response {
+            status,
+            id,
+            payload: Bytes::new(),
+        }
+    }
+
+    /// Bytes this response takes on the wire, prefix included.
+    pub fn wire_len(&self) -> usize {
+        LEN_PREFIX + RESPONSE_HEADER + self.payload.len()
+    }
+}
+
+/// Reads one length-prefixed body out of `src`, checking the limit before anything is reserved.
+///
+/// Reserves room for the whole frame once its length is known and valid, so a large frame is read with few
+/// reallocations.
+fn decode_body(src: &mut BytesMut, max_frame: usize, min_body: usize) -> Result<Option<BytesMut>, CodecError> {
+    if src.len() < LEN_PREFIX {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+    if len > max_frame {
+        return Err(CodecError::TooLarge {
+            what: Limit::Frame,
+            len: len as u64,
+            max: max_frame as u64,
+        });
+    }
+    if len < min_body {
+        return Err(CodecError::protocol(format!(
+            "frame body of {len} bytes is shorter than the {min_body}-byte header"
+        )));
+    }
+    if src.len() < LEN_PREFIX + len {
+        src.reserve(LEN_PREFIX + len - src.len());
+        return Ok(None);
+    }
+    src.advance(LEN_PREFIX);
+    Ok(Some(src.split_to(len)))
+}
+
+fn check_encode_len(body: usize, max_frame: usize) -> Result<u32, CodecError> {
+    if body > max_frame || body > u32::MAX as usize {
+        return Err(CodecError::TooLarge {
+            what: Limit::Frame,
+            len: body as u64,
+            max: max_frame as u64,
+        });
+    }
+    Ok(body as u32)
+}
+
+/// The server side: decodes [`Request`]s, encodes [`Response`]s.
+#[derive(Debug, Clone)]
+pub struct ServerCodec {
+    max_frame: usize,
+}
+
+impl ServerCodec {
+    /// A codec that refuses frame bodies over `max_frame` bytes, in both directions.
+    pub fn new(max_frame: usize) -> Self {
+        ServerCodec { max_frame }
+    }
+}
+
+impl Default for ServerCodec {
+    fn default() -> Self {
+        ServerCodec::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = Request;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        let Some(mut body) = decode_body(src, self.max_frame, REQUEST_HEADER)? else {
+            return Ok(None);
+        };
+        let op = Op::from_u8(body.get_u8());
+        let id = body.get_u64();
+        let arg = body.get_u32();
+        Ok(Some(Request {
+            op,
+            id,
+            arg,
+            payload: body.freeze(),
+        }))
+    }
+}
+
+impl Encoder<Response> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_response(&item, self.max_frame, dst)
+    }
+}
+
+impl Encoder<&Response> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_response(item, self.max_frame, dst)
+    }
+}
+
+fn encode_response(item: &Response, max_frame: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
+    let len = check_encode_len(RESPONSE_HEADER + item.payload.len(), max_frame)?;
+    dst.reserve(LEN_PREFIX + len as usize);
+    dst.put_u32(len);
+    dst.put_u8(item.status.to_u8());
+    dst.put_u64(item.id);
+    dst.extend_from_slice(&item.payload);
+    Ok(())
+}
+
+/// The client side: encodes [`Request`]s, decodes [`Response`]s.
+#[derive(Debug, Clone)]
+pub struct ClientCodec {
+    max_frame: usize,
+}
+
+impl ClientCodec {
+    /// A codec that refuses frame bodies over `max_frame` bytes, in both directions.
+    pub fn new(max_frame: usize) -> Self {
+        ClientCodec { max_frame }
+    }
+}
+
+impl Default for ClientCodec {
+    fn default() -> Self {
+        ClientCodec::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = Response;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        let Some(mut body) = decode_body(src, self.max_frame, RESPONSE_HEADER)? else {
+            return Ok(None);
+        };
+        let status = Status::from_u8(body.get_u8());
+        let id = body.get_u64();
+        Ok(Some(Response {
+            status,
+            id,
+            payload: body.freeze(),
+        }))
+    }
+}
+
+impl Encoder<Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_request(&item, self.max_frame, dst)
+    }
+}
+
+impl Encoder<&Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_request(item, self.max_frame, dst)
+    }
+}
+
+fn encode_request(item: &Request, max_frame: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
+    let len = check_encode_len(REQUEST_HEADER + item.payload.len(), max_frame)?;
+    dst.reserve(LEN_PREFIX + len as usize);
+    dst.put_u32(len);
+    dst.put_u8(item.op.to_u8());
+    dst.put_u64(item.id);
+    dst.put_u32(item.arg);
+    dst.extend_from_slice(&item.payload);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips() {
+        let req = Request::sleep(7, 1500, &b"hi"[..]);
+        let mut buf = BytesMut::new();
+        ClientCodec::default().encode(&req, &mut buf).unwrap();
+        assert_eq!(buf.len(), req.wire_len());
+        assert_eq!(ServerCodec::default().decode(&mut buf).unwrap(), Some(req));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn length_over_limit_is_refused_before_allocation() {
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        let err = ServerCodec::new(1024).decode(&mut buf).unwrap_err();
+        assert!(err.is_too_large(), "{err}");
+        assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn short_body_is_a_protocol_error() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 2, 1, 0][..]);
+        assert!(matches!(
+            ServerCodec::default().decode(&mut buf),
+            Err(CodecError::Protocol(_))
+        ));
+    }
+}
