@@ -1,0 +1,199 @@
+//! Helpers for tests that run real peers (redis-server, nginx, redis-cli, curl, wrk, nc …) beside sockpool.
+//!
+//! Every peer is found on `PATH`. A missing peer is reported loudly on stderr and the test skips itself,
+//! except under `CI=true`, where a missing peer is a failure: `.ci/run` installs them all.
+//!
+//! Servers started here listen on `127.0.0.1` on a free port, and are killed when their guard drops.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when running under CI (`CI=true`), where a missing peer fails the test.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Finds the peer program `name` on `PATH`.
+///
+/// Missing: prints a loud line naming the peer and how to install it, then returns `None` so the test can
+/// return early; under `CI=true` it panics instead.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!(
+            "PEER MISSING: `{name}` is not on PATH; this test needs it and is SKIPPED. \
+             `bash .ci/run` (or apt-get install the package that provides it) installs every peer."
+        );
+        if in_ci() {
+            panic!("{msg} (CI=true: a missing peer is a failure)");
+        }
+        eprintln!("\n!!!!!!!! {msg}\n");
+    }
+    found
+}
+
+/// A loopback port that was free a moment ago (bind `127.0.0.1:0`, read the port, release it).
+///
+/// For peers that cannot bind port 0 and report it themselves. Racy in principle, so use it only for them.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Waits until something accepts TCP connections on `addr`, up to `timeout`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A child process that is killed (and reaped) when this guard drops.
+#[derive(Debug)]
+pub struct ChildGuard {
+    /// The child; `None` once it has been waited for.
+    pub child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A redis-server started on a free loopback port, without persistence.
+#[derive(Debug)]
+pub struct Redis {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Kills it on drop.
+    pub guard: ChildGuard,
+}
+
+/// Starts `redis-server` on `127.0.0.1` and a free port, with `io_threads` I/O threads (1 is Redis's default).
+///
+/// `None` when redis-server is missing (see [`peer`]).
+pub fn start_redis(io_threads: usize) -> Option<Redis> {
+    let bin = peer("redis-server")?;
+    for _ in 0..5 {
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--io-threads", &io_threads.to_string(), "--maxclients", "20000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let guard = ChildGuard::new(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if wait_for_port(addr, Duration::from_secs(5)) {
+            return Some(Redis { addr, guard });
+        }
+    }
+    panic!("redis-server did not start on a free port after 5 tries");
+}
+
+/// An nginx started on a free loopback port that answers every request with `200` and a fixed body.
+#[derive(Debug)]
+pub struct Nginx {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Kills it on drop.
+    pub guard: ChildGuard,
+    /// Holds its configuration and logs; removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts nginx in the foreground with `workers` worker processes, answering `return 200 "<body>"`.
+///
+/// `None` when nginx is missing (see [`peer`]).
+pub fn start_nginx(workers: usize, body: &str) -> Option<Nginx> {
+    let bin = peer("nginx")?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for _ in 0..5 {
+        let port = free_port();
+        let conf = nginx_conf(dir.path(), port, workers, body);
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let child = Command::new(&bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let guard = ChildGuard::new(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if wait_for_port(addr, Duration::from_secs(5)) {
+            return Some(Nginx { addr, guard, dir });
+        }
+    }
+    panic!("nginx did not start on a free port after 5 tries");
+}
+
+fn nginx_conf(dir: &Path, port: u16, workers: usize, body: &str) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\nevents {{ worker_connections 16384; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         keepalive_requests 100000000;\n\
+         server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{ return 200 \"{body}\"; }}\n  }}\n}}\n"
+    )
+}
+
+/// Runs `cmd` to completion with a time limit, returning its output; the child is killed at the limit.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<std::process::Output> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait()?.is_some() {
+            return child.wait_with_output();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{:?} did not finish within {limit:?}; stderr: {}",
+                    cmd.get_program(),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
