@@ -2,7 +2,7 @@
 //! signal, the TLS configuration and the connection limit.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections admitted and not yet closed (the `max_connections` gate).
     admitted: AtomicUsize,
+    /// Set once the model serves (for `processes`: once every worker said `ready`), or failed to start.
+    ready: (Mutex<bool>, Condvar),
 }
 
 impl Shared {
@@ -52,7 +54,23 @@ impl Shared {
             shutdown,
             tls,
             admitted: AtomicUsize::new(0),
+            ready: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// The model serves (or gave up trying): wakes [`Shared::wait_ready`].
+    pub(crate) fn mark_ready(&self) {
+        *self.ready.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.ready.1.notify_all();
+    }
+
+    /// Waits until [`Shared::mark_ready`] or `limit`.
+    pub(crate) fn wait_ready(&self, limit: std::time::Duration) {
+        let guard = self.ready.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .ready
+            .1
+            .wait_timeout_while(guard, limit, |ready| !*ready);
     }
 
     /// Counts an accepted connection and admits it if under `max_connections`; `None` means refuse it (the

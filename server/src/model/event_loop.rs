@@ -279,6 +279,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
             })?
     };
 
+    shared.mark_ready();
     let limits = &shared.config.limits;
     let sweep_every = [
         limits.read_timeout,

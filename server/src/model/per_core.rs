@@ -59,6 +59,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                 })?,
         );
     }
+    // Every listener is bound and listening: connections queue until their runtime accepts them.
+    shared.mark_ready();
     let mut result = Ok(());
     for t in threads {
         match t.join() {

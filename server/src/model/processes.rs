@@ -57,6 +57,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         })
         .collect();
     if cfg.listeners.is_empty() {
+        shared.mark_ready();
         futures::executor::block_on(shared.shutdown.cancelled());
         return Ok(());
     }
@@ -77,6 +78,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         }
         Ok(())
     })();
+    shared.mark_ready();
     if started.is_ok() {
         futures::executor::block_on(shared.shutdown.cancelled());
     }

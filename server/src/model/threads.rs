@@ -115,6 +115,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         });
     }
 
+    shared.mark_ready();
     futures::executor::block_on(shared.shutdown.cancelled());
     for addr in wake {
         wake_acceptor(&addr);
