@@ -13,16 +13,17 @@ pub const IO_LIMIT: Duration = Duration::from_secs(10);
 /// A config for `model` with these listeners, 2 workers, the worker executable for `processes`, and a short
 /// shutdown deadline.
 pub fn config(model: Model, listeners: &[&str]) -> ServerConfig {
-    let mut c = ServerConfig::default();
-    c.listeners = listeners
-        .iter()
-        .map(|s| s.parse().expect("listener"))
-        .collect();
-    c.model = model;
-    c.workers = 2;
-    c.worker_exe = Some(env!("CARGO_BIN_EXE_sockpool-server").into());
-    c.shutdown_deadline = Duration::from_secs(5);
-    c
+    ServerConfig {
+        listeners: listeners
+            .iter()
+            .map(|s| s.parse().expect("listener"))
+            .collect(),
+        model,
+        workers: 2,
+        worker_exe: Some(env!("CARGO_BIN_EXE_sockpool-server").into()),
+        shutdown_deadline: Duration::from_secs(5),
+        ..ServerConfig::default()
+    }
 }
 
 /// Writes `send`, then reads exactly `expect_len` bytes.
