@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::stats::Stats;
+use crate::stats::{Counter, Stats};
 
 /// Shared by every connection of one server.
 #[derive(Debug)]
@@ -76,14 +76,14 @@ impl Shared {
     /// Counts an accepted connection and admits it if under `max_connections`; `None` means refuse it (the
     /// refusal is counted).
     pub(crate) fn admit(self: &Arc<Self>) -> Option<ConnGuard> {
-        Stats::inc(&self.stats.connections_total);
+        self.stats.inc(Counter::ConnectionsTotal);
         let before = self.admitted.fetch_add(1, Relaxed);
         if before >= self.config.limits.max_connections {
             self.admitted.fetch_sub(1, Relaxed);
-            Stats::inc(&self.stats.connections_refused);
+            self.stats.inc(Counter::ConnectionsRefused);
             return None;
         }
-        Stats::inc(&self.stats.connections_open);
+        self.stats.inc(Counter::ConnectionsOpen);
         Some(ConnGuard {
             shared: self.clone(),
         })
@@ -99,6 +99,6 @@ pub(crate) struct ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.shared.admitted.fetch_sub(1, Relaxed);
-        self.shared.stats.connections_open.fetch_sub(1, Relaxed);
+        self.shared.stats.dec(Counter::ConnectionsOpen);
     }
 }

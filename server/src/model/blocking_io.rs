@@ -4,7 +4,6 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use bytes::BytesMut;
 use crate::protocol::AnySession;
 use crate::session::{Next, Session};
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// A handle on the socket under a (maybe TLS) stream, for timeouts and shutdown.
 #[derive(Debug)]
@@ -65,19 +64,16 @@ fn is_timeout(e: &io::Error) -> bool {
 fn write_out<S: Write>(io: &mut S, output: &mut BytesMut, shared: &Shared) -> bool {
     match io.write_all(output).and_then(|()| io.flush()) {
         Ok(()) => {
-            shared
-                .stats
-                .bytes_out
-                .fetch_add(output.len() as u64, Relaxed);
+            shared.stats.add(Counter::BytesOut, output.len() as u64);
             output.clear();
             true
         }
         Err(e) if is_timeout(&e) => {
-            Stats::inc(&shared.stats.errors_write_timeout);
+            shared.stats.inc(Counter::ErrorsWriteTimeout);
             false
         }
         Err(_) => {
-            Stats::inc(&shared.stats.errors_io);
+            shared.stats.inc(Counter::ErrorsIo);
             false
         }
     }
@@ -87,7 +83,7 @@ fn write_out<S: Write>(io: &mut S, output: &mut BytesMut, shared: &Shared) -> bo
 pub(crate) fn refuse<S: Write>(io: &mut S, raw: &RawConn, msg: &[u8], shared: &Shared) {
     let _ = raw.set_write_timeout(Some(shared.config.limits.write_timeout));
     if !msg.is_empty() && io.write_all(msg).and_then(|()| io.flush()).is_ok() {
-        shared.stats.bytes_out.fetch_add(msg.len() as u64, Relaxed);
+        shared.stats.add(Counter::BytesOut, msg.len() as u64);
     }
     raw.shutdown(Shutdown::Write);
 }
@@ -174,7 +170,7 @@ pub(crate) fn drive<S: Read + Write>(
         match r {
             Ok(0) => return,
             Ok(n) => {
-                stats.bytes_in.fetch_add(n as u64, Relaxed);
+                stats.add(Counter::BytesIn, n as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if is_timeout(&e) => {
@@ -189,7 +185,7 @@ pub(crate) fn drive<S: Read + Write>(
                 return;
             }
             Err(_) => {
-                Stats::inc(&stats.errors_io);
+                stats.inc(Counter::ErrorsIo);
                 return;
             }
         }
@@ -205,13 +201,13 @@ fn timed_out<S: Write>(
     shared: &Shared,
 ) {
     if partial {
-        Stats::inc(&shared.stats.errors_read_timeout);
+        shared.stats.inc(Counter::ErrorsReadTimeout);
         session.on_read_timeout(output);
         if !output.is_empty() {
             write_out(io, output, shared);
         }
         raw.shutdown(Shutdown::Write);
     } else {
-        Stats::inc(&shared.stats.errors_idle_timeout);
+        shared.stats.inc(Counter::ErrorsIdleTimeout);
     }
 }

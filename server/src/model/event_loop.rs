@@ -10,7 +10,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use crate::listen::{Bound, Listener};
 use crate::protocol::{refusal, AnySession};
 use crate::session::{Next, Session};
 use crate::shared::{ConnGuard, Shared};
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 const WAKE: Token = Token(usize::MAX);
 /// Tokens below this are listeners; connection `i` has token `CONN_BASE + i`.
@@ -124,12 +123,12 @@ impl Conn {
             while self.written < self.output.len() {
                 match self.stream.write(&self.output[self.written..]) {
                     Ok(0) => {
-                        Stats::inc(&stats.errors_io);
+                        stats.inc(Counter::ErrorsIo);
                         return Alive::No;
                     }
                     Ok(n) => {
                         self.written += n;
-                        stats.bytes_out.fetch_add(n as u64, Relaxed);
+                        stats.add(Counter::BytesOut, n as u64);
                         self.write_blocked_since = None;
                     }
                     Err(e) if is_would_block(&e) => {
@@ -138,7 +137,7 @@ impl Conn {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
-                        Stats::inc(&stats.errors_io);
+                        stats.inc(Counter::ErrorsIo);
                         return Alive::No;
                     }
                 }
@@ -204,14 +203,14 @@ impl Conn {
             match r {
                 Ok(0) => return Alive::No,
                 Ok(n) => {
-                    stats.bytes_in.fetch_add(n as u64, Relaxed);
+                    stats.add(Counter::BytesIn, n as u64);
                     self.last_active = now;
                     self.dirty = true;
                 }
                 Err(e) if is_would_block(&e) => return Alive::Yes,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    Stats::inc(&stats.errors_io);
+                    stats.inc(Counter::ErrorsIo);
                     return Alive::No;
                 }
             }
@@ -224,7 +223,7 @@ impl Conn {
         let stats = &shared.stats;
         if let Some(since) = self.write_blocked_since {
             if now >= since + limits.write_timeout {
-                Stats::inc(&stats.errors_write_timeout);
+                stats.inc(Counter::ErrorsWriteTimeout);
                 return Alive::No;
             }
             return Alive::Yes;
@@ -234,17 +233,17 @@ impl Conn {
         }
         if let Some(since) = self.partial_since {
             if now >= since + limits.read_timeout {
-                Stats::inc(&stats.errors_read_timeout);
+                stats.inc(Counter::ErrorsReadTimeout);
                 self.session.on_read_timeout(&mut self.output);
                 // Best effort: the answer (HTTP 408) is small and the socket is writable in practice.
                 if let Ok(n) = self.stream.write(&self.output[self.written..]) {
-                    stats.bytes_out.fetch_add(n as u64, Relaxed);
+                    stats.add(Counter::BytesOut, n as u64);
                 }
                 self.stream.shutdown_write();
                 return Alive::No;
             }
         } else if self.idle() && now >= self.last_active + limits.idle_timeout {
-            Stats::inc(&stats.errors_idle_timeout);
+            stats.inc(Counter::ErrorsIdleTimeout);
             return Alive::No;
         }
         Alive::Yes
@@ -360,7 +359,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             let mut stream = stream;
                             let msg = refusal(proto);
                             if let Ok(n) = stream.write(msg) {
-                                shared.stats.bytes_out.fetch_add(n as u64, Relaxed);
+                                shared.stats.add(Counter::BytesOut, n as u64);
                             }
                             stream.shutdown_write();
                             continue;
@@ -394,7 +393,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             )
                             .is_err()
                         {
-                            Stats::inc(&shared.stats.errors_io);
+                            shared.stats.inc(Counter::ErrorsIo);
                             free.push(slot);
                             continue;
                         }

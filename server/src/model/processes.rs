@@ -94,7 +94,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let deadline = Instant::now() + shared.config.shutdown_deadline + KILL_GRACE;
     for mut w in workers {
         if let Some(s) = final_stats(&w, deadline) {
-            shared.stats.add(&s);
+            shared.stats.add_snapshot(&s);
         }
         let _ = w.child.kill();
         let _ = w.child.wait();

@@ -20,6 +20,7 @@ use crate::listen::{Bound, Listener};
 use crate::model::blocking_io::{self, RawConn};
 use crate::protocol::{refusal, AnySession};
 use crate::shared::{ConnGuard, Shared};
+use crate::stats::Counter;
 
 /// Stack of a connection thread: sessions keep their buffers on the heap, so this is plenty.
 const CONN_STACK: usize = 256 * 1024;
@@ -188,14 +189,14 @@ fn start<S: Stream>(
                         &shared,
                         guard,
                     ),
-                    Err(_) => crate::stats::Stats::inc(&shared.stats.errors_io),
+                    Err(_) => shared.stats.inc(Counter::ErrorsIo),
                 },
             }
             registry.remove(id);
         });
     if spawned.is_err() {
         // Out of threads: the connection was dropped (closed) with the closure.
-        crate::stats::Stats::inc(&stats.errors_io);
+        stats.inc(Counter::ErrorsIo);
     }
 }
 

@@ -3,7 +3,6 @@
 //! A line longer than `max_line` closes the connection without a reply (there is no error syntax in a bare
 //! line protocol, and anything sent back would read as an echoed line).
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use tokio_util::codec::Decoder;
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// What a client over `max_connections` gets: nothing, the connection closes at once.
 pub const REFUSAL: &[u8] = b"";
@@ -49,17 +48,17 @@ impl Session for LineSession {
                 }
                 Ok(None) => break Next::Continue,
                 Err(CodecError::TooLarge { .. }) => {
-                    Stats::inc(&self.shared.stats.errors_too_large);
+                    self.shared.stats.inc(Counter::ErrorsTooLarge);
                     break Next::Close;
                 }
                 Err(_) => {
-                    Stats::inc(&self.shared.stats.errors_protocol);
+                    self.shared.stats.inc(Counter::ErrorsProtocol);
                     break Next::Close;
                 }
             }
         };
         if answered > 0 {
-            self.shared.stats.requests.fetch_add(answered, Relaxed);
+            self.shared.stats.add(Counter::Requests, answered);
         }
         next
     }

@@ -7,7 +7,6 @@
 //! `-ERR Protocol error: <Redis's wording>` and the connection closes, as Redis does.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,7 +17,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -281,9 +280,9 @@ impl Session for RespSession {
                 Err(e) => {
                     match e {
                         CodecError::TooLarge { .. } => {
-                            Stats::inc(&self.shared.stats.errors_too_large)
+                            self.shared.stats.inc(Counter::ErrorsTooLarge)
                         }
-                        _ => Stats::inc(&self.shared.stats.errors_protocol),
+                        _ => self.shared.stats.inc(Counter::ErrorsProtocol),
                     }
                     if let Some(reply) = protocol_error_reply(&e) {
                         self.put(&reply, output);
@@ -293,7 +292,7 @@ impl Session for RespSession {
             }
         };
         if answered > 0 {
-            self.shared.stats.requests.fetch_add(answered, Relaxed);
+            self.shared.stats.add(Counter::Requests, answered);
         }
         next
     }
