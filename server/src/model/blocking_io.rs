@@ -139,7 +139,7 @@ pub(crate) fn drive<S: Read + Write>(
             }
         }
         let now = Instant::now();
-        let wait = if input.is_empty() {
+        let wait = if input.is_empty() && !session.in_progress() {
             partial_since = None;
             if input.capacity() > shrink_above {
                 input = BytesMut::new();

@@ -102,6 +102,7 @@ fn is_would_block(e: &io::Error) -> bool {
 impl Conn {
     fn idle(&self) -> bool {
         self.input.is_empty()
+            && !self.session.in_progress()
             && self.output.is_empty()
             && self.waiting_until.is_none()
             && !self.dirty
@@ -184,7 +185,7 @@ impl Conn {
                     continue;
                 }
             }
-            if self.input.is_empty() {
+            if self.input.is_empty() && !self.session.in_progress() {
                 self.partial_since = None;
                 if draining {
                     return Alive::No;

@@ -258,7 +258,7 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         }
-        if input.is_empty() {
+        if input.is_empty() && !session.in_progress() {
             partial_since = None;
             if draining {
                 return;

@@ -72,6 +72,16 @@ impl Session for AnySession {
         }
     }
 
+    fn in_progress(&self) -> bool {
+        match self {
+            AnySession::Framed(s) => s.in_progress(),
+            AnySession::Echo(s) => s.in_progress(),
+            AnySession::Line(s) => s.in_progress(),
+            AnySession::Http(s) => s.in_progress(),
+            AnySession::Resp(s) => s.in_progress(),
+        }
+    }
+
     fn on_read_timeout(&mut self, output: &mut BytesMut) {
         match self {
             AnySession::Framed(s) => s.on_read_timeout(output),
