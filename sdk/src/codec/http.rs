@@ -567,21 +567,67 @@ fn collect_entries(
     Ok(entries)
 }
 
-/// A `Content-Length` value: digits only (at most 19), and every field must agree.
-fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
-    let mut found = None;
-    for v in headers.get_all("content-length") {
-        let v = v.trim_ascii();
-        if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-            return Err(CodecError::protocol("invalid Content-Length"));
-        }
-        let n = v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-        if found.is_some_and(|f| f != n) {
-            return Err(CodecError::protocol("conflicting Content-Length fields"));
-        }
-        found = Some(n);
+/// Adds one `Content-Length` value to what was `found` before: digits only (at most 19), and every field must
+/// agree.
+fn add_content_length(found: Option<u64>, v: &[u8]) -> Result<Option<u64>, CodecError> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(CodecError::protocol("invalid Content-Length"));
     }
-    Ok(found)
+    let n = v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    if found.is_some_and(|f| f != n) {
+        return Err(CodecError::protocol("conflicting Content-Length fields"));
+    }
+    Ok(Some(n))
+}
+
+/// The `Content-Length` of a head, if any.
+fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
+    headers
+        .get_all("content-length")
+        .try_fold(None, add_content_length)
+}
+
+/// What the fields that frame a request say, gathered in one pass over the parsed head.
+#[derive(Debug, Default)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Result<Framing, CodecError> {
+        let mut f = Framing::default();
+        for h in headers {
+            let name = h.name.as_bytes();
+            // The length check first keeps the common fields (Host, User-Agent, Accept) to one comparison.
+            match name.len() {
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    f.content_length = add_content_length(f.content_length, h.value)?;
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.transfer_encoding = true,
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    for t in tokens(h.value) {
+                        f.close |= t.eq_ignore_ascii_case(b"close");
+                        f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => {
+                    f.expect_continue |=
+                        tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
+                }
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
 }
 
 fn body_too_large(len: u64, max: usize) -> CodecError {
@@ -608,6 +654,8 @@ struct PendingRequest {
     version: Version,
     headers: Headers,
     body_len: usize,
+    /// [`Request::keep_alive`], worked out while parsing.
+    keep_alive: bool,
     expect_continue: bool,
 }
 
@@ -671,29 +719,37 @@ impl ServerCodec {
                 Some(0) => Version::Http10,
                 _ => Version::Http11,
             };
-            Ok((method, path, version, collect_entries(head, req.headers)?))
+            let framing = Framing::of(req.headers)?;
+            Ok((
+                method,
+                path,
+                version,
+                framing,
+                collect_entries(head, req.headers)?,
+            ))
         })?;
-        let (method, path, version, entries) = parsed;
-        let headers = Headers {
-            buf: head.clone(),
-            entries,
-        };
-        if headers.get("transfer-encoding").is_some() {
+        let (method, path, version, framing, entries) = parsed;
+        if framing.transfer_encoding {
             return Err(CodecError::protocol(TRANSFER_ENCODING_UNSUPPORTED));
         }
-        let body_len = content_length(&headers)?.unwrap_or(0);
+        let body_len = framing.content_length.unwrap_or(0);
         if body_len > self.limits.max_body_bytes as u64 {
             return Err(body_too_large(body_len, self.limits.max_body_bytes));
         }
-        let expect_continue =
-            version == Version::Http11 && headers.has_token("expect", "100-continue");
         Ok(PendingRequest {
             method: Method::from_head(head, method),
             path: head.slice(path.0..path.1),
             version,
-            headers,
+            headers: Headers {
+                buf: head.clone(),
+                entries,
+            },
             body_len: body_len as usize,
-            expect_continue,
+            keep_alive: match version {
+                Version::Http11 => !framing.close,
+                Version::Http10 => framing.keep_alive,
+            },
+            expect_continue: version == Version::Http11 && framing.expect_continue,
         })
     }
 }
@@ -740,20 +796,18 @@ impl Decoder for ServerCodec {
             return Ok(None);
         };
         self.continue_wanted = false;
-        let body = src.split_to(body_len).freeze();
-        let req = Request {
+        self.replies.push_back(ReplyTo {
+            keep_alive: p.keep_alive,
+            head: p.method == Method::Head,
+            version: p.version,
+        });
+        Ok(Some(Request {
             method: p.method,
             path: p.path,
             version: p.version,
             headers: p.headers,
-            body,
-        };
-        self.replies.push_back(ReplyTo {
-            keep_alive: req.keep_alive(),
-            head: req.method == Method::Head,
-            version: req.version,
-        });
-        Ok(Some(req))
+            body: src.split_to(body_len).freeze(),
+        }))
     }
 }
 
