@@ -694,6 +694,12 @@ impl ServerCodec {
         self.closing
     }
 
+    /// True while a request's head has been taken out of the read buffer and its body is still arriving.
+    /// A read timeout hits a partial request (408) when this is true or the read buffer is not empty.
+    pub fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// How many decoded requests still wait for their response.
     pub fn unanswered(&self) -> usize {
         self.replies.len()
@@ -1426,6 +1432,17 @@ mod tests {
             "{err}"
         );
         assert!(buf.capacity() <= before);
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_body_is_in_progress() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty() && codec.in_progress());
+        buf.extend_from_slice(b"ok");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(!codec.in_progress());
     }
 
     #[test]

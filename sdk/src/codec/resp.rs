@@ -373,6 +373,12 @@ impl ServerCodec {
         &self.limits
     }
 
+    /// True while a multibulk command is partly read: its finished arguments have left the read buffer, so
+    /// a read timeout hits a partial command when this is true or the read buffer is not empty.
+    pub fn in_progress(&self) -> bool {
+        self.remaining > 0
+    }
+
     /// Parses one inline line; `Ok(None)` until its `\n` is buffered. An empty command is `Some(vec![])`.
     fn decode_inline(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
         let max = self.limits.max_inline;
@@ -883,6 +889,17 @@ mod tests {
         assert!(commands(&mut ServerCodec::new(l), &long[..32])
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_partly_read_multibulk_is_in_progress() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty() && codec.in_progress());
+        buf.extend_from_slice(b"$1\r\nk\r\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(!codec.in_progress());
     }
 
     #[test]
