@@ -10,7 +10,8 @@
 //!   [`error_status`] maps it to **501 Not Implemented** (RFC 9112 §6.1). Empty lines before a request are
 //!   skipped (RFC 9112 §2.2).
 //! - Keep-alive: HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes it unless
-//!   `Connection: keep-alive` ([`Request::keep_alive`]).
+//!   `Connection: keep-alive` ([`Request::keep_alive`]). A request that is not keep-alive is the
+//!   connection's last: the decoder drops whatever follows it.
 //! - Pipelining: requests decode one after another from the same buffer. The codec keeps a FIFO of what each
 //!   decoded request needs from its response (keep-alive, HEAD, version); the encoder pops it, so responses must
 //!   be encoded in request order. The encoder writes `HTTP/1.1`, the status line, the response's headers (less
@@ -673,6 +674,8 @@ pub struct ServerCodec {
     continue_wanted: bool,
     /// Set after encoding a response that closes the connection.
     closing: bool,
+    /// Set after decoding a request that is not keep-alive: nothing after it is read.
+    last_request: bool,
 }
 
 impl ServerCodec {
@@ -765,6 +768,12 @@ impl Decoder for ServerCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        if self.last_request {
+            // Anything pipelined after the connection's last request is dropped unread (as nginx does), and
+            // never piles up in the buffer.
+            src.clear();
+            return Ok(None);
+        }
         if self.pending.is_none() {
             let blank = src
                 .iter()
@@ -802,6 +811,7 @@ impl Decoder for ServerCodec {
             return Ok(None);
         };
         self.continue_wanted = false;
+        self.last_request = !p.keep_alive;
         self.replies.push_back(ReplyTo {
             keep_alive: p.keep_alive,
             head: p.method == Method::Head,
@@ -814,6 +824,16 @@ impl Decoder for ServerCodec {
             headers: p.headers,
             body: src.split_to(body_len).freeze(),
         }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        match self.decode(src)? {
+            Some(req) => Ok(Some(req)),
+            None if src.is_empty() && self.pending.is_none() => Ok(None),
+            None => Err(CodecError::protocol(
+                "connection closed in the middle of a request",
+            )),
+        }
     }
 }
 
@@ -1353,12 +1373,24 @@ mod tests {
             GET /e HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n";
         let reqs = requests(&mut ServerCodec::default(), input).unwrap();
         let paths: Vec<_> = reqs.iter().map(|r| r.path.clone()).collect();
-        assert_eq!(paths, vec!["/a", "/b", "/c", "/d", "/e"]);
+        assert_eq!(
+            paths,
+            vec!["/a", "/b", "/c"],
+            "nothing is read after a last request"
+        );
         assert_eq!(reqs[0].header("HOST"), Some(&b"x"[..]));
         assert_eq!(reqs[1].method, Method::Post);
         assert_eq!(reqs[1].body, "abc");
         let alive: Vec<_> = reqs.iter().map(Request::keep_alive).collect();
-        assert_eq!(alive, vec![true, true, false, true, false]);
+        assert_eq!(alive, vec![true, true, false]);
+        let d = input.windows(6).position(|w| w == b"GET /d").unwrap();
+        let rest = &input[d..];
+        let reqs = requests(&mut ServerCodec::default(), rest).unwrap();
+        let alive: Vec<_> = reqs
+            .iter()
+            .map(|r| (r.path.clone(), r.keep_alive()))
+            .collect();
+        assert_eq!(alive, vec![("/d".into(), true), ("/e".into(), false)]);
     }
 
     #[test]
@@ -1468,7 +1500,7 @@ mod tests {
     fn responses_follow_their_requests() {
         let mut codec = ServerCodec::default();
         let input = b"GET / HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n\
-            GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n";
+            GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n";
         assert_eq!(requests(&mut codec, input).unwrap().len(), 4);
         let hello = || Response::ok("hello").with_header("Content-Type", "text/plain");
         assert_eq!(
