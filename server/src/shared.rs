@@ -12,7 +12,6 @@ use crate::stats::{Counter, Stats};
 
 /// Shared by every connection of one server.
 #[derive(Debug)]
-#[allow(dead_code)] // `http_body` and `db` serve the http and resp sessions, which land with their codecs
 pub(crate) struct Shared {
     /// The validated configuration.
     pub config: ServerConfig,
