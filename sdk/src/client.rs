@@ -24,13 +24,14 @@ use tokio::time::Instant;
 
 use crate::balance::{self, Health, RetryBudget};
 use crate::codec::framed::{self, Status};
+use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool, CALL_CTX};
-use crate::protocol::{Framed, Protocol};
+use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
 use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
 
@@ -154,6 +155,7 @@ impl<P: Protocol> ClientBuilder<P> {
         let mut endpoints = Vec::with_capacity(parsed.len());
         for (endpoint, name) in parsed.into_iter().zip(self.endpoints) {
             let health = Arc::new(EndpointHealth::default());
+            let admission_capacity = self.pool.max_size * self.depth + self.pool.max_waiters;
             let manager = Manager {
                 endpoint,
                 protocol: protocol.clone(),
@@ -178,9 +180,8 @@ impl<P: Protocol> ClientBuilder<P> {
                 health,
                 ejection: Health::default(),
                 calls: AtomicUsize::new(0),
-                admission: Arc::new(tokio::sync::Semaphore::new(
-                    self.pool.max_size * self.depth + self.pool.max_waiters,
-                )),
+                admission: Arc::new(tokio::sync::Semaphore::new(admission_capacity)),
+                admission_capacity,
             });
         }
         let inner = Arc::new(Inner {
@@ -214,6 +215,7 @@ struct EndpointState<P: Protocol> {
     ejection: Health,
     calls: AtomicUsize,
     admission: Arc<tokio::sync::Semaphore>,
+    admission_capacity: usize,
 }
 
 struct Inner<P: Protocol> {
@@ -476,19 +478,30 @@ impl<P: Protocol> Client<P> {
         let ctx = Arc::new(CallCtx::new(deadline));
         let wait_start = Instant::now();
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
+        let mut request = Some(request);
         let acquire = async {
             loop {
                 let obj = CALL_CTX
                     .scope(ctx.clone(), ep.pool.get())
                     .await
                     .map_err(|e| pool::pool_error(e, Phase::PoolWait))?;
-                if let Some(slot) = obj.try_reserve() {
-                    return Ok::<_, Error>((obj, slot));
-                }
-                // Busy: keep this connection (so the pool opens another for the next caller) and wait for a
-                // slot. If it dies meanwhile, drop it (recycling removes it) and take another.
-                if let Ok(slot) = obj.reserve().await {
-                    return Ok((obj, slot));
+                let slot = match obj.try_reserve() {
+                    Some(slot) => slot,
+                    // Busy: keep this connection (so the pool opens another for the next caller) and wait for a
+                    // slot. If it dies meanwhile, drop it (recycling removes it) and take another.
+                    None => match obj.reserve().await {
+                        Ok(slot) => slot,
+                        Err(_) => continue,
+                    },
+                };
+                let Some(req) = request.take() else {
+                    return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
+                };
+                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it.
+                match obj.try_send(slot, req) {
+                    Ok(reply) => return Ok::<_, Error>(reply),
+                    // It died between the slot and the queue: nothing was sent, take another connection.
+                    Err((_, req)) => request = Some(req),
                 }
             }
         };
@@ -501,7 +514,7 @@ impl<P: Protocol> Client<P> {
             .elapsed()
             .saturating_sub(connect.unwrap_or_default());
         timings.pool_wait += waited;
-        let (obj, slot) = match acquired {
+        let reply = match acquired {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
@@ -518,11 +531,8 @@ impl<P: Protocol> Client<P> {
         };
         inner.counters.pool_wait(waited);
 
-        // Phase 3: the request. The pooled connection goes back at once so others can pipeline on it.
+        // Phase 3: the request.
         let req_start = Instant::now();
-        let reply = obj.send(slot, request);
-        drop(obj);
-        let reply = reply?;
         let (limit, why) = bounded(inner.timeouts.request, deadline);
         let r = tokio::time::timeout(limit, reply).await;
         timings.request += req_start.elapsed();
@@ -554,7 +564,14 @@ impl<P: Protocol> Client<P> {
             .iter()
             .map(|ep| {
                 let s = ep.pool.status();
+                let mut slots_in_use = 0;
+                ep.pool.retain(|c, _| {
+                    slots_in_use += c.depth() - c.free_slots().min(c.depth());
+                    true
+                });
                 EndpointStats {
+                    slots_in_use,
+                    admitted: ep.admission_capacity - ep.admission.available_permits(),
                     endpoint: ep.name.clone(),
                     size: s.size,
                     idle: s.available,
@@ -606,6 +623,34 @@ impl<P: Protocol> Client<P> {
     /// A fresh request id (unique within this client), for protocols that carry one.
     pub fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Typed helpers for RESP (Redis).
+impl Client<Resp> {
+    /// Run one command, e.g. `client.command(["SET", "k", "v"])`. A Redis error reply is `Ok(Value::Error(..))`.
+    pub async fn command<I, A>(&self, args: I) -> Result<Value, Error>
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<Bytes>,
+    {
+        self.call(args.into_iter().map(Into::into).collect()).await
+    }
+}
+
+/// Typed helpers for the `line` protocol.
+impl Client<Line> {
+    /// Send one line (without `\n`) and return the reply line.
+    pub async fn line(&self, line: impl Into<Bytes>) -> Result<Bytes, Error> {
+        self.call(line.into()).await
+    }
+}
+
+/// Typed helpers for the `echo` protocol.
+impl Client<Echo> {
+    /// Send bytes and read back as many.
+    pub async fn echo(&self, bytes: impl Into<Bytes>) -> Result<Bytes, Error> {
+        self.call(bytes.into()).await
     }
 }
 

@@ -379,8 +379,18 @@ impl<P: Protocol> Connection<P> {
     ///
     /// Fails at once (not sent) if the connection is unusable.
     pub fn send(&self, slot: Slot, request: P::Request) -> Result<ReplyFuture<P::Response>, Error> {
+        self.try_send(slot, request).map_err(|(e, _)| e)
+    }
+
+    /// Like [`send`](Self::send), giving the request back when it could not be queued (so it can go to another
+    /// connection).
+    pub fn try_send(
+        &self,
+        slot: Slot,
+        request: P::Request,
+    ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
         if let Some(reason) = self.health() {
-            return Err(unusable(reason));
+            return Err((unusable(reason), request));
         }
         let (reply, rx) = oneshot::channel();
         let env = Envelope {
@@ -401,7 +411,13 @@ impl<P: Protocol> Connection<P> {
             }),
             // Full cannot happen (a slot per queued request, channel capacity = depth); both mean the driver
             // is gone or behind: the request was not sent.
-            Err(_) => Err(unusable(self.health().unwrap_or(CloseReason::Local))),
+            Err(e) => {
+                let env = e.into_inner();
+                Err((
+                    unusable(self.health().unwrap_or(CloseReason::Local)),
+                    env.request,
+                ))
+            }
         }
     }
 

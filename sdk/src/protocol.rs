@@ -11,8 +11,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
+use bytes::Bytes;
+
 use crate::codec::framed::{self, Op};
-use crate::codec::CodecError;
+use crate::codec::{echo, line, resp, CodecError};
 
 /// A wire protocol the client can speak.
 ///
@@ -102,6 +104,108 @@ impl Protocol for Framed {
     fn is_idempotent(&self, request: &framed::Request) -> bool {
         // Every framed op is read-only on the server; SINK is an upload whose effect a caller may count.
         !matches!(request.op, Op::Sink)
+    }
+}
+
+/// A raw byte stream to an echo server: each request's reply is exactly as many bytes as it sent, so
+/// pipelined requests map 1:1 to replies ([`echo::EchoClientCodec`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+impl Protocol for Echo {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = echo::EchoClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        echo::EchoClientCodec::new()
+    }
+
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn is_idempotent(&self, _request: &Bytes) -> bool {
+        true
+    }
+}
+
+/// `\n`-terminated lines ([`line::LineCodec`]): a request is one line without its `\n`, the reply is the next line.
+#[derive(Debug, Clone, Copy)]
+pub struct Line {
+    /// Longest reply line accepted. Default: [`line::DEFAULT_MAX_LINE`] (64 KiB).
+    pub max_len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            max_len: line::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+impl Protocol for Line {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = line::LineCodec;
+
+    fn codec(&self) -> Self::Codec {
+        line::LineCodec::new(self.max_len)
+    }
+
+    fn name(&self) -> &'static str {
+        "line"
+    }
+}
+
+/// Redis RESP2 ([`resp::ClientCodec`]): a request is a command (`Vec<Bytes>`), the reply a [`resp::Value`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resp {
+    /// Limits on replies. Default: [`resp::Limits::default`].
+    pub limits: resp::Limits,
+}
+
+/// RESP commands that only read, so retrying them is harmless.
+const RESP_READ_ONLY: &[&[u8]] = &[
+    b"GET",
+    b"MGET",
+    b"EXISTS",
+    b"PING",
+    b"ECHO",
+    b"STRLEN",
+    b"TTL",
+    b"PTTL",
+    b"TYPE",
+    b"DBSIZE",
+    b"LRANGE",
+    b"LLEN",
+    b"HGET",
+    b"HGETALL",
+    b"HMGET",
+    b"SMEMBERS",
+    b"SCARD",
+    b"ZRANGE",
+    b"ZSCORE",
+];
+
+impl Protocol for Resp {
+    type Request = Vec<Bytes>;
+    type Response = resp::Value;
+    type Codec = resp::ClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        resp::ClientCodec::new(self.limits)
+    }
+
+    fn name(&self) -> &'static str {
+        "resp"
+    }
+
+    fn is_idempotent(&self, request: &Vec<Bytes>) -> bool {
+        request
+            .first()
+            .is_some_and(|cmd| RESP_READ_ONLY.iter().any(|ro| cmd.eq_ignore_ascii_case(ro)))
     }
 }
 
@@ -219,6 +323,15 @@ where
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn resp_reads_are_idempotent_and_writes_are_not() {
+        let p = Resp::default();
+        let cmd = |s: &[&'static str]| s.iter().map(|a| Bytes::from_static(a.as_bytes())).collect();
+        assert!(p.is_idempotent(&cmd(&["get", "k"])));
+        assert!(!p.is_idempotent(&cmd(&["INCR", "k"])));
+        assert!(!p.is_idempotent(&Vec::new()));
+    }
 
     #[test]
     fn framed_checks_the_reply_id() {

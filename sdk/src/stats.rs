@@ -156,6 +156,10 @@ pub struct EndpointStats {
     pub calls: usize,
     /// Callers waiting inside the pool for a connection.
     pub waiting: usize,
+    /// Pipelining slots taken on the idle connections (requests still in flight on them).
+    pub slots_in_use: usize,
+    /// Calls admitted past the waiter bound and not finished (0 when no permit leaked).
+    pub admitted: usize,
     /// True while ejected after repeated failures.
     pub ejected: bool,
 }
