@@ -40,9 +40,11 @@ done
 
 TMP=$(mktemp -d)
 PGIDS=() # process groups to stop on exit: every server, peer and helper runs in its own (setsid)
+FG_PID="" # the load command running now (see fg_run)
 
 cleanup() {
     local g
+    [ -n "$FG_PID" ] && kill -TERM "$FG_PID" 2>/dev/null || true
     for g in "${PGIDS[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
     sleep 0.3
     for g in "${PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
@@ -63,12 +65,18 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1000)
     IDLE_CONNS=$(($(ulimit -n) - 1000))
 fi
 
-echo "building (release) ..." >&2
-cargo build --release -q -p sockpool-server -p sockpool-benches --bins
-SERVER="$ROOT/target/release/sockpool-server"
-IDLE="$ROOT/target/release/idle_conns"
-
 # ---------------------------------------------------------------------------------------------------- helpers
+
+# Runs a command in the background and waits for it: bash runs a trap only once the foreground command ends,
+# but interrupts `wait` at once, so a signal (or the watchdog) stops a long load right away.
+fg_run() {
+    local rc=0
+    "$@" &
+    FG_PID=$!
+    wait "$FG_PID" || rc=$?
+    FG_PID=""
+    return "$rc"
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -175,7 +183,7 @@ stop_sockpool() { # checks the contract: SIGTERM -> `stats` line and exit 0
 # globals instead of printing, so that NOTES and PGIDS are never changed in a subshell and lost.
 rb() { # port pipeline requests label
     local csv="$TMP/rb.csv" err="$TMP/rb.err"
-    if ! timeout 180 redis-benchmark -h 127.0.0.1 -p "$1" -t ping -c "$CLIENTS" -n "$3" -P "$2" --csv >"$csv" 2>"$err"; then
+    if ! fg_run timeout 180 redis-benchmark -h 127.0.0.1 -p "$1" -t ping -c "$CLIENTS" -n "$3" -P "$2" --csv >"$csv" 2>"$err"; then
         NOTES+=("redis-benchmark against $4 -P $2 failed or timed out: $(tr '\r\n' '  ' <"$err" | tail -c 300)")
     fi
     if grep -qi error "$err" "$csv"; then
@@ -187,7 +195,7 @@ rb() { # port pipeline requests label
 
 wrk_rps() { # port label; sets WRK_RPS
     local out="$TMP/wrk.out"
-    if ! timeout $((WRK_DUR + 30)) wrk -t 2 -c "$CLIENTS" -d "${WRK_DUR}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
+    if ! fg_run timeout $((WRK_DUR + 30)) wrk -t 2 -c "$CLIENTS" -d "${WRK_DUR}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
         NOTES+=("wrk against $2 failed or timed out")
     fi
     if grep -qE 'Non-2xx|Socket errors' "$out"; then
@@ -198,6 +206,11 @@ wrk_rps() { # port label; sets WRK_RPS
 
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 fmt() { awk -v a="${1:-0}" 'BEGIN { printf "%.0f", a }'; }
+
+echo "building (release) ..." >&2
+fg_run cargo build --release -q -p sockpool-server -p sockpool-benches --bins
+SERVER="$ROOT/target/release/sockpool-server"
+IDLE="$ROOT/target/release/idle_conns"
 
 NOTES=()
 ROWS=()
