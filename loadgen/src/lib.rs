@@ -20,6 +20,7 @@
 
 pub mod args;
 pub mod config;
+pub mod driver;
 pub mod hdr;
 pub mod health;
 pub mod progress;
