@@ -26,4 +26,5 @@ pub mod health;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod runner;
 pub mod scenario;
