@@ -169,6 +169,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 },
                 config: self.pool.clone(),
                 counters: counters.clone(),
+                warming: tokio::sync::Mutex::new(()),
             };
             let pool = Pool::builder(manager)
                 .max_size(self.pool.max_size)
