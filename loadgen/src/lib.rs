@@ -18,6 +18,7 @@
 //! - [`progress`]: indicatif progress on stderr, only on a terminal.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod args;
 pub mod config;
 pub mod driver;
@@ -28,3 +29,4 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod transport;
