@@ -217,7 +217,11 @@ impl Response {
 ///
 /// Reserves room for the whole frame once its length is known and valid, so a large frame is read with few
 /// reallocations.
-fn decode_body(src: &mut BytesMut, max_frame: usize, min_body: usize) -> Result<Option<BytesMut>, CodecError> {
+fn decode_body(
+    src: &mut BytesMut,
+    max_frame: usize,
+    min_body: usize,
+) -> Result<Option<BytesMut>, CodecError> {
     if src.len() < LEN_PREFIX {
         return Ok(None);
     }
@@ -308,7 +312,11 @@ impl Encoder<&Response> for ServerCodec {
     }
 }
 
-fn encode_response(item: &Response, max_frame: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
+fn encode_response(
+    item: &Response,
+    max_frame: usize,
+    dst: &mut BytesMut,
+) -> Result<(), CodecError> {
     let len = check_encode_len(RESPONSE_HEADER + item.payload.len(), max_frame)?;
     dst.reserve(LEN_PREFIX + len as usize);
     dst.put_u32(len);

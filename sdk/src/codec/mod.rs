@@ -7,12 +7,15 @@
 //! | module | framing |
 //! |---|---|
 //! | [`framed`] | 4-byte big-endian length, then the body (the sockpool RPC, docs/PROTOCOL.md) |
-//! | `echo` | none: a byte stream |
-//! | `line` | `\n`-terminated lines with a maximum length |
+//! | [`echo`] | none: a byte stream |
+//! | [`line`] | `\n`-terminated lines with a maximum length |
 //! | `http` | HTTP/1.1 with Content-Length bodies, keep-alive and pipelining |
-//! | `resp` | Redis RESP2, plus the inline command form |
+//! | [`resp`] | Redis RESP2, plus the inline command form |
 
+pub mod echo;
 pub mod framed;
+pub mod line;
+pub mod resp;
 
 mod error;
 

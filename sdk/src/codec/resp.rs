@@ -1,0 +1,984 @@
+//! Redis RESP2, both directions, plus the inline command form.
+//!
+//! [`ServerCodec`] decodes commands (`Vec<Bytes>`, the command name first) the way `redis-server` parses them,
+//! and encodes [`Value`] replies. [`ClientCodec`] encodes commands as multibulk arrays and decodes [`Value`]s.
+//!
+//! # How the server side parses (as redis-server 7 does)
+//!
+//! A request starting with `*` is a multibulk command; anything else is an inline command.
+//!
+//! - **Multibulk:** `*<count>\r\n` then `count` times `$<len>\r\n<len bytes>\r\n`. A count that is not a number
+//!   (Redis's `string2ll`: no sign but `-`, no leading zeros) or is over [`Limits::max_multibulk`] is
+//!   `invalid multibulk length`; a count of `0` or below is no command at all and is skipped. An element that does
+//!   not start with `$` is `expected '$', got 'X'`; a bulk length that is negative, not a number or over
+//!   [`Limits::max_bulk`] is `invalid bulk length`. Like Redis, the two bytes after a bulk's data are skipped
+//!   without being looked at.
+//! - **Inline:** one line up to `\n` (a `\r` before it is dropped), split into arguments like Redis's
+//!   `sdssplitargs`: whitespace separates them, `"double quotes"` take `\n \r \t \b \a \xHH` and `\<any>`
+//!   escapes, `'single quotes'` take `\'`, and a closing quote must be followed by whitespace or the end. A bad
+//!   quote is `unbalanced quotes in request`. An empty line is no command and is skipped.
+//! - **Line limits:** an inline line, or a `*`/`$` header line, that is still unterminated after
+//!   [`Limits::max_inline`] bytes is `too big inline request` (resp. `too big mbulk count string`,
+//!   `too big bulk count string`). As in Redis, a NUL byte ends the search for the terminator, so a NUL before
+//!   it desyncs the request until that limit is reached.
+//!
+//! Every error above is a [`CodecError::Protocol`] whose message is Redis's wording; the server replies
+//! `-ERR Protocol error: <message>` ([`protocol_error_reply`]) and closes the connection, as Redis does.
+//!
+//! # Memory
+//!
+//! A bulk length is checked against its limit before anything is reserved, and at most 64 KiB are reserved
+//! ahead of the data actually received. The server decoder moves each finished argument out of the read buffer
+//! (zero-copy), so the buffer holds at most one header line (`max_inline` + 2 bytes) or one bulk
+//! (`max_bulk` + 2 bytes) plus what the last read brought. The client decoder does the same for array
+//! elements, and refuses arrays nested deeper than [`MAX_DEPTH`].
+
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{CodecError, Limit};
+
+/// The default limit on one bulk string (Redis's `proto-max-bulk-len`). Default: 512 MiB.
+pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
+/// The default limit on the elements of one array. Default: 1024 * 1024.
+pub const DEFAULT_MAX_MULTIBULK: usize = 1024 * 1024;
+/// The default limit on an inline command or a header line (Redis's `PROTO_INLINE_MAX_SIZE`). Default: 64 KiB.
+pub const DEFAULT_MAX_INLINE: usize = 64 * 1024;
+/// How deeply the client decoder lets reply arrays nest (Redis replies nest a few levels at most).
+pub const MAX_DEPTH: usize = 32;
+
+/// The most a decoder reserves at once ahead of the bytes that arrived (64 KiB).
+const MAX_RESERVE: usize = 64 * 1024;
+/// The most array slots reserved up front, whatever the announced count (Redis does the same).
+const MAX_PREALLOC_ITEMS: usize = 1024;
+
+/// Size limits of a RESP codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest bulk string accepted. Default: 512 MiB ([`DEFAULT_MAX_BULK`]).
+    pub max_bulk: usize,
+    /// The most elements of one array. Default: 1024 * 1024 ([`DEFAULT_MAX_MULTIBULK`]).
+    pub max_multibulk: usize,
+    /// The longest inline command, `*`/`$` header line, or simple string / error / integer line.
+    /// Default: 64 KiB ([`DEFAULT_MAX_INLINE`]).
+    pub max_inline: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk: DEFAULT_MAX_BULK,
+            max_multibulk: DEFAULT_MAX_MULTIBULK,
+            max_inline: DEFAULT_MAX_INLINE,
+        }
+    }
+}
+
+/// One RESP2 value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// `+OK`: a simple string (no `\r` or `\n` inside; the encoder turns them into spaces, as Redis does).
+    Simple(Bytes),
+    /// `-ERR message`: an error; the first word is the error code by convention. Same rule as `Simple`.
+    Error(Bytes),
+    /// `:42`.
+    Integer(i64),
+    /// `$3\r\nfoo`: a binary-safe string.
+    Bulk(Bytes),
+    /// `$-1`: the null bulk string (GET of a missing key).
+    Null,
+    /// `*2\r\n…`: an array of values.
+    Array(Vec<Value>),
+    /// `*-1`: the null array.
+    NullArray,
+}
+
+impl Value {
+    /// `+OK`.
+    pub fn ok() -> Value {
+        Value::Simple(Bytes::from_static(b"OK"))
+    }
+
+    /// A simple string from a static text, without allocating (`+PONG`).
+    pub fn simple(s: &'static str) -> Value {
+        Value::Simple(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// An error reply; `msg` starts with the code, e.g. `"ERR unknown command 'FOO'"`.
+    pub fn error(msg: impl Into<String>) -> Value {
+        Value::Error(Bytes::from(msg.into()))
+    }
+
+    /// A bulk string.
+    pub fn bulk(b: impl Into<Bytes>) -> Value {
+        Value::Bulk(b.into())
+    }
+
+    /// The bytes of a simple string, error or bulk string.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Simple(b) | Value::Error(b) | Value::Bulk(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The number of an integer reply.
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// True for `Value::Error`.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Value::Error(_))
+    }
+}
+
+impl fmt::Display for Value {
+    /// Roughly as `redis-cli` prints a reply.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Simple(b) => write!(f, "{}", String::from_utf8_lossy(b)),
+            Value::Error(b) => write!(f, "(error) {}", String::from_utf8_lossy(b)),
+            Value::Integer(i) => write!(f, "(integer) {i}"),
+            Value::Bulk(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Value::Null | Value::NullArray => f.write_str("(nil)"),
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// The reply Redis sends for a decode error before it closes: `-ERR Protocol error: <message>` for
+/// [`CodecError::Protocol`]; `None` for other errors (I/O: there is no one to answer).
+pub fn protocol_error_reply(err: &CodecError) -> Option<Value> {
+    match err {
+        CodecError::Protocol(msg) => Some(Value::error(format!("ERR Protocol error: {msg}"))),
+        CodecError::TooLarge { .. } => Some(Value::error(format!("ERR Protocol error: {err}"))),
+        CodecError::Io(_) => None,
+    }
+}
+
+/// Redis's `string2ll`: an optional `-`, then digits without leading zeros (or just `0`), within `i64`.
+fn string2ll(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() >= 21 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    if negative {
+        (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// Where a header line ends, searched the way Redis's `strchr` does.
+enum Found {
+    /// The terminator is at this index.
+    At(usize),
+    /// Not there yet; wait for more bytes.
+    NotYet,
+}
+
+/// Looks for `needle` in the first `max + 1` bytes of `src`; a NUL byte ends the search (C-string semantics, as
+/// in Redis). `Err(too_big)` once more than `max` bytes are buffered without it.
+fn find_in_line(src: &[u8], needle: u8, max: usize, too_big: &str) -> Result<Found, CodecError> {
+    let window = &src[..src.len().min(max.saturating_add(1))];
+    for (i, &b) in window.iter().enumerate() {
+        if b == needle {
+            return Ok(Found::At(i));
+        }
+        if b == 0 {
+            break;
+        }
+    }
+    if src.len() > max {
+        return Err(CodecError::protocol(too_big));
+    }
+    Ok(Found::NotYet)
+}
+
+/// Parses a `*`/`$` header line at the start of `src`: `Some((number, bytes to skip))` once its `\r` and the byte
+/// after it are buffered. The number is `None` when it is not a valid `string2ll`.
+fn header_line(
+    src: &[u8],
+    max: usize,
+    too_big: &str,
+) -> Result<Option<(Option<i64>, usize)>, CodecError> {
+    match find_in_line(src, b'\r', max, too_big)? {
+        // Redis needs the byte after `\r` in the buffer, and skips it without looking at it.
+        Found::At(cr) if cr + 2 <= src.len() => Ok(Some((string2ll(&src[1..cr]), cr + 2))),
+        _ => Ok(None),
+    }
+}
+
+/// Redis's `isspace` in the C locale.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Redis's `sdssplitargs` over one inline line (no terminator). `None` means unbalanced quotes.
+///
+/// Plain tokens are zero-copy slices of `line`; only quoted ones are built byte by byte.
+fn split_args(line: &Bytes) -> Option<Vec<Bytes>> {
+    let s: &[u8] = line;
+    // The C code reads past the end as NUL.
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    let mut args = Vec::new();
+    let mut p = 0;
+    loop {
+        while p < s.len() && is_space(s[p]) {
+            p += 1;
+        }
+        if p >= s.len() || s[p] == 0 {
+            return Some(args);
+        }
+        let start = p;
+        while p < s.len() && !matches!(s[p], b' ' | b'\n' | b'\r' | b'\t' | 0 | b'"' | b'\'') {
+            p += 1;
+        }
+        if !matches!(at(p), b'"' | b'\'') {
+            args.push(line.slice(start..p));
+            if at(p) != 0 {
+                p += 1;
+            }
+            continue;
+        }
+        // A quote: follow the C state machine from here, copying.
+        let mut cur = s[start..p].to_vec();
+        let (mut inq, mut insq, mut done) = (false, false, false);
+        while !done {
+            let c = at(p);
+            if inq {
+                let hex = (c == b'\\' && at(p + 1) == b'x')
+                    .then(|| Some(hex_value(at(p + 2))? * 16 + hex_value(at(p + 3))?))
+                    .flatten();
+                if let Some(byte) = hex {
+                    cur.push(byte);
+                    p += 3;
+                } else if c == b'\\' && at(p + 1) != 0 {
+                    p += 1;
+                    cur.push(match at(p) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
+                        return None;
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else if insq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    p += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
+                        return None;
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return None;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    other => cur.push(other),
+                }
+            }
+            if at(p) != 0 {
+                p += 1;
+            }
+        }
+        args.push(Bytes::from(cur));
+    }
+}
+
+/// The server side: decodes commands (`Vec<Bytes>`), encodes [`Value`] replies.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCodec {
+    limits: Limits,
+    /// Arguments read so far of the multibulk command in progress.
+    args: Vec<Bytes>,
+    /// Arguments still to read of it; 0 between commands.
+    remaining: usize,
+    /// The length of the bulk being read, once its `$` line is parsed.
+    bulk_len: Option<usize>,
+}
+
+impl ServerCodec {
+    /// A server codec with these limits.
+    pub fn new(limits: Limits) -> Self {
+        ServerCodec {
+            limits,
+            ..ServerCodec::default()
+        }
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Parses one inline line; `Ok(None)` until its `\n` is buffered. An empty command is `Some(vec![])`.
+    fn decode_inline(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
+        let max = self.limits.max_inline;
+        // Like Redis: refused once more than `max` bytes are buffered without a `\n` (a NUL ends the search).
+        let nl = match find_in_line(src, b'\n', max.saturating_add(1), "too big inline request")? {
+            Found::At(nl) => nl,
+            Found::NotYet => {
+                if src.len() > max && src.get(max) != Some(&b'\r') {
+                    return Err(CodecError::protocol("too big inline request"));
+                }
+                return Ok(None);
+            }
+        };
+        let end = if nl > 0 && src[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        if end > max {
+            return Err(CodecError::protocol("too big inline request"));
+        }
+        let mut line = src.split_to(nl + 1);
+        line.truncate(end);
+        split_args(&line.freeze())
+            .map(Some)
+            .ok_or_else(|| CodecError::protocol("unbalanced quotes in request"))
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = Vec<Bytes>;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
+        let max_line = self.limits.max_inline;
+        while self.remaining == 0 {
+            let Some(&first) = src.first() else {
+                return Ok(None);
+            };
+            if first != b'*' {
+                match self.decode_inline(src)? {
+                    None => return Ok(None),
+                    Some(args) if args.is_empty() => continue,
+                    Some(args) => return Ok(Some(args)),
+                }
+            }
+            let Some((count, skip)) = header_line(src, max_line, "too big mbulk count string")?
+            else {
+                return Ok(None);
+            };
+            let count = match count {
+                Some(n) if n <= self.limits.max_multibulk as i64 => n,
+                _ => return Err(CodecError::protocol("invalid multibulk length")),
+            };
+            src.advance(skip);
+            if count > 0 {
+                self.remaining = count as usize;
+                self.args = Vec::with_capacity(self.remaining.min(MAX_PREALLOC_ITEMS));
+            }
+        }
+        while self.remaining > 0 {
+            let len = match self.bulk_len {
+                Some(len) => len,
+                None => {
+                    let Some((len, skip)) =
+                        header_line(src, max_line, "too big bulk count string")?
+                    else {
+                        return Ok(None);
+                    };
+                    if src[0] != b'$' {
+                        let got = match src[0] {
+                            b'\r' | b'\n' => ' ',
+                            b => char::from(b),
+                        };
+                        return Err(CodecError::protocol(format!("expected '$', got '{got}'")));
+                    }
+                    let len = match len {
+                        Some(n) if n >= 0 && n as u64 <= self.limits.max_bulk as u64 => n as usize,
+                        _ => return Err(CodecError::protocol("invalid bulk length")),
+                    };
+                    src.advance(skip);
+                    self.bulk_len = Some(len);
+                    len
+                }
+            };
+            if src.len() < len + 2 {
+                src.reserve((len + 2 - src.len()).min(MAX_RESERVE));
+                return Ok(None);
+            }
+            let arg = src.split_to(len).freeze();
+            src.advance(2);
+            self.args.push(arg);
+            self.bulk_len = None;
+            self.remaining -= 1;
+        }
+        Ok(Some(std::mem::take(&mut self.args)))
+    }
+}
+
+/// Writes a simple string or error line body, turning `\r` and `\n` into spaces as Redis does.
+fn put_line(dst: &mut BytesMut, s: &[u8]) {
+    if s.iter().any(|&b| b == b'\r' || b == b'\n') {
+        dst.extend(
+            s.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+    } else {
+        dst.extend_from_slice(s);
+    }
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn put_number(dst: &mut BytesMut, prefix: u8, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    dst.put_u8(prefix);
+    dst.extend_from_slice(buf.format(n).as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn encode_value(v: &Value, dst: &mut BytesMut) {
+    match v {
+        Value::Simple(s) => {
+            dst.reserve(s.len() + 3);
+            dst.put_u8(b'+');
+            put_line(dst, s);
+        }
+        Value::Error(s) => {
+            dst.reserve(s.len() + 3);
+            dst.put_u8(b'-');
+            put_line(dst, s);
+        }
+        Value::Integer(i) => put_number(dst, b':', *i),
+        Value::Bulk(b) => {
+            dst.reserve(b.len() + 16);
+            put_number(dst, b'$', b.len() as i64);
+            dst.extend_from_slice(b);
+            dst.extend_from_slice(b"\r\n");
+        }
+        Value::Null => dst.extend_from_slice(b"$-1\r\n"),
+        Value::Array(items) => {
+            put_number(dst, b'*', items.len() as i64);
+            for item in items {
+                encode_value(item, dst);
+            }
+        }
+        Value::NullArray => dst.extend_from_slice(b"*-1\r\n"),
+    }
+}
+
+impl Encoder<Value> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Value, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_value(&item, dst);
+        Ok(())
+    }
+}
+
+impl Encoder<&Value> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &Value, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_value(item, dst);
+        Ok(())
+    }
+}
+
+/// The client side: encodes commands as multibulk arrays, decodes [`Value`] replies.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCodec {
+    limits: Limits,
+    /// Arrays being read, outermost first: the elements so far and the announced count.
+    stack: Vec<(Vec<Value>, usize)>,
+}
+
+/// One step of the client decoder.
+enum Step {
+    /// A complete value.
+    Value(Value),
+    /// The header of a non-empty array of this many elements.
+    Array(usize),
+}
+
+impl ClientCodec {
+    /// A client codec with these limits.
+    pub fn new(limits: Limits) -> Self {
+        ClientCodec {
+            limits,
+            stack: Vec::new(),
+        }
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Reads one value or array header from the front of `src`.
+    fn step(&self, src: &mut BytesMut) -> Result<Option<Step>, CodecError> {
+        let Some(&kind) = src.first() else {
+            return Ok(None);
+        };
+        let max = self.limits.max_inline;
+        let window = &src[..src.len().min(max.saturating_add(2))];
+        let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+            if src.len() > max.saturating_add(1) {
+                return Err(CodecError::TooLarge {
+                    what: Limit::Inline,
+                    len: src.len() as u64,
+                    max: max as u64,
+                });
+            }
+            return Ok(None);
+        };
+        match src.get(cr + 1) {
+            None => return Ok(None),
+            Some(b'\n') => {}
+            Some(_) => return Err(CodecError::protocol("reply line not terminated by CRLF")),
+        }
+        let number = || {
+            std::str::from_utf8(&src[1..cr])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        let value = match kind {
+            b'+' | b'-' => {
+                let line = src.split_to(cr + 2).freeze().slice(1..cr);
+                return Ok(Some(Step::Value(if kind == b'+' {
+                    Value::Simple(line)
+                } else {
+                    Value::Error(line)
+                })));
+            }
+            b':' => match number() {
+                Some(i) => Value::Integer(i),
+                None => return Err(CodecError::protocol("invalid integer reply")),
+            },
+            b'$' => {
+                let len = match number() {
+                    Some(-1) => {
+                        src.advance(cr + 2);
+                        return Ok(Some(Step::Value(Value::Null)));
+                    }
+                    Some(n) if n >= 0 => n as u64,
+                    _ => return Err(CodecError::protocol("invalid bulk length")),
+                };
+                if len > self.limits.max_bulk as u64 {
+                    return Err(CodecError::TooLarge {
+                        what: Limit::Bulk,
+                        len,
+                        max: self.limits.max_bulk as u64,
+                    });
+                }
+                let (start, end) = (cr + 2, cr + 2 + len as usize);
+                if src.len() < end + 2 {
+                    src.reserve((end + 2 - src.len()).min(MAX_RESERVE));
+                    return Ok(None);
+                }
+                if &src[end..end + 2] != b"\r\n" {
+                    return Err(CodecError::protocol("bulk string not terminated by CRLF"));
+                }
+                let frame = src.split_to(end + 2).freeze();
+                return Ok(Some(Step::Value(Value::Bulk(frame.slice(start..end)))));
+            }
+            b'*' => match number() {
+                Some(-1) => Value::NullArray,
+                Some(0) => Value::Array(Vec::new()),
+                Some(n) if n > 0 => {
+                    if n as u64 > self.limits.max_multibulk as u64 {
+                        return Err(CodecError::TooLarge {
+                            what: Limit::MultiBulk,
+                            len: n as u64,
+                            max: self.limits.max_multibulk as u64,
+                        });
+                    }
+                    src.advance(cr + 2);
+                    return Ok(Some(Step::Array(n as usize)));
+                }
+                _ => return Err(CodecError::protocol("invalid multibulk length")),
+            },
+            other => {
+                return Err(CodecError::protocol(format!(
+                    "got {:?} as reply type byte",
+                    char::from(other)
+                )))
+            }
+        };
+        src.advance(cr + 2);
+        Ok(Some(Step::Value(value)))
+    }
+
+    fn encode_command(&self, args: &[Bytes], dst: &mut BytesMut) -> Result<(), CodecError> {
+        if args.is_empty() {
+            // `*0` gets no reply at all from Redis: the client would wait forever.
+            return Err(CodecError::protocol("empty command"));
+        }
+        if args.len() > self.limits.max_multibulk {
+            return Err(CodecError::TooLarge {
+                what: Limit::MultiBulk,
+                len: args.len() as u64,
+                max: self.limits.max_multibulk as u64,
+            });
+        }
+        let mut total = 16;
+        for arg in args {
+            if arg.len() > self.limits.max_bulk {
+                return Err(CodecError::TooLarge {
+                    what: Limit::Bulk,
+                    len: arg.len() as u64,
+                    max: self.limits.max_bulk as u64,
+                });
+            }
+            total += arg.len() + 16;
+        }
+        dst.reserve(total);
+        put_number(dst, b'*', args.len() as i64);
+        for arg in args {
+            put_number(dst, b'$', arg.len() as i64);
+            dst.extend_from_slice(arg);
+            dst.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = Value;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
+        loop {
+            let mut value = match self.step(src)? {
+                None => return Ok(None),
+                Some(Step::Array(n)) => {
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(CodecError::protocol(format!(
+                            "reply arrays nested deeper than {MAX_DEPTH}"
+                        )));
+                    }
+                    self.stack
+                        .push((Vec::with_capacity(n.min(MAX_PREALLOC_ITEMS)), n));
+                    continue;
+                }
+                Some(Step::Value(v)) => v,
+            };
+            // Fold the value into the arrays it completes.
+            loop {
+                let Some((items, count)) = self.stack.last_mut() else {
+                    return Ok(Some(value));
+                };
+                items.push(value);
+                if items.len() < *count {
+                    break;
+                }
+                let Some((items, _)) = self.stack.pop() else {
+                    return Err(CodecError::protocol("reply decoder lost its place"));
+                };
+                value = Value::Array(items);
+            }
+        }
+    }
+}
+
+impl Encoder<Vec<Bytes>> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Vec<Bytes>, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_command(&item, dst)
+    }
+}
+
+impl Encoder<&[Bytes]> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &[Bytes], dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_command(item, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Limits {
+        Limits {
+            max_bulk: 16,
+            max_multibulk: 4,
+            max_inline: 32,
+        }
+    }
+
+    fn commands(codec: &mut ServerCodec, input: &[u8]) -> Result<Vec<Vec<Bytes>>, CodecError> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(cmd) = codec.decode(&mut buf)? {
+            out.push(cmd);
+        }
+        Ok(out)
+    }
+
+    fn protocol_error(limits: Limits, input: &[u8]) -> String {
+        match commands(&mut ServerCodec::new(limits), input) {
+            Err(CodecError::Protocol(msg)) => msg,
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn multibulk_and_inline_commands_decode() {
+        let got = commands(
+            &mut ServerCodec::default(),
+            b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nPING\r\n\r\n*0\r\n*-1\r\n  set k  v \n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![vec!["ECHO", "hi"], vec!["PING"], vec!["set", "k", "v"]]
+        );
+    }
+
+    #[test]
+    fn inline_quotes_follow_sdssplitargs() {
+        let got = commands(
+            &mut ServerCodec::default(),
+            b"set \"a b\\x41\\n\" 'it\\'s' x\"y z\"w\r\n",
+        );
+        assert!(
+            matches!(got, Err(CodecError::Protocol(ref m)) if m == "unbalanced quotes in request")
+        );
+        let got = commands(
+            &mut ServerCodec::default(),
+            b"set \"a b\\x41\\n\" 'it\\'s' x\"y z\"\r\n",
+        )
+        .unwrap();
+        assert_eq!(got, vec![vec!["set", "a bA\n", "it's", "xy z"]]);
+        assert_eq!(
+            protocol_error(Limits::default(), b"set \"\"\"k\"\"\" v\r\n"),
+            "unbalanced quotes in request"
+        );
+        assert_eq!(
+            protocol_error(Limits::default(), b"get 'k\r\n"),
+            "unbalanced quotes in request"
+        );
+    }
+
+    #[test]
+    fn hostile_lengths_get_redis_wording() {
+        let l = Limits::default();
+        assert_eq!(
+            protocol_error(l, b"*20000000\r\n"),
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            protocol_error(l, b"*blabla\r\n"),
+            "invalid multibulk length"
+        );
+        assert_eq!(protocol_error(l, b"*01\r\n"), "invalid multibulk length");
+        assert_eq!(
+            protocol_error(l, b"*1\r\n$2000000000\r\n"),
+            "invalid bulk length"
+        );
+        assert_eq!(protocol_error(l, b"*1\r\n$-10\r\n"), "invalid bulk length");
+        assert_eq!(
+            protocol_error(l, b"*1\r\n$blabla\r\n"),
+            "invalid bulk length"
+        );
+        assert_eq!(protocol_error(l, b"*1\r\nfoo\r\n"), "expected '$', got 'f'");
+        assert_eq!(
+            protocol_error(l, b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
+            "expected '$', got 'f'"
+        );
+    }
+
+    #[test]
+    fn bulk_length_is_checked_before_anything_is_reserved() {
+        let mut codec = ServerCodec::new(small());
+        let mut buf = BytesMut::from(&b"*1\r\n$17\r\n"[..]);
+        let before = buf.capacity();
+        assert!(
+            matches!(codec.decode(&mut buf), Err(CodecError::Protocol(m)) if m == "invalid bulk length")
+        );
+        assert!(
+            buf.capacity() <= before,
+            "nothing may be reserved for a refused bulk"
+        );
+        // A valid but large bulk reserves a bounded amount, not the announced length.
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"*1\r\n$500000000\r\nab"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= MAX_RESERVE + 64, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn unterminated_lines_and_nul_desync_hit_the_line_limit() {
+        let l = small();
+        let long = [b'a'; 40];
+        assert_eq!(protocol_error(l, &long), "too big inline request");
+        let mut nul = b"\0".to_vec();
+        nul.extend_from_slice(b"payload\npayload\npayload\npayload\npayload\n");
+        assert_eq!(protocol_error(l, &nul), "too big inline request");
+        let mut star = b"*\0".to_vec();
+        star.extend_from_slice(&long);
+        assert_eq!(protocol_error(l, &star), "too big mbulk count string");
+        let mut dollar = b"*1\r\n$".to_vec();
+        dollar.extend_from_slice(&long);
+        assert_eq!(protocol_error(l, &dollar), "too big bulk count string");
+        // Up to the limit, a partial line just waits.
+        assert!(commands(&mut ServerCodec::new(l), &long[..32])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn commands_split_anywhere_decode_the_same() {
+        let wire = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\nPING\r\n";
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in wire.iter() {
+            buf.put_u8(b);
+            while let Some(cmd) = codec.decode(&mut buf).unwrap() {
+                out.push(cmd);
+            }
+        }
+        assert_eq!(out, vec![vec!["GET", "key"], vec!["PING"]]);
+    }
+
+    #[test]
+    fn replies_round_trip_through_the_client() {
+        let value = Value::Array(vec![
+            Value::ok(),
+            Value::error("ERR no"),
+            Value::Integer(-42),
+            Value::bulk(&b"a\r\nb"[..]),
+            Value::Null,
+            Value::Array(vec![]),
+            Value::NullArray,
+            Value::Array(vec![
+                Value::Integer(1),
+                Value::Array(vec![Value::bulk("x")]),
+            ]),
+        ]);
+        let mut buf = BytesMut::new();
+        ServerCodec::default().encode(&value, &mut buf).unwrap();
+        let mut client = ClientCodec::default();
+        assert_eq!(client.decode(&mut buf).unwrap(), Some(value));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn simple_strings_never_break_the_stream() {
+        let mut buf = BytesMut::new();
+        ServerCodec::default()
+            .encode(Value::error("ERR bad\r\nthing"), &mut buf)
+            .unwrap();
+        assert_eq!(&buf[..], b"-ERR bad  thing\r\n");
+    }
+
+    #[test]
+    fn client_refuses_deep_nesting_and_large_bulks() {
+        let mut buf = BytesMut::from(&b"*1\r\n".repeat(MAX_DEPTH + 1)[..]);
+        assert!(matches!(
+            ClientCodec::default().decode(&mut buf),
+            Err(CodecError::Protocol(_))
+        ));
+        let mut buf = BytesMut::from(&b"$17\r\n"[..]);
+        let err = ClientCodec::new(small()).decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::TooLarge {
+                    what: Limit::Bulk,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn client_encodes_commands_within_limits() {
+        let mut codec = ClientCodec::new(small());
+        let mut buf = BytesMut::new();
+        codec
+            .encode(vec![Bytes::from("GET"), Bytes::from("k")], &mut buf)
+            .unwrap();
+        assert_eq!(&buf[..], b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        assert!(codec
+            .encode(vec![Bytes::from(vec![0u8; 17])], &mut buf)
+            .unwrap_err()
+            .is_too_large());
+        assert!(codec.encode(Vec::new(), &mut buf).is_err());
+    }
+
+    #[test]
+    fn protocol_errors_become_redis_replies() {
+        let reply = protocol_error_reply(&CodecError::protocol("invalid bulk length")).unwrap();
+        let mut buf = BytesMut::new();
+        ServerCodec::default().encode(reply, &mut buf).unwrap();
+        assert_eq!(&buf[..], b"-ERR Protocol error: invalid bulk length\r\n");
+    }
+
+    #[test]
+    fn string2ll_matches_redis() {
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"9223372036854775808"), None);
+        for bad in [&b""[..], b"-", b"-0", b"01", b"+1", b"1 ", b"1a"] {
+            assert_eq!(string2ll(bad), None, "{:?}", bad);
+        }
+    }
+}

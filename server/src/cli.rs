@@ -1,0 +1,129 @@
+//! The `sockpool-server` command line: [`Args`] (clap, raw) turned once into a [`ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::{default_workers, Limits, ListenSpec, Model, ServerConfig};
+use crate::error::ConfigError;
+
+/// The flags, as typed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sockpool-server",
+    version,
+    about = "Reference multi-worker server for the sockpool protocols"
+)]
+pub struct Args {
+    /// `PROTO[+tls]=ADDR`, repeatable; PROTO framed|echo|line|http|resp|udp; ADDR `127.0.0.1:7000`,
+    /// `[::1]:7000` or `unix:/path`. Default: `framed=127.0.0.1:7000`.
+    #[arg(long = "listen", value_name = "PROTO[+tls]=ADDR")]
+    pub listen: Vec<ListenSpec>,
+    /// async|per-core|threads|event-loop|processes. Default: async.
+    #[arg(long, default_value = "async")]
+    pub model: Model,
+    /// Worker threads, runtimes or processes. Default: the CPU count.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Open connections at most. Default: 10000.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Largest framed frame body, bytes. Default: 16 MiB.
+    #[arg(long)]
+    pub max_frame: Option<usize>,
+    /// Longest line, bytes. Default: 64 KiB.
+    #[arg(long)]
+    pub max_line: Option<usize>,
+    /// Largest HTTP header block, bytes. Default: 8 KiB.
+    #[arg(long)]
+    pub max_header: Option<usize>,
+    /// Largest HTTP body, bytes. Default: 1 MiB.
+    #[arg(long)]
+    pub max_body: Option<usize>,
+    /// Largest RESP bulk string, bytes. Default: 512 MiB.
+    #[arg(long)]
+    pub max_bulk: Option<usize>,
+    /// Most RESP multibulk elements. Default: 1048576.
+    #[arg(long)]
+    pub max_multibulk: Option<usize>,
+    /// Time a partial request may take (e.g. `500ms`). Default: 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub read_timeout: Option<Duration>,
+    /// Time a connection may sit idle. Default: 60s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Time a write may make no progress. Default: 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// Longest framed SLEEP. Default: 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_sleep: Option<Duration>,
+    /// Body size of every HTTP 200, bytes. Default: 13.
+    #[arg(long)]
+    pub http_body_size: Option<usize>,
+    /// How long shutdown waits for in-flight requests. Default: 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub shutdown_deadline: Option<Duration>,
+    /// PEM certificate chain for `+tls` listeners.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `+tls` listeners.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text) here.
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// Internal: run as a worker process of the `processes` model with this configuration (JSON).
+    #[arg(long, hide = true)]
+    pub worker_config: Option<String>,
+}
+
+impl Args {
+    /// The configuration these flags describe, validated.
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        if let Some(json) = self.worker_config {
+            return serde_json::from_str(&json)
+                .map_err(|e| ConfigError::new(format!("worker config: {e}")));
+        }
+        let d = ServerConfig::default();
+        let l = Limits::default();
+        let config = ServerConfig {
+            listeners: if self.listen.is_empty() {
+                d.listeners
+            } else {
+                self.listen
+            },
+            model: self.model,
+            workers: self.workers.unwrap_or_else(default_workers),
+            limits: Limits {
+                max_connections: self.max_connections.unwrap_or(l.max_connections),
+                max_frame: self.max_frame.unwrap_or(l.max_frame),
+                max_line: self.max_line.unwrap_or(l.max_line),
+                max_header: self.max_header.unwrap_or(l.max_header),
+                max_body: self.max_body.unwrap_or(l.max_body),
+                max_bulk: self.max_bulk.unwrap_or(l.max_bulk),
+                max_multibulk: self.max_multibulk.unwrap_or(l.max_multibulk),
+                read_timeout: self.read_timeout.unwrap_or(l.read_timeout),
+                idle_timeout: self.idle_timeout.unwrap_or(l.idle_timeout),
+                write_timeout: self.write_timeout.unwrap_or(l.write_timeout),
+                max_sleep: self.max_sleep.unwrap_or(l.max_sleep),
+                ..l
+            },
+            http_body_size: self.http_body_size.unwrap_or(d.http_body_size),
+            shutdown_deadline: self.shutdown_deadline.unwrap_or(d.shutdown_deadline),
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            admin: self.admin,
+            ..d
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// True when this process is a `processes` worker.
+    pub fn is_worker(&self) -> bool {
+        self.worker_config.is_some()
+    }
+}

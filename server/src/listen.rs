@@ -1,0 +1,116 @@
+//! Binding listeners: TCP (v4/v6, SO_REUSEPORT when a model needs it) with socket2, Unix sockets (a stale
+//! socket file is removed first, and the file again on exit), UDP.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{ListenAddr, Proto};
+
+/// A listener as bound: its protocol, TLS or not, and the real address (the port filled in).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BoundAddr {
+    /// The protocol spoken there.
+    pub proto: Proto,
+    /// TLS on top.
+    pub tls: bool,
+    /// The bound address.
+    pub addr: ListenAddr,
+}
+
+impl std::fmt::Display for BoundAddr {
+    /// `framed+tls 127.0.0.1:41234`, as in the binary's `listening` lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{} {}",
+            self.proto,
+            if self.tls { "+tls" } else { "" },
+            self.addr
+        )
+    }
+}
+
+/// A bound socket.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    /// A listening TCP socket (non-blocking).
+    Tcp(TcpListener),
+    /// A listening Unix socket (non-blocking).
+    Unix(UnixListener),
+    /// A UDP socket.
+    Udp(UdpSocket),
+    /// A TCP port held (bound, SO_REUSEPORT, not listening) for worker processes to listen on.
+    #[allow(dead_code)] // held only to keep the port; the processes model lands next
+    Reserved(Socket),
+}
+
+/// A bound listener and what it serves.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    /// What and where.
+    pub addr: BoundAddr,
+    /// The socket.
+    pub listener: Listener,
+}
+
+/// Listen backlog.
+const BACKLOG: i32 = 4096;
+
+/// Binds a TCP socket at `addr`; `listen` false only reserves the port (for worker processes).
+pub(crate) fn tcp_socket(addr: SocketAddr, reuse_port: bool, listen: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    if listen {
+        socket.listen(BACKLOG)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A non-blocking TCP listener at `addr`.
+pub(crate) fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    Ok(tcp_socket(addr, reuse_port, true)?.into())
+}
+
+/// A non-blocking Unix listener at `path`. A socket file nobody listens on any more is removed first; one
+/// that still answers is left alone (address in use).
+pub(crate) fn unix_listener(path: &Path) -> io::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use by a live server", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// A UDP socket at `addr`.
+pub(crate) fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::bind(addr)
+}
+
+/// Removes a Unix socket file when dropped.
+#[derive(Debug)]
+pub(crate) struct UnixPathGuard(pub PathBuf);
+
+impl Drop for UnixPathGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

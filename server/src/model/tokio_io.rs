@@ -1,0 +1,320 @@
+//! What the tokio-based models (`async`, `per-core`, and each `processes` worker) share: the accept loop
+//! and the connection driver that runs a [`Session`] over any `AsyncRead + AsyncWrite` stream.
+
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::task::TaskTracker;
+
+use crate::config::Proto;
+use crate::listen::{Bound, Listener};
+use crate::protocol::{refusal, AnySession};
+use crate::session::{Next, Session};
+use crate::shared::{ConnGuard, Shared};
+use crate::stats::Stats;
+
+/// A listener registered with the current tokio runtime.
+pub(crate) enum AsyncListener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix socket.
+    Unix(UnixListener),
+}
+
+/// One listener for the tokio models: what it serves and the socket.
+pub(crate) struct AsyncBound {
+    pub proto: Proto,
+    pub tls: bool,
+    pub listener: AsyncListener,
+}
+
+/// Registers the stream listeners of `bound` with the current runtime (UDP and reserved ports are skipped).
+pub(crate) fn register(bound: Vec<Bound>) -> io::Result<Vec<AsyncBound>> {
+    let mut out = Vec::new();
+    for b in bound {
+        let listener = match b.listener {
+            Listener::Tcp(l) => AsyncListener::Tcp(TcpListener::from_std(l)?),
+            Listener::Unix(l) => AsyncListener::Unix(UnixListener::from_std(l)?),
+            Listener::Udp(_) | Listener::Reserved(_) => continue,
+        };
+        out.push(AsyncBound {
+            proto: b.addr.proto,
+            tls: b.addr.tls,
+            listener,
+        });
+    }
+    Ok(out)
+}
+
+/// Accepts on every listener until shutdown, then waits up to the shutdown deadline for the connections to
+/// finish what they already received. Connections still open after it are dropped with the runtime.
+pub(crate) async fn serve(listeners: Vec<AsyncBound>, shared: Arc<Shared>) {
+    let tracker = TaskTracker::new();
+    for l in listeners {
+        tokio::spawn(accept_loop(l, shared.clone(), tracker.clone()));
+    }
+    shared.shutdown.cancelled().await;
+    tracker.close();
+    let _ = tokio::time::timeout(shared.config.shutdown_deadline, tracker.wait()).await;
+}
+
+/// Pause after an accept error (out of file descriptors …) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+async fn accept_loop(l: AsyncBound, shared: Arc<Shared>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            r = accept(&l.listener, shared.config.nodelay) => r,
+        };
+        match accepted {
+            Ok(stream) => {
+                let guard = shared.admit();
+                tracker.spawn(connection(stream, l.proto, l.tls, shared.clone(), guard));
+            }
+            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+        }
+    }
+}
+
+/// An accepted stream.
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &AsyncListener, nodelay: bool) -> io::Result<Accepted> {
+    match l {
+        AsyncListener::Tcp(l) => {
+            let (s, _) = l.accept().await?;
+            if nodelay {
+                let _ = s.set_nodelay(true);
+            }
+            Ok(Accepted::Tcp(s))
+        }
+        AsyncListener::Unix(l) => Ok(Accepted::Unix(l.accept().await?.0)),
+    }
+}
+
+/// Runs one accepted connection: TLS handshake if asked, then the refusal or the session.
+async fn connection(
+    stream: Accepted,
+    proto: Proto,
+    tls: bool,
+    shared: Arc<Shared>,
+    guard: Option<ConnGuard>,
+) {
+    match (stream, tls.then(|| shared.tls.clone()).flatten()) {
+        (Accepted::Tcp(s), None) => admitted(s, proto, &shared, guard).await,
+        (Accepted::Unix(s), None) => admitted(s, proto, &shared, guard).await,
+        (Accepted::Tcp(s), Some(cfg)) => {
+            if let Some(s) = handshake(s, cfg, &shared).await {
+                admitted(s, proto, &shared, guard).await
+            }
+        }
+        (Accepted::Unix(s), Some(cfg)) => {
+            if let Some(s) = handshake(s, cfg, &shared).await {
+                admitted(s, proto, &shared, guard).await
+            }
+        }
+    }
+}
+
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: S,
+    cfg: Arc<rustls::ServerConfig>,
+    shared: &Shared,
+) -> Option<tokio_rustls::server::TlsStream<S>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    match tokio::time::timeout(shared.config.limits.read_timeout, acceptor.accept(s)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(_)) => {
+            Stats::inc(&shared.stats.errors_io);
+            None
+        }
+        Err(_) => {
+            Stats::inc(&shared.stats.errors_read_timeout);
+            None
+        }
+    }
+}
+
+async fn admitted<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    proto: Proto,
+    shared: &Arc<Shared>,
+    guard: Option<ConnGuard>,
+) {
+    match guard {
+        Some(_guard) => drive(io, AnySession::new(proto, shared), shared).await,
+        None => {
+            let msg = refusal(proto);
+            if !msg.is_empty() {
+                let write = async {
+                    io.write_all(msg).await?;
+                    io.flush().await
+                };
+                if let Ok(Ok(())) =
+                    tokio::time::timeout(shared.config.limits.write_timeout, write).await
+                {
+                    shared.stats.bytes_out.fetch_add(msg.len() as u64, Relaxed);
+                }
+            }
+            let _ = tokio::time::timeout(shared.config.limits.write_timeout, io.shutdown()).await;
+        }
+    }
+}
+
+/// Writes all of `output` (and flushes, for TLS) within the write timeout; counts the outcome.
+async fn write_out<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    output: &mut BytesMut,
+    shared: &Shared,
+) -> bool {
+    let write = async {
+        io.write_all(output).await?;
+        io.flush().await
+    };
+    match tokio::time::timeout(shared.config.limits.write_timeout, write).await {
+        Ok(Ok(())) => {
+            shared
+                .stats
+                .bytes_out
+                .fetch_add(output.len() as u64, Relaxed);
+            output.clear();
+            true
+        }
+        Ok(Err(_)) => {
+            Stats::inc(&shared.stats.errors_io);
+            false
+        }
+        Err(_) => {
+            Stats::inc(&shared.stats.errors_write_timeout);
+            false
+        }
+    }
+}
+
+/// Runs `session` over `io` until either side closes, a limit or timeout is hit, or shutdown finds the
+/// connection between requests.
+///
+/// One read buffer and one write buffer: every reply produced from one read goes out in one write. The
+/// buffers start at `read_buffer` bytes, grow on demand and are dropped back when they grew past it and are
+/// empty. While the output is above `write_high_water`, the session stops decoding and nothing is read.
+/// The timer is armed once and only moved when a deadline comes closer, so a busy connection does not touch
+/// the timer wheel on every request.
+pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    mut session: AnySession,
+    shared: &Arc<Shared>,
+) {
+    let limits = &shared.config.limits;
+    let stats = &shared.stats;
+    let chunk = shared.config.read_buffer.max(64);
+    let shrink_above = chunk.max(64 * 1024);
+    let mut input = BytesMut::new();
+    let mut output = BytesMut::new();
+    let mut partial_since: Option<Instant> = None;
+    let mut last_active = Instant::now();
+    let mut draining = false;
+    let mut resume = false;
+    let mut timer_at = last_active + limits.idle_timeout;
+    let timer = tokio::time::sleep_until(timer_at.into());
+    tokio::pin!(timer);
+    loop {
+        let mut next = Next::Continue;
+        if resume || !input.is_empty() {
+            resume = false;
+            next = session.on_input(&mut input, &mut output, Instant::now());
+        }
+        if !output.is_empty() {
+            if !write_out(&mut io, &mut output, shared).await {
+                return;
+            }
+            if output.capacity() > shrink_above {
+                output = BytesMut::new();
+            }
+        }
+        match next {
+            Next::Continue => {}
+            Next::Flush => {
+                resume = true;
+                continue;
+            }
+            Next::WaitUntil(due) => {
+                tokio::time::sleep_until(due.into()).await;
+                resume = true;
+                continue;
+            }
+            Next::Close => {
+                let _ = tokio::time::timeout(limits.write_timeout, io.shutdown()).await;
+                return;
+            }
+        }
+        if input.is_empty() {
+            partial_since = None;
+            if draining {
+                return;
+            }
+            if input.capacity() > shrink_above {
+                input = BytesMut::new();
+            }
+        } else if partial_since.is_none() {
+            partial_since = Some(Instant::now());
+        }
+        let deadline = match partial_since {
+            Some(t) => t + limits.read_timeout,
+            None => last_active + limits.idle_timeout,
+        };
+        if deadline < timer_at {
+            timer_at = deadline;
+            timer.as_mut().reset(deadline.into());
+        }
+        if input.capacity() - input.len() < chunk / 4 {
+            input.reserve(chunk);
+        }
+        tokio::select! {
+            biased;
+            r = io.read_buf(&mut input) => match r {
+                Ok(0) => return,
+                Ok(n) => {
+                    stats.bytes_in.fetch_add(n as u64, Relaxed);
+                    last_active = Instant::now();
+                }
+                Err(_) => {
+                    Stats::inc(&stats.errors_io);
+                    return;
+                }
+            },
+            _ = &mut timer => {
+                if Instant::now() >= deadline {
+                    if partial_since.is_some() {
+                        Stats::inc(&stats.errors_read_timeout);
+                        session.on_read_timeout(&mut output);
+                        if !output.is_empty() {
+                            write_out(&mut io, &mut output, shared).await;
+                        }
+                        let _ = tokio::time::timeout(limits.write_timeout, io.shutdown()).await;
+                    } else {
+                        Stats::inc(&stats.errors_idle_timeout);
+                    }
+                    return;
+                }
+                timer_at = deadline;
+                timer.as_mut().reset(deadline.into());
+            }
+            _ = shared.shutdown.cancelled(), if !draining => {
+                draining = true;
+                if partial_since.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `framed`: the sockpool RPC (ECHO, SINK, SOURCE, SLEEP, STATS), answered in order.
+//!
+//! A frame over `max_frame` is answered `TOO_LARGE` with id 0, a frame too short for its header
+//! `BAD_REQUEST` with id 0; both then close. An unknown op is answered `BAD_REQUEST` with its id and the
+//! connection goes on. SOURCE over `max_frame` is answered `TOO_LARGE` with its id. SLEEP is capped at
+//! `max_sleep`; the requests behind it wait, so replies keep their order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use sockpool::codec::framed::{Op, Request, ServerCodec, Status, LEN_PREFIX, RESPONSE_HEADER};
+use sockpool::codec::CodecError;
+use tokio_util::codec::Decoder;
+
+use crate::session::{Next, Session};
+use crate::shared::Shared;
+use crate::stats::Stats;
+
+/// What a client over `max_connections` gets: `BUSY` with id 0.
+pub const REFUSAL: &[u8] = &[0, 0, 0, 9, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// One framed connection.
+#[derive(Debug)]
+pub struct FramedSession {
+    shared: Arc<Shared>,
+    codec: ServerCodec,
+    /// A SLEEP being served: its id, payload and when it is due.
+    sleeping: Option<(u64, Bytes, Instant)>,
+    /// Requests answered and not yet added to the shared counter (added once per batch).
+    answered: u64,
+}
+
+impl FramedSession {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let codec = ServerCodec::new(shared.config.limits.max_frame);
+        FramedSession {
+            shared,
+            codec,
+            sleeping: None,
+            answered: 0,
+        }
+    }
+}
+
+/// Writes a response header for `payload_len` bytes of payload.
+fn header(output: &mut BytesMut, status: Status, id: u64, payload_len: usize) {
+    output.reserve(LEN_PREFIX + RESPONSE_HEADER + payload_len);
+    output.put_u32((RESPONSE_HEADER + payload_len) as u32);
+    output.put_u8(status.to_u8());
+    output.put_u64(id);
+}
+
+fn reply(output: &mut BytesMut, status: Status, id: u64, payload: &[u8]) {
+    header(output, status, id, payload.len());
+    output.extend_from_slice(payload);
+}
+
+impl FramedSession {
+    /// Adds the requests answered so far to the shared counter.
+    fn count(&mut self) {
+        if self.answered > 0 {
+            self.shared
+                .stats
+                .requests
+                .fetch_add(self.answered, std::sync::atomic::Ordering::Relaxed);
+            self.answered = 0;
+        }
+    }
+
+    /// Handles one request; `Some` when it must wait.
+    fn handle(&mut self, req: Request, output: &mut BytesMut, now: Instant) -> Option<Instant> {
+        let max_frame = self.shared.config.limits.max_frame;
+        match req.op {
+            Op::Echo => reply(output, Status::Ok, req.id, &req.payload),
+            Op::Sink => reply(output, Status::Ok, req.id, &[]),
+            Op::Source => {
+                let n = req.arg as usize;
+                if n + RESPONSE_HEADER > max_frame {
+                    reply(output, Status::TooLarge, req.id, &[]);
+                } else {
+                    header(output, Status::Ok, req.id, n);
+                    output.put_bytes(b'x', n);
+                }
+            }
+            Op::Sleep => {
+                let d = Duration::from_micros(u64::from(req.arg))
+                    .min(self.shared.config.limits.max_sleep);
+                let due = now + d;
+                self.sleeping = Some((req.id, req.payload, due));
+                return Some(due);
+            }
+            Op::Stats => {
+                self.count();
+                let json = self.shared.stats.snapshot().to_json();
+                reply(output, Status::Ok, req.id, json.as_bytes());
+            }
+            Op::Unknown(_) => reply(output, Status::BadRequest, req.id, &[]),
+        }
+        None
+    }
+}
+
+impl Session for FramedSession {
+    fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
+        let next = loop {
+            if let Some((id, payload, due)) = self.sleeping.take() {
+                if now < due {
+                    self.sleeping = Some((id, payload, due));
+                    break Next::WaitUntil(due);
+                }
+                reply(output, Status::Ok, id, &payload);
+                self.answered += 1;
+            }
+            if output.len() >= self.shared.config.limits.write_high_water {
+                break Next::Flush;
+            }
+            match self.codec.decode(input) {
+                Ok(Some(req)) => {
+                    if let Some(due) = self.handle(req, output, now) {
+                        if due > now {
+                            break Next::WaitUntil(due);
+                        }
+                        continue;
+                    }
+                    self.answered += 1;
+                }
+                Ok(None) => break Next::Continue,
+                Err(CodecError::TooLarge { .. }) => {
+                    Stats::inc(&self.shared.stats.errors_too_large);
+                    reply(output, Status::TooLarge, 0, &[]);
+                    break Next::Close;
+                }
+                Err(_) => {
+                    Stats::inc(&self.shared.stats.errors_protocol);
+                    reply(output, Status::BadRequest, 0, &[]);
+                    break Next::Close;
+                }
+            }
+        };
+        self.count();
+        next
+    }
+}
