@@ -20,9 +20,11 @@
 
 pub mod args;
 pub mod config;
+pub mod driver;
 pub mod hdr;
 pub mod health;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod runner;
 pub mod scenario;
