@@ -52,7 +52,10 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
         .enable_all()
         .build()
         .map_err(|e| RunError::Setup(e.to_string()))?;
-    let address = endpoint.strip_prefix("tls://").unwrap_or(endpoint).to_string();
+    let address = endpoint
+        .strip_prefix("tls://")
+        .unwrap_or(endpoint)
+        .to_string();
     let fail = |reason: String| RunError::Unreachable {
         target: endpoint.to_string(),
         reason,
@@ -63,7 +66,9 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
             if let Some(path) = address.strip_prefix("unix:") {
                 tokio::net::UnixStream::connect(path).await.map(drop)
             } else {
-                tokio::net::TcpStream::connect(address.as_str()).await.map(drop)
+                tokio::net::TcpStream::connect(address.as_str())
+                    .await
+                    .map(drop)
             }
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -76,7 +81,12 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
 
 /// Runs `config` against `target`. `make(worker, connections)` builds each worker's transport on the
 /// worker's own thread.
-pub fn run<T, F>(config: &Config, target: &str, embedded: bool, make: F) -> Result<RunResult, RunError>
+pub fn run<T, F>(
+    config: &Config,
+    target: &str,
+    embedded: bool,
+    make: F,
+) -> Result<RunResult, RunError>
 where
     T: Transport,
     F: Fn(usize, usize) -> Result<T, String> + Sync,
@@ -89,7 +99,10 @@ where
     let hlog = match &config.hlog {
         None => None,
         Some(path) => {
-            let err = |source| RunError::Output { path: path.display().to_string(), source };
+            let err = |source| RunError::Output {
+                path: path.display().to_string(),
+                source,
+            };
             let file = std::fs::File::create(path).map_err(err)?;
             let out: Box<dyn std::io::Write + Send> = Box::new(BufWriter::new(file));
             let comment = format!("sockpool-loadgen corrected latency, ns; target {target}");
@@ -113,7 +126,8 @@ where
         for w in 0..workers {
             let tx = tx.clone();
             let make = &make;
-            let conns = config.connections / workers + usize::from(w < config.connections % workers);
+            let conns =
+                config.connections / workers + usize::from(w < config.connections % workers);
             let plan = Plan {
                 worker: w,
                 workers,
@@ -130,7 +144,10 @@ where
             std::thread::Builder::new()
                 .name(format!("loadgen-worker-{w}"))
                 .spawn_scoped(scope, move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
                         Ok(rt) => rt,
                         Err(e) => return drop(tx.send(Err(e.to_string()))),
                     };
@@ -142,7 +159,14 @@ where
                         };
                         let sink_tx = tx.clone();
                         let sink = move |r: Report| drop(sink_tx.send(Ok(r)));
-                        run_worker(transport, gen, plan, tokio::time::Instant::from_std(start), sink).await;
+                        run_worker(
+                            transport,
+                            gen,
+                            plan,
+                            tokio::time::Instant::from_std(start),
+                            sink,
+                        )
+                        .await;
                     });
                 })
                 .map_err(|e| RunError::Setup(e.to_string()))
@@ -156,7 +180,12 @@ where
                     setup_error.get_or_insert(e);
                 }
                 Ok(Report::Done(s)) => summaries.push(s),
-                Ok(Report::Interval { index, start, length, interval }) => {
+                Ok(Report::Interval {
+                    index,
+                    start,
+                    length,
+                    interval,
+                }) => {
                     collector.add(index, start, length, &interval);
                     if collector.series.len() > shown {
                         shown = collector.series.len();
@@ -164,7 +193,9 @@ where
                             progress.update(
                                 Duration::from_secs_f64(last.start_s + last.length_s),
                                 last.rate,
-                                Duration::from_secs_f64(quantile_us(&collector.total.corrected, 0.99) / 1e6),
+                                Duration::from_secs_f64(
+                                    quantile_us(&collector.total.corrected, 0.99) / 1e6,
+                                ),
                                 collector.total.errors.total(),
                             );
                         }
@@ -179,10 +210,17 @@ where
     }
     collector.close();
     if let (Some(e), Some(path)) = (collector.hlog_error.take(), &config.hlog) {
-        return Err(RunError::Output { path: path.display().to_string(), source: e });
+        return Err(RunError::Output {
+            path: path.display().to_string(),
+            source: e,
+        });
     }
 
-    let elapsed = summaries.iter().map(|s| s.elapsed).max().unwrap_or_default();
+    let elapsed = summaries
+        .iter()
+        .map(|s| s.elapsed)
+        .max()
+        .unwrap_or_default();
     let cpu: Vec<Duration> = summaries.iter().map(|s| s.cpu).collect();
     let connects: u64 = summaries.iter().map(|s| s.connects).sum();
     let reconnects = if config.protocol == Protocol::Udp {
@@ -191,8 +229,22 @@ where
         connects.saturating_sub(config.connections as u64)
     };
     let lag = &collector.total.send_lag;
-    let q = |p: f64| if lag.is_empty() { Duration::ZERO } else { Duration::from_nanos(lag.value_at_quantile(p)) };
-    let lag = (q(0.5), q(0.99), if lag.is_empty() { Duration::ZERO } else { Duration::from_nanos(lag.max()) });
+    let q = |p: f64| {
+        if lag.is_empty() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(lag.value_at_quantile(p))
+        }
+    };
+    let lag = (
+        q(0.5),
+        q(0.99),
+        if lag.is_empty() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(lag.max())
+        },
+    );
     let mut result = RunResult {
         config: config.clone(),
         target: target.to_string(),
@@ -205,7 +257,14 @@ where
         health: Health::default(),
     };
     let open = !matches!(config.load, Load::Closed);
-    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved_ratio(), reconnects);
+    result.health = Health::assess(
+        &cpu,
+        elapsed,
+        open,
+        lag,
+        result.achieved_ratio(),
+        reconnects,
+    );
     Ok(result)
 }
 
@@ -216,11 +275,18 @@ mod tests {
     #[test]
     fn an_unreachable_target_is_one_clear_error_after_the_connect_timeout() {
         // A port that was free a moment ago: nothing listens there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let target = format!("127.0.0.1:{port}");
         let e = preflight(&target, Protocol::Framed, Duration::from_millis(300)).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with(&format!("cannot reach {target}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("cannot reach {target}: ")),
+            "{msg}"
+        );
         assert!(msg.contains("refused"), "{msg}");
         assert!(!msg.contains('\n'));
         let dir = tempfile::tempdir().unwrap();
