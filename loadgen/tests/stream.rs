@@ -52,11 +52,6 @@ fn every_direction_moves_bytes_the_server_counts() {
         if c.protocol == StreamProto::Framed {
             assert_eq!(r.bytes % (16 * 1024), 0, "{c:?}: whole replies are counted");
         }
-        assert!(
-            r.seconds > 0.0 && r.seconds <= 0.3 + 1e-9,
-            "{c:?}: {}",
-            r.seconds
-        );
         std::thread::sleep(Duration::from_millis(50));
         let now = stats.snapshot();
         let (inb, outb) = (now.bytes_in - last.bytes_in, now.bytes_out - last.bytes_out);

@@ -123,7 +123,15 @@ pub fn embedded_server(
         Some(m) => m.parse::<Model>().map_err(|e| fail(e.to_string()))?,
         None => Model::default(),
     };
+    let worker_exe = if model == Model::Processes {
+        Some(server_exe().ok_or_else(|| {
+            fail("the processes model starts sockpool-server workers; no sockpool-server binary next to this one (cargo build -p sockpool-server)".into())
+        })?)
+    } else {
+        None
+    };
     let sc = ServerConfig {
+        worker_exe,
         listeners: vec!["framed=127.0.0.1:0"
             .parse()
             .map_err(|e| fail(format!("{e}")))?],
@@ -136,6 +144,19 @@ pub fn embedded_server(
         .tcp_addr(Proto::Framed)
         .ok_or_else(|| fail("no framed listener".into()))?;
     Ok((server.spawn(), addr))
+}
+
+/// The `sockpool-server` binary next to the running executable (or one directory up, for test binaries in
+/// `target/*/deps`).
+pub fn server_exe() -> Option<std::path::PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let dir = me.parent()?;
+    [
+        dir.join("sockpool-server"),
+        dir.parent()?.join("sockpool-server"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 impl CellRunner for LoadRunner {
