@@ -15,6 +15,27 @@
 //!   - [`codec::line`]: `\n`-terminated lines with a maximum length;
 //!   - [`codec::http`]: HTTP/1.1 requests and responses, keep-alive and pipelining;
 //!   - [`codec::resp`]: Redis RESP2 and the inline command form, parsed the way redis-server does.
+//! - [`transport`]: opening TCP (v4/v6), Unix and TLS connections, socket options on each.
+//! - [`connection`]: one pipelined connection whose socket a driver task owns.
+//! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols, any user codec.
+//! - [`config`]: settings structs (serde, documented defaults).
+//! - [`error`]: the one [`Error`] type with the failed [`Phase`] and [`ErrorKind`].
 #![warn(missing_docs)]
 
+mod balance;
+pub mod client;
 pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod pool;
+pub mod protocol;
+pub mod stats;
+pub mod transport;
+
+pub use client::{CallTimings, Client, ClientBuilder};
+pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+pub use connection::Connection;
+pub use error::{Error, ErrorKind, Phase};
+pub use stats::ClientStats;
+pub use transport::{Endpoint, TlsConfig};

@@ -1,0 +1,858 @@
+//! The client: a pool per endpoint, one end-to-end deadline split into phases, safe retries, endpoint choice.
+//!
+//! A call goes through these phases, each bounded by its own timeout and by what is left of
+//! [`Timeouts::total`]; the error names the phase that ran out:
+//!
+//! 1. **pool wait** — admission (fails fast with `PoolExhausted` past `max_size * depth + max_waiters` calls
+//!    on the endpoint), then a pooled connection and a free pipelining slot on it;
+//! 2. **connect** and **TLS handshake** — only when the pool had to open a connection for this call;
+//! 3. **request** — from queueing on the connection to the reply.
+//!
+//! A failed call is retried (on a freshly picked endpoint, after an exponential backoff with jitter, if the
+//! retry budget allows) only when the error is retryable and the request provably was not sent or is
+//! idempotent.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::balance::{self, Health, RetryBudget};
+use crate::codec::framed::{self, Status};
+use crate::codec::resp::Value;
+use crate::config::{
+    BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
+};
+use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
+use crate::error::{Error, ErrorKind, Phase};
+use crate::pool::{self, CallCtx, Manager, Pool, CALL_CTX};
+use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
+use crate::stats::{ClientStats, Counters, EndpointStats};
+use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
+
+/// Where the time of one call went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTimings {
+    /// Waiting for a pooled connection and a free slot (connect time excluded), over all attempts.
+    pub pool_wait: Duration,
+    /// Opening a connection (TCP connect + TLS handshake), when this call had to open one.
+    pub connect: Option<Duration>,
+    /// From queueing the request to its reply (the last attempt's, plus earlier attempts').
+    pub request: Duration,
+    /// The whole call, backoffs included.
+    pub total: Duration,
+    /// Retries made.
+    pub retries: u32,
+}
+
+/// Builds a [`Client`]. Every setter's default is the one of the struct it takes.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder<P: Protocol> {
+    protocol: P,
+    endpoints: Vec<String>,
+    pool: PoolConfig,
+    timeouts: Timeouts,
+    socket: SocketOptions,
+    buffers: BufferConfig,
+    retry: RetryPolicy,
+    ejection: EjectionPolicy,
+    tls: TlsConfig,
+    depth: usize,
+}
+
+impl<P: Protocol> ClientBuilder<P> {
+    /// Add an endpoint: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port` (anything whose
+    /// `to_string()` is one of these, e.g. a `SocketAddr`). Repeatable; at least one is required.
+    pub fn endpoint(mut self, endpoint: impl ToString) -> Self {
+        self.endpoints.push(endpoint.to_string());
+        self
+    }
+
+    /// Pool settings (per endpoint). Default: [`PoolConfig::default`].
+    pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self
+    }
+
+    /// Timeouts. Default: [`Timeouts::default`].
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Socket options for new connections. Default: [`SocketOptions::default`].
+    pub fn socket(mut self, options: SocketOptions) -> Self {
+        self.socket = options;
+        self
+    }
+
+    /// Buffer sizes. Default: [`BufferConfig::default`].
+    pub fn buffers(mut self, buffers: BufferConfig) -> Self {
+        self.buffers = buffers;
+        self
+    }
+
+    /// Retry policy. Default: [`RetryPolicy::default`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Ejection of failing endpoints. Default: [`EjectionPolicy::default`].
+    pub fn ejection(mut self, policy: EjectionPolicy) -> Self {
+        self.ejection = policy;
+        self
+    }
+
+    /// TLS settings for `tls://` endpoints. Default: [`TlsConfig::default`] (trusts nothing: set a CA file or
+    /// `insecure`).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Requests in flight per connection, shared by all callers (1 = request/response). Default: 1.
+    pub fn pipeline_depth(mut self, depth: usize) -> Self {
+        self.depth = depth.max(1);
+        self
+    }
+
+    /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
+    pub fn build(self) -> Result<Client<P>, Error> {
+        let config_err = |m: String| Error::new(ErrorKind::Config, Phase::Connect, m);
+        if self.endpoints.is_empty() {
+            return Err(config_err("no endpoint configured".into()));
+        }
+        if self.pool.max_size == 0 {
+            return Err(config_err("pool max_size must be at least 1".into()));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
+        let parsed = self
+            .endpoints
+            .iter()
+            .map(|s| s.parse::<Endpoint>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = if parsed.iter().any(Endpoint::is_tls) {
+            Some((self.tls.connector()?, self.tls.server_name.clone()))
+        } else {
+            None
+        };
+        let connector = Connector {
+            socket: self.socket.clone(),
+            tls,
+            connect_timeout: self.timeouts.connect,
+            tls_timeout: self.timeouts.tls_handshake,
+        };
+        let counters = Arc::new(Counters::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let protocol = Arc::new(self.protocol);
+        let mut endpoints = Vec::with_capacity(parsed.len());
+        for (endpoint, name) in parsed.into_iter().zip(self.endpoints) {
+            let health = Arc::new(EndpointHealth::default());
+            let admission_capacity = self.pool.max_size * self.depth + self.pool.max_waiters;
+            let manager = Manager {
+                endpoint,
+                protocol: protocol.clone(),
+                connector: connector.clone(),
+                options: ConnectionOptions {
+                    depth: self.depth,
+                    buffers: self.buffers.clone(),
+                    endpoint_health: health.clone(),
+                    expires_after: None,
+                    in_flight_total: Some(in_flight.clone()),
+                },
+                config: self.pool.clone(),
+                counters: counters.clone(),
+                warming: tokio::sync::Mutex::new(()),
+            };
+            let pool = Pool::builder(manager)
+                .max_size(self.pool.max_size)
+                .build()
+                .map_err(|e| config_err(e.to_string()))?;
+            endpoints.push(EndpointState {
+                name,
+                pool,
+                health,
+                ejection: Health::default(),
+                calls: AtomicUsize::new(0),
+                admission: Arc::new(tokio::sync::Semaphore::new(admission_capacity)),
+                admission_capacity,
+            });
+        }
+        let inner = Arc::new(Inner {
+            protocol,
+            endpoints,
+            timeouts: self.timeouts,
+            retry: self.retry.clone(),
+            ejection: self.ejection,
+            budget: RetryBudget::new(&self.retry),
+            counters,
+            in_flight,
+            calls: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            reaper: std::sync::Mutex::new(None),
+            reap_interval: self.pool.reap_interval,
+        });
+        let handle = runtime.spawn(reaper(Arc::downgrade(&inner)));
+        if let Ok(mut g) = inner.reaper.lock() {
+            *g = Some(handle);
+        }
+        Ok(Client { inner })
+    }
+}
+
+struct EndpointState<P: Protocol> {
+    name: String,
+    pool: Pool<P>,
+    health: Arc<EndpointHealth>,
+    ejection: Health,
+    calls: AtomicUsize,
+    admission: Arc<tokio::sync::Semaphore>,
+    admission_capacity: usize,
+}
+
+struct Inner<P: Protocol> {
+    protocol: Arc<P>,
+    endpoints: Vec<EndpointState<P>>,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    ejection: EjectionPolicy,
+    budget: RetryBudget,
+    counters: Arc<Counters>,
+    in_flight: Arc<AtomicUsize>,
+    calls: AtomicUsize,
+    idle: Notify,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    reaper: std::sync::Mutex<Option<JoinHandle<()>>>,
+    reap_interval: Duration,
+}
+
+impl<P: Protocol> Drop for Inner<P> {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.reaper.lock() {
+            if let Some(h) = g.take() {
+                h.abort();
+            }
+        }
+    }
+}
+
+/// A pooled client for one protocol. Cheap to clone (an `Arc`); clones share pools and stats.
+pub struct Client<P: Protocol> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Protocol> Clone for Client<P> {
+    fn clone(&self) -> Self {
+        Client {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("protocol", &self.inner.protocol.name())
+            .field(
+                "endpoints",
+                &self
+                    .inner
+                    .endpoints
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Decrements a counter on drop (and wakes `close()` when the client goes idle).
+struct CountGuard<'a>(&'a AtomicUsize, Option<&'a Notify>);
+
+impl<'a> CountGuard<'a> {
+    fn new(c: &'a AtomicUsize, idle: Option<&'a Notify>) -> Self {
+        c.fetch_add(1, Ordering::AcqRel);
+        CountGuard(c, idle)
+    }
+}
+
+impl Drop for CountGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(n) = self.1 {
+                n.notify_waiters();
+            }
+        }
+    }
+}
+
+impl Client<Framed> {
+    /// A builder for a client of the sockpool `framed` RPC with default settings.
+    pub fn framed() -> ClientBuilder<Framed> {
+        Client::builder(Framed::default())
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// A builder for a client speaking `protocol`.
+    pub fn builder(protocol: P) -> ClientBuilder<P> {
+        ClientBuilder {
+            protocol,
+            endpoints: Vec::new(),
+            pool: PoolConfig::default(),
+            timeouts: Timeouts::default(),
+            socket: SocketOptions::default(),
+            buffers: BufferConfig::default(),
+            retry: RetryPolicy::default(),
+            ejection: EjectionPolicy::default(),
+            tls: TlsConfig::default(),
+            depth: 1,
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> &P {
+        &self.inner.protocol
+    }
+
+    /// Send one request and wait for its reply (retrying when that is safe, see [`RetryPolicy`]).
+    pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
+        self.call_timed(request).await.0
+    }
+
+    /// Like [`call`](Self::call), treating the request as idempotent: it may be retried even if it may have
+    /// been sent.
+    pub async fn call_idempotent(&self, request: P::Request) -> Result<P::Response, Error> {
+        self.run(request, true).await.0
+    }
+
+    /// Like [`call`](Self::call), also reporting where the time went. Never fails itself: the result is inside.
+    pub async fn call_timed(
+        &self,
+        request: P::Request,
+    ) -> (Result<P::Response, Error>, CallTimings) {
+        let idempotent = self.inner.protocol.is_idempotent(&request);
+        self.run(request, idempotent).await
+    }
+
+    async fn run(
+        &self,
+        request: P::Request,
+        idempotent: bool,
+    ) -> (Result<P::Response, Error>, CallTimings) {
+        let inner = &*self.inner;
+        let start = Instant::now();
+        let mut timings = CallTimings::default();
+        let _call = CountGuard::new(&inner.calls, Some(&inner.idle));
+        Counters::add(&inner.counters.requests);
+        if inner.closed.load(Ordering::Acquire) {
+            Counters::add(&inner.counters.failed);
+            let e = Error::new(ErrorKind::Closed, Phase::PoolWait, "the client is closed")
+                .with_sent(false);
+            return (Err(e), timings);
+        }
+        inner.budget.deposit();
+        let deadline = inner.timeouts.total.map(|t| start + t);
+        let max_retries = inner.retry.max_retries;
+        let mut request = Some(request);
+        let mut attempt = 0u32;
+        let result = loop {
+            let Some(this) = (if attempt < max_retries {
+                request.clone()
+            } else {
+                request.take()
+            }) else {
+                break Err(Error::new(ErrorKind::Config, Phase::Request, "no request"));
+            };
+            let idx = self.pick();
+            let ep = &inner.endpoints[idx];
+            match self.attempt(ep, this, deadline, &mut timings).await {
+                Ok(reply) => {
+                    ep.ejection.success();
+                    break Ok(reply);
+                }
+                Err(e) => {
+                    let e = e.with_endpoint(&ep.name);
+                    if !matches!(e.kind(), ErrorKind::PoolExhausted | ErrorKind::Config) {
+                        ep.ejection.failure(&inner.ejection);
+                    }
+                    let safe = !e.was_sent() || (idempotent && inner.retry.retry_idempotent);
+                    let worth = e.is_retryable()
+                        && e.kind() != ErrorKind::PoolExhausted
+                        && !(e.is_timeout()
+                            && matches!(e.phase(), Phase::PoolWait | Phase::Request));
+                    if attempt >= max_retries || !safe || !worth {
+                        break Err(e);
+                    }
+                    if !inner.budget.withdraw() {
+                        Counters::add(&inner.counters.retries_denied_by_budget);
+                        break Err(e);
+                    }
+                    attempt += 1;
+                    let backoff = inner
+                        .retry
+                        .backoff_with_jitter(attempt, &mut rand::thread_rng());
+                    if let Some(d) = deadline {
+                        if Instant::now() + backoff >= d {
+                            break Err(Error::new(
+                                ErrorKind::Timeout,
+                                Phase::Deadline,
+                                format!("end-to-end deadline leaves no time to retry after: {e}"),
+                            )
+                            .with_sent(e.was_sent())
+                            .with_source(e));
+                        }
+                    }
+                    Counters::add(&inner.counters.retries);
+                    timings.retries += 1;
+                    tracing::debug!(error = %e, attempt, ?backoff, "retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        };
+        timings.total = start.elapsed();
+        match &result {
+            Ok(_) => Counters::add(&inner.counters.succeeded),
+            Err(e) => {
+                Counters::add(&inner.counters.failed);
+                if e.is_timeout() {
+                    Counters::add(&inner.counters.timeouts);
+                }
+                if e.is_pool_exhausted() {
+                    Counters::add(&inner.counters.pool_exhausted);
+                }
+            }
+        }
+        (result, timings)
+    }
+
+    fn pick(&self) -> usize {
+        let eps = &self.inner.endpoints;
+        if eps.len() == 1 {
+            return 0;
+        }
+        let load: Vec<usize> = eps
+            .iter()
+            .map(|e| e.calls.load(Ordering::Relaxed))
+            .collect();
+        let health: Vec<&Health> = eps.iter().map(|e| &e.ejection).collect();
+        balance::pick(&load, &health, &mut rand::thread_rng())
+    }
+
+    async fn attempt(
+        &self,
+        ep: &EndpointState<P>,
+        request: P::Request,
+        deadline: Option<Instant>,
+        timings: &mut CallTimings,
+    ) -> Result<P::Response, Error> {
+        let inner = &*self.inner;
+        let _calls = CountGuard::new(&ep.calls, None);
+        let Ok(_admitted) = ep.admission.clone().try_acquire_owned() else {
+            return Err(Error::new(
+                ErrorKind::PoolExhausted,
+                Phase::PoolWait,
+                "too many callers waiting for a connection",
+            )
+            .with_sent(false));
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                Phase::Deadline,
+                "end-to-end deadline passed",
+            )
+            .with_sent(false));
+        }
+
+        // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot.
+        let ctx = Arc::new(CallCtx::new(deadline));
+        let wait_start = Instant::now();
+        let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
+        let mut request = Some(request);
+        let acquire = async {
+            loop {
+                let obj = CALL_CTX
+                    .scope(ctx.clone(), ep.pool.get())
+                    .await
+                    .map_err(|e| pool::pool_error(e, Phase::PoolWait))?;
+                let slot = match obj.try_reserve() {
+                    Some(slot) => slot,
+                    // Busy: keep this connection (so the pool opens another for the next caller) and wait for a
+                    // slot. If it dies meanwhile, drop it (recycling removes it) and take another.
+                    None => match obj.reserve().await {
+                        Ok(slot) => slot,
+                        Err(_) => continue,
+                    },
+                };
+                let Some(req) = request.take() else {
+                    return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
+                };
+                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it.
+                match obj.try_send(slot, req) {
+                    Ok(reply) => return Ok::<_, Error>(reply),
+                    // It died between the slot and the queue: nothing was sent, take another connection.
+                    Err((_, req)) => request = Some(req),
+                }
+            }
+        };
+        let acquired = tokio::time::timeout(limit, acquire).await;
+        let connect = ctx.connect_time();
+        if let Some(c) = connect {
+            timings.connect = Some(timings.connect.unwrap_or_default() + c);
+        }
+        let waited = wait_start
+            .elapsed()
+            .saturating_sub(connect.unwrap_or_default());
+        timings.pool_wait += waited;
+        let reply = match acquired {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let phase = ctx.phase();
+                let what = match phase {
+                    Phase::Connect => "connect",
+                    Phase::TlsHandshake => "TLS handshake",
+                    _ => "waiting for a pooled connection",
+                };
+                return Err(Error::timeout(phase, limit, what)
+                    .with_sent(false)
+                    .with_source(TimeoutCause(why)));
+            }
+        };
+        inner.counters.pool_wait(waited);
+
+        // Phase 3: the request.
+        let req_start = Instant::now();
+        let (limit, why) = bounded(inner.timeouts.request, deadline);
+        let r = tokio::time::timeout(limit, reply).await;
+        timings.request += req_start.elapsed();
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(Error::timeout(Phase::Request, limit, "request")
+                .with_sent(true)
+                .with_source(TimeoutCause(why))),
+        }
+    }
+
+    /// Open connections now until each endpoint has [`PoolConfig::min_idle`] idle ones (the reaper also does
+    /// this in the background). Returns how many were opened.
+    pub async fn warm(&self) -> Result<usize, Error> {
+        let mut n = 0;
+        for ep in &self.inner.endpoints {
+            n += pool::warm(&ep.pool)
+                .await
+                .map_err(|e| e.with_endpoint(&ep.name))?;
+        }
+        Ok(n)
+    }
+
+    /// A snapshot of the counters and of each endpoint's pool.
+    pub fn stats(&self) -> ClientStats {
+        let inner = &*self.inner;
+        let endpoints = inner
+            .endpoints
+            .iter()
+            .map(|ep| {
+                let s = ep.pool.status();
+                let mut slots_in_use = 0;
+                ep.pool.retain(|c, _| {
+                    slots_in_use += c.depth() - c.free_slots().min(c.depth());
+                    true
+                });
+                EndpointStats {
+                    slots_in_use,
+                    admitted: ep.admission_capacity - ep.admission.available_permits(),
+                    endpoint: ep.name.clone(),
+                    size: s.size,
+                    idle: s.available,
+                    max_size: s.max_size,
+                    calls: ep.calls.load(Ordering::Relaxed),
+                    waiting: s.waiting,
+                    ejected: ep.ejection.is_ejected(),
+                }
+            })
+            .collect();
+        inner
+            .counters
+            .snapshot(endpoints, inner.in_flight.load(Ordering::Acquire) as u64)
+    }
+
+    /// Remove dead, idle-timed-out and expired connections now (the reaper does this every
+    /// [`PoolConfig::reap_interval`]). Returns how many were closed.
+    pub fn reap(&self) -> usize {
+        self.inner
+            .endpoints
+            .iter()
+            .map(|ep| pool::reap(&ep.pool))
+            .sum()
+    }
+
+    /// Stop taking calls, wait for the calls in progress to finish, then close every connection.
+    pub async fn close(&self) {
+        let inner = &*self.inner;
+        inner.closed.store(true, Ordering::Release);
+        loop {
+            let idle = inner.idle.notified();
+            if inner.calls.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        for ep in &inner.endpoints {
+            let n = ep.pool.status().size as u64;
+            ep.pool.close();
+            inner.counters.closed(CloseReason::Local, n);
+        }
+        if let Ok(mut g) = inner.reaper.lock() {
+            if let Some(h) = g.take() {
+                h.abort();
+            }
+        }
+    }
+
+    /// A fresh request id (unique within this client), for protocols that carry one.
+    pub fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Typed helpers for RESP (Redis).
+impl Client<Resp> {
+    /// Run one command, e.g. `client.command(["SET", "k", "v"])`. A Redis error reply is `Ok(Value::Error(..))`.
+    /// The arguments are copied; [`call`](Self::call) with a `Vec<Bytes>` avoids that.
+    pub async fn command<I, A>(&self, args: I) -> Result<Value, Error>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<[u8]>,
+    {
+        let args = args
+            .into_iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
+        self.call(args).await
+    }
+}
+
+/// Typed helpers for the `line` protocol.
+impl Client<Line> {
+    /// Send one line (without `\n`) and return the reply line.
+    pub async fn line(&self, line: impl Into<Bytes>) -> Result<Bytes, Error> {
+        self.call(line.into()).await
+    }
+}
+
+/// Typed helpers for the `echo` protocol.
+impl Client<Echo> {
+    /// Send bytes and read back as many.
+    pub async fn echo(&self, bytes: impl Into<Bytes>) -> Result<Bytes, Error> {
+        self.call(bytes.into()).await
+    }
+}
+
+/// Why a timeout fired: the phase's own timeout or the end-to-end deadline.
+#[derive(Debug)]
+struct TimeoutCause(&'static str);
+
+impl fmt::Display for TimeoutCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for TimeoutCause {}
+
+/// The background reaper: removes dead and expired idle connections, keeps `min_idle` warm.
+async fn reaper<P: Protocol>(weak: Weak<Inner<P>>) {
+    let interval = match weak.upgrade() {
+        Some(i) => i.reap_interval.max(Duration::from_millis(10)),
+        None => return,
+    };
+    loop {
+        let healths: Vec<Arc<EndpointHealth>> = match weak.upgrade() {
+            Some(inner) => {
+                if inner.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                for ep in &inner.endpoints {
+                    pool::reap(&ep.pool);
+                }
+                let pools: Vec<Pool<P>> = inner.endpoints.iter().map(|e| e.pool.clone()).collect();
+                drop(inner);
+                for p in pools {
+                    if let Err(e) = pool::warm(&p).await {
+                        tracing::debug!(error = %e, "warming the pool failed");
+                    }
+                }
+                match weak.upgrade() {
+                    Some(inner) => inner.endpoints.iter().map(|e| e.health.clone()).collect(),
+                    None => return,
+                }
+            }
+            None => return,
+        };
+        let changed = futures::future::select_all(
+            healths
+                .iter()
+                .map(|h| Box::pin(h.changed()))
+                .collect::<Vec<_>>(),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = changed => {}
+        }
+    }
+}
+
+/// Typed helpers for the `framed` RPC. Non-`OK` statuses become [`ErrorKind::Server`] errors.
+impl Client<Framed> {
+    fn framed_ok(resp: framed::Response) -> Result<Bytes, Error> {
+        match resp.status {
+            Status::Ok => Ok(resp.payload),
+            status => {
+                let not_done = matches!(status, Status::Busy | Status::ShuttingDown);
+                Err(Error::new(
+                    ErrorKind::Server,
+                    Phase::Request,
+                    format!("server answered {status:?}"),
+                )
+                .with_sent(!not_done))
+            }
+        }
+    }
+
+    /// ECHO: the server sends `payload` back.
+    pub async fn echo(&self, payload: impl Into<Bytes>) -> Result<Bytes, Error> {
+        let r = self
+            .call(framed::Request::echo(self.next_id(), payload))
+            .await?;
+        Self::framed_ok(r)
+    }
+
+    /// SINK: upload `payload`; the reply is empty.
+    pub async fn sink(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let r = self
+            .call(framed::Request::sink(self.next_id(), payload))
+            .await?;
+        Self::framed_ok(r).map(|_| ())
+    }
+
+    /// SOURCE: download `len` bytes.
+    pub async fn source(&self, len: u32) -> Result<Bytes, Error> {
+        let r = self
+            .call(framed::Request::source(self.next_id(), len))
+            .await?;
+        Self::framed_ok(r)
+    }
+
+    /// SLEEP: the server waits `service_time` (capped by the server, whole microseconds), then echoes.
+    pub async fn sleep(
+        &self,
+        service_time: Duration,
+        payload: impl Into<Bytes>,
+    ) -> Result<Bytes, Error> {
+        let micros = service_time.as_micros().min(u32::MAX as u128) as u32;
+        let r = self
+            .call(framed::Request::sleep(self.next_id(), micros, payload))
+            .await?;
+        Self::framed_ok(r)
+    }
+
+    /// STATS: the server's counters as JSON.
+    pub async fn stats_json(&self) -> Result<serde_json::Value, Error> {
+        let r = self.call(framed::Request::stats(self.next_id())).await?;
+        let body = Self::framed_ok(r)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                Phase::Read,
+                format!("STATS reply: {e}"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::framed::{Op, Response, ServerCodec};
+    use futures::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+
+    /// A minimal framed echo server (the real one lives in sockpool-server; this keeps unit tests self-contained).
+    async fn echo_server() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut io = tokio_util::codec::Framed::new(s, ServerCodec::default());
+                    while let Some(Ok(req)) = io.next().await {
+                        if req.op == Op::Sleep {
+                            tokio::time::sleep(Duration::from_micros(req.arg as u64)).await;
+                        }
+                        if io.send(Response::ok(req.id, req.payload)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn calls_share_pipelined_connections_and_report_timings() {
+        let addr = echo_server().await;
+        let client = Client::framed()
+            .endpoint(addr)
+            .pool(PoolConfig {
+                max_size: 2,
+                ..PoolConfig::default()
+            })
+            .pipeline_depth(4)
+            .build()
+            .unwrap();
+        let (r, t) = client
+            .call_timed(framed::Request::echo(5, Bytes::from_static(b"hi")))
+            .await;
+        let r = r.unwrap();
+        assert_eq!((r.id, &r.payload[..]), (5, &b"hi"[..]));
+        assert!(t.connect.is_some(), "the first call opened the connection");
+        let (_, t) = client
+            .call_timed(framed::Request::echo(6, Bytes::new()))
+            .await;
+        assert!(t.connect.is_none(), "the second reused it");
+        let calls = (0..40).map(|i| {
+            let c = client.clone();
+            async move {
+                c.sleep(Duration::from_millis(5), Bytes::from(vec![i as u8; 8]))
+                    .await
+            }
+        });
+        for (i, r) in futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(&r.unwrap()[..], &[i as u8; 8]);
+        }
+        let stats = client.stats();
+        assert!(stats.endpoints[0].size <= 2);
+        assert_eq!(stats.in_flight, 0);
+        assert_eq!(stats.succeeded, 42);
+        client.close().await;
+        let e = client.echo(&b"x"[..]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed);
+    }
+}

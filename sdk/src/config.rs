@@ -1,0 +1,299 @@
+//! Configuration structs. Each derives serde (durations are whole milliseconds in files, with a `_ms` suffix)
+//! and `Default`; each field says its default. The defaults live here and nowhere else.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Serde for a `Duration` as whole milliseconds.
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Serde for an `Option<Duration>` as whole milliseconds or `null`.
+mod opt_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis().min(u64::MAX as u128) as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// The connection pool (one per endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Most connections open to one endpoint. Default: 32.
+    pub max_size: usize,
+    /// Connections kept open and idle, opened in the background by the reaper. Default: 0.
+    pub min_idle: usize,
+    /// Close a connection unused for this long (`None`: never). Default: 90 s.
+    #[serde(rename = "idle_timeout_ms", with = "opt_ms")]
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection this old, at the next check-in or reaper pass (`None`: never). Default: 30 min.
+    #[serde(rename = "max_lifetime_ms", with = "opt_ms")]
+    pub max_lifetime: Option<Duration>,
+    /// Each connection's lifetime is shortened by a random fraction up to this, so that connections opened
+    /// together do not all close together. Default: 0.1.
+    pub lifetime_jitter: f64,
+    /// Callers allowed to wait for a connection or a pipelining slot; one more fails at once with
+    /// [`ErrorKind::PoolExhausted`](crate::ErrorKind::PoolExhausted). Default: 1024.
+    pub max_waiters: usize,
+    /// How often the background reaper closes idle, expired and dead connections and tops up `min_idle`.
+    /// Default: 1 s.
+    #[serde(rename = "reap_interval_ms", with = "ms")]
+    pub reap_interval: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_size: 32,
+            min_idle: 0,
+            idle_timeout: Some(Duration::from_secs(90)),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+            lifetime_jitter: 0.1,
+            max_waiters: 1024,
+            reap_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Timeouts of each phase of a call, plus an optional end-to-end deadline that caps them all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Opening a TCP or Unix connection. Default: 3 s.
+    #[serde(rename = "connect_ms", with = "ms")]
+    pub connect: Duration,
+    /// The TLS handshake. Default: 3 s.
+    #[serde(rename = "tls_handshake_ms", with = "ms")]
+    pub tls_handshake: Duration,
+    /// Waiting for a pooled connection or a free pipelining slot. Default: 5 s.
+    #[serde(rename = "pool_wait_ms", with = "ms")]
+    pub pool_wait: Duration,
+    /// From queueing the request on a connection to its reply. Default: 30 s.
+    #[serde(rename = "request_ms", with = "ms")]
+    pub request: Duration,
+    /// One deadline for the whole call, retries included (`None`: only the phase timeouts). Default: none.
+    #[serde(rename = "total_ms", with = "opt_ms")]
+    pub total: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            tls_handshake: Duration::from_secs(3),
+            pool_wait: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+            total: None,
+        }
+    }
+}
+
+/// Socket options applied to every new connection (via socket2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketOptions {
+    /// TCP_NODELAY: send small writes at once instead of waiting (Nagle). Default: true.
+    pub nodelay: bool,
+    /// SO_SNDBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    pub send_buffer: Option<usize>,
+    /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    pub recv_buffer: Option<usize>,
+    /// SO_KEEPALIVE with this idle time before the first probe (`None`: keepalive off). Default: 60 s.
+    #[serde(rename = "keepalive_ms", with = "opt_ms")]
+    pub keepalive: Option<Duration>,
+    /// Interval between keepalive probes (`None`: the OS default). Default: none.
+    #[serde(rename = "keepalive_interval_ms", with = "opt_ms")]
+    pub keepalive_interval: Option<Duration>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            nodelay: true,
+            send_buffer: None,
+            recv_buffer: None,
+            keepalive: Some(Duration::from_secs(60)),
+            keepalive_interval: None,
+        }
+    }
+}
+
+/// Buffers of each connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Initial capacity of the read buffer, and the least free space kept before each read. Default: 16 KiB.
+    pub read_capacity: usize,
+    /// Initial capacity of the write buffer. Default: 16 KiB.
+    pub write_capacity: usize,
+    /// Queued requests are encoded into one buffer and written with one syscall, up to this many bytes per
+    /// batch. Default: 64 KiB.
+    pub max_write_batch: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            read_capacity: 16 * 1024,
+            write_capacity: 16 * 1024,
+            max_write_batch: 64 * 1024,
+        }
+    }
+}
+
+/// When and how a failed call is tried again.
+///
+/// A call is retried only when its error [is retryable](crate::Error::is_retryable) **and** the request provably
+/// was not sent ([`was_sent`](crate::Error::was_sent) is false) or it is idempotent (the protocol says so, e.g.
+/// RESP `GET`, or the caller used [`Client::call_idempotent`](crate::Client::call_idempotent)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Most retries of one call (0 disables retries). Default: 2.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubles on each further retry. Default: 10 ms.
+    #[serde(rename = "backoff_base_ms", with = "ms")]
+    pub backoff_base: Duration,
+    /// Ceiling of the backoff. Default: 1 s.
+    #[serde(rename = "backoff_max_ms", with = "ms")]
+    pub backoff_max: Duration,
+    /// Full jitter fraction: each backoff is drawn uniformly from `[(1 - jitter) * b, b]`. Default: 0.5.
+    pub jitter: f64,
+    /// Retry budget: each call earns this fraction of a retry token; a retry spends one. Caps retries at about
+    /// this share of traffic so that retries cannot multiply load during an outage. Default: 0.2.
+    pub budget_ratio: f64,
+    /// Retry tokens available at start (and the floor the budget refills to over time: see `budget_ratio`).
+    /// Default: 10.
+    pub budget_initial: u32,
+    /// Retry idempotent requests even when they may have been sent. Default: true.
+    pub retry_idempotent: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_secs(1),
+            jitter: 0.5,
+            budget_ratio: 0.2,
+            budget_initial: 10,
+            retry_idempotent: true,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The backoff before retry number `attempt` (1-based), before jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let shift = attempt.saturating_sub(1).min(30);
+        self.backoff_base
+            .saturating_mul(1u32 << shift)
+            .min(self.backoff_max)
+    }
+
+    /// The backoff before retry number `attempt`, with jitter drawn from `rng`.
+    pub fn backoff_with_jitter(&self, attempt: u32, rng: &mut impl rand::Rng) -> Duration {
+        let b = self.backoff(attempt);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return b;
+        }
+        let low = 1.0 - jitter;
+        b.mul_f64(rng.gen_range(low..=1.0))
+    }
+}
+
+/// Ejection of an endpoint that fails repeatedly (with several endpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EjectionPolicy {
+    /// Consecutive failed calls (connect failures, resets, timeouts) that eject an endpoint. Default: 5.
+    pub consecutive_failures: u32,
+    /// First ejection time; doubles with each ejection in a row, up to `max_ejection`. After it, one call
+    /// probes the endpoint: success brings it back, failure ejects it again. Default: 1 s.
+    #[serde(rename = "base_ejection_ms", with = "ms")]
+    pub base_ejection: Duration,
+    /// Longest ejection. Default: 30 s.
+    #[serde(rename = "max_ejection_ms", with = "ms")]
+    pub max_ejection: Duration,
+}
+
+impl Default for EjectionPolicy {
+    fn default() -> Self {
+        EjectionPolicy {
+            consecutive_failures: 5,
+            base_ejection: Duration::from_secs(1),
+            max_ejection: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip_as_milliseconds() {
+        let t = Timeouts {
+            total: Some(Duration::from_millis(1500)),
+            ..Timeouts::default()
+        };
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["connect_ms"], 3000);
+        assert_eq!(json["total_ms"], 1500);
+        let back: Timeouts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, t);
+        let partial: PoolConfig = serde_json::from_str(r#"{"max_size": 4}"#).unwrap();
+        assert_eq!(partial.max_size, 4);
+        assert_eq!(partial.min_idle, PoolConfig::default().min_idle);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling() {
+        let p = RetryPolicy {
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(p.backoff(1), Duration::from_millis(10));
+        assert_eq!(p.backoff(2), Duration::from_millis(20));
+        assert_eq!(p.backoff(3), Duration::from_millis(40));
+        assert_eq!(p.backoff(4), Duration::from_millis(50));
+        assert_eq!(p.backoff(100), Duration::from_millis(50));
+        let mut rng = rand::thread_rng();
+        for attempt in 1..6 {
+            let j = p.backoff_with_jitter(attempt, &mut rng);
+            assert!(j <= p.backoff(attempt) && j >= p.backoff(attempt).mul_f64(0.5));
+        }
+    }
+}

@@ -1,0 +1,930 @@
+//! One connection: a driver task owns the socket, callers queue requests to it with a `oneshot` each.
+//!
+//! ```text
+//!  caller ──reserve slot──► Connection ──mpsc (bounded)──► driver task ──one write()──► socket
+//!  caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
+//! ```
+//!
+//! - **Pipelining.** A connection has `depth` slots (a semaphore). A caller takes a slot before queueing, and the
+//!   driver gives it back only when the reply has been read (or the connection died). Depth 1 is classic
+//!   request/response; depth P lets P requests be in flight, from one caller or several.
+//! - **Batching.** The driver encodes every request waiting in the queue into one buffer (up to
+//!   [`BufferConfig::max_write_batch`]) and writes it with one `write` call.
+//! - **Cancellation never desynchronises.** A caller that gives up (timeout, dropped future) only drops its
+//!   `oneshot` receiver; the driver still reads that reply and throws it away, so the next reply goes to the
+//!   next caller. The connection is then *poisoned*: it finishes what is in flight but takes no new requests,
+//!   and the pool replaces it (a late reply would otherwise hold the slot of the next request).
+//! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
+//!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
+//! - **Health without a probe round-trip.** The driver always has a read armed, so bytes that arrive while
+//!   nothing is in flight (stray bytes) or the peer's EOF/RST are seen when they happen; [`Connection::health`]
+//!   reports them and the pool drops such connections before handing them out.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::config::BufferConfig;
+use crate::error::{Error, ErrorKind, Phase};
+use crate::protocol::Protocol;
+use crate::transport::{Connector, Endpoint, Stream};
+
+/// Why a connection stopped being usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed it (EOF).
+    PeerClosed,
+    /// The peer reset it, or another socket error.
+    Reset,
+    /// A caller gave up on a request in flight (timeout or dropped future).
+    Cancelled,
+    /// A request failed mid-flight (write error, undecodable reply, reply to another request).
+    Protocol,
+    /// Bytes arrived while no request was in flight.
+    StrayBytes,
+    /// Unused for longer than the idle timeout.
+    IdleTimeout,
+    /// Older than its (jittered) maximum lifetime.
+    MaxLifetime,
+    /// Another connection to the same endpoint saw a reset or EOF after this one was opened.
+    EndpointReset,
+    /// Closed by this side (pool or client closed, connection dropped).
+    Local,
+}
+
+impl CloseReason {
+    /// All reasons, in the order of their counters in [`crate::stats::CloseCounts`].
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::PeerClosed,
+        CloseReason::Reset,
+        CloseReason::Cancelled,
+        CloseReason::Protocol,
+        CloseReason::StrayBytes,
+        CloseReason::IdleTimeout,
+        CloseReason::MaxLifetime,
+        CloseReason::EndpointReset,
+        CloseReason::Local,
+    ];
+
+    fn code(self) -> u8 {
+        CloseReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(0) as u8
+            + 1
+    }
+
+    fn from_code(code: u8) -> Option<CloseReason> {
+        CloseReason::ALL
+            .get((code as usize).checked_sub(1)?)
+            .copied()
+    }
+
+    /// True when the peer ended the connection (EOF or reset): other idle connections to the same endpoint
+    /// opened before it are suspect too.
+    pub fn is_peer_failure(self) -> bool {
+        matches!(self, CloseReason::PeerClosed | CloseReason::Reset)
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::PeerClosed => "peer closed",
+            CloseReason::Reset => "reset",
+            CloseReason::Cancelled => "cancelled request",
+            CloseReason::Protocol => "protocol error",
+            CloseReason::StrayBytes => "stray bytes",
+            CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::MaxLifetime => "max lifetime",
+            CloseReason::EndpointReset => "endpoint reset",
+            CloseReason::Local => "closed locally",
+        })
+    }
+}
+
+/// State shared by all connections to one endpoint: the generation counter used to invalidate idle
+/// connections in bulk after a reset or EOF.
+#[derive(Debug, Default)]
+pub struct EndpointHealth {
+    generation: AtomicU64,
+    changed: Notify,
+}
+
+impl EndpointHealth {
+    /// The current generation: connections opened in an older one are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A connection opened in `opened_in` saw the peer go away: start a new generation (once per generation,
+    /// however many connections report the same event).
+    pub fn peer_failed(&self, opened_in: u64) {
+        if self
+            .generation
+            .compare_exchange(
+                opened_in,
+                opened_in + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.changed.notify_waiters();
+            self.changed.notify_one();
+        }
+    }
+
+    /// Resolves when a new generation starts.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+}
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionOptions {
+    /// Requests in flight at once (1 = request/response). Default: 1.
+    pub depth: usize,
+    /// Buffer sizes. Default: [`BufferConfig::default`].
+    pub buffers: BufferConfig,
+    /// Health of the endpoint this connection belongs to (for bulk invalidation). Default: a fresh one.
+    pub endpoint_health: Arc<EndpointHealth>,
+    /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time.
+    /// Default: none (the pool enforces lifetimes).
+    pub expires_after: Option<Duration>,
+    /// Counter of requests in flight over every connection that shares it (the client's). Default: none.
+    pub(crate) in_flight_total: Option<Arc<AtomicUsize>>,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            depth: 1,
+            buffers: BufferConfig::default(),
+            endpoint_health: Arc::default(),
+            expires_after: None,
+            in_flight_total: None,
+        }
+    }
+}
+
+const HEALTHY: u8 = 0;
+
+struct Shared {
+    /// 0 while usable, else `CloseReason::code`; the first reason wins.
+    state: AtomicU8,
+    slots: Arc<Semaphore>,
+    depth: usize,
+    in_flight: AtomicUsize,
+    in_flight_total: Option<Arc<AtomicUsize>>,
+    created: Instant,
+    expires: Option<Instant>,
+    last_used: Mutex<Instant>,
+    generation: u64,
+    endpoint: Arc<EndpointHealth>,
+    /// Wakes the driver when the connection is poisoned from outside.
+    wake: Notify,
+    /// A dup of the socket for [`Connection::probe`].
+    probe: Option<socket2::Socket>,
+}
+
+impl Shared {
+    fn mark(&self, reason: CloseReason) -> bool {
+        let first = self
+            .state
+            .compare_exchange(HEALTHY, reason.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if first {
+            // Waiters for a slot on this connection go and find another.
+            self.slots.close();
+            self.wake.notify_one();
+            if reason.is_peer_failure() {
+                self.endpoint.peer_failed(self.generation);
+            }
+        }
+        first
+    }
+
+    fn reason(&self) -> Option<CloseReason> {
+        CloseReason::from_code(self.state.load(Ordering::Acquire))
+    }
+}
+
+/// Decrements the in-flight counters when a request is resolved (answered, failed or dropped).
+struct InFlightToken(Arc<Shared>);
+
+impl InFlightToken {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Some(t) = &shared.in_flight_total {
+            t.fetch_add(1, Ordering::AcqRel);
+        }
+        InFlightToken(shared.clone())
+    }
+}
+
+impl Drop for InFlightToken {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(t) = &self.0.in_flight_total {
+            t.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+type ReplyTx<R> = oneshot::Sender<Result<R, Error>>;
+
+struct Envelope<P: Protocol> {
+    request: P::Request,
+    tag: u64,
+    reply: ReplyTx<P::Response>,
+    _slot: OwnedSemaphorePermit,
+    _token: InFlightToken,
+}
+
+struct InFlight<R> {
+    tag: u64,
+    /// Offset of this request's first byte in the connection's output stream.
+    start: u64,
+    reply: ReplyTx<R>,
+    _slot: OwnedSemaphorePermit,
+    _token: InFlightToken,
+}
+
+/// A reserved pipelining slot on one connection: the right to queue one request.
+#[derive(Debug)]
+pub struct Slot(OwnedSemaphorePermit);
+
+/// One pipelined connection. Cheap to share by reference; all methods take `&self`.
+///
+/// Dropping it lets the driver finish the requests in flight, then closes the socket.
+pub struct Connection<P: Protocol> {
+    tx: mpsc::Sender<Envelope<P>>,
+    shared: Arc<Shared>,
+    protocol: Arc<P>,
+    connect_time: Duration,
+}
+
+impl<P: Protocol> fmt::Debug for Connection<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("protocol", &self.protocol.name())
+            .field("depth", &self.shared.depth)
+            .field("in_flight", &self.in_flight())
+            .field("health", &self.health())
+            .finish()
+    }
+}
+
+impl<P: Protocol> Connection<P> {
+    /// Connect to `endpoint` and start the driver task (needs a tokio runtime).
+    pub async fn connect(
+        endpoint: &Endpoint,
+        protocol: Arc<P>,
+        connector: &Connector,
+        options: ConnectionOptions,
+    ) -> Result<Self, Error> {
+        let start = Instant::now();
+        let stream = connector.connect(endpoint, None).await?;
+        let mut conn = Connection::from_stream(stream, protocol, options);
+        conn.connect_time = start.elapsed();
+        Ok(conn)
+    }
+
+    /// Wrap an open stream and start its driver task (needs a tokio runtime).
+    pub fn from_stream(stream: Stream, protocol: Arc<P>, options: ConnectionOptions) -> Self {
+        let depth = options.depth.max(1);
+        let now = Instant::now();
+        let probe = stream.probe_handle();
+        let shared = Arc::new(Shared {
+            probe,
+            state: AtomicU8::new(HEALTHY),
+            slots: Arc::new(Semaphore::new(depth)),
+            depth,
+            in_flight: AtomicUsize::new(0),
+            in_flight_total: options.in_flight_total.clone(),
+            created: now,
+            expires: options.expires_after.map(|d| now + d),
+            last_used: Mutex::new(now),
+            generation: options.endpoint_health.generation(),
+            endpoint: options.endpoint_health.clone(),
+            wake: Notify::new(),
+        });
+        let (tx, rx) = mpsc::channel(depth);
+        let driver = Driver {
+            codec: protocol.codec(),
+            protocol: protocol.clone(),
+            rx,
+            shared: shared.clone(),
+            buffers: options.buffers,
+        };
+        tokio::spawn(driver.run(stream));
+        Connection {
+            tx,
+            shared,
+            protocol,
+            connect_time: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn set_connect_time(&mut self, d: Duration) {
+        self.connect_time = d;
+    }
+
+    /// How long opening this connection took (TCP connect plus TLS handshake).
+    pub fn connect_time(&self) -> Duration {
+        self.connect_time
+    }
+
+    /// Send one request and wait for its reply. Waits for a free pipelining slot first.
+    ///
+    /// Cancel-safe: dropping the future before the reply arrives leaves the connection in step (the reply is
+    /// read and dropped) and poisons it, see the module docs.
+    pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
+        let slot = self.reserve().await?;
+        self.send(slot, request)?.await
+    }
+
+    /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
+    pub fn try_reserve(&self) -> Option<Slot> {
+        if self.health().is_some() {
+            return None;
+        }
+        self.shared.slots.clone().try_acquire_owned().ok().map(Slot)
+    }
+
+    /// Wait for a free slot. Fails (not sent, retryable) if the connection becomes unusable meanwhile.
+    pub async fn reserve(&self) -> Result<Slot, Error> {
+        if let Some(reason) = self.health() {
+            return Err(unusable(reason));
+        }
+        match self.shared.slots.clone().acquire_owned().await {
+            Ok(p) => Ok(Slot(p)),
+            Err(_) => Err(unusable(self.health().unwrap_or(CloseReason::Local))),
+        }
+    }
+
+    /// Queue `request` on a reserved slot; the returned future resolves to its reply.
+    ///
+    /// Fails at once (not sent) if the connection is unusable.
+    pub fn send(&self, slot: Slot, request: P::Request) -> Result<ReplyFuture<P::Response>, Error> {
+        self.try_send(slot, request).map_err(|(e, _)| e)
+    }
+
+    /// Like [`send`](Self::send), giving the request back when it could not be queued (so it can go to another
+    /// connection).
+    pub fn try_send(
+        &self,
+        slot: Slot,
+        request: P::Request,
+    ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        if let Some(reason) = self.health() {
+            return Err((unusable(reason), request));
+        }
+        let (reply, rx) = oneshot::channel();
+        let env = Envelope {
+            tag: self.protocol.request_tag(&request),
+            request,
+            reply,
+            _slot: slot.0,
+            _token: InFlightToken::new(&self.shared),
+        };
+        if let Ok(mut t) = self.shared.last_used.lock() {
+            *t = Instant::now();
+        }
+        match self.tx.try_send(env) {
+            Ok(()) => Ok(ReplyFuture {
+                rx,
+                shared: self.shared.clone(),
+                done: false,
+            }),
+            // Full cannot happen (a slot per queued request, channel capacity = depth); both mean the driver
+            // is gone or behind: the request was not sent.
+            Err(e) => {
+                let env = e.into_inner();
+                Err((
+                    unusable(self.health().unwrap_or(CloseReason::Local)),
+                    env.request,
+                ))
+            }
+        }
+    }
+
+    /// `None` while usable; otherwise why not (poisoned, peer closed, stray bytes …).
+    pub fn health(&self) -> Option<CloseReason> {
+        self.shared.reason()
+    }
+
+    /// Stop taking requests: the ones in flight finish, then the connection closes.
+    pub fn poison(&self, reason: CloseReason) {
+        self.shared.mark(reason);
+    }
+
+    /// Requests queued or in flight.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.shared.slots.available_permits()
+    }
+
+    /// The pipelining depth.
+    pub fn depth(&self) -> usize {
+        self.shared.depth
+    }
+
+    /// Time since the connection opened.
+    pub fn age(&self) -> Duration {
+        self.shared.created.elapsed()
+    }
+
+    /// Time since a request was last queued (or since it opened).
+    pub fn idle_time(&self) -> Duration {
+        self.shared
+            .last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// True once the (jittered) lifetime given in [`ConnectionOptions::expires_after`] has passed.
+    pub fn is_expired(&self) -> bool {
+        self.shared.expires.is_some_and(|e| Instant::now() >= e)
+    }
+
+    /// True when another connection to the same endpoint saw it go away after this one was opened.
+    pub fn is_stale(&self) -> bool {
+        self.shared.endpoint.generation() > self.shared.generation
+    }
+
+    /// A non-blocking probe of the socket itself (`recv` with `MSG_PEEK` on a non-blocking dup): catches the
+    /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
+    /// connection's health afterwards.
+    pub fn probe(&self) -> Option<CloseReason> {
+        if let Some(r) = self.health() {
+            return Some(r);
+        }
+        let sock = self.shared.probe.as_ref()?;
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match sock.peek(&mut buf) {
+            Ok(0) => {
+                self.shared.mark(CloseReason::PeerClosed);
+            }
+            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                self.shared.mark(CloseReason::Reset);
+            }
+        }
+        self.health()
+    }
+
+    /// Whether a pool may hand this connection out again, and if not, why (probes the socket, see
+    /// [`probe`](Self::probe)).
+    pub fn check(&self) -> Result<(), CloseReason> {
+        if let Some(r) = self.probe() {
+            return Err(r);
+        }
+        if self.is_stale() {
+            return Err(CloseReason::EndpointReset);
+        }
+        if self.is_expired() {
+            return Err(CloseReason::MaxLifetime);
+        }
+        Ok(())
+    }
+}
+
+fn unusable(reason: CloseReason) -> Error {
+    let kind = match reason {
+        CloseReason::Reset => ErrorKind::Reset,
+        CloseReason::Protocol | CloseReason::StrayBytes => ErrorKind::Protocol,
+        _ => ErrorKind::Closed,
+    };
+    Error::new(
+        kind,
+        Phase::PoolWait,
+        format!("connection unusable ({reason})"),
+    )
+    .with_sent(false)
+}
+
+/// The reply to one queued request. Dropping it before it resolves poisons the connection (see module docs).
+pub struct ReplyFuture<R> {
+    rx: oneshot::Receiver<Result<R, Error>>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl<R> fmt::Debug for ReplyFuture<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyFuture")
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<R> Future for ReplyFuture<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.rx).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                this.done = true;
+                Poll::Ready(r.unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Closed,
+                        Phase::Read,
+                        "connection driver stopped",
+                    ))
+                }))
+            }
+        }
+    }
+}
+
+impl<R> Drop for ReplyFuture<R> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.mark(CloseReason::Cancelled);
+        }
+    }
+}
+
+struct Driver<P: Protocol> {
+    codec: P::Codec,
+    protocol: Arc<P>,
+    rx: mpsc::Receiver<Envelope<P>>,
+    shared: Arc<Shared>,
+    buffers: BufferConfig,
+}
+
+/// How the driver loop ended.
+struct Stop {
+    reason: CloseReason,
+    error: Option<Error>,
+}
+
+impl<P: Protocol> Driver<P> {
+    async fn run(mut self, stream: Stream) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let read_cap = self.buffers.read_capacity.max(512);
+        let max_batch = self.buffers.max_write_batch.max(1);
+        let mut rbuf = BytesMut::with_capacity(read_cap);
+        let mut wbuf = BytesMut::with_capacity(self.buffers.write_capacity);
+        let mut in_flight: VecDeque<InFlight<P::Response>> = VecDeque::new();
+        let mut encoded: u64 = 0;
+        let mut written: u64 = 0;
+        let mut rx_open = true;
+        let expiry = self.shared.expires;
+
+        let stop: Stop = loop {
+            let idle = in_flight.is_empty() && wbuf.is_empty();
+            if idle && (!rx_open || self.shared.reason().is_some()) {
+                break Stop {
+                    reason: self.shared.reason().unwrap_or(CloseReason::Local),
+                    error: None,
+                };
+            }
+            if rbuf.capacity() - rbuf.len() < read_cap / 2 {
+                rbuf.reserve(read_cap);
+            }
+            let can_take = rx_open && wbuf.len() < max_batch && self.shared.reason().is_none();
+            tokio::select! {
+                biased;
+                r = rd.read_buf(&mut rbuf) => match r {
+                    Ok(0) => {
+                        let mid = !in_flight.is_empty() || !rbuf.is_empty();
+                        break Stop {
+                            reason: CloseReason::PeerClosed,
+                            error: Some(Error::new(
+                                ErrorKind::Closed,
+                                Phase::Read,
+                                if mid { "peer closed the connection before replying" } else { "peer closed the connection" },
+                            )),
+                        };
+                    }
+                    Ok(_) => {
+                        if let Err(stop) = self.deliver(&mut rbuf, &mut in_flight) {
+                            break stop;
+                        }
+                    }
+                    Err(e) => {
+                        break Stop { reason: CloseReason::Reset, error: Some(Error::io(Phase::Read, e)) };
+                    }
+                },
+                r = wr.write_buf(&mut wbuf), if !wbuf.is_empty() => match r {
+                    Ok(0) => {
+                        break Stop {
+                            reason: CloseReason::Reset,
+                            error: Some(Error::new(ErrorKind::Closed, Phase::Write, "socket accepted no bytes")),
+                        };
+                    }
+                    Ok(n) => {
+                        written += n as u64;
+                        if wbuf.is_empty() {
+                            if let Err(e) = wr.flush().await {
+                                break Stop { reason: CloseReason::Reset, error: Some(Error::io(Phase::Write, e)) };
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        break Stop { reason: CloseReason::Reset, error: Some(Error::io(Phase::Write, e)) };
+                    }
+                },
+                m = self.rx.recv(), if can_take => match m {
+                    None => rx_open = false,
+                    Some(env) => {
+                        self.encode(env, &mut wbuf, &mut encoded, &mut in_flight);
+                        // Batch: everything already queued goes into the same write.
+                        while wbuf.len() < max_batch {
+                            match self.rx.try_recv() {
+                                Ok(env) => self.encode(env, &mut wbuf, &mut encoded, &mut in_flight),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                },
+                _ = self.shared.wake.notified() => {}
+                _ = sleep_until_opt(expiry), if expiry.is_some() && idle => {
+                    self.shared.mark(CloseReason::MaxLifetime);
+                }
+            }
+        };
+
+        self.shared.mark(stop.reason);
+        let base = stop.error.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Closed,
+                Phase::Read,
+                format!("connection closed ({})", stop.reason),
+            )
+        });
+        for f in in_flight.drain(..) {
+            let sent = f.start < written;
+            let phase = if sent { base.phase() } else { Phase::Write };
+            let _ = f
+                .reply
+                .send(Err(clone_error(&base).with_sent(sent).with_phase(phase)));
+        }
+        self.rx.close();
+        while let Ok(env) = self.rx.try_recv() {
+            let _ = env.reply.send(Err(clone_error(&base)
+                .with_sent(false)
+                .with_phase(Phase::Write)));
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    }
+
+    fn encode(
+        &mut self,
+        env: Envelope<P>,
+        wbuf: &mut BytesMut,
+        encoded: &mut u64,
+        in_flight: &mut VecDeque<InFlight<P::Response>>,
+    ) {
+        let before = wbuf.len();
+        match self.codec.encode(env.request, wbuf) {
+            Ok(()) => {
+                let start = *encoded;
+                *encoded += (wbuf.len() - before) as u64;
+                in_flight.push_back(InFlight {
+                    tag: env.tag,
+                    start,
+                    reply: env.reply,
+                    _slot: env._slot,
+                    _token: env._token,
+                });
+            }
+            Err(e) => {
+                wbuf.truncate(before);
+                let err = Error::codec(Phase::Write, e).with_sent(false);
+                let err = if err.kind() == ErrorKind::Protocol {
+                    Error::new(ErrorKind::Config, Phase::Write, err.to_string())
+                } else {
+                    err
+                };
+                let _ = env.reply.send(Err(err.with_sent(false)));
+            }
+        }
+    }
+
+    /// Decode every complete reply in `rbuf` and hand each to its caller.
+    fn deliver(
+        &mut self,
+        rbuf: &mut BytesMut,
+        in_flight: &mut VecDeque<InFlight<P::Response>>,
+    ) -> Result<(), Stop> {
+        loop {
+            if in_flight.is_empty() {
+                if rbuf.is_empty() {
+                    return Ok(());
+                }
+                return Err(Stop {
+                    reason: CloseReason::StrayBytes,
+                    error: Some(Error::new(
+                        ErrorKind::Protocol,
+                        Phase::Read,
+                        format!(
+                            "{} bytes arrived while no request was in flight",
+                            rbuf.len()
+                        ),
+                    )),
+                });
+            }
+            match self.codec.decode(rbuf) {
+                Ok(Some(reply)) => {
+                    let Some(f) = in_flight.pop_front() else {
+                        return Ok(());
+                    };
+                    if let Err(msg) = self.protocol.check_reply(f.tag, &reply) {
+                        let err = Error::new(ErrorKind::Protocol, Phase::Read, msg);
+                        let _ = f.reply.send(Err(clone_error(&err)));
+                        return Err(Stop {
+                            reason: CloseReason::Protocol,
+                            error: Some(err),
+                        });
+                    }
+                    // A caller that gave up dropped its receiver: the reply is read and dropped here.
+                    let _ = f.reply.send(Ok(reply));
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(Stop {
+                        reason: CloseReason::Protocol,
+                        error: Some(Error::codec(Phase::Read, e)),
+                    })
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
+fn clone_error(e: &Error) -> Error {
+    let msg = e.to_string();
+    let mut c = Error::new(e.kind(), e.phase(), msg).with_sent(e.was_sent());
+    if let Some(ep) = e.endpoint() {
+        c = c.with_endpoint(ep);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::framed::{Request, Response, ServerCodec};
+    use crate::protocol::Framed;
+    use bytes::Bytes;
+    use futures::{SinkExt, StreamExt};
+    use tokio::net::UnixStream;
+    use tokio_util::codec::Framed as FramedIo;
+
+    fn pair(depth: usize) -> (Connection<Framed>, FramedIo<UnixStream, ServerCodec>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let conn = Connection::from_stream(
+            Stream::Unix(a),
+            Arc::new(Framed::default()),
+            ConnectionOptions {
+                depth,
+                ..Default::default()
+            },
+        );
+        (conn, FramedIo::new(b, ServerCodec::default()))
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_batched_and_matched() {
+        let (conn, mut server) = pair(4);
+        let calls = futures::future::join_all(
+            (0..4u64).map(|i| conn.call(Request::echo(i, Bytes::from(vec![i as u8; 3])))),
+        );
+        let serve = async {
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                let req = server.next().await.unwrap().unwrap();
+                seen.push(req.id);
+                server
+                    .send(Response::ok(req.id, req.payload))
+                    .await
+                    .unwrap();
+            }
+            seen
+        };
+        let (replies, seen) = tokio::join!(calls, serve);
+        assert_eq!(seen, vec![0, 1, 2, 3]);
+        for (i, r) in replies.into_iter().enumerate() {
+            let r = r.unwrap();
+            assert_eq!(r.id, i as u64);
+            assert_eq!(&r.payload[..], &[i as u8; 3]);
+        }
+        assert_eq!(conn.free_slots(), 4);
+        assert_eq!(conn.check(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_another_request_poisons_the_connection() {
+        let (conn, mut server) = pair(1);
+        let call = conn.call(Request::echo(7, Bytes::new()));
+        let serve = async {
+            let req = server.next().await.unwrap().unwrap();
+            server
+                .send(Response::ok(req.id + 1, Bytes::new()))
+                .await
+                .unwrap();
+        };
+        let (r, ()) = tokio::join!(call, serve);
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert_eq!(conn.health(), Some(CloseReason::Protocol));
+        let again = conn.call(Request::echo(8, Bytes::new())).await.unwrap_err();
+        assert!(!again.was_sent());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_leaves_the_stream_in_step_and_poisons() {
+        let (conn, mut server) = pair(2);
+        let first = conn.call(Request::echo(1, Bytes::from_static(b"one")));
+        // Give up on the first call after it was queued.
+        let r = tokio::time::timeout(Duration::from_millis(20), first).await;
+        assert!(r.is_err());
+        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+        // The late reply is still read and dropped: the driver then closes cleanly, not as stray bytes.
+        let req = server.next().await.unwrap().unwrap();
+        server
+            .send(Response::ok(req.id, req.payload))
+            .await
+            .unwrap();
+        assert!(server.next().await.is_none(), "driver closes once drained");
+        assert_eq!(conn.in_flight(), 0);
+        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn stray_bytes_and_eof_are_seen_while_idle() {
+        let (conn, mut server) = pair(1);
+        server.send(Response::ok(99, Bytes::new())).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while conn.health().is_none() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(conn.health(), Some(CloseReason::StrayBytes));
+
+        let health = Arc::new(EndpointHealth::default());
+        let (a, b) = UnixStream::pair().unwrap();
+        let conn = Connection::from_stream(
+            Stream::Unix(a),
+            Arc::new(Framed::default()),
+            ConnectionOptions {
+                endpoint_health: health.clone(),
+                ..Default::default()
+            },
+        );
+        let (c, _d) = UnixStream::pair().unwrap();
+        let older = Connection::from_stream(
+            Stream::Unix(c),
+            Arc::new(Framed::default()),
+            ConnectionOptions {
+                endpoint_health: health.clone(),
+                ..Default::default()
+            },
+        );
+        drop(b);
+        tokio::time::timeout(Duration::from_secs(5), health.changed())
+            .await
+            .unwrap();
+        assert_eq!(conn.check(), Err(CloseReason::PeerClosed));
+        assert_eq!(older.check(), Err(CloseReason::EndpointReset));
+    }
+}

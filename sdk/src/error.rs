@@ -1,0 +1,315 @@
+//! One opaque error type for everything the SDK does, with the phase that failed and predicates.
+//!
+//! Like hyper's error, [`Error`] is opaque so that causes can grow without breaking users: ask it
+//! [`Error::kind`], [`Error::phase`], [`Error::is_timeout`], [`Error::is_retryable`], [`Error::was_sent`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+
+/// The phase of a call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Waiting for a pooled connection (or for a free pipelining slot on one).
+    PoolWait,
+    /// Opening the TCP or Unix connection.
+    Connect,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// Writing the request.
+    Write,
+    /// Reading the reply.
+    Read,
+    /// The request as a whole (written, waiting for its reply).
+    Request,
+    /// The end-to-end deadline was already spent before a phase could start (e.g. during a retry backoff).
+    Deadline,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::PoolWait => "pool wait",
+            Phase::Connect => "connect",
+            Phase::TlsHandshake => "TLS handshake",
+            Phase::Write => "write",
+            Phase::Read => "read",
+            Phase::Request => "request",
+            Phase::Deadline => "deadline",
+        })
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A timeout or the end-to-end deadline ran out (see [`Error::phase`] for which).
+    Timeout,
+    /// The peer refused the connection.
+    Refused,
+    /// The connection was reset by the peer.
+    Reset,
+    /// The connection (or the client) was closed, e.g. the peer closed it cleanly.
+    Closed,
+    /// The pool has too many waiters already: failed fast without waiting.
+    PoolExhausted,
+    /// The peer broke the protocol (bad frame, reply to another request, stray bytes, over a size limit).
+    Protocol,
+    /// TLS failed (handshake, certificate, configuration).
+    Tls,
+    /// Another I/O error.
+    Io,
+    /// The configuration or the request is invalid (bad endpoint, datagram too large …).
+    Config,
+    /// The server answered with an error status (framed `BAD_REQUEST`/`TOO_LARGE`/`BUSY`/`SHUTTING_DOWN`).
+    Server,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Refused => "connection refused",
+            ErrorKind::Reset => "connection reset",
+            ErrorKind::Closed => "connection closed",
+            ErrorKind::PoolExhausted => "pool exhausted",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Tls => "TLS error",
+            ErrorKind::Io => "i/o error",
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Server => "server error",
+        })
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+struct Inner {
+    kind: ErrorKind,
+    phase: Phase,
+    sent: bool,
+    message: String,
+    endpoint: Option<String>,
+    source: Option<Source>,
+}
+
+/// The SDK's error: a kind, the phase that failed, whether the request may have reached the server, and a cause.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+impl Error {
+    /// A new error. `message` says what happened in the user's words.
+    pub fn new(kind: ErrorKind, phase: Phase, message: impl Into<String>) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                phase,
+                sent: matches!(phase, Phase::Write | Phase::Read | Phase::Request),
+                message: message.into(),
+                endpoint: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// A timeout in `phase` after `after`.
+    pub(crate) fn timeout(phase: Phase, after: Duration, what: &str) -> Self {
+        Error::new(
+            ErrorKind::Timeout,
+            phase,
+            format!("{what} timed out after {after:?}"),
+        )
+    }
+
+    /// An I/O error in `phase`, classified by its `io::ErrorKind`.
+    pub(crate) fn io(phase: Phase, err: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match err.kind() {
+            K::ConnectionRefused => ErrorKind::Refused,
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
+            K::UnexpectedEof | K::NotConnected => ErrorKind::Closed,
+            K::TimedOut => ErrorKind::Timeout,
+            K::InvalidData
+                if err
+                    .get_ref()
+                    .is_some_and(|e| e.is::<rustls::Error>() || e.to_string().contains("tls")) =>
+            {
+                ErrorKind::Tls
+            }
+            _ => ErrorKind::Io,
+        };
+        let message = err.to_string();
+        Error::new(kind, phase, message).with_source(err)
+    }
+
+    /// A codec error while reading (`Read`) or writing (`Write`).
+    pub(crate) fn codec(phase: Phase, err: CodecError) -> Self {
+        match err {
+            CodecError::Io(e) => Error::io(phase, e),
+            other => Error::new(ErrorKind::Protocol, phase, other.to_string()).with_source(other),
+        }
+    }
+
+    /// Attach the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.inner.source = Some(Box::new(source));
+        self
+    }
+
+    /// Attach the endpoint the error happened on.
+    pub(crate) fn with_endpoint(mut self, endpoint: &str) -> Self {
+        if self.inner.endpoint.is_none() {
+            self.inner.endpoint = Some(endpoint.to_string());
+        }
+        self
+    }
+
+    /// Override whether the request may have reached the server.
+    pub(crate) fn with_sent(mut self, sent: bool) -> Self {
+        self.inner.sent = sent;
+        self
+    }
+
+    /// Override the phase.
+    pub(crate) fn with_phase(mut self, phase: Phase) -> Self {
+        self.inner.phase = phase;
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The phase that failed (for a timeout: the phase that ran out of time).
+    pub fn phase(&self) -> Phase {
+        self.inner.phase
+    }
+
+    /// The endpoint the error happened on, when there was one.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.inner.endpoint.as_deref()
+    }
+
+    /// True when a timeout or the end-to-end deadline ran out.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// True when the connection was closed, reset or refused by the peer.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::Closed | ErrorKind::Reset | ErrorKind::Refused
+        )
+    }
+
+    /// True when the pool failed fast because it had too many waiters.
+    pub fn is_pool_exhausted(&self) -> bool {
+        self.inner.kind == ErrorKind::PoolExhausted
+    }
+
+    /// True when the peer broke the protocol.
+    pub fn is_protocol(&self) -> bool {
+        self.inner.kind == ErrorKind::Protocol
+    }
+
+    /// False when the request provably never left this process (failed while waiting for or opening a
+    /// connection, or queued on a connection that died before writing it). Retrying such a request is always safe.
+    pub fn was_sent(&self) -> bool {
+        self.inner.sent
+    }
+
+    /// True when the failure is transient (the peer went away, a timeout, an exhausted pool, a busy server) and
+    /// trying again may succeed. It is *safe* to retry when also `!was_sent()` or the request is idempotent;
+    /// the client's retry policy checks both.
+    pub fn is_retryable(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::Timeout
+            | ErrorKind::Refused
+            | ErrorKind::Reset
+            | ErrorKind::Closed
+            | ErrorKind::PoolExhausted
+            | ErrorKind::Io => true,
+            ErrorKind::Server => !self.inner.sent,
+            ErrorKind::Protocol | ErrorKind::Tls | ErrorKind::Config => false,
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("phase", &self.inner.phase)
+            .field("sent", &self.inner.sent)
+            .field("message", &self.inner.message);
+        if let Some(ep) = &self.inner.endpoint {
+            d.field("endpoint", ep);
+        }
+        if let Some(src) = &self.inner.source {
+            d.field("source", src);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} during {}", self.inner.kind, self.inner.phase)?;
+        if let Some(ep) = &self.inner.endpoint {
+            write!(f, " on {ep}")?;
+        }
+        write!(f, ": {}", self.inner.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_classified() {
+        let e = Error::io(
+            Phase::Connect,
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        );
+        assert_eq!(e.kind(), ErrorKind::Refused);
+        assert!(!e.was_sent());
+        assert!(e.is_retryable());
+        let e = Error::io(
+            Phase::Read,
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        );
+        assert_eq!(e.kind(), ErrorKind::Reset);
+        assert!(e.was_sent());
+    }
+
+    #[test]
+    fn display_names_the_phase() {
+        let e = Error::timeout(Phase::Request, Duration::from_millis(50), "request")
+            .with_endpoint("127.0.0.1:1");
+        let s = e.to_string();
+        assert!(s.contains("during request"), "{s}");
+        assert!(s.contains("127.0.0.1:1"), "{s}");
+        assert!(e.is_timeout());
+    }
+}

@@ -1,0 +1,245 @@
+//! The connection pool: a deadpool [`managed::Manager`](deadpool::managed::Manager) per endpoint, plus the
+//! background reaper.
+//!
+//! ## Sharing one connection between callers (pipelining depth P > 1)
+//!
+//! deadpool lends an object to one caller at a time. A caller holds the pooled connection **only while it
+//! enqueues**: it takes the object, reserves one of the connection's P slots, queues its request, and returns
+//! the object to the pool at once; then it waits for its reply on its own `oneshot`. The next caller gets the
+//! same connection back from the pool and can queue on it too, so up to P callers share one connection, like
+//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps the object
+//! and waits for a slot; other callers then find no idle object and the pool opens another connection, up to
+//! `max_size`. So connections are added only under load, and at most `max_size * P` requests are in flight.
+//!
+//! ## Recycling
+//!
+//! Every check-out runs [`Manager::recycle`], which rejects a connection that is poisoned, saw stray bytes or the
+//! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no probe
+//! round-trip), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
+//! was opened), is past its jittered lifetime, or has been idle longer than the idle timeout.
+//!
+//! ## The reaper
+//!
+//! One task per client runs every [`PoolConfig::reap_interval`] and at once whenever an endpoint starts a new
+//! generation: it removes idle connections that would fail recycling (so a restart is cleaned up before the next
+//! request, not one failed request at a time), counts them by reason, and opens connections up to
+//! [`PoolConfig::min_idle`].
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::config::PoolConfig;
+use crate::connection::{CloseReason, Connection, ConnectionOptions};
+use crate::error::{Error, Phase};
+use crate::protocol::Protocol;
+use crate::stats::Counters;
+use crate::transport::{ConnectProgress, Connector, Endpoint};
+
+/// What the call that is checking out a connection knows: its deadline, and (filled in by the manager) whether
+/// it is connecting and how long that took.
+#[derive(Debug, Default)]
+pub(crate) struct CallCtx {
+    pub deadline: Option<Instant>,
+    phase: AtomicU8,
+    connect_time: Mutex<Option<Duration>>,
+}
+
+tokio::task_local! {
+    pub(crate) static CALL_CTX: Arc<CallCtx>;
+}
+
+impl CallCtx {
+    pub fn new(deadline: Option<Instant>) -> Self {
+        CallCtx {
+            deadline,
+            ..Default::default()
+        }
+    }
+
+    /// The phase running now: `PoolWait`, or `Connect`/`TlsHandshake` while this call opens a connection.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            1 => Phase::Connect,
+            2 => Phase::TlsHandshake,
+            _ => Phase::PoolWait,
+        }
+    }
+
+    /// The time this call spent opening a connection, if it opened one.
+    pub fn connect_time(&self) -> Option<Duration> {
+        self.connect_time.lock().ok().and_then(|g| *g)
+    }
+}
+
+impl ConnectProgress for CallCtx {
+    fn enter(&self, phase: Phase) {
+        let code = match phase {
+            Phase::Connect => 1,
+            Phase::TlsHandshake => 2,
+            _ => 0,
+        };
+        self.phase.store(code, Ordering::Release);
+    }
+}
+
+/// Opens and recycles the connections of one endpoint.
+pub struct Manager<P: Protocol> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) protocol: Arc<P>,
+    pub(crate) connector: Connector,
+    pub(crate) options: ConnectionOptions,
+    pub(crate) config: PoolConfig,
+    pub(crate) counters: Arc<Counters>,
+    /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
+    /// checked-out connections as missing.
+    pub(crate) warming: tokio::sync::Mutex<()>,
+}
+
+impl<P: Protocol> std::fmt::Debug for Manager<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("endpoint", &self.endpoint.to_string())
+            .finish()
+    }
+}
+
+/// The pool of one endpoint.
+pub type Pool<P> = managed::Pool<Manager<P>>;
+
+impl<P: Protocol> Manager<P> {
+    /// The lifetime of a new connection: the maximum, shortened by a random fraction up to the jitter.
+    fn lifetime(&self) -> Option<Duration> {
+        let max = self.config.max_lifetime?;
+        let jitter = self.config.lifetime_jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return Some(max);
+        }
+        Some(max.mul_f64(1.0 - rand::thread_rng().gen_range(0.0..=jitter)))
+    }
+
+    /// Why `conn` must not be handed out again, if it must not.
+    pub(crate) fn verdict(&self, conn: &Connection<P>) -> Option<CloseReason> {
+        if let Err(r) = conn.check() {
+            return Some(r);
+        }
+        match self.config.idle_timeout {
+            Some(t) if conn.in_flight() == 0 && conn.idle_time() >= t => {
+                Some(CloseReason::IdleTimeout)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<P: Protocol> managed::Manager for Manager<P> {
+    type Type = Connection<P>;
+    type Error = Error;
+
+    async fn create(&self) -> Result<Connection<P>, Error> {
+        let ctx = CALL_CTX.try_with(|c| c.clone()).ok();
+        let deadline = ctx.as_ref().and_then(|c| c.deadline);
+        let start = Instant::now();
+        let progress: &dyn ConnectProgress = match &ctx {
+            Some(c) => c.as_ref(),
+            None => &(),
+        };
+        let result = self
+            .connector
+            .connect_with(&self.endpoint, deadline, progress)
+            .await;
+        let took = start.elapsed();
+        self.counters.connect(took, result.is_ok());
+        if let Some(c) = &ctx {
+            c.enter(Phase::PoolWait);
+            if result.is_ok() {
+                if let Ok(mut g) = c.connect_time.lock() {
+                    *g = Some(g.unwrap_or_default() + took);
+                }
+            }
+        }
+        let stream = result?;
+        let mut options = self.options.clone();
+        options.expires_after = self.lifetime();
+        let mut conn = Connection::from_stream(stream, self.protocol.clone(), options);
+        conn.set_connect_time(took);
+        Ok(conn)
+    }
+
+    async fn recycle(&self, conn: &mut Connection<P>, _: &Metrics) -> RecycleResult<Error> {
+        match self.verdict(conn) {
+            None => Ok(()),
+            Some(reason) => {
+                self.counters.closed(reason, 1);
+                Err(RecycleError::message(reason.to_string()))
+            }
+        }
+    }
+}
+
+/// Remove idle connections that would fail recycling; returns how many were removed.
+pub(crate) fn reap<P: Protocol>(pool: &Pool<P>) -> usize {
+    let manager = pool.manager();
+    let removed = pool.retain(|conn, _| match manager.verdict(conn) {
+        None => true,
+        Some(reason) => {
+            manager.counters.closed(reason, 1);
+            false
+        }
+    });
+    removed.removed.len()
+}
+
+/// Open connections until `min_idle` are idle (never past `max_size`). Returns how many were opened.
+pub(crate) async fn warm<P: Protocol>(pool: &Pool<P>) -> Result<usize, Error> {
+    let want = pool.manager().config.min_idle;
+    let _one_at_a_time = pool.manager().warming.lock().await;
+    let status = pool.status();
+    let missing = want
+        .saturating_sub(status.available)
+        .min(status.max_size.saturating_sub(status.size));
+    if missing == 0 {
+        return Ok(0);
+    }
+    // Check out every idle connection plus `missing` more at once: the extra ones must be opened.
+    let gets = (0..status.available + missing).map(|_| pool.get());
+    let results = futures::future::join_all(gets).await;
+    let before = status.size;
+    let mut first_err = None;
+    let mut objects = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => objects.push(o),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(pool_error(e, Phase::Connect));
+                }
+            }
+        }
+    }
+    let opened = pool.status().size.saturating_sub(before);
+    drop(objects);
+    match first_err {
+        Some(e) if opened == 0 => Err(e),
+        _ => Ok(opened),
+    }
+}
+
+/// A deadpool error as ours.
+pub(crate) fn pool_error(e: managed::PoolError<Error>, phase: Phase) -> Error {
+    use crate::error::ErrorKind;
+    match e {
+        managed::PoolError::Backend(e) => e,
+        managed::PoolError::Closed => {
+            Error::new(ErrorKind::Closed, phase, "the pool is closed").with_sent(false)
+        }
+        managed::PoolError::Timeout(_) => {
+            Error::new(ErrorKind::Timeout, phase, "pool timeout").with_sent(false)
+        }
+        other => Error::new(ErrorKind::Io, phase, other.to_string()).with_sent(false),
+    }
+}

@@ -1,0 +1,363 @@
+//! What travels on a connection: the [`Protocol`] trait, the built-in protocols, and [`Custom`] for any
+//! tokio-util codec.
+//!
+//! A protocol names its request and response types, makes a codec per connection, and may tag requests so the
+//! connection can prove that each reply belongs to its request (the framed protocol echoes the request id).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use bytes::Bytes;
+
+use crate::codec::framed::{self, Op};
+use crate::codec::{echo, line, resp, CodecError};
+
+/// A wire protocol the client can speak.
+///
+/// Replies must come back in request order (every protocol here does); the connection matches them FIFO and
+/// then asks [`Protocol::check_reply`] to confirm the match.
+pub trait Protocol: Send + Sync + 'static {
+    /// What a caller sends. Cloned only when a call may be retried.
+    type Request: Clone + Send + 'static;
+    /// What a caller gets back.
+    type Response: Send + 'static;
+    /// The codec of one connection (encodes requests, decodes responses).
+    type Codec: Encoder<Self::Request, Error = CodecError>
+        + Decoder<Item = Self::Response, Error = CodecError>
+        + Send
+        + 'static;
+
+    /// A fresh codec for a new connection.
+    fn codec(&self) -> Self::Codec;
+
+    /// A short name for logs and stats.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
+    /// A tag the reply must carry (the framed request id). Default: 0 (nothing to check).
+    fn request_tag(&self, _request: &Self::Request) -> u64 {
+        0
+    }
+
+    /// Confirm that `reply` answers the request tagged `tag`. An error is a protocol error: the connection is
+    /// poisoned and every request on it fails. Default: always fine.
+    fn check_reply(&self, _tag: u64, _reply: &Self::Response) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// True when sending `request` twice is harmless, so it may be retried even after it may have been sent.
+    /// Default: false.
+    fn is_idempotent(&self, _request: &Self::Request) -> bool {
+        false
+    }
+}
+
+/// The sockpool `framed` RPC ([`codec::framed`](crate::codec::framed)): replies are checked against the
+/// request id.
+#[derive(Debug, Clone)]
+pub struct Framed {
+    /// Largest frame body accepted or sent. Default: [`framed::DEFAULT_MAX_FRAME`] (16 MiB).
+    pub max_frame: usize,
+}
+
+impl Default for Framed {
+    fn default() -> Self {
+        Framed {
+            max_frame: framed::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl Protocol for Framed {
+    type Request = framed::Request;
+    type Response = framed::Response;
+    type Codec = framed::ClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        framed::ClientCodec::new(self.max_frame)
+    }
+
+    fn name(&self) -> &'static str {
+        "framed"
+    }
+
+    fn request_tag(&self, request: &framed::Request) -> u64 {
+        request.id
+    }
+
+    fn check_reply(&self, tag: u64, reply: &framed::Response) -> Result<(), String> {
+        if reply.id == tag {
+            Ok(())
+        } else {
+            Err(format!(
+                "reply id {} does not match request id {tag} (status {:?})",
+                reply.id, reply.status
+            ))
+        }
+    }
+
+    fn is_idempotent(&self, request: &framed::Request) -> bool {
+        // Every framed op is read-only on the server; SINK is an upload whose effect a caller may count.
+        !matches!(request.op, Op::Sink)
+    }
+}
+
+/// A raw byte stream to an echo server: each request's reply is exactly as many bytes as it sent, so
+/// pipelined requests map 1:1 to replies ([`echo::EchoClientCodec`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+impl Protocol for Echo {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = echo::EchoClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        echo::EchoClientCodec::new()
+    }
+
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn is_idempotent(&self, _request: &Bytes) -> bool {
+        true
+    }
+}
+
+/// `\n`-terminated lines ([`line::LineCodec`]): a request is one line without its `\n`, the reply is the next line.
+#[derive(Debug, Clone, Copy)]
+pub struct Line {
+    /// Longest reply line accepted. Default: [`line::DEFAULT_MAX_LINE`] (64 KiB).
+    pub max_len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            max_len: line::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+impl Protocol for Line {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = line::LineCodec;
+
+    fn codec(&self) -> Self::Codec {
+        line::LineCodec::new(self.max_len)
+    }
+
+    fn name(&self) -> &'static str {
+        "line"
+    }
+}
+
+/// Redis RESP2 ([`resp::ClientCodec`]): a request is a command (`Vec<Bytes>`), the reply a [`resp::Value`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resp {
+    /// Limits on replies. Default: [`resp::Limits::default`].
+    pub limits: resp::Limits,
+}
+
+/// RESP commands that only read, so retrying them is harmless.
+const RESP_READ_ONLY: &[&[u8]] = &[
+    b"GET",
+    b"MGET",
+    b"EXISTS",
+    b"PING",
+    b"ECHO",
+    b"STRLEN",
+    b"TTL",
+    b"PTTL",
+    b"TYPE",
+    b"DBSIZE",
+    b"LRANGE",
+    b"LLEN",
+    b"HGET",
+    b"HGETALL",
+    b"HMGET",
+    b"SMEMBERS",
+    b"SCARD",
+    b"ZRANGE",
+    b"ZSCORE",
+];
+
+impl Protocol for Resp {
+    type Request = Vec<Bytes>;
+    type Response = resp::Value;
+    type Codec = resp::ClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        resp::ClientCodec::new(self.limits)
+    }
+
+    fn name(&self) -> &'static str {
+        "resp"
+    }
+
+    fn is_idempotent(&self, request: &Vec<Bytes>) -> bool {
+        request
+            .first()
+            .is_some_and(|cmd| RESP_READ_ONLY.iter().any(|ro| cmd.eq_ignore_ascii_case(ro)))
+    }
+}
+
+/// Any tokio-util codec as a protocol: `Custom::new(|| MyCodec::new())`.
+///
+/// The codec's errors become protocol errors (the connection is dropped).
+pub struct Custom<C, Req> {
+    make: Arc<dyn Fn() -> C + Send + Sync>,
+    name: &'static str,
+    idempotent: bool,
+    _req: PhantomData<fn(Req)>,
+}
+
+impl<C, Req> Clone for Custom<C, Req> {
+    fn clone(&self) -> Self {
+        Custom {
+            make: self.make.clone(),
+            name: self.name,
+            idempotent: self.idempotent,
+            _req: PhantomData,
+        }
+    }
+}
+
+impl<C, Req> fmt::Debug for Custom<C, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Custom").field("name", &self.name).finish()
+    }
+}
+
+impl<C, Req> Custom<C, Req> {
+    /// A protocol whose connections each use the codec `make` returns.
+    pub fn new(make: impl Fn() -> C + Send + Sync + 'static) -> Self {
+        Custom {
+            make: Arc::new(make),
+            name: "custom",
+            idempotent: false,
+            _req: PhantomData,
+        }
+    }
+
+    /// Name it (for logs and stats). Default: `"custom"`.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Declare every request idempotent, so that retries are allowed after it may have been sent.
+    /// Default: false.
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = yes;
+        self
+    }
+}
+
+impl<C, Req, EE, DE> Protocol for Custom<C, Req>
+where
+    C: Encoder<Req, Error = EE> + Decoder<Error = DE> + Send + 'static,
+    C::Item: Send + 'static,
+    Req: Clone + Send + 'static,
+    EE: std::fmt::Display + 'static,
+    DE: std::fmt::Display + 'static,
+{
+    type Request = Req;
+    type Response = C::Item;
+    type Codec = CustomCodec<C>;
+
+    fn codec(&self) -> Self::Codec {
+        CustomCodec((self.make)())
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn is_idempotent(&self, _request: &Req) -> bool {
+        self.idempotent
+    }
+}
+
+/// A user codec with its errors mapped to [`CodecError::Protocol`].
+#[derive(Debug)]
+pub struct CustomCodec<C>(pub C);
+
+impl<C, Req> Encoder<Req> for CustomCodec<C>
+where
+    C: Encoder<Req>,
+    C::Error: fmt::Display,
+{
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Req, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.0
+            .encode(item, dst)
+            .map_err(|e| CodecError::protocol(e.to_string()))
+    }
+}
+
+impl<C> Decoder for CustomCodec<C>
+where
+    C: Decoder,
+    C::Error: fmt::Display,
+{
+    type Item = C::Item;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<C::Item>, CodecError> {
+        self.0
+            .decode(src)
+            .map_err(|e| CodecError::protocol(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn resp_reads_are_idempotent_and_writes_are_not() {
+        let p = Resp::default();
+        let cmd = |s: &[&'static str]| s.iter().map(|a| Bytes::from_static(a.as_bytes())).collect();
+        assert!(p.is_idempotent(&cmd(&["get", "k"])));
+        assert!(!p.is_idempotent(&cmd(&["INCR", "k"])));
+        assert!(!p.is_idempotent(&Vec::new()));
+    }
+
+    #[test]
+    fn framed_checks_the_reply_id() {
+        let p = Framed::default();
+        let req = framed::Request::echo(42, Bytes::from_static(b"x"));
+        let tag = p.request_tag(&req);
+        assert!(p
+            .check_reply(tag, &framed::Response::ok(42, Bytes::new()))
+            .is_ok());
+        let err = p
+            .check_reply(tag, &framed::Response::ok(41, Bytes::new()))
+            .unwrap_err();
+        assert!(err.contains("41") && err.contains("42"), "{err}");
+    }
+
+    #[test]
+    fn custom_wraps_a_tokio_util_codec() {
+        let p = Custom::<tokio_util::codec::LinesCodec, String>::new(
+            tokio_util::codec::LinesCodec::new,
+        )
+        .named("lines");
+        let mut codec = p.codec();
+        let mut buf = BytesMut::new();
+        codec.encode("hello".to_string(), &mut buf).unwrap();
+        assert_eq!(&buf[..], b"hello\n");
+        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("hello"));
+        assert_eq!(p.name(), "lines");
+    }
+}

@@ -1,0 +1,204 @@
+//! Client counters: requests, retries, connects and pool waits (count, total and max time), and connection
+//! closes by reason. [`crate::Client::stats`] returns a [`ClientStats`] snapshot (serde `Serialize`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::connection::CloseReason;
+
+/// Live counters (lock-free; shared by the client, its pools and its reaper).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub retries_denied_by_budget: AtomicU64,
+    pub pool_exhausted: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub connect_us_total: AtomicU64,
+    pub connect_us_max: AtomicU64,
+    pub pool_waits: AtomicU64,
+    pub pool_wait_us_total: AtomicU64,
+    pub pool_wait_us_max: AtomicU64,
+    pub closes: [AtomicU64; CloseReason::ALL.len()],
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connect(&self, took: Duration, ok: bool) {
+        if ok {
+            Counters::add(&self.connects);
+            self.connect_us_total.fetch_add(us(took), Ordering::Relaxed);
+            self.connect_us_max.fetch_max(us(took), Ordering::Relaxed);
+        } else {
+            Counters::add(&self.connect_failures);
+        }
+    }
+
+    pub fn pool_wait(&self, took: Duration) {
+        Counters::add(&self.pool_waits);
+        self.pool_wait_us_total
+            .fetch_add(us(took), Ordering::Relaxed);
+        self.pool_wait_us_max.fetch_max(us(took), Ordering::Relaxed);
+    }
+
+    pub fn closed(&self, reason: CloseReason, n: u64) {
+        if let Some(i) = CloseReason::ALL.iter().position(|r| *r == reason) {
+            self.closes[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn closes(&self) -> CloseCounts {
+        let g = |r: CloseReason| {
+            let i = CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
+            self.closes[i].load(Ordering::Relaxed)
+        };
+        CloseCounts {
+            peer_closed: g(CloseReason::PeerClosed),
+            reset: g(CloseReason::Reset),
+            cancelled: g(CloseReason::Cancelled),
+            protocol: g(CloseReason::Protocol),
+            stray_bytes: g(CloseReason::StrayBytes),
+            idle_timeout: g(CloseReason::IdleTimeout),
+            max_lifetime: g(CloseReason::MaxLifetime),
+            endpoint_reset: g(CloseReason::EndpointReset),
+            local: g(CloseReason::Local),
+        }
+    }
+
+    pub fn snapshot(&self, endpoints: Vec<EndpointStats>, in_flight: u64) -> ClientStats {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            requests: l(&self.requests),
+            succeeded: l(&self.succeeded),
+            failed: l(&self.failed),
+            retries: l(&self.retries),
+            retries_denied_by_budget: l(&self.retries_denied_by_budget),
+            pool_exhausted: l(&self.pool_exhausted),
+            timeouts: l(&self.timeouts),
+            in_flight,
+            connects: l(&self.connects),
+            connect_failures: l(&self.connect_failures),
+            connect_us_total: l(&self.connect_us_total),
+            connect_us_max: l(&self.connect_us_max),
+            pool_waits: l(&self.pool_waits),
+            pool_wait_us_total: l(&self.pool_wait_us_total),
+            pool_wait_us_max: l(&self.pool_wait_us_max),
+            closes: self.closes(),
+            endpoints,
+        }
+    }
+}
+
+/// Connections closed, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CloseCounts {
+    /// The peer closed the connection (EOF), seen while idle or at check-out.
+    pub peer_closed: u64,
+    /// The peer reset the connection, or another socket error.
+    pub reset: u64,
+    /// A caller gave up on a request in flight (timeout, dropped future).
+    pub cancelled: u64,
+    /// A reply did not decode or did not match its request.
+    pub protocol: u64,
+    /// Bytes arrived while no request was in flight.
+    pub stray_bytes: u64,
+    /// Unused for longer than the idle timeout.
+    pub idle_timeout: u64,
+    /// Past the (jittered) maximum lifetime.
+    pub max_lifetime: u64,
+    /// Invalidated in bulk: another connection to the endpoint saw a reset or EOF after it was opened.
+    pub endpoint_reset: u64,
+    /// Closed by this side (client closed).
+    pub local: u64,
+}
+
+impl CloseCounts {
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.peer_closed
+            + self.reset
+            + self.cancelled
+            + self.protocol
+            + self.stray_bytes
+            + self.idle_timeout
+            + self.max_lifetime
+            + self.endpoint_reset
+            + self.local
+    }
+}
+
+/// One endpoint's pool right now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EndpointStats {
+    /// The endpoint as configured.
+    pub endpoint: String,
+    /// Connections open (idle or lent out).
+    pub size: usize,
+    /// Connections in the pool, not lent out. With pipelining a connection can be here while requests are in
+    /// flight on it.
+    pub idle: usize,
+    /// The pool's maximum size.
+    pub max_size: usize,
+    /// Calls to this endpoint in progress (waiting or in flight).
+    pub calls: usize,
+    /// Callers waiting inside the pool for a connection.
+    pub waiting: usize,
+    /// Pipelining slots taken on the idle connections (requests still in flight on them).
+    pub slots_in_use: usize,
+    /// Calls admitted past the waiter bound and not finished (0 when no permit leaked).
+    pub admitted: usize,
+    /// True while ejected after repeated failures.
+    pub ejected: bool,
+}
+
+/// A snapshot of the client's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientStats {
+    /// Calls made.
+    pub requests: u64,
+    /// Calls that succeeded.
+    pub succeeded: u64,
+    /// Calls that failed (after retries).
+    pub failed: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Retries the budget refused.
+    pub retries_denied_by_budget: u64,
+    /// Calls that failed fast because the pool had too many waiters.
+    pub pool_exhausted: u64,
+    /// Calls that failed with a timeout.
+    pub timeouts: u64,
+    /// Requests queued on or in flight on a connection right now (0 when nothing leaked).
+    pub in_flight: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+    /// Total time spent opening connections, in microseconds.
+    pub connect_us_total: u64,
+    /// Longest connect, in microseconds.
+    pub connect_us_max: u64,
+    /// Pool checkouts.
+    pub pool_waits: u64,
+    /// Total time waiting for a connection or a slot (connect time excluded), in microseconds.
+    pub pool_wait_us_total: u64,
+    /// Longest pool wait, in microseconds.
+    pub pool_wait_us_max: u64,
+    /// Connections closed, by reason.
+    pub closes: CloseCounts,
+    /// Each endpoint's pool.
+    pub endpoints: Vec<EndpointStats>,
+}

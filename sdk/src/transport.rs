@@ -1,0 +1,525 @@
+//! Opening connections: TCP (v4/v6), Unix sockets and TLS over TCP, with socket options applied to each.
+//!
+//! [`Endpoint`] parses the address forms users write (`host:port`, `[::1]:port`, `unix:/path`,
+//! `tls://host:port`); [`connect`] opens a [`Stream`] to one within the connect and TLS handshake timeouts.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
+use tokio::time::Instant;
+
+use crate::config::SocketOptions;
+use crate::error::{Error, ErrorKind, Phase};
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// TCP to `host:port` (a name is resolved at each connect; the first address that answers wins).
+    Tcp {
+        /// Host name or IP literal (an IPv6 literal without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// TLS over TCP to `host:port`; `host` is also the name checked against the certificate.
+    Tls {
+        /// Host name or IP literal.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A Unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The endpoint for a socket address (TCP).
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Endpoint::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
+    /// The endpoint for a socket address (TLS); the certificate must name `addr`'s IP unless verification is off.
+    pub fn tls(addr: SocketAddr) -> Self {
+        Endpoint::Tls {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+
+    /// True for a TLS endpoint.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Endpoint::Tls { .. })
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:")?;
+        return Some((host.to_string(), port.parse().ok()?));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!("bad endpoint {s:?}: expected host:port, [::1]:port, unix:/path or tls://host:port"),
+            )
+        };
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(bad());
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("tls://") {
+            let (host, port) = split_host_port(rest).ok_or_else(bad)?;
+            return Ok(Endpoint::Tls { host, port });
+        }
+        let rest = s.strip_prefix("tcp://").unwrap_or(s);
+        let (host, port) = split_host_port(rest).ok_or_else(bad)?;
+        Ok(Endpoint::Tcp { host, port })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hp = |f: &mut fmt::Formatter<'_>, host: &str, port: u16| {
+            if host.contains(':') {
+                write!(f, "[{host}]:{port}")
+            } else {
+                write!(f, "{host}:{port}")
+            }
+        };
+        match self {
+            Endpoint::Tcp { host, port } => hp(f, host, *port),
+            Endpoint::Tls { host, port } => {
+                f.write_str("tls://")?;
+                hp(f, host, *port)
+            }
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// TLS client settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of CA certificates to trust (`None`: trust nothing but what `insecure` allows). Default: none.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate without checking it. For tests and benchmarks only. Default: false.
+    pub insecure: bool,
+    /// Name to check the certificate against instead of the endpoint's host. Default: none.
+    pub server_name: Option<String>,
+}
+
+impl TlsConfig {
+    /// Build the rustls connector these settings describe.
+    pub fn connector(&self) -> Result<tokio_rustls::TlsConnector, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::new(ErrorKind::Tls, Phase::TlsHandshake, e.to_string()))?;
+        let config = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            if let Some(path) = &self.ca_file {
+                use rustls_pki_types::pem::PemObject;
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Config,
+                        Phase::TlsHandshake,
+                        format!("reading CA file {}: {e}", path.display()),
+                    )
+                })?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Config,
+                            Phase::TlsHandshake,
+                            format!("CA file {}: {e}", path.display()),
+                        )
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        Error::new(ErrorKind::Tls, Phase::TlsHandshake, e.to_string())
+                    })?;
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    }
+}
+
+/// A certificate verifier that accepts every certificate (signatures are still checked, so the handshake is
+/// real; only the identity is not).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// An open connection of any transport.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// A Unix stream socket.
+    Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Stream {
+    /// A second handle (a `dup`) on the socket, for non-blocking health probes that do not disturb the owner.
+    /// `None` if the OS refuses the `dup`.
+    pub fn probe_handle(&self) -> Option<socket2::Socket> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Unix(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Tls(s) => socket2::SockRef::from(s.get_ref().0).try_clone().ok(),
+        }
+    }
+}
+
+/// What [`Connector::connect`] needs besides the endpoint.
+#[derive(Clone)]
+pub struct Connector {
+    /// Socket options for each new connection.
+    pub socket: SocketOptions,
+    /// TLS connector and settings, used for `tls://` endpoints.
+    pub tls: Option<(tokio_rustls::TlsConnector, Option<String>)>,
+    /// Connect timeout. Default: see [`Timeouts::connect`](crate::Timeouts::connect).
+    pub connect_timeout: Duration,
+    /// TLS handshake timeout. Default: see [`Timeouts::tls_handshake`](crate::Timeouts::tls_handshake).
+    pub tls_timeout: Duration,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("socket", &self.socket)
+            .field("tls", &self.tls.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("tls_timeout", &self.tls_timeout)
+            .finish()
+    }
+}
+
+/// Which step of [`Connector::connect`] is running (for naming the phase when an outer deadline cuts it).
+pub(crate) trait ConnectProgress: Sync {
+    /// Entering `phase`.
+    fn enter(&self, phase: Phase);
+}
+
+impl ConnectProgress for () {
+    fn enter(&self, _: Phase) {}
+}
+
+impl Connector {
+    /// Open a connection to `endpoint`, each step bounded by its timeout and by `deadline` if given.
+    pub async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Option<Instant>,
+    ) -> Result<Stream, Error> {
+        self.connect_with(endpoint, deadline, &()).await
+    }
+
+    pub(crate) async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Option<Instant>,
+        progress: &dyn ConnectProgress,
+    ) -> Result<Stream, Error> {
+        let ep = endpoint.to_string();
+        progress.enter(Phase::Connect);
+        let (limit, what) = bounded(self.connect_timeout, deadline);
+        let connecting = async {
+            match endpoint {
+                Endpoint::Unix(path) => {
+                    let s = UnixStream::connect(path)
+                        .await
+                        .map_err(|e| Error::io(Phase::Connect, e))?;
+                    self.apply_unix(&s);
+                    Ok(Stream::Unix(s))
+                }
+                Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
+                    self.connect_tcp(host, *port).await.map(Stream::Tcp)
+                }
+            }
+        };
+        let stream = match tokio::time::timeout(limit, connecting).await {
+            Ok(r) => r.map_err(|e| e.with_endpoint(&ep))?,
+            Err(_) => return Err(Error::timeout(Phase::Connect, limit, what).with_endpoint(&ep)),
+        };
+        let Endpoint::Tls { host, .. } = endpoint else {
+            return Ok(stream);
+        };
+        let Stream::Tcp(tcp) = stream else {
+            unreachable!("a TLS endpoint connects over TCP")
+        };
+        let Some((connector, name_override)) = &self.tls else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::TlsHandshake,
+                "tls:// endpoint without TLS settings",
+            ));
+        };
+        progress.enter(Phase::TlsHandshake);
+        let name = name_override.as_deref().unwrap_or(host);
+        let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                Phase::TlsHandshake,
+                format!("bad TLS server name {name:?}: {e}"),
+            )
+        })?;
+        let (limit, what) = bounded(self.tls_timeout, deadline);
+        match tokio::time::timeout(limit, connector.connect(server_name, tcp)).await {
+            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+            Ok(Err(e)) => {
+                let kind = if e.kind() == io::ErrorKind::InvalidData {
+                    ErrorKind::Tls
+                } else {
+                    Error::io(Phase::TlsHandshake, io::Error::from(e.kind())).kind()
+                };
+                Err(Error::new(kind, Phase::TlsHandshake, e.to_string())
+                    .with_source(e)
+                    .with_endpoint(&ep))
+            }
+            Err(_) => Err(Error::timeout(Phase::TlsHandshake, limit, what).with_endpoint(&ep)),
+        }
+    }
+
+    async fn connect_tcp(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
+        let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| Error::io(Phase::Connect, e))?
+                .collect(),
+        };
+        let mut last = None;
+        for addr in addrs {
+            match self.connect_addr(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!("{host} resolved to no address"),
+            )
+        }))
+    }
+
+    async fn connect_addr(&self, addr: SocketAddr) -> Result<TcpStream, Error> {
+        let io = |e| Error::io(Phase::Connect, e);
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(io)?;
+        // Buffer sizes before connect, so that the window scale negotiated in the handshake fits them.
+        if let Some(n) = self.socket.send_buffer {
+            socket.set_send_buffer_size(n as u32).map_err(io)?;
+        }
+        if let Some(n) = self.socket.recv_buffer {
+            socket.set_recv_buffer_size(n as u32).map_err(io)?;
+        }
+        let stream = socket.connect(addr).await.map_err(io)?;
+        stream.set_nodelay(self.socket.nodelay).map_err(io)?;
+        if let Some(idle) = self.socket.keepalive {
+            let mut ka = socket2::TcpKeepalive::new().with_time(idle);
+            if let Some(iv) = self.socket.keepalive_interval {
+                ka = ka.with_interval(iv);
+            }
+            socket2::SockRef::from(&stream)
+                .set_tcp_keepalive(&ka)
+                .map_err(io)?;
+        }
+        Ok(stream)
+    }
+
+    fn apply_unix(&self, s: &UnixStream) {
+        let sock = socket2::SockRef::from(s);
+        // Best effort: a Unix socket honours the buffer sizes; failures are not worth refusing the connection.
+        if let Some(n) = self.socket.send_buffer {
+            let _ = sock.set_send_buffer_size(n);
+        }
+        if let Some(n) = self.socket.recv_buffer {
+            let _ = sock.set_recv_buffer_size(n);
+        }
+    }
+}
+
+/// The limit for a step: its own timeout, or what is left of the deadline if that is sooner.
+pub(crate) fn bounded(timeout: Duration, deadline: Option<Instant>) -> (Duration, &'static str) {
+    match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left < timeout {
+                (left, "end-to-end deadline")
+            } else {
+                (timeout, "phase timeout")
+            }
+        }
+        None => (timeout, "phase timeout"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_and_print() {
+        for s in [
+            "127.0.0.1:7000",
+            "[::1]:7000",
+            "unix:/tmp/x.sock",
+            "tls://localhost:443",
+            "example.com:80",
+        ] {
+            let ep: Endpoint = s.parse().unwrap();
+            assert_eq!(ep.to_string(), s);
+        }
+        assert_eq!(
+            "[::1]:9".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp {
+                host: "::1".into(),
+                port: 9
+            }
+        );
+        for bad in [
+            "",
+            "nope",
+            "::1:80",
+            "host:",
+            "host:99999",
+            "unix:",
+            "tls://x",
+        ] {
+            let e = bad.parse::<Endpoint>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+        }
+    }
+}
