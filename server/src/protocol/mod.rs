@@ -1,10 +1,10 @@
-//! The protocols' server sides, one module each, all implementing [`Session`](crate::session::Session).
+//! The protocols' server sides, one module each, all implementing [`Session`].
 //!
 //! | module | protocol | over `max_connections` |
 //! |---|---|---|
 //! | [`framed`] | the sockpool RPC | `BUSY` with id 0, then close |
 //! | [`echo`] | byte-stream echo | closed at once |
-//! | [`line`] | line echo | closed at once |
+//! | [`line`](mod@line) | line echo | closed at once |
 //! | [`http`] | HTTP/1.1, `200` with a fixed body | `503`, then close |
 //! | [`resp`] | Redis RESP2 subset | `-ERR max number of clients reached`, then close |
 //! | [`udp`] | datagram echo (no connections) | — |
