@@ -79,6 +79,10 @@ struct Conn {
     dirty: bool,
     /// Close once the output is written.
     closing: bool,
+    /// After the close: reading and dropping what the client still sends until then (see `tokio_io::linger`).
+    lingering_until: Option<Instant>,
+    /// Bytes dropped while lingering.
+    lingered: usize,
     waiting_until: Option<Instant>,
     partial_since: Option<Instant>,
     last_active: Instant,
@@ -119,6 +123,9 @@ impl Conn {
         let stats = &shared.stats;
         let chunk = shared.config.read_buffer.max(64);
         let shrink_above = chunk.max(64 * 1024);
+        if self.lingering_until.is_some() {
+            return self.linger();
+        }
         loop {
             // 1. Write what is pending.
             while self.written < self.output.len() {
@@ -151,7 +158,8 @@ impl Conn {
             }
             if self.closing {
                 self.stream.shutdown_write();
-                return Alive::No;
+                self.lingering_until = Some(Instant::now() + crate::model::tokio_io::LINGER_TIME);
+                return self.linger();
             }
             // 2. A SLEEP in progress.
             let now = Instant::now();
@@ -223,8 +231,28 @@ impl Conn {
         }
     }
 
+    /// Reads and drops input after the close until end of file, the linger time or the linger budget.
+    fn linger(&mut self) -> Alive {
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.lingered >= crate::model::tokio_io::LINGER_BYTES {
+                return Alive::No;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Alive::No,
+                Ok(n) => self.lingered += n,
+                Err(e) if is_would_block(&e) => return Alive::Yes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Alive::No,
+            }
+        }
+    }
+
     /// Applies the read, idle and write timeouts; `No` when the connection must close.
     fn check_timeouts(&mut self, shared: &Shared, now: Instant) -> Alive {
+        if let Some(until) = self.lingering_until {
+            return if now >= until { Alive::No } else { Alive::Yes };
+        }
         let limits = &shared.config.limits;
         let stats = &shared.stats;
         if let Some(since) = self.write_blocked_since {
@@ -385,6 +413,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             written: 0,
                             dirty: false,
                             closing: false,
+                            lingering_until: None,
+                            lingered: 0,
                             waiting_until: None,
                             partial_since: None,
                             last_active: Instant::now(),

@@ -233,6 +233,27 @@ async fn write_out<S: AsyncWrite + Unpin>(
     }
 }
 
+/// After the last reply and our FIN: read and drop what the client still sends (the rest of a refused
+/// body, requests pipelined behind `Connection: close`) for a moment, so closing with unread data does not
+/// make the kernel send a reset that could destroy the reply before the client reads it.
+async fn linger<S: Stream>(io: &mut S, input: &mut BytesMut) {
+    let until = tokio::time::Instant::now() + LINGER_TIME;
+    let mut drained = 0usize;
+    while drained < LINGER_BYTES {
+        input.clear();
+        input.reserve(16 * 1024);
+        match tokio::time::timeout_at(until, io.read_buf(input)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}
+
+/// How long [`linger`] reads after the close.
+pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
+/// How much [`linger`] reads at most.
+pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
+
 /// Runs `session` over `io` until either side closes, a limit or timeout is hit, or shutdown finds the
 /// connection between requests.
 ///
@@ -287,6 +308,7 @@ pub(crate) async fn drive<S: Stream>(mut io: S, mut session: AnySession, shared:
             }
             Next::Close => {
                 let _ = tokio::time::timeout(limits.write_timeout, io.shutdown()).await;
+                linger(&mut io, &mut input).await;
                 return;
             }
         }
