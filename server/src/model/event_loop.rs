@@ -203,11 +203,23 @@ impl Conn {
             } else if self.partial_since.is_none() {
                 self.partial_since = Some(now);
             }
-            // 4. Read.
-            let len = self.input.len();
-            self.input.resize(len + chunk, 0);
-            let r = self.stream.read(&mut self.input[len..]);
-            self.input.truncate(len + *r.as_ref().unwrap_or(&0));
+            // 4. Read. A connection without a buffer yet (it has sent nothing) reads into the stack first, so
+            // idle connections cost no buffer.
+            let r = if self.input.capacity() == 0 {
+                let mut first = [0u8; 512];
+                let r = self.stream.read(&mut first);
+                if let Ok(n) = r {
+                    self.input.reserve(chunk.max(n));
+                    self.input.extend_from_slice(&first[..n]);
+                }
+                r
+            } else {
+                let len = self.input.len();
+                self.input.resize(len + chunk, 0);
+                let r = self.stream.read(&mut self.input[len..]);
+                self.input.truncate(len + *r.as_ref().unwrap_or(&0));
+                r
+            };
             match r {
                 Ok(0) => return Alive::No,
                 Ok(n) => {
