@@ -28,7 +28,7 @@
 //! | `async` (default) | one tokio multi-thread runtime, `workers` threads | TCP, TLS, unix |
 //! | `per-core` | `workers` current-thread runtimes, each with its own SO_REUSEPORT listener | TCP, TLS, unix (shared) |
 //! | `threads` | blocking std::net, a thread per connection (≤ `max_connections`) | TCP, TLS, unix |
-//! | `event-loop` | one thread, one mio (epoll) loop, non-blocking sockets | TCP, unix; no TLS (refused at bind) |
+//! | `event-loop` | one thread, one mio (epoll) loop, non-blocking sockets, rustls driven by hand | TCP, TLS, unix |
 //! | `processes` | `workers` worker processes of the binary sharing the port with SO_REUSEPORT | TCP, TLS; no unix (refused at bind) |
 //!
 //! UDP listeners are served by one thread each under every model. Under `processes`, `STATS` answers the
