@@ -365,7 +365,8 @@ pub struct ServerConfig {
     /// Initial read buffer per connection, in bytes; it grows on demand and shrinks back. Default: 4 KiB.
     pub read_buffer: usize,
     /// The `sockpool-server` executable the `processes` model starts its workers from. Default: the running
-    /// executable (which must then be `sockpool-server`).
+    /// executable if it is `sockpool-server`, else a `sockpool-server` beside it or one directory up (so test
+    /// binaries in `target/*/deps` and other binaries of the workspace find it).
     pub worker_exe: Option<PathBuf>,
     /// Sets SO_REUSEPORT on TCP listeners. Default: false (`per-core` and `processes` set it themselves).
     pub reuse_port: bool,

@@ -40,6 +40,10 @@ fn run() -> anyhow::Result<ExitCode> {
         writeln!(out, "admin http://{a}/metrics")?;
     }
     let handle = server.spawn();
+    if handle.is_finished() {
+        handle.wait().context("the server stopped at once")?;
+        anyhow::bail!("the server stopped at once");
+    }
     writeln!(out, "ready")?;
     out.flush()?;
     rt.block_on(stop.wait());

@@ -165,6 +165,7 @@ impl Server {
             .expect("spawn the server thread");
         shared.wait_ready(READY_LIMIT);
         ServerHandle {
+            shared,
             shutdown,
             stats,
             addrs,
@@ -243,6 +244,9 @@ impl Server {
             );
         }
         let result = crate::model::run(shared.config.model, stream, shared.clone());
+        shared
+            .ended
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         shared.mark_ready();
         shared.shutdown.cancel();
         for h in helpers {
@@ -287,6 +291,7 @@ fn check_model_support(config: &ServerConfig) -> Result<(), Error> {
 /// dropping the handle does the same and discards them.
 #[derive(Debug)]
 pub struct ServerHandle {
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
     stats: Arc<Stats>,
     addrs: Vec<BoundAddr>,
@@ -313,6 +318,14 @@ impl ServerHandle {
     /// deadline), and returns the final counters.
     pub fn shutdown(mut self) -> StatsSnapshot {
         self.stop().unwrap_or_else(|| self.stats.snapshot())
+    }
+
+    /// True when the server has stopped: after a shutdown, or at once when its model could not start (bind
+    /// errors surface in [`Server::bind`]; this catches a `processes` worker that would not start). Then
+    /// [`ServerHandle::wait`] returns the error.
+    pub fn is_finished(&self) -> bool {
+        self.shared.ended.load(std::sync::atomic::Ordering::SeqCst)
+            || self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Waits until the server stops by itself (it does not, unless its model fails) or is shut down.

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     /// Set (by a watcher of `shutdown`) once shutdown began: a relaxed load that busy connections can afford
     /// on every request, where polling the token would take a lock.
     stopping: AtomicBool,
+    /// Set once the model has returned (shut down, or failed to start).
+    pub ended: AtomicBool,
     /// Set once the model serves (for `processes`: once every worker said `ready`), or failed to start.
     ready: (Mutex<bool>, Condvar),
 }
@@ -57,6 +59,7 @@ impl Shared {
             tls,
             admitted: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             ready: (Mutex::new(false), Condvar::new()),
         }
     }

@@ -67,3 +67,25 @@ async fn run_serves_until_its_shutdown_future_resolves() {
         .unwrap();
     assert_eq!((stats.requests, stats.connections_total), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_model_finds_the_server_executable_by_itself() {
+    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
+    // This test binary lives in target/<profile>/deps; sockpool-server is one directory up.
+    c.worker_exe = None;
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    let h = server.spawn();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    support::expect_reply(
+        &mut s,
+        &framed_request(1, 5, 0, b"w"),
+        &framed_response(0, 5, b"w"),
+    )
+    .await;
+    drop(s);
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.requests, 1);
+}

@@ -35,10 +35,7 @@ struct Worker {
 
 /// Serves `bound` with worker processes until shutdown and drain.
 pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
-    let exe: PathBuf = match &shared.config.worker_exe {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?,
-    };
+    let exe = worker_exe(shared.config.worker_exe.as_deref())?;
     let n = shared.config.workers.max(1);
     let mut cfg = shared.config.clone();
     cfg.model = Model::PerCore;
@@ -101,6 +98,34 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     }
     drop(bound);
     started
+}
+
+/// The executable to start workers from: the configured one; else this process if it is `sockpool-server`;
+/// else a `sockpool-server` beside it or one directory up (`target/debug/deps/…` test binaries).
+fn worker_exe(configured: Option<&std::path::Path>) -> io::Result<PathBuf> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    let me = std::env::current_exe()?;
+    if me.file_stem().is_some_and(|s| s == "sockpool-server") {
+        return Ok(me);
+    }
+    let mut dir = me.parent();
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        let candidate = d.join("sockpool-server");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent();
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "the processes model needs the sockpool-server executable: none beside {}; set worker_exe",
+            me.display()
+        ),
+    ))
 }
 
 fn start_worker(exe: &PathBuf, json: &str) -> io::Result<Worker> {
