@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod balance;
+pub mod blocking;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod pool;
 pub mod protocol;
 pub mod stats;
 pub mod transport;
+pub mod udp;
 
 pub use client::{CallTimings, Client, ClientBuilder};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
@@ -34,3 +36,4 @@ pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
 pub use stats::ClientStats;
 pub use transport::{Endpoint, TlsConfig};
+pub use udp::{UdpClient, UdpConfig};
