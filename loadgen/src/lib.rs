@@ -1,4 +1,36 @@
 //! # sockpool-loadgen
 //!
-//! A load generator on the sockpool SDK.
+//! A load generator on the sockpool SDK: it drives any server, measures latency from the *intended* send
+//! time (corrected for coordinated omission) with the raw figure beside it, records everything in
+//! HdrHistograms with memory bounded whatever the run length, and says when it, not the server, was the
+//! bottleneck.
+//!
+//! ## Layout
+//!
+//! - [`args`]: the raw flags as clap parses them.
+//! - [`config`]: the validated configuration (one clear message for bad or conflicting flags); every default.
+//! - [`scenario`]: what to send per protocol (payload sizes, HTTP requests, RESP templates with random keys).
+//! - [`recorder`]: per-worker histograms (corrected, raw, connect, pool wait, send lag) and error counts; the
+//!   [`recorder::Collector`] that merges them per second and in total.
+//! - [`report`]: the terminal table and the JSON document (`docs/LOADGEN_JSON.md`).
+//! - [`hdr`]: `.hgrm` percentile text, `.hlog` interval log, V2-compressed base64 histograms.
+//! - [`health`]: the load generator's own CPU use and send lag, and the bottleneck warning.
+//! - [`progress`]: indicatif progress on stderr, only on a terminal.
+//! - [`tune`]: `tune`, the tuning lab: matrices of settings, noise, SLO rate search, recommendation, HTML.
+//! - [`stream`]: `stream`, bulk-transfer throughput per buffer size (like iperf3).
 #![warn(missing_docs)]
+
+pub mod app;
+pub mod args;
+pub mod config;
+pub mod driver;
+pub mod hdr;
+pub mod health;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod stream;
+pub mod transport;
+pub mod tune;

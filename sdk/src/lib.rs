@@ -8,8 +8,13 @@
 //!
 //! ## Layout
 //!
-//! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
-//!   size limits checked before any allocation.
+//! - [`codec`]: the wire protocols as tokio-util `Encoder`/`Decoder` pairs with size limits checked before any
+//!   allocation, shared with the server and the load generator:
+//!   - [`codec::framed`]: the sockpool RPC, a 4-byte length then the body;
+//!   - [`codec::echo`]: a raw byte stream (the client splits replies by request length);
+//!   - [`codec::line`]: `\n`-terminated lines with a maximum length;
+//!   - [`codec::http`]: HTTP/1.1 requests and responses, keep-alive and pipelining;
+//!   - [`codec::resp`]: Redis RESP2 and the inline command form, parsed the way redis-server does.
 //! - [`transport`]: opening TCP (v4/v6), Unix and TLS connections, socket options on each.
 //! - [`connection`]: one pipelined connection whose socket a driver task owns.
 //! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols, any user codec.

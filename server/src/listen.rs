@@ -44,7 +44,7 @@ pub(crate) enum Listener {
     /// A UDP socket.
     Udp(UdpSocket),
     /// A TCP port held (bound, SO_REUSEPORT, not listening) for worker processes to listen on.
-    #[allow(dead_code)] // held only to keep the port; the processes model lands next
+    #[allow(dead_code)] // held only to keep the port reserved
     Reserved(Socket),
 }
 

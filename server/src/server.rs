@@ -16,6 +16,9 @@ use crate::listen::{self, Bound, BoundAddr, Listener, UnixPathGuard};
 use crate::shared::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 
+/// How long [`Server::spawn`] waits for the model to serve (worker processes to start).
+const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A bound server, not yet serving. See the crate docs for an example.
 #[derive(Debug)]
 pub struct Server {
@@ -149,8 +152,10 @@ impl Server {
         self.shared.stats.clone()
     }
 
-    /// Starts serving on threads of its own; the handle stops it.
+    /// Starts serving on threads of its own and returns once the model serves (for `processes`: once every
+    /// worker process is ready); the handle stops it.
     pub fn spawn(self) -> ServerHandle {
+        let shared = self.shared.clone();
         let shutdown = self.shared.shutdown.clone();
         let stats = self.shared.stats.clone();
         let addrs = self.addrs.clone();
@@ -158,6 +163,7 @@ impl Server {
             .name("sockpool-server".into())
             .spawn(move || self.run_blocking())
             .expect("spawn the server thread");
+        shared.wait_ready(READY_LIMIT);
         ServerHandle {
             shutdown,
             stats,
@@ -172,6 +178,8 @@ impl Server {
     /// The model runs on threads of its own (the `async` model in a runtime of `workers` threads), so this
     /// can be awaited from any runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<StatsSnapshot> {
+        // Listeners are bound already, so connections queue until the model accepts them; no need to wait
+        // for it here.
         let token = self.shared.shutdown.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -223,7 +231,19 @@ impl Server {
                     .spawn(move || crate::admin::serve(l, sh))?,
             );
         }
+        {
+            let sh = shared.clone();
+            helpers.push(
+                std::thread::Builder::new()
+                    .name("sockpool-stop".into())
+                    .spawn(move || {
+                        futures::executor::block_on(sh.shutdown.cancelled());
+                        sh.mark_stopping();
+                    })?,
+            );
+        }
         let result = crate::model::run(shared.config.model, stream, shared.clone());
+        shared.mark_ready();
         shared.shutdown.cancel();
         for h in helpers {
             let _ = h.join();
@@ -257,6 +277,12 @@ fn check_model_support(config: &ServerConfig) -> Result<(), Error> {
     {
         return Err(ConfigError::new(
             "the processes model serves TCP and UDP listeners only, not unix sockets",
+        )
+        .into());
+    }
+    if config.model == Model::EventLoop && config.listeners.iter().any(|l| l.tls) {
+        return Err(ConfigError::new(
+            "the event-loop model serves plain TCP and unix sockets, not +tls listeners",
         )
         .into());
     }

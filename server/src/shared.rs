@@ -1,18 +1,17 @@
 //! State every connection of one server shares: the configuration, the counters, the RESP map, the shutdown
 //! signal, the TLS configuration and the connection limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::stats::Stats;
+use crate::stats::{Counter, Stats};
 
 /// Shared by every connection of one server.
 #[derive(Debug)]
-#[allow(dead_code)] // `http_body` and `db` serve the http and resp sessions, which land with their codecs
 pub(crate) struct Shared {
     /// The validated configuration.
     pub config: ServerConfig,
@@ -28,6 +27,11 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections admitted and not yet closed (the `max_connections` gate).
     admitted: AtomicUsize,
+    /// Set (by a watcher of `shutdown`) once shutdown began: a relaxed load that busy connections can afford
+    /// on every request, where polling the token would take a lock.
+    stopping: AtomicBool,
+    /// Set once the model serves (for `processes`: once every worker said `ready`), or failed to start.
+    ready: (Mutex<bool>, Condvar),
 }
 
 impl Shared {
@@ -52,20 +56,48 @@ impl Shared {
             shutdown,
             tls,
             admitted: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            ready: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// True once shutdown began.
+    #[inline]
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    /// Marks shutdown as begun (see [`Shared::is_stopping`]).
+    pub(crate) fn mark_stopping(&self) {
+        self.stopping.store(true, Relaxed);
+    }
+
+    /// The model serves (or gave up trying): wakes [`Shared::wait_ready`].
+    pub(crate) fn mark_ready(&self) {
+        *self.ready.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.ready.1.notify_all();
+    }
+
+    /// Waits until [`Shared::mark_ready`] or `limit`.
+    pub(crate) fn wait_ready(&self, limit: std::time::Duration) {
+        let guard = self.ready.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .ready
+            .1
+            .wait_timeout_while(guard, limit, |ready| !*ready);
     }
 
     /// Counts an accepted connection and admits it if under `max_connections`; `None` means refuse it (the
     /// refusal is counted).
     pub(crate) fn admit(self: &Arc<Self>) -> Option<ConnGuard> {
-        Stats::inc(&self.stats.connections_total);
+        self.stats.inc(Counter::ConnectionsTotal);
         let before = self.admitted.fetch_add(1, Relaxed);
         if before >= self.config.limits.max_connections {
             self.admitted.fetch_sub(1, Relaxed);
-            Stats::inc(&self.stats.connections_refused);
+            self.stats.inc(Counter::ConnectionsRefused);
             return None;
         }
-        Stats::inc(&self.stats.connections_open);
+        self.stats.inc(Counter::ConnectionsOpen);
         Some(ConnGuard {
             shared: self.clone(),
         })
@@ -81,6 +113,6 @@ pub(crate) struct ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.shared.admitted.fetch_sub(1, Relaxed);
-        self.shared.stats.connections_open.fetch_sub(1, Relaxed);
+        self.shared.stats.dec(Counter::ConnectionsOpen);
     }
 }

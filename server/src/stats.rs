@@ -1,38 +1,71 @@
-//! The server's counters: [`Stats`] (relaxed atomics, shared by every connection) and [`StatsSnapshot`] (what
+//! The server's counters: [`Stats`] (relaxed atomics sharded per thread, shared by every connection) and [`StatsSnapshot`] (what
 //! `STATS`, the `stats <json>` exit line and `/metrics` show).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
 
-/// Live counters. Every field is a relaxed atomic; read them together with [`Stats::snapshot`].
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connections open now.
-    pub connections_open: AtomicU64,
+/// One counter of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Counter {
+    /// Connections open now (a gauge: opened minus closed).
+    ConnectionsOpen,
     /// Connections accepted since start (refused ones included).
-    pub connections_total: AtomicU64,
+    ConnectionsTotal,
     /// Connections refused at `max_connections`.
-    pub connections_refused: AtomicU64,
+    ConnectionsRefused,
     /// Requests answered, all protocols (an echo chunk, a line, an HTTP request, a RESP command, a datagram).
-    pub requests: AtomicU64,
+    Requests,
     /// Bytes read from clients.
-    pub bytes_in: AtomicU64,
+    BytesIn,
     /// Bytes written to clients.
-    pub bytes_out: AtomicU64,
+    BytesOut,
     /// Connections closed for a protocol error.
-    pub errors_protocol: AtomicU64,
+    ErrorsProtocol,
     /// Connections closed for going over a size limit.
-    pub errors_too_large: AtomicU64,
+    ErrorsTooLarge,
     /// Connections closed because a partial request did not complete within the read timeout.
-    pub errors_read_timeout: AtomicU64,
+    ErrorsReadTimeout,
     /// Connections closed at the idle timeout.
-    pub errors_idle_timeout: AtomicU64,
+    ErrorsIdleTimeout,
     /// Connections closed because a client did not read its replies within the write timeout.
-    pub errors_write_timeout: AtomicU64,
+    ErrorsWriteTimeout,
     /// Connections closed by a socket error (reset, TLS failure …).
-    pub errors_io: AtomicU64,
+    ErrorsIo,
+}
+
+const COUNTERS: usize = 12;
+
+/// Shards of the counters: threads add to their own shard (picked round-robin when a thread first counts),
+/// so two cores never fight over one cache line on every request.
+const SHARDS: usize = 16;
+
+/// One shard: every counter, on cache lines of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard([AtomicU64; COUNTERS]);
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % SHARDS
+    };
+}
+
+/// Live counters: relaxed atomics, sharded per thread. Read them together with [`Stats::snapshot`].
+#[derive(Debug)]
+pub struct Stats {
+    shards: Box<[Shard]>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
 }
 
 /// The error counters of a [`StatsSnapshot`].
@@ -72,49 +105,73 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// Adds `n` to `counter`.
+    #[inline]
+    pub fn add(&self, counter: Counter, n: u64) {
+        let shard = SHARD.with(|s| *s);
+        self.shards[shard].0[counter as usize].fetch_add(n, Relaxed);
+    }
+
+    /// Adds 1 to `counter`.
+    #[inline]
+    pub fn inc(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    /// Subtracts 1 from `counter` (the open-connections gauge).
+    #[inline]
+    pub fn dec(&self, counter: Counter) {
+        let shard = SHARD.with(|s| *s);
+        self.shards[shard].0[counter as usize].fetch_sub(1, Relaxed);
+    }
+
+    /// The current value of `counter` (the sum over shards).
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.shards.iter().fold(0u64, |sum, s| {
+            sum.wrapping_add(s.0[counter as usize].load(Relaxed))
+        })
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
+        use Counter::*;
         StatsSnapshot {
-            connections_open: self.connections_open.load(Relaxed),
-            connections_total: self.connections_total.load(Relaxed),
-            connections_refused: self.connections_refused.load(Relaxed),
-            requests: self.requests.load(Relaxed),
-            bytes_in: self.bytes_in.load(Relaxed),
-            bytes_out: self.bytes_out.load(Relaxed),
+            connections_open: self.get(ConnectionsOpen),
+            connections_total: self.get(ConnectionsTotal),
+            connections_refused: self.get(ConnectionsRefused),
+            requests: self.get(Requests),
+            bytes_in: self.get(BytesIn),
+            bytes_out: self.get(BytesOut),
             errors: ErrorCounts {
-                protocol: self.errors_protocol.load(Relaxed),
-                too_large: self.errors_too_large.load(Relaxed),
-                read_timeout: self.errors_read_timeout.load(Relaxed),
-                idle_timeout: self.errors_idle_timeout.load(Relaxed),
-                write_timeout: self.errors_write_timeout.load(Relaxed),
-                io: self.errors_io.load(Relaxed),
+                protocol: self.get(ErrorsProtocol),
+                too_large: self.get(ErrorsTooLarge),
+                read_timeout: self.get(ErrorsReadTimeout),
+                idle_timeout: self.get(ErrorsIdleTimeout),
+                write_timeout: self.get(ErrorsWriteTimeout),
+                io: self.get(ErrorsIo),
             },
         }
     }
 
     /// Adds a snapshot taken elsewhere (a worker process) to these counters; `connections_open` included.
-    pub fn add(&self, s: &StatsSnapshot) {
-        self.connections_open.fetch_add(s.connections_open, Relaxed);
-        self.connections_total
-            .fetch_add(s.connections_total, Relaxed);
-        self.connections_refused
-            .fetch_add(s.connections_refused, Relaxed);
-        self.requests.fetch_add(s.requests, Relaxed);
-        self.bytes_in.fetch_add(s.bytes_in, Relaxed);
-        self.bytes_out.fetch_add(s.bytes_out, Relaxed);
-        self.errors_protocol.fetch_add(s.errors.protocol, Relaxed);
-        self.errors_too_large.fetch_add(s.errors.too_large, Relaxed);
-        self.errors_read_timeout
-            .fetch_add(s.errors.read_timeout, Relaxed);
-        self.errors_idle_timeout
-            .fetch_add(s.errors.idle_timeout, Relaxed);
-        self.errors_write_timeout
-            .fetch_add(s.errors.write_timeout, Relaxed);
-        self.errors_io.fetch_add(s.errors.io, Relaxed);
-    }
-
-    pub(crate) fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    pub fn add_snapshot(&self, s: &StatsSnapshot) {
+        use Counter::*;
+        for (c, v) in [
+            (ConnectionsOpen, s.connections_open),
+            (ConnectionsTotal, s.connections_total),
+            (ConnectionsRefused, s.connections_refused),
+            (Requests, s.requests),
+            (BytesIn, s.bytes_in),
+            (BytesOut, s.bytes_out),
+            (ErrorsProtocol, s.errors.protocol),
+            (ErrorsTooLarge, s.errors.too_large),
+            (ErrorsReadTimeout, s.errors.read_timeout),
+            (ErrorsIdleTimeout, s.errors.idle_timeout),
+            (ErrorsWriteTimeout, s.errors.write_timeout),
+            (ErrorsIo, s.errors.io),
+        ] {
+            self.add(c, v);
+        }
     }
 }
 
@@ -195,7 +252,7 @@ mod tests {
     #[test]
     fn snapshot_json_has_the_documented_keys() {
         let s = Stats::default();
-        Stats::inc(&s.requests);
+        s.inc(Counter::Requests);
         let v: serde_json::Value = serde_json::from_str(&s.snapshot().to_json()).unwrap();
         for k in [
             "connections_open",

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 /// True when running under CI (`CI=true`), where a missing peer fails the test.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Finds the peer program `name` on `PATH`.
@@ -108,7 +110,12 @@ pub fn start_redis(io_threads: usize) -> Option<Redis> {
         let child = Command::new(&bin)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .args(["--io-threads", &io_threads.to_string(), "--maxclients", "20000"])
+            .args([
+                "--io-threads",
+                &io_threads.to_string(),
+                "--maxclients",
+                "20000",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

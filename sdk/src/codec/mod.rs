@@ -4,16 +4,24 @@
 //! Every decoder checks its size limits *before* it allocates or waits for more input: a length prefix over the
 //! limit is an error at once, so a hostile peer can never make a buffer grow past the limit.
 //!
-//! | module | framing |
-//! |---|---|
-//! | [`framed`] | 4-byte big-endian length, then the body (the sockpool RPC, docs/PROTOCOL.md) |
-//! | [`echo`] | none: a byte stream |
-//! | [`line`] | `\n`-terminated lines with a maximum length |
-//! | `http` | HTTP/1.1 with Content-Length bodies, keep-alive and pipelining |
-//! | [`resp`] | Redis RESP2, plus the inline command form |
+//! | module | framing | server side (decode / encode) | client side (encode / decode) |
+//! |---|---|---|---|
+//! | [`framed`] | 4-byte big-endian length, then the body (the sockpool RPC, docs/PROTOCOL.md) | `ServerCodec`: `Request` / `Response` | `ClientCodec`: `Request` / `Response` |
+//! | [`echo`] | none: a byte stream | `EchoCodec`: `Bytes` / `Bytes` | `EchoClientCodec`: `Bytes` / `Bytes` of the request's length |
+//! | [`line`](mod@line) | `\n`-terminated lines with a maximum length | `LineCodec`: `Bytes` / `Bytes` | the same `LineCodec` |
+//! | [`http`] | HTTP/1.1 with Content-Length bodies, keep-alive and pipelining | `ServerCodec`: `Request` / `Response` | `ClientCodec`: `Request` / `Response` (also chunked) |
+//! | [`resp`] | Redis RESP2, plus the inline command form | `ServerCodec`: `Vec<Bytes>` / `Value` | `ClientCodec`: `Vec<Bytes>` / `Value` |
+//!
+//! Every error is a [`CodecError`]: `Io`, `TooLarge { what: Limit, len, max }` or `Protocol(message)`. After
+//! `TooLarge` or `Protocol` the stream is out of step: answer what the protocol says
+//! ([`http::error_response`], [`resp::protocol_error_reply`], framed `TOO_LARGE`/`BAD_REQUEST`), then close.
+//!
+//! `tests/codec_props.rs` holds the property tests every codec passes: round-trips, bounded buffering under
+//! arbitrary input, and the same frames whatever the read boundaries.
 
 pub mod echo;
 pub mod framed;
+pub mod http;
 pub mod line;
 pub mod resp;
 

@@ -17,10 +17,13 @@
 //!   `sdssplitargs`: whitespace separates them, `"double quotes"` take `\n \r \t \b \a \xHH` and `\<any>`
 //!   escapes, `'single quotes'` take `\'`, and a closing quote must be followed by whitespace or the end. A bad
 //!   quote is `unbalanced quotes in request`. An empty line is no command and is skipped.
-//! - **Line limits:** an inline line, or a `*`/`$` header line, that is still unterminated after
-//!   [`Limits::max_inline`] bytes is `too big inline request` (resp. `too big mbulk count string`,
+//! - **Line limits:** an inline line longer than [`Limits::max_inline`] bytes (terminator not counted) is
+//!   `too big inline request`, refused as soon as that many bytes are buffered without its `\n`; a `*`/`$`
+//!   header line whose `\r` is not within `max_inline` bytes is `too big mbulk count string` (resp.
 //!   `too big bulk count string`). As in Redis, a NUL byte ends the search for the terminator, so a NUL before
-//!   it desyncs the request until that limit is reached.
+//!   it desyncs the request until that limit is reached. (Redis checks the inline limit only while the `\n`
+//!   is missing, so it accepts a longer line that arrives in one read; this codec refuses it whatever the read
+//!   boundaries, so the outcome never depends on how the bytes were split.)
 //!
 //! Every error above is a [`CodecError::Protocol`] whose message is Redis's wording; the server replies
 //! `-ERR Protocol error: <message>` ([`protocol_error_reply`]) and closes the connection, as Redis does.
@@ -370,6 +373,12 @@ impl ServerCodec {
         &self.limits
     }
 
+    /// True while a multibulk command is partly read: its finished arguments have left the read buffer, so
+    /// a read timeout hits a partial command when this is true or the read buffer is not empty.
+    pub fn in_progress(&self) -> bool {
+        self.remaining > 0
+    }
+
     /// Parses one inline line; `Ok(None)` until its `\n` is buffered. An empty command is `Some(vec![])`.
     fn decode_inline(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
         let max = self.limits.max_inline;
@@ -421,7 +430,7 @@ impl Decoder for ServerCodec {
                 return Ok(None);
             };
             let count = match count {
-                Some(n) if n <= self.limits.max_multibulk as i64 => n,
+                Some(n) if n <= 0 || n as u64 <= self.limits.max_multibulk as u64 => n,
                 _ => return Err(CodecError::protocol("invalid multibulk length")),
             };
             src.advance(skip);
@@ -883,6 +892,17 @@ mod tests {
     }
 
     #[test]
+    fn a_partly_read_multibulk_is_in_progress() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty() && codec.in_progress());
+        buf.extend_from_slice(b"$1\r\nk\r\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(!codec.in_progress());
+    }
+
+    #[test]
     fn commands_split_anywhere_decode_the_same() {
         let wire = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\nPING\r\n";
         let mut codec = ServerCodec::default();
@@ -970,6 +990,16 @@ mod tests {
         let mut buf = BytesMut::new();
         ServerCodec::default().encode(reply, &mut buf).unwrap();
         assert_eq!(&buf[..], b"-ERR Protocol error: invalid bulk length\r\n");
+    }
+
+    #[test]
+    fn multibulk_limit_near_the_top_of_usize_still_works() {
+        let limits = Limits {
+            max_multibulk: usize::MAX,
+            ..Limits::default()
+        };
+        let got = commands(&mut ServerCodec::new(limits), b"*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(got, vec![vec!["PING"]]);
     }
 
     #[test]

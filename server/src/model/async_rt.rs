@@ -17,6 +17,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         .build()?;
     let result = rt.block_on(async {
         let listeners = tokio_io::register(bound)?;
+        shared.mark_ready();
         tokio_io::serve(listeners, shared).await;
         Ok(())
     });

@@ -13,6 +13,11 @@
 //! UDP listeners are served by one thread each, whatever the model (see [`crate::protocol::udp`]).
 
 pub(crate) mod async_rt;
+pub(crate) mod blocking_io;
+pub(crate) mod event_loop;
+pub(crate) mod per_core;
+pub(crate) mod processes;
+pub(crate) mod threads;
 pub(crate) mod tokio_io;
 
 use std::io;
@@ -26,9 +31,9 @@ use crate::shared::Shared;
 pub(crate) fn run(model: Model, bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     match model {
         Model::Async => async_rt::run(bound, shared),
-        other => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("model {other} is not built yet"),
-        )),
+        Model::PerCore => per_core::run(bound, shared),
+        Model::Threads => threads::run(bound, shared),
+        Model::EventLoop => event_loop::run(bound, shared),
+        Model::Processes => processes::run(bound, shared),
     }
 }

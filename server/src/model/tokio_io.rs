@@ -2,7 +2,6 @@
 //! and the connection driver that runs a [`Session`] over any `AsyncRead + AsyncWrite` stream.
 
 use std::io;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use crate::listen::{Bound, Listener};
 use crate::protocol::{refusal, AnySession};
 use crate::session::{Next, Session};
 use crate::shared::{ConnGuard, Shared};
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// A listener registered with the current tokio runtime.
 pub(crate) enum AsyncListener {
@@ -135,11 +134,11 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     match tokio::time::timeout(shared.config.limits.read_timeout, acceptor.accept(s)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(_)) => {
-            Stats::inc(&shared.stats.errors_io);
+            shared.stats.inc(Counter::ErrorsIo);
             None
         }
         Err(_) => {
-            Stats::inc(&shared.stats.errors_read_timeout);
+            shared.stats.inc(Counter::ErrorsReadTimeout);
             None
         }
     }
@@ -163,7 +162,7 @@ async fn admitted<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Ok(Ok(())) =
                     tokio::time::timeout(shared.config.limits.write_timeout, write).await
                 {
-                    shared.stats.bytes_out.fetch_add(msg.len() as u64, Relaxed);
+                    shared.stats.add(Counter::BytesOut, msg.len() as u64);
                 }
             }
             let _ = tokio::time::timeout(shared.config.limits.write_timeout, io.shutdown()).await;
@@ -183,19 +182,16 @@ async fn write_out<S: AsyncWrite + Unpin>(
     };
     match tokio::time::timeout(shared.config.limits.write_timeout, write).await {
         Ok(Ok(())) => {
-            shared
-                .stats
-                .bytes_out
-                .fetch_add(output.len() as u64, Relaxed);
+            shared.stats.add(Counter::BytesOut, output.len() as u64);
             output.clear();
             true
         }
         Ok(Err(_)) => {
-            Stats::inc(&shared.stats.errors_io);
+            shared.stats.inc(Counter::ErrorsIo);
             false
         }
         Err(_) => {
-            Stats::inc(&shared.stats.errors_write_timeout);
+            shared.stats.inc(Counter::ErrorsWriteTimeout);
             false
         }
     }
@@ -227,6 +223,11 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut timer_at = last_active + limits.idle_timeout;
     let timer = tokio::time::sleep_until(timer_at.into());
     tokio::pin!(timer);
+    // A child token per connection: polling it takes only this connection's lock, never one that every
+    // connection shares.
+    let cancel = shared.shutdown.child_token();
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let mut next = Next::Continue;
         if resume || !input.is_empty() {
@@ -257,10 +258,20 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         }
-        if input.is_empty() {
+        if input.is_empty() && !session.in_progress() {
             partial_since = None;
-            if draining {
-                return;
+            if draining || shared.is_stopping() {
+                // Shutting down between requests: answer what the client sent before it saw us stop (already
+                // in the socket buffer), then close.
+                use futures::FutureExt;
+                input.reserve(chunk);
+                match io.read_buf(&mut input).now_or_never() {
+                    Some(Ok(n)) if n > 0 => {
+                        stats.add(Counter::BytesIn, n as u64);
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             if input.capacity() > shrink_above {
                 input = BytesMut::new();
@@ -284,32 +295,32 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             r = io.read_buf(&mut input) => match r {
                 Ok(0) => return,
                 Ok(n) => {
-                    stats.bytes_in.fetch_add(n as u64, Relaxed);
+                    stats.add(Counter::BytesIn, n as u64);
                     last_active = Instant::now();
                 }
                 Err(_) => {
-                    Stats::inc(&stats.errors_io);
+                    stats.inc(Counter::ErrorsIo);
                     return;
                 }
             },
             _ = &mut timer => {
                 if Instant::now() >= deadline {
                     if partial_since.is_some() {
-                        Stats::inc(&stats.errors_read_timeout);
+                        stats.inc(Counter::ErrorsReadTimeout);
                         session.on_read_timeout(&mut output);
                         if !output.is_empty() {
                             write_out(&mut io, &mut output, shared).await;
                         }
                         let _ = tokio::time::timeout(limits.write_timeout, io.shutdown()).await;
                     } else {
-                        Stats::inc(&stats.errors_idle_timeout);
+                        stats.inc(Counter::ErrorsIdleTimeout);
                     }
                     return;
                 }
                 timer_at = deadline;
                 timer.as_mut().reset(deadline.into());
             }
-            _ = shared.shutdown.cancelled(), if !draining => {
+            _ = &mut cancelled, if !draining => {
                 draining = true;
                 if partial_since.is_none() {
                     return;

@@ -6,6 +6,7 @@ use bytes::BytesMut;
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
+use crate::stats::Counter;
 use std::sync::Arc;
 
 /// What a client over `max_connections` gets: nothing, the connection closes at once.
@@ -35,7 +36,7 @@ impl Session for EchoSession {
             output.extend_from_slice(input);
             input.clear();
         }
-        crate::stats::Stats::inc(&self.shared.stats.requests);
+        self.shared.stats.inc(Counter::Requests);
         Next::Continue
     }
 }

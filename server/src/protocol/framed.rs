@@ -15,7 +15,7 @@ use tokio_util::codec::Decoder;
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// What a client over `max_connections` gets: `BUSY` with id 0.
 pub const REFUSAL: &[u8] = &[0, 0, 0, 9, 3, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -60,10 +60,7 @@ impl FramedSession {
     /// Adds the requests answered so far to the shared counter.
     fn count(&mut self) {
         if self.answered > 0 {
-            self.shared
-                .stats
-                .requests
-                .fetch_add(self.answered, std::sync::atomic::Ordering::Relaxed);
+            self.shared.stats.add(Counter::Requests, self.answered);
             self.answered = 0;
         }
     }
@@ -127,12 +124,12 @@ impl Session for FramedSession {
                 }
                 Ok(None) => break Next::Continue,
                 Err(CodecError::TooLarge { .. }) => {
-                    Stats::inc(&self.shared.stats.errors_too_large);
+                    self.shared.stats.inc(Counter::ErrorsTooLarge);
                     reply(output, Status::TooLarge, 0, &[]);
                     break Next::Close;
                 }
                 Err(_) => {
-                    Stats::inc(&self.shared.stats.errors_protocol);
+                    self.shared.stats.inc(Counter::ErrorsProtocol);
                     reply(output, Status::BadRequest, 0, &[]);
                     break Next::Close;
                 }

@@ -1,34 +1,303 @@
-//! `resp`: waits for the `sockpool::codec::resp` codec (being written in parallel); until then it closes at once.
+//! `resp`: a Redis RESP2 subset on an in-memory map shared by every connection: `PING [msg]`, `ECHO msg`,
+//! `GET key`, `SET key value`, `DEL key…`, `EXISTS key…`, `INCR key`, plus `SELECT`, `CONFIG GET` (an empty
+//! list, so redis-benchmark starts), `QUIT`. Anything else gets Redis's `-ERR unknown command …` and the
+//! connection goes on; a wrong argument count gets `-ERR wrong number of arguments for '…' command`.
+//!
+//! A request the codec refuses (`*20000000`, `$2000000000`, negative or non-numeric lengths, a desync) gets
+//! `-ERR Protocol error: <Redis's wording>` and the connection closes, as Redis does.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use sockpool::codec::resp::{protocol_error_reply, Limits as RespLimits, ServerCodec, Value};
+use sockpool::codec::CodecError;
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
-
-/// One resp connection.
-#[derive(Debug)]
-pub struct RespSession {
-    _shared: Arc<Shared>,
-}
-
-impl RespSession {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        RespSession { _shared: shared }
-    }
-}
-
-impl Session for RespSession {
-    fn on_input(&mut self, _input: &mut BytesMut, _output: &mut BytesMut, _now: Instant) -> Next {
-        Next::Close
-    }
-}
+use crate::stats::Counter;
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
 
-/// The RESP key space.
-#[derive(Debug, Default)]
-pub struct Db {}
+/// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
+/// rarely wait for each other.
+const SHARDS: usize = 64;
+
+/// The RESP key space: `SHARDS` mutex-guarded maps.
+pub struct Db {
+    shards: Vec<Mutex<HashMap<Bytes, Bytes>>>,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+impl Db {
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Bytes, Bytes>> {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in key {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.shards[(h as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.shard(key).get(key).cloned()
+    }
+
+    /// Sets `key` to `value` (both copied, so they do not pin the connection's read buffer).
+    pub fn set(&self, key: &[u8], value: &[u8]) {
+        self.shard(key)
+            .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+    }
+
+    /// Removes `key`; true if it was there.
+    pub fn del(&self, key: &[u8]) -> bool {
+        self.shard(key).remove(key).is_some()
+    }
+
+    /// True if `key` is there.
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.shard(key).contains_key(key)
+    }
+
+    /// Adds 1 to the integer at `key` (0 if missing); `None` if the value is not an integer or would overflow.
+    pub fn incr(&self, key: &[u8]) -> Option<i64> {
+        let mut shard = self.shard(key);
+        let current = match shard.get(key) {
+            Some(v) => parse_i64(v)?,
+            None => 0,
+        };
+        let next = current.checked_add(1)?;
+        let mut buf = itoa::Buffer::new();
+        let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
+        match shard.get_mut(key) {
+            Some(v) => *v = text,
+            None => {
+                shard.insert(Bytes::copy_from_slice(key), text);
+            }
+        }
+        Some(next)
+    }
+}
+
+/// Redis's integer rule for INCR: an optional `-`, digits, no leading zeros, no spaces, within i64.
+fn parse_i64(v: &[u8]) -> Option<i64> {
+    let (neg, digits) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, v),
+    };
+    if digits.is_empty()
+        || digits.len() > 19
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits.len() > 1 && digits[0] == b'0')
+    {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        n = n.checked_mul(10)?;
+        n = if neg {
+            n.checked_sub(i64::from(d - b'0'))?
+        } else {
+            n.checked_add(i64::from(d - b'0'))?
+        };
+    }
+    if neg && n == 0 {
+        return None;
+    }
+    Some(n)
+}
+
+/// One RESP connection.
+#[derive(Debug)]
+pub struct RespSession {
+    shared: Arc<Shared>,
+    codec: ServerCodec,
+}
+
+impl RespSession {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let l = &shared.config.limits;
+        let codec = ServerCodec::new(RespLimits {
+            max_bulk: l.max_bulk,
+            max_multibulk: l.max_multibulk,
+            max_inline: l.max_inline,
+        });
+        RespSession { shared, codec }
+    }
+
+    fn put(&mut self, v: &Value, output: &mut BytesMut) {
+        // Encoding a Value into a BytesMut cannot fail.
+        let _ = self.codec.encode(v, output);
+    }
+
+    /// Runs one command; false when the connection should close after the reply (QUIT).
+    fn command(&mut self, args: &[Bytes], output: &mut BytesMut) -> bool {
+        let Some(name) = args.first() else {
+            return true;
+        };
+        let db = &self.shared.db;
+        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        let argc = args.len();
+        let reply = if is("PING") {
+            match argc {
+                1 => Value::simple("PONG"),
+                2 => Value::Bulk(args[1].clone()),
+                _ => arity(name),
+            }
+        } else if is("GET") {
+            match argc {
+                2 => db.get(&args[1]).map_or(Value::Null, Value::Bulk),
+                _ => arity(name),
+            }
+        } else if is("SET") {
+            match argc {
+                3 => {
+                    db.set(&args[1], &args[2]);
+                    Value::ok()
+                }
+                n if n > 3 => Value::error("ERR syntax error"),
+                _ => arity(name),
+            }
+        } else if is("INCR") {
+            match argc {
+                2 => db.incr(&args[1]).map_or_else(
+                    || Value::error("ERR value is not an integer or out of range"),
+                    Value::Integer,
+                ),
+                _ => arity(name),
+            }
+        } else if is("DEL") || is("EXISTS") {
+            if argc < 2 {
+                arity(name)
+            } else {
+                let del = is("DEL");
+                let n = args[1..]
+                    .iter()
+                    .filter(|k| if del { db.del(k) } else { db.exists(k) })
+                    .count();
+                Value::Integer(n as i64)
+            }
+        } else if is("ECHO") {
+            match argc {
+                2 => Value::Bulk(args[1].clone()),
+                _ => arity(name),
+            }
+        } else if is("SELECT") {
+            match argc {
+                2 => Value::ok(),
+                _ => arity(name),
+            }
+        } else if is("CONFIG") {
+            config_get(args)
+        } else if is("QUIT") {
+            self.put(&Value::ok(), output);
+            return false;
+        } else {
+            unknown(args)
+        };
+        self.put(&reply, output);
+        true
+    }
+}
+
+/// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
+/// parameter is an empty list.
+fn config_get(args: &[Bytes]) -> Value {
+    let param = match args {
+        [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
+        _ => return Value::Array(Vec::new()),
+    };
+    let value: &'static [u8] = if param.eq_ignore_ascii_case(b"save") {
+        b""
+    } else if param.eq_ignore_ascii_case(b"appendonly") {
+        b"no"
+    } else {
+        return Value::Array(Vec::new());
+    };
+    Value::Array(vec![
+        Value::Bulk(param.clone()),
+        Value::Bulk(Bytes::from_static(value)),
+    ])
+}
+
+fn arity(name: &[u8]) -> Value {
+    Value::error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        String::from_utf8_lossy(name).to_lowercase()
+    ))
+}
+
+/// Redis 7's wording: `ERR unknown command 'FOO', with args beginning with: 'a' 'b' `.
+fn unknown(args: &[Bytes]) -> Value {
+    let mut msg = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&args[0])
+    );
+    for a in &args[1..] {
+        msg.push('\'');
+        msg.push_str(&String::from_utf8_lossy(a));
+        msg.push_str("' ");
+    }
+    Value::error(msg)
+}
+
+impl Session for RespSession {
+    fn in_progress(&self) -> bool {
+        self.codec.in_progress()
+    }
+
+    fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
+        let mut answered = 0u64;
+        let next = loop {
+            if output.len() >= self.shared.config.limits.write_high_water {
+                break Next::Flush;
+            }
+            match self.codec.decode(input) {
+                Ok(Some(args)) => {
+                    answered += 1;
+                    if !self.command(&args, output) {
+                        break Next::Close;
+                    }
+                }
+                Ok(None) => break Next::Continue,
+                Err(e) => {
+                    match e {
+                        CodecError::TooLarge { .. } => {
+                            self.shared.stats.inc(Counter::ErrorsTooLarge)
+                        }
+                        _ => self.shared.stats.inc(Counter::ErrorsProtocol),
+                    }
+                    if let Some(reply) = protocol_error_reply(&e) {
+                        self.put(&reply, output);
+                    }
+                    break Next::Close;
+                }
+            }
+        };
+        if answered > 0 {
+            self.shared.stats.add(Counter::Requests, answered);
+        }
+        next
+    }
+}

@@ -2,12 +2,11 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::Counter;
 
 /// Largest datagram echoed (the IPv4 UDP maximum); longer ones arrive truncated and are echoed truncated.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -24,13 +23,13 @@ pub(crate) fn serve(socket: UdpSocket, shared: Arc<Shared>) {
     while !shared.shutdown.is_cancelled() {
         match socket.recv_from(&mut buf) {
             Ok((n, peer)) => {
-                stats.bytes_in.fetch_add(n as u64, Relaxed);
+                stats.add(Counter::BytesIn, n as u64);
                 match socket.send_to(&buf[..n], peer) {
                     Ok(sent) => {
-                        stats.bytes_out.fetch_add(sent as u64, Relaxed);
-                        Stats::inc(&stats.requests);
+                        stats.add(Counter::BytesOut, sent as u64);
+                        stats.inc(Counter::Requests);
                     }
-                    Err(_) => Stats::inc(&stats.errors_io),
+                    Err(_) => stats.inc(Counter::ErrorsIo),
                 }
             }
             Err(e)
@@ -40,7 +39,7 @@ pub(crate) fn serve(socket: UdpSocket, shared: Arc<Shared>) {
                 ) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // ICMP port unreachable from an earlier send, and the like: the socket is still fine.
-            Err(_) => Stats::inc(&stats.errors_io),
+            Err(_) => stats.inc(Counter::ErrorsIo),
         }
     }
 }

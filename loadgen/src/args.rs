@@ -1,0 +1,127 @@
+//! Raw command-line flags, exactly as clap parses them (the "low args").
+//!
+//! Nothing here is validated beyond clap's own parsing; [`crate::config::Config::from_args`] turns these into
+//! the validated configuration the rest of the program uses, once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `sockpool-loadgen`: drive a server, measure latency honestly (coordinated-omission corrected), report it.
+#[derive(Debug, Parser)]
+#[command(name = "sockpool-loadgen", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; with no subcommand, a short benchmark against an embedded reference server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a benchmark against a target (or, without `--target`, against an embedded reference server).
+    Run(Box<RunArgs>),
+    /// The tuning lab: vary settings, repeat, search the rate that meets an SLO, recommend (no args: a tour).
+    Tune(Box<crate::tune::TuneArgs>),
+    /// Bulk-transfer throughput per buffer size (framed SINK/SOURCE or echo), like iperf3.
+    Stream(Box<crate::stream::StreamArgs>),
+}
+
+/// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].
+#[derive(Debug, Default, Clone, Args)]
+pub struct RunArgs {
+    /// Server to drive: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
+    /// Without it, an embedded reference server is started on a free loopback port.
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
+    #[arg(long, short = 'p')]
+    pub protocol: Option<String>,
+    /// Connections to open. Default: 16.
+    #[arg(long, short = 'c')]
+    pub connections: Option<usize>,
+    /// Requests in flight per connection (pipeline depth). Default: 1.
+    #[arg(long)]
+    pub pipeline: Option<usize>,
+    /// Worker threads (each owns a share of the connections and its own histograms). Default: 1.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// How long to measure, e.g. `10s`, `1m`. Default: 10s (unless --requests is given).
+    #[arg(long, short = 'd')]
+    pub duration: Option<String>,
+    /// Stop after this many measured requests instead of after a duration.
+    #[arg(long, short = 'n')]
+    pub requests: Option<u64>,
+    /// Load applied before measuring starts, excluded from the results, e.g. `2s`. Default: 0s.
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Payload size in bytes (`64`, `4KiB`) or a uniform range `MIN..MAX`. Default: 64.
+    #[arg(long)]
+    pub payload: Option<String>,
+    /// Per-request timeout; a timed-out request is an error. Default: 5s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Timeout for establishing a connection. Default: 2s.
+    #[arg(long)]
+    pub connect_timeout: Option<String>,
+    /// TCP_NODELAY on (`true`) or off (`false`). Default: true.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub nodelay: Option<bool>,
+    /// SO_SNDBUF in bytes. Default: the OS default.
+    #[arg(long)]
+    pub send_buffer: Option<String>,
+    /// SO_RCVBUF in bytes. Default: the OS default.
+    #[arg(long)]
+    pub recv_buffer: Option<String>,
+    /// TCP keepalive idle time, e.g. `30s`. Default: off.
+    #[arg(long)]
+    pub keepalive: Option<String>,
+    /// Speak TLS to the target (implied by `tls://`).
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) that sign the server's certificate.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time).
+    #[arg(long, short = 'R')]
+    pub rate: Option<f64>,
+    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.
+    #[arg(long)]
+    pub ramp: Option<String>,
+    /// framed: the operation, echo, sink, source or sleep. Default: echo.
+    #[arg(long)]
+    pub op: Option<String>,
+    /// framed `--op sleep`: the service time the server simulates per request. Default: 1ms.
+    #[arg(long)]
+    pub sleep: Option<String>,
+    /// http: the request method. Default: GET.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// http: the request path. Default: /.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// http: an extra header `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// http: the request body (`{payload}` inserts the payload). Default: empty.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// resp: the command template, e.g. `SET key:{rand:100000} {payload}`. Default: PING.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Write the JSON report to FILE, or to stdout with `-`.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Write the corrected-latency percentile distribution (as wrk2 -L prints) to FILE.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one interval a second, corrected latency) to FILE.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// No progress bar and no terminal table (files and `--json -` are still written).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}

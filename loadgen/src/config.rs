@@ -1,0 +1,928 @@
+//! The validated configuration (the "high args"): built once from [`RunArgs`], never re-checked later.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::args::RunArgs;
+
+/// Every default in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Connections. Default: 16.
+    pub const CONNECTIONS: usize = 16;
+    /// Pipeline depth per connection. Default: 1.
+    pub const PIPELINE: usize = 1;
+    /// Worker threads. Default: 1.
+    pub const THREADS: usize = 1;
+    /// Measured duration when neither `--duration` nor `--requests` is given. Default: 10 s.
+    pub const DURATION: Duration = Duration::from_secs(10);
+    /// Warm-up. Default: none.
+    pub const WARMUP: Duration = Duration::ZERO;
+    /// Payload bytes. Default: 64.
+    pub const PAYLOAD: usize = 64;
+    /// Per-request timeout. Default: 5 s.
+    pub const TIMEOUT: Duration = Duration::from_secs(5);
+    /// Connect timeout. Default: 2 s.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// TCP_NODELAY. Default: on.
+    pub const NODELAY: bool = true;
+    /// Framed `--op sleep` service time. Default: 1 ms.
+    pub const SLEEP: Duration = Duration::from_millis(1);
+    /// HTTP method. Default: GET.
+    pub const METHOD: &str = "GET";
+    /// HTTP path. Default: `/`.
+    pub const PATH: &str = "/";
+    /// RESP command. Default: PING.
+    pub const COMMAND: &str = "PING";
+    /// Largest payload accepted (the framed codec's default frame limit). Default: 16 MiB.
+    pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+    /// Largest UDP payload. Default: 65507 bytes (IPv4 datagram limit).
+    pub const MAX_UDP_PAYLOAD: usize = 65_507;
+    /// The embedded benchmark's duration. Default: 3 s.
+    pub const EMBEDDED_DURATION: Duration = Duration::from_secs(3);
+    /// The embedded benchmark's warm-up. Default: 500 ms.
+    pub const EMBEDDED_WARMUP: Duration = Duration::from_millis(500);
+}
+
+/// A flag that is wrong, or two that conflict: one clear message naming the flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// The wire protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The sockpool framed RPC.
+    Framed,
+    /// Raw echo bytes.
+    Echo,
+    /// `\n`-terminated lines.
+    Line,
+    /// HTTP/1.1.
+    Http,
+    /// Redis RESP2.
+    Resp,
+    /// UDP datagrams (echo).
+    Udp,
+}
+
+impl Protocol {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Framed => "framed",
+            Protocol::Echo => "echo",
+            Protocol::Line => "line",
+            Protocol::Http => "http",
+            Protocol::Resp => "resp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "framed" => Protocol::Framed,
+            "echo" => Protocol::Echo,
+            "line" => Protocol::Line,
+            "http" => Protocol::Http,
+            "resp" | "redis" => Protocol::Resp,
+            "udp" => Protocol::Udp,
+            _ => {
+                return Err(bad(format!(
+                    "--protocol {s:?}: expected one of framed, echo, line, http, resp, udp"
+                )))
+            }
+        })
+    }
+}
+
+/// Where the target lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// The endpoint string handed to the SDK (`127.0.0.1:7000`, `[::1]:7000`, `unix:/p`, `tls://h:p`).
+    pub endpoint: String,
+    /// True when the target is spoken to over TLS.
+    pub tls: bool,
+    /// True for a Unix-domain socket.
+    pub unix: bool,
+}
+
+impl Target {
+    /// Parses `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
+    pub fn parse(s: &str, tls_flag: bool) -> Result<Target, ConfigError> {
+        let s = s.trim();
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(bad(
+                    "--target unix: needs a path, e.g. unix:/tmp/sockpool.sock",
+                ));
+            }
+            if tls_flag {
+                return Err(bad("--tls cannot be used with a unix: target"));
+            }
+            return Ok(Target {
+                endpoint: s.to_string(),
+                tls: false,
+                unix: true,
+            });
+        }
+        let (tls, hostport) = match s.strip_prefix("tls://") {
+            Some(rest) => (true, rest),
+            None => (tls_flag, s),
+        };
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| {
+            bad(format!(
+                "--target {s:?}: expected host:port, [::1]:port, unix:/path or tls://host:port"
+            ))
+        })?;
+        if host.is_empty() {
+            return Err(bad(format!("--target {s:?}: the host is missing")));
+        }
+        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+            return Err(bad(format!(
+                "--target {s:?}: write IPv6 addresses in brackets, e.g. [::1]:7000"
+            )));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => {
+                return Err(bad(format!(
+                    "--target {s:?}: {port:?} is not a port (1-65535)"
+                )))
+            }
+        }
+        let endpoint = if tls {
+            format!("tls://{hostport}")
+        } else {
+            hostport.to_string()
+        };
+        Ok(Target {
+            endpoint,
+            tls,
+            unix: false,
+        })
+    }
+
+    /// `host:port` (or `unix:/path`) without the `tls://` prefix.
+    pub fn address(&self) -> &str {
+        self.endpoint
+            .strip_prefix("tls://")
+            .unwrap_or(&self.endpoint)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.endpoint)
+    }
+}
+
+/// Payload size: fixed or uniformly random in `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PayloadSize {
+    /// Smallest payload in bytes.
+    pub min: usize,
+    /// Largest payload in bytes (equal to `min` for a fixed size).
+    pub max: usize,
+}
+
+/// Parses `64`, `4k`, `4KiB`, `1m`, `1MiB`, `512B`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64, 4KiB, 1MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown size unit {unit:?} (use B, KiB or MiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+impl PayloadSize {
+    /// Parses `SIZE` or `MIN..MAX`.
+    pub fn parse(s: &str) -> Result<PayloadSize, ConfigError> {
+        let err = |e: String| bad(format!("--payload: {e}"));
+        let (min, max) = match s.split_once("..") {
+            Some((a, b)) => (
+                parse_size(a).map_err(err)?,
+                parse_size(b.trim_start_matches('=')).map_err(err)?,
+            ),
+            None => {
+                let n = parse_size(s).map_err(err)?;
+                (n, n)
+            }
+        };
+        if min > max {
+            return Err(bad(format!("--payload {s:?}: MIN is larger than MAX")));
+        }
+        Ok(PayloadSize { min, max })
+    }
+}
+
+/// How requests are paced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Load {
+    /// Closed loop: every connection × pipeline slot sends when its previous reply arrives.
+    Closed,
+    /// Open loop at a fixed rate (requests per second).
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// Open-loop staircase.
+    Ramp {
+        /// First step's rate (requests per second).
+        from: f64,
+        /// Last step's rate (requests per second).
+        to: f64,
+        /// Number of steps (at least 2).
+        steps: u32,
+        /// Length of each step.
+        #[serde(with = "duration_secs")]
+        step: Duration,
+    },
+}
+
+impl Load {
+    /// The rate of step `i` of a ramp (or the fixed rate; `None` when closed).
+    pub fn rate_at_step(&self, i: u32) -> Option<f64> {
+        match *self {
+            Load::Closed => None,
+            Load::Open { rate } => Some(rate),
+            Load::Ramp {
+                from, to, steps, ..
+            } => {
+                let i = i.min(steps - 1);
+                Some(from + (to - from) * f64::from(i) / f64::from(steps - 1))
+            }
+        }
+    }
+}
+
+/// Parses the ramp spec `A..B:STEPS:DURATION`.
+pub fn parse_ramp(s: &str) -> Result<Load, ConfigError> {
+    let shape = || {
+        bad(format!(
+            "--ramp {s:?}: expected A..B:STEPS:DURATION, e.g. 1000..5000:5:10s"
+        ))
+    };
+    let mut parts = s.splitn(3, ':');
+    let range = parts.next().ok_or_else(shape)?;
+    let steps = parts.next().ok_or_else(shape)?;
+    let dur = parts.next().ok_or_else(shape)?;
+    let (a, b) = range.split_once("..").ok_or_else(shape)?;
+    let from: f64 = a.trim().parse().map_err(|_| shape())?;
+    let to: f64 = b.trim().parse().map_err(|_| shape())?;
+    let steps: u32 = steps.trim().parse().map_err(|_| shape())?;
+    let step = humantime::parse_duration(dur.trim())
+        .map_err(|e| bad(format!("--ramp {s:?}: duration: {e}")))?;
+    if !(from.is_finite() && to.is_finite() && from > 0.0 && to > 0.0) {
+        return Err(bad(format!("--ramp {s:?}: rates must be positive")));
+    }
+    if steps < 2 {
+        return Err(bad(format!("--ramp {s:?}: at least 2 steps")));
+    }
+    if step < Duration::from_secs(1) || step.subsec_nanos() != 0 {
+        return Err(bad(format!(
+            "--ramp {s:?}: each step lasts a whole number of seconds (at least 1s)"
+        )));
+    }
+    Ok(Load::Ramp {
+        from,
+        to,
+        steps,
+        step,
+    })
+}
+
+/// When the measured run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// After this long (measured part only).
+    #[serde(with = "duration_secs")]
+    Duration(Duration),
+    /// After this many measured requests have completed.
+    Requests(u64),
+}
+
+/// The framed operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FramedOp {
+    /// ECHO: the reply carries the payload back.
+    Echo,
+    /// SINK: upload the payload, empty reply.
+    Sink,
+    /// SOURCE: empty request, the reply carries `payload` bytes.
+    Source,
+    /// SLEEP: the server waits, then echoes.
+    Sleep,
+}
+
+/// What each request is, per protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum RequestSpec {
+    /// Framed RPC.
+    Framed {
+        /// The operation.
+        op: FramedOp,
+        /// `--op sleep`: the service time asked of the server.
+        #[serde(with = "duration_secs")]
+        sleep: Duration,
+    },
+    /// Echo bytes.
+    Echo,
+    /// Lines.
+    Line,
+    /// HTTP request.
+    Http {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// Body template (`{payload}` expands).
+        body: String,
+    },
+    /// RESP command template.
+    Resp {
+        /// The template, e.g. `SET key:{rand:100000} {payload}`.
+        command: String,
+    },
+    /// UDP datagram.
+    Udp,
+}
+
+/// Socket options handed to the SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Socket {
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// SO_SNDBUF bytes; `None` = OS default.
+    pub send_buffer: Option<usize>,
+    /// SO_RCVBUF bytes; `None` = OS default.
+    pub recv_buffer: Option<usize>,
+    /// Keepalive idle time; `None` = off.
+    #[serde(with = "opt_duration_secs")]
+    pub keepalive: Option<Duration>,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tls {
+    /// CA bundle to trust.
+    pub cacert: Option<PathBuf>,
+    /// Accept any certificate.
+    pub insecure: bool,
+}
+
+/// Where the JSON report goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonOut {
+    /// Standard output.
+    Stdout,
+    /// A file.
+    File(PathBuf),
+}
+
+/// The validated configuration of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// The target; `None` = start the embedded reference server.
+    pub target: Option<Target>,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Connections. Default: 16.
+    pub connections: usize,
+    /// Pipeline depth. Default: 1.
+    pub pipeline: usize,
+    /// Worker threads. Default: 1.
+    pub threads: usize,
+    /// When to stop. Default: after 10 s.
+    pub stop: Stop,
+    /// Warm-up excluded from the results. Default: 0.
+    #[serde(with = "duration_secs")]
+    pub warmup: Duration,
+    /// Payload size. Default: 64 bytes.
+    pub payload: PayloadSize,
+    /// Per-request timeout. Default: 5 s.
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+    /// Connect timeout. Default: 2 s.
+    #[serde(with = "duration_secs")]
+    pub connect_timeout: Duration,
+    /// Socket options.
+    pub socket: Socket,
+    /// TLS, when the target speaks it.
+    pub tls: Option<Tls>,
+    /// Pacing.
+    pub load: Load,
+    /// The request per protocol.
+    pub request: RequestSpec,
+    /// `--json`.
+    pub json: Option<JsonOut>,
+    /// `--hgrm`.
+    pub hgrm: Option<PathBuf>,
+    /// `--hlog`.
+    pub hlog: Option<PathBuf>,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s.trim())
+            .map_err(|e| bad(format!("--{flag} {s:?}: {e} (e.g. 500ms, 10s, 1m)"))),
+    }
+}
+
+fn positive(flag: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        Some(0) => Err(bad(format!("--{flag} must be at least 1"))),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+impl Config {
+    /// Validates the raw flags once. Bad or conflicting flags give one message naming them.
+    pub fn from_args(a: &RunArgs) -> Result<Config, ConfigError> {
+        let protocol: Protocol = match &a.protocol {
+            Some(p) => p.parse()?,
+            None => Protocol::Framed,
+        };
+        let target = a
+            .target
+            .as_deref()
+            .map(|t| Target::parse(t, a.tls))
+            .transpose()?;
+        if target.is_none() && (a.tls || a.cacert.is_some() || a.insecure) {
+            return Err(bad(
+                "--tls/--cacert/--insecure need a --target (the embedded server speaks plain TCP)",
+            ));
+        }
+        let tls = match &target {
+            Some(t) if t.tls => {
+                if a.cacert.is_some() && a.insecure {
+                    return Err(bad(
+                        "--cacert and --insecure conflict: trust a CA, or trust anything",
+                    ));
+                }
+                if a.cacert.is_none() && !a.insecure {
+                    return Err(bad(
+                        "TLS needs --cacert FILE (the CA that signed the server) or --insecure",
+                    ));
+                }
+                Some(Tls {
+                    cacert: a.cacert.clone(),
+                    insecure: a.insecure,
+                })
+            }
+            _ => {
+                if a.cacert.is_some() || a.insecure {
+                    return Err(bad(
+                        "--cacert/--insecure only apply with --tls or a tls:// target",
+                    ));
+                }
+                None
+            }
+        };
+        if protocol == Protocol::Udp {
+            if tls.is_some() {
+                return Err(bad("--protocol udp does not speak TLS"));
+            }
+            if target.as_ref().is_some_and(|t| t.unix) {
+                return Err(bad("--protocol udp needs a host:port target, not unix:"));
+            }
+        }
+        let connections = positive("connections", a.connections, defaults::CONNECTIONS)?;
+        let pipeline = positive("pipeline", a.pipeline, defaults::PIPELINE)?;
+        let threads = positive("threads", a.threads, defaults::THREADS)?;
+        if threads > connections {
+            return Err(bad(format!(
+                "--threads {threads} is more than --connections {connections}: each thread needs a connection"
+            )));
+        }
+        if protocol == Protocol::Udp && pipeline > 1 {
+            return Err(bad(
+                "--pipeline does not apply to udp (one datagram in flight per socket)",
+            ));
+        }
+
+        let load = match (a.rate, &a.ramp) {
+            (Some(_), Some(_)) => {
+                return Err(bad("--rate and --ramp conflict: a ramp sets its own rates"))
+            }
+            (Some(r), None) => {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(bad(format!(
+                        "--rate {r}: must be a positive number of requests per second"
+                    )));
+                }
+                Load::Open { rate: r }
+            }
+            (None, Some(s)) => parse_ramp(s)?,
+            (None, None) => Load::Closed,
+        };
+        let stop = match (&a.duration, a.requests) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "--duration and --requests conflict: stop after a time or a count",
+                ))
+            }
+            (_, Some(0)) => return Err(bad("--requests must be at least 1")),
+            (None, Some(n)) => Stop::Requests(n),
+            (d, None) => {
+                let d = dur("duration", d, defaults::DURATION)?;
+                if d.is_zero() {
+                    return Err(bad("--duration must be longer than 0"));
+                }
+                Stop::Duration(d)
+            }
+        };
+        if let Load::Ramp { steps, step, .. } = &load {
+            if a.duration.is_some() || a.requests.is_some() {
+                return Err(bad(
+                    "--ramp sets the run's length (STEPS × DURATION); drop --duration/--requests",
+                ));
+            }
+            let _ = (steps, step);
+        }
+        let stop = match &load {
+            Load::Ramp { steps, step, .. } => Stop::Duration(*step * *steps),
+            _ => stop,
+        };
+        let warmup = dur("warmup", &a.warmup, defaults::WARMUP)?;
+        let payload = match &a.payload {
+            Some(s) => PayloadSize::parse(s)?,
+            None => PayloadSize {
+                min: defaults::PAYLOAD,
+                max: defaults::PAYLOAD,
+            },
+        };
+        let max = if protocol == Protocol::Udp {
+            defaults::MAX_UDP_PAYLOAD
+        } else {
+            defaults::MAX_PAYLOAD
+        };
+        if payload.max > max {
+            return Err(bad(format!(
+                "--payload {}: at most {max} bytes for {}",
+                payload.max,
+                protocol.name()
+            )));
+        }
+        if matches!(protocol, Protocol::Echo | Protocol::Line | Protocol::Udp) && payload.min == 0 {
+            return Err(bad(format!(
+                "--payload: {} needs at least 1 byte per request",
+                protocol.name()
+            )));
+        }
+        let timeout = dur("timeout", &a.timeout, defaults::TIMEOUT)?;
+        let connect_timeout = dur(
+            "connect-timeout",
+            &a.connect_timeout,
+            defaults::CONNECT_TIMEOUT,
+        )?;
+        if timeout.is_zero() || connect_timeout.is_zero() {
+            return Err(bad("--timeout and --connect-timeout must be longer than 0"));
+        }
+        let size = |flag: &str, v: &Option<String>| -> Result<Option<usize>, ConfigError> {
+            v.as_deref()
+                .map(|s| parse_size(s).map_err(|e| bad(format!("--{flag}: {e}"))))
+                .transpose()
+        };
+        let socket = Socket {
+            nodelay: a.nodelay.unwrap_or(defaults::NODELAY),
+            send_buffer: size("send-buffer", &a.send_buffer)?,
+            recv_buffer: size("recv-buffer", &a.recv_buffer)?,
+            keepalive: a
+                .keepalive
+                .as_ref()
+                .map(|_| dur("keepalive", &a.keepalive, Duration::ZERO))
+                .transpose()?,
+        };
+
+        let request = Self::request(a, protocol)?;
+        let json = a.json.as_ref().map(|j| {
+            if j == "-" {
+                JsonOut::Stdout
+            } else {
+                JsonOut::File(j.into())
+            }
+        });
+        Ok(Config {
+            target,
+            protocol,
+            connections,
+            pipeline,
+            threads,
+            stop,
+            warmup,
+            payload,
+            timeout,
+            connect_timeout,
+            socket,
+            tls,
+            load,
+            request,
+            json,
+            hgrm: a.hgrm.clone(),
+            hlog: a.hlog.clone(),
+            quiet: a.quiet,
+        })
+    }
+
+    fn request(a: &RunArgs, protocol: Protocol) -> Result<RequestSpec, ConfigError> {
+        let only = |flag: &str, set: bool, proto: &str| {
+            if set && protocol.name() != proto {
+                Err(bad(format!(
+                    "--{flag} only applies to --protocol {proto} (this run speaks {})",
+                    protocol.name()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        only("op", a.op.is_some(), "framed")?;
+        only("sleep", a.sleep.is_some(), "framed")?;
+        only("method", a.method.is_some(), "http")?;
+        only("path", a.path.is_some(), "http")?;
+        only("header", !a.headers.is_empty(), "http")?;
+        only("body", a.body.is_some(), "http")?;
+        only("command", a.command.is_some(), "resp")?;
+        Ok(match protocol {
+            Protocol::Framed => {
+                let op = match a.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("echo") => FramedOp::Echo,
+                    Some("sink") => FramedOp::Sink,
+                    Some("source") => FramedOp::Source,
+                    Some("sleep") => FramedOp::Sleep,
+                    Some(o) => {
+                        return Err(bad(format!(
+                            "--op {o:?}: expected echo, sink, source or sleep"
+                        )))
+                    }
+                };
+                if a.sleep.is_some() && op != FramedOp::Sleep {
+                    return Err(bad("--sleep only applies to --op sleep"));
+                }
+                let sleep = dur("sleep", &a.sleep, defaults::SLEEP)?;
+                if sleep.as_micros() > u128::from(u32::MAX) {
+                    return Err(bad(
+                        "--sleep is too long for the framed protocol (u32 microseconds)",
+                    ));
+                }
+                RequestSpec::Framed { op, sleep }
+            }
+            Protocol::Echo => RequestSpec::Echo,
+            Protocol::Line => RequestSpec::Line,
+            Protocol::Udp => RequestSpec::Udp,
+            Protocol::Http => {
+                let method = a
+                    .method
+                    .clone()
+                    .unwrap_or_else(|| defaults::METHOD.into())
+                    .to_ascii_uppercase();
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(bad(format!("--method {method:?}: not an HTTP method")));
+                }
+                let path = a.path.clone().unwrap_or_else(|| defaults::PATH.into());
+                if !path.starts_with('/')
+                    || path
+                        .bytes()
+                        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(bad(format!(
+                        "--path {path:?}: must start with / and hold no spaces"
+                    )));
+                }
+                let mut headers = Vec::new();
+                for h in &a.headers {
+                    let (n, v) = h
+                        .split_once(':')
+                        .ok_or_else(|| bad(format!("--header {h:?}: expected 'Name: value'")))?;
+                    let n = n.trim();
+                    if n.is_empty() || n.bytes().any(|b| !(b.is_ascii_graphic()) || b == b':') {
+                        return Err(bad(format!("--header {h:?}: bad header name")));
+                    }
+                    if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                        return Err(bad(format!("--header {h:?}: newline in value")));
+                    }
+                    headers.push((n.to_string(), v.trim().to_string()));
+                }
+                RequestSpec::Http {
+                    method,
+                    path,
+                    headers,
+                    body: a.body.clone().unwrap_or_default(),
+                }
+            }
+            Protocol::Resp => {
+                let command = a
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| defaults::COMMAND.into());
+                crate::scenario::Template::parse_command(&command)
+                    .map_err(|e| bad(format!("--command: {e}")))?;
+                RequestSpec::Resp { command }
+            }
+        })
+    }
+
+    /// The embedded-benchmark configuration for `run` without `--target`: short unless told otherwise.
+    pub fn embedded_defaults(a: &RunArgs) -> RunArgs {
+        let mut a = a.clone();
+        if a.duration.is_none() && a.requests.is_none() && a.ramp.is_none() {
+            a.duration = Some(humantime::format_duration(defaults::EMBEDDED_DURATION).to_string());
+        }
+        if a.warmup.is_none() {
+            a.warmup = Some(humantime::format_duration(defaults::EMBEDDED_WARMUP).to_string());
+        }
+        a
+    }
+
+    /// The measured duration when the run stops on time.
+    pub fn duration(&self) -> Option<Duration> {
+        match self.stop {
+            Stop::Duration(d) => Some(d),
+            Stop::Requests(_) => None,
+        }
+    }
+}
+
+/// Serde helper: a `Duration` as fractional seconds.
+pub mod duration_secs {
+    use std::time::Duration;
+    /// Serializes as seconds.
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Serde helper: an optional `Duration` as fractional seconds or null.
+pub mod opt_duration_secs {
+    use std::time::Duration;
+    /// Serializes as seconds or null.
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(f: impl FnOnce(&mut RunArgs)) -> RunArgs {
+        let mut a = RunArgs {
+            target: Some("127.0.0.1:7000".into()),
+            ..RunArgs::default()
+        };
+        f(&mut a);
+        a
+    }
+
+    fn err(a: RunArgs) -> String {
+        Config::from_args(&a).unwrap_err().0
+    }
+
+    #[test]
+    fn defaults_come_from_one_place() {
+        let c = Config::from_args(&args(|_| {})).unwrap();
+        assert_eq!(c.connections, defaults::CONNECTIONS);
+        assert_eq!(c.pipeline, defaults::PIPELINE);
+        assert_eq!(c.stop, Stop::Duration(defaults::DURATION));
+        assert_eq!(
+            c.payload,
+            PayloadSize {
+                min: defaults::PAYLOAD,
+                max: defaults::PAYLOAD
+            }
+        );
+        assert_eq!(c.load, Load::Closed);
+        assert_eq!(c.protocol, Protocol::Framed);
+    }
+
+    #[test]
+    fn targets_parse_in_every_form() {
+        let t = Target::parse("[::1]:7000", false).unwrap();
+        assert_eq!(t.endpoint, "[::1]:7000");
+        let t = Target::parse("tls://localhost:443", false).unwrap();
+        assert!(t.tls);
+        assert_eq!(t.address(), "localhost:443");
+        assert!(Target::parse("unix:/tmp/x.sock", false).unwrap().unix);
+        assert!(Target::parse("localhost:443", true)
+            .unwrap()
+            .endpoint
+            .starts_with("tls://"));
+        for bad in ["localhost", "::1:7000", "h:0", "h:99999", "unix:", ":80"] {
+            assert!(Target::parse(bad, false).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn sizes_and_ranges() {
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("1m").unwrap(), 1 << 20);
+        assert_eq!(
+            PayloadSize::parse("16..1k").unwrap(),
+            PayloadSize { min: 16, max: 1024 }
+        );
+        assert!(PayloadSize::parse("10..5").is_err());
+        assert!(parse_size("12parsecs").is_err());
+    }
+
+    #[test]
+    fn conflicting_flags_get_one_clear_message() {
+        assert!(err(args(|a| {
+            a.rate = Some(10.0);
+            a.ramp = Some("1..2:2:1s".into())
+        }))
+        .contains("--rate and --ramp"));
+        assert!(err(args(|a| {
+            a.duration = Some("1s".into());
+            a.requests = Some(5)
+        }))
+        .contains("--duration and --requests"));
+        assert!(err(args(|a| a.command = Some("PING".into())))
+            .contains("--command only applies to --protocol resp"));
+        assert!(err(args(|a| a.tls = true)).contains("--cacert"));
+        assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
+        assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
+        assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
+        assert!(err(args(|a| a.duration = Some("ten".into()))).contains("--duration"));
+        assert!(err(args(|a| {
+            a.protocol = Some("udp".into());
+            a.pipeline = Some(4)
+        }))
+        .contains("--pipeline"));
+        assert!(err(args(|a| a.protocol = Some("smtp".into()))).contains("--protocol"));
+    }
+
+    #[test]
+    fn ramp_is_a_staircase_that_sets_the_length() {
+        let c = Config::from_args(&args(|a| a.ramp = Some("100..500:5:2s".into()))).unwrap();
+        assert_eq!(c.stop, Stop::Duration(Duration::from_secs(10)));
+        assert_eq!(c.load.rate_at_step(0), Some(100.0));
+        assert_eq!(c.load.rate_at_step(2), Some(300.0));
+        assert_eq!(c.load.rate_at_step(4), Some(500.0));
+        assert!(parse_ramp("100..500:1:2s").is_err());
+        assert!(parse_ramp("100..500:3:1500ms").is_err());
+        assert!(parse_ramp("100-500:3:1s").is_err());
+    }
+
+    #[test]
+    fn http_flags_are_checked() {
+        let c = Config::from_args(&args(|a| {
+            a.protocol = Some("http".into());
+            a.method = Some("post".into());
+            a.headers = vec!["X-Test: 1".into()];
+        }))
+        .unwrap();
+        match c.request {
+            RequestSpec::Http {
+                method, headers, ..
+            } => {
+                assert_eq!(method, "POST");
+                assert_eq!(headers, vec![("X-Test".to_string(), "1".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err(args(|a| {
+            a.protocol = Some("http".into());
+            a.headers = vec!["nocolon".into()]
+        }))
+        .contains("--header"));
+    }
+}

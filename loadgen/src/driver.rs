@@ -1,0 +1,649 @@
+//! Sending load: the closed loop, the open loop on a schedule, the ramp, warm-up and stop conditions.
+//!
+//! The run is split over `--threads` workers. Each worker is one OS thread with a single-threaded tokio
+//! runtime; it owns its share of the connections (its own SDK client), its own [`Recorder`] and its own
+//! slice of the schedule, so nothing on the hot path is shared between threads. Every second a worker hands
+//! its interval to the collector on the calling thread, which merges them (see [`Collector`]).
+//!
+//! **Closed loop** (no `--rate`): `connections × pipeline` slots; each sends its next request when the
+//! previous reply arrives. Intended send time = actual send time.
+//!
+//! **Open loop** (`--rate`, `--ramp`): the worker walks a schedule of intended send times; at each one it
+//! queues a request, which waits (in FIFO order) for a free slot and is then sent. Latency is measured
+//! from the *intended* time (corrected) and from the actual send (raw). A request's time before its send
+//! splits into *send lag* (the load generator woke late: its own fault) and *pool wait* (every slot was busy:
+//! the server's fault, or too few connections). A request still waiting for a slot at its timeout is a
+//! `timeout_pool_wait` error.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+use crate::config::{Load, Stop};
+use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
+use crate::scenario::{Generator, Req};
+
+/// After a failed connection attempt, a closed-loop slot waits this long before trying again, so that a
+/// dead server is probed rather than hammered. Default: 10 ms.
+pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How one call went, as the transport reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Payload bytes received, or why the call failed.
+    pub result: Result<u64, ErrorKind>,
+    /// Time spent connecting, when this call opened a connection.
+    pub connect: Option<Duration>,
+    /// Time the transport itself waited for a connection/slot.
+    pub pool_wait: Option<Duration>,
+}
+
+impl Outcome {
+    /// A failure of `kind` with no timings.
+    pub fn failed(kind: ErrorKind) -> Outcome {
+        Outcome {
+            result: Err(kind),
+            connect: None,
+            pool_wait: None,
+        }
+    }
+}
+
+/// Something that sends one request and reports how it went (the SDK adapters in [`crate::transport`],
+/// or a fake in tests). One per worker; it lives on the worker's thread, so it need not be `Send`.
+pub trait Transport: 'static {
+    /// Sends `req` and waits for its reply.
+    fn call(&self, req: Req) -> impl Future<Output = Outcome>;
+}
+
+/// One worker's share of the run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// This worker's index.
+    pub worker: usize,
+    /// Number of workers.
+    pub workers: usize,
+    /// Requests this worker may have in flight (its connections × pipeline).
+    pub slots: usize,
+    /// Pacing (rates are for the whole run; this worker takes `1/workers` of them).
+    pub load: Load,
+    /// When to stop (a request budget is already this worker's share).
+    pub stop: Stop,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Plan {
+    /// Worker `worker`'s share of `requests`: an even split, the remainder to the first workers.
+    pub fn share(requests: u64, worker: usize, workers: usize) -> u64 {
+        let w = workers.max(1) as u64;
+        requests / w + u64::from((worker as u64) < requests % w)
+    }
+}
+
+/// What a worker hands to the collector.
+#[derive(Debug)]
+pub enum Report {
+    /// Interval `index` (seconds since measuring began), `start` and `length` as offsets from measuring start.
+    Interval {
+        /// Interval number.
+        index: u64,
+        /// Start, since measuring began.
+        start: Duration,
+        /// Length.
+        length: Duration,
+        /// The measurements.
+        interval: Box<Interval>,
+    },
+    /// The worker finished.
+    Done(WorkerSummary),
+}
+
+/// A worker's closing figures.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSummary {
+    /// Time from measuring start until the worker's last request finished.
+    pub elapsed: Duration,
+    /// CPU time the worker thread used while measuring.
+    pub cpu: Duration,
+    /// Connections opened (including the first ones).
+    pub connects: u64,
+}
+
+struct State<T> {
+    transport: T,
+    gen: RefCell<Generator>,
+    rec: RefCell<Recorder>,
+    measure_from: Instant,
+    timeout: Duration,
+    last_done: Cell<Instant>,
+    connects: Cell<u64>,
+}
+
+impl<T: Transport> State<T> {
+    /// Sends one request whose intended time was `intended`; `woke` is when the sender got to it, `slot_wait`
+    /// how long it then waited for a free slot; `open_loop` says
+    /// whether a schedule is followed (then the sender's lag is recorded). Returns the outcome's error, if any.
+    async fn send(
+        &self,
+        intended: Instant,
+        woke: Instant,
+        slot_wait: Duration,
+        open_loop: bool,
+    ) -> Option<ErrorKind> {
+        let req = self.gen.borrow_mut().next_request();
+        let bytes_sent = req.payload_len() as u64;
+        let actual = Instant::now();
+        let out = match timeout(self.timeout, self.transport.call(req)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::failed(ErrorKind::Timeout(Phase::Request)),
+        };
+        let done = Instant::now();
+        self.last_done.set(self.last_done.get().max(done));
+        if out.connect.is_some() {
+            self.connects.set(self.connects.get() + 1);
+        }
+        let mut rec = self.rec.borrow_mut();
+        if intended < self.measure_from {
+            // Warm-up: only connection set-up is kept (every connection opened is worth reporting).
+            if let Some(d) = out.connect {
+                rec.record_connect(d);
+            }
+            return out.result.err();
+        }
+        match out.result {
+            Ok(bytes_received) => {
+                let before_wire =
+                    out.pool_wait.unwrap_or_default() + out.connect.unwrap_or_default();
+                rec.record_ok(&Sample {
+                    corrected: done - intended,
+                    raw: (done - actual).saturating_sub(before_wire),
+                    connect: out.connect,
+                    pool_wait: Some(slot_wait + out.pool_wait.unwrap_or_default()),
+                    send_lag: open_loop.then(|| woke - intended),
+                    bytes_sent,
+                    bytes_received,
+                });
+                None
+            }
+            Err(kind) => {
+                rec.record_error(kind, done - intended, out.connect);
+                Some(kind)
+            }
+        }
+    }
+}
+
+fn is_connection_failure(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Refused
+            | ErrorKind::Timeout(Phase::Connect)
+            | ErrorKind::Timeout(Phase::TlsHandshake)
+            | ErrorKind::Tls
+    )
+}
+
+/// The intended send times of one worker, as offsets from the run's start (warm-up included).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    load: Load,
+    warmup: Duration,
+    end: Option<Duration>,
+    budget: Option<u64>,
+    workers: f64,
+    phase: f64,
+    measured: u64,
+    warm_i: u64,
+    i: u64,
+    step: u32,
+}
+
+impl Schedule {
+    /// The schedule for `plan`: `rate/workers` per worker, workers staggered evenly.
+    pub fn new(plan: &Plan) -> Schedule {
+        let (end, budget) = match plan.stop {
+            Stop::Duration(d) => (Some(plan.warmup + d), None),
+            Stop::Requests(n) => (None, Some(n)),
+        };
+        Schedule {
+            load: plan.load.clone(),
+            warmup: plan.warmup,
+            end,
+            budget,
+            workers: plan.workers.max(1) as f64,
+            phase: plan.worker as f64,
+            measured: 0,
+            warm_i: 0,
+            i: 0,
+            step: 0,
+        }
+    }
+
+    fn rate(&self, step: u32) -> f64 {
+        self.load.rate_at_step(step).unwrap_or(1.0)
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        // Warm-up at the first step's rate.
+        if !self.warmup.is_zero() {
+            let gap = self.workers / self.rate(0);
+            let t = (self.warm_i as f64 + self.phase / self.workers) * gap;
+            if t < self.warmup.as_secs_f64() {
+                self.warm_i += 1;
+                return Some(Duration::from_secs_f64(t));
+            }
+        }
+        if self.budget.is_some_and(|b| self.measured >= b) {
+            return None;
+        }
+        let offset = match &self.load {
+            Load::Ramp { steps, step, .. } => loop {
+                if self.step >= *steps {
+                    return None;
+                }
+                let gap = self.workers / self.rate(self.step);
+                let t = (self.i as f64 + self.phase / self.workers) * gap;
+                if t < step.as_secs_f64() {
+                    break step.as_secs_f64() * f64::from(self.step) + t;
+                }
+                self.step += 1;
+                self.i = 0;
+            },
+            _ => (self.i as f64 + self.phase / self.workers) * self.workers / self.rate(0),
+        };
+        let t = self.warmup + Duration::from_secs_f64(offset);
+        if self.end.is_some_and(|e| t >= e) {
+            return None;
+        }
+        self.i += 1;
+        self.measured += 1;
+        Some(t)
+    }
+}
+
+/// Runs one worker to completion on the current (single-threaded) runtime, inside a `LocalSet`.
+///
+/// `start` is the run's start (warm-up begins there); `sink` receives each interval and, last, the summary.
+pub async fn run_worker<T: Transport>(
+    transport: T,
+    gen: Generator,
+    plan: Plan,
+    start: Instant,
+    sink: impl Fn(Report) + 'static,
+) {
+    let measure_from = start + plan.warmup;
+    let state = Rc::new(State {
+        transport,
+        gen: RefCell::new(gen),
+        rec: RefCell::new(Recorder::new()),
+        measure_from,
+        timeout: plan.timeout,
+        last_done: Cell::new(measure_from),
+        connects: Cell::new(0),
+    });
+    let sink = Rc::new(sink);
+    let next_index = Rc::new(Cell::new(0u64));
+    let cpu_at_start = Rc::new(Cell::new(None::<Duration>));
+
+    // Every second: hand the interval over.
+    let ticker = {
+        let (state, sink, next_index, cpu_at_start) = (
+            state.clone(),
+            sink.clone(),
+            next_index.clone(),
+            cpu_at_start.clone(),
+        );
+        tokio::task::spawn_local(async move {
+            sleep_until(measure_from).await;
+            cpu_at_start.set(Some(crate::health::thread_cpu_time()));
+            let mut spare = Interval::default();
+            loop {
+                let k = next_index.get();
+                sleep_until(measure_from + Duration::from_secs(k + 1)).await;
+                state.rec.borrow_mut().swap_interval(&mut spare);
+                let interval = Box::new(std::mem::take(&mut spare));
+                next_index.set(k + 1);
+                sink(Report::Interval {
+                    index: k,
+                    start: Duration::from_secs(k),
+                    length: Duration::from_secs(1),
+                    interval,
+                });
+            }
+        })
+    };
+
+    // Every worker begins together at `start` (nothing sent before it is counted anywhere).
+    sleep_until(start).await;
+    match plan.load {
+        Load::Closed => closed_loop(&state, &plan, start).await,
+        _ => open_loop(&state, &plan, start).await,
+    }
+
+    ticker.abort();
+    let cpu_start = cpu_at_start
+        .get()
+        .unwrap_or_else(crate::health::thread_cpu_time);
+    let k = next_index.get();
+    let elapsed = state
+        .last_done
+        .get()
+        .saturating_duration_since(measure_from);
+    let final_start = Duration::from_secs(k);
+    let last = state.rec.borrow_mut().take_interval();
+    if elapsed > final_start || last.requests() > 0 {
+        sink(Report::Interval {
+            index: k,
+            start: final_start,
+            length: elapsed
+                .saturating_sub(final_start)
+                .max(Duration::from_millis(1)),
+            interval: Box::new(last),
+        });
+    }
+    sink(Report::Done(WorkerSummary {
+        elapsed,
+        cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
+        connects: state.connects.get(),
+    }));
+}
+
+async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
+    let measure_from = start + plan.warmup;
+    let (end, budget) = match plan.stop {
+        Stop::Duration(d) => (Some(measure_from + d), None),
+        Stop::Requests(n) => (None, Some(n)),
+    };
+    let claimed = Rc::new(Cell::new(0u64));
+    let mut slots = JoinSet::new();
+    for _ in 0..plan.slots {
+        let (state, claimed) = (state.clone(), claimed.clone());
+        slots.spawn_local(async move {
+            loop {
+                let now = Instant::now();
+                if end.is_some_and(|e| now >= e) {
+                    break;
+                }
+                if now >= measure_from {
+                    if let Some(b) = budget {
+                        if claimed.get() >= b {
+                            break;
+                        }
+                        claimed.set(claimed.get() + 1);
+                    }
+                }
+                if let Some(kind) = state.send(now, now, Duration::ZERO, false).await {
+                    if is_connection_failure(kind) {
+                        sleep(RECONNECT_BACKOFF).await;
+                    }
+                }
+            }
+        });
+    }
+    while slots.join_next().await.is_some() {}
+}
+
+async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
+    let slots = Rc::new(Semaphore::new(plan.slots.max(1)));
+    let mut inflight = JoinSet::new();
+    for offset in Schedule::new(plan) {
+        let intended = start + offset;
+        sleep_until(intended).await;
+        let woke = Instant::now();
+        let (state, slots) = (state.clone(), slots.clone());
+        inflight.spawn_local(async move {
+            let deadline = woke + state.timeout;
+            let permit = match tokio::time::timeout_at(deadline, slots.acquire()).await {
+                Ok(Ok(p)) => p,
+                _ => {
+                    if intended >= state.measure_from {
+                        let now = Instant::now();
+                        state.rec.borrow_mut().record_error(
+                            ErrorKind::Timeout(Phase::PoolWait),
+                            now - intended,
+                            None,
+                        );
+                        state.last_done.set(state.last_done.get().max(now));
+                    }
+                    return;
+                }
+            };
+            let slot_wait = Instant::now() - woke;
+            state.send(intended, woke, slot_wait, true).await;
+            drop(permit);
+        });
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::RunArgs;
+    use crate::config::Config;
+    use crate::recorder::Collector;
+
+    /// Replies after `service`, except that requests arriving during `stall` wait until it ends.
+    struct Fake {
+        service: Duration,
+        stall: Option<(Instant, Instant)>,
+        calls: Rc<Cell<u64>>,
+        fail: bool,
+    }
+
+    impl Transport for Fake {
+        async fn call(&self, _req: Req) -> Outcome {
+            self.calls.set(self.calls.get() + 1);
+            if self.fail {
+                return Outcome::failed(ErrorKind::Refused);
+            }
+            let now = Instant::now();
+            if let Some((a, b)) = self.stall {
+                if now >= a && now < b {
+                    sleep_until(b).await;
+                }
+            }
+            sleep(self.service).await;
+            Outcome {
+                result: Ok(1),
+                connect: None,
+                pool_wait: None,
+            }
+        }
+    }
+
+    fn config(f: impl FnOnce(&mut RunArgs)) -> Config {
+        let mut a = RunArgs {
+            target: Some("127.0.0.1:1".into()),
+            connections: Some(4),
+            ..RunArgs::default()
+        };
+        f(&mut a);
+        Config::from_args(&a).unwrap()
+    }
+
+    fn plan(c: &Config) -> Plan {
+        Plan {
+            worker: 0,
+            workers: 1,
+            slots: c.connections * c.pipeline,
+            load: c.load.clone(),
+            stop: c.stop,
+            warmup: c.warmup,
+            timeout: c.timeout,
+        }
+    }
+
+    async fn run(c: &Config, fake: Fake) -> (Collector, WorkerSummary) {
+        let collected = Rc::new(RefCell::new(Collector::new(1, None, None)));
+        let summary = Rc::new(RefCell::new(None));
+        let (c2, s2) = (collected.clone(), summary.clone());
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(run_worker(
+                fake,
+                Generator::new(c, 1),
+                plan(c),
+                Instant::now(),
+                move |r| match r {
+                    Report::Interval {
+                        index,
+                        start,
+                        length,
+                        interval,
+                    } => c2.borrow_mut().add(index, start, length, &interval),
+                    Report::Done(s) => *s2.borrow_mut() = Some(s),
+                },
+            ))
+            .await;
+        let mut col = collected.replace(Collector::new(1, None, None));
+        col.close();
+        let s = summary.borrow_mut().take().unwrap();
+        (col, s)
+    }
+
+    fn fake(service_ms: u64) -> (Fake, Rc<Cell<u64>>) {
+        let calls = Rc::new(Cell::new(0));
+        (
+            Fake {
+                service: Duration::from_millis(service_ms),
+                stall: None,
+                calls: calls.clone(),
+                fail: false,
+            },
+            calls,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_loop_sends_exactly_the_requested_count_and_excludes_warmup() {
+        let c = config(|a| {
+            a.requests = Some(1000);
+            a.warmup = Some("1s".into());
+        });
+        let (f, calls) = fake(1);
+        let (col, _) = run(&c, f).await;
+        assert_eq!(col.total.requests(), 1000);
+        // 4 slots × 1 ms service during a 1 s warm-up ≈ 4000 more calls that are not counted.
+        assert!(
+            calls.get() > 1000 + 3000,
+            "warm-up load was sent: {}",
+            calls.get()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_loop_keeps_every_slot_busy_for_the_duration() {
+        let c = config(|a| a.duration = Some("3s".into()));
+        let (f, _) = fake(2);
+        let (col, s) = run(&c, f).await;
+        // 4 slots, 2 ms each, 3 s: 6000 requests, 3 one-second intervals.
+        assert_eq!(col.total.ok, 6000);
+        assert_eq!(col.series.iter().map(|i| i.requests).sum::<u64>(), 6000);
+        // Replies due exactly on a second boundary may land on either side of it.
+        assert!(col.series[..3]
+            .iter()
+            .all(|i| (1996..=2004).contains(&i.requests)));
+        assert_eq!(s.elapsed, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_loop_keeps_the_rate_and_corrects_for_a_stall() {
+        let c = config(|a| {
+            a.rate = Some(1000.0);
+            a.duration = Some("5s".into());
+            a.connections = Some(8);
+        });
+        let t0 = Instant::now();
+        let (mut f, _) = fake(1);
+        f.stall = Some((
+            t0 + Duration::from_secs(2),
+            t0 + Duration::from_millis(2500),
+        ));
+        let (col, _) = run(&c, f).await;
+        let t = &col.total;
+        assert_eq!(t.ok, 5000, "every scheduled request is sent and answered");
+        let corrected_p999 = Duration::from_nanos(t.corrected.value_at_quantile(0.999));
+        let raw_p50 = Duration::from_nanos(t.raw.value_at_quantile(0.5));
+        assert!(
+            corrected_p999 >= Duration::from_millis(400),
+            "corrected p99.9 {corrected_p999:?}"
+        );
+        assert!(raw_p50 < Duration::from_millis(5), "raw p50 {raw_p50:?}");
+        // The stall kept the 8 slots busy: later requests waited for a slot, and that wait counts.
+        assert!(t.pool_wait.max() >= Duration::from_millis(400).as_nanos() as u64);
+        assert_eq!(
+            t.send_lag.max(),
+            1,
+            "the sender itself was never late (paused clock)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_never_gets_a_slot_times_out_in_pool_wait() {
+        let c = config(|a| {
+            a.rate = Some(100.0);
+            a.requests = Some(10);
+            a.connections = Some(1);
+            a.timeout = Some("50ms".into());
+        });
+        let (f, _) = fake(1000);
+        let (col, _) = run(&c, f).await;
+        let t = &col.total;
+        assert_eq!(t.requests(), 10);
+        assert!(t.errors.get(ErrorKind::Timeout(Phase::Request)) >= 1);
+        assert!(t.errors.get(ErrorKind::Timeout(Phase::PoolWait)) >= 1);
+        assert_eq!(
+            t.corrected.len(),
+            10,
+            "every timeout is in the corrected histogram"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_connections_are_counted_and_retried_with_backoff() {
+        let c = config(|a| a.duration = Some("1s".into()));
+        let (mut f, calls) = fake(1);
+        f.fail = true;
+        let (col, _) = run(&c, f).await;
+        let refused = col.total.errors.get(ErrorKind::Refused);
+        // 4 slots, one attempt per 10 ms backoff for 1 s.
+        assert_eq!(refused, 400);
+        assert_eq!(calls.get(), 400);
+    }
+
+    #[test]
+    fn ramp_schedule_is_a_staircase() {
+        let c = config(|a| a.ramp = Some("10..30:3:1s".into()));
+        let mut p = plan(&c);
+        let all: Vec<Duration> = Schedule::new(&p).collect();
+        assert_eq!(all.len(), 10 + 20 + 30);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        // Two workers split the schedule evenly and interleave.
+        p.workers = 2;
+        let a: Vec<Duration> = Schedule::new(&p).collect();
+        p.worker = 1;
+        let b: Vec<Duration> = Schedule::new(&p).collect();
+        assert_eq!(a.len() + b.len(), 60);
+        assert!(a[0] < b[0] && b[0] < a[1]);
+    }
+
+    #[test]
+    fn request_budgets_split_evenly() {
+        let shares: Vec<u64> = (0..3).map(|w| Plan::share(10, w, 3)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+    }
+}

@@ -1,0 +1,177 @@
+//! The load generator's own health: CPU time of its worker threads and how far the sender fell behind.
+//!
+//! A load generator that saturates its own CPU, or cannot send on schedule, measures itself rather than the
+//! server. [`Health::warnings`] says so in words.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// CPU time (user + system) used so far by the calling thread (`getrusage(RUSAGE_THREAD)`), or by the whole
+/// process where per-thread figures are unavailable.
+pub fn thread_cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let who = UsageWho::RUSAGE_THREAD;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let who = UsageWho::RUSAGE_SELF;
+    match getrusage(who) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| {
+                Duration::from_secs(tv.tv_sec().max(0) as u64)
+                    + Duration::from_micros(tv.tv_usec().max(0) as u64)
+            };
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// Share of one core above which a worker thread counts as saturated.
+pub const CPU_BOUND_SHARE: f64 = 0.90;
+/// Sender lag (p99) above which an open-loop run warns that the schedule was not kept. Default: 1 ms.
+pub const LAG_WARN: Duration = Duration::from_millis(1);
+
+/// How the load generator itself fared.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// CPU seconds used by each worker thread during the measured part.
+    pub worker_cpu_seconds: Vec<f64>,
+    /// Busiest worker's CPU use, as a share of one core (1.0 = a full core).
+    pub max_worker_cpu_share: f64,
+    /// Sender lag p50 in microseconds (actual − intended send time, open loop; 0 closed loop).
+    pub send_lag_p50_us: f64,
+    /// Sender lag p99 in microseconds.
+    pub send_lag_p99_us: f64,
+    /// Sender lag max in microseconds.
+    pub send_lag_max_us: f64,
+    /// Connections that broke during the run (server died, reset) and were reopened.
+    pub reconnects: u64,
+    /// True when the load generator, not the server, probably limited the result.
+    pub bottleneck: bool,
+    /// Human-readable warnings.
+    pub warnings: Vec<String>,
+}
+
+impl Health {
+    /// Judges the run: `measured` is its length, `open_loop` whether a schedule was followed,
+    /// `lag_*` the scheduler's lag figures, `achieved_ratio` replies/s ÷ target (open loop).
+    pub fn assess(
+        worker_cpu: &[Duration],
+        measured: Duration,
+        open_loop: bool,
+        lag: (Duration, Duration, Duration),
+        achieved_ratio: Option<f64>,
+        reconnects: u64,
+    ) -> Health {
+        let secs = measured.as_secs_f64().max(1e-9);
+        let shares: Vec<f64> = worker_cpu.iter().map(|d| d.as_secs_f64() / secs).collect();
+        let max_share = shares.iter().cloned().fold(0.0, f64::max);
+        let mut warnings = Vec::new();
+        let mut bottleneck = false;
+        if max_share >= CPU_BOUND_SHARE {
+            bottleneck = true;
+            warnings.push(format!(
+                "the load generator was CPU-bound (a worker thread used {:.0}% of a core): the result \
+                 measures the load generator, not the server; add --threads or use a bigger machine",
+                max_share * 100.0
+            ));
+        }
+        let (p50, p99, max) = lag;
+        if open_loop && p99 > LAG_WARN {
+            bottleneck = bottleneck || max_share >= CPU_BOUND_SHARE * 0.8;
+            warnings.push(format!(
+                "the sender fell behind its schedule (send lag p99 {}, max {}); corrected latency includes this lag",
+                crate::report::fmt_duration(p99),
+                crate::report::fmt_duration(max)
+            ));
+        }
+        if let Some(r) = achieved_ratio {
+            if r < 0.99 {
+                warnings.push(format!(
+                    "achieved {:.1}% of the target rate: the server (or too few --connections × --pipeline) could \
+                     not keep up",
+                    r * 100.0
+                ));
+            }
+        }
+        if reconnects > 0 {
+            warnings.push(format!(
+                "{reconnects} connection(s) broke during the run and were reopened"
+            ));
+        }
+        Health {
+            worker_cpu_seconds: worker_cpu.iter().map(Duration::as_secs_f64).collect(),
+            max_worker_cpu_share: max_share,
+            send_lag_p50_us: p50.as_secs_f64() * 1e6,
+            send_lag_p99_us: p99.as_secs_f64() * 1e6,
+            send_lag_max_us: max.as_secs_f64() * 1e6,
+            reconnects,
+            bottleneck,
+            warnings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_when_the_thread_works() {
+        let before = thread_cpu_time();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu_time() > before);
+    }
+
+    #[test]
+    fn a_saturated_worker_is_called_the_bottleneck() {
+        let secs = Duration::from_secs(10);
+        let h = Health::assess(
+            &[Duration::from_millis(9800)],
+            secs,
+            false,
+            Default::default(),
+            None,
+            0,
+        );
+        assert!(h.bottleneck);
+        assert!(h.warnings[0].contains("CPU-bound"));
+        let h = Health::assess(
+            &[Duration::from_secs(2)],
+            secs,
+            false,
+            Default::default(),
+            None,
+            0,
+        );
+        assert!(!h.bottleneck);
+        assert!(h.warnings.is_empty());
+    }
+
+    #[test]
+    fn lag_and_missed_rate_are_reported() {
+        let lag = (
+            Duration::ZERO,
+            Duration::from_millis(20),
+            Duration::from_millis(40),
+        );
+        let h = Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(1),
+            true,
+            lag,
+            Some(0.5),
+            2,
+        );
+        assert_eq!(h.warnings.len(), 3);
+        assert!(h.warnings.iter().any(|w| w.contains("fell behind")));
+        assert!(h.warnings.iter().any(|w| w.contains("50.0% of the target")));
+        assert_eq!(h.reconnects, 2);
+    }
+}

@@ -1,0 +1,623 @@
+//! Recording: one [`Recorder`] per worker, holding the current one-second [`Interval`].
+//!
+//! Every second the worker hands its interval over (`take_interval`) and starts a fresh one; the collector
+//! merges the workers' intervals into a per-second series and a run total. Memory is therefore a handful of
+//! histograms per worker plus the totals, whatever the run's length. Latencies are recorded in nanoseconds.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Significant figures kept by every histogram (0.1% value resolution).
+pub const SIGFIG: u8 = 3;
+
+/// The phase in which a request timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Waiting for a free connection or pipeline slot.
+    PoolWait,
+    /// Establishing the TCP/Unix connection.
+    Connect,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// Writing the request.
+    Write,
+    /// Reading the reply.
+    Read,
+    /// The request as a whole (phase unknown).
+    Request,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The connection was refused.
+    Refused,
+    /// The connection was reset by the peer.
+    Reset,
+    /// The peer closed the connection before replying.
+    Closed,
+    /// A timeout, by phase.
+    Timeout(Phase),
+    /// The reply could not be parsed (or did not match the request).
+    Protocol,
+    /// The server answered with an error (framed status ≠ OK, HTTP ≥ 400, RESP `-ERR`).
+    ServerError,
+    /// TLS failure.
+    Tls,
+    /// Anything else (I/O errors, configuration).
+    Other,
+}
+
+const KINDS: [ErrorKind; 13] = [
+    ErrorKind::Refused,
+    ErrorKind::Reset,
+    ErrorKind::Closed,
+    ErrorKind::Timeout(Phase::PoolWait),
+    ErrorKind::Timeout(Phase::Connect),
+    ErrorKind::Timeout(Phase::TlsHandshake),
+    ErrorKind::Timeout(Phase::Write),
+    ErrorKind::Timeout(Phase::Read),
+    ErrorKind::Timeout(Phase::Request),
+    ErrorKind::Protocol,
+    ErrorKind::ServerError,
+    ErrorKind::Tls,
+    ErrorKind::Other,
+];
+
+impl ErrorKind {
+    fn index(self) -> usize {
+        KINDS
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(KINDS.len() - 1)
+    }
+
+    /// The name used in the report and the JSON (`timeout_read`, `server_error` …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Timeout(Phase::PoolWait) => "timeout_pool_wait",
+            ErrorKind::Timeout(Phase::Connect) => "timeout_connect",
+            ErrorKind::Timeout(Phase::TlsHandshake) => "timeout_tls_handshake",
+            ErrorKind::Timeout(Phase::Write) => "timeout_write",
+            ErrorKind::Timeout(Phase::Read) => "timeout_read",
+            ErrorKind::Timeout(Phase::Request) => "timeout_request",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// True for timeouts.
+    pub fn is_timeout(self) -> bool {
+        matches!(self, ErrorKind::Timeout(_))
+    }
+}
+
+/// Error counts by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    counts: [u64; KINDS.len()],
+}
+
+impl ErrorCounts {
+    /// Counts one error.
+    pub fn add(&mut self, kind: ErrorKind) {
+        self.counts[kind.index()] += 1;
+    }
+
+    /// How many errors of `kind`.
+    pub fn get(&self, kind: ErrorKind) -> u64 {
+        self.counts[kind.index()]
+    }
+
+    /// All errors.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// All timeouts, whatever the phase.
+    pub fn timeouts(&self) -> u64 {
+        KINDS
+            .iter()
+            .filter(|k| k.is_timeout())
+            .map(|k| self.get(*k))
+            .sum()
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+    }
+
+    /// `(name, count)` for every kind, in a fixed order (zeros included).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        KINDS.iter().map(|k| (k.name(), self.get(*k)))
+    }
+}
+
+impl Serialize for ErrorCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(KINDS.len() + 2))?;
+        m.serialize_entry("total", &self.total())?;
+        m.serialize_entry("timeout", &self.timeouts())?;
+        for (name, n) in self.iter() {
+            m.serialize_entry(name, &n)?;
+        }
+        m.end()
+    }
+}
+
+/// A latency histogram in nanoseconds, resizing itself to the largest value seen.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable_sigfig());
+    h.auto(true);
+    h
+}
+
+fn unreachable_sigfig() -> Histogram<u64> {
+    // SIGFIG is a constant in 0..=5, so `Histogram::new` cannot fail; keep a fallback without panicking.
+    Histogram::new_with_bounds(1, u64::MAX / 2, 2)
+        .unwrap_or_else(|_| Histogram::new(2).expect("sigfig 2"))
+}
+
+/// Records `v`, growing the histogram when needed (saturating only if growing fails).
+fn put(h: &mut Histogram<u64>, v: u64) {
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 4).max(1)
+}
+
+/// What the recorder needs to know about one reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// Reply time − intended send time.
+    pub corrected: Duration,
+    /// Reply time − actual send time.
+    pub raw: Duration,
+    /// Connect time, when this request opened a connection.
+    pub connect: Option<Duration>,
+    /// Time spent waiting for a free connection/slot (and, open loop, behind the schedule).
+    pub pool_wait: Option<Duration>,
+    /// How late the sender got to the request against its schedule (open loop; `None` in a closed loop).
+    pub send_lag: Option<Duration>,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+}
+
+/// One interval's (or a whole run's) measurements.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Latency from the intended send time (coordinated-omission corrected), ns.
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send, ns.
+    pub raw: Histogram<u64>,
+    /// Connect times, ns.
+    pub connect: Histogram<u64>,
+    /// Waits for a free connection/slot, ns.
+    pub pool_wait: Histogram<u64>,
+    /// How late the sender was against its schedule, ns.
+    pub send_lag: Histogram<u64>,
+    /// Successful replies.
+    pub ok: u64,
+    /// Errors by kind.
+    pub errors: ErrorCounts,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            corrected: new_histogram(),
+            raw: new_histogram(),
+            connect: new_histogram(),
+            pool_wait: new_histogram(),
+            send_lag: new_histogram(),
+            ok: 0,
+            errors: ErrorCounts::default(),
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+}
+
+impl Interval {
+    /// Requests finished: replies plus errors.
+    pub fn requests(&self) -> u64 {
+        self.ok + self.errors.total()
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Interval) {
+        // Auto-resizing histograms with equal precision always add; ignore the impossible error.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.raw.add(&other.raw);
+        let _ = self.connect.add(&other.connect);
+        let _ = self.pool_wait.add(&other.pool_wait);
+        let _ = self.send_lag.add(&other.send_lag);
+        self.ok += other.ok;
+        self.errors.merge(&other.errors);
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
+
+    /// Empties every histogram and counter, keeping the allocations.
+    pub fn reset(&mut self) {
+        self.corrected.reset();
+        self.raw.reset();
+        self.connect.reset();
+        self.pool_wait.reset();
+        self.send_lag.reset();
+        self.ok = 0;
+        self.errors = ErrorCounts::default();
+        self.bytes_sent = 0;
+        self.bytes_received = 0;
+    }
+}
+
+/// A worker's recorder: the interval being filled.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    current: Interval,
+}
+
+impl Recorder {
+    /// A recorder with empty histograms.
+    pub fn new() -> Recorder {
+        Recorder::default()
+    }
+
+    /// Records a successful reply.
+    pub fn record_ok(&mut self, s: &Sample) {
+        let c = &mut self.current;
+        put(&mut c.corrected, nanos(s.corrected));
+        put(&mut c.raw, nanos(s.raw));
+        if let Some(d) = s.connect {
+            put(&mut c.connect, nanos(d));
+        }
+        if let Some(d) = s.pool_wait {
+            put(&mut c.pool_wait, nanos(d));
+        }
+        if let Some(d) = s.send_lag {
+            put(&mut c.send_lag, nanos(d));
+        }
+        c.ok += 1;
+        c.bytes_sent += s.bytes_sent;
+        c.bytes_received += s.bytes_received;
+    }
+
+    /// Records a failed request. A timeout is also recorded in the corrected histogram at `corrected`
+    /// (the time from the intended send to the moment it timed out), so timeouts cannot hide in the tail.
+    pub fn record_error(
+        &mut self,
+        kind: ErrorKind,
+        corrected: Duration,
+        connect: Option<Duration>,
+    ) {
+        let c = &mut self.current;
+        c.errors.add(kind);
+        if kind.is_timeout() {
+            put(&mut c.corrected, nanos(corrected));
+        }
+        if let Some(d) = connect {
+            put(&mut c.connect, nanos(d));
+        }
+    }
+
+    /// Records one connection set-up time on its own (e.g. during warm-up, whose requests are not recorded).
+    pub fn record_connect(&mut self, d: Duration) {
+        put(&mut self.current.connect, nanos(d));
+    }
+
+    /// Hands over the interval recorded so far and starts an empty one.
+    pub fn take_interval(&mut self) -> Interval {
+        std::mem::take(&mut self.current)
+    }
+
+    /// Moves the interval recorded so far into `into` (which is reset first), reusing both allocations.
+    pub fn swap_interval(&mut self, into: &mut Interval) {
+        into.reset();
+        std::mem::swap(&mut self.current, into);
+    }
+
+    /// The interval being filled (for progress display).
+    pub fn current(&self) -> &Interval {
+        &self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn timeouts_are_errors_recorded_at_their_timeout_in_corrected_only() {
+        let mut r = Recorder::new();
+        r.record_ok(&Sample {
+            corrected: ms(1),
+            raw: ms(1),
+            ..Sample::default()
+        });
+        r.record_error(ErrorKind::Timeout(Phase::Read), ms(5000), None);
+        r.record_error(ErrorKind::Refused, ms(1), None);
+        let i = r.take_interval();
+        assert_eq!(i.ok, 1);
+        assert_eq!(i.errors.total(), 2);
+        assert_eq!(i.errors.timeouts(), 1);
+        assert_eq!(i.requests(), 3);
+        assert_eq!(i.corrected.len(), 2, "reply + timeout");
+        assert_eq!(i.raw.len(), 1, "a timeout has no raw latency");
+        assert!(i.corrected.max() >= nanos(ms(4990)));
+        assert_eq!(r.current().requests(), 0, "taking starts a fresh interval");
+    }
+
+    #[test]
+    fn merge_adds_counts_and_histograms() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        for i in 1..=100 {
+            a.record_ok(&Sample {
+                corrected: ms(i),
+                raw: ms(i),
+                bytes_sent: 10,
+                ..Sample::default()
+            });
+            b.record_ok(&Sample {
+                corrected: ms(100 + i),
+                raw: ms(i),
+                bytes_received: 5,
+                ..Sample::default()
+            });
+        }
+        b.record_error(ErrorKind::ServerError, ms(1), None);
+        let mut total = Interval::default();
+        total.merge(&a.take_interval());
+        total.merge(&b.take_interval());
+        assert_eq!(total.ok, 200);
+        assert_eq!(total.errors.get(ErrorKind::ServerError), 1);
+        assert_eq!(total.corrected.len(), 200);
+        assert_eq!((total.bytes_sent, total.bytes_received), (1000, 500));
+        let p50 = total.corrected.value_at_quantile(0.5);
+        assert!(
+            total.corrected.equivalent(p50, nanos(ms(100))),
+            "p50 = {p50}"
+        );
+    }
+
+    #[test]
+    fn error_names_are_unique_and_serialize_with_totals() {
+        let names: std::collections::HashSet<_> = KINDS.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), KINDS.len());
+        let mut e = ErrorCounts::default();
+        e.add(ErrorKind::Timeout(Phase::Connect));
+        e.add(ErrorKind::Reset);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["total"], 2);
+        assert_eq!(v["timeout"], 1);
+        assert_eq!(v["timeout_connect"], 1);
+        assert_eq!(v["reset"], 1);
+        assert_eq!(v["refused"], 0);
+    }
+}
+
+/// One second of the run, as the per-second series reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SecondSummary {
+    /// Interval start, seconds since measuring began.
+    pub start_s: f64,
+    /// Interval length in seconds (the last one may be shorter).
+    pub length_s: f64,
+    /// Requests finished (replies + errors).
+    pub requests: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Replies per second in this interval.
+    pub rate: f64,
+    /// Corrected latency p50, µs.
+    pub p50_us: f64,
+    /// Corrected latency p99, µs.
+    pub p99_us: f64,
+    /// Corrected latency max, µs.
+    pub max_us: f64,
+    /// Raw latency p99, µs.
+    pub raw_p99_us: f64,
+}
+
+/// Nanoseconds to microseconds (exact to the nanosecond, as a float).
+pub fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+/// `q` quantile of `h` in microseconds (0 when empty).
+pub fn quantile_us(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        us(h.value_at_quantile(q))
+    }
+}
+
+/// Replies (successes and server error replies) in `i`: what the server answered.
+pub fn replies(i: &Interval) -> u64 {
+    i.ok + i.errors.get(ErrorKind::ServerError)
+}
+
+impl SecondSummary {
+    /// Summarises one interval.
+    pub fn of(i: &Interval, start: Duration, length: Duration) -> SecondSummary {
+        let secs = length.as_secs_f64().max(1e-9);
+        SecondSummary {
+            start_s: start.as_secs_f64(),
+            length_s: length.as_secs_f64(),
+            requests: i.requests(),
+            errors: i.errors.total(),
+            rate: replies(i) as f64 / secs,
+            p50_us: quantile_us(&i.corrected, 0.5),
+            p99_us: quantile_us(&i.corrected, 0.99),
+            max_us: if i.corrected.is_empty() {
+                0.0
+            } else {
+                us(i.corrected.max())
+            },
+            raw_p99_us: quantile_us(&i.raw, 0.99),
+        }
+    }
+}
+
+/// Receives every worker's intervals, merges them per second and into the run total, writes the `.hlog`.
+pub struct Collector {
+    /// The whole measured run.
+    pub total: Interval,
+    /// One entry per second.
+    pub series: Vec<SecondSummary>,
+    /// Ramp steps' merged intervals (empty unless a ramp).
+    pub steps: Vec<Interval>,
+    step_len: Option<Duration>,
+    workers: usize,
+    pending: std::collections::BTreeMap<u64, (Interval, usize, Duration, Duration)>,
+    hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
+    /// The first error writing the `.hlog`, if any.
+    pub hlog_error: Option<std::io::Error>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("series", &self.series.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector {
+    /// A collector for `workers` workers; `step_len` is a ramp's step length (a whole number of seconds).
+    pub fn new(
+        workers: usize,
+        step_len: Option<Duration>,
+        hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
+    ) -> Collector {
+        Collector {
+            total: Interval::default(),
+            series: Vec::new(),
+            steps: Vec::new(),
+            step_len,
+            workers: workers.max(1),
+            pending: Default::default(),
+            hlog,
+            hlog_error: None,
+        }
+    }
+
+    /// One worker's interval number `index`, which began `start` after measuring began and lasted `length`.
+    /// Once every worker has handed in `index`, the merged interval joins the series, the total and the log.
+    pub fn add(&mut self, index: u64, start: Duration, length: Duration, interval: &Interval) {
+        let entry = self
+            .pending
+            .entry(index)
+            .or_insert_with(|| (Interval::default(), 0, start, length));
+        entry.0.merge(interval);
+        entry.1 += 1;
+        entry.3 = entry.3.max(length);
+        if entry.1 >= self.workers {
+            if let Some((merged, _, start, length)) = self.pending.remove(&index) {
+                self.finish(&merged, start, length);
+            }
+        }
+    }
+
+    fn finish(&mut self, merged: &Interval, start: Duration, length: Duration) {
+        self.total.merge(merged);
+        self.series.push(SecondSummary::of(merged, start, length));
+        if let Some(step) = self.step_len {
+            let k = (start.as_secs_f64() / step.as_secs_f64()).floor() as usize;
+            while self.steps.len() <= k {
+                self.steps.push(Interval::default());
+            }
+            self.steps[k].merge(merged);
+        }
+        if let Some(w) = &mut self.hlog {
+            if let Err(e) = w.write(&merged.corrected, start, length) {
+                self.hlog_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Merges whatever is still pending (a worker that stopped early) and flushes the log.
+    pub fn close(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for (_, (merged, _, start, length)) in pending {
+            self.finish(&merged, start, length);
+        }
+        if let Some(w) = &mut self.hlog {
+            if let Err(e) = w.flush() {
+                self.hlog_error.get_or_insert(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod collector_tests {
+    use super::*;
+
+    #[test]
+    fn intervals_merge_when_every_worker_reported() {
+        let mut c = Collector::new(2, None, None);
+        let mut r = Recorder::new();
+        r.record_ok(&Sample {
+            corrected: Duration::from_millis(1),
+            ..Sample::default()
+        });
+        let one = r.take_interval();
+        let sec = Duration::from_secs(1);
+        c.add(0, Duration::ZERO, sec, &one);
+        assert!(c.series.is_empty(), "waits for the second worker");
+        c.add(0, Duration::ZERO, sec, &one);
+        c.add(1, sec, sec, &one);
+        assert_eq!(c.series.len(), 1);
+        c.close();
+        assert_eq!(c.series.len(), 2);
+        assert_eq!(c.total.ok, 3);
+        assert_eq!(c.series[0].requests, 2);
+        assert_eq!(c.series[0].rate, 2.0);
+    }
+
+    #[test]
+    fn ramp_steps_collect_their_seconds() {
+        let mut c = Collector::new(1, Some(Duration::from_secs(2)), None);
+        let mut r = Recorder::new();
+        for s in 0..6u64 {
+            for _ in 0..=s {
+                r.record_ok(&Sample::default());
+            }
+            c.add(
+                s,
+                Duration::from_secs(s),
+                Duration::from_secs(1),
+                &r.take_interval(),
+            );
+        }
+        let per_step: Vec<u64> = c.steps.iter().map(|i| i.ok).collect();
+        assert_eq!(per_step, vec![1 + 2, 3 + 4, 5 + 6]);
+    }
+}

@@ -1,0 +1,491 @@
+//! The results of a run and their forms: the terminal table, the JSON document (schema in
+//! `docs/LOADGEN_JSON.md`), and the `.hgrm` text (see [`crate::hdr`]).
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{Config, Load};
+use crate::health::Health;
+use crate::recorder::{quantile_us, replies, us, Interval, SecondSummary};
+
+/// The JSON document's schema name and version.
+pub const SCHEMA: &str = "sockpool-loadgen/1";
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The configuration the run used.
+    pub config: Config,
+    /// The endpoint actually driven (the embedded server's address when there was no `--target`).
+    pub target: String,
+    /// True when the target was the embedded reference server.
+    pub embedded: bool,
+    /// Wall-clock time when measuring began (after warm-up).
+    pub started: SystemTime,
+    /// Length of the measured part: from its start until the last request finished.
+    pub elapsed: Duration,
+    /// The whole measured run, merged over workers.
+    pub total: Interval,
+    /// Per-second series.
+    pub series: Vec<SecondSummary>,
+    /// Ramp steps (empty unless `--ramp`).
+    pub steps: Vec<Interval>,
+    /// The load generator's own health.
+    pub health: Health,
+}
+
+/// Latency percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LatencySummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// 99.99th percentile.
+    pub p99_99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// Summarises a nanosecond histogram.
+    pub fn of(h: &Histogram<u64>) -> LatencySummary {
+        let e = h.is_empty();
+        LatencySummary {
+            count: h.len(),
+            min: if e { 0.0 } else { us(h.min()) },
+            mean: if e { 0.0 } else { h.mean() / 1e3 },
+            stdev: if e { 0.0 } else { h.stdev() / 1e3 },
+            p50: quantile_us(h, 0.50),
+            p90: quantile_us(h, 0.90),
+            p99: quantile_us(h, 0.99),
+            p99_9: quantile_us(h, 0.999),
+            p99_99: quantile_us(h, 0.9999),
+            max: if e { 0.0 } else { us(h.max()) },
+        }
+    }
+}
+
+/// Adaptive human units: `850ns`, `123µs`, `4.56ms`, `1.20s`.
+pub fn fmt_duration(d: Duration) -> String {
+    fmt_us(d.as_secs_f64() * 1e6)
+}
+
+fn fmt_us(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.0}ns", v * 1e3)
+    } else if v < 1e3 {
+        format!("{v:.0}µs")
+    } else if v < 1e6 {
+        format!("{:.2}ms", v / 1e3)
+    } else {
+        format!("{:.2}s", v / 1e6)
+    }
+}
+
+fn fmt_bytes_per_s(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB/s", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB/s", b / 1024.0)
+    } else {
+        format!("{b:.0} B/s")
+    }
+}
+
+impl RunResult {
+    /// Replies (successes and server error replies) per second over the measured run.
+    pub fn rate(&self) -> f64 {
+        replies(&self.total) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The intended rate of an open-loop run (a ramp's mean rate), `None` for a closed loop.
+    pub fn target_rate(&self) -> Option<f64> {
+        match self.config.load {
+            Load::Closed => None,
+            Load::Open { rate } => Some(rate),
+            Load::Ramp { from, to, .. } => Some((from + to) / 2.0),
+        }
+    }
+
+    /// Achieved rate ÷ target rate (open loop only).
+    pub fn achieved_ratio(&self) -> Option<f64> {
+        self.target_rate().map(|t| self.rate() / t)
+    }
+
+    fn step_rows(&self) -> Vec<Value> {
+        let Load::Ramp { step, .. } = self.config.load else {
+            return Vec::new();
+        };
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let target = self.config.load.rate_at_step(i as u32).unwrap_or(0.0);
+                let achieved = replies(s) as f64 / step.as_secs_f64();
+                json!({
+                    "step": i,
+                    "start_s": step.as_secs_f64() * i as f64,
+                    "target_rate": target,
+                    "rate": achieved,
+                    "requests": s.requests(),
+                    "errors": s.errors.total(),
+                    "corrected": LatencySummary::of(&s.corrected),
+                    "raw": LatencySummary::of(&s.raw),
+                })
+            })
+            .collect()
+    }
+
+    /// The JSON document (schema: `docs/LOADGEN_JSON.md`).
+    pub fn to_json(&self) -> Value {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let t = &self.total;
+        let lat = |h: &Histogram<u64>, full: bool| {
+            let mut v = serde_json::to_value(LatencySummary::of(h)).unwrap_or(Value::Null);
+            if full {
+                v["percentiles"] = spectrum(h);
+                v["histogram"] = Value::String(crate::hdr::to_base64(h));
+            }
+            v
+        };
+        let started = self
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        json!({
+            "schema": SCHEMA,
+            "target": self.target,
+            "embedded_server": self.embedded,
+            "started_unix_s": started,
+            "config": &self.config,
+            "summary": {
+                "requests": t.requests(),
+                "ok": t.ok,
+                "errors": t.errors.total(),
+                "replies": replies(t),
+                "duration_s": secs,
+                "rate": self.rate(),
+                "target_rate": self.target_rate(),
+                "achieved_ratio": self.achieved_ratio(),
+                "bytes_sent": t.bytes_sent,
+                "bytes_received": t.bytes_received,
+                "bytes_sent_per_s": t.bytes_sent as f64 / secs,
+                "bytes_received_per_s": t.bytes_received as f64 / secs,
+            },
+            "latency": {
+                "unit": "us",
+                "histogram_unit": "ns",
+                "corrected": lat(&t.corrected, true),
+                "raw": lat(&t.raw, true),
+                "connect": lat(&t.connect, false),
+                "pool_wait": lat(&t.pool_wait, false),
+            },
+            "errors": &t.errors,
+            "intervals": &self.series,
+            "steps": self.step_rows(),
+            "health": &self.health,
+        })
+    }
+
+    /// The terminal report.
+    pub fn to_table(&self) -> String {
+        let c = &self.config;
+        let t = &self.total;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let mut o = String::new();
+        let load = match c.load {
+            Load::Closed => "closed loop".to_string(),
+            Load::Open { rate } => format!("open loop at {rate} req/s"),
+            Load::Ramp {
+                from,
+                to,
+                steps,
+                step,
+            } => {
+                format!(
+                    "ramp {from}..{to} req/s in {steps} steps of {}",
+                    humantime::format_duration(step)
+                )
+            }
+        };
+        let _ = writeln!(
+            o,
+            "sockpool-loadgen: {} {} → {}{}\n  {} connection(s) × pipeline {}, {} thread(s), {load}",
+            c.protocol.name(),
+            request_label(c),
+            self.target,
+            if self.embedded { " (embedded reference server)" } else { "" },
+            c.connections,
+            c.pipeline,
+            c.threads,
+        );
+        let _ = writeln!(
+            o,
+            "\n  requests   {} replies, {} errors in {:.2}s{}",
+            replies(t),
+            t.errors.total(),
+            secs,
+            if c.warmup.is_zero() {
+                String::new()
+            } else {
+                format!(" (after {} warm-up)", humantime::format_duration(c.warmup))
+            }
+        );
+        let _ = write!(o, "  rate       {:.1} req/s", self.rate());
+        if let (Some(target), Some(r)) = (self.target_rate(), self.achieved_ratio()) {
+            let _ = write!(o, "  (target {target:.1}, achieved {:.1}%)", r * 100.0);
+        }
+        let _ = writeln!(
+            o,
+            "\n  bytes      {} sent, {} received",
+            fmt_bytes_per_s(t.bytes_sent as f64 / secs),
+            fmt_bytes_per_s(t.bytes_received as f64 / secs)
+        );
+        let _ = writeln!(
+            o,
+            "\n  {:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "latency", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        );
+        let rows = [
+            ("corrected", &t.corrected),
+            ("raw", &t.raw),
+            ("connect", &t.connect),
+            ("pool wait", &t.pool_wait),
+        ];
+        for (name, h) in rows {
+            if h.is_empty() {
+                let _ = writeln!(o, "  {name:<11}{:>10}", "-");
+                continue;
+            }
+            let s = LatencySummary::of(h);
+            let _ = writeln!(
+                o,
+                "  {name:<11}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+                fmt_us(s.p50),
+                fmt_us(s.p90),
+                fmt_us(s.p99),
+                fmt_us(s.p99_9),
+                fmt_us(s.p99_99),
+                fmt_us(s.max)
+            );
+        }
+        if matches!(c.load, Load::Closed) {
+            let _ = writeln!(
+                o,
+                "  (closed loop: corrected = raw; use --rate to measure from intended send times)"
+            );
+        }
+        let errs: Vec<String> = t
+            .errors
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\n  errors     {}",
+            if errs.is_empty() {
+                "none".to_string()
+            } else {
+                errs.join(", ")
+            }
+        );
+        if !self.steps.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n  {:<6}{:>12}{:>12}{:>10}{:>10}{:>10}{:>8}",
+                "step", "target/s", "achieved/s", "p50", "p99", "max", "errors"
+            );
+            for row in self.step_rows() {
+                let _ = writeln!(
+                    o,
+                    "  {:<6}{:>12.1}{:>12.1}{:>10}{:>10}{:>10}{:>8}",
+                    row["step"],
+                    row["target_rate"].as_f64().unwrap_or(0.0),
+                    row["rate"].as_f64().unwrap_or(0.0),
+                    fmt_us(row["corrected"]["p50"].as_f64().unwrap_or(0.0)),
+                    fmt_us(row["corrected"]["p99"].as_f64().unwrap_or(0.0)),
+                    fmt_us(row["corrected"]["max"].as_f64().unwrap_or(0.0)),
+                    row["errors"]
+                );
+            }
+        }
+        let h = &self.health;
+        let cpu = h.worker_cpu_seconds.iter().sum::<f64>() / secs * 100.0;
+        let lag = if matches!(c.load, Load::Closed) {
+            "no schedule (closed loop)".to_string()
+        } else {
+            format!(
+                "send lag p99 {} max {}",
+                fmt_us(h.send_lag_p99_us),
+                fmt_us(h.send_lag_max_us)
+            )
+        };
+        let _ = writeln!(
+            o,
+            "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%), {lag}",
+            h.max_worker_cpu_share * 100.0,
+        );
+        for w in &h.warnings {
+            let _ = writeln!(o, "  WARNING    {w}");
+        }
+        if !h.bottleneck {
+            let _ = writeln!(
+                o,
+                "             the load generator kept up: these figures measure the server"
+            );
+        }
+        o
+    }
+}
+
+fn request_label(c: &Config) -> String {
+    use crate::config::RequestSpec;
+    let size = if c.payload.min == c.payload.max {
+        format!("{}B", c.payload.min)
+    } else {
+        format!("{}..{}B", c.payload.min, c.payload.max)
+    };
+    match &c.request {
+        RequestSpec::Framed { op, .. } => format!("{} {size}", format!("{op:?}").to_lowercase()),
+        RequestSpec::Http { method, path, .. } => format!("{method} {path}"),
+        RequestSpec::Resp { command } => format!("'{command}'"),
+        _ => size,
+    }
+}
+
+/// The full percentile spectrum (five ticks per half distance), values in microseconds.
+pub fn spectrum(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return Value::Array(Vec::new());
+    }
+    let mut total = 0u64;
+    let mut rows = Vec::new();
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        rows.push(json!({
+            "percentile": v.quantile_iterated_to() * 100.0,
+            "value_us": us(v.value_iterated_to()),
+            "count": total,
+        }));
+    }
+    Value::Array(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::RunArgs;
+    use crate::recorder::{ErrorKind, Phase, Recorder, Sample};
+
+    pub(crate) fn result(rate: Option<f64>) -> RunResult {
+        let a = RunArgs {
+            target: Some("127.0.0.1:7".into()),
+            rate,
+            ..RunArgs::default()
+        };
+        let config = Config::from_args(&a).unwrap();
+        let mut r = Recorder::new();
+        for i in 1..=1000u64 {
+            r.record_ok(&Sample {
+                corrected: Duration::from_micros(i * 10),
+                raw: Duration::from_micros(i),
+                send_lag: Some(Duration::from_micros(3)),
+                bytes_sent: 64,
+                bytes_received: 64,
+                ..Sample::default()
+            });
+        }
+        r.record_error(
+            ErrorKind::Timeout(Phase::Read),
+            Duration::from_secs(5),
+            None,
+        );
+        let total = r.take_interval();
+        RunResult {
+            config,
+            target: "127.0.0.1:7".into(),
+            embedded: false,
+            started: SystemTime::now(),
+            elapsed: Duration::from_secs(2),
+            series: vec![SecondSummary::of(
+                &total,
+                Duration::ZERO,
+                Duration::from_secs(2),
+            )],
+            total,
+            steps: Vec::new(),
+            health: Health::default(),
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys_in_microseconds() {
+        let v = result(Some(1000.0)).to_json();
+        assert_eq!(v["schema"], SCHEMA);
+        assert_eq!(v["summary"]["requests"], 1001);
+        assert_eq!(v["summary"]["errors"], 1);
+        assert_eq!(v["summary"]["rate"], 500.0);
+        assert_eq!(v["summary"]["achieved_ratio"], 0.5);
+        for k in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+            assert!(v["latency"]["corrected"][k].is_f64(), "{k}");
+            assert!(v["latency"]["raw"][k].is_f64(), "{k}");
+        }
+        let p50 = v["latency"]["raw"]["p50"].as_f64().unwrap();
+        assert!((p50 - 500.0).abs() <= 1.0, "raw p50 {p50} µs");
+        assert!(
+            v["latency"]["corrected"]["max"].as_f64().unwrap() >= 4_990_000.0,
+            "the timeout is in corrected"
+        );
+        let h = crate::hdr::from_base64(v["latency"]["corrected"]["histogram"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(h.len(), 1001);
+        let spectrum = v["latency"]["corrected"]["percentiles"].as_array().unwrap();
+        assert_eq!(spectrum.last().unwrap()["count"], 1001);
+        assert_eq!(v["errors"]["timeout_read"], 1);
+        assert_eq!(v["intervals"][0]["requests"], 1001);
+        assert_eq!(v["config"]["load"]["mode"], "open");
+    }
+
+    #[test]
+    fn table_shows_rates_percentiles_errors_and_health() {
+        let t = result(Some(1000.0)).to_table();
+        for needle in [
+            "500.0 req/s",
+            "achieved 50.0%",
+            "corrected",
+            "raw",
+            "p99.99",
+            "timeout_read 1",
+            "health",
+        ] {
+            assert!(t.contains(needle), "{needle} missing in\n{t}");
+        }
+    }
+
+    #[test]
+    fn units_are_human() {
+        assert_eq!(fmt_duration(Duration::from_nanos(500)), "500ns");
+        assert_eq!(fmt_duration(Duration::from_micros(123)), "123µs");
+        assert_eq!(fmt_duration(Duration::from_micros(4560)), "4.56ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1200)), "1.20s");
+    }
+}

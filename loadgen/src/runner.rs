@@ -1,0 +1,296 @@
+//! One whole run: preflight, worker threads, the collector on the calling thread, progress, the result.
+
+use std::io::BufWriter;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{Config, Load, Protocol, Stop};
+use crate::driver::{run_worker, Plan, Report, Transport, WorkerSummary};
+use crate::hdr::HlogWriter;
+use crate::health::Health;
+use crate::progress::Progress;
+use crate::recorder::{quantile_us, Collector};
+use crate::report::RunResult;
+use crate::scenario::Generator;
+
+/// Why a run could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The target did not accept a connection within the connect timeout.
+    #[error("cannot reach {target}: {reason} (connect timeout {timeout})")]
+    Unreachable {
+        /// The target.
+        target: String,
+        /// What went wrong.
+        reason: String,
+        /// The connect timeout, human-readable.
+        timeout: String,
+    },
+    /// Setting up a worker failed (bad TLS files, runtime creation …).
+    #[error("setup failed: {0}")]
+    Setup(String),
+    /// An output file could not be written.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Time given to worker threads to start before the schedule begins.
+const START_DELAY: Duration = Duration::from_millis(50);
+
+/// Checks that `endpoint` accepts a connection within `timeout` (TCP or Unix; UDP has nothing to check).
+/// It opens and closes one connection and sends nothing, so servers' request counters are untouched.
+pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Result<(), RunError> {
+    if protocol == Protocol::Udp {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let address = endpoint
+        .strip_prefix("tls://")
+        .unwrap_or(endpoint)
+        .to_string();
+    let fail = |reason: String| RunError::Unreachable {
+        target: endpoint.to_string(),
+        reason,
+        timeout: humantime::format_duration(timeout).to_string(),
+    };
+    rt.block_on(async {
+        let attempt = async {
+            if let Some(path) = address.strip_prefix("unix:") {
+                tokio::net::UnixStream::connect(path).await.map(drop)
+            } else {
+                tokio::net::TcpStream::connect(address.as_str())
+                    .await
+                    .map(drop)
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(fail(e.to_string().to_lowercase())),
+            Err(_) => Err(fail("no answer".into())),
+        }
+    })
+}
+
+/// Runs `config` against `target`. `make(worker, connections)` builds each worker's transport on the
+/// worker's own thread.
+pub fn run<T, F>(
+    config: &Config,
+    target: &str,
+    embedded: bool,
+    make: F,
+) -> Result<RunResult, RunError>
+where
+    T: Transport,
+    F: Fn(usize, usize) -> Result<T, String> + Sync,
+{
+    preflight(target, config.protocol, config.connect_timeout)?;
+    let workers = config.threads.min(config.connections).max(1);
+    let start = Instant::now() + START_DELAY;
+    let started = SystemTime::now() + START_DELAY + config.warmup;
+
+    let hlog = match &config.hlog {
+        None => None,
+        Some(path) => {
+            let err = |source| RunError::Output {
+                path: path.display().to_string(),
+                source,
+            };
+            let file = std::fs::File::create(path).map_err(err)?;
+            let out: Box<dyn std::io::Write + Send> = Box::new(BufWriter::new(file));
+            let comment = format!("sockpool-loadgen corrected latency, ns; target {target}");
+            Some(HlogWriter::new(out, started, &comment).map_err(err)?)
+        }
+    };
+    let step_len = match config.load {
+        Load::Ramp { step, .. } => Some(step),
+        _ => None,
+    };
+    let mut collector = Collector::new(workers, step_len, hlog);
+    let progress = Progress::new(crate::progress::wanted(config.quiet), config.duration());
+    if !config.warmup.is_zero() {
+        progress.phase("warming up");
+    }
+
+    let (tx, rx) = mpsc::channel::<Result<Report, String>>();
+    let mut summaries: Vec<WorkerSummary> = Vec::new();
+    let mut setup_error = None;
+    std::thread::scope(|scope| {
+        for w in 0..workers {
+            let tx = tx.clone();
+            let make = &make;
+            let conns =
+                config.connections / workers + usize::from(w < config.connections % workers);
+            let plan = Plan {
+                worker: w,
+                workers,
+                slots: conns * config.pipeline,
+                load: config.load.clone(),
+                stop: match config.stop {
+                    Stop::Requests(n) => Stop::Requests(Plan::share(n, w, workers)),
+                    s => s,
+                },
+                warmup: config.warmup,
+                timeout: config.timeout,
+            };
+            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32);
+            std::thread::Builder::new()
+                .name(format!("loadgen-worker-{w}"))
+                .spawn_scoped(scope, move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => return drop(tx.send(Err(e.to_string()))),
+                    };
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
+                        let transport = match make(w, conns) {
+                            Ok(t) => t,
+                            Err(e) => return drop(tx.send(Err(e))),
+                        };
+                        let sink_tx = tx.clone();
+                        let sink = move |r: Report| drop(sink_tx.send(Ok(r)));
+                        run_worker(
+                            transport,
+                            gen,
+                            plan,
+                            tokio::time::Instant::from_std(start),
+                            sink,
+                        )
+                        .await;
+                    });
+                })
+                .map_err(|e| RunError::Setup(e.to_string()))
+                .ok();
+        }
+        drop(tx);
+        let mut shown = 0;
+        for msg in rx.iter() {
+            match msg {
+                Err(e) => {
+                    setup_error.get_or_insert(e);
+                }
+                Ok(Report::Done(s)) => summaries.push(s),
+                Ok(Report::Interval {
+                    index,
+                    start,
+                    length,
+                    interval,
+                }) => {
+                    collector.add(index, start, length, &interval);
+                    if collector.series.len() > shown {
+                        shown = collector.series.len();
+                        if let Some(last) = collector.series.last() {
+                            progress.update(
+                                Duration::from_secs_f64(last.start_s + last.length_s),
+                                last.rate,
+                                Duration::from_secs_f64(
+                                    quantile_us(&collector.total.corrected, 0.99) / 1e6,
+                                ),
+                                collector.total.errors.total(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    });
+    progress.finish();
+    if let Some(e) = setup_error {
+        return Err(RunError::Setup(e));
+    }
+    collector.close();
+    if let (Some(e), Some(path)) = (collector.hlog_error.take(), &config.hlog) {
+        return Err(RunError::Output {
+            path: path.display().to_string(),
+            source: e,
+        });
+    }
+
+    let elapsed = summaries
+        .iter()
+        .map(|s| s.elapsed)
+        .max()
+        .unwrap_or_default();
+    let cpu: Vec<Duration> = summaries.iter().map(|s| s.cpu).collect();
+    let connects: u64 = summaries.iter().map(|s| s.connects).sum();
+    let reconnects = if config.protocol == Protocol::Udp {
+        0
+    } else {
+        connects.saturating_sub(config.connections as u64)
+    };
+    let lag = &collector.total.send_lag;
+    let q = |p: f64| {
+        if lag.is_empty() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(lag.value_at_quantile(p))
+        }
+    };
+    let lag = (
+        q(0.5),
+        q(0.99),
+        if lag.is_empty() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(lag.max())
+        },
+    );
+    let mut result = RunResult {
+        config: config.clone(),
+        target: target.to_string(),
+        embedded,
+        started,
+        elapsed,
+        total: std::mem::take(&mut collector.total),
+        series: std::mem::take(&mut collector.series),
+        steps: std::mem::take(&mut collector.steps),
+        health: Health::default(),
+    };
+    let open = !matches!(config.load, Load::Closed);
+    result.health = Health::assess(
+        &cpu,
+        elapsed,
+        open,
+        lag,
+        result.achieved_ratio(),
+        reconnects,
+    );
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_target_is_one_clear_error_after_the_connect_timeout() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let target = format!("127.0.0.1:{port}");
+        let e = preflight(&target, Protocol::Framed, Duration::from_millis(300)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot reach {target}: ")),
+            "{msg}"
+        );
+        assert!(msg.contains("refused"), "{msg}");
+        assert!(!msg.contains('\n'));
+        let dir = tempfile::tempdir().unwrap();
+        let sock = format!("unix:{}", dir.path().join("none.sock").display());
+        assert!(preflight(&sock, Protocol::Line, Duration::from_millis(300)).is_err());
+    }
+}

@@ -1,0 +1,1650 @@
+//! HTTP/1.1 (and 1.0) requests and responses: Content-Length bodies, keep-alive and pipelining.
+//!
+//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse. Heads are
+//! parsed with `httparse`.
+//!
+//! # Server side
+//!
+//! - A request body is delimited by `Content-Length` (all `Content-Length` fields must agree), or is empty.
+//!   A request with any `Transfer-Encoding` (chunked included) is refused with [`TRANSFER_ENCODING_UNSUPPORTED`]:
+//!   [`error_status`] maps it to **501 Not Implemented** (RFC 9112 §6.1). Empty lines before a request are
+//!   skipped (RFC 9112 §2.2).
+//! - Keep-alive: HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes it unless
+//!   `Connection: keep-alive` ([`Request::keep_alive`]). A request that is not keep-alive is the
+//!   connection's last: the decoder drops whatever follows it.
+//! - Pipelining: requests decode one after another from the same buffer. The codec keeps a FIFO of what each
+//!   decoded request needs from its response (keep-alive, HEAD, version); the encoder pops it, so responses must
+//!   be encoded in request order. The encoder writes `HTTP/1.1`, the status line, the response's headers (less
+//!   any `Content-Length` or `Connection`), then `Content-Length` (not for 1xx/204/304), `Connection: close`
+//!   when the request was not keep-alive (or had none: an error reply), `Connection: keep-alive` to an HTTP/1.0
+//!   keep-alive request, and the body (not for HEAD, 1xx, 204, 304). After encoding a `close` response,
+//!   [`ServerCodec::is_closing`] is true: the server flushes and closes.
+//! - `Expect: 100-continue`: when such a request waits for its body, [`ServerCodec::take_continue`] says so
+//!   once; the server then writes [`CONTINUE`].
+//! - Errors and the status the server sends for them ([`error_status`], [`error_response`]): header block over
+//!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
+//!   count, `len`/`max` are field counts); `Content-Length` over `max_body_bytes` → `TooLarge { what: Body }` →
+//!   413, decided from the header before any of the body is read; `Transfer-Encoding` → `Protocol` → 501; any
+//!   other malformed head → `Protocol` → 400. After any of them the connection cannot be trusted: reply, close.
+//!
+//! # Client side
+//!
+//! [`ClientCodec`] encodes requests (adding `Content-Length` when there is a body or the method is
+//! POST/PUT/PATCH, and `Host` if configured and missing) and decodes responses: `Content-Length` bodies,
+//! `Transfer-Encoding: chunked` (trailers are read and dropped), bodies delimited by the connection close, no
+//! body for HEAD, 1xx, 204 and 304. Interim 1xx responses (other than 101) are skipped. It keeps a FIFO of the
+//! methods sent, so pipelined HEAD requests are matched with their bodiless responses.
+//!
+//! # Memory and speed
+//!
+//! Limits are checked before anything is reserved: the head is refused once `max_header_bytes` arrive without
+//! its end, a `Content-Length` or chunk size over `max_body_bytes` is refused from the number. At most 64 KiB
+//! are reserved ahead of the bytes received. A decoded request keeps its head as one `Bytes` with header
+//! ranges into it: no allocation per header. The response encoder writes numbers with `itoa` straight into the
+//! output buffer.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{CodecError, Limit};
+
+/// The default limit on a request or status line plus headers. Default: 8 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The default limit on the number of header fields. Default: 100.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// The default limit on a body. Default: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The interim response a server writes when [`ServerCodec::take_continue`] says so.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// The [`CodecError::Protocol`] message for a request with a `Transfer-Encoding`; [`error_status`] maps it to
+/// 501.
+pub const TRANSFER_ENCODING_UNSUPPORTED: &str = "Transfer-Encoding in requests is not supported";
+
+/// The most a decoder reserves at once ahead of the bytes received (64 KiB).
+const MAX_RESERVE: usize = 64 * 1024;
+/// Header slots parsed on the stack; more than this (if `max_headers` allows) go to a heap buffer.
+const STACK_HEADERS: usize = 128;
+
+/// Size limits of an HTTP codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest head: request or status line plus headers plus the empty line. Over it: 431.
+    /// Default: 8 KiB ([`DEFAULT_MAX_HEADER_BYTES`]).
+    pub max_header_bytes: usize,
+    /// The most header fields in one head. Over it: 431. Default: 100 ([`DEFAULT_MAX_HEADERS`]).
+    pub max_headers: usize,
+    /// The longest body (a `Content-Length`, or the sum of the chunks). Over it: 413.
+    /// Default: 1 MiB ([`DEFAULT_MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The HTTP version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Version {
+    /// HTTP/1.0: one request per connection unless `Connection: keep-alive`.
+    Http10,
+    /// HTTP/1.1: persistent connections unless `Connection: close`.
+    #[default]
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// HEAD: the response has no body.
+    Head,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+    /// OPTIONS.
+    Options,
+    /// PATCH.
+    Patch,
+    /// CONNECT.
+    Connect,
+    /// TRACE.
+    Trace,
+    /// Any other method token (ASCII, case-sensitive).
+    Other(Bytes),
+}
+
+impl Method {
+    /// The method for a token; known methods are case-sensitive, as RFC 9110 says.
+    pub fn from_bytes(b: &[u8]) -> Method {
+        match b {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            other => Method::Other(Bytes::copy_from_slice(other)),
+        }
+    }
+
+    fn from_head(head: &Bytes, range: (usize, usize)) -> Method {
+        match head.get(range.0..range.1).map(Method::from_bytes) {
+            Some(Method::Other(_)) => Method::Other(head.slice(range.0..range.1)),
+            Some(known) => known,
+            None => Method::Other(Bytes::new()),
+        }
+    }
+
+    /// The method token.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Method::Get => b"GET",
+            Method::Head => b"HEAD",
+            Method::Post => b"POST",
+            Method::Put => b"PUT",
+            Method::Delete => b"DELETE",
+            Method::Options => b"OPTIONS",
+            Method::Patch => b"PATCH",
+            Method::Connect => b"CONNECT",
+            Method::Trace => b"TRACE",
+            Method::Other(b) => b,
+        }
+    }
+
+    /// The method token as text (empty if an `Other` token is not UTF-8, which a decoded one never is).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One header field: byte ranges of its name and value in the header buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// The header fields of a message, in order, names as sent.
+///
+/// A decoded head keeps all its fields in one shared buffer (the head itself) with a range per field, so
+/// decoding allocates nothing per header. Names compare case-insensitively. Names and values are checked when
+/// the message is encoded (a name must be a token, a value must not hold `\r` or `\n`).
+#[derive(Clone, Default)]
+pub struct Headers {
+    buf: Bytes,
+    entries: Vec<Entry>,
+}
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// Appends a field (an existing field of the same name stays).
+    pub fn push(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        let mut buf = match std::mem::take(&mut self.buf).try_into_mut() {
+            Ok(buf) => buf,
+            Err(shared) => BytesMut::from(&shared[..]),
+        };
+        buf.reserve(name.len() + value.len());
+        let start = buf.len();
+        buf.extend_from_slice(name.as_bytes());
+        buf.extend_from_slice(value);
+        let mid = start + name.len();
+        self.entries.push(Entry {
+            name: (start, mid),
+            value: (mid, mid + value.len()),
+        });
+        self.buf = buf.freeze();
+    }
+
+    /// `self` with a field appended; for building messages.
+    pub fn with(mut self, name: &str, value: impl AsRef<[u8]>) -> Headers {
+        self.push(name, value);
+        self
+    }
+
+    fn slice(&self, r: (usize, usize)) -> &[u8] {
+        self.buf.get(r.0..r.1).unwrap_or(&[])
+    }
+
+    fn raw(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (self.slice(e.name), self.slice(e.value)))
+    }
+
+    /// The value of the first field called `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// The values of every field called `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.raw()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// True when some field `name` lists `token` in its comma-separated value (ASCII case-insensitive), as
+    /// `Connection: keep-alive, Upgrade` lists `upgrade`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name).any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// Every field as (name, value), in order. A name that is not UTF-8 (never, once decoded) reads as "".
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.raw()
+            .map(|(n, v)| (std::str::from_utf8(n).unwrap_or(""), v))
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.raw().eq(other.raw())
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(n, v)| (n, String::from_utf8_lossy(v))))
+            .finish()
+    }
+}
+
+/// An HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The request target as sent, e.g. `/index.html?x=1`.
+    pub path: Bytes,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields.
+    pub headers: Headers,
+    /// The body (empty without `Content-Length`).
+    pub body: Bytes,
+}
+
+impl Request {
+    /// An HTTP/1.1 request without headers or body.
+    pub fn new(method: Method, path: impl Into<Bytes>) -> Request {
+        Request {
+            method,
+            path: path.into(),
+            version: Version::Http11,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(path: impl Into<Bytes>) -> Request {
+        Request::new(Method::Get, path)
+    }
+
+    /// `POST path` with `body`.
+    pub fn post(path: impl Into<Bytes>, body: impl Into<Bytes>) -> Request {
+        Request::new(Method::Post, path).with_body(body)
+    }
+
+    /// `self` with a header field appended.
+    pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Request {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// `self` with this body.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The value of the first header field called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    /// Whether the client wants the connection kept open after the response: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        keep_alive(self.version, &self.headers)
+    }
+}
+
+fn keep_alive(version: Version, headers: &Headers) -> bool {
+    match version {
+        Version::Http11 => !headers.has_token("connection", "close"),
+        Version::Http10 => headers.has_token("connection", "keep-alive"),
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code, 100..=999.
+    pub status: u16,
+    /// The reason phrase; when empty, the encoder writes the standard one for `status`.
+    pub reason: Bytes,
+    /// The header fields (the server encoder adds `Content-Length` and `Connection` itself).
+    pub headers: Headers,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with `status`, its standard reason, no headers and no body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            reason: Bytes::from_static(reason_phrase(status).as_bytes()),
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `200 OK` with `body`.
+    pub fn ok(body: impl Into<Bytes>) -> Response {
+        Response::new(200).with_body(body)
+    }
+
+    /// `self` with a header field appended.
+    pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Response {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// `self` with this body.
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// The value of the first header field called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    /// False when the response says `Connection: close`. (An HTTP/1.0 response without `keep-alive` also
+    /// ends the connection; [`ClientCodec::is_closing`] accounts for that.)
+    pub fn keep_alive(&self) -> bool {
+        !self.headers.has_token("connection", "close")
+    }
+}
+
+/// The standard reason phrase of a status code ("" for unknown codes).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// The status a server answers a decode error with: 431 for the header block, 413 for the body, 501 for a
+/// request `Transfer-Encoding`, 400 for anything else malformed; `None` for I/O errors (nobody to answer).
+pub fn error_status(err: &CodecError) -> Option<u16> {
+    match err {
+        CodecError::Io(_) => None,
+        CodecError::TooLarge {
+            what: Limit::HeaderBlock,
+            ..
+        } => Some(431),
+        CodecError::TooLarge {
+            what: Limit::Body, ..
+        } => Some(413),
+        CodecError::TooLarge { .. } => Some(400),
+        CodecError::Protocol(msg) if msg == TRANSFER_ENCODING_UNSUPPORTED => Some(501),
+        CodecError::Protocol(_) => Some(400),
+    }
+}
+
+/// The response for a decode error ([`error_status`]), with `Connection: close`; send it after the responses
+/// to the requests already decoded, then close.
+pub fn error_response(err: &CodecError) -> Option<Response> {
+    error_status(err).map(|status| Response::new(status).with_header("Connection", "close"))
+}
+
+/// Finds the end of a head (`\n\n` or `\n\r\n`) in `src[from..]`, looking at the first `max` bytes only.
+/// Returns the head length, or how far it is safe to resume the search next time.
+fn find_head_end(src: &[u8], from: usize, max: usize) -> Result<usize, usize> {
+    let window = &src[..src.len().min(max)];
+    let mut i = from;
+    while let Some(off) = window
+        .get(i..)
+        .and_then(|w| w.iter().position(|&b| b == b'\n'))
+    {
+        let nl = i + off;
+        match (window.get(nl + 1), window.get(nl + 2)) {
+            (Some(b'\n'), _) => return Ok(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Ok(nl + 3),
+            (Some(b'\r'), None) | (None, _) => return Err(nl),
+            _ => i = nl + 1,
+        }
+    }
+    Err(window.len())
+}
+
+fn head_too_large(len: usize, max: usize) -> CodecError {
+    CodecError::TooLarge {
+        what: Limit::HeaderBlock,
+        len: len as u64,
+        max: max as u64,
+    }
+}
+
+/// The byte range of `part` inside `base` (both from the same parse), or `(0, 0)` for an empty part.
+fn range_in(base: &[u8], part: &[u8]) -> Result<(usize, usize), CodecError> {
+    let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if start <= base.len() && end <= base.len() => Ok((start, end)),
+        _ if part.is_empty() => Ok((0, 0)),
+        _ => Err(CodecError::protocol(
+            "header parser returned a slice outside the head",
+        )),
+    }
+}
+
+fn map_parse_error(e: httparse::Error, limits: &Limits) -> CodecError {
+    match e {
+        httparse::Error::TooManyHeaders => CodecError::TooLarge {
+            what: Limit::HeaderBlock,
+            len: limits.max_headers as u64 + 1,
+            max: limits.max_headers as u64,
+        },
+        other => CodecError::protocol(format!("malformed head: {other}")),
+    }
+}
+
+/// Runs `f` with a header slot slice of `max_headers` entries, on the stack when it is small enough.
+fn with_header_slots<'b, R>(
+    max_headers: usize,
+    f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
+) -> R {
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        f(&mut slots[..max_headers])
+    } else {
+        let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+        f(&mut slots)
+    }
+}
+
+fn collect_entries(
+    base: &[u8],
+    headers: &[httparse::Header<'_>],
+) -> Result<Vec<Entry>, CodecError> {
+    let mut entries = Vec::with_capacity(headers.len());
+    for h in headers {
+        entries.push(Entry {
+            name: range_in(base, h.name.as_bytes())?,
+            value: range_in(base, h.value)?,
+        });
+    }
+    Ok(entries)
+}
+
+/// Adds one `Content-Length` value to what was `found` before: digits only (at most 19), and every field must
+/// agree.
+fn add_content_length(found: Option<u64>, v: &[u8]) -> Result<Option<u64>, CodecError> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(CodecError::protocol("invalid Content-Length"));
+    }
+    let n = v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    if found.is_some_and(|f| f != n) {
+        return Err(CodecError::protocol("conflicting Content-Length fields"));
+    }
+    Ok(Some(n))
+}
+
+/// The `Content-Length` of a head, if any.
+fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
+    headers
+        .get_all("content-length")
+        .try_fold(None, add_content_length)
+}
+
+/// What the fields that frame a request say, gathered in one pass over the parsed head.
+#[derive(Debug, Default)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Result<Framing, CodecError> {
+        let mut f = Framing::default();
+        for h in headers {
+            let name = h.name.as_bytes();
+            // The length check first keeps the common fields (Host, User-Agent, Accept) to one comparison.
+            match name.len() {
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    f.content_length = add_content_length(f.content_length, h.value)?;
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.transfer_encoding = true,
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    for t in tokens(h.value) {
+                        f.close |= t.eq_ignore_ascii_case(b"close");
+                        f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => {
+                    f.expect_continue |=
+                        tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
+                }
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+}
+
+fn body_too_large(len: u64, max: usize) -> CodecError {
+    CodecError::TooLarge {
+        what: Limit::Body,
+        len,
+        max: max as u64,
+    }
+}
+
+/// What the server encoder needs to know about the request a response answers.
+#[derive(Debug, Clone, Copy)]
+struct ReplyTo {
+    keep_alive: bool,
+    head: bool,
+    version: Version,
+}
+
+/// A request whose head is parsed and whose body is still arriving.
+#[derive(Debug)]
+struct PendingRequest {
+    method: Method,
+    path: Bytes,
+    version: Version,
+    headers: Headers,
+    body_len: usize,
+    /// [`Request::keep_alive`], worked out while parsing.
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// The server side: decodes [`Request`]s, encodes [`Response`]s (see the module docs for the rules).
+#[derive(Debug, Default)]
+pub struct ServerCodec {
+    limits: Limits,
+    /// How far the buffered partial head has been searched for its end.
+    scanned: usize,
+    /// The request whose body is being read.
+    pending: Option<PendingRequest>,
+    /// One entry per decoded request not yet answered, oldest first.
+    replies: VecDeque<ReplyTo>,
+    /// Set once a `100 Continue` should be sent for the pending request.
+    continue_wanted: bool,
+    /// Set after encoding a response that closes the connection.
+    closing: bool,
+    /// Set after decoding a request that is not keep-alive: nothing after it is read.
+    last_request: bool,
+}
+
+impl ServerCodec {
+    /// A server codec with these limits.
+    pub fn new(limits: Limits) -> Self {
+        ServerCodec {
+            limits,
+            ..ServerCodec::default()
+        }
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// True once a response with `Connection: close` was encoded: flush it, then close the connection.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// True while a request's head has been taken out of the read buffer and its body is still arriving.
+    /// A read timeout hits a partial request (408) when this is true or the read buffer is not empty.
+    pub fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// How many decoded requests still wait for their response.
+    pub fn unanswered(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// True once (then false) when a request with `Expect: 100-continue` waits for its body: write
+    /// [`CONTINUE`] so the client sends it.
+    pub fn take_continue(&mut self) -> bool {
+        std::mem::take(&mut self.continue_wanted)
+    }
+
+    fn parse_head(&self, head: &Bytes) -> Result<PendingRequest, CodecError> {
+        let parsed = with_header_slots(self.limits.max_headers, |slots| {
+            let mut req = httparse::Request::new(slots);
+            match req.parse(head) {
+                Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+                Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
+                Err(e) => return Err(map_parse_error(e, &self.limits)),
+            }
+            let method = range_in(head, req.method.unwrap_or("").as_bytes())?;
+            let path = range_in(head, req.path.unwrap_or("").as_bytes())?;
+            let version = match req.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            };
+            let framing = Framing::of(req.headers)?;
+            Ok((
+                method,
+                path,
+                version,
+                framing,
+                collect_entries(head, req.headers)?,
+            ))
+        })?;
+        let (method, path, version, framing, entries) = parsed;
+        if framing.transfer_encoding {
+            return Err(CodecError::protocol(TRANSFER_ENCODING_UNSUPPORTED));
+        }
+        let body_len = framing.content_length.unwrap_or(0);
+        if body_len > self.limits.max_body_bytes as u64 {
+            return Err(body_too_large(body_len, self.limits.max_body_bytes));
+        }
+        Ok(PendingRequest {
+            method: Method::from_head(head, method),
+            path: head.slice(path.0..path.1),
+            version,
+            headers: Headers {
+                buf: head.clone(),
+                entries,
+            },
+            body_len: body_len as usize,
+            keep_alive: match version {
+                Version::Http11 => !framing.close,
+                Version::Http10 => framing.keep_alive,
+            },
+            expect_continue: version == Version::Http11 && framing.expect_continue,
+        })
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = Request;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        if self.last_request {
+            // Anything pipelined after the connection's last request is dropped unread (as nginx does), and
+            // never piles up in the buffer.
+            src.clear();
+            return Ok(None);
+        }
+        if self.pending.is_none() {
+            let blank = src
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if blank > 0 {
+                src.advance(blank);
+                self.scanned = 0;
+            }
+            let max = self.limits.max_header_bytes;
+            let head_len = match find_head_end(src, self.scanned, max) {
+                Ok(len) => len,
+                Err(resume) => {
+                    self.scanned = resume;
+                    if src.len() >= max {
+                        return Err(head_too_large(src.len(), max));
+                    }
+                    return Ok(None);
+                }
+            };
+            self.scanned = 0;
+            let head = src.split_to(head_len).freeze();
+            let pending = self.parse_head(&head)?;
+            self.continue_wanted = pending.expect_continue && src.len() < pending.body_len;
+            self.pending = Some(pending);
+        }
+        let Some(body_len) = self.pending.as_ref().map(|p| p.body_len) else {
+            return Ok(None);
+        };
+        if src.len() < body_len {
+            src.reserve((body_len - src.len()).min(MAX_RESERVE));
+            return Ok(None);
+        }
+        let Some(p) = self.pending.take() else {
+            return Ok(None);
+        };
+        self.continue_wanted = false;
+        self.last_request = !p.keep_alive;
+        self.replies.push_back(ReplyTo {
+            keep_alive: p.keep_alive,
+            head: p.method == Method::Head,
+            version: p.version,
+        });
+        Ok(Some(Request {
+            method: p.method,
+            path: p.path,
+            version: p.version,
+            headers: p.headers,
+            body: src.split_to(body_len).freeze(),
+        }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        match self.decode(src)? {
+            Some(req) => Ok(Some(req)),
+            None if src.is_empty() && self.pending.is_none() => Ok(None),
+            None => Err(CodecError::protocol(
+                "connection closed in the middle of a request",
+            )),
+        }
+    }
+}
+
+/// True for a header name that is an RFC 9110 token.
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn put_headers(
+    dst: &mut BytesMut,
+    headers: &Headers,
+    skip_framing: bool,
+) -> Result<(), CodecError> {
+    for (name, value) in headers.raw() {
+        if skip_framing
+            && (name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"connection")
+                || name.eq_ignore_ascii_case(b"transfer-encoding"))
+        {
+            continue;
+        }
+        if !is_token(name) || value.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(CodecError::protocol(format!(
+                "invalid header field {:?}",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        dst.extend_from_slice(name);
+        dst.extend_from_slice(b": ");
+        dst.extend_from_slice(value);
+        dst.extend_from_slice(b"\r\n");
+    }
+    Ok(())
+}
+
+fn put_content_length(dst: &mut BytesMut, len: usize) {
+    let mut n = itoa::Buffer::new();
+    dst.extend_from_slice(b"Content-Length: ");
+    dst.extend_from_slice(n.format(len).as_bytes());
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn has_no_body(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+impl ServerCodec {
+    fn encode_response(&mut self, res: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        if !(100..=999).contains(&res.status) {
+            return Err(CodecError::protocol(format!(
+                "invalid status {}",
+                res.status
+            )));
+        }
+        let reason: &[u8] = if res.reason.is_empty() {
+            reason_phrase(res.status).as_bytes()
+        } else {
+            &res.reason
+        };
+        if reason.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(CodecError::protocol("invalid reason phrase"));
+        }
+        let interim = (100..200).contains(&res.status);
+        // Interim responses (100 Continue) answer no request by themselves.
+        let reply_to = if interim {
+            None
+        } else {
+            self.replies.pop_front()
+        };
+        let close = !reply_to.is_some_and(|r| r.keep_alive) && !interim
+            || res.headers.has_token("connection", "close");
+        let head_only = reply_to.is_some_and(|r| r.head) || has_no_body(res.status);
+        dst.reserve(
+            64 + reason.len()
+                + res.headers.buf.len()
+                + 4 * res.headers.len()
+                + if head_only { 0 } else { res.body.len() },
+        );
+        if res.status == 200 && reason == b"OK" {
+            dst.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            let mut n = itoa::Buffer::new();
+            dst.extend_from_slice(b"HTTP/1.1 ");
+            dst.extend_from_slice(n.format(res.status).as_bytes());
+            dst.put_u8(b' ');
+            dst.extend_from_slice(reason);
+            dst.extend_from_slice(b"\r\n");
+        }
+        put_headers(dst, &res.headers, true)?;
+        if !has_no_body(res.status) {
+            put_content_length(dst, res.body.len());
+        }
+        if close {
+            dst.extend_from_slice(b"Connection: close\r\n");
+            self.closing = true;
+        } else if reply_to.is_some_and(|r| r.version == Version::Http10) {
+            dst.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        dst.extend_from_slice(b"\r\n");
+        if !head_only {
+            dst.extend_from_slice(&res.body);
+        }
+        Ok(())
+    }
+}
+
+impl Encoder<Response> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_response(&item, dst)
+    }
+}
+
+impl Encoder<&Response> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_response(item, dst)
+    }
+}
+
+/// Where the client decoder is in a chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk, this many bytes to go.
+    Data(usize),
+    /// Expecting the CRLF after a chunk.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one; bytes of trailers read so far.
+    Trailers(usize),
+}
+
+/// How the body of a response is delimited.
+#[derive(Debug)]
+enum BodyKind {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// Chunked: the state and the body so far.
+    Chunked(Chunked, BytesMut),
+    /// Until the connection closes.
+    UntilClose,
+}
+
+/// A response whose head is parsed and whose body is still arriving.
+#[derive(Debug)]
+struct PendingResponse {
+    status: u16,
+    reason: Bytes,
+    headers: Headers,
+    keep_alive: bool,
+    body: BodyKind,
+}
+
+/// The client side: encodes [`Request`]s, decodes [`Response`]s (see the module docs).
+#[derive(Debug, Default)]
+pub struct ClientCodec {
+    limits: Limits,
+    /// Sent as `Host` when a request has none.
+    host: Option<Bytes>,
+    /// Per request sent and not yet answered: was it HEAD? Oldest first.
+    sent: VecDeque<bool>,
+    /// How far the buffered partial head has been searched for its end.
+    scanned: usize,
+    /// The response whose body is being read.
+    pending: Option<PendingResponse>,
+    /// Set after a response that ends the connection.
+    closing: bool,
+}
+
+impl ClientCodec {
+    /// A client codec with these limits.
+    pub fn new(limits: Limits) -> Self {
+        ClientCodec {
+            limits,
+            ..ClientCodec::default()
+        }
+    }
+
+    /// `self`, adding `Host: host` to every request that has no `Host` field (HTTP/1.1 requires one).
+    /// Default: none added.
+    pub fn with_host(mut self, host: impl Into<Bytes>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// True once a decoded response ended the connection (`Connection: close`, HTTP/1.0 without keep-alive,
+    /// or a body delimited by the close): do not send more requests on it.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// How many requests sent still wait for their response.
+    pub fn in_flight(&self) -> usize {
+        self.sent.len()
+    }
+
+    fn encode_request(&mut self, req: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let method = req.method.as_bytes();
+        if !is_token(method) {
+            return Err(CodecError::protocol("invalid method"));
+        }
+        if req.path.is_empty() || req.path.iter().any(|&b| b <= b' ' || b == 0x7f) {
+            return Err(CodecError::protocol("invalid request target"));
+        }
+        dst.reserve(
+            64 + req.path.len() + req.headers.buf.len() + 4 * req.headers.len() + req.body.len(),
+        );
+        dst.extend_from_slice(method);
+        dst.put_u8(b' ');
+        dst.extend_from_slice(&req.path);
+        dst.put_u8(b' ');
+        dst.extend_from_slice(req.version.as_str().as_bytes());
+        dst.extend_from_slice(b"\r\n");
+        if let Some(host) = &self.host {
+            if req.headers.get("host").is_none() {
+                dst.extend_from_slice(b"Host: ");
+                dst.extend_from_slice(host);
+                dst.extend_from_slice(b"\r\n");
+            }
+        }
+        for (name, value) in req.headers.raw() {
+            if name.eq_ignore_ascii_case(b"content-length") {
+                continue;
+            }
+            if !is_token(name) || value.iter().any(|&b| b == b'\r' || b == b'\n') {
+                return Err(CodecError::protocol(format!(
+                    "invalid header field {:?}",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            dst.extend_from_slice(name);
+            dst.extend_from_slice(b": ");
+            dst.extend_from_slice(value);
+            dst.extend_from_slice(b"\r\n");
+        }
+        if !req.body.is_empty() || matches!(req.method, Method::Post | Method::Put | Method::Patch)
+        {
+            put_content_length(dst, req.body.len());
+        }
+        dst.extend_from_slice(b"\r\n");
+        dst.extend_from_slice(&req.body);
+        self.sent.push_back(req.method == Method::Head);
+        Ok(())
+    }
+
+    /// Parses a response head; `None` for an interim 1xx response, which is skipped.
+    fn parse_head(&self, head: &Bytes) -> Result<Option<PendingResponse>, CodecError> {
+        let parsed = with_header_slots(self.limits.max_headers, |slots| {
+            let mut res = httparse::Response::new(slots);
+            match res.parse(head) {
+                Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+                Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
+                Err(e) => return Err(map_parse_error(e, &self.limits)),
+            }
+            let version = match res.version {
+                Some(0) => Version::Http10,
+                _ => Version::Http11,
+            };
+            let reason = range_in(head, res.reason.unwrap_or("").as_bytes())?;
+            Ok((
+                res.code.unwrap_or(0),
+                reason,
+                version,
+                collect_entries(head, res.headers)?,
+            ))
+        })?;
+        let (status, reason, version, entries) = parsed;
+        if (100..200).contains(&status) && status != 101 {
+            return Ok(None);
+        }
+        let headers = Headers {
+            buf: head.clone(),
+            entries,
+        };
+        let head_request = self.sent.front().copied().unwrap_or(false);
+        let mut keep_alive = keep_alive(version, &headers);
+        let body = if head_request || has_no_body(status) {
+            BodyKind::Empty
+        } else if let Some(te) = headers.get_all("transfer-encoding").last() {
+            let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+            if last.eq_ignore_ascii_case(b"chunked") {
+                BodyKind::Chunked(Chunked::Size, BytesMut::new())
+            } else {
+                keep_alive = false;
+                BodyKind::UntilClose
+            }
+        } else if let Some(len) = content_length(&headers)? {
+            if len > self.limits.max_body_bytes as u64 {
+                return Err(body_too_large(len, self.limits.max_body_bytes));
+            }
+            BodyKind::Length(len as usize)
+        } else {
+            keep_alive = false;
+            BodyKind::UntilClose
+        };
+        Ok(Some(PendingResponse {
+            status,
+            reason: head.slice(reason.0..reason.1),
+            headers,
+            keep_alive,
+            body,
+        }))
+    }
+
+    /// Advances a chunked body; true when it is complete.
+    fn read_chunked(
+        &self,
+        src: &mut BytesMut,
+        state: &mut Chunked,
+        body: &mut BytesMut,
+    ) -> Result<bool, CodecError> {
+        let max_line = self.limits.max_header_bytes;
+        loop {
+            match *state {
+                Chunked::Size | Chunked::Trailers(_) => {
+                    let window = &src[..src.len().min(max_line)];
+                    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+                        if src.len() >= max_line {
+                            return Err(CodecError::protocol(
+                                "chunk-size or trailer line too long",
+                            ));
+                        }
+                        return Ok(false);
+                    };
+                    let line = src.split_to(nl + 1);
+                    let line = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
+                    if let Chunked::Trailers(seen) = *state {
+                        if line.is_empty() {
+                            return Ok(true);
+                        }
+                        let seen = seen + nl + 1;
+                        if seen > max_line {
+                            return Err(head_too_large(seen, max_line));
+                        }
+                        *state = Chunked::Trailers(seen);
+                        continue;
+                    }
+                    let hex = line
+                        .split(|&b| b == b';')
+                        .next()
+                        .unwrap_or(b"")
+                        .trim_ascii();
+                    if hex.is_empty() || hex.len() > 15 {
+                        return Err(CodecError::protocol("invalid chunk size"));
+                    }
+                    let mut size: u64 = 0;
+                    for &b in hex {
+                        let d = (b as char)
+                            .to_digit(16)
+                            .ok_or_else(|| CodecError::protocol("invalid chunk size"))?;
+                        size = size * 16 + u64::from(d);
+                    }
+                    if size == 0 {
+                        *state = Chunked::Trailers(0);
+                        continue;
+                    }
+                    let total = body.len() as u64 + size;
+                    if total > self.limits.max_body_bytes as u64 {
+                        return Err(body_too_large(total, self.limits.max_body_bytes));
+                    }
+                    body.reserve((size as usize).min(MAX_RESERVE));
+                    *state = Chunked::Data(size as usize);
+                }
+                Chunked::Data(left) => {
+                    if src.is_empty() {
+                        return Ok(false);
+                    }
+                    let n = left.min(src.len());
+                    body.extend_from_slice(&src[..n]);
+                    src.advance(n);
+                    *state = if n == left {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left - n)
+                    };
+                }
+                Chunked::DataEnd => match &src[..src.len().min(2)] {
+                    [] | [b'\r'] => return Ok(false),
+                    [b'\r', b'\n', ..] => {
+                        src.advance(2);
+                        *state = Chunked::Size;
+                    }
+                    [b'\n', ..] => {
+                        src.advance(1);
+                        *state = Chunked::Size;
+                    }
+                    _ => return Err(CodecError::protocol("chunk not followed by CRLF")),
+                },
+            }
+        }
+    }
+
+    fn finish(&mut self, p: PendingResponse, body: Bytes) -> Response {
+        self.sent.pop_front();
+        if !p.keep_alive {
+            self.closing = true;
+        }
+        Response {
+            status: p.status,
+            reason: p.reason,
+            headers: p.headers,
+            body,
+        }
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = Response;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        while self.pending.is_none() {
+            let max = self.limits.max_header_bytes;
+            let head_len = match find_head_end(src, self.scanned, max) {
+                Ok(len) => len,
+                Err(resume) => {
+                    self.scanned = resume;
+                    if src.len() >= max {
+                        return Err(head_too_large(src.len(), max));
+                    }
+                    return Ok(None);
+                }
+            };
+            self.scanned = 0;
+            let head = src.split_to(head_len).freeze();
+            self.pending = self.parse_head(&head)?;
+        }
+        let Some(mut p) = self.pending.take() else {
+            return Ok(None);
+        };
+        let body = match &mut p.body {
+            BodyKind::Empty => Bytes::new(),
+            BodyKind::Length(len) => {
+                let len = *len;
+                if src.len() < len {
+                    src.reserve((len - src.len()).min(MAX_RESERVE));
+                    self.pending = Some(p);
+                    return Ok(None);
+                }
+                src.split_to(len).freeze()
+            }
+            BodyKind::Chunked(state, body) => {
+                if !self.read_chunked(src, state, body)? {
+                    self.pending = Some(p);
+                    return Ok(None);
+                }
+                std::mem::take(body).freeze()
+            }
+            BodyKind::UntilClose => {
+                if src.len() > self.limits.max_body_bytes {
+                    return Err(body_too_large(src.len() as u64, self.limits.max_body_bytes));
+                }
+                self.pending = Some(p);
+                return Ok(None);
+            }
+        };
+        Ok(Some(self.finish(p, body)))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        if let Some(res) = self.decode(src)? {
+            return Ok(Some(res));
+        }
+        match self.pending.take() {
+            Some(p) if matches!(p.body, BodyKind::UntilClose) => {
+                let body = src.split().freeze();
+                Ok(Some(self.finish(p, body)))
+            }
+            None if src.is_empty() => Ok(None),
+            _ => Err(CodecError::protocol(
+                "connection closed in the middle of a response",
+            )),
+        }
+    }
+}
+
+impl Encoder<Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_request(&item, dst)
+    }
+}
+
+impl Encoder<&Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_request(item, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Limits {
+        Limits {
+            max_header_bytes: 128,
+            max_headers: 4,
+            max_body_bytes: 16,
+        }
+    }
+
+    fn requests(codec: &mut ServerCodec, input: &[u8]) -> Result<Vec<Request>, CodecError> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(req) = codec.decode(&mut buf)? {
+            out.push(req);
+        }
+        Ok(out)
+    }
+
+    fn status_of(limits: Limits, input: &[u8]) -> u16 {
+        let err = requests(&mut ServerCodec::new(limits), input).unwrap_err();
+        error_status(&err).unwrap()
+    }
+
+    #[test]
+    fn pipelined_requests_decode_with_bodies_and_keep_alive_rules() {
+        let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /b HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc\
+            GET /c HTTP/1.0\r\n\r\n\
+            GET /d HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n\
+            GET /e HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n";
+        let reqs = requests(&mut ServerCodec::default(), input).unwrap();
+        let paths: Vec<_> = reqs.iter().map(|r| r.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec!["/a", "/b", "/c"],
+            "nothing is read after a last request"
+        );
+        assert_eq!(reqs[0].header("HOST"), Some(&b"x"[..]));
+        assert_eq!(reqs[1].method, Method::Post);
+        assert_eq!(reqs[1].body, "abc");
+        let alive: Vec<_> = reqs.iter().map(Request::keep_alive).collect();
+        assert_eq!(alive, vec![true, true, false]);
+        let d = input.windows(6).position(|w| w == b"GET /d").unwrap();
+        let rest = &input[d..];
+        let reqs = requests(&mut ServerCodec::default(), rest).unwrap();
+        let alive: Vec<_> = reqs
+            .iter()
+            .map(|r| (r.path.clone(), r.keep_alive()))
+            .collect();
+        assert_eq!(alive, vec![("/d".into(), true), ("/e".into(), false)]);
+    }
+
+    #[test]
+    fn a_request_fed_byte_by_byte_decodes_once() {
+        let input = b"\r\nPUT /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\n\n";
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in input.iter() {
+            buf.put_u8(b);
+            while let Some(req) = codec.decode(&mut buf).unwrap() {
+                out.push(req);
+            }
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].body, "hi");
+        assert_eq!(out[1].path, "/");
+    }
+
+    #[test]
+    fn hostile_heads_and_bodies_map_to_their_status() {
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.extend_from_slice(&[b'a'; 200]);
+        assert_eq!(
+            status_of(small(), &long),
+            431,
+            "refused before the head ends"
+        );
+        let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n";
+        assert_eq!(status_of(small(), many), 431);
+        assert_eq!(
+            status_of(small(), b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n"),
+            413
+        );
+        assert_eq!(
+            status_of(
+                small(),
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            501
+        );
+        for bad in [
+            &b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+            b"\0\0\0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert_eq!(
+                status_of(Limits::default(), bad),
+                400,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn body_over_the_limit_is_refused_from_its_length_alone() {
+        let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"[..]);
+        let before = buf.capacity();
+        let err = ServerCodec::default().decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::TooLarge {
+                    what: Limit::Body,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(buf.capacity() <= before);
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_body_is_in_progress() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty() && codec.in_progress());
+        buf.extend_from_slice(b"ok");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(!codec.in_progress());
+    }
+
+    #[test]
+    fn expect_continue_is_signalled_once() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(
+            &b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"[..],
+        );
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(codec.take_continue());
+        assert!(!codec.take_continue());
+        buf.extend_from_slice(b"ok");
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().body, "ok");
+    }
+
+    fn respond(codec: &mut ServerCodec, res: Response) -> String {
+        let mut out = BytesMut::new();
+        codec.encode(res, &mut out).unwrap();
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn responses_follow_their_requests() {
+        let mut codec = ServerCodec::default();
+        let input = b"GET / HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n\
+            GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n";
+        assert_eq!(requests(&mut codec, input).unwrap().len(), 4);
+        let hello = || Response::ok("hello").with_header("Content-Type", "text/plain");
+        assert_eq!(
+            respond(&mut codec, hello()),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        assert_eq!(
+            respond(&mut codec, hello()),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert!(respond(&mut codec, hello()).ends_with("Connection: keep-alive\r\n\r\nhello"));
+        assert!(!codec.is_closing());
+        assert!(respond(&mut codec, hello()).ends_with("Connection: close\r\n\r\nhello"));
+        assert!(codec.is_closing());
+    }
+
+    #[test]
+    fn error_replies_close_and_bodiless_statuses_have_no_length() {
+        let mut codec = ServerCodec::default();
+        let err = CodecError::protocol("x");
+        let text = respond(&mut codec, error_response(&err).unwrap());
+        assert_eq!(
+            text,
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let mut codec = ServerCodec::default();
+        requests(&mut codec, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(
+            respond(&mut codec, Response::new(204)),
+            "HTTP/1.1 204 No Content\r\n\r\n"
+        );
+        assert!(codec
+            .encode(
+                Response::ok("").with_header("a b", "c"),
+                &mut BytesMut::new()
+            )
+            .is_err());
+        assert!(codec
+            .encode(
+                Response::ok("").with_header("a", "c\r\nd: e"),
+                &mut BytesMut::new()
+            )
+            .is_err());
+    }
+
+    fn responses(codec: &mut ClientCodec, input: &[u8]) -> Result<Vec<Response>, CodecError> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(res) = codec.decode(&mut buf)? {
+            out.push(res);
+        }
+        if let Some(res) = codec.decode_eof(&mut buf)? {
+            out.push(res);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn client_encodes_requests_with_length_and_host() {
+        let mut codec = ClientCodec::default().with_host("example:80");
+        let mut buf = BytesMut::new();
+        codec.encode(Request::post("/p", "abc"), &mut buf).unwrap();
+        codec
+            .encode(&Request::get("/g").with_header("host", "h"), &mut buf)
+            .unwrap();
+        assert_eq!(
+            &buf[..],
+            &b"POST /p HTTP/1.1\r\nHost: example:80\r\nContent-Length: 3\r\n\r\nabc\
+               GET /g HTTP/1.1\r\nhost: h\r\n\r\n"[..]
+        );
+        assert_eq!(codec.in_flight(), 2);
+        assert!(codec.encode(Request::get("/a b"), &mut buf).is_err());
+    }
+
+    #[test]
+    fn client_decodes_chunked_head_and_bodiless_responses() {
+        let mut codec = ClientCodec::default();
+        let mut wire = BytesMut::new();
+        codec.encode(Request::get("/"), &mut wire).unwrap();
+        codec
+            .encode(Request::new(Method::Head, "/"), &mut wire)
+            .unwrap();
+        codec.encode(Request::get("/"), &mut wire).unwrap();
+        codec.encode(Request::get("/"), &mut wire).unwrap();
+        let input = b"HTTP/1.1 100 Continue\r\n\r\n\
+            HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\n\
+            HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n\
+            HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n\
+            HTTP/1.0 200 OK\r\n\r\nuntil close";
+        let got = responses(&mut codec, input).unwrap();
+        let bodies: Vec<_> = got.iter().map(|r| r.body.clone()).collect();
+        assert_eq!(bodies, vec!["abc0123456789", "", "", "until close"]);
+        assert_eq!(got[2].status, 304);
+        assert_eq!(got[0].reason, "OK");
+        assert!(codec.is_closing());
+        assert_eq!(codec.in_flight(), 0);
+    }
+
+    #[test]
+    fn client_refuses_large_bodies_and_truncation() {
+        let mut codec = ClientCodec::new(small());
+        let err =
+            responses(&mut codec, b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n").unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::TooLarge {
+                what: Limit::Body,
+                ..
+            }
+        ));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\n";
+        let err = responses(&mut ClientCodec::new(small()), chunked).unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::TooLarge {
+                what: Limit::Body,
+                ..
+            }
+        ));
+        let err = responses(
+            &mut ClientCodec::default(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab",
+        )
+        .unwrap_err();
+        assert!(matches!(err, CodecError::Protocol(_)));
+    }
+
+    #[test]
+    fn headers_build_and_compare() {
+        let mut codec = ServerCodec::default();
+        let mut req = requests(&mut codec, b"GET / HTTP/1.1\r\nA: 1\r\n\r\n")
+            .unwrap()
+            .remove(0);
+        req.headers.push("B", "2");
+        let names: Vec<_> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_vec()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("A".into(), b"1".to_vec()), ("B".into(), b"2".to_vec())]
+        );
+        assert_eq!(req.headers, Headers::new().with("A", "1").with("B", "2"));
+    }
+}

@@ -1,0 +1,467 @@
+//! `event-loop`: one thread, one mio poll loop over non-blocking sockets (edge-triggered), the classic
+//! epoll server. Timers: a heap for framed SLEEP, and a sweep a few times per shortest timeout for the read,
+//! idle and write timeouts. Plain TCP and Unix sockets (no TLS: `Server::bind` refuses `+tls` here).
+//!
+//! Shutdown: a mio `Waker` wakes the loop, the listeners close, idle connections close at once, the others
+//! when they have answered what they received, and the loop ends when none is left or at the shutdown
+//! deadline.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::Proto;
+use crate::listen::{Bound, Listener};
+use crate::protocol::{refusal, AnySession};
+use crate::session::{Next, Session};
+use crate::shared::{ConnGuard, Shared};
+use crate::stats::Counter;
+
+const WAKE: Token = Token(usize::MAX);
+/// Tokens below this are listeners; connection `i` has token `CONN_BASE + i`.
+const CONN_BASE: usize = 1 << 20;
+
+enum MioListener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+enum MioStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl MioStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(s) => s.read(buf),
+            MioStream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MioStream::Tcp(s) => s.write(buf),
+            MioStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn shutdown_write(&self) {
+        let _ = match self {
+            MioStream::Tcp(s) => s.shutdown(Shutdown::Write),
+            MioStream::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            MioStream::Tcp(s) => s,
+            MioStream::Unix(s) => s,
+        }
+    }
+}
+
+struct Conn {
+    stream: MioStream,
+    session: AnySession,
+    input: BytesMut,
+    output: BytesMut,
+    /// Bytes of `output` already written.
+    written: usize,
+    /// Call `on_input` before reading (new input, or a SLEEP or a flush to resume).
+    dirty: bool,
+    /// Close once the output is written.
+    closing: bool,
+    waiting_until: Option<Instant>,
+    partial_since: Option<Instant>,
+    last_active: Instant,
+    write_blocked_since: Option<Instant>,
+    /// Tells a stale SLEEP timer from a live one after the slot was reused.
+    generation: u64,
+    _guard: ConnGuard,
+}
+
+/// What a connection's pump left it as.
+#[derive(PartialEq, Eq)]
+enum Alive {
+    Yes,
+    No,
+}
+
+fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Conn {
+    fn idle(&self) -> bool {
+        self.input.is_empty()
+            && !self.session.in_progress()
+            && self.output.is_empty()
+            && self.waiting_until.is_none()
+            && !self.dirty
+    }
+
+    /// Writes, processes and reads until the socket would block, a wait starts or the connection ends.
+    fn pump(
+        &mut self,
+        shared: &Shared,
+        draining: bool,
+        sleeps: &mut BinaryHeap<Reverse<(Instant, usize, u64)>>,
+        slot: usize,
+    ) -> Alive {
+        let stats = &shared.stats;
+        let chunk = shared.config.read_buffer.max(64);
+        let shrink_above = chunk.max(64 * 1024);
+        loop {
+            // 1. Write what is pending.
+            while self.written < self.output.len() {
+                match self.stream.write(&self.output[self.written..]) {
+                    Ok(0) => {
+                        stats.inc(Counter::ErrorsIo);
+                        return Alive::No;
+                    }
+                    Ok(n) => {
+                        self.written += n;
+                        stats.add(Counter::BytesOut, n as u64);
+                        self.write_blocked_since = None;
+                    }
+                    Err(e) if is_would_block(&e) => {
+                        self.write_blocked_since.get_or_insert_with(Instant::now);
+                        return Alive::Yes;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        stats.inc(Counter::ErrorsIo);
+                        return Alive::No;
+                    }
+                }
+            }
+            self.output.clear();
+            self.written = 0;
+            self.write_blocked_since = None;
+            if self.output.capacity() > shrink_above {
+                self.output = BytesMut::new();
+            }
+            if self.closing {
+                self.stream.shutdown_write();
+                return Alive::No;
+            }
+            // 2. A SLEEP in progress.
+            let now = Instant::now();
+            if let Some(due) = self.waiting_until {
+                if now < due {
+                    return Alive::Yes;
+                }
+                self.waiting_until = None;
+                self.dirty = true;
+            }
+            // 3. Process.
+            if self.dirty {
+                self.dirty = false;
+                match self
+                    .session
+                    .on_input(&mut self.input, &mut self.output, now)
+                {
+                    Next::Continue => {}
+                    Next::Flush => self.dirty = true,
+                    Next::WaitUntil(due) => {
+                        self.waiting_until = Some(due);
+                        sleeps.push(Reverse((due, slot, self.generation)));
+                    }
+                    Next::Close => self.closing = true,
+                }
+                if !self.output.is_empty()
+                    || self.closing
+                    || self.dirty
+                    || self.waiting_until.is_some()
+                {
+                    continue;
+                }
+            }
+            // Shutting down between requests: answer what is already in the socket buffer, then close.
+            let between_requests = self.input.is_empty() && !self.session.in_progress();
+            if between_requests {
+                self.partial_since = None;
+                if self.input.capacity() > shrink_above {
+                    self.input = BytesMut::new();
+                }
+            } else if self.partial_since.is_none() {
+                self.partial_since = Some(now);
+            }
+            // 4. Read.
+            let len = self.input.len();
+            self.input.resize(len + chunk, 0);
+            let r = self.stream.read(&mut self.input[len..]);
+            self.input.truncate(len + *r.as_ref().unwrap_or(&0));
+            match r {
+                Ok(0) => return Alive::No,
+                Ok(n) => {
+                    stats.add(Counter::BytesIn, n as u64);
+                    self.last_active = now;
+                    self.dirty = true;
+                }
+                Err(e) if is_would_block(&e) => {
+                    return if draining && between_requests {
+                        Alive::No
+                    } else {
+                        Alive::Yes
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    stats.inc(Counter::ErrorsIo);
+                    return Alive::No;
+                }
+            }
+        }
+    }
+
+    /// Applies the read, idle and write timeouts; `No` when the connection must close.
+    fn check_timeouts(&mut self, shared: &Shared, now: Instant) -> Alive {
+        let limits = &shared.config.limits;
+        let stats = &shared.stats;
+        if let Some(since) = self.write_blocked_since {
+            if now >= since + limits.write_timeout {
+                stats.inc(Counter::ErrorsWriteTimeout);
+                return Alive::No;
+            }
+            return Alive::Yes;
+        }
+        if self.waiting_until.is_some() {
+            return Alive::Yes;
+        }
+        if let Some(since) = self.partial_since {
+            if now >= since + limits.read_timeout {
+                stats.inc(Counter::ErrorsReadTimeout);
+                self.session.on_read_timeout(&mut self.output);
+                // Best effort: the answer (HTTP 408) is small and the socket is writable in practice.
+                if let Ok(n) = self.stream.write(&self.output[self.written..]) {
+                    stats.add(Counter::BytesOut, n as u64);
+                }
+                self.stream.shutdown_write();
+                return Alive::No;
+            }
+        } else if self.idle() && now >= self.last_active + limits.idle_timeout {
+            stats.inc(Counter::ErrorsIdleTimeout);
+            return Alive::No;
+        }
+        Alive::Yes
+    }
+}
+
+/// Serves `bound` until shutdown and drain.
+pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let mut listeners: Vec<Option<(MioListener, Proto)>> = Vec::new();
+    for b in bound {
+        let mut l = match b.listener {
+            Listener::Tcp(l) => MioListener::Tcp(TcpListener::from_std(l)),
+            Listener::Unix(l) => MioListener::Unix(UnixListener::from_std(l)),
+            Listener::Udp(_) | Listener::Reserved(_) => continue,
+        };
+        let token = Token(listeners.len());
+        match &mut l {
+            MioListener::Tcp(l) => poll.registry().register(l, token, Interest::READABLE)?,
+            MioListener::Unix(l) => poll.registry().register(l, token, Interest::READABLE)?,
+        }
+        listeners.push(Some((l, b.addr.proto)));
+    }
+    let watcher = {
+        let (shared, waker) = (shared.clone(), waker.clone());
+        std::thread::Builder::new()
+            .name("sockpool-evl-stop".into())
+            .spawn(move || {
+                futures::executor::block_on(shared.shutdown.cancelled());
+                let _ = waker.wake();
+            })?
+    };
+
+    shared.mark_ready();
+    let limits = &shared.config.limits;
+    let sweep_every = [
+        limits.read_timeout,
+        limits.idle_timeout,
+        limits.write_timeout,
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(Duration::from_secs(1))
+    .div_f64(4.0)
+    .clamp(Duration::from_millis(5), Duration::from_millis(250));
+    let mut next_sweep = Instant::now() + sweep_every;
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut open = 0usize;
+    let mut generation = 0u64;
+    let mut sleeps: BinaryHeap<Reverse<(Instant, usize, u64)>> = BinaryHeap::new();
+    let mut events = Events::with_capacity(1024);
+    let mut draining = false;
+    let mut drain_deadline = None;
+
+    loop {
+        let now = Instant::now();
+        let mut wake_at = next_sweep;
+        if let Some(Reverse((due, _, _))) = sleeps.peek() {
+            wake_at = wake_at.min(*due);
+        }
+        if let Err(e) = poll.poll(&mut events, Some(wake_at.saturating_duration_since(now))) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        for event in events.iter() {
+            match event.token() {
+                WAKE => {
+                    draining = true;
+                    drain_deadline = Some(Instant::now() + shared.config.shutdown_deadline);
+                    for l in listeners.iter_mut() {
+                        if let Some((mut l, _)) = l.take() {
+                            let _ = match &mut l {
+                                MioListener::Tcp(l) => poll.registry().deregister(l),
+                                MioListener::Unix(l) => poll.registry().deregister(l),
+                            };
+                        }
+                    }
+                    for (slot, c) in conns.iter_mut().enumerate() {
+                        if c.as_mut().is_some_and(|c| {
+                            c.idle() && c.pump(&shared, true, &mut sleeps, slot) == Alive::No
+                        }) {
+                            *c = None;
+                            free.push(slot);
+                            open -= 1;
+                        }
+                    }
+                }
+                Token(i) if i < CONN_BASE => {
+                    let Some(Some((l, proto))) = listeners.get_mut(i) else {
+                        continue;
+                    };
+                    let proto = *proto;
+                    loop {
+                        let stream = match l {
+                            MioListener::Tcp(l) => match l.accept() {
+                                Ok((s, _)) => {
+                                    if shared.config.nodelay {
+                                        let _ = s.set_nodelay(true);
+                                    }
+                                    MioStream::Tcp(s)
+                                }
+                                Err(e) if is_would_block(&e) => break,
+                                Err(_) => break,
+                            },
+                            MioListener::Unix(l) => match l.accept() {
+                                Ok((s, _)) => MioStream::Unix(s),
+                                Err(e) if is_would_block(&e) => break,
+                                Err(_) => break,
+                            },
+                        };
+                        let Some(guard) = shared.admit() else {
+                            let mut stream = stream;
+                            let msg = refusal(proto);
+                            if let Ok(n) = stream.write(msg) {
+                                shared.stats.add(Counter::BytesOut, n as u64);
+                            }
+                            stream.shutdown_write();
+                            continue;
+                        };
+                        let slot = free.pop().unwrap_or_else(|| {
+                            conns.push(None);
+                            conns.len() - 1
+                        });
+                        generation += 1;
+                        let mut conn = Conn {
+                            stream,
+                            session: AnySession::new(proto, &shared),
+                            input: BytesMut::new(),
+                            output: BytesMut::new(),
+                            written: 0,
+                            dirty: false,
+                            closing: false,
+                            waiting_until: None,
+                            partial_since: None,
+                            last_active: Instant::now(),
+                            write_blocked_since: None,
+                            generation,
+                            _guard: guard,
+                        };
+                        if poll
+                            .registry()
+                            .register(
+                                conn.stream.source(),
+                                Token(CONN_BASE + slot),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )
+                            .is_err()
+                        {
+                            shared.stats.inc(Counter::ErrorsIo);
+                            free.push(slot);
+                            continue;
+                        }
+                        // Edge-triggered: data may already be there.
+                        if conn.pump(&shared, draining, &mut sleeps, slot) == Alive::Yes {
+                            conns[slot] = Some(conn);
+                            open += 1;
+                        } else {
+                            free.push(slot);
+                        }
+                    }
+                }
+                Token(t) => {
+                    let slot = t - CONN_BASE;
+                    let Some(Some(conn)) = conns.get_mut(slot) else {
+                        continue;
+                    };
+                    if conn.pump(&shared, draining, &mut sleeps, slot) == Alive::No {
+                        conns[slot] = None;
+                        free.push(slot);
+                        open -= 1;
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        while let Some(Reverse((due, slot, gen))) = sleeps.peek().copied() {
+            if due > now {
+                break;
+            }
+            sleeps.pop();
+            let Some(Some(conn)) = conns.get_mut(slot) else {
+                continue;
+            };
+            if conn.generation != gen {
+                continue;
+            }
+            if conn.pump(&shared, draining, &mut sleeps, slot) == Alive::No {
+                conns[slot] = None;
+                free.push(slot);
+                open -= 1;
+            }
+        }
+        if now >= next_sweep {
+            next_sweep = now + sweep_every;
+            for (slot, c) in conns.iter_mut().enumerate() {
+                if c.as_mut()
+                    .is_some_and(|c| c.check_timeouts(&shared, now) == Alive::No)
+                {
+                    *c = None;
+                    free.push(slot);
+                    open -= 1;
+                }
+            }
+        }
+        if draining && (open == 0 || drain_deadline.is_some_and(|d| now >= d)) {
+            break;
+        }
+    }
+    drop(conns);
+    let _ = watcher.join();
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `per-core`: `workers` threads, each with a current-thread tokio runtime and its own listeners. TCP
+//! listeners are bound once per worker with SO_REUSEPORT, so the kernel spreads connections over the
+//! workers and no connection ever moves between threads; a Unix listener is shared (each worker polls a
+//! duplicate of it).
+
+use std::io;
+use std::sync::Arc;
+
+use crate::config::ListenAddr;
+use crate::listen::{self, Bound, Listener};
+use crate::model::tokio_io;
+use crate::shared::Shared;
+
+/// Serves `bound` until shutdown and drain.
+pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
+    let workers = shared.config.workers.max(1);
+    // Worker 0 takes the listeners bound by `Server::bind`; the others bind their own now, before any
+    // thread starts, so a failure is reported at once.
+    let mut per_worker: Vec<Vec<Bound>> = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        let mut mine = Vec::new();
+        for b in &bound {
+            let listener = match (&b.listener, &b.addr.addr) {
+                (Listener::Tcp(_), ListenAddr::Tcp(addr)) => {
+                    Listener::Tcp(listen::tcp_listener(*addr, true)?)
+                }
+                (Listener::Unix(l), _) => Listener::Unix(l.try_clone()?),
+                _ => continue,
+            };
+            mine.push(Bound {
+                addr: b.addr.clone(),
+                listener,
+            });
+        }
+        per_worker.push(mine);
+    }
+    per_worker.insert(0, bound);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, mine) in per_worker.into_iter().enumerate() {
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("sockpool-core-{i}"))
+                .spawn(move || -> io::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let result = rt.block_on(async {
+                        let listeners = tokio_io::register(mine)?;
+                        tokio_io::serve(listeners, shared.clone()).await;
+                        Ok(())
+                    });
+                    rt.shutdown_background();
+                    if result.is_err() {
+                        // Stop the other workers too: the server is not whole any more.
+                        shared.shutdown.cancel();
+                    }
+                    result
+                })?,
+        );
+    }
+    // Every listener is bound and listening: connections queue until their runtime accepts them.
+    shared.mark_ready();
+    let mut result = Ok(());
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err(io::Error::other("a per-core worker panicked")),
+        }
+    }
+    result
+}

@@ -1,0 +1,158 @@
+//! `processes`: `workers` pre-started worker processes of the `sockpool-server` executable (the hidden
+//! `--worker-config` flag), each a single-thread `per-core` server listening on the same TCP ports with
+//! SO_REUSEPORT, so the kernel spreads connections over the processes.
+//!
+//! - The parent binds each TCP port first (SO_REUSEPORT, not listening) so port 0 resolves and the port stays
+//!   reserved; the workers listen on it. Unix-socket listeners are refused (`Server::bind`); UDP listeners are
+//!   served by the parent, like in every model. TLS works (each worker loads the certificate).
+//! - `max_connections` is split evenly over the workers (rounded up).
+//! - `STATS` answers the counters of the worker process that serves the connection. `Server::stats` in the
+//!   parent counts UDP only while running; at shutdown the parent sends SIGTERM to every worker, adds their
+//!   final counters (their `stats` line) to its own, and returns the sum.
+//! - A worker also stops when the parent goes away (its stdin closes).
+
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{ListenAddr, ListenSpec, Model};
+use crate::listen::{Bound, Listener};
+use crate::shared::Shared;
+use crate::stats::StatsSnapshot;
+
+/// How long a worker may take to bind and say `ready`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Extra time past the shutdown deadline before a worker is killed.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+struct Worker {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Serves `bound` with worker processes until shutdown and drain.
+pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
+    let exe: PathBuf = match &shared.config.worker_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let n = shared.config.workers.max(1);
+    let mut cfg = shared.config.clone();
+    cfg.model = Model::PerCore;
+    cfg.workers = 1;
+    cfg.reuse_port = true;
+    cfg.admin = None;
+    cfg.worker_exe = None;
+    cfg.limits.max_connections = shared.config.limits.max_connections.div_ceil(n);
+    cfg.listeners = bound
+        .iter()
+        .filter(|b| matches!(b.listener, Listener::Reserved(_)))
+        .map(|b| ListenSpec {
+            proto: b.addr.proto,
+            tls: b.addr.tls,
+            addr: b.addr.addr.clone(),
+        })
+        .collect();
+    if cfg.listeners.is_empty() {
+        shared.mark_ready();
+        futures::executor::block_on(shared.shutdown.cancelled());
+        return Ok(());
+    }
+    debug_assert!(cfg
+        .listeners
+        .iter()
+        .all(|l| matches!(l.addr, ListenAddr::Tcp(_))));
+    let json = serde_json::to_string(&cfg).map_err(io::Error::other)?;
+
+    let mut workers = Vec::with_capacity(n);
+    let started = (|| -> io::Result<()> {
+        for _ in 0..n {
+            workers.push(start_worker(&exe, &json)?);
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        for w in &mut workers {
+            wait_ready(w, deadline)?;
+        }
+        Ok(())
+    })();
+    shared.mark_ready();
+    if started.is_ok() {
+        futures::executor::block_on(shared.shutdown.cancelled());
+    }
+    // Stop every worker and add up their counters.
+    for w in &workers {
+        if let Ok(pid) = i32::try_from(w.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let deadline = Instant::now() + shared.config.shutdown_deadline + KILL_GRACE;
+    for mut w in workers {
+        if let Some(s) = final_stats(&w, deadline) {
+            shared.stats.add_snapshot(&s);
+        }
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+    }
+    drop(bound);
+    started
+}
+
+fn start_worker(exe: &PathBuf, json: &str) -> io::Result<Worker> {
+    let mut child = Command::new(exe)
+        .arg("--worker-config")
+        .arg(json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("start worker {}: {e}", exe.display())))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("worker stdout"))?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("sockpool-worker-out".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(Worker { child, lines })
+}
+
+fn wait_ready(w: &mut Worker, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match w.lines.recv_timeout(left) {
+            Ok(line) if line == "ready" => return Ok(()),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "worker process {} did not become ready (exit status: {:?})",
+                    w.child.id(),
+                    w.child.try_wait().ok().flatten()
+                )))
+            }
+        }
+    }
+}
+
+fn final_stats(w: &Worker, deadline: Instant) -> Option<StatsSnapshot> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = w.lines.recv_timeout(left).ok()?;
+        if let Some(json) = line.strip_prefix("stats ") {
+            return serde_json::from_str(json).ok();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Listener kinds: Unix sockets (stale file removed on bind, file removed on exit), IPv6 loopback, UDP echo,
+//! several listeners in one server, and the admin endpoint.
+
+mod support;
+
+use std::os::unix::net::UnixListener as StdUnixListener;
+
+use sockpool_server::{ListenAddr, Model, Proto, Server};
+use support::{config, expect_reply, framed_request, framed_response, IO_LIMIT};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket, UnixStream};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_serves_under_every_model_that_has_it_and_is_removed_on_exit() {
+    for model in [
+        Model::Async,
+        Model::PerCore,
+        Model::Threads,
+        Model::EventLoop,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.sock");
+        // A stale socket file from a crashed server: nobody listens on it any more.
+        drop(StdUnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let spec = format!("resp=unix:{}", path.display());
+        let server = Server::bind(config(model, &[&spec])).expect("bind over a stale socket file");
+        assert_eq!(server.unix_path(Proto::Resp), Some(path.as_path()));
+        assert_eq!(server.local_addrs()[0].addr, ListenAddr::Unix(path.clone()));
+        let h = server.spawn();
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        expect_reply(&mut s, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n").await;
+        drop(s);
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, 1, "{model}");
+        assert!(!path.exists(), "{model}: socket file removed on exit");
+    }
+}
+
+#[test]
+fn a_live_unix_socket_is_not_stolen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.sock");
+    let spec = format!("echo=unix:{}", path.display());
+    let first = Server::bind(config(Model::Async, &[&spec])).unwrap();
+    let err = Server::bind(config(Model::Async, &[&spec]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in use"), "{err}");
+    drop(first);
+}
+
+#[test]
+fn unix_sockets_are_refused_under_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("echo=unix:{}", dir.path().join("p.sock").display());
+    let err = Server::bind(config(Model::Processes, &[&spec]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("processes"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_serves_under_every_model() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("!!!!!!!! IPv6 loopback is not available here; test SKIPPED");
+        assert!(
+            !sockpool_server::testing::in_ci(),
+            "IPv6 loopback missing under CI"
+        );
+        return;
+    }
+    for model in Model::ALL {
+        let server = Server::bind(config(model, &["framed=[::1]:0"])).unwrap();
+        let addr = server.tcp_addr(Proto::Framed).unwrap();
+        assert!(addr.is_ipv6() && addr.ip().is_loopback() && addr.port() != 0);
+        assert_eq!(
+            server.local_addrs()[0].addr.to_string(),
+            format!("[::1]:{}", addr.port())
+        );
+        let h = server.spawn();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        expect_reply(
+            &mut s,
+            &framed_request(1, 6, 0, b"v6"),
+            &framed_response(0, 6, b"v6"),
+        )
+        .await;
+        drop(s);
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, 1, "{model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
+    let mut c = config(
+        Model::Async,
+        &["udp=127.0.0.1:0", "echo=127.0.0.1:0", "framed=127.0.0.1:0"],
+    );
+    c.admin = Some("127.0.0.1:0".parse().unwrap());
+    let server = Server::bind(c).unwrap();
+    let udp = server.udp_addr().unwrap();
+    let echo = server.tcp_addr(Proto::Echo).unwrap();
+    let admin = server.admin_addr().unwrap();
+    assert_eq!(server.local_addrs().len(), 3);
+    let h = server.spawn();
+
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for size in [1usize, 1000, 60_000] {
+        let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        sock.send_to(&msg, udp).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(IO_LIMIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], &msg[..], "{size}-byte datagram echoed");
+    }
+    let mut s = TcpStream::connect(echo).await.unwrap();
+    expect_reply(&mut s, b"tcp too", b"tcp too").await;
+    drop(s);
+
+    let mut a = TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
+    let text = String::from_utf8_lossy(&body);
+    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains("\nsockpool_server_requests_total 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sockpool_server_errors_total{kind=\"io\"} 0"),
+        "{text}"
+    );
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.requests, 4);
+}

@@ -1,0 +1,363 @@
+//! Real clients against the real `sockpool-server` binary (issue 2, "what it must show" 1): redis-cli,
+//! redis-benchmark, curl, wrk, nc and socat, each as a user would run them.
+//!
+//! Each test starts the binary with `--listen PROTO=127.0.0.1:0`, reads the bound address from its
+//! `listening <proto> <addr>` lines, and drives it with a peer found through `sockpool_server::testing` (a missing
+//! peer skips the test loudly, or fails it under `CI=true`). Every peer run is bounded by `run_with_timeout`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sockpool_server::testing::{peer, run_with_timeout, ChildGuard};
+
+/// How long a peer command may run before the test fails.
+const PEER_LIMIT: Duration = Duration::from_secs(60);
+
+/// The real server binary, running until dropped.
+struct RunningServer {
+    /// Kills the server on drop.
+    _guard: ChildGuard,
+    /// `(proto, addr)` from each `listening` line, in order.
+    listeners: Vec<(String, String)>,
+    /// Where its stderr goes, for failure messages.
+    stderr: tempfile::NamedTempFile,
+}
+
+impl RunningServer {
+    /// Starts `sockpool-server` with `args` and waits for `ready`.
+    fn start(args: &[&str]) -> RunningServer {
+        let stderr = tempfile::NamedTempFile::new().expect("tempfile");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sockpool-server"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen tempfile"))
+            .spawn()
+            .expect("spawn sockpool-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let guard = ChildGuard::new(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = RunningServer {
+            _guard: guard,
+            listeners: Vec::new(),
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line == "ready" => break,
+                Ok(line) => {
+                    if let Some((proto, addr)) = line.strip_prefix("listening ").and_then(|r| r.split_once(' ')) {
+                        server.listeners.push((proto.to_string(), addr.to_string()));
+                    }
+                }
+                Err(_) => panic!(
+                    "sockpool-server {args:?} did not print `ready` within 20 s; listeners so far {:?}; stderr: {}",
+                    server.listeners,
+                    server.stderr_text()
+                ),
+            }
+        }
+        server
+    }
+
+    /// The TCP (or UDP) address of the first listener of `proto`.
+    fn addr(&self, proto: &str) -> SocketAddr {
+        let (_, addr) = self
+            .listeners
+            .iter()
+            .find(|(p, _)| p == proto)
+            .unwrap_or_else(|| panic!("no `listening {proto}` line in {:?}", self.listeners));
+        addr.parse()
+            .unwrap_or_else(|e| panic!("`{addr}` is not a socket address: {e}"))
+    }
+
+    fn stderr_text(&self) -> String {
+        let mut s = String::new();
+        let _ = File::open(self.stderr.path()).and_then(|mut f| f.read_to_string(&mut s));
+        s
+    }
+}
+
+/// Runs `cmd` within [`PEER_LIMIT`], asserting it exits 0; returns its output.
+fn run_ok(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, PEER_LIMIT).unwrap_or_else(|e| panic!("{shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} exited with {}; stdout: {}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A file holding `bytes`, for a peer's stdin.
+fn stdin_file(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+    let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+    f.write_all(bytes).expect("write stdin file");
+    f.flush().expect("flush");
+    let reader = f.reopen().expect("reopen");
+    (f, reader)
+}
+
+fn port(addr: SocketAddr) -> String {
+    addr.port().to_string()
+}
+
+// ------------------------------------------------------------------------------------------------ resp
+
+#[test]
+fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
+    let Some(cli) = peer("redis-cli") else { return };
+    let server = RunningServer::start(&["--listen", "resp=127.0.0.1:0"]);
+    let addr = server.addr("resp");
+    // redis-cli writing to a pipe prints bare replies, one per line: exactly what it prints for redis-server.
+    let steps: &[(&[&str], &str)] = &[
+        (&["PING"], "PONG\n"),
+        (&["SET", "peer:key", "hello world"], "OK\n"),
+        (&["GET", "peer:key"], "hello world\n"),
+        (&["INCR", "peer:counter"], "1\n"),
+        (&["INCR", "peer:counter"], "2\n"),
+        (&["DEL", "peer:key"], "1\n"),
+        (&["GET", "peer:key"], "\n"),
+        (&["DEL", "peer:key"], "0\n"),
+        (&["GET", "peer:counter"], "2\n"),
+    ];
+    for (args, expected) in steps {
+        let out = run_ok(
+            Command::new(&cli)
+                .args(["-h", "127.0.0.1", "-p", &port(addr)])
+                .args(*args),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            *expected,
+            "redis-cli {args:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs redis-benchmark `-t ping,set,get` at pipeline depth `pipeline` and checks every test ran without errors.
+fn redis_benchmark_completes(pipeline: u32) {
+    let Some(bench) = peer("redis-benchmark") else {
+        return;
+    };
+    let server = RunningServer::start(&["--listen", "resp=127.0.0.1:0", "--workers", "2"]);
+    let addr = server.addr("resp");
+    let requests = 5_000;
+    let out = run_ok(
+        Command::new(&bench)
+            .args(["-h", "127.0.0.1", "-p", &port(addr)])
+            .args([
+                "-t",
+                "ping,set,get",
+                "-c",
+                "20",
+                "-n",
+                &requests.to_string(),
+            ])
+            .args(["-P", &pipeline.to_string(), "--csv"]),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // redis-benchmark asks for `CONFIG GET save` first and only warns when that is refused; any other error line
+    // (e.g. "Error from server: …") is a failure.
+    let errors: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.to_ascii_lowercase().contains("error") && !l.contains("CONFIG"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "-P {pipeline}: error lines {errors:?}\n{stdout}\n{stderr}"
+    );
+    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("\"{test}\",")))
+            .unwrap_or_else(|| panic!("-P {pipeline}: no {test} row in\n{stdout}\n{stderr}"));
+        let rps: f64 = row
+            .split(',')
+            .nth(1)
+            .map(|f| f.trim_matches('"'))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0.0);
+        assert!(
+            rps > 0.0,
+            "-P {pipeline}: {test} reported no throughput: {row}"
+        );
+    }
+}
+
+#[test]
+fn redis_benchmark_ping_set_get_unpipelined() {
+    redis_benchmark_completes(1);
+}
+
+#[test]
+fn redis_benchmark_ping_set_get_pipelined_16() {
+    redis_benchmark_completes(16);
+}
+
+// ------------------------------------------------------------------------------------------------ http
+
+#[test]
+fn curl_reuses_one_keep_alive_connection_for_two_urls() {
+    let Some(curl) = peer("curl") else { return };
+    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0", "--http-body-size", "21"]);
+    let addr = server.addr("http");
+    let body_file = tempfile::NamedTempFile::new().expect("tempfile");
+    let out = run_ok(
+        Command::new(&curl)
+            .args(["-s", "--max-time", "10", "-o"])
+            .arg(body_file.path())
+            .args(["-w", "%{http_code} %{num_connects} %{size_download}\\n"])
+            .arg(format!("http://{addr}/first"))
+            .arg(format!("http://{addr}/second?x=1")),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = report.lines().collect();
+    // The first transfer opens the connection, the second reuses it (0 new connects); each gets the 21-byte body.
+    assert_eq!(lines, ["200 1 21", "200 0 21"], "curl -w report: {report}");
+}
+
+#[test]
+fn curl_post_with_a_body_gets_200_and_the_configured_body() {
+    let Some(curl) = peer("curl") else { return };
+    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0"]);
+    let addr = server.addr("http");
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let payload_file = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(payload_file.path(), &payload).expect("write payload");
+    let body = tempfile::NamedTempFile::new().expect("tempfile");
+    let out = run_ok(
+        Command::new(&curl)
+            .args([
+                "-s",
+                "--max-time",
+                "10",
+                "-H",
+                "Content-Type: application/octet-stream",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", payload_file.path().display()))
+            .arg("-o")
+            .arg(body.path())
+            .args(["-w", "%{http_code} %{size_upload}"])
+            .arg(format!("http://{addr}/upload")),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("200 {}", payload.len())
+    );
+    // The default --http-body-size is 13 bytes.
+    assert_eq!(std::fs::read(body.path()).expect("read body").len(), 13);
+}
+
+#[test]
+fn wrk_runs_without_socket_errors_or_non_2xx() {
+    let Some(wrk) = peer("wrk") else { return };
+    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0", "--workers", "2"]);
+    let addr = server.addr("http");
+    let out = run_ok(
+        Command::new(&wrk)
+            .args(["-t", "1", "-c", "10", "-d", "1s"])
+            .arg(format!("http://{addr}/")),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    // "  12345 requests in 1.00s, 1.23MB read"
+    let requests: u64 = report
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{report}"));
+    assert!(requests > 0, "wrk completed no requests:\n{report}");
+    assert!(
+        !report.contains("Socket errors"),
+        "wrk saw socket errors:\n{report}"
+    );
+    assert!(
+        !report.contains("Non-2xx"),
+        "wrk saw non-2xx replies:\n{report}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------- echo, line, udp
+
+/// Sends `input` through `nc` to `addr` (half-closing after it, `-N`) and returns what came back.
+fn nc_round_trip(nc: &PathBuf, addr: SocketAddr, input: &[u8]) -> Vec<u8> {
+    let (_keep, stdin) = stdin_file(input);
+    let out = run_ok(
+        Command::new(nc)
+            .args(["-N", "-w", "5", "127.0.0.1", &port(addr)])
+            .stdin(stdin),
+    );
+    out.stdout
+}
+
+#[test]
+fn nc_gets_every_byte_back_from_echo() {
+    let Some(nc) = peer("nc") else { return };
+    let server = RunningServer::start(&["--listen", "echo=127.0.0.1:0"]);
+    // Under 64 KiB: `run_with_timeout` reads the peer's stdout only after it exits, so more than a pipe buffer
+    // of output would stall nc. Still several reads and writes for the server.
+    let input: Vec<u8> = (0..60_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let echoed = nc_round_trip(&nc, server.addr("echo"), &input);
+    assert_eq!(
+        echoed.len(),
+        input.len(),
+        "echo returned a different number of bytes"
+    );
+    assert!(echoed == input, "echo changed the bytes");
+}
+
+#[test]
+fn nc_gets_each_line_back_from_line() {
+    let Some(nc) = peer("nc") else { return };
+    let server = RunningServer::start(&["--listen", "line=127.0.0.1:0"]);
+    // A trailing `\r` is dropped with the `\n`; an empty line is a line.
+    let echoed = nc_round_trip(&nc, server.addr("line"), b"hello\r\nsecond line\n\nlast\n");
+    assert_eq!(
+        String::from_utf8_lossy(&echoed),
+        "hello\nsecond line\n\nlast\n"
+    );
+}
+
+#[test]
+fn socat_gets_its_datagram_back_from_udp() {
+    let Some(socat) = peer("socat") else { return };
+    let server = RunningServer::start(&["--listen", "udp=127.0.0.1:0"]);
+    let addr = server.addr("udp");
+    let (_keep, stdin) = stdin_file(b"one datagram, echoed whole\n");
+    // socat sends stdin as one datagram, then waits up to -t 3 s after stdin's EOF for the reply.
+    let out = run_ok(
+        Command::new(&socat)
+            .args(["-t", "3", "-T", "5", "-"])
+            .arg(format!("UDP:{addr}"))
+            .stdin(stdin),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "one datagram, echoed whole\n"
+    );
+}

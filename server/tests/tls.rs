@@ -1,0 +1,196 @@
+//! TLS (rustls) on the server's listeners, with a certificate generated in the test by rcgen: framed and
+//! http round trips through a tokio-rustls client under every model that supports TLS, and `curl --cacert`.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use sockpool_server::{Model, Proto, Server, ServerConfig};
+use support::{config, expect_reply, framed_request, framed_response};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`, written as PEM files in a temp dir.
+struct Cert {
+    dir: tempfile::TempDir,
+    pem: String,
+}
+
+impl Cert {
+    fn new() -> Cert {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+        Cert {
+            dir,
+            pem: ck.cert.pem(),
+        }
+    }
+
+    fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn configure(&self, c: &mut ServerConfig) {
+        c.tls_cert = Some(self.cert_path());
+        c.tls_key = Some(self.dir.path().join("key.pem"));
+    }
+
+    fn connector(&self) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsConnector::from(Arc::new(cfg))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framed_over_tls_under_every_model_that_serves_tls() {
+    let cert = Cert::new();
+    for model in [
+        Model::Async,
+        Model::PerCore,
+        Model::Threads,
+        Model::Processes,
+    ] {
+        let mut c = config(model, &["framed+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        let server = Server::bind(c).expect("bind");
+        assert!(server.local_addrs()[0].tls);
+        let addr = server.tcp_addr(Proto::Framed).unwrap();
+        let h = server.spawn();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio::time::timeout(support::IO_LIMIT, cert.connector().connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("handshake");
+        let mut send = framed_request(4, 1, 50_000, b"after sleep");
+        send.extend(framed_request(1, 2, 0, b"over tls"));
+        let mut want = framed_response(0, 1, b"after sleep");
+        want.extend(framed_response(0, 2, b"over tls"));
+        expect_reply(&mut tls, &send, &want).await;
+        drop(tls);
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, 2, "{model}");
+    }
+}
+
+#[tokio::test]
+async fn a_plain_client_on_a_tls_port_is_closed_and_counted() {
+    let cert = Cert::new();
+    let mut c = config(Model::Async, &["framed+tls=127.0.0.1:0"]);
+    cert.configure(&mut c);
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    let h = server.spawn();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, &framed_request(1, 1, 0, b"plain"))
+        .await
+        .unwrap();
+    let (_, closed) = support::read_until_close(&mut s, support::IO_LIMIT).await;
+    assert!(closed);
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!((stats.requests, stats.errors.io), (0, 1));
+}
+
+#[test]
+fn tls_without_a_certificate_or_under_event_loop_is_refused_at_bind() {
+    let c = config(Model::Async, &["framed+tls=127.0.0.1:0"]);
+    let err = Server::bind(c).unwrap_err().to_string();
+    assert!(err.contains("--tls-cert"), "{err}");
+    let cert = Cert::new();
+    let mut c = config(Model::EventLoop, &["framed+tls=127.0.0.1:0"]);
+    cert.configure(&mut c);
+    let err = Server::bind(c).unwrap_err().to_string();
+    assert!(err.contains("event-loop"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_over_tls_keep_alive_and_curl_with_cacert() {
+    use futures::{SinkExt, StreamExt};
+    use sockpool::codec::http::{ClientCodec, Limits, Request};
+    let cert = Cert::new();
+    for model in [Model::Async, Model::Threads] {
+        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Http).unwrap();
+        let h = server.spawn();
+
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = cert
+            .connector()
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let mut f = tokio_util::codec::Framed::new(tls, ClientCodec::new(Limits::default()));
+        for _ in 0..2 {
+            f.send(Request::get("/")).await.unwrap();
+            let r = tokio::time::timeout(support::IO_LIMIT, f.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"Hello, World!"[..]),
+                "{model}"
+            );
+        }
+        drop(f);
+
+        let mut curl_ran = false;
+        if let Some(curl) = sockpool_server::testing::peer("curl") {
+            let url = format!("https://localhost:{}/", addr.port());
+            let mut cmd = std::process::Command::new(curl);
+            cmd.arg("-sS")
+                .arg("--cacert")
+                .arg(cert.cert_path())
+                .arg("--resolve")
+                .arg(format!("localhost:{}:127.0.0.1", addr.port()))
+                .args(["-X", "POST", "-d", "a body", &url, &url]);
+            let out = tokio::task::spawn_blocking(move || {
+                sockpool_server::testing::run_with_timeout(
+                    &mut cmd,
+                    std::time::Duration::from_secs(20),
+                )
+            })
+            .await
+            .unwrap()
+            .expect("curl ran");
+            assert!(
+                out.status.success(),
+                "{model}: curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "Hello, World!Hello, World!",
+                "{model}"
+            );
+            curl_ran = true;
+        }
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, if curl_ran { 4 } else { 2 }, "{model}");
+    }
+}
