@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::balance::{self, Health, RetryBudget};
 use crate::codec::framed::{self, Status};
+use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
@@ -31,7 +32,7 @@ use crate::config::{
 use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool, CALL_CTX};
-use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
+use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
 use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
 
@@ -641,6 +642,14 @@ impl Client<Resp> {
             .map(|a| Bytes::copy_from_slice(a.as_ref()))
             .collect();
         self.call(args).await
+    }
+}
+
+/// Typed helpers for HTTP.
+impl Client<Http> {
+    /// Send one HTTP request and return its response (any status; a 5xx is not an `Err`).
+    pub async fn request(&self, request: http::Request) -> Result<http::Response, Error> {
+        self.call(request).await
     }
 }
 

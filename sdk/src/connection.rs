@@ -64,11 +64,13 @@ pub enum CloseReason {
     EndpointReset,
     /// Closed by this side (pool or client closed, connection dropped).
     Local,
+    /// The server announced it would close after a reply (HTTP `Connection: close`).
+    ServerClose,
 }
 
 impl CloseReason {
     /// All reasons, in the order of their counters in [`crate::stats::CloseCounts`].
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::PeerClosed,
         CloseReason::Reset,
         CloseReason::Cancelled,
@@ -78,6 +80,7 @@ impl CloseReason {
         CloseReason::MaxLifetime,
         CloseReason::EndpointReset,
         CloseReason::Local,
+        CloseReason::ServerClose,
     ];
 
     fn code(self) -> u8 {
@@ -113,6 +116,7 @@ impl fmt::Display for CloseReason {
             CloseReason::MaxLifetime => "max lifetime",
             CloseReason::EndpointReset => "endpoint reset",
             CloseReason::Local => "closed locally",
+            CloseReason::ServerClose => "server announced close",
         })
     }
 }
@@ -765,6 +769,9 @@ impl<P: Protocol> Driver<P> {
                             reason: CloseReason::Protocol,
                             error: Some(err),
                         });
+                    }
+                    if self.protocol.closes_connection(&reply) {
+                        self.shared.mark(CloseReason::ServerClose);
                     }
                     // A caller that gave up dropped its receiver: the reply is read and dropped here.
                     let _ = f.reply.send(Ok(reply));
