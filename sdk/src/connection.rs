@@ -168,11 +168,9 @@ pub struct ConnectionOptions {
     pub buffers: BufferConfig,
     /// Health of the endpoint this connection belongs to (for bulk invalidation). Default: a fresh one.
     pub endpoint_health: Arc<EndpointHealth>,
-    /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time.
-    /// Default: none (the pool enforces lifetimes).
+    /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time, once
+    /// nothing is in flight. Default: none.
     pub expires_after: Option<Duration>,
-    /// Counter of requests in flight over every connection that shares it (the client's). Default: none.
-    pub(crate) in_flight_total: Option<Arc<AtomicUsize>>,
 }
 
 impl Default for ConnectionOptions {
@@ -182,7 +180,6 @@ impl Default for ConnectionOptions {
             buffers: BufferConfig::default(),
             endpoint_health: Arc::default(),
             expires_after: None,
-            in_flight_total: None,
         }
     }
 }
@@ -312,6 +309,16 @@ impl<P: Protocol> Connection<P> {
 
     /// Wrap an open stream and start its driver task (needs a tokio runtime).
     pub fn from_stream(stream: Stream, protocol: Arc<P>, options: ConnectionOptions) -> Self {
+        Connection::from_stream_counted(stream, protocol, options, None)
+    }
+
+    /// Like [`from_stream`](Self::from_stream), also counting requests in flight in `in_flight_total`.
+    pub(crate) fn from_stream_counted(
+        stream: Stream,
+        protocol: Arc<P>,
+        options: ConnectionOptions,
+        in_flight_total: Option<Arc<AtomicUsize>>,
+    ) -> Self {
         let depth = options.depth.max(1);
         let now = Instant::now();
         let probe = stream.probe_handle();
@@ -321,7 +328,7 @@ impl<P: Protocol> Connection<P> {
             slots: Arc::new(Semaphore::new(depth)),
             depth,
             in_flight: AtomicUsize::new(0),
-            in_flight_total: options.in_flight_total.clone(),
+            in_flight_total,
             created: now,
             expires: options.expires_after.map(|d| now + d),
             last_used: Mutex::new(now),

@@ -93,6 +93,7 @@ pub struct Manager<P: Protocol> {
     pub(crate) protocol: Arc<P>,
     pub(crate) connector: Connector,
     pub(crate) options: ConnectionOptions,
+    pub(crate) in_flight_total: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) config: PoolConfig,
     pub(crate) counters: Arc<Counters>,
     /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
@@ -165,7 +166,12 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         let stream = result?;
         let mut options = self.options.clone();
         options.expires_after = self.lifetime();
-        let mut conn = Connection::from_stream(stream, self.protocol.clone(), options);
+        let mut conn = Connection::from_stream_counted(
+            stream,
+            self.protocol.clone(),
+            options,
+            Some(self.in_flight_total.clone()),
+        );
         conn.set_connect_time(took);
         Ok(conn)
     }

@@ -331,6 +331,24 @@ impl ConnectProgress for () {
 }
 
 impl Connector {
+    /// A connector with these socket options and timeouts; `tls` is needed only for `tls://` endpoints.
+    pub fn new(
+        socket: SocketOptions,
+        timeouts: &crate::config::Timeouts,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Self, Error> {
+        let tls = match tls {
+            Some(t) => Some((t.connector()?, t.server_name.clone())),
+            None => None,
+        };
+        Ok(Connector {
+            socket,
+            tls,
+            connect_timeout: timeouts.connect,
+            tls_timeout: timeouts.tls_handshake,
+        })
+    }
+
     /// Open a connection to `endpoint`, each step bounded by its timeout and by `deadline` if given.
     pub async fn connect(
         &self,
