@@ -249,3 +249,71 @@ pub(crate) fn pool_error(e: managed::PoolError<Error>, phase: Phase) -> Error {
         other => Error::new(ErrorKind::Io, phase, other.to_string()).with_sent(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timeouts;
+    use crate::protocol::Framed;
+    use crate::transport::Stream;
+
+    fn manager(config: PoolConfig) -> Manager<Framed> {
+        Manager {
+            endpoint: "unix:/nonexistent".parse().unwrap(),
+            protocol: Arc::new(Framed::default()),
+            connector: Connector::new(Default::default(), &Timeouts::default(), None).unwrap(),
+            options: ConnectionOptions::default(),
+            in_flight_total: Arc::default(),
+            config,
+            counters: Arc::default(),
+            warming: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn connection(m: &Manager<Framed>) -> (Connection<Framed>, tokio::net::UnixStream) {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let mut options = m.options.clone();
+        options.expires_after = m.lifetime();
+        (
+            Connection::from_stream(Stream::Unix(a), m.protocol.clone(), options),
+            b,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_and_jittered_lifetime_decide_recycling() {
+        let m = manager(PoolConfig {
+            idle_timeout: Some(Duration::from_secs(10)),
+            max_lifetime: Some(Duration::from_secs(60)),
+            lifetime_jitter: 0.0,
+            ..PoolConfig::default()
+        });
+        let (conn, _peer) = connection(&m);
+        assert_eq!(m.verdict(&conn), None);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(m.verdict(&conn), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(m.verdict(&conn), Some(CloseReason::IdleTimeout));
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert_eq!(m.verdict(&conn), Some(CloseReason::MaxLifetime));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetimes_are_spread_by_the_jitter() {
+        let m = manager(PoolConfig {
+            max_lifetime: Some(Duration::from_secs(100)),
+            lifetime_jitter: 0.2,
+            ..PoolConfig::default()
+        });
+        let lifetimes: Vec<Duration> = (0..200).map(|_| m.lifetime().unwrap()).collect();
+        assert!(lifetimes
+            .iter()
+            .all(|l| *l >= Duration::from_secs(80) && *l <= Duration::from_secs(100)));
+        let min = lifetimes.iter().min().unwrap();
+        let max = lifetimes.iter().max().unwrap();
+        assert!(
+            *max - *min > Duration::from_secs(10),
+            "no spread: {min:?}..{max:?}"
+        );
+    }
+}
