@@ -612,7 +612,12 @@ impl<P: Protocol> Driver<P> {
 
         let stop: Stop = loop {
             let idle = in_flight.is_empty() && wbuf.is_empty();
-            if idle && (!rx_open || self.shared.reason().is_some()) {
+            // Poisoned and idle: close the queue, but serve what it already accepted (the poison only stops
+            // new requests; a sender that loses the race gets its request back from `try_send`).
+            if idle && rx_open && self.shared.reason().is_some() {
+                self.rx.close();
+            }
+            if idle && !rx_open {
                 break Stop {
                     reason: self.shared.reason().unwrap_or(CloseReason::Local),
                     error: None,
@@ -621,7 +626,7 @@ impl<P: Protocol> Driver<P> {
             if rbuf.capacity() - rbuf.len() < read_cap / 2 {
                 rbuf.reserve(read_cap);
             }
-            let can_take = rx_open && wbuf.len() < max_batch && self.shared.reason().is_none();
+            let can_take = rx_open && wbuf.len() < max_batch;
             tokio::select! {
                 biased;
                 r = rd.read_buf(&mut rbuf) => match r {
@@ -804,7 +809,7 @@ async fn sleep_until_opt(t: Option<Instant>) {
 
 /// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
 fn clone_error(e: &Error) -> Error {
-    let msg = e.to_string();
+    let msg = e.message().to_string();
     let mut c = Error::new(e.kind(), e.phase(), msg).with_sent(e.was_sent());
     if let Some(ep) = e.endpoint() {
         c = c.with_endpoint(ep);
