@@ -1,4 +1,4 @@
-//! The connection pool: a deadpool [`managed::Manager`](deadpool::managed::Manager) per endpoint, plus the
+//! The connection pool: a deadpool [`Manager`](deadpool::managed::Manager) per endpoint, plus the
 //! background reaper.
 //!
 //! ## Sharing one connection between callers (pipelining depth P > 1)
@@ -13,7 +13,7 @@
 //!
 //! ## Recycling
 //!
-//! Every check-out runs [`Manager::recycle`], which rejects a connection that is poisoned, saw stray bytes or the
+//! Every check-out runs `Manager::recycle`, which rejects a connection that is poisoned, saw stray bytes or the
 //! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no probe
 //! round-trip), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
 //! was opened), is past its jittered lifetime, or has been idle longer than the idle timeout.
