@@ -31,7 +31,7 @@ use crate::config::{
 };
 use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
 use crate::error::{Error, ErrorKind, Phase};
-use crate::pool::{self, CallCtx, Manager, Pool, CALL_CTX};
+use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
 use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
@@ -483,19 +483,7 @@ impl<P: Protocol> Client<P> {
         let mut request = Some(request);
         let acquire = async {
             loop {
-                let obj = CALL_CTX
-                    .scope(ctx.clone(), ep.pool.get())
-                    .await
-                    .map_err(|e| pool::pool_error(e, Phase::PoolWait))?;
-                let slot = match obj.try_reserve() {
-                    Some(slot) => slot,
-                    // Busy: keep this connection (so the pool opens another for the next caller) and wait for a
-                    // slot. If it dies meanwhile, drop it (recycling removes it) and take another.
-                    None => match obj.reserve().await {
-                        Ok(slot) => slot,
-                        Err(_) => continue,
-                    },
-                };
+                let (obj, slot) = pool::checkout(&ep.pool, &ctx).await?;
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };

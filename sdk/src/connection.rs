@@ -186,6 +186,9 @@ impl Default for ConnectionOptions {
 
 const HEALTHY: u8 = 0;
 
+/// Connections idle at least this long get a socket probe at check-out ([`Connection::check`]).
+pub const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
+
 struct Shared {
     /// 0 while usable, else `CloseReason::code`; the first reason wins.
     state: AtomicU8,
@@ -509,10 +512,16 @@ impl<P: Protocol> Connection<P> {
         self.health()
     }
 
-    /// Whether a pool may hand this connection out again, and if not, why (probes the socket, see
-    /// [`probe`](Self::probe)).
+    /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
+    /// [`PROBE_AFTER_IDLE`] or more is also probed (see [`probe`](Self::probe)); one in constant use is not, as
+    /// its driver has just been reading it (this keeps the hot path at one `write` and one `read` per batch).
     pub fn check(&self) -> Result<(), CloseReason> {
-        if let Some(r) = self.probe() {
+        let health = if self.idle_time() >= PROBE_AFTER_IDLE {
+            self.probe()
+        } else {
+            self.health()
+        };
+        if let Some(r) = health {
             return Err(r);
         }
         if self.is_stale() {

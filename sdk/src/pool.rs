@@ -7,15 +7,18 @@
 //! enqueues**: it takes the object, reserves one of the connection's P slots, queues its request, and returns
 //! the object to the pool at once; then it waits for its reply on its own `oneshot`. The next caller gets the
 //! same connection back from the pool and can queue on it too, so up to P callers share one connection, like
-//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps the object
-//! and waits for a slot; other callers then find no idle object and the pool opens another connection, up to
-//! `max_size`. So connections are added only under load, and at most `max_size * P` requests are in flight.
+//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps it and asks
+//! the pool for another — deadpool then hands out another idle one or opens a new one while below `max_size` —
+//! and takes the first free slot among the connections it holds, returning the rest at once (see
+//! `checkout`). So connections are added only under load, a caller never waits for another caller's reply
+//! while the pool can still grow, and at most `max_size * P` requests are in flight.
 //!
 //! ## Recycling
 //!
 //! Every check-out runs `Manager::recycle`, which rejects a connection that is poisoned, saw stray bytes or the
-//! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no probe
-//! round-trip), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
+//! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no request
+//! round-trip; a connection idle for 1 ms or more also gets a non-blocking `MSG_PEEK` probe on a dup of its
+//! socket, which catches an EOF the driver has not been scheduled to see yet), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
 //! was opened), is past its jittered lifetime, or has been idle longer than the idle timeout.
 //!
 //! ## The reaper
@@ -34,7 +37,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
-use crate::connection::{CloseReason, Connection, ConnectionOptions};
+use crate::connection::{CloseReason, Connection, ConnectionOptions, Slot};
 use crate::error::{Error, Phase};
 use crate::protocol::Protocol;
 use crate::stats::Counters;
@@ -183,6 +186,52 @@ impl<P: Protocol> managed::Manager for Manager<P> {
                 self.counters.closed(reason, 1);
                 Err(RecycleError::message(reason.to_string()))
             }
+        }
+    }
+}
+
+/// Check out a connection with a free pipelining slot.
+///
+/// A connection from the pool may be busy (all its slots in flight, lent back by callers that only enqueued).
+/// Then the caller keeps it and asks the pool for another — which opens a new one while below `max_size` —
+/// and takes the first slot that frees on any connection it holds or the first idle connection it gets;
+/// the others go back to the pool at once.
+pub(crate) async fn checkout<P: Protocol>(
+    pool: &Pool<P>,
+    ctx: &Arc<CallCtx>,
+) -> Result<(managed::Object<Manager<P>>, Slot), Error> {
+    enum Got<O> {
+        Pooled(O),
+        Freed(Result<Slot, Error>, usize),
+    }
+    let mut held: Vec<managed::Object<Manager<P>>> = Vec::new();
+    loop {
+        let got = {
+            let get = CALL_CTX.scope(ctx.clone(), pool.get());
+            if held.is_empty() {
+                Got::Pooled(get.await)
+            } else {
+                let freed = futures::future::select_all(held.iter().map(|o| Box::pin(o.reserve())));
+                tokio::select! {
+                    biased;
+                    (r, idx, _) = freed => Got::Freed(r, idx),
+                    g = get => Got::Pooled(g),
+                }
+            }
+        };
+        match got {
+            Got::Pooled(obj) => {
+                let obj = obj.map_err(|e| pool_error(e, Phase::PoolWait))?;
+                if let Some(slot) = obj.try_reserve() {
+                    return Ok((obj, slot));
+                }
+                // Busy: keep it and look further. Dead: drop it, recycling removes it.
+                if obj.health().is_none() {
+                    held.push(obj);
+                }
+            }
+            Got::Freed(Ok(slot), idx) => return Ok((held.swap_remove(idx), slot)),
+            Got::Freed(Err(_), idx) => drop(held.swap_remove(idx)),
         }
     }
 }
