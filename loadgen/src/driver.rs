@@ -14,6 +14,10 @@
 //! splits into *send lag* (the load generator woke late: its own fault) and *pool wait* (every slot was busy:
 //! the server's fault, or too few connections). A request still waiting for a slot at its timeout is a
 //! `timeout_pool_wait` error.
+//!
+//! The sender sleeps on tokio's timer, which ticks every millisecond: a request is sent up to ~1 ms after its
+//! intended time even on an idle machine, and that lag is (honestly) part of its corrected latency. The report
+//! shows it as *send lag*; see [`crate::health::LAG_WARN`].
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
