@@ -36,6 +36,10 @@ use crate::scenario::{Generator, Req};
 /// dead server is probed rather than hammered. Default: 10 ms.
 pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// The driver's own deadline on a call is `--timeout` plus this, so that the transport's timeout (which knows
+/// the phase that ran out) normally fires first; the driver's is a backstop (`timeout_request`).
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
 /// How one call went, as the transport reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -145,7 +149,7 @@ impl<T: Transport> State<T> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
         let actual = Instant::now();
-        let out = match timeout(self.timeout, self.transport.call(req)).await {
+        let out = match timeout(self.timeout + TIMEOUT_SLACK, self.transport.call(req)).await {
             Ok(o) => o,
             Err(_) => Outcome::failed(ErrorKind::Timeout(Phase::Request)),
         };

@@ -130,3 +130,56 @@ fn framed_ops_move_the_bytes_they_say() {
         }
     }
 }
+
+#[test]
+fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
+    let c = ServerConfig {
+        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(c).unwrap();
+    let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
+    let _h = server.spawn();
+    let (_, stdout, stderr) = common::run_loadgen(
+        &[
+            "run",
+            "--quiet",
+            "--json",
+            "-",
+            "--target",
+            &target,
+            "--op",
+            "sleep",
+            "--sleep",
+            "300ms",
+            "--timeout",
+            "100ms",
+            "--requests",
+            "20",
+            "--connections",
+            "2",
+        ],
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    eprintln!("errors {}", v["errors"]);
+    assert_eq!(num(&v, "summary.requests"), 20.0);
+    assert_eq!(num(&v, "errors.timeout"), 20.0, "{}", v["errors"]);
+    assert_eq!(
+        num(&v, "latency.corrected.count"),
+        20.0,
+        "every timeout is in the corrected histogram"
+    );
+    assert!(
+        num(&v, "latency.corrected.min") >= 100_000.0,
+        "{}",
+        v["latency"]["corrected"]
+    );
+    assert_eq!(
+        num(&v, "latency.raw.count"),
+        0.0,
+        "no reply, no raw latency"
+    );
+}
