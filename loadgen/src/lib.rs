@@ -20,6 +20,7 @@
 //! - [`stream`]: `stream`, bulk-transfer throughput per buffer size (like iperf3).
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod args;
 pub mod config;
 pub mod driver;
@@ -31,4 +32,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stream;
+pub mod transport;
 pub mod tune;

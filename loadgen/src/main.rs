@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sockpool_loadgen::args::{Cli, Command};
 
 fn main() -> ExitCode {
     match run() {
@@ -16,10 +15,12 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
-        Some(Command::Tune(a)) => sockpool_loadgen::tune::main(&a)?,
-        Some(Command::Stream(a)) => sockpool_loadgen::stream::main(&a)?,
-        Some(Command::Run(_)) | None => anyhow::bail!("`run` is not wired in this branch yet"),
+    let cli = sockpool_loadgen::args::Cli::parse();
+    match sockpool_loadgen::app::main(cli) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("sockpool-loadgen: {e}");
+            Ok(e.exit_code())
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
