@@ -208,7 +208,7 @@ lg() { # label args...
 max() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { print (a + 0 > b + 0) ? a : b }'; }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 fmt() { awk -v a="${1:-0}" 'BEGIN { printf "%.0f", a }'; }
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "n/a"; else if (r + 0 >= t + 0) print "met"; else printf "**missed** (%.0f%% short)", (1 - r / t) * 100 }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured (see notes)"; else if (r + 0 >= t + 0) print "met"; else printf "**missed** (%.0f%% short)", (1 - r / t) * 100 }'; }
 
 ROWS=()
 
@@ -236,6 +236,8 @@ compare() {
     done
     local rt
     rt=$(ratio "$best_l" "$best_p")
+    # A tool with no successful round was not measured: no ratio, rather than a ratio of 0 or infinity.
+    if [ "$(fmt "$best_l")" = 0 ] || [ "$(fmt "$best_p")" = 0 ]; then rt="n/a"; fi
     ROWS+=("| $label | $peer_label | $(fmt "$best_p") | $(fmt "$best_l") | **$rt** | $target | $(verdict "$rt" "$target") | $cpu% / $bn |")
 }
 
