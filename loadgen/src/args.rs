@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a benchmark against a target (or, without `--target`, against an embedded reference server).
     Run(Box<RunArgs>),
+    /// The tuning lab: vary settings, repeat, search the rate that meets an SLO, recommend (no args: a tour).
+    Tune(Box<crate::tune::TuneArgs>),
+    /// Bulk-transfer throughput per buffer size (framed SINK/SOURCE or echo), like iperf3.
+    Stream(Box<crate::stream::StreamArgs>),
 }
 
 /// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].

@@ -129,12 +129,14 @@ struct State<T> {
 
 impl<T: Transport> State<T> {
     /// Sends one request whose intended time was `intended`; `woke` is when the sender got to it, `slot_wait`
-    /// how long it then waited for a free slot. Returns the outcome's error, if any.
+    /// how long it then waited for a free slot; `open_loop` says
+    /// whether a schedule is followed (then the sender's lag is recorded). Returns the outcome's error, if any.
     async fn send(
         &self,
         intended: Instant,
         woke: Instant,
         slot_wait: Duration,
+        open_loop: bool,
     ) -> Option<ErrorKind> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
@@ -148,10 +150,14 @@ impl<T: Transport> State<T> {
         if out.connect.is_some() {
             self.connects.set(self.connects.get() + 1);
         }
+        let mut rec = self.rec.borrow_mut();
         if intended < self.measure_from {
+            // Warm-up: only connection set-up is kept (every connection opened is worth reporting).
+            if let Some(d) = out.connect {
+                rec.record_connect(d);
+            }
             return out.result.err();
         }
-        let mut rec = self.rec.borrow_mut();
         match out.result {
             Ok(bytes_received) => {
                 let before_wire =
@@ -161,7 +167,7 @@ impl<T: Transport> State<T> {
                     raw: (done - actual).saturating_sub(before_wire),
                     connect: out.connect,
                     pool_wait: Some(slot_wait + out.pool_wait.unwrap_or_default()),
-                    send_lag: woke - intended,
+                    send_lag: open_loop.then(|| woke - intended),
                     bytes_sent,
                     bytes_received,
                 });
@@ -319,6 +325,8 @@ pub async fn run_worker<T: Transport>(
         })
     };
 
+    // Every worker begins together at `start` (nothing sent before it is counted anywhere).
+    sleep_until(start).await;
     match plan.load {
         Load::Closed => closed_loop(&state, &plan, start).await,
         _ => open_loop(&state, &plan, start).await,
@@ -376,7 +384,7 @@ async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Ins
                         claimed.set(claimed.get() + 1);
                     }
                 }
-                if let Some(kind) = state.send(now, now, Duration::ZERO).await {
+                if let Some(kind) = state.send(now, now, Duration::ZERO, false).await {
                     if is_connection_failure(kind) {
                         sleep(RECONNECT_BACKOFF).await;
                     }
@@ -413,7 +421,7 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
                 }
             };
             let slot_wait = Instant::now() - woke;
-            state.send(intended, woke, slot_wait).await;
+            state.send(intended, woke, slot_wait, true).await;
             drop(permit);
         });
         while inflight.try_join_next().is_some() {}

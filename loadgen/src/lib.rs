@@ -16,8 +16,11 @@
 //! - [`hdr`]: `.hgrm` percentile text, `.hlog` interval log, V2-compressed base64 histograms.
 //! - [`health`]: the load generator's own CPU use and send lag, and the bottleneck warning.
 //! - [`progress`]: indicatif progress on stderr, only on a terminal.
+//! - [`tune`]: `tune`, the tuning lab: matrices of settings, noise, SLO rate search, recommendation, HTML.
+//! - [`stream`]: `stream`, bulk-transfer throughput per buffer size (like iperf3).
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod args;
 pub mod config;
 pub mod driver;
@@ -28,3 +31,6 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod stream;
+pub mod transport;
+pub mod tune;

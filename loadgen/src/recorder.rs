@@ -191,8 +191,8 @@ pub struct Sample {
     pub connect: Option<Duration>,
     /// Time spent waiting for a free connection/slot (and, open loop, behind the schedule).
     pub pool_wait: Option<Duration>,
-    /// Actual send time − intended send time (the sender's own lateness; 0 in a closed loop).
-    pub send_lag: Duration,
+    /// How late the sender got to the request against its schedule (open loop; `None` in a closed loop).
+    pub send_lag: Option<Duration>,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Payload bytes received.
@@ -295,7 +295,9 @@ impl Recorder {
         if let Some(d) = s.pool_wait {
             put(&mut c.pool_wait, nanos(d));
         }
-        put(&mut c.send_lag, nanos(s.send_lag));
+        if let Some(d) = s.send_lag {
+            put(&mut c.send_lag, nanos(d));
+        }
         c.ok += 1;
         c.bytes_sent += s.bytes_sent;
         c.bytes_received += s.bytes_received;
@@ -317,6 +319,11 @@ impl Recorder {
         if let Some(d) = connect {
             put(&mut c.connect, nanos(d));
         }
+    }
+
+    /// Records one connection set-up time on its own (e.g. during warm-up, whose requests are not recorded).
+    pub fn record_connect(&mut self, d: Duration) {
+        put(&mut self.current.connect, nanos(d));
     }
 
     /// Hands over the interval recorded so far and starts an empty one.

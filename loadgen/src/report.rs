@@ -330,12 +330,19 @@ impl RunResult {
         }
         let h = &self.health;
         let cpu = h.worker_cpu_seconds.iter().sum::<f64>() / secs * 100.0;
+        let lag = if matches!(c.load, Load::Closed) {
+            "no schedule (closed loop)".to_string()
+        } else {
+            format!(
+                "send lag p99 {} max {}",
+                fmt_us(h.send_lag_p99_us),
+                fmt_us(h.send_lag_max_us)
+            )
+        };
         let _ = writeln!(
             o,
-            "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%), send lag p99 {} max {}",
+            "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%), {lag}",
             h.max_worker_cpu_share * 100.0,
-            fmt_us(h.send_lag_p99_us),
-            fmt_us(h.send_lag_max_us)
         );
         for w in &h.warnings {
             let _ = writeln!(o, "  WARNING    {w}");
@@ -358,7 +365,7 @@ fn request_label(c: &Config) -> String {
         format!("{}..{}B", c.payload.min, c.payload.max)
     };
     match &c.request {
-        RequestSpec::Framed { op, .. } => format!("{op:?} {size}").to_lowercase(),
+        RequestSpec::Framed { op, .. } => format!("{} {size}", format!("{op:?}").to_lowercase()),
         RequestSpec::Http { method, path, .. } => format!("{method} {path}"),
         RequestSpec::Resp { command } => format!("'{command}'"),
         _ => size,
@@ -401,7 +408,7 @@ mod tests {
             r.record_ok(&Sample {
                 corrected: Duration::from_micros(i * 10),
                 raw: Duration::from_micros(i),
-                send_lag: Duration::from_micros(3),
+                send_lag: Some(Duration::from_micros(3)),
                 bytes_sent: 64,
                 bytes_received: 64,
                 ..Sample::default()

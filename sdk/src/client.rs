@@ -169,6 +169,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 },
                 config: self.pool.clone(),
                 counters: counters.clone(),
+                warming: tokio::sync::Mutex::new(()),
             };
             let pool = Pool::builder(manager)
                 .max_size(self.pool.max_size)
@@ -629,12 +630,17 @@ impl<P: Protocol> Client<P> {
 /// Typed helpers for RESP (Redis).
 impl Client<Resp> {
     /// Run one command, e.g. `client.command(["SET", "k", "v"])`. A Redis error reply is `Ok(Value::Error(..))`.
+    /// The arguments are copied; [`call`](Self::call) with a `Vec<Bytes>` avoids that.
     pub async fn command<I, A>(&self, args: I) -> Result<Value, Error>
     where
         I: IntoIterator<Item = A>,
-        A: Into<Bytes>,
+        A: AsRef<[u8]>,
     {
-        self.call(args.into_iter().map(Into::into).collect()).await
+        let args = args
+            .into_iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
+        self.call(args).await
     }
 }
 

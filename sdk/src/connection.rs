@@ -199,6 +199,8 @@ struct Shared {
     endpoint: Arc<EndpointHealth>,
     /// Wakes the driver when the connection is poisoned from outside.
     wake: Notify,
+    /// A dup of the socket for [`Connection::probe`].
+    probe: Option<socket2::Socket>,
 }
 
 impl Shared {
@@ -308,7 +310,9 @@ impl<P: Protocol> Connection<P> {
     pub fn from_stream(stream: Stream, protocol: Arc<P>, options: ConnectionOptions) -> Self {
         let depth = options.depth.max(1);
         let now = Instant::now();
+        let probe = stream.probe_handle();
         let shared = Arc::new(Shared {
+            probe,
             state: AtomicU8::new(HEALTHY),
             slots: Arc::new(Semaphore::new(depth)),
             depth,
@@ -470,9 +474,34 @@ impl<P: Protocol> Connection<P> {
         self.shared.endpoint.generation() > self.shared.generation
     }
 
-    /// Whether a pool may hand this connection out again, and if not, why.
-    pub fn check(&self) -> Result<(), CloseReason> {
+    /// A non-blocking probe of the socket itself (`recv` with `MSG_PEEK` on a non-blocking dup): catches the
+    /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
+    /// connection's health afterwards.
+    pub fn probe(&self) -> Option<CloseReason> {
         if let Some(r) = self.health() {
+            return Some(r);
+        }
+        let sock = self.shared.probe.as_ref()?;
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match sock.peek(&mut buf) {
+            Ok(0) => {
+                self.shared.mark(CloseReason::PeerClosed);
+            }
+            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                self.shared.mark(CloseReason::Reset);
+            }
+        }
+        self.health()
+    }
+
+    /// Whether a pool may hand this connection out again, and if not, why (probes the socket, see
+    /// [`probe`](Self::probe)).
+    pub fn check(&self) -> Result<(), CloseReason> {
+        if let Some(r) = self.probe() {
             return Err(r);
         }
         if self.is_stale() {

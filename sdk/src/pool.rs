@@ -95,6 +95,9 @@ pub struct Manager<P: Protocol> {
     pub(crate) options: ConnectionOptions,
     pub(crate) config: PoolConfig,
     pub(crate) counters: Arc<Counters>,
+    /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
+    /// checked-out connections as missing.
+    pub(crate) warming: tokio::sync::Mutex<()>,
 }
 
 impl<P: Protocol> std::fmt::Debug for Manager<P> {
@@ -194,6 +197,7 @@ pub(crate) fn reap<P: Protocol>(pool: &Pool<P>) -> usize {
 /// Open connections until `min_idle` are idle (never past `max_size`). Returns how many were opened.
 pub(crate) async fn warm<P: Protocol>(pool: &Pool<P>) -> Result<usize, Error> {
     let want = pool.manager().config.min_idle;
+    let _one_at_a_time = pool.manager().warming.lock().await;
     let status = pool.status();
     let missing = want
         .saturating_sub(status.available)

@@ -284,7 +284,19 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// What [`connect`] needs besides the endpoint.
+impl Stream {
+    /// A second handle (a `dup`) on the socket, for non-blocking health probes that do not disturb the owner.
+    /// `None` if the OS refuses the `dup`.
+    pub fn probe_handle(&self) -> Option<socket2::Socket> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Unix(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Tls(s) => socket2::SockRef::from(s.get_ref().0).try_clone().ok(),
+        }
+    }
+}
+
+/// What [`Connector::connect`] needs besides the endpoint.
 #[derive(Clone)]
 pub struct Connector {
     /// Socket options for each new connection.

@@ -231,6 +231,17 @@ impl Server {
                     .spawn(move || crate::admin::serve(l, sh))?,
             );
         }
+        {
+            let sh = shared.clone();
+            helpers.push(
+                std::thread::Builder::new()
+                    .name("sockpool-stop".into())
+                    .spawn(move || {
+                        futures::executor::block_on(sh.shutdown.cancelled());
+                        sh.mark_stopping();
+                    })?,
+            );
+        }
         let result = crate::model::run(shared.config.model, stream, shared.clone());
         shared.mark_ready();
         shared.shutdown.cancel();

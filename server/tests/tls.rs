@@ -121,3 +121,76 @@ fn tls_without_a_certificate_or_under_event_loop_is_refused_at_bind() {
     let err = Server::bind(c).unwrap_err().to_string();
     assert!(err.contains("event-loop"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_over_tls_keep_alive_and_curl_with_cacert() {
+    use futures::{SinkExt, StreamExt};
+    use sockpool::codec::http::{ClientCodec, Limits, Request};
+    let cert = Cert::new();
+    for model in [Model::Async, Model::Threads] {
+        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Http).unwrap();
+        let h = server.spawn();
+
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = cert
+            .connector()
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let mut f = tokio_util::codec::Framed::new(tls, ClientCodec::new(Limits::default()));
+        for _ in 0..2 {
+            f.send(Request::get("/")).await.unwrap();
+            let r = tokio::time::timeout(support::IO_LIMIT, f.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"Hello, World!"[..]),
+                "{model}"
+            );
+        }
+        drop(f);
+
+        let mut curl_ran = false;
+        if let Some(curl) = sockpool_server::testing::peer("curl") {
+            let url = format!("https://localhost:{}/", addr.port());
+            let mut cmd = std::process::Command::new(curl);
+            cmd.arg("-sS")
+                .arg("--cacert")
+                .arg(cert.cert_path())
+                .arg("--resolve")
+                .arg(format!("localhost:{}:127.0.0.1", addr.port()))
+                .args(["-X", "POST", "-d", "a body", &url, &url]);
+            let out = tokio::task::spawn_blocking(move || {
+                sockpool_server::testing::run_with_timeout(
+                    &mut cmd,
+                    std::time::Duration::from_secs(20),
+                )
+            })
+            .await
+            .unwrap()
+            .expect("curl ran");
+            assert!(
+                out.status.success(),
+                "{model}: curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "Hello, World!Hello, World!",
+                "{model}"
+            );
+            curl_ran = true;
+        }
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, if curl_ran { 4 } else { 2 }, "{model}");
+    }
+}

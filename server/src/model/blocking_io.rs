@@ -38,6 +38,13 @@ impl RawConn {
         }
     }
 
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            RawConn::Tcp(s) => s.set_nonblocking(on),
+            RawConn::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
     pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         match self {
             RawConn::Tcp(s) => s.set_write_timeout(d),
@@ -139,7 +146,25 @@ pub(crate) fn drive<S: Read + Write>(
             }
         }
         let now = Instant::now();
-        let wait = if input.is_empty() {
+        if shared.is_stopping() && input.is_empty() && !session.in_progress() {
+            // Shutting down between requests: answer what is already in the socket buffer, then close.
+            if raw.set_nonblocking(true).is_err() {
+                return;
+            }
+            let len = input.len();
+            input.resize(len + chunk, 0);
+            let r = io.read(&mut input[len..]);
+            input.truncate(len + *r.as_ref().unwrap_or(&0));
+            let _ = raw.set_nonblocking(false);
+            match r {
+                Ok(n) if n > 0 => {
+                    stats.add(Counter::BytesIn, n as u64);
+                    continue;
+                }
+                _ => return,
+            }
+        }
+        let wait = if input.is_empty() && !session.in_progress() {
             partial_since = None;
             if input.capacity() > shrink_above {
                 input = BytesMut::new();

@@ -102,6 +102,7 @@ fn is_would_block(e: &io::Error) -> bool {
 impl Conn {
     fn idle(&self) -> bool {
         self.input.is_empty()
+            && !self.session.in_progress()
             && self.output.is_empty()
             && self.waiting_until.is_none()
             && !self.dirty
@@ -184,11 +185,10 @@ impl Conn {
                     continue;
                 }
             }
-            if self.input.is_empty() {
+            // Shutting down between requests: answer what is already in the socket buffer, then close.
+            let between_requests = self.input.is_empty() && !self.session.in_progress();
+            if between_requests {
                 self.partial_since = None;
-                if draining {
-                    return Alive::No;
-                }
                 if self.input.capacity() > shrink_above {
                     self.input = BytesMut::new();
                 }
@@ -207,7 +207,13 @@ impl Conn {
                     self.last_active = now;
                     self.dirty = true;
                 }
-                Err(e) if is_would_block(&e) => return Alive::Yes,
+                Err(e) if is_would_block(&e) => {
+                    return if draining && between_requests {
+                        Alive::No
+                    } else {
+                        Alive::Yes
+                    };
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     stats.inc(Counter::ErrorsIo);
@@ -325,7 +331,9 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                         }
                     }
                     for (slot, c) in conns.iter_mut().enumerate() {
-                        if c.as_ref().is_some_and(|c| c.idle()) {
+                        if c.as_mut().is_some_and(|c| {
+                            c.idle() && c.pump(&shared, true, &mut sleeps, slot) == Alive::No
+                        }) {
                             *c = None;
                             free.push(slot);
                             open -= 1;

@@ -258,10 +258,20 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         }
-        if input.is_empty() {
+        if input.is_empty() && !session.in_progress() {
             partial_since = None;
-            if draining {
-                return;
+            if draining || shared.is_stopping() {
+                // Shutting down between requests: answer what the client sent before it saw us stop (already
+                // in the socket buffer), then close.
+                use futures::FutureExt;
+                input.reserve(chunk);
+                match io.read_buf(&mut input).now_or_never() {
+                    Some(Ok(n)) if n > 0 => {
+                        stats.add(Counter::BytesIn, n as u64);
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             if input.capacity() > shrink_above {
                 input = BytesMut::new();

@@ -26,7 +26,11 @@ use crate::session::{Next, Session};
 use crate::shared::Shared;
 
 /// A session of any stream protocol (static dispatch for the hot path).
+///
+/// Not boxed: a session lives as long as its connection and is never moved after creation, and the few
+/// hundred bytes the largest variant costs are small beside the buffers.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AnySession {
     Framed(framed::FramedSession),
     Echo(echo::EchoSession),
@@ -69,6 +73,16 @@ impl Session for AnySession {
             AnySession::Line(s) => s.on_input(input, output, now),
             AnySession::Http(s) => s.on_input(input, output, now),
             AnySession::Resp(s) => s.on_input(input, output, now),
+        }
+    }
+
+    fn in_progress(&self) -> bool {
+        match self {
+            AnySession::Framed(s) => s.in_progress(),
+            AnySession::Echo(s) => s.in_progress(),
+            AnySession::Line(s) => s.in_progress(),
+            AnySession::Http(s) => s.in_progress(),
+            AnySession::Resp(s) => s.in_progress(),
         }
     }
 

@@ -263,6 +263,10 @@ fn unknown(args: &[Bytes]) -> Value {
 }
 
 impl Session for RespSession {
+    fn in_progress(&self) -> bool {
+        self.codec.in_progress()
+    }
+
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
         let mut answered = 0u64;
         let next = loop {

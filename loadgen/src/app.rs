@@ -1,0 +1,178 @@
+//! The program: flags → configuration → (embedded server) → run → reports and files.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command, RunArgs};
+use crate::config::{Config, ConfigError, JsonOut, Protocol};
+use crate::report::RunResult;
+use crate::runner::RunError;
+
+/// What can stop the program, each with one clear message.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad or conflicting flags.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The run could not happen.
+    #[error("{0}")]
+    Run(#[from] RunError),
+    /// The embedded server could not start.
+    #[error("embedded server: {0}")]
+    Embedded(String),
+    /// `tune` failed.
+    #[error("{0}")]
+    Tune(#[from] crate::tune::TuneError),
+    /// `stream` failed.
+    #[error("{0}")]
+    Stream(#[from] crate::stream::StreamError),
+    /// Writing a report failed.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl AppError {
+    /// The process exit code: 2 for bad flags, 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            AppError::Config(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Runs the command line.
+pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
+    let args = match cli.command {
+        Some(Command::Run(a)) => *a,
+        Some(Command::Tune(a)) => {
+            crate::tune::main(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Stream(a)) => {
+            crate::stream::main(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => RunArgs::default(),
+    };
+    run(&args)
+}
+
+/// `sockpool-loadgen run`: validates, runs, writes every requested output. Exit code 1 when no request at
+/// all got a reply.
+pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
+    let result = if args.target.is_some() {
+        let config = Config::from_args(args)?;
+        let target = config
+            .target
+            .as_ref()
+            .map(|t| t.endpoint.clone())
+            .unwrap_or_default();
+        crate::transport::drive(&config, &target, false)?
+    } else {
+        let config = Config::from_args(&Config::embedded_defaults(args))?;
+        run_embedded(&config)?
+    };
+    write_outputs(&result)?;
+    if crate::recorder::replies(&result.total) == 0 {
+        eprintln!(
+            "sockpool-loadgen: no request to {} got a reply ({} errors); see the report",
+            result.target,
+            result.total.errors.total()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
+    use sockpool_server::{Server, ServerConfig};
+    let mut sc = ServerConfig::default();
+    let spec = format!("{}=127.0.0.1:0", config.protocol.name());
+    sc.listeners = vec![spec
+        .parse()
+        .map_err(|e| AppError::Embedded(format!("{spec}: {e}")))?];
+    sc.workers = sc.workers.clamp(1, 2);
+    let server = Server::bind(sc).map_err(|e| AppError::Embedded(e.to_string()))?;
+    let addr = match config.protocol {
+        Protocol::Udp => server.udp_addr(),
+        p => server.tcp_addr(proto(p)),
+    }
+    .ok_or_else(|| AppError::Embedded("no listener bound".into()))?;
+    let handle = server.spawn();
+    if !config.quiet {
+        eprintln!(
+            "sockpool-loadgen: no --target given, so this is a short demo against an embedded sockpool-server on {addr}"
+        );
+    }
+    let result = crate::transport::drive(config, &addr.to_string(), true);
+    let _ = handle.shutdown();
+    Ok(result?)
+}
+
+fn proto(p: Protocol) -> sockpool_server::Proto {
+    use sockpool_server::Proto as P;
+    match p {
+        Protocol::Framed => P::Framed,
+        Protocol::Echo => P::Echo,
+        Protocol::Line => P::Line,
+        Protocol::Http => P::Http,
+        Protocol::Resp => P::Resp,
+        Protocol::Udp => P::Udp,
+    }
+}
+
+/// Prints the table (unless quiet) and writes `--json`, `--hgrm`.
+pub fn write_outputs(result: &RunResult) -> Result<(), AppError> {
+    let c = &result.config;
+    let stdout_json = matches!(c.json, Some(JsonOut::Stdout));
+    if !c.quiet {
+        // With `--json -` stdout carries the document; the table goes to stderr.
+        let table = result.to_table();
+        if stdout_json {
+            eprint!("{table}");
+        } else {
+            print!("{table}");
+        }
+        if result.embedded {
+            let hint = format!(
+                "\n  This measured an embedded sockpool-server. Point it at your own server:\n    \
+                 sockpool-loadgen run --target HOST:PORT --protocol {} --connections {} --duration 30s\n    \
+                 (protocols: framed echo line http resp udp; --rate R for an open loop; --json - for JSON)\n",
+                c.protocol.name(),
+                c.connections
+            );
+            if stdout_json {
+                eprint!("{hint}");
+            } else {
+                print!("{hint}");
+            }
+        }
+    }
+    let out_err = |path: &str| {
+        let path = path.to_string();
+        move |source| AppError::Output { path, source }
+    };
+    if let Some(j) = &c.json {
+        let text = serde_json::to_string_pretty(&result.to_json()).unwrap_or_default();
+        match j {
+            JsonOut::Stdout => {
+                let mut o = std::io::stdout().lock();
+                writeln!(o, "{text}").map_err(out_err("stdout"))?;
+            }
+            JsonOut::File(p) => {
+                std::fs::write(p, text + "\n").map_err(out_err(&p.display().to_string()))?
+            }
+        }
+    }
+    if let Some(p) = &c.hgrm {
+        let text = crate::hdr::percentile_distribution(&result.total.corrected);
+        std::fs::write(p, text).map_err(out_err(&p.display().to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,567 @@
+//! `sockpool-loadgen stream`: bulk transfer, where buffer sizes matter most (the file-transfer case).
+//!
+//! For each application buffer size (`--buffer 1K,16K,64K,256K`) and socket buffer size
+//! (`--socket-buffer default,256K`, SO_SNDBUF and SO_RCVBUF together) it moves data for `--duration` over one
+//! connection and reports bytes/s, like iperf3, plus the time a file of `--file-size` would take.
+//!
+//! - framed (default): `up` sends SINK requests carrying `buffer` bytes, `down` sends SOURCE requests asking
+//!   for `buffer` bytes, `both` sends ECHO requests of `buffer` bytes (counted in both directions). Up to
+//!   [`defaults::WINDOW`] requests are in flight, so the pipe never drains while a reply is on its way.
+//! - echo: `buffer`-sized writes to an echo server while a reader drains what comes back; bytes are counted
+//!   in both directions (`--direction both`, the only one echo has).
+//!
+//! Without `--target`, an embedded reference server (framed and echo on free loopback ports) is the target.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::Args;
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use sockpool::codec::framed::{ClientCodec, Op, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio_util::codec::FramedRead;
+
+use crate::config::parse_size;
+use crate::tune::wire::{connect, SockOpts};
+
+/// Every default of `stream` in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Application buffer sizes swept. Default: 1K,16K,64K,256K.
+    pub const BUFFERS: &str = "1K,16K,64K,256K";
+    /// Measured time per size. Default: 2 s.
+    pub const DURATION: Duration = Duration::from_secs(2);
+    /// The file whose transfer time is reported. Default: 1 GiB.
+    pub const FILE_SIZE: u64 = 1 << 30;
+    /// Framed requests in flight on the connection. Default: 4.
+    pub const WINDOW: usize = 4;
+    /// Connect timeout. Default: 2 s.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+}
+
+/// Why a stream run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Bad or conflicting flags.
+    #[error("{0}")]
+    Config(String),
+    /// The transfer failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The raw flags of `sockpool-loadgen stream`. Defaults in [`defaults`].
+#[derive(Debug, Default, Clone, Args)]
+pub struct StreamArgs {
+    /// Server: `host:port` or `[::1]:port`. Without it, an embedded reference server.
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// framed (SINK/SOURCE/ECHO) or echo. Default: framed.
+    #[arg(long, short = 'p')]
+    pub protocol: Option<String>,
+    /// up, down or both. Default: up (framed), both (echo).
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// Application buffer sizes to sweep (bytes per write / request). Default: 1K,16K,64K,256K.
+    #[arg(long)]
+    pub buffer: Option<String>,
+    /// Socket buffer sizes to sweep (SO_SNDBUF and SO_RCVBUF), `default` for the OS's. Default: default.
+    #[arg(long)]
+    pub socket_buffer: Option<String>,
+    /// Measured time per size, e.g. `2s`. Default: 2s.
+    #[arg(long, short = 'd')]
+    pub duration: Option<String>,
+    /// File size for the "time to move" column, e.g. `1GiB`… written as bytes or with K/M. Default: 1 GiB.
+    #[arg(long)]
+    pub file_size: Option<String>,
+    /// Framed requests in flight. Default: 4.
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// TCP_NODELAY off (on by default).
+    #[arg(long)]
+    pub no_nodelay: bool,
+    /// Write the JSON document to FILE, or to stdout with `-`.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Which way the bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+    /// Both (counted in both directions).
+    Both,
+}
+
+/// The protocol carrying the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamProto {
+    /// Framed SINK / SOURCE / ECHO.
+    Framed,
+    /// The raw echo protocol.
+    Echo,
+}
+
+/// One measurement to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StreamCell {
+    /// Protocol.
+    pub protocol: StreamProto,
+    /// Direction.
+    pub direction: Direction,
+    /// Application buffer: bytes per write (echo) or per request (framed).
+    pub buffer: usize,
+    /// SO_SNDBUF and SO_RCVBUF, `None` = OS default.
+    pub socket_buffer: Option<usize>,
+    /// Framed requests in flight.
+    pub window: usize,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// Measured time.
+    #[serde(with = "crate::config::duration_secs")]
+    pub duration: Duration,
+}
+
+/// What one cell measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StreamResult {
+    /// The cell.
+    pub cell: StreamCell,
+    /// Payload bytes moved (both directions summed for `both`).
+    pub bytes: u64,
+    /// Measured time.
+    pub seconds: f64,
+}
+
+impl StreamResult {
+    /// Bytes per second.
+    pub fn bytes_per_s(&self) -> f64 {
+        self.bytes as f64 / self.seconds.max(1e-9)
+    }
+    /// Seconds to move `file` bytes at this rate.
+    pub fn file_seconds(&self, file: u64) -> f64 {
+        file as f64 / self.bytes_per_s().max(1e-9)
+    }
+}
+
+/// `1K`, `64K`, `1M`, or bytes.
+pub fn fmt_size(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{}M", n >> 20)
+    } else if n >= 1024 && n % 1024 == 0 {
+        format!("{}K", n >> 10)
+    } else {
+        n.to_string()
+    }
+}
+
+fn list(flag: &str, s: &str, allow_default: bool) -> Result<Vec<Option<usize>>, StreamError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            if allow_default && v.eq_ignore_ascii_case("default") {
+                return Ok(None);
+            }
+            match parse_size(v) {
+                Ok(0) => Err(StreamError::Config(format!(
+                    "--{flag} {v}: must be above 0"
+                ))),
+                Ok(n) if n > crate::config::defaults::MAX_PAYLOAD => {
+                    Err(StreamError::Config(format!("--{flag} {v}: at most 16 MiB")))
+                }
+                Ok(n) => Ok(Some(n)),
+                Err(e) => Err(StreamError::Config(format!("--{flag}: {e}"))),
+            }
+        })
+        .collect()
+}
+
+/// The validated plan: the cells in order, the target, the file size.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    /// The cells.
+    pub cells: Vec<StreamCell>,
+    /// External target, or `None` for the embedded server.
+    pub target: Option<SocketAddr>,
+    /// File size for the transfer-time column.
+    pub file_size: u64,
+}
+
+impl StreamPlan {
+    /// Validates the flags once.
+    pub fn from_args(a: &StreamArgs) -> Result<StreamPlan, StreamError> {
+        let bad = |m: String| StreamError::Config(m);
+        let protocol = match a.protocol.as_deref().unwrap_or("framed") {
+            "framed" => StreamProto::Framed,
+            "echo" => StreamProto::Echo,
+            p => {
+                return Err(bad(format!(
+                    "--protocol {p:?}: stream speaks framed or echo"
+                )))
+            }
+        };
+        let direction = match (a.direction.as_deref(), protocol) {
+            (None, StreamProto::Framed) | (Some("up"), StreamProto::Framed) => Direction::Up,
+            (Some("down"), StreamProto::Framed) => Direction::Down,
+            (None, StreamProto::Echo) | (Some("both"), _) => Direction::Both,
+            (Some(d @ ("up" | "down")), StreamProto::Echo) => {
+                return Err(bad(format!(
+                    "--direction {d}: the echo protocol sends every byte back; use --direction both or --protocol framed"
+                )))
+            }
+            (Some(d), _) => return Err(bad(format!("--direction {d:?}: expected up, down or both"))),
+        };
+        let buffers = list(
+            "buffer",
+            a.buffer.as_deref().unwrap_or(defaults::BUFFERS),
+            false,
+        )?;
+        let sockets = list(
+            "socket-buffer",
+            a.socket_buffer.as_deref().unwrap_or("default"),
+            true,
+        )?;
+        if buffers.is_empty() || sockets.is_empty() {
+            return Err(bad(
+                "--buffer and --socket-buffer need at least one size".into()
+            ));
+        }
+        let duration = match &a.duration {
+            None => defaults::DURATION,
+            Some(s) => {
+                humantime::parse_duration(s).map_err(|e| bad(format!("--duration {s:?}: {e}")))?
+            }
+        };
+        if duration.is_zero() {
+            return Err(bad("--duration must be longer than 0".into()));
+        }
+        let window = a.window.unwrap_or(defaults::WINDOW);
+        if window == 0 {
+            return Err(bad("--window must be at least 1".into()));
+        }
+        let file_size = match &a.file_size {
+            None => defaults::FILE_SIZE,
+            Some(s) => parse_size(s).map_err(|e| bad(format!("--file-size: {e}")))? as u64,
+        };
+        let target = match &a.target {
+            None => None,
+            Some(t) => Some(
+                t.to_socket_addrs()
+                    .ok()
+                    .and_then(|mut i| i.next())
+                    .ok_or_else(|| bad(format!("--target {t:?}: expected host:port")))?,
+            ),
+        };
+        let mut cells = Vec::new();
+        for s in &sockets {
+            for b in &buffers {
+                cells.push(StreamCell {
+                    protocol,
+                    direction,
+                    buffer: b.unwrap_or(1),
+                    socket_buffer: *s,
+                    window,
+                    nodelay: !a.no_nodelay,
+                    duration,
+                });
+            }
+        }
+        Ok(StreamPlan {
+            cells,
+            target,
+            file_size,
+        })
+    }
+}
+
+/// The tour's bulk-transfer cells: framed upload with 1 KiB and 64 KiB buffers.
+pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
+    [1024, 64 * 1024]
+        .into_iter()
+        .map(|buffer| StreamCell {
+            protocol: StreamProto::Framed,
+            direction: Direction::Up,
+            buffer,
+            socket_buffer: None,
+            window: defaults::WINDOW,
+            nodelay: true,
+            duration,
+        })
+        .collect()
+}
+
+/// Measures one cell against `addr`.
+pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult, StreamError> {
+    let opts = SockOpts {
+        nodelay: cell.nodelay,
+        send_buffer: cell.socket_buffer,
+        recv_buffer: cell.socket_buffer,
+    };
+    let stream = connect(addr, opts, defaults::CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| StreamError::Io(format!("cannot reach {addr}: {e}")))?;
+    let (mut r, mut w) = stream.into_split();
+    let io = |e: std::io::Error| StreamError::Io(e.to_string());
+    match cell.protocol {
+        StreamProto::Echo => {
+            let chunk = Bytes::from(vec![0x5a; cell.buffer]);
+            let start = Instant::now();
+            let end = start + cell.duration;
+            let writer = tokio::spawn(async move {
+                let mut sent = 0u64;
+                while Instant::now() < end {
+                    if w.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    sent += chunk.len() as u64;
+                }
+                let _ = w.shutdown().await;
+                sent
+            });
+            let mut buf = vec![0u8; cell.buffer.max(64 * 1024)];
+            let mut received = 0u64;
+            loop {
+                let n = tokio::time::timeout(Duration::from_secs(2), r.read(&mut buf))
+                    .await
+                    .map_err(|_| StreamError::Io("echo reply stalled".into()))?
+                    .map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                if Instant::now() <= end {
+                    received += n as u64;
+                }
+            }
+            let sent = writer.await.map_err(|e| StreamError::Io(e.to_string()))?;
+            let _ = sent;
+            Ok(StreamResult {
+                cell,
+                bytes: 2 * received,
+                seconds: cell.duration.as_secs_f64(),
+            })
+        }
+        StreamProto::Framed => {
+            let (op, payload, arg) = match cell.direction {
+                Direction::Up => (Op::Sink, cell.buffer, 0),
+                Direction::Down => (Op::Source, 0, cell.buffer as u32),
+                Direction::Both => (Op::Echo, cell.buffer, 0),
+            };
+            // One frame, built once and written again and again (the id is not checked here).
+            let mut f = BytesMut::with_capacity(4 + 13 + payload);
+            f.put_u32((13 + payload) as u32);
+            f.put_u8(op.to_u8());
+            f.put_u64(0);
+            f.put_u32(arg);
+            f.put_bytes(0x5a, payload);
+            let frame = f.freeze();
+            let window = Arc::new(Semaphore::new(cell.window));
+            let start = Instant::now();
+            let end = start + cell.duration;
+            let permits = window.clone();
+            let writer = tokio::spawn(async move {
+                while Instant::now() < end {
+                    let Ok(p) = permits.acquire().await else {
+                        break;
+                    };
+                    p.forget();
+                    if w.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+                w
+            });
+            let mut reader = FramedRead::with_capacity(r, ClientCodec::default(), 256 * 1024);
+            let per_reply = match cell.direction {
+                Direction::Up | Direction::Down => cell.buffer as u64,
+                Direction::Both => 2 * cell.buffer as u64,
+            };
+            // Count whole replies that arrive before the end; what is still in flight then is not counted.
+            let mut bytes = 0u64;
+            loop {
+                let resp = match tokio::time::timeout_at(end.into(), reader.next()).await {
+                    Err(_) => break,
+                    Ok(None) => {
+                        return Err(StreamError::Io("the server closed the connection".into()))
+                    }
+                    Ok(Some(Err(e))) => return Err(StreamError::Io(e.to_string())),
+                    Ok(Some(Ok(resp))) => resp,
+                };
+                if resp.status != Status::Ok {
+                    return Err(StreamError::Io(format!("server replied {:?}", resp.status)));
+                }
+                bytes += per_reply;
+                window.add_permits(1);
+            }
+            window.close();
+            writer.abort();
+            Ok(StreamResult {
+                cell,
+                bytes,
+                seconds: cell.duration.as_secs_f64(),
+            })
+        }
+    }
+}
+
+/// Runs `cells` one after the other against `target` (or a fresh embedded server).
+pub fn run_cells(
+    target: Option<SocketAddr>,
+    cells: &[StreamCell],
+    quiet: bool,
+) -> Result<Vec<StreamResult>, StreamError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StreamError::Io(e.to_string()))?;
+    let mut server = None;
+    let (framed, echo) = match target {
+        Some(t) => (t, t),
+        None => {
+            use sockpool_server::{Proto, Server, ServerConfig};
+            let mut sc = ServerConfig::default();
+            sc.listeners = vec![
+                "framed=127.0.0.1:0"
+                    .parse()
+                    .map_err(|e| StreamError::Io(format!("{e}")))?,
+                "echo=127.0.0.1:0"
+                    .parse()
+                    .map_err(|e| StreamError::Io(format!("{e}")))?,
+            ];
+            sc.workers = sc.workers.clamp(1, 2);
+            let s =
+                Server::bind(sc).map_err(|e| StreamError::Io(format!("embedded server: {e}")))?;
+            let f = s
+                .tcp_addr(Proto::Framed)
+                .ok_or_else(|| StreamError::Io("no framed listener".into()))?;
+            let e = s
+                .tcp_addr(Proto::Echo)
+                .ok_or_else(|| StreamError::Io("no echo listener".into()))?;
+            server = Some(s.spawn());
+            (f, e)
+        }
+    };
+    let mut out = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let addr = if cell.protocol == StreamProto::Echo {
+            echo
+        } else {
+            framed
+        };
+        let r = rt.block_on(measure(addr, *cell))?;
+        if !quiet {
+            eprintln!(
+                "   stream {:?} buffer={} socket-buffer={}: {}",
+                cell.direction,
+                fmt_size(cell.buffer),
+                cell.socket_buffer.map_or("default".into(), fmt_size),
+                fmt_rate(r.bytes_per_s())
+            );
+        }
+        out.push(r);
+    }
+    if let Some(s) = server {
+        let _ = s.shutdown();
+    }
+    Ok(out)
+}
+
+/// `12.3 GiB/s (105.6 Gbit/s)`.
+pub fn fmt_rate(b: f64) -> String {
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let mib = 1024.0 * 1024.0;
+    let human = if b >= gib {
+        format!("{:.2} GiB/s", b / gib)
+    } else {
+        format!("{:.1} MiB/s", b / mib)
+    };
+    format!("{human} ({:.2} Gbit/s)", b * 8.0 / 1e9)
+}
+
+/// The terminal table.
+pub fn render(results: &[StreamResult], file_size: u64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<6} {:<9} {:>8} {:>13} {:>34} {:>14}",
+        "proto",
+        "direction",
+        "buffer",
+        "socket-buffer",
+        "throughput",
+        format!("{} file", fmt_size(file_size as usize))
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<6} {:<9} {:>8} {:>13} {:>34} {:>13.2}s",
+            match r.cell.protocol {
+                StreamProto::Framed => "framed",
+                StreamProto::Echo => "echo",
+            },
+            format!("{:?}", r.cell.direction).to_lowercase(),
+            fmt_size(r.cell.buffer),
+            r.cell.socket_buffer.map_or("default".into(), fmt_size),
+            fmt_rate(r.bytes_per_s()),
+            r.file_seconds(file_size)
+        );
+    }
+    s
+}
+
+/// The JSON document.
+pub fn to_json(results: &[StreamResult], file_size: u64) -> serde_json::Value {
+    json!({
+        "schema": "sockpool-loadgen-stream/1",
+        "file_bytes": file_size,
+        "cells": results.iter().map(|r| json!({
+            "protocol": r.cell.protocol,
+            "direction": r.cell.direction,
+            "buffer": r.cell.buffer,
+            "socket_buffer": r.cell.socket_buffer,
+            "window": r.cell.window,
+            "bytes": r.bytes,
+            "seconds": r.seconds,
+            "bytes_per_s": r.bytes_per_s(),
+            "gbit_per_s": r.bytes_per_s() * 8.0 / 1e9,
+            "file_seconds": r.file_seconds(file_size),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `sockpool-loadgen stream`.
+pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
+    let plan = StreamPlan::from_args(a)?;
+    let results = run_cells(plan.target, &plan.cells, a.quiet)?;
+    let table = render(&results, plan.file_size);
+    let doc = to_json(&results, plan.file_size);
+    match a.json.as_deref() {
+        Some("-") => {
+            eprint!("{table}");
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        other => {
+            print!("{table}");
+            if let Some(path) = other {
+                std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+                    .map_err(|e| StreamError::Io(format!("{path}: {e}")))?;
+            }
+        }
+    }
+    Ok(())
+}

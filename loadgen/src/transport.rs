@@ -1,0 +1,282 @@
+//! The SDK adapters: each worker drives its share of the connections through one `sockpool::Client` (or a
+//! set of `sockpool::UdpClient`s), converting [`Req`]s into the protocol's requests and classifying replies.
+
+use bytes::Bytes;
+use sockpool::protocol::Protocol;
+use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+
+use crate::config::{Config, FramedOp, Protocol as Proto};
+use crate::driver::{Outcome, Transport};
+use crate::recorder::{ErrorKind, Phase};
+use crate::report::RunResult;
+use crate::runner::{self, RunError};
+use crate::scenario::Req;
+
+/// Maps an SDK error to the report's error kinds.
+pub fn classify(e: &sockpool::Error) -> ErrorKind {
+    use sockpool::ErrorKind as K;
+    match e.kind() {
+        K::Timeout => ErrorKind::Timeout(match e.phase() {
+            sockpool::Phase::PoolWait => Phase::PoolWait,
+            sockpool::Phase::Connect => Phase::Connect,
+            sockpool::Phase::TlsHandshake => Phase::TlsHandshake,
+            sockpool::Phase::Write => Phase::Write,
+            sockpool::Phase::Read => Phase::Read,
+            _ => Phase::Request,
+        }),
+        K::Refused => ErrorKind::Refused,
+        K::Reset => ErrorKind::Reset,
+        K::Closed => ErrorKind::Closed,
+        K::Protocol => ErrorKind::Protocol,
+        K::Tls => ErrorKind::Tls,
+        K::Server => ErrorKind::ServerError,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// How the load generator speaks one SDK protocol.
+pub trait Speak: Protocol {
+    /// The protocol's request for `req`; `id` is a fresh request id, `host` the target's `host:port` (the HTTP
+    /// `Host` header unless the user set one).
+    fn request(&self, req: Req, id: u64, host: &str) -> Self::Request;
+    /// Payload bytes of a good reply, or the error it is (a server error reply).
+    fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind>;
+}
+
+impl Speak for sockpool::protocol::Framed {
+    fn request(&self, req: Req, id: u64, _host: &str) -> Self::Request {
+        use sockpool::codec::framed::{Op, Request};
+        match req {
+            Req::Framed { op, arg, payload } => Request {
+                op: match op {
+                    FramedOp::Echo => Op::Echo,
+                    FramedOp::Sink => Op::Sink,
+                    FramedOp::Source => Op::Source,
+                    FramedOp::Sleep => Op::Sleep,
+                },
+                id,
+                arg,
+                payload,
+            },
+            other => Request::echo(id, bytes_of(other)),
+        }
+    }
+
+    fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind> {
+        match resp.status {
+            sockpool::codec::framed::Status::Ok => Ok(resp.payload.len() as u64),
+            _ => Err(ErrorKind::ServerError),
+        }
+    }
+}
+
+impl Speak for sockpool::protocol::Echo {
+    fn request(&self, req: Req, _id: u64, _host: &str) -> Bytes {
+        bytes_of(req)
+    }
+
+    fn reply(&self, resp: &Bytes) -> Result<u64, ErrorKind> {
+        Ok(resp.len() as u64)
+    }
+}
+
+impl Speak for sockpool::protocol::Line {
+    fn request(&self, req: Req, _id: u64, _host: &str) -> Bytes {
+        bytes_of(req)
+    }
+
+    fn reply(&self, resp: &Bytes) -> Result<u64, ErrorKind> {
+        Ok(resp.len() as u64)
+    }
+}
+
+impl Speak for sockpool::protocol::Resp {
+    fn request(&self, req: Req, _id: u64, _host: &str) -> Vec<Bytes> {
+        match req {
+            Req::Resp(args) => args,
+            other => vec![Bytes::from_static(b"ECHO"), bytes_of(other)],
+        }
+    }
+
+    fn reply(&self, resp: &sockpool::codec::resp::Value) -> Result<u64, ErrorKind> {
+        use sockpool::codec::resp::Value;
+        fn size(v: &Value) -> u64 {
+            match v {
+                Value::Simple(b) | Value::Bulk(b) | Value::Error(b) => b.len() as u64,
+                Value::Integer(_) => 8,
+                Value::Array(items) => items.iter().map(size).sum(),
+                Value::Null | Value::NullArray => 0,
+            }
+        }
+        match resp {
+            Value::Error(_) => Err(ErrorKind::ServerError),
+            v => Ok(size(v)),
+        }
+    }
+}
+
+/// HTTP over the SDK: the codec's client side through `sockpool::protocol::Custom`.
+pub type Http =
+    sockpool::protocol::Custom<sockpool::codec::http::ClientCodec, sockpool::codec::http::Request>;
+
+/// The HTTP protocol with the codec's default limits.
+pub fn http() -> Http {
+    sockpool::protocol::Custom::new(|| {
+        sockpool::codec::http::ClientCodec::new(sockpool::codec::http::Limits::default())
+    })
+    .named("http")
+}
+
+impl Speak for Http {
+    fn request(&self, req: Req, _id: u64, host: &str) -> sockpool::codec::http::Request {
+        use sockpool::codec::http::{Method, Request};
+        match req {
+            Req::Http {
+                method,
+                path,
+                headers,
+                body,
+            } => {
+                let mut r = Request::new(Method::from_bytes(method.as_bytes()), path);
+                if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+                    r.headers.push("Host", host);
+                }
+                for (n, v) in &headers {
+                    r.headers.push(n, v);
+                }
+                r.body = body;
+                r
+            }
+            other => Request::post("/", bytes_of(other)).with_header("Host", host),
+        }
+    }
+
+    fn reply(&self, resp: &sockpool::codec::http::Response) -> Result<u64, ErrorKind> {
+        if resp.status >= 400 {
+            Err(ErrorKind::ServerError)
+        } else {
+            Ok(resp.body.len() as u64)
+        }
+    }
+}
+
+/// The `Host` header value for `target`.
+fn host_of(target: &str) -> String {
+    let t = target.strip_prefix("tls://").unwrap_or(target);
+    if t.starts_with("unix:") {
+        "localhost".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+fn bytes_of(req: Req) -> Bytes {
+    match req {
+        Req::Bytes(b) => b,
+        Req::Framed { payload, .. } => payload,
+        Req::Http { body, .. } => body,
+        Req::Resp(args) => args.into_iter().next().unwrap_or_default(),
+    }
+}
+
+/// One worker's SDK client.
+pub struct SdkTransport<P: Speak> {
+    client: Client<P>,
+    host: String,
+}
+
+impl<P: Speak> Transport for SdkTransport<P> {
+    async fn call(&self, req: Req) -> Outcome {
+        let request = self
+            .client
+            .protocol()
+            .request(req, self.client.next_id(), &self.host);
+        let (result, t) = self.client.call_timed(request).await;
+        let result = match result {
+            Ok(resp) => self.client.protocol().reply(&resp),
+            Err(e) => Err(classify(&e)),
+        };
+        Outcome {
+            result,
+            connect: t.connect,
+            pool_wait: Some(t.pool_wait),
+        }
+    }
+}
+
+/// The SDK client one worker uses: `connections` connections, no retries (every request is counted once),
+/// the run's timeouts and socket options.
+pub fn client<P: Speak>(
+    protocol: P,
+    config: &Config,
+    target: &str,
+    connections: usize,
+) -> Result<Client<P>, String> {
+    let slots = connections * config.pipeline;
+    let pool = PoolConfig {
+        max_size: connections,
+        idle_timeout: None,
+        max_lifetime: None,
+        max_waiters: slots.max(1) * 4,
+        ..PoolConfig::default()
+    };
+    let timeouts = Timeouts {
+        connect: config.connect_timeout,
+        tls_handshake: config.connect_timeout,
+        pool_wait: config.timeout,
+        request: config.timeout,
+        total: Some(config.timeout + config.connect_timeout),
+    };
+    let socket = SocketOptions {
+        nodelay: config.socket.nodelay,
+        send_buffer: config.socket.send_buffer,
+        recv_buffer: config.socket.recv_buffer,
+        keepalive: config.socket.keepalive,
+        ..SocketOptions::default()
+    };
+    let mut builder = Client::builder(protocol)
+        .endpoint(target)
+        .pool(pool)
+        .timeouts(timeouts)
+        .socket(socket)
+        .retry(RetryPolicy::none())
+        .pipeline_depth(config.pipeline);
+    if let Some(tls) = &config.tls {
+        builder = builder.tls(sockpool::TlsConfig {
+            ca_file: tls.cacert.clone(),
+            insecure: tls.insecure,
+            ..sockpool::TlsConfig::default()
+        });
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+fn sdk<P: Speak + Clone>(
+    p: P,
+    config: &Config,
+    target: &str,
+    embedded: bool,
+) -> Result<RunResult, RunError> {
+    runner::run(config, target, embedded, |_, conns| {
+        Ok(SdkTransport {
+            client: client(p.clone(), config, target, conns)?,
+            host: host_of(target),
+        })
+    })
+}
+
+/// Runs `config` against `target` with the SDK protocol it names.
+pub fn drive(config: &Config, target: &str, embedded: bool) -> Result<RunResult, RunError> {
+    use sockpool::protocol::{Echo, Framed, Line, Resp};
+    match config.protocol {
+        Proto::Framed => sdk(Framed::default(), config, target, embedded),
+        Proto::Echo => sdk(Echo, config, target, embedded),
+        Proto::Line => sdk(Line::default(), config, target, embedded),
+        Proto::Resp => sdk(Resp::default(), config, target, embedded),
+        Proto::Http => sdk(http(), config, target, embedded),
+        other => Err(RunError::Setup(format!(
+            "--protocol {} is not available in this build yet",
+            other.name()
+        ))),
+    }
+}

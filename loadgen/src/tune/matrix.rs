@@ -1,0 +1,263 @@
+//! `--vary KEY=V1,V2,…` parsing, and the cells: the full matrix, or one key at a time around the baseline.
+//!
+//! The first value of each `--vary` list is the baseline value of that key; cell 0 is always the baseline.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{CellConfig, TuneError};
+use crate::config::parse_size;
+
+/// Pooled connections, or a new connection for every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolMode {
+    /// Connections are opened once and reused (the default).
+    Pooled,
+    /// Connect, send one request, read its reply, close.
+    PerRequest,
+}
+
+/// A setting the tuning lab can vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Key {
+    /// Connections.
+    Connections,
+    /// Pipeline depth.
+    Pipeline,
+    /// TCP_NODELAY on/off.
+    Nodelay,
+    /// SO_SNDBUF.
+    SendBuffer,
+    /// SO_RCVBUF.
+    RecvBuffer,
+    /// Payload bytes.
+    Payload,
+    /// Per-request timeout.
+    Timeout,
+    /// `pooled` or `per-request`.
+    Pool,
+    /// Embedded server's concurrency model.
+    ServerModel,
+    /// Embedded server's worker count.
+    ServerWorkers,
+}
+
+/// Every key, in the order of the documentation.
+pub const KEYS: [Key; 10] = [
+    Key::Connections,
+    Key::Pipeline,
+    Key::Nodelay,
+    Key::SendBuffer,
+    Key::RecvBuffer,
+    Key::Payload,
+    Key::Timeout,
+    Key::Pool,
+    Key::ServerModel,
+    Key::ServerWorkers,
+];
+
+impl Key {
+    /// The name used by `--vary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Key::Connections => "connections",
+            Key::Pipeline => "pipeline",
+            Key::Nodelay => "nodelay",
+            Key::SendBuffer => "send-buffer",
+            Key::RecvBuffer => "recv-buffer",
+            Key::Payload => "payload",
+            Key::Timeout => "timeout",
+            Key::Pool => "pool",
+            Key::ServerModel => "server-model",
+            Key::ServerWorkers => "server-workers",
+        }
+    }
+
+    /// True for the embedded server's settings.
+    pub fn is_server(self) -> bool {
+        matches!(self, Key::ServerModel | Key::ServerWorkers)
+    }
+
+    /// Parses a key name.
+    pub fn parse(s: &str) -> Result<Key, TuneError> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        KEYS.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<_> = KEYS.iter().map(|k| k.name()).collect();
+            TuneError::Config(format!(
+                "--vary {s:?}: unknown key; expected one of {}",
+                names.join(", ")
+            ))
+        })
+    }
+}
+
+/// One `--vary`: a key and its values (the first is the baseline).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vary {
+    /// The key.
+    pub key: Key,
+    /// Its values as written, each checked to parse.
+    pub values: Vec<String>,
+}
+
+impl Vary {
+    /// Parses `KEY=V1,V2,…`; every value is checked now, so no cell fails on a bad value later.
+    pub fn parse(s: &str) -> Result<Vary, TuneError> {
+        let (k, vs) = s.split_once('=').ok_or_else(|| {
+            TuneError::Config(format!(
+                "--vary {s:?}: expected KEY=V1,V2, e.g. pipeline=1,16"
+            ))
+        })?;
+        let key = Key::parse(k)?;
+        let values: Vec<String> = vs
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.is_empty() {
+            return Err(TuneError::Config(format!("--vary {s:?}: no values")));
+        }
+        for (i, v) in values.iter().enumerate() {
+            if values[..i].contains(v) {
+                return Err(TuneError::Config(format!("--vary {s:?}: {v} given twice")));
+            }
+            apply(&mut CellConfig::default(), key, v)?;
+        }
+        Ok(Vary { key, values })
+    }
+}
+
+/// Sets `key` to `value` in `cell`.
+pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneError> {
+    let bad = |why: &str| TuneError::Config(format!("--vary {}={value}: {why}", key.name()));
+    let count = |min: usize| -> Result<usize, TuneError> {
+        match value.parse::<usize>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(bad(&format!("expected a whole number ≥ {min}"))),
+        }
+    };
+    let size = || parse_size(value).map_err(|e| bad(&e));
+    match key {
+        Key::Connections => cell.connections = count(1)?,
+        Key::Pipeline => cell.pipeline = count(1)?,
+        Key::Nodelay => {
+            cell.nodelay = match value.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => true,
+                "off" | "false" | "no" | "0" => false,
+                _ => return Err(bad("expected on or off")),
+            }
+        }
+        Key::SendBuffer => cell.send_buffer = Some(size()?).filter(|n| *n > 0),
+        Key::RecvBuffer => cell.recv_buffer = Some(size()?).filter(|n| *n > 0),
+        Key::Payload => {
+            let n = size()?;
+            if n > crate::config::defaults::MAX_PAYLOAD {
+                return Err(bad("larger than the framed frame limit"));
+            }
+            cell.payload = n;
+        }
+        Key::Timeout => {
+            let d: Duration = humantime::parse_duration(value).map_err(|e| bad(&e.to_string()))?;
+            if d.is_zero() {
+                return Err(bad("must be longer than 0"));
+            }
+            cell.timeout = d;
+        }
+        Key::Pool => {
+            cell.pool = match value.to_ascii_lowercase().as_str() {
+                "pooled" => PoolMode::Pooled,
+                "per-request" | "per_request" => PoolMode::PerRequest,
+                _ => return Err(bad("expected pooled or per-request")),
+            }
+        }
+        Key::ServerModel => {
+            value
+                .parse::<sockpool_server::Model>()
+                .map_err(|e| bad(&e.to_string()))?;
+            cell.server_model = Some(value.to_string());
+        }
+        Key::ServerWorkers => cell.server_workers = Some(count(1)?),
+    }
+    Ok(())
+}
+
+/// One cell: its configuration and the values of the varied keys that define it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// The configuration to run.
+    pub config: CellConfig,
+    /// Each varied key's value in this cell, in `--vary` order.
+    pub settings: Vec<(Key, String)>,
+    /// `pipeline=16 nodelay=off` (or `baseline` when nothing varies).
+    pub label: String,
+}
+
+impl Cell {
+    /// This cell's value of `key`, if it is varied.
+    pub fn value(&self, key: Key) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn make(base: &CellConfig, settings: Vec<(Key, String)>) -> Result<Cell, TuneError> {
+    let mut config = base.clone();
+    for (k, v) in &settings {
+        apply(&mut config, *k, v)?;
+    }
+    let label = if settings.is_empty() {
+        "baseline".to_string()
+    } else {
+        settings
+            .iter()
+            .map(|(k, v)| format!("{}={v}", k.name()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Ok(Cell {
+        config,
+        settings,
+        label,
+    })
+}
+
+/// The cells: the full matrix (every combination, the last key varying fastest), or with `one_at_a_time`
+/// the baseline followed by each key's other values with everything else at the baseline. Cell 0 is the
+/// baseline either way.
+pub fn cells(
+    base: &CellConfig,
+    varies: &[Vary],
+    one_at_a_time: bool,
+) -> Result<Vec<Cell>, TuneError> {
+    let baseline: Vec<(Key, String)> = varies
+        .iter()
+        .map(|v| (v.key, v.values[0].clone()))
+        .collect();
+    if one_at_a_time {
+        let mut out = vec![make(base, baseline.clone())?];
+        for (i, v) in varies.iter().enumerate() {
+            for value in &v.values[1..] {
+                let mut s = baseline.clone();
+                s[i].1 = value.clone();
+                out.push(make(base, s)?);
+            }
+        }
+        return Ok(out);
+    }
+    let total: usize = varies.iter().map(|v| v.values.len()).product();
+    let mut out = Vec::with_capacity(total);
+    for mut n in 0..total {
+        let mut s = baseline.clone();
+        for (i, v) in varies.iter().enumerate().rev() {
+            s[i].1 = v.values[n % v.values.len()].clone();
+            n /= v.values.len();
+        }
+        out.push(make(base, s)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,571 @@
+//! `sockpool-loadgen tune`: the tuning lab. It runs a matrix of configurations ("cells"), repeats each to
+//! measure the noise, searches the highest open-loop rate that meets a latency SLO, and recommends settings.
+//!
+//! ## Layout
+//!
+//! - [`matrix`]: `--vary KEY=V1,V2` parsing and the cells (full matrix or one at a time around a baseline).
+//! - [`stats`]: `--repeat N` → median and spread per metric; "within noise" against the baseline.
+//! - [`slo`]: `--slo 'p99<2ms'` and the open-loop rate search (the latency-versus-rate curve).
+//! - [`recommend`]: the settings that meet the SLO at the highest rate; what each technique changed.
+//! - [`table`]: the terminal table.
+//! - [`html`]: one self-contained HTML report with hand-written SVG plots and the JSON embedded.
+//! - [`wire`]: the real cell runner's framed transport (pooled and pipelined, or a connection per request).
+//! - [`real`]: the real [`CellRunner`]: the load generator's runner, with an embedded server when needed.
+//! - [`tour`]: `tune` with no arguments, the guided tour.
+//!
+//! Everything above the [`CellRunner`] trait is testable with a fake runner; only [`real`] sends load.
+
+pub mod html;
+pub mod matrix;
+pub mod real;
+pub mod recommend;
+pub mod slo;
+pub mod stats;
+pub mod table;
+pub mod tour;
+pub mod wire;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::recorder::{new_histogram, quantile_us};
+
+pub use matrix::{Cell, Key, PoolMode, Vary};
+pub use slo::{RatePoint, Slo, SloSearch};
+pub use stats::{CellStats, Stat};
+
+/// Every default of the tuning lab in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Measured length of each cell. Default: 2 s.
+    pub const CELL_DURATION: Duration = Duration::from_secs(2);
+    /// Warm-up before each cell. Default: 300 ms.
+    pub const CELL_WARMUP: Duration = Duration::from_millis(300);
+    /// Repeats per cell. Default: 1.
+    pub const REPEAT: usize = 1;
+    /// Largest number of cells a matrix may have. Default: 256.
+    pub const MAX_CELLS: usize = 256;
+    /// Largest number of steps the SLO rate search takes. Default: 12.
+    pub const SLO_MAX_STEPS: usize = 12;
+    /// An open-loop step passes only if it achieved at least this share of its target rate. Default: 0.95.
+    pub const SLO_MIN_ACHIEVED: f64 = 0.95;
+}
+
+/// Why a tune could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    /// A bad or conflicting flag.
+    #[error("{0}")]
+    Config(String),
+    /// A cell could not run.
+    #[error("cell {cell}: {reason}")]
+    Cell {
+        /// The cell's label.
+        cell: String,
+        /// Why.
+        reason: String,
+    },
+    /// A report file could not be written.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// One configuration to run: the load generator's knobs plus the embedded server's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellConfig {
+    /// Connections. Default: [`crate::config::defaults::CONNECTIONS`].
+    pub connections: usize,
+    /// Pipeline depth per connection. Default: [`crate::config::defaults::PIPELINE`].
+    pub pipeline: usize,
+    /// TCP_NODELAY. Default: [`crate::config::defaults::NODELAY`].
+    pub nodelay: bool,
+    /// SO_SNDBUF in bytes; `None` = OS default. Default: `None`.
+    pub send_buffer: Option<usize>,
+    /// SO_RCVBUF in bytes; `None` = OS default. Default: `None`.
+    pub recv_buffer: Option<usize>,
+    /// Payload bytes per request. Default: [`crate::config::defaults::PAYLOAD`].
+    pub payload: usize,
+    /// Per-request timeout. Default: [`crate::config::defaults::TIMEOUT`].
+    #[serde(with = "crate::config::duration_secs")]
+    pub timeout: Duration,
+    /// Pooled connections or a new connection per request. Default: pooled.
+    pub pool: PoolMode,
+    /// Embedded server's concurrency model (`None` with an external target). Default: `async`.
+    pub server_model: Option<String>,
+    /// Embedded server's workers (`None` with an external target). Default: 2.
+    pub server_workers: Option<usize>,
+    /// Open-loop rate in requests/s; `None` = closed loop. Default: `None`.
+    pub rate: Option<f64>,
+    /// Measured length. Default: [`defaults::CELL_DURATION`].
+    #[serde(with = "crate::config::duration_secs")]
+    pub duration: Duration,
+    /// Warm-up. Default: [`defaults::CELL_WARMUP`].
+    #[serde(with = "crate::config::duration_secs")]
+    pub warmup: Duration,
+}
+
+impl Default for CellConfig {
+    fn default() -> Self {
+        use crate::config::defaults as d;
+        CellConfig {
+            connections: d::CONNECTIONS,
+            pipeline: d::PIPELINE,
+            nodelay: d::NODELAY,
+            send_buffer: None,
+            recv_buffer: None,
+            payload: d::PAYLOAD,
+            timeout: d::TIMEOUT,
+            pool: PoolMode::Pooled,
+            server_model: None,
+            server_workers: None,
+            rate: None,
+            duration: defaults::CELL_DURATION,
+            warmup: defaults::CELL_WARMUP,
+        }
+    }
+}
+
+/// What one run of one cell measured.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    /// Latency from the intended send time, nanoseconds (errors recorded at their time).
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send, nanoseconds.
+    pub raw: Histogram<u64>,
+    /// Replies received (successes and server error replies).
+    pub replies: u64,
+    /// Requests that failed (including server error replies).
+    pub errors: u64,
+    /// Length of the measured part.
+    pub duration: Duration,
+}
+
+impl CellResult {
+    /// An empty result (no requests) of length `duration`.
+    pub fn empty(duration: Duration) -> CellResult {
+        CellResult {
+            corrected: new_histogram(),
+            raw: new_histogram(),
+            replies: 0,
+            errors: 0,
+            duration,
+        }
+    }
+
+    /// Replies per second.
+    pub fn rate(&self) -> f64 {
+        self.replies as f64 / self.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// The `q` quantile of corrected latency in microseconds.
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        quantile_us(&self.corrected, q)
+    }
+
+    /// The measured figures of this run.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            rate: self.rate(),
+            p50_us: self.quantile_us(0.5),
+            p99_us: self.quantile_us(0.99),
+            p99_9_us: self.quantile_us(0.999),
+            errors: self.errors,
+            requests: self.replies + self.errors,
+            duration_s: self.duration.as_secs_f64(),
+        }
+    }
+}
+
+/// One run's headline figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sample {
+    /// Replies per second.
+    pub rate: f64,
+    /// Corrected p50, µs.
+    pub p50_us: f64,
+    /// Corrected p99, µs.
+    pub p99_us: f64,
+    /// Corrected p99.9, µs.
+    pub p99_9_us: f64,
+    /// Errors.
+    pub errors: u64,
+    /// Requests finished.
+    pub requests: u64,
+    /// Measured seconds.
+    pub duration_s: f64,
+}
+
+/// Runs one cell. The real one drives load ([`real::LoadRunner`]); tests use a fake.
+pub trait CellRunner {
+    /// Runs `cell` once and returns what it measured.
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError>;
+}
+
+/// The raw flags of `sockpool-loadgen tune`. Defaults in [`defaults`] and [`crate::config::defaults`].
+#[derive(Debug, Default, Clone, Args)]
+pub struct TuneArgs {
+    /// Server to drive (framed protocol): `host:port` or `[::1]:port`. Without it, an embedded reference
+    /// server is started per cell (and `server-model`/`server-workers` can be varied).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer, recv-buffer,
+    /// payload, timeout, pool (per-request|pooled), server-model, server-workers. The first value of each
+    /// key is the baseline.
+    #[arg(long = "vary")]
+    pub vary: Vec<String>,
+    /// Vary one key at a time around the baseline instead of the full matrix.
+    #[arg(long)]
+    pub one_at_a_time: bool,
+    /// Runs per cell; the report gives the median and the spread (max − min). Default: 1.
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// Measured length of each cell, e.g. `2s`. Default: 2s.
+    #[arg(long, short = 'd')]
+    pub duration: Option<String>,
+    /// Warm-up before each cell, e.g. `300ms`. Default: 300ms.
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Latency objective, e.g. `p99<2ms`: searches the highest open-loop rate that meets it.
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Baseline connections. Default: 16.
+    #[arg(long, short = 'c')]
+    pub connections: Option<usize>,
+    /// Baseline pipeline depth. Default: 1.
+    #[arg(long)]
+    pub pipeline: Option<usize>,
+    /// Baseline payload size (`64`, `4KiB`). Default: 64.
+    #[arg(long)]
+    pub payload: Option<String>,
+    /// Write the JSON document (every cell) to FILE, or to stdout with `-`.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Write the self-contained HTML report to FILE.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// The validated tune plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The baseline cell (every key at its first `--vary` value, or the flag/default).
+    pub baseline: CellConfig,
+    /// What varies.
+    pub varies: Vec<Vary>,
+    /// One key at a time instead of the full matrix.
+    pub one_at_a_time: bool,
+    /// Runs per cell.
+    pub repeat: usize,
+    /// The objective, if any.
+    pub slo: Option<Slo>,
+}
+
+impl Plan {
+    /// Validates the flags once.
+    pub fn from_args(a: &TuneArgs) -> Result<Plan, TuneError> {
+        let bad = |m: String| TuneError::Config(m);
+        let mut base = CellConfig::default();
+        let dur = |flag: &str, v: &Option<String>, d: Duration| -> Result<Duration, TuneError> {
+            match v {
+                None => Ok(d),
+                Some(s) => {
+                    humantime::parse_duration(s).map_err(|e| bad(format!("--{flag} {s:?}: {e}")))
+                }
+            }
+        };
+        base.duration = dur("duration", &a.duration, defaults::CELL_DURATION)?;
+        if base.duration.is_zero() {
+            return Err(bad("--duration must be longer than 0".into()));
+        }
+        base.warmup = dur("warmup", &a.warmup, defaults::CELL_WARMUP)?;
+        if let Some(c) = a.connections {
+            matrix::apply(&mut base, Key::Connections, &c.to_string())?;
+        }
+        if let Some(p) = a.pipeline {
+            matrix::apply(&mut base, Key::Pipeline, &p.to_string())?;
+        }
+        if let Some(p) = &a.payload {
+            matrix::apply(&mut base, Key::Payload, p)?;
+        }
+        if a.target.is_none() {
+            base.server_model = Some("async".into());
+            base.server_workers = Some(2);
+        }
+        let varies = a
+            .vary
+            .iter()
+            .map(|v| Vary::parse(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, v) in varies.iter().enumerate() {
+            if varies[..i].iter().any(|w| w.key == v.key) {
+                return Err(bad(format!("--vary {}: given twice", v.key.name())));
+            }
+            if v.key.is_server() && a.target.is_some() {
+                return Err(bad(format!(
+                    "--vary {}: only with the embedded server (drop --target)",
+                    v.key.name()
+                )));
+            }
+            matrix::apply(&mut base, v.key, &v.values[0])?;
+        }
+        let repeat = a.repeat.unwrap_or(defaults::REPEAT);
+        if repeat == 0 {
+            return Err(bad("--repeat must be at least 1".into()));
+        }
+        let slo = a.slo.as_deref().map(Slo::parse).transpose()?;
+        let plan = Plan {
+            baseline: base,
+            varies,
+            one_at_a_time: a.one_at_a_time,
+            repeat,
+            slo,
+        };
+        let n = plan.cells()?.len();
+        if n > defaults::MAX_CELLS {
+            return Err(bad(format!(
+                "{n} cells is more than {}: vary fewer keys or use --one-at-a-time",
+                defaults::MAX_CELLS
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The cells this plan runs; the baseline is cell 0.
+    pub fn cells(&self) -> Result<Vec<Cell>, TuneError> {
+        matrix::cells(&self.baseline, &self.varies, self.one_at_a_time)
+    }
+}
+
+/// One cell's results over its repeats.
+#[derive(Debug, Clone)]
+pub struct CellOutcome {
+    /// The cell.
+    pub cell: Cell,
+    /// Each repeat's figures.
+    pub samples: Vec<Sample>,
+    /// Median and spread per metric.
+    pub stats: CellStats,
+    /// Every repeat's corrected histogram merged (for the percentile spectrum).
+    pub corrected: Histogram<u64>,
+}
+
+/// Everything a tune measured.
+#[derive(Debug, Clone)]
+pub struct TuneReport {
+    /// The plan.
+    pub varied: Vec<Key>,
+    /// Runs per cell.
+    pub repeat: usize,
+    /// Cells in order; the baseline is first.
+    pub cells: Vec<CellOutcome>,
+    /// The SLO search, when `--slo` was given.
+    pub slo: Option<SloSearch>,
+    /// The recommendation.
+    pub recommendation: recommend::Recommendation,
+}
+
+/// Runs every cell of `plan` `repeat` times, then the SLO search and the recommendation. `progress` is told
+/// about each run as it finishes (a line on stderr in the binary).
+pub fn run(
+    runner: &dyn CellRunner,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<TuneReport, TuneError> {
+    let cells = plan.cells()?;
+    let total = cells.len() * plan.repeat;
+    let mut outcomes = Vec::with_capacity(cells.len());
+    let mut done = 0;
+    for cell in cells {
+        let mut samples = Vec::with_capacity(plan.repeat);
+        let mut corrected = new_histogram();
+        for _ in 0..plan.repeat {
+            let r = runner.run(&cell.config)?;
+            done += 1;
+            let s = r.sample();
+            progress(&format!(
+                "[{done}/{total}] {}: {:.0} req/s, p99 {}",
+                cell.label,
+                s.rate,
+                table::fmt_us(s.p99_us)
+            ));
+            let _ = corrected.add(&r.corrected);
+            samples.push(s);
+        }
+        let stats = CellStats::of(&samples);
+        outcomes.push(CellOutcome {
+            cell,
+            samples,
+            stats,
+            corrected,
+        });
+    }
+    let slo = match &plan.slo {
+        None => None,
+        Some(slo) => {
+            let best = recommend::best_closed_loop(&outcomes, slo);
+            let mut search = slo::search(runner, &outcomes[best], slo, progress)?;
+            search.cell = best;
+            Some(search)
+        }
+    };
+    let recommendation =
+        recommend::recommend(&outcomes, &plan.varies, plan.slo.as_ref(), slo.as_ref());
+    Ok(TuneReport {
+        varied: plan.varies.iter().map(|v| v.key).collect(),
+        repeat: plan.repeat,
+        cells: outcomes,
+        slo,
+        recommendation,
+    })
+}
+
+/// The JSON document's schema name and version.
+pub const SCHEMA: &str = "sockpool-loadgen-tune/1";
+
+/// The percentile spectrum of `h` as `[x, latency_us]` points, `x = 1/(1−p)` (HdrHistogram's plotter axis).
+/// Points stop before p = 1 (where x is infinite); the max is reported separately.
+pub fn spectrum(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    let mut out: Vec<[f64; 2]> = Vec::new();
+    if h.is_empty() {
+        return out;
+    }
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        if q >= 1.0 {
+            break;
+        }
+        let x = 1.0 / (1.0 - q);
+        let y = crate::recorder::us(h.highest_equivalent(v.value_iterated_to()));
+        if out.last().is_some_and(|p| p[0] >= x) {
+            continue;
+        }
+        out.push([round3(x), round3(y)]);
+        if x > 1e6 {
+            break;
+        }
+    }
+    out
+}
+
+/// Rounds to 3 decimals so that JSON and SVG attributes carry the same text.
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl TuneReport {
+    /// The baseline cell (always the first).
+    pub fn baseline(&self) -> &CellOutcome {
+        &self.cells[0]
+    }
+
+    /// The JSON document: every cell with its repeats, medians, spreads, ratios and spectrum; the SLO curve;
+    /// the recommendation. Schema: `docs/TUNING.md`.
+    pub fn to_json(&self) -> Value {
+        let base = &self.baseline().stats;
+        let cells: Vec<Value> = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let settings: serde_json::Map<String, Value> = c
+                    .cell
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.name().to_string(), Value::String(v.clone())))
+                    .collect();
+                json!({
+                    "index": i,
+                    "label": c.cell.label,
+                    "baseline": i == 0,
+                    "settings": settings,
+                    "config": c.cell.config,
+                    "repeats": c.samples,
+                    "rate": c.stats.rate,
+                    "p50_us": c.stats.p50_us,
+                    "p99_us": c.stats.p99_us,
+                    "p99_9_us": c.stats.p99_9_us,
+                    "errors": c.stats.errors,
+                    "ratio": c.stats.ratios(base),
+                    "within_noise": c.stats.within_noise(base),
+                    "spectrum": spectrum(&c.corrected),
+                    "max_us": if c.corrected.is_empty() { 0.0 } else { crate::recorder::us(c.corrected.max()) },
+                })
+            })
+            .collect();
+        json!({
+            "schema": SCHEMA,
+            "varied": self.varied.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "repeat": self.repeat,
+            "cells": cells,
+            "slo": self.slo,
+            "recommendation": self.recommendation,
+        })
+    }
+}
+
+/// `sockpool-loadgen tune`: validates, runs (or gives the tour with no arguments), prints the table and the
+/// recommendation, writes `--json` and `--html`.
+pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
+    if a.vary.is_empty() && a.target.is_none() && a.slo.is_none() {
+        return tour::run(a);
+    }
+    let plan = Plan::from_args(a)?;
+    let runner = real::LoadRunner::new(a.target.clone())?;
+    let quiet = a.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let report = run(&runner, &plan, &mut progress)?;
+    write_outputs(&report, a.json.as_deref(), a.html.as_deref())
+}
+
+/// Prints the table and recommendation (to stderr when the JSON goes to stdout) and writes the files.
+pub fn write_outputs(
+    report: &TuneReport,
+    json_out: Option<&str>,
+    html_out: Option<&std::path::Path>,
+) -> Result<(), TuneError> {
+    let text = format!(
+        "{}\n{}",
+        table::render(report),
+        recommend::render(&report.recommendation, report.slo.as_ref())
+    );
+    let doc = report.to_json();
+    if json_out == Some("-") {
+        eprint!("{text}");
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{text}");
+        if let Some(path) = json_out {
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
+                |source| TuneError::Output {
+                    path: path.into(),
+                    source,
+                },
+            )?;
+        }
+    }
+    if let Some(path) = html_out {
+        std::fs::write(path, html::render(report)).map_err(|source| TuneError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The command line as a user meets it: the no-argument demo, bad flags, an unreachable target, and a server
+//! that dies in the middle of a run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{num, run_json, run_loadgen, ServerChild};
+
+#[test]
+fn no_arguments_runs_a_short_demo_against_the_embedded_server() {
+    let started = Instant::now();
+    let (ok, stdout, stderr) = run_loadgen(&[], Duration::from_secs(60));
+    assert!(ok, "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a short benchmark"
+    );
+    for needle in [
+        "embedded reference server",
+        "req/s",
+        "corrected",
+        "raw",
+        "p99.9",
+        "--target HOST:PORT",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
+    }
+}
+
+#[test]
+fn run_without_target_uses_the_embedded_server_and_honours_flags() {
+    let v = run_json(
+        &["--requests", "500", "--connections", "2"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(v["embedded_server"], true);
+    assert_eq!(num(&v, "summary.requests"), 500.0);
+    assert_eq!(num(&v, "summary.errors"), 0.0);
+}
+
+#[test]
+fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:1",
+                "--rate",
+                "10",
+                "--ramp",
+                "1..2:2:1s",
+            ],
+            "--rate and --ramp conflict",
+        ),
+        (
+            &["run", "--target", "127.0.0.1:1", "--duration", "soon"],
+            "--duration",
+        ),
+        (
+            &["run", "--target", "localhost", "--requests", "1"],
+            "--target",
+        ),
+        (
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:1",
+                "--protocol",
+                "http",
+                "--command",
+                "PING",
+            ],
+            "--command only applies",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = sockpool_server::testing::run_with_timeout(
+            common::loadgen().args(args),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_target_is_one_line_and_a_failure() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let (ok, stdout, stderr) = run_loadgen(
+        &["run", "--target", &target, "--connect-timeout", "1s"],
+        Duration::from_secs(30),
+    );
+    assert!(!ok);
+    assert!(stdout.is_empty(), "no report: {stdout}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach {target}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connect timeout 1s"), "{stderr}");
+}
+
+#[test]
+fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
+    let server = ServerChild::start(&["framed=127.0.0.1:0"], &["--workers", "1"]);
+    let target = server.addr("framed");
+    let listen = format!("framed={target}");
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(server); // SIGKILL
+        std::thread::sleep(Duration::from_millis(1000));
+        ServerChild::start(&[&listen], &["--workers", "1"])
+    });
+    let v = run_json(
+        &[
+            "--target",
+            &target,
+            "--duration",
+            "5s",
+            "--connections",
+            "4",
+            "--timeout",
+            "1s",
+        ],
+        Duration::from_secs(60),
+    );
+    let _second = restarter.join().unwrap();
+    let errors = num(&v, "summary.errors");
+    eprintln!(
+        "errors {} reconnects {} series {}",
+        v["errors"], v["health"]["reconnects"], v["intervals"]
+    );
+    assert!(errors > 0.0, "the outage is counted");
+    assert!(num(&v, "errors.refused") + num(&v, "errors.reset") + num(&v, "errors.closed") > 0.0);
+    assert!(
+        num(&v, "health.reconnects") >= 1.0,
+        "connections were reopened"
+    );
+    let series = v["intervals"].as_array().unwrap();
+    let last = series.last().unwrap();
+    assert!(
+        last["requests"].as_u64().unwrap() > last["errors"].as_u64().unwrap(),
+        "replies again after the restart"
+    );
+    assert!(v["health"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("reopened")));
+}

@@ -1,0 +1,88 @@
+//! Issue 4 item 4: memory does not grow with the run's length (per-second intervals are handed over and
+//! merged, never kept): the peak RSS of a 60 s run is within 10% of a 10 s run's.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sockpool_server::{Proto, Server, ServerConfig};
+
+/// Runs the load generator for `secs` seconds at a low rate and returns its peak RSS (VmHWM) in KiB, read
+/// from /proc while it runs.
+fn peak_rss_kib(target: &str, secs: u64) -> u64 {
+    let duration = format!("{secs}s");
+    let mut child = common::loadgen()
+        .args([
+            "run",
+            "--quiet",
+            "--target",
+            target,
+            "--rate",
+            "200",
+            "--connections",
+            "4",
+        ])
+        .args(["--duration", &duration])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(secs + 30);
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+                peak = peak.max(
+                    kb.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0),
+                );
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the {secs} s run did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(child.wait().unwrap().success());
+    peak
+}
+
+#[test]
+fn peak_memory_of_a_60s_run_is_within_10_percent_of_a_10s_run() {
+    let c = ServerConfig {
+        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let s = Server::bind(c).unwrap();
+    let target = s.tcp_addr(Proto::Framed).unwrap().to_string();
+    let _server = s.spawn();
+    // Both at once: the figures are per process, and the test takes 60 s instead of 70.
+    let t2 = target.clone();
+    let long = std::thread::spawn(move || peak_rss_kib(&t2, 60));
+    let short = peak_rss_kib(&target, 10);
+    let long = long.join().unwrap();
+    eprintln!(
+        "peak RSS: 10 s run {short} KiB, 60 s run {long} KiB ({:+.1}%)",
+        (long as f64 / short as f64 - 1.0) * 100.0
+    );
+    assert!(short > 0 && long > 0);
+    assert!(
+        (long as f64) <= short as f64 * 1.10,
+        "60 s run {long} KiB vs 10 s run {short} KiB"
+    );
+    assert!(
+        (long as f64) >= short as f64 * 0.90,
+        "60 s run {long} KiB vs 10 s run {short} KiB"
+    );
+}

@@ -1,0 +1,101 @@
+//! Issue 4 item 1, a real HTTP server: nginx answers every GET the load generator sends, pipelined or not,
+//! and the body bytes add up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{num, run_json};
+use sockpool_server::testing::start_nginx;
+
+#[test]
+fn nginx_get_closed_and_open_loop() {
+    let body = "hello from nginx";
+    let Some(nginx) = start_nginx(1, body) else {
+        return;
+    };
+    let target = nginx.addr.to_string();
+    let runs: [(&str, &[&str]); 3] = [
+        ("closed loop", &["--requests", "5000", "--connections", "8"]),
+        (
+            "pipelined",
+            &[
+                "--requests",
+                "5000",
+                "--connections",
+                "4",
+                "--pipeline",
+                "8",
+                "--header",
+                "X-Test: 1",
+            ],
+        ),
+        (
+            "open loop",
+            &["--rate", "1000", "--duration", "2s", "--connections", "8"],
+        ),
+    ];
+    for (what, extra) in runs {
+        let mut args = vec![
+            "--target",
+            target.as_str(),
+            "--protocol",
+            "http",
+            "--path",
+            "/index",
+        ];
+        args.extend_from_slice(extra);
+        let v = run_json(&args, Duration::from_secs(60));
+        let n = num(&v, "summary.requests");
+        eprintln!(
+            "{what}: {n} requests, {:.0} req/s, p99 {} µs",
+            num(&v, "summary.rate"),
+            num(&v, "latency.corrected.p99")
+        );
+        assert_eq!(num(&v, "summary.errors"), 0.0, "{what}: {}", v["errors"]);
+        assert_eq!(num(&v, "summary.ok"), n, "{what}");
+        assert_eq!(
+            num(&v, "summary.bytes_received"),
+            n * body.len() as f64,
+            "{what}"
+        );
+        if what == "open loop" {
+            assert_eq!(n, 2000.0, "{what}");
+        } else {
+            assert_eq!(n, 5000.0, "{what}");
+        }
+    }
+}
+
+#[test]
+fn an_error_status_is_a_server_error() {
+    let Some(nginx) = start_nginx(1, "x") else {
+        return;
+    };
+    let target = nginx.addr.to_string();
+    // nginx answers `400 Bad Request` to an invalid Host header (and closes the connection; the next request
+    // opens a new one).
+    let (ok, stdout, stderr) = common::run_loadgen(
+        &[
+            "run",
+            "--quiet",
+            "--json",
+            "-",
+            "--target",
+            &target,
+            "--protocol",
+            "http",
+            "--header",
+            "Host: bad..host",
+            "--requests",
+            "50",
+        ],
+        Duration::from_secs(60),
+    );
+    // The server answered every request, so the run itself succeeded; each answer is a server error.
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(num(&v, "errors.server_error"), 50.0, "{}", v["errors"]);
+    assert_eq!(num(&v, "summary.ok"), 0.0);
+    assert_eq!(num(&v, "summary.replies"), 50.0);
+}

@@ -1,0 +1,88 @@
+//! Issue 4 item 1, redis-server: the request count the load generator reports equals Redis's own count
+//! (`INFO stats` `total_commands_processed` delta), for PING and for SET/GET with random keys.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{num, run_json};
+use sockpool_server::testing::{peer, run_with_timeout, start_redis};
+
+fn commands_processed(cli: &std::path::Path, port: u16) -> u64 {
+    let out = run_with_timeout(
+        Command::new(cli).args(["-p", &port.to_string(), "info", "stats"]),
+        Duration::from_secs(10),
+    )
+    .expect("redis-cli info");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no total_commands_processed in {text}"))
+}
+
+#[test]
+fn ping_set_and_get_counts_match_redis() {
+    let Some(redis) = start_redis(1) else { return };
+    let Some(cli) = peer("redis-cli") else { return };
+    let port = redis.addr.port();
+    let target = redis.addr.to_string();
+    let runs: [(&str, &[&str]); 4] = [
+        (
+            "PING closed loop, pipelined",
+            &[
+                "--requests",
+                "20000",
+                "--connections",
+                "8",
+                "--pipeline",
+                "8",
+            ],
+        ),
+        (
+            "SET random keys",
+            &[
+                "--command",
+                "SET key:{rand:1000} {payload}",
+                "--requests",
+                "5000",
+                "--payload",
+                "32",
+            ],
+        ),
+        (
+            "GET random keys",
+            &[
+                "--command",
+                "GET key:{rand:1000}",
+                "--requests",
+                "5000",
+                "--threads",
+                "2",
+            ],
+        ),
+        (
+            "PING open loop",
+            &["--rate", "2000", "--duration", "1s", "--warmup", "500ms"],
+        ),
+    ];
+    for (what, extra) in runs {
+        let before = commands_processed(&cli, port);
+        let mut args = vec!["--target", &target, "--protocol", "resp"];
+        args.extend_from_slice(extra);
+        let v = run_json(&args, Duration::from_secs(60));
+        // The second INFO counts the first one.
+        let redis_count = commands_processed(&cli, port) - before - 1;
+        let ours = num(&v, "summary.requests") as u64;
+        eprintln!(
+            "{what}: loadgen {ours} requests, redis {redis_count} commands, {:.0} req/s",
+            num(&v, "summary.rate")
+        );
+        assert_eq!(num(&v, "summary.errors"), 0.0, "{what}");
+        assert!(ours > 0, "{what}");
+        // Warm-up requests reach Redis but are excluded from the report: count them from the schedule.
+        let warmup = if what.contains("open loop") { 1000 } else { 0 };
+        assert_eq!(ours + warmup, redis_count, "{what}");
+    }
+}

@@ -1,0 +1,153 @@
+//! `--vary` parsing, the full matrix and one-at-a-time cells, `--slo` parsing, and flag errors.
+
+use std::time::Duration;
+
+use sockpool_loadgen::tune::matrix::{cells, Key, Vary};
+use sockpool_loadgen::tune::stats::Stat;
+use sockpool_loadgen::tune::{CellConfig, Plan, PoolMode, Slo, TuneArgs};
+
+fn err(a: TuneArgs) -> String {
+    Plan::from_args(&a).unwrap_err().to_string()
+}
+
+#[test]
+fn every_key_parses_and_applies() {
+    let v = |s: &str| Vary::parse(s).unwrap();
+    let base = CellConfig::default();
+    let all = [
+        v("connections=1,64"),
+        v("pipeline=1,16"),
+        v("nodelay=on,off"),
+        v("send-buffer=4K,1MiB"),
+        v("recv-buffer=64K,256K"),
+        v("payload=16,64KiB"),
+        v("timeout=100ms,2s"),
+        v("pool=pooled,per-request"),
+        v("server-model=async,threads"),
+        v("server-workers=1,2"),
+    ];
+    let c = cells(&base, &all, true).unwrap();
+    assert_eq!(c.len(), 11);
+    let last = |k: Key| {
+        c.iter()
+            .find(|c| {
+                c.settings.iter().any(|(kk, v)| {
+                    *kk == k && *v != all.iter().find(|a| a.key == k).unwrap().values[0]
+                })
+            })
+            .unwrap()
+            .config
+            .clone()
+    };
+    assert_eq!(last(Key::Connections).connections, 64);
+    assert_eq!(last(Key::Pipeline).pipeline, 16);
+    assert!(!last(Key::Nodelay).nodelay);
+    assert_eq!(last(Key::SendBuffer).send_buffer, Some(1 << 20));
+    assert_eq!(last(Key::RecvBuffer).recv_buffer, Some(256 * 1024));
+    assert_eq!(last(Key::Payload).payload, 64 * 1024);
+    assert_eq!(last(Key::Timeout).timeout, Duration::from_secs(2));
+    assert_eq!(last(Key::Pool).pool, PoolMode::PerRequest);
+    assert_eq!(
+        last(Key::ServerModel).server_model.as_deref(),
+        Some("threads")
+    );
+    assert_eq!(last(Key::ServerWorkers).server_workers, Some(2));
+    // The baseline cell holds every first value.
+    assert_eq!(c[0].config.connections, 1);
+    assert_eq!(c[0].config.send_buffer, Some(4096));
+    assert!(c[0].config.nodelay);
+}
+
+#[test]
+fn the_full_matrix_has_every_combination_once_baseline_first() {
+    let varies = [
+        Vary::parse("pipeline=1,4,16").unwrap(),
+        Vary::parse("connections=2,8").unwrap(),
+    ];
+    let c = cells(&CellConfig::default(), &varies, false).unwrap();
+    assert_eq!(c.len(), 6);
+    assert_eq!(c[0].label, "pipeline=1 connections=2");
+    let mut seen: Vec<(usize, usize)> = c
+        .iter()
+        .map(|c| (c.config.pipeline, c.config.connections))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 6);
+    let one = cells(&CellConfig::default(), &varies, true).unwrap();
+    assert_eq!(one.len(), 1 + 2 + 1);
+    assert!(one[1..]
+        .iter()
+        .all(|c| (c.config.pipeline == 1) != (c.config.connections == 2)));
+}
+
+#[test]
+fn bad_vary_values_and_conflicts_get_one_clear_message() {
+    for (spec, want) in [
+        ("pipelines=1,2", "unknown key"),
+        ("pipeline", "expected KEY=V1,V2"),
+        ("pipeline=0,2", "pipeline=0"),
+        ("nodelay=maybe", "on or off"),
+        ("pool=sometimes", "pooled or per-request"),
+        ("payload=1,1", "given twice"),
+        ("server-model=fibers", "unknown model"),
+        ("timeout=soon", "timeout=soon"),
+        ("payload=", "no values"),
+    ] {
+        let e = Vary::parse(spec).unwrap_err().to_string();
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+    let a = |vary: &[&str], target: Option<&str>| TuneArgs {
+        target: target.map(str::to_string),
+        vary: vary.iter().map(|s| s.to_string()).collect(),
+        ..TuneArgs::default()
+    };
+    assert!(err(a(&["server-workers=1,2"], Some("127.0.0.1:7000"))).contains("embedded server"));
+    assert!(err(a(&["pipeline=1,2", "pipeline=4"], None)).contains("given twice"));
+    let big = [
+        "connections=1,2,3,4,5,6,7,8",
+        "pipeline=1,2,3,4,5,6,7,8",
+        "payload=1,2,3,4,5",
+    ];
+    assert!(err(a(&big, None)).contains("--one-at-a-time"));
+    let mut one = a(&big, None);
+    one.one_at_a_time = true;
+    assert_eq!(
+        Plan::from_args(&one).unwrap().cells().unwrap().len(),
+        1 + 7 + 7 + 4
+    );
+    let mut r = a(&[], None);
+    r.repeat = Some(0);
+    assert!(err(r).contains("--repeat"));
+}
+
+#[test]
+fn slo_specs_parse() {
+    let s = Slo::parse("p99<2ms").unwrap();
+    assert_eq!((s.quantile, s.limit_us), (0.99, 2000.0));
+    let s = Slo::parse(" p99.9 < 10ms").unwrap();
+    assert!((s.quantile - 0.999).abs() < 1e-12);
+    assert_eq!(s.limit_us, 10_000.0);
+    assert_eq!(Slo::parse("p50<500us").unwrap().limit_us, 500.0);
+    assert_eq!(Slo::parse("p99<2ms").unwrap().describe(), "p99<2.00ms");
+    for bad in [
+        "99<2ms", "p99>2ms", "p100<1ms", "p99<fast", "p99<0ms", "pxx<1ms",
+    ] {
+        assert!(Slo::parse(bad).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn median_and_spread() {
+    let s = Stat::of(&[5.0, 1.0, 3.0]);
+    assert_eq!(
+        (s.median, s.min, s.max, s.spread, s.runs),
+        (3.0, 1.0, 5.0, 4.0, 3)
+    );
+    assert_eq!(Stat::of(&[1.0, 2.0, 3.0, 10.0]).median, 2.5);
+    let base = Stat::of(&[100.0, 104.0]);
+    assert_eq!(Stat::of(&[102.0, 103.0]).within_noise(&base), Some(true));
+    assert_eq!(Stat::of(&[110.0, 111.0]).within_noise(&base), Some(false));
+    assert_eq!(Stat::of(&[110.0]).within_noise(&base), None);
+    assert_eq!(Stat::of(&[50.0, 52.0]).ratio(&base), Some(0.5));
+}

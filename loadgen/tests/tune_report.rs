@@ -1,0 +1,166 @@
+//! A small tune (2×2, with repeats and an SLO) through a fake runner: the table, the JSON and the HTML agree.
+
+mod tune_common;
+
+use sockpool_loadgen::tune::{self, Plan, TuneArgs};
+use tune_common::{check_html, Fake};
+
+fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
+    TuneArgs {
+        target: Some("127.0.0.1:9".into()),
+        vary: vary.iter().map(|s| s.to_string()).collect(),
+        repeat: Some(repeat),
+        duration: Some("1s".into()),
+        warmup: Some("0s".into()),
+        slo: slo.map(str::to_string),
+        ..TuneArgs::default()
+    }
+}
+
+#[test]
+fn a_two_by_two_tune_agrees_in_table_json_and_html() {
+    let plan = Plan::from_args(&args(
+        &["pipeline=1,4", "pool=pooled,per-request"],
+        3,
+        Some("p99<700us"),
+    ))
+    .unwrap();
+    let fake = Fake::default();
+    let mut lines = Vec::new();
+    let report = tune::run(&fake, &plan, &mut |l| lines.push(l.to_string())).unwrap();
+
+    // 4 cells × 3 repeats, then the SLO search.
+    let calls = fake.calls.borrow();
+    assert_eq!(calls.iter().filter(|c| c.rate.is_none()).count(), 12);
+    assert!(calls.iter().any(|c| c.rate.is_some()));
+    assert_eq!(lines.iter().filter(|l| l.starts_with('[')).count(), 12);
+
+    // Table: a row per cell in matrix order, the baseline first with ratio 1.00.
+    let table = tune::table::render(&report);
+    let rows: Vec<&str> = table.lines().skip(1).take(4).collect();
+    let labels = [
+        "pipeline=1 pool=pooled",
+        "pipeline=1 pool=per-request",
+        "pipeline=4 pool=pooled",
+        "pipeline=4 pool=per-request",
+    ];
+    for (row, label) in rows.iter().zip(labels) {
+        assert!(row.starts_with(label), "{row}");
+    }
+    assert!(rows[0].contains("1.00"));
+    // pipeline=4 pooled has 4× the fake capacity: the table says so.
+    assert!(
+        rows[2]
+            .split_whitespace()
+            .any(|w| w.starts_with("3.9") || w.starts_with("4.0")),
+        "{}",
+        rows[2]
+    );
+
+    // JSON: every cell, repeats, medians, ratios to the baseline.
+    let json = report.to_json();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(json["repeat"], 3);
+    for (c, label) in cells.iter().zip(labels) {
+        assert_eq!(c["label"], label);
+        assert_eq!(c["repeats"].as_array().unwrap().len(), 3);
+        let median = c["rate"]["median"].as_f64().unwrap();
+        let base = cells[0]["rate"]["median"].as_f64().unwrap();
+        assert!((c["ratio"]["rate"].as_f64().unwrap() - median / base).abs() < 1e-9);
+        let mut rates: Vec<f64> = c["repeats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["rate"].as_f64().unwrap())
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        assert_eq!(median, rates[1]);
+        assert!((c["rate"]["spread"].as_f64().unwrap() - (rates[2] - rates[0])).abs() < 1e-9);
+    }
+    assert_eq!(cells[2]["within_noise"]["rate"], false);
+    assert_eq!(cells[0]["settings"]["pool"], "pooled");
+
+    // The SLO search ran on the best cell that meets it in the closed loop; the recommendation follows it.
+    let slo = &json["slo"];
+    assert_eq!(
+        slo["cell"], 0,
+        "pipeline=4 breaks 700µs even unloaded; pipeline=1 pooled is the best that meets it"
+    );
+    assert!(slo["best_rate"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["recommendation"]["cell"], slo["cell"]);
+    assert_eq!(json["recommendation"]["meets_slo"], true);
+
+    // HTML: parses, one SVG per plot, plotted points = JSON points; and it embeds the same JSON.
+    let html = tune::html::render(&report);
+    let (doc, embedded) = check_html(&html, true);
+    assert!(
+        tune_common::approx_eq(&embedded, &json),
+        "the HTML embeds the JSON document"
+    );
+    let table_rows = doc.all("tr");
+    assert_eq!(table_rows.len(), 5, "header + a row per cell");
+}
+
+#[test]
+fn the_rate_search_stops_at_the_first_failure_and_bisects() {
+    // Fake p99 ≈ 199µs / (1 − rate/capacity): under 700µs up to 71.6 % of the capacity.
+    let plan = Plan::from_args(&args(&["pipeline=1"], 1, Some("p99<700us"))).unwrap();
+    let fake = Fake::default();
+    let report = tune::run(&fake, &plan, &mut |_| {}).unwrap();
+    let s = report.slo.as_ref().unwrap();
+    let cap = s.closed_rate;
+    assert!((cap - 10_000.0).abs() < 1.0);
+    let targets: Vec<f64> = s
+        .points
+        .iter()
+        .map(|p| (p.target_rate / cap * 100.0).round())
+        .collect();
+    assert_eq!(targets, vec![20.0, 40.0, 60.0, 80.0, 70.0, 75.0]);
+    let pass: Vec<bool> = s.points.iter().map(|p| p.pass).collect();
+    assert_eq!(pass, vec![true, true, true, false, true, false]);
+    assert_eq!(s.best_rate.map(|b| (b / cap * 100.0).round()), Some(70.0));
+    let curve = s.curve();
+    assert!(curve
+        .windows(2)
+        .all(|w| w[0].target_rate < w[1].target_rate && w[0].p99_us < w[1].p99_us));
+    assert_eq!(report.recommendation.rate, s.best_rate.unwrap());
+}
+
+#[test]
+fn an_slo_nothing_meets_is_reported_as_such() {
+    let plan = Plan::from_args(&args(&["pipeline=1,2"], 1, Some("p99<50us"))).unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    let s = report.slo.as_ref().unwrap();
+    assert_eq!(s.best_rate, None);
+    assert!(s.points.iter().all(|p| !p.pass));
+    assert_eq!(report.recommendation.meets_slo, Some(false));
+    let text = tune::recommend::render(&report.recommendation, Some(s));
+    assert!(
+        text.contains("highest rate meeting the SLO: none"),
+        "{text}"
+    );
+    // Without an SLO the HTML has the spectrum only.
+    let plan = Plan::from_args(&args(&["pipeline=1,2"], 1, None)).unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    check_html(&tune::html::render(&report), false);
+}
+
+#[test]
+fn a_technique_with_no_effect_is_within_noise_and_a_real_one_is_not() {
+    let plan = Plan::from_args(&args(&["timeout=5s,6s", "pipeline=1,2"], 3, None)).unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    let t = &report.recommendation.techniques;
+    let timeout = t.iter().find(|t| t.key == "timeout").unwrap();
+    assert_eq!(timeout.within_noise, Some(true));
+    assert_eq!(timeout.pairs, 2);
+    let pipeline = t.iter().find(|t| t.key == "pipeline").unwrap();
+    assert_eq!(pipeline.within_noise, Some(false));
+    assert!((pipeline.rate_ratio.unwrap() - 2.0).abs() < 0.05);
+    assert!((pipeline.p99_ratio.unwrap() - 2.0).abs() < 0.05);
+    // With one run there is no noise measured, and the report does not pretend otherwise.
+    let plan = Plan::from_args(&args(&["timeout=5s,6s"], 1, None)).unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    assert_eq!(report.recommendation.techniques[0].within_noise, None);
+    assert!(report.to_json()["cells"][1]["within_noise"]["rate"].is_null());
+}
