@@ -72,3 +72,31 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
     assert_eq!(stats.endpoints[0].admitted, 0);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
+    let service_time = Duration::from_millis(300);
+    let (server, addr) = common::framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            max_size: 8,
+            ..PoolConfig::default()
+        })
+        .build()
+        .unwrap();
+    let calls = (0..8).map(|_| client.sleep(service_time, Bytes::new()));
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    let stats = client.stats();
+    assert_eq!(
+        stats.connects, 8,
+        "one connection per concurrent caller: {stats:?}"
+    );
+    assert!(
+        stats.pool_wait_us_max < service_time.as_micros() as u64,
+        "a caller waited for another's reply: {stats:?}"
+    );
+    drop(server);
+}

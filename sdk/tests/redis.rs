@@ -110,3 +110,22 @@ async fn real_redis_through_the_pool_and_pipelined_at_depth_16() {
     client.close().await;
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockpool_server_resp_through_the_pool_and_pipelined() {
+    let mut config = sockpool_server::ServerConfig {
+        listeners: vec!["resp=127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        ..sockpool_server::ServerConfig::default()
+    };
+    config.shutdown_deadline = Duration::from_millis(500);
+    let server = sockpool_server::Server::bind(config).unwrap().spawn();
+    let client = client(server.tcp_addr(sockpool_server::Proto::Resp).unwrap());
+    tokio::time::timeout(Duration::from_secs(60), async {
+        exercise(&client, "sdk-test").await;
+        pipelined(&client, "sdk-test").await;
+    })
+    .await
+    .expect("bounded");
+    drop(server);
+}
