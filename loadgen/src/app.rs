@@ -17,6 +17,12 @@ pub enum AppError {
     /// The run could not happen.
     #[error("{0}")]
     Run(#[from] RunError),
+    /// `tune` failed (bad flags, a cell that could not run, an output file).
+    #[error("{0}")]
+    Tune(#[from] crate::tune::TuneError),
+    /// `stream` failed.
+    #[error("{0}")]
+    Stream(#[from] crate::stream::StreamError),
     /// The embedded server could not start.
     #[error("embedded server: {0}")]
     Embedded(String),
@@ -40,7 +46,9 @@ impl AppError {
     /// The process exit code: 2 for bad flags, 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Config(_) => ExitCode::from(2),
+            AppError::Config(_)
+            | AppError::Tune(crate::tune::TuneError::Config(_))
+            | AppError::Stream(crate::stream::StreamError::Config(_)) => ExitCode::from(2),
             _ => ExitCode::FAILURE,
         }
     }

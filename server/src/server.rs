@@ -280,12 +280,6 @@ fn check_model_support(config: &ServerConfig) -> Result<(), Error> {
         )
         .into());
     }
-    if config.model == Model::EventLoop && config.listeners.iter().any(|l| l.tls) {
-        return Err(ConfigError::new(
-            "the event-loop model serves plain TCP and unix sockets, not +tls listeners",
-        )
-        .into());
-    }
     Ok(())
 }
 

@@ -483,3 +483,29 @@ async fn resp_command_cut_between_arguments_is_closed_at_the_read_timeout() {
         assert_eq!(stop(h).await.errors.read_timeout, 1, "{model}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_over_the_limit_sent_anyway_is_413_from_the_header() {
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        let (h, addr) = start(model, "http=127.0.0.1:0", Proto::Http, |c| {
+            c.limits.max_body = 1000
+        });
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        // The client sends its whole 256 KiB body without waiting, as curl does without Expect.
+        let writer = tokio::spawn(async move {
+            let _ = w
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 262144\r\n\r\n")
+                .await;
+            let _ = w.write_all(&vec![b'b'; 262_144]).await;
+            w
+        });
+        let (got, closed) = read_until_close(&mut r, IO_LIMIT).await;
+        let text = String::from_utf8_lossy(&got);
+        assert_status_and_close(&text, "HTTP/1.1 413 Content Too Large\r\n");
+        assert!(closed, "{model}");
+        drop(writer.await);
+        http_still_served(addr).await;
+        assert_eq!(stop(h).await.errors.too_large, 1, "{model}");
+    }
+}

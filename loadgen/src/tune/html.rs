@@ -135,7 +135,7 @@ fn plot(
             W - MR,
             ML - 6.0,
             y + 4.0,
-            esc(&fmt_us(v))
+            esc(&if v == 0.0 { "0".to_string() } else { fmt_us(v) })
         );
     }
     let _ = writeln!(
@@ -279,7 +279,7 @@ fn rate_plot(r: &TuneReport) -> Option<String> {
             .map(|p| [round3(p.target_rate), round3(f(p))])
             .collect()
     };
-    let series = vec![
+    let mut series = vec![
         Series {
             name: "p50".into(),
             points: pts(|p| p.p50_us),
@@ -290,12 +290,14 @@ fn rate_plot(r: &TuneReport) -> Option<String> {
             points: pts(|p| p.p99_us),
             dashed: false,
         },
-        Series {
-            name: format!("p{} (SLO quantile)", s.slo.quantile * 100.0),
+    ];
+    if (s.slo.quantile - 0.99).abs() > 1e-12 {
+        series.push(Series {
+            name: format!("p{} (the SLO's quantile)", s.slo.quantile * 100.0),
             points: pts(|p| p.slo_us),
             dashed: false,
-        },
-    ];
+        });
+    }
     let x_hi = curve.iter().map(|p| p.target_rate).fold(1.0, f64::max) * 1.05;
     let y_hi = series
         .iter()
