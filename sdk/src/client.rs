@@ -36,6 +36,10 @@ use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
 use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
 
+/// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`](crate::Connection)
+/// and goes back to the pool when dropped.
+pub type PooledConnection<P> = deadpool::managed::Object<Manager<P>>;
+
 /// Where the time of one call went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallTimings {
@@ -531,6 +535,23 @@ impl<P: Protocol> Client<P> {
             Err(_) => Err(Error::timeout(Phase::Request, limit, "request")
                 .with_sent(true)
                 .with_source(TimeoutCause(why))),
+        }
+    }
+
+    /// Check a connection out of the pool of one endpoint (picked as for a call), bounded by the pool wait
+    /// timeout. It goes back to the pool when dropped. For callers that want the lower layer directly
+    /// ([`Connection::call`](crate::Connection::call)) and for measuring checkout + return.
+    pub async fn checkout(&self) -> Result<PooledConnection<P>, Error> {
+        let ep = &self.inner.endpoints[self.pick()];
+        let ctx = Arc::new(CallCtx::new(None));
+        let limit = self.inner.timeouts.pool_wait;
+        match tokio::time::timeout(limit, pool::CALL_CTX.scope(ctx.clone(), ep.pool.get())).await {
+            Ok(r) => r
+                .map_err(|e| pool::pool_error(e, Phase::PoolWait))
+                .map_err(|e| e.with_endpoint(&ep.name)),
+            Err(_) => Err(Error::timeout(ctx.phase(), limit, "checkout")
+                .with_sent(false)
+                .with_endpoint(&ep.name)),
         }
     }
 

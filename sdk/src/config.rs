@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Serde for a `Duration` as whole milliseconds.
-mod ms {
+pub(crate) mod ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -89,7 +89,7 @@ pub mod stats;
 pub mod transport;
 pub mod udp;
 
-pub use client::{CallTimings, Client, ClientBuilder};
+pub use client::{CallTimings, Client, ClientBuilder, PooledConnection};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};

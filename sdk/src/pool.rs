@@ -193,9 +193,10 @@ impl<P: Protocol> managed::Manager for Manager<P> {
 /// Check out a connection with a free pipelining slot.
 ///
 /// A connection from the pool may be busy (all its slots in flight, lent back by callers that only enqueued).
-/// Then the caller keeps it and asks the pool for another — which opens a new one while below `max_size` —
-/// and takes the first slot that frees on any connection it holds or the first idle connection it gets;
-/// the others go back to the pool at once.
+/// Then the caller keeps it and, while the pool has idle connections or room to grow, asks for another (deadpool
+/// opens a new one below `max_size`); it takes the first slot that frees on any connection it holds or the
+/// first free connection it gets, and the others go back to the pool at once. At saturation it just waits for
+/// a slot on what it holds.
 pub(crate) async fn checkout<P: Protocol>(
     pool: &Pool<P>,
     ctx: &Arc<CallCtx>,
@@ -206,6 +207,12 @@ pub(crate) async fn checkout<P: Protocol>(
     }
     let mut held: Vec<managed::Object<Manager<P>>> = Vec::new();
     loop {
+        // Ask the pool for more only while it has idle connections or room to grow: at saturation a waiter
+        // holds just the connection it has, instead of pinning more that other callers could use.
+        let ask = held.is_empty() || {
+            let s = pool.status();
+            s.available > 0 || s.size < s.max_size
+        };
         let got = {
             let get = CALL_CTX.scope(ctx.clone(), pool.get());
             if held.is_empty() {
@@ -215,7 +222,7 @@ pub(crate) async fn checkout<P: Protocol>(
                 tokio::select! {
                     biased;
                     (r, idx, _) = freed => Got::Freed(r, idx),
-                    g = get => Got::Pooled(g),
+                    g = get, if ask => Got::Pooled(g),
                 }
             }
         };

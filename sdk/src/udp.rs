@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Phase};
 #[serde(default, deny_unknown_fields)]
 pub struct UdpConfig {
     /// How long to wait for each reply. Default: 1 s.
-    #[serde(rename = "timeout_ms", with = "ms")]
+    #[serde(rename = "timeout_ms", with = "crate::config::ms")]
     pub timeout: Duration,
     /// Times a request is sent again after its reply timed out (datagrams may be lost). Default: 2.
     pub retries: u32,
@@ -33,19 +33,6 @@ impl Default for UdpConfig {
             retries: 2,
             max_datagram: 65_507,
         }
-    }
-}
-
-mod ms {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
 

@@ -75,3 +75,22 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
     assert_eq!(aging.stats().connects, 2);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checked_out_connection_is_the_lower_layer_and_goes_back_on_drop() {
+    let (server, addr) = common::framed_server();
+    let client = Client::framed().endpoint(addr).build().unwrap();
+    {
+        let conn = client.checkout().await.unwrap();
+        let reply = conn
+            .call(sockpool::codec::framed::Request::echo(3, &b"direct"[..]))
+            .await
+            .unwrap();
+        assert_eq!((reply.id, &reply.payload[..]), (3, &b"direct"[..]));
+        assert_eq!(client.stats().endpoints[0].idle, 0);
+    }
+    assert_eq!(client.stats().endpoints[0].idle, 1);
+    client.echo(&b"reuse"[..]).await.unwrap();
+    assert_eq!(client.stats().connects, 1);
+    drop(server);
+}
