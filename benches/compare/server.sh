@@ -316,15 +316,20 @@ done
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo
-echo "## sockpool-server vs redis-server and nginx"
+echo "## sockpool-server (run of $(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($cpu), Linux $(uname -r), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+if [[ ,$ONLY, == *,peers,* ]]; then
+echo
+echo "## sockpool-server vs redis-server and nginx"
+echo
 echo "sockpool-server --model $MODEL; ratio = sockpool / peer (higher is better for sockpool)"
 echo
 echo "| load | workers | peer | peer req/s | sockpool req/s | ratio |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+fi
 if [[ ,$ONLY, == *,idle,* ]]; then
 echo
 echo "## Memory per idle connection ($IDLE_CONNS connections, VmRSS)"
