@@ -121,12 +121,19 @@ stop() { # pid: SIGTERM to its group, wait up to 15 s, then SIGKILL; sets STOP_R
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-start_redis() { # io_threads; sets REDIS_PID REDIS_PORT
-    REDIS_PORT=$(free_port)
-    spawn "redis$1" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        --protected-mode no --io-threads "$1" --maxclients 20000
-    REDIS_PID=$SPAWNED
-    wait_port "$REDIS_PORT" 10
+start_redis() { # io_threads; sets REDIS_PID REDIS_PORT (3 tries: a free port can be taken before redis binds it)
+    local try
+    for try in 1 2 3; do
+        REDIS_PORT=$(free_port)
+        spawn "redis$1-$try" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+            --protected-mode no --io-threads "$1" --maxclients 20000
+        REDIS_PID=$SPAWNED
+        wait_port "$REDIS_PORT" 10 && return 0
+        tail -3 "$TMP/redis$1-$try.out" >&2
+        stop "$REDIS_PID"
+    done
+    echo "redis-server did not start" >&2
+    exit 1
 }
 
 start_nginx() { # workers; sets NGINX_PID NGINX_PORT
