@@ -121,12 +121,19 @@ stop() { # pid: SIGTERM to its group, wait up to 15 s, then SIGKILL; sets STOP_R
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-start_redis() { # io_threads; sets REDIS_PID REDIS_PORT
-    REDIS_PORT=$(free_port)
-    spawn "redis$1" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        --protected-mode no --io-threads "$1" --maxclients 20000
-    REDIS_PID=$SPAWNED
-    wait_port "$REDIS_PORT" 10
+start_redis() { # io_threads; sets REDIS_PID REDIS_PORT (3 tries: a free port can be taken before redis binds it)
+    local try
+    for try in 1 2 3; do
+        REDIS_PORT=$(free_port)
+        spawn "redis$1-$try" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+            --protected-mode no --io-threads "$1" --maxclients 20000
+        REDIS_PID=$SPAWNED
+        wait_port "$REDIS_PORT" 10 && return 0
+        tail -3 "$TMP/redis$1-$try.out" >&2
+        stop "$REDIS_PID"
+    done
+    echo "redis-server did not start" >&2
+    exit 1
 }
 
 start_nginx() { # workers; sets NGINX_PID NGINX_PORT
@@ -316,15 +323,20 @@ done
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo
-echo "## sockpool-server vs redis-server and nginx"
+echo "## sockpool-server (run of $(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($cpu), Linux $(uname -r), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+if [[ ,$ONLY, == *,peers,* ]]; then
+echo
+echo "## sockpool-server vs redis-server and nginx"
+echo
 echo "sockpool-server --model $MODEL; ratio = sockpool / peer (higher is better for sockpool)"
 echo
 echo "| load | workers | peer | peer req/s | sockpool req/s | ratio |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+fi
 if [[ ,$ONLY, == *,idle,* ]]; then
 echo
 echo "## Memory per idle connection ($IDLE_CONNS connections, VmRSS)"
