@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
 };
-use sockpool::codec::{echo, framed, line, resp};
+use sockpool::codec::{echo, framed, http, line, resp};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Payload sizes measured for every codec.
@@ -32,6 +32,35 @@ where
             encoder.encode(black_box(item.clone()), &mut buf).unwrap();
             black_box(buf.len());
         })
+    });
+    g.finish();
+}
+
+/// Benchmarks encoding `item` with a codec from `make` (built outside the timing), for encoders that keep state
+/// per message (a queue of what each reply must look like), which would grow without bound in [`bench_encode`].
+fn bench_encode_fresh<E, T>(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    make: impl Fn() -> E,
+    item: T,
+) where
+    E: Encoder<T>,
+    E::Error: std::fmt::Debug,
+    T: Clone,
+{
+    let wire_len = wire(make(), item.clone()).len();
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Bytes(wire_len as u64));
+    g.bench_function(BenchmarkId::new("encode", name), |b| {
+        b.iter_batched_ref(
+            || (make(), BytesMut::with_capacity(wire_len)),
+            |(encoder, buf)| {
+                encoder.encode(black_box(item.clone()), buf).unwrap();
+                black_box(buf.len());
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
@@ -106,11 +135,11 @@ fn echo(c: &mut Criterion) {
     for size in SIZES {
         let name = format!("{size}B");
         let p = payload(size);
-        bench_encode(
+        bench_encode_fresh(
             c,
             "echo/request",
             &name,
-            echo::EchoClientCodec::new(),
+            echo::EchoClientCodec::new,
             p.clone(),
         );
         bench_decode(c, "echo/request", &name, echo::EchoCodec::new, p.clone());
@@ -200,5 +229,63 @@ fn resp(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, framed, echo, line, resp);
+fn http(c: &mut Criterion) {
+    // What wrk sends, and the reply sockpool-server gives it (13-byte body).
+    let get = http::Request::get("/").with_header("Host", "127.0.0.1:8080");
+    let get_wire = wire(http::ClientCodec::default(), get.clone());
+    // A server codec that has decoded the GET, so the response it encodes is a keep-alive reply to it.
+    let after_get = {
+        let get_wire = get_wire.clone();
+        move || {
+            let mut codec = http::ServerCodec::default();
+            codec
+                .decode(&mut BytesMut::from(&get_wire[..]))
+                .unwrap()
+                .expect("the GET decodes");
+            codec
+        }
+    };
+    // A client codec that has sent a GET, so it expects a response with a body.
+    let sent_get = {
+        let get = get.clone();
+        move || {
+            let mut codec = http::ClientCodec::default();
+            codec.encode(get.clone(), &mut BytesMut::new()).unwrap();
+            codec
+        }
+    };
+    bench_encode_fresh(c, "http/request", "GET", http::ClientCodec::default, get);
+    bench_decode(
+        c,
+        "http/request",
+        "GET",
+        http::ServerCodec::default,
+        get_wire,
+    );
+    let ok = http::Response::ok(Bytes::from_static(b"Hello, World!"));
+    bench_encode_fresh(c, "http/response", "200 13B", after_get.clone(), ok.clone());
+    let ok_wire = wire(after_get(), ok);
+    bench_decode(c, "http/response", "200 13B", sent_get.clone(), ok_wire);
+
+    for size in SIZES {
+        let name = format!("POST {size}B");
+        let post =
+            http::Request::post("/upload", payload(size)).with_header("Host", "127.0.0.1:8080");
+        bench_encode_fresh(
+            c,
+            "http/request",
+            &name,
+            http::ClientCodec::default,
+            post.clone(),
+        );
+        let w = wire(http::ClientCodec::default(), post);
+        bench_decode(c, "http/request", &name, http::ServerCodec::default, w);
+        let name = format!("200 {size}B");
+        let resp = http::Response::ok(payload(size));
+        let w = wire(after_get(), resp);
+        bench_decode(c, "http/response", &name, sent_get.clone(), w);
+    }
+}
+
+criterion_group!(benches, framed, echo, line, resp, http);
 criterion_main!(benches);

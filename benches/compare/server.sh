@@ -25,12 +25,13 @@ cd "$ROOT"
 if [ "${QUICK:-0}" = 1 ]; then
     : "${REQS:=20000}" "${REQS_P16:=100000}" "${WRK_DUR:=1}" "${IDLE_CONNS:=1000}"
 fi
-REQS=${REQS:-200000}
+REQS=${REQS:-100000}
 REQS_P16=${REQS_P16:-2000000}
 WRK_DUR=${WRK_DUR:-5}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
+ONLY=${ONLY:-peers,idle,models} # which sections to run
 CLIENTS=50
 HTTP_BODY=13 # sockpool-server's --http-body-size default; nginx gets a body of the same length
 
@@ -156,8 +157,11 @@ EOF
     wait_port "$NGINX_PORT" 10
 }
 
-start_sockpool() { # model workers; sets SP_PID SP_RESP SP_HTTP (ports), from its `listening` lines
-    local i log="sp-$1-$2"
+SP_STARTS=0
+start_sockpool() { # model workers; sets SP_PID SP_LOG SP_RESP SP_HTTP (ports), from its `listening` lines
+    SP_STARTS=$((SP_STARTS + 1))
+    local i log="sp-$1-$2-$SP_STARTS"
+    SP_LOG=$log
     spawn "$log" "$SERVER" --model "$1" --workers "$2" --max-connections 20000 --http-body-size "$HTTP_BODY" \
         --listen resp=127.0.0.1:0 --listen http=127.0.0.1:0
     SP_PID=$SPAWNED
@@ -169,10 +173,15 @@ start_sockpool() { # model workers; sets SP_PID SP_RESP SP_HTTP (ports), from it
     grep -qx ready "$TMP/$log.out" || { echo "sockpool-server not ready after 10 s" >&2; exit 1; }
     SP_RESP=$(awk '$1 == "listening" && $2 == "resp" {n = split($3, a, ":"); print a[n]; exit}' "$TMP/$log.out")
     SP_HTTP=$(awk '$1 == "listening" && $2 == "http" {n = split($3, a, ":"); print a[n]; exit}' "$TMP/$log.out")
+    if [ -z "$SP_RESP" ] || [ -z "$SP_HTTP" ]; then
+        echo "no resp/http port in sockpool-server's output:" >&2
+        cat "$TMP/$log.out" >&2
+        exit 1
+    fi
 }
 
 stop_sockpool() { # checks the contract: SIGTERM -> `stats` line and exit 0
-    local log=$1
+    local log=$SP_LOG
     stop "$SP_PID"
     if [ "$STOP_RC" != 0 ] || ! grep -q '^stats ' "$TMP/$log.out"; then
         NOTES+=("sockpool-server ($log) exited with status $STOP_RC on SIGTERM$(grep -q '^stats ' "$TMP/$log.out" || echo ', no stats line')")
@@ -183,7 +192,7 @@ stop_sockpool() { # checks the contract: SIGTERM -> `stats` line and exit 0
 # globals instead of printing, so that NOTES and PGIDS are never changed in a subshell and lost.
 rb() { # port pipeline requests label
     local csv="$TMP/rb.csv" err="$TMP/rb.err"
-    if ! fg_run timeout 180 redis-benchmark -h 127.0.0.1 -p "$1" -t ping -c "$CLIENTS" -n "$3" -P "$2" --csv >"$csv" 2>"$err"; then
+    if ! fg_run timeout 120 redis-benchmark -h 127.0.0.1 -p "$1" -t ping -c "$CLIENTS" -n "$3" -P "$2" --csv >"$csv" 2>"$err"; then
         NOTES+=("redis-benchmark against $4 -P $2 failed or timed out: $(tr '\r\n' '  ' <"$err" | tail -c 300)")
     fi
     if grep -qi error "$err" "$csv"; then
@@ -218,28 +227,35 @@ ROWS=()
 # ------------------------------------------------------------------------------ 1 + 2: against redis and nginx
 
 for w in 1 2; do
+    [[ ,$ONLY, == *,peers,* ]] || break
     echo "workers=$w: redis-server --io-threads $w, nginx worker_processes $w, sockpool-server --model $MODEL --workers $w" >&2
-    start_redis "$w"
     start_sockpool "$MODEL" "$w"
-    for p in 1 16; do
-        n=$REQS
-        [ "$p" = 16 ] && n=$REQS_P16
-        rb "$REDIS_PORT" "$p" "$n" "redis-server"
-        r_mb=$RB_MB r_in=$RB_IN
-        rb "$SP_RESP" "$p" "$n" "sockpool-server"
-        s_mb=$RB_MB s_in=$RB_IN
-        ROWS+=("| redis-benchmark -t ping (PING_MBULK) -c $CLIENTS -P $p -n $n | $w | redis-server | $(fmt "$r_mb") | $(fmt "$s_mb") | **$(ratio "$s_mb" "$r_mb")** |")
-        ROWS+=("| redis-benchmark -t ping (PING_INLINE) -c $CLIENTS -P $p -n $n | $w | redis-server | $(fmt "$r_in") | $(fmt "$s_in") | **$(ratio "$s_in" "$r_in")** |")
+    # With 2 workers, redis-server is measured with --io-threads 2 (equal threads) and, for scale, with its
+    # default --io-threads 1: its I/O threads busy-wait, which on a small or shared machine can make 2 slower.
+    io_list=$w
+    [ "$w" = 2 ] && io_list="2 1"
+    for io in $io_list; do
+        start_redis "$io"
+        for p in 1 16; do
+            n=$REQS
+            [ "$p" = 16 ] && n=$REQS_P16
+            rb "$REDIS_PORT" "$p" "$n" "redis-server --io-threads $io"
+            r_mb=$RB_MB r_in=$RB_IN
+            rb "$SP_RESP" "$p" "$n" "sockpool-server"
+            s_mb=$RB_MB s_in=$RB_IN
+            ROWS+=("| redis-benchmark -t ping (PING_MBULK) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io | $(fmt "$r_mb") | $(fmt "$s_mb") | **$(ratio "$s_mb" "$r_mb")** |")
+            ROWS+=("| redis-benchmark -t ping (PING_INLINE) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io | $(fmt "$r_in") | $(fmt "$s_in") | **$(ratio "$s_in" "$r_in")** |")
+        done
+        stop "$REDIS_PID"
     done
-    stop "$REDIS_PID"
     start_nginx "$w"
     wrk_rps "$NGINX_PORT" "nginx"
     n_rps=$WRK_RPS
     wrk_rps "$SP_HTTP" "sockpool-server"
     s_rps=$WRK_RPS
-    ROWS+=("| wrk -t 2 -c $CLIENTS -d ${WRK_DUR}s | $w | nginx | $(fmt "$n_rps") | $(fmt "$s_rps") | **$(ratio "$s_rps" "$n_rps")** |")
+    ROWS+=("| wrk -t 2 -c $CLIENTS -d ${WRK_DUR}s | $w | nginx worker_processes $w | $(fmt "$n_rps") | $(fmt "$s_rps") | **$(ratio "$s_rps" "$n_rps")** |")
     stop "$NGINX_PID"
-    stop_sockpool "sp-$MODEL-$w"
+    stop_sockpool
 done
 
 # --------------------------------------------------------------------------------------- 3: idle connections
@@ -263,15 +279,18 @@ idle_rss() { # pid port label; sets IDLE_BEFORE and IDLE_AFTER (KiB)
     stop "$helper"
 }
 
-echo "idle connections: $IDLE_CONNS" >&2
-start_sockpool "$MODEL" 2
-idle_rss "$SP_PID" "$SP_RESP" sockpool
-sp_before=$IDLE_BEFORE sp_after=$IDLE_AFTER
-stop_sockpool "sp-$MODEL-2"
-start_redis 1
-idle_rss "$REDIS_PID" "$REDIS_PORT" redis
-r_before=$IDLE_BEFORE r_after=$IDLE_AFTER
-stop "$REDIS_PID"
+sp_before="" sp_after="" r_before="" r_after=""
+if [[ ,$ONLY, == *,idle,* ]]; then
+    echo "idle connections: $IDLE_CONNS" >&2
+    start_sockpool "$MODEL" 2
+    idle_rss "$SP_PID" "$SP_RESP" sockpool
+    sp_before=$IDLE_BEFORE sp_after=$IDLE_AFTER
+    stop_sockpool
+    start_redis 1
+    idle_rss "$REDIS_PID" "$REDIS_PORT" redis
+    r_before=$IDLE_BEFORE r_after=$IDLE_AFTER
+    stop "$REDIS_PID"
+fi
 per_conn() { awk -v a="$1" -v b="$2" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", (b - a) / n }'; }
 
 # ------------------------------------------------------------------------------------------- 4: the models
@@ -279,6 +298,7 @@ per_conn() { awk -v a="$1" -v b="$2" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", 
 MODEL_ROWS=()
 base_p1="" base_p16="" base_wrk=""
 for m in async per-core threads event-loop processes; do
+    [[ ,$ONLY, == *,models,* ]] || break
     echo "model $m --workers 2" >&2
     start_sockpool "$m" 2
     rb "$SP_RESP" 1 "$REQS" "sockpool-server --model $m"
@@ -287,7 +307,7 @@ for m in async per-core threads event-loop processes; do
     m_p16=$RB_MB
     wrk_rps "$SP_HTTP" "sockpool-server --model $m"
     m_wrk=$WRK_RPS
-    stop_sockpool "sp-$m-2"
+    stop_sockpool
     if [ -z "$base_p1" ]; then base_p1=$m_p1 base_p16=$m_p16 base_wrk=$m_wrk; fi
     MODEL_ROWS+=("| $m | $(fmt "$m_p1") ($(ratio "$m_p1" "$base_p1")) | $(fmt "$m_p16") ($(ratio "$m_p16" "$base_p16")) | $(fmt "$m_wrk") ($(ratio "$m_wrk" "$base_wrk")) |")
 done
@@ -305,6 +325,7 @@ echo
 echo "| load | workers | peer | peer req/s | sockpool req/s | ratio |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+if [[ ,$ONLY, == *,idle,* ]]; then
 echo
 echo "## Memory per idle connection ($IDLE_CONNS connections, VmRSS)"
 echo
@@ -312,12 +333,15 @@ echo "| server | RSS before (KiB) | RSS holding (KiB) | KiB per connection |"
 echo "|---|---|---|---|"
 echo "| sockpool-server --model $MODEL --workers 2 | $sp_before | $sp_after | **$(per_conn "$sp_before" "$sp_after")** |"
 echo "| redis-server (for scale) | $r_before | $r_after | $(per_conn "$r_before" "$r_after") |"
+fi
+if [[ ,$ONLY, == *,models,* ]]; then
 echo
 echo "## The five models, --workers 2 (ratio to async in parentheses)"
 echo
 echo "| model | ping -P 1 req/s | ping -P 16 req/s | wrk req/s |"
 echo "|---|---|---|---|"
 printf '%s\n' "${MODEL_ROWS[@]}"
+fi
 if [ "${#NOTES[@]}" -gt 0 ]; then
     echo
     echo "## Notes"

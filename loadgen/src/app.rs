@@ -26,6 +26,12 @@ pub enum AppError {
     /// The embedded server could not start.
     #[error("embedded server: {0}")]
     Embedded(String),
+    /// `tune` failed.
+    #[error("{0}")]
+    Tune(#[from] crate::tune::TuneError),
+    /// `stream` failed.
+    #[error("{0}")]
+    Stream(#[from] crate::stream::StreamError),
     /// Writing a report failed.
     #[error("{path}: {source}")]
     Output {
@@ -52,8 +58,14 @@ impl AppError {
 pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
     let args = match cli.command {
         Some(Command::Run(a)) => *a,
-        Some(Command::Tune(a)) => return Ok(crate::tune::main(&a).map(|()| ExitCode::SUCCESS)?),
-        Some(Command::Stream(a)) => return Ok(crate::stream::main(&a).map(|()| ExitCode::SUCCESS)?),
+        Some(Command::Tune(a)) => {
+            crate::tune::main(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Stream(a)) => {
+            crate::stream::main(&a)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         None => RunArgs::default(),
     };
     run(&args)

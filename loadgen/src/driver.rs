@@ -14,6 +14,10 @@
 //! splits into *send lag* (the load generator woke late: its own fault) and *pool wait* (every slot was busy:
 //! the server's fault, or too few connections). A request still waiting for a slot at its timeout is a
 //! `timeout_pool_wait` error.
+//!
+//! The sender sleeps on tokio's timer, which ticks every millisecond: a request is sent up to ~1 ms after its
+//! intended time even on an idle machine, and that lag is (honestly) part of its corrected latency. The report
+//! shows it as *send lag*; see [`crate::health::LAG_WARN`].
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -31,6 +35,10 @@ use crate::scenario::{Generator, Req};
 /// After a failed connection attempt, a closed-loop slot waits this long before trying again, so that a
 /// dead server is probed rather than hammered. Default: 10 ms.
 pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The driver's own deadline on a call is `--timeout` plus this, so that the transport's timeout (which knows
+/// the phase that ran out) normally fires first; the driver's is a backstop (`timeout_request`).
+pub const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
 
 /// How one call went, as the transport reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +149,7 @@ impl<T: Transport> State<T> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
         let actual = Instant::now();
-        let out = match timeout(self.timeout, self.transport.call(req)).await {
+        let out = match timeout(self.timeout + TIMEOUT_SLACK, self.transport.call(req)).await {
             Ok(o) => o,
             Err(_) => Outcome::failed(ErrorKind::Timeout(Phase::Request)),
         };

@@ -30,6 +30,7 @@ impl Progress {
         let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(200));
         Progress { bar: Some(bar) }
     }
 

@@ -493,7 +493,7 @@ pub struct Collector {
     pub series: Vec<SecondSummary>,
     /// Ramp steps' merged intervals (empty unless a ramp).
     pub steps: Vec<Interval>,
-    step_len: Option<Duration>,
+    step_len: Option<(Duration, usize)>,
     workers: usize,
     pending: std::collections::BTreeMap<u64, (Interval, usize, Duration, Duration)>,
     hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
@@ -510,17 +510,18 @@ impl std::fmt::Debug for Collector {
 }
 
 impl Collector {
-    /// A collector for `workers` workers; `step_len` is a ramp's step length (a whole number of seconds).
+    /// A collector for `workers` workers; `steps` is a ramp's step length (a whole number of seconds) and
+    /// number of steps.
     pub fn new(
         workers: usize,
-        step_len: Option<Duration>,
+        steps: Option<(Duration, usize)>,
         hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
     ) -> Collector {
         Collector {
             total: Interval::default(),
             series: Vec::new(),
             steps: Vec::new(),
-            step_len,
+            step_len: steps,
             workers: workers.max(1),
             pending: Default::default(),
             hlog,
@@ -548,8 +549,10 @@ impl Collector {
     fn finish(&mut self, merged: &Interval, start: Duration, length: Duration) {
         self.total.merge(merged);
         self.series.push(SecondSummary::of(merged, start, length));
-        if let Some(step) = self.step_len {
-            let k = (start.as_secs_f64() / step.as_secs_f64()).floor() as usize;
+        if let Some((step, steps)) = self.step_len {
+            // Replies still arriving after the last step ends belong to the last step.
+            let k =
+                ((start.as_secs_f64() / step.as_secs_f64()).floor() as usize).min(steps.max(1) - 1);
             while self.steps.len() <= k {
                 self.steps.push(Interval::default());
             }
@@ -604,9 +607,9 @@ mod collector_tests {
 
     #[test]
     fn ramp_steps_collect_their_seconds() {
-        let mut c = Collector::new(1, Some(Duration::from_secs(2)), None);
+        let mut c = Collector::new(1, Some((Duration::from_secs(2), 3)), None);
         let mut r = Recorder::new();
-        for s in 0..6u64 {
+        for s in 0..7u64 {
             for _ in 0..=s {
                 r.record_ok(&Sample::default());
             }
@@ -618,6 +621,10 @@ mod collector_tests {
             );
         }
         let per_step: Vec<u64> = c.steps.iter().map(|i| i.ok).collect();
-        assert_eq!(per_step, vec![1 + 2, 3 + 4, 5 + 6]);
+        assert_eq!(
+            per_step,
+            vec![1 + 2, 3 + 4, 5 + 6 + 7],
+            "the tail after the ramp joins its last step"
+        );
     }
 }

@@ -110,7 +110,7 @@ where
         }
     };
     let step_len = match config.load {
-        Load::Ramp { step, .. } => Some(step),
+        Load::Ramp { step, steps, .. } => Some((step, steps as usize)),
         _ => None,
     };
     let mut collector = Collector::new(workers, step_len, hlog);

@@ -225,7 +225,7 @@ pub fn client<P: Speak>(
         tls_handshake: config.connect_timeout,
         pool_wait: config.timeout,
         request: config.timeout,
-        total: Some(config.timeout + config.connect_timeout),
+        total: None,
     };
     let socket = SocketOptions {
         nodelay: config.socket.nodelay,

@@ -8,59 +8,78 @@ use std::time::Duration;
 use common::{num, run_json};
 use sockpool_server::{Proto, Server, ServerConfig};
 
-const PROTOCOLS: [&str; 6] = ["framed", "echo", "line", "http", "resp", "udp"];
-
-#[test]
-fn every_protocol_counts_what_the_server_counts() {
+/// Runs 3000 requests of `proto` against an in-process sockpool-server and compares the counts.
+fn counts_match(proto: &str) {
     let c = ServerConfig {
-        listeners: PROTOCOLS
-            .iter()
-            .map(|p| format!("{p}=127.0.0.1:0").parse().unwrap())
-            .collect(),
+        listeners: vec![format!("{proto}=127.0.0.1:0").parse().unwrap()],
         workers: 2,
         ..ServerConfig::default()
     };
     let server = Server::bind(c).unwrap();
-    let addr = |p: Proto| match p {
+    let target = match proto.parse::<Proto>().unwrap() {
         Proto::Udp => server.udp_addr().unwrap().to_string(),
         p => server.tcp_addr(p).unwrap().to_string(),
     };
-    let targets: Vec<(&str, String)> = PROTOCOLS
-        .iter()
-        .map(|p| (*p, addr(p.parse::<Proto>().unwrap())))
-        .collect();
     let handle = server.spawn();
     let stats = handle.stats();
-    for (proto, target) in &targets {
-        let extra: &[&str] = match *proto {
-            // A byte stream has no request boundaries: the server counts each read as a request, so
-            // pipelined echo requests that arrive together count once. One in flight per connection keeps
-            // reads and requests 1:1.
-            "udp" | "echo" => &["--connections", "4"],
-            _ => &["--connections", "4", "--pipeline", "4"],
-        };
-        let before = stats.snapshot().requests;
-        let mut args = vec![
-            "--target",
-            target.as_str(),
-            "--protocol",
-            proto,
-            "--requests",
-            "3000",
-        ];
-        args.extend_from_slice(extra);
-        let v = run_json(&args, Duration::from_secs(60));
-        let counted = stats.snapshot().requests - before;
-        let ours = num(&v, "summary.requests") as u64;
-        eprintln!(
-            "{proto}: loadgen {ours}, server {counted}, {:.0} req/s",
-            num(&v, "summary.rate")
-        );
-        assert_eq!(num(&v, "summary.errors"), 0.0, "{proto}: {}", v["errors"]);
-        assert_eq!(ours, 3000, "{proto}");
-        assert_eq!(counted, ours, "{proto}: the server's count");
-    }
+    let extra: &[&str] = match proto {
+        // A byte stream has no request boundaries: the server counts each read as a request, so pipelined
+        // echo requests that arrive together count once. One in flight per connection keeps reads and
+        // requests 1:1.
+        "udp" | "echo" => &["--connections", "4"],
+        _ => &["--connections", "4", "--pipeline", "4"],
+    };
+    let before = stats.snapshot().requests;
+    let mut args = vec![
+        "--target",
+        target.as_str(),
+        "--protocol",
+        proto,
+        "--requests",
+        "3000",
+    ];
+    args.extend_from_slice(extra);
+    let v = run_json(&args, Duration::from_secs(60));
+    let counted = stats.snapshot().requests - before;
+    let ours = num(&v, "summary.requests") as u64;
+    eprintln!(
+        "{proto}: loadgen {ours}, server {counted}, {:.0} req/s",
+        num(&v, "summary.rate")
+    );
+    assert_eq!(num(&v, "summary.errors"), 0.0, "{proto}: {}", v["errors"]);
+    assert_eq!(ours, 3000, "{proto}");
+    assert_eq!(counted, ours, "{proto}: the server's count");
     let _ = handle.shutdown();
+}
+
+#[test]
+fn framed_count_matches_the_server() {
+    counts_match("framed");
+}
+
+#[test]
+fn echo_count_matches_the_server() {
+    counts_match("echo");
+}
+
+#[test]
+fn line_count_matches_the_server() {
+    counts_match("line");
+}
+
+#[test]
+fn http_count_matches_the_server() {
+    counts_match("http");
+}
+
+#[test]
+fn resp_count_matches_the_server() {
+    counts_match("resp");
+}
+
+#[test]
+fn udp_count_matches_the_server() {
+    counts_match("udp");
 }
 
 #[test]
@@ -110,4 +129,57 @@ fn framed_ops_move_the_bytes_they_say() {
             );
         }
     }
+}
+
+#[test]
+fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
+    let c = ServerConfig {
+        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(c).unwrap();
+    let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
+    let _h = server.spawn();
+    let (_, stdout, stderr) = common::run_loadgen(
+        &[
+            "run",
+            "--quiet",
+            "--json",
+            "-",
+            "--target",
+            &target,
+            "--op",
+            "sleep",
+            "--sleep",
+            "300ms",
+            "--timeout",
+            "100ms",
+            "--requests",
+            "20",
+            "--connections",
+            "2",
+        ],
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    eprintln!("errors {}", v["errors"]);
+    assert_eq!(num(&v, "summary.requests"), 20.0);
+    assert_eq!(num(&v, "errors.timeout"), 20.0, "{}", v["errors"]);
+    assert_eq!(
+        num(&v, "latency.corrected.count"),
+        20.0,
+        "every timeout is in the corrected histogram"
+    );
+    assert!(
+        num(&v, "latency.corrected.min") >= 100_000.0,
+        "{}",
+        v["latency"]["corrected"]
+    );
+    assert_eq!(
+        num(&v, "latency.raw.count"),
+        0.0,
+        "no reply, no raw latency"
+    );
 }

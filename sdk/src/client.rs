@@ -24,14 +24,15 @@ use tokio::time::Instant;
 
 use crate::balance::{self, Health, RetryBudget};
 use crate::codec::framed::{self, Status};
+use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
 use crate::error::{Error, ErrorKind, Phase};
-use crate::pool::{self, CallCtx, Manager, Pool, CALL_CTX};
-use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
+use crate::pool::{self, CallCtx, Manager, Pool};
+use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
 use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
 
@@ -165,10 +166,11 @@ impl<P: Protocol> ClientBuilder<P> {
                     buffers: self.buffers.clone(),
                     endpoint_health: health.clone(),
                     expires_after: None,
-                    in_flight_total: Some(in_flight.clone()),
                 },
+                in_flight_total: in_flight.clone(),
                 config: self.pool.clone(),
                 counters: counters.clone(),
+                warming: tokio::sync::Mutex::new(()),
             };
             let pool = Pool::builder(manager)
                 .max_size(self.pool.max_size)
@@ -481,19 +483,7 @@ impl<P: Protocol> Client<P> {
         let mut request = Some(request);
         let acquire = async {
             loop {
-                let obj = CALL_CTX
-                    .scope(ctx.clone(), ep.pool.get())
-                    .await
-                    .map_err(|e| pool::pool_error(e, Phase::PoolWait))?;
-                let slot = match obj.try_reserve() {
-                    Some(slot) => slot,
-                    // Busy: keep this connection (so the pool opens another for the next caller) and wait for a
-                    // slot. If it dies meanwhile, drop it (recycling removes it) and take another.
-                    None => match obj.reserve().await {
-                        Ok(slot) => slot,
-                        Err(_) => continue,
-                    },
-                };
+                let (obj, slot) = pool::checkout(&ep.pool, &ctx).await?;
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
@@ -629,12 +619,25 @@ impl<P: Protocol> Client<P> {
 /// Typed helpers for RESP (Redis).
 impl Client<Resp> {
     /// Run one command, e.g. `client.command(["SET", "k", "v"])`. A Redis error reply is `Ok(Value::Error(..))`.
+    /// The arguments are copied; [`call`](Self::call) with a `Vec<Bytes>` avoids that.
     pub async fn command<I, A>(&self, args: I) -> Result<Value, Error>
     where
         I: IntoIterator<Item = A>,
-        A: Into<Bytes>,
+        A: AsRef<[u8]>,
     {
-        self.call(args.into_iter().map(Into::into).collect()).await
+        let args = args
+            .into_iter()
+            .map(|a| Bytes::copy_from_slice(a.as_ref()))
+            .collect();
+        self.call(args).await
+    }
+}
+
+/// Typed helpers for HTTP.
+impl Client<Http> {
+    /// Send one HTTP request and return its response (any status; a 5xx is not an `Err`).
+    pub async fn request(&self, request: http::Request) -> Result<http::Response, Error> {
+        self.call(request).await
     }
 }
 

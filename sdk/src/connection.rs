@@ -64,11 +64,13 @@ pub enum CloseReason {
     EndpointReset,
     /// Closed by this side (pool or client closed, connection dropped).
     Local,
+    /// The server announced it would close after a reply (HTTP `Connection: close`).
+    ServerClose,
 }
 
 impl CloseReason {
     /// All reasons, in the order of their counters in [`crate::stats::CloseCounts`].
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::PeerClosed,
         CloseReason::Reset,
         CloseReason::Cancelled,
@@ -78,6 +80,7 @@ impl CloseReason {
         CloseReason::MaxLifetime,
         CloseReason::EndpointReset,
         CloseReason::Local,
+        CloseReason::ServerClose,
     ];
 
     fn code(self) -> u8 {
@@ -113,6 +116,7 @@ impl fmt::Display for CloseReason {
             CloseReason::MaxLifetime => "max lifetime",
             CloseReason::EndpointReset => "endpoint reset",
             CloseReason::Local => "closed locally",
+            CloseReason::ServerClose => "server announced close",
         })
     }
 }
@@ -164,11 +168,9 @@ pub struct ConnectionOptions {
     pub buffers: BufferConfig,
     /// Health of the endpoint this connection belongs to (for bulk invalidation). Default: a fresh one.
     pub endpoint_health: Arc<EndpointHealth>,
-    /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time.
-    /// Default: none (the pool enforces lifetimes).
+    /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time, once
+    /// nothing is in flight. Default: none.
     pub expires_after: Option<Duration>,
-    /// Counter of requests in flight over every connection that shares it (the client's). Default: none.
-    pub(crate) in_flight_total: Option<Arc<AtomicUsize>>,
 }
 
 impl Default for ConnectionOptions {
@@ -178,12 +180,14 @@ impl Default for ConnectionOptions {
             buffers: BufferConfig::default(),
             endpoint_health: Arc::default(),
             expires_after: None,
-            in_flight_total: None,
         }
     }
 }
 
 const HEALTHY: u8 = 0;
+
+/// Connections idle at least this long get a socket probe at check-out ([`Connection::check`]).
+pub const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
 
 struct Shared {
     /// 0 while usable, else `CloseReason::code`; the first reason wins.
@@ -199,6 +203,8 @@ struct Shared {
     endpoint: Arc<EndpointHealth>,
     /// Wakes the driver when the connection is poisoned from outside.
     wake: Notify,
+    /// A dup of the socket for [`Connection::probe`].
+    probe: Option<socket2::Socket>,
 }
 
 impl Shared {
@@ -306,14 +312,26 @@ impl<P: Protocol> Connection<P> {
 
     /// Wrap an open stream and start its driver task (needs a tokio runtime).
     pub fn from_stream(stream: Stream, protocol: Arc<P>, options: ConnectionOptions) -> Self {
+        Connection::from_stream_counted(stream, protocol, options, None)
+    }
+
+    /// Like [`from_stream`](Self::from_stream), also counting requests in flight in `in_flight_total`.
+    pub(crate) fn from_stream_counted(
+        stream: Stream,
+        protocol: Arc<P>,
+        options: ConnectionOptions,
+        in_flight_total: Option<Arc<AtomicUsize>>,
+    ) -> Self {
         let depth = options.depth.max(1);
         let now = Instant::now();
+        let probe = stream.probe_handle();
         let shared = Arc::new(Shared {
+            probe,
             state: AtomicU8::new(HEALTHY),
             slots: Arc::new(Semaphore::new(depth)),
             depth,
             in_flight: AtomicUsize::new(0),
-            in_flight_total: options.in_flight_total.clone(),
+            in_flight_total,
             created: now,
             expires: options.expires_after.map(|d| now + d),
             last_used: Mutex::new(now),
@@ -470,9 +488,40 @@ impl<P: Protocol> Connection<P> {
         self.shared.endpoint.generation() > self.shared.generation
     }
 
-    /// Whether a pool may hand this connection out again, and if not, why.
-    pub fn check(&self) -> Result<(), CloseReason> {
+    /// A non-blocking probe of the socket itself (`recv` with `MSG_PEEK` on a non-blocking dup): catches the
+    /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
+    /// connection's health afterwards.
+    pub fn probe(&self) -> Option<CloseReason> {
         if let Some(r) = self.health() {
+            return Some(r);
+        }
+        let sock = self.shared.probe.as_ref()?;
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match sock.peek(&mut buf) {
+            Ok(0) => {
+                self.shared.mark(CloseReason::PeerClosed);
+            }
+            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                self.shared.mark(CloseReason::Reset);
+            }
+        }
+        self.health()
+    }
+
+    /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
+    /// [`PROBE_AFTER_IDLE`] or more is also probed (see [`probe`](Self::probe)); one in constant use is not, as
+    /// its driver has just been reading it (this keeps the hot path at one `write` and one `read` per batch).
+    pub fn check(&self) -> Result<(), CloseReason> {
+        let health = if self.idle_time() >= PROBE_AFTER_IDLE {
+            self.probe()
+        } else {
+            self.health()
+        };
+        if let Some(r) = health {
             return Err(r);
         }
         if self.is_stale() {
@@ -572,7 +621,12 @@ impl<P: Protocol> Driver<P> {
 
         let stop: Stop = loop {
             let idle = in_flight.is_empty() && wbuf.is_empty();
-            if idle && (!rx_open || self.shared.reason().is_some()) {
+            // Poisoned and idle: close the queue, but serve what it already accepted (the poison only stops
+            // new requests; a sender that loses the race gets its request back from `try_send`).
+            if idle && rx_open && self.shared.reason().is_some() {
+                self.rx.close();
+            }
+            if idle && !rx_open {
                 break Stop {
                     reason: self.shared.reason().unwrap_or(CloseReason::Local),
                     error: None,
@@ -581,7 +635,7 @@ impl<P: Protocol> Driver<P> {
             if rbuf.capacity() - rbuf.len() < read_cap / 2 {
                 rbuf.reserve(read_cap);
             }
-            let can_take = rx_open && wbuf.len() < max_batch && self.shared.reason().is_none();
+            let can_take = rx_open && wbuf.len() < max_batch;
             tokio::select! {
                 biased;
                 r = rd.read_buf(&mut rbuf) => match r {
@@ -737,6 +791,9 @@ impl<P: Protocol> Driver<P> {
                             error: Some(err),
                         });
                     }
+                    if self.protocol.closes_connection(&reply) {
+                        self.shared.mark(CloseReason::ServerClose);
+                    }
                     // A caller that gave up dropped its receiver: the reply is read and dropped here.
                     let _ = f.reply.send(Ok(reply));
                 }
@@ -761,7 +818,7 @@ async fn sleep_until_opt(t: Option<Instant>) {
 
 /// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
 fn clone_error(e: &Error) -> Error {
-    let msg = e.to_string();
+    let msg = e.message().to_string();
     let mut c = Error::new(e.kind(), e.phase(), msg).with_sent(e.was_sent());
     if let Some(ep) = e.endpoint() {
         c = c.with_endpoint(ep);

@@ -182,6 +182,11 @@ impl Error {
         self
     }
 
+    /// The message alone (without kind, phase or endpoint).
+    pub(crate) fn message(&self) -> &str {
+        &self.inner.message
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

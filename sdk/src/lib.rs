@@ -6,23 +6,78 @@
 //! The crate also owns the wire protocols as tokio-util codecs, shared by the reference server
 //! (`sockpool-server`) and the load generator (`sockpool-loadgen`).
 //!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use sockpool::{Client, PoolConfig, Timeouts};
+//! use sockpool::codec::framed::Request;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let mut config = sockpool_server::ServerConfig::default();
+//! # config.listeners = vec!["framed=127.0.0.1:0".parse()?];
+//! # config.workers = 1;
+//! # let server = sockpool_server::Server::bind(config)?.spawn();
+//! # let addr = server.tcp_addr(sockpool_server::Proto::Framed).unwrap();
+//! // A pooled client of the framed RPC: up to 8 connections, 4 requests in flight on each.
+//! let client = Client::framed()
+//!     .endpoint(addr)                       // "host:port", "[::1]:port", "unix:/path", "tls://host:port"
+//!     .pool(PoolConfig { max_size: 8, ..PoolConfig::default() })
+//!     .timeouts(Timeouts { request: Duration::from_secs(1), ..Timeouts::default() })
+//!     .pipeline_depth(4)
+//!     .build()?;
+//!
+//! // Typed helpers …
+//! assert_eq!(&client.echo(&b"hello"[..]).await?[..], b"hello");
+//!
+//! // … or raw requests, with where the time went.
+//! let (reply, timings) = client.call_timed(Request::echo(client.next_id(), &b"hi"[..])).await;
+//! assert_eq!(&reply?.payload[..], b"hi");
+//! println!("pool wait {:?}, connect {:?}, request {:?}", timings.pool_wait, timings.connect, timings.request);
+//!
+//! // Errors name the phase that failed.
+//! let short = Client::framed()
+//!     .endpoint(addr)
+//!     .timeouts(Timeouts { request: Duration::from_millis(20), ..Timeouts::default() })
+//!     .build()?;
+//! let err = short.sleep(Duration::from_secs(1), &b""[..]).await.unwrap_err();
+//! assert!(err.is_timeout());
+//! assert_eq!(err.phase(), sockpool::Phase::Request);
+//!
+//! client.close().await; // waits for calls in progress, then closes every connection
+//! # drop(server);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Layout
 //!
-//! - [`codec`]: the wire protocols as tokio-util `Encoder`/`Decoder` pairs with size limits checked before any
-//!   allocation, shared with the server and the load generator:
-//!   - [`codec::framed`]: the sockpool RPC, a 4-byte length then the body;
-//!   - [`codec::echo`]: a raw byte stream (the client splits replies by request length);
-//!   - [`codec::line`]: `\n`-terminated lines with a maximum length;
-//!   - [`codec::http`]: HTTP/1.1 requests and responses, keep-alive and pipelining;
-//!   - [`codec::resp`]: Redis RESP2 and the inline command form, parsed the way redis-server does.
-//! - [`transport`]: opening TCP (v4/v6), Unix and TLS connections, socket options on each.
-//! - [`connection`]: one pipelined connection whose socket a driver task owns.
-//! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols, any user codec.
-//! - [`config`]: settings structs (serde, documented defaults).
-//! - [`error`]: the one [`Error`] type with the failed [`Phase`] and [`ErrorKind`].
+//! Each module has one concern; the layers stack from the socket up:
+//!
+//! - [`transport`]: opening TCP (v4/v6), Unix and TLS (rustls) connections, socket options (TCP_NODELAY,
+//!   SO_SNDBUF/SO_RCVBUF, keepalive) on each.
+//! - [`connection`]: one pipelined connection whose socket a driver task owns; callers queue requests with a
+//!   `oneshot` each; batched writes; cancellation never desynchronises the stream.
+//! - [`pool`]: the deadpool manager per endpoint (recycling checks, generation-based bulk invalidation after a
+//!   reset) and the background reaper (idle timeout, max lifetime, min idle). How callers share a connection
+//!   when pipelining is explained there.
+//! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols ([`Framed`](protocol::Framed),
+//!   [`Echo`](protocol::Echo), [`Line`](protocol::Line), [`Http`](protocol::Http), [`Resp`](protocol::Resp)) and
+//!   [`Custom`](protocol::Custom) for any tokio-util codec.
+//! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
+//!   power-of-two-choices and ejection, typed helpers per protocol.
+//! - [`blocking`]: a synchronous facade for plain threads.
+//! - [`udp`]: [`UdpClient`], one datagram out, one back, with timeout, retries and a size limit.
+//! - [`config`]: the settings structs (serde, each field with its default).
+//! - [`error`]: the one [`Error`] type with the failed [`Phase`] and its [`ErrorKind`].
+//! - [`stats`]: [`ClientStats`], counters and closes by reason.
+//! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
+//!   size limits checked before any allocation.
 #![warn(missing_docs)]
 
 mod balance;
+pub mod blocking;
 pub mod client;
 pub mod codec;
 pub mod config;
@@ -32,6 +87,7 @@ pub mod pool;
 pub mod protocol;
 pub mod stats;
 pub mod transport;
+pub mod udp;
 
 pub use client::{CallTimings, Client, ClientBuilder};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
@@ -39,3 +95,4 @@ pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
 pub use stats::ClientStats;
 pub use transport::{Endpoint, TlsConfig};
+pub use udp::{UdpClient, UdpConfig};

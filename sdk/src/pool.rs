@@ -1,4 +1,4 @@
-//! The connection pool: a deadpool [`managed::Manager`](deadpool::managed::Manager) per endpoint, plus the
+//! The connection pool: a deadpool [`Manager`](deadpool::managed::Manager) per endpoint, plus the
 //! background reaper.
 //!
 //! ## Sharing one connection between callers (pipelining depth P > 1)
@@ -7,15 +7,18 @@
 //! enqueues**: it takes the object, reserves one of the connection's P slots, queues its request, and returns
 //! the object to the pool at once; then it waits for its reply on its own `oneshot`. The next caller gets the
 //! same connection back from the pool and can queue on it too, so up to P callers share one connection, like
-//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps the object
-//! and waits for a slot; other callers then find no idle object and the pool opens another connection, up to
-//! `max_size`. So connections are added only under load, and at most `max_size * P` requests are in flight.
+//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps it and asks
+//! the pool for another — deadpool then hands out another idle one or opens a new one while below `max_size` —
+//! and takes the first free slot among the connections it holds, returning the rest at once (see
+//! `checkout`). So connections are added only under load, a caller never waits for another caller's reply
+//! while the pool can still grow, and at most `max_size * P` requests are in flight.
 //!
 //! ## Recycling
 //!
-//! Every check-out runs [`Manager::recycle`], which rejects a connection that is poisoned, saw stray bytes or the
-//! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no probe
-//! round-trip), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
+//! Every check-out runs `Manager::recycle`, which rejects a connection that is poisoned, saw stray bytes or the
+//! peer's EOF/RST (its driver always has a read armed, so these are seen as they happen, with no request
+//! round-trip; a connection idle for 1 ms or more also gets a non-blocking `MSG_PEEK` probe on a dup of its
+//! socket, which catches an EOF the driver has not been scheduled to see yet), belongs to an older generation of its endpoint (another connection saw a reset or EOF after it
 //! was opened), is past its jittered lifetime, or has been idle longer than the idle timeout.
 //!
 //! ## The reaper
@@ -34,7 +37,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
-use crate::connection::{CloseReason, Connection, ConnectionOptions};
+use crate::connection::{CloseReason, Connection, ConnectionOptions, Slot};
 use crate::error::{Error, Phase};
 use crate::protocol::Protocol;
 use crate::stats::Counters;
@@ -93,8 +96,12 @@ pub struct Manager<P: Protocol> {
     pub(crate) protocol: Arc<P>,
     pub(crate) connector: Connector,
     pub(crate) options: ConnectionOptions,
+    pub(crate) in_flight_total: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) config: PoolConfig,
     pub(crate) counters: Arc<Counters>,
+    /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
+    /// checked-out connections as missing.
+    pub(crate) warming: tokio::sync::Mutex<()>,
 }
 
 impl<P: Protocol> std::fmt::Debug for Manager<P> {
@@ -162,7 +169,12 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         let stream = result?;
         let mut options = self.options.clone();
         options.expires_after = self.lifetime();
-        let mut conn = Connection::from_stream(stream, self.protocol.clone(), options);
+        let mut conn = Connection::from_stream_counted(
+            stream,
+            self.protocol.clone(),
+            options,
+            Some(self.in_flight_total.clone()),
+        );
         conn.set_connect_time(took);
         Ok(conn)
     }
@@ -174,6 +186,52 @@ impl<P: Protocol> managed::Manager for Manager<P> {
                 self.counters.closed(reason, 1);
                 Err(RecycleError::message(reason.to_string()))
             }
+        }
+    }
+}
+
+/// Check out a connection with a free pipelining slot.
+///
+/// A connection from the pool may be busy (all its slots in flight, lent back by callers that only enqueued).
+/// Then the caller keeps it and asks the pool for another — which opens a new one while below `max_size` —
+/// and takes the first slot that frees on any connection it holds or the first idle connection it gets;
+/// the others go back to the pool at once.
+pub(crate) async fn checkout<P: Protocol>(
+    pool: &Pool<P>,
+    ctx: &Arc<CallCtx>,
+) -> Result<(managed::Object<Manager<P>>, Slot), Error> {
+    enum Got<O> {
+        Pooled(O),
+        Freed(Result<Slot, Error>, usize),
+    }
+    let mut held: Vec<managed::Object<Manager<P>>> = Vec::new();
+    loop {
+        let got = {
+            let get = CALL_CTX.scope(ctx.clone(), pool.get());
+            if held.is_empty() {
+                Got::Pooled(get.await)
+            } else {
+                let freed = futures::future::select_all(held.iter().map(|o| Box::pin(o.reserve())));
+                tokio::select! {
+                    biased;
+                    (r, idx, _) = freed => Got::Freed(r, idx),
+                    g = get => Got::Pooled(g),
+                }
+            }
+        };
+        match got {
+            Got::Pooled(obj) => {
+                let obj = obj.map_err(|e| pool_error(e, Phase::PoolWait))?;
+                if let Some(slot) = obj.try_reserve() {
+                    return Ok((obj, slot));
+                }
+                // Busy: keep it and look further. Dead: drop it, recycling removes it.
+                if obj.health().is_none() {
+                    held.push(obj);
+                }
+            }
+            Got::Freed(Ok(slot), idx) => return Ok((held.swap_remove(idx), slot)),
+            Got::Freed(Err(_), idx) => drop(held.swap_remove(idx)),
         }
     }
 }
@@ -194,6 +252,7 @@ pub(crate) fn reap<P: Protocol>(pool: &Pool<P>) -> usize {
 /// Open connections until `min_idle` are idle (never past `max_size`). Returns how many were opened.
 pub(crate) async fn warm<P: Protocol>(pool: &Pool<P>) -> Result<usize, Error> {
     let want = pool.manager().config.min_idle;
+    let _one_at_a_time = pool.manager().warming.lock().await;
     let status = pool.status();
     let missing = want
         .saturating_sub(status.available)
@@ -237,5 +296,73 @@ pub(crate) fn pool_error(e: managed::PoolError<Error>, phase: Phase) -> Error {
             Error::new(ErrorKind::Timeout, phase, "pool timeout").with_sent(false)
         }
         other => Error::new(ErrorKind::Io, phase, other.to_string()).with_sent(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timeouts;
+    use crate::protocol::Framed;
+    use crate::transport::Stream;
+
+    fn manager(config: PoolConfig) -> Manager<Framed> {
+        Manager {
+            endpoint: "unix:/nonexistent".parse().unwrap(),
+            protocol: Arc::new(Framed::default()),
+            connector: Connector::new(Default::default(), &Timeouts::default(), None).unwrap(),
+            options: ConnectionOptions::default(),
+            in_flight_total: Arc::default(),
+            config,
+            counters: Arc::default(),
+            warming: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn connection(m: &Manager<Framed>) -> (Connection<Framed>, tokio::net::UnixStream) {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let mut options = m.options.clone();
+        options.expires_after = m.lifetime();
+        (
+            Connection::from_stream(Stream::Unix(a), m.protocol.clone(), options),
+            b,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_and_jittered_lifetime_decide_recycling() {
+        let m = manager(PoolConfig {
+            idle_timeout: Some(Duration::from_secs(10)),
+            max_lifetime: Some(Duration::from_secs(60)),
+            lifetime_jitter: 0.0,
+            ..PoolConfig::default()
+        });
+        let (conn, _peer) = connection(&m);
+        assert_eq!(m.verdict(&conn), None);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(m.verdict(&conn), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(m.verdict(&conn), Some(CloseReason::IdleTimeout));
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert_eq!(m.verdict(&conn), Some(CloseReason::MaxLifetime));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetimes_are_spread_by_the_jitter() {
+        let m = manager(PoolConfig {
+            max_lifetime: Some(Duration::from_secs(100)),
+            lifetime_jitter: 0.2,
+            ..PoolConfig::default()
+        });
+        let lifetimes: Vec<Duration> = (0..200).map(|_| m.lifetime().unwrap()).collect();
+        assert!(lifetimes
+            .iter()
+            .all(|l| *l >= Duration::from_secs(80) && *l <= Duration::from_secs(100)));
+        let min = lifetimes.iter().min().unwrap();
+        let max = lifetimes.iter().max().unwrap();
+        assert!(
+            *max - *min > Duration::from_secs(10),
+            "no spread: {min:?}..{max:?}"
+        );
     }
 }

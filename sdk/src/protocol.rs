@@ -14,7 +14,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use bytes::Bytes;
 
 use crate::codec::framed::{self, Op};
-use crate::codec::{echo, line, resp, CodecError};
+use crate::codec::{echo, http, line, resp, CodecError};
 
 /// A wire protocol the client can speak.
 ///
@@ -48,6 +48,13 @@ pub trait Protocol: Send + Sync + 'static {
     /// poisoned and every request on it fails. Default: always fine.
     fn check_reply(&self, _tag: u64, _reply: &Self::Response) -> Result<(), String> {
         Ok(())
+    }
+
+    /// True when, after `reply`, the server closes the connection (HTTP `Connection: close`): the connection
+    /// takes no more requests, and the EOF that follows is expected, not a sign that the endpoint went away.
+    /// Default: false.
+    fn closes_connection(&self, _reply: &Self::Response) -> bool {
+        false
     }
 
     /// True when sending `request` twice is harmless, so it may be retried even after it may have been sent.
@@ -206,6 +213,40 @@ impl Protocol for Resp {
         request
             .first()
             .is_some_and(|cmd| RESP_READ_ONLY.iter().any(|ro| cmd.eq_ignore_ascii_case(ro)))
+    }
+}
+
+/// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests must carry their own `Host`
+/// header.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http {
+    /// Limits on responses. Default: [`http::Limits::default`].
+    pub limits: http::Limits,
+}
+
+impl Protocol for Http {
+    type Request = http::Request;
+    type Response = http::Response;
+    type Codec = http::ClientCodec;
+
+    fn codec(&self) -> Self::Codec {
+        http::ClientCodec::new(self.limits)
+    }
+
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn closes_connection(&self, reply: &http::Response) -> bool {
+        !reply.keep_alive()
+    }
+
+    fn is_idempotent(&self, request: &http::Request) -> bool {
+        use http::Method as M;
+        matches!(
+            request.method,
+            M::Get | M::Head | M::Options | M::Put | M::Delete | M::Trace
+        )
     }
 }
 

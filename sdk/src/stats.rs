@@ -75,6 +75,7 @@ impl Counters {
             max_lifetime: g(CloseReason::MaxLifetime),
             endpoint_reset: g(CloseReason::EndpointReset),
             local: g(CloseReason::Local),
+            server_close: g(CloseReason::ServerClose),
         }
     }
 
@@ -123,6 +124,8 @@ pub struct CloseCounts {
     pub endpoint_reset: u64,
     /// Closed by this side (client closed).
     pub local: u64,
+    /// The server announced it would close (HTTP `Connection: close`).
+    pub server_close: u64,
 }
 
 impl CloseCounts {
@@ -137,6 +140,7 @@ impl CloseCounts {
             + self.max_lifetime
             + self.endpoint_reset
             + self.local
+            + self.server_close
     }
 }
 

@@ -1,7 +1,7 @@
 //! Opening connections: TCP (v4/v6), Unix sockets and TLS over TCP, with socket options applied to each.
 //!
 //! [`Endpoint`] parses the address forms users write (`host:port`, `[::1]:port`, `unix:/path`,
-//! `tls://host:port`); [`connect`] opens a [`Stream`] to one within the connect and TLS handshake timeouts.
+//! `tls://host:port`); [`Connector::connect`] opens a [`Stream`] to one within the connect and TLS handshake timeouts.
 
 use std::fmt;
 use std::io;
@@ -284,7 +284,19 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// What [`connect`] needs besides the endpoint.
+impl Stream {
+    /// A second handle (a `dup`) on the socket, for non-blocking health probes that do not disturb the owner.
+    /// `None` if the OS refuses the `dup`.
+    pub fn probe_handle(&self) -> Option<socket2::Socket> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Unix(s) => socket2::SockRef::from(s).try_clone().ok(),
+            Stream::Tls(s) => socket2::SockRef::from(s.get_ref().0).try_clone().ok(),
+        }
+    }
+}
+
+/// What [`Connector::connect`] needs besides the endpoint.
 #[derive(Clone)]
 pub struct Connector {
     /// Socket options for each new connection.
@@ -319,6 +331,24 @@ impl ConnectProgress for () {
 }
 
 impl Connector {
+    /// A connector with these socket options and timeouts; `tls` is needed only for `tls://` endpoints.
+    pub fn new(
+        socket: SocketOptions,
+        timeouts: &crate::config::Timeouts,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Self, Error> {
+        let tls = match tls {
+            Some(t) => Some((t.connector()?, t.server_name.clone())),
+            None => None,
+        };
+        Ok(Connector {
+            socket,
+            tls,
+            connect_timeout: timeouts.connect,
+            tls_timeout: timeouts.tls_handshake,
+        })
+    }
+
     /// Open a connection to `endpoint`, each step bounded by its timeout and by `deadline` if given.
     pub async fn connect(
         &self,
@@ -477,6 +507,54 @@ pub(crate) fn bounded(timeout: Duration, deadline: Option<Instant>) -> (Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn socket_options_are_applied_to_new_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for nodelay in [true, false] {
+            let options = SocketOptions {
+                nodelay,
+                send_buffer: Some(64 * 1024),
+                recv_buffer: Some(128 * 1024),
+                keepalive: Some(std::time::Duration::from_secs(30)),
+                keepalive_interval: Some(std::time::Duration::from_secs(5)),
+            };
+            let connector =
+                Connector::new(options, &crate::config::Timeouts::default(), None).unwrap();
+            let stream = connector.connect(&Endpoint::tcp(addr), None).await.unwrap();
+            let Stream::Tcp(tcp) = stream else {
+                panic!("tcp expected")
+            };
+            let sock = socket2::SockRef::from(&tcp);
+            assert_eq!(sock.nodelay().unwrap(), nodelay);
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(
+                sock.keepalive_time().unwrap(),
+                std::time::Duration::from_secs(30)
+            );
+            // Linux doubles the requested size for bookkeeping; it is at least what was asked for.
+            assert!(sock.recv_buffer_size().unwrap() >= 128 * 1024);
+            assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
+        }
+        let refused = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let connector = Connector::new(
+            SocketOptions::default(),
+            &crate::config::Timeouts::default(),
+            None,
+        )
+        .unwrap();
+        let err = connector
+            .connect(&Endpoint::tcp(refused), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused);
+        assert_eq!(err.phase(), Phase::Connect);
+        assert!(!err.was_sent());
+    }
 
     #[test]
     fn endpoints_parse_and_print() {

@@ -48,6 +48,21 @@ pub struct Args {
     /// Most RESP multibulk elements. Default: 1048576.
     #[arg(long)]
     pub max_multibulk: Option<usize>,
+    /// Most HTTP header fields in one request. Default: 100.
+    #[arg(long)]
+    pub max_headers: Option<usize>,
+    /// Longest RESP inline command, bytes. Default: 64 KiB.
+    #[arg(long)]
+    pub max_inline: Option<usize>,
+    /// Output bytes above which a connection stops reading until the client catches up. Default: 256 KiB.
+    #[arg(long)]
+    pub write_high_water: Option<usize>,
+    /// Initial read buffer per connection, bytes (grows on demand). Default: 4 KiB.
+    #[arg(long)]
+    pub read_buffer: Option<usize>,
+    /// Leave Nagle's algorithm on (no TCP_NODELAY) for accepted connections. Default: off (TCP_NODELAY set).
+    #[arg(long)]
+    pub no_nodelay: bool,
     /// Time a partial request may take (e.g. `500ms`). Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub read_timeout: Option<Duration>,
@@ -105,17 +120,21 @@ impl Args {
                 max_body: self.max_body.unwrap_or(l.max_body),
                 max_bulk: self.max_bulk.unwrap_or(l.max_bulk),
                 max_multibulk: self.max_multibulk.unwrap_or(l.max_multibulk),
+                max_headers: self.max_headers.unwrap_or(l.max_headers),
+                max_inline: self.max_inline.unwrap_or(l.max_inline),
+                write_high_water: self.write_high_water.unwrap_or(l.write_high_water),
                 read_timeout: self.read_timeout.unwrap_or(l.read_timeout),
                 idle_timeout: self.idle_timeout.unwrap_or(l.idle_timeout),
                 write_timeout: self.write_timeout.unwrap_or(l.write_timeout),
                 max_sleep: self.max_sleep.unwrap_or(l.max_sleep),
-                ..l
             },
             http_body_size: self.http_body_size.unwrap_or(d.http_body_size),
             shutdown_deadline: self.shutdown_deadline.unwrap_or(d.shutdown_deadline),
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             admin: self.admin,
+            nodelay: !self.no_nodelay,
+            read_buffer: self.read_buffer.unwrap_or(d.read_buffer),
             ..d
         };
         config.validate()?;
@@ -125,5 +144,54 @@ impl Args {
     /// True when this process is a `processes` worker.
     pub fn is_worker(&self) -> bool {
         self.worker_config.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_become_the_config() {
+        let args = Args::try_parse_from([
+            "sockpool-server",
+            "--listen",
+            "http=127.0.0.1:0",
+            "--listen",
+            "udp=[::1]:0",
+            "--model",
+            "event-loop",
+            "--workers",
+            "3",
+            "--read-timeout",
+            "500ms",
+            "--max-connections",
+            "7",
+            "--no-nodelay",
+        ])
+        .unwrap();
+        let c = args.into_config().unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!((c.model, c.workers), (Model::EventLoop, 3));
+        assert_eq!(c.limits.read_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.max_connections, 7);
+        assert!(!c.nodelay);
+        assert_eq!(c.limits.idle_timeout, Limits::default().idle_timeout);
+    }
+
+    #[test]
+    fn no_listen_flag_means_the_default_listener_and_bad_flags_are_refused() {
+        let c = Args::try_parse_from(["sockpool-server"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(c.listeners, ServerConfig::default().listeners);
+        assert!(Args::try_parse_from(["sockpool-server", "--model", "fork"]).is_err());
+        assert!(
+            Args::try_parse_from(["sockpool-server", "--listen", "gopher=127.0.0.1:1"]).is_err()
+        );
+        let tls_without_cert =
+            Args::try_parse_from(["sockpool-server", "--listen", "http+tls=127.0.0.1:0"]).unwrap();
+        assert!(tls_without_cert.into_config().is_err());
     }
 }

@@ -21,6 +21,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Models
+//!
+//! | `--model` | how | supports |
+//! |---|---|---|
+//! | `async` (default) | one tokio multi-thread runtime, `workers` threads | TCP, TLS, unix |
+//! | `per-core` | `workers` current-thread runtimes, each with its own SO_REUSEPORT listener | TCP, TLS, unix (shared) |
+//! | `threads` | blocking std::net, a thread per connection (≤ `max_connections`) | TCP, TLS, unix |
+//! | `event-loop` | one thread, one mio (epoll) loop, non-blocking sockets, rustls driven by hand | TCP, TLS, unix |
+//! | `processes` | `workers` worker processes of the binary sharing the port with SO_REUSEPORT | TCP, TLS; no unix (refused at bind) |
+//!
+//! UDP listeners are served by one thread each under every model. Under `processes`, `STATS` answers the
+//! counters of the worker that serves the connection, and the final counters are the workers' sum.
+//!
+//! ## Limits
+//!
+//! Each is a [`Limits`] field (defaults there) and a flag; over a size limit the protocol's answer is sent,
+//! then the connection closes:
+//!
+//! | limit | framed | line / echo | http | resp |
+//! |---|---|---|---|---|
+//! | `max_connections` | `BUSY`, id 0 | closed at once | `503` | `-ERR max number of clients reached` |
+//! | size (`max_frame`, `max_line`, `max_header`/`max_headers`, `max_body`, `max_bulk`/`max_multibulk`/`max_inline`) | `TOO_LARGE`, id 0 | line: closed, no reply | `431` / `413` | `-ERR Protocol error: <Redis's words>` |
+//! | malformed | `BAD_REQUEST`, id 0 | — | `400` (`501` for `Transfer-Encoding`) | `-ERR Protocol error: <Redis's words>` |
+//! | `read_timeout` (partial request) | closed | closed | `408` | closed |
+//! | `idle_timeout` | closed | closed | closed | closed |
+//! | `write_timeout` (client not reading) | closed | closed | closed | closed |
+//!
+//! While a connection's output is above `write_high_water` it stops decoding and reading, so a client that
+//! does not read costs at most one read buffer plus the high-water mark plus one reply.
+//!
 //! ## Layout
 //!
 //! - [`config`]: [`ServerConfig`], [`Limits`], [`ListenSpec`], [`Proto`], [`Model`]; every default.
@@ -29,16 +59,16 @@
 //!   drives, and [`Next`].
 //! - [`protocol`]: one module per protocol (`framed`, `echo`, `line`, `http`, `resp`, `udp`): decode with the
 //!   `sockpool::codec` codecs, handle, encode straight into the output buffer.
-//! - `model`: one module per concurrency model (`async`, `per-core`, `threads`, `event-loop`, `processes`),
-//!   each `run(listeners, shared)`; `model::tokio_io` is the accept loop and connection driver the tokio
-//!   models share.
+//! - `model`: one module per concurrency model (`async_rt`, `per_core`, `threads`, `event_loop`,
+//!   `processes`), each `run(listeners, shared)`; `model::tokio_io` is the accept loop and connection driver
+//!   the tokio models share, `model::blocking_io` the driver of `threads`.
 //! - [`stats`]: [`Stats`] (relaxed atomic counters) and [`StatsSnapshot`] (JSON and Prometheus text).
 //! - `listen`: binding TCP (socket2, SO_REUSEPORT), Unix and UDP sockets; [`BoundAddr`].
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).
 //! - `tls`: rustls server configuration from PEM files.
 //! - `admin`: `GET /metrics` as Prometheus text.
 //! - [`cli`]: the binary's flags ([`cli::Args`]) and their conversion into a [`ServerConfig`].
-//! - [`signals`]: SIGINT/SIGTERM (and a worker's parent going away) for the binary.
+//! - [`signals`]: SIGINT/SIGTERM (and a `processes` worker's parent going away) for the binary.
 //! - [`error`]: [`Error`] and [`ConfigError`].
 //! - [`testing`]: helpers for tests that run real peers (redis-server, nginx, redis-cli …) beside sockpool.
 #![warn(missing_docs)]

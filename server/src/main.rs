@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use sockpool_server::cli::Args;
+use sockpool_server::signals::Stop;
 use sockpool_server::Server;
 
 fn main() -> ExitCode {
@@ -23,6 +24,13 @@ fn run() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let worker = args.is_worker();
     let config = args.into_config()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stop = {
+        let _ctx = rt.enter();
+        Stop::install(worker).context("installing signal handlers")?
+    };
     let server = Server::bind(config).context("starting the server")?;
     let mut out = std::io::stdout().lock();
     for b in server.local_addrs() {
@@ -34,10 +42,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let handle = server.spawn();
     writeln!(out, "ready")?;
     out.flush()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(sockpool_server::signals::until_stop(worker))?;
+    rt.block_on(stop.wait());
     let stats = handle.shutdown();
     writeln!(out, "stats {}", stats.to_json())?;
     out.flush()?;

@@ -231,6 +231,17 @@ impl Server {
                     .spawn(move || crate::admin::serve(l, sh))?,
             );
         }
+        {
+            let sh = shared.clone();
+            helpers.push(
+                std::thread::Builder::new()
+                    .name("sockpool-stop".into())
+                    .spawn(move || {
+                        futures::executor::block_on(sh.shutdown.cancelled());
+                        sh.mark_stopping();
+                    })?,
+            );
+        }
         let result = crate::model::run(shared.config.model, stream, shared.clone());
         shared.mark_ready();
         shared.shutdown.cancel();
@@ -266,12 +277,6 @@ fn check_model_support(config: &ServerConfig) -> Result<(), Error> {
     {
         return Err(ConfigError::new(
             "the processes model serves TCP and UDP listeners only, not unix sockets",
-        )
-        .into());
-    }
-    if config.model == Model::EventLoop && config.listeners.iter().any(|l| l.tls) {
-        return Err(ConfigError::new(
-            "the event-loop model serves plain TCP and unix sockets, not +tls listeners",
         )
         .into());
     }

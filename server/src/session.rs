@@ -32,6 +32,13 @@ pub trait Session {
     /// (after a [`Next::WaitUntil`]).
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next;
 
+    /// True while a request is part-way decoded even though `input` may be empty (a codec that moves
+    /// finished parts out of the buffer). The model uses it, with a non-empty `input`, to tell a partial
+    /// request (read timeout) from an idle connection (idle timeout).
+    fn in_progress(&self) -> bool {
+        false
+    }
+
     /// A partial request did not complete within the read timeout; write the protocol's answer, if any (HTTP
     /// `408`). The model then closes the connection.
     fn on_read_timeout(&mut self, output: &mut BytesMut) {

@@ -1,7 +1,7 @@
 //! State every connection of one server shares: the configuration, the counters, the RESP map, the shutdown
 //! signal, the TLS configuration and the connection limit.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
@@ -12,7 +12,6 @@ use crate::stats::{Counter, Stats};
 
 /// Shared by every connection of one server.
 #[derive(Debug)]
-#[allow(dead_code)] // `http_body` and `db` serve the http and resp sessions, which land with their codecs
 pub(crate) struct Shared {
     /// The validated configuration.
     pub config: ServerConfig,
@@ -28,6 +27,9 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections admitted and not yet closed (the `max_connections` gate).
     admitted: AtomicUsize,
+    /// Set (by a watcher of `shutdown`) once shutdown began: a relaxed load that busy connections can afford
+    /// on every request, where polling the token would take a lock.
+    stopping: AtomicBool,
     /// Set once the model serves (for `processes`: once every worker said `ready`), or failed to start.
     ready: (Mutex<bool>, Condvar),
 }
@@ -54,8 +56,20 @@ impl Shared {
             shutdown,
             tls,
             admitted: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             ready: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// True once shutdown began.
+    #[inline]
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed)
+    }
+
+    /// Marks shutdown as begun (see [`Shared::is_stopping`]).
+    pub(crate) fn mark_stopping(&self) {
+        self.stopping.store(true, Relaxed);
     }
 
     /// The model serves (or gave up trying): wakes [`Shared::wait_ready`].

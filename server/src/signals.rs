@@ -1,32 +1,53 @@
 //! What stops the binary: SIGINT or SIGTERM, and for a `processes` worker also its parent going away (its
 //! stdin closes).
+//!
+//! [`Stop::install`] registers the handlers; call it before announcing `ready`, so a signal sent right after
+//! `ready` is never lost to the default action (which would kill the process without its `stats` line).
 
 use std::io;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// Resolves at SIGINT or SIGTERM; with `watch_stdin`, also when stdin reaches end of file.
-pub async fn until_stop(watch_stdin: bool) -> io::Result<()> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let stdin_closed = async {
-        if watch_stdin {
-            use tokio::io::AsyncReadExt;
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 64];
-            while let Ok(n) = stdin.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        } else {
-            std::future::pending::<()>().await
-        }
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = stdin_closed => {}
+/// Installed stop handlers.
+#[derive(Debug)]
+pub struct Stop {
+    int: Signal,
+    term: Signal,
+    watch_stdin: bool,
+}
+
+impl Stop {
+    /// Registers SIGINT and SIGTERM handlers (inside a tokio runtime context); with `watch_stdin`, end of
+    /// file on stdin also stops.
+    pub fn install(watch_stdin: bool) -> io::Result<Stop> {
+        Ok(Stop {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            watch_stdin,
+        })
     }
-    Ok(())
+
+    /// Resolves at the first stop condition.
+    pub async fn wait(mut self) {
+        let watch_stdin = self.watch_stdin;
+        let stdin_closed = async {
+            if watch_stdin {
+                use tokio::io::AsyncReadExt;
+                let mut stdin = tokio::io::stdin();
+                let mut buf = [0u8; 64];
+                while let Ok(n) = stdin.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = stdin_closed => {}
+        }
+    }
 }

@@ -352,3 +352,160 @@ async fn client_that_never_reads_is_closed_at_the_write_timeout_with_bounded_mem
         stop(h).await;
     }
 }
+
+/// Sends `send` to an http server and returns the reply up to the close; asserts the close.
+async fn http_reply_then_close(addr: std::net::SocketAddr, send: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(send).await.unwrap();
+    let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+    assert!(closed, "the server closed the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A well-behaved HTTP client is served.
+async fn http_still_served(addr: std::net::SocketAddr) {
+    let text = http_reply_then_close(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("Hello, World!"),
+        "{text}"
+    );
+}
+
+fn assert_status_and_close(text: &str, status_line: &str) {
+    assert!(
+        text.starts_with(status_line),
+        "want {status_line:?}, got {text:?}"
+    );
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_header_block_over_the_limit_is_431() {
+    let (h, addr) = start(Model::Async, "http=127.0.0.1:0", Proto::Http, |c| {
+        c.limits.max_header = 1024
+    });
+    let mut send = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    send.extend(std::iter::repeat_n(b'a', 4096));
+    send.extend_from_slice(b"\r\n\r\n");
+    let text = http_reply_then_close(addr, &send).await;
+    assert_status_and_close(&text, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+    http_still_served(addr).await;
+    assert_eq!(stop(h).await.errors.too_large, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_that_never_completes_is_408_after_the_read_timeout() {
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        let (h, addr) = start(model, "http=127.0.0.1:0", Proto::Http, |_| {});
+        // Head complete, body promised but never sent; then a head that never ends.
+        for send in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"[..],
+            b"GET / HTTP/1.1\r\nHost",
+        ] {
+            let text = http_reply_then_close(addr, send).await;
+            assert_status_and_close(&text, "HTTP/1.1 408 Request Timeout\r\n");
+        }
+        http_still_served(addr).await;
+        assert_eq!(stop(h).await.errors.read_timeout, 2, "{model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_over_the_limit_is_413() {
+    let (h, addr) = start(Model::Async, "http=127.0.0.1:0", Proto::Http, |c| {
+        c.limits.max_body = 1000
+    });
+    // Refused from Content-Length alone, before any of the body arrives.
+    let text = http_reply_then_close(
+        addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .await;
+    assert_status_and_close(&text, "HTTP/1.1 413 Content Too Large\r\n");
+    http_still_served(addr).await;
+    assert_eq!(stop(h).await.errors.too_large, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_malformed_request_is_400() {
+    let (h, addr) = start(Model::Async, "http=127.0.0.1:0", Proto::Http, |_| {});
+    let text =
+        http_reply_then_close(addr, b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n").await;
+    assert_status_and_close(&text, "HTTP/1.1 400 Bad Request\r\n");
+    http_still_served(addr).await;
+    assert_eq!(stop(h).await.errors.protocol, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_connections_beyond_the_maximum_get_503() {
+    let (h, addr) = start(Model::Async, "http=127.0.0.1:0", Proto::Http, |c| {
+        c.limits.max_connections = 1
+    });
+    let mut held = TcpStream::connect(addr).await.unwrap();
+    held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 17];
+    tokio::io::AsyncReadExt::read_exact(&mut held, &mut buf)
+        .await
+        .unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200 OK\r\n");
+    let text = http_reply_then_close(addr, b"").await;
+    assert_status_and_close(&text, "HTTP/1.1 503 Service Unavailable\r\n");
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if h.stats().snapshot().connections_open == 0 {
+            served = true;
+            break;
+        }
+    }
+    assert!(served);
+    http_still_served(addr).await;
+    assert_eq!(stop(h).await.connections_refused, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_command_cut_between_arguments_is_closed_at_the_read_timeout() {
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        let (h, addr) = start(model, "resp=127.0.0.1:0", Proto::Resp, |_| {});
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The codec takes the finished arguments out of the buffer: the request is partial, not idle.
+        s.write_all(b"*3\r\n$3\r\nSET\r\n").await.unwrap();
+        let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+        assert!(got.is_empty() && closed, "{model}");
+        resp_still_served(addr).await;
+        assert_eq!(stop(h).await.errors.read_timeout, 1, "{model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_body_over_the_limit_sent_anyway_is_413_from_the_header() {
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        let (h, addr) = start(model, "http=127.0.0.1:0", Proto::Http, |c| {
+            c.limits.max_body = 1000
+        });
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        // The client sends its whole 256 KiB body without waiting, as curl does without Expect.
+        let writer = tokio::spawn(async move {
+            let _ = w
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 262144\r\n\r\n")
+                .await;
+            let _ = w.write_all(&vec![b'b'; 262_144]).await;
+            w
+        });
+        let (got, closed) = read_until_close(&mut r, IO_LIMIT).await;
+        let text = String::from_utf8_lossy(&got);
+        assert_status_and_close(&text, "HTTP/1.1 413 Content Too Large\r\n");
+        assert!(closed, "{model}");
+        drop(writer.await);
+        http_still_served(addr).await;
+        assert_eq!(stop(h).await.errors.too_large, 1, "{model}");
+    }
+}

@@ -223,19 +223,27 @@ fn curl_reuses_one_keep_alive_connection_for_two_urls() {
     let Some(curl) = peer("curl") else { return };
     let server = RunningServer::start(&["--listen", "http=127.0.0.1:0", "--http-body-size", "21"]);
     let addr = server.addr("http");
-    let body_file = tempfile::NamedTempFile::new().expect("tempfile");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One invocation, two URLs, each with its own -o: curl keeps the connection between them.
     let out = run_ok(
         Command::new(&curl)
-            .args(["-s", "--max-time", "10", "-o"])
-            .arg(body_file.path())
+            .args(["-s", "--max-time", "10"])
             .args(["-w", "%{http_code} %{num_connects} %{size_download}\\n"])
+            .arg("-o")
+            .arg(dir.path().join("first"))
             .arg(format!("http://{addr}/first"))
+            .arg("-o")
+            .arg(dir.path().join("second"))
             .arg(format!("http://{addr}/second?x=1")),
     );
     let report = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = report.lines().collect();
     // The first transfer opens the connection, the second reuses it (0 new connects); each gets the 21-byte body.
     assert_eq!(lines, ["200 1 21", "200 0 21"], "curl -w report: {report}");
+    for name in ["first", "second"] {
+        let body = std::fs::read(dir.path().join(name)).expect("curl wrote the body");
+        assert_eq!(body.len(), 21, "{name}: {}", String::from_utf8_lossy(&body));
+    }
 }
 
 #[test]

@@ -168,6 +168,50 @@ async fn line(model: Model) {
     assert_eq!(requests, 103);
 }
 
+async fn http(model: Model) {
+    use sockpool::codec::http::{ClientCodec, Limits, Request};
+    let requests = with_server(model, "http=127.0.0.1:0", Proto::Http, |addr| async move {
+        let mut f = Framed::new(
+            TcpStream::connect(addr).await.unwrap(),
+            ClientCodec::new(Limits::default()),
+        );
+        // Keep-alive: sequential requests on one connection.
+        for _ in 0..3 {
+            f.send(Request::get("/")).await.unwrap();
+            let r = f.next().await.unwrap().unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(&r.body[..], b"Hello, World!");
+        }
+        // Pipelining: three requests in one write, one of them a POST with a body.
+        f.feed(Request::get("/a")).await.unwrap();
+        f.feed(Request::post("/b", Bytes::from_static(b"some body")))
+            .await
+            .unwrap();
+        f.feed(Request::get("/c")).await.unwrap();
+        SinkExt::<Request>::flush(&mut f).await.unwrap();
+        for _ in 0..3 {
+            let r = f.next().await.unwrap().unwrap();
+            assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
+        }
+        // Connection: close is honoured.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (reply, closed) = support::read_until_close(&mut s, IO_LIMIT).await;
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+        assert!(text.ends_with("Hello, World!"), "{text}");
+        assert!(closed, "the server closed after Connection: close");
+    })
+    .await;
+    assert_eq!(requests, 7);
+}
+
 async fn resp(model: Model) {
     let requests = with_server(model, "resp=127.0.0.1:0", Proto::Resp, |addr| async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -245,6 +289,8 @@ macro_rules! suite {
             async fn echo() { super::echo($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn line() { super::line($model).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn http() { super::http($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn resp() { super::resp($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,7 @@ impl Cert {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn framed_over_tls_under_every_model_that_serves_tls() {
+async fn framed_over_tls_under_every_model() {
     let cert = Cert::new();
     for model in [
         Model::Async,
@@ -82,18 +82,39 @@ async fn framed_over_tls_under_every_model_that_serves_tls() {
         let mut want = framed_response(0, 1, b"after sleep");
         want.extend(framed_response(0, 2, b"over tls"));
         expect_reply(&mut tls, &send, &want).await;
+        // Large transfers both ways: records across many socket writes and reads.
+        let big = vec![b'x'; 2_000_000];
+        expect_reply(
+            &mut tls,
+            &framed_request(3, 3, 2_000_000, b""),
+            &framed_response(0, 3, &big),
+        )
+        .await;
+        let up: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        expect_reply(
+            &mut tls,
+            &framed_request(1, 4, 0, &up),
+            &framed_response(0, 4, &up),
+        )
+        .await;
         drop(tls);
         let stats = tokio::task::spawn_blocking(move || h.shutdown())
             .await
             .unwrap();
-        assert_eq!(stats.requests, 2, "{model}");
+        assert_eq!(stats.requests, 4, "{model}");
     }
 }
 
 #[tokio::test]
 async fn a_plain_client_on_a_tls_port_is_closed_and_counted() {
+    for model in [Model::Async, Model::EventLoop] {
+        plain_client_on_tls_port(model).await;
+    }
+}
+
+async fn plain_client_on_tls_port(model: Model) {
     let cert = Cert::new();
-    let mut c = config(Model::Async, &["framed+tls=127.0.0.1:0"]);
+    let mut c = config(model, &["framed+tls=127.0.0.1:0"]);
     cert.configure(&mut c);
     let server = Server::bind(c).unwrap();
     let addr = server.tcp_addr(Proto::Framed).unwrap();
@@ -111,13 +132,81 @@ async fn a_plain_client_on_a_tls_port_is_closed_and_counted() {
 }
 
 #[test]
-fn tls_without_a_certificate_or_under_event_loop_is_refused_at_bind() {
+fn tls_without_a_certificate_is_refused_at_bind() {
     let c = config(Model::Async, &["framed+tls=127.0.0.1:0"]);
     let err = Server::bind(c).unwrap_err().to_string();
     assert!(err.contains("--tls-cert"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_over_tls_keep_alive_and_curl_with_cacert() {
+    use futures::{SinkExt, StreamExt};
+    use sockpool::codec::http::{ClientCodec, Limits, Request};
     let cert = Cert::new();
-    let mut c = config(Model::EventLoop, &["framed+tls=127.0.0.1:0"]);
-    cert.configure(&mut c);
-    let err = Server::bind(c).unwrap_err().to_string();
-    assert!(err.contains("event-loop"), "{err}");
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Http).unwrap();
+        let h = server.spawn();
+
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = cert
+            .connector()
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let mut f = tokio_util::codec::Framed::new(tls, ClientCodec::new(Limits::default()));
+        for _ in 0..2 {
+            f.send(Request::get("/")).await.unwrap();
+            let r = tokio::time::timeout(support::IO_LIMIT, f.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"Hello, World!"[..]),
+                "{model}"
+            );
+        }
+        drop(f);
+
+        let mut curl_ran = false;
+        if let Some(curl) = sockpool_server::testing::peer("curl") {
+            let url = format!("https://localhost:{}/", addr.port());
+            let mut cmd = std::process::Command::new(curl);
+            cmd.arg("-sS")
+                .arg("--cacert")
+                .arg(cert.cert_path())
+                .arg("--resolve")
+                .arg(format!("localhost:{}:127.0.0.1", addr.port()))
+                .args(["-X", "POST", "-d", "a body", &url, &url]);
+            let out = tokio::task::spawn_blocking(move || {
+                sockpool_server::testing::run_with_timeout(
+                    &mut cmd,
+                    std::time::Duration::from_secs(20),
+                )
+            })
+            .await
+            .unwrap()
+            .expect("curl ran");
+            assert!(
+                out.status.success(),
+                "{model}: curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "Hello, World!Hello, World!",
+                "{model}"
+            );
+            curl_ran = true;
+        }
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.requests, if curl_ran { 4 } else { 2 }, "{model}");
+    }
 }

@@ -38,6 +38,13 @@ impl RawConn {
         }
     }
 
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            RawConn::Tcp(s) => s.set_nonblocking(on),
+            RawConn::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
     pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         match self {
             RawConn::Tcp(s) => s.set_write_timeout(d),
@@ -88,6 +95,25 @@ pub(crate) fn refuse<S: Write>(io: &mut S, raw: &RawConn, msg: &[u8], shared: &S
     raw.shutdown(Shutdown::Write);
 }
 
+/// After the last reply and our FIN: read and drop what the client still sends for a moment, so closing
+/// with unread data does not reset the connection before the client reads the reply (see `tokio_io`).
+fn linger<S: Read>(io: &mut S, raw: &RawConn, input: &mut BytesMut) {
+    use crate::model::tokio_io::{LINGER_BYTES, LINGER_TIME};
+    if raw.set_read_timeout(Some(LINGER_TIME)).is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER_TIME;
+    let mut drained = 0usize;
+    input.clear();
+    input.resize(16 * 1024, 0);
+    while drained < LINGER_BYTES && Instant::now() < until {
+        match io.read(&mut input[..]) {
+            Ok(n) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}
+
 /// Runs `session` over `io` until either side closes, a limit or timeout is hit, or shutdown (the model shuts
 /// the socket's read side, which ends the blocked read once everything received is answered).
 pub(crate) fn drive<S: Read + Write>(
@@ -135,11 +161,30 @@ pub(crate) fn drive<S: Read + Write>(
             }
             Next::Close => {
                 raw.shutdown(Shutdown::Write);
+                linger(io, raw, &mut input);
                 return;
             }
         }
         let now = Instant::now();
-        let wait = if input.is_empty() {
+        if shared.is_stopping() && input.is_empty() && !session.in_progress() {
+            // Shutting down between requests: answer what is already in the socket buffer, then close.
+            if raw.set_nonblocking(true).is_err() {
+                return;
+            }
+            let len = input.len();
+            input.resize(len + chunk, 0);
+            let r = io.read(&mut input[len..]);
+            input.truncate(len + *r.as_ref().unwrap_or(&0));
+            let _ = raw.set_nonblocking(false);
+            match r {
+                Ok(n) if n > 0 => {
+                    stats.add(Counter::BytesIn, n as u64);
+                    continue;
+                }
+                _ => return,
+            }
+        }
+        let wait = if input.is_empty() && !session.in_progress() {
             partial_since = None;
             if input.capacity() > shrink_above {
                 input = BytesMut::new();

@@ -1,6 +1,8 @@
 //! `event-loop`: one thread, one mio poll loop over non-blocking sockets (edge-triggered), the classic
 //! epoll server. Timers: a heap for framed SLEEP, and a sweep a few times per shortest timeout for the read,
-//! idle and write timeouts. Plain TCP and Unix sockets (no TLS: `Server::bind` refuses `+tls` here).
+//! idle and write timeouts. TCP and Unix sockets, plain or TLS (rustls driven by hand over the non-blocking
+//! socket: `read_tls`/`process_new_packets`/`write_tls`). A TLS client over `max_connections` is closed
+//! without a reply (the refusal would need a handshake first).
 //!
 //! Shutdown: a mio `Waker` wakes the loop, the listeners close, idle connections close at once, the others
 //! when they have answered what they received, and the loop ends when none is left or at the shutdown
@@ -38,14 +40,16 @@ enum MioStream {
     Unix(UnixStream),
 }
 
-impl MioStream {
+impl Read for MioStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             MioStream::Tcp(s) => s.read(buf),
             MioStream::Unix(s) => s.read(buf),
         }
     }
+}
 
+impl Write for MioStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             MioStream::Tcp(s) => s.write(buf),
@@ -53,6 +57,12 @@ impl MioStream {
         }
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl MioStream {
     fn shutdown_write(&self) {
         let _ = match self {
             MioStream::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -68,8 +78,86 @@ impl MioStream {
     }
 }
 
+/// A connection's byte stream: the socket, or rustls over it (driven by hand: `read_tls`/`write_tls` on the
+/// non-blocking socket, plaintext through `reader()`/`writer()`).
+struct Transport {
+    sock: MioStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+impl Transport {
+    /// Reads plaintext; `WouldBlock` when none is available yet.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.sock.read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if is_would_block(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {
+                    let processed = tls.process_new_packets();
+                    // Handshake messages or an alert may be waiting to go out either way.
+                    let _ = flush_tls(tls, &mut self.sock);
+                    if let Err(e) = processed {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes plaintext (TLS: hands it to rustls and pushes what the socket takes).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.sock.write(buf);
+        };
+        if flush_tls(tls, &mut self.sock)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = tls.writer().write(buf)?;
+        flush_tls(tls, &mut self.sock)?;
+        Ok(n)
+    }
+
+    /// Pushes TLS records rustls still holds; true while some remain (the socket is full).
+    fn pending(&mut self) -> io::Result<bool> {
+        match self.tls.as_mut() {
+            Some(tls) => flush_tls(tls, &mut self.sock),
+            None => Ok(false),
+        }
+    }
+
+    fn shutdown_write(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.send_close_notify();
+            let _ = flush_tls(tls, &mut self.sock);
+        }
+        self.sock.shutdown_write();
+    }
+}
+
+/// Writes TLS records until rustls has none or the socket is full; true when some remain.
+fn flush_tls(tls: &mut rustls::ServerConnection, sock: &mut MioStream) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(_) => {}
+            Err(e) if is_would_block(&e) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
 struct Conn {
-    stream: MioStream,
+    stream: Transport,
     session: AnySession,
     input: BytesMut,
     output: BytesMut,
@@ -79,6 +167,10 @@ struct Conn {
     dirty: bool,
     /// Close once the output is written.
     closing: bool,
+    /// After the close: reading and dropping what the client still sends until then (see `tokio_io::linger`).
+    lingering_until: Option<Instant>,
+    /// Bytes dropped while lingering.
+    lingered: usize,
     waiting_until: Option<Instant>,
     partial_since: Option<Instant>,
     last_active: Instant,
@@ -102,6 +194,7 @@ fn is_would_block(e: &io::Error) -> bool {
 impl Conn {
     fn idle(&self) -> bool {
         self.input.is_empty()
+            && !self.session.in_progress()
             && self.output.is_empty()
             && self.waiting_until.is_none()
             && !self.dirty
@@ -118,6 +211,9 @@ impl Conn {
         let stats = &shared.stats;
         let chunk = shared.config.read_buffer.max(64);
         let shrink_above = chunk.max(64 * 1024);
+        if self.lingering_until.is_some() {
+            return self.linger();
+        }
         loop {
             // 1. Write what is pending.
             while self.written < self.output.len() {
@@ -142,6 +238,17 @@ impl Conn {
                     }
                 }
             }
+            match self.stream.pending() {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.write_blocked_since.get_or_insert_with(Instant::now);
+                    return Alive::Yes;
+                }
+                Err(_) => {
+                    stats.inc(Counter::ErrorsIo);
+                    return Alive::No;
+                }
+            }
             self.output.clear();
             self.written = 0;
             self.write_blocked_since = None;
@@ -150,7 +257,8 @@ impl Conn {
             }
             if self.closing {
                 self.stream.shutdown_write();
-                return Alive::No;
+                self.lingering_until = Some(Instant::now() + crate::model::tokio_io::LINGER_TIME);
+                return self.linger();
             }
             // 2. A SLEEP in progress.
             let now = Instant::now();
@@ -184,22 +292,33 @@ impl Conn {
                     continue;
                 }
             }
-            if self.input.is_empty() {
+            // Shutting down between requests: answer what is already in the socket buffer, then close.
+            let between_requests = self.input.is_empty() && !self.session.in_progress();
+            if between_requests {
                 self.partial_since = None;
-                if draining {
-                    return Alive::No;
-                }
                 if self.input.capacity() > shrink_above {
                     self.input = BytesMut::new();
                 }
             } else if self.partial_since.is_none() {
                 self.partial_since = Some(now);
             }
-            // 4. Read.
-            let len = self.input.len();
-            self.input.resize(len + chunk, 0);
-            let r = self.stream.read(&mut self.input[len..]);
-            self.input.truncate(len + *r.as_ref().unwrap_or(&0));
+            // 4. Read. A connection without a buffer yet (it has sent nothing) reads into the stack first, so
+            // idle connections cost no buffer.
+            let r = if self.input.capacity() == 0 {
+                let mut first = [0u8; 512];
+                let r = self.stream.read(&mut first);
+                if let Ok(n) = r {
+                    self.input.reserve(chunk.max(n));
+                    self.input.extend_from_slice(&first[..n]);
+                }
+                r
+            } else {
+                let len = self.input.len();
+                self.input.resize(len + chunk, 0);
+                let r = self.stream.read(&mut self.input[len..]);
+                self.input.truncate(len + *r.as_ref().unwrap_or(&0));
+                r
+            };
             match r {
                 Ok(0) => return Alive::No,
                 Ok(n) => {
@@ -207,7 +326,13 @@ impl Conn {
                     self.last_active = now;
                     self.dirty = true;
                 }
-                Err(e) if is_would_block(&e) => return Alive::Yes,
+                Err(e) if is_would_block(&e) => {
+                    return if draining && between_requests {
+                        Alive::No
+                    } else {
+                        Alive::Yes
+                    };
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     stats.inc(Counter::ErrorsIo);
@@ -217,8 +342,28 @@ impl Conn {
         }
     }
 
+    /// Reads and drops input after the close until end of file, the linger time or the linger budget.
+    fn linger(&mut self) -> Alive {
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.lingered >= crate::model::tokio_io::LINGER_BYTES {
+                return Alive::No;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Alive::No,
+                Ok(n) => self.lingered += n,
+                Err(e) if is_would_block(&e) => return Alive::Yes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Alive::No,
+            }
+        }
+    }
+
     /// Applies the read, idle and write timeouts; `No` when the connection must close.
     fn check_timeouts(&mut self, shared: &Shared, now: Instant) -> Alive {
+        if let Some(until) = self.lingering_until {
+            return if now >= until { Alive::No } else { Alive::Yes };
+        }
         let limits = &shared.config.limits;
         let stats = &shared.stats;
         if let Some(since) = self.write_blocked_since {
@@ -254,7 +399,7 @@ impl Conn {
 pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-    let mut listeners: Vec<Option<(MioListener, Proto)>> = Vec::new();
+    let mut listeners: Vec<Option<(MioListener, Proto, bool)>> = Vec::new();
     for b in bound {
         let mut l = match b.listener {
             Listener::Tcp(l) => MioListener::Tcp(TcpListener::from_std(l)),
@@ -266,7 +411,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
             MioListener::Tcp(l) => poll.registry().register(l, token, Interest::READABLE)?,
             MioListener::Unix(l) => poll.registry().register(l, token, Interest::READABLE)?,
         }
-        listeners.push(Some((l, b.addr.proto)));
+        listeners.push(Some((l, b.addr.proto, b.addr.tls)));
     }
     let watcher = {
         let (shared, waker) = (shared.clone(), waker.clone());
@@ -317,7 +462,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                     draining = true;
                     drain_deadline = Some(Instant::now() + shared.config.shutdown_deadline);
                     for l in listeners.iter_mut() {
-                        if let Some((mut l, _)) = l.take() {
+                        if let Some((mut l, _, _)) = l.take() {
                             let _ = match &mut l {
                                 MioListener::Tcp(l) => poll.registry().deregister(l),
                                 MioListener::Unix(l) => poll.registry().deregister(l),
@@ -325,7 +470,9 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                         }
                     }
                     for (slot, c) in conns.iter_mut().enumerate() {
-                        if c.as_ref().is_some_and(|c| c.idle()) {
+                        if c.as_mut().is_some_and(|c| {
+                            c.idle() && c.pump(&shared, true, &mut sleeps, slot) == Alive::No
+                        }) {
                             *c = None;
                             free.push(slot);
                             open -= 1;
@@ -333,10 +480,10 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                     }
                 }
                 Token(i) if i < CONN_BASE => {
-                    let Some(Some((l, proto))) = listeners.get_mut(i) else {
+                    let Some(Some((l, proto, tls))) = listeners.get_mut(i) else {
                         continue;
                     };
-                    let proto = *proto;
+                    let (proto, tls) = (*proto, *tls);
                     loop {
                         let stream = match l {
                             MioListener::Tcp(l) => match l.accept() {
@@ -356,13 +503,30 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             },
                         };
                         let Some(guard) = shared.admit() else {
+                            // A TLS client is refused by the close alone: its refusal would need a handshake.
                             let mut stream = stream;
-                            let msg = refusal(proto);
-                            if let Ok(n) = stream.write(msg) {
-                                shared.stats.add(Counter::BytesOut, n as u64);
+                            if !tls {
+                                if let Ok(n) = stream.write(refusal(proto)) {
+                                    shared.stats.add(Counter::BytesOut, n as u64);
+                                }
                             }
                             stream.shutdown_write();
                             continue;
+                        };
+                        let tls_session = match (tls, shared.tls.clone()) {
+                            (false, _) => None,
+                            (true, Some(cfg)) => match rustls::ServerConnection::new(cfg) {
+                                Ok(c) => Some(Box::new(c)),
+                                Err(_) => {
+                                    shared.stats.inc(Counter::ErrorsIo);
+                                    continue;
+                                }
+                            },
+                            (true, None) => continue,
+                        };
+                        let stream = Transport {
+                            sock: stream,
+                            tls: tls_session,
                         };
                         let slot = free.pop().unwrap_or_else(|| {
                             conns.push(None);
@@ -377,6 +541,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             written: 0,
                             dirty: false,
                             closing: false,
+                            lingering_until: None,
+                            lingered: 0,
                             waiting_until: None,
                             partial_since: None,
                             last_active: Instant::now(),
@@ -387,7 +553,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                         if poll
                             .registry()
                             .register(
-                                conn.stream.source(),
+                                conn.stream.sock.source(),
                                 Token(CONN_BASE + slot),
                                 Interest::READABLE | Interest::WRITABLE,
                             )

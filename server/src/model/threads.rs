@@ -1,5 +1,5 @@
 //! `threads`: blocking std::net. One acceptor thread per listener, one thread per connection (at most
-//! `max_connections`; the next connection gets the protocol's refusal on the acceptor thread). TLS through
+//! `max_connections`; the next one gets the protocol's refusal on a short-lived thread). TLS through
 //! `rustls::StreamOwned`.
 //!
 //! Shutdown: the acceptors are woken by a connection to their own listener and stop; every connection's
@@ -170,15 +170,17 @@ fn start<S: Stream>(
     let guard = shared.admit();
     let tls = if tls { shared.tls.clone() } else { None };
     let stats = shared.stats.clone();
-    let (shared, registry) = (shared.clone(), registry.clone());
+    // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
+    let id = match raw.try_clone() {
+        Ok(r) => registry.add(r),
+        Err(_) => return,
+    };
+    let (shared, registry2) = (shared.clone(), registry.clone());
     let spawned = std::thread::Builder::new()
         .name("sockpool-conn".into())
         .stack_size(CONN_STACK)
         .spawn(move || {
-            let id = registry.add(match raw.try_clone() {
-                Ok(r) => r,
-                Err(_) => return,
-            });
+            let registry = registry2;
             match tls {
                 None => serve(s, &raw, proto, &shared, guard),
                 Some(cfg) => match rustls::ServerConnection::new(cfg) {
@@ -196,6 +198,7 @@ fn start<S: Stream>(
         });
     if spawned.is_err() {
         // Out of threads: the connection was dropped (closed) with the closure.
+        registry.remove(id);
         stats.inc(Counter::ErrorsIo);
     }
 }

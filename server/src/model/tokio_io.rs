@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::task::TaskTracker;
@@ -23,6 +23,30 @@ pub(crate) enum AsyncListener {
     Tcp(TcpListener),
     /// Unix socket.
     Unix(UnixListener),
+}
+
+/// A stream the tokio models serve: it can say when it is readable without a buffer being lent to it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Resolves when a read would make progress (at once where the stream cannot tell, e.g. TLS).
+    fn ready_to_read(&self) -> impl std::future::Future<Output = io::Result<()>> + Send + '_;
+}
+
+impl Stream for tokio::net::TcpStream {
+    fn ready_to_read(&self) -> impl std::future::Future<Output = io::Result<()>> + Send + '_ {
+        self.readable()
+    }
+}
+
+impl Stream for tokio::net::UnixStream {
+    fn ready_to_read(&self) -> impl std::future::Future<Output = io::Result<()>> + Send + '_ {
+        self.readable()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for tokio_rustls::server::TlsStream<S> {
+    fn ready_to_read(&self) -> impl std::future::Future<Output = io::Result<()>> + Send + '_ {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// One listener for the tokio models: what it serves and the socket.
@@ -75,7 +99,7 @@ async fn accept_loop(l: AsyncBound, shared: Arc<Shared>, tracker: TaskTracker) {
         match accepted {
             Ok(stream) => {
                 let guard = shared.admit();
-                tracker.spawn(connection(stream, l.proto, l.tls, shared.clone(), guard));
+                spawn_connection(&tracker, stream, l.proto, l.tls, shared.clone(), guard);
             }
             Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
         }
@@ -101,8 +125,12 @@ async fn accept(l: &AsyncListener, nodelay: bool) -> io::Result<Accepted> {
     }
 }
 
-/// Runs one accepted connection: TLS handshake if asked, then the refusal or the session.
-async fn connection(
+/// Spawns one accepted connection: TLS handshake if asked, then the refusal or the session.
+///
+/// One task type per stream type, so a plain connection's task is sized for a plain stream and does not
+/// carry room for a TLS state machine (about 1.5 KiB against 9 KiB).
+fn spawn_connection(
+    tracker: &TaskTracker,
     stream: Accepted,
     proto: Proto,
     tls: bool,
@@ -110,17 +138,25 @@ async fn connection(
     guard: Option<ConnGuard>,
 ) {
     match (stream, tls.then(|| shared.tls.clone()).flatten()) {
-        (Accepted::Tcp(s), None) => admitted(s, proto, &shared, guard).await,
-        (Accepted::Unix(s), None) => admitted(s, proto, &shared, guard).await,
+        (Accepted::Tcp(s), None) => {
+            tracker.spawn(async move { admitted(s, proto, &shared, guard).await });
+        }
+        (Accepted::Unix(s), None) => {
+            tracker.spawn(async move { admitted(s, proto, &shared, guard).await });
+        }
         (Accepted::Tcp(s), Some(cfg)) => {
-            if let Some(s) = handshake(s, cfg, &shared).await {
-                admitted(s, proto, &shared, guard).await
-            }
+            tracker.spawn(async move {
+                if let Some(s) = handshake(s, cfg, &shared).await {
+                    admitted(s, proto, &shared, guard).await
+                }
+            });
         }
         (Accepted::Unix(s), Some(cfg)) => {
-            if let Some(s) = handshake(s, cfg, &shared).await {
-                admitted(s, proto, &shared, guard).await
-            }
+            tracker.spawn(async move {
+                if let Some(s) = handshake(s, cfg, &shared).await {
+                    admitted(s, proto, &shared, guard).await
+                }
+            });
         }
     }
 }
@@ -144,7 +180,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn admitted<S: AsyncRead + AsyncWrite + Unpin>(
+async fn admitted<S: Stream>(
     mut io: S,
     proto: Proto,
     shared: &Arc<Shared>,
@@ -176,13 +212,41 @@ async fn write_out<S: AsyncWrite + Unpin>(
     output: &mut BytesMut,
     shared: &Shared,
 ) -> bool {
+    use futures::FutureExt;
+    let total = output.len() as u64;
+    // Fast path, the usual case: the socket takes it all at once. No timer is created (creating one touches
+    // the runtime handle's shared reference count).
+    loop {
+        if output.is_empty() {
+            match io.flush().now_or_never() {
+                Some(Ok(())) => {
+                    shared.stats.add(Counter::BytesOut, total);
+                    return true;
+                }
+                Some(Err(_)) => {
+                    shared.stats.inc(Counter::ErrorsIo);
+                    return false;
+                }
+                None => break,
+            }
+        }
+        match io.write(output).now_or_never() {
+            Some(Ok(0)) | Some(Err(_)) => {
+                shared.stats.inc(Counter::ErrorsIo);
+                return false;
+            }
+            Some(Ok(n)) => output.advance(n),
+            None => break,
+        }
+    }
+    // Slow path: the client is not keeping up; give it the write timeout.
     let write = async {
         io.write_all(output).await?;
         io.flush().await
     };
     match tokio::time::timeout(shared.config.limits.write_timeout, write).await {
         Ok(Ok(())) => {
-            shared.stats.add(Counter::BytesOut, output.len() as u64);
+            shared.stats.add(Counter::BytesOut, total);
             output.clear();
             true
         }
@@ -197,6 +261,27 @@ async fn write_out<S: AsyncWrite + Unpin>(
     }
 }
 
+/// After the last reply and our FIN: read and drop what the client still sends (the rest of a refused
+/// body, requests pipelined behind `Connection: close`) for a moment, so closing with unread data does not
+/// make the kernel send a reset that could destroy the reply before the client reads it.
+async fn linger<S: Stream>(io: &mut S, input: &mut BytesMut) {
+    let until = tokio::time::Instant::now() + LINGER_TIME;
+    let mut drained = 0usize;
+    while drained < LINGER_BYTES {
+        input.clear();
+        input.reserve(16 * 1024);
+        match tokio::time::timeout_at(until, io.read_buf(input)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}
+
+/// How long [`linger`] reads after the close.
+pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
+/// How much [`linger`] reads at most.
+pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
+
 /// Runs `session` over `io` until either side closes, a limit or timeout is hit, or shutdown finds the
 /// connection between requests.
 ///
@@ -205,11 +290,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
 /// empty. While the output is above `write_high_water`, the session stops decoding and nothing is read.
 /// The timer is armed once and only moved when a deadline comes closer, so a busy connection does not touch
 /// the timer wheel on every request.
-pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    mut session: AnySession,
-    shared: &Arc<Shared>,
-) {
+pub(crate) async fn drive<S: Stream>(mut io: S, mut session: AnySession, shared: &Arc<Shared>) {
     let limits = &shared.config.limits;
     let stats = &shared.stats;
     let chunk = shared.config.read_buffer.max(64);
@@ -255,13 +336,24 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Next::Close => {
                 let _ = tokio::time::timeout(limits.write_timeout, io.shutdown()).await;
+                linger(&mut io, &mut input).await;
                 return;
             }
         }
-        if input.is_empty() {
+        if input.is_empty() && !session.in_progress() {
             partial_since = None;
-            if draining {
-                return;
+            if draining || shared.is_stopping() {
+                // Shutting down between requests: answer what the client sent before it saw us stop (already
+                // in the socket buffer), then close.
+                use futures::FutureExt;
+                input.reserve(chunk);
+                match io.read_buf(&mut input).now_or_never() {
+                    Some(Ok(n)) if n > 0 => {
+                        stats.add(Counter::BytesIn, n as u64);
+                        continue;
+                    }
+                    _ => return,
+                }
             }
             if input.capacity() > shrink_above {
                 input = BytesMut::new();
@@ -277,12 +369,21 @@ pub(crate) async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             timer_at = deadline;
             timer.as_mut().reset(deadline.into());
         }
-        if input.capacity() - input.len() < chunk / 4 {
+        // A connection that has never sent anything waits without a buffer (idle connections stay small);
+        // once it has one it keeps it, so busy connections never allocate per request.
+        let lazy = input.capacity() == 0;
+        if !lazy && input.capacity() - input.len() < chunk / 4 {
             input.reserve(chunk);
         }
         tokio::select! {
             biased;
-            r = io.read_buf(&mut input) => match r {
+            r = async {
+                if lazy {
+                    io.ready_to_read().await?;
+                    input.reserve(chunk);
+                }
+                io.read_buf(&mut input).await
+            } => match r {
                 Ok(0) => return,
                 Ok(n) => {
                     stats.add(Counter::BytesIn, n as u64);

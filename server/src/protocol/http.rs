@@ -1,31 +1,100 @@
-//! `http`: waits for the `sockpool::codec::http` codec (being written in parallel); until then it closes at once.
+//! `http`: HTTP/1.1 with keep-alive and pipelining; every request gets `200 OK` with the configured body
+//! (`http_body_size` bytes of `Hello, World!` repeated), whatever its method, path or body.
+//!
+//! Bad input gets the codec's status with `Connection: close`, then the connection closes: a header block
+//! over `max_header` (or more than `max_headers` fields) `431`, a body over `max_body` `413` (decided from
+//! `Content-Length` before the body is read), a request `Transfer-Encoding` `501`, anything else malformed
+//! `400`. A request still incomplete at the read timeout gets `408` and the close. `Expect: 100-continue` gets
+//! `100 Continue`. Over `max_connections`: `503` and the close.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use sockpool::codec::http::{
+    error_response, Limits as HttpLimits, Response, ServerCodec, CONTINUE,
+};
+use sockpool::codec::CodecError;
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
+use crate::stats::Counter;
 
-/// One http connection.
+/// What a client over `max_connections` gets: `503`, then close.
+pub const REFUSAL: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// One HTTP connection.
 #[derive(Debug)]
 pub struct HttpSession {
-    _shared: Arc<Shared>,
+    shared: Arc<Shared>,
+    codec: ServerCodec,
+    /// The reply to every request, built once (its body is shared, not copied).
+    ok: Response,
 }
 
 impl HttpSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        HttpSession { _shared: shared }
+        let l = &shared.config.limits;
+        let codec = ServerCodec::new(HttpLimits {
+            max_header_bytes: l.max_header,
+            max_headers: l.max_headers,
+            max_body_bytes: l.max_body,
+        });
+        let ok = Response::ok(shared.http_body.clone());
+        HttpSession { shared, codec, ok }
     }
 }
 
 impl Session for HttpSession {
-    fn on_input(&mut self, _input: &mut BytesMut, _output: &mut BytesMut, _now: Instant) -> Next {
-        Next::Close
+    fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
+        let mut answered = 0u64;
+        let next = loop {
+            if output.len() >= self.shared.config.limits.write_high_water {
+                break Next::Flush;
+            }
+            match self.codec.decode(input) {
+                Ok(Some(_request)) => {
+                    // Encoding our own well-formed response cannot fail.
+                    let _ = self.codec.encode(&self.ok, output);
+                    answered += 1;
+                    if self.codec.is_closing() {
+                        break Next::Close;
+                    }
+                }
+                Ok(None) => {
+                    if self.codec.take_continue() {
+                        output.extend_from_slice(CONTINUE);
+                    }
+                    break Next::Continue;
+                }
+                Err(e) => {
+                    match e {
+                        CodecError::TooLarge { .. } => {
+                            self.shared.stats.inc(Counter::ErrorsTooLarge)
+                        }
+                        _ => self.shared.stats.inc(Counter::ErrorsProtocol),
+                    }
+                    if let Some(reply) = error_response(&e) {
+                        let _ = self.codec.encode(&reply, output);
+                    }
+                    break Next::Close;
+                }
+            }
+        };
+        if answered > 0 {
+            self.shared.stats.add(Counter::Requests, answered);
+        }
+        next
+    }
+
+    fn in_progress(&self) -> bool {
+        self.codec.in_progress()
+    }
+
+    fn on_read_timeout(&mut self, output: &mut BytesMut) {
+        let reply = Response::new(408).with_header("Connection", "close");
+        let _ = self.codec.encode(&reply, output);
     }
 }
-
-/// What a client over `max_connections` gets: `503`, then close.
-pub const REFUSAL: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";

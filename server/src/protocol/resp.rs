@@ -263,6 +263,10 @@ fn unknown(args: &[Bytes]) -> Value {
 }
 
 impl Session for RespSession {
+    fn in_progress(&self) -> bool {
+        self.codec.in_progress()
+    }
+
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
         let mut answered = 0u64;
         let next = loop {
@@ -295,5 +299,42 @@ impl Session for RespSession {
             self.shared.stats.add(Counter::Requests, answered);
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_follow_redis_rules() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("-1", Some(-1)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("007", None),
+            ("-0", None),
+            ("+1", None),
+            (" 1", None),
+            ("", None),
+            ("1x", None),
+        ] {
+            assert_eq!(parse_i64(text.as_bytes()), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn incr_counts_from_zero_and_refuses_non_integers_and_overflow() {
+        let db = Db::default();
+        assert_eq!(db.incr(b"n"), Some(1));
+        assert_eq!(db.incr(b"n"), Some(2));
+        assert_eq!(db.get(b"n").as_deref(), Some(&b"2"[..]));
+        db.set(b"s", b"abc");
+        assert_eq!(db.incr(b"s"), None);
+        db.set(b"max", i64::MAX.to_string().as_bytes());
+        assert_eq!(db.incr(b"max"), None);
+        assert!(db.exists(b"n") && db.del(b"n") && !db.exists(b"n") && !db.del(b"n"));
     }
 }

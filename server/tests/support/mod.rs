@@ -34,6 +34,8 @@ pub async fn roundtrip<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Vec<u8> {
     tokio::time::timeout(IO_LIMIT, async {
         s.write_all(send).await.expect("write");
+        // A TLS stream may hold the last records until flushed.
+        s.flush().await.expect("flush");
         let mut buf = vec![0u8; expect_len];
         s.read_exact(&mut buf).await.expect("read reply");
         buf

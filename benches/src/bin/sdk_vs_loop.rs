@@ -1,0 +1,255 @@
+//! The SDK against a minimal hand-written tokio client, on the same sockpool-server (issue 3, item 9).
+//!
+//! ```text
+//! sdk_vs_loop [--addr HOST:PORT] [--seconds S] [--conns N] [--payload BYTES] [--rounds R] [--threads T]
+//! ```
+//!
+//! Three contenders send framed ECHO requests of `--payload` bytes (default 64) for `--seconds` each (default 3,
+//! after a 0.5 s warm-up that is not counted):
+//! - `loop`: N (default 50) connections, each a task doing `write_all` of one request then `read_exact` of its
+//!   reply; no pool, no pipelining, nothing else.
+//! - `sdk p1`: one `sockpool::Client` with a pool of N connections and pipelining 1, called by N tasks.
+//! - `sdk p16`: the same with pipelining 16, called by N × 16 tasks.
+//!
+//! The three run in turn, `--rounds` times (default 3), and the median of each is compared. Without `--addr` a
+//! reference server (framed, async model, 1 worker) runs in this process on a free loopback port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use sockpool::codec::framed::{Op, LEN_PREFIX, REQUEST_HEADER, RESPONSE_HEADER};
+use sockpool::protocol::Framed;
+use sockpool::{Client, PoolConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Settings from the command line.
+struct Args {
+    addr: Option<SocketAddr>,
+    seconds: f64,
+    conns: usize,
+    payload: usize,
+    rounds: usize,
+    threads: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        addr: None,
+        seconds: 3.0,
+        conns: 50,
+        payload: 64,
+        rounds: 3,
+        threads: 2,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => a.addr = Some(value()?.parse().context("--addr HOST:PORT")?),
+            "--seconds" => a.seconds = value()?.parse().context("--seconds")?,
+            "--conns" => a.conns = value()?.parse().context("--conns")?,
+            "--payload" => a.payload = value()?.parse().context("--payload")?,
+            "--rounds" => a.rounds = value()?.parse().context("--rounds")?,
+            "--threads" => a.threads = value()?.parse().context("--threads")?,
+            other => {
+                bail!("unknown flag {other}; see the doc comment of benches/src/bin/sdk_vs_loop.rs")
+            }
+        }
+    }
+    if a.conns == 0 || a.rounds == 0 || a.threads == 0 || !(a.seconds > 0.0 && a.seconds <= 600.0) {
+        bail!("--conns, --rounds and --threads must be positive, --seconds in (0, 600]");
+    }
+    Ok(a)
+}
+
+/// When counting starts and stops for one contender.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(seconds: f64) -> Self {
+        let start = Instant::now() + Duration::from_millis(500);
+        Window {
+            start,
+            end: start + Duration::from_secs_f64(seconds),
+        }
+    }
+
+    fn rate(&self, count: u64) -> f64 {
+        count as f64 / (self.end - self.start).as_secs_f64()
+    }
+}
+
+/// The hand-written client: `conns` tasks, each with its own connection, one request at a time.
+async fn run_loop(
+    addr: SocketAddr,
+    conns: usize,
+    payload: usize,
+    w: Window,
+) -> anyhow::Result<f64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let mut frame = BytesMut::with_capacity(LEN_PREFIX + REQUEST_HEADER + payload);
+    frame.put_u32((REQUEST_HEADER + payload) as u32);
+    frame.put_u8(Op::Echo.to_u8());
+    frame.put_u64(1);
+    frame.put_u32(0);
+    frame.put_bytes(b'p', payload);
+    let frame = frame.freeze();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (count, frame) = (count.clone(), frame.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut reply = vec![0u8; LEN_PREFIX + RESPONSE_HEADER + payload];
+            loop {
+                let now = Instant::now();
+                if now >= w.end {
+                    return anyhow::Ok(());
+                }
+                s.write_all(&frame).await?;
+                s.read_exact(&mut reply).await?;
+                if reply[LEN_PREFIX] != 0 {
+                    bail!("server answered status {}", reply[LEN_PREFIX]);
+                }
+                if now >= w.start {
+                    count.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(w.rate(count.load(Relaxed)))
+}
+
+/// The SDK: one client, a pool of `conns`, pipelining `depth`, called by `conns * depth` tasks.
+async fn run_sdk(
+    addr: SocketAddr,
+    conns: usize,
+    depth: usize,
+    payload: usize,
+    w: Window,
+) -> anyhow::Result<f64> {
+    let client = Client::builder(Framed::default())
+        .endpoint(addr.to_string())
+        .pool(PoolConfig {
+            max_size: conns,
+            ..PoolConfig::default()
+        })
+        .pipeline_depth(depth)
+        .build()?;
+    let client = Arc::new(client);
+    let count = Arc::new(AtomicU64::new(0));
+    let body = Bytes::from(vec![b'p'; payload]);
+    let mut tasks = Vec::new();
+    for _ in 0..conns * depth {
+        let (client, count, body) = (client.clone(), count.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let now = Instant::now();
+                if now >= w.end {
+                    return anyhow::Ok(());
+                }
+                let reply = client.echo(body.clone()).await?;
+                if reply.len() != body.len() {
+                    bail!("echo of {} bytes came back as {}", body.len(), reply.len());
+                }
+                if now >= w.start {
+                    count.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    client.close().await;
+    Ok(w.rate(count.load(Relaxed)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    // Without --addr: the reference server, in this process but on its own threads.
+    let _embedded;
+    let addr = match args.addr {
+        Some(a) => a,
+        None => {
+            let config = sockpool_server::ServerConfig {
+                listeners: vec!["framed=127.0.0.1:0".parse()?],
+                workers: 1,
+                ..Default::default()
+            };
+            let server = sockpool_server::Server::bind(config)?;
+            let addr = server
+                .tcp_addr(sockpool_server::Proto::Framed)
+                .context("the embedded server has a framed listener")?;
+            _embedded = server.spawn();
+            addr
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()?;
+    let (mut lp, mut p1, mut p16) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for round in 1..=args.rounds {
+            lp.push(run_loop(addr, args.conns, args.payload, Window::new(args.seconds)).await?);
+            p1.push(run_sdk(addr, args.conns, 1, args.payload, Window::new(args.seconds)).await?);
+            p16.push(
+                run_sdk(
+                    addr,
+                    args.conns,
+                    16,
+                    args.payload,
+                    Window::new(args.seconds),
+                )
+                .await?,
+            );
+            eprintln!(
+                "round {round}: loop {:.0}/s, sdk p1 {:.0}/s, sdk p16 {:.0}/s",
+                lp[round - 1],
+                p1[round - 1],
+                p16[round - 1]
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    let (lp, p1, p16) = (median(lp), median(p1), median(p16));
+    println!(
+        "framed ECHO {} B, {} connections, {} s x {} rounds (median), client runtime {} threads, server {addr}",
+        args.payload, args.conns, args.seconds, args.rounds, args.threads
+    );
+    println!("| client | req/s | ratio to the loop | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| hand-written tokio loop, {} connections, write_all/read_exact | {lp:.0} | 1.00 | |",
+        args.conns
+    );
+    println!(
+        "| sockpool SDK, pool {}, pipelining 1 | {p1:.0} | **{:.2}** | >= 0.9 |",
+        args.conns,
+        p1 / lp
+    );
+    println!(
+        "| sockpool SDK, pool {}, pipelining 16 | {p16:.0} | **{:.2}** | >= 3.0 |",
+        args.conns,
+        p16 / lp
+    );
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Every target form: TLS (`tls://` with `--cacert`, `--tls --insecure`), Unix sockets, IPv6 loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{num, run_json, run_loadgen};
+use sockpool_server::{ListenAddr, Server, ServerConfig};
+
+fn start(
+    listen: &str,
+    cert: Option<(&std::path::Path, &std::path::Path)>,
+) -> (sockpool_server::ServerHandle, String) {
+    let c = ServerConfig {
+        listeners: vec![listen.parse().unwrap()],
+        workers: 1,
+        tls_cert: cert.map(|c| c.0.to_path_buf()),
+        tls_key: cert.map(|c| c.1.to_path_buf()),
+        ..ServerConfig::default()
+    };
+    let s = Server::bind(c).unwrap();
+    let addr = match &s.local_addrs()[0].addr {
+        ListenAddr::Tcp(a) => a.to_string(),
+        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
+        ListenAddr::Udp(a) => a.to_string(),
+    };
+    (s.spawn(), addr)
+}
+
+#[test]
+fn tls_with_a_ca_file_or_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    let (_server, addr) = start("framed+tls=127.0.0.1:0", Some((&cert_path, &key_path)));
+    let port = addr.rsplit_once(':').unwrap().1;
+    let target = format!("tls://localhost:{port}");
+
+    let v = run_json(
+        &[
+            "--target",
+            &target,
+            "--cacert",
+            cert_path.to_str().unwrap(),
+            "--requests",
+            "200",
+            "--connections",
+            "2",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(num(&v, "summary.ok"), 200.0, "{}", v["errors"]);
+    assert!(
+        num(&v, "latency.connect.count") >= 2.0,
+        "TLS connections were opened and timed"
+    );
+
+    let v = run_json(
+        &[
+            "--target",
+            &format!("127.0.0.1:{port}"),
+            "--tls",
+            "--insecure",
+            "--requests",
+            "100",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(num(&v, "summary.ok"), 100.0, "{}", v["errors"]);
+
+    // A certificate nobody vouches for: every request fails as a TLS error; nothing succeeds.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other.cert.pem()).unwrap();
+    let (ok, stdout, _) = run_loadgen(
+        &[
+            "run",
+            "--quiet",
+            "--json",
+            "-",
+            "--target",
+            &target,
+            "--cacert",
+            other_path.to_str().unwrap(),
+            "--requests",
+            "5",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(num(&v, "summary.ok"), 0.0);
+    assert_eq!(num(&v, "errors.tls"), 5.0, "{}", v["errors"]);
+}
+
+#[test]
+fn unix_socket_and_ipv6_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let (_unix, target) = start(&format!("line=unix:{}", sock.display()), None);
+    assert!(target.starts_with("unix:"));
+    let v = run_json(
+        &[
+            "--target",
+            &target,
+            "--protocol",
+            "line",
+            "--requests",
+            "300",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(num(&v, "summary.ok"), 300.0, "{}", v["errors"]);
+
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; the [::1] case is skipped");
+        return;
+    };
+    drop(probe);
+    let (_v6, target) = start("framed=[::1]:0", None);
+    assert!(target.starts_with("[::1]:"), "{target}");
+    let v = run_json(
+        &["--target", &target, "--requests", "300"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(num(&v, "summary.ok"), 300.0, "{}", v["errors"]);
+}

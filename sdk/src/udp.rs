@@ -1,0 +1,143 @@
+//! A UDP request/response client: one datagram out, one datagram back, with a timeout, retries and a datagram
+//! size limit.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::sync::Mutex;
+
+use crate::codec::{CodecError, Limit};
+use crate::error::{Error, ErrorKind, Phase};
+
+/// Settings of a [`UdpClient`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// How long to wait for each reply. Default: 1 s.
+    #[serde(rename = "timeout_ms", with = "ms")]
+    pub timeout: Duration,
+    /// Times a request is sent again after its reply timed out (datagrams may be lost). Default: 2.
+    pub retries: u32,
+    /// Largest datagram sent or accepted, in bytes. Default: 65,507 (the IPv4 UDP maximum).
+    pub max_datagram: usize,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        UdpConfig {
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            max_datagram: 65_507,
+        }
+    }
+}
+
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// A connected UDP socket doing request/response. Requests are serialised (one outstanding at a time), so
+/// a late reply to an earlier attempt is discarded before the next request instead of being taken for its reply.
+#[derive(Debug)]
+pub struct UdpClient {
+    socket: Mutex<UdpSocket>,
+    peer: SocketAddr,
+    config: UdpConfig,
+}
+
+impl UdpClient {
+    /// A client bound to an ephemeral port on the matching loopback/any address, connected to `peer`.
+    pub async fn connect(peer: SocketAddr, config: UdpConfig) -> Result<Self, Error> {
+        let local: SocketAddr = if peer.is_ipv4() {
+            "0.0.0.0:0".parse().expect("valid address")
+        } else {
+            "[::]:0".parse().expect("valid address")
+        };
+        let io = |e| Error::io(Phase::Connect, e);
+        let socket = UdpSocket::bind(local).await.map_err(io)?;
+        socket.connect(peer).await.map_err(io)?;
+        Ok(UdpClient {
+            socket: Mutex::new(socket),
+            peer,
+            config,
+        })
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Send `payload` as one datagram and return the reply datagram, retrying after each timeout up to
+    /// [`UdpConfig::retries`] times.
+    pub async fn request(&self, payload: &[u8]) -> Result<Bytes, Error> {
+        let max = self.config.max_datagram;
+        if payload.len() > max {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Write,
+                format!(
+                    "datagram of {} bytes is over the limit of {max}",
+                    payload.len()
+                ),
+            )
+            .with_source(CodecError::TooLarge {
+                what: Limit::Datagram,
+                len: payload.len() as u64,
+                max: max as u64,
+            }));
+        }
+        let socket = self.socket.lock().await;
+        let mut buf = vec![0u8; max + 1];
+        // Late replies to earlier, timed-out requests are not this request's reply.
+        while let Ok(_stale) = socket.try_recv(&mut buf) {}
+        let mut attempt = 0;
+        loop {
+            socket
+                .send(payload)
+                .await
+                .map_err(|e| Error::io(Phase::Write, e))?;
+            match tokio::time::timeout(self.config.timeout, socket.recv(&mut buf)).await {
+                Ok(Ok(n)) if n > max => {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        Phase::Read,
+                        format!("reply datagram over the limit of {max} bytes"),
+                    ))
+                }
+                Ok(Ok(n)) => return Ok(Bytes::copy_from_slice(&buf[..n])),
+                // ICMP port unreachable shows up as ConnectionRefused on a connected UDP socket.
+                Ok(Err(e))
+                    if e.kind() != io::ErrorKind::ConnectionRefused
+                        || attempt >= self.config.retries =>
+                {
+                    return Err(Error::io(Phase::Read, e))
+                }
+                Ok(Err(_)) => {}
+                Err(_) if attempt >= self.config.retries => {
+                    return Err(Error::timeout(
+                        Phase::Request,
+                        self.config.timeout,
+                        &format!("UDP reply (after {} attempts)", attempt + 1),
+                    )
+                    .with_endpoint(&self.peer.to_string()))
+                }
+                Err(_) => {}
+            }
+            attempt += 1;
+        }
+    }
+}

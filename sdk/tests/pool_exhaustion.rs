@@ -1,0 +1,102 @@
+//! Issue 3 item 4: with max size 4 and at most 50 waiters, 200 concurrent callers: the overflow fails at once
+//! with pool-exhausted, the rest succeed.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sockpool::{Client, ErrorKind, Phase, PoolConfig};
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_fails_fast_and_the_rest_succeed() {
+    const CALLERS: usize = 200;
+    let service_time = Duration::from_millis(100);
+    let config = PoolConfig {
+        max_size: 4,
+        min_idle: 4,
+        max_waiters: 50,
+        ..PoolConfig::default()
+    };
+    let (server, addr) = common::framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .pool(config.clone())
+        .build()
+        .unwrap();
+    client.warm().await.unwrap();
+
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CALLERS));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let c = client.clone();
+            let b = barrier.clone();
+            tokio::spawn(async move {
+                b.wait().await;
+                let start = Instant::now();
+                let payload = Bytes::from(format!("caller {i}"));
+                let r = c.sleep(service_time, payload.clone()).await;
+                (r.map(|reply| reply == payload), start.elapsed())
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    let mut exhausted = 0;
+    for t in tasks {
+        let (r, took) = tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("bounded")
+            .unwrap();
+        match r {
+            Ok(matched) => {
+                assert!(matched, "reply to another caller");
+                succeeded += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::PoolExhausted, "{e}");
+                assert_eq!(e.phase(), Phase::PoolWait);
+                assert!(!e.was_sent());
+                // "At once": before even one request in service could have finished.
+                assert!(took < service_time, "failed after {took:?}");
+                exhausted += 1;
+            }
+        }
+    }
+    let admitted = config.max_size + config.max_waiters;
+    assert_eq!(succeeded, admitted);
+    assert_eq!(exhausted, CALLERS - admitted);
+    let stats = client.stats();
+    assert_eq!(stats.pool_exhausted, exhausted as u64);
+    assert!(stats.endpoints[0].size <= config.max_size);
+    assert_eq!(stats.endpoints[0].admitted, 0);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
+    let service_time = Duration::from_millis(300);
+    let (server, addr) = common::framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            max_size: 8,
+            ..PoolConfig::default()
+        })
+        .build()
+        .unwrap();
+    let calls = (0..8).map(|_| client.sleep(service_time, Bytes::new()));
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    let stats = client.stats();
+    assert_eq!(
+        stats.connects, 8,
+        "one connection per concurrent caller: {stats:?}"
+    );
+    assert!(
+        stats.pool_wait_us_max < service_time.as_micros() as u64,
+        "a caller waited for another's reply: {stats:?}"
+    );
+    drop(server);
+}

@@ -1,0 +1,77 @@
+//! The background reaper against a real server: min idle kept warm, idle timeout and max lifetime enforced
+//! without any call touching the pool.
+
+mod common;
+
+use std::time::Duration;
+
+use sockpool::{Client, PoolConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_idle_is_kept_warm_in_the_background() {
+    let (server, addr) = common::framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            min_idle: 3,
+            reap_interval: Duration::from_millis(20),
+            ..PoolConfig::default()
+        })
+        .build()
+        .unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(10), || client.stats().endpoints[0].idle
+            == 3)
+        .await,
+        "{:?}",
+        client.stats()
+    );
+    let stats = client.stats();
+    assert_eq!(stats.connects, 3);
+    assert_eq!(stats.requests, 0, "no call was needed");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_expired_connections_are_closed_by_the_reaper() {
+    let (server, addr) = common::framed_server();
+    let idle = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            idle_timeout: Some(Duration::from_millis(100)),
+            reap_interval: Duration::from_millis(20),
+            ..PoolConfig::default()
+        })
+        .build()
+        .unwrap();
+    idle.echo(&b"x"[..]).await.unwrap();
+    assert_eq!(idle.stats().endpoints[0].size, 1);
+    assert!(
+        common::eventually(Duration::from_secs(10), || idle.stats().endpoints[0].size
+            == 0)
+        .await
+    );
+    assert_eq!(idle.stats().closes.idle_timeout, 1);
+
+    let aging = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            max_lifetime: Some(Duration::from_millis(100)),
+            lifetime_jitter: 0.5,
+            reap_interval: Duration::from_millis(20),
+            ..PoolConfig::default()
+        })
+        .build()
+        .unwrap();
+    aging.echo(&b"x"[..]).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(10), || aging.stats().endpoints[0].size
+            == 0)
+        .await
+    );
+    assert_eq!(aging.stats().closes.max_lifetime, 1);
+    // The next call simply opens a new connection.
+    aging.echo(&b"y"[..]).await.unwrap();
+    assert_eq!(aging.stats().connects, 2);
+    drop(server);
+}

@@ -1,0 +1,102 @@
+//! Every built-in protocol, and a user codec, through the pool against sockpool-server.
+
+mod common;
+
+use bytes::Bytes;
+use sockpool::codec::http::{Method, Request};
+use sockpool::protocol::{Custom, Echo, Http, Line};
+use sockpool::{Client, PoolConfig};
+use sockpool_server::Proto;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_stream_pipelined_maps_replies_one_to_one() {
+    let server = common::server(&["echo=127.0.0.1:0"]);
+    let client = Client::builder(Echo)
+        .endpoint(server.tcp_addr(Proto::Echo).unwrap())
+        .pool(PoolConfig {
+            max_size: 2,
+            ..PoolConfig::default()
+        })
+        .pipeline_depth(8)
+        .build()
+        .unwrap();
+    let calls = (0..200usize).map(|i| client.echo(Bytes::from(vec![(i % 251) as u8; i])));
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(r.unwrap(), Bytes::from(vec![(i % 251) as u8; i]));
+    }
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_and_a_user_codec() {
+    let server = common::server(&["line=127.0.0.1:0"]);
+    let addr = server.tcp_addr(Proto::Line).unwrap();
+    let client = Client::builder(Line::default())
+        .endpoint(addr)
+        .pipeline_depth(4)
+        .build()
+        .unwrap();
+    let calls = (0..50).map(|i| client.line(format!("line {i}")));
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(r.unwrap(), Bytes::from(format!("line {i}")));
+    }
+
+    // Any tokio-util codec: here tokio-util's own LinesCodec.
+    let custom = Client::builder(
+        Custom::<tokio_util::codec::LinesCodec, String>::new(tokio_util::codec::LinesCodec::new)
+            .named("lines"),
+    )
+    .endpoint(addr)
+    .build()
+    .unwrap();
+    assert_eq!(custom.call("hello".to_string()).await.unwrap(), "hello");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_keep_alive_pipelined_and_connection_close() {
+    let server = common::server(&["http=127.0.0.1:0"]);
+    let addr = server.tcp_addr(Proto::Http).unwrap();
+    let client = Client::builder(Http::default())
+        .endpoint(addr)
+        .pool(PoolConfig {
+            max_size: 1,
+            ..PoolConfig::default()
+        })
+        .pipeline_depth(8)
+        .build()
+        .unwrap();
+    let get = || Request::get("/").with_header("Host", "localhost");
+    let calls = (0..40).map(|_| client.request(get()));
+    for r in futures::future::join_all(calls).await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(!r.body.is_empty());
+    }
+    assert_eq!(client.stats().connects, 1, "keep-alive: one connection");
+
+    // The server closes after `Connection: close`: the connection retires without counting as a failure of
+    // the endpoint, and the next request opens a new one.
+    let r = client
+        .request(get().with_header("Connection", "close"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = client
+        .request(Request::new(Method::Head, "/").with_header("Host", "x"))
+        .await;
+    assert_eq!(r.unwrap().status, 200);
+    let stats = client.stats();
+    assert_eq!(stats.connects, 2, "{stats:?}");
+    assert_eq!(stats.closes.server_close, 1, "{:?}", stats.closes);
+    assert_eq!(stats.failed, 0);
+    drop(server);
+}

@@ -1,0 +1,210 @@
+//! Issue 3 item 6: TLS, Unix-socket and IPv6 endpoints against sockpool-server; the UDP client against its udp
+//! echo, and the UDP client's timeout when nothing answers.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sockpool::{Client, ErrorKind, Phase, TlsConfig, UdpClient, UdpConfig};
+use sockpool_server::{BoundAddr, ListenAddr, Proto};
+use tokio::time::Instant;
+
+/// A CA and a leaf certificate for "localhost" signed by it, written as PEM files in `dir`.
+/// Returns (ca.pem, leaf cert.pem, leaf key.pem).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+fn tls_addr(addrs: &[BoundAddr]) -> std::net::SocketAddr {
+    addrs
+        .iter()
+        .find_map(|b| match (&b.addr, b.tls) {
+            (ListenAddr::Tcp(a), true) => Some(*a),
+            _ => None,
+        })
+        .expect("a TLS listener")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = common::server_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    });
+    let addr = tls_addr(server.local_addrs());
+    let endpoint = format!("tls://127.0.0.1:{}", addr.port());
+
+    let verified = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            ca_file: Some(ca),
+            server_name: Some("localhost".into()),
+            ..TlsConfig::default()
+        })
+        .pipeline_depth(4)
+        .build()
+        .unwrap();
+    let (reply, timings) = verified
+        .call_timed(sockpool::codec::framed::Request::echo(
+            9,
+            Bytes::from_static(b"over tls"),
+        ))
+        .await;
+    assert_eq!(&reply.unwrap().payload[..], b"over tls");
+    assert!(timings.connect.is_some());
+    let many = (0..50u32).map(|i| verified.echo(Bytes::from(i.to_be_bytes().to_vec())));
+    for (i, r) in futures::future::join_all(many)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(&r.unwrap()[..], &(i as u32).to_be_bytes());
+    }
+
+    let insecure = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            insecure: true,
+            ..TlsConfig::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(&insecure.echo(&b"x"[..]).await.unwrap()[..], b"x");
+
+    // Without trusting the CA the handshake fails, and says so.
+    let untrusted = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            server_name: Some("localhost".into()),
+            ..TlsConfig::default()
+        })
+        .build()
+        .unwrap();
+    let err = untrusted.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert_eq!(err.phase(), Phase::TlsHandshake, "{err}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("framed.sock");
+    let server = common::server(&[&format!("framed=unix:{}", path.display())]);
+    let client = Client::framed()
+        .endpoint(format!("unix:{}", path.display()))
+        .pipeline_depth(8)
+        .build()
+        .unwrap();
+    let calls = (0..100u32).map(|i| client.echo(Bytes::from(vec![i as u8; i as usize])));
+    for (i, r) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(&r.unwrap()[..], &vec![i as u8; i][..]);
+    }
+    assert!(client.stats().endpoints[0].size >= 1);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_endpoint() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback here");
+        return;
+    }
+    let server = common::server(&["framed=[::1]:0"]);
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    assert!(addr.is_ipv6());
+    let client = Client::framed().endpoint(addr).build().unwrap();
+    assert_eq!(&client.echo(&b"v6"[..]).await.unwrap()[..], b"v6");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_client_against_the_udp_echo() {
+    let server = common::server(&["udp=127.0.0.1:0"]);
+    let addr = server
+        .local_addrs()
+        .iter()
+        .find_map(|b| match b.addr {
+            ListenAddr::Udp(a) => Some(a),
+            _ => None,
+        })
+        .unwrap();
+    let client = UdpClient::connect(addr, UdpConfig::default())
+        .await
+        .unwrap();
+    for i in 0..100u32 {
+        let payload = i.to_be_bytes();
+        assert_eq!(&client.request(&payload).await.unwrap()[..], &payload);
+    }
+    let big = vec![7u8; 1400];
+    assert_eq!(client.request(&big).await.unwrap(), Bytes::from(big));
+
+    let small = UdpClient::connect(
+        addr,
+        UdpConfig {
+            max_datagram: 64,
+            ..UdpConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = small.request(&[0u8; 65]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_client_times_out_when_nothing_answers() {
+    // A bound socket that never replies (so no ICMP unreachable either).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let timeout = Duration::from_millis(100);
+    let client = UdpClient::connect(
+        silent.local_addr().unwrap(),
+        UdpConfig {
+            timeout,
+            retries: 1,
+            ..UdpConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let err = client.request(b"anyone?").await.unwrap_err();
+    let took = start.elapsed();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(err.phase(), Phase::Request);
+    // Two attempts (the first and one retry), each waiting the full timeout.
+    assert!(took >= timeout * 2 && took < timeout * 4, "{took:?}");
+    // Both datagrams did go out.
+    let mut buf = [0u8; 16];
+    silent.set_nonblocking(true).unwrap();
+    assert_eq!(silent.recv(&mut buf).unwrap(), 7);
+    assert_eq!(silent.recv(&mut buf).unwrap(), 7);
+}

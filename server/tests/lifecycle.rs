@@ -1,0 +1,69 @@
+//! Library lifecycle: `spawn().shutdown()` and `run(future)` under every model, with requests in flight at
+//! the moment of shutdown: each one already sent gets its reply, then the connection closes and the final
+//! counters come back.
+
+mod support;
+
+use std::time::Duration;
+
+use sockpool_server::{Model, Proto, Server};
+use support::{config, framed_request, framed_response, read_until_close, IO_LIMIT};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_requests_in_flight_then_closes_under_every_model() {
+    for model in Model::ALL {
+        let server = Server::bind(config(model, &["framed=127.0.0.1:0"])).unwrap();
+        let addr = server.tcp_addr(Proto::Framed).unwrap();
+        let h = server.spawn();
+        let mut clients = Vec::new();
+        for c in 0..10u64 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // A 300 ms SLEEP and an ECHO behind it, both sent before the shutdown starts.
+            let mut send = framed_request(4, c, 300_000, b"slow");
+            send.extend(framed_request(1, 100 + c, 0, b"queued"));
+            s.write_all(&send).await.unwrap();
+            clients.push(s);
+        }
+        // Let every request reach the server, then stop it while the SLEEPs run.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopper = tokio::task::spawn_blocking(move || h.shutdown());
+        for (c, mut s) in clients.into_iter().enumerate() {
+            let c = c as u64;
+            let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+            let mut want = framed_response(0, c, b"slow");
+            want.extend(framed_response(0, 100 + c, b"queued"));
+            assert_eq!(got, want, "{model}: client {c} got both replies");
+            assert!(closed, "{model}: client {c} closed after its replies");
+        }
+        let stats = stopper.await.unwrap();
+        assert_eq!(stats.requests, 20, "{model}");
+        assert_eq!(stats.connections_open, 0, "{model}");
+        // The listener is gone.
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "{model}: no longer accepting"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_until_its_shutdown_future_resolves() {
+    let server = Server::bind(config(Model::Async, &["echo=127.0.0.1:0"])).unwrap();
+    let addr = server.tcp_addr(Proto::Echo).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    support::expect_reply(&mut s, b"ping", b"ping").await;
+    drop(s);
+    tx.send(()).unwrap();
+    let stats = tokio::time::timeout(IO_LIMIT, running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((stats.requests, stats.connections_total), (1, 1));
+}
