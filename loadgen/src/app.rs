@@ -26,12 +26,6 @@ pub enum AppError {
     /// The embedded server could not start.
     #[error("embedded server: {0}")]
     Embedded(String),
-    /// `tune` failed.
-    #[error("{0}")]
-    Tune(#[from] crate::tune::TuneError),
-    /// `stream` failed.
-    #[error("{0}")]
-    Stream(#[from] crate::stream::StreamError),
     /// Writing a report failed.
     #[error("{path}: {source}")]
     Output {
