@@ -1,6 +1,10 @@
 //! The SDK adapters: each worker drives its share of the connections through one `sockpool::Client` (or a
 //! set of `sockpool::UdpClient`s), converting [`Req`]s into the protocol's requests and classifying replies.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use sockpool::protocol::Protocol;
 use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
@@ -111,6 +115,91 @@ impl Speak for sockpool::protocol::Resp {
         match resp {
             Value::Error(_) => Err(ErrorKind::ServerError),
             v => Ok(size(v)),
+        }
+    }
+}
+
+/// UDP through `sockpool::UdpClient`: one client (socket) per `--connections`, one datagram in flight on each.
+/// Sockets are opened on first use (opening one is asynchronous); none retries, so each request counts once.
+pub struct UdpTransport {
+    target: String,
+    config: sockpool::UdpConfig,
+    clients: RefCell<Vec<Option<Rc<sockpool::UdpClient>>>>,
+    free: Rc<RefCell<Vec<usize>>>,
+}
+
+/// Gives a socket back to the free list when its request ends, even if the request is dropped at a timeout.
+struct Lease {
+    index: usize,
+    free: Rc<RefCell<Vec<usize>>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.free.borrow_mut().push(self.index);
+    }
+}
+
+impl UdpTransport {
+    fn new(config: &Config, target: &str, sockets: usize) -> UdpTransport {
+        let udp = sockpool::UdpConfig {
+            timeout: config.timeout,
+            retries: 0,
+            max_datagram: config.payload.max.max(1),
+        };
+        UdpTransport {
+            target: target.to_string(),
+            config: udp,
+            clients: RefCell::new(vec![None; sockets]),
+            free: Rc::new(RefCell::new((0..sockets).rev().collect())),
+        }
+    }
+
+    async fn client(
+        &self,
+        i: usize,
+    ) -> Result<(Rc<sockpool::UdpClient>, Option<Duration>), ErrorKind> {
+        if let Some(c) = &self.clients.borrow()[i] {
+            return Ok((c.clone(), None));
+        }
+        let started = std::time::Instant::now();
+        let peer = tokio::net::lookup_host(self.target.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or(ErrorKind::Other)?;
+        let c = sockpool::UdpClient::connect(peer, self.config.clone())
+            .await
+            .map_err(|e| classify(&e))?;
+        let c = Rc::new(c);
+        self.clients.borrow_mut()[i] = Some(c.clone());
+        Ok((c, Some(started.elapsed())))
+    }
+}
+
+impl Transport for UdpTransport {
+    async fn call(&self, req: Req) -> Outcome {
+        let Some(index) = self.free.borrow_mut().pop() else {
+            return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait));
+        };
+        let _lease = Lease {
+            index,
+            free: self.free.clone(),
+        };
+        let (client, connect) = match self.client(index).await {
+            Ok(c) => c,
+            Err(kind) => return Outcome::failed(kind),
+        };
+        let payload = bytes_of(req);
+        let result = client
+            .request(&payload)
+            .await
+            .map(|b| b.len() as u64)
+            .map_err(|e| classify(&e));
+        Outcome {
+            result,
+            connect,
+            pool_wait: None,
         }
     }
 }
@@ -274,9 +363,8 @@ pub fn drive(config: &Config, target: &str, embedded: bool) -> Result<RunResult,
         Proto::Line => sdk(Line::default(), config, target, embedded),
         Proto::Resp => sdk(Resp::default(), config, target, embedded),
         Proto::Http => sdk(http(), config, target, embedded),
-        other => Err(RunError::Setup(format!(
-            "--protocol {} is not available in this build yet",
-            other.name()
-        ))),
+        Proto::Udp => runner::run(config, target, embedded, |_, sockets| {
+            Ok(UdpTransport::new(config, target, sockets))
+        }),
     }
 }
