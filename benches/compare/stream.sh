@@ -7,7 +7,7 @@
 #
 # Both send in one direction over one TCP connection with 128 KiB application writes and the OS's socket
 # buffers: iperf3 -c … -l 128K, and `sockpool-loadgen stream --direction up --buffer 128K` (framed SINK
-# requests of 128 KiB to an embedded sockpool-server, 4 in flight). The rounds alternate the two tools so that
+# requests of 128 KiB to an embedded sockpool-server, 16 in flight). The rounds alternate the two tools so that
 # drift on this shared machine hits both; the ratio uses each tool's median.
 # iperf3's server binds 127.0.0.1 on a free port; everything started here is stopped on exit (trap).
 set -euo pipefail
@@ -50,7 +50,7 @@ for r in $(seq "$ROUNDS"); do
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8)' \
         "$TMP/iperf.json" >>"$TMP/iperf"
     timeout $((DUR + 20)) "$LOADGEN" stream --direction up --buffer "$BUF" --duration "${DUR}s" --quiet --json - \
-        >"$TMP/sp.json"
+        >"$TMP/sp.json" 2>/dev/null
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cells"][0]["bytes_per_s"])' \
         "$TMP/sp.json" >>"$TMP/sockpool"
     printf 'round %d: iperf3 %.2f Gbit/s, sockpool-loadgen stream %.2f Gbit/s\n' "$r" \

@@ -10,7 +10,8 @@
 //! - echo: `buffer`-sized writes to an echo server while a reader drains what comes back; bytes are counted
 //!   in both directions (`--direction both`, the only one echo has).
 //!
-//! Without `--target`, an embedded reference server (framed and echo on free loopback ports) is the target.
+//! Without `--target`, an embedded reference server (framed and echo on free loopback ports) is the target;
+//! its read buffer holds 8 of the largest `--buffer` (as iperf3's server reads with the client's `-l`).
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -40,8 +41,8 @@ pub mod defaults {
     pub const DURATION: Duration = Duration::from_secs(2);
     /// The file whose transfer time is reported. Default: 1 GiB.
     pub const FILE_SIZE: u64 = 1 << 30;
-    /// Framed requests in flight on the connection. Default: 4.
-    pub const WINDOW: usize = 4;
+    /// Framed requests in flight on the connection. Default: 16.
+    pub const WINDOW: usize = 16;
     /// Connect timeout. Default: 2 s.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 }
@@ -81,7 +82,7 @@ pub struct StreamArgs {
     /// File size for the "time to move" column, e.g. `1GiB`… written as bytes or with K/M. Default: 1 GiB.
     #[arg(long)]
     pub file_size: Option<String>,
-    /// Framed requests in flight. Default: 4.
+    /// Framed requests in flight. Default: 16.
     #[arg(long)]
     pub window: Option<usize>,
     /// TCP_NODELAY off (on by default).
@@ -434,16 +435,18 @@ pub fn run_cells(
         Some(t) => (t, t),
         None => {
             use sockpool_server::{Proto, Server, ServerConfig};
-            let mut sc = ServerConfig::default();
-            sc.listeners = vec![
-                "framed=127.0.0.1:0"
-                    .parse()
-                    .map_err(|e| StreamError::Io(format!("{e}")))?,
-                "echo=127.0.0.1:0"
-                    .parse()
-                    .map_err(|e| StreamError::Io(format!("{e}")))?,
-            ];
-            sc.workers = sc.workers.clamp(1, 2);
+            let listen = |spec: &str| spec.parse().map_err(|e| StreamError::Io(format!("{e}")));
+            // Like iperf3's server, which reads with the client's -l size: the embedded server's read buffer
+            // holds several of the largest requests swept, so it reads big chunks and never shrinks back
+            // (and reallocates) between frames.
+            let largest = cells.iter().map(|c| c.buffer).max().unwrap_or(0);
+            let sc = ServerConfig {
+                listeners: vec![listen("framed=127.0.0.1:0")?, listen("echo=127.0.0.1:0")?],
+                // One connection at a time: one worker, no idle threads competing for the cores.
+                workers: 1,
+                read_buffer: (largest * 8).clamp(64 * 1024, 4 << 20),
+                ..ServerConfig::default()
+            };
             let s =
                 Server::bind(sc).map_err(|e| StreamError::Io(format!("embedded server: {e}")))?;
             let f = s

@@ -17,7 +17,7 @@ use super::{round3, spectrum, TuneReport};
 const W: f64 = 900.0;
 const H: f64 = 420.0;
 const ML: f64 = 70.0;
-const MR: f64 = 20.0;
+const MR: f64 = 40.0;
 const MT: f64 = 20.0;
 const MB: f64 = 50.0;
 
