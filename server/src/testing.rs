@@ -5,8 +5,9 @@
 //!
 //! Servers started here listen on `127.0.0.1` on a free port, and are killed when their guard drops.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,12 +69,27 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
 pub struct ChildGuard {
     /// The child; `None` once it has been waited for.
     pub child: Option<Child>,
+    /// The child leads its own process group (spawned with `process_group(0)`): the whole group is killed, so
+    /// a peer's workers (nginx) do not outlive it holding the port.
+    group: bool,
 }
 
 impl ChildGuard {
-    /// Guards `child`.
+    /// Guards `child`; only the child itself is killed on drop.
     pub fn new(child: Child) -> Self {
-        ChildGuard { child: Some(child) }
+        ChildGuard {
+            child: Some(child),
+            group: false,
+        }
+    }
+
+    /// Guards `child`, which was spawned as the leader of its own process group (`process_group(0)`): on drop
+    /// the whole group is killed.
+    pub fn group(child: Child) -> Self {
+        ChildGuard {
+            child: Some(child),
+            group: true,
+        }
     }
 
     /// The child's process id.
@@ -85,6 +101,10 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if self.group {
+                let pgid = nix::unistd::Pid::from_raw(c.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -118,9 +138,10 @@ pub fn start_redis(io_threads: usize) -> Option<Redis> {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("spawn redis-server");
-        let guard = ChildGuard::new(child);
+        let guard = ChildGuard::group(child);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         if wait_for_port(addr, Duration::from_secs(5)) {
             return Some(Redis { addr, guard });
@@ -158,9 +179,10 @@ pub fn start_nginx(workers: usize, body: &str) -> Option<Nginx> {
             .arg(&conf_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("spawn nginx");
-        let guard = ChildGuard::new(child);
+        let guard = ChildGuard::group(child);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         if wait_for_port(addr, Duration::from_secs(5)) {
             return Some(Nginx { addr, guard, dir });
@@ -182,25 +204,58 @@ fn nginx_conf(dir: &Path, port: u16, workers: usize, body: &str) -> String {
 }
 
 /// Runs `cmd` to completion with a time limit, returning its output; the child is killed at the limit.
+///
+/// Stdout and stderr are drained while the child runs, so a peer that prints a lot never stalls on a full pipe.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<std::process::Output> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait()?.is_some() {
-            return child.wait_with_output();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            let out = child.wait_with_output()?;
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "{:?} did not finish within {limit:?}; stderr: {}",
-                    cmd.get_program(),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            ));
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{:?} did not finish within {limit:?}; stderr: {}",
+                cmd.get_program(),
+                String::from_utf8_lossy(&stderr)
+            ),
+        )),
     }
 }
