@@ -491,9 +491,13 @@ impl<P: Protocol> Client<P> {
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
-                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it.
+                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
+                // unless this request took its last slot: then it goes back when the reply is in.
                 match obj.try_send(slot, req) {
-                    Ok(reply) => return Ok::<_, Error>(reply),
+                    Ok(reply) => {
+                        let held = pool::hold(&obj).then_some(obj);
+                        return Ok::<_, Error>((reply, held));
+                    }
                     // It died between the slot and the queue: nothing was sent, take another connection.
                     Err((_, req)) => request = Some(req),
                 }
@@ -508,7 +512,7 @@ impl<P: Protocol> Client<P> {
             .elapsed()
             .saturating_sub(connect.unwrap_or_default());
         timings.pool_wait += waited;
-        let reply = match acquired {
+        let (reply, _held) = match acquired {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return Err(e),
             Err(_) => {

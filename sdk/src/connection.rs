@@ -683,11 +683,13 @@ impl<P: Protocol> Driver<P> {
                     Some(env) => {
                         self.encode(env, &mut wbuf, &mut encoded, &mut in_flight);
                         // Batch: everything already queued goes into the same write.
-                        while wbuf.len() < max_batch {
-                            match self.rx.try_recv() {
-                                Ok(env) => self.encode(env, &mut wbuf, &mut encoded, &mut in_flight),
-                                Err(_) => break,
-                            }
+                        self.take_queued(&mut wbuf, max_batch, &mut encoded, &mut in_flight);
+                        // With free slots left, let the callers that are ready to run queue theirs first: the
+                        // caller that woke this task runs just before it (tokio's LIFO slot), so without this
+                        // pipelined requests would go out one write each.
+                        if in_flight.len() < self.shared.depth && wbuf.len() < max_batch {
+                            tokio::task::yield_now().await;
+                            self.take_queued(&mut wbuf, max_batch, &mut encoded, &mut in_flight);
                         }
                     }
                 },
@@ -720,6 +722,22 @@ impl<P: Protocol> Driver<P> {
                 .with_phase(Phase::Write)));
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    }
+
+    /// Encode what is already queued, up to `max_batch` bytes.
+    fn take_queued(
+        &mut self,
+        wbuf: &mut BytesMut,
+        max_batch: usize,
+        encoded: &mut u64,
+        in_flight: &mut VecDeque<InFlight<P::Response>>,
+    ) {
+        while wbuf.len() < max_batch {
+            match self.rx.try_recv() {
+                Ok(env) => self.encode(env, wbuf, encoded, in_flight),
+                Err(_) => break,
+            }
+        }
     }
 
     fn encode(

@@ -7,11 +7,12 @@
 //! enqueues**: it takes the object, reserves one of the connection's P slots, queues its request, and returns
 //! the object to the pool at once; then it waits for its reply on its own `oneshot`. The next caller gets the
 //! same connection back from the pool and can queue on it too, so up to P callers share one connection, like
-//! redis-rs's multiplexed connection. When the connection it got has no free slot, the caller keeps it and asks
-//! the pool for another — deadpool then hands out another idle one or opens a new one while below `max_size` —
-//! and takes the first free slot among the connections it holds, returning the rest at once (see
-//! `checkout`). So connections are added only under load, a caller never waits for another caller's reply
-//! while the pool can still grow, and at most `max_size * P` requests are in flight.
+//! redis-rs's multiplexed connection. The caller that takes a connection's **last** free slot keeps the object
+//! until its reply arrives (at P = 1 that is every caller: classic check-out for the whole request). So a
+//! connection in the pool always has a free slot — only the holder reserves slots, replies only free them —
+//! and a check-out is one deadpool `get` with no search. Callers that find no idle connection wait in
+//! deadpool's FIFO queue while it opens new ones below `max_size`; so connections are added only under load,
+//! each caller pins at most one, and at most `max_size * P` requests are in flight.
 //!
 //! ## Recycling
 //!
@@ -192,55 +193,41 @@ impl<P: Protocol> managed::Manager for Manager<P> {
 
 /// Check out a connection with a free pipelining slot.
 ///
-/// A connection from the pool may be busy (all its slots in flight, lent back by callers that only enqueued).
-/// Then the caller keeps it and, while the pool has idle connections or room to grow, asks for another (deadpool
-/// opens a new one below `max_size`); it takes the first slot that frees on any connection it holds or the
-/// first free connection it gets, and the others go back to the pool at once. At saturation it just waits for
-/// a slot on what it holds.
+/// Slots are only reserved by the caller holding the pooled object, so a connection that sits in the pool
+/// never loses a free slot there: replies only free them. The caller that takes the last slot keeps the object
+/// until its reply arrives (see [`hold`]), so every connection in the pool has a free slot and the
+/// first one deadpool hands out will do. Callers that find none wait in deadpool's FIFO queue (bounded by the
+/// pool wait timeout) while deadpool opens connections up to `max_size`; no caller pins more than one.
 pub(crate) async fn checkout<P: Protocol>(
     pool: &Pool<P>,
     ctx: &Arc<CallCtx>,
 ) -> Result<(managed::Object<Manager<P>>, Slot), Error> {
-    enum Got<O> {
-        Pooled(O),
-        Freed(Result<Slot, Error>, usize),
-    }
-    let mut held: Vec<managed::Object<Manager<P>>> = Vec::new();
     loop {
-        // Ask the pool for more only while it has idle connections or room to grow: at saturation a waiter
-        // holds just the connection it has, instead of pinning more that other callers could use.
-        let ask = held.is_empty() || {
-            let s = pool.status();
-            s.available > 0 || s.size < s.max_size
-        };
-        let got = {
-            let get = CALL_CTX.scope(ctx.clone(), pool.get());
-            if held.is_empty() {
-                Got::Pooled(get.await)
-            } else {
-                let freed = futures::future::select_all(held.iter().map(|o| Box::pin(o.reserve())));
-                tokio::select! {
-                    biased;
-                    (r, idx, _) = freed => Got::Freed(r, idx),
-                    g = get, if ask => Got::Pooled(g),
-                }
-            }
-        };
-        match got {
-            Got::Pooled(obj) => {
-                let obj = obj.map_err(|e| pool_error(e, Phase::PoolWait))?;
-                if let Some(slot) = obj.try_reserve() {
-                    return Ok((obj, slot));
-                }
-                // Busy: keep it and look further. Dead: drop it, recycling removes it.
-                if obj.health().is_none() {
-                    held.push(obj);
-                }
-            }
-            Got::Freed(Ok(slot), idx) => return Ok((held.swap_remove(idx), slot)),
-            Got::Freed(Err(_), idx) => drop(held.swap_remove(idx)),
+        // Boxed: deadpool's `get` future holds `Manager::create` (connect, TLS handshake), kilobytes that every
+        // layer above would otherwise carry and move on each call.
+        let obj = Box::pin(CALL_CTX.scope(ctx.clone(), pool.get()))
+            .await
+            .map_err(|e| pool_error(e, Phase::PoolWait))?;
+        if let Some(slot) = obj.try_reserve() {
+            return Ok((obj, slot));
+        }
+        if obj.health().is_some() {
+            // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
+            continue;
+        }
+        // Full although pooled: someone used the lower layer (`Client::checkout`) and gave it back busy.
+        // Wait on this one rather than pinning others.
+        match obj.reserve().await {
+            Ok(slot) => return Ok((obj, slot)),
+            Err(_) => continue,
         }
     }
+}
+
+/// Whether the caller that just queued on `conn` must keep the pooled object until its reply arrives: it took
+/// the last free slot, and a connection goes back to the pool only with one free.
+pub(crate) fn hold<P: Protocol>(conn: &Connection<P>) -> bool {
+    conn.free_slots() == 0
 }
 
 /// Remove idle connections that would fail recycling; returns how many were removed.

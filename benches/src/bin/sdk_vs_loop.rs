@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! sdk_vs_loop [--addr HOST:PORT] [--seconds S] [--conns N] [--payload BYTES] [--rounds R] [--threads T]
+//!             [--only loop|p1|p16]
 //! ```
 //!
 //! Three contenders send framed ECHO requests of `--payload` bytes (default 64) for `--seconds` each (default 3,
@@ -35,6 +36,7 @@ struct Args {
     payload: usize,
     rounds: usize,
     threads: usize,
+    only: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -45,6 +47,7 @@ fn parse_args() -> anyhow::Result<Args> {
         payload: 64,
         rounds: 3,
         threads: 2,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +59,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--payload" => a.payload = value()?.parse().context("--payload")?,
             "--rounds" => a.rounds = value()?.parse().context("--rounds")?,
             "--threads" => a.threads = value()?.parse().context("--threads")?,
+            "--only" => match value()?.as_str() {
+                o @ ("loop" | "p1" | "p16") => a.only = Some(o.to_string()),
+                o => bail!("--only loop|p1|p16, not {o}"),
+            },
             other => {
                 bail!("unknown flag {other}; see the doc comment of benches/src/bin/sdk_vs_loop.rs")
             }
@@ -206,6 +213,20 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.threads)
         .enable_all()
         .build()?;
+    if let Some(only) = &args.only {
+        return rt.block_on(async {
+            for round in 1..=args.rounds {
+                let w = Window::new(args.seconds);
+                let rate = match only.as_str() {
+                    "loop" => run_loop(addr, args.conns, args.payload, w).await?,
+                    "p1" => run_sdk(addr, args.conns, 1, args.payload, w).await?,
+                    _ => run_sdk(addr, args.conns, 16, args.payload, w).await?,
+                };
+                println!("round {round}: {only} {rate:.0}/s");
+            }
+            Ok(())
+        });
+    }
     let (mut lp, mut p1, mut p16) = (Vec::new(), Vec::new(), Vec::new());
     rt.block_on(async {
         for round in 1..=args.rounds {
