@@ -15,9 +15,10 @@
 //! the server's fault, or too few connections). A request still waiting for a slot at its timeout is a
 //! `timeout_pool_wait` error.
 //!
-//! The sender sleeps on tokio's timer, which ticks every millisecond: a request is sent up to ~1 ms after its
-//! intended time even on an idle machine, and that lag is (honestly) part of its corrected latency. The report
-//! shows it as *send lag*; see [`crate::health::LAG_WARN`].
+//! The sender waits for each intended time on a [`Pacer`] (a high-resolution `timerfd`, not tokio's
+//! millisecond timer), so on an idle machine it sends within tens of microseconds of the schedule. Whatever lag
+//! remains is (honestly) part of the corrected latency; the report shows it as *send lag*; see
+//! [`crate::health::LAG_WARN`].
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -29,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::config::{Load, Stop};
+use crate::pacer::Pacer;
 use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
 use crate::scenario::{Generator, Req};
 
@@ -406,9 +408,10 @@ async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Ins
 async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
     let slots = Rc::new(Semaphore::new(plan.slots.max(1)));
     let mut inflight = JoinSet::new();
+    let mut pacer = Pacer::new();
     for offset in Schedule::new(plan) {
         let intended = start + offset;
-        sleep_until(intended).await;
+        pacer.until(intended).await;
         let woke = Instant::now();
         let (state, slots) = (state.clone(), slots.clone());
         inflight.spawn_local(async move {

@@ -26,6 +26,7 @@ pub mod config;
 pub mod driver;
 pub mod hdr;
 pub mod health;
+pub mod pacer;
 pub mod progress;
 pub mod recorder;
 pub mod report;
