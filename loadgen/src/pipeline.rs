@@ -24,8 +24,8 @@
 //! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is encoded
 //!   (the `--requests` budget is never exceeded, the end of `--duration` stops new ones) and reported once:
 //!   replied, failed with the connection, or timed out.
-//! - **Timeouts.** A request without its reply after `--timeout` is a `timeout_request` error, recorded at its
-//!   timeout. The connection then takes no new requests; the later ones still get their replies (or time out
+//! - **Timeouts.** A request without its reply after `--timeout` is a `timeout_request` error, recorded when its
+//!   timeout fires. The connection then takes no new requests; the later ones still get their replies (or time out
 //!   in turn), the late replies are read and dropped, and then it is closed and reopened. One timer per
 //!   connection, armed at the oldest request's deadline and only moved when it fires.
 //! - **Failures.** When the peer closes or resets the connection, every request in flight on it fails with
@@ -357,7 +357,8 @@ impl Flight {
         self.live = 0;
     }
 
-    /// Records the live requests whose timeout has passed at `now` as timeouts (at their timeout). True if any.
+    /// Records the live requests whose timeout has passed as timeouts, at `now` (when the timer fired: their
+    /// timeout, or just after it). True if any.
     fn expire(&mut self, run: &ClosedLoop, now: Instant, timeout: Duration) -> bool {
         let mut any = false;
         for f in self.queue.iter_mut().filter(|f| !f.expired) {
@@ -370,7 +371,7 @@ impl Flight {
             any = true;
             run.finished(
                 f.sent,
-                deadline,
+                now,
                 f.measured,
                 0,
                 Err(ErrorKind::Timeout(Phase::Request)),
