@@ -5,8 +5,10 @@
 //! slice of the schedule, so nothing on the hot path is shared between threads. Every second a worker hands
 //! its interval to the collector on the calling thread, which merges them (see [`Collector`]).
 //!
-//! **Closed loop** (no `--rate`): `connections × pipeline` slots; each sends its next request when the
-//! previous reply arrives. Intended send time = actual send time.
+//! **Closed loop** (no `--rate`): `connections × pipeline` requests in flight; each slot sends its next request
+//! when the previous reply arrives. Intended send time = actual send time. TCP protocols run it on the fast path
+//! of [`crate::pipeline`] (one task per connection, owning its socket); otherwise (UDP, test fakes) each slot
+//! is a task awaiting [`Transport::call`].
 //!
 //! **Open loop** (`--rate`, `--ramp`): the worker walks a schedule of intended send times; at each one it
 //! queues a request, which waits (in FIFO order) for a free slot and is then sent. Latency is measured
@@ -25,6 +27,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::future::LocalBoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
@@ -69,6 +72,13 @@ impl Outcome {
 pub trait Transport: 'static {
     /// Sends `req` and waits for its reply.
     fn call(&self, req: Req) -> impl Future<Output = Outcome>;
+
+    /// Runs the whole closed loop itself (see [`crate::pipeline`]: one task per connection keeping the pipeline
+    /// full), claiming each request from `run`. `None`: this transport has no such path, and the driver runs
+    /// `connections × pipeline` slots that each await [`call`](Self::call). Default: `None`.
+    fn closed_loop(&self, _run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
+        None
+    }
 }
 
 /// One worker's share of the run.
@@ -127,14 +137,132 @@ pub struct WorkerSummary {
     pub connects: u64,
 }
 
+/// What every part of one worker shares: its request generator, its recorder and its clocks.
+struct Worker {
+    /// Makes the requests.
+    gen: RefCell<Generator>,
+    /// This worker's histograms and counts.
+    rec: RefCell<Recorder>,
+    /// Requests sent before this are warm-up (not recorded).
+    measure_from: Instant,
+    /// Per-request timeout.
+    timeout: Duration,
+    /// When the latest request finished (the worker's elapsed time ends there).
+    last_done: Cell<Instant>,
+    /// Connections opened.
+    connects: Cell<u64>,
+}
+
 struct State<T> {
     transport: T,
-    gen: RefCell<Generator>,
-    rec: RefCell<Recorder>,
-    measure_from: Instant,
-    timeout: Duration,
-    last_done: Cell<Instant>,
-    connects: Cell<u64>,
+    worker: Rc<Worker>,
+}
+
+impl<T> std::ops::Deref for State<T> {
+    type Target = Worker;
+
+    fn deref(&self) -> &Worker {
+        &self.worker
+    }
+}
+
+/// A closed loop's shared stop conditions and records, handed to a [`Transport`] that runs the loop itself.
+///
+/// Whoever sends asks [`claim`](Self::claim) first, so that a `--requests` budget is never exceeded and the
+/// duration's end stops new requests; each claimed request must then be reported exactly once
+/// ([`finished`](Self::finished)).
+pub struct ClosedLoop {
+    /// The worker's generator, recorder and clocks.
+    worker: Rc<Worker>,
+    /// No new request at or after this (`--duration`).
+    end: Option<Instant>,
+    /// Measured requests this worker may send (`--requests`, its share).
+    budget: Option<u64>,
+    /// Measured requests claimed so far.
+    claimed: Cell<u64>,
+}
+
+impl ClosedLoop {
+    fn new(worker: Rc<Worker>, plan: &Plan) -> ClosedLoop {
+        let (end, budget) = match plan.stop {
+            Stop::Duration(d) => (Some(worker.measure_from + d), None),
+            Stop::Requests(n) => (None, Some(n)),
+        };
+        ClosedLoop {
+            worker,
+            end,
+            budget,
+            claimed: Cell::new(0),
+        }
+    }
+
+    /// Claims one request to be sent at `now`: `None` when no more may be sent (the duration is over or the
+    /// budget spent), else whether it is measured (`false` during warm-up, which takes nothing from the budget).
+    pub fn claim(&self, now: Instant) -> Option<bool> {
+        if !self.may_send(now) {
+            return None;
+        }
+        let measured = now >= self.worker.measure_from;
+        if measured && self.budget.is_some() {
+            self.claimed.set(self.claimed.get() + 1);
+        }
+        Some(measured)
+    }
+
+    /// True while a request could still be claimed at `now` (nothing is claimed).
+    pub fn may_send(&self, now: Instant) -> bool {
+        if self.end.is_some_and(|e| now >= e) {
+            return false;
+        }
+        now < self.worker.measure_from || self.budget.is_none_or(|b| self.claimed.get() < b)
+    }
+
+    /// The next request to send.
+    pub fn next_request(&self) -> Req {
+        self.worker.gen.borrow_mut().next_request()
+    }
+
+    /// The per-request timeout (`--timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.worker.timeout
+    }
+
+    /// A connection was opened in `took` (recorded, warm-up included: every connection is worth reporting).
+    pub fn connected(&self, took: Duration) {
+        self.worker.connects.set(self.worker.connects.get() + 1);
+        self.worker.rec.borrow_mut().record_connect(took);
+    }
+
+    /// A claimed request sent at `sent` finished at `done` with `result` (payload bytes received, or the
+    /// error); `measured` is what [`claim`](Self::claim) said, `bytes_sent` its payload size. In a closed loop
+    /// the intended send time is the actual one, so corrected = raw latency.
+    pub fn finished(
+        &self,
+        sent: Instant,
+        done: Instant,
+        measured: bool,
+        bytes_sent: u64,
+        result: Result<u64, ErrorKind>,
+    ) {
+        let w = &self.worker;
+        w.last_done.set(w.last_done.get().max(done));
+        if !measured {
+            return;
+        }
+        let mut rec = w.rec.borrow_mut();
+        match result {
+            Ok(bytes_received) => rec.record_ok(&Sample {
+                corrected: done - sent,
+                raw: done - sent,
+                connect: None,
+                pool_wait: Some(Duration::ZERO),
+                send_lag: None,
+                bytes_sent,
+                bytes_received,
+            }),
+            Err(kind) => rec.record_error(kind, done - sent, None),
+        }
+    }
 }
 
 impl<T: Transport> State<T> {
@@ -296,12 +424,14 @@ pub async fn run_worker<T: Transport>(
     let measure_from = start + plan.warmup;
     let state = Rc::new(State {
         transport,
-        gen: RefCell::new(gen),
-        rec: RefCell::new(Recorder::new()),
-        measure_from,
-        timeout: plan.timeout,
-        last_done: Cell::new(measure_from),
-        connects: Cell::new(0),
+        worker: Rc::new(Worker {
+            gen: RefCell::new(gen),
+            rec: RefCell::new(Recorder::new()),
+            measure_from,
+            timeout: plan.timeout,
+            last_done: Cell::new(measure_from),
+            connects: Cell::new(0),
+        }),
     });
     let sink = Rc::new(sink);
     let next_index = Rc::new(Cell::new(0u64));
@@ -338,7 +468,7 @@ pub async fn run_worker<T: Transport>(
     // Every worker begins together at `start` (nothing sent before it is counted anywhere).
     sleep_until(start).await;
     match plan.load {
-        Load::Closed => closed_loop(&state, &plan, start).await,
+        Load::Closed => closed_loop(&state, &plan).await,
         _ => open_loop(&state, &plan, start).await,
     }
 
@@ -370,29 +500,19 @@ pub async fn run_worker<T: Transport>(
     }));
 }
 
-async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
-    let measure_from = start + plan.warmup;
-    let (end, budget) = match plan.stop {
-        Stop::Duration(d) => (Some(measure_from + d), None),
-        Stop::Requests(n) => (None, Some(n)),
-    };
-    let claimed = Rc::new(Cell::new(0u64));
+async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan) {
+    let run = Rc::new(ClosedLoop::new(state.worker.clone(), plan));
+    if let Some(fast) = state.transport.closed_loop(run.clone()) {
+        return fast.await;
+    }
     let mut slots = JoinSet::new();
     for _ in 0..plan.slots {
-        let (state, claimed) = (state.clone(), claimed.clone());
+        let (state, run) = (state.clone(), run.clone());
         slots.spawn_local(async move {
             loop {
                 let now = Instant::now();
-                if end.is_some_and(|e| now >= e) {
+                if run.claim(now).is_none() {
                     break;
-                }
-                if now >= measure_from {
-                    if let Some(b) = budget {
-                        if claimed.get() >= b {
-                            break;
-                        }
-                        claimed.set(claimed.get() + 1);
-                    }
                 }
                 if let Some(kind) = state.send(now, now, Duration::ZERO, false).await {
                     if is_connection_failure(kind) {

@@ -10,6 +10,11 @@
 //! - [`args`]: the raw flags as clap parses them.
 //! - [`config`]: the validated configuration (one clear message for bad or conflicting flags); every default.
 //! - [`scenario`]: what to send per protocol (payload sizes, HTTP requests, RESP templates with random keys).
+//! - [`driver`]: one worker's load: the closed loop, the open loop on a schedule, the ramp, warm-up, stops.
+//! - [`transport`]: the SDK adapters (pooled `sockpool::Client`, UDP) behind the driver's `Transport`.
+//! - [`pipeline`]: the closed loop's fast path: one task per connection, owning its socket and codec, keeping
+//!   `--pipeline` requests in flight.
+//! - [`runner`]: one whole run: preflight, worker threads, the collector, the result.
 //! - [`recorder`]: per-worker histograms (corrected, raw, connect, pool wait, send lag) and error counts; the
 //!   [`recorder::Collector`] that merges them per second and in total.
 //! - [`report`]: the terminal table and the JSON document (`docs/LOADGEN_JSON.md`).
@@ -27,6 +32,7 @@ pub mod driver;
 pub mod hdr;
 pub mod health;
 pub mod pacer;
+pub mod pipeline;
 pub mod progress;
 pub mod recorder;
 pub mod report;

@@ -1,5 +1,7 @@
 //! The SDK adapters: each worker drives its share of the connections through one `sockpool::Client` (or a
 //! set of `sockpool::UdpClient`s), converting [`Req`]s into the protocol's requests and classifying replies.
+//! A closed loop over TCP, TLS or Unix sockets runs on [`crate::pipeline`] instead: the same codecs and
+//! connector, without the pool and its per-request hand-offs.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,8 +11,11 @@ use bytes::Bytes;
 use sockpool::protocol::Protocol;
 use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 
-use crate::config::{Config, FramedOp, Protocol as Proto};
-use crate::driver::{Outcome, Transport};
+use futures::future::LocalBoxFuture;
+
+use crate::config::{Config, FramedOp, Load, Protocol as Proto};
+use crate::driver::{ClosedLoop, Outcome, Transport};
+use crate::pipeline::Pipeline;
 use crate::recorder::{ErrorKind, Phase};
 use crate::report::RunResult;
 use crate::runner::{self, RunError};
@@ -45,6 +50,12 @@ pub trait Speak: Protocol {
     fn request(&self, req: Req, id: u64, host: &str) -> Self::Request;
     /// Payload bytes of a good reply, or the error it is (a server error reply).
     fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind>;
+
+    /// True when, after `reply` (just decoded by `codec`), the server closes the connection: no more requests
+    /// go on it. Default: [`Protocol::closes_connection`].
+    fn closes_after(&self, _codec: &Self::Codec, reply: &Self::Response) -> bool {
+        self.closes_connection(reply)
+    }
 }
 
 impl Speak for sockpool::protocol::Framed {
@@ -240,6 +251,15 @@ impl Speak for Http {
         }
     }
 
+    /// `Connection: close`, an HTTP/1.0 reply without keep-alive, or a body delimited by the close.
+    fn closes_after(
+        &self,
+        codec: &sockpool::protocol::CustomCodec<sockpool::codec::http::ClientCodec>,
+        _reply: &sockpool::codec::http::Response,
+    ) -> bool {
+        codec.0.is_closing()
+    }
+
     fn reply(&self, resp: &sockpool::codec::http::Response) -> Result<u64, ErrorKind> {
         if resp.status >= 400 {
             Err(ErrorKind::ServerError)
@@ -268,13 +288,21 @@ fn bytes_of(req: Req) -> Bytes {
     }
 }
 
-/// One worker's SDK client.
+/// One worker's SDK client, and in a closed loop its pipelined connections.
 pub struct SdkTransport<P: Speak> {
+    /// Sends each request of an open loop.
     client: Client<P>,
+    /// The HTTP `Host` header.
     host: String,
+    /// The closed loop's fast path (`None` in an open loop).
+    pipeline: Option<Rc<Pipeline<P>>>,
 }
 
 impl<P: Speak> Transport for SdkTransport<P> {
+    fn closed_loop(&self, run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
+        self.pipeline.as_ref().map(|p| p.run(run))
+    }
+
     async fn call(&self, req: Req) -> Outcome {
         let request = self
             .client
@@ -346,10 +374,18 @@ fn sdk<P: Speak + Clone>(
     target: &str,
     embedded: bool,
 ) -> Result<RunResult, RunError> {
+    let closed = matches!(config.load, Load::Closed);
     runner::run(config, target, embedded, |_, conns| {
+        let pipeline = if closed {
+            let p = Pipeline::new(p.clone(), config, target, host_of(target), conns)?;
+            Some(Rc::new(p))
+        } else {
+            None
+        };
         Ok(SdkTransport {
             client: client(p.clone(), config, target, conns)?,
             host: host_of(target),
+            pipeline,
         })
     })
 }
