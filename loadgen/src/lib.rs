@@ -20,6 +20,7 @@
 //! - [`report`]: the terminal table and the JSON document (`docs/LOADGEN_JSON.md`).
 //! - [`hdr`]: `.hgrm` percentile text, `.hlog` interval log, V2-compressed base64 histograms.
 //! - [`health`]: the load generator's own CPU use and send lag, and the bottleneck warning.
+//! - [`pacer`]: waking the open-loop sender on time (a `timerfd`, not tokio's millisecond timer).
 //! - [`progress`]: indicatif progress on stderr, only on a terminal.
 //! - [`tune`]: `tune`, the tuning lab: matrices of settings, noise, SLO rate search, recommendation, HTML.
 //! - [`stream`]: `stream`, bulk-transfer throughput per buffer size (like iperf3).
