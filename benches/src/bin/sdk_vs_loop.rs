@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sdk_vs_loop [--addr HOST:PORT] [--seconds S] [--conns N] [--payload BYTES] [--rounds R] [--threads T]
-//!             [--only loop|p1|p16]
+//!             [--only loop|p1|p16|conn]
 //! ```
 //!
 //! Three contenders send framed ECHO requests of `--payload` bytes (default 64) for `--seconds` each (default 3,
@@ -60,8 +60,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rounds" => a.rounds = value()?.parse().context("--rounds")?,
             "--threads" => a.threads = value()?.parse().context("--threads")?,
             "--only" => match value()?.as_str() {
-                o @ ("loop" | "p1" | "p16") => a.only = Some(o.to_string()),
-                o => bail!("--only loop|p1|p16, not {o}"),
+                o @ ("loop" | "p1" | "p16" | "conn") => a.only = Some(o.to_string()),
+                o => bail!("--only loop|p1|p16|conn, not {o}"),
             },
             other => {
                 bail!("unknown flag {other}; see the doc comment of benches/src/bin/sdk_vs_loop.rs")
@@ -184,6 +184,60 @@ async fn run_sdk(
     Ok(w.rate(count.load(Relaxed)))
 }
 
+/// The SDK's connection layer alone: `conns` tasks, each calling `Connection::call` on its own connection.
+async fn run_conn(
+    addr: SocketAddr,
+    conns: usize,
+    payload: usize,
+    w: Window,
+) -> anyhow::Result<f64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let body = Bytes::from(vec![b'p'; payload]);
+    let connector = sockpool::transport::Connector::new(
+        sockpool::SocketOptions::default(),
+        &sockpool::Timeouts::default(),
+        None,
+    )?;
+    let endpoint: sockpool::Endpoint = addr.to_string().parse()?;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let conn = sockpool::Connection::connect(
+            &endpoint,
+            Arc::new(Framed::default()),
+            &connector,
+            Default::default(),
+        )
+        .await?;
+        let (count, body) = (count.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut id = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= w.end {
+                    return anyhow::Ok(());
+                }
+                id += 1;
+                let req = sockpool::codec::framed::Request::echo(id, body.clone());
+                let reply = conn.call(req).await?;
+                if reply.payload.len() != body.len() {
+                    bail!(
+                        "echo of {} bytes came back as {}",
+                        body.len(),
+                        reply.payload.len()
+                    );
+                }
+                if now >= w.start {
+                    count.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(w.rate(count.load(Relaxed)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -220,6 +274,7 @@ fn main() -> anyhow::Result<()> {
                 let rate = match only.as_str() {
                     "loop" => run_loop(addr, args.conns, args.payload, w).await?,
                     "p1" => run_sdk(addr, args.conns, 1, args.payload, w).await?,
+                    "conn" => run_conn(addr, args.conns, args.payload, w).await?,
                     _ => run_sdk(addr, args.conns, 16, args.payload, w).await?,
                 };
                 println!("round {round}: {only} {rate:.0}/s");
