@@ -10,8 +10,11 @@
 //! - `connection`: [`sockpool::Connection::call`], one connection, no pool: adds the driver task, the request
 //!   channel and the reply `oneshot`.
 //! - `client`: [`sockpool::Client::call`] with a pool: adds pool checkout + return (deadpool `get`, recycle
-//!   checks, slot reservation, check-in), admission, timeouts and stats. `client` − `connection` is the pool
-//!   checkout + return cost; the SDK exposes no public checkout of its own, so it is measured this way.
+//!   checks, slot reservation, check-in), admission, timeouts and stats. `client` − `connection` is what the
+//!   client layer adds to a request.
+//!
+//! Group `pool`: `checkout_return`, [`sockpool::Client::checkout`] of a warm connection and its return to the
+//! pool (dropping it), with no request: deadpool `get`, the recycle checks, the check-in.
 //!
 //! Group `echo_64B_serial`: one caller, one request at a time (latency per request). Group `echo_64B_x50`: 50
 //! requests at once over 50 connections (pool of 50, pipelining 1), one element per request (throughput).
@@ -252,5 +255,30 @@ fn concurrent(c: &mut Criterion) {
     rt.block_on(client.close());
 }
 
-criterion_group!(benches, serial, concurrent);
+fn pool(c: &mut Criterion) {
+    let (_server, addr) = start_server();
+    let rt = runtime();
+    let client = client(&rt, addr, 1);
+    // Open the one connection first, so that every iteration checks out a warm one.
+    rt.block_on(async { check_echo(client.call(framed::Request::echo(1, payload())).await) });
+    let mut g = c.benchmark_group("pool");
+    g.measurement_time(MEASURE).warm_up_time(WARM_UP);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("checkout_return", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let conn = client.checkout().await.expect("a warm connection");
+                    criterion::black_box(&conn);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+    rt.block_on(client.close());
+}
+
+criterion_group!(benches, serial, concurrent, pool);
 criterion_main!(benches);
