@@ -16,7 +16,7 @@
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): REQS (redis-benchmark -n at -P 1), REQS_P16 (at -P 16), DUR (seconds of each
+# Knobs (environment): ONLY (redis, nginx or redis,nginx, the default: which pairs to run), REQS (redis-benchmark -n at -P 1), REQS_P16 (at -P 16), DUR (seconds of each
 # sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary
 # to measure; default: the one this script builds).
 set -euo pipefail
@@ -30,6 +30,7 @@ fi
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
+ONLY=${ONLY:-redis,nginx}
 ROUNDS=${ROUNDS:-3}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 TOTAL_LIMIT=${TOTAL_LIMIT:-900}
@@ -252,23 +253,27 @@ fi
 
 # ------------------------------------------------------------------------------------------ 1: redis PING
 
-start_redis
-echo "redis-server on 127.0.0.1:$REDIS_PORT" >&2
-compare "redis PING, -c $CLIENTS -P 1" "redis-benchmark" "rb $REDIS_PORT 1 $REQS" RB 1.5 "resp -P 1" \
-    --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 1 --threads 1
-compare "redis PING, -c $CLIENTS -P 16" "redis-benchmark" "rb $REDIS_PORT 16 $REQS_P16" RB 1.0 "resp -P 16" \
-    --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 16 --threads 1
-stop "$REDIS_PID"
+if [[ ,$ONLY, == *,redis,* ]]; then
+    start_redis
+    echo "redis-server on 127.0.0.1:$REDIS_PORT" >&2
+    compare "redis PING, -c $CLIENTS -P 1" "redis-benchmark" "rb $REDIS_PORT 1 $REQS" RB 1.5 "resp -P 1" \
+        --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 1 --threads 1
+    compare "redis PING, -c $CLIENTS -P 16" "redis-benchmark" "rb $REDIS_PORT 16 $REQS_P16" RB 1.0 "resp -P 16" \
+        --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 16 --threads 1
+    stop "$REDIS_PID"
+fi
 
 # ------------------------------------------------------------------------------------------- 2: nginx GET
 
-start_nginx "$NGINX_WORKERS"
-echo "nginx (worker_processes $NGINX_WORKERS) on 127.0.0.1:$NGINX_PORT" >&2
-for t in 1 2; do
-    compare "nginx GET, -c $CLIENTS, $t thread(s)" "wrk" "wrk_rps $NGINX_PORT $t" WRK 1.0 "http -t $t" \
-        --target "127.0.0.1:$NGINX_PORT" --protocol http --threads "$t"
-done
-stop "$NGINX_PID"
+if [[ ,$ONLY, == *,nginx,* ]]; then
+    start_nginx "$NGINX_WORKERS"
+    echo "nginx (worker_processes $NGINX_WORKERS) on 127.0.0.1:$NGINX_PORT" >&2
+    for t in 1 2; do
+        compare "nginx GET, -c $CLIENTS, $t thread(s)" "wrk" "wrk_rps $NGINX_PORT $t" WRK 1.0 "http -t $t" \
+            --target "127.0.0.1:$NGINX_PORT" --protocol http --threads "$t"
+    done
+    stop "$NGINX_PID"
+fi
 
 # ------------------------------------------------------------------------------------------------- report
 
