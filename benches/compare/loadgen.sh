@@ -16,9 +16,9 @@
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): ONLY (redis, nginx or redis,nginx, the default: which pairs to run), REQS (redis-benchmark -n at -P 1), REQS_P16 (at -P 16), DUR (seconds of each
-# sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary
-# to measure; default: the one this script builds).
+# Knobs (environment): ONLY (which pairs: redis, nginx, or the default redis,nginx), REQS (redis-benchmark -n at
+# -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT
+# (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
