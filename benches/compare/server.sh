@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sockpool-server against redis-server and nginx, in one run on one machine, printing ratios (issue 2, item 7).
 #
-#   bash benches/compare/server.sh            # full run, about 3 minutes after the build
+#   bash benches/compare/server.sh            # full run, about 6 minutes after the build
 #   QUICK=1 bash benches/compare/server.sh    # a smoke run of the script itself: tiny loads, meaningless numbers
 #
 # What it measures, each at equal worker counts (1 and 2):
@@ -15,19 +15,21 @@
 # Every peer and server binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration
 # and by `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), IDLE_CONNS, MODEL (the sockpool
-# model used against the peers; default async), TOTAL_LIMIT (seconds).
+# Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), ROUNDS (rounds per peer
+# comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
+# used against the peers; default async), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
 if [ "${QUICK:-0}" = 1 ]; then
-    : "${REQS:=20000}" "${REQS_P16:=100000}" "${WRK_DUR:=1}" "${IDLE_CONNS:=1000}"
+    : "${REQS:=20000}" "${REQS_P16:=100000}" "${WRK_DUR:=1}" "${IDLE_CONNS:=1000}" "${ROUNDS:=1}"
 fi
 REQS=${REQS:-100000}
 REQS_P16=${REQS_P16:-2000000}
 WRK_DUR=${WRK_DUR:-5}
+ROUNDS=${ROUNDS:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
@@ -222,6 +224,15 @@ wrk_rps() { # port label; sets WRK_RPS
 
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 fmt() { awk -v a="${1:-0}" 'BEGIN { printf "%.0f", a }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
+# One table row from two arrays of per-round rates (named): the medians, their ratio, and every round's ratio.
+row() { # "load | workers | peer" peer_array sockpool_array
+    local -n peer_r=$2 sp_r=$3
+    local pm sm i each=""
+    pm=$(median "${peer_r[@]}") sm=$(median "${sp_r[@]}")
+    for i in "${!peer_r[@]}"; do each+="${each:+, }$(ratio "${sp_r[$i]}" "${peer_r[$i]}")"; done
+    ROWS+=("| $1 | $(fmt "$pm") | $(fmt "$sm") | **$(ratio "$sm" "$pm")** | $each |")
+}
 
 echo "building (release) ..." >&2
 fg_run cargo build --release -q -p sockpool-server -p sockpool-benches --bins
@@ -246,21 +257,38 @@ for w in 1 2; do
         for p in 1 16; do
             n=$REQS
             [ "$p" = 16 ] && n=$REQS_P16
-            rb "$REDIS_PORT" "$p" "$n" "redis-server --io-threads $io"
-            r_mb=$RB_MB r_in=$RB_IN
-            rb "$SP_RESP" "$p" "$n" "sockpool-server"
-            s_mb=$RB_MB s_in=$RB_IN
-            ROWS+=("| redis-benchmark -t ping (PING_MBULK) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io | $(fmt "$r_mb") | $(fmt "$s_mb") | **$(ratio "$s_mb" "$r_mb")** |")
-            ROWS+=("| redis-benchmark -t ping (PING_INLINE) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io | $(fmt "$r_in") | $(fmt "$s_in") | **$(ratio "$s_in" "$r_in")** |")
+            r_mb=() r_in=() s_mb=() s_in=()
+            for ((r = 0; r < ROUNDS; r++)); do
+                # Alternate which server goes first, so neither always gets the warmer or quieter turn.
+                if ((r % 2 == 0)); then
+                    rb "$REDIS_PORT" "$p" "$n" "redis-server --io-threads $io"
+                    r_mb+=("$RB_MB") r_in+=("$RB_IN")
+                    rb "$SP_RESP" "$p" "$n" "sockpool-server"
+                    s_mb+=("$RB_MB") s_in+=("$RB_IN")
+                else
+                    rb "$SP_RESP" "$p" "$n" "sockpool-server"
+                    s_mb+=("$RB_MB") s_in+=("$RB_IN")
+                    rb "$REDIS_PORT" "$p" "$n" "redis-server --io-threads $io"
+                    r_mb+=("$RB_MB") r_in+=("$RB_IN")
+                fi
+            done
+            row "redis-benchmark -t ping (PING_MBULK) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io" r_mb s_mb
+            row "redis-benchmark -t ping (PING_INLINE) -c $CLIENTS -P $p -n $n | $w | redis-server --io-threads $io" r_in s_in
         done
         stop "$REDIS_PID"
     done
     start_nginx "$w"
-    wrk_rps "$NGINX_PORT" "nginx"
-    n_rps=$WRK_RPS
-    wrk_rps "$SP_HTTP" "sockpool-server"
-    s_rps=$WRK_RPS
-    ROWS+=("| wrk -t 2 -c $CLIENTS -d ${WRK_DUR}s | $w | nginx worker_processes $w | $(fmt "$n_rps") | $(fmt "$s_rps") | **$(ratio "$s_rps" "$n_rps")** |")
+    n_rps=() s_rps=()
+    for ((r = 0; r < ROUNDS; r++)); do
+        if ((r % 2 == 0)); then
+            wrk_rps "$NGINX_PORT" "nginx"; n_rps+=("$WRK_RPS")
+            wrk_rps "$SP_HTTP" "sockpool-server"; s_rps+=("$WRK_RPS")
+        else
+            wrk_rps "$SP_HTTP" "sockpool-server"; s_rps+=("$WRK_RPS")
+            wrk_rps "$NGINX_PORT" "nginx"; n_rps+=("$WRK_RPS")
+        fi
+    done
+    row "wrk -t 2 -c $CLIENTS -d ${WRK_DUR}s | $w | nginx worker_processes $w" n_rps s_rps
     stop "$NGINX_PID"
     stop_sockpool
 done
@@ -333,8 +361,10 @@ echo "## sockpool-server vs redis-server and nginx"
 echo
 echo "sockpool-server --model $MODEL; ratio = sockpool / peer (higher is better for sockpool)"
 echo
-echo "| load | workers | peer | peer req/s | sockpool req/s | ratio |"
-echo "|---|---|---|---|---|---|"
+echo "median of $ROUNDS rounds each (alternating which server goes first); the last column is each round's ratio"
+echo
+echo "| load | workers | peer | peer req/s | sockpool req/s | ratio | rounds |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 fi
 if [[ ,$ONLY, == *,idle,* ]]; then
