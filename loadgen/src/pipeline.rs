@@ -46,7 +46,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::future::{FutureExt, LocalBoxFuture};
 use sockpool::transport::{Connector, Endpoint, Stream};
-use sockpool::{SocketOptions, Timeouts};
+use sockpool::Timeouts;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant, Sleep};
@@ -55,7 +55,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::config::Config;
 use crate::driver::{ClosedLoop, RECONNECT_BACKOFF};
 use crate::recorder::{ErrorKind, Phase};
-use crate::transport::{classify, Speak};
+use crate::transport::{classify, socket_options, tls_config, Speak};
 
 /// Read buffer per connection; it grows when a reply is larger.
 const READ_CAPACITY: usize = 16 * 1024;
@@ -87,25 +87,14 @@ impl<P: Speak> Pipeline<P> {
         connections: usize,
     ) -> Result<Pipeline<P>, String> {
         let endpoint: Endpoint = target.parse().map_err(|e: sockpool::Error| e.to_string())?;
-        let socket = SocketOptions {
-            nodelay: config.socket.nodelay,
-            send_buffer: config.socket.send_buffer,
-            recv_buffer: config.socket.recv_buffer,
-            keepalive: config.socket.keepalive,
-            ..SocketOptions::default()
-        };
         let timeouts = Timeouts {
             connect: config.connect_timeout,
             tls_handshake: config.connect_timeout,
             ..Timeouts::default()
         };
-        let tls = config.tls.as_ref().map(|t| sockpool::TlsConfig {
-            ca_file: t.cacert.clone(),
-            insecure: t.insecure,
-            ..sockpool::TlsConfig::default()
-        });
-        let connector =
-            Connector::new(socket, &timeouts, tls.as_ref()).map_err(|e| e.to_string())?;
+        let tls = tls_config(config);
+        let connector = Connector::new(socket_options(config), &timeouts, tls.as_ref())
+            .map_err(|e| e.to_string())?;
         Ok(Pipeline {
             protocol,
             connector,

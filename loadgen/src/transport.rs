@@ -344,28 +344,37 @@ pub fn client<P: Speak>(
         request: config.timeout,
         total: None,
     };
-    let socket = SocketOptions {
+    let mut builder = Client::builder(protocol)
+        .endpoint(target)
+        .pool(pool)
+        .timeouts(timeouts)
+        .socket(socket_options(config))
+        .retry(RetryPolicy::none())
+        .pipeline_depth(config.pipeline);
+    if let Some(tls) = tls_config(config) {
+        builder = builder.tls(tls);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The run's socket options (`--nodelay`, buffers, keepalive) as the SDK takes them.
+pub fn socket_options(config: &Config) -> SocketOptions {
+    SocketOptions {
         nodelay: config.socket.nodelay,
         send_buffer: config.socket.send_buffer,
         recv_buffer: config.socket.recv_buffer,
         keepalive: config.socket.keepalive,
         ..SocketOptions::default()
-    };
-    let mut builder = Client::builder(protocol)
-        .endpoint(target)
-        .pool(pool)
-        .timeouts(timeouts)
-        .socket(socket)
-        .retry(RetryPolicy::none())
-        .pipeline_depth(config.pipeline);
-    if let Some(tls) = &config.tls {
-        builder = builder.tls(sockpool::TlsConfig {
-            ca_file: tls.cacert.clone(),
-            insecure: tls.insecure,
-            ..sockpool::TlsConfig::default()
-        });
     }
-    builder.build().map_err(|e| e.to_string())
+}
+
+/// The run's TLS settings (`--tls`, `--cacert`, `--insecure`) as the SDK takes them, if TLS is on.
+pub fn tls_config(config: &Config) -> Option<sockpool::TlsConfig> {
+    config.tls.as_ref().map(|t| sockpool::TlsConfig {
+        ca_file: t.cacert.clone(),
+        insecure: t.insecure,
+        ..sockpool::TlsConfig::default()
+    })
 }
 
 fn sdk<P: Speak + Clone>(

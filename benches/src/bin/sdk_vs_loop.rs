@@ -156,32 +156,16 @@ async fn run_sdk(
         .pipeline_depth(depth)
         .build()?;
     let client = Arc::new(client);
-    let count = Arc::new(AtomicU64::new(0));
-    let body = Bytes::from(vec![b'p'; payload]);
-    let mut tasks = Vec::new();
-    for _ in 0..conns * depth {
-        let (client, count, body) = (client.clone(), count.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let now = Instant::now();
-                if now >= w.end {
-                    return anyhow::Ok(());
-                }
-                let reply = client.echo(body.clone()).await?;
-                if reply.len() != body.len() {
-                    bail!("echo of {} bytes came back as {}", body.len(), reply.len());
-                }
-                if now >= w.start {
-                    count.fetch_add(1, Relaxed);
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let callers = (0..conns * depth).map(|_| {
+        let client = client.clone();
+        move |body: Bytes| {
+            let client = client.clone();
+            async move { Ok(client.echo(body).await?.len()) }
+        }
+    });
+    let rate = drive(callers.collect(), payload, w).await;
     client.close().await;
-    Ok(w.rate(count.load(Relaxed)))
+    rate
 }
 
 /// The SDK's connection layer alone: `conns` tasks, each calling `Connection::call` on its own connection.
@@ -191,40 +175,56 @@ async fn run_conn(
     payload: usize,
     w: Window,
 ) -> anyhow::Result<f64> {
-    let count = Arc::new(AtomicU64::new(0));
-    let body = Bytes::from(vec![b'p'; payload]);
     let connector = sockpool::transport::Connector::new(
         sockpool::SocketOptions::default(),
         &sockpool::Timeouts::default(),
         None,
     )?;
     let endpoint: sockpool::Endpoint = addr.to_string().parse()?;
-    let mut tasks = Vec::new();
+    let mut callers = Vec::new();
     for _ in 0..conns {
-        let conn = sockpool::Connection::connect(
-            &endpoint,
-            Arc::new(Framed::default()),
-            &connector,
-            Default::default(),
-        )
-        .await?;
+        let conn = Arc::new(
+            sockpool::Connection::connect(
+                &endpoint,
+                Arc::new(Framed::default()),
+                &connector,
+                Default::default(),
+            )
+            .await?,
+        );
+        let next_id = Arc::new(AtomicU64::new(0));
+        callers.push(move |body: Bytes| {
+            let (conn, id) = (conn.clone(), next_id.fetch_add(1, Relaxed) + 1);
+            async move {
+                let req = sockpool::codec::framed::Request::echo(id, body);
+                Ok(conn.call(req).await?.payload.len())
+            }
+        });
+    }
+    drive(callers, payload, w).await
+}
+
+/// One task per caller, each echoing `payload` bytes in a loop until the window ends; the rate of replies
+/// inside the window. A reply of the wrong length is an error.
+async fn drive<C, F>(callers: Vec<C>, payload: usize, w: Window) -> anyhow::Result<f64>
+where
+    C: Fn(Bytes) -> F + Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<usize>> + Send,
+{
+    let count = Arc::new(AtomicU64::new(0));
+    let body = Bytes::from(vec![b'p'; payload]);
+    let mut tasks = Vec::new();
+    for call in callers {
         let (count, body) = (count.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let mut id = 0u64;
             loop {
                 let now = Instant::now();
                 if now >= w.end {
                     return anyhow::Ok(());
                 }
-                id += 1;
-                let req = sockpool::codec::framed::Request::echo(id, body.clone());
-                let reply = conn.call(req).await?;
-                if reply.payload.len() != body.len() {
-                    bail!(
-                        "echo of {} bytes came back as {}",
-                        body.len(),
-                        reply.payload.len()
-                    );
+                let len = call(body.clone()).await?;
+                if len != body.len() {
+                    bail!("echo of {} bytes came back as {len}", body.len());
                 }
                 if now >= w.start {
                     count.fetch_add(1, Relaxed);
