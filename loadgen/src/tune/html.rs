@@ -77,7 +77,7 @@ impl Axis {
     }
 }
 
-/// "Nice" linear ticks over `0..=hi`.
+/// "Nice" linear ticks over `0..=hi`, none past `hi` (it would be drawn outside the plot, over the label below).
 fn linear_ticks(hi: f64) -> Vec<f64> {
     if hi <= 0.0 {
         return vec![0.0];
@@ -91,6 +91,7 @@ fn linear_ticks(hi: f64) -> Vec<f64> {
         .unwrap_or(raw);
     (0..=((hi / step).ceil() as usize))
         .map(|i| i as f64 * step)
+        .filter(|v| *v <= hi * (1.0 + 1e-9))
         .collect()
 }
 
@@ -398,4 +399,21 @@ pub fn render(r: &TuneReport) -> String {
     );
     s.push_str("</body></html>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linear_ticks;
+
+    #[test]
+    fn ticks_stay_inside_the_axis() {
+        for hi in [0.5, 1.0, 6.2, 7.9, 8.0, 49.0, 1234.5] {
+            let t = linear_ticks(hi);
+            assert_eq!(t[0], 0.0);
+            assert!(t.iter().all(|v| *v <= hi * (1.0 + 1e-9)), "{hi}: {t:?}");
+            assert!(t.len() >= 3, "{hi}: too few ticks {t:?}");
+        }
+        // A tick that lands on the top is kept.
+        assert_eq!(linear_ticks(8.0).last(), Some(&8.0));
+    }
 }
