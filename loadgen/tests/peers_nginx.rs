@@ -75,12 +75,8 @@ fn an_error_status_is_a_server_error() {
     let target = nginx.addr.to_string();
     // nginx answers `400 Bad Request` to an invalid Host header (and closes the connection; the next request
     // opens a new one).
-    let (ok, stdout, stderr) = common::run_loadgen(
+    let (ok, v, stderr) = common::run_json_any(
         &[
-            "run",
-            "--quiet",
-            "--json",
-            "-",
             "--target",
             &target,
             "--protocol",
@@ -94,7 +90,6 @@ fn an_error_status_is_a_server_error() {
     );
     // The server answered every request, so the run itself succeeded; each answer is a server error.
     assert!(ok, "{stderr}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(num(&v, "errors.server_error"), 50.0, "{}", v["errors"]);
     assert_eq!(num(&v, "summary.ok"), 0.0);
     assert_eq!(num(&v, "summary.replies"), 50.0);

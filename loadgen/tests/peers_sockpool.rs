@@ -141,12 +141,8 @@ fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
     let server = Server::bind(c).unwrap();
     let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
     let _h = server.spawn();
-    let (_, stdout, stderr) = common::run_loadgen(
+    let (_, v, _) = common::run_json_any(
         &[
-            "run",
-            "--quiet",
-            "--json",
-            "-",
             "--target",
             &target,
             "--op",
@@ -162,8 +158,6 @@ fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
         ],
         Duration::from_secs(60),
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
     eprintln!("errors {}", v["errors"]);
     assert_eq!(num(&v, "summary.requests"), 20.0);
     assert_eq!(num(&v, "errors.timeout"), 20.0, "{}", v["errors"]);

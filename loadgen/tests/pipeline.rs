@@ -132,12 +132,8 @@ fn every_connection_keeps_the_pipeline_full_and_the_budget_is_exact() {
 fn pipelined_requests_without_replies_time_out_and_are_counted_once() {
     let (target, _) = batching_server(4, true);
     // No reply at all makes the run itself a failure; the report is still written.
-    let (_, stdout, stderr) = common::run_loadgen(
+    let (_, v, _) = common::run_json_any(
         &[
-            "run",
-            "--quiet",
-            "--json",
-            "-",
             "--target",
             &target,
             "--protocol",
@@ -153,8 +149,6 @@ fn pipelined_requests_without_replies_time_out_and_are_counted_once() {
         ],
         Duration::from_secs(60),
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
     assert_eq!(num(&v, "summary.requests"), 16.0);
     assert_eq!(num(&v, "errors.timeout"), 16.0, "{}", v["errors"]);
     assert!(

@@ -26,11 +26,20 @@ pub fn run_loadgen(args: &[&str], limit: Duration) -> (bool, String, String) {
 
 /// Runs `sockpool-loadgen run --quiet --json - ARGS` and returns the JSON document.
 pub fn run_json(args: &[&str], limit: Duration) -> Value {
+    let (ok, v, stderr) = run_json_any(args, limit);
+    assert!(ok, "loadgen {args:?} failed: {stderr}");
+    v
+}
+
+/// Like [`run_json`], for a run that may fail (every request an error): (exit ok, the JSON document, stderr).
+/// The report is written either way.
+pub fn run_json_any(args: &[&str], limit: Duration) -> (bool, Value, String) {
     let mut all = vec!["run", "--quiet", "--json", "-"];
     all.extend_from_slice(args);
     let (ok, stdout, stderr) = run_loadgen(&all, limit);
-    assert!(ok, "loadgen {all:?} failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout} (stderr: {stderr})"));
+    (ok, v, stderr)
 }
 
 /// The `sockpool-server` binary next to this test's executable (target/<profile>/sockpool-server).
