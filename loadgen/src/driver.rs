@@ -255,7 +255,9 @@ impl ClosedLoop {
                 corrected: done - sent,
                 raw: done - sent,
                 connect: None,
-                pool_wait: Some(Duration::ZERO),
+                // Each connection sends its next request as a slot frees: there is no pool to wait for, so
+                // nothing is recorded (the report shows `-`, not a column of zeros).
+                pool_wait: None,
                 send_lag: None,
                 bytes_sent,
                 bytes_received,
