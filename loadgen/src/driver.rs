@@ -3,7 +3,7 @@
 //! The run is split over `--threads` workers. Each worker is one OS thread with a single-threaded tokio
 //! runtime; it owns its share of the connections (its own SDK client), its own [`Recorder`] and its own
 //! slice of the schedule, so nothing on the hot path is shared between threads. Every second a worker hands
-//! its interval to the collector on the calling thread, which merges them (see [`Collector`]).
+//! its interval to the collector on the calling thread, which merges them (see [`crate::recorder::Collector`]).
 //!
 //! **Closed loop** (no `--rate`): `connections × pipeline` requests in flight; each slot sends its next request
 //! when the previous reply arrives. Intended send time = actual send time. TCP protocols run it on the fast path

@@ -17,8 +17,9 @@
 //!   writes are polled together, so a server blocked on writing replies never deadlocks us.
 //! - **Still the SDK.** Connections come from [`sockpool::transport::Connector`] (socket options, TLS,
 //!   connect and handshake timeouts); requests are encoded and replies decoded by the protocol's own codec
-//!   ([`Protocol::codec`]), and each reply is checked against its request's tag ([`Protocol::request_tag`],
-//!   the framed id): a reply that does not match is a protocol error.
+//!   ([`sockpool::protocol::Protocol::codec`]), and each reply is checked against its request's tag
+//!   ([`sockpool::protocol::Protocol::request_tag`], the framed id): a reply that does not match is a
+//!   protocol error.
 //! - **One clock read per batch.** The requests of one write share a send time, the replies of one read a
 //!   reply time; latency = reply time − send time (corrected = raw: a closed loop has no schedule).
 //! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is encoded
