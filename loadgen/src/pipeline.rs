@@ -38,7 +38,6 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::io;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -47,7 +46,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::future::{FutureExt, LocalBoxFuture};
 use sockpool::transport::{Connector, Endpoint, Stream};
-use sockpool::Timeouts;
+use sockpool::{Phase as SdkPhase, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant, Sleep};
@@ -58,8 +57,8 @@ use crate::driver::{ClosedLoop, RECONNECT_BACKOFF};
 use crate::recorder::{ErrorKind, Phase};
 use crate::transport::{classify, socket_options, tls_config, Speak};
 
-/// Read buffer per connection; it grows when a reply is larger.
-const READ_CAPACITY: usize = 16 * 1024;
+/// Read and write buffer capacity per connection; the read buffer grows when a reply is larger.
+const BUFFER_CAPACITY: usize = 16 * 1024;
 
 /// One worker's pipelined connections to one target.
 pub struct Pipeline<P: Speak> {
@@ -152,11 +151,10 @@ impl<P: Speak> Pipeline<P> {
     /// Drives one open connection until it fails, is drained after a timeout or a server close, or the run
     /// is over.
     async fn session(&self, run: &ClosedLoop, mut stream: Stream, next_id: &mut u64) -> End {
-        let tls = matches!(stream, Stream::Tls(_));
         let timeout = run.timeout();
         let mut codec = self.protocol.codec();
-        let mut rbuf = BytesMut::with_capacity(READ_CAPACITY);
-        let mut wbuf = BytesMut::with_capacity(READ_CAPACITY);
+        let mut rbuf = BytesMut::with_capacity(BUFFER_CAPACITY);
+        let mut wbuf = BytesMut::with_capacity(BUFFER_CAPACITY);
         let mut flight = Flight::with_capacity(self.depth);
         // Why no new request goes on this connection any more (`None` while it takes them).
         let mut closing: Option<End> = None;
@@ -198,8 +196,8 @@ impl<P: Speak> Pipeline<P> {
                 // Nothing left to wait for (late replies to timed-out requests are not worth waiting for).
                 return closing.unwrap_or(End::Finished);
             }
-            if rbuf.capacity() - rbuf.len() < READ_CAPACITY / 2 {
-                rbuf.reserve(READ_CAPACITY);
+            if rbuf.capacity() - rbuf.len() < BUFFER_CAPACITY / 2 {
+                rbuf.reserve(BUFFER_CAPACITY);
             }
             let event = poll_fn(|cx| {
                 poll_io(
@@ -227,8 +225,8 @@ impl<P: Speak> Pipeline<P> {
                         closing = Some(End::Drained);
                     }
                 }
-                Event::Failed(e) => {
-                    flight.fail_all(run, now, io_kind(&e, tls));
+                Event::Failed(kind) => {
+                    flight.fail_all(run, now, kind);
                     return End::Failed;
                 }
                 Event::Timer => {
@@ -253,22 +251,13 @@ impl<P: Speak> Pipeline<P> {
         flight: &mut Flight,
         now: Instant,
     ) -> Result<(), ErrorKind> {
-        loop {
-            if flight.queue.is_empty() {
-                return if rbuf.is_empty() {
-                    Ok(())
-                } else {
-                    Err(ErrorKind::Protocol)
-                };
-            }
+        while let Some(&f) = flight.queue.front() {
             let reply = match codec.decode(rbuf) {
                 Ok(Some(reply)) => reply,
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(ErrorKind::Protocol),
             };
-            let Some(f) = flight.queue.pop_front() else {
-                return Ok(());
-            };
+            flight.queue.pop_front();
             if self.protocol.check_reply(f.tag, &reply).is_err() {
                 if !f.expired {
                     flight.live -= 1;
@@ -285,6 +274,12 @@ impl<P: Speak> Pipeline<P> {
                 run.finished(f.sent, now, f.measured, f.bytes_sent, result);
             }
         }
+        // Nothing in flight: any byte left is one nobody asked for.
+        if rbuf.is_empty() {
+            Ok(())
+        } else {
+            Err(ErrorKind::Protocol)
+        }
     }
 }
 
@@ -300,7 +295,7 @@ enum End {
 }
 
 /// One request on the wire.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct InFlight {
     /// What its reply must carry ([`Protocol::request_tag`](sockpool::protocol::Protocol::request_tag)).
     tag: u64,
@@ -383,8 +378,8 @@ impl Flight {
 enum Event {
     /// Bytes read (0: the peer closed).
     Read(usize),
-    /// The socket failed.
-    Failed(io::Error),
+    /// The socket failed, with this kind.
+    Failed(ErrorKind),
     /// The oldest request's deadline (or an earlier one) passed.
     Timer,
 }
@@ -399,47 +394,34 @@ fn poll_io(
     rbuf: &mut BytesMut,
     timer: Pin<&mut Sleep>,
 ) -> Poll<Event> {
+    let failed = |phase, e| Poll::Ready(Event::Failed(classify(&sockpool::Error::io(phase, e))));
     while !wbuf.is_empty() {
         match Pin::new(&mut *stream).poll_write(cx, wbuf) {
-            Poll::Ready(Ok(0)) => {
-                return Poll::Ready(Event::Failed(io::ErrorKind::WriteZero.into()))
-            }
+            // The socket takes no more bytes: the peer is gone (as the SDK's connection driver reads it).
+            Poll::Ready(Ok(0)) => return Poll::Ready(Event::Failed(ErrorKind::Closed)),
             Poll::Ready(Ok(n)) => {
                 wbuf.advance(n);
                 *unflushed = true;
             }
-            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+            Poll::Ready(Err(e)) => return failed(SdkPhase::Write, e),
             Poll::Pending => break,
         }
     }
     if wbuf.is_empty() && *unflushed {
         match Pin::new(&mut *stream).poll_flush(cx) {
             Poll::Ready(Ok(())) => *unflushed = false,
-            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+            Poll::Ready(Err(e)) => return failed(SdkPhase::Write, e),
             Poll::Pending => {}
         }
     }
     // `read_buf` is cancel-safe: a fresh future per poll only calls `poll_read` once.
     match pin!(stream.read_buf(rbuf)).poll(cx) {
         Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
-        Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+        Poll::Ready(Err(e)) => return failed(SdkPhase::Read, e),
         Poll::Pending => {}
     }
     match timer.poll(cx) {
         Poll::Ready(()) => Poll::Ready(Event::Timer),
         Poll::Pending => Poll::Pending,
-    }
-}
-
-/// The report's kind for a socket error (as the SDK classifies it).
-fn io_kind(e: &io::Error, tls: bool) -> ErrorKind {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => ErrorKind::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
-        K::UnexpectedEof | K::NotConnected | K::WriteZero => ErrorKind::Closed,
-        K::TimedOut => ErrorKind::Timeout(Phase::Read),
-        K::InvalidData if tls => ErrorKind::Tls,
-        _ => ErrorKind::Other,
     }
 }

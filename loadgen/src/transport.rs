@@ -288,29 +288,37 @@ fn bytes_of(req: Req) -> Bytes {
     }
 }
 
-/// One worker's SDK client, and in a closed loop its pipelined connections.
-pub struct SdkTransport<P: Speak> {
-    /// Sends each request of an open loop.
-    client: Client<P>,
-    /// The HTTP `Host` header.
-    host: String,
-    /// The closed loop's fast path (`None` in an open loop).
-    pipeline: Option<Rc<Pipeline<P>>>,
+/// How one worker sends over an SDK protocol: through a pooled `sockpool::Client` (an open loop), or on the
+/// closed loop's pipelined connections (no pool, so none is built).
+pub enum SdkTransport<P: Speak> {
+    /// Each request of an open loop goes through the client; `host` is the HTTP `Host` header.
+    Pooled {
+        /// The worker's client.
+        client: Client<P>,
+        /// The HTTP `Host` header.
+        host: String,
+    },
+    /// The closed loop runs on [`Pipeline`] ([`Transport::closed_loop`]).
+    Pipelined(Rc<Pipeline<P>>),
 }
 
 impl<P: Speak> Transport for SdkTransport<P> {
     fn closed_loop(&self, run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
-        self.pipeline.as_ref().map(|p| p.run(run))
+        match self {
+            SdkTransport::Pipelined(p) => Some(p.run(run)),
+            SdkTransport::Pooled { .. } => None,
+        }
     }
 
     async fn call(&self, req: Req) -> Outcome {
-        let request = self
-            .client
-            .protocol()
-            .request(req, self.client.next_id(), &self.host);
-        let (result, t) = self.client.call_timed(request).await;
+        let SdkTransport::Pooled { client, host } = self else {
+            // The driver runs a transport with a closed loop of its own only through `closed_loop`.
+            unreachable!("a pipelined transport is driven through closed_loop, not call");
+        };
+        let request = client.protocol().request(req, client.next_id(), host);
+        let (result, t) = client.call_timed(request).await;
         let result = match result {
-            Ok(resp) => self.client.protocol().reply(&resp),
+            Ok(resp) => client.protocol().reply(&resp),
             Err(e) => Err(classify(&e)),
         };
         Outcome {
@@ -385,16 +393,14 @@ fn sdk<P: Speak + Clone>(
 ) -> Result<RunResult, RunError> {
     let closed = matches!(config.load, Load::Closed);
     runner::run(config, target, embedded, |_, conns| {
-        let pipeline = if closed {
-            let p = Pipeline::new(p.clone(), config, target, host_of(target), conns)?;
-            Some(Rc::new(p))
+        Ok(if closed {
+            let pipeline = Pipeline::new(p.clone(), config, target, host_of(target), conns)?;
+            SdkTransport::Pipelined(Rc::new(pipeline))
         } else {
-            None
-        };
-        Ok(SdkTransport {
-            client: client(p.clone(), config, target, conns)?,
-            host: host_of(target),
-            pipeline,
+            SdkTransport::Pooled {
+                client: client(p.clone(), config, target, conns)?,
+                host: host_of(target),
+            }
         })
     })
 }

@@ -127,8 +127,10 @@ impl Error {
         )
     }
 
-    /// An I/O error in `phase`, classified by its `io::ErrorKind`.
-    pub(crate) fn io(phase: Phase, err: std::io::Error) -> Self {
+    /// An I/O error in `phase`, classified by its `io::ErrorKind` (refused, reset, closed, timeout, TLS …), as
+    /// the SDK's own connections classify theirs. Public for code that drives a [`Stream`](crate::transport::Stream)
+    /// itself and wants the same kinds.
+    pub fn io(phase: Phase, err: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         let kind = match err.kind() {
             K::ConnectionRefused => ErrorKind::Refused,
