@@ -9,8 +9,8 @@
 //! generator's CPU figure stays true, and on a small machine the server keeps its core. Requests already due
 //! are sent at once. A wake-up costs the sender thread ~25 µs of CPU on the VMs we measured on (the timer
 //! is programmed and the thread sleeps each time), so it wakes at most once per [`MIN_INTERVAL`]: at rates
-//! above 10,000/s a wake-up sends every request that came due since the last, up to 100 µs late. Where no timerfd can be
-//! made, it falls back to tokio's timer (and the report's send lag shows the cost).
+//! above 10,000/s a wake-up sends every request that came due since the last, up to 100 µs late. Where no
+//! timerfd can be made, it falls back to tokio's timer (and the report's send lag shows the cost).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -34,7 +34,7 @@ impl AsRawFd for Fd {
     }
 }
 
-/// Waits until an instant, to within tens of microseconds (see the module docs).
+/// Waits until an instant, without busy-waiting, to within a wake-up latency (see the module docs).
 pub struct Pacer {
     timer: Option<AsyncFd<Fd>>,
     last_wake: Option<Instant>,
@@ -58,8 +58,8 @@ impl Pacer {
 
     /// A pacer on a non-blocking `timerfd` (tokio's timer if none can be made), whatever the build.
     pub fn high_resolution() -> Pacer {
-        // This thread's timers may be at most 1 µs late (the default slack is 50 µs), so the timer can be set
-        // close to the send time and little is left to yield through. Best effort: the default also works.
+        // This thread's timers may fire at most 1 µs late (the default slack is 50 µs, which would be added to
+        // every send). Best effort: with the default the pacer still works, 50 µs less precisely.
         let _ = nix::sys::prctl::set_timerslack(1_000);
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
