@@ -156,14 +156,10 @@ async fn run_sdk(
         .pipeline_depth(depth)
         .build()?;
     let client = Arc::new(client);
-    let callers = (0..conns * depth).map(|_| {
-        let client = client.clone();
-        move |body: Bytes| {
-            let client = client.clone();
-            async move { Ok(client.echo(body).await?.len()) }
-        }
-    });
-    let rate = drive(callers.collect(), payload, w).await;
+    let callers = (0..conns * depth)
+        .map(|_| SdkCaller(client.clone()))
+        .collect();
+    let rate = drive(callers, payload, w).await;
     client.close().await;
     rate
 }
@@ -183,38 +179,57 @@ async fn run_conn(
     let endpoint: sockpool::Endpoint = addr.to_string().parse()?;
     let mut callers = Vec::new();
     for _ in 0..conns {
-        let conn = Arc::new(
-            sockpool::Connection::connect(
-                &endpoint,
-                Arc::new(Framed::default()),
-                &connector,
-                Default::default(),
-            )
-            .await?,
-        );
-        let next_id = Arc::new(AtomicU64::new(0));
-        callers.push(move |body: Bytes| {
-            let (conn, id) = (conn.clone(), next_id.fetch_add(1, Relaxed) + 1);
-            async move {
-                let req = sockpool::codec::framed::Request::echo(id, body);
-                Ok(conn.call(req).await?.payload.len())
-            }
-        });
+        let conn = sockpool::Connection::connect(
+            &endpoint,
+            Arc::new(Framed::default()),
+            &connector,
+            Default::default(),
+        )
+        .await?;
+        callers.push(ConnCaller { conn, next_id: 0 });
     }
     drive(callers, payload, w).await
 }
 
+/// One contender's caller: sends one echo of `body` and returns the reply's length. Each task owns its
+/// caller, so the measured loop does nothing per request but the call (no reference counting, no lookups).
+trait Caller: Send + 'static {
+    fn call(
+        &mut self,
+        body: Bytes,
+    ) -> impl std::future::Future<Output = anyhow::Result<usize>> + Send;
+}
+
+/// A task calling the pooled client.
+struct SdkCaller(Arc<Client<Framed>>);
+
+impl Caller for SdkCaller {
+    async fn call(&mut self, body: Bytes) -> anyhow::Result<usize> {
+        Ok(self.0.echo(body).await?.len())
+    }
+}
+
+/// A task with a connection of its own.
+struct ConnCaller {
+    conn: sockpool::Connection<Framed>,
+    next_id: u64,
+}
+
+impl Caller for ConnCaller {
+    async fn call(&mut self, body: Bytes) -> anyhow::Result<usize> {
+        self.next_id += 1;
+        let req = sockpool::codec::framed::Request::echo(self.next_id, body);
+        Ok(self.conn.call(req).await?.payload.len())
+    }
+}
+
 /// One task per caller, each echoing `payload` bytes in a loop until the window ends; the rate of replies
 /// inside the window. A reply of the wrong length is an error.
-async fn drive<C, F>(callers: Vec<C>, payload: usize, w: Window) -> anyhow::Result<f64>
-where
-    C: Fn(Bytes) -> F + Send + 'static,
-    F: std::future::Future<Output = anyhow::Result<usize>> + Send,
-{
+async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow::Result<f64> {
     let count = Arc::new(AtomicU64::new(0));
     let body = Bytes::from(vec![b'p'; payload]);
     let mut tasks = Vec::new();
-    for call in callers {
+    for mut caller in callers {
         let (count, body) = (count.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -222,7 +237,7 @@ where
                 if now >= w.end {
                     return anyhow::Ok(());
                 }
-                let len = call(body.clone()).await?;
+                let len = caller.call(body.clone()).await?;
                 if len != body.len() {
                     bail!("echo of {} bytes came back as {len}", body.len());
                 }
