@@ -61,7 +61,7 @@ impl Decoder for LineCodec {
         // A line of `max_len` bytes plus `\r\n` fits in `max_len + 2`; nothing past that can end a valid line.
         let window = src.len().min(self.max_len.saturating_add(2));
         let from = self.scanned.min(window);
-        match src[from..window].iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', &src[from..window]) {
             Some(i) => {
                 let nl = from + i;
                 self.scanned = 0;
@@ -114,7 +114,7 @@ fn encode_line(line: &[u8], max_len: usize, dst: &mut BytesMut) -> Result<(), Co
             max: max_len as u64,
         });
     }
-    if line.contains(&b'\n') {
+    if memchr::memchr(b'\n', line).is_some() {
         return Err(CodecError::protocol("a line to send contains '\\n'"));
     }
     dst.reserve(line.len() + 1);
