@@ -274,13 +274,9 @@ mod tests {
 
     #[test]
     fn an_unreachable_target_is_one_clear_error_after_the_connect_timeout() {
-        // A port that was free a moment ago: nothing listens there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let target = format!("127.0.0.1:{port}");
+        // Bound, never listening: connections are refused.
+        let (_reserved, addr) = sockpool_server::testing::refused_addr();
+        let target = addr.to_string();
         let e = preflight(&target, Protocol::Framed, Duration::from_millis(300)).unwrap_err();
         let msg = e.to_string();
         assert!(

@@ -90,12 +90,8 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
 
 #[test]
 fn an_unreachable_target_is_one_line_and_a_failure() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let target = format!("127.0.0.1:{port}");
+    let (_reserved, addr) = sockpool_server::testing::refused_addr();
+    let target = addr.to_string();
     let (ok, stdout, stderr) = run_loadgen(
         &["run", "--target", &target, "--connect-timeout", "1s"],
         Duration::from_secs(30),
@@ -112,9 +108,10 @@ fn an_unreachable_target_is_one_line_and_a_failure() {
 
 #[test]
 fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
-    let server = ServerChild::start(&["framed=127.0.0.1:0"], &["--workers", "1"]);
+    // Below the ephemeral range: the load generator's reconnects cannot take the port while the server is down.
+    let listen = format!("framed={}", sockpool_server::testing::restartable_addr());
+    let server = ServerChild::start(&[&listen], &["--workers", "1"]);
     let target = server.addr("framed");
-    let listen = format!("framed={target}");
     let restarter = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
         drop(server); // SIGKILL

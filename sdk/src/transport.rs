@@ -537,10 +537,8 @@ mod tests {
             assert!(sock.recv_buffer_size().unwrap() >= 128 * 1024);
             assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
         }
-        let refused = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        // Bound, never listening: connections are refused.
+        let (_reserved, refused) = sockpool_server::testing::refused_addr();
         let connector = Connector::new(
             SocketOptions::default(),
             &crate::config::Timeouts::default(),

@@ -42,10 +42,9 @@ async fn load_spreads_over_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_endpoint_is_ejected_then_probed_back() {
     let (live, live_addr) = common::framed_server();
-    let dead_addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }; // closed: connections are refused
+    // Nothing listens there (connections are refused) until the test starts a server on it; below the
+    // ephemeral range, so no reconnect takes the port meanwhile.
+    let dead_addr = sockpool_server::testing::restartable_addr();
     let ejection = EjectionPolicy {
         consecutive_failures: 3,
         base_ejection: Duration::from_millis(300),

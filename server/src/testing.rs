@@ -6,7 +6,7 @@
 //! Servers started here listen on `127.0.0.1` on a free port, and are killed when their guard drops.
 
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,14 +42,65 @@ pub fn peer(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// A loopback port that was free a moment ago (bind `127.0.0.1:0`, read the port, release it).
+/// A loopback port that was free a moment ago, for peers that cannot bind port 0 and report it themselves.
 ///
-/// For peers that cannot bind port 0 and report it themselves. Racy in principle, so use it only for them.
+/// The probe socket is bound with `SO_REUSEADDR` and never listens. A `TcpListener` would: if another test
+/// thread spawns a process in the moment it is open, the child holds a copy of the listener until its
+/// `exec`, and connections to the port are then accepted by that orphan before the peer has bound it (seen
+/// as a peer that "started" and then refused or reset its first connection). Racy in principle otherwise.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    unlistened_socket(true).1.port()
+}
+
+/// A loopback address where nothing listens, reserved for as long as the returned socket lives: it is bound
+/// but never listens (so connections to it are refused) and has no `SO_REUSEADDR` (so no other socket can
+/// bind the port meanwhile).
+pub fn refused_addr() -> (socket2::Socket, SocketAddr) {
+    unlistened_socket(false)
+}
+
+/// A loopback address for a server that a test stops and starts again on the same port.
+///
+/// The port lies below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`), so while the server is
+/// down no outgoing connection (the client's own reconnects included) can take it as its local port and make
+/// the restart fail with "address in use". Free when this returns; racy only against other such tests.
+pub fn restartable_addr() -> SocketAddr {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low / 2;
+    let span = u64::from(ephemeral_low - low);
+    for _ in 0..100 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = low + (h.finish() % span) as u16;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("tcp socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        if socket.bind(&addr.into()).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port below {ephemeral_low} after 100 tries");
+}
+
+fn unlistened_socket(reuse_address: bool) -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("tcp socket");
+    socket
+        .set_reuse_address(reuse_address)
+        .expect("SO_REUSEADDR");
+    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address");
+    (socket, addr)
 }
 
 /// Waits until something accepts TCP connections on `addr`, up to `timeout`.
