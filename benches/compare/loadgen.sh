@@ -10,9 +10,9 @@
 #      `sockpool-loadgen run --protocol resp --command PING --connections 50 --pipeline 1|16 --threads 1`.
 #   2. nginx GET / (`return 200`, 13-byte body), 50 connections: `wrk -t T -c 50 -d Ds` vs
 #      `sockpool-loadgen run --protocol http --connections 50 --threads T --duration Ds`, T = 1 and 2.
-# Each pair runs ROUNDS times, alternating which tool goes first; the table keeps each tool's best round (the
-# machine is shared and noisy: the best round is the one least disturbed by others). sockpool-loadgen's own
-# health (busiest worker's CPU share, its "bottleneck" flag) is printed beside its figure.
+# Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median
+# and every round's ratio, so a ratio within the rounds' spread reads as that. sockpool-loadgen's own health
+# (busiest worker's CPU share, its "bottleneck" flag, in its median round) is printed beside it.
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
@@ -31,7 +31,7 @@ REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
 ONLY=${ONLY:-redis,nginx}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 TOTAL_LIMIT=${TOTAL_LIMIT:-900}
 CLIENTS=50
@@ -206,40 +206,43 @@ lg() { # label args...
     jq -r '.health.warnings[]?' "$json" | while read -r w; do echo "  sockpool-loadgen ($label) warns: $w" >&2; done
 }
 
-max() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { print (a + 0 > b + 0) ? a : b }'; }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 fmt() { awk -v a="${1:-0}" 'BEGIN { printf "%.0f", a }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured (see notes)"; else if (r + 0 >= t + 0) print "met"; else printf "**missed** (%.0f%% short)", (1 - r / t) * 100 }'; }
 
 ROWS=()
 
-# One comparison: peer command (a shell function setting a variable) vs sockpool-loadgen, ROUNDS times.
+# One comparison: peer command (a shell function setting a variable) vs sockpool-loadgen, ROUNDS times,
+# alternating which goes first. The row shows each tool's median rate, their ratio (judged against the target),
+# every round's ratio, and sockpool-loadgen's health in its median round.
 # row label peer_label peer_fn peer_var target lg_label lg_args...
 compare() {
-    local label=$1 peer_label=$2 peer_fn=$3 peer_var=$4 target=$5 lg_label=$6 best_p=0 best_l=0 cpu="" bn="" r
+    local label=$1 peer_label=$2 peer_fn=$3 peer_var=$4 target=$5 lg_label=$6 r i
     shift 6
-    local -a peer_args
+    local -a peer_args peer_r=() lg_r=() health=()
     read -r -a peer_args <<<"$peer_fn"
     for ((r = 0; r < ROUNDS; r++)); do
         if ((r % 2 == 0)); then
             "${peer_args[@]}"
-            best_p=$(max "${!peer_var}" "$best_p")
             lg "$lg_label" "$@"
         else
             lg "$lg_label" "$@"
             "${peer_args[@]}"
-            best_p=$(max "${!peer_var}" "$best_p")
         fi
+        peer_r+=("${!peer_var:-0}") lg_r+=("${LG:-0}") health+=("${LG_CPU}% / $LG_BN")
         echo "  $label round $((r + 1)): $peer_label $(fmt "${!peer_var}")/s, sockpool-loadgen $(fmt "$LG")/s (cpu ${LG_CPU}%, bottleneck $LG_BN)" >&2
-        if awk -v a="$LG" -v b="$best_l" 'BEGIN { exit !(a + 0 > b + 0) }'; then
-            best_l=$LG cpu=$LG_CPU bn=$LG_BN
-        fi
     done
-    local rt
-    rt=$(ratio "$best_l" "$best_p")
+    local pm lm rt each="" mid=""
+    pm=$(median "${peer_r[@]}") lm=$(median "${lg_r[@]}")
+    for i in "${!peer_r[@]}"; do
+        each+="${each:+, }$(ratio "${lg_r[$i]}" "${peer_r[$i]}")"
+        [ -z "$mid" ] && [ "${lg_r[$i]}" = "$lm" ] && mid=${health[$i]}
+    done
+    rt=$(ratio "$lm" "$pm")
     # A tool with no successful round was not measured: no ratio, rather than a ratio of 0 or infinity.
-    if [ "$(fmt "$best_l")" = 0 ] || [ "$(fmt "$best_p")" = 0 ]; then rt="n/a"; fi
-    ROWS+=("| $label | $peer_label | $(fmt "$best_p") | $(fmt "$best_l") | **$rt** | $target | $(verdict "$rt" "$target") | $cpu% / $bn |")
+    if [ "$(fmt "$lm")" = 0 ] || [ "$(fmt "$pm")" = 0 ]; then rt="n/a"; fi
+    ROWS+=("| $label | $peer_label | $(fmt "$pm") | $(fmt "$lm") | **$rt** | $target | $(verdict "$rt" "$target") | $each | $mid |")
 }
 
 echo "building (release) ..." >&2
@@ -281,12 +284,12 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($cpu), Linux $(uname -r), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version 2>&1 | head -1), $(nginx -v 2>&1 | sed 's/^nginx version: //') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
-echo "redis-benchmark -n $REQS (-P 1) / $REQS_P16 (-P 16), its PING_MBULK rate; wrk and sockpool-loadgen -d ${DUR}s; best of $ROUNDS rounds each"
+echo "redis-benchmark -n $REQS (-P 1) / $REQS_P16 (-P 16), its PING_MBULK rate; wrk and sockpool-loadgen -d ${DUR}s; median of $ROUNDS rounds each (alternating which tool goes first)"
 echo "sockpool-loadgen: $LOADGEN"
 echo "ratio = sockpool-loadgen / peer (higher is better for sockpool-loadgen); health = sockpool-loadgen's busiest worker CPU share / its bottleneck flag"
 echo
-echo "| load (same server for both) | peer | peer req/s | sockpool-loadgen req/s | ratio | target | | sockpool-loadgen health |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| load (same server for both) | peer | peer req/s | sockpool-loadgen req/s | ratio | target | | each round's ratio | sockpool-loadgen health |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 if [ "${#NOTES[@]}" -gt 0 ]; then
     echo

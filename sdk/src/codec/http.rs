@@ -45,6 +45,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -494,10 +495,7 @@ pub fn error_response(err: &CodecError) -> Option<Response> {
 fn find_head_end(src: &[u8], from: usize, max: usize) -> Result<usize, usize> {
     let window = &src[..src.len().min(max)];
     let mut i = from;
-    while let Some(off) = window
-        .get(i..)
-        .and_then(|w| w.iter().position(|&b| b == b'\n'))
-    {
+    while let Some(off) = window.get(i..).and_then(|w| memchr::memchr(b'\n', w)) {
         let nl = i + off;
         match (window.get(nl + 1), window.get(nl + 2)) {
             (Some(b'\n'), _) => return Ok(nl + 2),
@@ -540,16 +538,17 @@ fn map_parse_error(e: httparse::Error, limits: &Limits) -> CodecError {
     }
 }
 
-/// Runs `f` with a header slot slice of `max_headers` entries, on the stack when it is small enough.
+/// Runs `f` with `max_headers` header slots, on the stack when few enough. The slots are uninitialised:
+/// httparse fills the ones it uses, and initialising all of them (4 KiB on the stack) cost more than the parse.
 fn with_header_slots<'b, R>(
     max_headers: usize,
-    f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
+    f: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
 ) -> R {
     if max_headers <= STACK_HEADERS {
-        let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut slots = [MaybeUninit::uninit(); STACK_HEADERS];
         f(&mut slots[..max_headers])
     } else {
-        let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+        let mut slots = vec![MaybeUninit::uninit(); max_headers];
         f(&mut slots)
     }
 }
@@ -716,8 +715,10 @@ impl ServerCodec {
 
     fn parse_head(&self, head: &Bytes) -> Result<PendingRequest, CodecError> {
         let parsed = with_header_slots(self.limits.max_headers, |slots| {
-            let mut req = httparse::Request::new(slots);
-            match req.parse(head) {
+            let mut req = httparse::Request::new(&mut []);
+            match httparse::ParserConfig::default()
+                .parse_request_with_uninit_headers(&mut req, head, slots)
+            {
                 Ok(httparse::Status::Complete(n)) if n == head.len() => {}
                 Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
                 Err(e) => return Err(map_parse_error(e, &self.limits)),
@@ -1094,8 +1095,10 @@ impl ClientCodec {
     /// Parses a response head; `None` for an interim 1xx response, which is skipped.
     fn parse_head(&self, head: &Bytes) -> Result<Option<PendingResponse>, CodecError> {
         let parsed = with_header_slots(self.limits.max_headers, |slots| {
-            let mut res = httparse::Response::new(slots);
-            match res.parse(head) {
+            let mut res = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut res, head, slots)
+            {
                 Ok(httparse::Status::Complete(n)) if n == head.len() => {}
                 Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
                 Err(e) => return Err(map_parse_error(e, &self.limits)),
