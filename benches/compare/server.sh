@@ -17,7 +17,8 @@
 #
 # Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), ROUNDS (rounds per peer
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
-# used against the peers; default async), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
+# used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
+# MODEL=event-loop SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +33,7 @@ WRK_DUR=${WRK_DUR:-5}
 ROUNDS=${ROUNDS:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
+SERVER_FLAGS=${SERVER_FLAGS:-} # more sockpool-server flags against the peers, e.g. "--busy-poll 50us" (event-loop)
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
 ONLY=${ONLY:-peers,idle,models} # which sections to run
 CLIENTS=50
@@ -167,12 +169,13 @@ EOF
 }
 
 SP_STARTS=0
-start_sockpool() { # model workers; sets SP_PID SP_LOG SP_RESP SP_HTTP (ports), from its `listening` lines
+start_sockpool() { # model workers [more flags]; sets SP_PID SP_LOG SP_RESP SP_HTTP (ports), from its `listening` lines
     SP_STARTS=$((SP_STARTS + 1))
-    local i log="sp-$1-$2-$SP_STARTS"
+    local i log="sp-$1-$2-$SP_STARTS" model=$1 workers=$2
+    shift 2
     SP_LOG=$log
-    spawn "$log" "$SERVER" --model "$1" --workers "$2" --max-connections 20000 --http-body-size "$HTTP_BODY" \
-        --listen resp=127.0.0.1:0 --listen http=127.0.0.1:0
+    spawn "$log" "$SERVER" --model "$model" --workers "$workers" --max-connections 20000 --http-body-size "$HTTP_BODY" \
+        --listen resp=127.0.0.1:0 --listen http=127.0.0.1:0 "$@"
     SP_PID=$SPAWNED
     for ((i = 0; i < 200; i++)); do
         grep -qx ready "$TMP/$log.out" 2>/dev/null && break
@@ -246,8 +249,8 @@ ROWS=()
 
 for w in 1 2; do
     [[ ,$ONLY, == *,peers,* ]] || break
-    echo "workers=$w: redis-server --io-threads $w, nginx worker_processes $w, sockpool-server --model $MODEL --workers $w" >&2
-    start_sockpool "$MODEL" "$w"
+    echo "workers=$w: redis-server --io-threads $w, nginx worker_processes $w, sockpool-server --model $MODEL --workers $w $SERVER_FLAGS" >&2
+    start_sockpool "$MODEL" "$w" $SERVER_FLAGS
     # With 2 workers, redis-server is measured with --io-threads 2 (equal threads) and, for scale, with its
     # default --io-threads 1: its I/O threads busy-wait, which on a small or shared machine can make 2 slower.
     io_list=$w
@@ -317,7 +320,7 @@ idle_rss() { # pid port label; sets IDLE_BEFORE and IDLE_AFTER (KiB)
 sp_before="" sp_after="" r_before="" r_after=""
 if [[ ,$ONLY, == *,idle,* ]]; then
     echo "idle connections: $IDLE_CONNS" >&2
-    start_sockpool "$MODEL" 2
+    start_sockpool "$MODEL" 2 $SERVER_FLAGS
     idle_rss "$SP_PID" "$SP_RESP" sockpool
     sp_before=$IDLE_BEFORE sp_after=$IDLE_AFTER
     stop_sockpool
@@ -332,10 +335,11 @@ per_conn() { awk -v a="$1" -v b="$2" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", 
 
 MODEL_ROWS=()
 base_p1="" base_p16="" base_wrk=""
-for m in async per-core threads event-loop processes; do
+for m in async per-core threads event-loop "event-loop --busy-poll 50us" processes; do
     [[ ,$ONLY, == *,models,* ]] || break
     echo "model $m --workers 2" >&2
-    start_sockpool "$m" 2
+    # shellcheck disable=SC2086 # "event-loop --busy-poll 50us" is a model and its flags
+    start_sockpool $m 2
     rb "$SP_RESP" 1 "$REQS" "sockpool-server --model $m"
     m_p1=$RB_MB
     rb "$SP_RESP" 16 "$REQS_P16" "sockpool-server --model $m"
@@ -359,7 +363,7 @@ if [[ ,$ONLY, == *,peers,* ]]; then
 echo
 echo "## sockpool-server vs redis-server and nginx"
 echo
-echo "sockpool-server --model $MODEL; ratio = sockpool / peer (higher is better for sockpool)"
+echo "sockpool-server --model $MODEL $SERVER_FLAGS; ratio = sockpool / peer (higher is better for sockpool)"
 echo
 echo "median of $ROUNDS rounds each (alternating which server goes first); the last column is each round's ratio"
 echo
@@ -373,7 +377,7 @@ echo "## Memory per idle connection ($IDLE_CONNS connections, VmRSS)"
 echo
 echo "| server | RSS before (KiB) | RSS holding (KiB) | KiB per connection |"
 echo "|---|---|---|---|"
-echo "| sockpool-server --model $MODEL --workers 2 | $sp_before | $sp_after | **$(per_conn "$sp_before" "$sp_after")** |"
+echo "| sockpool-server --model $MODEL --workers 2 $SERVER_FLAGS | $sp_before | $sp_after | **$(per_conn "$sp_before" "$sp_after")** |"
 echo "| redis-server (for scale) | $r_before | $r_after | $(per_conn "$r_before" "$r_after") |"
 fi
 if [[ ,$ONLY, == *,models,* ]]; then

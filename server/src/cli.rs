@@ -63,6 +63,12 @@ pub struct Args {
     /// Leave Nagle's algorithm on (no TCP_NODELAY) for accepted connections. Default: off (TCP_NODELAY set).
     #[arg(long)]
     pub no_nodelay: bool,
+    /// `event-loop` and `processes` only: keep polling this long after the last socket event before sleeping
+    /// (e.g. `50us`), so
+    /// clients do not pay for waking the server between bursts; costs up to that much CPU per burst. At most
+    /// 10ms. Default: 0 (off).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub busy_poll: Option<Duration>,
     /// Time a partial request may take (e.g. `500ms`). Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub read_timeout: Option<Duration>,
@@ -135,6 +141,7 @@ impl Args {
             admin: self.admin,
             nodelay: !self.no_nodelay,
             read_buffer: self.read_buffer.unwrap_or(d.read_buffer),
+            busy_poll: self.busy_poll.unwrap_or(d.busy_poll),
             ..d
         };
         config.validate()?;
@@ -189,6 +196,23 @@ mod tests {
         assert!(Args::try_parse_from(["sockpool-server", "--model", "fork"]).is_err());
         assert!(
             Args::try_parse_from(["sockpool-server", "--listen", "gopher=127.0.0.1:1"]).is_err()
+        );
+        let busy_async =
+            Args::try_parse_from(["sockpool-server", "--model", "async", "--busy-poll", "50us"])
+                .unwrap();
+        let e = busy_async.into_config().unwrap_err().to_string();
+        assert!(e.contains("event-loop or processes only"), "{e}");
+        let busy_loop = Args::try_parse_from([
+            "sockpool-server",
+            "--model",
+            "event-loop",
+            "--busy-poll",
+            "50us",
+        ])
+        .unwrap();
+        assert_eq!(
+            busy_loop.into_config().unwrap().busy_poll,
+            Duration::from_micros(50)
         );
         let tls_without_cert =
             Args::try_parse_from(["sockpool-server", "--listen", "http+tls=127.0.0.1:0"]).unwrap();

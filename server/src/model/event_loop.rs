@@ -7,6 +7,9 @@
 //! Shutdown: a mio `Waker` wakes the loop, the listeners close, idle connections close at once, the others
 //! when they have answered what they received, and the loop ends when none is left or at the shutdown
 //! deadline.
+//!
+//! Busy polling (`busy_poll`): for that long after the last event the loop polls without sleeping, so the
+//! clients' writes do not have to wake it between bursts.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -444,6 +447,10 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut draining = false;
     let mut drain_deadline = None;
+    let busy_poll = shared.config.busy_poll;
+    let mut last_event = Instant::now()
+        .checked_sub(busy_poll)
+        .unwrap_or_else(Instant::now);
 
     loop {
         let now = Instant::now();
@@ -451,10 +458,19 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         if let Some(Reverse((due, _, _))) = sleeps.peek() {
             wake_at = wake_at.min(*due);
         }
-        if let Err(e) = poll.poll(&mut events, Some(wake_at.saturating_duration_since(now))) {
+        // Busy polling (`busy_poll`): within that long of the last event, poll without sleeping.
+        let timeout = if now.saturating_duration_since(last_event) < busy_poll {
+            Duration::ZERO
+        } else {
+            wake_at.saturating_duration_since(now)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
+        }
+        if !events.is_empty() {
+            last_event = Instant::now();
         }
         for event in events.iter() {
             match event.token() {
