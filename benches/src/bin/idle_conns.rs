@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    sockpool_benches::run_main("idle_conns", run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 || args.len() > 3 {
         bail!("usage: idle_conns ADDR N [HOLD_SECS]");

@@ -258,7 +258,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    sockpool_benches::run_main("sdk_vs_loop", run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args = parse_args()?;
     // Without --addr: the reference server, in this process but on its own threads.
     let _embedded;
