@@ -18,7 +18,7 @@
 # Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), ROUNDS (rounds per peer
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
 # used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
-# MODEL=event-loop SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
+# SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +33,7 @@ WRK_DUR=${WRK_DUR:-5}
 ROUNDS=${ROUNDS:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
-SERVER_FLAGS=${SERVER_FLAGS:-} # more sockpool-server flags against the peers, e.g. "--busy-poll 50us" (event-loop)
+SERVER_FLAGS=${SERVER_FLAGS:-} # more sockpool-server flags against the peers, e.g. "--busy-poll 50us"
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
 ONLY=${ONLY:-peers,idle,models} # which sections to run
 CLIENTS=50
@@ -335,10 +335,10 @@ per_conn() { awk -v a="$1" -v b="$2" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", 
 
 MODEL_ROWS=()
 base_p1="" base_p16="" base_wrk=""
-for m in async per-core threads event-loop "event-loop --busy-poll 50us" processes; do
+for m in async "async --busy-poll 50us" per-core threads event-loop processes; do
     [[ ,$ONLY, == *,models,* ]] || break
     echo "model $m --workers 2" >&2
-    # shellcheck disable=SC2086 # "event-loop --busy-poll 50us" is a model and its flags
+    # shellcheck disable=SC2086 # "async --busy-poll 50us" is a model and its flags
     start_sockpool $m 2
     rb "$SP_RESP" 1 "$REQS" "sockpool-server --model $m"
     m_p1=$RB_MB

@@ -63,8 +63,8 @@ pub struct Args {
     /// Leave Nagle's algorithm on (no TCP_NODELAY) for accepted connections. Default: off (TCP_NODELAY set).
     #[arg(long)]
     pub no_nodelay: bool,
-    /// `event-loop` and `processes` only: keep polling this long after the last socket event before sleeping
-    /// (e.g. `50us`), so
+    /// Keep polling this long after the last bytes received before sleeping (e.g. `50us`; not with `--model
+    /// threads`), so
     /// clients do not pay for waking the server between bursts; costs up to that much CPU per burst. At most
     /// 10ms. Default: 0 (off).
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -197,11 +197,18 @@ mod tests {
         assert!(
             Args::try_parse_from(["sockpool-server", "--listen", "gopher=127.0.0.1:1"]).is_err()
         );
-        let busy_async =
-            Args::try_parse_from(["sockpool-server", "--model", "async", "--busy-poll", "50us"])
-                .unwrap();
-        let e = busy_async.into_config().unwrap_err().to_string();
-        assert!(e.contains("event-loop or processes only"), "{e}");
+        let busy_threads = Args::try_parse_from([
+            "sockpool-server",
+            "--model",
+            "threads",
+            "--busy-poll",
+            "50us",
+        ])
+        .unwrap();
+        let e = busy_threads.into_config().unwrap_err().to_string();
+        assert!(e.contains("--busy-poll needs a poll loop"), "{e}");
+        let too_long = Args::try_parse_from(["sockpool-server", "--busy-poll", "1s"]).unwrap();
+        assert!(too_long.into_config().is_err());
         let busy_loop = Args::try_parse_from([
             "sockpool-server",
             "--model",

@@ -370,8 +370,9 @@ pub struct ServerConfig {
     pub worker_exe: Option<PathBuf>,
     /// Sets SO_REUSEPORT on TCP listeners. Default: false (`per-core` and `processes` set it themselves).
     pub reuse_port: bool,
-    /// `event-loop` and `processes` (whose workers then run the event loop) only: after the last socket event,
-    /// keep polling without sleeping for this long before blocking in `epoll_wait` again. A server that sleeps between bursts makes every client write pay for
+    /// Every model but `threads`: after the server last received bytes, keep polling for socket events without
+    /// sleeping for this long before blocking in `epoll_wait` again (the event loop polls with a zero timeout;
+    /// a tokio runtime runs a task that yields in a loop). A server that sleeps between bursts makes every client write pay for
     /// waking it; polling through the gaps saves the clients that cost at the price of up to this much CPU
     /// after each burst. Default: 0 (off).
     #[serde(with = "duration_text")]
@@ -428,11 +429,10 @@ impl ServerConfig {
         if self.workers == 0 {
             return Err(ConfigError::new("workers must be at least 1"));
         }
-        if !self.busy_poll.is_zero() && !matches!(self.model, Model::EventLoop | Model::Processes) {
-            return Err(ConfigError::new(format!(
-                "--busy-poll applies to --model event-loop or processes only, not {}",
-                self.model
-            )));
+        if !self.busy_poll.is_zero() && self.model == Model::Threads {
+            return Err(ConfigError::new(
+                "--busy-poll needs a poll loop; --model threads blocks a thread per connection instead",
+            ));
         }
         if self.busy_poll > MAX_BUSY_POLL {
             return Err(ConfigError::new(format!(

@@ -1,6 +1,5 @@
 //! `processes`: `workers` pre-started worker processes of the `sockpool-server` executable (the hidden
-//! `--worker-config` flag), each a single-thread `per-core` server (an `event-loop` one with `busy_poll`
-//! set) listening on the same TCP ports with
+//! `--worker-config` flag), each a single-thread `per-core` server listening on the same TCP ports with
 //! SO_REUSEPORT, so the kernel spreads connections over the processes.
 //!
 //! - The parent binds each TCP port first (SO_REUSEPORT, not listening) so port 0 resolves and the port stays
@@ -39,13 +38,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let exe = worker_exe(shared.config.worker_exe.as_deref())?;
     let n = shared.config.workers.max(1);
     let mut cfg = shared.config.clone();
-    // Each worker is one thread: a current-thread runtime, or, when it busy-polls, the event loop (the only
-    // model that can).
-    cfg.model = if cfg.busy_poll.is_zero() {
-        Model::PerCore
-    } else {
-        Model::EventLoop
-    };
+    cfg.model = Model::PerCore;
     cfg.workers = 1;
     cfg.reuse_port = true;
     cfg.admin = None;

@@ -81,10 +81,38 @@ pub(crate) async fn serve(listeners: Vec<AsyncBound>, shared: Arc<Shared>) {
     for l in listeners {
         tokio::spawn(accept_loop(l, shared.clone(), tracker.clone()));
     }
+    if !shared.config.busy_poll.is_zero() {
+        tokio::spawn(busy_poll(shared.clone()));
+    }
     shared.shutdown.cancelled().await;
     tracker.close();
     let _ = tokio::time::timeout(shared.config.shutdown_deadline, tracker.wait()).await;
 }
+
+/// `busy_poll` for a tokio runtime: keeps a worker polling the reactor instead of sleeping for `busy_poll` after
+/// the server last read bytes. A task that yields runs again only after its worker has polled the reactor
+/// without blocking, so a task yielding in a loop is a poll loop that also runs every connection made ready.
+/// Once the traffic has stopped for `busy_poll` it checks again every [`BUSY_POLL_IDLE_CHECK`]; the first
+/// bytes after a pause wake the worker the usual way. One per runtime: `per-core` polls on every core, `async`
+/// on one of its workers.
+async fn busy_poll(shared: Arc<Shared>) {
+    let period = shared.config.busy_poll;
+    let mut seen = shared.stats.get(Counter::BytesIn);
+    let mut last = Instant::now();
+    while !shared.shutdown.is_cancelled() {
+        tokio::task::yield_now().await;
+        let read = shared.stats.get(Counter::BytesIn);
+        if read != seen {
+            seen = read;
+            last = Instant::now();
+        } else if last.elapsed() >= period {
+            tokio::time::sleep(BUSY_POLL_IDLE_CHECK).await;
+        }
+    }
+}
+
+/// How often an idle [`busy_poll`] looks for traffic.
+const BUSY_POLL_IDLE_CHECK: Duration = Duration::from_millis(1);
 
 /// Pause after an accept error (out of file descriptors …) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
