@@ -74,10 +74,11 @@ fg_run() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Below the kernel's ephemeral range (32768-60999 by default), so no outgoing connection holds the port.
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % 12768))
         port_open "$p" || { echo "$p"; return; }
     done
 }

@@ -85,10 +85,11 @@ fg_run() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Below the kernel's ephemeral range (32768-60999 by default), so no outgoing connection holds the port.
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % 12768))
         port_open "$p" || { echo "$p"; return; }
     done
 }
@@ -140,10 +141,11 @@ start_redis() { # io_threads; sets REDIS_PID REDIS_PORT (3 tries: a free port ca
     exit 1
 }
 
-start_nginx() { # workers; sets NGINX_PID NGINX_PORT
-    local dir="$TMP/nginx$1" body
+start_nginx() { # workers; sets NGINX_PID NGINX_PORT (3 tries, as for redis)
+    local dir="$TMP/nginx$1" body try
     mkdir -p "$dir"
     body=$(printf '%*s' "$HTTP_BODY" '' | tr ' ' x)
+    for try in 1 2 3; do
     NGINX_PORT=$(free_port)
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
@@ -165,7 +167,12 @@ http {
 EOF
     spawn "nginx$1" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
     NGINX_PID=$SPAWNED
-    wait_port "$NGINX_PORT" 10
+    wait_port "$NGINX_PORT" 10 && return 0
+    tail -3 "$dir/error.log" "$TMP/nginx$1.err" >&2 2>/dev/null || true
+    stop "$NGINX_PID"
+    done
+    echo "nginx did not start" >&2
+    exit 1
 }
 
 SP_STARTS=0

@@ -25,9 +25,10 @@ fn every_key_parses_and_applies() {
         v("pool=pooled,per-request"),
         v("server-model=async,threads"),
         v("server-workers=1,2"),
+        v("server-busy-poll=0,50us"),
     ];
     let c = cells(&base, &all, true).unwrap();
-    assert_eq!(c.len(), 11);
+    assert_eq!(c.len(), 12);
     let last = |k: Key| {
         c.iter()
             .find(|c| {
@@ -52,6 +53,10 @@ fn every_key_parses_and_applies() {
         Some("threads")
     );
     assert_eq!(last(Key::ServerWorkers).server_workers, Some(2));
+    assert_eq!(
+        last(Key::ServerBusyPoll).server_busy_poll,
+        Some(Duration::from_micros(50))
+    );
     // The baseline cell holds every first value.
     assert_eq!(c[0].config.connections, 1);
     assert_eq!(c[0].config.send_buffer, Some(4096));
@@ -91,6 +96,8 @@ fn bad_vary_values_and_conflicts_get_one_clear_message() {
         ("pool=sometimes", "pooled or per-request"),
         ("payload=1,1", "given twice"),
         ("server-model=fibers", "unknown model"),
+        ("server-busy-poll=1s", "10ms maximum"),
+        ("server-busy-poll=often", "server-busy-poll=often"),
         ("timeout=soon", "timeout=soon"),
         ("payload=", "no values"),
     ] {

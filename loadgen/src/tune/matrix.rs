@@ -43,10 +43,12 @@ pub enum Key {
     ServerModel,
     /// Embedded server's worker count.
     ServerWorkers,
+    /// Embedded server's `--busy-poll` (0 = off).
+    ServerBusyPoll,
 }
 
 /// Every key, in the order of the documentation.
-pub const KEYS: [Key; 10] = [
+pub const KEYS: [Key; 11] = [
     Key::Connections,
     Key::Pipeline,
     Key::Nodelay,
@@ -57,6 +59,7 @@ pub const KEYS: [Key; 10] = [
     Key::Pool,
     Key::ServerModel,
     Key::ServerWorkers,
+    Key::ServerBusyPoll,
 ];
 
 impl Key {
@@ -73,12 +76,16 @@ impl Key {
             Key::Pool => "pool",
             Key::ServerModel => "server-model",
             Key::ServerWorkers => "server-workers",
+            Key::ServerBusyPoll => "server-busy-poll",
         }
     }
 
     /// True for the embedded server's settings.
     pub fn is_server(self) -> bool {
-        matches!(self, Key::ServerModel | Key::ServerWorkers)
+        matches!(
+            self,
+            Key::ServerModel | Key::ServerWorkers | Key::ServerBusyPoll
+        )
     }
 
     /// Parses a key name.
@@ -180,6 +187,16 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
             cell.server_model = Some(value.to_string());
         }
         Key::ServerWorkers => cell.server_workers = Some(count(1)?),
+        Key::ServerBusyPoll => {
+            let d = match value {
+                "0" | "off" => Duration::ZERO,
+                v => humantime::parse_duration(v).map_err(|e| bad(&e.to_string()))?,
+            };
+            if d > sockpool_server::config::MAX_BUSY_POLL {
+                return Err(bad("longer than the server's 10ms maximum"));
+            }
+            cell.server_busy_poll = Some(d);
+        }
     }
     Ok(())
 }

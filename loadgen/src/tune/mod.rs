@@ -105,6 +105,9 @@ pub struct CellConfig {
     pub server_model: Option<String>,
     /// Embedded server's workers (`None` with an external target). Default: 2.
     pub server_workers: Option<usize>,
+    /// Embedded server's busy polling (`None` with an external target). Default: off.
+    #[serde(default, with = "crate::config::opt_duration_secs")]
+    pub server_busy_poll: Option<Duration>,
     /// Open-loop rate in requests/s; `None` = closed loop. Default: `None`.
     pub rate: Option<f64>,
     /// Measured length. Default: [`defaults::CELL_DURATION`].
@@ -129,6 +132,7 @@ impl Default for CellConfig {
             pool: PoolMode::Pooled,
             server_model: None,
             server_workers: None,
+            server_busy_poll: None,
             rate: None,
             duration: defaults::CELL_DURATION,
             warmup: defaults::CELL_WARMUP,
@@ -216,12 +220,12 @@ pub trait CellRunner {
 #[derive(Debug, Default, Clone, Args)]
 pub struct TuneArgs {
     /// Server to drive (framed protocol): `host:port` or `[::1]:port`. Without it, an embedded reference
-    /// server is started per cell (and `server-model`/`server-workers` can be varied).
+    /// server is started per cell (and `server-model`/`server-workers`/`server-busy-poll` can be varied).
     #[arg(long, short = 't')]
     pub target: Option<String>,
     /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer, recv-buffer,
-    /// payload, timeout, pool (per-request|pooled), server-model, server-workers. The first value of each
-    /// key is the baseline.
+    /// payload, timeout, pool (per-request|pooled), server-model, server-workers, server-busy-poll (0, 50us …).
+    /// The first value of each key is the baseline.
     #[arg(long = "vary")]
     pub vary: Vec<String>,
     /// Vary one key at a time around the baseline instead of the full matrix.

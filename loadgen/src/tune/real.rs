@@ -137,6 +137,7 @@ pub fn embedded_server(
             .map_err(|e| fail(format!("{e}")))?],
         model,
         workers: cell.server_workers.unwrap_or(2),
+        busy_poll: cell.server_busy_poll.unwrap_or_default(),
         ..ServerConfig::default()
     };
     let server = Server::bind(sc).map_err(|e| fail(e.to_string()))?;
