@@ -73,34 +73,37 @@ pub fn restartable_addr() -> SocketAddr {
     let low = ephemeral_low / 2;
     let span = u64::from(ephemeral_low - low);
     for _ in 0..100 {
+        // A fresh `RandomState` is keyed anew each time: a different port per try and per process.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         let port = low + (h.finish() % span) as u16;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("tcp socket");
-        socket.set_reuse_address(true).expect("SO_REUSEADDR");
-        if socket.bind(&addr.into()).is_ok() {
-            return addr;
+        if let Ok(socket) = bind_unlistened(([127, 0, 0, 1], port).into(), true) {
+            drop(socket);
+            return ([127, 0, 0, 1], port).into();
         }
     }
     panic!("no free loopback port below {ephemeral_low} after 100 tries");
 }
 
+/// A socket bound to a free loopback port that never listens, and its address.
 fn unlistened_socket(reuse_address: bool) -> (socket2::Socket, SocketAddr) {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("tcp socket");
-    socket
-        .set_reuse_address(reuse_address)
-        .expect("SO_REUSEADDR");
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let socket =
+        bind_unlistened(([127, 0, 0, 1], 0).into(), reuse_address).expect("bind 127.0.0.1:0");
     let addr = socket
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
         .expect("bound address");
     (socket, addr)
+}
+
+/// A TCP socket bound to `addr` that never listens (so it accepts nothing, whoever holds a copy of it).
+fn bind_unlistened(addr: SocketAddr, reuse_address: bool) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(reuse_address)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 /// Waits until something accepts TCP connections on `addr`, up to `timeout`.
