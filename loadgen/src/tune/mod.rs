@@ -338,12 +338,21 @@ impl Plan {
             repeat,
             slo,
         };
-        let n = plan.cells()?.len();
+        let cells = plan.cells()?;
+        let n = cells.len();
         if n > defaults::MAX_CELLS {
             return Err(bad(format!(
                 "{n} cells is more than {}: vary fewer keys or use --one-at-a-time",
                 defaults::MAX_CELLS
             )));
+        }
+        if a.target.is_none() {
+            // Settings the embedded server refuses together (busy polling with `threads`): say so now, not
+            // after the cells before that one have run.
+            for c in &cells {
+                real::server_config(&c.config)
+                    .map_err(|e| bad(format!("cell {}: {e}", c.label)))?;
+            }
         }
         Ok(plan)
     }

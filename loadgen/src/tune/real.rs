@@ -110,37 +110,45 @@ fn describe(cell: &CellConfig) -> String {
     )
 }
 
-/// Starts the embedded reference server for `cell` (framed on a free loopback port).
-pub fn embedded_server(
-    cell: &CellConfig,
-) -> Result<(sockpool_server::ServerHandle, SocketAddr), TuneError> {
-    use sockpool_server::{Model, Proto, Server, ServerConfig};
-    let fail = |reason: String| TuneError::Cell {
-        cell: describe(cell),
-        reason: format!("embedded server: {reason}"),
-    };
+/// The embedded reference server's configuration for `cell` (framed on a free loopback port), checked as the
+/// server checks its flags: a setting the model cannot take (`server-busy-poll` with `threads`) is refused
+/// here, so a plan can refuse it before any cell runs.
+pub fn server_config(cell: &CellConfig) -> Result<sockpool_server::ServerConfig, String> {
+    use sockpool_server::{Model, ServerConfig};
     let model = match &cell.server_model {
-        Some(m) => m.parse::<Model>().map_err(|e| fail(e.to_string()))?,
+        Some(m) => m.parse::<Model>().map_err(|e| e.to_string())?,
         None => Model::default(),
     };
     let worker_exe = if model == Model::Processes {
         Some(server_exe().ok_or_else(|| {
-            fail("the processes model starts sockpool-server workers; no sockpool-server binary next to this one (cargo build -p sockpool-server)".into())
+            "the processes model starts sockpool-server workers; no sockpool-server binary next to this one (cargo build -p sockpool-server)".to_string()
         })?)
     } else {
         None
     };
     let sc = ServerConfig {
         worker_exe,
-        listeners: vec!["framed=127.0.0.1:0"
-            .parse()
-            .map_err(|e| fail(format!("{e}")))?],
+        listeners: vec!["framed=127.0.0.1:0".parse().map_err(|e| format!("{e}"))?],
         model,
         workers: cell.server_workers.unwrap_or(2),
         busy_poll: cell.server_busy_poll.unwrap_or_default(),
         ..ServerConfig::default()
     };
-    let server = Server::bind(sc).map_err(|e| fail(e.to_string()))?;
+    sc.validate().map_err(|e| e.to_string())?;
+    Ok(sc)
+}
+
+/// Starts the embedded reference server for `cell` (framed on a free loopback port).
+pub fn embedded_server(
+    cell: &CellConfig,
+) -> Result<(sockpool_server::ServerHandle, SocketAddr), TuneError> {
+    use sockpool_server::{Proto, Server};
+    let fail = |reason: String| TuneError::Cell {
+        cell: describe(cell),
+        reason: format!("embedded server: {reason}"),
+    };
+    let server =
+        Server::bind(server_config(cell).map_err(fail)?).map_err(|e| fail(e.to_string()))?;
     let addr = server
         .tcp_addr(Proto::Framed)
         .ok_or_else(|| fail("no framed listener".into()))?;
