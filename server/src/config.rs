@@ -370,11 +370,12 @@ pub struct ServerConfig {
     pub worker_exe: Option<PathBuf>,
     /// Sets SO_REUSEPORT on TCP listeners. Default: false (`per-core` and `processes` set it themselves).
     pub reuse_port: bool,
-    /// Every model but `threads`: after the server last received bytes, keep polling for socket events without
-    /// sleeping for this long before blocking in `epoll_wait` again (the event loop polls with a zero timeout;
-    /// a tokio runtime runs a task that yields in a loop). A server that sleeps between bursts makes every client write pay for
-    /// waking it; polling through the gaps saves the clients that cost at the price of up to this much CPU
-    /// after each burst. Default: 0 (off).
+    /// Every model but `threads`: after the last socket activity, keep polling for socket events without
+    /// sleeping for this long before blocking in `epoll_wait` again. The event loop polls with a zero timeout
+    /// after its last event; a tokio runtime runs a task that yields in a loop while the server's bytes-read
+    /// counter keeps moving. A server that sleeps between bursts makes every client write pay for waking it;
+    /// polling through the gaps saves the clients that cost at the price of up to this much CPU after each
+    /// burst. Default: 0 (off).
     #[serde(with = "duration_text")]
     pub busy_poll: Duration,
 }
