@@ -68,8 +68,6 @@ pub struct Pipeline<P: Speak> {
     connector: Connector,
     /// Where to connect.
     endpoint: Endpoint,
-    /// The HTTP `Host` header (unless the user set one).
-    host: String,
     /// Connections this worker keeps open.
     connections: usize,
     /// Requests in flight on each (`--pipeline`).
@@ -78,12 +76,11 @@ pub struct Pipeline<P: Speak> {
 
 impl<P: Speak> Pipeline<P> {
     /// `connections` connections to `target` (`host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`) with
-    /// `config`'s pipeline depth, socket options, TLS settings and connect timeout. `host` is the HTTP `Host`.
+    /// `config`'s pipeline depth, socket options, TLS settings and connect timeout.
     pub fn new(
         protocol: P,
         config: &Config,
         target: &str,
-        host: String,
         connections: usize,
     ) -> Result<Pipeline<P>, String> {
         let endpoint: Endpoint = target.parse().map_err(|e: sockpool::Error| e.to_string())?;
@@ -99,7 +96,6 @@ impl<P: Speak> Pipeline<P> {
             protocol,
             connector,
             endpoint,
-            host,
             connections,
             depth: config.pipeline.max(1),
         })
@@ -170,7 +166,7 @@ impl<P: Speak> Pipeline<P> {
                 };
                 let req = run.next_request();
                 let bytes_sent = req.payload_len() as u64;
-                let request = self.protocol.request(req, *next_id, &self.host);
+                let request = self.protocol.request(req, *next_id);
                 *next_id = next_id.wrapping_add(1);
                 let tag = self.protocol.request_tag(&request);
                 let before = wbuf.len();

@@ -23,17 +23,8 @@ pub enum Req {
     },
     /// Echo bytes, one line (without `\n`) or one UDP datagram.
     Bytes(Bytes),
-    /// An HTTP request.
-    Http {
-        /// Method.
-        method: String,
-        /// Path.
-        path: String,
-        /// Headers.
-        headers: Vec<(String, String)>,
-        /// Body.
-        body: Bytes,
-    },
+    /// An HTTP request (without `Host` unless `--header` set one: the codec adds the target's).
+    Http(sockpool::codec::http::Request),
     /// A RESP command, as its arguments.
     Resp(Vec<Bytes>),
 }
@@ -161,6 +152,9 @@ pub struct Generator {
     filler: Bytes,
     command: Vec<Template>,
     body: Template,
+    /// The HTTP request without its body, built once (HTTP runs only): each request is a clone of it, which
+    /// shares its buffers, plus its body.
+    http_head: sockpool::codec::http::Request,
     rng: StdRng,
 }
 
@@ -180,12 +174,29 @@ impl Generator {
             }
             _ => Template { parts: vec![] },
         };
+        let http_head = match &config.request {
+            RequestSpec::Http {
+                method,
+                path,
+                headers,
+                ..
+            } => {
+                use sockpool::codec::http::{Method, Request};
+                let mut r = Request::new(Method::from_bytes(method.as_bytes()), path.clone());
+                for (n, v) in headers {
+                    r.headers.push(n, v);
+                }
+                r
+            }
+            _ => sockpool::codec::http::Request::get("/"),
+        };
         Generator {
             spec: config.request.clone(),
             size: config.payload,
             filler: Bytes::from(filler),
             command,
             body,
+            http_head,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -221,17 +232,11 @@ impl Generator {
                 },
             },
             RequestSpec::Echo | RequestSpec::Line | RequestSpec::Udp => Req::Bytes(payload),
-            RequestSpec::Http {
-                method,
-                path,
-                headers,
-                ..
-            } => Req::Http {
-                method: method.clone(),
-                path: path.clone(),
-                headers: headers.clone(),
-                body: self.body.expand(&mut self.rng, &payload),
-            },
+            RequestSpec::Http { .. } => {
+                let mut r = self.http_head.clone();
+                r.body = self.body.expand(&mut self.rng, &payload);
+                Req::Http(r)
+            }
             RequestSpec::Resp { .. } => {
                 let rng = &mut self.rng;
                 Req::Resp(
@@ -251,7 +256,7 @@ impl Req {
         match self {
             Req::Framed { payload, .. } => payload.len(),
             Req::Bytes(b) => b.len(),
-            Req::Http { body, .. } => body.len(),
+            Req::Http(r) => r.body.len(),
             Req::Resp(args) => args.iter().map(Bytes::len).sum(),
         }
     }
@@ -356,10 +361,10 @@ mod tests {
             a.body = Some("v={payload}".into());
             a.payload = Some("4".into());
         });
-        let Req::Http { method, body, .. } = Generator::new(&c, 0).next_request() else {
+        let Req::Http(r) = Generator::new(&c, 0).next_request() else {
             panic!()
         };
-        assert_eq!(method, "POST");
-        assert_eq!(&body[..], b"v=abcd");
+        assert_eq!(r.method.as_bytes(), b"POST");
+        assert_eq!(&r.body[..], b"v=abcd");
     }
 }

@@ -45,9 +45,8 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
 
 /// How the load generator speaks one SDK protocol.
 pub trait Speak: Protocol {
-    /// The protocol's request for `req`; `id` is a fresh request id, `host` the target's `host:port` (the HTTP
-    /// `Host` header unless the user set one).
-    fn request(&self, req: Req, id: u64, host: &str) -> Self::Request;
+    /// The protocol's request for `req`; `id` is a fresh request id.
+    fn request(&self, req: Req, id: u64) -> Self::Request;
     /// Payload bytes of a good reply, or the error it is (a server error reply).
     fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind>;
 
@@ -59,7 +58,7 @@ pub trait Speak: Protocol {
 }
 
 impl Speak for sockpool::protocol::Framed {
-    fn request(&self, req: Req, id: u64, _host: &str) -> Self::Request {
+    fn request(&self, req: Req, id: u64) -> Self::Request {
         use sockpool::codec::framed::{Op, Request};
         match req {
             Req::Framed { op, arg, payload } => Request {
@@ -86,7 +85,7 @@ impl Speak for sockpool::protocol::Framed {
 }
 
 impl Speak for sockpool::protocol::Echo {
-    fn request(&self, req: Req, _id: u64, _host: &str) -> Bytes {
+    fn request(&self, req: Req, _id: u64) -> Bytes {
         bytes_of(req)
     }
 
@@ -96,7 +95,7 @@ impl Speak for sockpool::protocol::Echo {
 }
 
 impl Speak for sockpool::protocol::Line {
-    fn request(&self, req: Req, _id: u64, _host: &str) -> Bytes {
+    fn request(&self, req: Req, _id: u64) -> Bytes {
         bytes_of(req)
     }
 
@@ -106,7 +105,7 @@ impl Speak for sockpool::protocol::Line {
 }
 
 impl Speak for sockpool::protocol::Resp {
-    fn request(&self, req: Req, _id: u64, _host: &str) -> Vec<Bytes> {
+    fn request(&self, req: Req, _id: u64) -> Vec<Bytes> {
         match req {
             Req::Resp(args) => args,
             other => vec![Bytes::from_static(b"ECHO"), bytes_of(other)],
@@ -219,35 +218,23 @@ impl Transport for UdpTransport {
 pub type Http =
     sockpool::protocol::Custom<sockpool::codec::http::ClientCodec, sockpool::codec::http::Request>;
 
-/// The HTTP protocol with the codec's default limits.
-pub fn http() -> Http {
-    sockpool::protocol::Custom::new(|| {
+/// The HTTP protocol with the codec's default limits, sending `Host: host` with every request that has no
+/// `Host` of its own.
+pub fn http(host: &str) -> Http {
+    let host = Bytes::copy_from_slice(host.as_bytes());
+    sockpool::protocol::Custom::new(move || {
         sockpool::codec::http::ClientCodec::new(sockpool::codec::http::Limits::default())
+            .with_host(host.clone())
     })
     .named("http")
 }
 
 impl Speak for Http {
-    fn request(&self, req: Req, _id: u64, host: &str) -> sockpool::codec::http::Request {
-        use sockpool::codec::http::{Method, Request};
+    fn request(&self, req: Req, _id: u64) -> sockpool::codec::http::Request {
         match req {
-            Req::Http {
-                method,
-                path,
-                headers,
-                body,
-            } => {
-                let mut r = Request::new(Method::from_bytes(method.as_bytes()), path);
-                if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-                    r.headers.push("Host", host);
-                }
-                for (n, v) in &headers {
-                    r.headers.push(n, v);
-                }
-                r.body = body;
-                r
-            }
-            other => Request::post("/", bytes_of(other)).with_header("Host", host),
+            // `Host` comes from the codec ([`http`]) unless the request has its own.
+            Req::Http(r) => r,
+            other => sockpool::codec::http::Request::post("/", bytes_of(other)),
         }
     }
 
@@ -283,7 +270,7 @@ fn bytes_of(req: Req) -> Bytes {
     match req {
         Req::Bytes(b) => b,
         Req::Framed { payload, .. } => payload,
-        Req::Http { body, .. } => body,
+        Req::Http(r) => r.body,
         Req::Resp(args) => args.into_iter().next().unwrap_or_default(),
     }
 }
@@ -291,13 +278,8 @@ fn bytes_of(req: Req) -> Bytes {
 /// How one worker sends over an SDK protocol: through a pooled `sockpool::Client` (an open loop), or on the
 /// closed loop's pipelined connections (no pool, so none is built).
 pub enum SdkTransport<P: Speak> {
-    /// Each request of an open loop goes through the client; `host` is the HTTP `Host` header.
-    Pooled {
-        /// The worker's client.
-        client: Client<P>,
-        /// The HTTP `Host` header.
-        host: String,
-    },
+    /// Each request of an open loop goes through the worker's client.
+    Pooled(Client<P>),
     /// The closed loop runs on [`Pipeline`] ([`Transport::closed_loop`]).
     Pipelined(Rc<Pipeline<P>>),
 }
@@ -306,16 +288,16 @@ impl<P: Speak> Transport for SdkTransport<P> {
     fn closed_loop(&self, run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
         match self {
             SdkTransport::Pipelined(p) => Some(p.run(run)),
-            SdkTransport::Pooled { .. } => None,
+            SdkTransport::Pooled(_) => None,
         }
     }
 
     async fn call(&self, req: Req) -> Outcome {
-        let SdkTransport::Pooled { client, host } = self else {
+        let SdkTransport::Pooled(client) = self else {
             // The driver runs a transport with a closed loop of its own only through `closed_loop`.
             unreachable!("a pipelined transport is driven through closed_loop, not call");
         };
-        let request = client.protocol().request(req, client.next_id(), host);
+        let request = client.protocol().request(req, client.next_id());
         let (result, t) = client.call_timed(request).await;
         let result = match result {
             Ok(resp) => client.protocol().reply(&resp),
@@ -394,13 +376,10 @@ fn sdk<P: Speak + Clone>(
     let closed = matches!(config.load, Load::Closed);
     runner::run(config, target, embedded, |_, conns| {
         Ok(if closed {
-            let pipeline = Pipeline::new(p.clone(), config, target, host_of(target), conns)?;
+            let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
             SdkTransport::Pipelined(Rc::new(pipeline))
         } else {
-            SdkTransport::Pooled {
-                client: client(p.clone(), config, target, conns)?,
-                host: host_of(target),
-            }
+            SdkTransport::Pooled(client(p.clone(), config, target, conns)?)
         })
     })
 }
@@ -413,7 +392,7 @@ pub fn drive(config: &Config, target: &str, embedded: bool) -> Result<RunResult,
         Proto::Echo => sdk(Echo, config, target, embedded),
         Proto::Line => sdk(Line::default(), config, target, embedded),
         Proto::Resp => sdk(Resp::default(), config, target, embedded),
-        Proto::Http => sdk(http(), config, target, embedded),
+        Proto::Http => sdk(http(&host_of(target)), config, target, embedded),
         Proto::Udp => runner::run(config, target, embedded, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),

@@ -112,8 +112,14 @@ fn bad_vary_values_and_conflicts_get_one_clear_message() {
     assert!(err(a(&["server-workers=1,2"], Some("127.0.0.1:7000"))).contains("embedded server"));
     assert!(err(a(&["pipeline=1,2", "pipeline=4"], None)).contains("given twice"));
     // A combination the embedded server refuses is refused before any cell runs, naming the cell.
-    let e = err(a(&["server-model=async,threads", "server-busy-poll=0,50us"], None));
-    assert!(e.contains("server-model=threads server-busy-poll=50us"), "{e}");
+    let e = err(a(
+        &["server-model=async,threads", "server-busy-poll=0,50us"],
+        None,
+    ));
+    assert!(
+        e.contains("server-model=threads server-busy-poll=50us"),
+        "{e}"
+    );
     assert!(e.contains("needs a poll loop"), "{e}");
     let big = [
         "connections=1,2,3,4,5,6,7,8",

@@ -88,7 +88,7 @@ pub fn to_request(req: Req, id: u64) -> Request {
             }
         }
         Req::Bytes(b) => Request::echo(id, b),
-        Req::Http { body, .. } => Request::echo(id, body),
+        Req::Http(r) => Request::echo(id, r.body),
         Req::Resp(args) => Request::echo(id, args.into_iter().next().unwrap_or_default()),
     }
 }
