@@ -1,6 +1,7 @@
 //! Choosing an endpoint: power of two choices on calls in progress, and ejection with backoff of an endpoint
 //! that fails repeatedly (then one call probes it back).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rand::Rng;
@@ -12,6 +13,9 @@ use crate::config::{EjectionPolicy, RetryPolicy};
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     state: Mutex<HealthState>,
+    /// Some failure is on record (`state` is not the default): a success has something to clear. Lets the
+    /// common case, success after success, skip the lock.
+    marked: AtomicBool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -24,14 +28,19 @@ struct HealthState {
 impl Health {
     /// A call on this endpoint succeeded: back in full service.
     pub fn success(&self) {
+        if !self.marked.load(Ordering::Acquire) {
+            return;
+        }
         if let Ok(mut s) = self.state.lock() {
             *s = HealthState::default();
+            self.marked.store(false, Ordering::Release);
         }
     }
 
     /// A call on this endpoint failed in a way that says the endpoint is unwell.
     pub fn failure(&self, policy: &EjectionPolicy) {
         let Ok(mut s) = self.state.lock() else { return };
+        self.marked.store(true, Ordering::Release);
         s.consecutive_failures += 1;
         if s.consecutive_failures >= policy.consecutive_failures.max(1) {
             let shift = s.ejections_in_a_row.min(20);
@@ -48,6 +57,9 @@ impl Health {
 
     /// True while ejected.
     pub fn is_ejected(&self) -> bool {
+        if !self.marked.load(Ordering::Acquire) {
+            return false;
+        }
         self.state
             .lock()
             .ok()
@@ -90,39 +102,49 @@ pub(crate) fn pick(load: &[usize], health: &[&Health], rng: &mut impl Rng) -> us
 }
 
 /// The retry budget: each call earns `ratio` of a token, each retry spends one (Finagle's RetryBudget idea).
+///
+/// Lock-free, in millionths of a token; a full budget (the steady state when nothing is retried) is only read,
+/// so calls on many threads do not contend for it.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
-    tokens: Mutex<f64>,
-    ratio: f64,
-    cap: f64,
+    micros: AtomicU64,
+    ratio: u64,
+    cap: u64,
 }
+
+/// Millionths of a token per token.
+const MICRO: f64 = 1e6;
 
 impl RetryBudget {
     pub fn new(policy: &RetryPolicy) -> Self {
         let initial = policy.budget_initial as f64;
+        let ratio = policy.budget_ratio.max(0.0);
         RetryBudget {
-            tokens: Mutex::new(initial),
-            ratio: policy.budget_ratio.max(0.0),
-            cap: initial.max(1.0) + 100.0 * policy.budget_ratio.max(0.0),
+            micros: AtomicU64::new((initial * MICRO) as u64),
+            ratio: (ratio * MICRO) as u64,
+            cap: ((initial.max(1.0) + 100.0 * ratio) * MICRO) as u64,
         }
     }
 
     /// A call was made.
     pub fn deposit(&self) {
-        if let Ok(mut t) = self.tokens.lock() {
-            *t = (*t + self.ratio).min(self.cap);
+        let now = self.micros.load(Ordering::Relaxed);
+        if now >= self.cap || self.ratio == 0 {
+            return;
         }
+        let _ = self
+            .micros
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| {
+                (t < self.cap).then(|| (t + self.ratio).min(self.cap))
+            });
     }
 
     /// Spend a token for a retry; false when the budget is spent.
     pub fn withdraw(&self) -> bool {
-        match self.tokens.lock() {
-            Ok(mut t) if *t >= 1.0 => {
-                *t -= 1.0;
-                true
-            }
-            _ => false,
-        }
+        let one = MICRO as u64;
+        self.micros
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| t.checked_sub(one))
+            .is_ok()
     }
 }
 

@@ -13,6 +13,7 @@
 //! idempotent.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -29,7 +30,7 @@ use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
-use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth};
+use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth, Failure, ReplyFuture};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
@@ -186,7 +187,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 health,
                 ejection: Health::default(),
                 calls: AtomicUsize::new(0),
-                admission: Arc::new(tokio::sync::Semaphore::new(admission_capacity)),
+                admitted: AtomicUsize::new(0),
                 admission_capacity,
             });
         }
@@ -220,7 +221,8 @@ struct EndpointState<P: Protocol> {
     health: Arc<EndpointHealth>,
     ejection: Health,
     calls: AtomicUsize,
-    admission: Arc<tokio::sync::Semaphore>,
+    /// Calls on this endpoint past admission (at most `admission_capacity`).
+    admitted: AtomicUsize,
     admission_capacity: usize,
 }
 
@@ -279,6 +281,50 @@ impl<P: Protocol> fmt::Debug for Client<P> {
             )
             .finish()
     }
+}
+
+/// A checked-out connection ready for the request: held for a depth-1 exchange, or the request queued on a
+/// pipelined connection (held too when the request took its last slot).
+enum Acquired<P: Protocol> {
+    Direct(PooledConnection<P>, P::Request),
+    Queued(ReplyFuture<P::Response>, Option<PooledConnection<P>>),
+}
+
+/// One admitted call on an endpoint; admission fails (no waiting) when `capacity` are in.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl<'a> Admitted<'a> {
+    fn new(count: &'a AtomicUsize, capacity: usize) -> Option<Self> {
+        if count.fetch_add(1, Ordering::AcqRel) >= capacity {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Admitted(count))
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `fut` bounded by `limit`, with the timer started only if `fut` does not finish on its first poll (a pooled
+/// connection is usually idle: no timer-wheel entry for it).
+async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, ()> {
+    let mut fut = std::pin::pin!(fut);
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Ok(v));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(())),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Decrements a counter on drop (and wakes `close()` when the client goes idle).
@@ -371,6 +417,9 @@ impl<P: Protocol> Client<P> {
         let max_retries = inner.retry.max_retries;
         let mut request = Some(request);
         let mut attempt = 0u32;
+        // The time now, as far as this call knows: each attempt starts from it and leaves it at its end, so a
+        // call reads the clock three times (start, connection in hand, reply in hand).
+        let mut clock = start;
         let result = loop {
             let Some(this) = (if attempt < max_retries {
                 request.clone()
@@ -381,7 +430,10 @@ impl<P: Protocol> Client<P> {
             };
             let idx = self.pick();
             let ep = &inner.endpoints[idx];
-            match self.attempt(ep, this, deadline, &mut timings).await {
+            match self
+                .attempt(ep, this, deadline, &mut clock, &mut timings)
+                .await
+            {
                 Ok(reply) => {
                     ep.ejection.success();
                     break Ok(reply);
@@ -422,10 +474,11 @@ impl<P: Protocol> Client<P> {
                     timings.retries += 1;
                     tracing::debug!(error = %e, attempt, ?backoff, "retrying");
                     tokio::time::sleep(backoff).await;
+                    clock = Instant::now();
                 }
             }
         };
-        timings.total = start.elapsed();
+        timings.total = clock - start;
         match &result {
             Ok(_) => Counters::add(&inner.counters.succeeded),
             Err(e) => {
@@ -459,11 +512,12 @@ impl<P: Protocol> Client<P> {
         ep: &EndpointState<P>,
         request: P::Request,
         deadline: Option<Instant>,
+        clock: &mut Instant,
         timings: &mut CallTimings,
     ) -> Result<P::Response, Error> {
         let inner = &*self.inner;
         let _calls = CountGuard::new(&ep.calls, None);
-        let Ok(_admitted) = ep.admission.clone().try_acquire_owned() else {
+        let Some(_admitted) = Admitted::new(&ep.admitted, ep.admission_capacity) else {
             return Err(Error::new(
                 ErrorKind::PoolExhausted,
                 Phase::PoolWait,
@@ -471,7 +525,8 @@ impl<P: Protocol> Client<P> {
             )
             .with_sent(false));
         };
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        let wait_start = *clock;
+        if deadline.is_some_and(|d| wait_start >= d) {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 Phase::Deadline,
@@ -482,37 +537,41 @@ impl<P: Protocol> Client<P> {
 
         // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot.
         let ctx = Arc::new(CallCtx::new(deadline));
-        let wait_start = Instant::now();
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
         let mut request = Some(request);
         let acquire = async {
             loop {
-                let (obj, slot) = pool::checkout(&ep.pool, &ctx).await?;
+                let obj = pool::checkout(&ep.pool, &ctx).await?;
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
+                };
+                let (obj, slot) = match obj {
+                    // Depth 1: this caller does the exchange on the connection it holds.
+                    pool::Checkout::Held(obj) => return Ok::<_, Error>(Acquired::Direct(obj, req)),
+                    pool::Checkout::Shared(obj, slot) => (obj, slot),
                 };
                 // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
                 // unless this request took its last slot: then it goes back when the reply is in.
                 match obj.try_send(slot, req) {
                     Ok(reply) => {
                         let held = pool::hold(&obj).then_some(obj);
-                        return Ok::<_, Error>((reply, held));
+                        return Ok(Acquired::Queued(reply, held));
                     }
                     // It died between the slot and the queue: nothing was sent, take another connection.
                     Err((_, req)) => request = Some(req),
                 }
             }
         };
-        let acquired = tokio::time::timeout(limit, acquire).await;
+        let acquired = within(limit, acquire).await;
+        let req_start = Instant::now();
+        *clock = req_start;
         let connect = ctx.connect_time();
         if let Some(c) = connect {
             timings.connect = Some(timings.connect.unwrap_or_default() + c);
         }
-        let waited = wait_start
-            .elapsed()
-            .saturating_sub(connect.unwrap_or_default());
+        let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
         timings.pool_wait += waited;
-        let (reply, _held) = match acquired {
+        let acquired = match acquired {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
@@ -530,16 +589,35 @@ impl<P: Protocol> Client<P> {
         inner.counters.pool_wait(waited);
 
         // Phase 3: the request.
-        let req_start = Instant::now();
-        let (limit, why) = bounded(inner.timeouts.request, deadline);
-        let r = tokio::time::timeout(limit, reply).await;
-        timings.request += req_start.elapsed();
-        match r {
-            Ok(r) => r,
-            Err(_) => Err(Error::timeout(Phase::Request, limit, "request")
+        let (limit, why) = match deadline {
+            Some(_) => bounded(inner.timeouts.request, deadline),
+            None => (inner.timeouts.request, "phase timeout"),
+        };
+        let timed_out = || {
+            Error::timeout(Phase::Request, limit, "request")
                 .with_sent(true)
-                .with_source(TimeoutCause(why))),
-        }
+                .with_source(TimeoutCause(why))
+        };
+        let r = match acquired {
+            Acquired::Direct(obj, req) => {
+                // The connection's own timer bounds the exchange (no timer-wheel insertion per request).
+                match obj
+                    .exchange_held(req, req_start, Some(req_start + limit))
+                    .await
+                {
+                    Ok(reply) => Ok(reply),
+                    Err(Failure::Failed(e)) => Err(e),
+                    Err(Failure::TimedOut) => Err(timed_out()),
+                }
+            }
+            Acquired::Queued(reply, _held) => match tokio::time::timeout(limit, reply).await {
+                Ok(r) => r,
+                Err(_) => Err(timed_out()),
+            },
+        };
+        *clock = Instant::now();
+        timings.request += *clock - req_start;
+        r
     }
 
     /// Check a connection out of the pool of one endpoint (picked as for a call), bounded by the pool wait
@@ -586,7 +664,7 @@ impl<P: Protocol> Client<P> {
                 });
                 EndpointStats {
                     slots_in_use,
-                    admitted: ep.admission_capacity - ep.admission.available_permits(),
+                    admitted: ep.admitted.load(Ordering::Relaxed),
                     endpoint: ep.name.clone(),
                     size: s.size,
                     idle: s.available,

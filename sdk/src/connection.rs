@@ -1,8 +1,10 @@
-//! One connection: a driver task owns the socket, callers queue requests to it with a `oneshot` each.
+//! One connection. At pipelining depth 1 the caller holding it does its own I/O (`connection/direct.rs`); deeper, a driver
+//! task owns the socket and callers queue requests to it with a `oneshot` each.
 //!
 //! ```text
-//!  caller ──reserve slot──► Connection ──mpsc (bounded)──► driver task ──one write()──► socket
-//!  caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
+//!  depth 1: caller ──encode, one write()──► socket ──read, decode, check tag──► caller        (one task)
+//!  depth P: caller ──reserve slot──► Connection ──mpsc (bounded)──► driver task ──one write()──► socket
+//!           caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
 //! ```
 //!
 //! - **Pipelining.** A connection has `depth` slots (a semaphore). A caller takes a slot before queueing, and the
@@ -13,12 +15,18 @@
 //! - **Cancellation never desynchronises.** A caller that gives up (timeout, dropped future) only drops its
 //!   `oneshot` receiver; the driver still reads that reply and throws it away, so the next reply goes to the
 //!   next caller. The connection is then *poisoned*: it finishes what is in flight but takes no new requests,
-//!   and the pool replaces it (a late reply would otherwise hold the slot of the next request).
+//!   and the pool replaces it (a late reply would otherwise hold the slot of the next request). At depth 1 the
+//!   connection keeps the reply owed and reads it before it closes (`connection/direct.rs`).
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
 //! - **Health without a probe round-trip.** The driver always has a read armed, so bytes that arrive while
 //!   nothing is in flight (stray bytes) or the peer's EOF/RST are seen when they happen; [`Connection::health`]
-//!   reports them and the pool drops such connections before handing them out.
+//!   reports them and the pool drops such connections before handing them out. At depth 1,
+//!   [`Connection::check`] finds them from the socket's readiness, without a system call.
+//!
+//! Why depth 1 has no driver: handing each request to a task and each reply back (an mpsc, a `oneshot`, two
+//! task wake-ups) cost more than the exchange; on `benches/compare/sdk.sh` the connection layer went from 0.78×
+//! to ~0.95× a hand-written `write_all`/`read_exact` loop (docs/PERFORMANCE.md).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -40,6 +48,10 @@ use crate::config::BufferConfig;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::{Connector, Endpoint, Stream};
+
+mod direct;
+
+pub(crate) use direct::Failure;
 
 /// Why a connection stopped being usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,7 +210,8 @@ struct Shared {
     in_flight_total: Option<Arc<AtomicUsize>>,
     created: Instant,
     expires: Option<Instant>,
-    last_used: Mutex<Instant>,
+    /// Microseconds from `created` to the last request.
+    last_used: AtomicU64,
     generation: u64,
     endpoint: Arc<EndpointHealth>,
     /// Wakes the driver when the connection is poisoned from outside.
@@ -227,6 +240,25 @@ impl Shared {
     fn reason(&self) -> Option<CloseReason> {
         CloseReason::from_code(self.state.load(Ordering::Acquire))
     }
+
+    fn touch(&self, now: Instant) {
+        let us = now.saturating_duration_since(self.created).as_micros() as u64;
+        self.last_used.store(us, Ordering::Relaxed);
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Some(t) = &self.in_flight_total {
+            t.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn request_done(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(t) = &self.in_flight_total {
+            t.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Decrements the in-flight counters when a request is resolved (answered, failed or dropped).
@@ -234,20 +266,14 @@ struct InFlightToken(Arc<Shared>);
 
 impl InFlightToken {
     fn new(shared: &Arc<Shared>) -> Self {
-        shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        if let Some(t) = &shared.in_flight_total {
-            t.fetch_add(1, Ordering::AcqRel);
-        }
+        shared.request_started();
         InFlightToken(shared.clone())
     }
 }
 
 impl Drop for InFlightToken {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Some(t) = &self.0.in_flight_total {
-            t.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.0.request_done();
     }
 }
 
@@ -276,9 +302,14 @@ pub struct Slot(OwnedSemaphorePermit);
 
 /// One pipelined connection. Cheap to share by reference; all methods take `&self`.
 ///
-/// Dropping it lets the driver finish the requests in flight, then closes the socket.
+/// At depth 1 the caller holding the slot does the I/O itself; deeper, a driver task owns the
+/// socket. Dropping it lets the driver (or, at depth 1, a task reading a reply still owed) finish the requests
+/// in flight, then closes the socket.
 pub struct Connection<P: Protocol> {
-    tx: mpsc::Sender<Envelope<P>>,
+    /// The driver's queue (depth > 1).
+    tx: Option<mpsc::Sender<Envelope<P>>>,
+    /// The socket and buffers, for the slot holder's own I/O (depth 1).
+    io: Option<direct::IoCell<P>>,
     shared: Arc<Shared>,
     protocol: Arc<P>,
     connect_time: Duration,
@@ -334,11 +365,21 @@ impl<P: Protocol> Connection<P> {
             in_flight_total,
             created: now,
             expires: options.expires_after.map(|d| now + d),
-            last_used: Mutex::new(now),
+            last_used: AtomicU64::new(0),
             generation: options.endpoint_health.generation(),
             endpoint: options.endpoint_health.clone(),
             wake: Notify::new(),
         });
+        if depth == 1 {
+            let io = direct::DirectIo::new(stream, &*protocol, &options.buffers);
+            return Connection {
+                tx: None,
+                io: Some(Arc::new(Mutex::new(Some(io)))),
+                shared,
+                protocol,
+                connect_time: Duration::ZERO,
+            };
+        }
         let (tx, rx) = mpsc::channel(depth);
         let driver = Driver {
             codec: protocol.codec(),
@@ -349,7 +390,8 @@ impl<P: Protocol> Connection<P> {
         };
         tokio::spawn(driver.run(stream));
         Connection {
-            tx,
+            tx: Some(tx),
+            io: None,
             shared,
             protocol,
             connect_time: Duration::ZERO,
@@ -371,7 +413,59 @@ impl<P: Protocol> Connection<P> {
     /// read and dropped) and poisons it, see the module docs.
     pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
         let slot = self.reserve().await?;
+        if self.io.is_some() {
+            return self
+                .exchange(slot, request, None)
+                .await
+                .map_err(|f| match f {
+                    Failure::Failed(e) => e,
+                    Failure::TimedOut => {
+                        Error::new(ErrorKind::Timeout, Phase::Request, "request timed out")
+                    }
+                });
+        }
         self.send(slot, request)?.await
+    }
+
+    /// True when callers do their own I/O (depth 1): use [`exchange`](Self::exchange) rather than
+    /// [`send`](Self::send).
+    pub(crate) fn is_direct(&self) -> bool {
+        self.io.is_some()
+    }
+
+    /// At depth 1: send `request` on the reserved slot and read its reply on this task, bounded by `deadline`.
+    /// Cancel-safe (see the module docs).
+    pub(crate) async fn exchange(
+        &self,
+        slot: Slot,
+        request: P::Request,
+        deadline: Option<Instant>,
+    ) -> Result<P::Response, Failure> {
+        if self.io.is_none() {
+            let reply = self.send(slot, request).map_err(Failure::Failed)?;
+            return reply.await.map_err(Failure::Failed);
+        }
+        let r = self.exchange_held(request, Instant::now(), deadline).await;
+        drop(slot);
+        r
+    }
+
+    /// [`exchange`](Self::exchange) by a caller that holds the connection exclusively (a pooled object no one
+    /// else has a slot on), without taking the slot; `now` is the time the request starts.
+    pub(crate) async fn exchange_held(
+        &self,
+        request: P::Request,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<P::Response, Failure> {
+        let Some(cell) = &self.io else {
+            return Err(Failure::Failed(unusable(CloseReason::Local)));
+        };
+        if let Some(reason) = self.health() {
+            return Err(Failure::Failed(unusable(reason)));
+        }
+        self.shared.touch(now);
+        direct::exchange(cell, &self.shared, &*self.protocol, request, deadline).await
     }
 
     /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
@@ -410,6 +504,30 @@ impl<P: Protocol> Connection<P> {
         if let Some(reason) = self.health() {
             return Err((unusable(reason), request));
         }
+        let Some(tx) = &self.tx else {
+            // Depth 1: the exchange runs in the returned future.
+            let (cell, shared, protocol) =
+                (self.io.clone(), self.shared.clone(), self.protocol.clone());
+            shared.touch(Instant::now());
+            let exchange = async move {
+                let Some(cell) = cell else {
+                    return Err(unusable(CloseReason::Local));
+                };
+                let r = direct::exchange(&cell, &shared, &*protocol, request, None).await;
+                drop(slot);
+                r.map_err(|f| match f {
+                    Failure::Failed(e) => e,
+                    Failure::TimedOut => {
+                        Error::new(ErrorKind::Timeout, Phase::Request, "request timed out")
+                    }
+                })
+            };
+            return Ok(ReplyFuture {
+                inner: Reply::Direct(Box::pin(exchange)),
+                shared: self.shared.clone(),
+                done: false,
+            });
+        };
         let (reply, rx) = oneshot::channel();
         let env = Envelope {
             tag: self.protocol.request_tag(&request),
@@ -418,12 +536,10 @@ impl<P: Protocol> Connection<P> {
             _slot: slot.0,
             _token: InFlightToken::new(&self.shared),
         };
-        if let Ok(mut t) = self.shared.last_used.lock() {
-            *t = Instant::now();
-        }
-        match self.tx.try_send(env) {
+        self.shared.touch(Instant::now());
+        match tx.try_send(env) {
             Ok(()) => Ok(ReplyFuture {
-                rx,
+                inner: Reply::Driven(rx),
                 shared: self.shared.clone(),
                 done: false,
             }),
@@ -471,11 +587,13 @@ impl<P: Protocol> Connection<P> {
 
     /// Time since a request was last queued (or since it opened).
     pub fn idle_time(&self) -> Duration {
-        self.shared
-            .last_used
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
+        self.idle_time_at(Instant::now())
+    }
+
+    pub(crate) fn idle_time_at(&self, now: Instant) -> Duration {
+        let last = self.shared.created
+            + Duration::from_micros(self.shared.last_used.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
     }
 
     /// True once the (jittered) lifetime given in [`ConnectionOptions::expires_after`] has passed.
@@ -501,8 +619,13 @@ impl<P: Protocol> Connection<P> {
             Ok(0) => {
                 self.shared.mark(CloseReason::PeerClosed);
             }
-            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report.
-            Ok(_) => {}
+            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report. At depth 1 no
+            // one is reading between exchanges: stray bytes, unless an exchange is running.
+            Ok(_) => {
+                if self.direct_idle() {
+                    self.shared.mark(CloseReason::StrayBytes);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => {
@@ -516,7 +639,20 @@ impl<P: Protocol> Connection<P> {
     /// [`PROBE_AFTER_IDLE`] or more is also probed (see [`probe`](Self::probe)); one in constant use is not, as
     /// its driver has just been reading it (this keeps the hot path at one `write` and one `read` per batch).
     pub fn check(&self) -> Result<(), CloseReason> {
-        let health = if self.idle_time() >= PROBE_AFTER_IDLE {
+        self.check_at(Instant::now())
+    }
+
+    /// [`check`](Self::check) with the time already read.
+    pub(crate) fn check_at(&self, now: Instant) -> Result<(), CloseReason> {
+        if let Some(cell) = &self.io {
+            // Depth 1: no driver has a read armed, but what the reactor saw is one readiness check away.
+            if let Ok(mut g) = cell.try_lock() {
+                if let Some(reason) = g.as_mut().and_then(|io| io.poll_idle()) {
+                    self.shared.mark(reason);
+                }
+            }
+        }
+        let health = if self.idle_time_at(now) >= PROBE_AFTER_IDLE {
             self.probe()
         } else {
             self.health()
@@ -527,10 +663,20 @@ impl<P: Protocol> Connection<P> {
         if self.is_stale() {
             return Err(CloseReason::EndpointReset);
         }
-        if self.is_expired() {
+        if self.shared.expires.is_some_and(|e| now >= e) {
             return Err(CloseReason::MaxLifetime);
         }
         Ok(())
+    }
+}
+
+impl<P: Protocol> Connection<P> {
+    /// Depth 1 with no exchange running and no reply owed.
+    fn direct_idle(&self) -> bool {
+        self.io.as_ref().is_some_and(|cell| {
+            cell.try_lock()
+                .is_ok_and(|g| g.as_ref().is_some_and(|io| io.is_idle()))
+        })
     }
 }
 
@@ -550,9 +696,16 @@ fn unusable(reason: CloseReason) -> Error {
 
 /// The reply to one queued request. Dropping it before it resolves poisons the connection (see module docs).
 pub struct ReplyFuture<R> {
-    rx: oneshot::Receiver<Result<R, Error>>,
+    inner: Reply<R>,
     shared: Arc<Shared>,
     done: bool,
+}
+
+enum Reply<R> {
+    /// From the driver task (depth > 1).
+    Driven(oneshot::Receiver<Result<R, Error>>),
+    /// The exchange itself, run by whoever polls this (depth 1); it handles its own cancellation.
+    Direct(Pin<Box<dyn Future<Output = Result<R, Error>> + Send>>),
 }
 
 impl<R> fmt::Debug for ReplyFuture<R> {
@@ -568,26 +721,47 @@ impl<R> Future for ReplyFuture<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        match Pin::new(&mut this.rx).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(r) => {
-                this.done = true;
-                Poll::Ready(r.unwrap_or_else(|_| {
+        let r = match &mut this.inner {
+            Reply::Driven(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r.unwrap_or_else(|_| {
                     Err(Error::new(
                         ErrorKind::Closed,
                         Phase::Read,
                         "connection driver stopped",
                     ))
-                }))
-            }
-        }
+                }),
+            },
+            Reply::Direct(f) => match f.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            },
+        };
+        this.done = true;
+        Poll::Ready(r)
     }
 }
 
 impl<R> Drop for ReplyFuture<R> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && matches!(self.inner, Reply::Driven(_)) {
             self.shared.mark(CloseReason::Cancelled);
+        }
+    }
+}
+
+impl<P: Protocol> Drop for Connection<P> {
+    fn drop(&mut self) {
+        let Some(cell) = &self.io else {
+            return;
+        };
+        let Some(io) = cell.lock().ok().and_then(|mut g| g.take()) else {
+            return;
+        };
+        if io.needs_closing() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(io.close());
+            }
         }
     }
 }
@@ -934,9 +1108,36 @@ mod tests {
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));
     }
 
+    /// Two connections to one endpoint at `depth`, and the peer of the first.
+    fn endpoint_pair(
+        depth: usize,
+    ) -> (
+        Connection<Framed>,
+        Connection<Framed>,
+        UnixStream,
+        UnixStream,
+    ) {
+        let health = Arc::new(EndpointHealth::default());
+        let options = ConnectionOptions {
+            depth,
+            endpoint_health: health,
+            ..Default::default()
+        };
+        let (older, older_peer) = UnixStream::pair().unwrap();
+        let older = Connection::from_stream(
+            Stream::Unix(older),
+            Arc::new(Framed::default()),
+            options.clone(),
+        );
+        let (a, b) = UnixStream::pair().unwrap();
+        let conn = Connection::from_stream(Stream::Unix(a), Arc::new(Framed::default()), options);
+        (conn, older, b, older_peer)
+    }
+
     #[tokio::test]
     async fn stray_bytes_and_eof_are_seen_while_idle() {
-        let (conn, mut server) = pair(1);
+        // Depth > 1: the driver always has a read armed, so nothing needs to ask.
+        let (conn, mut server) = pair(2);
         server.send(Response::ok(99, Bytes::new())).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), async {
             while conn.health().is_none() {
@@ -947,30 +1148,90 @@ mod tests {
         .unwrap();
         assert_eq!(conn.health(), Some(CloseReason::StrayBytes));
 
-        let health = Arc::new(EndpointHealth::default());
-        let (a, b) = UnixStream::pair().unwrap();
-        let conn = Connection::from_stream(
-            Stream::Unix(a),
-            Arc::new(Framed::default()),
-            ConnectionOptions {
-                endpoint_health: health.clone(),
-                ..Default::default()
-            },
-        );
-        let (c, _d) = UnixStream::pair().unwrap();
-        let older = Connection::from_stream(
-            Stream::Unix(c),
-            Arc::new(Framed::default()),
-            ConnectionOptions {
-                endpoint_health: health.clone(),
-                ..Default::default()
-            },
-        );
-        drop(b);
-        tokio::time::timeout(Duration::from_secs(5), health.changed())
+        let (conn, older, peer, _older_peer) = endpoint_pair(2);
+        drop(peer);
+        tokio::time::timeout(Duration::from_secs(5), conn.shared.endpoint.changed())
             .await
             .unwrap();
         assert_eq!(conn.check(), Err(CloseReason::PeerClosed));
         assert_eq!(older.check(), Err(CloseReason::EndpointReset));
+    }
+
+    /// Polls `check` until it fails (the pool's check-out and reaper do this).
+    async fn checked(conn: &Connection<Framed>) -> CloseReason {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Err(r) = conn.check() {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn at_depth_one_the_check_sees_stray_bytes_and_eof_with_no_request() {
+        let (conn, mut server) = pair(1);
+        assert!(conn.is_direct());
+        server.send(Response::ok(99, Bytes::new())).await.unwrap();
+        assert_eq!(checked(&conn).await, CloseReason::StrayBytes);
+
+        let (conn, older, peer, _older_peer) = endpoint_pair(1);
+        let r = conn.call(Request::echo(1, Bytes::new()));
+        let mut peer = FramedIo::new(peer, ServerCodec::default());
+        let serve = async {
+            let req = peer.next().await.unwrap().unwrap();
+            peer.send(Response::ok(req.id, req.payload)).await.unwrap();
+        };
+        let (r, ()) = tokio::join!(r, serve);
+        r.unwrap();
+        assert_eq!(conn.check(), Ok(()));
+        drop(peer);
+        assert_eq!(checked(&conn).await, CloseReason::PeerClosed);
+        assert_eq!(older.check(), Err(CloseReason::EndpointReset));
+    }
+
+    #[tokio::test]
+    async fn at_depth_one_a_cancelled_call_poisons_and_its_reply_is_read_before_the_close() {
+        let (conn, mut server) = pair(1);
+        let first = conn.call(Request::echo(1, Bytes::from_static(b"one")));
+        let r = tokio::time::timeout(Duration::from_millis(20), first).await;
+        assert!(r.is_err());
+        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+        assert_eq!(conn.in_flight(), 0);
+        let again = conn.call(Request::echo(2, Bytes::new())).await.unwrap_err();
+        assert!(!again.was_sent(), "{again}");
+        // Dropping the connection reads the reply owed, then closes: the server sees a clean EOF, and its reply
+        // was consumed (no reset).
+        drop(conn);
+        let req = server.next().await.unwrap().unwrap();
+        assert_eq!(req.id, 1);
+        server
+            .send(Response::ok(req.id, req.payload))
+            .await
+            .unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), server.next())
+            .await
+            .unwrap();
+        assert!(end.is_none(), "clean EOF after the drain, got {end:?}");
+    }
+
+    #[tokio::test]
+    async fn at_depth_one_the_request_deadline_fires_on_the_connections_own_timer() {
+        let (conn, mut server) = pair(1);
+        let slot = conn.reserve().await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        let started = Instant::now();
+        let r = conn
+            .exchange(slot, Request::echo(5, Bytes::new()), Some(deadline))
+            .await;
+        assert!(matches!(r, Err(Failure::TimedOut)), "{r:?}");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(30), "{took:?}");
+        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+        let req = server.next().await.unwrap().unwrap();
+        assert_eq!(req.id, 5);
     }
 }

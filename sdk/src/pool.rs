@@ -29,8 +29,8 @@
 //! request, not one failed request at a time), counts them by reason, and opens connections up to
 //! [`PoolConfig::min_idle`].
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -50,7 +50,8 @@ use crate::transport::{ConnectProgress, Connector, Endpoint};
 pub(crate) struct CallCtx {
     pub deadline: Option<Instant>,
     phase: AtomicU8,
-    connect_time: Mutex<Option<Duration>>,
+    /// Nanoseconds spent opening connections, plus one once any was opened (0: none).
+    connect_nanos: AtomicU64,
 }
 
 tokio::task_local! {
@@ -76,7 +77,10 @@ impl CallCtx {
 
     /// The time this call spent opening a connection, if it opened one.
     pub fn connect_time(&self) -> Option<Duration> {
-        self.connect_time.lock().ok().and_then(|g| *g)
+        match self.connect_nanos.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(Duration::from_nanos(n - 1)),
+        }
     }
 }
 
@@ -129,11 +133,12 @@ impl<P: Protocol> Manager<P> {
 
     /// Why `conn` must not be handed out again, if it must not.
     pub(crate) fn verdict(&self, conn: &Connection<P>) -> Option<CloseReason> {
-        if let Err(r) = conn.check() {
+        let now = Instant::now();
+        if let Err(r) = conn.check_at(now) {
             return Some(r);
         }
         match self.config.idle_timeout {
-            Some(t) if conn.in_flight() == 0 && conn.idle_time() >= t => {
+            Some(t) if conn.in_flight() == 0 && conn.idle_time_at(now) >= t => {
                 Some(CloseReason::IdleTimeout)
             }
             _ => None,
@@ -162,8 +167,15 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         if let Some(c) = &ctx {
             c.enter(Phase::PoolWait);
             if result.is_ok() {
-                if let Ok(mut g) = c.connect_time.lock() {
-                    *g = Some(g.unwrap_or_default() + took);
+                let nanos = took.as_nanos().min(u64::MAX as u128 / 2) as u64;
+                let first = c.connect_nanos.compare_exchange(
+                    0,
+                    nanos + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if first.is_err() {
+                    c.connect_nanos.fetch_add(nanos, Ordering::AcqRel);
                 }
             }
         }
@@ -198,18 +210,25 @@ impl<P: Protocol> managed::Manager for Manager<P> {
 /// until its reply arrives (see [`hold`]), so every connection in the pool has a free slot and the
 /// first one deadpool hands out will do. Callers that find none wait in deadpool's FIFO queue (bounded by the
 /// pool wait timeout) while deadpool opens connections up to `max_size`; no caller pins more than one.
+///
+/// At depth 1 the connection itself is the slot: holding the pooled object is holding the connection, so a
+/// connection nobody else uses (through a [`Slot`] of the lower layer) is returned as [`Checkout::Held`]
+/// without touching its slot.
 pub(crate) async fn checkout<P: Protocol>(
     pool: &Pool<P>,
     ctx: &Arc<CallCtx>,
-) -> Result<(managed::Object<Manager<P>>, Slot), Error> {
+) -> Result<Checkout<P>, Error> {
     loop {
         // Boxed: deadpool's `get` future holds `Manager::create` (connect, TLS handshake), kilobytes that every
         // layer above would otherwise carry and move on each call.
         let obj = Box::pin(CALL_CTX.scope(ctx.clone(), pool.get()))
             .await
             .map_err(|e| pool_error(e, Phase::PoolWait))?;
+        if obj.is_direct() && obj.free_slots() == obj.depth() && obj.health().is_none() {
+            return Ok(Checkout::Held(obj));
+        }
         if let Some(slot) = obj.try_reserve() {
-            return Ok((obj, slot));
+            return Ok(Checkout::Shared(obj, slot));
         }
         if obj.health().is_some() {
             // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
@@ -218,10 +237,18 @@ pub(crate) async fn checkout<P: Protocol>(
         // Full although pooled: someone used the lower layer (`Client::checkout`) and gave it back busy.
         // Wait on this one rather than pinning others.
         match obj.reserve().await {
-            Ok(slot) => return Ok((obj, slot)),
+            Ok(slot) => return Ok(Checkout::Shared(obj, slot)),
             Err(_) => continue,
         }
     }
+}
+
+/// A checked-out connection.
+pub(crate) enum Checkout<P: Protocol> {
+    /// A depth-1 connection that no one else is using: the holder does its own exchange on it.
+    Held(managed::Object<Manager<P>>),
+    /// A connection and a reserved slot on it, to queue one request.
+    Shared(managed::Object<Manager<P>>, Slot),
 }
 
 /// Whether the caller that just queued on `conn` must keep the pooled object until its reply arrives: it took
