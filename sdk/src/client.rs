@@ -30,7 +30,9 @@ use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
-use crate::connection::{CloseReason, ConnectionOptions, EndpointHealth, Failure, ReplyFuture};
+use crate::connection::{
+    is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Failure, ReplyFuture,
+};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
@@ -176,6 +178,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 config: self.pool.clone(),
                 counters: counters.clone(),
                 warming: tokio::sync::Mutex::new(()),
+                shelf: Arc::default(),
             };
             let pool = Pool::builder(manager)
                 .max_size(self.pool.max_size)
@@ -536,12 +539,36 @@ impl<P: Protocol> Client<P> {
         }
 
         // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot.
-        let ctx = Arc::new(CallCtx::new(deadline));
+        // Pipelined: first a connection on the shelf with a free slot, no check-out (see `shelf`).
+        let manager = ep.pool.manager();
+        let request_deadline = |now: Instant| {
+            let t = now + inner.timeouts.request;
+            Some(deadline.map_or(t, |d| d.min(t)))
+        };
+        let (shelved, request) = if manager.options.depth > 1 {
+            match manager
+                .shelf
+                .try_send(request, request_deadline(wait_start), wait_start)
+            {
+                Ok(reply) => (Some(reply), None),
+                Err(request) => (None, Some(request)),
+            }
+        } else {
+            (None, Some(request))
+        };
+        let ctx = shelved.is_none().then(|| Arc::new(CallCtx::new(deadline)));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
-        let mut request = Some(request);
+        let mut request = request;
         let acquire = async {
+            let Some(ctx) = &ctx else {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::PoolWait,
+                    "no call context",
+                ));
+            };
             loop {
-                let obj = pool::checkout(&ep.pool, &ctx).await?;
+                let obj = pool::checkout(&ep.pool, ctx).await?;
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
@@ -552,7 +579,8 @@ impl<P: Protocol> Client<P> {
                 };
                 // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
                 // unless this request took its last slot: then it goes back when the reply is in.
-                match obj.try_send(slot, req) {
+                let now = Instant::now();
+                match obj.try_send_by(slot, req, request_deadline(now), now) {
                     Ok(reply) => {
                         let held = pool::hold(&obj).then_some(obj);
                         return Ok(Acquired::Queued(reply, held));
@@ -562,10 +590,13 @@ impl<P: Protocol> Client<P> {
                 }
             }
         };
-        let acquired = within(limit, acquire).await;
+        let acquired = match shelved {
+            Some(reply) => Ok(Ok(Acquired::Queued(reply, None))),
+            None => within(limit, acquire).await,
+        };
         let req_start = Instant::now();
         *clock = req_start;
-        let connect = ctx.connect_time();
+        let connect = ctx.as_ref().and_then(|c| c.connect_time());
         if let Some(c) = connect {
             timings.connect = Some(timings.connect.unwrap_or_default() + c);
         }
@@ -575,7 +606,7 @@ impl<P: Protocol> Client<P> {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                let phase = ctx.phase();
+                let phase = ctx.as_ref().map_or(Phase::PoolWait, |c| c.phase());
                 let what = match phase {
                     Phase::Connect => "connect",
                     Phase::TlsHandshake => "TLS handshake",
@@ -610,9 +641,10 @@ impl<P: Protocol> Client<P> {
                     Err(Failure::TimedOut) => Err(timed_out()),
                 }
             }
-            Acquired::Queued(reply, _held) => match tokio::time::timeout(limit, reply).await {
-                Ok(r) => r,
-                Err(_) => Err(timed_out()),
+            // The driver answers at the request's deadline (one timer per connection, not one per request).
+            Acquired::Queued(reply, _held) => match reply.await {
+                Err(e) if is_driver_timeout(&e) => Err(timed_out().with_sent(e.was_sent())),
+                r => r,
             },
         };
         *clock = Instant::now();

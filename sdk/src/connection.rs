@@ -282,6 +282,7 @@ type ReplyTx<R> = oneshot::Sender<Result<R, Error>>;
 struct Envelope<P: Protocol> {
     request: P::Request,
     tag: u64,
+    deadline: Option<Instant>,
     reply: ReplyTx<P::Response>,
     _slot: OwnedSemaphorePermit,
     _token: InFlightToken,
@@ -291,9 +292,77 @@ struct InFlight<R> {
     tag: u64,
     /// Offset of this request's first byte in the connection's output stream.
     start: u64,
-    reply: ReplyTx<R>,
+    /// When the driver fails this request as timed out (its reply is still read, and dropped).
+    deadline: Option<Instant>,
+    /// `None` once the caller has been answered (timed out) before the reply arrived.
+    reply: Option<ReplyTx<R>>,
     _slot: OwnedSemaphorePermit,
     _token: InFlightToken,
+}
+
+/// The queue of a connection's driver: what callers need to queue requests on it, cloneable so that a pool can
+/// hand it out without lending the connection itself.
+pub(crate) struct Queue<P: Protocol> {
+    tx: mpsc::Sender<Envelope<P>>,
+    shared: Arc<Shared>,
+    protocol: Arc<P>,
+}
+
+impl<P: Protocol> Clone for Queue<P> {
+    fn clone(&self) -> Self {
+        Queue {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+            protocol: self.protocol.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> Queue<P> {
+    /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
+    pub(crate) fn try_reserve(&self) -> Option<Slot> {
+        if self.shared.reason().is_some() {
+            return None;
+        }
+        self.shared.slots.clone().try_acquire_owned().ok().map(Slot)
+    }
+
+    /// Queue `request` on a reserved slot at time `now`; see [`Connection::try_send`]. With a `deadline`, the
+    /// driver answers it with a [`Phase::Request`] timeout when that passes first (see [`is_driver_timeout`]).
+    pub(crate) fn try_send(
+        &self,
+        slot: Slot,
+        request: P::Request,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        let (reply, rx) = oneshot::channel();
+        let env = Envelope {
+            tag: self.protocol.request_tag(&request),
+            request,
+            deadline,
+            reply,
+            _slot: slot.0,
+            _token: InFlightToken::new(&self.shared),
+        };
+        self.shared.touch(now);
+        match self.tx.try_send(env) {
+            Ok(()) => Ok(ReplyFuture {
+                inner: Reply::Driven(rx),
+                shared: self.shared.clone(),
+                done: false,
+            }),
+            // Full cannot happen (a slot per queued request, channel capacity = depth); both mean the driver
+            // is gone or behind: the request was not sent.
+            Err(e) => {
+                let env = e.into_inner();
+                Err((
+                    unusable(self.shared.reason().unwrap_or(CloseReason::Local)),
+                    env.request,
+                ))
+            }
+        }
+    }
 }
 
 /// A reserved pipelining slot on one connection: the right to queue one request.
@@ -307,7 +376,9 @@ pub struct Slot(OwnedSemaphorePermit);
 /// in flight, then closes the socket.
 pub struct Connection<P: Protocol> {
     /// The driver's queue (depth > 1).
-    tx: Option<mpsc::Sender<Envelope<P>>>,
+    queue: Option<Queue<P>>,
+    /// Dropped with the connection (a pool's registration of it).
+    _attached: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// The socket and buffers, for the slot holder's own I/O (depth 1).
     io: Option<direct::IoCell<P>>,
     shared: Arc<Shared>,
@@ -373,7 +444,8 @@ impl<P: Protocol> Connection<P> {
         if depth == 1 {
             let io = direct::DirectIo::new(stream, &*protocol, &options.buffers);
             return Connection {
-                tx: None,
+                queue: None,
+                _attached: None,
                 io: Some(Arc::new(Mutex::new(Some(io)))),
                 shared,
                 protocol,
@@ -387,10 +459,17 @@ impl<P: Protocol> Connection<P> {
             rx,
             shared: shared.clone(),
             buffers: options.buffers,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: None,
         };
         tokio::spawn(driver.run(stream));
         Connection {
-            tx: Some(tx),
+            queue: Some(Queue {
+                tx,
+                shared: shared.clone(),
+                protocol: protocol.clone(),
+            }),
+            _attached: None,
             io: None,
             shared,
             protocol,
@@ -504,7 +583,7 @@ impl<P: Protocol> Connection<P> {
         if let Some(reason) = self.health() {
             return Err((unusable(reason), request));
         }
-        let Some(tx) = &self.tx else {
+        let Some(queue) = &self.queue else {
             // Depth 1: the exchange runs in the returned future.
             let (cell, shared, protocol) =
                 (self.io.clone(), self.shared.clone(), self.protocol.clone());
@@ -528,31 +607,32 @@ impl<P: Protocol> Connection<P> {
                 done: false,
             });
         };
-        let (reply, rx) = oneshot::channel();
-        let env = Envelope {
-            tag: self.protocol.request_tag(&request),
-            request,
-            reply,
-            _slot: slot.0,
-            _token: InFlightToken::new(&self.shared),
-        };
-        self.shared.touch(Instant::now());
-        match tx.try_send(env) {
-            Ok(()) => Ok(ReplyFuture {
-                inner: Reply::Driven(rx),
-                shared: self.shared.clone(),
-                done: false,
-            }),
-            // Full cannot happen (a slot per queued request, channel capacity = depth); both mean the driver
-            // is gone or behind: the request was not sent.
-            Err(e) => {
-                let env = e.into_inner();
-                Err((
-                    unusable(self.health().unwrap_or(CloseReason::Local)),
-                    env.request,
-                ))
-            }
+        queue.try_send(slot, request, None, Instant::now())
+    }
+
+    /// [`try_send`](Self::try_send) at time `now`, failed by the driver as timed out if `deadline` passes
+    /// before the reply (depth > 1; at depth 1 use [`exchange_held`](Self::exchange_held)).
+    pub(crate) fn try_send_by(
+        &self,
+        slot: Slot,
+        request: P::Request,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        match &self.queue {
+            Some(queue) if self.health().is_none() => queue.try_send(slot, request, deadline, now),
+            _ => self.try_send(slot, request),
         }
+    }
+
+    /// A handle to queue requests on this connection without borrowing it (depth > 1 only).
+    pub(crate) fn queue(&self) -> Option<Queue<P>> {
+        self.queue.clone()
+    }
+
+    /// Keep `guard` until this connection is dropped.
+    pub(crate) fn attach(&mut self, guard: Box<dyn std::any::Any + Send + Sync>) {
+        self._attached = Some(guard);
     }
 
     /// `None` while usable; otherwise why not (poisoned, peer closed, stray bytes …).
@@ -772,6 +852,15 @@ struct Driver<P: Protocol> {
     rx: mpsc::Receiver<Envelope<P>>,
     shared: Arc<Shared>,
     buffers: BufferConfig,
+    /// Fires at the earliest deadline among the requests in flight (one timer for all of them).
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// What `timer` is set to, while some request in flight has a deadline.
+    armed: Option<Instant>,
+}
+
+/// Whether `e` is the driver's answer to a request whose deadline passed before its reply.
+pub(crate) fn is_driver_timeout(e: &Error) -> bool {
+    e.kind() == ErrorKind::Timeout && e.phase() == Phase::Request
 }
 
 /// How the driver loop ended.
@@ -868,6 +957,9 @@ impl<P: Protocol> Driver<P> {
                     }
                 },
                 _ = self.shared.wake.notified() => {}
+                _ = self.timer.as_mut(), if self.armed.is_some() => {
+                    self.expire(&mut in_flight, written);
+                }
                 _ = sleep_until_opt(expiry), if expiry.is_some() && idle => {
                     self.shared.mark(CloseReason::MaxLifetime);
                 }
@@ -885,9 +977,9 @@ impl<P: Protocol> Driver<P> {
         for f in in_flight.drain(..) {
             let sent = f.start < written;
             let phase = if sent { base.phase() } else { Phase::Write };
-            let _ = f
-                .reply
-                .send(Err(clone_error(&base).with_sent(sent).with_phase(phase)));
+            if let Some(reply) = f.reply {
+                let _ = reply.send(Err(clone_error(&base).with_sent(sent).with_phase(phase)));
+            }
         }
         self.rx.close();
         while let Ok(env) = self.rx.try_recv() {
@@ -896,6 +988,36 @@ impl<P: Protocol> Driver<P> {
                 .with_phase(Phase::Write)));
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    }
+
+    /// The timer fired: answer every request whose deadline has passed with a timeout (their replies are still
+    /// read and dropped; the connection is poisoned, as when a caller gives up) and set the timer to the next
+    /// deadline.
+    fn expire(&mut self, in_flight: &mut VecDeque<InFlight<P::Response>>, written: u64) {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut expired = false;
+        for f in in_flight.iter_mut() {
+            let Some(d) = f.deadline.filter(|_| f.reply.is_some()) else {
+                continue;
+            };
+            if d <= now {
+                if let Some(tx) = f.reply.take() {
+                    let e = Error::new(ErrorKind::Timeout, Phase::Request, "request timed out");
+                    let _ = tx.send(Err(e.with_sent(f.start < written)));
+                }
+                expired = true;
+            } else {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        if expired {
+            self.shared.mark(CloseReason::Cancelled);
+        }
+        self.armed = next;
+        if let Some(d) = next {
+            self.timer.as_mut().reset(d);
+        }
     }
 
     /// Encode what is already queued, up to `max_batch` bytes.
@@ -929,10 +1051,17 @@ impl<P: Protocol> Driver<P> {
                 in_flight.push_back(InFlight {
                     tag: env.tag,
                     start,
-                    reply: env.reply,
+                    deadline: env.deadline,
+                    reply: Some(env.reply),
                     _slot: env._slot,
                     _token: env._token,
                 });
+                if let Some(d) = env.deadline {
+                    if self.armed.is_none_or(|a| d < a) {
+                        self.timer.as_mut().reset(d);
+                        self.armed = Some(d);
+                    }
+                }
             }
             Err(e) => {
                 wbuf.truncate(before);
@@ -977,7 +1106,9 @@ impl<P: Protocol> Driver<P> {
                     };
                     if let Err(msg) = self.protocol.check_reply(f.tag, &reply) {
                         let err = Error::new(ErrorKind::Protocol, Phase::Read, msg);
-                        let _ = f.reply.send(Err(clone_error(&err)));
+                        if let Some(tx) = f.reply {
+                            let _ = tx.send(Err(clone_error(&err)));
+                        }
                         return Err(Stop {
                             reason: CloseReason::Protocol,
                             error: Some(err),
@@ -986,8 +1117,11 @@ impl<P: Protocol> Driver<P> {
                     if self.protocol.closes_connection(&reply) {
                         self.shared.mark(CloseReason::ServerClose);
                     }
-                    // A caller that gave up dropped its receiver: the reply is read and dropped here.
-                    let _ = f.reply.send(Ok(reply));
+                    // A caller that gave up dropped its receiver, or was answered at its deadline: the reply is
+                    // read and dropped here.
+                    if let Some(tx) = f.reply {
+                        let _ = tx.send(Ok(reply));
+                    }
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => {

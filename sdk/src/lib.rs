@@ -85,6 +85,7 @@ pub mod connection;
 pub mod error;
 pub mod pool;
 pub mod protocol;
+mod shelf;
 pub mod stats;
 pub mod transport;
 pub mod udp;

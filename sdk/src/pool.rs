@@ -3,16 +3,18 @@
 //!
 //! ## Sharing one connection between callers (pipelining depth P > 1)
 //!
-//! deadpool lends an object to one caller at a time. A caller holds the pooled connection **only while it
-//! enqueues**: it takes the object, reserves one of the connection's P slots, queues its request, and returns
-//! the object to the pool at once; then it waits for its reply on its own `oneshot`. The next caller gets the
-//! same connection back from the pool and can queue on it too, so up to P callers share one connection, like
-//! redis-rs's multiplexed connection. The caller that takes a connection's **last** free slot keeps the object
-//! until its reply arrives (at P = 1 that is every caller: classic check-out for the whole request). So a
-//! connection in the pool always has a free slot — only the holder reserves slots, replies only free them —
-//! and a check-out is one deadpool `get` with no search. Callers that find no idle connection wait in
-//! deadpool's FIFO queue while it opens new ones below `max_size`; so connections are added only under load,
-//! each caller pins at most one, and at most `max_size * P` requests are in flight.
+//! Every pipelined connection the pool opens is also put on its endpoint's shelf (`shelf.rs`): a caller queues
+//! its request on a shelved connection with a free slot without checking anything out, like redis-rs's
+//! multiplexed connection. Only when no shelved connection has a free slot does it go through deadpool: it
+//! takes the object, reserves one of the connection's P slots, queues its request, and returns the object to
+//! the pool at once; then it waits for its reply on its own `oneshot`. The caller that takes a connection's
+//! **last** free slot keeps the object until its reply arrives, so a connection in the pool always has a free
+//! slot — only the holder reserves slots, replies only free them — and a check-out is one deadpool `get` with
+//! no search. Callers that find none wait in deadpool's FIFO queue while it opens new ones below `max_size`;
+//! so connections are added only under load, each caller pins at most one, and at most `max_size * P`
+//! requests are in flight.
+//!
+//! At depth 1 the pooled object is the connection itself: its holder does its own I/O on it (`connection.rs`).
 //!
 //! ## Recycling
 //!
@@ -41,6 +43,7 @@ use crate::config::PoolConfig;
 use crate::connection::{CloseReason, Connection, ConnectionOptions, Slot};
 use crate::error::{Error, Phase};
 use crate::protocol::Protocol;
+use crate::shelf::Shelf;
 use crate::stats::Counters;
 use crate::transport::{ConnectProgress, Connector, Endpoint};
 
@@ -107,6 +110,8 @@ pub struct Manager<P: Protocol> {
     /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
     /// checked-out connections as missing.
     pub(crate) warming: tokio::sync::Mutex<()>,
+    /// The pipelined connections, for callers to queue on without a check-out.
+    pub(crate) shelf: Arc<Shelf<P>>,
 }
 
 impl<P: Protocol> std::fmt::Debug for Manager<P> {
@@ -189,6 +194,7 @@ impl<P: Protocol> managed::Manager for Manager<P> {
             Some(self.in_flight_total.clone()),
         );
         conn.set_connect_time(took);
+        self.shelf.put(&mut conn);
         Ok(conn)
     }
 
@@ -337,6 +343,7 @@ mod tests {
             config,
             counters: Arc::default(),
             warming: tokio::sync::Mutex::new(()),
+            shelf: Arc::default(),
         }
     }
 

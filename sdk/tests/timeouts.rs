@@ -11,9 +11,20 @@ use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_timeout_of_50ms_against_sleep_fires_within_50_to_70ms() {
+    request_timeout_fires_on_time(1).await;
+}
+
+/// Pipelined, the connection's driver answers at the deadline (one timer for all requests in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_request_timeout_of_50ms_fires_within_50_to_70ms() {
+    request_timeout_fires_on_time(8).await;
+}
+
+async fn request_timeout_fires_on_time(depth: usize) {
     let (server, addr) = common::framed_server();
     let client = Client::framed()
         .endpoint(addr)
+        .pipeline_depth(depth)
         .timeouts(Timeouts {
             request: Duration::from_millis(50),
             ..Timeouts::default()

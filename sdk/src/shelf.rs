@@ -1,0 +1,106 @@
+//! The shelf: the pipelined connections of one endpoint, where a caller queues its request without a pool
+//! check-out.
+//!
+//! At depth P > 1 a connection serves many callers at once. Checking it out of deadpool for every request
+//! (semaphore, slot list, recycle) and holding it while queueing made callers hand connections to each other
+//! through deadpool's wait queue: one more lock round and task wake-up per request. The pool still owns every
+//! connection (it opens, recycles, reaps and closes them); each pipelined connection it opens is also put on its
+//! endpoint's shelf, and comes off when it is dropped. A caller first looks on the shelf for a healthy connection
+//! with a free slot, starting where the last caller found one (so requests gather on few connections and share
+//! their writes), and goes to the pool only when none has one: the pool then opens a connection below
+//! `max_size`, or makes the caller wait for a slot.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+
+use tokio::time::Instant;
+
+use crate::connection::{Connection, Queue, ReplyFuture};
+use crate::protocol::Protocol;
+
+/// The pipelined connections of one endpoint.
+pub(crate) struct Shelf<P: Protocol> {
+    conns: RwLock<Vec<(u64, Queue<P>)>>,
+    /// Where the last caller found a free slot.
+    hint: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+impl<P: Protocol> Default for Shelf<P> {
+    fn default() -> Self {
+        Shelf {
+            conns: RwLock::new(Vec::new()),
+            hint: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A connection's place on a shelf; dropped with the connection, it takes it off.
+struct OnShelf<P: Protocol> {
+    shelf: Weak<Shelf<P>>,
+    id: u64,
+}
+
+impl<P: Protocol> Drop for OnShelf<P> {
+    fn drop(&mut self) {
+        if let Some(shelf) = self.shelf.upgrade() {
+            let mut conns = shelf.conns.write().unwrap_or_else(|e| e.into_inner());
+            conns.retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+impl<P: Protocol> Shelf<P> {
+    /// Put a new pipelined connection on the shelf (a depth-1 connection has no queue and stays off it).
+    pub(crate) fn put(self: &Arc<Self>, conn: &mut Connection<P>) {
+        let Some(queue) = conn.queue() else {
+            return;
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, queue));
+        conn.attach(Box::new(OnShelf {
+            shelf: Arc::downgrade(self),
+            id,
+        }));
+    }
+
+    /// Queue `request` (at time `now`, answered as timed out at `deadline`) on a shelved connection with a free
+    /// slot, or give it back when none has one.
+    pub(crate) fn try_send(
+        &self,
+        mut request: P::Request,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<ReplyFuture<P::Response>, P::Request> {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        let n = conns.len();
+        if n == 0 {
+            return Err(request);
+        }
+        let start = self.hint.load(Ordering::Relaxed).min(n - 1);
+        for i in 0..n {
+            let at = if start + i >= n {
+                start + i - n
+            } else {
+                start + i
+            };
+            let queue = &conns[at].1;
+            let Some(slot) = queue.try_reserve() else {
+                continue;
+            };
+            if i > 0 {
+                self.hint.store(at, Ordering::Relaxed);
+            }
+            match queue.try_send(slot, request, deadline, now) {
+                Ok(reply) => return Ok(reply),
+                // Died between the slot and the queue: nothing was sent.
+                Err((_, r)) => request = r,
+            }
+        }
+        Err(request)
+    }
+}
