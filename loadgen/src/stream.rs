@@ -79,7 +79,8 @@ pub struct StreamArgs {
     /// Measured time per size, e.g. `2s`. Default: 2s.
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
-    /// File size for the "time to move" column, e.g. `1GiB`… written as bytes or with K/M. Default: 1 GiB.
+    /// File size for the "time to move" column: bytes, or with a binary unit K/KiB, M/MiB, G/GiB (`1GiB`,
+    /// `500M`). Default: 1 GiB.
     #[arg(long)]
     pub file_size: Option<String>,
     /// Framed requests in flight. Default: 16.
@@ -160,9 +161,11 @@ impl StreamResult {
     }
 }
 
-/// `1K`, `64K`, `1M`, or bytes.
+/// `1K`, `64K`, `1M`, `1G`, or bytes.
 pub fn fmt_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{}G", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{}M", n >> 20)
     } else if n >= 1024 && n % 1024 == 0 {
         format!("{}K", n >> 10)
@@ -260,6 +263,11 @@ impl StreamPlan {
             None => defaults::FILE_SIZE,
             Some(s) => parse_size(s).map_err(|e| bad(format!("--file-size: {e}")))? as u64,
         };
+        if file_size == 0 {
+            return Err(bad(
+                "--file-size 0: the file must hold at least one byte (e.g. 1GiB)".into(),
+            ));
+        }
         let target = match &a.target {
             None => None,
             Some(t) => Some(

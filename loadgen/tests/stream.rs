@@ -120,3 +120,35 @@ fn the_table_and_json_report_rate_and_file_time() {
     assert_eq!(j["cells"][0]["bytes_per_s"], (1u64 << 29) as f64);
     assert_eq!(j["cells"][0]["direction"], "up");
 }
+
+#[test]
+fn file_sizes_take_binary_units_up_to_gib_and_zero_is_refused() {
+    let plan = |s: &str| {
+        StreamPlan::from_args(&StreamArgs {
+            file_size: Some(s.into()),
+            ..StreamArgs::default()
+        })
+    };
+    // The help's and docs/TUNING.md's own example.
+    assert_eq!(plan("1GiB").unwrap().file_size, 1 << 30);
+    for (s, want) in [
+        ("2G", 2u64 << 30),
+        ("1GB", 1 << 30),
+        ("500M", 500 << 20),
+        ("64KiB", 64 << 10),
+        ("4096", 4096),
+    ] {
+        assert_eq!(plan(s).unwrap().file_size, want, "{s}");
+    }
+    let e = plan("0").unwrap_err().to_string();
+    assert!(e.contains("--file-size 0") && e.contains("at least one byte"), "{e}");
+    let e = plan("1TiB").unwrap_err().to_string();
+    assert!(e.contains("G/GiB"), "{e}");
+    // The table's column names the file in the same units.
+    let r = stream::StreamResult {
+        cell: cell(StreamProto::Framed, Direction::Up, 1024),
+        bytes: 1 << 30,
+        seconds: 1.0,
+    };
+    assert!(stream::render(&[r], 2 << 30).contains("2G file"));
+}
