@@ -2,7 +2,7 @@
 
 mod tune_common;
 
-use sockpool_loadgen::tune::{self, Plan, TuneArgs};
+use sockpool_loadgen::tune::{self, CellConfig, CellResult, CellRunner, Plan, TuneArgs, TuneError};
 use tune_common::{check_html, Fake};
 
 fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
@@ -163,4 +163,58 @@ fn a_technique_with_no_effect_is_within_noise_and_a_real_one_is_not() {
     let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
     assert_eq!(report.recommendation.techniques[0].within_noise, None);
     assert!(report.to_json()["cells"][1]["within_noise"]["rate"].is_null());
+}
+
+/// The fake, but every second run of a `pipeline=2` cell is ten times slower: a cell with a huge spread.
+#[derive(Default)]
+struct Noisy(Fake);
+
+impl CellRunner for Noisy {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        let mut r = self.0.run(cell)?;
+        let runs = self.0.calls.borrow().iter().filter(|c| c.pipeline == 2).count();
+        if cell.pipeline == 2 && runs % 2 == 0 {
+            let mut slow = r.corrected.clone();
+            slow.reset();
+            for v in r.corrected.iter_recorded() {
+                slow.record_n(v.value_iterated_to() * 10, v.count_at_value())
+                    .unwrap();
+            }
+            r.corrected = slow;
+        }
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_noisy_cell_whose_runs_all_differ_from_the_baseline_is_not_called_noise() {
+    // Baseline p99 ≈ 200µs ±1%; pipeline=2 runs at ≈ 400µs and ≈ 4ms: median ≈ 2.2ms ±80%. The difference is
+    // smaller than that spread, but every run of the cell is slower than every baseline run: not noise.
+    let plan = Plan::from_args(&args(&["pipeline=1,2"], 2, None)).unwrap();
+    let report = tune::run(&Noisy::default(), &plan, &mut |_| {}).unwrap();
+    let cell = &report.cells[1].stats.p99_us;
+    let base = &report.baseline().stats.p99_us;
+    assert!(cell.min > base.max, "{cell:?} vs {base:?}");
+    assert!(
+        (cell.median - base.median).abs() <= cell.spread,
+        "the case the old rule got wrong: {cell:?}"
+    );
+    assert_eq!(cell.within_noise(base), Some(false));
+    let json = report.to_json();
+    assert_eq!(json["cells"][1]["within_noise"]["p99"], false);
+    let row = tune::table::render(&report)
+        .lines()
+        .find(|l| l.starts_with("pipeline=2"))
+        .unwrap()
+        .to_string();
+    assert!(row.contains('±'), "{row}");
+    assert!(!row.contains('~'), "no ratio of this row is within noise: {row}");
+    let t = &report.recommendation.techniques[0];
+    assert_eq!(t.within_noise, Some(false));
+    // Overlapping ranges are noise, touching ones too; disjoint ones are not, whatever the spreads.
+    use tune::Stat;
+    let base = Stat::of(&[233.0, 237.0]);
+    assert_eq!(Stat::of(&[5015.0, 27365.0]).within_noise(&base), Some(false));
+    assert_eq!(Stat::of(&[237.0, 900.0]).within_noise(&base), Some(true));
+    assert_eq!(Stat::of(&[100.0, 234.0]).within_noise(&base), Some(true));
 }
