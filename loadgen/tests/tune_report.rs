@@ -98,6 +98,9 @@ fn a_two_by_two_tune_agrees_in_table_json_and_html() {
         tune_common::approx_eq(&embedded, &json),
         "the HTML embeds the JSON document"
     );
+    // The SLO's `<` is escaped in the embedded JSON (the file stays well-formed XML) and parses back.
+    assert_eq!(embedded["slo"]["spec"], "p99<700µs");
+    assert!(html.contains("p99\\u003c700µs"), "escaped in the file");
     let table_rows = doc.all("tr");
     assert_eq!(table_rows.len(), 5, "header + a row per cell");
 }

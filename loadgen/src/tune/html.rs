@@ -5,7 +5,8 @@
 //! 2. the latency-versus-rate curve of the SLO search (p50, p99 and the SLO's quantile against the target
 //!    rate, with the limit drawn), when `--slo` was given;
 //!
-//! then the table. The document is well-formed XML (every element closed) so tests can parse it, each plotted
+//! then the table. The document is well-formed XML (every element closed, no raw `<` or `&` even in the
+//! embedded JSON, see [`script_json`]) so tests can parse it, each plotted
 //! line carries its data-space points in a `data-points` attribute, and the JSON document is embedded in
 //! `<script type="application/json" id="tune-data">` so a test can check that the plots match it.
 
@@ -364,11 +365,20 @@ fn table_html(r: &TuneReport) -> String {
     s
 }
 
+/// `doc` as JSON fit for a `<script>` element of a well-formed XML document: `<`, `>` and `&` (which only occur
+/// inside JSON strings) are written as `\u003c`, `\u003e` and `\u0026`, so the text holds no markup, no entity
+/// and no `</script>`, and parses back to the same document.
+pub fn script_json(doc: &serde_json::Value) -> String {
+    serde_json::to_string(doc)
+        .unwrap_or_else(|_| "{}".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// The whole HTML document.
 pub fn render(r: &TuneReport) -> String {
-    let json = serde_json::to_string(&r.to_json())
-        .unwrap_or_else(|_| "{}".into())
-        .replace("</", "<\\/");
+    let json = script_json(&r.to_json());
     let rec = super::recommend::render(&r.recommendation, r.slo.as_ref());
     let mut s = String::new();
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\" />\n");
