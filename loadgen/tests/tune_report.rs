@@ -103,6 +103,33 @@ fn a_two_by_two_tune_agrees_in_table_json_and_html() {
     assert!(html.contains("p99\\u003c700µs"), "escaped in the file");
     let table_rows = doc.all("tr");
     assert_eq!(table_rows.len(), 5, "header + a row per cell");
+
+    // The HTML table is the terminal table: the same columns (p50× included), the same text, ± and ~ too.
+    let heads: Vec<&str> = doc.all("th").iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(heads, tune::table::HEADER.to_vec());
+    assert!(table.lines().next().unwrap().contains("p50×"), "{table}");
+    let p50x = heads.iter().position(|h| *h == "p50×").unwrap();
+    for (i, tr) in table_rows[1..].iter().enumerate() {
+        let tds: Vec<&str> = tr.all("td").iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(tds.len(), heads.len());
+        assert_eq!(tds[0], labels[i]);
+        let line = table.lines().find(|l| l.starts_with(labels[i])).unwrap();
+        for td in &tds {
+            assert!(line.contains(td), "terminal row {line:?} lacks HTML cell {td:?}");
+        }
+        let want = cells[i]["ratio"]["p50"].as_f64().unwrap();
+        assert!(tds[p50x].starts_with(&format!("{want:.2}")), "{tds:?}");
+        assert!(tds[1].contains('±'), "rate with its spread: {tds:?}");
+    }
+    let html_text: Vec<String> = doc.all("td").iter().map(|t| t.text.clone()).collect();
+    assert!(
+        html_text.iter().any(|t| t.ends_with('~')),
+        "a ratio within noise is marked in the HTML too: {html_text:?}"
+    );
+    assert!(
+        table.contains('~'),
+        "and in the terminal table: {table}"
+    );
 }
 
 #[test]

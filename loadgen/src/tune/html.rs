@@ -338,30 +338,26 @@ fn rate_plot(r: &TuneReport) -> Option<String> {
     ))
 }
 
+/// The table: the terminal table's columns and text ([`super::table::row`]), `±` and `~` included.
 fn table_html(r: &TuneReport) -> String {
     let base = &r.baseline().stats;
-    let mut s = String::from(
-        "<table><thead><tr><th>cell</th><th>rate/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th>\
-         <th>rate ×</th><th>p99 ×</th><th>p99.9 ×</th></tr></thead><tbody>\n",
-    );
-    let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    for c in &r.cells {
-        let st = &c.stats;
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.cell.label),
-            fmt_rate(st.rate.median),
-            fmt_us(st.p50_us.median),
-            fmt_us(st.p99_us.median),
-            fmt_us(st.p99_9_us.median),
-            st.errors.median,
-            ratio(st.rate.ratio(&base.rate)),
-            ratio(st.p99_us.ratio(&base.p99_us)),
-            ratio(st.p99_9_us.ratio(&base.p99_9_us)),
-        );
+    let mut s = String::from("<table><thead><tr>");
+    for h in super::table::HEADER {
+        let _ = write!(s, "<th>{}</th>", esc(h));
     }
-    s.push_str("</tbody></table>\n");
+    s.push_str("</tr></thead><tbody>\n");
+    for c in &r.cells {
+        s.push_str("<tr>");
+        for v in super::table::row(c, base) {
+            let _ = write!(s, "<td>{}</td>", esc(&v));
+        }
+        s.push_str("</tr>\n");
+    }
+    let _ = writeln!(
+        s,
+        "</tbody></table>\n<p>{}</p>",
+        esc(&super::table::footnote(r))
+    );
     s
 }
 
