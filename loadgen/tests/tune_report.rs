@@ -155,6 +155,27 @@ fn the_rate_search_stops_at_the_first_failure_and_bisects() {
         .windows(2)
         .all(|w| w[0].target_rate < w[1].target_rate && w[0].p99_us < w[1].p99_us));
     assert_eq!(report.recommendation.rate, s.best_rate.unwrap());
+    // Its p99 is the one measured at that open-loop rate, not the closed loop's, and it says so.
+    let rec = &report.recommendation;
+    let at = s
+        .points
+        .iter()
+        .find(|p| p.target_rate == s.best_rate.unwrap())
+        .unwrap();
+    assert_eq!(rec.p99_us, at.p99_us);
+    assert_eq!(rec.measured, "open-loop");
+    assert_eq!(rec.closed_loop_p99_us, report.cells[0].stats.p99_us.median);
+    assert_ne!(rec.p99_us, rec.closed_loop_p99_us);
+    let json = report.to_json();
+    assert_eq!(json["recommendation"]["measured"], "open-loop");
+    assert_eq!(json["recommendation"]["p99_us"].as_f64(), Some(at.p99_us));
+    let text = tune::recommend::render(rec, Some(s));
+    let want = format!(
+        "at {:.0} req/s open-loop: p99 {}",
+        rec.rate,
+        tune::table::fmt_us(at.p99_us)
+    );
+    assert!(text.contains(&want), "{text}");
 }
 
 #[test]
