@@ -33,7 +33,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::recorder::{new_histogram, quantile_us};
+use crate::recorder::{new_histogram, quantile_us, ErrorCounts};
 
 pub use matrix::{Cell, Key, PoolMode, Vary};
 pub use slo::{RatePoint, Slo, SloSearch};
@@ -151,6 +151,8 @@ pub struct CellResult {
     pub replies: u64,
     /// Requests that failed (including server error replies).
     pub errors: u64,
+    /// The failures by kind (`timeout_request`, `reset` …), as `run` counts them; they add up to `errors`.
+    pub errors_by_kind: ErrorCounts,
     /// Length of the measured part.
     pub duration: Duration,
 }
@@ -163,6 +165,7 @@ impl CellResult {
             raw: new_histogram(),
             replies: 0,
             errors: 0,
+            errors_by_kind: ErrorCounts::default(),
             duration,
         }
     }
@@ -374,6 +377,8 @@ pub struct CellOutcome {
     pub stats: CellStats,
     /// Every repeat's corrected histogram merged (for the percentile spectrum).
     pub corrected: Histogram<u64>,
+    /// Every repeat's failures by kind, added up.
+    pub errors_by_kind: ErrorCounts,
 }
 
 /// Everything a tune measured.
@@ -405,8 +410,10 @@ pub fn run(
     for cell in cells {
         let mut samples = Vec::with_capacity(plan.repeat);
         let mut corrected = new_histogram();
+        let mut errors_by_kind = ErrorCounts::default();
         for _ in 0..plan.repeat {
             let r = runner.run(&cell.config)?;
+            errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
             progress(&format!(
@@ -424,6 +431,7 @@ pub fn run(
             samples,
             stats,
             corrected,
+            errors_by_kind,
         });
     }
     let slo = match &plan.slo {
@@ -512,6 +520,7 @@ impl TuneReport {
                     "p99_us": c.stats.p99_us,
                     "p99_9_us": c.stats.p99_9_us,
                     "errors": c.stats.errors,
+                    "errors_by_kind": c.errors_by_kind,
                     "ratio": c.stats.ratios(base),
                     "within_noise": c.stats.within_noise(base),
                     "spectrum": spectrum(&c.corrected),
