@@ -281,11 +281,21 @@ pub struct Plan {
     pub slo: Option<Slo>,
 }
 
-impl Plan {
-    /// Validates the flags once.
-    pub fn from_args(a: &TuneArgs) -> Result<Plan, TuneError> {
+/// `--duration`, `--warmup` and `--repeat`, checked (shared by a tune and the tour).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Measured length of each cell.
+    pub duration: Duration,
+    /// Warm-up before each cell.
+    pub warmup: Duration,
+    /// Runs per cell.
+    pub repeat: usize,
+}
+
+impl Timing {
+    /// Checks the three flags, with `duration` and `warmup` as the defaults of those not given.
+    pub fn from_args(a: &TuneArgs, duration: Duration, warmup: Duration) -> Result<Timing, TuneError> {
         let bad = |m: String| TuneError::Config(m);
-        let mut base = CellConfig::default();
         let dur = |flag: &str, v: &Option<String>, d: Duration| -> Result<Duration, TuneError> {
             match v {
                 None => Ok(d),
@@ -294,11 +304,31 @@ impl Plan {
                 }
             }
         };
-        base.duration = dur("duration", &a.duration, defaults::CELL_DURATION)?;
-        if base.duration.is_zero() {
+        let duration = dur("duration", &a.duration, duration)?;
+        if duration.is_zero() {
             return Err(bad("--duration must be longer than 0".into()));
         }
-        base.warmup = dur("warmup", &a.warmup, defaults::CELL_WARMUP)?;
+        let warmup = dur("warmup", &a.warmup, warmup)?;
+        let repeat = a.repeat.unwrap_or(defaults::REPEAT);
+        if repeat == 0 {
+            return Err(bad("--repeat must be at least 1".into()));
+        }
+        Ok(Timing {
+            duration,
+            warmup,
+            repeat,
+        })
+    }
+}
+
+impl Plan {
+    /// Validates the flags once.
+    pub fn from_args(a: &TuneArgs) -> Result<Plan, TuneError> {
+        let bad = |m: String| TuneError::Config(m);
+        let mut base = CellConfig::default();
+        let timing = Timing::from_args(a, defaults::CELL_DURATION, defaults::CELL_WARMUP)?;
+        base.duration = timing.duration;
+        base.warmup = timing.warmup;
         if let Some(c) = a.connections {
             matrix::apply(&mut base, Key::Connections, &c.to_string())?;
         }
@@ -329,10 +359,7 @@ impl Plan {
             }
             matrix::apply(&mut base, v.key, &v.values[0])?;
         }
-        let repeat = a.repeat.unwrap_or(defaults::REPEAT);
-        if repeat == 0 {
-            return Err(bad("--repeat must be at least 1".into()));
-        }
+        let repeat = timing.repeat;
         let slo = a.slo.as_deref().map(Slo::parse).transpose()?;
         let plan = Plan {
             baseline: base,
@@ -539,11 +566,11 @@ impl TuneReport {
     }
 }
 
-/// `sockpool-loadgen tune`: validates, runs (or gives the tour with no arguments), prints the table and the
-/// recommendation, writes `--json` and `--html`.
+/// `sockpool-loadgen tune`: validates, runs (or gives the tour without `--vary`, `--target` and `--slo`),
+/// prints the table and the recommendation, writes `--json` and `--html`.
 pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
-    if a.vary.is_empty() && a.target.is_none() && a.slo.is_none() {
-        return tour::run(a);
+    if tour::is_tour(a) {
+        return tour::run(&tour::TourPlan::from_args(a)?);
     }
     let plan = Plan::from_args(a)?;
     let runner = real::LoadRunner::new(a.target.clone())?;
