@@ -220,3 +220,28 @@ fn the_tour_honours_duration_warmup_repeat_and_quiet() {
         "{stdout}"
     );
 }
+
+#[test]
+fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["tune", "--vary", "pipeline=1,2", "--pipeline", "8"],
+            "--pipeline 8: pipeline is also varied",
+        ),
+        (
+            &["tune", "--target", "127.0.0.1:9", "--slo", "p99<abc"],
+            "expected e.g. p99<2ms",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = sockpool_server::testing::run_with_timeout(
+            common::loadgen().args(args),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}

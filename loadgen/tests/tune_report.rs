@@ -269,3 +269,20 @@ fn a_noisy_cell_whose_runs_all_differ_from_the_baseline_is_not_called_noise() {
     assert_eq!(Stat::of(&[237.0, 900.0]).within_noise(&base), Some(true));
     assert_eq!(Stat::of(&[100.0, 234.0]).within_noise(&base), Some(true));
 }
+
+#[test]
+fn one_at_a_time_rows_are_labelled_by_the_key_that_differs_and_the_footnote_gives_the_baseline() {
+    let mut a = args(&["pipeline=1,2", "pool=pooled,per-request"], 1, None);
+    a.one_at_a_time = true;
+    let report = tune::run(&Fake::default(), &Plan::from_args(&a).unwrap(), &mut |_| {}).unwrap();
+    let table = tune::table::render(&report);
+    let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
+    for (row, label) in rows.iter().zip(["baseline ", "pipeline=2 ", "pool=per-request "]) {
+        assert!(row.starts_with(label), "{table}");
+    }
+    assert!(
+        table.contains("the baseline (pipeline=1 pool=pooled)"),
+        "{table}"
+    );
+    assert_eq!(report.to_json()["cells"][2]["settings"]["pipeline"], "1");
+}

@@ -226,9 +226,10 @@ pub struct TuneArgs {
     /// server is started per cell (and `server-model`/`server-workers`/`server-busy-poll` can be varied).
     #[arg(long, short = 't')]
     pub target: Option<String>,
-    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer, recv-buffer,
-    /// payload, timeout, pool (per-request|pooled), server-model, server-workers, server-busy-poll (0, 50us …).
-    /// The first value of each key is the baseline.
+    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer and recv-buffer
+    /// (sizes; 0 or `default` = the OS default), payload, timeout, pool (per-request|pooled), server-model,
+    /// server-workers, server-busy-poll (0, 50us …). The first value of each key is the baseline; a key that
+    /// is varied cannot also be given as --connections/--pipeline/--payload.
     #[arg(long = "vary")]
     pub vary: Vec<String>,
     /// Vary one key at a time around the baseline instead of the full matrix.
@@ -329,6 +330,21 @@ impl Plan {
         let timing = Timing::from_args(a, defaults::CELL_DURATION, defaults::CELL_WARMUP)?;
         base.duration = timing.duration;
         base.warmup = timing.warmup;
+        // A baseline flag for a key that is also varied would be overridden by the --vary's first value.
+        for (flag, given, key) in [
+            ("connections", a.connections.map(|c| c.to_string()), Key::Connections),
+            ("pipeline", a.pipeline.map(|p| p.to_string()), Key::Pipeline),
+            ("payload", a.payload.clone(), Key::Payload),
+        ] {
+            let (Some(v), Some(vary)) = (given, a.vary.iter().find(|s| vary_key(s) == Some(key)))
+            else {
+                continue;
+            };
+            return Err(bad(format!(
+                "--{flag} {v}: {} is also varied (--vary {vary}), whose first value is the baseline; drop one",
+                key.name()
+            )));
+        }
         if let Some(c) = a.connections {
             matrix::apply(&mut base, Key::Connections, &c.to_string())?;
         }
@@ -391,6 +407,11 @@ impl Plan {
     pub fn cells(&self) -> Result<Vec<Cell>, TuneError> {
         matrix::cells(&self.baseline, &self.varies, self.one_at_a_time)
     }
+}
+
+/// The key of a `--vary KEY=…` spec, if it names one.
+fn vary_key(spec: &str) -> Option<Key> {
+    Key::parse(spec.split_once('=')?.0).ok()
 }
 
 /// One cell's results over its repeats.

@@ -72,10 +72,22 @@ pub fn row(c: &CellOutcome, base: &CellStats) -> [String; 10] {
     ]
 }
 
-/// The line under the table: what the figures are, and what `±` and `~` mean when there are repeats.
+/// The line under the table: what the figures are, what `±` and `~` mean when there are repeats, and the
+/// baseline's values when its row is labelled `baseline` (one key at a time).
 pub fn footnote(report: &TuneReport) -> String {
+    let base = &report.baseline().cell;
+    let values = if base.label == "baseline" && !base.settings.is_empty() {
+        let kv: Vec<String> = base
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{}={v}", k.name()))
+            .collect();
+        format!(" ({})", kv.join(" "))
+    } else {
+        String::new()
+    };
     format!(
-        "(corrected latency; {} run{} per cell{}; ratios against the first row, the baseline)",
+        "(corrected latency; {} run{} per cell{}; ratios against the first row, the baseline{values})",
         report.repeat,
         if report.repeat == 1 { "" } else { "s" },
         if report.repeat > 1 {
