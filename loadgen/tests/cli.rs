@@ -163,11 +163,20 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
     let html = dir.path().join("t.html");
     let (json_s, html_s) = (json.to_str().unwrap(), html.to_str().unwrap());
     let cases: [(&[&str], &str); 6] = [
-        (&["tune", "--json", json_s, "--html", html_s, "-d", "300ms"], "--json: no report file"),
+        (
+            &["tune", "--json", json_s, "--html", html_s, "-d", "300ms"],
+            "--json: no report file",
+        ),
         (&["tune", "--html", html_s], "--html: no report file"),
-        (&["tune", "--repeat", "0", "-d", "200ms"], "--repeat must be at least 1"),
+        (
+            &["tune", "--repeat", "0", "-d", "200ms"],
+            "--repeat must be at least 1",
+        ),
         (&["tune", "-d", "soon"], "--duration"),
-        (&["tune", "--connections", "4"], "--connections: each stop sets its own baseline"),
+        (
+            &["tune", "--connections", "4"],
+            "--connections: each stop sets its own baseline",
+        ),
         (&["tune", "--one-at-a-time"], "--one-at-a-time"),
     ];
     for (args, needle) in cases {
@@ -180,7 +189,10 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         if !args.contains(&"--repeat") && !args.contains(&"soon") {
-            assert!(stderr.contains("--vary"), "says how to run a tune instead: {stderr}");
+            assert!(
+                stderr.contains("--vary"),
+                "says how to run a tune instead: {stderr}"
+            );
         }
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(out.stdout.is_empty(), "the tour did not start: {args:?}");
@@ -191,21 +203,35 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
 #[test]
 fn the_tour_honours_duration_warmup_repeat_and_quiet() {
     let (ok, stdout, stderr) = run_loadgen(
-        &["tune", "-d", "50ms", "--warmup", "0s", "--repeat", "2", "--quiet"],
+        &[
+            "tune", "-d", "50ms", "--warmup", "0s", "--repeat", "2", "--quiet",
+        ],
         Duration::from_secs(300),
     );
     assert!(ok, "{stdout}\n{stderr}");
-    assert!(stdout.contains("Each cell runs 50ms after 0s of warm-up, 2 times"), "{stdout}");
+    assert!(
+        stdout.contains("Each cell runs 50ms after 0s of warm-up, 2 times"),
+        "{stdout}"
+    );
     assert!(stdout.contains("2 runs per cell"), "{stdout}");
-    assert!(!stderr.contains("[1/"), "--quiet: no progress lines: {stderr}");
+    assert!(
+        !stderr.contains("[1/"),
+        "--quiet: no progress lines: {stderr}"
+    );
     let summaries: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains(" vs ") && l.contains("p99 "))
         .collect();
     assert!(summaries.len() >= 3, "{stdout}");
     for l in summaries {
-        assert!(!l.contains("noise unknown"), "two runs measure the noise: {l}");
-        assert!(l.contains("noise)"), "each summary gives its noise verdict: {l}");
+        assert!(
+            !l.contains("noise unknown"),
+            "two runs measure the noise: {l}"
+        );
+        assert!(
+            l.contains("noise)"),
+            "each summary gives its noise verdict: {l}"
+        );
     }
     // One run: the summaries say that the noise is unknown rather than nothing.
     let (ok, stdout, stderr) = run_loadgen(
@@ -216,7 +242,9 @@ fn the_tour_honours_duration_warmup_repeat_and_quiet() {
     let summaries: Vec<&str> = stdout.lines().filter(|l| l.contains(" vs ")).collect();
     assert!(summaries.len() >= 4, "{stdout}");
     assert!(
-        summaries.iter().all(|l| l.ends_with("(single run: noise unknown)")),
+        summaries
+            .iter()
+            .all(|l| l.ends_with("(single run: noise unknown)")),
         "{stdout}"
     );
 }

@@ -195,7 +195,13 @@ fn one_at_a_time_labels_name_only_the_key_that_differs() {
     let labels: Vec<&str> = c.iter().map(|c| c.label.as_str()).collect();
     assert_eq!(
         labels,
-        ["baseline", "pipeline=4", "pipeline=16", "connections=8", "nodelay=off"]
+        [
+            "baseline",
+            "pipeline=4",
+            "pipeline=16",
+            "connections=8",
+            "nodelay=off"
+        ]
     );
     // The settings still hold every key (the recommendation pairs cells by them).
     assert_eq!(c[3].value(Key::Pipeline), Some("1"));

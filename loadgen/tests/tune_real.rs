@@ -113,9 +113,22 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeou
     let target = slow_framed_server();
     let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
         .args(["tune", "--target", &target])
-        .args(["--vary", "timeout=5s,5ms", "--vary", "pool=pooled,per-request"])
+        .args([
+            "--vary",
+            "timeout=5s,5ms",
+            "--vary",
+            "pool=pooled,per-request",
+        ])
         .args(["--connections", "2", "--pipeline", "4"])
-        .args(["--duration", "300ms", "--warmup", "0s", "--quiet", "--json", "-"])
+        .args([
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            "-",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -126,13 +139,24 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeou
     for c in cells {
         let label = c["label"].as_str().unwrap();
         let run = &c["repeats"][0];
-        let (requests, errors) = (run["requests"].as_u64().unwrap(), run["errors"].as_u64().unwrap());
+        let (requests, errors) = (
+            run["requests"].as_u64().unwrap(),
+            run["errors"].as_u64().unwrap(),
+        );
         let by_kind = &c["errors_by_kind"];
-        assert_eq!(by_kind["total"].as_u64(), Some(errors), "{label}: {by_kind}");
+        assert_eq!(
+            by_kind["total"].as_u64(),
+            Some(errors),
+            "{label}: {by_kind}"
+        );
         if c["settings"]["timeout"] == "5ms" {
             assert!(errors > 0, "{label}: nothing timed out: {c}");
             assert_eq!(errors, requests, "{label}: a reply beat a 5ms timeout: {c}");
-            assert_eq!(by_kind["timeout_request"].as_u64(), Some(errors), "{label}: {by_kind}");
+            assert_eq!(
+                by_kind["timeout_request"].as_u64(),
+                Some(errors),
+                "{label}: {by_kind}"
+            );
         } else {
             assert!(requests > 0, "{label}: {c}");
             assert_eq!(errors, 0, "{label}: {by_kind}");

@@ -115,7 +115,10 @@ fn a_two_by_two_tune_agrees_in_table_json_and_html() {
         assert_eq!(tds[0], labels[i]);
         let line = table.lines().find(|l| l.starts_with(labels[i])).unwrap();
         for td in &tds {
-            assert!(line.contains(td), "terminal row {line:?} lacks HTML cell {td:?}");
+            assert!(
+                line.contains(td),
+                "terminal row {line:?} lacks HTML cell {td:?}"
+            );
         }
         let want = cells[i]["ratio"]["p50"].as_f64().unwrap();
         assert!(tds[p50x].starts_with(&format!("{want:.2}")), "{tds:?}");
@@ -126,10 +129,7 @@ fn a_two_by_two_tune_agrees_in_table_json_and_html() {
         html_text.iter().any(|t| t.ends_with('~')),
         "a ratio within noise is marked in the HTML too: {html_text:?}"
     );
-    assert!(
-        table.contains('~'),
-        "and in the terminal table: {table}"
-    );
+    assert!(table.contains('~'), "and in the terminal table: {table}");
 }
 
 #[test]
@@ -223,7 +223,13 @@ struct Noisy(Fake);
 impl CellRunner for Noisy {
     fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
         let mut r = self.0.run(cell)?;
-        let runs = self.0.calls.borrow().iter().filter(|c| c.pipeline == 2).count();
+        let runs = self
+            .0
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.pipeline == 2)
+            .count();
         if cell.pipeline == 2 && runs % 2 == 0 {
             let mut slow = r.corrected.clone();
             slow.reset();
@@ -259,13 +265,19 @@ fn a_noisy_cell_whose_runs_all_differ_from_the_baseline_is_not_called_noise() {
         .unwrap()
         .to_string();
     assert!(row.contains('±'), "{row}");
-    assert!(!row.contains('~'), "no ratio of this row is within noise: {row}");
+    assert!(
+        !row.contains('~'),
+        "no ratio of this row is within noise: {row}"
+    );
     let t = &report.recommendation.techniques[0];
     assert_eq!(t.within_noise, Some(false));
     // Overlapping ranges are noise, touching ones too; disjoint ones are not, whatever the spreads.
     use tune::Stat;
     let base = Stat::of(&[233.0, 237.0]);
-    assert_eq!(Stat::of(&[5015.0, 27365.0]).within_noise(&base), Some(false));
+    assert_eq!(
+        Stat::of(&[5015.0, 27365.0]).within_noise(&base),
+        Some(false)
+    );
     assert_eq!(Stat::of(&[237.0, 900.0]).within_noise(&base), Some(true));
     assert_eq!(Stat::of(&[100.0, 234.0]).within_noise(&base), Some(true));
 }
@@ -277,7 +289,10 @@ fn one_at_a_time_rows_are_labelled_by_the_key_that_differs_and_the_footnote_give
     let report = tune::run(&Fake::default(), &Plan::from_args(&a).unwrap(), &mut |_| {}).unwrap();
     let table = tune::table::render(&report);
     let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
-    for (row, label) in rows.iter().zip(["baseline ", "pipeline=2 ", "pool=per-request "]) {
+    for (row, label) in rows
+        .iter()
+        .zip(["baseline ", "pipeline=2 ", "pool=per-request "])
+    {
         assert!(row.starts_with(label), "{table}");
     }
     assert!(

@@ -295,7 +295,11 @@ pub struct Timing {
 
 impl Timing {
     /// Checks the three flags, with `duration` and `warmup` as the defaults of those not given.
-    pub fn from_args(a: &TuneArgs, duration: Duration, warmup: Duration) -> Result<Timing, TuneError> {
+    pub fn from_args(
+        a: &TuneArgs,
+        duration: Duration,
+        warmup: Duration,
+    ) -> Result<Timing, TuneError> {
         let bad = |m: String| TuneError::Config(m);
         let dur = |flag: &str, v: &Option<String>, d: Duration| -> Result<Duration, TuneError> {
             match v {
@@ -332,7 +336,11 @@ impl Plan {
         base.warmup = timing.warmup;
         // A baseline flag for a key that is also varied would be overridden by the --vary's first value.
         for (flag, given, key) in [
-            ("connections", a.connections.map(|c| c.to_string()), Key::Connections),
+            (
+                "connections",
+                a.connections.map(|c| c.to_string()),
+                Key::Connections,
+            ),
             ("pipeline", a.pipeline.map(|p| p.to_string()), Key::Pipeline),
             ("payload", a.payload.clone(), Key::Payload),
         ] {
