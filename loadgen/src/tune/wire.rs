@@ -11,7 +11,8 @@
 //! Socket options (TCP_NODELAY, SO_SNDBUF, SO_RCVBUF) are set on every connection.
 //!
 //! **Timeouts**, as `run` has them: a request without its reply `timeout` after it was handed to its
-//! connection (after connecting, which has its own connect timeout) fails as `timeout_request`. A pooled
+//! connection (after connecting, which has its own connect timeout) fails as `timeout_request`; waiting longer
+//! than `timeout` for another caller to open the connection fails as `timeout_pool_wait`. A pooled
 //! connection with a timed-out request then takes no new requests (the next call opens a fresh one); it
 //! still delivers the replies of the requests already on it and closes once none of them is waiting.
 
@@ -231,7 +232,11 @@ impl WireTransport {
         let live = slot.tx.borrow().as_ref().is_some_and(|t| !t.is_closed());
         if !live {
             let t0 = Instant::now();
-            let _guard = slot.connecting.lock().await;
+            // Waiting for another caller's connect is pool wait, bounded by the timeout as in `run`.
+            let Ok(_guard) = tokio::time::timeout(self.timeout, slot.connecting.lock()).await
+            else {
+                return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait));
+            };
             let live = slot.tx.borrow().as_ref().is_some_and(|t| !t.is_closed());
             if live {
                 pool_wait = Some(t0.elapsed());
