@@ -198,7 +198,8 @@ pub struct PayloadSize {
     pub max: usize,
 }
 
-/// Parses `64`, `4k`, `4KiB`, `1m`, `1MiB`, `512B`.
+/// Parses `64`, `512B`, `4k`, `4KiB`, `1m`, `1MiB`, `1G`, `1GiB`. Units are binary whatever the spelling:
+/// `K`, `KB` and `KiB` are 1024 bytes, `M`/`MB`/`MiB` 1024², `G`/`GB`/`GiB` 1024³ (case-insensitive).
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -210,9 +211,10 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         _ => {
             return Err(format!(
-                "{s:?}: unknown size unit {unit:?} (use B, KiB or MiB)"
+                "{s:?}: unknown size unit {unit:?} (use B, K/KiB, M/MiB or G/GiB; binary units)"
             ))
         }
     };
@@ -855,6 +857,9 @@ mod tests {
     fn sizes_and_ranges() {
         assert_eq!(parse_size("4KiB").unwrap(), 4096);
         assert_eq!(parse_size("1m").unwrap(), 1 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1 GB").unwrap(), 1 << 30);
         assert_eq!(
             PayloadSize::parse("16..1k").unwrap(),
             PayloadSize { min: 16, max: 1024 }

@@ -79,7 +79,8 @@ pub struct StreamArgs {
     /// Measured time per size, e.g. `2s`. Default: 2s.
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
-    /// File size for the "time to move" column, e.g. `1GiB`… written as bytes or with K/M. Default: 1 GiB.
+    /// File size for the "time to move" column: bytes, or with a binary unit K/KiB, M/MiB, G/GiB (`1GiB`,
+    /// `500M`). Default: 1 GiB.
     #[arg(long)]
     pub file_size: Option<String>,
     /// Framed requests in flight. Default: 16.
@@ -160,9 +161,11 @@ impl StreamResult {
     }
 }
 
-/// `1K`, `64K`, `1M`, or bytes.
+/// `1K`, `64K`, `1M`, `1G`, or bytes.
 pub fn fmt_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{}G", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{}M", n >> 20)
     } else if n >= 1024 && n % 1024 == 0 {
         format!("{}K", n >> 10)
@@ -191,6 +194,47 @@ fn list(flag: &str, s: &str, allow_default: bool) -> Result<Vec<Option<usize>>, 
             }
         })
         .collect()
+}
+
+/// The embedded server's limit on a framed frame body, in bytes (its default `max_frame`).
+pub fn embedded_max_frame() -> usize {
+    sockpool_server::ServerConfig::default().limits.max_frame
+}
+
+/// Refuses a framed `buffer` whose frames cannot pass: a request body (`buffer` + 13 header bytes, up and both)
+/// over the server's `max_frame` when it is known (`Some`: the embedded server), or a reply body (`buffer` +
+/// 9, down and both) over the load generator's own reply limit.
+pub fn check_frame(
+    buffer: usize,
+    direction: Direction,
+    server_max_frame: Option<usize>,
+) -> Result<(), StreamError> {
+    use sockpool::codec::framed::{DEFAULT_MAX_FRAME, REQUEST_HEADER, RESPONSE_HEADER};
+    let (sent, received) = match direction {
+        Direction::Up => (buffer + REQUEST_HEADER, RESPONSE_HEADER),
+        Direction::Down => (REQUEST_HEADER, buffer + RESPONSE_HEADER),
+        Direction::Both => (buffer + REQUEST_HEADER, buffer + RESPONSE_HEADER),
+    };
+    if let Some(limit) = server_max_frame.filter(|l| sent.max(received) > *l) {
+        let header = if sent > received {
+            REQUEST_HEADER
+        } else {
+            RESPONSE_HEADER
+        };
+        return Err(StreamError::Config(format!(
+            "--buffer {}: a frame of {buffer} + {header} header bytes is over the embedded server's frame limit of {limit} bytes; the largest buffer it takes is {}",
+            fmt_size(buffer),
+            limit - header
+        )));
+    }
+    if received > DEFAULT_MAX_FRAME {
+        return Err(StreamError::Config(format!(
+            "--buffer {}: a reply of {buffer} + {RESPONSE_HEADER} header bytes is over the load generator's reply limit of {DEFAULT_MAX_FRAME} bytes; the largest buffer it reads back is {}",
+            fmt_size(buffer),
+            DEFAULT_MAX_FRAME - RESPONSE_HEADER
+        )));
+    }
+    Ok(())
 }
 
 /// The validated plan: the cells in order, the target, the file size.
@@ -260,6 +304,11 @@ impl StreamPlan {
             None => defaults::FILE_SIZE,
             Some(s) => parse_size(s).map_err(|e| bad(format!("--file-size: {e}")))? as u64,
         };
+        if file_size == 0 {
+            return Err(bad(
+                "--file-size 0: the file must hold at least one byte (e.g. 1GiB)".into(),
+            ));
+        }
         let target = match &a.target {
             None => None,
             Some(t) => Some(
@@ -269,6 +318,12 @@ impl StreamPlan {
                     .ok_or_else(|| bad(format!("--target {t:?}: expected host:port")))?,
             ),
         };
+        if protocol == StreamProto::Framed {
+            let limit = target.is_none().then(embedded_max_frame);
+            for b in buffers.iter().flatten() {
+                check_frame(*b, direction, limit)?;
+            }
+        }
         let mut cells = Vec::new();
         for s in &sockets {
             for b in &buffers {
@@ -403,6 +458,12 @@ pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult,
                     Ok(Some(Err(e))) => return Err(StreamError::Io(e.to_string())),
                     Ok(Some(Ok(resp))) => resp,
                 };
+                if resp.status == Status::TooLarge {
+                    return Err(StreamError::Io(format!(
+                        "the server replied TooLarge: a {} frame is over its frame limit (sockpool-server --max-frame)",
+                        fmt_size(cell.buffer)
+                    )));
+                }
                 if resp.status != Status::Ok {
                     return Err(StreamError::Io(format!("server replied {:?}", resp.status)));
                 }
@@ -426,6 +487,19 @@ pub fn run_cells(
     cells: &[StreamCell],
     quiet: bool,
 ) -> Result<Vec<StreamResult>, StreamError> {
+    let mut out = Vec::with_capacity(cells.len());
+    run_each(target, cells, quiet, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`run_cells`], pushing each result onto `out` as it completes, so that the sizes measured before a
+/// failure are kept; the error names the buffer and socket buffer of the cell that failed.
+pub fn run_each(
+    target: Option<SocketAddr>,
+    cells: &[StreamCell],
+    quiet: bool,
+    out: &mut Vec<StreamResult>,
+) -> Result<(), StreamError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -459,14 +533,24 @@ pub fn run_cells(
             (f, e)
         }
     };
-    let mut out = Vec::with_capacity(cells.len());
+    let mut failed = None;
     for cell in cells {
         let addr = if cell.protocol == StreamProto::Echo {
             echo
         } else {
             framed
         };
-        let r = rt.block_on(measure(addr, *cell))?;
+        let r = match rt.block_on(measure(addr, *cell)) {
+            Ok(r) => r,
+            Err(e) => {
+                failed = Some(StreamError::Io(format!(
+                    "buffer={} socket-buffer={}: {e}",
+                    fmt_size(cell.buffer),
+                    cell.socket_buffer.map_or("default".into(), fmt_size)
+                )));
+                break;
+            }
+        };
         if !quiet {
             eprintln!(
                 "   stream {:?} buffer={} socket-buffer={}: {}",
@@ -481,7 +565,7 @@ pub fn run_cells(
     if let Some(s) = server {
         let _ = s.shutdown();
     }
-    Ok(out)
+    failed.map_or(Ok(()), Err)
 }
 
 /// `12.3 GiB/s (105.6 Gbit/s)`.
@@ -550,7 +634,11 @@ pub fn to_json(results: &[StreamResult], file_size: u64) -> serde_json::Value {
 /// `sockpool-loadgen stream`.
 pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
     let plan = StreamPlan::from_args(a)?;
-    let results = run_cells(plan.target, &plan.cells, a.quiet)?;
+    let mut results = Vec::with_capacity(plan.cells.len());
+    let outcome = run_each(plan.target, &plan.cells, a.quiet, &mut results);
+    if outcome.is_err() && results.is_empty() {
+        return outcome;
+    }
     let table = render(&results, plan.file_size);
     let doc = to_json(&results, plan.file_size);
     match a.json.as_deref() {
@@ -566,5 +654,6 @@ pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
             }
         }
     }
-    Ok(())
+    // The sizes measured before a failure are printed (and in the JSON); then the failure, naming its size.
+    outcome
 }

@@ -155,3 +155,121 @@ fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
         .iter()
         .any(|w| w.as_str().unwrap().contains("reopened")));
 }
+
+#[test]
+fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.json");
+    let html = dir.path().join("t.html");
+    let (json_s, html_s) = (json.to_str().unwrap(), html.to_str().unwrap());
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["tune", "--json", json_s, "--html", html_s, "-d", "300ms"],
+            "--json: no report file",
+        ),
+        (&["tune", "--html", html_s], "--html: no report file"),
+        (
+            &["tune", "--repeat", "0", "-d", "200ms"],
+            "--repeat must be at least 1",
+        ),
+        (&["tune", "-d", "soon"], "--duration"),
+        (
+            &["tune", "--connections", "4"],
+            "--connections: each stop sets its own baseline",
+        ),
+        (&["tune", "--one-at-a-time"], "--one-at-a-time"),
+    ];
+    for (args, needle) in cases {
+        let out = sockpool_server::testing::run_with_timeout(
+            common::loadgen().args(args),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        if !args.contains(&"--repeat") && !args.contains(&"soon") {
+            assert!(
+                stderr.contains("--vary"),
+                "says how to run a tune instead: {stderr}"
+            );
+        }
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(out.stdout.is_empty(), "the tour did not start: {args:?}");
+    }
+    assert!(!json.exists() && !html.exists());
+}
+
+#[test]
+fn the_tour_honours_duration_warmup_repeat_and_quiet() {
+    let (ok, stdout, stderr) = run_loadgen(
+        &[
+            "tune", "-d", "50ms", "--warmup", "0s", "--repeat", "2", "--quiet",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Each cell runs 50ms after 0s of warm-up, 2 times"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 runs per cell"), "{stdout}");
+    assert!(
+        !stderr.contains("[1/"),
+        "--quiet: no progress lines: {stderr}"
+    );
+    let summaries: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" vs ") && l.contains("p99 "))
+        .collect();
+    assert!(summaries.len() >= 3, "{stdout}");
+    for l in summaries {
+        assert!(
+            !l.contains("noise unknown"),
+            "two runs measure the noise: {l}"
+        );
+        assert!(
+            l.contains("noise)"),
+            "each summary gives its noise verdict: {l}"
+        );
+    }
+    // One run: the summaries say that the noise is unknown rather than nothing.
+    let (ok, stdout, stderr) = run_loadgen(
+        &["tune", "-d", "50ms", "--warmup", "0s", "--quiet"],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let summaries: Vec<&str> = stdout.lines().filter(|l| l.contains(" vs ")).collect();
+    assert!(summaries.len() >= 4, "{stdout}");
+    assert!(
+        summaries
+            .iter()
+            .all(|l| l.ends_with("(single run: noise unknown)")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["tune", "--vary", "pipeline=1,2", "--pipeline", "8"],
+            "--pipeline 8: pipeline is also varied",
+        ),
+        (
+            &["tune", "--target", "127.0.0.1:9", "--slo", "p99<abc"],
+            "expected e.g. p99<2ms",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = sockpool_server::testing::run_with_timeout(
+            common::loadgen().args(args),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}

@@ -120,3 +120,127 @@ fn the_table_and_json_report_rate_and_file_time() {
     assert_eq!(j["cells"][0]["bytes_per_s"], (1u64 << 29) as f64);
     assert_eq!(j["cells"][0]["direction"], "up");
 }
+
+#[test]
+fn file_sizes_take_binary_units_up_to_gib_and_zero_is_refused() {
+    let plan = |s: &str| {
+        StreamPlan::from_args(&StreamArgs {
+            file_size: Some(s.into()),
+            ..StreamArgs::default()
+        })
+    };
+    // The help's and docs/TUNING.md's own example.
+    assert_eq!(plan("1GiB").unwrap().file_size, 1 << 30);
+    for (s, want) in [
+        ("2G", 2u64 << 30),
+        ("1GB", 1 << 30),
+        ("500M", 500 << 20),
+        ("64KiB", 64 << 10),
+        ("4096", 4096),
+    ] {
+        assert_eq!(plan(s).unwrap().file_size, want, "{s}");
+    }
+    let e = plan("0").unwrap_err().to_string();
+    assert!(
+        e.contains("--file-size 0") && e.contains("at least one byte"),
+        "{e}"
+    );
+    let e = plan("1TiB").unwrap_err().to_string();
+    assert!(e.contains("G/GiB"), "{e}");
+    // The table's column names the file in the same units.
+    let r = stream::StreamResult {
+        cell: cell(StreamProto::Framed, Direction::Up, 1024),
+        bytes: 1 << 30,
+        seconds: 1.0,
+    };
+    assert!(stream::render(&[r], 2 << 30).contains("2G file"));
+}
+
+#[test]
+fn a_buffer_over_the_embedded_servers_frame_limit_is_refused_up_front() {
+    let plan = |buffer: &str, direction: &str, target: Option<&str>| {
+        StreamPlan::from_args(&StreamArgs {
+            buffer: Some(buffer.into()),
+            direction: Some(direction.into()),
+            target: target.map(str::to_string),
+            ..StreamArgs::default()
+        })
+    };
+    let e = plan("64K,1M,16M", "up", None).unwrap_err().to_string();
+    assert!(e.contains("--buffer 16M"), "{e}");
+    assert!(
+        e.contains("embedded server's frame limit of 16777216 bytes"),
+        "{e}"
+    );
+    assert!(e.contains("the largest buffer it takes is 16777203"), "{e}");
+    assert!(plan("16777203", "up", None).is_ok());
+    assert!(
+        plan("16777207", "down", None).is_ok(),
+        "a SOURCE request is small"
+    );
+    assert!(plan("16777208", "down", None).is_err());
+    // The echo protocol has no frames.
+    let echo = StreamArgs {
+        buffer: Some("16M".into()),
+        protocol: Some("echo".into()),
+        ..StreamArgs::default()
+    };
+    assert!(StreamPlan::from_args(&echo).is_ok());
+    // Another server's limit is unknown, so an upload may try; a download still has the load generator's own
+    // reply limit.
+    assert!(plan("16M", "up", Some("127.0.0.1:9")).is_ok());
+    let e = plan("16M", "down", Some("127.0.0.1:9"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--buffer 16M") && e.contains("reply limit"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_buffer_another_server_refuses_is_named_and_the_sizes_before_it_are_printed() {
+    let config = ServerConfig {
+        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        limits: sockpool_server::Limits {
+            max_frame: 256 * 1024,
+            ..sockpool_server::Limits::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).unwrap();
+    let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
+    let handle = server.spawn();
+    let out = sockpool_server::testing::run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen")).args([
+            "stream",
+            "--target",
+            &target,
+            "--buffer",
+            "1K,64K,1M",
+            "-d",
+            "200ms",
+            "--quiet",
+        ]),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    handle.shutdown();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("framed")).collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "1K and 64K were measured and printed:\n{stdout}"
+    );
+    assert!(rows[1].contains("64K"), "{stdout}");
+    assert!(stderr.contains("buffer=1M"), "{stderr}");
+    assert!(
+        stderr.contains("TooLarge") && stderr.contains("frame limit"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

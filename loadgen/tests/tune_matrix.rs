@@ -168,3 +168,91 @@ fn median_and_spread() {
     assert_eq!(Stat::of(&[110.0]).within_noise(&base), None);
     assert_eq!(Stat::of(&[50.0, 52.0]).ratio(&base), Some(0.5));
 }
+
+#[test]
+fn socket_buffers_take_default_or_zero_for_the_os_default() {
+    let v = Vary::parse("send-buffer=default,0,64K").unwrap();
+    let r = Vary::parse("recv-buffer=DEFAULT,256K").unwrap();
+    let c = cells(&CellConfig::default(), &[v, r], false).unwrap();
+    assert_eq!(c[0].config.send_buffer, None);
+    assert_eq!(c[0].config.recv_buffer, None);
+    assert_eq!(c[0].label, "send-buffer=default recv-buffer=DEFAULT");
+    let sends: Vec<Option<usize>> = c.iter().map(|c| c.config.send_buffer).collect();
+    assert_eq!(sends, [None, None, None, None, Some(65536), Some(65536)]);
+    assert_eq!(c[1].config.recv_buffer, Some(256 * 1024));
+    let e = Vary::parse("send-buffer=defualt").unwrap_err().to_string();
+    assert!(e.contains("send-buffer=defualt"), "{e}");
+}
+
+#[test]
+fn one_at_a_time_labels_name_only_the_key_that_differs() {
+    let varies = [
+        Vary::parse("pipeline=1,4,16").unwrap(),
+        Vary::parse("connections=2,8").unwrap(),
+        Vary::parse("nodelay=on,off").unwrap(),
+    ];
+    let c = cells(&CellConfig::default(), &varies, true).unwrap();
+    let labels: Vec<&str> = c.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "baseline",
+            "pipeline=4",
+            "pipeline=16",
+            "connections=8",
+            "nodelay=off"
+        ]
+    );
+    // The settings still hold every key (the recommendation pairs cells by them).
+    assert_eq!(c[3].value(Key::Pipeline), Some("1"));
+    assert_eq!(c[3].config.connections, 8);
+}
+
+#[test]
+fn a_baseline_flag_for_a_varied_key_is_refused_not_dropped() {
+    for (flag, a) in [
+        (
+            "--pipeline 8: pipeline is also varied (--vary pipeline=1,2)",
+            TuneArgs {
+                vary: vec!["pipeline=1,2".into()],
+                pipeline: Some(8),
+                ..TuneArgs::default()
+            },
+        ),
+        (
+            "--connections 4: connections is also varied",
+            TuneArgs {
+                vary: vec!["pipeline=1,2".into(), "connections=1,2".into()],
+                connections: Some(4),
+                ..TuneArgs::default()
+            },
+        ),
+        (
+            "--payload 1K: payload is also varied",
+            TuneArgs {
+                vary: vec!["payload=64,4K".into()],
+                payload: Some("1K".into()),
+                ..TuneArgs::default()
+            },
+        ),
+    ] {
+        let e = err(a);
+        assert!(e.contains(flag), "{e}");
+    }
+    // A flag for a key that is not varied sets the baseline.
+    let plan = Plan::from_args(&TuneArgs {
+        vary: vec!["pipeline=1,2".into()],
+        connections: Some(3),
+        ..TuneArgs::default()
+    })
+    .unwrap();
+    assert_eq!(plan.baseline.connections, 3);
+}
+
+#[test]
+fn a_bad_slo_says_what_a_valid_one_looks_like() {
+    let e = Slo::parse("p99<abc").unwrap_err().to_string();
+    assert!(e.contains("\"abc\" is not a duration"), "{e}");
+    assert!(e.contains("p99<2ms"), "{e}");
+    assert!(!e.contains("expected number at"), "{e}");
+}

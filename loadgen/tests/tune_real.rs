@@ -71,3 +71,106 @@ fn a_real_two_by_two_tune_writes_a_consistent_table_json_and_html() {
     let (_, embedded) = tune_common::check_html(&html, false);
     assert!(tune_common::approx_eq(&embedded, &json));
 }
+
+/// A framed echo server that answers every request 30 ms after reading it (one connection at a time each, in
+/// order), on a free loopback port. It serves a bounded number of connections.
+fn slow_framed_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(5000) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || loop {
+                let mut len = [0u8; 4];
+                if conn.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if body.len() < 13 || conn.read_exact(&mut body).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                // status OK, the request's id, its payload.
+                let mut reply = Vec::with_capacity(4 + 9 + body.len() - 13);
+                reply.extend_from_slice(&((9 + body.len() - 13) as u32).to_be_bytes());
+                reply.push(0);
+                reply.extend_from_slice(&body[1..9]);
+                reply.extend_from_slice(&body[13..]);
+                if conn.write_all(&reply).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeout() {
+    // Every reply takes at least 30 ms. With timeout=5ms no request may succeed, pooled or not (the driver's
+    // own backstop, 50 ms after the timeout, would have let every reply through); with 5s none may fail.
+    let target = slow_framed_server();
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--target", &target])
+        .args([
+            "--vary",
+            "timeout=5s,5ms",
+            "--vary",
+            "pool=pooled,per-request",
+        ])
+        .args(["--connections", "2", "--pipeline", "4"])
+        .args([
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in cells {
+        let label = c["label"].as_str().unwrap();
+        let run = &c["repeats"][0];
+        let (requests, errors) = (
+            run["requests"].as_u64().unwrap(),
+            run["errors"].as_u64().unwrap(),
+        );
+        let by_kind = &c["errors_by_kind"];
+        assert_eq!(
+            by_kind["total"].as_u64(),
+            Some(errors),
+            "{label}: {by_kind}"
+        );
+        if c["settings"]["timeout"] == "5ms" {
+            assert!(errors > 0, "{label}: nothing timed out: {c}");
+            assert_eq!(errors, requests, "{label}: a reply beat a 5ms timeout: {c}");
+            assert_eq!(
+                by_kind["timeout_request"].as_u64(),
+                Some(errors),
+                "{label}: {by_kind}"
+            );
+        } else {
+            assert!(requests > 0, "{label}: {c}");
+            assert_eq!(errors, 0, "{label}: {by_kind}");
+        }
+    }
+    // The table shows the errors too.
+    let row = stderr
+        .lines()
+        .find(|l| l.starts_with("timeout=5ms pool=pooled"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let pooled = cells
+        .iter()
+        .find(|c| c["label"] == "timeout=5ms pool=pooled")
+        .unwrap();
+    let errors = pooled["errors"]["median"].as_f64().unwrap();
+    assert!(row.contains(&format!(" {errors:.0} ")), "{row}");
+}

@@ -2,7 +2,7 @@
 
 mod tune_common;
 
-use sockpool_loadgen::tune::{self, Plan, TuneArgs};
+use sockpool_loadgen::tune::{self, CellConfig, CellResult, CellRunner, Plan, TuneArgs, TuneError};
 use tune_common::{check_html, Fake};
 
 fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
@@ -98,8 +98,38 @@ fn a_two_by_two_tune_agrees_in_table_json_and_html() {
         tune_common::approx_eq(&embedded, &json),
         "the HTML embeds the JSON document"
     );
+    // The SLO's `<` is escaped in the embedded JSON (the file stays well-formed XML) and parses back.
+    assert_eq!(embedded["slo"]["spec"], "p99<700µs");
+    assert!(html.contains("p99\\u003c700µs"), "escaped in the file");
     let table_rows = doc.all("tr");
     assert_eq!(table_rows.len(), 5, "header + a row per cell");
+
+    // The HTML table is the terminal table: the same columns (p50× included), the same text, ± and ~ too.
+    let heads: Vec<&str> = doc.all("th").iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(heads, tune::table::HEADER.to_vec());
+    assert!(table.lines().next().unwrap().contains("p50×"), "{table}");
+    let p50x = heads.iter().position(|h| *h == "p50×").unwrap();
+    for (i, tr) in table_rows[1..].iter().enumerate() {
+        let tds: Vec<&str> = tr.all("td").iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(tds.len(), heads.len());
+        assert_eq!(tds[0], labels[i]);
+        let line = table.lines().find(|l| l.starts_with(labels[i])).unwrap();
+        for td in &tds {
+            assert!(
+                line.contains(td),
+                "terminal row {line:?} lacks HTML cell {td:?}"
+            );
+        }
+        let want = cells[i]["ratio"]["p50"].as_f64().unwrap();
+        assert!(tds[p50x].starts_with(&format!("{want:.2}")), "{tds:?}");
+        assert!(tds[1].contains('±'), "rate with its spread: {tds:?}");
+    }
+    let html_text: Vec<String> = doc.all("td").iter().map(|t| t.text.clone()).collect();
+    assert!(
+        html_text.iter().any(|t| t.ends_with('~')),
+        "a ratio within noise is marked in the HTML too: {html_text:?}"
+    );
+    assert!(table.contains('~'), "and in the terminal table: {table}");
 }
 
 #[test]
@@ -125,6 +155,27 @@ fn the_rate_search_stops_at_the_first_failure_and_bisects() {
         .windows(2)
         .all(|w| w[0].target_rate < w[1].target_rate && w[0].p99_us < w[1].p99_us));
     assert_eq!(report.recommendation.rate, s.best_rate.unwrap());
+    // Its p99 is the one measured at that open-loop rate, not the closed loop's, and it says so.
+    let rec = &report.recommendation;
+    let at = s
+        .points
+        .iter()
+        .find(|p| p.target_rate == s.best_rate.unwrap())
+        .unwrap();
+    assert_eq!(rec.p99_us, at.p99_us);
+    assert_eq!(rec.measured, "open-loop");
+    assert_eq!(rec.closed_loop_p99_us, report.cells[0].stats.p99_us.median);
+    assert_ne!(rec.p99_us, rec.closed_loop_p99_us);
+    let json = report.to_json();
+    assert_eq!(json["recommendation"]["measured"], "open-loop");
+    assert_eq!(json["recommendation"]["p99_us"].as_f64(), Some(at.p99_us));
+    let text = tune::recommend::render(rec, Some(s));
+    let want = format!(
+        "at {:.0} req/s open-loop: p99 {}",
+        rec.rate,
+        tune::table::fmt_us(at.p99_us)
+    );
+    assert!(text.contains(&want), "{text}");
 }
 
 #[test]
@@ -163,4 +214,90 @@ fn a_technique_with_no_effect_is_within_noise_and_a_real_one_is_not() {
     let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
     assert_eq!(report.recommendation.techniques[0].within_noise, None);
     assert!(report.to_json()["cells"][1]["within_noise"]["rate"].is_null());
+}
+
+/// The fake, but every second run of a `pipeline=2` cell is ten times slower: a cell with a huge spread.
+#[derive(Default)]
+struct Noisy(Fake);
+
+impl CellRunner for Noisy {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        let mut r = self.0.run(cell)?;
+        let runs = self
+            .0
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.pipeline == 2)
+            .count();
+        if cell.pipeline == 2 && runs % 2 == 0 {
+            let mut slow = r.corrected.clone();
+            slow.reset();
+            for v in r.corrected.iter_recorded() {
+                slow.record_n(v.value_iterated_to() * 10, v.count_at_value())
+                    .unwrap();
+            }
+            r.corrected = slow;
+        }
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_noisy_cell_whose_runs_all_differ_from_the_baseline_is_not_called_noise() {
+    // Baseline p99 ≈ 200µs ±1%; pipeline=2 runs at ≈ 400µs and ≈ 4ms: median ≈ 2.2ms ±80%. The difference is
+    // smaller than that spread, but every run of the cell is slower than every baseline run: not noise.
+    let plan = Plan::from_args(&args(&["pipeline=1,2"], 2, None)).unwrap();
+    let report = tune::run(&Noisy::default(), &plan, &mut |_| {}).unwrap();
+    let cell = &report.cells[1].stats.p99_us;
+    let base = &report.baseline().stats.p99_us;
+    assert!(cell.min > base.max, "{cell:?} vs {base:?}");
+    assert!(
+        (cell.median - base.median).abs() <= cell.spread,
+        "the case the old rule got wrong: {cell:?}"
+    );
+    assert_eq!(cell.within_noise(base), Some(false));
+    let json = report.to_json();
+    assert_eq!(json["cells"][1]["within_noise"]["p99"], false);
+    let row = tune::table::render(&report)
+        .lines()
+        .find(|l| l.starts_with("pipeline=2"))
+        .unwrap()
+        .to_string();
+    assert!(row.contains('±'), "{row}");
+    assert!(
+        !row.contains('~'),
+        "no ratio of this row is within noise: {row}"
+    );
+    let t = &report.recommendation.techniques[0];
+    assert_eq!(t.within_noise, Some(false));
+    // Overlapping ranges are noise, touching ones too; disjoint ones are not, whatever the spreads.
+    use tune::Stat;
+    let base = Stat::of(&[233.0, 237.0]);
+    assert_eq!(
+        Stat::of(&[5015.0, 27365.0]).within_noise(&base),
+        Some(false)
+    );
+    assert_eq!(Stat::of(&[237.0, 900.0]).within_noise(&base), Some(true));
+    assert_eq!(Stat::of(&[100.0, 234.0]).within_noise(&base), Some(true));
+}
+
+#[test]
+fn one_at_a_time_rows_are_labelled_by_the_key_that_differs_and_the_footnote_gives_the_baseline() {
+    let mut a = args(&["pipeline=1,2", "pool=pooled,per-request"], 1, None);
+    a.one_at_a_time = true;
+    let report = tune::run(&Fake::default(), &Plan::from_args(&a).unwrap(), &mut |_| {}).unwrap();
+    let table = tune::table::render(&report);
+    let rows: Vec<&str> = table.lines().skip(1).take(3).collect();
+    for (row, label) in rows
+        .iter()
+        .zip(["baseline ", "pipeline=2 ", "pool=per-request "])
+    {
+        assert!(row.starts_with(label), "{table}");
+    }
+    assert!(
+        table.contains("the baseline (pipeline=1 pool=pooled)"),
+        "{table}"
+    );
+    assert_eq!(report.to_json()["cells"][2]["settings"]["pipeline"], "1");
 }

@@ -5,7 +5,8 @@
 //! 2. the latency-versus-rate curve of the SLO search (p50, p99 and the SLO's quantile against the target
 //!    rate, with the limit drawn), when `--slo` was given;
 //!
-//! then the table. The document is well-formed XML (every element closed) so tests can parse it, each plotted
+//! then the table. The document is well-formed XML (every element closed, no raw `<` or `&` even in the
+//! embedded JSON, see [`script_json`]) so tests can parse it, each plotted
 //! line carries its data-space points in a `data-points` attribute, and the JSON document is embedded in
 //! `<script type="application/json" id="tune-data">` so a test can check that the plots match it.
 
@@ -337,38 +338,43 @@ fn rate_plot(r: &TuneReport) -> Option<String> {
     ))
 }
 
+/// The table: the terminal table's columns and text ([`super::table::row`]), `±` and `~` included.
 fn table_html(r: &TuneReport) -> String {
     let base = &r.baseline().stats;
-    let mut s = String::from(
-        "<table><thead><tr><th>cell</th><th>rate/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th>\
-         <th>rate ×</th><th>p99 ×</th><th>p99.9 ×</th></tr></thead><tbody>\n",
-    );
-    let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    for c in &r.cells {
-        let st = &c.stats;
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.cell.label),
-            fmt_rate(st.rate.median),
-            fmt_us(st.p50_us.median),
-            fmt_us(st.p99_us.median),
-            fmt_us(st.p99_9_us.median),
-            st.errors.median,
-            ratio(st.rate.ratio(&base.rate)),
-            ratio(st.p99_us.ratio(&base.p99_us)),
-            ratio(st.p99_9_us.ratio(&base.p99_9_us)),
-        );
+    let mut s = String::from("<table><thead><tr>");
+    for h in super::table::HEADER {
+        let _ = write!(s, "<th>{}</th>", esc(h));
     }
-    s.push_str("</tbody></table>\n");
+    s.push_str("</tr></thead><tbody>\n");
+    for c in &r.cells {
+        s.push_str("<tr>");
+        for v in super::table::row(c, base) {
+            let _ = write!(s, "<td>{}</td>", esc(&v));
+        }
+        s.push_str("</tr>\n");
+    }
+    let _ = writeln!(
+        s,
+        "</tbody></table>\n<p>{}</p>",
+        esc(&super::table::footnote(r))
+    );
     s
+}
+
+/// `doc` as JSON fit for a `<script>` element of a well-formed XML document: `<`, `>` and `&` (which only occur
+/// inside JSON strings) are written as `\u003c`, `\u003e` and `\u0026`, so the text holds no markup, no entity
+/// and no `</script>`, and parses back to the same document.
+pub fn script_json(doc: &serde_json::Value) -> String {
+    serde_json::to_string(doc)
+        .unwrap_or_else(|_| "{}".into())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// The whole HTML document.
 pub fn render(r: &TuneReport) -> String {
-    let json = serde_json::to_string(&r.to_json())
-        .unwrap_or_else(|_| "{}".into())
-        .replace("</", "<\\/");
+    let json = script_json(&r.to_json());
     let rec = super::recommend::render(&r.recommendation, r.slo.as_ref());
     let mut s = String::new();
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\" />\n");

@@ -137,6 +137,14 @@ impl Vary {
     }
 }
 
+/// A socket buffer size: `default` or `0` = the OS default (`None`), as `stream --socket-buffer` takes it.
+fn os_default_or_size(value: &str) -> Result<Option<usize>, String> {
+    if value.eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    Ok(Some(parse_size(value)?).filter(|n| *n > 0))
+}
+
 /// Sets `key` to `value` in `cell`.
 pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneError> {
     let bad = |why: &str| TuneError::Config(format!("--vary {}={value}: {why}", key.name()));
@@ -157,8 +165,8 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
                 _ => return Err(bad("expected on or off")),
             }
         }
-        Key::SendBuffer => cell.send_buffer = Some(size()?).filter(|n| *n > 0),
-        Key::RecvBuffer => cell.recv_buffer = Some(size()?).filter(|n| *n > 0),
+        Key::SendBuffer => cell.send_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,
+        Key::RecvBuffer => cell.recv_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,
         Key::Payload => {
             let n = size()?;
             if n > crate::config::defaults::MAX_PAYLOAD {
@@ -208,7 +216,9 @@ pub struct Cell {
     pub config: CellConfig,
     /// Each varied key's value in this cell, in `--vary` order.
     pub settings: Vec<(Key, String)>,
-    /// `pipeline=16 nodelay=off` (or `baseline` when nothing varies).
+    /// In the full matrix every varied key's value, `pipeline=16 nodelay=off`; one at a time only the key
+    /// that differs from the baseline, `nodelay=off`, and `baseline` for the baseline (also when nothing
+    /// varies).
     pub label: String,
 }
 
@@ -256,12 +266,16 @@ pub fn cells(
         .map(|v| (v.key, v.values[0].clone()))
         .collect();
     if one_at_a_time {
-        let mut out = vec![make(base, baseline.clone())?];
+        let mut first = make(base, baseline.clone())?;
+        first.label = "baseline".into();
+        let mut out = vec![first];
         for (i, v) in varies.iter().enumerate() {
             for value in &v.values[1..] {
                 let mut s = baseline.clone();
                 s[i].1 = value.clone();
-                out.push(make(base, s)?);
+                let mut cell = make(base, s)?;
+                cell.label = format!("{}={value}", v.key.name());
+                out.push(cell);
             }
         }
         return Ok(out);

@@ -33,7 +33,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::recorder::{new_histogram, quantile_us};
+use crate::recorder::{new_histogram, quantile_us, ErrorCounts};
 
 pub use matrix::{Cell, Key, PoolMode, Vary};
 pub use slo::{RatePoint, Slo, SloSearch};
@@ -151,6 +151,8 @@ pub struct CellResult {
     pub replies: u64,
     /// Requests that failed (including server error replies).
     pub errors: u64,
+    /// The failures by kind (`timeout_request`, `reset` …), as `run` counts them; they add up to `errors`.
+    pub errors_by_kind: ErrorCounts,
     /// Length of the measured part.
     pub duration: Duration,
 }
@@ -163,6 +165,7 @@ impl CellResult {
             raw: new_histogram(),
             replies: 0,
             errors: 0,
+            errors_by_kind: ErrorCounts::default(),
             duration,
         }
     }
@@ -223,9 +226,10 @@ pub struct TuneArgs {
     /// server is started per cell (and `server-model`/`server-workers`/`server-busy-poll` can be varied).
     #[arg(long, short = 't')]
     pub target: Option<String>,
-    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer, recv-buffer,
-    /// payload, timeout, pool (per-request|pooled), server-model, server-workers, server-busy-poll (0, 50us …).
-    /// The first value of each key is the baseline.
+    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer and recv-buffer
+    /// (sizes; 0 or `default` = the OS default), payload, timeout, pool (per-request|pooled), server-model,
+    /// server-workers, server-busy-poll (0, 50us …). The first value of each key is the baseline; a key that
+    /// is varied cannot also be given as --connections/--pipeline/--payload.
     #[arg(long = "vary")]
     pub vary: Vec<String>,
     /// Vary one key at a time around the baseline instead of the full matrix.
@@ -278,11 +282,25 @@ pub struct Plan {
     pub slo: Option<Slo>,
 }
 
-impl Plan {
-    /// Validates the flags once.
-    pub fn from_args(a: &TuneArgs) -> Result<Plan, TuneError> {
+/// `--duration`, `--warmup` and `--repeat`, checked (shared by a tune and the tour).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Measured length of each cell.
+    pub duration: Duration,
+    /// Warm-up before each cell.
+    pub warmup: Duration,
+    /// Runs per cell.
+    pub repeat: usize,
+}
+
+impl Timing {
+    /// Checks the three flags, with `duration` and `warmup` as the defaults of those not given.
+    pub fn from_args(
+        a: &TuneArgs,
+        duration: Duration,
+        warmup: Duration,
+    ) -> Result<Timing, TuneError> {
         let bad = |m: String| TuneError::Config(m);
-        let mut base = CellConfig::default();
         let dur = |flag: &str, v: &Option<String>, d: Duration| -> Result<Duration, TuneError> {
             match v {
                 None => Ok(d),
@@ -291,11 +309,50 @@ impl Plan {
                 }
             }
         };
-        base.duration = dur("duration", &a.duration, defaults::CELL_DURATION)?;
-        if base.duration.is_zero() {
+        let duration = dur("duration", &a.duration, duration)?;
+        if duration.is_zero() {
             return Err(bad("--duration must be longer than 0".into()));
         }
-        base.warmup = dur("warmup", &a.warmup, defaults::CELL_WARMUP)?;
+        let warmup = dur("warmup", &a.warmup, warmup)?;
+        let repeat = a.repeat.unwrap_or(defaults::REPEAT);
+        if repeat == 0 {
+            return Err(bad("--repeat must be at least 1".into()));
+        }
+        Ok(Timing {
+            duration,
+            warmup,
+            repeat,
+        })
+    }
+}
+
+impl Plan {
+    /// Validates the flags once.
+    pub fn from_args(a: &TuneArgs) -> Result<Plan, TuneError> {
+        let bad = |m: String| TuneError::Config(m);
+        let mut base = CellConfig::default();
+        let timing = Timing::from_args(a, defaults::CELL_DURATION, defaults::CELL_WARMUP)?;
+        base.duration = timing.duration;
+        base.warmup = timing.warmup;
+        // A baseline flag for a key that is also varied would be overridden by the --vary's first value.
+        for (flag, given, key) in [
+            (
+                "connections",
+                a.connections.map(|c| c.to_string()),
+                Key::Connections,
+            ),
+            ("pipeline", a.pipeline.map(|p| p.to_string()), Key::Pipeline),
+            ("payload", a.payload.clone(), Key::Payload),
+        ] {
+            let (Some(v), Some(vary)) = (given, a.vary.iter().find(|s| vary_key(s) == Some(key)))
+            else {
+                continue;
+            };
+            return Err(bad(format!(
+                "--{flag} {v}: {} is also varied (--vary {vary}), whose first value is the baseline; drop one",
+                key.name()
+            )));
+        }
         if let Some(c) = a.connections {
             matrix::apply(&mut base, Key::Connections, &c.to_string())?;
         }
@@ -326,10 +383,7 @@ impl Plan {
             }
             matrix::apply(&mut base, v.key, &v.values[0])?;
         }
-        let repeat = a.repeat.unwrap_or(defaults::REPEAT);
-        if repeat == 0 {
-            return Err(bad("--repeat must be at least 1".into()));
-        }
+        let repeat = timing.repeat;
         let slo = a.slo.as_deref().map(Slo::parse).transpose()?;
         let plan = Plan {
             baseline: base,
@@ -363,6 +417,11 @@ impl Plan {
     }
 }
 
+/// The key of a `--vary KEY=…` spec, if it names one.
+fn vary_key(spec: &str) -> Option<Key> {
+    Key::parse(spec.split_once('=')?.0).ok()
+}
+
 /// One cell's results over its repeats.
 #[derive(Debug, Clone)]
 pub struct CellOutcome {
@@ -374,6 +433,8 @@ pub struct CellOutcome {
     pub stats: CellStats,
     /// Every repeat's corrected histogram merged (for the percentile spectrum).
     pub corrected: Histogram<u64>,
+    /// Every repeat's failures by kind, added up.
+    pub errors_by_kind: ErrorCounts,
 }
 
 /// Everything a tune measured.
@@ -405,8 +466,10 @@ pub fn run(
     for cell in cells {
         let mut samples = Vec::with_capacity(plan.repeat);
         let mut corrected = new_histogram();
+        let mut errors_by_kind = ErrorCounts::default();
         for _ in 0..plan.repeat {
             let r = runner.run(&cell.config)?;
+            errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
             progress(&format!(
@@ -424,6 +487,7 @@ pub fn run(
             samples,
             stats,
             corrected,
+            errors_by_kind,
         });
     }
     let slo = match &plan.slo {
@@ -512,6 +576,7 @@ impl TuneReport {
                     "p99_us": c.stats.p99_us,
                     "p99_9_us": c.stats.p99_9_us,
                     "errors": c.stats.errors,
+                    "errors_by_kind": c.errors_by_kind,
                     "ratio": c.stats.ratios(base),
                     "within_noise": c.stats.within_noise(base),
                     "spectrum": spectrum(&c.corrected),
@@ -530,11 +595,11 @@ impl TuneReport {
     }
 }
 
-/// `sockpool-loadgen tune`: validates, runs (or gives the tour with no arguments), prints the table and the
-/// recommendation, writes `--json` and `--html`.
+/// `sockpool-loadgen tune`: validates, runs (or gives the tour without `--vary`, `--target` and `--slo`),
+/// prints the table and the recommendation, writes `--json` and `--html`.
 pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
-    if a.vary.is_empty() && a.target.is_none() && a.slo.is_none() {
-        return tour::run(a);
+    if tour::is_tour(a) {
+        return tour::run(&tour::TourPlan::from_args(a)?);
     }
     let plan = Plan::from_args(a)?;
     let runner = real::LoadRunner::new(a.target.clone())?;

@@ -88,14 +88,22 @@ impl LoadRunner {
             recv_buffer: cell.recv_buffer,
         };
         let pool = cell.pool;
-        let connect_timeout = config.connect_timeout;
+        let (connect_timeout, timeout) = (config.connect_timeout, config.timeout);
         let result = crate::runner::run(&config, &target, embedded, |_, conns| {
-            Ok(WireTransport::new(addr, opts, pool, conns, connect_timeout))
+            Ok(WireTransport::new(
+                addr,
+                opts,
+                pool,
+                conns,
+                connect_timeout,
+                timeout,
+            ))
         })
         .map_err(|e| fail(e.to_string()))?;
         Ok(CellResult {
             replies: replies(&result.total),
             errors: result.total.errors.total(),
+            errors_by_kind: result.total.errors.clone(),
             duration: result.elapsed,
             corrected: result.total.corrected,
             raw: result.total.raw,

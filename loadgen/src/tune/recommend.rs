@@ -42,10 +42,16 @@ pub struct Recommendation {
     pub label: String,
     /// Its varied settings, `key=value`.
     pub settings: Vec<String>,
-    /// The rate it sustains: the SLO search's best rate, or its closed-loop rate without an SLO.
+    /// The rate it sustains: the SLO search's best rate, or its closed-loop rate (median) otherwise.
     pub rate: f64,
-    /// Its closed-loop p99, µs.
+    /// Its p99 at that rate, µs: measured in the open-loop step at `rate` when the SLO search found one,
+    /// otherwise its closed-loop p99 (median). `measured` says which.
     pub p99_us: f64,
+    /// How `rate` and `p99_us` were measured: `open-loop` (the SLO search's step at that rate) or
+    /// `closed-loop` (the cell's own runs).
+    pub measured: &'static str,
+    /// Its closed-loop p99 (median), µs, whatever `measured` is.
+    pub closed_loop_p99_us: f64,
     /// Whether it meets the SLO (`None` without one).
     pub meets_slo: Option<bool>,
     /// One sentence saying why this cell.
@@ -198,6 +204,15 @@ pub fn recommend(
         }
     };
     let c = &cells[cell];
+    let closed_p99 = c.stats.p99_us.median;
+    // With a passing SLO step, report the p99 measured at that very rate, not the closed loop's.
+    let at_rate = search
+        .filter(|_| meets_slo == Some(true))
+        .and_then(|s| s.points.iter().find(|p| p.pass && p.target_rate == rate));
+    let (p99_us, measured) = match at_rate {
+        Some(p) => (p.p99_us, "open-loop"),
+        None => (closed_p99, "closed-loop"),
+    };
     Recommendation {
         cell,
         label: c.cell.label.clone(),
@@ -208,7 +223,9 @@ pub fn recommend(
             .map(|(k, v)| format!("{}={v}", k.name()))
             .collect(),
         rate,
-        p99_us: c.stats.p99_us.median,
+        p99_us,
+        measured,
+        closed_loop_p99_us: closed_p99,
         meets_slo,
         reason,
         techniques: techniques(cells, varies),
@@ -250,6 +267,22 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
         );
     }
     let _ = writeln!(s, "Recommendation: [{}] — {}", r.label, r.reason);
+    if r.measured == "open-loop" {
+        let _ = writeln!(
+            s,
+            "  at {:.0} req/s open-loop: p99 {} (closed loop, at its own rate: p99 {})",
+            r.rate,
+            fmt_us(r.p99_us),
+            fmt_us(r.closed_loop_p99_us)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  closed loop: {:.0} req/s, p99 {}",
+            r.rate,
+            fmt_us(r.p99_us)
+        );
+    }
     if !r.techniques.is_empty() {
         let _ = writeln!(
             s,

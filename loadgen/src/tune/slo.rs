@@ -41,8 +41,11 @@ impl Slo {
             return Err(bad("the percentile is between 0 and 100"));
         }
         let limit = limit.trim().trim_start_matches('=').trim();
-        let limit: Duration =
-            humantime::parse_duration(limit).map_err(|e| bad(&format!("limit: {e}")))?;
+        let limit: Duration = humantime::parse_duration(limit).map_err(|_| {
+            bad(&format!(
+                "the limit {limit:?} is not a duration with a unit (us, ms, s)"
+            ))
+        })?;
         if limit.is_zero() {
             return Err(bad("the limit must be above 0"));
         }

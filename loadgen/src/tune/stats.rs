@@ -1,5 +1,7 @@
 //! `--repeat N`: the median and the spread (max − min) of each metric over a cell's runs, and the noise test:
-//! a difference to the baseline smaller than the larger of the two spreads is "within noise".
+//! a cell is "within noise" of the baseline when the ranges `[min, max]` of their runs overlap. Two ranges
+//! that do not overlap are never called noise, however wide one of them is (a noisy cell whose every run is
+//! slower than every baseline run is slower).
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -55,13 +57,13 @@ impl Stat {
         (base.median != 0.0).then(|| self.median / base.median)
     }
 
-    /// Whether the difference to `base` is smaller than the noise: `|Δmedian| ≤ max(spread)`. `None` when
-    /// either side has a single run (no noise measured, so no verdict).
+    /// Whether the difference to `base` is within the noise: the runs' ranges `[min, max]` overlap. `None`
+    /// when either side has a single run (no noise measured, so no verdict).
     pub fn within_noise(&self, base: &Stat) -> Option<bool> {
         if self.runs < 2 || base.runs < 2 {
             return None;
         }
-        Some((self.median - base.median).abs() <= self.spread.max(base.spread))
+        Some(self.min <= base.max && base.min <= self.max)
     }
 }
 

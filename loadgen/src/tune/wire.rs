@@ -9,6 +9,12 @@
 //!   pool saves, measured.
 //!
 //! Socket options (TCP_NODELAY, SO_SNDBUF, SO_RCVBUF) are set on every connection.
+//!
+//! **Timeouts**, as `run` has them: a request without its reply `timeout` after it was handed to its
+//! connection (after connecting, which has its own connect timeout) fails as `timeout_request`; waiting longer
+//! than `timeout` for another caller to open the connection fails as `timeout_pool_wait`. A pooled
+//! connection with a timed-out request then takes no new requests (the next call opens a fresh one); it
+//! still delivers the replies of the requests already on it and closes once none of them is waiting.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -136,18 +142,21 @@ pub struct WireTransport {
     opts: SockOpts,
     mode: PoolMode,
     connect_timeout: Duration,
+    timeout: Duration,
     slots: Vec<Rc<Slot>>,
     next_id: Cell<u64>,
 }
 
 impl WireTransport {
-    /// A transport with `connections` pooled connections (ignored per request).
+    /// A transport with `connections` pooled connections (ignored per request); a request without its reply
+    /// after `timeout` is a `timeout_request` error.
     pub fn new(
         addr: SocketAddr,
         opts: SockOpts,
         mode: PoolMode,
         connections: usize,
         connect_timeout: Duration,
+        timeout: Duration,
     ) -> WireTransport {
         let slots = (0..connections.max(1))
             .map(|_| {
@@ -163,6 +172,7 @@ impl WireTransport {
             opts,
             mode,
             connect_timeout,
+            timeout,
             slots,
             next_id: Cell::new(1),
         }
@@ -185,14 +195,19 @@ impl WireTransport {
         let (r, w) = stream.into_split();
         let mut writer = FramedWrite::new(w, ClientCodec::default());
         let mut reader = FramedRead::new(r, ClientCodec::default());
-        let result = match writer.send(req).await {
-            Err(_) => Err(ErrorKind::Reset),
-            Ok(()) => match reader.next().await {
-                Some(Ok(resp)) => judge(resp, id),
-                Some(Err(_)) => Err(ErrorKind::Protocol),
-                None => Err(ErrorKind::Closed),
-            },
+        let exchange = async {
+            match writer.send(req).await {
+                Err(_) => Err(ErrorKind::Reset),
+                Ok(()) => match reader.next().await {
+                    Some(Ok(resp)) => judge(resp, id),
+                    Some(Err(_)) => Err(ErrorKind::Protocol),
+                    None => Err(ErrorKind::Closed),
+                },
+            }
         };
+        let result = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout(Phase::Request)));
         Outcome {
             result,
             connect: Some(connect_time),
@@ -217,7 +232,11 @@ impl WireTransport {
         let live = slot.tx.borrow().as_ref().is_some_and(|t| !t.is_closed());
         if !live {
             let t0 = Instant::now();
-            let _guard = slot.connecting.lock().await;
+            // Waiting for another caller's connect is pool wait, bounded by the timeout as in `run`.
+            let Ok(_guard) = tokio::time::timeout(self.timeout, slot.connecting.lock()).await
+            else {
+                return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait));
+            };
             let live = slot.tx.borrow().as_ref().is_some_and(|t| !t.is_closed());
             if live {
                 pool_wait = Some(t0.elapsed());
@@ -248,7 +267,14 @@ impl WireTransport {
                 pool_wait,
             };
         }
-        let result = done_rx.await.unwrap_or(Err(ErrorKind::Reset));
+        let result = match tokio::time::timeout(self.timeout, done_rx).await {
+            Ok(r) => r.unwrap_or(Err(ErrorKind::Reset)),
+            Err(_) => {
+                // As `run` does: this connection takes no new requests; the task drains and closes it.
+                *slot.tx.borrow_mut() = None;
+                Err(ErrorKind::Timeout(Phase::Request))
+            }
+        };
         if result.is_err() {
             // The task ends on any connection error; make the next call reconnect.
             if slot.tx.borrow().as_ref().is_some_and(|t| t.is_closed()) {
@@ -260,6 +286,13 @@ impl WireTransport {
             connect: connect_time,
             pool_wait,
         }
+    }
+}
+
+/// Resolves once every caller in `waiting` has given up (timed out and dropped its receiver).
+async fn all_gone(waiting: &mut VecDeque<(u64, oneshot::Sender<Result<u64, ErrorKind>>)>) {
+    for (_, tx) in waiting.iter_mut() {
+        tx.closed().await;
     }
 }
 
@@ -275,10 +308,15 @@ async fn conn_task(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Job>) {
             let _ = tx.send(Err(k));
         }
     };
-    loop {
+    let mut open = true;
+    // Until the transport lets go of this connection (after a timeout), and then while a caller still waits.
+    while open || waiting.iter().any(|(_, tx)| !tx.is_closed()) {
         tokio::select! {
-            job = rx.recv() => {
-                let Some((req, tx)) = job else { break };
+            job = rx.recv(), if open => {
+                let Some((req, tx)) = job else {
+                    open = false;
+                    continue;
+                };
                 let mut batch = vec![(req, tx)];
                 while let Ok(j) = rx.try_recv() {
                     batch.push(j);
@@ -301,6 +339,7 @@ async fn conn_task(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Job>) {
                     break;
                 }
             }
+            () = all_gone(&mut waiting), if !open => {}
             resp = reader.next(), if !waiting.is_empty() => {
                 match resp {
                     Some(Ok(resp)) => {

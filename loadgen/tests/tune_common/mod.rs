@@ -195,11 +195,17 @@ pub fn parse(html: &str) -> Result<Node, String> {
             continue;
         }
         if name == "script" || name == "style" {
+            // XML has no raw-text elements: a `<` or a bare `&` inside is not well-formed.
             let close = format!("</{name}>");
             let end = rest
                 .find(&close)
                 .ok_or_else(|| format!("unterminated <{name}>"))?;
-            node.text = rest[..end].to_string();
+            let raw = &rest[..end];
+            if let Some(i) = raw.find('<') {
+                let around = &raw[i.saturating_sub(20)..(i + 20).min(raw.len())];
+                return Err(format!("raw < inside <{name}>: {around:?}"));
+            }
+            node.text = check_entities(raw)?;
             rest = &rest[end + close.len()..];
             stack.last_mut().unwrap().children.push(node);
             continue;
