@@ -476,7 +476,9 @@ impl<P: Protocol> Client<P> {
                     Counters::add(&inner.counters.retries);
                     timings.retries += 1;
                     tracing::debug!(error = %e, attempt, ?backoff, "retrying");
-                    tokio::time::sleep(backoff).await;
+                    // Boxed: a timer entry in every call future would be carried (and moved) by calls that never
+                    // retry.
+                    Box::pin(tokio::time::sleep(backoff)).await;
                     clock = Instant::now();
                 }
             }
@@ -558,41 +560,50 @@ impl<P: Protocol> Client<P> {
         };
         let ctx = shelved.is_none().then(|| Arc::new(CallCtx::new(deadline)));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
-        let mut request = request;
-        let acquire = async {
-            let Some(ctx) = &ctx else {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    Phase::PoolWait,
-                    "no call context",
-                ));
-            };
-            loop {
-                let obj = pool::checkout(&ep.pool, ctx).await?;
-                let Some(req) = request.take() else {
-                    return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
-                };
-                let (obj, slot) = match obj {
-                    // Depth 1: this caller does the exchange on the connection it holds.
-                    pool::Checkout::Held(obj) => return Ok::<_, Error>(Acquired::Direct(obj, req)),
-                    pool::Checkout::Shared(obj, slot) => (obj, slot),
-                };
-                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
-                // unless this request took its last slot: then it goes back when the reply is in.
-                let now = Instant::now();
-                match obj.try_send_by(slot, req, request_deadline(now), now) {
-                    Ok(reply) => {
-                        let held = pool::hold(&obj).then_some(obj);
-                        return Ok(Acquired::Queued(reply, held));
-                    }
-                    // It died between the slot and the queue: nothing was sent, take another connection.
-                    Err((_, req)) => request = Some(req),
-                }
-            }
-        };
         let acquired = match shelved {
             Some(reply) => Ok(Ok(Acquired::Queued(reply, None))),
-            None => within(limit, acquire).await,
+            // Boxed: the check-out (and at depth 1 the connection it holds) is most of the call future's size.
+            None => {
+                let mut request = request;
+                let acquire = async {
+                    let Some(ctx) = &ctx else {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            Phase::PoolWait,
+                            "no call context",
+                        ));
+                    };
+                    loop {
+                        let obj = pool::checkout(&ep.pool, ctx).await?;
+                        let Some(req) = request.take() else {
+                            return Err(Error::new(
+                                ErrorKind::Config,
+                                Phase::PoolWait,
+                                "no request",
+                            ));
+                        };
+                        let (obj, slot) = match obj {
+                            // Depth 1: this caller does the exchange on the connection it holds.
+                            pool::Checkout::Held(obj) => {
+                                return Ok::<_, Error>(Acquired::Direct(obj, req))
+                            }
+                            pool::Checkout::Shared(obj, slot) => (obj, slot),
+                        };
+                        // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
+                        // unless this request took its last slot: then it goes back when the reply is in.
+                        let now = Instant::now();
+                        match obj.try_send_by(slot, req, request_deadline(now), now) {
+                            Ok(reply) => {
+                                let held = pool::hold(&obj).then_some(obj);
+                                return Ok(Acquired::Queued(reply, held));
+                            }
+                            // It died between the slot and the queue: nothing was sent, take another connection.
+                            Err((_, req)) => request = Some(req),
+                        }
+                    }
+                };
+                Box::pin(within(limit, acquire)).await
+            }
         };
         let req_start = Instant::now();
         *clock = req_start;
@@ -632,10 +643,8 @@ impl<P: Protocol> Client<P> {
         let r = match acquired {
             Acquired::Direct(obj, req) => {
                 // The connection's own timer bounds the exchange (no timer-wheel insertion per request).
-                match obj
-                    .exchange_held(req, req_start, Some(req_start + limit))
-                    .await
-                {
+                // Boxed: the call future stays small (it is moved at each layer of `call`).
+                match Box::pin(obj.exchange_held(req, req_start, Some(req_start + limit))).await {
                     Ok(reply) => Ok(reply),
                     Err(Failure::Failed(e)) => Err(e),
                     Err(Failure::TimedOut) => Err(timed_out()),
