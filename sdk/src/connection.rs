@@ -7,7 +7,7 @@
 //!           caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
 //! ```
 //!
-//! - **Pipelining.** A connection has `depth` slots (a semaphore). A caller takes a slot before queueing, and the
+//! - **Pipelining.** A connection has `depth` slots (an atomic count). A caller takes a slot before queueing, and the
 //!   driver gives it back only when the reply has been read (or the connection died). Depth 1 is classic
 //!   request/response; depth P lets P requests be in flight, from one caller or several.
 //! - **Batching.** The driver encodes every request waiting in the queue into one buffer (up to
@@ -40,7 +40,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -204,7 +204,12 @@ pub const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
 struct Shared {
     /// 0 while usable, else `CloseReason::code`; the first reason wins.
     state: AtomicU8,
-    slots: Arc<Semaphore>,
+    /// Free pipelining slots.
+    free: AtomicUsize,
+    /// Callers waiting in [`Connection::reserve`].
+    waiting: AtomicUsize,
+    /// A slot was freed, or the connection became unusable.
+    slot_freed: Notify,
     depth: usize,
     in_flight: AtomicUsize,
     in_flight_total: Option<Arc<AtomicUsize>>,
@@ -228,7 +233,7 @@ impl Shared {
             .is_ok();
         if first {
             // Waiters for a slot on this connection go and find another.
-            self.slots.close();
+            self.slot_freed.notify_waiters();
             self.wake.notify_one();
             if reason.is_peer_failure() {
                 self.endpoint.peer_failed(self.generation);
@@ -284,7 +289,7 @@ struct Envelope<P: Protocol> {
     tag: u64,
     deadline: Option<Instant>,
     reply: ReplyTx<P::Response>,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
     _token: InFlightToken,
 }
 
@@ -296,14 +301,14 @@ struct InFlight<R> {
     deadline: Option<Instant>,
     /// `None` once the caller has been answered (timed out) before the reply arrived.
     reply: Option<ReplyTx<R>>,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
     _token: InFlightToken,
 }
 
 /// The queue of a connection's driver: what callers need to queue requests on it, cloneable so that a pool can
 /// hand it out without lending the connection itself.
 pub(crate) struct Queue<P: Protocol> {
-    tx: mpsc::Sender<Envelope<P>>,
+    tx: mpsc::UnboundedSender<Envelope<P>>,
     shared: Arc<Shared>,
     protocol: Arc<P>,
 }
@@ -321,10 +326,7 @@ impl<P: Protocol> Clone for Queue<P> {
 impl<P: Protocol> Queue<P> {
     /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
     pub(crate) fn try_reserve(&self) -> Option<Slot> {
-        if self.shared.reason().is_some() {
-            return None;
-        }
-        self.shared.slots.clone().try_acquire_owned().ok().map(Slot)
+        Slot::take(&self.shared)
     }
 
     /// Queue `request` on a reserved slot at time `now`; see [`Connection::try_send`]. With a `deadline`, the
@@ -342,32 +344,66 @@ impl<P: Protocol> Queue<P> {
             request,
             deadline,
             reply,
-            _slot: slot.0,
+            _slot: slot,
             _token: InFlightToken::new(&self.shared),
         };
         self.shared.touch(now);
-        match self.tx.try_send(env) {
+        match self.tx.send(env) {
             Ok(()) => Ok(ReplyFuture {
                 inner: Reply::Driven(rx),
                 shared: self.shared.clone(),
                 done: false,
             }),
-            // Full cannot happen (a slot per queued request, channel capacity = depth); both mean the driver
-            // is gone or behind: the request was not sent.
-            Err(e) => {
-                let env = e.into_inner();
-                Err((
-                    unusable(self.shared.reason().unwrap_or(CloseReason::Local)),
-                    env.request,
-                ))
-            }
+            // The driver is gone: the request was not sent.
+            Err(mpsc::error::SendError(env)) => Err((
+                unusable(self.shared.reason().unwrap_or(CloseReason::Local)),
+                env.request,
+            )),
         }
     }
 }
 
-/// A reserved pipelining slot on one connection: the right to queue one request.
-#[derive(Debug)]
-pub struct Slot(OwnedSemaphorePermit);
+/// A reserved pipelining slot on one connection: the right to queue one request. Dropping it frees the slot.
+pub struct Slot(Arc<Shared>);
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot").finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    /// A free slot of `shared`, if it is usable and has one (an atomic decrement, no lock).
+    fn take(shared: &Arc<Shared>) -> Option<Slot> {
+        if shared.reason().is_some() {
+            return None;
+        }
+        shared
+            .free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| f.checked_sub(1))
+            .ok()?;
+        Some(Slot(shared.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        shared.free.fetch_add(1, Ordering::AcqRel);
+        if shared.waiting.load(Ordering::Acquire) > 0 {
+            shared.slot_freed.notify_one();
+        }
+    }
+}
+
+/// Counts a caller waiting for a slot while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// One pipelined connection. Cheap to share by reference; all methods take `&self`.
 ///
@@ -430,7 +466,9 @@ impl<P: Protocol> Connection<P> {
         let shared = Arc::new(Shared {
             probe,
             state: AtomicU8::new(HEALTHY),
-            slots: Arc::new(Semaphore::new(depth)),
+            free: AtomicUsize::new(depth),
+            waiting: AtomicUsize::new(0),
+            slot_freed: Notify::new(),
             depth,
             in_flight: AtomicUsize::new(0),
             in_flight_total,
@@ -452,7 +490,8 @@ impl<P: Protocol> Connection<P> {
                 connect_time: Duration::ZERO,
             };
         }
-        let (tx, rx) = mpsc::channel(depth);
+        // Unbounded: the slots bound what is queued (one per request), and an unbounded send takes no lock.
+        let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver {
             codec: protocol.codec(),
             protocol: protocol.clone(),
@@ -549,10 +588,7 @@ impl<P: Protocol> Connection<P> {
 
     /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
     pub fn try_reserve(&self) -> Option<Slot> {
-        if self.health().is_some() {
-            return None;
-        }
-        self.shared.slots.clone().try_acquire_owned().ok().map(Slot)
+        Slot::take(&self.shared)
     }
 
     /// Wait for a free slot. Fails (not sent, retryable) if the connection becomes unusable meanwhile.
@@ -560,9 +596,27 @@ impl<P: Protocol> Connection<P> {
         if let Some(reason) = self.health() {
             return Err(unusable(reason));
         }
-        match self.shared.slots.clone().acquire_owned().await {
-            Ok(p) => Ok(Slot(p)),
-            Err(_) => Err(unusable(self.health().unwrap_or(CloseReason::Local))),
+        let shared = &self.shared;
+        loop {
+            if let Some(slot) = Slot::take(shared) {
+                return Ok(slot);
+            }
+            if let Some(reason) = self.health() {
+                return Err(unusable(reason));
+            }
+            let freed = shared.slot_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            shared.waiting.fetch_add(1, Ordering::AcqRel);
+            let _waiting = Waiting(&shared.waiting);
+            // A slot freed before this caller was registered as waiting is seen here.
+            if let Some(slot) = Slot::take(shared) {
+                return Ok(slot);
+            }
+            if let Some(reason) = self.health() {
+                return Err(unusable(reason));
+            }
+            freed.await;
         }
     }
 
@@ -652,7 +706,7 @@ impl<P: Protocol> Connection<P> {
 
     /// Slots free right now.
     pub fn free_slots(&self) -> usize {
-        self.shared.slots.available_permits()
+        self.shared.free.load(Ordering::Acquire)
     }
 
     /// The pipelining depth.
@@ -849,7 +903,7 @@ impl<P: Protocol> Drop for Connection<P> {
 struct Driver<P: Protocol> {
     codec: P::Codec,
     protocol: Arc<P>,
-    rx: mpsc::Receiver<Envelope<P>>,
+    rx: mpsc::UnboundedReceiver<Envelope<P>>,
     shared: Arc<Shared>,
     buffers: BufferConfig,
     /// Fires at the earliest deadline among the requests in flight (one timer for all of them).
@@ -1367,5 +1421,42 @@ mod tests {
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));
         let req = server.next().await.unwrap().unwrap();
         assert_eq!(req.id, 5);
+    }
+
+    #[tokio::test]
+    async fn a_caller_waits_for_a_freed_slot_and_leaves_when_the_connection_dies() {
+        let (conn, _server) = pair(2);
+        let conn = Arc::new(conn);
+        let (a, b) = (conn.try_reserve().unwrap(), conn.try_reserve().unwrap());
+        assert!(conn.try_reserve().is_none());
+        let waiter = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.reserve().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "no slot is free yet");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(conn.free_slots(), 1);
+
+        let c = conn.try_reserve().unwrap();
+        let waiter = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.reserve().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        conn.poison(CloseReason::Local);
+        let err = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(!err.was_sent(), "{err}");
+        drop((b, c));
+        assert_eq!(conn.free_slots(), 2);
     }
 }
