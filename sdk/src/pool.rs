@@ -224,12 +224,38 @@ pub(crate) async fn checkout<P: Protocol>(
     pool: &Pool<P>,
     ctx: &Arc<CallCtx>,
 ) -> Result<Checkout<P>, Error> {
+    // Full connections held while looking further: deadpool opens a new one only when none is idle, and
+    // callers on the shelf fill connections that sit idle in the pool.
+    let mut full: Vec<managed::Object<Manager<P>>> = Vec::new();
     loop {
-        // Boxed: deadpool's `get` future holds `Manager::create` (connect, TLS handshake), kilobytes that every
-        // layer above would otherwise carry and move on each call.
-        let obj = Box::pin(CALL_CTX.scope(ctx.clone(), pool.get()))
-            .await
-            .map_err(|e| pool_error(e, Phase::PoolWait))?;
+        // While holding full ones, never wait in deadpool's queue: that could wait for the very connections
+        // held here. Boxed: deadpool's `get` future holds `Manager::create` (connect, TLS handshake), kilobytes
+        // that every layer above would otherwise carry and move on each call.
+        let timeouts = managed::Timeouts {
+            wait: if full.is_empty() {
+                pool.timeouts().wait
+            } else {
+                Some(Duration::ZERO)
+            },
+            ..pool.timeouts()
+        };
+        let got = Box::pin(CALL_CTX.scope(ctx.clone(), pool.timeout_get(&timeouts))).await;
+        let obj = match got {
+            Ok(obj) => obj,
+            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) if !full.is_empty() => {
+                // Nothing idle and no room: wait for a slot on one of the full ones.
+                let obj = full.pop().expect("not empty");
+                drop(full);
+                match obj.reserve().await {
+                    Ok(slot) => return Ok(Checkout::Shared(obj, slot)),
+                    Err(_) => {
+                        full = Vec::new();
+                        continue;
+                    }
+                }
+            }
+            Err(e) => return Err(pool_error(e, Phase::PoolWait)),
+        };
         if obj.is_direct() && obj.free_slots() == obj.depth() && obj.health().is_none() {
             return Ok(Checkout::Held(obj));
         }
@@ -240,11 +266,17 @@ pub(crate) async fn checkout<P: Protocol>(
             // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
             continue;
         }
-        // Full although pooled: someone used the lower layer (`Client::checkout`) and gave it back busy.
-        // Wait on this one rather than pinning others.
+        // Full. While the pool may still open a connection or has others idle, keep this one aside and look
+        // further; otherwise wait for a slot on this one rather than pin others.
+        let status = pool.status();
+        if status.available > 0 || status.size < status.max_size {
+            full.push(obj);
+            continue;
+        }
+        drop(full);
         match obj.reserve().await {
             Ok(slot) => return Ok(Checkout::Shared(obj, slot)),
-            Err(_) => continue,
+            Err(_) => full = Vec::new(),
         }
     }
 }
