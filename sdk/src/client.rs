@@ -31,7 +31,8 @@ use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
-    is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Failure, ReplyFuture,
+    is_driver_timeout, CloseReason, ConnectionOptions, Direct, EndpointHealth, Failure,
+    ReplyFuture, Slot,
 };
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
@@ -289,7 +290,7 @@ impl<P: Protocol> fmt::Debug for Client<P> {
 /// A checked-out connection ready for the request: held for a depth-1 exchange, or the request queued on a
 /// pipelined connection (held too when the request took its last slot).
 enum Acquired<P: Protocol> {
-    Direct(PooledConnection<P>, P::Request),
+    Direct(Direct<P>, Slot, P::Request),
     Queued(ReplyFuture<P::Response>, Option<PooledConnection<P>>),
 }
 
@@ -552,16 +553,20 @@ impl<P: Protocol> Client<P> {
                 .shelf
                 .try_send(request, request_deadline(wait_start), wait_start)
             {
-                Ok(reply) => (Some(reply), None),
+                Ok(reply) => (Some(Acquired::Queued(reply, None)), None),
                 Err(request) => (None, Some(request)),
             }
         } else {
-            (None, Some(request))
+            // Depth 1: a connection on the shelf whose one slot is free.
+            match manager.shelf.take_direct(wait_start) {
+                Some((conn, slot)) => (Some(Acquired::Direct(conn, slot, request)), None),
+                None => (None, Some(request)),
+            }
         };
         let ctx = shelved.is_none().then(|| Arc::new(CallCtx::new(deadline)));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
         let acquired = match shelved {
-            Some(reply) => Ok(Ok(Acquired::Queued(reply, None))),
+            Some(acquired) => Ok(Ok(acquired)),
             // Boxed: the check-out (and at depth 1 the connection it holds) is most of the call future's size.
             None => {
                 let mut request = request;
@@ -582,13 +587,11 @@ impl<P: Protocol> Client<P> {
                                 "no request",
                             ));
                         };
-                        let (obj, slot) = match obj {
-                            // Depth 1: this caller does the exchange on the connection it holds.
-                            pool::Checkout::Held(obj) => {
-                                return Ok::<_, Error>(Acquired::Direct(obj, req))
-                            }
-                            pool::Checkout::Shared(obj, slot) => (obj, slot),
-                        };
+                        let (obj, slot) = obj;
+                        if let Some(conn) = obj.direct() {
+                            // Depth 1: this caller does the exchange on the connection whose slot it holds.
+                            return Ok::<_, Error>(Acquired::Direct(conn, slot, req));
+                        }
                         // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
                         // unless this request took its last slot: then it goes back when the reply is in.
                         let now = Instant::now();
@@ -641,10 +644,11 @@ impl<P: Protocol> Client<P> {
                 .with_source(TimeoutCause(why))
         };
         let r = match acquired {
-            Acquired::Direct(obj, req) => {
+            Acquired::Direct(conn, slot, req) => {
                 // The connection's own timer bounds the exchange (no timer-wheel insertion per request).
                 // Boxed: the call future stays small (it is moved at each layer of `call`).
-                match Box::pin(obj.exchange_held(req, req_start, Some(req_start + limit))).await {
+                let exchange = conn.exchange(slot, req, req_start, Some(req_start + limit));
+                match Box::pin(exchange).await {
                     Ok(reply) => Ok(reply),
                     Err(Failure::Failed(e)) => Err(e),
                     Err(Failure::TimedOut) => Err(timed_out()),
@@ -698,9 +702,11 @@ impl<P: Protocol> Client<P> {
             .iter()
             .map(|ep| {
                 let s = ep.pool.status();
-                let mut slots_in_use = 0;
+                // Connections in the pool may be in use by callers from the shelf: idle means nothing in flight.
+                let (mut slots_in_use, mut busy) = (0, 0);
                 ep.pool.retain(|c, _| {
                     slots_in_use += c.depth() - c.free_slots().min(c.depth());
+                    busy += usize::from(c.in_flight() > 0);
                     true
                 });
                 EndpointStats {
@@ -708,7 +714,7 @@ impl<P: Protocol> Client<P> {
                     admitted: ep.admitted.load(Ordering::Relaxed),
                     endpoint: ep.name.clone(),
                     size: s.size,
-                    idle: s.available,
+                    idle: s.available.saturating_sub(busy),
                     max_size: s.max_size,
                     calls: ep.calls.load(Ordering::Relaxed),
                     waiting: s.waiting,

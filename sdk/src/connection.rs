@@ -545,12 +545,6 @@ impl<P: Protocol> Connection<P> {
         self.send(slot, request)?.await
     }
 
-    /// True when callers do their own I/O (depth 1): use [`exchange`](Self::exchange) rather than
-    /// [`send`](Self::send).
-    pub(crate) fn is_direct(&self) -> bool {
-        self.io.is_some()
-    }
-
     /// At depth 1: send `request` on the reserved slot and read its reply on this task, bounded by `deadline`.
     /// Cancel-safe (see the module docs).
     pub(crate) async fn exchange(
@@ -744,29 +738,7 @@ impl<P: Protocol> Connection<P> {
     /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
     /// connection's health afterwards.
     pub fn probe(&self) -> Option<CloseReason> {
-        if let Some(r) = self.health() {
-            return Some(r);
-        }
-        let sock = self.shared.probe.as_ref()?;
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match sock.peek(&mut buf) {
-            Ok(0) => {
-                self.shared.mark(CloseReason::PeerClosed);
-            }
-            // Bytes waiting: a reply the driver is about to read, or stray bytes it will report. At depth 1 no
-            // one is reading between exchanges: stray bytes, unless an exchange is running.
-            Ok(_) => {
-                if self.direct_idle() {
-                    self.shared.mark(CloseReason::StrayBytes);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                self.shared.mark(CloseReason::Reset);
-            }
-        }
-        self.health()
+        probe(&self.shared, self.io.as_ref())
     }
 
     /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
@@ -778,40 +750,129 @@ impl<P: Protocol> Connection<P> {
 
     /// [`check`](Self::check) with the time already read.
     pub(crate) fn check_at(&self, now: Instant) -> Result<(), CloseReason> {
-        if let Some(cell) = &self.io {
-            // Depth 1: no driver has a read armed, but what the reactor saw is one readiness check away.
-            if let Ok(mut g) = cell.try_lock() {
-                if let Some(reason) = g.as_mut().and_then(|io| io.poll_idle()) {
-                    self.shared.mark(reason);
-                }
-            }
-        }
-        let health = if self.idle_time_at(now) >= PROBE_AFTER_IDLE {
-            self.probe()
-        } else {
-            self.health()
-        };
-        if let Some(r) = health {
-            return Err(r);
-        }
-        if self.is_stale() {
-            return Err(CloseReason::EndpointReset);
-        }
-        if self.shared.expires.is_some_and(|e| now >= e) {
-            return Err(CloseReason::MaxLifetime);
-        }
-        Ok(())
+        check(&self.shared, self.io.as_ref(), now)
+    }
+
+    /// A handle for exchanges on this depth-1 connection without borrowing it.
+    pub(crate) fn direct(&self) -> Option<Direct<P>> {
+        Some(Direct {
+            cell: self.io.clone()?,
+            shared: self.shared.clone(),
+            protocol: self.protocol.clone(),
+        })
     }
 }
 
-impl<P: Protocol> Connection<P> {
-    /// Depth 1 with no exchange running and no reply owed.
-    fn direct_idle(&self) -> bool {
-        self.io.as_ref().is_some_and(|cell| {
-            cell.try_lock()
-                .is_ok_and(|g| g.as_ref().is_some_and(|io| io.is_idle()))
-        })
+/// A handle to a depth-1 connection, cloneable so that a pool can lend it without lending the connection.
+pub(crate) struct Direct<P: Protocol> {
+    cell: direct::IoCell<P>,
+    shared: Arc<Shared>,
+    protocol: Arc<P>,
+}
+
+impl<P: Protocol> Clone for Direct<P> {
+    fn clone(&self) -> Self {
+        Direct {
+            cell: self.cell.clone(),
+            shared: self.shared.clone(),
+            protocol: self.protocol.clone(),
+        }
     }
+}
+
+impl<P: Protocol> Direct<P> {
+    /// Its one slot, if free and the connection passes [`Connection::check`] at `now` (a connection that fails
+    /// it is marked with the reason, so that the pool removes it).
+    pub(crate) fn try_take(&self, now: Instant) -> Option<Slot> {
+        let slot = Slot::take(&self.shared)?;
+        if let Err(reason) = check(&self.shared, Some(&self.cell), now) {
+            self.shared.mark(reason);
+            return None;
+        }
+        Some(slot)
+    }
+
+    /// One exchange on the taken `slot`, starting at `now`; see [`Connection::exchange`].
+    pub(crate) async fn exchange(
+        self,
+        slot: Slot,
+        request: P::Request,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<P::Response, Failure> {
+        self.shared.touch(now);
+        let r =
+            direct::exchange(&self.cell, &self.shared, &*self.protocol, request, deadline).await;
+        drop(slot);
+        r
+    }
+}
+
+/// Depth 1 with no exchange running and no reply owed.
+fn direct_idle<P: Protocol>(io: Option<&direct::IoCell<P>>) -> bool {
+    io.is_some_and(|cell| {
+        cell.try_lock()
+            .is_ok_and(|g| g.as_ref().is_some_and(|io| io.is_idle()))
+    })
+}
+
+/// See [`Connection::probe`].
+fn probe<P: Protocol>(shared: &Shared, io: Option<&direct::IoCell<P>>) -> Option<CloseReason> {
+    if let Some(r) = shared.reason() {
+        return Some(r);
+    }
+    let sock = shared.probe.as_ref()?;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match sock.peek(&mut buf) {
+        Ok(0) => {
+            shared.mark(CloseReason::PeerClosed);
+        }
+        // Bytes waiting: a reply the driver is about to read, or stray bytes it will report. At depth 1 no one
+        // is reading between exchanges: stray bytes, unless an exchange is running.
+        Ok(_) => {
+            if direct_idle(io) {
+                shared.mark(CloseReason::StrayBytes);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        Err(_) => {
+            shared.mark(CloseReason::Reset);
+        }
+    }
+    shared.reason()
+}
+
+/// See [`Connection::check`].
+fn check<P: Protocol>(
+    shared: &Shared,
+    io: Option<&direct::IoCell<P>>,
+    now: Instant,
+) -> Result<(), CloseReason> {
+    if let Some(cell) = io {
+        // Depth 1: no driver has a read armed, but what the reactor saw is one readiness check away.
+        if let Ok(mut g) = cell.try_lock() {
+            if let Some(reason) = g.as_mut().and_then(|io| io.poll_idle()) {
+                shared.mark(reason);
+            }
+        }
+    }
+    let last = shared.created + Duration::from_micros(shared.last_used.load(Ordering::Relaxed));
+    let health = if now.saturating_duration_since(last) >= PROBE_AFTER_IDLE {
+        probe(shared, io)
+    } else {
+        shared.reason()
+    };
+    if let Some(r) = health {
+        return Err(r);
+    }
+    if shared.endpoint.generation() > shared.generation {
+        return Err(CloseReason::EndpointReset);
+    }
+    if shared.expires.is_some_and(|e| now >= e) {
+        return Err(CloseReason::MaxLifetime);
+    }
+    Ok(())
 }
 
 fn unusable(reason: CloseReason) -> Error {
@@ -1362,7 +1423,7 @@ mod tests {
     #[tokio::test]
     async fn at_depth_one_the_check_sees_stray_bytes_and_eof_with_no_request() {
         let (conn, mut server) = pair(1);
-        assert!(conn.is_direct());
+        assert!(conn.direct().is_some());
         server.send(Response::ok(99, Bytes::new())).await.unwrap();
         assert_eq!(checked(&conn).await, CloseReason::StrayBytes);
 

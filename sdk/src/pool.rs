@@ -217,13 +217,12 @@ impl<P: Protocol> managed::Manager for Manager<P> {
 /// first one deadpool hands out will do. Callers that find none wait in deadpool's FIFO queue (bounded by the
 /// pool wait timeout) while deadpool opens connections up to `max_size`; no caller pins more than one.
 ///
-/// At depth 1 the connection itself is the slot: holding the pooled object is holding the connection, so a
-/// connection nobody else uses (through a [`Slot`] of the lower layer) is returned as [`Checkout::Held`]
-/// without touching its slot.
+/// Callers on the shelf take slots without a check-out, so a connection idle in the pool can be full: it is set
+/// aside while the pool can open another or has others idle.
 pub(crate) async fn checkout<P: Protocol>(
     pool: &Pool<P>,
     ctx: &Arc<CallCtx>,
-) -> Result<Checkout<P>, Error> {
+) -> Result<(managed::Object<Manager<P>>, Slot), Error> {
     // Full connections held while looking further: deadpool opens a new one only when none is idle, and
     // callers on the shelf fill connections that sit idle in the pool.
     let mut full: Vec<managed::Object<Manager<P>>> = Vec::new();
@@ -247,7 +246,7 @@ pub(crate) async fn checkout<P: Protocol>(
                 let obj = full.pop().expect("not empty");
                 drop(full);
                 match obj.reserve().await {
-                    Ok(slot) => return Ok(Checkout::Shared(obj, slot)),
+                    Ok(slot) => return Ok((obj, slot)),
                     Err(_) => {
                         full = Vec::new();
                         continue;
@@ -256,11 +255,8 @@ pub(crate) async fn checkout<P: Protocol>(
             }
             Err(e) => return Err(pool_error(e, Phase::PoolWait)),
         };
-        if obj.is_direct() && obj.free_slots() == obj.depth() && obj.health().is_none() {
-            return Ok(Checkout::Held(obj));
-        }
         if let Some(slot) = obj.try_reserve() {
-            return Ok(Checkout::Shared(obj, slot));
+            return Ok((obj, slot));
         }
         if obj.health().is_some() {
             // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
@@ -275,18 +271,10 @@ pub(crate) async fn checkout<P: Protocol>(
         }
         drop(full);
         match obj.reserve().await {
-            Ok(slot) => return Ok(Checkout::Shared(obj, slot)),
+            Ok(slot) => return Ok((obj, slot)),
             Err(_) => full = Vec::new(),
         }
     }
-}
-
-/// A checked-out connection.
-pub(crate) enum Checkout<P: Protocol> {
-    /// A depth-1 connection that no one else is using: the holder does its own exchange on it.
-    Held(managed::Object<Manager<P>>),
-    /// A connection and a reserved slot on it, to queue one request.
-    Shared(managed::Object<Manager<P>>, Slot),
 }
 
 /// Whether the caller that just queued on `conn` must keep the pooled object until its reply arrives: it took

@@ -15,12 +15,18 @@ use std::sync::{Arc, RwLock, Weak};
 
 use tokio::time::Instant;
 
-use crate::connection::{Connection, Queue, ReplyFuture};
+use crate::connection::{Connection, Direct, Queue, ReplyFuture, Slot};
 use crate::protocol::Protocol;
 
-/// The pipelined connections of one endpoint.
+/// A connection on the shelf: its driver's queue (depth > 1), or itself (depth 1).
+enum Shelved<P: Protocol> {
+    Queue(Queue<P>),
+    Direct(Direct<P>),
+}
+
+/// The connections of one endpoint.
 pub(crate) struct Shelf<P: Protocol> {
-    conns: RwLock<Vec<(u64, Queue<P>)>>,
+    conns: RwLock<Vec<(u64, Shelved<P>)>>,
     /// Where the last caller found a free slot.
     hint: AtomicUsize,
     next_id: AtomicU64,
@@ -52,16 +58,20 @@ impl<P: Protocol> Drop for OnShelf<P> {
 }
 
 impl<P: Protocol> Shelf<P> {
-    /// Put a new pipelined connection on the shelf (a depth-1 connection has no queue and stays off it).
+    /// Put a new connection on the shelf.
     pub(crate) fn put(self: &Arc<Self>, conn: &mut Connection<P>) {
-        let Some(queue) = conn.queue() else {
+        let Some(shelved) = conn
+            .queue()
+            .map(Shelved::Queue)
+            .or_else(|| conn.direct().map(Shelved::Direct))
+        else {
             return;
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push((id, queue));
+            .push((id, shelved));
         conn.attach(Box::new(OnShelf {
             shelf: Arc::downgrade(self),
             id,
@@ -88,7 +98,9 @@ impl<P: Protocol> Shelf<P> {
             } else {
                 start + i
             };
-            let queue = &conns[at].1;
+            let Shelved::Queue(queue) = &conns[at].1 else {
+                continue;
+            };
             let Some(slot) = queue.try_reserve() else {
                 continue;
             };
@@ -102,5 +114,28 @@ impl<P: Protocol> Shelf<P> {
             }
         }
         Err(request)
+    }
+
+    /// A depth-1 connection with its slot free that passes the pool's checks at `now`, and the slot.
+    pub(crate) fn take_direct(&self, now: Instant) -> Option<(Direct<P>, Slot)> {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        let n = conns.len();
+        let start = self.hint.load(Ordering::Relaxed).min(n.checked_sub(1)?);
+        for i in 0..n {
+            let at = if start + i >= n {
+                start + i - n
+            } else {
+                start + i
+            };
+            let Shelved::Direct(direct) = &conns[at].1 else {
+                continue;
+            };
+            if let Some(slot) = direct.try_take(now) {
+                // The next caller starts after this one: the connection just taken is busy.
+                self.hint.store(at + 1, Ordering::Relaxed);
+                return Some((direct.clone(), slot));
+            }
+        }
+        None
     }
 }

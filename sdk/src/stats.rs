@@ -151,8 +151,8 @@ pub struct EndpointStats {
     pub endpoint: String,
     /// Connections open (idle or lent out).
     pub size: usize,
-    /// Connections in the pool, not lent out. With pipelining a connection can be here while requests are in
-    /// flight on it.
+    /// Connections in the pool with no request in flight (callers use pooled connections from the endpoint's
+    /// shelf without lending them out).
     pub idle: usize,
     /// The pool's maximum size.
     pub max_size: usize,
@@ -160,7 +160,7 @@ pub struct EndpointStats {
     pub calls: usize,
     /// Callers waiting inside the pool for a connection.
     pub waiting: usize,
-    /// Pipelining slots taken on the idle connections (requests still in flight on them).
+    /// Pipelining slots taken on the connections in the pool (requests in flight on them).
     pub slots_in_use: usize,
     /// Calls admitted past the waiter bound and not finished (0 when no permit leaked).
     pub admitted: usize,
