@@ -755,16 +755,19 @@ impl<P: Protocol> Connection<P> {
 
     /// A handle for exchanges on this depth-1 connection without borrowing it.
     pub(crate) fn direct(&self) -> Option<Direct<P>> {
-        Some(Direct {
+        Some(Direct(Arc::new(DirectParts {
             cell: self.io.clone()?,
             shared: self.shared.clone(),
             protocol: self.protocol.clone(),
-        })
+        })))
     }
 }
 
-/// A handle to a depth-1 connection, cloneable so that a pool can lend it without lending the connection.
-pub(crate) struct Direct<P: Protocol> {
+/// A handle to a depth-1 connection, cloneable (one reference count) so that a pool can lend it without lending
+/// the connection.
+pub(crate) struct Direct<P: Protocol>(Arc<DirectParts<P>>);
+
+struct DirectParts<P: Protocol> {
     cell: direct::IoCell<P>,
     shared: Arc<Shared>,
     protocol: Arc<P>,
@@ -772,11 +775,7 @@ pub(crate) struct Direct<P: Protocol> {
 
 impl<P: Protocol> Clone for Direct<P> {
     fn clone(&self) -> Self {
-        Direct {
-            cell: self.cell.clone(),
-            shared: self.shared.clone(),
-            protocol: self.protocol.clone(),
-        }
+        Direct(self.0.clone())
     }
 }
 
@@ -784,9 +783,10 @@ impl<P: Protocol> Direct<P> {
     /// Its one slot, if free and the connection passes [`Connection::check`] at `now` (a connection that fails
     /// it is marked with the reason, so that the pool removes it).
     pub(crate) fn try_take(&self, now: Instant) -> Option<Slot> {
-        let slot = Slot::take(&self.shared)?;
-        if let Err(reason) = check(&self.shared, Some(&self.cell), now) {
-            self.shared.mark(reason);
+        let parts = &*self.0;
+        let slot = Slot::take(&parts.shared)?;
+        if let Err(reason) = check(&parts.shared, Some(&parts.cell), now) {
+            parts.shared.mark(reason);
             return None;
         }
         Some(slot)
@@ -800,9 +800,16 @@ impl<P: Protocol> Direct<P> {
         now: Instant,
         deadline: Option<Instant>,
     ) -> Result<P::Response, Failure> {
-        self.shared.touch(now);
-        let r =
-            direct::exchange(&self.cell, &self.shared, &*self.protocol, request, deadline).await;
+        let parts = &*self.0;
+        parts.shared.touch(now);
+        let r = direct::exchange(
+            &parts.cell,
+            &parts.shared,
+            &*parts.protocol,
+            request,
+            deadline,
+        )
+        .await;
         drop(slot);
         r
     }
