@@ -49,9 +49,12 @@ impl Counters {
 
     pub fn pool_wait(&self, took: Duration) {
         Counters::add(&self.pool_waits);
-        self.pool_wait_us_total
-            .fetch_add(us(took), Ordering::Relaxed);
-        self.pool_wait_us_max.fetch_max(us(took), Ordering::Relaxed);
+        // Most waits round to 0 µs (a connection was free): nothing to add, and no shared line to write.
+        let us = us(took);
+        if us > 0 {
+            self.pool_wait_us_total.fetch_add(us, Ordering::Relaxed);
+            self.pool_wait_us_max.fetch_max(us, Ordering::Relaxed);
+        }
     }
 
     pub fn closed(&self, reason: CloseReason, n: u64) {

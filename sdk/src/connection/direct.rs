@@ -83,14 +83,26 @@ impl<P: Protocol> DirectIo<P> {
         if self.owed {
             return None;
         }
-        let mut cx = Context::from_waker(std::task::Waker::noop());
         self.reserve();
-        match std::pin::pin!(self.stream.read_buf(&mut self.rbuf)).poll(&mut cx) {
-            Poll::Pending if self.rbuf.is_empty() => None,
-            Poll::Pending => Some(CloseReason::StrayBytes),
-            Poll::Ready(Ok(0)) => Some(CloseReason::PeerClosed),
-            Poll::Ready(Ok(_)) => Some(CloseReason::StrayBytes),
-            Poll::Ready(Err(_)) => Some(CloseReason::Reset),
+        // Plain sockets: `try_read_buf` reads only if the reactor saw the socket readable (an atomic load, no
+        // waker registered). TLS has no such call: a poll with a no-op waker.
+        let read = match &mut self.stream {
+            Stream::Tcp(s) => s.try_read_buf(&mut self.rbuf),
+            Stream::Unix(s) => s.try_read_buf(&mut self.rbuf),
+            Stream::Tls(_) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                match std::pin::pin!(self.stream.read_buf(&mut self.rbuf)).poll(&mut cx) {
+                    Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+                    Poll::Ready(r) => r,
+                }
+            }
+        };
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && self.rbuf.is_empty() => None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(CloseReason::StrayBytes),
+            Ok(0) => Some(CloseReason::PeerClosed),
+            Ok(_) => Some(CloseReason::StrayBytes),
+            Err(_) => Some(CloseReason::Reset),
         }
     }
 
