@@ -541,99 +541,124 @@ impl<P: Protocol> Client<P> {
             .with_sent(false));
         }
 
-        // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot.
-        // Pipelined: first a connection on the shelf with a free slot, no check-out (see `shelf`).
-        let manager = ep.pool.manager();
-        let request_deadline = |now: Instant| {
-            let t = now + inner.timeouts.request;
-            Some(deadline.map_or(t, |d| d.min(t)))
-        };
-        let (shelved, request) = if manager.options.depth > 1 {
-            match manager
-                .shelf
-                .try_send(request, request_deadline(wait_start), wait_start)
+        // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot; first on the
+        // shelf, without a check-out (see `shelf`). The slow path is boxed, built in a statement of its own: a
+        // value in scope at an `.await` keeps its bytes in the call future, which every caller carries.
+        let (phase3, req_start) = {
+            let (acquired, connect) = match self.take_from_shelf(ep, request, deadline, wait_start)
             {
-                Ok(reply) => (Some(Acquired::Queued(reply, None)), None),
-                Err(request) => (None, Some(request)),
+                Ok(acquired) => (acquired, None),
+                Err(request) => {
+                    let slow = Box::pin(self.acquire(ep, request, deadline));
+                    slow.await?
+                }
+            };
+            let req_start = Instant::now();
+            if let Some(c) = connect {
+                timings.connect = Some(timings.connect.unwrap_or_default() + c);
             }
-        } else {
-            // Depth 1: a connection on the shelf whose one slot is free.
-            match manager.shelf.take_direct(wait_start) {
-                Some((conn, slot)) => (Some(Acquired::Direct(conn, slot, request)), None),
-                None => (None, Some(request)),
-            }
+            let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
+            timings.pool_wait += waited;
+            inner.counters.pool_wait(waited);
+            // Phase 3: the request.
+            (self.on_connection(acquired, req_start, deadline), req_start)
         };
-        let ctx = shelved.is_none().then(|| Arc::new(CallCtx::new(deadline)));
-        let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
-        let acquired = match shelved {
-            Some(acquired) => Ok(Ok(acquired)),
-            // Boxed: the check-out (and at depth 1 the connection it holds) is most of the call future's size.
-            None => {
-                let mut request = request;
-                let acquire = async {
-                    let Some(ctx) = &ctx else {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            Phase::PoolWait,
-                            "no call context",
-                        ));
-                    };
-                    loop {
-                        let obj = pool::checkout(&ep.pool, ctx).await?;
-                        let Some(req) = request.take() else {
-                            return Err(Error::new(
-                                ErrorKind::Config,
-                                Phase::PoolWait,
-                                "no request",
-                            ));
-                        };
-                        let (obj, slot) = obj;
-                        if let Some(conn) = obj.direct() {
-                            // Depth 1: this caller does the exchange on the connection whose slot it holds.
-                            return Ok::<_, Error>(Acquired::Direct(conn, slot, req));
-                        }
-                        // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
-                        // unless this request took its last slot: then it goes back when the reply is in.
-                        let now = Instant::now();
-                        match obj.try_send_by(slot, req, request_deadline(now), now) {
-                            Ok(reply) => {
-                                let held = pool::hold(&obj).then_some(obj);
-                                return Ok(Acquired::Queued(reply, held));
-                            }
-                            // It died between the slot and the queue: nothing was sent, take another connection.
-                            Err((_, req)) => request = Some(req),
-                        }
-                    }
-                };
-                Box::pin(within(limit, acquire)).await
-            }
-        };
-        let req_start = Instant::now();
         *clock = req_start;
-        let connect = ctx.as_ref().and_then(|c| c.connect_time());
-        if let Some(c) = connect {
-            timings.connect = Some(timings.connect.unwrap_or_default() + c);
+        let r = phase3.await;
+        *clock = Instant::now();
+        timings.request += *clock - req_start;
+        r
+    }
+
+    /// The deadline of a request queued at `now`: the request timeout, capped by the end-to-end deadline.
+    fn request_deadline(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
+        let t = now + self.inner.timeouts.request;
+        Some(deadline.map_or(t, |d| d.min(t)))
+    }
+
+    /// A connection from the endpoint's shelf: the request queued on a pipelined one, or a depth-1 one taken
+    /// for it. The request back when none is free.
+    fn take_from_shelf(
+        &self,
+        ep: &EndpointState<P>,
+        request: P::Request,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<Acquired<P>, P::Request> {
+        let manager = ep.pool.manager();
+        if manager.options.depth > 1 {
+            let by = self.request_deadline(now, deadline);
+            return manager
+                .shelf
+                .try_send(request, by, now)
+                .map(|reply| Acquired::Queued(reply, None));
         }
-        let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
-        timings.pool_wait += waited;
-        let acquired = match acquired {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => return Err(e),
+        match manager.shelf.take_direct(now) {
+            Some((conn, slot)) => Ok(Acquired::Direct(conn, slot, request)),
+            None => Err(request),
+        }
+    }
+
+    /// The slow path of phase 1: a check-out from the pool (which may open a connection), bounded by the pool
+    /// wait timeout. Returns the time spent connecting, if this call opened a connection.
+    async fn acquire(
+        &self,
+        ep: &EndpointState<P>,
+        request: P::Request,
+        deadline: Option<Instant>,
+    ) -> Result<(Acquired<P>, Option<Duration>), Error> {
+        let inner = &*self.inner;
+        let ctx = Arc::new(CallCtx::new(deadline));
+        let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
+        let mut request = Some(request);
+        let checkout = async {
+            loop {
+                let (obj, slot) = pool::checkout(&ep.pool, &ctx).await?;
+                let Some(req) = request.take() else {
+                    return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
+                };
+                if let Some(conn) = obj.direct() {
+                    // Depth 1: this caller does the exchange on the connection whose slot it holds.
+                    return Ok::<_, Error>(Acquired::Direct(conn, slot, req));
+                }
+                // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
+                // unless this request took its last slot: then it goes back when the reply is in.
+                let now = Instant::now();
+                match obj.try_send_by(slot, req, self.request_deadline(now, deadline), now) {
+                    Ok(reply) => {
+                        let held = pool::hold(&obj).then_some(obj);
+                        return Ok(Acquired::Queued(reply, held));
+                    }
+                    // It died between the slot and the queue: nothing was sent, take another connection.
+                    Err((_, req)) => request = Some(req),
+                }
+            }
+        };
+        match within(limit, checkout).await {
+            Ok(Ok(acquired)) => Ok((acquired, ctx.connect_time())),
+            Ok(Err(e)) => Err(e),
             Err(_) => {
-                let phase = ctx.as_ref().map_or(Phase::PoolWait, |c| c.phase());
+                let phase = ctx.phase();
                 let what = match phase {
                     Phase::Connect => "connect",
                     Phase::TlsHandshake => "TLS handshake",
                     _ => "waiting for a pooled connection",
                 };
-                return Err(Error::timeout(phase, limit, what)
+                Err(Error::timeout(phase, limit, what)
                     .with_sent(false)
-                    .with_source(TimeoutCause(why)));
+                    .with_source(TimeoutCause(why)))
             }
-        };
-        inner.counters.pool_wait(waited);
+        }
+    }
 
-        // Phase 3: the request.
+    /// Phase 3: the request on the connection `acquired`, from `req_start` to its reply.
+    async fn on_connection(
+        &self,
+        acquired: Acquired<P>,
+        req_start: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<P::Response, Error> {
+        let inner = &*self.inner;
         let (limit, why) = match deadline {
             Some(_) => bounded(inner.timeouts.request, deadline),
             None => (inner.timeouts.request, "phase timeout"),
@@ -643,11 +668,9 @@ impl<P: Protocol> Client<P> {
                 .with_sent(true)
                 .with_source(TimeoutCause(why))
         };
-        let r = match acquired {
+        match acquired {
             Acquired::Direct(conn, slot, req) => {
                 // The connection's own timer bounds the exchange (no timer-wheel insertion per request).
-                // Not boxed: with the connection a handle (no pooled object held across it), the exchange is a
-                // small part of the call future; an allocation per call cost more (sdk_vs_loop p1 and p16).
                 let exchange = conn.exchange(slot, req, req_start, Some(req_start + limit));
                 match exchange.await {
                     Ok(reply) => Ok(reply),
@@ -660,10 +683,7 @@ impl<P: Protocol> Client<P> {
                 Err(e) if is_driver_timeout(&e) => Err(timed_out().with_sent(e.was_sent())),
                 r => r,
             },
-        };
-        *clock = Instant::now();
-        timings.request += *clock - req_start;
-        r
+        }
     }
 
     /// Check a connection out of the pool of one endpoint (picked as for a call), bounded by the pool wait

@@ -484,7 +484,7 @@ impl<P: Protocol> Connection<P> {
             return Connection {
                 queue: None,
                 _attached: None,
-                io: Some(Arc::new(Mutex::new(Some(io)))),
+                io: Some(Arc::new(Mutex::new(Some(Box::new(io))))),
                 shared,
                 protocol,
                 connect_time: Duration::ZERO,
@@ -1117,8 +1117,13 @@ impl<P: Protocol> Driver<P> {
     /// deadline.
     fn expire(&mut self, in_flight: &mut VecDeque<InFlight<P::Response>>, written: u64) {
         let now = Instant::now();
+        let due =
+            |f: &InFlight<P::Response>| f.reply.is_some() && f.deadline.is_some_and(|d| d <= now);
+        if in_flight.iter().any(due) {
+            // Poisoned before any caller hears of its timeout: what it then sees of the connection is final.
+            self.shared.mark(CloseReason::Cancelled);
+        }
         let mut next: Option<Instant> = None;
-        let mut expired = false;
         for f in in_flight.iter_mut() {
             let Some(d) = f.deadline.filter(|_| f.reply.is_some()) else {
                 continue;
@@ -1128,13 +1133,9 @@ impl<P: Protocol> Driver<P> {
                     let e = Error::new(ErrorKind::Timeout, Phase::Request, "request timed out");
                     let _ = tx.send(Err(e.with_sent(f.start < written)));
                 }
-                expired = true;
             } else {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
-        }
-        if expired {
-            self.shared.mark(CloseReason::Cancelled);
         }
         self.armed = next;
         if let Some(d) = next {

@@ -52,7 +52,8 @@ pub(super) struct DirectIo<P: Protocol> {
 }
 
 /// Where a connection keeps its [`DirectIo`] between exchanges (`None` while one is running, or once closed).
-pub(super) type IoCell<P> = Arc<Mutex<Option<DirectIo<P>>>>;
+/// Boxed, so that lending it to an exchange moves a pointer and the exchange future stays small.
+pub(super) type IoCell<P> = Arc<Mutex<Option<Box<DirectIo<P>>>>>;
 
 /// Why an exchange produced no reply.
 #[derive(Debug)]
@@ -163,7 +164,7 @@ enum Stage {
 struct Lease<'a, P: Protocol> {
     cell: &'a IoCell<P>,
     shared: &'a Shared,
-    io: Option<DirectIo<P>>,
+    io: Option<Box<DirectIo<P>>>,
     stage: Stage,
     written: usize,
 }
