@@ -76,16 +76,23 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
         ),
     ];
     for (args, needle) in cases {
-        let out = sockpool_server::testing::run_with_timeout(
-            common::loadgen().args(args),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        refused_in_one_line(args, needle);
     }
+}
+
+/// Runs the load generator with `args` and asserts that it exits 2 with one line on stderr containing `needle`.
+/// Returns what it printed.
+fn refused_in_one_line(args: &[&str], needle: &str) -> std::process::Output {
+    let out = sockpool_server::testing::run_with_timeout(
+        common::loadgen().args(args),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    out
 }
 
 #[test]
@@ -180,21 +187,14 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
         (&["tune", "--one-at-a-time"], "--one-at-a-time"),
     ];
     for (args, needle) in cases {
-        let out = sockpool_server::testing::run_with_timeout(
-            common::loadgen().args(args),
-            Duration::from_secs(20),
-        )
-        .unwrap();
+        let out = refused_in_one_line(args, needle);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
         if !args.contains(&"--repeat") && !args.contains(&"soon") {
             assert!(
                 stderr.contains("--vary"),
                 "says how to run a tune instead: {stderr}"
             );
         }
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(out.stdout.is_empty(), "the tour did not start: {args:?}");
     }
     assert!(!json.exists() && !html.exists());
@@ -262,14 +262,6 @@ fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
         ),
     ];
     for (args, needle) in cases {
-        let out = sockpool_server::testing::run_with_timeout(
-            common::loadgen().args(args),
-            Duration::from_secs(20),
-        )
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        refused_in_one_line(args, needle);
     }
 }

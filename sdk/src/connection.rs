@@ -1346,14 +1346,19 @@ mod tests {
         assert!(!again.was_sent());
     }
 
-    #[tokio::test]
-    async fn a_cancelled_call_leaves_the_stream_in_step_and_poisons() {
-        let (conn, mut server) = pair(2);
+    /// Sends request 1 ("one"), gives up on it after 20 ms (the server never answers in time), and checks that
+    /// this poisoned the connection.
+    async fn give_up_on_a_call(conn: &Connection<Framed>) {
         let first = conn.call(Request::echo(1, Bytes::from_static(b"one")));
-        // Give up on the first call after it was queued.
         let r = tokio::time::timeout(Duration::from_millis(20), first).await;
         assert!(r.is_err());
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_leaves_the_stream_in_step_and_poisons() {
+        let (conn, mut server) = pair(2);
+        give_up_on_a_call(&conn).await;
         // The late reply is still read and dropped: the driver then closes cleanly, not as stray bytes.
         let req = server.next().await.unwrap().unwrap();
         server
@@ -1453,10 +1458,7 @@ mod tests {
     #[tokio::test]
     async fn at_depth_one_a_cancelled_call_poisons_and_its_reply_is_read_before_the_close() {
         let (conn, mut server) = pair(1);
-        let first = conn.call(Request::echo(1, Bytes::from_static(b"one")));
-        let r = tokio::time::timeout(Duration::from_millis(20), first).await;
-        assert!(r.is_err());
-        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+        give_up_on_a_call(&conn).await;
         assert_eq!(conn.in_flight(), 0);
         let again = conn.call(Request::echo(2, Bytes::new())).await.unwrap_err();
         assert!(!again.was_sent(), "{again}");

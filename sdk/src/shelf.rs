@@ -58,6 +58,12 @@ impl<P: Protocol> Drop for OnShelf<P> {
 }
 
 impl<P: Protocol> Shelf<P> {
+    /// The `n` places on the shelf, each with its step, starting where the last caller found a slot.
+    fn places(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let start = self.hint.load(Ordering::Relaxed).min(n.saturating_sub(1));
+        (0..n).map(move |i| (i, (start + i) % n))
+    }
+
     /// Put a new connection on the shelf.
     pub(crate) fn put(self: &Arc<Self>, conn: &mut Connection<P>) {
         let Some(shelved) = conn
@@ -87,17 +93,7 @@ impl<P: Protocol> Shelf<P> {
         now: Instant,
     ) -> Result<ReplyFuture<P::Response>, P::Request> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        let n = conns.len();
-        if n == 0 {
-            return Err(request);
-        }
-        let start = self.hint.load(Ordering::Relaxed).min(n - 1);
-        for i in 0..n {
-            let at = if start + i >= n {
-                start + i - n
-            } else {
-                start + i
-            };
+        for (i, at) in self.places(conns.len()) {
             let Shelved::Queue(queue) = &conns[at].1 else {
                 continue;
             };
@@ -119,14 +115,7 @@ impl<P: Protocol> Shelf<P> {
     /// A depth-1 connection with its slot free that passes the pool's checks at `now`, and the slot.
     pub(crate) fn take_direct(&self, now: Instant) -> Option<(Direct<P>, Slot)> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        let n = conns.len();
-        let start = self.hint.load(Ordering::Relaxed).min(n.checked_sub(1)?);
-        for i in 0..n {
-            let at = if start + i >= n {
-                start + i - n
-            } else {
-                start + i
-            };
+        for (_, at) in self.places(conns.len()) {
             let Shelved::Direct(direct) = &conns[at].1 else {
                 continue;
             };
