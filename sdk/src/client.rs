@@ -192,6 +192,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 ejection: Health::default(),
                 calls: AtomicUsize::new(0),
                 admitted: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
                 admission_capacity,
             });
         }
@@ -227,6 +228,8 @@ struct EndpointState<P: Protocol> {
     calls: AtomicUsize,
     /// Calls on this endpoint past admission (at most `admission_capacity`).
     admitted: AtomicUsize,
+    /// Calls checking a connection out of the pool (none was free on the shelf).
+    waiting: AtomicUsize,
     admission_capacity: usize,
 }
 
@@ -545,10 +548,16 @@ impl<P: Protocol> Client<P> {
         // shelf, without a check-out (see `shelf`). The slow path is boxed, built in a statement of its own: a
         // value in scope at an `.await` keeps its bytes in the call future, which every caller carries.
         let (phase3, req_start) = {
-            let (acquired, connect) = match self.take_from_shelf(ep, request, deadline, wait_start)
-            {
+            // While callers wait in the pool, the shelf is closed to newcomers: they queue behind them (FIFO)
+            // instead of taking each slot as it frees.
+            let shelf = match ep.waiting.load(Ordering::Acquire) {
+                0 => self.take_from_shelf(ep, request, deadline, wait_start),
+                _ => Err(request),
+            };
+            let (acquired, connect) = match shelf {
                 Ok(acquired) => (acquired, None),
                 Err(request) => {
+                    let _waiting = CountGuard::new(&ep.waiting, None);
                     let slow = Box::pin(self.acquire(ep, request, deadline));
                     slow.await?
                 }

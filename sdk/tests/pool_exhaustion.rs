@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sockpool::{Client, ErrorKind, Phase, PoolConfig};
+use sockpool::{Client, ErrorKind, Phase, PoolConfig, Timeouts};
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,5 +98,60 @@ async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
         stats.pool_wait_us_max < service_time.as_micros() as u64,
         "a caller waited for another's reply: {stats:?}"
     );
+    drop(server);
+}
+
+/// More callers than connections, all the time: callers that find every connection busy queue in the pool
+/// (FIFO), and while they wait newcomers queue behind them rather than take each connection as it frees. So
+/// every caller is served in turn, and none waits out its pool wait timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_pool_serves_every_caller_in_turn() {
+    let (server, addr) = common::framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig {
+            max_size: 2,
+            max_waiters: 100,
+            ..PoolConfig::default()
+        })
+        .timeouts(Timeouts {
+            pool_wait: Duration::from_millis(500),
+            ..Timeouts::default()
+        })
+        .build()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(1);
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while Instant::now() < end && ok + failed < 3000 {
+                    match client.echo(&b"turn"[..]).await {
+                        Ok(_) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut served = Vec::new();
+    for c in callers {
+        let (ok, failed) = c.await.unwrap();
+        assert_eq!(
+            failed,
+            0,
+            "a caller timed out waiting: {:?}",
+            client.stats()
+        );
+        served.push(ok);
+    }
+    let mean = served.iter().sum::<u32>() / served.len() as u32;
+    assert!(
+        served.iter().all(|&n| n * 4 >= mean),
+        "some callers starved: {served:?}"
+    );
+    assert_eq!(client.stats().connects, 2);
     drop(server);
 }
