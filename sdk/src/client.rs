@@ -31,14 +31,14 @@ use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
-    is_driver_timeout, CloseReason, ConnectionOptions, Direct, EndpointHealth, Failure,
+    is_driver_timeout, CloseReason, ConnectionOptions, Direct, EndpointHealth, Failure, Handle,
     ReplyFuture, Slot,
 };
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats};
-use crate::transport::{bounded, Connector, Endpoint, TlsConfig};
+use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`](crate::Connection)
 /// and goes back to the pool when dropped.
@@ -191,7 +191,6 @@ impl<P: Protocol> ClientBuilder<P> {
                 health,
                 ejection: Health::default(),
                 calls: AtomicUsize::new(0),
-                admitted: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 admission_capacity,
             });
@@ -226,8 +225,6 @@ struct EndpointState<P: Protocol> {
     health: Arc<EndpointHealth>,
     ejection: Health,
     calls: AtomicUsize,
-    /// Calls on this endpoint past admission (at most `admission_capacity`).
-    admitted: AtomicUsize,
     /// Calls checking a connection out of the pool (none was free on the shelf).
     waiting: AtomicUsize,
     admission_capacity: usize,
@@ -525,8 +522,8 @@ impl<P: Protocol> Client<P> {
         timings: &mut CallTimings,
     ) -> Result<P::Response, Error> {
         let inner = &*self.inner;
-        let _calls = CountGuard::new(&ep.calls, None);
-        let Some(_admitted) = Admitted::new(&ep.admitted, ep.admission_capacity) else {
+        // Calls in progress on the endpoint: the load `pick` compares, and what admission bounds.
+        let Some(_admitted) = Admitted::new(&ep.calls, ep.admission_capacity) else {
             return Err(Error::new(
                 ErrorKind::PoolExhausted,
                 Phase::PoolWait,
@@ -545,35 +542,31 @@ impl<P: Protocol> Client<P> {
         }
 
         // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot; first on the
-        // shelf, without a check-out (see `shelf`). The slow path is boxed, built in a statement of its own: a
-        // value in scope at an `.await` keeps its bytes in the call future, which every caller carries.
-        let (phase3, req_start) = {
-            // While callers wait in the pool, the shelf is closed to newcomers: they queue behind them (FIFO)
-            // instead of taking each slot as it frees.
-            let shelf = match ep.waiting.load(Ordering::Acquire) {
-                0 => self.take_from_shelf(ep, request, deadline, wait_start),
-                _ => Err(request),
-            };
-            let (acquired, connect) = match shelf {
-                Ok(acquired) => (acquired, None),
-                Err(request) => {
-                    let _waiting = CountGuard::new(&ep.waiting, None);
-                    let slow = Box::pin(self.acquire(ep, request, deadline));
-                    slow.await?
-                }
-            };
-            let req_start = Instant::now();
-            if let Some(c) = connect {
-                timings.connect = Some(timings.connect.unwrap_or_default() + c);
-            }
-            let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
-            timings.pool_wait += waited;
-            inner.counters.pool_wait(waited);
-            // Phase 3: the request.
-            (self.on_connection(acquired, req_start, deadline), req_start)
+        // shelf, without a check-out (see `shelf`). While callers wait in the pool, the shelf is closed to
+        // newcomers: they queue behind them (FIFO) instead of taking each slot as it frees. The check-out is
+        // boxed: it is rare on a warm pool, and large.
+        let shelf = match ep.waiting.load(Ordering::Acquire) {
+            0 => self.take_from_shelf(ep, request, deadline, wait_start),
+            _ => Err(request),
         };
+        let (acquired, connect) = match shelf {
+            Ok(acquired) => (acquired, None),
+            Err(request) => {
+                let _waiting = CountGuard::new(&ep.waiting, None);
+                Box::pin(self.acquire(ep, request, deadline)).await?
+            }
+        };
+        let req_start = Instant::now();
         *clock = req_start;
-        let r = phase3.await;
+        if let Some(c) = connect {
+            timings.connect = Some(timings.connect.unwrap_or_default() + c);
+        }
+        let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
+        timings.pool_wait += waited;
+        inner.counters.pool_wait(waited);
+
+        // Phase 3: the request.
+        let r = self.on_connection(acquired, req_start, deadline).await;
         *clock = Instant::now();
         timings.request += *clock - req_start;
         r
@@ -581,8 +574,7 @@ impl<P: Protocol> Client<P> {
 
     /// The deadline of a request queued at `now`: the request timeout, capped by the end-to-end deadline.
     fn request_deadline(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
-        let t = now + self.inner.timeouts.request;
-        Some(deadline.map_or(t, |d| d.min(t)))
+        Some(now + bounded_at(self.inner.timeouts.request, deadline, now).0)
     }
 
     /// A connection from the endpoint's shelf: the request queued on a pipelined one, or a depth-1 one taken
@@ -626,14 +618,17 @@ impl<P: Protocol> Client<P> {
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
-                if let Some(conn) = obj.direct() {
+                let queue = match obj.handle() {
                     // Depth 1: this caller does the exchange on the connection whose slot it holds.
-                    return Ok::<_, Error>(Acquired::Direct(conn, slot, req));
-                }
+                    Handle::Direct(conn) => {
+                        return Ok::<_, Error>(Acquired::Direct(conn, slot, req))
+                    }
+                    Handle::Queue(queue) => queue,
+                };
                 // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
                 // unless this request took its last slot: then it goes back when the reply is in.
                 let now = Instant::now();
-                match obj.try_send_by(slot, req, self.request_deadline(now, deadline), now) {
+                match queue.try_send(slot, req, self.request_deadline(now, deadline), now) {
                     Ok(reply) => {
                         let held = pool::hold(&obj).then_some(obj);
                         return Ok(Acquired::Queued(reply, held));
@@ -668,10 +663,7 @@ impl<P: Protocol> Client<P> {
         deadline: Option<Instant>,
     ) -> Result<P::Response, Error> {
         let inner = &*self.inner;
-        let (limit, why) = match deadline {
-            Some(_) => bounded(inner.timeouts.request, deadline),
-            None => (inner.timeouts.request, "phase timeout"),
-        };
+        let (limit, why) = bounded_at(inner.timeouts.request, deadline, req_start);
         let timed_out = || {
             Error::timeout(Phase::Request, limit, "request")
                 .with_sent(true)
@@ -684,7 +676,7 @@ impl<P: Protocol> Client<P> {
                 match exchange.await {
                     Ok(reply) => Ok(reply),
                     Err(Failure::Failed(e)) => Err(e),
-                    Err(Failure::TimedOut) => Err(timed_out()),
+                    Err(Failure::TimedOut { sent }) => Err(timed_out().with_sent(sent)),
                 }
             }
             // The driver answers at the request's deadline (one timer per connection, not one per request).
@@ -741,7 +733,7 @@ impl<P: Protocol> Client<P> {
                 });
                 EndpointStats {
                     slots_in_use,
-                    admitted: ep.admitted.load(Ordering::Relaxed),
+                    admitted: ep.calls.load(Ordering::Relaxed),
                     endpoint: ep.name.clone(),
                     size: s.size,
                     idle: s.available.saturating_sub(busy),

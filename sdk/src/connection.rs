@@ -246,6 +246,21 @@ impl Shared {
         CloseReason::from_code(self.state.load(Ordering::Acquire))
     }
 
+    /// Time from the last request (or the opening) to `now`.
+    fn idle_at(&self, now: Instant) -> Duration {
+        let last = self.created + Duration::from_micros(self.last_used.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
+    }
+
+    /// Another connection to the same endpoint saw it go away after this one was opened.
+    fn is_stale(&self) -> bool {
+        self.endpoint.generation() > self.generation
+    }
+
+    fn expired_at(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
+
     fn touch(&self, now: Instant) {
         let us = now.saturating_duration_since(self.created).as_micros() as u64;
         self.last_used.store(us, Ordering::Relaxed);
@@ -338,6 +353,9 @@ impl<P: Protocol> Queue<P> {
         deadline: Option<Instant>,
         now: Instant,
     ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        if let Some(reason) = self.shared.reason() {
+            return Err((unusable(reason), request));
+        }
         let (reply, rx) = oneshot::channel();
         let env = Envelope {
             tag: self.protocol.request_tag(&request),
@@ -411,12 +429,10 @@ impl Drop for Waiting<'_> {
 /// socket. Dropping it lets the driver (or, at depth 1, a task reading a reply still owed) finish the requests
 /// in flight, then closes the socket.
 pub struct Connection<P: Protocol> {
-    /// The driver's queue (depth > 1).
-    queue: Option<Queue<P>>,
+    /// The driver's queue (depth > 1), or the socket and buffers for the slot holder's own I/O (depth 1).
+    handle: Handle<P>,
     /// Dropped with the connection (a pool's registration of it).
     _attached: Option<Box<dyn std::any::Any + Send + Sync>>,
-    /// The socket and buffers, for the slot holder's own I/O (depth 1).
-    io: Option<direct::IoCell<P>>,
     shared: Arc<Shared>,
     protocol: Arc<P>,
     connect_time: Duration,
@@ -482,9 +498,12 @@ impl<P: Protocol> Connection<P> {
         if depth == 1 {
             let io = direct::DirectIo::new(stream, &*protocol, &options.buffers);
             return Connection {
-                queue: None,
+                handle: Handle::Direct(Direct(Arc::new(DirectParts {
+                    cell: Arc::new(Mutex::new(Some(Box::new(io)))),
+                    shared: shared.clone(),
+                    protocol: protocol.clone(),
+                }))),
                 _attached: None,
-                io: Some(Arc::new(Mutex::new(Some(Box::new(io))))),
                 shared,
                 protocol,
                 connect_time: Duration::ZERO,
@@ -503,13 +522,12 @@ impl<P: Protocol> Connection<P> {
         };
         tokio::spawn(driver.run(stream));
         Connection {
-            queue: Some(Queue {
+            handle: Handle::Queue(Queue {
                 tx,
                 shared: shared.clone(),
                 protocol: protocol.clone(),
             }),
             _attached: None,
-            io: None,
             shared,
             protocol,
             connect_time: Duration::ZERO,
@@ -531,53 +549,14 @@ impl<P: Protocol> Connection<P> {
     /// read and dropped) and poisons it, see the module docs.
     pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
         let slot = self.reserve().await?;
-        if self.io.is_some() {
-            return self
-                .exchange(slot, request, None)
+        match &self.handle {
+            Handle::Direct(direct) => direct
+                .clone()
+                .exchange(slot, request, Instant::now(), None)
                 .await
-                .map_err(|f| match f {
-                    Failure::Failed(e) => e,
-                    Failure::TimedOut => {
-                        Error::new(ErrorKind::Timeout, Phase::Request, "request timed out")
-                    }
-                });
+                .map_err(Failure::into_error),
+            Handle::Queue(_) => self.send(slot, request)?.await,
         }
-        self.send(slot, request)?.await
-    }
-
-    /// At depth 1: send `request` on the reserved slot and read its reply on this task, bounded by `deadline`.
-    /// Cancel-safe (see the module docs).
-    pub(crate) async fn exchange(
-        &self,
-        slot: Slot,
-        request: P::Request,
-        deadline: Option<Instant>,
-    ) -> Result<P::Response, Failure> {
-        if self.io.is_none() {
-            let reply = self.send(slot, request).map_err(Failure::Failed)?;
-            return reply.await.map_err(Failure::Failed);
-        }
-        let r = self.exchange_held(request, Instant::now(), deadline).await;
-        drop(slot);
-        r
-    }
-
-    /// [`exchange`](Self::exchange) by a caller that holds the connection exclusively (a pooled object no one
-    /// else has a slot on), without taking the slot; `now` is the time the request starts.
-    pub(crate) async fn exchange_held(
-        &self,
-        request: P::Request,
-        now: Instant,
-        deadline: Option<Instant>,
-    ) -> Result<P::Response, Failure> {
-        let Some(cell) = &self.io else {
-            return Err(Failure::Failed(unusable(CloseReason::Local)));
-        };
-        if let Some(reason) = self.health() {
-            return Err(Failure::Failed(unusable(reason)));
-        }
-        self.shared.touch(now);
-        direct::exchange(cell, &self.shared, &*self.protocol, request, deadline).await
     }
 
     /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
@@ -631,51 +610,36 @@ impl<P: Protocol> Connection<P> {
         if let Some(reason) = self.health() {
             return Err((unusable(reason), request));
         }
-        let Some(queue) = &self.queue else {
+        match self.handle() {
+            Handle::Queue(queue) => queue.try_send(slot, request, None, Instant::now()),
             // Depth 1: the exchange runs in the returned future.
-            let (cell, shared, protocol) =
-                (self.io.clone(), self.shared.clone(), self.protocol.clone());
-            shared.touch(Instant::now());
-            let exchange = async move {
-                let Some(cell) = cell else {
-                    return Err(unusable(CloseReason::Local));
+            Handle::Direct(direct) => {
+                let now = Instant::now();
+                let exchange = async move {
+                    let r = direct.exchange(slot, request, now, None).await;
+                    r.map_err(Failure::into_error)
                 };
-                let r = direct::exchange(&cell, &shared, &*protocol, request, None).await;
-                drop(slot);
-                r.map_err(|f| match f {
-                    Failure::Failed(e) => e,
-                    Failure::TimedOut => {
-                        Error::new(ErrorKind::Timeout, Phase::Request, "request timed out")
-                    }
+                Ok(ReplyFuture {
+                    inner: Reply::Direct(Box::pin(exchange)),
+                    shared: self.shared.clone(),
+                    done: false,
                 })
-            };
-            return Ok(ReplyFuture {
-                inner: Reply::Direct(Box::pin(exchange)),
-                shared: self.shared.clone(),
-                done: false,
-            });
-        };
-        queue.try_send(slot, request, None, Instant::now())
-    }
-
-    /// [`try_send`](Self::try_send) at time `now`, failed by the driver as timed out if `deadline` passes
-    /// before the reply (depth > 1; at depth 1 use [`exchange_held`](Self::exchange_held)).
-    pub(crate) fn try_send_by(
-        &self,
-        slot: Slot,
-        request: P::Request,
-        deadline: Option<Instant>,
-        now: Instant,
-    ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
-        match &self.queue {
-            Some(queue) if self.health().is_none() => queue.try_send(slot, request, deadline, now),
-            _ => self.try_send(slot, request),
+            }
         }
     }
 
-    /// A handle to queue requests on this connection without borrowing it (depth > 1 only).
-    pub(crate) fn queue(&self) -> Option<Queue<P>> {
-        self.queue.clone()
+    /// What callers need to use this connection without borrowing it: its driver's queue, or at depth 1 the
+    /// connection itself.
+    pub(crate) fn handle(&self) -> Handle<P> {
+        self.handle.clone()
+    }
+
+    /// The depth-1 I/O cell, if this connection has one.
+    fn cell(&self) -> Option<&direct::IoCell<P>> {
+        match &self.handle {
+            Handle::Direct(d) => Some(&d.0.cell),
+            Handle::Queue(_) => None,
+        }
     }
 
     /// Keep `guard` until this connection is dropped.
@@ -719,26 +683,24 @@ impl<P: Protocol> Connection<P> {
     }
 
     pub(crate) fn idle_time_at(&self, now: Instant) -> Duration {
-        let last = self.shared.created
-            + Duration::from_micros(self.shared.last_used.load(Ordering::Relaxed));
-        now.saturating_duration_since(last)
+        self.shared.idle_at(now)
     }
 
     /// True once the (jittered) lifetime given in [`ConnectionOptions::expires_after`] has passed.
     pub fn is_expired(&self) -> bool {
-        self.shared.expires.is_some_and(|e| Instant::now() >= e)
+        self.shared.expired_at(Instant::now())
     }
 
     /// True when another connection to the same endpoint saw it go away after this one was opened.
     pub fn is_stale(&self) -> bool {
-        self.shared.endpoint.generation() > self.shared.generation
+        self.shared.is_stale()
     }
 
     /// A non-blocking probe of the socket itself (`recv` with `MSG_PEEK` on a non-blocking dup): catches the
     /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
     /// connection's health afterwards.
     pub fn probe(&self) -> Option<CloseReason> {
-        probe(&self.shared, self.io.as_ref())
+        probe(&self.shared, self.cell())
     }
 
     /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
@@ -750,16 +712,24 @@ impl<P: Protocol> Connection<P> {
 
     /// [`check`](Self::check) with the time already read.
     pub(crate) fn check_at(&self, now: Instant) -> Result<(), CloseReason> {
-        check(&self.shared, self.io.as_ref(), now)
+        check(&self.shared, self.cell(), now)
     }
+}
 
-    /// A handle for exchanges on this depth-1 connection without borrowing it.
-    pub(crate) fn direct(&self) -> Option<Direct<P>> {
-        Some(Direct(Arc::new(DirectParts {
-            cell: self.io.clone()?,
-            shared: self.shared.clone(),
-            protocol: self.protocol.clone(),
-        })))
+/// A connection as callers use it without borrowing it: see [`Connection::handle`].
+pub(crate) enum Handle<P: Protocol> {
+    /// Depth > 1: queue requests to its driver.
+    Queue(Queue<P>),
+    /// Depth 1: take its one slot and do the exchange.
+    Direct(Direct<P>),
+}
+
+impl<P: Protocol> Clone for Handle<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Handle::Queue(q) => Handle::Queue(q.clone()),
+            Handle::Direct(d) => Handle::Direct(d.clone()),
+        }
     }
 }
 
@@ -792,7 +762,8 @@ impl<P: Protocol> Direct<P> {
         Some(slot)
     }
 
-    /// One exchange on the taken `slot`, starting at `now`; see [`Connection::exchange`].
+    /// One exchange on the taken `slot`, starting at `now`, bounded by `deadline` (none: unbounded). Cancel-safe,
+    /// see `connection/direct.rs`.
     pub(crate) async fn exchange(
         self,
         slot: Slot,
@@ -864,8 +835,7 @@ fn check<P: Protocol>(
             }
         }
     }
-    let last = shared.created + Duration::from_micros(shared.last_used.load(Ordering::Relaxed));
-    let health = if now.saturating_duration_since(last) >= PROBE_AFTER_IDLE {
+    let health = if shared.idle_at(now) >= PROBE_AFTER_IDLE {
         probe(shared, io)
     } else {
         shared.reason()
@@ -873,13 +843,25 @@ fn check<P: Protocol>(
     if let Some(r) = health {
         return Err(r);
     }
-    if shared.endpoint.generation() > shared.generation {
+    if shared.is_stale() {
         return Err(CloseReason::EndpointReset);
     }
-    if shared.expires.is_some_and(|e| now >= e) {
+    if shared.expired_at(now) {
         return Err(CloseReason::MaxLifetime);
     }
     Ok(())
+}
+
+/// A request the codec refused to encode: not sent; a request the protocol cannot express is the caller's
+/// configuration error, not the peer's.
+fn encode_error(e: crate::codec::CodecError) -> Error {
+    let err = Error::codec(Phase::Write, e);
+    let err = if err.kind() == ErrorKind::Protocol {
+        Error::new(ErrorKind::Config, Phase::Write, err.to_string())
+    } else {
+        err
+    };
+    err.with_sent(false)
 }
 
 fn unusable(reason: CloseReason) -> Error {
@@ -954,9 +936,11 @@ impl<R> Drop for ReplyFuture<R> {
 
 impl<P: Protocol> Drop for Connection<P> {
     fn drop(&mut self) {
-        let Some(cell) = &self.io else {
+        let Some(cell) = self.cell() else {
             return;
         };
+        // Handles on a shelf outlive this for a moment: they must not take it now.
+        self.shared.mark(CloseReason::Local);
         let Some(io) = cell.lock().ok().and_then(|mut g| g.take()) else {
             return;
         };
@@ -1188,13 +1172,7 @@ impl<P: Protocol> Driver<P> {
             }
             Err(e) => {
                 wbuf.truncate(before);
-                let err = Error::codec(Phase::Write, e).with_sent(false);
-                let err = if err.kind() == ErrorKind::Protocol {
-                    Error::new(ErrorKind::Config, Phase::Write, err.to_string())
-                } else {
-                    err
-                };
-                let _ = env.reply.send(Err(err.with_sent(false)));
+                let _ = env.reply.send(Err(encode_error(e)));
             }
         }
     }
@@ -1436,7 +1414,7 @@ mod tests {
     #[tokio::test]
     async fn at_depth_one_the_check_sees_stray_bytes_and_eof_with_no_request() {
         let (conn, mut server) = pair(1);
-        assert!(conn.direct().is_some());
+        assert!(matches!(conn.handle(), Handle::Direct(_)));
         server.send(Response::ok(99, Bytes::new())).await.unwrap();
         assert_eq!(checked(&conn).await, CloseReason::StrayBytes);
 
@@ -1483,10 +1461,18 @@ mod tests {
         let slot = conn.reserve().await.unwrap();
         let deadline = Instant::now() + Duration::from_millis(30);
         let started = Instant::now();
-        let r = conn
-            .exchange(slot, Request::echo(5, Bytes::new()), Some(deadline))
+        let Handle::Direct(direct) = conn.handle() else {
+            panic!("depth 1 has its own I/O")
+        };
+        let r = direct
+            .exchange(
+                slot,
+                Request::echo(5, Bytes::new()),
+                started,
+                Some(deadline),
+            )
             .await;
-        assert!(matches!(r, Err(Failure::TimedOut)), "{r:?}");
+        assert!(matches!(r, Err(Failure::TimedOut { sent: true })), "{r:?}");
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(30), "{took:?}");
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));

@@ -15,18 +15,12 @@ use std::sync::{Arc, RwLock, Weak};
 
 use tokio::time::Instant;
 
-use crate::connection::{Connection, Direct, Queue, ReplyFuture, Slot};
+use crate::connection::{Connection, Direct, Handle, ReplyFuture, Slot};
 use crate::protocol::Protocol;
-
-/// A connection on the shelf: its driver's queue (depth > 1), or itself (depth 1).
-enum Shelved<P: Protocol> {
-    Queue(Queue<P>),
-    Direct(Direct<P>),
-}
 
 /// The connections of one endpoint.
 pub(crate) struct Shelf<P: Protocol> {
-    conns: RwLock<Vec<(u64, Shelved<P>)>>,
+    conns: RwLock<Vec<(u64, Handle<P>)>>,
     /// Where the last caller found a free slot.
     hint: AtomicUsize,
     next_id: AtomicU64,
@@ -66,18 +60,12 @@ impl<P: Protocol> Shelf<P> {
 
     /// Put a new connection on the shelf.
     pub(crate) fn put(self: &Arc<Self>, conn: &mut Connection<P>) {
-        let Some(shelved) = conn
-            .queue()
-            .map(Shelved::Queue)
-            .or_else(|| conn.direct().map(Shelved::Direct))
-        else {
-            return;
-        };
+        let handle = conn.handle();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push((id, shelved));
+            .push((id, handle));
         conn.attach(Box::new(OnShelf {
             shelf: Arc::downgrade(self),
             id,
@@ -94,7 +82,7 @@ impl<P: Protocol> Shelf<P> {
     ) -> Result<ReplyFuture<P::Response>, P::Request> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
         for (i, at) in self.places(conns.len()) {
-            let Shelved::Queue(queue) = &conns[at].1 else {
+            let Handle::Queue(queue) = &conns[at].1 else {
                 continue;
             };
             let Some(slot) = queue.try_reserve() else {
@@ -116,7 +104,7 @@ impl<P: Protocol> Shelf<P> {
     pub(crate) fn take_direct(&self, now: Instant) -> Option<(Direct<P>, Slot)> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
         for (_, at) in self.places(conns.len()) {
-            let Shelved::Direct(direct) = &conns[at].1 else {
+            let Handle::Direct(direct) = &conns[at].1 else {
                 continue;
             };
             if let Some(slot) = direct.try_take(now) {

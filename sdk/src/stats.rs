@@ -165,7 +165,8 @@ pub struct EndpointStats {
     pub waiting: usize,
     /// Pipelining slots taken on the connections in the pool (requests in flight on them).
     pub slots_in_use: usize,
-    /// Calls admitted past the waiter bound and not finished (0 when no permit leaked).
+    /// Calls admitted past the waiter bound and not finished (0 when none leaked); admission bounds `calls`, so
+    /// the two are the same count.
     pub admitted: usize,
     /// True while ejected after repeated failures.
     pub ejected: bool,

@@ -491,9 +491,18 @@ impl Connector {
 
 /// The limit for a step: its own timeout, or what is left of the deadline if that is sooner.
 pub(crate) fn bounded(timeout: Duration, deadline: Option<Instant>) -> (Duration, &'static str) {
+    bounded_at(timeout, deadline, Instant::now())
+}
+
+/// [`bounded`] with the time already read (no clock read when there is no deadline).
+pub(crate) fn bounded_at(
+    timeout: Duration,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> (Duration, &'static str) {
     match deadline {
         Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
+            let left = d.saturating_duration_since(now);
             if left < timeout {
                 (left, "end-to-end deadline")
             } else {

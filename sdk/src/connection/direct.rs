@@ -60,8 +60,21 @@ pub(super) type IoCell<P> = Arc<Mutex<Option<Box<DirectIo<P>>>>>;
 pub(crate) enum Failure {
     /// The request or the connection failed; the error says in which phase and whether it was sent.
     Failed(Error),
-    /// The deadline passed first (the request had been handed to the connection).
-    TimedOut,
+    /// The deadline passed first; `sent` when any byte of the request had been written.
+    TimedOut { sent: bool },
+}
+
+impl Failure {
+    /// As an error: a timeout is named as the request phase's, with no limit to report (the caller that set the
+    /// deadline builds its own, see the client).
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Failure::Failed(e) => e,
+            Failure::TimedOut { sent } => {
+                Error::new(ErrorKind::Timeout, Phase::Request, "request timed out").with_sent(sent)
+            }
+        }
+    }
 }
 
 impl<P: Protocol> DirectIo<P> {
@@ -235,7 +248,7 @@ impl<P: Protocol> Lease<'_, P> {
                         Error::io(Phase::Write, e).with_sent(sent),
                     );
                 }
-                Poll::Pending => return poll_timer(io, cx, timed),
+                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
             }
         }
         if self.stage == Stage::Writing {
@@ -244,7 +257,7 @@ impl<P: Protocol> Lease<'_, P> {
                 Poll::Ready(Err(e)) => {
                     return self.fail(CloseReason::Reset, Error::io(Phase::Write, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed),
+                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
             }
         }
         loop {
@@ -282,20 +295,21 @@ impl<P: Protocol> Lease<'_, P> {
                 Poll::Ready(Err(e)) => {
                     return self.fail(CloseReason::Reset, Error::io(Phase::Read, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed),
+                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
             }
         }
     }
 }
 
-/// The I/O is waiting: has the deadline passed?
+/// The I/O is waiting: has the deadline passed? `sent`: whether any byte of the request is out.
 fn poll_timer<P: Protocol, R>(
     io: &mut DirectIo<P>,
     cx: &mut Context<'_>,
     timed: bool,
+    sent: bool,
 ) -> Poll<Result<R, Failure>> {
     if timed && io.timer.as_mut().poll(cx).is_ready() {
-        return Poll::Ready(Err(Failure::TimedOut));
+        return Poll::Ready(Err(Failure::TimedOut { sent }));
     }
     Poll::Pending
 }
@@ -330,13 +344,7 @@ pub(super) async fn exchange<P: Protocol>(
     io.wbuf.clear();
     if let Err(e) = io.codec.encode(request, &mut io.wbuf) {
         io.wbuf.clear();
-        let e = Error::codec(Phase::Write, e);
-        let e = if e.kind() == ErrorKind::Protocol {
-            Error::new(ErrorKind::Config, Phase::Write, e.to_string())
-        } else {
-            e
-        };
-        return Err(Failure::Failed(e.with_sent(false)));
+        return Err(Failure::Failed(super::encode_error(e)));
     }
     if let Some(d) = deadline {
         io.timer.as_mut().reset(d);
