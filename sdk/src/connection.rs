@@ -281,22 +281,6 @@ impl Shared {
     }
 }
 
-/// Decrements the in-flight counters when a request is resolved (answered, failed or dropped).
-struct InFlightToken(Arc<Shared>);
-
-impl InFlightToken {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.request_started();
-        InFlightToken(shared.clone())
-    }
-}
-
-impl Drop for InFlightToken {
-    fn drop(&mut self) {
-        self.0.request_done();
-    }
-}
-
 type ReplyTx<R> = oneshot::Sender<Result<R, Error>>;
 
 struct Envelope<P: Protocol> {
@@ -305,7 +289,6 @@ struct Envelope<P: Protocol> {
     deadline: Option<Instant>,
     reply: ReplyTx<P::Response>,
     _slot: Slot,
-    _token: InFlightToken,
 }
 
 struct InFlight<R> {
@@ -317,7 +300,6 @@ struct InFlight<R> {
     /// `None` once the caller has been answered (timed out) before the reply arrived.
     reply: Option<ReplyTx<R>>,
     _slot: Slot,
-    _token: InFlightToken,
 }
 
 /// The queue of a connection's driver: what callers need to queue requests on it, cloneable so that a pool can
@@ -357,13 +339,14 @@ impl<P: Protocol> Queue<P> {
             return Err((unusable(reason), request));
         }
         let (reply, rx) = oneshot::channel();
+        let mut slot = slot;
+        slot.begin();
         let env = Envelope {
             tag: self.protocol.request_tag(&request),
             request,
             deadline,
             reply,
             _slot: slot,
-            _token: InFlightToken::new(&self.shared),
         };
         self.shared.touch(now);
         match self.tx.send(env) {
@@ -381,8 +364,12 @@ impl<P: Protocol> Queue<P> {
     }
 }
 
-/// A reserved pipelining slot on one connection: the right to queue one request. Dropping it frees the slot.
-pub struct Slot(Arc<Shared>);
+/// A reserved pipelining slot on one connection: the right to queue one request. Dropping it frees the slot;
+/// once a request is on it, the slot also counts that request in flight until then.
+pub struct Slot {
+    shared: Arc<Shared>,
+    in_flight: bool,
+}
 
 impl fmt::Debug for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -400,13 +387,27 @@ impl Slot {
             .free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| f.checked_sub(1))
             .ok()?;
-        Some(Slot(shared.clone()))
+        Some(Slot {
+            shared: shared.clone(),
+            in_flight: false,
+        })
+    }
+
+    /// A request goes out on this slot: count it in flight until the slot is dropped.
+    fn begin(&mut self) {
+        if !self.in_flight {
+            self.in_flight = true;
+            self.shared.request_started();
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let shared = &self.0;
+        let shared = &self.shared;
+        if self.in_flight {
+            shared.request_done();
+        }
         shared.free.fetch_add(1, Ordering::AcqRel);
         if shared.waiting.load(Ordering::Acquire) > 0 {
             shared.slot_freed.notify_one();
@@ -772,6 +773,8 @@ impl<P: Protocol> Direct<P> {
         deadline: Option<Instant>,
     ) -> Result<P::Response, Failure> {
         let parts = &*self.0;
+        let mut slot = slot;
+        slot.begin();
         parts.shared.touch(now);
         let r = direct::exchange(
             &parts.cell,
@@ -1161,7 +1164,6 @@ impl<P: Protocol> Driver<P> {
                     deadline: env.deadline,
                     reply: Some(env.reply),
                     _slot: env._slot,
-                    _token: env._token,
                 });
                 if let Some(d) = env.deadline {
                     if self.armed.is_none_or(|a| d < a) {

@@ -188,7 +188,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<P: Protocol> Drop for Lease<'_, P> {
     fn drop(&mut self) {
-        self.shared.request_done();
         let Some(mut io) = self.io.take() else {
             return;
         };
@@ -323,7 +322,6 @@ pub(super) async fn exchange<P: Protocol>(
     request: P::Request,
     deadline: Option<Instant>,
 ) -> Result<P::Response, Failure> {
-    shared.request_started();
     let io = lock(cell).take();
     let mut lease = Lease {
         cell,
