@@ -16,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,8 +32,8 @@ use crate::config::{
     BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
-    is_driver_timeout, CloseReason, ConnectionOptions, Direct, EndpointHealth, Failure, Handle,
-    ReplyFuture, Slot,
+    is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Exchange, Failure, Handle,
+    ReplyFuture,
 };
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
@@ -287,11 +288,49 @@ impl<P: Protocol> fmt::Debug for Client<P> {
     }
 }
 
-/// A checked-out connection ready for the request: held for a depth-1 exchange, or the request queued on a
-/// pipelined connection (held too when the request took its last slot).
+/// The request under way on a connection: a depth-1 exchange on the connection whose slot the caller holds, or
+/// the request queued on a pipelined connection (which the caller holds too when the request took its last
+/// slot; boxed, as that is rare).
 enum Acquired<P: Protocol> {
-    Direct(Direct<P>, Slot, P::Request),
-    Queued(ReplyFuture<P::Response>, Option<PooledConnection<P>>),
+    Direct(Exchange<P>),
+    Queued(ReplyFuture<P::Response>, Option<Box<PooledConnection<P>>>),
+}
+
+impl<P: Protocol> Future for Acquired<P> {
+    type Output = Result<P::Response, Failure>;
+
+    /// The reply; a pipelined request's driver answers one that timed out with an error that says so.
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Acquired::Direct(exchange) => std::pin::Pin::new(exchange).poll(cx),
+            Acquired::Queued(reply, _held) => match std::pin::Pin::new(reply).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(reply)) => Poll::Ready(Ok(reply)),
+                Poll::Ready(Err(e)) if is_driver_timeout(&e) => {
+                    Poll::Ready(Err(Failure::TimedOut { sent: e.was_sent() }))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(Failure::Failed(e))),
+            },
+        }
+    }
+}
+
+/// What a call returns: its result alone ([`Client::call`]) or with its timings ([`Client::call_timed`]). One
+/// generic `run` serves both, so `call` returns `run`'s own future (no wrapping future to move it into).
+trait Outcome<T> {
+    fn of(result: Result<T, Error>, timings: CallTimings) -> Self;
+}
+
+impl<T> Outcome<T> for Result<T, Error> {
+    fn of(result: Result<T, Error>, _: CallTimings) -> Self {
+        result
+    }
+}
+
+impl<T> Outcome<T> for (Result<T, Error>, CallTimings) {
+    fn of(result: Result<T, Error>, timings: CallTimings) -> Self {
+        (result, timings)
+    }
 }
 
 /// One admitted call on an endpoint; admission fails (no waiting) when `capacity` are in.
@@ -381,30 +420,33 @@ impl<P: Protocol> Client<P> {
     }
 
     /// Send one request and wait for its reply (retrying when that is safe, see [`RetryPolicy`]).
-    pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
-        self.call_timed(request).await.0
+    pub fn call(
+        &self,
+        request: P::Request,
+    ) -> impl Future<Output = Result<P::Response, Error>> + '_ {
+        let idempotent = self.inner.protocol.is_idempotent(&request);
+        self.run(request, idempotent)
     }
 
     /// Like [`call`](Self::call), treating the request as idempotent: it may be retried even if it may have
     /// been sent.
-    pub async fn call_idempotent(&self, request: P::Request) -> Result<P::Response, Error> {
-        self.run(request, true).await.0
+    pub fn call_idempotent(
+        &self,
+        request: P::Request,
+    ) -> impl Future<Output = Result<P::Response, Error>> + '_ {
+        self.run(request, true)
     }
 
     /// Like [`call`](Self::call), also reporting where the time went. Never fails itself: the result is inside.
-    pub async fn call_timed(
+    pub fn call_timed(
         &self,
         request: P::Request,
-    ) -> (Result<P::Response, Error>, CallTimings) {
+    ) -> impl Future<Output = (Result<P::Response, Error>, CallTimings)> + '_ {
         let idempotent = self.inner.protocol.is_idempotent(&request);
-        self.run(request, idempotent).await
+        self.run(request, idempotent)
     }
 
-    async fn run(
-        &self,
-        request: P::Request,
-        idempotent: bool,
-    ) -> (Result<P::Response, Error>, CallTimings) {
+    async fn run<O: Outcome<P::Response>>(&self, request: P::Request, idempotent: bool) -> O {
         let inner = &*self.inner;
         let start = Instant::now();
         let mut timings = CallTimings::default();
@@ -414,7 +456,7 @@ impl<P: Protocol> Client<P> {
             Counters::add(&inner.counters.failed);
             let e = Error::new(ErrorKind::Closed, Phase::PoolWait, "the client is closed")
                 .with_sent(false);
-            return (Err(e), timings);
+            return O::of(Err(e), timings);
         }
         inner.budget.deposit();
         let deadline = inner.timeouts.total.map(|t| start + t);
@@ -434,10 +476,54 @@ impl<P: Protocol> Client<P> {
             };
             let idx = self.pick();
             let ep = &inner.endpoints[idx];
-            match self
-                .attempt(ep, this, deadline, &mut clock, &mut timings)
-                .await
-            {
+            // One attempt, written out here rather than in a function of its own: each nested `async fn` is one
+            // more future to build and move per call.
+            let r = 'attempt: {
+                let _admitted = match self.admit(ep, deadline, clock) {
+                    Ok(admitted) => admitted,
+                    Err(e) => break 'attempt Err(e),
+                };
+                // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot, first on
+                // the shelf, without a check-out (see `shelf`). While callers wait in the pool, the shelf is
+                // closed to newcomers: they queue behind them (FIFO) instead of taking each slot as it frees. The
+                // check-out is boxed: it is rare on a warm pool, and large.
+                let wait_start = clock;
+                let shelf = match ep.waiting.load(Ordering::Acquire) {
+                    0 => self.take_from_shelf(ep, this, deadline, wait_start),
+                    _ => Err(this),
+                };
+                let (acquired, connect, req_start) = match shelf {
+                    // No wait: the request starts when the call looked on the shelf.
+                    Ok(acquired) => (acquired, None, wait_start),
+                    Err(request) => {
+                        let _waiting = CountGuard::new(&ep.waiting, None);
+                        match Box::pin(self.acquire(ep, request, deadline)).await {
+                            Ok(got) => got,
+                            Err(e) => break 'attempt Err(e),
+                        }
+                    }
+                };
+                if let Some(c) = connect {
+                    timings.connect = Some(timings.connect.unwrap_or_default() + c);
+                }
+                let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
+                timings.pool_wait += waited;
+                inner.counters.pool_wait(waited);
+                // Phase 3: the request.
+                let r = acquired.await;
+                clock = Instant::now();
+                timings.request += clock - req_start;
+                r.map_err(|f| match f {
+                    Failure::Failed(e) => e,
+                    Failure::TimedOut { sent } => {
+                        let (limit, why) = bounded_at(inner.timeouts.request, deadline, req_start);
+                        Error::timeout(Phase::Request, limit, "request")
+                            .with_sent(sent)
+                            .with_source(TimeoutCause(why))
+                    }
+                })
+            };
+            match r {
                 Ok(reply) => {
                     ep.ejection.success();
                     break Ok(reply);
@@ -497,7 +583,7 @@ impl<P: Protocol> Client<P> {
                 }
             }
         }
-        (result, timings)
+        O::of(result, timings)
     }
 
     fn pick(&self) -> usize {
@@ -513,17 +599,16 @@ impl<P: Protocol> Client<P> {
         balance::pick(&load, &health, &mut rand::thread_rng())
     }
 
-    async fn attempt(
+    /// Admission of one attempt on `ep` at `now`: fails fast when too many calls are in on the endpoint
+    /// (`PoolExhausted`) or the end-to-end deadline has passed.
+    fn admit<'a>(
         &self,
-        ep: &EndpointState<P>,
-        request: P::Request,
+        ep: &'a EndpointState<P>,
         deadline: Option<Instant>,
-        clock: &mut Instant,
-        timings: &mut CallTimings,
-    ) -> Result<P::Response, Error> {
-        let inner = &*self.inner;
+        now: Instant,
+    ) -> Result<Admitted<'a>, Error> {
         // Calls in progress on the endpoint: the load `pick` compares, and what admission bounds.
-        let Some(_admitted) = Admitted::new(&ep.calls, ep.admission_capacity) else {
+        let Some(admitted) = Admitted::new(&ep.calls, ep.admission_capacity) else {
             return Err(Error::new(
                 ErrorKind::PoolExhausted,
                 Phase::PoolWait,
@@ -531,8 +616,7 @@ impl<P: Protocol> Client<P> {
             )
             .with_sent(false));
         };
-        let wait_start = *clock;
-        if deadline.is_some_and(|d| wait_start >= d) {
+        if deadline.is_some_and(|d| now >= d) {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 Phase::Deadline,
@@ -540,36 +624,7 @@ impl<P: Protocol> Client<P> {
             )
             .with_sent(false));
         }
-
-        // Phase 1 (and 2 when the pool must open a connection): a connection with a free slot; first on the
-        // shelf, without a check-out (see `shelf`). While callers wait in the pool, the shelf is closed to
-        // newcomers: they queue behind them (FIFO) instead of taking each slot as it frees. The check-out is
-        // boxed: it is rare on a warm pool, and large.
-        let shelf = match ep.waiting.load(Ordering::Acquire) {
-            0 => self.take_from_shelf(ep, request, deadline, wait_start),
-            _ => Err(request),
-        };
-        let (acquired, connect) = match shelf {
-            Ok(acquired) => (acquired, None),
-            Err(request) => {
-                let _waiting = CountGuard::new(&ep.waiting, None);
-                Box::pin(self.acquire(ep, request, deadline)).await?
-            }
-        };
-        let req_start = Instant::now();
-        *clock = req_start;
-        if let Some(c) = connect {
-            timings.connect = Some(timings.connect.unwrap_or_default() + c);
-        }
-        let waited = (req_start - wait_start).saturating_sub(connect.unwrap_or_default());
-        timings.pool_wait += waited;
-        inner.counters.pool_wait(waited);
-
-        // Phase 3: the request.
-        let r = self.on_connection(acquired, req_start, deadline).await;
-        *clock = Instant::now();
-        timings.request += *clock - req_start;
-        r
+        Ok(admitted)
     }
 
     /// The deadline of a request queued at `now`: the request timeout, capped by the end-to-end deadline.
@@ -595,19 +650,23 @@ impl<P: Protocol> Client<P> {
                 .map(|reply| Acquired::Queued(reply, None));
         }
         match manager.shelf.take_direct(now) {
-            Some((conn, slot)) => Ok(Acquired::Direct(conn, slot, request)),
+            Some((conn, slot)) => {
+                let by = self.request_deadline(now, deadline);
+                Ok(Acquired::Direct(conn.exchange(slot, request, now, by)))
+            }
             None => Err(request),
         }
     }
 
     /// The slow path of phase 1: a check-out from the pool (which may open a connection), bounded by the pool
-    /// wait timeout. Returns the time spent connecting, if this call opened a connection.
+    /// wait timeout. Returns the time spent connecting, if this call opened a connection, and when the request
+    /// started.
     async fn acquire(
         &self,
         ep: &EndpointState<P>,
         request: P::Request,
         deadline: Option<Instant>,
-    ) -> Result<(Acquired<P>, Option<Duration>), Error> {
+    ) -> Result<(Acquired<P>, Option<Duration>, Instant), Error> {
         let inner = &*self.inner;
         let ctx = Arc::new(CallCtx::new(deadline));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
@@ -618,20 +677,24 @@ impl<P: Protocol> Client<P> {
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
+                let now = Instant::now();
+                let by = self.request_deadline(now, deadline);
                 let queue = match obj.handle() {
                     // Depth 1: this caller does the exchange on the connection whose slot it holds.
                     Handle::Direct(conn) => {
-                        return Ok::<_, Error>(Acquired::Direct(conn, slot, req))
+                        return Ok::<_, Error>((
+                            Acquired::Direct(conn.exchange(slot, req, now, by)),
+                            now,
+                        ))
                     }
                     Handle::Queue(queue) => queue,
                 };
                 // The pooled connection goes back at once (when `obj` drops) so others can pipeline on it,
                 // unless this request took its last slot: then it goes back when the reply is in.
-                let now = Instant::now();
-                match queue.try_send(slot, req, self.request_deadline(now, deadline), now) {
+                match queue.try_send(slot, req, by, now) {
                     Ok(reply) => {
-                        let held = pool::hold(&obj).then_some(obj);
-                        return Ok(Acquired::Queued(reply, held));
+                        let held = pool::hold(&obj).then(|| Box::new(obj));
+                        return Ok((Acquired::Queued(reply, held), now));
                     }
                     // It died between the slot and the queue: nothing was sent, take another connection.
                     Err((_, req)) => request = Some(req),
@@ -639,7 +702,7 @@ impl<P: Protocol> Client<P> {
             }
         };
         match within(limit, checkout).await {
-            Ok(Ok(acquired)) => Ok((acquired, ctx.connect_time())),
+            Ok(Ok((acquired, now))) => Ok((acquired, ctx.connect_time(), now)),
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 let phase = ctx.phase();
@@ -652,38 +715,6 @@ impl<P: Protocol> Client<P> {
                     .with_sent(false)
                     .with_source(TimeoutCause(why)))
             }
-        }
-    }
-
-    /// Phase 3: the request on the connection `acquired`, from `req_start` to its reply.
-    async fn on_connection(
-        &self,
-        acquired: Acquired<P>,
-        req_start: Instant,
-        deadline: Option<Instant>,
-    ) -> Result<P::Response, Error> {
-        let inner = &*self.inner;
-        let (limit, why) = bounded_at(inner.timeouts.request, deadline, req_start);
-        let timed_out = || {
-            Error::timeout(Phase::Request, limit, "request")
-                .with_sent(true)
-                .with_source(TimeoutCause(why))
-        };
-        match acquired {
-            Acquired::Direct(conn, slot, req) => {
-                // The connection's own timer bounds the exchange (no timer-wheel insertion per request).
-                let exchange = conn.exchange(slot, req, req_start, Some(req_start + limit));
-                match exchange.await {
-                    Ok(reply) => Ok(reply),
-                    Err(Failure::Failed(e)) => Err(e),
-                    Err(Failure::TimedOut { sent }) => Err(timed_out().with_sent(sent)),
-                }
-            }
-            // The driver answers at the request's deadline (one timer per connection, not one per request).
-            Acquired::Queued(reply, _held) => match reply.await {
-                Err(e) if is_driver_timeout(&e) => Err(timed_out().with_sent(e.was_sent())),
-                r => r,
-            },
         }
     }
 

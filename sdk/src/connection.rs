@@ -51,7 +51,7 @@ use crate::transport::{Connector, Endpoint, Stream};
 
 mod direct;
 
-pub(crate) use direct::Failure;
+pub(crate) use direct::{Exchange, Failure};
 
 /// Why a connection stopped being usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -765,27 +765,14 @@ impl<P: Protocol> Direct<P> {
 
     /// One exchange on the taken `slot`, starting at `now`, bounded by `deadline` (none: unbounded). Cancel-safe,
     /// see `connection/direct.rs`.
-    pub(crate) async fn exchange(
+    pub(crate) fn exchange(
         self,
         slot: Slot,
         request: P::Request,
         now: Instant,
         deadline: Option<Instant>,
-    ) -> Result<P::Response, Failure> {
-        let parts = &*self.0;
-        let mut slot = slot;
-        slot.begin();
-        parts.shared.touch(now);
-        let r = direct::exchange(
-            &parts.cell,
-            &parts.shared,
-            &*parts.protocol,
-            request,
-            deadline,
-        )
-        .await;
-        drop(slot);
-        r
+    ) -> direct::Exchange<P> {
+        direct::Exchange::start(self, slot, request, now, deadline)
     }
 }
 

@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{CloseReason, Shared};
+use super::{CloseReason, Direct, Slot};
 use crate::config::BufferConfig;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
@@ -172,113 +172,175 @@ enum Stage {
     Over,
 }
 
-/// The connection's I/O, lent to one exchange. Dropped (finished or abandoned), it gives the I/O back to the
-/// connection or closes it, and decides what the connection is owed.
-struct Lease<'a, P: Protocol> {
-    cell: &'a IoCell<P>,
-    shared: &'a Shared,
+/// One request and its reply on a depth-1 connection whose one slot the caller holds: a named future (not an
+/// `async fn`), so a caller's future holds it by value at its exact size and nothing is moved per poll. Built by
+/// [`Exchange::start`], which takes the connection's I/O and encodes the request; dropped (finished or
+/// abandoned), it gives the I/O back to the connection or closes it, decides what the connection is owed, and
+/// then frees the slot.
+pub(crate) struct Exchange<P: Protocol> {
+    direct: Direct<P>,
+    /// Freed after the I/O is back (fields drop after [`Drop::drop`]).
+    _slot: Slot,
     io: Option<Box<DirectIo<P>>>,
+    /// Failed before any I/O (the connection unusable, the request not encodable).
+    early: Option<Failure>,
     stage: Stage,
     written: usize,
+    tag: u64,
+    timed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<P: Protocol> Drop for Lease<'_, P> {
-    fn drop(&mut self) {
-        let Some(mut io) = self.io.take() else {
-            return;
+impl<P: Protocol> Exchange<P> {
+    /// Starts one exchange of `request` at `now` on `direct`, whose `slot` the caller took. `deadline` bounds
+    /// the whole exchange (none: unbounded).
+    pub(crate) fn start(
+        direct: Direct<P>,
+        mut slot: Slot,
+        request: P::Request,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Self {
+        slot.begin();
+        let parts = &*direct.0;
+        parts.shared.touch(now);
+        let io = lock(&parts.cell).take();
+        let tag = parts.protocol.request_tag(&request);
+        let mut x = Exchange {
+            io,
+            early: None,
+            stage: Stage::Ready,
+            written: 0,
+            tag,
+            timed: deadline.is_some(),
+            _slot: slot,
+            direct,
         };
-        match self.stage {
-            Stage::Ready | Stage::Over => {}
-            Stage::Sent => {
-                io.owed = true;
-                self.shared.mark(CloseReason::Cancelled);
+        let shared = &x.direct.0.shared;
+        match x.io.as_mut() {
+            None => {
+                let reason = shared.reason().unwrap_or(CloseReason::Local);
+                x.early = Some(Failure::Failed(super::unusable(reason)));
             }
-            Stage::Writing => {
-                self.shared.mark(CloseReason::Cancelled);
-                return;
+            Some(io) if io.owed || !io.rbuf.is_empty() => {
+                let reason = shared.reason().unwrap_or(CloseReason::StrayBytes);
+                x.early = Some(Failure::Failed(super::unusable(reason)));
+            }
+            Some(io) => {
+                io.wbuf.clear();
+                if let Err(e) = io.codec.encode(request, &mut io.wbuf) {
+                    io.wbuf.clear();
+                    x.early = Some(Failure::Failed(super::encode_error(e)));
+                } else if let Some(d) = deadline {
+                    io.timer.as_mut().reset(d);
+                }
             }
         }
-        *lock(self.cell) = Some(io);
+        x
     }
-}
 
-impl<P: Protocol> Lease<'_, P> {
     /// The connection failed: mark why, drop its I/O (closing the socket), and return the caller's error.
     fn fail(&mut self, reason: CloseReason, error: Error) -> Poll<Result<P::Response, Failure>> {
-        self.shared.mark(reason);
+        self.direct.0.shared.mark(reason);
         self.io = None;
         self.stage = Stage::Over;
         Poll::Ready(Err(Failure::Failed(error)))
     }
+}
 
-    fn poll_exchange(
-        &mut self,
-        cx: &mut Context<'_>,
-        protocol: &P,
-        tag: u64,
-        timed: bool,
-    ) -> Poll<Result<P::Response, Failure>> {
-        let Some(io) = self.io.as_mut() else {
+impl<P: Protocol> Drop for Exchange<P> {
+    fn drop(&mut self) {
+        let Some(mut io) = self.io.take() else {
+            return;
+        };
+        let parts = &*self.direct.0;
+        match self.stage {
+            Stage::Ready | Stage::Over => {}
+            Stage::Sent => {
+                io.owed = true;
+                parts.shared.mark(CloseReason::Cancelled);
+            }
+            Stage::Writing => {
+                parts.shared.mark(CloseReason::Cancelled);
+                return;
+            }
+        }
+        *lock(&parts.cell) = Some(io);
+    }
+}
+
+impl<P: Protocol> Future for Exchange<P> {
+    type Output = Result<P::Response, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is Unpin (the timer is boxed).
+        let this = self.get_mut();
+        if let Some(f) = this.early.take() {
+            this.stage = Stage::Over;
+            return Poll::Ready(Err(f));
+        }
+        let (timed, tag) = (this.timed, this.tag);
+        let Some(io) = this.io.as_mut() else {
             return Poll::Ready(Err(Failure::Failed(Error::new(
                 ErrorKind::Closed,
                 Phase::Read,
                 "connection closed",
             ))));
         };
-        while self.written < io.wbuf.len() {
-            match Pin::new(&mut io.stream).poll_write(cx, &io.wbuf[self.written..]) {
+        while this.written < io.wbuf.len() {
+            match Pin::new(&mut io.stream).poll_write(cx, &io.wbuf[this.written..]) {
                 Poll::Ready(Ok(0)) => {
-                    let sent = self.written > 0;
+                    let sent = this.written > 0;
                     let e = Error::new(ErrorKind::Closed, Phase::Write, "socket accepted no bytes");
-                    return self.fail(CloseReason::Reset, e.with_sent(sent));
+                    return this.fail(CloseReason::Reset, e.with_sent(sent));
                 }
                 Poll::Ready(Ok(n)) => {
-                    self.written += n;
-                    self.stage = Stage::Writing;
+                    this.written += n;
+                    this.stage = Stage::Writing;
                 }
                 Poll::Ready(Err(e)) => {
-                    let sent = self.written > 0;
-                    return self.fail(
+                    let sent = this.written > 0;
+                    return this.fail(
                         CloseReason::Reset,
                         Error::io(Phase::Write, e).with_sent(sent),
                     );
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
+                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
             }
         }
-        if self.stage == Stage::Writing {
+        if this.stage == Stage::Writing {
             match Pin::new(&mut io.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.stage = Stage::Sent,
+                Poll::Ready(Ok(())) => this.stage = Stage::Sent,
                 Poll::Ready(Err(e)) => {
-                    return self.fail(CloseReason::Reset, Error::io(Phase::Write, e));
+                    return this.fail(CloseReason::Reset, Error::io(Phase::Write, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
+                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
             }
         }
         loop {
             match io.codec.decode(&mut io.rbuf) {
                 Ok(Some(reply)) => {
-                    if let Err(msg) = protocol.check_reply(tag, &reply) {
+                    let parts = &*this.direct.0;
+                    if let Err(msg) = parts.protocol.check_reply(tag, &reply) {
                         let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
-                        return self.fail(CloseReason::Protocol, e);
+                        return this.fail(CloseReason::Protocol, e);
                     }
-                    if protocol.closes_connection(&reply) {
-                        self.shared.mark(CloseReason::ServerClose);
+                    if parts.protocol.closes_connection(&reply) {
+                        parts.shared.mark(CloseReason::ServerClose);
                     }
                     if !io.rbuf.is_empty() {
                         // More than the one reply owed: the connection is out of step from here on.
-                        self.shared.mark(CloseReason::StrayBytes);
-                        self.io = None;
+                        parts.shared.mark(CloseReason::StrayBytes);
+                        this.io = None;
                     }
-                    self.stage = Stage::Over;
+                    this.stage = Stage::Over;
                     return Poll::Ready(Ok(reply));
                 }
                 Ok(None) => {}
-                Err(e) => return self.fail(CloseReason::Protocol, Error::codec(Phase::Read, e)),
+                Err(e) => return this.fail(CloseReason::Protocol, Error::codec(Phase::Read, e)),
             }
             io.reserve();
             match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
@@ -288,13 +350,13 @@ impl<P: Protocol> Lease<'_, P> {
                         Phase::Read,
                         "peer closed the connection before replying",
                     );
-                    return self.fail(CloseReason::PeerClosed, e);
+                    return this.fail(CloseReason::PeerClosed, e);
                 }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
-                    return self.fail(CloseReason::Reset, Error::io(Phase::Read, e));
+                    return this.fail(CloseReason::Reset, Error::io(Phase::Read, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, self.written > 0),
+                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
             }
         }
     }
@@ -311,42 +373,4 @@ fn poll_timer<P: Protocol, R>(
         return Poll::Ready(Err(Failure::TimedOut { sent }));
     }
     Poll::Pending
-}
-
-/// One request and its reply on the connection whose I/O is in `cell`. The caller holds the connection's only
-/// slot. `deadline` bounds the whole exchange (none: unbounded). Cancel-safe, see the module docs.
-pub(super) async fn exchange<P: Protocol>(
-    cell: &IoCell<P>,
-    shared: &Shared,
-    protocol: &P,
-    request: P::Request,
-    deadline: Option<Instant>,
-) -> Result<P::Response, Failure> {
-    let io = lock(cell).take();
-    let mut lease = Lease {
-        cell,
-        shared,
-        io,
-        stage: Stage::Ready,
-        written: 0,
-    };
-    let Some(io) = lease.io.as_mut() else {
-        let reason = shared.reason().unwrap_or(CloseReason::Local);
-        return Err(Failure::Failed(super::unusable(reason)));
-    };
-    if io.owed || !io.rbuf.is_empty() {
-        let reason = shared.reason().unwrap_or(CloseReason::StrayBytes);
-        return Err(Failure::Failed(super::unusable(reason)));
-    }
-    let tag = protocol.request_tag(&request);
-    io.wbuf.clear();
-    if let Err(e) = io.codec.encode(request, &mut io.wbuf) {
-        io.wbuf.clear();
-        return Err(Failure::Failed(super::encode_error(e)));
-    }
-    if let Some(d) = deadline {
-        io.timer.as_mut().reset(d);
-    }
-    let timed = deadline.is_some();
-    std::future::poll_fn(|cx| lease.poll_exchange(cx, protocol, tag, timed)).await
 }
