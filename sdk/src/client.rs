@@ -318,16 +318,20 @@ impl<P: Protocol> Future for Acquired<P> {
 /// What a call returns: its result alone ([`Client::call`]) or with its timings ([`Client::call_timed`]). One
 /// generic `run` serves both, so `call` returns `run`'s own future (no wrapping future to move it into).
 trait Outcome<T> {
+    /// Whether the caller gets the timings (without them a call that succeeds reads the clock once).
+    const TIMED: bool;
     fn of(result: Result<T, Error>, timings: CallTimings) -> Self;
 }
 
 impl<T> Outcome<T> for Result<T, Error> {
+    const TIMED: bool = false;
     fn of(result: Result<T, Error>, _: CallTimings) -> Self {
         result
     }
 }
 
 impl<T> Outcome<T> for (Result<T, Error>, CallTimings) {
+    const TIMED: bool = true;
     fn of(result: Result<T, Error>, timings: CallTimings) -> Self {
         (result, timings)
     }
@@ -463,8 +467,9 @@ impl<P: Protocol> Client<P> {
         let max_retries = inner.retry.max_retries;
         let mut request = Some(request);
         let mut attempt = 0u32;
-        // The time now, as far as this call knows: each attempt starts from it and leaves it at its end, so a
-        // call reads the clock three times (start, connection in hand, reply in hand).
+        // The time now, as far as this call knows: each attempt starts from it and leaves it at its end. A call
+        // that finds a connection on the shelf reads the clock at its start and, when it failed or its timings are
+        // wanted, at the reply; one that waits in the pool also when it has the connection.
         let mut clock = start;
         let result = loop {
             let Some(this) = (if attempt < max_retries {
@@ -511,8 +516,10 @@ impl<P: Protocol> Client<P> {
                 inner.counters.pool_wait(waited);
                 // Phase 3: the request.
                 let r = acquired.await;
-                clock = Instant::now();
-                timings.request += clock - req_start;
+                if O::TIMED || r.is_err() {
+                    clock = Instant::now();
+                    timings.request += clock - req_start;
+                }
                 r.map_err(|f| match f {
                     Failure::Failed(e) => e,
                     Failure::TimedOut { sent } => {
