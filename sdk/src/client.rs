@@ -160,7 +160,6 @@ impl<P: Protocol> ClientBuilder<P> {
             tls_timeout: self.timeouts.tls_handshake,
         };
         let counters = Arc::new(Counters::default());
-        let in_flight = Arc::new(AtomicUsize::new(0));
         let protocol = Arc::new(self.protocol);
         let mut endpoints = Vec::with_capacity(parsed.len());
         for (endpoint, name) in parsed.into_iter().zip(self.endpoints) {
@@ -176,7 +175,6 @@ impl<P: Protocol> ClientBuilder<P> {
                     endpoint_health: health.clone(),
                     expires_after: None,
                 },
-                in_flight_total: in_flight.clone(),
                 config: self.pool.clone(),
                 counters: counters.clone(),
                 warming: tokio::sync::Mutex::new(()),
@@ -204,7 +202,6 @@ impl<P: Protocol> ClientBuilder<P> {
             ejection: self.ejection,
             budget: RetryBudget::new(&self.retry),
             counters,
-            in_flight,
             calls: AtomicUsize::new(0),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
@@ -239,7 +236,6 @@ struct Inner<P: Protocol> {
     ejection: EjectionPolicy,
     budget: RetryBudget,
     counters: Arc<Counters>,
-    in_flight: Arc<AtomicUsize>,
     calls: AtomicUsize,
     idle: Notify,
     closed: AtomicBool,
@@ -757,10 +753,12 @@ impl<P: Protocol> Client<P> {
     /// A snapshot of the counters and of each endpoint's pool.
     pub fn stats(&self) -> ClientStats {
         let inner = &*self.inner;
+        let mut in_flight = 0;
         let endpoints = inner
             .endpoints
             .iter()
             .map(|ep| {
+                in_flight += ep.pool.manager().shelf.in_flight();
                 let s = ep.pool.status();
                 // Connections in the pool may be in use by callers from the shelf: idle means nothing in flight.
                 let (mut slots_in_use, mut busy) = (0, 0);
@@ -782,9 +780,7 @@ impl<P: Protocol> Client<P> {
                 }
             })
             .collect();
-        inner
-            .counters
-            .snapshot(endpoints, inner.in_flight.load(Ordering::Acquire) as u64)
+        inner.counters.snapshot(endpoints, in_flight as u64)
     }
 
     /// Remove dead, idle-timed-out and expired connections now (the reaper does this every

@@ -211,8 +211,6 @@ struct Shared {
     /// A slot was freed, or the connection became unusable.
     slot_freed: Notify,
     depth: usize,
-    in_flight: AtomicUsize,
-    in_flight_total: Option<Arc<AtomicUsize>>,
     created: Instant,
     expires: Option<Instant>,
     /// Microseconds from `created` to the last request.
@@ -266,18 +264,9 @@ impl Shared {
         self.last_used.store(us, Ordering::Relaxed);
     }
 
-    fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if let Some(t) = &self.in_flight_total {
-            t.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    fn request_done(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if let Some(t) = &self.in_flight_total {
-            t.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// Slots taken: requests queued or in flight (and slots reserved for one).
+    fn slots_taken(&self) -> usize {
+        self.depth.saturating_sub(self.free.load(Ordering::Acquire))
     }
 }
 
@@ -339,8 +328,6 @@ impl<P: Protocol> Queue<P> {
             return Err((unusable(reason), request));
         }
         let (reply, rx) = oneshot::channel();
-        let mut slot = slot;
-        slot.begin();
         let env = Envelope {
             tag: self.protocol.request_tag(&request),
             request,
@@ -364,11 +351,10 @@ impl<P: Protocol> Queue<P> {
     }
 }
 
-/// A reserved pipelining slot on one connection: the right to queue one request. Dropping it frees the slot;
-/// once a request is on it, the slot also counts that request in flight until then.
+/// A reserved pipelining slot on one connection: the right to queue one request. A request on it holds it until
+/// the request is over; dropping it frees the slot. Slots taken are the connection's requests in flight.
 pub struct Slot {
     shared: Arc<Shared>,
-    in_flight: bool,
 }
 
 impl fmt::Debug for Slot {
@@ -389,25 +375,13 @@ impl Slot {
             .ok()?;
         Some(Slot {
             shared: shared.clone(),
-            in_flight: false,
         })
-    }
-
-    /// A request goes out on this slot: count it in flight until the slot is dropped.
-    fn begin(&mut self) {
-        if !self.in_flight {
-            self.in_flight = true;
-            self.shared.request_started();
-        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let shared = &self.shared;
-        if self.in_flight {
-            shared.request_done();
-        }
         shared.free.fetch_add(1, Ordering::AcqRel);
         if shared.waiting.load(Ordering::Acquire) > 0 {
             shared.slot_freed.notify_one();
@@ -467,16 +441,6 @@ impl<P: Protocol> Connection<P> {
 
     /// Wrap an open stream and start its driver task (needs a tokio runtime).
     pub fn from_stream(stream: Stream, protocol: Arc<P>, options: ConnectionOptions) -> Self {
-        Connection::from_stream_counted(stream, protocol, options, None)
-    }
-
-    /// Like [`from_stream`](Self::from_stream), also counting requests in flight in `in_flight_total`.
-    pub(crate) fn from_stream_counted(
-        stream: Stream,
-        protocol: Arc<P>,
-        options: ConnectionOptions,
-        in_flight_total: Option<Arc<AtomicUsize>>,
-    ) -> Self {
         let depth = options.depth.max(1);
         let now = Instant::now();
         let probe = stream.probe_handle();
@@ -487,8 +451,6 @@ impl<P: Protocol> Connection<P> {
             waiting: AtomicUsize::new(0),
             slot_freed: Notify::new(),
             depth,
-            in_flight: AtomicUsize::new(0),
-            in_flight_total,
             created: now,
             expires: options.expires_after.map(|d| now + d),
             last_used: AtomicU64::new(0),
@@ -658,9 +620,9 @@ impl<P: Protocol> Connection<P> {
         self.shared.mark(reason);
     }
 
-    /// Requests queued or in flight.
+    /// Requests queued or in flight (slots taken, counting any reserved for a request not yet queued).
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.load(Ordering::Acquire)
+        self.shared.slots_taken()
     }
 
     /// Slots free right now.
@@ -723,6 +685,16 @@ pub(crate) enum Handle<P: Protocol> {
     Queue(Queue<P>),
     /// Depth 1: take its one slot and do the exchange.
     Direct(Direct<P>),
+}
+
+impl<P: Protocol> Handle<P> {
+    /// Requests queued or in flight on the connection.
+    pub(crate) fn in_flight(&self) -> usize {
+        match self {
+            Handle::Queue(q) => q.shared.slots_taken(),
+            Handle::Direct(d) => d.0.shared.slots_taken(),
+        }
+    }
 }
 
 impl<P: Protocol> Clone for Handle<P> {

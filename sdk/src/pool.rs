@@ -104,7 +104,6 @@ pub struct Manager<P: Protocol> {
     pub(crate) protocol: Arc<P>,
     pub(crate) connector: Connector,
     pub(crate) options: ConnectionOptions,
-    pub(crate) in_flight_total: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) config: PoolConfig,
     pub(crate) counters: Arc<Counters>,
     /// One warm-up at a time (the reaper's and [`crate::Client::warm`]), so that neither sees the other's
@@ -187,12 +186,7 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         let stream = result?;
         let mut options = self.options.clone();
         options.expires_after = self.lifetime();
-        let mut conn = Connection::from_stream_counted(
-            stream,
-            self.protocol.clone(),
-            options,
-            Some(self.in_flight_total.clone()),
-        );
+        let mut conn = Connection::from_stream(stream, self.protocol.clone(), options);
         conn.set_connect_time(took);
         self.shelf.put(&mut conn);
         Ok(conn)
@@ -359,7 +353,6 @@ mod tests {
             protocol: Arc::new(Framed::default()),
             connector: Connector::new(Default::default(), &Timeouts::default(), None).unwrap(),
             options: ConnectionOptions::default(),
-            in_flight_total: Arc::default(),
             config,
             counters: Arc::default(),
             warming: tokio::sync::Mutex::new(()),

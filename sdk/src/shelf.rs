@@ -100,6 +100,13 @@ impl<P: Protocol> Shelf<P> {
         Err(request)
     }
 
+    /// Requests queued or in flight on the connections on the shelf (every connection the pool holds or has
+    /// lent out).
+    pub(crate) fn in_flight(&self) -> usize {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        conns.iter().map(|(_, h)| h.in_flight()).sum()
+    }
+
     /// A depth-1 connection with its slot free that passes the pool's checks at `now`, and the slot.
     pub(crate) fn take_direct(&self, now: Instant) -> Option<(Direct<P>, Slot)> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());

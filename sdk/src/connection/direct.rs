@@ -199,12 +199,11 @@ impl<P: Protocol> Exchange<P> {
     /// the whole exchange (none: unbounded).
     pub(crate) fn start(
         direct: Direct<P>,
-        mut slot: Slot,
+        slot: Slot,
         request: P::Request,
         now: Instant,
         deadline: Option<Instant>,
     ) -> Self {
-        slot.begin();
         let parts = &*direct.0;
         parts.shared.touch(now);
         let io = lock(&parts.cell).take();
