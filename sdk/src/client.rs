@@ -653,9 +653,9 @@ impl<P: Protocol> Client<P> {
                 .map(|reply| Acquired::Queued(reply, None));
         }
         match manager.shelf.take_direct(now) {
-            Some((conn, slot)) => {
+            Some(taken) => {
                 let by = self.request_deadline(now, deadline);
-                Ok(Acquired::Direct(conn.exchange(slot, request, now, by)))
+                Ok(Acquired::Direct(taken.exchange(request, now, by)))
             }
             None => Err(request),
         }

@@ -663,7 +663,7 @@ impl<P: Protocol> Connection<P> {
     /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
     /// connection's health afterwards.
     pub fn probe(&self) -> Option<CloseReason> {
-        probe(&self.shared, self.cell())
+        probe(&self.shared, direct_idle(self.cell()))
     }
 
     /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
@@ -723,16 +723,28 @@ impl<P: Protocol> Clone for Direct<P> {
 }
 
 impl<P: Protocol> Direct<P> {
-    /// Its one slot, if free and the connection passes [`Connection::check`] at `now` (a connection that fails
-    /// it is marked with the reason, so that the pool removes it).
-    pub(crate) fn try_take(&self, now: Instant) -> Option<Slot> {
+    /// The connection taken for one exchange, if its slot is free and it passes [`Connection::check`] at `now`
+    /// (a connection that fails it is marked with the reason, so that the pool removes it). The checks run on
+    /// its I/O, which the caller then keeps for the exchange.
+    pub(crate) fn try_take(&self, now: Instant) -> Option<Taken<P>> {
         let parts = &*self.0;
         let slot = Slot::take(&parts.shared)?;
-        if let Err(reason) = check(&parts.shared, Some(&parts.cell), now) {
+        // With the slot held no exchange is running: the I/O is in its cell unless the connection was closed.
+        let mut io = direct::lock(&parts.cell).take()?;
+        if let Some(reason) = io.poll_idle() {
             parts.shared.mark(reason);
+        }
+        if let Err(reason) = verdict(&parts.shared, now, io.is_idle()) {
+            parts.shared.mark(reason);
+            // Back where the connection closes it (it may owe a reply to drain).
+            *direct::lock(&parts.cell) = Some(io);
             return None;
         }
-        Some(slot)
+        Some(Taken {
+            direct: self.clone(),
+            slot,
+            io: Some(io),
+        })
     }
 
     /// One exchange on the taken `slot`, starting at `now`, bounded by `deadline` (none: unbounded). Cancel-safe,
@@ -744,7 +756,27 @@ impl<P: Protocol> Direct<P> {
         now: Instant,
         deadline: Option<Instant>,
     ) -> direct::Exchange<P> {
-        direct::Exchange::start(self, slot, request, now, deadline)
+        let io = direct::lock(&self.0.cell).take();
+        direct::Exchange::start(self, slot, io, request, now, deadline)
+    }
+}
+
+/// A depth-1 connection taken for one exchange ([`Direct::try_take`]): its slot and its checked I/O.
+pub(crate) struct Taken<P: Protocol> {
+    direct: Direct<P>,
+    slot: Slot,
+    io: Option<Box<direct::DirectIo<P>>>,
+}
+
+impl<P: Protocol> Taken<P> {
+    /// The exchange of `request`, as [`Direct::exchange`].
+    pub(crate) fn exchange(
+        self,
+        request: P::Request,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> direct::Exchange<P> {
+        direct::Exchange::start(self.direct, self.slot, self.io, request, now, deadline)
     }
 }
 
@@ -756,8 +788,8 @@ fn direct_idle<P: Protocol>(io: Option<&direct::IoCell<P>>) -> bool {
     })
 }
 
-/// See [`Connection::probe`].
-fn probe<P: Protocol>(shared: &Shared, io: Option<&direct::IoCell<P>>) -> Option<CloseReason> {
+/// See [`Connection::probe`]. `idle_io`: the connection is depth 1 with no exchange running and no reply owed.
+fn probe(shared: &Shared, idle_io: bool) -> Option<CloseReason> {
     if let Some(r) = shared.reason() {
         return Some(r);
     }
@@ -770,7 +802,7 @@ fn probe<P: Protocol>(shared: &Shared, io: Option<&direct::IoCell<P>>) -> Option
         // Bytes waiting: a reply the driver is about to read, or stray bytes it will report. At depth 1 no one
         // is reading between exchanges: stray bytes, unless an exchange is running.
         Ok(_) => {
-            if direct_idle(io) {
+            if idle_io {
                 shared.mark(CloseReason::StrayBytes);
             }
         }
@@ -792,13 +824,21 @@ fn check<P: Protocol>(
     if let Some(cell) = io {
         // Depth 1: no driver has a read armed, but what the reactor saw is one readiness check away.
         if let Ok(mut g) = cell.try_lock() {
-            if let Some(reason) = g.as_mut().and_then(|io| io.poll_idle()) {
-                shared.mark(reason);
+            if let Some(io) = g.as_mut() {
+                if let Some(reason) = io.poll_idle() {
+                    shared.mark(reason);
+                }
+                return verdict(shared, now, io.is_idle());
             }
         }
     }
+    verdict(shared, now, false)
+}
+
+/// The rest of [`check`], once a depth-1 connection's I/O has been looked at; `idle_io` as for [`probe`].
+fn verdict(shared: &Shared, now: Instant, idle_io: bool) -> Result<(), CloseReason> {
     let health = if shared.idle_at(now) >= PROBE_AFTER_IDLE {
-        probe(shared, io)
+        probe(shared, idle_io)
     } else {
         shared.reason()
     };

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use tokio::time::Instant;
 
-use crate::connection::{Connection, Direct, Handle, ReplyFuture, Slot};
+use crate::connection::{Connection, Handle, ReplyFuture, Taken};
 use crate::protocol::Protocol;
 
 /// The connections of one endpoint.
@@ -108,16 +108,16 @@ impl<P: Protocol> Shelf<P> {
     }
 
     /// A depth-1 connection with its slot free that passes the pool's checks at `now`, and the slot.
-    pub(crate) fn take_direct(&self, now: Instant) -> Option<(Direct<P>, Slot)> {
+    pub(crate) fn take_direct(&self, now: Instant) -> Option<Taken<P>> {
         let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
         for (_, at) in self.places(conns.len()) {
             let Handle::Direct(direct) = &conns[at].1 else {
                 continue;
             };
-            if let Some(slot) = direct.try_take(now) {
+            if let Some(taken) = direct.try_take(now) {
                 // The next caller starts after this one: the connection just taken is busy.
                 self.hint.store(at + 1, Ordering::Relaxed);
-                return Some((direct.clone(), slot));
+                return Some(taken);
             }
         }
         None

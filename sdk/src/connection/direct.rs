@@ -190,23 +190,24 @@ pub(crate) struct Exchange<P: Protocol> {
     timed: bool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<P: Protocol> Exchange<P> {
-    /// Starts one exchange of `request` at `now` on `direct`, whose `slot` the caller took. `deadline` bounds
-    /// the whole exchange (none: unbounded).
-    pub(crate) fn start(
+    /// Starts one exchange of `request` at `now` on `direct`, whose `slot` the caller took, with `io`, the I/O
+    /// the caller took from the connection (none: it was closed). `deadline` bounds the whole exchange (none:
+    /// unbounded).
+    pub(super) fn start(
         direct: Direct<P>,
         slot: Slot,
+        io: Option<Box<DirectIo<P>>>,
         request: P::Request,
         now: Instant,
         deadline: Option<Instant>,
     ) -> Self {
         let parts = &*direct.0;
         parts.shared.touch(now);
-        let io = lock(&parts.cell).take();
         let tag = parts.protocol.request_tag(&request);
         let mut x = Exchange {
             io,
