@@ -104,6 +104,11 @@ impl Value {
         Value::Simple(Bytes::from_static(b"OK"))
     }
 
+    /// Appends this value's RESP2 encoding to `dst` (what [`ServerCodec`] encodes).
+    pub fn encode_to(&self, dst: &mut BytesMut) {
+        encode_value(self, dst);
+    }
+
     /// A simple string from a static text, without allocating (`+PONG`).
     pub fn simple(s: &'static str) -> Value {
         Value::Simple(Bytes::from_static(s.as_bytes()))
@@ -408,26 +413,42 @@ impl ServerCodec {
     }
 }
 
-impl Decoder for ServerCodec {
-    type Item = Vec<Bytes>;
-    type Error = CodecError;
+impl ServerCodec {
+    /// Like [`Decoder::decode`], without allocating per command: the arguments of the command decoded, lent
+    /// until [`clear`](Self::clear) or the next call. They are slices of `src`'s buffer, so clear them before
+    /// reading into it again (a buffer they still share cannot be reused in place).
+    pub fn decode_command(&mut self, src: &mut BytesMut) -> Result<Option<&[Bytes]>, CodecError> {
+        self.clear();
+        Ok(self.decode_args(src)?.then_some(&self.args[..]))
+    }
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
+    /// Drops the arguments of the command last decoded; a command still being read keeps its own.
+    pub fn clear(&mut self) {
+        if self.remaining == 0 {
+            self.args.clear();
+        }
+    }
+
+    /// Reads one command into `self.args`; false until it is complete.
+    fn decode_args(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
         let max_line = self.limits.max_inline;
         while self.remaining == 0 {
             let Some(&first) = src.first() else {
-                return Ok(None);
+                return Ok(false);
             };
             if first != b'*' {
                 match self.decode_inline(src)? {
-                    None => return Ok(None),
+                    None => return Ok(false),
                     Some(args) if args.is_empty() => continue,
-                    Some(args) => return Ok(Some(args)),
+                    Some(args) => {
+                        self.args = args;
+                        return Ok(true);
+                    }
                 }
             }
             let Some((count, skip)) = header_line(src, max_line, "too big mbulk count string")?
             else {
-                return Ok(None);
+                return Ok(false);
             };
             let count = match count {
                 Some(n) if n <= 0 || n as u64 <= self.limits.max_multibulk as u64 => n,
@@ -436,7 +457,8 @@ impl Decoder for ServerCodec {
             src.advance(skip);
             if count > 0 {
                 self.remaining = count as usize;
-                self.args = Vec::with_capacity(self.remaining.min(MAX_PREALLOC_ITEMS));
+                self.args.clear();
+                self.args.reserve(self.remaining.min(MAX_PREALLOC_ITEMS));
             }
         }
         while self.remaining > 0 {
@@ -446,7 +468,7 @@ impl Decoder for ServerCodec {
                     let Some((len, skip)) =
                         header_line(src, max_line, "too big bulk count string")?
                     else {
-                        return Ok(None);
+                        return Ok(false);
                     };
                     if src[0] != b'$' {
                         let got = match src[0] {
@@ -466,7 +488,7 @@ impl Decoder for ServerCodec {
             };
             if src.len() < len + 2 {
                 src.reserve((len + 2 - src.len()).min(MAX_RESERVE));
-                return Ok(None);
+                return Ok(false);
             }
             let arg = src.split_to(len).freeze();
             src.advance(2);
@@ -474,7 +496,20 @@ impl Decoder for ServerCodec {
             self.bulk_len = None;
             self.remaining -= 1;
         }
-        Ok(Some(std::mem::take(&mut self.args)))
+        Ok(true)
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = Vec<Bytes>;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
+        if self.decode_args(src)? {
+            Ok(Some(std::mem::take(&mut self.args)))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -768,6 +803,26 @@ mod tests {
             max_multibulk: 4,
             max_inline: 32,
         }
+    }
+
+    #[test]
+    fn decode_command_lends_each_command_and_keeps_a_partial_one_across_reads() {
+        let mut codec = ServerCodec::default();
+        let mut buf =
+            BytesMut::from(&b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nPING\r\n*2\r\n$3\r\nGET\r\n"[..]);
+        let args = codec.decode_command(&mut buf).unwrap().unwrap();
+        assert_eq!(args, [&b"ECHO"[..], &b"hi"[..]]);
+        let args = codec.decode_command(&mut buf).unwrap().unwrap();
+        assert_eq!(args, [&b"PING"[..]]);
+        // `GET` is read; its key is not here yet.
+        assert!(codec.decode_command(&mut buf).unwrap().is_none());
+        assert!(codec.in_progress());
+        codec.clear();
+        buf.extend_from_slice(b"$1\r\nk\r\n");
+        let args = codec.decode_command(&mut buf).unwrap().unwrap();
+        assert_eq!(args, [&b"GET"[..], &b"k"[..]]);
+        codec.clear();
+        assert!(buf.is_empty() && !codec.in_progress());
     }
 
     fn commands(codec: &mut ServerCodec, input: &[u8]) -> Result<Vec<Vec<Bytes>>, CodecError> {

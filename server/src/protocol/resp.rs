@@ -13,7 +13,6 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::resp::{protocol_error_reply, Limits as RespLimits, ServerCodec, Value};
 use sockpool::codec::CodecError;
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
@@ -145,80 +144,85 @@ impl RespSession {
         });
         RespSession { shared, codec }
     }
+}
 
-    fn put(&mut self, v: &Value, output: &mut BytesMut) {
-        // Encoding a Value into a BytesMut cannot fail.
-        let _ = self.codec.encode(v, output);
-    }
+/// The replies that need no building, encoded once (Redis keeps the same as shared objects).
+const PONG: &[u8] = b"+PONG\r\n";
+const OK: &[u8] = b"+OK\r\n";
 
-    /// Runs one command; false when the connection should close after the reply (QUIT).
-    fn command(&mut self, args: &[Bytes], output: &mut BytesMut) -> bool {
-        let Some(name) = args.first() else {
-            return true;
-        };
-        let db = &self.shared.db;
-        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        let argc = args.len();
-        let reply = if is("PING") {
-            match argc {
-                1 => Value::simple("PONG"),
-                2 => Value::Bulk(args[1].clone()),
-                _ => arity(name),
+/// Runs one command, appending its reply to `output`; false when the connection should close after the reply
+/// (QUIT).
+fn command(shared: &Shared, args: &[Bytes], output: &mut BytesMut) -> bool {
+    let Some(name) = args.first() else {
+        return true;
+    };
+    let db = &shared.db;
+    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+    let argc = args.len();
+    let reply = if is("PING") {
+        match argc {
+            1 => return put_static(PONG, output),
+            2 => Value::Bulk(args[1].clone()),
+            _ => arity(name),
+        }
+    } else if is("GET") {
+        match argc {
+            2 => db.get(&args[1]).map_or(Value::Null, Value::Bulk),
+            _ => arity(name),
+        }
+    } else if is("SET") {
+        match argc {
+            3 => {
+                db.set(&args[1], &args[2]);
+                return put_static(OK, output);
             }
-        } else if is("GET") {
-            match argc {
-                2 => db.get(&args[1]).map_or(Value::Null, Value::Bulk),
-                _ => arity(name),
-            }
-        } else if is("SET") {
-            match argc {
-                3 => {
-                    db.set(&args[1], &args[2]);
-                    Value::ok()
-                }
-                n if n > 3 => Value::error("ERR syntax error"),
-                _ => arity(name),
-            }
-        } else if is("INCR") {
-            match argc {
-                2 => db.incr(&args[1]).map_or_else(
-                    || Value::error("ERR value is not an integer or out of range"),
-                    Value::Integer,
-                ),
-                _ => arity(name),
-            }
-        } else if is("DEL") || is("EXISTS") {
-            if argc < 2 {
-                arity(name)
-            } else {
-                let del = is("DEL");
-                let n = args[1..]
-                    .iter()
-                    .filter(|k| if del { db.del(k) } else { db.exists(k) })
-                    .count();
-                Value::Integer(n as i64)
-            }
-        } else if is("ECHO") {
-            match argc {
-                2 => Value::Bulk(args[1].clone()),
-                _ => arity(name),
-            }
-        } else if is("SELECT") {
-            match argc {
-                2 => Value::ok(),
-                _ => arity(name),
-            }
-        } else if is("CONFIG") {
-            config_get(args)
-        } else if is("QUIT") {
-            self.put(&Value::ok(), output);
-            return false;
+            n if n > 3 => Value::error("ERR syntax error"),
+            _ => arity(name),
+        }
+    } else if is("INCR") {
+        match argc {
+            2 => db.incr(&args[1]).map_or_else(
+                || Value::error("ERR value is not an integer or out of range"),
+                Value::Integer,
+            ),
+            _ => arity(name),
+        }
+    } else if is("DEL") || is("EXISTS") {
+        if argc < 2 {
+            arity(name)
         } else {
-            unknown(args)
-        };
-        self.put(&reply, output);
-        true
-    }
+            let del = is("DEL");
+            let n = args[1..]
+                .iter()
+                .filter(|k| if del { db.del(k) } else { db.exists(k) })
+                .count();
+            Value::Integer(n as i64)
+        }
+    } else if is("ECHO") {
+        match argc {
+            2 => Value::Bulk(args[1].clone()),
+            _ => arity(name),
+        }
+    } else if is("SELECT") {
+        match argc {
+            2 => Value::ok(),
+            _ => arity(name),
+        }
+    } else if is("CONFIG") {
+        config_get(args)
+    } else if is("QUIT") {
+        put_static(OK, output);
+        return false;
+    } else {
+        unknown(args)
+    };
+    reply.encode_to(output);
+    true
+}
+
+fn put_static(reply: &[u8], output: &mut BytesMut) -> bool {
+    output.extend_from_slice(reply);
+    true
 }
 
 /// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
@@ -273,10 +277,13 @@ impl Session for RespSession {
             if output.len() >= self.shared.config.limits.write_high_water {
                 break Next::Flush;
             }
-            match self.codec.decode(input) {
+            match self.codec.decode_command(input) {
                 Ok(Some(args)) => {
                     answered += 1;
-                    if !self.command(&args, output) {
+                    let go_on = command(&self.shared, args, output);
+                    // The arguments share the input's buffer: drop them before it is read into again.
+                    self.codec.clear();
+                    if !go_on {
                         break Next::Close;
                     }
                 }
@@ -289,7 +296,7 @@ impl Session for RespSession {
                         _ => self.shared.stats.inc(Counter::ErrorsProtocol),
                     }
                     if let Some(reply) = protocol_error_reply(&e) {
-                        self.put(&reply, output);
+                        reply.encode_to(output);
                     }
                     break Next::Close;
                 }
