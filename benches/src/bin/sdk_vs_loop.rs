@@ -230,7 +230,9 @@ async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow:
     let body = Bytes::from(vec![b'p'; payload]);
     let mut tasks = Vec::new();
     for mut caller in callers {
-        let (count, body) = (count.clone(), body.clone());
+        // Each task its own payload, as the loop's tasks each write their own frame: a body shared by every task
+        // would put one reference count, written by every call, between the client's threads.
+        let (count, body) = (count.clone(), Bytes::copy_from_slice(&body));
         tasks.push(tokio::spawn(async move {
             loop {
                 let now = Instant::now();
