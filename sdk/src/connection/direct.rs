@@ -125,7 +125,13 @@ impl<P: Protocol> DirectIo<P> {
         !self.owed
     }
 
+    /// Room to read into. An empty buffer goes back to the start of its allocation when no reply still shares
+    /// it, so that request after request the socket is read into the same few cache lines (replies are split
+    /// off the front: otherwise every read lands further along, and 50 connections walk 400 KiB of buffers).
     fn reserve(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() < self.read_cap {
+            self.rbuf.try_reclaim(self.read_cap);
+        }
         if self.rbuf.capacity() - self.rbuf.len() < self.read_cap / 2 {
             self.rbuf.reserve(self.read_cap);
         }
