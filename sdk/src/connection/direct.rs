@@ -129,10 +129,10 @@ impl<P: Protocol> DirectIo<P> {
     /// it, so that request after request the socket is read into the same few cache lines (replies are split
     /// off the front: otherwise every read lands further along, and 50 connections walk 400 KiB of buffers).
     fn reserve(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() < self.read_cap {
-            self.rbuf.try_reclaim(self.read_cap);
-        }
-        if self.rbuf.capacity() - self.rbuf.len() < self.read_cap / 2 {
+        let reclaimed = self.rbuf.is_empty()
+            && self.rbuf.capacity() < self.read_cap
+            && self.rbuf.try_reclaim(self.read_cap);
+        if !reclaimed && self.rbuf.capacity() - self.rbuf.len() < self.read_cap / 2 {
             self.rbuf.reserve(self.read_cap);
         }
     }
