@@ -288,7 +288,8 @@ impl<P: Protocol> fmt::Debug for Client<P> {
 /// the request queued on a pipelined connection (which the caller holds too when the request took its last
 /// slot; boxed, as that is rare).
 enum Acquired<P: Protocol> {
-    Direct(Exchange<P>),
+    /// With the connection's place on the shelf, when it was taken from there.
+    Direct(Exchange<P>, Option<usize>),
     Queued(ReplyFuture<P::Response>, Option<Box<PooledConnection<P>>>),
 }
 
@@ -298,7 +299,13 @@ impl<P: Protocol> Future for Acquired<P> {
     /// The reply; a pipelined request's driver answers one that timed out with an error that says so.
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Acquired::Direct(exchange) => std::pin::Pin::new(exchange).poll(cx),
+            Acquired::Direct(exchange, place) => {
+                let r = std::pin::Pin::new(exchange).poll(cx);
+                if let (Poll::Ready(_), Some(place)) = (&r, *place) {
+                    crate::shelf::returned(place);
+                }
+                r
+            }
             Acquired::Queued(reply, _held) => match std::pin::Pin::new(reply).poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(reply)) => Poll::Ready(Ok(reply)),
@@ -653,9 +660,12 @@ impl<P: Protocol> Client<P> {
                 .map(|reply| Acquired::Queued(reply, None));
         }
         match manager.shelf.take_direct(now) {
-            Some(taken) => {
+            Some((taken, place)) => {
                 let by = self.request_deadline(now, deadline);
-                Ok(Acquired::Direct(taken.exchange(request, now, by)))
+                Ok(Acquired::Direct(
+                    taken.exchange(request, now, by),
+                    Some(place),
+                ))
             }
             None => Err(request),
         }
@@ -686,7 +696,7 @@ impl<P: Protocol> Client<P> {
                     // Depth 1: this caller does the exchange on the connection whose slot it holds.
                     Handle::Direct(conn) => {
                         return Ok::<_, Error>((
-                            Acquired::Direct(conn.exchange(slot, req, now, by)),
+                            Acquired::Direct(conn.exchange(slot, req, now, by), None),
                             now,
                         ))
                     }

@@ -1,39 +1,56 @@
-//! The shelf: the pipelined connections of one endpoint, where a caller queues its request without a pool
+//! The shelf: the connections of one endpoint, where a caller finds one with a free slot without a pool
 //! check-out.
 //!
-//! At depth P > 1 a connection serves many callers at once. Checking it out of deadpool for every request
-//! (semaphore, slot list, recycle) and holding it while queueing made callers hand connections to each other
-//! through deadpool's wait queue: one more lock round and task wake-up per request. The pool still owns every
-//! connection (it opens, recycles, reaps and closes them); each pipelined connection it opens is also put on its
-//! endpoint's shelf, and comes off when it is dropped. A caller first looks on the shelf for a healthy connection
-//! with a free slot, starting where the last caller found one (so requests gather on few connections and share
-//! their writes), and goes to the pool only when none has one: the pool then opens a connection below
-//! `max_size`, or makes the caller wait for a slot.
+//! Checking a connection out of deadpool for every request (semaphore, slot list, recycle) and, at depth P > 1,
+//! holding it while queueing made callers hand connections to each other through deadpool's wait queue: one
+//! more lock round and task wake-up per request. The pool still owns every connection (it opens, recycles, reaps
+//! and closes them); each connection it opens is also put on its endpoint's shelf, and comes off when it is
+//! dropped. A caller first looks on the shelf for a healthy connection with a free slot and goes to the pool
+//! only when none has one: the pool then opens a connection below `max_size`, or makes the caller wait.
+//!
+//! Each thread searches from its own place: where its last pipelined caller found a slot (so requests gather on
+//! few connections and share their writes), or at depth 1 where its last caller freed a connection (so a thread
+//! keeps reusing the connections warm in its cache). The list itself is swapped whole when a connection comes or
+//! goes, so reading it writes to nothing the threads share.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
 
 use tokio::time::Instant;
 
 use crate::connection::{Connection, Handle, ReplyFuture, Taken};
 use crate::protocol::Protocol;
 
-/// The connections of one endpoint.
+/// The connections of one endpoint: a list replaced whole when a connection comes or goes (rare), so that
+/// callers on every thread read it without writing to anything they share.
 pub(crate) struct Shelf<P: Protocol> {
-    conns: RwLock<Vec<(u64, Handle<P>)>>,
-    /// Where the last caller found a free slot.
-    hint: AtomicUsize,
+    conns: ArcSwap<Vec<(u64, Handle<P>)>>,
     next_id: AtomicU64,
 }
 
 impl<P: Protocol> Default for Shelf<P> {
     fn default() -> Self {
         Shelf {
-            conns: RwLock::new(Vec::new()),
-            hint: AtomicUsize::new(0),
+            conns: ArcSwap::from_pointee(Vec::new()),
             next_id: AtomicU64::new(0),
         }
     }
+}
+
+thread_local! {
+    /// Where this thread's last caller found a free slot: each thread keeps its own place, so threads do not
+    /// write to one shared hint per call, and they search from different connections rather than race for
+    /// the same free slot.
+    static CURSOR: Cell<usize> = Cell::new(next_start());
+}
+
+/// A different starting place for each thread.
+fn next_start() -> usize {
+    static THREADS: AtomicUsize = AtomicUsize::new(0);
+    THREADS.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919)
 }
 
 /// A connection's place on a shelf; dropped with the connection, it takes it off.
@@ -45,16 +62,21 @@ struct OnShelf<P: Protocol> {
 impl<P: Protocol> Drop for OnShelf<P> {
     fn drop(&mut self) {
         if let Some(shelf) = self.shelf.upgrade() {
-            let mut conns = shelf.conns.write().unwrap_or_else(|e| e.into_inner());
-            conns.retain(|(id, _)| *id != self.id);
+            shelf.conns.rcu(|conns| {
+                conns
+                    .iter()
+                    .filter(|(id, _)| *id != self.id)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            });
         }
     }
 }
 
 impl<P: Protocol> Shelf<P> {
-    /// The `n` places on the shelf, each with its step, starting where the last caller found a slot.
-    fn places(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
-        let start = self.hint.load(Ordering::Relaxed).min(n.saturating_sub(1));
+    /// The `n` places on the shelf, each with its step, starting where this thread's last caller found a slot.
+    fn places(n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let start = if n == 0 { 0 } else { CURSOR.get() % n };
         (0..n).map(move |i| (i, (start + i) % n))
     }
 
@@ -62,10 +84,11 @@ impl<P: Protocol> Shelf<P> {
     pub(crate) fn put(self: &Arc<Self>, conn: &mut Connection<P>) {
         let handle = conn.handle();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.conns
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, handle));
+        self.conns.rcu(|conns| {
+            let mut conns = Vec::clone(conns);
+            conns.push((id, handle.clone()));
+            conns
+        });
         conn.attach(Box::new(OnShelf {
             shelf: Arc::downgrade(self),
             id,
@@ -80,8 +103,8 @@ impl<P: Protocol> Shelf<P> {
         deadline: Option<Instant>,
         now: Instant,
     ) -> Result<ReplyFuture<P::Response>, P::Request> {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        for (i, at) in self.places(conns.len()) {
+        let conns = self.conns.load();
+        for (i, at) in Self::places(conns.len()) {
             let Handle::Queue(queue) = &conns[at].1 else {
                 continue;
             };
@@ -89,7 +112,7 @@ impl<P: Protocol> Shelf<P> {
                 continue;
             };
             if i > 0 {
-                self.hint.store(at, Ordering::Relaxed);
+                CURSOR.set(at);
             }
             match queue.try_send(slot, request, deadline, now) {
                 Ok(reply) => return Ok(reply),
@@ -103,23 +126,30 @@ impl<P: Protocol> Shelf<P> {
     /// Requests queued or in flight on the connections on the shelf (every connection the pool holds or has
     /// lent out).
     pub(crate) fn in_flight(&self) -> usize {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        conns.iter().map(|(_, h)| h.in_flight()).sum()
+        self.conns.load().iter().map(|(_, h)| h.in_flight()).sum()
     }
 
-    /// A depth-1 connection with its slot free that passes the pool's checks at `now`, and the slot.
-    pub(crate) fn take_direct(&self, now: Instant) -> Option<Taken<P>> {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        for (_, at) in self.places(conns.len()) {
+    /// A depth-1 connection with its slot free that passes the pool's checks at `now`, taken, and its place
+    /// (see [`returned`]).
+    pub(crate) fn take_direct(&self, now: Instant) -> Option<(Taken<P>, usize)> {
+        let conns = self.conns.load();
+        for (_, at) in Self::places(conns.len()) {
             let Handle::Direct(direct) = &conns[at].1 else {
                 continue;
             };
             if let Some(taken) = direct.try_take(now) {
-                // The next caller starts after this one: the connection just taken is busy.
-                self.hint.store(at + 1, Ordering::Relaxed);
-                return Some(taken);
+                // This thread's next caller starts after this one: the connection just taken is busy.
+                CURSOR.set(at + 1);
+                return Some((taken, at));
             }
         }
         None
     }
+}
+
+/// A depth-1 connection taken at `place` ([`Shelf::take_direct`]) is free again: this thread's next caller
+/// looks there first, so a thread keeps reusing the connections it used last (warm in its cache, found at the
+/// first try) instead of walking all of them.
+pub(crate) fn returned(place: usize) {
+    CURSOR.set(place);
 }
