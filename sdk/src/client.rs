@@ -38,7 +38,7 @@ use crate::connection::{
 use crate::error::{Error, ErrorKind, Phase};
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
-use crate::stats::{ClientStats, Counters, EndpointStats};
+use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`](crate::Connection)
@@ -189,7 +189,7 @@ impl<P: Protocol> ClientBuilder<P> {
                 pool,
                 health,
                 ejection: Health::default(),
-                calls: AtomicUsize::new(0),
+                calls: Padded(AtomicUsize::new(0)),
                 waiting: AtomicUsize::new(0),
                 admission_capacity,
             });
@@ -202,10 +202,10 @@ impl<P: Protocol> ClientBuilder<P> {
             ejection: self.ejection,
             budget: RetryBudget::new(&self.retry),
             counters,
-            calls: AtomicUsize::new(0),
+            calls: Padded(AtomicUsize::new(0)),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
+            next_id: Padded(AtomicU64::new(1)),
             reaper: std::sync::Mutex::new(None),
             reap_interval: self.pool.reap_interval,
         });
@@ -222,7 +222,8 @@ struct EndpointState<P: Protocol> {
     pool: Pool<P>,
     health: Arc<EndpointHealth>,
     ejection: Health,
-    calls: AtomicUsize,
+    /// Calls in progress on the endpoint (written by every call: on a line of its own).
+    calls: Padded<AtomicUsize>,
     /// Calls checking a connection out of the pool (none was free on the shelf).
     waiting: AtomicUsize,
     admission_capacity: usize,
@@ -236,10 +237,12 @@ struct Inner<P: Protocol> {
     ejection: EjectionPolicy,
     budget: RetryBudget,
     counters: Arc<Counters>,
-    calls: AtomicUsize,
+    /// Calls in progress (written by every call: on a line of its own).
+    calls: Padded<AtomicUsize>,
     idle: Notify,
     closed: AtomicBool,
-    next_id: AtomicU64,
+    /// Written by every framed helper call: on a line of its own.
+    next_id: Padded<AtomicU64>,
     reaper: std::sync::Mutex<Option<JoinHandle<()>>>,
     reap_interval: Duration,
 }
@@ -458,7 +461,7 @@ impl<P: Protocol> Client<P> {
         let start = Instant::now();
         let mut timings = CallTimings::default();
         let _call = CountGuard::new(&inner.calls, Some(&inner.idle));
-        Counters::add(&inner.counters.requests);
+        inner.counters.requests.add();
         if inner.closed.load(Ordering::Acquire) {
             Counters::add(&inner.counters.failed);
             let e = Error::new(ErrorKind::Closed, Phase::PoolWait, "the client is closed")
@@ -582,7 +585,7 @@ impl<P: Protocol> Client<P> {
         };
         timings.total = clock - start;
         match &result {
-            Ok(_) => Counters::add(&inner.counters.succeeded),
+            Ok(_) => inner.counters.succeeded.add(),
             Err(e) => {
                 Counters::add(&inner.counters.failed);
                 if e.is_timeout() {

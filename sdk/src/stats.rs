@@ -8,11 +8,12 @@ use serde::Serialize;
 
 use crate::connection::CloseReason;
 
-/// Live counters (lock-free; shared by the client, its pools and its reaper).
+/// Live counters (lock-free; shared by the client, its pools and its reaper). The ones every call writes are
+/// striped, so that threads calling at once do not pass one cache line back and forth.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub requests: AtomicU64,
-    pub succeeded: AtomicU64,
+    pub requests: Striped,
+    pub succeeded: Striped,
     pub failed: AtomicU64,
     pub retries: AtomicU64,
     pub retries_denied_by_budget: AtomicU64,
@@ -22,10 +23,48 @@ pub(crate) struct Counters {
     pub connect_failures: AtomicU64,
     pub connect_us_total: AtomicU64,
     pub connect_us_max: AtomicU64,
-    pub pool_waits: AtomicU64,
+    pub pool_waits: Striped,
     pub pool_wait_us_total: AtomicU64,
     pub pool_wait_us_max: AtomicU64,
     pub closes: [AtomicU64; CloseReason::ALL.len()],
+}
+
+/// A value on a cache line of its own (128 bytes: two lines, as adjacent-line prefetch pairs them on x86), so
+/// that writing it does not slow down threads that read or write its neighbours.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// How many stripes a [`Striped`] counter has.
+const STRIPES: usize = 8;
+
+/// A counter that many threads add to: each thread adds to its own stripe (threads beyond [`STRIPES`] share),
+/// and a read sums them.
+#[derive(Debug, Default)]
+pub(crate) struct Striped([Padded<AtomicU64>; STRIPES]);
+
+impl Striped {
+    pub fn add(&self) {
+        thread_local! {
+            static STRIPE: usize = {
+                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES
+            };
+        }
+        let i = STRIPE.with(|s| *s);
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+    }
 }
 
 fn us(d: Duration) -> u64 {
@@ -48,7 +87,7 @@ impl Counters {
     }
 
     pub fn pool_wait(&self, took: Duration) {
-        Counters::add(&self.pool_waits);
+        self.pool_waits.add();
         // Most waits round to 0 µs (a connection was free): nothing to add, and no shared line to write.
         let us = us(took);
         if us > 0 {
@@ -85,8 +124,8 @@ impl Counters {
     pub fn snapshot(&self, endpoints: Vec<EndpointStats>, in_flight: u64) -> ClientStats {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ClientStats {
-            requests: l(&self.requests),
-            succeeded: l(&self.succeeded),
+            requests: self.requests.get(),
+            succeeded: self.succeeded.get(),
             failed: l(&self.failed),
             retries: l(&self.retries),
             retries_denied_by_budget: l(&self.retries_denied_by_budget),
@@ -97,7 +136,7 @@ impl Counters {
             connect_failures: l(&self.connect_failures),
             connect_us_total: l(&self.connect_us_total),
             connect_us_max: l(&self.connect_us_max),
-            pool_waits: l(&self.pool_waits),
+            pool_waits: self.pool_waits.get(),
             pool_wait_us_total: l(&self.pool_wait_us_total),
             pool_wait_us_max: l(&self.pool_wait_us_max),
             closes: self.closes(),
