@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  depth 1: caller ──encode, one write()──► socket ──read, decode, check tag──► caller        (one task)
-//!  depth P: caller ──reserve slot──► Connection ──mpsc (bounded)──► driver task ──one write()──► socket
+//!  depth P: caller ──reserve slot──► Connection ──mpsc (slots bound it)──► driver task ──one write()──► socket
 //!           caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
 //! ```
 //!
