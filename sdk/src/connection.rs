@@ -4,7 +4,7 @@
 //! ```text
 //!  depth 1: caller ──encode, one write()──► socket ──read, decode, check tag──► caller        (one task)
 //!  depth P: caller ──reserve slot──► Connection ──mpsc (slots bound it)──► driver task ──one write()──► socket
-//!           caller ◄──oneshot────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
+//!           caller ◄──oneshot───────────────────────────────────────────── driver ◄──decode, match FIFO + check tag── socket
 //! ```
 //!
 //! - **Pipelining.** A connection has `depth` slots (an atomic count). A caller takes a slot before queueing, and the
