@@ -542,6 +542,8 @@ impl<P: Protocol> Client<P> {
                     break Ok(reply);
                 }
                 Err(e) => {
+                    // A failure before the request (admission, the pool) has not read the clock yet.
+                    clock = Instant::now();
                     let e = e.with_endpoint(&ep.name);
                     if !matches!(e.kind(), ErrorKind::PoolExhausted | ErrorKind::Config) {
                         ep.ejection.failure(&inner.ejection);
@@ -642,7 +644,8 @@ impl<P: Protocol> Client<P> {
 
     /// The deadline of a request queued at `now`: the request timeout, capped by the end-to-end deadline.
     fn request_deadline(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
-        Some(now + bounded_at(self.inner.timeouts.request, deadline, now).0)
+        // A timeout too long to add to the clock is no deadline.
+        now.checked_add(bounded_at(self.inner.timeouts.request, deadline, now).0)
     }
 
     /// A connection from the endpoint's shelf: the request queued on a pipelined one, or a depth-1 one taken

@@ -730,7 +730,10 @@ impl<P: Protocol> Direct<P> {
         let parts = &*self.0;
         let slot = Slot::take(&parts.shared)?;
         // With the slot held no exchange is running: the I/O is in its cell unless the connection was closed.
-        let mut io = direct::lock(&parts.cell).take()?;
+        let Some(mut io) = direct::lock(&parts.cell).take() else {
+            parts.shared.mark(CloseReason::Local);
+            return None;
+        };
         if let Some(reason) = io.poll_idle() {
             parts.shared.mark(reason);
         }
@@ -741,8 +744,8 @@ impl<P: Protocol> Direct<P> {
             return None;
         }
         Some(Taken {
-            direct: self.clone(),
-            slot,
+            direct: Some(self.clone()),
+            slot: Some(slot),
             io: Some(io),
         })
     }
@@ -761,22 +764,36 @@ impl<P: Protocol> Direct<P> {
     }
 }
 
-/// A depth-1 connection taken for one exchange ([`Direct::try_take`]): its slot and its checked I/O.
+/// A depth-1 connection taken for one exchange ([`Direct::try_take`]): its slot and its checked I/O. Dropped
+/// without an exchange, it gives the I/O back before the slot.
 pub(crate) struct Taken<P: Protocol> {
-    direct: Direct<P>,
-    slot: Slot,
+    /// All three are `Some` until the exchange takes them.
+    direct: Option<Direct<P>>,
+    slot: Option<Slot>,
     io: Option<Box<direct::DirectIo<P>>>,
 }
 
 impl<P: Protocol> Taken<P> {
     /// The exchange of `request`, as [`Direct::exchange`].
     pub(crate) fn exchange(
-        self,
+        mut self,
         request: P::Request,
         now: Instant,
         deadline: Option<Instant>,
     ) -> direct::Exchange<P> {
-        direct::Exchange::start(self.direct, self.slot, self.io, request, now, deadline)
+        let (io, slot, direct) = (self.io.take(), self.slot.take(), self.direct.take());
+        let (Some(slot), Some(direct)) = (slot, direct) else {
+            unreachable!("a Taken holds its connection and slot until its exchange starts")
+        };
+        direct::Exchange::start(direct, slot, io, request, now, deadline)
+    }
+}
+
+impl<P: Protocol> Drop for Taken<P> {
+    fn drop(&mut self) {
+        if let (Some(io), Some(d)) = (self.io.take(), &self.direct) {
+            *direct::lock(&d.0.cell) = Some(io);
+        }
     }
 }
 
@@ -943,13 +960,18 @@ impl<P: Protocol> Drop for Connection<P> {
         };
         // Handles on a shelf outlive this for a moment: they must not take it now.
         self.shared.mark(CloseReason::Local);
-        let Some(io) = cell.lock().ok().and_then(|mut g| g.take()) else {
-            return;
-        };
-        if io.needs_closing() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(io.close());
-            }
+        // An exchange still running gives its I/O back later; the last handle closes it then (`DirectParts`).
+        if let Some(io) = cell.lock().ok().and_then(|mut g| g.take()) {
+            (*io).close_soon();
+        }
+    }
+}
+
+impl<P: Protocol> Drop for DirectParts<P> {
+    fn drop(&mut self) {
+        let io = direct::lock(&self.cell).take();
+        if let Some(io) = io {
+            (*io).close_soon();
         }
     }
 }
@@ -1454,6 +1476,57 @@ mod tests {
             .await
             .unwrap();
         assert!(end.is_none(), "clean EOF after the drain, got {end:?}");
+    }
+
+    #[tokio::test]
+    async fn at_depth_one_a_reply_owed_after_the_connection_was_dropped_is_still_read_before_the_close(
+    ) {
+        let (conn, mut server) = pair(1);
+        let Handle::Direct(direct) = conn.handle() else {
+            panic!("depth 1 has its own I/O")
+        };
+        let slot = conn.reserve().await.unwrap();
+        let mut exchange =
+            direct.exchange(slot, Request::echo(3, Bytes::new()), Instant::now(), None);
+        // The request goes out; no reply yet.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), &mut exchange)
+                .await
+                .is_err()
+        );
+        // The pool drops the connection while the exchange runs, then the caller gives up.
+        drop(conn);
+        drop(exchange);
+        let req = server.next().await.unwrap().unwrap();
+        assert_eq!(req.id, 3);
+        server
+            .send(Response::ok(req.id, req.payload))
+            .await
+            .unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), server.next())
+            .await
+            .unwrap();
+        assert!(end.is_none(), "clean EOF after the drain, got {end:?}");
+    }
+
+    #[tokio::test]
+    async fn at_depth_one_a_connection_taken_and_dropped_without_an_exchange_keeps_its_io() {
+        let (conn, mut server) = pair(1);
+        let Handle::Direct(direct) = conn.handle() else {
+            panic!("depth 1 has its own I/O")
+        };
+        drop(direct.try_take(Instant::now()).expect("free and healthy"));
+        assert_eq!((conn.health(), conn.free_slots()), (None, 1));
+        let call = conn.call(Request::echo(4, Bytes::from_static(b"ok")));
+        let serve = async {
+            let req = server.next().await.unwrap().unwrap();
+            server
+                .send(Response::ok(req.id, req.payload))
+                .await
+                .unwrap();
+        };
+        let (reply, ()) = tokio::join!(call, serve);
+        assert_eq!(&reply.unwrap().payload[..], b"ok");
     }
 
     #[tokio::test]

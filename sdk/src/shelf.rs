@@ -76,7 +76,8 @@ impl<P: Protocol> Drop for OnShelf<P> {
 impl<P: Protocol> Shelf<P> {
     /// The `n` places on the shelf, each with its step, starting where this thread's last caller found a slot.
     fn places(n: usize) -> impl Iterator<Item = (usize, usize)> {
-        let start = if n == 0 { 0 } else { CURSOR.get() % n };
+        // (While the thread's locals are being torn down the cursor is gone: start at 0.)
+        let start = CURSOR.try_with(Cell::get).unwrap_or(0) % n.max(1);
         (0..n).map(move |i| (i, (start + i) % n))
     }
 
@@ -112,7 +113,7 @@ impl<P: Protocol> Shelf<P> {
                 continue;
             };
             if i > 0 {
-                CURSOR.set(at);
+                set_cursor(at);
             }
             match queue.try_send(slot, request, deadline, now) {
                 Ok(reply) => return Ok(reply),
@@ -139,7 +140,7 @@ impl<P: Protocol> Shelf<P> {
             };
             if let Some(taken) = direct.try_take(now) {
                 // This thread's next caller starts after this one: the connection just taken is busy.
-                CURSOR.set(at + 1);
+                set_cursor(at + 1);
                 return Some((taken, at));
             }
         }
@@ -151,5 +152,9 @@ impl<P: Protocol> Shelf<P> {
 /// looks there first, so a thread keeps reusing the connections it used last (warm in its cache, found at the
 /// first try) instead of walking all of them.
 pub(crate) fn returned(place: usize) {
-    CURSOR.set(place);
+    set_cursor(place);
+}
+
+fn set_cursor(place: usize) {
+    let _ = CURSOR.try_with(|c| c.set(place));
 }

@@ -228,7 +228,9 @@ pub struct ClientStats {
     pub pool_exhausted: u64,
     /// Calls that failed with a timeout.
     pub timeouts: u64,
-    /// Requests queued on or in flight on a connection right now (0 when nothing leaked).
+    /// Requests queued on or in flight on the pools' connections right now: their slots taken, counting any
+    /// reserved for a request not yet queued (0 when nothing leaked). A connection the pool has already dropped
+    /// while its last requests finish is not counted.
     pub in_flight: u64,
     /// Connections opened.
     pub connects: u64,

@@ -414,9 +414,10 @@ impl ServerCodec {
 }
 
 impl ServerCodec {
-    /// Like [`Decoder::decode`], without allocating per command: the arguments of the command decoded, lent
-    /// until [`clear`](Self::clear) or the next call. They are slices of `src`'s buffer, so clear them before
-    /// reading into it again (a buffer they still share cannot be reused in place).
+    /// Like [`Decoder::decode`], without allocating per array-form command: the arguments of the command
+    /// decoded, lent until [`clear`](Self::clear) or the next call. An array's arguments are slices of `src`'s
+    /// buffer, so clear them before reading into it again (a buffer they still share cannot be reused in place);
+    /// an inline command's are its own.
     pub fn decode_command(&mut self, src: &mut BytesMut) -> Result<Option<&[Bytes]>, CodecError> {
         self.clear();
         Ok(self.decode_args(src)?.then_some(&self.args[..]))

@@ -158,10 +158,14 @@ impl<P: Protocol> DirectIo<P> {
         let _ = tokio::time::timeout(Duration::from_millis(100), self.stream.shutdown()).await;
     }
 
-    /// Whether dropping this needs a task ([`close`](Self::close)): a reply is owed, or TLS wants its
-    /// close_notify sent.
-    pub(super) fn needs_closing(&self) -> bool {
-        self.owed || matches!(self.stream, Stream::Tls(_))
+    /// Closes it: at once, or on a task ([`close`](Self::close)) when a reply is owed or TLS wants its
+    /// close_notify sent (outside a runtime: at once).
+    pub(super) fn close_soon(self) {
+        if self.owed || matches!(self.stream, Stream::Tls(_)) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(self.close());
+            }
+        }
     }
 }
 
@@ -212,22 +216,29 @@ impl<P: Protocol> Exchange<P> {
         now: Instant,
         deadline: Option<Instant>,
     ) -> Self {
-        let parts = &*direct.0;
-        parts.shared.touch(now);
-        let tag = parts.protocol.request_tag(&request);
+        direct.0.shared.touch(now);
+        // Built first: from here on, whatever happens (a protocol's code panicking included), dropping it gives
+        // the I/O back.
         let mut x = Exchange {
             io,
             early: None,
             stage: Stage::Ready,
             written: 0,
-            tag,
+            tag: 0,
             timed: deadline.is_some(),
             _slot: slot,
             direct,
         };
-        let shared = &x.direct.0.shared;
+        let parts = &*x.direct.0;
+        x.tag = parts.protocol.request_tag(&request);
+        let shared = &parts.shared;
         match x.io.as_mut() {
             None => {
+                let reason = shared.reason().unwrap_or(CloseReason::Local);
+                x.early = Some(Failure::Failed(super::unusable(reason)));
+            }
+            // Marked since it was taken (the pool dropped it, say): not sent.
+            Some(_) if shared.reason().is_some() => {
                 let reason = shared.reason().unwrap_or(CloseReason::Local);
                 x.early = Some(Failure::Failed(super::unusable(reason)));
             }
