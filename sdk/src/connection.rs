@@ -1466,8 +1466,17 @@ mod tests {
         // Dropping the connection reads the reply owed, then closes: the server sees a clean EOF, and its reply
         // was consumed (no reset).
         drop(conn);
+        answer_then_expect_a_clean_eof(&mut server, 1).await;
+    }
+
+    /// The server side of a drain: it receives request `id`, answers it, and the client then closes cleanly
+    /// (the reply was read: no reset).
+    async fn answer_then_expect_a_clean_eof(
+        server: &mut FramedIo<UnixStream, ServerCodec>,
+        id: u64,
+    ) {
         let req = server.next().await.unwrap().unwrap();
-        assert_eq!(req.id, 1);
+        assert_eq!(req.id, id);
         server
             .send(Response::ok(req.id, req.payload))
             .await
@@ -1497,16 +1506,7 @@ mod tests {
         // The pool drops the connection while the exchange runs, then the caller gives up.
         drop(conn);
         drop(exchange);
-        let req = server.next().await.unwrap().unwrap();
-        assert_eq!(req.id, 3);
-        server
-            .send(Response::ok(req.id, req.payload))
-            .await
-            .unwrap();
-        let end = tokio::time::timeout(Duration::from_secs(5), server.next())
-            .await
-            .unwrap();
-        assert!(end.is_none(), "clean EOF after the drain, got {end:?}");
+        answer_then_expect_a_clean_eof(&mut server, 3).await;
     }
 
     #[tokio::test]
