@@ -263,21 +263,22 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Redis's `sdssplitargs` over one inline line (no terminator). `None` means unbalanced quotes.
+/// Redis's `sdssplitargs` over one inline line (no terminator), into `args` (cleared first). `None` means
+/// unbalanced quotes.
 ///
 /// Plain tokens are zero-copy slices of `line`; only quoted ones are built byte by byte.
-fn split_args(line: &Bytes) -> Option<Vec<Bytes>> {
+fn split_args(line: &Bytes, args: &mut Vec<Bytes>) -> Option<()> {
     let s: &[u8] = line;
     // The C code reads past the end as NUL.
     let at = |i: usize| s.get(i).copied().unwrap_or(0);
-    let mut args = Vec::new();
+    args.clear();
     let mut p = 0;
     loop {
         while p < s.len() && is_space(s[p]) {
             p += 1;
         }
         if p >= s.len() || s[p] == 0 {
-            return Some(args);
+            return Some(());
         }
         let start = p;
         while p < s.len() && !matches!(s[p], b' ' | b'\n' | b'\r' | b'\t' | 0 | b'"' | b'\'') {
@@ -384,8 +385,9 @@ impl ServerCodec {
         self.remaining > 0
     }
 
-    /// Parses one inline line; `Ok(None)` until its `\n` is buffered. An empty command is `Some(vec![])`.
-    fn decode_inline(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
+    /// Parses one inline line into `self.args`; `Ok(false)` until its `\n` is buffered. An empty command leaves
+    /// `self.args` empty.
+    fn decode_inline(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
         let max = self.limits.max_inline;
         // Like Redis: refused once more than `max` bytes are buffered without a `\n` (a NUL ends the search).
         let nl = match find_in_line(src, b'\n', max.saturating_add(1), "too big inline request")? {
@@ -394,7 +396,7 @@ impl ServerCodec {
                 if src.len() > max && src.get(max) != Some(&b'\r') {
                     return Err(CodecError::protocol("too big inline request"));
                 }
-                return Ok(None);
+                return Ok(false);
             }
         };
         let end = if nl > 0 && src[nl - 1] == b'\r' {
@@ -407,17 +409,17 @@ impl ServerCodec {
         }
         let mut line = src.split_to(nl + 1);
         line.truncate(end);
-        split_args(&line.freeze())
-            .map(Some)
+        split_args(&line.freeze(), &mut self.args)
+            .map(|()| true)
             .ok_or_else(|| CodecError::protocol("unbalanced quotes in request"))
     }
 }
 
 impl ServerCodec {
-    /// Like [`Decoder::decode`], without allocating per array-form command: the arguments of the command
-    /// decoded, lent until [`clear`](Self::clear) or the next call. An array's arguments are slices of `src`'s
-    /// buffer, so clear them before reading into it again (a buffer they still share cannot be reused in place);
-    /// an inline command's are its own.
+    /// Like [`Decoder::decode`], without allocating a list per command: the arguments of the command decoded,
+    /// lent until [`clear`](Self::clear) or the next call. They are slices of `src`'s buffer (but for quoted
+    /// inline ones), so clear them before reading into it again (a buffer they still share cannot be reused in
+    /// place).
     pub fn decode_command(&mut self, src: &mut BytesMut) -> Result<Option<&[Bytes]>, CodecError> {
         self.clear();
         Ok(self.decode_args(src)?.then_some(&self.args[..]))
@@ -438,14 +440,13 @@ impl ServerCodec {
                 return Ok(false);
             };
             if first != b'*' {
-                match self.decode_inline(src)? {
-                    None => return Ok(false),
-                    Some(args) if args.is_empty() => continue,
-                    Some(args) => {
-                        self.args = args;
-                        return Ok(true);
-                    }
+                if !self.decode_inline(src)? {
+                    return Ok(false);
                 }
+                if self.args.is_empty() {
+                    continue;
+                }
+                return Ok(true);
             }
             let Some((count, skip)) = header_line(src, max_line, "too big mbulk count string")?
             else {
