@@ -408,16 +408,14 @@ pub struct Connection<P: Protocol> {
     handle: Handle<P>,
     /// Dropped with the connection (a pool's registration of it).
     _attached: Option<Box<dyn std::any::Any + Send + Sync>>,
-    shared: Arc<Shared>,
-    protocol: Arc<P>,
     connect_time: Duration,
 }
 
 impl<P: Protocol> fmt::Debug for Connection<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("protocol", &self.protocol.name())
-            .field("depth", &self.shared.depth)
+            .field("protocol", &self.handle.protocol().name())
+            .field("depth", &self.shared().depth)
             .field("in_flight", &self.in_flight())
             .field("health", &self.health())
             .finish()
@@ -458,43 +456,42 @@ impl<P: Protocol> Connection<P> {
             endpoint: options.endpoint_health.clone(),
             wake: Notify::new(),
         });
-        if depth == 1 {
+        let handle = if depth == 1 {
             let io = direct::DirectIo::new(stream, &*protocol, &options.buffers);
-            return Connection {
-                handle: Handle::Direct(Direct(Arc::new(DirectParts {
-                    cell: Arc::new(Mutex::new(Some(Box::new(io)))),
-                    shared: shared.clone(),
-                    protocol: protocol.clone(),
-                }))),
-                _attached: None,
+            Handle::Direct(Direct(Arc::new(DirectParts {
+                cell: Mutex::new(Some(Box::new(io))),
                 shared,
                 protocol,
-                connect_time: Duration::ZERO,
-            };
-        }
-        // Unbounded: the slots bound what is queued (one per request), and an unbounded send takes no lock.
-        let (tx, rx) = mpsc::unbounded_channel();
-        let driver = Driver {
-            codec: protocol.codec(),
-            protocol: protocol.clone(),
-            rx,
-            shared: shared.clone(),
-            buffers: options.buffers,
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            armed: None,
-        };
-        tokio::spawn(driver.run(stream));
-        Connection {
-            handle: Handle::Queue(Queue {
-                tx,
-                shared: shared.clone(),
+            })))
+        } else {
+            // Unbounded: the slots bound what is queued (one per request), and an unbounded send takes no lock.
+            let (tx, rx) = mpsc::unbounded_channel();
+            let driver = Driver {
+                codec: protocol.codec(),
                 protocol: protocol.clone(),
-            }),
+                rx,
+                shared: shared.clone(),
+                buffers: options.buffers,
+                timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                armed: None,
+            };
+            tokio::spawn(driver.run(stream));
+            Handle::Queue(Queue {
+                tx,
+                shared,
+                protocol,
+            })
+        };
+        Connection {
+            handle,
             _attached: None,
-            shared,
-            protocol,
             connect_time: Duration::ZERO,
         }
+    }
+
+    /// The state this connection shares with its handles (and, deeper than 1, its driver).
+    fn shared(&self) -> &Arc<Shared> {
+        self.handle.shared()
     }
 
     pub(crate) fn set_connect_time(&mut self, d: Duration) {
@@ -524,7 +521,7 @@ impl<P: Protocol> Connection<P> {
 
     /// A free slot now, or `None` when `depth` requests are in flight or the connection is unusable.
     pub fn try_reserve(&self) -> Option<Slot> {
-        Slot::take(&self.shared)
+        Slot::take(self.shared())
     }
 
     /// Wait for a free slot. Fails (not sent, retryable) if the connection becomes unusable meanwhile.
@@ -532,7 +529,7 @@ impl<P: Protocol> Connection<P> {
         if let Some(reason) = self.health() {
             return Err(unusable(reason));
         }
-        let shared = &self.shared;
+        let shared = self.shared();
         loop {
             if let Some(slot) = Slot::take(shared) {
                 return Ok(slot);
@@ -584,7 +581,7 @@ impl<P: Protocol> Connection<P> {
                 };
                 Ok(ReplyFuture {
                     inner: Reply::Direct(Box::pin(exchange)),
-                    shared: self.shared.clone(),
+                    shared: self.shared().clone(),
                     done: false,
                 })
             }
@@ -612,32 +609,32 @@ impl<P: Protocol> Connection<P> {
 
     /// `None` while usable; otherwise why not (poisoned, peer closed, stray bytes …).
     pub fn health(&self) -> Option<CloseReason> {
-        self.shared.reason()
+        self.shared().reason()
     }
 
     /// Stop taking requests: the ones in flight finish, then the connection closes.
     pub fn poison(&self, reason: CloseReason) {
-        self.shared.mark(reason);
+        self.shared().mark(reason);
     }
 
     /// Requests queued or in flight (slots taken, counting any reserved for a request not yet queued).
     pub fn in_flight(&self) -> usize {
-        self.shared.slots_taken()
+        self.shared().slots_taken()
     }
 
     /// Slots free right now.
     pub fn free_slots(&self) -> usize {
-        self.shared.free.load(Ordering::Acquire)
+        self.shared().free.load(Ordering::Acquire)
     }
 
     /// The pipelining depth.
     pub fn depth(&self) -> usize {
-        self.shared.depth
+        self.shared().depth
     }
 
     /// Time since the connection opened.
     pub fn age(&self) -> Duration {
-        self.shared.created.elapsed()
+        self.shared().created.elapsed()
     }
 
     /// Time since a request was last queued (or since it opened).
@@ -646,24 +643,24 @@ impl<P: Protocol> Connection<P> {
     }
 
     pub(crate) fn idle_time_at(&self, now: Instant) -> Duration {
-        self.shared.idle_at(now)
+        self.shared().idle_at(now)
     }
 
     /// True once the (jittered) lifetime given in [`ConnectionOptions::expires_after`] has passed.
     pub fn is_expired(&self) -> bool {
-        self.shared.expired_at(Instant::now())
+        self.shared().expired_at(Instant::now())
     }
 
     /// True when another connection to the same endpoint saw it go away after this one was opened.
     pub fn is_stale(&self) -> bool {
-        self.shared.is_stale()
+        self.shared().is_stale()
     }
 
     /// A non-blocking probe of the socket itself (`recv` with `MSG_PEEK` on a non-blocking dup): catches the
     /// peer's EOF or reset that arrived but that the driver task has not been scheduled to see yet. Returns the
     /// connection's health afterwards.
     pub fn probe(&self) -> Option<CloseReason> {
-        probe(&self.shared, direct_idle(self.cell()))
+        probe(self.shared(), direct_idle(self.cell()))
     }
 
     /// Whether a pool may hand this connection out again, and if not, why. A connection idle for
@@ -675,7 +672,7 @@ impl<P: Protocol> Connection<P> {
 
     /// [`check`](Self::check) with the time already read.
     pub(crate) fn check_at(&self, now: Instant) -> Result<(), CloseReason> {
-        check(&self.shared, self.cell(), now)
+        check(self.shared(), self.cell(), now)
     }
 }
 
@@ -688,12 +685,23 @@ pub(crate) enum Handle<P: Protocol> {
 }
 
 impl<P: Protocol> Handle<P> {
+    fn shared(&self) -> &Arc<Shared> {
+        match self {
+            Handle::Queue(q) => &q.shared,
+            Handle::Direct(d) => &d.0.shared,
+        }
+    }
+
+    fn protocol(&self) -> &P {
+        match self {
+            Handle::Queue(q) => &q.protocol,
+            Handle::Direct(d) => &d.0.protocol,
+        }
+    }
+
     /// Requests queued or in flight on the connection.
     pub(crate) fn in_flight(&self) -> usize {
-        match self {
-            Handle::Queue(q) => q.shared.slots_taken(),
-            Handle::Direct(d) => d.0.shared.slots_taken(),
-        }
+        self.shared().slots_taken()
     }
 }
 
@@ -959,7 +967,7 @@ impl<P: Protocol> Drop for Connection<P> {
             return;
         };
         // Handles on a shelf outlive this for a moment: they must not take it now.
-        self.shared.mark(CloseReason::Local);
+        self.shared().mark(CloseReason::Local);
         // An exchange still running gives its I/O back later; the last handle closes it then (`DirectParts`).
         if let Some(io) = cell.lock().ok().and_then(|mut g| g.take()) {
             (*io).close_soon();
@@ -1413,7 +1421,7 @@ mod tests {
 
         let (conn, older, peer, _older_peer) = endpoint_pair(2);
         drop(peer);
-        tokio::time::timeout(Duration::from_secs(5), conn.shared.endpoint.changed())
+        tokio::time::timeout(Duration::from_secs(5), conn.shared().endpoint.changed())
             .await
             .unwrap();
         assert_eq!(conn.check(), Err(CloseReason::PeerClosed));

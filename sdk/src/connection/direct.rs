@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ pub(super) struct DirectIo<P: Protocol> {
 
 /// Where a connection keeps its [`DirectIo`] between exchanges (`None` while one is running, or once closed).
 /// Boxed, so that lending it to an exchange moves a pointer and the exchange future stays small.
-pub(super) type IoCell<P> = Arc<Mutex<Option<Box<DirectIo<P>>>>>;
+pub(super) type IoCell<P> = Mutex<Option<Box<DirectIo<P>>>>;
 
 /// Why an exchange produced no reply.
 #[derive(Debug)]
