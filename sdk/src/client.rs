@@ -343,43 +343,6 @@ impl<T> Outcome<T> for (Result<T, Error>, CallTimings) {
     }
 }
 
-/// One admitted call on an endpoint; admission fails (no waiting) when `capacity` are in.
-struct Admitted<'a>(&'a AtomicUsize);
-
-impl<'a> Admitted<'a> {
-    fn new(count: &'a AtomicUsize, capacity: usize) -> Option<Self> {
-        if count.fetch_add(1, Ordering::AcqRel) >= capacity {
-            count.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Admitted(count))
-    }
-}
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// `fut` bounded by `limit`, with the timer started only if `fut` does not finish on its first poll (a pooled
-/// connection is usually idle: no timer-wheel entry for it).
-async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, ()> {
-    let mut fut = std::pin::pin!(fut);
-    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return std::task::Poll::Ready(Ok(v));
-        }
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match timer.as_mut().poll(cx) {
-            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(())),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
-    })
-    .await
-}
-
 /// Decrements a counter on drop (and wakes `close()` when the client goes idle).
 struct CountGuard<'a>(&'a AtomicUsize, Option<&'a Notify>);
 
@@ -387,6 +350,15 @@ impl<'a> CountGuard<'a> {
     fn new(c: &'a AtomicUsize, idle: Option<&'a Notify>) -> Self {
         c.fetch_add(1, Ordering::AcqRel);
         CountGuard(c, idle)
+    }
+
+    /// Counted only while fewer than `capacity` are in (admission: fails at once, no waiting).
+    fn admit(c: &'a AtomicUsize, capacity: usize) -> Option<Self> {
+        if c.fetch_add(1, Ordering::AcqRel) >= capacity {
+            c.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(CountGuard(c, None))
     }
 }
 
@@ -621,9 +593,9 @@ impl<P: Protocol> Client<P> {
         ep: &'a EndpointState<P>,
         deadline: Option<Instant>,
         now: Instant,
-    ) -> Result<Admitted<'a>, Error> {
+    ) -> Result<CountGuard<'a>, Error> {
         // Calls in progress on the endpoint: the load `pick` compares, and what admission bounds.
-        let Some(admitted) = Admitted::new(&ep.calls, ep.admission_capacity) else {
+        let Some(admitted) = CountGuard::admit(&ep.calls, ep.admission_capacity) else {
             return Err(Error::new(
                 ErrorKind::PoolExhausted,
                 Phase::PoolWait,
@@ -720,7 +692,7 @@ impl<P: Protocol> Client<P> {
                 }
             }
         };
-        match within(limit, checkout).await {
+        match tokio::time::timeout(limit, checkout).await {
             Ok(Ok((acquired, now))) => Ok((acquired, ctx.connect_time(), now)),
             Ok(Err(e)) => Err(e),
             Err(_) => {
@@ -774,12 +746,12 @@ impl<P: Protocol> Client<P> {
             .endpoints
             .iter()
             .map(|ep| {
-                in_flight += ep.pool.manager().shelf.in_flight();
+                let slots_in_use = ep.pool.manager().shelf.in_flight();
+                in_flight += slots_in_use;
                 let s = ep.pool.status();
                 // Connections in the pool may be in use by callers from the shelf: idle means nothing in flight.
-                let (mut slots_in_use, mut busy) = (0, 0);
+                let mut busy = 0;
                 ep.pool.retain(|c, _| {
-                    slots_in_use += c.depth() - c.free_slots().min(c.depth());
                     busy += usize::from(c.in_flight() > 0);
                     true
                 });

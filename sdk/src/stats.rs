@@ -202,7 +202,8 @@ pub struct EndpointStats {
     pub calls: usize,
     /// Callers waiting inside the pool for a connection.
     pub waiting: usize,
-    /// Pipelining slots taken on the connections in the pool (requests in flight on them).
+    /// Pipelining slots taken on the endpoint's connections, in the pool or lent out (requests in flight on
+    /// them).
     pub slots_in_use: usize,
     /// Calls admitted past the waiter bound and not finished (0 when none leaked); admission bounds `calls`, so
     /// the two are the same count.
