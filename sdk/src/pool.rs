@@ -31,8 +31,8 @@
 //! request, not one failed request at a time), counts them by reason, and opens connections up to
 //! [`PoolConfig::min_idle`].
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
@@ -53,8 +53,8 @@ use crate::transport::{ConnectProgress, Connector, Endpoint};
 pub(crate) struct CallCtx {
     pub deadline: Option<Instant>,
     phase: AtomicU8,
-    /// Nanoseconds spent opening connections, plus one once any was opened (0: none).
-    connect_nanos: AtomicU64,
+    /// Time spent opening connections, once any was opened.
+    connect_time: Mutex<Option<Duration>>,
 }
 
 tokio::task_local! {
@@ -80,10 +80,7 @@ impl CallCtx {
 
     /// The time this call spent opening a connection, if it opened one.
     pub fn connect_time(&self) -> Option<Duration> {
-        match self.connect_nanos.load(Ordering::Acquire) {
-            0 => None,
-            n => Some(Duration::from_nanos(n - 1)),
-        }
+        *self.connect_time.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -171,16 +168,8 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         if let Some(c) = &ctx {
             c.enter(Phase::PoolWait);
             if result.is_ok() {
-                let nanos = took.as_nanos().min(u64::MAX as u128 / 2) as u64;
-                let first = c.connect_nanos.compare_exchange(
-                    0,
-                    nanos + 1,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if first.is_err() {
-                    c.connect_nanos.fetch_add(nanos, Ordering::AcqRel);
-                }
+                let mut total = c.connect_time.lock().unwrap_or_else(|e| e.into_inner());
+                *total = Some(total.unwrap_or_default() + took);
             }
         }
         let stream = result?;
@@ -234,39 +223,33 @@ pub(crate) async fn checkout<P: Protocol>(
         };
         let got = Box::pin(CALL_CTX.scope(ctx.clone(), pool.timeout_get(&timeouts))).await;
         let obj = match got {
-            Ok(obj) => obj,
-            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) if !full.is_empty() => {
-                // Nothing idle and no room: wait for a slot on one of the full ones.
-                let obj = full.pop().expect("not empty");
-                drop(full);
-                match obj.reserve().await {
-                    Ok(slot) => return Ok((obj, slot)),
-                    Err(_) => {
-                        full = Vec::new();
-                        continue;
-                    }
+            Ok(obj) => {
+                if let Some(slot) = obj.try_reserve() {
+                    return Ok((obj, slot));
                 }
+                if obj.health().is_some() {
+                    // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
+                    continue;
+                }
+                // Full. While the pool may still open a connection or has others idle, keep this one aside and
+                // look further.
+                let status = pool.status();
+                if status.available > 0 || status.size < status.max_size {
+                    full.push(obj);
+                    continue;
+                }
+                obj
+            }
+            // Nothing idle and no room: one of the full ones will do.
+            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) if !full.is_empty() => {
+                full.pop().expect("not empty")
             }
             Err(e) => return Err(pool_error(e, Phase::PoolWait)),
         };
-        if let Some(slot) = obj.try_reserve() {
+        // Wait for a slot on this one, without pinning the others.
+        full.clear();
+        if let Ok(slot) = obj.reserve().await {
             return Ok((obj, slot));
-        }
-        if obj.health().is_some() {
-            // Dead since it was recycled: dropping it gives it back, and the next recycle removes it.
-            continue;
-        }
-        // Full. While the pool may still open a connection or has others idle, keep this one aside and look
-        // further; otherwise wait for a slot on this one rather than pin others.
-        let status = pool.status();
-        if status.available > 0 || status.size < status.max_size {
-            full.push(obj);
-            continue;
-        }
-        drop(full);
-        match obj.reserve().await {
-            Ok(slot) => return Ok((obj, slot)),
-            Err(_) => full = Vec::new(),
         }
     }
 }
