@@ -14,7 +14,7 @@
 //! goes, so reading it writes to nothing the threads share.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
@@ -44,13 +44,7 @@ thread_local! {
     /// Where this thread's last caller found a free slot: each thread keeps its own place, so threads do not
     /// write to one shared hint per call, and they search from different connections rather than race for
     /// the same free slot.
-    static CURSOR: Cell<usize> = Cell::new(next_start());
-}
-
-/// A different starting place for each thread.
-fn next_start() -> usize {
-    static THREADS: AtomicUsize = AtomicUsize::new(0);
-    THREADS.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919)
+    static CURSOR: Cell<usize> = Cell::new(crate::stats::thread_number().wrapping_mul(7919));
 }
 
 /// A connection's place on a shelf; dropped with the connection, it takes it off.

@@ -42,6 +42,18 @@ impl<T> std::ops::Deref for Padded<T> {
     }
 }
 
+/// This thread's number: 0, 1, 2 … in the order threads first ask (0 while the thread's locals are torn down).
+/// Spreads threads over stripes ([`Striped`]) and over a shelf's connections.
+pub(crate) fn thread_number() -> usize {
+    thread_local! {
+        static NUMBER: usize = {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        };
+    }
+    NUMBER.try_with(|n| *n).unwrap_or(0)
+}
+
 /// How many stripes a [`Striped`] counter has.
 const STRIPES: usize = 8;
 
@@ -52,14 +64,7 @@ pub(crate) struct Striped([Padded<AtomicU64>; STRIPES]);
 
 impl Striped {
     pub fn add(&self) {
-        thread_local! {
-            static STRIPE: usize = {
-                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-                NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES
-            };
-        }
-        let i = STRIPE.with(|s| *s);
-        self.0[i].fetch_add(1, Ordering::Relaxed);
+        self.0[thread_number() % STRIPES].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn get(&self) -> u64 {
