@@ -343,6 +343,18 @@ impl<T> Outcome<T> for (Result<T, Error>, CallTimings) {
     }
 }
 
+/// Adds one to its counter on drop, unless emptied first: a call's future dropped before its outcome is
+/// counted.
+struct Unfinished<'a>(Option<&'a AtomicU64>);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            Counters::add(c);
+        }
+    }
+}
+
 /// Decrements a counter on drop (and wakes `close()` when the client goes idle).
 struct CountGuard<'a>(&'a AtomicUsize, Option<&'a Notify>);
 
@@ -440,6 +452,8 @@ impl<P: Protocol> Client<P> {
                 .with_sent(false);
             return O::of(Err(e), timings);
         }
+        // Until the outcome is counted below, a drop of this future counts the call as cancelled.
+        let mut unfinished = Unfinished(Some(&inner.counters.cancelled));
         inner.budget.deposit();
         let deadline = inner.timeouts.total.map(|t| start + t);
         let max_retries = inner.retry.max_retries;
@@ -558,6 +572,7 @@ impl<P: Protocol> Client<P> {
             }
         };
         timings.total = clock - start;
+        unfinished.0 = None;
         match &result {
             Ok(_) => inner.counters.succeeded.add(),
             Err(e) => {
@@ -1042,6 +1057,15 @@ mod tests {
         assert!(stats.endpoints[0].size <= 2);
         assert_eq!(stats.in_flight, 0);
         assert_eq!(stats.succeeded, 42);
+        // A call given up on by its caller is counted as cancelled, not lost.
+        let r = tokio::time::timeout(
+            Duration::from_millis(20),
+            client.sleep(Duration::from_millis(500), Bytes::new()),
+        )
+        .await;
+        assert!(r.is_err());
+        let stats = client.stats();
+        assert_eq!((stats.requests, stats.cancelled), (43, 1));
         client.close().await;
         let e = client.echo(&b"x"[..]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Closed);

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub requests: Striped,
     pub succeeded: Striped,
     pub failed: AtomicU64,
+    pub cancelled: AtomicU64,
     pub retries: AtomicU64,
     pub retries_denied_by_budget: AtomicU64,
     pub pool_exhausted: AtomicU64,
@@ -132,6 +133,7 @@ impl Counters {
             requests: self.requests.get(),
             succeeded: self.succeeded.get(),
             failed: l(&self.failed),
+            cancelled: l(&self.cancelled),
             retries: l(&self.retries),
             retries_denied_by_budget: l(&self.retries_denied_by_budget),
             pool_exhausted: l(&self.pool_exhausted),
@@ -226,6 +228,9 @@ pub struct ClientStats {
     pub succeeded: u64,
     /// Calls that failed (after retries).
     pub failed: u64,
+    /// Calls whose future was dropped before they finished (the caller gave up: its own timeout, a `select!`);
+    /// `requests` = `succeeded` + `failed` + `cancelled` + the calls in progress.
+    pub cancelled: u64,
     /// Retries made.
     pub retries: u64,
     /// Retries the budget refused.
