@@ -345,8 +345,9 @@ base_p1="" base_p16="" base_wrk=""
 for m in async "async --busy-poll 50us" per-core threads event-loop processes; do
     [[ ,$ONLY, == *,models,* ]] || break
     echo "model $m --workers 2" >&2
-    # shellcheck disable=SC2086 # "async --busy-poll 50us" is a model and its flags
-    start_sockpool $m 2
+    read -r model flags <<<"$m" # "async --busy-poll 50us" is a model and its flags
+    # shellcheck disable=SC2086 # flags are words
+    start_sockpool "$model" 2 $flags
     rb "$SP_RESP" 1 "$REQS" "sockpool-server --model $m"
     m_p1=$RB_MB
     rb "$SP_RESP" 16 "$REQS_P16" "sockpool-server --model $m"
