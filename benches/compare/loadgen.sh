@@ -23,6 +23,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/compare/run_info.sh
+. benches/compare/run_info.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
     : "${REQS:=20000}" "${REQS_P16:=100000}" "${DUR:=1}" "${ROUNDS:=1}"
@@ -281,9 +283,8 @@ fi
 
 # ------------------------------------------------------------------------------------------------- report
 
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($cpu), Linux $(uname -r), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+run_info
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version 2>&1 | head -1), $(nginx -v 2>&1 | sed 's/^nginx version: //') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
 echo "redis-benchmark -n $REQS (-P 1) / $REQS_P16 (-P 16), its PING_MBULK rate; wrk and sockpool-loadgen -d ${DUR}s; median of $ROUNDS rounds each (alternating which tool goes first)"
 echo "sockpool-loadgen: $LOADGEN"

@@ -12,6 +12,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/compare/run_info.sh
+. benches/compare/run_info.sh
 SECONDS_EACH=${SECONDS_EACH:-3}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-1}
@@ -37,7 +39,7 @@ done
 grep -qx ready "$TMP/server.out" || { cat "$TMP/server.err" >&2; echo "sockpool-server did not start" >&2; exit 1; }
 ADDR=$(awk '$1 == "listening" && $2 == "framed" {print $3; exit}' "$TMP/server.out")
 
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), sockpool-server --workers $WORKERS"
+echo "$(run_info), sockpool-server --workers $WORKERS"
 # Bounded: ROUNDS x 3 clients x (SECONDS_EACH + 0.5 s warm-up), plus connection set-up; timeout as a backstop.
 timeout $((ROUNDS * 3 * (SECONDS_EACH + 2) + 60)) target/release/sdk_vs_loop --addr "$ADDR" \
     --seconds "$SECONDS_EACH" --rounds "$ROUNDS" --threads "$THREADS"

@@ -23,6 +23,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+# shellcheck source=benches/compare/run_info.sh
+. benches/compare/run_info.sh
 
 if [ "${QUICK:-0}" = 1 ]; then
     : "${REQS:=20000}" "${REQS_P16:=100000}" "${WRK_DUR:=1}" "${IDLE_CONNS:=1000}" "${ROUNDS:=1}"
@@ -361,11 +363,10 @@ done
 
 # ------------------------------------------------------------------------------------------------- report
 
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo
-echo "## sockpool-server (run of $(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "## sockpool-server (run started $RUN_STARTED)"
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($cpu), Linux $(uname -r), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+run_info
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
 if [[ ,$ONLY, == *,peers,* ]]; then
 echo
