@@ -177,6 +177,30 @@ async fn resp_element_without_dollar_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_element_starting_with_its_terminator_is_refused_in_every_model() {
+    // `*1\r\n\r\n`: six bytes that once sliced `src[1..0]` in the decoder and panicked it. The event-loop
+    // thread died with it (every listener dark), `threads` leaked the fd. Now a protocol error like Redis's.
+    for model in [
+        Model::Async,
+        Model::PerCore,
+        Model::Threads,
+        Model::EventLoop,
+    ] {
+        let (h, addr) = start(model, "resp=127.0.0.1:0", Proto::Resp, |_| {});
+        for send in [&b"*1\r\n\r\n"[..], b"*2\r\n$1\r\na\r\n\r\nxx"] {
+            expect_reply_then_close(
+                addr,
+                send,
+                b"-ERR Protocol error: expected '$', got ' '\r\n",
+            )
+            .await;
+        }
+        resp_still_served(addr).await;
+        assert_eq!(stop(h).await.errors.protocol, 2, "{model:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resp_nul_byte_desync_is_refused() {
     // Redis's "Protocol desync regression test": a NUL in a count line hides its terminator, so the request
     // never completes; past the inline limit it is refused.

@@ -244,7 +244,10 @@ fn header_line(
 ) -> Result<Option<(Option<i64>, usize)>, CodecError> {
     match find_in_line(src, b'\r', max, too_big)? {
         // Redis needs the byte after `\r` in the buffer, and skips it without looking at it.
-        Found::At(cr) if cr + 2 <= src.len() => Ok(Some((string2ll(&src[1..cr]), cr + 2))),
+        // `cr` is 0 when the line starts where its terminator should be (`*1\r\n\r\n`): no digits, no number.
+        Found::At(cr) if cr + 2 <= src.len() => {
+            Ok(Some((src.get(1..cr).and_then(string2ll), cr + 2)))
+        }
         _ => Ok(None),
     }
 }
@@ -903,6 +906,13 @@ mod tests {
             "invalid bulk length"
         );
         assert_eq!(protocol_error(l, b"*1\r\nfoo\r\n"), "expected '$', got 'f'");
+        // An element that starts where its header's terminator should be: once a `src[1..0]` panic.
+        assert_eq!(protocol_error(l, b"*1\r\n\r\n"), "expected '$', got ' '");
+        assert_eq!(
+            protocol_error(l, b"*2\r\n$1\r\na\r\n\r\n"),
+            "expected '$', got ' '"
+        );
+        assert_eq!(protocol_error(l, b"*1\r\n\n\r\n"), "expected '$', got ' '");
         assert_eq!(
             protocol_error(l, b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
             "expected '$', got 'f'"
