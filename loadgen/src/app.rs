@@ -48,6 +48,20 @@ impl AppError {
     }
 }
 
+/// The binary's whole life: parses the command line (clap exits 2 on bad usage), runs it, and turns an error
+/// into its message on stderr and its exit status. `main.rs` only calls this; a test crate can build the same
+/// program under another name.
+pub fn cli_main() -> ExitCode {
+    use clap::Parser;
+    match main(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sockpool-loadgen: {e}");
+            e.exit_code()
+        }
+    }
+}
+
 /// Runs the command line.
 pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
     let args = match cli.command {

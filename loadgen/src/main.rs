@@ -1,26 +1,5 @@
-//! `sockpool-loadgen`: parses flags and calls the library.
+//! `sockpool-loadgen`: parses flags and calls the library (`sockpool_loadgen::app`).
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    match run() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("sockpool-loadgen: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> anyhow::Result<ExitCode> {
-    let cli = sockpool_loadgen::args::Cli::parse();
-    match sockpool_loadgen::app::main(cli) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("sockpool-loadgen: {e}");
-            Ok(e.exit_code())
-        }
-    }
+fn main() -> std::process::ExitCode {
+    sockpool_loadgen::app::cli_main()
 }

@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn an_unreachable_target_is_one_clear_error_after_the_connect_timeout() {
         // Bound, never listening: connections are refused.
-        let (_reserved, addr) = sockpool_server::testing::refused_addr();
+        let (_reserved, addr) = sockpool_testkit::ports::refused_addr();
         let target = addr.to_string();
         let e = preflight(&target, Protocol::Framed, Duration::from_millis(300)).unwrap_err();
         let msg = e.to_string();

@@ -1,15 +1,16 @@
-//! The command line as a user meets it: the no-argument demo, bad flags, an unreachable target, and a server
-//! that dies in the middle of a run.
+//! The command line as a user meets it: the no-argument demo, bad flags, an unreachable target. (A server that
+//! dies in the middle of a run: `e2e/tests/server_process.rs`.)
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{num, run_json, run_loadgen, ServerChild};
+use common::{num, run_json, run_loadgen};
 
 #[test]
 fn no_arguments_runs_a_short_demo_against_the_embedded_server() {
-    let started = Instant::now();
+    // Real clock, on purpose: the README promises a demo of a few seconds; 30 s is a bound, not a measurement.
+    let started = Instant::now(); // real clock: a bound with wide slack (see above)
     let (ok, stdout, stderr) = run_loadgen(&[], Duration::from_secs(60));
     assert!(ok, "{stderr}");
     assert!(
@@ -83,7 +84,7 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
 /// Runs the load generator with `args` and asserts that it exits 2 with one line on stderr containing `needle`.
 /// Returns what it printed.
 fn refused_in_one_line(args: &[&str], needle: &str) -> std::process::Output {
-    let out = sockpool_server::testing::run_with_timeout(
+    let out = sockpool_testkit::process::run_with_timeout(
         common::loadgen().args(args),
         Duration::from_secs(20),
     )
@@ -97,7 +98,7 @@ fn refused_in_one_line(args: &[&str], needle: &str) -> std::process::Output {
 
 #[test]
 fn an_unreachable_target_is_one_line_and_a_failure() {
-    let (_reserved, addr) = sockpool_server::testing::refused_addr();
+    let (_reserved, addr) = sockpool_testkit::ports::refused_addr();
     let target = addr.to_string();
     let (ok, stdout, stderr) = run_loadgen(
         &["run", "--target", &target, "--connect-timeout", "1s"],
@@ -111,56 +112,6 @@ fn an_unreachable_target_is_one_line_and_a_failure() {
         "{stderr}"
     );
     assert!(stderr.contains("connect timeout 1s"), "{stderr}");
-}
-
-#[test]
-fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
-    // Below the ephemeral range: the load generator's reconnects cannot take the port while the server is down.
-    let listen = format!("framed={}", sockpool_server::testing::restartable_addr());
-    let server = ServerChild::start(&[&listen], &["--workers", "1"]);
-    let target = server.addr("framed");
-    let restarter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        drop(server); // SIGKILL
-        std::thread::sleep(Duration::from_millis(1000));
-        ServerChild::start(&[&listen], &["--workers", "1"])
-    });
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--duration",
-            "5s",
-            "--connections",
-            "4",
-            "--timeout",
-            "1s",
-        ],
-        Duration::from_secs(60),
-    );
-    let _second = restarter.join().unwrap();
-    let errors = num(&v, "summary.errors");
-    eprintln!(
-        "errors {} reconnects {} series {}",
-        v["errors"], v["health"]["reconnects"], v["intervals"]
-    );
-    assert!(errors > 0.0, "the outage is counted");
-    assert!(num(&v, "errors.refused") + num(&v, "errors.reset") + num(&v, "errors.closed") > 0.0);
-    assert!(
-        num(&v, "health.reconnects") >= 1.0,
-        "connections were reopened"
-    );
-    let series = v["intervals"].as_array().unwrap();
-    let last = series.last().unwrap();
-    assert!(
-        last["requests"].as_u64().unwrap() > last["errors"].as_u64().unwrap(),
-        "replies again after the restart"
-    );
-    assert!(v["health"]["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|w| w.as_str().unwrap().contains("reopened")));
 }
 
 #[test]

@@ -212,7 +212,7 @@ fn a_buffer_another_server_refuses_is_named_and_the_sizes_before_it_are_printed(
     let server = Server::bind(config).unwrap();
     let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
     let handle = server.spawn();
-    let out = sockpool_server::testing::run_with_timeout(
+    let out = sockpool_testkit::process::run_with_timeout(
         std::process::Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen")).args([
             "stream",
             "--target",

@@ -547,7 +547,7 @@ mod tests {
             assert!(sock.send_buffer_size().unwrap() >= 64 * 1024);
         }
         // Bound, never listening: connections are refused.
-        let (_reserved, refused) = sockpool_server::testing::refused_addr();
+        let (_reserved, refused) = sockpool_testkit::ports::refused_addr();
         let connector = Connector::new(
             SocketOptions::default(),
             &crate::config::Timeouts::default(),

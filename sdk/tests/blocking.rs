@@ -1,20 +1,16 @@
-//! Issue 3 item 7: the blocking facade works from a plain `fn main` and from std threads.
-//!
-//! This test has no harness (`harness = false` in Cargo.toml): it *is* a plain `fn main`, with no runtime of
-//! its own, exactly like a synchronous program using the SDK.
-
-mod common;
+//! Issue 3 item 7: the blocking facade works from plain threads with no runtime of their own, exactly like a
+//! synchronous program using the SDK. (A `#[test]` runs on a plain std thread: no async runtime is entered.)
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use sockpool::{blocking, Client, ErrorKind, Phase, PoolConfig, Timeouts};
+use sockpool_server::ServerHandle;
 
-fn main() {
-    let (server, addr) = common::framed_server();
-
-    // From the main thread.
-    let client: blocking::Client<_> = Client::framed()
+/// A framed server and a blocking client of it with 4 connections and a 200 ms request timeout.
+fn client() -> (ServerHandle, blocking::Client<sockpool::protocol::Framed>) {
+    let (server, addr) = sockpool_testkit::server::framed();
+    let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
             max_size: 4,
@@ -26,6 +22,12 @@ fn main() {
         })
         .build_blocking()
         .expect("build outside any runtime");
+    (server, client)
+}
+
+#[test]
+fn blocking_calls_from_a_plain_thread() {
+    let (_server, client) = client();
     assert_eq!(&client.echo(&b"from main"[..]).unwrap()[..], b"from main");
     assert_eq!(client.source(1000).unwrap().len(), 1000);
     client.sink(vec![1u8; 4096]).unwrap();
@@ -45,9 +47,12 @@ fn main() {
         (err.kind(), err.phase()),
         (ErrorKind::Timeout, Phase::Request)
     );
-    println!("test blocking_from_plain_main ... ok");
+    assert_eq!(client.stats().failed, 1, "only the timed-out SLEEP failed");
+}
 
-    // From std threads sharing one client.
+#[test]
+fn one_blocking_client_shared_by_std_threads() {
+    let (_server, client) = client();
     let threads: Vec<_> = (0..8u8)
         .map(|t| {
             let client = client.clone();
@@ -63,17 +68,16 @@ fn main() {
         t.join().expect("thread ok");
     }
     let stats = client.stats();
-    assert_eq!(
-        stats.failed, 1,
-        "only the timed-out SLEEP failed: {stats:?}"
-    );
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert_eq!(stats.requests, 1600, "{stats:?}");
     assert!(stats.endpoints[0].size <= 4);
-    println!("test blocking_from_std_threads ... ok");
+}
 
+#[test]
+fn a_closed_blocking_client_refuses_calls() {
+    let (_server, client) = client();
+    client.echo(&b"open"[..]).unwrap();
     client.close();
     let err = client.echo(&b"closed"[..]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed);
-    drop(client);
-    drop(server);
-    println!("test blocking_close ... ok");
 }

@@ -5,8 +5,6 @@
 //! carry its own request's id and payload; afterwards nothing is in flight, every connection is idle in the
 //! pool with all its slots free, and no caller is admitted or waiting.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +26,7 @@ struct Tally {
 }
 
 async fn run(depth: usize) {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
@@ -101,7 +99,8 @@ async fn run(depth: usize) {
 
     // Replies to cancelled requests are still read (and dropped) by the drivers: wait for them to drain.
     let drained =
-        common::eventually(Duration::from_secs(10), || client.stats().in_flight == 0).await;
+        sockpool_testkit::eventually(Duration::from_secs(10), || client.stats().in_flight == 0)
+            .await;
     let stats = client.stats();
     assert!(drained, "requests still in flight: {stats:?}");
     let ep = &stats.endpoints[0];

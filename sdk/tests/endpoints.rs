@@ -1,7 +1,5 @@
 //! Several endpoints (power of two choices, ejection and probing back) and the retry rules.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +15,8 @@ fn server_requests(handle: &sockpool_server::ServerHandle) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_spreads_over_endpoints() {
-    let (a, addr_a) = common::framed_server();
-    let (b, addr_b) = common::framed_server();
+    let (a, addr_a) = sockpool_testkit::server::framed();
+    let (b, addr_b) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr_a)
         .endpoint(addr_b)
@@ -41,10 +39,10 @@ async fn load_spreads_over_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_endpoint_is_ejected_then_probed_back() {
-    let (live, live_addr) = common::framed_server();
+    let (live, live_addr) = sockpool_testkit::server::framed();
     // Nothing listens there (connections are refused) until the test starts a server on it; below the
     // ephemeral range, so no reconnect takes the port meanwhile.
-    let dead_addr = sockpool_server::testing::restartable_addr();
+    let dead_addr = sockpool_testkit::ports::restartable_addr();
     let ejection = EjectionPolicy {
         consecutive_failures: 3,
         base_ejection: Duration::from_millis(300),
@@ -77,7 +75,7 @@ async fn a_failing_endpoint_is_ejected_then_probed_back() {
     );
 
     // The endpoint comes back: after the ejection a probe call reaches it and it is back in rotation.
-    let revived = common::server(&[&format!("framed={dead_addr}")]);
+    let revived = sockpool_testkit::server::start(&[&format!("framed={dead_addr}")]);
     tokio::time::sleep(ejection.base_ejection * 2).await;
     let mut reached = false;
     for _ in 0..200 {

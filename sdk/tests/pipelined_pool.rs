@@ -1,8 +1,6 @@
 //! Issue 3, "Pool": a pipelined pool opens connections up to `max_size` as callers arrive, even when the
 //! connections it has sit idle in the pool but full (callers queue on them without a check-out).
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +9,7 @@ use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_arriving_one_by_one_get_new_connections_while_the_pool_has_room() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pipeline_depth(2)

@@ -1,8 +1,6 @@
 //! Issue 3 item 4: with max size 4 and at most 50 waiters, 200 concurrent callers: the overflow fails at once
 //! with pool-exhausted, the rest succeed.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +17,7 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
         max_waiters: 50,
         ..PoolConfig::default()
     };
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pool(config.clone())
@@ -76,7 +74,7 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
     let service_time = Duration::from_millis(300);
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
@@ -106,7 +104,7 @@ async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
 /// every caller is served in turn, and none waits out its pool wait timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_pool_serves_every_caller_in_turn() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {

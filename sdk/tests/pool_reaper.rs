@@ -1,15 +1,13 @@
 //! The background reaper against a real server: min idle kept warm, idle timeout and max lifetime enforced
 //! without any call touching the pool.
 
-mod common;
-
 use std::time::Duration;
 
 use sockpool::{Client, PoolConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_idle_is_kept_warm_in_the_background() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
@@ -20,7 +18,7 @@ async fn min_idle_is_kept_warm_in_the_background() {
         .build()
         .unwrap();
     assert!(
-        common::eventually(Duration::from_secs(10), || client.stats().endpoints[0].idle
+        sockpool_testkit::eventually(Duration::from_secs(10), || client.stats().endpoints[0].idle
             == 3)
         .await,
         "{:?}",
@@ -34,7 +32,7 @@ async fn min_idle_is_kept_warm_in_the_background() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_expired_connections_are_closed_by_the_reaper() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let idle = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
@@ -47,7 +45,7 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
     idle.echo(&b"x"[..]).await.unwrap();
     assert_eq!(idle.stats().endpoints[0].size, 1);
     assert!(
-        common::eventually(Duration::from_secs(10), || idle.stats().endpoints[0].size
+        sockpool_testkit::eventually(Duration::from_secs(10), || idle.stats().endpoints[0].size
             == 0)
         .await
     );
@@ -65,7 +63,7 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
         .unwrap();
     aging.echo(&b"x"[..]).await.unwrap();
     assert!(
-        common::eventually(Duration::from_secs(10), || aging.stats().endpoints[0].size
+        sockpool_testkit::eventually(Duration::from_secs(10), || aging.stats().endpoints[0].size
             == 0)
         .await
     );
@@ -78,7 +76,7 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checked_out_connection_is_the_lower_layer_and_goes_back_on_drop() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed().endpoint(addr).build().unwrap();
     {
         let conn = client.checkout().await.unwrap();

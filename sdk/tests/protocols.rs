@@ -1,7 +1,5 @@
 //! Every built-in protocol, and a user codec, through the pool against sockpool-server.
 
-mod common;
-
 use bytes::Bytes;
 use sockpool::codec::http::{Method, Request};
 use sockpool::protocol::{Custom, Echo, Http, Line};
@@ -10,7 +8,7 @@ use sockpool_server::Proto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_stream_pipelined_maps_replies_one_to_one() {
-    let server = common::server(&["echo=127.0.0.1:0"]);
+    let server = sockpool_testkit::server::start(&["echo=127.0.0.1:0"]);
     let client = Client::builder(Echo)
         .endpoint(server.tcp_addr(Proto::Echo).unwrap())
         .pool(PoolConfig {
@@ -33,7 +31,7 @@ async fn echo_stream_pipelined_maps_replies_one_to_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_protocol_and_a_user_codec() {
-    let server = common::server(&["line=127.0.0.1:0"]);
+    let server = sockpool_testkit::server::start(&["line=127.0.0.1:0"]);
     let addr = server.tcp_addr(Proto::Line).unwrap();
     let client = Client::builder(Line::default())
         .endpoint(addr)
@@ -63,7 +61,7 @@ async fn line_protocol_and_a_user_codec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_keep_alive_pipelined_and_connection_close() {
-    let server = common::server(&["http=127.0.0.1:0"]);
+    let server = sockpool_testkit::server::start(&["http=127.0.0.1:0"]);
     let addr = server.tcp_addr(Proto::Http).unwrap();
     let client = Client::builder(Http::default())
         .endpoint(addr)

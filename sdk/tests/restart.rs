@@ -1,8 +1,6 @@
 //! Issue 3 item 2: after a server restart, stale pooled connections are found and dropped without costing a
 //! failed request each.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,8 +9,8 @@ use sockpool::{Client, PoolConfig, RetryPolicy};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_costs_no_request_and_stale_connections_close_as_peer_closed() {
     // Below the ephemeral range: the client's reconnects cannot take the port while the server is down.
-    let addr = sockpool_server::testing::restartable_addr();
-    let server = common::server(&[&format!("framed={addr}")]);
+    let addr = sockpool_testkit::ports::restartable_addr();
+    let server = sockpool_testkit::server::start(&[&format!("framed={addr}")]);
     let client = Client::framed()
         .endpoint(addr)
         .pool(PoolConfig {
@@ -32,7 +30,7 @@ async fn a_restart_costs_no_request_and_stale_connections_close_as_peer_closed()
 
     // Every warm connection accepted by the server (one still in its accept backlog would be reset, not closed).
     assert!(
-        common::eventually(Duration::from_secs(20), || {
+        sockpool_testkit::eventually(Duration::from_secs(20), || {
             server.stats().snapshot().connections_open == 16
         })
         .await
@@ -46,7 +44,7 @@ async fn a_restart_costs_no_request_and_stale_connections_close_as_peer_closed()
     assert_eq!(warm.len(), 16, "{warm:?}");
     server.shutdown();
     assert!(
-        common::eventually(Duration::from_secs(20), || {
+        sockpool_testkit::eventually(Duration::from_secs(20), || {
             established_to(addr.port())
                 .iter()
                 .all(|p| !warm.contains(p))
@@ -54,7 +52,7 @@ async fn a_restart_costs_no_request_and_stale_connections_close_as_peer_closed()
         .await,
         "the stop never reached the client's sockets"
     );
-    let server = common::server(&[&format!("framed={addr}")]);
+    let server = sockpool_testkit::server::start(&[&format!("framed={addr}")]);
 
     let mut ok = 0;
     for i in 0..1000u32 {
@@ -102,8 +100,8 @@ fn established_to(port: u16) -> Vec<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_at_the_stop_fail_retryable() {
     // Below the ephemeral range: the client's reconnects cannot take the port while the server is down.
-    let addr = sockpool_server::testing::restartable_addr();
-    let server = common::server(&[&format!("framed={addr}")]);
+    let addr = sockpool_testkit::ports::restartable_addr();
+    let server = sockpool_testkit::server::start(&[&format!("framed={addr}")]);
     let client = Client::framed()
         .endpoint(addr)
         .retry(RetryPolicy::none())
@@ -117,7 +115,8 @@ async fn requests_in_flight_at_the_stop_fail_retryable() {
         .collect();
     // Let them reach the server, then stop it (its shutdown deadline, 500 ms, is shorter than the sleep).
     assert!(
-        common::eventually(Duration::from_secs(20), || client.stats().in_flight == 8).await,
+        sockpool_testkit::eventually(Duration::from_secs(20), || client.stats().in_flight == 8)
+            .await,
         "requests in flight: {:?}",
         client.stats()
     );
@@ -130,7 +129,7 @@ async fn requests_in_flight_at_the_stop_fail_retryable() {
             Err(e) => assert!(e.is_retryable(), "{e}"),
         }
     }
-    let server = common::server(&[&format!("framed={addr}")]);
+    let server = sockpool_testkit::server::start(&[&format!("framed={addr}")]);
     assert_eq!(&client.echo(&b"back"[..]).await.unwrap()[..], b"back");
     drop(server);
 }

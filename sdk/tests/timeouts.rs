@@ -1,7 +1,5 @@
 //! Issue 3 item 3: each timeout fires on time and names its phase.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,7 +19,7 @@ async fn pipelined_request_timeout_of_50ms_fires_within_50_to_70ms() {
 }
 
 async fn request_timeout_fires_on_time(depth: usize) {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .pipeline_depth(depth)
@@ -100,7 +98,7 @@ async fn connect_timeout_against_a_full_backlog_names_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_wait_timeout_when_every_connection_is_busy() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let wait = Duration::from_millis(100);
     let client = Client::framed()
         .endpoint(addr)
@@ -119,7 +117,10 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
         let c = client.clone();
         tokio::spawn(async move { c.sleep(Duration::from_millis(600), Bytes::new()).await })
     };
-    assert!(common::eventually(Duration::from_secs(2), || client.stats().in_flight == 1).await);
+    assert!(
+        sockpool_testkit::eventually(Duration::from_secs(2), || client.stats().in_flight == 1)
+            .await
+    );
     let start = Instant::now();
     let err = client.echo(&b"x"[..]).await.unwrap_err();
     let took = start.elapsed();
@@ -134,7 +135,7 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
-    let (server, addr) = common::framed_server();
+    let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
         .timeouts(Timeouts {

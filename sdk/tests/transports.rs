@@ -1,8 +1,6 @@
 //! Issue 3 item 6: TLS, Unix-socket and IPv6 endpoints against sockpool-server; the UDP client against its udp
 //! echo, and the UDP client's timeout when nothing answers.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,7 +48,7 @@ fn tls_addr(addrs: &[BoundAddr]) -> std::net::SocketAddr {
 async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = certificates(dir.path());
-    let server = common::server_with(&["framed+tls=127.0.0.1:0"], |c| {
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());
     });
@@ -113,7 +111,7 @@ async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
 async fn unix_socket_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("framed.sock");
-    let server = common::server(&[&format!("framed=unix:{}", path.display())]);
+    let server = sockpool_testkit::server::start(&[&format!("framed=unix:{}", path.display())]);
     let client = Client::framed()
         .endpoint(format!("unix:{}", path.display()))
         .pipeline_depth(8)
@@ -137,7 +135,7 @@ async fn ipv6_endpoint() {
         eprintln!("SKIP: no IPv6 loopback here");
         return;
     }
-    let server = common::server(&["framed=[::1]:0"]);
+    let server = sockpool_testkit::server::start(&["framed=[::1]:0"]);
     let addr = server.tcp_addr(Proto::Framed).unwrap();
     assert!(addr.is_ipv6());
     let client = Client::framed().endpoint(addr).build().unwrap();
@@ -147,7 +145,7 @@ async fn ipv6_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_client_against_the_udp_echo() {
-    let server = common::server(&["udp=127.0.0.1:0"]);
+    let server = sockpool_testkit::server::start(&["udp=127.0.0.1:0"]);
     let addr = server
         .local_addrs()
         .iter()

@@ -67,12 +67,13 @@
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).
 //! - `tls`: rustls server configuration from PEM files.
 //! - `admin`: `GET /metrics` as Prometheus text.
+//! - [`app`]: the binary's life from flags to exit status (`main.rs` calls [`app::main`]).
 //! - [`cli`]: the binary's flags ([`cli::Args`]) and their conversion into a [`ServerConfig`].
 //! - [`signals`]: SIGINT/SIGTERM (and a `processes` worker's parent going away) for the binary.
 //! - [`error`]: [`Error`] and [`ConfigError`].
-//! - [`testing`]: helpers for tests that run real peers (redis-server, nginx, redis-cli …) beside sockpool.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -81,7 +82,6 @@ pub mod server;
 pub mod session;
 pub mod signals;
 pub mod stats;
-pub mod testing;
 
 mod admin;
 mod listen;

@@ -2,18 +2,13 @@
 //! requests in flight when SIGTERM arrives; every request the server accepted gets its reply, then the process
 //! prints its `stats` line and exits 0 within the shutdown deadline.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use sockpool::codec::framed::{ClientCodec, Request, Status};
-use sockpool_server::testing::ChildGuard;
+use sockpool_testkit::process::ServerProcess;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -24,56 +19,18 @@ const SLEEP: Duration = Duration::from_millis(1500);
 /// The `--shutdown-deadline` given to the server; the process must be gone within it.
 const DEADLINE: Duration = Duration::from_secs(5);
 
-/// Starts the binary and returns it with its stdout lines and the framed address.
-fn start(args: &[&str]) -> (ChildGuard, mpsc::Receiver<String>, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockpool-server"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn sockpool-server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let guard = ChildGuard::new(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut addr = None;
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("sockpool-server printed `ready` within 20 s");
-        if line == "ready" {
-            break;
-        }
-        if let Some(a) = line.strip_prefix("listening framed ") {
-            addr = Some(
-                a.parse()
-                    .expect("a socket address after `listening framed`"),
-            );
-        }
-    }
-    (guard, rx, addr.expect("a `listening framed` line"))
+/// Starts the binary with a framed listener and `args`.
+fn start(args: &[&str]) -> ServerProcess {
+    let mut all = vec!["--listen", "framed=127.0.0.1:0"];
+    all.extend_from_slice(args);
+    ServerProcess::start(env!("CARGO_BIN_EXE_sockpool-server"), &all)
 }
 
 #[test]
 fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
     let deadline_arg = format!("{}s", DEADLINE.as_secs());
-    let (mut guard, lines, addr) = start(&[
-        "--listen",
-        "framed=127.0.0.1:0",
-        "--workers",
-        "2",
-        "--shutdown-deadline",
-        &deadline_arg,
-    ]);
-    let pid = Pid::from_raw(guard.id() as i32);
+    let mut server = start(&["--workers", "2", "--shutdown-deadline", &deadline_arg]);
+    let (addr, pid) = (server.addr("framed"), server.pid());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -116,7 +73,8 @@ fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         kill(pid, Signal::SIGTERM).expect("send SIGTERM");
-        let signalled = Instant::now();
+        // Real clock, on purpose: the deadline is the server's promise to its operator, counted from the signal.
+        let signalled = Instant::now(); // real clock: the shutdown deadline is wall time (see above)
         let mut results = Vec::new();
         for t in tasks {
             results.push(t.await.expect("client task"));
@@ -136,24 +94,16 @@ fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
     }
 
     // The process exits 0 within the deadline, counted from the signal.
-    let child = guard.child.as_mut().expect("child still owned");
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < DEADLINE,
-            "sockpool-server still running {DEADLINE:?} after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = server
+        .exit_within(DEADLINE.saturating_sub(signalled.elapsed()))
+        .unwrap_or_else(|| panic!("sockpool-server still running {DEADLINE:?} after SIGTERM"));
     assert!(
         status.success(),
         "sockpool-server exited with {status} after SIGTERM"
     );
 
     // It printed its counters on the way out, and they count the 50 answered requests.
-    let stats_line = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(2)).ok())
+    let stats_line = std::iter::from_fn(|| server.lines.recv_timeout(Duration::from_secs(2)).ok())
         .find(|l| l.starts_with("stats "))
         .expect("a `stats <json>` line on stdout at exit");
     let stats: serde_json::Value =
@@ -174,13 +124,8 @@ fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
 
 #[test]
 fn after_sigterm_the_server_takes_no_new_connections() {
-    let (mut guard, _lines, addr) = start(&[
-        "--listen",
-        "framed=127.0.0.1:0",
-        "--shutdown-deadline",
-        "5s",
-    ]);
-    let pid = Pid::from_raw(guard.id() as i32);
+    let mut server = start(&["--shutdown-deadline", "5s"]);
+    let (addr, pid) = (server.addr("framed"), server.pid());
     // One request in flight keeps the server in its shutdown phase long enough to try a new connection.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -221,17 +166,8 @@ fn after_sigterm_the_server_takes_no_new_connections() {
             "the in-flight request is still answered"
         );
     });
-    let child = guard.child.as_mut().expect("child");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = server
+        .exit_within(Duration::from_secs(10))
+        .expect("the server exits after its last reply");
     assert!(status.success(), "exit status {status}");
 }

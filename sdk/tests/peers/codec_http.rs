@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::http::{self, Method, Request, Response};
-use sockpool_server::testing::{peer, run_with_timeout, start_nginx};
+use sockpool_testkit::peers::{peer, start_nginx};
+use sockpool_testkit::process::run_with_timeout;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Encoder};
@@ -66,8 +67,8 @@ async fn start_server() -> SocketAddr {
 }
 
 /// Runs curl with `args` (10 s limit) and returns its stdout.
-async fn curl(args: Vec<String>) -> Option<String> {
-    let bin = peer("curl")?;
+async fn curl(args: Vec<String>) -> String {
+    let bin = peer("curl");
     let out = tokio::task::spawn_blocking(move || {
         run_with_timeout(
             Command::new(bin).arg("-s").args(args),
@@ -77,11 +78,11 @@ async fn curl(args: Vec<String>) -> Option<String> {
     .await
     .unwrap()
     .expect("curl finishes");
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn curl_reuses_the_connection_and_posts_bodies() {
+#[tokio::main(flavor = "current_thread")]
+pub async fn curl_reuses_the_connection_and_posts_bodies() {
     let addr = start_server().await;
     let url = |p: &str| format!("http://{addr}{p}");
     let fmt = "%{http_code} %{num_connects}\n".to_string();
@@ -94,9 +95,7 @@ async fn curl_reuses_the_connection_and_posts_bodies() {
         vec![url("/b")],
     ]
     .concat();
-    let Some(out) = curl(args).await else {
-        return;
-    };
+    let out = curl(args).await;
     assert_eq!(
         out, "200 1\n200 0\n",
         "the second request reuses the first connection"
@@ -107,8 +106,7 @@ async fn curl_reuses_the_connection_and_posts_bodies() {
         "posted body".into(),
         url("/p"),
     ])
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out, "posted body");
 
     // Asks `Expect: 100-continue` first. The echoed body goes to /dev/null: `run_with_timeout` reads stdout
@@ -131,38 +129,32 @@ async fn curl_reuses_the_connection_and_posts_bodies() {
         format!("@{}", file.display()),
         url("/big"),
     ])
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out, format!("200 {}", big.len()));
 
-    let out = curl(vec!["-0".into(), "-i".into(), url("/old")])
-        .await
-        .unwrap();
+    let out = curl(vec!["-0".into(), "-i".into(), url("/old")]).await;
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(out.contains("Connection: close\r\n"), "{out}");
     assert!(out.ends_with("\r\n\r\nhello"), "{out}");
 
-    let out = curl(vec!["-I".into(), url("/h")]).await.unwrap();
+    let out = curl(vec!["-I".into(), url("/h")]).await;
     assert!(out.contains("Content-Length: 5\r\n"), "{out}");
     assert!(out.contains("X-Path: /h\r\n"), "{out}");
 }
 
-#[tokio::test]
-async fn curl_sees_the_documented_error_statuses() {
+#[tokio::main(flavor = "current_thread")]
+pub async fn curl_sees_the_documented_error_statuses() {
     let addr = start_server().await;
     let code = "%{http_code}".to_string();
     let big_header = format!("X-Big: {}", "a".repeat(10 * 1024));
-    let Some(out) = curl(vec![
+    let out = curl(vec![
         "-w".into(),
         code.clone(),
         "-H".into(),
         big_header,
         format!("http://{addr}/"),
     ])
-    .await
-    else {
-        return;
-    };
+    .await;
     assert_eq!(out, "431");
     let chunked = vec![
         "-w".into(),
@@ -173,7 +165,7 @@ async fn curl_sees_the_documented_error_statuses() {
         "abc".into(),
         format!("http://{addr}/"),
     ];
-    assert_eq!(curl(chunked).await.unwrap(), "501");
+    assert_eq!(curl(chunked).await, "501");
     let too_big = "y".repeat(http::DEFAULT_MAX_BODY_BYTES + 1);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body");
@@ -187,16 +179,13 @@ async fn curl_sees_the_documented_error_statuses() {
         format!("@{}", file.display()),
         format!("http://{addr}/"),
     ])
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out, "413");
 }
 
-#[tokio::test]
-async fn client_codec_reads_pipelined_nginx_responses() {
-    let Some(nginx) = start_nginx(1, "hello") else {
-        return;
-    };
+#[tokio::main(flavor = "current_thread")]
+pub async fn client_codec_reads_pipelined_nginx_responses() {
+    let nginx = start_nginx(1, "hello");
     let mut sock = TcpStream::connect(nginx.addr).await.unwrap();
     let mut codec = http::ClientCodec::new(http::Limits::default()).with_host("localhost");
     let mut out = BytesMut::new();

@@ -1,19 +1,14 @@
 //! Issue 4 item 1, a real HTTP server: nginx answers every GET the load generator sends, pipelined or not,
 //! and the body bytes add up.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{num, run_json};
-use sockpool_server::testing::start_nginx;
+use crate::common::{num, run_json};
+use sockpool_testkit::peers::start_nginx;
 
-#[test]
-fn nginx_get_closed_and_open_loop() {
+pub fn nginx_get_closed_and_open_loop() {
     let body = "hello from nginx";
-    let Some(nginx) = start_nginx(1, body) else {
-        return;
-    };
+    let nginx = start_nginx(1, body);
     let target = nginx.addr.to_string();
     let runs: [(&str, &[&str]); 3] = [
         ("closed loop", &["--requests", "5000", "--connections", "8"]),
@@ -67,15 +62,12 @@ fn nginx_get_closed_and_open_loop() {
     }
 }
 
-#[test]
-fn an_error_status_is_a_server_error() {
-    let Some(nginx) = start_nginx(1, "x") else {
-        return;
-    };
+pub fn an_error_status_is_a_server_error() {
+    let nginx = start_nginx(1, "x");
     let target = nginx.addr.to_string();
     // nginx answers `400 Bad Request` to an invalid Host header (and closes the connection; the next request
     // opens a new one).
-    let (ok, v, stderr) = common::run_json_any(
+    let (ok, v, stderr) = crate::common::run_json_any(
         &[
             "--target",
             &target,

@@ -2,95 +2,25 @@
 //! redis-benchmark, curl, wrk, nc and socat, each as a user would run them.
 //!
 //! Each test starts the binary with `--listen PROTO=127.0.0.1:0`, reads the bound address from its
-//! `listening <proto> <addr>` lines, and drives it with a peer found through `sockpool_server::testing` (a missing
-//! peer skips the test loudly, or fails it under `CI=true`). Every peer run is bounded by `run_with_timeout`.
+//! `listening <proto> <addr>` lines, and drives it with a peer found on `PATH` (a missing peer is reported as ignored,
+//! or fails under `CI=true`: `sockpool_testkit::peers`). Every peer run is bounded by `run_with_timeout`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use sockpool_server::testing::{peer, run_with_timeout, ChildGuard};
+use sockpool_testkit::peers::peer;
+use sockpool_testkit::process::{run_with_timeout, ServerProcess};
 
 /// How long a peer command may run before the test fails.
 const PEER_LIMIT: Duration = Duration::from_secs(60);
 
-/// The real server binary, running until dropped.
-struct RunningServer {
-    /// Kills the server on drop.
-    _guard: ChildGuard,
-    /// `(proto, addr)` from each `listening` line, in order.
-    listeners: Vec<(String, String)>,
-    /// Where its stderr goes, for failure messages.
-    stderr: tempfile::NamedTempFile,
-}
-
-impl RunningServer {
-    /// Starts `sockpool-server` with `args` and waits for `ready`.
-    fn start(args: &[&str]) -> RunningServer {
-        let stderr = tempfile::NamedTempFile::new().expect("tempfile");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockpool-server"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr.reopen().expect("reopen tempfile"))
-            .spawn()
-            .expect("spawn sockpool-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let guard = ChildGuard::new(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = RunningServer {
-            _guard: guard,
-            listeners: Vec::new(),
-            stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line == "ready" => break,
-                Ok(line) => {
-                    if let Some((proto, addr)) = line.strip_prefix("listening ").and_then(|r| r.split_once(' ')) {
-                        server.listeners.push((proto.to_string(), addr.to_string()));
-                    }
-                }
-                Err(_) => panic!(
-                    "sockpool-server {args:?} did not print `ready` within 20 s; listeners so far {:?}; stderr: {}",
-                    server.listeners,
-                    server.stderr_text()
-                ),
-            }
-        }
-        server
-    }
-
-    /// The TCP (or UDP) address of the first listener of `proto`.
-    fn addr(&self, proto: &str) -> SocketAddr {
-        let (_, addr) = self
-            .listeners
-            .iter()
-            .find(|(p, _)| p == proto)
-            .unwrap_or_else(|| panic!("no `listening {proto}` line in {:?}", self.listeners));
-        addr.parse()
-            .unwrap_or_else(|e| panic!("`{addr}` is not a socket address: {e}"))
-    }
-
-    fn stderr_text(&self) -> String {
-        let mut s = String::new();
-        let _ = File::open(self.stderr.path()).and_then(|mut f| f.read_to_string(&mut s));
-        s
-    }
+/// The real server binary with `args`, running until dropped (stderr inherited, so a failure shows it).
+fn start(args: &[&str]) -> ServerProcess {
+    ServerProcess::start(env!("CARGO_BIN_EXE_sockpool-server"), args)
 }
 
 /// Runs `cmd` within [`PEER_LIMIT`], asserting it exits 0; returns its output.
@@ -122,10 +52,9 @@ fn port(addr: SocketAddr) -> String {
 
 // ------------------------------------------------------------------------------------------------ resp
 
-#[test]
-fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
-    let Some(cli) = peer("redis-cli") else { return };
-    let server = RunningServer::start(&["--listen", "resp=127.0.0.1:0"]);
+pub fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
+    let cli = peer("redis-cli");
+    let server = start(&["--listen", "resp=127.0.0.1:0"]);
     let addr = server.addr("resp");
     // redis-cli writing to a pipe prints bare replies, one per line: exactly what it prints for redis-server.
     let steps: &[(&[&str], &str)] = &[
@@ -156,10 +85,8 @@ fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
 
 /// Runs redis-benchmark `-t ping,set,get` at pipeline depth `pipeline` and checks every test ran without errors.
 fn redis_benchmark_completes(pipeline: u32) {
-    let Some(bench) = peer("redis-benchmark") else {
-        return;
-    };
-    let server = RunningServer::start(&["--listen", "resp=127.0.0.1:0", "--workers", "2"]);
+    let bench = peer("redis-benchmark");
+    let server = start(&["--listen", "resp=127.0.0.1:0", "--workers", "2"]);
     let addr = server.addr("resp");
     let requests = 5_000;
     let out = run_ok(
@@ -206,22 +133,19 @@ fn redis_benchmark_completes(pipeline: u32) {
     }
 }
 
-#[test]
-fn redis_benchmark_ping_set_get_unpipelined() {
+pub fn redis_benchmark_ping_set_get_unpipelined() {
     redis_benchmark_completes(1);
 }
 
-#[test]
-fn redis_benchmark_ping_set_get_pipelined_16() {
+pub fn redis_benchmark_ping_set_get_pipelined_16() {
     redis_benchmark_completes(16);
 }
 
 // ------------------------------------------------------------------------------------------------ http
 
-#[test]
-fn curl_reuses_one_keep_alive_connection_for_two_urls() {
-    let Some(curl) = peer("curl") else { return };
-    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0", "--http-body-size", "21"]);
+pub fn curl_reuses_one_keep_alive_connection_for_two_urls() {
+    let curl = peer("curl");
+    let server = start(&["--listen", "http=127.0.0.1:0", "--http-body-size", "21"]);
     let addr = server.addr("http");
     let dir = tempfile::tempdir().expect("tempdir");
     // One invocation, two URLs, each with its own -o: curl keeps the connection between them.
@@ -246,10 +170,9 @@ fn curl_reuses_one_keep_alive_connection_for_two_urls() {
     }
 }
 
-#[test]
-fn curl_post_with_a_body_gets_200_and_the_configured_body() {
-    let Some(curl) = peer("curl") else { return };
-    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0"]);
+pub fn curl_post_with_a_body_gets_200_and_the_configured_body() {
+    let curl = peer("curl");
+    let server = start(&["--listen", "http=127.0.0.1:0"]);
     let addr = server.addr("http");
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let payload_file = tempfile::NamedTempFile::new().expect("tempfile");
@@ -279,10 +202,9 @@ fn curl_post_with_a_body_gets_200_and_the_configured_body() {
     assert_eq!(std::fs::read(body.path()).expect("read body").len(), 13);
 }
 
-#[test]
-fn wrk_runs_without_socket_errors_or_non_2xx() {
-    let Some(wrk) = peer("wrk") else { return };
-    let server = RunningServer::start(&["--listen", "http=127.0.0.1:0", "--workers", "2"]);
+pub fn wrk_runs_without_socket_errors_or_non_2xx() {
+    let wrk = peer("wrk");
+    let server = start(&["--listen", "http=127.0.0.1:0", "--workers", "2"]);
     let addr = server.addr("http");
     let out = run_ok(
         Command::new(&wrk)
@@ -321,10 +243,9 @@ fn nc_round_trip(nc: &PathBuf, addr: SocketAddr, input: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-#[test]
-fn nc_gets_every_byte_back_from_echo() {
-    let Some(nc) = peer("nc") else { return };
-    let server = RunningServer::start(&["--listen", "echo=127.0.0.1:0"]);
+pub fn nc_gets_every_byte_back_from_echo() {
+    let nc = peer("nc");
+    let server = start(&["--listen", "echo=127.0.0.1:0"]);
     // Under 64 KiB: `run_with_timeout` reads the peer's stdout only after it exits, so more than a pipe buffer
     // of output would stall nc. Still several reads and writes for the server.
     let input: Vec<u8> = (0..60_000u32)
@@ -339,10 +260,9 @@ fn nc_gets_every_byte_back_from_echo() {
     assert!(echoed == input, "echo changed the bytes");
 }
 
-#[test]
-fn nc_gets_each_line_back_from_line() {
-    let Some(nc) = peer("nc") else { return };
-    let server = RunningServer::start(&["--listen", "line=127.0.0.1:0"]);
+pub fn nc_gets_each_line_back_from_line() {
+    let nc = peer("nc");
+    let server = start(&["--listen", "line=127.0.0.1:0"]);
     // A trailing `\r` is dropped with the `\n`; an empty line is a line.
     let echoed = nc_round_trip(&nc, server.addr("line"), b"hello\r\nsecond line\n\nlast\n");
     assert_eq!(
@@ -351,10 +271,9 @@ fn nc_gets_each_line_back_from_line() {
     );
 }
 
-#[test]
-fn socat_gets_its_datagram_back_from_udp() {
-    let Some(socat) = peer("socat") else { return };
-    let server = RunningServer::start(&["--listen", "udp=127.0.0.1:0"]);
+pub fn socat_gets_its_datagram_back_from_udp() {
+    let socat = peer("socat");
+    let server = start(&["--listen", "udp=127.0.0.1:0"]);
     let addr = server.addr("udp");
     let (_keep, stdin) = stdin_file(b"one datagram, echoed whole\n");
     // socat sends stdin as one datagram, then waits up to -t 3 s after stdin's EOF for the reply.

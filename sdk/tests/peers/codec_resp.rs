@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::resp::{self, Value};
 use sockpool::codec::CodecError;
-use sockpool_server::testing::start_redis;
+use sockpool_testkit::peers::start_redis;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Sends `input` on a fresh connection and returns the first reply, read with a 5 s limit.
@@ -57,9 +57,8 @@ fn wire(v: &Value) -> Vec<u8> {
     buf.to_vec()
 }
 
-#[test]
-fn hostile_inputs_get_the_reply_redis_sends() {
-    let Some(redis) = start_redis(1) else { return };
+pub fn hostile_inputs_get_the_reply_redis_sends() {
+    let redis = start_redis(1);
     let long_payload = b"payload".repeat(10_000);
     let with = |prefix: &[u8]| [prefix, &long_payload].concat();
     let cases: Vec<Vec<u8>> = vec![
@@ -86,9 +85,8 @@ fn hostile_inputs_get_the_reply_redis_sends() {
     }
 }
 
-#[test]
-fn inline_arguments_split_like_redis() {
-    let Some(redis) = start_redis(1) else { return };
+pub fn inline_arguments_split_like_redis() {
+    let redis = start_redis(1);
     let lines: &[&[u8]] = &[
         b"ECHO \"a b\"",
         b"ECHO 'it\\'s'",
@@ -125,9 +123,8 @@ fn inline_arguments_split_like_redis() {
     }
 }
 
-#[test]
-fn skipped_and_pipelined_commands_match_redis() {
-    let Some(redis) = start_redis(1) else { return };
+pub fn skipped_and_pipelined_commands_match_redis() {
+    let redis = start_redis(1);
     // Empty inline lines, `*0` and `*-1` are no commands at all; Redis answers only the ECHOs.
     let input = b"\r\n*0\r\n*-1\r\n*2\r\n$4\r\nECHO\r\n$1\r\na\r\nECHO b\r\n";
     let mut codec = resp::ServerCodec::default();

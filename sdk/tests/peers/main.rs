@@ -1,0 +1,43 @@
+//! The SDK against real peers (redis-server, nginx, curl). A test whose peer is missing is reported as
+//! ignored, or fails under `CI=true`: see `sockpool_testkit::peers`.
+
+mod codec_http;
+mod codec_resp;
+mod redis;
+
+use sockpool_testkit::peer_test;
+
+fn main() -> std::process::ExitCode {
+    sockpool_testkit::peers::run(&[
+        peer_test!(
+            codec_http::curl_reuses_the_connection_and_posts_bodies,
+            needs["curl"]
+        ),
+        peer_test!(
+            codec_http::curl_sees_the_documented_error_statuses,
+            needs["curl"]
+        ),
+        peer_test!(
+            codec_http::client_codec_reads_pipelined_nginx_responses,
+            needs["nginx"]
+        ),
+        peer_test!(
+            codec_resp::hostile_inputs_get_the_reply_redis_sends,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            codec_resp::inline_arguments_split_like_redis,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            codec_resp::skipped_and_pipelined_commands_match_redis,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis::real_redis_through_the_pool_and_pipelined_at_depth_16,
+            needs["redis-server"]
+        ),
+        // The same exercise against the reference server: the control beside the real Redis.
+        peer_test!(redis::sockpool_server_resp_through_the_pool_and_pipelined, needs []),
+    ])
+}
