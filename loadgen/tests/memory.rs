@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sockpool_server::{Proto, Server, ServerConfig};
 
@@ -12,7 +12,7 @@ use sockpool_server::{Proto, Server, ServerConfig};
 /// from /proc while it runs.
 fn peak_rss_kib(target: &str, secs: u64) -> u64 {
     let duration = format!("{secs}s");
-    let mut child = common::loadgen()
+    let child = common::loadgen()
         .args([
             "run",
             "--quiet",
@@ -28,32 +28,9 @@ fn peak_rss_kib(target: &str, secs: u64) -> u64 {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let deadline = Instant::now() + Duration::from_secs(secs + 30);
-    let mut peak = 0;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
-                peak = peak.max(
-                    kb.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .unwrap_or(0),
-                );
-            }
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the {secs} s run did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(child.wait().unwrap().success());
+    let (status, peak) =
+        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(secs + 30));
+    assert!(status.success(), "the {secs} s run failed: {status}");
     peak
 }
 

@@ -1,4 +1,10 @@
-//! Issue 3 item 3: each timeout fires on time and names its phase.
+//! Issue 3 item 3: each timeout fires at its deadline and names its phase.
+//!
+//! The deadlines are measured on paused time (current-thread runtime, `tokio::time::pause()`), so they are
+//! exact and instant: once every task waits, tokio advances its clock straight to the next timer. Anything a
+//! test needs from the real server first (the connection, one round trip) happens before the pause, and the
+//! call it measures waits for a reply the server sends only much later in real time (a 1 s SLEEP) or never: the
+//! timer under test is the only thing that can end the wait. `resume()` gives real time back for what follows.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,19 +13,32 @@ use bytes::Bytes;
 use sockpool::{Client, ErrorKind, Phase, PoolConfig, RetryPolicy, Timeouts};
 use tokio::time::Instant;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_timeout_of_50ms_against_sleep_fires_within_50_to_70ms() {
+/// A framed server that, when dropped, waits only 50 ms for requests still in service: the SLEEPs the tests
+/// give up on are not waited for.
+fn server() -> (sockpool_server::ServerHandle, SocketAddr) {
+    let server = sockpool_testkit::server::start_with(&["framed=127.0.0.1:0"], |c| {
+        c.shutdown_deadline = Duration::from_millis(50)
+    });
+    let addr = server.tcp_addr(sockpool_server::Proto::Framed).unwrap();
+    (server, addr)
+}
+
+/// Tokio's timers tick in whole milliseconds: a timer fires in the millisecond its deadline falls in.
+const TICK: Duration = Duration::from_millis(1);
+
+#[tokio::test]
+async fn request_timeout_of_50ms_against_sleep_fires_at_50ms() {
     request_timeout_fires_on_time(1).await;
 }
 
 /// Pipelined, the connection's driver answers at the deadline (one timer for all requests in flight).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelined_request_timeout_of_50ms_fires_within_50_to_70ms() {
+#[tokio::test]
+async fn pipelined_request_timeout_of_50ms_fires_at_50ms() {
     request_timeout_fires_on_time(8).await;
 }
 
 async fn request_timeout_fires_on_time(depth: usize) {
-    let (server, addr) = sockpool_testkit::server::framed();
+    let (server, addr) = server();
     let client = Client::framed()
         .endpoint(addr)
         .pipeline_depth(depth)
@@ -29,9 +48,10 @@ async fn request_timeout_fires_on_time(depth: usize) {
         })
         .build()
         .unwrap();
-    // Connect first, so that the measured call is the request alone.
+    // Connect first (real time), so that the measured call is the request alone.
     client.echo(&b"warm"[..]).await.unwrap();
-    let start = Instant::now();
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
     let err = client
         .sleep(Duration::from_secs(1), Bytes::new())
         .await
@@ -40,8 +60,9 @@ async fn request_timeout_fires_on_time(depth: usize) {
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.phase(), Phase::Request, "{err}");
     assert!(err.was_sent());
+    let deadline = Duration::from_millis(50);
     assert!(
-        took >= Duration::from_millis(50) && took <= Duration::from_millis(70),
+        took >= deadline && took <= deadline + TICK,
         "fired after {took:?}"
     );
     // A timed-out request is not retried (its time is spent), and its connection is retired.
@@ -70,7 +91,7 @@ fn full_backlog_listener() -> (socket2::Socket, SocketAddr, Vec<std::net::TcpStr
     (sock, addr, fillers)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn connect_timeout_against_a_full_backlog_names_connect() {
     let (_listener, addr, fillers) = full_backlog_listener();
     assert!(fillers.len() < 16, "the backlog never filled up");
@@ -84,21 +105,25 @@ async fn connect_timeout_against_a_full_backlog_names_connect() {
         .retry(RetryPolicy::none())
         .build()
         .unwrap();
-    let start = Instant::now();
+    // The SYN is dropped by the full backlog: no answer ever comes, only the connect timer ends the wait.
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
     let err = client.echo(&b"x"[..]).await.unwrap_err();
     let took = start.elapsed();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.phase(), Phase::Connect, "{err}");
     assert!(!err.was_sent());
     assert!(err.is_retryable());
-    assert!(took >= timeout, "fired early: {took:?}");
-    assert!(took < timeout * 3, "fired late: {took:?}");
+    assert!(
+        took >= timeout && took <= timeout + TICK,
+        "fired after {took:?}"
+    );
     assert_eq!(client.stats().connect_failures, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn pool_wait_timeout_when_every_connection_is_busy() {
-    let (server, addr) = sockpool_testkit::server::framed();
+    let (server, addr) = server();
     let wait = Duration::from_millis(100);
     let client = Client::framed()
         .endpoint(addr)
@@ -121,21 +146,25 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
         sockpool_testkit::eventually(Duration::from_secs(2), || client.stats().in_flight == 1)
             .await
     );
-    let start = Instant::now();
+    // The one connection is busy for 600 ms of real time: only the pool-wait timer ends the wait.
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
     let err = client.echo(&b"x"[..]).await.unwrap_err();
     let took = start.elapsed();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.phase(), Phase::PoolWait, "{err}");
     assert!(!err.was_sent());
-    assert!(took >= wait && took < wait * 3, "fired after {took:?}");
-    // The busy call was not disturbed.
+    assert!(took >= wait && took <= wait + TICK, "fired after {took:?}");
+    // The busy call was not disturbed: it gets its reply when the server sends it, in real time.
+    assert!(!busy.is_finished());
+    tokio::time::resume();
     busy.await.unwrap().unwrap();
     drop(server);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
-    let (server, addr) = sockpool_testkit::server::framed();
+    let (server, addr) = server();
     let client = Client::framed()
         .endpoint(addr)
         .timeouts(Timeouts {
@@ -144,7 +173,10 @@ async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
         })
         .build()
         .unwrap();
-    let start = Instant::now();
+    // Connect first (real time): the deadline under test is the one of the call that follows.
+    client.echo(&b"warm"[..]).await.unwrap();
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
     let err = client
         .sleep(Duration::from_secs(1), Bytes::new())
         .await
@@ -157,9 +189,7 @@ async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
             .is_some_and(|s| s.to_string().contains("end-to-end deadline")),
         "{err:?}"
     );
-    assert!(
-        took >= Duration::from_millis(80) && took < Duration::from_millis(240),
-        "{took:?}"
-    );
+    let total = Duration::from_millis(80);
+    assert!(took >= total && took <= total + TICK, "{took:?}");
     drop(server);
 }

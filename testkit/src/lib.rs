@@ -15,6 +15,8 @@
 //!
 //! Every server a helper starts binds `127.0.0.1` only, and every wait is bounded.
 
+#![warn(missing_docs)]
+
 pub mod loadgen;
 pub mod peers;
 pub mod ports;

@@ -112,6 +112,39 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<std::p
     }
 }
 
+/// Waits up to `limit` for `child` to exit while sampling its peak resident set (`VmHWM` in
+/// `/proc/PID/status`) every 100 ms: its exit status and the peak in KiB. Kills it and panics past `limit`.
+pub fn wait_with_peak_rss_kib(
+    mut child: Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, u64) {
+    let status_path = format!("/proc/{}/status", child.id());
+    // Real clock: a bound on another process's run, not a measurement.
+    let deadline = Instant::now() + limit;
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(str::to_owned))
+            })
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return (status, peak);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A `sockpool-server` binary (or a binary with the same command line) running until dropped.
 #[derive(Debug)]
 pub struct ServerProcess {
