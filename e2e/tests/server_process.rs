@@ -20,6 +20,23 @@ fn run_json(args: &[&str], limit: Duration) -> Value {
     sockpool_testkit::loadgen::run_json(Path::new(env!("CARGO_BIN_EXE_e2e-loadgen")), args, limit)
 }
 
+/// `--rate 1000 --duration 5s --connections 16` against `target`: the JSON report.
+fn open_loop_1000_for_5s(target: &str) -> Value {
+    run_json(
+        &[
+            "--target",
+            target,
+            "--rate",
+            "1000",
+            "--duration",
+            "5s",
+            "--connections",
+            "16",
+        ],
+        Duration::from_secs(60),
+    )
+}
+
 /// A one-worker server process with these `--listen` specs.
 fn server(listen: &str) -> ServerProcess {
     ServerProcess::start(SERVER, &["--listen", listen, "--workers", "1"])
@@ -36,19 +53,7 @@ fn a_500ms_stall_shows_in_corrected_p99_9_but_not_in_raw_p50() {
         std::thread::sleep(Duration::from_millis(500));
         kill(pid, Signal::SIGCONT).expect("SIGCONT");
     });
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--rate",
-            "1000",
-            "--duration",
-            "5s",
-            "--connections",
-            "16",
-        ],
-        Duration::from_secs(60),
-    );
+    let v = open_loop_1000_for_5s(&target);
     stall.join().unwrap();
     let corrected_p999_us = num(&v, "latency.corrected.p99_9");
     let raw_p50_us = num(&v, "latency.raw.p50");
@@ -74,19 +79,7 @@ fn a_500ms_stall_shows_in_corrected_p99_9_but_not_in_raw_p50() {
 fn without_a_stall_the_achieved_rate_is_within_1_percent_of_the_target() {
     let server = server("framed=127.0.0.1:0");
     let target = server.addr_text("framed").to_string();
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--rate",
-            "1000",
-            "--duration",
-            "5s",
-            "--connections",
-            "16",
-        ],
-        Duration::from_secs(60),
-    );
+    let v = open_loop_1000_for_5s(&target);
     let rate = num(&v, "summary.rate");
     let target_rate = num(&v, "summary.target_rate");
     eprintln!(

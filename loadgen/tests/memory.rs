@@ -6,8 +6,6 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use sockpool_server::{Proto, Server, ServerConfig};
-
 /// Runs the load generator for `secs` seconds at a low rate and returns its peak RSS (VmHWM) in KiB, read
 /// from /proc while it runs.
 fn peak_rss_kib(target: &str, secs: u64) -> u64 {
@@ -36,14 +34,7 @@ fn peak_rss_kib(target: &str, secs: u64) -> u64 {
 
 #[test]
 fn peak_memory_of_a_60s_run_is_within_10_percent_of_a_10s_run() {
-    let c = ServerConfig {
-        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let target = s.tcp_addr(Proto::Framed).unwrap().to_string();
-    let _server = s.spawn();
+    let (_server, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
     // Both at once: the figures are per process, and the test takes 60 s instead of 70.
     let t2 = target.clone();
     let long = std::thread::spawn(move || peak_rss_kib(&t2, 60));

@@ -6,21 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::{num, run_json};
-use sockpool_server::{Proto, Server, ServerConfig};
 
 /// Runs 3000 requests of `proto` against an in-process sockpool-server and compares the counts.
 fn counts_match(proto: &str) {
-    let c = ServerConfig {
-        listeners: vec![format!("{proto}=127.0.0.1:0").parse().unwrap()],
-        workers: 2,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(c).unwrap();
-    let target = match proto.parse::<Proto>().unwrap() {
-        Proto::Udp => server.udp_addr().unwrap().to_string(),
-        p => server.tcp_addr(p).unwrap().to_string(),
-    };
-    let handle = server.spawn();
+    let (handle, target) =
+        sockpool_testkit::server::start_target(sockpool_testkit::server::config(
+            sockpool_server::Model::Async,
+            &[&format!("{proto}=127.0.0.1:0")],
+        ));
     let stats = handle.stats();
     let extra: &[&str] = match proto {
         // A byte stream has no request boundaries: the server counts each read as a request, so pipelined
@@ -84,14 +77,7 @@ fn udp_count_matches_the_server() {
 
 #[test]
 fn framed_ops_move_the_bytes_they_say() {
-    let c = ServerConfig {
-        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(c).unwrap();
-    let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
-    let _h = server.spawn();
+    let (_h, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
     for (op, sent, received) in [
         ("echo", 100, 100),
         ("sink", 100, 0),
@@ -133,14 +119,7 @@ fn framed_ops_move_the_bytes_they_say() {
 
 #[test]
 fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
-    let c = ServerConfig {
-        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(c).unwrap();
-    let target = server.tcp_addr(Proto::Framed).unwrap().to_string();
-    let _h = server.spawn();
+    let (_h, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
     let (_, v, _) = common::run_json_any(
         &[
             "--target",

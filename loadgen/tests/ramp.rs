@@ -5,18 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{num, run_json, run_loadgen};
-use sockpool_server::{Proto, Server, ServerConfig};
 
 #[test]
 fn a_ramp_sends_each_steps_schedule_and_reports_every_step() {
-    let c = ServerConfig {
-        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let target = s.tcp_addr(Proto::Framed).unwrap().to_string();
-    let _h = s.spawn();
+    let (_h, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
     let v = run_json(
         &[
             "--target",

@@ -12,17 +12,9 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde_json::Value;
-use sockpool_server::{Proto, Server, ServerConfig};
 
 fn server() -> (sockpool_server::ServerHandle, String) {
-    let c = ServerConfig {
-        listeners: vec!["framed=127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let addr = s.tcp_addr(Proto::Framed).unwrap().to_string();
-    (s.spawn(), addr)
+    sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0")
 }
 
 fn decode(b64: &str) -> Histogram<u64> {

@@ -23,6 +23,21 @@ fn server() -> (sockpool_server::ServerHandle, SocketAddr) {
     (server, addr)
 }
 
+/// Connects and warms `client` in real time, pauses time, then sends a 1 s SLEEP (which the server answers
+/// only a second of real time later): the error that ends it, and how long that took on the paused clock.
+async fn sleep_past_the_deadline(
+    client: &Client<sockpool::protocol::Framed>,
+) -> (sockpool::Error, Duration) {
+    client.echo(&b"warm"[..]).await.unwrap();
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
+    let err = client
+        .sleep(Duration::from_secs(1), Bytes::new())
+        .await
+        .unwrap_err();
+    (err, start.elapsed())
+}
+
 /// Tokio's timers tick in whole milliseconds: a timer fires in the millisecond its deadline falls in.
 const TICK: Duration = Duration::from_millis(1);
 
@@ -48,15 +63,7 @@ async fn request_timeout_fires_on_time(depth: usize) {
         })
         .build()
         .unwrap();
-    // Connect first (real time), so that the measured call is the request alone.
-    client.echo(&b"warm"[..]).await.unwrap();
-    tokio::time::pause();
-    let start = Instant::now(); // paused tokio clock: exact
-    let err = client
-        .sleep(Duration::from_secs(1), Bytes::new())
-        .await
-        .unwrap_err();
-    let took = start.elapsed();
+    let (err, took) = sleep_past_the_deadline(&client).await;
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.phase(), Phase::Request, "{err}");
     assert!(err.was_sent());
@@ -173,15 +180,7 @@ async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
         })
         .build()
         .unwrap();
-    // Connect first (real time): the deadline under test is the one of the call that follows.
-    client.echo(&b"warm"[..]).await.unwrap();
-    tokio::time::pause();
-    let start = Instant::now(); // paused tokio clock: exact
-    let err = client
-        .sleep(Duration::from_secs(1), Bytes::new())
-        .await
-        .unwrap_err();
-    let took = start.elapsed();
+    let (err, took) = sleep_past_the_deadline(&client).await;
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.phase(), Phase::Request, "{err}");
     assert!(

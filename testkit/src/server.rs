@@ -51,6 +51,15 @@ pub fn start_target(c: ServerConfig) -> (ServerHandle, String) {
     (server.spawn(), target)
 }
 
+/// A one-worker `async` server with this listener, and its address as a `--target` string: the load
+/// generator's tests measure the load generator, so the server stays on one thread.
+pub fn one_worker_target(listener: &str) -> (ServerHandle, String) {
+    start_target(ServerConfig {
+        workers: 1,
+        ..config(Model::Async, &[listener])
+    })
+}
+
 /// Shuts the server down off the async runtime (its shutdown blocks) and returns its final counters.
 pub async fn stop(handle: ServerHandle) -> sockpool_server::StatsSnapshot {
     tokio::task::spawn_blocking(move || handle.shutdown())
