@@ -20,15 +20,10 @@
 # -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT
 # (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds).
 set -euo pipefail
+# shellcheck source=benches/compare/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-# shellcheck source=benches/compare/run_info.sh
-. benches/compare/run_info.sh
-
-if [ "${QUICK:-0}" = 1 ]; then
-    : "${REQS:=20000}" "${REQS_P16:=100000}" "${DUR:=1}" "${ROUNDS:=1}"
-fi
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
@@ -37,159 +32,14 @@ ROUNDS=${ROUNDS:-5}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 TOTAL_LIMIT=${TOTAL_LIMIT:-900}
 CLIENTS=50
-HTTP_BODY=13 # as sockpool-server's --http-body-size default, like benches/compare/server.sh
 
-for tool in redis-server redis-benchmark nginx wrk jq setsid timeout; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool (bash .ci/run installs the peers)" >&2; exit 1; }
-done
-
-TMP=$(mktemp -d)
-PGIDS=()  # process groups to stop on exit: every peer and helper runs in its own (setsid)
-FG_PID="" # the load command running now (see fg_run)
-
-cleanup() {
-    local g
-    [ -n "$FG_PID" ] && kill -TERM "$FG_PID" 2>/dev/null || true
-    for g in "${PGIDS[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    sleep 0.3
-    for g in "${PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-# The whole run is bounded: past TOTAL_LIMIT the script stops itself (and the trap cleans up).
-setsid bash -c "sleep $TOTAL_LIMIT && echo 'loadgen.sh: over TOTAL_LIMIT=${TOTAL_LIMIT}s, stopping' >&2 && kill -TERM $$" &
-PGIDS+=("$!")
+need redis-server redis-benchmark nginx wrk jq
+limit_total "$TOTAL_LIMIT"
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
-# Runs a command in the background and waits for it, so a signal (or the watchdog) interrupts a long load at once.
-fg_run() {
-    local rc=0
-    "$@" &
-    FG_PID=$!
-    wait "$FG_PID" || rc=$?
-    FG_PID=""
-    return "$rc"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Below the kernel's ephemeral range (32768-60999 by default), so no outgoing connection holds the port.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12768))
-        port_open "$p" || { echo "$p"; return; }
-    done
-}
-
-wait_port() { # port seconds
-    local i
-    for ((i = 0; i < $2 * 20; i++)); do
-        port_open "$1" && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on 127.0.0.1:$1 after $2 s" >&2
-    return 1
-}
-
-spawn() { # logname cmd...: runs cmd in its own process group, recorded for cleanup; sets SPAWNED
-    local log=$1
-    shift
-    setsid "$@" >"$TMP/$log.out" 2>"$TMP/$log.err" </dev/null &
-    SPAWNED=$!
-    PGIDS+=("$SPAWNED")
-}
-
-stop() { # pid: SIGTERM to its group, wait up to 10 s, then SIGKILL
-    local pid=$1 i
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# The same flags as sockpool_server::testing::start_redis.
-start_redis() { # sets REDIS_PID REDIS_PORT
-    REDIS_PORT=$(free_port)
-    spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-        --protected-mode no --maxclients 10000
-    REDIS_PID=$SPAWNED
-    wait_port "$REDIS_PORT" 10
-}
-
-# The configuration of sockpool_server::testing::start_nginx (`return 200` with a fixed body, no access log).
-start_nginx() { # workers; sets NGINX_PID NGINX_PORT
-    local dir="$TMP/nginx" body
-    mkdir -p "$dir"
-    body=$(printf '%*s' "$HTTP_BODY" '' | tr ' ' x)
-    NGINX_PORT=$(free_port)
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
-  keepalive_requests 100000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / { return 200 "$body"; }
-  }
-}
-EOF
-    spawn nginx nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
-    NGINX_PID=$SPAWNED
-    wait_port "$NGINX_PORT" 10
-}
-
-NOTES=()
-note() { # adds a line to the report's notes, once
-    local n
-    for n in "${NOTES[@]}"; do [ "$n" = "$1" ] && return 0; done
-    NOTES+=("$1")
-}
-
-rb() { # port pipeline requests; sets RB (PING_MBULK requests/s)
-    local csv="$TMP/rb.csv" err="$TMP/rb.err"
-    RB=0
-    if ! fg_run timeout 120 redis-benchmark -h 127.0.0.1 -p "$1" -t ping -c "$CLIENTS" -n "$3" -P "$2" --csv \
-        >"$csv" 2>"$err"; then
-        NOTES+=("redis-benchmark -P $2 failed or timed out: $(tr '\r\n' '  ' <"$err" | tail -c 300)")
-        return 0
-    fi
-    if grep -qi error "$err" "$csv"; then
-        NOTES+=("redis-benchmark -P $2 reported errors: $(grep -hi error "$err" "$csv" | head -3 | tr '\r\n' '  ')")
-    fi
-    RB=$(awk -F'"' '$2 == "PING_MBULK" {print $4}' "$csv")
-    : "${RB:=0}"
-}
-
-wrk_rps() { # port threads; sets WRK
-    local out="$TMP/wrk.out"
-    WRK=0
-    if ! fg_run timeout $((DUR + 30)) wrk -t "$2" -c "$CLIENTS" -d "${DUR}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
-        NOTES+=("wrk -t $2 failed or timed out: $(tail -c 300 "$out" | tr '\n' ' ')")
-        return 0
-    fi
-    if grep -qE 'Non-2xx|Socket errors' "$out"; then
-        NOTES+=("wrk -t $2: $(grep -hE 'Non-2xx|Socket errors' "$out" | tr '\n' ' ')")
-    fi
-    WRK=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    : "${WRK:=0}"
-}
-
 # sockpool-loadgen with --json -; sets LG (summary.rate), LG_CPU (busiest worker's CPU share), LG_BN (bottleneck
-# flag) and LG_ERR (summary.errors). LG_ARGS is the command line, for the report.
+# flag) and LG_ERR (summary.errors).
 lg() { # label args...
     local label=$1 json="$TMP/lg.json" err="$TMP/lg.err"
     shift
@@ -204,20 +54,17 @@ lg() { # label args...
     LG_CPU=$(jq -r '.health.max_worker_cpu_share * 100 | floor' "$json")
     LG_BN=$(jq -r '.health.bottleneck' "$json")
     if [ "$LG_ERR" != 0 ]; then
-        NOTES+=("sockpool-loadgen ($label): $LG_ERR errors: $(jq -c '.errors' "$json")")
+        note "sockpool-loadgen ($label): $LG_ERR errors: $(jq -c '.errors' "$json")"
     fi
     jq -r '.health.warnings[]?' "$json" | while read -r w; do echo "  sockpool-loadgen ($label) warns: $w" >&2; done
 }
 
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-fmt() { awk -v a="${1:-0}" 'BEGIN { printf "%.0f", a }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured (see notes)"; else if (r + 0 >= t + 0) print "met"; else printf "**missed** (%.0f%% short)", (1 - r / t) * 100 }'; }
 
 ROWS=()
 
 # One comparison: peer command (a shell function setting a variable) vs sockpool-loadgen, ROUNDS times,
-# alternating which goes first. The row shows each tool's median rate, their ratio (judged against the target),
+# alternating which goes first (in_turn). The row shows each tool's median rate, their ratio (judged against the target),
 # every round's ratio, and sockpool-loadgen's health in its median round.
 # row label peer_label peer_fn peer_var target lg_label lg_args...
 compare() {
@@ -226,13 +73,7 @@ compare() {
     local -a peer_args peer_r=() lg_r=() health=()
     read -r -a peer_args <<<"$peer_fn"
     for ((r = 0; r < ROUNDS; r++)); do
-        if ((r % 2 == 0)); then
-            "${peer_args[@]}"
-            lg "$lg_label" "$@"
-        else
-            lg "$lg_label" "$@"
-            "${peer_args[@]}"
-        fi
+        in_turn "$r" "${peer_args[@]}" -- lg "$lg_label" "$@"
         peer_r+=("${!peer_var:-0}") lg_r+=("${LG:-0}") health+=("${LG_CPU}% / $LG_BN")
         echo "  $label round $((r + 1)): $peer_label $(fmt "${!peer_var}")/s, sockpool-loadgen $(fmt "$LG")/s (cpu ${LG_CPU}%, bottleneck $LG_BN)" >&2
     done
@@ -248,9 +89,8 @@ compare() {
     ROWS+=("| $label | $peer_label | $(fmt "$pm") | $(fmt "$lm") | **$rt** | $target | $(verdict "$rt" "$target") | $each | $mid |")
 }
 
-echo "building (release) ..." >&2
-fg_run cargo build --release -q -p sockpool-loadgen -p sockpool-server
-LOADGEN=${LOADGEN:-"$ROOT/target/release/sockpool-loadgen"}
+build_release
+LOADGEN=${LOADGEN:-"$BIN/sockpool-loadgen"}
 # A binary that prints no help is not a load generator (e.g. a placeholder `fn main() {}`): stop with a clear line.
 if ! "$LOADGEN" run --help 2>/dev/null | grep -q -- '--json'; then
     echo "$LOADGEN does not implement \`run --json\` (placeholder main?); set LOADGEN=/path/to/sockpool-loadgen" >&2
@@ -260,11 +100,11 @@ fi
 # ------------------------------------------------------------------------------------------ 1: redis PING
 
 if [[ ,$ONLY, == *,redis,* ]]; then
-    start_redis
+    start_redis 1
     echo "redis-server on 127.0.0.1:$REDIS_PORT" >&2
-    compare "redis PING, -c $CLIENTS -P 1" "redis-benchmark" "rb $REDIS_PORT 1 $REQS" RB 1.5 "resp -P 1" \
+    compare "redis PING, -c $CLIENTS -P 1" "redis-benchmark" "rb $REDIS_PORT 1 $REQS $CLIENTS redis-server" RB_MB 1.5 "resp -P 1" \
         --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 1 --threads 1
-    compare "redis PING, -c $CLIENTS -P 16" "redis-benchmark" "rb $REDIS_PORT 16 $REQS_P16" RB 1.0 "resp -P 16" \
+    compare "redis PING, -c $CLIENTS -P 16" "redis-benchmark" "rb $REDIS_PORT 16 $REQS_P16 $CLIENTS redis-server" RB_MB 1.0 "resp -P 16" \
         --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 16 --threads 1
     stop "$REDIS_PID"
 fi
@@ -275,7 +115,7 @@ if [[ ,$ONLY, == *,nginx,* ]]; then
     start_nginx "$NGINX_WORKERS"
     echo "nginx (worker_processes $NGINX_WORKERS) on 127.0.0.1:$NGINX_PORT" >&2
     for t in 1 2; do
-        compare "nginx GET, -c $CLIENTS, $t thread(s)" "wrk" "wrk_rps $NGINX_PORT $t" WRK 1.0 "http -t $t" \
+        compare "nginx GET, -c $CLIENTS, $t thread(s)" "wrk" "wrk_rps $NGINX_PORT $t $DUR $CLIENTS nginx" WRK_RPS 1.0 "http -t $t" \
             --target "127.0.0.1:$NGINX_PORT" --protocol http --threads "$t"
     done
     stop "$NGINX_PID"
@@ -293,9 +133,4 @@ echo
 echo "| load (same server for both) | peer | peer req/s | sockpool-loadgen req/s | ratio | target | | each round's ratio | sockpool-loadgen health |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
-if [ "${#NOTES[@]}" -gt 0 ]; then
-    echo
-    echo "Notes:"
-    echo
-    printf -- '- %s\n' "${NOTES[@]}"
-fi
+print_notes "Notes:"
