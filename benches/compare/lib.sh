@@ -164,7 +164,7 @@ on_free_port() {
 
 # ------------------------------------------------------------------------------------------------- the peers
 
-# The flags of sockpool_server::testing::start_redis.
+# The flags of sockpool_testkit::peers::start_redis.
 spawn_redis() { # port io_threads
     SPAWNED_LOG="redis-$1"
     spawn "$SPAWNED_LOG" redis-server --bind 127.0.0.1 --port "$1" --save '' --appendonly no \
@@ -175,7 +175,7 @@ start_redis() { # io_threads; sets REDIS_PID REDIS_PORT
     REDIS_PID=$PEER_PID REDIS_PORT=$PEER_PORT
 }
 
-# The configuration of sockpool_server::testing::start_nginx: `return 200` with a body of HTTP_BODY bytes,
+# The configuration of sockpool_testkit::peers::start_nginx: `return 200` with a body of HTTP_BODY bytes,
 # no access log, keep-alive for the whole run, `reuseport` (one accept queue per worker).
 nginx_conf() { # dir port workers
     local body
