@@ -30,7 +30,7 @@ pub struct Args {
     /// Open connections at most. Default: 10000.
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Largest framed frame body, bytes. Default: 16 MiB.
+    /// Largest framed frame body, bytes; at most 4 GiB - 1 (the length field is 32 bits). Default: 16 MiB.
     #[arg(long)]
     pub max_frame: Option<usize>,
     /// Longest line, bytes. Default: 64 KiB.
@@ -69,22 +69,22 @@ pub struct Args {
     /// 10ms. Default: 0 (off).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub busy_poll: Option<Duration>,
-    /// Time a partial request may take (e.g. `500ms`). Default: 10s.
+    /// Time a partial request may take (e.g. `500ms`), at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub read_timeout: Option<Duration>,
-    /// Time a connection may sit idle. Default: 60s.
+    /// Time a connection may sit idle, at most 1 year. Default: 60s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
-    /// Time a write may make no progress. Default: 10s.
+    /// Time a write may make no progress, at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub write_timeout: Option<Duration>,
-    /// Longest framed SLEEP. Default: 10s.
+    /// Longest framed SLEEP, at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_sleep: Option<Duration>,
     /// Body size of every HTTP 200, bytes. Default: 13.
     #[arg(long)]
     pub http_body_size: Option<usize>,
-    /// How long shutdown waits for in-flight requests. Default: 10s.
+    /// How long shutdown waits for in-flight requests, at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Option<Duration>,
     /// PEM certificate chain for `+tls` listeners.
@@ -221,6 +221,18 @@ mod tests {
             busy_loop.into_config().unwrap().busy_poll,
             Duration::from_micros(50)
         );
+        for (flag, value, says) in [
+            ("--idle-timeout", "300000000000y", "idle timeout is at most 1year"),
+            ("--read-timeout", "400days", "read timeout is at most 1year"),
+            ("--max-frame", "5000000000", "max frame is at most 4294967295 bytes"),
+        ] {
+            let e = Args::try_parse_from(["sockpool-server", flag, value])
+                .unwrap()
+                .into_config()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{flag} {value}: {e}");
+        }
         let tls_without_cert =
             Args::try_parse_from(["sockpool-server", "--listen", "http+tls=127.0.0.1:0"]).unwrap();
         assert!(tls_without_cert.into_config().is_err());

@@ -406,6 +406,13 @@ impl Default for ServerConfig {
 /// The longest `busy_poll`: polling longer than this between bursts is a core spent, not a wake-up saved.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
+/// The longest timeout, deadline or SLEEP cap a flag may set: one year. Longer ones serve nobody, and an
+/// `Instant` that far out overflows (`--idle-timeout 300000000000y` once killed connection tasks).
+pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600); // 365.25 days, humantime's `1year`
+
+/// The largest `--max-frame`: what the framed 32-bit length field can announce.
+pub const MAX_FRAME_FIELD: usize = u32::MAX as usize;
+
 /// The CPU count (at least 1).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
@@ -459,6 +466,11 @@ impl ServerConfig {
                 return Err(ConfigError::new(format!("{name} must be at least 1")));
             }
         }
+        if l.max_frame > MAX_FRAME_FIELD {
+            return Err(ConfigError::new(format!(
+                "max frame is at most {MAX_FRAME_FIELD} bytes (4 GiB - 1): the framed length field is 32 bits"
+            )));
+        }
         for (name, d) in [
             ("read timeout", l.read_timeout),
             ("idle timeout", l.idle_timeout),
@@ -467,6 +479,20 @@ impl ServerConfig {
         ] {
             if d.is_zero() {
                 return Err(ConfigError::new(format!("{name} must be above zero")));
+            }
+        }
+        for (name, d) in [
+            ("read timeout", l.read_timeout),
+            ("idle timeout", l.idle_timeout),
+            ("write timeout", l.write_timeout),
+            ("max sleep", l.max_sleep),
+            ("shutdown deadline", self.shutdown_deadline),
+        ] {
+            if d > MAX_DURATION {
+                return Err(ConfigError::new(format!(
+                    "{name} is at most {} (a deadline further out overflows the clock)",
+                    humantime::format_duration(MAX_DURATION)
+                )));
             }
         }
         Ok(())

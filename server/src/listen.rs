@@ -84,9 +84,20 @@ pub(crate) fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<Tcp
 }
 
 /// A non-blocking Unix listener at `path`. A socket file nobody listens on any more is removed first; one
-/// that still answers is left alone (address in use).
+/// that still answers is left alone (address in use), and so is anything that is not a socket (a regular file
+/// at the path is refused, never deleted).
 pub(crate) fn unix_listener(path: &Path) -> io::Result<UnixListener> {
-    if path.exists() {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; refusing to replace it",
+                    path.display()
+                ),
+            ));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,

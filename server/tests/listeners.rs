@@ -53,6 +53,19 @@ fn a_live_unix_socket_is_not_stolen() {
 }
 
 #[test]
+fn a_regular_file_at_the_unix_path_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, b"precious").unwrap();
+    let spec = format!("framed=unix:{}", path.display());
+    let err = Server::bind(config(Model::Async, &[&spec]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+}
+
+#[test]
 fn unix_sockets_are_refused_under_processes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = format!("echo=unix:{}", dir.path().join("p.sock").display());
