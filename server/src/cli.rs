@@ -222,9 +222,17 @@ mod tests {
             Duration::from_micros(50)
         );
         for (flag, value, says) in [
-            ("--idle-timeout", "300000000000y", "idle timeout is at most 1year"),
+            (
+                "--idle-timeout",
+                "300000000000y",
+                "idle timeout is at most 1year",
+            ),
             ("--read-timeout", "400days", "read timeout is at most 1year"),
-            ("--max-frame", "5000000000", "max frame is at most 4294967295 bytes"),
+            (
+                "--max-frame",
+                "5000000000",
+                "max frame is at most 4294967295 bytes",
+            ),
         ] {
             let e = Args::try_parse_from(["sockpool-server", flag, value])
                 .unwrap()

@@ -252,18 +252,26 @@ fn arity(name: &[u8]) -> Value {
     ))
 }
 
-/// Redis 7's wording: `ERR unknown command 'FOO', with args beginning with: 'a' 'b' `.
+/// Redis 7's wording: `ERR unknown command 'FOO', with args beginning with: 'a' 'b' `, and Redis's bounds on
+/// what it quotes back: the name to 128 bytes, the arguments while fewer than 128 bytes of them are quoted, each
+/// cut to what is left of those 128. A 16 MiB argument costs a reply of a few hundred bytes, not 48 MiB.
 fn unknown(args: &[Bytes]) -> Value {
-    let mut msg = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        String::from_utf8_lossy(&args[0])
-    );
+    const QUOTED: usize = 128;
+    let name = &args[0][..args[0].len().min(QUOTED)];
+    let mut quoted = String::new();
     for a in &args[1..] {
-        msg.push('\'');
-        msg.push_str(&String::from_utf8_lossy(a));
-        msg.push_str("' ");
+        if quoted.len() >= QUOTED {
+            break;
+        }
+        let room = QUOTED - quoted.len();
+        quoted.push('\'');
+        quoted.push_str(&String::from_utf8_lossy(&a[..a.len().min(room)]));
+        quoted.push_str("' ");
     }
-    Value::error(msg)
+    Value::error(format!(
+        "ERR unknown command '{}', with args beginning with: {quoted}",
+        String::from_utf8_lossy(name)
+    ))
 }
 
 impl Session for RespSession {
@@ -312,6 +320,40 @@ impl Session for RespSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_command_quotes_at_most_what_redis_quotes() {
+        let text = |args: Vec<Vec<u8>>| match unknown(
+            &args.into_iter().map(Bytes::from).collect::<Vec<_>>(),
+        ) {
+            Value::Error(e) => String::from_utf8(e.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        // What redis-server 7 answered for the same commands.
+        assert_eq!(
+            text(vec![
+                [&b"NOPE"[..], &[b'x'; 200]].concat(),
+                vec![b'a'; 100],
+                vec![b'b'; 100],
+                b"c".to_vec()
+            ]),
+            format!(
+                "ERR unknown command 'NOPE{}', with args beginning with: '{}' '{}' ",
+                "x".repeat(124),
+                "a".repeat(100),
+                "b".repeat(25)
+            )
+        );
+        assert_eq!(
+            text(vec![b"NOPE".to_vec(), b"a".to_vec(), vec![b'b'; 300]]),
+            format!(
+                "ERR unknown command 'NOPE', with args beginning with: 'a' '{}' ",
+                "b".repeat(124)
+            )
+        );
+        // A 16 MiB argument: a reply of a few hundred bytes.
+        assert!(text(vec![b"NOPE".to_vec(), vec![b'z'; 16 << 20]]).len() < 300);
+    }
 
     #[test]
     fn integers_follow_redis_rules() {
