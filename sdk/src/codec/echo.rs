@@ -12,11 +12,8 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::CodecError;
+use super::{CodecError, MAX_RESERVE};
 
-/// The most a client decoder reserves at once for a reply it is waiting for (64 KiB); the reader grows the
-/// buffer further as bytes arrive.
-const MAX_RESERVE: usize = 64 * 1024;
 
 /// The server side: decodes every buffered byte as one chunk, encodes chunks as they are.
 #[derive(Debug, Clone, Default)]

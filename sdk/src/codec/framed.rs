@@ -12,7 +12,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{CodecError, Limit};
+use super::{CodecError, Limit, MAX_RESERVE};
 
 /// Bytes of the length prefix.
 pub const LEN_PREFIX: usize = 4;
@@ -215,8 +215,8 @@ impl Response {
 
 /// Reads one length-prefixed body out of `src`, checking the limit before anything is reserved.
 ///
-/// Reserves room for the whole frame once its length is known and valid, so a large frame is read with few
-/// reallocations.
+/// Once the length is known and valid, reserves room for the rest of the frame but at most
+/// [`MAX_RESERVE`] at a time: a 17-byte header announcing 16 MiB costs 64 KiB until the bytes arrive.
 fn decode_body(
     src: &mut BytesMut,
     max_frame: usize,
@@ -239,7 +239,7 @@ fn decode_body(
         )));
     }
     if src.len() < LEN_PREFIX + len {
-        src.reserve(LEN_PREFIX + len - src.len());
+        src.reserve((LEN_PREFIX + len - src.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     src.advance(LEN_PREFIX);
@@ -410,6 +410,24 @@ mod tests {
         let err = ServerCodec::new(1024).decode(&mut buf).unwrap_err();
         assert!(err.is_too_large(), "{err}");
         assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn a_valid_but_large_length_reserves_a_bounded_amount_until_the_bytes_arrive() {
+        // A 17-byte SOURCE-sized header that announces 16 MiB: 64 KiB reserved, not 16 MiB.
+        let mut buf = BytesMut::from(&(16u32 << 20).to_be_bytes()[..]);
+        buf.extend_from_slice(&[1; 13]);
+        let mut codec = ServerCodec::new(16 << 20);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= MAX_RESERVE + 64, "{}", buf.capacity());
+        // Fed the rest in pieces, it decodes the one frame.
+        let body = vec![7u8; (16 << 20) - 13];
+        for chunk in body.chunks(1 << 20) {
+            assert!(buf.len() < 4 + (16 << 20));
+            buf.extend_from_slice(chunk);
+        }
+        let req = codec.decode(&mut buf).unwrap().expect("the whole frame");
+        assert_eq!(req.payload.len(), (16 << 20) - 13);
     }
 
     #[test]

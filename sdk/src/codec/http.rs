@@ -50,7 +50,7 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{CodecError, Limit};
+use super::{CodecError, Limit, MAX_RESERVE};
 
 /// The default limit on a request or status line plus headers. Default: 8 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -64,8 +64,6 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// 501.
 pub const TRANSFER_ENCODING_UNSUPPORTED: &str = "Transfer-Encoding in requests is not supported";
 
-/// The most a decoder reserves at once ahead of the bytes received (64 KiB).
-const MAX_RESERVE: usize = 64 * 1024;
 /// Header slots parsed on the stack; more than this (if `max_headers` allows) go to a heap buffer.
 const STACK_HEADERS: usize = 128;
 

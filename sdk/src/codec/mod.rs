@@ -27,4 +27,9 @@ pub mod resp;
 
 mod error;
 
+/// The most a decoder reserves at once ahead of the bytes received (64 KiB), whatever length a frame, bulk or
+/// body announces: memory follows what a peer actually sends, never what it claims it will. Buffers grow
+/// further as bytes arrive.
+pub(crate) const MAX_RESERVE: usize = 64 * 1024;
+
 pub use error::{CodecError, Limit};

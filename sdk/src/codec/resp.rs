@@ -41,7 +41,7 @@ use std::fmt;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{CodecError, Limit};
+use super::{CodecError, Limit, MAX_RESERVE};
 
 /// The default limit on one bulk string (Redis's `proto-max-bulk-len`). Default: 512 MiB.
 pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
@@ -52,8 +52,6 @@ pub const DEFAULT_MAX_INLINE: usize = 64 * 1024;
 /// How deeply the client decoder lets reply arrays nest (Redis replies nest a few levels at most).
 pub const MAX_DEPTH: usize = 32;
 
-/// The most a decoder reserves at once ahead of the bytes that arrived (64 KiB).
-const MAX_RESERVE: usize = 64 * 1024;
 /// The most array slots reserved up front, whatever the announced count (Redis does the same).
 const MAX_PREALLOC_ITEMS: usize = 1024;
 
