@@ -1,43 +1,79 @@
 //! The admin endpoint: `GET /metrics` answers the counters as Prometheus text; anything else `404`.
+//!
+//! It runs on a current-thread tokio runtime of its own thread. Each connection is a task with one deadline for
+//! the whole exchange ([`EXCHANGE`]), at most [`MAX_CONNECTIONS`] at once: a slow or silent client delays
+//! neither another scrape nor shutdown, which stops accepting and drops every exchange still open.
 
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
 use crate::shared::Shared;
 
-/// How often the accept loop looks at the shutdown signal.
-const POLL: Duration = Duration::from_millis(20);
+/// The longest one exchange (read the request head, write the answer) may take.
+const EXCHANGE: Duration = Duration::from_secs(2);
 
-/// Serves `listener` (non-blocking) until shutdown, one request per connection.
-pub(crate) fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    while !shared.shutdown.is_cancelled() {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = answer(stream, &shared);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
-            Err(_) => std::thread::sleep(POLL),
+/// Admin connections served at once; more are closed on accept.
+const MAX_CONNECTIONS: usize = 64;
+
+/// The longest request head read; the answer depends on its first line only.
+const MAX_HEAD: usize = 4096;
+
+/// Serves `listener` (non-blocking) until shutdown.
+pub(crate) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("admin endpoint: no runtime: {e}");
+            return;
         }
-    }
+    };
+    rt.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("admin endpoint: {e}");
+                return;
+            }
+        };
+        let mut exchanges = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                Some(_) = exchanges.join_next(), if !exchanges.is_empty() => {}
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    if exchanges.len() >= MAX_CONNECTIONS {
+                        continue; // dropped: closed
+                    }
+                    let shared = shared.clone();
+                    exchanges.spawn(async move {
+                        let _ = tokio::time::timeout(EXCHANGE, answer(stream, &shared)).await;
+                    });
+                }
+            }
+        }
+        exchanges.abort_all();
+    });
 }
 
-fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut buf = [0u8; 4096];
+async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
-    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < buf.len() {
-        let n = stream.read(&mut buf[len..])?;
+    while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf[len..]).await?;
         if n == 0 {
             break;
         }
         len += n;
     }
-    let head = &buf[..len];
-    let (status, body) = if head.starts_with(b"GET /metrics ") {
+    let (status, body) = if buf[..len].starts_with(b"GET /metrics ") {
         ("200 OK", shared.stats.snapshot().to_prometheus())
     } else {
         ("404 Not Found", "not found: try GET /metrics\n".to_string())
@@ -46,5 +82,6 @@ fn answer(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(reply.as_bytes())
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await
 }

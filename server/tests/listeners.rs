@@ -155,3 +155,46 @@ async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
         .unwrap();
     assert_eq!(stats.requests, 4);
 }
+
+/// Issue 14: a client that opens the admin port and dribbles a byte now and then neither blocks another
+/// scrape nor holds up shutdown (it once held shutdown 36 s past a 2 s deadline). Asserted as an order: the
+/// scrape is answered, and shutdown returns, while the slow client is still connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_admin_client_delays_neither_a_scrape_nor_shutdown() {
+    let mut c = config(Model::Async, &["framed=127.0.0.1:0"]);
+    c.admin = Some("127.0.0.1:0".parse().unwrap());
+    c.shutdown_deadline = std::time::Duration::from_secs(1);
+    let server = Server::bind(c).unwrap();
+    let admin = server.admin_addr().unwrap();
+    let h = server.spawn();
+    let mut slow = TcpStream::connect(admin).await.unwrap();
+    slow.write_all(b"GET /met").await.unwrap();
+    let dribbler = tokio::spawn(async move {
+        // At most 20 s of one byte every 200 ms: far past every deadline in play.
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if slow.write_all(b"r").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut a = TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
+    let text = String::from_utf8_lossy(&body);
+    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        !dribbler.is_finished(),
+        "the slow client was still connected"
+    );
+    tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert!(
+        !dribbler.is_finished(),
+        "shutdown did not wait for the slow client"
+    );
+    dribbler.abort();
+}

@@ -14,7 +14,6 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, MAX_RESERVE};
 
-
 /// The server side: decodes every buffered byte as one chunk, encodes chunks as they are.
 #[derive(Debug, Clone, Default)]
 pub struct EchoCodec;
