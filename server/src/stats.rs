@@ -34,9 +34,11 @@ pub enum Counter {
     ErrorsWriteTimeout,
     /// Connections closed by a socket error (reset, TLS failure …).
     ErrorsIo,
+    /// Worker processes of the `processes` model that exited while serving and were started again.
+    WorkerRestarts,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 13;
 
 /// Shards of the counters: threads add to their own shard (picked round-robin when a thread first counts),
 /// so two cores never fight over one cache line on every request.
@@ -102,6 +104,9 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Errors by kind.
     pub errors: ErrorCounts,
+    /// Worker processes (`processes` model) that exited while serving and were started again.
+    #[serde(default)]
+    pub worker_restarts: u64,
 }
 
 impl Stats {
@@ -150,6 +155,7 @@ impl Stats {
                 write_timeout: self.get(ErrorsWriteTimeout),
                 io: self.get(ErrorsIo),
             },
+            worker_restarts: self.get(WorkerRestarts),
         }
     }
 
@@ -169,6 +175,7 @@ impl Stats {
             (ErrorsIdleTimeout, s.errors.idle_timeout),
             (ErrorsWriteTimeout, s.errors.write_timeout),
             (ErrorsIo, s.errors.io),
+            (WorkerRestarts, s.worker_restarts),
         ] {
             self.add(c, v);
         }
@@ -224,6 +231,12 @@ impl StatsSnapshot {
             "counter",
             "Bytes written to clients.",
             self.bytes_out,
+        );
+        metric(
+            "worker_restarts_total",
+            "counter",
+            "Worker processes that exited while serving and were started again.",
+            self.worker_restarts,
         );
         let _ = writeln!(
             out,

@@ -89,3 +89,72 @@ async fn processes_model_finds_the_server_executable_by_itself() {
         .unwrap();
     assert_eq!(stats.requests, 1);
 }
+
+/// This process's worker children (`--worker-config`) whose command line has `needle` (from
+/// `/proc/self/task/*/children`).
+fn children_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("--worker-config") && cmdline.contains(needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Issue 14: a `processes` worker that dies (here SIGKILL) is logged, counted and started again; with one
+/// worker the port went dark for good before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_process_is_started_again_and_counted() {
+    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
+    c.workers = 1;
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    let h = server.spawn();
+    let served = || async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        support::expect_reply(
+            &mut s,
+            &framed_request(1, 5, 0, b"alive"),
+            &framed_response(0, 5, b"alive"),
+        )
+        .await;
+    };
+    served().await;
+    // Its worker's configuration names the port: other tests' workers run beside it.
+    let mine = format!("127.0.0.1:{}", addr.port());
+    let workers = children_with(&mine);
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        sockpool_testkit::eventually(Duration::from_secs(20), || h
+            .stats()
+            .snapshot()
+            .worker_restarts
+            == 1)
+        .await,
+        "the dead worker was not started again"
+    );
+    let now = children_with(&mine);
+    assert!(
+        now.len() == 1 && now[0] != workers[0],
+        "{workers:?} -> {now:?}"
+    );
+    served().await;
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.worker_restarts, 1);
+}

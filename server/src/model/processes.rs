@@ -10,6 +10,9 @@
 //!   parent counts UDP only while running; at shutdown the parent sends SIGTERM to every worker, adds their
 //!   final counters (their `stats` line) to its own, and returns the sum.
 //! - A worker also stops when the parent goes away (its stdin closes).
+//! - The parent supervises its workers: one that exits while the server runs (killed, crashed) is logged on
+//!   stderr, counted in `worker_restarts`, and started again, so the port never stays dark. Its counters are
+//!   lost with it.
 
 use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
@@ -77,7 +80,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     })();
     shared.mark_ready();
     if started.is_ok() {
-        futures::executor::block_on(shared.shutdown.cancelled());
+        supervise(&mut workers, &exe, &json, &shared);
     }
     // Stop every worker and add up their counters.
     for w in &workers {
@@ -98,6 +101,44 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     }
     drop(bound);
     started
+}
+
+/// How often the supervisor looks at its workers and at the shutdown signal.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
+
+/// Until shutdown, starts a worker again whenever one exits: logged once per exit, counted in
+/// `worker_restarts`. A worker that cannot be started is tried again a second later (logged and counted
+/// again).
+fn supervise(workers: &mut [Worker], exe: &PathBuf, json: &str, shared: &Shared) {
+    while !shared.shutdown.is_cancelled() {
+        std::thread::sleep(SUPERVISE_EVERY);
+        for w in workers.iter_mut() {
+            let Ok(Some(status)) = w.child.try_wait() else {
+                continue;
+            };
+            if shared.shutdown.is_cancelled() {
+                return;
+            }
+            eprintln!(
+                "sockpool-server: worker process {} exited ({status}); starting another",
+                w.child.id()
+            );
+            shared.stats.inc(crate::stats::Counter::WorkerRestarts);
+            let restarted = start_worker(exe, json).and_then(|mut fresh| {
+                wait_ready(&mut fresh, Instant::now() + START_TIMEOUT)?;
+                Ok(fresh)
+            });
+            match restarted {
+                Ok(fresh) => *w = fresh,
+                Err(e) => {
+                    eprintln!(
+                        "sockpool-server: starting a worker again failed: {e}; retrying in 1s"
+                    );
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
 }
 
 /// The executable to start workers from: the configured one; else this process if it is `sockpool-server`;
