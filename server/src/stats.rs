@@ -36,9 +36,11 @@ pub enum Counter {
     ErrorsIo,
     /// Worker processes of the `processes` model that exited while serving and were started again.
     WorkerRestarts,
+    /// Connections closed because handling their input panicked (a bug; the panic is printed on stderr).
+    ErrorsPanic,
 }
 
-const COUNTERS: usize = 13;
+const COUNTERS: usize = 14;
 
 /// Shards of the counters: threads add to their own shard (picked round-robin when a thread first counts),
 /// so two cores never fight over one cache line on every request.
@@ -85,6 +87,9 @@ pub struct ErrorCounts {
     pub write_timeout: u64,
     /// Socket errors.
     pub io: u64,
+    /// Connections closed because handling their input panicked (a server bug, printed on stderr).
+    #[serde(default)]
+    pub panic: u64,
 }
 
 /// The counters at one moment. Serialises as the documented `STATS` JSON.
@@ -154,6 +159,7 @@ impl Stats {
                 idle_timeout: self.get(ErrorsIdleTimeout),
                 write_timeout: self.get(ErrorsWriteTimeout),
                 io: self.get(ErrorsIo),
+                panic: self.get(ErrorsPanic),
             },
             worker_restarts: self.get(WorkerRestarts),
         }
@@ -175,6 +181,7 @@ impl Stats {
             (ErrorsIdleTimeout, s.errors.idle_timeout),
             (ErrorsWriteTimeout, s.errors.write_timeout),
             (ErrorsIo, s.errors.io),
+            (ErrorsPanic, s.errors.panic),
             (WorkerRestarts, s.worker_restarts),
         ] {
             self.add(c, v);
@@ -251,6 +258,7 @@ impl StatsSnapshot {
             ("idle_timeout", e.idle_timeout),
             ("write_timeout", e.write_timeout),
             ("io", e.io),
+            ("panic", e.panic),
         ] {
             let _ = writeln!(out, "sockpool_server_errors_total{{kind=\"{kind}\"}} {v}");
         }

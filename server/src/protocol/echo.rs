@@ -15,7 +15,7 @@ pub const REFUSAL: &[u8] = b"";
 /// One echo connection.
 #[derive(Debug)]
 pub struct EchoSession {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl EchoSession {

@@ -23,7 +23,7 @@ pub const REFUSAL: &[u8] = &[0, 0, 0, 9, 3, 0, 0, 0, 0, 0, 0, 0, 0];
 /// One framed connection.
 #[derive(Debug)]
 pub struct FramedSession {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     codec: ServerCodec,
     /// A SLEEP being served: its id, payload and when it is due.
     sleeping: Option<(u64, Bytes, Instant)>,

@@ -28,7 +28,7 @@ pub const REFUSAL: &[u8] =
 /// One HTTP connection.
 #[derive(Debug)]
 pub struct HttpSession {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     codec: ServerCodec,
     /// The reply to every request, built once (its body is shared, not copied).
     ok: Response,

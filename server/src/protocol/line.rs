@@ -21,7 +21,7 @@ pub const REFUSAL: &[u8] = b"";
 /// One line connection.
 #[derive(Debug)]
 pub struct LineSession {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     codec: LineCodec,
 }
 

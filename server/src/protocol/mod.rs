@@ -19,11 +19,14 @@ pub mod udp;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::BytesMut;
 
 use crate::config::Proto;
 use crate::session::{Next, Session};
 use crate::shared::Shared;
+use crate::stats::Counter;
 
 /// A session of any stream protocol (static dispatch for the hot path).
 ///
@@ -64,16 +67,47 @@ pub(crate) fn refusal(proto: Proto) -> &'static [u8] {
     }
 }
 
+impl AnySession {
+    fn shared(&self) -> &Shared {
+        match self {
+            AnySession::Framed(s) => &s.shared,
+            AnySession::Echo(s) => &s.shared,
+            AnySession::Line(s) => &s.shared,
+            AnySession::Http(s) => &s.shared,
+            AnySession::Resp(s) => &s.shared,
+        }
+    }
+}
+
+/// Runs one `on_input` so that a panic in it takes only its connection: the replies it had begun are dropped
+/// (`output` is cut back to where it was) and `None` comes back. The panic hook has printed the panic once on
+/// stderr. [`AnySession::on_input`] counts it in `errors.panic` and closes the connection; every model drives its
+/// connections through it, so no model loses a thread, an fd or a listener to a panic.
+fn contained(output: &mut BytesMut, on_input: impl FnOnce(&mut BytesMut) -> Next) -> Option<Next> {
+    let before = output.len();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| on_input(&mut *output))) {
+        Ok(next) => Some(next),
+        Err(_) => {
+            output.truncate(before);
+            None
+        }
+    }
+}
+
 impl Session for AnySession {
     #[inline]
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
-        match self {
+        contained(output, |output| match self {
             AnySession::Framed(s) => s.on_input(input, output, now),
             AnySession::Echo(s) => s.on_input(input, output, now),
             AnySession::Line(s) => s.on_input(input, output, now),
             AnySession::Http(s) => s.on_input(input, output, now),
             AnySession::Resp(s) => s.on_input(input, output, now),
-        }
+        })
+        .unwrap_or_else(|| {
+            self.shared().stats.inc(Counter::ErrorsPanic);
+            Next::Close
+        })
     }
 
     fn in_progress(&self) -> bool {
@@ -121,6 +155,27 @@ mod tests {
             Default::default(),
             None,
         ))
+    }
+
+    #[test]
+    fn a_panic_in_on_input_is_contained_and_its_replies_dropped() {
+        let mut output = BytesMut::from(&b"+OK\r\n"[..]);
+        let next = contained(&mut output, |out| {
+            out.extend_from_slice(b"+half a rep");
+            panic!("a decoder bug");
+        });
+        assert_eq!(next, None);
+        assert_eq!(
+            &output[..],
+            b"+OK\r\n",
+            "earlier replies kept, the begun one dropped"
+        );
+        let next = contained(&mut output, |out| {
+            out.extend_from_slice(b"+PONG\r\n");
+            Next::Continue
+        });
+        assert_eq!(next, Some(Next::Continue));
+        assert_eq!(&output[..], b"+OK\r\n+PONG\r\n");
     }
 
     /// Feeds `chunks` to a session the way a model does; returns when it closes or the input is used up.

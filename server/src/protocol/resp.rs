@@ -130,7 +130,7 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
 /// One RESP connection.
 #[derive(Debug)]
 pub struct RespSession {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     codec: ServerCodec,
 }
 
