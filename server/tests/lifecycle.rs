@@ -147,6 +147,16 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         .await,
         "the dead worker was not started again"
     );
+    // Counted when the exit is seen; served again once the new worker is ready.
+    let mut listening = false;
+    for _ in 0..400 {
+        if TcpStream::connect(addr).await.is_ok() {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening, "the new worker never listened");
     let now = children_with(&mine);
     assert!(
         now.len() == 1 && now[0] != workers[0],

@@ -3,7 +3,8 @@
 //! A frame over `max_frame` is answered `TOO_LARGE` with id 0, a frame too short for its header
 //! `BAD_REQUEST` with id 0; both then close. An unknown op is answered `BAD_REQUEST` with its id and the
 //! connection goes on. SOURCE over `max_frame` is answered `TOO_LARGE` with its id. SLEEP is capped at
-//! `max_sleep`; the requests behind it wait, so replies keep their order.
+//! `max_sleep`; the requests behind it wait, so replies keep their order. A large reply body (SOURCE, a large
+//! ECHO or SLEEP payload) is written a high-water mark at a time ([`Body`]): the connection never holds it all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use sockpool::codec::framed::{Op, Request, ServerCodec, Status, LEN_PREFIX, RESP
 use sockpool::codec::CodecError;
 use tokio_util::codec::Decoder;
 
+use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
@@ -27,6 +29,8 @@ pub struct FramedSession {
     codec: ServerCodec,
     /// A SLEEP being served: its id, payload and when it is due.
     sleeping: Option<(u64, Bytes, Instant)>,
+    /// The body of the reply being written, when it did not fit below the high-water mark.
+    body: Option<Body>,
     /// Requests answered and not yet added to the shared counter (added once per batch).
     answered: u64,
 }
@@ -38,14 +42,16 @@ impl FramedSession {
             shared,
             codec,
             sleeping: None,
+            body: None,
             answered: 0,
         }
     }
 }
 
-/// Writes a response header for `payload_len` bytes of payload.
+/// Writes a response header for `payload_len` bytes of payload (reserving room for at most
+/// [`WRITE_AT_ONCE`] of them: a large body is written in parts).
 fn header(output: &mut BytesMut, status: Status, id: u64, payload_len: usize) {
-    output.reserve(LEN_PREFIX + RESPONSE_HEADER + payload_len);
+    output.reserve(LEN_PREFIX + RESPONSE_HEADER + payload_len.min(WRITE_AT_ONCE));
     output.put_u32((RESPONSE_HEADER + payload_len) as u32);
     output.put_u8(status.to_u8());
     output.put_u64(id);
@@ -54,6 +60,16 @@ fn header(output: &mut BytesMut, status: Status, id: u64, payload_len: usize) {
 fn reply(output: &mut BytesMut, status: Status, id: u64, payload: &[u8]) {
     header(output, status, id, payload.len());
     output.extend_from_slice(payload);
+}
+
+/// A reply whose payload the session holds: small ones at once, large ones as a [`Body`] to write in parts.
+fn reply_bytes(output: &mut BytesMut, id: u64, payload: Bytes) -> Option<Body> {
+    if payload.len() <= WRITE_AT_ONCE {
+        reply(output, Status::Ok, id, &payload);
+        return None;
+    }
+    header(output, Status::Ok, id, payload.len());
+    Some(Body::Bytes(payload, b""))
 }
 
 impl FramedSession {
@@ -69,7 +85,7 @@ impl FramedSession {
     fn handle(&mut self, req: Request, output: &mut BytesMut, now: Instant) -> Option<Instant> {
         let max_frame = self.shared.config.limits.max_frame;
         match req.op {
-            Op::Echo => reply(output, Status::Ok, req.id, &req.payload),
+            Op::Echo => self.body = reply_bytes(output, req.id, req.payload),
             Op::Sink => reply(output, Status::Ok, req.id, &[]),
             Op::Source => {
                 let n = req.arg as usize;
@@ -77,7 +93,7 @@ impl FramedSession {
                     reply(output, Status::TooLarge, req.id, &[]);
                 } else {
                     header(output, Status::Ok, req.id, n);
-                    output.put_bytes(b'x', n);
+                    self.body = Some(Body::Fill(b'x', n));
                 }
             }
             Op::Sleep => {
@@ -100,16 +116,24 @@ impl FramedSession {
 
 impl Session for FramedSession {
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
+        let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
+            if let Some(body) = self.body.take() {
+                self.body = body.write(output, high_water);
+                if self.body.is_some() {
+                    break Next::Flush;
+                }
+            }
             if let Some((id, payload, due)) = self.sleeping.take() {
                 if now < due {
                     self.sleeping = Some((id, payload, due));
                     break Next::WaitUntil(due);
                 }
-                reply(output, Status::Ok, id, &payload);
+                self.body = reply_bytes(output, id, payload);
                 self.answered += 1;
+                continue;
             }
-            if output.len() >= self.shared.config.limits.write_high_water {
+            if output.len() >= high_water {
                 break Next::Flush;
             }
             match self.codec.decode(input) {

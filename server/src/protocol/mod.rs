@@ -9,6 +9,7 @@
 //! | [`resp`] | Redis RESP2 subset | `-ERR max number of clients reached`, then close |
 //! | [`udp`] | datagram echo (no connections) | — |
 
+mod body;
 pub mod echo;
 pub mod framed;
 pub mod http;

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use sockpool::codec::resp::{protocol_error_reply, Limits as RespLimits, ServerCodec, Value};
 use sockpool::codec::CodecError;
 
+use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
@@ -132,6 +133,9 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
 pub struct RespSession {
     pub(super) shared: Arc<Shared>,
     codec: ServerCodec,
+    /// The rest of a large bulk reply (GET of a large value, ECHO of a large argument), written a high-water
+    /// mark at a time.
+    body: Option<Body>,
 }
 
 impl RespSession {
@@ -142,7 +146,11 @@ impl RespSession {
             max_multibulk: l.max_multibulk,
             max_inline: l.max_inline,
         });
-        RespSession { shared, codec }
+        RespSession {
+            shared,
+            codec,
+            body: None,
+        }
     }
 }
 
@@ -150,9 +158,14 @@ impl RespSession {
 const PONG: &[u8] = b"+PONG\r\n";
 const OK: &[u8] = b"+OK\r\n";
 
-/// Runs one command, appending its reply to `output`; false when the connection should close after the reply
-/// (QUIT).
-fn command(shared: &Shared, args: &[Bytes], output: &mut BytesMut) -> bool {
+/// Runs one command, appending its reply to `output` (a large bulk string's header only, its rest left in
+/// `body`); false when the connection should close after the reply (QUIT).
+fn command(
+    shared: &Shared,
+    args: &[Bytes],
+    output: &mut BytesMut,
+    body: &mut Option<Body>,
+) -> bool {
     let Some(name) = args.first() else {
         return true;
     };
@@ -216,7 +229,15 @@ fn command(shared: &Shared, args: &[Bytes], output: &mut BytesMut) -> bool {
     } else {
         unknown(args)
     };
-    reply.encode_to(output);
+    match reply {
+        Value::Bulk(b) if b.len() > WRITE_AT_ONCE => {
+            output.extend_from_slice(b"$");
+            output.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+            output.extend_from_slice(b"\r\n");
+            *body = Some(Body::Bytes(b, b"\r\n"));
+        }
+        reply => reply.encode_to(output),
+    }
     true
 }
 
@@ -281,14 +302,21 @@ impl Session for RespSession {
 
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
         let mut answered = 0u64;
+        let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
-            if output.len() >= self.shared.config.limits.write_high_water {
+            if let Some(body) = self.body.take() {
+                self.body = body.write(output, high_water);
+                if self.body.is_some() {
+                    break Next::Flush;
+                }
+            }
+            if output.len() >= high_water {
                 break Next::Flush;
             }
             match self.codec.decode_command(input) {
                 Ok(Some(args)) => {
                     answered += 1;
-                    let go_on = command(&self.shared, args, output);
+                    let go_on = command(&self.shared, args, output, &mut self.body);
                     // The arguments share the input's buffer: drop them before it is read into again.
                     self.codec.clear();
                     if !go_on {

@@ -1,0 +1,86 @@
+//! A reply body too large to produce at once ([`Body`]): a session writes its header, then the body into the
+//! output at most up to the write high-water mark at a time, returning [`Next::Flush`](crate::session::Next)
+//! until it is all out. The model writes the output (waiting on a client that does not read, up to the write
+//! timeout) before it asks for more, so a connection never holds more than about `write_high_water` of unsent
+//! reply, whatever a request asks for: a 17-byte SOURCE of 16 MiB, or a 9-byte GET of a 64 MiB value.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Bodies at most this long are written at once, without the chunking machinery.
+pub(crate) const WRITE_AT_ONCE: usize = 64 * 1024;
+
+/// The part of a reply still to be written.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// This many more copies of one filler byte (framed SOURCE).
+    Fill(u8, usize),
+    /// The rest of a payload the session already holds (it shares its allocation: no copy is made), then a
+    /// short trailer (RESP's `\r\n` after a bulk string).
+    Bytes(Bytes, &'static [u8]),
+}
+
+impl Body {
+    /// Writes as much of the body as fits below `high_water` bytes of output (at least the trailer once the
+    /// payload is out); the rest, if any.
+    pub(crate) fn write(self, output: &mut BytesMut, high_water: usize) -> Option<Body> {
+        let room = high_water.saturating_sub(output.len());
+        match self {
+            Body::Fill(byte, n) => {
+                let k = n.min(room);
+                output.put_bytes(byte, k);
+                (k < n).then_some(Body::Fill(byte, n - k))
+            }
+            Body::Bytes(mut b, trailer) => {
+                let k = b.len().min(room);
+                output.extend_from_slice(&b.split_to(k));
+                if b.is_empty() {
+                    output.extend_from_slice(trailer);
+                    None
+                } else {
+                    Some(Body::Bytes(b, trailer))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `body` the way a session and its model do: up to the mark, then the model drains the output.
+    fn drain(mut body: Body, high_water: usize) -> (Vec<u8>, usize) {
+        let mut wire = Vec::new();
+        let mut most = 0;
+        loop {
+            let mut output = BytesMut::new();
+            let rest = body.write(&mut output, high_water);
+            most = most.max(output.len());
+            wire.extend_from_slice(&output);
+            match rest {
+                Some(r) => body = r,
+                None => return (wire, most),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_is_written_in_full_and_never_past_the_mark() {
+        let (wire, most) = drain(Body::Fill(b'x', 1_000_000), 4096);
+        assert_eq!(wire.len(), 1_000_000);
+        assert!(wire.iter().all(|&b| b == b'x') && most <= 4096);
+        let payload = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        let (wire, most) = drain(Body::Bytes(payload.clone(), b"\r\n"), 4096);
+        assert_eq!(&wire[..100_000], &payload[..]);
+        assert_eq!(&wire[100_000..], b"\r\n");
+        assert!(most <= 4096 + 2);
+    }
+
+    #[test]
+    fn a_full_output_takes_nothing_more() {
+        let mut output = BytesMut::from(&[0u8; 10][..]);
+        let rest = Body::Fill(b'x', 5).write(&mut output, 10);
+        assert!(matches!(rest, Some(Body::Fill(b'x', 5))));
+        assert_eq!(output.len(), 10);
+    }
+}

@@ -1,0 +1,106 @@
+//! Issue 14, memory amplification: clients that ask for the largest replies allowed and never read them cost
+//! the server its output budget per connection (`--write-high-water`), not the replies' size. Measured on the
+//! real binary from `/proc/PID/status` against the worst-case formula in docs/OPERATIONS.md.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sockpool_testkit::process::ServerProcess;
+use sockpool_testkit::wire::framed_request;
+
+/// Connections per amplification class.
+const CLIENTS: usize = 40;
+/// The value GET asks for, and the SOURCE size: 16 MiB, the default `--max-frame`.
+const BIG: usize = 16 << 20;
+
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: nix::unistd::Pid, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The server's `requests` counter, from a framed STATS request.
+fn requests(framed: std::net::SocketAddr) -> u64 {
+    let mut s = TcpStream::connect(framed).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&framed_request(5, 1, 0, b"")).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body[9..]).unwrap();
+    v["requests"].as_u64().unwrap()
+}
+
+#[test]
+fn clients_that_never_read_large_replies_cost_the_output_budget_not_the_reply() {
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_sockpool-server"),
+        &[
+            "--listen",
+            "framed=127.0.0.1:0",
+            "--listen",
+            "resp=127.0.0.1:0",
+            "--workers",
+            "1",
+        ],
+    );
+    let (framed, resp, pid) = (server.addr("framed"), server.addr("resp"), server.pid());
+    // One 16 MiB value to GET, stored before the baseline is read.
+    let mut setter = TcpStream::connect(resp).unwrap();
+    setter
+        .write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${BIG}\r\n").as_bytes())
+        .unwrap();
+    setter.write_all(&vec![b'v'; BIG]).unwrap();
+    setter.write_all(b"\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    setter.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    let baseline_kib = status_kib(pid, "VmRSS:");
+    let answered_before = requests(framed);
+
+    // 40 clients ask for a 16 MiB SOURCE (17 bytes each), 40 for a GET of the 16 MiB value (22 bytes each),
+    // and none of them ever reads: 1.25 GiB of replies asked for.
+    let mut idle = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut s = TcpStream::connect(framed).unwrap();
+        s.write_all(&framed_request(3, 7, (BIG - 13) as u32, b""))
+            .unwrap();
+        idle.push(s);
+        let mut s = TcpStream::connect(resp).unwrap();
+        s.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n").unwrap();
+        idle.push(s);
+    }
+    // Every request was taken in (counted when handled), and then the writes stall on full sockets.
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = requests(framed) - answered_before;
+        if seen >= 2 * CLIENTS as u64 + 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen > 2 * CLIENTS as u64, "only {seen} requests handled");
+    std::thread::sleep(Duration::from_millis(500));
+    let now_kib = status_kib(pid, "VmRSS:");
+    // docs/OPERATIONS.md: per connection at most --write-high-water (256 KiB) of reply plus one part of a body
+    // (at most the mark again) and its read buffer (64 KiB here).
+    let per_connection_kib = 256 + 256 + 64;
+    let budget_kib = (2 * CLIENTS as u64) * per_connection_kib;
+    let grew_kib = now_kib.saturating_sub(baseline_kib);
+    eprintln!(
+        "server RSS {baseline_kib} KiB -> {now_kib} KiB (+{grew_kib} KiB) for {} clients; budget {budget_kib} KiB; \
+         asked for {} MiB",
+        2 * CLIENTS,
+        2 * CLIENTS * BIG >> 20
+    );
+    assert!(
+        grew_kib <= budget_kib,
+        "+{grew_kib} KiB over the {budget_kib} KiB the formula allows"
+    );
+    drop(idle);
+}
