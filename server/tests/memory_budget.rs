@@ -80,12 +80,12 @@ fn clients_that_never_read_large_replies_cost_the_output_budget_not_the_reply() 
     for polls in 0..200 {
         // Each STATS is counted too, after its own snapshot: the one before the loop and the earlier polls.
         seen = requests(framed) - answered_before - 1 - polls;
-        if seen > 2 * CLIENTS as u64 {
+        if seen >= 2 * CLIENTS as u64 {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(seen > 2 * CLIENTS as u64, "only {seen} requests handled");
+    assert!(seen >= 2 * CLIENTS as u64, "only {seen} requests handled");
     std::thread::sleep(Duration::from_millis(500));
     let now_kib = status_kib(pid, "VmRSS:");
     // docs/OPERATIONS.md: per connection at most --write-high-water (256 KiB) of reply plus one part of a body
