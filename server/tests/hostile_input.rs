@@ -440,3 +440,40 @@ async fn http_body_over_the_limit_sent_anyway_is_413_from_the_header() {
         assert_eq!(stop(h).await.errors.too_large, 1, "{model}");
     }
 }
+
+/// `--write-timeout` is the longest a write may make no progress, not a limit on a whole batch of output: a
+/// client reading a 12 MiB reply steadily at ~2.6 MB/s (128 KiB every 50 ms) through a 1.5 s write timeout,
+/// with an 8 MiB output budget (3 s of output per batch), gets all of it, in every model. Real time on
+/// purpose (a real slow reader). The margin: once the socket's send buffer is full (autotuned to ~4 MiB on
+/// loopback), the kernel reports it writable again only after about a third of it drained, ~0.5 s here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_reader_is_not_cut_off_by_the_write_timeout() {
+    const SIZE: usize = 12 << 20;
+    let runs = Model::ALL.map(|model| async move {
+        let (h, addr) = start(model, "framed=127.0.0.1:0", Proto::Framed, |c| {
+            c.limits.write_timeout = Duration::from_millis(1500);
+            c.limits.write_high_water = 8 << 20;
+        });
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(&framed_request(3, 1, (SIZE - 13) as u32, b""))
+            .await
+            .unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 128 * 1024];
+        // The reply on the wire: 4-byte length, 9-byte header, SIZE - 13 bytes of payload.
+        while got < SIZE {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let n = tokio::time::timeout(IO_LIMIT, tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{model}: no bytes for 10 s after {got}"))
+                .unwrap();
+            assert!(n > 0, "{model}: cut off after {got} of {SIZE} bytes");
+            got += n;
+        }
+        let stats = stop(h).await;
+        assert_eq!(stats.errors.write_timeout, 0, "{model}");
+    });
+    futures::future::join_all(runs).await;
+}

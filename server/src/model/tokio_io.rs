@@ -267,15 +267,25 @@ async fn write_out<S: AsyncWrite + Unpin>(
             None => break,
         }
     }
-    // Slow path: the client is not keeping up; give it the write timeout.
-    let write = async {
-        io.write_all(output).await?;
-        io.flush().await
-    };
-    match tokio::time::timeout(shared.config.limits.write_timeout, write).await {
+    // Slow path: the client is not keeping up. It may take as long as it reads steadily: the write timeout is
+    // the longest one write may make no progress, as `--write-timeout` says, not a limit on the whole batch.
+    let limit = shared.config.limits.write_timeout;
+    while !output.is_empty() {
+        match tokio::time::timeout(limit, io.write(output)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                shared.stats.inc(Counter::ErrorsIo);
+                return false;
+            }
+            Ok(Ok(n)) => output.advance(n),
+            Err(_) => {
+                shared.stats.inc(Counter::ErrorsWriteTimeout);
+                return false;
+            }
+        }
+    }
+    match tokio::time::timeout(limit, io.flush()).await {
         Ok(Ok(())) => {
             shared.stats.add(Counter::BytesOut, total);
-            output.clear();
             true
         }
         Ok(Err(_)) => {
