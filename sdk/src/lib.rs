@@ -59,6 +59,8 @@
 //!   SO_SNDBUF/SO_RCVBUF, keepalive) on each.
 //! - [`connection`]: one pipelined connection whose socket a driver task owns; callers queue requests with a
 //!   `oneshot` each; batched writes; cancellation never desynchronises the stream.
+//! - [`pipelined`]: [`Pipelined`], a connection its caller owns and drives with many requests in flight, each
+//!   reply handed back with the caller's token (no task or channel per request): a load generator's closed loop.
 //! - [`pool`]: the deadpool manager per endpoint (recycling checks, generation-based bulk invalidation after a
 //!   reset) and the background reaper (idle timeout, max lifetime, min idle). How callers share a connection
 //!   when pipelining is explained there.
@@ -83,6 +85,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod pipelined;
 pub mod pool;
 pub mod protocol;
 mod shelf;
@@ -94,6 +97,7 @@ pub use client::{CallTimings, Client, ClientBuilder, PooledConnection};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
+pub use pipelined::{Completion, Pipelined};
 pub use stats::ClientStats;
 pub use transport::{Endpoint, TlsConfig};
 pub use udp::{UdpClient, UdpConfig};

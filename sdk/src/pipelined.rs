@@ -1,0 +1,380 @@
+//! A connection its caller owns and drives, with many requests in flight: [`Pipelined`].
+//!
+//! The shape of hyper's `conn::handshake` and redis-rs's multiplexed connection without their task: the caller
+//! holds the connection, queues requests with [`Pipelined::send`] (each with a token of its own: an index, a
+//! send time, anything) and takes completions from [`Pipelined::next`], which writes everything queued in one
+//! write, reads everything readable, and hands back each reply with its request's token. No `oneshot`, channel
+//! or task per request, and one clock read per batch of replies. This is what a load generator's closed loop,
+//! a proxy or a batch job wants; services that share a connection between many callers use
+//! [`Client`](crate::Client).
+//!
+//! ```text
+//!  send(req, token) ──encode into the write buffer──┐
+//!  send(req, token) ─────────────────────────────────┤
+//!  next().await ──one write()──► socket ──read, decode, match in order, check the tag──► Completion { token, result }
+//! ```
+//!
+//! It keeps the promises of the SDK's other connections:
+//!
+//! - **Replies are proved.** Replies are matched to requests in order and checked with
+//!   [`Protocol::check_reply`] (the framed request id); a reply to another request, an undecodable reply or
+//!   bytes nobody asked for fail every request in flight with a protocol error and end the connection.
+//! - **Deadlines.** Each request has one: `timeout` after the `now` it was sent with. One timer, armed at the
+//!   oldest request's deadline. A request past it completes with a timeout whose phase says where its time
+//!   went: [`Phase::Read`] when no byte of its reply had arrived, [`Phase::Request`] when part had. The
+//!   connection then takes no new request ([`is_open`](Pipelined::is_open) is false): its late reply is still
+//!   read and dropped, so the replies of the requests behind it still match.
+//! - **Errors name their phase** ([`Phase::Write`], [`Phase::Read`], [`Phase::Request`]) with the SDK's
+//!   [`Error`], and say the request was sent.
+//! - **Memory follows the traffic.** The read buffer starts at 2 KiB and grows only while reads fill it; the
+//!   write buffer holds what was queued since the last write.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::{Error, ErrorKind, Phase};
+use crate::protocol::Protocol;
+use crate::transport::{Connector, Endpoint, Stream};
+
+/// The first read buffer of a connection; it doubles while reads fill it, up to [`MAX_READ_CHUNK`].
+const FIRST_READ_CHUNK: usize = 2 * 1024;
+/// The most a connection reserves for one read.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// A request that finished: its token and its reply or error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Completion<T, R> {
+    /// The token the request was sent with.
+    pub token: T,
+    /// Its reply, or why there is none.
+    pub result: Result<R, Error>,
+    /// When it finished: the time of the read that brought its reply (shared by the replies of one read), or
+    /// of the timer or failure that ended it.
+    pub at: Instant,
+}
+
+/// One request on the wire.
+#[derive(Debug)]
+struct Slot<T> {
+    /// What its reply must carry ([`Protocol::request_tag`]).
+    tag: u64,
+    /// When it times out.
+    deadline: Instant,
+    /// Its token; `None` once it completed (timed out) and only its late reply is awaited.
+    token: Option<T>,
+}
+
+/// A connection driven by its owner, with any number of requests in flight. See the [module docs](self).
+pub struct Pipelined<P: Protocol, T> {
+    /// Encodes requests, checks replies.
+    protocol: P,
+    /// This connection's codec.
+    codec: P::Codec,
+    /// The socket (TCP, TLS or Unix).
+    stream: Stream,
+    /// Bytes read and not yet decoded.
+    rbuf: BytesMut,
+    /// Requests encoded and not yet written.
+    wbuf: BytesMut,
+    /// Written (or queued) requests, oldest first: replies come back in this order.
+    flight: VecDeque<Slot<T>>,
+    /// Slots in `flight` whose token is still waiting.
+    live: usize,
+    /// Completions ready for [`next`](Self::next).
+    ready: VecDeque<Completion<T, P::Response>>,
+    /// Armed at the oldest live request's deadline.
+    timer: Pin<Box<Sleep>>,
+    /// How long a request may wait for its reply.
+    timeout: Duration,
+    /// Bytes were written since the last flush (TLS holds records until flushed).
+    unflushed: bool,
+    /// How much the next read reserves when the buffer is full.
+    read_chunk: usize,
+    /// Why the connection takes no new requests, if it does not.
+    closed: Option<Closed>,
+}
+
+/// Why a connection takes no new requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    /// A request timed out: replies still in flight are read, then the connection is done.
+    TimedOut,
+    /// The server said it closes after a reply (HTTP `Connection: close`).
+    ByServer,
+    /// The connection failed; every request on it has completed with the error.
+    Failed,
+}
+
+impl<P: Protocol, T> std::fmt::Debug for Pipelined<P, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipelined")
+            .field("protocol", &self.protocol.name())
+            .field("in_flight", &self.flight.len())
+            .field("live", &self.live)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Protocol, T> Pipelined<P, T> {
+    /// Opens a connection to `endpoint` with `connector` (its socket options, TLS and connect timeout) for
+    /// `protocol`; each request sent on it may wait `timeout` for its reply.
+    pub async fn connect(
+        connector: &Connector,
+        endpoint: &Endpoint,
+        protocol: P,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let stream = connector.connect(endpoint, None).await?;
+        Ok(Self::new(stream, protocol, timeout))
+    }
+
+    /// A pipelined connection over a stream opened elsewhere.
+    pub fn new(stream: Stream, protocol: P, timeout: Duration) -> Self {
+        let codec = protocol.codec();
+        Pipelined {
+            protocol,
+            codec,
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            flight: VecDeque::new(),
+            live: 0,
+            ready: VecDeque::new(),
+            timer: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            unflushed: false,
+            read_chunk: FIRST_READ_CHUNK,
+            closed: None,
+        }
+    }
+
+    /// True while the connection takes new requests: not failed, no request timed out, and the server did not
+    /// say it closes.
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    /// Requests sent whose completion has not been taken from [`next`](Self::next) yet.
+    pub fn in_flight(&self) -> usize {
+        self.live + self.ready.len()
+    }
+
+    /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
+    /// `now`. A connection that takes no new requests, or a request the codec cannot encode, gives the token
+    /// back with the error (the request was not sent).
+    pub fn send(&mut self, request: P::Request, token: T, now: Instant) -> Result<(), (T, Error)> {
+        if let Some(why) = self.closed {
+            let err = Error::new(
+                ErrorKind::Closed,
+                Phase::Write,
+                match why {
+                    Closed::TimedOut => "the connection takes no new request after a timeout",
+                    Closed::ByServer => "the server announced it closes the connection",
+                    Closed::Failed => "the connection failed",
+                },
+            )
+            .with_sent(false);
+            return Err((token, err));
+        }
+        let tag = self.protocol.request_tag(&request);
+        let before = self.wbuf.len();
+        if let Err(e) = self.codec.encode(request, &mut self.wbuf) {
+            self.wbuf.truncate(before);
+            return Err((token, Error::codec(Phase::Write, e).with_sent(false)));
+        }
+        let deadline = now + self.timeout;
+        if self.live == 0 {
+            self.timer.as_mut().reset(deadline);
+        }
+        self.live += 1;
+        self.flight.push_back(Slot {
+            tag,
+            deadline,
+            token: Some(token),
+        });
+        Ok(())
+    }
+
+    /// The next completed request: writes what was queued, reads and matches replies, fires deadlines.
+    /// `None` when no request is waiting any more (late replies of timed-out requests are not waited for).
+    pub async fn next(&mut self) -> Option<Completion<T, P::Response>> {
+        loop {
+            if let Some(c) = self.ready.pop_front() {
+                return Some(c);
+            }
+            if self.live == 0 {
+                return None;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < self.read_chunk / 2 {
+                self.rbuf.reserve(self.read_chunk);
+            }
+            let event = poll_fn(|cx| self.poll_io(cx)).await;
+            let now = Instant::now();
+            match event {
+                Event::Read(0) => {
+                    self.fail_all(now, ErrorKind::Closed, "the server closed the connection")
+                }
+                Event::Read(n) => {
+                    if n == self.rbuf.capacity() && self.read_chunk < MAX_READ_CHUNK {
+                        self.read_chunk *= 2;
+                    }
+                    self.deliver(now);
+                }
+                Event::Failed(e) => {
+                    let kind = e.kind();
+                    let message = e.to_string();
+                    self.fail_all(now, kind, &message);
+                }
+                Event::Timer => self.expire(now),
+            }
+        }
+    }
+
+    /// Writes what it can (flushing once all is written), then reads, then checks the timer. Both directions
+    /// are polled together, so a server that stops reading until its replies are read never deadlocks us.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        while !self.wbuf.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Event::Failed(Error::new(
+                        ErrorKind::Closed,
+                        Phase::Write,
+                        "the socket takes no more bytes",
+                    )))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.wbuf.advance(n);
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Event::Failed(Error::io(Phase::Write, e)))
+                }
+                Poll::Pending => break,
+            }
+        }
+        if self.wbuf.is_empty() && self.unflushed {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Event::Failed(Error::io(Phase::Write, e)))
+                }
+                Poll::Pending => {}
+            }
+        }
+        // `read_buf` is cancel-safe: a fresh future per poll calls `poll_read` once.
+        match pin!(self.stream.read_buf(&mut self.rbuf)).poll(cx) {
+            Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(Error::io(Phase::Read, e))),
+            Poll::Pending => {}
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Event::Timer),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Decodes every complete reply and completes the oldest request with each; an undecodable reply, a
+    /// reply to another request or bytes nobody asked for fail the connection.
+    fn deliver(&mut self, now: Instant) {
+        while let Some(slot) = self.flight.front() {
+            let reply = match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return,
+                Err(e) => {
+                    let message = format!("undecodable reply: {e}");
+                    return self.fail_all(now, ErrorKind::Protocol, &message);
+                }
+            };
+            if let Err(why) = self.protocol.check_reply(slot.tag, &reply) {
+                let message = format!("reply to another request: {why}");
+                return self.fail_all(now, ErrorKind::Protocol, &message);
+            }
+            if self.protocol.closes_connection(&reply) {
+                self.closed.get_or_insert(Closed::ByServer);
+            }
+            let slot = self.flight.pop_front().expect("a front slot");
+            if let Some(token) = slot.token {
+                self.live -= 1;
+                self.ready.push_back(Completion {
+                    token,
+                    result: Ok(reply),
+                    at: now,
+                });
+            }
+        }
+        if !self.rbuf.is_empty() {
+            // Nothing in flight: these bytes answer nobody.
+            self.closed = Some(Closed::Failed);
+        }
+    }
+
+    /// Completes every request whose deadline has passed with a timeout, and re-arms the timer.
+    fn expire(&mut self, now: Instant) {
+        let partial = !self.rbuf.is_empty();
+        for (i, slot) in self.flight.iter_mut().enumerate() {
+            if slot.deadline > now {
+                break;
+            }
+            let Some(token) = slot.token.take() else {
+                continue;
+            };
+            self.live -= 1;
+            // Only the oldest request can have part of its reply in the buffer.
+            let phase = if i == 0 && partial {
+                Phase::Request
+            } else {
+                Phase::Read
+            };
+            self.ready.push_back(Completion {
+                token,
+                result: Err(Error::timeout(phase, self.timeout, "reply").with_sent(true)),
+                at: now,
+            });
+            self.closed.get_or_insert(Closed::TimedOut);
+        }
+        if let Some(next) = self.flight.iter().find(|s| s.token.is_some()) {
+            self.timer.as_mut().reset(next.deadline);
+        }
+    }
+
+    /// Completes every waiting request with an error of `kind` and ends the connection.
+    fn fail_all(&mut self, now: Instant, kind: ErrorKind, message: &str) {
+        let partial = !self.rbuf.is_empty();
+        for (i, slot) in self.flight.drain(..).enumerate() {
+            if let Some(token) = slot.token {
+                let phase = if i == 0 && partial {
+                    Phase::Request
+                } else {
+                    Phase::Read
+                };
+                self.ready.push_back(Completion {
+                    token,
+                    result: Err(Error::new(kind, phase, message).with_sent(true)),
+                    at: now,
+                });
+            }
+        }
+        self.live = 0;
+        self.closed = Some(Closed::Failed);
+    }
+}
+
+/// What woke [`Pipelined::next`].
+enum Event {
+    /// Bytes read (0: the peer closed).
+    Read(usize),
+    /// The socket failed.
+    Failed(Error),
+    /// The oldest live request's deadline (or an earlier one) passed.
+    Timer,
+}
