@@ -37,14 +37,19 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The process exit code: 2 for bad flags, 1 otherwise.
+    /// The process exit status ([`crate::verdict::exit`]): 2 for bad usage (flags, unusable files), 3 when
+    /// the target cannot be reached, 1 for `tune` and `stream` failures.
     pub fn exit_code(&self) -> ExitCode {
-        match self {
+        use crate::verdict::exit;
+        ExitCode::from(match self {
             AppError::Config(_)
+            | AppError::Output { .. }
+            | AppError::Run(RunError::Setup(_) | RunError::Output { .. })
             | AppError::Tune(crate::tune::TuneError::Config(_))
-            | AppError::Stream(crate::stream::StreamError::Config(_)) => ExitCode::from(2),
-            _ => ExitCode::FAILURE,
-        }
+            | AppError::Stream(crate::stream::StreamError::Config(_)) => exit::USAGE,
+            AppError::Run(RunError::Unreachable { .. }) | AppError::Embedded(_) => exit::NO_ANSWER,
+            _ => 1,
+        })
     }
 }
 
@@ -65,8 +70,8 @@ pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
     run(&args)
 }
 
-/// `sockpool-loadgen run`: validates, runs, writes every requested output. Exit code 1 when no request at
-/// all got a reply.
+/// `sockpool-loadgen run`: validates, runs, writes every requested output, and returns the verdict's exit
+/// status ([`crate::verdict::exit`]): 0 passed, 1 a threshold crossed (named on stderr), 3 no reply at all.
 pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
@@ -81,15 +86,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         run_embedded(&config)?
     };
     write_outputs(&result)?;
-    if crate::recorder::replies(&result.total) == 0 {
+    let verdict = result.verdict();
+    if verdict.no_answer {
         eprintln!(
             "sockpool-loadgen: no request to {} got a reply ({} errors); see the report",
             result.target,
             result.total.errors.total()
         );
-        return Ok(ExitCode::FAILURE);
+    } else {
+        for line in verdict.crossed_lines() {
+            eprintln!("sockpool-loadgen: threshold crossed: {line}");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(verdict.exit_code())
 }
 
 fn run_embedded(config: &Config) -> Result<RunResult, AppError> {

@@ -33,6 +33,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
+use crate::check::Failure;
 use crate::config::{Load, Stop};
 use crate::pacer::Pacer;
 use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
@@ -49,21 +50,24 @@ pub const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
 /// How one call went, as the transport reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// Payload bytes received, or why the call failed.
-    pub result: Result<u64, ErrorKind>,
+    /// Payload bytes received, or why the call failed (the reply's check included, see [`crate::check`]).
+    pub result: Result<u64, Failure>,
     /// Time spent connecting, when this call opened a connection.
     pub connect: Option<Duration>,
     /// Time the transport itself waited for a connection/slot.
     pub pool_wait: Option<Duration>,
+    /// True when the request (or part of it) was written to the socket: its payload counts as sent.
+    pub written: bool,
 }
 
 impl Outcome {
-    /// A failure of `kind` with no timings.
-    pub fn failed(kind: ErrorKind) -> Outcome {
+    /// A failure, before anything was written, with no timings.
+    pub fn failed(f: Failure) -> Outcome {
         Outcome {
-            result: Err(kind),
+            result: Err(f),
             connect: None,
             pool_wait: None,
+            written: false,
         }
     }
 }
@@ -235,15 +239,16 @@ impl ClosedLoop {
     }
 
     /// A claimed request sent at `sent` finished at `done` with `result` (payload bytes received, or the
-    /// error); `measured` is what [`claim`](Self::claim) said, `bytes_sent` its payload size. In a closed loop
-    /// the intended send time is the actual one, so corrected = raw latency.
+    /// failure); `measured` is what [`claim`](Self::claim) said, `bytes_sent` the payload it put on the wire
+    /// (0 when it never left). In a closed loop the intended send time is the actual one, so corrected = raw
+    /// latency.
     pub fn finished(
         &self,
         sent: Instant,
         done: Instant,
         measured: bool,
         bytes_sent: u64,
-        result: Result<u64, ErrorKind>,
+        result: Result<u64, Failure>,
     ) {
         let w = &self.worker;
         w.last_done.set(w.last_done.get().max(done));
@@ -263,7 +268,7 @@ impl ClosedLoop {
                 bytes_sent,
                 bytes_received,
             }),
-            Err(kind) => rec.record_error(kind, done - sent, None),
+            Err(f) => rec.record_failure(&f, done - sent, None, bytes_sent),
         }
     }
 }
@@ -284,7 +289,10 @@ impl<T: Transport> State<T> {
         let actual = Instant::now();
         let out = match timeout(self.timeout + TIMEOUT_SLACK, self.transport.call(req)).await {
             Ok(o) => o,
-            Err(_) => Outcome::failed(ErrorKind::Timeout(Phase::Request)),
+            Err(_) => Outcome {
+                written: true,
+                ..Outcome::failed(ErrorKind::Timeout(Phase::Request).into())
+            },
         };
         let done = Instant::now();
         self.last_done.set(self.last_done.get().max(done));
@@ -297,8 +305,9 @@ impl<T: Transport> State<T> {
             if let Some(d) = out.connect {
                 rec.record_connect(d);
             }
-            return out.result.err();
+            return out.result.err().map(|f| f.kind);
         }
+        let bytes_sent = if out.written { bytes_sent } else { 0 };
         match out.result {
             Ok(bytes_received) => {
                 let before_wire =
@@ -314,9 +323,9 @@ impl<T: Transport> State<T> {
                 });
                 None
             }
-            Err(kind) => {
-                rec.record_error(kind, done - intended, out.connect);
-                Some(kind)
+            Err(f) => {
+                rec.record_failure(&f, done - intended, out.connect, bytes_sent);
+                Some(f.kind)
             }
         }
     }
@@ -585,7 +594,7 @@ mod tests {
         async fn call(&self, _req: Req) -> Outcome {
             self.calls.set(self.calls.get() + 1);
             if self.fail {
-                return Outcome::failed(ErrorKind::Refused);
+                return Outcome::failed(ErrorKind::Refused.into());
             }
             let now = Instant::now();
             if let Some((a, b)) = self.stall {
@@ -598,6 +607,7 @@ mod tests {
                 result: Ok(1),
                 connect: None,
                 pool_wait: None,
+                written: true,
             }
         }
     }

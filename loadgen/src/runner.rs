@@ -140,7 +140,8 @@ where
                 warmup: config.warmup,
                 timeout: config.timeout,
             };
-            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32);
+            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32)
+                .with_seq(w as u64, workers as u64);
             std::thread::Builder::new()
                 .name(format!("loadgen-worker-{w}"))
                 .spawn_scoped(scope, move || {
@@ -255,6 +256,7 @@ where
         series: std::mem::take(&mut collector.series),
         steps: std::mem::take(&mut collector.steps),
         health: Health::default(),
+        interrupted: false,
     };
     let open = !matches!(config.load, Load::Closed);
     result.health = Health::assess(

@@ -59,7 +59,7 @@ pub fn run_args(cell: &CellConfig, target: &str, threads: usize) -> RunArgs {
         warmup: Some(d(cell.warmup)),
         payload: Some(cell.payload.to_string()),
         timeout: Some(d(cell.timeout)),
-        nodelay: Some(cell.nodelay),
+        nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
         send_buffer: cell.send_buffer.map(|n| n.to_string()),
         recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
         rate: cell.rate,
