@@ -32,6 +32,7 @@ use futures::future::LocalBoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::check::Failure;
 use crate::config::{Load, Stop};
@@ -103,6 +104,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Cancelled on Ctrl-C/SIGTERM: no new request is sent; those in flight finish or time out.
+    pub interrupt: CancellationToken,
 }
 
 impl Plan {
@@ -185,6 +188,8 @@ pub struct ClosedLoop {
     budget: Option<u64>,
     /// Measured requests claimed so far.
     claimed: Cell<u64>,
+    /// Cancelled on Ctrl-C/SIGTERM: nothing more may be claimed.
+    interrupt: CancellationToken,
 }
 
 impl ClosedLoop {
@@ -198,6 +203,7 @@ impl ClosedLoop {
             end,
             budget,
             claimed: Cell::new(0),
+            interrupt: plan.interrupt.clone(),
         }
     }
 
@@ -216,7 +222,7 @@ impl ClosedLoop {
 
     /// True while a request could still be claimed at `now` (nothing is claimed).
     pub fn may_send(&self, now: Instant) -> bool {
-        if self.end.is_some_and(|e| now >= e) {
+        if self.end.is_some_and(|e| now >= e) || self.interrupt.is_cancelled() {
             return false;
         }
         now < self.worker.measure_from || self.budget.is_none_or(|b| self.claimed.get() < b)
@@ -546,7 +552,11 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
     let mut pacer = Pacer::new();
     for offset in Schedule::new(plan) {
         let intended = start + offset;
-        pacer.until(intended).await;
+        tokio::select! {
+            biased;
+            _ = plan.interrupt.cancelled() => break,
+            _ = pacer.until(intended) => {}
+        }
         let woke = Instant::now();
         let (state, slots) = (state.clone(), slots.clone());
         inflight.spawn_local(async move {
@@ -631,6 +641,7 @@ mod tests {
             stop: c.stop,
             warmup: c.warmup,
             timeout: c.timeout,
+            interrupt: CancellationToken::new(),
         }
     }
 
