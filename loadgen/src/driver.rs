@@ -31,7 +31,7 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::check::Failure;
@@ -76,8 +76,9 @@ impl Outcome {
 /// Something that sends one request and reports how it went (the SDK adapters in [`crate::transport`],
 /// or a fake in tests). One per worker; it lives on the worker's thread, so it need not be `Send`.
 pub trait Transport: 'static {
-    /// Sends `req` and waits for its reply.
-    fn call(&self, req: Req) -> impl Future<Output = Outcome>;
+    /// Sends `req` and waits for its reply, giving up at `deadline` (the request's intended send time plus
+    /// `--timeout`) with a timeout that names the phase it ran out in.
+    fn call(&self, req: Req, deadline: Instant) -> impl Future<Output = Outcome>;
 
     /// Runs the whole closed loop itself (see [`crate::pipeline`]: one task per connection keeping the pipeline
     /// full), claiming each request from `run`. `None`: this transport has no such path, and the driver runs
@@ -293,7 +294,11 @@ impl<T: Transport> State<T> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
         let actual = Instant::now();
-        let out = match timeout(self.timeout + TIMEOUT_SLACK, self.transport.call(req)).await {
+        // One deadline for the whole request, from its intended send time: the wait for a slot, connecting and
+        // the exchange all come out of it, so no request is recorded much later than `--timeout` after it was due.
+        let deadline = intended + self.timeout;
+        let call = self.transport.call(req, deadline);
+        let out = match timeout_at(deadline + TIMEOUT_SLACK, call).await {
             Ok(o) => o,
             Err(_) => Outcome {
                 written: true,
@@ -560,8 +565,8 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
         let woke = Instant::now();
         let (state, slots) = (state.clone(), slots.clone());
         inflight.spawn_local(async move {
-            let deadline = woke + state.timeout;
-            let permit = match tokio::time::timeout_at(deadline, slots.acquire()).await {
+            let deadline = intended + state.timeout;
+            let permit = match timeout_at(deadline, slots.acquire()).await {
                 Ok(Ok(p)) => p,
                 _ => {
                     if intended >= state.measure_from {
@@ -601,7 +606,7 @@ mod tests {
     }
 
     impl Transport for Fake {
-        async fn call(&self, _req: Req) -> Outcome {
+        async fn call(&self, _req: Req, _deadline: Instant) -> Outcome {
             self.calls.set(self.calls.get() + 1);
             if self.fail {
                 return Outcome::failed(ErrorKind::Refused.into());

@@ -33,6 +33,8 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
             sockpool::Phase::TlsHandshake => Phase::TlsHandshake,
             sockpool::Phase::Write => Phase::Write,
             sockpool::Phase::Read => Phase::Read,
+            // The end-to-end deadline was spent before a phase could start: spent waiting for a slot.
+            sockpool::Phase::Deadline => Phase::PoolWait,
             _ => Phase::Request,
         }),
         K::Refused => ErrorKind::Refused,
@@ -264,7 +266,7 @@ impl UdpTransport {
 }
 
 impl Transport for UdpTransport {
-    async fn call(&self, req: Req) -> Outcome {
+    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
         let Some(index) = self.free.borrow_mut().pop() else {
             return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait).into());
         };
@@ -277,10 +279,12 @@ impl Transport for UdpTransport {
             Err(kind) => return Outcome::failed(kind.into()),
         };
         let payload = bytes_of(req);
-        let (result, written) = match client.request(&payload).await {
-            Ok(reply) => (self.check.echo(&payload, &reply), true),
-            Err(e) => (Err(classify(&e).into()), e.was_sent()),
-        };
+        let (result, written) =
+            match tokio::time::timeout_at(deadline, client.request(&payload)).await {
+                Ok(Ok(reply)) => (self.check.echo(&payload, &reply), true),
+                Ok(Err(e)) => (Err(classify(&e).into()), e.was_sent()),
+                Err(_) => (Err(ErrorKind::Timeout(Phase::Request).into()), true),
+            };
         Outcome {
             result,
             connect,
@@ -376,7 +380,7 @@ impl<P: Speak> Transport for SdkTransport<P> {
         }
     }
 
-    async fn call(&self, req: Req) -> Outcome {
+    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
         let SdkTransport::Pooled {
             client,
             check,
@@ -388,7 +392,7 @@ impl<P: Speak> Transport for SdkTransport<P> {
         };
         let sent = if *compare { req.bytes() } else { Bytes::new() };
         let request = client.protocol().request(req, client.next_id());
-        let (result, t) = client.call_timed(request).await;
+        let (result, t) = client.call_timed_until(request, deadline).await;
         let (result, written) = match result {
             Ok(resp) => (client.protocol().reply(check, &sent, &resp), true),
             Err(e) => (Err(classify(&e).into()), e.was_sent()),

@@ -284,6 +284,8 @@ struct InFlight<R> {
     tag: u64,
     /// Offset of this request's first byte in the connection's output stream.
     start: u64,
+    /// Offset just past its last byte.
+    end: u64,
     /// When the driver fails this request as timed out (its reply is still read, and dropped).
     deadline: Option<Instant>,
     /// `None` once the caller has been answered (timed out) before the reply arrived.
@@ -316,7 +318,7 @@ impl<P: Protocol> Queue<P> {
     }
 
     /// Queue `request` on a reserved slot at time `now`; see [`Connection::try_send`]. With a `deadline`, the
-    /// driver answers it with a [`Phase::Request`] timeout when that passes first (see [`is_driver_timeout`]).
+    /// driver answers it with a timeout (phase `Write`, `Read` or `Request`, see [`Driver::expire`]) when that passes first (see [`is_driver_timeout`]).
     pub(crate) fn try_send(
         &self,
         slot: Slot,
@@ -998,7 +1000,8 @@ struct Driver<P: Protocol> {
 
 /// Whether `e` is the driver's answer to a request whose deadline passed before its reply.
 pub(crate) fn is_driver_timeout(e: &Error) -> bool {
-    e.kind() == ErrorKind::Timeout && e.phase() == Phase::Request
+    e.kind() == ErrorKind::Timeout
+        && matches!(e.phase(), Phase::Write | Phase::Read | Phase::Request)
 }
 
 /// How the driver loop ended.
@@ -1096,7 +1099,7 @@ impl<P: Protocol> Driver<P> {
                 },
                 _ = self.shared.wake.notified() => {}
                 _ = self.timer.as_mut(), if self.armed.is_some() => {
-                    self.expire(&mut in_flight, written);
+                    self.expire(&mut in_flight, written, !rbuf.is_empty());
                 }
                 _ = sleep_until_opt(expiry), if expiry.is_some() && idle => {
                     self.shared.mark(CloseReason::MaxLifetime);
@@ -1130,8 +1133,14 @@ impl<P: Protocol> Driver<P> {
 
     /// The timer fired: answer every request whose deadline has passed with a timeout (their replies are still
     /// read and dropped; the connection is poisoned, as when a caller gives up) and set the timer to the next
-    /// deadline.
-    fn expire(&mut self, in_flight: &mut VecDeque<InFlight<P::Response>>, written: u64) {
+    /// deadline. The timeout's phase says where the time went: `Write` when the request was not all written,
+    /// `Request` for the oldest request when part of its reply has arrived (`partial`), else `Read`.
+    fn expire(
+        &mut self,
+        in_flight: &mut VecDeque<InFlight<P::Response>>,
+        written: u64,
+        partial: bool,
+    ) {
         let now = Instant::now();
         let due =
             |f: &InFlight<P::Response>| f.reply.is_some() && f.deadline.is_some_and(|d| d <= now);
@@ -1140,13 +1149,20 @@ impl<P: Protocol> Driver<P> {
             self.shared.mark(CloseReason::Cancelled);
         }
         let mut next: Option<Instant> = None;
-        for f in in_flight.iter_mut() {
+        for (i, f) in in_flight.iter_mut().enumerate() {
             let Some(d) = f.deadline.filter(|_| f.reply.is_some()) else {
                 continue;
             };
             if d <= now {
                 if let Some(tx) = f.reply.take() {
-                    let e = Error::new(ErrorKind::Timeout, Phase::Request, "request timed out");
+                    let phase = if f.end > written {
+                        Phase::Write
+                    } else if i == 0 && partial {
+                        Phase::Request
+                    } else {
+                        Phase::Read
+                    };
+                    let e = Error::new(ErrorKind::Timeout, phase, "request timed out");
                     let _ = tx.send(Err(e.with_sent(f.start < written)));
                 }
             } else {
@@ -1190,6 +1206,7 @@ impl<P: Protocol> Driver<P> {
                 in_flight.push_back(InFlight {
                     tag: env.tag,
                     start,
+                    end: *encoded,
                     deadline: env.deadline,
                     reply: Some(env.reply),
                     _slot: env._slot,
@@ -1554,7 +1571,16 @@ mod tests {
                 Some(deadline),
             )
             .await;
-        assert!(matches!(r, Err(Failure::TimedOut { sent: true })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Failure::TimedOut {
+                    sent: true,
+                    phase: Phase::Read
+                })
+            ),
+            "{r:?}"
+        );
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(30), "{took:?}");
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));

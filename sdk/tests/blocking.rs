@@ -41,10 +41,7 @@ fn main() {
     let err = client
         .sleep(Duration::from_secs(2), Bytes::new())
         .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.phase()),
-        (ErrorKind::Timeout, Phase::Request)
-    );
+    assert_eq!((err.kind(), err.phase()), (ErrorKind::Timeout, Phase::Read));
     println!("test blocking_from_plain_main ... ok");
 
     // From std threads sharing one client.

@@ -371,7 +371,7 @@ async fn conn_task(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Job>) {
 }
 
 impl Transport for WireTransport {
-    async fn call(&self, req: Req) -> Outcome {
+    async fn call(&self, req: Req, _deadline: tokio::time::Instant) -> Outcome {
         let req = to_request(req, self.id());
         match self.mode {
             PoolMode::PerRequest => self.per_request(req).await,
