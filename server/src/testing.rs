@@ -204,6 +204,46 @@ pub fn start_redis(io_threads: usize) -> Option<Redis> {
     panic!("redis-server did not start on a free port after 5 tries");
 }
 
+/// A memcached started on a free loopback port (TCP only, UDP off).
+#[derive(Debug)]
+pub struct Memcached {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Kills it on drop.
+    pub guard: ChildGuard,
+}
+
+/// Starts `memcached -l 127.0.0.1 -p PORT -U 0` in the foreground.
+///
+/// `None` when memcached is missing (see [`peer`]).
+pub fn start_memcached() -> Option<Memcached> {
+    let bin = peer("memcached")?;
+    for _ in 0..5 {
+        let port = free_port();
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+        // As root, memcached refuses to start unless told which user to run as.
+        let root = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata("/proc/self").expect("/proc/self"),
+        ) == 0;
+        if root {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn memcached");
+        let guard = ChildGuard::group(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if wait_for_port(addr, Duration::from_secs(5)) {
+            return Some(Memcached { addr, guard });
+        }
+    }
+    panic!("memcached did not start on a free port after 5 tries");
+}
+
 /// An nginx started on a free loopback port that answers every request with `200` and a fixed body.
 #[derive(Debug)]
 pub struct Nginx {
