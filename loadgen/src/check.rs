@@ -204,10 +204,25 @@ impl Failure {
 /// Bytes shown of a reply or an expectation in an example.
 pub const EXAMPLE_BYTES: usize = 80;
 
-/// `b` as printable ASCII (`\n`, `\xff` escaped), cut at [`EXAMPLE_BYTES`] with `…`.
+/// `b` as printable ASCII (`\n`, `\r`, `\t`, `\"`, `\\` and `\xHH` escaped), cut at [`EXAMPLE_BYTES`]
+/// with `…`.
 pub fn escape(b: &[u8]) -> String {
+    use std::fmt::Write as _;
     let cut = &b[..b.len().min(EXAMPLE_BYTES)];
-    let mut s = cut.escape_ascii().to_string();
+    let mut s = String::with_capacity(cut.len() + 8);
+    for &c in cut {
+        match c {
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
     if b.len() > EXAMPLE_BYTES {
         s.push('…');
     }
@@ -425,6 +440,7 @@ mod tests {
         let long = Bytes::from(vec![b'\n'; 200]);
         let s = escape(&long);
         assert!(s.starts_with("\\n\\n"));
+        assert_eq!(escape(b"it's \"q\" \\ \xff"), "it's \\\"q\\\" \\\\ \\xff");
         assert!(s.ends_with('…'));
         assert_eq!(s.matches("\\n").count(), EXAMPLE_BYTES);
     }

@@ -1039,6 +1039,53 @@ mod tests {
     }
 
     #[test]
+    fn url_targets_set_the_protocol_or_say_why_not() {
+        let c = Config::from_args(&args(|a| a.target = Some("redis://127.0.0.1".into()))).unwrap();
+        assert_eq!(c.protocol, Protocol::Resp);
+        assert_eq!(c.target.unwrap().endpoint, "127.0.0.1:6379");
+        let c = Config::from_args(&args(|a| a.target = Some("http://[::1]:8080/a/b?c".into())))
+            .unwrap();
+        assert_eq!(c.protocol, Protocol::Http);
+        assert_eq!(c.target.as_ref().unwrap().endpoint, "[::1]:8080");
+        assert!(matches!(c.request, RequestSpec::Http { ref path, .. } if path == "/a/b?c"));
+        let c = Config::from_args(&args(|a| {
+            a.target = Some("https://localhost".into());
+            a.insecure = true;
+        }))
+        .unwrap();
+        assert_eq!(c.target.unwrap().endpoint, "tls://localhost:443");
+        for (t, says) in [
+            ("redis://h:1/2", "database"),
+            ("ftp://h:21", "unknown scheme"),
+            ("redis://user:pw@h:1", "passwords"),
+            ("http://", "host is missing"),
+        ] {
+            let e = err(args(|a| a.target = Some(t.into())));
+            assert!(e.contains(says), "{t}: {e}");
+            assert!(!e.contains("IPv6"), "{t}: {e}");
+        }
+        assert!(err(args(|a| {
+            a.target = Some("redis://h:1".into());
+            a.protocol = Some("http".into());
+        }))
+        .contains("conflicts"));
+        assert!(err(args(|a| {
+            a.target = Some("http://h:1/x".into());
+            a.path = Some("/y".into());
+        }))
+        .contains("--path"));
+    }
+
+    #[test]
+    fn nodelay_is_on_or_off_like_everywhere_else() {
+        for (v, want) in [("on", true), ("off", false), ("true", true), ("0", false)] {
+            let c = Config::from_args(&args(|a| a.nodelay = Some(v.into()))).unwrap();
+            assert_eq!(c.socket.nodelay, want, "{v}");
+        }
+        assert!(err(args(|a| a.nodelay = Some("maybe".into()))).contains("on or off"));
+    }
+
+    #[test]
     fn sizes_and_ranges() {
         assert_eq!(parse_size("4KiB").unwrap(), 4096);
         assert_eq!(parse_size("1m").unwrap(), 1 << 20);

@@ -184,7 +184,15 @@ impl ErrorDetails {
             self.count(f.kind, code, 1);
         }
         if f.got.is_some() && self.examples_of(f.kind) < EXAMPLES_PER_KIND {
-            self.examples.push((f.kind, f.example()));
+            let text = f.example();
+            // The same reply again says nothing new (a server that answers `WRONG` to everything).
+            if !self
+                .examples
+                .iter()
+                .any(|(k, t)| *k == f.kind && *t == text)
+            {
+                self.examples.push((f.kind, text));
+            }
         }
     }
 
@@ -222,7 +230,9 @@ impl ErrorDetails {
             self.count(*k, c, *n);
         }
         for (k, t) in &other.examples {
-            if self.examples_of(*k) < EXAMPLES_PER_KIND {
+            if self.examples_of(*k) < EXAMPLES_PER_KIND
+                && !self.examples.iter().any(|(k2, t2)| k2 == k && t2 == t)
+            {
                 self.examples.push((*k, t.clone()));
             }
         }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{num, run_json, run_loadgen, ServerChild};
+use common::{num, run_json, run_json_any, run_loadgen, ServerChild};
 
 #[test]
 fn no_arguments_runs_a_short_demo_against_the_embedded_server() {
@@ -125,7 +125,7 @@ fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
         std::thread::sleep(Duration::from_millis(1000));
         ServerChild::start(&[&listen], &["--workers", "1"])
     });
-    let v = run_json(
+    let (ok, v, _) = run_json_any(
         &[
             "--target",
             &target,
@@ -138,6 +138,8 @@ fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
         ],
         Duration::from_secs(60),
     );
+    // The report is complete, and the outage's failed requests fail the run (default threshold errors>0).
+    assert!(!ok, "failed requests fail the run");
     let _second = restarter.join().unwrap();
     let errors = num(&v, "summary.errors");
     eprintln!(

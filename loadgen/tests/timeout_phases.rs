@@ -26,7 +26,10 @@ fn timeouts(v: &Value) -> Vec<(String, u64)> {
 fn loops() -> [(&'static str, Vec<&'static str>); 2] {
     [
         ("closed loop", vec!["--requests", "6", "--connections", "2"]),
-        ("open loop", vec!["--rate", "20", "--duration", "1s", "--connections", "30"]),
+        (
+            "open loop",
+            vec!["--rate", "20", "--duration", "1s", "--connections", "30"],
+        ),
     ]
 }
 
@@ -34,12 +37,23 @@ fn loops() -> [(&'static str, Vec<&'static str>); 2] {
 fn a_server_that_never_answers_is_a_read_timeout() {
     let addr = fake_servers::silent().to_string();
     for (what, extra) in loops() {
-        let mut args = vec!["--target", addr.as_str(), "--protocol", "line", "--timeout", "300ms"];
+        let mut args = vec![
+            "--target",
+            addr.as_str(),
+            "--protocol",
+            "line",
+            "--timeout",
+            "300ms",
+        ];
         args.extend_from_slice(&extra);
         let (_, v, _) = run_json_any(&args, LIMIT);
         let n = num(&v, "summary.requests") as u64;
         assert!(n >= 6, "{what}: {n}");
-        assert_eq!(timeouts(&v), vec![("timeout_read".to_string(), n)], "{what}");
+        assert_eq!(
+            timeouts(&v),
+            vec![("timeout_read".to_string(), n)],
+            "{what}"
+        );
     }
 }
 
@@ -47,12 +61,23 @@ fn a_server_that_never_answers_is_a_read_timeout() {
 fn a_server_that_stalls_after_half_a_reply_is_a_request_timeout() {
     let addr = fake_servers::half_reply().to_string();
     for (what, extra) in loops() {
-        let mut args = vec!["--target", addr.as_str(), "--protocol", "line", "--timeout", "300ms"];
+        let mut args = vec![
+            "--target",
+            addr.as_str(),
+            "--protocol",
+            "line",
+            "--timeout",
+            "300ms",
+        ];
         args.extend_from_slice(&extra);
         let (_, v, _) = run_json_any(&args, LIMIT);
         let n = num(&v, "summary.requests") as u64;
         assert!(n >= 6, "{what}: {n}");
-        assert_eq!(timeouts(&v), vec![("timeout_request".to_string(), n)], "{what}");
+        assert_eq!(
+            timeouts(&v),
+            vec![("timeout_request".to_string(), n)],
+            "{what}"
+        );
     }
 }
 
@@ -62,13 +87,28 @@ fn a_request_that_cannot_be_written_is_a_write_timeout() {
     let addr = fake_servers::not_reading().to_string();
     let (_, v, _) = run_json_any(
         &[
-            "--target", addr.as_str(), "--protocol", "echo", "--payload", "16MiB", "--send-buffer", "64KiB",
-            "--timeout", "300ms", "--requests", "2", "--connections", "1",
+            "--target",
+            addr.as_str(),
+            "--protocol",
+            "echo",
+            "--payload",
+            "16MiB",
+            "--send-buffer",
+            "64KiB",
+            "--timeout",
+            "300ms",
+            "--requests",
+            "2",
+            "--connections",
+            "1",
         ],
         LIMIT,
     );
     assert_eq!(timeouts(&v), vec![("timeout_write".to_string(), 2)]);
-    assert!(num(&v, "summary.bytes_sent") > 0.0, "a request partly written counts as sent");
+    assert!(
+        num(&v, "summary.bytes_sent") > 0.0,
+        "a request partly written counts as sent"
+    );
 }
 
 #[test]
@@ -80,8 +120,18 @@ fn open_loop_latencies_never_exceed_the_timeout_by_more_than_slack() {
     let addr = fake_servers::silent().to_string();
     let (_, v, _) = run_json_any(
         &[
-            "--target", addr.as_str(), "--protocol", "line", "--rate", "50", "--duration", "2s",
-            "--connections", "2", "--timeout", "300ms",
+            "--target",
+            addr.as_str(),
+            "--protocol",
+            "line",
+            "--rate",
+            "50",
+            "--duration",
+            "2s",
+            "--connections",
+            "2",
+            "--timeout",
+            "300ms",
         ],
         LIMIT,
     );
@@ -92,6 +142,9 @@ fn open_loop_latencies_never_exceed_the_timeout_by_more_than_slack() {
     let count = num(&v, "latency.corrected.count");
     assert_eq!(count, n, "every timeout is recorded");
     // 300 ms + the driver's 50 ms backstop slack + scheduling on a shared machine: wide on purpose.
-    assert!(max_us <= 450_000.0, "corrected max {max_us} µs > timeout + slack");
+    assert!(
+        max_us <= 450_000.0,
+        "corrected max {max_us} µs > timeout + slack"
+    );
     assert!(num(&v, "latency.corrected.p50") >= 290_000.0);
 }
