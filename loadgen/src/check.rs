@@ -230,22 +230,13 @@ pub fn escape(b: &[u8]) -> String {
 }
 
 /// The checks of one run, built once from the configuration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Check {
     /// `--expect`: the reply (line), reply value (resp) or body (http) must match. `None`: the protocol's
     /// default check only.
     pub expect: Option<Pattern>,
     /// `--expect-status` (http). Default: 2xx.
     pub expect_status: StatusSet,
-}
-
-impl Default for Check {
-    fn default() -> Self {
-        Check {
-            expect: None,
-            expect_status: StatusSet::default(),
-        }
-    }
 }
 
 impl Check {

@@ -60,21 +60,18 @@ fn check_hlog(path: &Path, v: &Value) {
     let mut intervals = 0;
     let mut sum = 0u64;
     for entry in IntervalLogIterator::new(text.as_bytes()) {
-        match entry.expect("every line parses") {
-            LogEntry::Interval(i) => {
-                let h = decode(i.encoded_histogram());
-                intervals += 1;
-                sum += h.len();
-                match &mut merged {
-                    Some(m) => m.add(&h).unwrap(),
-                    None => {
-                        let mut h = h;
-                        h.auto(true);
-                        merged = Some(h);
-                    }
+        if let LogEntry::Interval(i) = entry.expect("every line parses") {
+            let h = decode(i.encoded_histogram());
+            intervals += 1;
+            sum += h.len();
+            match &mut merged {
+                Some(m) => m.add(&h).unwrap(),
+                None => {
+                    let mut h = h;
+                    h.auto(true);
+                    merged = Some(h);
                 }
             }
-            _ => {}
         }
     }
     let corrected = &v["latency"]["corrected"];
