@@ -166,6 +166,8 @@ impl Serialize for ErrorCounts {
 pub const MAX_CODES: usize = 32;
 /// Examples kept per error kind.
 pub const EXAMPLES_PER_KIND: usize = 3;
+/// Failed replies formatted as candidate examples per interval and worker, at most.
+pub const MAX_EXAMPLE_TRIES: u32 = 64;
 
 /// What failed replies said: counts by code (HTTP status, RESP error word, framed status) and the first few
 /// examples per kind. Bounded: at most [`MAX_CODES`] codes and [`EXAMPLES_PER_KIND`] examples per kind.
@@ -175,6 +177,9 @@ pub struct ErrorDetails {
     codes: Vec<(ErrorKind, String, u64)>,
     /// `(kind, text)`, in order of appearance.
     examples: Vec<(ErrorKind, String)>,
+    /// Examples formatted so far (kept or found repeated), so that a run of identical bad replies stops
+    /// formatting them after [`MAX_EXAMPLE_TRIES`].
+    example_tries: u32,
 }
 
 impl ErrorDetails {
@@ -183,7 +188,11 @@ impl ErrorDetails {
         if let Some(code) = &f.code {
             self.count(f.kind, code, 1);
         }
-        if f.got.is_some() && self.examples_of(f.kind) < EXAMPLES_PER_KIND {
+        if f.got.is_some()
+            && self.example_tries < MAX_EXAMPLE_TRIES
+            && self.examples_of(f.kind) < EXAMPLES_PER_KIND
+        {
+            self.example_tries += 1;
             let text = f.example();
             // The same reply again says nothing new (a server that answers `WRONG` to everything).
             if !self
@@ -197,9 +206,12 @@ impl ErrorDetails {
     }
 
     fn count(&mut self, kind: ErrorKind, code: &impl std::fmt::Display, n: u64) {
-        use std::fmt::Write as _;
-        let mut label = String::new();
-        let _ = write!(label, "{code}");
+        // The label is formatted on the stack: a run whose every reply is a 404 allocates nothing per reply.
+        let mut buf = [0u8; 64];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{code}"));
+        let len = w.position() as usize;
+        let label = String::from_utf8_lossy(&buf[..len]);
         if let Some(e) = self
             .codes
             .iter_mut()
@@ -207,16 +219,16 @@ impl ErrorDetails {
         {
             e.2 += n;
         } else if self.codes.len() < MAX_CODES {
-            self.codes.push((kind, label, n));
+            self.codes.push((kind, label.into_owned(), n));
         } else if let Some(e) = self
             .codes
             .iter_mut()
             .find(|(k, c, _)| *k == kind && c == "other")
         {
             e.2 += n;
-        } else if let Some(last) = self.codes.last_mut() {
-            // Full: the last slot becomes this kind's `other`, keeping its count.
-            *last = (kind, "other".into(), last.2 + n);
+        } else {
+            // Full: one `other` per kind beyond the bound (at most one per kind, so still bounded).
+            self.codes.push((kind, "other".into(), n));
         }
     }
 
@@ -276,6 +288,7 @@ impl ErrorDetails {
     fn clear(&mut self) {
         self.codes.clear();
         self.examples.clear();
+        self.example_tries = 0;
     }
 }
 
@@ -548,6 +561,41 @@ mod tests {
             total.corrected.equivalent(p50, nanos(ms(100))),
             "p50 = {p50}"
         );
+    }
+
+    #[test]
+    fn error_details_stay_bounded_and_count_every_code() {
+        use crate::check::{Code, Failure};
+        let mut d = ErrorDetails::default();
+        for status in 0..100u16 {
+            for _ in 0..2 {
+                d.add(&Failure {
+                    kind: ErrorKind::ServerError,
+                    code: Some(Code::Status(400 + status)),
+                    got: Some(bytes::Bytes::from(format!("body {status}"))),
+                    wanted: None,
+                });
+            }
+        }
+        let codes: Vec<_> = d.codes().collect();
+        assert_eq!(codes.len(), MAX_CODES + 1);
+        assert_eq!(
+            codes.iter().map(|c| c.2).sum::<u64>(),
+            200,
+            "every failure counted"
+        );
+        assert_eq!(codes[0], (ErrorKind::ServerError, "400", 2));
+        assert_eq!(
+            codes[MAX_CODES],
+            (
+                ErrorKind::ServerError,
+                "other",
+                2 * (100 - MAX_CODES as u64)
+            )
+        );
+        assert_eq!(d.examples().count(), EXAMPLES_PER_KIND);
+        let json = d.codes_json();
+        assert_eq!(json["server_error"]["404"], 2);
     }
 
     #[test]

@@ -318,7 +318,8 @@ impl<P: Protocol> Queue<P> {
     }
 
     /// Queue `request` on a reserved slot at time `now`; see [`Connection::try_send`]. With a `deadline`, the
-    /// driver answers it with a timeout (phase `Write`, `Read` or `Request`, see [`Driver::expire`]) when that passes first (see [`is_driver_timeout`]).
+    /// driver answers it with a timeout when that passes first (phase `Write`, `Read` or `Request`, see
+    /// `Driver::expire` and [`is_driver_timeout`]).
     pub(crate) fn try_send(
         &self,
         slot: Slot,
@@ -1552,6 +1553,87 @@ mod tests {
         };
         let (reply, ()) = tokio::join!(call, serve);
         assert_eq!(&reply.unwrap().payload[..], b"ok");
+    }
+
+    /// The first 7 bytes of a framed reply to request `id`: its length, status and part of its id.
+    fn half_a_reply(id: u64) -> Vec<u8> {
+        let mut full = BytesMut::new();
+        tokio_util::codec::Encoder::encode(
+            &mut ServerCodec::default(),
+            Response::ok(id, Bytes::from_static(b"payload")),
+            &mut full,
+        )
+        .unwrap();
+        full[..7].to_vec()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_depth_one_a_timeout_says_whether_part_of_the_reply_had_arrived() {
+        use tokio::io::AsyncWriteExt;
+        let deadline = Duration::from_millis(30);
+        for (partial, phase) in [(false, Phase::Read), (true, Phase::Request)] {
+            let (conn, server) = pair(1);
+            let mut raw = server.into_inner();
+            if partial {
+                raw.write_all(&half_a_reply(9)).await.unwrap();
+            }
+            let slot = conn.reserve().await.unwrap();
+            let Handle::Direct(direct) = conn.handle() else {
+                panic!("depth 1 has its own I/O")
+            };
+            let now = Instant::now();
+            let r = direct
+                .exchange(
+                    slot,
+                    Request::echo(9, Bytes::new()),
+                    now,
+                    Some(now + deadline),
+                )
+                .await;
+            match r {
+                Err(Failure::TimedOut {
+                    sent: true,
+                    phase: p,
+                }) => assert_eq!(p, phase, "partial {partial}"),
+                other => panic!("partial {partial}: {other:?}"),
+            }
+            assert_eq!(
+                now.elapsed(),
+                deadline,
+                "paused clock: exactly at the deadline"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_timeouts_say_where_each_request_waited() {
+        use tokio::io::AsyncWriteExt;
+        let (conn, server) = pair(4);
+        let mut raw = server.into_inner();
+        let Handle::Queue(queue) = conn.handle() else {
+            panic!("depth 4 is driven")
+        };
+        let now = Instant::now();
+        let deadline = Some(now + Duration::from_millis(30));
+        let mut replies = Vec::new();
+        for id in 0..2u64 {
+            let slot = conn.reserve().await.unwrap();
+            let r = queue.try_send(slot, Request::echo(id, Bytes::new()), deadline, now);
+            replies.push(r.map_err(|(e, _)| e).unwrap());
+        }
+        // Half of the first reply arrives; nothing of the second.
+        raw.write_all(&half_a_reply(0)).await.unwrap();
+        let phases: Vec<Phase> = futures::future::join_all(replies)
+            .await
+            .into_iter()
+            .map(|r| {
+                let e = r.unwrap_err();
+                assert!(e.is_timeout() && e.was_sent(), "{e}");
+                assert!(is_driver_timeout(&e));
+                e.phase()
+            })
+            .collect();
+        assert_eq!(phases, vec![Phase::Request, Phase::Read]);
     }
 
     #[tokio::test]
