@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::args::{Cli, Command, RunArgs};
 use crate::config::{Config, ConfigError, JsonOut, Protocol};
 use crate::report::RunResult;
-use crate::runner::RunError;
+use crate::runner::{RunError, Signals};
 
 /// What can stop the program, each with one clear message.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +75,16 @@ pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
 pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
+        writable_outputs(&config)?;
         let target = config
             .target
             .as_ref()
             .map(|t| t.endpoint.clone())
             .unwrap_or_default();
-        crate::transport::drive(&config, &target, false)?
+        crate::transport::drive(&config, &target, false, Signals::Graceful)?
     } else {
         let config = Config::from_args(&Config::embedded_defaults(args))?;
+        writable_outputs(&config)?;
         run_embedded(&config)?
     };
     write_outputs(&result)?;
@@ -99,6 +101,30 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         }
     }
     Ok(verdict.exit_code())
+}
+
+/// Fails before the run, not after it, when `--json FILE` or `--hgrm FILE` cannot be written (the `.hlog` is
+/// opened before the run anyway). Nothing is truncated, and a file this creates is removed again.
+fn writable_outputs(config: &Config) -> Result<(), AppError> {
+    let json = match &config.json {
+        Some(JsonOut::File(p)) => Some(p),
+        _ => None,
+    };
+    for path in json.into_iter().chain(config.hgrm.as_ref()) {
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| AppError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
@@ -121,7 +147,7 @@ fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
             "sockpool-loadgen: no --target given, so this is a short demo against an embedded sockpool-server on {addr}"
         );
     }
-    let result = crate::transport::drive(config, &addr.to_string(), true);
+    let result = crate::transport::drive(config, &addr.to_string(), true, Signals::Graceful);
     let _ = handle.shutdown();
     Ok(result?)
 }

@@ -163,12 +163,22 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
     })
 }
 
+/// What Ctrl-C and SIGTERM do during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    /// Stop gracefully and keep the report (`run`): see `watch_signals`.
+    Graceful,
+    /// Leave them alone: they end the process as usual (`tune`, whose cells are one run each).
+    Default,
+}
+
 /// Runs `config` against `target`. `make(worker, connections)` builds each worker's transport on the
 /// worker's own thread.
 pub fn run<T, F>(
     config: &Config,
     target: &str,
     embedded: bool,
+    signals: Signals,
     make: F,
 ) -> Result<RunResult, RunError>
 where
@@ -204,12 +214,15 @@ where
     }
     let interrupt = CancellationToken::new();
     let done = CancellationToken::new();
-    let signals = watch_signals(
-        interrupt.clone(),
-        done.clone(),
-        progress.bar(),
-        config.timeout,
-    );
+    let signals = match signals {
+        Signals::Graceful => watch_signals(
+            interrupt.clone(),
+            done.clone(),
+            progress.bar(),
+            config.timeout,
+        ),
+        Signals::Default => None,
+    };
 
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
     let mut summaries: Vec<WorkerSummary> = Vec::new();

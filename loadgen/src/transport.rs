@@ -20,7 +20,7 @@ use crate::driver::{ClosedLoop, Outcome, Transport};
 use crate::pipeline::Pipeline;
 use crate::recorder::{ErrorKind, Phase};
 use crate::report::RunResult;
-use crate::runner::{self, RunError};
+use crate::runner::{self, RunError, Signals};
 use crate::scenario::Req;
 
 /// Maps an SDK error to the report's error kinds.
@@ -467,9 +467,10 @@ fn sdk<P: Speak + Clone>(
     config: &Config,
     target: &str,
     embedded: bool,
+    signals: Signals,
 ) -> Result<RunResult, RunError> {
     let closed = matches!(config.load, Load::Closed);
-    runner::run(config, target, embedded, |_, conns| {
+    runner::run(config, target, embedded, signals, |_, conns| {
         Ok(if closed {
             let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
             SdkTransport::Pipelined(Rc::new(pipeline))
@@ -483,20 +484,25 @@ fn sdk<P: Speak + Clone>(
     })
 }
 
-/// Runs `config` against `target` with the SDK protocol it names.
-pub fn drive(config: &Config, target: &str, embedded: bool) -> Result<RunResult, RunError> {
+/// Runs `config` against `target` with the SDK protocol it names; `signals` says what Ctrl-C does.
+pub fn drive(
+    config: &Config,
+    target: &str,
+    embedded: bool,
+    signals: Signals,
+) -> Result<RunResult, RunError> {
     use sockpool::protocol::{Echo, Framed, Resp};
     let per_reply = match config.request {
         RequestSpec::Line { reply_lines, .. } => reply_lines,
         _ => 1,
     };
     match config.protocol {
-        Proto::Framed => sdk(Framed::default(), config, target, embedded),
-        Proto::Echo => sdk(Echo, config, target, embedded),
-        Proto::Line => sdk(Lines::new(per_reply), config, target, embedded),
-        Proto::Resp => sdk(Resp::default(), config, target, embedded),
-        Proto::Http => sdk(http(&host_of(target)), config, target, embedded),
-        Proto::Udp => runner::run(config, target, embedded, |_, sockets| {
+        Proto::Framed => sdk(Framed::default(), config, target, embedded, signals),
+        Proto::Echo => sdk(Echo, config, target, embedded, signals),
+        Proto::Line => sdk(Lines::new(per_reply), config, target, embedded, signals),
+        Proto::Resp => sdk(Resp::default(), config, target, embedded, signals),
+        Proto::Http => sdk(http(&host_of(target)), config, target, embedded, signals),
+        Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),
     }

@@ -89,16 +89,22 @@ impl LoadRunner {
         };
         let pool = cell.pool;
         let (connect_timeout, timeout) = (config.connect_timeout, config.timeout);
-        let result = crate::runner::run(&config, &target, embedded, |_, conns| {
-            Ok(WireTransport::new(
-                addr,
-                opts,
-                pool,
-                conns,
-                connect_timeout,
-                timeout,
-            ))
-        })
+        let result = crate::runner::run(
+            &config,
+            &target,
+            embedded,
+            crate::runner::Signals::Default,
+            |_, conns| {
+                Ok(WireTransport::new(
+                    addr,
+                    opts,
+                    pool,
+                    conns,
+                    connect_timeout,
+                    timeout,
+                ))
+            },
+        )
         .map_err(|e| fail(e.to_string()))?;
         Ok(CellResult {
             replies: replies(&result.total),
