@@ -106,7 +106,8 @@ fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
         std::thread::sleep(Duration::from_millis(1000));
         server(&listen)
     });
-    let v = run_json(
+    let (ok, v, _) = sockpool_testkit::loadgen::run_json_any(
+        Path::new(env!("CARGO_BIN_EXE_e2e-loadgen")),
         &[
             "--target",
             &target,
@@ -119,6 +120,8 @@ fn a_server_that_dies_mid_run_is_counted_reconnected_to_and_the_run_goes_on() {
         ],
         Duration::from_secs(60),
     );
+    // The report is complete, and the outage's failed requests fail the run (default threshold errors>0).
+    assert!(!ok, "failed requests fail the run");
     let _second = restarter.join().unwrap();
     let errors = num(&v, "summary.errors");
     eprintln!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::args::{Cli, Command, RunArgs};
 use crate::config::{Config, ConfigError, JsonOut, Protocol};
 use crate::report::RunResult;
-use crate::runner::RunError;
+use crate::runner::{RunError, Signals};
 
 /// What can stop the program, each with one clear message.
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +37,19 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The process exit code: 2 for bad flags, 1 otherwise.
+    /// The process exit status ([`crate::verdict::exit`]): 2 for bad usage (flags, unusable files), 3 when
+    /// the target cannot be reached, 1 for `tune` and `stream` failures.
     pub fn exit_code(&self) -> ExitCode {
-        match self {
+        use crate::verdict::exit;
+        ExitCode::from(match self {
             AppError::Config(_)
+            | AppError::Output { .. }
+            | AppError::Run(RunError::Setup(_) | RunError::Output { .. })
             | AppError::Tune(crate::tune::TuneError::Config(_))
-            | AppError::Stream(crate::stream::StreamError::Config(_)) => ExitCode::from(2),
-            _ => ExitCode::FAILURE,
-        }
+            | AppError::Stream(crate::stream::StreamError::Config(_)) => exit::USAGE,
+            AppError::Run(RunError::Unreachable { .. }) | AppError::Embedded(_) => exit::NO_ANSWER,
+            _ => 1,
+        })
     }
 }
 
@@ -79,31 +84,61 @@ pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
     run(&args)
 }
 
-/// `sockpool-loadgen run`: validates, runs, writes every requested output. Exit code 1 when no request at
-/// all got a reply.
+/// `sockpool-loadgen run`: validates, runs, writes every requested output, and returns the verdict's exit
+/// status ([`crate::verdict::exit`]): 0 passed, 1 a threshold crossed (named on stderr), 3 no reply at all.
 pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
+        writable_outputs(&config)?;
         let target = config
             .target
             .as_ref()
             .map(|t| t.endpoint.clone())
             .unwrap_or_default();
-        crate::transport::drive(&config, &target, false)?
+        crate::transport::drive(&config, &target, false, Signals::Graceful)?
     } else {
         let config = Config::from_args(&Config::embedded_defaults(args))?;
+        writable_outputs(&config)?;
         run_embedded(&config)?
     };
     write_outputs(&result)?;
-    if crate::recorder::replies(&result.total) == 0 {
+    let verdict = result.verdict();
+    if verdict.no_answer {
         eprintln!(
             "sockpool-loadgen: no request to {} got a reply ({} errors); see the report",
             result.target,
             result.total.errors.total()
         );
-        return Ok(ExitCode::FAILURE);
+    } else {
+        for line in verdict.crossed_lines() {
+            eprintln!("sockpool-loadgen: threshold crossed: {line}");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(verdict.exit_code())
+}
+
+/// Fails before the run, not after it, when `--json FILE` or `--hgrm FILE` cannot be written (the `.hlog` is
+/// opened before the run anyway). Nothing is truncated, and a file this creates is removed again.
+fn writable_outputs(config: &Config) -> Result<(), AppError> {
+    let json = match &config.json {
+        Some(JsonOut::File(p)) => Some(p),
+        _ => None,
+    };
+    for path in json.into_iter().chain(config.hgrm.as_ref()) {
+        let existed = path.exists();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| AppError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
 }
 
 fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
@@ -126,7 +161,7 @@ fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
             "sockpool-loadgen: no --target given, so this is a short demo against an embedded sockpool-server on {addr}"
         );
     }
-    let result = crate::transport::drive(config, &addr.to_string(), true);
+    let result = crate::transport::drive(config, &addr.to_string(), true, Signals::Graceful);
     let _ = handle.shutdown();
     Ok(result?)
 }

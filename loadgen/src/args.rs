@@ -20,12 +20,29 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a benchmark against a target (or, without `--target`, against an embedded reference server).
+    #[command(after_help = RUN_EXIT_HELP)]
     Run(Box<RunArgs>),
     /// The tuning lab: vary settings, repeat, search the rate that meets an SLO, recommend (no args: a tour).
     Tune(Box<crate::tune::TuneArgs>),
     /// Bulk-transfer throughput per buffer size (framed SINK/SOURCE or echo), like iperf3.
     Stream(Box<crate::stream::StreamArgs>),
 }
+
+/// `run --help`'s closing section: the exit statuses (kept in step with [`crate::verdict::exit`] and the
+/// README).
+pub const RUN_EXIT_HELP: &str = "\
+Every reply is checked: echo/udp bytes come back equal, a line reply equals the request line (or --expect),
+HTTP statuses are in --expect-status, RESP replies are not errors, framed replies have status OK.
+
+Exit status:
+  0  passed: no --fail-on threshold crossed (default threshold: errors>0, any failed request fails the run)
+  1  a threshold was crossed (the report and stderr name which)
+  2  bad usage: a flag is wrong, or an input or output file cannot be used
+  3  the target never answered: no connection could be opened, or no request got a reply
+
+Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
+then the report and every output file are written for the time measured, marked interrupted (the thresholds
+are judged on it). A second Ctrl-C exits at once.";
 
 /// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].
 #[derive(Debug, Default, Clone, Args)]
@@ -64,9 +81,9 @@ pub struct RunArgs {
     /// Timeout for establishing a connection. Default: 2s.
     #[arg(long)]
     pub connect_timeout: Option<String>,
-    /// TCP_NODELAY on (`true`) or off (`false`). Default: true.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub nodelay: Option<bool>,
+    /// TCP_NODELAY: `on` or `off` (`--nodelay` alone is on). Default: on.
+    #[arg(long, num_args = 0..=1, default_missing_value = "on", value_name = "on|off")]
+    pub nodelay: Option<String>,
     /// SO_SNDBUF in bytes. Default: the OS default.
     #[arg(long)]
     pub send_buffer: Option<String>,
@@ -106,12 +123,31 @@ pub struct RunArgs {
     /// http: an extra header `Name: value` (repeatable).
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
-    /// http: the request body (`{payload}` inserts the payload). Default: empty.
+    /// http: the request body, a template (`{payload}`, `{payload_len}`, `{rand:N}`, `{seq}`; `{{` is a
+    /// literal brace). Default: empty.
     #[arg(long)]
     pub body: Option<String>,
-    /// resp: the command template, e.g. `SET key:{rand:100000} {payload}`. Default: PING.
+    /// resp: the command, quoted as redis-cli quotes (`SET "a b" {payload}` is 3 arguments), each argument a
+    /// template, e.g. `SET key:{rand:100000} {payload}`. Default: PING.
+    /// line: the line to send, a template with `\r`, `\n`, `\t`, `\\`, `\xHH` escapes. Default: the payload.
     #[arg(long)]
     pub command: Option<String>,
+    /// line, resp, http: what every reply (resp: its value as redis-cli prints it; http: the body) must be:
+    /// exact text, or `re:REGEX` to match a regular expression. Default: line replies equal the request line;
+    /// resp and http replies are not checked beyond their status.
+    #[arg(long)]
+    pub expect: Option<String>,
+    /// http: the statuses that count as success, e.g. `2xx`, `200,204`, `2xx,304`. Default: 2xx.
+    #[arg(long)]
+    pub expect_status: Option<String>,
+    /// line: lines per reply (e.g. 3 for memcached's `get` of a stored key: VALUE, data, END). Default: 1.
+    #[arg(long)]
+    pub reply_lines: Option<usize>,
+    /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
+    /// `rate<50000` (repeatable). Metrics: errors (count or %), p50 p90 p99 p99.9 p99.99 max mean (corrected
+    /// latency), rate (replies/s). Default: `errors>0`, unless an errors threshold is given.
+    #[arg(long = "fail-on", value_name = "EXPR")]
+    pub fail_on: Vec<String>,
     /// Write the JSON report to FILE, or to stdout with `-`.
     #[arg(long)]
     pub json: Option<String>,

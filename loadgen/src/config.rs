@@ -7,6 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::args::RunArgs;
+use crate::check::{Check, Pattern, StatusSet};
+use crate::scenario::{Escapes, Template};
+use crate::verdict::Threshold;
 
 /// Every default in one place.
 pub mod defaults {
@@ -119,7 +122,80 @@ pub struct Target {
     pub unix: bool,
 }
 
+/// What a URL target says beyond where to connect: the protocol its scheme names, and an HTTP path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetHints {
+    /// `redis://` → resp, `http://` → http.
+    pub protocol: Option<Protocol>,
+    /// The path of an `http://host/path` URL.
+    pub path: Option<String>,
+}
+
 impl Target {
+    /// Parses a target that may be a URL: `redis://host[:port]` (and `rediss://`, TLS) speak resp, default
+    /// port 6379; `http://host[:port][/path]` (and `https://`, TLS) speak http, default ports 80/443. Anything
+    /// else goes to [`Target::parse`].
+    pub fn parse_url(s: &str, tls_flag: bool) -> Result<(Target, TargetHints), ConfigError> {
+        let s = s.trim();
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Ok((Target::parse(s, tls_flag)?, TargetHints::default()));
+        };
+        let (protocol, tls, port) = match scheme.to_ascii_lowercase().as_str() {
+            "tls" => return Ok((Target::parse(s, tls_flag)?, TargetHints::default())),
+            "redis" => (Protocol::Resp, false, 6379),
+            "rediss" => (Protocol::Resp, true, 6379),
+            "http" => (Protocol::Http, false, 80),
+            "https" => (Protocol::Http, true, 443),
+            other => {
+                return Err(bad(format!(
+                    "--target {s:?}: unknown scheme {other:?} (known: tls://, redis://, rediss://, http://, https://; \
+                     or host:port with --protocol)"
+                )))
+            }
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(bad(format!(
+                "--target {s:?}: user names and passwords in the URL are not supported"
+            )));
+        }
+        if authority.is_empty() {
+            return Err(bad(format!("--target {s:?}: the host is missing")));
+        }
+        let has_port = if authority.starts_with('[') {
+            authority.contains("]:")
+        } else {
+            authority.contains(':')
+        };
+        let hostport = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:{port}")
+        };
+        let path = match protocol {
+            Protocol::Resp => {
+                if !(path.is_empty() || path == "/" || path == "/0") {
+                    return Err(bad(format!(
+                        "--target {s:?}: database numbers other than 0 are not supported (no SELECT is sent)"
+                    )));
+                }
+                None
+            }
+            _ => (!path.is_empty()).then(|| path.to_string()),
+        };
+        let t = Target::parse(&hostport, tls || tls_flag)?;
+        Ok((
+            t,
+            TargetHints {
+                protocol: Some(protocol),
+                path,
+            },
+        ))
+    }
+
     /// Parses `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
     pub fn parse(s: &str, tls_flag: bool) -> Result<Target, ConfigError> {
         let s = s.trim();
@@ -220,6 +296,16 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Parses an on/off setting, spelled the same for every flag and `tune --vary` key: `on`/`off` (also
+/// `true`/`false`, `yes`/`no`, `1`/`0`).
+pub fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
 }
 
 impl PayloadSize {
@@ -360,7 +446,12 @@ pub enum RequestSpec {
     /// Echo bytes.
     Echo,
     /// Lines.
-    Line,
+    Line {
+        /// `--command`: the line to send (a template); `None` sends the payload.
+        command: Option<Template>,
+        /// Lines per reply (`--reply-lines`). Default: 1.
+        reply_lines: usize,
+    },
     /// HTTP request.
     Http {
         /// Method.
@@ -370,12 +461,15 @@ pub enum RequestSpec {
         /// Extra headers.
         headers: Vec<(String, String)>,
         /// Body template (`{payload}` expands).
-        body: String,
+        body: Template,
     },
     /// RESP command template.
     Resp {
-        /// The template, e.g. `SET key:{rand:100000} {payload}`.
+        /// The command as written, e.g. `SET key:{rand:100000} {payload}`.
         command: String,
+        /// Its arguments, each a template (split as redis-cli splits).
+        #[serde(skip)]
+        args: Vec<Template>,
     },
     /// UDP datagram.
     Udp,
@@ -448,6 +542,10 @@ pub struct Config {
     pub load: Load,
     /// The request per protocol.
     pub request: RequestSpec,
+    /// How every reply is checked (`--expect`, `--expect-status`).
+    pub check: Check,
+    /// `--fail-on` thresholds, with the default `errors>0` unless an errors threshold was given.
+    pub fail_on: Vec<Threshold>,
     /// `--json`.
     pub json: Option<JsonOut>,
     /// `--hgrm`.
@@ -477,15 +575,32 @@ fn positive(flag: &str, v: Option<usize>, default: usize) -> Result<usize, Confi
 impl Config {
     /// Validates the raw flags once. Bad or conflicting flags give one message naming them.
     pub fn from_args(a: &RunArgs) -> Result<Config, ConfigError> {
-        let protocol: Protocol = match &a.protocol {
-            Some(p) => p.parse()?,
-            None => Protocol::Framed,
+        let (target, hints) = match a.target.as_deref() {
+            Some(t) => {
+                let (t, h) = Target::parse_url(t, a.tls)?;
+                (Some(t), h)
+            }
+            None => (None, TargetHints::default()),
         };
-        let target = a
-            .target
-            .as_deref()
-            .map(|t| Target::parse(t, a.tls))
-            .transpose()?;
+        let protocol: Protocol = match (&a.protocol, hints.protocol) {
+            (Some(p), None) => p.parse()?,
+            (Some(p), Some(implied)) => {
+                let p: Protocol = p.parse()?;
+                if p != implied {
+                    return Err(bad(format!(
+                        "--protocol {} conflicts with the --target URL, which speaks {}",
+                        p.name(),
+                        implied.name()
+                    )));
+                }
+                p
+            }
+            (None, Some(implied)) => implied,
+            (None, None) => Protocol::Framed,
+        };
+        if let (Some(_), Some(_)) = (&hints.path, &a.path) {
+            return Err(bad("--path conflicts with the path in the --target URL"));
+        }
         if target.is_none() && (a.tls || a.cacert.is_some() || a.insecure) {
             return Err(bad(
                 "--tls/--cacert/--insecure need a --target (the embedded server speaks plain TCP)",
@@ -623,7 +738,10 @@ impl Config {
                 .transpose()
         };
         let socket = Socket {
-            nodelay: a.nodelay.unwrap_or(defaults::NODELAY),
+            nodelay: match &a.nodelay {
+                Some(v) => parse_switch(v).map_err(|e| bad(format!("--nodelay {e}")))?,
+                None => defaults::NODELAY,
+            },
             send_buffer: size("send-buffer", &a.send_buffer)?,
             recv_buffer: size("recv-buffer", &a.recv_buffer)?,
             keepalive: a
@@ -633,7 +751,14 @@ impl Config {
                 .transpose()?,
         };
 
-        let request = Self::request(a, protocol)?;
+        let request = Self::request(a, protocol, hints.path)?;
+        let check = Self::check(a, protocol)?;
+        let fail_on = Threshold::with_default(
+            a.fail_on
+                .iter()
+                .map(|e| Threshold::parse(e).map_err(|m| bad(format!("--fail-on {m}"))))
+                .collect::<Result<_, _>>()?,
+        );
         let json = a.json.as_ref().map(|j| {
             if j == "-" {
                 JsonOut::Stdout
@@ -656,6 +781,8 @@ impl Config {
             tls,
             load,
             request,
+            check,
+            fail_on,
             json,
             hgrm: a.hgrm.clone(),
             hlog: a.hlog.clone(),
@@ -663,7 +790,39 @@ impl Config {
         })
     }
 
-    fn request(a: &RunArgs, protocol: Protocol) -> Result<RequestSpec, ConfigError> {
+    fn check(a: &RunArgs, protocol: Protocol) -> Result<Check, ConfigError> {
+        if a.expect.is_some()
+            && !matches!(protocol, Protocol::Line | Protocol::Resp | Protocol::Http)
+        {
+            return Err(bad(format!(
+                "--expect applies to line, resp and http (a {} reply is checked against its request)",
+                protocol.name()
+            )));
+        }
+        if a.expect_status.is_some() && protocol != Protocol::Http {
+            return Err(bad(format!(
+                "--expect-status only applies to --protocol http (this run speaks {})",
+                protocol.name()
+            )));
+        }
+        Ok(Check {
+            expect: a
+                .expect
+                .as_deref()
+                .map(|e| Pattern::parse(e).map_err(|m| bad(format!("--expect {m}"))))
+                .transpose()?,
+            expect_status: match &a.expect_status {
+                Some(s) => StatusSet::parse(s).map_err(|m| bad(format!("--expect-status {m}")))?,
+                None => StatusSet::default(),
+            },
+        })
+    }
+
+    fn request(
+        a: &RunArgs,
+        protocol: Protocol,
+        url_path: Option<String>,
+    ) -> Result<RequestSpec, ConfigError> {
         let only = |flag: &str, set: bool, proto: &str| {
             if set && protocol.name() != proto {
                 Err(bad(format!(
@@ -680,7 +839,13 @@ impl Config {
         only("path", a.path.is_some(), "http")?;
         only("header", !a.headers.is_empty(), "http")?;
         only("body", a.body.is_some(), "http")?;
-        only("command", a.command.is_some(), "resp")?;
+        if a.command.is_some() && !matches!(protocol, Protocol::Resp | Protocol::Line) {
+            return Err(bad(format!(
+                "--command only applies to --protocol resp or line (this run speaks {})",
+                protocol.name()
+            )));
+        }
+        only("reply-lines", a.reply_lines.is_some(), "line")?;
         Ok(match protocol {
             Protocol::Framed => {
                 let op = match a.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -706,7 +871,21 @@ impl Config {
                 RequestSpec::Framed { op, sleep }
             }
             Protocol::Echo => RequestSpec::Echo,
-            Protocol::Line => RequestSpec::Line,
+            Protocol::Line => {
+                let reply_lines = positive("reply-lines", a.reply_lines, 1)?;
+                let command = a
+                    .command
+                    .as_deref()
+                    .map(|c| {
+                        Template::parse_with(c, Escapes::C)
+                            .map_err(|e| bad(format!("--command {e}")))
+                    })
+                    .transpose()?;
+                RequestSpec::Line {
+                    command,
+                    reply_lines,
+                }
+            }
             Protocol::Udp => RequestSpec::Udp,
             Protocol::Http => {
                 let method = a
@@ -717,7 +896,11 @@ impl Config {
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
                     return Err(bad(format!("--method {method:?}: not an HTTP method")));
                 }
-                let path = a.path.clone().unwrap_or_else(|| defaults::PATH.into());
+                let path = a
+                    .path
+                    .clone()
+                    .or(url_path)
+                    .unwrap_or_else(|| defaults::PATH.into());
                 if !path.starts_with('/')
                     || path
                         .bytes()
@@ -741,11 +924,13 @@ impl Config {
                     }
                     headers.push((n.to_string(), v.trim().to_string()));
                 }
+                let body = Template::parse(a.body.as_deref().unwrap_or_default())
+                    .map_err(|e| bad(format!("--body {e}")))?;
                 RequestSpec::Http {
                     method,
                     path,
                     headers,
-                    body: a.body.clone().unwrap_or_default(),
+                    body,
                 }
             }
             Protocol::Resp => {
@@ -753,9 +938,9 @@ impl Config {
                     .command
                     .clone()
                     .unwrap_or_else(|| defaults::COMMAND.into());
-                crate::scenario::Template::parse_command(&command)
-                    .map_err(|e| bad(format!("--command: {e}")))?;
-                RequestSpec::Resp { command }
+                let args =
+                    Template::parse_command(&command).map_err(|e| bad(format!("--command {e}")))?;
+                RequestSpec::Resp { command, args }
             }
         })
     }
@@ -851,6 +1036,53 @@ mod tests {
         for bad in ["localhost", "::1:7000", "h:0", "h:99999", "unix:", ":80"] {
             assert!(Target::parse(bad, false).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn url_targets_set_the_protocol_or_say_why_not() {
+        let c = Config::from_args(&args(|a| a.target = Some("redis://127.0.0.1".into()))).unwrap();
+        assert_eq!(c.protocol, Protocol::Resp);
+        assert_eq!(c.target.unwrap().endpoint, "127.0.0.1:6379");
+        let c = Config::from_args(&args(|a| a.target = Some("http://[::1]:8080/a/b?c".into())))
+            .unwrap();
+        assert_eq!(c.protocol, Protocol::Http);
+        assert_eq!(c.target.as_ref().unwrap().endpoint, "[::1]:8080");
+        assert!(matches!(c.request, RequestSpec::Http { ref path, .. } if path == "/a/b?c"));
+        let c = Config::from_args(&args(|a| {
+            a.target = Some("https://localhost".into());
+            a.insecure = true;
+        }))
+        .unwrap();
+        assert_eq!(c.target.unwrap().endpoint, "tls://localhost:443");
+        for (t, says) in [
+            ("redis://h:1/2", "database"),
+            ("ftp://h:21", "unknown scheme"),
+            ("redis://user:pw@h:1", "passwords"),
+            ("http://", "host is missing"),
+        ] {
+            let e = err(args(|a| a.target = Some(t.into())));
+            assert!(e.contains(says), "{t}: {e}");
+            assert!(!e.contains("IPv6"), "{t}: {e}");
+        }
+        assert!(err(args(|a| {
+            a.target = Some("redis://h:1".into());
+            a.protocol = Some("http".into());
+        }))
+        .contains("conflicts"));
+        assert!(err(args(|a| {
+            a.target = Some("http://h:1/x".into());
+            a.path = Some("/y".into());
+        }))
+        .contains("--path"));
+    }
+
+    #[test]
+    fn nodelay_is_on_or_off_like_everywhere_else() {
+        for (v, want) in [("on", true), ("off", false), ("true", true), ("0", false)] {
+            let c = Config::from_args(&args(|a| a.nodelay = Some(v.into()))).unwrap();
+            assert_eq!(c.socket.nodelay, want, "{v}");
+        }
+        assert!(err(args(|a| a.nodelay = Some("maybe".into()))).contains("on or off"));
     }
 
     #[test]

@@ -31,8 +31,10 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
+use crate::check::Failure;
 use crate::config::{Load, Stop};
 use crate::pacer::Pacer;
 use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
@@ -49,21 +51,24 @@ pub const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
 /// How one call went, as the transport reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// Payload bytes received, or why the call failed.
-    pub result: Result<u64, ErrorKind>,
+    /// Payload bytes received, or why the call failed (the reply's check included, see [`crate::check`]).
+    pub result: Result<u64, Failure>,
     /// Time spent connecting, when this call opened a connection.
     pub connect: Option<Duration>,
     /// Time the transport itself waited for a connection/slot.
     pub pool_wait: Option<Duration>,
+    /// True when the request (or part of it) was written to the socket: its payload counts as sent.
+    pub written: bool,
 }
 
 impl Outcome {
-    /// A failure of `kind` with no timings.
-    pub fn failed(kind: ErrorKind) -> Outcome {
+    /// A failure, before anything was written, with no timings.
+    pub fn failed(f: Failure) -> Outcome {
         Outcome {
-            result: Err(kind),
+            result: Err(f),
             connect: None,
             pool_wait: None,
+            written: false,
         }
     }
 }
@@ -71,8 +76,9 @@ impl Outcome {
 /// Something that sends one request and reports how it went (the SDK adapters in [`crate::transport`],
 /// or a fake in tests). One per worker; it lives on the worker's thread, so it need not be `Send`.
 pub trait Transport: 'static {
-    /// Sends `req` and waits for its reply.
-    fn call(&self, req: Req) -> impl Future<Output = Outcome>;
+    /// Sends `req` and waits for its reply, giving up at `deadline` (the request's intended send time plus
+    /// `--timeout`) with a timeout that names the phase it ran out in.
+    fn call(&self, req: Req, deadline: Instant) -> impl Future<Output = Outcome>;
 
     /// Runs the whole closed loop itself (see [`crate::pipeline`]: one task per connection keeping the pipeline
     /// full), claiming each request from `run`. `None`: this transport has no such path, and the driver runs
@@ -99,6 +105,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Cancelled on Ctrl-C/SIGTERM: no new request is sent; those in flight finish or time out.
+    pub interrupt: CancellationToken,
 }
 
 impl Plan {
@@ -181,6 +189,8 @@ pub struct ClosedLoop {
     budget: Option<u64>,
     /// Measured requests claimed so far.
     claimed: Cell<u64>,
+    /// Cancelled on Ctrl-C/SIGTERM: nothing more may be claimed.
+    interrupt: CancellationToken,
 }
 
 impl ClosedLoop {
@@ -194,6 +204,7 @@ impl ClosedLoop {
             end,
             budget,
             claimed: Cell::new(0),
+            interrupt: plan.interrupt.clone(),
         }
     }
 
@@ -212,7 +223,7 @@ impl ClosedLoop {
 
     /// True while a request could still be claimed at `now` (nothing is claimed).
     pub fn may_send(&self, now: Instant) -> bool {
-        if self.end.is_some_and(|e| now >= e) {
+        if self.end.is_some_and(|e| now >= e) || self.interrupt.is_cancelled() {
             return false;
         }
         now < self.worker.measure_from || self.budget.is_none_or(|b| self.claimed.get() < b)
@@ -235,15 +246,16 @@ impl ClosedLoop {
     }
 
     /// A claimed request sent at `sent` finished at `done` with `result` (payload bytes received, or the
-    /// error); `measured` is what [`claim`](Self::claim) said, `bytes_sent` its payload size. In a closed loop
-    /// the intended send time is the actual one, so corrected = raw latency.
+    /// failure); `measured` is what [`claim`](Self::claim) said, `bytes_sent` the payload it put on the wire
+    /// (0 when it never left). In a closed loop the intended send time is the actual one, so corrected = raw
+    /// latency.
     pub fn finished(
         &self,
         sent: Instant,
         done: Instant,
         measured: bool,
         bytes_sent: u64,
-        result: Result<u64, ErrorKind>,
+        result: Result<u64, Failure>,
     ) {
         let w = &self.worker;
         w.last_done.set(w.last_done.get().max(done));
@@ -263,7 +275,7 @@ impl ClosedLoop {
                 bytes_sent,
                 bytes_received,
             }),
-            Err(kind) => rec.record_error(kind, done - sent, None),
+            Err(f) => rec.record_failure(&f, done - sent, None, bytes_sent),
         }
     }
 }
@@ -282,9 +294,16 @@ impl<T: Transport> State<T> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
         let actual = Instant::now();
-        let out = match timeout(self.timeout + TIMEOUT_SLACK, self.transport.call(req)).await {
+        // One deadline for the whole request, from its intended send time: the wait for a slot, connecting and
+        // the exchange all come out of it, so no request is recorded much later than `--timeout` after it was due.
+        let deadline = intended + self.timeout;
+        let call = self.transport.call(req, deadline);
+        let out = match timeout_at(deadline + TIMEOUT_SLACK, call).await {
             Ok(o) => o,
-            Err(_) => Outcome::failed(ErrorKind::Timeout(Phase::Request)),
+            Err(_) => Outcome {
+                written: true,
+                ..Outcome::failed(ErrorKind::Timeout(Phase::Request).into())
+            },
         };
         let done = Instant::now();
         self.last_done.set(self.last_done.get().max(done));
@@ -297,8 +316,9 @@ impl<T: Transport> State<T> {
             if let Some(d) = out.connect {
                 rec.record_connect(d);
             }
-            return out.result.err();
+            return out.result.err().map(|f| f.kind);
         }
+        let bytes_sent = if out.written { bytes_sent } else { 0 };
         match out.result {
             Ok(bytes_received) => {
                 let before_wire =
@@ -314,9 +334,9 @@ impl<T: Transport> State<T> {
                 });
                 None
             }
-            Err(kind) => {
-                rec.record_error(kind, done - intended, out.connect);
-                Some(kind)
+            Err(f) => {
+                rec.record_failure(&f, done - intended, out.connect, bytes_sent);
+                Some(f.kind)
             }
         }
     }
@@ -537,12 +557,16 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
     let mut pacer = Pacer::new();
     for offset in Schedule::new(plan) {
         let intended = start + offset;
-        pacer.until(intended).await;
+        tokio::select! {
+            biased;
+            _ = plan.interrupt.cancelled() => break,
+            _ = pacer.until(intended) => {}
+        }
         let woke = Instant::now();
         let (state, slots) = (state.clone(), slots.clone());
         inflight.spawn_local(async move {
-            let deadline = woke + state.timeout;
-            let permit = match tokio::time::timeout_at(deadline, slots.acquire()).await {
+            let deadline = intended + state.timeout;
+            let permit = match timeout_at(deadline, slots.acquire()).await {
                 Ok(Ok(p)) => p,
                 _ => {
                     if intended >= state.measure_from {
@@ -582,10 +606,10 @@ mod tests {
     }
 
     impl Transport for Fake {
-        async fn call(&self, _req: Req) -> Outcome {
+        async fn call(&self, _req: Req, _deadline: Instant) -> Outcome {
             self.calls.set(self.calls.get() + 1);
             if self.fail {
-                return Outcome::failed(ErrorKind::Refused);
+                return Outcome::failed(ErrorKind::Refused.into());
             }
             let now = Instant::now();
             if let Some((a, b)) = self.stall {
@@ -598,6 +622,7 @@ mod tests {
                 result: Ok(1),
                 connect: None,
                 pool_wait: None,
+                written: true,
             }
         }
     }
@@ -621,6 +646,7 @@ mod tests {
             stop: c.stop,
             warmup: c.warmup,
             timeout: c.timeout,
+            interrupt: CancellationToken::new(),
         }
     }
 

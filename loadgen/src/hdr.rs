@@ -81,15 +81,25 @@ pub fn percentile_distribution(h: &Histogram<u64>) -> String {
         out,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
         h.buckets(),
-        h.distinct_values()
+        sub_bucket_count(h)
     );
     out
 }
 
-/// Writes an HdrHistogram interval log incrementally: a header at creation, then one line per interval.
+/// The histogram's sub-bucket count, as HdrHistogram's `outputPercentileDistribution` prints it: the power of
+/// two that holds single-unit resolution up to 2 × 10^sigfig (2048 for 3 significant digits). The crate keeps
+/// it private; this is its formula.
+pub fn sub_bucket_count(h: &Histogram<u64>) -> u64 {
+    let largest = 2.0 * 10f64.powi(i32::from(h.sigfig()));
+    1u64 << (largest.log2().ceil() as u32)
+}
+
+/// Writes an HdrHistogram interval log incrementally: a header at creation (once), then one line per interval.
 pub struct HlogWriter<W: Write> {
     out: W,
     serializer: V2DeflateSerializer,
+    /// Reused for each interval's serialized histogram.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> HlogWriter<W> {
@@ -106,7 +116,11 @@ impl<W: Write> HlogWriter<W> {
             .begin_log_with(&mut out, &mut serializer)
             .map_err(io::Error::other)?;
         writeln!(out, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
-        Ok(HlogWriter { out, serializer })
+        Ok(HlogWriter {
+            out,
+            serializer,
+            buf: Vec::new(),
+        })
     }
 
     /// Appends one interval: it began `start` after the log's base time and lasted `length`.
@@ -116,13 +130,21 @@ impl<W: Write> HlogWriter<W> {
         start: Duration,
         length: Duration,
     ) -> io::Result<()> {
-        // A builder without headers writes nothing but the interval line.
-        let mut w = IntervalLogWriterBuilder::new()
-            .with_max_value_divisor(NS_PER_MS)
-            .begin_log_with(&mut self.out, &mut self.serializer)
-            .map_err(io::Error::other)?;
-        w.write_histogram(h, start, length, None)
-            .map_err(|e| io::Error::other(e.to_string()))
+        // The line HdrHistogram's writers print: start, length, max ÷ MaxValueDivisor, each with 3 decimals,
+        // then the V2-compressed histogram in base64. Written here rather than by a fresh crate writer per
+        // interval, which would repeat the `#[MaxValueDivisor …]` header line before every interval.
+        self.buf.clear();
+        self.serializer
+            .serialize(h, &mut self.buf)
+            .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        writeln!(
+            self.out,
+            "{:.3},{:.3},{:.3},{}",
+            start.as_secs_f64(),
+            length.as_secs_f64(),
+            h.max() as f64 / NS_PER_MS,
+            base64::engine::general_purpose::STANDARD.encode(&self.buf)
+        )
     }
 
     /// Flushes the underlying writer.
@@ -170,6 +192,10 @@ mod tests {
         let max_ms: f64 = cols[0].parse().unwrap();
         assert!((max_ms - 1.0).abs() < 0.01, "max 1 ms, printed {max_ms}");
         assert!(text.contains("Total count    =         1000"));
+        assert!(
+            text.contains("SubBuckets     =         2048"),
+            "3 significant digits: {text}"
+        );
     }
 
     #[test]
@@ -181,6 +207,8 @@ mod tests {
         w.write(&sample(), Duration::from_secs(1), Duration::from_secs(1))
             .unwrap();
         drop(w);
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert_eq!(text.matches("#[MaxValueDivisor").count(), 1, "{text}");
         let mut total = 0;
         for e in IntervalLogIterator::new(&buf) {
             if let LogEntry::Interval(i) = e.unwrap() {

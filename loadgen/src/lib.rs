@@ -9,7 +9,11 @@
 //!
 //! - [`args`]: the raw flags as clap parses them.
 //! - [`config`]: the validated configuration (one clear message for bad or conflicting flags); every default.
-//! - [`scenario`]: what to send per protocol (payload sizes, HTTP requests, RESP templates with random keys).
+//! - [`scenario`]: what to send per protocol (payload sizes, HTTP requests, RESP templates with random keys);
+//!   the one template parser.
+//! - [`check`]: what every reply must be (the protocol's promise, `--expect`, `--expect-status`), judged in
+//!   one place for both loops.
+//! - [`verdict`]: `--fail-on` thresholds, the verdict and the documented exit statuses.
 //! - [`driver`]: one worker's load: the closed loop, the open loop on a schedule, the ramp, warm-up, stops.
 //! - [`transport`]: the SDK adapters (pooled `sockpool::Client`, UDP) behind the driver's `Transport`.
 //! - [`pipeline`]: the closed loop's fast path: one task per connection, owning its socket and codec, keeping
@@ -28,6 +32,7 @@
 
 pub mod app;
 pub mod args;
+pub mod check;
 pub mod config;
 pub mod driver;
 pub mod hdr;
@@ -42,3 +47,4 @@ pub mod scenario;
 pub mod stream;
 pub mod transport;
 pub mod tune;
+pub mod verdict;

@@ -25,8 +25,9 @@
 //! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is encoded
 //!   (the `--requests` budget is never exceeded, the end of `--duration` stops new ones) and reported once:
 //!   replied, failed with the connection, or timed out.
-//! - **Timeouts.** A request without its reply after `--timeout` is a `timeout_request` error, recorded when its
-//!   timeout fires. The connection then takes no new requests; the later ones still get their replies (or time out
+//! - **Timeouts.** A request without its reply after `--timeout` is a timeout error, recorded when its
+//!   timeout fires, named by where its time went: `timeout_write` (not all of it written), `timeout_read` (no
+//!   byte of its reply yet) or `timeout_request` (its reply partly read). The connection then takes no new requests; the later ones still get their replies (or time out
 //!   in turn), the late replies are read and dropped, and then it is closed and reopened. One timer per
 //!   connection, armed at the oldest request's deadline and only moved when it fires.
 //! - **Failures.** When the peer closes or resets the connection, every request in flight on it fails with
@@ -52,6 +53,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant, Sleep};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::check::Check;
 use crate::config::Config;
 use crate::driver::{ClosedLoop, RECONNECT_BACKOFF};
 use crate::recorder::{ErrorKind, Phase};
@@ -64,6 +66,10 @@ const BUFFER_CAPACITY: usize = 16 * 1024;
 pub struct Pipeline<P: Speak> {
     /// Builds requests, classifies replies, makes each connection's codec.
     protocol: P,
+    /// How replies are judged (the same [`Check`] the open loop uses).
+    check: Check,
+    /// The check compares each reply with its request's bytes: keep them while it is in flight.
+    compare: bool,
     /// Opens connections with the run's socket options, TLS settings and connect timeout.
     connector: Connector,
     /// Where to connect.
@@ -94,6 +100,8 @@ impl<P: Speak> Pipeline<P> {
             .map_err(|e| e.to_string())?;
         Ok(Pipeline {
             protocol,
+            check: config.check.clone(),
+            compare: config.check.compares_request(config.protocol),
             connector,
             endpoint,
             connections,
@@ -137,7 +145,13 @@ impl<P: Speak> Pipeline<P> {
                     let Some(measured) = run.claim(started) else {
                         return;
                     };
-                    run.finished(started, Instant::now(), measured, 0, Err(classify(&e)));
+                    run.finished(
+                        started,
+                        Instant::now(),
+                        measured,
+                        0,
+                        Err(classify(&e).into()),
+                    );
                 }
             }
             sleep(RECONNECT_BACKOFF).await;
@@ -155,6 +169,10 @@ impl<P: Speak> Pipeline<P> {
         // Why no new request goes on this connection any more (`None` while it takes them).
         let mut closing: Option<End> = None;
         let mut unflushed = false;
+        // Bytes encoded into and written out of `wbuf` since the connection opened: a request whose bytes are
+        // not all written when it times out timed out writing.
+        let mut encoded = 0u64;
+        let mut written = 0u64;
         let mut timer = pin!(sleep(timeout));
         let mut now = Instant::now();
         loop {
@@ -166,6 +184,11 @@ impl<P: Speak> Pipeline<P> {
                 };
                 let req = run.next_request();
                 let bytes_sent = req.payload_len() as u64;
+                let expect = if self.compare {
+                    req.bytes()
+                } else {
+                    bytes::Bytes::new()
+                };
                 let request = self.protocol.request(req, *next_id);
                 *next_id = next_id.wrapping_add(1);
                 let tag = self.protocol.request_tag(&request);
@@ -173,16 +196,21 @@ impl<P: Speak> Pipeline<P> {
                 if codec.encode(request, &mut wbuf).is_err() {
                     // The request cannot be put on the wire (too large for the codec): it fails unsent.
                     wbuf.truncate(before);
-                    run.finished(now, now, measured, 0, Err(ErrorKind::Other));
+                    run.finished(now, now, measured, 0, Err(ErrorKind::Other.into()));
                     closing = Some(End::Failed);
                     break;
                 }
                 if flight.live == 0 {
                     timer.as_mut().reset(now + timeout);
                 }
+                let start = encoded;
+                encoded += (wbuf.len() - before) as u64;
                 flight.push(InFlight {
                     tag,
+                    expect,
                     sent: now,
+                    start,
+                    end: encoded,
                     measured,
                     bytes_sent,
                     expired: false,
@@ -201,6 +229,7 @@ impl<P: Speak> Pipeline<P> {
                     &mut stream,
                     &mut wbuf,
                     &mut unflushed,
+                    &mut written,
                     &mut rbuf,
                     timer.as_mut(),
                 )
@@ -209,12 +238,12 @@ impl<P: Speak> Pipeline<P> {
             now = Instant::now();
             match event {
                 Event::Read(0) => {
-                    flight.fail_all(run, now, ErrorKind::Closed);
+                    flight.fail_all(run, now, ErrorKind::Closed, written);
                     return End::Failed;
                 }
                 Event::Read(_) => {
                     if let Err(kind) = self.deliver(run, &mut codec, &mut rbuf, &mut flight, now) {
-                        flight.fail_all(run, now, kind);
+                        flight.fail_all(run, now, kind, written);
                         return End::Failed;
                     }
                     if flight.closes_after && closing.is_none() {
@@ -222,11 +251,11 @@ impl<P: Speak> Pipeline<P> {
                     }
                 }
                 Event::Failed(kind) => {
-                    flight.fail_all(run, now, kind);
+                    flight.fail_all(run, now, kind, written);
                     return End::Failed;
                 }
                 Event::Timer => {
-                    if flight.expire(run, now, timeout) {
+                    if flight.expire(run, now, timeout, written, !rbuf.is_empty()) {
                         closing = Some(End::Failed);
                     }
                     if let Some(deadline) = flight.next_deadline(timeout) {
@@ -247,17 +276,20 @@ impl<P: Speak> Pipeline<P> {
         flight: &mut Flight,
         now: Instant,
     ) -> Result<(), ErrorKind> {
-        while let Some(&f) = flight.queue.front() {
+        while !flight.queue.is_empty() {
             let reply = match codec.decode(rbuf) {
                 Ok(Some(reply)) => reply,
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(ErrorKind::Protocol),
             };
-            flight.queue.pop_front();
+            let Some(f) = flight.queue.pop_front() else {
+                break;
+            };
             if self.protocol.check_reply(f.tag, &reply).is_err() {
                 if !f.expired {
                     flight.live -= 1;
-                    run.finished(f.sent, now, f.measured, 0, Err(ErrorKind::Protocol));
+                    let e = Err(ErrorKind::Protocol.into());
+                    run.finished(f.sent, now, f.measured, f.bytes_sent, e);
                 }
                 return Err(ErrorKind::Protocol);
             }
@@ -266,7 +298,7 @@ impl<P: Speak> Pipeline<P> {
             }
             if !f.expired {
                 flight.live -= 1;
-                let result = self.protocol.reply(&reply);
+                let result = self.protocol.reply(&self.check, &f.expect, &reply);
                 run.finished(f.sent, now, f.measured, f.bytes_sent, result);
             }
         }
@@ -291,12 +323,18 @@ enum End {
 }
 
 /// One request on the wire.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct InFlight {
     /// What its reply must carry ([`Protocol::request_tag`](sockpool::protocol::Protocol::request_tag)).
     tag: u64,
+    /// The request's bytes, when its reply is compared with them ([`Check::compares_request`]).
+    expect: bytes::Bytes,
     /// When its batch was written.
     sent: Instant,
+    /// Offset of its first byte in the connection's output.
+    start: u64,
+    /// Offset just past its last byte.
+    end: u64,
     /// Counted in the results (not warm-up).
     measured: bool,
     /// Payload bytes it carries.
@@ -330,19 +368,33 @@ impl Flight {
         self.queue.push_back(f);
     }
 
-    /// Records every live request as failed with `kind` at `now`.
-    fn fail_all(&mut self, run: &ClosedLoop, now: Instant, kind: ErrorKind) {
+    /// Records every live request as failed with `kind` at `now`; `written` bytes of the connection's
+    /// output had gone out (a request with any of them counts its payload as sent).
+    fn fail_all(&mut self, run: &ClosedLoop, now: Instant, kind: ErrorKind, written: u64) {
         for f in self.queue.drain(..).filter(|f| !f.expired) {
-            run.finished(f.sent, now, f.measured, 0, Err(kind));
+            let sent = if f.start < written { f.bytes_sent } else { 0 };
+            run.finished(f.sent, now, f.measured, sent, Err(kind.into()));
         }
         self.live = 0;
     }
 
     /// Records the live requests whose timeout has passed as timeouts, at `now` (when the timer fired: their
-    /// timeout, or just after it). True if any.
-    fn expire(&mut self, run: &ClosedLoop, now: Instant, timeout: Duration) -> bool {
+    /// timeout, or just after it). True if any. The phase says where the time went: `write` when the
+    /// request was not all written, `request` for the oldest request when part of its reply has arrived
+    /// (`partial`), else `read` (no byte of its reply yet).
+    fn expire(
+        &mut self,
+        run: &ClosedLoop,
+        now: Instant,
+        timeout: Duration,
+        written: u64,
+        partial: bool,
+    ) -> bool {
         let mut any = false;
-        for f in self.queue.iter_mut().filter(|f| !f.expired) {
+        for (i, f) in self.queue.iter_mut().enumerate() {
+            if f.expired {
+                continue;
+            }
             let deadline = f.sent + timeout;
             if deadline > now {
                 break;
@@ -350,12 +402,20 @@ impl Flight {
             f.expired = true;
             self.live -= 1;
             any = true;
+            let phase = if f.end > written {
+                Phase::Write
+            } else if i == 0 && partial {
+                Phase::Request
+            } else {
+                Phase::Read
+            };
+            let sent = if f.start < written { f.bytes_sent } else { 0 };
             run.finished(
                 f.sent,
                 now,
                 f.measured,
-                0,
-                Err(ErrorKind::Timeout(Phase::Request)),
+                sent,
+                Err(ErrorKind::Timeout(phase).into()),
             );
         }
         any
@@ -387,6 +447,7 @@ fn poll_io(
     stream: &mut Stream,
     wbuf: &mut BytesMut,
     unflushed: &mut bool,
+    written: &mut u64,
     rbuf: &mut BytesMut,
     timer: Pin<&mut Sleep>,
 ) -> Poll<Event> {
@@ -397,6 +458,7 @@ fn poll_io(
             Poll::Ready(Ok(0)) => return Poll::Ready(Event::Failed(ErrorKind::Closed)),
             Poll::Ready(Ok(n)) => {
                 wbuf.advance(n);
+                *written += n as u64;
                 *unflushed = true;
             }
             Poll::Ready(Err(e)) => return failed(SdkPhase::Write, e),

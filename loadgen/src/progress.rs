@@ -34,6 +34,11 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// The bar, for a thread that must print around it or clear it (`None` when not drawing).
+    pub fn bar(&self) -> Option<ProgressBar> {
+        self.bar.clone()
+    }
+
     /// True when drawing.
     pub fn is_drawing(&self) -> bool {
         self.bar.is_some()

@@ -42,15 +42,19 @@ pub enum ErrorKind {
     Timeout(Phase),
     /// The reply could not be parsed (or did not match the request).
     Protocol,
-    /// The server answered with an error (framed status ≠ OK, HTTP ≥ 400, RESP `-ERR`).
+    /// The server answered with an error (framed status ≠ OK, HTTP ≥ 400 outside `--expect-status`, a RESP
+    /// error reply).
     ServerError,
+    /// A reply that is not what was asked for (see [`crate::check`]): echo bytes differ, a line or value
+    /// fails `--expect`, an HTTP status below 400 outside `--expect-status`.
+    BadReply,
     /// TLS failure.
     Tls,
     /// Anything else (I/O errors, configuration).
     Other,
 }
 
-const KINDS: [ErrorKind; 13] = [
+const KINDS: [ErrorKind; 14] = [
     ErrorKind::Refused,
     ErrorKind::Reset,
     ErrorKind::Closed,
@@ -62,6 +66,7 @@ const KINDS: [ErrorKind; 13] = [
     ErrorKind::Timeout(Phase::Request),
     ErrorKind::Protocol,
     ErrorKind::ServerError,
+    ErrorKind::BadReply,
     ErrorKind::Tls,
     ErrorKind::Other,
 ];
@@ -88,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Timeout(Phase::Request) => "timeout_request",
             ErrorKind::Protocol => "protocol",
             ErrorKind::ServerError => "server_error",
+            ErrorKind::BadReply => "bad_reply",
             ErrorKind::Tls => "tls",
             ErrorKind::Other => "other",
         }
@@ -156,6 +162,136 @@ impl Serialize for ErrorCounts {
     }
 }
 
+/// Distinct codes kept per run (statuses, error words); the rest are counted under `other`.
+pub const MAX_CODES: usize = 32;
+/// Examples kept per error kind.
+pub const EXAMPLES_PER_KIND: usize = 3;
+/// Failed replies formatted as candidate examples per interval and worker, at most.
+pub const MAX_EXAMPLE_TRIES: u32 = 64;
+
+/// What failed replies said: counts by code (HTTP status, RESP error word, framed status) and the first few
+/// examples per kind. Bounded: at most [`MAX_CODES`] codes and [`EXAMPLES_PER_KIND`] examples per kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorDetails {
+    /// `(kind, code, count)`, in order of first appearance.
+    codes: Vec<(ErrorKind, String, u64)>,
+    /// `(kind, text)`, in order of appearance.
+    examples: Vec<(ErrorKind, String)>,
+    /// Examples formatted so far (kept or found repeated), so that a run of identical bad replies stops
+    /// formatting them after [`MAX_EXAMPLE_TRIES`].
+    example_tries: u32,
+}
+
+impl ErrorDetails {
+    /// Counts `f`'s code and keeps it as an example while there is room.
+    pub fn add(&mut self, f: &crate::check::Failure) {
+        if let Some(code) = &f.code {
+            self.count(f.kind, code, 1);
+        }
+        if f.got.is_some()
+            && self.example_tries < MAX_EXAMPLE_TRIES
+            && self.examples_of(f.kind) < EXAMPLES_PER_KIND
+        {
+            self.example_tries += 1;
+            let text = f.example();
+            // The same reply again says nothing new (a server that answers `WRONG` to everything).
+            if !self
+                .examples
+                .iter()
+                .any(|(k, t)| *k == f.kind && *t == text)
+            {
+                self.examples.push((f.kind, text));
+            }
+        }
+    }
+
+    fn count(&mut self, kind: ErrorKind, code: &impl std::fmt::Display, n: u64) {
+        // The label is formatted on the stack: a run whose every reply is a 404 allocates nothing per reply.
+        let mut buf = [0u8; 64];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{code}"));
+        let len = w.position() as usize;
+        let label = String::from_utf8_lossy(&buf[..len]);
+        if let Some(e) = self
+            .codes
+            .iter_mut()
+            .find(|(k, c, _)| *k == kind && *c == label)
+        {
+            e.2 += n;
+        } else if self.codes.len() < MAX_CODES {
+            self.codes.push((kind, label.into_owned(), n));
+        } else if let Some(e) = self
+            .codes
+            .iter_mut()
+            .find(|(k, c, _)| *k == kind && c == "other")
+        {
+            e.2 += n;
+        } else {
+            // Full: one `other` per kind beyond the bound (at most one per kind, so still bounded).
+            self.codes.push((kind, "other".into(), n));
+        }
+    }
+
+    fn examples_of(&self, kind: ErrorKind) -> usize {
+        self.examples.iter().filter(|(k, _)| *k == kind).count()
+    }
+
+    /// Adds `other`'s counts and examples (within the bounds).
+    pub fn merge(&mut self, other: &ErrorDetails) {
+        for (k, c, n) in &other.codes {
+            self.count(*k, c, *n);
+        }
+        for (k, t) in &other.examples {
+            if self.examples_of(*k) < EXAMPLES_PER_KIND
+                && !self.examples.iter().any(|(k2, t2)| k2 == k && t2 == t)
+            {
+                self.examples.push((*k, t.clone()));
+            }
+        }
+    }
+
+    /// `(kind, code, count)` in order of first appearance.
+    pub fn codes(&self) -> impl Iterator<Item = (ErrorKind, &str, u64)> + '_ {
+        self.codes.iter().map(|(k, c, n)| (*k, c.as_str(), *n))
+    }
+
+    /// `(kind, example)` in order of appearance.
+    pub fn examples(&self) -> impl Iterator<Item = (ErrorKind, &str)> + '_ {
+        self.examples.iter().map(|(k, t)| (*k, t.as_str()))
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty() && self.examples.is_empty()
+    }
+
+    /// `{"server_error": {"404": 3}, …}`: counts by kind and code.
+    pub fn codes_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, c, n) in &self.codes {
+            let e = m
+                .entry(k.name())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            e[c.as_str()] = serde_json::json!(n);
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// `[{"kind": "bad_reply", "text": "…"}, …]`.
+    pub fn examples_json(&self) -> serde_json::Value {
+        self.examples
+            .iter()
+            .map(|(k, t)| serde_json::json!({"kind": k.name(), "text": t}))
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.codes.clear();
+        self.examples.clear();
+        self.example_tries = 0;
+    }
+}
+
 /// A latency histogram in nanoseconds, resizing itself to the largest value seen.
 pub fn new_histogram() -> Histogram<u64> {
     let mut h = Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable_sigfig());
@@ -216,9 +352,11 @@ pub struct Interval {
     pub ok: u64,
     /// Errors by kind.
     pub errors: ErrorCounts,
-    /// Payload bytes sent.
+    /// Codes and examples of failed replies.
+    pub details: ErrorDetails,
+    /// Payload bytes of every request written (failed ones included).
     pub bytes_sent: u64,
-    /// Payload bytes received.
+    /// Payload bytes received in replies that passed their check.
     pub bytes_received: u64,
 }
 
@@ -232,6 +370,7 @@ impl Default for Interval {
             send_lag: new_histogram(),
             ok: 0,
             errors: ErrorCounts::default(),
+            details: ErrorDetails::default(),
             bytes_sent: 0,
             bytes_received: 0,
         }
@@ -254,6 +393,7 @@ impl Interval {
         let _ = self.send_lag.add(&other.send_lag);
         self.ok += other.ok;
         self.errors.merge(&other.errors);
+        self.details.merge(&other.details);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
     }
@@ -267,6 +407,7 @@ impl Interval {
         self.send_lag.reset();
         self.ok = 0;
         self.errors = ErrorCounts::default();
+        self.details.clear();
         self.bytes_sent = 0;
         self.bytes_received = 0;
     }
@@ -303,16 +444,33 @@ impl Recorder {
         c.bytes_received += s.bytes_received;
     }
 
-    /// Records a failed request. A timeout is also recorded in the corrected histogram at `corrected`
-    /// (the time from the intended send to the moment it timed out), so timeouts cannot hide in the tail.
+    /// Records a failed request of `kind` (see [`Recorder::record_failure`]).
     pub fn record_error(
         &mut self,
         kind: ErrorKind,
         corrected: Duration,
         connect: Option<Duration>,
     ) {
+        self.record_failure(&kind.into(), corrected, connect, 0);
+    }
+
+    /// Records a failed request; `bytes_sent` is the payload it put on the wire (0 if it never left). A timeout
+    /// is also recorded in the corrected histogram at `corrected` (the time from the intended send to the moment
+    /// it timed out), so timeouts cannot hide in the tail.
+    pub fn record_failure(
+        &mut self,
+        f: &crate::check::Failure,
+        corrected: Duration,
+        connect: Option<Duration>,
+        bytes_sent: u64,
+    ) {
+        let kind = f.kind;
         let c = &mut self.current;
         c.errors.add(kind);
+        c.bytes_sent += bytes_sent;
+        if f.code.is_some() || f.got.is_some() {
+            c.details.add(f);
+        }
         if kind.is_timeout() {
             put(&mut c.corrected, nanos(corrected));
         }
@@ -406,6 +564,41 @@ mod tests {
     }
 
     #[test]
+    fn error_details_stay_bounded_and_count_every_code() {
+        use crate::check::{Code, Failure};
+        let mut d = ErrorDetails::default();
+        for status in 0..100u16 {
+            for _ in 0..2 {
+                d.add(&Failure {
+                    kind: ErrorKind::ServerError,
+                    code: Some(Code::Status(400 + status)),
+                    got: Some(bytes::Bytes::from(format!("body {status}"))),
+                    wanted: None,
+                });
+            }
+        }
+        let codes: Vec<_> = d.codes().collect();
+        assert_eq!(codes.len(), MAX_CODES + 1);
+        assert_eq!(
+            codes.iter().map(|c| c.2).sum::<u64>(),
+            200,
+            "every failure counted"
+        );
+        assert_eq!(codes[0], (ErrorKind::ServerError, "400", 2));
+        assert_eq!(
+            codes[MAX_CODES],
+            (
+                ErrorKind::ServerError,
+                "other",
+                2 * (100 - MAX_CODES as u64)
+            )
+        );
+        assert_eq!(d.examples().count(), EXAMPLES_PER_KIND);
+        let json = d.codes_json();
+        assert_eq!(json["server_error"]["404"], 2);
+    }
+
+    #[test]
     fn error_names_are_unique_and_serialize_with_totals() {
         let names: std::collections::HashSet<_> = KINDS.iter().map(|k| k.name()).collect();
         assert_eq!(names.len(), KINDS.len());
@@ -458,9 +651,9 @@ pub fn quantile_us(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
-/// Replies (successes and server error replies) in `i`: what the server answered.
+/// Replies (successes, server error replies and bad replies) in `i`: what the server answered.
 pub fn replies(i: &Interval) -> u64 {
-    i.ok + i.errors.get(ErrorKind::ServerError)
+    i.ok + i.errors.get(ErrorKind::ServerError) + i.errors.get(ErrorKind::BadReply)
 }
 
 impl SecondSummary {

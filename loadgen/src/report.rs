@@ -36,6 +36,8 @@ pub struct RunResult {
     pub steps: Vec<Interval>,
     /// The load generator's own health.
     pub health: Health,
+    /// True when Ctrl-C or SIGTERM ended the run early: the figures cover the time measured until then.
+    pub interrupted: bool,
 }
 
 /// Latency percentiles of one histogram, in microseconds.
@@ -153,6 +155,11 @@ impl RunResult {
             .collect()
     }
 
+    /// The verdict of the run's thresholds (`--fail-on`, default `errors>0`) on what was measured.
+    pub fn verdict(&self) -> crate::verdict::Verdict {
+        crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.elapsed)
+    }
+
     /// The JSON document (schema: `docs/LOADGEN_JSON.md`).
     pub fn to_json(&self) -> Value {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
@@ -175,6 +182,7 @@ impl RunResult {
             "target": self.target,
             "embedded_server": self.embedded,
             "started_unix_s": started,
+            "interrupted": self.interrupted,
             "config": &self.config,
             "summary": {
                 "requests": t.requests(),
@@ -199,6 +207,9 @@ impl RunResult {
                 "pool_wait": lat(&t.pool_wait, false),
             },
             "errors": &t.errors,
+            "error_codes": t.details.codes_json(),
+            "error_examples": t.details.examples_json(),
+            "verdict": self.verdict(),
             "intervals": &self.series,
             "steps": self.step_rows(),
             "health": &self.health,
@@ -308,6 +319,20 @@ impl RunResult {
                 errs.join(", ")
             }
         );
+        let mut by_kind: Vec<(&str, Vec<String>)> = Vec::new();
+        for (k, code, n) in t.details.codes() {
+            let line = format!("{code} {n}");
+            match by_kind.iter_mut().find(|(name, _)| *name == k.name()) {
+                Some((_, v)) => v.push(line),
+                None => by_kind.push((k.name(), vec![line])),
+            }
+        }
+        for (kind, codes) in by_kind {
+            let _ = writeln!(o, "             {kind} by code: {}", codes.join(", "));
+        }
+        for (k, text) in t.details.examples() {
+            let _ = writeln!(o, "             e.g. {}: {text}", k.name());
+        }
         if !self.steps.is_empty() {
             let _ = writeln!(
                 o,
@@ -353,6 +378,21 @@ impl RunResult {
                 "             the load generator kept up: these figures measure the server"
             );
         }
+        if self.interrupted {
+            let _ = writeln!(
+                o,
+                "\n  INTERRUPTED the run was stopped early; these figures cover the {secs:.2}s measured"
+            );
+        }
+        let v = self.verdict();
+        let exprs: Vec<&str> = v.thresholds.iter().map(|j| j.expr.as_str()).collect();
+        if v.no_answer {
+            let _ = writeln!(o, "\n  verdict    FAILED: no request got a reply");
+        } else if v.passed {
+            let _ = writeln!(o, "\n  verdict    passed ({})", exprs.join(", "));
+        } else {
+            let _ = writeln!(o, "\n  verdict    FAILED: {}", v.crossed_lines().join("; "));
+        }
         o
     }
 }
@@ -367,7 +407,10 @@ fn request_label(c: &Config) -> String {
     match &c.request {
         RequestSpec::Framed { op, .. } => format!("{} {size}", format!("{op:?}").to_lowercase()),
         RequestSpec::Http { method, path, .. } => format!("{method} {path}"),
-        RequestSpec::Resp { command } => format!("'{command}'"),
+        RequestSpec::Resp { command, .. } => format!("'{command}'"),
+        RequestSpec::Line {
+            command: Some(t), ..
+        } => format!("'{t}'"),
         _ => size,
     }
 }
@@ -434,6 +477,7 @@ mod tests {
             total,
             steps: Vec::new(),
             health: Health::default(),
+            interrupted: false,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::recorder::{quantile_us, Collector};
 use crate::report::RunResult;
 use crate::scenario::Generator;
+use tokio_util::sync::CancellationToken;
 
 /// Why a run could not happen.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,89 @@ pub enum RunError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Exit status after a second Ctrl-C (128 + SIGINT, the shell's convention for a process a signal ended).
+pub const EXIT_INTERRUPTED_TWICE: i32 = 130;
+
+/// Watches for SIGINT and SIGTERM while a run lasts (until `done` is cancelled). The first cancels
+/// `interrupt`, so that the workers send nothing more and finish what is in flight (up to `--timeout`); a second
+/// clears the progress bar and exits at once with [`EXIT_INTERRUPTED_TWICE`].
+fn watch_signals(
+    interrupt: CancellationToken,
+    done: CancellationToken,
+    bar: Option<indicatif::ProgressBar>,
+    timeout: Duration,
+) -> Option<std::thread::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    // Registered before the run starts, on this thread, so no signal is missed in between.
+    let (mut int, mut term) = rt.block_on(async {
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    });
+    let say = move |bar: &Option<indicatif::ProgressBar>, msg: &str| match bar {
+        Some(b) => b.suspend(|| eprintln!("{msg}")),
+        None => eprintln!("{msg}"),
+    };
+    std::thread::Builder::new()
+        .name("loadgen-signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                tokio::select! {
+                    _ = done.cancelled() => return,
+                    _ = next_signal(&mut int, &mut term) => {}
+                }
+                interrupt.cancel();
+                say(
+                    &bar,
+                    &format!(
+                        "sockpool-loadgen: interrupted: no new requests; those in flight get up to {} \
+                         (Ctrl-C again to exit at once)",
+                        humantime::format_duration(timeout)
+                    ),
+                );
+                if let Some(b) = &bar {
+                    b.set_message("stopping");
+                }
+                tokio::select! {
+                    _ = done.cancelled() => {}
+                    _ = next_signal(&mut int, &mut term) => {
+                        if let Some(b) = &bar {
+                            b.finish_and_clear();
+                        }
+                        eprintln!("sockpool-loadgen: interrupted twice: exiting without a report");
+                        std::process::exit(EXIT_INTERRUPTED_TWICE);
+                    }
+                }
+            })
+        })
+        .ok()
+}
+
+/// The next SIGINT or SIGTERM (never, for a signal that could not be registered).
+async fn next_signal(
+    int: &mut Option<tokio::signal::unix::Signal>,
+    term: &mut Option<tokio::signal::unix::Signal>,
+) {
+    let a = async {
+        match int {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    let b = async {
+        match term {
+            Some(s) => s.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = a => {}, _ = b => {} }
 }
 
 /// Time given to worker threads to start before the schedule begins.
@@ -79,12 +163,22 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
     })
 }
 
+/// What Ctrl-C and SIGTERM do during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    /// Stop gracefully and keep the report (`run`): see `watch_signals`.
+    Graceful,
+    /// Leave them alone: they end the process as usual (`tune`, whose cells are one run each).
+    Default,
+}
+
 /// Runs `config` against `target`. `make(worker, connections)` builds each worker's transport on the
 /// worker's own thread.
 pub fn run<T, F>(
     config: &Config,
     target: &str,
     embedded: bool,
+    signals: Signals,
     make: F,
 ) -> Result<RunResult, RunError>
 where
@@ -118,6 +212,17 @@ where
     if !config.warmup.is_zero() {
         progress.phase("warming up");
     }
+    let interrupt = CancellationToken::new();
+    let done = CancellationToken::new();
+    let signals = match signals {
+        Signals::Graceful => watch_signals(
+            interrupt.clone(),
+            done.clone(),
+            progress.bar(),
+            config.timeout,
+        ),
+        Signals::Default => None,
+    };
 
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
     let mut summaries: Vec<WorkerSummary> = Vec::new();
@@ -139,8 +244,10 @@ where
                 },
                 warmup: config.warmup,
                 timeout: config.timeout,
+                interrupt: interrupt.clone(),
             };
-            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32);
+            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32)
+                .with_seq(w as u64, workers as u64);
             std::thread::Builder::new()
                 .name(format!("loadgen-worker-{w}"))
                 .spawn_scoped(scope, move || {
@@ -204,6 +311,10 @@ where
             }
         }
     });
+    done.cancel();
+    if let Some(s) = signals {
+        let _ = s.join();
+    }
     progress.finish();
     if let Some(e) = setup_error {
         return Err(RunError::Setup(e));
@@ -255,6 +366,7 @@ where
         series: std::mem::take(&mut collector.series),
         steps: std::mem::take(&mut collector.steps),
         health: Health::default(),
+        interrupted: interrupt.is_cancelled(),
     };
     let open = !matches!(config.load, Load::Closed);
     result.health = Health::assess(

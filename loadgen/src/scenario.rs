@@ -37,65 +37,219 @@ enum Part {
     Rand(u64),
     /// `{payload}`: the payload bytes.
     Payload,
+    /// `{payload_len}`: the payload's length in decimal.
+    PayloadLen,
+    /// `{seq}`: the request's sequence number, unique in the run (worker `w` of `n` counts `w, w+n, w+2n …`).
+    Seq,
 }
 
-/// A text with `{rand:N}` and `{payload}` placeholders.
+/// A request text with placeholders, parsed once (when the configuration is validated) and expanded per
+/// request. Every protocol's templates (`--command` for resp and line, `--body` for http) go through
+/// [`Template::parse`], so a placeholder is accepted or refused the same way everywhere.
+///
+/// Placeholders: `{payload}`, `{payload_len}`, `{rand:N}` (0 ≤ value < N), `{seq}`. `{{` and `}}` are literal
+/// braces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
+    /// The text as the user wrote it (for the report and the JSON).
+    source: String,
     parts: Vec<Part>,
 }
 
+impl serde::Serialize for Template {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// A template that cannot be used: what is wrong, and where (1-based character column in the text given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The template text.
+    pub template: String,
+    /// 1-based character column of the problem.
+    pub column: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} at column {}: {}",
+            self.template, self.column, self.reason
+        )
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// How backslashes in a template's literal text are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escapes {
+    /// Literally (HTTP bodies; RESP arguments, whose quoting already handled them).
+    None,
+    /// `\r`, `\n`, `\t`, `\\` and `\xHH` are escapes (line requests, so that `\r\n` can be sent inside one).
+    C,
+}
+
 impl Template {
-    /// Parses one template.
-    pub fn parse(s: &str) -> Result<Template, String> {
+    /// Parses one template, backslashes taken literally.
+    pub fn parse(s: &str) -> Result<Template, TemplateError> {
+        Template::parse_with(s, Escapes::None)
+    }
+
+    /// Parses one template; `escapes` says how backslashes read.
+    pub fn parse_with(s: &str, escapes: Escapes) -> Result<Template, TemplateError> {
+        Template::parse_at(s, s, 0, escapes)
+    }
+
+    /// Parses `s`, which starts at character column `offset` (0-based) of `whole` (for error positions).
+    fn parse_at(
+        s: &str,
+        whole: &str,
+        offset: usize,
+        escapes: Escapes,
+    ) -> Result<Template, TemplateError> {
+        let err = |at: usize, reason: String| TemplateError {
+            template: whole.to_string(),
+            column: offset + s[..at].chars().count() + 1,
+            reason,
+        };
         let mut parts = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("{s:?}: unclosed '{{'"))?
-                + open;
-            if open > 0 {
-                parts.push(Part::Lit(Bytes::copy_from_slice(&rest.as_bytes()[..open])));
+        let mut lit: Vec<u8> = Vec::new();
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        let flush = |lit: &mut Vec<u8>, parts: &mut Vec<Part>| {
+            if !lit.is_empty() {
+                parts.push(Part::Lit(Bytes::from(std::mem::take(lit))));
             }
-            let inner = &rest[open + 1..close];
-            if inner == "payload" {
-                parts.push(Part::Payload);
-            } else if let Some(n) = inner.strip_prefix("rand:") {
-                let n: u64 = n
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{s:?}: {{rand:N}} needs a number"))?;
-                if n == 0 {
-                    return Err(format!("{s:?}: {{rand:0}} has no values"));
+        };
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    lit.push(b'{');
+                    i += 2;
                 }
-                parts.push(Part::Rand(n));
-            } else {
-                return Err(format!(
-                    "{s:?}: unknown placeholder {{{inner}}} (use {{rand:N}} or {{payload}})"
-                ));
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    lit.push(b'}');
+                    i += 2;
+                }
+                b'}' => return Err(err(i, "a lone '}' (write '}}' for a literal brace)".into())),
+                b'{' => {
+                    let close = s[i..].find('}').map(|c| c + i).ok_or_else(|| {
+                        err(i, "unclosed '{' (write '{{' for a literal brace)".into())
+                    })?;
+                    let inner = &s[i + 1..close];
+                    let part = match inner {
+                        "payload" => Part::Payload,
+                        "payload_len" => Part::PayloadLen,
+                        "seq" => Part::Seq,
+                        "rand" => {
+                            return Err(err(
+                                i,
+                                "{rand} needs a range: {rand:N} gives 0 ≤ value < N".into(),
+                            ))
+                        }
+                        _ => match inner.strip_prefix("rand:") {
+                            Some(n) => match n.trim().parse::<u64>() {
+                                Ok(0) => return Err(err(i, "{rand:0} has no values".into())),
+                                Ok(n) => Part::Rand(n),
+                                Err(_) => {
+                                    return Err(err(
+                                        i,
+                                        format!("{{{inner}}}: N must be a whole number ≥ 1"),
+                                    ))
+                                }
+                            },
+                            None => {
+                                return Err(err(
+                                    i,
+                                    format!(
+                                        "unknown placeholder {{{inner}}} (known: {{payload}}, \
+                                         {{payload_len}}, {{rand:N}}, {{seq}}; '{{{{' is a literal brace)"
+                                    ),
+                                ))
+                            }
+                        },
+                    };
+                    flush(&mut lit, &mut parts);
+                    parts.push(part);
+                    i = close + 1;
+                }
+                b'\\' if escapes == Escapes::C => {
+                    let (b, n) = match bytes.get(i + 1) {
+                        Some(b'r') => (b'\r', 2),
+                        Some(b'n') => (b'\n', 2),
+                        Some(b't') => (b'\t', 2),
+                        Some(b'\\') => (b'\\', 2),
+                        Some(b'x') => match s
+                            .get(i + 2..i + 4)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        {
+                            Some(b) => (b, 4),
+                            None => return Err(err(i, "\\x needs two hex digits".into())),
+                        },
+                        _ => {
+                            return Err(err(
+                                i,
+                                "unknown escape (known: \\r \\n \\t \\\\ \\xHH)".into(),
+                            ))
+                        }
+                    };
+                    lit.push(b);
+                    i += n;
+                }
+                b => {
+                    lit.push(b);
+                    i += 1;
+                }
             }
-            rest = &rest[close + 1..];
         }
-        if !rest.is_empty() {
-            parts.push(Part::Lit(Bytes::copy_from_slice(rest.as_bytes())));
-        }
-        Ok(Template { parts })
+        flush(&mut lit, &mut parts);
+        Ok(Template {
+            source: s.to_string(),
+            parts,
+        })
     }
 
-    /// Parses a RESP command line: whitespace-separated arguments, each a template.
-    pub fn parse_command(s: &str) -> Result<Vec<Template>, String> {
-        let args: Vec<Template> = s
-            .split_whitespace()
-            .map(Template::parse)
-            .collect::<Result<_, _>>()?;
+    /// Parses a RESP command line into its arguments, each a template. Arguments split as `redis-cli` splits
+    /// them: on whitespace, except inside `"double quotes"` (with `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\a`,
+    /// `\xHH` escapes) or `'single quotes'` (only `\'`); a closing quote must end the argument.
+    pub fn parse_command(s: &str) -> Result<Vec<Template>, TemplateError> {
+        let args = split_args(s)?;
         if args.is_empty() {
-            return Err("empty command".into());
+            return Err(TemplateError {
+                template: s.to_string(),
+                column: 1,
+                reason: "empty command".into(),
+            });
         }
-        Ok(args)
+        args.into_iter()
+            .map(|(start, text)| {
+                // Placeholders are found in the unquoted text; positions are reported in the whole command.
+                Template::parse_at(&text, s, start, Escapes::None).map(|mut t| {
+                    t.source = text;
+                    t
+                })
+            })
+            .collect()
     }
 
-    fn expand(&self, rng: &mut StdRng, payload: &Bytes) -> Bytes {
+    /// True when the template has no placeholder (every expansion is the same bytes).
+    pub fn is_fixed(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
+    }
+
+    /// The text with its placeholders filled in for one request.
+    pub fn expand(&self, rng: &mut StdRng, payload: &Bytes, seq: u64) -> Bytes {
         match self.parts.as_slice() {
             [] => Bytes::new(),
             [Part::Lit(b)] => b.clone(),
@@ -106,9 +260,12 @@ impl Template {
                     match p {
                         Part::Lit(b) => out.extend_from_slice(b),
                         Part::Payload => out.extend_from_slice(payload),
+                        Part::PayloadLen => {
+                            out.extend_from_slice(itoa_buf(payload.len() as u64).as_bytes())
+                        }
+                        Part::Seq => out.extend_from_slice(itoa_buf(seq).as_bytes()),
                         Part::Rand(n) => {
-                            let mut buf = itoa_buf(rng.gen_range(0..*n));
-                            out.extend_from_slice(buf.as_bytes_mut());
+                            out.extend_from_slice(itoa_buf(rng.gen_range(0..*n)).as_bytes())
                         }
                     }
                 }
@@ -118,13 +275,119 @@ impl Template {
     }
 }
 
+/// Splits a command line as redis-cli's `sdssplitargs` does: `(start column (0-based), argument)` pairs.
+fn split_args(s: &str) -> Result<Vec<(usize, String)>, TemplateError> {
+    let err = |at: usize, reason: &str| TemplateError {
+        template: s.to_string(),
+        column: s[..at].chars().count() + 1,
+        reason: reason.to_string(),
+    };
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Ok(out);
+        }
+        let start = s[..i].chars().count();
+        let mut arg: Vec<u8> = Vec::new();
+        let mut quote: Option<(u8, usize)> = None;
+        loop {
+            match quote {
+                Some((b'"', open)) => {
+                    let Some(&c) = b.get(i) else {
+                        return Err(err(open, "unbalanced double quote"));
+                    };
+                    match c {
+                        b'\\' if b.get(i + 1).is_some() => {
+                            let (x, n) = match b[i + 1] {
+                                b'n' => (b'\n', 2),
+                                b'r' => (b'\r', 2),
+                                b't' => (b'\t', 2),
+                                b'b' => (8, 2),
+                                b'a' => (7, 2),
+                                b'x' => match s
+                                    .get(i + 2..i + 4)
+                                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                                {
+                                    Some(x) => (x, 4),
+                                    None => (b'x', 2),
+                                },
+                                other => (other, 2),
+                            };
+                            arg.push(x);
+                            i += n;
+                        }
+                        b'"' => {
+                            if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                                return Err(err(i, "a closing quote must be followed by a space"));
+                            }
+                            i += 1;
+                            break;
+                        }
+                        c => {
+                            arg.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                Some((_, open)) => {
+                    let Some(&c) = b.get(i) else {
+                        return Err(err(open, "unbalanced single quote"));
+                    };
+                    match c {
+                        b'\\' if b.get(i + 1) == Some(&b'\'') => {
+                            arg.push(b'\'');
+                            i += 2;
+                        }
+                        b'\'' => {
+                            if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                                return Err(err(i, "a closing quote must be followed by a space"));
+                            }
+                            i += 1;
+                            break;
+                        }
+                        c => {
+                            arg.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                None => match b.get(i) {
+                    None => break,
+                    Some(c) if c.is_ascii_whitespace() => break,
+                    Some(&q @ (b'"' | b'\'')) => {
+                        quote = Some((q, i));
+                        i += 1;
+                    }
+                    Some(&c) => {
+                        arg.push(c);
+                        i += 1;
+                    }
+                },
+            }
+        }
+        // Escapes may produce bytes that are not UTF-8 (`\xff`): kept as they are.
+        let arg = String::from_utf8(arg).map_err(|_| {
+            err(
+                s.len().min(i),
+                "an argument is not valid UTF-8 after its escapes",
+            )
+        })?;
+        out.push((start, arg));
+    }
+}
+
 struct Digits {
     buf: [u8; 20],
     start: usize,
 }
 
 impl Digits {
-    fn as_bytes_mut(&mut self) -> &[u8] {
+    fn as_bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 }
@@ -150,30 +413,23 @@ pub struct Generator {
     size: PayloadSize,
     /// `max` bytes of printable filler (no `\n`); payloads are slices of it.
     filler: Bytes,
-    command: Vec<Template>,
-    body: Template,
     /// The HTTP request without its body, built once (HTTP runs only): each request is a clone of it, which
     /// shares its buffers, plus its body.
     http_head: sockpool::codec::http::Request,
     rng: StdRng,
+    /// The next `{seq}`.
+    seq: u64,
+    /// How far `{seq}` advances per request (the number of workers, so that values are unique in the run).
+    seq_step: u64,
 }
 
 impl Generator {
-    /// A generator for `config`, seeded with `seed` (each worker passes its own).
+    /// A generator for `config`, seeded with `seed` (each worker passes its own). `{seq}` counts 0, 1, 2 …;
+    /// see [`Generator::with_seq`].
     pub fn new(config: &Config, seed: u64) -> Generator {
         let filler: Vec<u8> = (0..config.payload.max)
             .map(|i| b'a' + (i % 26) as u8)
             .collect();
-        let command = match &config.request {
-            RequestSpec::Resp { command } => Template::parse_command(command).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let body = match &config.request {
-            RequestSpec::Http { body, .. } => {
-                Template::parse(body).unwrap_or(Template { parts: vec![] })
-            }
-            _ => Template { parts: vec![] },
-        };
         let http_head = match &config.request {
             RequestSpec::Http {
                 method,
@@ -194,11 +450,19 @@ impl Generator {
             spec: config.request.clone(),
             size: config.payload,
             filler: Bytes::from(filler),
-            command,
-            body,
             http_head,
             rng: StdRng::seed_from_u64(seed),
+            seq: 0,
+            seq_step: 1,
         }
+    }
+
+    /// `{seq}` starts at `first` and advances by `step` (worker `w` of `n`: `with_seq(w, n)`, so that values
+    /// are unique across the run's workers).
+    pub fn with_seq(mut self, first: u64, step: u64) -> Generator {
+        self.seq = first;
+        self.seq_step = step.max(1);
+        self
     }
 
     fn payload(&mut self) -> Bytes {
@@ -213,6 +477,8 @@ impl Generator {
     /// The next request.
     pub fn next_request(&mut self) -> Req {
         let payload = self.payload();
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(self.seq_step);
         match &self.spec {
             RequestSpec::Framed { op, sleep } => match op {
                 FramedOp::Echo | FramedOp::Sink => Req::Framed {
@@ -231,26 +497,32 @@ impl Generator {
                     payload,
                 },
             },
-            RequestSpec::Echo | RequestSpec::Line | RequestSpec::Udp => Req::Bytes(payload),
-            RequestSpec::Http { .. } => {
+            RequestSpec::Line {
+                command: Some(t), ..
+            } => Req::Bytes(t.expand(&mut self.rng, &payload, seq)),
+            RequestSpec::Echo | RequestSpec::Line { .. } | RequestSpec::Udp => Req::Bytes(payload),
+            RequestSpec::Http { body, .. } => {
                 let mut r = self.http_head.clone();
-                r.body = self.body.expand(&mut self.rng, &payload);
+                r.body = body.expand(&mut self.rng, &payload, seq);
                 Req::Http(r)
             }
-            RequestSpec::Resp { .. } => {
+            RequestSpec::Resp { args, .. } => {
                 let rng = &mut self.rng;
-                Req::Resp(
-                    self.command
-                        .iter()
-                        .map(|t| t.expand(rng, &payload))
-                        .collect(),
-                )
+                Req::Resp(args.iter().map(|t| t.expand(rng, &payload, seq)).collect())
             }
         }
     }
 }
 
 impl Req {
+    /// The bytes an echo, line or udp reply is compared with (a clone sharing the buffer; empty for others).
+    pub fn bytes(&self) -> Bytes {
+        match self {
+            Req::Bytes(b) => b.clone(),
+            _ => Bytes::new(),
+        }
+    }
+
     /// Payload bytes this request carries (what the report counts as sent).
     pub fn payload_len(&self) -> usize {
         match self {
@@ -301,12 +573,118 @@ mod tests {
     }
 
     #[test]
-    fn bad_templates_are_refused() {
-        assert!(Template::parse("key:{rand:}").is_err());
-        assert!(Template::parse("key:{rand:0}").is_err());
-        assert!(Template::parse("{nope}").is_err());
-        assert!(Template::parse("{payload").is_err());
+    fn bad_templates_are_refused_naming_the_position() {
+        for (t, column, says) in [
+            ("key:{rand:}", 5, "whole number"),
+            ("key:{rand:0}", 5, "no values"),
+            ("{rand}", 1, "needs a range"),
+            ("ab{nope}", 3, "unknown placeholder {nope}"),
+            ("{payload", 1, "unclosed"),
+            ("a}b", 2, "lone '}'"),
+        ] {
+            let e = Template::parse(t).unwrap_err();
+            assert_eq!(e.column, column, "{t}: {e}");
+            assert!(e.to_string().contains(says), "{t}: {e}");
+            assert!(e.to_string().contains(&format!("{t:?}")), "{e}");
+        }
         assert!(Template::parse_command("  ").is_err());
+        let e = Template::parse_command("SET k {rand}").unwrap_err();
+        assert_eq!(e.column, 7, "{e}");
+        assert!(Template::parse_with("a\\q", Escapes::C).is_err());
+    }
+
+    fn expand(t: &Template, payload: &'static str, seq: u64) -> Bytes {
+        t.expand(
+            &mut StdRng::seed_from_u64(1),
+            &Bytes::from_static(payload.as_bytes()),
+            seq,
+        )
+    }
+
+    #[test]
+    fn placeholders_and_escapes_expand() {
+        let t = Template::parse("{{\"v\": \"{payload}\", \"n\": {payload_len}, \"s\": {seq}}}")
+            .unwrap();
+        assert_eq!(
+            &expand(&t, "abc", 7)[..],
+            br#"{"v": "abc", "n": 3, "s": 7}"#
+        );
+        let t =
+            Template::parse_with("set k 0 0 {payload_len}\\r\\n{payload}\\r", Escapes::C).unwrap();
+        assert_eq!(&expand(&t, "hello", 0)[..], b"set k 0 0 5\r\nhello\r");
+        // Without escapes a backslash is itself.
+        assert_eq!(
+            &expand(&Template::parse("a\\nb").unwrap(), "", 0)[..],
+            b"a\\nb"
+        );
+        assert!(Template::parse("plain").unwrap().is_fixed());
+    }
+
+    #[test]
+    fn resp_commands_split_as_redis_cli_splits_them() {
+        let args = |s: &str| -> Vec<Vec<u8>> {
+            Template::parse_command(s)
+                .unwrap()
+                .iter()
+                .map(|t| expand(t, "P", 0).to_vec())
+                .collect()
+        };
+        assert_eq!(
+            args(r#"SET "a b" "hello world""#),
+            vec![b"SET".to_vec(), b"a b".to_vec(), b"hello world".to_vec()]
+        );
+        assert_eq!(
+            args(r#"SET 'it\'s' "x\n\x41{payload}""#),
+            vec![b"SET".to_vec(), b"it's".to_vec(), b"x\nAP".to_vec()]
+        );
+        assert_eq!(args("  GET   k  ").len(), 2);
+        for bad in [r#"SET "a"#, "SET 'a", r#"SET "a"b"#] {
+            assert!(Template::parse_command(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seq_is_unique_across_workers() {
+        let c = config(|a| {
+            a.protocol = Some("line".into());
+            a.command = Some("k{seq}".into());
+        });
+        let mut seen = std::collections::HashSet::new();
+        for w in 0..3 {
+            let mut g = Generator::new(&c, w).with_seq(w, 3);
+            for _ in 0..10 {
+                let Req::Bytes(b) = g.next_request() else {
+                    panic!()
+                };
+                assert!(seen.insert(b));
+            }
+        }
+        assert_eq!(seen.len(), 30);
+    }
+
+    #[test]
+    fn every_protocol_refuses_or_expands_a_template_the_same_way() {
+        let run = |proto: &str, body: bool, t: &str| {
+            let a = RunArgs {
+                target: Some("127.0.0.1:1".into()),
+                protocol: Some(proto.into()),
+                body: body.then(|| t.to_string()),
+                command: (!body).then(|| t.to_string()),
+                ..RunArgs::default()
+            };
+            Config::from_args(&a).map(|_| ()).map_err(|e| e.0)
+        };
+        for bad in ["{rand}", "{nope}", "x{", "{rand:0}"] {
+            for (proto, body) in [("http", true), ("resp", false), ("line", false)] {
+                let e = run(proto, body, bad).unwrap_err();
+                assert!(e.contains("column"), "{proto} {bad}: {e}");
+            }
+        }
+        for good in ["{rand:10}", "{payload}", "{seq}", "x{payload_len}"] {
+            for (proto, body) in [("http", true), ("resp", false), ("line", false)] {
+                assert!(run(proto, body, good).is_ok(), "{proto} {good}");
+            }
+        }
     }
 
     #[test]

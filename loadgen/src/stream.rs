@@ -86,9 +86,10 @@ pub struct StreamArgs {
     /// Framed requests in flight. Default: 16.
     #[arg(long)]
     pub window: Option<usize>,
-    /// TCP_NODELAY off (on by default).
-    #[arg(long)]
-    pub no_nodelay: bool,
+    /// TCP_NODELAY: `on` or `off` (`--nodelay` alone is on), spelled as in `run` and `tune --vary`.
+    /// Default: on.
+    #[arg(long, num_args = 0..=1, default_missing_value = "on", value_name = "on|off")]
+    pub nodelay: Option<String>,
     /// Write the JSON document to FILE, or to stdout with `-`.
     #[arg(long)]
     pub json: Option<String>,
@@ -324,6 +325,11 @@ impl StreamPlan {
                 check_frame(*b, direction, limit)?;
             }
         }
+        let nodelay = match &a.nodelay {
+            Some(v) => crate::config::parse_switch(v)
+                .map_err(|e| StreamError::Config(format!("--nodelay {e}")))?,
+            None => true,
+        };
         let mut cells = Vec::new();
         for s in &sockets {
             for b in &buffers {
@@ -333,7 +339,7 @@ impl StreamPlan {
                     buffer: b.unwrap_or(1),
                     socket_buffer: *s,
                     window,
-                    nodelay: !a.no_nodelay,
+                    nodelay,
                     duration,
                 });
             }

@@ -7,18 +7,20 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use sockpool::protocol::Protocol;
 use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use tokio_util::codec::{Decoder, Encoder};
 
 use futures::future::LocalBoxFuture;
 
-use crate::config::{Config, FramedOp, Load, Protocol as Proto};
+use crate::check::{Check, Failure};
+use crate::config::{Config, FramedOp, Load, Protocol as Proto, RequestSpec};
 use crate::driver::{ClosedLoop, Outcome, Transport};
 use crate::pipeline::Pipeline;
 use crate::recorder::{ErrorKind, Phase};
 use crate::report::RunResult;
-use crate::runner::{self, RunError};
+use crate::runner::{self, RunError, Signals};
 use crate::scenario::Req;
 
 /// Maps an SDK error to the report's error kinds.
@@ -31,6 +33,8 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
             sockpool::Phase::TlsHandshake => Phase::TlsHandshake,
             sockpool::Phase::Write => Phase::Write,
             sockpool::Phase::Read => Phase::Read,
+            // The end-to-end deadline was spent before a phase could start: spent waiting for a slot.
+            sockpool::Phase::Deadline => Phase::PoolWait,
             _ => Phase::Request,
         }),
         K::Refused => ErrorKind::Refused,
@@ -47,8 +51,10 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
 pub trait Speak: Protocol {
     /// The protocol's request for `req`; `id` is a fresh request id.
     fn request(&self, req: Req, id: u64) -> Self::Request;
-    /// Payload bytes of a good reply, or the error it is (a server error reply).
-    fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind>;
+    /// Judges a decoded reply with the run's [`Check`] (the one place replies are judged, for both loops):
+    /// payload bytes of a good reply, or why it failed. `sent` is the request's own bytes when
+    /// [`Check::compares_request`] (else empty).
+    fn reply(&self, check: &Check, sent: &Bytes, resp: &Self::Response) -> Result<u64, Failure>;
 
     /// True when, after `reply` (just decoded by `codec`), the server closes the connection: no more requests
     /// go on it. Default: [`Protocol::closes_connection`].
@@ -76,11 +82,8 @@ impl Speak for sockpool::protocol::Framed {
         }
     }
 
-    fn reply(&self, resp: &Self::Response) -> Result<u64, ErrorKind> {
-        match resp.status {
-            sockpool::codec::framed::Status::Ok => Ok(resp.payload.len() as u64),
-            _ => Err(ErrorKind::ServerError),
-        }
+    fn reply(&self, check: &Check, _sent: &Bytes, resp: &Self::Response) -> Result<u64, Failure> {
+        check.framed(resp)
     }
 }
 
@@ -89,18 +92,98 @@ impl Speak for sockpool::protocol::Echo {
         bytes_of(req)
     }
 
-    fn reply(&self, resp: &Bytes) -> Result<u64, ErrorKind> {
-        Ok(resp.len() as u64)
+    fn reply(&self, check: &Check, sent: &Bytes, resp: &Bytes) -> Result<u64, Failure> {
+        check.echo(sent, resp)
     }
 }
 
-impl Speak for sockpool::protocol::Line {
+/// `\n`-terminated lines, `per_reply` lines to a reply (`--reply-lines`; memcached's `get` answers three).
+///
+/// A request is sent as given plus `\n`, so a template may hold `\r\n` to send a command and its data block
+/// (memcached's `set`). Replies are decoded by the SDK's [`sockpool::codec::line::LineCodec`] (a `\r` before
+/// the `\n` is dropped), and a reply of several lines is their join with `\n`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lines {
+    /// Longest reply line. Default: [`sockpool::codec::line::DEFAULT_MAX_LINE`].
+    pub max_len: usize,
+    /// Lines per reply. Default: 1.
+    pub per_reply: usize,
+}
+
+impl Lines {
+    /// Replies of `per_reply` lines.
+    pub fn new(per_reply: usize) -> Lines {
+        Lines {
+            max_len: sockpool::codec::line::DEFAULT_MAX_LINE,
+            per_reply: per_reply.max(1),
+        }
+    }
+}
+
+/// The codec of [`Lines`].
+#[derive(Debug)]
+pub struct LinesCodec {
+    inner: sockpool::codec::line::LineCodec,
+    per_reply: usize,
+    /// Lines of the reply being decoded.
+    got: Vec<Bytes>,
+}
+
+impl Encoder<Bytes> for LinesCodec {
+    type Error = sockpool::codec::CodecError;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), Self::Error> {
+        dst.reserve(item.len() + 1);
+        dst.extend_from_slice(&item);
+        dst.extend_from_slice(b"\n");
+        Ok(())
+    }
+}
+
+impl Decoder for LinesCodec {
+    type Item = Bytes;
+    type Error = sockpool::codec::CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        while self.got.len() < self.per_reply {
+            match self.inner.decode(src)? {
+                Some(line) => self.got.push(line),
+                None => return Ok(None),
+            }
+        }
+        if self.per_reply == 1 {
+            return Ok(self.got.pop());
+        }
+        let lines = std::mem::take(&mut self.got);
+        Ok(Some(Bytes::from(lines.join(&b"\n"[..]))))
+    }
+}
+
+impl Protocol for Lines {
+    type Request = Bytes;
+    type Response = Bytes;
+    type Codec = LinesCodec;
+
+    fn codec(&self) -> LinesCodec {
+        LinesCodec {
+            inner: sockpool::codec::line::LineCodec::new(self.max_len),
+            per_reply: self.per_reply,
+            got: Vec::new(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "line"
+    }
+}
+
+impl Speak for Lines {
     fn request(&self, req: Req, _id: u64) -> Bytes {
         bytes_of(req)
     }
 
-    fn reply(&self, resp: &Bytes) -> Result<u64, ErrorKind> {
-        Ok(resp.len() as u64)
+    fn reply(&self, check: &Check, sent: &Bytes, resp: &Bytes) -> Result<u64, Failure> {
+        check.line(sent, resp)
     }
 }
 
@@ -112,26 +195,20 @@ impl Speak for sockpool::protocol::Resp {
         }
     }
 
-    fn reply(&self, resp: &sockpool::codec::resp::Value) -> Result<u64, ErrorKind> {
-        use sockpool::codec::resp::Value;
-        fn size(v: &Value) -> u64 {
-            match v {
-                Value::Simple(b) | Value::Bulk(b) | Value::Error(b) => b.len() as u64,
-                Value::Integer(_) => 8,
-                Value::Array(items) => items.iter().map(size).sum(),
-                Value::Null | Value::NullArray => 0,
-            }
-        }
-        match resp {
-            Value::Error(_) => Err(ErrorKind::ServerError),
-            v => Ok(size(v)),
-        }
+    fn reply(
+        &self,
+        check: &Check,
+        _sent: &Bytes,
+        resp: &sockpool::codec::resp::Value,
+    ) -> Result<u64, Failure> {
+        check.resp(resp)
     }
 }
 
 /// UDP through `sockpool::UdpClient`: one client (socket) per `--connections`, one datagram in flight on each.
 /// Sockets are opened on first use (opening one is asynchronous); none retries, so each request counts once.
 pub struct UdpTransport {
+    check: Check,
     target: String,
     config: sockpool::UdpConfig,
     clients: RefCell<Vec<Option<Rc<sockpool::UdpClient>>>>,
@@ -158,6 +235,7 @@ impl UdpTransport {
             max_datagram: config.payload.max.max(1),
         };
         UdpTransport {
+            check: config.check.clone(),
             target: target.to_string(),
             config: udp,
             clients: RefCell::new(vec![None; sockets]),
@@ -188,9 +266,9 @@ impl UdpTransport {
 }
 
 impl Transport for UdpTransport {
-    async fn call(&self, req: Req) -> Outcome {
+    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
         let Some(index) = self.free.borrow_mut().pop() else {
-            return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait));
+            return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait).into());
         };
         let _lease = Lease {
             index,
@@ -198,18 +276,20 @@ impl Transport for UdpTransport {
         };
         let (client, connect) = match self.client(index).await {
             Ok(c) => c,
-            Err(kind) => return Outcome::failed(kind),
+            Err(kind) => return Outcome::failed(kind.into()),
         };
         let payload = bytes_of(req);
-        let result = client
-            .request(&payload)
-            .await
-            .map(|b| b.len() as u64)
-            .map_err(|e| classify(&e));
+        let (result, written) =
+            match tokio::time::timeout_at(deadline, client.request(&payload)).await {
+                Ok(Ok(reply)) => (self.check.echo(&payload, &reply), true),
+                Ok(Err(e)) => (Err(classify(&e).into()), e.was_sent()),
+                Err(_) => (Err(ErrorKind::Timeout(Phase::Request).into()), true),
+            };
         Outcome {
             result,
             connect,
             pool_wait: None,
+            written,
         }
     }
 }
@@ -247,12 +327,13 @@ impl Speak for Http {
         codec.0.is_closing()
     }
 
-    fn reply(&self, resp: &sockpool::codec::http::Response) -> Result<u64, ErrorKind> {
-        if resp.status >= 400 {
-            Err(ErrorKind::ServerError)
-        } else {
-            Ok(resp.body.len() as u64)
-        }
+    fn reply(
+        &self,
+        check: &Check,
+        _sent: &Bytes,
+        resp: &sockpool::codec::http::Response,
+    ) -> Result<u64, Failure> {
+        check.http(resp)
     }
 }
 
@@ -279,7 +360,14 @@ fn bytes_of(req: Req) -> Bytes {
 /// closed loop's pipelined connections (no pool, so none is built).
 pub enum SdkTransport<P: Speak> {
     /// Each request of an open loop goes through the worker's client.
-    Pooled(Client<P>),
+    Pooled {
+        /// The worker's client.
+        client: Client<P>,
+        /// How replies are judged.
+        check: Check,
+        /// Whether the check compares a reply with its request's bytes.
+        compare: bool,
+    },
     /// The closed loop runs on [`Pipeline`] ([`Transport::closed_loop`]).
     Pipelined(Rc<Pipeline<P>>),
 }
@@ -288,25 +376,32 @@ impl<P: Speak> Transport for SdkTransport<P> {
     fn closed_loop(&self, run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
         match self {
             SdkTransport::Pipelined(p) => Some(p.run(run)),
-            SdkTransport::Pooled(_) => None,
+            SdkTransport::Pooled { .. } => None,
         }
     }
 
-    async fn call(&self, req: Req) -> Outcome {
-        let SdkTransport::Pooled(client) = self else {
+    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
+        let SdkTransport::Pooled {
+            client,
+            check,
+            compare,
+        } = self
+        else {
             // The driver runs a transport with a closed loop of its own only through `closed_loop`.
             unreachable!("a pipelined transport is driven through closed_loop, not call");
         };
+        let sent = if *compare { req.bytes() } else { Bytes::new() };
         let request = client.protocol().request(req, client.next_id());
-        let (result, t) = client.call_timed(request).await;
-        let result = match result {
-            Ok(resp) => client.protocol().reply(&resp),
-            Err(e) => Err(classify(&e)),
+        let (result, t) = client.call_timed_until(request, deadline).await;
+        let (result, written) = match result {
+            Ok(resp) => (client.protocol().reply(check, &sent, &resp), true),
+            Err(e) => (Err(classify(&e).into()), e.was_sent()),
         };
         Outcome {
             result,
             connect: t.connect,
             pool_wait: Some(t.pool_wait),
+            written,
         }
     }
 }
@@ -372,28 +467,42 @@ fn sdk<P: Speak + Clone>(
     config: &Config,
     target: &str,
     embedded: bool,
+    signals: Signals,
 ) -> Result<RunResult, RunError> {
     let closed = matches!(config.load, Load::Closed);
-    runner::run(config, target, embedded, |_, conns| {
+    runner::run(config, target, embedded, signals, |_, conns| {
         Ok(if closed {
             let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
             SdkTransport::Pipelined(Rc::new(pipeline))
         } else {
-            SdkTransport::Pooled(client(p.clone(), config, target, conns)?)
+            SdkTransport::Pooled {
+                client: client(p.clone(), config, target, conns)?,
+                check: config.check.clone(),
+                compare: config.check.compares_request(config.protocol),
+            }
         })
     })
 }
 
-/// Runs `config` against `target` with the SDK protocol it names.
-pub fn drive(config: &Config, target: &str, embedded: bool) -> Result<RunResult, RunError> {
-    use sockpool::protocol::{Echo, Framed, Line, Resp};
+/// Runs `config` against `target` with the SDK protocol it names; `signals` says what Ctrl-C does.
+pub fn drive(
+    config: &Config,
+    target: &str,
+    embedded: bool,
+    signals: Signals,
+) -> Result<RunResult, RunError> {
+    use sockpool::protocol::{Echo, Framed, Resp};
+    let per_reply = match config.request {
+        RequestSpec::Line { reply_lines, .. } => reply_lines,
+        _ => 1,
+    };
     match config.protocol {
-        Proto::Framed => sdk(Framed::default(), config, target, embedded),
-        Proto::Echo => sdk(Echo, config, target, embedded),
-        Proto::Line => sdk(Line::default(), config, target, embedded),
-        Proto::Resp => sdk(Resp::default(), config, target, embedded),
-        Proto::Http => sdk(http(&host_of(target)), config, target, embedded),
-        Proto::Udp => runner::run(config, target, embedded, |_, sockets| {
+        Proto::Framed => sdk(Framed::default(), config, target, embedded, signals),
+        Proto::Echo => sdk(Echo, config, target, embedded, signals),
+        Proto::Line => sdk(Lines::new(per_reply), config, target, embedded, signals),
+        Proto::Resp => sdk(Resp::default(), config, target, embedded, signals),
+        Proto::Http => sdk(http(&host_of(target)), config, target, embedded, signals),
+        Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),
     }

@@ -313,7 +313,10 @@ impl<P: Protocol> Future for Acquired<P> {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(reply)) => Poll::Ready(Ok(reply)),
                 Poll::Ready(Err(e)) if is_driver_timeout(&e) => {
-                    Poll::Ready(Err(Failure::TimedOut { sent: e.was_sent() }))
+                    Poll::Ready(Err(Failure::TimedOut {
+                        sent: e.was_sent(),
+                        phase: e.phase(),
+                    }))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(Failure::Failed(e))),
             },
@@ -419,7 +422,7 @@ impl<P: Protocol> Client<P> {
         request: P::Request,
     ) -> impl Future<Output = Result<P::Response, Error>> + '_ {
         let idempotent = self.inner.protocol.is_idempotent(&request);
-        self.run(request, idempotent)
+        self.run(request, idempotent, None)
     }
 
     /// Like [`call`](Self::call), treating the request as idempotent: it may be retried even if it may have
@@ -428,7 +431,7 @@ impl<P: Protocol> Client<P> {
         &self,
         request: P::Request,
     ) -> impl Future<Output = Result<P::Response, Error>> + '_ {
-        self.run(request, true)
+        self.run(request, true, None)
     }
 
     /// Like [`call`](Self::call), also reporting where the time went. Never fails itself: the result is inside.
@@ -437,10 +440,28 @@ impl<P: Protocol> Client<P> {
         request: P::Request,
     ) -> impl Future<Output = (Result<P::Response, Error>, CallTimings)> + '_ {
         let idempotent = self.inner.protocol.is_idempotent(&request);
-        self.run(request, idempotent)
+        self.run(request, idempotent, None)
     }
 
-    async fn run<O: Outcome<P::Response>>(&self, request: P::Request, idempotent: bool) -> O {
+    /// Like [`call_timed`](Self::call_timed), with an end-to-end `deadline` of this call's own (the earlier of
+    /// it and [`Timeouts::total`] applies): every phase, pool wait included, ends by then, and a timeout names
+    /// the phase it ran out in. A load generator gives each request the deadline of its intended send time plus
+    /// its timeout this way.
+    pub fn call_timed_until(
+        &self,
+        request: P::Request,
+        deadline: Instant,
+    ) -> impl Future<Output = (Result<P::Response, Error>, CallTimings)> + '_ {
+        let idempotent = self.inner.protocol.is_idempotent(&request);
+        self.run(request, idempotent, Some(deadline))
+    }
+
+    async fn run<O: Outcome<P::Response>>(
+        &self,
+        request: P::Request,
+        idempotent: bool,
+        until: Option<Instant>,
+    ) -> O {
         let inner = &*self.inner;
         let start = Instant::now();
         let mut timings = CallTimings::default();
@@ -455,7 +476,10 @@ impl<P: Protocol> Client<P> {
         // Until the outcome is counted below, a drop of this future counts the call as cancelled.
         let mut unfinished = Unfinished(Some(&inner.counters.cancelled));
         inner.budget.deposit();
-        let deadline = inner.timeouts.total.map(|t| start + t);
+        let deadline = match (inner.timeouts.total.map(|t| start + t), until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let max_retries = inner.retry.max_retries;
         let mut request = Some(request);
         let mut attempt = 0u32;
@@ -514,9 +538,9 @@ impl<P: Protocol> Client<P> {
                 }
                 r.map_err(|f| match f {
                     Failure::Failed(e) => e,
-                    Failure::TimedOut { sent } => {
+                    Failure::TimedOut { sent, phase } => {
                         let (limit, why) = bounded_at(inner.timeouts.request, deadline, req_start);
-                        Error::timeout(Phase::Request, limit, "request")
+                        Error::timeout(phase, limit, "request")
                             .with_sent(sent)
                             .with_source(TimeoutCause(why))
                     }
@@ -538,7 +562,10 @@ impl<P: Protocol> Client<P> {
                     let worth = e.is_retryable()
                         && e.kind() != ErrorKind::PoolExhausted
                         && !(e.is_timeout()
-                            && matches!(e.phase(), Phase::PoolWait | Phase::Request));
+                            && matches!(
+                                e.phase(),
+                                Phase::PoolWait | Phase::Write | Phase::Read | Phase::Request
+                            ));
                     if attempt >= max_retries || !safe || !worth {
                         break Err(e);
                     }

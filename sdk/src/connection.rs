@@ -284,6 +284,8 @@ struct InFlight<R> {
     tag: u64,
     /// Offset of this request's first byte in the connection's output stream.
     start: u64,
+    /// Offset just past its last byte.
+    end: u64,
     /// When the driver fails this request as timed out (its reply is still read, and dropped).
     deadline: Option<Instant>,
     /// `None` once the caller has been answered (timed out) before the reply arrived.
@@ -316,7 +318,8 @@ impl<P: Protocol> Queue<P> {
     }
 
     /// Queue `request` on a reserved slot at time `now`; see [`Connection::try_send`]. With a `deadline`, the
-    /// driver answers it with a [`Phase::Request`] timeout when that passes first (see [`is_driver_timeout`]).
+    /// driver answers it with a timeout when that passes first (phase `Write`, `Read` or `Request`, see
+    /// `Driver::expire` and [`is_driver_timeout`]).
     pub(crate) fn try_send(
         &self,
         slot: Slot,
@@ -998,7 +1001,8 @@ struct Driver<P: Protocol> {
 
 /// Whether `e` is the driver's answer to a request whose deadline passed before its reply.
 pub(crate) fn is_driver_timeout(e: &Error) -> bool {
-    e.kind() == ErrorKind::Timeout && e.phase() == Phase::Request
+    e.kind() == ErrorKind::Timeout
+        && matches!(e.phase(), Phase::Write | Phase::Read | Phase::Request)
 }
 
 /// How the driver loop ended.
@@ -1096,7 +1100,7 @@ impl<P: Protocol> Driver<P> {
                 },
                 _ = self.shared.wake.notified() => {}
                 _ = self.timer.as_mut(), if self.armed.is_some() => {
-                    self.expire(&mut in_flight, written);
+                    self.expire(&mut in_flight, written, !rbuf.is_empty());
                 }
                 _ = sleep_until_opt(expiry), if expiry.is_some() && idle => {
                     self.shared.mark(CloseReason::MaxLifetime);
@@ -1130,8 +1134,14 @@ impl<P: Protocol> Driver<P> {
 
     /// The timer fired: answer every request whose deadline has passed with a timeout (their replies are still
     /// read and dropped; the connection is poisoned, as when a caller gives up) and set the timer to the next
-    /// deadline.
-    fn expire(&mut self, in_flight: &mut VecDeque<InFlight<P::Response>>, written: u64) {
+    /// deadline. The timeout's phase says where the time went: `Write` when the request was not all written,
+    /// `Request` for the oldest request when part of its reply has arrived (`partial`), else `Read`.
+    fn expire(
+        &mut self,
+        in_flight: &mut VecDeque<InFlight<P::Response>>,
+        written: u64,
+        partial: bool,
+    ) {
         let now = Instant::now();
         let due =
             |f: &InFlight<P::Response>| f.reply.is_some() && f.deadline.is_some_and(|d| d <= now);
@@ -1140,13 +1150,20 @@ impl<P: Protocol> Driver<P> {
             self.shared.mark(CloseReason::Cancelled);
         }
         let mut next: Option<Instant> = None;
-        for f in in_flight.iter_mut() {
+        for (i, f) in in_flight.iter_mut().enumerate() {
             let Some(d) = f.deadline.filter(|_| f.reply.is_some()) else {
                 continue;
             };
             if d <= now {
                 if let Some(tx) = f.reply.take() {
-                    let e = Error::new(ErrorKind::Timeout, Phase::Request, "request timed out");
+                    let phase = if f.end > written {
+                        Phase::Write
+                    } else if i == 0 && partial {
+                        Phase::Request
+                    } else {
+                        Phase::Read
+                    };
+                    let e = Error::new(ErrorKind::Timeout, phase, "request timed out");
                     let _ = tx.send(Err(e.with_sent(f.start < written)));
                 }
             } else {
@@ -1190,6 +1207,7 @@ impl<P: Protocol> Driver<P> {
                 in_flight.push_back(InFlight {
                     tag: env.tag,
                     start,
+                    end: *encoded,
                     deadline: env.deadline,
                     reply: Some(env.reply),
                     _slot: env._slot,
@@ -1537,6 +1555,87 @@ mod tests {
         assert_eq!(&reply.unwrap().payload[..], b"ok");
     }
 
+    /// The first 7 bytes of a framed reply to request `id`: its length, status and part of its id.
+    fn half_a_reply(id: u64) -> Vec<u8> {
+        let mut full = BytesMut::new();
+        tokio_util::codec::Encoder::encode(
+            &mut ServerCodec::default(),
+            Response::ok(id, Bytes::from_static(b"payload")),
+            &mut full,
+        )
+        .unwrap();
+        full[..7].to_vec()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_depth_one_a_timeout_says_whether_part_of_the_reply_had_arrived() {
+        use tokio::io::AsyncWriteExt;
+        let deadline = Duration::from_millis(30);
+        for (partial, phase) in [(false, Phase::Read), (true, Phase::Request)] {
+            let (conn, server) = pair(1);
+            let mut raw = server.into_inner();
+            if partial {
+                raw.write_all(&half_a_reply(9)).await.unwrap();
+            }
+            let slot = conn.reserve().await.unwrap();
+            let Handle::Direct(direct) = conn.handle() else {
+                panic!("depth 1 has its own I/O")
+            };
+            let now = Instant::now();
+            let r = direct
+                .exchange(
+                    slot,
+                    Request::echo(9, Bytes::new()),
+                    now,
+                    Some(now + deadline),
+                )
+                .await;
+            match r {
+                Err(Failure::TimedOut {
+                    sent: true,
+                    phase: p,
+                }) => assert_eq!(p, phase, "partial {partial}"),
+                other => panic!("partial {partial}: {other:?}"),
+            }
+            assert_eq!(
+                now.elapsed(),
+                deadline,
+                "paused clock: exactly at the deadline"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_timeouts_say_where_each_request_waited() {
+        use tokio::io::AsyncWriteExt;
+        let (conn, server) = pair(4);
+        let mut raw = server.into_inner();
+        let Handle::Queue(queue) = conn.handle() else {
+            panic!("depth 4 is driven")
+        };
+        let now = Instant::now();
+        let deadline = Some(now + Duration::from_millis(30));
+        let mut replies = Vec::new();
+        for id in 0..2u64 {
+            let slot = conn.reserve().await.unwrap();
+            let r = queue.try_send(slot, Request::echo(id, Bytes::new()), deadline, now);
+            replies.push(r.map_err(|(e, _)| e).unwrap());
+        }
+        // Half of the first reply arrives; nothing of the second.
+        raw.write_all(&half_a_reply(0)).await.unwrap();
+        let phases: Vec<Phase> = futures::future::join_all(replies)
+            .await
+            .into_iter()
+            .map(|r| {
+                let e = r.unwrap_err();
+                assert!(e.is_timeout() && e.was_sent(), "{e}");
+                assert!(is_driver_timeout(&e));
+                e.phase()
+            })
+            .collect();
+        assert_eq!(phases, vec![Phase::Request, Phase::Read]);
+    }
+
     #[tokio::test]
     async fn at_depth_one_the_request_deadline_fires_on_the_connections_own_timer() {
         let (conn, mut server) = pair(1);
@@ -1554,7 +1653,16 @@ mod tests {
                 Some(deadline),
             )
             .await;
-        assert!(matches!(r, Err(Failure::TimedOut { sent: true })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Failure::TimedOut {
+                    sent: true,
+                    phase: Phase::Read
+                })
+            ),
+            "{r:?}"
+        );
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(30), "{took:?}");
         assert_eq!(conn.health(), Some(CloseReason::Cancelled));

@@ -21,9 +21,9 @@ pub enum Phase {
     TlsHandshake,
     /// Writing the request.
     Write,
-    /// Reading the reply.
+    /// Reading the reply: the request was written and no byte of its reply has arrived.
     Read,
-    /// The request as a whole (written, waiting for its reply).
+    /// The request as a whole: waiting for its reply, of which part has arrived (or, for UDP, the exchange).
     Request,
     /// The end-to-end deadline was already spent before a phase could start (e.g. during a retry backoff).
     Deadline,

@@ -43,7 +43,7 @@
 //!     .build()?;
 //! let err = short.sleep(Duration::from_secs(1), &b""[..]).await.unwrap_err();
 //! assert!(err.is_timeout());
-//! assert_eq!(err.phase(), sockpool::Phase::Request);
+//! assert_eq!(err.phase(), sockpool::Phase::Read); // written; no byte of the reply yet
 //!
 //! client.close().await; // waits for calls in progress, then closes every connection
 //! # drop(server);

@@ -164,11 +164,18 @@ pub struct Nginx {
 ///
 /// Panics when nginx is missing: a test that calls this declares `needs ["nginx"]`.
 pub fn start_nginx(workers: usize, body: &str) -> Nginx {
+    start_nginx_returning(workers, 200, body)
+}
+
+/// Like [`start_nginx`], answering every request `return <status> "<body>"`.
+///
+/// Panics when nginx is missing: a test that calls this declares `needs ["nginx"]`.
+pub fn start_nginx_returning(workers: usize, status: u16, body: &str) -> Nginx {
     let bin = peer("nginx");
     let dir = tempfile::tempdir().expect("tempdir");
     for _ in 0..5 {
         let port = free_port();
-        let conf = nginx_conf(dir.path(), port, workers, body);
+        let conf = nginx_conf(dir.path(), port, workers, status, body);
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
         let child = Command::new(&bin)
@@ -190,7 +197,7 @@ pub fn start_nginx(workers: usize, body: &str) -> Nginx {
     panic!("nginx did not start on a free port after 5 tries");
 }
 
-fn nginx_conf(dir: &Path, port: u16, workers: usize, body: &str) -> String {
+fn nginx_conf(dir: &Path, port: u16, workers: usize, status: u16, body: &str) -> String {
     let d = dir.display();
     format!(
         "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {d}/nginx.pid;\n\
@@ -198,7 +205,7 @@ fn nginx_conf(dir: &Path, port: u16, workers: usize, body: &str) -> String {
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          keepalive_requests 100000000;\n\
-         server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{ return 200 \"{body}\"; }}\n  }}\n}}\n"
+         server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{ return {status} \"{body}\"; }}\n  }}\n}}\n"
     )
 }
 
@@ -218,17 +225,16 @@ pub fn start_memcached() -> Memcached {
     let bin = peer("memcached");
     for _ in 0..5 {
         let port = free_port();
-        let child = Command::new(&bin)
-            .args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-u",
-                "root",
-            ])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+        // As root, memcached refuses to start unless told which user to run as.
+        let root = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata("/proc/self").expect("/proc/self"),
+        ) == 0;
+        if root {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)

@@ -159,11 +159,7 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
         Key::Connections => cell.connections = count(1)?,
         Key::Pipeline => cell.pipeline = count(1)?,
         Key::Nodelay => {
-            cell.nodelay = match value.to_ascii_lowercase().as_str() {
-                "on" | "true" | "yes" | "1" => true,
-                "off" | "false" | "no" | "0" => false,
-                _ => return Err(bad("expected on or off")),
-            }
+            cell.nodelay = crate::config::parse_switch(value).map_err(|e| bad(&e))?;
         }
         Key::SendBuffer => cell.send_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,
         Key::RecvBuffer => cell.recv_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,

@@ -59,7 +59,7 @@ pub fn run_args(cell: &CellConfig, target: &str, threads: usize) -> RunArgs {
         warmup: Some(d(cell.warmup)),
         payload: Some(cell.payload.to_string()),
         timeout: Some(d(cell.timeout)),
-        nodelay: Some(cell.nodelay),
+        nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
         send_buffer: cell.send_buffer.map(|n| n.to_string()),
         recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
         rate: cell.rate,
@@ -89,16 +89,22 @@ impl LoadRunner {
         };
         let pool = cell.pool;
         let (connect_timeout, timeout) = (config.connect_timeout, config.timeout);
-        let result = crate::runner::run(&config, &target, embedded, |_, conns| {
-            Ok(WireTransport::new(
-                addr,
-                opts,
-                pool,
-                conns,
-                connect_timeout,
-                timeout,
-            ))
-        })
+        let result = crate::runner::run(
+            &config,
+            &target,
+            embedded,
+            crate::runner::Signals::Default,
+            |_, conns| {
+                Ok(WireTransport::new(
+                    addr,
+                    opts,
+                    pool,
+                    conns,
+                    connect_timeout,
+                    timeout,
+                ))
+            },
+        )
         .map_err(|e| fail(e.to_string()))?;
         Ok(CellResult {
             replies: replies(&result.total),

@@ -188,7 +188,7 @@ impl WireTransport {
         let t0 = Instant::now();
         let stream = match connect(self.addr, self.opts, self.connect_timeout).await {
             Ok(s) => s,
-            Err(e) => return Outcome::failed(io_kind(&e)),
+            Err(e) => return Outcome::failed(io_kind(&e).into()),
         };
         let connect_time = t0.elapsed();
         let id = req.id;
@@ -209,9 +209,10 @@ impl WireTransport {
             .await
             .unwrap_or(Err(ErrorKind::Timeout(Phase::Request)));
         Outcome {
-            result,
+            result: result.map_err(Into::into),
             connect: Some(connect_time),
             pool_wait: None,
+            written: true,
         }
     }
 
@@ -235,7 +236,7 @@ impl WireTransport {
             // Waiting for another caller's connect is pool wait, bounded by the timeout as in `run`.
             let Ok(_guard) = tokio::time::timeout(self.timeout, slot.connecting.lock()).await
             else {
-                return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait));
+                return Outcome::failed(ErrorKind::Timeout(Phase::PoolWait).into());
             };
             let live = slot.tx.borrow().as_ref().is_some_and(|t| !t.is_closed());
             if live {
@@ -249,7 +250,7 @@ impl WireTransport {
                         tokio::task::spawn_local(conn_task(stream, rx));
                         *slot.tx.borrow_mut() = Some(tx);
                     }
-                    Err(e) => return Outcome::failed(io_kind(&e)),
+                    Err(e) => return Outcome::failed(io_kind(&e).into()),
                 }
             }
         }
@@ -262,9 +263,10 @@ impl WireTransport {
         if sent != Some(true) {
             *slot.tx.borrow_mut() = None;
             return Outcome {
-                result: Err(ErrorKind::Reset),
+                result: Err(ErrorKind::Reset.into()),
                 connect: connect_time,
                 pool_wait,
+                written: false,
             };
         }
         let result = match tokio::time::timeout(self.timeout, done_rx).await {
@@ -282,9 +284,10 @@ impl WireTransport {
             }
         }
         Outcome {
-            result,
+            result: result.map_err(Into::into),
             connect: connect_time,
             pool_wait,
+            written: true,
         }
     }
 }
@@ -368,7 +371,7 @@ async fn conn_task(stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Job>) {
 }
 
 impl Transport for WireTransport {
-    async fn call(&self, req: Req) -> Outcome {
+    async fn call(&self, req: Req, _deadline: tokio::time::Instant) -> Outcome {
         let req = to_request(req, self.id());
         match self.mode {
             PoolMode::PerRequest => self.per_request(req).await,

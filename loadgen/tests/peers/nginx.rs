@@ -80,8 +80,9 @@ pub fn an_error_status_is_a_server_error() {
         ],
         Duration::from_secs(60),
     );
-    // The server answered every request, so the run itself succeeded; each answer is a server error.
-    assert!(ok, "{stderr}");
+    // The server answered every request, each answer a server error: the run fails its default threshold
+    // (errors>0, exit status 1), and the report is written.
+    assert!(!ok, "{stderr}");
     assert_eq!(num(&v, "errors.server_error"), 50.0, "{}", v["errors"]);
     assert_eq!(num(&v, "summary.ok"), 0.0);
     assert_eq!(num(&v, "summary.replies"), 50.0);

@@ -60,8 +60,10 @@ pub(super) type IoCell<P> = Mutex<Option<Box<DirectIo<P>>>>;
 pub(crate) enum Failure {
     /// The request or the connection failed; the error says in which phase and whether it was sent.
     Failed(Error),
-    /// The deadline passed first; `sent` when any byte of the request had been written.
-    TimedOut { sent: bool },
+    /// The deadline passed first; `sent` when any byte of the request had been written. `phase` says where
+    /// the time went: [`Phase::Write`] (the request was not all written), [`Phase::Read`] (no byte of the
+    /// reply yet) or [`Phase::Request`] (the reply was partly read).
+    TimedOut { sent: bool, phase: Phase },
 }
 
 impl Failure {
@@ -70,8 +72,8 @@ impl Failure {
     pub(crate) fn into_error(self) -> Error {
         match self {
             Failure::Failed(e) => e,
-            Failure::TimedOut { sent } => {
-                Error::new(ErrorKind::Timeout, Phase::Request, "request timed out").with_sent(sent)
+            Failure::TimedOut { sent, phase } => {
+                Error::new(ErrorKind::Timeout, phase, "request timed out").with_sent(sent)
             }
         }
     }
@@ -325,7 +327,7 @@ impl<P: Protocol> Future for Exchange<P> {
                         Error::io(Phase::Write, e).with_sent(sent),
                     );
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
+                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0, Phase::Write),
             }
         }
         if this.stage == Stage::Writing {
@@ -334,7 +336,7 @@ impl<P: Protocol> Future for Exchange<P> {
                 Poll::Ready(Err(e)) => {
                     return this.fail(CloseReason::Reset, Error::io(Phase::Write, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
+                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0, Phase::Write),
             }
         }
         loop {
@@ -373,21 +375,35 @@ impl<P: Protocol> Future for Exchange<P> {
                 Poll::Ready(Err(e)) => {
                     return this.fail(CloseReason::Reset, Error::io(Phase::Read, e));
                 }
-                Poll::Pending => return poll_timer(io, cx, timed, this.written > 0),
+                Poll::Pending => {
+                    let phase = reading_phase(io);
+                    return poll_timer(io, cx, timed, this.written > 0, phase);
+                }
             }
         }
     }
 }
 
-/// The I/O is waiting: has the deadline passed? `sent`: whether any byte of the request is out.
+/// The I/O is waiting: has the deadline passed? `sent`: whether any byte of the request is out; `phase`:
+/// where the exchange is waiting ([`Failure::TimedOut`]).
 fn poll_timer<P: Protocol, R>(
     io: &mut DirectIo<P>,
     cx: &mut Context<'_>,
     timed: bool,
     sent: bool,
+    phase: Phase,
 ) -> Poll<Result<R, Failure>> {
     if timed && io.timer.as_mut().poll(cx).is_ready() {
-        return Poll::Ready(Err(Failure::TimedOut { sent }));
+        return Poll::Ready(Err(Failure::TimedOut { sent, phase }));
     }
     Poll::Pending
+}
+
+/// The phase of an exchange waiting for its reply: `Read` until a byte of it has arrived, then `Request`.
+fn reading_phase<P: Protocol>(io: &DirectIo<P>) -> Phase {
+    if io.rbuf.is_empty() {
+        Phase::Read
+    } else {
+        Phase::Request
+    }
 }

@@ -1,0 +1,212 @@
+//! Issue 15 item 2, with the real binary: one test per documented exit status (0 passed, 1 a threshold
+//! crossed and named, 2 bad usage, 3 the target never answered), as `run --help` and the README list them.
+
+mod common;
+mod fake_servers;
+
+use std::time::Duration;
+
+use common::loadgen;
+use sockpool_testkit::ports::refused_addr;
+use sockpool_testkit::process::run_with_timeout;
+
+/// Runs `sockpool-loadgen run ARGS` and returns (exit status, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = run_with_timeout(loadgen().arg("run").args(args), Duration::from_secs(60))
+        .expect("loadgen finished in time");
+    (
+        out.status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_documents_every_exit_status() {
+    let out = run_with_timeout(loadgen().args(["run", "--help"]), Duration::from_secs(30)).unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Exit status:",
+        "0  passed",
+        "1  a threshold was crossed",
+        "2  bad usage",
+        "3  the target never answered",
+        "--fail-on",
+        "--expect",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing in run --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn status_0_when_every_reply_is_right() {
+    let addr = fake_servers::echo().to_string();
+    let (code, stdout, stderr) = run(&[
+        "--target",
+        &addr,
+        "--protocol",
+        "echo",
+        "--requests",
+        "2000",
+        "--quiet",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["verdict"]["passed"], true);
+    assert_eq!(v["verdict"]["thresholds"][0]["expr"], "errors>0");
+    assert_eq!(v["verdict"]["thresholds"][0]["default"], true);
+}
+
+#[test]
+fn status_1_for_failed_requests_by_default_and_names_the_threshold() {
+    let addr = fake_servers::line_answering("WRONG").to_string();
+    let (code, stdout, stderr) =
+        run(&["--target", &addr, "--protocol", "line", "--requests", "100"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("threshold crossed: errors>0: measured 100"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("verdict    FAILED: errors>0"), "{stdout}");
+    // A share threshold of the user's own replaces the default one: 100% is over 50%.
+    let (code, _, stderr) = run(&[
+        "--target",
+        &addr,
+        "--protocol",
+        "line",
+        "--requests",
+        "100",
+        "--fail-on",
+        "errors>50%",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("errors>50%: measured 100.000%"), "{stderr}");
+}
+
+#[test]
+fn status_1_when_p99_is_over_1us_names_the_threshold_in_the_json_too() {
+    let addr = fake_servers::echo().to_string();
+    let (code, stdout, stderr) = run(&[
+        "--target",
+        &addr,
+        "--protocol",
+        "echo",
+        "--requests",
+        "500",
+        "--fail-on",
+        "p99>1us",
+        "--fail-on",
+        "rate<1",
+        "--quiet",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("threshold crossed: p99>1us: measured"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let t = v["verdict"]["thresholds"].as_array().unwrap();
+    let by = |e: &str| {
+        t.iter()
+            .find(|j| j["expr"] == e)
+            .unwrap_or_else(|| panic!("{e}: {t:?}"))
+    };
+    assert_eq!(by("p99>1us")["crossed"], true);
+    assert_eq!(by("p99>1us")["unit"], "us");
+    assert!(by("p99>1us")["value"].as_f64().unwrap() > 1.0);
+    assert_eq!(by("rate<1")["crossed"], false);
+    assert_eq!(
+        by("errors>0")["crossed"],
+        false,
+        "the default stays beside latency thresholds"
+    );
+    assert_eq!(v["verdict"]["exit_status"], 1);
+}
+
+#[test]
+fn status_2_for_bad_usage() {
+    let addr = fake_servers::echo().to_string();
+    for (args, says) in [
+        (vec!["--target", &addr, "--fail-on", "p99"], "--fail-on"),
+        (
+            vec!["--target", &addr, "--fail-on", "latency>1ms"],
+            "unknown metric",
+        ),
+        (
+            vec!["--target", &addr, "--connections", "0"],
+            "--connections",
+        ),
+        (
+            vec!["--target", &addr, "--protocol", "http", "--body", "{rand}"],
+            "column 1",
+        ),
+        (
+            vec!["--target", &addr, "--protocol", "echo", "--expect", "x"],
+            "--expect",
+        ),
+        (vec!["--target", "redis://127.0.0.1:6379/3"], "database"),
+        (vec!["--target", "ftp://127.0.0.1:21"], "unknown scheme"),
+        (vec!["--target", &addr, "--nodelay", "maybe"], "on or off"),
+        (vec!["--no-such-flag"], "unexpected argument"),
+        (
+            vec![
+                "--target",
+                &addr,
+                "--json",
+                "/nonexistent-dir/x.json",
+                "--requests",
+                "10",
+            ],
+            "nonexistent",
+        ),
+    ] {
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn status_3_when_the_target_never_answers() {
+    let (_reserved, addr) = refused_addr();
+    let addr = addr.to_string();
+    let (code, _, stderr) = run(&[
+        "--target",
+        &addr,
+        "--requests",
+        "10",
+        "--connect-timeout",
+        "300ms",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+    // Connections open, but no request ever gets a byte back.
+    let silent = fake_servers::silent().to_string();
+    let (code, stdout, stderr) = run(&[
+        "--target",
+        &silent,
+        "--protocol",
+        "line",
+        "--requests",
+        "4",
+        "--connections",
+        "2",
+        "--timeout",
+        "200ms",
+        "--quiet",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("got a reply"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["verdict"]["no_answer"], true);
+    assert_eq!(v["errors"]["timeout_read"], 4, "{}", v["errors"]);
+}
