@@ -1,66 +1,45 @@
-//! The closed loop's fast path: one task per connection that owns its socket and its protocol codec and keeps
-//! `--pipeline` requests in flight all the time.
+//! The closed loop: one task per connection that keeps `--pipeline` requests in flight all the time, on the
+//! SDK's caller-driven connection, [`sockpool::Pipelined`].
 //!
-//! Going through the pooled `sockpool::Client` costs every request a pool check-out, a `oneshot`, a channel
-//! hop to the connection's driver task, a timer and a task wake-up: several microseconds of the load
-//! generator's CPU per request, so that it, not the server, was the bottleneck. A closed loop needs none of
-//! that, because nobody else shares its connections. So each connection here is one task doing what
-//! redis-benchmark, memtier_benchmark and wrk do:
+//! A closed loop shares its connections with nobody, so it needs no pool check-out, `oneshot` or task hop per
+//! request: each connection here is one task doing what redis-benchmark, memtier_benchmark and wrk do, and
+//! the engine under it is the SDK's own (the one a service embedding the SDK gets):
 //!
 //! ```text
-//!  claim + encode up to `pipeline` requests ──one write()──► socket
-//!  read everything readable ──decode, match FIFO + check tag──► record each reply, re-claim its slot ──┘
+//!  claim + send up to `pipeline` requests ──Pipelined::next: one write()──► socket
+//!  read everything readable ──decode, match in order, check the tag──► record each completion, re-claim its slot ──┘
 //! ```
 //!
-//! - **Continuous pipelining.** As soon as a reply is decoded its slot encodes the next request into the
-//!   write buffer; once everything readable is handled, the whole buffer goes out in one write. Reads and
-//!   writes are polled together, so a server blocked on writing replies never deadlocks us.
-//! - **Still the SDK.** Connections come from [`sockpool::transport::Connector`] (socket options, TLS,
-//!   connect and handshake timeouts); requests are encoded and replies decoded by the protocol's own codec
-//!   ([`sockpool::protocol::Protocol::codec`]), and each reply is checked against its request's tag
-//!   ([`sockpool::protocol::Protocol::request_tag`], the framed id): a reply that does not match is a
-//!   protocol error.
-//! - **One clock read per batch.** The requests of one write share a send time, the replies of one read a
-//!   reply time; latency = reply time − send time (corrected = raw: a closed loop has no schedule).
-//! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is encoded
-//!   (the `--requests` budget is never exceeded, the end of `--duration` stops new ones) and reported once:
+//! - **Continuous pipelining.** As soon as a completion is taken its slot sends the next request; the
+//!   requests sent while the replies of one read are handled go out together in the next write.
+//! - **One clock read per batch.** The replies of one read share their time ([`sockpool::Completion::at`]),
+//!   and the requests sent meanwhile share it as their send time; latency = reply time − send time
+//!   (corrected = raw: a closed loop has no schedule).
+//! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is sent (the
+//!   `--requests` budget is never exceeded, the end of `--duration` stops new ones) and reported once:
 //!   replied, failed with the connection, or timed out.
-//! - **Timeouts.** A request without its reply after `--timeout` is a timeout error, recorded when its
-//!   timeout fires, named by where its time went: `timeout_write` (not all of it written), `timeout_read` (no
-//!   byte of its reply yet) or `timeout_request` (its reply partly read). The connection then takes no new requests; the later ones still get their replies (or time out
-//!   in turn), the late replies are read and dropped, and then it is closed and reopened. One timer per
-//!   connection, armed at the oldest request's deadline and only moved when it fires.
-//! - **Failures.** When the peer closes or resets the connection, every request in flight on it fails with
-//!   that kind (`closed`, `reset`); a connection that cannot be opened counts one failed request (as on the
-//!   SDK path, where the request that tried to open it fails). Either way the connection is reopened after
-//!   [`RECONNECT_BACKOFF`].
+//! - **Errors are the SDK's**, mapped once by [`classify`]: a timeout names where its time went
+//!   (`timeout_write`, `timeout_read`, `timeout_request`); a connection that closes or resets fails every
+//!   request in flight with that kind; a reply to another request or bytes nobody asked for are a protocol
+//!   error. After a timeout the connection takes no new request, drains, and is reopened; a connection that
+//!   cannot be opened counts one failed request (as through the pooled client). A failed connection is
+//!   reopened after [`RECONNECT_BACKOFF`], one the server closed by announcement at once.
 //!
-//! Open loops (`--rate`, `--ramp`) and UDP keep going through the SDK clients in [`crate::transport`].
+//! Open loops (`--rate`, `--ramp`) and UDP go through the SDK clients in [`crate::transport`].
 
-use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::Bytes;
 use futures::future::{FutureExt, LocalBoxFuture};
-use sockpool::transport::{Connector, Endpoint, Stream};
-use sockpool::{Phase as SdkPhase, Timeouts};
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use sockpool::transport::{Connector, Endpoint};
+use sockpool::{Pipelined, Timeouts};
 use tokio::task::JoinSet;
-use tokio::time::{sleep, Instant, Sleep};
-use tokio_util::codec::{Decoder, Encoder};
+use tokio::time::{sleep, Instant};
 
 use crate::check::Check;
 use crate::config::Config;
 use crate::driver::{ClosedLoop, RECONNECT_BACKOFF};
-use crate::recorder::{ErrorKind, Phase};
 use crate::transport::{classify, socket_options, tls_config, Speak};
-
-/// Read and write buffer capacity per connection; the read buffer grows when a reply is larger.
-const BUFFER_CAPACITY: usize = 16 * 1024;
 
 /// One worker's pipelined connections to one target.
 pub struct Pipeline<P: Speak> {
@@ -78,6 +57,29 @@ pub struct Pipeline<P: Speak> {
     connections: usize,
     /// Requests in flight on each (`--pipeline`).
     depth: usize,
+}
+
+/// What the load generator keeps of a request in flight: the token it sends with it.
+struct Token {
+    /// When its batch was sent.
+    sent: Instant,
+    /// Counted in the results (not warm-up).
+    measured: bool,
+    /// Payload bytes it carries.
+    bytes_sent: u64,
+    /// The request's bytes, when its reply is compared with them ([`Check::compares_request`]).
+    expect: Bytes,
+}
+
+/// How a session ended, and so what its connection slot does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The run allows no more requests: the slot ends.
+    Finished,
+    /// The server announced its close: reconnect at once.
+    Drained,
+    /// The connection failed or a request timed out: reconnect after [`RECONNECT_BACKOFF`].
+    Failed,
 }
 
 impl<P: Speak> Pipeline<P> {
@@ -134,7 +136,8 @@ impl<P: Speak> Pipeline<P> {
             match self.connector.connect(&self.endpoint, None).await {
                 Ok(stream) => {
                     run.connected(started.elapsed());
-                    match self.session(&run, stream, &mut next_id).await {
+                    let conn = Pipelined::new(stream, self.protocol.clone(), run.timeout());
+                    match self.session(&run, conn, &mut next_id).await {
                         End::Finished => return,
                         End::Drained => continue,
                         End::Failed => {}
@@ -160,26 +163,19 @@ impl<P: Speak> Pipeline<P> {
 
     /// Drives one open connection until it fails, is drained after a timeout or a server close, or the run
     /// is over.
-    async fn session(&self, run: &ClosedLoop, mut stream: Stream, next_id: &mut u64) -> End {
-        let timeout = run.timeout();
-        let mut codec = self.protocol.codec();
-        let mut rbuf = BytesMut::with_capacity(BUFFER_CAPACITY);
-        let mut wbuf = BytesMut::with_capacity(BUFFER_CAPACITY);
-        let mut flight = Flight::with_capacity(self.depth);
-        // Why no new request goes on this connection any more (`None` while it takes them).
-        let mut closing: Option<End> = None;
-        let mut unflushed = false;
-        // Bytes encoded into and written out of `wbuf` since the connection opened: a request whose bytes are
-        // not all written when it times out timed out writing.
-        let mut encoded = 0u64;
-        let mut written = 0u64;
-        let mut timer = pin!(sleep(timeout));
+    async fn session(
+        &self,
+        run: &ClosedLoop,
+        mut conn: Pipelined<P, Token>,
+        next_id: &mut u64,
+    ) -> End {
+        let mut finished = false;
         let mut now = Instant::now();
         loop {
-            // Refill every free slot; the whole batch shares one send time.
-            while closing.is_none() && flight.queue.len() < self.depth {
+            // Refill every free slot; requests sent before the next write share one send time.
+            while !finished && conn.is_open() && conn.in_flight() < self.depth {
                 let Some(measured) = run.claim(now) else {
-                    closing = Some(End::Finished);
+                    finished = true;
                     break;
                 };
                 let req = run.next_request();
@@ -187,299 +183,43 @@ impl<P: Speak> Pipeline<P> {
                 let expect = if self.compare {
                     req.bytes()
                 } else {
-                    bytes::Bytes::new()
+                    Bytes::new()
                 };
                 let request = self.protocol.request(req, *next_id);
                 *next_id = next_id.wrapping_add(1);
-                let tag = self.protocol.request_tag(&request);
-                let before = wbuf.len();
-                if codec.encode(request, &mut wbuf).is_err() {
-                    // The request cannot be put on the wire (too large for the codec): it fails unsent.
-                    wbuf.truncate(before);
-                    run.finished(now, now, measured, 0, Err(ErrorKind::Other.into()));
-                    closing = Some(End::Failed);
-                    break;
-                }
-                if flight.live == 0 {
-                    timer.as_mut().reset(now + timeout);
-                }
-                let start = encoded;
-                encoded += (wbuf.len() - before) as u64;
-                flight.push(InFlight {
-                    tag,
-                    expect,
+                let token = Token {
                     sent: now,
-                    start,
-                    end: encoded,
                     measured,
                     bytes_sent,
-                    expired: false,
-                });
-            }
-            if flight.live == 0 {
-                // Nothing left to wait for (late replies to timed-out requests are not worth waiting for).
-                return closing.unwrap_or(End::Finished);
-            }
-            if rbuf.capacity() - rbuf.len() < BUFFER_CAPACITY / 2 {
-                rbuf.reserve(BUFFER_CAPACITY);
-            }
-            let event = poll_fn(|cx| {
-                poll_io(
-                    cx,
-                    &mut stream,
-                    &mut wbuf,
-                    &mut unflushed,
-                    &mut written,
-                    &mut rbuf,
-                    timer.as_mut(),
-                )
-            })
-            .await;
-            now = Instant::now();
-            match event {
-                Event::Read(0) => {
-                    flight.fail_all(run, now, ErrorKind::Closed, written);
+                    expect,
+                };
+                if let Err((token, e)) = conn.send(request, token, now) {
+                    // Not sent (the codec cannot encode it): it fails unsent, and so does the connection.
+                    run.finished(token.sent, now, token.measured, 0, Err(classify(&e).into()));
                     return End::Failed;
                 }
-                Event::Read(_) => {
-                    if let Err(kind) = self.deliver(run, &mut codec, &mut rbuf, &mut flight, now) {
-                        flight.fail_all(run, now, kind, written);
-                        return End::Failed;
-                    }
-                    if flight.closes_after && closing.is_none() {
-                        closing = Some(End::Drained);
-                    }
-                }
-                Event::Failed(kind) => {
-                    flight.fail_all(run, now, kind, written);
-                    return End::Failed;
-                }
-                Event::Timer => {
-                    if flight.expire(run, now, timeout, written, !rbuf.is_empty()) {
-                        closing = Some(End::Failed);
-                    }
-                    if let Some(deadline) = flight.next_deadline(timeout) {
-                        timer.as_mut().reset(deadline);
-                    }
-                }
             }
-        }
-    }
-
-    /// Decodes every complete reply in `rbuf` and records it against the oldest request in flight.
-    /// An error means the connection is out of step (undecodable reply, wrong tag, bytes nobody asked for).
-    fn deliver(
-        &self,
-        run: &ClosedLoop,
-        codec: &mut P::Codec,
-        rbuf: &mut BytesMut,
-        flight: &mut Flight,
-        now: Instant,
-    ) -> Result<(), ErrorKind> {
-        while !flight.queue.is_empty() {
-            let reply = match codec.decode(rbuf) {
-                Ok(Some(reply)) => reply,
-                Ok(None) => return Ok(()),
-                Err(_) => return Err(ErrorKind::Protocol),
+            let Some(done) = conn.next().await else {
+                return if finished {
+                    End::Finished
+                } else if conn.closed_by_server() {
+                    End::Drained
+                } else {
+                    End::Failed
+                };
             };
-            let Some(f) = flight.queue.pop_front() else {
-                break;
-            };
-            if self.protocol.check_reply(f.tag, &reply).is_err() {
-                if !f.expired {
-                    flight.live -= 1;
-                    let e = Err(ErrorKind::Protocol.into());
-                    run.finished(f.sent, now, f.measured, f.bytes_sent, e);
+            now = done.at;
+            let t = done.token;
+            match done.result {
+                Ok(reply) => {
+                    let result = self.protocol.reply(&self.check, &t.expect, &reply);
+                    run.finished(t.sent, now, t.measured, t.bytes_sent, result);
                 }
-                return Err(ErrorKind::Protocol);
-            }
-            if self.protocol.closes_after(codec, &reply) {
-                flight.closes_after = true;
-            }
-            if !f.expired {
-                flight.live -= 1;
-                let result = self.protocol.reply(&self.check, &f.expect, &reply);
-                run.finished(f.sent, now, f.measured, f.bytes_sent, result);
+                Err(e) => {
+                    let sent = if e.was_sent() { t.bytes_sent } else { 0 };
+                    run.finished(t.sent, now, t.measured, sent, Err(classify(&e).into()));
+                }
             }
         }
-        // Nothing in flight: any byte left is one nobody asked for.
-        if rbuf.is_empty() {
-            Ok(())
-        } else {
-            Err(ErrorKind::Protocol)
-        }
-    }
-}
-
-/// How a session ended, and so what its connection slot does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The run allows no more requests: the slot ends.
-    Finished,
-    /// The connection ended without an error (the server announced its close): reconnect at once.
-    Drained,
-    /// The connection failed or a request timed out: reconnect after [`RECONNECT_BACKOFF`].
-    Failed,
-}
-
-/// One request on the wire.
-#[derive(Debug, Clone)]
-struct InFlight {
-    /// What its reply must carry ([`Protocol::request_tag`](sockpool::protocol::Protocol::request_tag)).
-    tag: u64,
-    /// The request's bytes, when its reply is compared with them ([`Check::compares_request`]).
-    expect: bytes::Bytes,
-    /// When its batch was written.
-    sent: Instant,
-    /// Offset of its first byte in the connection's output.
-    start: u64,
-    /// Offset just past its last byte.
-    end: u64,
-    /// Counted in the results (not warm-up).
-    measured: bool,
-    /// Payload bytes it carries.
-    bytes_sent: u64,
-    /// Already recorded as a timeout: its late reply is read and dropped.
-    expired: bool,
-}
-
-/// The requests in flight on one connection, oldest first.
-#[derive(Debug)]
-struct Flight {
-    /// Requests in the order they were written (replies come back in this order).
-    queue: VecDeque<InFlight>,
-    /// Requests in `queue` not yet recorded (not expired).
-    live: usize,
-    /// A reply said the server closes the connection after it.
-    closes_after: bool,
-}
-
-impl Flight {
-    fn with_capacity(n: usize) -> Flight {
-        Flight {
-            queue: VecDeque::with_capacity(n),
-            live: 0,
-            closes_after: false,
-        }
-    }
-
-    fn push(&mut self, f: InFlight) {
-        self.live += 1;
-        self.queue.push_back(f);
-    }
-
-    /// Records every live request as failed with `kind` at `now`; `written` bytes of the connection's
-    /// output had gone out (a request with any of them counts its payload as sent).
-    fn fail_all(&mut self, run: &ClosedLoop, now: Instant, kind: ErrorKind, written: u64) {
-        for f in self.queue.drain(..).filter(|f| !f.expired) {
-            let sent = if f.start < written { f.bytes_sent } else { 0 };
-            run.finished(f.sent, now, f.measured, sent, Err(kind.into()));
-        }
-        self.live = 0;
-    }
-
-    /// Records the live requests whose timeout has passed as timeouts, at `now` (when the timer fired: their
-    /// timeout, or just after it). True if any. The phase says where the time went: `write` when the
-    /// request was not all written, `request` for the oldest request when part of its reply has arrived
-    /// (`partial`), else `read` (no byte of its reply yet).
-    fn expire(
-        &mut self,
-        run: &ClosedLoop,
-        now: Instant,
-        timeout: Duration,
-        written: u64,
-        partial: bool,
-    ) -> bool {
-        let mut any = false;
-        for (i, f) in self.queue.iter_mut().enumerate() {
-            if f.expired {
-                continue;
-            }
-            let deadline = f.sent + timeout;
-            if deadline > now {
-                break;
-            }
-            f.expired = true;
-            self.live -= 1;
-            any = true;
-            let phase = if f.end > written {
-                Phase::Write
-            } else if i == 0 && partial {
-                Phase::Request
-            } else {
-                Phase::Read
-            };
-            let sent = if f.start < written { f.bytes_sent } else { 0 };
-            run.finished(
-                f.sent,
-                now,
-                f.measured,
-                sent,
-                Err(ErrorKind::Timeout(phase).into()),
-            );
-        }
-        any
-    }
-
-    /// When the oldest live request times out.
-    fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.queue
-            .iter()
-            .find(|f| !f.expired)
-            .map(|f| f.sent + timeout)
-    }
-}
-
-/// What woke a session.
-enum Event {
-    /// Bytes read (0: the peer closed).
-    Read(usize),
-    /// The socket failed, with this kind.
-    Failed(ErrorKind),
-    /// The oldest request's deadline (or an earlier one) passed.
-    Timer,
-}
-
-/// Writes what it can of `wbuf` (flushing once it is empty, for TLS), then reads, then checks the timer.
-/// Polling both directions at once means a server that stops reading until we read never deadlocks us.
-fn poll_io(
-    cx: &mut Context<'_>,
-    stream: &mut Stream,
-    wbuf: &mut BytesMut,
-    unflushed: &mut bool,
-    written: &mut u64,
-    rbuf: &mut BytesMut,
-    timer: Pin<&mut Sleep>,
-) -> Poll<Event> {
-    let failed = |phase, e| Poll::Ready(Event::Failed(classify(&sockpool::Error::io(phase, e))));
-    while !wbuf.is_empty() {
-        match Pin::new(&mut *stream).poll_write(cx, wbuf) {
-            // The socket takes no more bytes: the peer is gone (as the SDK's connection driver reads it).
-            Poll::Ready(Ok(0)) => return Poll::Ready(Event::Failed(ErrorKind::Closed)),
-            Poll::Ready(Ok(n)) => {
-                wbuf.advance(n);
-                *written += n as u64;
-                *unflushed = true;
-            }
-            Poll::Ready(Err(e)) => return failed(SdkPhase::Write, e),
-            Poll::Pending => break,
-        }
-    }
-    if wbuf.is_empty() && *unflushed {
-        match Pin::new(&mut *stream).poll_flush(cx) {
-            Poll::Ready(Ok(())) => *unflushed = false,
-            Poll::Ready(Err(e)) => return failed(SdkPhase::Write, e),
-            Poll::Pending => {}
-        }
-    }
-    // `read_buf` is cancel-safe: a fresh future per poll only calls `poll_read` once.
-    match pin!(stream.read_buf(rbuf)).poll(cx) {
-        Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
-        Poll::Ready(Err(e)) => return failed(SdkPhase::Read, e),
-        Poll::Pending => {}
-    }
-    match timer.poll(cx) {
-        Poll::Ready(()) => Poll::Ready(Event::Timer),
-        Poll::Pending => Poll::Pending,
     }
 }

@@ -48,19 +48,13 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
 }
 
 /// How the load generator speaks one SDK protocol.
-pub trait Speak: Protocol {
+pub trait Speak: Protocol + Clone {
     /// The protocol's request for `req`; `id` is a fresh request id.
     fn request(&self, req: Req, id: u64) -> Self::Request;
     /// Judges a decoded reply with the run's [`Check`] (the one place replies are judged, for both loops):
     /// payload bytes of a good reply, or why it failed. `sent` is the request's own bytes when
     /// [`Check::compares_request`] (else empty).
     fn reply(&self, check: &Check, sent: &Bytes, resp: &Self::Response) -> Result<u64, Failure>;
-
-    /// True when, after `reply` (just decoded by `codec`), the server closes the connection: no more requests
-    /// go on it. Default: [`Protocol::closes_connection`].
-    fn closes_after(&self, _codec: &Self::Codec, reply: &Self::Response) -> bool {
-        self.closes_connection(reply)
-    }
 }
 
 impl Speak for sockpool::protocol::Framed {
@@ -294,19 +288,16 @@ impl Transport for UdpTransport {
     }
 }
 
-/// HTTP over the SDK: the codec's client side through `sockpool::protocol::Custom`.
-pub type Http =
-    sockpool::protocol::Custom<sockpool::codec::http::ClientCodec, sockpool::codec::http::Request>;
+/// HTTP over the SDK.
+pub type Http = sockpool::protocol::Http;
 
 /// The HTTP protocol with the codec's default limits, sending `Host: host` with every request that has no
 /// `Host` of its own.
 pub fn http(host: &str) -> Http {
-    let host = Bytes::copy_from_slice(host.as_bytes());
-    sockpool::protocol::Custom::new(move || {
-        sockpool::codec::http::ClientCodec::new(sockpool::codec::http::Limits::default())
-            .with_host(host.clone())
-    })
-    .named("http")
+    sockpool::protocol::Http {
+        host: Some(Bytes::copy_from_slice(host.as_bytes())),
+        ..Default::default()
+    }
 }
 
 impl Speak for Http {
@@ -316,15 +307,6 @@ impl Speak for Http {
             Req::Http(r) => r,
             other => sockpool::codec::http::Request::post("/", bytes_of(other)),
         }
-    }
-
-    /// `Connection: close`, an HTTP/1.0 reply without keep-alive, or a body delimited by the close.
-    fn closes_after(
-        &self,
-        codec: &sockpool::protocol::CustomCodec<sockpool::codec::http::ClientCodec>,
-        _reply: &sockpool::codec::http::Response,
-    ) -> bool {
-        codec.0.is_closing()
     }
 
     fn reply(

@@ -24,8 +24,9 @@
 //!   went: [`Phase::Read`] when no byte of its reply had arrived, [`Phase::Request`] when part had. The
 //!   connection then takes no new request ([`is_open`](Pipelined::is_open) is false): its late reply is still
 //!   read and dropped, so the replies of the requests behind it still match.
-//! - **Errors name their phase** ([`Phase::Write`], [`Phase::Read`], [`Phase::Request`]) with the SDK's
-//!   [`Error`], and say the request was sent.
+//! - **Errors name their phase** with the SDK's [`Error`]: [`Phase::Write`] when the request was not all
+//!   written, [`Phase::Read`] when it was and no byte of its reply arrived, [`Phase::Request`] when part did;
+//!   [`Error::was_sent`] says whether any byte of it went out.
 //! - **Memory follows the traffic.** The read buffer starts at 2 KiB and grows only while reads fill it; the
 //!   write buffer holds what was queued since the last write.
 
@@ -67,6 +68,10 @@ pub struct Completion<T, R> {
 struct Slot<T> {
     /// What its reply must carry ([`Protocol::request_tag`]).
     tag: u64,
+    /// Offset of its first byte in the connection's output.
+    start: u64,
+    /// Offset just past its last byte.
+    end: u64,
     /// When it times out.
     deadline: Instant,
     /// Its token; `None` once it completed (timed out) and only its late reply is awaited.
@@ -97,6 +102,11 @@ pub struct Pipelined<P: Protocol, T> {
     timeout: Duration,
     /// Bytes were written since the last flush (TLS holds records until flushed).
     unflushed: bool,
+    /// Bytes encoded into `wbuf` since the connection opened.
+    encoded: u64,
+    /// Bytes written out of `wbuf` since the connection opened: a request with bytes past this point was not
+    /// all written.
+    written: u64,
     /// How much the next read reserves when the buffer is full.
     read_chunk: usize,
     /// Why the connection takes no new requests, if it does not.
@@ -153,6 +163,8 @@ impl<P: Protocol, T> Pipelined<P, T> {
             timer: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             unflushed: false,
+            encoded: 0,
+            written: 0,
             read_chunk: FIRST_READ_CHUNK,
             closed: None,
         }
@@ -167,6 +179,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// Requests sent whose completion has not been taken from [`next`](Self::next) yet.
     pub fn in_flight(&self) -> usize {
         self.live + self.ready.len()
+    }
+
+    /// True when the server announced that it closes the connection (HTTP `Connection: close`): the
+    /// connection takes no new requests but did not fail; open a new one.
+    pub fn closed_by_server(&self) -> bool {
+        self.closed == Some(Closed::ByServer)
     }
 
     /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
@@ -196,9 +214,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
         if self.live == 0 {
             self.timer.as_mut().reset(deadline);
         }
+        let start = self.encoded;
+        self.encoded += (self.wbuf.len() - before) as u64;
         self.live += 1;
         self.flight.push_back(Slot {
             tag,
+            start,
+            end: self.encoded,
             deadline,
             token: Some(token),
         });
@@ -254,6 +276,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.wbuf.advance(n);
+                    self.written += n as u64;
                     self.unflushed = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -299,7 +322,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 let message = format!("reply to another request: {why}");
                 return self.fail_all(now, ErrorKind::Protocol, &message);
             }
-            if self.protocol.closes_connection(&reply) {
+            if self.protocol.closes_after(&self.codec, &reply) {
                 self.closed.get_or_insert(Closed::ByServer);
             }
             let slot = self.flight.pop_front().expect("a front slot");
@@ -329,15 +352,19 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 continue;
             };
             self.live -= 1;
-            // Only the oldest request can have part of its reply in the buffer.
-            let phase = if i == 0 && partial {
-                Phase::Request
+            // Where its time went: not all written; or written, and (only the oldest can have) part of its
+            // reply in the buffer; or written with no byte of its reply yet.
+            let (phase, what) = if slot.end > self.written {
+                (Phase::Write, "request")
+            } else if i == 0 && partial {
+                (Phase::Request, "reply")
             } else {
-                Phase::Read
+                (Phase::Read, "reply")
             };
+            let sent = slot.start < self.written;
             self.ready.push_back(Completion {
                 token,
-                result: Err(Error::timeout(phase, self.timeout, "reply").with_sent(true)),
+                result: Err(Error::timeout(phase, self.timeout, what).with_sent(sent)),
                 at: now,
             });
             self.closed.get_or_insert(Closed::TimedOut);
@@ -352,14 +379,17 @@ impl<P: Protocol, T> Pipelined<P, T> {
         let partial = !self.rbuf.is_empty();
         for (i, slot) in self.flight.drain(..).enumerate() {
             if let Some(token) = slot.token {
-                let phase = if i == 0 && partial {
+                let phase = if slot.end > self.written {
+                    Phase::Write
+                } else if i == 0 && partial {
                     Phase::Request
                 } else {
                     Phase::Read
                 };
+                let sent = slot.start < self.written;
                 self.ready.push_back(Completion {
                     token,
-                    result: Err(Error::new(kind, phase, message).with_sent(true)),
+                    result: Err(Error::new(kind, phase, message).with_sent(sent)),
                     at: now,
                 });
             }

@@ -57,6 +57,12 @@ pub trait Protocol: Send + Sync + 'static {
         false
     }
 
+    /// Like [`closes_connection`](Self::closes_connection), with the connection's codec, which may know more
+    /// (an HTTP/1.0 reply without keep-alive, a body delimited by the close). Default: `closes_connection`.
+    fn closes_after(&self, _codec: &Self::Codec, reply: &Self::Response) -> bool {
+        self.closes_connection(reply)
+    }
+
     /// True when sending `request` twice is harmless, so it may be retried even after it may have been sent.
     /// Default: false.
     fn is_idempotent(&self, _request: &Self::Request) -> bool {
@@ -216,12 +222,14 @@ impl Protocol for Resp {
     }
 }
 
-/// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests must carry their own `Host`
-/// header.
-#[derive(Debug, Clone, Copy, Default)]
+/// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests without a `Host` header get
+/// [`host`](Self::host), when set.
+#[derive(Debug, Clone, Default)]
 pub struct Http {
     /// Limits on responses. Default: [`http::Limits::default`].
     pub limits: http::Limits,
+    /// The `Host` header for requests that have none. Default: none (requests carry their own).
+    pub host: Option<Bytes>,
 }
 
 impl Protocol for Http {
@@ -230,7 +238,11 @@ impl Protocol for Http {
     type Codec = http::ClientCodec;
 
     fn codec(&self) -> Self::Codec {
-        http::ClientCodec::new(self.limits)
+        let codec = http::ClientCodec::new(self.limits);
+        match &self.host {
+            Some(host) => codec.with_host(host.clone()),
+            None => codec,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -239,6 +251,11 @@ impl Protocol for Http {
 
     fn closes_connection(&self, reply: &http::Response) -> bool {
         !reply.keep_alive()
+    }
+
+    /// `Connection: close`, an HTTP/1.0 reply without keep-alive, or a body delimited by the close.
+    fn closes_after(&self, codec: &http::ClientCodec, reply: &http::Response) -> bool {
+        codec.is_closing() || !reply.keep_alive()
     }
 
     fn is_idempotent(&self, request: &http::Request) -> bool {

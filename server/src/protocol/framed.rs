@@ -4,7 +4,7 @@
 //! `BAD_REQUEST` with id 0; both then close. An unknown op is answered `BAD_REQUEST` with its id and the
 //! connection goes on. SOURCE over `max_frame` is answered `TOO_LARGE` with its id. SLEEP is capped at
 //! `max_sleep`; the requests behind it wait, so replies keep their order. A large reply body (SOURCE, a large
-//! ECHO or SLEEP payload) is written a high-water mark at a time ([`Body`]): the connection never holds it all.
+//! ECHO or SLEEP payload) is written a high-water mark at a time (`protocol::body`): the connection never holds it all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,152 @@
+//! [`sockpool::Pipelined`], the caller-driven connection: many requests in flight, each reply back with its
+//! token, deadlines that name their phase, and a connection that fails whole when replies go out of step.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sockpool::codec::framed::{Request, Status};
+use sockpool::protocol::Framed;
+use sockpool::transport::{Connector, Endpoint};
+use sockpool::{ErrorKind, Phase, Pipelined, SocketOptions, Timeouts};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+async fn connect(addr: std::net::SocketAddr, timeout: Duration) -> Pipelined<Framed, u64> {
+    let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
+    let endpoint: Endpoint = addr.to_string().parse().unwrap();
+    Pipelined::connect(&connector, &endpoint, Framed::default(), timeout)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_echoes_at_depth_16_each_come_back_with_their_token() {
+    let (_server, addr) = sockpool_testkit::server::framed();
+    let mut conn = connect(addr, Duration::from_secs(10)).await;
+    let (mut sent, mut done) = (0u64, 0u64);
+    while done < 10_000 {
+        let now = Instant::now();
+        while sent < 10_000 && conn.in_flight() < 16 {
+            let payload = Bytes::from(sent.to_be_bytes().to_vec());
+            conn.send(Request::echo(sent, payload), sent, now).unwrap();
+            sent += 1;
+        }
+        let c = conn.next().await.expect("a completion");
+        let reply = c.result.unwrap();
+        assert_eq!(reply.status, Status::Ok);
+        assert_eq!(reply.id, c.token, "the reply carries its own request's id");
+        assert_eq!(&reply.payload[..], &c.token.to_be_bytes()[..]);
+        assert_eq!(c.token, done, "completions come in order");
+        done += 1;
+    }
+    assert!(conn.next().await.is_none(), "nothing left in flight");
+    assert!(conn.is_open());
+}
+
+/// On paused time: connected in real time, then the SLEEP's reply comes only after a second of real time, so
+/// the deadline is the one thing that ends the wait.
+#[tokio::test]
+async fn a_timeout_names_read_closes_the_connection_to_new_requests_and_fires_at_its_deadline() {
+    // The SLEEP nobody waits for is not waited for when the server stops either.
+    let server = sockpool_testkit::server::start_with(&["framed=127.0.0.1:0"], |c| {
+        c.shutdown_deadline = Duration::from_millis(50)
+    });
+    let addr = server.tcp_addr(sockpool_server::Proto::Framed).unwrap();
+    let mut conn = connect(addr, Duration::from_millis(50)).await;
+    tokio::time::pause();
+    let start = Instant::now(); // paused tokio clock: exact
+    conn.send(Request::sleep(1, 1_000_000, Bytes::new()), 1, start)
+        .unwrap();
+    conn.send(Request::echo(2, Bytes::from_static(b"behind")), 2, start)
+        .unwrap();
+    for token in [1, 2] {
+        let c = conn.next().await.expect("a completion");
+        assert_eq!(c.token, token);
+        let e = c.result.unwrap_err();
+        assert_eq!(
+            (e.kind(), e.phase()),
+            (ErrorKind::Timeout, Phase::Read),
+            "{e}"
+        );
+        assert!(e.was_sent());
+        // Tokio's timers tick in whole milliseconds.
+        let took = c.at - start;
+        assert!(
+            took >= Duration::from_millis(50) && took <= Duration::from_millis(51),
+            "{took:?}"
+        );
+    }
+    assert!(!conn.is_open(), "no new request after a timeout");
+    let (token, e) = conn
+        .send(Request::echo(3, Bytes::new()), 3, Instant::now())
+        .unwrap_err();
+    assert_eq!(
+        (token, e.kind(), e.was_sent()),
+        (3, ErrorKind::Closed, false)
+    );
+    assert!(conn.next().await.is_none());
+}
+
+/// A server that answers every request with the id of another: the first reply fails every request in
+/// flight as a protocol error, and the connection is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_another_request_fails_every_request_in_flight() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = s.read(&mut buf).await;
+        // A framed OK reply with id 99, whatever was asked.
+        let mut reply = 9u32.to_be_bytes().to_vec();
+        reply.push(0);
+        reply.extend_from_slice(&99u64.to_be_bytes());
+        s.write_all(&reply).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut conn = connect(addr, Duration::from_secs(5)).await;
+    let now = Instant::now();
+    for id in 1..=3u64 {
+        conn.send(Request::echo(id, Bytes::new()), id, now).unwrap();
+    }
+    for token in 1..=3u64 {
+        let c = conn.next().await.expect("a completion");
+        assert_eq!(c.token, token);
+        let e = c.result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    }
+    assert!(!conn.is_open());
+    assert!(conn.next().await.is_none());
+}
+
+/// The server closes with requests in flight: each fails as closed, with the phase it was in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_closes_fails_what_is_in_flight_as_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = s.read(&mut buf).await;
+        // Half a reply, then the close.
+        s.write_all(&[0, 0, 0, 9, 0]).await.unwrap();
+    });
+    let mut conn = connect(addr, Duration::from_secs(5)).await;
+    let now = Instant::now();
+    conn.send(Request::echo(1, Bytes::new()), 1, now).unwrap();
+    conn.send(Request::echo(2, Bytes::new()), 2, now).unwrap();
+    let first = conn.next().await.unwrap().result.unwrap_err();
+    assert_eq!(
+        (first.kind(), first.phase()),
+        (ErrorKind::Closed, Phase::Request),
+        "{first}"
+    );
+    let second = conn.next().await.unwrap().result.unwrap_err();
+    assert_eq!(
+        (second.kind(), second.phase()),
+        (ErrorKind::Closed, Phase::Read),
+        "{second}"
+    );
+    assert!(!conn.is_open() && !conn.closed_by_server());
+}
