@@ -281,15 +281,14 @@ impl ClosedLoop {
 }
 
 impl<T: Transport> State<T> {
-    /// Sends one request whose intended time was `intended`; `woke` is when the sender got to it, `slot_wait`
-    /// how long it then waited for a free slot; `open_loop` says
-    /// whether a schedule is followed (then the sender's lag is recorded). Returns the outcome's error, if any.
+    /// Sends one request whose intended time was `intended`; `slot_wait` is how long it waited for a free
+    /// slot, and, when a schedule is followed, `send_lag` how late the sender itself got to it. Returns the
+    /// outcome's error, if any.
     async fn send(
         &self,
         intended: Instant,
-        woke: Instant,
         slot_wait: Duration,
-        open_loop: bool,
+        send_lag: Option<Duration>,
     ) -> Option<ErrorKind> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
@@ -328,7 +327,7 @@ impl<T: Transport> State<T> {
                     raw: (done - actual).saturating_sub(before_wire),
                     connect: out.connect,
                     pool_wait: Some(slot_wait + out.pool_wait.unwrap_or_default()),
-                    send_lag: open_loop.then(|| woke - intended),
+                    send_lag,
                     bytes_sent,
                     bytes_received,
                 });
@@ -540,7 +539,7 @@ async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan) {
                 if run.claim(now).is_none() {
                     break;
                 }
-                if let Some(kind) = state.send(now, now, Duration::ZERO, false).await {
+                if let Some(kind) = state.send(now, Duration::ZERO, None).await {
                     if is_connection_failure(kind) {
                         sleep(RECONNECT_BACKOFF).await;
                     }
@@ -551,10 +550,22 @@ async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan) {
     while slots.join_next().await.is_some() {}
 }
 
+/// Follows the schedule: each request goes out at its intended time on a free slot.
+///
+/// The sender takes the request's slot before it starts the request's task, so at most `slots` requests (and
+/// tasks) exist whatever the rate asked for: past the server's capacity the sender waits for a slot, the
+/// replies and timeouts that free them keep being processed, and memory stays where the configuration puts
+/// it. The wait counts in each request's corrected latency (it is measured from the intended time), as
+/// `pool_wait`; a request that gets no slot before its deadline (`--timeout` after its intended time) is a
+/// `timeout_pool_wait` recorded at that deadline. The sender's own lateness, the time it took to get to a
+/// request once nothing held it up, is the request's send lag: a slow server shows as slot waits, a slow
+/// load generator as send lag, and each interval's counts come from what completed in it.
 async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
-    let slots = Rc::new(Semaphore::new(plan.slots.max(1)));
+    let slots = std::sync::Arc::new(Semaphore::new(plan.slots.max(1)));
     let mut inflight = JoinSet::new();
     let mut pacer = Pacer::new();
+    // When the sender last stopped waiting for a slot: requests due before it waited behind that wait.
+    let mut unblocked = start;
     for offset in Schedule::new(plan) {
         let intended = start + offset;
         tokio::select! {
@@ -562,30 +573,40 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
             _ = plan.interrupt.cancelled() => break,
             _ = pacer.until(intended) => {}
         }
-        let woke = Instant::now();
-        let (state, slots) = (state.clone(), slots.clone());
+        let reached = Instant::now();
+        let deadline = intended + state.timeout;
+        let permit = tokio::select! {
+            biased;
+            _ = plan.interrupt.cancelled() => break,
+            p = timeout_at(deadline, slots.clone().acquire_owned()) => p,
+        };
+        let acquired = Instant::now();
+        let held_up_until = unblocked.max(intended);
+        if acquired > reached {
+            unblocked = acquired;
+        }
+        while inflight.try_join_next().is_some() {}
+        let Ok(Ok(permit)) = permit else {
+            // No slot before its deadline: failed there (however late the sender noticed).
+            if intended >= state.measure_from {
+                state.rec.borrow_mut().record_error(
+                    ErrorKind::Timeout(Phase::PoolWait),
+                    deadline - intended,
+                    None,
+                );
+                state.last_done.set(state.last_done.get().max(acquired));
+            }
+            // Far behind, every request is past its deadline at once: let replies, timers and the clock run.
+            tokio::task::yield_now().await;
+            continue;
+        };
+        let slot_wait = (acquired - reached) + (held_up_until - intended);
+        let send_lag = reached.saturating_duration_since(held_up_until);
+        let state = state.clone();
         inflight.spawn_local(async move {
-            let deadline = intended + state.timeout;
-            let permit = match timeout_at(deadline, slots.acquire()).await {
-                Ok(Ok(p)) => p,
-                _ => {
-                    if intended >= state.measure_from {
-                        let now = Instant::now();
-                        state.rec.borrow_mut().record_error(
-                            ErrorKind::Timeout(Phase::PoolWait),
-                            now - intended,
-                            None,
-                        );
-                        state.last_done.set(state.last_done.get().max(now));
-                    }
-                    return;
-                }
-            };
-            let slot_wait = Instant::now() - woke;
-            state.send(intended, woke, slot_wait, true).await;
+            state.send(intended, slot_wait, Some(send_lag)).await;
             drop(permit);
         });
-        while inflight.try_join_next().is_some() {}
     }
     while inflight.join_next().await.is_some() {}
 }
@@ -752,6 +773,89 @@ mod tests {
             t.send_lag.max(),
             1,
             "the sender itself was never late (paused clock)"
+        );
+    }
+
+    /// Issue 13 item 3: an open loop at 100× what the server can answer (4 slots × 10 ms = 400/s; 40,000/s
+    /// offered for 2 s) does not collapse. Memory stays bounded (the tasks alive never exceed the slots plus
+    /// the few the run itself needs: no task per unsent request), the server is kept busy and its replies are
+    /// processed throughout, the run ends within `--duration` + `--timeout`, every scheduled request is
+    /// counted once, and the overload shows as slot waits and pool-wait timeouts, not as send lag.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_100x_past_capacity_stays_bounded_busy_and_on_time() {
+        let c = config(|a| {
+            a.rate = Some(40_000.0);
+            a.duration = Some("2s".into());
+            a.connections = Some(4);
+            a.timeout = Some("500ms".into());
+        });
+        let (f, calls) = fake(10);
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let most_tasks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watch = {
+            let most = most_tasks.clone();
+            tokio::task::spawn(async move {
+                loop {
+                    most.fetch_max(
+                        metrics.num_alive_tasks(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let started = Instant::now(); // paused tokio clock: exact
+        let (col, _) = run(&c, f).await;
+        let took = started.elapsed();
+        watch.abort();
+        let t = &col.total;
+        assert_eq!(
+            t.requests(),
+            80_000,
+            "every scheduled request is counted once"
+        );
+        // The server was busy all along at its 400/s: for the 2 s, and for the 0.5 s after while the last
+        // scheduled requests still had time to find a slot (4 slots × 250 = 1000, + the ones under way).
+        assert!(
+            (990..=1004).contains(&t.ok),
+            "answered {} (calls {})",
+            t.ok,
+            calls.get()
+        );
+        assert!(
+            calls.get() <= t.ok + 4,
+            "every call but those under way at the end was answered: calls {} ok {}",
+            calls.get(),
+            t.ok
+        );
+        assert_eq!(
+            t.errors.get(ErrorKind::Timeout(Phase::PoolWait)),
+            80_000 - t.ok,
+            "the rest found no slot before their deadline"
+        );
+        assert!(
+            took <= Duration::from_millis(2500 + 20),
+            "ended after {took:?}"
+        );
+        // 4 request tasks, the watcher, the test itself, the worker's own (interval reporter): never a task
+        // per unsent request (80,000 of them).
+        let most_tasks = most_tasks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(most_tasks <= 16, "{most_tasks} tasks alive at most");
+        assert!(
+            t.pool_wait.max() >= Duration::from_millis(400).as_nanos() as u64,
+            "the overload shows as slot waits"
+        );
+        assert!(
+            t.send_lag.max() <= Duration::from_millis(1).as_nanos() as u64,
+            "the sender was never late itself: send lag {} ns",
+            t.send_lag.max()
+        );
+        // A pool-wait timeout is recorded at its deadline: never above --timeout from its intended time.
+        assert!(
+            t.corrected.max() <= (Duration::from_millis(500) + TIMEOUT_SLACK).as_nanos() as u64,
+            "corrected max {} ns, errors {:?}",
+            t.corrected.max(),
+            t.errors
         );
     }
 
