@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-pub use sockpool_testkit::loadgen::num;
+pub use sockpool_testkit::loadgen::{args, num};
 
 /// The load generator binary built for these tests.
 pub fn bin() -> &'static Path {
@@ -32,4 +32,20 @@ pub fn run_json(args: &[&str], limit: Duration) -> Value {
 /// Like [`run_json`], for a run that may fail: (exit ok, the JSON document, stderr).
 pub fn run_json_any(args: &[&str], limit: Duration) -> (bool, Value, String) {
     sockpool_testkit::loadgen::run_json_any(bin(), args, limit)
+}
+
+/// Like [`run_json`], with the command line `--target TARGET FLAGS`, FLAGS written as [`args`] reads them.
+pub fn run_json_at(target: &str, flags: &str, limit: Duration) -> Value {
+    run_json(
+        &[&["--target", target][..], &args(flags, &[])].concat(),
+        limit,
+    )
+}
+
+/// Like [`run_json_any`], with the command line `--target TARGET FLAGS`, FLAGS written as [`args`] reads them.
+pub fn run_json_any_at(target: &str, flags: &str, limit: Duration) -> (bool, Value, String) {
+    run_json_any(
+        &[&["--target", target][..], &args(flags, &[])].concat(),
+        limit,
+    )
 }
