@@ -6,7 +6,7 @@ mod fake_servers;
 
 use std::time::Duration;
 
-use common::loadgen;
+use common::{args, loadgen};
 use sockpool_testkit::ports::refused_addr;
 use sockpool_testkit::process::run_with_timeout;
 
@@ -44,17 +44,10 @@ fn help_documents_every_exit_status() {
 #[test]
 fn status_0_when_every_reply_is_right() {
     let addr = fake_servers::echo().to_string();
-    let (code, stdout, stderr) = run(&[
-        "--target",
-        &addr,
-        "--protocol",
-        "echo",
-        "--requests",
-        "2000",
-        "--quiet",
-        "--json",
-        "-",
-    ]);
+    let (code, stdout, stderr) = run(&args(
+        "--target {} --protocol echo --requests 2000 --quiet --json -",
+        &[&addr],
+    ));
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["verdict"]["passed"], true);
@@ -65,8 +58,10 @@ fn status_0_when_every_reply_is_right() {
 #[test]
 fn status_1_for_failed_requests_by_default_and_names_the_threshold() {
     let addr = fake_servers::line_answering("WRONG").to_string();
-    let (code, stdout, stderr) =
-        run(&["--target", &addr, "--protocol", "line", "--requests", "100"]);
+    let (code, stdout, stderr) = run(&args(
+        "--target {} --protocol line --requests 100",
+        &[&addr],
+    ));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("threshold crossed: errors>0: measured 100"),
@@ -74,16 +69,8 @@ fn status_1_for_failed_requests_by_default_and_names_the_threshold() {
     );
     assert!(stdout.contains("verdict    FAILED: errors>0"), "{stdout}");
     // A share threshold of the user's own replaces the default one: 100% is over 50%.
-    let (code, _, stderr) = run(&[
-        "--target",
-        &addr,
-        "--protocol",
-        "line",
-        "--requests",
-        "100",
-        "--fail-on",
-        "errors>50%",
-    ]);
+    let line = "--target {} --protocol line --requests 100 --fail-on errors>50%";
+    let (code, _, stderr) = run(&args(line, &[&addr]));
     assert_eq!(code, 1);
     assert!(stderr.contains("errors>50%: measured 100.000%"), "{stderr}");
 }
@@ -91,21 +78,8 @@ fn status_1_for_failed_requests_by_default_and_names_the_threshold() {
 #[test]
 fn status_1_when_p99_is_over_1us_names_the_threshold_in_the_json_too() {
     let addr = fake_servers::echo().to_string();
-    let (code, stdout, stderr) = run(&[
-        "--target",
-        &addr,
-        "--protocol",
-        "echo",
-        "--requests",
-        "500",
-        "--fail-on",
-        "p99>1us",
-        "--fail-on",
-        "rate<1",
-        "--quiet",
-        "--json",
-        "-",
-    ]);
+    let line = "--target {} --protocol echo --requests 500 --fail-on p99>1us --fail-on rate<1 --quiet --json -";
+    let (code, stdout, stderr) = run(&args(line, &[&addr]));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("threshold crossed: p99>1us: measured"),
@@ -177,33 +151,17 @@ fn status_2_for_bad_usage() {
 fn status_3_when_the_target_never_answers() {
     let (_reserved, addr) = refused_addr();
     let addr = addr.to_string();
-    let (code, _, stderr) = run(&[
-        "--target",
-        &addr,
-        "--requests",
-        "10",
-        "--connect-timeout",
-        "300ms",
-    ]);
+    let (code, _, stderr) = run(&args(
+        "--target {} --requests 10 --connect-timeout 300ms",
+        &[&addr],
+    ));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("cannot reach"), "{stderr}");
     // Connections open, but no request ever gets a byte back.
     let silent = fake_servers::silent().to_string();
-    let (code, stdout, stderr) = run(&[
-        "--target",
-        &silent,
-        "--protocol",
-        "line",
-        "--requests",
-        "4",
-        "--connections",
-        "2",
-        "--timeout",
-        "200ms",
-        "--quiet",
-        "--json",
-        "-",
-    ]);
+    let line =
+        "--target {} --protocol line --requests 4 --connections 2 --timeout 200ms --quiet --json -";
+    let (code, stdout, stderr) = run(&args(line, &[&silent]));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("got a reply"), "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();

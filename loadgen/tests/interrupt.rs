@@ -10,11 +10,7 @@ use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::loadgen;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
-use hdrhistogram::Histogram;
+use common::{args, loadgen, Hlog};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -39,13 +35,6 @@ fn wait(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
     }
 }
 
-fn decode(b64: &str) -> Histogram<u64> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    Deserializer::new().deserialize(&mut &bytes[..]).unwrap()
-}
-
 /// Checks the `.hlog` against the JSON: readable by the crate's reader, header once, counts and percentiles
 /// equal.
 fn check_hlog(path: &Path, v: &Value) {
@@ -56,24 +45,8 @@ fn check_hlog(path: &Path, v: &Value) {
         "header once:\n{text}"
     );
     assert_eq!(text.matches("#[StartTime").count(), 1);
-    let mut merged: Option<Histogram<u64>> = None;
-    let mut intervals = 0;
-    let mut sum = 0u64;
-    for entry in IntervalLogIterator::new(text.as_bytes()) {
-        if let LogEntry::Interval(i) = entry.expect("every line parses") {
-            let h = decode(i.encoded_histogram());
-            intervals += 1;
-            sum += h.len();
-            match &mut merged {
-                Some(m) => m.add(&h).unwrap(),
-                None => {
-                    let mut h = h;
-                    h.auto(true);
-                    merged = Some(h);
-                }
-            }
-        }
-    }
+    let hlog = Hlog::read(text.as_bytes());
+    let (intervals, sum) = (hlog.intervals.len(), hlog.count());
     let corrected = &v["latency"]["corrected"];
     assert!(intervals >= 2, "{intervals} intervals");
     assert_eq!(
@@ -82,7 +55,7 @@ fn check_hlog(path: &Path, v: &Value) {
         "interval counts sum to the JSON's"
     );
     assert_eq!(sum, v["summary"]["requests"].as_u64().unwrap());
-    let m = merged.unwrap();
+    let m = hlog.merged();
     for (q, key) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99_9")] {
         assert_eq!(
             m.value_at_quantile(q) as f64 / 1e3,
@@ -146,16 +119,10 @@ fn a_signal_after_2s_of_a_30s_run_keeps_every_report() {
             dir.path().join("r.hgrm"),
         );
         let mut child = loadgen()
-            .args([
-                "run",
-                "--target",
-                &addr,
-                "--protocol",
-                "echo",
-                "--duration",
-                "30s",
-            ])
-            .args(["--timeout", "1s", "--quiet"])
+            .args(args(
+                "run --target {} --protocol echo --duration 30s --timeout 1s --quiet",
+                &[&addr],
+            ))
             .args(extra)
             .arg("--json")
             .arg(&json)
@@ -200,18 +167,10 @@ fn a_second_ctrl_c_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let mut child = loadgen()
-        .args([
-            "run",
-            "--target",
-            &addr,
-            "--protocol",
-            "line",
-            "--duration",
-            "60s",
-            "--timeout",
-            "30s",
-        ])
-        .args(["--connections", "2", "--quiet", "--json"])
+        .args(args(
+            "run --target {} --protocol line --duration 60s --timeout 30s --connections 2 --quiet --json",
+            &[&addr],
+        ))
         .arg(&json)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{num, run_json};
+use common::{num, run_json_at};
 
 /// What the test server saw on one connection.
 #[derive(Debug, Default, Clone)]
@@ -77,21 +77,9 @@ fn serve(conn: TcpStream, depth: usize, silent: bool, all: &Mutex<Vec<Seen>>) {
 #[test]
 fn every_connection_keeps_the_pipeline_full_and_the_budget_is_exact() {
     let (target, seen) = batching_server(4, false);
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--protocol",
-            "line",
-            "--connections",
-            "3",
-            "--pipeline",
-            "4",
-            "--requests",
-            "1203",
-            "--timeout",
-            "5s",
-        ],
+    let v = run_json_at(
+        &target,
+        "--protocol line --connections 3 --pipeline 4 --requests 1203 --timeout 5s",
         Duration::from_secs(60),
     );
     assert_eq!(num(&v, "summary.errors"), 0.0, "{}", v["errors"]);

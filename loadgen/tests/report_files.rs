@@ -7,22 +7,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{num, run_json};
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
-use hdrhistogram::Histogram;
+use common::{args, decode, num, run_json, run_json_at, Hlog};
 use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn server() -> (sockpool_server::ServerHandle, String) {
     sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0")
-}
-
-fn decode(b64: &str) -> Histogram<u64> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    Deserializer::new().deserialize(&mut &bytes[..]).unwrap()
 }
 
 #[test]
@@ -31,53 +22,17 @@ fn hlog_intervals_add_up_to_the_total_and_json_and_hgrm_agree() {
     let dir = tempfile::tempdir().unwrap();
     let hlog = dir.path().join("run.hlog");
     let hgrm = dir.path().join("run.hgrm");
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--rate",
-            "500",
-            "--duration",
-            "3500ms",
-            "--warmup",
-            "500ms",
-            "--connections",
-            "4",
-            "--hlog",
-            hlog.to_str().unwrap(),
-            "--hgrm",
-            hgrm.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let text = std::fs::read(&hlog).unwrap();
-    let mut intervals = 0;
-    let mut sum = 0u64;
-    let mut merged: Option<Histogram<u64>> = None;
-    let mut saw_start = false;
-    for entry in IntervalLogIterator::new(&text) {
-        match entry.expect("hlog parses") {
-            LogEntry::Interval(i) => {
-                intervals += 1;
-                assert!(
-                    i.duration() <= Duration::from_millis(1001),
-                    "one interval a second"
-                );
-                let h = decode(i.encoded_histogram());
-                sum += h.len();
-                match &mut merged {
-                    Some(m) => m.add(&h).unwrap(),
-                    None => {
-                        let mut h = h;
-                        h.auto(true);
-                        merged = Some(h)
-                    }
-                }
-            }
-            LogEntry::StartTime(_) => saw_start = true,
-            LogEntry::BaseTime(_) => {}
-        }
+    let line = "--target {} --rate 500 --duration 3500ms --warmup 500ms --connections 4 --hlog {} --hgrm {}";
+    let paths = (hlog.to_str().unwrap(), hgrm.to_str().unwrap());
+    let v = run_json(&args(line, &[&target, paths.0, paths.1]), LIMIT);
+    let log = Hlog::read(&std::fs::read(&hlog).unwrap());
+    for (duration, _) in &log.intervals {
+        assert!(
+            *duration <= Duration::from_millis(1001),
+            "one interval a second"
+        );
     }
+    let (intervals, sum, saw_start) = (log.intervals.len(), log.count(), log.has_start_time);
     assert!(
         saw_start,
         "the log has a StartTime for HistogramLogProcessor"
@@ -95,7 +50,7 @@ fn hlog_intervals_add_up_to_the_total_and_json_and_hgrm_agree() {
     );
     assert_eq!(total, 1750, "500 req/s for 3.5 s, warm-up excluded");
     let json_hist = decode(v["latency"]["corrected"]["histogram"].as_str().unwrap());
-    let merged = merged.unwrap();
+    let merged = log.merged();
     assert_eq!(json_hist.len(), merged.len());
     assert_eq!(json_hist.max(), merged.max());
     let series: u64 = v["intervals"]
@@ -150,17 +105,7 @@ fn documented(section: &str) -> Vec<String> {
 #[test]
 fn json_matches_the_documented_schema() {
     let (_server, target) = server();
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--requests",
-            "300",
-            "--connections",
-            "2",
-        ],
-        Duration::from_secs(60),
-    );
+    let v = run_json_at(&target, "--requests 300 --connections 2", LIMIT);
     let check = |obj: &Value, names: &[String], what: &str| {
         assert!(!names.is_empty(), "{what}: nothing documented");
         for n in names {

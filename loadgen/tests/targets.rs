@@ -4,8 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{num, run_json, run_loadgen};
+use common::{args, num, run_json, run_json_at, run_loadgen};
 use sockpool_server::{ListenAddr, Server, ServerConfig};
+
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn start(
     listen: &str,
@@ -38,35 +40,18 @@ fn tls_with_a_ca_file_or_insecure() {
     let port = addr.rsplit_once(':').unwrap().1;
     let target = format!("tls://localhost:{port}");
 
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--cacert",
-            cert_path.to_str().unwrap(),
-            "--requests",
-            "200",
-            "--connections",
-            "2",
-        ],
-        Duration::from_secs(60),
-    );
+    let line = "--target {} --cacert {} --requests 200 --connections 2";
+    let v = run_json(&args(line, &[&target, cert_path.to_str().unwrap()]), LIMIT);
     assert_eq!(num(&v, "summary.ok"), 200.0, "{}", v["errors"]);
     assert!(
         num(&v, "latency.connect.count") >= 2.0,
         "TLS connections were opened and timed"
     );
 
-    let v = run_json(
-        &[
-            "--target",
-            &format!("127.0.0.1:{port}"),
-            "--tls",
-            "--insecure",
-            "--requests",
-            "100",
-        ],
-        Duration::from_secs(60),
+    let v = run_json_at(
+        &format!("127.0.0.1:{port}"),
+        "--tls --insecure --requests 100",
+        LIMIT,
     );
     assert_eq!(num(&v, "summary.ok"), 100.0, "{}", v["errors"]);
 
@@ -74,21 +59,8 @@ fn tls_with_a_ca_file_or_insecure() {
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let other_path = dir.path().join("other.pem");
     std::fs::write(&other_path, other.cert.pem()).unwrap();
-    let (ok, stdout, _) = run_loadgen(
-        &[
-            "run",
-            "--quiet",
-            "--json",
-            "-",
-            "--target",
-            &target,
-            "--cacert",
-            other_path.to_str().unwrap(),
-            "--requests",
-            "5",
-        ],
-        Duration::from_secs(60),
-    );
+    let line = "run --quiet --json - --target {} --cacert {} --requests 5";
+    let (ok, stdout, _) = run_loadgen(&args(line, &[&target, other_path.to_str().unwrap()]), LIMIT);
     assert!(!ok);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(num(&v, "summary.ok"), 0.0);
@@ -101,17 +73,7 @@ fn unix_socket_and_ipv6_targets() {
     let sock = dir.path().join("s.sock");
     let (_unix, target) = start(&format!("line=unix:{}", sock.display()), None);
     assert!(target.starts_with("unix:"));
-    let v = run_json(
-        &[
-            "--target",
-            &target,
-            "--protocol",
-            "line",
-            "--requests",
-            "300",
-        ],
-        Duration::from_secs(60),
-    );
+    let v = run_json_at(&target, "--protocol line --requests 300", LIMIT);
     assert_eq!(num(&v, "summary.ok"), 300.0, "{}", v["errors"]);
 
     let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
@@ -121,9 +83,6 @@ fn unix_socket_and_ipv6_targets() {
     drop(probe);
     let (_v6, target) = start("framed=[::1]:0", None);
     assert!(target.starts_with("[::1]:"), "{target}");
-    let v = run_json(
-        &["--target", &target, "--requests", "300"],
-        Duration::from_secs(60),
-    );
+    let v = run_json_at(&target, "--requests 300", LIMIT);
     assert_eq!(num(&v, "summary.ok"), 300.0, "{}", v["errors"]);
 }

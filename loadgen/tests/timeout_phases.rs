@@ -33,52 +33,27 @@ fn loops() -> [(&'static str, Vec<&'static str>); 2] {
     ]
 }
 
-#[test]
-fn a_server_that_never_answers_is_a_read_timeout() {
-    let addr = fake_servers::silent().to_string();
+/// Runs line requests with a 300 ms `--timeout` against `addr` in each loop of [`loops`], and asserts that every
+/// request (at least 6) timed out, all as `kind`.
+fn every_request_times_out_as(addr: &str, kind: &str) {
     for (what, extra) in loops() {
-        let mut args = vec![
-            "--target",
-            addr.as_str(),
-            "--protocol",
-            "line",
-            "--timeout",
-            "300ms",
-        ];
+        let mut args = vec!["--target", addr, "--protocol", "line", "--timeout", "300ms"];
         args.extend_from_slice(&extra);
         let (_, v, _) = run_json_any(&args, LIMIT);
         let n = num(&v, "summary.requests") as u64;
         assert!(n >= 6, "{what}: {n}");
-        assert_eq!(
-            timeouts(&v),
-            vec![("timeout_read".to_string(), n)],
-            "{what}"
-        );
+        assert_eq!(timeouts(&v), vec![(kind.to_string(), n)], "{what}");
     }
 }
 
 #[test]
+fn a_server_that_never_answers_is_a_read_timeout() {
+    every_request_times_out_as(&fake_servers::silent().to_string(), "timeout_read");
+}
+
+#[test]
 fn a_server_that_stalls_after_half_a_reply_is_a_request_timeout() {
-    let addr = fake_servers::half_reply().to_string();
-    for (what, extra) in loops() {
-        let mut args = vec![
-            "--target",
-            addr.as_str(),
-            "--protocol",
-            "line",
-            "--timeout",
-            "300ms",
-        ];
-        args.extend_from_slice(&extra);
-        let (_, v, _) = run_json_any(&args, LIMIT);
-        let n = num(&v, "summary.requests") as u64;
-        assert!(n >= 6, "{what}: {n}");
-        assert_eq!(
-            timeouts(&v),
-            vec![("timeout_request".to_string(), n)],
-            "{what}"
-        );
-    }
+    every_request_times_out_as(&fake_servers::half_reply().to_string(), "timeout_request");
 }
 
 #[test]

@@ -1,21 +1,19 @@
 //! Issue 3 item 7: the blocking facade works from plain threads with no runtime of their own, exactly like a
 //! synchronous program using the SDK. (A `#[test]` runs on a plain std thread: no async runtime is entered.)
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use sockpool::{blocking, Client, ErrorKind, Phase, PoolConfig, Timeouts};
+use common::framed_client;
+use sockpool::{blocking, ErrorKind, Phase, Timeouts};
 use sockpool_server::ServerHandle;
 
 /// A framed server and a blocking client of it with 4 connections and a 200 ms request timeout.
 fn client() -> (ServerHandle, blocking::Client<sockpool::protocol::Framed>) {
     let (server, addr) = sockpool_testkit::server::framed();
-    let client = Client::framed()
-        .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 4,
-            ..PoolConfig::default()
-        })
+    let client = framed_client(addr, 4)
         .timeouts(Timeouts {
             request: Duration::from_millis(200),
             ..Timeouts::default()

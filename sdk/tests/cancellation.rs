@@ -5,15 +5,17 @@
 //! carry its own request's id and payload; afterwards nothing is in flight, every connection is idle in the
 //! pool with all its slots free, and no caller is admitted or waiting.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::framed_client;
 use futures::FutureExt;
 use rand::{Rng, SeedableRng};
 use sockpool::codec::framed::{Op, Request, Status};
-use sockpool::{Client, PoolConfig};
 
 const REQUESTS: u64 = 10_000;
 const TASKS: u64 = 50;
@@ -27,12 +29,7 @@ struct Tally {
 
 async fn run(depth: usize) {
     let (server, addr) = sockpool_testkit::server::framed();
-    let client = Client::framed()
-        .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 8,
-            ..PoolConfig::default()
-        })
+    let client = framed_client(addr, 8)
         .pipeline_depth(depth)
         .build()
         .unwrap();

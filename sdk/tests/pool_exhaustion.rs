@@ -1,9 +1,12 @@
 //! Issue 3 item 4: with max size 4 and at most 50 waiters, 200 concurrent callers: the overflow fails at once
 //! with pool-exhausted, the rest succeed.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::framed_client;
 use sockpool::{Client, ErrorKind, Phase, PoolConfig, Timeouts};
 use tokio::time::Instant;
 
@@ -84,14 +87,7 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
 async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
     let service_time = Duration::from_millis(300);
     let (server, addr) = sockpool_testkit::server::framed();
-    let client = Client::framed()
-        .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 8,
-            ..PoolConfig::default()
-        })
-        .build()
-        .unwrap();
+    let client = framed_client(addr, 8).build().unwrap();
     let calls = (0..8).map(|_| client.sleep(service_time, Bytes::new()));
     for r in futures::future::join_all(calls).await {
         r.unwrap();

@@ -23,11 +23,25 @@ fn server() -> (sockpool_server::ServerHandle, SocketAddr) {
     (server, addr)
 }
 
-/// Connects and warms `client` in real time, pauses time, then sends a 1 s SLEEP (which the server answers
-/// only a second of real time later): the error that ends it, and how long that took on the paused clock.
+/// A framed client of `addr` with `timeouts` and pipelining depth `depth`, connected and warmed in real time;
+/// then time is paused and it sends a 1 s SLEEP (which the server answers only a second of real time later).
+/// Asserts that a timeout in the read phase ends it: the client, the error, and how long it took on the paused
+/// clock.
 async fn sleep_past_the_deadline(
-    client: &Client<sockpool::protocol::Framed>,
-) -> (sockpool::Error, Duration) {
+    addr: SocketAddr,
+    depth: usize,
+    timeouts: Timeouts,
+) -> (
+    Client<sockpool::protocol::Framed>,
+    sockpool::Error,
+    Duration,
+) {
+    let client = Client::framed()
+        .endpoint(addr)
+        .pipeline_depth(depth)
+        .timeouts(timeouts)
+        .build()
+        .unwrap();
     client.echo(&b"warm"[..]).await.unwrap();
     tokio::time::pause();
     let start = Instant::now(); // paused tokio clock: exact
@@ -35,11 +49,22 @@ async fn sleep_past_the_deadline(
         .sleep(Duration::from_secs(1), Bytes::new())
         .await
         .unwrap_err();
-    (err, start.elapsed())
+    let took = start.elapsed();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(err.phase(), Phase::Read, "{err}");
+    (client, err, took)
 }
 
 /// Tokio's timers tick in whole milliseconds: a timer fires in the millisecond its deadline falls in.
 const TICK: Duration = Duration::from_millis(1);
+
+/// Asserts that a timer of `deadline` fired at it, to the tick, `took` being the wait on the paused clock.
+fn assert_fired_at(took: Duration, deadline: Duration) {
+    assert!(
+        took >= deadline && took <= deadline + TICK,
+        "fired after {took:?}, deadline {deadline:?}"
+    );
+}
 
 #[tokio::test]
 async fn request_timeout_of_50ms_against_sleep_fires_at_50ms() {
@@ -54,25 +79,15 @@ async fn pipelined_request_timeout_of_50ms_fires_at_50ms() {
 
 async fn request_timeout_fires_on_time(depth: usize) {
     let (server, addr) = server();
-    let client = Client::framed()
-        .endpoint(addr)
-        .pipeline_depth(depth)
-        .timeouts(Timeouts {
-            request: Duration::from_millis(50),
-            ..Timeouts::default()
-        })
-        .build()
-        .unwrap();
-    let (err, took) = sleep_past_the_deadline(&client).await;
-    assert!(err.is_timeout(), "{err}");
+    let timeouts = Timeouts {
+        request: Duration::from_millis(50),
+        ..Timeouts::default()
+    };
     // Written, and no byte of the reply came back: the time went waiting to read.
-    assert_eq!(err.phase(), Phase::Read, "{err}");
+    let (client, err, took) = sleep_past_the_deadline(addr, depth, timeouts).await;
     assert!(err.was_sent());
     let deadline = Duration::from_millis(50);
-    assert!(
-        took >= deadline && took <= deadline + TICK,
-        "fired after {took:?}"
-    );
+    assert_fired_at(took, deadline);
     // A timed-out request is not retried (its time is spent), and its connection is retired.
     let stats = client.stats();
     assert_eq!(stats.retries, 0);
@@ -122,10 +137,7 @@ async fn connect_timeout_against_a_full_backlog_names_connect() {
     assert_eq!(err.phase(), Phase::Connect, "{err}");
     assert!(!err.was_sent());
     assert!(err.is_retryable());
-    assert!(
-        took >= timeout && took <= timeout + TICK,
-        "fired after {took:?}"
-    );
+    assert_fired_at(took, timeout);
     assert_eq!(client.stats().connect_failures, 1);
 }
 
@@ -162,7 +174,7 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.phase(), Phase::PoolWait, "{err}");
     assert!(!err.was_sent());
-    assert!(took >= wait && took <= wait + TICK, "fired after {took:?}");
+    assert_fired_at(took, wait);
     // The busy call was not disturbed: it gets its reply when the server sends it, in real time.
     assert!(!busy.is_finished());
     tokio::time::resume();
@@ -173,23 +185,17 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
 #[tokio::test]
 async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
     let (server, addr) = server();
-    let client = Client::framed()
-        .endpoint(addr)
-        .timeouts(Timeouts {
-            total: Some(Duration::from_millis(80)),
-            ..Timeouts::default()
-        })
-        .build()
-        .unwrap();
-    let (err, took) = sleep_past_the_deadline(&client).await;
-    assert!(err.is_timeout(), "{err}");
-    assert_eq!(err.phase(), Phase::Read, "{err}");
+    let timeouts = Timeouts {
+        total: Some(Duration::from_millis(80)),
+        ..Timeouts::default()
+    };
+    let (_client, err, took) = sleep_past_the_deadline(addr, 1, timeouts).await;
     assert!(
         std::error::Error::source(&err)
             .is_some_and(|s| s.to_string().contains("end-to-end deadline")),
         "{err:?}"
     );
     let total = Duration::from_millis(80);
-    assert!(took >= total && took <= total + TICK, "{took:?}");
+    assert_fired_at(took, total);
     drop(server);
 }

@@ -86,7 +86,7 @@ enum Reply {
     /// These bytes exactly (nothing, for a close without a reply).
     Exact(Vec<u8>),
     /// An HTTP response with this status line and `Connection: close`.
-    Http(&'static str),
+    Http(String),
 }
 
 /// One hostile input and the answer the server documents for it.
@@ -156,18 +156,14 @@ fn resp_refused(send: &[u8], msg: &str) -> Case {
     }
 }
 
-fn http(
-    tune: fn(&mut ServerConfig),
-    send: &[u8],
-    status_line: &'static str,
-    counted: fn(&StatsSnapshot) -> u64,
-) -> Case {
+/// An HTTP input answered with `HTTP/1.1 <status>` and `Connection: close`, then the close.
+fn http(send: &[u8], status: &str, counted: fn(&StatsSnapshot) -> u64) -> Case {
     Case {
         listener: "http=127.0.0.1:0",
         proto: Proto::Http,
-        tune,
+        tune: |_| {},
         send: send.to_vec(),
-        reply: Reply::Http(status_line),
+        reply: Reply::Http(format!("HTTP/1.1 {status}\r\n")),
         counted,
     }
 }
@@ -199,22 +195,15 @@ hostile! {
         tune: |c| c.limits.idle_timeout = Duration::from_millis(300),
         ..framed(Vec::new(), Vec::new(), |s| s.errors.idle_timeout)
     };
-    resp_multibulk_of_twenty_million_is_refused =>
-        resp_refused(b"*20000000\r\n", "invalid multibulk length");
-    resp_non_numeric_multibulk_length_is_refused =>
-        resp_refused(b"*abc\r\n", "invalid multibulk length");
-    resp_bulk_of_two_billion_is_refused =>
-        resp_refused(b"*1\r\n$2000000000\r\n", "invalid bulk length");
-    resp_negative_bulk_length_is_refused =>
-        resp_refused(b"*1\r\n$-10\r\n", "invalid bulk length");
-    resp_non_numeric_bulk_length_is_refused =>
-        resp_refused(b"*1\r\n$abc\r\n", "invalid bulk length");
-    resp_element_without_dollar_is_refused =>
-        resp_refused(b"*1\r\nPING\r\n", "expected '$', got 'P'");
+    resp_multibulk_of_twenty_million_is_refused => resp_refused(b"*20000000\r\n", "invalid multibulk length");
+    resp_non_numeric_multibulk_length_is_refused => resp_refused(b"*abc\r\n", "invalid multibulk length");
+    resp_bulk_of_two_billion_is_refused => resp_refused(b"*1\r\n$2000000000\r\n", "invalid bulk length");
+    resp_negative_bulk_length_is_refused => resp_refused(b"*1\r\n$-10\r\n", "invalid bulk length");
+    resp_non_numeric_bulk_length_is_refused => resp_refused(b"*1\r\n$abc\r\n", "invalid bulk length");
+    resp_element_without_dollar_is_refused => resp_refused(b"*1\r\nPING\r\n", "expected '$', got 'P'");
     /// Six bytes that once sliced `src[1..0]` in the decoder and panicked it: the event-loop thread died with
     /// it (every listener dark), `threads` leaked the fd.
-    resp_element_starting_with_its_terminator_is_refused =>
-        resp_refused(b"*1\r\n\r\n", "expected '$', got ' '");
+    resp_element_starting_with_its_terminator_is_refused => resp_refused(b"*1\r\n\r\n", "expected '$', got ' '");
     resp_later_element_starting_with_its_terminator_is_refused =>
         resp_refused(b"*2\r\n$1\r\na\r\n\r\nxx", "expected '$', got ' '");
     /// Redis's "Protocol desync regression test": a NUL in a count line hides its terminator, so the request
@@ -237,39 +226,34 @@ hostile! {
         reply: Reply::Exact(Vec::new()),
         counted: |s| s.errors.too_large,
     };
-    http_header_block_over_the_limit_is_431 => http(
-        |c| c.limits.max_header = 1024,
-        &[&b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "[..], &[b'a'; 4096], b"\r\n\r\n"].concat(),
-        "HTTP/1.1 431 Request Header Fields Too Large\r\n",
-        |s| s.errors.too_large,
-    );
+    http_header_block_over_the_limit_is_431 => Case {
+        tune: |c| c.limits.max_header = 1024,
+        ..http(
+            &[&b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "[..], &[b'a'; 4096], b"\r\n\r\n"].concat(),
+            "431 Request Header Fields Too Large",
+            |s| s.errors.too_large,
+        )
+    };
     /// Refused from Content-Length alone, before any of the body arrives.
-    http_body_over_the_limit_is_413 => http(
-        |c| c.limits.max_body = 1000,
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
-        "HTTP/1.1 413 Content Too Large\r\n",
-        |s| s.errors.too_large,
-    );
-    http_malformed_request_is_400 => http(
-        |_| {},
-        b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
-        "HTTP/1.1 400 Bad Request\r\n",
-        |s| s.errors.protocol,
-    );
+    http_body_over_the_limit_is_413 => Case {
+        tune: |c| c.limits.max_body = 1000,
+        ..http(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+            "413 Content Too Large",
+            |s| s.errors.too_large,
+        )
+    };
+    http_malformed_request_is_400 =>
+        http(b"GET / HTTP/1.1\r\nBad Header Without Colon\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
     /// Head complete, body promised but never sent.
     http_body_that_never_comes_is_408_after_the_read_timeout => http(
-        |_| {},
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
-        "HTTP/1.1 408 Request Timeout\r\n",
+        "408 Request Timeout",
         |s| s.errors.read_timeout,
     );
     /// A head that never ends.
-    http_head_that_never_ends_is_408_after_the_read_timeout => http(
-        |_| {},
-        b"GET / HTTP/1.1\r\nHost",
-        "HTTP/1.1 408 Request Timeout\r\n",
-        |s| s.errors.read_timeout,
-    );
+    http_head_that_never_ends_is_408_after_the_read_timeout =>
+        http(b"GET / HTTP/1.1\r\nHost", "408 Request Timeout", |s| s.errors.read_timeout);
 }
 
 // ------------------------------------------------------------------------------------------ their own shape

@@ -106,6 +106,18 @@ async fn ipv6_loopback_serves_under_every_model() {
     }
 }
 
+/// `GET /metrics` from the admin endpoint on a connection of its own: the response, asserted `200 OK` and closed.
+async fn scrape(admin: std::net::SocketAddr) -> String {
+    let mut a = TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
     let mut c = config(
@@ -135,13 +147,7 @@ async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
     expect_reply(&mut s, b"tcp too", b"tcp too").await;
     drop(s);
 
-    let mut a = TcpStream::connect(admin).await.unwrap();
-    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
-    let text = String::from_utf8_lossy(&body);
-    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let text = scrape(admin).await;
     assert!(
         text.contains("\nsockpool_server_requests_total 4\n"),
         "{text}"
@@ -178,13 +184,7 @@ async fn a_slow_admin_client_delays_neither_a_scrape_nor_shutdown() {
             }
         }
     });
-    let mut a = TcpStream::connect(admin).await.unwrap();
-    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
-    let text = String::from_utf8_lossy(&body);
-    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    scrape(admin).await; // answered (200 OK, closed) while the slow client is still connected
     assert!(
         !dribbler.is_finished(),
         "the slow client was still connected"

@@ -228,41 +228,25 @@ async fn http(model: Variant) {
 async fn resp(model: Variant) {
     let requests = with_server(model, "resp=127.0.0.1:0", Proto::Resp, |addr| async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        expect_reply(&mut s, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n").await;
-        expect_reply(&mut s, b"PING\r\n", b"+PONG\r\n").await; // inline, as redis-benchmark's PING_INLINE
-        expect_reply(
-            &mut s,
-            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n41\r\n",
-            b"+OK\r\n",
-        )
-        .await;
-        expect_reply(&mut s, b"*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", b":42\r\n").await;
-        expect_reply(&mut s, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$2\r\n42\r\n").await;
-        expect_reply(
-            &mut s,
-            b"*3\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n$1\r\nz\r\n",
-            b":1\r\n",
-        )
-        .await;
-        expect_reply(
-            &mut s,
-            b"*3\r\n$3\r\nDEL\r\n$1\r\nk\r\n$1\r\nz\r\n",
-            b":1\r\n",
-        )
-        .await;
-        expect_reply(&mut s, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$-1\r\n").await;
-        expect_reply(
-            &mut s,
-            b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n",
-            b"$5\r\nhello\r\n",
-        )
-        .await;
-        expect_reply(
-            &mut s,
-            b"*2\r\n$4\r\nNOPE\r\n$1\r\na\r\n",
-            b"-ERR unknown command 'NOPE', with args beginning with: 'a' \r\n",
-        )
-        .await;
+        // One command a round trip, each with the reply Redis gives it.
+        let commands: [(&[u8], &[u8]); 10] = [
+            (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
+            (b"PING\r\n", b"+PONG\r\n"), // inline, as redis-benchmark's PING_INLINE
+            (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n41\r\n", b"+OK\r\n"),
+            (b"*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", b":42\r\n"),
+            (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$2\r\n42\r\n"),
+            (b"*3\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
+            (b"*3\r\n$3\r\nDEL\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
+            (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$-1\r\n"),
+            (b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n", b"$5\r\nhello\r\n"),
+            (
+                b"*2\r\n$4\r\nNOPE\r\n$1\r\na\r\n",
+                b"-ERR unknown command 'NOPE', with args beginning with: 'a' \r\n",
+            ),
+        ];
+        for (send, want) in commands {
+            expect_reply(&mut s, send, want).await;
+        }
         // Pipelined: 16 commands in one write, 16 replies in order.
         let send: Vec<u8> = (0..16)
             .flat_map(|_| b"*1\r\n$4\r\nPING\r\n".to_vec())

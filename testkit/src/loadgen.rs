@@ -9,6 +9,41 @@ use serde_json::Value;
 
 use crate::process::run_with_timeout;
 
+/// A command line as one types it in a shell: `line` split at white space, a `'quoted string'` kept as one
+/// argument (without its quotes), and each bare `{}` replaced by the next of `values` (a target, a path).
+///
+/// `args("--target {} --header 'X-Test: 1' --requests 100", &[&target])` is
+/// `["--target", &target, "--header", "X-Test: 1", "--requests", "100"]`. Panics unless every `{}` has a value
+/// and every value a `{}`, or on a quote left open.
+pub fn args<'a>(line: &'a str, values: &[&'a str]) -> Vec<&'a str> {
+    let mut values = values.iter().copied();
+    let mut out = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        let (word, tail) = match rest.strip_prefix('\'') {
+            Some(quoted) => quoted
+                .split_once('\'')
+                .unwrap_or_else(|| panic!("a quote left open in {line:?}")),
+            None => {
+                let (word, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                match word {
+                    "{}" => (
+                        values
+                            .next()
+                            .unwrap_or_else(|| panic!("more {{}} than values in {line:?}")),
+                        tail,
+                    ),
+                    _ => (word, tail),
+                }
+            }
+        };
+        out.push(word);
+        rest = tail.trim_start();
+    }
+    assert!(values.next().is_none(), "more values than {{}} in {line:?}");
+    out
+}
+
 /// Runs `bin ARGS` (bounded by `limit`): (exit ok, stdout, stderr).
 pub fn run(bin: &Path, args: &[&str], limit: Duration) -> (bool, String, String) {
     let out = run_with_timeout(Command::new(bin).args(args), limit)
@@ -46,4 +81,49 @@ pub fn num(v: &Value, path: &str) -> f64 {
     }
     cur.as_f64()
         .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::args;
+
+    #[test]
+    fn args_splits_quotes_and_fills_placeholders() {
+        assert_eq!(
+            args(
+                " --target {}  --header 'X-Test: 1' --expect '' --json {}",
+                &["t:1", "/tmp/r.json"]
+            ),
+            [
+                "--target",
+                "t:1",
+                "--header",
+                "X-Test: 1",
+                "--expect",
+                "",
+                "--json",
+                "/tmp/r.json"
+            ]
+        );
+        assert_eq!(args("--command '{}'", &[]), ["--command", "{}"]);
+        assert!(args("  ", &[]).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "more {} than values")]
+    fn args_wants_a_value_for_every_placeholder() {
+        args("--target {}", &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "more values than {}")]
+    fn args_wants_a_placeholder_for_every_value() {
+        args("--requests 1", &["x"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "a quote left open")]
+    fn args_refuses_an_open_quote() {
+        args("--header 'X-Test: 1", &[]);
+    }
 }

@@ -3,44 +3,27 @@
 
 use std::time::Duration;
 
-use crate::common::{num, run_json};
+use crate::common::{num, run_json_any_at, run_json_at};
 use sockpool_testkit::peers::start_nginx;
 
 pub fn nginx_get_closed_and_open_loop() {
     let body = "hello from nginx";
     let nginx = start_nginx(1, body);
     let target = nginx.addr.to_string();
-    let runs: [(&str, &[&str]); 3] = [
-        ("closed loop", &["--requests", "5000", "--connections", "8"]),
+    let runs = [
+        ("closed loop", "--requests 5000 --connections 8"),
         (
             "pipelined",
-            &[
-                "--requests",
-                "5000",
-                "--connections",
-                "4",
-                "--pipeline",
-                "8",
-                "--header",
-                "X-Test: 1",
-            ],
+            "--requests 5000 --connections 4 --pipeline 8 --header 'X-Test: 1'",
         ),
-        (
-            "open loop",
-            &["--rate", "1000", "--duration", "2s", "--connections", "8"],
-        ),
+        ("open loop", "--rate 1000 --duration 2s --connections 8"),
     ];
-    for (what, extra) in runs {
-        let mut args = vec![
-            "--target",
-            target.as_str(),
-            "--protocol",
-            "http",
-            "--path",
-            "/index",
-        ];
-        args.extend_from_slice(extra);
-        let v = run_json(&args, Duration::from_secs(60));
+    for (what, flags) in runs {
+        let v = run_json_at(
+            &target,
+            &format!("--protocol http --path /index {flags}"),
+            Duration::from_secs(60),
+        );
         let n = num(&v, "summary.requests");
         eprintln!(
             "{what}: {n} requests, {:.0} req/s, p99 {} µs",
@@ -67,17 +50,9 @@ pub fn an_error_status_is_a_server_error() {
     let target = nginx.addr.to_string();
     // nginx answers `400 Bad Request` to an invalid Host header (and closes the connection; the next request
     // opens a new one).
-    let (ok, v, stderr) = crate::common::run_json_any(
-        &[
-            "--target",
-            &target,
-            "--protocol",
-            "http",
-            "--header",
-            "Host: bad..host",
-            "--requests",
-            "50",
-        ],
+    let (ok, v, stderr) = run_json_any_at(
+        &target,
+        "--protocol http --header 'Host: bad..host' --requests 50",
         Duration::from_secs(60),
     );
     // The server answered every request, each answer a server error: the run fails its default threshold

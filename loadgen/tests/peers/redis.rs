@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{num, run_json};
+use crate::common::{num, run_json_at};
 use sockpool_testkit::peers::{peer, start_redis};
 use sockpool_testkit::process::run_with_timeout;
 
@@ -26,50 +26,28 @@ pub fn ping_set_and_get_counts_match_redis() {
     let cli = peer("redis-cli");
     let port = redis.addr.port();
     let target = redis.addr.to_string();
-    let runs: [(&str, &[&str]); 4] = [
+    let runs = [
         (
             "PING closed loop, pipelined",
-            &[
-                "--requests",
-                "20000",
-                "--connections",
-                "8",
-                "--pipeline",
-                "8",
-            ],
+            "--requests 20000 --connections 8 --pipeline 8",
         ),
         (
             "SET random keys",
-            &[
-                "--command",
-                "SET key:{rand:1000} {payload}",
-                "--requests",
-                "5000",
-                "--payload",
-                "32",
-            ],
+            "--command 'SET key:{rand:1000} {payload}' --requests 5000 --payload 32",
         ),
         (
             "GET random keys",
-            &[
-                "--command",
-                "GET key:{rand:1000}",
-                "--requests",
-                "5000",
-                "--threads",
-                "2",
-            ],
+            "--command 'GET key:{rand:1000}' --requests 5000 --threads 2",
         ),
-        (
-            "PING open loop",
-            &["--rate", "2000", "--duration", "1s", "--warmup", "500ms"],
-        ),
+        ("PING open loop", "--rate 2000 --duration 1s --warmup 500ms"),
     ];
-    for (what, extra) in runs {
+    for (what, flags) in runs {
         let before = commands_processed(&cli, port);
-        let mut args = vec!["--target", &target, "--protocol", "resp"];
-        args.extend_from_slice(extra);
-        let v = run_json(&args, Duration::from_secs(60));
+        let v = run_json_at(
+            &target,
+            &format!("--protocol resp {flags}"),
+            Duration::from_secs(60),
+        );
         // The second INFO counts the first one.
         let redis_count = commands_processed(&cli, port) - before - 1;
         let ours = num(&v, "summary.requests") as u64;
