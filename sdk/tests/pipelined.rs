@@ -88,23 +88,32 @@ async fn a_timeout_names_read_closes_the_connection_to_new_requests_and_fires_at
     assert!(conn.next().await.is_none());
 }
 
-/// A server that answers every request with the id of another: the first reply fails every request in
-/// flight as a protocol error, and the connection is done.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_to_another_request_fails_every_request_in_flight() {
+/// A one-connection server on 127.0.0.1:0: reads what the client sends, writes `reply`, then closes or keeps
+/// the connection open for 5 s.
+async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let _ = s.read(&mut buf).await;
-        // A framed OK reply with id 99, whatever was asked.
-        let mut reply = 9u32.to_be_bytes().to_vec();
-        reply.push(0);
-        reply.extend_from_slice(&99u64.to_be_bytes());
         s.write_all(&reply).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        if !then_close {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     });
+    addr
+}
+
+/// A server that answers every request with the id of another: the first reply fails every request in
+/// flight as a protocol error, and the connection is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_another_request_fails_every_request_in_flight() {
+    // A framed OK reply with id 99, whatever was asked; the connection stays open.
+    let mut reply = 9u32.to_be_bytes().to_vec();
+    reply.push(0);
+    reply.extend_from_slice(&99u64.to_be_bytes());
+    let addr = answers_once(reply, false).await;
     let mut conn = connect(addr, Duration::from_secs(5)).await;
     let now = Instant::now();
     for id in 1..=3u64 {
@@ -123,15 +132,8 @@ async fn a_reply_to_another_request_fails_every_request_in_flight() {
 /// The server closes with requests in flight: each fails as closed, with the phase it was in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_closes_fails_what_is_in_flight_as_closed() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let _ = s.read(&mut buf).await;
-        // Half a reply, then the close.
-        s.write_all(&[0, 0, 0, 9, 0]).await.unwrap();
-    });
+    // Half a reply, then the close.
+    let addr = answers_once(vec![0, 0, 0, 9, 0], true).await;
     let mut conn = connect(addr, Duration::from_secs(5)).await;
     let now = Instant::now();
     conn.send(Request::echo(1, Bytes::new()), 1, now).unwrap();
