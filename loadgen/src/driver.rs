@@ -566,8 +566,20 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
     let mut pacer = Pacer::new();
     // When the sender last stopped waiting for a slot: requests due before it waited behind that wait.
     let mut unblocked = start;
+    // Far behind (the server slower than the rate asked for), many requests' deadlines are already past when
+    // the sender gets to them: they are counted in bulk, with the clock read once per run of them.
+    let mut expired = Expired::default();
     for offset in Schedule::new(plan) {
         let intended = start + offset;
+        if expired.past(intended + state.timeout) {
+            expired.add(intended >= state.measure_from);
+            if expired.run >= EXPIRED_BATCH {
+                expired.flush(state, false);
+                tokio::task::yield_now().await;
+            }
+            continue;
+        }
+        expired.flush(state, true);
         tokio::select! {
             biased;
             _ = plan.interrupt.cancelled() => break,
@@ -587,17 +599,8 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
         }
         while inflight.try_join_next().is_some() {}
         let Ok(Ok(permit)) = permit else {
-            // No slot before its deadline: failed there (however late the sender noticed).
-            if intended >= state.measure_from {
-                state.rec.borrow_mut().record_error(
-                    ErrorKind::Timeout(Phase::PoolWait),
-                    deadline - intended,
-                    None,
-                );
-                state.last_done.set(state.last_done.get().max(acquired));
-            }
-            // Far behind, every request is past its deadline at once: let replies, timers and the clock run.
-            tokio::task::yield_now().await;
+            // No slot before its deadline: failed there.
+            expired.add(intended >= state.measure_from);
             continue;
         };
         let slot_wait = (acquired - reached) + (held_up_until - intended);
@@ -608,7 +611,61 @@ async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Insta
             drop(permit);
         });
     }
+    expired.flush(state, true);
     while inflight.join_next().await.is_some() {}
+}
+
+/// Requests counted as `timeout_pool_wait` in one step: at most this many before the counts are handed to the
+/// recorder and the sender yields (so replies, timers and the interval reports keep running).
+const EXPIRED_BATCH: u64 = 4096;
+
+/// A run of scheduled requests whose deadline passed before the sender could give them a slot.
+#[derive(Debug, Default)]
+struct Expired {
+    /// The clock when last read: deadlines before it are past.
+    now: Option<Instant>,
+    /// Requests in the run so far (measured or not).
+    run: u64,
+    /// Of those, measured ones (past the warm-up).
+    measured: u64,
+}
+
+impl Expired {
+    /// True when `deadline` has passed. Reads the clock once per run of expired requests, and again whenever
+    /// the last reading does not settle it.
+    fn past(&mut self, deadline: Instant) -> bool {
+        if self.now.is_some_and(|now| deadline <= now) {
+            return true;
+        }
+        let now = Instant::now();
+        self.now = Some(now);
+        deadline <= now
+    }
+
+    fn add(&mut self, measured: bool) {
+        self.run += 1;
+        self.measured += u64::from(measured);
+    }
+
+    /// Records the run so far as pool-wait timeouts at their deadline (`--timeout` after each one's intended
+    /// time, however late the sender noticed); `end` also forgets the clock reading.
+    fn flush<T: Transport>(&mut self, state: &State<T>, end: bool) {
+        if self.measured > 0 {
+            state.rec.borrow_mut().record_timeouts(
+                ErrorKind::Timeout(Phase::PoolWait),
+                state.timeout,
+                self.measured,
+            );
+            if let Some(now) = self.now {
+                state.last_done.set(state.last_done.get().max(now));
+            }
+        }
+        self.run = 0;
+        self.measured = 0;
+        if end {
+            self.now = None;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,11 @@ impl ErrorCounts {
         self.counts[kind.index()] += 1;
     }
 
+    /// Adds `n` errors of `kind`.
+    pub fn add_n(&mut self, kind: ErrorKind, n: u64) {
+        self.counts[kind.index()] += n;
+    }
+
     /// How many errors of `kind`.
     pub fn get(&self, kind: ErrorKind) -> u64 {
         self.counts[kind.index()]
@@ -476,6 +481,19 @@ impl Recorder {
         }
         if let Some(d) = connect {
             put(&mut c.connect, nanos(d));
+        }
+    }
+
+    /// Records `n` requests that timed out alike: `kind` (a timeout) at `corrected` from their intended send,
+    /// none of them sent. The open loop's sender, far behind, accounts for a run of requests whose deadline
+    /// passed before a slot was free this way, in one step instead of one each.
+    pub fn record_timeouts(&mut self, kind: ErrorKind, corrected: Duration, n: u64) {
+        debug_assert!(kind.is_timeout());
+        let c = &mut self.current;
+        c.errors.add_n(kind, n);
+        let v = nanos(corrected);
+        if c.corrected.record_n(v, n).is_err() {
+            c.corrected.saturating_record_n(v, n);
         }
     }
 
