@@ -213,10 +213,15 @@ impl Response {
     }
 }
 
+/// The most a decoder reserves at once ahead of the bytes that arrived (64 KiB); the reader grows the buffer
+/// further as bytes arrive.
+const MAX_RESERVE: usize = 64 * 1024;
+
 /// Reads one length-prefixed body out of `src`, checking the limit before anything is reserved.
 ///
-/// Reserves room for the whole frame once its length is known and valid, so a large frame is read with few
-/// reallocations.
+/// Once the length is known and valid, reserves room for the rest of the frame, but at most [`MAX_RESERVE`]
+/// ahead of what arrived: an announced length is a claim, not bytes, and a peer that announces 16 MiB and
+/// sends nothing more must not cost 16 MiB (of address space, under `RLIMIT_AS`) per connection.
 fn decode_body(
     src: &mut BytesMut,
     max_frame: usize,
@@ -239,7 +244,7 @@ fn decode_body(
         )));
     }
     if src.len() < LEN_PREFIX + len {
-        src.reserve(LEN_PREFIX + len - src.len());
+        src.reserve((LEN_PREFIX + len - src.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     src.advance(LEN_PREFIX);
@@ -410,6 +415,19 @@ mod tests {
         let err = ServerCodec::new(1024).decode(&mut buf).unwrap_err();
         assert!(err.is_too_large(), "{err}");
         assert!(buf.capacity() < 1024);
+    }
+
+    /// Found by the `framed_server` fuzz target: a valid length of 1 MiB with one byte of body reserved the
+    /// whole MiB up front.
+    #[test]
+    fn a_valid_announced_length_reserves_at_most_64_kib_ahead() {
+        let mut buf = BytesMut::from(&[0x00, 0x10, 0x00, 0x00, 0x01][..]);
+        assert_eq!(ServerCodec::new(2 << 20).decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 2 * (buf.len() + MAX_RESERVE),
+            "capacity {}",
+            buf.capacity()
+        );
     }
 
     #[test]
