@@ -20,6 +20,7 @@ SOURCES = [
     "sdk/tests/codec_resp.rs",
     "sdk/tests/codec_http.rs",
     "server/tests/hostile_input.rs",
+    "server/tests/protocol_suite.rs",
     "sdk/src/codec/resp.rs",
     "sdk/src/codec/http.rs",
     "sdk/src/codec/line.rs",

@@ -391,8 +391,11 @@ pub fn http_client(data: &[u8]) {
     }
 }
 
-/// Every codec target by name, as the fuzz binaries and the corpus directories are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target body: one fuzz input in, a panic for a finding.
+pub type Body = fn(&[u8]);
+
+/// Every target by name, as the fuzz binaries and the corpus directories are named.
+pub const TARGETS: &[(&str, Body)] = &[
     ("framed_server", framed_server),
     ("framed_client", framed_client),
     ("echo_server", echo_server),

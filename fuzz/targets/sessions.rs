@@ -193,8 +193,11 @@ pub fn session_resp(data: &[u8]) {
     session(Proto::Resp, data);
 }
 
-/// Every session target by name, as the fuzz binaries and the corpus directories are named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target body: one fuzz input in, a panic for a finding.
+pub type Body = fn(&[u8]);
+
+/// Every target by name, as the fuzz binaries and the corpus directories are named.
+pub const TARGETS: &[(&str, Body)] = &[
     ("session_framed", session_framed),
     ("session_echo", session_echo),
     ("session_line", session_line),

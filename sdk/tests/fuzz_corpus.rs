@@ -11,5 +11,7 @@ mod replay;
 
 #[test]
 fn every_codec_corpus_input_replays_without_a_finding() {
-    replay::all(codecs::TARGETS);
+    for &(name, body) in codecs::TARGETS {
+        replay::target(name, body);
+    }
 }

@@ -12,5 +12,7 @@ mod replay;
 
 #[test]
 fn every_session_corpus_input_replays_without_a_finding() {
-    replay::all(sessions::TARGETS);
+    for &(name, body) in sessions::TARGETS {
+        replay::target(name, body);
+    }
 }
