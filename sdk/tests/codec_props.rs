@@ -255,7 +255,8 @@ impl Case for FramedRequests {
             b"\x00\x00\x00\x40",
         ]
     }
-    /// Prefix plus one body at the limit (the decoder reserves exactly that once the length is valid).
+    /// Prefix plus one body at the limit (once the length is valid the decoder reserves toward it, 64 KiB ahead
+    /// at most).
     fn bound(&self) -> usize {
         framed::LEN_PREFIX + MAX_FRAME
     }

@@ -412,6 +412,19 @@ mod tests {
         assert!(buf.capacity() < 1024);
     }
 
+    /// Found by the `framed_server` fuzz target: a valid length of 1 MiB with one byte of body reserved the
+    /// whole MiB up front.
+    #[test]
+    fn a_valid_announced_length_reserves_at_most_64_kib_ahead() {
+        let mut buf = BytesMut::from(&[0x00, 0x10, 0x00, 0x00, 0x01][..]);
+        assert_eq!(ServerCodec::new(2 << 20).decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 2 * (buf.len() + MAX_RESERVE),
+            "capacity {}",
+            buf.capacity()
+        );
+    }
+
     #[test]
     fn a_valid_but_large_length_reserves_a_bounded_amount_until_the_bytes_arrive() {
         // A 17-byte SOURCE-sized header that announces 16 MiB: 64 KiB reserved, not 16 MiB.

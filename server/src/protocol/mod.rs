@@ -24,7 +24,7 @@ use std::panic::AssertUnwindSafe;
 
 use bytes::BytesMut;
 
-use crate::config::Proto;
+use crate::config::{Proto, ServerConfig};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
@@ -55,6 +55,20 @@ impl AnySession {
             Proto::Resp => AnySession::Resp(resp::RespSession::new(shared)),
         }
     }
+}
+
+/// A session of the stream protocol `proto` on a server of its own (`config`, fresh counters and RESP map),
+/// driven without sockets: the caller plays the model ([`Session`]'s contract). The fuzz targets in `fuzz/` and
+/// the corpus replay in `tests/fuzz_corpus.rs` use it; it is not part of the supported API.
+#[doc(hidden)]
+pub fn detached_session(proto: Proto, config: ServerConfig) -> impl Session + std::fmt::Debug {
+    let shared = Arc::new(Shared::new(
+        config,
+        Default::default(),
+        Default::default(),
+        None,
+    ));
+    AnySession::new(proto, &shared)
 }
 
 /// The bytes a client over `max_connections` gets before the server closes (empty: closed at once).
@@ -135,7 +149,6 @@ impl Session for AnySession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ServerConfig;
     use proptest::prelude::*;
     use std::time::Duration;
 

@@ -273,25 +273,30 @@ fn arity(name: &[u8]) -> Value {
     ))
 }
 
-/// Redis 7's wording: `ERR unknown command 'FOO', with args beginning with: 'a' 'b' `, and Redis's bounds on
-/// what it quotes back: the name to 128 bytes, the arguments while fewer than 128 bytes of them are quoted, each
-/// cut to what is left of those 128. A 16 MiB argument costs a reply of a few hundred bytes, not 48 MiB.
+/// How much of a client's input an error reply quotes, as Redis does (`%.128s` for the command name, and
+/// the arguments while their quoted text is under 128 bytes).
+const QUOTE_MAX: usize = 128;
+
+/// Redis 7's wording: `ERR unknown command 'FOO', with args beginning with: 'a' 'b' `.
+///
+/// Quotes at most [`QUOTE_MAX`] bytes of the name and of the arguments, as Redis does: the reply to a
+/// command of 16 MiB arguments is a few hundred bytes, not a copy of them.
 fn unknown(args: &[Bytes]) -> Value {
-    const QUOTED: usize = 128;
-    let name = &args[0][..args[0].len().min(QUOTED)];
-    let mut quoted = String::new();
+    let name = &args[0][..args[0].len().min(QUOTE_MAX)];
+    let mut quoted = Vec::with_capacity(QUOTE_MAX + 3);
     for a in &args[1..] {
-        if quoted.len() >= QUOTED {
+        if quoted.len() >= QUOTE_MAX {
             break;
         }
-        let room = QUOTED - quoted.len();
-        quoted.push('\'');
-        quoted.push_str(&String::from_utf8_lossy(&a[..a.len().min(room)]));
-        quoted.push_str("' ");
+        let room = QUOTE_MAX - quoted.len();
+        quoted.push(b'\'');
+        quoted.extend_from_slice(&a[..a.len().min(room)]);
+        quoted.extend_from_slice(b"' ");
     }
     Value::error(format!(
-        "ERR unknown command '{}', with args beginning with: {quoted}",
-        String::from_utf8_lossy(name)
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(&quoted)
     ))
 }
 
@@ -400,6 +405,31 @@ mod tests {
         ] {
             assert_eq!(parse_i64(text.as_bytes()), want, "{text:?}");
         }
+    }
+
+    /// Found by a `session_resp` fuzz regression input (fuzz/regressions/session_resp/): seven 128-byte
+    /// arguments of invalid UTF-8 made a 2.7 KiB error reply (each byte quoted as U+FFFD), and 16 MiB ones a
+    /// 48 MiB reply. Redis quotes at most 128 bytes.
+    #[test]
+    fn unknown_command_error_quotes_at_most_128_bytes_of_name_and_arguments() {
+        let long = Bytes::from(vec![b'a'; 1 << 20]);
+        let Value::Error(msg) = unknown(&[long.clone(), long.clone(), long]) else {
+            panic!("an error reply");
+        };
+        let want = format!(
+            "ERR unknown command '{a}', with args beginning with: '{a}' ",
+            a = "a".repeat(QUOTE_MAX)
+        );
+        assert_eq!(String::from_utf8_lossy(&msg), want);
+        // Short arguments are all quoted, as before.
+        let args = [&b"NOPE"[..], b"a", b"b"].map(Bytes::copy_from_slice);
+        let Value::Error(msg) = unknown(&args) else {
+            panic!("an error reply");
+        };
+        assert_eq!(
+            &msg[..],
+            b"ERR unknown command 'NOPE', with args beginning with: 'a' 'b' "
+        );
     }
 
     #[test]

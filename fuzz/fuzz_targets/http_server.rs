@@ -1,0 +1,6 @@
+#![no_main]
+#[allow(dead_code)]
+#[path = "../targets/codecs.rs"]
+mod codecs;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| codecs::http_server(data));

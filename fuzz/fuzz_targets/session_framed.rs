@@ -1,0 +1,6 @@
+#![no_main]
+#[allow(dead_code)]
+#[path = "../targets/sessions.rs"]
+mod sessions;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sessions::session_framed(data));

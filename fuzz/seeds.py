@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Seeds fuzz/corpus/<target>/ from the inputs of the codec and hostile-input tests.
+
+Every Rust byte-string literal (b"...") in the tests is taken, sorted to the targets whose protocol it looks
+like, and written as one file named by its SHA-1 (what libFuzzer names corpus files), beside a few framed and
+chunked streams built here (the framed tests build their frames with helpers, not literals). Run it once, then
+minimise with `cargo fuzz cmin` (docs/FUZZING.md); it never deletes a file.
+
+    python3 fuzz/seeds.py
+"""
+
+import hashlib
+import pathlib
+import re
+import struct
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCES = [
+    "sdk/tests/codec_props.rs",
+    "sdk/tests/codec_resp.rs",
+    "sdk/tests/codec_http.rs",
+    "server/tests/hostile_input.rs",
+    "server/tests/protocol_suite.rs",
+    "sdk/src/codec/resp.rs",
+    "sdk/src/codec/http.rs",
+    "sdk/src/codec/line.rs",
+    "sdk/src/codec/echo.rs",
+    "sdk/src/codec/framed.rs",
+]
+LITERAL = re.compile(rb'b"((?:[^"\\]|\\.|\\\n)*)"', re.S)
+ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"0": b"\0", b"\\": b"\\", b'"': b'"', b"'": b"'"}
+
+
+def unescape(raw: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while i < len(raw):
+        c = raw[i : i + 1]
+        if c != b"\\":
+            out += c
+            i += 1
+            continue
+        e = raw[i + 1 : i + 2]
+        if e == b"x":
+            out.append(int(raw[i + 2 : i + 4], 16))
+            i += 4
+        elif e == b"\n":  # a line continuation skips the newline and the indentation after it
+            i += 2
+            while i < len(raw) and raw[i : i + 1] in (b" ", b"\t", b"\n"):
+                i += 1
+        else:
+            out += ESCAPES.get(e, e)
+            i += 2
+    return bytes(out)
+
+
+def framed(op: int, id_: int, arg: int, payload: bytes = b"") -> bytes:
+    body = struct.pack(">BQI", op, id_, arg) + payload
+    return struct.pack(">I", len(body)) + body
+
+
+def framed_response(status: int, id_: int, payload: bytes = b"") -> bytes:
+    body = struct.pack(">BQ", status, id_) + payload
+    return struct.pack(">I", len(body)) + body
+
+
+def targets_for(seed: bytes) -> list:
+    if b"HTTP/1." in seed and seed.startswith(b"HTTP/"):
+        return ["http_client"]
+    if b"HTTP/1." in seed or seed.startswith((b"GET ", b"POST ", b"PUT ", b"HEAD ")):
+        return ["http_server", "session_http"]
+    if seed[:1] in (b"*", b"$") or b"\r\n" in seed:
+        targets = ["resp_server", "session_resp", "line", "session_line"]
+        if seed[:1] in (b"*", b"$", b"+", b"-", b":"):
+            targets.append("resp_client")
+        return targets
+    return ["line", "session_line", "echo_server", "session_echo"]
+
+
+def main() -> None:
+    seeds = {}
+    for src in SOURCES:
+        text = (ROOT / src).read_bytes()
+        for m in LITERAL.finditer(text):
+            seed = unescape(m.group(1))
+            if seed:
+                for t in targets_for(seed):
+                    seeds.setdefault(t, set()).add(seed)
+    requests = [
+        framed(1, 1, 0, b"hello"),
+        framed(2, 2, 0, b"upload"),
+        framed(3, 3, 100),
+        framed(3, 4, 0xFFFFFFFF),
+        framed(4, 5, 500, b"zz"),
+        framed(5, 6, 0),
+        framed(9, 7, 0, b"?"),
+        framed(1, 8, 0, b"a") + framed(4, 9, 1) + framed(5, 10, 0),
+        b"\x00\x00\x00\x02\x01\x00",
+        b"\x7f\xff\xff\xff",
+        b"\x00\x10\x00\x00\x01",
+    ]
+    seeds.setdefault("framed_server", set()).update(requests)
+    seeds.setdefault("session_framed", set()).update(requests)
+    seeds.setdefault("framed_client", set()).update(
+        [
+            framed_response(0, 1, b"hello"),
+            framed_response(2, 0) + framed_response(3, 0),
+            b"\xff\xff\xff\xff",
+            b"\x00\x00\x00\x08\x00",
+        ]
+    )
+    # echo_client: first byte n, then n request lengths, then the stream.
+    seeds.setdefault("echo_client", set()).update(
+        [b"\x02\x03\x00abc", b"\x03\x01\x02\x00xyz", b"\x01\x05ab", b"\x00x"]
+    )
+    # http_client: first byte, the HEAD mask of the requests sent.
+    responses = {s for s in seeds.pop("http_client", set())}
+    responses |= {
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+    }
+    seeds["http_client"] = {bytes([mask]) + r for r in responses for mask in (0, 1)}
+    for target, found in sorted(seeds.items()):
+        d = ROOT / "fuzz" / "corpus" / target
+        d.mkdir(parents=True, exist_ok=True)
+        for seed in found:
+            (d / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
+        print(f"{target}: {len(found)} seeds")
+
+
+if __name__ == "__main__":
+    main()
