@@ -145,20 +145,29 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
         reason,
         timeout: humantime::format_duration(timeout).to_string(),
     };
+    let endpoint: sockpool::Endpoint = address
+        .parse()
+        .map_err(|e: sockpool::Error| fail(e.to_string()))?;
+    // The SDK's connector, as every request uses it: the same resolution, socket set-up and connect timeout.
+    let timeouts = sockpool::Timeouts {
+        connect: timeout,
+        ..sockpool::Timeouts::default()
+    };
+    let connector =
+        sockpool::transport::Connector::new(sockpool::SocketOptions::default(), &timeouts, None)
+            .map_err(|e| RunError::Setup(e.to_string()))?;
     rt.block_on(async {
-        let attempt = async {
-            if let Some(path) = address.strip_prefix("unix:") {
-                tokio::net::UnixStream::connect(path).await.map(drop)
-            } else {
-                tokio::net::TcpStream::connect(address.as_str())
-                    .await
-                    .map(drop)
+        match connector.connect(&endpoint, None).await {
+            Ok(stream) => {
+                drop(stream);
+                Ok(())
             }
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(fail(e.to_string().to_lowercase())),
-            Err(_) => Err(fail("no answer".into())),
+            Err(e) if e.is_timeout() => Err(fail("no answer".into())),
+            Err(e) => Err(fail(
+                std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |s| s.to_string())
+                    .to_lowercase(),
+            )),
         }
     })
 }
