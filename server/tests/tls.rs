@@ -133,3 +133,59 @@ async fn http_over_tls_keep_alive() {
         assert_eq!(stats.requests, 2, "{model}");
     }
 }
+
+/// This process's thread count (the server under test runs in it).
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Issue 14: under `threads`, TLS connections over the limit each kept a thread blocked in a handshake the
+/// client never started. Now they are closed at once on the acceptor, and no thread is spawned for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_over_the_limit_cost_no_thread_under_threads() {
+    let cert = Cert::new();
+    let mut c = config(Model::Threads, &["framed+tls=127.0.0.1:0"]);
+    cert.configure(&mut c);
+    c.limits.max_connections = 1;
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    let h = server.spawn();
+    // The one admitted connection, proven served through TLS.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut held = cert
+        .connector()
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("handshake");
+    expect_reply(
+        &mut held,
+        &framed_request(1, 1, 0, b"in"),
+        &framed_response(0, 1, b"in"),
+    )
+    .await;
+    let before = threads();
+    // 50 more that never send a ClientHello: each is closed, and none holds a thread.
+    let mut over = Vec::new();
+    for _ in 0..50 {
+        over.push(TcpStream::connect(addr).await.unwrap());
+    }
+    for s in &mut over {
+        let (got, closed) = support::read_until_close(s, support::IO_LIMIT).await;
+        assert!(
+            got.is_empty() && closed,
+            "an over-limit TLS connection was left open"
+        );
+    }
+    let after = threads();
+    assert!(after < before + 5, "threads {before} -> {after}");
+    drop(held);
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.connections_refused, 50);
+}

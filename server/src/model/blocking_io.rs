@@ -86,15 +86,6 @@ fn write_out<S: Write>(io: &mut S, output: &mut BytesMut, shared: &Shared) -> bo
     }
 }
 
-/// Writes the refusal for a connection over the limit, then closes.
-pub(crate) fn refuse<S: Write>(io: &mut S, raw: &RawConn, msg: &[u8], shared: &Shared) {
-    let _ = raw.set_write_timeout(Some(shared.config.limits.write_timeout));
-    if !msg.is_empty() && io.write_all(msg).and_then(|()| io.flush()).is_ok() {
-        shared.stats.add(Counter::BytesOut, msg.len() as u64);
-    }
-    raw.shutdown(Shutdown::Write);
-}
-
 /// After the last reply and our FIN: read and drop what the client still sends for a moment, so closing
 /// with unread data does not reset the connection before the client reads the reply (see `tokio_io`).
 fn linger<S: Read>(io: &mut S, raw: &RawConn, input: &mut BytesMut) {

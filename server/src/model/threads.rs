@@ -167,7 +167,21 @@ fn start<S: Stream>(
     shared: &Arc<Shared>,
     registry: &Arc<Registry>,
 ) {
-    let guard = shared.admit();
+    let Some(guard) = shared.admit() else {
+        // Over the limit: answered here on the acceptor, with no thread of its own, so clients over the limit
+        // cannot make the server spawn (or strand) threads. A plain refusal is a few bytes that a new
+        // connection's socket buffer takes at once; a TLS one would first need a handshake that a client
+        // could stall, so a TLS connection over the limit is closed at once.
+        if !tls && raw.set_nonblocking(true).is_ok() {
+            let msg = refusal(proto);
+            let mut s = s;
+            if !msg.is_empty() && s.write(msg).is_ok_and(|n| n == msg.len()) {
+                shared.stats.add(Counter::BytesOut, msg.len() as u64);
+            }
+        }
+        raw.shutdown(Shutdown::Both);
+        return;
+    };
     let tls = if tls { shared.tls.clone() } else { None };
     let stats = shared.stats.clone();
     // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
@@ -208,10 +222,7 @@ fn serve<S: io::Read + io::Write>(
     raw: &RawConn,
     proto: Proto,
     shared: &Arc<Shared>,
-    guard: Option<ConnGuard>,
+    _guard: ConnGuard,
 ) {
-    match guard {
-        Some(_guard) => blocking_io::drive(&mut s, raw, AnySession::new(proto, shared), shared),
-        None => blocking_io::refuse(&mut s, raw, refusal(proto), shared),
-    }
+    blocking_io::drive(&mut s, raw, AnySession::new(proto, shared), shared);
 }
