@@ -86,6 +86,8 @@ impl MioStream {
 struct Transport {
     sock: MioStream,
     tls: Option<Box<rustls::ServerConnection>>,
+    /// TLS bytes arrived that have not made plaintext yet (part of a record).
+    tls_partial: bool,
 }
 
 impl Transport {
@@ -96,7 +98,10 @@ impl Transport {
         };
         loop {
             match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    self.tls_partial = false;
+                    return Ok(n);
+                }
                 Err(e) if is_would_block(&e) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
@@ -104,6 +109,7 @@ impl Transport {
             match tls.read_tls(&mut self.sock) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {
+                    self.tls_partial = true;
                     let processed = tls.process_new_packets();
                     // Handshake messages or an alert may be waiting to go out either way.
                     let _ = flush_tls(tls, &mut self.sock);
@@ -127,6 +133,15 @@ impl Transport {
         let n = tls.writer().write(buf)?;
         flush_tls(tls, &mut self.sock)?;
         Ok(n)
+    }
+
+    /// True while TLS is part-way through something the client must finish: the handshake, or a record of
+    /// which only part arrived. The read timeout bounds it, as it bounds a partial request (a ClientHello or a
+    /// record dribbled a byte at a time is not an idle connection).
+    fn in_progress(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.is_handshaking() || self.tls_partial)
     }
 
     /// Pushes TLS records rustls still holds; true while some remain (the socket is full).
@@ -198,6 +213,7 @@ impl Conn {
     fn idle(&self) -> bool {
         self.input.is_empty()
             && !self.session.in_progress()
+            && !self.stream.in_progress()
             && self.output.is_empty()
             && self.waiting_until.is_none()
             && !self.dirty
@@ -296,7 +312,8 @@ impl Conn {
                 }
             }
             // Shutting down between requests: answer what is already in the socket buffer, then close.
-            let between_requests = self.input.is_empty() && !self.session.in_progress();
+            let between_requests =
+                self.input.is_empty() && !self.session.in_progress() && !self.stream.in_progress();
             if between_requests {
                 self.partial_since = None;
                 if self.input.capacity() > shrink_above {
@@ -540,9 +557,11 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             },
                             (true, None) => continue,
                         };
+                        let handshaking = tls_session.is_some();
                         let stream = Transport {
                             sock: stream,
                             tls: tls_session,
+                            tls_partial: false,
                         };
                         let slot = free.pop().unwrap_or_else(|| {
                             conns.push(None);
@@ -560,7 +579,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             lingering_until: None,
                             lingered: 0,
                             waiting_until: None,
-                            partial_since: None,
+                            // A TLS handshake is bounded by the read timeout from the accept.
+                            partial_since: handshaking.then(Instant::now),
                             last_active: Instant::now(),
                             write_blocked_since: None,
                             generation,
