@@ -297,64 +297,45 @@ fn split_args(s: &str) -> Result<Vec<(usize, String)>, TemplateError> {
         let mut quote: Option<(u8, usize)> = None;
         loop {
             match quote {
-                Some((b'"', open)) => {
+                Some((q, open)) => {
                     let Some(&c) = b.get(i) else {
-                        return Err(err(open, "unbalanced double quote"));
+                        let what = if q == b'"' {
+                            "unbalanced double quote"
+                        } else {
+                            "unbalanced single quote"
+                        };
+                        return Err(err(open, what));
                     };
-                    match c {
-                        b'\\' if b.get(i + 1).is_some() => {
-                            let (x, n) = match b[i + 1] {
-                                b'n' => (b'\n', 2),
-                                b'r' => (b'\r', 2),
-                                b't' => (b'\t', 2),
-                                b'b' => (8, 2),
-                                b'a' => (7, 2),
-                                b'x' => match s
-                                    .get(i + 2..i + 4)
-                                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                                {
-                                    Some(x) => (x, 4),
-                                    None => (b'x', 2),
-                                },
-                                other => (other, 2),
-                            };
-                            arg.push(x);
-                            i += n;
+                    if c == q {
+                        if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                            return Err(err(i, "a closing quote must be followed by a space"));
                         }
-                        b'"' => {
-                            if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
-                                return Err(err(i, "a closing quote must be followed by a space"));
-                            }
-                            i += 1;
-                            break;
-                        }
-                        c => {
-                            arg.push(c);
-                            i += 1;
-                        }
+                        i += 1;
+                        break;
                     }
-                }
-                Some((_, open)) => {
-                    let Some(&c) = b.get(i) else {
-                        return Err(err(open, "unbalanced single quote"));
+                    // redis-cli's escapes: `\n \r \t \b \a \xHH` and `\"` inside double quotes, only `\'` inside
+                    // single ones; anything else stands for itself.
+                    let (x, n) = match (q, c, b.get(i + 1).copied()) {
+                        (b'"', b'\\', Some(next)) => match next {
+                            b'n' => (b'\n', 2),
+                            b'r' => (b'\r', 2),
+                            b't' => (b'\t', 2),
+                            b'b' => (8, 2),
+                            b'a' => (7, 2),
+                            b'x' => match s
+                                .get(i + 2..i + 4)
+                                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            {
+                                Some(x) => (x, 4),
+                                None => (b'x', 2),
+                            },
+                            other => (other, 2),
+                        },
+                        (b'\'', b'\\', Some(b'\'')) => (b'\'', 2),
+                        _ => (c, 1),
                     };
-                    match c {
-                        b'\\' if b.get(i + 1) == Some(&b'\'') => {
-                            arg.push(b'\'');
-                            i += 2;
-                        }
-                        b'\'' => {
-                            if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
-                                return Err(err(i, "a closing quote must be followed by a space"));
-                            }
-                            i += 1;
-                            break;
-                        }
-                        c => {
-                            arg.push(c);
-                            i += 1;
-                        }
-                    }
+                    arg.push(x);
+                    i += n;
                 }
                 None => match b.get(i) {
                     None => break,
