@@ -87,20 +87,11 @@ pub fn feed<D: Decoder<Error = CodecError>>(
         exact.extend_from_slice(chunk);
         buf = exact;
         let fed = buf.capacity();
-        loop {
-            match dec.decode(&mut buf) {
-                Ok(Some(item)) => {
-                    items.push(item);
-                    assert!(items.len() <= most_items, "{name}: items without input");
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Outcome {
-                        items,
-                        failure: Some(Failure::from(&e)),
-                    }
-                }
-            }
+        if let Err(e) = drain(name, &mut items, most_items, || dec.decode(&mut buf)) {
+            return Outcome {
+                items,
+                failure: Some(Failure::from(&e)),
+            };
         }
         assert!(
             buf.len() <= bound,
@@ -115,25 +106,25 @@ pub fn feed<D: Decoder<Error = CodecError>>(
             buf.len()
         );
     }
-    loop {
-        match dec.decode_eof(&mut buf) {
-            Ok(Some(item)) => {
-                items.push(item);
-                assert!(items.len() <= most_items, "{name}: items without input");
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Outcome {
-                    items,
-                    failure: Some(Failure::from(&e)),
-                }
-            }
-        }
+    let failure = drain(name, &mut items, most_items, || dec.decode_eof(&mut buf))
+        .err()
+        .map(|e| Failure::from(&e));
+    Outcome { items, failure }
+}
+
+/// Calls `decode` until it yields no item, collecting the items (at most `most`: a decoder that yields items
+/// without consuming input fails the target); the error that stopped it, if one did.
+fn drain<T>(
+    name: &str,
+    items: &mut Vec<T>,
+    most: usize,
+    mut decode: impl FnMut() -> Result<Option<T>, CodecError>,
+) -> Result<(), CodecError> {
+    while let Some(item) = decode()? {
+        items.push(item);
+        assert!(items.len() <= most, "{name}: items without input");
     }
-    Outcome {
-        items,
-        failure: None,
-    }
+    Ok(())
 }
 
 /// Feeds `input` all at once and byte by byte to decoders made by `make`, and asserts both decode the same.
