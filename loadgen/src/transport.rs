@@ -245,12 +245,7 @@ impl UdpTransport {
             return Ok((c.clone(), None));
         }
         let started = std::time::Instant::now();
-        let peer = tokio::net::lookup_host(self.target.as_str())
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or(ErrorKind::Other)?;
-        let c = sockpool::UdpClient::connect(peer, self.config.clone())
+        let c = sockpool::UdpClient::connect_to(&self.target, self.config.clone())
             .await
             .map_err(|e| classify(&e))?;
         let c = Rc::new(c);

@@ -46,6 +46,26 @@ pub struct UdpClient {
 }
 
 impl UdpClient {
+    /// Like [`connect`](Self::connect), to `target` written `host:port` or `[v6]:port`: a host name is resolved
+    /// and its first address used. A name that resolves to nothing is a `Config` error of the connect phase.
+    pub async fn connect_to(target: &str, config: UdpConfig) -> Result<Self, Error> {
+        let peer = match target.parse::<SocketAddr>() {
+            Ok(peer) => peer,
+            Err(_) => tokio::net::lookup_host(target)
+                .await
+                .map_err(|e| Error::io(Phase::Connect, e))?
+                .next()
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        Phase::Connect,
+                        format!("{target} resolves to no address"),
+                    )
+                })?,
+        };
+        Self::connect(peer, config).await
+    }
+
     /// A client bound to an ephemeral port on the matching loopback/any address, connected to `peer`.
     pub async fn connect(peer: SocketAddr, config: UdpConfig) -> Result<Self, Error> {
         let local: SocketAddr = if peer.is_ipv4() {
