@@ -65,6 +65,7 @@
 //! - [`stats`]: [`Stats`] (relaxed atomic counters) and [`StatsSnapshot`] (JSON and Prometheus text).
 //! - `listen`: binding TCP (socket2, SO_REUSEPORT), Unix and UDP sockets; [`BoundAddr`].
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).
+//! - `store`: the RESP key space (`Db`), one per server.
 //! - `tls`: rustls server configuration from PEM files.
 //! - `admin`: `GET /metrics` as Prometheus text.
 //! - [`app`]: the binary's life from flags to exit status (`main.rs` calls [`app::main`]).
@@ -87,6 +88,7 @@ mod admin;
 mod listen;
 mod model;
 mod shared;
+mod store;
 mod tls;
 
 pub use config::{Limits, ListenAddr, ListenSpec, Model, Proto, ServerConfig};

@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     /// The body of every HTTP `200`.
     pub http_body: Bytes,
     /// The RESP key space.
-    pub db: crate::protocol::resp::Db,
+    pub db: crate::store::Db,
     /// Cancelled when the server stops accepting.
     pub shutdown: CancellationToken,
     /// The TLS server configuration, when a listener uses TLS.

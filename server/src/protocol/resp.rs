@@ -6,8 +6,7 @@
 //! A request the codec refuses (`*20000000`, `$2000000000`, negative or non-numeric lengths, a desync) gets
 //! `-ERR Protocol error: <Redis's wording>` and the connection closes, as Redis does.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -21,112 +20,6 @@ use crate::stats::Counter;
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
-
-/// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
-/// rarely wait for each other.
-const SHARDS: usize = 64;
-
-/// The RESP key space: `SHARDS` mutex-guarded maps.
-pub struct Db {
-    shards: Vec<Mutex<HashMap<Bytes, Bytes>>>,
-}
-
-impl Default for Db {
-    fn default() -> Self {
-        Db {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("shards", &self.shards.len())
-            .finish()
-    }
-}
-
-impl Db {
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Bytes, Bytes>> {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in key {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.shards[(h as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The value at `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.shard(key).get(key).cloned()
-    }
-
-    /// Sets `key` to `value` (both copied, so they do not pin the connection's read buffer).
-    pub fn set(&self, key: &[u8], value: &[u8]) {
-        self.shard(key)
-            .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-    }
-
-    /// Removes `key`; true if it was there.
-    pub fn del(&self, key: &[u8]) -> bool {
-        self.shard(key).remove(key).is_some()
-    }
-
-    /// True if `key` is there.
-    pub fn exists(&self, key: &[u8]) -> bool {
-        self.shard(key).contains_key(key)
-    }
-
-    /// Adds 1 to the integer at `key` (0 if missing); `None` if the value is not an integer or would overflow.
-    pub fn incr(&self, key: &[u8]) -> Option<i64> {
-        let mut shard = self.shard(key);
-        let current = match shard.get(key) {
-            Some(v) => parse_i64(v)?,
-            None => 0,
-        };
-        let next = current.checked_add(1)?;
-        let mut buf = itoa::Buffer::new();
-        let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
-        match shard.get_mut(key) {
-            Some(v) => *v = text,
-            None => {
-                shard.insert(Bytes::copy_from_slice(key), text);
-            }
-        }
-        Some(next)
-    }
-}
-
-/// Redis's integer rule for INCR: an optional `-`, digits, no leading zeros, no spaces, within i64.
-fn parse_i64(v: &[u8]) -> Option<i64> {
-    let (neg, digits) = match v.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, v),
-    };
-    if digits.is_empty()
-        || digits.len() > 19
-        || !digits.iter().all(u8::is_ascii_digit)
-        || (digits.len() > 1 && digits[0] == b'0')
-    {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        n = n.checked_mul(10)?;
-        n = if neg {
-            n.checked_sub(i64::from(d - b'0'))?
-        } else {
-            n.checked_add(i64::from(d - b'0'))?
-        };
-    }
-    if neg && n == 0 {
-        return None;
-    }
-    Some(n)
-}
 
 /// One RESP connection.
 #[derive(Debug)]
@@ -388,25 +281,6 @@ mod tests {
         assert!(text(vec![b"NOPE".to_vec(), vec![b'z'; 16 << 20]]).len() < 300);
     }
 
-    #[test]
-    fn integers_follow_redis_rules() {
-        for (text, want) in [
-            ("0", Some(0)),
-            ("-1", Some(-1)),
-            ("9223372036854775807", Some(i64::MAX)),
-            ("-9223372036854775808", Some(i64::MIN)),
-            ("9223372036854775808", None),
-            ("007", None),
-            ("-0", None),
-            ("+1", None),
-            (" 1", None),
-            ("", None),
-            ("1x", None),
-        ] {
-            assert_eq!(parse_i64(text.as_bytes()), want, "{text:?}");
-        }
-    }
-
     /// Found by a `session_resp` fuzz regression input (fuzz/regressions/session_resp/): seven 128-byte
     /// arguments of invalid UTF-8 made a 2.7 KiB error reply (each byte quoted as U+FFFD), and 16 MiB ones a
     /// 48 MiB reply. Redis quotes at most 128 bytes.
@@ -430,18 +304,5 @@ mod tests {
             &msg[..],
             b"ERR unknown command 'NOPE', with args beginning with: 'a' 'b' "
         );
-    }
-
-    #[test]
-    fn incr_counts_from_zero_and_refuses_non_integers_and_overflow() {
-        let db = Db::default();
-        assert_eq!(db.incr(b"n"), Some(1));
-        assert_eq!(db.incr(b"n"), Some(2));
-        assert_eq!(db.get(b"n").as_deref(), Some(&b"2"[..]));
-        db.set(b"s", b"abc");
-        assert_eq!(db.incr(b"s"), None);
-        db.set(b"max", i64::MAX.to_string().as_bytes());
-        assert_eq!(db.incr(b"max"), None);
-        assert!(db.exists(b"n") && db.del(b"n") && !db.exists(b"n") && !db.del(b"n"));
     }
 }
