@@ -85,6 +85,7 @@ pub mod signals;
 pub mod stats;
 
 mod admin;
+mod conn;
 mod listen;
 mod model;
 mod shared;

@@ -20,7 +20,8 @@ pub(crate) mod processes;
 pub(crate) mod threads;
 pub(crate) mod tokio_io;
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::sync::Arc;
 
 use crate::config::Model;
@@ -35,5 +36,68 @@ pub(crate) fn run(model: Model, bound: Vec<Bound>, shared: Arc<Shared>) -> io::R
         Model::Threads => threads::run(bound, shared),
         Model::EventLoop => event_loop::run(bound, shared),
         Model::Processes => processes::run(bound, shared),
+    }
+}
+
+/// A socket of either kind, for the shells that are not tokio's: `Sock<std TcpStream, std UnixStream>` for
+/// `threads`, the mio ones for `event-loop`.
+#[derive(Debug)]
+pub(crate) enum Sock<T, U> {
+    Tcp(T),
+    Unix(U),
+}
+
+/// `sock!(s, x => expr)`: `expr` on whichever socket `s` holds.
+macro_rules! sock {
+    ($s:expr, $x:ident => $e:expr) => {
+        match $s {
+            $crate::model::Sock::Tcp($x) => $e,
+            $crate::model::Sock::Unix($x) => $e,
+        }
+    };
+}
+pub(crate) use sock;
+
+impl<T: Read, U: Read> Read for Sock<T, U> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sock!(self, s => s.read(buf))
+    }
+}
+
+impl<T: Write, U: Write> Write for Sock<T, U> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sock!(self, s => s.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `shutdown(2)` on a stream socket.
+pub(crate) trait Shut {
+    fn shut(&self, how: Shutdown) -> io::Result<()>;
+}
+
+macro_rules! shut {
+    ($($t:ty),*) => {$(
+        impl Shut for $t {
+            fn shut(&self, how: Shutdown) -> io::Result<()> {
+                self.shutdown(how)
+            }
+        }
+    )*};
+}
+shut!(
+    std::net::TcpStream,
+    std::os::unix::net::UnixStream,
+    mio::net::TcpStream,
+    mio::net::UnixStream
+);
+
+impl<T: Shut, U: Shut> Sock<T, U> {
+    /// Shuts the socket (errors ignored: the peer may be gone already).
+    pub(crate) fn shutdown(&self, how: Shutdown) {
+        let _ = sock!(self, s => s.shut(how));
     }
 }

@@ -1,25 +1,26 @@
 //! `threads`: blocking std::net. One acceptor thread per listener, one thread per connection (at most
-//! `max_connections`; the next one gets the protocol's refusal on a short-lived thread). TLS through
-//! `rustls::StreamOwned`.
+//! `max_connections`; the next one gets the protocol's refusal from the acceptor), each running the blocking
+//! shell over its [`Conn`](crate::conn::Conn) (TLS included).
 //!
 //! Shutdown: the acceptors are woken by a connection to their own listener and stop; every connection's
 //! socket has its read side shut, so each thread answers what it already received, sees end of file and
 //! ends. Threads still running at the shutdown deadline get their socket shut both ways.
 
 use std::collections::HashMap;
-use std::io;
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{ListenAddr, Proto};
+use crate::conn;
 use crate::listen::{Bound, Listener};
-use crate::model::blocking_io::{self, RawConn};
-use crate::protocol::{refusal, AnySession};
-use crate::shared::{ConnGuard, Shared};
+use crate::model::blocking_io::{self, StdSock};
+use crate::model::{sock, Sock};
+use crate::shared::Shared;
 use crate::stats::Counter;
 
 /// Stack of a connection thread: sessions keep their buffers on the heap, so this is plenty.
@@ -29,11 +30,11 @@ const CONN_STACK: usize = 256 * 1024;
 #[derive(Default)]
 struct Registry {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, RawConn>>,
+    open: Mutex<HashMap<u64, StdSock>>,
 }
 
 impl Registry {
-    fn add(&self, raw: RawConn) -> u64 {
+    fn add(&self, raw: StdSock) -> u64 {
         let id = self.next.fetch_add(1, Relaxed);
         self.open
             .lock()
@@ -67,53 +68,25 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut wake: Vec<ListenAddr> = Vec::new();
     for b in bound {
         let (proto, tls) = (b.addr.proto, b.addr.tls);
+        let listener = match b.listener {
+            Listener::Tcp(l) => Sock::Tcp(l),
+            Listener::Unix(l) => Sock::Unix(l),
+            Listener::Udp(_) | Listener::Reserved(_) => continue,
+        };
+        sock!(&listener, l => l.set_nonblocking(false))?;
         wake.push(b.addr.addr.clone());
         let (shared, registry) = (shared.clone(), registry.clone());
         let thread = std::thread::Builder::new().name("sockpool-accept".into());
-        acceptors.push(match b.listener {
-            Listener::Tcp(l) => {
-                l.set_nonblocking(false)?;
-                thread.spawn(move || loop {
-                    let accepted = l.accept();
-                    if shared.shutdown.is_cancelled() {
-                        return;
-                    }
-                    match accepted {
-                        Ok((s, _)) => {
-                            if shared.config.nodelay {
-                                let _ = s.set_nodelay(true);
-                            }
-                            let raw = match s.try_clone() {
-                                Ok(c) => RawConn::Tcp(c),
-                                Err(_) => continue,
-                            };
-                            start(s, raw, proto, tls, &shared, &registry);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                })?
+        acceptors.push(thread.spawn(move || loop {
+            let accepted = accept(&listener, shared.config.nodelay);
+            if shared.shutdown.is_cancelled() {
+                return;
             }
-            Listener::Unix(l) => {
-                l.set_nonblocking(false)?;
-                thread.spawn(move || loop {
-                    let accepted = l.accept();
-                    if shared.shutdown.is_cancelled() {
-                        return;
-                    }
-                    match accepted {
-                        Ok((s, _)) => {
-                            let raw = match s.try_clone() {
-                                Ok(c) => RawConn::Unix(c),
-                                Err(_) => continue,
-                            };
-                            start(s, raw, proto, tls, &shared, &registry);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                })?
+            match accepted {
+                Ok(s) => start(s, proto, tls, &shared, &registry),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
-            Listener::Udp(_) | Listener::Reserved(_) => continue,
-        });
+        })?);
     }
 
     shared.mark_ready();
@@ -154,75 +127,48 @@ fn wake_acceptor(addr: &ListenAddr) {
     }
 }
 
-/// A stream the threads model serves.
-trait Stream: io::Read + io::Write + Send + 'static {}
-impl Stream for TcpStream {}
-impl Stream for UnixStream {}
-
-fn start<S: Stream>(
-    s: S,
-    raw: RawConn,
-    proto: Proto,
-    tls: bool,
-    shared: &Arc<Shared>,
-    registry: &Arc<Registry>,
-) {
-    let Some(guard) = shared.admit() else {
-        // Over the limit: answered here on the acceptor, with no thread of its own, so clients over the limit
-        // cannot make the server spawn (or strand) threads. A plain refusal is a few bytes that a new
-        // connection's socket buffer takes at once; a TLS one would first need a handshake that a client
-        // could stall, so a TLS connection over the limit is closed at once.
-        if !tls && raw.set_nonblocking(true).is_ok() {
-            let msg = refusal(proto);
-            let mut s = s;
-            if !msg.is_empty() && s.write(msg).is_ok_and(|n| n == msg.len()) {
-                shared.stats.add(Counter::BytesOut, msg.len() as u64);
+fn accept(l: &Sock<TcpListener, UnixListener>, nodelay: bool) -> io::Result<StdSock> {
+    Ok(match l {
+        Sock::Tcp(l) => {
+            let s = l.accept()?.0;
+            if nodelay {
+                let _ = s.set_nodelay(true);
             }
+            Sock::Tcp(s)
         }
-        raw.shutdown(Shutdown::Both);
-        return;
+        Sock::Unix(l) => Sock::Unix(l.accept()?.0),
+    })
+}
+
+fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry: &Arc<Registry>) {
+    let conn = match conn::admit(shared, proto, tls) {
+        Ok(conn) => conn,
+        Err(refusal) => {
+            // Over the limit: answered here on the acceptor, with no thread of its own, so clients over the
+            // limit cannot make the server spawn (or strand) threads.
+            if s.set_nonblocking(true).is_ok() {
+                conn::refuse(shared, refusal, |b| s.write(b));
+            }
+            s.shutdown(Shutdown::Both);
+            return;
+        }
     };
-    let tls = if tls { shared.tls.clone() } else { None };
-    let stats = shared.stats.clone();
     // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
-    let id = match raw.try_clone() {
+    let id = match s.try_clone() {
         Ok(r) => registry.add(r),
         Err(_) => return,
     };
-    let (shared, registry2) = (shared.clone(), registry.clone());
+    let registry2 = registry.clone();
     let spawned = std::thread::Builder::new()
         .name("sockpool-conn".into())
         .stack_size(CONN_STACK)
         .spawn(move || {
-            let registry = registry2;
-            match tls {
-                None => serve(s, &raw, proto, &shared, guard),
-                Some(cfg) => match rustls::ServerConnection::new(cfg) {
-                    Ok(conn) => serve(
-                        rustls::StreamOwned::new(conn, s),
-                        &raw,
-                        proto,
-                        &shared,
-                        guard,
-                    ),
-                    Err(_) => shared.stats.inc(Counter::ErrorsIo),
-                },
-            }
-            registry.remove(id);
+            blocking_io::drive(&mut s, conn);
+            registry2.remove(id);
         });
     if spawned.is_err() {
         // Out of threads: the connection was dropped (closed) with the closure.
         registry.remove(id);
-        stats.inc(Counter::ErrorsIo);
+        shared.stats.inc(Counter::ErrorsIo);
     }
-}
-
-fn serve<S: io::Read + io::Write>(
-    mut s: S,
-    raw: &RawConn,
-    proto: Proto,
-    shared: &Arc<Shared>,
-    _guard: ConnGuard,
-) {
-    blocking_io::drive(&mut s, raw, AnySession::new(proto, shared), shared);
 }

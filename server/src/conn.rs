@@ -1,0 +1,630 @@
+//! One connection's whole life, sans-IO: [`Conn`]. Every model is a thin I/O shell over it.
+//!
+//! A `Conn` owns the [`Session`] (decoding, handling, encoding), the input and output buffers and their sizing,
+//! TLS (rustls fed the socket's bytes by hand: the shells only ever move raw bytes), every timeout (partial
+//! request and TLS handshake: `read_timeout`; between requests: `idle_timeout`; a write that makes no progress:
+//! `write_timeout`), backpressure (the session stops at `write_high_water` and nothing is read until the output
+//! is written), fairness (a turn budget), draining at shutdown and the linger after the close. The shell asks
+//! [`Conn::step`] what to do next and does it:
+//!
+//! ```text
+//! loop match conn.step(now) {
+//!     Read(deadline)  => conn.read_with(socket read) — nothing there: wait readable, or until deadline
+//!     Write(deadline) => conn.write_with(socket write) — socket full: wait writable, or until deadline
+//!     Sleep(until)    => wait until then            Yield => let the other connections run
+//!     ShutdownWrite   => shut the socket's write side   Close => drop the socket
+//! }
+//! ```
+//!
+//! Waking up at a deadline and stepping again is all a shell does about time: the `Conn` sees the deadline
+//! passed and answers (HTTP `408`, counted) or closes. Admission at `max_connections` ([`admit`]) and the
+//! refusal ([`refuse`]) are here too, so every model admits and refuses alike.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, BytesMut};
+
+use crate::config::Proto;
+use crate::protocol::{refusal, AnySession};
+use crate::session::{Next, Session};
+use crate::shared::{ConnGuard, Shared};
+use crate::stats::Counter;
+
+/// How long a closed connection keeps reading and dropping what the client still sends (the rest of a refused
+/// body, requests pipelined behind `Connection: close`), so closing with unread data does not make the kernel
+/// send a reset that could destroy the last reply before the client reads it.
+pub(crate) const LINGER_TIME: Duration = Duration::from_millis(500);
+/// How much the linger reads at most.
+pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
+/// Fairness: the bytes one connection may move (read, plus replies produced) in one turn before it yields to
+/// the others, whatever the model. A client that pipelines without pause gets this much per turn, never the
+/// whole worker.
+pub(crate) const TURN_BYTES: usize = 64 * 1024;
+/// The first read of a connection that has sent nothing yet: small, so idle connections stay small.
+const FIRST_READ: usize = 512;
+
+/// What the shell does next for a connection (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Read with [`Conn::read_with`]; if nothing is there, wait until readable or the deadline, then step.
+    Read(Instant),
+    /// Write with [`Conn::write_with`]; if the socket is full, wait until writable or the deadline, then step.
+    Write(Instant),
+    /// Wait until then without reading (framed SLEEP), then step.
+    Sleep(Instant),
+    /// The turn is used up: let the other connections run, then step.
+    Yield,
+    /// Shut the socket's write side, then step.
+    ShutdownWrite,
+    /// Drop the connection.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Write what is left, then shut the write side; then linger or not.
+    Closing {
+        linger: bool,
+    },
+    /// Reading and dropping until then (or `LINGER_BYTES`, or the client's close).
+    Lingering {
+        until: Instant,
+        drained: usize,
+    },
+    Done,
+}
+
+/// rustls over the socket's bytes.
+struct Tls {
+    conn: rustls::ServerConnection,
+    /// Ciphertext read and not yet taken by rustls.
+    wire_in: BytesMut,
+    /// Ciphertext to write.
+    wire_out: BytesMut,
+    /// Ciphertext arrived that has made no plaintext yet (part of a record): a request in progress.
+    partial: bool,
+    /// `close_notify` queued.
+    notified: bool,
+}
+
+impl Tls {
+    /// Moves the records rustls holds into `wire_out`.
+    fn flush(&mut self) {
+        let mut out = (&mut self.wire_out).writer();
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// One admitted connection (see the module docs).
+pub(crate) struct Conn {
+    session: AnySession,
+    shared: Arc<Shared>,
+    input: BytesMut,
+    output: BytesMut,
+    /// Bytes of `output` written (plain; TLS writes `wire_out`).
+    written: usize,
+    tls: Option<Box<Tls>>,
+    phase: Phase,
+    /// Call `on_input` before reading (new input, or a flush or SLEEP to resume).
+    dirty: bool,
+    /// The client closed its side (end of file, or TLS `close_notify`).
+    eof: bool,
+    sleep_until: Option<Instant>,
+    partial_since: Option<Instant>,
+    last_active: Instant,
+    /// Since when the unsent output has made no progress.
+    write_since: Option<Instant>,
+    /// Shutdown began: close between requests once what is already in the socket is answered.
+    draining: bool,
+    /// Draining: one read was tried since the last bytes came.
+    drain_probed: bool,
+    /// Bytes moved this turn.
+    turn: usize,
+    _guard: ConnGuard,
+}
+
+/// Admits a connection accepted on a `proto` listener (`tls`: a TLS one): `Err` holds the refusal to send
+/// before closing it (empty: close at once; a TLS refusal would need a handshake a client could stall, so a TLS
+/// connection over the limit is always closed at once). Counted either way.
+pub(crate) fn admit(shared: &Arc<Shared>, proto: Proto, tls: bool) -> Result<Conn, &'static [u8]> {
+    let Some(guard) = shared.admit() else {
+        return Err(if tls { b"" } else { refusal(proto) });
+    };
+    let tls = match (tls, &shared.tls) {
+        (false, _) => None,
+        (true, Some(cfg)) => match rustls::ServerConnection::new(cfg.clone()) {
+            Ok(mut conn) => {
+                // Our own output budget bounds what is queued; rustls must not refuse part of a reply.
+                conn.set_buffer_limit(None);
+                Some(Box::new(Tls {
+                    conn,
+                    wire_in: BytesMut::new(),
+                    wire_out: BytesMut::new(),
+                    partial: false,
+                    notified: false,
+                }))
+            }
+            Err(_) => {
+                shared.stats.inc(Counter::ErrorsIo);
+                return Err(b"");
+            }
+        },
+        (true, None) => return Err(b""),
+    };
+    let now = Instant::now();
+    Ok(Conn {
+        session: AnySession::new(proto, shared),
+        shared: shared.clone(),
+        input: BytesMut::new(),
+        output: BytesMut::new(),
+        written: 0,
+        // The TLS handshake is bounded by the read timeout from the accept.
+        partial_since: tls.is_some().then_some(now),
+        tls,
+        phase: Phase::Open,
+        dirty: false,
+        eof: false,
+        sleep_until: None,
+        last_active: now,
+        write_since: None,
+        draining: false,
+        drain_probed: false,
+        turn: 0,
+        _guard: guard,
+    })
+}
+
+/// Sends a refusal from [`admit`] with one write that does not wait (a new connection's socket buffer takes a
+/// few bytes at once); the shell then shuts the socket.
+pub(crate) fn refuse(shared: &Shared, msg: &[u8], write: impl FnOnce(&[u8]) -> io::Result<usize>) {
+    if !msg.is_empty() {
+        if let Ok(n) = write(msg) {
+            shared.stats.add(Counter::BytesOut, n as u64);
+        }
+    }
+}
+
+/// Reads from a `std::io::Read` socket into the spare capacity of `buf` (for the shells that have no
+/// `read_buf` of their own).
+pub(crate) fn read_buf(r: &mut impl Read, buf: &mut BytesMut) -> io::Result<usize> {
+    let len = buf.len();
+    buf.resize(buf.capacity(), 0);
+    let r = r.read(&mut buf[len..]);
+    buf.truncate(len + *r.as_ref().unwrap_or(&0));
+    r
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Conn {
+    /// Shutdown began (the shell saw it): finish what the client already sent, then close.
+    pub(crate) fn stop(&mut self) {
+        self.draining = true;
+    }
+
+    /// Bytes to put on the socket.
+    pub(crate) fn unsent(&self) -> &[u8] {
+        match &self.tls {
+            Some(t) => &t.wire_out,
+            None => &self.output[self.written..],
+        }
+    }
+
+    /// Writes [`Conn::unsent`] with `write` (one socket write); true when the socket took nothing (full).
+    pub(crate) fn write_with(&mut self, write: impl FnOnce(&[u8]) -> io::Result<usize>) -> bool {
+        match write(self.unsent()) {
+            Ok(0) => self.fail(),
+            Ok(n) => {
+                match &mut self.tls {
+                    Some(t) => t.wire_out.advance(n),
+                    None => {
+                        self.written += n;
+                        self.shared.stats.add(Counter::BytesOut, n as u64);
+                    }
+                }
+                self.write_since = None;
+            }
+            Err(e) if would_block(&e) => {
+                self.turn = 0;
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.fail(),
+        }
+        false
+    }
+
+    /// Reads with `read` (one socket read into the buffer it is given); true when nothing was there.
+    pub(crate) fn read_with(
+        &mut self,
+        read: impl FnOnce(&mut BytesMut) -> io::Result<usize>,
+        now: Instant,
+    ) -> bool {
+        let chunk = self.shared.config.read_buffer.max(64);
+        let buf = match &mut self.tls {
+            Some(t) => &mut t.wire_in,
+            None => &mut self.input,
+        };
+        if buf.capacity() == 0 {
+            buf.reserve(FIRST_READ);
+        } else if buf.capacity() - buf.len() < chunk / 4 {
+            buf.reserve(chunk);
+        }
+        match read(buf) {
+            Ok(0) => self.eof = true,
+            Ok(n) => {
+                if let Phase::Lingering { drained, .. } = &mut self.phase {
+                    *drained += n;
+                    self.input.clear();
+                    if let Some(t) = &mut self.tls {
+                        t.wire_in.clear();
+                    }
+                    return false;
+                }
+                self.turn += n;
+                self.last_active = now;
+                self.drain_probed = false;
+                match self.tls.is_some() {
+                    true => self.decrypt(),
+                    false => self.received(n),
+                }
+            }
+            Err(e) if would_block(&e) => {
+                self.turn = 0;
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.fail(),
+        }
+        false
+    }
+
+    /// The socket failed (reset …): counted, closed.
+    pub(crate) fn fail(&mut self) {
+        if !matches!(self.phase, Phase::Lingering { .. } | Phase::Done) {
+            self.shared.stats.inc(Counter::ErrorsIo);
+        }
+        self.phase = Phase::Done;
+    }
+
+    fn received(&mut self, n: usize) {
+        self.shared.stats.add(Counter::BytesIn, n as u64);
+        self.dirty = true;
+    }
+
+    /// Feeds the ciphertext read to rustls, takes out the plaintext, queues what rustls answers (handshake,
+    /// alerts). A TLS error closes the connection once its alert is written.
+    fn decrypt(&mut self) {
+        let Some(t) = self.tls.as_mut() else { return };
+        let mut plain = 0;
+        let mut failed = false;
+        while !t.wire_in.is_empty() && !failed {
+            let mut rd = &t.wire_in[..];
+            // An error here is a full rustls buffer: the plaintext taken out below makes room.
+            let _ = t.conn.read_tls(&mut rd);
+            let used = t.wire_in.len() - rd.len();
+            t.wire_in.advance(used);
+            t.partial = true;
+            failed = t.conn.process_new_packets().is_err();
+            loop {
+                self.input.reserve(4096);
+                match read_buf(&mut t.conn.reader(), &mut self.input) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        plain += n;
+                        t.partial = false;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        t.flush();
+        if failed {
+            self.shared.stats.inc(Counter::ErrorsIo);
+            self.phase = Phase::Closing { linger: false };
+        }
+        if plain > 0 {
+            self.received(plain);
+        }
+    }
+
+    /// TLS: moves the plaintext output into rustls and its records into `wire_out`.
+    fn encrypt(&mut self) {
+        let Some(t) = self.tls.as_mut() else { return };
+        if !self.output.is_empty() {
+            if t.conn.writer().write_all(&self.output).is_ok() {
+                self.shared
+                    .stats
+                    .add(Counter::BytesOut, self.output.len() as u64);
+            }
+            self.output.clear();
+        }
+        t.flush();
+    }
+
+    fn in_progress(&self) -> bool {
+        !self.input.is_empty()
+            || self.session.in_progress()
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.partial || t.conn.is_handshaking())
+    }
+
+    /// What the shell does next, `now` (see the module docs).
+    pub(crate) fn step(&mut self, now: Instant) -> Step {
+        let limits = &self.shared.config.limits;
+        let (read_timeout, idle_timeout, write_timeout) = (
+            limits.read_timeout,
+            limits.idle_timeout,
+            limits.write_timeout,
+        );
+        let shrink_above = self.shared.config.read_buffer.max(64 * 1024);
+        loop {
+            match self.phase {
+                Phase::Done => return Step::Close,
+                Phase::Lingering { until, drained } => {
+                    if now >= until || drained >= LINGER_BYTES || self.eof {
+                        self.phase = Phase::Done;
+                        continue;
+                    }
+                    return Step::Read(until);
+                }
+                Phase::Open | Phase::Closing { .. } => {}
+            }
+            // 1. Write what is pending: the write timeout is the longest a write may make no progress.
+            if !self.unsent().is_empty() {
+                let due = *self.write_since.get_or_insert(now) + write_timeout;
+                if now >= due {
+                    self.shared.stats.inc(Counter::ErrorsWriteTimeout);
+                    self.phase = Phase::Done;
+                    continue;
+                }
+                return Step::Write(due);
+            }
+            self.write_since = None;
+            self.output.clear();
+            self.written = 0;
+            if self.output.capacity() > shrink_above {
+                self.output = BytesMut::new();
+            }
+            if let Phase::Closing { linger } = self.phase {
+                if let Some(t) = self.tls.as_mut().filter(|t| !t.notified) {
+                    t.notified = true;
+                    t.conn.send_close_notify();
+                    t.flush();
+                    continue;
+                }
+                self.phase = match linger {
+                    true => Phase::Lingering {
+                        until: now + LINGER_TIME,
+                        drained: 0,
+                    },
+                    false => Phase::Done,
+                };
+                return Step::ShutdownWrite;
+            }
+            // 2. Fairness: the turn is used up.
+            if self.turn >= TURN_BYTES {
+                self.turn = 0;
+                return Step::Yield;
+            }
+            // 3. A SLEEP in progress: the requests behind it stay buffered, so replies keep their order.
+            if let Some(due) = self.sleep_until {
+                if now < due {
+                    return Step::Sleep(due);
+                }
+                self.sleep_until = None;
+                self.dirty = true;
+            }
+            // 4. Decode, handle, encode.
+            if self.dirty {
+                self.dirty = false;
+                match self
+                    .session
+                    .on_input(&mut self.input, &mut self.output, now)
+                {
+                    Next::Continue => {}
+                    Next::Flush => self.dirty = true,
+                    Next::WaitUntil(due) => self.sleep_until = Some(due),
+                    Next::Close => self.phase = Phase::Closing { linger: true },
+                }
+                self.turn += self.output.len();
+                self.encrypt();
+                continue;
+            }
+            // 5. Read, until the read timeout (partial request, handshake) or the idle timeout.
+            if self.eof {
+                self.phase = Phase::Done;
+                continue;
+            }
+            if self.in_progress() {
+                let due = *self.partial_since.get_or_insert(now) + read_timeout;
+                if now < due {
+                    return Step::Read(due);
+                }
+                self.shared.stats.inc(Counter::ErrorsReadTimeout);
+                self.session.on_read_timeout(&mut self.output);
+                self.encrypt();
+                self.phase = Phase::Closing { linger: false };
+                continue;
+            }
+            self.partial_since = None;
+            if self.input.capacity() > shrink_above {
+                self.input = BytesMut::new();
+            }
+            if self.draining || self.shared.is_stopping() {
+                // Shutting down between requests: answer what the client sent before it saw us stop (already in
+                // the socket buffer: one read finds it), then close.
+                if std::mem::replace(&mut self.drain_probed, true) {
+                    self.phase = Phase::Done;
+                    continue;
+                }
+                return Step::Read(now);
+            }
+            let due = self.last_active + idle_timeout;
+            if now < due {
+                return Step::Read(due);
+            }
+            self.shared.stats.inc(Counter::ErrorsIdleTimeout);
+            self.phase = Phase::Done;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    fn conn(proto: Proto) -> Conn {
+        let shared = Arc::new(Shared::new(
+            ServerConfig::default(),
+            Default::default(),
+            Default::default(),
+            None,
+        ));
+        admit(&shared, proto, false).expect("admitted")
+    }
+
+    /// Drives `c` against an endless supply of pipelined `request`s and a socket that takes every write, until
+    /// it yields; the requests it answered in that turn.
+    fn one_turn(c: &mut Conn, request: &[u8], reply: &[u8]) -> usize {
+        let mut answered = 0;
+        loop {
+            match c.step(Instant::now()) {
+                Step::Read(_) => {
+                    c.read_with(
+                        |b| {
+                            let room = b.capacity() - b.len();
+                            let whole = request.repeat(room / request.len() + 1);
+                            b.extend_from_slice(&whole[..room]);
+                            Ok(room)
+                        },
+                        Instant::now(),
+                    );
+                }
+                Step::Write(_) => {
+                    c.write_with(|b| {
+                        answered += b.len() / reply.len();
+                        Ok(b.len())
+                    });
+                }
+                Step::Yield => return answered,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_that_never_stops_sending_yields_every_turn_budget() {
+        let mut c = conn(Proto::Resp);
+        let (req, rep) = (&b"*1\r\n$4\r\nPING\r\n"[..], &b"+PONG\r\n"[..]);
+        let most = TURN_BYTES / req.len() + 4096 / req.len() + 1;
+        for _ in 0..5 {
+            let n = one_turn(&mut c, req, rep);
+            assert!(
+                n > 0 && n <= most,
+                "{n} requests in one turn, at most {most}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeouts_come_from_the_steps_deadlines() {
+        let mut c = conn(Proto::Http);
+        let t0 = Instant::now();
+        let limits = ServerConfig::default().limits;
+        // Idle: the idle timeout from the accept.
+        let Step::Read(idle) = c.step(t0) else {
+            panic!("a read")
+        };
+        assert!(idle > t0 && idle <= t0 + limits.idle_timeout);
+        // A partial request: the read timeout from its first bytes, then 408 and the close without linger.
+        c.read_with(
+            |b| {
+                b.put_slice(b"GET / HT");
+                Ok(8)
+            },
+            t0,
+        );
+        assert_eq!(c.step(t0), Step::Read(t0 + limits.read_timeout));
+        let late = t0 + limits.read_timeout;
+        let Step::Write(_) = c.step(late) else {
+            panic!("a 408 to write")
+        };
+        assert!(c.unsent().starts_with(b"HTTP/1.1 408"));
+        let n = c.unsent().len();
+        assert!(!c.write_with(|_| Ok(n)));
+        assert_eq!(c.step(late), Step::ShutdownWrite);
+        assert_eq!(c.step(late), Step::Close);
+        assert_eq!(c.shared.stats.get(Counter::ErrorsReadTimeout), 1);
+    }
+
+    #[test]
+    fn a_write_that_makes_no_progress_times_out_and_progress_moves_the_deadline() {
+        let mut c = conn(Proto::Line);
+        let t0 = Instant::now();
+        let wt = ServerConfig::default().limits.write_timeout;
+        c.read_with(
+            |b| {
+                b.put_slice(b"hello\n");
+                Ok(6)
+            },
+            t0,
+        );
+        assert_eq!(c.step(t0), Step::Write(t0 + wt));
+        assert!(!c.write_with(|_| Ok(2)));
+        let t1 = t0 + wt / 2;
+        assert_eq!(
+            c.step(t1),
+            Step::Write(t1 + wt),
+            "progress restarts the clock"
+        );
+        assert!(c.write_with(|_| Err(io::ErrorKind::WouldBlock.into())));
+        assert_eq!(c.step(t1 + wt), Step::Close);
+        assert_eq!(c.shared.stats.get(Counter::ErrorsWriteTimeout), 1);
+    }
+
+    #[test]
+    fn draining_answers_what_arrived_then_closes() {
+        let mut c = conn(Proto::Line);
+        let t0 = Instant::now();
+        c.stop();
+        assert_eq!(c.step(t0), Step::Read(t0));
+        c.read_with(
+            |b| {
+                b.put_slice(b"last\n");
+                Ok(5)
+            },
+            t0,
+        );
+        assert!(matches!(c.step(t0), Step::Write(_)));
+        c.write_with(|b| Ok(b.len()));
+        assert_eq!(
+            c.step(t0),
+            Step::Read(t0),
+            "one more read for what is in the socket"
+        );
+        assert!(c.read_with(|_| Err(io::ErrorKind::WouldBlock.into()), t0));
+        assert_eq!(c.step(t0), Step::Close);
+    }
+}
