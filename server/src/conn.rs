@@ -224,7 +224,8 @@ impl Conn {
 
     /// Writes [`Conn::unsent`] with `write` (one socket write); true when the socket took nothing (full).
     pub(crate) fn write_with(&mut self, write: impl FnOnce(&[u8]) -> io::Result<usize>) -> bool {
-        match write(self.unsent()) {
+        let r = write(self.unsent());
+        match self.settle(r) {
             Ok(0) => self.fail(),
             Ok(n) => {
                 match &mut self.tls {
@@ -236,14 +237,26 @@ impl Conn {
                 }
                 self.write_since = None;
             }
-            Err(e) if would_block(&e) => {
-                self.turn = 0;
-                return true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => self.fail(),
+            Err(blocked) => return blocked,
         }
         false
+    }
+
+    /// A socket call's outcome: `Ok(bytes)`, or `Err(true)` when the socket would block (the turn ends),
+    /// `Err(false)` when interrupted (try again) or failed (closed).
+    fn settle(&mut self, r: io::Result<usize>) -> Result<usize, bool> {
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) if would_block(&e) => {
+                self.turn = 0;
+                Err(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(false),
+            Err(_) => {
+                self.fail();
+                Err(false)
+            }
+        }
     }
 
     /// Reads with `read` (one socket read into the buffer it is given); true when nothing was there.
@@ -262,7 +275,8 @@ impl Conn {
         } else if buf.capacity() - buf.len() < chunk / 4 {
             buf.reserve(chunk);
         }
-        match read(buf) {
+        let r = read(buf);
+        match self.settle(r) {
             Ok(0) => self.eof = true,
             Ok(n) => {
                 if let Phase::Lingering { drained, .. } = &mut self.phase {
@@ -281,12 +295,7 @@ impl Conn {
                     false => self.received(n),
                 }
             }
-            Err(e) if would_block(&e) => {
-                self.turn = 0;
-                return true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => self.fail(),
+            Err(blocked) => return blocked,
         }
         false
     }

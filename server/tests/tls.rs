@@ -191,47 +191,51 @@ async fn tls_connections_over_the_limit_cost_no_thread_under_threads() {
 }
 
 /// Issue 14: a ClientHello dribbled a byte at a time is a partial request, not an idle connection: the
-/// handshake is bounded by the read timeout (300 ms here; the idle timeout is 30 s), and counted as one.
+/// handshake is bounded by the read timeout (300 ms here; the idle timeout is 30 s), and counted as one, under
+/// every model (the TLS handshake is the connection lifecycle's, `conn.rs`, in all of them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dribbled_client_hello_is_closed_at_the_read_timeout_under_event_loop() {
+async fn a_dribbled_client_hello_is_closed_at_the_read_timeout_under_every_model() {
     use tokio::io::AsyncWriteExt;
     let cert = Cert::new();
-    let mut c = config(Model::EventLoop, &["framed+tls=127.0.0.1:0"]);
-    cert.configure(&mut c);
-    c.limits.read_timeout = std::time::Duration::from_millis(300);
-    c.limits.idle_timeout = std::time::Duration::from_secs(30);
-    let server = Server::bind(c).unwrap();
-    let addr = server.tcp_addr(Proto::Framed).unwrap();
-    let h = server.spawn();
-    let s = TcpStream::connect(addr).await.unwrap();
-    let (mut r, mut w) = s.into_split();
-    // The first bytes of a TLS record header (handshake, TLS 1.0 record version), one every 50 ms: at most 4 s.
-    let dribbler = tokio::spawn(async move {
-        for b in [0x16u8, 0x03, 0x01, 0x00, 0xff]
-            .into_iter()
-            .cycle()
-            .take(80)
-        {
-            if w.write_all(&[b]).await.is_err() {
-                return;
+    for model in Model::ALL {
+        let mut c = config(model, &["framed+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        c.limits.read_timeout = std::time::Duration::from_millis(300);
+        c.limits.idle_timeout = std::time::Duration::from_secs(30);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Framed).unwrap();
+        let h = server.spawn();
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        // The first bytes of a TLS record header (handshake, TLS 1.0 record version), one every 50 ms: at most
+        // 4 s.
+        let dribbler = tokio::spawn(async move {
+            for b in [0x16u8, 0x03, 0x01, 0x00, 0xff]
+                .into_iter()
+                .cycle()
+                .take(80)
+            {
+                if w.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    });
-    // What comes back before the close is at most a TLS alert record, never a handshake reply.
-    let (got, closed) = support::read_until_close(&mut r, support::IO_LIMIT).await;
-    assert!(closed, "the dribbled handshake was not closed");
-    assert!(
-        got.len() <= 7 && got.first().is_none_or(|&b| b == 0x15),
-        "{got:?}"
-    );
-    assert!(
-        !dribbler.is_finished(),
-        "closed while the client was still dribbling"
-    );
-    dribbler.abort();
-    let stats = tokio::task::spawn_blocking(move || h.shutdown())
-        .await
-        .unwrap();
-    assert_eq!(stats.errors.read_timeout, 1, "{stats:?}");
+        });
+        // What comes back before the close is at most a TLS alert record, never a handshake reply.
+        let (got, closed) = support::read_until_close(&mut r, support::IO_LIMIT).await;
+        assert!(closed, "{model}: the dribbled handshake was not closed");
+        assert!(
+            got.len() <= 7 && got.first().is_none_or(|&b| b == 0x15),
+            "{model}: {got:?}"
+        );
+        assert!(
+            !dribbler.is_finished(),
+            "{model}: closed while the client was still dribbling"
+        );
+        dribbler.abort();
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.errors.read_timeout, 1, "{model}: {stats:?}");
+    }
 }
