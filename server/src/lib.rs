@@ -59,9 +59,11 @@
 //!   drives, and [`Next`].
 //! - [`protocol`]: one module per protocol (`framed`, `echo`, `line`, `http`, `resp`, `udp`): decode with the
 //!   `sockpool::codec` codecs, handle, encode straight into the output buffer.
+//! - `conn`: one connection's whole lifecycle, sans-IO (`Conn`: the session, buffers, TLS, every timeout,
+//!   backpressure, fairness turns, draining, linger; admission and refusal), which every model drives.
 //! - `model`: one module per concurrency model (`async_rt`, `per_core`, `threads`, `event_loop`,
-//!   `processes`), each `run(listeners, shared)`; `model::tokio_io` is the accept loop and connection driver
-//!   the tokio models share, `model::blocking_io` the driver of `threads`.
+//!   `processes`), each `run(listeners, shared)`; the I/O shells over `Conn`: `model::tokio_io` (the accept
+//!   loop and shell the tokio models share), `model::blocking_io` (`threads`), and `event_loop` itself.
 //! - [`stats`]: [`Stats`] (relaxed atomic counters) and [`StatsSnapshot`] (JSON and Prometheus text).
 //! - `listen`: binding TCP (socket2, SO_REUSEPORT), Unix and UDP sockets; [`BoundAddr`].
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).

@@ -1,9 +1,10 @@
-//! The one handler trait every protocol implements and every concurrency model drives: [`Session`].
+//! The one handler trait every protocol implements and the connection lifecycle drives: [`Session`].
 //!
-//! A session is sans-IO. A model reads bytes into the connection's input buffer, calls
-//! [`Session::on_input`], writes whatever the session put in the output buffer (all the replies produced from
-//! one read, in one write), and obeys the returned [`Next`]. Timers belong to the model: it calls
-//! [`Session::on_read_timeout`] when a partial request did not complete in time.
+//! A session is sans-IO. Its driver (the connection state machine in `conn.rs`, under every model) reads bytes
+//! into the connection's input buffer, calls [`Session::on_input`], writes whatever the session put in the
+//! output buffer (all the replies produced from one read, in one write), and obeys the returned [`Next`].
+//! Timers belong to the driver: it calls [`Session::on_read_timeout`] when a partial request did not complete
+//! in time.
 
 use std::time::Instant;
 

@@ -1,6 +1,8 @@
 //! The concurrency models, one module each, all the same shape: `run(bound, shared)` serves the bound
-//! listeners with [`Session`](crate::session::Session)s until `shared.shutdown` is cancelled, lets the
-//! connections finish what they already received (up to the shutdown deadline), and returns.
+//! listeners until `shared.shutdown` is cancelled, lets the connections finish what they already received (up
+//! to the shutdown deadline), and returns. Each connection is a [`Conn`](crate::conn::Conn); the models only
+//! schedule them and move their bytes, through three I/O shells: [`tokio_io`] (the tokio models),
+//! [`blocking_io`] (`threads`) and [`event_loop`].
 //!
 //! | module | `--model` | how |
 //! |---|---|---|
