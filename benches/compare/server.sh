@@ -12,18 +12,21 @@
 #   3. Memory: sockpool-server's VmRSS before and while holding IDLE_CONNS idle connections (10,000), in KiB per
 #      connection; redis-server's too, for scale.
 #   4. The five concurrency models of sockpool-server (--workers 2) under the same loads as 1 and 2.
+#   5. Fairness at scale (issue 14): `wrk -t1 -c FAIR_CONNS --latency` (8,000) against one worker of each model and
+#      one nginx worker, ROUNDS rounds, alternating which goes first: p99 and rate against nginx's in the same round.
 # Every peer and server binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration
 # and by `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
 # Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), ROUNDS (rounds per peer
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
 # used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
-# SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models).
+# SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models,fair; default all),
+# FAIR_CONNS, FAIR_DUR (seconds).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 WRK_DUR=1 IDLE_CONNS=1000 ROUNDS=1
+quick REQS=20000 REQS_P16=100000 WRK_DUR=1 IDLE_CONNS=1000 ROUNDS=1 FAIR_CONNS=200 FAIR_DUR=1
 REQS=${REQS:-100000}
 REQS_P16=${REQS_P16:-2000000}
 WRK_DUR=${WRK_DUR:-5}
@@ -32,17 +35,23 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
 SERVER_FLAGS=${SERVER_FLAGS:-} # more sockpool-server flags against the peers, e.g. "--busy-poll 50us"
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
-ONLY=${ONLY:-peers,idle,models} # which sections to run
+ONLY=${ONLY:-peers,idle,models,fair} # which sections to run
+FAIR_CONNS=${FAIR_CONNS:-8000}
+FAIR_DUR=${FAIR_DUR:-10}
 CLIENTS=50
 
 need redis-server redis-benchmark nginx wrk
 limit_total "$TOTAL_LIMIT"
 
-# Enough descriptors for IDLE_CONNS on both ends (the client helper and the servers are our children).
+# Enough descriptors for IDLE_CONNS and FAIR_CONNS on both ends (the clients and the servers are our children).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1000)) ]; then
     echo "ulimit -n is $(ulimit -n), below IDLE_CONNS+1000; lowering IDLE_CONNS" >&2
     IDLE_CONNS=$(($(ulimit -n) - 1000))
+fi
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((FAIR_CONNS + 1000)) ]; then
+    echo "ulimit -n is $(ulimit -n), below FAIR_CONNS+1000; lowering FAIR_CONNS" >&2
+    FAIR_CONNS=$(($(ulimit -n) - 1000))
 fi
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -184,6 +193,47 @@ for m in async "async --busy-poll 50us" per-core threads event-loop processes; d
     MODEL_ROWS+=("| $m | $(fmt "$m_p1") ($(ratio "$m_p1" "$base_p1")) | $(fmt "$m_p16") ($(ratio "$m_p16" "$base_p16")) | $(fmt "$m_wrk") ($(ratio "$m_wrk" "$base_wrk")) |")
 done
 
+# -------------------------------------------------------------------------------------- 5: fairness at scale
+
+# wrk_fair port label: wrk -t1 -c FAIR_CONNS --latency for FAIR_DUR s; sets FAIR_RPS and FAIR_P99 (ms; 0 when not
+# measured).
+wrk_fair() {
+    local out="$TMP/wrk-fair.out"
+    FAIR_RPS=0 FAIR_P99=0
+    if ! fg_run timeout $((FAIR_DUR + 60)) wrk -t 1 -c "$FAIR_CONNS" -d "${FAIR_DUR}s" --latency \
+        "http://127.0.0.1:$1/" >"$out" 2>&1; then
+        note "wrk -c $FAIR_CONNS against $2 failed or timed out: $(tail -c 300 "$out" | tr '\n' ' ')"
+    fi
+    if grep -qE 'Non-2xx|Socket errors' "$out"; then
+        note "wrk -c $FAIR_CONNS against $2: $(grep -hE 'Non-2xx|Socket errors' "$out" | tr '\n' ' ')"
+    fi
+    FAIR_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    # wrk prints the 99th percentile as e.g. `99%  152.31ms` (us, ms or s).
+    FAIR_P99=$(awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+        print (u == "us" ? v / 1000 : u == "s" ? v * 1000 : v); exit }' "$out")
+    : "${FAIR_RPS:=0}" "${FAIR_P99:=0}"
+}
+
+FAIR_ROWS=()
+if [[ ,$ONLY, == *,fair,* ]]; then
+    for m in async per-core threads event-loop processes; do
+        echo "fairness: $m --workers 1 vs nginx worker_processes 1, wrk -t1 -c $FAIR_CONNS" >&2
+        start_server "$m" 1
+        start_nginx 1
+        # shellcheck disable=SC2034 # filled per round
+        n_p99=() s_p99=() n_r=() s_r=() each=""
+        for ((r = 0; r < ROUNDS; r++)); do
+            fair_nginx() { wrk_fair "$NGINX_PORT" nginx; n_p99+=("$FAIR_P99") n_r+=("$FAIR_RPS"); }
+            fair_sp() { wrk_fair "$SP_HTTP" "sockpool-server --model $m"; s_p99+=("$FAIR_P99") s_r+=("$FAIR_RPS"); }
+            in_turn "$r" fair_nginx -- fair_sp
+            each+="$(ratio "${s_p99[r]}" "${n_p99[r]}")× p99 at $(ratio "${s_r[r]}" "${n_r[r]}")× rate; "
+        done
+        stop "$NGINX_PID"
+        stop_sockpool
+        FAIR_ROWS+=("| $m | $(fmt "$(median "${n_r[@]}")") | $(median "${n_p99[@]}") | $(fmt "$(median "${s_r[@]}")") | $(median "${s_p99[@]}") | ${each% } |")
+    done
+fi
+
 # ------------------------------------------------------------------------------------------------- report
 
 echo
@@ -219,5 +269,13 @@ echo
 echo "| model | ping -P 1 req/s | ping -P 16 req/s | wrk req/s |"
 echo "|---|---|---|---|"
 printf '%s\n' "${MODEL_ROWS[@]}"
+fi
+if [[ ,$ONLY, == *,fair,* ]]; then
+echo
+echo "## Fairness: wrk -t1 -c $FAIR_CONNS -d ${FAIR_DUR}s --latency, one worker each (medians of $ROUNDS rounds)"
+echo
+echo "| model | nginx req/s | nginx p99 ms | sockpool req/s | sockpool p99 ms | each round: p99 and rate, sockpool / nginx |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${FAIR_ROWS[@]}"
 fi
 print_notes "## Notes"
