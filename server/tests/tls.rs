@@ -13,12 +13,7 @@ use tokio::net::TcpStream;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framed_over_tls_under_every_model() {
     let cert = Cert::new();
-    for model in [
-        Model::Async,
-        Model::PerCore,
-        Model::Threads,
-        Model::Processes,
-    ] {
+    for model in Model::ALL {
         let mut c = config(model, &["framed+tls=127.0.0.1:0"]);
         cert.configure(&mut c);
         let server = Server::bind(c).expect("bind");
@@ -61,7 +56,7 @@ async fn framed_over_tls_under_every_model() {
 
 #[tokio::test]
 async fn a_plain_client_on_a_tls_port_is_closed_and_counted() {
-    for model in [Model::Async, Model::EventLoop] {
+    for model in [Model::Async, Model::Threads, Model::EventLoop] {
         plain_client_on_tls_port(model).await;
     }
 }
@@ -233,6 +228,42 @@ async fn a_dribbled_client_hello_is_closed_at_the_read_timeout_under_every_model
             "{model}: closed while the client was still dribbling"
         );
         dribbler.abort();
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.errors.read_timeout, 1, "{model}: {stats:?}");
+    }
+}
+
+/// Issue 14: inside TLS, a request that stops part-way gets HTTP's `408` at the read timeout like a plain one,
+/// under every model (the record layer is the connection lifecycle's, `conn.rs`, in all of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_request_inside_tls_gets_408_under_every_model() {
+    use tokio::io::AsyncWriteExt;
+    let cert = Cert::new();
+    for model in Model::ALL {
+        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        c.limits.read_timeout = std::time::Duration::from_millis(300);
+        c.limits.idle_timeout = std::time::Duration::from_secs(30);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Http).unwrap();
+        let h = server.spawn();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio::time::timeout(support::IO_LIMIT, cert.connector().connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("handshake");
+        tls.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
+        tls.flush().await.unwrap();
+        let (got, closed) = support::read_until_close(&mut tls, support::IO_LIMIT).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{model}: {text:?}"
+        );
+        assert!(closed, "{model}: closed after the 408");
         let stats = tokio::task::spawn_blocking(move || h.shutdown())
             .await
             .unwrap();
