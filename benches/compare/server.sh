@@ -21,7 +21,7 @@
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
 # used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
 # SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models,fair; default all),
-# FAIR_CONNS, FAIR_DUR (seconds).
+# FAIR_CONNS, FAIR_DUR (seconds), FAIR_MODELS (the models of the fairness round; default all five).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +38,7 @@ TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
 ONLY=${ONLY:-peers,idle,models,fair} # which sections to run
 FAIR_CONNS=${FAIR_CONNS:-8000}
 FAIR_DUR=${FAIR_DUR:-10}
+FAIR_MODELS=${FAIR_MODELS:-async per-core threads event-loop processes}
 CLIENTS=50
 
 need redis-server redis-benchmark nginx wrk
@@ -216,7 +217,7 @@ wrk_fair() {
 
 FAIR_ROWS=()
 if [[ ,$ONLY, == *,fair,* ]]; then
-    for m in async per-core threads event-loop processes; do
+    for m in $FAIR_MODELS; do
         echo "fairness: $m --workers 1 vs nginx worker_processes 1, wrk -t1 -c $FAIR_CONNS" >&2
         start_server "$m" 1
         start_nginx 1
