@@ -193,13 +193,7 @@ async fn a_dribbled_client_hello_is_closed_at_the_read_timeout_under_every_model
     use tokio::io::AsyncWriteExt;
     let cert = Cert::new();
     for model in Model::ALL {
-        let mut c = config(model, &["framed+tls=127.0.0.1:0"]);
-        cert.configure(&mut c);
-        c.limits.read_timeout = std::time::Duration::from_millis(300);
-        c.limits.idle_timeout = std::time::Duration::from_secs(30);
-        let server = Server::bind(c).unwrap();
-        let addr = server.tcp_addr(Proto::Framed).unwrap();
-        let h = server.spawn();
+        let (h, addr) = short_read_timeout(&cert, model, Proto::Framed);
         let s = TcpStream::connect(addr).await.unwrap();
         let (mut r, mut w) = s.into_split();
         // The first bytes of a TLS record header (handshake, TLS 1.0 record version), one every 50 ms: at most
@@ -242,13 +236,7 @@ async fn a_partial_request_inside_tls_gets_408_under_every_model() {
     use tokio::io::AsyncWriteExt;
     let cert = Cert::new();
     for model in Model::ALL {
-        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
-        cert.configure(&mut c);
-        c.limits.read_timeout = std::time::Duration::from_millis(300);
-        c.limits.idle_timeout = std::time::Duration::from_secs(30);
-        let server = Server::bind(c).unwrap();
-        let addr = server.tcp_addr(Proto::Http).unwrap();
-        let h = server.spawn();
+        let (h, addr) = short_read_timeout(&cert, model, Proto::Http);
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         let mut tls = tokio::time::timeout(support::IO_LIMIT, cert.connector().connect(name, tcp))
@@ -269,4 +257,19 @@ async fn a_partial_request_inside_tls_gets_408_under_every_model() {
             .unwrap();
         assert_eq!(stats.errors.read_timeout, 1, "{model}: {stats:?}");
     }
+}
+
+/// A TLS `proto` server under `model` with a 300 ms read timeout and a 30 s idle timeout.
+fn short_read_timeout(
+    cert: &Cert,
+    model: Model,
+    proto: Proto,
+) -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
+    let mut c = config(model, &[&format!("{proto}+tls=127.0.0.1:0")]);
+    cert.configure(&mut c);
+    c.limits.read_timeout = std::time::Duration::from_millis(300);
+    c.limits.idle_timeout = std::time::Duration::from_secs(30);
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(proto).unwrap();
+    (server.spawn(), addr)
 }
