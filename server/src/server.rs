@@ -36,7 +36,7 @@ impl Server {
         config.validate()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(c), Some(k)) if config.listeners.iter().any(|l| l.tls) => {
-                Some(crate::tls::server_config(c, k)?)
+                Some(crate::tls::server_config(c, k, config.tls_client_ca.as_deref())?)
             }
             _ => None,
         };
