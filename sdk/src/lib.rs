@@ -69,6 +69,11 @@
 //!   [`Custom`](protocol::Custom) for any tokio-util codec.
 //! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
 //!   power-of-two-choices and ejection, typed helpers per protocol.
+//! - [`setup`]: the `on_connect` hook each new connection runs before its first request.
+//! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
+//! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
+//!   error replies as `Err`, `MULTI`/`EXEC` and `WATCH`, `SCAN` iteration.
+//! - [`url`]: endpoints as URLs (`redis://user:pass@host/db`, `rediss://`, `http://`, `https://`, `unix:`).
 //! - [`blocking`]: a synchronous facade for plain threads.
 //! - [`udp`]: [`UdpClient`], one datagram out, one back, with timeout, retries and a size limit.
 //! - [`config`]: the settings structs (serde, each field with its default).
@@ -85,18 +90,23 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod exclusive;
 pub mod pipelined;
 pub mod pool;
 pub mod protocol;
+pub mod redis;
+pub mod setup;
 mod shelf;
 pub mod stats;
 pub mod transport;
 pub mod udp;
+pub mod url;
 
 pub use client::{CallTimings, Client, ClientBuilder, PooledConnection};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
+pub use exclusive::Exclusive;
 pub use pipelined::{Completion, Pipelined};
 pub use stats::ClientStats;
 pub use transport::{Endpoint, TlsConfig};

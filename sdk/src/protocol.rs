@@ -68,6 +68,14 @@ pub trait Protocol: Send + Sync + 'static {
     fn is_idempotent(&self, _request: &Self::Request) -> bool {
         false
     }
+
+    /// The name of the command, when `request` changes the state of the connection it runs on (Redis
+    /// `SELECT`, `AUTH`, `MULTI`, `SUBSCRIBE` …). Such a request is refused on the connections callers share
+    /// ([`Client::call`](crate::Client::call)): it belongs in the `on_connect` hook or on an
+    /// [`exclusive`](crate::Client::exclusive) connection. Default: none.
+    fn changes_connection_state(&self, _request: &Self::Request) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The sockpool `framed` RPC ([`codec::framed`](crate::codec::framed)): replies are checked against the
@@ -219,6 +227,10 @@ impl Protocol for Resp {
         request
             .first()
             .is_some_and(|cmd| RESP_READ_ONLY.iter().any(|ro| cmd.eq_ignore_ascii_case(ro)))
+    }
+
+    fn changes_connection_state(&self, request: &Vec<Bytes>) -> Option<&'static str> {
+        crate::redis::state_command(request)
     }
 }
 

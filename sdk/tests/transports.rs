@@ -212,3 +212,114 @@ async fn udp_client_times_out_when_nothing_answers() {
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
 }
+
+/// A client certificate for "sockpool-client" signed by a CA of its own, as PEM files in `dir`.
+/// Returns (client CA.pem, client cert.pem, client key.pem).
+fn client_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["sockpool-client".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("client-ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client-key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_certificate_and_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let (client_ca, client_cert, client_key) = client_certificates(dir.path());
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+        c.tls_client_ca = Some(client_ca.clone());
+    });
+    let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
+    let tls = TlsConfig {
+        ca_file: Some(ca.clone()),
+        server_name: Some("localhost".into()),
+        ..TlsConfig::default()
+    };
+
+    let with_cert = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            client_cert: Some(client_cert.clone()),
+            client_key: Some(client_key.clone()),
+            ..tls.clone()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(&with_cert.echo(&b"mtls"[..]).await.unwrap()[..], b"mtls");
+
+    let without = Client::framed()
+        .endpoint(&endpoint)
+        .tls(tls.clone())
+        .retry(sockpool::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = without.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert_eq!(err.phase(), Phase::TlsHandshake, "{err}");
+
+    // Half a client identity is a configuration error, said before any connection.
+    let half = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            client_cert: Some(client_cert),
+            ..tls
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(half.kind(), ErrorKind::Config, "{half}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
+    let config = TlsConfig {
+        public_roots: true,
+        ..TlsConfig::default()
+    };
+    config
+        .connector()
+        .expect("the public roots make a configuration");
+    // The public roots do not vouch for the test's own CA: the handshake is refused in the TLS phase.
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = certificates(dir.path());
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    });
+    let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
+    let client = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            server_name: Some("localhost".into()),
+            ..config
+        })
+        .build()
+        .unwrap();
+    let err = client.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.phase()),
+        (ErrorKind::Tls, Phase::TlsHandshake),
+        "{err}"
+    );
+    drop(server);
+}
