@@ -139,12 +139,14 @@ pub fn parse(s: &str) -> Result<ServiceUrl, Error> {
                 Endpoint::Tcp { host, port }
             }
         }
-        other => return Err(bad(
-            s,
-            format!(
+        other => {
+            return Err(bad(
+                s,
+                format!(
                 "unknown scheme {other:?} (redis, rediss, redis+unix, unix, http, https, tcp, tls)"
             ),
-        )),
+            ))
+        }
     };
     let is_redis = matches!(scheme.as_str(), "redis" | "rediss" | "redis+unix" | "unix");
     for (key, value) in u.query_pairs() {
