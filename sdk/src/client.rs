@@ -524,6 +524,9 @@ impl<P: Protocol> Client<P> {
         // that finds a connection on the shelf reads the clock at its start and, when it failed or its timings are
         // wanted, at the reply; one that waits in the pool also when it has the connection.
         let mut clock = start;
+        // `observe`: one DEBUG event per call, with its timings measured, when a subscriber wants it.
+        let traced = tracing::enabled!(target: crate::observe::CALL_TARGET, tracing::Level::DEBUG);
+        let mut last = 0;
         let result = loop {
             let Some(this) = (if attempt < max_retries {
                 request.clone()
@@ -534,6 +537,7 @@ impl<P: Protocol> Client<P> {
             };
             let idx = self.pick();
             let ep = &inner.endpoints[idx];
+            last = idx;
             // One attempt, written out here rather than in a function of its own: each nested `async fn` is one
             // more future to build and move per call.
             let r = 'attempt: {
@@ -569,7 +573,7 @@ impl<P: Protocol> Client<P> {
                 inner.counters.pool_wait(waited);
                 // Phase 3: the request.
                 let r = acquired.await;
-                if O::TIMED || r.is_err() {
+                if O::TIMED || traced || r.is_err() {
                     clock = Instant::now();
                     timings.request += clock - req_start;
                 }
@@ -636,6 +640,10 @@ impl<P: Protocol> Client<P> {
             }
         };
         timings.total = clock - start;
+        if traced {
+            let name = &inner.endpoints[last].name;
+            crate::observe::call_event(inner.protocol.name(), name, &timings, &result);
+        }
         unfinished.0 = None;
         match &result {
             Ok(_) => inner.counters.succeeded.add(),

@@ -79,6 +79,7 @@
 //! - [`config`]: the settings structs (serde, each field with its default).
 //! - [`error`]: the one [`Error`] type with the failed [`Phase`] and its [`ErrorKind`].
 //! - [`stats`]: [`ClientStats`], counters and closes by reason.
+//! - [`observe`]: a `tracing` event per call with its phase timings, and [`ClientStats::to_prometheus`].
 //! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
 //!   size limits checked before any allocation.
 #![warn(missing_docs)]
@@ -91,6 +92,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod exclusive;
+pub mod observe;
 pub mod pipelined;
 pub mod pool;
 pub mod protocol;
