@@ -235,13 +235,16 @@ impl Protocol for Resp {
 }
 
 /// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests without a `Host` header get
-/// [`host`](Self::host), when set.
+/// [`host`](Self::host), when set, and each of [`default_headers`](Self::default_headers) they lack.
 #[derive(Debug, Clone, Default)]
 pub struct Http {
     /// Limits on responses. Default: [`http::Limits::default`].
     pub limits: http::Limits,
     /// The `Host` header for requests that have none. Default: none (requests carry their own).
     pub host: Option<Bytes>,
+    /// Fields added to every request that has no field of the same name (`User-Agent`, `Authorization` …).
+    /// Default: none.
+    pub default_headers: http::Headers,
 }
 
 impl Protocol for Http {
@@ -251,9 +254,14 @@ impl Protocol for Http {
 
     fn codec(&self) -> Self::Codec {
         let codec = http::ClientCodec::new(self.limits);
-        match &self.host {
+        let codec = match &self.host {
             Some(host) => codec.with_host(host.clone()),
             None => codec,
+        };
+        if self.default_headers.is_empty() {
+            codec
+        } else {
+            codec.with_default_headers(self.default_headers.clone())
         }
     }
 

@@ -17,7 +17,12 @@ use std::path::PathBuf;
 use ::url::{Host, Url};
 use percent_encoding::percent_decode_str;
 
+use bytes::Bytes;
+
+use crate::client::{Client, ClientBuilder};
+use crate::codec::http::Headers;
 use crate::error::{Error, ErrorKind, Phase};
+use crate::protocol::Http;
 use crate::redis::RedisSetup;
 use crate::transport::Endpoint;
 
@@ -170,6 +175,25 @@ pub fn parse(s: &str) -> Result<ServiceUrl, Error> {
         redis,
         http_host,
     })
+}
+
+impl Client<Http> {
+    /// A builder for an HTTP client from a URL (`http://host[:port]`, `https://…`): its endpoint, and `Host`
+    /// (with the port when it is not the default) on every request that has none. `headers` are added to every
+    /// request that lacks them (`User-Agent`, `Authorization` …). `https://` uses the builder's
+    /// [`tls`](crate::ClientBuilder::tls) settings.
+    pub fn http(url: &str, headers: Headers) -> Result<ClientBuilder<Http>, Error> {
+        let parsed = parse(url)?;
+        let Some(host) = parsed.http_host else {
+            return Err(bad(url, "expected an http:// or https:// URL"));
+        };
+        let protocol = Http {
+            host: Some(Bytes::from(host)),
+            default_headers: headers,
+            ..Http::default()
+        };
+        Ok(Client::builder(protocol).endpoint(&parsed.endpoint))
+    }
 }
 
 /// The endpoint of a URL that needs no set-up: `.endpoint("redis://127.0.0.1:6379")` works, while a URL with
