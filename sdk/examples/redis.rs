@@ -38,7 +38,9 @@ async fn main() -> Result<(), sockpool::Error> {
     println!("greeting={greeting:?} missing={missing:?} counter={n} hash={h:?}");
 
     // Binary-safe arguments: no quoting.
-    client.set("example:bin", &b"line one\r\nline \"two\"\0"[..]).await?;
+    client
+        .set("example:bin", &b"line one\r\nline \"two\"\0"[..])
+        .await?;
 
     // An error reply is an Err of kind Server with Redis's code …
     let err = client.get::<String>("example:h").await.unwrap_err();
@@ -76,7 +78,12 @@ async fn main() -> Result<(), sockpool::Error> {
     drop(conn);
 
     // SCAN, in steps of about 100 keys.
-    let keys: Vec<String> = client.scan().pattern("example:*").count(100).collect().await?;
+    let keys: Vec<String> = client
+        .scan()
+        .pattern("example:*")
+        .count(100)
+        .collect()
+        .await?;
     println!("{} keys: {keys:?}", keys.len());
     let deleted = client.del(&keys).await?;
     println!("deleted {deleted}");

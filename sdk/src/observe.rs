@@ -6,9 +6,9 @@
 //! `request_us`, `total_us` and `retries`. Only then does a call read the clock for its timings; without such
 //! a subscriber the cost is one cached check per call.
 //!
-//! ```no_run
-//! // e.g. with tracing-subscriber: RUST_LOG=sockpool::call=debug
-//! // DEBUG sockpool::call: call protocol="resp" endpoint="127.0.0.1:6379" outcome="ok" pool_wait_us=3 …
+//! ```text
+//! # e.g. tracing-subscriber's fmt with the filter sockpool::call=debug:
+//! DEBUG sockpool::call: call protocol="resp" endpoint="127.0.0.1:6379" outcome="ok" phase="" pool_wait_us=3 …
 //! ```
 //!
 //! **Metrics.** [`ClientStats::to_prometheus`] renders a snapshot ([`Client::stats`](crate::Client::stats)) in

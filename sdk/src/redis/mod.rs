@@ -94,7 +94,7 @@ pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
         let sub = args.get(1)?;
         return STATE_CLIENT_SUBCOMMANDS
             .iter()
-            .find(|s| s[7..].as_bytes().eq_ignore_ascii_case(sub))
+            .find(|s| s.as_bytes()[7..].eq_ignore_ascii_case(sub))
             .copied();
     }
     STATE_COMMANDS
