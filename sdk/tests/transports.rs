@@ -8,10 +8,12 @@ use sockpool::{Client, ErrorKind, Phase, TlsConfig, UdpClient, UdpConfig};
 use sockpool_server::{BoundAddr, ListenAddr, Proto};
 use tokio::time::Instant;
 
-/// A CA and a leaf certificate for "localhost" signed by it, written as PEM files in `dir`.
-/// Returns (ca.pem, leaf cert.pem, leaf key.pem).
-fn certificates(
+/// A CA and a leaf certificate for `leaf_name` signed by it, written as PEM files `{prefix}ca.pem`,
+/// `{prefix}cert.pem` and `{prefix}key.pem` in `dir`. Returns (CA, leaf certificate, leaf key).
+fn ca_and_leaf(
     dir: &std::path::Path,
+    prefix: &str,
+    leaf_name: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -19,19 +21,26 @@ fn certificates(
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+    let leaf = CertificateParams::new(vec![leaf_name.to_string()])
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
     let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
+        dir.join(format!("{prefix}ca.pem")),
+        dir.join(format!("{prefix}cert.pem")),
+        dir.join(format!("{prefix}key.pem")),
     );
     std::fs::write(&paths.0, ca.pem()).unwrap();
     std::fs::write(&paths.1, leaf.pem()).unwrap();
     std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
     paths
+}
+
+/// The server's CA and its certificate for "localhost". Returns (ca.pem, cert.pem, key.pem).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    ca_and_leaf(dir, "", "localhost")
 }
 
 fn tls_addr(addrs: &[BoundAddr]) -> std::net::SocketAddr {
@@ -213,37 +222,13 @@ async fn udp_client_times_out_when_nothing_answers() {
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
 }
 
-/// A client certificate for "sockpool-client" signed by a CA of its own, as PEM files in `dir`.
-/// Returns (client CA.pem, client cert.pem, client key.pem).
-fn client_certificates(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["sockpool-client".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let paths = (
-        dir.join("client-ca.pem"),
-        dir.join("client.pem"),
-        dir.join("client-key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_client_certificate_and_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = certificates(dir.path());
-    let (client_ca, client_cert, client_key) = client_certificates(dir.path());
+    // The client's identity, signed by a CA of its own that the server is told to require.
+    let (client_ca, client_cert, client_key) =
+        ca_and_leaf(dir.path(), "client-", "sockpool-client");
     let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
         c.tls_cert = Some(cert.clone());
         c.tls_key = Some(key.clone());

@@ -10,7 +10,7 @@ use sockpool::codec::resp::Value;
 use sockpool::protocol::Resp;
 use sockpool::redis::cmd;
 use sockpool::{Client, ErrorKind, Phase, PoolConfig};
-use sockpool_testkit::peers::{restart_redis, start_redis, start_redis_with};
+use sockpool_testkit::peers::{restart_redis, start_redis, start_redis_with, Redis};
 
 /// An ACL user `app` (password `s3cret`), and a `default` user that needs a password too, so that a
 /// connection the set-up did not authenticate can do nothing.
@@ -49,6 +49,17 @@ async fn connections_named(admin: &Client<Resp>, name: &str) -> Vec<(String, Str
         .collect()
 }
 
+/// Every key is in db 3, and the client's 8 connections (named `sdk-test`) are logged in as `app` on db 3.
+async fn assert_40_keys_in_db_3_from_8_connections_as_app(admin: &Client<Resp>) {
+    assert_eq!(keyspace(admin).await, [("db3".to_string(), 40)]);
+    let conns = connections_named(admin, "sdk-test").await;
+    assert_eq!(conns.len(), 8, "{conns:?}");
+    assert!(
+        conns.iter().all(|(user, db)| user == "app" && db == "3"),
+        "{conns:?}"
+    );
+}
+
 /// SET `keys` at once through the shared pool; a SET that failed because its connection died in the restart
 /// is tried again (bounded).
 async fn set_all(client: &Client<Resp>, keys: &[String]) {
@@ -83,16 +94,12 @@ pub async fn acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_rest
         .build()
         .unwrap();
     let redis = tokio::time::timeout(Duration::from_secs(60), async {
-        assert_eq!(client.warm().await.unwrap(), 8);
+        // min_idle: the reaper, or this warm-up, opens all 8 (each set up) before the first request.
+        client.warm().await.unwrap();
+        assert_eq!(client.stats().endpoints[0].size, 8);
         let keys: Vec<String> = (0..40).map(|i| format!("before:{i}")).collect();
         set_all(&client, &keys).await;
-        assert_eq!(keyspace(&admin).await, [("db3".to_string(), 40)]);
-        let conns = connections_named(&admin, "sdk-test").await;
-        assert_eq!(conns.len(), 8, "{conns:?}");
-        assert!(
-            conns.iter().all(|(user, db)| user == "app" && db == "3"),
-            "{conns:?}"
-        );
+        assert_40_keys_in_db_3_from_8_connections_as_app(&admin).await;
 
         // A restart on the same port: every connection is new, and each runs the set-up again.
         let redis = tokio::task::spawn_blocking(move || restart_redis(redis, ACL))
@@ -102,13 +109,7 @@ pub async fn acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_rest
         set_all(&client, &keys).await;
         client.warm().await.unwrap();
         set_all(&client, &keys).await;
-        assert_eq!(keyspace(&admin).await, [("db3".to_string(), 40)]);
-        let conns = connections_named(&admin, "sdk-test").await;
-        assert_eq!(conns.len(), 8, "{conns:?}");
-        assert!(
-            conns.iter().all(|(user, db)| user == "app" && db == "3"),
-            "{conns:?}"
-        );
+        assert_40_keys_in_db_3_from_8_connections_as_app(&admin).await;
 
         // State-changing commands are refused on the shared connections, before anything is sent.
         for refused in [
@@ -145,14 +146,24 @@ pub async fn acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_rest
     drop(redis);
 }
 
+/// A client of `redis`'s database `db` with `max_size` connections, `depth` requests in flight on each.
+fn client_of(redis: &Redis, db: u32, max_size: usize, depth: usize) -> Client<Resp> {
+    Client::redis(&format!("redis://127.0.0.1:{}/{db}", redis.addr.port()))
+        .unwrap()
+        .pool(PoolConfig {
+            max_size,
+            ..PoolConfig::default()
+        })
+        .pipeline_depth(depth)
+        .build()
+        .unwrap()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub async fn typed_replies_and_wrongtype_as_an_err() {
     let redis = start_redis(1);
-    let client = Client::redis(&format!("redis://127.0.0.1:{}", redis.addr.port()))
-        .unwrap()
-        .pipeline_depth(8)
-        .build()
-        .unwrap();
+    // db 5 at depth 8: the set-up runs on pipelined connections too.
+    let client = client_of(&redis, 5, 32, 8);
     tokio::time::timeout(Duration::from_secs(60), async {
         // Binary-safe arguments: spaces, quotes, CR LF and NUL need no quoting.
         let raw = &b"a \"quoted\" value\r\n\0end"[..];
@@ -236,6 +247,9 @@ pub async fn typed_replies_and_wrongtype_as_an_err() {
             .await
             .unwrap();
         assert_eq!(fields.len(), 4);
+        let admin = client_of(&redis, 0, 1, 1);
+        let keys = keyspace(&admin).await;
+        assert!(keys.len() == 1 && keys[0].0 == "db5", "{keys:?}");
     })
     .await
     .expect("bounded");
@@ -246,15 +260,7 @@ pub async fn typed_replies_and_wrongtype_as_an_err() {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub async fn multi_exec_and_watch_are_atomic_under_50_concurrent_callers() {
     let redis = start_redis(1);
-    let client = Client::redis(&format!("redis://127.0.0.1:{}", redis.addr.port()))
-        .unwrap()
-        .pool(PoolConfig {
-            max_size: 8,
-            ..PoolConfig::default()
-        })
-        .pipeline_depth(16)
-        .build()
-        .unwrap();
+    let client = client_of(&redis, 0, 8, 16);
     tokio::time::timeout(Duration::from_secs(60), async {
         // Two INCRs in one MULTI/EXEC from each of 50 tasks, while 50 more INCR the same key on the shared
         // connections: each transaction's two results are consecutive.
