@@ -248,5 +248,16 @@ mod tests {
         let tls_without_cert =
             Args::try_parse_from(["sockpool-server", "--listen", "http+tls=127.0.0.1:0"]).unwrap();
         assert!(tls_without_cert.into_config().is_err());
+        // A client CA needs a TLS listener to check client certificates on.
+        let ca_without_tls = Args::try_parse_from([
+            "sockpool-server",
+            "--listen",
+            "http=127.0.0.1:0",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let e = ca_without_tls.into_config().unwrap_err().to_string();
+        assert!(e.contains("--tls-client-ca needs a +tls listener"), "{e}");
     }
 }
