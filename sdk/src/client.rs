@@ -36,8 +36,10 @@ use crate::connection::{
     ReplyFuture,
 };
 use crate::error::{Error, ErrorKind, Phase};
+use crate::exclusive::Exclusive;
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
+use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
@@ -73,6 +75,7 @@ pub struct ClientBuilder<P: Protocol> {
     ejection: EjectionPolicy,
     tls: TlsConfig,
     depth: usize,
+    on_connect: Option<OnConnect<P>>,
 }
 
 impl<P: Protocol> ClientBuilder<P> {
@@ -123,6 +126,27 @@ impl<P: Protocol> ClientBuilder<P> {
     /// `insecure`).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// A hook run on each new connection before any caller uses it (see [`setup`](crate::setup)); a connection
+    /// whose hook fails is closed and the call that opened it fails in [`Phase::Setup`]. Replaces an earlier
+    /// hook. Default: none.
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c crate::Connection<P>) -> crate::setup::SetupFuture<'c>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.on_connect = Some(OnConnect::new(hook));
+        self
+    }
+
+    /// Like [`on_connect`](Self::on_connect), with a hook already built (e.g.
+    /// [`RedisSetup::hook`](crate::redis::RedisSetup::hook)).
+    pub fn on_connect_hook(mut self, hook: OnConnect<P>) -> Self {
+        self.on_connect = Some(hook);
         self
     }
 
@@ -179,7 +203,12 @@ impl<P: Protocol> ClientBuilder<P> {
                 counters: counters.clone(),
                 warming: tokio::sync::Mutex::new(()),
                 shelf: Arc::default(),
+                setup: self.on_connect.clone().map(|h| (h, self.timeouts.request)),
             };
+            let exclusive = Pool::builder(manager.exclusive())
+                .max_size(self.pool.max_size)
+                .build()
+                .map_err(|e| config_err(e.to_string()))?;
             let pool = Pool::builder(manager)
                 .max_size(self.pool.max_size)
                 .build()
@@ -187,6 +216,7 @@ impl<P: Protocol> ClientBuilder<P> {
             endpoints.push(EndpointState {
                 name,
                 pool,
+                exclusive,
                 health,
                 ejection: Health::default(),
                 calls: Padded(AtomicUsize::new(0)),
@@ -220,6 +250,8 @@ impl<P: Protocol> ClientBuilder<P> {
 struct EndpointState<P: Protocol> {
     name: String,
     pool: Pool<P>,
+    /// Connections lent to one caller at a time ([`Client::exclusive`]).
+    exclusive: Pool<P>,
     health: Arc<EndpointHealth>,
     ejection: Health,
     /// Calls in progress on the endpoint (written by every call: on a line of its own).
@@ -408,6 +440,7 @@ impl<P: Protocol> Client<P> {
             ejection: EjectionPolicy::default(),
             tls: TlsConfig::default(),
             depth: 1,
+            on_connect: None,
         }
     }
 
@@ -473,6 +506,10 @@ impl<P: Protocol> Client<P> {
                 .with_sent(false);
             return O::of(Err(e), timings);
         }
+        if let Some(command) = inner.protocol.changes_connection_state(&request) {
+            Counters::add(&inner.counters.failed);
+            return O::of(Err(crate::exclusive::refused(command)), timings);
+        }
         // Until the outcome is counted below, a drop of this future counts the call as cancelled.
         let mut unfinished = Unfinished(Some(&inner.counters.cancelled));
         inner.budget.deposit();
@@ -487,6 +524,9 @@ impl<P: Protocol> Client<P> {
         // that finds a connection on the shelf reads the clock at its start and, when it failed or its timings are
         // wanted, at the reply; one that waits in the pool also when it has the connection.
         let mut clock = start;
+        // `observe`: one DEBUG event per call, with its timings measured, when a subscriber wants it.
+        let traced = tracing::enabled!(target: crate::observe::CALL_TARGET, tracing::Level::DEBUG);
+        let mut last = 0;
         let result = loop {
             let Some(this) = (if attempt < max_retries {
                 request.clone()
@@ -497,6 +537,7 @@ impl<P: Protocol> Client<P> {
             };
             let idx = self.pick();
             let ep = &inner.endpoints[idx];
+            last = idx;
             // One attempt, written out here rather than in a function of its own: each nested `async fn` is one
             // more future to build and move per call.
             let r = 'attempt: {
@@ -532,7 +573,7 @@ impl<P: Protocol> Client<P> {
                 inner.counters.pool_wait(waited);
                 // Phase 3: the request.
                 let r = acquired.await;
-                if O::TIMED || r.is_err() {
+                if O::TIMED || traced || r.is_err() {
                     clock = Instant::now();
                     timings.request += clock - req_start;
                 }
@@ -599,6 +640,10 @@ impl<P: Protocol> Client<P> {
             }
         };
         timings.total = clock - start;
+        if traced {
+            let name = &inner.endpoints[last].name;
+            crate::observe::call_event(inner.protocol.name(), name, &timings, &result);
+        }
         unfinished.0 = None;
         match &result {
             Ok(_) => inner.counters.succeeded.add(),
@@ -742,6 +787,7 @@ impl<P: Protocol> Client<P> {
                 let what = match phase {
                     Phase::Connect => "connect",
                     Phase::TlsHandshake => "TLS handshake",
+                    Phase::Setup => "connection setup",
                     _ => "waiting for a pooled connection",
                 };
                 Err(Error::timeout(phase, limit, what)
@@ -766,6 +812,27 @@ impl<P: Protocol> Client<P> {
                 .with_sent(false)
                 .with_endpoint(&ep.name)),
         }
+    }
+
+    /// A connection of one endpoint (picked as for a call) lent to this caller alone until the returned
+    /// [`Exclusive`] drops, for what changes a connection's state: Redis `MULTI`/`EXEC`, `WATCH`, `SUBSCRIBE`.
+    /// It comes from a pool of its own (depth 1, at most [`PoolConfig::max_size`] per endpoint, the same
+    /// `on_connect` set-up), never from the connections shared by [`call`](Self::call). Waiting for one is
+    /// bounded by the pool wait timeout.
+    pub async fn exclusive(&self) -> Result<Exclusive<P>, Error> {
+        let ep = &self.inner.endpoints[self.pick()];
+        let ctx = Arc::new(CallCtx::new(None));
+        let limit = self.inner.timeouts.pool_wait;
+        let got =
+            tokio::time::timeout(limit, pool::CALL_CTX.scope(ctx.clone(), ep.exclusive.get()));
+        let obj = match got.await {
+            Ok(r) => r.map_err(|e| pool::pool_error(e, Phase::PoolWait)),
+            Err(_) => {
+                Err(Error::timeout(ctx.phase(), limit, "exclusive checkout").with_sent(false))
+            }
+        };
+        obj.map(|o| Exclusive::new(o, self.inner.protocol.clone(), self.inner.timeouts.request))
+            .map_err(|e| e.with_endpoint(&ep.name))
     }
 
     /// Open connections now until each endpoint has [`PoolConfig::min_idle`] idle ones (the reaper also does
@@ -819,7 +886,7 @@ impl<P: Protocol> Client<P> {
         self.inner
             .endpoints
             .iter()
-            .map(|ep| pool::reap(&ep.pool))
+            .map(|ep| pool::reap(&ep.pool) + pool::reap(&ep.exclusive))
             .sum()
     }
 
@@ -837,6 +904,9 @@ impl<P: Protocol> Client<P> {
         for ep in &inner.endpoints {
             let n = ep.pool.status().size as u64;
             ep.pool.close();
+            inner.counters.closed(CloseReason::Local, n);
+            let n = ep.exclusive.status().size as u64;
+            ep.exclusive.close();
             inner.counters.closed(CloseReason::Local, n);
         }
         if let Ok(mut g) = inner.reaper.lock() {
@@ -919,6 +989,7 @@ async fn reaper<P: Protocol>(weak: Weak<Inner<P>>) {
                 }
                 for ep in &inner.endpoints {
                     pool::reap(&ep.pool);
+                    pool::reap(&ep.exclusive);
                 }
                 let pools: Vec<Pool<P>> = inner.endpoints.iter().map(|e| e.pool.clone()).collect();
                 drop(inner);

@@ -19,6 +19,9 @@ pub enum Phase {
     Connect,
     /// The TLS handshake.
     TlsHandshake,
+    /// Setting up a new connection: the client's `on_connect` hook (Redis `AUTH`, `SELECT` …). A connection
+    /// whose set-up failed is closed, never used.
+    Setup,
     /// Writing the request.
     Write,
     /// Reading the reply: the request was written and no byte of its reply has arrived.
@@ -35,6 +38,7 @@ impl fmt::Display for Phase {
             Phase::PoolWait => "pool wait",
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
+            Phase::Setup => "connection setup",
             Phase::Write => "write",
             Phase::Read => "read",
             Phase::Request => "request",
@@ -66,8 +70,12 @@ pub enum ErrorKind {
     Io,
     /// The configuration or the request is invalid (bad endpoint, datagram too large …).
     Config,
-    /// The server answered with an error status (framed `BAD_REQUEST`/`TOO_LARGE`/`BUSY`/`SHUTTING_DOWN`).
+    /// The server answered with an error status (framed `BAD_REQUEST`/`TOO_LARGE`/`BUSY`/`SHUTTING_DOWN`, a
+    /// Redis error reply: see [`Error::server_code`]).
     Server,
+    /// The reply is fine but not of the type asked for (a typed Redis call: e.g. a bulk string read as `i64`,
+    /// a nil read as `String`).
+    Type,
 }
 
 impl fmt::Display for ErrorKind {
@@ -83,6 +91,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Io => "i/o error",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Server => "server error",
+            ErrorKind::Type => "unexpected reply type",
         })
     }
 }
@@ -95,6 +104,8 @@ struct Inner {
     sent: bool,
     message: String,
     endpoint: Option<String>,
+    /// The server's error code (Redis: the first word of an error reply, `WRONGTYPE`, `NOAUTH` …).
+    code: Option<String>,
     source: Option<Source>,
 }
 
@@ -113,6 +124,7 @@ impl Error {
                 sent: matches!(phase, Phase::Write | Phase::Read | Phase::Request),
                 message: message.into(),
                 endpoint: None,
+                code: None,
                 source: None,
             }),
         }
@@ -146,6 +158,18 @@ impl Error {
             }
             _ => ErrorKind::Io,
         };
+        // TLS 1.3 ends the client's side of the handshake before the server has checked the client's
+        // certificate: a server that refuses it says so with an alert that arrives with the first read. It is
+        // the handshake that failed, whatever this side was doing.
+        let phase = match err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::AlertReceived(alert)) if is_handshake_alert(*alert) => {
+                Phase::TlsHandshake
+            }
+            _ => phase,
+        };
         let message = err.to_string();
         Error::new(kind, phase, message).with_source(err)
     }
@@ -162,6 +186,22 @@ impl Error {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.inner.source = Some(Box::new(source));
         self
+    }
+
+    /// A Redis error reply (`-WRONGTYPE Operation against …`) as an error of kind [`ErrorKind::Server`] whose
+    /// [`server_code`](Self::server_code) is its first word. The command ran (or was refused) on the server.
+    pub(crate) fn server_reply(reply: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(reply).into_owned();
+        let code = text.split(' ').next().unwrap_or_default().to_string();
+        let mut e = Error::new(ErrorKind::Server, Phase::Request, text);
+        e.inner.code = Some(code);
+        e
+    }
+
+    /// The server's own error code, when the server sent one: for a Redis error reply its first word
+    /// (`WRONGTYPE`, `ERR`, `NOAUTH`, `WRONGPASS`, `EXECABORT` …).
+    pub fn server_code(&self) -> Option<&str> {
+        self.inner.code.as_deref()
     }
 
     /// Attach the endpoint the error happened on.
@@ -244,8 +284,9 @@ impl Error {
             | ErrorKind::Closed
             | ErrorKind::PoolExhausted
             | ErrorKind::Io => true,
-            ErrorKind::Server => !self.inner.sent,
-            ErrorKind::Protocol | ErrorKind::Tls | ErrorKind::Config => false,
+            // A server that refused a connection's set-up (a wrong password) will refuse it again.
+            ErrorKind::Server => !self.inner.sent && self.inner.phase != Phase::Setup,
+            ErrorKind::Protocol | ErrorKind::Tls | ErrorKind::Config | ErrorKind::Type => false,
         }
     }
 }
@@ -259,6 +300,9 @@ impl fmt::Debug for Error {
             .field("message", &self.inner.message);
         if let Some(ep) = &self.inner.endpoint {
             d.field("endpoint", ep);
+        }
+        if let Some(code) = &self.inner.code {
+            d.field("code", code);
         }
         if let Some(src) = &self.inner.source {
             d.field("source", src);
@@ -284,6 +328,26 @@ impl std::error::Error for Error {
             .as_ref()
             .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
+}
+
+/// Alerts a peer sends when it refuses the handshake (its certificate checks, the negotiation).
+fn is_handshake_alert(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::HandshakeFailure
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired
+            | A::ProtocolVersion
+            | A::InsufficientSecurity
+            | A::NoApplicationProtocol
+    )
 }
 
 /// `Result` with [`Error`].

@@ -69,11 +69,17 @@
 //!   [`Custom`](protocol::Custom) for any tokio-util codec.
 //! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
 //!   power-of-two-choices and ejection, typed helpers per protocol.
+//! - [`setup`]: the `on_connect` hook each new connection runs before its first request.
+//! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
+//! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
+//!   error replies as `Err`, `MULTI`/`EXEC` and `WATCH`, `SCAN` iteration.
+//! - [`url`]: endpoints as URLs (`redis://user:pass@host/db`, `rediss://`, `http://`, `https://`, `unix:`).
 //! - [`blocking`]: a synchronous facade for plain threads.
 //! - [`udp`]: [`UdpClient`], one datagram out, one back, with timeout, retries and a size limit.
 //! - [`config`]: the settings structs (serde, each field with its default).
 //! - [`error`]: the one [`Error`] type with the failed [`Phase`] and its [`ErrorKind`].
 //! - [`stats`]: [`ClientStats`], counters and closes by reason.
+//! - [`observe`]: a `tracing` event per call with its phase timings, and [`ClientStats::to_prometheus`].
 //! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
 //!   size limits checked before any allocation.
 #![warn(missing_docs)]
@@ -85,18 +91,24 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod exclusive;
+pub mod observe;
 pub mod pipelined;
 pub mod pool;
 pub mod protocol;
+pub mod redis;
+pub mod setup;
 mod shelf;
 pub mod stats;
 pub mod transport;
 pub mod udp;
+pub mod url;
 
 pub use client::{CallTimings, Client, ClientBuilder, PooledConnection};
 pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
+pub use exclusive::Exclusive;
 pub use pipelined::{Completion, Pipelined};
 pub use stats::ClientStats;
 pub use transport::{Endpoint, TlsConfig};

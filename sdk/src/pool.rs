@@ -43,6 +43,7 @@ use crate::config::PoolConfig;
 use crate::connection::{CloseReason, Connection, ConnectionOptions, Slot};
 use crate::error::{Error, Phase};
 use crate::protocol::Protocol;
+use crate::setup::OnConnect;
 use crate::shelf::Shelf;
 use crate::stats::Counters;
 use crate::transport::{ConnectProgress, Connector, Endpoint};
@@ -74,6 +75,7 @@ impl CallCtx {
         match self.phase.load(Ordering::Acquire) {
             1 => Phase::Connect,
             2 => Phase::TlsHandshake,
+            3 => Phase::Setup,
             _ => Phase::PoolWait,
         }
     }
@@ -89,6 +91,7 @@ impl ConnectProgress for CallCtx {
         let code = match phase {
             Phase::Connect => 1,
             Phase::TlsHandshake => 2,
+            Phase::Setup => 3,
             _ => 0,
         };
         self.phase.store(code, Ordering::Release);
@@ -108,6 +111,8 @@ pub struct Manager<P: Protocol> {
     pub(crate) warming: tokio::sync::Mutex<()>,
     /// The pipelined connections, for callers to queue on without a check-out.
     pub(crate) shelf: Arc<Shelf<P>>,
+    /// The `on_connect` hook run on each new connection before it is shelved, and its timeout (`setup`).
+    pub(crate) setup: Option<(OnConnect<P>, Duration)>,
 }
 
 impl<P: Protocol> std::fmt::Debug for Manager<P> {
@@ -130,6 +135,24 @@ impl<P: Protocol> Manager<P> {
             return Some(max);
         }
         Some(max.mul_f64(1.0 - rand::thread_rng().gen_range(0.0..=jitter)))
+    }
+
+    /// A manager of exclusive connections to the same endpoint, for [`crate::Client::exclusive`]: depth 1, the
+    /// same set-up, and a shelf of its own that no caller reads, so a checked-out connection is its holder's alone.
+    pub(crate) fn exclusive(&self) -> Manager<P> {
+        let mut options = self.options.clone();
+        options.depth = 1;
+        Manager {
+            endpoint: self.endpoint.clone(),
+            protocol: self.protocol.clone(),
+            connector: self.connector.clone(),
+            options,
+            config: self.config.clone(),
+            counters: self.counters.clone(),
+            warming: tokio::sync::Mutex::new(()),
+            shelf: Arc::default(),
+            setup: self.setup.clone(),
+        }
     }
 
     /// Why `conn` must not be handed out again, if it must not.
@@ -177,6 +200,18 @@ impl<P: Protocol> managed::Manager for Manager<P> {
         options.expires_after = self.lifetime();
         let mut conn = Connection::from_stream(stream, self.protocol.clone(), options);
         conn.set_connect_time(took);
+        // Connection set-up (`setup`): before the shelf, where callers could see the connection. On failure the
+        // connection is dropped (closed) here, never used.
+        if let Some((hook, timeout)) = &self.setup {
+            if let Some(c) = &ctx {
+                c.enter(Phase::Setup);
+            }
+            let done = hook.run(&conn, *timeout).await;
+            if let Some(c) = &ctx {
+                c.enter(Phase::PoolWait);
+            }
+            done?;
+        }
         self.shelf.put(&mut conn);
         Ok(conn)
     }
@@ -340,6 +375,7 @@ mod tests {
             counters: Arc::default(),
             warming: tokio::sync::Mutex::new(()),
             shelf: Arc::default(),
+            setup: None,
         }
     }
 

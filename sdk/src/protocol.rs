@@ -68,6 +68,14 @@ pub trait Protocol: Send + Sync + 'static {
     fn is_idempotent(&self, _request: &Self::Request) -> bool {
         false
     }
+
+    /// The name of the command, when `request` changes the state of the connection it runs on (Redis
+    /// `SELECT`, `AUTH`, `MULTI`, `SUBSCRIBE` …). Such a request is refused on the connections callers share
+    /// ([`Client::call`](crate::Client::call)): it belongs in the `on_connect` hook or on an
+    /// [`exclusive`](crate::Client::exclusive) connection. Default: none.
+    fn changes_connection_state(&self, _request: &Self::Request) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The sockpool `framed` RPC ([`codec::framed`](crate::codec::framed)): replies are checked against the
@@ -220,16 +228,23 @@ impl Protocol for Resp {
             .first()
             .is_some_and(|cmd| RESP_READ_ONLY.iter().any(|ro| cmd.eq_ignore_ascii_case(ro)))
     }
+
+    fn changes_connection_state(&self, request: &Vec<Bytes>) -> Option<&'static str> {
+        crate::redis::state_command(request)
+    }
 }
 
 /// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests without a `Host` header get
-/// [`host`](Self::host), when set.
+/// [`host`](Self::host), when set, and each of [`default_headers`](Self::default_headers) they lack.
 #[derive(Debug, Clone, Default)]
 pub struct Http {
     /// Limits on responses. Default: [`http::Limits::default`].
     pub limits: http::Limits,
     /// The `Host` header for requests that have none. Default: none (requests carry their own).
     pub host: Option<Bytes>,
+    /// Fields added to every request that has no field of the same name (`User-Agent`, `Authorization` …).
+    /// Default: none.
+    pub default_headers: http::Headers,
 }
 
 impl Protocol for Http {
@@ -239,9 +254,14 @@ impl Protocol for Http {
 
     fn codec(&self) -> Self::Codec {
         let codec = http::ClientCodec::new(self.limits);
-        match &self.host {
+        let codec = match &self.host {
             Some(host) => codec.with_host(host.clone()),
             None => codec,
+        };
+        if self.default_headers.is_empty() {
+            codec
+        } else {
+            codec.with_default_headers(self.default_headers.clone())
         }
     }
 

@@ -86,9 +86,15 @@ impl FromStr for Endpoint {
             Error::new(
                 ErrorKind::Config,
                 Phase::Connect,
-                format!("bad endpoint {s:?}: expected host:port, [::1]:port, unix:/path or tls://host:port"),
+                format!("bad endpoint {s:?}: expected host:port, [::1]:port, unix:/path, tls://host:port or a URL (redis://, rediss://, http://, https://)"),
             )
         };
+        // URLs of the services' own schemes (`redis://`, `http://` …): see `crate::url`.
+        if s.split_once("://").is_some_and(|(scheme, _)| {
+            matches!(scheme, "redis" | "rediss" | "redis+unix" | "http" | "https")
+        }) {
+            return crate::url::endpoint_only(s);
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(bad());
@@ -135,6 +141,23 @@ pub struct TlsConfig {
     pub insecure: bool,
     /// Name to check the certificate against instead of the endpoint's host. Default: none.
     pub server_name: Option<String>,
+    /// Also trust the public web PKI: Mozilla's root certificates, as compiled into the `webpki-roots` crate
+    /// (what a server with a certificate from a public CA needs; no file to read). Default: false.
+    pub public_roots: bool,
+    /// PEM certificate chain this client presents to servers that ask for one (mutual TLS); needs
+    /// `client_key`. Default: none.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`. Default: none.
+    pub client_key: Option<PathBuf>,
+}
+
+/// A TLS configuration error (a file that cannot be read or parsed).
+fn tls_config_err(what: &str, path: &std::path::Path, e: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        Phase::TlsHandshake,
+        format!("{what} {}: {e}", path.display()),
+    )
 }
 
 impl TlsConfig {
@@ -144,11 +167,10 @@ impl TlsConfig {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::new(ErrorKind::Tls, Phase::TlsHandshake, e.to_string()))?;
-        let config = if self.insecure {
+        let builder = if self.insecure {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
         } else {
             let mut roots = rustls::RootCertStore::empty();
             if let Some(path) = &self.ca_file {
@@ -173,7 +195,34 @@ impl TlsConfig {
                     })?;
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            if self.public_roots {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            builder.with_root_certificates(roots)
+        };
+        let config = match (&self.client_cert, &self.client_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                use rustls_pki_types::pem::PemObject;
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| tls_config_err("client certificate", cert, e))?;
+                if chain.is_empty() {
+                    return Err(tls_config_err("client certificate", cert, "no certificate"));
+                }
+                let key_der = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| tls_config_err("client key", key, e))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| tls_config_err("client certificate", cert, e))?
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::TlsHandshake,
+                    "client_cert and client_key go together (mutual TLS needs both)",
+                ))
+            }
         };
         Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
     }

@@ -8,10 +8,12 @@ use sockpool::{Client, ErrorKind, Phase, TlsConfig, UdpClient, UdpConfig};
 use sockpool_server::{BoundAddr, ListenAddr, Proto};
 use tokio::time::Instant;
 
-/// A CA and a leaf certificate for "localhost" signed by it, written as PEM files in `dir`.
-/// Returns (ca.pem, leaf cert.pem, leaf key.pem).
-fn certificates(
+/// A CA and a leaf certificate for `leaf_name` signed by it, written as PEM files `{prefix}ca.pem`,
+/// `{prefix}cert.pem` and `{prefix}key.pem` in `dir`. Returns (CA, leaf certificate, leaf key).
+fn ca_and_leaf(
     dir: &std::path::Path,
+    prefix: &str,
+    leaf_name: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -19,19 +21,26 @@ fn certificates(
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+    let leaf = CertificateParams::new(vec![leaf_name.to_string()])
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
     let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
+        dir.join(format!("{prefix}ca.pem")),
+        dir.join(format!("{prefix}cert.pem")),
+        dir.join(format!("{prefix}key.pem")),
     );
     std::fs::write(&paths.0, ca.pem()).unwrap();
     std::fs::write(&paths.1, leaf.pem()).unwrap();
     std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
     paths
+}
+
+/// The server's CA and its certificate for "localhost". Returns (ca.pem, cert.pem, key.pem).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    ca_and_leaf(dir, "", "localhost")
 }
 
 fn tls_addr(addrs: &[BoundAddr]) -> std::net::SocketAddr {
@@ -211,4 +220,91 @@ async fn udp_client_times_out_when_nothing_answers() {
     silent.set_nonblocking(true).unwrap();
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_certificate_and_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    // The client's identity, signed by a CA of its own that the server is told to require.
+    let (client_ca, client_cert, client_key) =
+        ca_and_leaf(dir.path(), "client-", "sockpool-client");
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+        c.tls_client_ca = Some(client_ca.clone());
+    });
+    let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
+    let tls = TlsConfig {
+        ca_file: Some(ca.clone()),
+        server_name: Some("localhost".into()),
+        ..TlsConfig::default()
+    };
+
+    let with_cert = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            client_cert: Some(client_cert.clone()),
+            client_key: Some(client_key.clone()),
+            ..tls.clone()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(&with_cert.echo(&b"mtls"[..]).await.unwrap()[..], b"mtls");
+
+    let without = Client::framed()
+        .endpoint(&endpoint)
+        .tls(tls.clone())
+        .retry(sockpool::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = without.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert_eq!(err.phase(), Phase::TlsHandshake, "{err}");
+
+    // Half a client identity is a configuration error, said before any connection.
+    let half = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            client_cert: Some(client_cert),
+            ..tls
+        })
+        .build()
+        .unwrap_err();
+    assert_eq!(half.kind(), ErrorKind::Config, "{half}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
+    let config = TlsConfig {
+        public_roots: true,
+        ..TlsConfig::default()
+    };
+    config
+        .connector()
+        .expect("the public roots make a configuration");
+    // The public roots do not vouch for the test's own CA: the handshake is refused in the TLS phase.
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = certificates(dir.path());
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    });
+    let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
+    let client = Client::framed()
+        .endpoint(&endpoint)
+        .tls(TlsConfig {
+            server_name: Some("localhost".into()),
+            ..config
+        })
+        .build()
+        .unwrap();
+    let err = client.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.phase()),
+        (ErrorKind::Tls, Phase::TlsHandshake),
+        "{err}"
+    );
+    drop(server);
 }

@@ -93,6 +93,9 @@ pub struct Args {
     /// PEM private key for `+tls` listeners.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: `+tls` listeners then require a client certificate signed by one (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Serve `GET /metrics` (Prometheus text) here.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
@@ -138,6 +141,7 @@ impl Args {
             shutdown_deadline: self.shutdown_deadline.unwrap_or(d.shutdown_deadline),
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
+            tls_client_ca: self.tls_client_ca,
             admin: self.admin,
             nodelay: !self.no_nodelay,
             read_buffer: self.read_buffer.unwrap_or(d.read_buffer),
@@ -244,5 +248,16 @@ mod tests {
         let tls_without_cert =
             Args::try_parse_from(["sockpool-server", "--listen", "http+tls=127.0.0.1:0"]).unwrap();
         assert!(tls_without_cert.into_config().is_err());
+        // A client CA needs a TLS listener to check client certificates on.
+        let ca_without_tls = Args::try_parse_from([
+            "sockpool-server",
+            "--listen",
+            "http=127.0.0.1:0",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let e = ca_without_tls.into_config().unwrap_err().to_string();
+        assert!(e.contains("--tls-client-ca needs a +tls listener"), "{e}");
     }
 }

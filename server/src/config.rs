@@ -358,6 +358,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `+tls` listeners. Default: none.
     pub tls_key: Option<PathBuf>,
+    /// PEM file of CA certificates: when set, `+tls` listeners require a client certificate signed by one of
+    /// them (mutual TLS) and refuse the handshake without one. Default: none (no client certificate asked).
+    pub tls_client_ca: Option<PathBuf>,
     /// Where to serve `GET /metrics` (Prometheus text). Default: none.
     pub admin: Option<SocketAddr>,
     /// Sets TCP_NODELAY on accepted connections. Default: true.
@@ -393,6 +396,7 @@ impl Default for ServerConfig {
             shutdown_deadline: Duration::from_secs(10),
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             admin: None,
             nodelay: true,
             read_buffer: 4 * 1024,
@@ -432,6 +436,11 @@ impl ServerConfig {
         {
             return Err(ConfigError::new(
                 "a +tls listener needs --tls-cert and --tls-key",
+            ));
+        }
+        if self.tls_client_ca.is_some() && !self.listeners.iter().any(|l| l.tls) {
+            return Err(ConfigError::new(
+                "--tls-client-ca needs a +tls listener to check client certificates on",
             ));
         }
         if self.workers == 0 {

@@ -35,9 +35,9 @@ impl Server {
     pub fn bind(config: ServerConfig) -> Result<Server, Error> {
         config.validate()?;
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(c), Some(k)) if config.listeners.iter().any(|l| l.tls) => {
-                Some(crate::tls::server_config(c, k)?)
-            }
+            (Some(c), Some(k)) if config.listeners.iter().any(|l| l.tls) => Some(
+                crate::tls::server_config(c, k, config.tls_client_ca.as_deref())?,
+            ),
             _ => None,
         };
         check_model_support(&config)?;

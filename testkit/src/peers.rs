@@ -123,30 +123,49 @@ pub struct Redis {
 ///
 /// Panics when redis-server is missing: a test that calls this declares `needs ["redis-server"]`.
 pub fn start_redis(io_threads: usize) -> Redis {
-    let bin = peer("redis-server");
+    start_redis_with(&["--io-threads", &io_threads.to_string()])
+}
+
+/// Starts `redis-server` on `127.0.0.1` and a free port with `extra` configuration arguments (e.g. an ACL
+/// user: `["--user", "app", "on", ">secret", "~*", "&*", "+@all"]`).
+pub fn start_redis_with(extra: &[&str]) -> Redis {
     for _ in 0..5 {
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .args([
-                "--io-threads",
-                &io_threads.to_string(),
-                "--maxclients",
-                "20000",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn redis-server");
-        let guard = ChildGuard::group(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        if wait_for_port(addr, Duration::from_secs(5)) {
-            return Redis { addr, guard };
+        if let Some(redis) = spawn_redis(free_port(), extra) {
+            return redis;
         }
     }
     panic!("redis-server did not start on a free port after 5 tries");
+}
+
+/// Kills `redis` and starts a new redis-server with `extra` on the same port (the data is gone: no
+/// persistence), as a restart of the server looks to its clients.
+pub fn restart_redis(redis: Redis, extra: &[&str]) -> Redis {
+    let port = redis.addr.port();
+    drop(redis);
+    // The port is free once the old process is gone; a few tries cover a slow exit.
+    for _ in 0..20 {
+        if let Some(redis) = spawn_redis(port, extra) {
+            return redis;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("redis-server did not restart on port {port}");
+}
+
+fn spawn_redis(port: u16, extra: &[&str]) -> Option<Redis> {
+    let child = Command::new(peer("redis-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .args(["--maxclients", "20000"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn redis-server");
+    let guard = ChildGuard::group(child);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_for_port(addr, Duration::from_secs(5)).then_some(Redis { addr, guard })
 }
 
 /// An nginx started on a free loopback port that answers every request with `200` and a fixed body.

@@ -999,6 +999,8 @@ pub struct ClientCodec {
     limits: Limits,
     /// Sent as `Host` when a request has none.
     host: Option<Bytes>,
+    /// Each sent when a request has no field of its name.
+    defaults: Headers,
     /// Per request sent and not yet answered: was it HEAD? Oldest first.
     sent: VecDeque<bool>,
     /// How far the buffered partial head has been searched for its end.
@@ -1022,6 +1024,13 @@ impl ClientCodec {
     /// Default: none added.
     pub fn with_host(mut self, host: impl Into<Bytes>) -> Self {
         self.host = Some(host.into());
+        self
+    }
+
+    /// `self`, adding each of `headers` to every request that has no field of that name (a `User-Agent`, an
+    /// `Authorization` …). Default: none added.
+    pub fn with_default_headers(mut self, headers: Headers) -> Self {
+        self.defaults = headers;
         self
     }
 
@@ -1065,7 +1074,11 @@ impl ClientCodec {
                 dst.extend_from_slice(b"\r\n");
             }
         }
-        for (name, value) in req.headers.raw() {
+        let defaults = self
+            .defaults
+            .raw()
+            .filter(|(name, _)| !req.headers.raw().any(|(n, _)| n.eq_ignore_ascii_case(name)));
+        for (name, value) in req.headers.raw().chain(defaults) {
             if name.eq_ignore_ascii_case(b"content-length") {
                 continue;
             }

@@ -4,6 +4,7 @@
 mod codec_http;
 mod codec_resp;
 mod redis;
+mod redis_typed;
 
 use sockpool_testkit::peer_test;
 
@@ -35,6 +36,18 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             redis::real_redis_through_the_pool_and_pipelined_at_depth_16,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis_typed::acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_restart,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis_typed::typed_replies_and_wrongtype_as_an_err,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis_typed::multi_exec_and_watch_are_atomic_under_50_concurrent_callers,
             needs["redis-server"]
         ),
         // The same exercise against the reference server: the control beside the real Redis.

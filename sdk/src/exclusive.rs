@@ -1,0 +1,109 @@
+//! Connections lent to one caller ([`Client::exclusive`](crate::Client::exclusive)), for commands that change
+//! a connection's state, and the error that refuses such commands on the shared connections.
+//!
+//! The connections [`Client::call`](crate::Client::call) uses are shared: at depth 1 a caller holds one for one
+//! request, deeper than 1 many callers' requests interleave on it. A command that changes the connection's state
+//! (Redis `SELECT`, `MULTI`, `WATCH`, `SUBSCRIBE` …) would leak into the requests of whoever comes next, so the
+//! client refuses it there ([`Protocol::changes_connection_state`]). Such state is set either once per
+//! connection by the `on_connect` hook, or on an [`Exclusive`] connection: one caller's alone until it drops.
+//!
+//! An exclusive connection that was left with changed state (a state-changing request sent through
+//! [`Exclusive::call`], a `WATCH` or `MULTI` not ended, a failed request) is closed when dropped instead of
+//! going back to its pool, so the next holder always gets a connection as the set-up left it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::PooledConnection;
+use crate::connection::CloseReason;
+use crate::error::{Error, ErrorKind, Phase};
+use crate::protocol::Protocol;
+
+/// The error for a state-changing `command` sent through the shared connections.
+pub(crate) fn refused(command: &str) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        Phase::Request,
+        format!(
+            "{command} changes the state of the connection it runs on, and these connections are shared by every \
+             caller: do it in the on_connect hook (ClientBuilder::on_connect, RedisSetup, redis://user:pass@host/db) \
+             or on an exclusive connection (Client::exclusive)"
+        ),
+    )
+    .with_sent(false)
+}
+
+/// A connection lent to one caller by [`Client::exclusive`](crate::Client::exclusive); back to its pool (or
+/// closed, when its state was changed) on drop.
+pub struct Exclusive<P: Protocol> {
+    conn: PooledConnection<P>,
+    protocol: Arc<P>,
+    /// Each request's timeout ([`Timeouts::request`](crate::Timeouts::request)).
+    timeout: Duration,
+    /// The connection's state may differ from what its set-up left: close it on drop.
+    changed: bool,
+}
+
+impl<P: Protocol> Exclusive<P> {
+    pub(crate) fn new(conn: PooledConnection<P>, protocol: Arc<P>, timeout: Duration) -> Self {
+        Exclusive {
+            conn,
+            protocol,
+            timeout,
+            changed: false,
+        }
+    }
+
+    /// Send one request and wait for its reply, within the request timeout. Anything goes here, state-changing
+    /// requests included; after one (or after a failure) the connection is closed on drop rather than reused.
+    pub async fn call(&mut self, request: P::Request) -> Result<P::Response, Error> {
+        if self.protocol.changes_connection_state(&request).is_some() {
+            self.changed = true;
+        }
+        self.call_keeping_state(request).await
+    }
+
+    /// [`call`](Self::call) for a request whose state change the caller undoes itself (the transaction
+    /// helpers' `MULTI` … `EXEC`).
+    pub(crate) async fn call_keeping_state(
+        &mut self,
+        request: P::Request,
+    ) -> Result<P::Response, Error> {
+        let r = match tokio::time::timeout(self.timeout, self.conn.call(request)).await {
+            Ok(r) => r,
+            // The exchange was dropped mid-flight, which poisons the connection.
+            Err(_) => Err(Error::timeout(Phase::Request, self.timeout, "request")),
+        };
+        if r.is_err() {
+            self.changed = true;
+        }
+        r
+    }
+
+    /// Mark the connection's state as changed (closed on drop) or as back to its set-up (`false`).
+    pub(crate) fn set_changed(&mut self, changed: bool) {
+        self.changed = changed;
+    }
+
+    /// Whether the connection will be closed on drop rather than go back to its pool.
+    pub fn state_changed(&self) -> bool {
+        self.changed
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Exclusive<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exclusive")
+            .field("connection", &*self.conn)
+            .field("state_changed", &self.changed)
+            .finish()
+    }
+}
+
+impl<P: Protocol> Drop for Exclusive<P> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.conn.poison(CloseReason::Local);
+        }
+    }
+}

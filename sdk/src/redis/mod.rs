@@ -1,0 +1,183 @@
+//! Redis, typed: URLs and connection set-up, a command builder, replies as Rust types with error replies as
+//! `Err`, transactions on exclusive connections, and `SCAN` iteration.
+//!
+//! ```no_run
+//! use sockpool::redis::cmd;
+//! use sockpool::Client;
+//!
+//! # async fn demo() -> Result<(), sockpool::Error> {
+//! // AUTH app s3cret and SELECT 3 run on every connection the pool opens.
+//! let client = Client::redis("redis://app:s3cret@127.0.0.1:6379/3")?.build()?;
+//! client.set("greeting", "hello").await?;
+//! let v: Option<String> = client.get("greeting").await?;
+//! let n: i64 = client.query(cmd("INCRBY").arg("counter").arg(5)).await?;
+//! // A Redis error reply is an Err of kind Server, with its code.
+//! let e = client.incr("greeting", 1).await.unwrap_err();
+//! assert_eq!(e.server_code(), Some("ERR"));
+//! # let _ = (v, n);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The `Value`-returning API ([`Client::command`](crate::Client::command), [`Client::call`](crate::Client::call))
+//! stays as it was: a Redis error there is `Ok(Value::Error(..))`.
+//!
+//! Commands that change the state of the connection they run on (see [`state_command`]) are refused on the
+//! shared connections: set them up per connection ([`RedisSetup`], the URL) or use an
+//! [`Exclusive`](crate::Exclusive) connection ([`Client::exclusive`](crate::Client::exclusive)), which also
+//! runs transactions ([`Exclusive::transaction`](crate::Exclusive::transaction)).
+
+mod cmd;
+mod scan;
+mod setup;
+mod transaction;
+mod value;
+
+use bytes::Bytes;
+
+pub use cmd::{cmd, Cmd, ToArg};
+pub use scan::Scan;
+pub use setup::RedisSetup;
+pub use value::{from_reply, FromValue};
+
+use crate::client::{Client, ClientBuilder};
+use crate::error::Error;
+use crate::protocol::Resp;
+
+/// Commands that change the state of their connection (upper case), refused on shared connections.
+const STATE_COMMANDS: &[&str] = &[
+    "SELECT",
+    "AUTH",
+    "HELLO",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "WATCH",
+    "UNWATCH",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "SSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "MONITOR",
+    "RESET",
+    "QUIT",
+    "READONLY",
+    "READWRITE",
+    "ASKING",
+    "SYNC",
+    "PSYNC",
+];
+
+/// `CLIENT` subcommands that change the connection's state.
+const STATE_CLIENT_SUBCOMMANDS: &[&str] = &[
+    "CLIENT SETNAME",
+    "CLIENT SETINFO",
+    "CLIENT TRACKING",
+    "CLIENT REPLY",
+    "CLIENT NO-EVICT",
+    "CLIENT NO-TOUCH",
+    "CLIENT CACHING",
+];
+
+/// The command's name when `args` changes the state of the connection it runs on: `SELECT`, `AUTH`, `HELLO`,
+/// `MULTI`/`EXEC`/`DISCARD`, `WATCH`/`UNWATCH`, the (un)subscribe family, `MONITOR`, `RESET`, `QUIT`,
+/// `READONLY`/`READWRITE`, `CLIENT SETNAME` and the other per-connection `CLIENT` settings.
+pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
+    let name = args.first()?;
+    // Cheap first: every such command is 4 to 12 bytes long.
+    if !(4..=12).contains(&name.len()) {
+        return None;
+    }
+    if name.eq_ignore_ascii_case(b"CLIENT") {
+        let sub = args.get(1)?;
+        return STATE_CLIENT_SUBCOMMANDS
+            .iter()
+            .find(|s| s.as_bytes()[7..].eq_ignore_ascii_case(sub))
+            .copied();
+    }
+    STATE_COMMANDS
+        .iter()
+        .find(|s| s.as_bytes().eq_ignore_ascii_case(name))
+        .copied()
+}
+
+impl Client<Resp> {
+    /// A builder for a Redis client from a URL (`redis://user:pass@host:port/db`, `rediss://…`,
+    /// `redis+unix:///path?db=N`; see [`crate::url`]): its endpoint, and its `AUTH`/`SELECT`/`CLIENT SETNAME`
+    /// as the `on_connect` hook of every connection. `rediss://` uses the builder's
+    /// [`tls`](ClientBuilder::tls) settings.
+    pub fn redis(url: &str) -> Result<ClientBuilder<Resp>, Error> {
+        let parsed = crate::url::parse(url)?;
+        let builder = Client::builder(Resp::default()).endpoint(&parsed.endpoint);
+        Ok(if parsed.redis.is_empty() {
+            builder
+        } else {
+            builder.on_connect_hook(parsed.redis.hook())
+        })
+    }
+
+    /// Run `cmd` and convert its reply (see [`FromValue`]); a Redis error reply is an `Err` of kind
+    /// [`Server`](crate::ErrorKind::Server) with its [`server_code`](Error::server_code).
+    pub async fn query<T: FromValue>(&self, cmd: Cmd) -> Result<T, Error> {
+        from_reply(self.call(cmd.into_args()).await?)
+    }
+
+    /// `GET key`.
+    pub async fn get<T: FromValue>(&self, key: impl ToArg) -> Result<T, Error> {
+        self.query(cmd("GET").arg(key)).await
+    }
+
+    /// `SET key value`.
+    pub async fn set(&self, key: impl ToArg, value: impl ToArg) -> Result<(), Error> {
+        self.query(cmd("SET").arg(key).arg(value)).await
+    }
+
+    /// `INCRBY key by`: the new value.
+    pub async fn incr(&self, key: impl ToArg, by: i64) -> Result<i64, Error> {
+        self.query(cmd("INCRBY").arg(key).arg(by)).await
+    }
+
+    /// `DEL key…`: how many existed.
+    pub async fn del<A: ToArg>(&self, keys: impl IntoIterator<Item = A>) -> Result<u64, Error> {
+        self.query(cmd("DEL").args(keys)).await
+    }
+
+    /// Iterate over the keyspace with `SCAN` (see [`Scan`] for `MATCH`, `COUNT` and what `SCAN` guarantees).
+    pub fn scan(&self) -> Scan<'_> {
+        Scan::new(self, cmd("SCAN"))
+    }
+
+    /// Iterate with `HSCAN`/`SSCAN`/`ZSCAN`: `prefix` is the command and its key
+    /// (`cmd("HSCAN").arg("myhash")`); the cursor and options follow it.
+    pub fn scan_with(&self, prefix: Cmd) -> Scan<'_> {
+        Scan::new(self, prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn state_commands_are_recognised_in_any_case() {
+        assert_eq!(state_command(&args(&["select", "1"])), Some("SELECT"));
+        assert_eq!(state_command(&args(&["Multi"])), Some("MULTI"));
+        assert_eq!(
+            state_command(&args(&["client", "setname", "x"])),
+            Some("CLIENT SETNAME")
+        );
+        assert_eq!(state_command(&args(&["CLIENT", "LIST"])), None);
+        assert_eq!(state_command(&args(&["GET", "select"])), None);
+        assert_eq!(state_command(&args(&["SET", "k", "v"])), None);
+        assert_eq!(state_command(&[]), None);
+    }
+}
