@@ -24,6 +24,16 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// A one-worker framed server process, and its address.
+fn framed_server() -> (ServerProcess, String) {
+    let server = ServerProcess::start(
+        SERVER,
+        &["--listen", "framed=127.0.0.1:0", "--workers", "1"],
+    );
+    let target = server.addr_text("framed").to_string();
+    (server, target)
+}
+
 /// The server's own request count, from the `stats {…}` line it prints when stopped.
 fn stop_and_count(server: ServerProcess) -> u64 {
     kill(server.pid(), Signal::SIGTERM).expect("SIGTERM");
@@ -67,11 +77,7 @@ fn merge(args: &[&str], stdin: &str) -> Value {
 
 #[test]
 fn four_agents_merged_count_what_the_server_counted_and_share_the_rate() {
-    let server = ServerProcess::start(
-        SERVER,
-        &["--listen", "framed=127.0.0.1:0", "--workers", "1"],
-    );
-    let target = server.addr_text("framed").to_string();
+    let (server, target) = framed_server();
     let dir = tempfile::tempdir().unwrap();
     // Far enough ahead for four processes to start on a busy machine; no warm-up, so that every request the
     // server answers is measured by some agent.
@@ -176,11 +182,7 @@ fn four_agents_merged_count_what_the_server_counted_and_share_the_rate() {
 
 #[test]
 fn an_agent_later_than_its_warmup_refuses_to_run() {
-    let server = ServerProcess::start(
-        SERVER,
-        &["--listen", "framed=127.0.0.1:0", "--workers", "1"],
-    );
-    let target = server.addr_text("framed").to_string();
+    let (server, target) = framed_server();
     let past = (unix_ms(SystemTime::now()) - 10_000).to_string();
     let out = run_with_timeout(
         Command::new(LOADGEN).args([

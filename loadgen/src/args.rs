@@ -40,7 +40,8 @@ HTTP statuses are in --expect-status, RESP replies are not errors, framed replie
 Exit status:
   0  passed: no --fail-on threshold crossed (default threshold: errors>0, any failed request fails the run)
   1  a threshold was crossed (the report and stderr name which)
-  2  bad usage: a flag is wrong, or an input or output file cannot be used
+  2  bad usage: a flag is wrong, or an input or output file cannot be used, or --start-at is past by more
+     than the warm-up
   3  the target never answered: no connection could be opened, or no request got a reply
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,

@@ -768,7 +768,7 @@ mod tests {
 
     #[test]
     fn merged_histograms_equal_the_histogram_of_all_samples_bucket_by_bucket() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_17);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x005e_ed17);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for trial in 0..40 {
             let k = rng.gen_range(1..=6usize);
