@@ -3,7 +3,7 @@
 # load as 1 agent and as 2 agents (`run --agents N --start-at T --bind 127.0.0.x`, then `merge`), on this machine,
 # against one sockpool-server, at the same total connections. Printed side by side: the merged rate and p99.
 #
-#   bash benches/compare/agents.sh            # full run, about 2-3 minutes after the build
+#   bash benches/compare/agents.sh            # full run, about 4-5 minutes after the build
 #   QUICK=1 bash benches/compare/agents.sh    # a smoke run of the script itself: tiny loads, meaningless numbers
 #
 # Two loads, each ROUNDS times per configuration (the configurations take turns within a round):
@@ -14,7 +14,7 @@
 # Every load is bounded by DUR and by `timeout`; the whole script by TOTAL_LIMIT. Every process it starts binds or
 # connects on 127.0.0.x only and is stopped on exit (trap).
 #
-# Knobs (environment): CONNS (default 32), RATE (default 20000), DUR (seconds, default 5), ROUNDS (default 3),
+# Knobs (environment): CONNS (default 32), RATE (default 20000), DUR (seconds, default 5), ROUNDS (default 5),
 # SERVER_WORKERS (default 1), LEAD (ms between launching agents and their --start-at, default 1500), TOTAL_LIMIT.
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
@@ -24,7 +24,7 @@ quick DUR=1 ROUNDS=1 RATE=2000
 CONNS=${CONNS:-32}
 RATE=${RATE:-20000}
 DUR=${DUR:-5}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SERVER_WORKERS=${SERVER_WORKERS:-1}
 LEAD=${LEAD:-1500}
 TOTAL_LIMIT=${TOTAL_LIMIT:-900}
@@ -66,13 +66,13 @@ measure() {
     M_RATE=$(jq -r '.summary.rate // 0' "$json" 2>/dev/null || echo 0)
     M_P99=$(jq -r '.latency.corrected.p99 // 0' "$json" 2>/dev/null || echo 0)
     M_ERR=$(jq -r '.summary.errors // "?"' "$json" 2>/dev/null || echo "?")
-    M_BN=$(jq -r '.health.bottleneck // "?"' "$json" 2>/dev/null || echo "?")
+    M_BN=$(jq -r '.health.bottleneck | tostring' "$json" 2>/dev/null || echo "?")
     [ "$M_ERR" = 0 ] || note "$agents agent(s) ($load): $M_ERR errors"
 }
 
 ROWS=()
 for load in closed open; do
-    declare -A rate=() p99=() bn=()
+    declare -A rate=() p99=() bn=() shown_rate=() shown_p99=()
     for ((r = 0; r < ROUNDS; r++)); do
         # Rotate the order each round, so that no configuration always goes first.
         order=(0 1 2)
@@ -80,6 +80,7 @@ for load in closed open; do
         for a in "${order[@]}"; do
             measure "$a" "$load"
             rate[$a]+="$M_RATE " p99[$a]+="$M_P99 " bn[$a]+="$M_BN "
+            shown_rate[$a]+="$(fmt "$M_RATE") " shown_p99[$a]+="$(fmt "$M_P99") "
             echo "  $load round $((r + 1)), $a agent(s): $(fmt "$M_RATE") req/s, p99 $(fmt "$M_P99") µs, bottleneck $M_BN" >&2
         done
     done
@@ -88,10 +89,10 @@ for load in closed open; do
     for a in 0 1 2; do
         # shellcheck disable=SC2086
         mr=$(median ${rate[$a]}) mp=$(median ${p99[$a]})
-        name=$([ "$a" = 0 ] && echo "one process" || echo "$a agent(s), merged")
-        ROWS+=("| $load | $name | $(fmt "$mr") | $(ratio "$mr" "$base_rate") | $(fmt "$mp") | $(ratio "$mp" "$base_p99") | ${rate[$a]% } | ${p99[$a]% } | ${bn[$a]% } |")
+        name=$(case $a in 0) echo "one process" ;; 1) echo "1 agent, merged" ;; *) echo "$a agents, merged" ;; esac)
+        ROWS+=("| $load | $name | $(fmt "$mr") | $(ratio "$mr" "$base_rate") | $(fmt "$mp") | $(ratio "$mp" "$base_p99") | ${shown_rate[$a]% } | ${shown_p99[$a]% } | ${bn[$a]% } |")
     done
-    unset rate p99 bn
+    unset rate p99 bn shown_rate shown_p99
 done
 stop_sockpool
 

@@ -453,6 +453,7 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
     args.start_at = None;
     args.json = m.json.clone();
     args.hgrm = m.hgrm.clone();
+    args.hlog = m.hlog.clone();
     args.quiet = m.quiet;
     let config = Config::from_args(&args).map_err(|e| {
         bad(format!(
