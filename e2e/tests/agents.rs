@@ -79,9 +79,10 @@ fn merge(args: &[&str], stdin: &str) -> Value {
 fn four_agents_merged_count_what_the_server_counted_and_share_the_rate() {
     let (server, target) = framed_server();
     let dir = tempfile::tempdir().unwrap();
-    // Far enough ahead for four processes to start on a busy machine; no warm-up, so that every request the
+    // Far enough ahead for four processes to start on a busy CI machine (an agent later than --start-at with no
+    // warm-up refuses, and the test fails loudly); no warm-up, so that every request the
     // server answers is measured by some agent.
-    let start_at = (unix_ms(SystemTime::now()) + 4000).to_string();
+    let start_at = (unix_ms(SystemTime::now()) + 6000).to_string();
     let rate = RATE.to_string();
     let agents: Vec<_> = (0..AGENTS)
         .map(|i| {
