@@ -23,6 +23,9 @@ pub enum AppError {
     /// `stream` failed.
     #[error("{0}")]
     Stream(#[from] crate::stream::StreamError),
+    /// `merge` could not read or merge its inputs.
+    #[error("merge: {0}")]
+    Merge(#[from] crate::merge::MergeError),
     /// The embedded server could not start.
     #[error("embedded server: {0}")]
     Embedded(String),
@@ -44,7 +47,8 @@ impl AppError {
         ExitCode::from(match self {
             AppError::Config(_)
             | AppError::Output { .. }
-            | AppError::Run(RunError::Setup(_) | RunError::Output { .. })
+            | AppError::Merge(_)
+            | AppError::Run(RunError::Setup(_) | RunError::TooLate(_) | RunError::Output { .. })
             | AppError::Tune(crate::tune::TuneError::Config(_))
             | AppError::Stream(crate::stream::StreamError::Config(_)) => exit::USAGE,
             AppError::Run(RunError::Unreachable { .. }) | AppError::Embedded(_) => exit::NO_ANSWER,
@@ -79,6 +83,7 @@ pub fn main(cli: Cli) -> Result<ExitCode, AppError> {
             crate::stream::main(&a)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Some(Command::Merge(a)) => return crate::merge::main(&a),
         None => RunArgs::default(),
     };
     run(&args)
@@ -210,7 +215,13 @@ pub fn write_outputs(result: &RunResult) -> Result<(), AppError> {
         move |source| AppError::Output { path, source }
     };
     if let Some(j) = &c.json {
-        let text = serde_json::to_string_pretty(&result.to_json()).unwrap_or_default();
+        // An agent's document is one line, the last of its stdout: `kubectl logs` output is `merge`'s input.
+        let text = if c.agent.is_some() {
+            serde_json::to_string(&result.to_json())
+        } else {
+            serde_json::to_string_pretty(&result.to_json())
+        }
+        .unwrap_or_default();
         match j {
             JsonOut::Stdout => {
                 let mut o = std::io::stdout().lock();

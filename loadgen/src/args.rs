@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 /// `sockpool-loadgen`: drive a server, measure latency honestly (coordinated-omission corrected), report it.
 #[derive(Debug, Parser)]
@@ -26,6 +27,8 @@ pub enum Command {
     Tune(Box<crate::tune::TuneArgs>),
     /// Bulk-transfer throughput per buffer size (framed SINK/SOURCE or echo), like iperf3.
     Stream(Box<crate::stream::StreamArgs>),
+    /// Merge agents' reports (`run --agents N`): JSON files, `.hlog` files, or `-` for JSON lines on stdin.
+    Merge(Box<crate::merge::MergeArgs>),
 }
 
 /// `run --help`'s closing section: the exit statuses (kept in step with [`crate::verdict::exit`] and the
@@ -37,7 +40,8 @@ HTTP statuses are in --expect-status, RESP replies are not errors, framed replie
 Exit status:
   0  passed: no --fail-on threshold crossed (default threshold: errors>0, any failed request fails the run)
   1  a threshold was crossed (the report and stderr name which)
-  2  bad usage: a flag is wrong, or an input or output file cannot be used
+  2  bad usage: a flag is wrong, or an input or output file cannot be used, or --start-at is past by more
+     than the warm-up
   3  the target never answered: no connection could be opened, or no request got a reply
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
@@ -45,7 +49,10 @@ then the report and every output file are written for the time measured, marked 
 are judged on it). A second Ctrl-C exits at once.";
 
 /// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].
-#[derive(Debug, Default, Clone, Args)]
+///
+/// An agent's JSON report carries them (`agent.args`), so that `merge` can rebuild the whole run's configuration.
+#[derive(Debug, Default, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunArgs {
     /// Server to drive: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
     /// Without it, an embedded reference server is started on a free loopback port.
@@ -160,4 +167,23 @@ pub struct RunArgs {
     /// No progress bar and no terminal table (files and `--json -` are still written).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Run as one of N agents (processes, pods) sharing this load: this one takes its exact share of
+    /// --connections, --rate/--ramp and --requests (remainders go to the lowest indexes). Merge their reports
+    /// with `sockpool-loadgen merge`.
+    #[arg(long, value_name = "N")]
+    pub agents: Option<usize>,
+    /// This agent's index, 0..N-1. Default: the JOB_COMPLETION_INDEX environment variable (Kubernetes Indexed
+    /// Jobs set it). Ignored without --agents.
+    #[arg(long, value_name = "I", env = "JOB_COMPLETION_INDEX")]
+    pub agent_index: Option<usize>,
+    /// Start the load at this wall-clock time, the same on every agent: RFC 3339 in UTC
+    /// (`2026-12-04T10:30:00Z`, fractions allowed) or Unix milliseconds. The measured window opens --warmup
+    /// later on every agent. An agent that starts late shortens its warm-up; one later than its warm-up refuses
+    /// to run.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Open every connection from this local IP address (e.g. 127.0.0.2), so that agents on one host are told
+    /// apart by the server.
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<String>,
 }

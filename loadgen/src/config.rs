@@ -554,6 +554,16 @@ pub struct Config {
     pub hlog: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--agents`/`--agent-index`: this agent's share of a run shared by several (`None`: the whole run).
+    pub agent: Option<crate::agents::AgentShare>,
+    /// `--start-at`: when the load (warm-up first) begins, serialized as Unix milliseconds.
+    #[serde(serialize_with = "crate::agents::opt_unix_ms")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// `--bind`: the local address connections are opened from.
+    pub bind: Option<std::net::IpAddr>,
+    /// The flags this configuration was built from (an agent's report carries them for `merge`).
+    #[serde(skip)]
+    pub args: RunArgs,
 }
 
 fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
@@ -766,7 +776,7 @@ impl Config {
                 JsonOut::File(j.into())
             }
         });
-        Ok(Config {
+        Config {
             target,
             protocol,
             connections,
@@ -787,7 +797,17 @@ impl Config {
             hgrm: a.hgrm.clone(),
             hlog: a.hlog.clone(),
             quiet: a.quiet,
-        })
+            agent: None,
+            start_at: None,
+            bind: None,
+            args: a.clone(),
+        }
+        .split_for_agents(a)
+    }
+
+    fn split_for_agents(mut self, a: &RunArgs) -> Result<Config, ConfigError> {
+        crate::agents::split(&mut self, a)?;
+        Ok(self)
     }
 
     fn check(a: &RunArgs, protocol: Protocol) -> Result<Check, ConfigError> {

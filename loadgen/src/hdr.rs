@@ -147,6 +147,11 @@ impl<W: Write> HlogWriter<W> {
         )
     }
 
+    /// Appends a comment line `#text` (log readers skip it). `text` must hold no newline.
+    pub fn comment(&mut self, text: &str) -> io::Result<()> {
+        writeln!(self.out, "#{}", text.replace('\n', " "))
+    }
+
     /// Flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// CPU time (user + system) used so far by the calling thread (`getrusage(RUSAGE_THREAD)`), or by the whole
 /// process where per-thread figures are unavailable.
@@ -38,7 +38,8 @@ pub const CPU_BOUND_SHARE: f64 = 0.90;
 pub const LAG_WARN: Duration = Duration::from_micros(500);
 
 /// How the load generator itself fared.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Health {
     /// CPU seconds used by each worker thread during the measured part.
     pub worker_cpu_seconds: Vec<f64>,

@@ -28,8 +28,12 @@
 //! - [`progress`]: indicatif progress on stderr, only on a terminal.
 //! - [`tune`]: `tune`, the tuning lab: matrices of settings, noise, SLO rate search, recommendation, HTML.
 //! - [`stream`]: `stream`, bulk-transfer throughput per buffer size (like iperf3).
+//! - [`agents`]: one run shared by N agents (`--agents`, `--agent-index`, `--start-at`, `--bind`): exact shares,
+//!   the common start, each agent's identity.
+//! - [`merge`]: `merge`, the agents' reports as one, histograms added bucket by bucket.
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod app;
 pub mod args;
 pub mod check;
@@ -37,6 +41,7 @@ pub mod config;
 pub mod driver;
 pub mod hdr;
 pub mod health;
+pub mod merge;
 pub mod pacer;
 pub mod pipeline;
 pub mod progress;

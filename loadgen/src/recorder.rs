@@ -99,6 +99,11 @@ impl ErrorKind {
         }
     }
 
+    /// The kind [`name`](Self::name) names (as the JSON report's `errors` keys).
+    pub fn by_name(name: &str) -> Option<ErrorKind> {
+        KINDS.iter().copied().find(|k| k.name() == name)
+    }
+
     /// True for timeouts.
     pub fn is_timeout(self) -> bool {
         matches!(self, ErrorKind::Timeout(_))
@@ -237,6 +242,20 @@ impl ErrorDetails {
         }
     }
 
+    /// Adds `n` failed replies of `kind` with this `code` (as a report's `error_codes` lists them).
+    pub fn add_code(&mut self, kind: ErrorKind, code: &str, n: u64) {
+        self.count(kind, &code, n);
+    }
+
+    /// Keeps `text` as an example of `kind` while there is room (as a report's `error_examples` lists them).
+    pub fn add_example(&mut self, kind: ErrorKind, text: &str) {
+        if self.examples_of(kind) < EXAMPLES_PER_KIND
+            && !self.examples.iter().any(|(k, t)| *k == kind && t == text)
+        {
+            self.examples.push((kind, text.to_string()));
+        }
+    }
+
     fn examples_of(&self, kind: ErrorKind) -> usize {
         self.examples.iter().filter(|(k, _)| *k == kind).count()
     }
@@ -247,11 +266,7 @@ impl ErrorDetails {
             self.count(*k, c, *n);
         }
         for (k, t) in &other.examples {
-            if self.examples_of(*k) < EXAMPLES_PER_KIND
-                && !self.examples.iter().any(|(k2, t2)| k2 == k && t2 == t)
-            {
-                self.examples.push((*k, t.clone()));
-            }
+            self.add_example(*k, t);
         }
     }
 
@@ -653,6 +668,13 @@ pub struct SecondSummary {
     pub max_us: f64,
     /// Raw latency p99, µs.
     pub raw_p99_us: f64,
+    /// Replies (what the server answered: ok, server errors, bad replies).
+    pub replies: u64,
+    /// The interval's corrected latency histogram (ns), V2 deflate base64, as in the `.hlog`: `merge` adds
+    /// agents' seconds exactly.
+    pub histogram: String,
+    /// The interval's raw latency histogram, in the same form.
+    pub raw_histogram: String,
 }
 
 /// Nanoseconds to microseconds (exact to the nanosecond, as a float).
@@ -692,6 +714,9 @@ impl SecondSummary {
                 us(i.corrected.max())
             },
             raw_p99_us: quantile_us(&i.raw, 0.99),
+            replies: replies(i),
+            histogram: crate::hdr::to_base64(&i.corrected),
+            raw_histogram: crate::hdr::to_base64(&i.raw),
         }
     }
 }
@@ -771,6 +796,15 @@ impl Collector {
         }
         if let Some(w) = &mut self.hlog {
             if let Err(e) = w.write(&merged.corrected, start, length) {
+                self.hlog_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Appends `line` to the `.hlog` as a comment (`#line`; log readers skip it) and flushes.
+    pub fn trailer(&mut self, line: &str) {
+        if let Some(w) = &mut self.hlog {
+            if let Err(e) = w.comment(line).and_then(|_| w.flush()) {
                 self.hlog_error.get_or_insert(e);
             }
         }

@@ -38,6 +38,10 @@ pub struct RunResult {
     pub health: Health,
     /// True when Ctrl-C or SIGTERM ended the run early: the figures cover the time measured until then.
     pub interrupted: bool,
+    /// Who ran it (`--agents`, `--start-at`, `--bind`, host, clock offset); `None` for a merged report.
+    pub agent: Option<crate::agents::Identity>,
+    /// A merged report's agents and warnings (`sockpool-loadgen merge`); `None` for one agent's run.
+    pub merged: Option<crate::merge::Merged>,
 }
 
 /// Latency percentiles of one histogram, in microseconds.
@@ -168,8 +172,9 @@ impl RunResult {
             let mut v = serde_json::to_value(LatencySummary::of(h)).unwrap_or(Value::Null);
             if full {
                 v["percentiles"] = spectrum(h);
-                v["histogram"] = Value::String(crate::hdr::to_base64(h));
             }
+            // Lossless, so that `merge` adds agents' histograms bucket by bucket.
+            v["histogram"] = Value::String(crate::hdr::to_base64(h));
             v
         };
         let started = self
@@ -213,6 +218,8 @@ impl RunResult {
             "intervals": &self.series,
             "steps": self.step_rows(),
             "health": &self.health,
+            "agent": &self.agent,
+            "merge": &self.merged,
         })
     }
 
@@ -384,6 +391,9 @@ impl RunResult {
                 "\n  INTERRUPTED the run was stopped early; these figures cover the {secs:.2}s measured"
             );
         }
+        if let Some(m) = &self.merged {
+            o.push_str(&m.to_table());
+        }
         let v = self.verdict();
         let exprs: Vec<&str> = v.thresholds.iter().map(|j| j.expr.as_str()).collect();
         if v.no_answer {
@@ -478,6 +488,8 @@ mod tests {
             steps: Vec::new(),
             health: Health::default(),
             interrupted: false,
+            agent: None,
+            merged: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub enum RunError {
     /// Setting up a worker failed (bad TLS files, runtime creation …).
     #[error("setup failed: {0}")]
     Setup(String),
+    /// `--start-at` is past by more than the warm-up: this agent would not measure the others' window.
+    #[error("{0}")]
+    TooLate(String),
     /// An output file could not be written.
     #[error("{path}: {source}")]
     Output {
@@ -196,8 +199,15 @@ where
 {
     preflight(target, config.protocol, config.connect_timeout)?;
     let workers = config.threads.min(config.connections).max(1);
-    let start = Instant::now() + START_DELAY;
-    let started = SystemTime::now() + START_DELAY + config.warmup;
+    let (now, now_wall) = (Instant::now(), SystemTime::now());
+    let schedule = crate::agents::schedule(config.start_at, config.warmup, now_wall, START_DELAY)
+        .map_err(RunError::TooLate)?;
+    let start = now + schedule.delay;
+    // With --start-at every agent's measured window opens at the same wall-clock moment: start + warm-up.
+    let started = match config.start_at {
+        Some(at) => at + config.warmup,
+        None => now_wall + schedule.delay + schedule.warmup,
+    };
 
     let hlog = match &config.hlog {
         None => None,
@@ -236,7 +246,18 @@ where
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
     let mut summaries: Vec<WorkerSummary> = Vec::new();
     let mut setup_error = None;
+    let mut opened_at = None;
     std::thread::scope(|scope| {
+        // Reads the wall clock when the measured window opens: the agent's observed offset from its plan.
+        let opened = std::thread::Builder::new()
+            .name("loadgen-clock".into())
+            .spawn_scoped(scope, move || {
+                std::thread::sleep(
+                    (start + schedule.warmup).saturating_duration_since(Instant::now()),
+                );
+                SystemTime::now()
+            })
+            .ok();
         for w in 0..workers {
             let tx = tx.clone();
             let make = &make;
@@ -251,12 +272,12 @@ where
                     Stop::Requests(n) => Stop::Requests(Plan::share(n, w, workers)),
                     s => s,
                 },
-                warmup: config.warmup,
+                warmup: schedule.warmup,
                 timeout: config.timeout,
                 interrupt: interrupt.clone(),
             };
-            let gen = Generator::new(config, 0x5eed ^ (w as u64) << 32)
-                .with_seq(w as u64, workers as u64);
+            let (first, step) = crate::agents::seq_plan(config, w, workers);
+            let gen = Generator::new(config, 0x5eed ^ first << 32).with_seq(first, step);
             std::thread::Builder::new()
                 .name(format!("loadgen-worker-{w}"))
                 .spawn_scoped(scope, move || {
@@ -319,6 +340,7 @@ where
                 }
             }
         }
+        opened_at = opened.and_then(|h| h.join().ok());
     });
     done.cancel();
     if let Some(s) = signals {
@@ -376,6 +398,8 @@ where
         steps: std::mem::take(&mut collector.steps),
         health: Health::default(),
         interrupted: interrupt.is_cancelled(),
+        agent: None,
+        merged: None,
     };
     let open = !matches!(config.load, Load::Closed);
     result.health = Health::assess(
@@ -386,6 +410,19 @@ where
         result.achieved_ratio(),
         reconnects,
     );
+    let offset_s = opened_at.map_or(0.0, |t| match t.duration_since(started) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    });
+    let identity = crate::agents::Identity::new(config, schedule.late_by, offset_s);
+    collector.trailer(&crate::merge::hlog_trailer(&identity, &result));
+    if let (Some(e), Some(path)) = (collector.hlog_error.take(), &config.hlog) {
+        return Err(RunError::Output {
+            path: path.display().to_string(),
+            source: e,
+        });
+    }
+    result.agent = Some(identity);
     Ok(result)
 }
 

@@ -227,6 +227,7 @@ impl UdpTransport {
             timeout: config.timeout,
             retries: 0,
             max_datagram: config.payload.max.max(1),
+            local_address: config.bind,
         };
         UdpTransport {
             check: config.check.clone(),
@@ -426,6 +427,7 @@ pub fn socket_options(config: &Config) -> SocketOptions {
         send_buffer: config.socket.send_buffer,
         recv_buffer: config.socket.recv_buffer,
         keepalive: config.socket.keepalive,
+        local_address: config.bind,
         ..SocketOptions::default()
     }
 }

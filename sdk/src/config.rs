@@ -125,6 +125,10 @@ pub struct SocketOptions {
     /// Interval between keepalive probes (`None`: the OS default). Default: none.
     #[serde(rename = "keepalive_interval_ms", with = "opt_ms")]
     pub keepalive_interval: Option<Duration>,
+    /// Local IP address each TCP connection is opened from (bound with port 0 before connecting), e.g. one
+    /// loopback address per load agent; its family must match the peer's (`None`: the OS chooses). Unix
+    /// sockets ignore it. Default: none.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for SocketOptions {
@@ -135,6 +139,7 @@ impl Default for SocketOptions {
             recv_buffer: None,
             keepalive: Some(Duration::from_secs(60)),
             keepalive_interval: None,
+            local_address: None,
         }
     }
 }

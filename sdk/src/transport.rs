@@ -505,6 +505,16 @@ impl Connector {
             TcpSocket::new_v6()
         }
         .map_err(io)?;
+        if let Some(ip) = self.socket.local_address {
+            if ip.is_ipv4() != addr.is_ipv4() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::Connect,
+                    format!("local address {ip} cannot reach {addr} (another address family)"),
+                ));
+            }
+            socket.bind(SocketAddr::new(ip, 0)).map_err(io)?;
+        }
         // Buffer sizes before connect, so that the window scale negotiated in the handshake fits them.
         if let Some(n) = self.socket.send_buffer {
             socket.set_send_buffer_size(n as u32).map_err(io)?;
@@ -577,6 +587,7 @@ mod tests {
                 recv_buffer: Some(128 * 1024),
                 keepalive: Some(std::time::Duration::from_secs(30)),
                 keepalive_interval: Some(std::time::Duration::from_secs(5)),
+                local_address: None,
             };
             let connector =
                 Connector::new(options, &crate::config::Timeouts::default(), None).unwrap();
@@ -610,6 +621,33 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Refused);
         assert_eq!(err.phase(), Phase::Connect);
         assert!(!err.was_sent());
+    }
+
+    #[tokio::test]
+    async fn connections_leave_from_the_local_address_asked_for() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let local: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let options = SocketOptions {
+            local_address: Some(local),
+            ..SocketOptions::default()
+        };
+        let connector = Connector::new(options, &crate::config::Timeouts::default(), None).unwrap();
+        let _stream = connector.connect(&Endpoint::tcp(addr), None).await.unwrap();
+        let (_, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), local, "the server sees the bound source address");
+        let v6 = Connector::new(
+            SocketOptions {
+                local_address: Some("::1".parse().unwrap()),
+                ..SocketOptions::default()
+            },
+            &crate::config::Timeouts::default(),
+            None,
+        )
+        .unwrap();
+        let err = v6.connect(&Endpoint::tcp(addr), None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("address family"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct UdpConfig {
     pub retries: u32,
     /// Largest datagram sent or accepted, in bytes. Default: 65,507 (the IPv4 UDP maximum).
     pub max_datagram: usize,
+    /// Local IP address to send from (bound with port 0); its family must match the peer's (`None`: any
+    /// address of the peer's family). Default: none.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for UdpConfig {
@@ -32,6 +35,7 @@ impl Default for UdpConfig {
             timeout: Duration::from_secs(1),
             retries: 2,
             max_datagram: 65_507,
+            local_address: None,
         }
     }
 }
@@ -66,13 +70,23 @@ impl UdpClient {
         Self::connect(peer, config).await
     }
 
-    /// A client bound to an ephemeral port on the matching loopback/any address, connected to `peer`.
+    /// A client bound to an ephemeral port on [`UdpConfig::local_address`] (or the any address of `peer`'s
+    /// family), connected to `peer`.
     pub async fn connect(peer: SocketAddr, config: UdpConfig) -> Result<Self, Error> {
-        let local: SocketAddr = if peer.is_ipv4() {
-            "0.0.0.0:0".parse().expect("valid address")
+        let any: std::net::IpAddr = if peer.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
-            "[::]:0".parse().expect("valid address")
+            std::net::Ipv6Addr::UNSPECIFIED.into()
         };
+        let ip = config.local_address.unwrap_or(any);
+        if ip.is_ipv4() != peer.is_ipv4() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!("local address {ip} cannot reach {peer} (another address family)"),
+            ));
+        }
+        let local = SocketAddr::new(ip, 0);
         let io = |e| Error::io(Phase::Connect, e);
         let socket = UdpSocket::bind(local).await.map_err(io)?;
         socket.connect(peer).await.map_err(io)?;

@@ -1,0 +1,906 @@
+//! `sockpool-loadgen merge`: the agents' reports of one shared run (`run --agents N`) as one report, of exactly
+//! the shape of a single run (terminal table, `--json`, `--hgrm`, `--hlog`).
+//!
+//! Percentiles cannot be averaged, so nothing here averages: every histogram is added bucket by bucket
+//! (HdrHistogram `add`, exact), counts and errors are summed, and the measured window is the union of the
+//! agents' windows (its rate is every reply over that union). Seconds are aligned by wall clock (each agent's
+//! `started_unix_s`), so `--start-at` agents' seconds add up one to one. Inputs are JSON reports (`--json`;
+//! they carry every histogram losslessly), `.hlog` files (corrected latency only, with the agent's counts in
+//! their last comment line), or `-`: JSON documents one per line on stdin, as `kubectl logs` prints them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::agents::Identity;
+use crate::args::RunArgs;
+use crate::config::{Config, Load};
+use crate::hdr::from_base64;
+use crate::health::{Health, LAG_WARN};
+use crate::recorder::{quantile_us, replies, ErrorKind, Interval};
+use crate::report::{fmt_duration, RunResult, SCHEMA};
+
+/// The flags of `sockpool-loadgen merge`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MergeArgs {
+    /// Agents' reports: JSON files (`run --json FILE`), `.hlog` files (`run --hlog FILE`), or `-` for JSON
+    /// documents one per line on stdin (`kubectl logs -l job-name=…`; lines that are not reports are skipped).
+    #[arg(required = true, value_name = "FILE")]
+    pub inputs: Vec<String>,
+    /// Merge even when the agents drove different targets or protocols (a warning instead of a refusal).
+    #[arg(long)]
+    pub force: bool,
+    /// Write the merged JSON report to FILE, or to stdout with `-`.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Write the merged corrected-latency percentile distribution to FILE.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write the merged HdrHistogram interval log (one interval a second) to FILE.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// No terminal table (files and `--json -` are still written).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Why the reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MergeError(pub String);
+
+fn bad(msg: impl Into<String>) -> MergeError {
+    MergeError(msg.into())
+}
+
+/// One agent's report, read back.
+#[derive(Debug)]
+pub struct AgentReport {
+    /// Where it came from (a file name, `stdin line N`).
+    pub source: String,
+    /// Who the agent was.
+    pub identity: Identity,
+    /// The endpoint it drove.
+    pub target: String,
+    /// Its measured window's start, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// Its measured window's length, seconds.
+    pub duration_s: f64,
+    /// Its whole measured run. From a `.hlog`: the corrected histogram and the counts only.
+    pub total: Interval,
+    /// Its seconds: `(start since its window opened, length, the second)`.
+    pub seconds: Vec<(f64, f64, Interval)>,
+    /// Its own health.
+    pub health: Health,
+    /// It was stopped early.
+    pub interrupted: bool,
+}
+
+/// A merged report's agents and warnings (`merge` in the JSON; a table in the terminal report).
+#[derive(Debug, Clone, Serialize)]
+pub struct Merged {
+    /// One row per agent, in index order.
+    pub agents: Vec<AgentRow>,
+    /// What makes the merged figures less than one clean run: a bottleneck agent, send lag, a late start,
+    /// different configurations or targets, missing agents.
+    pub warnings: Vec<String>,
+}
+
+/// One agent in a merged report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRow {
+    /// `--agent-index`.
+    pub index: usize,
+    /// Host name.
+    pub host: String,
+    /// `--bind`, if any.
+    pub bind: Option<String>,
+    /// The input it was read from.
+    pub source: String,
+    /// Requests finished.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Replies per second over its own window.
+    pub rate: f64,
+    /// Corrected latency p99, µs.
+    pub p99_us: f64,
+    /// When its window opened, seconds after the first agent's.
+    pub start_offset_s: f64,
+    /// Warm-up it lost by starting after `--start-at`, seconds.
+    pub late_start_s: f64,
+    /// Its observed clock offset at the window's opening, ms ([`Identity::clock_offset_ms`]).
+    pub clock_offset_ms: f64,
+    /// Its sender's lag p99, µs.
+    pub send_lag_p99_us: f64,
+    /// It judged itself the bottleneck.
+    pub bottleneck: bool,
+}
+
+/// A window opening this much after the first agent's is a late start. Default: 100 ms.
+pub const LATE_WINDOW: Duration = Duration::from_millis(100);
+
+/// The tag of the comment line that ends an agent's `.hlog` (`#sockpool-agent {json}`).
+pub const HLOG_TAG: &str = "sockpool-agent ";
+
+/// The comment line that ends an agent's `.hlog`: its identity and what the histograms do not say.
+pub fn hlog_trailer(id: &Identity, r: &RunResult) -> String {
+    let doc = json!({
+        "agent": id,
+        "target": r.target,
+        "started_unix_s": crate::agents::unix_s(r.started),
+        "duration_s": r.elapsed.as_secs_f64(),
+        "ok": r.total.ok,
+        "errors": &r.total.errors,
+        "bytes_sent": r.total.bytes_sent,
+        "bytes_received": r.total.bytes_received,
+        "health": &r.health,
+        "interrupted": r.interrupted,
+    });
+    format!("{HLOG_TAG}{doc}")
+}
+
+fn hist(v: &Value, what: &str, source: &str) -> Result<Histogram<u64>, MergeError> {
+    match v.as_str() {
+        Some(s) => from_base64(s)
+            .ok_or_else(|| bad(format!("{source}: {what}: not an HdrHistogram V2 base64 histogram"))),
+        None => Err(bad(format!(
+            "{source}: no {what} histogram (a report of an older sockpool-loadgen? run the agents again)"
+        ))),
+    }
+}
+
+fn u64_at(v: &Value, source: &str, what: &str) -> Result<u64, MergeError> {
+    v.as_u64()
+        .ok_or_else(|| bad(format!("{source}: {what} is missing or not a count")))
+}
+
+fn errors_of(v: &Value, into: &mut Interval) {
+    if let Some(m) = v.as_object() {
+        for (name, n) in m {
+            if let (Some(kind), Some(n)) = (ErrorKind::by_name(name), n.as_u64()) {
+                into.errors.add_n(kind, n);
+            }
+        }
+    }
+}
+
+/// A second as a report lists it: its histograms, and counts split so that `requests`, `errors` and `replies`
+/// come out as reported (server errors and bad replies together count as `server_error`).
+fn second_of(v: &Value, source: &str) -> Result<(f64, f64, Interval), MergeError> {
+    let mut i = Interval {
+        corrected: hist(&v["histogram"], "interval", source)?,
+        raw: hist(&v["raw_histogram"], "interval raw", source)?,
+        ..Interval::default()
+    };
+    let requests = u64_at(&v["requests"], source, "intervals[].requests")?;
+    let errors = u64_at(&v["errors"], source, "intervals[].errors")?;
+    let replied = u64_at(&v["replies"], source, "intervals[].replies")?;
+    i.ok = requests.saturating_sub(errors);
+    let answered_errors = replied.saturating_sub(i.ok).min(errors);
+    i.errors.add_n(ErrorKind::ServerError, answered_errors);
+    i.errors.add_n(ErrorKind::Other, errors - answered_errors);
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    Ok((f("start_s"), f("length_s"), i))
+}
+
+impl AgentReport {
+    /// Reads one agent's JSON report.
+    pub fn from_json(v: &Value, source: &str) -> Result<AgentReport, MergeError> {
+        if v["schema"] != SCHEMA {
+            return Err(bad(format!("{source}: not a {SCHEMA} report")));
+        }
+        let identity: Identity = serde_json::from_value(v["agent"].clone()).map_err(|e| {
+            bad(format!(
+                "{source}: no agent identity ({e}); reports of an older sockpool-loadgen cannot be merged"
+            ))
+        })?;
+        let lat = &v["latency"];
+        let mut total = Interval {
+            corrected: hist(&lat["corrected"]["histogram"], "latency.corrected", source)?,
+            raw: hist(&lat["raw"]["histogram"], "latency.raw", source)?,
+            connect: hist(&lat["connect"]["histogram"], "latency.connect", source)?,
+            pool_wait: hist(&lat["pool_wait"]["histogram"], "latency.pool_wait", source)?,
+            ok: u64_at(&v["summary"]["ok"], source, "summary.ok")?,
+            bytes_sent: v["summary"]["bytes_sent"].as_u64().unwrap_or(0),
+            bytes_received: v["summary"]["bytes_received"].as_u64().unwrap_or(0),
+            ..Interval::default()
+        };
+        errors_of(&v["errors"], &mut total);
+        if let Some(m) = v["error_codes"].as_object() {
+            for (kind, codes) in m {
+                let Some(kind) = ErrorKind::by_name(kind) else {
+                    continue;
+                };
+                for (code, n) in codes.as_object().into_iter().flatten() {
+                    total.details.add_code(kind, code, n.as_u64().unwrap_or(0));
+                }
+            }
+        }
+        for e in v["error_examples"].as_array().into_iter().flatten() {
+            if let (Some(kind), Some(text)) = (
+                e["kind"].as_str().and_then(ErrorKind::by_name),
+                e["text"].as_str(),
+            ) {
+                total.details.add_example(kind, text);
+            }
+        }
+        let seconds = v["intervals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| second_of(s, source))
+            .collect::<Result<_, _>>()?;
+        Ok(AgentReport {
+            source: source.to_string(),
+            identity,
+            target: v["target"].as_str().unwrap_or_default().to_string(),
+            started_unix_s: v["started_unix_s"].as_f64().unwrap_or(0.0),
+            duration_s: v["summary"]["duration_s"].as_f64().unwrap_or(0.0),
+            total,
+            seconds,
+            health: serde_json::from_value(v["health"].clone()).unwrap_or_default(),
+            interrupted: v["interrupted"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// Reads one agent's `.hlog`: its seconds' corrected histograms and, from its last comment line, who it
+    /// was and its counts.
+    pub fn from_hlog(text: &str, source: &str) -> Result<AgentReport, MergeError> {
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        let trailer = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix('#').and_then(|l| l.strip_prefix(HLOG_TAG)))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{source}: no `#{HLOG_TAG}…` line: not an agent's .hlog, or the run did not finish"
+                ))
+            })?;
+        let t: Value = serde_json::from_str(trailer)
+            .map_err(|e| bad(format!("{source}: the agent line is not JSON: {e}")))?;
+        let identity: Identity = serde_json::from_value(t["agent"].clone())
+            .map_err(|e| bad(format!("{source}: the agent line has no identity: {e}")))?;
+        let mut total = Interval {
+            ok: u64_at(&t["ok"], source, "ok")?,
+            bytes_sent: t["bytes_sent"].as_u64().unwrap_or(0),
+            bytes_received: t["bytes_received"].as_u64().unwrap_or(0),
+            ..Interval::default()
+        };
+        errors_of(&t["errors"], &mut total);
+        let mut seconds = Vec::new();
+        for e in IntervalLogIterator::new(text.as_bytes()) {
+            let e = e.map_err(|e| bad(format!("{source}: not an interval log: {e:?}")))?;
+            if let LogEntry::Interval(i) = e {
+                let corrected = from_base64(i.encoded_histogram())
+                    .ok_or_else(|| bad(format!("{source}: an interval's histogram is corrupt")))?;
+                let _ = total.corrected.add(&corrected);
+                let second = Interval {
+                    ok: corrected.len(),
+                    corrected,
+                    ..Interval::default()
+                };
+                seconds.push((
+                    i.start_timestamp().as_secs_f64(),
+                    i.duration().as_secs_f64(),
+                    second,
+                ));
+            }
+        }
+        Ok(AgentReport {
+            source: source.to_string(),
+            identity,
+            target: t["target"].as_str().unwrap_or_default().to_string(),
+            started_unix_s: t["started_unix_s"].as_f64().unwrap_or(0.0),
+            duration_s: t["duration_s"].as_f64().unwrap_or(0.0),
+            total,
+            seconds,
+            health: serde_json::from_value(t["health"].clone()).unwrap_or_default(),
+            interrupted: t["interrupted"].as_bool().unwrap_or(false),
+        })
+    }
+
+    fn rate(&self) -> f64 {
+        replies(&self.total) as f64 / self.duration_s.max(1e-9)
+    }
+}
+
+/// Reads every input: a file (a JSON report, JSON lines, or a `.hlog`), or `-` (JSON lines on stdin).
+pub fn read_inputs(inputs: &[String]) -> Result<Vec<AgentReport>, MergeError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| bad(format!("stdin: {e}")))?;
+            out.extend(json_lines(&text, "stdin")?);
+            continue;
+        }
+        let text = std::fs::read_to_string(input).map_err(|e| bad(format!("{input}: {e}")))?;
+        if text.starts_with('#') || Path::new(input).extension().is_some_and(|e| e == "hlog") {
+            out.push(AgentReport::from_hlog(&text, input)?);
+        } else if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            out.push(AgentReport::from_json(&v, input)?);
+        } else {
+            out.extend(json_lines(&text, input)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The reports among `text`'s lines (one JSON document a line); other lines (a table, log lines) are skipped.
+pub fn json_lines(text: &str, source: &str) -> Result<Vec<AgentReport>, MergeError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if v["schema"] == SCHEMA {
+            out.push(AgentReport::from_json(
+                &v,
+                &format!("{source} line {}", n + 1),
+            )?);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(format!(
+            "{source}: no report found (expected one JSON document per line, as `run --agents N --json -` prints)"
+        )));
+    }
+    Ok(out)
+}
+
+/// The flags that make two agents' runs the same configuration: all but where each agent writes and binds.
+fn shared_flags(a: &RunArgs) -> RunArgs {
+    RunArgs {
+        agent_index: None,
+        bind: None,
+        json: None,
+        hgrm: None,
+        hlog: None,
+        quiet: false,
+        ..a.clone()
+    }
+}
+
+/// Merges `reports` into one run's result; `m` gives the outputs.
+pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, MergeError> {
+    if reports.is_empty() {
+        return Err(bad("nothing to merge"));
+    }
+    reports.sort_by_key(|r| r.identity.index);
+    let first = &reports[0];
+    let mut warnings = Vec::new();
+    let protocol = |r: &AgentReport| {
+        Config::from_args(&r.identity.args)
+            .map(|c| c.protocol)
+            .map_err(|e| bad(format!("{}: its flags no longer validate: {e}", r.source)))
+    };
+    let proto0 = protocol(first)?;
+    for r in &reports[1..] {
+        let (p, who) = (protocol(r)?, agent_name(r));
+        let what = if p != proto0 {
+            Some(format!(
+                "{who} spoke {}, agent {} spoke {}",
+                p.name(),
+                first.identity.index,
+                proto0.name()
+            ))
+        } else if r.target != first.target {
+            Some(format!(
+                "{who} drove {}, agent {} drove {}",
+                r.target, first.identity.index, first.target
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            if !m.force {
+                return Err(bad(format!(
+                    "{what}: these are not one run (merge them anyway with --force)"
+                )));
+            }
+            warnings.push(format!("{what} (merged because of --force)"));
+        } else if shared_flags(&r.identity.args) != shared_flags(&first.identity.args) {
+            warnings.push(format!(
+                "{who} measured a different configuration than agent {} (flags other than --agent-index, \
+                 --bind and outputs differ)",
+                first.identity.index
+            ));
+        }
+    }
+    check_membership(&reports, &mut warnings);
+
+    let t0 = reports
+        .iter()
+        .map(|r| r.started_unix_s)
+        .fold(f64::INFINITY, f64::min);
+    let end = reports
+        .iter()
+        .map(|r| r.started_unix_s + r.duration_s)
+        .fold(0.0, f64::max);
+    let mut total = Interval::default();
+    let mut seconds: BTreeMap<u64, (Interval, f64)> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for r in &reports {
+        total.merge(&r.total);
+        let offset = r.started_unix_s - t0;
+        for (start, length, i) in &r.seconds {
+            let k = (offset + start).round().max(0.0) as u64;
+            let e = seconds
+                .entry(k)
+                .or_insert_with(|| (Interval::default(), 0.0));
+            e.0.merge(i);
+            e.1 = e.1.max(*length);
+        }
+        let row = row_of(r, offset);
+        agent_warnings(r, &row, &mut warnings);
+        rows.push(row);
+    }
+
+    let mut args = shared_flags(&first.identity.args);
+    args.agents = None;
+    args.start_at = None;
+    args.json = m.json.clone();
+    args.hgrm = m.hgrm.clone();
+    args.hlog = m.hlog.clone();
+    args.quiet = m.quiet;
+    let config = Config::from_args(&args).map_err(|e| {
+        bad(format!(
+            "{}: the whole run's flags do not validate: {e}",
+            first.source
+        ))
+    })?;
+
+    let started = UNIX_EPOCH + Duration::from_secs_f64(t0.max(0.0));
+    let hlog = match &m.hlog {
+        None => None,
+        Some(p) => {
+            let file =
+                std::fs::File::create(p).map_err(|e| bad(format!("{}: {e}", p.display())))?;
+            let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::new(file));
+            let comment = format!(
+                "sockpool-loadgen merge of {} agents, corrected latency, ns; target {}",
+                reports.len(),
+                first.target
+            );
+            Some(
+                crate::hdr::HlogWriter::new(out, started, &comment)
+                    .map_err(|e| bad(format!("{}: {e}", p.display())))?,
+            )
+        }
+    };
+    let step_len = match config.load {
+        Load::Ramp { step, steps, .. } => Some((step, steps as usize)),
+        _ => None,
+    };
+    let mut collector = crate::recorder::Collector::new(1, step_len, hlog);
+    for (k, (i, length)) in &seconds {
+        collector.add(
+            *k,
+            Duration::from_secs(*k),
+            Duration::from_secs_f64(*length),
+            i,
+        );
+    }
+    collector.close();
+    if let (Some(e), Some(p)) = (collector.hlog_error.take(), &m.hlog) {
+        return Err(bad(format!("{}: {e}", p.display())));
+    }
+    let elapsed = Duration::from_secs_f64((end - t0).max(0.0));
+    let health = merged_health(&reports);
+    Ok(RunResult {
+        config,
+        target: first.target.clone(),
+        embedded: false,
+        started,
+        elapsed,
+        total,
+        series: std::mem::take(&mut collector.series),
+        steps: std::mem::take(&mut collector.steps),
+        health,
+        interrupted: reports.iter().any(|r| r.interrupted),
+        agent: None,
+        merged: Some(Merged {
+            agents: rows,
+            warnings,
+        }),
+    })
+}
+
+fn agent_name(r: &AgentReport) -> String {
+    format!("agent {} ({})", r.identity.index, r.identity.host)
+}
+
+/// Missing and repeated agents.
+fn check_membership(reports: &[AgentReport], warnings: &mut Vec<String>) {
+    let count = reports.iter().map(|r| r.identity.count).max().unwrap_or(1);
+    let mut seen = vec![0usize; count];
+    for r in reports {
+        if let Some(s) = seen.get_mut(r.identity.index) {
+            *s += 1;
+        }
+    }
+    let missing: Vec<String> = (0..count)
+        .filter(|i| seen[*i] == 0)
+        .map(|i| i.to_string())
+        .collect();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "{} of {count} agents reported: missing agent(s) {}; the totals cover only these",
+            count - missing.len(),
+            missing.join(", ")
+        ));
+    }
+    for (i, n) in seen.iter().enumerate() {
+        if *n > 1 {
+            warnings.push(format!(
+                "agent {i} appears {n} times: its load is counted {n} times"
+            ));
+        }
+    }
+}
+
+fn row_of(r: &AgentReport, offset: f64) -> AgentRow {
+    AgentRow {
+        index: r.identity.index,
+        host: r.identity.host.clone(),
+        bind: r.identity.bind.clone(),
+        source: r.source.clone(),
+        requests: r.total.requests(),
+        errors: r.total.errors.total(),
+        rate: r.rate(),
+        p99_us: quantile_us(&r.total.corrected, 0.99),
+        start_offset_s: offset,
+        late_start_s: r.identity.late_start_s,
+        clock_offset_ms: r.identity.clock_offset_ms,
+        send_lag_p99_us: r.health.send_lag_p99_us,
+        bottleneck: r.health.bottleneck,
+    }
+}
+
+fn agent_warnings(r: &AgentReport, row: &AgentRow, warnings: &mut Vec<String>) {
+    let who = agent_name(r);
+    if r.health.bottleneck {
+        warnings.push(format!(
+            "{who} was the bottleneck (its own health: {}): the merged figures partly measure it",
+            r.health
+                .warnings
+                .first()
+                .map_or("see its report", String::as_str)
+        ));
+    }
+    let lag = Duration::from_secs_f64(row.send_lag_p99_us.max(0.0) / 1e6);
+    // A bottleneck's warning already quotes its lag.
+    if lag > LAG_WARN && !r.health.bottleneck {
+        warnings.push(format!(
+            "{who} had send lag p99 {}: it did not keep its schedule",
+            fmt_duration(lag)
+        ));
+    }
+    if row.late_start_s > 0.0 {
+        warnings.push(format!(
+            "{who} started {} late for --start-at (its warm-up was that much shorter)",
+            fmt_duration(Duration::from_secs_f64(row.late_start_s))
+        ));
+    }
+    let skew = Duration::from_secs_f64(row.start_offset_s.max(0.0));
+    if skew > LATE_WINDOW {
+        warnings.push(format!(
+            "{who}'s measured window opened {} after the first agent's: not the same window",
+            fmt_duration(skew)
+        ));
+    }
+}
+
+/// The agents' health together: every worker's CPU, the worst send lag, all reconnects, any bottleneck, each
+/// agent's warnings under its name.
+fn merged_health(reports: &[AgentReport]) -> Health {
+    let worst = |f: fn(&Health) -> f64| reports.iter().map(|r| f(&r.health)).fold(0.0, f64::max);
+    Health {
+        worker_cpu_seconds: reports
+            .iter()
+            .flat_map(|r| r.health.worker_cpu_seconds.iter().copied())
+            .collect(),
+        max_worker_cpu_share: worst(|h| h.max_worker_cpu_share),
+        send_lag_p50_us: worst(|h| h.send_lag_p50_us),
+        send_lag_p99_us: worst(|h| h.send_lag_p99_us),
+        send_lag_max_us: worst(|h| h.send_lag_max_us),
+        reconnects: reports.iter().map(|r| r.health.reconnects).sum(),
+        bottleneck: reports.iter().any(|r| r.health.bottleneck),
+        warnings: reports
+            .iter()
+            .flat_map(|r| {
+                let who = agent_name(r);
+                r.health.warnings.iter().map(move |w| format!("{who}: {w}"))
+            })
+            .collect(),
+    }
+}
+
+impl Merged {
+    /// The per-agent table and the warnings, as the terminal report prints them.
+    pub fn to_table(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "\n  agents     {} merged (histograms added bucket by bucket; window = union of theirs)",
+            self.agents.len()
+        );
+        let _ = writeln!(
+            o,
+            "  {:<6}{:<22}{:>12}{:>10}{:>8}{:>10}{:>11}  health",
+            "agent", "host", "rate/s", "p99", "errors", "start", "send lag"
+        );
+        for a in &self.agents {
+            let _ = writeln!(
+                o,
+                "  {:<6}{:<22}{:>12.1}{:>10}{:>8}{:>10}{:>11}  {}",
+                a.index,
+                truncate(&a.host, 21),
+                a.rate,
+                fmt_duration(Duration::from_secs_f64(a.p99_us.max(0.0) / 1e6)),
+                a.errors,
+                format!("+{:.3}s", a.start_offset_s),
+                fmt_duration(Duration::from_secs_f64(a.send_lag_p99_us.max(0.0) / 1e6)),
+                if a.bottleneck { "BOTTLENECK" } else { "ok" }
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "  WARNING    {w}");
+        }
+        o
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+/// `sockpool-loadgen merge`: reads, merges, prints and writes as `run` does; the exit status is the merged
+/// run's verdict on the agents' `--fail-on` thresholds.
+pub fn main(m: &MergeArgs) -> Result<std::process::ExitCode, crate::app::AppError> {
+    let reports = read_inputs(&m.inputs)?;
+    let result = merge(reports, m)?;
+    crate::app::write_outputs(&result)?;
+    let verdict = result.verdict();
+    for line in verdict.crossed_lines() {
+        eprintln!("sockpool-loadgen merge: threshold crossed: {line}");
+    }
+    Ok(verdict.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::{new_histogram, Recorder, Sample, SecondSummary};
+    use rand::{Rng, SeedableRng};
+    use std::time::SystemTime;
+
+    /// `(value, count)` of every recorded bucket, and the percentiles reports print.
+    fn buckets(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+        h.iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    fn percentiles(h: &Histogram<u64>) -> Vec<u64> {
+        [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0]
+            .iter()
+            .map(|q| h.value_at_quantile(*q))
+            .collect()
+    }
+
+    /// Agent `index` of `count`: its samples by second, as a run of the load generator would report them.
+    fn agent(index: usize, count: usize, by_second: &[Vec<u64>], t0: SystemTime) -> RunResult {
+        let args = RunArgs {
+            target: Some("127.0.0.1:7".into()),
+            rate: Some(1000.0),
+            connections: Some(16),
+            agents: Some(count),
+            agent_index: Some(index),
+            ..RunArgs::default()
+        };
+        let config = Config::from_args(&args).unwrap();
+        let mut total = Interval::default();
+        let mut series = Vec::new();
+        for (s, samples) in by_second.iter().enumerate() {
+            let mut r = Recorder::new();
+            for &ns in samples {
+                r.record_ok(&Sample {
+                    corrected: Duration::from_nanos(ns),
+                    raw: Duration::from_nanos(ns / 2 + 1),
+                    ..Sample::default()
+                });
+            }
+            let i = r.take_interval();
+            total.merge(&i);
+            let sec = Duration::from_secs(1);
+            series.push(SecondSummary::of(&i, sec * s as u32, sec));
+        }
+        let identity = Identity::new(&config, Duration::ZERO, 0.0);
+        RunResult {
+            config,
+            target: "127.0.0.1:7".into(),
+            embedded: false,
+            started: t0,
+            elapsed: Duration::from_secs(by_second.len() as u64),
+            total,
+            series,
+            steps: Vec::new(),
+            health: Health::default(),
+            interrupted: false,
+            agent: Some(identity),
+            merged: None,
+        }
+    }
+
+    /// The agent's `.hlog`, as the runner writes it.
+    fn hlog(r: &RunResult, by_second: &[Vec<u64>]) -> String {
+        let mut buf = Vec::new();
+        let mut w = crate::hdr::HlogWriter::new(&mut buf, r.started, "test").unwrap();
+        for (s, samples) in by_second.iter().enumerate() {
+            let mut h = new_histogram();
+            for &ns in samples {
+                h.record(ns.max(1)).unwrap();
+            }
+            w.write(&h, Duration::from_secs(s as u64), Duration::from_secs(1))
+                .unwrap();
+        }
+        w.comment(&hlog_trailer(r.agent.as_ref().unwrap(), r))
+            .unwrap();
+        drop(w);
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn merged_histograms_equal_the_histogram_of_all_samples_bucket_by_bucket() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x005e_ed17);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for trial in 0..40 {
+            let k = rng.gen_range(1..=6usize);
+            let seconds = rng.gen_range(1..=3usize);
+            let n = rng.gen_range(1..=4000usize);
+            let mut all = new_histogram();
+            let mut all_by_second = vec![new_histogram(); seconds];
+            let mut split = vec![vec![Vec::new(); seconds]; k];
+            for _ in 0..n {
+                // Log-uniform from 1 µs to ~10 s, so that many bucket ranges are hit.
+                let ns = 10f64.powf(rng.gen_range(3.0..10.0)) as u64;
+                let (a, s) = (rng.gen_range(0..k), rng.gen_range(0..seconds));
+                all.record(ns).unwrap();
+                all_by_second[s].record(ns).unwrap();
+                split[a][s].push(ns);
+            }
+            let agents: Vec<RunResult> = (0..k).map(|i| agent(i, k, &split[i], t0)).collect();
+            let m = MergeArgs::default();
+            let from_json = merge(
+                agents
+                    .iter()
+                    .map(|r| AgentReport::from_json(&r.to_json(), "json").unwrap())
+                    .collect(),
+                &m,
+            )
+            .unwrap();
+            let c = &from_json.total.corrected;
+            assert_eq!(buckets(c), buckets(&all), "trial {trial}: k={k}, n={n}");
+            assert_eq!(percentiles(c), percentiles(&all), "trial {trial}");
+            assert_eq!(from_json.total.requests(), n as u64);
+            assert_eq!(
+                from_json.config.connections, 16,
+                "the whole run's configuration"
+            );
+            for (s, want) in all_by_second.iter().enumerate() {
+                let got = &from_json.series[s];
+                assert_eq!(got.requests, want.len(), "trial {trial} second {s}");
+                let h = from_base64(&got.histogram).unwrap();
+                assert_eq!(buckets(&h), buckets(want), "trial {trial} second {s}");
+            }
+
+            let from_hlog = merge(
+                agents
+                    .iter()
+                    .zip(&split)
+                    .map(|(r, s)| AgentReport::from_hlog(&hlog(r, s), "hlog").unwrap())
+                    .collect(),
+                &m,
+            )
+            .unwrap();
+            assert_eq!(
+                buckets(&from_hlog.total.corrected),
+                buckets(c),
+                "trial {trial}"
+            );
+            assert_eq!(from_hlog.total.requests(), from_json.total.requests());
+            assert_eq!(from_hlog.elapsed, from_json.elapsed);
+            let p99 = |r: &RunResult| r.series.iter().map(|s| s.p99_us).collect::<Vec<_>>();
+            assert_eq!(p99(&from_hlog), p99(&from_json), "trial {trial}");
+        }
+    }
+
+    #[test]
+    fn the_window_is_the_union_and_the_table_names_every_agent() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = agent(0, 2, &[vec![1_000; 10], vec![1_000; 10]], t0);
+        let b = agent(1, 2, &[vec![2_000; 10]], t0 + Duration::from_secs(2));
+        let r = merge(
+            [a, b]
+                .iter()
+                .map(|r| AgentReport::from_json(&r.to_json(), "x").unwrap())
+                .collect(),
+            &MergeArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(r.elapsed, Duration::from_secs(3));
+        assert_eq!(r.series.len(), 3, "agent 1's second lands at +2 s");
+        let m = r.merged.as_ref().unwrap();
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("after the first agent's")),
+            "{:?}",
+            m.warnings
+        );
+        let table = r.to_table();
+        assert!(table.contains("2 merged"), "{table}");
+        assert_eq!(r.to_json()["merge"]["agents"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn different_targets_or_protocols_are_refused_unless_forced() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = agent(0, 2, &[vec![1_000]], t0);
+        let mut b = agent(1, 2, &[vec![1_000]], t0);
+        b.target = "127.0.0.1:8".into();
+        let reports = || {
+            [&a, &b]
+                .iter()
+                .map(|r| AgentReport::from_json(&r.to_json(), "x").unwrap())
+                .collect::<Vec<_>>()
+        };
+        let e = merge(reports(), &MergeArgs::default()).unwrap_err();
+        assert!(e.0.contains("--force"), "{e}");
+        let forced = MergeArgs {
+            force: true,
+            ..MergeArgs::default()
+        };
+        let r = merge(reports(), &forced).unwrap();
+        assert!(r
+            .merged
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("--force")));
+
+        let mut c = agent(1, 3, &[vec![1_000]], t0);
+        c.agent.as_mut().unwrap().args.rate = Some(10.0);
+        let r = merge(
+            [&a, &c]
+                .iter()
+                .map(|r| AgentReport::from_json(&r.to_json(), "x").unwrap())
+                .collect(),
+            &MergeArgs::default(),
+        )
+        .unwrap();
+        let w = r.merged.unwrap().warnings;
+        assert!(
+            w.iter().any(|w| w.contains("different configuration")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.contains("missing agent(s) 2")), "{w:?}");
+    }
+}
