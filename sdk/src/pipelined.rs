@@ -169,9 +169,11 @@ impl<P: Protocol, T> Pipelined<P, T> {
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
-            flight: VecDeque::new(),
+            // Room for one request each: what a connection at depth 1 ever needs (an empty `VecDeque` grows to
+            // four on its first push); deeper ones grow with their depth.
+            flight: VecDeque::with_capacity(1),
             live: 0,
-            ready: VecDeque::new(),
+            ready: VecDeque::with_capacity(1),
             timer: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             unflushed: false,
