@@ -74,14 +74,15 @@ lg() { # label args...
     jq -r '.health.warnings[]?' "$json" | while read -r w; do echo "  sockpool-loadgen ($label) warns: $w" >&2; done
 }
 
-# The baseline's sockpool-loadgen on the same load (see lg); sets BASE_LG and BASE_RSS and leaves lg's other
+# The baseline's sockpool-loadgen on the same load (see lg); sets BASE_LG and leaves lg's other
 # variables as the current build's run set them (the table's health column is this build's).
 base_lg() { # label args...
     local keep=("$LOADGEN" "$LG" "$LG_CPU" "$LG_BN" "$LG_ERR" "$LG_RSS") label=$1
     shift
     LOADGEN=$BASE_BIN
     lg "$label, baseline $BASE_SHORT" "$@"
-    BASE_LG=$LG BASE_RSS=$LG_RSS
+    # shellcheck disable=SC2034 # read by compare, through its peer_var
+    BASE_LG=$LG
     LOADGEN=${keep[0]} LG=${keep[1]} LG_CPU=${keep[2]} LG_BN=${keep[3]} LG_ERR=${keep[4]} LG_RSS=${keep[5]}
 }
 

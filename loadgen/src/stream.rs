@@ -477,7 +477,10 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
             )));
         }
         if reply.status != Status::Ok {
-            return Err(StreamError::Io(format!("server replied {:?}", reply.status)));
+            return Err(StreamError::Io(format!(
+                "server replied {:?}",
+                reply.status
+            )));
         }
         if now <= end {
             bytes += per_reply;

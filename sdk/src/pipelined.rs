@@ -495,7 +495,11 @@ mod tests {
         tokio::spawn(async move {
             let mut server = tokio_util::codec::Framed::new(b, ServerCodec::default());
             while let Some(Ok(req)) = server.next().await {
-                if server.send(Response::ok(req.id, req.payload)).await.is_err() {
+                if server
+                    .send(Response::ok(req.id, req.payload))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -525,9 +529,15 @@ mod tests {
     async fn buffers_start_small_grow_with_large_replies_and_shrink_back() {
         let mut conn = pair();
         let small = echo(&mut conn, 100, 16).await;
-        assert!(small <= 1024, "small messages keep {small} bytes of buffers");
+        assert!(
+            small <= 1024,
+            "small messages keep {small} bytes of buffers"
+        );
         let large = echo(&mut conn, 20, 256 * 1024).await;
-        assert!(large >= 64 * 1024, "large messages: {large} bytes of buffers");
+        assert!(
+            large >= 64 * 1024,
+            "large messages: {large} bytes of buffers"
+        );
         let back = echo(&mut conn, 100, 16).await;
         assert!(back <= 2048, "back to small messages: {back} bytes kept");
     }
