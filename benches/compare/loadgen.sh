@@ -2,8 +2,8 @@
 # sockpool-loadgen against redis-benchmark and wrk, and against the sockpool-loadgen of another commit, in one run
 # on one machine, printing ratios (issue 4, item 5; issue 13, must-show 2 and 3).
 #
-#   bash benches/compare/loadgen.sh                     # full run, about 5 minutes after the build
-#   BASELINE_REV=main~3 bash benches/compare/loadgen.sh # plus an A/B against that commit's build (+4 minutes)
+#   bash benches/compare/loadgen.sh                     # full run, about 7 minutes after the build
+#   BASELINE_REV=main~3 bash benches/compare/loadgen.sh # plus an A/B against that commit's build (+3 minutes)
 #   QUICK=1 bash benches/compare/loadgen.sh             # a smoke run of the script itself: tiny loads, meaningless numbers
 #
 # The same server answers both tools of a pair, so the ratio is the load generators' own difference:
