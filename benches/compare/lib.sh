@@ -56,6 +56,7 @@ need() {
     done
 }
 need setsid timeout
+[ -x /usr/bin/time ] || { echo "missing tool: /usr/bin/time (GNU time; apt install time)" >&2; exit 1; }
 
 # ------------------------------------------------------------------------------------- processes and clean-up
 
@@ -70,6 +71,8 @@ cleanup() {
     sleep 0.3
     for g in "${PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
     rm -rf "$TMP"
+    # A temporary `git worktree` made under $TMP (loadgen.sh's baseline build) is gone now: forget it.
+    git worktree prune 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
@@ -286,11 +289,17 @@ rb() {
     : "${RB_MB:=0}" "${RB_IN:=0}"
 }
 
-# wrk_rps port threads seconds clients label: wrk GET /; sets WRK_RPS (requests/s; 0 when not measured).
+# A command prefixed with "${PEAK_RSS[@]}" FILE writes its peak resident set size (KiB, GNU time's %M) to FILE.
+PEAK_RSS=(/usr/bin/time -f %M -o)
+# rss_of file: the KiB that PEAK_RSS wrote (0 when the command did not finish).
+rss_of() { if [ -s "$1" ]; then awk '/^[0-9]+$/ {v = $1} END {print v + 0}' "$1"; else echo 0; fi; }
+
+# wrk_rps port threads seconds clients label: wrk GET /; sets WRK_RPS (requests/s; 0 when not measured) and WRK_RSS
+# (its peak RSS in KiB).
 wrk_rps() {
     local out="$TMP/wrk.out"
-    WRK_RPS=0
-    if ! fg_run timeout $(($3 + 30)) wrk -t "$2" -c "$4" -d "${3}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
+    WRK_RPS=0 WRK_RSS=0
+    if ! fg_run timeout $(($3 + 60)) "${PEAK_RSS[@]}" "$TMP/wrk.rss" wrk -t "$2" -c "$4" -d "${3}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
         note "wrk -t $2 against $5 failed or timed out: $(tail -c 300 "$out" | tr '\n' ' ')"
     fi
     if grep -qE 'Non-2xx|Socket errors' "$out"; then
@@ -298,6 +307,7 @@ wrk_rps() {
     fi
     WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     : "${WRK_RPS:=0}"
+    WRK_RSS=$(rss_of "$TMP/wrk.rss")
 }
 
 # in_turn round cmd_a... -- cmd_b...: runs a then b on even rounds and b then a on odd ones, so neither side of a

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# sockpool-loadgen against redis-benchmark and wrk, in one run on one machine, printing ratios (issue 4, item 5).
+# sockpool-loadgen against redis-benchmark and wrk, and against the sockpool-loadgen of another commit, in one run
+# on one machine, printing ratios (issue 4, item 5; issue 13, must-show 2 and 3).
 #
-#   bash benches/compare/loadgen.sh            # full run, about 2-3 minutes after the build
-#   QUICK=1 bash benches/compare/loadgen.sh    # a smoke run of the script itself: tiny loads, meaningless numbers
+#   bash benches/compare/loadgen.sh                     # full run, about 7 minutes after the build
+#   BASELINE_REV=main~3 bash benches/compare/loadgen.sh # plus an A/B against that commit's build (+3 minutes)
+#   QUICK=1 bash benches/compare/loadgen.sh             # a smoke run of the script itself: tiny loads, meaningless numbers
 #
 # The same server answers both tools of a pair, so the ratio is the load generators' own difference:
 #   1. redis-server PING, 50 connections, one client thread each: `redis-benchmark -t ping -c 50 -P 1|16 -n N`
@@ -10,45 +12,58 @@
 #      `sockpool-loadgen run --protocol resp --command PING --connections 50 --pipeline 1|16 --threads 1`.
 #   2. nginx GET / (`return 200`, 13-byte body), 50 connections: `wrk -t T -c 50 -d Ds` vs
 #      `sockpool-loadgen run --protocol http --connections 50 --threads T --duration Ds`, T = 1 and 2.
+#   3. Scale: nginx with one worker, SCALE_CONNS (8000) connections, one client thread each: `wrk -t 1 -c 8000` vs
+#      `sockpool-loadgen run --protocol http --connections 8000 --threads 1`; the rate ratio and each tool's peak
+#      RSS (GNU time's maximum resident set size), per connection. The open-file limit is raised to its hard
+#      limit for this row (it needs SCALE_CONNS + ~100 descriptors per process).
+#   4. A/B, with BASELINE_REV=<rev>: the sockpool-loadgen of that commit, built in a temporary `git worktree`
+#      (`cargo build --release -p sockpool-loadgen`, target dir target/baseline-build, the binary kept in
+#      target/baseline/<sha>/ so a second run reuses it), against this build on the loads of 1 and 2 (redis
+#      -P 1 and -P 16, nginx with 1 thread): ratio = this build / the baseline.
 # Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median
 # and every round's ratio, so a ratio within the rounds' spread reads as that. sockpool-loadgen's own health
 # (busiest worker's CPU share, its "bottleneck" flag, in its median round) is printed beside it.
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): ONLY (which pairs: redis, nginx, or the default redis,nginx), REQS (redis-benchmark -n at
-# -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT
-# (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds).
+# Knobs (environment): ONLY (which sections: redis, nginx, scale; default all three), REQS (redis-benchmark -n at
+# -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, SCALE_CONNS,
+# TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds),
+# BASELINE_REV (a commit whose sockpool-loadgen this build is compared with; default: none).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
-ONLY=${ONLY:-redis,nginx}
+ONLY=${ONLY:-redis,nginx,scale}
 ROUNDS=${ROUNDS:-5}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
-TOTAL_LIMIT=${TOTAL_LIMIT:-900}
+SCALE_CONNS=${SCALE_CONNS:-8000}
+BASELINE_REV=${BASELINE_REV:-}
+TOTAL_LIMIT=${TOTAL_LIMIT:-$([ -n "$BASELINE_REV" ] && echo 3000 || echo 1200)} # the baseline's build included
 CLIENTS=50
+CONNS=$CLIENTS # connections of the load running now (the scale row sets SCALE_CONNS)
 
-need redis-server redis-benchmark nginx wrk jq
+need redis-server redis-benchmark nginx wrk jq git
 limit_total "$TOTAL_LIMIT"
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
-# sockpool-loadgen with --json -; sets LG (summary.rate), LG_CPU (busiest worker's CPU share), LG_BN (bottleneck
-# flag) and LG_ERR (summary.errors).
+# sockpool-loadgen ($LOADGEN) with --json -, $CONNS connections; sets LG (summary.rate), LG_CPU (busiest worker's
+# CPU share), LG_BN (bottleneck flag), LG_ERR (summary.errors) and LG_RSS (peak RSS, KiB).
 lg() { # label args...
     local label=$1 json="$TMP/lg.json" err="$TMP/lg.err"
     shift
-    LG=0 LG_CPU="?" LG_BN="?" LG_ERR="?"
-    if ! fg_run timeout $((DUR + 30)) "$LOADGEN" run --quiet --json - --connections "$CLIENTS" --duration "${DUR}s" \
-        "$@" >"$json" 2>"$err"; then
+    LG=0 LG_CPU="?" LG_BN="?" LG_ERR="?" LG_RSS=0
+    if ! fg_run timeout $((DUR + 60)) "${PEAK_RSS[@]}" "$TMP/lg.rss" "$LOADGEN" run --quiet --json - \
+        --connections "$CONNS" --duration "${DUR}s" "$@" >"$json" 2>"$err"; then
         note "sockpool-loadgen ($label) failed or timed out: $(tail -c 300 "$err" | tr '\n' ' ')"
         return 0
     fi
+    LG_RSS=$(rss_of "$TMP/lg.rss")
     LG=$(jq -r '.summary.rate' "$json")
     LG_ERR=$(jq -r '.summary.errors' "$json")
     LG_CPU=$(jq -r '.health.max_worker_cpu_share * 100 | floor' "$json")
@@ -57,6 +72,45 @@ lg() { # label args...
         note "sockpool-loadgen ($label): $LG_ERR errors: $(jq -c '.errors' "$json")"
     fi
     jq -r '.health.warnings[]?' "$json" | while read -r w; do echo "  sockpool-loadgen ($label) warns: $w" >&2; done
+}
+
+# The baseline's sockpool-loadgen on the same load (see lg); sets BASE_LG and leaves lg's other
+# variables as the current build's run set them (the table's health column is this build's).
+base_lg() { # label args...
+    local keep=("$LOADGEN" "$LG" "$LG_CPU" "$LG_BN" "$LG_ERR" "$LG_RSS") label=$1
+    shift
+    LOADGEN=$BASE_BIN
+    lg "$label, baseline $BASE_SHORT" "$@"
+    # shellcheck disable=SC2034 # read by compare, through its peer_var
+    BASE_LG=$LG
+    LOADGEN=${keep[0]} LG=${keep[1]} LG_CPU=${keep[2]} LG_BN=${keep[3]} LG_ERR=${keep[4]} LG_RSS=${keep[5]}
+}
+
+# build_baseline: the sockpool-loadgen of BASELINE_REV, built once in a temporary `git worktree` (removed after the
+# build; the trap prunes it if the build is interrupted) and kept in target/baseline/<sha>/. Sets BASE_BIN and
+# BASE_SHORT.
+build_baseline() {
+    local sha wt="$TMP/baseline-src"
+    sha=$(git rev-parse --verify "$BASELINE_REV^{commit}") || { echo "BASELINE_REV=$BASELINE_REV: no such commit" >&2; exit 1; }
+    BASE_SHORT=$(git rev-parse --short "$sha")
+    BASE_BIN="$ROOT/target/baseline/$sha/sockpool-loadgen"
+    [ -x "$BASE_BIN" ] && return 0
+    echo "building the baseline sockpool-loadgen of $BASE_SHORT (release, in a temporary worktree) ..." >&2
+    git worktree add --detach -q "$wt" "$sha"
+    fg_run cargo build --release -q -p sockpool-loadgen --manifest-path "$wt/Cargo.toml" \
+        --target-dir "$ROOT/target/baseline-build"
+    mkdir -p "$(dirname "$BASE_BIN")"
+    cp "$ROOT/target/baseline-build/release/sockpool-loadgen" "$BASE_BIN"
+    git worktree remove --force "$wt"
+}
+
+# ab label lg_label args...: the baseline build against this one on the same load (a row of compare; target 1.0).
+ab() {
+    local label=$1 lg_label=$2
+    shift 2
+    [ -n "$BASELINE_REV" ] || return 0
+    # compare splits the peer's command at spaces: the label goes without them.
+    compare "$label" "baseline $BASE_SHORT" "base_lg ${lg_label// /_} $*" BASE_LG 1.0 "$lg_label" "$@"
 }
 
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured (see notes)"; else if (r + 0 >= t + 0) print "met"; else printf "**missed** (%.0f%% short)", (1 - r / t) * 100 }'; }
@@ -73,7 +127,7 @@ compare() {
     local -a peer_args peer_r=() lg_r=() health=()
     read -r -a peer_args <<<"$peer_fn"
     for ((r = 0; r < ROUNDS; r++)); do
-        in_turn "$r" "${peer_args[@]}" -- lg "$lg_label" "$@"
+        in_turn "$r" "${peer_args[@]}" -- "${LG_FN:-lg}" "$lg_label" "$@"
         peer_r+=("${!peer_var:-0}") lg_r+=("${LG:-0}") health+=("${LG_CPU}% / $LG_BN")
         echo "  $label round $((r + 1)): $peer_label $(fmt "${!peer_var}")/s, sockpool-loadgen $(fmt "$LG")/s (cpu ${LG_CPU}%, bottleneck $LG_BN)" >&2
     done
@@ -91,6 +145,7 @@ compare() {
 
 build_release
 LOADGEN=${LOADGEN:-"$BIN/sockpool-loadgen"}
+if [ -n "$BASELINE_REV" ]; then build_baseline; fi
 # A binary that prints no help is not a load generator (e.g. a placeholder `fn main() {}`): stop with a clear line.
 if ! "$LOADGEN" run --help 2>/dev/null | grep -q -- '--json'; then
     echo "$LOADGEN does not implement \`run --json\` (placeholder main?); set LOADGEN=/path/to/sockpool-loadgen" >&2
@@ -106,6 +161,10 @@ if [[ ,$ONLY, == *,redis,* ]]; then
         --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 1 --threads 1
     compare "redis PING, -c $CLIENTS -P 16" "redis-benchmark" "rb $REDIS_PORT 16 $REQS_P16 $CLIENTS redis-server" RB_MB 1.0 "resp -P 16" \
         --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 16 --threads 1
+    ab "redis PING, -c $CLIENTS -P 1" "resp -P 1" \
+        --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 1 --threads 1
+    ab "redis PING, -c $CLIENTS -P 16" "resp -P 16" \
+        --target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --pipeline 16 --threads 1
     stop "$REDIS_PID"
 fi
 
@@ -118,7 +177,35 @@ if [[ ,$ONLY, == *,nginx,* ]]; then
         compare "nginx GET, -c $CLIENTS, $t thread(s)" "wrk" "wrk_rps $NGINX_PORT $t $DUR $CLIENTS nginx" WRK_RPS 1.0 "http -t $t" \
             --target "127.0.0.1:$NGINX_PORT" --protocol http --threads "$t"
     done
+    ab "nginx GET, -c $CLIENTS, 1 thread(s)" "http -t 1" --target "127.0.0.1:$NGINX_PORT" --protocol http --threads 1
     stop "$NGINX_PID"
+fi
+
+# ---------------------------------------------------------------------------------- 3: scale, 8000 connections
+
+SCALE=()
+if [[ ,$ONLY, == *,scale,* ]]; then
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if (($(ulimit -n) < SCALE_CONNS + 200)); then
+        note "scale row skipped: the open-file limit ($(ulimit -n)) is below SCALE_CONNS=$SCALE_CONNS + 200"
+    else
+        start_nginx 1
+        echo "nginx (worker_processes 1) on 127.0.0.1:$NGINX_PORT, $SCALE_CONNS connections" >&2
+        CONNS=$SCALE_CONNS
+        peer_rss=() lg_rss=()
+        # compare's rounds, with each tool's peak RSS kept beside its rate.
+        wrk_scale() { wrk_rps "$@" && peer_rss+=("$WRK_RSS"); }
+        lg_scale() { lg "$@" && lg_rss+=("$LG_RSS"); }
+        LG_FN=lg_scale compare "nginx GET, -c $SCALE_CONNS, 1 thread, nginx 1 worker" "wrk" \
+            "wrk_scale $NGINX_PORT 1 $DUR $SCALE_CONNS nginx-1-worker" WRK_RPS 1.0 "http -c $SCALE_CONNS" \
+            --target "127.0.0.1:$NGINX_PORT" --protocol http --threads 1
+        CONNS=$CLIENTS
+        stop "$NGINX_PID"
+        pm=$(median "${peer_rss[@]}") lm=$(median "${lg_rss[@]}")
+        per() { awk -v k="$1" -v n="$SCALE_CONNS" 'BEGIN { printf "%.1f", k / n }'; }
+        rt=$(ratio "$lm" "$pm")
+        SCALE+=("| peak RSS, -c $SCALE_CONNS | $((pm / 1024)) MB ($(per "$pm") KiB/conn) | $((lm / 1024)) MB ($(per "$lm") KiB/conn) | **$rt** | <= 1.0 | $(awk -v r="$rt" 'BEGIN { print (r != "n/a" && r + 0 <= 1.0) ? "met" : "**missed**" }') | wrk ${peer_rss[*]}; sockpool-loadgen ${lg_rss[*]} KiB |")
+    fi
 fi
 
 # ------------------------------------------------------------------------------------------------- report
@@ -127,10 +214,18 @@ echo
 run_info
 echo "$(redis-server --version | awk '{print $1, $2, $3}'), $(redis-benchmark --version 2>&1 | head -1), $(nginx -v 2>&1 | sed 's/^nginx version: //') (worker_processes $NGINX_WORKERS), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
 echo "redis-benchmark -n $REQS (-P 1) / $REQS_P16 (-P 16), its PING_MBULK rate; wrk and sockpool-loadgen -d ${DUR}s; median of $ROUNDS rounds each (alternating which tool goes first)"
-echo "sockpool-loadgen: $LOADGEN"
+echo "sockpool-loadgen: $LOADGEN${BASELINE_REV:+; baseline: $BASE_BIN (git $BASE_SHORT, BASELINE_REV=$BASELINE_REV)}"
 echo "ratio = sockpool-loadgen / peer (higher is better for sockpool-loadgen); health = sockpool-loadgen's busiest worker CPU share / its bottleneck flag"
 echo
 echo "| load (same server for both) | peer | peer req/s | sockpool-loadgen req/s | ratio | target | | each round's ratio | sockpool-loadgen health |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+if [ "${#SCALE[@]}" -gt 0 ]; then
+    echo
+    echo "Memory at scale (median peak RSS over the rounds; ratio = sockpool-loadgen / wrk, lower is better):"
+    echo
+    echo "| load | wrk | sockpool-loadgen | ratio | target | | each round (KiB) |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${SCALE[@]}"
+fi
 print_notes "Notes:"

@@ -133,7 +133,9 @@ impl<P: Speak> Pipeline<P> {
             if !run.may_send(started) {
                 return;
             }
-            match self.connector.connect(&self.endpoint, None).await {
+            // Boxed: the connect future (TCP connect and a TLS handshake's state) is larger than a session's,
+            // and every connection's task would otherwise carry its size for the whole run.
+            match Box::pin(self.connector.connect(&self.endpoint, None)).await {
                 Ok(stream) => {
                     run.connected(started.elapsed());
                     let conn = Pipelined::new(stream, self.protocol.clone(), run.timeout());

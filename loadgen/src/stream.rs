@@ -15,21 +15,24 @@
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Args;
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use sockpool::codec::framed::{ClientCodec, Op, Status};
+use sockpool::codec::framed::{Request, Status};
+use sockpool::protocol::Framed;
+use sockpool::transport::{Connector, Endpoint, Stream};
+use sockpool::{ErrorKind, Pipelined, SocketOptions, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Semaphore;
-use tokio_util::codec::FramedRead;
 
 use crate::config::parse_size;
-use crate::tune::wire::{connect, SockOpts};
+
+/// How long the echo reader waits for bytes before it calls the transfer stalled.
+const ECHO_STALL: Duration = Duration::from_secs(2);
+/// How long a framed request may wait for its reply (the SDK's request timeout on the connection).
+const FRAMED_STALL: Duration = Duration::from_secs(10);
 
 /// Every default of `stream` in one place.
 pub mod defaults {
@@ -368,123 +371,126 @@ pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
         .collect()
 }
 
-/// Measures one cell against `addr`.
-pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult, StreamError> {
-    let opts = SockOpts {
+/// Opens the cell's one connection to `addr` through the SDK's connector (its socket options: TCP_NODELAY,
+/// SO_SNDBUF and SO_RCVBUF; its connect timeout).
+async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError> {
+    let socket = SocketOptions {
         nodelay: cell.nodelay,
         send_buffer: cell.socket_buffer,
         recv_buffer: cell.socket_buffer,
+        ..SocketOptions::default()
     };
-    let stream = connect(addr, opts, defaults::CONNECT_TIMEOUT)
+    let timeouts = Timeouts {
+        connect: defaults::CONNECT_TIMEOUT,
+        ..Timeouts::default()
+    };
+    let connector =
+        Connector::new(socket, &timeouts, None).map_err(|e| StreamError::Io(e.to_string()))?;
+    connector
+        .connect(&Endpoint::tcp(addr), None)
         .await
-        .map_err(|e| StreamError::Io(format!("cannot reach {addr}: {e}")))?;
-    let (mut r, mut w) = stream.into_split();
-    let io = |e: std::io::Error| StreamError::Io(e.to_string());
+        .map_err(|e| StreamError::Io(format!("cannot reach {addr}: {e}")))
+}
+
+/// Measures one cell against `addr`.
+pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult, StreamError> {
+    let stream = open(addr, &cell).await?;
     match cell.protocol {
-        StreamProto::Echo => {
-            let chunk = Bytes::from(vec![0x5a; cell.buffer]);
-            let start = Instant::now();
-            let end = start + cell.duration;
-            let writer = tokio::spawn(async move {
-                let mut sent = 0u64;
-                while Instant::now() < end {
-                    if w.write_all(&chunk).await.is_err() {
-                        break;
-                    }
-                    sent += chunk.len() as u64;
-                }
-                let _ = w.shutdown().await;
-                sent
-            });
-            let mut buf = vec![0u8; cell.buffer.max(64 * 1024)];
-            let mut received = 0u64;
-            loop {
-                let n = tokio::time::timeout(Duration::from_secs(2), r.read(&mut buf))
-                    .await
-                    .map_err(|_| StreamError::Io("echo reply stalled".into()))?
-                    .map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                if Instant::now() <= end {
-                    received += n as u64;
-                }
+        StreamProto::Echo => echo(stream, cell).await,
+        StreamProto::Framed => framed(stream, cell).await,
+    }
+}
+
+/// The echo protocol: `buffer`-sized writes on the SDK's stream while a reader drains what comes back.
+async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamError> {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let chunk = Bytes::from(vec![0x5a; cell.buffer]);
+    let start = Instant::now();
+    let end = start + cell.duration;
+    let writer = tokio::spawn(async move {
+        while Instant::now() < end {
+            if w.write_all(&chunk).await.is_err() {
+                break;
             }
-            let sent = writer.await.map_err(|e| StreamError::Io(e.to_string()))?;
-            let _ = sent;
-            Ok(StreamResult {
-                cell,
-                bytes: 2 * received,
-                seconds: cell.duration.as_secs_f64(),
-            })
         }
-        StreamProto::Framed => {
-            let (op, payload, arg) = match cell.direction {
-                Direction::Up => (Op::Sink, cell.buffer, 0),
-                Direction::Down => (Op::Source, 0, cell.buffer as u32),
-                Direction::Both => (Op::Echo, cell.buffer, 0),
-            };
-            // One frame, built once and written again and again (the id is not checked here).
-            let mut f = BytesMut::with_capacity(4 + 13 + payload);
-            f.put_u32((13 + payload) as u32);
-            f.put_u8(op.to_u8());
-            f.put_u64(0);
-            f.put_u32(arg);
-            f.put_bytes(0x5a, payload);
-            let frame = f.freeze();
-            let window = Arc::new(Semaphore::new(cell.window));
-            let start = Instant::now();
-            let end = start + cell.duration;
-            let permits = window.clone();
-            let writer = tokio::spawn(async move {
-                while Instant::now() < end {
-                    let Ok(p) = permits.acquire().await else {
-                        break;
-                    };
-                    p.forget();
-                    if w.write_all(&frame).await.is_err() {
-                        break;
-                    }
-                }
-                w
-            });
-            let mut reader = FramedRead::with_capacity(r, ClientCodec::default(), 256 * 1024);
-            let per_reply = match cell.direction {
-                Direction::Up | Direction::Down => cell.buffer as u64,
-                Direction::Both => 2 * cell.buffer as u64,
-            };
-            // Count whole replies that arrive before the end; what is still in flight then is not counted.
-            let mut bytes = 0u64;
-            loop {
-                let resp = match tokio::time::timeout_at(end.into(), reader.next()).await {
-                    Err(_) => break,
-                    Ok(None) => {
-                        return Err(StreamError::Io("the server closed the connection".into()))
-                    }
-                    Ok(Some(Err(e))) => return Err(StreamError::Io(e.to_string())),
-                    Ok(Some(Ok(resp))) => resp,
-                };
-                if resp.status == Status::TooLarge {
-                    return Err(StreamError::Io(format!(
-                        "the server replied TooLarge: a {} frame is over its frame limit (sockpool-server --max-frame)",
-                        fmt_size(cell.buffer)
-                    )));
-                }
-                if resp.status != Status::Ok {
-                    return Err(StreamError::Io(format!("server replied {:?}", resp.status)));
-                }
-                bytes += per_reply;
-                window.add_permits(1);
-            }
-            window.close();
-            writer.abort();
-            Ok(StreamResult {
-                cell,
-                bytes,
-                seconds: cell.duration.as_secs_f64(),
-            })
+        let _ = w.shutdown().await;
+    });
+    let mut buf = vec![0u8; cell.buffer.max(64 * 1024)];
+    let mut received = 0u64;
+    loop {
+        let n = tokio::time::timeout(ECHO_STALL, r.read(&mut buf))
+            .await
+            .map_err(|_| StreamError::Io("echo reply stalled".into()))?
+            .map_err(|e| StreamError::Io(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if Instant::now() <= end {
+            received += n as u64;
         }
     }
+    writer.await.map_err(|e| StreamError::Io(e.to_string()))?;
+    Ok(StreamResult {
+        cell,
+        bytes: 2 * received,
+        seconds: cell.duration.as_secs_f64(),
+    })
+}
+
+/// Framed SINK, SOURCE or ECHO requests on the SDK's caller-driven connection ([`Pipelined`]), `window` in
+/// flight: each reply is matched to its request (id checked) and sends the next; everything queued goes out in
+/// one write. Whole replies that arrive before the end are counted; what is still in flight then is not.
+async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamError> {
+    let mut conn: Pipelined<Framed, ()> = Pipelined::new(stream, Framed::default(), FRAMED_STALL);
+    let payload = Bytes::from(vec![0x5a; cell.buffer]);
+    let request = |id: u64| match cell.direction {
+        Direction::Up => Request::sink(id, payload.clone()),
+        Direction::Down => Request::source(id, cell.buffer as u32),
+        Direction::Both => Request::echo(id, payload.clone()),
+    };
+    let per_reply = match cell.direction {
+        Direction::Up | Direction::Down => cell.buffer as u64,
+        Direction::Both => 2 * cell.buffer as u64,
+    };
+    let end = tokio::time::Instant::now() + cell.duration;
+    let (mut bytes, mut next_id) = (0u64, 0u64);
+    let mut now = tokio::time::Instant::now();
+    loop {
+        while conn.in_flight() < cell.window && now < end {
+            next_id += 1;
+            conn.send(request(next_id), (), now)
+                .map_err(|(_, e)| StreamError::Io(e.to_string()))?;
+        }
+        let done = match tokio::time::timeout_at(end, conn.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(done)) => done,
+        };
+        now = done.at;
+        let reply = done.result.map_err(|e| match e.kind() {
+            ErrorKind::Closed => StreamError::Io("the server closed the connection".into()),
+            _ => StreamError::Io(e.to_string()),
+        })?;
+        if reply.status == Status::TooLarge {
+            return Err(StreamError::Io(format!(
+                "the server replied TooLarge: a {} frame is over its frame limit (sockpool-server --max-frame)",
+                fmt_size(cell.buffer)
+            )));
+        }
+        if reply.status != Status::Ok {
+            return Err(StreamError::Io(format!(
+                "server replied {:?}",
+                reply.status
+            )));
+        }
+        if now <= end {
+            bytes += per_reply;
+        }
+    }
+    Ok(StreamResult {
+        cell,
+        bytes,
+        seconds: cell.duration.as_secs_f64(),
+    })
 }
 
 /// Runs `cells` one after the other against `target` (or a fresh embedded server).

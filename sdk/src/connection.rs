@@ -1023,6 +1023,16 @@ impl<P: Protocol> Driver<P> {
         let mut written: u64 = 0;
         let mut rx_open = true;
         let expiry = self.shared.expires;
+        // Both made once, not per turn of the loop: a fresh `Notified` joins and leaves the `Notify`'s waiter
+        // list under its lock each time it is polled and dropped, and a fresh sleep enters and leaves the timer
+        // wheel.
+        let shared = self.shared.clone();
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let expiry_timer = tokio::time::sleep_until(expiry.unwrap_or(far));
+        tokio::pin!(expiry_timer);
+        let mut expired = false;
 
         let stop: Stop = loop {
             let idle = in_flight.is_empty() && wbuf.is_empty();
@@ -1098,11 +1108,12 @@ impl<P: Protocol> Driver<P> {
                         }
                     }
                 },
-                _ = self.shared.wake.notified() => {}
+                _ = &mut wake => wake.set(shared.wake.notified()),
                 _ = self.timer.as_mut(), if self.armed.is_some() => {
                     self.expire(&mut in_flight, written, !rbuf.is_empty());
                 }
-                _ = sleep_until_opt(expiry), if expiry.is_some() && idle => {
+                _ = &mut expiry_timer, if expiry.is_some() && idle && !expired => {
+                    expired = true;
                     self.shared.mark(CloseReason::MaxLifetime);
                 }
             }
@@ -1282,13 +1293,6 @@ impl<P: Protocol> Driver<P> {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 

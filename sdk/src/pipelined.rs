@@ -27,8 +27,10 @@
 //! - **Errors name their phase** with the SDK's [`Error`]: [`Phase::Write`] when the request was not all
 //!   written, [`Phase::Read`] when it was and no byte of its reply arrived, [`Phase::Request`] when part did;
 //!   [`Error::was_sent`] says whether any byte of it went out.
-//! - **Memory follows the traffic.** The read buffer starts at 2 KiB and grows only while reads fill it; the
-//!   write buffer holds what was queued since the last write.
+//! - **Memory follows the traffic.** The read buffer starts at 512 bytes, doubles while reads fill it (up to 64
+//!   KiB) and halves back while they use a quarter of it or less; an empty read buffer well above that size is
+//!   let go. The write buffer holds what was queued since the last write, and an empty one much larger than its
+//!   last batch is let go too. A connection carrying small messages keeps well under 1 KiB of buffers.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -45,10 +47,14 @@ use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::{Connector, Endpoint, Stream};
 
-/// The first read buffer of a connection; it doubles while reads fill it, up to [`MAX_READ_CHUNK`].
-const FIRST_READ_CHUNK: usize = 2 * 1024;
+/// The first read buffer of a connection (a few small replies: a RESP `+PONG`, an HTTP `200` with a short body); it
+/// doubles while reads fill it, up to [`MAX_READ_CHUNK`], and halves back while reads use a quarter of it or less.
+const FIRST_READ_CHUNK: usize = 512;
 /// The most a connection reserves for one read.
 const MAX_READ_CHUNK: usize = 64 * 1024;
+/// An empty write buffer larger than this is let go when the batch just written used under a quarter of it (a
+/// large request went out and small ones follow); the next request allocates what it needs.
+const KEEP_WRITE_BUFFER: usize = 8 * 1024;
 
 /// A request that finished: its token and its reply or error.
 #[derive(Debug)]
@@ -109,8 +115,14 @@ pub struct Pipelined<P: Protocol, T> {
     written: u64,
     /// How much the next read reserves when the buffer is full.
     read_chunk: usize,
+    /// `written` when the write buffer was last empty: the size of the batch being written is measured from it.
+    batch_from: u64,
+    /// The most the write buffer has held since it was allocated: its allocation is at least this large.
+    wbuf_high: usize,
     /// Why the connection takes no new requests, if it does not.
     closed: Option<Closed>,
+    /// A write failed and the bytes that had arrived are being delivered first: reported next.
+    write_failed: Option<Error>,
 }
 
 /// Why a connection takes no new requests.
@@ -157,16 +169,21 @@ impl<P: Protocol, T> Pipelined<P, T> {
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
-            flight: VecDeque::new(),
+            // Room for one request each: what a connection at depth 1 ever needs (an empty `VecDeque` grows to
+            // four on its first push); deeper ones grow with their depth.
+            flight: VecDeque::with_capacity(1),
             live: 0,
-            ready: VecDeque::new(),
+            ready: VecDeque::with_capacity(1),
             timer: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             unflushed: false,
             encoded: 0,
             written: 0,
             read_chunk: FIRST_READ_CHUNK,
+            batch_from: 0,
+            wbuf_high: 0,
             closed: None,
+            write_failed: None,
         }
     }
 
@@ -216,6 +233,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
         }
         let start = self.encoded;
         self.encoded += (self.wbuf.len() - before) as u64;
+        self.wbuf_high = self.wbuf_high.max(self.wbuf.len());
         self.live += 1;
         self.flight.push_back(Slot {
             tag,
@@ -240,6 +258,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
             if self.rbuf.capacity() - self.rbuf.len() < self.read_chunk / 2 {
                 self.rbuf.reserve(self.read_chunk);
             }
+            let room = self.rbuf.capacity() - self.rbuf.len();
             let event = poll_fn(|cx| self.poll_io(cx)).await;
             let now = Instant::now();
             match event {
@@ -247,10 +266,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
                     self.fail_all(now, ErrorKind::Closed, "the server closed the connection")
                 }
                 Event::Read(n) => {
-                    if n == self.rbuf.capacity() && self.read_chunk < MAX_READ_CHUNK {
-                        self.read_chunk *= 2;
-                    }
+                    self.fit_read_chunk(n, room);
                     self.deliver(now);
+                    // Replies split off the buffer keep their own part of it alive; an empty buffer far above
+                    // what reads now take goes, and the next read reserves `read_chunk` afresh.
+                    if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_chunk {
+                        self.rbuf = BytesMut::new();
+                    }
                 }
                 Event::Failed(e) => {
                     let kind = e.kind();
@@ -262,37 +284,42 @@ impl<P: Protocol, T> Pipelined<P, T> {
         }
     }
 
+    /// A read of `n` bytes into `room` free bytes: the next read reserves twice as much when this one filled
+    /// the room, half as much when it took a quarter of the chunk or less.
+    fn fit_read_chunk(&mut self, n: usize, room: usize) {
+        if n >= room && self.read_chunk < MAX_READ_CHUNK {
+            self.read_chunk *= 2;
+        } else if n <= self.read_chunk / 4 && self.read_chunk > FIRST_READ_CHUNK {
+            self.read_chunk /= 2;
+        }
+    }
+
+    /// The write buffer was just emptied: let a large one go when the batch it carried used under a quarter of
+    /// it (see [`KEEP_WRITE_BUFFER`]).
+    fn written_out(&mut self) {
+        let batch = self.written - self.batch_from;
+        self.batch_from = self.written;
+        if self.wbuf_high > KEEP_WRITE_BUFFER && batch < (self.wbuf_high / 4) as u64 {
+            self.wbuf = BytesMut::new();
+            self.wbuf_high = 0;
+        }
+    }
+
     /// Writes what it can (flushing once all is written), then reads, then checks the timer. Both directions
     /// are polled together, so a server that stops reading until its replies are read never deadlocks us.
+    ///
+    /// A failed write is reported only once nothing more can be read: a server that answers a request with an
+    /// error and closes (a framed `TooLarge`, an HTTP 413) fails the rest of the batch's write, and its answer
+    /// is still delivered to its request first.
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
-        while !self.wbuf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Event::Failed(Error::new(
-                        ErrorKind::Closed,
-                        Phase::Write,
-                        "the socket takes no more bytes",
-                    )))
+        if let Some(failed) = self.poll_write(cx) {
+            return match pin!(self.stream.read_buf(&mut self.rbuf)).poll(cx) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.write_failed = Some(failed);
+                    Poll::Ready(Event::Read(n))
                 }
-                Poll::Ready(Ok(n)) => {
-                    self.wbuf.advance(n);
-                    self.written += n as u64;
-                    self.unflushed = true;
-                }
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Event::Failed(Error::io(Phase::Write, e)))
-                }
-                Poll::Pending => break,
-            }
-        }
-        if self.wbuf.is_empty() && self.unflushed {
-            match Pin::new(&mut self.stream).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Event::Failed(Error::io(Phase::Write, e)))
-                }
-                Poll::Pending => {}
-            }
+                _ => Poll::Ready(Event::Failed(failed)),
+            };
         }
         // `read_buf` is cancel-safe: a fresh future per poll calls `poll_read` once.
         match pin!(self.stream.read_buf(&mut self.rbuf)).poll(cx) {
@@ -304,6 +331,42 @@ impl<P: Protocol, T> Pipelined<P, T> {
             Poll::Ready(()) => Poll::Ready(Event::Timer),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Writes what it can, flushing once all is written; the error if the socket failed (now or earlier).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        if let Some(failed) = self.write_failed.take() {
+            return Some(failed);
+        }
+        while !self.wbuf.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => {
+                    return Some(Error::new(
+                        ErrorKind::Closed,
+                        Phase::Write,
+                        "the socket takes no more bytes",
+                    ))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.wbuf.advance(n);
+                    self.written += n as u64;
+                    self.unflushed = true;
+                    if self.wbuf.is_empty() {
+                        self.written_out();
+                    }
+                }
+                Poll::Ready(Err(e)) => return Some(Error::io(Phase::Write, e)),
+                Poll::Pending => break,
+            }
+        }
+        if self.wbuf.is_empty() && self.unflushed {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Some(Error::io(Phase::Write, e)),
+                Poll::Pending => {}
+            }
+        }
+        None
     }
 
     /// Decodes every complete reply and completes the oldest request with each; an undecodable reply, a
@@ -407,4 +470,75 @@ enum Event {
     Failed(Error),
     /// The oldest live request's deadline (or an earlier one) passed.
     Timer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::framed::{Request, Response, ServerCodec};
+    use crate::protocol::Framed;
+    use bytes::Bytes;
+    use futures::{SinkExt, StreamExt};
+    use tokio::net::UnixStream;
+
+    impl<P: Protocol, T> Pipelined<P, T> {
+        /// Free bytes the read buffer holds for the next read, plus the most the write buffer held since it
+        /// was allocated: what the connection keeps besides the replies it handed out.
+        fn buffers_kept(&self) -> usize {
+            (self.rbuf.capacity() - self.rbuf.len()) + self.wbuf_high.max(self.wbuf.capacity())
+        }
+    }
+
+    /// A connection to an in-process framed echo server over a Unix socket pair.
+    fn pair() -> Pipelined<Framed, usize> {
+        let (a, b) = UnixStream::pair().unwrap();
+        tokio::spawn(async move {
+            let mut server = tokio_util::codec::Framed::new(b, ServerCodec::default());
+            while let Some(Ok(req)) = server.next().await {
+                if server
+                    .send(Response::ok(req.id, req.payload))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Pipelined::new(Stream::Unix(a), Framed::default(), Duration::from_secs(10))
+    }
+
+    /// Echoes `count` requests of `size` bytes, `depth` in flight, and returns the buffers kept after them.
+    async fn echo(conn: &mut Pipelined<Framed, usize>, count: usize, size: usize) -> usize {
+        let payload = Bytes::from(vec![7u8; size]);
+        let (mut sent, mut done) = (0, 0);
+        while done < count {
+            while sent < count && conn.in_flight() < 4 {
+                let id = sent as u64;
+                conn.send(Request::echo(id, payload.clone()), sent, Instant::now())
+                    .unwrap();
+                sent += 1;
+            }
+            let c = conn.next().await.expect("a completion");
+            assert_eq!(c.result.unwrap().payload.len(), size);
+            done += 1;
+        }
+        conn.buffers_kept()
+    }
+
+    #[tokio::test]
+    async fn buffers_start_small_grow_with_large_replies_and_shrink_back() {
+        let mut conn = pair();
+        let small = echo(&mut conn, 100, 16).await;
+        assert!(
+            small <= 1024,
+            "small messages keep {small} bytes of buffers"
+        );
+        let large = echo(&mut conn, 20, 256 * 1024).await;
+        assert!(
+            large >= 64 * 1024,
+            "large messages: {large} bytes of buffers"
+        );
+        let back = echo(&mut conn, 100, 16).await;
+        assert!(back <= 2048, "back to small messages: {back} bytes kept");
+    }
 }

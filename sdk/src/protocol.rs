@@ -112,7 +112,14 @@ impl Protocol for Framed {
     }
 
     fn check_reply(&self, tag: u64, reply: &framed::Response) -> Result<(), String> {
-        if reply.id == tag {
+        // A frame the server cannot read (over its size limit, malformed) it answers with id 0 and
+        // `TooLarge` or `BadRequest`, then closes: that answer is the oldest request's, whose id it never read.
+        let unread = reply.id == 0
+            && matches!(
+                reply.status,
+                framed::Status::TooLarge | framed::Status::BadRequest
+            );
+        if reply.id == tag || unread {
             Ok(())
         } else {
             Err(format!(
@@ -423,6 +430,15 @@ mod tests {
             .check_reply(tag, &framed::Response::ok(41, Bytes::new()))
             .unwrap_err();
         assert!(err.contains("41") && err.contains("42"), "{err}");
+        // The server's answer to a frame it could not read carries id 0; any other reply with id 0 is not ours.
+        for status in [framed::Status::TooLarge, framed::Status::BadRequest] {
+            assert!(p
+                .check_reply(tag, &framed::Response::status(status, 0))
+                .is_ok());
+        }
+        assert!(p
+            .check_reply(tag, &framed::Response::ok(0, Bytes::new()))
+            .is_err());
     }
 
     #[test]

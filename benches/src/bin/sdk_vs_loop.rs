@@ -12,7 +12,10 @@
 //! - `sdk p1`: one `sockpool::Client` with a pool of N connections and pipelining 1, called by N tasks.
 //! - `sdk p16`: the same with pipelining 16, called by N × 16 tasks.
 //!
-//! The three run in turn, `--rounds` times (default 3), and the median of each is compared. Without `--addr` a
+//! The three run in turn, `--rounds` times (default 3), and the median of each is compared, with each round's
+//! ratio (the spread) and the client process's CPU time per request inside the window (all its threads'
+//! `/proc/self/task/*/schedstat`): on a loaded machine, where every rate is held down by scheduling, the CPU a
+//! request costs the client still compares the contenders. Without `--addr` a
 //! reference server (framed, async model, 1 worker) runs in this process on a free loopback port.
 
 use std::net::SocketAddr;
@@ -93,6 +96,51 @@ impl Window {
     fn rate(&self, count: u64) -> f64 {
         count as f64 / (self.end - self.start).as_secs_f64()
     }
+
+    /// A task that reads this process's CPU time at the window's start and end: the client's CPU inside the
+    /// window (the server is another process, or its own threads that sit idle as much with every contender).
+    fn cpu(&self) -> tokio::task::JoinHandle<Duration> {
+        let w = *self;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(w.start.into()).await;
+            let from = process_cpu();
+            tokio::time::sleep_until(w.end.into()).await;
+            process_cpu().saturating_sub(from)
+        })
+    }
+}
+
+/// CPU time of every thread of this process so far (the first field of each `/proc/self/task/*/schedstat`,
+/// in nanoseconds); zero where /proc cannot be read.
+fn process_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// What one contender achieved in its window.
+#[derive(Clone, Copy)]
+struct Measured {
+    /// Replies per second.
+    rate: f64,
+    /// The client process's CPU time per reply, in microseconds: comparable across contenders even when a
+    /// loaded machine holds every rate down.
+    cpu_us: f64,
+}
+
+impl Measured {
+    fn new(w: &Window, count: u64, cpu: Duration) -> Self {
+        Measured {
+            rate: w.rate(count),
+            cpu_us: cpu.as_secs_f64() * 1e6 / count.max(1) as f64,
+        }
+    }
 }
 
 /// The hand-written client: `conns` tasks, each with its own connection, one request at a time.
@@ -101,8 +149,9 @@ async fn run_loop(
     conns: usize,
     payload: usize,
     w: Window,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Measured> {
     let count = Arc::new(AtomicU64::new(0));
+    let cpu = w.cpu();
     let mut frame = BytesMut::with_capacity(LEN_PREFIX + REQUEST_HEADER + payload);
     frame.put_u32((REQUEST_HEADER + payload) as u32);
     frame.put_u8(Op::Echo.to_u8());
@@ -136,7 +185,7 @@ async fn run_loop(
     for t in tasks {
         t.await??;
     }
-    Ok(w.rate(count.load(Relaxed)))
+    Ok(Measured::new(&w, count.load(Relaxed), cpu.await?))
 }
 
 /// The SDK: one client, a pool of `conns`, pipelining `depth`, called by `conns * depth` tasks.
@@ -146,7 +195,7 @@ async fn run_sdk(
     depth: usize,
     payload: usize,
     w: Window,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Measured> {
     let client = Client::builder(Framed::default())
         .endpoint(addr.to_string())
         .pool(PoolConfig {
@@ -170,7 +219,7 @@ async fn run_conn(
     conns: usize,
     payload: usize,
     w: Window,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Measured> {
     let connector = sockpool::transport::Connector::new(
         sockpool::SocketOptions::default(),
         &sockpool::Timeouts::default(),
@@ -225,8 +274,9 @@ impl Caller for ConnCaller {
 
 /// One task per caller, each echoing `payload` bytes in a loop until the window ends; the rate of replies
 /// inside the window. A reply of the wrong length is an error.
-async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow::Result<f64> {
+async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow::Result<Measured> {
     let count = Arc::new(AtomicU64::new(0));
+    let cpu = w.cpu();
     let body = Bytes::from(vec![b'p'; payload]);
     let mut tasks = Vec::new();
     for mut caller in callers {
@@ -252,7 +302,7 @@ async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow:
     for t in tasks {
         t.await??;
     }
-    Ok(w.rate(count.load(Relaxed)))
+    Ok(Measured::new(&w, count.load(Relaxed), cpu.await?))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -292,13 +342,16 @@ fn run() -> anyhow::Result<()> {
         return rt.block_on(async {
             for round in 1..=args.rounds {
                 let w = Window::new(args.seconds);
-                let rate = match only.as_str() {
+                let m = match only.as_str() {
                     "loop" => run_loop(addr, args.conns, args.payload, w).await?,
                     "p1" => run_sdk(addr, args.conns, 1, args.payload, w).await?,
                     "conn" => run_conn(addr, args.conns, args.payload, w).await?,
                     _ => run_sdk(addr, args.conns, 16, args.payload, w).await?,
                 };
-                println!("round {round}: {only} {rate:.0}/s");
+                println!(
+                    "round {round}: {only} {:.0}/s, client CPU {:.2} us/request",
+                    m.rate, m.cpu_us
+                );
             }
             Ok(())
         });
@@ -318,35 +371,56 @@ fn run() -> anyhow::Result<()> {
                 )
                 .await?,
             );
+            let r = round - 1;
             eprintln!(
-                "round {round}: loop {:.0}/s, sdk p1 {:.0}/s, sdk p16 {:.0}/s",
-                lp[round - 1],
-                p1[round - 1],
-                p16[round - 1]
+                "round {round}: loop {:.0}/s ({:.2} us CPU/request), sdk p1 {:.0}/s ({:.2}), sdk p16 {:.0}/s ({:.2}); p1/loop {:.2}, p16/loop {:.2}",
+                lp[r].rate,
+                lp[r].cpu_us,
+                p1[r].rate,
+                p1[r].cpu_us,
+                p16[r].rate,
+                p16[r].cpu_us,
+                p1[r].rate / lp[r].rate,
+                p16[r].rate / lp[r].rate
             );
         }
         anyhow::Ok(())
     })?;
-    let (lp, p1, p16) = (median(lp), median(p1), median(p16));
+    let rate = |v: &[Measured]| median(v.iter().map(|m| m.rate).collect());
+    let cpu = |v: &[Measured]| median(v.iter().map(|m| m.cpu_us).collect());
+    let spread = |v: &[Measured]| {
+        let ratios: Vec<String> = v
+            .iter()
+            .zip(&lp)
+            .map(|(m, l)| format!("{:.2}", m.rate / l.rate))
+            .collect();
+        ratios.join(", ")
+    };
+    let (l, r1, r16) = (rate(&lp), rate(&p1), rate(&p16));
     println!(
         "framed ECHO {} B, {} connections, {} s x {} rounds (median), client runtime {} threads, server {addr}",
         args.payload, args.conns, args.seconds, args.rounds, args.threads
     );
-    println!("| client | req/s | ratio to the loop | target |");
-    println!("|---|---|---|---|");
+    println!("| client | req/s | ratio to the loop | target | each round's ratio | client CPU per request |");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| hand-written tokio loop, {} connections, write_all/read_exact | {lp:.0} | 1.00 | |",
-        args.conns
+        "| hand-written tokio loop, {} connections, write_all/read_exact | {l:.0} | 1.00 | | | {:.2} us |",
+        args.conns,
+        cpu(&lp)
     );
     println!(
-        "| sockpool SDK, pool {}, pipelining 1 | {p1:.0} | **{:.2}** | >= 0.9 |",
+        "| sockpool SDK, pool {}, pipelining 1 | {r1:.0} | **{:.2}** | >= 1.0 | {} | {:.2} us |",
         args.conns,
-        p1 / lp
+        r1 / l,
+        spread(&p1),
+        cpu(&p1)
     );
     println!(
-        "| sockpool SDK, pool {}, pipelining 16 | {p16:.0} | **{:.2}** | >= 3.0 |",
+        "| sockpool SDK, pool {}, pipelining 16 | {r16:.0} | **{:.2}** | >= 4.0 | {} | {:.2} us |",
         args.conns,
-        p16 / lp
+        r16 / l,
+        spread(&p16),
+        cpu(&p16)
     );
     Ok(())
 }
