@@ -10,6 +10,11 @@
 #      `sockpool-loadgen run --protocol resp --command PING --connections 50 --pipeline 1|16 --threads 1`.
 #   2. nginx GET / (`return 200`, 13-byte body), 50 connections: `wrk -t T -c 50 -d Ds` vs
 #      `sockpool-loadgen run --protocol http --connections 50 --threads T --duration Ds`, T = 1 and 2.
+#   3. Overload (issue 13): redis-server's closed-loop capacity C (PING, OV_CONNS connections, -P 1, OV_DUR s),
+#      then an open loop at 10 × C for OV_DUR s with --timeout OV_TIMEOUT: its wall time (target ≤ OV_DUR +
+#      OV_TIMEOUT), the load generator's peak RSS (`/usr/bin/time -v`, target ≤ 64 MB), and the PINGs redis
+#      executed meanwhile (`INFO commandstats` delta) against C × OV_DUR (target: within 20%): the server is
+#      kept busy throughout, however far behind the schedule the load generator is.
 # Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median
 # and every round's ratio, so a ratio within the rounds' spread reads as that. sockpool-loadgen's own health
 # (busiest worker's CPU share, its "bottleneck" flag, in its median round) is printed beside it.
@@ -18,16 +23,21 @@
 #
 # Knobs (environment): ONLY (which pairs: redis, nginx, or the default redis,nginx), REQS (redis-benchmark -n at
 # -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, TOTAL_LIMIT
-# (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds).
+# (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds); for the
+# overload row (ONLY=overload): OV_CONNS, OV_DUR, OV_TIMEOUT (seconds), OV_FACTOR (the multiple of the capacity).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 OV_DUR=1 OV_TIMEOUT=1
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
-ONLY=${ONLY:-redis,nginx}
+ONLY=${ONLY:-redis,nginx,overload}
+OV_CONNS=${OV_CONNS:-50}
+OV_DUR=${OV_DUR:-10}
+OV_TIMEOUT=${OV_TIMEOUT:-5}
+OV_FACTOR=${OV_FACTOR:-10}
 ROUNDS=${ROUNDS:-5}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 TOTAL_LIMIT=${TOTAL_LIMIT:-900}
@@ -121,6 +131,45 @@ if [[ ,$ONLY, == *,nginx,* ]]; then
     stop "$NGINX_PID"
 fi
 
+# ------------------------------------------------------------------------- 3: open loop at 10× redis's capacity
+
+OV_ROW=""
+pings() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_ping:/ {print $2}'; }
+if [[ ,$ONLY, == *,overload,* ]]; then
+    need redis-cli /usr/bin/time
+    start_redis 1
+    echo "redis-server on 127.0.0.1:$REDIS_PORT: closed-loop capacity, then an open loop at ${OV_FACTOR}× it" >&2
+    ov=(--target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --connections "$OV_CONNS" --pipeline 1
+        --threads 1 --duration "${OV_DUR}s" --quiet --json -)
+    fg_run timeout $((OV_DUR + 30)) "$LOADGEN" run "${ov[@]}" >"$TMP/cap.json" 2>"$TMP/cap.err" || true
+    CAP=$(jq -r '.summary.rate // 0' "$TMP/cap.json" 2>/dev/null || echo 0)
+    if [ "$(fmt "$CAP")" = 0 ]; then
+        note "overload: the closed-loop capacity run failed: $(tail -c 300 "$TMP/cap.err" | tr '\n' ' ')"
+    else
+        RATE=$(awk -v c="$CAP" -v f="$OV_FACTOR" 'BEGIN { printf "%.0f", c * f }')
+        BEFORE=$(pings)
+        T0=$(date +%s.%N)
+        # A run that reports errors (its timeouts) exits non-zero by design: the report is what is read.
+        fg_run timeout $((OV_DUR + OV_TIMEOUT + 30)) /usr/bin/time -v -o "$TMP/ov.time" "$LOADGEN" run "${ov[@]}" \
+            --rate "$RATE" --timeout "${OV_TIMEOUT}s" >"$TMP/ov.json" 2>"$TMP/ov.err" || true
+        T1=$(date +%s.%N)
+        AFTER=$(pings)
+        WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
+        RSS_MB=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$TMP/ov.time")
+        SERVED=$((AFTER - BEFORE))
+        EXPECT=$(awk -v c="$CAP" -v d="$OV_DUR" 'BEGIN { printf "%.0f", c * d }')
+        SHARE=$(awk -v s="$SERVED" -v e="$EXPECT" 'BEGIN { printf "%.2f", s / e }')
+        judge() { awk -v ok="$1" 'BEGIN { print (ok ? "met" : "**missed**") }'; }
+        W_OK=$(judge "$(awk -v w="$WALL" -v l=$((OV_DUR + OV_TIMEOUT)) 'BEGIN { print (w <= l) }')")
+        R_OK=$(judge "$(awk -v r="$RSS_MB" 'BEGIN { print (r <= 64) }')")
+        S_OK=$(judge "$(awk -v s="$SHARE" 'BEGIN { print (s >= 0.8 && s <= 1.2) }')")
+        OV_LG=$(jq -r '"sent \(.summary.requests) (\(.summary.rate | floor) replies/s), errors \(.errors | to_entries | map(select(.value > 0 and .key != "total")) | map("\(.key) \(.value)") | join(", ")), send lag p99 \(.health.send_lag_p99_us | floor) µs, pool wait p50 \(.latency.pool_wait.p50 // "-") µs"' "$TMP/ov.json" 2>/dev/null || echo "no report: $(tail -c 300 "$TMP/ov.err" | tr '\n' ' ')")
+        jq -r '.health.warnings[]?' "$TMP/ov.json" 2>/dev/null | while read -r w; do echo "  overload run warns: $w" >&2; done
+        OV_ROW="| redis PING, -c $OV_CONNS -P 1 | $(fmt "$CAP") | $(fmt "$RATE") for ${OV_DUR}s, --timeout ${OV_TIMEOUT}s | ${WALL} s (≤ $((OV_DUR + OV_TIMEOUT))): $W_OK | ${RSS_MB} MB (≤ 64): $R_OK | $SERVED / $EXPECT = ${SHARE} (0.8–1.2): $S_OK | $OV_LG |"
+    fi
+    stop "$REDIS_PID"
+fi
+
 # ------------------------------------------------------------------------------------------------- report
 
 echo
@@ -133,4 +182,12 @@ echo
 echo "| load (same server for both) | peer | peer req/s | sockpool-loadgen req/s | ratio | target | | each round's ratio | sockpool-loadgen health |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+if [ -n "$OV_ROW" ]; then
+    echo
+    echo "Overload: closed-loop capacity C, then an open loop at ${OV_FACTOR} × C (wall time, sockpool-loadgen's peak RSS, PINGs redis executed during the open loop against C × duration)"
+    echo
+    echo "| load | capacity C (req/s) | open loop (req/s) | wall time | peak RSS | PINGs executed / C × duration | sockpool-loadgen's report |"
+    echo "|---|---|---|---|---|---|---|"
+    echo "$OV_ROW"
+fi
 print_notes "Notes:"

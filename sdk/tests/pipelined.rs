@@ -152,3 +152,62 @@ async fn a_server_that_closes_fails_what_is_in_flight_as_closed() {
     );
     assert!(!conn.is_open() && !conn.closed_by_server());
 }
+
+/// A framed OK reply to request `id` with no payload, as bytes.
+fn ok_reply(id: u64) -> Vec<u8> {
+    let mut reply = 9u32.to_be_bytes().to_vec();
+    reply.push(0);
+    reply.extend_from_slice(&id.to_be_bytes());
+    reply
+}
+
+/// On paused time, with the server on the same runtime: request 1's reply comes 80 ms after it, request 2's at
+/// once after that. With a 50 ms timeout, 1 times out; a connection kept open after a timeout takes request 2
+/// behind it, drops 1's late reply and delivers 2's.
+#[tokio::test(start_paused = true)]
+async fn kept_open_after_a_timeout_a_connection_takes_new_requests_and_drops_the_late_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = s.read(&mut buf).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        s.write_all(&ok_reply(1)).await.unwrap();
+        let _ = s.read(&mut buf).await;
+        s.write_all(&ok_reply(2)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut conn = connect(addr, Duration::from_millis(50)).await;
+    conn.keep_open_after_timeout();
+    let start = Instant::now(); // paused tokio clock: exact
+    conn.send(Request::echo(1, Bytes::new()), 1u64, start)
+        .unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!(c.token, 1);
+    let e = c.result.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.phase()),
+        (ErrorKind::Timeout, Phase::Read),
+        "{e}"
+    );
+    assert!(c.at - start >= Duration::from_millis(50) && c.at - start <= Duration::from_millis(51));
+    assert!(conn.is_open(), "still takes new requests");
+    assert_eq!(
+        (conn.in_flight(), conn.pending()),
+        (0, 1),
+        "1 keeps its place"
+    );
+    conn.send(Request::echo(2, Bytes::new()), 2u64, Instant::now())
+        .unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!(c.token, 2);
+    assert_eq!(
+        c.result.unwrap().id,
+        2,
+        "1's late reply was dropped, 2's delivered"
+    );
+    assert!(c.at - start >= Duration::from_millis(80) && c.at - start < Duration::from_millis(100));
+    assert_eq!(conn.pending(), 0);
+    assert!(conn.next().await.is_none());
+}
