@@ -946,6 +946,61 @@ pub(crate) mod tests {
         );
     }
 
+    /// The converse of the overload: the load generator itself stalls (its thread held for 50 ms, simulated by
+    /// jumping the paused clock) in front of a fast server, with slots to spare. The report puts the delay
+    /// on the load generator, as send lag: it says the sender fell behind and by how much, not that the server
+    /// could not keep up.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_sender_shows_as_send_lag_not_as_the_servers_fault() {
+        let c = config(|a| {
+            a.rate = Some(1000.0);
+            a.duration = Some("1s".into());
+            a.connections = Some(64);
+        });
+        let (f, _) = fake(1);
+        let t0 = Instant::now();
+        let hog = tokio::spawn(async move {
+            sleep_until(t0 + Duration::from_millis(500)).await;
+            tokio::time::advance(Duration::from_millis(50)).await;
+        });
+        let (col, _) = run(&c, f).await;
+        hog.await.unwrap();
+        let t = &col.total;
+        assert_eq!(t.ok, 1000, "every request answered");
+        let lag_max = Duration::from_nanos(t.send_lag.max());
+        assert!(
+            (Duration::from_millis(45)..=Duration::from_millis(51)).contains(&lag_max),
+            "send lag max {lag_max:?}"
+        );
+        // The 50 requests the stall left due at once find free slots (64): their wait is all send lag, and the
+        // one whose reply the stall held up is the only one whose slot was busy.
+        let waited = t
+            .pool_wait
+            .count_between(Duration::from_millis(1).as_nanos() as u64, u64::MAX);
+        assert!(waited <= 1, "{waited} requests waited for a slot");
+        let lagged = t
+            .send_lag
+            .count_between(Duration::from_millis(1).as_nanos() as u64, u64::MAX);
+        assert!((45..=50).contains(&lagged), "{lagged} requests sent late");
+        let lag = |q: f64| Duration::from_nanos(t.send_lag.value_at_quantile(q));
+        let h = crate::health::Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(1),
+            true,
+            (lag(0.5), lag(0.99), lag(1.0)),
+            Some(1.0),
+            0,
+        );
+        assert!(h.bottleneck, "{:?}", h.warnings);
+        assert!(h.send_lag_max_us >= 45_000.0, "{}", h.send_lag_max_us);
+        assert!(
+            h.warnings.iter().any(|w| w.contains("fell behind")),
+            "{:?}",
+            h.warnings
+        );
+        assert!(!h.warnings.iter().any(|w| w.contains("could not keep up")));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_request_that_never_gets_a_slot_times_out_in_pool_wait() {
         let c = config(|a| {
