@@ -14,7 +14,8 @@
 //! - **Deadlines without the senders.** When no slot frees, the dispatcher sleeps until the oldest due
 //!   request's deadline (intended time + `--timeout`) and counts every request past its own as a pool-wait
 //!   timeout then, in bulk ([`EXPIRED_BATCH`] at a time, yielding in between), so each interval holds what
-//!   expired in it and the run ends within `--duration` + `--timeout`.
+//!   expired in it and the run ends within `--duration` + `--timeout`. A sender whose slot frees counts the
+//!   ones past their deadline in front of the next due request itself (one batch at most).
 //! - **It yields when behind.** Senders take at most their free slots before they go back to their sockets,
 //!   and the dispatcher yields after each wake-up and each batch, so replies, timeouts and the interval
 //!   reports keep being processed however far behind the schedule is.
@@ -85,16 +86,26 @@ impl OpenLoop {
         self.head.set(next);
     }
 
-    /// The oldest due request for a sender whose slot is free since `free_since`, at `now`. A request past its
-    /// deadline is not handed out: [`dispatch`](Self::dispatch) counts it.
+    /// The oldest due request for a sender whose slot is free since `free_since`, at `now`. Requests past their
+    /// deadline are not handed out but counted as pool-wait timeouts on the way (one batch at most: a longer
+    /// run of them is left to [`dispatch`](Self::dispatch), which yields between batches).
     pub(crate) fn take(&self, now: Instant, free_since: Instant) -> Take {
         if self.interrupt.is_cancelled() {
             return Take::Done;
         }
-        let Some(intended) = self.head.get() else {
+        let Some(mut intended) = self.head.get() else {
             return Take::Done;
         };
-        if intended > now || intended + self.worker.timeout() <= now {
+        if intended + self.worker.timeout() <= now {
+            if self.expire(now) {
+                return Take::Wait;
+            }
+            match self.head.get() {
+                Some(next) => intended = next,
+                None => return Take::Done,
+            }
+        }
+        if intended > now {
             return Take::Wait;
         }
         self.advance();
