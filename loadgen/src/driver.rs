@@ -288,8 +288,8 @@ pub enum Take {
 pub enum Feed {
     /// Closed loop.
     Closed(ClosedLoop),
-    /// Open loop on a schedule.
-    Open(OpenLoop),
+    /// Open loop on a schedule (boxed: it is the larger; one per worker).
+    Open(Box<OpenLoop>),
 }
 
 impl Feed {
@@ -390,7 +390,7 @@ impl<T> std::ops::Deref for State<T> {
 
 /// A closed loop's stop conditions.
 ///
-/// Whoever sends asks [`claim`](Self::claim) first (through [`Feed::take`]), so that a `--requests` budget is
+/// Whoever sends claims a request first (through [`Feed::take`]), so that a `--requests` budget is
 /// never exceeded and the duration's end stops new requests; each claimed request must then be reported
 /// exactly once ([`Feed::finished`]).
 pub struct ClosedLoop {
@@ -625,7 +625,7 @@ pub async fn run_worker<T: Transport>(
     sleep_until(start).await;
     let feed = Rc::new(match plan.load {
         Load::Closed => Feed::Closed(ClosedLoop::new(state.worker.clone(), &plan)),
-        _ => Feed::Open(OpenLoop::new(state.worker.clone(), &plan, start)),
+        _ => Feed::Open(Box::new(OpenLoop::new(state.worker.clone(), &plan, start))),
     });
     let dispatcher = match &*feed {
         Feed::Open(_) => Some(tokio::task::spawn_local(OpenLoop::dispatch(feed.clone()))),

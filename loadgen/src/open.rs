@@ -139,8 +139,7 @@ impl OpenLoop {
         };
         let mut pacer = Pacer::new();
         let timeout = me.worker.timeout();
-        loop {
-            let Some(head) = me.head.get() else { break };
+        while let Some(head) = me.head.get() {
             if me.interrupt.is_cancelled() {
                 break;
             }

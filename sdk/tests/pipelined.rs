@@ -88,16 +88,19 @@ async fn a_timeout_names_read_closes_the_connection_to_new_requests_and_fires_at
     assert!(conn.next().await.is_none());
 }
 
-/// A one-connection server on 127.0.0.1:0: reads what the client sends, writes `reply`, then closes or keeps
-/// the connection open for 5 s.
-async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
+/// A one-connection server on 127.0.0.1:0: for each `(delay, reply)` it reads what the client sent, waits
+/// `delay` on tokio's clock and writes `reply`; then it closes, or keeps the connection open for 5 s.
+async fn answers(steps: Vec<(Duration, Vec<u8>)>, then_close: bool) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 64 * 1024];
-        let _ = s.read(&mut buf).await;
-        s.write_all(&reply).await.unwrap();
+        for (delay, reply) in steps {
+            let _ = s.read(&mut buf).await;
+            tokio::time::sleep(delay).await;
+            s.write_all(&reply).await.unwrap();
+        }
         if !then_close {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
@@ -105,15 +108,17 @@ async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr 
     addr
 }
 
+/// [`answers`] with one reply, at once.
+async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
+    answers(vec![(Duration::ZERO, reply)], then_close).await
+}
+
 /// A server that answers every request with the id of another: the first reply fails every request in
 /// flight as a protocol error, and the connection is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_another_request_fails_every_request_in_flight() {
     // A framed OK reply with id 99, whatever was asked; the connection stays open.
-    let mut reply = 9u32.to_be_bytes().to_vec();
-    reply.push(0);
-    reply.extend_from_slice(&99u64.to_be_bytes());
-    let addr = answers_once(reply, false).await;
+    let addr = answers_once(ok_reply(99), false).await;
     let mut conn = connect(addr, Duration::from_secs(5)).await;
     let now = Instant::now();
     for id in 1..=3u64 {
@@ -166,18 +171,11 @@ fn ok_reply(id: u64) -> Vec<u8> {
 /// behind it, drops 1's late reply and delivers 2's.
 #[tokio::test(start_paused = true)]
 async fn kept_open_after_a_timeout_a_connection_takes_new_requests_and_drops_the_late_reply() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let _ = s.read(&mut buf).await;
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        s.write_all(&ok_reply(1)).await.unwrap();
-        let _ = s.read(&mut buf).await;
-        s.write_all(&ok_reply(2)).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
+    let steps = vec![
+        (Duration::from_millis(80), ok_reply(1)),
+        (Duration::ZERO, ok_reply(2)),
+    ];
+    let addr = answers(steps, false).await;
     let mut conn = connect(addr, Duration::from_millis(50)).await;
     conn.keep_open_after_timeout();
     let start = Instant::now(); // paused tokio clock: exact
