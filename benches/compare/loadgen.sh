@@ -20,25 +20,37 @@
 #      (`cargo build --release -p sockpool-loadgen`, target dir target/baseline-build, the binary kept in
 #      target/baseline/<sha>/ so a second run reuses it), against this build on the loads of 1 and 2 (redis
 #      -P 1 and -P 16, nginx with 1 thread): ratio = this build / the baseline.
+#   5. Overload (issue 13): redis-server's closed-loop capacity C (PING, OV_CONNS connections, -P 1, OV_DUR s),
+#      then an open loop at 10 × C for OV_DUR s with --timeout OV_TIMEOUT: its wall time (target ≤ OV_DUR +
+#      OV_TIMEOUT), the load generator's peak RSS (`/usr/bin/time -v`, target ≤ 64 MB), and the PINGs redis
+#      executed during its first OV_DUR s (`INFO commandstats` deltas) against C × OV_DUR (target: within 20%):
+#      the server is kept busy throughout, however far behind the schedule the load generator is. (The
+#      requests due late in the run are still sent until their deadline, OV_TIMEOUT after the end: the PINGs of
+#      the whole run are shown too.)
 # Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median
 # and every round's ratio, so a ratio within the rounds' spread reads as that. sockpool-loadgen's own health
 # (busiest worker's CPU share, its "bottleneck" flag, in its median round) is printed beside it.
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): ONLY (which sections: redis, nginx, scale; default all three), REQS (redis-benchmark -n at
+# Knobs (environment): ONLY (which sections: redis, nginx, scale, overload; default all four), REQS (redis-benchmark -n at
 # -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, SCALE_CONNS,
 # TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds),
-# BASELINE_REV (a commit whose sockpool-loadgen this build is compared with; default: none).
+# BASELINE_REV (a commit whose sockpool-loadgen this build is compared with; default: none); for the overload row
+# (ONLY=overload): OV_CONNS, OV_DUR, OV_TIMEOUT (seconds), OV_FACTOR (the multiple of the capacity).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500 OV_DUR=1 OV_TIMEOUT=1
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
-ONLY=${ONLY:-redis,nginx,scale}
+ONLY=${ONLY:-redis,nginx,scale,overload}
+OV_CONNS=${OV_CONNS:-50}
+OV_DUR=${OV_DUR:-10}
+OV_TIMEOUT=${OV_TIMEOUT:-5}
+OV_FACTOR=${OV_FACTOR:-10}
 ROUNDS=${ROUNDS:-5}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 SCALE_CONNS=${SCALE_CONNS:-8000}
@@ -208,6 +220,53 @@ if [[ ,$ONLY, == *,scale,* ]]; then
     fi
 fi
 
+# ------------------------------------------------------------------------- 5: open loop at 10× redis's capacity
+
+OV_ROW=""
+pings() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_ping:/ {print $2}'; }
+if [[ ,$ONLY, == *,overload,* ]]; then
+    need redis-cli /usr/bin/time
+    start_redis 1
+    echo "redis-server on 127.0.0.1:$REDIS_PORT: closed-loop capacity, then an open loop at ${OV_FACTOR}× it" >&2
+    ov=(--target "127.0.0.1:$REDIS_PORT" --protocol resp --command PING --connections "$OV_CONNS" --pipeline 1
+        --threads 1 --duration "${OV_DUR}s" --quiet --json -)
+    fg_run timeout $((OV_DUR + 30)) "$LOADGEN" run "${ov[@]}" >"$TMP/cap.json" 2>"$TMP/cap.err" || true
+    CAP=$(jq -r '.summary.rate // 0' "$TMP/cap.json" 2>/dev/null || echo 0)
+    if [ "$(fmt "$CAP")" = 0 ]; then
+        note "overload: the closed-loop capacity run failed: $(tail -c 300 "$TMP/cap.err" | tr '\n' ' ')"
+    else
+        RATE=$(awk -v c="$CAP" -v f="$OV_FACTOR" 'BEGIN { printf "%.0f", c * f }')
+        BEFORE=$(pings)
+        # The count when the schedule ends (OV_DUR s in), in the background; the load runs in the foreground.
+        setsid bash -c "sleep $OV_DUR; redis-cli -p $REDIS_PORT INFO commandstats >'$TMP/mid.txt'" &
+        PGIDS+=("$!")
+        T0=$(date +%s.%N)
+        # A run that reports errors (its timeouts) exits non-zero by design: the report is what is read.
+        fg_run timeout $((OV_DUR + OV_TIMEOUT + 30)) /usr/bin/time -v -o "$TMP/ov.time" "$LOADGEN" run "${ov[@]}" \
+            --rate "$RATE" --timeout "${OV_TIMEOUT}s" >"$TMP/ov.json" 2>"$TMP/ov.err" || true
+        T1=$(date +%s.%N)
+        AFTER=$(pings)
+        WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
+        RSS_MB=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$TMP/ov.time")
+        MID=$(tr -d '\r' <"$TMP/mid.txt" | awk -F'[=,]' '/^cmdstat_ping:/ {print $2}')
+        SERVED=$((MID - BEFORE)) SERVED_ALL=$((AFTER - BEFORE))
+        EXPECT=$(awk -v c="$CAP" -v d="$OV_DUR" 'BEGIN { printf "%.0f", c * d }')
+        SHARE=$(awk -v s="$SERVED" -v e="$EXPECT" 'BEGIN { printf "%.2f", s / e }')
+        judge() { awk -v ok="$1" 'BEGIN { print (ok ? "met" : "**missed**") }'; }
+        # The run's own time (measuring start to its last request's end) may not pass duration + timeout (+ 50 ms
+        # of timer slack); the process's wall time adds start-up (the preflight connect, threads) and the report,
+        # allowed 0.5 s.
+        OWN=$(jq -r '.summary.duration_s * 100 | floor / 100' "$TMP/ov.json" 2>/dev/null || echo 0)
+        W_OK=$(judge "$(awk -v w="$WALL" -v o="$OWN" -v l=$((OV_DUR + OV_TIMEOUT)) 'BEGIN { print (o <= l + 0.05 && w <= l + 0.5) }')")
+        R_OK=$(judge "$(awk -v r="$RSS_MB" 'BEGIN { print (r <= 64) }')")
+        S_OK=$(judge "$(awk -v s="$SHARE" 'BEGIN { print (s >= 0.8 && s <= 1.2) }')")
+        OV_LG=$(jq -r '"sent \(.summary.requests) (\(.summary.rate | floor) replies/s), errors \(.errors | to_entries | map(select(.value > 0 and .key != "total")) | map("\(.key) \(.value)") | join(", ")), send lag p99 \(.health.send_lag_p99_us | floor) µs, pool wait p50 \(.latency.pool_wait.p50 // "-") µs"' "$TMP/ov.json" 2>/dev/null || echo "no report: $(tail -c 300 "$TMP/ov.err" | tr '\n' ' ')")
+        jq -r '.health.warnings[]?' "$TMP/ov.json" 2>/dev/null | while read -r w; do echo "  overload run warns: $w" >&2; done
+        OV_ROW="| redis PING, -c $OV_CONNS -P 1 | $(fmt "$CAP") | $(fmt "$RATE") for ${OV_DUR}s, --timeout ${OV_TIMEOUT}s | ${WALL} s, the run's own ${OWN} s (≤ $((OV_DUR + OV_TIMEOUT)) + 0.05; wall + 0.5): $W_OK | ${RSS_MB} MB (≤ 64): $R_OK | $SERVED / $EXPECT = ${SHARE} (0.8–1.2): $S_OK; whole run $SERVED_ALL | $OV_LG |"
+    fi
+    stop "$REDIS_PID"
+fi
+
 # ------------------------------------------------------------------------------------------------- report
 
 echo
@@ -227,5 +286,13 @@ if [ "${#SCALE[@]}" -gt 0 ]; then
     echo "| load | wrk | sockpool-loadgen | ratio | target | | each round (KiB) |"
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${SCALE[@]}"
+fi
+if [ -n "$OV_ROW" ]; then
+    echo
+    echo "Overload: closed-loop capacity C, then an open loop at ${OV_FACTOR} × C (wall time, sockpool-loadgen's peak RSS, PINGs redis executed during the open loop's duration against C × duration)"
+    echo
+    echo "| load | capacity C (req/s) | open loop (req/s) | wall time | peak RSS | PINGs executed in the duration / C × duration | sockpool-loadgen's report |"
+    echo "|---|---|---|---|---|---|---|"
+    echo "$OV_ROW"
 fi
 print_notes "Notes:"

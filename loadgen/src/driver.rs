@@ -5,23 +5,27 @@
 //! slice of the schedule, so nothing on the hot path is shared between threads. Every second a worker hands
 //! its interval to the collector on the calling thread, which merges them (see [`crate::recorder::Collector`]).
 //!
-//! **Closed loop** (no `--rate`): `connections × pipeline` requests in flight; each slot sends its next request
-//! when the previous reply arrives. Intended send time = actual send time. TCP protocols run it on the fast path
-//! of [`crate::pipeline`] (one task per connection, owning its socket); otherwise (UDP, test fakes) each slot
-//! is a task awaiting [`Transport::call`].
+//! Both loops send through the same senders: for TCP, TLS and Unix targets one task per connection
+//! ([`crate::pipeline`], on the SDK's [`sockpool::Pipelined`]) keeping up to `--pipeline` requests in flight;
+//! otherwise (UDP, test fakes) one task per slot awaiting [`Transport::call`]. A sender with a free slot takes
+//! its next request from the worker's [`Feed`]:
 //!
-//! **Open loop** (`--rate`, `--ramp`): the worker walks a schedule of intended send times; at each one it
-//! queues a request, which waits (in FIFO order) for a free slot and is then sent. Latency is measured
-//! from the *intended* time (corrected) and from the actual send (raw). A request's time before its send
-//! splits into *send lag* (the load generator woke late: its own fault) and *pool wait* (every slot was busy:
-//! the server's fault, or too few connections). A request still waiting for a slot at its timeout is a
-//! `timeout_pool_wait` error.
+//! **Closed loop** (no `--rate`): [`ClosedLoop`] hands out a request whenever a slot is free. Intended send
+//! time = actual send time.
 //!
-//! The sender waits for each intended time on a [`Pacer`] (a high-resolution `timerfd`, not tokio's
-//! millisecond timer), so on an idle machine it sends within tens of microseconds of the schedule (within
-//! ~100 µs above 10,000 requests/s per worker, see [`crate::pacer::MIN_INTERVAL`]). Whatever lag remains is
-//! (honestly) part of the corrected latency; the report shows it as *send lag*; see
-//! [`crate::health::LAG_WARN`].
+//! **Open loop** (`--rate`, `--ramp`): [`OpenLoop`] walks a schedule of intended send times and hands out each
+//! request once it is due, to whichever sender has a free slot, oldest first. Nothing exists for a request
+//! not yet sent (the schedule is a position, not a queue), so memory and tasks are bounded by the slots
+//! whatever the rate. Latency is measured from the *intended* time (corrected) and from the actual send
+//! (raw). A request's time before its send splits into *send lag* (the load generator got to it late: its own
+//! fault) and *pool wait* (every slot was busy: the server's fault, or too few connections). A request still
+//! unsent at its deadline (intended time + `--timeout`) is a `timeout_pool_wait` error, recorded then.
+//!
+//! The open loop's dispatcher waits for each intended time on a [`Pacer`](crate::pacer::Pacer) (a
+//! high-resolution `timerfd`, not tokio's millisecond timer), so on an idle machine requests go out within tens
+//! of microseconds of the schedule (within ~100 µs above 10,000 requests/s per worker, see
+//! [`crate::pacer::MIN_INTERVAL`]). Whatever lag remains is (honestly) part of the corrected latency; the report
+//! shows it as *send lag*; see [`crate::health::LAG_WARN`].
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -29,14 +33,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::check::Failure;
 use crate::config::{Load, Stop};
-use crate::pacer::Pacer;
+pub use crate::open::OpenLoop;
 use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
 use crate::scenario::{Generator, Req};
 
@@ -80,10 +83,10 @@ pub trait Transport: 'static {
     /// `--timeout`) with a timeout that names the phase it ran out in.
     fn call(&self, req: Req, deadline: Instant) -> impl Future<Output = Outcome>;
 
-    /// Runs the whole closed loop itself (see [`crate::pipeline`]: one task per connection keeping the pipeline
-    /// full), claiming each request from `run`. `None`: this transport has no such path, and the driver runs
+    /// Runs the whole load itself (see [`crate::pipeline`]: one task per connection keeping its pipeline
+    /// full), taking each request from `feed`. `None`: this transport has no such path, and the driver runs
     /// `connections × pipeline` slots that each await [`call`](Self::call). Default: `None`.
-    fn closed_loop(&self, _run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
+    fn connections(&self, _feed: Rc<Feed>) -> Option<LocalBoxFuture<'static, ()>> {
         None
     }
 }
@@ -144,10 +147,13 @@ pub struct WorkerSummary {
     pub cpu: Duration,
     /// Connections opened (including the first ones).
     pub connects: u64,
+    /// The most requests in flight at once (taken from the feed and not yet finished): at most the worker's
+    /// slots, whatever the rate asked for.
+    pub most_in_flight: usize,
 }
 
 /// What every part of one worker shares: its request generator, its recorder and its clocks.
-struct Worker {
+pub(crate) struct Worker {
     /// Makes the requests.
     gen: RefCell<Generator>,
     /// This worker's histograms and counts.
@@ -160,6 +166,213 @@ struct Worker {
     last_done: Cell<Instant>,
     /// Connections opened.
     connects: Cell<u64>,
+    /// Requests taken from the feed and not yet finished.
+    in_flight: Cell<usize>,
+    /// The most of them at once.
+    most_in_flight: Cell<usize>,
+}
+
+impl Worker {
+    /// Is a request due at `intended` measured (past the warm-up)?
+    pub(crate) fn measures(&self, intended: Instant) -> bool {
+        intended >= self.measure_from
+    }
+
+    /// Per-request timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A request was taken from the feed.
+    fn took(&self) {
+        let n = self.in_flight.get() + 1;
+        self.in_flight.set(n);
+        self.most_in_flight.set(self.most_in_flight.get().max(n));
+    }
+
+    /// `n` measured requests found no slot before their deadline, noticed at `now`: pool-wait timeouts with a
+    /// corrected latency of exactly `--timeout`.
+    pub(crate) fn expired(&self, n: u64, now: Instant) {
+        if n > 0 {
+            self.rec.borrow_mut().record_timeouts(
+                ErrorKind::Timeout(Phase::PoolWait),
+                self.timeout,
+                n,
+            );
+            self.last_done.set(self.last_done.get().max(now));
+        }
+    }
+
+    /// A request taken as `due` finished at `done` with `result` (payload bytes received, or the failure);
+    /// `bytes_sent` is the payload it put on the wire (0 when it never left). `connect`: the time this call
+    /// spent opening a connection; `waited`: the time the transport itself waited for a connection. Both are
+    /// left out of the raw latency; a slot wait is part of the corrected one.
+    pub(crate) fn finished(
+        &self,
+        due: &Due,
+        done: Instant,
+        bytes_sent: u64,
+        result: Result<u64, Failure>,
+        (connect, waited): (Option<Duration>, Option<Duration>),
+    ) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        self.last_done.set(self.last_done.get().max(done));
+        if connect.is_some() {
+            self.connects.set(self.connects.get() + 1);
+        }
+        let mut rec = self.rec.borrow_mut();
+        if !due.measured {
+            // Warm-up: only connection set-up is kept (every connection opened is worth reporting).
+            if let Some(d) = connect {
+                rec.record_connect(d);
+            }
+            return;
+        }
+        match result {
+            Ok(bytes_received) => {
+                let before_wire = waited.unwrap_or_default() + connect.unwrap_or_default();
+                rec.record_ok(&Sample {
+                    corrected: done - due.intended,
+                    raw: (done - due.sent).saturating_sub(before_wire),
+                    connect,
+                    // A closed loop sends as a slot frees, through no pool: nothing is recorded (the report
+                    // shows `-`, not a column of zeros).
+                    pool_wait: match (due.slot_wait, waited) {
+                        (None, None) => None,
+                        (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+                    },
+                    send_lag: due.send_lag,
+                    bytes_sent,
+                    bytes_received,
+                })
+            }
+            Err(f) => {
+                if let Some(lag) = due.send_lag {
+                    rec.record_send_lag(lag);
+                }
+                rec.record_failure(&f, done - due.intended, connect, bytes_sent)
+            }
+        }
+    }
+}
+
+/// A request a sender took from its [`Feed`]: when it was due, when it went out and how the time between
+/// splits.
+#[derive(Debug, Clone, Copy)]
+pub struct Due {
+    /// Its intended send time (the closed loop's: when it was taken). Its deadline is this + `--timeout`.
+    pub intended: Instant,
+    /// When it was taken to be sent.
+    pub sent: Instant,
+    /// Counted in the results (not warm-up).
+    pub measured: bool,
+    /// Open loop: how long it waited, once due, because every slot was busy.
+    pub slot_wait: Option<Duration>,
+    /// Open loop: how late the load generator itself got to it once a slot was free.
+    pub send_lag: Option<Duration>,
+}
+
+/// What a sender with a free slot gets from [`Feed::take`].
+#[derive(Debug)]
+pub enum Take {
+    /// Send this request now.
+    Send(Due),
+    /// Nothing is due yet: wait for [`Feed::due`] (open loop only).
+    Wait,
+    /// No more requests: finish what is in flight.
+    Done,
+}
+
+/// Where every sender of one worker takes its requests from (see the [module docs](self)), and where it
+/// reports them.
+pub enum Feed {
+    /// Closed loop.
+    Closed(ClosedLoop),
+    /// Open loop on a schedule (boxed: it is the larger; one per worker).
+    Open(Box<OpenLoop>),
+}
+
+impl Feed {
+    fn worker(&self) -> &Worker {
+        match self {
+            Feed::Closed(c) => &c.worker,
+            Feed::Open(o) => o.worker(),
+        }
+    }
+
+    /// The next request for a sender with a free slot at `now`, free since `free_since` (≤ `now`).
+    pub fn take(&self, now: Instant, free_since: Instant) -> Take {
+        let take = match self {
+            Feed::Closed(c) => match c.claim(now) {
+                Some(measured) => Take::Send(Due {
+                    intended: now,
+                    sent: now,
+                    measured,
+                    slot_wait: None,
+                    send_lag: None,
+                }),
+                None => Take::Done,
+            },
+            Feed::Open(o) => o.take(now, free_since),
+        };
+        if matches!(take, Take::Send(_)) {
+            self.worker().took();
+        }
+        take
+    }
+
+    /// True when no more request will be handed out at `now` (a sender need not open a connection for one).
+    pub fn is_done(&self, now: Instant) -> bool {
+        match self {
+            Feed::Closed(c) => !c.may_send(now),
+            Feed::Open(o) => o.is_done(),
+        }
+    }
+
+    /// Returns when [`take`](Self::take) may have a request again after it said [`Take::Wait`] (never, in a
+    /// closed loop, whose `take` never says it).
+    pub async fn due(&self) {
+        match self {
+            Feed::Closed(_) => std::future::pending().await,
+            Feed::Open(o) => o.due().await,
+        }
+    }
+
+    /// True when a connection keeps taking requests after one timed out (the open loop: a slow server stays
+    /// loaded, as the schedule asks; see [`sockpool::Pipelined::keep_open_after_timeout`]).
+    pub fn keeps_connections_after_timeout(&self) -> bool {
+        matches!(self, Feed::Open(_))
+    }
+
+    /// The next request to send.
+    pub fn next_request(&self) -> Req {
+        self.worker().gen.borrow_mut().next_request()
+    }
+
+    /// The per-request timeout (`--timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.worker().timeout
+    }
+
+    /// A connection was opened in `took` (recorded, warm-up included: every connection is worth reporting).
+    pub fn connected(&self, took: Duration) {
+        let w = self.worker();
+        w.connects.set(w.connects.get() + 1);
+        w.rec.borrow_mut().record_connect(took);
+    }
+
+    /// A request taken as `due` finished at `done` with `result` (payload bytes received, or the failure);
+    /// `bytes_sent` is the payload it put on the wire (0 when it never left).
+    pub fn finished(
+        &self,
+        due: &Due,
+        done: Instant,
+        bytes_sent: u64,
+        result: Result<u64, Failure>,
+    ) {
+        self.worker()
+            .finished(due, done, bytes_sent, result, (None, None));
+    }
 }
 
 struct State<T> {
@@ -175,11 +388,11 @@ impl<T> std::ops::Deref for State<T> {
     }
 }
 
-/// A closed loop's shared stop conditions and records, handed to a [`Transport`] that runs the loop itself.
+/// A closed loop's stop conditions.
 ///
-/// Whoever sends asks [`claim`](Self::claim) first, so that a `--requests` budget is never exceeded and the
-/// duration's end stops new requests; each claimed request must then be reported exactly once
-/// ([`finished`](Self::finished)).
+/// Whoever sends claims a request first (through [`Feed::take`]), so that a `--requests` budget is
+/// never exceeded and the duration's end stops new requests; each claimed request must then be reported
+/// exactly once ([`Feed::finished`]).
 pub struct ClosedLoop {
     /// The worker's generator, recorder and clocks.
     worker: Rc<Worker>,
@@ -210,7 +423,7 @@ impl ClosedLoop {
 
     /// Claims one request to be sent at `now`: `None` when no more may be sent (the duration is over or the
     /// budget spent), else whether it is measured (`false` during warm-up, which takes nothing from the budget).
-    pub fn claim(&self, now: Instant) -> Option<bool> {
+    fn claim(&self, now: Instant) -> Option<bool> {
         if !self.may_send(now) {
             return None;
         }
@@ -222,80 +435,23 @@ impl ClosedLoop {
     }
 
     /// True while a request could still be claimed at `now` (nothing is claimed).
-    pub fn may_send(&self, now: Instant) -> bool {
+    fn may_send(&self, now: Instant) -> bool {
         if self.end.is_some_and(|e| now >= e) || self.interrupt.is_cancelled() {
             return false;
         }
         now < self.worker.measure_from || self.budget.is_none_or(|b| self.claimed.get() < b)
     }
-
-    /// The next request to send.
-    pub fn next_request(&self) -> Req {
-        self.worker.gen.borrow_mut().next_request()
-    }
-
-    /// The per-request timeout (`--timeout`).
-    pub fn timeout(&self) -> Duration {
-        self.worker.timeout
-    }
-
-    /// A connection was opened in `took` (recorded, warm-up included: every connection is worth reporting).
-    pub fn connected(&self, took: Duration) {
-        self.worker.connects.set(self.worker.connects.get() + 1);
-        self.worker.rec.borrow_mut().record_connect(took);
-    }
-
-    /// A claimed request sent at `sent` finished at `done` with `result` (payload bytes received, or the
-    /// failure); `measured` is what [`claim`](Self::claim) said, `bytes_sent` the payload it put on the wire
-    /// (0 when it never left). In a closed loop the intended send time is the actual one, so corrected = raw
-    /// latency.
-    pub fn finished(
-        &self,
-        sent: Instant,
-        done: Instant,
-        measured: bool,
-        bytes_sent: u64,
-        result: Result<u64, Failure>,
-    ) {
-        let w = &self.worker;
-        w.last_done.set(w.last_done.get().max(done));
-        if !measured {
-            return;
-        }
-        let mut rec = w.rec.borrow_mut();
-        match result {
-            Ok(bytes_received) => rec.record_ok(&Sample {
-                corrected: done - sent,
-                raw: done - sent,
-                connect: None,
-                // Each connection sends its next request as a slot frees: there is no pool to wait for, so
-                // nothing is recorded (the report shows `-`, not a column of zeros).
-                pool_wait: None,
-                send_lag: None,
-                bytes_sent,
-                bytes_received,
-            }),
-            Err(f) => rec.record_failure(&f, done - sent, None, bytes_sent),
-        }
-    }
 }
 
 impl<T: Transport> State<T> {
-    /// Sends one request whose intended time was `intended`; `slot_wait` is how long it waited for a free
-    /// slot, and, when a schedule is followed, `send_lag` how late the sender itself got to it. Returns the
+    /// Sends the request taken as `due` through [`Transport::call`] and records how it went. Returns the
     /// outcome's error, if any.
-    async fn send(
-        &self,
-        intended: Instant,
-        slot_wait: Duration,
-        send_lag: Option<Duration>,
-    ) -> Option<ErrorKind> {
+    async fn send(&self, due: Due) -> Option<ErrorKind> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
-        let actual = Instant::now();
         // One deadline for the whole request, from its intended send time: the wait for a slot, connecting and
         // the exchange all come out of it, so no request is recorded much later than `--timeout` after it was due.
-        let deadline = intended + self.timeout;
+        let deadline = due.intended + self.timeout;
         let call = self.transport.call(req, deadline);
         let out = match timeout_at(deadline + TIMEOUT_SLACK, call).await {
             Ok(o) => o,
@@ -304,40 +460,16 @@ impl<T: Transport> State<T> {
                 ..Outcome::failed(ErrorKind::Timeout(Phase::Request).into())
             },
         };
-        let done = Instant::now();
-        self.last_done.set(self.last_done.get().max(done));
-        if out.connect.is_some() {
-            self.connects.set(self.connects.get() + 1);
-        }
-        let mut rec = self.rec.borrow_mut();
-        if intended < self.measure_from {
-            // Warm-up: only connection set-up is kept (every connection opened is worth reporting).
-            if let Some(d) = out.connect {
-                rec.record_connect(d);
-            }
-            return out.result.err().map(|f| f.kind);
-        }
+        let kind = out.result.as_ref().err().map(|f| f.kind);
         let bytes_sent = if out.written { bytes_sent } else { 0 };
-        match out.result {
-            Ok(bytes_received) => {
-                let before_wire =
-                    out.pool_wait.unwrap_or_default() + out.connect.unwrap_or_default();
-                rec.record_ok(&Sample {
-                    corrected: done - intended,
-                    raw: (done - actual).saturating_sub(before_wire),
-                    connect: out.connect,
-                    pool_wait: Some(slot_wait + out.pool_wait.unwrap_or_default()),
-                    send_lag,
-                    bytes_sent,
-                    bytes_received,
-                });
-                None
-            }
-            Err(f) => {
-                rec.record_failure(&f, done - intended, out.connect, bytes_sent);
-                Some(f.kind)
-            }
-        }
+        self.worker.finished(
+            &due,
+            Instant::now(),
+            bytes_sent,
+            out.result,
+            (out.connect, out.pool_wait),
+        );
+        kind
     }
 }
 
@@ -453,6 +585,8 @@ pub async fn run_worker<T: Transport>(
             timeout: plan.timeout,
             last_done: Cell::new(measure_from),
             connects: Cell::new(0),
+            in_flight: Cell::new(0),
+            most_in_flight: Cell::new(0),
         }),
     });
     let sink = Rc::new(sink);
@@ -489,9 +623,21 @@ pub async fn run_worker<T: Transport>(
 
     // Every worker begins together at `start` (nothing sent before it is counted anywhere).
     sleep_until(start).await;
-    match plan.load {
-        Load::Closed => closed_loop(&state, &plan).await,
-        _ => open_loop(&state, &plan, start).await,
+    let feed = Rc::new(match plan.load {
+        Load::Closed => Feed::Closed(ClosedLoop::new(state.worker.clone(), &plan)),
+        _ => Feed::Open(Box::new(OpenLoop::new(state.worker.clone(), &plan, start))),
+    });
+    let dispatcher = match &*feed {
+        Feed::Open(_) => Some(tokio::task::spawn_local(OpenLoop::dispatch(feed.clone()))),
+        Feed::Closed(_) => None,
+    };
+    match state.transport.connections(feed.clone()) {
+        Some(connections) => connections.await,
+        None => slots(&state, &feed, plan.slots).await,
+    }
+    if let Some(d) = dispatcher {
+        // Every sender is done: so is the schedule (or the run was interrupted).
+        d.abort();
     }
 
     ticker.abort();
@@ -522,154 +668,44 @@ pub async fn run_worker<T: Transport>(
         elapsed,
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
         connects: state.connects.get(),
+        most_in_flight: state.most_in_flight.get(),
     }));
 }
 
-async fn closed_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan) {
-    let run = Rc::new(ClosedLoop::new(state.worker.clone(), plan));
-    if let Some(fast) = state.transport.closed_loop(run.clone()) {
-        return fast.await;
-    }
-    let mut slots = JoinSet::new();
-    for _ in 0..plan.slots {
-        let (state, run) = (state.clone(), run.clone());
-        slots.spawn_local(async move {
+/// The senders of a transport without connections of its own: `slots` tasks, each with one request in flight
+/// through [`Transport::call`] at a time, taking them from `feed`.
+async fn slots<T: Transport>(state: &Rc<State<T>>, feed: &Rc<Feed>, slots: usize) {
+    let mut tasks = JoinSet::new();
+    for _ in 0..slots.max(1) {
+        let (state, feed) = (state.clone(), feed.clone());
+        tasks.spawn_local(async move {
+            // Since when this slot has been free and waiting for a request to come due.
+            let mut free_since = None;
             loop {
                 let now = Instant::now();
-                if run.claim(now).is_none() {
-                    break;
-                }
-                if let Some(kind) = state.send(now, Duration::ZERO, None).await {
-                    if is_connection_failure(kind) {
-                        sleep(RECONNECT_BACKOFF).await;
+                match feed.take(now, free_since.unwrap_or(now)) {
+                    Take::Send(due) => {
+                        free_since = None;
+                        if let Some(kind) = state.send(due).await {
+                            if is_connection_failure(kind) {
+                                sleep(RECONNECT_BACKOFF).await;
+                            }
+                        }
                     }
+                    Take::Wait => {
+                        free_since.get_or_insert(now);
+                        feed.due().await;
+                    }
+                    Take::Done => break,
                 }
             }
         });
     }
-    while slots.join_next().await.is_some() {}
-}
-
-/// Follows the schedule: each request goes out at its intended time on a free slot.
-///
-/// The sender takes the request's slot before it starts the request's task, so at most `slots` requests (and
-/// tasks) exist whatever the rate asked for: past the server's capacity the sender waits for a slot, the
-/// replies and timeouts that free them keep being processed, and memory stays where the configuration puts
-/// it. The wait counts in each request's corrected latency (it is measured from the intended time), as
-/// `pool_wait`; a request that gets no slot before its deadline (`--timeout` after its intended time) is a
-/// `timeout_pool_wait` recorded at that deadline. The sender's own lateness, the time it took to get to a
-/// request once nothing held it up, is the request's send lag: a slow server shows as slot waits, a slow
-/// load generator as send lag, and each interval's counts come from what completed in it.
-async fn open_loop<T: Transport>(state: &Rc<State<T>>, plan: &Plan, start: Instant) {
-    let slots = std::sync::Arc::new(Semaphore::new(plan.slots.max(1)));
-    let mut inflight = JoinSet::new();
-    let mut pacer = Pacer::new();
-    // When the sender last stopped waiting for a slot: requests due before it waited behind that wait.
-    let mut unblocked = start;
-    // Far behind (the server slower than the rate asked for), many requests' deadlines are already past when
-    // the sender gets to them: they are counted in bulk, with the clock read once per run of them.
-    let mut expired = Expired::default();
-    for offset in Schedule::new(plan) {
-        let intended = start + offset;
-        if expired.past(intended + state.timeout) {
-            expired.add(intended >= state.measure_from);
-            if expired.run >= EXPIRED_BATCH {
-                expired.flush(state, false);
-                tokio::task::yield_now().await;
-            }
-            continue;
-        }
-        expired.flush(state, true);
-        tokio::select! {
-            biased;
-            _ = plan.interrupt.cancelled() => break,
-            _ = pacer.until(intended) => {}
-        }
-        let reached = Instant::now();
-        let deadline = intended + state.timeout;
-        let permit = tokio::select! {
-            biased;
-            _ = plan.interrupt.cancelled() => break,
-            p = timeout_at(deadline, slots.clone().acquire_owned()) => p,
-        };
-        let acquired = Instant::now();
-        let held_up_until = unblocked.max(intended);
-        if acquired > reached {
-            unblocked = acquired;
-        }
-        while inflight.try_join_next().is_some() {}
-        let Ok(Ok(permit)) = permit else {
-            // No slot before its deadline: failed there.
-            expired.add(intended >= state.measure_from);
-            continue;
-        };
-        let slot_wait = (acquired - reached) + (held_up_until - intended);
-        let send_lag = reached.saturating_duration_since(held_up_until);
-        let state = state.clone();
-        inflight.spawn_local(async move {
-            state.send(intended, slot_wait, Some(send_lag)).await;
-            drop(permit);
-        });
-    }
-    expired.flush(state, true);
-    while inflight.join_next().await.is_some() {}
-}
-
-/// Requests counted as `timeout_pool_wait` in one step: at most this many before the counts are handed to the
-/// recorder and the sender yields (so replies, timers and the interval reports keep running).
-const EXPIRED_BATCH: u64 = 4096;
-
-/// A run of scheduled requests whose deadline passed before the sender could give them a slot.
-#[derive(Debug, Default)]
-struct Expired {
-    /// The clock when last read: deadlines before it are past.
-    now: Option<Instant>,
-    /// Requests in the run so far (measured or not).
-    run: u64,
-    /// Of those, measured ones (past the warm-up).
-    measured: u64,
-}
-
-impl Expired {
-    /// True when `deadline` has passed. Reads the clock once per run of expired requests, and again whenever
-    /// the last reading does not settle it.
-    fn past(&mut self, deadline: Instant) -> bool {
-        if self.now.is_some_and(|now| deadline <= now) {
-            return true;
-        }
-        let now = Instant::now();
-        self.now = Some(now);
-        deadline <= now
-    }
-
-    fn add(&mut self, measured: bool) {
-        self.run += 1;
-        self.measured += u64::from(measured);
-    }
-
-    /// Records the run so far as pool-wait timeouts at their deadline (`--timeout` after each one's intended
-    /// time, however late the sender noticed); `end` also forgets the clock reading.
-    fn flush<T: Transport>(&mut self, state: &State<T>, end: bool) {
-        if self.measured > 0 {
-            state.rec.borrow_mut().record_timeouts(
-                ErrorKind::Timeout(Phase::PoolWait),
-                state.timeout,
-                self.measured,
-            );
-            if let Some(now) = self.now {
-                state.last_done.set(state.last_done.get().max(now));
-            }
-        }
-        self.run = 0;
-        self.measured = 0;
-        if end {
-            self.now = None;
-        }
-    }
+    while tasks.join_next().await.is_some() {}
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::args::RunArgs;
     use crate::config::Config;
@@ -705,7 +741,7 @@ mod tests {
         }
     }
 
-    fn config(f: impl FnOnce(&mut RunArgs)) -> Config {
+    pub(crate) fn config(f: impl FnOnce(&mut RunArgs)) -> Config {
         let mut a = RunArgs {
             target: Some("127.0.0.1:1".into()),
             connections: Some(4),
@@ -728,14 +764,24 @@ mod tests {
         }
     }
 
-    async fn run(c: &Config, fake: Fake) -> (Collector, WorkerSummary) {
-        let collected = Rc::new(RefCell::new(Collector::new(1, None, None)));
+    /// Runs one worker of `c` on `transport` to its end: the collected intervals and the summary.
+    pub(crate) async fn run<T: Transport>(c: &Config, transport: T) -> (Collector, WorkerSummary) {
+        run_logged(c, transport, None).await
+    }
+
+    /// [`run`], writing the intervals to `hlog` too.
+    pub(crate) async fn run_logged<T: Transport>(
+        c: &Config,
+        transport: T,
+        hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
+    ) -> (Collector, WorkerSummary) {
+        let collected = Rc::new(RefCell::new(Collector::new(1, None, hlog)));
         let summary = Rc::new(RefCell::new(None));
         let (c2, s2) = (collected.clone(), summary.clone());
         let local = tokio::task::LocalSet::new();
         local
             .run_until(run_worker(
-                fake,
+                transport,
                 Generator::new(c, 1),
                 plan(c),
                 Instant::now(),
@@ -834,10 +880,11 @@ mod tests {
     }
 
     /// Issue 13 item 3: an open loop at 100× what the server can answer (4 slots × 10 ms = 400/s; 40,000/s
-    /// offered for 2 s) does not collapse. Memory stays bounded (the tasks alive never exceed the slots plus
-    /// the few the run itself needs: no task per unsent request), the server is kept busy and its replies are
+    /// offered for 2 s) does not collapse. Memory stays bounded (never more requests taken than slots: no task
+    /// or buffer per unsent request), the server is kept busy and its replies are
     /// processed throughout, the run ends within `--duration` + `--timeout`, every scheduled request is
-    /// counted once, and the overload shows as slot waits and pool-wait timeouts, not as send lag.
+    /// counted once, and the overload shows as slot waits and pool-wait timeouts, not as send lag. (On the
+    /// call-based senders UDP uses; [`crate::pipeline`]'s test runs the same over TCP.)
     #[tokio::test(start_paused = true)]
     async fn an_open_loop_100x_past_capacity_stays_bounded_busy_and_on_time() {
         let c = config(|a| {
@@ -847,24 +894,9 @@ mod tests {
             a.timeout = Some("500ms".into());
         });
         let (f, calls) = fake(10);
-        let metrics = tokio::runtime::Handle::current().metrics();
-        let most_tasks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let watch = {
-            let most = most_tasks.clone();
-            tokio::task::spawn(async move {
-                loop {
-                    most.fetch_max(
-                        metrics.num_alive_tasks(),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    sleep(Duration::from_millis(1)).await;
-                }
-            })
-        };
         let started = Instant::now(); // paused tokio clock: exact
-        let (col, _) = run(&c, f).await;
+        let (col, summary) = run(&c, f).await;
         let took = started.elapsed();
-        watch.abort();
         let t = &col.total;
         assert_eq!(
             t.requests(),
@@ -894,10 +926,8 @@ mod tests {
             took <= Duration::from_millis(2500 + 20),
             "ended after {took:?}"
         );
-        // 4 request tasks, the watcher, the test itself, the worker's own (interval reporter): never a task
-        // per unsent request (80,000 of them).
-        let most_tasks = most_tasks.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(most_tasks <= 16, "{most_tasks} tasks alive at most");
+        // Never more requests taken than slots: no task or buffer per unsent request (80,000 of them).
+        assert_eq!(summary.most_in_flight, 4, "in flight at most the 4 slots");
         assert!(
             t.pool_wait.max() >= Duration::from_millis(400).as_nanos() as u64,
             "the overload shows as slot waits"
@@ -914,6 +944,61 @@ mod tests {
             t.corrected.max(),
             t.errors
         );
+    }
+
+    /// The converse of the overload: the load generator itself stalls (its thread held for 50 ms, simulated by
+    /// jumping the paused clock) in front of a fast server, with slots to spare. The report puts the delay
+    /// on the load generator, as send lag: it says the sender fell behind and by how much, not that the server
+    /// could not keep up.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_sender_shows_as_send_lag_not_as_the_servers_fault() {
+        let c = config(|a| {
+            a.rate = Some(1000.0);
+            a.duration = Some("1s".into());
+            a.connections = Some(64);
+        });
+        let (f, _) = fake(1);
+        let t0 = Instant::now();
+        let hog = tokio::spawn(async move {
+            sleep_until(t0 + Duration::from_millis(500)).await;
+            tokio::time::advance(Duration::from_millis(50)).await;
+        });
+        let (col, _) = run(&c, f).await;
+        hog.await.unwrap();
+        let t = &col.total;
+        assert_eq!(t.ok, 1000, "every request answered");
+        let lag_max = Duration::from_nanos(t.send_lag.max());
+        assert!(
+            (Duration::from_millis(45)..=Duration::from_millis(51)).contains(&lag_max),
+            "send lag max {lag_max:?}"
+        );
+        // The 50 requests the stall left due at once find free slots (64): their wait is all send lag, and the
+        // one whose reply the stall held up is the only one whose slot was busy.
+        let waited = t
+            .pool_wait
+            .count_between(Duration::from_millis(1).as_nanos() as u64, u64::MAX);
+        assert!(waited <= 1, "{waited} requests waited for a slot");
+        let lagged = t
+            .send_lag
+            .count_between(Duration::from_millis(1).as_nanos() as u64, u64::MAX);
+        assert!((45..=50).contains(&lagged), "{lagged} requests sent late");
+        let lag = |q: f64| Duration::from_nanos(t.send_lag.value_at_quantile(q));
+        let h = crate::health::Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(1),
+            true,
+            (lag(0.5), lag(0.99), lag(1.0)),
+            Some(1.0),
+            0,
+        );
+        assert!(h.bottleneck, "{:?}", h.warnings);
+        assert!(h.send_lag_max_us >= 45_000.0, "{}", h.send_lag_max_us);
+        assert!(
+            h.warnings.iter().any(|w| w.contains("fell behind")),
+            "{:?}",
+            h.warnings
+        );
+        assert!(!h.warnings.iter().any(|w| w.contains("could not keep up")));
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,10 +14,12 @@
 //! - [`check`]: what every reply must be (the protocol's promise, `--expect`, `--expect-status`), judged in
 //!   one place for both loops.
 //! - [`verdict`]: `--fail-on` thresholds, the verdict and the documented exit statuses.
-//! - [`driver`]: one worker's load: the closed loop, the open loop on a schedule, the ramp, warm-up, stops.
-//! - [`transport`]: the SDK adapters (pooled `sockpool::Client`, UDP) behind the driver's `Transport`.
-//! - [`pipeline`]: the closed loop's fast path: one task per connection, owning its socket and codec, keeping
-//!   `--pipeline` requests in flight.
+//! - [`driver`]: one worker's load: the feed its senders take requests from (closed loop, open loop, ramp),
+//!   warm-up, stops, and the senders of call-based transports (UDP).
+//! - [`open`]: the open loop's feed: the schedule, its dispatcher and pacer, pool-wait timeouts in bulk.
+//! - [`transport`]: the SDK adapters (TCP, TLS and Unix on [`pipeline`]; UDP) behind the driver's `Transport`.
+//! - [`pipeline`]: the senders of both loops over TCP, TLS and Unix: one task per connection, owning a
+//!   `sockpool::Pipelined`, keeping up to `--pipeline` requests in flight.
 //! - [`runner`]: one whole run: preflight, worker threads, the collector, the result.
 //! - [`recorder`]: per-worker histograms (corrected, raw, connect, pool wait, send lag) and error counts; the
 //!   [`recorder::Collector`] that merges them per second and in total.
@@ -42,6 +44,7 @@ pub mod driver;
 pub mod hdr;
 pub mod health;
 pub mod merge;
+pub mod open;
 pub mod pacer;
 pub mod pipeline;
 pub mod progress;

@@ -1,31 +1,36 @@
-//! The closed loop: one task per connection that keeps `--pipeline` requests in flight all the time, on the
-//! SDK's caller-driven connection, [`sockpool::Pipelined`].
+//! The senders of both loops over TCP, TLS and Unix sockets: one task per connection that keeps up to
+//! `--pipeline` requests in flight, on the SDK's caller-driven connection, [`sockpool::Pipelined`].
 //!
-//! A closed loop shares its connections with nobody, so it needs no pool check-out, `oneshot` or task hop per
-//! request: each connection here is one task doing what redis-benchmark, memtier_benchmark and wrk do, and
-//! the engine under it is the SDK's own (the one a service embedding the SDK gets):
+//! A connection here is shared with nobody, so it needs no pool check-out, `oneshot` or task hop per request:
+//! each is one task doing what redis-benchmark, memtier_benchmark, wrk and wrk2 do, and the engine under it
+//! is the SDK's own (the one a service embedding the SDK gets):
 //!
 //! ```text
-//!  claim + send up to `pipeline` requests ──Pipelined::next: one write()──► socket
-//!  read everything readable ──decode, match in order, check the tag──► record each completion, re-claim its slot ──┘
+//!  take + send up to `pipeline` requests ──Pipelined::next: one write()──► socket
+//!  read everything readable ──decode, match in order, check the tag──► record each completion, take again ──┘
+//!  (open loop, nothing due yet: wait for the dispatcher's wake-up, still reading replies meanwhile)
 //! ```
 //!
-//! - **Continuous pipelining.** As soon as a completion is taken its slot sends the next request; the
-//!   requests sent while the replies of one read are handled go out together in the next write.
+//! - **Continuous pipelining.** As soon as a completion is taken its slot takes the next request from the
+//!   worker's [`Feed`]; the requests taken while the replies of one read are handled go out together in the
+//!   next write.
 //! - **One clock read per batch.** The replies of one read share their time ([`sockpool::Completion::at`]),
-//!   and the requests sent meanwhile share it as their send time; latency = reply time − send time
-//!   (corrected = raw: a closed loop has no schedule).
-//! - **Counts stay exact.** Every request is claimed from the worker's [`ClosedLoop`] before it is sent (the
-//!   `--requests` budget is never exceeded, the end of `--duration` stops new ones) and reported once:
-//!   replied, failed with the connection, or timed out.
+//!   and the requests taken meanwhile share it as their send time.
+//! - **Closed loop**: a free slot always gets a request (corrected = raw latency). **Open loop**: a free slot
+//!   gets the oldest request that is due ([`crate::open`]); with none due, the connection waits for one while
+//!   it keeps reading replies and firing timeouts. Each request's deadline is its intended send time +
+//!   `--timeout`, so a request that waited for a slot has that much less time on the wire.
+//! - **Counts stay exact.** Every request taken from the feed is reported once: replied, failed with the
+//!   connection, or timed out.
 //! - **Errors are the SDK's**, mapped once by [`classify`]: a timeout names where its time went
 //!   (`timeout_write`, `timeout_read`, `timeout_request`); a connection that closes or resets fails every
 //!   request in flight with that kind; a reply to another request or bytes nobody asked for are a protocol
-//!   error. After a timeout the connection takes no new request, drains, and is reopened; a connection that
-//!   cannot be opened counts one failed request (as through the pooled client). A failed connection is
-//!   reopened after [`RECONNECT_BACKOFF`], one the server closed by announcement at once.
-//!
-//! Open loops (`--rate`, `--ramp`) and UDP go through the SDK clients in [`crate::transport`].
+//!   error. A connection that cannot be opened fails the request that would have gone first.
+//! - **After a timeout**, a closed loop's connection takes no new request, drains, and is reopened. An open
+//!   loop's keeps going (a slow server stays loaded as the schedule asks): the timed-out request keeps its
+//!   place until its late reply comes ([`sockpool::Pipelined::keep_open_after_timeout`]); a connection
+//!   whose every place has been taken by timed-out requests for `--timeout` is given up and reopened. A
+//!   failed connection is reopened after [`RECONNECT_BACKOFF`], one the server closed by announcement at once.
 
 use std::rc::Rc;
 
@@ -34,18 +39,18 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use sockpool::transport::{Connector, Endpoint};
 use sockpool::{Pipelined, Timeouts};
 use tokio::task::JoinSet;
-use tokio::time::{sleep, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::check::Check;
 use crate::config::Config;
-use crate::driver::{ClosedLoop, RECONNECT_BACKOFF};
+use crate::driver::{Due, Feed, Take, RECONNECT_BACKOFF};
 use crate::transport::{classify, socket_options, tls_config, Speak};
 
 /// One worker's pipelined connections to one target.
 pub struct Pipeline<P: Speak> {
     /// Builds requests, classifies replies, makes each connection's codec.
     protocol: P,
-    /// How replies are judged (the same [`Check`] the open loop uses).
+    /// How replies are judged.
     check: Check,
     /// The check compares each reply with its request's bytes: keep them while it is in flight.
     compare: bool,
@@ -61,10 +66,8 @@ pub struct Pipeline<P: Speak> {
 
 /// What the load generator keeps of a request in flight: the token it sends with it.
 struct Token {
-    /// When its batch was sent.
-    sent: Instant,
-    /// Counted in the results (not warm-up).
-    measured: bool,
+    /// When it was due and sent, and how it waited.
+    due: Due,
     /// Payload bytes it carries.
     bytes_sent: u64,
     /// The request's bytes, when its reply is compared with them ([`Check::compares_request`]).
@@ -111,35 +114,35 @@ impl<P: Speak> Pipeline<P> {
         })
     }
 
-    /// Runs the closed loop: one task per connection until `run` allows no more requests and every request
-    /// in flight has finished.
-    pub fn run(self: &Rc<Self>, run: Rc<ClosedLoop>) -> LocalBoxFuture<'static, ()> {
+    /// Runs the load: one task per connection until `feed` has no more requests and every request in flight
+    /// has finished.
+    pub fn run(self: &Rc<Self>, feed: Rc<Feed>) -> LocalBoxFuture<'static, ()> {
         let me = self.clone();
         async move {
             let mut tasks = JoinSet::new();
             for _ in 0..me.connections {
-                tasks.spawn_local(me.clone().connection(run.clone()));
+                tasks.spawn_local(me.clone().connection(feed.clone()));
             }
             while tasks.join_next().await.is_some() {}
         }
         .boxed_local()
     }
 
-    /// One connection slot: connect, run a session, reconnect, until the run is over.
-    async fn connection(self: Rc<Self>, run: Rc<ClosedLoop>) {
+    /// One connection slot: connect, run a session, reconnect, until the feed is done.
+    async fn connection(self: Rc<Self>, feed: Rc<Feed>) {
         let mut next_id = 0u64;
         loop {
             let started = Instant::now();
-            if !run.may_send(started) {
+            if feed.is_done(started) {
                 return;
             }
             // Boxed: the connect future (TCP connect and a TLS handshake's state) is larger than a session's,
             // and every connection's task would otherwise carry its size for the whole run.
             match Box::pin(self.connector.connect(&self.endpoint, None)).await {
                 Ok(stream) => {
-                    run.connected(started.elapsed());
-                    let conn = Pipelined::new(stream, self.protocol.clone(), run.timeout());
-                    match self.session(&run, conn, &mut next_id).await {
+                    feed.connected(started.elapsed());
+                    let conn = Pipelined::new(stream, self.protocol.clone(), feed.timeout());
+                    match self.session(&feed, conn, &mut next_id).await {
                         End::Finished => return,
                         End::Drained => continue,
                         End::Failed => {}
@@ -147,81 +150,277 @@ impl<P: Speak> Pipeline<P> {
                 }
                 Err(e) => {
                     // The request that would have gone first fails, as it does through the SDK client.
-                    let Some(measured) = run.claim(started) else {
-                        return;
-                    };
-                    run.finished(
-                        started,
-                        Instant::now(),
-                        measured,
-                        0,
-                        Err(classify(&e).into()),
-                    );
+                    let now = Instant::now();
+                    match feed.take(now, now) {
+                        Take::Send(due) => {
+                            feed.finished(&due, now, 0, Err(classify(&e).into()));
+                        }
+                        Take::Wait => {}
+                        Take::Done => return,
+                    }
                 }
             }
             sleep(RECONNECT_BACKOFF).await;
         }
     }
 
-    /// Drives one open connection until it fails, is drained after a timeout or a server close, or the run
-    /// is over.
-    async fn session(
-        &self,
-        run: &ClosedLoop,
-        mut conn: Pipelined<P, Token>,
-        next_id: &mut u64,
-    ) -> End {
+    /// Drives one open connection until it fails, is drained after a timeout or a server close, or the feed is
+    /// done and nothing is left in flight.
+    async fn session(&self, feed: &Feed, mut conn: Pipelined<P, Token>, next_id: &mut u64) -> End {
+        if feed.keeps_connections_after_timeout() {
+            conn.keep_open_after_timeout();
+        }
         let mut finished = false;
         let mut now = Instant::now();
+        // Since when a slot has been free while nothing was due (`None`: it freed at `now`).
+        let mut free_since: Option<Instant> = None;
+        // Since when every place on the connection has been taken by timed-out requests.
+        let mut stuck_since: Option<Instant> = None;
         loop {
-            // Refill every free slot; requests sent before the next write share one send time.
-            while !finished && conn.is_open() && conn.in_flight() < self.depth {
-                let Some(measured) = run.claim(now) else {
-                    finished = true;
-                    break;
-                };
-                let req = run.next_request();
-                let bytes_sent = req.payload_len() as u64;
-                let expect = if self.compare {
-                    req.bytes()
-                } else {
-                    Bytes::new()
-                };
-                let request = self.protocol.request(req, *next_id);
-                *next_id = next_id.wrapping_add(1);
-                let token = Token {
-                    sent: now,
-                    measured,
-                    bytes_sent,
-                    expect,
-                };
-                if let Err((token, e)) = conn.send(request, token, now) {
-                    // Not sent (the codec cannot encode it): it fails unsent, and so does the connection.
-                    run.finished(token.sent, now, token.measured, 0, Err(classify(&e).into()));
-                    return End::Failed;
+            // Fill every free slot; requests sent before the next write share one send time.
+            let mut waiting = false;
+            while !finished && conn.is_open() && conn.pending() < self.depth {
+                match feed.take(now, free_since.unwrap_or(now)) {
+                    Take::Send(due) => {
+                        if let Err(e) = self.send(&mut conn, feed, due, next_id) {
+                            return e;
+                        }
+                    }
+                    Take::Wait => {
+                        waiting = true;
+                        break;
+                    }
+                    Take::Done => finished = true,
                 }
             }
-            let Some(done) = conn.next().await else {
-                return if finished {
-                    End::Finished
-                } else if conn.closed_by_server() {
-                    End::Drained
-                } else {
-                    End::Failed
-                };
+            if finished && conn.in_flight() == 0 {
+                return End::Finished;
+            }
+            if waiting {
+                free_since.get_or_insert(now);
+            } else {
+                free_since = None;
+            }
+            if conn.pending() == 0 && !waiting {
+                return self.ended(&conn, finished);
+            }
+            let stuck = conn.in_flight() == 0 && conn.pending() >= self.depth;
+            stuck_since = if stuck {
+                stuck_since.or(Some(now))
+            } else {
+                None
             };
-            now = done.at;
-            let t = done.token;
-            match done.result {
-                Ok(reply) => {
-                    let result = self.protocol.reply(&self.check, &t.expect, &reply);
-                    run.finished(t.sent, now, t.measured, t.bytes_sent, result);
+            let give_up = stuck_since.map(|s| s + feed.timeout());
+            tokio::select! {
+                biased;
+                done = conn.next(), if conn.pending() > 0 => {
+                    let Some(done) = done else {
+                        if conn.is_open() {
+                            now = Instant::now();
+                            continue;
+                        }
+                        return self.ended(&conn, finished);
+                    };
+                    now = done.at;
+                    let t = done.token;
+                    match done.result {
+                        Ok(reply) => {
+                            let result = self.protocol.reply(&self.check, &t.expect, &reply);
+                            feed.finished(&t.due, now, t.bytes_sent, result);
+                        }
+                        Err(e) => {
+                            let sent = if e.was_sent() { t.bytes_sent } else { 0 };
+                            feed.finished(&t.due, now, sent, Err(classify(&e).into()));
+                        }
+                    }
                 }
-                Err(e) => {
-                    let sent = if e.was_sent() { t.bytes_sent } else { 0 };
-                    run.finished(t.sent, now, t.measured, sent, Err(classify(&e).into()));
-                }
+                _ = feed.due(), if waiting => now = Instant::now(),
+                _ = sleep_until(give_up.unwrap_or(now)), if give_up.is_some() => return End::Failed,
             }
         }
+    }
+
+    /// Sends the request taken as `due` on `conn`; its deadline counts from its intended send time. A request
+    /// the codec cannot encode fails unsent, and so does the connection.
+    fn send(
+        &self,
+        conn: &mut Pipelined<P, Token>,
+        feed: &Feed,
+        due: Due,
+        next_id: &mut u64,
+    ) -> Result<(), End> {
+        let req = feed.next_request();
+        let bytes_sent = req.payload_len() as u64;
+        let expect = if self.compare {
+            req.bytes()
+        } else {
+            Bytes::new()
+        };
+        let request = self.protocol.request(req, *next_id);
+        *next_id = next_id.wrapping_add(1);
+        let token = Token {
+            due,
+            bytes_sent,
+            expect,
+        };
+        conn.send(request, token, due.intended).map_err(|(t, e)| {
+            feed.finished(&t.due, due.sent, 0, Err(classify(&e).into()));
+            End::Failed
+        })
+    }
+
+    /// How a session whose connection has nothing more to do ended.
+    fn ended(&self, conn: &Pipelined<P, Token>, finished: bool) -> End {
+        if finished {
+            End::Finished
+        } else if conn.closed_by_server() {
+            End::Drained
+        } else {
+            End::Failed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::driver::tests::{config, run_logged};
+    use crate::hdr::HlogWriter;
+    use crate::health::Health;
+    use crate::recorder::{ErrorKind, Phase};
+    use crate::transport::{Lines, SdkTransport};
+
+    /// Where the test's `.hlog` is written.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Log {
+        /// Each interval line's start (s) and request count (its corrected histogram's count).
+        fn intervals(&self) -> Vec<(f64, u64)> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    let h = crate::hdr::from_base64(f[3]).expect("an interval histogram");
+                    (f[0].parse().unwrap(), h.len())
+                })
+                .collect()
+        }
+    }
+
+    /// Issue 13 item 3: an open loop at 100× what a slow server can answer does not collapse. The server (in
+    /// process, on the paused clock) answers one line at a time per connection in 10 ms: 4 connections ×
+    /// 100/s = 400/s; 40,000/s are offered for 2 s with a 500 ms timeout.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_100x_past_a_slow_servers_capacity_never_collapses() {
+        let server = sockpool_testkit::slow::line_echo(Duration::from_millis(10)).await;
+        let target = server.addr.to_string();
+        let c = config(|a| {
+            a.target = Some(target.clone());
+            a.protocol = Some("line".into());
+            a.rate = Some(40_000.0);
+            a.duration = Some("2s".into());
+            a.connections = Some(4);
+            a.timeout = Some("500ms".into());
+        });
+        let pipeline = Pipeline::new(Lines::new(1), &c, &target, 4).unwrap();
+        let log = Log::default();
+        let hlog = HlogWriter::new(
+            Box::new(log.clone()) as Box<dyn Write + Send>,
+            SystemTime::now(),
+            "overload",
+        )
+        .unwrap();
+        let started = Instant::now(); // paused tokio clock: exact
+        let (col, summary) = run_logged(&c, SdkTransport::new(pipeline), Some(hlog)).await;
+        let took = started.elapsed();
+        let t = &col.total;
+        let served = server.served();
+        eprintln!(
+            "took {took:?}, served {served}, ok {}, errors {:?}, most in flight {}",
+            t.ok, t.errors, summary.most_in_flight
+        );
+
+        // 1. Bounded: never more requests taken than slots (a request exists only once taken: the 79,000 that
+        // never got a slot were a position in the schedule, counted when their deadline passed).
+        assert_eq!(summary.most_in_flight, 4, "in flight at most the 4 slots");
+
+        // 2. Replies and timeouts kept being processed: the server was busy all along at its 400/s, for the
+        // 2 s and the 0.5 s after, and every request it was sent was answered or timed out on the wire.
+        assert!((990..=1004).contains(&served), "served {served}");
+        let on_wire = t.ok
+            + t.errors.get(ErrorKind::Timeout(Phase::Read))
+            + t.errors.get(ErrorKind::Timeout(Phase::Request));
+        assert!(
+            on_wire >= served && on_wire <= served + 4,
+            "sent {on_wire}, served {served}"
+        );
+        assert_eq!(t.requests(), 80_000, "every scheduled request counted once");
+        assert_eq!(
+            t.errors.get(ErrorKind::Timeout(Phase::PoolWait)),
+            80_000 - on_wire,
+            "the rest found no slot before their deadline"
+        );
+
+        // 3. On time: within --duration + --timeout.
+        assert!(
+            took <= Duration::from_millis(2500 + 20),
+            "ended after {took:?}"
+        );
+
+        // 4. Each interval holds what completed in it, not what was scheduled in it (40,000 a second): second
+        // 0 the requests due in its first half (their deadlines fell in it), second 1 those due in [0.5 s, 1.5 s),
+        // the last half second those due in [1.5 s, 2 s).
+        let hlog = log.intervals();
+        let counts: Vec<u64> = hlog.iter().map(|&(_, n)| n).collect();
+        assert_eq!(counts.len(), 3, "intervals {hlog:?}");
+        assert_eq!(counts.iter().sum::<u64>(), 80_000);
+        for (got, want) in counts.iter().zip([20_000u64, 40_000, 20_000]) {
+            assert!(got.abs_diff(want) <= 100, "intervals {hlog:?}");
+        }
+        assert!(col.series.iter().all(|s| s.errors > 0));
+
+        // The report blames the server, not the load generator: the overload shows as waits for a slot, the
+        // sender itself was never late, and the health check says the server could not keep up.
+        assert!(t.pool_wait.max() >= Duration::from_millis(400).as_nanos() as u64);
+        assert!(
+            t.send_lag.max() <= Duration::from_millis(1).as_nanos() as u64,
+            "send lag {} ns",
+            t.send_lag.max()
+        );
+        let lag = |q: f64| Duration::from_nanos(t.send_lag.value_at_quantile(q));
+        let health = Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(2),
+            true,
+            (lag(0.5), lag(0.99), lag(1.0)),
+            Some(t.ok as f64 / 2.0 / 40_000.0),
+            0,
+        );
+        assert!(!health.bottleneck, "{:?}", health.warnings);
+        assert!(
+            health
+                .warnings
+                .iter()
+                .any(|w| w.contains("could not keep up")),
+            "{:?}",
+            health.warnings
+        );
     }
 }

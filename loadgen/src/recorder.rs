@@ -464,6 +464,12 @@ impl Recorder {
         c.bytes_received += s.bytes_received;
     }
 
+    /// Records how late the sender got to a request that then failed (a reply's is in its [`Sample`]): the
+    /// sender's lateness counts for every request it sent, whatever came back.
+    pub fn record_send_lag(&mut self, d: Duration) {
+        put(&mut self.current.send_lag, nanos(d));
+    }
+
     /// Records a failed request of `kind` (see [`Recorder::record_failure`]).
     pub fn record_error(
         &mut self,

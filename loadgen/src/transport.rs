@@ -1,7 +1,7 @@
-//! The SDK adapters: each worker drives its share of the connections through one `sockpool::Client` (or a
-//! set of `sockpool::UdpClient`s), converting [`Req`]s into the protocol's requests and classifying replies.
-//! A closed loop over TCP, TLS or Unix sockets runs on [`crate::pipeline`] instead: the same codecs and
-//! connector, without the pool and its per-request hand-offs.
+//! The SDK adapters: each worker drives its share of the connections over TCP, TLS or Unix sockets on
+//! [`crate::pipeline`] (one `sockpool::Pipelined` per connection, for the closed and the open loop alike), or
+//! over UDP through a set of `sockpool::UdpClient`s, converting [`Req`]s into the protocol's requests and
+//! classifying replies.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sockpool::protocol::Protocol;
-use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use sockpool::SocketOptions;
 use tokio_util::codec::{Decoder, Encoder};
 
 use futures::future::LocalBoxFuture;
 
 use crate::check::{Check, Failure};
-use crate::config::{Config, FramedOp, Load, Protocol as Proto, RequestSpec};
-use crate::driver::{ClosedLoop, Outcome, Transport};
+use crate::config::{Config, FramedOp, Protocol as Proto, RequestSpec};
+use crate::driver::{Feed, Outcome, Transport};
 use crate::pipeline::Pipeline;
 use crate::recorder::{ErrorKind, Phase};
 use crate::report::RunResult;
@@ -334,90 +334,26 @@ fn bytes_of(req: Req) -> Bytes {
     }
 }
 
-/// How one worker sends over an SDK protocol: through a pooled `sockpool::Client` (an open loop), or on the
-/// closed loop's pipelined connections (no pool, so none is built).
-pub enum SdkTransport<P: Speak> {
-    /// Each request of an open loop goes through the worker's client.
-    Pooled {
-        /// The worker's client.
-        client: Client<P>,
-        /// How replies are judged.
-        check: Check,
-        /// Whether the check compares a reply with its request's bytes.
-        compare: bool,
-    },
-    /// The closed loop runs on [`Pipeline`] ([`Transport::closed_loop`]).
-    Pipelined(Rc<Pipeline<P>>),
+/// How one worker sends over an SDK protocol: every request, closed or open loop, goes through its
+/// [`Pipeline`] ([`Transport::connections`]).
+pub struct SdkTransport<P: Speak>(Rc<Pipeline<P>>);
+
+impl<P: Speak> SdkTransport<P> {
+    /// Sends through `pipeline`.
+    pub fn new(pipeline: Pipeline<P>) -> SdkTransport<P> {
+        SdkTransport(Rc::new(pipeline))
+    }
 }
 
 impl<P: Speak> Transport for SdkTransport<P> {
-    fn closed_loop(&self, run: Rc<ClosedLoop>) -> Option<LocalBoxFuture<'static, ()>> {
-        match self {
-            SdkTransport::Pipelined(p) => Some(p.run(run)),
-            SdkTransport::Pooled { .. } => None,
-        }
+    fn connections(&self, feed: Rc<Feed>) -> Option<LocalBoxFuture<'static, ()>> {
+        Some(self.0.run(feed))
     }
 
-    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
-        let SdkTransport::Pooled {
-            client,
-            check,
-            compare,
-        } = self
-        else {
-            // The driver runs a transport with a closed loop of its own only through `closed_loop`.
-            unreachable!("a pipelined transport is driven through closed_loop, not call");
-        };
-        let sent = if *compare { req.bytes() } else { Bytes::new() };
-        let request = client.protocol().request(req, client.next_id());
-        let (result, t) = client.call_timed_until(request, deadline).await;
-        let (result, written) = match result {
-            Ok(resp) => (client.protocol().reply(check, &sent, &resp), true),
-            Err(e) => (Err(classify(&e).into()), e.was_sent()),
-        };
-        Outcome {
-            result,
-            connect: t.connect,
-            pool_wait: Some(t.pool_wait),
-            written,
-        }
+    async fn call(&self, _req: Req, _deadline: tokio::time::Instant) -> Outcome {
+        // The driver runs a transport with connections of its own only through `connections`.
+        unreachable!("a pipelined transport is driven through connections, not call");
     }
-}
-
-/// The SDK client one worker uses: `connections` connections, no retries (every request is counted once),
-/// the run's timeouts and socket options.
-pub fn client<P: Speak>(
-    protocol: P,
-    config: &Config,
-    target: &str,
-    connections: usize,
-) -> Result<Client<P>, String> {
-    let slots = connections * config.pipeline;
-    let pool = PoolConfig {
-        max_size: connections,
-        idle_timeout: None,
-        max_lifetime: None,
-        max_waiters: slots.max(1) * 4,
-        ..PoolConfig::default()
-    };
-    let timeouts = Timeouts {
-        connect: config.connect_timeout,
-        tls_handshake: config.connect_timeout,
-        pool_wait: config.timeout,
-        request: config.timeout,
-        total: None,
-    };
-    let mut builder = Client::builder(protocol)
-        .endpoint(target)
-        .pool(pool)
-        .timeouts(timeouts)
-        .socket(socket_options(config))
-        .retry(RetryPolicy::none())
-        .pipeline_depth(config.pipeline);
-    if let Some(tls) = tls_config(config) {
-        builder = builder.tls(tls);
-    }
-    builder.build().map_err(|e| e.to_string())
 }
 
 /// The run's socket options (`--nodelay`, buffers, keepalive) as the SDK takes them.
@@ -448,18 +384,9 @@ fn sdk<P: Speak + Clone>(
     embedded: bool,
     signals: Signals,
 ) -> Result<RunResult, RunError> {
-    let closed = matches!(config.load, Load::Closed);
     runner::run(config, target, embedded, signals, |_, conns| {
-        Ok(if closed {
-            let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
-            SdkTransport::Pipelined(Rc::new(pipeline))
-        } else {
-            SdkTransport::Pooled {
-                client: client(p.clone(), config, target, conns)?,
-                check: config.check.clone(),
-                compare: config.check.compares_request(config.protocol),
-            }
-        })
+        let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
+        Ok(SdkTransport::new(pipeline))
     })
 }
 

@@ -9,6 +9,12 @@ use common::{num, run_json};
 
 /// Runs 3000 requests of `proto` against an in-process sockpool-server and compares the counts.
 fn counts_match(proto: &str) {
+    counts_match_with(proto, &["--requests", "3000"], 3000);
+}
+
+/// Runs `load` (which must send `expected` requests) of `proto` against an in-process sockpool-server and
+/// compares the counts.
+fn counts_match_with(proto: &str, load: &[&str], expected: u64) {
     let (handle, target) =
         sockpool_testkit::server::start_target(sockpool_testkit::server::config(
             sockpool_server::Model::Async,
@@ -23,14 +29,8 @@ fn counts_match(proto: &str) {
         _ => &["--connections", "4", "--pipeline", "4"],
     };
     let before = stats.snapshot().requests;
-    let mut args = vec![
-        "--target",
-        target.as_str(),
-        "--protocol",
-        proto,
-        "--requests",
-        "3000",
-    ];
+    let mut args = vec!["--target", target.as_str(), "--protocol", proto];
+    args.extend_from_slice(load);
     args.extend_from_slice(extra);
     let v = run_json(&args, Duration::from_secs(60));
     let counted = stats.snapshot().requests - before;
@@ -40,7 +40,7 @@ fn counts_match(proto: &str) {
         num(&v, "summary.rate")
     );
     assert_eq!(num(&v, "summary.errors"), 0.0, "{proto}: {}", v["errors"]);
-    assert_eq!(ours, 3000, "{proto}");
+    assert_eq!(ours, expected, "{proto}");
     assert_eq!(counted, ours, "{proto}: the server's count");
     let _ = handle.shutdown();
 }
@@ -73,6 +73,18 @@ fn resp_count_matches_the_server() {
 #[test]
 fn udp_count_matches_the_server() {
     counts_match("udp");
+}
+
+/// The open loop over UDP runs on the same feed as over TCP (one sender per socket): every scheduled datagram
+/// is sent once and answered.
+#[test]
+fn udp_open_loop_count_matches_the_server() {
+    counts_match_with("udp", &["--rate", "2000", "--duration", "1s"], 2000);
+}
+
+#[test]
+fn line_open_loop_count_matches_the_server() {
+    counts_match_with("line", &["--rate", "2000", "--duration", "1s"], 2000);
 }
 
 #[test]

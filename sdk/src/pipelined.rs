@@ -23,7 +23,10 @@
 //!   oldest request's deadline. A request past it completes with a timeout whose phase says where its time
 //!   went: [`Phase::Read`] when no byte of its reply had arrived, [`Phase::Request`] when part had. The
 //!   connection then takes no new request ([`is_open`](Pipelined::is_open) is false): its late reply is still
-//!   read and dropped, so the replies of the requests behind it still match.
+//!   read and dropped, so the replies of the requests behind it still match. A caller that keeps loading a
+//!   slow but live server (an open-loop load generator) keeps the connection instead
+//!   ([`keep_open_after_timeout`](Pipelined::keep_open_after_timeout)): a timed-out request keeps its place
+//!   until its late reply arrives, and [`pending`](Pipelined::pending) counts it.
 //! - **Errors name their phase** with the SDK's [`Error`]: [`Phase::Write`] when the request was not all
 //!   written, [`Phase::Read`] when it was and no byte of its reply arrived, [`Phase::Request`] when part did;
 //!   [`Error::was_sent`] says whether any byte of it went out.
@@ -123,6 +126,8 @@ pub struct Pipelined<P: Protocol, T> {
     closed: Option<Closed>,
     /// A write failed and the bytes that had arrived are being delivered first: reported next.
     write_failed: Option<Error>,
+    /// A timeout closes the connection to new requests (the default).
+    close_after_timeout: bool,
 }
 
 /// Why a connection takes no new requests.
@@ -184,7 +189,17 @@ impl<P: Protocol, T> Pipelined<P, T> {
             wbuf_high: 0,
             closed: None,
             write_failed: None,
+            close_after_timeout: true,
         }
+    }
+
+    /// After a timeout the connection keeps taking new requests: the timed-out request keeps its place on the
+    /// wire, its late reply is read and dropped when it comes, and [`next`](Self::next) waits for late replies
+    /// too (so a caller bounds that wait, e.g. by giving the connection up when every place it allows is taken
+    /// by timed-out requests for too long). For a caller that keeps loading a slow but live server; the default
+    /// takes no new request after a timeout.
+    pub fn keep_open_after_timeout(&mut self) {
+        self.close_after_timeout = false;
     }
 
     /// True while the connection takes new requests: not failed, no request timed out, and the server did not
@@ -198,6 +213,16 @@ impl<P: Protocol, T> Pipelined<P, T> {
         self.live + self.ready.len()
     }
 
+    /// Requests whose place on the connection is taken: those of [`in_flight`](Self::in_flight), plus the
+    /// timed-out ones whose late reply has not arrived yet (only after
+    /// [`keep_open_after_timeout`](Self::keep_open_after_timeout); otherwise they are not waited for).
+    pub fn pending(&self) -> usize {
+        if self.close_after_timeout {
+            return self.in_flight();
+        }
+        self.flight.len() + self.ready.len()
+    }
+
     /// True when the server announced that it closes the connection (HTTP `Connection: close`): the
     /// connection takes no new requests but did not fail; open a new one.
     pub fn closed_by_server(&self) -> bool {
@@ -205,7 +230,8 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 
     /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
-    /// `now`. A connection that takes no new requests, or a request the codec cannot encode, gives the token
+    /// `now` (the time its timeout counts from: the present, or an earlier time the request was due, as an
+    /// open-loop load generator's intended send time; never earlier than the previous request's). A connection that takes no new requests, or a request the codec cannot encode, gives the token
     /// back with the error (the request was not sent).
     pub fn send(&mut self, request: P::Request, token: T, now: Instant) -> Result<(), (T, Error)> {
         if let Some(why) = self.closed {
@@ -246,13 +272,15 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 
     /// The next completed request: writes what was queued, reads and matches replies, fires deadlines.
-    /// `None` when no request is waiting any more (late replies of timed-out requests are not waited for).
+    /// `None` when no request is waiting any more (late replies of timed-out requests are not waited for,
+    /// unless [`keep_open_after_timeout`](Self::keep_open_after_timeout)). Cancel-safe: dropped before it
+    /// returns, it loses nothing (what it read stays buffered, its completions stay queued).
     pub async fn next(&mut self) -> Option<Completion<T, P::Response>> {
         loop {
             if let Some(c) = self.ready.pop_front() {
                 return Some(c);
             }
-            if self.live == 0 {
+            if self.live == 0 && (self.close_after_timeout || self.flight.is_empty()) {
                 return None;
             }
             if self.rbuf.capacity() - self.rbuf.len() < self.read_chunk / 2 {
@@ -326,6 +354,10 @@ impl<P: Protocol, T> Pipelined<P, T> {
             Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
             Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(Error::io(Phase::Read, e))),
             Poll::Pending => {}
+        }
+        // Only late replies awaited: the timer is not armed.
+        if self.live == 0 {
+            return Poll::Pending;
         }
         match self.timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Event::Timer),
@@ -430,7 +462,9 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 result: Err(Error::timeout(phase, self.timeout, what).with_sent(sent)),
                 at: now,
             });
-            self.closed.get_or_insert(Closed::TimedOut);
+            if self.close_after_timeout {
+                self.closed.get_or_insert(Closed::TimedOut);
+            }
         }
         if let Some(next) = self.flight.iter().find(|s| s.token.is_some()) {
             self.timer.as_mut().reset(next.deadline);

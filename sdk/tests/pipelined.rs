@@ -88,16 +88,19 @@ async fn a_timeout_names_read_closes_the_connection_to_new_requests_and_fires_at
     assert!(conn.next().await.is_none());
 }
 
-/// A one-connection server on 127.0.0.1:0: reads what the client sends, writes `reply`, then closes or keeps
-/// the connection open for 5 s.
-async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
+/// A one-connection server on 127.0.0.1:0: for each `(delay, reply)` it reads what the client sent, waits
+/// `delay` on tokio's clock and writes `reply`; then it closes, or keeps the connection open for 5 s.
+async fn answers(steps: Vec<(Duration, Vec<u8>)>, then_close: bool) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 64 * 1024];
-        let _ = s.read(&mut buf).await;
-        s.write_all(&reply).await.unwrap();
+        for (delay, reply) in steps {
+            let _ = s.read(&mut buf).await;
+            tokio::time::sleep(delay).await;
+            s.write_all(&reply).await.unwrap();
+        }
         if !then_close {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
@@ -105,15 +108,17 @@ async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr 
     addr
 }
 
+/// [`answers`] with one reply, at once.
+async fn answers_once(reply: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
+    answers(vec![(Duration::ZERO, reply)], then_close).await
+}
+
 /// A server that answers every request with the id of another: the first reply fails every request in
 /// flight as a protocol error, and the connection is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_another_request_fails_every_request_in_flight() {
     // A framed OK reply with id 99, whatever was asked; the connection stays open.
-    let mut reply = 9u32.to_be_bytes().to_vec();
-    reply.push(0);
-    reply.extend_from_slice(&99u64.to_be_bytes());
-    let addr = answers_once(reply, false).await;
+    let addr = answers_once(ok_reply(99), false).await;
     let mut conn = connect(addr, Duration::from_secs(5)).await;
     let now = Instant::now();
     for id in 1..=3u64 {
@@ -151,4 +156,56 @@ async fn a_server_that_closes_fails_what_is_in_flight_as_closed() {
         "{second}"
     );
     assert!(!conn.is_open() && !conn.closed_by_server());
+}
+
+/// A framed OK reply to request `id` with no payload, as bytes.
+fn ok_reply(id: u64) -> Vec<u8> {
+    let mut reply = 9u32.to_be_bytes().to_vec();
+    reply.push(0);
+    reply.extend_from_slice(&id.to_be_bytes());
+    reply
+}
+
+/// On paused time, with the server on the same runtime: request 1's reply comes 80 ms after it, request 2's at
+/// once after that. With a 50 ms timeout, 1 times out; a connection kept open after a timeout takes request 2
+/// behind it, drops 1's late reply and delivers 2's.
+#[tokio::test(start_paused = true)]
+async fn kept_open_after_a_timeout_a_connection_takes_new_requests_and_drops_the_late_reply() {
+    let steps = vec![
+        (Duration::from_millis(80), ok_reply(1)),
+        (Duration::ZERO, ok_reply(2)),
+    ];
+    let addr = answers(steps, false).await;
+    let mut conn = connect(addr, Duration::from_millis(50)).await;
+    conn.keep_open_after_timeout();
+    let start = Instant::now(); // paused tokio clock: exact
+    conn.send(Request::echo(1, Bytes::new()), 1u64, start)
+        .unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!(c.token, 1);
+    let e = c.result.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.phase()),
+        (ErrorKind::Timeout, Phase::Read),
+        "{e}"
+    );
+    assert!(c.at - start >= Duration::from_millis(50) && c.at - start <= Duration::from_millis(51));
+    assert!(conn.is_open(), "still takes new requests");
+    assert_eq!(
+        (conn.in_flight(), conn.pending()),
+        (0, 1),
+        "1 keeps its place"
+    );
+    conn.send(Request::echo(2, Bytes::new()), 2u64, Instant::now())
+        .unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!(c.token, 2);
+    assert_eq!(
+        c.result.unwrap().id,
+        2,
+        "1's late reply was dropped, 2's delivered"
+    );
+    assert!(c.at - start >= Duration::from_millis(80) && c.at - start < Duration::from_millis(100));
+    assert_eq!(conn.pending(), 0);
+    assert!(conn.next().await.is_none());
 }

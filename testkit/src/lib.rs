@@ -10,6 +10,7 @@
 //!   binary started with `--listen …` whose `listening` and `ready` lines are read back.
 //! - [`ports`]: free, refused and restartable loopback addresses.
 //! - [`server`]: the reference server in-process on `127.0.0.1:0`, for any model.
+//! - [`slow`]: a slow line echo on the test's own tokio runtime (it follows a paused clock): overload tests.
 //! - [`wire`]: raw client round trips with time limits, and framed requests and responses as bytes, for tests
 //!   that speak to a server as a hostile client would.
 //!
@@ -22,6 +23,7 @@ pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod server;
+pub mod slow;
 pub mod wire;
 
 use std::time::Duration;

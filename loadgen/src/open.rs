@@ -1,0 +1,203 @@
+//! The open loop's feed: the schedule of intended send times, handed out to whichever sender has a free slot.
+//!
+//! ```text
+//!  dispatcher: pacer.until(next intended time) ──due──► wake one idle sender ──► Feed::take: the oldest due request
+//!  every slot busy: the schedule's position stays behind (no task, no buffer per unsent request) ───────────┘
+//!  a request still unsent at its deadline: counted in bulk as timeout_pool_wait, then ──► the next one
+//! ```
+//!
+//! - **Nothing per unsent request.** The schedule is an iterator: requests that are due while every slot is
+//!   busy are only its position falling behind the clock. Memory and tasks are bounded by the slots.
+//! - **Oldest first.** A sender with a free slot (one whose reply just came, or one idle since earlier) takes
+//!   the oldest due request; its wait counts in its corrected latency, split into *pool wait* (every slot was
+//!   busy) and *send lag* (a slot was free, the load generator got to it late).
+//! - **Deadlines without the senders.** When no slot frees, the dispatcher sleeps until the oldest due
+//!   request's deadline (intended time + `--timeout`) and counts every request past its own as a pool-wait
+//!   timeout then, in bulk ([`EXPIRED_BATCH`] at a time, yielding in between), so each interval holds what
+//!   expired in it and the run ends within `--duration` + `--timeout`. A sender whose slot frees counts the
+//!   ones past their deadline in front of the next due request itself (one batch at most).
+//! - **It yields when behind.** Senders take at most their free slots before they go back to their sockets,
+//!   and the dispatcher yields after each wake-up and each batch, so replies, timeouts and the interval
+//!   reports keep being processed however far behind the schedule is.
+
+use std::cell::{Cell, RefCell};
+use std::pin::pin;
+use std::rc::Rc;
+
+use tokio::sync::Notify;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{Due, Feed, Plan, Schedule, Take, Worker};
+use crate::pacer::Pacer;
+
+/// Requests counted as `timeout_pool_wait` in one step: at most this many before the dispatcher yields (so
+/// replies, timers and the interval reports keep running).
+pub const EXPIRED_BATCH: u64 = 4096;
+
+/// An open loop's schedule and the senders waiting on it. See the [module docs](self).
+pub struct OpenLoop {
+    /// The worker's generator, recorder and clocks.
+    worker: Rc<Worker>,
+    /// Intended send times still to come, after `head`.
+    schedule: RefCell<Schedule>,
+    /// The next request's intended send time (`None`: the schedule is done).
+    head: Cell<Option<Instant>>,
+    /// The run's start: the schedule's offsets count from it.
+    start: Instant,
+    /// Senders waiting in [`due`](Self::due) with a free slot.
+    idle: Cell<usize>,
+    /// Wakes one idle sender: a request came due.
+    wake: Notify,
+    /// Wakes the dispatcher: a sender became idle.
+    freed: Notify,
+    /// Cancelled on Ctrl-C/SIGTERM: nothing more is handed out.
+    interrupt: CancellationToken,
+}
+
+impl OpenLoop {
+    /// The open loop of `plan`, whose schedule starts at `start`.
+    pub(crate) fn new(worker: Rc<Worker>, plan: &Plan, start: Instant) -> OpenLoop {
+        let mut schedule = Schedule::new(plan);
+        let head = schedule.next().map(|o| start + o);
+        OpenLoop {
+            worker,
+            schedule: RefCell::new(schedule),
+            head: Cell::new(head),
+            start,
+            idle: Cell::new(0),
+            wake: Notify::new(),
+            freed: Notify::new(),
+            interrupt: plan.interrupt.clone(),
+        }
+    }
+
+    pub(crate) fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// True once the schedule is done (or the run was interrupted).
+    pub(crate) fn is_done(&self) -> bool {
+        self.head.get().is_none() || self.interrupt.is_cancelled()
+    }
+
+    fn advance(&self) {
+        let next = self.schedule.borrow_mut().next().map(|o| self.start + o);
+        self.head.set(next);
+    }
+
+    /// The oldest due request for a sender whose slot is free since `free_since`, at `now`. Requests past their
+    /// deadline are not handed out but counted as pool-wait timeouts on the way (one batch at most: a longer
+    /// run of them is left to [`dispatch`](Self::dispatch), which yields between batches).
+    pub(crate) fn take(&self, now: Instant, free_since: Instant) -> Take {
+        if self.interrupt.is_cancelled() {
+            return Take::Done;
+        }
+        let Some(mut intended) = self.head.get() else {
+            return Take::Done;
+        };
+        if intended + self.worker.timeout() <= now {
+            if self.expire(now) {
+                return Take::Wait;
+            }
+            match self.head.get() {
+                Some(next) => intended = next,
+                None => return Take::Done,
+            }
+        }
+        if intended > now {
+            return Take::Wait;
+        }
+        self.advance();
+        // Before a slot was free the request waited for one (pool wait); after, for the load generator.
+        let free = free_since.clamp(intended, now);
+        Take::Send(Due {
+            intended,
+            sent: now,
+            measured: self.worker.measures(intended),
+            slot_wait: Some(free - intended),
+            send_lag: Some(now - free),
+        })
+    }
+
+    /// Waits, as an idle sender, until the dispatcher says a request is due (or the schedule is done).
+    pub(crate) async fn due(&self) {
+        let mut woken = pin!(self.wake.notified());
+        woken.as_mut().enable();
+        self.idle.set(self.idle.get() + 1);
+        let _idle = Idle(&self.idle);
+        self.freed.notify_one();
+        woken.await;
+    }
+
+    /// Walks the schedule: waits for each intended time, wakes an idle sender for it, and counts the requests
+    /// whose deadline passes before any sender took them. Ends when the schedule does (or the run is
+    /// interrupted), and then wakes every idle sender so that it sees [`Take::Done`].
+    pub(crate) async fn dispatch(feed: Rc<Feed>) {
+        let Feed::Open(me) = &*feed else {
+            return;
+        };
+        let mut pacer = Pacer::new();
+        let timeout = me.worker.timeout();
+        while let Some(head) = me.head.get() {
+            if me.interrupt.is_cancelled() {
+                break;
+            }
+            let now = Instant::now();
+            if head + timeout <= now {
+                if me.expire(now) {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            if head > now {
+                tokio::select! {
+                    biased;
+                    _ = me.interrupt.cancelled() => break,
+                    _ = pacer.until(head) => {}
+                }
+                continue;
+            }
+            if me.idle.get() > 0 {
+                me.wake.notify_one();
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // Due, and every slot busy: until one frees (its sender takes the request itself) or the deadline.
+            tokio::select! {
+                biased;
+                _ = me.interrupt.cancelled() => break,
+                _ = me.freed.notified() => {}
+                _ = sleep_until(head + timeout) => {}
+            }
+        }
+        me.head.set(None);
+        me.wake.notify_waiters();
+    }
+
+    /// Counts up to [`EXPIRED_BATCH`] requests whose deadline is at or before `now` as pool-wait timeouts;
+    /// true when it stopped at the batch's end (more may be past).
+    fn expire(&self, now: Instant) -> bool {
+        let timeout = self.worker.timeout();
+        let (mut n, mut measured) = (0, 0);
+        while let Some(head) = self.head.get() {
+            if head + timeout > now || n == EXPIRED_BATCH {
+                break;
+            }
+            n += 1;
+            measured += u64::from(self.worker.measures(head));
+            self.advance();
+        }
+        self.worker.expired(measured, now);
+        n == EXPIRED_BATCH
+    }
+}
+
+/// One idle sender, for as long as it waits.
+struct Idle<'a>(&'a Cell<usize>);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
