@@ -29,7 +29,7 @@ use crate::codec::framed::{self, Status};
 use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
-    BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
+    BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
     is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Exchange, Failure, Handle,
@@ -130,6 +130,20 @@ impl<P: Protocol> ClientBuilder<P> {
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
         self.depth = depth.max(1);
         self
+    }
+
+    /// Every setting from `config` (its endpoints are added to those already given; its `evidence` is
+    /// ignored).
+    pub fn config(mut self, config: ClientConfig) -> Self {
+        self.endpoints.extend(config.endpoints);
+        self.pool = config.pool;
+        self.timeouts = config.timeouts;
+        self.socket = config.socket;
+        self.buffers = config.buffers;
+        self.retry = config.retry;
+        self.ejection = config.ejection;
+        self.tls = config.tls;
+        self.pipeline_depth(config.pipeline_depth)
     }
 
     /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
@@ -409,6 +423,18 @@ impl<P: Protocol> Client<P> {
             tls: TlsConfig::default(),
             depth: 1,
         }
+    }
+
+    /// A client speaking `protocol` with every setting of `config`, in one call. Must run inside a tokio
+    /// runtime.
+    pub fn from_config(protocol: P, config: ClientConfig) -> Result<Client<P>, Error> {
+        Client::builder(protocol).config(config).build()
+    }
+
+    /// A client speaking `protocol` with the settings of a [`ClientConfig`] file (JSON, or TOML by the `.toml`
+    /// extension), such as the one `sockpool-loadgen tune --recommend` writes. Must run inside a tokio runtime.
+    pub fn from_config_file(protocol: P, path: impl AsRef<std::path::Path>) -> Result<Client<P>, Error> {
+        Client::from_config(protocol, ClientConfig::from_file(path)?)
     }
 
     /// The protocol.

@@ -51,7 +51,8 @@ pub mod defaults {
     pub const REPEAT: usize = 1;
     /// Largest number of cells a matrix may have. Default: 256.
     pub const MAX_CELLS: usize = 256;
-    /// Largest number of steps the SLO rate search takes. Default: 12.
+    /// Largest number of rates the SLO rate search tries (a failed step's confirmation runs come on top, at
+    /// most two more sets per rate). Default: 12.
     pub const SLO_MAX_STEPS: usize = 12;
     /// An open-loop step passes only if it achieved at least this share of its target rate. Default: 0.95.
     pub const SLO_MIN_ACHIEVED: f64 = 0.95;
@@ -155,6 +156,9 @@ pub struct CellResult {
     pub errors_by_kind: ErrorCounts,
     /// Length of the measured part.
     pub duration: Duration,
+    /// The load generator's own health during the run (send lag, CPU): see [`slo`] for how a step where it fell
+    /// behind is judged.
+    pub health: crate::health::Health,
 }
 
 impl CellResult {
@@ -167,6 +171,7 @@ impl CellResult {
             errors: 0,
             errors_by_kind: ErrorCounts::default(),
             duration,
+            health: crate::health::Health::default(),
         }
     }
 
@@ -262,6 +267,11 @@ pub struct TuneArgs {
     /// Write the self-contained HTML report to FILE.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Write the recommended settings to FILE as the SDK's client configuration (`sockpool::ClientConfig`:
+    /// JSON, or TOML when FILE ends in .toml), with what was measured under its `evidence` key. A service
+    /// builds its client from it with `Client::from_config_file`.
+    #[arg(long)]
+    pub recommend: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -494,7 +504,7 @@ pub fn run(
         None => None,
         Some(slo) => {
             let best = recommend::best_closed_loop(&outcomes, slo);
-            let mut search = slo::search(runner, &outcomes[best], slo, progress)?;
+            let mut search = slo::search(runner, &outcomes[best], slo, plan.repeat, progress)?;
             search.cell = best;
             Some(search)
         }
@@ -610,7 +620,11 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
         }
     };
     let report = run(&runner, &plan, &mut progress)?;
-    write_outputs(&report, a.json.as_deref(), a.html.as_deref())
+    write_outputs(&report, a.json.as_deref(), a.html.as_deref())?;
+    match &a.recommend {
+        Some(path) => recommend::write_file(&report, a.target.as_deref(), path),
+        None => Ok(()),
+    }
 }
 
 /// Prints the table and recommendation (to stderr when the JSON goes to stdout) and writes the files.
