@@ -173,6 +173,17 @@ pub fn recommend(
                         limit_words(s)
                     ),
                 ),
+                None if s.limit == Limit::Generator && s.points.iter().all(|p| !p.pass) => (
+                    s.cell,
+                    c.stats.rate.median,
+                    Some(false),
+                    format!(
+                        "no step of the {} search could be judged: the load generator fell behind its schedule \
+                         (from {:.0} req/s), which says nothing about the server; closed-loop figures shown",
+                        s.spec,
+                        s.points.first().map_or(0.0, |p| p.target_rate)
+                    ),
+                ),
                 None => (
                     s.cell,
                     c.stats.rate.median,
