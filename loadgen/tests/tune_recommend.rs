@@ -76,7 +76,10 @@ fn the_recommended_config_builds_a_client_that_serves_the_tuned_server() {
         futures::future::join_all(calls).await;
         let stats = client.stats();
         assert_eq!(stats.succeeded, 64, "{stats:?}");
-        assert!(stats.connects <= 2, "the pool size came from the file: {stats:?}");
+        assert!(
+            stats.connects <= 2,
+            "the pool size came from the file: {stats:?}"
+        );
         assert_eq!(stats.endpoints[0].max_size, 2);
         client.close().await;
     });

@@ -147,7 +147,10 @@ fn the_rate_search_stops_at_the_first_failure_and_bisects() {
         .map(|p| (p.target_rate / cap * 100.0).round())
         .collect();
     // Each failure is confirmed by a second set at the same rate before the search turns.
-    assert_eq!(targets, vec![20.0, 40.0, 60.0, 80.0, 80.0, 70.0, 75.0, 75.0]);
+    assert_eq!(
+        targets,
+        vec![20.0, 40.0, 60.0, 80.0, 80.0, 70.0, 75.0, 75.0]
+    );
     let pass: Vec<bool> = s.points.iter().map(|p| p.pass).collect();
     assert_eq!(
         pass,

@@ -27,12 +27,16 @@ fn args(vary: &[&str], repeat: usize, slo: &str) -> TuneArgs {
 
 /// The fake server, with one open-loop run (the `slow_run`-th, 1-based) twenty times slower: a burst of slow
 /// service on the server during one step. `lag_above`: open-loop runs above this share of the capacity report
-/// that the load generator fell behind (send lag p99 5 ms).
+/// that the load generator fell behind (`lag_us`).
 #[derive(Default)]
 struct Injected {
     fake: Fake,
     slow_run: Option<usize>,
     lag_above: Option<f64>,
+    /// The lag (p99 and max), µs; 0 = p99 5 ms, max 8 ms.
+    lag_us: f64,
+    /// This open-loop run (1-based) gets no reply at all.
+    silent_run: Option<usize>,
     open_runs: Cell<usize>,
 }
 
@@ -43,6 +47,9 @@ impl CellRunner for Injected {
             return Ok(r);
         };
         self.open_runs.set(self.open_runs.get() + 1);
+        if Some(self.open_runs.get()) == self.silent_run {
+            return Ok(CellResult::empty(cell.duration));
+        }
         if Some(self.open_runs.get()) == self.slow_run {
             let mut slow = r.corrected.clone();
             slow.reset();
@@ -56,7 +63,13 @@ impl CellRunner for Injected {
             .lag_above
             .is_some_and(|share| rate > share * Fake::capacity(cell))
         {
-            r.health.send_lag_p99_us = 5_000.0;
+            let lag = if self.lag_us > 0.0 {
+                self.lag_us
+            } else {
+                5_000.0
+            };
+            r.health.send_lag_p99_us = lag;
+            r.health.send_lag_max_us = lag.max(8_000.0 * f64::from(self.lag_us == 0.0));
             r.health.bottleneck = true;
         }
         Ok(r)
@@ -98,7 +111,11 @@ fn one_slow_step_is_confirmed_away_and_the_search_finds_the_clean_rate() {
         "with one slow step: {best:.0} req/s, clean: {clean_best:.0} req/s"
     );
     assert_eq!(best, clean_best);
-    let at60: Vec<_> = s.points.iter().filter(|p| pct(&s, p.target_rate) == 60.0).collect();
+    let at60: Vec<_> = s
+        .points
+        .iter()
+        .filter(|p| pct(&s, p.target_rate) == 60.0)
+        .collect();
     let outcomes: Vec<_> = at60.iter().map(|p| (p.attempt, p.outcome)).collect();
     assert_eq!(
         outcomes,
@@ -136,12 +153,35 @@ fn a_step_where_the_generator_fell_behind_is_its_limit_not_the_servers_failure()
     };
     let s = search(&runner, 1);
     assert_eq!(s.limit, Limit::Generator);
-    // The rise stopped at 80 %, the bisection tried 70 % (also behind) and 65 % (not above the share).
-    assert_eq!(s.limit_rate.map(|r| pct(&s, r)), Some(70.0));
-    assert_eq!(pct(&s, s.best_rate.unwrap()), 65.0);
-    for p in s.points.iter().filter(|p| pct(&s, p.target_rate) > 65.0) {
+    // The rise stopped at 80 % (p99 over the limit, by less than the generator's lag); the bisection passed
+    // 70 % (a pass with the generator behind still counts: its lag only made the latency look worse) and
+    // stopped at 75 %, again not the server's failure.
+    let verdicts: Vec<(f64, Outcome)> = s
+        .points
+        .iter()
+        .map(|p| (pct(&s, p.target_rate), p.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (20.0, Outcome::Pass),
+            (40.0, Outcome::Pass),
+            (60.0, Outcome::Pass),
+            (80.0, Outcome::GeneratorLimited),
+            (80.0, Outcome::GeneratorLimited),
+            (70.0, Outcome::Pass),
+            (75.0, Outcome::GeneratorLimited),
+            (75.0, Outcome::GeneratorLimited),
+        ]
+    );
+    assert_eq!(s.limit_rate.map(|r| pct(&s, r)), Some(75.0));
+    assert_eq!(pct(&s, s.best_rate.unwrap()), 70.0);
+    for p in s
+        .points
+        .iter()
+        .filter(|p| p.verdict == Outcome::GeneratorLimited)
+    {
         assert_eq!(p.outcome, Outcome::GeneratorLimited, "{p:?}");
-        assert_eq!(p.verdict, Outcome::GeneratorLimited);
         assert_eq!(p.generator_limited_runs, 1);
         assert_eq!(p.send_lag_p99_us, 5_000.0);
         assert!(!p.pass);
@@ -150,6 +190,28 @@ fn a_step_where_the_generator_fell_behind_is_its_limit_not_the_servers_failure()
         s.points.iter().all(|p| p.verdict != Outcome::Fail),
         "no step is blamed on the server"
     );
+    // A failure far beyond what the lag explains is the server's, lag or not: the generator is behind by up to
+    // 600µs in every run, and the 60 % step is slow (p99 ≈ 10 ms).
+    let runner = Injected {
+        lag_above: Some(0.0),
+        lag_us: 600.0,
+        slow_run: Some(3),
+        ..Injected::default()
+    };
+    let s = search(&runner, 1);
+    let first60 = s
+        .points
+        .iter()
+        .find(|p| pct(&s, p.target_rate) == 60.0)
+        .unwrap();
+    assert_eq!(first60.outcome, Outcome::Fail, "{first60:?}");
+    assert_eq!(first60.verdict, Outcome::Pass, "confirmed away");
+    let first80 = s
+        .points
+        .iter()
+        .find(|p| pct(&s, p.target_rate) == 80.0)
+        .unwrap();
+    assert_eq!(first80.outcome, Outcome::GeneratorLimited, "{first80:?}");
     let report = report(&runner, 1);
     let text = tune::recommend::render(&report.recommendation, report.slo.as_ref());
     assert!(
@@ -198,5 +260,44 @@ fn the_recommendation_file_is_the_sdks_config_with_the_evidence_beside_it() {
         assert!(e["noise"]["rate_spread_pct"].as_f64().unwrap() > 0.0);
         assert_eq!(e["search"]["limit"], "server");
         assert!(e["date"].as_str().unwrap().starts_with("20"));
+    }
+}
+
+#[test]
+fn the_rate_plot_marks_each_outcome_and_shows_values_beyond_its_log_axis() {
+    // One set gets no reply (its latencies are 0: below any log axis), one is slow, and the generator falls
+    // behind above 65 %: every marker shape, and values the axis cannot hold.
+    let runner = Injected {
+        silent_run: Some(2),
+        slow_run: Some(5),
+        lag_above: Some(0.65),
+        ..Injected::default()
+    };
+    let report = report(&runner, 1);
+    let s = report.slo.as_ref().unwrap();
+    let outcomes: Vec<Outcome> = s.points.iter().map(|p| p.outcome).collect();
+    for o in [Outcome::Pass, Outcome::Fail, Outcome::GeneratorLimited] {
+        assert!(outcomes.contains(&o), "{outcomes:?}");
+    }
+    let html = tune::html::render(&report);
+    let (doc, _) = tune_common::check_html(&html, true);
+    let curve = doc
+        .all("svg")
+        .into_iter()
+        .find(|s| s.attr("id") == Some("rate-curve"))
+        .unwrap();
+    let below: Vec<_> = curve
+        .all("path")
+        .into_iter()
+        .filter(|p| p.attr("data-side") == Some("below"))
+        .collect();
+    assert_eq!(
+        below.len(),
+        2,
+        "the silent set's p50 and p99 (0 µs) are marked below the axis"
+    );
+    assert!(html.contains("↓0"), "and their value is written out");
+    for class in ["marker dot", "marker cross", "marker square"] {
+        assert!(html.contains(class), "{class}");
     }
 }

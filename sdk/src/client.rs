@@ -433,7 +433,33 @@ impl<P: Protocol> Client<P> {
 
     /// A client speaking `protocol` with the settings of a [`ClientConfig`] file (JSON, or TOML by the `.toml`
     /// extension), such as the one `sockpool-loadgen tune --recommend` writes. Must run inside a tokio runtime.
-    pub fn from_config_file(protocol: P, path: impl AsRef<std::path::Path>) -> Result<Client<P>, Error> {
+    ///
+    /// ```
+    /// use sockpool::protocol::Framed;
+    /// use sockpool::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut config = sockpool_server::ServerConfig::default();
+    /// # config.listeners = vec!["framed=127.0.0.1:0".parse()?];
+    /// # config.workers = 1;
+    /// # let server = sockpool_server::Server::bind(config)?.spawn();
+    /// # let addr = server.tcp_addr(sockpool_server::Proto::Framed).unwrap();
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("tuned.json");
+    /// # std::fs::write(&path, format!(r#"{{"endpoints": ["{addr}"], "pipeline_depth": 16,
+    /// #     "pool": {{"max_size": 4}}, "evidence": {{"rate": 52000.0, "slo": "p99<2.00ms"}}}}"#))?;
+    /// // `path` is what `sockpool-loadgen tune --slo 'p99<2ms' --recommend tuned.json` wrote.
+    /// let client = Client::from_config_file(Framed::default(), &path)?;
+    /// assert_eq!(&client.echo("hello").await?[..], b"hello");
+    /// client.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_config_file(
+        protocol: P,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Client<P>, Error> {
         Client::from_config(protocol, ClientConfig::from_file(path)?)
     }
 

@@ -179,9 +179,11 @@ pub fn recommend(
                     Some(false),
                     format!(
                         "no step of the {} search could be judged: the load generator fell behind its schedule \
-                         (from {:.0} req/s), which says nothing about the server; closed-loop figures shown",
+                         at every rate tried ({:.0} to {:.0} req/s), which says nothing about the server; \
+                         closed-loop figures shown",
                         s.spec,
-                        s.points.first().map_or(0.0, |p| p.target_rate)
+                        s.points.iter().map(|p| p.target_rate).fold(f64::MAX, f64::min),
+                        s.points.iter().map(|p| p.target_rate).fold(0.0, f64::max)
                     ),
                 ),
                 None => (
@@ -225,13 +227,11 @@ pub fn recommend(
     let c = &cells[cell];
     let closed_p99 = c.stats.p99_us.median;
     // With a passing SLO step, report the p99 measured at that very rate, not the closed loop's.
-    let at_rate = search
-        .filter(|_| meets_slo == Some(true))
-        .and_then(|s| {
-            s.points
-                .iter()
-                .find(|p| p.pass && p.verdict == Outcome::Pass && p.target_rate == rate)
-        });
+    let at_rate = search.filter(|_| meets_slo == Some(true)).and_then(|s| {
+        s.points
+            .iter()
+            .find(|p| p.pass && p.verdict == Outcome::Pass && p.target_rate == rate)
+    });
     let (p99_us, measured) = match at_rate {
         Some(p) => (p.p99_us, "open-loop"),
         None => (closed_p99, "closed-loop"),

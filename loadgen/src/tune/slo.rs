@@ -6,11 +6,14 @@
 //!
 //! **A step** is `--repeat` runs at one rate. A run *passes* when the latency quantile is within the limit, no
 //! request failed, and the achieved rate is at least [`super::defaults::SLO_MIN_ACHIEVED`] of the target (a
-//! server that cannot keep up has not met anything). A run in which the load generator itself fell behind its
-//! schedule (send lag p99 above [`crate::health::LAG_WARN`]: its own thread woke late, which is inside every
-//! corrected latency) is *generator-limited*: it says nothing about the server, so it is neither a pass nor a
-//! failure. The step's outcome is the majority of its runs: generator-limited when more than half were, else
-//! pass when more than half of the others passed, else fail.
+//! server that cannot keep up has not met anything). A run that did not pass while the load generator itself
+//! fell behind its schedule (send lag p99 above [`crate::health::LAG_WARN`]: its own thread woke late, and that
+//! lag is inside every corrected latency and every missed send) is *generator-limited* — unless the server's
+//! failure is plain anyway: a request failed, or the quantile is over the limit by more than the generator's
+//! worst lag. A generator-limited run says nothing about the server: neither a pass nor a failure. (A run that
+//! passed with the generator behind is a pass: the lag only made it look worse.) The step's outcome is the
+//! majority of its runs: generator-limited when more than half were, else pass when more than half of the
+//! others passed, else fail.
 //!
 //! **Confirmation.** A step that did not pass is run again before the search turns on it; when the two
 //! disagree a third decides (two out of three). One noisy step therefore does not end the search: its failure
@@ -220,14 +223,16 @@ fn run_set(
     for _ in 0..runs {
         let r = runner.run(&config)?;
         let q = r.quantile_us(slo.quantile);
-        if generator_fell_behind(&r) {
-            behind += 1;
-        } else if r.replies > 0
-            && q <= slo.limit_us
-            && r.errors == 0
-            && r.rate() >= rate * defaults::SLO_MIN_ACHIEVED
-        {
+        let slow = q > slo.limit_us;
+        let short = r.rate() < rate * defaults::SLO_MIN_ACHIEVED;
+        if r.replies > 0 && r.errors == 0 && !slow && !short {
             passed += 1;
+        } else if generator_fell_behind(&r)
+            && r.errors == 0
+            && q <= slo.limit_us + r.health.send_lag_max_us
+        {
+            // The load generator's own lag is inside the latency and the rate it missed: its failure.
+            behind += 1;
         } else {
             failed += 1;
         }
