@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 
 use super::slo::Outcome;
-use super::table::{fmt_rate, fmt_us};
+use super::table::fmt_us;
 use super::{round3, spectrum, TuneReport};
 
 /// Width of the plot area; the legend sits to its right, outside the data.
@@ -184,6 +184,18 @@ fn tick_us(v: f64) -> String {
         (v / 1e3, "ms")
     } else {
         (v, "µs")
+    };
+    format!("{}{unit}", (n * 1000.0).round() / 1000.0)
+}
+
+/// A rate tick's label, one style along the axis: `0`, `500`, `5k`, `12.5k`, `1.2M`.
+fn tick_rate(v: f64) -> String {
+    let (n, unit) = if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
     };
     format!("{}{unit}", (n * 1000.0).round() / 1000.0)
 }
@@ -546,7 +558,7 @@ fn rate_plot(r: &TuneReport) -> Option<String> {
     let ticks: Vec<(f64, String)> = linear_ticks(x_hi)
         .into_iter()
         .filter(|v| *v <= x_hi)
-        .map(|v| (v, fmt_rate(v)))
+        .map(|v| (v, tick_rate(v)))
         .collect();
     Some(plot(
         "rate-curve",
@@ -649,6 +661,11 @@ mod tests {
             .map(|v| super::tick_us(*v))
             .collect();
         assert_eq!(l, ["10µs", "200µs", "1ms", "20ms", "1s", "5s"]);
+        let r: Vec<String> = [0.0, 500.0, 5000.0, 12_500.0, 1.2e6]
+            .iter()
+            .map(|v| super::tick_rate(*v))
+            .collect();
+        assert_eq!(r, ["0", "500", "5k", "12.5k", "1.2M"]);
     }
 
     #[test]
