@@ -2,20 +2,8 @@
 
 mod tune_common;
 
-use sockpool_loadgen::tune::{self, CellConfig, CellResult, CellRunner, Plan, TuneArgs, TuneError};
-use tune_common::{check_html, Fake};
-
-fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
-    TuneArgs {
-        target: Some("127.0.0.1:9".into()),
-        vary: vary.iter().map(|s| s.to_string()).collect(),
-        repeat: Some(repeat),
-        duration: Some("1s".into()),
-        warmup: Some("0s".into()),
-        slo: slo.map(str::to_string),
-        ..TuneArgs::default()
-    }
-}
+use sockpool_loadgen::tune::{self, CellConfig, CellResult, CellRunner, Plan, TuneError};
+use tune_common::{args, check_html, Fake};
 
 #[test]
 fn a_two_by_two_tune_agrees_in_table_json_and_html() {
@@ -240,13 +228,7 @@ impl CellRunner for Noisy {
             .filter(|c| c.pipeline == 2)
             .count();
         if cell.pipeline == 2 && runs % 2 == 0 {
-            let mut slow = r.corrected.clone();
-            slow.reset();
-            for v in r.corrected.iter_recorded() {
-                slow.record_n(v.value_iterated_to() * 10, v.count_at_value())
-                    .unwrap();
-            }
-            r.corrected = slow;
+            r.corrected = tune_common::slowed(&r.corrected, 10);
         }
         Ok(r)
     }

@@ -9,21 +9,9 @@ use std::cell::Cell;
 use sockpool::ClientConfig;
 use sockpool_loadgen::tune::slo::{Limit, Outcome};
 use sockpool_loadgen::tune::{
-    self, CellConfig, CellResult, CellRunner, Plan, SloSearch, TuneArgs, TuneError,
+    self, CellConfig, CellResult, CellRunner, Plan, SloSearch, TuneError,
 };
-use tune_common::Fake;
-
-fn args(vary: &[&str], repeat: usize, slo: &str) -> TuneArgs {
-    TuneArgs {
-        target: Some("127.0.0.1:9".into()),
-        vary: vary.iter().map(|s| s.to_string()).collect(),
-        repeat: Some(repeat),
-        duration: Some("1s".into()),
-        warmup: Some("0s".into()),
-        slo: Some(slo.into()),
-        ..TuneArgs::default()
-    }
-}
+use tune_common::{args, Fake};
 
 /// The fake server, with one open-loop run (the `slow_run`-th, 1-based) twenty times slower: a burst of slow
 /// service on the server during one step. `lag_above`: open-loop runs above this share of the capacity report
@@ -51,13 +39,7 @@ impl CellRunner for Injected {
             return Ok(CellResult::empty(cell.duration));
         }
         if Some(self.open_runs.get()) == self.slow_run {
-            let mut slow = r.corrected.clone();
-            slow.reset();
-            for v in r.corrected.iter_recorded() {
-                slow.record_n(v.value_iterated_to() * 20, v.count_at_value())
-                    .unwrap();
-            }
-            r.corrected = slow;
+            r.corrected = tune_common::slowed(&r.corrected, 20);
         }
         if self
             .lag_above
@@ -78,7 +60,7 @@ impl CellRunner for Injected {
 
 fn report(runner: &Injected, repeat: usize) -> tune::TuneReport {
     // Fake p99 ≈ 199µs / (1 − rate/capacity): under 700µs up to 71.6 % of the capacity.
-    let plan = Plan::from_args(&args(&["pipeline=1"], repeat, "p99<700us")).unwrap();
+    let plan = Plan::from_args(&args(&["pipeline=1"], repeat, Some("p99<700us"))).unwrap();
     tune::run(runner, &plan, &mut |_| {}).unwrap()
 }
 
@@ -231,7 +213,7 @@ fn the_recommendation_file_is_the_sdks_config_with_the_evidence_beside_it() {
     let plan = Plan::from_args(&args(
         &["pipeline=1,4", "connections=2,8", "nodelay=on,off"],
         2,
-        "p99<700us",
+        Some("p99<700us"),
     ))
     .unwrap();
     let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();

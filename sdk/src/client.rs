@@ -134,16 +134,26 @@ impl<P: Protocol> ClientBuilder<P> {
 
     /// Every setting from `config` (its endpoints are added to those already given; its `evidence` is
     /// ignored).
-    pub fn config(mut self, config: ClientConfig) -> Self {
-        self.endpoints.extend(config.endpoints);
-        self.pool = config.pool;
-        self.timeouts = config.timeouts;
-        self.socket = config.socket;
-        self.buffers = config.buffers;
-        self.retry = config.retry;
-        self.ejection = config.ejection;
-        self.tls = config.tls;
-        self.pipeline_depth(config.pipeline_depth)
+    pub fn config(self, config: ClientConfig) -> Self {
+        let mut b = ClientBuilder::from_config(self.protocol, config);
+        b.endpoints.splice(0..0, self.endpoints);
+        b
+    }
+
+    /// A builder holding every setting of `config`.
+    fn from_config(protocol: P, c: ClientConfig) -> Self {
+        ClientBuilder {
+            protocol,
+            endpoints: c.endpoints,
+            pool: c.pool,
+            timeouts: c.timeouts,
+            socket: c.socket,
+            buffers: c.buffers,
+            retry: c.retry,
+            ejection: c.ejection,
+            tls: c.tls,
+            depth: c.pipeline_depth.max(1),
+        }
     }
 
     /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
@@ -411,18 +421,7 @@ impl Client<Framed> {
 impl<P: Protocol> Client<P> {
     /// A builder for a client speaking `protocol`.
     pub fn builder(protocol: P) -> ClientBuilder<P> {
-        ClientBuilder {
-            protocol,
-            endpoints: Vec::new(),
-            pool: PoolConfig::default(),
-            timeouts: Timeouts::default(),
-            socket: SocketOptions::default(),
-            buffers: BufferConfig::default(),
-            retry: RetryPolicy::default(),
-            ejection: EjectionPolicy::default(),
-            tls: TlsConfig::default(),
-            depth: 1,
-        }
+        ClientBuilder::from_config(protocol, ClientConfig::default())
     }
 
     /// A client speaking `protocol` with every setting of `config`, in one call. Must run inside a tokio

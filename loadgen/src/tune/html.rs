@@ -176,28 +176,25 @@ fn linear_ticks(hi: f64) -> Vec<f64> {
         .collect()
 }
 
-/// A latency tick's label without trailing zeros: `10µs`, `200µs`, `1ms`, `20ms`, `1s`.
+/// `v` in the largest of `units` (`(size, suffix)`, largest first) it reaches, else in `base`, without
+/// trailing zeros.
+fn scaled(v: f64, units: &[(f64, &str)], base: &str) -> String {
+    let (size, unit) = units
+        .iter()
+        .find(|(size, _)| v >= *size)
+        .copied()
+        .unwrap_or((1.0, base));
+    format!("{}{unit}", (v / size * 1000.0).round() / 1000.0)
+}
+
+/// A latency tick's label: `10µs`, `200µs`, `1ms`, `20ms`, `1s`.
 fn tick_us(v: f64) -> String {
-    let (n, unit) = if v >= 1e6 {
-        (v / 1e6, "s")
-    } else if v >= 1e3 {
-        (v / 1e3, "ms")
-    } else {
-        (v, "µs")
-    };
-    format!("{}{unit}", (n * 1000.0).round() / 1000.0)
+    scaled(v, &[(1e6, "s"), (1e3, "ms")], "µs")
 }
 
 /// A rate tick's label, one style along the axis: `0`, `500`, `5k`, `12.5k`, `1.2M`.
 fn tick_rate(v: f64) -> String {
-    let (n, unit) = if v >= 1e6 {
-        (v / 1e6, "M")
-    } else if v >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    format!("{}{unit}", (n * 1000.0).round() / 1000.0)
+    scaled(v, &[(1e6, "M"), (1e3, "k")], "")
 }
 
 /// One marker at pixel `(x, y)`.

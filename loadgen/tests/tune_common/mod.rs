@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use sockpool_loadgen::tune::{CellConfig, CellResult, CellRunner, PoolMode, TuneError};
+use sockpool_loadgen::tune::{CellConfig, CellResult, CellRunner, PoolMode, TuneArgs, TuneError};
 
 /// A fake server: capacity = 10 000 req/s × pipeline (× 0.2 per request), latency uniform in `[L, 2L)` with
 /// `L = 100µs × pipeline / (1 − load)` where `load` is the open-loop rate over the capacity. Repeats jitter by
@@ -49,6 +49,30 @@ impl CellRunner for Fake {
         r.replies = (rate * secs / jitter).round() as u64;
         Ok(r)
     }
+}
+
+/// The flags of a fake tune: 1 s cells without warm-up against an address nothing is sent to (the fake runs).
+pub fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
+    TuneArgs {
+        target: Some("127.0.0.1:9".into()),
+        vary: vary.iter().map(|s| s.to_string()).collect(),
+        repeat: Some(repeat),
+        duration: Some("1s".into()),
+        warmup: Some("0s".into()),
+        slo: slo.map(str::to_string),
+        ..TuneArgs::default()
+    }
+}
+
+/// `h` with every value multiplied by `factor`: a run that much slower.
+pub fn slowed(h: &hdrhistogram::Histogram<u64>, factor: u64) -> hdrhistogram::Histogram<u64> {
+    let mut slow = h.clone();
+    slow.reset();
+    for v in h.iter_recorded() {
+        slow.record_n(v.value_iterated_to() * factor, v.count_at_value())
+            .unwrap();
+    }
+    slow
 }
 
 /// One XML element.
