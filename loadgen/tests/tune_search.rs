@@ -283,3 +283,25 @@ fn the_rate_plot_marks_each_outcome_and_shows_values_beyond_its_log_axis() {
         assert!(html.contains(class), "{class}");
     }
 }
+
+/// Answers nothing: every run ends with no reply and no error.
+struct Mute;
+
+impl CellRunner for Mute {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        Ok(CellResult::empty(cell.duration))
+    }
+}
+
+#[test]
+fn a_cell_without_a_single_reply_stops_the_tune_instead_of_a_table_of_zeros() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, Some("p99<700us"))).unwrap();
+    let err = tune::run(&Mute, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cell pipeline=1: no request finished in 1s")
+            && err.contains("does not answer the framed protocol"),
+        "{err}"
+    );
+}

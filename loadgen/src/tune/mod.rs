@@ -479,6 +479,9 @@ pub fn run(
         let mut errors_by_kind = ErrorCounts::default();
         for _ in 0..plan.repeat {
             let r = runner.run(&cell.config)?;
+            if let Some(e) = unanswered(&cell, &r) {
+                return Err(e);
+            }
             errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
@@ -517,6 +520,44 @@ pub fn run(
         cells: outcomes,
         slo,
         recommendation,
+    })
+}
+
+/// A cell that got no reply at all, or none that could be read (every request ended in a protocol error, a
+/// bad reply, or a closed or reset connection): the target does not speak the protocol, and every figure of the
+/// tune would be a zero. Timeouts alone are a measurement (a `timeout` shorter than the reply time), not this.
+fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
+    use crate::recorder::ErrorKind as K;
+    if r.replies > 0 {
+        return None;
+    }
+    let e = &r.errors_by_kind;
+    let unread = [K::Protocol, K::BadReply, K::Closed, K::Reset]
+        .iter()
+        .map(|k| e.get(*k))
+        .sum::<u64>();
+    if r.errors > unread {
+        return None;
+    }
+    let what = if r.errors == 0 {
+        format!(
+            "no request finished in {} (no reply, no error)",
+            humantime::format_duration(cell.config.duration)
+        )
+    } else {
+        format!(
+            "no reply could be read: {} protocol error(s), {} bad replies, {} closed and {} reset connections",
+            e.get(K::Protocol),
+            e.get(K::BadReply),
+            e.get(K::Closed),
+            e.get(K::Reset)
+        )
+    };
+    Some(TuneError::Cell {
+        cell: cell.label.clone(),
+        reason: format!(
+            "{what}: the target does not answer the framed protocol; tune stops rather than report zeros"
+        ),
     })
 }
 
