@@ -5,8 +5,10 @@
 //!
 //! - [`matrix`]: `--vary KEY=V1,V2` parsing and the cells (full matrix or one at a time around a baseline).
 //! - [`stats`]: `--repeat N` → median and spread per metric; "within noise" against the baseline.
-//! - [`slo`]: `--slo 'p99<2ms'` and the open-loop rate search (the latency-versus-rate curve).
-//! - [`recommend`]: the settings that meet the SLO at the highest rate; what each technique changed.
+//! - [`slo`]: `--slo 'p99<2ms'` and the open-loop rate search (the latency-versus-rate curve): repeated sets,
+//!   a failure confirmed before the search turns, the load generator's own lag kept apart from the server's.
+//! - [`recommend`]: the settings that meet the SLO at the highest rate; what each technique changed; the
+//!   `--recommend` file (the SDK's `ClientConfig` with the evidence beside it).
 //! - [`table`]: the terminal table.
 //! - [`html`]: one self-contained HTML report with hand-written SVG plots and the JSON embedded.
 //! - [`wire`]: the real cell runner's framed transport (pooled and pipelined, or a connection per request).
