@@ -174,3 +174,48 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeou
     let errors = pooled["errors"]["median"].as_f64().unwrap();
     assert!(row.contains(&format!(" {errors:.0} ")), "{row}");
 }
+
+/// A server that answers everything as Redis answers a command it does not know, on a free loopback port; it
+/// serves a bounded number of connections.
+fn redis_like_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(200_000) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {
+                    if conn.write_all(b"-ERR unknown command\r\n").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_target_that_does_not_speak_the_protocol_stops_the_tune_with_that_error() {
+    let target = redis_like_server();
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--target", &target, "--vary", "pipeline=1,4"])
+        .args(["--duration", "300ms", "--warmup", "0s", "--quiet"])
+        .args(["--slo", "p99<2ms"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("does not answer the framed protocol")
+            && stderr.contains("protocol error(s)"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("Recommendation"),
+        "no table of zeros, no recommendation: {stdout}"
+    );
+}

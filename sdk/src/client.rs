@@ -29,7 +29,7 @@ use crate::codec::framed::{self, Status};
 use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
-    BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
+    BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
     is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Exchange, Failure, Handle,
@@ -154,6 +154,32 @@ impl<P: Protocol> ClientBuilder<P> {
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
         self.depth = depth.max(1);
         self
+    }
+
+    /// Every setting from `config` (its endpoints are added to those already given; its `evidence` is
+    /// ignored).
+    pub fn config(self, config: ClientConfig) -> Self {
+        let mut b = ClientBuilder::from_config(self.protocol, config);
+        b.endpoints.splice(0..0, self.endpoints);
+        b.on_connect = self.on_connect;
+        b
+    }
+
+    /// A builder holding every setting of `config`.
+    fn from_config(protocol: P, c: ClientConfig) -> Self {
+        ClientBuilder {
+            protocol,
+            endpoints: c.endpoints,
+            pool: c.pool,
+            timeouts: c.timeouts,
+            socket: c.socket,
+            buffers: c.buffers,
+            retry: c.retry,
+            ejection: c.ejection,
+            tls: c.tls,
+            depth: c.pipeline_depth.max(1),
+            on_connect: None,
+        }
     }
 
     /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
@@ -429,19 +455,45 @@ impl Client<Framed> {
 impl<P: Protocol> Client<P> {
     /// A builder for a client speaking `protocol`.
     pub fn builder(protocol: P) -> ClientBuilder<P> {
-        ClientBuilder {
-            protocol,
-            endpoints: Vec::new(),
-            pool: PoolConfig::default(),
-            timeouts: Timeouts::default(),
-            socket: SocketOptions::default(),
-            buffers: BufferConfig::default(),
-            retry: RetryPolicy::default(),
-            ejection: EjectionPolicy::default(),
-            tls: TlsConfig::default(),
-            depth: 1,
-            on_connect: None,
-        }
+        ClientBuilder::from_config(protocol, ClientConfig::default())
+    }
+
+    /// A client speaking `protocol` with every setting of `config`, in one call. Must run inside a tokio
+    /// runtime.
+    pub fn from_config(protocol: P, config: ClientConfig) -> Result<Client<P>, Error> {
+        Client::builder(protocol).config(config).build()
+    }
+
+    /// A client speaking `protocol` with the settings of a [`ClientConfig`] file (JSON, or TOML by the `.toml`
+    /// extension), such as the one `sockpool-loadgen tune --recommend` writes. Must run inside a tokio runtime.
+    ///
+    /// ```
+    /// use sockpool::protocol::Framed;
+    /// use sockpool::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut config = sockpool_server::ServerConfig::default();
+    /// # config.listeners = vec!["framed=127.0.0.1:0".parse()?];
+    /// # config.workers = 1;
+    /// # let server = sockpool_server::Server::bind(config)?.spawn();
+    /// # let addr = server.tcp_addr(sockpool_server::Proto::Framed).unwrap();
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("tuned.json");
+    /// # std::fs::write(&path, format!(r#"{{"endpoints": ["{addr}"], "pipeline_depth": 16,
+    /// #     "pool": {{"max_size": 4}}, "evidence": {{"rate": 52000.0, "slo": "p99<2.00ms"}}}}"#))?;
+    /// // `path` is what `sockpool-loadgen tune --slo 'p99<2ms' --recommend tuned.json` wrote.
+    /// let client = Client::from_config_file(Framed::default(), &path)?;
+    /// assert_eq!(&client.echo("hello").await?[..], b"hello");
+    /// client.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_config_file(
+        protocol: P,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Client<P>, Error> {
+        Client::from_config(protocol, ClientConfig::from_file(path)?)
     }
 
     /// The protocol.

@@ -5,8 +5,10 @@
 //!
 //! - [`matrix`]: `--vary KEY=V1,V2` parsing and the cells (full matrix or one at a time around a baseline).
 //! - [`stats`]: `--repeat N` → median and spread per metric; "within noise" against the baseline.
-//! - [`slo`]: `--slo 'p99<2ms'` and the open-loop rate search (the latency-versus-rate curve).
-//! - [`recommend`]: the settings that meet the SLO at the highest rate; what each technique changed.
+//! - [`slo`]: `--slo 'p99<2ms'` and the open-loop rate search (the latency-versus-rate curve): repeated sets,
+//!   a failure confirmed before the search turns, the load generator's own lag kept apart from the server's.
+//! - [`recommend`]: the settings that meet the SLO at the highest rate; what each technique changed; the
+//!   `--recommend` file (the SDK's `ClientConfig` with the evidence beside it).
 //! - [`table`]: the terminal table.
 //! - [`html`]: one self-contained HTML report with hand-written SVG plots and the JSON embedded.
 //! - [`wire`]: the real cell runner's framed transport (pooled and pipelined, or a connection per request).
@@ -51,7 +53,8 @@ pub mod defaults {
     pub const REPEAT: usize = 1;
     /// Largest number of cells a matrix may have. Default: 256.
     pub const MAX_CELLS: usize = 256;
-    /// Largest number of steps the SLO rate search takes. Default: 12.
+    /// Largest number of rates the SLO rate search tries (a failed step's confirmation runs come on top, at
+    /// most two more sets per rate). Default: 12.
     pub const SLO_MAX_STEPS: usize = 12;
     /// An open-loop step passes only if it achieved at least this share of its target rate. Default: 0.95.
     pub const SLO_MIN_ACHIEVED: f64 = 0.95;
@@ -155,6 +158,9 @@ pub struct CellResult {
     pub errors_by_kind: ErrorCounts,
     /// Length of the measured part.
     pub duration: Duration,
+    /// The load generator's own health during the run (send lag, CPU): see [`slo`] for how a step where it fell
+    /// behind is judged.
+    pub health: crate::health::Health,
 }
 
 impl CellResult {
@@ -167,6 +173,7 @@ impl CellResult {
             errors: 0,
             errors_by_kind: ErrorCounts::default(),
             duration,
+            health: crate::health::Health::default(),
         }
     }
 
@@ -262,6 +269,11 @@ pub struct TuneArgs {
     /// Write the self-contained HTML report to FILE.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Write the recommended settings to FILE as the SDK's client configuration (`sockpool::ClientConfig`:
+    /// JSON, or TOML when FILE ends in .toml), with what was measured under its `evidence` key. A service
+    /// builds its client from it with `Client::from_config_file`.
+    #[arg(long)]
+    pub recommend: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -469,6 +481,9 @@ pub fn run(
         let mut errors_by_kind = ErrorCounts::default();
         for _ in 0..plan.repeat {
             let r = runner.run(&cell.config)?;
+            if let Some(e) = unanswered(&cell, &r) {
+                return Err(e);
+            }
             errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
@@ -494,7 +509,7 @@ pub fn run(
         None => None,
         Some(slo) => {
             let best = recommend::best_closed_loop(&outcomes, slo);
-            let mut search = slo::search(runner, &outcomes[best], slo, progress)?;
+            let mut search = slo::search(runner, &outcomes[best], slo, plan.repeat, progress)?;
             search.cell = best;
             Some(search)
         }
@@ -507,6 +522,44 @@ pub fn run(
         cells: outcomes,
         slo,
         recommendation,
+    })
+}
+
+/// A cell that got no reply at all, or none that could be read (every request ended in a protocol error, a
+/// bad reply, or a closed or reset connection): the target does not speak the protocol, and every figure of the
+/// tune would be a zero. Timeouts alone are a measurement (a `timeout` shorter than the reply time), not this.
+fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
+    use crate::recorder::ErrorKind as K;
+    if r.replies > 0 {
+        return None;
+    }
+    let e = &r.errors_by_kind;
+    let unread = [K::Protocol, K::BadReply, K::Closed, K::Reset]
+        .iter()
+        .map(|k| e.get(*k))
+        .sum::<u64>();
+    if r.errors > unread {
+        return None;
+    }
+    let what = if r.errors == 0 {
+        format!(
+            "no request finished in {} (no reply, no error)",
+            humantime::format_duration(cell.config.duration)
+        )
+    } else {
+        format!(
+            "no reply could be read: {} protocol error(s), {} bad replies, {} closed and {} reset connections",
+            e.get(K::Protocol),
+            e.get(K::BadReply),
+            e.get(K::Closed),
+            e.get(K::Reset)
+        )
+    };
+    Some(TuneError::Cell {
+        cell: cell.label.clone(),
+        reason: format!(
+            "{what}: the target does not answer the framed protocol; tune stops rather than report zeros"
+        ),
     })
 }
 
@@ -610,7 +663,11 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
         }
     };
     let report = run(&runner, &plan, &mut progress)?;
-    write_outputs(&report, a.json.as_deref(), a.html.as_deref())
+    write_outputs(&report, a.json.as_deref(), a.html.as_deref())?;
+    match &a.recommend {
+        Some(path) => recommend::write_file(&report, a.target.as_deref(), path),
+        None => Ok(()),
+    }
 }
 
 /// Prints the table and recommendation (to stderr when the JSON goes to stdout) and writes the files.

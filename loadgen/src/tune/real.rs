@@ -111,6 +111,7 @@ impl LoadRunner {
             errors: result.total.errors.total(),
             errors_by_kind: result.total.errors.clone(),
             duration: result.elapsed,
+            health: result.health,
             corrected: result.total.corrected,
             raw: result.total.raw,
         })

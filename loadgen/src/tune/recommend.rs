@@ -4,14 +4,21 @@
 //! A technique's effect is measured on pairs of cells that differ only in that key (in the full matrix
 //! there is one pair per combination of the other keys; one at a time there is one pair). The ratios are
 //! the geometric means over the pairs, and the effect is "within noise" when every pair's difference is.
+//!
+//! `--recommend FILE` writes the recommended cell as the SDK's own [`ClientConfig`] (JSON, or TOML by the
+//! `.toml` extension), which `sockpool::Client::from_config_file` builds a client from, with what was measured
+//! under its `evidence` key: [`recommendation_file`].
 
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use serde::Serialize;
+use serde_json::{json, Value};
+use sockpool::{ClientConfig, PoolConfig, SocketOptions, Timeouts};
 
-use super::slo::{Slo, SloSearch};
+use super::slo::{Limit, Outcome, Slo, SloSearch};
 use super::table::fmt_us;
-use super::{CellOutcome, Vary};
+use super::{round3, CellConfig, CellOutcome, Key, Stat, TuneError, TuneReport, Vary};
 use crate::recorder::quantile_us;
 
 /// What one technique (a key set to a value) changed against the key's baseline value.
@@ -161,8 +168,22 @@ pub fn recommend(
                     r,
                     Some(true),
                     format!(
-                        "meets {} up to {r:.0} req/s open-loop (the highest passing step of the rate search)",
-                        s.spec
+                        "meets {} up to {r:.0} req/s open-loop (the highest passing step of the rate search){}",
+                        s.spec,
+                        limit_words(s)
+                    ),
+                ),
+                None if s.limit == Limit::Generator && s.points.iter().all(|p| !p.pass) => (
+                    s.cell,
+                    c.stats.rate.median,
+                    Some(false),
+                    format!(
+                        "no step of the {} search could be judged: the load generator fell behind its schedule \
+                         at every rate tried ({:.0} to {:.0} req/s), which says nothing about the server; \
+                         closed-loop figures shown",
+                        s.spec,
+                        s.points.iter().map(|p| p.target_rate).fold(f64::MAX, f64::min),
+                        s.points.iter().map(|p| p.target_rate).fold(0.0, f64::max)
                     ),
                 ),
                 None => (
@@ -206,9 +227,11 @@ pub fn recommend(
     let c = &cells[cell];
     let closed_p99 = c.stats.p99_us.median;
     // With a passing SLO step, report the p99 measured at that very rate, not the closed loop's.
-    let at_rate = search
-        .filter(|_| meets_slo == Some(true))
-        .and_then(|s| s.points.iter().find(|p| p.pass && p.target_rate == rate));
+    let at_rate = search.filter(|_| meets_slo == Some(true)).and_then(|s| {
+        s.points
+            .iter()
+            .find(|p| p.pass && p.verdict == Outcome::Pass && p.target_rate == rate)
+    });
     let (p99_us, measured) = match at_rate {
         Some(p) => (p.p99_us, "open-loop"),
         None => (closed_p99, "closed-loop"),
@@ -232,6 +255,18 @@ pub fn recommend(
     }
 }
 
+/// What stopped the search above its best rate, as the end of a sentence.
+fn limit_words(s: &SloSearch) -> String {
+    match (s.limit, s.limit_rate) {
+        (Limit::Server, Some(r)) => format!("; the server failed it at {r:.0} req/s (confirmed)"),
+        (Limit::Generator, Some(r)) => format!(
+            "; at {r:.0} req/s the load generator fell behind its schedule, so the server's limit is higher \
+             but unmeasured here (more --threads, or a second machine)"
+        ),
+        _ => String::new(),
+    }
+}
+
 fn ratio(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}×"))
 }
@@ -240,22 +275,33 @@ fn ratio(r: Option<f64>) -> String {
 pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
     let mut s = String::new();
     if let Some(search) = search {
-        let _ = writeln!(s, "SLO {} rate search on [{}]:", search.spec, search.label);
         let _ = writeln!(
             s,
-            "  {:>10} {:>10} {:>9} {:>9} {:>7}  result",
-            "target/s", "achieved/s", "p50", "p99", "errors"
+            "SLO {} rate search on [{}] ({} run(s) per set; a set that did not pass is confirmed):",
+            search.spec, search.label, search.repeat
+        );
+        let _ = writeln!(
+            s,
+            "  {:>10} {:>10} {:>9} {:>9} {:>7} {:>9}  result",
+            "target/s", "achieved/s", "p50", "p99", "errors", "send lag"
         );
         for p in search.curve() {
+            let note = match (p.attempt, p.outcome == p.verdict) {
+                (1, true) => String::new(),
+                (1, false) => format!(" (overruled: step {})", p.verdict.word()),
+                (2, _) => " (confirmation)".into(),
+                _ => " (tie-breaker)".into(),
+            };
             let _ = writeln!(
                 s,
-                "  {:>10.0} {:>10.0} {:>9} {:>9} {:>7}  {}",
+                "  {:>10.0} {:>10.0} {:>9} {:>9} {:>7} {:>9}  {}{note}",
                 p.target_rate,
                 p.rate,
                 fmt_us(p.p50_us),
                 fmt_us(p.p99_us),
                 p.errors,
-                if p.pass { "pass" } else { "FAIL" }
+                fmt_us(p.send_lag_p99_us),
+                p.outcome.word()
             );
         }
         let _ = writeln!(
@@ -265,6 +311,18 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
                 .best_rate
                 .map_or("none".into(), |b| format!("{b:.0} req/s"))
         );
+        match (search.limit, search.limit_rate) {
+            (Limit::Server, Some(r)) => {
+                let _ = writeln!(s, "  limit: the server (confirmed failure at {r:.0} req/s)");
+            }
+            (Limit::Generator, Some(r)) => {
+                let _ = writeln!(
+                    s,
+                    "  limit: the load generator fell behind its schedule at {r:.0} req/s (not the server's failure)"
+                );
+            }
+            _ => {}
+        }
     }
     let _ = writeln!(s, "Recommendation: [{}] — {}", r.label, r.reason);
     if r.measured == "open-loop" {
@@ -306,4 +364,163 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
         }
     }
     s
+}
+
+/// The SDK settings a cell measured, as the SDK's own serde configuration: the keys the tuning lab varies
+/// (connections → `pool.max_size`, pipeline → `pipeline_depth`, nodelay and socket buffers → `socket`,
+/// timeout → `timeouts.request`), every other setting at the SDK's default. `endpoint` is the tuned target.
+///
+/// This is the one place a cell becomes an SDK configuration; the load generator's SDK client
+/// ([`crate::transport::client`]) sets the same keys from the same values.
+pub fn sdk_config(cell: &CellConfig, endpoint: Option<&str>) -> ClientConfig {
+    ClientConfig {
+        endpoints: endpoint.map(str::to_string).into_iter().collect(),
+        pipeline_depth: cell.pipeline,
+        pool: PoolConfig {
+            max_size: cell.connections,
+            ..PoolConfig::default()
+        },
+        timeouts: Timeouts {
+            request: cell.timeout,
+            ..Timeouts::default()
+        },
+        socket: SocketOptions {
+            nodelay: cell.nodelay,
+            send_buffer: cell.send_buffer,
+            recv_buffer: cell.recv_buffer,
+            ..SocketOptions::default()
+        },
+        ..ClientConfig::default()
+    }
+}
+
+/// The configuration keys [`sdk_config`] sets from the cell.
+pub const TUNED_KEYS: [&str; 6] = [
+    "pool.max_size",
+    "pipeline_depth",
+    "socket.nodelay",
+    "socket.send_buffer",
+    "socket.recv_buffer",
+    "timeouts.request_ms",
+];
+
+/// The settings of `cell` that the client configuration cannot hold: the embedded server's, and a connection
+/// per request (the SDK pools).
+fn not_in_config(cell: &CellOutcome) -> Vec<String> {
+    cell.cell
+        .settings
+        .iter()
+        .filter(|(k, v)| k.is_server() || (*k == Key::Pool && v != "pooled"))
+        .map(|(k, v)| format!("{}={v}", k.name()))
+        .collect()
+}
+
+/// Removes `null`s (TOML has none); an absent key means the same to a reader.
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        v => v,
+    }
+}
+
+/// The share `spread / median` in percent, when there was more than one run.
+fn spread_pct(s: &Stat) -> Option<f64> {
+    (s.runs > 1 && s.median > 0.0).then(|| round3(s.spread / s.median * 100.0))
+}
+
+/// What `--recommend FILE` writes: the recommended cell as a [`ClientConfig`] with the evidence beside it
+/// (under the SDK's documented `evidence` key, which the client ignores).
+pub fn recommendation_file(report: &TuneReport, target: Option<&str>) -> ClientConfig {
+    let r = &report.recommendation;
+    let cell = &report.cells[r.cell];
+    let base = report.baseline();
+    let search = report.slo.as_ref();
+    let at_rate = search.and_then(|s| {
+        s.points
+            .iter()
+            .find(|p| p.pass && p.verdict == Outcome::Pass && Some(p.target_rate) == s.best_rate)
+    });
+    let evidence = json!({
+        "schema": EVIDENCE_SCHEMA,
+        "tool": concat!("sockpool-loadgen ", env!("CARGO_PKG_VERSION"), " tune"),
+        "date": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        "target": target.unwrap_or("the embedded reference server (its address is not kept: add an endpoint)"),
+        "protocol": "framed",
+        "cell": r.label,
+        "settings": r.settings,
+        "tuned_keys": TUNED_KEYS,
+        "not_in_config": not_in_config(cell),
+        "slo": search.map(|s| s.spec.clone()),
+        "meets_slo": r.meets_slo,
+        "reason": r.reason,
+        "rate": round3(r.rate),
+        "measured": r.measured,
+        "at_rate": at_rate.map(|p| json!({
+            "target_rate": round3(p.target_rate),
+            "achieved_rate": round3(p.rate),
+            "p50_us": p.p50_us,
+            "p99_us": p.p99_us,
+            "p99_9_us": p.p99_9_us,
+            "slo_quantile_us": p.slo_us,
+            "slo_quantile_spread_us": p.slo_spread_us,
+            "runs": p.runs,
+            "send_lag_p99_us": round3(p.send_lag_p99_us),
+        })),
+        "closed_loop": {
+            "rate": cell.stats.rate,
+            "p50_us": cell.stats.p50_us,
+            "p99_us": cell.stats.p99_us,
+            "p99_9_us": cell.stats.p99_9_us,
+        },
+        "baseline": {
+            "cell": base.cell.label,
+            "rate": base.stats.rate,
+            "p99_us": base.stats.p99_us,
+        },
+        "noise": {
+            "repeat": report.repeat,
+            "rate_spread_pct": spread_pct(&cell.stats.rate),
+            "p99_spread_pct": spread_pct(&cell.stats.p99_us),
+            "within_noise_of_baseline": cell.stats.within_noise(&base.stats),
+        },
+        "search": search.map(|s| json!({
+            "closed_rate": round3(s.closed_rate),
+            "best_rate": s.best_rate.map(round3),
+            "limit": s.limit,
+            "limit_rate": s.limit_rate.map(round3),
+            "sets": s.points.len(),
+            "overruled_sets": s.overruled().count(),
+            "generator_limited_sets": s.points.iter().filter(|p| p.outcome == Outcome::GeneratorLimited).count(),
+        })),
+        "cell_duration_s": cell.cell.config.duration.as_secs_f64(),
+    });
+    ClientConfig {
+        evidence: Some(strip_nulls(evidence)),
+        ..sdk_config(&cell.cell.config, target)
+    }
+}
+
+/// The `evidence` section's schema name and version.
+pub const EVIDENCE_SCHEMA: &str = "sockpool-tune-evidence/1";
+
+/// Writes [`recommendation_file`] to `path`: TOML when it ends in `.toml`, JSON otherwise.
+pub fn write_file(
+    report: &TuneReport,
+    target: Option<&str>,
+    path: &std::path::Path,
+) -> Result<(), TuneError> {
+    let out = |source| TuneError::Output {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = recommendation_file(report, target)
+        .to_file_text(path)
+        .map_err(|e| out(std::io::Error::other(e.to_string())))?;
+    std::fs::write(path, text).map_err(out)
 }

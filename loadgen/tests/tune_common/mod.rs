@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use sockpool_loadgen::tune::{CellConfig, CellResult, CellRunner, PoolMode, TuneError};
+use sockpool_loadgen::tune::{CellConfig, CellResult, CellRunner, PoolMode, TuneArgs, TuneError};
 
 /// A fake server: capacity = 10 000 req/s × pipeline (× 0.2 per request), latency uniform in `[L, 2L)` with
 /// `L = 100µs × pipeline / (1 − load)` where `load` is the open-loop rate over the capacity. Repeats jitter by
@@ -49,6 +49,30 @@ impl CellRunner for Fake {
         r.replies = (rate * secs / jitter).round() as u64;
         Ok(r)
     }
+}
+
+/// The flags of a fake tune: 1 s cells without warm-up against an address nothing is sent to (the fake runs).
+pub fn args(vary: &[&str], repeat: usize, slo: Option<&str>) -> TuneArgs {
+    TuneArgs {
+        target: Some("127.0.0.1:9".into()),
+        vary: vary.iter().map(|s| s.to_string()).collect(),
+        repeat: Some(repeat),
+        duration: Some("1s".into()),
+        warmup: Some("0s".into()),
+        slo: slo.map(str::to_string),
+        ..TuneArgs::default()
+    }
+}
+
+/// `h` with every value multiplied by `factor`: a run that much slower.
+pub fn slowed(h: &hdrhistogram::Histogram<u64>, factor: u64) -> hdrhistogram::Histogram<u64> {
+    let mut slow = h.clone();
+    slow.reset();
+    for v in h.iter_recorded() {
+        slow.record_n(v.value_iterated_to() * factor, v.count_at_value())
+            .unwrap();
+    }
+    slow
 }
 
 /// One XML element.
@@ -257,6 +281,10 @@ pub fn check_html(html: &str, with_rate_curve: bool) -> (Node, serde_json::Value
     let expected = if with_rate_curve { 2 } else { 1 };
     assert_eq!(svgs.len(), expected, "one SVG per plot");
 
+    for svg in &svgs {
+        check_log_axis_and_markers(svg);
+    }
+
     // Spectrum: one line per cell with exactly the JSON's points.
     let spectrum = svgs
         .iter()
@@ -310,8 +338,186 @@ pub fn check_html(html: &str, with_rate_curve: bool) -> (Node, serde_json::Value
             assert!((d[0] - p["target_rate"].as_f64().unwrap()).abs() < 1e-3);
             assert!((d[1] - p["p99_us"].as_f64().unwrap()).abs() < 1e-3);
         }
+        // Each point's marker shape is its set's outcome.
+        let group = curve
+            .all("g")
+            .into_iter()
+            .find(|g| g.attr("data-series") == Some("p99"))
+            .unwrap();
+        for (m, p) in markers(group).iter().zip(&pts) {
+            let class = m.attr("class").unwrap();
+            let want = match p["outcome"].as_str().unwrap() {
+                "pass" => "dot",
+                "fail" => "cross",
+                _ => "square",
+            };
+            assert!(
+                class.contains(want) || class.contains("off-axis"),
+                "{class} for {}",
+                p["outcome"]
+            );
+        }
+        // The SLO is a line across the plot at its limit, on the same log scale as the points.
+        let limit = curve
+            .all("line")
+            .into_iter()
+            .find(|l| l.attr("class") == Some("limit"))
+            .expect("the SLO drawn as a line");
+        let limit_us = json["slo"]["slo"]["limit_us"].as_f64().unwrap();
+        assert_eq!(num(limit, "data-value"), limit_us);
+        let (lo, hi) = (num(curve, "data-y-lo"), num(curve, "data-y-hi"));
+        let frame = frame(curve);
+        assert!(
+            (num(limit, "y1") - log_y(limit_us, lo, hi, frame)).abs() < 0.11,
+            "the limit line sits at its value"
+        );
+        assert!(
+            num(limit, "x2") - num(limit, "x1") >= frame.2 - 0.1,
+            "across the plot"
+        );
     }
     (doc, json)
+}
+
+/// A numeric attribute.
+pub fn num(n: &Node, attr: &str) -> f64 {
+    n.attr(attr)
+        .unwrap_or_else(|| panic!("<{}> has no {attr}", n.name))
+        .parse()
+        .unwrap_or_else(|e| panic!("<{}> {attr}: {e}", n.name))
+}
+
+/// The plot area of an `<svg>`: `(x, y, width, height)`.
+pub fn frame(svg: &Node) -> (f64, f64, f64, f64) {
+    let f = svg
+        .all("rect")
+        .into_iter()
+        .find(|r| r.attr("class") == Some("frame"))
+        .expect("the plot frame");
+    (num(f, "x"), num(f, "y"), num(f, "width"), num(f, "height"))
+}
+
+/// The pixel y of `v` on a log axis `lo..hi` drawn in `frame`.
+pub fn log_y(v: f64, lo: f64, hi: f64, frame: (f64, f64, f64, f64)) -> f64 {
+    let f = (v.log10() - lo.log10()) / (hi.log10() - lo.log10());
+    frame.1 + frame.3 - f * frame.3
+}
+
+/// The markers of a series' `<g class="markers">`, in point order.
+pub fn markers(group: &Node) -> Vec<&Node> {
+    group
+        .children
+        .iter()
+        .filter(|c| c.attr("class").is_some_and(|k| k.starts_with("marker")))
+        .collect()
+}
+
+/// Every plot: a log latency axis over whole decades (labelled ticks at powers of ten, evenly spaced), one
+/// marker per point at the point's log position, values beyond the axis marked as such (never drawn as if
+/// inside), and the legend right of the plot area.
+pub fn check_log_axis_and_markers(svg: &Node) {
+    assert_eq!(svg.attr("data-y-scale"), Some("log"), "a log latency axis");
+    let (lo, hi) = (num(svg, "data-y-lo"), num(svg, "data-y-hi"));
+    let frame = frame(svg);
+    let decade = |v: f64| (v.log10() - v.log10().round()).abs() < 1e-9;
+    assert!(decade(lo) && decade(hi) && hi > lo, "{lo}..{hi}");
+    let ticks: Vec<(f64, f64)> = svg
+        .all("text")
+        .into_iter()
+        .filter(|t| t.attr("class") == Some("y-tick"))
+        .map(|t| (num(t, "data-value"), num(t, "y") - 4.0))
+        .collect();
+    let decades: Vec<&(f64, f64)> = ticks.iter().filter(|(v, _)| decade(*v)).collect();
+    assert_eq!(
+        decades.len() as f64,
+        (hi / lo).log10().round() + 1.0,
+        "a labelled tick per decade: {ticks:?}"
+    );
+    let step = decades[0].1 - decades[1].1;
+    assert!(step > 0.0);
+    for w in decades.windows(2) {
+        assert!((w[1].0 / w[0].0 - 10.0).abs() < 1e-6);
+        assert!(
+            ((w[0].1 - w[1].1) - step).abs() < 0.11,
+            "decades evenly spaced: {ticks:?}"
+        );
+    }
+    for (v, y) in &ticks {
+        assert!(
+            (y - log_y(*v, lo, hi, frame)).abs() < 0.11,
+            "tick {v} at {y}"
+        );
+    }
+    let lines = svg.all("polyline");
+    let groups: Vec<&Node> = svg
+        .all("g")
+        .into_iter()
+        .filter(|g| g.attr("class") == Some("markers"))
+        .collect();
+    assert_eq!(groups.len(), lines.len(), "markers for every line");
+    for (line, group) in lines.iter().zip(&groups) {
+        assert_eq!(line.attr("data-series"), group.attr("data-series"));
+        let data = points(line.attr("data-points").unwrap());
+        let ms = markers(group);
+        assert_eq!(ms.len(), data.len(), "one marker per point");
+        for (m, p) in ms.iter().zip(&data) {
+            assert_eq!([num(m, "data-x"), num(m, "data-y")], *p);
+            let class = m.attr("class").unwrap();
+            let inside = p[1] > 0.0 && p[1] >= lo * (1.0 - 1e-9) && p[1] <= hi * (1.0 + 1e-9);
+            if inside {
+                assert!(!class.contains("off-axis"), "{p:?} is inside {lo}..{hi}");
+                let cy = m
+                    .attr("cy")
+                    .or(m.attr("data-cy"))
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap();
+                assert!(
+                    (cy - log_y(p[1], lo, hi, frame)).abs() < 0.11,
+                    "{p:?} drawn at {cy}, log position {}",
+                    log_y(p[1], lo, hi, frame)
+                );
+            } else {
+                assert!(
+                    class.contains("off-axis"),
+                    "{p:?} beyond {lo}..{hi} must say so"
+                );
+                let side = if p[1] > hi { "above" } else { "below" };
+                assert_eq!(m.attr("data-side"), Some(side));
+            }
+        }
+        let written = group
+            .children
+            .iter()
+            .filter(|c| c.attr("class") == Some("off-axis-value"))
+            .count();
+        let off = ms
+            .iter()
+            .filter(|m| m.attr("class").unwrap().contains("off-axis"))
+            .count();
+        assert_eq!(written, off, "each value beyond the axis is written out");
+    }
+    let legend = svg
+        .all("g")
+        .into_iter()
+        .find(|g| g.attr("class") == Some("legend"))
+        .expect("a legend");
+    let right = frame.0 + frame.2;
+    let mut xs = Vec::new();
+    for n in ["text", "line", "circle", "rect", "path"] {
+        for e in legend.all(n) {
+            for a in ["x", "x1", "cx"] {
+                if let Some(v) = e.attr(a) {
+                    xs.push(v.parse::<f64>().unwrap());
+                }
+            }
+        }
+    }
+    assert!(!xs.is_empty());
+    assert!(
+        xs.iter().all(|x| *x > right),
+        "the legend is outside the data (right of {right}): {xs:?}"
+    );
 }
 
 /// Equal JSON up to float rounding in a parse round trip (relative 1e-12).

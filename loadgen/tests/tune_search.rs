@@ -1,0 +1,307 @@
+//! The SLO rate search a user can believe (fake runner): repeats per step, a failed step confirmed before the
+//! search turns, a step where the load generator fell behind reported as its own limit; and `--recommend`'s
+//! file, which the SDK reads back.
+
+mod tune_common;
+
+use std::cell::Cell;
+
+use sockpool::ClientConfig;
+use sockpool_loadgen::tune::slo::{Limit, Outcome};
+use sockpool_loadgen::tune::{
+    self, CellConfig, CellResult, CellRunner, Plan, SloSearch, TuneError,
+};
+use tune_common::{args, Fake};
+
+/// The fake server, with one open-loop run (the `slow_run`-th, 1-based) twenty times slower: a burst of slow
+/// service on the server during one step. `lag_above`: open-loop runs above this share of the capacity report
+/// that the load generator fell behind (`lag_us`).
+#[derive(Default)]
+struct Injected {
+    fake: Fake,
+    slow_run: Option<usize>,
+    lag_above: Option<f64>,
+    /// The lag (p99 and max), µs; 0 = p99 5 ms, max 8 ms.
+    lag_us: f64,
+    /// This open-loop run (1-based) gets no reply at all.
+    silent_run: Option<usize>,
+    open_runs: Cell<usize>,
+}
+
+impl CellRunner for Injected {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        let mut r = self.fake.run(cell)?;
+        let Some(rate) = cell.rate else {
+            return Ok(r);
+        };
+        self.open_runs.set(self.open_runs.get() + 1);
+        if Some(self.open_runs.get()) == self.silent_run {
+            return Ok(CellResult::empty(cell.duration));
+        }
+        if Some(self.open_runs.get()) == self.slow_run {
+            r.corrected = tune_common::slowed(&r.corrected, 20);
+        }
+        if self
+            .lag_above
+            .is_some_and(|share| rate > share * Fake::capacity(cell))
+        {
+            let lag = if self.lag_us > 0.0 {
+                self.lag_us
+            } else {
+                5_000.0
+            };
+            r.health.send_lag_p99_us = lag;
+            r.health.send_lag_max_us = lag.max(8_000.0 * f64::from(self.lag_us == 0.0));
+            r.health.bottleneck = true;
+        }
+        Ok(r)
+    }
+}
+
+fn report(runner: &Injected, repeat: usize) -> tune::TuneReport {
+    // Fake p99 ≈ 199µs / (1 − rate/capacity): under 700µs up to 71.6 % of the capacity.
+    let plan = Plan::from_args(&args(&["pipeline=1"], repeat, Some("p99<700us"))).unwrap();
+    tune::run(runner, &plan, &mut |_| {}).unwrap()
+}
+
+fn search(runner: &Injected, repeat: usize) -> SloSearch {
+    report(runner, repeat).slo.unwrap()
+}
+
+fn pct(s: &SloSearch, rate: f64) -> f64 {
+    (rate / s.closed_rate * 100.0).round()
+}
+
+#[test]
+fn one_slow_step_is_confirmed_away_and_the_search_finds_the_clean_rate() {
+    let clean = search(&Injected::default(), 1);
+    let clean_best = clean.best_rate.unwrap();
+    assert_eq!(pct(&clean, clean_best), 70.0);
+    assert_eq!(clean.overruled().count(), 0);
+
+    // The third open-loop run (the 60 % step) is slow. Without confirmation the search would turn there and
+    // bisect to 55 %, 21 % below the clean search.
+    let noisy = Injected {
+        slow_run: Some(3),
+        ..Injected::default()
+    };
+    let report = report(&noisy, 1);
+    let s = report.slo.clone().unwrap();
+    let best = s.best_rate.unwrap();
+    assert!(
+        (best - clean_best).abs() <= 0.2 * clean_best,
+        "with one slow step: {best:.0} req/s, clean: {clean_best:.0} req/s"
+    );
+    assert_eq!(best, clean_best);
+    let at60: Vec<_> = s
+        .points
+        .iter()
+        .filter(|p| pct(&s, p.target_rate) == 60.0)
+        .collect();
+    let outcomes: Vec<_> = at60.iter().map(|p| (p.attempt, p.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        vec![(1, Outcome::Fail), (2, Outcome::Pass), (3, Outcome::Pass)],
+        "failed, confirmation disagreed, a third set decided"
+    );
+    assert!(at60.iter().all(|p| p.verdict == Outcome::Pass));
+    assert!(at60[0].p99_us > 10.0 * at60[1].p99_us);
+    assert_eq!(s.overruled().count(), 1);
+    assert_eq!(s.limit, Limit::Server);
+    // The terminal text shows the overruled set for what it was.
+    let text = tune::recommend::render(&report.recommendation, Some(&s));
+    assert!(text.contains("overruled: step pass"), "{text}");
+    assert!(text.contains("(tie-breaker)"), "{text}");
+}
+
+#[test]
+fn every_set_of_a_step_runs_repeat_times() {
+    let runner = Injected::default();
+    let s = search(&runner, 3);
+    assert_eq!(s.repeat, 3);
+    assert!(s.points.iter().all(|p| p.runs == 3));
+    assert_eq!(runner.open_runs.get(), 3 * s.points.len());
+    // The fake's repeats jitter by 0, 1 and 2 %: the SLO quantile's spread over a set is measured.
+    assert!(s.points.iter().all(|p| p.slo_spread_us > 0.0), "{s:?}");
+    assert_eq!(pct(&s, s.best_rate.unwrap()), 70.0);
+}
+
+#[test]
+fn a_step_where_the_generator_fell_behind_is_its_limit_not_the_servers_failure() {
+    // Above 65 % of the capacity the load generator cannot keep its schedule.
+    let runner = Injected {
+        lag_above: Some(0.65),
+        ..Injected::default()
+    };
+    let s = search(&runner, 1);
+    assert_eq!(s.limit, Limit::Generator);
+    // The rise stopped at 80 % (p99 over the limit, by less than the generator's lag); the bisection passed
+    // 70 % (a pass with the generator behind still counts: its lag only made the latency look worse) and
+    // stopped at 75 %, again not the server's failure.
+    let verdicts: Vec<(f64, Outcome)> = s
+        .points
+        .iter()
+        .map(|p| (pct(&s, p.target_rate), p.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (20.0, Outcome::Pass),
+            (40.0, Outcome::Pass),
+            (60.0, Outcome::Pass),
+            (80.0, Outcome::GeneratorLimited),
+            (80.0, Outcome::GeneratorLimited),
+            (70.0, Outcome::Pass),
+            (75.0, Outcome::GeneratorLimited),
+            (75.0, Outcome::GeneratorLimited),
+        ]
+    );
+    assert_eq!(s.limit_rate.map(|r| pct(&s, r)), Some(75.0));
+    assert_eq!(pct(&s, s.best_rate.unwrap()), 70.0);
+    for p in s
+        .points
+        .iter()
+        .filter(|p| p.verdict == Outcome::GeneratorLimited)
+    {
+        assert_eq!(p.outcome, Outcome::GeneratorLimited, "{p:?}");
+        assert_eq!(p.generator_limited_runs, 1);
+        assert_eq!(p.send_lag_p99_us, 5_000.0);
+        assert!(!p.pass);
+    }
+    assert!(
+        s.points.iter().all(|p| p.verdict != Outcome::Fail),
+        "no step is blamed on the server"
+    );
+    // A failure far beyond what the lag explains is the server's, lag or not: the generator is behind by up to
+    // 600µs in every run, and the 60 % step is slow (p99 ≈ 10 ms).
+    let runner = Injected {
+        lag_above: Some(0.0),
+        lag_us: 600.0,
+        slow_run: Some(3),
+        ..Injected::default()
+    };
+    let s = search(&runner, 1);
+    let first60 = s
+        .points
+        .iter()
+        .find(|p| pct(&s, p.target_rate) == 60.0)
+        .unwrap();
+    assert_eq!(first60.outcome, Outcome::Fail, "{first60:?}");
+    assert_eq!(first60.verdict, Outcome::Pass, "confirmed away");
+    let first80 = s
+        .points
+        .iter()
+        .find(|p| pct(&s, p.target_rate) == 80.0)
+        .unwrap();
+    assert_eq!(first80.outcome, Outcome::GeneratorLimited, "{first80:?}");
+    let report = report(&runner, 1);
+    let text = tune::recommend::render(&report.recommendation, report.slo.as_ref());
+    assert!(
+        text.contains("limit: the load generator fell behind its schedule"),
+        "{text}"
+    );
+    assert!(
+        report.recommendation.reason.contains("unmeasured"),
+        "{}",
+        report.recommendation.reason
+    );
+    assert_eq!(report.to_json()["slo"]["limit"], "generator");
+}
+
+#[test]
+fn the_recommendation_file_is_the_sdks_config_with_the_evidence_beside_it() {
+    let plan = Plan::from_args(&args(
+        &["pipeline=1,4", "connections=2,8", "nodelay=on,off"],
+        2,
+        Some("p99<700us"),
+    ))
+    .unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    let rec = &report.recommendation;
+    let cell = &report.cells[rec.cell].cell.config;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["tuned.json", "tuned.toml"] {
+        let path = dir.path().join(name);
+        tune::recommend::write_file(&report, Some("127.0.0.1:7000"), &path).unwrap();
+        let c = ClientConfig::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.endpoints, vec!["127.0.0.1:7000".to_string()]);
+        assert_eq!(c.pipeline_depth, cell.pipeline, "{name}");
+        assert_eq!(c.pool.max_size, cell.connections);
+        assert_eq!(c.socket.nodelay, cell.nodelay);
+        assert_eq!(c.timeouts.request, cell.timeout);
+        let e = c.evidence.unwrap();
+        assert_eq!(e["schema"], tune::recommend::EVIDENCE_SCHEMA);
+        assert_eq!(e["cell"], rec.label.as_str());
+        assert_eq!(e["slo"], "p99<700µs");
+        assert_eq!(e["meets_slo"], true);
+        assert_eq!(e["rate"].as_f64(), Some(tune::round3(rec.rate)));
+        assert_eq!(e["at_rate"]["p99_us"].as_f64(), Some(rec.p99_us));
+        assert_eq!(e["at_rate"]["runs"], 2);
+        assert_eq!(e["baseline"]["cell"], report.baseline().cell.label.as_str());
+        assert_eq!(e["noise"]["repeat"], 2);
+        assert!(e["noise"]["rate_spread_pct"].as_f64().unwrap() > 0.0);
+        assert_eq!(e["search"]["limit"], "server");
+        assert!(e["date"].as_str().unwrap().starts_with("20"));
+    }
+}
+
+#[test]
+fn the_rate_plot_marks_each_outcome_and_shows_values_beyond_its_log_axis() {
+    // One set gets no reply (its latencies are 0: below any log axis), one is slow, and the generator falls
+    // behind above 65 %: every marker shape, and values the axis cannot hold.
+    let runner = Injected {
+        silent_run: Some(2),
+        slow_run: Some(5),
+        lag_above: Some(0.65),
+        ..Injected::default()
+    };
+    let report = report(&runner, 1);
+    let s = report.slo.as_ref().unwrap();
+    let outcomes: Vec<Outcome> = s.points.iter().map(|p| p.outcome).collect();
+    for o in [Outcome::Pass, Outcome::Fail, Outcome::GeneratorLimited] {
+        assert!(outcomes.contains(&o), "{outcomes:?}");
+    }
+    let html = tune::html::render(&report);
+    let (doc, _) = tune_common::check_html(&html, true);
+    let curve = doc
+        .all("svg")
+        .into_iter()
+        .find(|s| s.attr("id") == Some("rate-curve"))
+        .unwrap();
+    let below: Vec<_> = curve
+        .all("path")
+        .into_iter()
+        .filter(|p| p.attr("data-side") == Some("below"))
+        .collect();
+    assert_eq!(
+        below.len(),
+        2,
+        "the silent set's p50 and p99 (0 µs) are marked below the axis"
+    );
+    assert!(html.contains("↓0"), "and their value is written out");
+    for class in ["marker dot", "marker cross", "marker square"] {
+        assert!(html.contains(class), "{class}");
+    }
+}
+
+/// Answers nothing: every run ends with no reply and no error.
+struct Mute;
+
+impl CellRunner for Mute {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        Ok(CellResult::empty(cell.duration))
+    }
+}
+
+#[test]
+fn a_cell_without_a_single_reply_stops_the_tune_instead_of_a_table_of_zeros() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, Some("p99<700us"))).unwrap();
+    let err = tune::run(&Mute, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cell pipeline=1: no request finished in 1s")
+            && err.contains("does not answer the framed protocol"),
+        "{err}"
+    );
+}
