@@ -1,9 +1,13 @@
 //! Configuration structs. Each derives serde (durations are whole milliseconds in files, with a `_ms` suffix)
 //! and `Default`; each field says its default. The defaults live here and nowhere else.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Phase};
+use crate::transport::TlsConfig;
 
 /// Serde for a `Duration` as whole milliseconds.
 pub(crate) mod ms {
@@ -60,6 +64,10 @@ pub struct PoolConfig {
     /// Default: 1 s.
     #[serde(rename = "reap_interval_ms", with = "ms")]
     pub reap_interval: Duration,
+    /// A new connection for every call: connect, one request, its reply, close (oha's `disable_keepalive`,
+    /// `Connection: close` clients). At most `max_size` such connections are open at once; a call waits for one
+    /// within the pool wait timeout. What a pool saves, measured on the same engine. Default: false.
+    pub connection_per_request: bool,
 }
 
 impl Default for PoolConfig {
@@ -72,6 +80,7 @@ impl Default for PoolConfig {
             lifetime_jitter: 0.1,
             max_waiters: 1024,
             reap_interval: Duration::from_secs(1),
+            connection_per_request: false,
         }
     }
 }
@@ -258,6 +267,105 @@ impl Default for EjectionPolicy {
     }
 }
 
+/// Every setting of a [`Client`](crate::Client) in one serde struct: what a service keeps in a file and builds
+/// its client from in one call ([`Client::from_config_file`](crate::Client::from_config_file)).
+///
+/// Missing keys take their defaults; an unknown key is an error (a typo must not silently fall back to a
+/// default). The file is JSON, or TOML when its name ends in `.toml`. TOML has no `null`: a setting whose
+/// `None` is not its default (`idle_timeout_ms`, `max_lifetime_ms`, `keepalive_ms`) cannot be switched off
+/// there; use JSON for that.
+///
+/// ```
+/// let config: sockpool::ClientConfig = serde_json::from_str(
+///     r#"{"endpoints": ["127.0.0.1:7000"], "pipeline_depth": 16, "pool": {"max_size": 4}}"#,
+/// )?;
+/// assert_eq!(config.pool.max_size, 4);
+/// assert_eq!(config.timeouts, sockpool::Timeouts::default());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
+    /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
+    pub endpoints: Vec<String>,
+    /// Requests in flight per connection (1 = request/response). Default: 1.
+    pub pipeline_depth: usize,
+    /// The pool. Default: [`PoolConfig::default`].
+    pub pool: PoolConfig,
+    /// Timeouts. Default: [`Timeouts::default`].
+    pub timeouts: Timeouts,
+    /// Socket options. Default: [`SocketOptions::default`].
+    pub socket: SocketOptions,
+    /// Buffers. Default: [`BufferConfig::default`].
+    pub buffers: BufferConfig,
+    /// Retries. Default: [`RetryPolicy::default`].
+    pub retry: RetryPolicy,
+    /// Ejection of failing endpoints. Default: [`EjectionPolicy::default`].
+    pub ejection: EjectionPolicy,
+    /// TLS for `tls://` endpoints. Default: [`TlsConfig::default`].
+    pub tls: TlsConfig,
+    /// Free-form notes that travel with the settings and that the client ignores: `sockpool-loadgen tune
+    /// --recommend` records here what it measured (rate, percentiles, baseline, noise, objective, date).
+    /// Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<serde_json::Value>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            endpoints: Vec::new(),
+            pipeline_depth: 1,
+            pool: PoolConfig::default(),
+            timeouts: Timeouts::default(),
+            socket: SocketOptions::default(),
+            buffers: BufferConfig::default(),
+            retry: RetryPolicy::default(),
+            ejection: EjectionPolicy::default(),
+            tls: TlsConfig::default(),
+            evidence: None,
+        }
+    }
+}
+
+fn is_toml(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+}
+
+impl ClientConfig {
+    /// Reads a configuration file: TOML when the name ends in `.toml`, JSON otherwise. A file that cannot be
+    /// read or parsed (unknown key, wrong type) is an [`ErrorKind::Config`] error naming the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<ClientConfig, Error> {
+        let path = path.as_ref();
+        let err = |m: String| {
+            Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!("{}: {m}", path.display()),
+            )
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        if is_toml(path) {
+            toml::from_str(&text).map_err(|e| err(e.to_string()))
+        } else {
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+        }
+    }
+
+    /// The file text [`from_file`](Self::from_file) reads back: TOML when `path` ends in `.toml`, pretty JSON
+    /// otherwise.
+    pub fn to_file_text(&self, path: impl AsRef<Path>) -> Result<String, Error> {
+        let err = |m: String| Error::new(ErrorKind::Config, Phase::Connect, m);
+        if is_toml(path.as_ref()) {
+            toml::to_string_pretty(self).map_err(|e| err(e.to_string()))
+        } else {
+            serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +384,36 @@ mod tests {
         let partial: PoolConfig = serde_json::from_str(r#"{"max_size": 4}"#).unwrap();
         assert_eq!(partial.max_size, 4);
         assert_eq!(partial.min_idle, PoolConfig::default().min_idle);
+    }
+
+    #[test]
+    fn a_client_config_round_trips_through_json_and_toml_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClientConfig {
+            endpoints: vec!["127.0.0.1:7000".into()],
+            pipeline_depth: 16,
+            pool: PoolConfig {
+                max_size: 4,
+                ..PoolConfig::default()
+            },
+            socket: SocketOptions {
+                nodelay: false,
+                send_buffer: Some(65536),
+                ..SocketOptions::default()
+            },
+            evidence: Some(serde_json::json!({"rate": 1234.5, "note": "anything"})),
+            ..ClientConfig::default()
+        };
+        for name in ["c.json", "c.toml"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, config.to_file_text(&path).unwrap()).unwrap();
+            assert_eq!(ClientConfig::from_file(&path).unwrap(), config, "{name}");
+        }
+        let typo = dir.path().join("typo.json");
+        std::fs::write(&typo, r#"{"pipeline_dept": 4}"#).unwrap();
+        let e = ClientConfig::from_file(&typo).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("pipeline_dept"), "{e}");
     }
 
     #[test]

@@ -94,7 +94,9 @@ pub mod transport;
 pub mod udp;
 
 pub use client::{CallTimings, Client, ClientBuilder, PooledConnection};
-pub use config::{BufferConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+pub use config::{
+    BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
+};
 pub use connection::Connection;
 pub use error::{Error, ErrorKind, Phase};
 pub use pipelined::{Completion, Pipelined};
