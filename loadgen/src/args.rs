@@ -51,9 +51,9 @@ pub struct RunArgs {
     /// Without it, an embedded reference server is started on a free loopback port.
     #[arg(long, short = 't')]
     pub target: Option<String>,
-    /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
-    #[arg(long, short = 'p')]
-    pub protocol: Option<String>,
+    /// The protocol, TLS and what to send: shared with `tune`.
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Connections to open. Default: 16.
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
@@ -93,6 +93,38 @@ pub struct RunArgs {
     /// TCP keepalive idle time, e.g. `30s`. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
+    /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time).
+    #[arg(long, short = 'R')]
+    pub rate: Option<f64>,
+    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.
+    #[arg(long)]
+    pub ramp: Option<String>,
+    /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
+    /// `rate<50000` (repeatable). Metrics: errors (count or %), p50 p90 p99 p99.9 p99.99 max mean (corrected
+    /// latency), rate (replies/s). Default: `errors>0`, unless an errors threshold is given.
+    #[arg(long = "fail-on", value_name = "EXPR")]
+    pub fail_on: Vec<String>,
+    /// Write the JSON report to FILE, or to stdout with `-`.
+    #[arg(long)]
+    pub json: Option<String>,
+    /// Write the corrected-latency percentile distribution (as wrk2 -L prints) to FILE.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one interval a second, corrected latency) to FILE.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// No progress bar and no terminal table (files and `--json -` are still written).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// What a target speaks and what to send it: the protocol, TLS and request flags, shared by `run` and `tune`
+/// (a tune cell is a run with these). Validated by [`crate::config::Config::from_args`].
+#[derive(Debug, Default, Clone, PartialEq, Args)]
+pub struct ServiceArgs {
+    /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
+    #[arg(long, short = 'p')]
+    pub protocol: Option<String>,
     /// Speak TLS to the target (implied by `tls://`).
     #[arg(long)]
     pub tls: bool,
@@ -102,12 +134,6 @@ pub struct RunArgs {
     /// Accept any server certificate (testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time).
-    #[arg(long, short = 'R')]
-    pub rate: Option<f64>,
-    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.
-    #[arg(long)]
-    pub ramp: Option<String>,
     /// framed: the operation, echo, sink, source or sleep. Default: echo.
     #[arg(long)]
     pub op: Option<String>,
@@ -143,21 +169,4 @@ pub struct RunArgs {
     /// line: lines per reply (e.g. 3 for memcached's `get` of a stored key: VALUE, data, END). Default: 1.
     #[arg(long)]
     pub reply_lines: Option<usize>,
-    /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
-    /// `rate<50000` (repeatable). Metrics: errors (count or %), p50 p90 p99 p99.9 p99.99 max mean (corrected
-    /// latency), rate (replies/s). Default: `errors>0`, unless an errors threshold is given.
-    #[arg(long = "fail-on", value_name = "EXPR")]
-    pub fail_on: Vec<String>,
-    /// Write the JSON report to FILE, or to stdout with `-`.
-    #[arg(long)]
-    pub json: Option<String>,
-    /// Write the corrected-latency percentile distribution (as wrk2 -L prints) to FILE.
-    #[arg(long)]
-    pub hgrm: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (one interval a second, corrected latency) to FILE.
-    #[arg(long)]
-    pub hlog: Option<PathBuf>,
-    /// No progress bar and no terminal table (files and `--json -` are still written).
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
 }

@@ -29,7 +29,6 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 
 use crate::config::parse_size;
-use crate::tune::wire::{connect, SockOpts};
 
 /// Every default of `stream` in one place.
 pub mod defaults {
@@ -366,6 +365,43 @@ pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
             duration,
         })
         .collect()
+}
+
+/// Socket options applied to every connection.
+// Moved here unchanged from the deleted `tune/wire.rs` (issue 13): `stream` is the last user, until it runs on
+// the SDK's connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SockOpts {
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// SO_SNDBUF bytes (`None` = OS default).
+    pub send_buffer: Option<usize>,
+    /// SO_RCVBUF bytes (`None` = OS default).
+    pub recv_buffer: Option<usize>,
+}
+
+/// Connects to `addr` with `opts` within `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    opts: SockOpts,
+    timeout: Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(n) = opts.send_buffer {
+        sock.set_send_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
+    }
+    if let Some(n) = opts.recv_buffer {
+        sock.set_recv_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
+    }
+    let stream = tokio::time::timeout(timeout, sock.connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(opts.nodelay)?;
+    Ok(stream)
 }
 
 /// Measures one cell against `addr`.

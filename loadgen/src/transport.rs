@@ -383,40 +383,53 @@ impl<P: Speak> Transport for SdkTransport<P> {
     }
 }
 
-/// The SDK client one worker uses: `connections` connections, no retries (every request is counted once),
-/// the run's timeouts and socket options.
+/// The SDK client one worker uses, holding `connections` connections: the tune cell's configuration
+/// ([`Config::client`]), or `run`'s: no retries (every request is counted once), the run's timeouts and socket
+/// options.
 pub fn client<P: Speak>(
     protocol: P,
     config: &Config,
     target: &str,
     connections: usize,
 ) -> Result<Client<P>, String> {
-    let slots = connections * config.pipeline;
-    let pool = PoolConfig {
-        max_size: connections,
-        idle_timeout: None,
-        max_lifetime: None,
-        max_waiters: slots.max(1) * 4,
-        ..PoolConfig::default()
+    let mut sdk = match &config.client {
+        Some(cell) => cell.clone(),
+        None => {
+            let mut run = run_client(config);
+            run.pool.max_waiters = (connections * config.pipeline).max(1) * 4;
+            run
+        }
     };
-    let timeouts = Timeouts {
-        connect: config.connect_timeout,
-        tls_handshake: config.connect_timeout,
-        pool_wait: config.timeout,
-        request: config.timeout,
-        total: None,
-    };
-    let mut builder = Client::builder(protocol)
-        .endpoint(target)
-        .pool(pool)
-        .timeouts(timeouts)
-        .socket(socket_options(config))
-        .retry(RetryPolicy::none())
-        .pipeline_depth(config.pipeline);
+    sdk.pool.max_size = connections;
+    sdk.pool.min_idle = sdk.pool.min_idle.min(connections);
+    let mut builder = Client::builder(protocol).endpoint(target).config(sdk);
     if let Some(tls) = tls_config(config) {
         builder = builder.tls(tls);
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// `run`'s SDK client: a pool that keeps its connections (no idle timeout or lifetime), no retries, the run's
+/// timeouts, socket options and pipeline depth.
+fn run_client(config: &Config) -> sockpool::ClientConfig {
+    sockpool::ClientConfig {
+        pipeline_depth: config.pipeline,
+        pool: PoolConfig {
+            idle_timeout: None,
+            max_lifetime: None,
+            ..PoolConfig::default()
+        },
+        timeouts: Timeouts {
+            connect: config.connect_timeout,
+            tls_handshake: config.connect_timeout,
+            pool_wait: config.timeout,
+            request: config.timeout,
+            total: None,
+        },
+        socket: socket_options(config),
+        retry: RetryPolicy::none(),
+        ..sockpool::ClientConfig::default()
+    }
 }
 
 /// The run's socket options (`--nodelay`, buffers, keepalive) as the SDK takes them.
@@ -446,7 +459,8 @@ fn sdk<P: Speak + Clone>(
     embedded: bool,
     signals: Signals,
 ) -> Result<RunResult, RunError> {
-    let closed = matches!(config.load, Load::Closed);
+    // A tune cell's closed loop measures the client the cell configures, not the load generator's own loop.
+    let closed = matches!(config.load, Load::Closed) && config.client.is_none();
     runner::run(config, target, embedded, signals, |_, conns| {
         Ok(if closed {
             let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
