@@ -109,3 +109,23 @@ async fn at_most_max_size_connections_are_open_at_once() {
         open.most.load(Ordering::SeqCst)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_later_than_the_request_timeout_is_a_timeout() {
+    let (addr, _open) = counting_server(Duration::from_millis(30)).await;
+    let mut config = per_request(2);
+    config.timeouts.request = Duration::from_millis(5);
+    let client = Client::framed()
+        .endpoint(addr)
+        .config(config)
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        let e = client
+            .echo(Bytes::from(format!("late {i}")))
+            .await
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(e.was_sent(), "{e}");
+    }
+}
