@@ -184,3 +184,100 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
     let errors = pooled["errors"]["median"].as_f64().unwrap();
     assert!(row.contains(&format!(" {errors:.0} ")), "{row}");
 }
+
+/// A reference server with one listener (`proto=addr`), TLS with `cert` when given, and its `--target`.
+fn server(
+    listen: &str,
+    cert: Option<(&std::path::Path, &std::path::Path)>,
+) -> (sockpool_server::ServerHandle, String) {
+    use sockpool_server::{ListenAddr, Server, ServerConfig};
+    let c = ServerConfig {
+        listeners: vec![listen.parse().unwrap()],
+        workers: 1,
+        tls_cert: cert.map(|c| c.0.to_path_buf()),
+        tls_key: cert.map(|c| c.1.to_path_buf()),
+        ..ServerConfig::default()
+    };
+    let s = Server::bind(c).unwrap();
+    let target = match &s.local_addrs()[0].addr {
+        ListenAddr::Tcp(a) | ListenAddr::Udp(a) => a.to_string(),
+        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
+    };
+    (s.spawn(), target)
+}
+
+#[test]
+fn tune_drives_every_protocol_and_target_run_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&pem, key.key_pair.serialize_pem()).unwrap();
+    let sock = dir.path().join("line.sock");
+    let cases: Vec<(
+        String,
+        Option<(&std::path::Path, &std::path::Path)>,
+        Vec<String>,
+    )> = vec![
+        (
+            "framed+tls=127.0.0.1:0".into(),
+            Some((&cert, &pem)),
+            vec!["--cacert".into(), cert.display().to_string()],
+        ),
+        (
+            format!("line=unix:{}", sock.display()),
+            None,
+            vec!["--protocol".into(), "line".into()],
+        ),
+        (
+            "echo=127.0.0.1:0".into(),
+            None,
+            vec!["--protocol".into(), "echo".into()],
+        ),
+        (
+            "http=127.0.0.1:0".into(),
+            None,
+            vec!["--protocol".into(), "http".into()],
+        ),
+        (
+            "resp=127.0.0.1:0".into(),
+            None,
+            vec!["--protocol".into(), "resp".into()],
+        ),
+        (
+            "udp=127.0.0.1:0".into(),
+            None,
+            vec!["--protocol".into(), "udp".into()],
+        ),
+    ];
+    for (listen, tls, flags) in cases {
+        let (_server, mut target) = server(&listen, tls);
+        if tls.is_some() {
+            target = format!("tls://localhost:{}", target.rsplit_once(':').unwrap().1);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+            .args(["tune", "--target", &target])
+            .args(&flags)
+            .args([
+                "--vary",
+                "connections=1,2",
+                "--duration",
+                "200ms",
+                "--warmup",
+                "0s",
+            ])
+            .args(["--quiet", "--json", "-"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{listen}: {stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let cells = json["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), 2, "{listen}");
+        for c in cells {
+            let run = &c["repeats"][0];
+            assert!(run["requests"].as_u64().unwrap() > 0, "{listen}: {c}");
+            assert_eq!(run["errors"], 0, "{listen}: {}", c["errors_by_kind"]);
+        }
+    }
+}
