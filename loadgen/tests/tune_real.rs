@@ -3,6 +3,7 @@
 
 mod tune_common;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
@@ -188,7 +189,7 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
 /// A reference server with one listener (`proto=addr`), TLS with `cert` when given, and its `--target`.
 fn server(
     listen: &str,
-    cert: Option<(&std::path::Path, &std::path::Path)>,
+    cert: Option<(&PathBuf, &PathBuf)>,
 ) -> (sockpool_server::ServerHandle, String) {
     use sockpool_server::{ListenAddr, Server, ServerConfig};
     let c = ServerConfig {
@@ -214,50 +215,28 @@ fn tune_drives_every_protocol_and_target_run_takes() {
     std::fs::write(&cert, key.cert.pem()).unwrap();
     std::fs::write(&pem, key.key_pair.serialize_pem()).unwrap();
     let sock = dir.path().join("line.sock");
-    let cases: Vec<(
-        String,
-        Option<(&std::path::Path, &std::path::Path)>,
-        Vec<String>,
-    )> = vec![
-        (
-            "framed+tls=127.0.0.1:0".into(),
-            Some((&cert, &pem)),
-            vec!["--cacert".into(), cert.display().to_string()],
-        ),
+    let cacert = format!("--cacert {}", cert.display());
+    // (listener, TLS, tune flags)
+    let cases = [
+        ("framed+tls=127.0.0.1:0".to_string(), true, cacert.as_str()),
         (
             format!("line=unix:{}", sock.display()),
-            None,
-            vec!["--protocol".into(), "line".into()],
+            false,
+            "--protocol line",
         ),
-        (
-            "echo=127.0.0.1:0".into(),
-            None,
-            vec!["--protocol".into(), "echo".into()],
-        ),
-        (
-            "http=127.0.0.1:0".into(),
-            None,
-            vec!["--protocol".into(), "http".into()],
-        ),
-        (
-            "resp=127.0.0.1:0".into(),
-            None,
-            vec!["--protocol".into(), "resp".into()],
-        ),
-        (
-            "udp=127.0.0.1:0".into(),
-            None,
-            vec!["--protocol".into(), "udp".into()],
-        ),
+        ("echo=127.0.0.1:0".into(), false, "--protocol echo"),
+        ("http=127.0.0.1:0".into(), false, "--protocol http"),
+        ("resp=127.0.0.1:0".into(), false, "--protocol resp"),
+        ("udp=127.0.0.1:0".into(), false, "--protocol udp"),
     ];
     for (listen, tls, flags) in cases {
-        let (_server, mut target) = server(&listen, tls);
-        if tls.is_some() {
+        let (_server, mut target) = server(&listen, tls.then_some((&cert, &pem)));
+        if tls {
             target = format!("tls://localhost:{}", target.rsplit_once(':').unwrap().1);
         }
         let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
             .args(["tune", "--target", &target])
-            .args(&flags)
+            .args(flags.split(' '))
             .args([
                 "--vary",
                 "connections=1,2",

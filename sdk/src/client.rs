@@ -41,7 +41,7 @@ use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
-/// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`](crate::Connection)
+/// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
 pub type PooledConnection<P> = deadpool::managed::Object<Manager<P>>;
 

@@ -58,7 +58,7 @@ pub struct PoolConfig {
     /// together do not all close together. Default: 0.1.
     pub lifetime_jitter: f64,
     /// Callers allowed to wait for a connection or a pipelining slot; one more fails at once with
-    /// [`ErrorKind::PoolExhausted`](crate::ErrorKind::PoolExhausted). Default: 1024.
+    /// [`ErrorKind::PoolExhausted`]. Default: 1024.
     pub max_waiters: usize,
     /// How often the background reaper closes idle, expired and dead connections and tops up `min_idle`.
     /// Default: 1 s.
