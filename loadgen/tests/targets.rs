@@ -4,30 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{args, num, run_json, run_json_at, run_loadgen};
-use sockpool_server::{ListenAddr, Server, ServerConfig};
+use common::{args, num, run_json, run_json_at, run_loadgen, serve as start};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn start(
-    listen: &str,
-    cert: Option<(&std::path::Path, &std::path::Path)>,
-) -> (sockpool_server::ServerHandle, String) {
-    let c = ServerConfig {
-        listeners: vec![listen.parse().unwrap()],
-        workers: 1,
-        tls_cert: cert.map(|c| c.0.to_path_buf()),
-        tls_key: cert.map(|c| c.1.to_path_buf()),
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let addr = match &s.local_addrs()[0].addr {
-        ListenAddr::Tcp(a) => a.to_string(),
-        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
-        ListenAddr::Udp(a) => a.to_string(),
-    };
-    (s.spawn(), addr)
-}
 
 #[test]
 fn tls_with_a_ca_file_or_insecure() {

@@ -1,9 +1,10 @@
-//! A small real tune through the binary: 2×2 short cells against the embedded server, checking the table,
-//! the JSON and the HTML (the same checks as with the fake runner, on measured data).
+//! Real tunes through the binary: 2×2 short cells against the embedded server, checking the table, the JSON
+//! and the HTML (the same checks as with the fake runner, on measured data); timeouts as the SDK names them;
+//! every protocol and target form `run` takes.
 
+mod common;
 mod tune_common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
@@ -186,27 +187,6 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
     assert!(row.contains(&format!(" {errors:.0} ")), "{row}");
 }
 
-/// A reference server with one listener (`proto=addr`), TLS with `cert` when given, and its `--target`.
-fn server(
-    listen: &str,
-    cert: Option<(&PathBuf, &PathBuf)>,
-) -> (sockpool_server::ServerHandle, String) {
-    use sockpool_server::{ListenAddr, Server, ServerConfig};
-    let c = ServerConfig {
-        listeners: vec![listen.parse().unwrap()],
-        workers: 1,
-        tls_cert: cert.map(|c| c.0.to_path_buf()),
-        tls_key: cert.map(|c| c.1.to_path_buf()),
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let target = match &s.local_addrs()[0].addr {
-        ListenAddr::Tcp(a) | ListenAddr::Udp(a) => a.to_string(),
-        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
-    };
-    (s.spawn(), target)
-}
-
 #[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +210,8 @@ fn tune_drives_every_protocol_and_target_run_takes() {
         ("udp=127.0.0.1:0".into(), false, "--protocol udp"),
     ];
     for (listen, tls, flags) in cases {
-        let (_server, mut target) = server(&listen, tls.then_some((&cert, &pem)));
+        let (_server, mut target) =
+            common::serve(&listen, tls.then_some((cert.as_path(), pem.as_path())));
         if tls {
             target = format!("tls://localhost:{}", target.rsplit_once(':').unwrap().1);
         }
