@@ -11,10 +11,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn tls_with_a_ca_file_or_insecure() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, key.cert.pem()).unwrap();
-    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    let (cert_path, key_path) = common::localhost_cert(dir.path());
     let (_server, addr) = start("framed+tls=127.0.0.1:0", Some((&cert_path, &key_path)));
     let port = addr.rsplit_once(':').unwrap().1;
     let target = format!("tls://localhost:{port}");

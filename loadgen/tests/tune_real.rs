@@ -190,10 +190,7 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
 #[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, key.cert.pem()).unwrap();
-    std::fs::write(&pem, key.key_pair.serialize_pem()).unwrap();
+    let (cert, pem) = common::localhost_cert(dir.path());
     let sock = dir.path().join("line.sock");
     let cacert = format!("--cacert {}", cert.display());
     // (listener, TLS, tune flags)

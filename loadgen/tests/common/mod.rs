@@ -127,3 +127,12 @@ pub fn serve(
     };
     (s.spawn(), target)
 }
+
+/// A self-signed certificate for `localhost` and its key, written as PEM files into `dir`: (cert, key).
+pub fn localhost_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
