@@ -557,7 +557,8 @@ pub struct Config {
     /// The SDK client configuration a `tune` cell is ([`crate::tune::CellConfig::sdk_config`]). When set, every
     /// request, the closed loop's included, goes through a pooled `sockpool::Client` built from it (each worker's
     /// pool holding its share of the connections), so that its pool, buffers, retry policy and connection per
-    /// request are what is measured; `run` leaves it unset. Default: none.
+    /// request are what is measured; `run` leaves it unset (and the report leaves it out). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<sockpool::ClientConfig>,
 }
 
