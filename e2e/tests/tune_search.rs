@@ -72,7 +72,7 @@ fn a_stalled_step_is_confirmed_before_the_search_turns_on_it() {
         ..TuneArgs::default()
     };
     let runner = |stall_run| Stalling {
-        real: LoadRunner::new(Some(target.clone())).unwrap(),
+        real: LoadRunner::new(Some(target.clone()), args.service.clone()).unwrap(),
         server: server.pid(),
         stall_run,
         open_runs: Cell::new(0),

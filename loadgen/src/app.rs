@@ -171,7 +171,8 @@ fn run_embedded(config: &Config) -> Result<RunResult, AppError> {
     Ok(result?)
 }
 
-fn proto(p: Protocol) -> sockpool_server::Proto {
+/// The reference server's name for `p`.
+pub fn proto(p: Protocol) -> sockpool_server::Proto {
     use sockpool_server::Proto as P;
     match p {
         Protocol::Framed => P::Framed,

@@ -58,9 +58,10 @@ pub struct RunArgs {
     /// Without it, an embedded reference server is started on a free loopback port.
     #[arg(long, short = 't')]
     pub target: Option<String>,
-    /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
-    #[arg(long, short = 'p')]
-    pub protocol: Option<String>,
+    /// The protocol, TLS and what to send: shared with `tune`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub service: ServiceArgs,
     /// Connections to open. Default: 16.
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
@@ -100,56 +101,12 @@ pub struct RunArgs {
     /// TCP keepalive idle time, e.g. `30s`. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
-    /// Speak TLS to the target (implied by `tls://`).
-    #[arg(long)]
-    pub tls: bool,
-    /// PEM file with the CA certificate(s) that sign the server's certificate.
-    #[arg(long)]
-    pub cacert: Option<PathBuf>,
-    /// Accept any server certificate (testing only).
-    #[arg(long)]
-    pub insecure: bool,
     /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time).
     #[arg(long, short = 'R')]
     pub rate: Option<f64>,
     /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.
     #[arg(long)]
     pub ramp: Option<String>,
-    /// framed: the operation, echo, sink, source or sleep. Default: echo.
-    #[arg(long)]
-    pub op: Option<String>,
-    /// framed `--op sleep`: the service time the server simulates per request. Default: 1ms.
-    #[arg(long)]
-    pub sleep: Option<String>,
-    /// http: the request method. Default: GET.
-    #[arg(long)]
-    pub method: Option<String>,
-    /// http: the request path. Default: /.
-    #[arg(long)]
-    pub path: Option<String>,
-    /// http: an extra header `Name: value` (repeatable).
-    #[arg(long = "header", short = 'H')]
-    pub headers: Vec<String>,
-    /// http: the request body, a template (`{payload}`, `{payload_len}`, `{rand:N}`, `{seq}`; `{{` is a
-    /// literal brace). Default: empty.
-    #[arg(long)]
-    pub body: Option<String>,
-    /// resp: the command, quoted as redis-cli quotes (`SET "a b" {payload}` is 3 arguments), each argument a
-    /// template, e.g. `SET key:{rand:100000} {payload}`. Default: PING.
-    /// line: the line to send, a template with `\r`, `\n`, `\t`, `\\`, `\xHH` escapes. Default: the payload.
-    #[arg(long)]
-    pub command: Option<String>,
-    /// line, resp, http: what every reply (resp: its value as redis-cli prints it; http: the body) must be:
-    /// exact text, or `re:REGEX` to match a regular expression. Default: line replies equal the request line;
-    /// resp and http replies are not checked beyond their status.
-    #[arg(long)]
-    pub expect: Option<String>,
-    /// http: the statuses that count as success, e.g. `2xx`, `200,204`, `2xx,304`. Default: 2xx.
-    #[arg(long)]
-    pub expect_status: Option<String>,
-    /// line: lines per reply (e.g. 3 for memcached's `get` of a stored key: VALUE, data, END). Default: 1.
-    #[arg(long)]
-    pub reply_lines: Option<usize>,
     /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
     /// `rate<50000` (repeatable). Metrics: errors (count or %), p50 p90 p99 p99.9 p99.99 max mean (corrected
     /// latency), rate (replies/s). Default: `errors>0`, unless an errors threshold is given.
@@ -186,4 +143,57 @@ pub struct RunArgs {
     /// apart by the server.
     #[arg(long, value_name = "IP")]
     pub bind: Option<String>,
+}
+
+/// What a target speaks and what to send it: the protocol, TLS and request flags, shared by `run` and `tune`
+/// (a tune cell is a run with these). Validated by [`crate::config::Config::from_args`].
+#[derive(Debug, Default, Clone, PartialEq, Args, Serialize, Deserialize)]
+pub struct ServiceArgs {
+    /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
+    #[arg(long, short = 'p')]
+    pub protocol: Option<String>,
+    /// Speak TLS to the target (implied by `tls://`).
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) that sign the server's certificate.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Accept any server certificate (testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// framed: the operation, echo, sink, source or sleep. Default: echo.
+    #[arg(long)]
+    pub op: Option<String>,
+    /// framed `--op sleep`: the service time the server simulates per request. Default: 1ms.
+    #[arg(long)]
+    pub sleep: Option<String>,
+    /// http: the request method. Default: GET.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// http: the request path. Default: /.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// http: an extra header `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// http: the request body, a template (`{payload}`, `{payload_len}`, `{rand:N}`, `{seq}`; `{{` is a
+    /// literal brace). Default: empty.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// resp: the command, quoted as redis-cli quotes (`SET "a b" {payload}` is 3 arguments), each argument a
+    /// template, e.g. `SET key:{rand:100000} {payload}`. Default: PING.
+    /// line: the line to send, a template with `\r`, `\n`, `\t`, `\\`, `\xHH` escapes. Default: the payload.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// line, resp, http: what every reply (resp: its value as redis-cli prints it; http: the body) must be:
+    /// exact text, or `re:REGEX` to match a regular expression. Default: line replies equal the request line;
+    /// resp and http replies are not checked beyond their status.
+    #[arg(long)]
+    pub expect: Option<String>,
+    /// http: the statuses that count as success, e.g. `2xx`, `200,204`, `2xx,304`. Default: 2xx.
+    #[arg(long)]
+    pub expect_status: Option<String>,
+    /// line: lines per reply (e.g. 3 for memcached's `get` of a stored key: VALUE, data, END). Default: 1.
+    #[arg(long)]
+    pub reply_lines: Option<usize>,
 }

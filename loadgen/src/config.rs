@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::args::RunArgs;
+use crate::args::{RunArgs, ServiceArgs};
 use crate::check::{Check, Pattern, StatusSet};
 use crate::scenario::{Escapes, Template};
 use crate::verdict::Threshold;
@@ -564,6 +564,12 @@ pub struct Config {
     /// The flags this configuration was built from (an agent's report carries them for `merge`).
     #[serde(skip)]
     pub args: RunArgs,
+    /// The SDK client configuration a `tune` cell is ([`crate::tune::CellConfig::sdk_config`]). When set, every
+    /// request, the closed loop's included, goes through a pooled `sockpool::Client` built from it (each worker's
+    /// pool holding its share of the connections), so that its pool, buffers, retry policy and connection per
+    /// request are what is measured; `run` leaves it unset (and the report leaves it out). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<sockpool::ClientConfig>,
 }
 
 fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
@@ -587,12 +593,12 @@ impl Config {
     pub fn from_args(a: &RunArgs) -> Result<Config, ConfigError> {
         let (target, hints) = match a.target.as_deref() {
             Some(t) => {
-                let (t, h) = Target::parse_url(t, a.tls)?;
+                let (t, h) = Target::parse_url(t, a.service.tls)?;
                 (Some(t), h)
             }
             None => (None, TargetHints::default()),
         };
-        let protocol: Protocol = match (&a.protocol, hints.protocol) {
+        let protocol: Protocol = match (&a.service.protocol, hints.protocol) {
             (Some(p), None) => p.parse()?,
             (Some(p), Some(implied)) => {
                 let p: Protocol = p.parse()?;
@@ -608,33 +614,33 @@ impl Config {
             (None, Some(implied)) => implied,
             (None, None) => Protocol::Framed,
         };
-        if let (Some(_), Some(_)) = (&hints.path, &a.path) {
+        if let (Some(_), Some(_)) = (&hints.path, &a.service.path) {
             return Err(bad("--path conflicts with the path in the --target URL"));
         }
-        if target.is_none() && (a.tls || a.cacert.is_some() || a.insecure) {
+        if target.is_none() && (a.service.tls || a.service.cacert.is_some() || a.service.insecure) {
             return Err(bad(
                 "--tls/--cacert/--insecure need a --target (the embedded server speaks plain TCP)",
             ));
         }
         let tls = match &target {
             Some(t) if t.tls => {
-                if a.cacert.is_some() && a.insecure {
+                if a.service.cacert.is_some() && a.service.insecure {
                     return Err(bad(
                         "--cacert and --insecure conflict: trust a CA, or trust anything",
                     ));
                 }
-                if a.cacert.is_none() && !a.insecure {
+                if a.service.cacert.is_none() && !a.service.insecure {
                     return Err(bad(
                         "TLS needs --cacert FILE (the CA that signed the server) or --insecure",
                     ));
                 }
                 Some(Tls {
-                    cacert: a.cacert.clone(),
-                    insecure: a.insecure,
+                    cacert: a.service.cacert.clone(),
+                    insecure: a.service.insecure,
                 })
             }
             _ => {
-                if a.cacert.is_some() || a.insecure {
+                if a.service.cacert.is_some() || a.service.insecure {
                     return Err(bad(
                         "--cacert/--insecure only apply with --tls or a tls:// target",
                     ));
@@ -761,8 +767,8 @@ impl Config {
                 .transpose()?,
         };
 
-        let request = Self::request(a, protocol, hints.path)?;
-        let check = Self::check(a, protocol)?;
+        let request = Self::request(&a.service, protocol, hints.path)?;
+        let check = Self::check(&a.service, protocol)?;
         let fail_on = Threshold::with_default(
             a.fail_on
                 .iter()
@@ -801,6 +807,7 @@ impl Config {
             start_at: None,
             bind: None,
             args: a.clone(),
+            client: None,
         }
         .split_for_agents(a)
     }
@@ -810,7 +817,7 @@ impl Config {
         Ok(self)
     }
 
-    fn check(a: &RunArgs, protocol: Protocol) -> Result<Check, ConfigError> {
+    fn check(a: &ServiceArgs, protocol: Protocol) -> Result<Check, ConfigError> {
         if a.expect.is_some()
             && !matches!(protocol, Protocol::Line | Protocol::Resp | Protocol::Http)
         {
@@ -839,7 +846,7 @@ impl Config {
     }
 
     fn request(
-        a: &RunArgs,
+        a: &ServiceArgs,
         protocol: Protocol,
         url_path: Option<String>,
     ) -> Result<RequestSpec, ConfigError> {
@@ -1070,7 +1077,7 @@ mod tests {
         assert!(matches!(c.request, RequestSpec::Http { ref path, .. } if path == "/a/b?c"));
         let c = Config::from_args(&args(|a| {
             a.target = Some("https://localhost".into());
-            a.insecure = true;
+            a.service.insecure = true;
         }))
         .unwrap();
         assert_eq!(c.target.unwrap().endpoint, "tls://localhost:443");
@@ -1086,12 +1093,12 @@ mod tests {
         }
         assert!(err(args(|a| {
             a.target = Some("redis://h:1".into());
-            a.protocol = Some("http".into());
+            a.service.protocol = Some("http".into());
         }))
         .contains("conflicts"));
         assert!(err(args(|a| {
             a.target = Some("http://h:1/x".into());
-            a.path = Some("/y".into());
+            a.service.path = Some("/y".into());
         }))
         .contains("--path"));
     }
@@ -1132,19 +1139,19 @@ mod tests {
             a.requests = Some(5)
         }))
         .contains("--duration and --requests"));
-        assert!(err(args(|a| a.command = Some("PING".into())))
+        assert!(err(args(|a| a.service.command = Some("PING".into())))
             .contains("--command only applies to --protocol resp"));
-        assert!(err(args(|a| a.tls = true)).contains("--cacert"));
+        assert!(err(args(|a| a.service.tls = true)).contains("--cacert"));
         assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
         assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
         assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
         assert!(err(args(|a| a.duration = Some("ten".into()))).contains("--duration"));
         assert!(err(args(|a| {
-            a.protocol = Some("udp".into());
+            a.service.protocol = Some("udp".into());
             a.pipeline = Some(4)
         }))
         .contains("--pipeline"));
-        assert!(err(args(|a| a.protocol = Some("smtp".into()))).contains("--protocol"));
+        assert!(err(args(|a| a.service.protocol = Some("smtp".into()))).contains("--protocol"));
     }
 
     #[test]
@@ -1162,9 +1169,9 @@ mod tests {
     #[test]
     fn http_flags_are_checked() {
         let c = Config::from_args(&args(|a| {
-            a.protocol = Some("http".into());
-            a.method = Some("post".into());
-            a.headers = vec!["X-Test: 1".into()];
+            a.service.protocol = Some("http".into());
+            a.service.method = Some("post".into());
+            a.service.headers = vec!["X-Test: 1".into()];
         }))
         .unwrap();
         match c.request {
@@ -1177,8 +1184,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(err(args(|a| {
-            a.protocol = Some("http".into());
-            a.headers = vec!["nocolon".into()]
+            a.service.protocol = Some("http".into());
+            a.service.headers = vec!["nocolon".into()]
         }))
         .contains("--header"));
     }

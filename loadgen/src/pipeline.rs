@@ -333,7 +333,7 @@ mod tests {
         let target = server.addr.to_string();
         let c = config(|a| {
             a.target = Some(target.clone());
-            a.protocol = Some("line".into());
+            a.service.protocol = Some("line".into());
             a.rate = Some(40_000.0);
             a.duration = Some("2s".into());
             a.connections = Some(4);

@@ -532,8 +532,8 @@ mod tests {
     #[test]
     fn resp_template_randomises_keys_within_range_and_inserts_payload() {
         let c = config(|a| {
-            a.protocol = Some("resp".into());
-            a.command = Some("SET key:{rand:10} {payload}".into());
+            a.service.protocol = Some("resp".into());
+            a.service.command = Some("SET key:{rand:10} {payload}".into());
             a.payload = Some("8".into());
         });
         let mut g = Generator::new(&c, 1);
@@ -627,8 +627,8 @@ mod tests {
     #[test]
     fn seq_is_unique_across_workers() {
         let c = config(|a| {
-            a.protocol = Some("line".into());
-            a.command = Some("k{seq}".into());
+            a.service.protocol = Some("line".into());
+            a.service.command = Some("k{seq}".into());
         });
         let mut seen = std::collections::HashSet::new();
         for w in 0..3 {
@@ -648,9 +648,12 @@ mod tests {
         let run = |proto: &str, body: bool, t: &str| {
             let a = RunArgs {
                 target: Some("127.0.0.1:1".into()),
-                protocol: Some(proto.into()),
-                body: body.then(|| t.to_string()),
-                command: (!body).then(|| t.to_string()),
+                service: crate::args::ServiceArgs {
+                    protocol: Some(proto.into()),
+                    body: body.then(|| t.to_string()),
+                    command: (!body).then(|| t.to_string()),
+                    ..Default::default()
+                },
                 ..RunArgs::default()
             };
             Config::from_args(&a).map(|_| ()).map_err(|e| e.0)
@@ -671,7 +674,7 @@ mod tests {
     #[test]
     fn payload_ranges_are_uniform_and_bounded() {
         let c = config(|a| {
-            a.protocol = Some("line".into());
+            a.service.protocol = Some("line".into());
             a.payload = Some("10..20".into());
         });
         let mut g = Generator::new(&c, 7);
@@ -690,7 +693,7 @@ mod tests {
     #[test]
     fn framed_ops_put_size_and_sleep_in_arg() {
         let c = config(|a| {
-            a.op = Some("source".into());
+            a.service.op = Some("source".into());
             a.payload = Some("4KiB".into());
         });
         assert_eq!(
@@ -702,8 +705,8 @@ mod tests {
             }
         );
         let c = config(|a| {
-            a.op = Some("sleep".into());
-            a.sleep = Some("250us".into());
+            a.service.op = Some("sleep".into());
+            a.service.sleep = Some("250us".into());
             a.payload = Some("3".into());
         });
         let Req::Framed { arg, payload, .. } = Generator::new(&c, 0).next_request() else {
@@ -715,9 +718,9 @@ mod tests {
     #[test]
     fn http_body_template() {
         let c = config(|a| {
-            a.protocol = Some("http".into());
-            a.method = Some("POST".into());
-            a.body = Some("v={payload}".into());
+            a.service.protocol = Some("http".into());
+            a.service.method = Some("POST".into());
+            a.service.body = Some("v={payload}".into());
             a.payload = Some("4".into());
         });
         let Req::Http(r) = Generator::new(&c, 0).next_request() else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sockpool::protocol::Protocol;
-use sockpool::SocketOptions;
+use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 use tokio_util::codec::{Decoder, Encoder};
 
 use futures::future::LocalBoxFuture;
@@ -334,25 +334,111 @@ fn bytes_of(req: Req) -> Bytes {
     }
 }
 
-/// How one worker sends over an SDK protocol: every request, closed or open loop, goes through its
-/// [`Pipeline`] ([`Transport::connections`]).
-pub struct SdkTransport<P: Speak>(Rc<Pipeline<P>>);
+/// How one worker sends over an SDK protocol.
+pub enum SdkTransport<P: Speak> {
+    /// Every request, closed or open loop, goes through the worker's [`Pipeline`]
+    /// ([`Transport::connections`]): `run`.
+    Pipelined(Rc<Pipeline<P>>),
+    /// Every request goes through a pooled `sockpool::Client` built from a tune cell's configuration
+    /// ([`Config::client`]), so that its pool, buffers, retry policy and connection per request are what is
+    /// measured; the driver's slots each await [`Transport::call`].
+    Pooled {
+        /// The worker's client.
+        client: Client<P>,
+        /// How replies are judged.
+        check: Check,
+        /// Whether the check compares a reply with its request's bytes.
+        compare: bool,
+    },
+}
 
 impl<P: Speak> SdkTransport<P> {
     /// Sends through `pipeline`.
     pub fn new(pipeline: Pipeline<P>) -> SdkTransport<P> {
-        SdkTransport(Rc::new(pipeline))
+        SdkTransport::Pipelined(Rc::new(pipeline))
     }
 }
 
 impl<P: Speak> Transport for SdkTransport<P> {
     fn connections(&self, feed: Rc<Feed>) -> Option<LocalBoxFuture<'static, ()>> {
-        Some(self.0.run(feed))
+        match self {
+            SdkTransport::Pipelined(p) => Some(p.run(feed)),
+            SdkTransport::Pooled { .. } => None,
+        }
     }
 
-    async fn call(&self, _req: Req, _deadline: tokio::time::Instant) -> Outcome {
-        // The driver runs a transport with connections of its own only through `connections`.
-        unreachable!("a pipelined transport is driven through connections, not call");
+    async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
+        let SdkTransport::Pooled {
+            client,
+            check,
+            compare,
+        } = self
+        else {
+            // The driver runs a transport with connections of its own only through `connections`.
+            unreachable!("a pipelined transport is driven through connections, not call");
+        };
+        let sent = if *compare { req.bytes() } else { Bytes::new() };
+        let request = client.protocol().request(req, client.next_id());
+        let (result, t) = client.call_timed_until(request, deadline).await;
+        let (result, written) = match result {
+            Ok(resp) => (client.protocol().reply(check, &sent, &resp), true),
+            Err(e) => (Err(classify(&e).into()), e.was_sent()),
+        };
+        Outcome {
+            result,
+            connect: t.connect,
+            pool_wait: Some(t.pool_wait),
+            written,
+        }
+    }
+}
+
+/// The SDK client one worker uses, holding `connections` connections: the tune cell's configuration
+/// ([`Config::client`]), or `run`'s: no retries (every request is counted once), the run's timeouts and socket
+/// options.
+pub fn client<P: Speak>(
+    protocol: P,
+    config: &Config,
+    target: &str,
+    connections: usize,
+) -> Result<Client<P>, String> {
+    let mut sdk = match &config.client {
+        Some(cell) => cell.clone(),
+        None => {
+            let mut run = run_client(config);
+            run.pool.max_waiters = (connections * config.pipeline).max(1) * 4;
+            run
+        }
+    };
+    sdk.pool.max_size = connections;
+    sdk.pool.min_idle = sdk.pool.min_idle.min(connections);
+    let mut builder = Client::builder(protocol).endpoint(target).config(sdk);
+    if let Some(tls) = tls_config(config) {
+        builder = builder.tls(tls);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// `run`'s SDK client: a pool that keeps its connections (no idle timeout or lifetime), no retries, the run's
+/// timeouts, socket options and pipeline depth.
+fn run_client(config: &Config) -> sockpool::ClientConfig {
+    sockpool::ClientConfig {
+        pipeline_depth: config.pipeline,
+        pool: PoolConfig {
+            idle_timeout: None,
+            max_lifetime: None,
+            ..PoolConfig::default()
+        },
+        timeouts: Timeouts {
+            connect: config.connect_timeout,
+            tls_handshake: config.connect_timeout,
+            pool_wait: config.timeout,
+            request: config.timeout,
+            total: None,
+        },
+        socket: socket_options(config),
+        retry: RetryPolicy::none(),
+        ..sockpool::ClientConfig::default()
     }
 }
 
@@ -385,8 +471,15 @@ fn sdk<P: Speak + Clone>(
     signals: Signals,
 ) -> Result<RunResult, RunError> {
     runner::run(config, target, embedded, signals, |_, conns| {
-        let pipeline = Pipeline::new(p.clone(), config, target, conns)?;
-        Ok(SdkTransport::new(pipeline))
+        // A tune cell measures the client the cell configures, not the load generator's own connections.
+        Ok(match &config.client {
+            Some(_) => SdkTransport::Pooled {
+                client: client(p.clone(), config, target, conns)?,
+                check: config.check.clone(),
+                compare: config.check.compares_request(config.protocol),
+            },
+            None => SdkTransport::new(Pipeline::new(p.clone(), config, target, conns)?),
+        })
     })
 }
 

@@ -120,7 +120,7 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
     let json = dir.path().join("t.json");
     let html = dir.path().join("t.html");
     let (json_s, html_s) = (json.to_str().unwrap(), html.to_str().unwrap());
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["tune", "--json", json_s, "--html", html_s, "-d", "300ms"],
             "--json: no report file",
@@ -136,6 +136,10 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
             "--connections: each stop sets its own baseline",
         ),
         (&["tune", "--one-at-a-time"], "--one-at-a-time"),
+        (
+            &["tune", "--protocol", "resp"],
+            "--protocol, TLS and the request flags",
+        ),
     ];
     for (args, needle) in cases {
         let out = refused_in_one_line(args, needle);

@@ -4,38 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{args, num, run_json, run_json_at, run_loadgen};
-use sockpool_server::{ListenAddr, Server, ServerConfig};
+use common::{args, num, run_json, run_json_at, run_loadgen, serve as start};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn start(
-    listen: &str,
-    cert: Option<(&std::path::Path, &std::path::Path)>,
-) -> (sockpool_server::ServerHandle, String) {
-    let c = ServerConfig {
-        listeners: vec![listen.parse().unwrap()],
-        workers: 1,
-        tls_cert: cert.map(|c| c.0.to_path_buf()),
-        tls_key: cert.map(|c| c.1.to_path_buf()),
-        ..ServerConfig::default()
-    };
-    let s = Server::bind(c).unwrap();
-    let addr = match &s.local_addrs()[0].addr {
-        ListenAddr::Tcp(a) => a.to_string(),
-        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
-        ListenAddr::Udp(a) => a.to_string(),
-    };
-    (s.spawn(), addr)
-}
 
 #[test]
 fn tls_with_a_ca_file_or_insecure() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, key.cert.pem()).unwrap();
-    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    let (cert_path, key_path) = common::localhost_cert(dir.path());
     let (_server, addr) = start("framed+tls=127.0.0.1:0", Some((&cert_path, &key_path)));
     let port = addr.rsplit_once(':').unwrap().1;
     let target = format!("tls://localhost:{port}");

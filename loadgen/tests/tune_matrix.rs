@@ -26,9 +26,16 @@ fn every_key_parses_and_applies() {
         v("server-model=async,threads"),
         v("server-workers=1,2"),
         v("server-busy-poll=0,50us"),
+        v("min-idle=0,4"),
+        v("read-buffer=16K,2K"),
+        v("write-buffer=16K,1K"),
+        v("write-batch=64K,4K"),
+        v("connect-timeout=2s,100ms"),
+        v("retries=0,2"),
+        v("rate=closed,5000"),
     ];
     let c = cells(&base, &all, true).unwrap();
-    assert_eq!(c.len(), 12);
+    assert_eq!(c.len(), 19);
     let last = |k: Key| {
         c.iter()
             .find(|c| {
@@ -57,6 +64,17 @@ fn every_key_parses_and_applies() {
         last(Key::ServerBusyPoll).server_busy_poll,
         Some(Duration::from_micros(50))
     );
+    assert_eq!(last(Key::MinIdle).min_idle, 4);
+    assert_eq!(last(Key::ReadBuffer).read_buffer, 2048);
+    assert_eq!(last(Key::WriteBuffer).write_buffer, 1024);
+    assert_eq!(last(Key::WriteBatch).write_batch, 4096);
+    assert_eq!(
+        last(Key::ConnectTimeout).connect_timeout,
+        Duration::from_millis(100)
+    );
+    assert_eq!(last(Key::Retries).retries, 2);
+    assert_eq!(last(Key::Rate).rate, Some(5000.0));
+    assert_eq!(c[0].config.rate, None);
     // The baseline cell holds every first value.
     assert_eq!(c[0].config.connections, 1);
     assert_eq!(c[0].config.send_buffer, Some(4096));
@@ -255,4 +273,75 @@ fn a_bad_slo_says_what_a_valid_one_looks_like() {
     assert!(e.contains("\"abc\" is not a duration"), "{e}");
     assert!(e.contains("p99<2ms"), "{e}");
     assert!(!e.contains("expected number at"), "{e}");
+}
+
+#[test]
+fn a_cell_is_an_sdk_client_configuration() {
+    let mut cell = CellConfig::default();
+    for spec in [
+        "connections=8",
+        "min-idle=2",
+        "pipeline=16",
+        "nodelay=off",
+        "send-buffer=64K",
+        "recv-buffer=128K",
+        "read-buffer=4K",
+        "write-buffer=8K",
+        "write-batch=32K",
+        "timeout=250ms",
+        "connect-timeout=1s",
+        "retries=3",
+        "pool=per-request",
+    ] {
+        let v = Vary::parse(spec).unwrap();
+        sockpool_loadgen::tune::matrix::apply(&mut cell, v.key, &v.values[0]).unwrap();
+    }
+    let sdk = cell.sdk_config();
+    assert_eq!(sdk.pool.max_size, 8);
+    assert_eq!(sdk.pool.min_idle, 2);
+    assert!(sdk.pool.connection_per_request);
+    assert_eq!(sdk.pipeline_depth, 16);
+    assert!(!sdk.socket.nodelay);
+    assert_eq!(sdk.socket.send_buffer, Some(64 * 1024));
+    assert_eq!(sdk.socket.recv_buffer, Some(128 * 1024));
+    assert_eq!(sdk.buffers.read_capacity, 4 * 1024);
+    assert_eq!(sdk.buffers.write_capacity, 8 * 1024);
+    assert_eq!(sdk.buffers.max_write_batch, 32 * 1024);
+    assert_eq!(sdk.timeouts.request, Duration::from_millis(250));
+    assert_eq!(sdk.timeouts.pool_wait, Duration::from_millis(250));
+    assert_eq!(sdk.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(sdk.retry.max_retries, 3);
+    // The keys nobody varied keep the SDK's defaults, and the document loads back as the SDK's own.
+    let defaults = sockpool::ClientConfig::default();
+    assert_eq!(sdk.ejection, defaults.ejection);
+    assert_eq!(sdk.pool.idle_timeout, defaults.pool.idle_timeout);
+    let json = serde_json::to_string(&sdk).unwrap();
+    assert_eq!(
+        serde_json::from_str::<sockpool::ClientConfig>(&json).unwrap(),
+        sdk
+    );
+    // With nothing varied, the SDK's buffers and pool are the baseline's.
+    let base = CellConfig::default().sdk_config();
+    assert_eq!(base.buffers, defaults.buffers);
+    assert_eq!(base.pool.min_idle, defaults.pool.min_idle);
+    assert_eq!(
+        base.retry.max_retries, 0,
+        "every request counts once unless retries are varied"
+    );
+}
+
+#[test]
+fn new_keys_refuse_bad_values_with_the_key_named() {
+    for (spec, want) in [
+        ("retries=11", "retries"),
+        ("rate=0", "rate"),
+        ("rate=fast", "rate"),
+        ("write-batch=0", "write-batch"),
+        ("connect-timeout=0s", "connect-timeout"),
+        ("min-idle=-1", "min-idle"),
+    ] {
+        let e = Vary::parse(spec).unwrap_err().to_string();
+        assert!(e.contains(want), "{spec}: {e}");
+    }
+    assert_eq!(Vary::parse("max-size=4,8").unwrap().key, Key::Connections);
 }

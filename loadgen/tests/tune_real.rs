@@ -1,6 +1,8 @@
-//! A small real tune through the binary: 2×2 short cells against the embedded server, checking the table,
-//! the JSON and the HTML (the same checks as with the fake runner, on measured data).
+//! Real tunes through the binary: 2×2 short cells against the embedded server, checking the table, the JSON
+//! and the HTML (the same checks as with the fake runner, on measured data); timeouts as the SDK names them;
+//! every protocol and target form `run` takes.
 
+mod common;
 mod tune_common;
 
 use std::process::Command;
@@ -72,7 +74,7 @@ fn a_real_two_by_two_tune_writes_a_consistent_table_json_and_html() {
     assert!(tune_common::approx_eq(&embedded, &json));
 }
 
-/// A framed echo server that answers every request 30 ms after reading it (one connection at a time each, in
+/// A framed echo server that answers every request 300 ms after reading it (one connection at a time each, in
 /// order), on a free loopback port. It serves a bounded number of connections.
 fn slow_framed_server() -> String {
     use std::io::{Read, Write};
@@ -90,7 +92,7 @@ fn slow_framed_server() -> String {
                 if body.len() < 13 || conn.read_exact(&mut body).is_err() {
                     return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(30));
+                std::thread::sleep(std::time::Duration::from_millis(300));
                 // status OK, the request's id, its payload.
                 let mut reply = Vec::with_capacity(4 + 9 + body.len() - 13);
                 reply.extend_from_slice(&((9 + body.len() - 13) as u32).to_be_bytes());
@@ -107,9 +109,10 @@ fn slow_framed_server() -> String {
 }
 
 #[test]
-fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeout() {
-    // Every reply takes at least 30 ms. With timeout=5ms no request may succeed, pooled or not (the driver's
-    // own backstop, 50 ms after the timeout, would have let every reply through); with 5s none may fail.
+fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout() {
+    // Every reply takes at least 300 ms (far beyond any scheduling stall of a loaded test machine: a reply
+    // already read when a starved task runs again is taken before its timer). With timeout=5ms no request may
+    // succeed, pooled or not; with 5s none may fail.
     let target = slow_framed_server();
     let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
         .args(["tune", "--target", &target])
@@ -152,11 +155,20 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_request_timeou
         if c["settings"]["timeout"] == "5ms" {
             assert!(errors > 0, "{label}: nothing timed out: {c}");
             assert_eq!(errors, requests, "{label}: a reply beat a 5ms timeout: {c}");
+            // Every failure is a timeout, and the SDK names where its time went: written with no byte of the
+            // reply yet, or (per request, 8 slots on 2 connections) waiting for a connection.
             assert_eq!(
-                by_kind["timeout_request"].as_u64(),
+                by_kind["timeout"].as_u64(),
                 Some(errors),
                 "{label}: {by_kind}"
             );
+            assert!(
+                by_kind["timeout_read"].as_u64() > Some(0),
+                "{label}: {by_kind}"
+            );
+            let read_or_wait = by_kind["timeout_read"].as_u64().unwrap()
+                + by_kind["timeout_pool_wait"].as_u64().unwrap();
+            assert_eq!(read_or_wait, errors, "{label}: {by_kind}");
         } else {
             assert!(requests > 0, "{label}: {c}");
             assert_eq!(errors, 0, "{label}: {by_kind}");
@@ -218,4 +230,56 @@ fn a_target_that_does_not_speak_the_protocol_stops_the_tune_with_that_error() {
         !stdout.contains("Recommendation"),
         "no table of zeros, no recommendation: {stdout}"
     );
+}
+
+#[test]
+fn tune_drives_every_protocol_and_target_run_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, pem) = common::localhost_cert(dir.path());
+    let sock = dir.path().join("line.sock");
+    let cacert = format!("--cacert {}", cert.display());
+    // (listener, TLS, tune flags)
+    let cases = [
+        ("framed+tls=127.0.0.1:0".to_string(), true, cacert.as_str()),
+        (
+            format!("line=unix:{}", sock.display()),
+            false,
+            "--protocol line",
+        ),
+        ("echo=127.0.0.1:0".into(), false, "--protocol echo"),
+        ("http=127.0.0.1:0".into(), false, "--protocol http"),
+        ("resp=127.0.0.1:0".into(), false, "--protocol resp"),
+        ("udp=127.0.0.1:0".into(), false, "--protocol udp"),
+    ];
+    for (listen, tls, flags) in cases {
+        let (_server, mut target) =
+            common::serve(&listen, tls.then_some((cert.as_path(), pem.as_path())));
+        if tls {
+            target = format!("tls://localhost:{}", target.rsplit_once(':').unwrap().1);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+            .args(["tune", "--target", &target])
+            .args(flags.split(' '))
+            .args([
+                "--vary",
+                "connections=1,2",
+                "--duration",
+                "200ms",
+                "--warmup",
+                "0s",
+            ])
+            .args(["--quiet", "--json", "-"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{listen}: {stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let cells = json["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), 2, "{listen}");
+        for c in cells {
+            let run = &c["repeats"][0];
+            assert!(run["requests"].as_u64().unwrap() > 0, "{listen}: {c}");
+            assert_eq!(run["errors"], 0, "{listen}: {}", c["errors_by_kind"]);
+        }
+    }
 }

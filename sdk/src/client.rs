@@ -32,8 +32,8 @@ use crate::config::{
     BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
-    is_driver_timeout, CloseReason, ConnectionOptions, EndpointHealth, Exchange, Failure, Handle,
-    ReplyFuture,
+    is_driver_timeout, CloseReason, Connection, ConnectionOptions, EndpointHealth, Exchange,
+    Failure, Handle, ReplyFuture,
 };
 use crate::error::{Error, ErrorKind, Phase};
 use crate::exclusive::Exclusive;
@@ -43,7 +43,7 @@ use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
-/// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`](crate::Connection)
+/// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
 pub type PooledConnection<P> = deadpool::managed::Object<Manager<P>>;
 
@@ -248,6 +248,10 @@ impl<P: Protocol> ClientBuilder<P> {
                 calls: Padded(AtomicUsize::new(0)),
                 waiting: AtomicUsize::new(0),
                 admission_capacity,
+                per_request: self
+                    .pool
+                    .connection_per_request
+                    .then(|| Arc::new(tokio::sync::Semaphore::new(self.pool.max_size))),
             });
         }
         let inner = Arc::new(Inner {
@@ -285,6 +289,8 @@ struct EndpointState<P: Protocol> {
     /// Calls checking a connection out of the pool (none was free on the shelf).
     waiting: AtomicUsize,
     admission_capacity: usize,
+    /// With [`PoolConfig::connection_per_request`]: the connections that may be open at once.
+    per_request: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 struct Inner<P: Protocol> {
@@ -602,14 +608,26 @@ impl<P: Protocol> Client<P> {
                 // closed to newcomers: they queue behind them (FIFO) instead of taking each slot as it frees. The
                 // check-out is boxed: it is rare on a warm pool, and large.
                 let wait_start = clock;
+                // With a connection per request, this call's own connection (closed after the reply).
+                let mut _own = None;
                 let shelf = match ep.waiting.load(Ordering::Acquire) {
+                    _ if ep.per_request.is_some() => Err(this),
                     0 => self.take_from_shelf(ep, this, deadline, wait_start),
                     _ => Err(this),
                 };
-                let (acquired, connect, req_start) = match shelf {
+                let (acquired, connect, req_start) = match (shelf, &ep.per_request) {
                     // No wait: the request starts when the call looked on the shelf.
-                    Ok(acquired) => (acquired, None, wait_start),
-                    Err(request) => {
+                    (Ok(acquired), _) => (acquired, None, wait_start),
+                    (Err(request), Some(permits)) => {
+                        match Box::pin(self.fresh(ep, permits, request, deadline)).await {
+                            Ok((got, own)) => {
+                                _own = Some(own);
+                                got
+                            }
+                            Err(e) => break 'attempt Err(e),
+                        }
+                    }
+                    (Err(request), None) => {
                         let _waiting = CountGuard::new(&ep.waiting, None);
                         match Box::pin(self.acquire(ep, request, deadline)).await {
                             Ok(got) => got,
@@ -796,7 +814,7 @@ impl<P: Protocol> Client<P> {
         ep: &EndpointState<P>,
         request: P::Request,
         deadline: Option<Instant>,
-    ) -> Result<(Acquired<P>, Option<Duration>, Instant), Error> {
+    ) -> Result<Granted<P>, Error> {
         let inner = &*self.inner;
         let ctx = Arc::new(CallCtx::new(deadline));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
@@ -847,6 +865,64 @@ impl<P: Protocol> Client<P> {
                     .with_source(TimeoutCause(why)))
             }
         }
+    }
+
+    /// Phases 1 and 2 with [`PoolConfig::connection_per_request`]: one of the endpoint's `max_size` permits
+    /// (waited for within the pool wait timeout), then a new depth-1 connection opened as the pool opens one
+    /// (same connector, socket options, TLS, deadline and counters) and the request started on it. The
+    /// connection and permit come back with it: the call keeps them until the reply and then closes the
+    /// connection.
+    async fn fresh(
+        &self,
+        ep: &EndpointState<P>,
+        permits: &Arc<tokio::sync::Semaphore>,
+        request: P::Request,
+        deadline: Option<Instant>,
+    ) -> Result<(Granted<P>, Own<P>), Error> {
+        let inner = &*self.inner;
+        let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
+        let permit = match tokio::time::timeout(limit, permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                return Err(
+                    Error::new(ErrorKind::Closed, Phase::PoolWait, "the client is closed")
+                        .with_sent(false),
+                )
+            }
+            Err(_) => {
+                return Err(
+                    Error::timeout(Phase::PoolWait, limit, "waiting for a connection")
+                        .with_sent(false)
+                        .with_source(TimeoutCause(why)),
+                )
+            }
+        };
+        let manager = ep.pool.manager();
+        let ctx = CallCtx::new(deadline);
+        let start = Instant::now();
+        let stream = manager
+            .connector
+            .connect_with(&manager.endpoint, deadline, &ctx)
+            .await;
+        let took = start.elapsed();
+        inner.counters.connect(took, stream.is_ok());
+        let options = ConnectionOptions {
+            depth: 1,
+            ..manager.options.clone()
+        };
+        let conn = Connection::from_stream(stream?, manager.protocol.clone(), options);
+        let now = Instant::now();
+        let (Handle::Direct(direct), Some(slot)) = (conn.handle(), conn.try_reserve()) else {
+            unreachable!("a new depth-1 connection has its one slot free")
+        };
+        let by = self.request_deadline(now, deadline);
+        let acquired = Acquired::Direct(direct.exchange(slot, request, now, by), None);
+        let own = Own {
+            _conn: conn,
+            _permit: permit,
+            counters: inner.counters.clone(),
+        };
+        Ok(((acquired, Some(took), now), own))
     }
 
     /// Check a connection out of the pool of one endpoint (picked as for a call), bounded by the pool wait
@@ -1018,6 +1094,24 @@ impl Client<Echo> {
 /// Why a timeout fired: the phase's own timeout or the end-to-end deadline.
 #[derive(Debug)]
 struct TimeoutCause(&'static str);
+
+/// What the pool hands a call: the request under way, the time spent connecting (if a connection was opened
+/// for it) and when the request started.
+type Granted<P> = (Acquired<P>, Option<Duration>, Instant);
+
+/// A call's own connection ([`PoolConfig::connection_per_request`]) and its permit; dropped after the reply,
+/// it closes the connection (counted as a local close) and frees the permit.
+struct Own<P: Protocol> {
+    _conn: Connection<P>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    counters: Arc<Counters>,
+}
+
+impl<P: Protocol> Drop for Own<P> {
+    fn drop(&mut self) {
+        self.counters.closed(CloseReason::Local, 1);
+    }
+}
 
 impl fmt::Display for TimeoutCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -64,6 +64,10 @@ pub struct PoolConfig {
     /// Default: 1 s.
     #[serde(rename = "reap_interval_ms", with = "ms")]
     pub reap_interval: Duration,
+    /// A new connection for every call: connect, one request, its reply, close (oha's `disable_keepalive`,
+    /// `Connection: close` clients). At most `max_size` such connections are open at once; a call waits for one
+    /// within the pool wait timeout. What a pool saves, measured on the same engine. Default: false.
+    pub connection_per_request: bool,
 }
 
 impl Default for PoolConfig {
@@ -76,6 +80,7 @@ impl Default for PoolConfig {
             lifetime_jitter: 0.1,
             max_waiters: 1024,
             reap_interval: Duration::from_secs(1),
+            connection_per_request: false,
         }
     }
 }

@@ -1,6 +1,22 @@
 //! `--vary KEY=V1,V2,…` parsing, and the cells: the full matrix, or one key at a time around the baseline.
 //!
 //! The first value of each `--vary` list is the baseline value of that key; cell 0 is always the baseline.
+//!
+//! Every key but the embedded server's, `payload` and `rate` is a setting of the SDK client a service embeds,
+//! and lands in its [`sockpool::ClientConfig`] ([`CellConfig::sdk_config`]):
+//!
+//! | key | `sockpool::ClientConfig` |
+//! |---|---|
+//! | `connections` (or `max-size`) | `pool.max_size` |
+//! | `min-idle` | `pool.min_idle` |
+//! | `pool` (`pooled`, `per-request`) | `pool.connection_per_request` |
+//! | `pipeline` | `pipeline_depth` |
+//! | `nodelay`, `send-buffer`, `recv-buffer` | `socket.nodelay`, `socket.send_buffer`, `socket.recv_buffer` |
+//! | `read-buffer`, `write-buffer` | `buffers.read_capacity`, `buffers.write_capacity` |
+//! | `write-batch` (write coalescing) | `buffers.max_write_batch` |
+//! | `timeout` | `timeouts.request`, `timeouts.pool_wait` |
+//! | `connect-timeout` | `timeouts.connect`, `timeouts.tls_handshake` |
+//! | `retries` | `retry.max_retries` |
 
 use std::time::Duration;
 
@@ -23,8 +39,10 @@ pub enum PoolMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Key {
-    /// Connections.
+    /// Connections: the pool's max size.
     Connections,
+    /// Connections the pool keeps open and idle.
+    MinIdle,
     /// Pipeline depth.
     Pipeline,
     /// TCP_NODELAY on/off.
@@ -33,12 +51,24 @@ pub enum Key {
     SendBuffer,
     /// SO_RCVBUF.
     RecvBuffer,
+    /// The SDK's read buffer (initial capacity).
+    ReadBuffer,
+    /// The SDK's write buffer (initial capacity).
+    WriteBuffer,
+    /// The SDK's write coalescing: most bytes of queued requests written in one batch.
+    WriteBatch,
     /// Payload bytes.
     Payload,
     /// Per-request timeout.
     Timeout,
+    /// Connect (and TLS handshake) timeout.
+    ConnectTimeout,
+    /// Retries of a failed call (the SDK's retry policy; 0 = none).
+    Retries,
     /// `pooled` or `per-request`.
     Pool,
+    /// Open-loop rate in requests/s, or `closed`.
+    Rate,
     /// Embedded server's concurrency model.
     ServerModel,
     /// Embedded server's worker count.
@@ -48,15 +78,22 @@ pub enum Key {
 }
 
 /// Every key, in the order of the documentation.
-pub const KEYS: [Key; 11] = [
+pub const KEYS: [Key; 18] = [
     Key::Connections,
+    Key::MinIdle,
     Key::Pipeline,
     Key::Nodelay,
     Key::SendBuffer,
     Key::RecvBuffer,
+    Key::ReadBuffer,
+    Key::WriteBuffer,
+    Key::WriteBatch,
     Key::Payload,
     Key::Timeout,
+    Key::ConnectTimeout,
+    Key::Retries,
     Key::Pool,
+    Key::Rate,
     Key::ServerModel,
     Key::ServerWorkers,
     Key::ServerBusyPoll,
@@ -67,13 +104,20 @@ impl Key {
     pub fn name(self) -> &'static str {
         match self {
             Key::Connections => "connections",
+            Key::MinIdle => "min-idle",
             Key::Pipeline => "pipeline",
             Key::Nodelay => "nodelay",
             Key::SendBuffer => "send-buffer",
             Key::RecvBuffer => "recv-buffer",
+            Key::ReadBuffer => "read-buffer",
+            Key::WriteBuffer => "write-buffer",
+            Key::WriteBatch => "write-batch",
             Key::Payload => "payload",
             Key::Timeout => "timeout",
+            Key::ConnectTimeout => "connect-timeout",
+            Key::Retries => "retries",
             Key::Pool => "pool",
+            Key::Rate => "rate",
             Key::ServerModel => "server-model",
             Key::ServerWorkers => "server-workers",
             Key::ServerBusyPoll => "server-busy-poll",
@@ -91,6 +135,10 @@ impl Key {
     /// Parses a key name.
     pub fn parse(s: &str) -> Result<Key, TuneError> {
         let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        // The pool's own name for its size.
+        if s == "max-size" {
+            return Ok(Key::Connections);
+        }
         KEYS.into_iter().find(|k| k.name() == s).ok_or_else(|| {
             let names: Vec<_> = KEYS.iter().map(|k| k.name()).collect();
             TuneError::Config(format!(
@@ -137,6 +185,9 @@ impl Vary {
     }
 }
 
+/// Most retries `--vary retries=…` takes (each retry is one more request on the server).
+pub const MAX_RETRIES: u32 = 10;
+
 /// A socket buffer size: `default` or `0` = the OS default (`None`), as `stream --socket-buffer` takes it.
 fn os_default_or_size(value: &str) -> Result<Option<usize>, String> {
     if value.eq_ignore_ascii_case("default") {
@@ -155,14 +206,29 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
         }
     };
     let size = || parse_size(value).map_err(|e| bad(&e));
+    let positive_size = || match size()? {
+        0 => Err(bad("must be at least 1 byte")),
+        n => Ok(n),
+    };
+    let duration = || -> Result<Duration, TuneError> {
+        let d: Duration = humantime::parse_duration(value).map_err(|e| bad(&e.to_string()))?;
+        if d.is_zero() {
+            return Err(bad("must be longer than 0"));
+        }
+        Ok(d)
+    };
     match key {
         Key::Connections => cell.connections = count(1)?,
+        Key::MinIdle => cell.min_idle = count(0)?,
         Key::Pipeline => cell.pipeline = count(1)?,
         Key::Nodelay => {
             cell.nodelay = crate::config::parse_switch(value).map_err(|e| bad(&e))?;
         }
         Key::SendBuffer => cell.send_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,
         Key::RecvBuffer => cell.recv_buffer = os_default_or_size(value).map_err(|e| bad(&e))?,
+        Key::ReadBuffer => cell.read_buffer = positive_size()?,
+        Key::WriteBuffer => cell.write_buffer = positive_size()?,
+        Key::WriteBatch => cell.write_batch = positive_size()?,
         Key::Payload => {
             let n = size()?;
             if n > crate::config::defaults::MAX_PAYLOAD {
@@ -170,12 +236,22 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
             }
             cell.payload = n;
         }
-        Key::Timeout => {
-            let d: Duration = humantime::parse_duration(value).map_err(|e| bad(&e.to_string()))?;
-            if d.is_zero() {
-                return Err(bad("must be longer than 0"));
+        Key::Timeout => cell.timeout = duration()?,
+        Key::ConnectTimeout => cell.connect_timeout = duration()?,
+        Key::Retries => {
+            cell.retries = match value.parse::<u32>() {
+                Ok(n) if n <= MAX_RETRIES => n,
+                _ => return Err(bad(&format!("expected 0 to {MAX_RETRIES} retries"))),
             }
-            cell.timeout = d;
+        }
+        Key::Rate => {
+            cell.rate = match value.to_ascii_lowercase().as_str() {
+                "closed" => None,
+                v => match v.parse::<f64>() {
+                    Ok(r) if r.is_finite() && r > 0.0 => Some(r),
+                    _ => return Err(bad("expected requests per second (> 0) or closed")),
+                },
+            }
         }
         Key::Pool => {
             cell.pool = match value.to_ascii_lowercase().as_str() {

@@ -11,11 +11,19 @@
 //!   `--recommend` file (the SDK's `ClientConfig` with the evidence beside it).
 //! - [`table`]: the terminal table.
 //! - [`html`]: one self-contained HTML report with hand-written SVG plots and the JSON embedded.
-//! - [`wire`]: the real cell runner's framed transport (pooled and pipelined, or a connection per request).
-//! - [`real`]: the real [`CellRunner`]: the load generator's runner, with an embedded server when needed.
+//! - [`real`]: the real [`CellRunner`]: each cell is one `run` (its runner, driver and SDK transport) of the
+//!   pooled `sockpool::Client` the cell configures, over any protocol and target `run` takes; with an embedded
+//!   server when there is no target.
 //! - [`tour`]: `tune` with no arguments, the guided tour.
 //!
 //! Everything above the [`CellRunner`] trait is testable with a fake runner; only [`real`] sends load.
+//!
+//! ## What a cell measures
+//!
+//! A cell is a configuration of the SDK client a service embeds ([`CellConfig::sdk_config`], a
+//! [`sockpool::ClientConfig`]): every request of a cell, closed loop and open loop alike, goes through a
+//! pooled `sockpool::Client` built from it, on the SDK's connector, codecs, deadlines and error kinds. What a
+//! tune recommends is therefore a client a service can load, measured as that service would run it.
 
 pub mod html;
 pub mod matrix;
@@ -25,7 +33,6 @@ pub mod slo;
 pub mod stats;
 pub mod table;
 pub mod tour;
-pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +81,9 @@ pub enum TuneError {
         /// Why.
         reason: String,
     },
+    /// The target does not answer in the protocol the tune speaks (checked with one request first).
+    #[error("{0}")]
+    Target(String),
     /// A report file could not be written.
     #[error("{path}: {source}")]
     Output {
@@ -84,11 +94,14 @@ pub enum TuneError {
     },
 }
 
-/// One configuration to run: the load generator's knobs plus the embedded server's.
+/// One configuration to run: the SDK client's settings ([`CellConfig::sdk_config`]), the load (payload,
+/// rate, length) and the embedded server's settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellConfig {
-    /// Connections. Default: [`crate::config::defaults::CONNECTIONS`].
+    /// Connections: the pool's max size. Default: [`crate::config::defaults::CONNECTIONS`].
     pub connections: usize,
+    /// Connections the pool keeps open and idle. Default: the SDK's (0).
+    pub min_idle: usize,
     /// Pipeline depth per connection. Default: [`crate::config::defaults::PIPELINE`].
     pub pipeline: usize,
     /// TCP_NODELAY. Default: [`crate::config::defaults::NODELAY`].
@@ -97,11 +110,23 @@ pub struct CellConfig {
     pub send_buffer: Option<usize>,
     /// SO_RCVBUF in bytes; `None` = OS default. Default: `None`.
     pub recv_buffer: Option<usize>,
+    /// The SDK's read buffer per connection, bytes. Default: the SDK's ([`sockpool::BufferConfig`]).
+    pub read_buffer: usize,
+    /// The SDK's write buffer per connection, bytes. Default: the SDK's.
+    pub write_buffer: usize,
+    /// The SDK's write coalescing: most bytes of queued requests written in one batch. Default: the SDK's.
+    pub write_batch: usize,
     /// Payload bytes per request. Default: [`crate::config::defaults::PAYLOAD`].
     pub payload: usize,
-    /// Per-request timeout. Default: [`crate::config::defaults::TIMEOUT`].
+    /// Per-request timeout (also the pool wait timeout). Default: [`crate::config::defaults::TIMEOUT`].
     #[serde(with = "crate::config::duration_secs")]
     pub timeout: Duration,
+    /// Connect and TLS handshake timeout. Default: [`crate::config::defaults::CONNECT_TIMEOUT`].
+    #[serde(with = "crate::config::duration_secs")]
+    pub connect_timeout: Duration,
+    /// Retries of a failed call by the SDK's retry policy (only when safe: see [`sockpool::RetryPolicy`]).
+    /// Default: 0, so every request counts once, as in `run`.
+    pub retries: u32,
     /// Pooled connections or a new connection per request. Default: pooled.
     pub pool: PoolMode,
     /// Embedded server's concurrency model (`None` with an external target). Default: `async`.
@@ -124,14 +149,21 @@ pub struct CellConfig {
 impl Default for CellConfig {
     fn default() -> Self {
         use crate::config::defaults as d;
+        let sdk = sockpool::ClientConfig::default();
         CellConfig {
             connections: d::CONNECTIONS,
+            min_idle: sdk.pool.min_idle,
             pipeline: d::PIPELINE,
             nodelay: d::NODELAY,
             send_buffer: None,
             recv_buffer: None,
+            read_buffer: sdk.buffers.read_capacity,
+            write_buffer: sdk.buffers.write_capacity,
+            write_batch: sdk.buffers.max_write_batch,
             payload: d::PAYLOAD,
             timeout: d::TIMEOUT,
+            connect_timeout: d::CONNECT_TIMEOUT,
+            retries: 0,
             pool: PoolMode::Pooled,
             server_model: None,
             server_workers: None,
@@ -139,6 +171,49 @@ impl Default for CellConfig {
             rate: None,
             duration: defaults::CELL_DURATION,
             warmup: defaults::CELL_WARMUP,
+        }
+    }
+}
+
+impl CellConfig {
+    /// The SDK client configuration this cell is: what a service would load to get the client measured here
+    /// (endpoints and TLS are the target's, set apart). The one mapping from cells to the SDK's settings: the
+    /// real runner builds each cell's client from it, and a recommendation is written from it.
+    pub fn sdk_config(&self) -> sockpool::ClientConfig {
+        use sockpool::{
+            BufferConfig, ClientConfig, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
+        };
+        ClientConfig {
+            pipeline_depth: self.pipeline,
+            pool: PoolConfig {
+                max_size: self.connections,
+                min_idle: self.min_idle,
+                connection_per_request: self.pool == PoolMode::PerRequest,
+                ..PoolConfig::default()
+            },
+            timeouts: Timeouts {
+                connect: self.connect_timeout,
+                tls_handshake: self.connect_timeout,
+                pool_wait: self.timeout,
+                request: self.timeout,
+                total: None,
+            },
+            socket: SocketOptions {
+                nodelay: self.nodelay,
+                send_buffer: self.send_buffer,
+                recv_buffer: self.recv_buffer,
+                ..SocketOptions::default()
+            },
+            buffers: BufferConfig {
+                read_capacity: self.read_buffer,
+                write_capacity: self.write_buffer,
+                max_write_batch: self.write_batch,
+            },
+            retry: RetryPolicy {
+                max_retries: self.retries,
+                ..RetryPolicy::default()
+            },
+            ..ClientConfig::default()
         }
     }
 }
@@ -229,14 +304,20 @@ pub trait CellRunner {
 /// The raw flags of `sockpool-loadgen tune`. Defaults in [`defaults`] and [`crate::config::defaults`].
 #[derive(Debug, Default, Clone, Args)]
 pub struct TuneArgs {
-    /// Server to drive (framed protocol): `host:port` or `[::1]:port`. Without it, an embedded reference
-    /// server is started per cell (and `server-model`/`server-workers`/`server-busy-poll` can be varied).
+    /// Server to drive, as `run` takes it: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port` or a URL
+    /// (`redis://…`, `http://…`). Without it, an embedded reference server speaking --protocol is started per
+    /// cell (and `server-model`/`server-workers`/`server-busy-poll` can be varied).
     #[arg(long, short = 't')]
     pub target: Option<String>,
-    /// `KEY=V1,V2,…` to vary (repeatable). Keys: connections, pipeline, nodelay, send-buffer and recv-buffer
-    /// (sizes; 0 or `default` = the OS default), payload, timeout, pool (per-request|pooled), server-model,
-    /// server-workers, server-busy-poll (0, 50us …). The first value of each key is the baseline; a key that
-    /// is varied cannot also be given as --connections/--pipeline/--payload.
+    /// The protocol, TLS and request flags, exactly as `run` takes them.
+    #[command(flatten)]
+    pub service: crate::args::ServiceArgs,
+    /// `KEY=V1,V2,…` to vary (repeatable). The SDK client's settings: connections (or max-size), min-idle,
+    /// pipeline, nodelay, send-buffer and recv-buffer (sizes; 0 or `default` = the OS default), read-buffer,
+    /// write-buffer, write-batch (sizes), timeout, connect-timeout, retries (0-10), pool (pooled|per-request);
+    /// the load: payload, rate (req/s or `closed`); the embedded server's: server-model, server-workers,
+    /// server-busy-poll (0, 50us …). The first value of each key is the baseline; a key that is varied cannot
+    /// also be given as --connections/--pipeline/--payload.
     #[arg(long = "vary")]
     pub vary: Vec<String>,
     /// Vary one key at a time around the baseline instead of the full matrix.
@@ -415,8 +496,9 @@ impl Plan {
         if a.target.is_none() {
             // Settings the embedded server refuses together (busy polling with `threads`): say so now, not
             // after the cells before that one have run.
+            // (What a model accepts does not depend on the protocol it serves.)
             for c in &cells {
-                real::server_config(&c.config)
+                real::server_config(&c.config, crate::config::Protocol::Framed)
                     .map_err(|e| bad(format!("cell {}: {e}", c.label)))?;
             }
         }
@@ -655,7 +737,14 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
         return tour::run(&tour::TourPlan::from_args(a)?);
     }
     let plan = Plan::from_args(a)?;
-    let runner = real::LoadRunner::new(a.target.clone())?;
+    let runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
+    // Every cell's flags are checked before the first runs, and the target must answer the protocol.
+    for c in plan.cells()? {
+        runner
+            .config(&c.config, runner.target.as_deref())
+            .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
+    }
+    runner.probe(&plan.baseline)?;
     let quiet = a.quiet;
     let mut progress = |line: &str| {
         if !quiet {

@@ -1,111 +1,103 @@
-//! The real [`CellRunner`]: each cell is one run of the load generator's runner (its workers, schedule,
-//! recorder and collector) through the framed [`WireTransport`]. Without a target, each cell gets a fresh
-//! embedded reference server on a free loopback port, built with the cell's server model and workers, and
-//! shut down after the cell.
+//! The real [`CellRunner`]: each cell is one `run` — the same runner, driver, SDK transport, checks and error
+//! kinds ([`crate::transport::drive`]) — with the cell's SDK client configuration
+//! ([`CellConfig::sdk_config`]): every request goes through the pooled `sockpool::Client` a service embedding
+//! those settings would have. The target, protocol, TLS and request are `run`'s flags
+//! ([`crate::args::ServiceArgs`]), so a tune drives whatever `run` drives: framed, echo, line, http, resp and
+//! udp over TCP, TLS or Unix sockets.
+//!
+//! Without a target, each cell gets a fresh embedded reference server speaking the protocol on a free
+//! loopback port, built with the cell's server model and workers, and shut down after the cell.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
-use super::wire::{SockOpts, WireTransport};
 use super::{CellConfig, CellResult, CellRunner, TuneError};
-use crate::args::RunArgs;
-use crate::config::Config;
-use crate::recorder::replies;
+use crate::args::{RunArgs, ServiceArgs};
+use crate::config::{Config, Protocol};
+use crate::recorder::{replies, ErrorKind};
+use crate::runner::Signals;
 
 /// Runs cells for real.
 #[derive(Debug, Clone)]
 pub struct LoadRunner {
-    /// The external target (`host:port`), or `None` for the embedded server.
+    /// The external target as `run --target` takes it, or `None` for the embedded server.
     pub target: Option<String>,
+    /// The protocol, TLS and request flags.
+    pub service: ServiceArgs,
     /// Load-generator worker threads per cell. Default: 1.
     pub threads: usize,
 }
 
 impl LoadRunner {
-    /// A runner against `target` (or the embedded server).
-    pub fn new(target: Option<String>) -> Result<LoadRunner, TuneError> {
-        if let Some(t) = &target {
-            resolve(t)?;
-        }
-        Ok(LoadRunner {
+    /// A runner against `target` (or the embedded server) speaking as `service` says; the flags are checked
+    /// now, as `run` checks them.
+    pub fn new(target: Option<String>, service: ServiceArgs) -> Result<LoadRunner, TuneError> {
+        let runner = LoadRunner {
             target,
+            service,
             threads: crate::config::defaults::THREADS,
-        })
+        };
+        runner.config(&CellConfig::default(), runner.target.as_deref())?;
+        Ok(runner)
     }
-}
 
-fn resolve(target: &str) -> Result<SocketAddr, TuneError> {
-    if target.starts_with("unix:") || target.starts_with("tls://") {
-        return Err(TuneError::Config(format!(
-            "--target {target}: tune speaks plain TCP framed (host:port or [::1]:port)"
-        )));
+    /// The `run` flags equivalent to `cell` against `target` (`None`: the embedded server, before it binds).
+    pub fn run_args(&self, cell: &CellConfig, target: Option<&str>) -> RunArgs {
+        let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        RunArgs {
+            target: target.map(str::to_string),
+            service: self.service.clone(),
+            connections: Some(cell.connections),
+            pipeline: Some(cell.pipeline),
+            threads: Some(self.threads.min(cell.connections).max(1)),
+            duration: Some(d(cell.duration)),
+            warmup: Some(d(cell.warmup)),
+            payload: Some(cell.payload.to_string()),
+            timeout: Some(d(cell.timeout)),
+            connect_timeout: Some(d(cell.connect_timeout)),
+            nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
+            send_buffer: cell.send_buffer.map(|n| n.to_string()),
+            recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
+            rate: cell.rate,
+            quiet: true,
+            ..RunArgs::default()
+        }
     }
-    target
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| TuneError::Config(format!("--target {target:?}: not a reachable host:port")))
-}
 
-/// The `run` flags equivalent to `cell` against `target`.
-pub fn run_args(cell: &CellConfig, target: &str, threads: usize) -> RunArgs {
-    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
-    RunArgs {
-        target: Some(target.to_string()),
-        protocol: Some("framed".into()),
-        connections: Some(cell.connections),
-        pipeline: Some(cell.pipeline),
-        threads: Some(threads.min(cell.connections).max(1)),
-        duration: Some(d(cell.duration)),
-        warmup: Some(d(cell.warmup)),
-        payload: Some(cell.payload.to_string()),
-        timeout: Some(d(cell.timeout)),
-        nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
-        send_buffer: cell.send_buffer.map(|n| n.to_string()),
-        recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
-        rate: cell.rate,
-        quiet: true,
-        ..RunArgs::default()
+    /// `run`'s validated configuration of `cell` against `target`, carrying the cell's SDK client
+    /// configuration. A flag `run` refuses (a payload too large for UDP, `--expect` with framed …) is refused
+    /// here with `run`'s message.
+    pub fn config(&self, cell: &CellConfig, target: Option<&str>) -> Result<Config, TuneError> {
+        let mut config =
+            Config::from_args(&self.run_args(cell, target)).map_err(|e| TuneError::Config(e.0))?;
+        config.client = Some(cell.sdk_config());
+        Ok(config)
     }
-}
 
-impl LoadRunner {
+    /// The protocol `run` speaks with these flags.
+    pub fn protocol(&self) -> Result<Protocol, TuneError> {
+        Ok(self
+            .config(&CellConfig::default(), self.target.as_deref())?
+            .protocol)
+    }
+
     fn run_against(
         &self,
         cell: &CellConfig,
-        addr: SocketAddr,
+        target: &str,
         embedded: bool,
     ) -> Result<CellResult, TuneError> {
         let fail = |reason: String| TuneError::Cell {
             cell: describe(cell),
             reason,
         };
-        let target = addr.to_string();
-        let config =
-            Config::from_args(&run_args(cell, &target, self.threads)).map_err(|e| fail(e.0))?;
-        let opts = SockOpts {
-            nodelay: cell.nodelay,
-            send_buffer: cell.send_buffer,
-            recv_buffer: cell.recv_buffer,
-        };
-        let pool = cell.pool;
-        let (connect_timeout, timeout) = (config.connect_timeout, config.timeout);
-        let result = crate::runner::run(
-            &config,
-            &target,
-            embedded,
-            crate::runner::Signals::Default,
-            |_, conns| {
-                Ok(WireTransport::new(
-                    addr,
-                    opts,
-                    pool,
-                    conns,
-                    connect_timeout,
-                    timeout,
-                ))
-            },
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        let config = self.config(cell, Some(target))?;
+        let endpoint = config
+            .target
+            .as_ref()
+            .map(|t| t.endpoint.clone())
+            .unwrap_or_else(|| target.to_string());
+        let result = crate::transport::drive(&config, &endpoint, embedded, Signals::Default)
+            .map_err(|e| fail(e.to_string()))?;
         Ok(CellResult {
             replies: replies(&result.total),
             errors: result.total.errors.total(),
@@ -116,6 +108,68 @@ impl LoadRunner {
             raw: result.total.raw,
         })
     }
+
+    /// Sends one request of `cell` to the external target (closed loop, one connection, no retry) and refuses
+    /// a target that does not answer it in the protocol: a server that speaks another protocol gives protocol
+    /// errors, resets or silence, and a tune of it would be a table of zeros. Nothing to check on the
+    /// embedded server, which speaks the protocol by construction.
+    pub fn probe(&self, cell: &CellConfig) -> Result<(), TuneError> {
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        let one = CellConfig {
+            connections: 1,
+            pipeline: 1,
+            retries: 0,
+            pool: super::PoolMode::Pooled,
+            rate: None,
+            ..cell.clone()
+        };
+        let mut args = self.run_args(&one, Some(target));
+        args.duration = None;
+        args.warmup = None;
+        args.requests = Some(1);
+        let mut config = Config::from_args(&args).map_err(|e| TuneError::Config(e.0))?;
+        config.client = Some(one.sdk_config());
+        let endpoint = config
+            .target
+            .as_ref()
+            .map_or_else(|| target.clone(), |t| t.endpoint.clone());
+        let result =
+            crate::transport::drive(&config, &endpoint, false, Signals::Default).map_err(|e| {
+                TuneError::Cell {
+                    cell: "first request".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let errors = &result.total.errors;
+        if replies(&result.total) > 0 && errors.total() == 0 {
+            return Ok(());
+        }
+        let kinds: Vec<String> = errors
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let protocol = config.protocol.name();
+        let why = if errors.get(ErrorKind::Protocol) > 0 {
+            format!("its reply is not {protocol}")
+        } else if errors.timeouts() > 0 {
+            format!(
+                "no {protocol} reply within {}",
+                humantime::format_duration(config.timeout)
+            )
+        } else if errors.get(ErrorKind::ServerError) > 0 {
+            "it answered with an error".to_string()
+        } else {
+            "the request failed".to_string()
+        };
+        Err(TuneError::Target(format!(
+            "protocol mismatch? {target} does not answer --protocol {protocol}: {why} ({}); check --protocol \
+             (framed echo line http resp udp) and the request flags",
+            kinds.join(", ")
+        )))
+    }
 }
 
 fn describe(cell: &CellConfig) -> String {
@@ -125,10 +179,13 @@ fn describe(cell: &CellConfig) -> String {
     )
 }
 
-/// The embedded reference server's configuration for `cell` (framed on a free loopback port), checked as the
-/// server checks its flags: a setting the model cannot take (`server-busy-poll` with `threads`) is refused
-/// here, so a plan can refuse it before any cell runs.
-pub fn server_config(cell: &CellConfig) -> Result<sockpool_server::ServerConfig, String> {
+/// The embedded reference server's configuration for `cell`, serving `protocol` on a free loopback port,
+/// checked as the server checks its flags: a setting the model cannot take (`server-busy-poll` with `threads`)
+/// is refused here, so a plan can refuse it before any cell runs.
+pub fn server_config(
+    cell: &CellConfig,
+    protocol: Protocol,
+) -> Result<sockpool_server::ServerConfig, String> {
     use sockpool_server::{Model, ServerConfig};
     let model = match &cell.server_model {
         Some(m) => m.parse::<Model>().map_err(|e| e.to_string())?,
@@ -141,9 +198,10 @@ pub fn server_config(cell: &CellConfig) -> Result<sockpool_server::ServerConfig,
     } else {
         None
     };
+    let spec = format!("{}=127.0.0.1:0", protocol.name());
     let sc = ServerConfig {
         worker_exe,
-        listeners: vec!["framed=127.0.0.1:0".parse().map_err(|e| format!("{e}"))?],
+        listeners: vec![spec.parse().map_err(|e| format!("{spec}: {e}"))?],
         model,
         workers: cell.server_workers.unwrap_or(2),
         busy_poll: cell.server_busy_poll.unwrap_or_default(),
@@ -153,20 +211,23 @@ pub fn server_config(cell: &CellConfig) -> Result<sockpool_server::ServerConfig,
     Ok(sc)
 }
 
-/// Starts the embedded reference server for `cell` (framed on a free loopback port).
+/// Starts the embedded reference server for `cell`, serving `protocol` on a free loopback port.
 pub fn embedded_server(
     cell: &CellConfig,
+    protocol: Protocol,
 ) -> Result<(sockpool_server::ServerHandle, SocketAddr), TuneError> {
-    use sockpool_server::{Proto, Server};
+    use sockpool_server::Server;
     let fail = |reason: String| TuneError::Cell {
         cell: describe(cell),
         reason: format!("embedded server: {reason}"),
     };
-    let server =
-        Server::bind(server_config(cell).map_err(fail)?).map_err(|e| fail(e.to_string()))?;
-    let addr = server
-        .tcp_addr(Proto::Framed)
-        .ok_or_else(|| fail("no framed listener".into()))?;
+    let server = Server::bind(server_config(cell, protocol).map_err(fail)?)
+        .map_err(|e| fail(e.to_string()))?;
+    let addr = match protocol {
+        Protocol::Udp => server.udp_addr(),
+        p => server.tcp_addr(crate::app::proto(p)),
+    }
+    .ok_or_else(|| fail(format!("no {} listener", protocol.name())))?;
     Ok((server.spawn(), addr))
 }
 
@@ -186,10 +247,10 @@ pub fn server_exe() -> Option<std::path::PathBuf> {
 impl CellRunner for LoadRunner {
     fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
         match &self.target {
-            Some(t) => self.run_against(cell, resolve(t)?, false),
+            Some(t) => self.run_against(cell, t, false),
             None => {
-                let (handle, addr) = embedded_server(cell)?;
-                let r = self.run_against(cell, addr, true);
+                let (handle, addr) = embedded_server(cell, self.protocol()?)?;
+                let r = self.run_against(cell, &addr.to_string(), true);
                 let _ = handle.shutdown();
                 r
             }

@@ -61,6 +61,12 @@ impl TourPlan {
                 return refuse(flag, "each stop sets its own baseline");
             }
         }
+        if a.service != crate::args::ServiceArgs::default() {
+            return refuse(
+                "--protocol, TLS and the request flags",
+                "every stop drives the embedded server's framed echo",
+            );
+        }
         if a.one_at_a_time {
             return refuse("--one-at-a-time", "each stop varies a single key");
         }
@@ -184,7 +190,7 @@ fn available_models(vary: &str) -> String {
                 server_workers: Some(2),
                 ..CellConfig::default()
             };
-            match super::real::embedded_server(&cell) {
+            match super::real::embedded_server(&cell, crate::config::Protocol::Framed) {
                 Ok((h, _)) => {
                     let _ = h.shutdown();
                     true
@@ -201,7 +207,7 @@ fn available_models(vary: &str) -> String {
 
 /// Runs the tour and prints it.
 pub fn run(t: &TourPlan) -> Result<(), TuneError> {
-    let runner = LoadRunner::new(None)?;
+    let runner = LoadRunner::new(None, crate::args::ServiceArgs::default())?;
     let quiet = t.quiet;
     let Timing {
         duration,

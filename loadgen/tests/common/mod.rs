@@ -105,3 +105,34 @@ impl Hlog {
         merged
     }
 }
+
+/// A one-worker reference server with one listener (`proto=addr`), serving TLS with the `(cert, key)` PEM files
+/// when given, and its address as a `--target` (`127.0.0.1:PORT`, `[::1]:PORT` or `unix:/path`).
+pub fn serve(
+    listen: &str,
+    cert: Option<(&Path, &Path)>,
+) -> (sockpool_server::ServerHandle, String) {
+    use sockpool_server::{ListenAddr, Server, ServerConfig};
+    let c = ServerConfig {
+        listeners: vec![listen.parse().unwrap()],
+        workers: 1,
+        tls_cert: cert.map(|c| c.0.to_path_buf()),
+        tls_key: cert.map(|c| c.1.to_path_buf()),
+        ..ServerConfig::default()
+    };
+    let s = Server::bind(c).unwrap();
+    let target = match &s.local_addrs()[0].addr {
+        ListenAddr::Tcp(a) | ListenAddr::Udp(a) => a.to_string(),
+        ListenAddr::Unix(p) => format!("unix:{}", p.display()),
+    };
+    (s.spawn(), target)
+}
+
+/// A self-signed certificate for `localhost` and its key, written as PEM files into `dir`: (cert, key).
+pub fn localhost_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}

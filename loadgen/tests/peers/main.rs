@@ -5,6 +5,7 @@
 mod common;
 mod nginx;
 mod redis;
+mod tune;
 mod verdicts;
 
 use sockpool_testkit::peer_test;
@@ -24,6 +25,12 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             verdicts::redis_error_replies_are_counted_by_their_first_word_and_values_checked,
+            needs["redis-server"]
+        ),
+        peer_test!(tune::tune_redis_over_resp, needs["redis-server", "redis-cli"]),
+        peer_test!(tune::tune_nginx_over_http, needs["nginx"]),
+        peer_test!(
+            tune::a_framed_tune_of_redis_stops_naming_the_protocol_mismatch,
             needs["redis-server"]
         ),
     ])
