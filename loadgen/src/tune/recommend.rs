@@ -14,11 +14,11 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sockpool::{ClientConfig, PoolConfig, SocketOptions, Timeouts};
+use sockpool::ClientConfig;
 
 use super::slo::{Limit, Outcome, Slo, SloSearch};
 use super::table::fmt_us;
-use super::{round3, CellConfig, CellOutcome, Key, Stat, TuneError, TuneReport, Vary};
+use super::{round3, CellConfig, CellOutcome, Stat, TuneError, TuneReport, Vary};
 use crate::recorder::quantile_us;
 
 /// What one technique (a key set to a value) changed against the key's baseline value.
@@ -366,51 +366,41 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
     s
 }
 
-/// The SDK settings a cell measured, as the SDK's own serde configuration: the keys the tuning lab varies
-/// (connections → `pool.max_size`, pipeline → `pipeline_depth`, nodelay and socket buffers → `socket`,
-/// timeout → `timeouts.request`), every other setting at the SDK's default. `endpoint` is the tuned target.
-///
-/// This is the one place a cell becomes an SDK configuration; the load generator's SDK client
-/// ([`crate::transport::client`]) sets the same keys from the same values.
+/// The SDK settings a cell measured, as the SDK's own serde configuration ([`CellConfig::sdk_config`], the one
+/// mapping from cells to the SDK's settings, which the real runner also builds each cell's client from), with
+/// `endpoint`, the tuned target.
 pub fn sdk_config(cell: &CellConfig, endpoint: Option<&str>) -> ClientConfig {
     ClientConfig {
         endpoints: endpoint.map(str::to_string).into_iter().collect(),
-        pipeline_depth: cell.pipeline,
-        pool: PoolConfig {
-            max_size: cell.connections,
-            ..PoolConfig::default()
-        },
-        timeouts: Timeouts {
-            request: cell.timeout,
-            ..Timeouts::default()
-        },
-        socket: SocketOptions {
-            nodelay: cell.nodelay,
-            send_buffer: cell.send_buffer,
-            recv_buffer: cell.recv_buffer,
-            ..SocketOptions::default()
-        },
-        ..ClientConfig::default()
+        ..cell.sdk_config()
     }
 }
 
-/// The configuration keys [`sdk_config`] sets from the cell.
-pub const TUNED_KEYS: [&str; 6] = [
+/// The configuration keys [`CellConfig::sdk_config`] sets from the cell.
+pub const TUNED_KEYS: [&str; 15] = [
     "pool.max_size",
+    "pool.min_idle",
+    "pool.connection_per_request",
     "pipeline_depth",
     "socket.nodelay",
     "socket.send_buffer",
     "socket.recv_buffer",
+    "buffers.read_capacity",
+    "buffers.write_capacity",
+    "buffers.max_write_batch",
     "timeouts.request_ms",
+    "timeouts.pool_wait_ms",
+    "timeouts.connect_ms",
+    "timeouts.tls_handshake_ms",
+    "retry.max_retries",
 ];
 
-/// The settings of `cell` that the client configuration cannot hold: the embedded server's, and a connection
-/// per request (the SDK pools).
+/// The settings of `cell` that the client configuration cannot hold: the embedded server's.
 fn not_in_config(cell: &CellOutcome) -> Vec<String> {
     cell.cell
         .settings
         .iter()
-        .filter(|(k, v)| k.is_server() || (*k == Key::Pool && v != "pooled"))
+        .filter(|(k, _)| k.is_server())
         .map(|(k, v)| format!("{}={v}", k.name()))
         .collect()
 }
