@@ -222,8 +222,9 @@ fn a_target_that_does_not_speak_the_protocol_stops_the_tune_with_that_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("does not answer the framed protocol")
-            && stderr.contains("protocol error(s)"),
+        stderr.contains("protocol mismatch?")
+            && stderr.contains("does not answer --protocol framed")
+            && stderr.contains("not framed (protocol)"),
         "{stderr}"
     );
     assert!(
