@@ -194,6 +194,10 @@ pub(crate) fn refuse(shared: &Shared, msg: &[u8], write: impl FnOnce(&[u8]) -> i
 /// Reads from a `std::io::Read` socket into the spare capacity of `buf` (for the shells that have no
 /// `read_buf` of their own).
 pub(crate) fn read_buf(r: &mut impl Read, buf: &mut BytesMut) -> io::Result<usize> {
+    // A full buffer would hand `read` an empty slice, and its `Ok(0)` would read as the peer's EOF.
+    if buf.capacity() == buf.len() {
+        buf.reserve(FIRST_READ);
+    }
     let len = buf.len();
     buf.resize(buf.capacity(), 0);
     let r = r.read(&mut buf[len..]);
@@ -541,6 +545,48 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Any bytes, cut into any reads, against a socket that takes any part of each write: no slice of the
+        /// connection's buffers panics (`read_buf`'s spare room, `unsent`'s written offset), whatever the model.
+        #[test]
+        fn any_input_chunking_and_partial_writes_never_panic(
+            proto in proptest::sample::select(vec![Proto::Framed, Proto::Resp, Proto::Http, Proto::Line, Proto::Echo]),
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            cuts in proptest::collection::vec(1usize..300, 1..40),
+            takes in proptest::collection::vec(0usize..300, 1..40),
+        ) {
+            let mut c = conn(proto);
+            let (mut at, mut cut, mut take) = (0, cuts.iter().cycle(), takes.iter().cycle());
+            for _ in 0..10_000 {
+                match c.step(Instant::now()) {
+                    Step::Read(_) => {
+                        let n = (*cut.next().unwrap()).min(input.len() - at);
+                        let mut chunk = &input[at..at + n];
+                        at += n;
+                        // `read_buf` on a `Read` of this chunk: the blocking shells' path, EOF once consumed.
+                        c.read_with(|b| read_buf(&mut chunk, b), Instant::now());
+                    }
+                    Step::Write(_) => {
+                        let t = *take.next().unwrap();
+                        c.write_with(|b| Ok(t.min(b.len()).max(1)));
+                    }
+                    Step::Sleep(_) | Step::Yield | Step::ShutdownWrite => {}
+                    Step::Close => break,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn read_buf_into_a_full_buffer_reads_instead_of_reporting_eof() {
+        let mut buf = BytesMut::with_capacity(4);
+        buf.extend_from_slice(b"abcd");
+        buf.truncate(buf.capacity());
+        let mut src: &[u8] = b"efgh";
+        assert_eq!(read_buf(&mut src, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..], b"abcdefgh");
     }
 
     #[test]

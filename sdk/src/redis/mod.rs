@@ -94,7 +94,10 @@ pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
         let sub = args.get(1)?;
         return STATE_CLIENT_SUBCOMMANDS
             .iter()
-            .find(|s| s.as_bytes()[7..].eq_ignore_ascii_case(sub))
+            .find(|s| {
+                s.strip_prefix("CLIENT ")
+                    .is_some_and(|rest| rest.as_bytes().eq_ignore_ascii_case(sub))
+            })
             .copied();
     }
     STATE_COMMANDS
