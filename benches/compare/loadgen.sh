@@ -253,16 +253,16 @@ if [[ ,$ONLY, == *,overload,* ]]; then
         EXPECT=$(awk -v c="$CAP" -v d="$OV_DUR" 'BEGIN { printf "%.0f", c * d }')
         SHARE=$(awk -v s="$SERVED" -v e="$EXPECT" 'BEGIN { printf "%.2f", s / e }')
         judge() { awk -v ok="$1" 'BEGIN { print (ok ? "met" : "**missed**") }'; }
-        # The run's own time (measuring start to its last request's end) may not pass duration + timeout (+ 50 ms
-        # of timer slack); the process's wall time adds start-up (the preflight connect, threads) and the report,
-        # allowed 0.5 s.
+        # Issue 13: the process's wall time (start-up and report included) within duration + timeout. Nothing is
+        # sent after the duration (requests still waiting for a slot then are counted as `unsent`), so it ends
+        # soon after the duration when the server answers what it was sent.
         OWN=$(jq -r '.summary.duration_s * 100 | floor / 100' "$TMP/ov.json" 2>/dev/null || echo 0)
-        W_OK=$(judge "$(awk -v w="$WALL" -v o="$OWN" -v l=$((OV_DUR + OV_TIMEOUT)) 'BEGIN { print (o <= l + 0.05 && w <= l + 0.5) }')")
+        W_OK=$(judge "$(awk -v w="$WALL" -v o="$OWN" -v l=$((OV_DUR + OV_TIMEOUT)) 'BEGIN { print (o <= l && w <= l) }')")
         R_OK=$(judge "$(awk -v r="$RSS_MB" 'BEGIN { print (r <= 64) }')")
         S_OK=$(judge "$(awk -v s="$SHARE" 'BEGIN { print (s >= 0.8 && s <= 1.2) }')")
         OV_LG=$(jq -r '"sent \(.summary.requests) (\(.summary.rate | floor) replies/s), errors \(.errors | to_entries | map(select(.value > 0 and .key != "total")) | map("\(.key) \(.value)") | join(", ")), send lag p99 \(.health.send_lag_p99_us | floor) µs, pool wait p50 \(.latency.pool_wait.p50 // "-") µs"' "$TMP/ov.json" 2>/dev/null || echo "no report: $(tail -c 300 "$TMP/ov.err" | tr '\n' ' ')")
         jq -r '.health.warnings[]?' "$TMP/ov.json" 2>/dev/null | while read -r w; do echo "  overload run warns: $w" >&2; done
-        OV_ROW="| redis PING, -c $OV_CONNS -P 1 | $(fmt "$CAP") | $(fmt "$RATE") for ${OV_DUR}s, --timeout ${OV_TIMEOUT}s | ${WALL} s, the run's own ${OWN} s (≤ $((OV_DUR + OV_TIMEOUT)) + 0.05; wall + 0.5): $W_OK | ${RSS_MB} MB (≤ 64): $R_OK | $SERVED / $EXPECT = ${SHARE} (0.8–1.2): $S_OK; whole run $SERVED_ALL | $OV_LG |"
+        OV_ROW="| redis PING, -c $OV_CONNS -P 1 | $(fmt "$CAP") | $(fmt "$RATE") for ${OV_DUR}s, --timeout ${OV_TIMEOUT}s | ${WALL} s, the run's own ${OWN} s (≤ $((OV_DUR + OV_TIMEOUT))): $W_OK | ${RSS_MB} MB (≤ 64): $R_OK | $SERVED / $EXPECT = ${SHARE} (0.8–1.2): $S_OK; whole run $SERVED_ALL | $OV_LG |"
     fi
     stop "$REDIS_PID"
 fi

@@ -4,6 +4,7 @@
 //!  dispatcher: pacer.until(next intended time) ──due──► wake one idle sender ──► Feed::take: the oldest due request
 //!  every slot busy: the schedule's position stays behind (no task, no buffer per unsent request) ───────────┘
 //!  a request still unsent at its deadline: counted in bulk as timeout_pool_wait, then ──► the next one
+//!  the duration ends: every request still unsent is counted as `unsent` (never sent late), then ──► done
 //! ```
 //!
 //! - **Nothing per unsent request.** The schedule is an iterator: requests that are due while every slot is
@@ -14,7 +15,12 @@
 //! - **Deadlines without the senders.** When no slot frees, the dispatcher sleeps until the oldest due
 //!   request's deadline (intended time + `--timeout`) and counts every request past its own as a pool-wait
 //!   timeout then, in bulk ([`EXPIRED_BATCH`] at a time, yielding in between), so each interval holds what
-//!   expired in it and the run ends within `--duration` + `--timeout`. A sender whose slot frees counts the
+//!   expired in it.
+//! - **No load after the duration.** When `--duration` ends, the requests still waiting for a slot are not sent
+//!   at all: they are counted as [`ErrorKind::Unsent`](crate::recorder::ErrorKind::Unsent), in bulk, and only the
+//!   requests already on the wire are waited for (until their deadlines). The server gets the load for the
+//!   duration asked, as from wrk2, and the run ends within `--duration` + `--timeout` (far sooner when the
+//!   server answers what it was sent). A sender whose slot frees counts the
 //!   ones past their deadline in front of the next due request itself (one batch at most).
 //! - **It yields when behind.** Senders take at most their free slots before they go back to their sockets,
 //!   and the dispatcher yields after each wake-up and each batch, so replies, timeouts and the interval
@@ -45,6 +51,8 @@ pub struct OpenLoop {
     head: Cell<Option<Instant>>,
     /// The run's start: the schedule's offsets count from it.
     start: Instant,
+    /// The end of the duration (`None` for a request budget): nothing is sent from then on.
+    end: Option<Instant>,
     /// Senders waiting in [`due`](Self::due) with a free slot.
     idle: Cell<usize>,
     /// Wakes one idle sender: a request came due.
@@ -65,6 +73,7 @@ impl OpenLoop {
             schedule: RefCell::new(schedule),
             head: Cell::new(head),
             start,
+            end: plan.end().map(|e| start + e),
             idle: Cell::new(0),
             wake: Notify::new(),
             freed: Notify::new(),
@@ -79,6 +88,11 @@ impl OpenLoop {
     /// True once the schedule is done (or the run was interrupted).
     pub(crate) fn is_done(&self) -> bool {
         self.head.get().is_none() || self.interrupt.is_cancelled()
+    }
+
+    /// True once the duration has ended at `now`.
+    fn ended(&self, now: Instant) -> bool {
+        self.end.is_some_and(|end| now >= end)
     }
 
     fn advance(&self) {
@@ -96,6 +110,10 @@ impl OpenLoop {
         let Some(mut intended) = self.head.get() else {
             return Take::Done;
         };
+        if self.ended(now) {
+            // The dispatcher counts what is left as unsent, then says Done.
+            return Take::Wait;
+        }
         if intended + self.worker.timeout() <= now {
             if self.expire(now) {
                 return Take::Wait;
@@ -139,11 +157,24 @@ impl OpenLoop {
         };
         let mut pacer = Pacer::new();
         let timeout = me.worker.timeout();
+        let end = async {
+            match me.end {
+                Some(end) => sleep_until(end).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut end = pin!(end);
         while let Some(head) = me.head.get() {
             if me.interrupt.is_cancelled() {
                 break;
             }
             let now = Instant::now();
+            if me.ended(now) {
+                if me.count_unsent(now) {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
             if head + timeout <= now {
                 if me.expire(now) {
                     tokio::task::yield_now().await;
@@ -169,10 +200,27 @@ impl OpenLoop {
                 _ = me.interrupt.cancelled() => break,
                 _ = me.freed.notified() => {}
                 _ = sleep_until(head + timeout) => {}
+                _ = &mut end => {}
             }
         }
         me.head.set(None);
         me.wake.notify_waiters();
+    }
+
+    /// Counts up to [`EXPIRED_BATCH`] requests still unsent as [`ErrorKind::Unsent`](crate::recorder::ErrorKind)
+    /// (the duration has ended); true when it stopped at the batch's end (more may be left).
+    fn count_unsent(&self, now: Instant) -> bool {
+        let (mut n, mut measured) = (0, 0);
+        while let Some(head) = self.head.get() {
+            if n == EXPIRED_BATCH {
+                break;
+            }
+            n += 1;
+            measured += u64::from(self.worker.measures(head));
+            self.advance();
+        }
+        self.worker.unsent(measured, now);
+        n == EXPIRED_BATCH
     }
 
     /// Counts up to [`EXPIRED_BATCH`] requests whose deadline is at or before `now` as pool-wait timeouts;

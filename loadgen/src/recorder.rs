@@ -50,11 +50,15 @@ pub enum ErrorKind {
     BadReply,
     /// TLS failure.
     Tls,
+    /// Never sent: the run's duration ended while the request still waited for a free connection (an open loop
+    /// behind its schedule). Counted, never sent after the duration, and not in the latency histograms (it has
+    /// no latency).
+    Unsent,
     /// Anything else (I/O errors, configuration).
     Other,
 }
 
-const KINDS: [ErrorKind; 14] = [
+const KINDS: [ErrorKind; 15] = [
     ErrorKind::Refused,
     ErrorKind::Reset,
     ErrorKind::Closed,
@@ -68,6 +72,7 @@ const KINDS: [ErrorKind; 14] = [
     ErrorKind::ServerError,
     ErrorKind::BadReply,
     ErrorKind::Tls,
+    ErrorKind::Unsent,
     ErrorKind::Other,
 ];
 
@@ -95,6 +100,7 @@ impl ErrorKind {
             ErrorKind::ServerError => "server_error",
             ErrorKind::BadReply => "bad_reply",
             ErrorKind::Tls => "tls",
+            ErrorKind::Unsent => "unsent",
             ErrorKind::Other => "other",
         }
     }
@@ -503,6 +509,11 @@ impl Recorder {
         if let Some(d) = connect {
             put(&mut c.connect, nanos(d));
         }
+    }
+
+    /// Records `n` requests that were never sent (see [`ErrorKind::Unsent`]): errors only, no latency.
+    pub fn record_unsent(&mut self, n: u64) {
+        self.current.errors.add_n(ErrorKind::Unsent, n);
     }
 
     /// Records `n` requests that timed out alike: `kind` (a timeout) at `corrected` from their intended send,

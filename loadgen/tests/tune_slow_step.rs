@@ -1,5 +1,5 @@
 //! The SLO rate search against the real embedded server with one injected slow step: during one open-loop
-//! step the server's service time is twenty times longer (a server-side SLEEP burst), and the search still
+//! step the server's service time is fifty times longer (a server-side SLEEP burst), and the search still
 //! finds a rate within 20 % of a clean search's, because the failed step is confirmed before the search turns.
 
 use std::cell::Cell;
@@ -20,7 +20,7 @@ fn sleeping(sleep: &str) -> LoadRunner {
     LoadRunner::new(None, service).unwrap()
 }
 
-/// The real runner, except that the `slow_run`-th open-loop run (1-based) is served twenty times slower.
+/// The real runner, except that the `slow_run`-th open-loop run (1-based) is served fifty times slower (100 ms a request instead of 2 ms).
 struct SlowStep {
     normal: LoadRunner,
     slow: LoadRunner,
@@ -43,20 +43,20 @@ impl CellRunner for SlowStep {
 fn search(slow_run: Option<usize>) -> tune::slo::SloSearch {
     let runner = SlowStep {
         normal: sleeping("2ms"),
-        slow: sleeping("40ms"),
+        slow: sleeping("100ms"),
         slow_run,
         open_runs: Cell::new(0),
     };
     // Four connections of 2 ms requests: about 2,000 req/s, far below what a debug build can send, so the
     // knee is the server's service time and not this machine's CPU. The objective sits above a request's own
-    // time and below a 40 ms one.
+    // time and far below a 100 ms one, with room for a loaded machine's stalls.
     let args = TuneArgs {
         vary: vec!["pipeline=1".into()],
         connections: Some(4),
         duration: Some("400ms".into()),
         warmup: Some("100ms".into()),
         repeat: Some(1),
-        slo: Some("p99<15ms".into()),
+        slo: Some("p99<30ms".into()),
         quiet: true,
         ..TuneArgs::default()
     };
@@ -75,8 +75,10 @@ fn one_slow_server_step_is_confirmed_away_and_the_search_lands_within_20_percent
         .best_rate
         .expect("the search with a slow step found no rate");
     let slow = &noisy.points[1];
+    // The injected step itself failed (over the objective, or its requests timed out or went unsent), where the
+    // clean search passed easily.
     assert!(
-        slow.p99_us > 40_000.0,
+        slow.p99_us > 30_000.0 || slow.errors > 0,
         "the injected step was not slow: {slow:?}"
     );
     eprintln!(

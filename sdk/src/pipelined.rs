@@ -271,6 +271,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
         Ok(())
     }
 
+    /// A request already completed, without any I/O (`None` when none is): after [`next`](Self::next) returned,
+    /// the other replies its read brought are here, so a caller can handle them all before it sends again and
+    /// goes back to waiting.
+    pub fn try_next(&mut self) -> Option<Completion<T, P::Response>> {
+        self.ready.pop_front()
+    }
+
     /// The next completed request: writes what was queued, reads and matches replies, fires deadlines.
     /// `None` when no request is waiting any more (late replies of timed-out requests are not waited for,
     /// unless [`keep_open_after_timeout`](Self::keep_open_after_timeout)). Cancel-safe: dropped before it
