@@ -44,6 +44,9 @@ Exit status:
      than the warm-up
   3  the target never answered: no connection could be opened, or no request got a reply
 
+Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
+when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).
+
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
 then the report and every output file are written for the time measured, marked interrupted (the thresholds
 are judged on it). A second Ctrl-C exits at once.";
