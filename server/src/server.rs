@@ -42,7 +42,10 @@ impl Server {
         };
         check_model_support(&config)?;
         let reuse_port =
-            config.reuse_port || matches!(config.model, Model::PerCore | Model::Processes);
+            config.reuse_port || matches!(
+                config.model,
+                Model::PerCore | Model::Processes | Model::Uring
+            );
         let mut bound = Vec::new();
         let mut unix_paths = Vec::new();
         for spec in &config.listeners {
