@@ -41,8 +41,8 @@ impl Server {
             _ => None,
         };
         check_model_support(&config)?;
-        let reuse_port =
-            config.reuse_port || matches!(
+        let reuse_port = config.reuse_port
+            || matches!(
                 config.model,
                 Model::PerCore | Model::Processes | Model::Uring
             );

@@ -336,7 +336,11 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
             .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
         {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
             Err(e) => return Err(e),
         }
         done.clear();
