@@ -4,7 +4,7 @@
 //!
 //! - accept: one multishot accept per listener; each completion is a new connection, admitted or refused by
 //!   [`conn::admit`] and [`conn::refuse`] like in every model;
-//! - receive: one multishot receive per connection into a ring of provided buffers ([`Bufs`]) shared by the
+//! - receive: one multishot receive per connection into a ring of provided buffers ([`bufs`]) shared by the
 //!   worker's connections, so an idle connection holds no receive buffer. Each completion's bytes are copied to
 //!   the connection's stash and the buffer goes straight back to the ring; `Step::Read` takes from the stash. A
 //!   stash past [`STASH_CAP`] cancels the receive (a connection busy writing is not read: backpressure); it is
@@ -26,18 +26,16 @@
 // io_uring hands the kernel memory that must outlive each operation: every `unsafe` below says why it does.
 #![allow(unsafe_code)]
 
-use std::alloc::Layout;
 use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
+use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 use nix::libc;
 use socket2::SockRef;
@@ -48,6 +46,9 @@ use crate::listen::{Bound, Listener};
 use crate::model::timers::Timers;
 use crate::model::{event_loop, on_shutdown, per_core};
 use crate::shared::Shared;
+
+mod bufs;
+use bufs::Bufs;
 
 /// Set (to anything) in the environment, the probe fails as on a kernel without io_uring: tests the fallback.
 pub const FORCE_UNAVAILABLE: &str = "SOCKPOOL_URING_UNAVAILABLE";
@@ -96,6 +97,12 @@ pub(crate) fn probe() -> Result<(), String> {
             _ => format!("io_uring_setup: {e}"),
         }
     })?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(
+            "the kernel's io_uring cannot wait with a timeout (IORING_FEAT_EXT_ARG, Linux 5.11)"
+                .into(),
+        );
+    }
     let mut probe = Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
@@ -115,99 +122,6 @@ pub(crate) fn probe() -> Result<(), String> {
     drop(ring);
     drop(bufs);
     Ok(())
-}
-
-/// A ring of provided buffers (`IORING_REGISTER_PBUF_RING`): the kernel takes one when bytes arrive for a
-/// multishot receive; the loop copies them out and gives it back at once.
-struct Bufs {
-    /// The ring of `count` entries the kernel reads (page aligned).
-    entries: *mut BufRingEntry,
-    /// `count` buffers of `size` bytes.
-    mem: *mut u8,
-    size: usize,
-    count: u16,
-    tail: u16,
-}
-
-impl Bufs {
-    fn layouts(count: u16, size: usize) -> (Layout, Layout) {
-        let n = usize::from(count);
-        (
-            Layout::from_size_align(n * std::mem::size_of::<BufRingEntry>(), 4096)
-                .expect("a small ring"),
-            Layout::array::<u8>(n * size).expect("a small pool"),
-        )
-    }
-
-    /// Registers `count` (a power of two) buffers of `size` bytes with `ring`, which must drop first.
-    fn new(ring: &IoUring, count: u16, size: usize) -> io::Result<Bufs> {
-        let (ring_layout, mem_layout) = Self::layouts(count, size);
-        // SAFETY: both layouts have a non-zero size; a null result is checked below (and freed by `drop`).
-        let (entries, mem) = unsafe {
-            (
-                std::alloc::alloc_zeroed(ring_layout).cast::<BufRingEntry>(),
-                std::alloc::alloc_zeroed(mem_layout),
-            )
-        };
-        let mut bufs = Bufs {
-            entries,
-            mem,
-            size,
-            count,
-            tail: 0,
-        };
-        if entries.is_null() || mem.is_null() {
-            return Err(io::ErrorKind::OutOfMemory.into());
-        }
-        // SAFETY: `entries` holds `count` entries and stays allocated until `bufs` drops, after the ring.
-        unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(entries as u64, count, GROUP, 0)?
-        };
-        for bid in 0..count {
-            bufs.give_back(bid);
-        }
-        Ok(bufs)
-    }
-
-    /// The first `len` bytes of buffer `bid`, which a completion handed back.
-    fn get(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(bid < self.count && len <= self.size);
-        // SAFETY: inside the pool; the kernel is done with this buffer until it is given back.
-        unsafe { std::slice::from_raw_parts(self.mem.add(usize::from(bid) * self.size), len) }
-    }
-
-    /// Puts buffer `bid` back in the ring.
-    fn give_back(&mut self, bid: u16) {
-        let slot = usize::from(self.tail & (self.count - 1));
-        // SAFETY: `slot < count`: inside the ring, in an entry the kernel has consumed (the tail is ours), and
-        // the buffer's address inside the pool. The tail is an atomic the kernel reads: a release store
-        // publishes the entry written before it.
-        unsafe {
-            let e = &mut *self.entries.add(slot);
-            e.set_addr(self.mem.add(usize::from(bid) * self.size) as u64);
-            e.set_len(self.size as u32);
-            e.set_bid(bid);
-            self.tail = self.tail.wrapping_add(1);
-            let tail = BufRingEntry::tail(self.entries).cast::<AtomicU16>();
-            (*tail).store(self.tail, Ordering::Release);
-        }
-    }
-}
-
-impl Drop for Bufs {
-    fn drop(&mut self) {
-        let (ring_layout, mem_layout) = Self::layouts(self.count, self.size);
-        // SAFETY: allocated in `new` with these layouts; the ring that used them is gone.
-        unsafe {
-            if !self.entries.is_null() {
-                std::alloc::dealloc(self.entries.cast(), ring_layout);
-            }
-            if !self.mem.is_null() {
-                std::alloc::dealloc(self.mem, mem_layout);
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +188,10 @@ fn take(stash: &mut BytesMut, end: Option<i32>, buf: &mut BytesMut) -> io::Resul
         _ if n > 0 => {
             buf.extend_from_slice(&stash[..n]);
             stash.advance(n);
+            if stash.is_empty() && stash.capacity() > 4096 {
+                // An upload's stash does not stay with the connection once it is idle.
+                *stash = BytesMut::new();
+            }
             Ok(n)
         }
         Some(0) => Ok(0),
@@ -293,7 +211,12 @@ fn result(res: i32) -> io::Result<usize> {
 
 /// One worker: serves `bound` on a ring of its own until shutdown and drain.
 fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
-    let ring = IoUring::builder().build(ENTRIES)?;
+    // One thread submits, and completions are processed only when it asks for them: no task-work interrupts.
+    let ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(ENTRIES)
+        .or_else(|_| IoUring::new(ENTRIES))?;
     let size = shared.config.read_buffer.clamp(4096, 64 * 1024);
     let mut w = Worker {
         bufs: Bufs::new(&ring, BUFS, size)?,
@@ -578,7 +501,7 @@ impl Worker {
             let Some(s) = self.slots[i].as_mut() else {
                 continue;
             };
-            if !s.due.is_some_and(|d| d <= now) {
+            if s.due.is_none_or(|d| d > now) {
                 continue;
             }
             if s.sending {
