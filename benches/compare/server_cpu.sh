@@ -3,7 +3,7 @@
 # redis-server (RESP PING) and nginx (one worker, HTTP GET), at the same fixed open-loop rate from our own load
 # generator, side by side in one run.
 #
-#   bash benches/compare/server_cpu.sh            # about 4 minutes after the build (the defaults below)
+#   bash benches/compare/server_cpu.sh            # about 8 minutes after the build (the defaults below)
 #   QUICK=1 bash benches/compare/server_cpu.sh    # a smoke run of the script itself: tiny loads, meaningless numbers
 #
 # Every server is started once, all of them beside each other (idle when not measured): redis-server
@@ -74,6 +74,7 @@ measure() {
     US=$(awk -v t=$((after - before)) -v hz="$TICK" -v n="$replies" \
         'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "n/a" }')
     echo "  $label: $US µs/request ($((after - before)) ticks, $replies replies)" >&2
+    LAST[$label]=$US
 }
 
 # ------------------------------------------------------------------------------------------------- the servers
@@ -90,23 +91,28 @@ for m in $MODELS; do
     if grep -q WARNING "$TMP/$SP_LOG.err"; then note "sockpool-server --model $m: $(grep WARNING "$TMP/$SP_LOG.err")"; fi
 done
 
-# The loads, one per line: key pgid port proto label.
-LOADS=("redis $REDIS_PID $REDIS_PORT resp redis-server" "nginx $NGINX_PID $NGINX_PORT http nginx")
-for m in $MODELS; do
-    LOADS+=("$m-resp ${SP_PGID[$m]} ${SP_RESP[$m]} resp sockpool-server-$m-resp")
-    LOADS+=("$m-http ${SP_PGID[$m]} ${SP_HTTP[$m]} http sockpool-server-$m-http")
-done
-
 # ---------------------------------------------------------------------------------------------------- rounds
 
-declare -A VALS # key -> every round's µs/request, space-separated
+# Each model's load runs right beside its peer's (which goes first alternates from round to round), so every ratio
+# compares two loads a few seconds apart: on a shared machine the background moves between loads far more than
+# within a pair.
+declare -A VALS PAIR # VALS[key]: every measurement, µs/request; PAIR[key]: every pair's ratio to the peer
+pair() { # round key peer_key pgid port proto label peer_pgid peer_port
+    local r=$1 key=$2 peer=$3 mine theirs
+    in_turn "$r" measure "$8" "$9" "$6" "$peer" -- measure "$4" "$5" "$6" "$7"
+    # in_turn ran both: recover each one's figure from the log of the last two measurements
+    mine=${LAST[$7]} theirs=${LAST[$peer]}
+    VALS[$key]="${VALS[$key]:-} $mine" VALS[$peer]="${VALS[$peer]:-} $theirs"
+    PAIR[$key]="${PAIR[$key]:-} $(ratio "$mine" "$theirs")"
+}
+declare -A LAST # label -> its latest µs/request
 for ((r = 0; r < ROUNDS; r++)); do
     echo "round $((r + 1))/$ROUNDS: $RATE requests/s, $CONNS connections, ${DUR}s per load" >&2
-    n=${#LOADS[@]}
-    for ((k = 0; k < n; k++)); do
-        read -r key pgid port proto label <<<"${LOADS[$(((k + r * 3) % n))]}"
-        measure "$pgid" "$port" "$proto" "$label"
-        VALS[$key]="${VALS[$key]:-} $US"
+    for m in $MODELS; do
+        pair "$r" "$m-resp" redis-server "${SP_PGID[$m]}" "${SP_RESP[$m]}" resp "sockpool-server-$m-resp" \
+            "$REDIS_PID" "$REDIS_PORT"
+        pair "$r" "$m-http" nginx "${SP_PGID[$m]}" "${SP_HTTP[$m]}" http "sockpool-server-$m-http" \
+            "$NGINX_PID" "$NGINX_PORT"
     done
 done
 
@@ -116,40 +122,33 @@ for m in $MODELS; do stop "${SP_PGID[$m]}"; done
 
 # ---------------------------------------------------------------------------------------------------- report
 
-# shellcheck disable=SC2086 # the rounds are words
+# shellcheck disable=SC2086 # the values are words
 med() { median $1; }
-# each key peer_key: every round's ratio of key to peer_key
-each() {
-    local -a a b
-    local i out=""
-    read -ra a <<<"${VALS[$1]}"
-    read -ra b <<<"${VALS[$2]}"
-    for i in "${!a[@]}"; do out+="${out:+, }$(ratio "${a[$i]}" "${b[$i]}")"; done
-    echo "$out"
-}
-R=$(med "${VALS[redis]}")
+R=$(med "${VALS[redis-server]}")
 N=$(med "${VALS[nginx]}")
 VERDICT=()
 echo
 echo "Server CPU time per request (issue 14, must-show 4): $(run_info)"
 echo
 echo "Load: \`sockpool-loadgen run --rate $RATE --connections $CONNS --threads 1 --duration ${DUR}s\` (RESP PING or HTTP GET /), \
-$ROUNDS interleaved rounds; load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
-echo "CPU µs per request: utime+stime of the server's processes over the load / replies; median of the rounds."
+$ROUNDS rounds, each model's load beside its peer's; load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after."
+echo "CPU µs per request: utime+stime of the server's processes over the load / replies, median of its runs; the ratio is"
+echo "the median of the pairs' ratios (each pair: the model's load and its peer's, back to back), every pair's in parentheses."
 echo
-echo "| server (1 worker) | RESP PING µs/req | / redis (each round) | HTTP GET µs/req | / nginx (each round) |"
+echo "| server (1 worker) | RESP PING µs/req | / redis-server | HTTP GET µs/req | / nginx |"
 echo "|---|---|---|---|---|"
 echo "| redis-server --io-threads 1 | $R | 1 | | |"
 echo "| nginx worker_processes 1 (\`return 200\`) | | | $N | 1 |"
 for m in $MODELS; do
-    rm_=$(med "${VALS[$m-resp]}") hm=$(med "${VALS[$m-http]}")
-    rr=$(ratio "$rm_" "$R") hr=$(ratio "$hm" "$N")
-    echo "| sockpool-server --model $m | $rm_ | **$rr** ($(each "$m-resp" redis)) | $hm | **$hr** ($(each "$m-http" nginx)) |"
+    rr=$(med "${PAIR[$m-resp]}") hr=$(med "${PAIR[$m-http]}")
+    each_r=${PAIR[$m-resp]# } each_h=${PAIR[$m-http]# }
+    each_r=${each_r// /, } each_h=${each_h// /, }
+    echo "| sockpool-server --model $m | $(med "${VALS[$m-resp]}") | **$rr** ($each_r) | $(med "${VALS[$m-http]}") | **$hr** ($each_h) |"
     target=1.0
     [ "$m" = uring ] && target=0.7
     for x in "$rr" "$hr"; do
         if [ "$x" = n/a ] || awk -v x="$x" -v t="$target" 'BEGIN { exit !(x > t) }'; then
-            VERDICT+=("$m: $rr× redis, $hr× nginx — above the ${target}× target")
+            VERDICT+=("$m: $rr× redis-server, $hr× nginx; the target is ≤ ${target}×")
             break
         fi
     done
