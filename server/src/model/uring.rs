@@ -22,6 +22,11 @@
 //! Where io_uring is unavailable ([`probe`]: `io_uring_setup` fails — `kernel.io_uring_disabled`, a seccomp
 //! filter, an old kernel — or an operation used here is missing) `run` falls back to `event-loop` with a
 //! warning on stderr.
+//!
+//! Why the `io-uring` crate (tokio-rs/io-uring) rather than a runtime on it (monoio, compio): the shell drives the
+//! `Conn` itself and wants multishot accept and receive, a provided-buffer ring and one `io_uring_enter` per loop
+//! turn, which the crate gives as they are; a runtime would put its futures and its own buffer ownership between
+//! the `Conn` and the ring. Chosen on that ground, not by a measurement against them.
 
 // io_uring hands the kernel memory that must outlive each operation: every `unsafe` below says why it does.
 #![allow(unsafe_code)]
