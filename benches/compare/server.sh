@@ -11,7 +11,7 @@
 #      http (--workers N).
 #   3. Memory: sockpool-server's VmRSS before and while holding IDLE_CONNS idle connections (10,000), in KiB per
 #      connection; redis-server's too, for scale.
-#   4. The five concurrency models of sockpool-server (--workers 2) under the same loads as 1 and 2.
+#   4. The six concurrency models of sockpool-server (--workers 2) under the same loads as 1 and 2.
 #   5. Fairness at scale (issue 14): `wrk -t1 -c FAIR_CONNS --latency` (8,000) against one worker of each model and
 #      one nginx worker, ROUNDS rounds, alternating which goes first: p99 and rate against nginx's in the same round.
 # Every peer and server binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration
@@ -21,7 +21,7 @@
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
 # used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
 # SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models,fair; default all),
-# FAIR_CONNS, FAIR_DUR (seconds), FAIR_MODELS (the models of the fairness round; default all five).
+# FAIR_CONNS, FAIR_DUR (seconds), FAIR_MODELS (the models of the fairness round; default all six).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +38,7 @@ TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
 ONLY=${ONLY:-peers,idle,models,fair} # which sections to run
 FAIR_CONNS=${FAIR_CONNS:-8000}
 FAIR_DUR=${FAIR_DUR:-10}
-FAIR_MODELS=${FAIR_MODELS:-async per-core threads event-loop processes}
+FAIR_MODELS=${FAIR_MODELS:-async per-core threads event-loop processes uring}
 CLIENTS=50
 
 need redis-server redis-benchmark nginx wrk
@@ -177,7 +177,7 @@ per_conn() { awk -v a="$1" -v b="$2" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", 
 
 MODEL_ROWS=()
 base_p1="" base_p16="" base_wrk=""
-for m in async "async --busy-poll 50us" per-core threads event-loop processes; do
+for m in async "async --busy-poll 50us" per-core threads event-loop processes uring; do
     [[ ,$ONLY, == *,models,* ]] || break
     echo "model $m --workers 2" >&2
     read -r model flags <<<"$m" # "async --busy-poll 50us" is a model and its flags
@@ -265,7 +265,7 @@ echo "| redis-server (for scale) | $r_before | $r_after | $(per_conn "$r_before"
 fi
 if [[ ,$ONLY, == *,models,* ]]; then
 echo
-echo "## The five models, --workers 2 (ratio to async in parentheses)"
+echo "## The six models, --workers 2 (ratio to async in parentheses)"
 echo
 echo "| model | ping -P 1 req/s | ping -P 16 req/s | wrk req/s |"
 echo "|---|---|---|---|"

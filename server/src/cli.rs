@@ -21,10 +21,11 @@ pub struct Args {
     /// `[::1]:7000` or `unix:/path`. Default: `framed=127.0.0.1:7000`.
     #[arg(long = "listen", value_name = "PROTO[+tls]=ADDR")]
     pub listen: Vec<ListenSpec>,
-    /// async|per-core|threads|event-loop|processes. Default: async.
+    /// async|per-core|threads|event-loop|processes|uring. Default: async. `uring` falls back to `event-loop`,
+    /// with a warning, where io_uring is unavailable.
     #[arg(long, default_value = "async")]
     pub model: Model,
-    /// Worker threads, runtimes or processes. Default: the CPU count.
+    /// Worker threads, runtimes, rings or processes. Default: the CPU count.
     #[arg(long)]
     pub workers: Option<usize>,
     /// Open connections at most. Default: 10000.

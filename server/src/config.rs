@@ -209,6 +209,9 @@ pub enum Model {
     EventLoop,
     /// `workers` pre-started worker processes sharing the TCP port with SO_REUSEPORT.
     Processes,
+    /// `workers` threads, each with its own io_uring (completion-based I/O) and SO_REUSEPORT listener; falls
+    /// back to `event-loop`, with a warning, where io_uring is unavailable.
+    Uring,
 }
 
 impl Model {
@@ -220,16 +223,18 @@ impl Model {
             Model::Threads => "threads",
             Model::EventLoop => "event-loop",
             Model::Processes => "processes",
+            Model::Uring => "uring",
         }
     }
 
     /// Every model.
-    pub const ALL: [Model; 5] = [
+    pub const ALL: [Model; 6] = [
         Model::Async,
         Model::PerCore,
         Model::Threads,
         Model::EventLoop,
         Model::Processes,
+        Model::Uring,
     ];
 }
 
@@ -247,7 +252,7 @@ impl FromStr for Model {
             .find(|m| m.name() == s)
             .ok_or_else(|| {
                 ConfigError::new(format!(
-                    "unknown model `{s}` (async|per-core|threads|event-loop|processes)"
+                    "unknown model `{s}` (async|per-core|threads|event-loop|processes|uring)"
                 ))
             })
     }
@@ -344,8 +349,8 @@ pub struct ServerConfig {
     pub listeners: Vec<ListenSpec>,
     /// The concurrency model. Default: `async`.
     pub model: Model,
-    /// Worker threads (`async`), runtimes (`per-core`) or processes (`processes`); `threads` and `event-loop`
-    /// ignore it. Default: the CPU count.
+    /// Worker threads (`async`), runtimes (`per-core`), rings (`uring`) or processes (`processes`); `threads`
+    /// and `event-loop` ignore it. Default: the CPU count.
     pub workers: usize,
     /// The limits.
     pub limits: Limits,

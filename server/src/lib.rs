@@ -30,6 +30,7 @@
 //! | `threads` | blocking std::net, a thread per connection (≤ `max_connections`) | TCP, TLS, unix |
 //! | `event-loop` | one thread, one mio (epoll) loop, non-blocking sockets, rustls driven by hand | TCP, TLS, unix |
 //! | `processes` | `workers` worker processes of the binary sharing the port with SO_REUSEPORT | TCP, TLS; no unix (refused at bind) |
+//! | `uring` | `workers` threads, each with an io_uring (multishot accept and receive, provided buffers) and its own SO_REUSEPORT listener; `event-loop` where io_uring is unavailable | TCP, TLS, unix (shared) |
 //!
 //! UDP listeners are served by one thread each under every model. Under `processes`, `STATS` answers the
 //! counters of the worker that serves the connection, and the final counters are the workers' sum.
@@ -61,9 +62,10 @@
 //!   `sockpool::codec` codecs, handle, encode straight into the output buffer.
 //! - `conn`: one connection's whole lifecycle, sans-IO (`Conn`: the session, buffers, TLS, every timeout,
 //!   backpressure, fairness turns, draining, linger; admission and refusal), which every model drives.
-//! - `model`: one module per concurrency model (`async_rt`, `per_core`, `threads`, `event_loop`,
+//! - `model`: one module per concurrency model (`async_rt`, `per_core`, `threads`, `event_loop`, `uring`,
 //!   `processes`), each `run(listeners, shared)`; the I/O shells over `Conn`: `model::tokio_io` (the accept
-//!   loop and shell the tokio models share), `model::blocking_io` (`threads`), and `event_loop` itself.
+//!   loop and shell the tokio models share), `model::blocking_io` (`threads`), and `event_loop` and `uring`
+//!   themselves (which share `model::timers`).
 //! - [`stats`]: [`Stats`] (relaxed atomic counters) and [`StatsSnapshot`] (JSON and Prometheus text).
 //! - `listen`: binding TCP (socket2, SO_REUSEPORT), Unix and UDP sockets; [`BoundAddr`].
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).

@@ -41,8 +41,11 @@ impl Server {
             _ => None,
         };
         check_model_support(&config)?;
-        let reuse_port =
-            config.reuse_port || matches!(config.model, Model::PerCore | Model::Processes);
+        let reuse_port = config.reuse_port
+            || matches!(
+                config.model,
+                Model::PerCore | Model::Processes | Model::Uring
+            );
         let mut bound = Vec::new();
         let mut unix_paths = Vec::new();
         for spec in &config.listeners {

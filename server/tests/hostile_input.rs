@@ -284,7 +284,7 @@ async fn connections_beyond_the_maximum_are_refused_per_protocol() {
         ("line=127.0.0.1:0", Proto::Line, Vec::new()),
         ("echo=127.0.0.1:0", Proto::Echo, Vec::new()),
     ] {
-        for model in [Model::Async, Model::Threads, Model::EventLoop] {
+        for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
             let (h, addr) = start(model, listener, proto, |c| c.limits.max_connections = 2);
             // Two admitted connections, each proven served.
             let mut held = Vec::new();
@@ -329,6 +329,7 @@ async fn client_that_never_reads_is_closed_at_the_write_timeout_with_bounded_mem
         Model::Threads,
         Model::EventLoop,
         Model::PerCore,
+        Model::Uring,
     ] {
         let (h, addr) = start(model, "framed=127.0.0.1:0", Proto::Framed, |c| {
             c.limits.read_timeout = Duration::from_secs(30);
@@ -401,7 +402,7 @@ async fn http_connections_beyond_the_maximum_get_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_body_over_the_limit_sent_anyway_is_413_from_the_header() {
-    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+    for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
         let (h, addr) = start(model, "http=127.0.0.1:0", Proto::Http, |c| {
             c.limits.max_body = 1000
         });

@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use sockpool_server::{Model, Proto, Server};
+use sockpool_testkit::process::ServerProcess;
 use support::{config, framed_request, framed_response, read_until_close, IO_LIMIT};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -167,4 +168,31 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         .await
         .unwrap();
     assert_eq!(stats.worker_restarts, 1);
+}
+
+/// `--model uring` where io_uring is unavailable (forced here: the probe fails as on a kernel without it) starts
+/// anyway, on `event-loop`, and says so on stderr: the cause and the model it falls back to.
+#[test]
+fn uring_falls_back_to_the_event_loop_with_a_warning_where_io_uring_is_unavailable() {
+    use std::io::{Read, Write};
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let server = ServerProcess::start_with_env(
+        env!("CARGO_BIN_EXE_sockpool-server"),
+        &["--model", "uring", "--listen", "echo=127.0.0.1:0"],
+        &[("SOCKPOOL_URING_UNAVAILABLE", "1")],
+        log.reopen().unwrap().into(),
+    );
+    let mut s = std::net::TcpStream::connect(server.addr("echo")).unwrap();
+    s.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    s.write_all(b"still served").unwrap();
+    let mut got = [0u8; 12];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still served");
+    let mut stderr = String::new();
+    log.reopen().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(
+        stderr.contains("WARNING: --model uring: io_uring is unavailable here (SOCKPOOL_URING_UNAVAILABLE is set)")
+            && stderr.contains("falling back to --model event-loop"),
+        "{stderr}"
+    );
 }

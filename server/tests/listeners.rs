@@ -17,6 +17,7 @@ async fn unix_socket_serves_under_every_model_that_has_it_and_is_removed_on_exit
         Model::PerCore,
         Model::Threads,
         Model::EventLoop,
+        Model::Uring,
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sp.sock");

@@ -306,6 +306,8 @@ suite! {
     event_loop_busy_poll => (Model::EventLoop, BUSY_POLL),
     processes => (Model::Processes, Duration::ZERO),
     processes_busy_poll => (Model::Processes, BUSY_POLL),
+    uring => (Model::Uring, Duration::ZERO),
+    uring_busy_poll => (Model::Uring, BUSY_POLL),
 }
 
 /// The busy-polling variants' `busy_poll`.

@@ -56,7 +56,7 @@ async fn framed_over_tls_under_every_model() {
 
 #[tokio::test]
 async fn a_plain_client_on_a_tls_port_is_closed_and_counted() {
-    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+    for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
         plain_client_on_tls_port(model).await;
     }
 }
@@ -92,7 +92,7 @@ async fn http_over_tls_keep_alive() {
     use futures::{SinkExt, StreamExt};
     use sockpool::codec::http::{ClientCodec, Limits, Request};
     let cert = Cert::new();
-    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+    for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
         let mut c = config(model, &["http+tls=127.0.0.1:0"]);
         cert.configure(&mut c);
         let server = Server::bind(c).unwrap();

@@ -165,9 +165,20 @@ impl ServerProcess {
 
     /// Like [`start`](Self::start), with stderr sent to `stderr`.
     pub fn start_with(bin: impl AsRef<Path>, args: &[&str], stderr: Stdio) -> ServerProcess {
+        Self::start_with_env(bin, args, &[], stderr)
+    }
+
+    /// Like [`start_with`](Self::start_with), with these variables added to the child's environment.
+    pub fn start_with_env(
+        bin: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> ServerProcess {
         let bin = bin.as_ref();
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

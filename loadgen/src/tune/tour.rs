@@ -141,7 +141,7 @@ pub fn stops() -> Vec<Stop> {
         Stop {
             title: "5. Server concurrency models",
             explain: "The same load against each model the server offers (models this build lacks are skipped).",
-            vary: "server-model=async,per-core,threads,event-loop,processes",
+            vary: "server-model=async,per-core,threads,event-loop,processes,uring",
             connections: 8,
             pipeline: 1,
             payload: 64,

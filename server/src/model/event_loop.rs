@@ -2,9 +2,8 @@
 //! server: each connection a [`Conn`] stepped until its socket would block.
 //!
 //! Fair: a connection that used its turn ([`conn::TURN_BYTES`]) goes to a run queue served after the next
-//! poll's events, and a listener accepts at most [`ACCEPT_BATCH`] connections a turn. Timers: a heap for framed
-//! SLEEP, and a sweep a few times per shortest timeout that steps every connection whose deadline has passed
-//! (the `Conn` applies the timeout). A TLS client over `max_connections` is closed without a reply.
+//! poll's events, and a listener accepts at most [`ACCEPT_BATCH`] connections a turn. Timers: [`Timers`] (a
+//! heap for framed SLEEP, a sweep for the read and write deadlines). A TLS client over `max_connections` is closed without a reply.
 //!
 //! Shutdown: a mio `Waker` wakes the loop, the listeners close, every connection is told to stop (idle ones
 //! close at once, the others when they have answered what they received), and the loop ends when none is left
@@ -13,12 +12,11 @@
 //! Busy polling (`busy_poll`): for that long after the last event the loop polls without sleeping, so the
 //! clients' writes do not have to wake it between bursts.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -26,7 +24,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::config::Proto;
 use crate::conn::{self, Conn, Step};
 use crate::listen::{Bound, Listener};
-use crate::model::{sock, Sock};
+use crate::model::timers::Timers;
+use crate::model::{on_shutdown, sock, Sock};
 use crate::shared::Shared;
 
 const WAKE: Token = Token(usize::MAX);
@@ -46,11 +45,10 @@ struct Slot {
     sleep: Option<Instant>,
 }
 
-/// The loop's queues: connections and listeners to serve again without an event, and SLEEPs.
-#[derive(Default)]
+/// The loop's queues: connections and listeners to serve again without an event, and the timers.
 struct Queues {
     again: VecDeque<Token>,
-    sleeps: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Timers,
 }
 
 /// Steps `slot` until its socket would block, it waits, its turn ends or it closes; false once closed.
@@ -66,7 +64,7 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
             Step::Write(due) => (slot.conn.write_with(|b| slot.sock.write(b)), due),
             Step::Sleep(until) => {
                 if slot.sleep.replace(until) != Some(until) {
-                    q.sleeps.push(Reverse((until, slot_no)));
+                    q.timers.sleep(until, slot_no);
                 }
                 return true;
             }
@@ -103,39 +101,22 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         listeners.push(Some((l, b.addr.proto, b.addr.tls)));
     }
     let watcher = {
-        let (shared, waker) = (shared.clone(), waker.clone());
-        std::thread::Builder::new()
-            .name("sockpool-evl-stop".into())
-            .spawn(move || {
-                futures::executor::block_on(shared.shutdown.cancelled());
-                let _ = waker.wake();
-            })?
+        let waker = waker.clone();
+        on_shutdown(&shared, "sockpool-evl-stop", move || {
+            let _ = waker.wake();
+        })?
     };
 
     shared.mark_ready();
-    let limits = &shared.config.limits;
-    let sweep_every = [
-        limits.read_timeout,
-        limits.idle_timeout,
-        limits.write_timeout,
-    ]
-    .into_iter()
-    .min()
-    .unwrap_or(Duration::from_secs(1))
-    .div_f64(4.0)
-    .clamp(Duration::from_millis(5), Duration::from_millis(250));
-    let mut next_sweep = Instant::now() + sweep_every;
     let mut slots: Vec<Option<Slot>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
-    let mut q = Queues::default();
+    let mut q = Queues {
+        again: VecDeque::new(),
+        timers: Timers::new(&shared.config.limits, shared.config.busy_poll),
+    };
     let mut events = Events::with_capacity(1024);
     let mut tokens: Vec<Token> = Vec::new();
     let mut drain_deadline = None;
-    let busy_poll = shared.config.busy_poll;
-    let mut last_event = Instant::now()
-        .checked_sub(busy_poll)
-        .unwrap_or_else(Instant::now);
-
     // Steps slot `i` (an event, a due timer, its turn again); frees it once closed.
     let step = |slots: &mut Vec<Option<Slot>>, free: &mut Vec<usize>, q: &mut Queues, i: usize| {
         if let Some(slot) = slots.get_mut(i).and_then(Option::as_mut) {
@@ -147,25 +128,14 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     };
 
     loop {
-        let now = Instant::now();
-        let mut wake_at = next_sweep;
-        if let Some(Reverse((due, _))) = q.sleeps.peek() {
-            wake_at = wake_at.min(*due);
-        }
-        // Busy polling (`busy_poll`): within that long of the last event, poll without sleeping.
-        let timeout =
-            if !q.again.is_empty() || now.saturating_duration_since(last_event) < busy_poll {
-                Duration::ZERO
-            } else {
-                wake_at.saturating_duration_since(now)
-            };
+        let timeout = q.timers.wait(Instant::now(), !q.again.is_empty());
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
         if !events.is_empty() {
-            last_event = Instant::now();
+            q.timers.event();
         }
         // This poll's events, then whoever used a whole turn before it.
         tokens.clear();
@@ -240,18 +210,13 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
             }
         }
         let now = Instant::now();
-        while let Some(Reverse((due, i))) = q.sleeps.peek().copied() {
-            if due > now {
-                break;
-            }
-            q.sleeps.pop();
+        while let Some(i) = q.timers.woken(now) {
             if let Some(slot) = slots.get_mut(i).and_then(Option::as_mut) {
                 slot.sleep = None;
             }
             step(&mut slots, &mut free, &mut q, i);
         }
-        if now >= next_sweep {
-            next_sweep = now + sweep_every;
+        if q.timers.sweep(now) {
             for i in 0..slots.len() {
                 if slots[i]
                     .as_ref()

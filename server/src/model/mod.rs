@@ -1,8 +1,8 @@
 //! The concurrency models, one module each, all the same shape: `run(bound, shared)` serves the bound
 //! listeners until `shared.shutdown` is cancelled, lets the connections finish what they already received (up
 //! to the shutdown deadline), and returns. Each connection is a [`Conn`](crate::conn::Conn); the models only
-//! schedule them and move their bytes, through three I/O shells: [`tokio_io`] (the tokio models),
-//! [`blocking_io`] (`threads`) and [`event_loop`].
+//! schedule them and move their bytes, through four I/O shells: [`tokio_io`] (the tokio models),
+//! [`blocking_io`] (`threads`), [`event_loop`] and [`uring`] (the last two share [`timers`]).
 //!
 //! | module | `--model` | how |
 //! |---|---|---|
@@ -11,6 +11,7 @@
 //! | [`threads`] | `threads` | blocking std::net, a thread per connection |
 //! | [`event_loop`] | `event-loop` | one thread, one mio poll loop |
 //! | [`processes`] | `processes` | `workers` worker processes sharing the port with SO_REUSEPORT |
+//! | [`uring`] | `uring` | `workers` threads, each with an io_uring and its own SO_REUSEPORT listener |
 //!
 //! UDP listeners are served by one thread each, whatever the model (see [`crate::protocol::udp`]).
 
@@ -20,11 +21,14 @@ pub(crate) mod event_loop;
 pub(crate) mod per_core;
 pub(crate) mod processes;
 pub(crate) mod threads;
+pub(crate) mod timers;
 pub(crate) mod tokio_io;
+pub(crate) mod uring;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::config::Model;
 use crate::listen::Bound;
@@ -38,7 +42,24 @@ pub(crate) fn run(model: Model, bound: Vec<Bound>, shared: Arc<Shared>) -> io::R
         Model::Threads => threads::run(bound, shared),
         Model::EventLoop => event_loop::run(bound, shared),
         Model::Processes => processes::run(bound, shared),
+        Model::Uring => uring::run(bound, shared),
     }
+}
+
+/// Runs `wake` on a thread of its own (`name`) once shutdown begins: how the loops that block in the kernel
+/// (`event-loop`, `uring`) learn of it.
+pub(crate) fn on_shutdown(
+    shared: &Arc<Shared>,
+    name: &str,
+    wake: impl FnOnce() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            futures::executor::block_on(shared.shutdown.cancelled());
+            wake();
+        })
 }
 
 /// A socket of either kind, for the shells that are not tokio's: `Sock<std TcpStream, std UnixStream>` for

@@ -12,7 +12,7 @@ use crate::support::config;
 
 pub fn curl_with_cacert_over_keep_alive() {
     let cert = Cert::new();
-    for model in [Model::Async, Model::Threads, Model::EventLoop] {
+    for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
         let mut c = config(model, &["http+tls=127.0.0.1:0"]);
         cert.configure(&mut c);
         let server = Server::bind(c).unwrap();
