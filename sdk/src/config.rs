@@ -68,6 +68,12 @@ pub struct PoolConfig {
     /// `Connection: close` clients). At most `max_size` such connections are open at once; a call waits for one
     /// within the pool wait timeout. What a pool saves, measured on the same engine. Default: false.
     pub connection_per_request: bool,
+    /// Resolve endpoints given by host name to all their addresses, one pool per address, and resolve them
+    /// again this often: new addresses get calls, addresses that left are drained (see
+    /// [`resolve`](crate::resolve)). `None`: a name is resolved at each connect and the first address that
+    /// answers is used, as for a single endpoint. Default: none.
+    #[serde(rename = "re_resolve_interval_ms", with = "opt_ms")]
+    pub re_resolve_interval: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -81,6 +87,7 @@ impl Default for PoolConfig {
             max_waiters: 1024,
             reap_interval: Duration::from_secs(1),
             connection_per_request: false,
+            re_resolve_interval: None,
         }
     }
 }

@@ -69,6 +69,8 @@
 //!   [`Custom`](protocol::Custom) for any tokio-util codec.
 //! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
 //!   power-of-two-choices and ejection, typed helpers per protocol.
+//! - [`resolve`]: endpoints given by host name followed to all their addresses and re-resolved on an interval
+//!   (new addresses get calls, addresses that left are drained), with an injectable resolver.
 //! - [`setup`]: the `on_connect` hook each new connection runs before its first request.
 //! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
 //! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
@@ -97,6 +99,7 @@ pub mod pipelined;
 pub mod pool;
 pub mod protocol;
 pub mod redis;
+pub mod resolve;
 pub mod setup;
 mod shelf;
 pub mod stats;
