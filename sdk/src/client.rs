@@ -155,7 +155,7 @@ impl<P: Protocol> ClientBuilder<P> {
     }
 
     /// The resolver of endpoints given by host name, used when [`PoolConfig::re_resolve_interval`] is set (see
-    /// [`resolve`](crate::resolve)). Default: [`SystemResolver`](crate::resolve::SystemResolver).
+    /// [`resolve`]). Default: [`SystemResolver`](crate::resolve::SystemResolver).
     pub fn resolver(mut self, resolver: impl Resolve) -> Self {
         self.resolver = Resolver(Arc::new(resolver));
         self
@@ -397,7 +397,7 @@ fn host_name(endpoint: &Endpoint) -> Option<(String, u16, bool)> {
         .then(|| (host.clone(), port, tls))
 }
 
-/// Following the names among the endpoints (see [`resolve`](crate::resolve)).
+/// Following the names among the endpoints (see [`resolve`]).
 struct Follow {
     names: Vec<Name>,
     resolver: Resolver,
@@ -1195,7 +1195,7 @@ impl<P: Protocol> Client<P> {
     }
 
     /// Resolve every endpoint given by host name now and apply the answers (new addresses get pools, addresses
-    /// that left are drained; see [`resolve`](crate::resolve)), as the background resolver does every
+    /// that left are drained; see [`resolve`]), as the background resolver does every
     /// [`PoolConfig::re_resolve_interval`]. Nothing to do unless that interval is set. A name whose resolution
     /// fails or is empty keeps its addresses, and the first such failure is returned.
     pub async fn re_resolve(&self) -> Result<(), Error> {
@@ -1399,7 +1399,7 @@ async fn any_changed(healths: &[Arc<EndpointHealth>]) {
     futures::future::select_all(healths.iter().map(|h| Box::pin(h.changed()))).await;
 }
 
-/// The background resolver of followed names (see [`resolve`](crate::resolve)): at once, then every `interval`,
+/// The background resolver of followed names (see [`resolve`]): at once, then every `interval`,
 /// and early (but not within a quarter of the interval of the last time) when a connection to one of the
 /// endpoints is reset or closed by the peer, as when a replica goes away.
 async fn follow_names<P: Protocol>(weak: Weak<Inner<P>>, interval: Duration) {
