@@ -654,6 +654,7 @@ impl<P: Protocol> Client<P> {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(feature = "serde")]
     pub fn from_config_file(
         protocol: P,
         path: impl AsRef<std::path::Path>,
@@ -1477,7 +1478,8 @@ impl Client<Framed> {
         Self::framed_ok(r)
     }
 
-    /// STATS: the server's counters as JSON.
+    /// STATS: the server's counters as JSON (with the `serde` feature).
+    #[cfg(feature = "serde")]
     pub async fn stats_json(&self) -> Result<serde_json::Value, Error> {
         let r = self.call(framed::Request::stats(self.next_id())).await?;
         let body = Self::framed_ok(r)?;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 #[cfg(feature = "tls")]
 use rustls::pki_types::{CertificateDer, ServerName};
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
@@ -134,8 +135,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// TLS client settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct TlsConfig {
     /// PEM file of CA certificates to trust (`None`: trust nothing but what `insecure` allows). Default: none.
     pub ca_file: Option<PathBuf>,

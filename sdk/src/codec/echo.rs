@@ -1,6 +1,6 @@
 //! `echo`: no framing at all, a byte stream written back as it is read (the classic echo server).
 //!
-//! [`EchoCodec`] is the server side: every decode hands over whatever bytes are buffered as one chunk, and encode
+//! `EchoCodec` (feature `server-codecs`) is the server side: every decode hands over whatever bytes are buffered as one chunk, and encode
 //! writes a chunk as it is. It never holds bytes back, so it needs no limit: the buffer is as large as one read.
 //!
 //! [`EchoClientCodec`] is the client side. The stream has no frames, so the client remembers the length of every

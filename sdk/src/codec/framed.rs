@@ -7,7 +7,7 @@
 //! response body: status:u8  id:u64 BE  payload…
 //! ```
 //!
-//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
+//! `ServerCodec` (feature `server-codecs`) decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};

@@ -1,6 +1,6 @@
 //! HTTP/1.1 (and 1.0) requests and responses: Content-Length bodies, keep-alive and pipelining.
 //!
-//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse. Heads are
+//! `ServerCodec` (feature `server-codecs`) decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse. Heads are
 //! parsed with `httparse`.
 //!
 //! # Server side
@@ -18,8 +18,8 @@
 //!   any `Content-Length` or `Connection`), then `Content-Length` (not for 1xx/204/304), `Connection: close`
 //!   when the request was not keep-alive (or had none: an error reply), `Connection: keep-alive` to an HTTP/1.0
 //!   keep-alive request, and the body (not for HEAD, 1xx, 204, 304). After encoding a `close` response,
-//!   [`ServerCodec::is_closing`] is true: the server flushes and closes.
-//! - `Expect: 100-continue`: when such a request waits for its body, [`ServerCodec::take_continue`] says so
+//!   `ServerCodec::is_closing` is true: the server flushes and closes.
+//! - `Expect: 100-continue`: when such a request waits for its body, `ServerCodec::take_continue` says so
 //!   once; the server then writes [`CONTINUE`].
 //! - Errors and the status the server sends for them ([`error_status`], [`error_response`]): header block over
 //!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
@@ -58,7 +58,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// The default limit on a body. Default: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The interim response a server writes when [`ServerCodec::take_continue`] says so.
+/// The interim response a server writes when `ServerCodec::take_continue` says so.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// The [`CodecError::Protocol`] message for a request with a `Transfer-Encoding`; [`error_status`] maps it to
 /// 501.

@@ -1,6 +1,6 @@
 //! Redis RESP2, both directions, plus the inline command form.
 //!
-//! [`ServerCodec`] decodes commands (`Vec<Bytes>`, the command name first) the way `redis-server` parses them,
+//! `ServerCodec` (feature `server-codecs`) decodes commands (`Vec<Bytes>`, the command name first) the way `redis-server` parses them,
 //! and encodes [`Value`] replies. [`ClientCodec`] encodes commands as multibulk arrays and decodes [`Value`]s.
 //!
 //! # How the server side parses (as redis-server 7 does)
@@ -102,7 +102,7 @@ impl Value {
         Value::Simple(Bytes::from_static(b"OK"))
     }
 
-    /// Appends this value's RESP2 encoding to `dst` (what [`ServerCodec`] encodes).
+    /// Appends this value's RESP2 encoding to `dst` (what `ServerCodec` encodes).
     pub fn encode_to(&self, dst: &mut BytesMut) {
         encode_value(self, dst);
     }
