@@ -48,10 +48,28 @@ use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
-pub type PooledConnection<P> = deadpool::managed::Object<Manager<P>>;
+pub struct PooledConnection<P: Protocol>(Pooled<P>);
+
+/// A connection checked out of a pool, as the pool (deadpool) hands it out.
+pub(crate) type Pooled<P> = deadpool::managed::Object<Manager<P>>;
+
+impl<P: Protocol> std::ops::Deref for PooledConnection<P> {
+    type Target = Connection<P>;
+
+    fn deref(&self) -> &Connection<P> {
+        &self.0
+    }
+}
+
+impl<P: Protocol> fmt::Debug for PooledConnection<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PooledConnection").field(&**self).finish()
+    }
+}
 
 /// Where the time of one call went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallTimings {
     /// Waiting for a pooled connection and a free slot (connect time excluded), over all attempts.
     pub pool_wait: Duration,
@@ -516,7 +534,7 @@ impl<P: Protocol> fmt::Debug for Client<P> {
 enum Acquired<P: Protocol> {
     /// With the connection's place on the shelf, when it was taken from there.
     Direct(Exchange<P>, Option<usize>),
-    Queued(ReplyFuture<P::Response>, Option<Box<PooledConnection<P>>>),
+    Queued(ReplyFuture<P::Response>, Option<Box<Pooled<P>>>),
 }
 
 impl<P: Protocol> Future for Acquired<P> {
@@ -1091,6 +1109,7 @@ impl<P: Protocol> Client<P> {
         let limit = self.inner.timeouts.pool_wait;
         match tokio::time::timeout(limit, pool::CALL_CTX.scope(ctx.clone(), ep.pool.get())).await {
             Ok(r) => r
+                .map(PooledConnection)
                 .map_err(|e| pool::pool_error(e, Phase::PoolWait))
                 .map_err(|e| e.with_endpoint(&ep.name)),
             Err(_) => Err(Error::timeout(ctx.phase(), limit, "checkout")

@@ -156,6 +156,7 @@ impl Counters {
 /// Connections closed, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct CloseCounts {
     /// The peer closed the connection (EOF), seen while idle or at check-out.
     pub peer_closed: u64,
@@ -198,6 +199,7 @@ impl CloseCounts {
 /// One endpoint's pool right now.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct EndpointStats {
     /// The endpoint as configured.
     pub endpoint: String,
@@ -225,6 +227,7 @@ pub struct EndpointStats {
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct ClientStats {
     /// Calls made.
     pub requests: u64,

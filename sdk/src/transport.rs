@@ -27,6 +27,7 @@ use crate::error::{Error, ErrorKind, Phase};
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// TCP to `host:port` (a name is resolved at each connect; the first address that answers wins).
     Tcp {
@@ -305,6 +306,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 
 /// An open connection of any transport.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// Plain TCP.
     Tcp(TcpStream),

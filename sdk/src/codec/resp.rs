@@ -79,6 +79,7 @@ impl Default for Limits {
 
 /// One RESP2 value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Value {
     /// `+OK`: a simple string (no `\r` or `\n` inside; the encoder turns them into spaces, as Redis does).
     Simple(Bytes),
