@@ -91,12 +91,7 @@ fn client(rt: &Runtime, addr: SocketAddr, max_size: usize) -> Client<Framed> {
 /// One connection without a pool.
 async fn connection(addr: SocketAddr) -> Connection<Framed> {
     let timeouts = Timeouts::default();
-    let connector = Connector {
-        socket: SocketOptions::default(),
-        tls: None,
-        connect_timeout: timeouts.connect,
-        tls_timeout: timeouts.tls_handshake,
-    };
+    let connector = Connector::new(SocketOptions::default(), &timeouts, None).unwrap();
     Connection::connect(
         &Endpoint::tcp(addr),
         Arc::new(Framed::default()),

@@ -341,6 +341,8 @@ fn resp_size(v: &sockpool::codec::resp::Value) -> u64 {
         Value::Integer(_) => 8,
         Value::Array(items) => items.iter().map(resp_size).sum(),
         Value::Null | Value::NullArray => 0,
+        // A kind of reply added in a later version of the SDK: its text.
+        other => other.to_string().len() as u64,
     }
 }
 
@@ -361,6 +363,7 @@ pub fn resp_text(v: &sockpool::codec::resp::Value) -> Bytes {
             }
             Bytes::from(out)
         }
+        other => Bytes::from(other.to_string()),
     }
 }
 

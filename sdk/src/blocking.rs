@@ -129,7 +129,8 @@ impl Client<Framed> {
             .block_on(self.inner.sleep(service_time, payload))
     }
 
-    /// STATS.
+    /// STATS (with the `serde` feature).
+    #[cfg(feature = "serde")]
     pub fn stats_json(&self) -> Result<serde_json::Value, Error> {
         self.runtime.block_on(self.inner.stats_json())
     }

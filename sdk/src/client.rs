@@ -14,11 +14,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -39,16 +41,35 @@ use crate::error::{Error, ErrorKind, Phase};
 use crate::exclusive::Exclusive;
 use crate::pool::{self, CallCtx, Manager, Pool};
 use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
+use crate::resolve::{self, Resolve, Resolver};
 use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
-pub type PooledConnection<P> = deadpool::managed::Object<Manager<P>>;
+pub struct PooledConnection<P: Protocol>(Pooled<P>);
+
+/// A connection checked out of a pool, as the pool (deadpool) hands it out.
+pub(crate) type Pooled<P> = deadpool::managed::Object<Manager<P>>;
+
+impl<P: Protocol> std::ops::Deref for PooledConnection<P> {
+    type Target = Connection<P>;
+
+    fn deref(&self) -> &Connection<P> {
+        &self.0
+    }
+}
+
+impl<P: Protocol> fmt::Debug for PooledConnection<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PooledConnection").field(&**self).finish()
+    }
+}
 
 /// Where the time of one call went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallTimings {
     /// Waiting for a pooled connection and a free slot (connect time excluded), over all attempts.
     pub pool_wait: Duration,
@@ -76,6 +97,7 @@ pub struct ClientBuilder<P: Protocol> {
     tls: TlsConfig,
     depth: usize,
     on_connect: Option<OnConnect<P>>,
+    resolver: Resolver,
 }
 
 impl<P: Protocol> ClientBuilder<P> {
@@ -150,6 +172,13 @@ impl<P: Protocol> ClientBuilder<P> {
         self
     }
 
+    /// The resolver of endpoints given by host name, used when [`PoolConfig::re_resolve_interval`] is set (see
+    /// [`resolve`]). Default: [`SystemResolver`](crate::resolve::SystemResolver).
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = Resolver(Arc::new(resolver));
+        self
+    }
+
     /// Requests in flight per connection, shared by all callers (1 = request/response). Default: 1.
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
         self.depth = depth.max(1);
@@ -162,6 +191,7 @@ impl<P: Protocol> ClientBuilder<P> {
         let mut b = ClientBuilder::from_config(self.protocol, config);
         b.endpoints.splice(0..0, self.endpoints);
         b.on_connect = self.on_connect;
+        b.resolver = self.resolver;
         b
     }
 
@@ -179,6 +209,7 @@ impl<P: Protocol> ClientBuilder<P> {
             tls: c.tls,
             depth: c.pipeline_depth.max(1),
             on_connect: None,
+            resolver: Resolver::default(),
         }
     }
 
@@ -209,59 +240,54 @@ impl<P: Protocol> ClientBuilder<P> {
             connect_timeout: self.timeouts.connect,
             tls_timeout: self.timeouts.tls_handshake,
         };
-        let counters = Arc::new(Counters::default());
-        let protocol = Arc::new(self.protocol);
+        let blueprint = Blueprint {
+            protocol: Arc::new(self.protocol),
+            connector,
+            depth: self.depth,
+            buffers: self.buffers.clone(),
+            pool: self.pool.clone(),
+            counters: Arc::new(Counters::default()),
+            setup: self.on_connect.clone().map(|h| (h, self.timeouts.request)),
+        };
         let mut endpoints = Vec::with_capacity(parsed.len());
-        for (endpoint, name) in parsed.into_iter().zip(self.endpoints) {
-            let health = Arc::new(EndpointHealth::default());
-            let admission_capacity = self.pool.max_size * self.depth + self.pool.max_waiters;
-            let manager = Manager {
-                endpoint,
-                protocol: protocol.clone(),
-                connector: connector.clone(),
-                options: ConnectionOptions {
-                    depth: self.depth,
-                    buffers: self.buffers.clone(),
-                    endpoint_health: health.clone(),
-                    expires_after: None,
-                },
-                config: self.pool.clone(),
-                counters: counters.clone(),
-                warming: tokio::sync::Mutex::new(()),
-                shelf: Arc::default(),
-                setup: self.on_connect.clone().map(|h| (h, self.timeouts.request)),
-            };
-            let exclusive = Pool::builder(manager.exclusive())
-                .max_size(self.pool.max_size)
-                .build()
-                .map_err(|e| config_err(e.to_string()))?;
-            let pool = Pool::builder(manager)
-                .max_size(self.pool.max_size)
-                .build()
-                .map_err(|e| config_err(e.to_string()))?;
-            endpoints.push(EndpointState {
-                name,
-                pool,
-                exclusive,
-                health,
-                ejection: Health::default(),
-                calls: Padded(AtomicUsize::new(0)),
-                waiting: AtomicUsize::new(0),
-                admission_capacity,
-                per_request: self
-                    .pool
-                    .connection_per_request
-                    .then(|| Arc::new(tokio::sync::Semaphore::new(self.pool.max_size))),
-            });
+        let mut names = Vec::new();
+        for (origin, (endpoint, given)) in parsed.into_iter().zip(self.endpoints).enumerate() {
+            if let (Some(_), Some((host, port, tls))) =
+                (self.pool.re_resolve_interval, host_name(&endpoint))
+            {
+                names.push(Name {
+                    origin,
+                    host,
+                    port,
+                    tls,
+                    given: given.clone(),
+                });
+            }
+            let connector = blueprint.connector.clone();
+            endpoints.push(Arc::new(
+                blueprint.state(endpoint, given, origin, None, connector)?,
+            ));
         }
+        let follow = match self.pool.re_resolve_interval {
+            Some(interval) if !names.is_empty() => Some(Follow {
+                names,
+                resolver: self.resolver,
+                interval: interval.max(Duration::from_millis(1)),
+                applying: tokio::sync::Mutex::new(()),
+                task: std::sync::Mutex::new(None),
+            }),
+            _ => None,
+        };
         let inner = Arc::new(Inner {
-            protocol,
-            endpoints,
+            protocol: blueprint.protocol.clone(),
+            endpoints: ArcSwap::from_pointee(endpoints),
             timeouts: self.timeouts,
             retry: self.retry.clone(),
             ejection: self.ejection,
             budget: RetryBudget::new(&self.retry),
-            counters,
+            counters: blueprint.counters.clone(),
+            blueprint,
+            follow,
             calls: Padded(AtomicUsize::new(0)),
             idle: Notify::new(),
             closed: AtomicBool::new(false),
@@ -273,12 +299,138 @@ impl<P: Protocol> ClientBuilder<P> {
         if let Ok(mut g) = inner.reaper.lock() {
             *g = Some(handle);
         }
+        if let Some(follow) = &inner.follow {
+            let handle = runtime.spawn(follow_names(Arc::downgrade(&inner), follow.interval));
+            if let Ok(mut g) = follow.task.lock() {
+                *g = Some(handle);
+            }
+        }
         Ok(Client { inner })
     }
 }
 
+/// What every endpoint's pools are made from (one more is made for each new address of a followed name).
+struct Blueprint<P: Protocol> {
+    protocol: Arc<P>,
+    connector: Connector,
+    depth: usize,
+    buffers: BufferConfig,
+    pool: PoolConfig,
+    counters: Arc<Counters>,
+    setup: Option<(OnConnect<P>, Duration)>,
+}
+
+impl<P: Protocol> Blueprint<P> {
+    /// The pools and counters of one endpoint; `origin` is the configured endpoint it comes from, `addr` the
+    /// address it was resolved to (none: as configured).
+    fn state(
+        &self,
+        endpoint: Endpoint,
+        name: String,
+        origin: usize,
+        addr: Option<SocketAddr>,
+        connector: Connector,
+    ) -> Result<EndpointState<P>, Error> {
+        let config_err = |m: String| Error::new(ErrorKind::Config, Phase::Connect, m);
+        let health = Arc::new(EndpointHealth::default());
+        let manager = Manager {
+            endpoint,
+            protocol: self.protocol.clone(),
+            connector,
+            options: ConnectionOptions {
+                depth: self.depth,
+                buffers: self.buffers.clone(),
+                endpoint_health: health.clone(),
+                expires_after: None,
+            },
+            config: self.pool.clone(),
+            counters: self.counters.clone(),
+            warming: tokio::sync::Mutex::new(()),
+            shelf: Arc::default(),
+            setup: self.setup.clone(),
+        };
+        let exclusive = Pool::builder(manager.exclusive())
+            .max_size(self.pool.max_size)
+            .build()
+            .map_err(|e| config_err(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(self.pool.max_size)
+            .build()
+            .map_err(|e| config_err(e.to_string()))?;
+        Ok(EndpointState {
+            name,
+            origin,
+            addr,
+            pool,
+            exclusive,
+            health,
+            ejection: Health::default(),
+            calls: Padded(AtomicUsize::new(0)),
+            waiting: AtomicUsize::new(0),
+            admission_capacity: self.pool.max_size * self.depth + self.pool.max_waiters,
+            per_request: self
+                .pool
+                .connection_per_request
+                .then(|| Arc::new(tokio::sync::Semaphore::new(self.pool.max_size))),
+        })
+    }
+
+    /// The endpoint of one address of a followed name: same scheme, and for TLS the name stays the one checked
+    /// against the certificate.
+    fn resolved(&self, name: &Name, addr: SocketAddr) -> Result<EndpointState<P>, Error> {
+        let mut connector = self.connector.clone();
+        let endpoint = if name.tls {
+            if let Some((_, server_name)) = &mut connector.tls {
+                server_name.get_or_insert_with(|| name.host.clone());
+            }
+            Endpoint::tls(addr)
+        } else {
+            Endpoint::tcp(addr)
+        };
+        let label = format!("{} ({addr})", name.given);
+        self.state(endpoint, label, name.origin, Some(addr), connector)
+    }
+}
+
+/// A configured endpoint given by host name, followed ([`PoolConfig::re_resolve_interval`]).
+struct Name {
+    /// Its place among the configured endpoints.
+    origin: usize,
+    host: String,
+    port: u16,
+    tls: bool,
+    /// As the user wrote it.
+    given: String,
+}
+
+/// The host, port and TLS-ness of an endpoint given by host name (not an IP literal, not a Unix path).
+fn host_name(endpoint: &Endpoint) -> Option<(String, u16, bool)> {
+    let (host, port, tls) = match endpoint {
+        Endpoint::Tcp { host, port } => (host, *port, false),
+        Endpoint::Tls { host, port } => (host, *port, true),
+        Endpoint::Unix(_) => return None,
+    };
+    host.parse::<std::net::IpAddr>()
+        .is_err()
+        .then(|| (host.clone(), port, tls))
+}
+
+/// Following the names among the endpoints (see [`resolve`]).
+struct Follow {
+    names: Vec<Name>,
+    resolver: Resolver,
+    interval: Duration,
+    /// One re-resolution applied at a time.
+    applying: tokio::sync::Mutex<()>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
 struct EndpointState<P: Protocol> {
     name: String,
+    /// The configured endpoint this one is, or is an address of.
+    origin: usize,
+    /// The address a followed name resolved to (none: the endpoint as configured).
+    addr: Option<SocketAddr>,
     pool: Pool<P>,
     /// Connections lent to one caller at a time ([`Client::exclusive`]).
     exclusive: Pool<P>,
@@ -293,9 +445,23 @@ struct EndpointState<P: Protocol> {
     per_request: Option<Arc<tokio::sync::Semaphore>>,
 }
 
+impl<P: Protocol> EndpointState<P> {
+    /// Close both pools: idle connections now, the others as they come back (counted as local closes).
+    fn close(&self, counters: &Counters) {
+        for pool in [&self.pool, &self.exclusive] {
+            let n = pool.status().size as u64;
+            pool.close();
+            counters.closed(CloseReason::Local, n);
+        }
+    }
+}
+
 struct Inner<P: Protocol> {
     protocol: Arc<P>,
-    endpoints: Vec<EndpointState<P>>,
+    /// Replaced whole when a followed name's answer changes (rare), so calls read it without a lock.
+    endpoints: ArcSwap<Vec<Arc<EndpointState<P>>>>,
+    blueprint: Blueprint<P>,
+    follow: Option<Follow>,
     timeouts: Timeouts,
     retry: RetryPolicy,
     ejection: EjectionPolicy,
@@ -313,9 +479,19 @@ struct Inner<P: Protocol> {
 
 impl<P: Protocol> Drop for Inner<P> {
     fn drop(&mut self) {
-        if let Ok(mut g) = self.reaper.lock() {
-            if let Some(h) = g.take() {
-                h.abort();
+        self.stop_tasks();
+    }
+}
+
+impl<P: Protocol> Inner<P> {
+    /// Stop the reaper and the resolver.
+    fn stop_tasks(&self) {
+        let follower = self.follow.as_ref().map(|f| &f.task);
+        for task in std::iter::once(&self.reaper).chain(follower) {
+            if let Ok(mut g) = task.lock() {
+                if let Some(h) = g.take() {
+                    h.abort();
+                }
             }
         }
     }
@@ -343,6 +519,7 @@ impl<P: Protocol> fmt::Debug for Client<P> {
                 &self
                     .inner
                     .endpoints
+                    .load()
                     .iter()
                     .map(|e| e.name.as_str())
                     .collect::<Vec<_>>(),
@@ -357,7 +534,7 @@ impl<P: Protocol> fmt::Debug for Client<P> {
 enum Acquired<P: Protocol> {
     /// With the connection's place on the shelf, when it was taken from there.
     Direct(Exchange<P>, Option<usize>),
-    Queued(ReplyFuture<P::Response>, Option<Box<PooledConnection<P>>>),
+    Queued(ReplyFuture<P::Response>, Option<Box<Pooled<P>>>),
 }
 
 impl<P: Protocol> Future for Acquired<P> {
@@ -495,6 +672,7 @@ impl<P: Protocol> Client<P> {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(feature = "serde")]
     pub fn from_config_file(
         protocol: P,
         path: impl AsRef<std::path::Path>,
@@ -584,7 +762,7 @@ impl<P: Protocol> Client<P> {
         let mut clock = start;
         // `observe`: one DEBUG event per call, with its timings measured, when a subscriber wants it.
         let traced = tracing::enabled!(target: crate::observe::CALL_TARGET, tracing::Level::DEBUG);
-        let mut last = 0;
+        let mut last = None;
         let result = loop {
             let Some(this) = (if attempt < max_retries {
                 request.clone()
@@ -593,9 +771,7 @@ impl<P: Protocol> Client<P> {
             }) else {
                 break Err(Error::new(ErrorKind::Config, Phase::Request, "no request"));
             };
-            let idx = self.pick();
-            let ep = &inner.endpoints[idx];
-            last = idx;
+            let ep = &**last.insert(self.pick());
             // One attempt, written out here rather than in a function of its own: each nested `async fn` is one
             // more future to build and move per call.
             let r = 'attempt: {
@@ -710,9 +886,8 @@ impl<P: Protocol> Client<P> {
             }
         };
         timings.total = clock - start;
-        if traced {
-            let name = &inner.endpoints[last].name;
-            crate::observe::call_event(inner.protocol.name(), name, &timings, &result);
+        if let (true, Some(ep)) = (traced, &last) {
+            crate::observe::call_event(inner.protocol.name(), &ep.name, &timings, &result);
         }
         unfinished.0 = None;
         match &result {
@@ -730,17 +905,17 @@ impl<P: Protocol> Client<P> {
         O::of(result, timings)
     }
 
-    fn pick(&self) -> usize {
-        let eps = &self.inner.endpoints;
+    fn pick(&self) -> Arc<EndpointState<P>> {
+        let eps = self.inner.endpoints.load();
         if eps.len() == 1 {
-            return 0;
+            return eps[0].clone();
         }
         let load: Vec<usize> = eps
             .iter()
             .map(|e| e.calls.load(Ordering::Relaxed))
             .collect();
         let health: Vec<&Health> = eps.iter().map(|e| &e.ejection).collect();
-        balance::pick(&load, &health, &mut rand::thread_rng())
+        eps[balance::pick(&load, &health, &mut rand::thread_rng())].clone()
     }
 
     /// Admission of one attempt on `ep` at `now`: fails fast when too many calls are in on the endpoint
@@ -929,11 +1104,12 @@ impl<P: Protocol> Client<P> {
     /// timeout. It goes back to the pool when dropped. For callers that want the lower layer directly
     /// ([`Connection::call`](crate::Connection::call)) and for measuring checkout + return.
     pub async fn checkout(&self) -> Result<PooledConnection<P>, Error> {
-        let ep = &self.inner.endpoints[self.pick()];
+        let ep = self.pick();
         let ctx = Arc::new(CallCtx::new(None));
         let limit = self.inner.timeouts.pool_wait;
         match tokio::time::timeout(limit, pool::CALL_CTX.scope(ctx.clone(), ep.pool.get())).await {
             Ok(r) => r
+                .map(PooledConnection)
                 .map_err(|e| pool::pool_error(e, Phase::PoolWait))
                 .map_err(|e| e.with_endpoint(&ep.name)),
             Err(_) => Err(Error::timeout(ctx.phase(), limit, "checkout")
@@ -948,7 +1124,7 @@ impl<P: Protocol> Client<P> {
     /// `on_connect` set-up), never from the connections shared by [`call`](Self::call). Waiting for one is
     /// bounded by the pool wait timeout.
     pub async fn exclusive(&self) -> Result<Exclusive<P>, Error> {
-        let ep = &self.inner.endpoints[self.pick()];
+        let ep = self.pick();
         let ctx = Arc::new(CallCtx::new(None));
         let limit = self.inner.timeouts.pool_wait;
         let got =
@@ -967,7 +1143,8 @@ impl<P: Protocol> Client<P> {
     /// this in the background). Returns how many were opened.
     pub async fn warm(&self) -> Result<usize, Error> {
         let mut n = 0;
-        for ep in &self.inner.endpoints {
+        let endpoints = self.inner.endpoints.load_full();
+        for ep in endpoints.iter() {
             n += pool::warm(&ep.pool)
                 .await
                 .map_err(|e| e.with_endpoint(&ep.name))?;
@@ -981,6 +1158,7 @@ impl<P: Protocol> Client<P> {
         let mut in_flight = 0;
         let endpoints = inner
             .endpoints
+            .load()
             .iter()
             .map(|ep| {
                 let slots_in_use = ep.pool.manager().shelf.in_flight();
@@ -1013,6 +1191,7 @@ impl<P: Protocol> Client<P> {
     pub fn reap(&self) -> usize {
         self.inner
             .endpoints
+            .load()
             .iter()
             .map(|ep| pool::reap(&ep.pool) + pool::reap(&ep.exclusive))
             .sum()
@@ -1029,19 +1208,81 @@ impl<P: Protocol> Client<P> {
             }
             idle.await;
         }
-        for ep in &inner.endpoints {
-            let n = ep.pool.status().size as u64;
-            ep.pool.close();
-            inner.counters.closed(CloseReason::Local, n);
-            let n = ep.exclusive.status().size as u64;
-            ep.exclusive.close();
-            inner.counters.closed(CloseReason::Local, n);
+        for ep in inner.endpoints.load().iter() {
+            ep.close(&inner.counters);
         }
-        if let Ok(mut g) = inner.reaper.lock() {
-            if let Some(h) = g.take() {
-                h.abort();
+        inner.stop_tasks();
+    }
+
+    /// Resolve every endpoint given by host name now and apply the answers (new addresses get pools, addresses
+    /// that left are drained; see [`resolve`]), as the background resolver does every
+    /// [`PoolConfig::re_resolve_interval`]. Nothing to do unless that interval is set. A name whose resolution
+    /// fails or is empty keeps its addresses, and the first such failure is returned.
+    pub async fn re_resolve(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let Some(follow) = &inner.follow else {
+            return Ok(());
+        };
+        let _one_at_a_time = follow.applying.lock().await;
+        let mut answers = Vec::with_capacity(follow.names.len());
+        let mut first_err = None;
+        for name in &follow.names {
+            let failed = match follow.resolver.0.resolve(&name.host, name.port).await {
+                Ok(addrs) if !addrs.is_empty() => {
+                    answers.push((name, resolve::canonical(addrs)));
+                    continue;
+                }
+                Ok(_) => Error::new(
+                    ErrorKind::Config,
+                    Phase::Connect,
+                    format!("{} resolved to no address", name.host),
+                ),
+                Err(e) => Error::io(Phase::Connect, e),
+            };
+            let failed = failed.with_endpoint(&name.given);
+            tracing::warn!(error = %failed, "re-resolving failed: keeping the last addresses");
+            first_err.get_or_insert(failed);
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let current = inner.endpoints.load_full();
+        let answered = |ep: &EndpointState<P>| answers.iter().find(|(n, _)| n.origin == ep.origin);
+        let (kept, left): (Vec<_>, Vec<_>) = current.iter().cloned().partition(|ep| {
+            answered(ep).is_none_or(|(_, addrs)| ep.addr.is_some_and(|a| addrs.contains(&a)))
+        });
+        let mut next = kept;
+        for (name, addrs) in &answers {
+            for &addr in addrs {
+                if next
+                    .iter()
+                    .any(|ep| ep.origin == name.origin && ep.addr == Some(addr))
+                {
+                    continue;
+                }
+                match inner.blueprint.resolved(name, addr) {
+                    Ok(ep) => next.push(Arc::new(ep)),
+                    Err(e) => tracing::warn!(error = %e, %addr, "no pool for a new address"),
+                }
             }
         }
+        if left.is_empty() && next.len() == current.len() {
+            return first_err.map_or(Ok(()), Err);
+        }
+        next.sort_by_key(|ep| (ep.origin, ep.addr));
+        tracing::info!(
+            endpoints = ?next.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            left = left.len(),
+            "resolved endpoints changed"
+        );
+        inner.endpoints.store(Arc::new(next));
+        // No new call picks these now. Closing their pools closes the idle connections at once; a connection
+        // busy with a call finishes it (the pool drops it when it comes back, and a dropped connection lets its
+        // requests in flight finish before it closes the socket).
+        for ep in left {
+            ep.close(&inner.counters);
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// A fresh request id (unique within this client), for protocols that carry one.
@@ -1133,11 +1374,13 @@ async fn reaper<P: Protocol>(weak: Weak<Inner<P>>) {
                 if inner.closed.load(Ordering::Acquire) {
                     return;
                 }
-                for ep in &inner.endpoints {
+                let endpoints = inner.endpoints.load_full();
+                for ep in endpoints.iter() {
                     pool::reap(&ep.pool);
                     pool::reap(&ep.exclusive);
                 }
-                let pools: Vec<Pool<P>> = inner.endpoints.iter().map(|e| e.pool.clone()).collect();
+                let pools: Vec<Pool<P>> = endpoints.iter().map(|e| e.pool.clone()).collect();
+                drop(endpoints);
                 drop(inner);
                 for p in pools {
                     if let Err(e) = pool::warm(&p).await {
@@ -1145,21 +1388,57 @@ async fn reaper<P: Protocol>(weak: Weak<Inner<P>>) {
                     }
                 }
                 match weak.upgrade() {
-                    Some(inner) => inner.endpoints.iter().map(|e| e.health.clone()).collect(),
+                    Some(inner) => healths(&inner),
                     None => return,
                 }
             }
             None => return,
         };
-        let changed = futures::future::select_all(
-            healths
-                .iter()
-                .map(|h| Box::pin(h.changed()))
-                .collect::<Vec<_>>(),
-        );
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = changed => {}
+            _ = any_changed(&healths) => {}
+        }
+    }
+}
+
+/// The health of each endpoint now.
+fn healths<P: Protocol>(inner: &Inner<P>) -> Vec<Arc<EndpointHealth>> {
+    inner
+        .endpoints
+        .load()
+        .iter()
+        .map(|e| e.health.clone())
+        .collect()
+}
+
+/// Completes when one of `healths` starts a new generation (a connection saw a reset or the peer's EOF).
+async fn any_changed(healths: &[Arc<EndpointHealth>]) {
+    if healths.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(healths.iter().map(|h| Box::pin(h.changed()))).await;
+}
+
+/// The background resolver of followed names (see [`resolve`]): at once, then every `interval`,
+/// and early (but not within a quarter of the interval of the last time) when a connection to one of the
+/// endpoints is reset or closed by the peer, as when a replica goes away.
+async fn follow_names<P: Protocol>(weak: Weak<Inner<P>>, interval: Duration) {
+    loop {
+        let healths = match weak.upgrade() {
+            Some(inner) if !inner.closed.load(Ordering::Acquire) => {
+                let client = Client { inner };
+                // Failures are logged by `re_resolve`; the last addresses stay.
+                let _ = client.re_resolve().await;
+                healths(&client.inner)
+            }
+            _ => return,
+        };
+        let resolved_at = Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = any_changed(&healths) => {
+                tokio::time::sleep_until(resolved_at + interval / 4).await;
+            }
         }
     }
 }
@@ -1218,7 +1497,8 @@ impl Client<Framed> {
         Self::framed_ok(r)
     }
 
-    /// STATS: the server's counters as JSON.
+    /// STATS: the server's counters as JSON (with the `serde` feature).
+    #[cfg(feature = "serde")]
     pub async fn stats_json(&self) -> Result<serde_json::Value, Error> {
         let r = self.call(framed::Request::stats(self.next_id())).await?;
         let body = Self::framed_ok(r)?;

@@ -1,15 +1,19 @@
 //! Configuration structs. Each derives serde (durations are whole milliseconds in files, with a `_ms` suffix)
 //! and `Default`; each field says its default. The defaults live here and nowhere else.
 
+#[cfg(feature = "serde")]
 use std::path::Path;
 use std::time::Duration;
 
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "serde")]
 use crate::error::{Error, ErrorKind, Phase};
 use crate::transport::TlsConfig;
 
 /// Serde for a `Duration` as whole milliseconds.
+#[cfg(feature = "serde")]
 pub(crate) mod ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -24,6 +28,7 @@ pub(crate) mod ms {
 }
 
 /// Serde for an `Option<Duration>` as whole milliseconds or `null`.
+#[cfg(feature = "serde")]
 mod opt_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -41,33 +46,43 @@ mod opt_ms {
 }
 
 /// The connection pool (one per endpoint).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct PoolConfig {
     /// Most connections open to one endpoint. Default: 32.
     pub max_size: usize,
     /// Connections kept open and idle, opened in the background by the reaper. Default: 0.
     pub min_idle: usize,
     /// Close a connection unused for this long (`None`: never). Default: 90 s.
-    #[serde(rename = "idle_timeout_ms", with = "opt_ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "idle_timeout_ms", with = "opt_ms"))]
     pub idle_timeout: Option<Duration>,
     /// Close a connection this old, at the next check-in or reaper pass (`None`: never). Default: 30 min.
-    #[serde(rename = "max_lifetime_ms", with = "opt_ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "max_lifetime_ms", with = "opt_ms"))]
     pub max_lifetime: Option<Duration>,
     /// Each connection's lifetime is shortened by a random fraction up to this, so that connections opened
     /// together do not all close together. Default: 0.1.
     pub lifetime_jitter: f64,
     /// Callers allowed to wait for a connection or a pipelining slot; one more fails at once with
-    /// [`ErrorKind::PoolExhausted`]. Default: 1024.
+    /// [`PoolExhausted`](crate::ErrorKind::PoolExhausted). Default: 1024.
     pub max_waiters: usize,
     /// How often the background reaper closes idle, expired and dead connections and tops up `min_idle`.
     /// Default: 1 s.
-    #[serde(rename = "reap_interval_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "reap_interval_ms", with = "ms"))]
     pub reap_interval: Duration,
     /// A new connection for every call: connect, one request, its reply, close (oha's `disable_keepalive`,
     /// `Connection: close` clients). At most `max_size` such connections are open at once; a call waits for one
     /// within the pool wait timeout. What a pool saves, measured on the same engine. Default: false.
     pub connection_per_request: bool,
+    /// Resolve endpoints given by host name to all their addresses, one pool per address, and resolve them
+    /// again this often: new addresses get calls, addresses that left are drained (see
+    /// [`resolve`](crate::resolve)). `None`: a name is resolved at each connect and the first address that
+    /// answers is used, as for a single endpoint. Default: none.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "re_resolve_interval_ms", with = "opt_ms")
+    )]
+    pub re_resolve_interval: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -81,28 +96,30 @@ impl Default for PoolConfig {
             max_waiters: 1024,
             reap_interval: Duration::from_secs(1),
             connection_per_request: false,
+            re_resolve_interval: None,
         }
     }
 }
 
 /// Timeouts of each phase of a call, plus an optional end-to-end deadline that caps them all.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Timeouts {
     /// Opening a TCP or Unix connection. Default: 3 s.
-    #[serde(rename = "connect_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "connect_ms", with = "ms"))]
     pub connect: Duration,
     /// The TLS handshake. Default: 3 s.
-    #[serde(rename = "tls_handshake_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "tls_handshake_ms", with = "ms"))]
     pub tls_handshake: Duration,
     /// Waiting for a pooled connection or a free pipelining slot. Default: 5 s.
-    #[serde(rename = "pool_wait_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "pool_wait_ms", with = "ms"))]
     pub pool_wait: Duration,
     /// From queueing the request on a connection to its reply. Default: 30 s.
-    #[serde(rename = "request_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "request_ms", with = "ms"))]
     pub request: Duration,
     /// One deadline for the whole call, retries included (`None`: only the phase timeouts). Default: none.
-    #[serde(rename = "total_ms", with = "opt_ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "total_ms", with = "opt_ms"))]
     pub total: Option<Duration>,
 }
 
@@ -119,8 +136,9 @@ impl Default for Timeouts {
 }
 
 /// Socket options applied to every new connection (via socket2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct SocketOptions {
     /// TCP_NODELAY: send small writes at once instead of waiting (Nagle). Default: true.
     pub nodelay: bool,
@@ -129,10 +147,13 @@ pub struct SocketOptions {
     /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default). Default: none.
     pub recv_buffer: Option<usize>,
     /// SO_KEEPALIVE with this idle time before the first probe (`None`: keepalive off). Default: 60 s.
-    #[serde(rename = "keepalive_ms", with = "opt_ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "keepalive_ms", with = "opt_ms"))]
     pub keepalive: Option<Duration>,
     /// Interval between keepalive probes (`None`: the OS default). Default: none.
-    #[serde(rename = "keepalive_interval_ms", with = "opt_ms")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "keepalive_interval_ms", with = "opt_ms")
+    )]
     pub keepalive_interval: Option<Duration>,
     /// Local IP address each TCP connection is opened from (bound with port 0 before connecting), e.g. one
     /// loopback address per load agent; its family must match the peer's (`None`: the OS chooses). Unix
@@ -154,8 +175,9 @@ impl Default for SocketOptions {
 }
 
 /// Buffers of each connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct BufferConfig {
     /// Initial capacity of the read buffer, and the least free space kept before each read. Default: 16 KiB.
     pub read_capacity: usize,
@@ -181,16 +203,17 @@ impl Default for BufferConfig {
 /// A call is retried only when its error [is retryable](crate::Error::is_retryable) **and** the request provably
 /// was not sent ([`was_sent`](crate::Error::was_sent) is false) or it is idempotent (the protocol says so, e.g.
 /// RESP `GET`, or the caller used [`Client::call_idempotent`](crate::Client::call_idempotent)).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct RetryPolicy {
     /// Most retries of one call (0 disables retries). Default: 2.
     pub max_retries: u32,
     /// Backoff before the first retry; doubles on each further retry. Default: 10 ms.
-    #[serde(rename = "backoff_base_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "backoff_base_ms", with = "ms"))]
     pub backoff_base: Duration,
     /// Ceiling of the backoff. Default: 1 s.
-    #[serde(rename = "backoff_max_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "backoff_max_ms", with = "ms"))]
     pub backoff_max: Duration,
     /// Full jitter fraction: each backoff is drawn uniformly from `[(1 - jitter) * b, b]`. Default: 0.5.
     pub jitter: f64,
@@ -248,17 +271,18 @@ impl RetryPolicy {
 }
 
 /// Ejection of an endpoint that fails repeatedly (with several endpoints).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct EjectionPolicy {
     /// Consecutive failed calls (connect failures, resets, timeouts) that eject an endpoint. Default: 5.
     pub consecutive_failures: u32,
     /// First ejection time; doubles with each ejection in a row, up to `max_ejection`. After it, one call
     /// probes the endpoint: success brings it back, failure ejects it again. Default: 1 s.
-    #[serde(rename = "base_ejection_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "base_ejection_ms", with = "ms"))]
     pub base_ejection: Duration,
     /// Longest ejection. Default: 30 s.
-    #[serde(rename = "max_ejection_ms", with = "ms")]
+    #[cfg_attr(feature = "serde", serde(rename = "max_ejection_ms", with = "ms"))]
     pub max_ejection: Duration,
 }
 
@@ -288,8 +312,9 @@ impl Default for EjectionPolicy {
 /// assert_eq!(config.timeouts, sockpool::Timeouts::default());
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ClientConfig {
     /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
     /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
@@ -313,7 +338,8 @@ pub struct ClientConfig {
     /// Free-form notes that travel with the settings and that the client ignores: `sockpool-loadgen tune
     /// --recommend` records here what it measured (rate, percentiles, baseline, noise, objective, date).
     /// Default: none.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    #[cfg(feature = "serde")]
     pub evidence: Option<serde_json::Value>,
 }
 
@@ -329,16 +355,20 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             ejection: EjectionPolicy::default(),
             tls: TlsConfig::default(),
+            #[cfg(feature = "serde")]
             evidence: None,
         }
     }
 }
 
+#[cfg(feature = "serde")]
 fn is_toml(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
 }
 
+/// Configuration files (with the `serde` feature).
+#[cfg(feature = "serde")]
 impl ClientConfig {
     /// Reads a configuration file: TOML when the name ends in `.toml`, JSON otherwise. A file that cannot be
     /// read or parsed (unknown key, wrong type) is an [`ErrorKind::Config`] error naming the file.

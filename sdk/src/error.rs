@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::codec::CodecError;
 
 /// The phase of a call that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum Phase {
     /// Waiting for a pooled connection (or for a free pipelining slot on one).
@@ -48,8 +49,9 @@ impl fmt::Display for Phase {
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// A timeout or the end-to-end deadline ran out (see [`Error::phase`] for which).
@@ -149,26 +151,16 @@ impl Error {
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
             K::UnexpectedEof | K::NotConnected => ErrorKind::Closed,
             K::TimedOut => ErrorKind::Timeout,
-            K::InvalidData
-                if err
-                    .get_ref()
-                    .is_some_and(|e| e.is::<rustls::Error>() || e.to_string().contains("tls")) =>
-            {
-                ErrorKind::Tls
-            }
+            K::InvalidData if err.get_ref().is_some_and(is_tls_error) => ErrorKind::Tls,
             _ => ErrorKind::Io,
         };
         // TLS 1.3 ends the client's side of the handshake before the server has checked the client's
         // certificate: a server that refuses it says so with an alert that arrives with the first read. It is
         // the handshake that failed, whatever this side was doing.
-        let phase = match err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>())
-        {
-            Some(rustls::Error::AlertReceived(alert)) if is_handshake_alert(*alert) => {
-                Phase::TlsHandshake
-            }
-            _ => phase,
+        let phase = if err.get_ref().is_some_and(is_handshake_refusal) {
+            Phase::TlsHandshake
+        } else {
+            phase
         };
         let message = err.to_string();
         Error::new(kind, phase, message).with_source(err)
@@ -330,7 +322,29 @@ impl std::error::Error for Error {
     }
 }
 
+/// Whether an I/O error's inner error comes from TLS.
+fn is_tls_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    #[cfg(feature = "tls")]
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    e.to_string().contains("tls")
+}
+
+/// Whether an I/O error's inner error is the peer refusing the TLS handshake.
+#[cfg(feature = "tls")]
+fn is_handshake_refusal(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    matches!(e.downcast_ref::<rustls::Error>(), Some(rustls::Error::AlertReceived(alert)) if is_handshake_alert(*alert))
+}
+
+/// Without TLS there is no handshake to refuse.
+#[cfg(not(feature = "tls"))]
+fn is_handshake_refusal(_: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    false
+}
+
 /// Alerts a peer sends when it refuses the handshake (its certificate checks, the negotiation).
+#[cfg(feature = "tls")]
 fn is_handshake_alert(alert: rustls::AlertDescription) -> bool {
     use rustls::AlertDescription as A;
     matches!(

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::PooledConnection;
+use crate::client::Pooled;
 use crate::connection::CloseReason;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
@@ -36,7 +36,7 @@ pub(crate) fn refused(command: &str) -> Error {
 /// A connection lent to one caller by [`Client::exclusive`](crate::Client::exclusive); back to its pool (or
 /// closed, when its state was changed) on drop.
 pub struct Exclusive<P: Protocol> {
-    conn: PooledConnection<P>,
+    conn: Pooled<P>,
     protocol: Arc<P>,
     /// Each request's timeout ([`Timeouts::request`](crate::Timeouts::request)).
     timeout: Duration,
@@ -45,7 +45,7 @@ pub struct Exclusive<P: Protocol> {
 }
 
 impl<P: Protocol> Exclusive<P> {
-    pub(crate) fn new(conn: PooledConnection<P>, protocol: Arc<P>, timeout: Duration) -> Self {
+    pub(crate) fn new(conn: Pooled<P>, protocol: Arc<P>, timeout: Duration) -> Self {
         Exclusive {
             conn,
             protocol,

@@ -61,7 +61,7 @@
 //!   `oneshot` each; batched writes; cancellation never desynchronises the stream.
 //! - [`pipelined`]: [`Pipelined`], a connection its caller owns and drives with many requests in flight, each
 //!   reply handed back with the caller's token (no task or channel per request): a load generator's closed loop.
-//! - [`pool`]: the deadpool manager per endpoint (recycling checks, generation-based bulk invalidation after a
+//! - `pool`: the deadpool manager per endpoint (recycling checks, generation-based bulk invalidation after a
 //!   reset) and the background reaper (idle timeout, max lifetime, min idle). How callers share a connection
 //!   when pipelining is explained there.
 //! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols ([`Framed`](protocol::Framed),
@@ -69,6 +69,8 @@
 //!   [`Custom`](protocol::Custom) for any tokio-util codec.
 //! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
 //!   power-of-two-choices and ejection, typed helpers per protocol.
+//! - [`resolve`]: endpoints given by host name followed to all their addresses and re-resolved on an interval
+//!   (new addresses get calls, addresses that left are drained), with an injectable resolver.
 //! - [`setup`]: the `on_connect` hook each new connection runs before its first request.
 //! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
 //! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
@@ -82,6 +84,44 @@
 //! - [`observe`]: a `tracing` event per call with its phase timings, and [`ClientStats::to_prometheus`].
 //! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
 //!   size limits checked before any allocation.
+//!
+//! ## Features
+//!
+//! - `tls` (default): `tls://`, `rediss://` and `https://` endpoints, over rustls with the ring provider
+//!   (`rustls`, `tokio-rustls`, `webpki-roots` are compiled in only with it). Without it a TLS endpoint is a
+//!   configuration error that says so.
+//! - `serde` (default): `Serialize`/`Deserialize` on the configuration structs and the stats, configuration
+//!   files ([`ClientConfig::from_file`], JSON or TOML) and `ClientConfig::evidence`.
+//! - `server-codecs` (off): the server halves of the wire codecs (`codec::*::ServerCodec`,
+//!   `codec::echo::EchoCodec`), which only servers and test peers need; the reference server and the load
+//!   generator turn it on.
+//!
+//! `cargo build -p sockpool --no-default-features` builds the client alone (TCP, Unix, UDP; no TLS, no serde).
+//!
+//! ## Examples
+//!
+//! `examples/` has a program per protocol (`redis.rs`, `http.rs`, `tls.rs`, `udp.rs`, `blocking.rs`, and
+//! `gateway.rs`); the first lines of each say what to start locally and how to run it. CI compiles them all
+//! (`cargo build --examples`).
+//!
+//! ## Stability
+//!
+//! The crate follows semantic versioning, checked the way `cargo semver-checks` checks it: before 1.0 a minor
+//! version (0.x) may break the API and a patch version may not; from 1.0 only a major version may. So that
+//! the API can grow without a break, the enums that will get variants ([`ErrorKind`], [`Phase`],
+//! [`CloseReason`](connection::CloseReason), [`Endpoint`], [`Stream`](transport::Stream), RESP
+//! [`Value`](codec::resp::Value), [`Limit`](codec::Limit)) and the structs the crate fills in for you
+//! ([`ClientStats`], [`EndpointStats`](stats::EndpointStats), [`CloseCounts`](stats::CloseCounts),
+//! [`CallTimings`], [`Completion`]) are `#[non_exhaustive]`: match them with a `_` arm, read their fields, do
+//! not build them. The settings structs ([`PoolConfig`], [`Timeouts`] …) are built as
+//! `PoolConfig { max_size: 8, ..PoolConfig::default() }`; a field added to them comes with a default, so such
+//! code keeps compiling (a struct literal that names every field does not: always end with
+//! `..Default::default()`). Types of other crates in the public API are limited to `bytes`, `tokio` and the
+//! tokio project's `tokio-util` codec traits (a [`Protocol`](protocol::Protocol) names its `Encoder`/`Decoder`),
+//! plus, with the `serde` feature, the serde traits and the `serde_json::Value` of `ClientConfig::evidence` and
+//! the framed `stats_json` helpers; the pool (deadpool), TLS (rustls) and sockets (socket2) stay behind this
+//! crate's own types ([`PooledConnection`], [`transport::TlsStream`], [`TlsConfig`]), so upgrading them is not
+//! a break of this crate.
 #![warn(missing_docs)]
 
 mod balance;
@@ -94,9 +134,10 @@ pub mod error;
 pub mod exclusive;
 pub mod observe;
 pub mod pipelined;
-pub mod pool;
+mod pool;
 pub mod protocol;
 pub mod redis;
+pub mod resolve;
 pub mod setup;
 mod shelf;
 pub mod stats;

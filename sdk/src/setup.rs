@@ -1,6 +1,6 @@
 //! Connection set-up: an `on_connect` hook that runs on each new connection before any caller can use it.
 //!
-//! The pool runs the hook where it opens a connection (`Manager::create` in [`pool`](crate::pool)), after the
+//! The pool runs the hook where it opens a connection (`Manager::create` in the `pool` module), after the
 //! TCP connect and TLS handshake and before the connection is handed out or shared: Redis `AUTH`, `SELECT`,
 //! `CLIENT SETNAME` (see [`RedisSetup`](crate::redis::RedisSetup)), or anything a service needs said once per
 //! connection. It runs again on every connection the pool opens later (after a restart of the server, past a

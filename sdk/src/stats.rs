@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "serde")]
 use serde::Serialize;
 
 use crate::connection::CloseReason;
@@ -153,7 +154,9 @@ impl Counters {
 }
 
 /// Connections closed, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct CloseCounts {
     /// The peer closed the connection (EOF), seen while idle or at check-out.
     pub peer_closed: u64,
@@ -194,7 +197,9 @@ impl CloseCounts {
 }
 
 /// One endpoint's pool right now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct EndpointStats {
     /// The endpoint as configured.
     pub endpoint: String,
@@ -220,7 +225,9 @@ pub struct EndpointStats {
 }
 
 /// A snapshot of the client's counters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize))]
+#[non_exhaustive]
 pub struct ClientStats {
     /// Calls made.
     pub requests: u64,

@@ -9,11 +9,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
 use rustls::pki_types::{CertificateDer, ServerName};
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
@@ -24,6 +27,7 @@ use crate::error::{Error, ErrorKind, Phase};
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// TCP to `host:port` (a name is resolved at each connect; the first address that answers wins).
     Tcp {
@@ -132,8 +136,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// TLS client settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct TlsConfig {
     /// PEM file of CA certificates to trust (`None`: trust nothing but what `insecure` allows). Default: none.
     pub ca_file: Option<PathBuf>,
@@ -152,6 +157,7 @@ pub struct TlsConfig {
 }
 
 /// A TLS configuration error (a file that cannot be read or parsed).
+#[cfg(feature = "tls")]
 fn tls_config_err(what: &str, path: &std::path::Path, e: impl fmt::Display) -> Error {
     Error::new(
         ErrorKind::Config,
@@ -161,8 +167,26 @@ fn tls_config_err(what: &str, path: &std::path::Path, e: impl fmt::Display) -> E
 }
 
 impl TlsConfig {
+    /// Check these settings now: read the files they name and build the TLS configuration, as the client does
+    /// when it is built. An error names the file or setting at fault (and, without the `tls` feature, says TLS
+    /// is not compiled in).
+    pub fn check(&self) -> Result<(), Error> {
+        self.connector().map(drop)
+    }
+
+    /// Without the `tls` feature there is no TLS: any TLS endpoint is a configuration error.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn connector(&self) -> Result<TlsConnector, Error> {
+        Err(Error::new(
+            ErrorKind::Config,
+            Phase::TlsHandshake,
+            "TLS is not compiled in: build sockpool with its `tls` feature",
+        ))
+    }
+
     /// Build the rustls connector these settings describe.
-    pub fn connector(&self) -> Result<tokio_rustls::TlsConnector, Error> {
+    #[cfg(feature = "tls")]
+    pub(crate) fn connector(&self) -> Result<TlsConnector, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -230,9 +254,11 @@ impl TlsConfig {
 
 /// A certificate verifier that accepts every certificate (signatures are still checked, so the handshake is
 /// real; only the identity is not).
+#[cfg(feature = "tls")]
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
 
+#[cfg(feature = "tls")]
 impl rustls::client::danger::ServerCertVerifier for NoVerify {
     fn verify_server_cert(
         &self,
@@ -280,13 +306,57 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 
 /// An open connection of any transport.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// Plain TCP.
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
     /// TLS over TCP.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(TlsStream),
+}
+
+/// The rustls connector (with the `tls` feature; without it, a type with no value: no TLS connection exists).
+#[cfg(feature = "tls")]
+pub(crate) type TlsConnector = tokio_rustls::TlsConnector;
+/// The rustls connector (with the `tls` feature; without it, a type with no value: no TLS connection exists).
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(crate) enum TlsConnector {}
+
+/// A TLS session over TCP, client side. Its implementation (rustls) is not part of this crate's API: read and
+/// write it as any [`Stream`].
+pub struct TlsStream(
+    #[cfg(feature = "tls")] Box<tokio_rustls::client::TlsStream<TcpStream>>,
+    #[cfg(not(feature = "tls"))] std::convert::Infallible,
+);
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsStream(..)")
+    }
+}
+
+impl TlsStream {
+    /// The TLS session as tokio I/O.
+    #[cfg(feature = "tls")]
+    fn io(&mut self) -> Pin<&mut tokio_rustls::client::TlsStream<TcpStream>> {
+        Pin::new(self.0.as_mut())
+    }
+
+    /// The TLS session as tokio I/O (there is none without the `tls` feature).
+    #[cfg(not(feature = "tls"))]
+    fn io(&mut self) -> Pin<&mut TcpStream> {
+        match self.0 {}
+    }
+
+    /// The TCP socket under the session.
+    fn tcp(&self) -> &TcpStream {
+        #[cfg(feature = "tls")]
+        return self.0.get_ref().0;
+        #[cfg(not(feature = "tls"))]
+        match self.0 {}
+    }
 }
 
 impl AsyncRead for Stream {
@@ -298,7 +368,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s) => s.io().poll_read(cx, buf),
         }
     }
 }
@@ -312,7 +382,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Tls(s) => s.io().poll_write(cx, buf),
         }
     }
 
@@ -320,7 +390,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Tls(s) => s.io().poll_flush(cx),
         }
     }
 
@@ -328,7 +398,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Tls(s) => s.io().poll_shutdown(cx),
         }
     }
 }
@@ -336,11 +406,11 @@ impl AsyncWrite for Stream {
 impl Stream {
     /// A second handle (a `dup`) on the socket, for non-blocking health probes that do not disturb the owner.
     /// `None` if the OS refuses the `dup`.
-    pub fn probe_handle(&self) -> Option<socket2::Socket> {
+    pub(crate) fn probe_handle(&self) -> Option<socket2::Socket> {
         match self {
             Stream::Tcp(s) => socket2::SockRef::from(s).try_clone().ok(),
             Stream::Unix(s) => socket2::SockRef::from(s).try_clone().ok(),
-            Stream::Tls(s) => socket2::SockRef::from(s.get_ref().0).try_clone().ok(),
+            Stream::Tls(s) => socket2::SockRef::from(s.tcp()).try_clone().ok(),
         }
     }
 }
@@ -350,8 +420,9 @@ impl Stream {
 pub struct Connector {
     /// Socket options for each new connection.
     pub socket: SocketOptions,
-    /// TLS connector and settings, used for `tls://` endpoints.
-    pub tls: Option<(tokio_rustls::TlsConnector, Option<String>)>,
+    /// TLS connector and the name to check certificates against instead of the endpoint's host, for `tls://`
+    /// endpoints (set by [`Connector::new`] from a [`TlsConfig`]).
+    pub(crate) tls: Option<(TlsConnector, Option<String>)>,
     /// Connect timeout. Default: see [`Timeouts::connect`](crate::Timeouts::connect).
     pub connect_timeout: Duration,
     /// TLS handshake timeout. Default: see [`Timeouts::tls_handshake`](crate::Timeouts::tls_handshake).
@@ -449,6 +520,32 @@ impl Connector {
         };
         progress.enter(Phase::TlsHandshake);
         let name = name_override.as_deref().unwrap_or(host);
+        self.handshake(connector, name, tcp, deadline)
+            .await
+            .map_err(|e| e.with_endpoint(&ep))
+    }
+
+    /// Without the `tls` feature no TLS connector exists, so this is never called.
+    #[cfg(not(feature = "tls"))]
+    async fn handshake(
+        &self,
+        connector: &TlsConnector,
+        _name: &str,
+        _tcp: TcpStream,
+        _deadline: Option<Instant>,
+    ) -> Result<Stream, Error> {
+        match *connector {}
+    }
+
+    /// The TLS handshake over `tcp`, checking the certificate against `name`.
+    #[cfg(feature = "tls")]
+    async fn handshake(
+        &self,
+        connector: &TlsConnector,
+        name: &str,
+        tcp: TcpStream,
+        deadline: Option<Instant>,
+    ) -> Result<Stream, Error> {
         let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
             Error::new(
                 ErrorKind::Config,
@@ -458,18 +555,16 @@ impl Connector {
         })?;
         let (limit, what) = bounded(self.tls_timeout, deadline);
         match tokio::time::timeout(limit, connector.connect(server_name, tcp)).await {
-            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+            Ok(Ok(tls)) => Ok(Stream::Tls(TlsStream(Box::new(tls)))),
             Ok(Err(e)) => {
                 let kind = if e.kind() == io::ErrorKind::InvalidData {
                     ErrorKind::Tls
                 } else {
                     Error::io(Phase::TlsHandshake, io::Error::from(e.kind())).kind()
                 };
-                Err(Error::new(kind, Phase::TlsHandshake, e.to_string())
-                    .with_source(e)
-                    .with_endpoint(&ep))
+                Err(Error::new(kind, Phase::TlsHandshake, e.to_string()).with_source(e))
             }
-            Err(_) => Err(Error::timeout(Phase::TlsHandshake, limit, what).with_endpoint(&ep)),
+            Err(_) => Err(Error::timeout(Phase::TlsHandshake, limit, what)),
         }
     }
 

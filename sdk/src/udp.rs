@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
@@ -14,11 +15,15 @@ use crate::codec::{CodecError, Limit};
 use crate::error::{Error, ErrorKind, Phase};
 
 /// Settings of a [`UdpClient`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct UdpConfig {
     /// How long to wait for each reply. Default: 1 s.
-    #[serde(rename = "timeout_ms", with = "crate::config::ms")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "timeout_ms", with = "crate::config::ms")
+    )]
     pub timeout: Duration,
     /// Times a request is sent again after its reply timed out (datagrams may be lost). Default: 2.
     pub retries: u32,

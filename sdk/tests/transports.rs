@@ -282,7 +282,7 @@ async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
         ..TlsConfig::default()
     };
     config
-        .connector()
+        .check()
         .expect("the public roots make a configuration");
     // The public roots do not vouch for the test's own CA: the handshake is refused in the TLS phase.
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! `echo`: no framing at all, a byte stream written back as it is read (the classic echo server).
 //!
-//! [`EchoCodec`] is the server side: every decode hands over whatever bytes are buffered as one chunk, and encode
+//! `EchoCodec` (feature `server-codecs`) is the server side: every decode hands over whatever bytes are buffered as one chunk, and encode
 //! writes a chunk as it is. It never holds bytes back, so it needs no limit: the buffer is as large as one read.
 //!
 //! [`EchoClientCodec`] is the client side. The stream has no frames, so the client remembers the length of every
@@ -16,8 +16,10 @@ use super::{CodecError, MAX_RESERVE};
 
 /// The server side: decodes every buffered byte as one chunk, encodes chunks as they are.
 #[derive(Debug, Clone, Default)]
+#[cfg(feature = "server-codecs")]
 pub struct EchoCodec;
 
+#[cfg(feature = "server-codecs")]
 impl EchoCodec {
     /// The echo server codec.
     pub fn new() -> Self {
@@ -25,6 +27,7 @@ impl EchoCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Decoder for EchoCodec {
     type Item = Bytes;
     type Error = CodecError;
@@ -37,6 +40,7 @@ impl Decoder for EchoCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<Bytes> for EchoCodec {
     type Error = CodecError;
 
@@ -46,6 +50,7 @@ impl Encoder<Bytes> for EchoCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<&[u8]> for EchoCodec {
     type Error = CodecError;
 

@@ -2,6 +2,7 @@ use std::fmt;
 
 /// Which size limit a peer went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Limit {
     /// A `framed` frame body.
     Frame,

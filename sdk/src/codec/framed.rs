@@ -7,7 +7,7 @@
 //! response body: status:u8  id:u64 BE  payload…
 //! ```
 //!
-//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
+//! `ServerCodec` (feature `server-codecs`) decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -259,10 +259,12 @@ fn check_encode_len(body: usize, max_frame: usize) -> Result<u32, CodecError> {
 
 /// The server side: decodes [`Request`]s, encodes [`Response`]s.
 #[derive(Debug, Clone)]
+#[cfg(feature = "server-codecs")]
 pub struct ServerCodec {
     max_frame: usize,
 }
 
+#[cfg(feature = "server-codecs")]
 impl ServerCodec {
     /// A codec that refuses frame bodies over `max_frame` bytes, in both directions.
     pub fn new(max_frame: usize) -> Self {
@@ -270,12 +272,14 @@ impl ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Default for ServerCodec {
     fn default() -> Self {
         ServerCodec::new(DEFAULT_MAX_FRAME)
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Decoder for ServerCodec {
     type Item = Request;
     type Error = CodecError;
@@ -296,6 +300,7 @@ impl Decoder for ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<Response> for ServerCodec {
     type Error = CodecError;
 
@@ -304,6 +309,7 @@ impl Encoder<Response> for ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<&Response> for ServerCodec {
     type Error = CodecError;
 
@@ -312,6 +318,7 @@ impl Encoder<&Response> for ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 fn encode_response(
     item: &Response,
     max_frame: usize,

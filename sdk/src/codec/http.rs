@@ -1,6 +1,6 @@
 //! HTTP/1.1 (and 1.0) requests and responses: Content-Length bodies, keep-alive and pipelining.
 //!
-//! [`ServerCodec`] decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse. Heads are
+//! `ServerCodec` (feature `server-codecs`) decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse. Heads are
 //! parsed with `httparse`.
 //!
 //! # Server side
@@ -18,8 +18,8 @@
 //!   any `Content-Length` or `Connection`), then `Content-Length` (not for 1xx/204/304), `Connection: close`
 //!   when the request was not keep-alive (or had none: an error reply), `Connection: keep-alive` to an HTTP/1.0
 //!   keep-alive request, and the body (not for HEAD, 1xx, 204, 304). After encoding a `close` response,
-//!   [`ServerCodec::is_closing`] is true: the server flushes and closes.
-//! - `Expect: 100-continue`: when such a request waits for its body, [`ServerCodec::take_continue`] says so
+//!   `ServerCodec::is_closing` is true: the server flushes and closes.
+//! - `Expect: 100-continue`: when such a request waits for its body, `ServerCodec::take_continue` says so
 //!   once; the server then writes [`CONTINUE`].
 //! - Errors and the status the server sends for them ([`error_status`], [`error_response`]): header block over
 //!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
@@ -58,7 +58,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// The default limit on a body. Default: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The interim response a server writes when [`ServerCodec::take_continue`] says so.
+/// The interim response a server writes when `ServerCodec::take_continue` says so.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// The [`CodecError::Protocol`] message for a request with a `Transfer-Encoding`; [`error_status`] maps it to
 /// 501.
@@ -158,6 +158,7 @@ impl Method {
         }
     }
 
+    #[cfg(feature = "server-codecs")]
     fn from_head(head: &Bytes, range: (usize, usize)) -> Method {
         match head.get(range.0..range.1).map(Method::from_bytes) {
             Some(Method::Other(_)) => Method::Other(head.slice(range.0..range.1)),
@@ -588,6 +589,7 @@ fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
 
 /// What the fields that frame a request say, gathered in one pass over the parsed head.
 #[derive(Debug, Default)]
+#[cfg(feature = "server-codecs")]
 struct Framing {
     content_length: Option<u64>,
     transfer_encoding: bool,
@@ -596,10 +598,12 @@ struct Framing {
     expect_continue: bool,
 }
 
+#[cfg(feature = "server-codecs")]
 fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
+#[cfg(feature = "server-codecs")]
 impl Framing {
     fn of(headers: &[httparse::Header<'_>]) -> Result<Framing, CodecError> {
         let mut f = Framing::default();
@@ -638,6 +642,7 @@ fn body_too_large(len: u64, max: usize) -> CodecError {
 
 /// What the server encoder needs to know about the request a response answers.
 #[derive(Debug, Clone, Copy)]
+#[cfg(feature = "server-codecs")]
 struct ReplyTo {
     keep_alive: bool,
     head: bool,
@@ -646,6 +651,7 @@ struct ReplyTo {
 
 /// A request whose head is parsed and whose body is still arriving.
 #[derive(Debug)]
+#[cfg(feature = "server-codecs")]
 struct PendingRequest {
     method: Method,
     path: Bytes,
@@ -659,6 +665,7 @@ struct PendingRequest {
 
 /// The server side: decodes [`Request`]s, encodes [`Response`]s (see the module docs for the rules).
 #[derive(Debug, Default)]
+#[cfg(feature = "server-codecs")]
 pub struct ServerCodec {
     limits: Limits,
     /// How far the buffered partial head has been searched for its end.
@@ -675,6 +682,7 @@ pub struct ServerCodec {
     last_request: bool,
 }
 
+#[cfg(feature = "server-codecs")]
 impl ServerCodec {
     /// A server codec with these limits.
     pub fn new(limits: Limits) -> Self {
@@ -762,6 +770,7 @@ impl ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Decoder for ServerCodec {
     type Item = Request;
     type Error = CodecError;
@@ -843,6 +852,7 @@ fn is_token(s: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+#[cfg(feature = "server-codecs")]
 fn put_headers(
     dst: &mut BytesMut,
     headers: &Headers,
@@ -881,6 +891,7 @@ fn has_no_body(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
 }
 
+#[cfg(feature = "server-codecs")]
 impl ServerCodec {
     fn encode_response(&mut self, res: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         if !(100..=999).contains(&res.status) {
@@ -941,6 +952,7 @@ impl ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<Response> for ServerCodec {
     type Error = CodecError;
 
@@ -949,6 +961,7 @@ impl Encoder<Response> for ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<&Response> for ServerCodec {
     type Error = CodecError;
 

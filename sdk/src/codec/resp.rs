@@ -1,6 +1,6 @@
 //! Redis RESP2, both directions, plus the inline command form.
 //!
-//! [`ServerCodec`] decodes commands (`Vec<Bytes>`, the command name first) the way `redis-server` parses them,
+//! `ServerCodec` (feature `server-codecs`) decodes commands (`Vec<Bytes>`, the command name first) the way `redis-server` parses them,
 //! and encodes [`Value`] replies. [`ClientCodec`] encodes commands as multibulk arrays and decodes [`Value`]s.
 //!
 //! # How the server side parses (as redis-server 7 does)
@@ -79,6 +79,7 @@ impl Default for Limits {
 
 /// One RESP2 value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Value {
     /// `+OK`: a simple string (no `\r` or `\n` inside; the encoder turns them into spaces, as Redis does).
     Simple(Bytes),
@@ -102,7 +103,7 @@ impl Value {
         Value::Simple(Bytes::from_static(b"OK"))
     }
 
-    /// Appends this value's RESP2 encoding to `dst` (what [`ServerCodec`] encodes).
+    /// Appends this value's RESP2 encoding to `dst` (what `ServerCodec` encodes).
     pub fn encode_to(&self, dst: &mut BytesMut) {
         encode_value(self, dst);
     }
@@ -177,6 +178,7 @@ pub fn protocol_error_reply(err: &CodecError) -> Option<Value> {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 /// Redis's `string2ll`: an optional `-`, then digits without leading zeros (or just `0`), within `i64`.
 fn string2ll(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() >= 21 {
@@ -207,6 +209,7 @@ fn string2ll(s: &[u8]) -> Option<i64> {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 /// Where a header line ends, searched the way Redis's `strchr` does.
 enum Found {
     /// The terminator is at this index.
@@ -215,6 +218,7 @@ enum Found {
     NotYet,
 }
 
+#[cfg(feature = "server-codecs")]
 /// Looks for `needle` in the first `max + 1` bytes of `src`; a NUL byte ends the search (C-string semantics, as
 /// in Redis). `Err(too_big)` once more than `max` bytes are buffered without it.
 fn find_in_line(src: &[u8], needle: u8, max: usize, too_big: &str) -> Result<Found, CodecError> {
@@ -233,6 +237,7 @@ fn find_in_line(src: &[u8], needle: u8, max: usize, too_big: &str) -> Result<Fou
     Ok(Found::NotYet)
 }
 
+#[cfg(feature = "server-codecs")]
 /// Parses a `*`/`$` header line at the start of `src`: `Some((number, bytes to skip))` once its `\r` and the byte
 /// after it are buffered. The number is `None` when it is not a valid `string2ll`.
 fn header_line(
@@ -250,11 +255,13 @@ fn header_line(
     }
 }
 
+#[cfg(feature = "server-codecs")]
 /// Redis's `isspace` in the C locale.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+#[cfg(feature = "server-codecs")]
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -264,6 +271,7 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 /// Redis's `sdssplitargs` over one inline line (no terminator), into `args` (cleared first). `None` means
 /// unbalanced quotes.
 ///
@@ -356,6 +364,7 @@ fn split_args(line: &Bytes, args: &mut Vec<Bytes>) -> Option<()> {
 
 /// The server side: decodes commands (`Vec<Bytes>`), encodes [`Value`] replies.
 #[derive(Debug, Clone, Default)]
+#[cfg(feature = "server-codecs")]
 pub struct ServerCodec {
     limits: Limits,
     /// Arguments read so far of the multibulk command in progress.
@@ -366,6 +375,7 @@ pub struct ServerCodec {
     bulk_len: Option<usize>,
 }
 
+#[cfg(feature = "server-codecs")]
 impl ServerCodec {
     /// A server codec with these limits.
     pub fn new(limits: Limits) -> Self {
@@ -416,6 +426,7 @@ impl ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl ServerCodec {
     /// Like [`Decoder::decode`], without allocating a list per command: the arguments of the command decoded,
     /// lent until [`clear`](Self::clear) or the next call. They are slices of `src`'s buffer (but for quoted
@@ -503,6 +514,7 @@ impl ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Decoder for ServerCodec {
     type Item = Vec<Bytes>;
     type Error = CodecError;
@@ -566,6 +578,7 @@ fn encode_value(v: &Value, dst: &mut BytesMut) {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<Value> for ServerCodec {
     type Error = CodecError;
 
@@ -575,6 +588,7 @@ impl Encoder<Value> for ServerCodec {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 impl Encoder<&Value> for ServerCodec {
     type Error = CodecError;
 
