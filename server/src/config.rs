@@ -381,6 +381,10 @@ pub struct ServerConfig {
     /// burst. Default: 0 (off).
     #[serde(with = "duration_text")]
     pub busy_poll: Duration,
+    /// Internal (`processes` workers): the connection pool's pipes, `(shared pool, this worker's held)`, that
+    /// make `max_connections` one limit over every worker process. Set by the parent; default none.
+    #[doc(hidden)]
+    pub connection_pool: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -403,6 +407,7 @@ impl Default for ServerConfig {
             worker_exe: None,
             reuse_port: false,
             busy_poll: Duration::ZERO,
+            connection_pool: None,
         }
     }
 }
