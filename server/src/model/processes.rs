@@ -17,8 +17,8 @@
 //!   stderr, counted in `worker_restarts`, and started again, so the port never stays dark. Its counters are
 //!   lost with it.
 
-use std::io::{self, BufRead, BufReader, PipeReader, PipeWriter, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -70,9 +70,10 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         .all(|l| matches!(l.addr, ListenAddr::Tcp(_))));
     // The connection pool, full, and one held pipe per worker (kept open here while workers run).
     let max = shared.config.limits.max_connections;
-    let (pool_r, mut pool_w) = pipe_holding(max)?;
-    pool_w.write_all(&vec![0; max])?;
-    let held: Vec<(PipeReader, PipeWriter)> = (0..n)
+    let (pool_r, pool_w) = pipe_holding(max)?;
+    let pool_w = std::fs::File::from(pool_w);
+    (&pool_w).write_all(&vec![0; max])?;
+    let held: Vec<(OwnedFd, OwnedFd)> = (0..n)
         .map(|_| pipe_holding(max))
         .collect::<io::Result<_>>()?;
     let proc_fd = |fd: i32| PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id()));
@@ -123,8 +124,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
 }
 
 /// A pipe that can hold `bytes` (at most `/proc/sys/fs/pipe-max-size`, 1 MiB by default).
-fn pipe_holding(bytes: usize) -> io::Result<(PipeReader, PipeWriter)> {
-    let (r, w) = std::io::pipe()?;
+fn pipe_holding(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe()?;
     let size = i32::try_from(bytes.max(4096)).unwrap_or(i32::MAX);
     let got = nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
     match got {
