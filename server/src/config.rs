@@ -282,6 +282,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest framed frame body in bytes. Default: 16 MiB.
     pub max_frame: usize,
+    /// Server-wide budget, in bytes, over what every connection's input and output buffers hold. While the
+    /// buffers together hold more, a request that grows past 64 KiB (a large one in progress) gets the
+    /// protocol's busy answer (RESP `-BUSY`, HTTP `503`, framed `BUSY` id 0) and its connection closes, instead
+    /// of being buffered; small requests are still served. Default: 1 GiB.
+    pub memory_budget: usize,
     /// Longest line (without `\n`) in bytes. Default: 64 KiB.
     pub max_line: usize,
     /// Largest HTTP request line plus headers in bytes (over it: `431`). Default: 8 KiB.
@@ -320,6 +325,7 @@ impl Default for Limits {
         Limits {
             max_connections: 10_000,
             max_frame: sockpool::codec::framed::DEFAULT_MAX_FRAME,
+            memory_budget: 1 << 30,
             max_line: 64 * 1024,
             max_header: 8 * 1024,
             max_headers: 100,

@@ -44,6 +44,8 @@ pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
 pub(crate) const TURN_BYTES: usize = 64 * 1024;
 /// The first read of a connection that has sent nothing yet: small, so idle connections stay small.
 const FIRST_READ: usize = 512;
+/// A request in progress this large is a large one: over the `memory_budget`, refused rather than buffered.
+const LARGE_REQUEST: usize = 64 * 1024;
 /// The most spare room one `read_buf` offers (and zeroes).
 const READ_WINDOW: usize = 64 * 1024;
 
@@ -129,7 +131,15 @@ pub(crate) struct Conn {
     drain_probed: bool,
     /// Bytes moved this turn.
     turn: usize,
+    /// The buffer bytes counted in the server's `memory_budget` for this connection.
+    accounted: usize,
     _guard: ConnGuard,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.account(self.accounted, 0);
+    }
 }
 
 /// Admits a connection accepted on a `proto` listener (`tls`: a TLS one): `Err` holds the refusal to send
@@ -179,6 +189,7 @@ pub(crate) fn admit(shared: &Arc<Shared>, proto: Proto, tls: bool) -> Result<Con
         draining: false,
         drain_probed: false,
         turn: 0,
+        accounted: 0,
         _guard: guard,
     })
 }
@@ -274,6 +285,17 @@ impl Conn {
         now: Instant,
     ) -> bool {
         let chunk = self.shared.config.read_buffer.max(64);
+        if self.input.len() >= LARGE_REQUEST
+            && !matches!(self.phase, Phase::Lingering { .. })
+            && self.shared.over_budget()
+        {
+            self.output.extend_from_slice(self.session.busy());
+            self.encrypt();
+            self.input = BytesMut::new();
+            self.phase = Phase::Closing { linger: true };
+            self.account();
+            return false;
+        }
         let buf = match &mut self.tls {
             Some(t) => &mut t.wire_in,
             None => &mut self.input,
@@ -305,7 +327,22 @@ impl Conn {
             }
             Err(blocked) => return blocked,
         }
+        self.account();
         false
+    }
+
+    /// Brings this connection's share of the server's buffered bytes up to date.
+    fn account(&mut self) {
+        let now = self.input.capacity()
+            + self.output.capacity()
+            + self
+                .tls
+                .as_ref()
+                .map_or(0, |t| t.wire_in.capacity() + t.wire_out.capacity());
+        if now != self.accounted {
+            self.shared.account(self.accounted, now);
+            self.accounted = now;
+        }
     }
 
     /// The socket failed (reset …): counted, closed.
@@ -395,6 +432,7 @@ impl Conn {
             limits.write_timeout,
         );
         let shrink_above = self.shared.config.read_buffer.max(64 * 1024);
+        self.account();
         loop {
             match self.phase {
                 Phase::Done => return Step::Close,

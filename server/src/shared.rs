@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Connections admitted and not yet closed (the `max_connections` gate).
     admitted: AtomicUsize,
+    /// Bytes every connection's buffers hold (the `memory_budget` gate).
+    buffered: AtomicUsize,
     /// `processes` workers: the `max_connections` gate shared by every worker process.
     pub(crate) pool: Option<ConnPool>,
     /// Set (by a watcher of `shutdown`) once shutdown began: a relaxed load that busy connections can afford
@@ -64,6 +66,7 @@ impl Shared {
             shutdown,
             tls,
             admitted: AtomicUsize::new(0),
+            buffered: AtomicUsize::new(0),
             pool: None,
             stopping: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -95,6 +98,20 @@ impl Shared {
             .ready
             .1
             .wait_timeout_while(guard, limit, |ready| !*ready);
+    }
+
+    /// A connection's buffers now hold `now` bytes where they held `before`.
+    pub(crate) fn account(&self, before: usize, now: usize) {
+        if now > before {
+            self.buffered.fetch_add(now - before, Relaxed);
+        } else {
+            self.buffered.fetch_sub(before - now, Relaxed);
+        }
+    }
+
+    /// True while the buffers hold more than `memory_budget`.
+    pub(crate) fn over_budget(&self) -> bool {
+        self.buffered.load(Relaxed) > self.config.limits.memory_budget
     }
 
     /// Counts an accepted connection and admits it if under `max_connections`; `None` means refuse it (the
