@@ -110,17 +110,26 @@ fn children_with(needle: &str) -> Vec<i32> {
     pids
 }
 
+/// A `processes` server of `workers` workers and `max_connections`, one `proto` listener: its handle and address.
+fn processes(
+    workers: usize,
+    max_connections: usize,
+    proto: Proto,
+) -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
+    let mut c = config(Model::Processes, &[&format!("{proto}=127.0.0.1:0")]);
+    c.workers = workers;
+    c.limits.max_connections = max_connections;
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(proto).unwrap();
+    (server.spawn(), addr)
+}
+
 /// Issue 14: a `processes` worker that dies (here SIGKILL) is logged, counted and started again; with one
 /// worker the port went dark for good before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_process_is_started_again_and_counted() {
-    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
-    c.workers = 1;
     // The one place is held by the connection open when the worker dies: the parent must return it.
-    c.limits.max_connections = 1;
-    let server = Server::bind(c).unwrap();
-    let addr = server.tcp_addr(Proto::Framed).unwrap();
-    let h = server.spawn();
+    let (h, addr) = processes(1, 1, Proto::Framed);
     let served = || async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         support::expect_reply(
@@ -179,48 +188,51 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
     assert_eq!(stats.worker_restarts, 1);
 }
 
+/// A new framed connection to `addr` that answers an ECHO (`id`); `None` when it is refused (`BUSY`, id 0).
+async fn admitted(addr: std::net::SocketAddr, id: u64) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&framed_request(1, id, 0, b"hi")).await.unwrap();
+    let want = framed_response(0, id, b"hi");
+    let got = read_until_len(&mut s, want.len()).await;
+    if got == want {
+        return Some(s);
+    }
+    assert!(got.starts_with(&[0, 0, 0, 9, 3]), "{got:?}");
+    None
+}
+
+/// Reads until `len` bytes came or the peer closed (within `IO_LIMIT`).
+async fn read_until_len(s: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    let mut n = 0;
+    while n < len {
+        match tokio::time::timeout(IO_LIMIT, s.read(&mut got[n..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(k)) => n += k,
+            Err(_) => panic!("neither an answer nor a close within {IO_LIMIT:?}"),
+        }
+    }
+    got.truncate(n);
+    got
+}
+
 /// Issue 14: `--max-connections` is one limit over every `processes` worker (it was split per worker, so the
 /// server as a whole admitted up to `workers` times more, or refused early when the kernel's spread was uneven).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_share_one_connection_limit() {
-    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
-    c.workers = 2;
-    c.limits.max_connections = 3;
-    let server = Server::bind(c).unwrap();
-    let addr = server.tcp_addr(Proto::Framed).unwrap();
-    let h = server.spawn();
+    let (h, addr) = processes(2, 3, Proto::Framed);
     // Connected one after the other and kept open: each is served or refused (`BUSY`, id 0) by the worker
     // the kernel gave it.
     let mut open = Vec::new();
-    let (mut served, mut refused) = (0, 0);
     for id in 1..=7u64 {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&framed_request(1, id, 0, b"hi")).await.unwrap();
-        let mut reply = vec![0u8; framed_response(0, id, b"hi").len()];
-        let got = tokio::time::timeout(IO_LIMIT, async {
-            let n = s.read(&mut reply).await.unwrap();
-            reply.truncate(n);
-            reply
-        })
-        .await
-        .expect("an answer or a refusal");
-        if got == framed_response(0, id, b"hi") {
-            served += 1;
-            open.push(s);
-        } else {
-            assert!(got.starts_with(&[0, 0, 0, 9, 3]), "{got:?}");
-            refused += 1;
-        }
+        open.extend(admitted(addr, id).await);
     }
-    assert_eq!((served, refused), (3, 4), "3 places over 2 workers");
+    assert_eq!(open.len(), 3, "3 places over 2 workers, 7 clients");
     // A place freed in one worker is free for either.
     open.pop();
     let mut again = false;
-    for _ in 0..100 {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&framed_request(1, 9, 0, b"hi")).await.unwrap();
-        let mut reply = vec![0u8; framed_response(0, 9, b"hi").len()];
-        if s.read_exact(&mut reply).await.is_ok() && reply == framed_response(0, 9, b"hi") {
+    for id in 10..110 {
+        if admitted(addr, id).await.is_some() {
             again = true;
             break;
         }
@@ -253,11 +265,7 @@ async fn resp(s: &mut TcpStream, args: &[&str]) -> String {
 /// most one group per worker (a store per connection, or keys lost, would break it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_keep_one_resp_key_space_per_worker() {
-    let mut c = config(Model::Processes, &["resp=127.0.0.1:0"]);
-    c.workers = 2;
-    let server = Server::bind(c).unwrap();
-    let addr = server.tcp_addr(Proto::Resp).unwrap();
-    let h = server.spawn();
+    let (h, addr) = processes(2, 10_000, Proto::Resp);
     const N: usize = 8;
     let mut conns = Vec::new();
     for i in 0..N {
