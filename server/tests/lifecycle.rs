@@ -181,7 +181,16 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         now.len() == 1 && now[0] != workers[0],
         "{workers:?} -> {now:?}"
     );
-    served().await;
+    // The place the dead worker held is given again (the probes above each take it a moment: retry).
+    let mut back = false;
+    for id in 20..420 {
+        if admitted(addr, id).await.is_some() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "the dead worker's connection place never came back");
     let stats = tokio::task::spawn_blocking(move || h.shutdown())
         .await
         .unwrap();
