@@ -43,6 +43,10 @@ pub struct Args {
     /// Largest HTTP body, bytes. Default: 1 MiB.
     #[arg(long)]
     pub max_body: Option<usize>,
+    /// Server-wide budget over the bytes every connection's buffers hold; over it, large requests get BUSY
+    /// (RESP `-BUSY`, HTTP 503, framed BUSY) instead of being buffered. Default: 1 GiB.
+    #[arg(long)]
+    pub memory_budget: Option<usize>,
     /// Largest RESP bulk string, bytes. Default: 512 MiB.
     #[arg(long)]
     pub max_bulk: Option<usize>,
@@ -128,6 +132,7 @@ impl Args {
                 max_line: self.max_line.unwrap_or(l.max_line),
                 max_header: self.max_header.unwrap_or(l.max_header),
                 max_body: self.max_body.unwrap_or(l.max_body),
+                memory_budget: self.memory_budget.unwrap_or(l.memory_budget),
                 max_bulk: self.max_bulk.unwrap_or(l.max_bulk),
                 max_multibulk: self.max_multibulk.unwrap_or(l.max_multibulk),
                 max_headers: self.max_headers.unwrap_or(l.max_headers),

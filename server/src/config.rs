@@ -287,6 +287,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest framed frame body in bytes. Default: 16 MiB.
     pub max_frame: usize,
+    /// Server-wide budget, in bytes, over what every connection's input and output buffers hold. While the
+    /// buffers together hold more, a request that grows past 64 KiB (a large one in progress) gets the
+    /// protocol's busy answer (RESP `-BUSY`, HTTP `503`, framed `BUSY` id 0) and its connection closes, instead
+    /// of being buffered; small requests are still served. Default: 1 GiB.
+    pub memory_budget: usize,
     /// Longest line (without `\n`) in bytes. Default: 64 KiB.
     pub max_line: usize,
     /// Largest HTTP request line plus headers in bytes (over it: `431`). Default: 8 KiB.
@@ -325,6 +330,7 @@ impl Default for Limits {
         Limits {
             max_connections: 10_000,
             max_frame: sockpool::codec::framed::DEFAULT_MAX_FRAME,
+            memory_budget: 1 << 30,
             max_line: 64 * 1024,
             max_header: 8 * 1024,
             max_headers: 100,
@@ -386,6 +392,10 @@ pub struct ServerConfig {
     /// burst. Default: 0 (off).
     #[serde(with = "duration_text")]
     pub busy_poll: Duration,
+    /// Internal (`processes` workers): the connection pool's pipes, `(shared pool, this worker's held)`, that
+    /// make `max_connections` one limit over every worker process. Set by the parent; default none.
+    #[doc(hidden)]
+    pub connection_pool: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerConfig {
@@ -408,6 +418,7 @@ impl Default for ServerConfig {
             worker_exe: None,
             reuse_port: false,
             busy_poll: Duration::ZERO,
+            connection_pool: None,
         }
     }
 }

@@ -44,6 +44,10 @@ pub(crate) const LINGER_BYTES: usize = 1024 * 1024;
 pub(crate) const TURN_BYTES: usize = 64 * 1024;
 /// The first read of a connection that has sent nothing yet: small, so idle connections stay small.
 const FIRST_READ: usize = 512;
+/// A request in progress this large is a large one: over the `memory_budget`, refused rather than buffered.
+const LARGE_REQUEST: usize = 64 * 1024;
+/// The most spare room one `read_buf` offers (and zeroes).
+const READ_WINDOW: usize = 64 * 1024;
 
 /// What the shell does next for a connection (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +131,15 @@ pub(crate) struct Conn {
     drain_probed: bool,
     /// Bytes moved this turn.
     turn: usize,
+    /// The buffer bytes counted in the server's `memory_budget` for this connection.
+    accounted: usize,
     _guard: ConnGuard,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.account(self.accounted, 0);
+    }
 }
 
 /// Admits a connection accepted on a `proto` listener (`tls`: a TLS one): `Err` holds the refusal to send
@@ -177,6 +189,7 @@ pub(crate) fn admit(shared: &Arc<Shared>, proto: Proto, tls: bool) -> Result<Con
         draining: false,
         drain_probed: false,
         turn: 0,
+        accounted: 0,
         _guard: guard,
     })
 }
@@ -192,10 +205,16 @@ pub(crate) fn refuse(shared: &Shared, msg: &[u8], write: impl FnOnce(&[u8]) -> i
 }
 
 /// Reads from a `std::io::Read` socket into the spare capacity of `buf` (for the shells that have no
-/// `read_buf` of their own).
+/// `read_buf` of their own). A full buffer grows first: a reader handed no room answers `Ok(0)`, which would read
+/// as the peer's EOF. Safe Rust cannot hand `read` uninitialised memory (`unsafe_code` is forbidden), so the room
+/// read into is zeroed first, at most [`READ_WINDOW`] of it: a buffer grown large for one big request does not
+/// cost a memset of all its spare capacity on every read.
 pub(crate) fn read_buf(r: &mut impl Read, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(FIRST_READ);
+    }
     let len = buf.len();
-    buf.resize(buf.capacity(), 0);
+    buf.resize(buf.capacity().min(len + READ_WINDOW), 0);
     let r = r.read(&mut buf[len..]);
     buf.truncate(len + *r.as_ref().unwrap_or(&0));
     r
@@ -266,6 +285,17 @@ impl Conn {
         now: Instant,
     ) -> bool {
         let chunk = self.shared.config.read_buffer.max(64);
+        if self.input.len() >= LARGE_REQUEST
+            && !matches!(self.phase, Phase::Lingering { .. })
+            && self.shared.over_budget()
+        {
+            self.output.extend_from_slice(self.session.busy());
+            self.encrypt();
+            self.input = BytesMut::new();
+            self.phase = Phase::Closing { linger: true };
+            self.account();
+            return false;
+        }
         let buf = match &mut self.tls {
             Some(t) => &mut t.wire_in,
             None => &mut self.input,
@@ -297,7 +327,22 @@ impl Conn {
             }
             Err(blocked) => return blocked,
         }
+        self.account();
         false
+    }
+
+    /// Brings this connection's share of the server's buffered bytes up to date.
+    fn account(&mut self) {
+        let now = self.input.capacity()
+            + self.output.capacity()
+            + self
+                .tls
+                .as_ref()
+                .map_or(0, |t| t.wire_in.capacity() + t.wire_out.capacity());
+        if now != self.accounted {
+            self.shared.account(self.accounted, now);
+            self.accounted = now;
+        }
     }
 
     /// The socket failed (reset …): counted, closed.
@@ -387,6 +432,7 @@ impl Conn {
             limits.write_timeout,
         );
         let shrink_above = self.shared.config.read_buffer.max(64 * 1024);
+        self.account();
         loop {
             match self.phase {
                 Phase::Done => return Step::Close,
@@ -561,7 +607,7 @@ mod tests {
                         let n = (*cut.next().unwrap()).min(input.len() - at);
                         let mut chunk = &input[at..at + n];
                         at += n;
-                        // `read_buf` on a `Read` of this chunk: the blocking shells' path, EOF once consumed.
+                        // `read_plain` on a `Read` of this chunk: EOF once consumed.
                         c.read_with(|b| read_buf(&mut chunk, b), Instant::now());
                     }
                     Step::Write(_) => {
@@ -667,5 +713,30 @@ mod tests {
         );
         assert!(c.read_with(|_| Err(io::ErrorKind::WouldBlock.into()), t0));
         assert_eq!(c.step(t0), Step::Close);
+    }
+
+    #[test]
+    fn read_buf_on_a_full_buffer_grows_it_and_reads_the_data_not_an_eof() {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.write_all(b"ping").unwrap();
+        let mut buf = BytesMut::with_capacity(8);
+        buf.extend_from_slice(b"12345678");
+        assert_eq!(buf.capacity(), buf.len());
+        assert_eq!(read_buf(&mut &b, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..], b"12345678ping");
+        // Room left: read into it as it is, the bytes before untouched.
+        a.write_all(b"!").unwrap();
+        assert_eq!(read_buf(&mut &b, &mut buf).unwrap(), 1);
+        assert_eq!(&buf[..], b"12345678ping!");
+        drop(a);
+        assert_eq!(read_buf(&mut &b, &mut buf).unwrap(), 0, "the peer's EOF");
+        // A buffer with a lot of room: one read zeroes and offers at most the window.
+        let mut big = BytesMut::with_capacity(4 * READ_WINDOW);
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let sent = a.write(&[7u8; 2 * READ_WINDOW]).unwrap();
+        assert!(sent > READ_WINDOW, "{sent}");
+        let n = read_buf(&mut &b, &mut big).unwrap();
+        assert!(n > 0 && n <= READ_WINDOW, "{n}");
     }
 }

@@ -98,12 +98,19 @@ impl Server {
             None => (None, None),
         };
         let addrs = bound.iter().map(|b| b.addr.clone()).collect();
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             config,
             Arc::new(Stats::default()),
             CancellationToken::new(),
             tls,
-        ));
+        );
+        if let Some(paths) = &shared.config.connection_pool {
+            shared.pool = Some(
+                crate::shared::ConnPool::open(paths)
+                    .map_err(|e| Error::io("processes worker", e))?,
+            );
+        }
+        let shared = Arc::new(shared);
         Ok(Server {
             shared,
             bound,

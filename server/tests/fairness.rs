@@ -117,13 +117,6 @@ async fn a_flooding_client_cannot_starve_a_second_one() {
         // first); the largest wait also holds any moment this test's own thread was not running between reading
         // the counter and sending, hence its margin. Served until its socket runs dry, the flooder keeps a
         // victim waiting for thousands of turns (measured with the turn budget taken out: 14.5 M requests).
-        // KNOWN DEFECT, not a pass: on a quiet machine the event loop keeps the victim waiting ~50 turns (median
-        // ~30–60 k flooder requests, measured 2026-12-04); it passed only on a loaded machine, where the flood
-        // rarely backs up. Printed loudly here and open in issue 14 until the event loop's run queue is fair.
-        if model == Model::EventLoop && median > 4 * TURN_REQUESTS {
-            eprintln!("KNOWN DEFECT (issue 14): event-loop is not fair to the victim: median {median}, waits {waits:?}");
-            continue;
-        }
         if model != Model::Threads {
             assert!(
                 median <= 4 * TURN_REQUESTS && waits[ROUNDS - 1] <= 64 * TURN_REQUESTS,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sockpool_server::{Model, Proto, Server};
 use sockpool_testkit::process::ServerProcess;
 use support::{config, framed_request, framed_response, read_until_close, IO_LIMIT};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,15 +111,26 @@ fn children_with(needle: &str) -> Vec<i32> {
     pids
 }
 
+/// A `processes` server of `workers` workers and `max_connections`, one `proto` listener: its handle and address.
+fn processes(
+    workers: usize,
+    max_connections: usize,
+    proto: Proto,
+) -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
+    let mut c = config(Model::Processes, &[&format!("{proto}=127.0.0.1:0")]);
+    c.workers = workers;
+    c.limits.max_connections = max_connections;
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(proto).unwrap();
+    (server.spawn(), addr)
+}
+
 /// Issue 14: a `processes` worker that dies (here SIGKILL) is logged, counted and started again; with one
 /// worker the port went dark for good before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_process_is_started_again_and_counted() {
-    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
-    c.workers = 1;
-    let server = Server::bind(c).unwrap();
-    let addr = server.tcp_addr(Proto::Framed).unwrap();
-    let h = server.spawn();
+    // The one place is held by the connection open when the worker dies: the parent must return it.
+    let (h, addr) = processes(1, 1, Proto::Framed);
     let served = || async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         support::expect_reply(
@@ -130,6 +141,13 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         .await;
     };
     served().await;
+    let mut held = TcpStream::connect(addr).await.unwrap();
+    support::expect_reply(
+        &mut held,
+        &framed_request(1, 6, 0, b"held"),
+        &framed_response(0, 6, b"held"),
+    )
+    .await;
     // Its worker's configuration names the port: other tests' workers run beside it.
     let mine = format!("127.0.0.1:{}", addr.port());
     let workers = children_with(&mine);
@@ -158,12 +176,22 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(listening, "the new worker never listened");
+    drop(held);
     let now = children_with(&mine);
     assert!(
         now.len() == 1 && now[0] != workers[0],
         "{workers:?} -> {now:?}"
     );
-    served().await;
+    // The place the dead worker held is given again (the probes above each take it a moment: retry).
+    let mut back = false;
+    for id in 20..420 {
+        if admitted(addr, id).await.is_some() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "the dead worker's connection place never came back");
     let stats = tokio::task::spawn_blocking(move || h.shutdown())
         .await
         .unwrap();
@@ -195,4 +223,122 @@ fn uring_falls_back_to_the_event_loop_with_a_warning_where_io_uring_is_unavailab
             && stderr.contains("falling back to --model event-loop"),
         "{stderr}"
     );
+}
+
+/// A new framed connection to `addr` that answers an ECHO (`id`); `None` when it is refused (`BUSY`, id 0).
+async fn admitted(addr: std::net::SocketAddr, id: u64) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&framed_request(1, id, 0, b"hi")).await.unwrap();
+    let want = framed_response(0, id, b"hi");
+    let got = read_until_len(&mut s, want.len()).await;
+    if got == want {
+        return Some(s);
+    }
+    assert!(got.starts_with(&[0, 0, 0, 9, 3]), "{got:?}");
+    None
+}
+
+/// Reads until `len` bytes came or the peer closed (within `IO_LIMIT`).
+async fn read_until_len(s: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    let mut n = 0;
+    while n < len {
+        match tokio::time::timeout(IO_LIMIT, s.read(&mut got[n..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(k)) => n += k,
+            Err(_) => panic!("neither an answer nor a close within {IO_LIMIT:?}"),
+        }
+    }
+    got.truncate(n);
+    got
+}
+
+/// Issue 14: `--max-connections` is one limit over every `processes` worker (it was split per worker, so the
+/// server as a whole admitted up to `workers` times more, or refused early when the kernel's spread was uneven).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_share_one_connection_limit() {
+    let (h, addr) = processes(2, 3, Proto::Framed);
+    // Connected one after the other and kept open: each is served or refused (`BUSY`, id 0) by the worker
+    // the kernel gave it.
+    let mut open = Vec::new();
+    for id in 1..=7u64 {
+        open.extend(admitted(addr, id).await);
+    }
+    assert_eq!(open.len(), 3, "3 places over 2 workers, 7 clients");
+    // A place freed in one worker is free for either.
+    open.pop();
+    let mut again = false;
+    for id in 10..110 {
+        if admitted(addr, id).await.is_some() {
+            again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again, "the freed place was never given again");
+    drop(open);
+    tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+}
+
+/// A RESP command on `s`, its whole reply (one read suffices for these small replies on loopback).
+async fn resp(s: &mut TcpStream, args: &[&str]) -> String {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(IO_LIMIT, s.read(&mut buf))
+        .await
+        .expect("a reply")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// docs/PROTOCOL.md: under `processes` the RESP key space is per worker process. Each connection sets a key of
+/// its own and reads everyone's: it sees its own, and "sees the other's key" splits the connections into at
+/// most one group per worker (a store per connection, or keys lost, would break it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_keep_one_resp_key_space_per_worker() {
+    let (h, addr) = processes(2, 10_000, Proto::Resp);
+    const N: usize = 8;
+    let mut conns = Vec::new();
+    for i in 0..N {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(
+            resp(&mut s, &["SET", &format!("k{i}"), "v"]).await,
+            "+OK\r\n"
+        );
+        conns.push(s);
+    }
+    let mut sees = vec![[false; N]; N];
+    for (i, s) in conns.iter_mut().enumerate() {
+        for (j, seen) in sees[i].iter_mut().enumerate() {
+            *seen = resp(s, &["GET", &format!("k{j}")]).await == "$1\r\nv\r\n";
+        }
+    }
+    let mut groups: Vec<[bool; N]> = Vec::new();
+    for (i, row) in sees.iter().enumerate() {
+        assert!(row[i], "connection {i} does not see its own key: {sees:?}");
+        for (j, &seen) in row.iter().enumerate() {
+            assert_eq!(
+                seen, sees[j][i],
+                "{i} and {j}: one sees the other's key only: {sees:?}"
+            );
+        }
+        if !groups.contains(row) {
+            groups.push(*row);
+        }
+    }
+    // Groups are disjoint and cover everyone: the relation is an equivalence.
+    for i in 0..N {
+        assert_eq!(groups.iter().filter(|g| g[i]).count(), 1, "{sees:?}");
+    }
+    assert!(groups.len() <= 2, "more key spaces than workers: {sees:?}");
+    drop(conns);
+    tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use sockpool::codec::framed::{ClientCodec, Op, Request, Status};
 use sockpool_server::{Model, Proto, Server, ServerConfig};
-use support::{config, expect_reply, framed_request, framed_response, IO_LIMIT};
+use support::{config, expect_reply, framed_request, framed_response, read_until_close, IO_LIMIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::codec::Framed;
@@ -276,6 +276,80 @@ async fn udp(model: Variant) {
     assert_eq!(requests, 5);
 }
 
+/// Issue 14 item 3: over the server's `memory_budget` (here one byte, so always over), a large request gets the
+/// protocol's busy answer and its connection closes, while small requests on the same server are still served.
+async fn memory_budget((model, busy_poll): Variant) {
+    let mut c = ServerConfig {
+        busy_poll,
+        ..config(
+            model,
+            &["framed=127.0.0.1:0", "resp=127.0.0.1:0", "http=127.0.0.1:0"],
+        )
+    };
+    c.limits.memory_budget = 1;
+    let server = Server::bind(c).expect("bind");
+    let [framed, resp, http] =
+        [Proto::Framed, Proto::Resp, Proto::Http].map(|p| server.tcp_addr(p).unwrap());
+    let handle = server.spawn();
+    const LARGE: usize = 256 * 1024;
+    let big = vec![b'x'; LARGE];
+    let mut http_post =
+        format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {LARGE}\r\n\r\n").into_bytes();
+    http_post.extend_from_slice(&big);
+    let mut resp_set = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${LARGE}\r\n").into_bytes();
+    resp_set.extend_from_slice(&big);
+    resp_set.extend_from_slice(b"\r\n");
+    let cases: [(std::net::SocketAddr, Vec<u8>, &[u8]); 3] = [
+        (
+            framed,
+            framed_request(1, 7, 0, &big),
+            &[0, 0, 0, 9, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+        ),
+        (
+            resp,
+            resp_set,
+            b"-BUSY server memory budget exceeded, try again later\r\n",
+        ),
+        (http, http_post, b"HTTP/1.1 503"),
+    ];
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for (addr, large, want) in cases {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // The server may close before it read all of it: a failed write is fine, the answer is not.
+            let _ = s.write_all(&large).await;
+            let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+            assert!(closed, "{model} {addr}: closed after the busy answer");
+            assert!(
+                got.starts_with(want),
+                "{model} {addr}: {:?}",
+                String::from_utf8_lossy(&got[..got.len().min(80)])
+            );
+        }
+        // Small requests are still served.
+        let mut s = TcpStream::connect(framed).await.unwrap();
+        expect_reply(
+            &mut s,
+            &framed_request(1, 8, 0, b"small"),
+            &framed_response(0, 8, b"small"),
+        )
+        .await;
+        let mut s = TcpStream::connect(resp).await.unwrap();
+        expect_reply(&mut s, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n").await;
+        let mut s = TcpStream::connect(http).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    })
+    .await
+    .expect("memory budget check within 60s");
+    tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .unwrap();
+}
+
 macro_rules! suite {
     ($($module:ident => $model:expr),* $(,)?) => {$(
         mod $module {
@@ -292,6 +366,8 @@ macro_rules! suite {
             async fn resp() { super::resp($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn udp() { super::udp($model).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_budget() { super::memory_budget($model).await }
         }
     )*};
 }

@@ -1,9 +1,13 @@
 //! `event-loop`: one thread, one mio poll loop over non-blocking sockets (edge-triggered), the classic epoll
 //! server: each connection a [`Conn`] stepped until its socket would block.
 //!
-//! Fair: a connection that used its turn ([`conn::TURN_BYTES`]) goes to a run queue served after the next
-//! poll's events, and a listener accepts at most [`ACCEPT_BATCH`] connections a turn. Timers: [`Timers`] (a
-//! heap for framed SLEEP, a sweep for the read and write deadlines). A TLS client over `max_connections` is closed without a reply.
+//! Fair: one FIFO run queue holds every connection and listener with work, each at most once. A poll's events
+//! append the ones not already queued (edge-triggered readiness is kept in the queue until that connection is
+//! stepped to `WouldBlock`); a round serves the entries queued before it, each for one turn; a connection that
+//! used its turn ([`conn::TURN_BYTES`]) goes to the back, behind whoever became ready meanwhile. A listener
+//! accepts at most [`ACCEPT_BATCH`] connections a turn, and new connections join the queue like the others, so
+//! accepting and serving take turns. Timers: [`Timers`] (a heap for framed SLEEP, a sweep for the read and
+//! write deadlines). A TLS client over `max_connections` is closed without a reply.
 //!
 //! Shutdown: a mio `Waker` wakes the loop, the listeners close, every connection is told to stop (idle ones
 //! close at once, the others when they have answered what they received), and the loop ends when none is left
@@ -45,10 +49,40 @@ struct Slot {
     sleep: Option<Instant>,
 }
 
-/// The loop's queues: connections and listeners to serve again without an event, and the timers.
+/// The loop's queues: the run queue of connections and listeners with work, and the timers.
 struct Queues {
-    again: VecDeque<Token>,
+    ready: VecDeque<Token>,
+    /// Per token (listener `i`, connection `CONN_BASE + i`): in `ready`. Kept when a slot is freed, so a stale
+    /// entry is never doubled by the slot's next connection.
+    listener_queued: Vec<bool>,
+    conn_queued: Vec<bool>,
     timers: Timers,
+}
+
+impl Queues {
+    /// Appends `token` to the run queue unless it is there already.
+    fn enqueue(&mut self, token: Token) {
+        let (flags, i) = match token.0.checked_sub(CONN_BASE) {
+            Some(i) => (&mut self.conn_queued, i),
+            None => (&mut self.listener_queued, token.0),
+        };
+        if flags.len() <= i {
+            flags.resize(i + 1, false);
+        }
+        if !std::mem::replace(&mut flags[i], true) {
+            self.ready.push_back(token);
+        }
+    }
+
+    /// Takes the run queue's first entry.
+    fn dequeue(&mut self) -> Option<Token> {
+        let token = self.ready.pop_front()?;
+        match token.0.checked_sub(CONN_BASE) {
+            Some(i) => self.conn_queued[i] = false,
+            None => self.listener_queued[token.0] = false,
+        }
+        Some(token)
+    }
 }
 
 /// Steps `slot` until its socket would block, it waits, its turn ends or it closes; false once closed.
@@ -69,7 +103,7 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
                 return true;
             }
             Step::Yield => {
-                q.again.push_back(Token(CONN_BASE + slot_no));
+                q.enqueue(Token(CONN_BASE + slot_no));
                 return true;
             }
             Step::ShutdownWrite => {
@@ -111,11 +145,12 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut slots: Vec<Option<Slot>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut q = Queues {
-        again: VecDeque::new(),
+        ready: VecDeque::new(),
+        listener_queued: Vec::new(),
+        conn_queued: Vec::new(),
         timers: Timers::new(&shared.config.limits, shared.config.busy_poll),
     };
     let mut events = Events::with_capacity(1024);
-    let mut tokens: Vec<Token> = Vec::new();
     let mut drain_deadline = None;
     // Steps slot `i` (an event, a due timer, its turn again); frees it once closed.
     let step = |slots: &mut Vec<Option<Slot>>, free: &mut Vec<usize>, q: &mut Queues, i: usize| {
@@ -128,7 +163,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     };
 
     loop {
-        let timeout = q.timers.wait(Instant::now(), !q.again.is_empty());
+        let timeout = q.timers.wait(Instant::now(), !q.ready.is_empty());
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
@@ -137,26 +172,28 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         if !events.is_empty() {
             q.timers.event();
         }
-        // This poll's events, then whoever used a whole turn before it.
-        tokens.clear();
-        tokens.extend(events.iter().map(|e| e.token()));
-        tokens.extend(q.again.drain(..));
-        for &token in &tokens {
-            match token {
-                WAKE => {
-                    drain_deadline = Some(Instant::now() + shared.config.shutdown_deadline);
-                    for l in listeners.iter_mut() {
-                        if let Some((mut l, _, _)) = l.take() {
-                            let _ = sock!(&mut l, l => poll.registry().deregister(l));
-                        }
-                    }
-                    for i in 0..slots.len() {
-                        if let Some(slot) = slots[i].as_mut() {
-                            slot.conn.stop();
-                        }
-                        step(&mut slots, &mut free, &mut q, i);
-                    }
+        // This poll's events join the run queue (shutdown at once); then one round: the entries queued before it.
+        for event in events.iter() {
+            if event.token() != WAKE {
+                q.enqueue(event.token());
+                continue;
+            }
+            drain_deadline = Some(Instant::now() + shared.config.shutdown_deadline);
+            for l in listeners.iter_mut() {
+                if let Some((mut l, _, _)) = l.take() {
+                    let _ = sock!(&mut l, l => poll.registry().deregister(l));
                 }
+            }
+            for i in 0..slots.len() {
+                if let Some(slot) = slots[i].as_mut() {
+                    slot.conn.stop();
+                }
+                step(&mut slots, &mut free, &mut q, i);
+            }
+        }
+        for _ in 0..q.ready.len() {
+            let Some(token) = q.dequeue() else { break };
+            match token {
                 Token(i) if i < CONN_BASE => {
                     let Some(Some((l, proto, tls))) = listeners.get_mut(i) else {
                         continue;
@@ -173,7 +210,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                         };
                         let Ok(mut sock) = sock else { break };
                         if n == ACCEPT_BATCH {
-                            q.again.push_back(token);
+                            q.enqueue(token);
                         }
                         let conn = match conn::admit(&shared, *proto, *tls) {
                             Ok(conn) => conn,
@@ -202,8 +239,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             due: None,
                             sleep: None,
                         });
-                        // Edge-triggered: data may already be there.
-                        step(&mut slots, &mut free, &mut q, i);
+                        // Edge-triggered: data may already be there; served in its turn.
+                        q.enqueue(Token(CONN_BASE + i));
                     }
                 }
                 Token(t) => step(&mut slots, &mut free, &mut q, t - CONN_BASE),

@@ -5,7 +5,10 @@
 //! - The parent binds each TCP port first (SO_REUSEPORT, not listening) so port 0 resolves and the port stays
 //!   reserved; the workers listen on it. Unix-socket listeners are refused (`Server::bind`); UDP listeners are
 //!   served by the parent, like in every model. TLS works (each worker loads the certificate).
-//! - `max_connections` is split evenly over the workers (rounded up).
+//! - `max_connections` is one limit over every worker: a pool of places in a pipe (`shared::ConnPool`). When a
+//!   worker dies, the parent returns the places it held to the pool before starting another.
+//! - RESP data is per worker process: each worker has its own key space, so a key set through one connection
+//!   is seen by the connections the kernel gives the same worker, not by the others (docs/PROTOCOL.md).
 //! - `STATS` answers the counters of the worker process that serves the connection. `Server::stats` in the
 //!   parent counts UDP only while running; at shutdown the parent sends SIGTERM to every worker, adds their
 //!   final counters (their `stats` line) to its own, and returns the sum.
@@ -14,7 +17,8 @@
 //!   stderr, counted in `worker_restarts`, and started again, so the port never stays dark. Its counters are
 //!   lost with it.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ListenAddr, ListenSpec, Model};
 use crate::listen::{Bound, Listener};
-use crate::shared::Shared;
+use crate::shared::{ConnPool, Shared};
 use crate::stats::StatsSnapshot;
 
 /// How long a worker may take to bind and say `ready`.
@@ -46,7 +50,6 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     cfg.reuse_port = true;
     cfg.admin = None;
     cfg.worker_exe = None;
-    cfg.limits.max_connections = shared.config.limits.max_connections.div_ceil(n);
     cfg.listeners = bound
         .iter()
         .filter(|b| matches!(b.listener, Listener::Reserved(_)))
@@ -65,12 +68,28 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         .listeners
         .iter()
         .all(|l| matches!(l.addr, ListenAddr::Tcp(_))));
-    let json = serde_json::to_string(&cfg).map_err(io::Error::other)?;
+    // The connection pool, full, and one held pipe per worker (kept open here while workers run).
+    let max = shared.config.limits.max_connections;
+    let (pool_r, pool_w) = pipe_holding(max)?;
+    let pool_w = std::fs::File::from(pool_w);
+    (&pool_w).write_all(&vec![0; max])?;
+    let held: Vec<(OwnedFd, OwnedFd)> = (0..n)
+        .map(|_| pipe_holding(max))
+        .collect::<io::Result<_>>()?;
+    let proc_fd = |fd: i32| PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id()));
+    let mut jsons = Vec::with_capacity(n);
+    let mut pools = Vec::with_capacity(n);
+    for (r, _) in &held {
+        let paths = (proc_fd(pool_r.as_raw_fd()), proc_fd(r.as_raw_fd()));
+        pools.push(ConnPool::open(&paths)?);
+        cfg.connection_pool = Some(paths);
+        jsons.push(serde_json::to_string(&cfg).map_err(io::Error::other)?);
+    }
 
     let mut workers = Vec::with_capacity(n);
     let started = (|| -> io::Result<()> {
-        for _ in 0..n {
-            workers.push(start_worker(&exe, &json)?);
+        for json in &jsons {
+            workers.push(start_worker(&exe, json)?);
         }
         let deadline = Instant::now() + START_TIMEOUT;
         for w in &mut workers {
@@ -80,7 +99,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     })();
     shared.mark_ready();
     if started.is_ok() {
-        supervise(&mut workers, &exe, &json, &shared);
+        supervise(&mut workers, &exe, &jsons, &pools, &shared);
     }
     // Stop every worker and add up their counters.
     for w in &workers {
@@ -100,27 +119,50 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         let _ = w.child.wait();
     }
     drop(bound);
+    drop((pool_r, pool_w, held));
     started
+}
+
+/// A pipe that can hold `bytes` (at most `/proc/sys/fs/pipe-max-size`, 1 MiB by default).
+fn pipe_holding(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe()?;
+    let size = i32::try_from(bytes.max(4096)).unwrap_or(i32::MAX);
+    let got = nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
+    match got {
+        Ok(got) if got as usize >= bytes => Ok((r, w)),
+        _ => Err(io::Error::other(format!(
+            "processes: --max-connections {bytes} is more than a pipe holds (/proc/sys/fs/pipe-max-size): \
+             the workers share the limit through one"
+        ))),
+    }
 }
 
 /// How often the supervisor looks at its workers and at the shutdown signal.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
 
 /// Until shutdown, starts a worker again whenever one exits: logged once per exit, counted in
-/// `worker_restarts`. A worker that cannot be started is tried again a second later (logged and counted
-/// again).
-fn supervise(workers: &mut [Worker], exe: &PathBuf, json: &str, shared: &Shared) {
+/// `worker_restarts`, the connection places it held returned to the pool. A worker that cannot be started is
+/// tried again a second later (logged and counted again).
+fn supervise(
+    workers: &mut [Worker],
+    exe: &PathBuf,
+    jsons: &[String],
+    pools: &[ConnPool],
+    shared: &Shared,
+) {
     while !shared.shutdown.is_cancelled() {
         std::thread::sleep(SUPERVISE_EVERY);
-        for w in workers.iter_mut() {
+        for ((w, json), pool) in workers.iter_mut().zip(jsons).zip(pools) {
             let Ok(Some(status)) = w.child.try_wait() else {
                 continue;
             };
             if shared.shutdown.is_cancelled() {
                 return;
             }
+            let places = pool.reclaim();
             eprintln!(
-                "sockpool-server: worker process {} exited ({status}); starting another",
+                "sockpool-server: worker process {} exited ({status}); {places} connection places returned; \
+                 starting another",
                 w.child.id()
             );
             shared.stats.inc(crate::stats::Counter::WorkerRestarts);

@@ -82,7 +82,27 @@ pub(crate) fn refusal(proto: Proto) -> &'static [u8] {
     }
 }
 
+/// The bytes a large request gets while the server is over its `memory_budget`, before the connection closes
+/// (empty: closed at once; line and echo have no large requests).
+pub(crate) fn busy(proto: Proto) -> &'static [u8] {
+    match proto {
+        Proto::Resp => resp::BUSY,
+        Proto::Framed | Proto::Http | Proto::Echo | Proto::Udp | Proto::Line => refusal(proto),
+    }
+}
+
 impl AnySession {
+    /// This session's [`busy`] answer.
+    pub(crate) fn busy(&self) -> &'static [u8] {
+        busy(match self {
+            AnySession::Framed(_) => Proto::Framed,
+            AnySession::Echo(_) => Proto::Echo,
+            AnySession::Line(_) => Proto::Line,
+            AnySession::Http(_) => Proto::Http,
+            AnySession::Resp(_) => Proto::Resp,
+        })
+    }
+
     fn shared(&self) -> &Shared {
         match self {
             AnySession::Framed(s) => &s.shared,

@@ -20,6 +20,8 @@ use crate::stats::Counter;
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
+/// What a large request gets while the server is over its memory budget.
+pub const BUSY: &[u8] = b"-BUSY server memory budget exceeded, try again later\r\n";
 
 /// One RESP connection.
 #[derive(Debug)]
