@@ -27,6 +27,7 @@
 //! [`Exclusive`](crate::Exclusive) connection ([`Client::exclusive`](crate::Client::exclusive)), which also
 //! runs transactions ([`Exclusive::transaction`](crate::Exclusive::transaction)).
 
+mod blocking;
 mod cmd;
 mod scan;
 mod setup;
@@ -35,6 +36,7 @@ mod value;
 
 use bytes::Bytes;
 
+pub use blocking::blocking_command;
 pub use cmd::{cmd, Cmd, ToArg};
 pub use scan::Scan;
 pub use setup::RedisSetup;
