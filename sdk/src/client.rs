@@ -26,7 +26,6 @@ use tokio::time::Instant;
 
 use crate::balance::{self, Health, RetryBudget};
 use crate::codec::framed::{self, Status};
-use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
@@ -38,7 +37,7 @@ use crate::connection::{
 use crate::error::{Error, ErrorKind, Phase};
 use crate::exclusive::Exclusive;
 use crate::pool::{self, CallCtx, Manager, Pool};
-use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
+use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
 use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
@@ -184,6 +183,13 @@ impl<P: Protocol> ClientBuilder<P> {
             depth: c.pipeline_depth.max(1),
             on_connect: None,
         }
+    }
+
+    /// The builder with its protocol changed by `f` (a protocol's own settings, e.g.
+    /// [`error_for_status`](ClientBuilder::error_for_status)).
+    pub(crate) fn map_protocol(mut self, f: impl FnOnce(P) -> P) -> Self {
+        self.protocol = f(self.protocol);
+        self
     }
 
     /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
@@ -1108,14 +1114,6 @@ impl Client<Resp> {
             .map(|a| Bytes::copy_from_slice(a.as_ref()))
             .collect();
         self.call(args).await
-    }
-}
-
-/// Typed helpers for HTTP.
-impl Client<Http> {
-    /// Send one HTTP request and return its response (any status; a 5xx is not an `Err`).
-    pub async fn request(&self, request: http::Request) -> Result<http::Response, Error> {
-        self.call(request).await
     }
 }
 

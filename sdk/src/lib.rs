@@ -73,6 +73,7 @@
 //! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
 //! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
 //!   error replies as `Err`, `MULTI`/`EXEC` and `WATCH`, `SCAN` iteration.
+//! - [`http_types`]: HTTP with the `http` crate's `Request`/`Response`, and 4xx/5xx as errors when asked for.
 //! - [`url`]: endpoints as URLs (`redis://user:pass@host/db`, `rediss://`, `http://`, `https://`, `unix:`).
 //! - [`blocking`]: a synchronous facade for plain threads.
 //! - [`udp`]: [`UdpClient`], one datagram out, one back, with timeout, retries and a size limit.
@@ -92,6 +93,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod exclusive;
+pub mod http_types;
 pub mod observe;
 pub mod pipelined;
 pub mod pool;

@@ -14,6 +14,10 @@
 //! so connections are added only under load, each caller pins at most one, and at most `max_size * P`
 //! requests are in flight.
 //!
+//! While a connection is being opened, a pipelined caller that finds no free slot waits for that connection and
+//! queues on it (`Opening`) rather than open one more, so a burst of callers on a cold client shares one
+//! connection instead of opening one each.
+//!
 //! At depth 1 the pooled object is the connection itself: its holder does its own I/O on it (`connection.rs`).
 //!
 //! ## Recycling

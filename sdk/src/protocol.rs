@@ -266,6 +266,12 @@ pub struct Http {
     /// Fields added to every request that has no field of the same name (`User-Agent`, `Authorization` …).
     /// Default: none.
     pub default_headers: http::Headers,
+    /// The typed calls ([`Client::request`](crate::Client::request), [`Client::send`](crate::Client::send))
+    /// turn a 4xx or 5xx response into an `Err` of kind [`HttpStatus`](crate::ErrorKind::HttpStatus)
+    /// ([`ClientBuilder::error_for_status`](crate::ClientBuilder::error_for_status));
+    /// [`Client::call`](crate::Client::call) always returns the response. Default: false (every status is a
+    /// response).
+    pub error_for_status: bool,
 }
 
 impl Protocol for Http {

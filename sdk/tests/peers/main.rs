@@ -3,6 +3,7 @@
 
 mod codec_http;
 mod codec_resp;
+mod http_nginx;
 mod redis;
 mod redis_multiplexed;
 mod redis_typed;
@@ -21,6 +22,10 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             codec_http::client_codec_reads_pipelined_nginx_responses,
+            needs["nginx"]
+        ),
+        peer_test!(
+            http_nginx::http_types_and_status_errors_against_nginx,
             needs["nginx"]
         ),
         peer_test!(
