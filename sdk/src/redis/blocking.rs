@@ -83,13 +83,7 @@ fn timeout(v: &[u8], millis: bool) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(words: &[&str]) -> Vec<Bytes> {
-        words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
+    use crate::redis::tests::args;
 
     fn blocks(words: &[&str]) -> Option<Duration> {
         blocking_command(&args(words))

@@ -165,7 +165,8 @@ impl Client<Resp> {
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> Vec<Bytes> {
+    /// A command as its arguments (shared with the other modules' tests).
+    pub(crate) fn args(words: &[&str]) -> Vec<Bytes> {
         words
             .iter()
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
