@@ -153,7 +153,7 @@ impl<P: Protocol> ClientBuilder<P> {
     /// [`DEFAULT_PIPELINE_DEPTH`](crate::config::DEFAULT_PIPELINE_DEPTH) (64): callers are multiplexed onto few
     /// connections, each connection's driver writing every request queued since its last write in one batch;
     /// blocking commands ([`Protocol::blocks_for`]) go to a depth-1 connection of their own. 1 = request/response:
-    /// each call holds a pooled connection for its exchange, with no driver task (see [`pool`](crate::pool)).
+    /// each call holds a pooled connection for its exchange, with no driver task (see [`crate::pool`]).
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
         self.depth = depth.max(1);
         self

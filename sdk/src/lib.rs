@@ -3,6 +3,11 @@
 //! An async (tokio) client SDK for TCP, TLS, Unix-socket and UDP services: a connection pool, buffered and
 //! pipelined connections, deadlines split into phases, retries only when they are safe, and per-call timings.
 //!
+//! With its defaults a [`Client`] multiplexes concurrent callers onto few pipelined connections (up to
+//! [`DEFAULT_PIPELINE_DEPTH`](config::DEFAULT_PIPELINE_DEPTH) requests in flight on each), their requests that
+//! arrive together going out in one write; blocking commands (`BLPOP` …) get a connection of their own, and
+//! [`ClientBuilder::pipeline_depth`]`(1)` gives request/response on pooled connections.
+//!
 //! The crate also owns the wire protocols as tokio-util codecs, shared by the reference server
 //! (`sockpool-server`) and the load generator (`sockpool-loadgen`).
 //!
