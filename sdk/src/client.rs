@@ -28,7 +28,6 @@ use tokio::time::Instant;
 
 use crate::balance::{self, Health, RetryBudget};
 use crate::codec::framed::{self, Status};
-use crate::codec::http;
 use crate::codec::resp::Value;
 use crate::config::{
     BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
@@ -40,7 +39,7 @@ use crate::connection::{
 use crate::error::{Error, ErrorKind, Phase};
 use crate::exclusive::Exclusive;
 use crate::pool::{self, CallCtx, Manager, Pool};
-use crate::protocol::{Echo, Framed, Http, Line, Protocol, Resp};
+use crate::protocol::{Echo, Framed, Line, Protocol, Resp};
 use crate::resolve::{self, Resolve, Resolver};
 use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
@@ -179,7 +178,11 @@ impl<P: Protocol> ClientBuilder<P> {
         self
     }
 
-    /// Requests in flight per connection, shared by all callers (1 = request/response). Default: 1.
+    /// Requests in flight per connection, shared by all callers. Default:
+    /// [`DEFAULT_PIPELINE_DEPTH`](crate::config::DEFAULT_PIPELINE_DEPTH) (64): callers are multiplexed onto few
+    /// connections, each connection's driver writing every request queued since its last write in one batch;
+    /// blocking commands ([`Protocol::blocks_for`]) go to a depth-1 connection of their own. 1 = request/response:
+    /// each call holds a pooled connection for its exchange, with no driver task (see the `pool` module).
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
         self.depth = depth.max(1);
         self
@@ -211,6 +214,13 @@ impl<P: Protocol> ClientBuilder<P> {
             on_connect: None,
             resolver: Resolver::default(),
         }
+    }
+
+    /// The builder with its protocol changed by `f` (a protocol's own settings, e.g.
+    /// [`error_for_status`](ClientBuilder::error_for_status)).
+    pub(crate) fn map_protocol(mut self, f: impl FnOnce(P) -> P) -> Self {
+        self.protocol = f(self.protocol);
+        self
     }
 
     /// Build the client. Must run inside a tokio runtime (it starts the pool reaper).
@@ -347,6 +357,7 @@ impl<P: Protocol> Blueprint<P> {
             counters: self.counters.clone(),
             warming: tokio::sync::Mutex::new(()),
             shelf: Arc::default(),
+            opening: Default::default(),
             setup: self.setup.clone(),
         };
         let exclusive = Pool::builder(manager.exclusive())
@@ -754,6 +765,13 @@ impl<P: Protocol> Client<P> {
             (a, b) => a.or(b),
         };
         let max_retries = inner.retry.max_retries;
+        // A blocking command (`BLPOP` …) gets a connection of its own and its own timeout on top of the request
+        // timeout (see `Protocol::blocks_for`).
+        let blocks = inner.protocol.blocks_for(&request);
+        let request_limit = match blocks {
+            Some(b) => inner.timeouts.request.saturating_add(b),
+            None => inner.timeouts.request,
+        };
         let mut request = Some(request);
         let mut attempt = 0u32;
         // The time now, as far as this call knows: each attempt starts from it and leaves it at its end. A call
@@ -786,16 +804,20 @@ impl<P: Protocol> Client<P> {
                 let wait_start = clock;
                 // With a connection per request, this call's own connection (closed after the reply).
                 let mut _own = None;
+                // Pipelined, a blocking command would hold up the replies queued behind it: it goes to a depth-1
+                // connection of the exclusive pool instead.
+                let alone = blocks.is_some() && ep.pool.manager().options.depth > 1;
                 let shelf = match ep.waiting.load(Ordering::Acquire) {
-                    _ if ep.per_request.is_some() => Err(this),
-                    0 => self.take_from_shelf(ep, this, deadline, wait_start),
+                    _ if ep.per_request.is_some() || alone => Err(this),
+                    0 => self.take_from_shelf(ep, this, deadline, wait_start, request_limit),
                     _ => Err(this),
                 };
                 let (acquired, connect, req_start) = match (shelf, &ep.per_request) {
                     // No wait: the request starts when the call looked on the shelf.
                     (Ok(acquired), _) => (acquired, None, wait_start),
                     (Err(request), Some(permits)) => {
-                        match Box::pin(self.fresh(ep, permits, request, deadline)).await {
+                        let fresh = self.fresh(ep, permits, request, deadline, request_limit);
+                        match Box::pin(fresh).await {
                             Ok((got, own)) => {
                                 _own = Some(own);
                                 got
@@ -804,8 +826,13 @@ impl<P: Protocol> Client<P> {
                         }
                     }
                     (Err(request), None) => {
-                        let _waiting = CountGuard::new(&ep.waiting, None);
-                        match Box::pin(self.acquire(ep, request, deadline)).await {
+                        let (pool, _waiting) = if alone {
+                            (&ep.exclusive, None)
+                        } else {
+                            (&ep.pool, Some(CountGuard::new(&ep.waiting, None)))
+                        };
+                        let acquire = self.acquire(pool, request, deadline, request_limit);
+                        match Box::pin(acquire).await {
                             Ok(got) => got,
                             Err(e) => break 'attempt Err(e),
                         }
@@ -826,7 +853,7 @@ impl<P: Protocol> Client<P> {
                 r.map_err(|f| match f {
                     Failure::Failed(e) => e,
                     Failure::TimedOut { sent, phase } => {
-                        let (limit, why) = bounded_at(inner.timeouts.request, deadline, req_start);
+                        let (limit, why) = bounded_at(request_limit, deadline, req_start);
                         Error::timeout(phase, limit, "request")
                             .with_sent(sent)
                             .with_source(TimeoutCause(why))
@@ -946,10 +973,16 @@ impl<P: Protocol> Client<P> {
         Ok(admitted)
     }
 
-    /// The deadline of a request queued at `now`: the request timeout, capped by the end-to-end deadline.
-    fn request_deadline(&self, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
+    /// The deadline of a request queued at `now`: its timeout `limit` (the request timeout, plus a blocking
+    /// command's own), capped by the end-to-end deadline.
+    fn request_deadline(
+        &self,
+        now: Instant,
+        deadline: Option<Instant>,
+        limit: Duration,
+    ) -> Option<Instant> {
         // A timeout too long to add to the clock is no deadline.
-        now.checked_add(bounded_at(self.inner.timeouts.request, deadline, now).0)
+        now.checked_add(bounded_at(limit, deadline, now).0)
     }
 
     /// A connection from the endpoint's shelf: the request queued on a pipelined one, or a depth-1 one taken
@@ -960,10 +993,11 @@ impl<P: Protocol> Client<P> {
         request: P::Request,
         deadline: Option<Instant>,
         now: Instant,
+        limit: Duration,
     ) -> Result<Acquired<P>, P::Request> {
         let manager = ep.pool.manager();
         if manager.options.depth > 1 {
-            let by = self.request_deadline(now, deadline);
+            let by = self.request_deadline(now, deadline, limit);
             return manager
                 .shelf
                 .try_send(request, by, now)
@@ -971,7 +1005,7 @@ impl<P: Protocol> Client<P> {
         }
         match manager.shelf.take_direct(now) {
             Some((taken, place)) => {
-                let by = self.request_deadline(now, deadline);
+                let by = self.request_deadline(now, deadline, limit);
                 Ok(Acquired::Direct(
                     taken.exchange(request, now, by),
                     Some(place),
@@ -981,27 +1015,41 @@ impl<P: Protocol> Client<P> {
         }
     }
 
-    /// The slow path of phase 1: a check-out from the pool (which may open a connection), bounded by the pool
-    /// wait timeout. Returns the time spent connecting, if this call opened a connection, and when the request
-    /// started.
+    /// The slow path of phase 1: a check-out from `pool` (which may open a connection), bounded by the pool
+    /// wait timeout, and the request started with its timeout `request_limit`. Returns the time spent connecting, if
+    /// this call opened a connection, and when the request started.
     async fn acquire(
         &self,
-        ep: &EndpointState<P>,
+        pool: &Pool<P>,
         request: P::Request,
         deadline: Option<Instant>,
+        request_limit: Duration,
     ) -> Result<Granted<P>, Error> {
         let inner = &*self.inner;
         let ctx = Arc::new(CallCtx::new(deadline));
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
         let mut request = Some(request);
+        let manager = pool.manager();
         let checkout = async {
             loop {
-                let (obj, slot) = pool::checkout(&ep.pool, &ctx).await?;
+                // Pipelined: while a connection is being opened, wait for it and queue on it rather than open
+                // one more (see `pool::Opening`).
+                if manager.options.depth > 1 && manager.opening.wait().await {
+                    if let Some(req) = request.take() {
+                        let now = Instant::now();
+                        let by = self.request_deadline(now, deadline, request_limit);
+                        match manager.shelf.try_send(req, by, now) {
+                            Ok(reply) => return Ok((Acquired::Queued(reply, None), now)),
+                            Err(req) => request = Some(req),
+                        }
+                    }
+                }
+                let (obj, slot) = pool::checkout(pool, &ctx).await?;
                 let Some(req) = request.take() else {
                     return Err(Error::new(ErrorKind::Config, Phase::PoolWait, "no request"));
                 };
                 let now = Instant::now();
-                let by = self.request_deadline(now, deadline);
+                let by = self.request_deadline(now, deadline, request_limit);
                 let queue = match obj.handle() {
                     // Depth 1: this caller does the exchange on the connection whose slot it holds.
                     Handle::Direct(conn) => {
@@ -1053,6 +1101,7 @@ impl<P: Protocol> Client<P> {
         permits: &Arc<tokio::sync::Semaphore>,
         request: P::Request,
         deadline: Option<Instant>,
+        request_limit: Duration,
     ) -> Result<(Granted<P>, Own<P>), Error> {
         let inner = &*self.inner;
         let (limit, why) = bounded(inner.timeouts.pool_wait, deadline);
@@ -1090,7 +1139,7 @@ impl<P: Protocol> Client<P> {
         let (Handle::Direct(direct), Some(slot)) = (conn.handle(), conn.try_reserve()) else {
             unreachable!("a new depth-1 connection has its one slot free")
         };
-        let by = self.request_deadline(now, deadline);
+        let by = self.request_deadline(now, deadline, request_limit);
         let acquired = Acquired::Direct(direct.exchange(slot, request, now, by), None);
         let own = Own {
             _conn: conn,
@@ -1180,6 +1229,7 @@ impl<P: Protocol> Client<P> {
                     calls: ep.calls.load(Ordering::Relaxed),
                     waiting: s.waiting,
                     ejected: ep.ejection.is_ejected(),
+                    writes: ep.health.writes(),
                 }
             })
             .collect();
@@ -1305,14 +1355,6 @@ impl Client<Resp> {
             .map(|a| Bytes::copy_from_slice(a.as_ref()))
             .collect();
         self.call(args).await
-    }
-}
-
-/// Typed helpers for HTTP.
-impl Client<Http> {
-    /// Send one HTTP request and return its response (any status; a 5xx is not an `Err`).
-    pub async fn request(&self, request: http::Request) -> Result<http::Response, Error> {
-        self.call(request).await
     }
 }
 

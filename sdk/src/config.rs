@@ -296,6 +296,14 @@ impl Default for EjectionPolicy {
     }
 }
 
+/// The default pipelining depth: requests in flight per connection, shared by every caller.
+///
+/// Chosen by measurement (docs/PERFORMANCE.md, `benches/compare/sdk_vs_redis_rs.sh`): 50 callers doing
+/// SET+GET+INCR against one redis-server ran about as fast at 32 and 64 (2 connections or 1), slower at 8 and
+/// 16 (more connections, smaller batches) and no faster at 128. At 64 up to 64 concurrent callers share one
+/// connection, and the pool opens another (up to [`PoolConfig::max_size`]) only when all its slots are taken.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 64;
+
 /// Every setting of a [`Client`](crate::Client) in one serde struct: what a service keeps in a file and builds
 /// its client from in one call ([`Client::from_config_file`](crate::Client::from_config_file)).
 ///
@@ -319,7 +327,9 @@ pub struct ClientConfig {
     /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
     /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
     pub endpoints: Vec<String>,
-    /// Requests in flight per connection (1 = request/response). Default: 1.
+    /// Requests in flight per connection, shared by every caller. Default: [`DEFAULT_PIPELINE_DEPTH`] (64):
+    /// callers are multiplexed onto few connections, their requests that arrive together written in one batch
+    /// (see [`Client`](crate::Client)); 1 = request/response, one caller per connection at a time.
     pub pipeline_depth: usize,
     /// The pool. Default: [`PoolConfig::default`].
     pub pool: PoolConfig,
@@ -347,7 +357,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             endpoints: Vec::new(),
-            pipeline_depth: 1,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
             pool: PoolConfig::default(),
             timeouts: Timeouts::default(),
             socket: SocketOptions::default(),

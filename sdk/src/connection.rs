@@ -12,11 +12,15 @@
 //!   request/response; depth P lets P requests be in flight, from one caller or several.
 //! - **Batching.** The driver encodes every request waiting in the queue into one buffer (up to
 //!   [`BufferConfig::max_write_batch`]) and writes it with one `write` call.
-//! - **Cancellation never desynchronises.** A caller that gives up (timeout, dropped future) only drops its
-//!   `oneshot` receiver; the driver still reads that reply and throws it away, so the next reply goes to the
-//!   next caller. The connection is then *poisoned*: it finishes what is in flight but takes no new requests,
-//!   and the pool replaces it (a late reply would otherwise hold the slot of the next request). At depth 1 the
-//!   connection keeps the reply owed and reads it before it closes (`connection/direct.rs`).
+//! - **Cancellation never desynchronises.** A caller that gives up (its own timeout, a dropped future) only drops
+//!   its `oneshot` receiver; the driver still reads that reply and throws it away, so the next reply goes to the
+//!   next caller, and the request keeps its slot until then. The connection stays in use: it is shared by every
+//!   caller, and one caller's `select!` must not cost the others a new connection (redis-rs's multiplexed
+//!   connection behaves the same). A request whose *deadline* passes (the client's request timeout, answered by
+//!   the driver) does poison it: it finishes what is in flight but takes no new requests, and the pool replaces
+//!   it, since a server that missed a deadline holds up every reply queued behind it. At depth 1 a caller that
+//!   gives up poisons the connection, which keeps the reply owed and reads it before it closes
+//!   (`connection/direct.rs`).
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
 //! - **Health without a probe round-trip.** The driver always has a read armed, so bytes that arrive while
@@ -64,7 +68,7 @@ pub enum CloseReason {
     PeerClosed,
     /// The peer reset it, or another socket error.
     Reset,
-    /// A caller gave up on a request in flight (timeout or dropped future).
+    /// A request in flight passed its deadline (pipelined), or its caller gave up on it (depth 1).
     Cancelled,
     /// A request failed mid-flight (write error, undecodable reply, reply to another request).
     Protocol,
@@ -136,11 +140,12 @@ impl fmt::Display for CloseReason {
 }
 
 /// State shared by all connections to one endpoint: the generation counter used to invalidate idle
-/// connections in bulk after a reset or EOF.
+/// connections in bulk after a reset or EOF, and the count of the pipelined connections' writes.
 #[derive(Debug, Default)]
 pub struct EndpointHealth {
     generation: AtomicU64,
     changed: Notify,
+    writes: AtomicU64,
 }
 
 impl EndpointHealth {
@@ -170,6 +175,12 @@ impl EndpointHealth {
     /// Resolves when a new generation starts.
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// Write calls made by the drivers of the endpoint's pipelined connections: each writes every request
+    /// queued since its last write in one batch, so requests / writes is the average batch.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 }
 
@@ -344,8 +355,6 @@ impl<P: Protocol> Queue<P> {
         match self.tx.send(env) {
             Ok(()) => Ok(ReplyFuture {
                 inner: Reply::Driven(rx),
-                shared: self.shared.clone(),
-                done: false,
             }),
             // The driver is gone: the request was not sent.
             Err(mpsc::error::SendError(env)) => Err((
@@ -586,8 +595,6 @@ impl<P: Protocol> Connection<P> {
                 };
                 Ok(ReplyFuture {
                     inner: Reply::Direct(Box::pin(exchange)),
-                    shared: self.shared().clone(),
-                    done: false,
                 })
             }
         }
@@ -910,11 +917,10 @@ fn unusable(reason: CloseReason) -> Error {
     .with_sent(false)
 }
 
-/// The reply to one queued request. Dropping it before it resolves poisons the connection (see module docs).
+/// The reply to one queued request. Dropping it before it resolves is safe: the reply is still read and
+/// dropped (see module docs).
 pub struct ReplyFuture<R> {
     inner: Reply<R>,
-    shared: Arc<Shared>,
-    done: bool,
 }
 
 enum Reply<R> {
@@ -926,9 +932,7 @@ enum Reply<R> {
 
 impl<R> fmt::Debug for ReplyFuture<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplyFuture")
-            .field("done", &self.done)
-            .finish()
+        f.debug_struct("ReplyFuture").finish_non_exhaustive()
     }
 }
 
@@ -936,32 +940,17 @@ impl<R> Future for ReplyFuture<R> {
     type Output = Result<R, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let r = match &mut this.inner {
-            Reply::Driven(rx) => match Pin::new(rx).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r.unwrap_or_else(|_| {
+        match &mut self.inner {
+            Reply::Driven(rx) => Pin::new(rx).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| {
                     Err(Error::new(
                         ErrorKind::Closed,
                         Phase::Read,
                         "connection driver stopped",
                     ))
-                }),
-            },
-            Reply::Direct(f) => match f.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
-            },
-        };
-        this.done = true;
-        Poll::Ready(r)
-    }
-}
-
-impl<R> Drop for ReplyFuture<R> {
-    fn drop(&mut self) {
-        if !self.done && matches!(self.inner, Reply::Driven(_)) {
-            self.shared.mark(CloseReason::Cancelled);
+                })
+            }),
+            Reply::Direct(f) => f.as_mut().poll(cx),
         }
     }
 }
@@ -1085,6 +1074,7 @@ impl<P: Protocol> Driver<P> {
                     }
                     Ok(n) => {
                         written += n as u64;
+                        self.shared.endpoint.writes.fetch_add(1, Ordering::Relaxed);
                         if wbuf.is_empty() {
                             if let Err(e) = wr.flush().await {
                                 break Stop { reason: CloseReason::Reset, error: Some(Error::io(Phase::Write, e)) };
@@ -1129,18 +1119,24 @@ impl<P: Protocol> Driver<P> {
                 format!("connection closed ({})", stop.reason),
             )
         });
+        // A request not sent failed in the write phase; but a TLS handshake refused late (a client certificate
+        // under TLS 1.3, whose refusal may arrive before any request) stays a handshake failure.
+        let unsent = match base.phase() {
+            Phase::TlsHandshake => Phase::TlsHandshake,
+            _ => Phase::Write,
+        };
         for f in in_flight.drain(..) {
             let sent = f.start < written;
-            let phase = if sent { base.phase() } else { Phase::Write };
+            let phase = if sent { base.phase() } else { unsent };
             if let Some(reply) = f.reply {
                 let _ = reply.send(Err(clone_error(&base).with_sent(sent).with_phase(phase)));
             }
         }
         self.rx.close();
         while let Ok(env) = self.rx.try_recv() {
-            let _ = env.reply.send(Err(clone_error(&base)
-                .with_sent(false)
-                .with_phase(Phase::Write)));
+            let _ = env
+                .reply
+                .send(Err(clone_error(&base).with_sent(false).with_phase(unsent)));
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
     }
@@ -1379,28 +1375,36 @@ mod tests {
         assert!(!again.was_sent());
     }
 
-    /// Sends request 1 ("one"), gives up on it after 20 ms (the server never answers in time), and checks that
-    /// this poisoned the connection.
+    /// Sends request 1 ("one") and gives up on it after 20 ms (the server never answers in time).
     async fn give_up_on_a_call(conn: &Connection<Framed>) {
         let first = conn.call(Request::echo(1, Bytes::from_static(b"one")));
         let r = tokio::time::timeout(Duration::from_millis(20), first).await;
         assert!(r.is_err());
-        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
     }
 
     #[tokio::test]
-    async fn a_cancelled_call_leaves_the_stream_in_step_and_poisons() {
+    async fn a_cancelled_pipelined_call_leaves_the_stream_in_step_and_the_connection_in_use() {
         let (conn, mut server) = pair(2);
         give_up_on_a_call(&conn).await;
-        // The late reply is still read and dropped: the driver then closes cleanly, not as stray bytes.
-        let req = server.next().await.unwrap().unwrap();
-        server
-            .send(Response::ok(req.id, req.payload))
-            .await
-            .unwrap();
-        assert!(server.next().await.is_none(), "driver closes once drained");
+        // Shared by every caller: one caller giving up does not retire it. Its request keeps its slot.
+        assert_eq!(conn.health(), None);
+        assert_eq!(conn.in_flight(), 1);
+        let second = conn.call(Request::echo(2, Bytes::from_static(b"two")));
+        let serve = async {
+            // The late reply to the first is read and dropped; the second gets its own.
+            for _ in 0..2 {
+                let req = server.next().await.unwrap().unwrap();
+                server
+                    .send(Response::ok(req.id, req.payload))
+                    .await
+                    .unwrap();
+            }
+        };
+        let (r, ()) = tokio::join!(second, serve);
+        let r = r.unwrap();
+        assert_eq!((r.id, &r.payload[..]), (2, &b"two"[..]));
         assert_eq!(conn.in_flight(), 0);
-        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
+        assert_eq!(conn.check(), Ok(()));
     }
 
     /// Two connections to one endpoint at `depth`, and the peer of the first.
@@ -1492,6 +1496,7 @@ mod tests {
     async fn at_depth_one_a_cancelled_call_poisons_and_its_reply_is_read_before_the_close() {
         let (conn, mut server) = pair(1);
         give_up_on_a_call(&conn).await;
+        assert_eq!(conn.health(), Some(CloseReason::Cancelled));
         assert_eq!(conn.in_flight(), 0);
         let again = conn.call(Request::echo(2, Bytes::new())).await.unwrap_err();
         assert!(!again.was_sent(), "{again}");

@@ -78,6 +78,10 @@ pub enum ErrorKind {
     /// The reply is fine but not of the type asked for (a typed Redis call: e.g. a bulk string read as `i64`,
     /// a nil read as `String`).
     Type,
+    /// An HTTP response with a 4xx or 5xx status, on a client that asked for those as errors
+    /// ([`ClientBuilder::error_for_status`](crate::ClientBuilder::error_for_status)); the status is
+    /// [`Error::http_status`].
+    HttpStatus,
 }
 
 impl fmt::Display for ErrorKind {
@@ -94,6 +98,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::Server => "server error",
             ErrorKind::Type => "unexpected reply type",
+            ErrorKind::HttpStatus => "HTTP error status",
         })
     }
 }
@@ -191,9 +196,30 @@ impl Error {
     }
 
     /// The server's own error code, when the server sent one: for a Redis error reply its first word
-    /// (`WRONGTYPE`, `ERR`, `NOAUTH`, `WRONGPASS`, `EXECABORT` …).
+    /// (`WRONGTYPE`, `ERR`, `NOAUTH`, `WRONGPASS`, `EXECABORT` …); for an HTTP error status its digits.
     pub fn server_code(&self) -> Option<&str> {
         self.inner.code.as_deref()
+    }
+
+    /// An HTTP response's 4xx or 5xx `status` (with its reason phrase) as an error of kind
+    /// [`ErrorKind::HttpStatus`]. The request was sent and answered.
+    pub(crate) fn http_status_error(status: u16, reason: &str) -> Self {
+        let mut e = Error::new(
+            ErrorKind::HttpStatus,
+            Phase::Request,
+            format!("the server answered {status} {reason}"),
+        )
+        .with_sent(true);
+        e.inner.code = Some(status.to_string());
+        e
+    }
+
+    /// The status of an HTTP response turned into an error ([`ErrorKind::HttpStatus`]).
+    pub fn http_status(&self) -> Option<u16> {
+        match self.inner.kind {
+            ErrorKind::HttpStatus => self.inner.code.as_deref()?.parse().ok(),
+            _ => None,
+        }
     }
 
     /// Attach the endpoint the error happened on.
@@ -278,7 +304,11 @@ impl Error {
             | ErrorKind::Io => true,
             // A server that refused a connection's set-up (a wrong password) will refuse it again.
             ErrorKind::Server => !self.inner.sent && self.inner.phase != Phase::Setup,
-            ErrorKind::Protocol | ErrorKind::Tls | ErrorKind::Config | ErrorKind::Type => false,
+            ErrorKind::Protocol
+            | ErrorKind::Tls
+            | ErrorKind::Config
+            | ErrorKind::Type
+            | ErrorKind::HttpStatus => false,
         }
     }
 }

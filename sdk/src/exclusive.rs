@@ -54,7 +54,8 @@ impl<P: Protocol> Exclusive<P> {
         }
     }
 
-    /// Send one request and wait for its reply, within the request timeout. Anything goes here, state-changing
+    /// Send one request and wait for its reply, within the request timeout (plus a blocking command's own
+    /// timeout, see [`Protocol::blocks_for`]). Anything goes here, state-changing
     /// requests included; after one (or after a failure) the connection is closed on drop rather than reused.
     pub async fn call(&mut self, request: P::Request) -> Result<P::Response, Error> {
         if self.protocol.changes_connection_state(&request).is_some() {
@@ -69,10 +70,20 @@ impl<P: Protocol> Exclusive<P> {
         &mut self,
         request: P::Request,
     ) -> Result<P::Response, Error> {
-        let r = match tokio::time::timeout(self.timeout, self.conn.call(request)).await {
-            Ok(r) => r,
-            // The exchange was dropped mid-flight, which poisons the connection.
-            Err(_) => Err(Error::timeout(Phase::Request, self.timeout, "request")),
+        // A blocking command (`BLPOP` …) has its own timeout on top of the request timeout.
+        let limit = match self.protocol.blocks_for(&request) {
+            Some(b) => self.timeout.saturating_add(b),
+            None => self.timeout,
+        };
+        let call = self.conn.call(request);
+        let r = match tokio::time::Instant::now().checked_add(limit) {
+            Some(by) => match tokio::time::timeout_at(by, call).await {
+                Ok(r) => r,
+                // The exchange was dropped mid-flight, which poisons the connection.
+                Err(_) => Err(Error::timeout(Phase::Request, limit, "request")),
+            },
+            // Too far to set a timer: no limit but the server's.
+            None => call.await,
         };
         if r.is_err() {
             self.changed = true;

@@ -3,6 +3,11 @@
 //! An async (tokio) client SDK for TCP, TLS, Unix-socket and UDP services: a connection pool, buffered and
 //! pipelined connections, deadlines split into phases, retries only when they are safe, and per-call timings.
 //!
+//! With its defaults a [`Client`] multiplexes concurrent callers onto few pipelined connections (up to
+//! [`DEFAULT_PIPELINE_DEPTH`](config::DEFAULT_PIPELINE_DEPTH) requests in flight on each), their requests that
+//! arrive together going out in one write; blocking commands (`BLPOP` …) get a connection of their own, and
+//! [`ClientBuilder::pipeline_depth`]`(1)` gives request/response on pooled connections.
+//!
 //! The crate also owns the wire protocols as tokio-util codecs, shared by the reference server
 //! (`sockpool-server`) and the load generator (`sockpool-loadgen`).
 //!
@@ -75,6 +80,7 @@
 //! - [`exclusive`]: [`Exclusive`], a connection lent to one caller, for what changes a connection's state.
 //! - [`redis`]: Redis typed: URLs and `AUTH`/`SELECT` set-up, a command builder, replies as Rust types with
 //!   error replies as `Err`, `MULTI`/`EXEC` and `WATCH`, `SCAN` iteration.
+//! - [`http_types`]: HTTP with the `http` crate's `Request`/`Response`, and 4xx/5xx as errors when asked for.
 //! - [`url`]: endpoints as URLs (`redis://user:pass@host/db`, `rediss://`, `http://`, `https://`, `unix:`).
 //! - [`blocking`]: a synchronous facade for plain threads.
 //! - [`udp`]: [`UdpClient`], one datagram out, one back, with timeout, retries and a size limit.
@@ -132,6 +138,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod exclusive;
+pub mod http_types;
 pub mod observe;
 pub mod pipelined;
 mod pool;

@@ -14,6 +14,10 @@
 //! so connections are added only under load, each caller pins at most one, and at most `max_size * P`
 //! requests are in flight.
 //!
+//! While a connection is being opened, a pipelined caller that finds no free slot waits for that connection and
+//! queues on it (`Opening`) rather than open one more, so a burst of callers on a cold client shares one
+//! connection instead of opening one each.
+//!
 //! At depth 1 the pooled object is the connection itself: its holder does its own I/O on it (`connection.rs`).
 //!
 //! ## Recycling
@@ -31,7 +35,7 @@
 //! request, not one failed request at a time), counts them by reason, and opens connections up to
 //! [`PoolConfig::min_idle`].
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +102,48 @@ impl ConnectProgress for CallCtx {
     }
 }
 
+/// The connections of one endpoint being opened right now, and a wake-up when an opening ends. At depth > 1
+/// a caller that finds every slot taken while a connection is being opened waits for it and queues on it,
+/// instead of opening one more: a burst of callers at start would otherwise open a connection each, where one
+/// pipelined connection takes them all.
+#[derive(Debug, Default)]
+pub(crate) struct Opening {
+    count: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// Counts one opening while it lasts (also when its future is dropped).
+struct Opened<'a>(&'a Opening);
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.done.notify_waiters();
+    }
+}
+
+impl Opening {
+    fn start(&self) -> Opened<'_> {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Opened(self)
+    }
+
+    /// Returns once no connection is being opened (at once when none is). True when it waited.
+    pub(crate) async fn wait(&self) -> bool {
+        let mut waited = false;
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return waited;
+            }
+            done.await;
+            waited = true;
+        }
+    }
+}
+
 /// Opens and recycles the connections of one endpoint.
 pub struct Manager<P: Protocol> {
     pub(crate) endpoint: Endpoint,
@@ -113,6 +159,8 @@ pub struct Manager<P: Protocol> {
     pub(crate) shelf: Arc<Shelf<P>>,
     /// The `on_connect` hook run on each new connection before it is shelved, and its timeout (`setup`).
     pub(crate) setup: Option<(OnConnect<P>, Duration)>,
+    /// Connections being opened now.
+    pub(crate) opening: Opening,
 }
 
 impl<P: Protocol> std::fmt::Debug for Manager<P> {
@@ -152,6 +200,7 @@ impl<P: Protocol> Manager<P> {
             warming: tokio::sync::Mutex::new(()),
             shelf: Arc::default(),
             setup: self.setup.clone(),
+            opening: Opening::default(),
         }
     }
 
@@ -175,6 +224,7 @@ impl<P: Protocol> managed::Manager for Manager<P> {
     type Error = Error;
 
     async fn create(&self) -> Result<Connection<P>, Error> {
+        let _opening = self.opening.start();
         let ctx = CALL_CTX.try_with(|c| c.clone()).ok();
         let deadline = ctx.as_ref().and_then(|c| c.deadline);
         let start = Instant::now();
@@ -376,6 +426,7 @@ mod tests {
             warming: tokio::sync::Mutex::new(()),
             shelf: Arc::default(),
             setup: None,
+            opening: Opening::default(),
         }
     }
 

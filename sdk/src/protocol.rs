@@ -76,6 +76,16 @@ pub trait Protocol: Send + Sync + 'static {
     fn changes_connection_state(&self, _request: &Self::Request) -> Option<&'static str> {
         None
     }
+
+    /// How long the server may hold back its reply to `request` while it waits for something to happen (Redis
+    /// `BLPOP`, `XREAD … BLOCK`, `WAIT`); [`Duration::MAX`](std::time::Duration::MAX) when it may wait without
+    /// limit. On a shared pipelined connection such a request would hold up every reply queued behind it, so
+    /// [`Client::call`](crate::Client::call) sends it on a connection of its own (one of the depth-1
+    /// connections [`Client::exclusive`](crate::Client::exclusive) lends) and adds this to its request timeout.
+    /// Default: none.
+    fn blocks_for(&self, _request: &Self::Request) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The sockpool `framed` RPC ([`codec::framed`](crate::codec::framed)): replies are checked against the
@@ -239,6 +249,10 @@ impl Protocol for Resp {
     fn changes_connection_state(&self, request: &Vec<Bytes>) -> Option<&'static str> {
         crate::redis::state_command(request)
     }
+
+    fn blocks_for(&self, request: &Vec<Bytes>) -> Option<std::time::Duration> {
+        crate::redis::blocking_command(request)
+    }
 }
 
 /// HTTP/1.1 with keep-alive and pipelining ([`http::ClientCodec`]). Requests without a `Host` header get
@@ -252,6 +266,12 @@ pub struct Http {
     /// Fields added to every request that has no field of the same name (`User-Agent`, `Authorization` …).
     /// Default: none.
     pub default_headers: http::Headers,
+    /// The typed calls ([`Client::request`](crate::Client::request), [`Client::send`](crate::Client::send))
+    /// turn a 4xx or 5xx response into an `Err` of kind [`HttpStatus`](crate::ErrorKind::HttpStatus)
+    /// ([`ClientBuilder::error_for_status`](crate::ClientBuilder::error_for_status));
+    /// [`Client::call`](crate::Client::call) always returns the response. Default: false (every status is a
+    /// response).
+    pub error_for_status: bool,
 }
 
 impl Protocol for Http {

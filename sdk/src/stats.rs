@@ -162,7 +162,8 @@ pub struct CloseCounts {
     pub peer_closed: u64,
     /// The peer reset the connection, or another socket error.
     pub reset: u64,
-    /// A caller gave up on a request in flight (timeout, dropped future).
+    /// A request's deadline passed while it was in flight (the client's request timeout), or a caller gave up on
+    /// a depth-1 exchange in flight. (A caller giving up on a pipelined request does not retire the connection.)
     pub cancelled: u64,
     /// A reply did not decode or did not match its request.
     pub protocol: u64,
@@ -222,6 +223,10 @@ pub struct EndpointStats {
     pub admitted: usize,
     /// True while ejected after repeated failures.
     pub ejected: bool,
+    /// Write calls made by the endpoint's pipelined connections (depth > 1) since the client was built: each
+    /// connection's driver writes every request queued since its last write in one call, so callers' requests
+    /// that arrive together share one write.
+    pub writes: u64,
 }
 
 /// A snapshot of the client's counters.

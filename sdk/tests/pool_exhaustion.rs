@@ -21,9 +21,11 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
         ..PoolConfig::default()
     };
     let (server, addr) = sockpool_testkit::server::framed();
+    // Request/response (depth 1), asked for: each caller holds a connection.
     let client = Client::framed()
         .endpoint(addr)
         .pool(config.clone())
+        .pipeline_depth(1)
         .build()
         .unwrap();
     client.warm().await.unwrap();
@@ -87,7 +89,7 @@ async fn overflow_fails_fast_and_the_rest_succeed() {
 async fn a_busy_connection_never_makes_a_caller_wait_while_the_pool_can_grow() {
     let service_time = Duration::from_millis(300);
     let (server, addr) = sockpool_testkit::server::framed();
-    let client = framed_client(addr, 8).build().unwrap();
+    let client = framed_client(addr, 8).pipeline_depth(1).build().unwrap();
     let calls = (0..8).map(|_| client.sleep(service_time, Bytes::new()));
     for r in futures::future::join_all(calls).await {
         r.unwrap();
@@ -122,6 +124,7 @@ async fn an_overloaded_pool_serves_every_caller_in_turn() {
             pool_wait: Duration::from_millis(500),
             ..Timeouts::default()
         })
+        .pipeline_depth(1)
         .build()
         .unwrap();
     // A load loop bounded in time and count; what the test asserts is counts, not times.

@@ -155,6 +155,8 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
             pool_wait: wait,
             ..Timeouts::default()
         })
+        // Request/response: the one connection is busy while its one request is in flight.
+        .pipeline_depth(1)
         .build()
         .unwrap();
     client.echo(&b"warm"[..]).await.unwrap();

@@ -21,13 +21,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
 use sockpool::codec::framed::{Op, LEN_PREFIX, REQUEST_HEADER, RESPONSE_HEADER};
 use sockpool::protocol::Framed;
 use sockpool::{Client, PoolConfig};
+use sockpool_benches::measure::{median, Measured, Window};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -75,72 +76,6 @@ fn parse_args() -> anyhow::Result<Args> {
         bail!("--conns, --rounds and --threads must be positive, --seconds in (0, 600]");
     }
     Ok(a)
-}
-
-/// When counting starts and stops for one contender.
-#[derive(Clone, Copy)]
-struct Window {
-    start: Instant,
-    end: Instant,
-}
-
-impl Window {
-    fn new(seconds: f64) -> Self {
-        let start = Instant::now() + Duration::from_millis(500);
-        Window {
-            start,
-            end: start + Duration::from_secs_f64(seconds),
-        }
-    }
-
-    fn rate(&self, count: u64) -> f64 {
-        count as f64 / (self.end - self.start).as_secs_f64()
-    }
-
-    /// A task that reads this process's CPU time at the window's start and end: the client's CPU inside the
-    /// window (the server is another process, or its own threads that sit idle as much with every contender).
-    fn cpu(&self) -> tokio::task::JoinHandle<Duration> {
-        let w = *self;
-        tokio::spawn(async move {
-            tokio::time::sleep_until(w.start.into()).await;
-            let from = process_cpu();
-            tokio::time::sleep_until(w.end.into()).await;
-            process_cpu().saturating_sub(from)
-        })
-    }
-}
-
-/// CPU time of every thread of this process so far (the first field of each `/proc/self/task/*/schedstat`,
-/// in nanoseconds); zero where /proc cannot be read.
-fn process_cpu() -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(ns)
-}
-
-/// What one contender achieved in its window.
-#[derive(Clone, Copy)]
-struct Measured {
-    /// Replies per second.
-    rate: f64,
-    /// The client process's CPU time per reply, in microseconds: comparable across contenders even when a
-    /// loaded machine holds every rate down.
-    cpu_us: f64,
-}
-
-impl Measured {
-    fn new(w: &Window, count: u64, cpu: Duration) -> Self {
-        Measured {
-            rate: w.rate(count),
-            cpu_us: cpu.as_secs_f64() * 1e6 / count.max(1) as f64,
-        }
-    }
 }
 
 /// The hand-written client: `conns` tasks, each with its own connection, one request at a time.
@@ -303,11 +238,6 @@ async fn drive<C: Caller>(callers: Vec<C>, payload: usize, w: Window) -> anyhow:
         t.await??;
     }
     Ok(Measured::new(&w, count.load(Relaxed), cpu.await?))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() -> std::process::ExitCode {

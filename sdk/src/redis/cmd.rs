@@ -9,11 +9,22 @@ pub struct Cmd {
     args: Vec<Bytes>,
 }
 
+/// Command names the typed helpers send, kept as static bytes: naming them copies nothing.
+const STATIC_NAMES: &[&str] = &[
+    "GET", "SET", "INCRBY", "DEL", "SCAN", "HSCAN", "SSCAN", "ZSCAN", "MULTI", "EXEC", "WATCH",
+    "UNWATCH", "DISCARD",
+];
+
 /// A command named `name` (`"SET"`, `"HGETALL"` …), arguments to follow.
 pub fn cmd(name: &str) -> Cmd {
-    Cmd {
-        args: vec![Bytes::copy_from_slice(name.as_bytes())],
-    }
+    let name = match STATIC_NAMES.iter().find(|n| **n == name) {
+        Some(n) => Bytes::from_static(n.as_bytes()),
+        None => Bytes::copy_from_slice(name.as_bytes()),
+    };
+    // Room for a key and a value or two without growing.
+    let mut args = Vec::with_capacity(4);
+    args.push(name);
+    Cmd { args }
 }
 
 impl Cmd {

@@ -27,6 +27,7 @@
 //! [`Exclusive`](crate::Exclusive) connection ([`Client::exclusive`](crate::Client::exclusive)), which also
 //! runs transactions ([`Exclusive::transaction`](crate::Exclusive::transaction)).
 
+mod blocking;
 mod cmd;
 mod scan;
 mod setup;
@@ -35,6 +36,7 @@ mod value;
 
 use bytes::Bytes;
 
+pub use blocking::blocking_command;
 pub use cmd::{cmd, Cmd, ToArg};
 pub use scan::Scan;
 pub use setup::RedisSetup;
@@ -163,7 +165,8 @@ impl Client<Resp> {
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> Vec<Bytes> {
+    /// A command as its arguments (shared with the other modules' tests).
+    pub(crate) fn args(words: &[&str]) -> Vec<Bytes> {
         words
             .iter()
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))

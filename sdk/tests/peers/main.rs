@@ -3,7 +3,9 @@
 
 mod codec_http;
 mod codec_resp;
+mod http_nginx;
 mod redis;
+mod redis_multiplexed;
 mod redis_typed;
 
 use sockpool_testkit::peer_test;
@@ -20,6 +22,10 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             codec_http::client_codec_reads_pipelined_nginx_responses,
+            needs["nginx"]
+        ),
+        peer_test!(
+            http_nginx::http_types_and_status_errors_against_nginx,
             needs["nginx"]
         ),
         peer_test!(
@@ -49,6 +55,10 @@ fn main() -> std::process::ExitCode {
         peer_test!(
             redis_typed::multi_exec_and_watch_are_atomic_under_50_concurrent_callers,
             needs["redis-server"]
+        ),
+        peer_test!(
+            redis_multiplexed::a_blocking_command_does_not_stall_the_multiplexed_connection,
+            needs["redis-server", "redis-cli"]
         ),
         // The same exercise against the reference server: the control beside the real Redis.
         peer_test!(redis::sockpool_server_resp_through_the_pool_and_pipelined, needs []),
