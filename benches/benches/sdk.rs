@@ -72,11 +72,9 @@ fn payload() -> Bytes {
 /// A client with a pool of `max_size` connections, pipelining 1, opened before measuring.
 fn client(rt: &Runtime, addr: SocketAddr, max_size: usize) -> Client<Framed> {
     rt.block_on(async {
-        let pool = PoolConfig {
-            max_size,
-            min_idle: max_size,
-            ..PoolConfig::default()
-        };
+        let pool = PoolConfig::default()
+            .with_max_size(max_size)
+            .with_min_idle(max_size);
         let client = Client::framed()
             .endpoint(addr)
             .pool(pool)

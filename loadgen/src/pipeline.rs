@@ -95,11 +95,9 @@ impl<P: Speak> Pipeline<P> {
         connections: usize,
     ) -> Result<Pipeline<P>, String> {
         let endpoint: Endpoint = target.parse().map_err(|e: sockpool::Error| e.to_string())?;
-        let timeouts = Timeouts {
-            connect: config.connect_timeout,
-            tls_handshake: config.connect_timeout,
-            ..Timeouts::default()
-        };
+        let timeouts = Timeouts::default()
+            .with_connect(config.connect_timeout)
+            .with_tls_handshake(config.connect_timeout);
         let tls = tls_config(config);
         let connector = Connector::new(socket_options(config), &timeouts, tls.as_ref())
             .map_err(|e| e.to_string())?;

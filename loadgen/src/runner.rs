@@ -152,10 +152,7 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
         .parse()
         .map_err(|e: sockpool::Error| fail(e.to_string()))?;
     // The SDK's connector, as every request uses it: the same resolution, socket set-up and connect timeout.
-    let timeouts = sockpool::Timeouts {
-        connect: timeout,
-        ..sockpool::Timeouts::default()
-    };
+    let timeouts = sockpool::Timeouts::default().with_connect(timeout);
     let connector =
         sockpool::transport::Connector::new(sockpool::SocketOptions::default(), &timeouts, None)
             .map_err(|e| RunError::Setup(e.to_string()))?;

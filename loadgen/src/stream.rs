@@ -374,16 +374,11 @@ pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
 /// Opens the cell's one connection to `addr` through the SDK's connector (its socket options: TCP_NODELAY,
 /// SO_SNDBUF and SO_RCVBUF; its connect timeout).
 async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError> {
-    let socket = SocketOptions {
-        nodelay: cell.nodelay,
-        send_buffer: cell.socket_buffer,
-        recv_buffer: cell.socket_buffer,
-        ..SocketOptions::default()
-    };
-    let timeouts = Timeouts {
-        connect: defaults::CONNECT_TIMEOUT,
-        ..Timeouts::default()
-    };
+    let socket = SocketOptions::default()
+        .with_nodelay(cell.nodelay)
+        .with_send_buffer(cell.socket_buffer)
+        .with_recv_buffer(cell.socket_buffer);
+    let timeouts = Timeouts::default().with_connect(defaults::CONNECT_TIMEOUT);
     let connector =
         Connector::new(socket, &timeouts, None).map_err(|e| StreamError::Io(e.to_string()))?;
     connector

@@ -223,12 +223,11 @@ impl Drop for Lease {
 
 impl UdpTransport {
     fn new(config: &Config, target: &str, sockets: usize) -> UdpTransport {
-        let udp = sockpool::UdpConfig {
-            timeout: config.timeout,
-            retries: 0,
-            max_datagram: config.payload.max.max(1),
-            local_address: config.bind,
-        };
+        let udp = sockpool::UdpConfig::default()
+            .with_timeout(config.timeout)
+            .with_retries(0)
+            .with_max_datagram(config.payload.max.max(1))
+            .with_local_address(config.bind);
         UdpTransport {
             check: config.check.clone(),
             target: target.to_string(),
@@ -422,44 +421,41 @@ pub fn client<P: Speak>(
 /// `run`'s SDK client: a pool that keeps its connections (no idle timeout or lifetime), no retries, the run's
 /// timeouts, socket options and pipeline depth.
 fn run_client(config: &Config) -> sockpool::ClientConfig {
-    sockpool::ClientConfig {
-        pipeline_depth: config.pipeline,
-        pool: PoolConfig {
-            idle_timeout: None,
-            max_lifetime: None,
-            ..PoolConfig::default()
-        },
-        timeouts: Timeouts {
-            connect: config.connect_timeout,
-            tls_handshake: config.connect_timeout,
-            pool_wait: config.timeout,
-            request: config.timeout,
-            total: None,
-        },
-        socket: socket_options(config),
-        retry: RetryPolicy::none(),
-        ..sockpool::ClientConfig::default()
-    }
+    sockpool::ClientConfig::default()
+        .with_pipeline_depth(config.pipeline)
+        .with_pool(
+            PoolConfig::default()
+                .with_idle_timeout(None)
+                .with_max_lifetime(None),
+        )
+        .with_timeouts(
+            Timeouts::default()
+                .with_connect(config.connect_timeout)
+                .with_tls_handshake(config.connect_timeout)
+                .with_pool_wait(config.timeout)
+                .with_request(config.timeout)
+                .with_total(None),
+        )
+        .with_socket(socket_options(config))
+        .with_retry(RetryPolicy::none())
 }
 
 /// The run's socket options (`--nodelay`, buffers, keepalive) as the SDK takes them.
 pub fn socket_options(config: &Config) -> SocketOptions {
-    SocketOptions {
-        nodelay: config.socket.nodelay,
-        send_buffer: config.socket.send_buffer,
-        recv_buffer: config.socket.recv_buffer,
-        keepalive: config.socket.keepalive,
-        local_address: config.bind,
-        ..SocketOptions::default()
-    }
+    SocketOptions::default()
+        .with_nodelay(config.socket.nodelay)
+        .with_send_buffer(config.socket.send_buffer)
+        .with_recv_buffer(config.socket.recv_buffer)
+        .with_keepalive(config.socket.keepalive)
+        .with_local_address(config.bind)
 }
 
 /// The run's TLS settings (`--tls`, `--cacert`, `--insecure`) as the SDK takes them, if TLS is on.
 pub fn tls_config(config: &Config) -> Option<sockpool::TlsConfig> {
-    config.tls.as_ref().map(|t| sockpool::TlsConfig {
-        ca_file: t.cacert.clone(),
-        insecure: t.insecure,
-        ..sockpool::TlsConfig::default()
+    config.tls.as_ref().map(|t| {
+        sockpool::TlsConfig::default()
+            .with_ca_file(t.cacert.clone())
+            .with_insecure(t.insecure)
     })
 }
 

@@ -14,10 +14,7 @@ fn main() -> Result<(), sockpool::Error> {
     // The blocking client runs its own tokio runtime; each call blocks the calling thread until its reply.
     let client = Client::framed()
         .endpoint(&endpoint)
-        .pool(PoolConfig {
-            max_size: 4,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(4))
         .build_blocking()?;
     std::thread::scope(|s| {
         for t in 0..4 {

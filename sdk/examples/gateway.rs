@@ -36,16 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::framed()
         .endpoint(&backend)
-        .pool(PoolConfig {
-            max_size: 8,
-            min_idle: 2,
-            ..PoolConfig::default()
-        })
-        .timeouts(Timeouts {
-            request: Duration::from_secs(2),
-            total: Some(Duration::from_secs(3)),
-            ..Timeouts::default()
-        })
+        .pool(PoolConfig::default().with_max_size(8).with_min_idle(2))
+        .timeouts(
+            Timeouts::default()
+                .with_request(Duration::from_secs(2))
+                .with_total(Some(Duration::from_secs(3))),
+        )
         .pipeline_depth(16)
         .build()?;
 

@@ -16,10 +16,7 @@ async fn main() -> Result<(), sockpool::Error> {
     let headers = Headers::new().with("user-agent", "sockpool-example");
     // `Host` comes from the URL; these headers go on every request that does not set them itself.
     let client = Client::http(&url, headers)?
-        .pool(PoolConfig {
-            max_size: 4,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(4))
         .build()?;
 
     // Ten requests at once share the pool's (at most four) keep-alive connections.

@@ -20,10 +20,7 @@ async fn main() -> Result<(), sockpool::Error> {
     // AUTH, SELECT and CLIENT SETNAME from the URL run on every connection the pool opens, before its first
     // request (also after a restart of Redis).
     let client = Client::redis(&url)?
-        .pool(PoolConfig {
-            max_size: 8,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(8))
         .build()?;
 
     // Typed replies.

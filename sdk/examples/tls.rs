@@ -27,14 +27,12 @@ async fn main() -> Result<(), sockpool::Error> {
         args.next().map(PathBuf::from),
         args.next().map(PathBuf::from),
     );
-    let tls = TlsConfig {
+    let tls = TlsConfig::default()
         // Without a CA file, trust the public web PKI (a server with a certificate from a public CA).
-        public_roots: ca_file.is_none(),
-        ca_file,
-        client_cert,
-        client_key,
-        ..TlsConfig::default()
-    };
+        .with_public_roots(ca_file.is_none())
+        .with_ca_file(ca_file)
+        .with_client_cert(client_cert)
+        .with_client_key(client_key);
     // Read the files and build the configuration now, to report a bad file before connecting.
     tls.check()?;
     let client = Client::framed().endpoint(&endpoint).tls(tls).build()?;

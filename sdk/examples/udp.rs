@@ -16,12 +16,10 @@ async fn main() -> Result<(), sockpool::Error> {
         .unwrap_or_else(|| "127.0.0.1:7001".into());
     let client = UdpClient::connect_to(
         &target,
-        UdpConfig {
-            // A datagram or its reply may be lost: wait this long, then send it again (at most twice).
-            timeout: Duration::from_millis(200),
-            retries: 2,
-            ..UdpConfig::default()
-        },
+        // A datagram or its reply may be lost: wait this long, then send it again (at most twice).
+        UdpConfig::default()
+            .with_timeout(Duration::from_millis(200))
+            .with_retries(2),
     )
     .await?;
     for i in 0..3 {

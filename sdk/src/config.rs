@@ -49,6 +49,7 @@ mod opt_ms {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Most connections open to one endpoint. Default: 32.
     pub max_size: usize,
@@ -101,10 +102,23 @@ impl Default for PoolConfig {
     }
 }
 
+with_setters!(PoolConfig {
+    with_max_size => max_size: usize,
+    with_min_idle => min_idle: usize,
+    with_idle_timeout => idle_timeout: Option<Duration>,
+    with_max_lifetime => max_lifetime: Option<Duration>,
+    with_lifetime_jitter => lifetime_jitter: f64,
+    with_max_waiters => max_waiters: usize,
+    with_reap_interval => reap_interval: Duration,
+    with_connection_per_request => connection_per_request: bool,
+    with_re_resolve_interval => re_resolve_interval: Option<Duration>,
+});
+
 /// Timeouts of each phase of a call, plus an optional end-to-end deadline that caps them all.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Opening a TCP or Unix connection. Default: 3 s.
     #[cfg_attr(feature = "serde", serde(rename = "connect_ms", with = "ms"))]
@@ -135,10 +149,19 @@ impl Default for Timeouts {
     }
 }
 
+with_setters!(Timeouts {
+    with_connect => connect: Duration,
+    with_tls_handshake => tls_handshake: Duration,
+    with_pool_wait => pool_wait: Duration,
+    with_request => request: Duration,
+    with_total => total: Option<Duration>,
+});
+
 /// Socket options applied to every new connection (via socket2).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// TCP_NODELAY: send small writes at once instead of waiting (Nagle). Default: true.
     pub nodelay: bool,
@@ -174,10 +197,20 @@ impl Default for SocketOptions {
     }
 }
 
+with_setters!(SocketOptions {
+    with_nodelay => nodelay: bool,
+    with_send_buffer => send_buffer: Option<usize>,
+    with_recv_buffer => recv_buffer: Option<usize>,
+    with_keepalive => keepalive: Option<Duration>,
+    with_keepalive_interval => keepalive_interval: Option<Duration>,
+    with_local_address => local_address: Option<std::net::IpAddr>,
+});
+
 /// Buffers of each connection.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct BufferConfig {
     /// Initial capacity of the read buffer, and the least free space kept before each read. Default: 16 KiB.
     pub read_capacity: usize,
@@ -198,6 +231,12 @@ impl Default for BufferConfig {
     }
 }
 
+with_setters!(BufferConfig {
+    with_read_capacity => read_capacity: usize,
+    with_write_capacity => write_capacity: usize,
+    with_max_write_batch => max_write_batch: usize,
+});
+
 /// When and how a failed call is tried again.
 ///
 /// A call is retried only when its error [is retryable](crate::Error::is_retryable) **and** the request provably
@@ -206,6 +245,7 @@ impl Default for BufferConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Most retries of one call (0 disables retries). Default: 2.
     pub max_retries: u32,
@@ -241,6 +281,16 @@ impl Default for RetryPolicy {
     }
 }
 
+with_setters!(RetryPolicy {
+    with_max_retries => max_retries: u32,
+    with_backoff_base => backoff_base: Duration,
+    with_backoff_max => backoff_max: Duration,
+    with_jitter => jitter: f64,
+    with_budget_ratio => budget_ratio: f64,
+    with_budget_initial => budget_initial: u32,
+    with_retry_idempotent => retry_idempotent: bool,
+});
+
 impl RetryPolicy {
     /// No retries at all.
     pub fn none() -> Self {
@@ -274,6 +324,7 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct EjectionPolicy {
     /// Consecutive failed calls (connect failures, resets, timeouts) that eject an endpoint. Default: 5.
     pub consecutive_failures: u32,
@@ -295,6 +346,12 @@ impl Default for EjectionPolicy {
         }
     }
 }
+
+with_setters!(EjectionPolicy {
+    with_consecutive_failures => consecutive_failures: u32,
+    with_base_ejection => base_ejection: Duration,
+    with_max_ejection => max_ejection: Duration,
+});
 
 /// The default pipelining depth: requests in flight per connection, shared by every caller.
 ///
@@ -323,6 +380,7 @@ pub const DEFAULT_PIPELINE_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
     /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
@@ -370,6 +428,18 @@ impl Default for ClientConfig {
         }
     }
 }
+
+with_setters!(ClientConfig {
+    with_endpoints => endpoints: Vec<String>,
+    with_pipeline_depth => pipeline_depth: usize,
+    with_pool => pool: PoolConfig,
+    with_timeouts => timeouts: Timeouts,
+    with_socket => socket: SocketOptions,
+    with_buffers => buffers: BufferConfig,
+    with_retry => retry: RetryPolicy,
+    with_ejection => ejection: EjectionPolicy,
+    with_tls => tls: TlsConfig,
+});
 
 #[cfg(feature = "serde")]
 fn is_toml(path: &Path) -> bool {

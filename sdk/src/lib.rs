@@ -28,8 +28,8 @@
 //! // A pooled client of the framed RPC: up to 8 connections, 4 requests in flight on each.
 //! let client = Client::framed()
 //!     .endpoint(addr)                       // "host:port", "[::1]:port", "unix:/path", "tls://host:port"
-//!     .pool(PoolConfig { max_size: 8, ..PoolConfig::default() })
-//!     .timeouts(Timeouts { request: Duration::from_secs(1), ..Timeouts::default() })
+//!     .pool(PoolConfig::default().with_max_size(8))
+//!     .timeouts(Timeouts::default().with_request(Duration::from_secs(1)))
 //!     .pipeline_depth(4)
 //!     .build()?;
 //!
@@ -44,7 +44,7 @@
 //! // Errors name the phase that failed.
 //! let short = Client::framed()
 //!     .endpoint(addr)
-//!     .timeouts(Timeouts { request: Duration::from_millis(20), ..Timeouts::default() })
+//!     .timeouts(Timeouts::default().with_request(Duration::from_millis(20)))
 //!     .build()?;
 //! let err = short.sleep(Duration::from_secs(1), &b""[..]).await.unwrap_err();
 //! assert!(err.is_timeout());
@@ -119,16 +119,36 @@
 //! [`Value`](codec::resp::Value), [`Limit`](codec::Limit)) and the structs the crate fills in for you
 //! ([`ClientStats`], [`EndpointStats`](stats::EndpointStats), [`CloseCounts`](stats::CloseCounts),
 //! [`CallTimings`], [`Completion`]) are `#[non_exhaustive]`: match them with a `_` arm, read their fields, do
-//! not build them. The settings structs ([`PoolConfig`], [`Timeouts`] …) are built as
-//! `PoolConfig { max_size: 8, ..PoolConfig::default() }`; a field added to them comes with a default, so such
-//! code keeps compiling (a struct literal that names every field does not: always end with
-//! `..Default::default()`). Types of other crates in the public API are limited to `bytes`, `tokio` and the
+//! not build them. The settings structs are `#[non_exhaustive]` too: [`ClientConfig`], [`PoolConfig`],
+//! [`Timeouts`], [`SocketOptions`], [`BufferConfig`], [`RetryPolicy`], [`EjectionPolicy`], [`TlsConfig`] and
+//! [`UdpConfig`]. A struct literal cannot build them outside this crate (not even with `..Default::default()`);
+//! start from `Default` and chain a `with_*` setter per field, e.g.
+//! `PoolConfig::default().with_max_size(8)`, or assign fields of a mutable default
+//! (`let mut p = PoolConfig::default(); p.max_size = 8;`). A field added later comes with a default and a
+//! setter, so such code keeps compiling. Their serde form is unchanged. Types of other crates in the public API are limited to `bytes`, `tokio` and the
 //! tokio project's `tokio-util` codec traits (a [`Protocol`](protocol::Protocol) names its `Encoder`/`Decoder`),
 //! plus, with the `serde` feature, the serde traits and the `serde_json::Value` of `ClientConfig::evidence` and
 //! the framed `stats_json` helpers; the pool (deadpool), TLS (rustls) and sockets (socket2) stay behind this
 //! crate's own types ([`PooledConnection`], [`transport::TlsStream`], [`TlsConfig`]), so upgrading them is not
 //! a break of this crate.
 #![warn(missing_docs)]
+
+/// Chainable `with_*` setters for a `#[non_exhaustive]` settings struct, which code outside the crate cannot
+/// build with a struct literal: `PoolConfig::default().with_max_size(8)`.
+macro_rules! with_setters {
+    ($ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub fn $setter(mut self, $field: $fty) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
 
 mod balance;
 pub mod blocking;

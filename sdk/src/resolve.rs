@@ -34,7 +34,7 @@
 //! let shared = answer.clone();
 //! let client = Client::framed()
 //!     .endpoint("replicas.test:7000")
-//!     .pool(PoolConfig { re_resolve_interval: Some(Duration::from_secs(5)), ..PoolConfig::default() })
+//!     .pool(PoolConfig::default().with_re_resolve_interval(Some(Duration::from_secs(5))))
 //!     .resolver(move |_host: &str, _port: u16| {
 //!         let addrs = shared.lock().unwrap().clone();
 //!         Box::pin(async move { Ok(addrs) }) as sockpool::resolve::Resolving

@@ -139,6 +139,7 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct TlsConfig {
     /// PEM file of CA certificates to trust (`None`: trust nothing but what `insecure` allows). Default: none.
     pub ca_file: Option<PathBuf>,
@@ -155,6 +156,15 @@ pub struct TlsConfig {
     /// PEM private key of `client_cert`. Default: none.
     pub client_key: Option<PathBuf>,
 }
+
+with_setters!(TlsConfig {
+    with_ca_file => ca_file: Option<PathBuf>,
+    with_insecure => insecure: bool,
+    with_server_name => server_name: Option<String>,
+    with_public_roots => public_roots: bool,
+    with_client_cert => client_cert: Option<PathBuf>,
+    with_client_key => client_key: Option<PathBuf>,
+});
 
 /// A TLS configuration error (a file that cannot be read or parsed).
 #[cfg(feature = "tls")]

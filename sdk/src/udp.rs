@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, Phase};
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct UdpConfig {
     /// How long to wait for each reply. Default: 1 s.
     #[cfg_attr(
@@ -44,6 +45,13 @@ impl Default for UdpConfig {
         }
     }
 }
+
+with_setters!(UdpConfig {
+    with_timeout => timeout: Duration,
+    with_retries => retries: u32,
+    with_max_datagram => max_datagram: usize,
+    with_local_address => local_address: Option<std::net::IpAddr>,
+});
 
 /// A connected UDP socket doing request/response. Requests are serialised (one outstanding at a time), so
 /// a late reply to an earlier attempt is discarded before the next request instead of being taken for its reply.

@@ -14,10 +14,7 @@ use sockpool_server::ServerHandle;
 fn client() -> (ServerHandle, blocking::Client<sockpool::protocol::Framed>) {
     let (server, addr) = sockpool_testkit::server::framed();
     let client = framed_client(addr, 4)
-        .timeouts(Timeouts {
-            request: Duration::from_millis(200),
-            ..Timeouts::default()
-        })
+        .timeouts(Timeouts::default().with_request(Duration::from_millis(200)))
         .build_blocking()
         .expect("build outside any runtime");
     (server, client)

@@ -49,14 +49,11 @@ async fn counting_server(delay: Duration) -> (std::net::SocketAddr, Arc<Open>) {
 }
 
 fn per_request(max_size: usize) -> ClientConfig {
-    ClientConfig {
-        pool: PoolConfig {
-            max_size,
-            connection_per_request: true,
-            ..PoolConfig::default()
-        },
-        ..ClientConfig::default()
-    }
+    ClientConfig::default().with_pool(
+        PoolConfig::default()
+            .with_max_size(max_size)
+            .with_connection_per_request(true),
+    )
 }
 
 #[tokio::test]

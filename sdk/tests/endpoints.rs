@@ -20,10 +20,7 @@ async fn load_spreads_over_endpoints() {
     let client = Client::framed()
         .endpoint(addr_a)
         .endpoint(addr_b)
-        .pool(PoolConfig {
-            max_size: 8,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(8))
         .build()
         .unwrap();
     for _ in 0..20 {
@@ -43,19 +40,15 @@ async fn a_failing_endpoint_is_ejected_then_probed_back() {
     // Nothing listens there (connections are refused) until the test starts a server on it; below the
     // ephemeral range, so no reconnect takes the port meanwhile.
     let dead_addr = sockpool_testkit::ports::restartable_addr();
-    let ejection = EjectionPolicy {
-        consecutive_failures: 3,
-        base_ejection: Duration::from_millis(300),
-        max_ejection: Duration::from_secs(5),
-    };
+    let ejection = EjectionPolicy::default()
+        .with_consecutive_failures(3)
+        .with_base_ejection(Duration::from_millis(300))
+        .with_max_ejection(Duration::from_secs(5));
     let client = Client::framed()
         .endpoint(live_addr)
         .endpoint(dead_addr)
         .ejection(ejection.clone())
-        .retry(RetryPolicy {
-            max_retries: 3,
-            ..RetryPolicy::default()
-        })
+        .retry(RetryPolicy::default().with_max_retries(3))
         .build()
         .unwrap();
     // Refused connects were provably not sent: retried on a freshly picked endpoint, so every call succeeds.

@@ -116,10 +116,7 @@ async fn callers_sharing_a_connection_each_time_out_at_their_deadline_then_a_new
     let (server, addr) = quick_stop_server();
     let client = Client::framed()
         .endpoint(addr)
-        .timeouts(Timeouts {
-            request: Duration::from_millis(50),
-            ..Timeouts::default()
-        })
+        .timeouts(Timeouts::default().with_request(Duration::from_millis(50)))
         .build()
         .unwrap();
     client.echo(&b"warm"[..]).await.unwrap();

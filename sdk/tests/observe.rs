@@ -41,10 +41,7 @@ fn each_call_is_one_event_with_its_timings_and_the_stats_render_as_prometheus_te
             client.echo(&b"two"[..]).await.unwrap();
             let short = Client::framed()
                 .endpoint(addr)
-                .timeouts(Timeouts {
-                    request: std::time::Duration::from_millis(20),
-                    ..Timeouts::default()
-                })
+                .timeouts(Timeouts::default().with_request(std::time::Duration::from_millis(20)))
                 .build()
                 .unwrap();
             short

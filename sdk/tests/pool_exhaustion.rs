@@ -14,12 +14,10 @@ use tokio::time::Instant;
 async fn overflow_fails_fast_and_the_rest_succeed() {
     const CALLERS: usize = 200;
     let service_time = Duration::from_millis(100);
-    let config = PoolConfig {
-        max_size: 4,
-        min_idle: 4,
-        max_waiters: 50,
-        ..PoolConfig::default()
-    };
+    let config = PoolConfig::default()
+        .with_max_size(4)
+        .with_min_idle(4)
+        .with_max_waiters(50);
     let (server, addr) = sockpool_testkit::server::framed();
     // Request/response (depth 1), asked for: each caller holds a connection.
     let client = Client::framed()
@@ -115,15 +113,8 @@ async fn an_overloaded_pool_serves_every_caller_in_turn() {
     let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 2,
-            max_waiters: 100,
-            ..PoolConfig::default()
-        })
-        .timeouts(Timeouts {
-            pool_wait: Duration::from_millis(500),
-            ..Timeouts::default()
-        })
+        .pool(PoolConfig::default().with_max_size(2).with_max_waiters(100))
+        .timeouts(Timeouts::default().with_pool_wait(Duration::from_millis(500)))
         .pipeline_depth(1)
         .build()
         .unwrap();

@@ -10,11 +10,11 @@ async fn min_idle_is_kept_warm_in_the_background() {
     let (server, addr) = sockpool_testkit::server::framed();
     let client = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            min_idle: 3,
-            reap_interval: Duration::from_millis(20),
-            ..PoolConfig::default()
-        })
+        .pool(
+            PoolConfig::default()
+                .with_min_idle(3)
+                .with_reap_interval(Duration::from_millis(20)),
+        )
         .build()
         .unwrap();
     assert!(
@@ -35,11 +35,11 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
     let (server, addr) = sockpool_testkit::server::framed();
     let idle = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            idle_timeout: Some(Duration::from_millis(100)),
-            reap_interval: Duration::from_millis(20),
-            ..PoolConfig::default()
-        })
+        .pool(
+            PoolConfig::default()
+                .with_idle_timeout(Some(Duration::from_millis(100)))
+                .with_reap_interval(Duration::from_millis(20)),
+        )
         .build()
         .unwrap();
     idle.echo(&b"x"[..]).await.unwrap();
@@ -53,12 +53,12 @@ async fn idle_and_expired_connections_are_closed_by_the_reaper() {
 
     let aging = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_lifetime: Some(Duration::from_millis(100)),
-            lifetime_jitter: 0.5,
-            reap_interval: Duration::from_millis(20),
-            ..PoolConfig::default()
-        })
+        .pool(
+            PoolConfig::default()
+                .with_max_lifetime(Some(Duration::from_millis(100)))
+                .with_lifetime_jitter(0.5)
+                .with_reap_interval(Duration::from_millis(20)),
+        )
         .build()
         .unwrap();
     aging.echo(&b"x"[..]).await.unwrap();

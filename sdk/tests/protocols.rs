@@ -11,10 +11,7 @@ async fn echo_stream_pipelined_maps_replies_one_to_one() {
     let server = sockpool_testkit::server::start(&["echo=127.0.0.1:0"]);
     let client = Client::builder(Echo)
         .endpoint(server.tcp_addr(Proto::Echo).unwrap())
-        .pool(PoolConfig {
-            max_size: 2,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(2))
         .pipeline_depth(8)
         .build()
         .unwrap();
@@ -65,10 +62,7 @@ async fn http_keep_alive_pipelined_and_connection_close() {
     let addr = server.tcp_addr(Proto::Http).unwrap();
     let client = Client::builder(Http::default())
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 1,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(1))
         .pipeline_depth(8)
         .build()
         .unwrap();

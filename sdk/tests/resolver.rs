@@ -50,19 +50,20 @@ fn builder(answer: &Arc<Answer>) -> sockpool::ClientBuilder<sockpool::protocol::
     let long = Duration::from_secs(3600);
     Client::framed()
         .endpoint("replicas.test:7000")
-        .pool(PoolConfig {
-            max_size: 16,
-            reap_interval: long,
-            re_resolve_interval: Some(INTERVAL),
-            ..PoolConfig::default()
-        })
-        .timeouts(Timeouts {
-            connect: long,
-            tls_handshake: long,
-            pool_wait: long,
-            request: long,
-            total: None,
-        })
+        .pool(
+            PoolConfig::default()
+                .with_max_size(16)
+                .with_reap_interval(long)
+                .with_re_resolve_interval(Some(INTERVAL)),
+        )
+        .timeouts(
+            Timeouts::default()
+                .with_connect(long)
+                .with_tls_handshake(long)
+                .with_pool_wait(long)
+                .with_request(long)
+                .with_total(None),
+        )
         .resolver(move |_host: &str, _port: u16| {
             let got = match &*answer.addrs.lock().unwrap() {
                 Ok(addrs) => Ok(addrs.clone()),

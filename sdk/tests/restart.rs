@@ -13,11 +13,7 @@ async fn a_restart_costs_no_request_and_stale_connections_close_as_peer_closed()
     let server = sockpool_testkit::server::start(&[&format!("framed={addr}")]);
     let client = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 16,
-            min_idle: 16,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(16).with_min_idle(16))
         // No retries: a stale connection handed out would show as a failed request.
         .retry(RetryPolicy::none())
         .build()

@@ -79,10 +79,7 @@ async fn pipelined_request_timeout_of_50ms_fires_at_50ms() {
 
 async fn request_timeout_fires_on_time(depth: usize) {
     let (server, addr) = server();
-    let timeouts = Timeouts {
-        request: Duration::from_millis(50),
-        ..Timeouts::default()
-    };
+    let timeouts = Timeouts::default().with_request(Duration::from_millis(50));
     // Written, and no byte of the reply came back: the time went waiting to read.
     let (client, err, took) = sleep_past_the_deadline(addr, depth, timeouts).await;
     assert!(err.was_sent());
@@ -121,10 +118,7 @@ async fn connect_timeout_against_a_full_backlog_names_connect() {
     let timeout = Duration::from_millis(100);
     let client = Client::framed()
         .endpoint(addr)
-        .timeouts(Timeouts {
-            connect: timeout,
-            ..Timeouts::default()
-        })
+        .timeouts(Timeouts::default().with_connect(timeout))
         .retry(RetryPolicy::none())
         .build()
         .unwrap();
@@ -147,14 +141,8 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
     let wait = Duration::from_millis(100);
     let client = Client::framed()
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 1,
-            ..PoolConfig::default()
-        })
-        .timeouts(Timeouts {
-            pool_wait: wait,
-            ..Timeouts::default()
-        })
+        .pool(PoolConfig::default().with_max_size(1))
+        .timeouts(Timeouts::default().with_pool_wait(wait))
         // Request/response: the one connection is busy while its one request is in flight.
         .pipeline_depth(1)
         .build()
@@ -187,10 +175,7 @@ async fn pool_wait_timeout_when_every_connection_is_busy() {
 #[tokio::test]
 async fn the_end_to_end_deadline_caps_the_phase_that_runs_out() {
     let (server, addr) = server();
-    let timeouts = Timeouts {
-        total: Some(Duration::from_millis(80)),
-        ..Timeouts::default()
-    };
+    let timeouts = Timeouts::default().with_total(Some(Duration::from_millis(80)));
     let (_client, err, took) = sleep_past_the_deadline(addr, 1, timeouts).await;
     assert!(
         std::error::Error::source(&err)

@@ -66,11 +66,11 @@ async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
 
     let verified = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            ca_file: Some(ca),
-            server_name: Some("localhost".into()),
-            ..TlsConfig::default()
-        })
+        .tls(
+            TlsConfig::default()
+                .with_ca_file(Some(ca))
+                .with_server_name(Some("localhost".into())),
+        )
         .pipeline_depth(4)
         .build()
         .unwrap();
@@ -93,10 +93,7 @@ async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
 
     let insecure = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            insecure: true,
-            ..TlsConfig::default()
-        })
+        .tls(TlsConfig::default().with_insecure(true))
         .build()
         .unwrap();
     assert_eq!(&insecure.echo(&b"x"[..]).await.unwrap()[..], b"x");
@@ -104,10 +101,7 @@ async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
     // Without trusting the CA the handshake fails, and says so.
     let untrusted = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            server_name: Some("localhost".into()),
-            ..TlsConfig::default()
-        })
+        .tls(TlsConfig::default().with_server_name(Some("localhost".into())))
         .build()
         .unwrap();
     let err = untrusted.echo(&b"x"[..]).await.unwrap_err();
@@ -173,15 +167,9 @@ async fn udp_client_against_the_udp_echo() {
     let big = vec![7u8; 1400];
     assert_eq!(client.request(&big).await.unwrap(), Bytes::from(big));
 
-    let small = UdpClient::connect(
-        addr,
-        UdpConfig {
-            max_datagram: 64,
-            ..UdpConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let small = UdpClient::connect(addr, UdpConfig::default().with_max_datagram(64))
+        .await
+        .unwrap();
     let err = small.request(&[0u8; 65]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     drop(server);
@@ -195,11 +183,7 @@ async fn udp_client_times_out_when_nothing_answers() {
     let timeout = Duration::from_millis(100);
     let client = UdpClient::connect(
         silent.local_addr().unwrap(),
-        UdpConfig {
-            timeout,
-            retries: 1,
-            ..UdpConfig::default()
-        },
+        UdpConfig::default().with_timeout(timeout).with_retries(1),
     )
     .await
     .unwrap();
@@ -235,19 +219,17 @@ async fn mutual_tls_with_a_client_certificate_and_without_one() {
         c.tls_client_ca = Some(client_ca.clone());
     });
     let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
-    let tls = TlsConfig {
-        ca_file: Some(ca.clone()),
-        server_name: Some("localhost".into()),
-        ..TlsConfig::default()
-    };
+    let tls = TlsConfig::default()
+        .with_ca_file(Some(ca.clone()))
+        .with_server_name(Some("localhost".into()));
 
     let with_cert = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            client_cert: Some(client_cert.clone()),
-            client_key: Some(client_key.clone()),
-            ..tls.clone()
-        })
+        .tls(
+            tls.clone()
+                .with_client_cert(Some(client_cert.clone()))
+                .with_client_key(Some(client_key.clone())),
+        )
         .build()
         .unwrap();
     assert_eq!(&with_cert.echo(&b"mtls"[..]).await.unwrap()[..], b"mtls");
@@ -265,10 +247,7 @@ async fn mutual_tls_with_a_client_certificate_and_without_one() {
     // Half a client identity is a configuration error, said before any connection.
     let half = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            client_cert: Some(client_cert),
-            ..tls
-        })
+        .tls(tls.with_client_cert(Some(client_cert)))
         .build()
         .unwrap_err();
     assert_eq!(half.kind(), ErrorKind::Config, "{half}");
@@ -277,10 +256,7 @@ async fn mutual_tls_with_a_client_certificate_and_without_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
-    let config = TlsConfig {
-        public_roots: true,
-        ..TlsConfig::default()
-    };
+    let config = TlsConfig::default().with_public_roots(true);
     config
         .check()
         .expect("the public roots make a configuration");
@@ -294,10 +270,7 @@ async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
     let endpoint = format!("tls://127.0.0.1:{}", tls_addr(server.local_addrs()).port());
     let client = Client::framed()
         .endpoint(&endpoint)
-        .tls(TlsConfig {
-            server_name: Some("localhost".into()),
-            ..config
-        })
+        .tls(config.with_server_name(Some("localhost".into())))
         .build()
         .unwrap();
     let err = client.echo(&b"x"[..]).await.unwrap_err();

@@ -133,10 +133,7 @@ async fn run_sdk(
 ) -> anyhow::Result<Measured> {
     let client = Client::builder(Framed::default())
         .endpoint(addr.to_string())
-        .pool(PoolConfig {
-            max_size: conns,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(conns))
         .pipeline_depth(depth)
         .build()?;
     let client = Arc::new(client);

@@ -225,10 +225,7 @@ async fn measure(which: Contender, args: &Args) -> anyhow::Result<(Measured, u64
                 b = b.pipeline_depth(d);
             }
             if let Some(c) = args.conns {
-                b = b.pool(PoolConfig {
-                    max_size: c,
-                    ..PoolConfig::default()
-                });
+                b = b.pool(PoolConfig::default().with_max_size(c));
             }
             let client = b.build()?;
             let m = drive(Sockpool(client.clone()), args.tasks, w).await?;

@@ -183,38 +183,35 @@ impl CellConfig {
         use sockpool::{
             BufferConfig, ClientConfig, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
         };
-        ClientConfig {
-            pipeline_depth: self.pipeline,
-            pool: PoolConfig {
-                max_size: self.connections,
-                min_idle: self.min_idle,
-                connection_per_request: self.pool == PoolMode::PerRequest,
-                ..PoolConfig::default()
-            },
-            timeouts: Timeouts {
-                connect: self.connect_timeout,
-                tls_handshake: self.connect_timeout,
-                pool_wait: self.timeout,
-                request: self.timeout,
-                total: None,
-            },
-            socket: SocketOptions {
-                nodelay: self.nodelay,
-                send_buffer: self.send_buffer,
-                recv_buffer: self.recv_buffer,
-                ..SocketOptions::default()
-            },
-            buffers: BufferConfig {
-                read_capacity: self.read_buffer,
-                write_capacity: self.write_buffer,
-                max_write_batch: self.write_batch,
-            },
-            retry: RetryPolicy {
-                max_retries: self.retries,
-                ..RetryPolicy::default()
-            },
-            ..ClientConfig::default()
-        }
+        ClientConfig::default()
+            .with_pipeline_depth(self.pipeline)
+            .with_pool(
+                PoolConfig::default()
+                    .with_max_size(self.connections)
+                    .with_min_idle(self.min_idle)
+                    .with_connection_per_request(self.pool == PoolMode::PerRequest),
+            )
+            .with_timeouts(
+                Timeouts::default()
+                    .with_connect(self.connect_timeout)
+                    .with_tls_handshake(self.connect_timeout)
+                    .with_pool_wait(self.timeout)
+                    .with_request(self.timeout)
+                    .with_total(None),
+            )
+            .with_socket(
+                SocketOptions::default()
+                    .with_nodelay(self.nodelay)
+                    .with_send_buffer(self.send_buffer)
+                    .with_recv_buffer(self.recv_buffer),
+            )
+            .with_buffers(
+                BufferConfig::default()
+                    .with_read_capacity(self.read_buffer)
+                    .with_write_capacity(self.write_buffer)
+                    .with_max_write_batch(self.write_batch),
+            )
+            .with_retry(RetryPolicy::default().with_max_retries(self.retries))
     }
 }
 

@@ -370,10 +370,8 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
 /// mapping from cells to the SDK's settings, which the real runner also builds each cell's client from), with
 /// `endpoint`, the tuned target.
 pub fn sdk_config(cell: &CellConfig, endpoint: Option<&str>) -> ClientConfig {
-    ClientConfig {
-        endpoints: endpoint.map(str::to_string).into_iter().collect(),
-        ..cell.sdk_config()
-    }
+    cell.sdk_config()
+        .with_endpoints(endpoint.map(str::to_string).into_iter().collect())
 }
 
 /// The configuration keys [`CellConfig::sdk_config`] sets from the cell.
@@ -490,10 +488,9 @@ pub fn recommendation_file(report: &TuneReport, target: Option<&str>) -> ClientC
         })),
         "cell_duration_s": cell.cell.config.duration.as_secs_f64(),
     });
-    ClientConfig {
-        evidence: Some(strip_nulls(evidence)),
-        ..sdk_config(&cell.cell.config, target)
-    }
+    let mut config = sdk_config(&cell.cell.config, target);
+    config.evidence = Some(strip_nulls(evidence));
+    config
 }
 
 /// The `evidence` section's schema name and version.

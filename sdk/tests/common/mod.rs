@@ -9,8 +9,7 @@ use sockpool::{Client, ClientBuilder, PoolConfig};
 /// A framed client of `addr` whose pool holds at most `max_size` connections, every other setting at its
 /// default: add to it, then `build()`.
 pub fn framed_client(addr: SocketAddr, max_size: usize) -> ClientBuilder<Framed> {
-    Client::framed().endpoint(addr).pool(PoolConfig {
-        max_size,
-        ..PoolConfig::default()
-    })
+    Client::framed()
+        .endpoint(addr)
+        .pool(PoolConfig::default().with_max_size(max_size))
 }

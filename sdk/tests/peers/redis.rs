@@ -85,12 +85,12 @@ async fn pipelined(client: &Client<Resp>, prefix: &str) {
 fn client(addr: impl ToString) -> Client<Resp> {
     Client::builder(Resp::default())
         .endpoint(addr)
-        .pool(PoolConfig {
-            max_size: 2,
-            // 2,000 callers at once: admit them all (the default bound would fail the overflow fast).
-            max_waiters: 4096,
-            ..PoolConfig::default()
-        })
+        .pool(
+            PoolConfig::default()
+                .with_max_size(2)
+                // 2,000 callers at once: admit them all (the default bound would fail the overflow fast).
+                .with_max_waiters(4096),
+        )
         .pipeline_depth(16)
         .build()
         .unwrap()

@@ -82,11 +82,7 @@ pub async fn acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_rest
     let url = format!("redis://app:s3cret@127.0.0.1:{port}/3?client_name=sdk-test");
     let client = Client::redis(&url)
         .unwrap()
-        .pool(PoolConfig {
-            max_size: 8,
-            min_idle: 8,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(8).with_min_idle(8))
         .build()
         .unwrap();
     let admin = Client::redis(&format!("redis://:admin@127.0.0.1:{port}"))
@@ -150,10 +146,7 @@ pub async fn acl_user_url_puts_every_key_in_db_3_across_8_connections_and_a_rest
 fn client_of(redis: &Redis, db: u32, max_size: usize, depth: usize) -> Client<Resp> {
     Client::redis(&format!("redis://127.0.0.1:{}/{db}", redis.addr.port()))
         .unwrap()
-        .pool(PoolConfig {
-            max_size,
-            ..PoolConfig::default()
-        })
+        .pool(PoolConfig::default().with_max_size(max_size))
         .pipeline_depth(depth)
         .build()
         .unwrap()
