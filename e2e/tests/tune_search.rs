@@ -8,7 +8,9 @@
 //! happens during their steps; the test prints both best rates and their ratio. It does not assert the
 //! ratio: on a shared machine the server's real capacity moves by more than 20 % from one search to the next
 //! (speed is measured, not asserted in timed tests). The deterministic form of "within 20 % of a clean
-//! search" is `loadgen/tests/tune_search.rs` (fake runner). Real time on purpose: the stall is real.
+//! search" is `loadgen/tests/tune_search.rs` (fake runner); `loadgen/tests/tune_slow_step.rs` asserts it on
+//! the embedded server, whose capacity there is set by a service time rather than by this machine's CPU. Real
+//! time on purpose: the stall is real.
 
 use std::cell::Cell;
 use std::time::Duration;

@@ -210,15 +210,7 @@ impl OpenLoop {
     /// Counts up to [`EXPIRED_BATCH`] requests still unsent as [`ErrorKind::Unsent`](crate::recorder::ErrorKind)
     /// (the duration has ended); true when it stopped at the batch's end (more may be left).
     fn count_unsent(&self, now: Instant) -> bool {
-        let (mut n, mut measured) = (0, 0);
-        while let Some(head) = self.head.get() {
-            if n == EXPIRED_BATCH {
-                break;
-            }
-            n += 1;
-            measured += u64::from(self.worker.measures(head));
-            self.advance();
-        }
+        let (n, measured) = self.skip(|_| true);
         self.worker.unsent(measured, now);
         n == EXPIRED_BATCH
     }
@@ -227,17 +219,24 @@ impl OpenLoop {
     /// true when it stopped at the batch's end (more may be past).
     fn expire(&self, now: Instant) -> bool {
         let timeout = self.worker.timeout();
+        let (n, measured) = self.skip(|head| head + timeout <= now);
+        self.worker.expired(measured, now);
+        n == EXPIRED_BATCH
+    }
+
+    /// Moves the schedule past up to [`EXPIRED_BATCH`] requests while `past(intended time)` holds; how many it
+    /// passed, and how many of those are measured (not warm-up).
+    fn skip(&self, past: impl Fn(Instant) -> bool) -> (u64, u64) {
         let (mut n, mut measured) = (0, 0);
         while let Some(head) = self.head.get() {
-            if head + timeout > now || n == EXPIRED_BATCH {
+            if n == EXPIRED_BATCH || !past(head) {
                 break;
             }
             n += 1;
             measured += u64::from(self.worker.measures(head));
             self.advance();
         }
-        self.worker.expired(measured, now);
-        n == EXPIRED_BATCH
+        (n, measured)
     }
 }
 
