@@ -17,7 +17,7 @@
 //!   timeout then, in bulk ([`EXPIRED_BATCH`] at a time, yielding in between), so each interval holds what
 //!   expired in it.
 //! - **No load after the duration.** When `--duration` ends, the requests still waiting for a slot are not sent
-//!   at all: they are counted as [`ErrorKind::Unsent`](crate::recorder::ErrorKind::Unsent), in bulk, and only the
+//!   at all (a slot already free at the end still takes what was due: only the handing out was late): they are counted as [`ErrorKind::Unsent`](crate::recorder::ErrorKind::Unsent), in bulk, and only the
 //!   requests already on the wire are waited for (until their deadlines). The server gets the load for the
 //!   duration asked, as from wrk2, and the run ends within `--duration` + `--timeout` (far sooner when the
 //!   server answers what it was sent). A sender whose slot frees counts the
@@ -110,8 +110,10 @@ impl OpenLoop {
         let Some(mut intended) = self.head.get() else {
             return Take::Done;
         };
-        if self.ended(now) {
-            // The dispatcher counts what is left as unsent, then says Done.
+        if self.end.is_some_and(|end| now >= end && free_since >= end) {
+            // Only a slot that was already free when the duration ended takes what was due by then (the load
+            // generator's own delay in handing it out is not a reason to drop it); the dispatcher counts the rest
+            // as unsent, then says Done.
             return Take::Wait;
         }
         if intended + self.worker.timeout() <= now {
@@ -164,12 +166,20 @@ impl OpenLoop {
             }
         };
         let mut end = pin!(end);
+        let mut woke_at_end = false;
         while let Some(head) = me.head.get() {
             if me.interrupt.is_cancelled() {
                 break;
             }
             let now = Instant::now();
             if me.ended(now) {
+                if !woke_at_end {
+                    // Senders idle since before the end take what their free slots can, once.
+                    woke_at_end = true;
+                    me.wake.notify_waiters();
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 if me.count_unsent(now) {
                     tokio::task::yield_now().await;
                 }
