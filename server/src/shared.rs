@@ -202,6 +202,8 @@ impl ConnPool {
             let mut back = &buf[..n];
             while !back.is_empty() {
                 match (&self.pool).write(back) {
+                    // A pipe that takes nothing would loop here for ever: the places are lost, not spun on.
+                    Ok(0) => break,
                     Ok(w) => back = &back[w..],
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => break,
