@@ -300,9 +300,10 @@ impl Protocol for Http {
         !reply.keep_alive()
     }
 
-    /// `Connection: close`, an HTTP/1.0 reply without keep-alive, or a body delimited by the close.
-    fn closes_after(&self, codec: &http::ClientCodec, reply: &http::Response) -> bool {
-        codec.is_closing() || !reply.keep_alive()
+    /// `Connection: close`, an HTTP/1.0 reply without keep-alive, or a body delimited by the close: the codec
+    /// marks itself closing when it decodes such a reply (from the fields it read once, while parsing).
+    fn closes_after(&self, codec: &http::ClientCodec, _reply: &http::Response) -> bool {
+        codec.is_closing()
     }
 
     fn is_idempotent(&self, request: &http::Request) -> bool {

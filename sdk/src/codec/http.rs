@@ -374,7 +374,10 @@ impl Request {
 fn keep_alive(version: Version, headers: &Headers) -> bool {
     match version {
         Version::Http11 => !headers.has_token("connection", "close"),
-        Version::Http10 => headers.has_token("connection", "keep-alive"),
+        Version::Http10 => {
+            headers.has_token("connection", "keep-alive")
+                && !headers.has_token("connection", "close")
+        }
     }
 }
 
@@ -580,55 +583,103 @@ fn add_content_length(found: Option<u64>, v: &[u8]) -> Result<Option<u64>, Codec
     Ok(Some(n))
 }
 
-/// The `Content-Length` of a head, if any.
-fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
-    headers
-        .get_all("content-length")
-        .try_fold(None, add_content_length)
-}
-
-/// What the fields that frame a request say, gathered in one pass over the parsed head.
+/// What the fields that frame a message say, gathered in one pass over the parsed head (instead of one search
+/// of the fields per question: that cost more than the parse).
 #[derive(Debug, Default)]
-#[cfg(feature = "server-codecs")]
 struct Framing {
     content_length: Option<u64>,
+    /// The first invalid or conflicting `Content-Length`: an error only where the length frames the body.
+    bad_length: Option<CodecError>,
     transfer_encoding: bool,
+    /// The last coding of the last `Transfer-Encoding` field is `chunked`.
+    chunked: bool,
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
 }
 
-#[cfg(feature = "server-codecs")]
+/// `name == lower`, ASCII case ignored, for a `name` that is a token (httparse checks a field name is one) and a
+/// `lower` of lowercase letters and `-`: setting bit 0x20 lowercases a letter, keeps `-`, and turns no other
+/// token byte into a letter or `-`. Eight bytes at a time: the framing fields' names are 6 to 17 bytes long,
+/// and comparing them a byte at a time was most of the cost of reading a head's framing.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    if name.len() != lower.len() {
+        return false;
+    }
+    let word = |b: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 <= name.len() {
+        if word(name, i) | CASE != word(lower, i) {
+            return false;
+        }
+        i += 8;
+    }
+    name[i..]
+        .iter()
+        .zip(&lower[i..])
+        .all(|(&a, &b)| a | 0x20 == b)
+}
+
 fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
-#[cfg(feature = "server-codecs")]
 impl Framing {
-    fn of(headers: &[httparse::Header<'_>]) -> Result<Framing, CodecError> {
+    fn of(headers: &[httparse::Header<'_>]) -> Framing {
         let mut f = Framing::default();
         for h in headers {
             let name = h.name.as_bytes();
-            // The length check first keeps the common fields (Host, User-Agent, Accept) to one comparison.
+            // The length check first keeps the common fields (Host, User-Agent, Date) to one comparison.
             match name.len() {
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
-                    f.content_length = add_content_length(f.content_length, h.value)?;
+                14 if token_is(name, b"content-length") => {
+                    if f.bad_length.is_none() {
+                        match add_content_length(f.content_length, h.value) {
+                            Ok(n) => f.content_length = n,
+                            Err(e) => f.bad_length = Some(e),
+                        }
+                    }
                 }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => f.transfer_encoding = true,
-                10 if name.eq_ignore_ascii_case(b"connection") => {
+                17 if token_is(name, b"transfer-encoding") => {
+                    f.transfer_encoding = true;
+                    let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
+                    f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                }
+                10 if token_is(name, b"connection") => {
                     for t in tokens(h.value) {
                         f.close |= t.eq_ignore_ascii_case(b"close");
                         f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
                     }
                 }
-                6 if name.eq_ignore_ascii_case(b"expect") => {
+                6 if token_is(name, b"expect") => {
                     f.expect_continue |=
                         tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
                 }
                 _ => {}
             }
         }
-        Ok(f)
+        f
+    }
+
+    /// The `Content-Length`, or the error of an invalid one.
+    fn length(&mut self) -> Result<Option<u64>, CodecError> {
+        match self.bad_length.take() {
+            Some(e) => Err(e),
+            None => Ok(self.content_length),
+        }
+    }
+
+    /// HTTP/1.1 keeps a connection unless `close` is listed; HTTP/1.0 only when `keep-alive` is (and `close`
+    /// is not).
+    fn keep_alive(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.close,
+            Version::Http10 => self.keep_alive && !self.close,
+        }
     }
 }
 
@@ -735,7 +786,8 @@ impl ServerCodec {
                 Some(0) => Version::Http10,
                 _ => Version::Http11,
             };
-            let framing = Framing::of(req.headers)?;
+            let mut framing = Framing::of(req.headers);
+            framing.length()?;
             Ok((
                 method,
                 path,
@@ -761,10 +813,7 @@ impl ServerCodec {
                 entries,
             },
             body_len: body_len as usize,
-            keep_alive: match version {
-                Version::Http11 => !framing.close,
-                Version::Http10 => framing.keep_alive,
-            },
+            keep_alive: framing.keep_alive(version),
             expect_continue: version == Version::Http11 && framing.expect_continue,
         })
     }
@@ -1136,10 +1185,11 @@ impl ClientCodec {
                 res.code.unwrap_or(0),
                 reason,
                 version,
+                Framing::of(res.headers),
                 collect_entries(head, res.headers)?,
             ))
         })?;
-        let (status, reason, version, entries) = parsed;
+        let (status, reason, version, mut framing, entries) = parsed;
         if (100..200).contains(&status) && status != 101 {
             return Ok(None);
         }
@@ -1148,18 +1198,17 @@ impl ClientCodec {
             entries,
         };
         let head_request = self.sent.front().copied().unwrap_or(false);
-        let mut keep_alive = keep_alive(version, &headers);
+        let mut keep_alive = framing.keep_alive(version);
         let body = if head_request || has_no_body(status) {
             BodyKind::Empty
-        } else if let Some(te) = headers.get_all("transfer-encoding").last() {
-            let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
-            if last.eq_ignore_ascii_case(b"chunked") {
+        } else if framing.transfer_encoding {
+            if framing.chunked {
                 BodyKind::Chunked(Chunked::Size, BytesMut::new())
             } else {
                 keep_alive = false;
                 BodyKind::UntilClose
             }
-        } else if let Some(len) = content_length(&headers)? {
+        } else if let Some(len) = framing.length()? {
             if len > self.limits.max_body_bytes as u64 {
                 return Err(body_too_large(len, self.limits.max_body_bytes));
             }
@@ -1368,6 +1417,36 @@ impl Encoder<&Request> for ClientCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_framing_field_name_matches_in_any_case_and_no_other_token_does() {
+        for lower in [
+            &b"content-length"[..],
+            b"transfer-encoding",
+            b"connection",
+            b"expect",
+        ] {
+            // Every token byte at every position, and the name's own bytes in both cases.
+            for i in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[i] = b;
+                    if !is_token(&name) {
+                        continue;
+                    }
+                    assert_eq!(
+                        token_is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} against {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                }
+            }
+            assert!(token_is(&lower.to_ascii_uppercase(), lower));
+            assert!(!token_is(&lower[1..], lower));
+        }
+    }
 
     fn small() -> Limits {
         Limits {
