@@ -636,12 +636,10 @@ impl Framing {
             let name = h.name.as_bytes();
             // The length check first keeps the common fields (Host, User-Agent, Date) to one comparison.
             match name.len() {
-                14 if token_is(name, b"content-length") => {
-                    if f.bad_length.is_none() {
-                        match add_content_length(f.content_length, h.value) {
-                            Ok(n) => f.content_length = n,
-                            Err(e) => f.bad_length = Some(e),
-                        }
+                14 if f.bad_length.is_none() && token_is(name, b"content-length") => {
+                    match add_content_length(f.content_length, h.value) {
+                        Ok(n) => f.content_length = n,
+                        Err(e) => f.bad_length = Some(e),
                     }
                 }
                 17 if token_is(name, b"transfer-encoding") => {
