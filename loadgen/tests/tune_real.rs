@@ -156,7 +156,9 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
             assert!(errors > 0, "{label}: nothing timed out: {c}");
             assert_eq!(errors, requests, "{label}: a reply beat a 5ms timeout: {c}");
             // Every failure is a timeout, and the SDK names where its time went: written with no byte of the
-            // reply yet, or (per request, 8 slots on 2 connections) waiting for a connection.
+            // reply yet, or (per request, 8 slots on 2 connections) waiting for a connection, or opening it (a
+            // connect counts against the request's own 5 ms, and on a loaded machine one can take that long:
+            // CI saw it).
             assert_eq!(
                 by_kind["timeout"].as_u64(),
                 Some(errors),
@@ -167,7 +169,8 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
                 "{label}: {by_kind}"
             );
             let read_or_wait = by_kind["timeout_read"].as_u64().unwrap()
-                + by_kind["timeout_pool_wait"].as_u64().unwrap();
+                + by_kind["timeout_pool_wait"].as_u64().unwrap()
+                + by_kind["timeout_connect"].as_u64().unwrap();
             assert_eq!(read_or_wait, errors, "{label}: {by_kind}");
         } else {
             assert!(requests > 0, "{label}: {c}");
