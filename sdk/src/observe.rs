@@ -64,6 +64,11 @@ pub(crate) fn call_event<T>(
     );
 }
 
+/// `{endpoint="…"}` for one endpoint's samples.
+fn endpoint_label(e: &crate::stats::EndpointStats) -> String {
+    format!("{{endpoint=\"{}\"}}", label(&e.endpoint))
+}
+
 /// A label value with `\`, `"` and newlines escaped, as the text format wants.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -225,12 +230,18 @@ impl ClientStats {
         for (name, help, field) in gauges {
             t.family(name, "gauge", help);
             for e in &self.endpoints {
-                t.sample(
-                    name,
-                    &format!("{{endpoint=\"{}\"}}", label(&e.endpoint)),
-                    field(e),
-                );
+                t.sample(name, &endpoint_label(e), field(e));
             }
+        }
+        // Requests / writes is the pipelined connections' average batch (see `EndpointStats::writes`).
+        let writes = "endpoint_writes_total";
+        t.family(
+            writes,
+            "counter",
+            "Write calls of the endpoint's pipelined connections.",
+        );
+        for e in &self.endpoints {
+            t.sample(writes, &endpoint_label(e), e.writes);
         }
         t.out
     }
@@ -249,6 +260,7 @@ mod tests {
             endpoints: vec![EndpointStats {
                 endpoint: "a\"b".into(),
                 size: 3,
+                writes: 9,
                 ..EndpointStats::default()
             }],
             ..ClientStats::default()
@@ -265,6 +277,14 @@ mod tests {
         );
         assert!(
             text.contains("svc_connections_closed_total{reason=\"local\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE svc_endpoint_writes_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("svc_endpoint_writes_total{endpoint=\"a\\\"b\"} 9\n"),
             "{text}"
         );
         // Each sample's family is declared once, before it.
