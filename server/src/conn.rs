@@ -289,6 +289,7 @@ impl Conn {
             && !matches!(self.phase, Phase::Lingering { .. })
             && self.shared.over_budget()
         {
+            self.shared.stats.inc(Counter::ErrorsBusy);
             self.output.extend_from_slice(self.session.busy());
             self.encrypt();
             self.input = BytesMut::new();

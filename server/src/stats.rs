@@ -38,9 +38,11 @@ pub enum Counter {
     WorkerRestarts,
     /// Connections closed because handling their input panicked (a bug; the panic is printed on stderr).
     ErrorsPanic,
+    /// Large requests refused with the protocol's busy answer over `--memory-budget` (their connections close).
+    ErrorsBusy,
 }
 
-const COUNTERS: usize = 14;
+const COUNTERS: usize = 15;
 
 /// Shards of the counters: threads add to their own shard (picked round-robin when a thread first counts),
 /// so two cores never fight over one cache line on every request.
@@ -90,6 +92,9 @@ pub struct ErrorCounts {
     /// Connections closed because handling their input panicked (a server bug, printed on stderr).
     #[serde(default)]
     pub panic: u64,
+    /// Large requests refused with the busy answer while the server's buffers were over `--memory-budget`.
+    #[serde(default)]
+    pub busy: u64,
 }
 
 /// The counters at one moment. Serialises as the documented `STATS` JSON.
@@ -160,6 +165,7 @@ impl Stats {
                 write_timeout: self.get(ErrorsWriteTimeout),
                 io: self.get(ErrorsIo),
                 panic: self.get(ErrorsPanic),
+                busy: self.get(ErrorsBusy),
             },
             worker_restarts: self.get(WorkerRestarts),
         }
@@ -182,6 +188,7 @@ impl Stats {
             (ErrorsWriteTimeout, s.errors.write_timeout),
             (ErrorsIo, s.errors.io),
             (ErrorsPanic, s.errors.panic),
+            (ErrorsBusy, s.errors.busy),
             (WorkerRestarts, s.worker_restarts),
         ] {
             self.add(c, v);
@@ -259,6 +266,7 @@ impl StatsSnapshot {
             ("write_timeout", e.write_timeout),
             ("io", e.io),
             ("panic", e.panic),
+            ("busy", e.busy),
         ] {
             let _ = writeln!(out, "sockpool_server_errors_total{{kind=\"{kind}\"}} {v}");
         }
@@ -292,6 +300,8 @@ mod tests {
             "idle_timeout",
             "write_timeout",
             "io",
+            "panic",
+            "busy",
         ] {
             assert_eq!(v["errors"][k], 0, "{k}");
         }

@@ -345,9 +345,11 @@ async fn memory_budget((model, busy_poll): Variant) {
     })
     .await
     .expect("memory budget check within 60s");
-    tokio::task::spawn_blocking(move || handle.shutdown())
+    let stats = tokio::task::spawn_blocking(move || handle.shutdown())
         .await
         .unwrap();
+    // Each refusal is counted, so an operator sees the budget at work (`errors.busy`, `/metrics`).
+    assert_eq!(stats.errors.busy, 3, "{model}: {stats:?}");
 }
 
 macro_rules! suite {
