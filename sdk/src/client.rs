@@ -1568,7 +1568,10 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let mut io = tokio_util::codec::Framed::new(s, ServerCodec::default());
+                    let mut io = tokio_util::codec::Framed::new(
+                        s,
+                        crate::codec::TokioUtilCodec::new(ServerCodec::default()),
+                    );
                     while let Some(Ok(req)) = io.next().await {
                         if req.op == Op::Sleep {
                             tokio::time::sleep(Duration::from_micros(req.arg as u64)).await;

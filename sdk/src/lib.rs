@@ -134,8 +134,21 @@
 #![warn(missing_docs)]
 
 /// Chainable `with_*` setters for a `#[non_exhaustive]` settings struct, which code outside the crate cannot
-/// build with a struct literal: `PoolConfig::default().with_max_size(8)`.
+/// build with a struct literal: `PoolConfig::default().with_max_size(8)`. With `const` before the type the
+/// setters are `const fn` (for `Copy` structs of plain values), so a `const` item can be built with them too.
 macro_rules! with_setters {
+    (const $ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub const fn $setter(mut self, $field: $fty) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
     ($ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
         impl $ty {
             $(
