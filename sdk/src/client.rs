@@ -1539,9 +1539,23 @@ impl Client<Framed> {
         Self::framed_ok(r)
     }
 
-    /// STATS: the server's counters as JSON (with the `serde` feature).
+    /// STATS: the server's counters, its JSON reply read as a `T` (with the `serde` feature): a struct of your
+    /// own with the counters you want (serde ignores the others), or your `serde_json::Value`. A reply that
+    /// is not a `T` is a [`Protocol`](ErrorKind::Protocol) error.
+    ///
+    /// ```no_run
+    /// # async fn f(client: sockpool::Client<sockpool::protocol::Framed>) -> Result<(), sockpool::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Stats {
+    ///     requests: u64,
+    /// }
+    /// let stats: Stats = client.stats_json().await?;
+    /// println!("{} requests", stats.requests);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "serde")]
-    pub async fn stats_json(&self) -> Result<serde_json::Value, Error> {
+    pub async fn stats_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         let r = self.call(framed::Request::stats(self.next_id())).await?;
         let body = Self::framed_ok(r)?;
         serde_json::from_slice(&body).map_err(|e| {

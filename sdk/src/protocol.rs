@@ -310,7 +310,7 @@ impl Protocol for Http {
 
 /// Any codec as a protocol: `Custom::new(|| MyCodec::new())`, where `MyCodec` implements
 /// [`Encode`]`<Req>` and [`Decode`] (a tokio-util codec wrapped in
-/// [`TokioUtilCodec`](crate::codec::TokioUtilCodec), with the `tokio-util` feature, does).
+/// `codec::TokioUtilCodec`, with the `tokio-util` feature, does).
 ///
 /// The codec's errors are protocol errors (the connection is dropped).
 pub struct Custom<C, Req> {

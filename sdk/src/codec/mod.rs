@@ -1,5 +1,5 @@
 //! The wire protocols, each an [`Encode`] / [`Decode`] pair (this crate's codec traits, shaped like
-//! tokio-util's `Encoder`/`Decoder`; with the `tokio-util` feature [`TokioUtilCodec`] converts either way).
+//! tokio-util's `Encoder`/`Decoder`; with the `tokio-util` feature `TokioUtilCodec` converts either way).
 //!
 //! Every decoder checks its size limits *before* it allocates or waits for more input: a length prefix over the
 //! limit is an error at once, so a hostile peer can never make a buffer grow past the limit.

@@ -4,7 +4,7 @@
 //! They have the shape of tokio-util's `Encoder`/`Decoder` (the same methods, called the same way), with the
 //! error fixed to [`CodecError`] and no tokio-util type in their signatures, so that tokio-util's releases
 //! are not this crate's breaking changes. With the `tokio-util` feature,
-//! [`TokioUtilCodec`](super::TokioUtilCodec) turns one kind of codec into the other.
+//! `TokioUtilCodec` turns one kind of codec into the other.
 
 use bytes::BytesMut;
 
