@@ -9,7 +9,7 @@ use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
 };
 use sockpool::codec::{echo, framed, http, line, resp};
-use tokio_util::codec::{Decoder, Encoder};
+use sockpool::codec::{Decode, Encode};
 
 /// Payload sizes measured for every codec.
 const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
@@ -17,8 +17,7 @@ const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 /// Benchmarks `encoder` encoding `item` into a cleared, reused buffer.
 fn bench_encode<E, T>(c: &mut Criterion, group: &str, name: &str, mut encoder: E, item: T)
 where
-    E: Encoder<T>,
-    E::Error: std::fmt::Debug,
+    E: Encode<T>,
     T: Clone,
 {
     let mut buf = BytesMut::new();
@@ -45,8 +44,7 @@ fn bench_encode_fresh<E, T>(
     make: impl Fn() -> E,
     item: T,
 ) where
-    E: Encoder<T>,
-    E::Error: std::fmt::Debug,
+    E: Encode<T>,
     T: Clone,
 {
     let wire_len = wire(make(), item.clone()).len();
@@ -68,8 +66,7 @@ fn bench_encode_fresh<E, T>(
 /// Benchmarks decoding one whole message from `wire` with a decoder from `make` (built outside the timing).
 fn bench_decode<D>(c: &mut Criterion, group: &str, name: &str, make: impl Fn() -> D, wire: Bytes)
 where
-    D: Decoder,
-    D::Error: std::fmt::Debug,
+    D: Decode,
 {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(wire.len() as u64));
@@ -87,10 +84,7 @@ where
 }
 
 /// Encodes `item` once with `encoder`: the wire bytes a decode benchmark reads.
-fn wire<E: Encoder<T>, T>(mut encoder: E, item: T) -> Bytes
-where
-    E::Error: std::fmt::Debug,
-{
+fn wire<E: Encode<T>, T>(mut encoder: E, item: T) -> Bytes {
     let mut buf = BytesMut::new();
     encoder.encode(item, &mut buf).unwrap();
     buf.freeze()

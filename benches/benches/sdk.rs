@@ -102,7 +102,7 @@ async fn connection(addr: SocketAddr) -> Connection<Framed> {
 
 /// A raw connection and the encoded ECHO frame the hand-written loop sends (same bytes as the SDK's).
 async fn raw(addr: SocketAddr) -> (TcpStream, Vec<u8>, Vec<u8>) {
-    use tokio_util::codec::Encoder;
+    use sockpool::codec::Encode;
     let stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut wire = BytesMut::new();

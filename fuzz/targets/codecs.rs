@@ -19,8 +19,7 @@
 use std::fmt::Debug;
 
 use bytes::{Bytes, BytesMut};
-use sockpool::codec::{echo, framed, http, line, resp, CodecError, Limit};
-use tokio_util::codec::{Decoder, Encoder};
+use sockpool::codec::{echo, framed, http, line, resp, CodecError, Decode, Encode, Limit};
 
 /// The most a decoder may reserve ahead of the bytes that arrived: the codecs' 64 KiB cap plus a header.
 pub const RESERVE_AHEAD: usize = 64 * 1024 + 64;
@@ -31,7 +30,7 @@ const ROOMY: usize = 1024 * 1024;
 /// What kind of error ended a feed (messages may quote lengths that depend on the read boundaries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// `CodecError::Io` (here only tokio-util's "bytes remaining on stream" at the end of input).
+    /// `CodecError::Io` (here only `Decode::decode_eof`'s "bytes remaining on stream" at the end of input).
     Io,
     /// `CodecError::TooLarge` for this limit.
     TooLarge(Limit),
@@ -64,7 +63,7 @@ pub struct Outcome<T> {
 ///
 /// Before each piece the buffer is copied into one of exactly the size needed, so any capacity past that is
 /// the decoder's doing; `BytesMut::reserve` may double the allocation it replaces, hence the `2 *` below.
-pub fn feed<D: Decoder<Error = CodecError>>(
+pub fn feed<D: Decode>(
     name: &str,
     mut dec: D,
     input: &[u8],
@@ -135,7 +134,7 @@ fn same_whatever_the_reads<D, N>(
     bound: usize,
     norm: impl Fn(Vec<D::Item>) -> N,
 ) where
-    D: Decoder<Error = CodecError>,
+    D: Decode,
     N: PartialEq + Debug,
 {
     let whole = feed(name, make(), input, 0, bound);
@@ -229,19 +228,17 @@ pub fn line(data: &[u8]) {
 
 // ---------------------------------------------------------------- resp
 
-const RESP_TIGHT: resp::Limits = resp::Limits {
-    max_bulk: 8,
-    max_multibulk: 4,
-    max_inline: 16,
-};
+const RESP_TIGHT: resp::Limits = resp::Limits::new()
+    .with_max_bulk(8)
+    .with_max_multibulk(4)
+    .with_max_inline(16);
 
-const RESP_ROOMY: resp::Limits = resp::Limits {
-    max_bulk: ROOMY,
-    max_multibulk: 1024,
-    max_inline: 1024,
-};
+const RESP_ROOMY: resp::Limits = resp::Limits::new()
+    .with_max_bulk(ROOMY)
+    .with_max_multibulk(1024)
+    .with_max_inline(1024);
 
-/// `resp::ServerCodec`, through both of its doors: `Decoder::decode` all at once and byte by byte, and
+/// `resp::ServerCodec`, through both of its doors: `Decode::decode` all at once and byte by byte, and
 /// `decode_command` (what the server calls) byte by byte; all three must agree.
 pub fn resp_server(data: &[u8]) {
     for limits in [RESP_TIGHT, RESP_ROOMY] {
@@ -282,7 +279,7 @@ fn decode_commands(mut dec: resp::ServerCodec, input: &[u8], bound: usize) -> Ou
         }
         assert!(buf.len() <= bound, "resp server: {} buffered", buf.len());
     }
-    // `Decoder::decode_eof`'s default: bytes left at the end of input are an I/O error.
+    // `Decode::decode_eof`'s default: bytes left at the end of input are an I/O error.
     let failure = (!buf.is_empty()).then_some(Failure::Io);
     Outcome { items, failure }
 }
@@ -304,17 +301,15 @@ pub fn resp_client(data: &[u8]) {
 
 // ---------------------------------------------------------------- http
 
-const HTTP_TIGHT: http::Limits = http::Limits {
-    max_header_bytes: 64,
-    max_headers: 4,
-    max_body_bytes: 16,
-};
+const HTTP_TIGHT: http::Limits = http::Limits::new()
+    .with_max_header_bytes(64)
+    .with_max_headers(4)
+    .with_max_body_bytes(16);
 
-const HTTP_ROOMY: http::Limits = http::Limits {
-    max_header_bytes: 8 * 1024,
-    max_headers: 100,
-    max_body_bytes: ROOMY,
-};
+const HTTP_ROOMY: http::Limits = http::Limits::new()
+    .with_max_header_bytes(8 * 1024)
+    .with_max_headers(100)
+    .with_max_body_bytes(ROOMY);
 
 /// `http::ServerCodec` (requests). The encoder is driven too: every decoded request is answered, so the
 /// keep-alive bookkeeping runs as in the server.

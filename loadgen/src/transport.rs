@@ -8,9 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use sockpool::codec::{CodecError, Decode, Encode};
 use sockpool::protocol::Protocol;
 use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
-use tokio_util::codec::{Decoder, Encoder};
 
 use futures::future::LocalBoxFuture;
 
@@ -123,10 +123,8 @@ pub struct LinesCodec {
     got: Vec<Bytes>,
 }
 
-impl Encoder<Bytes> for LinesCodec {
-    type Error = sockpool::codec::CodecError;
-
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), Self::Error> {
+impl Encode<Bytes> for LinesCodec {
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.reserve(item.len() + 1);
         dst.extend_from_slice(&item);
         dst.extend_from_slice(b"\n");
@@ -134,11 +132,10 @@ impl Encoder<Bytes> for LinesCodec {
     }
 }
 
-impl Decoder for LinesCodec {
+impl Decode for LinesCodec {
     type Item = Bytes;
-    type Error = sockpool::codec::CodecError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         while self.got.len() < self.per_reply {
             match self.inner.decode(src)? {
                 Some(line) => self.got.push(line),

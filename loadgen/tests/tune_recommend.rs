@@ -27,7 +27,7 @@ fn the_recommended_config_builds_a_client_that_serves_the_tuned_server() {
     );
     let progress = String::from_utf8_lossy(&out.stderr);
     let config = sockpool::ClientConfig::from_file(&path).unwrap();
-    let evidence = config.evidence.clone().unwrap();
+    let evidence: serde_json::Value = config.evidence.clone().unwrap().deserialize().unwrap();
     let settings: Vec<&str> = evidence["settings"]
         .as_array()
         .unwrap()

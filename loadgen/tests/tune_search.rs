@@ -229,7 +229,7 @@ fn the_recommendation_file_is_the_sdks_config_with_the_evidence_beside_it() {
         assert_eq!(c.pool.max_size, cell.connections);
         assert_eq!(c.socket.nodelay, cell.nodelay);
         assert_eq!(c.timeouts.request, cell.timeout);
-        let e = c.evidence.unwrap();
+        let e: serde_json::Value = c.evidence.unwrap().deserialize().unwrap();
         assert_eq!(e["schema"], tune::recommend::EVIDENCE_SCHEMA);
         assert_eq!(e["cell"], rec.label.as_str());
         assert_eq!(e["slo"], "p99<700µs");

@@ -11,9 +11,12 @@
 //!
 //! Backend failures become `502` (or `504` for a timeout) with the failed phase in the body.
 //!
+//! The HTTP side is the SDK's HTTP server codec (feature `server-codecs`) on tokio-util's `Framed`, through
+//! [`TokioUtilCodec`] (feature `tokio-util`).
+//!
 //! ```text
 //! cargo run -p sockpool-server -- --listen framed=127.0.0.1:7000 &
-//! cargo run -p sockpool --example gateway -- 127.0.0.1:8080 127.0.0.1:7000
+//! cargo run -p sockpool --example gateway --features tokio-util,server-codecs -- 127.0.0.1:8080 127.0.0.1:7000
 //! curl http://127.0.0.1:8080/echo/hello
 //! curl http://127.0.0.1:8080/stats
 //! ```
@@ -23,6 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use sockpool::codec::http::{Limits, Response, ServerCodec};
+use sockpool::codec::TokioUtilCodec;
 use sockpool::protocol::Framed;
 use sockpool::{Client, PoolConfig, Timeouts};
 use tokio::net::TcpListener;
@@ -66,7 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// One HTTP connection: requests are answered in order.
 async fn serve(socket: tokio::net::TcpStream, client: Client<Framed>) {
-    let mut io = FramedIo::new(socket, ServerCodec::new(Limits::default()));
+    let mut io = FramedIo::new(
+        socket,
+        TokioUtilCodec::new(ServerCodec::new(Limits::default())),
+    );
     while let Some(request) = io.next().await {
         let response = match request {
             Ok(req) => {

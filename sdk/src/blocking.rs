@@ -129,9 +129,9 @@ impl Client<Framed> {
             .block_on(self.inner.sleep(service_time, payload))
     }
 
-    /// STATS (with the `serde` feature).
+    /// STATS, read as a `T` (with the `serde` feature): see [`crate::Client::stats_json`].
     #[cfg(feature = "serde")]
-    pub fn stats_json(&self) -> Result<serde_json::Value, Error> {
+    pub fn stats_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         self.runtime.block_on(self.inner.stats_json())
     }
 }

@@ -1539,9 +1539,23 @@ impl Client<Framed> {
         Self::framed_ok(r)
     }
 
-    /// STATS: the server's counters as JSON (with the `serde` feature).
+    /// STATS: the server's counters, its JSON reply read as a `T` (with the `serde` feature): a struct of your
+    /// own with the counters you want (serde ignores the others), or your `serde_json::Value`. A reply that
+    /// is not a `T` is a [`Protocol`](ErrorKind::Protocol) error.
+    ///
+    /// ```no_run
+    /// # async fn f(client: sockpool::Client<sockpool::protocol::Framed>) -> Result<(), sockpool::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Stats {
+    ///     requests: u64,
+    /// }
+    /// let stats: Stats = client.stats_json().await?;
+    /// println!("{} requests", stats.requests);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "serde")]
-    pub async fn stats_json(&self) -> Result<serde_json::Value, Error> {
+    pub async fn stats_json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         let r = self.call(framed::Request::stats(self.next_id())).await?;
         let body = Self::framed_ok(r)?;
         serde_json::from_slice(&body).map_err(|e| {
@@ -1568,7 +1582,10 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let mut io = tokio_util::codec::Framed::new(s, ServerCodec::default());
+                    let mut io = tokio_util::codec::Framed::new(
+                        s,
+                        crate::codec::TokioUtilCodec::new(ServerCodec::default()),
+                    );
                     while let Some(Ok(req)) = io.next().await {
                         if req.op == Op::Sleep {
                             tokio::time::sleep(Duration::from_micros(req.arg as u64)).await;

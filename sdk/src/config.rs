@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::transport::TlsConfig;
 
+#[cfg(feature = "serde")]
+mod evidence;
+#[cfg(feature = "serde")]
+pub use evidence::Evidence;
+
 /// Serde for a `Duration` as whole milliseconds.
 #[cfg(feature = "serde")]
 pub(crate) mod ms {
@@ -308,8 +313,9 @@ impl RetryPolicy {
             .min(self.backoff_max)
     }
 
-    /// The backoff before retry number `attempt`, with jitter drawn from `rng`.
-    pub fn backoff_with_jitter(&self, attempt: u32, rng: &mut impl rand::Rng) -> Duration {
+    /// The backoff before retry number `attempt`, with jitter drawn from `rng` (crate-private: `rand` is not
+    /// part of the API).
+    pub(crate) fn backoff_with_jitter(&self, attempt: u32, rng: &mut impl rand::Rng) -> Duration {
         let b = self.backoff(attempt);
         let jitter = self.jitter.clamp(0.0, 1.0);
         if jitter == 0.0 {
@@ -408,7 +414,7 @@ pub struct ClientConfig {
     /// Default: none.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     #[cfg(feature = "serde")]
-    pub evidence: Option<serde_json::Value>,
+    pub evidence: Option<Evidence>,
 }
 
 impl Default for ClientConfig {
@@ -516,7 +522,7 @@ mod tests {
                 send_buffer: Some(65536),
                 ..SocketOptions::default()
             },
-            evidence: Some(serde_json::json!({"rate": 1234.5, "note": "anything"})),
+            evidence: Some(Evidence::from_json(r#"{"rate": 1234.5, "note": "anything"}"#).unwrap()),
             ..ClientConfig::default()
         };
         for name in ["c.json", "c.toml"] {
@@ -524,6 +530,17 @@ mod tests {
             std::fs::write(&path, config.to_file_text(&path).unwrap()).unwrap();
             assert_eq!(ClientConfig::from_file(&path).unwrap(), config, "{name}");
         }
+        // The evidence is written as the plain JSON (or TOML) value it holds, not wrapped in anything.
+        let json = config.to_file_text("c.json").unwrap();
+        assert!(
+            json.contains(r#""evidence": {"#) && json.contains(r#""rate": 1234.5"#),
+            "{json}"
+        );
+        let toml = config.to_file_text("c.toml").unwrap();
+        assert!(
+            toml.contains("[evidence]") && toml.contains("rate = 1234.5"),
+            "{toml}"
+        );
         let typo = dir.path().join("typo.json");
         std::fs::write(&typo, r#"{"pipeline_dept": 4}"#).unwrap();
         let e = ClientConfig::from_file(&typo).unwrap_err();

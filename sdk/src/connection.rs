@@ -41,13 +41,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::codec::{Decode, Encode};
 use bytes::BytesMut;
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::config::BufferConfig;
 use crate::error::{Error, ErrorKind, Phase};
@@ -184,8 +184,9 @@ impl EndpointHealth {
     }
 }
 
-/// Settings of one connection.
+/// Settings of one connection: start from `ConnectionOptions::default()` and chain a `with_*` setter per field.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectionOptions {
     /// Requests in flight at once (1 = request/response). Default: 1.
     pub depth: usize,
@@ -208,6 +209,13 @@ impl Default for ConnectionOptions {
         }
     }
 }
+
+with_setters!(ConnectionOptions {
+    with_depth => depth: usize,
+    with_buffers => buffers: BufferConfig,
+    with_endpoint_health => endpoint_health: Arc<EndpointHealth>,
+    with_expires_after => expires_after: Option<Duration>,
+});
 
 const HEALTHY: u8 = 0;
 
@@ -1308,13 +1316,20 @@ fn clone_error(e: &Error) -> Error {
 mod tests {
     use super::*;
     use crate::codec::framed::{Request, Response, ServerCodec};
+    use crate::codec::TokioUtilCodec;
     use crate::protocol::Framed;
     use bytes::Bytes;
     use futures::{SinkExt, StreamExt};
     use tokio::net::UnixStream;
     use tokio_util::codec::Framed as FramedIo;
 
-    fn pair(depth: usize) -> (Connection<Framed>, FramedIo<UnixStream, ServerCodec>) {
+    type Server = FramedIo<UnixStream, TokioUtilCodec<ServerCodec>>;
+
+    fn framed_server(io: UnixStream) -> Server {
+        FramedIo::new(io, TokioUtilCodec::new(ServerCodec::default()))
+    }
+
+    fn pair(depth: usize) -> (Connection<Framed>, Server) {
         let (a, b) = UnixStream::pair().unwrap();
         let conn = Connection::from_stream(
             Stream::Unix(a),
@@ -1324,7 +1339,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        (conn, FramedIo::new(b, ServerCodec::default()))
+        (conn, framed_server(b))
     }
 
     #[tokio::test]
@@ -1479,7 +1494,7 @@ mod tests {
 
         let (conn, older, peer, _older_peer) = endpoint_pair(1);
         let r = conn.call(Request::echo(1, Bytes::new()));
-        let mut peer = FramedIo::new(peer, ServerCodec::default());
+        let mut peer = framed_server(peer);
         let serve = async {
             let req = peer.next().await.unwrap().unwrap();
             peer.send(Response::ok(req.id, req.payload)).await.unwrap();
@@ -1508,10 +1523,7 @@ mod tests {
 
     /// The server side of a drain: it receives request `id`, answers it, and the client then closes cleanly
     /// (the reply was read: no reset).
-    async fn answer_then_expect_a_clean_eof(
-        server: &mut FramedIo<UnixStream, ServerCodec>,
-        id: u64,
-    ) {
+    async fn answer_then_expect_a_clean_eof(server: &mut Server, id: u64) {
         let req = server.next().await.unwrap().unwrap();
         assert_eq!(req.id, id);
         server
@@ -1569,7 +1581,7 @@ mod tests {
     /// The first 7 bytes of a framed reply to request `id`: its length, status and part of its id.
     fn half_a_reply(id: u64) -> Vec<u8> {
         let mut full = BytesMut::new();
-        tokio_util::codec::Encoder::encode(
+        Encode::encode(
             &mut ServerCodec::default(),
             Response::ok(id, Bytes::from_static(b"payload")),
             &mut full,

@@ -8,8 +8,8 @@
 //! arrive together going out in one write; blocking commands (`BLPOP` …) get a connection of their own, and
 //! [`ClientBuilder::pipeline_depth`]`(1)` gives request/response on pooled connections.
 //!
-//! The crate also owns the wire protocols as tokio-util codecs, shared by the reference server
-//! (`sockpool-server`) and the load generator (`sockpool-loadgen`).
+//! The crate also owns the wire protocols as codecs ([`Encode`](codec::Encode)/[`Decode`](codec::Decode)),
+//! shared by the reference server (`sockpool-server`) and the load generator (`sockpool-loadgen`).
 //!
 //! ## Example
 //!
@@ -71,7 +71,7 @@
 //!   when pipelining is explained there.
 //! - [`protocol`]: the [`Protocol`](protocol::Protocol) trait, the built-in protocols ([`Framed`](protocol::Framed),
 //!   [`Echo`](protocol::Echo), [`Line`](protocol::Line), [`Http`](protocol::Http), [`Resp`](protocol::Resp)) and
-//!   [`Custom`](protocol::Custom) for any tokio-util codec.
+//!   [`Custom`](protocol::Custom) for a codec of your own.
 //! - [`client`]: the [`Client`]: phases and deadlines, safe retries with a budget, several endpoints with
 //!   power-of-two-choices and ejection, typed helpers per protocol.
 //! - [`resolve`]: endpoints given by host name followed to all their addresses and re-resolved on an interval
@@ -88,8 +88,8 @@
 //! - [`error`]: the one [`Error`] type with the failed [`Phase`] and its [`ErrorKind`].
 //! - [`stats`]: [`ClientStats`], counters and closes by reason.
 //! - [`observe`]: a `tracing` event per call with its phase timings, and [`ClientStats::to_prometheus`].
-//! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as `Encoder`/`Decoder` pairs with
-//!   size limits checked before any allocation.
+//! - [`codec`]: the wire protocols (`framed`, `echo`, `line`, `http`, `resp`) as [`Encode`](codec::Encode)/
+//!   [`Decode`](codec::Decode) pairs with size limits checked before any allocation.
 //!
 //! ## Features
 //!
@@ -97,10 +97,14 @@
 //!   (`rustls`, `tokio-rustls`, `webpki-roots` are compiled in only with it). Without it a TLS endpoint is a
 //!   configuration error that says so.
 //! - `serde` (default): `Serialize`/`Deserialize` on the configuration structs and the stats, configuration
-//!   files ([`ClientConfig::from_file`], JSON or TOML) and `ClientConfig::evidence`.
+//!   files ([`ClientConfig::from_file`], JSON or TOML), [`ClientConfig::evidence`] ([`config::Evidence`]) and
+//!   the framed `stats_json` helpers.
 //! - `server-codecs` (off): the server halves of the wire codecs (`codec::*::ServerCodec`,
 //!   `codec::echo::EchoCodec`), which only servers and test peers need; the reference server and the load
 //!   generator turn it on.
+//! - `tokio-util` (off): `codec::TokioUtilCodec`, which makes a tokio-util `Encoder`/`Decoder` a codec of
+//!   this crate (for [`Custom`](protocol::Custom)) and a codec of this crate a tokio-util one (for
+//!   `tokio_util::codec::Framed`). It puts tokio-util's codec traits in the API by choice: see "Stability".
 //!
 //! `cargo build -p sockpool --no-default-features` builds the client alone (TCP, Unix, UDP; no TLS, no serde).
 //!
@@ -120,22 +124,42 @@
 //! ([`ClientStats`], [`EndpointStats`](stats::EndpointStats), [`CloseCounts`](stats::CloseCounts),
 //! [`CallTimings`], [`Completion`]) are `#[non_exhaustive]`: match them with a `_` arm, read their fields, do
 //! not build them. The settings structs are `#[non_exhaustive]` too: [`ClientConfig`], [`PoolConfig`],
-//! [`Timeouts`], [`SocketOptions`], [`BufferConfig`], [`RetryPolicy`], [`EjectionPolicy`], [`TlsConfig`] and
-//! [`UdpConfig`]. A struct literal cannot build them outside this crate (not even with `..Default::default()`);
-//! start from `Default` and chain a `with_*` setter per field, e.g.
-//! `PoolConfig::default().with_max_size(8)`, or assign fields of a mutable default
-//! (`let mut p = PoolConfig::default(); p.max_size = 8;`). A field added later comes with a default and a
-//! setter, so such code keeps compiling. Their serde form is unchanged. Types of other crates in the public API are limited to `bytes`, `tokio` and the
-//! tokio project's `tokio-util` codec traits (a [`Protocol`](protocol::Protocol) names its `Encoder`/`Decoder`),
-//! plus, with the `serde` feature, the serde traits and the `serde_json::Value` of `ClientConfig::evidence` and
-//! the framed `stats_json` helpers; the pool (deadpool), TLS (rustls) and sockets (socket2) stay behind this
-//! crate's own types ([`PooledConnection`], [`transport::TlsStream`], [`TlsConfig`]), so upgrading them is not
-//! a break of this crate.
+//! [`Timeouts`], [`SocketOptions`], [`BufferConfig`], [`RetryPolicy`], [`EjectionPolicy`], [`TlsConfig`],
+//! [`UdpConfig`], [`ConnectionOptions`](connection::ConnectionOptions) and the codec limits
+//! ([`resp::Limits`](codec::resp::Limits), [`http::Limits`](codec::http::Limits)). A struct literal cannot
+//! build them outside this crate (not even with `..Default::default()`); start from `Default` and chain a
+//! `with_*` setter per field, e.g. `PoolConfig::default().with_max_size(8)`, or assign fields of a mutable
+//! default (`let mut p = PoolConfig::default(); p.max_size = 8;`). The codec limits' setters are `const fn`
+//! after `Limits::new()`, so a `const` can hold them. A field added later comes with a default and a setter,
+//! so such code keeps compiling. Their serde form is unchanged.
+//!
+//! Types of other crates in the public API are limited to `bytes`, `tokio` and `http` (the typed HTTP calls),
+//! plus, with the `serde` feature, serde's `Serialize`/`Deserialize` traits (derived on the settings and the
+//! stats; [`config::Evidence`] and `stats_json` read into any `DeserializeOwned` type you name). The codec
+//! traits are this crate's own ([`codec::Encode`], [`codec::Decode`]). The pool (deadpool), TLS (rustls),
+//! sockets (socket2), URLs (url), JSON (serde_json), HTTP parsing (httparse) and randomness (rand) stay behind
+//! this crate's own types ([`PooledConnection`], [`transport::TlsStream`], [`TlsConfig`], [`config::Evidence`],
+//! and [`Error`] for their failures), so upgrading them is not a break of this crate. The one exception is
+//! opt-in: the `tokio-util` feature adds `codec::TokioUtilCodec`, whose trait impls name tokio-util's
+//! `Encoder`/`Decoder`, so a tokio-util release that breaks those traits breaks code that uses the feature.
 #![warn(missing_docs)]
 
 /// Chainable `with_*` setters for a `#[non_exhaustive]` settings struct, which code outside the crate cannot
-/// build with a struct literal: `PoolConfig::default().with_max_size(8)`.
+/// build with a struct literal: `PoolConfig::default().with_max_size(8)`. With `const` before the type the
+/// setters are `const fn` (for `Copy` structs of plain values), so a `const` item can be built with them too.
 macro_rules! with_setters {
+    (const $ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub const fn $setter(mut self, $field: $fty) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
     ($ty:ident { $($setter:ident => $field:ident: $fty:ty),* $(,)? }) => {
         impl $ty {
             $(

@@ -41,10 +41,10 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::codec::{Decode, Encode};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::time::{Instant, Sleep};
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
@@ -534,7 +534,10 @@ mod tests {
     fn pair() -> Pipelined<Framed, usize> {
         let (a, b) = UnixStream::pair().unwrap();
         tokio::spawn(async move {
-            let mut server = tokio_util::codec::Framed::new(b, ServerCodec::default());
+            let mut server = tokio_util::codec::Framed::new(
+                b,
+                crate::codec::TokioUtilCodec::new(ServerCodec::default()),
+            );
             while let Some(Ok(req)) = server.next().await {
                 if server
                     .send(Response::ok(req.id, req.payload))

@@ -1,5 +1,5 @@
-//! What travels on a connection: the [`Protocol`] trait, the built-in protocols, and [`Custom`] for any
-//! tokio-util codec.
+//! What travels on a connection: the [`Protocol`] trait, the built-in protocols, and [`Custom`] for a codec
+//! of your own.
 //!
 //! A protocol names its request and response types, makes a codec per connection, and may tag requests so the
 //! connection can prove that each reply belongs to its request (the framed protocol echoes the request id).
@@ -8,13 +8,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder};
-
 use bytes::Bytes;
 
 use crate::codec::framed::{self, Op};
-use crate::codec::{echo, http, line, resp, CodecError};
+use crate::codec::{echo, http, line, resp, Decode, Encode};
 
 /// A wire protocol the client can speak.
 ///
@@ -26,10 +23,7 @@ pub trait Protocol: Send + Sync + 'static {
     /// What a caller gets back.
     type Response: Send + 'static;
     /// The codec of one connection (encodes requests, decodes responses).
-    type Codec: Encoder<Self::Request, Error = CodecError>
-        + Decoder<Item = Self::Response, Error = CodecError>
-        + Send
-        + 'static;
+    type Codec: Encode<Self::Request> + Decode<Item = Self::Response> + Send + 'static;
 
     /// A fresh codec for a new connection.
     fn codec(&self) -> Self::Codec;
@@ -315,9 +309,11 @@ impl Protocol for Http {
     }
 }
 
-/// Any tokio-util codec as a protocol: `Custom::new(|| MyCodec::new())`.
+/// Any codec as a protocol: `Custom::new(|| MyCodec::new())`, where `MyCodec` implements
+/// [`Encode`]`<Req>` and [`Decode`] (a tokio-util codec wrapped in
+/// `codec::TokioUtilCodec`, with the `tokio-util` feature, does).
 ///
-/// The codec's errors become protocol errors (the connection is dropped).
+/// The codec's errors are protocol errors (the connection is dropped).
 pub struct Custom<C, Req> {
     make: Arc<dyn Fn() -> C + Send + Sync>,
     name: &'static str,
@@ -367,20 +363,18 @@ impl<C, Req> Custom<C, Req> {
     }
 }
 
-impl<C, Req, EE, DE> Protocol for Custom<C, Req>
+impl<C, Req> Protocol for Custom<C, Req>
 where
-    C: Encoder<Req, Error = EE> + Decoder<Error = DE> + Send + 'static,
+    C: Encode<Req> + Decode + Send + 'static,
     C::Item: Send + 'static,
     Req: Clone + Send + 'static,
-    EE: std::fmt::Display + 'static,
-    DE: std::fmt::Display + 'static,
 {
     type Request = Req;
     type Response = C::Item;
-    type Codec = CustomCodec<C>;
+    type Codec = C;
 
-    fn codec(&self) -> Self::Codec {
-        CustomCodec((self.make)())
+    fn codec(&self) -> C {
+        (self.make)()
     }
 
     fn name(&self) -> &'static str {
@@ -389,39 +383,6 @@ where
 
     fn is_idempotent(&self, _request: &Req) -> bool {
         self.idempotent
-    }
-}
-
-/// A user codec with its errors mapped to [`CodecError::Protocol`].
-#[derive(Debug)]
-pub struct CustomCodec<C>(pub C);
-
-impl<C, Req> Encoder<Req> for CustomCodec<C>
-where
-    C: Encoder<Req>,
-    C::Error: fmt::Display,
-{
-    type Error = CodecError;
-
-    fn encode(&mut self, item: Req, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.0
-            .encode(item, dst)
-            .map_err(|e| CodecError::protocol(e.to_string()))
-    }
-}
-
-impl<C> Decoder for CustomCodec<C>
-where
-    C: Decoder,
-    C::Error: fmt::Display,
-{
-    type Item = C::Item;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<C::Item>, CodecError> {
-        self.0
-            .decode(src)
-            .map_err(|e| CodecError::protocol(e.to_string()))
     }
 }
 
@@ -463,16 +424,33 @@ mod tests {
     }
 
     #[test]
-    fn custom_wraps_a_tokio_util_codec() {
-        let p = Custom::<tokio_util::codec::LinesCodec, String>::new(
-            tokio_util::codec::LinesCodec::new,
-        )
-        .named("lines");
+    fn custom_speaks_any_codec() {
+        use crate::codec::CodecError;
+        use bytes::{Buf, BufMut, BytesMut};
+
+        /// One byte per request, the byte plus one back.
+        struct Bump;
+        impl Encode<u8> for Bump {
+            fn encode(&mut self, item: u8, dst: &mut BytesMut) -> Result<(), CodecError> {
+                dst.put_u8(item);
+                Ok(())
+            }
+        }
+        impl Decode for Bump {
+            type Item = u8;
+            fn decode(&mut self, src: &mut BytesMut) -> Result<Option<u8>, CodecError> {
+                Ok(src.has_remaining().then(|| src.get_u8().wrapping_add(1)))
+            }
+        }
+
+        let p = Custom::<Bump, u8>::new(|| Bump).named("bump");
         let mut codec = p.codec();
         let mut buf = BytesMut::new();
-        codec.encode("hello".to_string(), &mut buf).unwrap();
-        assert_eq!(&buf[..], b"hello\n");
-        assert_eq!(codec.decode(&mut buf).unwrap().as_deref(), Some("hello"));
-        assert_eq!(p.name(), "lines");
+        codec.encode(41, &mut buf).unwrap();
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(42));
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        // The default `decode_eof`: an empty buffer is the end of the stream.
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+        assert_eq!(p.name(), "bump");
     }
 }

@@ -26,7 +26,7 @@ fn blocking_calls_from_a_plain_thread() {
     assert_eq!(&client.echo(&b"from main"[..]).unwrap()[..], b"from main");
     assert_eq!(client.source(1000).unwrap().len(), 1000);
     client.sink(vec![1u8; 4096]).unwrap();
-    let stats = client.stats_json().unwrap();
+    let stats: serde_json::Value = client.stats_json().unwrap();
     assert!(stats["requests"].as_u64().unwrap() >= 3, "{stats}");
     let (reply, timings) = client.call_timed(sockpool::codec::framed::Request::echo(
         77,

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sockpool::codec::{echo, framed, http, line, resp, CodecError};
-use tokio_util::codec::{Decoder, Encoder};
+use sockpool::codec::{Decode, Encode};
 
 /// The largest piece the hostile-input property feeds at once.
 const MAX_CHUNK: usize = 16;
@@ -26,7 +26,7 @@ trait Case {
     /// What the encoding side takes.
     type Item: Clone + Debug;
     /// The decoding side.
-    type Dec: Decoder<Error = CodecError>;
+    type Dec: Decode;
     /// A comparable form of a whole stream's frames.
     type Norm: PartialEq + Debug;
 
@@ -39,7 +39,7 @@ trait Case {
     /// What decoding the stream must give, from the items.
     fn expected(&self, items: &[Self::Item]) -> Self::Norm;
     /// The comparable form of what was decoded.
-    fn decoded(&self, out: Vec<<Self::Dec as Decoder>::Item>) -> Self::Norm;
+    fn decoded(&self, out: Vec<<Self::Dec as Decode>::Item>) -> Self::Norm;
     /// A decoder facing a hostile peer.
     fn hostile(&self) -> Self::Dec;
     /// Prefixes a hostile peer starts with (huge announced lengths, unterminated heads …).
@@ -50,7 +50,7 @@ trait Case {
 }
 
 /// Feeds `stream` cut at `cuts`, decoding after every piece and at the end of input.
-fn decode_pieces<D: Decoder<Error = CodecError>>(
+fn decode_pieces<D: Decode>(
     mut dec: D,
     stream: &[u8],
     cuts: &[usize],
@@ -197,7 +197,7 @@ fn bytes_up_to(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..=max).prop_map(Bytes::from)
 }
 
-fn encode_all<E: Encoder<I, Error = CodecError>, I: Clone>(enc: &mut E, items: &[I]) -> BytesMut {
+fn encode_all<E: Encode<I>, I: Clone>(enc: &mut E, items: &[I]) -> BytesMut {
     let mut buf = BytesMut::new();
     for item in items {
         enc.encode(item.clone(), &mut buf)
@@ -441,11 +441,10 @@ impl Case for Lines {
 
 // ---------------------------------------------------------------- resp
 
-const RESP: resp::Limits = resp::Limits {
-    max_bulk: 16,
-    max_multibulk: 4,
-    max_inline: 32,
-};
+const RESP: resp::Limits = resp::Limits::new()
+    .with_max_bulk(16)
+    .with_max_multibulk(4)
+    .with_max_inline(32);
 
 struct RespCommands;
 
@@ -558,11 +557,10 @@ impl Case for RespValues {
 
 // ---------------------------------------------------------------- http
 
-const HTTP: http::Limits = http::Limits {
-    max_header_bytes: 256,
-    max_headers: 8,
-    max_body_bytes: 16,
-};
+const HTTP: http::Limits = http::Limits::new()
+    .with_max_header_bytes(256)
+    .with_max_headers(8)
+    .with_max_body_bytes(16);
 
 /// Header fields whose framing role the encoders take over; left out of comparisons.
 fn is_framing(name: &str) -> bool {
@@ -797,9 +795,8 @@ fn a_stream_split_at_every_byte_boundary_decodes_the_same() {
 fn the_bound_catches_a_decoder_that_trusts_announced_lengths() {
     #[derive(Default)]
     struct Trusting;
-    impl Decoder for Trusting {
+    impl Decode for Trusting {
         type Item = ();
-        type Error = CodecError;
         fn decode(&mut self, src: &mut BytesMut) -> Result<Option<()>, CodecError> {
             if src.len() >= 4 {
                 let n = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;

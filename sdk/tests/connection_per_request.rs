@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use sockpool::codec::framed::{Response, ServerCodec};
+use sockpool::codec::TokioUtilCodec;
 use sockpool::{Client, ClientConfig, PoolConfig};
 use tokio_util::codec::Framed;
 
@@ -34,7 +35,7 @@ async fn counting_server(delay: Duration) -> (std::net::SocketAddr, Arc<Open>) {
             let n = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
             counts.most.fetch_max(n, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut conn = Framed::new(sock, ServerCodec::default());
+                let mut conn = Framed::new(sock, TokioUtilCodec::new(ServerCodec::default()));
                 while let Some(Ok(req)) = conn.next().await {
                     tokio::time::sleep(delay).await;
                     if conn.send(Response::ok(req.id, req.payload)).await.is_err() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use sockpool::codec::framed::{Response, ServerCodec};
+use sockpool::codec::TokioUtilCodec;
 use sockpool::{Client, EjectionPolicy, ErrorKind, PoolConfig, RetryPolicy};
 
 fn server_requests(handle: &sockpool_server::ServerHandle) -> u64 {
@@ -94,7 +95,8 @@ async fn flaky_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         while let Ok((s, _)) = listener.accept().await {
             let n = count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut io = tokio_util::codec::Framed::new(s, ServerCodec::default());
+                let mut io =
+                    tokio_util::codec::Framed::new(s, TokioUtilCodec::new(ServerCodec::default()));
                 while let Some(Ok(req)) = io.next().await {
                     if n % 2 == 0 {
                         return; // read it, then drop the connection: the request was sent, no reply

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use sockpool::codec::http::{Method, Request};
+use sockpool::codec::TokioUtilCodec;
 use sockpool::protocol::{Custom, Echo, Http, Line};
 use sockpool::{Client, PoolConfig};
 use sockpool_server::Proto;
@@ -44,9 +45,9 @@ async fn line_protocol_and_a_user_codec() {
         assert_eq!(r.unwrap(), Bytes::from(format!("line {i}")));
     }
 
-    // Any tokio-util codec: here tokio-util's own LinesCodec.
+    // Any tokio-util codec (feature `tokio-util`): here tokio-util's own LinesCodec.
     let custom = Client::builder(
-        Custom::<tokio_util::codec::LinesCodec, String>::new(tokio_util::codec::LinesCodec::new)
+        Custom::<_, String>::new(|| TokioUtilCodec::new(tokio_util::codec::LinesCodec::new()))
             .named("lines"),
     )
     .endpoint(addr)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use sockpool::codec::framed::{ClientCodec, Op, Request, Status};
+use sockpool::codec::TokioUtilCodec;
 use sockpool_server::{Model, Proto, Server, ServerConfig};
 use support::{config, expect_reply, framed_request, framed_response, read_until_close, IO_LIMIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,7 +94,7 @@ async fn framed(model: Variant) {
                 tasks.push(tokio::spawn(async move {
                     let mut f = Framed::new(
                         TcpStream::connect(addr).await.unwrap(),
-                        ClientCodec::default(),
+                        TokioUtilCodec::new(ClientCodec::default()),
                     );
                     for i in 0..50u64 {
                         let id = c * 1000 + i;
@@ -115,7 +116,7 @@ async fn framed(model: Variant) {
             }
             let mut f = Framed::new(
                 TcpStream::connect(addr).await.unwrap(),
-                ClientCodec::default(),
+                TokioUtilCodec::new(ClientCodec::default()),
             );
             f.send(Request::new(Op::Stats, 77)).await.unwrap();
             let r = f.next().await.unwrap().unwrap();
@@ -186,7 +187,7 @@ async fn http(model: Variant) {
     let requests = with_server(model, "http=127.0.0.1:0", Proto::Http, |addr| async move {
         let mut f = Framed::new(
             TcpStream::connect(addr).await.unwrap(),
-            ClientCodec::new(Limits::default()),
+            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
         );
         // Keep-alive: sequential requests on one connection.
         for _ in 0..3 {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use sockpool::codec::framed::{ClientCodec, Request, Status};
+use sockpool::codec::TokioUtilCodec;
 use sockpool_testkit::process::ServerProcess;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -45,7 +46,7 @@ fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
             let sent_tx = sent_tx.clone();
             tasks.push(tokio::spawn(async move {
                 let stream = TcpStream::connect(addr).await.expect("connect");
-                let mut conn = Framed::new(stream, ClientCodec::default());
+                let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
                 let id = 1_000 + c;
                 let payload = Bytes::from(format!("client {c} in flight at SIGTERM"));
                 conn.send(Request::sleep(
@@ -133,7 +134,7 @@ fn after_sigterm_the_server_takes_no_new_connections() {
         .expect("runtime");
     rt.block_on(async {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut conn = Framed::new(stream, ClientCodec::default());
+        let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
         conn.send(Request::sleep(7, 1_000_000, Bytes::from_static(b"slow")))
             .await
             .expect("send");
@@ -143,7 +144,7 @@ fn after_sigterm_the_server_takes_no_new_connections() {
         // A new connection is refused, or accepted by the kernel backlog and then closed without service: a
         // request on it never gets an OK.
         if let Ok(stream) = TcpStream::connect(addr).await {
-            let mut late = Framed::new(stream, ClientCodec::default());
+            let mut late = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
             let _ = late
                 .send(Request::echo(8, Bytes::from_static(b"late")))
                 .await;

@@ -91,6 +91,7 @@ fn tls_without_a_certificate_is_refused_at_bind() {
 async fn http_over_tls_keep_alive() {
     use futures::{SinkExt, StreamExt};
     use sockpool::codec::http::{ClientCodec, Limits, Request};
+    use sockpool::codec::TokioUtilCodec;
     let cert = Cert::new();
     for model in [Model::Async, Model::Threads, Model::EventLoop, Model::Uring] {
         let mut c = config(model, &["http+tls=127.0.0.1:0"]);
@@ -106,7 +107,10 @@ async fn http_over_tls_keep_alive() {
             .connect(name, tcp)
             .await
             .expect("handshake");
-        let mut f = tokio_util::codec::Framed::new(tls, ClientCodec::new(Limits::default()));
+        let mut f = tokio_util::codec::Framed::new(
+            tls,
+            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
+        );
         for _ in 0..2 {
             f.send(Request::get("/")).await.unwrap();
             let r = tokio::time::timeout(support::IO_LIMIT, f.next())

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use sockpool::config::Evidence;
 use sockpool::ClientConfig;
 
 use super::slo::{Limit, Outcome, Slo, SloSearch};
@@ -489,7 +490,8 @@ pub fn recommendation_file(report: &TuneReport, target: Option<&str>) -> ClientC
         "cell_duration_s": cell.cell.config.duration.as_secs_f64(),
     });
     let mut config = sdk_config(&cell.cell.config, target);
-    config.evidence = Some(strip_nulls(evidence));
+    config.evidence =
+        Some(Evidence::from_serialize(&strip_nulls(evidence)).expect("a JSON value is JSON"));
     config
 }
 

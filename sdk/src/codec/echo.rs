@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 
+use super::{Decode, Encode};
 use bytes::{Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, MAX_RESERVE};
 
@@ -28,9 +28,8 @@ impl EchoCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Decoder for EchoCodec {
+impl Decode for EchoCodec {
     type Item = Bytes;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         if src.is_empty() {
@@ -41,9 +40,7 @@ impl Decoder for EchoCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<Bytes> for EchoCodec {
-    type Error = CodecError;
-
+impl Encode<Bytes> for EchoCodec {
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.extend_from_slice(&item);
         Ok(())
@@ -51,9 +48,7 @@ impl Encoder<Bytes> for EchoCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<&[u8]> for EchoCodec {
-    type Error = CodecError;
-
+impl Encode<&[u8]> for EchoCodec {
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.extend_from_slice(item);
         Ok(())
@@ -88,9 +83,8 @@ impl EchoClientCodec {
     }
 }
 
-impl Decoder for EchoClientCodec {
+impl Decode for EchoClientCodec {
     type Item = Bytes;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         let Some(&want) = self.expected.front() else {
@@ -112,9 +106,7 @@ impl Decoder for EchoClientCodec {
     }
 }
 
-impl Encoder<Bytes> for EchoClientCodec {
-    type Error = CodecError;
-
+impl Encode<Bytes> for EchoClientCodec {
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.expected.push_back(item.len());
         dst.extend_from_slice(&item);
@@ -122,9 +114,7 @@ impl Encoder<Bytes> for EchoClientCodec {
     }
 }
 
-impl Encoder<&[u8]> for EchoClientCodec {
-    type Error = CodecError;
-
+impl Encode<&[u8]> for EchoClientCodec {
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
         self.expected.push_back(item.len());
         dst.extend_from_slice(item);

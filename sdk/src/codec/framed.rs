@@ -9,8 +9,8 @@
 //!
 //! `ServerCodec` (feature `server-codecs`) decodes [`Request`]s and encodes [`Response`]s; [`ClientCodec`] does the reverse.
 
+use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, Limit, MAX_RESERVE};
 
@@ -280,9 +280,8 @@ impl Default for ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Decoder for ServerCodec {
+impl Decode for ServerCodec {
     type Item = Request;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
         let Some(mut body) = decode_body(src, self.max_frame, REQUEST_HEADER)? else {
@@ -301,18 +300,14 @@ impl Decoder for ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<Response> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<Response> for ServerCodec {
     fn encode(&mut self, item: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_response(&item, self.max_frame, dst)
     }
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<&Response> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<&Response> for ServerCodec {
     fn encode(&mut self, item: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_response(item, self.max_frame, dst)
     }
@@ -352,9 +347,8 @@ impl Default for ClientCodec {
     }
 }
 
-impl Decoder for ClientCodec {
+impl Decode for ClientCodec {
     type Item = Response;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         let Some(mut body) = decode_body(src, self.max_frame, RESPONSE_HEADER)? else {
@@ -370,17 +364,13 @@ impl Decoder for ClientCodec {
     }
 }
 
-impl Encoder<Request> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<Request> for ClientCodec {
     fn encode(&mut self, item: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_request(&item, self.max_frame, dst)
     }
 }
 
-impl Encoder<&Request> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<&Request> for ClientCodec {
     fn encode(&mut self, item: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_request(item, self.max_frame, dst)
     }

@@ -47,8 +47,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, Limit, MAX_RESERVE};
 
@@ -67,8 +67,10 @@ pub const TRANSFER_ENCODING_UNSUPPORTED: &str = "Transfer-Encoding in requests i
 /// Header slots parsed on the stack; more than this (if `max_headers` allows) go to a heap buffer.
 const STACK_HEADERS: usize = 128;
 
-/// Size limits of an HTTP codec.
+/// Size limits of an HTTP codec: [`Limits::new`] (the defaults, usable in a `const`) and a `with_*` setter per
+/// limit, e.g. `Limits::new().with_max_body_bytes(16 << 20)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The longest head: request or status line plus headers plus the empty line. Over it: 431.
     /// Default: 8 KiB ([`DEFAULT_MAX_HEADER_BYTES`]).
@@ -80,8 +82,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The default limits ([`DEFAULT_MAX_HEADER_BYTES`], [`DEFAULT_MAX_HEADERS`], [`DEFAULT_MAX_BODY_BYTES`]).
+    pub const fn new() -> Self {
         Limits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
@@ -89,6 +92,18 @@ impl Default for Limits {
         }
     }
 }
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new()
+    }
+}
+
+with_setters!(const Limits {
+    with_max_header_bytes => max_header_bytes: usize,
+    with_max_headers => max_headers: usize,
+    with_max_body_bytes => max_body_bytes: usize,
+});
 
 /// The HTTP version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -818,9 +833,8 @@ impl ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Decoder for ServerCodec {
+impl Decode for ServerCodec {
     type Item = Request;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, CodecError> {
         if self.last_request {
@@ -1000,18 +1014,14 @@ impl ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<Response> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<Response> for ServerCodec {
     fn encode(&mut self, item: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_response(&item, dst)
     }
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<&Response> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<&Response> for ServerCodec {
     fn encode(&mut self, item: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_response(item, dst)
     }
@@ -1326,9 +1336,8 @@ impl ClientCodec {
     }
 }
 
-impl Decoder for ClientCodec {
+impl Decode for ClientCodec {
     type Item = Response;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         while self.pending.is_none() {
@@ -1396,17 +1405,13 @@ impl Decoder for ClientCodec {
     }
 }
 
-impl Encoder<Request> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<Request> for ClientCodec {
     fn encode(&mut self, item: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_request(&item, dst)
     }
 }
 
-impl Encoder<&Request> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<&Request> for ClientCodec {
     fn encode(&mut self, item: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_request(item, dst)
     }

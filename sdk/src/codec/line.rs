@@ -8,8 +8,8 @@
 //! seen `max_len + 1` bytes of it without a terminator, so the read buffer never holds more than `max_len + 2`
 //! bytes of an unfinished line. It never reserves room by itself.
 
+use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, Limit};
 
@@ -53,9 +53,8 @@ impl Default for LineCodec {
     }
 }
 
-impl Decoder for LineCodec {
+impl Decode for LineCodec {
     type Item = Bytes;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         // A line of `max_len` bytes plus `\r\n` fits in `max_len + 2`; nothing past that can end a valid line.
@@ -123,25 +122,19 @@ fn encode_line(line: &[u8], max_len: usize, dst: &mut BytesMut) -> Result<(), Co
     Ok(())
 }
 
-impl Encoder<Bytes> for LineCodec {
-    type Error = CodecError;
-
+impl Encode<Bytes> for LineCodec {
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_line(item.chunk(), self.max_len, dst)
     }
 }
 
-impl Encoder<&[u8]> for LineCodec {
-    type Error = CodecError;
-
+impl Encode<&[u8]> for LineCodec {
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_line(item, self.max_len, dst)
     }
 }
 
-impl Encoder<&str> for LineCodec {
-    type Error = CodecError;
-
+impl Encode<&str> for LineCodec {
     fn encode(&mut self, item: &str, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_line(item.as_bytes(), self.max_len, dst)
     }

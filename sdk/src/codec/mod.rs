@@ -1,5 +1,5 @@
-//! The wire protocols, each a tokio-util [`Encoder`](tokio_util::codec::Encoder) /
-//! [`Decoder`](tokio_util::codec::Decoder) pair.
+//! The wire protocols, each an [`Encode`] / [`Decode`] pair (this crate's codec traits, shaped like
+//! tokio-util's `Encoder`/`Decoder`; with the `tokio-util` feature `TokioUtilCodec` converts either way).
 //!
 //! Every decoder checks its size limits *before* it allocates or waits for more input: a length prefix over the
 //! limit is an error at once, so a hostile peer can never make a buffer grow past the limit.
@@ -25,11 +25,17 @@ pub mod http;
 pub mod line;
 pub mod resp;
 
+#[cfg(feature = "tokio-util")]
+mod bridge;
 mod error;
+mod traits;
 
 /// The most a decoder reserves at once ahead of the bytes received (64 KiB), whatever length a frame, bulk or
 /// body announces: memory follows what a peer actually sends, never what it claims it will. Buffers grow
 /// further as bytes arrive.
 pub(crate) const MAX_RESERVE: usize = 64 * 1024;
 
+#[cfg(feature = "tokio-util")]
+pub use bridge::TokioUtilCodec;
 pub use error::{CodecError, Limit};
+pub use traits::{Decode, Encode};

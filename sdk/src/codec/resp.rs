@@ -38,8 +38,8 @@
 
 use std::fmt;
 
+use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, Limit, MAX_RESERVE};
 
@@ -55,8 +55,10 @@ pub const MAX_DEPTH: usize = 32;
 /// The most array slots reserved up front, whatever the announced count (Redis does the same).
 const MAX_PREALLOC_ITEMS: usize = 1024;
 
-/// Size limits of a RESP codec.
+/// Size limits of a RESP codec: [`Limits::new`] (the defaults, usable in a `const`) and a `with_*` setter per
+/// limit, e.g. `Limits::new().with_max_bulk(1 << 20)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The longest bulk string accepted. Default: 512 MiB ([`DEFAULT_MAX_BULK`]).
     pub max_bulk: usize,
@@ -67,8 +69,9 @@ pub struct Limits {
     pub max_inline: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The default limits ([`DEFAULT_MAX_BULK`], [`DEFAULT_MAX_MULTIBULK`], [`DEFAULT_MAX_INLINE`]).
+    pub const fn new() -> Self {
         Limits {
             max_bulk: DEFAULT_MAX_BULK,
             max_multibulk: DEFAULT_MAX_MULTIBULK,
@@ -76,6 +79,18 @@ impl Default for Limits {
         }
     }
 }
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new()
+    }
+}
+
+with_setters!(const Limits {
+    with_max_bulk => max_bulk: usize,
+    with_max_multibulk => max_multibulk: usize,
+    with_max_inline => max_inline: usize,
+});
 
 /// One RESP2 value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -428,7 +443,7 @@ impl ServerCodec {
 
 #[cfg(feature = "server-codecs")]
 impl ServerCodec {
-    /// Like [`Decoder::decode`], without allocating a list per command: the arguments of the command decoded,
+    /// Like [`Decode::decode`], without allocating a list per command: the arguments of the command decoded,
     /// lent until [`clear`](Self::clear) or the next call. They are slices of `src`'s buffer (but for quoted
     /// inline ones), so clear them before reading into it again (a buffer they still share cannot be reused in
     /// place).
@@ -515,9 +530,8 @@ impl ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Decoder for ServerCodec {
+impl Decode for ServerCodec {
     type Item = Vec<Bytes>;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Vec<Bytes>>, CodecError> {
         if self.decode_args(src)? {
@@ -579,9 +593,7 @@ fn encode_value(v: &Value, dst: &mut BytesMut) {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<Value> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<Value> for ServerCodec {
     fn encode(&mut self, item: Value, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_value(&item, dst);
         Ok(())
@@ -589,9 +601,7 @@ impl Encoder<Value> for ServerCodec {
 }
 
 #[cfg(feature = "server-codecs")]
-impl Encoder<&Value> for ServerCodec {
-    type Error = CodecError;
-
+impl Encode<&Value> for ServerCodec {
     fn encode(&mut self, item: &Value, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_value(item, dst);
         Ok(())
@@ -756,9 +766,8 @@ impl ClientCodec {
     }
 }
 
-impl Decoder for ClientCodec {
+impl Decode for ClientCodec {
     type Item = Value;
-    type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
         loop {
@@ -794,17 +803,13 @@ impl Decoder for ClientCodec {
     }
 }
 
-impl Encoder<Vec<Bytes>> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<Vec<Bytes>> for ClientCodec {
     fn encode(&mut self, item: Vec<Bytes>, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_command(&item, dst)
     }
 }
 
-impl Encoder<&[Bytes]> for ClientCodec {
-    type Error = CodecError;
-
+impl Encode<&[Bytes]> for ClientCodec {
     fn encode(&mut self, item: &[Bytes], dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_command(item, dst)
     }

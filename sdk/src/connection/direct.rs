@@ -23,10 +23,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::codec::{Decode, Encode};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
-use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CloseReason, Direct, Slot};
 use crate::config::BufferConfig;

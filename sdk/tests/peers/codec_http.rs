@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::http::{self, Method, Request, Response};
+use sockpool::codec::{Decode, Encode};
 use sockpool_testkit::peers::{peer, start_nginx};
 use sockpool_testkit::process::run_with_timeout;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Decoder, Encoder};
 
 /// Serves one connection the way the reference server should: decode, answer in order, honour
 /// `100-continue`, answer decode errors with their status, close when the codec says so.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::resp::{self, Value};
 use sockpool::codec::CodecError;
+use sockpool::codec::{Decode, Encode};
 use sockpool_testkit::peers::start_redis;
-use tokio_util::codec::{Decoder, Encoder};
 
 /// Sends `input` on a fresh connection and returns the first reply, read with a 5 s limit.
 fn redis_reply(addr: SocketAddr, input: &[u8]) -> Value {

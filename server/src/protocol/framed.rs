@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use sockpool::codec::framed::{Op, Request, ServerCodec, Status, LEN_PREFIX, RESPONSE_HEADER};
 use sockpool::codec::CodecError;
-use tokio_util::codec::Decoder;
+use sockpool::codec::Decode;
 
 use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};

@@ -15,7 +15,7 @@ use sockpool::codec::http::{
     error_response, Limits as HttpLimits, Response, ServerCodec, CONTINUE,
 };
 use sockpool::codec::CodecError;
-use tokio_util::codec::{Decoder, Encoder};
+use sockpool::codec::{Decode, Encode};
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;
@@ -37,11 +37,12 @@ pub struct HttpSession {
 impl HttpSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let l = &shared.config.limits;
-        let codec = ServerCodec::new(HttpLimits {
-            max_header_bytes: l.max_header,
-            max_headers: l.max_headers,
-            max_body_bytes: l.max_body,
-        });
+        let codec = ServerCodec::new(
+            HttpLimits::new()
+                .with_max_header_bytes(l.max_header)
+                .with_max_headers(l.max_headers)
+                .with_max_body_bytes(l.max_body),
+        );
         let ok = Response::ok(shared.http_body.clone());
         HttpSession { shared, codec, ok }
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 use sockpool::codec::line::LineCodec;
 use sockpool::codec::CodecError;
-use tokio_util::codec::Decoder;
+use sockpool::codec::Decode;
 
 use crate::session::{Next, Session};
 use crate::shared::Shared;

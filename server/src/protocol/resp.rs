@@ -36,11 +36,12 @@ pub struct RespSession {
 impl RespSession {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         let l = &shared.config.limits;
-        let codec = ServerCodec::new(RespLimits {
-            max_bulk: l.max_bulk,
-            max_multibulk: l.max_multibulk,
-            max_inline: l.max_inline,
-        });
+        let codec = ServerCodec::new(
+            RespLimits::new()
+                .with_max_bulk(l.max_bulk)
+                .with_max_multibulk(l.max_multibulk)
+                .with_max_inline(l.max_inline),
+        );
         RespSession {
             shared,
             codec,

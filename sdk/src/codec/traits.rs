@@ -1,0 +1,38 @@
+//! The two traits every codec implements: [`Encode`] writes an item into the outgoing buffer, [`Decode`]
+//! takes one item off the front of the incoming buffer.
+//!
+//! They have the shape of tokio-util's `Encoder`/`Decoder` (the same methods, called the same way), with the
+//! error fixed to [`CodecError`] and no tokio-util type in their signatures, so that tokio-util's releases
+//! are not this crate's breaking changes. With the `tokio-util` feature,
+//! `TokioUtilCodec` turns one kind of codec into the other.
+
+use bytes::BytesMut;
+
+use super::CodecError;
+
+/// Writes items of type `Item` into a buffer.
+pub trait Encode<Item> {
+    /// Appends `item`, framed, to `dst`. An error means nothing usable was written: the item is refused.
+    fn encode(&mut self, item: Item, dst: &mut BytesMut) -> Result<(), CodecError>;
+}
+
+/// Takes items off the front of a buffer of received bytes.
+pub trait Decode {
+    /// What one decoded frame is.
+    type Item;
+
+    /// Takes one whole item off the front of `src`, or returns `Ok(None)` when `src` does not hold a whole
+    /// item yet (the caller reads more and calls again). Bytes of an item not yet complete stay in `src`.
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, CodecError>;
+
+    /// Like [`decode`](Self::decode), when no more bytes will come (the peer closed). Default: `decode`, and
+    /// bytes left over after the last whole item are an [`CodecError::Io`] error (`bytes remaining on
+    /// stream`), as with tokio-util's `Decoder`.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, CodecError> {
+        match self.decode(src)? {
+            Some(item) => Ok(Some(item)),
+            None if src.is_empty() => Ok(None),
+            None => Err(std::io::Error::other("bytes remaining on stream").into()),
+        }
+    }
+}
