@@ -12,7 +12,10 @@
 //! - send: `Step::Write` sends the `Conn`'s unsent bytes from its own buffer, and the `Conn` is not stepped again
 //!   until that send completes (the kernel reads its memory until then);
 //! - batching: what a loop turn queues goes to the kernel in one `io_uring_enter`, which also waits for the next
-//!   completion, the end of a framed SLEEP or the next deadline sweep ([`Timers`]).
+//!   completion, the end of a framed SLEEP or the next deadline sweep ([`Timers`]). A small send after which
+//!   its connection only waits for input ([`Conn::waits_after_write`]) is *quiet*: it completes inside that same
+//!   `io_uring_enter` (loopback and a socket with room), and the wait asks for one completion more than the
+//!   quiet sends, so a request costs one `io_uring_enter`, not one to send and one more to hear it was sent.
 //!
 //! Deadlines: the sweep steps a connection whose deadline passed; a send still in flight is cancelled first and
 //! the connection stepped when the cancelled send completes. Shutdown: a watcher closes one end of a socket
@@ -64,6 +67,13 @@ const BUFS: u16 = 256;
 const GROUP: u16 = 0;
 /// Received bytes a connection may hold unread before its receive is cancelled.
 const STASH_CAP: usize = conn::TURN_BYTES;
+/// A send of at most this many bytes, after which its connection only waits for input, is quiet: the loop does
+/// not wake up for its completion alone (it completes within the `io_uring_enter` that submits it, and is
+/// handled with the next completion that does wake the loop).
+const QUIET_BYTES: usize = 4096;
+/// The longest a wait that counts quiet sends may last: one that did not complete at once (its socket full)
+/// would otherwise hold back the next completion of another connection until one more came.
+const QUIET_WAIT: Duration = Duration::from_millis(1);
 /// How long past the shutdown deadline the loop waits for the operations of the sockets it shut.
 const LAST_WAIT: Duration = Duration::from_secs(1);
 
@@ -171,6 +181,8 @@ struct Worker {
     listeners: Vec<Option<Listen>>,
     shared: Arc<Shared>,
     again: VecDeque<usize>,
+    /// Sends queued this turn that need no wake-up of their own (see [`Conn::waits_after_write`]).
+    quiet: u32,
     timers: Timers,
     /// Shutdown began: the deadline.
     drain: Option<Instant>,
@@ -232,6 +244,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         timers: Timers::new(&shared.config.limits, shared.config.busy_poll),
         shared,
         again: VecDeque::new(),
+        quiet: 0,
         drain: None,
     };
     for b in bound {
@@ -256,12 +269,18 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut done: Vec<(u64, i32, u32)> = Vec::new();
     let mut shut = false;
     loop {
-        let wait = w.timers.wait(Instant::now(), !w.again.is_empty());
+        let mut wait = w.timers.wait(Instant::now(), !w.again.is_empty());
+        if w.quiet > 0 {
+            wait = wait.min(QUIET_WAIT);
+        }
         let ts = Timespec::from(wait);
+        // The quiet sends complete in this call (their completions are in the count) but need no wake-up of their
+        // own: wait for one completion more than there are of them.
+        let want = 1 + std::mem::take(&mut w.quiet) as usize;
         match w
             .ring
             .submitter()
-            .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            .submit_with_args(want, &SubmitArgs::new().timespec(&ts))
         {
             Ok(_) => {}
             Err(e)
@@ -461,9 +480,21 @@ impl Worker {
                 }
                 Step::Write(due) => {
                     let out = conn.unsent();
+                    let quiet = out.len() <= QUIET_BYTES
+                        && conn.waits_after_write()
+                        && s.stash.is_empty()
+                        && s.end.is_none()
+                        && s.recv == Recv::Armed;
                     let len = out.len().min(u32::MAX as usize) as u32;
+                    let mut flags = libc::MSG_NOSIGNAL;
+                    if quiet {
+                        // All of it or an error: a short send would leave the `Conn` work that no wake-up
+                        // is counted for.
+                        flags |= libc::MSG_WAITALL;
+                        self.quiet += 1;
+                    }
                     let e = opcode::Send::new(fd, out.as_ptr(), len)
-                        .flags(libc::MSG_NOSIGNAL)
+                        .flags(flags)
                         .build();
                     push(&mut self.ring, &e.user_data(tag(SEND, i)));
                     (s.sending, s.due) = (true, Some(due));
