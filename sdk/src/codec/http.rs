@@ -619,25 +619,15 @@ struct Framing {
 /// and comparing them a byte at a time was most of the cost of reading a head's framing.
 fn token_is(name: &[u8], lower: &[u8]) -> bool {
     const CASE: u64 = 0x2020_2020_2020_2020;
-    if name.len() != lower.len() {
-        return false;
-    }
-    let word = |b: &[u8], i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[i..i + 8]);
-        u64::from_le_bytes(w)
-    };
-    let mut i = 0;
-    while i + 8 <= name.len() {
-        if word(name, i) | CASE != word(lower, i) {
-            return false;
-        }
-        i += 8;
-    }
-    name[i..]
-        .iter()
-        .zip(&lower[i..])
-        .all(|(&a, &b)| a | 0x20 == b)
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+    let (names, lowers) = (name.chunks_exact(8), lower.chunks_exact(8));
+    name.len() == lower.len()
+        && names
+            .remainder()
+            .iter()
+            .zip(lowers.remainder())
+            .all(|(&a, &b)| a | 0x20 == b)
+        && names.zip(lowers).all(|(a, b)| word(a) | CASE == word(b))
 }
 
 fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
