@@ -245,29 +245,32 @@ impl Worker {
             }
             return;
         }
+        // One clock subtraction: the raw latency is the corrected one less what came before the wire.
+        let corrected = done.saturating_duration_since(due.intended);
         match result {
             Ok(bytes_received) => {
-                let before_wire = waited.unwrap_or_default() + connect.unwrap_or_default();
+                let before_wire =
+                    due.before_send() + waited.unwrap_or_default() + connect.unwrap_or_default();
                 rec.record_ok(&Sample {
-                    corrected: done - due.intended,
-                    raw: (done - due.sent).saturating_sub(before_wire),
+                    corrected,
+                    raw: corrected.saturating_sub(before_wire),
                     connect,
                     // A closed loop sends as a slot frees, through no pool: nothing is recorded (the report
                     // shows `-`, not a column of zeros).
-                    pool_wait: match (due.slot_wait, waited) {
+                    pool_wait: match (due.slot_wait(), waited) {
                         (None, None) => None,
                         (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
                     },
-                    send_lag: due.send_lag,
+                    send_lag: due.send_lag(),
                     bytes_sent,
                     bytes_received,
                 })
             }
             Err(f) => {
-                if let Some(lag) = due.send_lag {
+                if let Some(lag) = due.send_lag() {
                     rec.record_send_lag(lag);
                 }
-                rec.record_failure(&f, done - due.intended, connect, bytes_sent)
+                rec.record_failure(&f, corrected, connect, bytes_sent)
             }
         }
     }
@@ -275,18 +278,75 @@ impl Worker {
 
 /// A request a sender took from its [`Feed`]: when it was due, when it went out and how the time between
 /// splits.
+///
+/// Small on purpose (40 bytes): every request in flight carries one in its token, which is moved into the
+/// connection's queue and out again with the reply. The waits are whole nanoseconds (`u64`: centuries), and
+/// the send time is the intended time plus both, so the latencies come out of one clock subtraction.
 #[derive(Debug, Clone, Copy)]
 pub struct Due {
     /// Its intended send time (the closed loop's: when it was taken). Its deadline is this + `--timeout`.
     pub intended: Instant,
-    /// When it was taken to be sent.
-    pub sent: Instant,
+    /// Open loop: nanoseconds it waited, once due, because every slot was busy; [`CLOSED`] in a closed loop.
+    slot_wait_ns: u64,
+    /// Open loop: nanoseconds the load generator itself was late to it once a slot was free (0 in a closed loop).
+    send_lag_ns: u64,
     /// Counted in the results (not warm-up).
     pub measured: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Due>() <= 40);
+
+/// [`Due::slot_wait_ns`] of a closed loop's request: sent as it was taken, through no wait of its own.
+const CLOSED: u64 = u64::MAX;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+}
+
+impl Due {
+    /// A closed loop's request, taken and sent at `now`.
+    pub fn closed(now: Instant, measured: bool) -> Due {
+        Due {
+            intended: now,
+            slot_wait_ns: CLOSED,
+            send_lag_ns: 0,
+            measured,
+        }
+    }
+
+    /// An open loop's request due at `intended`, whose slot was free from `free` and which went out at `sent`
+    /// (`intended <= free <= sent`).
+    pub fn open(intended: Instant, free: Instant, sent: Instant, measured: bool) -> Due {
+        Due {
+            intended,
+            slot_wait_ns: nanos(free - intended),
+            send_lag_ns: nanos(sent - free),
+            measured,
+        }
+    }
+
     /// Open loop: how long it waited, once due, because every slot was busy.
-    pub slot_wait: Option<Duration>,
+    pub fn slot_wait(&self) -> Option<Duration> {
+        (self.slot_wait_ns != CLOSED).then(|| Duration::from_nanos(self.slot_wait_ns))
+    }
+
     /// Open loop: how late the load generator itself got to it once a slot was free.
-    pub send_lag: Option<Duration>,
+    pub fn send_lag(&self) -> Option<Duration> {
+        (self.slot_wait_ns != CLOSED).then(|| Duration::from_nanos(self.send_lag_ns))
+    }
+
+    /// From its intended send time to when it went out.
+    fn before_send(&self) -> Duration {
+        match self.slot_wait_ns {
+            CLOSED => Duration::ZERO,
+            w => Duration::from_nanos(w.saturating_add(self.send_lag_ns)),
+        }
+    }
+
+    /// When it was taken to be sent.
+    pub fn sent(&self) -> Instant {
+        self.intended + self.before_send()
+    }
 }
 
 /// What a sender with a free slot gets from [`Feed::take`].
@@ -321,13 +381,7 @@ impl Feed {
     pub fn take(&self, now: Instant, free_since: Instant) -> Take {
         let take = match self {
             Feed::Closed(c) => match c.claim(now) {
-                Some(measured) => Take::Send(Due {
-                    intended: now,
-                    sent: now,
-                    measured,
-                    slot_wait: None,
-                    send_lag: None,
-                }),
+                Some(measured) => Take::Send(Due::closed(now, measured)),
                 None => Take::Done,
             },
             Feed::Open(o) => o.take(now, free_since),

@@ -131,13 +131,12 @@ impl OpenLoop {
         self.advance();
         // Before a slot was free the request waited for one (pool wait); after, for the load generator.
         let free = free_since.clamp(intended, now);
-        Take::Send(Due {
+        Take::Send(Due::open(
             intended,
-            sent: now,
-            measured: self.worker.measures(intended),
-            slot_wait: Some(free - intended),
-            send_lag: Some(now - free),
-        })
+            free,
+            now,
+            self.worker.measures(intended),
+        ))
     }
 
     /// Waits, as an idle sender, until the dispatcher says a request is due (or the schedule is done).

@@ -556,6 +556,16 @@ fn put_line(dst: &mut BytesMut, s: &[u8]) {
 }
 
 fn put_number(dst: &mut BytesMut, prefix: u8, n: i64) {
+    // Most numbers a command carries (its argument count, short lengths) have one or two digits: one
+    // fixed-size copy, no formatting (with `itoa` and two copies, `*1\r\n$4\r\n` of a PING cost ~110
+    // instructions, a twentieth of a pipelined load generator's whole request).
+    if (0..10).contains(&n) {
+        return dst.extend_from_slice(&[prefix, b'0' + n as u8, b'\r', b'\n']);
+    }
+    if (10..100).contains(&n) {
+        let (tens, ones) = (n as u8 / 10, n as u8 % 10);
+        return dst.extend_from_slice(&[prefix, b'0' + tens, b'0' + ones, b'\r', b'\n']);
+    }
     let mut buf = itoa::Buffer::new();
     dst.put_u8(prefix);
     dst.extend_from_slice(buf.format(n).as_bytes());
@@ -824,6 +834,30 @@ mod tests {
             max_bulk: 16,
             max_multibulk: 4,
             max_inline: 32,
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_decimal_at_every_width() {
+        for n in [
+            i64::MIN,
+            -100,
+            -10,
+            -1,
+            0,
+            1,
+            9,
+            10,
+            42,
+            99,
+            100,
+            999,
+            1000,
+            i64::MAX,
+        ] {
+            let mut dst = BytesMut::new();
+            put_number(&mut dst, b':', n);
+            assert_eq!(&dst[..], format!(":{n}\r\n").as_bytes(), "{n}");
         }
     }
 
