@@ -144,6 +144,8 @@ enum Recv {
     Idle,
     Armed,
     Cancelled,
+    /// Ended for want of a provided buffer (`ENOBUFS`): waits in [`Worker::starved`] to be armed again.
+    Starved,
 }
 
 struct Slot {
@@ -181,6 +183,12 @@ struct Worker {
     listeners: Vec<Option<Listen>>,
     shared: Arc<Shared>,
     again: VecDeque<usize>,
+    /// Connections whose receive found no provided buffer, oldest first: armed again at the end of a turn, at
+    /// most [`BUFS`] a turn. Armed again at once, as they were, a burst on thousands of connections (wrk
+    /// `-c 8000`) kept ending their receives with `ENOBUFS` turn after turn: the worker spent its CPU on receives
+    /// that got nothing (95% of a core), and whichever connections lost that race again and again waited
+    /// seconds (p99 0.5–1.1 s, wrk timeouts, at 0.6–0.9× the rate).
+    starved: VecDeque<usize>,
     /// Sends queued this turn that need no wake-up of their own (see [`Conn::waits_after_write`]).
     quiet: u32,
     timers: Timers,
@@ -244,6 +252,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         timers: Timers::new(&shared.config.limits, shared.config.busy_poll),
         shared,
         again: VecDeque::new(),
+        starved: VecDeque::new(),
         quiet: 0,
         drain: None,
     };
@@ -315,6 +324,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                 w.pump(i);
             }
         }
+        w.rearm_starved();
         let now = Instant::now();
         while let Some(i) = w.timers.woken(now) {
             if let Some(s) = w.slots.get_mut(i).and_then(Option::as_mut) {
@@ -423,11 +433,18 @@ impl Worker {
                 s.stash.extend_from_slice(self.bufs.get(bid, n as usize));
                 self.bufs.give_back(bid);
             }
-            // Cancelled, or out of buffers for a moment: armed again when the `Conn` reads.
-            (e, _) if e == -libc::ECANCELED || e == -libc::ENOBUFS => {}
+            // Cancelled: armed again when the `Conn` reads.
+            (e, _) if e == -libc::ECANCELED => {}
+            // Out of buffers for a moment: armed again, in turn, at the end of this loop turn.
+            (e, _) if e == -libc::ENOBUFS => {
+                if !cqueue::more(flags) && s.recv == Recv::Armed && s.end.is_none() {
+                    s.recv = Recv::Starved;
+                    self.starved.push_back(i);
+                }
+            }
             (e, _) => s.end = Some(e),
         }
-        if !cqueue::more(flags) {
+        if !cqueue::more(flags) && s.recv != Recv::Starved {
             s.recv = Recv::Idle;
         }
         self.pump(i);
@@ -518,7 +535,8 @@ impl Worker {
         }
         // Closed: the socket closes with the slot, once its receive has ended.
         match s.recv {
-            Recv::Idle => {
+            // A starved slot's entry in `starved` finds it gone (or another connection's, not starved).
+            Recv::Idle | Recv::Starved => {
                 self.slots[i] = None;
                 self.free.push(i);
             }
@@ -527,6 +545,25 @@ impl Worker {
                 self.cancel(tag(RECV, i));
             }
             Recv::Cancelled => {}
+        }
+    }
+
+    /// Arms the receives of the oldest starved connections again: as many as there are provided buffers, so
+    /// that each is likely to find one (the buffers of this turn's completions are all back by now).
+    fn rearm_starved(&mut self) {
+        for _ in 0..self.starved.len().min(usize::from(BUFS)) {
+            let Some(i) = self.starved.pop_front() else {
+                break;
+            };
+            let Some(s) = self.slots.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
+            if s.recv != Recv::Starved {
+                continue;
+            }
+            s.recv = Recv::Armed;
+            let e = opcode::RecvMulti::new(Fd(s.fd.as_raw_fd()), GROUP).build();
+            push(&mut self.ring, &e.user_data(tag(RECV, i)));
         }
     }
 
