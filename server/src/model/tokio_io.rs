@@ -30,8 +30,35 @@ pub(crate) enum AsyncListener {
 /// A tokio socket, driven through readiness and non-blocking calls (the `Conn` holds the buffers).
 trait Socket: AsFd + Send + 'static {
     fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + Send + '_;
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+
+    /// Reads what is there into `buf`'s spare room, and when that was less than the room (the socket is
+    /// drained, as tokio's own `poll_read` reasons on epoll) clears the socket's read readiness. `try_read_buf`
+    /// clears it only on `EAGAIN`: after each request the shell came back to a socket still marked readable and
+    /// made one `recv` that returned `EAGAIN` before it waited (wrk `-c 2000`: 9,309 of 44,797 `recvfrom`s).
+    fn read_drained(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(64);
+        }
+        let room = buf.capacity() - buf.len();
+        let mut got = None;
+        // The read itself is `try_read_buf`'s; the outer `try_io` only clears the readiness.
+        let r = self.try_io(Interest::READABLE, || {
+            let n = self.try_read_buf(buf)?;
+            got = Some(n);
+            if n > 0 && n < room {
+                // Not an error: it makes `try_io` clear the readiness. The bytes read are returned below.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match got {
+            Some(n) => Ok(n),
+            None => r,
+        }
+    }
 }
 
 macro_rules! socket {
@@ -39,6 +66,9 @@ macro_rules! socket {
         impl Socket for $t {
             fn ready(&self, interest: Interest) -> impl Future<Output = io::Result<Ready>> + Send + '_ {
                 <$t>::ready(self, interest)
+            }
+            fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                <$t>::try_io(self, interest, f)
             }
             fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
                 <$t>::try_read_buf(self, buf)
@@ -225,7 +255,7 @@ async fn drive<S: Socket>(s: S, mut conn: Conn, shared: &Shared) {
             biased;
             r = s.ready(interest) => match r {
                 Ok(_) if reading => {
-                    conn.read_with(|b| s.try_read_buf(b), Instant::now());
+                    conn.read_with(|b| s.read_drained(b), Instant::now());
                 }
                 Ok(_) => {}
                 Err(_) => conn.fail(),
