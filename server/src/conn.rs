@@ -47,7 +47,7 @@ const FIRST_READ: usize = 512;
 /// A request in progress this large is a large one: over the `memory_budget`, refused rather than buffered.
 const LARGE_REQUEST: usize = 64 * 1024;
 /// The most spare room one `read_buf` offers (and zeroes).
-const READ_WINDOW: usize = 64 * 1024;
+pub(crate) const READ_WINDOW: usize = 64 * 1024;
 
 /// What the shell does next for a connection (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,6 +47,9 @@ struct Slot {
     due: Option<Instant>,
     /// The SLEEP it waits for (in the heap).
     sleep: Option<Instant>,
+    /// Its last read was shorter than the room it had: the socket was drained then, and (edge-triggered) bytes
+    /// arriving since bring an event, which clears this. Until then a read would only return `EAGAIN`.
+    drained: bool,
 }
 
 /// The loop's queues: the run queue of connections and listeners with work, and the timers.
@@ -90,11 +93,26 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
     loop {
         let now = Instant::now();
         let (blocked, due) = match slot.conn.step(now) {
-            Step::Read(due) => (
-                slot.conn
-                    .read_with(|b| conn::read_buf(&mut slot.sock, b), now),
-                due,
-            ),
+            // `conn.step` answers a read only before its deadline: the sweep steps it again then.
+            Step::Read(due) if slot.drained => {
+                slot.due = Some(due);
+                return true;
+            }
+            Step::Read(due) => {
+                let sock = &mut slot.sock;
+                let mut drained = false;
+                let blocked = slot.conn.read_with(
+                    |b| {
+                        let room = b.capacity() - b.len();
+                        let r = conn::read_buf(sock, b);
+                        drained = matches!(r, Ok(n) if n > 0 && n < room.min(conn::READ_WINDOW));
+                        r
+                    },
+                    now,
+                );
+                slot.drained = drained;
+                (blocked, due)
+            }
             Step::Write(due) => (slot.conn.write_with(|b| slot.sock.write(b)), due),
             Step::Sleep(until) => {
                 if slot.sleep.replace(until) != Some(until) {
@@ -175,7 +193,16 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         // This poll's events join the run queue (shutdown at once); then one round: the entries queued before it.
         for event in events.iter() {
             if event.token() != WAKE {
-                q.enqueue(event.token());
+                let token = event.token();
+                if let Some(Some(slot)) = token
+                    .0
+                    .checked_sub(CONN_BASE)
+                    .and_then(|i| slots.get_mut(i))
+                {
+                    slot.drained &=
+                        !(event.is_readable() || event.is_read_closed() || event.is_error());
+                }
+                q.enqueue(token);
                 continue;
             }
             drain_deadline = Some(Instant::now() + shared.config.shutdown_deadline);
@@ -238,6 +265,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             conn,
                             due: None,
                             sleep: None,
+                            drained: false,
                         });
                         // Edge-triggered: data may already be there; served in its turn.
                         q.enqueue(Token(CONN_BASE + i));
