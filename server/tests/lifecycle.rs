@@ -49,6 +49,44 @@ async fn shutdown_answers_requests_in_flight_then_closes_under_every_model() {
     }
 }
 
+/// Connections idle at the moment of shutdown close at once, not at the idle timeout nor at the shutdown
+/// deadline (both far beyond `IO_LIMIT` here): the tokio shell looks at the cancellation only on a wake-up it
+/// cannot explain, so this is the wake-up it must not miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_at_shutdown_under_every_model() {
+    for model in Model::ALL {
+        let mut cfg = config(model, &["framed=127.0.0.1:0"]);
+        cfg.limits.idle_timeout = Duration::from_secs(3600);
+        cfg.shutdown_deadline = Duration::from_secs(30);
+        let server = Server::bind(cfg).unwrap();
+        let addr = server.tcp_addr(Proto::Framed).unwrap();
+        let h = server.spawn();
+        let mut clients = Vec::new();
+        for c in 0..10u64 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(&framed_request(1, c, 0, b"once"))
+                .await
+                .unwrap();
+            let want = framed_response(0, c, b"once");
+            let mut got = vec![0; want.len()];
+            tokio::time::timeout(IO_LIMIT, s.read_exact(&mut got))
+                .await
+                .expect("reply in time")
+                .unwrap();
+            assert_eq!(got, want, "{model}: client {c}");
+            clients.push(s);
+        }
+        let stopper = tokio::task::spawn_blocking(move || h.shutdown());
+        for (c, mut s) in clients.into_iter().enumerate() {
+            let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+            assert!(got.is_empty(), "{model}: client {c} got nothing more");
+            assert!(closed, "{model}: idle client {c} closed at shutdown");
+        }
+        let stats = stopper.await.unwrap();
+        assert_eq!(stats.connections_open, 0, "{model}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_until_its_shutdown_future_resolves() {
     let server = Server::bind(config(Model::Async, &["echo=127.0.0.1:0"])).unwrap();

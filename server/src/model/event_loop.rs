@@ -1,5 +1,6 @@
 //! `event-loop`: one thread, one mio poll loop over non-blocking sockets (edge-triggered), the classic epoll
-//! server: each connection a [`Conn`] stepped until its socket would block.
+//! server: each connection a [`Conn`] stepped until its socket would block (a read shorter than its room counts:
+//! the socket was drained, and edge-triggered, bytes arriving later bring an event).
 //!
 //! Fair: one FIFO run queue holds every connection and listener with work, each at most once. A poll's events
 //! append the ones not already queued (edge-triggered readiness is kept in the queue until that connection is

@@ -6,6 +6,7 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -220,7 +221,9 @@ async fn drive<S: Socket>(s: S, mut conn: Conn, shared: &Shared) {
     let cancel = shared.shutdown.child_token();
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
-    let mut stopped = false;
+    // `look`: the next wait polls the cancellation future even before a wake-up (the first wait, and after a
+    // SLEEP or a yield, whose await may have taken the wake-up that cancellation sent).
+    let (mut stopped, mut look) = (false, true);
     loop {
         let (reading, due) = match conn.step(Instant::now()) {
             Step::Read(due) => (true, due),
@@ -230,10 +233,12 @@ async fn drive<S: Socket>(s: S, mut conn: Conn, shared: &Shared) {
             },
             Step::Sleep(until) => {
                 tokio::time::sleep_until(until.into()).await;
+                look = true;
                 continue;
             }
             Step::Yield => {
                 tokio::task::yield_now().await;
+                look = true;
                 continue;
             }
             Step::ShutdownWrite => {
@@ -251,20 +256,47 @@ async fn drive<S: Socket>(s: S, mut conn: Conn, shared: &Shared) {
         } else {
             Interest::WRITABLE
         };
-        tokio::select! {
-            biased;
-            r = s.ready(interest) => match r {
-                Ok(_) if reading => {
-                    conn.read_with(|b| s.read_drained(b), Instant::now());
+        let ready = s.ready(interest);
+        tokio::pin!(ready);
+        let mut woken = false;
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = ready.as_mut().poll(cx) {
+                return Poll::Ready(Woke::Socket(r));
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woke::Timer);
+            }
+            // The cancellation future keeps the waker of its first poll (this task's), and polling it takes two
+            // locks: it is looked at when `look` says so and on a wake-up that neither the socket nor the timer
+            // explains, not on every request.
+            if !stopped && (woken || look) {
+                look = false;
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Stop);
                 }
-                Ok(_) => {}
-                Err(_) => conn.fail(),
-            },
-            _ = &mut timer => armed = None,
-            _ = &mut cancelled, if !stopped => {
+            }
+            woken = true;
+            Poll::Pending
+        })
+        .await;
+        match woke {
+            Woke::Socket(Ok(_)) if reading => {
+                conn.read_with(|b| s.read_drained(b), Instant::now());
+            }
+            Woke::Socket(Ok(_)) => {}
+            Woke::Socket(Err(_)) => conn.fail(),
+            Woke::Timer => armed = None,
+            Woke::Stop => {
                 stopped = true;
                 conn.stop();
             }
         }
     }
+}
+
+/// What ended a connection's wait.
+enum Woke {
+    Socket(io::Result<Ready>),
+    Timer,
+    Stop,
 }
