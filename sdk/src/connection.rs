@@ -1284,9 +1284,16 @@ impl<P: Protocol> Driver<P> {
                     if self.protocol.closes_connection(&reply) {
                         self.shared.mark(CloseReason::ServerClose);
                     }
-                    // A caller that gave up dropped its receiver, or was answered at its deadline: the reply is
-                    // read and dropped here.
-                    if let Some(tx) = f.reply {
+                    // The slot is free before the caller hears its reply, so a caller that looks at the
+                    // connection then (stats, check-in) sees the request over. A caller that gave up dropped its
+                    // receiver, or was answered at its deadline: the reply is read and dropped here.
+                    let InFlight {
+                        reply: tx,
+                        _slot: slot,
+                        ..
+                    } = f;
+                    drop(slot);
+                    if let Some(tx) = tx {
                         let _ = tx.send(Ok(reply));
                     }
                 }
