@@ -47,7 +47,7 @@ const FIRST_READ: usize = 512;
 /// A request in progress this large is a large one: over the `memory_budget`, refused rather than buffered.
 const LARGE_REQUEST: usize = 64 * 1024;
 /// The most spare room one `read_buf` offers (and zeroes).
-pub(crate) const READ_WINDOW: usize = 64 * 1024;
+const READ_WINDOW: usize = 64 * 1024;
 
 /// What the shell does next for a connection (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,14 +210,23 @@ pub(crate) fn refuse(shared: &Shared, msg: &[u8], write: impl FnOnce(&[u8]) -> i
 /// read into is zeroed first, at most [`READ_WINDOW`] of it: a buffer grown large for one big request does not
 /// cost a memset of all its spare capacity on every read.
 pub(crate) fn read_buf(r: &mut impl Read, buf: &mut BytesMut) -> io::Result<usize> {
+    read_buf_drained(r, buf).0
+}
+
+/// [`read_buf`], and whether the read was shorter than the room it offered: from a non-blocking stream socket,
+/// that read took all there was (an edge-triggered shell then waits for its next event instead of making the
+/// read that would only return `EAGAIN`).
+pub(crate) fn read_buf_drained(r: &mut impl Read, buf: &mut BytesMut) -> (io::Result<usize>, bool) {
     if buf.capacity() == buf.len() {
         buf.reserve(FIRST_READ);
     }
     let len = buf.len();
     buf.resize(buf.capacity().min(len + READ_WINDOW), 0);
+    let room = buf.len() - len;
     let r = r.read(&mut buf[len..]);
-    buf.truncate(len + *r.as_ref().unwrap_or(&0));
-    r
+    let n = *r.as_ref().unwrap_or(&0);
+    buf.truncate(len + n);
+    (r, n > 0 && n < room)
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -779,5 +788,28 @@ mod tests {
         assert!(sent > READ_WINDOW, "{sent}");
         let n = read_buf(&mut &b, &mut big).unwrap();
         assert!(n > 0 && n <= READ_WINDOW, "{n}");
+    }
+
+    #[test]
+    fn a_read_is_drained_only_when_shorter_than_the_room_it_offered() {
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        // 8 bytes of room, 4 there: drained.
+        let mut buf = BytesMut::with_capacity(8);
+        a.write_all(b"ping").unwrap();
+        let (r, drained) = read_buf_drained(&mut &b, &mut buf);
+        assert_eq!((r.unwrap(), drained), (4, true));
+        // Exactly the room: maybe more behind it, not drained.
+        a.write_all(b"pong").unwrap();
+        let (r, drained) = read_buf_drained(&mut &b, &mut buf);
+        assert_eq!((r.unwrap(), drained), (4, false));
+        assert_eq!(&buf[..], b"pingpong");
+        // Nothing there, and the peer's EOF: neither counts.
+        let (r, drained) = read_buf_drained(&mut &b, &mut buf);
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(!drained);
+        drop(a);
+        let (r, drained) = read_buf_drained(&mut &b, &mut buf);
+        assert_eq!((r.unwrap(), drained), (0, false));
     }
 }

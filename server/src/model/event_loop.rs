@@ -100,19 +100,13 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
                 return true;
             }
             Step::Read(due) => {
-                let sock = &mut slot.sock;
-                let mut drained = false;
-                let blocked = slot.conn.read_with(
-                    |b| {
-                        let room = b.capacity() - b.len();
-                        let r = conn::read_buf(sock, b);
-                        drained = matches!(r, Ok(n) if n > 0 && n < room.min(conn::READ_WINDOW));
-                        r
-                    },
-                    now,
-                );
-                slot.drained = drained;
-                (blocked, due)
+                let (sock, drained) = (&mut slot.sock, &mut slot.drained);
+                let read = |b: &mut _| {
+                    let (r, short) = conn::read_buf_drained(sock, b);
+                    *drained = short;
+                    r
+                };
+                (slot.conn.read_with(read, now), due)
             }
             Step::Write(due) => (slot.conn.write_with(|b| slot.sock.write(b)), due),
             Step::Sleep(until) => {
@@ -195,13 +189,13 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         for event in events.iter() {
             if event.token() != WAKE {
                 let token = event.token();
-                if let Some(Some(slot)) = token
+                let input = event.is_readable() || event.is_read_closed() || event.is_error();
+                let slot = token
                     .0
                     .checked_sub(CONN_BASE)
-                    .and_then(|i| slots.get_mut(i))
-                {
-                    slot.drained &=
-                        !(event.is_readable() || event.is_read_closed() || event.is_error());
+                    .and_then(|i| slots.get_mut(i));
+                if let (true, Some(Some(slot))) = (input, slot) {
+                    slot.drained = false;
                 }
                 q.enqueue(token);
                 continue;
