@@ -32,9 +32,8 @@ use std::rc::Rc;
 
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
 
-use crate::driver::{Due, Feed, Plan, Schedule, Take, Worker};
+use crate::driver::{Due, Feed, Interrupt, Plan, Schedule, Take, Worker};
 use crate::pacer::Pacer;
 
 /// Requests counted as `timeout_pool_wait` in one step: at most this many before the dispatcher yields (so
@@ -60,7 +59,7 @@ pub struct OpenLoop {
     /// Wakes the dispatcher: a sender became idle.
     freed: Notify,
     /// Cancelled on Ctrl-C/SIGTERM: nothing more is handed out.
-    interrupt: CancellationToken,
+    interrupt: Interrupt,
 }
 
 impl OpenLoop {
@@ -77,7 +76,7 @@ impl OpenLoop {
             idle: Cell::new(0),
             wake: Notify::new(),
             freed: Notify::new(),
-            interrupt: plan.interrupt.clone(),
+            interrupt: Interrupt::new(plan.interrupt.clone()),
         }
     }
 
@@ -87,7 +86,7 @@ impl OpenLoop {
 
     /// True once the schedule is done (or the run was interrupted).
     pub(crate) fn is_done(&self) -> bool {
-        self.head.get().is_none() || self.interrupt.is_cancelled()
+        self.head.get().is_none() || self.interrupt.token().is_cancelled()
     }
 
     /// True once the duration has ended at `now`.
@@ -104,7 +103,7 @@ impl OpenLoop {
     /// deadline are not handed out but counted as pool-wait timeouts on the way (one batch at most: a longer
     /// run of them is left to [`dispatch`](Self::dispatch), which yields between batches).
     pub(crate) fn take(&self, now: Instant, free_since: Instant) -> Take {
-        if self.interrupt.is_cancelled() {
+        if self.interrupt.at(now) {
             return Take::Done;
         }
         let Some(mut intended) = self.head.get() else {
@@ -167,7 +166,7 @@ impl OpenLoop {
         let mut end = pin!(end);
         let mut woke_at_end = false;
         while let Some(head) = me.head.get() {
-            if me.interrupt.is_cancelled() {
+            if me.interrupt.token().is_cancelled() {
                 break;
             }
             let now = Instant::now();
@@ -193,7 +192,7 @@ impl OpenLoop {
             if head > now {
                 tokio::select! {
                     biased;
-                    _ = me.interrupt.cancelled() => break,
+                    _ = me.interrupt.token().cancelled() => break,
                     _ = pacer.until(head) => {}
                 }
                 continue;
@@ -206,7 +205,7 @@ impl OpenLoop {
             // Due, and every slot busy: until one frees (its sender takes the request itself) or the deadline.
             tokio::select! {
                 biased;
-                _ = me.interrupt.cancelled() => break,
+                _ = me.interrupt.token().cancelled() => break,
                 _ = me.freed.notified() => {}
                 _ = sleep_until(head + timeout) => {}
                 _ = &mut end => {}
