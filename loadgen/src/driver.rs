@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check::Failure;
 use crate::config::{Load, Stop};
+use crate::interrupt::Interrupt;
 pub use crate::open::OpenLoop;
 use crate::recorder::{ErrorKind, Interval, Phase, Recorder, Sample};
 use crate::scenario::{Generator, Req};
@@ -475,47 +476,6 @@ pub struct ClosedLoop {
     claimed: Cell<u64>,
     /// Cancelled on Ctrl-C/SIGTERM: nothing more may be claimed.
     interrupt: Interrupt,
-}
-
-/// The run's Ctrl-C/SIGTERM token as a sender reads it: once per clock reading, and at least every
-/// [`Interrupt::REUSE`] looks. `is_cancelled` takes the token's mutex, and the requests a connection takes between
-/// two reads of the clock share one `now` (16 of them at `--pipeline 16`): one look at the token answers for them.
-/// A cancellation is seen at the next clock reading, or within `REUSE` looks where the clock stands still (paused
-/// time in tests).
-pub(crate) struct Interrupt {
-    token: CancellationToken,
-    /// The last `now` at which the token was found not cancelled, and the looks answered from it since.
-    clear_at: Cell<Option<(Instant, u32)>>,
-}
-
-impl Interrupt {
-    /// Looks answered from one reading of the token, at most.
-    const REUSE: u32 = 64;
-
-    pub(crate) fn new(token: CancellationToken) -> Interrupt {
-        Interrupt {
-            token,
-            clear_at: Cell::new(None),
-        }
-    }
-
-    /// Whether the run was interrupted, as of `now`.
-    pub(crate) fn at(&self, now: Instant) -> bool {
-        if let Some((at, looks)) = self.clear_at.get() {
-            if at == now && looks < Self::REUSE {
-                self.clear_at.set(Some((at, looks + 1)));
-                return false;
-            }
-        }
-        let cancelled = self.token.is_cancelled();
-        self.clear_at.set((!cancelled).then_some((now, 0)));
-        cancelled
-    }
-
-    /// The token itself, to wait on.
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
-    }
 }
 
 impl ClosedLoop {
@@ -1172,28 +1132,5 @@ pub(crate) mod tests {
     fn request_budgets_split_evenly() {
         let shares: Vec<u64> = (0..3).map(|w| Plan::share(10, w, 3)).collect();
         assert_eq!(shares, vec![4, 3, 3]);
-    }
-
-    #[test]
-    fn an_interrupt_is_seen_at_the_next_clock_reading_or_within_its_reuse_limit() {
-        let token = CancellationToken::new();
-        let i = Interrupt::new(token.clone());
-        let t0 = Instant::now();
-        assert!(!i.at(t0));
-        token.cancel();
-        // The same reading answers from the last look, a bounded number of times.
-        let mut looks = 0;
-        while !i.at(t0) {
-            looks += 1;
-            assert!(looks <= Interrupt::REUSE, "never saw the cancellation");
-        }
-        assert_eq!(looks, Interrupt::REUSE);
-        assert!(i.at(t0), "a cancellation, once seen, stays seen");
-        // A new reading of the clock looks at the token at once.
-        let token = CancellationToken::new();
-        let i = Interrupt::new(token.clone());
-        assert!(!i.at(t0));
-        token.cancel();
-        assert!(i.at(t0 + Duration::from_nanos(1)));
     }
 }

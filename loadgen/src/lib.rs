@@ -17,6 +17,7 @@
 //! - [`driver`]: one worker's load: the feed its senders take requests from (closed loop, open loop, ramp),
 //!   warm-up, stops, and the senders of call-based transports (UDP).
 //! - [`open`]: the open loop's feed: the schedule, its dispatcher and pacer, pool-wait timeouts in bulk.
+//! - [`interrupt`]: Ctrl-C/SIGTERM as both feeds read it per request taken (once per clock reading).
 //! - [`transport`]: the SDK adapters (TCP, TLS and Unix on [`pipeline`]; UDP) behind the driver's `Transport`.
 //! - [`pipeline`]: the senders of both loops over TCP, TLS and Unix: one task per connection, owning a
 //!   `sockpool::Pipelined`, keeping up to `--pipeline` requests in flight.
@@ -43,6 +44,7 @@ pub mod config;
 pub mod driver;
 pub mod hdr;
 pub mod health;
+pub mod interrupt;
 pub mod merge;
 pub mod open;
 pub mod pacer;

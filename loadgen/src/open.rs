@@ -33,7 +33,8 @@ use std::rc::Rc;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use crate::driver::{Due, Feed, Interrupt, Plan, Schedule, Take, Worker};
+use crate::driver::{Due, Feed, Plan, Schedule, Take, Worker};
+use crate::interrupt::Interrupt;
 use crate::pacer::Pacer;
 
 /// Requests counted as `timeout_pool_wait` in one step: at most this many before the dispatcher yields (so
