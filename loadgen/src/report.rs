@@ -399,7 +399,11 @@ impl RunResult {
         if v.no_answer {
             let _ = writeln!(o, "\n  verdict    FAILED: no request got a reply");
         } else if v.passed {
-            let _ = writeln!(o, "\n  verdict    passed ({})", exprs.join(", "));
+            let _ = writeln!(
+                o,
+                "\n  verdict    passed: no --fail-on threshold crossed ({})",
+                exprs.join(", ")
+            );
         } else {
             let _ = writeln!(o, "\n  verdict    FAILED: {}", v.crossed_lines().join("; "));
         }
