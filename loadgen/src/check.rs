@@ -161,6 +161,9 @@ pub struct Failure {
     pub got: Option<Bytes>,
     /// What the check wanted.
     pub wanted: Option<Bytes>,
+    /// Payload bytes of the reply that failed its check (counted as received, like a good reply's); 0 when
+    /// no reply came.
+    pub received: u64,
 }
 
 impl From<ErrorKind> for Failure {
@@ -170,17 +173,20 @@ impl From<ErrorKind> for Failure {
             code: None,
             got: None,
             wanted: None,
+            received: 0,
         }
     }
 }
 
 impl Failure {
-    fn bad(got: &Bytes, wanted: Bytes) -> Failure {
+    /// A reply of `received` payload bytes that is not what was wanted; `got` is how it is shown.
+    fn bad(got: &Bytes, wanted: Bytes, received: u64) -> Failure {
         Failure {
             kind: ErrorKind::BadReply,
             code: None,
             got: Some(got.clone()),
             wanted: Some(wanted),
+            received,
         }
     }
 
@@ -256,7 +262,7 @@ impl Check {
         if sent == got {
             Ok(got.len() as u64)
         } else {
-            Err(Failure::bad(got, sent.clone()))
+            Err(Failure::bad(got, sent.clone(), got.len() as u64))
         }
     }
 
@@ -264,7 +270,7 @@ impl Check {
     pub fn line(&self, sent: &Bytes, got: &Bytes) -> Result<u64, Failure> {
         match &self.expect {
             Some(p) if p.matches(got) => Ok(got.len() as u64),
-            Some(p) => Err(Failure::bad(got, p.source())),
+            Some(p) => Err(Failure::bad(got, p.source(), got.len() as u64)),
             None => self.echo(sent, got),
         }
     }
@@ -286,6 +292,7 @@ impl Check {
             code: Some(Code::Name(name)),
             got: Some(r.payload.clone()),
             wanted: None,
+            received: r.payload.len() as u64,
         })
     }
 
@@ -302,10 +309,13 @@ impl Check {
                 code: Some(Code::Status(r.status)),
                 got: Some(r.body.clone()),
                 wanted: None,
+                received: r.body.len() as u64,
             });
         }
         match &self.expect {
-            Some(p) if !p.matches(&r.body) => Err(Failure::bad(&r.body, p.source())),
+            Some(p) if !p.matches(&r.body) => {
+                Err(Failure::bad(&r.body, p.source(), r.body.len() as u64))
+            }
             _ => Ok(r.body.len() as u64),
         }
     }
@@ -321,12 +331,13 @@ impl Check {
                 code: Some(Code::Word(Bytes::copy_from_slice(word))),
                 got: Some(e.clone()),
                 wanted: None,
+                received: e.len() as u64,
             });
         }
         if let Some(p) = &self.expect {
             let text = resp_text(v);
             if !p.matches(&text) {
-                return Err(Failure::bad(&text, p.source()));
+                return Err(Failure::bad(&text, p.source(), resp_size(v)));
             }
         }
         Ok(resp_size(v))
@@ -421,6 +432,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(f.kind, ErrorKind::ServerError);
         assert_eq!(f.code, Some(Code::Word(b("WRONGTYPE"))));
+        assert_eq!(f.received, 33, "the error reply's bytes count as received");
         let c = Check {
             expect: Some(Pattern::parse("PONG").unwrap()),
             ..Check::default()

@@ -500,6 +500,7 @@ impl Recorder {
         let c = &mut self.current;
         c.errors.add(kind);
         c.bytes_sent += bytes_sent;
+        c.bytes_received += f.received;
         if f.code.is_some() || f.got.is_some() {
             c.details.add(f);
         }
@@ -614,6 +615,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_that_failed_its_check_still_counts_as_received() {
+        use crate::check::{Code, Failure};
+        let mut r = Recorder::new();
+        let e = bytes::Bytes::from_static(b"ERR wrong number of arguments");
+        let f = Failure {
+            kind: ErrorKind::ServerError,
+            code: Some(Code::Word(e.slice(..3))),
+            got: Some(e.clone()),
+            wanted: None,
+            received: e.len() as u64,
+        };
+        r.record_failure(&f, ms(1), None, 7);
+        r.record_failure(&Failure::from(ErrorKind::Reset), ms(1), None, 7);
+        let i = r.take_interval();
+        assert_eq!((i.ok, i.errors.get(ErrorKind::ServerError)), (0, 1));
+        assert_eq!((i.bytes_sent, i.bytes_received), (14, e.len() as u64));
+    }
+
+    #[test]
     fn error_details_stay_bounded_and_count_every_code() {
         use crate::check::{Code, Failure};
         let mut d = ErrorDetails::default();
@@ -624,6 +644,7 @@ mod tests {
                     code: Some(Code::Status(400 + status)),
                     got: Some(bytes::Bytes::from(format!("body {status}"))),
                     wanted: None,
+                    received: 0,
                 });
             }
         }
