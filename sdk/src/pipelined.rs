@@ -224,7 +224,8 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 
     /// True when the server announced that it closes the connection (HTTP `Connection: close`): the
-    /// connection takes no new requests but did not fail; open a new one.
+    /// connection takes no new requests but did not fail; open a new one. Requests already pipelined behind
+    /// the announcing reply fail as [`ErrorKind::Closed`] when the close comes, and this stays true.
     pub fn closed_by_server(&self) -> bool {
         self.closed == Some(Closed::ByServer)
     }
@@ -480,6 +481,16 @@ impl<P: Protocol, T> Pipelined<P, T> {
 
     /// Completes every waiting request with an error of `kind` and ends the connection.
     fn fail_all(&mut self, now: Instant, kind: ErrorKind, message: &str) {
+        // The server said it closes, and it did: requests pipelined behind that reply are not answered (they
+        // fail, as closed), but the connection ended as announced, and a new one can be opened at once.
+        let announced = self.closed == Some(Closed::ByServer)
+            && matches!(kind, ErrorKind::Closed | ErrorKind::Reset);
+        let message = if announced {
+            "the server closed the connection, as its reply before announced (HTTP `Connection: close`), \
+             without answering this request"
+        } else {
+            message
+        };
         let partial = !self.rbuf.is_empty();
         for (i, slot) in self.flight.drain(..).enumerate() {
             if let Some(token) = slot.token {
@@ -499,7 +510,9 @@ impl<P: Protocol, T> Pipelined<P, T> {
             }
         }
         self.live = 0;
-        self.closed = Some(Closed::Failed);
+        if !announced {
+            self.closed = Some(Closed::Failed);
+        }
     }
 }
 

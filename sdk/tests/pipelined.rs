@@ -209,3 +209,47 @@ async fn kept_open_after_a_timeout_a_connection_takes_new_requests_and_drops_the
     assert_eq!(conn.pending(), 0);
     assert!(conn.next().await.is_none());
 }
+
+/// HTTP pipelining into a server that closes after its `keepalive_requests` (nginx's default is 1000): the
+/// reply that says `Connection: close` is delivered, the requests pipelined behind it fail as closed, and the
+/// connection reports the close as announced (a caller reconnects at once, with no back-off for a failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_pipelined_past_an_announced_close_fail_as_closed_and_the_close_is_the_servers() {
+    use sockpool::codec::http;
+    use sockpool::protocol::Http;
+    let addr = answers_once(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            .to_vec(),
+        true,
+    )
+    .await;
+    let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
+    let endpoint: Endpoint = addr.to_string().parse().unwrap();
+    let mut conn: Pipelined<Http, u64> = Pipelined::connect(
+        &connector,
+        &endpoint,
+        Http::default(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let now = Instant::now();
+    for token in 1..=4u64 {
+        conn.send(http::Request::get("/"), token, now).unwrap();
+    }
+    for token in 1..=2u64 {
+        let c = conn.next().await.expect("a completion");
+        assert_eq!((c.token, c.result.unwrap().status), (token, 200));
+    }
+    for token in 3..=4u64 {
+        let c = conn.next().await.expect("a completion");
+        let e = c.result.unwrap_err();
+        assert_eq!((c.token, e.kind()), (token, ErrorKind::Closed), "{e}");
+        assert!(
+            e.to_string().contains("as its reply before announced"),
+            "{e}"
+        );
+    }
+    assert!(conn.next().await.is_none());
+    assert!(!conn.is_open() && conn.closed_by_server());
+}
