@@ -49,7 +49,9 @@ impl AppError {
             | AppError::Output { .. }
             | AppError::Merge(_)
             | AppError::Run(RunError::Setup(_) | RunError::TooLate(_) | RunError::Output { .. })
-            | AppError::Tune(crate::tune::TuneError::Config(_))
+            | AppError::Tune(
+                crate::tune::TuneError::Config(_) | crate::tune::TuneError::Output { .. },
+            )
             | AppError::Stream(crate::stream::StreamError::Config(_)) => exit::USAGE,
             AppError::Run(RunError::Unreachable { .. }) | AppError::Embedded(_) => exit::NO_ANSWER,
             _ => 1,
@@ -123,25 +125,31 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
 }
 
 /// Fails before the run, not after it, when `--json FILE` or `--hgrm FILE` cannot be written (the `.hlog` is
-/// opened before the run anyway). Nothing is truncated, and a file this creates is removed again.
+/// opened before the run anyway).
 fn writable_outputs(config: &Config) -> Result<(), AppError> {
     let json = match &config.json {
         Some(JsonOut::File(p)) => Some(p),
         _ => None,
     };
     for path in json.into_iter().chain(config.hgrm.as_ref()) {
-        let existed = path.exists();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|source| AppError::Output {
-                path: path.display().to_string(),
-                source,
-            })?;
-        if !existed {
-            let _ = std::fs::remove_file(path);
-        }
+        check_writable(path).map_err(|source| AppError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `path` can be written, found out before a run that would write it at its end: nothing is
+/// truncated, and a file this creates is removed again.
+pub(crate) fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }

@@ -42,7 +42,20 @@ fn run_without_target_uses_the_embedded_server_and_honours_flags() {
 
 #[test]
 fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        // Checked before the search (against a port nothing listens on: no cell runs), not after it.
+        (
+            &[
+                "tune",
+                "--target",
+                "127.0.0.1:1",
+                "--vary",
+                "pipeline=1,2",
+                "--recommend",
+                "/nonexistent-dir/r.json",
+            ],
+            "/nonexistent-dir/r.json: No such file",
+        ),
         (
             &[
                 "run",

@@ -733,6 +733,21 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
     if tour::is_tour(a) {
         return tour::run(&tour::TourPlan::from_args(a)?);
     }
+    // A file that cannot be written fails now, not after the search.
+    let json_file = a
+        .json
+        .as_deref()
+        .filter(|j| *j != "-")
+        .map(std::path::Path::new);
+    for path in [json_file, a.html.as_deref(), a.recommend.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        crate::app::check_writable(path).map_err(|source| TuneError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     let plan = Plan::from_args(a)?;
     let runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
     // Every cell's flags are checked before the first runs, and the target must answer the protocol.
