@@ -151,8 +151,12 @@ pub enum Report {
 /// A worker's closing figures.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSummary {
-    /// Time from measuring start until the worker's last request finished.
+    /// Time from measuring start until the worker's last request finished (a duration's: at least until the
+    /// duration ended or the run stopped).
     pub elapsed: Duration,
+    /// Time from measuring start until the worker was done (its last request in flight finished or timed
+    /// out): the wall time its `cpu` was used in.
+    pub span: Duration,
     /// CPU time the worker thread used while measuring.
     pub cpu: Duration,
     /// Connections opened (including the first ones).
@@ -714,14 +718,20 @@ pub async fn run_worker<T: Transport>(
     }
 
     ticker.abort();
+    let ended = Instant::now();
     let cpu_start = cpu_at_start
         .get()
         .unwrap_or_else(crate::health::thread_cpu_time);
     let k = next_index.get();
-    let elapsed = state
-        .last_done
-        .get()
-        .saturating_duration_since(measure_from);
+    // Measured until the last request finished; a duration's window at least until it ended (or the run
+    // stopped sooner), so a run in which nothing finished, or nothing late, still covers the time it took.
+    let last_done = state.last_done.get();
+    let until = match plan.end() {
+        Some(end) => last_done.max(ended.min(start + end)),
+        None if last_done <= measure_from => ended,
+        None => last_done,
+    };
+    let elapsed = until.saturating_duration_since(measure_from);
     let final_start = Duration::from_secs(k);
     let last = state.rec.borrow_mut().take_interval();
     // A last, partial interval only when something finished in it: replies that land just past a second's
@@ -739,6 +749,7 @@ pub async fn run_worker<T: Transport>(
     }
     sink(Report::Done(WorkerSummary {
         elapsed,
+        span: ended.saturating_duration_since(measure_from),
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
         connects: state.connects.get(),
         most_in_flight: state.most_in_flight.get(),

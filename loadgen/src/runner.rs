@@ -361,6 +361,8 @@ where
         .max()
         .unwrap_or_default();
     let cpu: Vec<Duration> = summaries.iter().map(|s| s.cpu).collect();
+    // The CPU shares are of the wall time that CPU was used in.
+    let span = summaries.iter().map(|s| s.span).max().unwrap_or_default();
     let connects: u64 = summaries.iter().map(|s| s.connects).sum();
     let reconnects = if config.protocol == Protocol::Udp {
         0
@@ -399,14 +401,18 @@ where
         merged: None,
     };
     let open = !matches!(config.load, Load::Closed);
-    result.health = Health::assess(
-        &cpu,
-        elapsed,
-        open,
-        lag,
-        result.achieved_ratio(),
-        reconnects,
-    );
+    result.health = Health::assess(&cpu, span, open, lag, result.achieved_ratio(), reconnects);
+    if connects == 0
+        && config.protocol != Protocol::Udp
+        && result.total.ok == 0
+        && result.total.errors.total() == 0
+    {
+        result.health.warnings.push(format!(
+            "no connection to the target opened and no attempt failed: every connect (TCP, or a TLS handshake \
+             the server never answered) was still in progress when the run ended (--connect-timeout {})",
+            crate::report::fmt_duration(config.connect_timeout)
+        ));
+    }
     let offset_s = opened_at.map_or(0.0, |t| match t.duration_since(started) {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),

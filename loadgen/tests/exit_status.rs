@@ -168,3 +168,29 @@ fn status_3_when_the_target_never_answers() {
     assert_eq!(v["verdict"]["no_answer"], true);
     assert_eq!(v["errors"]["timeout_read"], 4, "{}", v["errors"]);
 }
+
+/// A TLS handshake the server never answers (a plain TCP peer that reads and says nothing), for longer than
+/// the run: no connection opens and no attempt fails before the end. The run still lasts its duration, the
+/// report says why nothing was sent, and the status is 3.
+#[test]
+fn status_3_and_a_warning_when_every_connect_is_still_in_progress_at_the_end() {
+    let silent = fake_servers::silent().to_string();
+    let target = format!("tls://{silent}");
+    let (code, stdout, stderr) = run(&args(
+        "--target {} --insecure --duration 300ms --connect-timeout 2s --connections 2 --quiet --json -",
+        &[&target],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["verdict"]["no_answer"], true);
+    assert_eq!(v["summary"]["requests"], 0);
+    let secs = v["summary"]["duration_s"].as_f64().unwrap();
+    assert!(
+        (0.299..0.5).contains(&secs),
+        "measured for the run's duration: {secs}"
+    );
+    let share = v["health"]["max_worker_cpu_share"].as_f64().unwrap();
+    assert!(share < 0.9, "CPU share of the time it was used in: {share}");
+    let warnings = v["health"]["warnings"].to_string();
+    assert!(warnings.contains("still in progress"), "{warnings}");
+}
