@@ -163,7 +163,27 @@ pub struct Failure {
     pub wanted: Option<Bytes>,
     /// Payload bytes of the reply that failed its check (counted as received, like a good reply's); 0 when
     /// no reply came.
-    pub received: u64,
+    pub received: u32,
+    /// The SDK's error, when the request failed without a reply (a TLS handshake refused, an undecodable
+    /// reply, a close): its text is the report's example. Moved in, not formatted: no allocation per failure.
+    pub error: Option<SdkError>,
+}
+
+/// An SDK error kept for a report's example. Cloned (rarely: tests) by its text.
+#[derive(Debug)]
+pub struct SdkError(pub sockpool::Error);
+
+impl Clone for SdkError {
+    fn clone(&self) -> SdkError {
+        let e = &self.0;
+        SdkError(sockpool::Error::new(e.kind(), e.phase(), e.to_string()))
+    }
+}
+
+impl PartialEq for SdkError {
+    fn eq(&self, other: &SdkError) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
 }
 
 impl From<ErrorKind> for Failure {
@@ -174,19 +194,33 @@ impl From<ErrorKind> for Failure {
             got: None,
             wanted: None,
             received: 0,
+            error: None,
         }
     }
 }
 
 impl Failure {
     /// A reply of `received` payload bytes that is not what was wanted; `got` is how it is shown.
-    fn bad(got: &Bytes, wanted: Bytes, received: u64) -> Failure {
+    fn bad(got: &Bytes, wanted: Bytes, received: usize) -> Failure {
         Failure {
             kind: ErrorKind::BadReply,
             code: None,
             got: Some(got.clone()),
             wanted: Some(wanted),
-            received,
+            received: clamp32(received),
+            error: None,
+        }
+    }
+
+    /// A request the SDK failed with `e` (no reply to check): classified, with `e` kept for the example.
+    pub fn sdk(e: sockpool::Error) -> Failure {
+        Failure {
+            kind: crate::transport::classify(&e),
+            code: None,
+            got: None,
+            wanted: None,
+            received: 0,
+            error: Some(SdkError(e)),
         }
     }
 
@@ -196,15 +230,22 @@ impl Failure {
         if let Some(c) = &self.code {
             s.push_str(&format!("[{c}] "));
         }
-        match &self.got {
-            Some(g) => s.push_str(&format!("got \"{}\"", escape(g))),
-            None => s.push_str(self.kind.name()),
+        match (&self.got, &self.error) {
+            (Some(g), _) => s.push_str(&format!("got \"{}\"", escape(g))),
+            (None, Some(e)) => s.push_str(&e.0.to_string()),
+            (None, None) => s.push_str(self.kind.name()),
         }
         if let Some(w) = &self.wanted {
             s.push_str(&format!(", expected \"{}\"", escape(w)));
         }
         s
     }
+}
+
+/// A reply's length as [`Failure::received`] keeps it (replies are bounded far below 4 GiB by the codecs'
+/// limits; a longer one counts as 4 GiB - 1).
+fn clamp32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Bytes shown of a reply or an expectation in an example.
@@ -262,7 +303,7 @@ impl Check {
         if sent == got {
             Ok(got.len() as u64)
         } else {
-            Err(Failure::bad(got, sent.clone(), got.len() as u64))
+            Err(Failure::bad(got, sent.clone(), got.len()))
         }
     }
 
@@ -270,7 +311,7 @@ impl Check {
     pub fn line(&self, sent: &Bytes, got: &Bytes) -> Result<u64, Failure> {
         match &self.expect {
             Some(p) if p.matches(got) => Ok(got.len() as u64),
-            Some(p) => Err(Failure::bad(got, p.source(), got.len() as u64)),
+            Some(p) => Err(Failure::bad(got, p.source(), got.len())),
             None => self.echo(sent, got),
         }
     }
@@ -292,7 +333,8 @@ impl Check {
             code: Some(Code::Name(name)),
             got: Some(r.payload.clone()),
             wanted: None,
-            received: r.payload.len() as u64,
+            received: clamp32(r.payload.len()),
+            error: None,
         })
     }
 
@@ -309,13 +351,12 @@ impl Check {
                 code: Some(Code::Status(r.status)),
                 got: Some(r.body.clone()),
                 wanted: None,
-                received: r.body.len() as u64,
+                received: clamp32(r.body.len()),
+                error: None,
             });
         }
         match &self.expect {
-            Some(p) if !p.matches(&r.body) => {
-                Err(Failure::bad(&r.body, p.source(), r.body.len() as u64))
-            }
+            Some(p) if !p.matches(&r.body) => Err(Failure::bad(&r.body, p.source(), r.body.len())),
             _ => Ok(r.body.len() as u64),
         }
     }
@@ -331,13 +372,14 @@ impl Check {
                 code: Some(Code::Word(Bytes::copy_from_slice(word))),
                 got: Some(e.clone()),
                 wanted: None,
-                received: e.len() as u64,
+                received: clamp32(e.len()),
+                error: None,
             });
         }
         if let Some(p) = &self.expect {
             let text = resp_text(v);
             if !p.matches(&text) {
-                return Err(Failure::bad(&text, p.source(), resp_size(v)));
+                return Err(Failure::bad(&text, p.source(), resp_size(v) as usize));
             }
         }
         Ok(resp_size(v))

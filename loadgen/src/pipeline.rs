@@ -22,7 +22,7 @@
 //!   `--timeout`, so a request that waited for a slot has that much less time on the wire.
 //! - **Counts stay exact.** Every request taken from the feed is reported once: replied, failed with the
 //!   connection, or timed out.
-//! - **Errors are the SDK's**, mapped once by [`classify`]: a timeout names where its time went
+//! - **Errors are the SDK's**, mapped once by [`crate::transport::classify`] (in [`Failure::sdk`], which keeps the error for the report's example): a timeout names where its time went
 //!   (`timeout_write`, `timeout_read`, `timeout_request`); a connection that closes or resets fails every
 //!   request in flight with that kind; a reply to another request or bytes nobody asked for are a protocol
 //!   error. A connection that cannot be opened fails the request that would have gone first.
@@ -42,9 +42,10 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::check::Check;
+use crate::check::Failure;
 use crate::config::Config;
 use crate::driver::{Due, Feed, Take, RECONNECT_BACKOFF};
-use crate::transport::{classify, socket_options, tls_config, Speak};
+use crate::transport::{socket_options, tls_config, Speak};
 
 /// One worker's pipelined connections to one target.
 pub struct Pipeline<P: Speak> {
@@ -159,7 +160,7 @@ impl<P: Speak> Pipeline<P> {
                     let now = Instant::now();
                     match feed.take(now, now) {
                         Take::Send(due) => {
-                            feed.finished(&due, now, 0, Err(classify(&e).into()));
+                            feed.finished(&due, now, 0, Err(Failure::sdk(e)));
                         }
                         Take::Wait => {}
                         Take::Done => return,
@@ -263,7 +264,7 @@ impl<P: Speak> Pipeline<P> {
             }
             Err(e) => {
                 let sent = if e.was_sent() { t.bytes_sent } else { 0 };
-                return feed.finished(&t.due, done.at, sent, Err(classify(&e).into()));
+                return feed.finished(&t.due, done.at, sent, Err(Failure::sdk(e)));
             }
         };
         feed.finished(&t.due, done.at, t.bytes_sent, result);
@@ -289,7 +290,7 @@ impl<P: Speak> Pipeline<P> {
             expect,
         };
         conn.send(request, token, due.intended).map_err(|(t, e)| {
-            feed.finished(&t.due, due.sent(), 0, Err(classify(&e).into()));
+            feed.finished(&t.due, due.sent(), 0, Err(Failure::sdk(e)));
             End::Failed
         })
     }

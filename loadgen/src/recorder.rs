@@ -204,7 +204,7 @@ impl ErrorDetails {
         if let Some(code) = &f.code {
             self.count(f.kind, code, 1);
         }
-        if f.got.is_some()
+        if (f.got.is_some() || f.error.is_some())
             && self.example_tries < MAX_EXAMPLE_TRIES
             && self.examples_of(f.kind) < EXAMPLES_PER_KIND
         {
@@ -500,8 +500,8 @@ impl Recorder {
         let c = &mut self.current;
         c.errors.add(kind);
         c.bytes_sent += bytes_sent;
-        c.bytes_received += f.received;
-        if f.code.is_some() || f.got.is_some() {
+        c.bytes_received += u64::from(f.received);
+        if f.code.is_some() || f.got.is_some() || f.error.is_some() {
             c.details.add(f);
         }
         if kind.is_timeout() {
@@ -624,13 +624,33 @@ mod tests {
             code: Some(Code::Word(e.slice(..3))),
             got: Some(e.clone()),
             wanted: None,
-            received: e.len() as u64,
+            received: e.len() as u32,
+            error: None,
         };
         r.record_failure(&f, ms(1), None, 7);
         r.record_failure(&Failure::from(ErrorKind::Reset), ms(1), None, 7);
         let i = r.take_interval();
         assert_eq!((i.ok, i.errors.get(ErrorKind::ServerError)), (0, 1));
         assert_eq!((i.bytes_sent, i.bytes_received), (14, e.len() as u64));
+    }
+
+    #[test]
+    fn a_failure_without_a_reply_shows_the_sdks_error_as_its_example() {
+        use crate::check::Failure;
+        let mut r = Recorder::new();
+        for _ in 0..3 {
+            let e = sockpool::Error::new(
+                sockpool::ErrorKind::Tls,
+                sockpool::Phase::TlsHandshake,
+                "invalid peer certificate: UnknownIssuer",
+            );
+            r.record_failure(&Failure::sdk(e), ms(1), None, 0);
+        }
+        let i = r.take_interval();
+        assert_eq!(i.errors.get(ErrorKind::Tls), 3);
+        let examples: Vec<_> = i.details.examples().collect();
+        assert_eq!(examples.len(), 1, "the same error once: {examples:?}");
+        assert!(examples[0].1.contains("UnknownIssuer"), "{:?}", examples[0]);
     }
 
     #[test]
@@ -645,6 +665,7 @@ mod tests {
                     got: Some(bytes::Bytes::from(format!("body {status}"))),
                     wanted: None,
                     received: 0,
+                    error: None,
                 });
             }
         }

@@ -237,14 +237,14 @@ impl UdpTransport {
     async fn client(
         &self,
         i: usize,
-    ) -> Result<(Rc<sockpool::UdpClient>, Option<Duration>), ErrorKind> {
+    ) -> Result<(Rc<sockpool::UdpClient>, Option<Duration>), Failure> {
         if let Some(c) = &self.clients.borrow()[i] {
             return Ok((c.clone(), None));
         }
         let started = std::time::Instant::now();
         let c = sockpool::UdpClient::connect_to(&self.target, self.config.clone())
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(Failure::sdk)?;
         let c = Rc::new(c);
         self.clients.borrow_mut()[i] = Some(c.clone());
         Ok((c, Some(started.elapsed())))
@@ -262,13 +262,16 @@ impl Transport for UdpTransport {
         };
         let (client, connect) = match self.client(index).await {
             Ok(c) => c,
-            Err(kind) => return Outcome::failed(kind.into()),
+            Err(f) => return Outcome::failed(f),
         };
         let payload = bytes_of(req);
         let (result, written) =
             match tokio::time::timeout_at(deadline, client.request(&payload)).await {
                 Ok(Ok(reply)) => (self.check.echo(&payload, &reply), true),
-                Ok(Err(e)) => (Err(classify(&e).into()), e.was_sent()),
+                Ok(Err(e)) => {
+                    let sent = e.was_sent();
+                    (Err(Failure::sdk(e)), sent)
+                }
                 Err(_) => (Err(ErrorKind::Timeout(Phase::Request).into()), true),
             };
         Outcome {
@@ -378,7 +381,10 @@ impl<P: Speak> Transport for SdkTransport<P> {
         let (result, t) = client.call_timed_until(request, deadline).await;
         let (result, written) = match result {
             Ok(resp) => (client.protocol().reply(check, &sent, &resp), true),
-            Err(e) => (Err(classify(&e).into()), e.was_sent()),
+            Err(e) => {
+                let sent = e.was_sent();
+                (Err(Failure::sdk(e)), sent)
+            }
         };
         Outcome {
             result,

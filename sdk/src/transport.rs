@@ -572,7 +572,16 @@ impl Connector {
                 } else {
                     Error::io(Phase::TlsHandshake, io::Error::from(e.kind())).kind()
                 };
-                Err(Error::new(kind, Phase::TlsHandshake, e.to_string()).with_source(e))
+                let mut message = e.to_string();
+                if message.contains("CaUsedAsEndEntity") {
+                    // `openssl req -x509` makes such certificates; OpenSSL clients accept them, rustls does not.
+                    message.push_str(
+                        " (the server's certificate is a CA certificate (basicConstraints CA:TRUE), which \
+                         rustls does not accept as the server's own: issue a leaf certificate from that CA, \
+                         or make it with CA:FALSE)",
+                    );
+                }
+                Err(Error::new(kind, Phase::TlsHandshake, message).with_source(e))
             }
             Err(_) => Err(Error::timeout(Phase::TlsHandshake, limit, what)),
         }

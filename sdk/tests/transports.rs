@@ -110,6 +110,42 @@ async fn tls_endpoint_with_a_ca_file_and_in_insecure_mode() {
     drop(server);
 }
 
+/// `openssl req -x509` makes a self-signed certificate with CA:TRUE; redis-cli and curl accept it as the
+/// server's, rustls does not. The error says so and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_used_as_the_servers_own_is_refused_with_a_hint() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let server = sockpool_testkit::server::start_with(&["framed+tls=127.0.0.1:0"], |c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+    });
+    let addr = tls_addr(server.local_addrs());
+    let client = Client::framed()
+        .endpoint(format!("tls://127.0.0.1:{}", addr.port()))
+        .tls(
+            TlsConfig::default()
+                .with_ca_file(Some(cert_path.clone()))
+                .with_server_name(Some("localhost".into())),
+        )
+        .build()
+        .unwrap();
+    let err = client.echo(&b"x"[..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(
+        err.to_string().contains("issue a leaf certificate"),
+        "{err}"
+    );
+    drop(server);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_endpoint() {
     let dir = tempfile::tempdir().unwrap();
