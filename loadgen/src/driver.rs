@@ -161,6 +161,12 @@ pub struct WorkerSummary {
     pub cpu: Duration,
     /// Connections opened (including the first ones).
     pub connects: u64,
+    /// Connections the server closed as it announced (HTTP `Connection: close`).
+    pub announced_closes: u64,
+    /// Connections that failed.
+    pub broken: u64,
+    /// Why the first of them did.
+    pub first_break: Option<String>,
     /// The most requests in flight at once (taken from the feed and not yet finished): at most the worker's
     /// slots, whatever the rate asked for.
     pub most_in_flight: usize,
@@ -180,6 +186,12 @@ pub(crate) struct Worker {
     last_done: Cell<Instant>,
     /// Connections opened.
     connects: Cell<u64>,
+    /// Connections the server closed as it announced (HTTP `Connection: close`).
+    announced_closes: Cell<u64>,
+    /// Connections that failed (reset, closed unannounced, bytes nobody asked for, a timeout), and why the
+    /// first did.
+    broken: Cell<u64>,
+    first_break: RefCell<Option<String>>,
     /// Requests taken from the feed and not yet finished.
     in_flight: Cell<usize>,
     /// The most of them at once.
@@ -430,6 +442,22 @@ impl Feed {
         self.worker().timeout
     }
 
+    /// The server closed a connection as it had announced.
+    pub fn closed_as_announced(&self) {
+        let w = self.worker();
+        w.announced_closes.set(w.announced_closes.get() + 1);
+    }
+
+    /// A connection failed, `why` (the first reason is kept for the report).
+    pub fn broke(&self, why: impl FnOnce() -> String) {
+        let w = self.worker();
+        w.broken.set(w.broken.get() + 1);
+        let mut first = w.first_break.borrow_mut();
+        if first.is_none() {
+            *first = Some(why());
+        }
+    }
+
     /// A connection was opened in `took` (recorded, warm-up included: every connection is worth reporting).
     pub fn connected(&self, took: Duration) {
         let w = self.worker();
@@ -662,6 +690,9 @@ pub async fn run_worker<T: Transport>(
             timeout: plan.timeout,
             last_done: Cell::new(measure_from),
             connects: Cell::new(0),
+            announced_closes: Cell::new(0),
+            broken: Cell::new(0),
+            first_break: RefCell::new(None),
             in_flight: Cell::new(0),
             most_in_flight: Cell::new(0),
         }),
@@ -752,6 +783,9 @@ pub async fn run_worker<T: Transport>(
         span: ended.saturating_duration_since(measure_from),
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
         connects: state.connects.get(),
+        announced_closes: state.announced_closes.get(),
+        broken: state.broken.get(),
+        first_break: state.first_break.take(),
         most_in_flight: state.most_in_flight.get(),
     }));
 }
@@ -1078,7 +1112,7 @@ pub(crate) mod tests {
             true,
             (lag(0.5), lag(0.99), lag(1.0)),
             Some(1.0),
-            0,
+            Default::default(),
         );
         assert!(h.bottleneck, "{:?}", h.warnings);
         assert!(h.send_lag_max_us >= 45_000.0, "{}", h.send_lag_max_us);

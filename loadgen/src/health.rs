@@ -37,6 +37,19 @@ pub const CPU_BOUND_SHARE: f64 = 0.90;
 /// on a busy machine), and that lag is inside every corrected latency.
 pub const LAG_WARN: Duration = Duration::from_micros(500);
 
+/// How the run's connections ended and were reopened.
+#[derive(Debug, Clone, Default)]
+pub struct Reopened {
+    /// Connections opened beyond `--connections`.
+    pub reconnects: u64,
+    /// Closed by the server as it announced.
+    pub announced: u64,
+    /// Failed.
+    pub broken: u64,
+    /// Why the first failed one did.
+    pub first_break: Option<String>,
+}
+
 /// How the load generator itself fared.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -51,8 +64,14 @@ pub struct Health {
     pub send_lag_p99_us: f64,
     /// Sender lag max in microseconds.
     pub send_lag_max_us: f64,
-    /// Connections that broke during the run (server died, reset) and were reopened.
+    /// Connections opened beyond `--connections`: reopened after the server closed one (as announced, or
+    /// not) or it failed.
     pub reconnects: u64,
+    /// Connections the server closed as it had announced (HTTP `Connection: close`, e.g. nginx's
+    /// `keepalive_requests`): not a failure.
+    pub closed_by_server: u64,
+    /// Connections that failed (reset, closed unannounced, a timeout, bytes nobody asked for).
+    pub broken: u64,
     /// True when the load generator, not the server, probably limited the result.
     pub bottleneck: bool,
     /// Human-readable warnings.
@@ -69,7 +88,7 @@ impl Health {
         open_loop: bool,
         lag: (Duration, Duration, Duration),
         achieved_ratio: Option<f64>,
-        reconnects: u64,
+        reopened: Reopened,
     ) -> Health {
         let secs = measured.as_secs_f64().max(1e-9);
         let shares: Vec<f64> = worker_cpu.iter().map(|d| d.as_secs_f64() / secs).collect();
@@ -102,9 +121,23 @@ impl Health {
                 ));
             }
         }
-        if reconnects > 0 {
+        let Reopened {
+            reconnects,
+            announced,
+            broken,
+            first_break,
+        } = reopened;
+        if broken > 0 {
             warnings.push(format!(
-                "{reconnects} connection(s) broke during the run and were reopened"
+                "{broken} connection(s) broke during the run and were reopened; the first: {}",
+                first_break.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
+        // Reopened, but neither announced nor seen failing here (the pooled client reopens on its own).
+        let unexplained = reconnects.saturating_sub(announced + broken);
+        if unexplained > 0 {
+            warnings.push(format!(
+                "{unexplained} connection(s) broke during the run and were reopened"
             ));
         }
         Health {
@@ -114,6 +147,8 @@ impl Health {
             send_lag_p99_us: p99.as_secs_f64() * 1e6,
             send_lag_max_us: max.as_secs_f64() * 1e6,
             reconnects,
+            closed_by_server: announced,
+            broken,
             bottleneck,
             warnings,
         }
@@ -145,7 +180,7 @@ mod tests {
             false,
             Default::default(),
             None,
-            0,
+            Reopened::default(),
         );
         assert!(h.bottleneck);
         assert!(h.warnings[0].contains("CPU-bound"));
@@ -155,7 +190,7 @@ mod tests {
             false,
             Default::default(),
             None,
-            0,
+            Reopened::default(),
         );
         assert!(!h.bottleneck);
         assert!(h.warnings.is_empty());
@@ -174,11 +209,43 @@ mod tests {
             true,
             lag,
             Some(0.5),
-            2,
+            Reopened {
+                reconnects: 2,
+                ..Reopened::default()
+            },
         );
         assert_eq!(h.warnings.len(), 3);
         assert!(h.warnings.iter().any(|w| w.contains("fell behind")));
         assert!(h.warnings.iter().any(|w| w.contains("50.0% of the target")));
         assert_eq!(h.reconnects, 2);
+    }
+
+    #[test]
+    fn closes_the_server_announced_are_no_warning_and_a_break_says_why() {
+        let h = Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(1),
+            false,
+            Default::default(),
+            None,
+            Reopened {
+                reconnects: 105,
+                announced: 100,
+                broken: 5,
+                first_break: Some("connection reset by peer".into()),
+            },
+        );
+        assert_eq!((h.reconnects, h.closed_by_server, h.broken), (105, 100, 5));
+        assert_eq!(h.warnings.len(), 1, "{:?}", h.warnings);
+        assert!(
+            h.warnings[0].starts_with("5 connection(s) broke"),
+            "{:?}",
+            h.warnings
+        );
+        assert!(
+            h.warnings[0].contains("connection reset by peer"),
+            "{:?}",
+            h.warnings
+        );
     }
 }

@@ -617,6 +617,8 @@ fn merged_health(reports: &[AgentReport]) -> Health {
         send_lag_p99_us: worst(|h| h.send_lag_p99_us),
         send_lag_max_us: worst(|h| h.send_lag_max_us),
         reconnects: reports.iter().map(|r| r.health.reconnects).sum(),
+        closed_by_server: reports.iter().map(|r| r.health.closed_by_server).sum(),
+        broken: reports.iter().map(|r| r.health.broken).sum(),
         bottleneck: reports.iter().any(|r| r.health.bottleneck),
         warnings: reports
             .iter()

@@ -151,7 +151,10 @@ impl<P: Speak> Pipeline<P> {
                     feed.connected(started.elapsed());
                     match self.session(&feed, stream, &mut next_id).await {
                         End::Finished => return,
-                        End::Drained => continue,
+                        End::Drained => {
+                            feed.closed_as_announced();
+                            continue;
+                        }
                         End::Failed => {}
                     }
                 }
@@ -214,7 +217,7 @@ impl<P: Speak> Pipeline<P> {
                 free_since = None;
             }
             if conn.pending() == 0 && !waiting {
-                return self.ended(&conn, finished);
+                return self.ended(feed, &conn, finished);
             }
             let stuck = conn.in_flight() == 0 && conn.pending() >= self.depth;
             stuck_since = if stuck {
@@ -239,7 +242,7 @@ impl<P: Speak> Pipeline<P> {
                             now = Instant::now();
                             continue;
                         }
-                        return self.ended(&conn, finished);
+                        return self.ended(feed, &conn, finished);
                     };
                     now = done.at;
                     self.complete(feed, done);
@@ -249,7 +252,10 @@ impl<P: Speak> Pipeline<P> {
                     }
                 }
                 _ = feed.due(), if waiting => now = Instant::now(),
-                _ = give_up => return End::Failed,
+                _ = give_up => {
+                    feed.broke(|| "every place on it held by timed-out requests for --timeout".into());
+                    return End::Failed;
+                }
             }
         }
     }
@@ -290,18 +296,23 @@ impl<P: Speak> Pipeline<P> {
             expect,
         };
         conn.send(request, token, due.intended).map_err(|(t, e)| {
+            feed.broke(|| e.to_string());
             feed.finished(&t.due, due.sent(), 0, Err(Failure::sdk(e)));
             End::Failed
         })
     }
 
-    /// How a session whose connection has nothing more to do ended.
-    fn ended(&self, conn: &Pipelined<P, Token>, finished: bool) -> End {
+    /// How a session whose connection has nothing more to do ended (a failure is counted, with its reason).
+    fn ended(&self, feed: &Feed, conn: &Pipelined<P, Token>, finished: bool) -> End {
         if finished {
             End::Finished
         } else if conn.closed_by_server() {
             End::Drained
         } else {
+            feed.broke(|| {
+                conn.close_reason()
+                    .unwrap_or_else(|| "the connection failed".into())
+            });
             End::Failed
         }
     }
@@ -439,7 +450,7 @@ mod tests {
             true,
             (lag(0.5), lag(0.99), lag(1.0)),
             Some(t.ok as f64 / 2.0 / 40_000.0),
-            0,
+            Default::default(),
         );
         assert!(!health.bottleneck, "{:?}", health.warnings);
         assert!(

@@ -401,7 +401,13 @@ where
         merged: None,
     };
     let open = !matches!(config.load, Load::Closed);
-    result.health = Health::assess(&cpu, span, open, lag, result.achieved_ratio(), reconnects);
+    let reopened = crate::health::Reopened {
+        reconnects,
+        announced: summaries.iter().map(|s| s.announced_closes).sum(),
+        broken: summaries.iter().map(|s| s.broken).sum(),
+        first_break: summaries.iter_mut().find_map(|s| s.first_break.take()),
+    };
+    result.health = Health::assess(&cpu, span, open, lag, result.achieved_ratio(), reopened);
     if connects == 0
         && config.protocol != Protocol::Udp
         && result.total.ok == 0

@@ -124,6 +124,8 @@ pub struct Pipelined<P: Protocol, T> {
     wbuf_high: usize,
     /// Why the connection takes no new requests, if it does not.
     closed: Option<Closed>,
+    /// What failed the connection ([`Closed::Failed`]), for [`close_reason`](Self::close_reason).
+    failure: Option<String>,
     /// A write failed and the bytes that had arrived are being delivered first: reported next.
     write_failed: Option<Error>,
     /// A timeout closes the connection to new requests (the default).
@@ -188,6 +190,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
             batch_from: 0,
             wbuf_high: 0,
             closed: None,
+            failure: None,
             write_failed: None,
             close_after_timeout: true,
         }
@@ -228,6 +231,22 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// the announcing reply fail as [`ErrorKind::Closed`] when the close comes, and this stays true.
     pub fn closed_by_server(&self) -> bool {
         self.closed == Some(Closed::ByServer)
+    }
+
+    /// Why the connection takes no new requests, in words (`None` while it does): a timeout, the server's
+    /// announced close, or what failed it (the error every request in flight got, or bytes that came with no
+    /// request in flight).
+    pub fn close_reason(&self) -> Option<String> {
+        Some(match self.closed? {
+            Closed::TimedOut => "a request timed out (no new request after a timeout)".to_string(),
+            Closed::ByServer => {
+                "the server announced it closes (HTTP `Connection: close`)".to_string()
+            }
+            Closed::Failed => self
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the connection failed".to_string()),
+        })
     }
 
     /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
@@ -441,6 +460,10 @@ impl<P: Protocol, T> Pipelined<P, T> {
         if !self.rbuf.is_empty() {
             // Nothing in flight: these bytes answer nobody.
             self.closed = Some(Closed::Failed);
+            self.failure = Some(format!(
+                "the server sent {} byte(s) with no request in flight",
+                self.rbuf.len()
+            ));
         }
     }
 
@@ -512,6 +535,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
         self.live = 0;
         if !announced {
             self.closed = Some(Closed::Failed);
+            self.failure = Some(message.to_string());
         }
     }
 }
