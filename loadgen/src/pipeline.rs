@@ -84,6 +84,16 @@ const _: () = assert!(std::mem::size_of::<Token>() <= 56);
 /// What a reply is compared with when the request's bytes were not kept.
 static NOTHING: Bytes = Bytes::new();
 
+/// What woke a session's connection.
+enum Woke<D> {
+    /// A completion (`None`: nothing left in flight, or the connection ended).
+    Reply(Option<D>),
+    /// An open loop's next request is due.
+    Due,
+    /// Every place on the connection has been held by timed-out requests for `--timeout`.
+    GiveUp,
+}
+
 /// How a session ended, and so what its connection slot does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -226,24 +236,28 @@ impl<P: Speak> Pipeline<P> {
                 None
             };
             let give_up = stuck_since.map(|s| s + feed.timeout());
-            // Lazy: nothing is built (no timer registered) unless the branch is polled, and boxed: a timer is
-            // rarely needed, and inline it would be part of every connection's future.
-            let give_up = async {
-                match give_up {
-                    Some(at) => Box::pin(sleep_until(at)).await,
-                    None => std::future::pending().await,
+            let woke = if !waiting && give_up.is_none() {
+                // Only replies (or the connection's own timer) can wake it: a closed loop's every turn, and an
+                // open loop's with nothing due. No `select!` to build and poll (0.7% of the closed loop's CPU).
+                Woke::Reply(conn.next().await)
+            } else {
+                // Lazy: nothing is built (no timer registered) unless the branch is polled, and boxed: a timer
+                // is rarely needed, and inline it would be part of every connection's future.
+                let give_up = async {
+                    match give_up {
+                        Some(at) => Box::pin(sleep_until(at)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    done = conn.next(), if conn.pending() > 0 => Woke::Reply(done),
+                    _ = feed.due(), if waiting => Woke::Due,
+                    _ = give_up => Woke::GiveUp,
                 }
             };
-            tokio::select! {
-                biased;
-                done = conn.next(), if conn.pending() > 0 => {
-                    let Some(done) = done else {
-                        if conn.is_open() {
-                            now = Instant::now();
-                            continue;
-                        }
-                        return self.ended(feed, &conn, finished);
-                    };
+            match woke {
+                Woke::Reply(Some(done)) => {
                     now = done.at;
                     self.complete(feed, done);
                     // The other replies the same read brought, before the slots they free are filled again.
@@ -251,9 +265,13 @@ impl<P: Speak> Pipeline<P> {
                         self.complete(feed, done);
                     }
                 }
-                _ = feed.due(), if waiting => now = Instant::now(),
-                _ = give_up => {
-                    feed.broke(|| "every place on it held by timed-out requests for --timeout".into());
+                Woke::Reply(None) if conn.is_open() => now = Instant::now(),
+                Woke::Reply(None) => return self.ended(feed, &conn, finished),
+                Woke::Due => now = Instant::now(),
+                Woke::GiveUp => {
+                    feed.broke(|| {
+                        "every place on it held by timed-out requests for --timeout".into()
+                    });
                     return End::Failed;
                 }
             }
