@@ -27,8 +27,9 @@
 #      the server is kept busy throughout, however far behind the schedule the load generator is. (The
 #      requests due late in the run are still sent until their deadline, OV_TIMEOUT after the end: the PINGs of
 #      the whole run are shown too.)
-# Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median
-# and every round's ratio, so a ratio within the rounds' spread reads as that. sockpool-loadgen's own health
+# Each pair runs ROUNDS times (default 5), alternating which tool goes first; the table shows each tool's median,
+# the median of the rounds' ratios (each round's two runs are a pair) and every round's ratio, so a ratio within the
+# rounds' spread reads as that. sockpool-loadgen's own health
 # (busiest worker's CPU share, its "bottleneck" flag, in its median round) is printed beside it.
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
@@ -130,8 +131,8 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "not measured
 ROWS=()
 
 # One comparison: peer command (a shell function setting a variable) vs sockpool-loadgen, ROUNDS times,
-# alternating which goes first (in_turn). The row shows each tool's median rate, their ratio (judged against the target),
-# every round's ratio, and sockpool-loadgen's health in its median round.
+# alternating which goes first (in_turn). The row shows each tool's median rate, the median of the rounds' ratios
+# (judged against the target), every round's ratio, and sockpool-loadgen's health in its median round.
 # row label peer_label peer_fn peer_var target lg_label lg_args...
 compare() {
     local label=$1 peer_label=$2 peer_fn=$3 peer_var=$4 target=$5 lg_label=$6 r i
@@ -144,12 +145,17 @@ compare() {
         echo "  $label round $((r + 1)): $peer_label $(fmt "${!peer_var}")/s, sockpool-loadgen $(fmt "$LG")/s (cpu ${LG_CPU}%, bottleneck $LG_BN)" >&2
     done
     local pm lm rt each="" mid=""
+    local -a ratios=()
     pm=$(median "${peer_r[@]}") lm=$(median "${lg_r[@]}")
     for i in "${!peer_r[@]}"; do
-        each+="${each:+, }$(ratio "${lg_r[$i]}" "${peer_r[$i]}")"
+        ratios+=("$(ratio "${lg_r[$i]}" "${peer_r[$i]}")")
+        each+="${each:+, }${ratios[-1]}"
         [ -z "$mid" ] && [ "${lg_r[$i]}" = "$lm" ] && mid=${health[$i]}
     done
-    rt=$(ratio "$lm" "$pm")
+    # The median of the rounds' own ratios: the two tools of a round ran back to back, on the same state of the
+    # host, so a round's ratio is a pair; a ratio of the two medians can pair a fast round of one tool with a
+    # slow round of the other when the host changes speed during the run.
+    rt=$(median "${ratios[@]}")
     # A tool with no successful round was not measured: no ratio, rather than a ratio of 0 or infinity.
     if [ "$(fmt "$lm")" = 0 ] || [ "$(fmt "$pm")" = 0 ]; then rt="n/a"; fi
     ROWS+=("| $label | $peer_label | $(fmt "$pm") | $(fmt "$lm") | **$rt** | $target | $(verdict "$rt" "$target") | $each | $mid |")
