@@ -376,6 +376,14 @@ impl RunResult {
             "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%), {lag}",
             h.max_worker_cpu_share * 100.0,
         );
+        if h.closed_by_server > 0 {
+            let _ = writeln!(
+                o,
+                "             {} connection(s) closed by the server as it announced (HTTP `Connection: close`) and \
+                 reopened",
+                h.closed_by_server
+            );
+        }
         for w in &h.warnings {
             let _ = writeln!(o, "  WARNING    {w}");
         }
@@ -539,6 +547,18 @@ mod tests {
         ] {
             assert!(t.contains(needle), "{needle} missing in\n{t}");
         }
+        assert!(!t.contains("closed by the server"), "{t}");
+        let mut r = result(None);
+        r.health.closed_by_server = 12;
+        let t = r.to_table();
+        assert!(
+            t.contains("12 connection(s) closed by the server as it announced"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("WARNING"),
+            "an announced close is no warning:\n{t}"
+        );
     }
 
     #[test]

@@ -329,7 +329,10 @@ fn run() -> anyhow::Result<()> {
     let paired = |v: &[Measured]| {
         let mut ratios: Vec<f64> = v.iter().zip(&lp).map(|(m, l)| m.rate / l.rate).collect();
         ratios.sort_by(f64::total_cmp);
-        ratios.get((ratios.len().max(1) - 1) / 2).copied().unwrap_or(0.0)
+        ratios
+            .get((ratios.len().max(1) - 1) / 2)
+            .copied()
+            .unwrap_or(0.0)
     };
     println!(
         "framed ECHO {} B, {} connections, {} s x {} rounds (median), client runtime {} threads, server {addr}",
