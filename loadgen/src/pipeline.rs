@@ -22,7 +22,8 @@
 //!   `--timeout`, so a request that waited for a slot has that much less time on the wire.
 //! - **Counts stay exact.** Every request taken from the feed is reported once: replied, failed with the
 //!   connection, or timed out.
-//! - **Errors are the SDK's**, mapped once by [`crate::transport::classify`] (in [`Failure::sdk`], which keeps the error for the report's example): a timeout names where its time went
+//! - **Errors are the SDK's**, mapped once by [`crate::transport::classify`] (in [`Failure::sdk`], which keeps
+//!   the error for the report's example): a timeout names where its time went
 //!   (`timeout_write`, `timeout_read`, `timeout_request`); a connection that closes or resets fails every
 //!   request in flight with that kind; a reply to another request or bytes nobody asked for are a protocol
 //!   error. A connection that cannot be opened fails the request that would have gone first.
@@ -41,8 +42,7 @@ use sockpool::{Completion, Pipelined, Timeouts};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use crate::check::Check;
-use crate::check::Failure;
+use crate::check::{Check, Failure};
 use crate::config::Config;
 use crate::driver::{Due, Feed, Take, RECONNECT_BACKOFF};
 use crate::transport::{socket_options, tls_config, Speak};
