@@ -33,6 +33,10 @@ use crate::config::parse_size;
 const ECHO_STALL: Duration = Duration::from_secs(2);
 /// How long a framed request may wait for its reply (the SDK's request timeout on the connection).
 const FRAMED_STALL: Duration = Duration::from_secs(10);
+/// The most bytes of framed requests in flight (`--window` × `--buffer`): 1 GiB.
+const MAX_IN_FLIGHT: usize = 1 << 30;
+/// The byte every payload is made of: an echo must bring back nothing else.
+const FILL: u8 = 0x5a;
 
 /// Every default of `stream` in one place.
 pub mod defaults {
@@ -86,7 +90,7 @@ pub struct StreamArgs {
     /// `500M`). Default: 1 GiB.
     #[arg(long)]
     pub file_size: Option<String>,
-    /// Framed requests in flight. Default: 16.
+    /// Framed requests in flight. Default: 16; `--window` × the largest `--buffer` at most 1 GiB.
     #[arg(long)]
     pub window: Option<usize>,
     /// TCP_NODELAY: `on` or `off` (`--nodelay` alone is on), spelled as in `run` and `tune --vary`.
@@ -304,6 +308,17 @@ impl StreamPlan {
         if window == 0 {
             return Err(bad("--window must be at least 1".into()));
         }
+        // Every request in flight is a buffer held by the connection (encoded, waiting to be written): the
+        // window times the largest buffer is memory, bounded here rather than by what the machine has.
+        let largest = buffers.iter().flatten().copied().max().unwrap_or(1);
+        if protocol == StreamProto::Framed && window.saturating_mul(largest) > MAX_IN_FLIGHT {
+            return Err(bad(format!(
+                "--window {window} x --buffer {} = {} in flight: at most {} (lower --window or --buffer)",
+                fmt_size(largest),
+                fmt_size(window.saturating_mul(largest)),
+                fmt_size(MAX_IN_FLIGHT)
+            )));
+        }
         let file_size = match &a.file_size {
             None => defaults::FILE_SIZE,
             Some(s) => parse_size(s).map_err(|e| bad(format!("--file-size: {e}")))? as u64,
@@ -399,7 +414,7 @@ pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult,
 /// The echo protocol: `buffer`-sized writes on the SDK's stream while a reader drains what comes back.
 async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamError> {
     let (mut r, mut w) = tokio::io::split(stream);
-    let chunk = Bytes::from(vec![0x5a; cell.buffer]);
+    let chunk = Bytes::from(vec![FILL; cell.buffer]);
     let start = Instant::now();
     let end = start + cell.duration;
     let writer = tokio::spawn(async move {
@@ -418,7 +433,24 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
             .map_err(|_| StreamError::Io("echo reply stalled".into()))?
             .map_err(|e| StreamError::Io(e.to_string()))?;
         if n == 0 {
+            if Instant::now() < end {
+                writer.abort();
+                return Err(StreamError::Io(format!(
+                    "the server closed the connection after echoing {received} bytes: is the target an echo \
+                     server (--protocol echo)?"
+                )));
+            }
             break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b != FILL) {
+            writer.abort();
+            let got = &buf[i..n.min(i + 40)];
+            return Err(StreamError::Io(format!(
+                "the reply is not an echo of what was sent (got \"{}\" after {} bytes): is the target an echo \
+                 server (--protocol echo)?",
+                crate::check::escape(got),
+                received + i as u64
+            )));
         }
         if Instant::now() <= end {
             received += n as u64;
@@ -437,7 +469,7 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
 /// one write. Whole replies that arrive before the end are counted; what is still in flight then is not.
 async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamError> {
     let mut conn: Pipelined<Framed, ()> = Pipelined::new(stream, Framed::default(), FRAMED_STALL);
-    let payload = Bytes::from(vec![0x5a; cell.buffer]);
+    let payload = Bytes::from(vec![FILL; cell.buffer]);
     let request = |id: u64| match cell.direction {
         Direction::Up => Request::sink(id, payload.clone()),
         Direction::Down => Request::source(id, cell.buffer as u32),
@@ -480,6 +512,12 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
         if now <= end {
             bytes += per_reply;
         }
+    }
+    if bytes == 0 {
+        return Err(StreamError::Io(format!(
+            "no framed reply within {}: is the target a sockpool framed server (--protocol framed)?",
+            humantime::format_duration(cell.duration)
+        )));
     }
     Ok(StreamResult {
         cell,

@@ -100,6 +100,50 @@ fn flags_are_checked_once() {
     assert!(e(|a| a.buffer = Some("12parsecs".into())).contains("--buffer"));
     assert!(e(|a| a.direction = Some("sideways".into())).contains("up, down or both"));
     assert!(e(|a| a.protocol = Some("http".into())).contains("framed or echo"));
+    // The requests in flight are memory: 100,000 x 1 MiB was 24 GB of RSS before the OOM killer came.
+    assert!(e(|a| {
+        a.window = Some(100_000);
+        a.buffer = Some("1K,1M".into())
+    })
+    .contains("in flight: at most 1G"));
+}
+
+/// A target that does not speak the protocol: a stream stops with an error that says so, instead of a table
+/// row of 0.0 MiB/s and exit 0. Peers here: one that reads and never answers, and one that answers every
+/// read with a Redis error (as redis-server does to a stream of bytes).
+#[tokio::test]
+async fn a_target_that_does_not_speak_the_protocol_is_an_error_not_a_zero() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let peer = |answer: Option<&'static [u8]>| async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if let Some(a) = answer {
+                    let _ = s.write_all(a).await;
+                }
+            }
+        });
+        addr
+    };
+    let silent = peer(None).await;
+    let e = stream::measure(silent, cell(StreamProto::Framed, Direction::Up, 1024))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no framed reply within 300ms"), "{e}");
+    let redis_like = peer(Some(b"-ERR Protocol error: too big inline request\r\n")).await;
+    let e = stream::measure(redis_like, cell(StreamProto::Echo, Direction::Both, 1024))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an echo of what was sent"), "{e}");
+    assert!(e.contains("-ERR Protocol error"), "{e}");
 }
 
 #[test]
