@@ -68,7 +68,8 @@ pub struct RunArgs {
     /// Connections to open. Default: 16.
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
-    /// Requests in flight per connection (pipeline depth). Default: 1.
+    /// Requests in flight per connection (pipeline depth). Default: 1. `--connections` × `--pipeline` × the
+    /// largest `--payload` is at most 1 GiB (each request in flight is held encoded).
     #[arg(long)]
     pub pipeline: Option<usize>,
     /// Worker threads (each owns a share of the connections and its own histograms). Default: 1.

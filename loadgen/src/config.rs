@@ -45,6 +45,9 @@ pub mod defaults {
     pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
     /// Largest UDP payload. Default: 65507 bytes (IPv4 datagram limit).
     pub const MAX_UDP_PAYLOAD: usize = 65_507;
+    /// The most payload bytes the run may hold in flight (`--connections` × `--pipeline` × the largest
+    /// `--payload`): each request in flight is kept encoded by its connection. 1 GiB.
+    pub const MAX_IN_FLIGHT: usize = 1 << 30;
     /// The embedded benchmark's duration. Default: 3 s.
     pub const EMBEDDED_DURATION: Duration = Duration::from_secs(3);
     /// The embedded benchmark's warm-up. Default: 500 ms.
@@ -733,6 +736,20 @@ impl Config {
                 protocol.name()
             )));
         }
+        // Memory bounded by the flags, checked before anything is allocated: `-c 100 --pipeline 10000
+        // --payload 1M` held 10 GB and spent its whole duration encoding.
+        let in_flight = connections
+            .saturating_mul(pipeline)
+            .saturating_mul(payload.max);
+        if in_flight > defaults::MAX_IN_FLIGHT {
+            return Err(bad(format!(
+                "--connections {connections} x --pipeline {pipeline} x --payload {} = {} MiB in flight: at most \
+                 {} MiB (lower one of them)",
+                payload.max,
+                in_flight >> 20,
+                defaults::MAX_IN_FLIGHT >> 20
+            )));
+        }
         if matches!(protocol, Protocol::Echo | Protocol::Line | Protocol::Udp) && payload.min == 0 {
             return Err(bad(format!(
                 "--payload: {} needs at least 1 byte per request",
@@ -1152,6 +1169,19 @@ mod tests {
         }))
         .contains("--pipeline"));
         assert!(err(args(|a| a.service.protocol = Some("smtp".into()))).contains("--protocol"));
+        assert!(err(args(|a| {
+            a.connections = Some(100);
+            a.pipeline = Some(10_000);
+            a.payload = Some("1K..1M".into())
+        }))
+        .contains("in flight: at most 1024 MiB"));
+        // 1 GiB exactly is allowed.
+        assert!(Config::from_args(&args(|a| {
+            a.connections = Some(64);
+            a.pipeline = Some(16);
+            a.payload = Some("1M".into())
+        }))
+        .is_ok());
     }
 
     #[test]
