@@ -124,8 +124,6 @@ pub struct Pipelined<P: Protocol, T> {
     wbuf_high: usize,
     /// Why the connection takes no new requests, if it does not.
     closed: Option<Closed>,
-    /// What failed the connection ([`Closed::Failed`]), for [`close_reason`](Self::close_reason).
-    failure: Option<String>,
     /// A write failed and the bytes that had arrived are being delivered first: reported next.
     write_failed: Option<Error>,
     /// A timeout closes the connection to new requests (the default).
@@ -133,14 +131,14 @@ pub struct Pipelined<P: Protocol, T> {
 }
 
 /// Why a connection takes no new requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Closed {
     /// A request timed out: replies still in flight are read, then the connection is done.
     TimedOut,
     /// The server said it closes after a reply (HTTP `Connection: close`).
     ByServer,
-    /// The connection failed; every request on it has completed with the error.
-    Failed,
+    /// The connection failed, as this says; every request on it has completed with the error.
+    Failed(Box<str>),
 }
 
 impl<P: Protocol, T> std::fmt::Debug for Pipelined<P, T> {
@@ -190,7 +188,6 @@ impl<P: Protocol, T> Pipelined<P, T> {
             batch_from: 0,
             wbuf_high: 0,
             closed: None,
-            failure: None,
             write_failed: None,
             close_after_timeout: true,
         }
@@ -237,15 +234,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// announced close, or what failed it (the error every request in flight got, or bytes that came with no
     /// request in flight).
     pub fn close_reason(&self) -> Option<String> {
-        Some(match self.closed? {
+        Some(match self.closed.as_ref()? {
             Closed::TimedOut => "a request timed out (no new request after a timeout)".to_string(),
             Closed::ByServer => {
                 "the server announced it closes (HTTP `Connection: close`)".to_string()
             }
-            Closed::Failed => self
-                .failure
-                .clone()
-                .unwrap_or_else(|| "the connection failed".to_string()),
+            Closed::Failed(why) => why.to_string(),
         })
     }
 
@@ -254,14 +248,14 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// open-loop load generator's intended send time; never earlier than the previous request's). A connection that takes no new requests, or a request the codec cannot encode, gives the token
     /// back with the error (the request was not sent).
     pub fn send(&mut self, request: P::Request, token: T, now: Instant) -> Result<(), (T, Error)> {
-        if let Some(why) = self.closed {
+        if let Some(why) = &self.closed {
             let err = Error::new(
                 ErrorKind::Closed,
                 Phase::Write,
                 match why {
                     Closed::TimedOut => "the connection takes no new request after a timeout",
                     Closed::ByServer => "the server announced it closes the connection",
-                    Closed::Failed => "the connection failed",
+                    Closed::Failed(_) => "the connection failed",
                 },
             )
             .with_sent(false);
@@ -459,10 +453,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
         }
         if !self.rbuf.is_empty() {
             // Nothing in flight: these bytes answer nobody.
-            self.closed = Some(Closed::Failed);
-            self.failure = Some(format!(
-                "the server sent {} byte(s) with no request in flight",
-                self.rbuf.len()
+            self.closed = Some(Closed::Failed(
+                format!(
+                    "the server sent {} byte(s) with no request in flight",
+                    self.rbuf.len()
+                )
+                .into(),
             ));
         }
     }
@@ -534,8 +530,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
         }
         self.live = 0;
         if !announced {
-            self.closed = Some(Closed::Failed);
-            self.failure = Some(message.to_string());
+            self.closed = Some(Closed::Failed(message.into()));
         }
     }
 }
