@@ -154,9 +154,6 @@ pub struct WorkerSummary {
     /// Time from measuring start until the worker's last request finished (a duration's: at least until the
     /// duration ended or the run stopped).
     pub elapsed: Duration,
-    /// Time from measuring start until the worker was done (its last request in flight finished or timed
-    /// out): the wall time its `cpu` was used in.
-    pub span: Duration,
     /// CPU time the worker thread used while measuring.
     pub cpu: Duration,
     /// Connections opened (including the first ones).
@@ -449,13 +446,10 @@ impl Feed {
     }
 
     /// A connection failed, `why` (the first reason is kept for the report).
-    pub fn broke(&self, why: impl FnOnce() -> String) {
+    pub fn broke(&self, why: String) {
         let w = self.worker();
         w.broken.set(w.broken.get() + 1);
-        let mut first = w.first_break.borrow_mut();
-        if first.is_none() {
-            *first = Some(why());
-        }
+        w.first_break.borrow_mut().get_or_insert(why);
     }
 
     /// A connection was opened in `took` (recorded, warm-up included: every connection is worth reporting).
@@ -780,7 +774,6 @@ pub async fn run_worker<T: Transport>(
     }
     sink(Report::Done(WorkerSummary {
         elapsed,
-        span: ended.saturating_duration_since(measure_from),
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
         connects: state.connects.get(),
         announced_closes: state.announced_closes.get(),

@@ -79,8 +79,7 @@ pub struct Health {
 }
 
 impl Health {
-    /// Judges the run: `measured` is the wall time the workers used `worker_cpu` in, `open_loop` whether a
-    /// schedule was followed,
+    /// Judges the run: `measured` is its length, `open_loop` whether a schedule was followed,
     /// `lag_*` the scheduler's lag figures, `achieved_ratio` replies/s ÷ target (open loop).
     pub fn assess(
         worker_cpu: &[Duration],

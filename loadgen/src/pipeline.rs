@@ -95,14 +95,14 @@ enum Woke<D> {
 }
 
 /// How a session ended, and so what its connection slot does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
     /// The run allows no more requests: the slot ends.
     Finished,
     /// The server announced its close: reconnect at once.
     Drained,
-    /// The connection failed or a request timed out: reconnect after [`RECONNECT_BACKOFF`].
-    Failed,
+    /// The connection failed or a request timed out, as this says: reconnect after [`RECONNECT_BACKOFF`].
+    Failed(String),
 }
 
 impl<P: Speak> Pipeline<P> {
@@ -165,7 +165,7 @@ impl<P: Speak> Pipeline<P> {
                             feed.closed_as_announced();
                             continue;
                         }
-                        End::Failed => {}
+                        End::Failed(why) => feed.broke(why),
                     }
                 }
                 Err(e) => {
@@ -227,7 +227,7 @@ impl<P: Speak> Pipeline<P> {
                 free_since = None;
             }
             if conn.pending() == 0 && !waiting {
-                return self.ended(feed, &conn, finished);
+                return self.ended(&conn, finished);
             }
             let stuck = conn.in_flight() == 0 && conn.pending() >= self.depth;
             stuck_since = if stuck {
@@ -266,13 +266,12 @@ impl<P: Speak> Pipeline<P> {
                     }
                 }
                 Woke::Reply(None) if conn.is_open() => now = Instant::now(),
-                Woke::Reply(None) => return self.ended(feed, &conn, finished),
+                Woke::Reply(None) => return self.ended(&conn, finished),
                 Woke::Due => now = Instant::now(),
                 Woke::GiveUp => {
-                    feed.broke(|| {
-                        "every place on it held by timed-out requests for --timeout".into()
-                    });
-                    return End::Failed;
+                    return End::Failed(
+                        "every place on it held by timed-out requests for --timeout".into(),
+                    )
                 }
             }
         }
@@ -314,24 +313,23 @@ impl<P: Speak> Pipeline<P> {
             expect,
         };
         conn.send(request, token, due.intended).map_err(|(t, e)| {
-            feed.broke(|| e.to_string());
+            let why = e.to_string();
             feed.finished(&t.due, due.sent(), 0, Err(Failure::sdk(e)));
-            End::Failed
+            End::Failed(why)
         })
     }
 
-    /// How a session whose connection has nothing more to do ended (a failure is counted, with its reason).
-    fn ended(&self, feed: &Feed, conn: &Pipelined<P, Token>, finished: bool) -> End {
+    /// How a session whose connection has nothing more to do ended.
+    fn ended(&self, conn: &Pipelined<P, Token>, finished: bool) -> End {
         if finished {
             End::Finished
         } else if conn.closed_by_server() {
             End::Drained
         } else {
-            feed.broke(|| {
+            End::Failed(
                 conn.close_reason()
-                    .unwrap_or_else(|| "the connection failed".into())
-            });
-            End::Failed
+                    .unwrap_or_else(|| "the connection failed".into()),
+            )
         }
     }
 }

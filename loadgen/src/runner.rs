@@ -361,8 +361,6 @@ where
         .max()
         .unwrap_or_default();
     let cpu: Vec<Duration> = summaries.iter().map(|s| s.cpu).collect();
-    // The CPU shares are of the wall time that CPU was used in.
-    let span = summaries.iter().map(|s| s.span).max().unwrap_or_default();
     let connects: u64 = summaries.iter().map(|s| s.connects).sum();
     let reconnects = if config.protocol == Protocol::Udp {
         0
@@ -407,7 +405,7 @@ where
         broken: summaries.iter().map(|s| s.broken).sum(),
         first_break: summaries.iter_mut().find_map(|s| s.first_break.take()),
     };
-    result.health = Health::assess(&cpu, span, open, lag, result.achieved_ratio(), reopened);
+    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved_ratio(), reopened);
     if connects == 0
         && config.protocol != Protocol::Udp
         && result.total.ok == 0
