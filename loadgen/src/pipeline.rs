@@ -45,6 +45,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use crate::check::{Check, Failure};
 use crate::config::Config;
 use crate::driver::{Due, Feed, Take, RECONNECT_BACKOFF};
+use crate::scenario::Generator;
 use crate::transport::{socket_options, tls_config, Speak};
 
 /// One worker's pipelined connections to one target.
@@ -55,6 +56,8 @@ pub struct Pipeline<P: Speak> {
     check: Check,
     /// The check compares each reply with its request's bytes: keep them while it is in flight.
     compare: bool,
+    /// The request every one of the run's is, when they are all the same: built once, sent by reference.
+    fixed: Option<Fixed<P::Request>>,
     /// Opens connections with the run's socket options, TLS settings and connect timeout.
     connector: Connector,
     /// Where to connect.
@@ -80,6 +83,15 @@ struct Token {
 }
 
 const _: () = assert!(std::mem::size_of::<Token>() <= 56);
+
+/// A request that is the same every time ([`Generator::constant`]) and what each send of it records.
+struct Fixed<R> {
+    request: R,
+    /// Its payload bytes.
+    bytes_sent: u64,
+    /// Its bytes, when the check compares replies with them.
+    expect: Option<Bytes>,
+}
 
 /// What a reply is compared with when the request's bytes were not kept.
 static NOTHING: Bytes = Bytes::new();
@@ -121,10 +133,22 @@ impl<P: Speak> Pipeline<P> {
         let tls = tls_config(config);
         let connector = Connector::new(socket_options(config), &timeouts, tls.as_ref())
             .map_err(|e| e.to_string())?;
+        let compare = config.check.compares_request(config.protocol);
+        let fixed = Generator::new(config, 0).constant().and_then(|req| {
+            let bytes_sent = req.payload_len() as u64;
+            let expect = compare.then(|| req.bytes());
+            let request = protocol.fixed(req)?;
+            Some(Fixed {
+                request,
+                bytes_sent,
+                expect,
+            })
+        });
         Ok(Pipeline {
             protocol,
             check: config.check.clone(),
-            compare: config.check.compares_request(config.protocol),
+            compare,
+            fixed,
             connector,
             endpoint,
             connections,
@@ -302,17 +326,28 @@ impl<P: Speak> Pipeline<P> {
         due: Due,
         next_id: &mut u64,
     ) -> Result<(), End> {
-        let req = feed.next_request();
-        let bytes_sent = req.payload_len() as u64;
-        let expect = self.compare.then(|| Box::new(req.bytes()));
-        let request = self.protocol.request(req, *next_id);
-        *next_id = next_id.wrapping_add(1);
-        let token = Token {
-            due,
-            bytes_sent,
-            expect,
+        let sent = match &self.fixed {
+            Some(f) => {
+                let token = Token {
+                    due,
+                    bytes_sent: f.bytes_sent,
+                    expect: f.expect.clone().map(Box::new),
+                };
+                P::send_ref(conn, &f.request, token, due.intended)
+            }
+            None => {
+                let req = feed.next_request();
+                let token = Token {
+                    due,
+                    bytes_sent: req.payload_len() as u64,
+                    expect: self.compare.then(|| Box::new(req.bytes())),
+                };
+                let request = self.protocol.request(req, *next_id);
+                *next_id = next_id.wrapping_add(1);
+                conn.send(request, token, due.intended)
+            }
         };
-        conn.send(request, token, due.intended).map_err(|(t, e)| {
+        sent.map_err(|(t, e)| {
             let why = e.to_string();
             feed.finished(&t.due, due.sent(), 0, Err(Failure::sdk(e)));
             End::Failed(why)

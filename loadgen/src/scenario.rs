@@ -248,6 +248,16 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
+    /// True when every expansion is the same bytes given payloads of one size: no `{seq}` or `{rand}`, and the
+    /// payload only where `payload_fixed`.
+    fn is_constant(&self, payload_fixed: bool) -> bool {
+        self.parts.iter().all(|p| match p {
+            Part::Lit(_) => true,
+            Part::Payload | Part::PayloadLen => payload_fixed,
+            Part::Rand(_) | Part::Seq => false,
+        })
+    }
+
     /// The text with its placeholders filled in for one request.
     pub fn expand(&self, rng: &mut StdRng, payload: &Bytes, seq: u64) -> Bytes {
         match self.parts.as_slice() {
@@ -455,6 +465,24 @@ impl Generator {
         self.filler.slice(..n)
     }
 
+    /// The request every [`next_request`](Self::next_request) returns, when they are all the same (no `{seq}`
+    /// or `{rand}`, payloads of one size): a sender builds it once and sends it by reference.
+    pub fn constant(&mut self) -> Option<Req> {
+        let sized = self.size.min == self.size.max;
+        let constant = match &self.spec {
+            RequestSpec::Line {
+                command: Some(t), ..
+            } => t.is_constant(sized),
+            RequestSpec::Http { body, .. } => body.is_constant(sized),
+            RequestSpec::Resp { args, .. } => args.iter().all(|t| t.is_constant(sized)),
+            RequestSpec::Framed { .. }
+            | RequestSpec::Echo
+            | RequestSpec::Line { .. }
+            | RequestSpec::Udp => sized,
+        };
+        constant.then(|| self.next_request())
+    }
+
     /// The next request.
     pub fn next_request(&mut self) -> Req {
         let payload = self.payload();
@@ -551,6 +579,44 @@ mod tests {
             assert_eq!(args[2].len(), 8);
         }
         assert_eq!(seen.len(), 10, "all keys of the range are used");
+    }
+
+    /// A run whose requests are all the same is sent from one request built once; one with `{seq}`, `{rand}`
+    /// or payloads of varying size is not, and neither gets the other's requests.
+    #[test]
+    fn only_requests_that_never_change_are_built_once() {
+        let resp = |command: &str, payload: &str| {
+            let c = config(|a| {
+                a.service.protocol = Some("resp".into());
+                a.service.command = Some(command.into());
+                a.payload = Some(payload.into());
+            });
+            Generator::new(&c, 1).constant()
+        };
+        let Some(Req::Resp(args)) = resp("PING", "1..64") else {
+            panic!("PING is the same every time, whatever the payload size")
+        };
+        assert_eq!(args, [Bytes::from_static(b"PING")]);
+        let Some(Req::Resp(args)) = resp("SET k {payload}", "8") else {
+            panic!("a payload of one size is the same every time")
+        };
+        assert_eq!(args.iter().map(Bytes::len).collect::<Vec<_>>(), [3, 1, 8]);
+        for (command, payload) in [
+            ("SET k {payload}", "1..64"),
+            ("SET k:{rand:10} v", "8"),
+            ("SET k:{seq} v", "8"),
+        ] {
+            assert!(resp(command, payload).is_none(), "{command} -d {payload}");
+        }
+        let echo = |payload: &str| {
+            let c = config(|a| {
+                a.service.protocol = Some("echo".into());
+                a.payload = Some(payload.into());
+            });
+            Generator::new(&c, 1).constant()
+        };
+        assert!(matches!(echo("16"), Some(Req::Bytes(b)) if b.len() == 16));
+        assert!(echo("1..64").is_none());
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::{CodecError, Decode, Encode};
 use sockpool::protocol::Protocol;
-use sockpool::{Client, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use sockpool::{Client, Pipelined, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use tokio::time::Instant;
 
 use futures::future::LocalBoxFuture;
 
@@ -48,16 +49,52 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
 }
 
 /// How the load generator speaks one SDK protocol.
-pub trait Speak: Protocol + Clone {
+pub trait Speak: SendRef + Clone {
     /// The protocol's request for `req`; `id` is a fresh request id.
     fn request(&self, req: Req, id: u64) -> Self::Request;
+    /// The request to send for every one of a run whose requests are all `req`
+    /// ([`Generator::constant`](crate::scenario::Generator::constant)), built once and sent by reference; `None`
+    /// when each request must be built anew (framed requests carry ids of their own).
+    fn fixed(&self, req: Req) -> Option<Self::Request> {
+        Some(self.request(req, 0))
+    }
     /// Judges a decoded reply with the run's [`Check`] (the one place replies are judged, for both loops):
     /// payload bytes of a good reply, or why it failed. `sent` is the request's own bytes when
     /// [`Check::compares_request`] (else empty).
     fn reply(&self, check: &Check, sent: &Bytes, resp: &Self::Response) -> Result<u64, Failure>;
 }
 
+/// A protocol whose codec encodes a request from a reference: [`Pipelined::send_ref`] from generic code, where
+/// the bound that allows it would otherwise have to be restated at every use.
+pub trait SendRef: Protocol + Sized {
+    /// [`Pipelined::send_ref`].
+    fn send_ref<T>(
+        conn: &mut Pipelined<Self, T>,
+        request: &Self::Request,
+        token: T,
+        now: Instant,
+    ) -> Result<(), (T, sockpool::Error)>;
+}
+
+impl<P: Protocol> SendRef for P
+where
+    for<'r> P::Codec: Encode<&'r P::Request>,
+{
+    fn send_ref<T>(
+        conn: &mut Pipelined<P, T>,
+        request: &P::Request,
+        token: T,
+        now: Instant,
+    ) -> Result<(), (T, sockpool::Error)> {
+        conn.send_ref(request, token, now)
+    }
+}
+
 impl Speak for sockpool::protocol::Framed {
+    fn fixed(&self, _req: Req) -> Option<Self::Request> {
+        None
+    }
+
     fn request(&self, req: Req, id: u64) -> Self::Request {
         use sockpool::codec::framed::{Op, Request};
         match req {
@@ -123,12 +160,18 @@ pub struct LinesCodec {
     got: Vec<Bytes>,
 }
 
-impl Encode<Bytes> for LinesCodec {
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+impl Encode<&Bytes> for LinesCodec {
+    fn encode(&mut self, item: &Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.reserve(item.len() + 1);
-        dst.extend_from_slice(&item);
+        dst.extend_from_slice(item);
         dst.extend_from_slice(b"\n");
         Ok(())
+    }
+}
+
+impl Encode<Bytes> for LinesCodec {
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&item, dst)
     }
 }
 

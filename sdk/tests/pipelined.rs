@@ -210,6 +210,49 @@ async fn kept_open_after_a_timeout_a_connection_takes_new_requests_and_drops_the
     assert!(conn.next().await.is_none());
 }
 
+/// On paused time: one request value sent twice by reference. The first is answered at once; the second, sent
+/// 30 ms later to a server that now takes 10 s, times out 50 ms after its own send, not at the first one's
+/// deadline (where the connection's timer was still armed: it is not moved per request, and fired early it is
+/// re-armed).
+#[tokio::test(start_paused = true)]
+async fn a_request_sent_by_reference_twice_times_out_at_its_own_deadline() {
+    let steps = vec![
+        (Duration::ZERO, ok_reply(1)),
+        (Duration::from_secs(10), ok_reply(1)),
+    ];
+    let addr = answers(steps, false).await;
+    let mut conn = connect(addr, Duration::from_millis(50)).await;
+    let request = Request::echo(1, Bytes::from_static(b"kept"));
+    let start = Instant::now(); // paused tokio clock: exact
+    conn.send_ref(&request, 1u64, start).unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!((c.token, c.result.unwrap().id), (1, 1));
+    assert_eq!(c.at, start, "answered at once");
+
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let second = Instant::now();
+    conn.send_ref(&request, 2u64, second).unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!(c.token, 2);
+    let e = c.result.unwrap_err();
+    assert_eq!(
+        (e.kind(), e.phase()),
+        (ErrorKind::Timeout, Phase::Read),
+        "{e}"
+    );
+    // Tokio's timers tick in whole milliseconds.
+    let took = c.at - second;
+    assert!(
+        took >= Duration::from_millis(50) && took <= Duration::from_millis(51),
+        "timed out {took:?} after its send"
+    );
+    assert_eq!(
+        request.payload,
+        Bytes::from_static(b"kept"),
+        "still the caller's"
+    );
+}
+
 /// HTTP pipelining into a server that closes after its `keepalive_requests` (nginx's default is 1000): the
 /// reply that says `Connection: close` is delivered, the requests pipelined behind it fail as closed, and the
 /// connection reports the close as announced (a caller reconnects at once, with no back-off for a failure).

@@ -122,6 +122,14 @@ impl Encode<&[u8]> for EchoClientCodec {
     }
 }
 
+impl Encode<&Bytes> for EchoClientCodec {
+    fn encode(&mut self, item: &Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.expected.push_back(item.len());
+        dst.extend_from_slice(item);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

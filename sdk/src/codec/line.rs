@@ -134,6 +134,12 @@ impl Encode<&[u8]> for LineCodec {
     }
 }
 
+impl Encode<&Bytes> for LineCodec {
+    fn encode(&mut self, item: &Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        encode_line(item, self.max_len, dst)
+    }
+}
+
 impl Encode<&str> for LineCodec {
     fn encode(&mut self, item: &str, dst: &mut BytesMut) -> Result<(), CodecError> {
         encode_line(item.as_bytes(), self.max_len, dst)

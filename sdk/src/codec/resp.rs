@@ -825,6 +825,12 @@ impl Encode<&[Bytes]> for ClientCodec {
     }
 }
 
+impl Encode<&Vec<Bytes>> for ClientCodec {
+    fn encode(&mut self, item: &Vec<Bytes>, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode_command(item, dst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
