@@ -1635,6 +1635,57 @@ mod tests {
         }
     }
 
+    /// The connection's timer is not moved later per exchange: still armed at an answered exchange's deadline,
+    /// it fires early for the next one and is moved to that one's own.
+    #[tokio::test(start_paused = true)]
+    async fn at_depth_one_an_exchange_times_out_at_its_own_deadline_not_an_earlier_ones() {
+        use futures::SinkExt;
+        let (conn, mut server) = pair(1);
+        let Handle::Direct(direct) = conn.handle() else {
+            panic!("depth 1 has its own I/O")
+        };
+        let limit = Duration::from_millis(30);
+        let first = Instant::now();
+        let exchange = direct.exchange(
+            conn.reserve().await.unwrap(),
+            Request::echo(1, Bytes::new()),
+            first,
+            Some(first + limit),
+        );
+        let answer = async {
+            let req = server.next().await.unwrap().unwrap();
+            server
+                .send(Response::ok(req.id, req.payload))
+                .await
+                .unwrap();
+        };
+        let (reply, ()) = tokio::join!(exchange, answer);
+        assert_eq!(reply.unwrap().id, 1);
+
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Handle::Direct(direct) = conn.handle() else {
+            panic!("depth 1 has its own I/O")
+        };
+        let second = Instant::now();
+        let r = direct
+            .exchange(
+                conn.reserve().await.unwrap(),
+                Request::echo(2, Bytes::new()),
+                second,
+                Some(second + limit),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(Failure::TimedOut { sent: true, .. })),
+            "{r:?}"
+        );
+        assert_eq!(
+            second.elapsed(),
+            limit,
+            "paused clock: exactly at its own deadline, not 10 ms in at the first one's"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pipelined_timeouts_say_where_each_request_waited() {
         use tokio::io::AsyncWriteExt;
