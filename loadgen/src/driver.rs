@@ -1104,7 +1104,10 @@ pub(crate) mod tests {
             Duration::from_secs(1),
             true,
             (lag(0.5), lag(0.99), lag(1.0)),
-            Some(1.0),
+            Some(crate::health::Achieved {
+                replies: 1.0,
+                replies_and_fast_failures: 1.0,
+            }),
             Default::default(),
         );
         assert!(h.bottleneck, "{:?}", h.warnings);

@@ -78,15 +78,25 @@ pub struct Health {
     pub warnings: Vec<String>,
 }
 
+/// An open loop's achieved rates, each ÷ its target rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Achieved {
+    /// Replies (good or not) per second.
+    pub replies: f64,
+    /// Replies and requests that failed fast (closed, refused, reset …: no reply and no timeout) per second.
+    pub replies_and_fast_failures: f64,
+}
+
 impl Health {
     /// Judges the run: `measured` is its length, `open_loop` whether a schedule was followed,
-    /// `lag_*` the scheduler's lag figures, `achieved_ratio` replies/s ÷ target (open loop).
+    /// `lag_*` the scheduler's lag figures, `achieved` the open loop's rates ÷ its target: of replies, and of
+    /// replies and requests that failed fast (closed, refused, reset: neither answered nor timed out).
     pub fn assess(
         worker_cpu: &[Duration],
         measured: Duration,
         open_loop: bool,
         lag: (Duration, Duration, Duration),
-        achieved_ratio: Option<f64>,
+        achieved: Option<Achieved>,
         reopened: Reopened,
     ) -> Health {
         let secs = measured.as_secs_f64().max(1e-9);
@@ -111,14 +121,20 @@ impl Health {
                 crate::report::fmt_duration(max)
             ));
         }
-        if let Some(r) = achieved_ratio {
-            if r < 0.99 {
+        match achieved {
+            Some(a) if a.replies < 0.99 && a.replies_and_fast_failures >= 0.99 => {
                 warnings.push(format!(
-                    "achieved {:.1}% of the target rate: the server (or too few --connections × --pipeline) could \
-                     not keep up",
-                    r * 100.0
-                ));
+                    "achieved {:.1}% of the target rate in replies: the other requests went out on schedule and \
+                     failed without a reply or a timeout (see the errors)",
+                    a.replies * 100.0
+                ))
             }
+            Some(a) if a.replies < 0.99 => warnings.push(format!(
+                "achieved {:.1}% of the target rate: the server (or too few --connections × --pipeline) could not \
+                 keep up",
+                a.replies * 100.0
+            )),
+            _ => {}
         }
         let Reopened {
             reconnects,
@@ -207,7 +223,10 @@ mod tests {
             Duration::from_secs(1),
             true,
             lag,
-            Some(0.5),
+            Some(Achieved {
+                replies: 0.5,
+                replies_and_fast_failures: 0.6,
+            }),
             Reopened {
                 reconnects: 2,
                 ..Reopened::default()
@@ -217,6 +236,36 @@ mod tests {
         assert!(h.warnings.iter().any(|w| w.contains("fell behind")));
         assert!(h.warnings.iter().any(|w| w.contains("50.0% of the target")));
         assert_eq!(h.reconnects, 2);
+    }
+
+    /// An open loop whose missing replies are requests that failed fast (a server closing connections, say)
+    /// does not say the server could not keep up; one whose requests timed out or were never sent does.
+    #[test]
+    fn a_shortfall_of_fast_failures_is_not_blamed_on_the_servers_pace() {
+        let warn = |replies, replies_and_fast_failures| {
+            Health::assess(
+                &[Duration::ZERO],
+                Duration::from_secs(1),
+                true,
+                (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+                Some(Achieved {
+                    replies,
+                    replies_and_fast_failures,
+                }),
+                Reopened::default(),
+            )
+            .warnings
+        };
+        let w = warn(0.4, 1.0);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("40.0% of the target rate in replies"),
+            "{w:?}"
+        );
+        assert!(!w[0].contains("keep up"), "{w:?}");
+        let w = warn(0.4, 0.5);
+        assert!(w[0].contains("could not keep up"), "{w:?}");
+        assert!(warn(1.0, 1.0).is_empty());
     }
 
     #[test]

@@ -135,6 +135,19 @@ impl RunResult {
         self.target_rate().map(|t| self.rate() / t)
     }
 
+    /// Achieved rates ÷ target rate for the health check (open loop only): of replies, and of replies and the
+    /// requests that failed fast (without a reply or a timeout).
+    pub fn achieved(&self) -> Option<crate::health::Achieved> {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let t = &self.total;
+        // Every request that ended but did not time out: replies, and failures without one.
+        let not_timed_out = t.ok + t.errors.total() - t.errors.timeouts();
+        self.target_rate().map(|target| crate::health::Achieved {
+            replies: self.rate() / target,
+            replies_and_fast_failures: not_timed_out as f64 / secs / target,
+        })
+    }
+
     fn step_rows(&self) -> Vec<Value> {
         let Load::Ramp { step, .. } = self.config.load else {
             return Vec::new();

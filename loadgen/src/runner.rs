@@ -405,7 +405,7 @@ where
         broken: summaries.iter().map(|s| s.broken).sum(),
         first_break: summaries.iter_mut().find_map(|s| s.first_break.take()),
     };
-    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved_ratio(), reopened);
+    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved(), reopened);
     if connects == 0
         && config.protocol != Protocol::Udp
         && result.total.ok == 0
