@@ -74,6 +74,11 @@ pub struct Args {
     /// 10ms. Default: 0 (off).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub busy_poll: Option<Duration>,
+    /// `--model uring` only: once a completion is ready, wait up to this long (e.g. `200us`, at most 1ms) for
+    /// more before serving, so one wake-up serves several requests (io_uring min_wait, Linux 6.12+). Adds up to
+    /// that much latency per request. Default: 0 (off).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub batch_wait: Option<Duration>,
     /// Time a partial request may take (e.g. `500ms`), at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub read_timeout: Option<Duration>,
@@ -152,6 +157,7 @@ impl Args {
             nodelay: !self.no_nodelay,
             read_buffer: self.read_buffer.unwrap_or(d.read_buffer),
             busy_poll: self.busy_poll.unwrap_or(d.busy_poll),
+            batch_wait: self.batch_wait.unwrap_or(d.batch_wait),
             ..d
         };
         config.validate()?;
@@ -219,6 +225,20 @@ mod tests {
         assert!(e.contains("--busy-poll needs a poll loop"), "{e}");
         let too_long = Args::try_parse_from(["sockpool-server", "--busy-poll", "1s"]).unwrap();
         assert!(too_long.into_config().is_err());
+        // io_uring's min_wait: the uring model only, at most 1ms of added latency.
+        let batch = |model: &str, wait: &str| {
+            Args::try_parse_from(["sockpool-server", "--model", model, "--batch-wait", wait])
+                .unwrap()
+                .into_config()
+        };
+        let e = batch("async", "200us").unwrap_err().to_string();
+        assert!(e.contains("--batch-wait needs --model uring"), "{e}");
+        let e = batch("uring", "2ms").unwrap_err().to_string();
+        assert!(e.contains("--batch-wait is at most 1ms"), "{e}");
+        assert_eq!(
+            batch("uring", "500us").unwrap().batch_wait,
+            Duration::from_micros(500)
+        );
         let busy_loop = Args::try_parse_from([
             "sockpool-server",
             "--model",

@@ -392,6 +392,12 @@ pub struct ServerConfig {
     /// burst. Default: 0 (off).
     #[serde(with = "duration_text")]
     pub busy_poll: Duration,
+    /// `uring` only: once a completion is ready, wait up to this long for more before serving (io_uring's
+    /// `min_wait`, Linux 6.12 and later), so that one wake-up serves several requests. Adds up to this much
+    /// latency to a request that arrives alone; saves a wake-up for each request that joins another. Default: 0
+    /// (off: every completion wakes the worker).
+    #[serde(with = "duration_text")]
+    pub batch_wait: Duration,
     /// Internal (`processes` workers): the connection pool's pipes, `(shared pool, this worker's held)`, that
     /// make `max_connections` one limit over every worker process. Set by the parent; default none.
     #[doc(hidden)]
@@ -418,6 +424,7 @@ impl Default for ServerConfig {
             worker_exe: None,
             reuse_port: false,
             busy_poll: Duration::ZERO,
+            batch_wait: Duration::ZERO,
             connection_pool: None,
         }
     }
@@ -425,6 +432,9 @@ impl Default for ServerConfig {
 
 /// The longest `busy_poll`: polling longer than this between bursts is a core spent, not a wake-up saved.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+
+/// The longest `batch_wait`: a request's added latency is bounded by it.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 
 /// The longest timeout, deadline or SLEEP cap a flag may set: one year. Longer ones serve nobody, and an
 /// `Instant` that far out overflows (`--idle-timeout 300000000000y` once killed connection tasks).
@@ -471,6 +481,17 @@ impl ServerConfig {
             return Err(ConfigError::new(format!(
                 "--busy-poll is at most {}",
                 humantime::format_duration(MAX_BUSY_POLL)
+            )));
+        }
+        if !self.batch_wait.is_zero() && self.model != Model::Uring {
+            return Err(ConfigError::new(
+                "--batch-wait needs --model uring (io_uring's min_wait)",
+            ));
+        }
+        if self.batch_wait > MAX_BATCH_WAIT {
+            return Err(ConfigError::new(format!(
+                "--batch-wait is at most {}",
+                humantime::format_duration(MAX_BATCH_WAIT)
             )));
         }
         let l = &self.limits;

@@ -199,3 +199,32 @@ async fn a_slow_admin_client_delays_neither_a_scrape_nor_shutdown() {
     );
     dribbler.abort();
 }
+
+/// `--batch-wait` (io_uring min_wait): a request alone is still answered (the wait ends with what has come, it
+/// does not hold out for a full batch), and requests from many connections at once are each answered once.
+/// Where io_uring is unavailable the model falls back to `event-loop`, which this exercises too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_uring_worker_answers_a_lone_request_and_a_crowd() {
+    let mut c = config(Model::Uring, &["resp=127.0.0.1:0"]);
+    c.workers = 1;
+    c.batch_wait = std::time::Duration::from_millis(1);
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Resp).unwrap();
+    let h = server.spawn();
+    let mut lone = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..3 {
+        expect_reply(&mut lone, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n").await;
+    }
+    let crowd = (0..40).map(|_| async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..25 {
+            expect_reply(&mut s, b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n").await;
+        }
+    });
+    futures::future::join_all(crowd).await;
+    drop(lone);
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.requests, 3 + 40 * 25);
+}

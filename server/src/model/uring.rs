@@ -74,6 +74,8 @@ const QUIET_BYTES: usize = 4096;
 /// The longest a wait that counts quiet sends may last: one that did not complete at once (its socket full)
 /// would otherwise hold back the next completion of another connection until one more came.
 const QUIET_WAIT: Duration = Duration::from_millis(1);
+/// With `batch_wait`: the completions one wait gathers at most before it returns early.
+const BATCH: usize = 32;
 /// How long past the shutdown deadline the loop waits for the operations of the sockets it shut.
 const LAST_WAIT: Duration = Duration::from_secs(1);
 
@@ -194,6 +196,8 @@ struct Worker {
     timers: Timers,
     /// Shutdown began: the deadline.
     drain: Option<Instant>,
+    /// `batch_wait` in µs (0: off, or the kernel has no `min_wait`).
+    batch_wait_us: u32,
 }
 
 /// Queues `e`, handing the kernel what is queued when the queue is full.
@@ -243,6 +247,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         .build(ENTRIES)
         .or_else(|_| IoUring::new(ENTRIES))?;
     let size = shared.config.read_buffer.clamp(4096, 64 * 1024);
+    let batch_wait_us = u32::try_from(shared.config.batch_wait.as_micros()).unwrap_or(u32::MAX);
     let mut w = Worker {
         bufs: Bufs::new(&ring, BUFS, size)?,
         ring,
@@ -255,6 +260,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         starved: VecDeque::new(),
         quiet: 0,
         drain: None,
+        batch_wait_us,
     };
     for b in bound {
         let fd = match b.listener {
@@ -285,13 +291,25 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         let ts = Timespec::from(wait);
         // The quiet sends complete in this call (their completions are in the count) but need no wake-up of their
         // own: wait for one completion more than there are of them.
-        let want = 1 + std::mem::take(&mut w.quiet) as usize;
-        match w
-            .ring
-            .submitter()
-            .submit_with_args(want, &SubmitArgs::new().timespec(&ts))
-        {
+        let quiet = std::mem::take(&mut w.quiet) as usize;
+        // With `batch_wait`, the kernel holds the wake-up until BATCH completions more or until that time has
+        // passed with at least one (io_uring min_wait), whichever comes first.
+        let (want, args) = match w.batch_wait_us {
+            0 => (1 + quiet, SubmitArgs::new().timespec(&ts)),
+            us => (
+                BATCH + quiet,
+                SubmitArgs::new().timespec(&ts).min_wait_usec(us),
+            ),
+        };
+        match w.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => {}
+            Err(e) if w.batch_wait_us > 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                // A kernel before 6.12 has no min_wait: serve every completion as it comes.
+                eprintln!(
+                    "sockpool-server: --batch-wait needs io_uring min_wait (Linux 6.12 or later); serving without it"
+                );
+                w.batch_wait_us = 0;
+            }
             Err(e)
                 if matches!(
                     e.raw_os_error(),
