@@ -294,10 +294,11 @@ impl<P: Protocol, T> Pipelined<P, T> {
             return Err((token, Error::codec(Phase::Write, e).with_sent(false)));
         }
         let deadline = now + self.timeout;
-        // The timer is armed lazily: left at an earlier deadline (an answered request's), it fires early and
-        // `expire` re-arms it at the oldest waiting one's. Resetting a tokio timer per request cost ~140
-        // instructions, a tenth of the connection's own work at depth 1.
-        if self.live == 0 && deadline < self.timer.deadline() {
+        // The timer is moved only earlier: left at an earlier deadline (an answered request's), it fires early
+        // and `expire` re-arms it at the oldest waiting one's. Resetting a tokio timer per request cost ~140
+        // instructions, a tenth of the connection's own work at depth 1. Checked whatever is in flight, so a
+        // caller whose `now` goes back still gets its request's own deadline.
+        if deadline < self.timer.deadline() {
             self.timer.as_mut().reset(deadline);
         }
         let start = self.encoded;
