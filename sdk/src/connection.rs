@@ -28,11 +28,14 @@
 //!   reports them and the pool drops such connections before handing them out. At depth 1,
 //!   [`Connection::check`] finds them from the socket's readiness, without a system call.
 //!
+//! **One core.** The driver keeps its requests in flight in the SDK's sans-IO pipelined core
+//! (`connection/flight.rs`), the same one [`Pipelined`](crate::Pipelined) runs on: encoding, the order replies
+//! are matched in, the tag check, deadlines and the phase a failed request is charged to are written once.
+//!
 //! Why depth 1 has no driver: handing each request to a task and each reply back (an mpsc, a `oneshot`, two
 //! task wake-ups) cost more than the exchange; on `benches/compare/sdk.sh` the connection layer went from 0.78×
 //! to ~0.95× a hand-written `write_all`/`read_exact` loop (docs/PERFORMANCE.md).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -41,7 +44,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::codec::{Decode, Encode};
 use bytes::BytesMut;
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,9 @@ use crate::protocol::Protocol;
 use crate::transport::{Connector, Endpoint, Stream};
 
 mod direct;
+pub(crate) mod flight;
+
+use flight::{Broken, Flight};
 
 pub(crate) use direct::{Exchange, Failure};
 
@@ -301,19 +306,6 @@ struct Envelope<P: Protocol> {
     _slot: Slot,
 }
 
-struct InFlight<R> {
-    tag: u64,
-    /// Offset of this request's first byte in the connection's output stream.
-    start: u64,
-    /// Offset just past its last byte.
-    end: u64,
-    /// When the driver fails this request as timed out (its reply is still read, and dropped).
-    deadline: Option<Instant>,
-    /// `None` once the caller has been answered (timed out) before the reply arrived.
-    reply: Option<ReplyTx<R>>,
-    _slot: Slot,
-}
-
 /// The queue of a connection's driver: what callers need to queue requests on it, cloneable so that a pool can
 /// hand it out without lending the connection itself.
 pub(crate) struct Queue<P: Protocol> {
@@ -489,7 +481,7 @@ impl<P: Protocol> Connection<P> {
             // Unbounded: the slots bound what is queued (one per request), and an unbounded send takes no lock.
             let (tx, rx) = mpsc::unbounded_channel();
             let driver = Driver {
-                codec: protocol.codec(),
+                flight: Flight::new(protocol.codec(), depth),
                 protocol: protocol.clone(),
                 rx,
                 shared: shared.clone(),
@@ -987,7 +979,9 @@ impl<P: Protocol> Drop for DirectParts<P> {
 }
 
 struct Driver<P: Protocol> {
-    codec: P::Codec,
+    /// The requests in flight (the SDK's sans-IO pipelined core): each ends with its caller's `oneshot`, and
+    /// holds its pipelining slot until its reply is read, even after its caller was answered at its deadline.
+    flight: Flight<P, ReplyTx<P::Response>, Slot>,
     protocol: Arc<P>,
     rx: mpsc::UnboundedReceiver<Envelope<P>>,
     shared: Arc<Shared>,
@@ -1017,9 +1011,6 @@ impl<P: Protocol> Driver<P> {
         let max_batch = self.buffers.max_write_batch.max(1);
         let mut rbuf = BytesMut::with_capacity(read_cap);
         let mut wbuf = BytesMut::with_capacity(self.buffers.write_capacity);
-        let mut in_flight: VecDeque<InFlight<P::Response>> = VecDeque::new();
-        let mut encoded: u64 = 0;
-        let mut written: u64 = 0;
         let mut rx_open = true;
         let expiry = self.shared.expires;
         // Both made once, not per turn of the loop: a fresh `Notified` joins and leaves the `Notify`'s waiter
@@ -1034,7 +1025,7 @@ impl<P: Protocol> Driver<P> {
         let mut expired = false;
 
         let stop: Stop = loop {
-            let idle = in_flight.is_empty() && wbuf.is_empty();
+            let idle = self.flight.is_empty() && wbuf.is_empty();
             // Poisoned and idle: close the queue, but serve what it already accepted (the poison only stops
             // new requests; a sender that loses the race gets its request back from `try_send`).
             if idle && rx_open && self.shared.reason().is_some() {
@@ -1054,7 +1045,7 @@ impl<P: Protocol> Driver<P> {
                 biased;
                 r = rd.read_buf(&mut rbuf) => match r {
                     Ok(0) => {
-                        let mid = !in_flight.is_empty() || !rbuf.is_empty();
+                        let mid = !self.flight.is_empty() || !rbuf.is_empty();
                         break Stop {
                             reason: CloseReason::PeerClosed,
                             error: Some(Error::new(
@@ -1065,7 +1056,7 @@ impl<P: Protocol> Driver<P> {
                         };
                     }
                     Ok(_) => {
-                        if let Err(stop) = self.deliver(&mut rbuf, &mut in_flight) {
+                        if let Err(stop) = self.deliver(&mut rbuf) {
                             break stop;
                         }
                     }
@@ -1081,7 +1072,7 @@ impl<P: Protocol> Driver<P> {
                         };
                     }
                     Ok(n) => {
-                        written += n as u64;
+                        self.flight.wrote(n);
                         self.shared.endpoint.writes.fetch_add(1, Ordering::Relaxed);
                         if wbuf.is_empty() {
                             if let Err(e) = wr.flush().await {
@@ -1096,21 +1087,21 @@ impl<P: Protocol> Driver<P> {
                 m = self.rx.recv(), if can_take => match m {
                     None => rx_open = false,
                     Some(env) => {
-                        self.encode(env, &mut wbuf, &mut encoded, &mut in_flight);
+                        self.encode(env, &mut wbuf);
                         // Batch: everything already queued goes into the same write.
-                        self.take_queued(&mut wbuf, max_batch, &mut encoded, &mut in_flight);
+                        self.take_queued(&mut wbuf, max_batch);
                         // With free slots left, let the callers that are ready to run queue theirs first: the
                         // caller that woke this task runs just before it (tokio's LIFO slot), so without this
                         // pipelined requests would go out one write each.
-                        if in_flight.len() < self.shared.depth && wbuf.len() < max_batch {
+                        if self.flight.len() < self.shared.depth && wbuf.len() < max_batch {
                             tokio::task::yield_now().await;
-                            self.take_queued(&mut wbuf, max_batch, &mut encoded, &mut in_flight);
+                            self.take_queued(&mut wbuf, max_batch);
                         }
                     }
                 },
                 _ = &mut wake => wake.set(shared.wake.notified()),
                 _ = self.timer.as_mut(), if self.armed.is_some() => {
-                    self.expire(&mut in_flight, written, !rbuf.is_empty());
+                    self.expire(!rbuf.is_empty());
                 }
                 _ = &mut expiry_timer, if expiry.is_some() && idle && !expired => {
                     expired = true;
@@ -1133,13 +1124,10 @@ impl<P: Protocol> Driver<P> {
             Phase::TlsHandshake => Phase::TlsHandshake,
             _ => Phase::Write,
         };
-        for f in in_flight.drain(..) {
-            let sent = f.start < written;
-            let phase = if sent { base.phase() } else { unsent };
-            if let Some(reply) = f.reply {
-                let _ = reply.send(Err(clone_error(&base).with_sent(sent).with_phase(phase)));
-            }
-        }
+        self.flight.fail_all(!rbuf.is_empty(), |reply, at| {
+            let phase = if at.sent { base.phase() } else { unsent };
+            let _ = reply.send(Err(clone_error(&base).with_sent(at.sent).with_phase(phase)));
+        });
         self.rx.close();
         while let Ok(env) = self.rx.try_recv() {
             let _ = env
@@ -1153,40 +1141,14 @@ impl<P: Protocol> Driver<P> {
     /// read and dropped; the connection is poisoned, as when a caller gives up) and set the timer to the next
     /// deadline. The timeout's phase says where the time went: `Write` when the request was not all written,
     /// `Request` for the oldest request when part of its reply has arrived (`partial`), else `Read`.
-    fn expire(
-        &mut self,
-        in_flight: &mut VecDeque<InFlight<P::Response>>,
-        written: u64,
-        partial: bool,
-    ) {
-        let now = Instant::now();
-        let due =
-            |f: &InFlight<P::Response>| f.reply.is_some() && f.deadline.is_some_and(|d| d <= now);
-        if in_flight.iter().any(due) {
+    fn expire(&mut self, partial: bool) {
+        let shared = &self.shared;
+        let next = self.flight.expire(Instant::now(), partial, |reply, at| {
             // Poisoned before any caller hears of its timeout: what it then sees of the connection is final.
-            self.shared.mark(CloseReason::Cancelled);
-        }
-        let mut next: Option<Instant> = None;
-        for (i, f) in in_flight.iter_mut().enumerate() {
-            let Some(d) = f.deadline.filter(|_| f.reply.is_some()) else {
-                continue;
-            };
-            if d <= now {
-                if let Some(tx) = f.reply.take() {
-                    let phase = if f.end > written {
-                        Phase::Write
-                    } else if i == 0 && partial {
-                        Phase::Request
-                    } else {
-                        Phase::Read
-                    };
-                    let e = Error::new(ErrorKind::Timeout, phase, "request timed out");
-                    let _ = tx.send(Err(e.with_sent(f.start < written)));
-                }
-            } else {
-                next = Some(next.map_or(d, |n| n.min(d)));
-            }
-        }
+            shared.mark(CloseReason::Cancelled);
+            let e = Error::new(ErrorKind::Timeout, at.phase, "request timed out");
+            let _ = reply.send(Err(e.with_sent(at.sent)));
+        });
         self.armed = next;
         if let Some(d) = next {
             self.timer.as_mut().reset(d);
@@ -1194,117 +1156,65 @@ impl<P: Protocol> Driver<P> {
     }
 
     /// Encode what is already queued, up to `max_batch` bytes.
-    fn take_queued(
-        &mut self,
-        wbuf: &mut BytesMut,
-        max_batch: usize,
-        encoded: &mut u64,
-        in_flight: &mut VecDeque<InFlight<P::Response>>,
-    ) {
+    fn take_queued(&mut self, wbuf: &mut BytesMut, max_batch: usize) {
         while wbuf.len() < max_batch {
             match self.rx.try_recv() {
-                Ok(env) => self.encode(env, wbuf, encoded, in_flight),
+                Ok(env) => self.encode(env, wbuf),
                 Err(_) => break,
             }
         }
     }
 
-    fn encode(
-        &mut self,
-        env: Envelope<P>,
-        wbuf: &mut BytesMut,
-        encoded: &mut u64,
-        in_flight: &mut VecDeque<InFlight<P::Response>>,
-    ) {
-        let before = wbuf.len();
-        match self.codec.encode(env.request, wbuf) {
+    fn encode(&mut self, env: Envelope<P>, wbuf: &mut BytesMut) {
+        let Envelope {
+            request,
+            tag,
+            deadline,
+            reply,
+            _slot,
+        } = env;
+        match self.flight.push(tag, request, deadline, reply, _slot, wbuf) {
             Ok(()) => {
-                let start = *encoded;
-                *encoded += (wbuf.len() - before) as u64;
-                in_flight.push_back(InFlight {
-                    tag: env.tag,
-                    start,
-                    end: *encoded,
-                    deadline: env.deadline,
-                    reply: Some(env.reply),
-                    _slot: env._slot,
-                });
-                if let Some(d) = env.deadline {
+                if let Some(d) = deadline {
                     if self.armed.is_none_or(|a| d < a) {
                         self.timer.as_mut().reset(d);
                         self.armed = Some(d);
                     }
                 }
             }
-            Err(e) => {
-                wbuf.truncate(before);
-                let _ = env.reply.send(Err(encode_error(e)));
+            Err((reply, e)) => {
+                let _ = reply.send(Err(encode_error(e)));
             }
         }
     }
 
     /// Decode every complete reply in `rbuf` and hand each to its caller.
-    fn deliver(
-        &mut self,
-        rbuf: &mut BytesMut,
-        in_flight: &mut VecDeque<InFlight<P::Response>>,
-    ) -> Result<(), Stop> {
-        loop {
-            if in_flight.is_empty() {
-                if rbuf.is_empty() {
-                    return Ok(());
+    fn deliver(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
+        match self.flight.deliver(&self.protocol, rbuf, |reply, r| {
+            let _ = reply.send(Ok(r));
+        }) {
+            Ok(closes) => {
+                if closes {
+                    self.shared.mark(CloseReason::ServerClose);
                 }
-                return Err(Stop {
-                    reason: CloseReason::StrayBytes,
-                    error: Some(Error::new(
-                        ErrorKind::Protocol,
-                        Phase::Read,
-                        format!(
-                            "{} bytes arrived while no request was in flight",
-                            rbuf.len()
-                        ),
-                    )),
-                });
+                Ok(())
             }
-            match self.codec.decode(rbuf) {
-                Ok(Some(reply)) => {
-                    let Some(f) = in_flight.pop_front() else {
-                        return Ok(());
-                    };
-                    if let Err(msg) = self.protocol.check_reply(f.tag, &reply) {
-                        let err = Error::new(ErrorKind::Protocol, Phase::Read, msg);
-                        if let Some(tx) = f.reply {
-                            let _ = tx.send(Err(clone_error(&err)));
-                        }
-                        return Err(Stop {
-                            reason: CloseReason::Protocol,
-                            error: Some(err),
-                        });
-                    }
-                    if self.protocol.closes_connection(&reply) {
-                        self.shared.mark(CloseReason::ServerClose);
-                    }
-                    // The slot is free before the caller hears its reply, so a caller that looks at the
-                    // connection then (stats, check-in) sees the request over. A caller that gave up dropped its
-                    // receiver, or was answered at its deadline: the reply is read and dropped here.
-                    let InFlight {
-                        reply: tx,
-                        _slot: slot,
-                        ..
-                    } = f;
-                    drop(slot);
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Ok(reply));
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    return Err(Stop {
-                        reason: CloseReason::Protocol,
-                        error: Some(Error::codec(Phase::Read, e)),
-                    })
-                }
-            }
+            Err(Broken::Stray(n)) => Err(Stop {
+                reason: CloseReason::StrayBytes,
+                error: Some(Error::new(
+                    ErrorKind::Protocol,
+                    Phase::Read,
+                    format!("{n} bytes arrived while no request was in flight"),
+                )),
+            }),
+            Err(Broken::Mismatch(msg)) => Err(Stop {
+                reason: CloseReason::Protocol,
+                error: Some(Error::new(ErrorKind::Protocol, Phase::Read, msg)),
+            }),
+            Err(Broken::Undecodable(e)) => Err(Stop {
+                reason: CloseReason::Protocol,
+                error: Some(Error::codec(Phase::Read, e)),
+            }),
         }
     }
 }
@@ -1323,6 +1233,7 @@ fn clone_error(e: &Error) -> Error {
 mod tests {
     use super::*;
     use crate::codec::framed::{Request, Response, ServerCodec};
+    use crate::codec::Encode;
     use crate::codec::TokioUtilCodec;
     use crate::protocol::Framed;
     use bytes::Bytes;

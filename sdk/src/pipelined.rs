@@ -14,7 +14,9 @@
 //!  next().await ──one write()──► socket ──read, decode, match in order, check the tag──► Completion { token, result }
 //! ```
 //!
-//! It keeps the promises of the SDK's other connections:
+//! Its requests in flight live in the SDK's sans-IO pipelined core (`connection/flight.rs`), which the pooled
+//! connection's driver task runs on too, so both match, check, expire and fail requests the same way. It keeps
+//! the promises of the SDK's other connections:
 //!
 //! - **Replies are proved.** Replies are matched to requests in order and checked with
 //!   [`Protocol::check_reply`] (the framed request id); a reply to another request, an undecodable reply or
@@ -42,7 +44,8 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::codec::{Decode, Encode};
+use crate::codec::Encode;
+use crate::connection::flight::{Broken, Flight};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::time::{Instant, Sleep};
@@ -73,37 +76,19 @@ pub struct Completion<T, R> {
     pub at: Instant,
 }
 
-/// One request on the wire.
-#[derive(Debug)]
-struct Slot<T> {
-    /// What its reply must carry ([`Protocol::request_tag`]).
-    tag: u64,
-    /// Offset of its first byte in the connection's output.
-    start: u64,
-    /// Offset just past its last byte.
-    end: u64,
-    /// When it times out.
-    deadline: Instant,
-    /// Its token; `None` once it completed (timed out) and only its late reply is awaited.
-    token: Option<T>,
-}
-
 /// A connection driven by its owner, with any number of requests in flight. See the [module docs](self).
 pub struct Pipelined<P: Protocol, T> {
-    /// Encodes requests, checks replies.
+    /// Checks replies.
     protocol: P,
-    /// This connection's codec.
-    codec: P::Codec,
+    /// The requests in flight, oldest first (replies come back in this order), and the codec: the SDK's
+    /// sans-IO pipelined core, which the pooled connection's driver runs on too.
+    flight: Flight<P, T>,
     /// The socket (TCP, TLS or Unix).
     stream: Stream,
     /// Bytes read and not yet decoded.
     rbuf: BytesMut,
     /// Requests encoded and not yet written.
     wbuf: BytesMut,
-    /// Written (or queued) requests, oldest first: replies come back in this order.
-    flight: VecDeque<Slot<T>>,
-    /// Slots in `flight` whose token is still waiting.
-    live: usize,
     /// Completions ready for [`next`](Self::next).
     ready: VecDeque<Completion<T, P::Response>>,
     /// Armed at the oldest live request's deadline.
@@ -112,11 +97,6 @@ pub struct Pipelined<P: Protocol, T> {
     timeout: Duration,
     /// Bytes were written since the last flush (TLS holds records until flushed).
     unflushed: bool,
-    /// Bytes encoded into `wbuf` since the connection opened.
-    encoded: u64,
-    /// Bytes written out of `wbuf` since the connection opened: a request with bytes past this point was not
-    /// all written.
-    written: u64,
     /// How much the next read reserves when the buffer is full.
     read_chunk: usize,
     /// `written` when the write buffer was last empty: the size of the batch being written is measured from it.
@@ -147,7 +127,7 @@ impl<P: Protocol, T> std::fmt::Debug for Pipelined<P, T> {
         f.debug_struct("Pipelined")
             .field("protocol", &self.protocol.name())
             .field("in_flight", &self.flight.len())
-            .field("live", &self.live)
+            .field("live", &self.flight.live())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
@@ -168,23 +148,18 @@ impl<P: Protocol, T> Pipelined<P, T> {
 
     /// A pipelined connection over a stream opened elsewhere.
     pub fn new(stream: Stream, protocol: P, timeout: Duration) -> Self {
-        let codec = protocol.codec();
         Pipelined {
+            // Room for one request each: what a connection at depth 1 ever needs (an empty `VecDeque` grows to
+            // four on its first push); deeper ones grow with their depth.
+            flight: Flight::new(protocol.codec(), 1),
             protocol,
-            codec,
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
-            // Room for one request each: what a connection at depth 1 ever needs (an empty `VecDeque` grows to
-            // four on its first push); deeper ones grow with their depth.
-            flight: VecDeque::with_capacity(1),
-            live: 0,
             ready: VecDeque::with_capacity(1),
             timer: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             unflushed: false,
-            encoded: 0,
-            written: 0,
             read_chunk: FIRST_READ_CHUNK,
             batch_from: 0,
             wbuf_high: 0,
@@ -211,7 +186,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
 
     /// Requests sent whose completion has not been taken from [`next`](Self::next) yet.
     pub fn in_flight(&self) -> usize {
-        self.live + self.ready.len()
+        self.flight.live() + self.ready.len()
     }
 
     /// Requests whose place on the connection is taken: those of [`in_flight`](Self::in_flight), plus the
@@ -288,12 +263,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
             .with_sent(false);
             return Err((token, err));
         }
-        let before = self.wbuf.len();
-        if let Err(e) = self.codec.encode(request, &mut self.wbuf) {
-            self.wbuf.truncate(before);
+        let deadline = now + self.timeout;
+        let pushed = self
+            .flight
+            .push(tag, request, Some(deadline), token, (), &mut self.wbuf);
+        if let Err((token, e)) = pushed {
             return Err((token, Error::codec(Phase::Write, e).with_sent(false)));
         }
-        let deadline = now + self.timeout;
         // The timer is moved only earlier: left at an earlier deadline (an answered request's), it fires early
         // and `expire` re-arms it at the oldest waiting one's. Resetting a tokio timer per request cost ~140
         // instructions, a tenth of the connection's own work at depth 1. Checked whatever is in flight, so a
@@ -301,17 +277,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
         if deadline < self.timer.deadline() {
             self.timer.as_mut().reset(deadline);
         }
-        let start = self.encoded;
-        self.encoded += (self.wbuf.len() - before) as u64;
         self.wbuf_high = self.wbuf_high.max(self.wbuf.len());
-        self.live += 1;
-        self.flight.push_back(Slot {
-            tag,
-            start,
-            end: self.encoded,
-            deadline,
-            token: Some(token),
-        });
         Ok(())
     }
 
@@ -331,7 +297,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
             if let Some(c) = self.ready.pop_front() {
                 return Some(c);
             }
-            if self.live == 0 && (self.close_after_timeout || self.flight.is_empty()) {
+            if self.flight.live() == 0 && (self.close_after_timeout || self.flight.is_empty()) {
                 return None;
             }
             if self.rbuf.capacity() - self.rbuf.len() < self.read_chunk / 2 {
@@ -376,8 +342,8 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// The write buffer was just emptied: let a large one go when the batch it carried used under a quarter of
     /// it (see [`KEEP_WRITE_BUFFER`]).
     fn written_out(&mut self) {
-        let batch = self.written - self.batch_from;
-        self.batch_from = self.written;
+        let batch = self.flight.written() - self.batch_from;
+        self.batch_from = self.flight.written();
         if self.wbuf_high > KEEP_WRITE_BUFFER && batch < (self.wbuf_high / 4) as u64 {
             self.wbuf = BytesMut::new();
             self.wbuf_high = 0;
@@ -407,7 +373,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
             Poll::Pending => {}
         }
         // Only late replies awaited: the timer is not armed.
-        if self.live == 0 {
+        if self.flight.live() == 0 {
             return Poll::Pending;
         }
         match self.timer.as_mut().poll(cx) {
@@ -432,7 +398,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.wbuf.advance(n);
-                    self.written += n as u64;
+                    self.flight.wrote(n);
                     self.unflushed = true;
                     if self.wbuf.is_empty() {
                         self.written_out();
@@ -455,76 +421,59 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// Decodes every complete reply and completes the oldest request with each; an undecodable reply, a
     /// reply to another request or bytes nobody asked for fail the connection.
     fn deliver(&mut self, now: Instant) {
-        while let Some(slot) = self.flight.front() {
-            let reply = match self.codec.decode(&mut self.rbuf) {
-                Ok(Some(reply)) => reply,
-                Ok(None) => return,
-                Err(e) => {
-                    let message = format!("undecodable reply: {e}");
-                    return self.fail_all(now, ErrorKind::Protocol, &message);
-                }
-            };
-            if let Err(why) = self.protocol.check_reply(slot.tag, &reply) {
-                let message = format!("reply to another request: {why}");
-                return self.fail_all(now, ErrorKind::Protocol, &message);
-            }
-            if self.protocol.closes_after(&self.codec, &reply) {
-                self.closed.get_or_insert(Closed::ByServer);
-            }
-            let slot = self.flight.pop_front().expect("a front slot");
-            if let Some(token) = slot.token {
-                self.live -= 1;
-                self.ready.push_back(Completion {
+        let ready = &mut self.ready;
+        let delivered = self
+            .flight
+            .deliver(&self.protocol, &mut self.rbuf, |token, reply| {
+                ready.push_back(Completion {
                     token,
                     result: Ok(reply),
                     at: now,
-                });
+                })
+            });
+        match delivered {
+            Ok(false) => {}
+            Ok(true) => {
+                self.closed.get_or_insert(Closed::ByServer);
             }
-        }
-        if !self.rbuf.is_empty() {
+            Err(Broken::Undecodable(e)) => {
+                self.fail_all(now, ErrorKind::Protocol, &format!("undecodable reply: {e}"))
+            }
+            Err(Broken::Mismatch(why)) => self.fail_all(
+                now,
+                ErrorKind::Protocol,
+                &format!("reply to another request: {why}"),
+            ),
             // Nothing in flight: these bytes answer nobody.
-            self.closed = Some(Closed::Failed(
-                format!(
-                    "the server sent {} byte(s) with no request in flight",
-                    self.rbuf.len()
-                )
-                .into(),
-            ));
+            Err(Broken::Stray(n)) => {
+                self.closed = Some(Closed::Failed(
+                    format!("the server sent {n} byte(s) with no request in flight").into(),
+                ))
+            }
         }
     }
 
     /// Completes every request whose deadline has passed with a timeout, and re-arms the timer.
     fn expire(&mut self, now: Instant) {
-        let partial = !self.rbuf.is_empty();
-        for (i, slot) in self.flight.iter_mut().enumerate() {
-            if slot.deadline > now {
-                break;
-            }
-            let Some(token) = slot.token.take() else {
-                continue;
+        let (ready, timeout) = (&mut self.ready, self.timeout);
+        let mut timed_out = false;
+        let next = self.flight.expire(now, !self.rbuf.is_empty(), |token, at| {
+            timed_out = true;
+            let what = match at.phase {
+                Phase::Write => "request",
+                _ => "reply",
             };
-            self.live -= 1;
-            // Where its time went: not all written; or written, and (only the oldest can have) part of its
-            // reply in the buffer; or written with no byte of its reply yet.
-            let (phase, what) = if slot.end > self.written {
-                (Phase::Write, "request")
-            } else if i == 0 && partial {
-                (Phase::Request, "reply")
-            } else {
-                (Phase::Read, "reply")
-            };
-            let sent = slot.start < self.written;
-            self.ready.push_back(Completion {
+            ready.push_back(Completion {
                 token,
-                result: Err(Error::timeout(phase, self.timeout, what).with_sent(sent)),
+                result: Err(Error::timeout(at.phase, timeout, what).with_sent(at.sent)),
                 at: now,
             });
-            if self.close_after_timeout {
-                self.closed.get_or_insert(Closed::TimedOut);
-            }
+        });
+        if timed_out && self.close_after_timeout {
+            self.closed.get_or_insert(Closed::TimedOut);
         }
-        if let Some(next) = self.flight.iter().find(|s| s.token.is_some()) {
-            self.timer.as_mut().reset(next.deadline);
+        if let Some(next) = next {
+            self.timer.as_mut().reset(next);
         }
     }
 
@@ -540,25 +489,14 @@ impl<P: Protocol, T> Pipelined<P, T> {
         } else {
             message
         };
-        let partial = !self.rbuf.is_empty();
-        for (i, slot) in self.flight.drain(..).enumerate() {
-            if let Some(token) = slot.token {
-                let phase = if slot.end > self.written {
-                    Phase::Write
-                } else if i == 0 && partial {
-                    Phase::Request
-                } else {
-                    Phase::Read
-                };
-                let sent = slot.start < self.written;
-                self.ready.push_back(Completion {
-                    token,
-                    result: Err(Error::new(kind, phase, message).with_sent(sent)),
-                    at: now,
-                });
-            }
-        }
-        self.live = 0;
+        let ready = &mut self.ready;
+        self.flight.fail_all(!self.rbuf.is_empty(), |token, at| {
+            ready.push_back(Completion {
+                token,
+                result: Err(Error::new(kind, at.phase, message).with_sent(at.sent)),
+                at: now,
+            });
+        });
         if !announced {
             self.closed = Some(Closed::Failed(message.into()));
         }
