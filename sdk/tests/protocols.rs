@@ -93,3 +93,57 @@ async fn http_keep_alive_pipelined_and_connection_close() {
     assert_eq!(stats.failed, 0);
     drop(server);
 }
+
+/// A server that answers each connection's first request as an HTTP/1.0 server does without keep-alive (no
+/// `Connection` field at all), then closes it.
+async fn http10_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http10_reply_without_keep_alive_retires_a_pipelined_connection_as_announced() {
+    let addr = http10_server().await;
+    let client = Client::builder(Http::default())
+        .endpoint(addr)
+        .pool(PoolConfig::default().with_max_size(1))
+        .pipeline_depth(8)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = client
+            .request(Request::get("/").with_header("Host", "x"))
+            .await
+            .unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+    }
+    // Each reply said the server closes (HTTP/1.0, no keep-alive): its connection took no second request, and
+    // the close that followed was expected, not the endpoint failing.
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connects, stats.failed, stats.retries),
+        (3, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.closes.peer_closed, 0, "{:?}", stats.closes);
+    assert!(stats.closes.server_close >= 2, "{:?}", stats.closes);
+}
