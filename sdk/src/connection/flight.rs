@@ -165,7 +165,6 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
     /// Decodes every complete reply in `rbuf` and ends the oldest request with each (`done`), a timed-out one's
     /// late reply dropped. `Ok(true)` when a reply said the server closes after it ([`Protocol::closes_after`]);
     /// an error when the connection is out of step.
-    #[inline]
     pub(crate) fn deliver(
         &mut self,
         protocol: &P,
