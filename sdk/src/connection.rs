@@ -481,7 +481,8 @@ impl<P: Protocol> Connection<P> {
             // Unbounded: the slots bound what is queued (one per request), and an unbounded send takes no lock.
             let (tx, rx) = mpsc::unbounded_channel();
             let driver = Driver {
-                flight: Flight::new(protocol.codec(), depth),
+                // Grows with the requests the connection carries, not with its depth.
+                flight: Flight::new(protocol.codec(), 0),
                 protocol: protocol.clone(),
                 rx,
                 shared: shared.clone(),
