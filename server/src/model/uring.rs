@@ -70,12 +70,12 @@ const BUFS: u16 = 256;
 const GROUP: u16 = 0;
 /// Received bytes a connection may hold unread before its receive is cancelled.
 const STASH_CAP: usize = conn::TURN_BYTES;
-/// A send of at most this many bytes, after which its connection only waits for input, is quiet: the loop does
-/// not wake up for its completion alone (it completes within the `io_uring_enter` that submits it, and is
-/// handled with the next completion that does wake the loop).
+/// A send of at most this many bytes, after which its connection only waits for input, is quiet: it completes
+/// within the `io_uring_enter` that submits it, so that call does not wait for it (and, with `--batch-wait`, the
+/// wait counts it among the completions it gathers).
 const QUIET_BYTES: usize = 4096;
-/// The longest a wait that counts quiet sends may last: one that did not complete at once (its socket full)
-/// would otherwise hold back the next completion of another connection until one more came.
+/// With `--batch-wait`, the longest a wait that counts quiet sends may last: one that did not complete at once
+/// (its socket full) would otherwise hold back the next completion of another connection until one more came.
 const QUIET_WAIT: Duration = Duration::from_millis(1);
 /// With `batch_wait`: the completions one wait gathers at most before it returns early.
 const BATCH: usize = 32;
