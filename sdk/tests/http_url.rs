@@ -1,42 +1,35 @@
 //! Issue 16 item 2 (HTTP): a client from an `http://` URL sends `Host` and the default headers on every request
 //! that lacks them, while a request's own fields win.
 
+mod common;
+
 use std::time::Duration;
 
 use sockpool::codec::http::{Headers, Request};
 use sockpool::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// A server that answers each request on a connection with `200` and the request's head as the body.
 async fn head_echo() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head: Vec<u8> = buf.drain(..end + 4).collect();
-                        let reply =
-                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len());
-                        if s.write_all(reply.as_bytes()).await.is_err()
-                            || s.write_all(&head).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+    common::tcp_server(|mut s| async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = buf.drain(..end + 4).collect();
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len());
+                if s.write_all(reply.as_bytes()).await.is_err() || s.write_all(&head).await.is_err()
+                {
+                    return;
                 }
-            });
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test]

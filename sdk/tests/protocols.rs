@@ -7,6 +7,8 @@ use sockpool::protocol::{Custom, Echo, Http, Line};
 use sockpool::{Client, PoolConfig};
 use sockpool_server::Proto;
 
+mod common;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_stream_pipelined_maps_replies_one_to_one() {
     let server = sockpool_testkit::server::start(&["echo=127.0.0.1:0"]);
@@ -61,12 +63,7 @@ async fn line_protocol_and_a_user_codec() {
 async fn http_keep_alive_pipelined_and_connection_close() {
     let server = sockpool_testkit::server::start(&["http=127.0.0.1:0"]);
     let addr = server.tcp_addr(Proto::Http).unwrap();
-    let client = Client::builder(Http::default())
-        .endpoint(addr)
-        .pool(PoolConfig::default().with_max_size(1))
-        .pipeline_depth(8)
-        .build()
-        .unwrap();
+    let client = pipelined_http(addr);
     let get = || Request::get("/").with_header("Host", "localhost");
     let calls = (0..40).map(|_| client.request(get()));
     for r in futures::future::join_all(calls).await {
@@ -98,37 +95,36 @@ async fn http_keep_alive_pipelined_and_connection_close() {
 /// `Connection` field at all), then closes it.
 async fn http10_server() -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
-            });
+    common::tcp_server(|mut s| async move {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    addr
+        let _ = s
+            .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await
+}
+
+/// An HTTP client of `addr` with one pooled connection, 8 requests deep.
+fn pipelined_http(addr: std::net::SocketAddr) -> Client<Http> {
+    Client::builder(Http::default())
+        .endpoint(addr)
+        .pool(PoolConfig::default().with_max_size(1))
+        .pipeline_depth(8)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http10_reply_without_keep_alive_retires_a_pipelined_connection_as_announced() {
     let addr = http10_server().await;
-    let client = Client::builder(Http::default())
-        .endpoint(addr)
-        .pool(PoolConfig::default().with_max_size(1))
-        .pipeline_depth(8)
-        .build()
-        .unwrap();
+    let client = pipelined_http(addr);
     for _ in 0..3 {
         let r = client
             .request(Request::get("/").with_header("Host", "x"))
