@@ -1191,15 +1191,18 @@ impl<P: Protocol> Driver<P> {
 
     /// Decode every complete reply in `rbuf` and hand each to its caller.
     fn deliver(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
-        match self.flight.deliver(&self.protocol, rbuf, |reply, r| {
-            let _ = reply.send(Ok(r));
-        }) {
-            Ok(closes) => {
-                if closes {
-                    self.shared.mark(CloseReason::ServerClose);
-                }
-                Ok(())
-            }
+        let shared = &self.shared;
+        // The close is marked before the caller hears its reply: it must not queue its next request here.
+        let closing = || {
+            shared.mark(CloseReason::ServerClose);
+        };
+        let delivered = self
+            .flight
+            .deliver(&self.protocol, rbuf, closing, |reply, r| {
+                let _ = reply.send(Ok(r));
+            });
+        match delivered {
+            Ok(()) => Ok(()),
             Err(Broken::Stray(n)) => Err(Stop {
                 reason: CloseReason::StrayBytes,
                 error: Some(Error::new(

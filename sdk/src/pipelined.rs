@@ -421,21 +421,21 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// Decodes every complete reply and completes the oldest request with each; an undecodable reply, a
     /// reply to another request or bytes nobody asked for fail the connection.
     fn deliver(&mut self, now: Instant) {
-        let ready = &mut self.ready;
-        let delivered = self
-            .flight
-            .deliver(&self.protocol, &mut self.rbuf, |token, reply| {
-                ready.push_back(Completion {
-                    token,
-                    result: Ok(reply),
-                    at: now,
-                })
-            });
+        let (ready, closed) = (&mut self.ready, &mut self.closed);
+        let closing = || {
+            closed.get_or_insert(Closed::ByServer);
+        };
+        let delivered =
+            self.flight
+                .deliver(&self.protocol, &mut self.rbuf, closing, |token, reply| {
+                    ready.push_back(Completion {
+                        token,
+                        result: Ok(reply),
+                        at: now,
+                    })
+                });
         match delivered {
-            Ok(false) => {}
-            Ok(true) => {
-                self.closed.get_or_insert(Closed::ByServer);
-            }
+            Ok(()) => {}
             Err(Broken::Undecodable(e)) => {
                 self.fail_all(now, ErrorKind::Protocol, &format!("undecodable reply: {e}"))
             }

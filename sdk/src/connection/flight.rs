@@ -163,33 +163,36 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
     }
 
     /// Decodes every complete reply in `rbuf` and ends the oldest request with each (`done`), a timed-out one's
-    /// late reply dropped. `Ok(true)` when a reply said the server closes after it ([`Protocol::closes_after`]);
-    /// an error when the connection is out of step.
+    /// late reply dropped. A reply that says the server closes after it ([`Protocol::closes_after`]) calls
+    /// `closing` first, before its caller (or anyone) hears of it, so that no caller queues a request on a
+    /// connection about to close. An error when the connection is out of step.
     pub(crate) fn deliver(
         &mut self,
         protocol: &P,
         rbuf: &mut BytesMut,
+        mut closing: impl FnMut(),
         mut done: impl FnMut(T, P::Response),
-    ) -> Result<bool, Broken> {
-        let mut closes = false;
+    ) -> Result<(), Broken> {
         loop {
             let Some(front) = self.slots.front() else {
                 return match rbuf.len() {
-                    0 => Ok(closes),
+                    0 => Ok(()),
                     n => Err(Broken::Stray(n)),
                 };
             };
             let reply = match self.codec.decode(rbuf) {
                 Ok(Some(reply)) => reply,
-                Ok(None) => return Ok(closes),
+                Ok(None) => return Ok(()),
                 Err(e) => return Err(Broken::Undecodable(e)),
             };
             if let Err(why) = protocol.check_reply(front.tag, &reply) {
                 return Err(Broken::Mismatch(why));
             }
-            closes |= protocol.closes_after(&self.codec, &reply);
+            if protocol.closes_after(&self.codec, &reply) {
+                closing();
+            }
             let Some(Slot { token, _keep, .. }) = self.slots.pop_front() else {
-                return Ok(closes);
+                return Ok(());
             };
             // Its place is free before its caller hears: a caller that looks at the connection then sees the
             // request over.
@@ -309,10 +312,13 @@ mod tests {
         let mut rbuf = reply(1);
         rbuf.extend_from_slice(&reply(2));
         let mut replies = Vec::new();
-        let closes = f.deliver(&Framed::default(), &mut rbuf, |t, r: Response| {
-            replies.push((t, r.id))
-        });
-        assert!(!closes.unwrap());
+        let delivered = f.deliver(
+            &Framed::default(),
+            &mut rbuf,
+            || panic!("a framed reply does not close"),
+            |t, r: Response| replies.push((t, r.id)),
+        );
+        assert!(delivered.is_ok());
         assert_eq!(replies, [(2, 2)]);
         assert_eq!((f.live(), f.len()), (1, 1));
     }
@@ -328,7 +334,7 @@ mod tests {
         // Only the first request went out, and part of a reply is buffered.
         f.wrote(first);
         let mut rbuf = reply(7);
-        let broken = f.deliver(&Framed::default(), &mut rbuf, |_, _| unreachable!());
+        let broken = f.deliver(&Framed::default(), &mut rbuf, || (), |_, _| unreachable!());
         assert!(matches!(broken, Err(Broken::Mismatch(_))));
         let mut failed = Vec::new();
         f.fail_all(true, |t, at| failed.push((t, at.phase, at.sent)));
@@ -345,7 +351,7 @@ mod tests {
         let mut rbuf = reply(1);
         let n = rbuf.len();
         assert!(matches!(
-            f.deliver(&Framed::default(), &mut rbuf, |_, _| unreachable!()),
+            f.deliver(&Framed::default(), &mut rbuf, || (), |_, _| unreachable!()),
             Err(Broken::Stray(m)) if m == n
         ));
     }
