@@ -242,18 +242,6 @@ impl Conn {
         self.draining = true;
     }
 
-    /// True when, once [`Conn::unsent`] is all written, this connection has nothing to do but wait for input (or
-    /// a deadline): a completion-based shell need not wake up just to learn that the write finished.
-    pub(crate) fn waits_after_write(&self) -> bool {
-        self.tls.is_none()
-            && self.phase == Phase::Open
-            && !self.dirty
-            && self.sleep_until.is_none()
-            && !self.eof
-            && !self.draining
-            && !self.shared.is_stopping()
-    }
-
     /// Bytes to put on the socket.
     pub(crate) fn unsent(&self) -> &[u8] {
         match &self.tls {
@@ -711,34 +699,6 @@ mod tests {
         assert!(c.write_with(|_| Err(io::ErrorKind::WouldBlock.into())));
         assert_eq!(c.step(t1 + wt), Step::Close);
         assert_eq!(c.shared.stats.get(Counter::ErrorsWriteTimeout), 1);
-    }
-
-    #[test]
-    fn only_a_reply_after_which_the_connection_just_reads_is_quiet() {
-        let t0 = Instant::now();
-        let reply_to = |c: &mut Conn, req: &[u8]| {
-            c.read_with(
-                |b| {
-                    b.put_slice(req);
-                    Ok(req.len())
-                },
-                t0,
-            );
-            assert!(matches!(c.step(t0), Step::Write(_)));
-        };
-        let mut c = conn(Proto::Resp);
-        reply_to(&mut c, b"*1\r\n$4\r\nPING\r\n");
-        assert!(c.waits_after_write(), "a PONG, then only reading");
-        let mut c = conn(Proto::Resp);
-        reply_to(&mut c, b"*1\r\n$4\r\nQUIT\r\n");
-        assert!(!c.waits_after_write(), "QUIT: the close follows the reply");
-        let mut c = conn(Proto::Line);
-        c.stop();
-        reply_to(&mut c, b"last\n");
-        assert!(
-            !c.waits_after_write(),
-            "draining: the close follows the reply"
-        );
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //!   the connection's stash and the buffer goes straight back to the ring; `Step::Read` takes from the stash. A
 //!   stash past [`STASH_CAP`] cancels the receive (a connection busy writing is not read: backpressure); it is
 //!   armed again when the `Conn` reads and finds the stash empty;
-//! - send: `Step::Write` sends the `Conn`'s unsent bytes from its own buffer, and the `Conn` is not stepped again
-//!   until that send completes (the kernel reads its memory until then);
+//! - send: `Step::Write` first makes one non-blocking send(2) of the `Conn`'s unsent bytes, as a readiness
+//!   model would: on loopback or a socket with room it takes them all, with no operation, no completion and no
+//!   `io_uring_enter` of its own. What a full socket leaves is a send operation on the ring from the `Conn`'s
+//!   own buffer, and the `Conn` is not stepped again until it completes (the kernel reads that memory until
+//!   then). Submitted through the ring, every reply cost a second `io_uring_enter` (its completion woke the wait
+//!   at once); docs/PERFORMANCE.md has the figures;
 //! - batching: what a loop turn queues goes to the kernel in one `io_uring_enter`, which also waits for the next
-//!   completion. A small send after which its connection only waits for input ([`Conn::waits_after_write`]) is
-//!   *quiet*: it completes inside the `io_uring_enter` that submits it (loopback and a socket with room), so
-//!   that call does not wait, and the turn after it waits for the next event.
+//!   completion.
 //! - the clock: the next deadline sweep or the end of a framed SLEEP ([`Timers`]) is a timeout operation on the
 //!   ring, armed when none that fires sooner is, so the wait itself takes no timeout. A timeout passed to every
 //!   `io_uring_enter` arms and cancels a kernel timer per wait: on an Intel VM that was half of the worker's
@@ -70,13 +72,6 @@ const BUFS: u16 = 256;
 const GROUP: u16 = 0;
 /// Received bytes a connection may hold unread before its receive is cancelled.
 const STASH_CAP: usize = conn::TURN_BYTES;
-/// A send of at most this many bytes, after which its connection only waits for input, is quiet: it completes
-/// within the `io_uring_enter` that submits it, so that call does not wait for it (and, with `--batch-wait`, the
-/// wait counts it among the completions it gathers).
-const QUIET_BYTES: usize = 4096;
-/// With `--batch-wait`, the longest a wait that counts quiet sends may last: one that did not complete at once
-/// (its socket full) would otherwise hold back the next completion of another connection until one more came.
-const QUIET_WAIT: Duration = Duration::from_millis(1);
 /// With `batch_wait`: the completions one wait gathers at most before it returns early.
 const BATCH: usize = 32;
 /// How long past the shutdown deadline the loop waits for the operations of the sockets it shut.
@@ -196,8 +191,6 @@ struct Worker {
     /// that got nothing (95% of a core), and whichever connections lost that race again and again waited
     /// seconds (p99 0.5–1.1 s, wrk timeouts, at 0.6–0.9× the rate).
     starved: VecDeque<usize>,
-    /// Sends queued this turn that need no wake-up of their own (see [`Conn::waits_after_write`]).
-    quiet: u32,
     timers: Timers,
     /// Shutdown began: the deadline.
     drain: Option<Instant>,
@@ -269,7 +262,6 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         shared,
         again: VecDeque::new(),
         starved: VecDeque::new(),
-        quiet: 0,
         timer_at: None,
         timer_gen: 0,
         timer_ts: Box::new(Timespec::new()),
@@ -299,30 +291,23 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut shut = false;
     loop {
         let now = Instant::now();
-        let mut wait = w.timers.wait(now, !w.again.is_empty());
-        let quiet = std::mem::take(&mut w.quiet) as usize;
+        let wait = w.timers.wait(now, !w.again.is_empty());
         let submitted = if w.batch_wait_us == 0 {
-            if quiet == 0 && !wait.is_zero() {
+            if !wait.is_zero() {
                 // Woken by the next completion, or by the ring's timeout at the next sweep or SLEEP's end.
                 w.arm_timer(now, wait);
                 w.ring.submit_and_wait(1)
             } else {
-                // The quiet sends complete in this call; their completions are handled below, and the next turn
-                // waits for the next event (a send that did not complete at once is such an event).
                 w.ring.submit()
             }
         } else {
-            if quiet > 0 {
-                wait = wait.min(QUIET_WAIT);
-            }
             let ts = Timespec::from(wait);
-            // The kernel holds the wake-up until BATCH completions more (the quiet sends complete in this call
-            // and are counted) or until `batch_wait` has passed with at least one (io_uring min_wait), whichever
-            // comes first.
+            // The kernel holds the wake-up until BATCH completions or until `batch_wait` has passed with at
+            // least one (io_uring min_wait), whichever comes first.
             let args = SubmitArgs::new()
                 .timespec(&ts)
                 .min_wait_usec(w.batch_wait_us);
-            w.ring.submitter().submit_with_args(BATCH + quiet, &args)
+            w.ring.submitter().submit_with_args(BATCH, &args)
         };
         match submitted {
             Ok(_) => {}
@@ -555,22 +540,17 @@ impl Worker {
                     }
                 }
                 Step::Write(due) => {
-                    let out = conn.unsent();
-                    let quiet = out.len() <= QUIET_BYTES
-                        && conn.waits_after_write()
-                        && s.stash.is_empty()
-                        && s.end.is_none()
-                        && s.recv == Recv::Armed;
-                    let len = out.len().min(u32::MAX as usize) as u32;
-                    let mut flags = libc::MSG_NOSIGNAL;
-                    if quiet {
-                        // All of it or an error: a short send would leave the `Conn` work that no wake-up
-                        // is counted for.
-                        flags |= libc::MSG_WAITALL;
-                        self.quiet += 1;
+                    // First a send(2) of its own, as a readiness model would make: on loopback, or any socket
+                    // with room, it takes everything, and no operation, completion or second `io_uring_enter`
+                    // is needed for it. What a full socket leaves goes to the ring, which sends it once there
+                    // is room.
+                    if !conn.write_with(|b| direct_send(&s.fd, b)) {
+                        continue;
                     }
+                    let out = conn.unsent();
+                    let len = out.len().min(u32::MAX as usize) as u32;
                     let e = opcode::Send::new(fd, out.as_ptr(), len)
-                        .flags(flags)
+                        .flags(libc::MSG_NOSIGNAL)
                         .build();
                     push(&mut self.ring, &e.user_data(tag(SEND, i)));
                     (s.sending, s.due) = (true, Some(due));
@@ -664,4 +644,9 @@ impl Worker {
             self.pump(i);
         }
     }
+}
+
+/// One non-blocking send(2) of `buf` on `fd` (`EAGAIN` when the socket is full).
+fn direct_send(fd: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    SockRef::from(fd).send_with_flags(buf, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
 }
