@@ -11,15 +11,33 @@ use crate::Server;
 use anyhow::Context;
 use clap::Parser;
 
-/// Runs the binary: exit status 0 after a clean stop, 2 when flags or start-up fail (the reason on stderr).
+/// Runs the binary: exit status 0 after a clean stop, 2 when flags or start-up fail or the server stops serving
+/// by itself (the reason on stderr).
 pub fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sockpool-server: {e:#}");
+            eprintln!("sockpool-server: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// `e` and its causes, `: `-separated, each said once: an error that shows its cause in its own text and also
+/// gives it as its `source` (as [`crate::Error`]'s I/O errors do) is not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -48,9 +66,38 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     writeln!(out, "ready")?;
     out.flush()?;
-    rt.block_on(stop.wait());
+    let by_itself = rt.block_on(async {
+        tokio::select! {
+            () = stop.wait() => false,
+            () = handle.stopping() => true,
+        }
+    });
+    if by_itself {
+        // Not asked to: a worker failed, and the others stopped with it.
+        let why = match handle.wait() {
+            Err(e) => e.to_string(),
+            Ok(_) => "no error given".to_string(),
+        };
+        anyhow::bail!("the server stopped serving: {why}");
+    }
     let stats = handle.shutdown();
     writeln!(out, "stats {}", stats.to_json())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_shown_in_its_error_text_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let e = anyhow::Error::new(crate::Error::io("bind resp=127.0.0.1:6379", io))
+            .context("starting the server");
+        assert_eq!(
+            describe(&e),
+            "starting the server: bind resp=127.0.0.1:6379: Address already in use"
+        );
+    }
 }

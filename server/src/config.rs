@@ -443,11 +443,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600); // 365.25 da
 /// The largest `--max-frame`: what the framed 32-bit length field can announce.
 pub const MAX_FRAME_FIELD: usize = u32::MAX as usize;
 
-/// The CPU count (at least 1).
+/// The most workers a server takes (threads, runtimes, rings or processes).
+pub const MAX_WORKERS: usize = 1024;
+
+/// The CPU count (at least 1, at most [`MAX_WORKERS`]).
 pub fn default_workers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+        .min(MAX_WORKERS)
 }
 
 impl ServerConfig {
@@ -471,6 +475,14 @@ impl ServerConfig {
         }
         if self.workers == 0 {
             return Err(ConfigError::new("workers must be at least 1"));
+        }
+        if self.workers > MAX_WORKERS {
+            // Each is a thread with a runtime or ring (or, under `processes`, a process): 10^8 of them asked the
+            // kernel for memory until it killed the server, without an error.
+            return Err(ConfigError::new(format!(
+                "workers must be at most {MAX_WORKERS} (asked for {})",
+                self.workers
+            )));
         }
         if !self.busy_poll.is_zero() && self.model == Model::Threads {
             return Err(ConfigError::new(
@@ -572,6 +584,29 @@ mod tests {
         ] {
             assert!(bad.parse::<ListenSpec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn workers_are_between_one_and_the_cap() {
+        let mut c = ServerConfig::default();
+        assert!(default_workers() <= MAX_WORKERS);
+        for (workers, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_WORKERS, true),
+            (MAX_WORKERS + 1, false),
+        ] {
+            c.workers = workers;
+            assert_eq!(
+                c.validate().is_ok(),
+                ok,
+                "workers {workers}: {:?}",
+                c.validate()
+            );
+        }
+        c.workers = 100_000_000;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 1024"), "{e}");
     }
 
     #[test]

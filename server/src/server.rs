@@ -338,6 +338,12 @@ impl ServerHandle {
             || self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
+    /// Resolves when the server begins to stop: after [`ServerHandle::shutdown`], or by itself when its model
+    /// fails (a worker that ends on an error stops the others). [`ServerHandle::wait`] then tells which.
+    pub async fn stopping(&self) {
+        self.shutdown.cancelled().await
+    }
+
     /// Waits until the server stops by itself (it does not, unless its model fails) or is shut down.
     pub fn wait(mut self) -> io::Result<StatsSnapshot> {
         match self.thread.take() {

@@ -267,6 +267,47 @@ fn uring_falls_back_to_the_event_loop_with_a_warning_where_io_uring_is_unavailab
     );
 }
 
+/// A worker that cannot be set up (here: out of file descriptors for its runtime or ring, with room for its
+/// listener) fails the start: exit status 2 and the reason on stderr, never `ready` with a server that does not
+/// serve. Before, `per-core` said `ready` with no worker left and waited for a signal to exit 0, and `uring`
+/// said `ready` with one ring of 100 and left its connections unanswered.
+#[test]
+fn a_worker_that_cannot_be_set_up_fails_the_start() {
+    for model in ["per-core", "uring"] {
+        // 100 listeners fit under 128 descriptors; 100 runtimes or rings beside them do not. `timeout` bounds a
+        // server that would hang instead (exit 124).
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 128 && exec timeout 30 {} --model {model} --workers 100 --listen resp=127.0.0.1:0",
+                env!("CARGO_BIN_EXE_sockpool-server")
+            ))
+            .output()
+            .expect("sh");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if stderr.contains("falling back to --model event-loop") {
+            eprintln!("SKIPPED --model {model}: io_uring is unavailable here ({stderr})");
+            continue;
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--model {model}: {stdout} {stderr}"
+        );
+        assert!(
+            !stdout.lines().any(|l| l == "ready"),
+            "--model {model}: {stdout}"
+        );
+        assert!(
+            stderr.contains("Too many open files"),
+            "--model {model}: {stderr}"
+        );
+    }
+}
+
 /// A new framed connection to `addr` that answers an ECHO (`id`); `None` when it is refused (`BUSY`, id 0).
 async fn admitted(addr: std::net::SocketAddr, id: u64) -> Option<TcpStream> {
     let mut s = TcpStream::connect(addr).await.unwrap();

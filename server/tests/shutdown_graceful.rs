@@ -172,3 +172,52 @@ fn after_sigterm_the_server_takes_no_new_connections() {
         .expect("the server exits after its last reply");
     assert!(status.success(), "exit status {status}");
 }
+
+/// A request that outlasts `--shutdown-deadline` does not hold the process past it, under any model: the
+/// connection is closed at the deadline and the process exits 0. (The `uring` and `event-loop` loops once slept
+/// until their next sweep instead, and `uring` exited 1.2 s past a 3 s deadline.)
+#[test]
+fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
+    /// What the exit may take beyond the deadline: process exit and a loaded test machine, well under the
+    /// second the loops could once oversleep by.
+    const SLACK: Duration = Duration::from_millis(600);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for model in [
+        "async",
+        "per-core",
+        "threads",
+        "event-loop",
+        "processes",
+        "uring",
+    ] {
+        let mut server = start(&[
+            "--model",
+            model,
+            "--workers",
+            "1",
+            "--shutdown-deadline",
+            "1s",
+        ]);
+        let (addr, pid) = (server.addr("framed"), server.pid());
+        let signalled = rt.block_on(async {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
+            conn.send(Request::sleep(9, 10_000_000, Bytes::from_static(b"long")))
+                .await
+                .expect("send");
+            // Real clock, on purpose (as above): the server must have read the request before the signal.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            kill(pid, Signal::SIGTERM).expect("SIGTERM");
+            Instant::now() // real clock: the deadline is wall time, counted from the signal
+        });
+        let status = server
+            .exit_within((Duration::from_secs(1) + SLACK).saturating_sub(signalled.elapsed()))
+            .unwrap_or_else(|| {
+                panic!("--model {model}: still running 1 s + {SLACK:?} after SIGTERM with a 1 s deadline")
+            });
+        assert!(status.success(), "--model {model}: exit status {status}");
+    }
+}

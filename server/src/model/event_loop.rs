@@ -164,7 +164,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         timers: Timers::new(&shared.config.limits, shared.config.busy_poll),
     };
     let mut events = Events::with_capacity(1024);
-    let mut drain_deadline = None;
+    let mut drain_deadline: Option<Instant> = None;
     // Steps slot `i` (an event, a due timer, its turn again); frees it once closed.
     let step = |slots: &mut Vec<Option<Slot>>, free: &mut Vec<usize>, q: &mut Queues, i: usize| {
         if let Some(slot) = slots.get_mut(i).and_then(Option::as_mut) {
@@ -176,7 +176,12 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     };
 
     loop {
-        let timeout = q.timers.wait(Instant::now(), !q.ready.is_empty());
+        let now = Instant::now();
+        let mut timeout = q.timers.wait(now, !q.ready.is_empty());
+        if let Some(d) = drain_deadline {
+            // The shutdown deadline is a wake-up of its own: the next sweep may come well after it.
+            timeout = timeout.min(d.saturating_duration_since(now));
+        }
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);

@@ -4,7 +4,7 @@
 //! duplicate of it). [`workers`] is that layout, shared with `uring` (a ring per worker).
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use crate::config::ListenAddr;
 use crate::listen::{self, Bound, Listener};
@@ -13,12 +13,13 @@ use crate::shared::Shared;
 
 /// Serves `bound` until shutdown and drain.
 pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
-    workers(bound, shared, "sockpool-core", |mine, shared| {
+    workers(bound, shared, "sockpool-core", |mine, shared, started| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let result = rt.block_on(async {
             let listeners = tokio_io::register(mine)?;
+            started.done();
             tokio_io::serve(listeners, shared).await;
             Ok(())
         });
@@ -27,13 +28,25 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     })
 }
 
+/// A worker's word that it is set up (its runtime or ring built, its listeners registered): [`workers`] says
+/// `ready` only when every worker has said so.
+pub(crate) struct Started(mpsc::Sender<()>);
+
+impl Started {
+    pub(crate) fn done(self) {
+        let _ = self.0.send(());
+    }
+}
+
 /// Runs `serve` on `workers` threads named `name-N`, each over its own listeners, until every one returns; the
-/// first that fails stops the others (the server is not whole any more).
+/// first that fails stops the others (the server is not whole any more). A worker that fails before it is set
+/// up (out of file descriptors or memory for its runtime or ring) fails the start: the server never says
+/// `ready` with fewer workers than asked for.
 pub(crate) fn workers(
     bound: Vec<Bound>,
     shared: Arc<Shared>,
     name: &str,
-    serve: fn(Vec<Bound>, Arc<Shared>) -> io::Result<()>,
+    serve: fn(Vec<Bound>, Arc<Shared>, Started) -> io::Result<()>,
 ) -> io::Result<()> {
     let workers = shared.config.workers.max(1);
     // Worker 0 takes the listeners bound by `Server::bind`; the others bind their own now, before any
@@ -57,30 +70,50 @@ pub(crate) fn workers(
         per_worker.push(mine);
     }
     per_worker.insert(0, bound);
+    let (started_tx, started_rx) = mpsc::channel();
     let mut threads = Vec::with_capacity(workers);
+    let mut spawned = Ok(());
     for (i, mine) in per_worker.into_iter().enumerate() {
-        let shared = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || -> io::Result<()> {
-                    let result = serve(mine, shared.clone());
-                    if result.is_err() {
-                        shared.shutdown.cancel();
-                    }
-                    result
-                })?,
-        );
+        let (shared, started) = (shared.clone(), Started(started_tx.clone()));
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || -> io::Result<()> {
+                let result = serve(mine, shared.clone(), started);
+                if result.is_err() {
+                    shared.shutdown.cancel();
+                }
+                result
+            });
+        match thread {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                spawned = Err(e);
+                break;
+            }
+        }
     }
-    // Every listener is bound and listening: connections queue until their worker accepts them.
-    shared.mark_ready();
-    let mut result = Ok(());
+    drop(started_tx);
+    // Each worker's `Started` is used or dropped (it failed) before it serves: this ends once all have.
+    let set_up = started_rx.iter().count();
+    if spawned.is_ok() && set_up == workers {
+        // Every listener is bound and listening: connections queue until their worker accepts them.
+        shared.mark_ready();
+    } else {
+        shared.shutdown.cancel();
+    }
+    let mut result = spawned;
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => result = Err(e),
             Err(_) => result = Err(io::Error::other(format!("a {name} worker panicked"))),
         }
+    }
+    if result.is_ok() && set_up < workers {
+        result = Err(io::Error::other(format!(
+            "{} of {workers} {name} workers stopped before they were set up",
+            workers - set_up
+        )));
     }
     result
 }

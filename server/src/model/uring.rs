@@ -243,7 +243,7 @@ fn result(res: i32) -> io::Result<usize> {
 }
 
 /// One worker: serves `bound` on a ring of its own until shutdown and drain.
-fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
+fn serve(bound: Vec<Bound>, shared: Arc<Shared>, started: per_core::Started) -> io::Result<()> {
     // One thread submits, and completions are processed only when it asks for them: no task-work interrupts.
     let ring = IoUring::builder()
         .setup_single_issuer()
@@ -286,12 +286,19 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let watcher = on_shutdown(&w.shared, "sockpool-uring-stop", move || drop(stop_tx))?;
     let poll = opcode::PollAdd::new(Fd(stop_rx.as_raw_fd()), libc::POLLIN as u32);
     push(&mut w.ring, &poll.build().user_data(tag(WAKE, 0)));
+    started.done();
 
     let mut done: Vec<(u64, i32, u32)> = Vec::new();
     let mut shut = false;
     loop {
         let now = Instant::now();
-        let wait = w.timers.wait(now, !w.again.is_empty());
+        let mut wait = w.timers.wait(now, !w.again.is_empty());
+        if let Some(d) = w.drain {
+            // The shutdown deadline (and, once the sockets are shut, the last wait for their operations) is a
+            // wake-up of its own: the next sweep may come well after it.
+            let until = if shut { d + LAST_WAIT } else { d };
+            wait = wait.min(until.saturating_duration_since(now));
+        }
         let submitted = if w.batch_wait_us == 0 {
             if !wait.is_zero() {
                 // Woken by the next completion, or by the ring's timeout at the next sweep or SLEEP's end.
@@ -364,7 +371,16 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         }
         if let Some(deadline) = w.drain {
             let open = w.slots.len() - w.free.len();
-            if (open == 0 && w.listeners.iter().all(Option::is_none)) || now >= deadline + LAST_WAIT
+            // Once the sockets are shut, a connection still open (a framed SLEEP that outlasts the deadline)
+            // only waits for its operations to end; when none is left in the kernel, nothing it holds is in use.
+            let in_kernel = w.listeners.iter().any(Option::is_some)
+                || w.slots
+                    .iter()
+                    .flatten()
+                    .any(|s| s.sending || matches!(s.recv, Recv::Armed | Recv::Cancelled));
+            if (open == 0 && w.listeners.iter().all(Option::is_none))
+                || (shut && !in_kernel)
+                || now >= deadline + LAST_WAIT
             {
                 break;
             }
@@ -633,8 +649,12 @@ impl Worker {
     fn stop(&mut self) {
         self.drain = Some(Instant::now() + self.shared.config.shutdown_deadline);
         for l in 0..self.listeners.len() {
-            if self.listeners[l].is_some() {
-                self.cancel(tag(ACCEPT, l));
+            match &self.listeners[l] {
+                Some(listen) if listen.armed => self.cancel(tag(ACCEPT, l)),
+                // No accept in the kernel (it ended on an error, to be armed at the next sweep): nothing to wait
+                // for.
+                Some(_) => self.listeners[l] = None,
+                None => {}
             }
         }
         for i in 0..self.slots.len() {
