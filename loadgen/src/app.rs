@@ -111,10 +111,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     write_outputs(&result)?;
     let verdict = result.verdict();
     if verdict.no_answer {
+        let errors = &result.total.errors;
+        let hint = errors
+            .protocol_mismatch_hint(result.config.protocol.name())
+            .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
-            "sockpool-loadgen: no request to {} got a reply ({} errors); see the report",
+            "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; see the report",
             result.target,
-            result.total.errors.total()
+            errors.total()
         );
     } else {
         for line in verdict.crossed_lines() {

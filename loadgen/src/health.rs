@@ -129,6 +129,12 @@ impl Health {
                     a.replies * 100.0
                 ))
             }
+            // The load generator itself was the limit (above): the shortfall says nothing of the server.
+            Some(a) if a.replies < 0.99 && bottleneck => warnings.push(format!(
+                "achieved {:.1}% of the target rate, with the load generator at its own limit (see above): the \
+                 server's capacity may be higher",
+                a.replies * 100.0
+            )),
             Some(a) if a.replies < 0.99 => warnings.push(format!(
                 "achieved {:.1}% of the target rate: the server (or too few --connections × --pipeline) could not \
                  keep up",
@@ -266,6 +272,37 @@ mod tests {
         let w = warn(0.4, 0.5);
         assert!(w[0].contains("could not keep up"), "{w:?}");
         assert!(warn(1.0, 1.0).is_empty());
+    }
+
+    /// A CPU-bound load generator that missed its rate says so, and does not blame the server for the
+    /// shortfall (an attack at 2M req/s read "CPU-bound" and "the server could not keep up" side by side).
+    #[test]
+    fn a_shortfall_of_a_cpu_bound_generator_is_not_blamed_on_the_server() {
+        let h = Health::assess(
+            &[Duration::from_millis(990)],
+            Duration::from_secs(1),
+            true,
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+            Some(Achieved {
+                replies: 0.062,
+                replies_and_fast_failures: 0.062,
+            }),
+            Reopened::default(),
+        );
+        assert!(h.bottleneck);
+        assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
+        assert!(h.warnings[0].contains("CPU-bound"), "{:?}", h.warnings);
+        assert!(
+            h.warnings[1].contains("6.2% of the target rate"),
+            "{:?}",
+            h.warnings
+        );
+        assert!(
+            h.warnings[1].contains("capacity may be higher"),
+            "{:?}",
+            h.warnings
+        );
+        assert!(!h.warnings[1].contains("keep up"), "{:?}", h.warnings);
     }
 
     #[test]

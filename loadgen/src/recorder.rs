@@ -152,6 +152,29 @@ impl ErrorCounts {
             .sum()
     }
 
+    /// When a run got no reply at all, what these errors suggest if it is the protocol: replies that did not
+    /// parse as `protocol`, or connections that opened but whose requests only timed out (a server that waits
+    /// for a different framing). `None` when the errors point elsewhere (refused, reset, TLS …).
+    pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
+        let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
+        let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
+            + self.get(ErrorKind::Timeout(Phase::Request));
+        let elsewhere = self.get(ErrorKind::Refused)
+            + self.get(ErrorKind::Timeout(Phase::Connect))
+            + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
+            + self.get(ErrorKind::Tls);
+        let what = if unparsed > 0 {
+            format!("its replies are not {protocol}")
+        } else if unanswered > 0 && elsewhere == 0 {
+            format!("it took the connections but sent no {protocol} reply in time")
+        } else {
+            return None;
+        };
+        Some(format!(
+            "protocol mismatch? {what}; check --protocol (framed echo line http resp udp)"
+        ))
+    }
+
     /// Adds `other`'s counts.
     pub fn merge(&mut self, other: &ErrorCounts) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
@@ -555,6 +578,34 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_reply_names_a_protocol_mismatch_only_when_the_errors_point_to_one() {
+        let of = |kinds: &[(ErrorKind, u64)]| {
+            let mut e = ErrorCounts::default();
+            for &(k, n) in kinds {
+                e.add_n(k, n);
+            }
+            e.protocol_mismatch_hint("framed")
+        };
+        // `run --protocol framed` against redis-server: every request timed out waiting for a reply.
+        let hint = of(&[(ErrorKind::Timeout(Phase::Read), 16)]).expect("a hint");
+        assert!(
+            hint.contains("protocol mismatch?") && hint.contains("no framed reply"),
+            "{hint}"
+        );
+        let hint = of(&[(ErrorKind::Protocol, 3), (ErrorKind::Closed, 3)]).expect("a hint");
+        assert!(hint.contains("its replies are not framed"), "{hint}");
+        assert_eq!(of(&[(ErrorKind::Refused, 50)]), None, "nothing listening");
+        assert_eq!(
+            of(&[
+                (ErrorKind::Timeout(Phase::Connect), 5),
+                (ErrorKind::Timeout(Phase::Read), 1)
+            ]),
+            None,
+            "an unreachable host"
+        );
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
