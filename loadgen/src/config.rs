@@ -277,29 +277,7 @@ pub struct PayloadSize {
     pub max: usize,
 }
 
-/// Parses `64`, `512B`, `4k`, `4KiB`, `1m`, `1MiB`, `1G`, `1GiB`. Units are binary whatever the spelling:
-/// `K`, `KB` and `KiB` are 1024 bytes, `M`/`MB`/`MiB` 1024², `G`/`GB`/`GiB` 1024³ (case-insensitive).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 64, 4KiB, 1MiB)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown size unit {unit:?} (use B, K/KiB, M/MiB or G/GiB; binary units)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
+pub use sockpool::config::parse_size;
 
 /// Parses an on/off setting, spelled the same for every flag and `tune --vary` key: `on`/`off` (also
 /// `true`/`false`, `yes`/`no`, `1`/`0`).

@@ -17,6 +17,36 @@ mod evidence;
 #[cfg(feature = "serde")]
 pub use evidence::Evidence;
 
+/// Parses `64`, `512B`, `4k`, `4KiB`, `1m`, `1MiB`, `1G`, `1GiB`. Units are binary whatever the spelling:
+/// `K`, `KB` and `KiB` are 1024 bytes, `M`/`MB`/`MiB` 1024², `G`/`GB`/`GiB` 1024³ (case-insensitive). The
+/// size syntax of every sockpool command line (the load generator's and the server's flags).
+///
+/// ```
+/// assert_eq!(sockpool::config::parse_size("16MiB"), Ok(16 << 20));
+/// assert!(sockpool::config::parse_size("5 parsecs").is_err());
+/// ```
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 64, 4KiB, 1MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown size unit {unit:?} (use B, K/KiB, M/MiB or G/GiB; binary units)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// Serde for a `Duration` as whole milliseconds.
 #[cfg(feature = "serde")]
 pub(crate) mod ms {

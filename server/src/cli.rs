@@ -8,6 +8,7 @@ use clap::Parser;
 
 use crate::config::{default_workers, Limits, ListenSpec, Model, ServerConfig};
 use crate::error::ConfigError;
+use sockpool::config::parse_size;
 
 /// The flags, as typed.
 #[derive(Debug, Parser)]
@@ -31,24 +32,25 @@ pub struct Args {
     /// Open connections at most. Default: 10000.
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Largest framed frame body, bytes; at most 4 GiB - 1 (the length field is 32 bits). Default: 16 MiB.
-    #[arg(long)]
+    /// Largest framed frame body, bytes (sizes take binary units: `16MiB`, `64KiB`, `1G`); at most 4 GiB - 1 (the
+    /// length field is 32 bits). Default: 16 MiB.
+    #[arg(long, value_parser = parse_size)]
     pub max_frame: Option<usize>,
     /// Longest line, bytes. Default: 64 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub max_line: Option<usize>,
     /// Largest HTTP header block, bytes. Default: 8 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub max_header: Option<usize>,
     /// Largest HTTP body, bytes. Default: 1 MiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub max_body: Option<usize>,
     /// Server-wide budget over the bytes every connection's buffers hold; over it, large requests get BUSY
     /// (RESP `-BUSY`, HTTP 503, framed BUSY) instead of being buffered. Default: 1 GiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub memory_budget: Option<usize>,
     /// Largest RESP bulk string, bytes. Default: 512 MiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub max_bulk: Option<usize>,
     /// Most RESP multibulk elements. Default: 1048576.
     #[arg(long)]
@@ -57,13 +59,13 @@ pub struct Args {
     #[arg(long)]
     pub max_headers: Option<usize>,
     /// Longest RESP inline command, bytes. Default: 64 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub max_inline: Option<usize>,
     /// Output bytes above which a connection stops reading until the client catches up. Default: 256 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub write_high_water: Option<usize>,
     /// Initial read buffer per connection, bytes (grows on demand). Default: 4 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub read_buffer: Option<usize>,
     /// Leave Nagle's algorithm on (no TCP_NODELAY) for accepted connections. Default: off (TCP_NODELAY set).
     #[arg(long)]
@@ -92,7 +94,7 @@ pub struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_sleep: Option<Duration>,
     /// Body size of every HTTP 200, bytes. Default: 13.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_size)]
     pub http_body_size: Option<usize>,
     /// How long shutdown waits for in-flight requests, at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -190,6 +192,12 @@ mod tests {
             "500ms",
             "--max-connections",
             "7",
+            "--max-frame",
+            "16MiB",
+            "--memory-budget",
+            "2G",
+            "--max-line",
+            "4096",
             "--no-nodelay",
         ])
         .unwrap();
@@ -198,6 +206,14 @@ mod tests {
         assert_eq!((c.model, c.workers), (Model::EventLoop, 3));
         assert_eq!(c.limits.read_timeout, Duration::from_millis(500));
         assert_eq!(c.limits.max_connections, 7);
+        assert_eq!(
+            (
+                c.limits.max_frame,
+                c.limits.memory_budget,
+                c.limits.max_line
+            ),
+            (16 << 20, 2 << 30, 4096)
+        );
         assert!(!c.nodelay);
         assert_eq!(c.limits.idle_timeout, Limits::default().idle_timeout);
     }
