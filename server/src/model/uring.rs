@@ -161,6 +161,9 @@ struct Slot {
     recv: Recv,
     /// A send of the `Conn`'s output is in flight.
     sending: bool,
+    /// The loop turn ([`Worker::turn`]) of its last `send(2)`: a connection sends once a turn, as it did when
+    /// every send was a completion to wait for, so one that pipelines without pause takes turns with the others.
+    sent_in: u64,
     /// Step it then without a completion: its read or write deadline.
     due: Option<Instant>,
     /// The SLEEP it waits for (in the timers).
@@ -178,6 +181,8 @@ struct Listen {
 /// One worker's ring and connections. Field order is drop order: the ring goes first, so the kernel has let go
 /// of the buffers and sockets before they are freed.
 struct Worker {
+    /// Loop turns so far.
+    turn: u64,
     ring: IoUring,
     bufs: Bufs,
     slots: Vec<Option<Slot>>,
@@ -245,14 +250,19 @@ fn result(res: i32) -> io::Result<usize> {
 /// One worker: serves `bound` on a ring of its own until shutdown and drain.
 fn serve(bound: Vec<Bound>, shared: Arc<Shared>, started: per_core::Started) -> io::Result<()> {
     // One thread submits, and completions are processed only when it asks for them: no task-work interrupts.
+    // The task-run flag tells it when some are waiting, so that a turn that does not wait (work queued in
+    // `again`) still takes them in: without it, a client that kept `again` busy (one that pipelines without
+    // pause, answered a send a turn) held back everyone else's receives for thousands of requests.
     let ring = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
+        .setup_taskrun_flag()
         .build(ENTRIES)
         .or_else(|_| IoUring::new(ENTRIES))?;
     let size = shared.config.read_buffer.clamp(4096, 64 * 1024);
     let batch_wait_us = u32::try_from(shared.config.batch_wait.as_micros()).unwrap_or(u32::MAX);
     let mut w = Worker {
+        turn: 1,
         bufs: Bufs::new(&ring, BUFS, size)?,
         ring,
         slots: Vec::new(),
@@ -291,6 +301,7 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>, started: per_core::Started) -> 
     let mut done: Vec<(u64, i32, u32)> = Vec::new();
     let mut shut = false;
     loop {
+        w.turn += 1;
         let now = Instant::now();
         let mut wait = w.timers.wait(now, !w.again.is_empty());
         if let Some(d) = w.drain {
@@ -478,6 +489,7 @@ impl Worker {
             end: None,
             recv: Recv::Idle,
             sending: false,
+            sent_in: 0,
             due: None,
             sleep: None,
         });
@@ -560,6 +572,12 @@ impl Worker {
                     // with room, it takes everything, and no operation, completion or second `io_uring_enter`
                     // is needed for it. What a full socket leaves goes to the ring, which sends it once there
                     // is room.
+                    if s.sent_in == self.turn {
+                        // Sent once this turn already: the rest waits for the next, behind everyone else.
+                        self.again.push_back(i);
+                        return;
+                    }
+                    s.sent_in = self.turn;
                     if !conn.write_with(|b| direct_send(&s.fd, b)) {
                         continue;
                     }
