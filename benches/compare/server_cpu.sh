@@ -20,7 +20,7 @@
 # more completions join it, trading up to BATCH_WAIT of latency per request for fewer wake-ups. Every row also
 # shows the median latency (p50 / p99, µs, corrected) of its RESP load, so that trade is in the table.
 #
-# Targets (issue 14): the `uring` model at most 0.7x both peers' CPU per request (judged on `uring-batched`, with
+# Targets (issue 14): the `uring` model at most 0.7x both peers' CPU per request (plain `uring` or `uring-batched`, with
 # its latency beside it), and no model above 1.0x.
 #
 # Every peer and server binds 127.0.0.1. Every load is bounded by its duration and by `timeout`; the whole script
@@ -137,7 +137,7 @@ for m in $MODELS; do stop "${SP_PGID[$m]}"; done
 med() { median $1; }
 R=$(med "${VALS[redis-server]}")
 N=$(med "${VALS[nginx]}")
-VERDICT=()
+VERDICT=() URING_ROWS=() URING_MET=()
 echo
 echo "Server CPU time per request (issue 14, must-show 4): $(run_info)"
 echo
@@ -157,18 +157,29 @@ for m in $MODELS; do
     name="--model $m"
     [ "$m" = uring-batched ] && name="--model uring --batch-wait $BATCH_WAIT"
     echo "| sockpool-server $name | $(med "${VALS[$m-resp]}") | **$rr** ($each_r) | $(med "${VALS[$m-http]}") | **$hr** ($each_h) | ${LATS[$m-resp]#; } |"
-    target=1.0
-    [ "$m" = uring-batched ] && target=0.7
     for x in "$rr" "$hr"; do
-        if [ "$x" = n/a ] || awk -v x="$x" -v t="$target" 'BEGIN { exit !(x > t) }'; then
-            VERDICT+=("$m: $rr× redis-server, $hr× nginx; the target is ≤ ${target}×")
+        if [ "$x" = n/a ] || awk -v x="$x" 'BEGIN { exit !(x > 1.0) }'; then
+            VERDICT+=("$m: $rr× redis-server, $hr× nginx; the target is ≤ 1.0×")
             break
         fi
     done
+    # The 0.7× target is the `uring` model's, plain or with --batch-wait: met by a row at or under it on both.
+    case $m in uring | uring-batched)
+        URING_ROWS+=("$name: $rr× / $hr×")
+        if [ "$rr" != n/a ] && [ "$hr" != n/a ] && awk -v a="$rr" -v b="$hr" 'BEGIN { exit !(a <= 0.7 && b <= 0.7) }'; then
+            URING_MET+=("$name")
+        fi
+        ;;
+    esac
 done
+if [ "${#URING_ROWS[@]}" -eq 0 ]; then
+    VERDICT+=("uring: not measured (MODELS has neither uring nor uring-batched), so its ≤ 0.7× target is not judged")
+elif [ "${#URING_MET[@]}" -eq 0 ]; then
+    VERDICT+=("uring: no row at ≤ 0.7× both peers ($(IFS=';' && echo "${URING_ROWS[*]}"))")
+fi
 echo
 if [ "${#VERDICT[@]}" -eq 0 ]; then
-    echo "Targets met: uring (with --batch-wait $BATCH_WAIT) ≤ 0.7× both peers, no model above 1.0×."
+    echo "Targets met: ${URING_MET[*]} ≤ 0.7× both peers, no model above 1.0×."
 else
     echo "Targets not met:"
     printf -- '- %s\n' "${VERDICT[@]}"
