@@ -290,19 +290,13 @@ mod tests {
             Reopened::default(),
         );
         assert!(h.bottleneck);
-        assert_eq!(h.warnings.len(), 2, "{:?}", h.warnings);
-        assert!(h.warnings[0].contains("CPU-bound"), "{:?}", h.warnings);
-        assert!(
-            h.warnings[1].contains("6.2% of the target rate"),
-            "{:?}",
-            h.warnings
-        );
-        assert!(
-            h.warnings[1].contains("capacity may be higher"),
-            "{:?}",
-            h.warnings
-        );
-        assert!(!h.warnings[1].contains("keep up"), "{:?}", h.warnings);
+        let w = &h.warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("CPU-bound"), "{w:?}");
+        let shortfall = &w[1];
+        assert!(shortfall.contains("6.2% of the target rate"), "{w:?}");
+        assert!(shortfall.contains("capacity may be higher"), "{w:?}");
+        assert!(!shortfall.contains("keep up"), "{w:?}");
     }
 
     #[test]

@@ -152,10 +152,10 @@ impl ErrorCounts {
             .sum()
     }
 
-    /// When a run got no reply at all, what these errors suggest if it is the protocol: replies that did not
+    /// When requests got no reply, the cause these errors point to if it is the protocol: replies that did not
     /// parse as `protocol`, or connections that opened but whose requests only timed out (a server that waits
     /// for a different framing). `None` when the errors point elsewhere (refused, reset, TLS …).
-    pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
+    pub fn no_reply_cause(&self, protocol: &str) -> Option<String> {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
             + self.get(ErrorKind::Timeout(Phase::Request));
@@ -163,16 +163,22 @@ impl ErrorCounts {
             + self.get(ErrorKind::Timeout(Phase::Connect))
             + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
             + self.get(ErrorKind::Tls);
-        let what = if unparsed > 0 {
-            format!("its replies are not {protocol}")
+        if unparsed > 0 {
+            Some(format!("its replies are not {protocol}"))
         } else if unanswered > 0 && elsewhere == 0 {
-            format!("it took the connections but sent no {protocol} reply in time")
+            Some(format!(
+                "it took the connections but sent no {protocol} reply in time"
+            ))
         } else {
-            return None;
-        };
-        Some(format!(
-            "protocol mismatch? {what}; check --protocol (framed echo line http resp udp)"
-        ))
+            None
+        }
+    }
+
+    /// [`no_reply_cause`](Self::no_reply_cause) as advice for a run that got no reply at all.
+    pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
+        self.no_reply_cause(protocol).map(|cause| {
+            format!("protocol mismatch? {cause}; check --protocol (framed echo line http resp udp)")
+        })
     }
 
     /// Adds `other`'s counts.

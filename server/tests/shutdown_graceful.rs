@@ -123,6 +123,25 @@ fn sigterm_answers_every_accepted_request_then_exits_0_within_the_deadline() {
     );
 }
 
+/// Sends a framed SLEEP of `micros` (request `id`) on a new connection to `addr`, gives the server 200 ms to read
+/// it, then sends SIGTERM to `pid`: the connection, and when the signal went (real clock, on purpose: the
+/// shutdown deadline is wall time, counted from the signal).
+async fn sleep_then_sigterm(
+    addr: std::net::SocketAddr,
+    pid: nix::unistd::Pid,
+    id: u64,
+    micros: u32,
+) -> (Framed<TcpStream, TokioUtilCodec<ClientCodec>>, Instant) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
+    conn.send(Request::sleep(id, micros, Bytes::from_static(b"in flight")))
+        .await
+        .expect("send SLEEP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kill(pid, Signal::SIGTERM).expect("SIGTERM");
+    (conn, Instant::now())
+}
+
 #[test]
 fn after_sigterm_the_server_takes_no_new_connections() {
     let mut server = start(&["--shutdown-deadline", "5s"]);
@@ -133,13 +152,7 @@ fn after_sigterm_the_server_takes_no_new_connections() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
-        conn.send(Request::sleep(7, 1_000_000, Bytes::from_static(b"slow")))
-            .await
-            .expect("send");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        kill(pid, Signal::SIGTERM).expect("SIGTERM");
+        let (mut conn, _) = sleep_then_sigterm(addr, pid, 7, 1_000_000).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         // A new connection is refused, or accepted by the kernel backlog and then closed without service: a
         // request on it never gets an OK.
@@ -202,17 +215,7 @@ fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
             "1s",
         ]);
         let (addr, pid) = (server.addr("framed"), server.pid());
-        let signalled = rt.block_on(async {
-            let stream = TcpStream::connect(addr).await.expect("connect");
-            let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
-            conn.send(Request::sleep(9, 10_000_000, Bytes::from_static(b"long")))
-                .await
-                .expect("send");
-            // Real clock, on purpose (as above): the server must have read the request before the signal.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            kill(pid, Signal::SIGTERM).expect("SIGTERM");
-            Instant::now() // real clock: the deadline is wall time, counted from the signal
-        });
+        let (_conn, signalled) = rt.block_on(sleep_then_sigterm(addr, pid, 9, 10_000_000));
         let status = server
             .exit_within((Duration::from_secs(1) + SLACK).saturating_sub(signalled.elapsed()))
             .unwrap_or_else(|| {

@@ -152,18 +152,13 @@ impl LoadRunner {
             .map(|(k, _)| k.to_string())
             .collect();
         let protocol = config.protocol.name();
-        let why = if errors.get(ErrorKind::Protocol) > 0 {
-            format!("its reply is not {protocol}")
-        } else if errors.timeouts() > 0 {
-            format!(
-                "no {protocol} reply within {}",
-                humantime::format_duration(config.timeout)
-            )
-        } else if errors.get(ErrorKind::ServerError) > 0 {
-            "it answered with an error".to_string()
-        } else {
-            "the request failed".to_string()
-        };
+        let why = errors.no_reply_cause(protocol).unwrap_or_else(|| {
+            if errors.get(ErrorKind::ServerError) > 0 {
+                "it answered with an error".to_string()
+            } else {
+                "the request failed".to_string()
+            }
+        });
         Err(TuneError::Target(format!(
             "protocol mismatch? {target} does not answer --protocol {protocol}: {why} ({}); check --protocol \
              (framed echo line http resp udp) and the request flags",

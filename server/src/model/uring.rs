@@ -382,17 +382,14 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>, started: per_core::Started) -> 
         }
         if let Some(deadline) = w.drain {
             let open = w.slots.len() - w.free.len();
-            // Once the sockets are shut, a connection still open (a framed SLEEP that outlasts the deadline)
-            // only waits for its operations to end; when none is left in the kernel, nothing it holds is in use.
+            // Done once nothing is left in the kernel and every connection has closed, or the sockets are shut: a
+            // connection still open then (a framed SLEEP that outlasts the deadline) holds nothing in use.
             let in_kernel = w.listeners.iter().any(Option::is_some)
                 || w.slots
                     .iter()
                     .flatten()
                     .any(|s| s.sending || matches!(s.recv, Recv::Armed | Recv::Cancelled));
-            if (open == 0 && w.listeners.iter().all(Option::is_none))
-                || (shut && !in_kernel)
-                || now >= deadline + LAST_WAIT
-            {
+            if (!in_kernel && (open == 0 || shut)) || now >= deadline + LAST_WAIT {
                 break;
             }
             if now >= deadline && !shut {
