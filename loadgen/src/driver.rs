@@ -226,11 +226,11 @@ impl Worker {
         }
     }
 
-    /// `n` measured requests were never sent: the run's duration ended first.
-    pub(crate) fn unsent(&self, n: u64, now: Instant) {
+    /// `n` measured requests were never sent: the run's duration ended (or it was interrupted) first. Nothing
+    /// finished, so the measured window does not grow for them.
+    pub(crate) fn unsent(&self, n: u64) {
         if n > 0 {
             self.rec.borrow_mut().record_unsent(n);
-            self.last_done.set(self.last_done.get().max(now));
         }
     }
 
@@ -420,6 +420,15 @@ impl Feed {
         match self {
             Feed::Closed(_) => std::future::pending().await,
             Feed::Open(o) => o.due().await,
+        }
+    }
+
+    /// Returns once no more request will be handed out (never, in a closed loop, whose senders end by
+    /// themselves): for a connection that cannot take one and must not wait past the end for its places.
+    pub async fn over(&self) {
+        match self {
+            Feed::Closed(_) => std::future::pending().await,
+            Feed::Open(o) => o.over().await,
         }
     }
 
@@ -621,6 +630,115 @@ impl Schedule {
     fn rate(&self, step: u32) -> f64 {
         self.load.rate_at_step(step).unwrap_or(1.0)
     }
+
+    /// The offset (seconds from the warm-up's start) of the warm-up's `k`-th request.
+    fn warm_t(&self, k: u64) -> f64 {
+        (k as f64 + self.phase / self.workers) * (self.workers / self.rate(0))
+    }
+
+    /// The offset (seconds into its step, or from the end of the warm-up without a ramp) of the `i`-th request
+    /// of ramp step `step`, or of the `i`-th request at a fixed rate.
+    fn step_t(&self, step: u32, i: u64) -> f64 {
+        match &self.load {
+            Load::Ramp { .. } => {
+                (i as f64 + self.phase / self.workers) * (self.workers / self.rate(step))
+            }
+            _ => (i as f64 + self.phase / self.workers) * self.workers / self.rate(0),
+        }
+    }
+
+    /// The offset from the run's start of a request at `t` seconds past the warm-up, when it is inside the
+    /// duration (`None`: at or past its end, or too far to be a time).
+    fn main_offset(&self, t: f64) -> Option<Duration> {
+        let t = self
+            .warmup
+            .checked_add(Duration::try_from_secs_f64(t).ok()?)?;
+        self.end.is_none_or(|e| t < e).then_some(t)
+    }
+
+    /// Moves past every intended time at or before `limit` (an offset from the run's start) at once, as
+    /// [`next`](Iterator::next) would one by one: an open loop far behind its schedule, or whose duration has
+    /// ended, passes millions of requests in a few steps. Returns how many it passed in the warm-up and after.
+    pub fn skip_through(&mut self, limit: Duration) -> (u64, u64) {
+        let mut warm = 0;
+        if !self.warmup.is_zero() {
+            let w = self.warmup.as_secs_f64();
+            let to = first_outside(self.warm_i, u64::MAX, |k| {
+                let t = self.warm_t(k);
+                t < w && Duration::try_from_secs_f64(t).is_ok_and(|t| t <= limit)
+            });
+            warm = to - self.warm_i;
+            self.warm_i = to;
+            if self.warm_t(to) < w {
+                // The warm-up's next request is past `limit`: so is everything after it.
+                return (warm, 0);
+            }
+        }
+        let mut main = 0;
+        loop {
+            let room = self
+                .budget
+                .map_or(u64::MAX, |b| b.saturating_sub(self.measured));
+            if room == 0 {
+                break;
+            }
+            let (step, step_len) = match &self.load {
+                Load::Ramp { steps, step, .. } if self.step >= *steps => break,
+                Load::Ramp { step, .. } => (self.step, Some(step.as_secs_f64())),
+                _ => (0, None),
+            };
+            let base = step_len.map_or(0.0, |l| l * f64::from(step));
+            let inside_step = |i: u64| step_len.is_none_or(|l| self.step_t(step, i) < l);
+            let to = first_outside(self.i, room, |i| {
+                inside_step(i)
+                    && self
+                        .main_offset(base + self.step_t(step, i))
+                        .is_some_and(|t| t <= limit)
+            });
+            let stopped_in_step = step_len.is_none() || inside_step(to);
+            main += to - self.i;
+            self.measured += to - self.i;
+            self.i = to;
+            if stopped_in_step {
+                // Stopped inside the step (or the only segment): by `limit`, the end or the budget.
+                break;
+            }
+            self.step += 1;
+            self.i = 0;
+        }
+        (warm, main)
+    }
+}
+
+/// The first `k` from `from` (at most `from + most`) for which `inside(k)` is false, where `inside` holds for a
+/// prefix of the indices: found in O(log n) steps, exactly as a walk one by one would find it.
+fn first_outside(from: u64, most: u64, inside: impl Fn(u64) -> bool) -> u64 {
+    let cap = from.saturating_add(most);
+    if from >= cap || !inside(from) {
+        return from;
+    }
+    // `lo` is inside; double the step until `hi` is not (or is the cap), then bisect.
+    let (mut lo, mut step) = (from, 1u64);
+    let mut hi = loop {
+        let k = lo.saturating_add(step).min(cap);
+        if k == cap || !inside(k) {
+            break k;
+        }
+        lo = k;
+        step = step.saturating_mul(2);
+    };
+    if hi == cap && inside(cap) {
+        return cap;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if inside(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 impl Iterator for Schedule {
@@ -629,8 +747,7 @@ impl Iterator for Schedule {
     fn next(&mut self) -> Option<Duration> {
         // Warm-up at the first step's rate.
         if !self.warmup.is_zero() {
-            let gap = self.workers / self.rate(0);
-            let t = (self.warm_i as f64 + self.phase / self.workers) * gap;
+            let t = self.warm_t(self.warm_i);
             if t < self.warmup.as_secs_f64() {
                 self.warm_i += 1;
                 return Some(Duration::from_secs_f64(t));
@@ -644,20 +761,16 @@ impl Iterator for Schedule {
                 if self.step >= *steps {
                     return None;
                 }
-                let gap = self.workers / self.rate(self.step);
-                let t = (self.i as f64 + self.phase / self.workers) * gap;
+                let t = self.step_t(self.step, self.i);
                 if t < step.as_secs_f64() {
                     break step.as_secs_f64() * f64::from(self.step) + t;
                 }
                 self.step += 1;
                 self.i = 0;
             },
-            _ => (self.i as f64 + self.phase / self.workers) * self.workers / self.rate(0),
+            _ => self.step_t(0, self.i),
         };
-        let t = self.warmup + Duration::from_secs_f64(offset);
-        if self.end.is_some_and(|e| t >= e) {
-            return None;
-        }
+        let t = self.main_offset(offset)?;
         self.i += 1;
         self.measured += 1;
         Some(t)
@@ -748,11 +861,14 @@ pub async fn run_worker<T: Transport>(
         .get()
         .unwrap_or_else(crate::health::thread_cpu_time);
     let k = next_index.get();
-    // Measured until the last request finished; a duration's window at least until it ended (or the run
-    // stopped sooner), so a run in which nothing finished, or nothing late, still covers the time it took.
+    // Measured until the last request finished; a duration's window at least until it ended, so a run in which
+    // nothing finished, or nothing late, still covers the time it took, and an open loop whose schedule ran
+    // out early (`--rate 1 -d 2s`: its last request at 1 s) still covers the duration it offered load for.
+    // Interrupted, until it stopped.
     let last_done = state.last_done.get();
     let until = match plan.end() {
-        Some(end) => last_done.max(ended.min(start + end)),
+        Some(end) if plan.interrupt.is_cancelled() => last_done.max(ended.min(start + end)),
+        Some(end) => last_done.max(start + end),
         None if last_done <= measure_from => ended,
         None => last_done,
     };
@@ -886,6 +1002,24 @@ pub(crate) mod tests {
         transport: T,
         hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
     ) -> (Collector, WorkerSummary) {
+        run_with(c, transport, hlog, None).await
+    }
+
+    /// [`run_logged`], interrupted (as by Ctrl-C) `interrupt_after` into the run when given.
+    pub(crate) async fn run_with<T: Transport>(
+        c: &Config,
+        transport: T,
+        hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
+        interrupt_after: Option<Duration>,
+    ) -> (Collector, WorkerSummary) {
+        let plan = plan(c);
+        if let Some(after) = interrupt_after {
+            let token = plan.interrupt.clone();
+            tokio::spawn(async move {
+                sleep(after).await;
+                token.cancel();
+            });
+        }
         let collected = Rc::new(RefCell::new(Collector::new(1, None, hlog)));
         let summary = Rc::new(RefCell::new(None));
         let (c2, s2) = (collected.clone(), summary.clone());
@@ -894,7 +1028,7 @@ pub(crate) mod tests {
             .run_until(run_worker(
                 transport,
                 Generator::new(c, 1),
-                plan(c),
+                plan,
                 Instant::now(),
                 move |r| match r {
                     Report::Interval {
@@ -1060,6 +1194,143 @@ pub(crate) mod tests {
             t.corrected.max(),
             t.errors
         );
+    }
+
+    /// Far past any capacity (10⁹ requests a second offered for 1 s, to 4 slots of 10 ms) the run still ends
+    /// on time and counts every scheduled request once: the schedule moves past the requests that expire or
+    /// stay unsent by arithmetic. Walking them one by one, such a run took 11.8 s of wall time for its 1 s (and
+    /// reported a rate 12× too low); at 10²⁰ a second it never ended.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_a_billion_a_second_ends_on_time_with_every_request_counted() {
+        let c = config(|a| {
+            a.rate = Some(1e9);
+            a.duration = Some("1s".into());
+            a.connections = Some(4);
+            a.timeout = Some("200ms".into());
+        });
+        let (f, _) = fake(10);
+        let wall = std::time::Instant::now();
+        let started = Instant::now();
+        let (col, summary) = run(&c, f).await;
+        let took = started.elapsed();
+        let t = &col.total;
+        assert!(
+            t.requests().abs_diff(1_000_000_000) <= 1,
+            "every scheduled request counted once: {}",
+            t.requests()
+        );
+        assert!((396..=404).contains(&t.ok), "answered {}", t.ok);
+        assert!(
+            took <= Duration::from_millis(1000 + 10),
+            "ended after {took:?}"
+        );
+        // The measured window: the duration, and the calls under way at its end (10 ms at most).
+        assert!(
+            (Duration::from_secs(1)..=Duration::from_millis(1010)).contains(&summary.elapsed),
+            "window {:?}",
+            summary.elapsed
+        );
+        assert!(
+            wall.elapsed() < Duration::from_secs(20),
+            "the skips took {:?} of real time",
+            wall.elapsed()
+        );
+    }
+
+    /// Ctrl-C in an overloaded open loop: the requests due by then and never sent are counted as unsent (a run
+    /// that was failing does not turn into a pass by being interrupted), those not yet due are not part of
+    /// the run, and the window ends at the interrupt.
+    #[tokio::test(start_paused = true)]
+    async fn an_interrupted_open_loop_counts_what_was_due_and_not_sent() {
+        let c = config(|a| {
+            a.rate = Some(40_000.0);
+            a.duration = Some("4s".into());
+            a.connections = Some(4);
+            a.timeout = Some("500ms".into());
+        });
+        let (f, _) = fake(10);
+        let (col, summary) = run_with(&c, f, None, Some(Duration::from_secs(1))).await;
+        let t = &col.total;
+        let unsent = t.errors.get(ErrorKind::Unsent);
+        assert!(
+            t.requests().abs_diff(40_000) <= 100,
+            "the requests due in the first second, each counted: {} ({:?})",
+            t.requests(),
+            t.errors
+        );
+        // Due in the last 0.5 s before the interrupt (deadlines after it): unsent, not dropped.
+        assert!(unsent.abs_diff(20_000) <= 100, "unsent {unsent}");
+        assert!(
+            summary.elapsed <= Duration::from_millis(1000 + 10),
+            "window {:?}",
+            summary.elapsed
+        );
+    }
+
+    /// An open loop whose schedule runs out before the duration (one request a second for 2 s: the last at
+    /// 1 s) is measured over the duration: 1 request a second, not 2.
+    #[tokio::test(start_paused = true)]
+    async fn a_sparse_open_loop_is_measured_over_its_duration() {
+        let c = config(|a| {
+            a.rate = Some(1.0);
+            a.duration = Some("2s".into());
+            a.connections = Some(1);
+        });
+        let (f, _) = fake(1);
+        let (col, summary) = run(&c, f).await;
+        assert_eq!(col.total.ok, 2);
+        assert_eq!(summary.elapsed, Duration::from_secs(2));
+    }
+
+    /// [`Schedule::skip_through`] passes exactly the requests [`Schedule::next`] would yield up to its limit,
+    /// and leaves the schedule where `next` would: warm-up, several workers' phases, ramps and budgets.
+    #[test]
+    fn skipping_the_schedule_matches_walking_it() {
+        let plans = [
+            ("rate", config(|a| a.rate = Some(1000.0))),
+            (
+                "warm-up",
+                config(|a| {
+                    a.rate = Some(700.0);
+                    a.warmup = Some("250ms".into());
+                }),
+            ),
+            ("ramp", config(|a| a.ramp = Some("100..900:4:1s".into()))),
+            (
+                "budget",
+                config(|a| {
+                    a.rate = Some(500.0);
+                    a.requests = Some(333);
+                }),
+            ),
+        ];
+        for (name, c) in plans {
+            for worker in 0..3 {
+                let mut p = plan(&c);
+                (p.worker, p.workers) = (worker, 3);
+                let walked: Vec<Duration> = Schedule::new(&p).take(100_000).collect();
+                for limit_ms in [
+                    0u64, 1, 7, 100, 249, 250, 333, 600, 1000, 1199, 2500, 3999, 9000,
+                ] {
+                    let limit = Duration::from_millis(limit_ms);
+                    let mut s = Schedule::new(&p);
+                    let (warm, main) = s.skip_through(limit);
+                    let passed: Vec<&Duration> =
+                        walked.iter().take_while(|&&t| t <= limit).collect();
+                    let warm_walked = passed.iter().filter(|&&&t| t < c.warmup).count() as u64;
+                    assert_eq!(
+                        (warm, main),
+                        (warm_walked, passed.len() as u64 - warm_walked),
+                        "{name}, worker {worker}, through {limit:?}"
+                    );
+                    assert_eq!(
+                        s.next(),
+                        walked.get(passed.len()).copied(),
+                        "{name}, worker {worker}: the next after {limit:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// The converse of the overload: the load generator itself stalls (its thread held for 50 ms, simulated by

@@ -4,7 +4,8 @@
 //!  dispatcher: pacer.until(next intended time) ──due──► wake one idle sender ──► Feed::take: the oldest due request
 //!  every slot busy: the schedule's position stays behind (no task, no buffer per unsent request) ───────────┘
 //!  a request still unsent at its deadline: counted in bulk as timeout_pool_wait, then ──► the next one
-//!  the duration ends: every request still unsent is counted as `unsent` (never sent late), then ──► done
+//!  the duration ends (or Ctrl-C): every request due and still unsent is counted as `unsent` (never sent late),
+//!  then ──► done
 //! ```
 //!
 //! - **Nothing per unsent request.** The schedule is an iterator: requests that are due while every slot is
@@ -14,11 +15,13 @@
 //!   busy) and *send lag* (a slot was free, the load generator got to it late).
 //! - **Deadlines without the senders.** When no slot frees, the dispatcher sleeps until the oldest due
 //!   request's deadline (intended time + `--timeout`) and counts every request past its own as a pool-wait
-//!   timeout then, in bulk ([`EXPIRED_BATCH`] at a time, yielding in between), so each interval holds what
-//!   expired in it.
+//!   timeout then, in bulk, so each interval holds what expired in it. The schedule moves past them by
+//!   arithmetic ([`Schedule::skip_through`](crate::driver::Schedule::skip_through)), not one by one: at 10⁹
+//!   requests a second offered, a walk took longer than the run.
 //! - **No load after the duration.** When `--duration` ends, the requests still waiting for a slot are not sent
 //!   at all (a slot already free at the end still takes what was due: only the handing out was late): they are counted as [`ErrorKind::Unsent`](crate::recorder::ErrorKind::Unsent), in bulk, and only the
-//!   requests already on the wire are waited for (until their deadlines). The server gets the load for the
+//!   requests already on the wire are waited for (until their deadlines). A Ctrl-C while every slot is busy
+//!   does the same with the requests due by then. The server gets the load for the
 //!   duration asked, as from wrk2, and the run ends within `--duration` + `--timeout` (far sooner when the
 //!   server answers what it was sent). A sender whose slot frees counts the
 //!   ones past their deadline in front of the next due request itself (one batch at most).
@@ -29,6 +32,7 @@
 use std::cell::{Cell, RefCell};
 use std::pin::pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
@@ -36,10 +40,6 @@ use tokio::time::{sleep_until, Instant};
 use crate::driver::{Due, Feed, Plan, Schedule, Take, Worker};
 use crate::interrupt::Interrupt;
 use crate::pacer::Pacer;
-
-/// Requests counted as `timeout_pool_wait` in one step: at most this many before the dispatcher yields (so
-/// replies, timers and the interval reports keep running).
-pub const EXPIRED_BATCH: u64 = 4096;
 
 /// An open loop's schedule and the senders waiting on it. See the [module docs](self).
 pub struct OpenLoop {
@@ -59,6 +59,8 @@ pub struct OpenLoop {
     wake: Notify,
     /// Wakes the dispatcher: a sender became idle.
     freed: Notify,
+    /// Wakes every sender waiting in [`over`](Self::over): the schedule is done.
+    over: Notify,
     /// Cancelled on Ctrl-C/SIGTERM: nothing more is handed out.
     interrupt: Interrupt,
 }
@@ -77,6 +79,7 @@ impl OpenLoop {
             idle: Cell::new(0),
             wake: Notify::new(),
             freed: Notify::new(),
+            over: Notify::new(),
             interrupt: Interrupt::new(plan.interrupt.clone()),
         }
     }
@@ -117,9 +120,7 @@ impl OpenLoop {
             return Take::Wait;
         }
         if intended + self.worker.timeout() <= now {
-            if self.expire(now) {
-                return Take::Wait;
-            }
+            self.expire(now);
             match self.head.get() {
                 Some(next) => intended = next,
                 None => return Take::Done,
@@ -147,6 +148,16 @@ impl OpenLoop {
         let _idle = Idle(&self.idle);
         self.freed.notify_one();
         woken.await;
+    }
+
+    /// Returns once the schedule is done (or the run was interrupted): for a sender that cannot take requests
+    /// (every place on its connection held by timed-out requests) and must not wait past the end for them.
+    pub(crate) async fn over(&self) {
+        let mut over = pin!(self.over.notified());
+        over.as_mut().enable();
+        if !self.is_done() {
+            over.await;
+        }
     }
 
     /// Walks the schedule: waits for each intended time, wakes an idle sender for it, and counts the requests
@@ -179,15 +190,12 @@ impl OpenLoop {
                     tokio::task::yield_now().await;
                     continue;
                 }
-                if me.count_unsent(now) {
-                    tokio::task::yield_now().await;
-                }
+                me.count_unsent(None);
                 continue;
             }
             if head + timeout <= now {
-                if me.expire(now) {
-                    tokio::task::yield_now().await;
-                }
+                me.expire(now);
+                tokio::task::yield_now().await;
                 continue;
             }
             if head > now {
@@ -212,40 +220,49 @@ impl OpenLoop {
                 _ = &mut end => {}
             }
         }
+        if me.head.get().is_some() && me.idle.get() == 0 {
+            // Interrupted while behind (every slot busy): what was due by now and not sent is counted, never
+            // dropped from the count; what was not due yet was never part of the run. With a slot free, the
+            // request due at the very moment of the interrupt is a tie, not a backlog: it ends the schedule.
+            let now = Instant::now();
+            me.expire(now);
+            me.count_unsent(Some(now));
+        }
         me.head.set(None);
         me.wake.notify_waiters();
+        me.over.notify_waiters();
     }
 
-    /// Counts up to [`EXPIRED_BATCH`] requests still unsent as [`ErrorKind::Unsent`](crate::recorder::ErrorKind)
-    /// (the duration has ended); true when it stopped at the batch's end (more may be left).
-    fn count_unsent(&self, now: Instant) -> bool {
-        let (n, measured) = self.skip(|_| true);
-        self.worker.unsent(measured, now);
-        n == EXPIRED_BATCH
+    /// Counts the requests still unsent and due by `through` (every one: `None`) as
+    /// [`ErrorKind::Unsent`](crate::recorder::ErrorKind).
+    fn count_unsent(&self, through: Option<Instant>) {
+        let measured = self.skip(through);
+        self.worker.unsent(measured);
     }
 
-    /// Counts up to [`EXPIRED_BATCH`] requests whose deadline is at or before `now` as pool-wait timeouts;
-    /// true when it stopped at the batch's end (more may be past).
-    fn expire(&self, now: Instant) -> bool {
-        let timeout = self.worker.timeout();
-        let (n, measured) = self.skip(|head| head + timeout <= now);
+    /// Counts the requests whose deadline is at or before `now` as pool-wait timeouts.
+    fn expire(&self, now: Instant) {
+        let Some(through) = now.checked_sub(self.worker.timeout()) else {
+            return;
+        };
+        let measured = self.skip(Some(through));
         self.worker.expired(measured, now);
-        n == EXPIRED_BATCH
     }
 
-    /// Moves the schedule past up to [`EXPIRED_BATCH`] requests while `past(intended time)` holds; how many it
-    /// passed, and how many of those are measured (not warm-up).
-    fn skip(&self, past: impl Fn(Instant) -> bool) -> (u64, u64) {
-        let (mut n, mut measured) = (0, 0);
-        while let Some(head) = self.head.get() {
-            if n == EXPIRED_BATCH || !past(head) {
-                break;
-            }
-            n += 1;
-            measured += u64::from(self.worker.measures(head));
-            self.advance();
+    /// Moves the schedule past every request intended at or before `through` (every one: `None`); how many of
+    /// those are measured (not warm-up).
+    fn skip(&self, through: Option<Instant>) -> u64 {
+        let Some(head) = self.head.get() else {
+            return 0;
+        };
+        if through.is_some_and(|t| head > t) {
+            return 0;
         }
-        (n, measured)
+        let limit = through.map_or(Duration::MAX, |t| t.saturating_duration_since(self.start));
+        let (_, after_warmup) = self.schedule.borrow_mut().skip_through(limit);
+        self.advance();
+        // The warm-up's requests are intended before `measure_from`, every other one at or after it.
+        u64::from(self.worker.measures(head)) + after_warmup
     }
 }
 

@@ -254,6 +254,11 @@ impl<P: Speak> Pipeline<P> {
                 return self.ended(&conn, finished);
             }
             let stuck = conn.in_flight() == 0 && conn.pending() >= self.depth;
+            if stuck && feed.is_done(now) {
+                // Only late replies of requests already counted as timed out hold its places, and no more
+                // requests come: waiting for them would run past `--duration` + `--timeout`.
+                return End::Finished;
+            }
             stuck_since = if stuck {
                 stuck_since.or(Some(now))
             } else {
@@ -277,6 +282,7 @@ impl<P: Speak> Pipeline<P> {
                     biased;
                     done = conn.next(), if conn.pending() > 0 => Woke::Reply(done),
                     _ = feed.due(), if waiting => Woke::Due,
+                    _ = feed.over(), if stuck_since.is_some() => Woke::Due,
                     _ = give_up => Woke::GiveUp,
                 }
             };
@@ -410,6 +416,44 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// A server that takes requests and never answers: every place on each connection ends up held by a
+    /// timed-out request awaiting its late reply. The run still ends within `--duration` + `--timeout` (a
+    /// connection stuck that way used to wait one more `--timeout` for its places: 8 s for `-d 2s --timeout
+    /// 4s`), and every scheduled request is counted once.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_against_a_silent_server_ends_within_duration_and_timeout() {
+        let server = sockpool_testkit::slow::line_echo(Duration::from_secs(24 * 3600)).await;
+        let target = server.addr.to_string();
+        let c = config(|a| {
+            a.target = Some(target.clone());
+            a.service.protocol = Some("line".into());
+            a.rate = Some(1000.0);
+            a.duration = Some("2s".into());
+            a.connections = Some(4);
+            a.timeout = Some("4s".into());
+        });
+        let pipeline = Pipeline::new(Lines::new(1), &c, &target, 4).unwrap();
+        let started = Instant::now(); // paused tokio clock: exact
+                                      // Bounded (in paused time) so that a run that does not end fails here instead of hanging.
+        let run = run_logged(&c, SdkTransport::new(pipeline), None);
+        let (col, _) = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("the run ended");
+        let took = started.elapsed();
+        let t = &col.total;
+        assert_eq!(t.ok, 0);
+        assert_eq!(
+            t.requests(),
+            2000,
+            "every scheduled request counted once: {:?}",
+            t.errors
+        );
+        assert!(
+            took <= Duration::from_millis(2000 + 4000 + 20),
+            "ended after {took:?}"
+        );
     }
 
     /// Issue 13 item 3: an open loop at 100× what a slow server can answer does not collapse. The server (in
