@@ -78,6 +78,17 @@ pub(crate) fn tcp_socket(addr: SocketAddr, reuse_port: bool, listen: bool) -> io
     Ok(socket)
 }
 
+/// `addr` with its port resolved, once a bind without SO_REUSEPORT has shown that no other socket listens
+/// there. The listeners of `per-core`, `uring` and `processes` set SO_REUSEPORT (one per worker), and with it
+/// alone a second server bound a port already in use, said `ready` and took part of its connections.
+pub(crate) fn claim(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = tcp_socket(addr, false, false)?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound to a non-inet address"))
+}
+
 /// A non-blocking TCP listener at `addr`.
 pub(crate) fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(tcp_socket(addr, reuse_port, true)?.into())

@@ -46,18 +46,25 @@ impl Server {
                 config.model,
                 Model::PerCore | Model::Processes | Model::Uring
             );
+        // SO_REUSEPORT that the model needs, not that `--reuse-port` asked for: the port must be free first.
+        let claim = |a: &SocketAddr| match reuse_port && !config.reuse_port {
+            true => listen::claim(*a),
+            false => Ok(*a),
+        };
         let mut bound = Vec::new();
         let mut unix_paths = Vec::new();
         for spec in &config.listeners {
             let (listener, addr) = match &spec.addr {
                 ListenAddr::Tcp(a) if config.model == Model::Processes => {
-                    let s = listen::tcp_socket(*a, true, false)
+                    let s = claim(a)
+                        .and_then(|a| listen::tcp_socket(a, true, false))
                         .map_err(|e| Error::io(format!("bind {spec}"), e))?;
                     let local = local_inet(&s).map_err(|e| Error::io(format!("bind {spec}"), e))?;
                     (Listener::Reserved(s), ListenAddr::Tcp(local))
                 }
                 ListenAddr::Tcp(a) => {
-                    let l = listen::tcp_listener(*a, reuse_port)
+                    let l = claim(a)
+                        .and_then(|a| listen::tcp_listener(a, reuse_port))
                         .map_err(|e| Error::io(format!("bind {spec}"), e))?;
                     let local = l
                         .local_addr()

@@ -53,6 +53,36 @@ fn a_live_unix_socket_is_not_stolen() {
     drop(first);
 }
 
+/// A TCP port another server listens on is refused under every model, whether the other one set SO_REUSEPORT
+/// or not. The models with a listener per worker set it, and with it alone a second server said `ready` and
+/// took part of the first one's connections (and, for RESP, its own key space).
+#[test]
+fn a_tcp_port_in_use_is_refused_under_every_model() {
+    let models = [
+        Model::Async,
+        Model::PerCore,
+        Model::Threads,
+        Model::EventLoop,
+        Model::Processes,
+        Model::Uring,
+    ];
+    for first in [Model::Async, Model::PerCore] {
+        let holder = Server::bind(config(first, &["resp=127.0.0.1:0"])).unwrap();
+        let ListenAddr::Tcp(addr) = holder.local_addrs()[0].addr.clone() else {
+            panic!("a TCP listener");
+        };
+        for model in models {
+            let spec = format!("resp={addr}");
+            let err = match Server::bind(config(model, &[&spec])) {
+                Ok(_) => panic!("{model} bound {addr}, which a {first} server holds"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("in use"), "{model} after {first}: {err}");
+        }
+        drop(holder);
+    }
+}
+
 #[test]
 fn a_regular_file_at_the_unix_path_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
