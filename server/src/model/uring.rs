@@ -310,14 +310,14 @@ fn serve(bound: Vec<Bound>, shared: Arc<Shared>, started: per_core::Started) -> 
             let until = if shut { d + LAST_WAIT } else { d };
             wait = wait.min(until.saturating_duration_since(now));
         }
-        let submitted = if w.batch_wait_us == 0 {
-            if !wait.is_zero() {
-                // Woken by the next completion, or by the ring's timeout at the next sweep or SLEEP's end.
-                w.arm_timer(now, wait);
-                w.ring.submit_and_wait(1)
-            } else {
-                w.ring.submit()
-            }
+        let submitted = if wait.is_zero() {
+            // Work is waiting (`again`, a due timer): no wait at all. With `--batch-wait` the kernel armed its
+            // min_wait timer even for a zero timeout, so every turn of a large reply's sends slept that long.
+            w.ring.submit()
+        } else if w.batch_wait_us == 0 {
+            // Woken by the next completion, or by the ring's timeout at the next sweep or SLEEP's end.
+            w.arm_timer(now, wait);
+            w.ring.submit_and_wait(1)
         } else {
             let ts = Timespec::from(wait);
             // The kernel holds the wake-up until BATCH completions or until `batch_wait` has passed with at
