@@ -308,6 +308,51 @@ fn a_worker_that_cannot_be_set_up_fails_the_start() {
     }
 }
 
+/// Out of file descriptors, connections wait in the listen backlog; once descriptors free, they are accepted
+/// without a new client having to arrive. `event-loop` used to drop the failed accept and wait for the
+/// listener's next edge, which the connections already in the backlog never raise: they stayed unanswered.
+/// (`threads` is not in the list: its acceptor takes a connection and closes it, counted in `errors_io`, when it
+/// cannot duplicate the socket for its registry; `processes` runs `per-core` workers.)
+#[test]
+fn connections_left_in_the_backlog_when_out_of_descriptors_are_served_once_some_free() {
+    use std::io::{Read, Write};
+    for model in ["async", "per-core", "event-loop", "uring"] {
+        let bin = env!("CARGO_BIN_EXE_sockpool-server");
+        let server = ServerProcess::start(
+            "prlimit",
+            &[
+                "--nofile=64:64",
+                bin,
+                "--model",
+                model,
+                "--workers",
+                "1",
+                "--listen",
+                "resp=127.0.0.1:0",
+            ],
+        );
+        let addr = server.addr("resp");
+        // More than 64 descriptors allow: the last ones stay in the backlog.
+        let mut conns: Vec<std::net::TcpStream> = (0..100)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        conns.drain(..60);
+        std::thread::sleep(Duration::from_millis(300));
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.set_read_timeout(Some(IO_LIMIT)).unwrap();
+            c.write_all(b"PING\r\n").unwrap();
+            let mut reply = [0u8; 7];
+            let got = c.read_exact(&mut reply);
+            assert!(
+                got.is_ok() && &reply == b"+PONG\r\n",
+                "--model {model}: connection {} of the last 40 not served: {got:?}",
+                i
+            );
+        }
+    }
+}
+
 /// A new framed connection to `addr` that answers an ECHO (`id`); `None` when it is refused (`BUSY`, id 0).
 async fn admitted(addr: std::net::SocketAddr, id: u64) -> Option<TcpStream> {
     let mut s = TcpStream::connect(addr).await.unwrap();

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -38,6 +38,8 @@ const WAKE: Token = Token(usize::MAX);
 const CONN_BASE: usize = 1 << 20;
 /// Connections a listener accepts in one turn.
 const ACCEPT_BATCH: usize = 64;
+/// Pause before the listeners are tried again after an accept failed (out of file descriptors …).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 type MioListener = Sock<TcpListener, UnixListener>;
 
@@ -175,12 +177,23 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         }
     };
 
+    // When the listeners are tried again after an accept failed for lack of descriptors.
+    let mut accept_retry: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        if accept_retry.is_some_and(|at| now >= at) && drain_deadline.is_none() {
+            accept_retry = None;
+            for i in 0..listeners.len() {
+                q.enqueue(Token(i));
+            }
+        }
         let mut timeout = q.timers.wait(now, !q.ready.is_empty());
         if let Some(d) = drain_deadline {
             // The shutdown deadline is a wake-up of its own: the next sweep may come well after it.
             timeout = timeout.min(d.saturating_duration_since(now));
+        }
+        if let Some(at) = accept_retry {
+            timeout = timeout.min(at.saturating_duration_since(now));
         }
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -235,7 +248,17 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             }),
                             Sock::Unix(l) => l.accept().map(|(s, _)| Sock::Unix(s)),
                         };
-                        let Ok(mut sock) = sock else { break };
+                        let mut sock = match sock {
+                            Ok(sock) => sock,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(_) => {
+                                // Out of descriptors (EMFILE …): the connections still in the backlog raise
+                                // no new edge, so the listener is tried again after a pause, not when the
+                                // next client happens to connect.
+                                accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
+                                break;
+                            }
+                        };
                         if n == ACCEPT_BATCH {
                             q.enqueue(token);
                         }

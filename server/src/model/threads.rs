@@ -156,7 +156,11 @@ fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry
     // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
     let id = match s.try_clone() {
         Ok(r) => registry.add(r),
-        Err(_) => return,
+        Err(_) => {
+            // Out of descriptors for its duplicate: closed (dropped here), and counted.
+            shared.stats.inc(Counter::ErrorsIo);
+            return;
+        }
     };
     let registry2 = registry.clone();
     let spawned = std::thread::Builder::new()
