@@ -140,8 +140,10 @@ impl RunResult {
     pub fn achieved(&self) -> Option<crate::health::Achieved> {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let t = &self.total;
-        // Every request that ended but did not time out: replies, and failures without one.
-        let not_timed_out = t.ok + t.errors.total() - t.errors.timeouts();
+        // Every request that was sent and ended but did not time out: replies, and failures without one. The
+        // unsent never went out: they are no fast failure.
+        let unsent = t.errors.get(crate::recorder::ErrorKind::Unsent);
+        let not_timed_out = t.ok + t.errors.total() - t.errors.timeouts() - unsent;
         self.target_rate().map(|target| crate::health::Achieved {
             replies: self.rate() / target,
             replies_and_fast_failures: not_timed_out as f64 / secs / target,

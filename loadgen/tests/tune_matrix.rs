@@ -118,6 +118,9 @@ fn bad_vary_values_and_conflicts_get_one_clear_message() {
         ("server-busy-poll=often", "server-busy-poll=often"),
         ("timeout=soon", "timeout=soon"),
         ("payload=", "no values"),
+        ("pipeline=1,,2", "an empty value"),
+        ("pipeline=1,2,", "an empty value"),
+        ("payload=1,600MiB", "payload limit"),
     ] {
         let e = Vary::parse(spec).unwrap_err().to_string();
         assert!(e.contains(want), "{spec}: {e}");

@@ -167,13 +167,14 @@ impl Vary {
             ))
         })?;
         let key = Key::parse(k)?;
-        let values: Vec<String> = vs
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        if values.is_empty() {
+        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).collect();
+        if values.iter().all(String::is_empty) {
             return Err(TuneError::Config(format!("--vary {s:?}: no values")));
+        }
+        if values.iter().any(String::is_empty) {
+            return Err(TuneError::Config(format!(
+                "--vary {s:?}: an empty value (two commas in a row, or one at an end)"
+            )));
         }
         for (i, v) in values.iter().enumerate() {
             if values[..i].contains(v) {
@@ -232,7 +233,10 @@ pub fn apply(cell: &mut CellConfig, key: Key, value: &str) -> Result<(), TuneErr
         Key::Payload => {
             let n = size()?;
             if n > crate::config::defaults::MAX_PAYLOAD {
-                return Err(bad("larger than the framed frame limit"));
+                return Err(bad(&format!(
+                    "larger than the load generator's payload limit ({} bytes)",
+                    crate::config::defaults::MAX_PAYLOAD
+                )));
             }
             cell.payload = n;
         }
