@@ -22,6 +22,11 @@
 //!   `--timeout`, so a request that waited for a slot has that much less time on the wire.
 //! - **Counts stay exact.** Every request taken from the feed is reported once: replied, failed with the
 //!   connection, or timed out.
+//! - **Behind an announced close** (HTTP `Connection: close`, as nginx sends on its `keepalive_requests`-th
+//!   reply), the requests pipelined after that reply were not processed (RFC 9112 §9.6): they are sent again,
+//!   first, on the next connection, with their intended times (so the reconnect counts in their corrected
+//!   latency), as RFC 9112 §9.3.1 asks of a pipelining client. Only after a connection that answered at least
+//!   one request: a server that closes before answering anything fails them.
 //! - **Errors are the SDK's**, mapped once by [`crate::transport::classify`] (in [`Failure::sdk`], which keeps
 //!   the error for the report's example): a timeout names where its time went
 //!   (`timeout_write`, `timeout_read`, `timeout_request`); a connection that closes or resets fails every
@@ -173,9 +178,11 @@ impl<P: Speak> Pipeline<P> {
     /// One connection slot: connect, run a session, reconnect, until the feed is done.
     async fn connection(self: Rc<Self>, feed: Rc<Feed>) {
         let mut next_id = 0u64;
+        // Requests a server's announced close left unanswered: sent again first on the next connection.
+        let mut again: Vec<Due> = Vec::new();
         loop {
             let started = Instant::now();
-            if feed.is_done(started) {
+            if feed.is_done(started) && again.is_empty() {
                 return;
             }
             // Boxed: the connect future (TCP connect and a TLS handshake's state) is larger than a session's,
@@ -183,8 +190,13 @@ impl<P: Speak> Pipeline<P> {
             match Box::pin(self.connector.connect(&self.endpoint, None)).await {
                 Ok(stream) => {
                     feed.connected(started.elapsed());
-                    match self.session(&feed, stream, &mut next_id).await {
-                        End::Finished => return,
+                    match self.session(&feed, stream, &mut next_id, &mut again).await {
+                        End::Finished if again.is_empty() => return,
+                        // The feed is done, but a close left requests to send again.
+                        End::Finished => {
+                            feed.closed_as_announced();
+                            continue;
+                        }
                         End::Drained => {
                             feed.closed_as_announced();
                             continue;
@@ -193,8 +205,13 @@ impl<P: Speak> Pipeline<P> {
                     }
                 }
                 Err(e) => {
-                    // The request that would have gone first fails, as it does through the SDK client.
+                    // The requests waiting to be sent again fail with the connection that was to carry them.
                     let now = Instant::now();
+                    for due in again.drain(..) {
+                        let copy = sockpool::Error::new(e.kind(), e.phase(), e.to_string());
+                        feed.finished(&due, now, 0, Err(Failure::sdk(copy)));
+                    }
+                    // The request that would have gone first fails, as it does through the SDK client.
                     match feed.take(now, now) {
                         Take::Send(due) => {
                             feed.finished(&due, now, 0, Err(Failure::sdk(e)));
@@ -214,11 +231,24 @@ impl<P: Speak> Pipeline<P> {
     /// The connection is made here, from `stream`, so that it lives in this future only: built by the caller
     /// and moved in, it took a place in the connection task's future as well. With the boxed give-up timer
     /// below, an HTTP connection's task future went from 1,872 to 1,128 bytes (6 MB at 8,000 connections).
-    async fn session(&self, feed: &Feed, stream: Stream, next_id: &mut u64) -> End {
+    async fn session(
+        &self,
+        feed: &Feed,
+        stream: Stream,
+        next_id: &mut u64,
+        again: &mut Vec<Due>,
+    ) -> End {
         let mut conn = Pipelined::new(stream, self.protocol.clone(), feed.timeout());
         if feed.keeps_connections_after_timeout() {
             conn.keep_open_after_timeout();
         }
+        for due in again.drain(..) {
+            if let Err(e) = self.send(&mut conn, feed, due, next_id) {
+                return e;
+            }
+        }
+        // Whether this connection answered a request: only then are requests its close leaves sent again.
+        let mut answered = false;
         let mut finished = false;
         let mut now = Instant::now();
         // Since when a slot has been free while nothing was due (`None`: it freed at `now`).
@@ -289,10 +319,11 @@ impl<P: Speak> Pipeline<P> {
             match woke {
                 Woke::Reply(Some(done)) => {
                     now = done.at;
-                    self.complete(feed, done);
+                    let announced = conn.closed_by_server();
+                    self.complete(feed, done, announced, &mut answered, again);
                     // The other replies the same read brought, before the slots they free are filled again.
                     while let Some(done) = conn.try_next() {
-                        self.complete(feed, done);
+                        self.complete(feed, done, announced, &mut answered, again);
                     }
                 }
                 Woke::Reply(None) if conn.is_open() => now = Instant::now(),
@@ -307,13 +338,33 @@ impl<P: Speak> Pipeline<P> {
         }
     }
 
-    /// Records a completed request.
-    fn complete(&self, feed: &Feed, done: Completion<Token, P::Response>) {
+    /// Records a completed request; one that the server's announced close left unanswered goes to `again`
+    /// instead (see the module docs). `answered`: whether the connection has answered one yet.
+    fn complete(
+        &self,
+        feed: &Feed,
+        done: Completion<Token, P::Response>,
+        announced: bool,
+        answered: &mut bool,
+        again: &mut Vec<Due>,
+    ) {
         let t = done.token;
         let result = match done.result {
             Ok(reply) => {
+                *answered = true;
                 let expect = t.expect.as_deref().unwrap_or(&NOTHING);
                 self.protocol.reply(&self.check, expect, &reply)
+            }
+            Err(e)
+                if announced
+                    && *answered
+                    && matches!(
+                        e.kind(),
+                        sockpool::ErrorKind::Closed | sockpool::ErrorKind::Reset
+                    ) =>
+            {
+                again.push(t.due);
+                return;
             }
             Err(e) => {
                 let sent = if e.was_sent() { t.bytes_sent } else { 0 };

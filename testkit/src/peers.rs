@@ -190,11 +190,21 @@ pub fn start_nginx(workers: usize, body: &str) -> Nginx {
 ///
 /// Panics when nginx is missing: a test that calls this declares `needs ["nginx"]`.
 pub fn start_nginx_returning(workers: usize, status: u16, body: &str) -> Nginx {
+    start_nginx_with(workers, status, body, 100_000_000)
+}
+
+/// Like [`start_nginx`], closing each connection after its `keepalive_requests`-th reply (nginx's default is
+/// 1000), which it announces with `Connection: close`.
+pub fn start_nginx_closing_after(workers: usize, body: &str, keepalive_requests: u64) -> Nginx {
+    start_nginx_with(workers, 200, body, keepalive_requests)
+}
+
+fn start_nginx_with(workers: usize, status: u16, body: &str, keepalive_requests: u64) -> Nginx {
     let bin = peer("nginx");
     let dir = tempfile::tempdir().expect("tempdir");
     for _ in 0..5 {
         let port = free_port();
-        let conf = nginx_conf(dir.path(), port, workers, status, body);
+        let conf = nginx_conf(dir.path(), port, workers, status, body, keepalive_requests);
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
         let child = Command::new(&bin)
@@ -216,14 +226,21 @@ pub fn start_nginx_returning(workers: usize, status: u16, body: &str) -> Nginx {
     panic!("nginx did not start on a free port after 5 tries");
 }
 
-fn nginx_conf(dir: &Path, port: u16, workers: usize, status: u16, body: &str) -> String {
+fn nginx_conf(
+    dir: &Path,
+    port: u16,
+    workers: usize,
+    status: u16,
+    body: &str,
+    keepalive_requests: u64,
+) -> String {
     let d = dir.display();
     format!(
         "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\nevents {{ worker_connections 16384; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
          fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         keepalive_requests 100000000;\n\
+         keepalive_requests {keepalive_requests};\n\
          server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{ return {status} \"{body}\"; }}\n  }}\n}}\n"
     )
 }

@@ -14,6 +14,10 @@ fn main() -> std::process::ExitCode {
     sockpool_testkit::peers::run(&[
         peer_test!(nginx::nginx_get_closed_and_open_loop, needs["nginx"]),
         peer_test!(nginx::an_error_status_is_a_server_error, needs["nginx"]),
+        peer_test!(
+            nginx::pipelining_past_nginxs_keepalive_requests_loses_nothing,
+            needs["nginx"]
+        ),
         peer_test!(redis::ping_set_and_get_counts_match_redis, needs ["redis-server", "redis-cli"]),
         peer_test!(
             verdicts::memcached_version_and_set_get_are_checked_with_expect,
