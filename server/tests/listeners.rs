@@ -58,20 +58,12 @@ fn a_live_unix_socket_is_not_stolen() {
 /// took part of the first one's connections (and, for RESP, its own key space).
 #[test]
 fn a_tcp_port_in_use_is_refused_under_every_model() {
-    let models = [
-        Model::Async,
-        Model::PerCore,
-        Model::Threads,
-        Model::EventLoop,
-        Model::Processes,
-        Model::Uring,
-    ];
     for first in [Model::Async, Model::PerCore] {
         let holder = Server::bind(config(first, &["resp=127.0.0.1:0"])).unwrap();
         let ListenAddr::Tcp(addr) = holder.local_addrs()[0].addr.clone() else {
             panic!("a TCP listener");
         };
-        for model in models {
+        for model in Model::ALL {
             let spec = format!("resp={addr}");
             let err = match Server::bind(config(model, &[&spec])) {
                 Ok(_) => panic!("{model} bound {addr}, which a {first} server holds"),
