@@ -194,3 +194,29 @@ fn status_3_and_a_warning_when_every_connect_is_still_in_progress_at_the_end() {
     let warnings = v["health"]["warnings"].to_string();
     assert!(warnings.contains("still in progress"), "{warnings}");
 }
+
+/// `prlimit --nofile=SOFT:HARD sockpool-loadgen run ARGS`: (exit status, stderr).
+fn run_limited(nofile: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}"))
+        .arg(common::bin())
+        .arg("run")
+        .args(args);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("prlimit and loadgen");
+    (
+        out.status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// More connections than the open-file limit can hold: a clear setup error (status 2) before the run, naming
+/// `ulimit -n`, instead of a run of "Too many open files" errors; under a low soft limit with room in the hard
+/// one, the limit is raised and the run is clean (the embedded server's side of each connection counted).
+#[test]
+fn status_2_when_the_open_file_limit_cannot_hold_the_connections() {
+    let (code, stderr) = run_limited("128:128", &["-c", "1000", "-d", "1s", "-q"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ulimit -n"), "{stderr}");
+    let (code, stderr) = run_limited("128:4096", &["-c", "500", "-d", "1s", "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+}
