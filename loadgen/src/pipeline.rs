@@ -242,8 +242,11 @@ impl<P: Speak> Pipeline<P> {
         if feed.keeps_connections_after_timeout() {
             conn.keep_open_after_timeout();
         }
-        for due in again.drain(..) {
+        let mut carried = std::mem::take(again).into_iter();
+        while let Some(due) = carried.next() {
             if let Err(e) = self.send(&mut conn, feed, due, next_id) {
+                // The ones not yet sent wait for the next connection (never dropped from the count).
+                again.extend(carried);
                 return e;
             }
         }
