@@ -54,6 +54,10 @@ impl AppError {
             )
             | AppError::Stream(crate::stream::StreamError::Config(_)) => exit::USAGE,
             AppError::Run(RunError::Unreachable { .. }) | AppError::Embedded(_) => exit::NO_ANSWER,
+            AppError::Tune(crate::tune::TuneError::Interrupted)
+            | AppError::Stream(crate::stream::StreamError::Interrupted) => {
+                crate::signals::EXIT_INTERRUPTED
+            }
             _ => 1,
         })
     }

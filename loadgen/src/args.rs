@@ -24,12 +24,27 @@ pub enum Command {
     #[command(after_help = RUN_EXIT_HELP)]
     Run(Box<RunArgs>),
     /// The tuning lab: vary settings, repeat, search the rate that meets an SLO, recommend (no args: a tour).
+    #[command(after_help = TUNE_EXIT_HELP)]
     Tune(Box<crate::tune::TuneArgs>),
     /// Bulk-transfer throughput per buffer size (framed SINK/SOURCE or echo), like iperf3.
+    #[command(after_help = STREAM_EXIT_HELP)]
     Stream(Box<crate::stream::StreamArgs>),
     /// Merge agents' reports (`run --agents N`): JSON files, `.hlog` files, or `-` for JSON lines on stdin.
     Merge(Box<crate::merge::MergeArgs>),
 }
+
+/// `tune --help`'s closing section.
+pub const TUNE_EXIT_HELP: &str = "\
+Exit status: 0 done; 1 a cell failed or the target does not speak the protocol; 2 bad usage; 130 interrupted.
+
+Ctrl-C (SIGINT) or SIGTERM stops the run in progress gracefully; the cells whose runs all finished are printed
+and written (--json, --html) marked interrupted, without a recommendation (--recommend is not written). A second
+Ctrl-C exits at once.";
+
+/// `stream --help`'s closing section.
+pub const STREAM_EXIT_HELP: &str = "\
+Exit status: 0 done; 1 a transfer failed (the sizes measured before it are still printed); 2 bad usage;
+130 interrupted: Ctrl-C (SIGINT) or SIGTERM drops the size being measured and prints those measured before it.";
 
 /// `run --help`'s closing section: the exit statuses (kept in step with [`crate::verdict::exit`] and the
 /// README).

@@ -21,6 +21,7 @@
 //! - [`transport`]: the SDK adapters (TCP, TLS and Unix on [`pipeline`]; UDP) behind the driver's `Transport`.
 //! - [`pipeline`]: the senders of both loops over TCP, TLS and Unix: one task per connection, owning a
 //!   `sockpool::Pipelined`, keeping up to `--pipeline` requests in flight.
+//! - [`signals`]: Ctrl-C and SIGTERM: the first stops gracefully and keeps the report, a second exits.
 //! - [`runner`]: one whole run: preflight, worker threads, the collector, the result.
 //! - [`recorder`]: per-worker histograms (corrected, raw, connect, pool wait, send lag) and error counts; the
 //!   [`recorder::Collector`] that merges them per second and in total.
@@ -54,6 +55,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod signals;
 pub mod stream;
 pub mod transport;
 pub mod tune;

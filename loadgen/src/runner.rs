@@ -69,89 +69,6 @@ fn descriptors(connections: usize, embedded: bool) -> Result<(), String> {
     ))
 }
 
-/// Exit status after a second Ctrl-C (128 + SIGINT, the shell's convention for a process a signal ended).
-pub const EXIT_INTERRUPTED_TWICE: i32 = 130;
-
-/// Watches for SIGINT and SIGTERM while a run lasts (until `done` is cancelled). The first cancels
-/// `interrupt`, so that the workers send nothing more and finish what is in flight (up to `--timeout`); a second
-/// clears the progress bar and exits at once with [`EXIT_INTERRUPTED_TWICE`].
-fn watch_signals(
-    interrupt: CancellationToken,
-    done: CancellationToken,
-    bar: Option<indicatif::ProgressBar>,
-    timeout: Duration,
-) -> Option<std::thread::JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    // Registered before the run starts, on this thread, so no signal is missed in between.
-    let (mut int, mut term) = rt.block_on(async {
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-        )
-    });
-    let say = move |bar: &Option<indicatif::ProgressBar>, msg: &str| match bar {
-        Some(b) => b.suspend(|| eprintln!("{msg}")),
-        None => eprintln!("{msg}"),
-    };
-    std::thread::Builder::new()
-        .name("loadgen-signals".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                tokio::select! {
-                    _ = done.cancelled() => return,
-                    _ = next_signal(&mut int, &mut term) => {}
-                }
-                interrupt.cancel();
-                say(
-                    &bar,
-                    &format!(
-                        "sockpool-loadgen: interrupted: no new requests; those in flight get up to {} \
-                         (Ctrl-C again to exit at once)",
-                        humantime::format_duration(timeout)
-                    ),
-                );
-                if let Some(b) = &bar {
-                    b.set_message("stopping");
-                }
-                tokio::select! {
-                    _ = done.cancelled() => {}
-                    _ = next_signal(&mut int, &mut term) => {
-                        if let Some(b) = &bar {
-                            b.finish_and_clear();
-                        }
-                        eprintln!("sockpool-loadgen: interrupted twice: exiting without a report");
-                        std::process::exit(EXIT_INTERRUPTED_TWICE);
-                    }
-                }
-            })
-        })
-        .ok()
-}
-
-/// The next SIGINT or SIGTERM (never, for a signal that could not be registered).
-async fn next_signal(
-    int: &mut Option<tokio::signal::unix::Signal>,
-    term: &mut Option<tokio::signal::unix::Signal>,
-) {
-    let a = async {
-        match int {
-            Some(s) => s.recv().await,
-            None => std::future::pending().await,
-        }
-    };
-    let b = async {
-        match term {
-            Some(s) => s.recv().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! { _ = a => {}, _ = b => {} }
-}
-
 /// Time given to worker threads to start before the schedule begins.
 const START_DELAY: Duration = Duration::from_millis(50);
 
@@ -199,12 +116,15 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
 }
 
 /// What Ctrl-C and SIGTERM do during a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Signals {
-    /// Stop gracefully and keep the report (`run`): see `watch_signals`.
+    /// Stop gracefully and keep the report (`run`): see [`crate::signals::watch`].
     Graceful,
-    /// Leave them alone: they end the process as usual (`tune`, whose cells are one run each).
+    /// Leave them alone: they end the process as usual.
     Default,
+    /// A caller that runs several runs (`tune`) watches the signals itself and cancels this token: the run
+    /// stops as a `Graceful` one does, and its result says it was interrupted.
+    Shared(CancellationToken),
 }
 
 /// Runs `config` against `target`. `make(worker, connections)` builds each worker's transport on the
@@ -255,16 +175,18 @@ where
     if !config.warmup.is_zero() {
         progress.phase("warming up");
     }
-    let interrupt = CancellationToken::new();
-    let done = CancellationToken::new();
-    let signals = match signals {
-        Signals::Graceful => watch_signals(
-            interrupt.clone(),
-            done.clone(),
-            progress.bar(),
-            config.timeout,
-        ),
-        Signals::Default => None,
+    let (interrupt, watch) = match signals {
+        Signals::Graceful => {
+            let interrupt = CancellationToken::new();
+            let what = format!(
+                "no new requests; those in flight get up to {}",
+                humantime::format_duration(config.timeout)
+            );
+            let watch = crate::signals::watch(interrupt.clone(), progress.bar(), what);
+            (interrupt, watch)
+        }
+        Signals::Default => (CancellationToken::new(), None),
+        Signals::Shared(token) => (token, None),
     };
 
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
@@ -366,10 +288,7 @@ where
         }
         opened_at = opened.and_then(|h| h.join().ok());
     });
-    done.cancel();
-    if let Some(s) = signals {
-        let _ = s.join();
-    }
+    drop(watch);
     progress.finish();
     if let Some(e) = setup_error {
         return Err(RunError::Setup(e));

@@ -26,6 +26,7 @@ use sockpool::protocol::Framed;
 use sockpool::transport::{Connector, Endpoint, Stream};
 use sockpool::{ErrorKind, Pipelined, SocketOptions, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::defaults::MAX_IN_FLIGHT;
 use crate::config::parse_size;
@@ -65,6 +66,9 @@ pub enum StreamError {
     /// The transfer failed.
     #[error("{0}")]
     Io(String),
+    /// Ctrl-C or SIGTERM: the size being measured was dropped; those measured before it were reported.
+    #[error("interrupted: the table covers the sizes measured before it")]
+    Interrupted,
 }
 
 /// The raw flags of `sockpool-loadgen stream`. Defaults in [`defaults`].
@@ -538,16 +542,19 @@ pub fn run_cells(
     quiet: bool,
 ) -> Result<Vec<StreamResult>, StreamError> {
     let mut out = Vec::with_capacity(cells.len());
-    run_each(target, cells, quiet, &mut out)?;
+    run_each(target, cells, quiet, &CancellationToken::new(), &mut out)?;
     Ok(out)
 }
 
 /// Like [`run_cells`], pushing each result onto `out` as it completes, so that the sizes measured before a
-/// failure are kept; the error names the buffer and socket buffer of the cell that failed.
+/// failure are kept; the error names the buffer and socket buffer of the cell that failed. Once `interrupt`
+/// is cancelled, the cell being measured is abandoned (its connection closed) and the error is
+/// [`StreamError::Interrupted`].
 pub fn run_each(
     target: Option<SocketAddr>,
     cells: &[StreamCell],
     quiet: bool,
+    interrupt: &CancellationToken,
     out: &mut Vec<StreamResult>,
 ) -> Result<(), StreamError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -590,9 +597,19 @@ pub fn run_each(
         } else {
             framed
         };
-        let r = match rt.block_on(measure(addr, *cell)) {
-            Ok(r) => r,
-            Err(e) => {
+        let measured = rt.block_on(async {
+            tokio::select! {
+                r = measure(addr, *cell) => Some(r),
+                _ = interrupt.cancelled() => None,
+            }
+        });
+        let r = match measured {
+            None => {
+                failed = Some(StreamError::Interrupted);
+                break;
+            }
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
                 failed = Some(StreamError::Io(format!(
                     "buffer={} socket-buffer={}: {e}",
                     fmt_size(cell.buffer),
@@ -666,6 +683,7 @@ pub fn to_json(results: &[StreamResult], file_size: u64) -> serde_json::Value {
     json!({
         "schema": "sockpool-loadgen-stream/1",
         "file_bytes": file_size,
+        "interrupted": false,
         "cells": results.iter().map(|r| json!({
             "protocol": r.cell.protocol,
             "direction": r.cell.direction,
@@ -685,12 +703,28 @@ pub fn to_json(results: &[StreamResult], file_size: u64) -> serde_json::Value {
 pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
     let plan = StreamPlan::from_args(a)?;
     let mut results = Vec::with_capacity(plan.cells.len());
-    let outcome = run_each(plan.target, &plan.cells, a.quiet, &mut results);
+    let interrupt = CancellationToken::new();
+    let watch = crate::signals::watch(
+        interrupt.clone(),
+        None,
+        "the size being measured is dropped; those measured before it are reported".into(),
+    );
+    let outcome = run_each(plan.target, &plan.cells, a.quiet, &interrupt, &mut results);
+    drop(watch);
     if outcome.is_err() && results.is_empty() {
         return outcome;
     }
-    let table = render(&results, plan.file_size);
-    let doc = to_json(&results, plan.file_size);
+    let mut table = render(&results, plan.file_size);
+    let mut doc = to_json(&results, plan.file_size);
+    if matches!(outcome, Err(StreamError::Interrupted)) {
+        let _ = writeln!(
+            table,
+            "INTERRUPTED after {} of {} sizes",
+            results.len(),
+            plan.cells.len()
+        );
+        doc["interrupted"] = json!(true);
+    }
     match a.json.as_deref() {
         Some("-") => {
             eprint!("{table}");

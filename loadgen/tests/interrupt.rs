@@ -189,3 +189,120 @@ fn a_second_ctrl_c_exits_at_once() {
     assert_eq!(status.code(), Some(130));
     assert!(!json.exists(), "no report after a second Ctrl-C");
 }
+
+fn os_args(line: &str) -> Vec<std::ffi::OsString> {
+    args(line, &[]).into_iter().map(Into::into).collect()
+}
+
+/// Starts `loadgen ARGS` with stderr read line by line on a thread; waits (up to 60 s) for a line containing
+/// `marker`, and returns the child and every stderr line read so far and later.
+fn start_until(
+    args: &[std::ffi::OsString],
+    marker: &str,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = loadgen()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60).saturating_sub(start.elapsed()))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no stderr line with {marker:?} within 60 s: {seen:#?}")
+            });
+        seen.push(line.clone());
+        if line.contains(marker) {
+            return (child, rx);
+        }
+    }
+}
+
+fn stdout_of(child: &mut Child) -> String {
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn ctrl_c_during_a_tune_reports_the_cells_finished_and_writes_no_recommendation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, html, rec) = (
+        dir.path().join("t.json"),
+        dir.path().join("t.html"),
+        dir.path().join("rec.json"),
+    );
+    let mut a = os_args("tune --vary connections=1,2,3 --duration 1500ms --warmup 100ms");
+    for (flag, path) in [("--json", &json), ("--html", &html), ("--recommend", &rec)] {
+        a.push(flag.into());
+        a.push(path.into());
+    }
+    // The first cell's progress line: the second cell has just started when the signal comes.
+    let (mut child, _stderr) = start_until(&a, "[1/3]");
+    signal(&child, Signal::SIGINT);
+    let (status, took) = wait(&mut child, Duration::from_secs(15));
+    let stdout = stdout_of(&mut child);
+    eprintln!("tune exited {status} {took:?} after the signal");
+    // The embedded server answers what is in flight at once; the rest is writing the files.
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.contains("INTERRUPTED during the matrix after 1 of 3 runs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("connections=1"),
+        "the finished cell is in the table: {stdout}"
+    );
+    assert!(!stdout.contains("Recommendation"), "{stdout}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["interrupted"]["runs_finished"], 1);
+    assert_eq!(v["interrupted"]["runs_planned"], 3);
+    assert_eq!(v["cells"].as_array().unwrap().len(), 1);
+    assert!(v["cells"][0]["rate"]["median"].as_f64().unwrap() > 0.0);
+    assert!(v["recommendation"].is_null());
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("INTERRUPTED"));
+    assert!(!rec.exists(), "no recommendation file from a partial tune");
+}
+
+#[test]
+fn ctrl_c_during_a_stream_keeps_the_sizes_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("s.json");
+    let mut a = os_args("stream --buffer 1K,16K,64K --duration 1500ms --json");
+    a.push(json.clone().into());
+    let (mut child, _stderr) = start_until(&a, "buffer=1K");
+    signal(&child, Signal::SIGINT);
+    let (status, took) = wait(&mut child, Duration::from_secs(15));
+    let stdout = stdout_of(&mut child);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.contains("INTERRUPTED after 1 of 3 sizes"),
+        "{stdout}"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0]["buffer"], 1024);
+    assert!(cells[0]["bytes"].as_u64().unwrap() > 0);
+}

@@ -615,7 +615,7 @@ pub fn script_json(doc: &serde_json::Value) -> String {
 /// The whole HTML document.
 pub fn render(r: &TuneReport) -> String {
     let json = script_json(&r.to_json());
-    let rec = super::recommend::render(&r.recommendation, r.slo.as_ref());
+    let rec = r.conclusion();
     let mut s = String::new();
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\" />\n");
     s.push_str("<title>sockpool-loadgen tune</title>\n<style>\n");

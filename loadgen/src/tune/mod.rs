@@ -84,6 +84,10 @@ pub enum TuneError {
     /// The target does not answer in the protocol the tune speaks (checked with one request first).
     #[error("{0}")]
     Target(String),
+    /// Ctrl-C or SIGTERM cut the tune short. [`run`] turns it into a report of the cells measured before
+    /// ([`TuneReport::interrupted`]); [`main`] prints and writes that report, then ends with this error.
+    #[error("interrupted: no recommendation from a partial tune")]
+    Interrupted,
     /// A report file could not be written.
     #[error("{path}: {source}")]
     Output {
@@ -539,12 +543,28 @@ pub struct TuneReport {
     pub cells: Vec<CellOutcome>,
     /// The SLO search, when `--slo` was given.
     pub slo: Option<SloSearch>,
-    /// The recommendation.
+    /// The recommendation. Not shown or written when the tune was interrupted: it would pick among the cells
+    /// that happened to finish.
     pub recommendation: recommend::Recommendation,
+    /// Where Ctrl-C cut the tune short, if it did.
+    pub interrupted: Option<Interruption>,
+}
+
+/// Where Ctrl-C or SIGTERM cut a tune short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interruption {
+    /// Runs that finished (a cell whose repeats did not all finish is left out of the report).
+    pub runs_finished: usize,
+    /// Runs the matrix planned (`cells × --repeat`, without the SLO search's steps).
+    pub runs_planned: usize,
+    /// `matrix` or `slo search`.
+    pub during: &'static str,
 }
 
 /// Runs every cell of `plan` `repeat` times, then the SLO search and the recommendation. `progress` is told
-/// about each run as it finishes (a line on stderr in the binary).
+/// about each run as it finishes (a line on stderr in the binary). A run the runner reports as
+/// [`TuneError::Interrupted`] ends the tune: the report holds the cells whose runs all finished and says where it
+/// stopped ([`TuneReport::interrupted`]); with no cell finished, the error itself.
 pub fn run(
     runner: &dyn CellRunner,
     plan: &Plan,
@@ -554,12 +574,26 @@ pub fn run(
     let total = cells.len() * plan.repeat;
     let mut outcomes = Vec::with_capacity(cells.len());
     let mut done = 0;
-    for cell in cells {
+    let mut interrupted = None;
+    let stop = |done, during| {
+        Some(Interruption {
+            runs_finished: done,
+            runs_planned: total,
+            during,
+        })
+    };
+    'cells: for cell in cells {
         let mut samples = Vec::with_capacity(plan.repeat);
         let mut corrected = new_histogram();
         let mut errors_by_kind = ErrorCounts::default();
         for _ in 0..plan.repeat {
-            let r = runner.run(&cell.config)?;
+            let r = match runner.run(&cell.config) {
+                Err(TuneError::Interrupted) => {
+                    interrupted = stop(done, "matrix");
+                    break 'cells;
+                }
+                r => r?,
+            };
             if let Some(e) = unanswered(&cell, &r) {
                 return Err(e);
             }
@@ -584,14 +618,25 @@ pub fn run(
             errors_by_kind,
         });
     }
+    if outcomes.is_empty() {
+        return Err(TuneError::Interrupted);
+    }
     let slo = match &plan.slo {
-        None => None,
-        Some(slo) => {
+        Some(slo) if interrupted.is_none() => {
             let best = recommend::best_closed_loop(&outcomes, slo);
-            let mut search = slo::search(runner, &outcomes[best], slo, plan.repeat, progress)?;
-            search.cell = best;
-            Some(search)
+            match slo::search(runner, &outcomes[best], slo, plan.repeat, progress) {
+                Err(TuneError::Interrupted) => {
+                    interrupted = stop(done, "slo search");
+                    None
+                }
+                r => {
+                    let mut search = r?;
+                    search.cell = best;
+                    Some(search)
+                }
+            }
         }
+        _ => None,
     };
     let recommendation =
         recommend::recommend(&outcomes, &plan.varies, plan.slo.as_ref(), slo.as_ref());
@@ -601,6 +646,7 @@ pub fn run(
         cells: outcomes,
         slo,
         recommendation,
+        interrupted,
     })
 }
 
@@ -722,8 +768,21 @@ impl TuneReport {
             "repeat": self.repeat,
             "cells": cells,
             "slo": self.slo,
-            "recommendation": self.recommendation,
+            "recommendation": if self.interrupted.is_none() { json!(self.recommendation) } else { Value::Null },
+            "interrupted": self.interrupted,
         })
+    }
+
+    /// The text under the table: the SLO search and the recommendation, or where the tune was interrupted.
+    pub fn conclusion(&self) -> String {
+        match &self.interrupted {
+            None => recommend::render(&self.recommendation, self.slo.as_ref()),
+            Some(i) => format!(
+                "INTERRUPTED during the {} after {} of {} runs: the table covers the cells whose runs all \
+                 finished; no SLO rate and no recommendation from a partial tune (--recommend not written).\n",
+                i.during, i.runs_finished, i.runs_planned
+            ),
+        }
     }
 }
 
@@ -749,7 +808,15 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
         })?;
     }
     let plan = Plan::from_args(a)?;
-    let runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
+    let mut runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
+    // Ctrl-C stops the run in progress as `run` stops, and the cells measured before it are reported.
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    let what = format!(
+        "the run in progress stops (its requests in flight get up to {}); the cells finished are reported",
+        humantime::format_duration(plan.baseline.timeout)
+    );
+    let _watch = crate::signals::watch(interrupt.clone(), None, what);
+    runner.interrupt = Some(interrupt);
     // Every cell's flags are checked before the first runs, and the target must answer the protocol.
     for c in plan.cells()? {
         runner
@@ -763,8 +830,17 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
             eprintln!("{line}");
         }
     };
-    let report = run(&runner, &plan, &mut progress)?;
+    let report = match run(&runner, &plan, &mut progress) {
+        Err(TuneError::Interrupted) => {
+            eprintln!("sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written");
+            return Err(TuneError::Interrupted);
+        }
+        r => r?,
+    };
     write_outputs(&report, a.json.as_deref(), a.html.as_deref())?;
+    if report.interrupted.is_some() {
+        return Err(TuneError::Interrupted);
+    }
     match &a.recommend {
         Some(path) => recommend::write_file(&report, a.target.as_deref(), path),
         None => Ok(()),
@@ -777,11 +853,7 @@ pub fn write_outputs(
     json_out: Option<&str>,
     html_out: Option<&std::path::Path>,
 ) -> Result<(), TuneError> {
-    let text = format!(
-        "{}\n{}",
-        table::render(report),
-        recommend::render(&report.recommendation, report.slo.as_ref())
-    );
+    let text = format!("{}\n{}", table::render(report), report.conclusion());
     let doc = report.to_json();
     if json_out == Some("-") {
         eprint!("{text}");

@@ -15,6 +15,7 @@ use crate::args::{RunArgs, ServiceArgs};
 use crate::config::{Config, Protocol};
 use crate::recorder::{replies, ErrorKind};
 use crate::runner::Signals;
+use tokio_util::sync::CancellationToken;
 
 /// Runs cells for real.
 #[derive(Debug, Clone)]
@@ -25,6 +26,10 @@ pub struct LoadRunner {
     pub service: ServiceArgs,
     /// Load-generator worker threads per cell. Default: 1.
     pub threads: usize,
+    /// Cancelled on Ctrl-C or SIGTERM (`tune` watches them): the cell running stops as an interrupted `run`
+    /// does, and every cell after it is refused, with [`TuneError::Interrupted`]. `None`: the signals keep
+    /// their default action.
+    pub interrupt: Option<CancellationToken>,
 }
 
 impl LoadRunner {
@@ -35,6 +40,7 @@ impl LoadRunner {
             target,
             service,
             threads: crate::config::defaults::THREADS,
+            interrupt: None,
         };
         runner.config(&CellConfig::default(), runner.target.as_deref())?;
         Ok(runner)
@@ -80,6 +86,21 @@ impl LoadRunner {
             .protocol)
     }
 
+    /// What Ctrl-C does to one run: see [`LoadRunner::interrupt`].
+    fn signals(&self) -> Signals {
+        self.interrupt
+            .clone()
+            .map_or(Signals::Default, Signals::Shared)
+    }
+
+    /// [`TuneError::Interrupted`] once Ctrl-C was pressed: no cell starts after it.
+    fn not_interrupted(&self) -> Result<(), TuneError> {
+        match &self.interrupt {
+            Some(t) if t.is_cancelled() => Err(TuneError::Interrupted),
+            _ => Ok(()),
+        }
+    }
+
     fn run_against(
         &self,
         cell: &CellConfig,
@@ -96,8 +117,12 @@ impl LoadRunner {
             .as_ref()
             .map(|t| t.endpoint.clone())
             .unwrap_or_else(|| target.to_string());
-        let result = crate::transport::drive(&config, &endpoint, embedded, Signals::Default)
+        self.not_interrupted()?;
+        let result = crate::transport::drive(&config, &endpoint, embedded, self.signals())
             .map_err(|e| fail(e.to_string()))?;
+        if result.interrupted {
+            return Err(TuneError::Interrupted);
+        }
         Ok(CellResult {
             replies: replies(&result.total),
             errors: result.total.errors.total(),
@@ -135,13 +160,17 @@ impl LoadRunner {
             .target
             .as_ref()
             .map_or_else(|| target.clone(), |t| t.endpoint.clone());
+        self.not_interrupted()?;
         let result =
-            crate::transport::drive(&config, &endpoint, false, Signals::Default).map_err(|e| {
+            crate::transport::drive(&config, &endpoint, false, self.signals()).map_err(|e| {
                 TuneError::Cell {
                     cell: "first request".into(),
                     reason: e.to_string(),
                 }
             })?;
+        if result.interrupted {
+            return Err(TuneError::Interrupted);
+        }
         let errors = &result.total.errors;
         if replies(&result.total) > 0 && errors.total() == 0 {
             return Ok(());
@@ -244,6 +273,7 @@ impl CellRunner for LoadRunner {
         match &self.target {
             Some(t) => self.run_against(cell, t, false),
             None => {
+                self.not_interrupted()?;
                 let (handle, addr) = embedded_server(cell, self.protocol()?)?;
                 let r = self.run_against(cell, &addr.to_string(), true);
                 let _ = handle.shutdown();
