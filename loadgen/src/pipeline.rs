@@ -322,11 +322,10 @@ impl<P: Speak> Pipeline<P> {
             match woke {
                 Woke::Reply(Some(done)) => {
                     now = done.at;
-                    let announced = conn.closed_by_server();
-                    self.complete(feed, done, announced, &mut answered, again);
+                    self.complete(feed, done, &mut answered, again);
                     // The other replies the same read brought, before the slots they free are filled again.
                     while let Some(done) = conn.try_next() {
-                        self.complete(feed, done, announced, &mut answered, again);
+                        self.complete(feed, done, &mut answered, again);
                     }
                 }
                 Woke::Reply(None) if conn.is_open() => now = Instant::now(),
@@ -347,7 +346,6 @@ impl<P: Speak> Pipeline<P> {
         &self,
         feed: &Feed,
         done: Completion<Token, P::Response>,
-        announced: bool,
         answered: &mut bool,
         again: &mut Vec<Due>,
     ) {
@@ -358,14 +356,8 @@ impl<P: Speak> Pipeline<P> {
                 let expect = t.expect.as_deref().unwrap_or(&NOTHING);
                 self.protocol.reply(&self.check, expect, &reply)
             }
-            Err(e)
-                if announced
-                    && *answered
-                    && matches!(
-                        e.kind(),
-                        sockpool::ErrorKind::Closed | sockpool::ErrorKind::Reset
-                    ) =>
-            {
+            // The SDK says which failures the server's announced close left unprocessed.
+            Err(e) if e.is_server_close() && *answered => {
                 again.push(t.due);
                 return;
             }

@@ -10,7 +10,9 @@
 //!
 //! A failed call is retried (on a freshly picked endpoint, after an exponential backoff with jitter, if the
 //! retry budget allows) only when the error is retryable and the request provably was not sent or is
-//! idempotent.
+//! idempotent. A request the server closed its connection on without processing it (pipelined behind the
+//! reply that announced the close, [`Error::is_server_close`]) is not a failure: it is sent again at once, up to
+//! [`RESENDS_AFTER_CLOSE`] times, whatever the retry policy (as hyper's `retry_canceled_requests`).
 
 use std::fmt;
 use std::future::Future;
@@ -44,6 +46,11 @@ use crate::resolve::{self, Resolve, Resolver};
 use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
+
+/// Most times one call's request is sent again because the server closed without processing it
+/// ([`Error::is_server_close`]). Each time, a request before it on the same connection was answered; the bound
+/// only stops a call from going round for ever behind servers that close after every reply.
+pub const RESENDS_AFTER_CLOSE: u32 = 16;
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
@@ -774,6 +781,8 @@ impl<P: Protocol> Client<P> {
         };
         let mut request = Some(request);
         let mut attempt = 0u32;
+        // Times the request was sent again because the server closed without processing it.
+        let mut resent = 0u32;
         // The time now, as far as this call knows: each attempt starts from it and leaves it at its end. A call
         // that finds a connection on the shelf reads the clock at its start and, when it failed or its timings are
         // wanted, at the reply; one that waits in the pool also when it has the connection.
@@ -782,7 +791,7 @@ impl<P: Protocol> Client<P> {
         let traced = tracing::enabled!(target: crate::observe::CALL_TARGET, tracing::Level::DEBUG);
         let mut last = None;
         let result = loop {
-            let Some(this) = (if attempt < max_retries {
+            let Some(this) = (if attempt < max_retries || resent < RESENDS_AFTER_CLOSE {
                 request.clone()
             } else {
                 request.take()
@@ -864,6 +873,13 @@ impl<P: Protocol> Client<P> {
                 Ok(reply) => {
                     ep.ejection.success();
                     break Ok(reply);
+                }
+                Err(e) if e.is_server_close() && resent < RESENDS_AFTER_CLOSE => {
+                    // Not a failure of the endpoint nor a retry: the connection ended as its server said it
+                    // would, before this request's turn. Sent again on another connection, at once.
+                    resent += 1;
+                    Counters::add(&inner.counters.resent_after_close);
+                    clock = Instant::now();
                 }
                 Err(e) => {
                     // A failure before the request (admission, the pool) has not read the clock yet.

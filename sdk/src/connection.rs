@@ -1126,14 +1126,21 @@ impl<P: Protocol> Driver<P> {
             _ => Phase::Write,
         };
         self.flight.fail_all(!rbuf.is_empty(), |reply, at| {
-            let phase = if at.sent { base.phase() } else { unsent };
-            let _ = reply.send(Err(clone_error(&base).with_sent(at.sent).with_phase(phase)));
+            let e = if at.behind_close {
+                Error::new(ErrorKind::Closed, at.phase, BEHIND_CLOSE).with_server_close()
+            } else {
+                let phase = if at.sent { base.phase() } else { unsent };
+                clone_error(&base).with_sent(at.sent).with_phase(phase)
+            };
+            let _ = reply.send(Err(e));
         });
         self.rx.close();
+        let announced = self.shared.reason() == Some(CloseReason::ServerClose);
         while let Ok(env) = self.rx.try_recv() {
+            let e = clone_error(&base).with_sent(false).with_phase(unsent);
             let _ = env
                 .reply
-                .send(Err(clone_error(&base).with_sent(false).with_phase(unsent)));
+                .send(Err(if announced { e.with_server_close() } else { e }));
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
     }
@@ -1222,6 +1229,11 @@ impl<P: Protocol> Driver<P> {
         }
     }
 }
+
+/// The error of a request pipelined behind the reply that announced the server's close.
+pub(crate) const BEHIND_CLOSE: &str =
+    "the server closed the connection without processing this request, as a \
+     reply before it announced (HTTP `Connection: close`)";
 
 /// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
 fn clone_error(e: &Error) -> Error {

@@ -114,6 +114,8 @@ struct Inner {
     /// The server's error code (Redis: the first word of an error reply, `WRONGTYPE`, `NOAUTH` …).
     code: Option<String>,
     source: Option<Source>,
+    /// See [`Error::is_server_close`].
+    server_close: bool,
 }
 
 /// The SDK's error: a kind, the phase that failed, whether the request may have reached the server, and a cause.
@@ -133,6 +135,7 @@ impl Error {
                 endpoint: None,
                 code: None,
                 source: None,
+                server_close: false,
             }),
         }
     }
@@ -236,6 +239,13 @@ impl Error {
         self
     }
 
+    /// Marks a request the server's announced close left unprocessed: see [`Error::is_server_close`].
+    pub(crate) fn with_server_close(mut self) -> Self {
+        self.inner.server_close = true;
+        self.inner.sent = false;
+        self
+    }
+
     /// Override the phase.
     pub(crate) fn with_phase(mut self, phase: Phase) -> Self {
         self.inner.phase = phase;
@@ -285,10 +295,22 @@ impl Error {
         self.inner.kind == ErrorKind::Protocol
     }
 
-    /// False when the request provably never left this process (failed while waiting for or opening a
-    /// connection, or queued on a connection that died before writing it). Retrying such a request is always safe.
+    /// False when the request provably was not processed: it never left this process (failed while waiting for
+    /// or opening a connection, or queued on a connection that died before writing it), or it was pipelined
+    /// behind a reply that announced the server's close (HTTP `Connection: close`: such a server processes no
+    /// later request, RFC 9112 §9.6). Retrying such a request is always safe.
     pub fn was_sent(&self) -> bool {
         self.inner.sent
+    }
+
+    /// True when the request was pipelined behind a reply in which the server announced its close (HTTP
+    /// `Connection: close`, as nginx sends on its `keepalive_requests`-th reply) and the connection closed without
+    /// its reply: the server did not process it (RFC 9112 §9.6). The kind is [`ErrorKind::Closed`] and
+    /// [`was_sent`](Self::was_sent) is false. A [`Client`](crate::Client) sends such a request again on another
+    /// connection by itself, whatever its retry policy: the caller sees this only from a [`Pipelined`](crate::Pipelined)
+    /// connection it drives, or after [`Client`](crate::Client)'s bounded number of such re-sends.
+    pub fn is_server_close(&self) -> bool {
+        self.inner.server_close
     }
 
     /// True when the failure is transient (the peer went away, a timeout, an exhausted pool, a busy server) and

@@ -130,6 +130,11 @@ impl ClientStats {
                 self.retries_denied_by_budget,
             ),
             (
+                "resent_after_close_total",
+                "Requests sent again: the server closed without processing them.",
+                self.resent_after_close,
+            ),
+            (
                 "pool_exhausted_total",
                 "Calls failed fast: too many waiters.",
                 self.pool_exhausted,

@@ -491,9 +491,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
         };
         let ready = &mut self.ready;
         self.flight.fail_all(!self.rbuf.is_empty(), |token, at| {
+            let e = match at.behind_close {
+                true => Error::new(ErrorKind::Closed, at.phase, message).with_server_close(),
+                false => Error::new(kind, at.phase, message).with_sent(at.sent),
+            };
             ready.push_back(Completion {
                 token,
-                result: Err(Error::new(kind, at.phase, message).with_sent(at.sent)),
+                result: Err(e),
                 at: now,
             });
         });

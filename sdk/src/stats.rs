@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub cancelled: AtomicU64,
     pub retries: AtomicU64,
     pub retries_denied_by_budget: AtomicU64,
+    pub resent_after_close: AtomicU64,
     pub pool_exhausted: AtomicU64,
     pub timeouts: AtomicU64,
     pub connects: AtomicU64,
@@ -137,6 +138,7 @@ impl Counters {
             cancelled: l(&self.cancelled),
             retries: l(&self.retries),
             retries_denied_by_budget: l(&self.retries_denied_by_budget),
+            resent_after_close: l(&self.resent_after_close),
             pool_exhausted: l(&self.pool_exhausted),
             timeouts: l(&self.timeouts),
             in_flight,
@@ -247,6 +249,10 @@ pub struct ClientStats {
     pub retries: u64,
     /// Retries the budget refused.
     pub retries_denied_by_budget: u64,
+    /// Requests sent again because the server closed the connection without processing them (they were
+    /// pipelined behind its `Connection: close` reply, see [`Error::is_server_close`](crate::Error::is_server_close)):
+    /// not retries, and never refused by the budget.
+    pub resent_after_close: u64,
     /// Calls that failed fast because the pool had too many waiters.
     pub pool_exhausted: u64,
     /// Calls that failed with a timeout.

@@ -17,6 +17,10 @@
 //!  fail_all()    ──every live slot──► (token, At { phase, sent })
 //! ```
 //!
+//! A request is `sent` (it may have been processed) when some byte of it was written and no reply before its own
+//! announced the server's close (HTTP `Connection: close`): a server that announces its close processes no later
+//! request (RFC 9112 §9.6), so those behind it fail as not sent, and a client may retry them whatever they are.
+//!
 //! The phase a request ended in is where its time went: [`Phase::Write`] when it was not all written,
 //! [`Phase::Request`] when it is the oldest and part of its reply has arrived, else [`Phase::Read`].
 //!
@@ -54,8 +58,11 @@ struct Slot<T, K> {
 pub(crate) struct At {
     /// Where its time went: [`Phase::Write`], [`Phase::Request`] or [`Phase::Read`] (see the module docs).
     pub phase: Phase,
-    /// Whether any byte of it was written.
+    /// Whether it may have been processed: some byte of it was written, and no reply before its own announced
+    /// that the server closes (such a server processes no later request, RFC 9112 §9.6).
     pub sent: bool,
+    /// A reply before its own announced that the server closes: it was not processed.
+    pub behind_close: bool,
 }
 
 /// Why replies can no longer be matched to requests: the connection is out of step and must end (the shell
@@ -83,6 +90,9 @@ pub(crate) struct Flight<P: Protocol, T, K = ()> {
     encoded: u64,
     /// Bytes written since the connection opened.
     written: u64,
+    /// A reply announced that the server closes after it ([`Protocol::closes_after`]): every request still in
+    /// flight went out behind it and was not processed.
+    announced_close: bool,
 }
 
 impl<P: Protocol, T, K> Flight<P, T, K> {
@@ -94,6 +104,7 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
             live: 0,
             encoded: 0,
             written: 0,
+            announced_close: false,
         }
     }
 
@@ -189,6 +200,7 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
                 return Err(Broken::Mismatch(why));
             }
             if protocol.closes_after(&self.codec, &reply) {
+                self.announced_close = true;
                 closing();
             }
             let Some(Slot { token, _keep, .. }) = self.slots.pop_front() else {
@@ -224,7 +236,10 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
             }
             if let Some(token) = slot.token.take() {
                 self.live -= 1;
-                done(token, at(slot, i, self.written, partial));
+                done(
+                    token,
+                    at(slot, i, self.written, partial, self.announced_close),
+                );
             }
         }
         next
@@ -233,9 +248,9 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
     /// The connection failed: ends every live request (`done`; `partial`: part of a reply is buffered) and
     /// lets every place go.
     pub(crate) fn fail_all(&mut self, partial: bool, mut done: impl FnMut(T, At)) {
-        let written = self.written;
+        let (written, announced) = (self.written, self.announced_close);
         for (i, slot) in self.slots.drain(..).enumerate() {
-            let at = at(&slot, i, written, partial);
+            let at = at(&slot, i, written, partial, announced);
             if let Some(token) = slot.token {
                 done(token, at);
             }
@@ -244,8 +259,9 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
     }
 }
 
-/// Where the request in `slot`, the `i`-th oldest, was: see [`At`].
-fn at<T, K>(slot: &Slot<T, K>, i: usize, written: u64, partial: bool) -> At {
+/// Where the request in `slot`, the `i`-th oldest, was: see [`At`]. `announced`: a reply before it announced
+/// the server's close.
+fn at<T, K>(slot: &Slot<T, K>, i: usize, written: u64, partial: bool, announced: bool) -> At {
     let phase = if slot.end > written {
         Phase::Write
     } else if i == 0 && partial {
@@ -255,7 +271,8 @@ fn at<T, K>(slot: &Slot<T, K>, i: usize, written: u64, partial: bool) -> At {
     };
     At {
         phase,
-        sent: slot.start < written,
+        sent: slot.start < written && !announced,
+        behind_close: announced,
     }
 }
 
@@ -305,6 +322,7 @@ mod tests {
         let read = At {
             phase: Phase::Read,
             sent: true,
+            behind_close: false,
         };
         assert_eq!(timed_out, [(1, read)]);
         assert_eq!((f.live(), f.len()), (2, 3));
@@ -343,6 +361,47 @@ mod tests {
             [(1, Phase::Request, true), (2, Phase::Write, false)]
         );
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn requests_behind_a_reply_announcing_the_close_fail_as_not_processed() {
+        use crate::codec::http;
+        use crate::protocol::Http;
+        let protocol = Http::default();
+        let mut f: Flight<Http, u32> = Flight::new(protocol.codec(), 4);
+        let mut wbuf = BytesMut::new();
+        for t in 1..=3 {
+            f.push(0, http::Request::get("/"), None, t, (), &mut wbuf)
+                .unwrap();
+        }
+        // All three went out; the first reply announces the close.
+        f.wrote(wbuf.len());
+        let mut rbuf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"[..],
+        );
+        let (mut closing, mut replies) = (0, Vec::new());
+        f.deliver(
+            &protocol,
+            &mut rbuf,
+            || closing += 1,
+            |t, r| replies.push((t, r.status)),
+        )
+        .unwrap();
+        assert_eq!((closing, replies), (1, vec![(1, 200)]));
+        // The server closes: the two behind it were written, but not processed.
+        let mut failed = Vec::new();
+        f.fail_all(false, |t, at| failed.push((t, at.sent, at.behind_close)));
+        assert_eq!(failed, [(2, false, true), (3, false, true)]);
+
+        // Without an announced close, a written request may have been processed.
+        let mut f: Flight<Http, u32> = Flight::new(protocol.codec(), 4);
+        let mut wbuf = BytesMut::new();
+        f.push(0, http::Request::get("/"), None, 1, (), &mut wbuf)
+            .unwrap();
+        f.wrote(wbuf.len());
+        let mut failed = Vec::new();
+        f.fail_all(false, |t, at| failed.push((t, at.sent, at.behind_close)));
+        assert_eq!(failed, [(1, true, false)]);
     }
 
     #[test]

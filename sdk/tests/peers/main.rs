@@ -3,6 +3,7 @@
 
 mod codec_http;
 mod codec_resp;
+mod http_keepalive;
 mod http_nginx;
 mod redis;
 mod redis_multiplexed;
@@ -26,6 +27,10 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             http_nginx::http_types_and_status_errors_against_nginx,
+            needs["nginx"]
+        ),
+        peer_test!(
+            http_keepalive::pipelined_posts_past_nginxs_keepalive_requests_all_succeed,
             needs["nginx"]
         ),
         peer_test!(
