@@ -311,12 +311,12 @@ fn a_worker_that_cannot_be_set_up_fails_the_start() {
 /// Out of file descriptors, connections wait in the listen backlog; once descriptors free, they are accepted
 /// without a new client having to arrive. `event-loop` used to drop the failed accept and wait for the
 /// listener's next edge, which the connections already in the backlog never raise: they stayed unanswered.
-/// (`threads` is not in the list: its acceptor takes a connection and closes it, counted in `errors_io`, when it
-/// cannot duplicate the socket for its registry; `processes` runs `per-core` workers.)
+/// `threads` closed the connection it had just accepted when it could not duplicate the socket for its
+/// registry (it now registers the descriptor itself). (`processes` runs `per-core` workers.)
 #[test]
 fn connections_left_in_the_backlog_when_out_of_descriptors_are_served_once_some_free() {
     use std::io::{Read, Write};
-    for model in ["async", "per-core", "event-loop", "uring"] {
+    for model in ["async", "per-core", "threads", "event-loop", "uring"] {
         let bin = env!("CARGO_BIN_EXE_sockpool-server");
         let server = ServerProcess::start(
             "prlimit",

@@ -13,13 +13,6 @@ use crate::model::{sock, Sock};
 pub(crate) type StdSock = Sock<TcpStream, UnixStream>;
 
 impl StdSock {
-    pub(crate) fn try_clone(&self) -> io::Result<StdSock> {
-        Ok(match self {
-            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
-            Sock::Unix(s) => Sock::Unix(s.try_clone()?),
-        })
-    }
-
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         sock!(self, s => s.set_nonblocking(on))
     }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,15 +27,19 @@ use crate::stats::Counter;
 /// Stack of a connection thread: sessions keep their buffers on the heap, so this is plenty.
 const CONN_STACK: usize = 256 * 1024;
 
-/// The open connections, so shutdown can reach their sockets.
+/// The open connections' descriptors, so shutdown can reach their sockets. A descriptor, not a duplicate of
+/// the socket: a duplicate needs one more descriptor, and when the process is out of them the connection it
+/// was for had to be closed; this way a connection the acceptor got is served. Each connection's thread
+/// removes its descriptor (under the lock) before it closes the socket, so every descriptor here is open and
+/// still that connection's while the lock is held.
 #[derive(Default)]
 struct Registry {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, StdSock>>,
+    open: Mutex<HashMap<u64, RawFd>>,
 }
 
 impl Registry {
-    fn add(&self, raw: StdSock) -> u64 {
+    fn add(&self, raw: RawFd) -> u64 {
         let id = self.next.fetch_add(1, Relaxed);
         self.open
             .lock()
@@ -51,8 +56,14 @@ impl Registry {
     }
 
     fn shutdown_all(&self, how: Shutdown) {
-        for raw in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            raw.shutdown(how);
+        use nix::sys::socket::{shutdown, Shutdown as How};
+        let how = match how {
+            Shutdown::Read => How::Read,
+            Shutdown::Write => How::Write,
+            Shutdown::Both => How::Both,
+        };
+        for fd in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let _ = shutdown(*fd, how);
         }
     }
 
@@ -140,6 +151,15 @@ fn accept(l: &Sock<TcpListener, UnixListener>, nodelay: bool) -> io::Result<StdS
     })
 }
 
+/// A connection's place in the [`Registry`], left when dropped.
+struct Registered<'a>(&'a Registry, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
 fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry: &Arc<Registry>) {
     let conn = match conn::admit(shared, proto, tls) {
         Ok(conn) => conn,
@@ -154,21 +174,17 @@ fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry
         }
     };
     // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
-    let id = match s.try_clone() {
-        Ok(r) => registry.add(r),
-        Err(_) => {
-            // Out of descriptors for its duplicate: closed (dropped here), and counted.
-            shared.stats.inc(Counter::ErrorsIo);
-            return;
-        }
-    };
+    let id = registry.add(sock!(&s, s => s.as_raw_fd()));
     let registry2 = registry.clone();
     let spawned = std::thread::Builder::new()
         .name("sockpool-conn".into())
         .stack_size(CONN_STACK)
         .spawn(move || {
+            // Declared after the socket, so dropped before it, even in a panic: out of the registry before
+            // the socket closes.
+            let mut s = s;
+            let _registered = Registered(&registry2, id);
             blocking_io::drive(&mut s, conn);
-            registry2.remove(id);
         });
     if spawned.is_err() {
         // Out of threads: the connection was dropped (closed) with the closure.
