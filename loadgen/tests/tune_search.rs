@@ -222,7 +222,7 @@ fn the_recommendation_file_is_the_sdks_config_with_the_evidence_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["tuned.json", "tuned.toml"] {
         let path = dir.path().join(name);
-        tune::recommend::write_file(&report, Some("127.0.0.1:7000"), &path).unwrap();
+        tune::recommend::write_file(&report, Some("127.0.0.1:7000"), "framed", &path).unwrap();
         let c = ClientConfig::from_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(c.endpoints, vec!["127.0.0.1:7000".to_string()]);
         assert_eq!(c.pipeline_depth, cell.pipeline, "{name}");

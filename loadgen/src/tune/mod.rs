@@ -842,7 +842,10 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
         return Err(TuneError::Interrupted);
     }
     match &a.recommend {
-        Some(path) => recommend::write_file(&report, a.target.as_deref(), path),
+        Some(path) => {
+            let protocol = runner.protocol()?.name();
+            recommend::write_file(&report, a.target.as_deref(), protocol, path)
+        }
         None => Ok(()),
     }
 }

@@ -424,8 +424,13 @@ fn spread_pct(s: &Stat) -> Option<f64> {
 }
 
 /// What `--recommend FILE` writes: the recommended cell as a [`ClientConfig`] with the evidence beside it
-/// (under the SDK's documented `evidence` key, which the client ignores).
-pub fn recommendation_file(report: &TuneReport, target: Option<&str>) -> ClientConfig {
+/// (under the SDK's documented `evidence` key, which the client ignores). `protocol`: what the tune spoke
+/// (`resp`, `http` …), the protocol to build the client with.
+pub fn recommendation_file(
+    report: &TuneReport,
+    target: Option<&str>,
+    protocol: &str,
+) -> ClientConfig {
     let r = &report.recommendation;
     let cell = &report.cells[r.cell];
     let base = report.baseline();
@@ -440,7 +445,7 @@ pub fn recommendation_file(report: &TuneReport, target: Option<&str>) -> ClientC
         "tool": concat!("sockpool-loadgen ", env!("CARGO_PKG_VERSION"), " tune"),
         "date": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         "target": target.unwrap_or("the embedded reference server (its address is not kept: add an endpoint)"),
-        "protocol": "framed",
+        "protocol": protocol,
         "cell": r.label,
         "settings": r.settings,
         "tuned_keys": TUNED_KEYS,
@@ -502,13 +507,14 @@ pub const EVIDENCE_SCHEMA: &str = "sockpool-tune-evidence/1";
 pub fn write_file(
     report: &TuneReport,
     target: Option<&str>,
+    protocol: &str,
     path: &std::path::Path,
 ) -> Result<(), TuneError> {
     let out = |source| TuneError::Output {
         path: path.display().to_string(),
         source,
     };
-    let text = recommendation_file(report, target)
+    let text = recommendation_file(report, target, protocol)
         .to_file_text(path)
         .map_err(|e| out(std::io::Error::other(e.to_string())))?;
     std::fs::write(path, text).map_err(out)

@@ -71,7 +71,28 @@ fn cell_requests(json: &Value) -> u64 {
 pub fn tune_redis_over_resp() {
     let redis = start_redis(1);
     let target = redis.addr.to_string();
-    let json = tune(&target, &["--protocol", "resp"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("redis.toml");
+    let json = tune(
+        &target,
+        &["--protocol", "resp", "--recommend", rec.to_str().unwrap()],
+    );
+    // The recommendation is a RESP client's configuration for this redis: a service loads it and is served.
+    let config = sockpool::ClientConfig::from_file(&rec).unwrap();
+    assert_eq!(config.endpoints, vec![target.clone()]);
+    let evidence: Value = config.evidence.clone().unwrap().deserialize().unwrap();
+    assert_eq!(evidence["protocol"], "resp", "{evidence}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client =
+            sockpool::Client::from_config(sockpool::protocol::Resp::default(), config).unwrap();
+        client.set("tuned", "yes").await.unwrap();
+        assert_eq!(client.get::<String>("tuned").await.unwrap(), "yes");
+        client.close().await;
+    });
     // Every request the cells counted reached redis as a PING.
     let out = std::process::Command::new(peer("redis-cli"))
         .args(["-h", "127.0.0.1", "-p", &redis.addr.port().to_string()])
