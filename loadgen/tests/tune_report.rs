@@ -292,3 +292,23 @@ fn one_at_a_time_rows_are_labelled_by_the_key_that_differs_and_the_footnote_give
     );
     assert_eq!(report.to_json()["cells"][2]["settings"]["pipeline"], "1");
 }
+
+#[test]
+fn without_an_slo_a_varied_rate_recommends_the_highest_rate_kept_up_with_and_keeps_it_out_of_the_config(
+) {
+    // The fake serves 10k req/s × pipeline: at 15k only pipeline=2 keeps up; at 5k both do.
+    let plan = Plan::from_args(&args(&["rate=5000,15000", "pipeline=1,2"], 1, None)).unwrap();
+    let report = tune::run(&Fake::default(), &plan, &mut |_| {}).unwrap();
+    let rec = &report.recommendation;
+    assert_eq!(rec.label, "rate=15000 pipeline=2", "{rec:?}");
+    assert_eq!(rec.measured, "fixed-rate");
+    assert!(rec.reason.contains("rates offered"), "{}", rec.reason);
+    let text = tune::recommend::render(rec, None);
+    assert!(text.contains("open loop at its --vary rate"), "{text}");
+    assert!(!text.contains("closed loop"), "{text}");
+    // The rate is the load, not a client setting: the file keeps it as evidence only.
+    let config = tune::recommend::recommendation_file(&report, Some("127.0.0.1:9"), "framed");
+    let e: serde_json::Value = config.evidence.unwrap().deserialize().unwrap();
+    assert_eq!(e["not_in_config"], serde_json::json!(["rate=15000"]));
+    assert_eq!(config.pipeline_depth, 2);
+}

@@ -132,6 +132,12 @@ impl Key {
         )
     }
 
+    /// True for the SDK client's settings, which a recommendation file holds; false for the embedded
+    /// server's and for the load (payload, rate), which a service does not set on its client.
+    pub fn in_client_config(self) -> bool {
+        !self.is_server() && !matches!(self, Key::Payload | Key::Rate)
+    }
+
     /// Parses a key name.
     pub fn parse(s: &str) -> Result<Key, TuneError> {
         let s = s.trim().to_ascii_lowercase().replace('_', "-");

@@ -55,8 +55,8 @@ pub struct Recommendation {
     /// Its p99 at that rate, µs: measured in the open-loop step at `rate` when the SLO search found one,
     /// otherwise its closed-loop p99 (median). `measured` says which.
     pub p99_us: f64,
-    /// How `rate` and `p99_us` were measured: `open-loop` (the SLO search's step at that rate) or
-    /// `closed-loop` (the cell's own runs).
+    /// How `rate` and `p99_us` were measured: `open-loop` (the SLO search's step at that rate),
+    /// `closed-loop` (the cell's own runs) or `fixed-rate` (the cell's own runs, open-loop at its `--vary rate`).
     pub measured: &'static str,
     /// Its closed-loop p99 (median), µs, whatever `measured` is.
     pub closed_loop_p99_us: f64,
@@ -153,6 +153,35 @@ pub fn techniques(cells: &[CellOutcome], varies: &[Vary]) -> Vec<Technique> {
     out
 }
 
+/// How well a cell without errors served, for the recommendation without an SLO: a closed-loop cell by its rate;
+/// a cell given a rate (`--vary rate`) by that rate when it kept up with it (achieved ≥ 95 %), else by what it
+/// achieved. Equal rates (cells at the same offered rate, all kept up) go to the lower p99: there the achieved
+/// rates differ only by noise.
+struct Served {
+    rate: f64,
+    p99_us: f64,
+}
+
+impl Served {
+    fn cmp_by(&self, other: &Served) -> std::cmp::Ordering {
+        self.rate
+            .total_cmp(&other.rate)
+            .then(other.p99_us.total_cmp(&self.p99_us))
+    }
+}
+
+fn served(c: &CellOutcome) -> Served {
+    let achieved = c.stats.rate.median;
+    let rate = match c.cell.config.rate {
+        Some(offered) if achieved >= 0.95 * offered => offered,
+        _ => achieved,
+    };
+    Served {
+        rate,
+        p99_us: c.stats.p99_us.median,
+    }
+}
+
 /// The recommendation over the measured cells.
 pub fn recommend(
     cells: &[CellOutcome],
@@ -215,14 +244,15 @@ pub fn recommend(
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.stats.errors.median == 0.0)
-                .max_by(|a, b| a.1.stats.rate.median.total_cmp(&b.1.stats.rate.median))
+                .max_by(|a, b| served(a.1).cmp_by(&served(b.1)))
                 .map_or(0, |(i, _)| i);
-            (
-                i,
-                cells[i].stats.rate.median,
-                None,
-                "highest closed-loop rate without errors (no --slo given)".into(),
-            )
+            let reason = match cells[i].cell.config.rate {
+                Some(_) => {
+                    "highest rate without errors of the rates offered (--vary rate; no --slo given)"
+                }
+                None => "highest closed-loop rate without errors (no --slo given)",
+            };
+            (i, cells[i].stats.rate.median, None, reason.into())
         }
     };
     let c = &cells[cell];
@@ -235,6 +265,8 @@ pub fn recommend(
     });
     let (p99_us, measured) = match at_rate {
         Some(p) => (p.p99_us, "open-loop"),
+        // The cell's own runs, open-loop at the rate it was given.
+        None if c.cell.config.rate.is_some() => (closed_p99, "fixed-rate"),
         None => (closed_p99, "closed-loop"),
     };
     Recommendation {
@@ -335,12 +367,11 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
             fmt_us(r.closed_loop_p99_us)
         );
     } else {
-        let _ = writeln!(
-            s,
-            "  closed loop: {:.0} req/s, p99 {}",
-            r.rate,
-            fmt_us(r.p99_us)
-        );
+        let how = match r.measured {
+            "fixed-rate" => "open loop at its --vary rate",
+            _ => "closed loop",
+        };
+        let _ = writeln!(s, "  {how}: {:.0} req/s, p99 {}", r.rate, fmt_us(r.p99_us));
     }
     if !r.techniques.is_empty() {
         let _ = writeln!(
@@ -399,7 +430,7 @@ fn not_in_config(cell: &CellOutcome) -> Vec<String> {
     cell.cell
         .settings
         .iter()
-        .filter(|(k, _)| k.is_server())
+        .filter(|(k, _)| !k.in_client_config())
         .map(|(k, v)| format!("{}={v}", k.name()))
         .collect()
 }
