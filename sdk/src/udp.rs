@@ -53,11 +53,19 @@ with_setters!(UdpConfig {
     with_local_address => local_address: Option<std::net::IpAddr>,
 });
 
-/// A connected UDP socket doing request/response. Requests are serialised (one outstanding at a time), so
-/// a late reply to an earlier attempt is discarded before the next request instead of being taken for its reply.
+/// A connected UDP socket doing request/response. Requests are serialised (one outstanding at a time). A
+/// datagram carries no request id, so a reply cannot say which request it answers: after a request ended without
+/// its reply (timed out, or its future dropped while waiting), the next request goes out from a new socket (a new
+/// port), and a late reply to the old one is never taken for a later request's reply. (Before each request, what
+/// is already queued on the socket is discarded too.) Within one request's retries a late reply to an earlier
+/// attempt is accepted: it answers the same datagram.
 #[derive(Debug)]
 pub struct UdpClient {
     socket: Mutex<UdpSocket>,
+    /// Set while a request waits for its reply, cleared when it got one: still set at the next request, the
+    /// socket may yet receive a reply that is not that request's.
+    tainted: std::sync::atomic::AtomicBool,
+    local: SocketAddr,
     peer: SocketAddr,
     config: UdpConfig,
 }
@@ -100,14 +108,21 @@ impl UdpClient {
             ));
         }
         let local = SocketAddr::new(ip, 0);
-        let io = |e| Error::io(Phase::Connect, e);
-        let socket = UdpSocket::bind(local).await.map_err(io)?;
-        socket.connect(peer).await.map_err(io)?;
         Ok(UdpClient {
-            socket: Mutex::new(socket),
+            socket: Mutex::new(Self::open(local, peer, Phase::Connect).await?),
+            tainted: false.into(),
+            local,
             peer,
             config,
         })
+    }
+
+    /// A socket bound to `local` (port 0: a new port each time) and connected to `peer`.
+    async fn open(local: SocketAddr, peer: SocketAddr, phase: Phase) -> Result<UdpSocket, Error> {
+        let io = |e| Error::io(phase, e);
+        let socket = UdpSocket::bind(local).await.map_err(io)?;
+        socket.connect(peer).await.map_err(io)?;
+        Ok(socket)
     }
 
     /// The server's address.
@@ -134,10 +149,17 @@ impl UdpClient {
                 max: max as u64,
             }));
         }
-        let socket = self.socket.lock().await;
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut socket = self.socket.lock().await;
         let mut buf = vec![0u8; max + 1];
-        // Late replies to earlier, timed-out requests are not this request's reply.
+        // The last request ended without its reply, which may still come: this one goes out from a new port.
+        if self.tainted.load(Relaxed) {
+            *socket = Self::open(self.local, self.peer, Phase::Write).await?;
+        }
+        // Late replies to earlier requests are not this request's reply.
         while let Ok(_stale) = socket.try_recv(&mut buf) {}
+        // Until the reply is read: a timeout, an error or a dropped future leaves the socket to be replaced.
+        self.tainted.store(true, Relaxed);
         let mut attempt = 0;
         loop {
             socket
@@ -152,7 +174,10 @@ impl UdpClient {
                         format!("reply datagram over the limit of {max} bytes"),
                     ))
                 }
-                Ok(Ok(n)) => return Ok(Bytes::copy_from_slice(&buf[..n])),
+                Ok(Ok(n)) => {
+                    self.tainted.store(false, Relaxed);
+                    return Ok(Bytes::copy_from_slice(&buf[..n]));
+                }
                 // ICMP port unreachable shows up as ConnectionRefused on a connected UDP socket.
                 Ok(Err(e))
                     if e.kind() != io::ErrorKind::ConnectionRefused

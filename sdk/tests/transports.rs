@@ -242,6 +242,46 @@ async fn udp_client_times_out_when_nothing_answers() {
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
 }
 
+/// On paused time: an echo server that answers after 60 ms, but after 150 ms for the datagram `late`. The request
+/// after the one that timed out was sent before that late reply arrived, and took it for its own reply (same
+/// socket, no request id); now it goes out from a new port and gets its own.
+#[tokio::test(start_paused = true)]
+async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
+    let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let server = std::sync::Arc::new(server);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            let (n, from) = server.recv_from(&mut buf).await.unwrap();
+            let reply = buf[..n].to_vec();
+            let server = server.clone();
+            let delay = if reply == b"late" { 150 } else { 60 };
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let _ = server.send_to(&reply, from).await;
+            });
+        }
+    });
+    let client = UdpClient::connect(
+        addr,
+        UdpConfig::default()
+            .with_timeout(Duration::from_millis(100))
+            .with_retries(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&client.request(b"first").await.unwrap()[..], b"first");
+    let err = client.request(b"late").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Sent at +100 ms; the late reply comes at +150 ms, this one's at +160 ms.
+    assert_eq!(&client.request(b"next").await.unwrap()[..], b"next");
+    // A request whose future was dropped while waiting leaves the same doubt.
+    let dropped = tokio::time::timeout(Duration::from_millis(10), client.request(b"late")).await;
+    assert!(dropped.is_err());
+    assert_eq!(&client.request(b"after").await.unwrap()[..], b"after");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_client_certificate_and_without_one() {
     let dir = tempfile::tempdir().unwrap();
