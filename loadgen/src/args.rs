@@ -99,7 +99,8 @@ pub struct RunArgs {
     /// Load applied before measuring starts, excluded from the results, e.g. `2s`. Default: 0s.
     #[arg(long)]
     pub warmup: Option<String>,
-    /// Payload size in bytes (`64`, `4KiB`) or a uniform range `MIN..MAX`. Default: 64.
+    /// Payload size in bytes (`64`, `4KiB`) or a uniform range `MIN..MAX`, at most what one request of the
+    /// protocol holds: 16 MiB − 13 (framed), 64 KiB (line), 65,507 (udp), 16 MiB (the others). Default: 64.
     #[arg(long)]
     pub payload: Option<String>,
     /// Per-request timeout; a timed-out request is an error. Default: 5s.
@@ -120,7 +121,8 @@ pub struct RunArgs {
     /// TCP keepalive idle time, e.g. `30s`. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
-    /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time).
+    /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time),
+    /// from 0.001 to 1e9.
     #[arg(long, short = 'R')]
     pub rate: Option<f64>,
     /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.

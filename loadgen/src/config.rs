@@ -41,8 +41,13 @@ pub mod defaults {
     pub const PATH: &str = "/";
     /// RESP command. Default: PING.
     pub const COMMAND: &str = "PING";
-    /// Largest payload accepted (the framed codec's default frame limit). Default: 16 MiB.
+    /// Largest payload accepted (the framed codec's default frame limit; framed takes 13 bytes less, the
+    /// request header's, and line the line limit, 64 KiB). Default: 16 MiB.
     pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+    /// Highest `--rate` (and `--ramp` rate): a request a nanosecond, the schedule's resolution.
+    pub const MAX_RATE: f64 = 1e9;
+    /// Lowest `--rate` (and `--ramp` rate): a request every 1000 s.
+    pub const MIN_RATE: f64 = 1e-3;
     /// Largest UDP payload. Default: 65507 bytes (IPv4 datagram limit).
     pub const MAX_UDP_PAYLOAD: usize = 65_507;
     /// The most payload bytes the run may hold in flight (`--connections` × `--pipeline` × the largest
@@ -351,6 +356,19 @@ impl Load {
     }
 }
 
+/// Refuses a rate outside [`defaults::MIN_RATE`]..=[`defaults::MAX_RATE`] requests per second (`what` names the
+/// flag).
+fn check_rate(what: &str, r: f64) -> Result<(), ConfigError> {
+    if r.is_finite() && (defaults::MIN_RATE..=defaults::MAX_RATE).contains(&r) {
+        return Ok(());
+    }
+    Err(bad(format!(
+        "{what} {r}: requests per second from {} to {} (1e9: one a nanosecond)",
+        defaults::MIN_RATE,
+        defaults::MAX_RATE
+    )))
+}
+
 /// Parses the ramp spec `A..B:STEPS:DURATION`.
 pub fn parse_ramp(s: &str) -> Result<Load, ConfigError> {
     let shape = || {
@@ -371,6 +389,8 @@ pub fn parse_ramp(s: &str) -> Result<Load, ConfigError> {
     if !(from.is_finite() && to.is_finite() && from > 0.0 && to > 0.0) {
         return Err(bad(format!("--ramp {s:?}: rates must be positive")));
     }
+    check_rate(&format!("--ramp {s:?}:"), from)?;
+    check_rate(&format!("--ramp {s:?}:"), to)?;
     if steps < 2 {
         return Err(bad(format!("--ramp {s:?}: at least 2 steps")));
     }
@@ -656,11 +676,7 @@ impl Config {
                 return Err(bad("--rate and --ramp conflict: a ramp sets its own rates"))
             }
             (Some(r), None) => {
-                if !(r.is_finite() && r > 0.0) {
-                    return Err(bad(format!(
-                        "--rate {r}: must be a positive number of requests per second"
-                    )));
-                }
+                check_rate("--rate", r)?;
                 Load::Open { rate: r }
             }
             (None, Some(s)) => parse_ramp(s)?,
@@ -702,10 +718,14 @@ impl Config {
                 max: defaults::PAYLOAD,
             },
         };
-        let max = if protocol == Protocol::Udp {
-            defaults::MAX_UDP_PAYLOAD
-        } else {
-            defaults::MAX_PAYLOAD
+        // What the SDK's codec takes in one request (the frame or line limit, the request header counted).
+        let max = match protocol {
+            Protocol::Udp => defaults::MAX_UDP_PAYLOAD,
+            Protocol::Framed => {
+                sockpool::codec::framed::DEFAULT_MAX_FRAME - sockpool::codec::framed::REQUEST_HEADER
+            }
+            Protocol::Line => sockpool::codec::line::DEFAULT_MAX_LINE,
+            _ => defaults::MAX_PAYLOAD,
         };
         if payload.max > max {
             return Err(bad(format!(
@@ -1140,6 +1160,23 @@ mod tests {
         assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
         assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
         assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
+        // Rates the schedule cannot hold: 1e19/s ran for ever and wrapped the request count.
+        for r in [1e19, 1e300, 1e-300] {
+            assert!(err(args(|a| a.rate = Some(r))).contains("from 0.001 to 1000000000"));
+        }
+        assert!(Config::from_args(&args(|a| a.rate = Some(1e9))).is_ok());
+        assert!(err(args(|a| a.ramp = Some("1..1e30:2:1s".into()))).contains("--ramp"));
+        // The largest payload is what the codec takes in one request, its header counted.
+        let framed =
+            sockpool::codec::framed::DEFAULT_MAX_FRAME - sockpool::codec::framed::REQUEST_HEADER;
+        assert!(Config::from_args(&args(|a| a.payload = Some(framed.to_string()))).is_ok());
+        assert!(err(args(|a| a.payload = Some((framed + 1).to_string())))
+            .contains(&format!("at most {framed} bytes for framed")));
+        assert!(err(args(|a| {
+            a.service.protocol = Some("line".into());
+            a.payload = Some("65537".into())
+        }))
+        .contains("at most 65536 bytes for line"));
         assert!(err(args(|a| a.duration = Some("ten".into()))).contains("--duration"));
         assert!(err(args(|a| {
             a.service.protocol = Some("udp".into());

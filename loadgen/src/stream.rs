@@ -241,6 +241,13 @@ pub fn check_frame(
             limit - header
         )));
     }
+    if sent > DEFAULT_MAX_FRAME {
+        return Err(StreamError::Config(format!(
+            "--buffer {}: a request of {buffer} + {REQUEST_HEADER} header bytes is over the load generator's frame limit of {DEFAULT_MAX_FRAME} bytes; the largest buffer it sends is {}",
+            fmt_size(buffer),
+            DEFAULT_MAX_FRAME - REQUEST_HEADER
+        )));
+    }
     if received > DEFAULT_MAX_FRAME {
         return Err(StreamError::Config(format!(
             "--buffer {}: a reply of {buffer} + {RESPONSE_HEADER} header bytes is over the load generator's reply limit of {DEFAULT_MAX_FRAME} bytes; the largest buffer it reads back is {}",

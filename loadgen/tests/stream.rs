@@ -230,9 +230,17 @@ fn a_buffer_over_the_embedded_servers_frame_limit_is_refused_up_front() {
         ..StreamArgs::default()
     };
     assert!(StreamPlan::from_args(&echo).is_ok());
-    // Another server's limit is unknown, so an upload may try; a download still has the load generator's own
-    // reply limit.
-    assert!(plan("16M", "up", Some("127.0.0.1:9")).is_ok());
+    // Another server's limit is unknown, so an upload may try what the load generator can send (its own frame
+    // limit, header counted: 16M failed every request client-side, as a "protocol error during write"); a
+    // download still has the load generator's own reply limit.
+    assert!(plan("16777203", "up", Some("127.0.0.1:9")).is_ok());
+    let e = plan("16M", "up", Some("127.0.0.1:9"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("load generator's frame limit") && e.contains("16777203"),
+        "{e}"
+    );
     let e = plan("16M", "down", Some("127.0.0.1:9"))
         .unwrap_err()
         .to_string();
