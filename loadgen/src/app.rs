@@ -106,11 +106,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             .as_ref()
             .map(|t| t.endpoint.clone())
             .unwrap_or_default();
-        crate::transport::drive(&config, &target, false, Signals::Graceful)?
+        let result = crate::transport::drive(&config, &target, false, Signals::Graceful);
+        no_stale_outputs(&config, result.map_err(AppError::from))?
     } else {
         let config = Config::from_args(&Config::embedded_defaults(args))?;
         writable_outputs(&config)?;
-        run_embedded(&config)?
+        no_stale_outputs(&config, run_embedded(&config))?
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
@@ -130,6 +131,22 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         }
     }
     Ok(verdict.exit_code())
+}
+
+/// A run that ended without a report (the target unreachable, a set-up failure) leaves nothing at its output
+/// paths: a report an earlier run left there is removed, so that a script reading it after exit 3 does not read
+/// that run's pass.
+fn no_stale_outputs<T>(config: &Config, result: Result<T, AppError>) -> Result<T, AppError> {
+    if result.is_err() {
+        let json = match &config.json {
+            Some(JsonOut::File(p)) => Some(p),
+            _ => None,
+        };
+        for path in json.into_iter().chain(&config.hgrm).chain(&config.hlog) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
 }
 
 /// Fails before the run, not after it, when `--json FILE` or `--hgrm FILE` cannot be written (the `.hlog` is

@@ -151,12 +151,30 @@ fn status_2_for_bad_usage() {
 fn status_3_when_the_target_never_answers() {
     let (_reserved, addr) = refused_addr();
     let addr = addr.to_string();
+    // The reports of an earlier, passing run are at the output paths: no script may read them as this run's.
+    let dir = tempfile::tempdir().unwrap();
+    let (json, hgrm, hlog) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.hgrm"),
+        dir.path().join("r.hlog"),
+    );
+    for p in [&json, &hgrm, &hlog] {
+        std::fs::write(p, "an earlier run's report").unwrap();
+    }
     let (code, _, stderr) = run(&args(
-        "--target {} --requests 10 --connect-timeout 300ms",
-        &[&addr],
+        "--target {} --requests 10 --connect-timeout 300ms --json {} --hgrm {} --hlog {}",
+        &[
+            &addr,
+            json.to_str().unwrap(),
+            hgrm.to_str().unwrap(),
+            hlog.to_str().unwrap(),
+        ],
     ));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("cannot reach"), "{stderr}");
+    for p in [&json, &hgrm, &hlog] {
+        assert!(!p.exists(), "{} left from the earlier run", p.display());
+    }
     // Connections open, but no request ever gets a byte back.
     let silent = fake_servers::silent().to_string();
     let line =
