@@ -115,7 +115,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
-    if verdict.no_answer {
+    if verdict.unmeasured {
+        eprintln!(
+            "sockpool-loadgen: interrupted before the measured window opened (during --start-at's wait or the \
+             warm-up): nothing was measured"
+        );
+    } else if verdict.no_answer {
         let errors = &result.total.errors;
         let hint = errors
             .protocol_mismatch_hint(result.config.protocol.name())

@@ -58,6 +58,7 @@ Exit status:
   2  bad usage: a flag is wrong, or an input or output file cannot be used, or --start-at is past by more
      than the warm-up
   3  the target never answered: no connection could be opened, or no request got a reply
+  130  interrupted before anything was measured (Ctrl-C waiting for --start-at or in the warm-up), or twice
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
 when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).

@@ -836,23 +836,29 @@ pub async fn run_worker<T: Transport>(
         })
     };
 
-    // Every worker begins together at `start` (nothing sent before it is counted anywhere).
-    sleep_until(start).await;
-    let feed = Rc::new(match plan.load {
-        Load::Closed => Feed::Closed(ClosedLoop::new(state.worker.clone(), &plan)),
-        _ => Feed::Open(Box::new(OpenLoop::new(state.worker.clone(), &plan, start))),
-    });
-    let dispatcher = match &*feed {
-        Feed::Open(_) => Some(tokio::task::spawn_local(OpenLoop::dispatch(feed.clone()))),
-        Feed::Closed(_) => None,
+    // Every worker begins together at `start` (nothing sent before it is counted anywhere). A Ctrl-C while
+    // waiting for it (a far `--start-at`) ends the worker at once: nothing is connected or sent.
+    let interrupted_before_start = tokio::select! {
+        _ = sleep_until(start) => false,
+        _ = plan.interrupt.cancelled() => true,
     };
-    match state.transport.connections(feed.clone()) {
-        Some(connections) => connections.await,
-        None => slots(&state, &feed, plan.slots).await,
-    }
-    if let Some(d) = dispatcher {
-        // Every sender is done: so is the schedule (or the run was interrupted).
-        d.abort();
+    if !interrupted_before_start {
+        let feed = Rc::new(match plan.load {
+            Load::Closed => Feed::Closed(ClosedLoop::new(state.worker.clone(), &plan)),
+            _ => Feed::Open(Box::new(OpenLoop::new(state.worker.clone(), &plan, start))),
+        });
+        let dispatcher = match &*feed {
+            Feed::Open(_) => Some(tokio::task::spawn_local(OpenLoop::dispatch(feed.clone()))),
+            Feed::Closed(_) => None,
+        };
+        match state.transport.connections(feed.clone()) {
+            Some(connections) => connections.await,
+            None => slots(&state, &feed, plan.slots).await,
+        }
+        if let Some(d) = dispatcher {
+            // Every sender is done: so is the schedule (or the run was interrupted).
+            d.abort();
+        }
     }
 
     ticker.abort();

@@ -176,7 +176,11 @@ impl RunResult {
 
     /// The verdict of the run's thresholds (`--fail-on`, default `errors>0`) on what was measured.
     pub fn verdict(&self) -> crate::verdict::Verdict {
-        crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.elapsed)
+        let v = crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.elapsed);
+        if self.interrupted && self.total.requests() == 0 {
+            return v.unmeasured();
+        }
+        v
     }
 
     /// The JSON document (schema: `docs/LOADGEN_JSON.md`).
@@ -419,7 +423,12 @@ impl RunResult {
         }
         let v = self.verdict();
         let exprs: Vec<&str> = v.thresholds.iter().map(|j| j.expr.as_str()).collect();
-        if v.no_answer {
+        if v.unmeasured {
+            let _ = writeln!(
+                o,
+                "\n  verdict    none: interrupted before the measured window opened, nothing was measured"
+            );
+        } else if v.no_answer {
             let _ = writeln!(o, "\n  verdict    FAILED: no request got a reply");
         } else if v.passed {
             let _ = writeln!(

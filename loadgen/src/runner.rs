@@ -194,14 +194,23 @@ where
     let mut setup_error = None;
     let mut opened_at = None;
     std::thread::scope(|scope| {
-        // Reads the wall clock when the measured window opens: the agent's observed offset from its plan.
+        // Reads the wall clock when the measured window opens: the agent's observed offset from its plan. A
+        // Ctrl-C before then ends its wait (the window never opened: `None`).
+        let interrupted = interrupt.clone();
         let opened = std::thread::Builder::new()
             .name("loadgen-clock".into())
             .spawn_scoped(scope, move || {
-                std::thread::sleep(
-                    (start + schedule.warmup).saturating_duration_since(Instant::now()),
-                );
-                SystemTime::now()
+                let opens = start + schedule.warmup;
+                loop {
+                    let left = opens.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Some(SystemTime::now());
+                    }
+                    if interrupted.is_cancelled() {
+                        return None;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(50)));
+                }
             })
             .ok();
         for w in 0..workers {
@@ -286,7 +295,7 @@ where
                 }
             }
         }
-        opened_at = opened.and_then(|h| h.join().ok());
+        opened_at = opened.and_then(|h| h.join().ok()).flatten();
     });
     drop(watch);
     progress.finish();

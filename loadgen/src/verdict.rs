@@ -30,6 +30,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The target never answered: no connection could be opened, or no request got any reply.
     pub const NO_ANSWER: u8 = 3;
+    /// Interrupted (Ctrl-C, SIGTERM) before anything was measured, or a second time (128 + SIGINT).
+    pub const INTERRUPTED: u8 = crate::signals::EXIT_INTERRUPTED;
 }
 
 /// What a threshold measures.
@@ -256,6 +258,9 @@ pub struct Verdict {
     pub exit_status: u8,
     /// True when no request got any reply (exit status 3).
     pub no_answer: bool,
+    /// True when Ctrl-C (or SIGTERM) came before the measured window opened (during the wait for
+    /// `--start-at` or the warm-up): nothing was measured, so nothing is judged (exit status 130).
+    pub unmeasured: bool,
     /// Every threshold and its outcome.
     pub thresholds: Vec<Judged>,
 }
@@ -290,8 +295,18 @@ impl Verdict {
             passed: exit_status == exit::PASSED,
             exit_status,
             no_answer,
+            unmeasured: false,
             thresholds: judged,
         }
+    }
+
+    /// The verdict of a run interrupted before its measured window opened: see [`Verdict::unmeasured`].
+    pub fn unmeasured(mut self) -> Verdict {
+        self.passed = false;
+        self.no_answer = false;
+        self.unmeasured = true;
+        self.exit_status = exit::INTERRUPTED;
+        self
     }
 
     /// The crossed thresholds, one line each (`p99>1us: measured 85µs`).

@@ -31,6 +31,7 @@ fn help_documents_every_exit_status() {
         "1  a threshold was crossed",
         "2  bad usage",
         "3  the target never answered",
+        "130  interrupted before anything was measured",
         "--fail-on",
         "--expect",
     ] {

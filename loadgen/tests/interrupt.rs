@@ -306,3 +306,49 @@ fn ctrl_c_during_a_stream_keeps_the_sizes_measured() {
     assert_eq!(cells[0]["buffer"], 1024);
     assert!(cells[0]["bytes"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn ctrl_c_before_the_measured_window_opens_ends_at_once_and_judges_nothing() {
+    let addr = fake_servers::echo().to_string();
+    let at = std::time::SystemTime::now() + Duration::from_secs(60);
+    let at_ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    for (what, extra) in [
+        ("waiting for --start-at", vec!["--start-at", at_ms.as_str()]),
+        ("in the warm-up", vec!["--warmup", "60s"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("r.json");
+        let mut child = loadgen()
+            .args(args(
+                "run --target {} --protocol echo --duration 5s --quiet",
+                &[&addr],
+            ))
+            .args(&extra)
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(&child, Signal::SIGINT);
+        let (status, took) = wait(&mut child, Duration::from_secs(15));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(took < Duration::from_secs(3), "{what}: {took:?}");
+        // Not "the target never answered" (3): nothing was measured, and the status says interrupted.
+        assert_eq!(status.code(), Some(130), "{what}: {stderr}");
+        assert!(
+            stderr.contains("before the measured window opened"),
+            "{what}: {stderr}"
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["verdict"]["unmeasured"], true, "{what}");
+        assert_eq!(v["verdict"]["no_answer"], false, "{what}");
+        assert_eq!(v["summary"]["requests"], 0, "{what}");
+    }
+}
