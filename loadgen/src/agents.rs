@@ -100,6 +100,23 @@ pub fn split(config: &mut Config, a: &RunArgs) -> Result<(), ConfigError> {
         if config.target.as_ref().is_some_and(|t| t.unix) {
             return Err(bad("--bind applies to TCP and UDP targets, not unix:"));
         }
+        // A literal target of the other family cannot be reached from it (a name may resolve to either).
+        let literal = config.target.as_ref().and_then(|t| {
+            let addr = t.endpoint.strip_prefix("tls://").unwrap_or(&t.endpoint);
+            addr.parse::<std::net::SocketAddr>().ok()
+        });
+        if let Some(target) = literal.filter(|t| t.is_ipv4() != ip.is_ipv4()) {
+            return Err(bad(format!(
+                "--bind {ip}: cannot reach {target} (another address family)"
+            )));
+        }
+        // An address this machine does not have fails every connect ("cannot assign requested address"):
+        // refused now, not after a run of errors.
+        if let Err(e) = std::net::UdpSocket::bind((ip, 0)) {
+            return Err(bad(format!(
+                "--bind {ip}: not an address of this machine ({e})"
+            )));
+        }
         config.bind = Some(ip);
     }
     config.start_at = a.start_at.as_deref().map(parse_start_at).transpose()?;

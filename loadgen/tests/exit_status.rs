@@ -130,6 +130,27 @@ fn status_2_for_bad_usage() {
         (vec!["--target", "ftp://127.0.0.1:21"], "unknown scheme"),
         (vec!["--target", &addr, "--nodelay", "maybe"], "on or off"),
         (vec!["--no-such-flag"], "unexpected argument"),
+        // 192.0.2.1 is for documentation (RFC 5737): no machine has it, so nothing could be sent from it.
+        (
+            vec!["--target", &addr, "--bind", "192.0.2.1"],
+            "not an address of this machine",
+        ),
+        (
+            vec!["--target", &addr, "--bind", "::1"],
+            "another address family",
+        ),
+        // A CA file without a certificate fails every handshake: a bad flag, not a target that never answered.
+        (
+            vec![
+                "--target",
+                &format!("tls://{addr}"),
+                "--cacert",
+                "/dev/null",
+                "--requests",
+                "1",
+            ],
+            "holds no certificate",
+        ),
         (
             vec![
                 "--target",

@@ -228,6 +228,18 @@ impl TlsConfig {
                         Error::new(ErrorKind::Tls, Phase::TlsHandshake, e.to_string())
                     })?;
                 }
+                // A file with no certificate (a key, an empty file) would fail every handshake as an unknown
+                // issuer: it is a configuration error, said once.
+                if roots.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        Phase::TlsHandshake,
+                        format!(
+                            "CA file {} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+                            path.display()
+                        ),
+                    ));
+                }
             }
             if self.public_roots {
                 roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

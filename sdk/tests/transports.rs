@@ -357,3 +357,22 @@ async fn public_roots_configuration_builds_and_does_not_trust_a_private_ca() {
     );
     drop(server);
 }
+
+/// A CA file with no certificate in it (an empty file, a key) used to give an empty root store: every
+/// handshake then failed as `UnknownIssuer`, blamed on the server. It is a configuration error, at once.
+#[test]
+fn a_ca_file_without_a_certificate_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let tls = TlsConfig::default().with_ca_file(Some(empty));
+    let e = sockpool::transport::Connector::new(
+        sockpool::SocketOptions::default(),
+        &sockpool::Timeouts::default(),
+        Some(&tls),
+    )
+    .err()
+    .expect("an empty CA file is refused");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("holds no certificate"), "{e}");
+}
