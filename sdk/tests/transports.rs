@@ -366,13 +366,13 @@ fn a_ca_file_without_a_certificate_is_a_configuration_error() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let tls = TlsConfig::default().with_ca_file(Some(empty));
-    let e = sockpool::transport::Connector::new(
+    let Err(e) = sockpool::transport::Connector::new(
         sockpool::SocketOptions::default(),
         &sockpool::Timeouts::default(),
         Some(&tls),
-    )
-    .err()
-    .expect("an empty CA file is refused");
+    ) else {
+        panic!("an empty CA file was accepted");
+    };
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("holds no certificate"), "{e}");
 }
