@@ -80,6 +80,8 @@ pub struct AgentReport {
     pub health: Health,
     /// It was stopped early.
     pub interrupted: bool,
+    /// Read from a `.hlog`: corrected latency only (no raw, connect or pool-wait histograms).
+    pub hlog: bool,
 }
 
 /// A merged report's agents and warnings (`merge` in the JSON; a table in the terminal report).
@@ -137,6 +139,7 @@ pub fn hlog_trailer(id: &Identity, r: &RunResult) -> String {
         "started_unix_s": crate::agents::unix_s(r.started),
         "duration_s": r.elapsed.as_secs_f64(),
         "ok": r.total.ok,
+        "corrected_count": r.total.corrected.len(),
         "errors": &r.total.errors,
         "bytes_sent": r.total.bytes_sent,
         "bytes_received": r.total.bytes_received,
@@ -247,6 +250,7 @@ impl AgentReport {
             seconds,
             health: serde_json::from_value(v["health"].clone()).unwrap_or_default(),
             interrupted: v["interrupted"].as_bool().unwrap_or(false),
+            hlog: false,
         })
     }
 
@@ -293,7 +297,20 @@ impl AgentReport {
                 ));
             }
         }
+        // Every latency the agent recorded is in one interval: fewer means intervals were lost (a cut or
+        // edited file), and the merged figures would silently cover part of the run. Every reply that was
+        // right has a latency, so an agent line without the count (an older file) still bounds it by `ok`.
+        let kept = total.corrected.len();
+        let recorded = t["corrected_count"].as_u64();
+        if recorded.is_some_and(|n| n != kept) || kept < total.ok {
+            return Err(bad(format!(
+                "{source}: its intervals hold {kept} latencies but the agent line counts {}: intervals are \
+                 missing (the file was cut or edited)",
+                recorded.unwrap_or(total.ok)
+            )));
+        }
         Ok(AgentReport {
+            hlog: true,
             source: source.to_string(),
             identity,
             target: t["target"].as_str().unwrap_or_default().to_string(),
@@ -420,6 +437,15 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
         }
     }
     check_membership(&reports, &mut warnings);
+    let from_hlog = reports.iter().filter(|r| r.hlog).count();
+    if from_hlog > 0 && from_hlog < reports.len() {
+        warnings.push(format!(
+            "{from_hlog} of {} agents were read from a .hlog, which holds corrected latency only: the raw, \
+             connect and pool-wait latencies cover the other {} (merge their JSON reports for all of them)",
+            reports.len(),
+            reports.len() - from_hlog
+        ));
+    }
 
     let t0 = reports
         .iter()
@@ -904,5 +930,45 @@ mod tests {
             "{w:?}"
         );
         assert!(w.iter().any(|w| w.contains("missing agent(s) 2")), "{w:?}");
+    }
+
+    #[test]
+    fn a_hlog_that_lost_intervals_is_refused_and_mixed_inputs_say_what_they_cover() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let seconds = [vec![1_000; 10], vec![2_000; 10], vec![3_000; 10]];
+        let a = agent(0, 2, &seconds, t0);
+        let text = hlog(&a, &seconds);
+        assert!(AgentReport::from_hlog(&text, "a.hlog").is_ok());
+        // One interval line deleted, the agent line kept: 2,000 µs's second is gone.
+        let interval = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(','))
+            .nth(2)
+            .unwrap()
+            .to_string();
+        let cut = text.replace(&format!("{interval}\n"), "");
+        assert_ne!(cut, text);
+        let e = AgentReport::from_hlog(&cut, "cut.hlog").unwrap_err();
+        assert!(
+            e.0.contains("hold 20 latencies but the agent line counts 30"),
+            "{e}"
+        );
+
+        // One agent from its JSON, one from its .hlog: the raw latency covers the JSON one only, and says so.
+        let b = agent(1, 2, &seconds, t0);
+        let r = merge(
+            vec![
+                AgentReport::from_json(&a.to_json(), "a.json").unwrap(),
+                AgentReport::from_hlog(&hlog(&b, &seconds), "b.hlog").unwrap(),
+            ],
+            &MergeArgs::default(),
+        )
+        .unwrap();
+        let w = r.merged.unwrap().warnings;
+        assert!(
+            w.iter()
+                .any(|w| w.contains("1 of 2 agents were read from a .hlog")),
+            "{w:?}"
+        );
     }
 }
