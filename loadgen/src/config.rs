@@ -797,6 +797,35 @@ impl Config {
                 JsonOut::File(j.into())
             }
         });
+        // `-` is stdout for --json only (a file named `-` was written); two reports in one file overwrite
+        // each other.
+        for (flag, path) in [("--hgrm", &a.hgrm), ("--hlog", &a.hlog)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+                return Err(bad(format!(
+                    "{flag} -: only --json writes to stdout; give {flag} a file"
+                )));
+            }
+        }
+        let files = [
+            (
+                "--json",
+                a.json.as_ref().filter(|j| *j != "-").map(PathBuf::from),
+            ),
+            ("--hgrm", a.hgrm.clone()),
+            ("--hlog", a.hlog.clone()),
+        ];
+        for (i, (flag, path)) in files.iter().enumerate() {
+            let Some(path) = path else { continue };
+            if let Some((other, _)) = files[i + 1..]
+                .iter()
+                .find(|(_, p)| p.as_ref() == Some(path))
+            {
+                return Err(bad(format!(
+                    "{flag} and {other} name the same file {}: one would overwrite the other",
+                    path.display()
+                )));
+            }
+        }
         Config {
             target,
             protocol,
@@ -1160,6 +1189,12 @@ mod tests {
         assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
         assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
         assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
+        assert!(err(args(|a| a.hgrm = Some("-".into()))).contains("only --json writes to stdout"));
+        assert!(err(args(|a| {
+            a.json = Some("r.out".into());
+            a.hlog = Some("r.out".into())
+        }))
+        .contains("--json and --hlog name the same file"));
         // Rates the schedule cannot hold: 1e19/s ran for ever and wrapped the request count.
         for r in [1e19, 1e300, 1e-300] {
             assert!(err(args(|a| a.rate = Some(r))).contains("from 0.001 to 1000000000"));

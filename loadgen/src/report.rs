@@ -369,13 +369,14 @@ impl RunResult {
                 let _ = writeln!(
                     o,
                     "  {:<6}{:>12.1}{:>12.1}{:>10}{:>10}{:>10}{:>8}",
-                    row["step"],
+                    // Numbers, not JSON values: a `Value` ignores the column width.
+                    row["step"].as_u64().unwrap_or(0),
                     row["target_rate"].as_f64().unwrap_or(0.0),
                     row["rate"].as_f64().unwrap_or(0.0),
                     fmt_us(row["corrected"]["p50"].as_f64().unwrap_or(0.0)),
                     fmt_us(row["corrected"]["p99"].as_f64().unwrap_or(0.0)),
                     fmt_us(row["corrected"]["max"].as_f64().unwrap_or(0.0)),
-                    row["errors"]
+                    row["errors"].as_u64().unwrap_or(0)
                 );
             }
         }
