@@ -183,6 +183,12 @@ pub struct ServiceArgs {
     /// Accept any server certificate (testing only).
     #[arg(long)]
     pub insecure: bool,
+    /// PEM certificate chain to present to a server that asks for one (mutual TLS); with --key.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
     /// framed: the operation, echo, sink, source or sleep. Default: echo.
     #[arg(long)]
     pub op: Option<String>,

@@ -497,6 +497,8 @@ pub struct Tls {
     pub cacert: Option<PathBuf>,
     /// Accept any certificate.
     pub insecure: bool,
+    /// Client certificate chain and key (mutual TLS).
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Where the JSON report goes.
@@ -618,11 +620,23 @@ impl Config {
         if let (Some(_), Some(_)) = (&hints.path, &a.service.path) {
             return Err(bad("--path conflicts with the path in the --target URL"));
         }
-        if target.is_none() && (a.service.tls || a.service.cacert.is_some() || a.service.insecure) {
+        let s = &a.service;
+        let tls_flags =
+            s.tls || s.cacert.is_some() || s.insecure || s.cert.is_some() || s.key.is_some();
+        if target.is_none() && tls_flags {
             return Err(bad(
-                "--tls/--cacert/--insecure need a --target (the embedded server speaks plain TCP)",
+                "--tls/--cacert/--insecure/--cert/--key need a --target (the embedded server speaks plain TCP)",
             ));
         }
+        let identity = match (&s.cert, &s.key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(bad(
+                    "--cert and --key go together (a client certificate and its key)",
+                ))
+            }
+        };
         let tls = match &target {
             Some(t) if t.tls => {
                 if a.service.cacert.is_some() && a.service.insecure {
@@ -638,12 +652,13 @@ impl Config {
                 Some(Tls {
                     cacert: a.service.cacert.clone(),
                     insecure: a.service.insecure,
+                    identity,
                 })
             }
             _ => {
-                if a.service.cacert.is_some() || a.service.insecure {
+                if tls_flags {
                     return Err(bad(
-                        "--cacert/--insecure only apply with --tls or a tls:// target",
+                        "--cacert/--insecure/--cert/--key only apply with --tls or a tls:// target",
                     ));
                 }
                 None

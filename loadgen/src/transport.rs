@@ -496,12 +496,16 @@ pub fn socket_options(config: &Config) -> SocketOptions {
         .with_local_address(config.bind)
 }
 
-/// The run's TLS settings (`--tls`, `--cacert`, `--insecure`) as the SDK takes them, if TLS is on.
+/// The run's TLS settings (`--tls`, `--cacert`, `--insecure`, `--cert`/`--key`) as the SDK takes them, if TLS
+/// is on.
 pub fn tls_config(config: &Config) -> Option<sockpool::TlsConfig> {
     config.tls.as_ref().map(|t| {
+        let (cert, key) = t.identity.clone().unzip();
         sockpool::TlsConfig::default()
             .with_ca_file(t.cacert.clone())
             .with_insecure(t.insecure)
+            .with_client_cert(cert)
+            .with_client_key(key)
     })
 }
 
