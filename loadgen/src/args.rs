@@ -174,7 +174,7 @@ pub struct ServiceArgs {
     /// Wire protocol: framed, echo, line, http, resp or udp. Default: framed.
     #[arg(long, short = 'p')]
     pub protocol: Option<String>,
-    /// Speak TLS to the target (implied by `tls://`).
+    /// Speak TLS to the target (implied by `tls://`); TCP targets only (not `unix:`).
     #[arg(long)]
     pub tls: bool,
     /// PEM file with the CA certificate(s) that sign the server's certificate.
