@@ -48,8 +48,9 @@ use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
 /// Most times one call's request is sent again because the server closed without processing it
-/// ([`Error::is_server_close`]). Each time, a request before it on the same connection was answered; the bound
-/// only stops a call from going round for ever behind servers that close after every reply.
+/// ([`Error::is_server_close`]). It is sent again on a depth-1 connection of its own (the exclusive pool, at
+/// most `max_size` more connections), where it is the first request, which every server answers: one re-send
+/// is the rule; the bound is a guard.
 pub const RESENDS_AFTER_CLOSE: u32 = 16;
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
@@ -814,8 +815,10 @@ impl<P: Protocol> Client<P> {
                 // With a connection per request, this call's own connection (closed after the reply).
                 let mut _own = None;
                 // Pipelined, a blocking command would hold up the replies queued behind it: it goes to a depth-1
-                // connection of the exclusive pool instead.
-                let alone = blocks.is_some() && ep.pool.manager().options.depth > 1;
+                // connection of the exclusive pool instead. So does a request sent again after a server closed
+                // without processing it: first on its connection, it is answered even by a server that closes
+                // after every reply (it could be queued behind others, and closed on, again and again).
+                let alone = (blocks.is_some() || resent > 0) && ep.pool.manager().options.depth > 1;
                 let shelf = match ep.waiting.load(Ordering::Acquire) {
                     _ if ep.per_request.is_some() || alone => Err(this),
                     0 => self.take_from_shelf(ep, this, deadline, wait_start, request_limit),

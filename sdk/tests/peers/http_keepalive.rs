@@ -11,47 +11,56 @@ use sockpool_testkit::peers::start_nginx_closing_after;
 
 #[tokio::main(flavor = "current_thread")]
 pub async fn pipelined_posts_past_nginxs_keepalive_requests_all_succeed() {
-    let nginx = start_nginx_closing_after(1, "hello", 10);
-    tokio::time::timeout(Duration::from_secs(60), async {
-        let client = Client::http(&format!("http://{}", nginx.addr), Headers::new())
-            .unwrap()
-            .pool(PoolConfig::default().with_max_size(2))
-            .pipeline_depth(16)
-            .build()
-            .unwrap();
-        // 64 callers on 2 connections: every close leaves up to 15 requests pipelined behind it.
-        let calls = (0..64).map(|_| {
-            let client = client.clone();
-            async move {
-                let mut failed = Vec::new();
-                for _ in 0..50 {
-                    let req = http::Request::post("/submit").body("x").unwrap();
-                    match client.send(req).await {
-                        Ok(r) => assert_eq!(&r.body()[..], b"hello"),
-                        Err(e) => failed.push(format!("{e} (sent: {})", e.was_sent())),
-                    }
-                }
-                failed
-            }
-        });
-        let failed: Vec<String> = futures::future::join_all(calls)
+    // 10: a close every 10 replies; 1: a server that closes after every reply (each connection answers one).
+    for keepalive_requests in [10, 1] {
+        let nginx = start_nginx_closing_after(1, "hello", keepalive_requests);
+        let failed = tokio::time::timeout(Duration::from_secs(60), posts(&nginx.addr.to_string()))
             .await
-            .into_iter()
-            .flatten()
-            .collect();
-        let stats = client.stats();
-        eprintln!("{} failed of 3200; {stats:?}", failed.len());
+            .expect("bounded");
         assert!(
             failed.is_empty(),
-            "{} failed: {:?}",
+            "keepalive_requests {keepalive_requests}: {} failed: {:?}",
             failed.len(),
             &failed[..failed.len().min(5)]
         );
-        // The closes happened: about 3200 / 10 connections were opened.
-        assert!(stats.connects >= 200, "{stats:?}");
-        client.close().await;
-    })
-    .await
-    .expect("bounded");
-    drop(nginx);
+        drop(nginx);
+    }
+}
+
+/// 64 callers POST 50 times each through 2 connections pipelining 16: every close leaves up to 15 requests
+/// pipelined behind it. The failures, as text.
+async fn posts(addr: &str) -> Vec<String> {
+    let client = Client::http(&format!("http://{addr}"), Headers::new())
+        .unwrap()
+        .pool(PoolConfig::default().with_max_size(2))
+        .pipeline_depth(16)
+        .build()
+        .unwrap();
+    let calls = (0..64).map(|_| {
+        let client = client.clone();
+        async move {
+            let mut failed = Vec::new();
+            for _ in 0..50 {
+                let req = http::Request::post("/submit").body("x").unwrap();
+                match client.send(req).await {
+                    Ok(r) => assert_eq!(&r.body()[..], b"hello"),
+                    Err(e) => failed.push(format!("{e} (sent: {})", e.was_sent())),
+                }
+            }
+            failed
+        }
+    });
+    let failed: Vec<String> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let stats = client.stats();
+    eprintln!("{} failed of 3200; {stats:?}", failed.len());
+    // The closes happened (about one connection per `keepalive_requests` replies), and were not retries.
+    assert!(stats.connects >= 200, "{stats:?}");
+    assert!(stats.resent_after_close > 0, "{stats:?}");
+    assert_eq!(stats.retries, 0, "{stats:?}");
+    client.close().await;
+    failed
 }
