@@ -25,6 +25,8 @@ struct Injected {
     lag_us: f64,
     /// This open-loop run (1-based) gets no reply at all.
     silent_run: Option<usize>,
+    /// A run where the generator lags also ends with this many requests it never sent (`unsent`).
+    unsent: u64,
     open_runs: Cell<usize>,
 }
 
@@ -53,6 +55,9 @@ impl CellRunner for Injected {
             r.health.send_lag_p99_us = lag;
             r.health.send_lag_max_us = lag.max(8_000.0 * f64::from(self.lag_us == 0.0));
             r.health.bottleneck = true;
+            r.errors += self.unsent;
+            r.errors_by_kind
+                .add_n(sockpool_loadgen::recorder::ErrorKind::Unsent, self.unsent);
         }
         Ok(r)
     }
@@ -124,6 +129,23 @@ fn every_set_of_a_step_runs_repeat_times() {
     // The fake's repeats jitter by 0, 1 and 2 %: the SLO quantile's spread over a set is measured.
     assert!(s.points.iter().all(|p| p.slo_spread_us > 0.0), "{s:?}");
     assert_eq!(pct(&s, s.best_rate.unwrap()), 70.0);
+}
+
+#[test]
+fn requests_a_lagging_generator_left_unsent_are_its_limit_not_the_servers_errors() {
+    // Behind its schedule above 65 % of the capacity, the load generator also ends each such run with requests
+    // it never sent (`unsent`): that is its own lag, and no step is the server's failure.
+    let runner = Injected {
+        lag_above: Some(0.65),
+        unsent: 25,
+        ..Injected::default()
+    };
+    let s = search(&runner, 1);
+    assert_eq!(s.limit, Limit::Generator, "{s:#?}");
+    assert!(
+        s.points.iter().all(|p| p.verdict != Outcome::Fail),
+        "{s:#?}"
+    );
 }
 
 #[test]
