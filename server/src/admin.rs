@@ -2,8 +2,13 @@
 //!
 //! It runs on a current-thread tokio runtime of its own thread. Each connection is a task with one deadline for
 //! the whole exchange ([`EXCHANGE`]), at most [`MAX_CONNECTIONS`] at once: a slow or silent client delays
-//! neither another scrape nor shutdown, which stops accepting and drops every exchange still open.
+//! neither another scrape nor shutdown, which stops accepting and drops every exchange still open. With the
+//! table full, a new connection takes the place of the oldest one that has not sent its whole request yet
+//! (that one is closed), so connections that stay silent cannot lock scrapes out; memory stays bounded by
+//! the table.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +21,17 @@ use crate::shared::Shared;
 /// The longest one exchange (read the request head, write the answer) may take.
 const EXCHANGE: Duration = Duration::from_secs(2);
 
-/// Admin connections served at once; more are closed on accept.
+/// Admin connections served at once. A connection accepted over it evicts the oldest one still reading its
+/// request (or, when every one has its request and is being answered, is closed itself).
 const MAX_CONNECTIONS: usize = 64;
+
+/// One exchange in the table, in accept order.
+struct Open {
+    /// Its task.
+    task: tokio::task::AbortHandle,
+    /// Set once its whole request head is read: it is being answered and will end by itself at once.
+    answering: Arc<AtomicBool>,
+}
 
 /// The longest request head read; the answer depends on its first line only.
 const MAX_HEAD: usize = 4096;
@@ -43,19 +57,35 @@ pub(crate) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
             }
         };
         let mut exchanges = JoinSet::new();
+        let mut open: VecDeque<Open> = VecDeque::with_capacity(MAX_CONNECTIONS);
         loop {
             tokio::select! {
                 _ = shared.shutdown.cancelled() => break,
-                Some(_) = exchanges.join_next(), if !exchanges.is_empty() => {}
+                Some(done) = exchanges.join_next_with_id(), if !exchanges.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    };
+                    open.retain(|o| o.task.id() != id);
+                }
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    if exchanges.len() >= MAX_CONNECTIONS {
-                        continue; // dropped: closed
+                    if open.len() >= MAX_CONNECTIONS {
+                        // Evict the oldest exchange still waiting for its request; none: drop (close) this one.
+                        let Some(i) = open.iter().position(|o| !o.answering.load(Ordering::Relaxed)) else {
+                            continue;
+                        };
+                        if let Some(evicted) = open.remove(i) {
+                            evicted.task.abort();
+                        }
                     }
                     let shared = shared.clone();
-                    exchanges.spawn(async move {
-                        let _ = tokio::time::timeout(EXCHANGE, answer(stream, &shared)).await;
+                    let answering = Arc::new(AtomicBool::new(false));
+                    let flag = answering.clone();
+                    let task = exchanges.spawn(async move {
+                        let _ = tokio::time::timeout(EXCHANGE, answer(stream, &shared, &flag)).await;
                     });
+                    open.push_back(Open { task, answering });
                 }
             }
         }
@@ -63,7 +93,12 @@ pub(crate) fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
     });
 }
 
-async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+/// Reads the request head (at most [`MAX_HEAD`] bytes), sets `answering`, and writes the answer.
+async fn answer(
+    mut stream: TcpStream,
+    shared: &Shared,
+    answering: &AtomicBool,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
     while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
@@ -73,6 +108,7 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         len += n;
     }
+    answering.store(true, Ordering::Relaxed);
     let (status, body) = if buf[..len].starts_with(b"GET /metrics ") {
         ("200 OK", shared.stats.snapshot().to_prometheus())
     } else {

@@ -66,10 +66,30 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     writeln!(out, "ready")?;
     out.flush()?;
+    let stats = handle.stats();
     let by_itself = rt.block_on(async {
+        // A `processes` worker reports its counters to its parent as they change (`counters <json>`).
+        let report = async {
+            if !worker {
+                return std::future::pending().await;
+            }
+            let mut tick = tokio::time::interval(crate::model::processes::REPORT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reported = crate::StatsSnapshot::default();
+            loop {
+                tick.tick().await;
+                let now = stats.snapshot();
+                if now != reported {
+                    // A parent gone closes our stdin too, which stops this worker: nothing to do here.
+                    let _ = writeln!(out, "counters {}", now.to_json()).and_then(|()| out.flush());
+                    reported = now;
+                }
+            }
+        };
         tokio::select! {
             () = stop.wait() => false,
             () = handle.stopping() => true,
+            () = report => unreachable!("reports until stopped"),
         }
     });
     if by_itself {

@@ -173,30 +173,46 @@ impl Stats {
 
     /// Adds a snapshot taken elsewhere (a worker process) to these counters; `connections_open` included.
     pub fn add_snapshot(&self, s: &StatsSnapshot) {
-        use Counter::*;
-        for (c, v) in [
-            (ConnectionsOpen, s.connections_open),
-            (ConnectionsTotal, s.connections_total),
-            (ConnectionsRefused, s.connections_refused),
-            (Requests, s.requests),
-            (BytesIn, s.bytes_in),
-            (BytesOut, s.bytes_out),
-            (ErrorsProtocol, s.errors.protocol),
-            (ErrorsTooLarge, s.errors.too_large),
-            (ErrorsReadTimeout, s.errors.read_timeout),
-            (ErrorsIdleTimeout, s.errors.idle_timeout),
-            (ErrorsWriteTimeout, s.errors.write_timeout),
-            (ErrorsIo, s.errors.io),
-            (ErrorsPanic, s.errors.panic),
-            (ErrorsBusy, s.errors.busy),
-            (WorkerRestarts, s.worker_restarts),
-        ] {
+        for (c, v) in s.fields() {
             self.add(c, v);
+        }
+    }
+
+    /// Adds what a snapshot taken elsewhere gained from `before` to `after` (a worker process's report after
+    /// its previous one), every counter and the `connections_open` gauge alike, up or down: adding each
+    /// report's difference keeps these counters at the sum of the latest reports, without counting anything
+    /// twice.
+    pub fn add_difference(&self, before: &StatsSnapshot, after: &StatsSnapshot) {
+        for ((c, b), (_, a)) in before.fields().into_iter().zip(after.fields()) {
+            // Wrapping, like the atomics: a gauge that went down adds its two's complement.
+            self.add(c, a.wrapping_sub(b));
         }
     }
 }
 
 impl StatsSnapshot {
+    /// Every counter with its value.
+    fn fields(&self) -> [(Counter, u64); COUNTERS] {
+        use Counter::*;
+        [
+            (ConnectionsOpen, self.connections_open),
+            (ConnectionsTotal, self.connections_total),
+            (ConnectionsRefused, self.connections_refused),
+            (Requests, self.requests),
+            (BytesIn, self.bytes_in),
+            (BytesOut, self.bytes_out),
+            (ErrorsProtocol, self.errors.protocol),
+            (ErrorsTooLarge, self.errors.too_large),
+            (ErrorsReadTimeout, self.errors.read_timeout),
+            (ErrorsIdleTimeout, self.errors.idle_timeout),
+            (ErrorsWriteTimeout, self.errors.write_timeout),
+            (ErrorsIo, self.errors.io),
+            (ErrorsPanic, self.errors.panic),
+            (ErrorsBusy, self.errors.busy),
+            (WorkerRestarts, self.worker_restarts),
+        ]
+    }
+
     /// The snapshot as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -277,6 +293,28 @@ impl StatsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn differences_keep_the_sum_of_the_latest_reports() {
+        let s = Stats::default();
+        s.inc(Counter::Requests); // the parent's own
+        let first = StatsSnapshot {
+            requests: 5,
+            connections_open: 3,
+            ..Default::default()
+        };
+        s.add_difference(&StatsSnapshot::default(), &first);
+        let second = StatsSnapshot {
+            requests: 9,
+            connections_open: 1,
+            ..Default::default()
+        };
+        s.add_difference(&first, &second);
+        assert_eq!(
+            (s.get(Counter::Requests), s.get(Counter::ConnectionsOpen)),
+            (10, 1)
+        );
+    }
 
     #[test]
     fn snapshot_json_has_the_documented_keys() {

@@ -64,14 +64,15 @@ impl Db {
         self.shard(key).contains_key(key)
     }
 
-    /// Adds 1 to the integer at `key` (0 if missing); `None` if the value is not an integer or would overflow.
-    pub fn incr(&self, key: &[u8]) -> Option<i64> {
+    /// Adds 1 to the integer at `key` (0 if missing); the value left unchanged and why when the value is not
+    /// an integer or the sum would overflow.
+    pub fn incr(&self, key: &[u8]) -> Result<i64, IncrError> {
         let mut shard = self.shard(key);
         let current = match shard.get(key) {
-            Some(v) => parse_i64(v)?,
+            Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
             None => 0,
         };
-        let next = current.checked_add(1)?;
+        let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
         let mut buf = itoa::Buffer::new();
         let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
         match shard.get_mut(key) {
@@ -80,7 +81,26 @@ impl Db {
                 shard.insert(Bytes::copy_from_slice(key), text);
             }
         }
-        Some(next)
+        Ok(next)
+    }
+}
+
+/// Why [`Db::incr`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncrError {
+    /// The value is not an integer Redis accepts (or is out of the i64 range).
+    NotAnInteger,
+    /// The value is an integer, but adding to it would pass the i64 range.
+    Overflow,
+}
+
+impl IncrError {
+    /// The error text redis-server 7 replies for this case (`-<text>` on the wire).
+    pub fn reply(self) -> &'static str {
+        match self {
+            IncrError::NotAnInteger => "ERR value is not an integer or out of range",
+            IncrError::Overflow => "ERR increment or decrement would overflow",
+        }
     }
 }
 
@@ -138,13 +158,17 @@ mod tests {
     #[test]
     fn incr_counts_from_zero_and_refuses_non_integers_and_overflow() {
         let db = Db::default();
-        assert_eq!(db.incr(b"n"), Some(1));
-        assert_eq!(db.incr(b"n"), Some(2));
+        assert_eq!(db.incr(b"n"), Ok(1));
+        assert_eq!(db.incr(b"n"), Ok(2));
         assert_eq!(db.get(b"n").as_deref(), Some(&b"2"[..]));
         db.set(b"s", b"abc");
-        assert_eq!(db.incr(b"s"), None);
+        assert_eq!(db.incr(b"s"), Err(IncrError::NotAnInteger));
         db.set(b"max", i64::MAX.to_string().as_bytes());
-        assert_eq!(db.incr(b"max"), None);
+        assert_eq!(db.incr(b"max"), Err(IncrError::Overflow));
+        assert_eq!(
+            db.get(b"max").as_deref(),
+            Some(i64::MAX.to_string().as_bytes())
+        );
         assert!(db.exists(b"n") && db.del(b"n") && !db.exists(b"n") && !db.del(b"n"));
     }
 }

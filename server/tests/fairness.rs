@@ -68,8 +68,8 @@ fn flood(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_cannot_starve_a_second_one() {
-    // `processes` is left out: its counters live in the worker process, where this test cannot read them at the
-    // moment it sends; its worker runs the same tokio shell as `per-core`.
+    // `processes` is left out: its counters reach the parent only with the worker's next report (every 250 ms),
+    // not at the moment this test sends; its worker runs the same tokio shell as `per-core`.
     for model in Model::ALL.into_iter().filter(|&m| m != Model::Processes) {
         let mut c = config(model, &["framed=127.0.0.1:0"]);
         c.workers = 1;
@@ -182,7 +182,7 @@ async fn a_burst_on_more_connections_than_receive_buffers_serves_every_connectio
         let stats = tokio::task::spawn_blocking(move || h.shutdown())
             .await
             .unwrap();
-        // `processes` reports its worker's counters at shutdown.
+        // `processes` adds its worker's final counters at shutdown.
         assert_eq!(stats.requests, CONNS as u64 * TRIPS, "{model}");
     }
 }

@@ -156,6 +156,16 @@ fn resp_refused(send: &[u8], msg: &str) -> Case {
     }
 }
 
+/// A RESP input over a size limit (`--max-bulk`, `--max-multibulk`, `--max-inline`): Redis's reply all the
+/// same, `-ERR Protocol error: <msg>`, then the close; counted in `errors.too_large` like HTTP's 413/431 and
+/// framed's `TOO_LARGE` (it was counted in `errors.protocol`).
+fn resp_too_large(send: &[u8], msg: &str) -> Case {
+    Case {
+        counted: |s| s.errors.too_large,
+        ..resp_refused(send, msg)
+    }
+}
+
 /// An HTTP input answered with `HTTP/1.1 <status>` and `Connection: close`, then the close.
 fn http(send: &[u8], status: &str, counted: fn(&StatsSnapshot) -> u64) -> Case {
     Case {
@@ -195,9 +205,14 @@ hostile! {
         tune: |c| c.limits.idle_timeout = Duration::from_millis(300),
         ..framed(Vec::new(), Vec::new(), |s| s.errors.idle_timeout)
     };
-    resp_multibulk_of_twenty_million_is_refused => resp_refused(b"*20000000\r\n", "invalid multibulk length");
+    resp_multibulk_of_twenty_million_is_refused => resp_too_large(b"*20000000\r\n", "invalid multibulk length");
     resp_non_numeric_multibulk_length_is_refused => resp_refused(b"*abc\r\n", "invalid multibulk length");
-    resp_bulk_of_two_billion_is_refused => resp_refused(b"*1\r\n$2000000000\r\n", "invalid bulk length");
+    resp_bulk_of_two_billion_is_refused => resp_too_large(b"*1\r\n$2000000000\r\n", "invalid bulk length");
+    /// A 70 KB inline command, over the default 64 KiB `--max-inline`.
+    resp_inline_command_of_70_kb_is_refused => Case {
+        tune: |_| {},
+        ..resp_too_large(&[&b"SET k "[..], &[b'v'; 70_000], b"\r\n"].concat(), "too big inline request")
+    };
     resp_negative_bulk_length_is_refused => resp_refused(b"*1\r\n$-10\r\n", "invalid bulk length");
     resp_non_numeric_bulk_length_is_refused => resp_refused(b"*1\r\n$abc\r\n", "invalid bulk length");
     resp_element_without_dollar_is_refused => resp_refused(b"*1\r\nPING\r\n", "expected '$', got 'P'");
@@ -211,7 +226,7 @@ hostile! {
     resp_nul_in_a_count_line_is_refused_at_the_line_limit =>
         resp_refused(&with_nuls(b"*\x00", 2048), "too big mbulk count string");
     resp_nul_in_an_inline_command_is_refused_at_the_line_limit =>
-        resp_refused(&with_nuls(b"\x00", 2048), "too big inline request");
+        resp_too_large(&with_nuls(b"\x00", 2048), "too big inline request");
     /// The codec takes the finished arguments out of the buffer: the request is partial, not idle.
     resp_command_cut_between_arguments_is_closed_at_the_read_timeout => Case {
         reply: Reply::Exact(Vec::new()),

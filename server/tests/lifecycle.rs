@@ -208,7 +208,7 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
         .await,
         "the dead worker was not started again"
     );
-    // Counted when the exit is seen; served again once the new worker is ready.
+    // Counted once the new worker is ready; it may still be registering its listener.
     let mut listening = false;
     for _ in 0..400 {
         if TcpStream::connect(addr).await.is_ok() {
@@ -469,4 +469,226 @@ async fn processes_keep_one_resp_key_space_per_worker() {
     tokio::task::spawn_blocking(move || h.shutdown())
         .await
         .unwrap();
+}
+
+/// One HTTP request on a connection of its own (`Connection: close`): asserts `200 OK`.
+async fn http_get(addr: std::net::SocketAddr) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, closed) = read_until_close(&mut s, IO_LIMIT).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+}
+
+/// `PING` on a connection of its own.
+async fn resp_ping(addr: std::net::SocketAddr) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(resp(&mut s, &["PING"]).await, "+PONG\r\n");
+}
+
+/// Scrapes `/metrics` until `want` holds (at most 20 s: the workers report every 250 ms); the last text.
+async fn scrape_until(admin: std::net::SocketAddr, want: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..400 {
+        text = support::scrape(admin).await;
+        if want(&text) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/metrics never got there: {text}");
+}
+
+/// Under `processes`, the parent's `/metrics` reported 0 for everything but `worker_restarts` (20 PINGs and 20
+/// HTTP requests: `requests_total 0`); only the exit `stats` line added the workers up. Now the workers report
+/// to the parent, and the counters of a worker that dies stay in the totals without being counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_metrics_add_up_the_workers_and_keep_a_dead_ones_counts() {
+    let mut c = config(Model::Processes, &["resp=127.0.0.1:0", "http=127.0.0.1:0"]);
+    c.workers = 2;
+    c.admin = Some("127.0.0.1:0".parse().unwrap());
+    let server = Server::bind(c).unwrap();
+    let (resp_addr, http_addr) = (
+        server.tcp_addr(Proto::Resp).unwrap(),
+        server.tcp_addr(Proto::Http).unwrap(),
+    );
+    let admin = server.admin_addr().unwrap();
+    let h = server.spawn();
+    for _ in 0..20 {
+        resp_ping(resp_addr).await;
+        http_get(http_addr).await;
+    }
+    let m = support::metric;
+    let text = scrape_until(admin, |t| m(t, "requests_total") >= 40).await;
+    assert_eq!(
+        (
+            m(&text, "requests_total"),
+            m(&text, "connections_total"),
+            m(&text, "worker_restarts_total")
+        ),
+        (40, 40, 0),
+        "{text}"
+    );
+    let text = scrape_until(admin, |t| m(t, "connections_open") == 0).await;
+    assert_eq!(m(&text, "errors_total{kind=\"protocol\"}"), 0, "{text}");
+
+    // Kill one worker: what it counted stays, and its replacement starts from zero.
+    let workers = children_with(&format!("127.0.0.1:{}", resp_addr.port()));
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let text = scrape_until(admin, |t| m(t, "worker_restarts_total") == 1).await;
+    assert_eq!(m(&text, "requests_total"), 40, "{text}");
+    for _ in 0..5 {
+        resp_ping(resp_addr).await;
+        http_get(http_addr).await;
+    }
+    let text = scrape_until(admin, |t| m(t, "requests_total") >= 50).await;
+    assert_eq!(
+        (m(&text, "requests_total"), m(&text, "connections_total")),
+        (50, 50),
+        "{text}"
+    );
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.requests,
+            stats.connections_total,
+            stats.connections_open,
+            stats.worker_restarts
+        ),
+        (50, 50, 0, 1),
+        "{stats:?}"
+    );
+}
+
+/// The pids of `parent`'s children (from `/proc/<parent>/task/*/children`).
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{parent}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    pids
+}
+
+/// True when `pid` is a zombie child of `parent` (exited, never reaped).
+fn is_zombie_of(pid: i32, parent: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `pid (comm) state ppid …`; comm may hold spaces, so split after its closing parenthesis.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    fields.next() == Some("Z") && fields.next() == Some(&parent.to_string())
+}
+
+/// Under `processes`, a worker killed while its replacement cannot start (the TLS certificate moved away)
+/// was logged as exited and counted in `worker_restarts` again on every retry, once a second (7 for one
+/// kill), and each failed replacement stayed a zombie. Now: one exit logged, each failed start logged and
+/// reaped, and one restart counted once a replacement serves.
+#[test]
+fn a_failed_worker_restart_is_retried_reaped_and_counted_once() {
+    let cert = support::cert::Cert::new();
+    let cert_path = cert.cert_path();
+    let key_path = cert_path.with_file_name("key.pem");
+    let moved = cert_path.with_file_name("moved.pem");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut server = ServerProcess::start_with(
+        env!("CARGO_BIN_EXE_sockpool-server"),
+        &[
+            "--model",
+            "processes",
+            "--workers",
+            "1",
+            "--listen",
+            "http+tls=127.0.0.1:0",
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+            "--shutdown-deadline",
+            "2s",
+        ],
+        log.reopen().unwrap().into(),
+    );
+    let addr = server.addr("http+tls");
+    let parent = server.pid().as_raw();
+    let stderr = || std::fs::read_to_string(log.path()).unwrap();
+    let workers = children_of(parent);
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    std::fs::rename(&cert_path, &moved).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Two failed replacements (a second apart): each logged with its pid, after it was reaped.
+    let failed = |text: &str| -> Vec<i32> {
+        text.lines()
+            .filter(|l| l.contains("starting a worker again failed"))
+            .filter_map(|l| l.split("worker process ").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter_map(|pid| pid.parse().ok())
+            .collect()
+    };
+    let mut text = stderr();
+    for _ in 0..600 {
+        if failed(&text).len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        text = stderr();
+    }
+    let failed_pids = failed(&text);
+    assert!(failed_pids.len() >= 2, "no two failed restarts: {text}");
+    for pid in &failed_pids {
+        assert!(
+            !is_zombie_of(*pid, parent),
+            "failed replacement {pid} left a zombie: {text}"
+        );
+    }
+    // The certificate back: the next try serves.
+    std::fs::rename(&moved, &cert_path).unwrap();
+    let mut listening = false;
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            listening = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(listening, "no replacement ever listened: {}", stderr());
+    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let stats = (0..)
+        .map_while(|_| server.lines.recv_timeout(Duration::from_secs(30)).ok())
+        .find_map(|l| {
+            l.strip_prefix("stats ")
+                .map(|j| serde_json::from_str::<sockpool_server::StatsSnapshot>(j).unwrap())
+        })
+        .expect("a stats line at exit");
+    assert!(server.exit_within(Duration::from_secs(30)).is_some());
+    let text = stderr();
+    assert_eq!(stats.worker_restarts, 1, "{text}");
+    assert_eq!(
+        text.matches(&format!("worker process {} exited", workers[0]))
+            .count(),
+        1,
+        "one exit, logged once: {text}"
+    );
+    assert_eq!(text.matches(" exited (").count(), 1, "{text}");
 }

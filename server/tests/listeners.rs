@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::net::UnixListener as StdUnixListener;
 
 use sockpool_server::{ListenAddr, Model, Proto, Server};
-use support::{config, expect_reply, framed_request, framed_response, IO_LIMIT};
+use support::{config, expect_reply, framed_request, framed_response, scrape, IO_LIMIT};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket, UnixStream};
 
@@ -129,18 +129,6 @@ async fn ipv6_loopback_serves_under_every_model() {
     }
 }
 
-/// `GET /metrics` from the admin endpoint on a connection of its own: the response, asserted `200 OK` and closed.
-async fn scrape(admin: std::net::SocketAddr) -> String {
-    let mut a = TcpStream::connect(admin).await.unwrap();
-    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (body, closed) = support::read_until_close(&mut a, IO_LIMIT).await;
-    let text = String::from_utf8_lossy(&body).into_owned();
-    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
     let mut c = config(
@@ -220,6 +208,32 @@ async fn a_slow_admin_client_delays_neither_a_scrape_nor_shutdown() {
         "shutdown did not wait for the slow client"
     );
     dribbler.abort();
+}
+
+/// The admin endpoint's table of 64 connections full of silent ones (each keeps its place for the 2 s exchange
+/// limit) closed every new connection at accept: 70 silent connections reopened every 1.9 s made every
+/// `curl /metrics` fail. Now a new connection evicts the oldest one that has not sent its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_admin_connections_do_not_lock_out_a_scrape() {
+    let mut c = config(Model::Async, &["framed=127.0.0.1:0"]);
+    c.admin = Some("127.0.0.1:0".parse().unwrap());
+    let server = Server::bind(c).unwrap();
+    let admin = server.admin_addr().unwrap();
+    let h = server.spawn();
+    let mut silent = Vec::new();
+    for _ in 0..70 {
+        silent.push(TcpStream::connect(admin).await.unwrap());
+    }
+    scrape(admin).await; // answered (200 OK, closed), the silent ones still connected or evicted
+                         // And again, with the table still full of silent connections.
+    for _ in 0..70 {
+        silent.push(TcpStream::connect(admin).await.unwrap());
+    }
+    scrape(admin).await;
+    drop(silent);
+    tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
 }
 
 /// `--batch-wait` (io_uring min_wait): a request alone is still answered (the wait ends with what has come, it

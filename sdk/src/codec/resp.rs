@@ -25,8 +25,11 @@
 //!   is missing, so it accepts a longer line that arrives in one read; this codec refuses it whatever the read
 //!   boundaries, so the outcome never depends on how the bytes were split.)
 //!
-//! Every error above is a [`CodecError::Protocol`] whose message is Redis's wording; the server replies
-//! `-ERR Protocol error: <message>` ([`protocol_error_reply`]) and closes the connection, as Redis does.
+//! Going over a size limit is a [`CodecError::TooLarge`] (`what`: [`Limit::MultiBulk`] for a count over
+//! `max_multibulk`, [`Limit::Bulk`] for a length over `max_bulk`, [`Limit::Inline`] for `too big inline
+//! request`), so a server can count it as such; every other error above is a [`CodecError::Protocol`] whose
+//! message is Redis's wording. For both the server replies `-ERR Protocol error: <Redis's message>`
+//! ([`protocol_error_reply`]) and closes the connection, as Redis does.
 //!
 //! # Memory
 //!
@@ -184,11 +187,18 @@ impl fmt::Display for Value {
 }
 
 /// The reply Redis sends for a decode error before it closes: `-ERR Protocol error: <message>` for
-/// [`CodecError::Protocol`]; `None` for other errors (I/O: there is no one to answer).
+/// [`CodecError::Protocol`], and Redis's message for the size limits it has (`invalid multibulk length`,
+/// `invalid bulk length`, `too big inline request`) for [`CodecError::TooLarge`]; `None` for other errors (I/O:
+/// there is no one to answer).
 pub fn protocol_error_reply(err: &CodecError) -> Option<Value> {
     match err {
         CodecError::Protocol(msg) => Some(Value::error(format!("ERR Protocol error: {msg}"))),
-        CodecError::TooLarge { .. } => Some(Value::error(format!("ERR Protocol error: {err}"))),
+        CodecError::TooLarge { what, .. } => Some(Value::error(match what {
+            Limit::MultiBulk => "ERR Protocol error: invalid multibulk length".to_string(),
+            Limit::Bulk => "ERR Protocol error: invalid bulk length".to_string(),
+            Limit::Inline => "ERR Protocol error: too big inline request".to_string(),
+            _ => format!("ERR Protocol error: {err}"),
+        })),
         CodecError::Io(_) => None,
     }
 }
@@ -231,25 +241,27 @@ enum Found {
     At(usize),
     /// Not there yet; wait for more bytes.
     NotYet,
+    /// Not within `max + 1` bytes though more than `max` are buffered: over the line limit.
+    TooBig,
 }
 
 #[cfg(feature = "server-codecs")]
 /// Looks for `needle` in the first `max + 1` bytes of `src`; a NUL byte ends the search (C-string semantics, as
-/// in Redis). `Err(too_big)` once more than `max` bytes are buffered without it.
-fn find_in_line(src: &[u8], needle: u8, max: usize, too_big: &str) -> Result<Found, CodecError> {
+/// in Redis). [`Found::TooBig`] once more than `max` bytes are buffered without it.
+fn find_in_line(src: &[u8], needle: u8, max: usize) -> Found {
     let window = &src[..src.len().min(max.saturating_add(1))];
     for (i, &b) in window.iter().enumerate() {
         if b == needle {
-            return Ok(Found::At(i));
+            return Found::At(i);
         }
         if b == 0 {
             break;
         }
     }
     if src.len() > max {
-        return Err(CodecError::protocol(too_big));
+        return Found::TooBig;
     }
-    Ok(Found::NotYet)
+    Found::NotYet
 }
 
 #[cfg(feature = "server-codecs")]
@@ -260,7 +272,8 @@ fn header_line(
     max: usize,
     too_big: &str,
 ) -> Result<Option<(Option<i64>, usize)>, CodecError> {
-    match find_in_line(src, b'\r', max, too_big)? {
+    match find_in_line(src, b'\r', max) {
+        Found::TooBig => Err(CodecError::protocol(too_big)),
         // Redis needs the byte after `\r` in the buffer, and skips it without looking at it.
         // `cr` is 0 when the line starts where its terminator should be (`*1\r\n\r\n`): no digits, no number.
         Found::At(cr) if cr + 2 <= src.len() => {
@@ -416,11 +429,17 @@ impl ServerCodec {
     fn decode_inline(&mut self, src: &mut BytesMut) -> Result<bool, CodecError> {
         let max = self.limits.max_inline;
         // Like Redis: refused once more than `max` bytes are buffered without a `\n` (a NUL ends the search).
-        let nl = match find_in_line(src, b'\n', max.saturating_add(1), "too big inline request")? {
+        let too_big = |len: usize| CodecError::TooLarge {
+            what: Limit::Inline,
+            len: len as u64,
+            max: max as u64,
+        };
+        let nl = match find_in_line(src, b'\n', max.saturating_add(1)) {
             Found::At(nl) => nl,
+            Found::TooBig => return Err(too_big(src.len())),
             Found::NotYet => {
                 if src.len() > max && src.get(max) != Some(&b'\r') {
-                    return Err(CodecError::protocol("too big inline request"));
+                    return Err(too_big(src.len()));
                 }
                 return Ok(false);
             }
@@ -431,7 +450,7 @@ impl ServerCodec {
             nl
         };
         if end > max {
-            return Err(CodecError::protocol("too big inline request"));
+            return Err(too_big(end));
         }
         let mut line = src.split_to(nl + 1);
         line.truncate(end);
@@ -481,7 +500,14 @@ impl ServerCodec {
             };
             let count = match count {
                 Some(n) if n <= 0 || n as u64 <= self.limits.max_multibulk as u64 => n,
-                _ => return Err(CodecError::protocol("invalid multibulk length")),
+                Some(n) => {
+                    return Err(CodecError::TooLarge {
+                        what: Limit::MultiBulk,
+                        len: n as u64,
+                        max: self.limits.max_multibulk as u64,
+                    })
+                }
+                None => return Err(CodecError::protocol("invalid multibulk length")),
             };
             src.advance(skip);
             if count > 0 {
@@ -508,6 +534,13 @@ impl ServerCodec {
                     }
                     let len = match len {
                         Some(n) if n >= 0 && n as u64 <= self.limits.max_bulk as u64 => n as usize,
+                        Some(n) if n >= 0 => {
+                            return Err(CodecError::TooLarge {
+                                what: Limit::Bulk,
+                                len: n as u64,
+                                max: self.limits.max_bulk as u64,
+                            })
+                        }
                         _ => return Err(CodecError::protocol("invalid bulk length")),
                     };
                     src.advance(skip);
@@ -903,6 +936,21 @@ mod tests {
         }
     }
 
+    /// The limit `input` goes over, and the message Redis replies for it.
+    fn too_large(limits: Limits, input: &[u8]) -> (Limit, String) {
+        match commands(&mut ServerCodec::new(limits), input) {
+            Err(e @ CodecError::TooLarge { what, .. }) => {
+                let Some(Value::Error(msg)) = protocol_error_reply(&e) else {
+                    panic!("no reply for {e}");
+                };
+                let msg = String::from_utf8_lossy(&msg);
+                let msg = msg.strip_prefix("ERR Protocol error: ").unwrap_or(&msg);
+                (what, msg.to_string())
+            }
+            other => panic!("expected a size limit, got {other:?}"),
+        }
+    }
+
     #[test]
     fn multibulk_and_inline_commands_decode() {
         let got = commands(
@@ -944,9 +992,10 @@ mod tests {
     #[test]
     fn hostile_lengths_get_redis_wording() {
         let l = Limits::default();
+        // Over a size limit: `TooLarge` (a server counts it so), with Redis's reply all the same.
         assert_eq!(
-            protocol_error(l, b"*20000000\r\n"),
-            "invalid multibulk length"
+            too_large(l, b"*20000000\r\n"),
+            (Limit::MultiBulk, "invalid multibulk length".into())
         );
         assert_eq!(
             protocol_error(l, b"*blabla\r\n"),
@@ -954,8 +1003,8 @@ mod tests {
         );
         assert_eq!(protocol_error(l, b"*01\r\n"), "invalid multibulk length");
         assert_eq!(
-            protocol_error(l, b"*1\r\n$2000000000\r\n"),
-            "invalid bulk length"
+            too_large(l, b"*1\r\n$2000000000\r\n"),
+            (Limit::Bulk, "invalid bulk length".into())
         );
         assert_eq!(protocol_error(l, b"*1\r\n$-10\r\n"), "invalid bulk length");
         assert_eq!(
@@ -981,9 +1030,14 @@ mod tests {
         let mut codec = ServerCodec::new(small());
         let mut buf = BytesMut::from(&b"*1\r\n$17\r\n"[..]);
         let before = buf.capacity();
-        assert!(
-            matches!(codec.decode(&mut buf), Err(CodecError::Protocol(m)) if m == "invalid bulk length")
-        );
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::TooLarge {
+                what: Limit::Bulk,
+                len: 17,
+                max: 16
+            })
+        ));
         assert!(
             buf.capacity() <= before,
             "nothing may be reserved for a refused bulk"
@@ -999,10 +1053,11 @@ mod tests {
     fn unterminated_lines_and_nul_desync_hit_the_line_limit() {
         let l = small();
         let long = [b'a'; 40];
-        assert_eq!(protocol_error(l, &long), "too big inline request");
+        let inline = (Limit::Inline, "too big inline request".to_string());
+        assert_eq!(too_large(l, &long), inline);
         let mut nul = b"\0".to_vec();
         nul.extend_from_slice(b"payload\npayload\npayload\npayload\npayload\n");
-        assert_eq!(protocol_error(l, &nul), "too big inline request");
+        assert_eq!(too_large(l, &nul), inline);
         let mut star = b"*\0".to_vec();
         star.extend_from_slice(&long);
         assert_eq!(protocol_error(l, &star), "too big mbulk count string");

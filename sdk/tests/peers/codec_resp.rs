@@ -46,7 +46,9 @@ fn ours(input: &[u8]) -> Result<Vec<Bytes>, Value> {
             "no command and no error for {:?}",
             String::from_utf8_lossy(input)
         ),
-        Err(e @ CodecError::Protocol(_)) => Err(resp::protocol_error_reply(&e).unwrap()),
+        Err(e @ (CodecError::Protocol(_) | CodecError::TooLarge { .. })) => {
+            Err(resp::protocol_error_reply(&e).unwrap())
+        }
         Err(e) => panic!("unexpected error {e}"),
     }
 }

@@ -38,6 +38,28 @@ async fn exercise(client: &Client<Resp>, prefix: &str) {
         client.command(["GET", key.as_str()]).await.unwrap(),
         Value::Null
     );
+    // INCR of i64::MAX and of a non-integer: Redis's own error texts (the control server must say the same).
+    let max = format!("{prefix}:max");
+    for (value, error) in [
+        (
+            "9223372036854775807",
+            "ERR increment or decrement would overflow",
+        ),
+        ("abc", "ERR value is not an integer or out of range"),
+    ] {
+        client.command(["SET", max.as_str(), value]).await.unwrap();
+        assert_eq!(
+            client.command(["INCR", max.as_str()]).await.unwrap(),
+            Value::Error(Bytes::from_static(error.as_bytes())),
+            "INCR of {value}"
+        );
+        assert_eq!(
+            client.command(["GET", max.as_str()]).await.unwrap(),
+            Value::Bulk(Bytes::from_static(value.as_bytes())),
+            "left as it was"
+        );
+    }
+    client.command(["DEL", max.as_str()]).await.unwrap();
     // A Redis error is a value, not a transport error, and the connection stays usable.
     let wrong = client.command(["INCR"]).await.unwrap();
     assert!(wrong.is_error(), "{wrong:?}");

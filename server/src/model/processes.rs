@@ -9,13 +9,21 @@
 //!   worker dies, the parent returns the places it held to the pool before starting another.
 //! - RESP data is per worker process: each worker has its own key space, so a key set through one connection
 //!   is seen by the connections the kernel gives the same worker, not by the others (docs/PROTOCOL.md).
-//! - `STATS` answers the counters of the worker process that serves the connection. `Server::stats` in the
-//!   parent counts UDP only while running; at shutdown the parent sends SIGTERM to every worker, adds their
-//!   final counters (their `stats` line) to its own, and returns the sum.
+//! - Counters: each worker writes its counters, when they changed, every [`REPORT_EVERY`] to its stdout
+//!   (`counters <json>`, cumulative), and its final ones at exit (`stats <json>`). A thread of the parent per
+//!   worker reads them and adds each report's difference from the previous one to the parent's counters, so
+//!   `Server::stats` (the admin endpoint's `/metrics`, the exit `stats` line) is the parent's own (UDP,
+//!   `worker_restarts`) plus the latest report of every worker, live or gone: at most [`REPORT_EVERY`] old, and
+//!   nothing counted twice across a restart (a new worker starts from zero). When a worker's stdout ends, its
+//!   connections leave `connections_open`. A worker killed outright loses what it counted after its last
+//!   report. `STATS` on a connection answers the counters of the worker process serving it.
+//! - At shutdown the parent sends SIGTERM to every worker and waits for its final `stats` line up to
+//!   `shutdown_deadline` + [`KILL_GRACE`], then kills it (SIGKILL).
 //! - A worker also stops when the parent goes away (its stdin closes).
 //! - The parent supervises its workers: one that exits while the server runs (killed, crashed) is logged on
-//!   stderr, counted in `worker_restarts`, and started again, so the port never stays dark. Its counters are
-//!   lost with it.
+//!   stderr and started again, so the port never stays dark; `worker_restarts` counts it once its
+//!   replacement is ready. A replacement that fails to start is logged, reaped, and tried again a second
+//!   later.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -23,21 +31,50 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{ListenAddr, ListenSpec, Model};
 use crate::listen::{Bound, Listener};
 use crate::shared::{ConnPool, Shared};
-use crate::stats::StatsSnapshot;
+use crate::stats::{Counter, Stats, StatsSnapshot};
 
 /// How long a worker may take to bind and say `ready`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Extra time past the shutdown deadline before a worker is killed.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How often a worker reports its counters to the parent (when they changed).
+pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// How long a replacement that failed to start waits before the next try.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
+/// One worker process.
 struct Worker {
+    /// The process.
     child: Child,
+    /// Its stdout's lines other than counter reports (`listening …`, `ready`), and its final `stats` line.
     lines: mpsc::Receiver<String>,
+    /// The thread reading its stdout; it ends when the worker's stdout closes.
+    reader: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Stops following this worker (it exited, or is to be killed): waits for its final `stats` line (or the end
+    /// of its stdout) until `deadline`, kills and reaps it, and waits until its counters are settled.
+    fn retire(mut self, deadline: Instant) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("stats ") => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Dead, so its stdout is closed: the reader ends at once.
+        let _ = self.reader.join();
+    }
 }
 
 /// Serves `bound` with worker processes until shutdown and drain.
@@ -86,13 +123,13 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         jsons.push(serde_json::to_string(&cfg).map_err(io::Error::other)?);
     }
 
-    let mut workers = Vec::with_capacity(n);
+    let mut workers: Vec<Option<Worker>> = Vec::with_capacity(n);
     let started = (|| -> io::Result<()> {
         for json in &jsons {
-            workers.push(start_worker(&exe, json)?);
+            workers.push(Some(start_worker(&exe, json, &shared.stats)?));
         }
         let deadline = Instant::now() + START_TIMEOUT;
-        for w in &mut workers {
+        for w in workers.iter_mut().flatten() {
             wait_ready(w, deadline)?;
         }
         Ok(())
@@ -101,8 +138,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     if started.is_ok() {
         supervise(&mut workers, &exe, &jsons, &pools, &shared);
     }
-    // Stop every worker and add up their counters.
-    for w in &workers {
+    // Stop every worker; their final counters come in as they exit.
+    for w in workers.iter().flatten() {
         if let Ok(pid) = i32::try_from(w.child.id()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -111,12 +148,8 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         }
     }
     let deadline = Instant::now() + shared.config.shutdown_deadline + KILL_GRACE;
-    for mut w in workers {
-        if let Some(s) = final_stats(&w, deadline) {
-            shared.stats.add_snapshot(&s);
-        }
-        let _ = w.child.kill();
-        let _ = w.child.wait();
+    for w in workers.into_iter().flatten() {
+        w.retire(deadline);
     }
     drop(bound);
     drop((pool_r, pool_w, held));
@@ -140,45 +173,70 @@ fn pipe_holding(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
 /// How often the supervisor looks at its workers and at the shutdown signal.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
 
-/// Until shutdown, starts a worker again whenever one exits: logged once per exit, counted in
-/// `worker_restarts`, the connection places it held returned to the pool. A worker that cannot be started is
-/// tried again a second later (logged and counted again).
+/// Until shutdown, starts a worker again whenever one exits: the exit logged once, the connection places it
+/// held returned to the pool, its last counters kept; `worker_restarts` counted once a replacement is ready.
+/// A replacement that cannot be started is logged, reaped, and tried again [`RETRY_EVERY`] later (the slot
+/// stays empty meanwhile).
 fn supervise(
-    workers: &mut [Worker],
+    workers: &mut [Option<Worker>],
     exe: &PathBuf,
     jsons: &[String],
     pools: &[ConnPool],
     shared: &Shared,
 ) {
+    let mut retry_at = vec![Instant::now(); workers.len()];
     while !shared.shutdown.is_cancelled() {
         std::thread::sleep(SUPERVISE_EVERY);
-        for ((w, json), pool) in workers.iter_mut().zip(jsons).zip(pools) {
-            let Ok(Some(status)) = w.child.try_wait() else {
-                continue;
-            };
+        for (((slot, json), pool), retry_at) in
+            workers.iter_mut().zip(jsons).zip(pools).zip(&mut retry_at)
+        {
             if shared.shutdown.is_cancelled() {
                 return;
             }
-            let places = pool.reclaim();
-            eprintln!(
-                "sockpool-server: worker process {} exited ({status}); {places} connection places returned; \
-                 starting another",
-                w.child.id()
-            );
-            shared.stats.inc(crate::stats::Counter::WorkerRestarts);
-            let restarted = start_worker(exe, json).and_then(|mut fresh| {
-                wait_ready(&mut fresh, Instant::now() + START_TIMEOUT)?;
-                Ok(fresh)
-            });
-            match restarted {
-                Ok(fresh) => *w = fresh,
+            if let Some(w) = slot {
+                let Ok(Some(status)) = w.child.try_wait() else {
+                    continue;
+                };
+                let pid = w.child.id();
+                if let Some(w) = slot.take() {
+                    w.retire(Instant::now());
+                }
+                let places = pool.reclaim();
+                eprintln!(
+                    "sockpool-server: worker process {pid} exited ({status}); {places} connection places returned; \
+                     starting another"
+                );
+                *retry_at = Instant::now();
+            }
+            if Instant::now() < *retry_at {
+                continue;
+            }
+            match start_ready_worker(exe, json, &shared.stats) {
+                Ok(fresh) => {
+                    shared.stats.inc(Counter::WorkerRestarts);
+                    *slot = Some(fresh);
+                }
                 Err(e) => {
+                    pool.reclaim();
                     eprintln!(
-                        "sockpool-server: starting a worker again failed: {e}; retrying in 1s"
+                        "sockpool-server: starting a worker again failed: {e}; retrying in {}s",
+                        RETRY_EVERY.as_secs()
                     );
-                    std::thread::sleep(Duration::from_secs(1));
+                    *retry_at = Instant::now() + RETRY_EVERY;
                 }
             }
+        }
+    }
+}
+
+/// Starts a worker and waits until it is ready; one that is not is killed and reaped.
+fn start_ready_worker(exe: &PathBuf, json: &str, stats: &Arc<Stats>) -> io::Result<Worker> {
+    let mut fresh = start_worker(exe, json, stats)?;
+    match wait_ready(&mut fresh, Instant::now() + START_TIMEOUT) {
+        Ok(()) => Ok(fresh),
+        Err(e) => {
+            fresh.retire(Instant::now());
+            Err(e)
         }
     }
 }
@@ -211,7 +269,10 @@ fn worker_exe(configured: Option<&std::path::Path>) -> io::Result<PathBuf> {
     ))
 }
 
-fn start_worker(exe: &PathBuf, json: &str) -> io::Result<Worker> {
+/// Starts a worker process and the thread that reads its stdout: counter reports go into `stats` (each one's
+/// difference from the one before; at the end of its stdout, its connections leave `connections_open`), every
+/// other line (and the final `stats` line, once counted) to [`Worker::lines`].
+fn start_worker(exe: &PathBuf, json: &str, stats: &Arc<Stats>) -> io::Result<Worker> {
     let mut child = Command::new(exe)
         .arg("--worker-config")
         .arg(json)
@@ -225,17 +286,48 @@ fn start_worker(exe: &PathBuf, json: &str) -> io::Result<Worker> {
         .take()
         .ok_or_else(|| io::Error::other("worker stdout"))?;
     let (tx, lines) = mpsc::channel();
-    std::thread::Builder::new()
+    let stats = stats.clone();
+    let reader = std::thread::Builder::new()
         .name("sockpool-worker-out".into())
         .spawn(move || {
+            let mut reported = StatsSnapshot::default();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+                let report = line
+                    .strip_prefix("counters ")
+                    .or_else(|| line.strip_prefix("stats "));
+                if let Some(json) = report {
+                    if let Ok(now) = serde_json::from_str::<StatsSnapshot>(json) {
+                        stats.add_difference(&reported, &now);
+                        reported = now;
+                    }
+                    if line.starts_with("counters ") {
+                        continue;
+                    }
                 }
+                // Nobody listening any more is fine: keep counting.
+                let _ = tx.send(line);
             }
-        })?;
-    Ok(Worker { child, lines })
+            // The worker is gone (or going): it holds no connection any more.
+            let gone = StatsSnapshot {
+                connections_open: 0,
+                ..reported
+            };
+            stats.add_difference(&reported, &gone);
+        });
+    let reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    Ok(Worker {
+        child,
+        lines,
+        reader,
+    })
 }
 
 fn wait_ready(w: &mut Worker, deadline: Instant) -> io::Result<()> {
@@ -251,16 +343,6 @@ fn wait_ready(w: &mut Worker, deadline: Instant) -> io::Result<()> {
                     w.child.try_wait().ok().flatten()
                 )))
             }
-        }
-    }
-}
-
-fn final_stats(w: &Worker, deadline: Instant) -> Option<StatsSnapshot> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = w.lines.recv_timeout(left).ok()?;
-        if let Some(json) = line.strip_prefix("stats ") {
-            return serde_json::from_str(json).ok();
         }
     }
 }

@@ -90,10 +90,9 @@ fn command(
         }
     } else if is("INCR") {
         match argc {
-            2 => db.incr(&args[1]).map_or_else(
-                || Value::error("ERR value is not an integer or out of range"),
-                Value::Integer,
-            ),
+            2 => db
+                .incr(&args[1])
+                .map_or_else(|e| Value::error(e.reply()), Value::Integer),
             _ => arity(name),
         }
     } else if is("DEL") || is("EXISTS") {

@@ -67,6 +67,17 @@ pub fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
         (&["GET", "peer:key"], "\n"),
         (&["DEL", "peer:key"], "0\n"),
         (&["GET", "peer:counter"], "2\n"),
+        (&["SET", "peer:max", "9223372036854775807"], "OK\n"),
+        // redis-cli prints an error reply and a blank line (redis-cli 7 against redis-server 7.0.15).
+        (
+            &["INCR", "peer:max"],
+            "ERR increment or decrement would overflow\n\n",
+        ),
+        (&["SET", "peer:max", "abc"], "OK\n"),
+        (
+            &["INCR", "peer:max"],
+            "ERR value is not an integer or out of range\n\n",
+        ),
     ];
     for (args, expected) in steps {
         let out = run_ok(

@@ -17,3 +17,26 @@ pub fn config(model: Model, listeners: &[&str]) -> ServerConfig {
         ..sockpool_testkit::server::config(model, listeners)
     }
 }
+
+/// `GET /metrics` from the admin endpoint on a connection of its own: the response, asserted `200 OK` and closed.
+pub async fn scrape(admin: std::net::SocketAddr) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut a = tokio::net::TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (body, closed) = read_until_close(&mut a, IO_LIMIT).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert!(closed && text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
+}
+
+/// The value of the metric `sockpool_server_<name>` (e.g. `requests_total`, `errors_total{kind="io"}`) in a
+/// scrape's text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    let prefix = format!("sockpool_server_{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+}
