@@ -472,6 +472,16 @@ impl Conn {
             })
     }
 
+    /// Waiting between requests: nothing partly received, nothing to write, no SLEEP running, not closing. A stop
+    /// now closes it after the drain's one read; the blocking shell tells its model which connections those are.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.phase == Phase::Open
+            && !self.dirty
+            && self.sleep_until.is_none()
+            && self.unsent().is_empty()
+            && !self.in_progress()
+    }
+
     /// What the shell does next, `now` (see the module docs).
     pub(crate) fn step(&mut self, now: Instant) -> Step {
         let limits = &self.shared.config.limits;
