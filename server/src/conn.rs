@@ -88,8 +88,9 @@ struct Tls {
     wire_in: BytesMut,
     /// Ciphertext to write.
     wire_out: BytesMut,
-    /// Ciphertext arrived that has made no plaintext yet (part of a record): a request in progress.
-    partial: bool,
+    /// Where the ciphertext taken by rustls stands between record boundaries: inside a record, a request (or
+    /// an alert, a key update …) is in progress.
+    records: Records,
     /// `close_notify` queued.
     notified: bool,
 }
@@ -103,6 +104,45 @@ impl Tls {
                 break;
             }
         }
+    }
+}
+
+/// Where a stream of TLS records stands: how much of the record in progress is still to come. Every record,
+/// handshake ones included, is a 5-byte header (type, version, 16-bit length) and that many bytes.
+#[derive(Debug, Default)]
+struct Records {
+    /// Header bytes of the next record seen (0 to 4).
+    header: usize,
+    /// Its length field, as far as seen.
+    len: usize,
+    /// Bytes of the current record's body still to come.
+    body: usize,
+}
+
+impl Records {
+    /// Follows `bytes`, the next ones of the stream.
+    fn advance(&mut self, mut bytes: &[u8]) {
+        while let Some((&b, rest)) = bytes.split_first() {
+            if self.body > 0 {
+                let n = self.body.min(bytes.len());
+                self.body -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            bytes = rest;
+            if self.header >= 3 {
+                self.len = self.len << 8 | usize::from(b);
+            }
+            self.header += 1;
+            if self.header == 5 {
+                (self.header, self.body, self.len) = (0, self.len, 0);
+            }
+        }
+    }
+
+    /// Between two records: every record begun has been seen whole.
+    fn between(&self) -> bool {
+        self.header == 0 && self.body == 0
     }
 }
 
@@ -159,7 +199,7 @@ pub(crate) fn admit(shared: &Arc<Shared>, proto: Proto, tls: bool) -> Result<Con
                     conn,
                     wire_in: BytesMut::new(),
                     wire_out: BytesMut::new(),
-                    partial: false,
+                    records: Records::default(),
                     notified: false,
                 }))
             }
@@ -379,8 +419,8 @@ impl Conn {
             // An error here is a full rustls buffer: the plaintext taken out below makes room.
             let _ = t.conn.read_tls(&mut rd);
             let used = t.wire_in.len() - rd.len();
+            t.records.advance(&t.wire_in[..used]);
             t.wire_in.advance(used);
-            t.partial = true;
             failed = t.conn.process_new_packets().is_err();
             loop {
                 self.input.reserve(4096);
@@ -389,10 +429,7 @@ impl Conn {
                         self.eof = true;
                         break;
                     }
-                    Ok(n) => {
-                        plain += n;
-                        t.partial = false;
-                    }
+                    Ok(n) => plain += n,
                     Err(_) => break,
                 }
             }
@@ -424,13 +461,25 @@ impl Conn {
         t.flush();
     }
 
+    /// A request (or the TLS handshake) is partly received: the read timeout applies, not the idle one. Under
+    /// TLS that is the handshake, ciphertext not yet taken, or part of a record; the client's last handshake
+    /// record carries no plaintext, and once it is in the connection is idle.
     fn in_progress(&self) -> bool {
         !self.input.is_empty()
             || self.session.in_progress()
-            || self
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.partial || t.conn.is_handshaking())
+            || self.tls.as_ref().is_some_and(|t| {
+                t.conn.is_handshaking() || !t.wire_in.is_empty() || !t.records.between()
+            })
+    }
+
+    /// Waiting between requests: nothing partly received, nothing to write, no SLEEP running, not closing. A stop
+    /// now closes it after the drain's one read; the blocking shell tells its model which connections those are.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.phase == Phase::Open
+            && !self.dirty
+            && self.sleep_until.is_none()
+            && self.unsent().is_empty()
+            && !self.in_progress()
     }
 
     /// What the shell does next, `now` (see the module docs).
@@ -674,6 +723,146 @@ mod tests {
         assert_eq!(c.step(late), Step::ShutdownWrite);
         assert_eq!(c.step(late), Step::Close);
         assert_eq!(c.shared.stats.get(Counter::ErrorsReadTimeout), 1);
+    }
+
+    #[test]
+    fn records_are_followed_whole_across_any_cut() {
+        // Records with bodies of 0, 1, 300 and 16,389 bytes, back to back.
+        let (mut stream, mut ends) = (Vec::new(), vec![0]);
+        for len in [0usize, 1, 300, 16_389] {
+            stream.extend_from_slice(&[23, 3, 3, (len >> 8) as u8, len as u8]);
+            stream.resize(stream.len() + len, 0xab);
+            ends.push(stream.len());
+        }
+        for cut in 1..=7 {
+            let mut r = Records::default();
+            for (i, chunk) in stream.chunks(cut).enumerate() {
+                r.advance(chunk);
+                let at = (i * cut + chunk.len()).min(stream.len());
+                assert_eq!(r.between(), ends.contains(&at), "cut {cut}, at {at}");
+            }
+        }
+    }
+
+    /// A TLS `proto` connection (self-signed certificate by rcgen) and a rustls client for it.
+    fn tls_conn(proto: Proto) -> (Conn, rustls::ClientConnection) {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .unwrap();
+        let shared = Arc::new(Shared::new(
+            ServerConfig::default(),
+            Default::default(),
+            Default::default(),
+            Some(Arc::new(server)),
+        ));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ck.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client =
+            rustls::ClientConnection::new(Arc::new(client), "localhost".try_into().unwrap())
+                .unwrap();
+        (admit(&shared, proto, true).expect("admitted"), client)
+    }
+
+    /// What `client` has to send, as TLS records.
+    fn records(client: &mut rustls::ClientConnection) -> Vec<u8> {
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        wire
+    }
+
+    /// Moves bytes both ways between `c` and `client` at `now` until neither has any to send.
+    fn exchange(c: &mut Conn, client: &mut rustls::ClientConnection, now: Instant) {
+        loop {
+            match c.step(now) {
+                Step::Write(_) => {
+                    c.write_with(|mut b| {
+                        let n = client.read_tls(&mut b)?;
+                        client.process_new_packets().unwrap();
+                        Ok(n)
+                    });
+                }
+                Step::Read(_) => {
+                    let wire = records(client);
+                    if wire.is_empty() {
+                        return;
+                    }
+                    c.read_with(
+                        |b| {
+                            b.put_slice(&wire);
+                            Ok(wire.len())
+                        },
+                        now,
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// A TLS connection with its handshake done and no request sent is idle: the idle timeout from its last
+    /// bytes, no `408` at the read timeout. The client's last handshake record carries no plaintext, and the
+    /// connection used to stay "partial" (`Read(accept + read_timeout)`) until plaintext came.
+    #[test]
+    fn a_tls_connection_between_handshake_and_first_request_is_idle() {
+        let (mut c, mut client) = tls_conn(Proto::Http);
+        let limits = ServerConfig::default().limits;
+        let t0 = Instant::now();
+        // The handshake: bounded by the read timeout from the accept.
+        let Step::Read(due) = c.step(t0) else {
+            panic!("a read")
+        };
+        assert!(due <= t0 + limits.read_timeout);
+        exchange(&mut c, &mut client, t0);
+        assert!(!client.is_handshaking());
+        assert_eq!(c.step(t0), Step::Read(t0 + limits.idle_timeout));
+        let t1 = t0 + limits.read_timeout;
+        assert_eq!(c.step(t1), Step::Read(t0 + limits.idle_timeout));
+        assert!(c.unsent().is_empty(), "nothing written: no 408");
+        // Half a record: a request in progress, bounded by the read timeout from its first bytes.
+        client
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let wire = records(&mut client);
+        let half = wire.len() / 2;
+        c.read_with(
+            |b| {
+                b.put_slice(&wire[..half]);
+                Ok(half)
+            },
+            t1,
+        );
+        assert_eq!(c.step(t1), Step::Read(t1 + limits.read_timeout));
+        // The rest: answered, then idle again.
+        let t2 = t1 + limits.read_timeout / 2;
+        c.read_with(
+            |b| {
+                b.put_slice(&wire[half..]);
+                Ok(wire.len() - half)
+            },
+            t2,
+        );
+        assert!(matches!(c.step(t2), Step::Write(_)));
+        exchange(&mut c, &mut client, t2);
+        let mut reply = Vec::new();
+        let _ = client.reader().read_to_end(&mut reply);
+        assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+        assert_eq!(c.step(t2), Step::Read(t2 + limits.idle_timeout));
+        assert_eq!(c.shared.stats.get(Counter::ErrorsReadTimeout), 0);
     }
 
     #[test]

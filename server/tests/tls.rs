@@ -263,6 +263,58 @@ async fn a_partial_request_inside_tls_gets_408_under_every_model() {
     }
 }
 
+/// A TLS connection whose handshake is done and that has sent no request yet is idle, not partway through a
+/// request: it gets the idle timeout (30 s here), not the read timeout (300 ms), and HTTP sends no `408`. The
+/// client's last handshake record carries no plaintext, and the lifecycle counted such a connection as a partial
+/// request until plaintext came: under every model it was answered `408 Request Timeout` at the read timeout
+/// (2.00 s with `--read-timeout 2s --idle-timeout 6s`) and counted in `errors.read_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_with_no_request_yet_is_idle_not_timed_out_under_every_model() {
+    use futures::{SinkExt, StreamExt};
+    use sockpool::codec::http::{ClientCodec, Limits, Request};
+    use sockpool::codec::TokioUtilCodec;
+    use tokio::io::AsyncReadExt;
+    let cert = Cert::new();
+    for model in Model::ALL {
+        let (h, addr) = short_read_timeout(&cert, model, Proto::Http);
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio::time::timeout(support::IO_LIMIT, cert.connector().connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("handshake");
+        // Five read timeouts with nothing sent: nothing comes back, the connection stays open.
+        let mut buf = [0u8; 256];
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(1500), tls.read(&mut buf)).await;
+        if let Ok(read) = quiet {
+            let got = read.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned());
+            panic!("{model}: an idle TLS connection got {got:?}");
+        }
+        // And it is served.
+        let mut f = tokio_util::codec::Framed::new(
+            tls,
+            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
+        );
+        f.send(Request::get("/")).await.unwrap();
+        let r = tokio::time::timeout(support::IO_LIMIT, f.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status, 200, "{model}");
+        drop(f);
+        let stats = tokio::task::spawn_blocking(move || h.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(
+            (stats.requests, stats.errors.read_timeout),
+            (1, 0),
+            "{model}: {stats:?}"
+        );
+    }
+}
+
 /// A TLS `proto` server under `model` with a 300 ms read timeout and a 30 s idle timeout.
 fn short_read_timeout(
     cert: &Cert,

@@ -2,9 +2,10 @@
 //! `max_connections`; the next one gets the protocol's refusal from the acceptor), each running the blocking
 //! shell over its [`Conn`](crate::conn::Conn) (TLS included).
 //!
-//! Shutdown: the acceptors are woken by a connection to their own listener and stop; every connection's
-//! socket has its read side shut, so each thread answers what it already received, sees end of file and
-//! ends. Threads still running at the shutdown deadline get their socket shut both ways.
+//! Shutdown: the acceptors are woken by a connection to their own listener and stop; the connections waiting
+//! between requests have their socket's read side shut, which ends the thread's wait, and close; the others
+//! finish the request they are receiving, writing or sleeping on, then close (see [`blocking_io`]). Threads still
+//! running at the shutdown deadline get their socket shut both ways.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -12,14 +13,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{ListenAddr, Proto};
 use crate::conn;
 use crate::listen::{Bound, Listener};
-use crate::model::blocking_io::{self, StdSock};
+use crate::model::blocking_io::{self, StdSock, Watch};
 use crate::model::{sock, Sock};
 use crate::shared::Shared;
 use crate::stats::Counter;
@@ -35,40 +36,50 @@ const CONN_STACK: usize = 256 * 1024;
 #[derive(Default)]
 struct Registry {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, RawFd>>,
+    open: Mutex<HashMap<u64, (RawFd, Arc<Watch>)>>,
+    /// Shutdown began: a connection's thread about to wait between requests closes instead.
+    stopping: AtomicBool,
 }
 
 impl Registry {
-    fn add(&self, raw: RawFd) -> u64 {
+    fn add(&self, raw: RawFd) -> (u64, Arc<Watch>) {
         let id = self.next.fetch_add(1, Relaxed);
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, raw);
-        id
+        let watch = Arc::new(Watch::default());
+        self.lock().insert(id, (raw, watch.clone()));
+        (id, watch)
     }
 
     fn remove(&self, id: u64) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.lock().remove(&id);
     }
 
-    fn shutdown_all(&self, how: Shutdown) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (RawFd, Arc<Watch>)>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shutdown begins: the connections waiting between requests have their read side shut (their thread's read
+    /// ends, and they close); the others see `stopping` before their next such wait.
+    fn stop(&self) {
         use nix::sys::socket::{shutdown, Shutdown as How};
-        let how = match how {
-            Shutdown::Read => How::Read,
-            Shutdown::Write => How::Write,
-            Shutdown::Both => How::Both,
-        };
-        for fd in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            let _ = shutdown(*fd, how);
+        self.stopping.store(true, SeqCst);
+        for (fd, watch) in self.lock().values() {
+            if watch.wake_idle() {
+                let _ = shutdown(*fd, How::Read);
+            }
+        }
+    }
+
+    /// The shutdown deadline: every connection left is shut both ways.
+    fn cut(&self) {
+        use nix::sys::socket::{shutdown, Shutdown as How};
+        for (fd, watch) in self.lock().values() {
+            watch.cut();
+            let _ = shutdown(*fd, How::Both);
         }
     }
 
     fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 }
 
@@ -108,12 +119,12 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     for a in acceptors {
         let _ = a.join();
     }
-    registry.shutdown_all(Shutdown::Read);
+    registry.stop();
     let deadline = Instant::now() + shared.config.shutdown_deadline;
     while registry.len() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    registry.shutdown_all(Shutdown::Both);
+    registry.cut();
     Ok(())
 }
 
@@ -174,7 +185,7 @@ fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry
         }
     };
     // Registered before its thread starts, so a shutdown that begins meanwhile still reaches it.
-    let id = registry.add(sock!(&s, s => s.as_raw_fd()));
+    let (id, watch) = registry.add(sock!(&s, s => s.as_raw_fd()));
     let registry2 = registry.clone();
     let spawned = std::thread::Builder::new()
         .name("sockpool-conn".into())
@@ -184,7 +195,7 @@ fn start(mut s: StdSock, proto: Proto, tls: bool, shared: &Arc<Shared>, registry
             // the socket closes.
             let mut s = s;
             let _registered = Registered(&registry2, id);
-            blocking_io::drive(&mut s, conn);
+            blocking_io::drive(&mut s, conn, &watch, &registry2.stopping);
         });
     if spawned.is_err() {
         // Out of threads: the connection was dropped (closed) with the closure.
