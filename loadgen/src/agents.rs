@@ -112,10 +112,8 @@ pub fn split(config: &mut Config, a: &RunArgs) -> Result<(), ConfigError> {
         }
         // An address this machine does not have fails every connect ("cannot assign requested address"):
         // refused now, not after a run of errors.
-        if let Err(e) = std::net::UdpSocket::bind((ip, 0)) {
-            return Err(bad(format!(
-                "--bind {ip}: not an address of this machine ({e})"
-            )));
+        if let Err(e) = sockpool::transport::check_local_address(ip) {
+            return Err(bad(format!("--bind {ip}: {e}")));
         }
         config.bind = Some(ip);
     }

@@ -698,6 +698,19 @@ pub(crate) fn bounded_at(
     }
 }
 
+/// Checks that connections can leave from `ip` ([`SocketOptions::local_address`]): that this machine has the
+/// address. Otherwise a `Config` error naming it, up front, instead of every connect failing with "cannot
+/// assign requested address".
+pub fn check_local_address(ip: std::net::IpAddr) -> Result<(), Error> {
+    std::net::UdpSocket::bind((ip, 0)).map(drop).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            Phase::Connect,
+            format!("local address {ip}: not an address of this machine ({e})"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
