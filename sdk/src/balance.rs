@@ -135,7 +135,7 @@ impl RetryBudget {
         let _ = self
             .micros
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |t| {
-                (t < self.cap).then(|| (t + self.ratio).min(self.cap))
+                (t < self.cap).then(|| t.saturating_add(self.ratio).min(self.cap))
             });
     }
 

@@ -47,6 +47,12 @@ use crate::setup::OnConnect;
 use crate::stats::{ClientStats, Counters, EndpointStats, Padded};
 use crate::transport::{bounded, bounded_at, Connector, Endpoint, TlsConfig};
 
+/// Most connections one endpoint's pool may hold (`PoolConfig::max_size`): the pool reserves its slots up front.
+pub const MAX_POOL_SIZE: usize = 1 << 16;
+
+/// Highest `RetryPolicy::budget_ratio`: retries a call may earn.
+pub const MAX_BUDGET_RATIO: f64 = 1000.0;
+
 /// Most times one call's request is sent again because the server closed without processing it
 /// ([`Error::is_server_close`]). It is sent again on a depth-1 connection of its own (the exclusive pool, at
 /// most `max_size` more connections), where it is the first request, which every server answers: one re-send
@@ -240,6 +246,28 @@ impl<P: Protocol> ClientBuilder<P> {
         if self.pool.max_size == 0 {
             return Err(config_err("pool max_size must be at least 1".into()));
         }
+        // The pool reserves its slots up front: 10^12 aborted the process on the allocation.
+        if self.pool.max_size > MAX_POOL_SIZE {
+            return Err(config_err(format!(
+                "pool max_size {}: at most {MAX_POOL_SIZE} connections per endpoint",
+                self.pool.max_size
+            )));
+        }
+        // NaN or out-of-range fractions panicked later, on the first retry or connect.
+        for (name, v) in [
+            ("retry jitter", self.retry.jitter),
+            ("pool lifetime_jitter", self.pool.lifetime_jitter),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(config_err(format!("{name} {v}: a fraction from 0 to 1")));
+            }
+        }
+        if !(0.0..=MAX_BUDGET_RATIO).contains(&self.retry.budget_ratio) {
+            return Err(config_err(format!(
+                "retry budget_ratio {}: from 0 to {MAX_BUDGET_RATIO} retries a call",
+                self.retry.budget_ratio
+            )));
+        }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
         let parsed = self
@@ -386,7 +414,11 @@ impl<P: Protocol> Blueprint<P> {
             ejection: Health::default(),
             calls: Padded(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
-            admission_capacity: self.pool.max_size * self.depth + self.pool.max_waiters,
+            admission_capacity: self
+                .pool
+                .max_size
+                .saturating_mul(self.depth)
+                .saturating_add(self.pool.max_waiters),
             per_request: self
                 .pool
                 .connection_per_request
@@ -768,7 +800,8 @@ impl<P: Protocol> Client<P> {
         // Until the outcome is counted below, a drop of this future counts the call as cancelled.
         let mut unfinished = Unfinished(Some(&inner.counters.cancelled));
         inner.budget.deposit();
-        let deadline = match (inner.timeouts.total.map(|t| start + t), until) {
+        // A total too far off for the clock (`Duration::MAX`) is no deadline.
+        let deadline = match (inner.timeouts.total.and_then(|t| start.checked_add(t)), until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -911,7 +944,7 @@ impl<P: Protocol> Client<P> {
                         .retry
                         .backoff_with_jitter(attempt, &mut rand::thread_rng());
                     if let Some(d) = deadline {
-                        if Instant::now() + backoff >= d {
+                        if Instant::now().checked_add(backoff).is_none_or(|t| t >= d) {
                             break Err(Error::new(
                                 ErrorKind::Timeout,
                                 Phase::Deadline,

@@ -53,6 +53,9 @@ with_setters!(UdpConfig {
     with_local_address => local_address: Option<std::net::IpAddr>,
 });
 
+/// The largest UDP payload (65,535 − 8 bytes of UDP header; IPv6 jumbograms aside).
+pub const MAX_DATAGRAM: usize = 65_527;
+
 /// A connected UDP socket doing request/response. Requests are serialised (one outstanding at a time). A
 /// datagram carries no request id, so a reply cannot say which request it answers: after a request ended without
 /// its reply (timed out, or its future dropped while waiting), the next request goes out from a new socket (a new
@@ -94,6 +97,16 @@ impl UdpClient {
     /// A client bound to an ephemeral port on [`UdpConfig::local_address`] (or the any address of `peer`'s
     /// family), connected to `peer`.
     pub async fn connect(peer: SocketAddr, config: UdpConfig) -> Result<Self, Error> {
+        if config.max_datagram == 0 || config.max_datagram > MAX_DATAGRAM {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!(
+                    "max_datagram {}: from 1 to {MAX_DATAGRAM} bytes (the UDP limit)",
+                    config.max_datagram
+                ),
+            ));
+        }
         let any: std::net::IpAddr = if peer.is_ipv4() {
             std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
@@ -175,7 +188,11 @@ impl UdpClient {
                     ))
                 }
                 Ok(Ok(n)) => {
-                    self.tainted.store(false, Relaxed);
+                    // After a retry this may be an earlier attempt's reply, and the later attempt's may still
+                    // come: the socket stays suspect until a request is answered at its first attempt.
+                    if attempt == 0 {
+                        self.tainted.store(false, Relaxed);
+                    }
                     return Ok(Bytes::copy_from_slice(&buf[..n]));
                 }
                 // ICMP port unreachable shows up as ConnectionRefused on a connected UDP socket.

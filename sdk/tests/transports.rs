@@ -282,6 +282,38 @@ async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
     assert_eq!(&client.request(b"after").await.unwrap()[..], b"after");
 }
 
+/// On paused time: every reply comes 150 ms after its datagram, the timeout is 100 ms and retries 2. The first
+/// attempt's late reply answers A (the same datagram); the retry's reply, 100 ms later, was then taken as B's
+/// reply, and B's as C's. After a retry the socket stays suspect: the next request goes out from a new port.
+#[tokio::test(start_paused = true)]
+async fn a_retrys_late_reply_is_never_taken_for_the_next_requests() {
+    let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let server = std::sync::Arc::new(server);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            let (n, from) = server.recv_from(&mut buf).await.unwrap();
+            let (reply, server) = (buf[..n].to_vec(), server.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let _ = server.send_to(&reply, from).await;
+            });
+        }
+    });
+    let client = UdpClient::connect(
+        addr,
+        UdpConfig::default()
+            .with_timeout(Duration::from_millis(100))
+            .with_retries(2),
+    )
+    .await
+    .unwrap();
+    for want in [&b"request-A"[..], b"request-B", b"request-C"] {
+        assert_eq!(&client.request(want).await.unwrap()[..], want);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_client_certificate_and_without_one() {
     let dir = tempfile::tempdir().unwrap();

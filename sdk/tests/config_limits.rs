@@ -1,0 +1,73 @@
+//! Settings at their extremes are taken, or refused when built, never a panic or an abort later: a total
+//! timeout of `Duration::MAX` panicked on the first call, a NaN jitter on the first retry or connect, a pool of
+//! 10^12 connections aborted the process on its allocation, `usize::MAX` waiters overflowed.
+
+use std::time::Duration;
+
+use sockpool::{Client, ErrorKind, PoolConfig, RetryPolicy, Timeouts, UdpClient, UdpConfig};
+
+fn framed_server() -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
+    let server = sockpool_testkit::server::start(&["framed=127.0.0.1:0"]);
+    let addr = server
+        .tcp_addr(sockpool_server::Proto::Framed)
+        .expect("a framed listener");
+    (server, addr)
+}
+
+#[tokio::test]
+async fn settings_at_their_limits_work() {
+    let (server, addr) = framed_server();
+    let client = Client::framed()
+        .endpoint(addr)
+        .timeouts(Timeouts::default().with_total(Some(Duration::MAX)))
+        .retry(
+            RetryPolicy::default()
+                .with_backoff_base(Duration::MAX)
+                .with_backoff_max(Duration::MAX),
+        )
+        .pool(PoolConfig::default().with_max_waiters(usize::MAX))
+        .pipeline_depth(usize::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(&client.echo(&b"far"[..]).await.unwrap()[..], b"far");
+    client.close().await;
+    drop(server);
+}
+
+#[tokio::test]
+async fn settings_no_client_can_use_are_refused_when_built() {
+    let build = |f: &dyn Fn(sockpool::ClientBuilder<sockpool::protocol::Framed>) -> sockpool::ClientBuilder<sockpool::protocol::Framed>| {
+        f(Client::framed().endpoint("127.0.0.1:9"))
+            .build()
+            .map(drop)
+            .unwrap_err()
+    };
+    for (what, e) in [
+        (
+            "jitter",
+            build(&|b| b.retry(RetryPolicy::default().with_jitter(f64::NAN))),
+        ),
+        (
+            "lifetime_jitter",
+            build(&|b| b.pool(PoolConfig::default().with_lifetime_jitter(f64::NAN))),
+        ),
+        (
+            "max_size",
+            build(&|b| b.pool(PoolConfig::default().with_max_size(1_000_000_000_000))),
+        ),
+        (
+            "budget_ratio",
+            build(&|b| b.retry(RetryPolicy::default().with_budget_ratio(1e13))),
+        ),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::Config, "{what}: {e}");
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+    let e = UdpClient::connect(
+        "127.0.0.1:9".parse().unwrap(),
+        UdpConfig::default().with_max_datagram(usize::MAX),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
