@@ -801,7 +801,10 @@ impl<P: Protocol> Client<P> {
         let mut unfinished = Unfinished(Some(&inner.counters.cancelled));
         inner.budget.deposit();
         // A total too far off for the clock (`Duration::MAX`) is no deadline.
-        let deadline = match (inner.timeouts.total.and_then(|t| start.checked_add(t)), until) {
+        let deadline = match (
+            inner.timeouts.total.and_then(|t| start.checked_add(t)),
+            until,
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

@@ -36,7 +36,9 @@ async fn settings_at_their_limits_work() {
 
 #[tokio::test]
 async fn settings_no_client_can_use_are_refused_when_built() {
-    let build = |f: &dyn Fn(sockpool::ClientBuilder<sockpool::protocol::Framed>) -> sockpool::ClientBuilder<sockpool::protocol::Framed>| {
+    let build = |f: &dyn Fn(
+        sockpool::ClientBuilder<sockpool::protocol::Framed>,
+    ) -> sockpool::ClientBuilder<sockpool::protocol::Framed>| {
         f(Client::framed().endpoint("127.0.0.1:9"))
             .build()
             .map(drop)

@@ -64,14 +64,16 @@ pub fn memcached_version_and_set_get_are_checked_with_expect() {
         "--protocol line --command version --expect 'VERSION 0' --rate 500 --duration 1s --connections 2",
         LIMIT,
     );
+    // Every request sent got the wrong reply; one still due when the second ended (a loaded machine's sender a
+    // little behind) was never sent and is counted `unsent`, not answered.
     assert!(!ok);
     assert_eq!(
-        kind(&v, "bad_reply"),
+        kind(&v, "bad_reply") + kind(&v, "unsent"),
         num(&v, "summary.requests"),
         "{}",
         v["errors"]
     );
-    assert!(num(&v, "summary.requests") >= 400.0);
+    assert!(kind(&v, "bad_reply") >= 400.0, "{}", v["errors"]);
 }
 
 pub fn nginx_404s_are_counted_by_status_and_fail_the_run() {
