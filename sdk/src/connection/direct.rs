@@ -33,14 +33,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
-use super::{CloseReason, Direct, Slot};
+use super::{CloseReason, Direct, Slot, DRAIN_LIMIT};
 use crate::config::BufferConfig;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::Stream;
-
-/// How long a closing connection waits for a reply whose caller gave up.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// A connection's socket, codec and buffers, held by the caller doing an exchange and otherwise by the
 /// connection.
