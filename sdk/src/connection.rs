@@ -21,6 +21,10 @@
 //!   it, since a server that missed a deadline holds up every reply queued behind it. At depth 1 a caller that
 //!   gives up poisons the connection, which keeps the reply owed and reads it before it closes
 //!   (`connection/direct.rs`).
+//! - **Late replies are waited for, but not for ever.** Once a connection takes no more requests (poisoned, or
+//!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up), its
+//!   driver reads their late replies for at most [`DRAIN_LIMIT`], as the depth-1 drain does, then closes: a
+//!   server that never answers does not keep the task and its socket after the client is closed or dropped.
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
 //! - **Health without a probe round-trip.** The driver always has a read armed, so bytes that arrive while
@@ -223,6 +227,11 @@ with_setters!(ConnectionOptions {
 });
 
 const HEALTHY: u8 = 0;
+
+/// How long a connection that takes no more requests waits for the late replies of requests whose callers gave
+/// up (or timed out) before it closes: the depth-1 connection's drain of the reply owed, and the pipelined
+/// driver's once no caller waits on it.
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Connections idle at least this long get a socket probe at check-out ([`Connection::check`]).
 pub const PROBE_AFTER_IDLE: Duration = Duration::from_millis(1);
@@ -1024,6 +1033,11 @@ impl<P: Protocol> Driver<P> {
         let expiry_timer = tokio::time::sleep_until(expiry.unwrap_or(far));
         tokio::pin!(expiry_timer);
         let mut expired = false;
+        // Armed while the connection takes no more requests and no caller waits on it: its late replies are
+        // waited for until then (`DRAIN_LIMIT`), and no longer.
+        let drain_timer = tokio::time::sleep_until(far);
+        tokio::pin!(drain_timer);
+        let mut draining = false;
 
         let stop: Stop = loop {
             let idle = self.flight.is_empty() && wbuf.is_empty();
@@ -1037,6 +1051,16 @@ impl<P: Protocol> Driver<P> {
                     reason: self.shared.reason().unwrap_or(CloseReason::Local),
                     error: None,
                 };
+            }
+            // Poisoned or dropped, with nobody waiting for what is in flight: a server that never answers must not
+            // keep the task and its socket for good (one atomic load on the hot path).
+            let abandoned =
+                !idle && (!rx_open || self.shared.reason().is_some()) && self.nobody_waits();
+            if abandoned != draining {
+                draining = abandoned;
+                if abandoned {
+                    drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
+                }
             }
             if rbuf.capacity() - rbuf.len() < read_cap / 2 {
                 rbuf.reserve(read_cap);
@@ -1108,6 +1132,9 @@ impl<P: Protocol> Driver<P> {
                     expired = true;
                     self.shared.mark(CloseReason::MaxLifetime);
                 }
+                _ = &mut drain_timer, if draining => {
+                    break Stop { reason: CloseReason::Cancelled, error: None };
+                }
             }
         };
 
@@ -1161,6 +1188,11 @@ impl<P: Protocol> Driver<P> {
         if let Some(d) = next {
             self.timer.as_mut().reset(d);
         }
+    }
+
+    /// No caller waits for a request in flight: each timed out, or its caller dropped its reply future.
+    fn nobody_waits(&self) -> bool {
+        self.flight.live() == 0 || !self.flight.any_live(|reply| !reply.is_closed())
     }
 
     /// Encode what is already queued, up to `max_batch` bytes.
@@ -1354,6 +1386,25 @@ mod tests {
         assert_eq!((r.id, &r.payload[..]), (2, &b"two"[..]));
         assert_eq!(conn.in_flight(), 0);
         assert_eq!(conn.check(), Ok(()));
+    }
+
+    /// A pipelined connection dropped while it holds only a request whose caller gave up (no deadline: the
+    /// connection was not poisoned) waits for that late reply no longer than the drain limit, then closes.
+    #[tokio::test(start_paused = true)]
+    async fn a_pipelined_connection_dropped_with_only_given_up_requests_closes_within_the_drain_limit(
+    ) {
+        let (conn, mut server) = pair(2);
+        give_up_on_a_call(&conn).await;
+        assert_eq!((conn.health(), conn.in_flight()), (None, 1));
+        let req = server.next().await.unwrap().unwrap();
+        assert_eq!(req.id, 1);
+        drop(conn);
+        let dropped = Instant::now(); // paused clock: exact
+        let end = tokio::time::timeout(DRAIN_LIMIT + Duration::from_millis(10), server.next())
+            .await
+            .expect("the driver still waits for the reply past the drain limit");
+        assert!(end.is_none(), "EOF, got {end:?}");
+        assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
     }
 
     /// Two connections to one endpoint at `depth`, and the peer of the first.

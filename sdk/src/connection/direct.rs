@@ -10,6 +10,10 @@
 //!   poisoned ([`CloseReason::Cancelled`]) and keeps the reply owed; when the connection is dropped, a task reads
 //!   and drops that reply before closing the socket. A caller that gives up before writing a byte leaves the
 //!   connection as it was; one that gives up mid-write leaves a half-sent request, so the socket is closed.
+//! - **A blocking command given up on is not drained: its socket is closed at once.** Its reply is not a late
+//!   answer but the server acting on it: Redis pops for a `BLPOP` still blocked the first element pushed, and
+//!   the drain would throw it away. Closed, the connection is gone from the server's list of blocked clients and
+//!   the element stays where it was ([`Protocol::blocks_for`]).
 //! - **Stray bytes and the peer's EOF or reset are seen at check-out without a system call.** Reads clear the
 //!   socket's readiness, so an idle socket reads as not ready unless something arrived since
 //!   ([`DirectIo::poll_idle`]); [`super::Connection::check`] adds a `MSG_PEEK` probe once it has been idle.
@@ -29,14 +33,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
-use super::{CloseReason, Direct, Slot};
+use super::{CloseReason, Direct, Slot, DRAIN_LIMIT};
 use crate::config::BufferConfig;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::Stream;
-
-/// How long a closing connection waits for a reply whose caller gave up.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// A connection's socket, codec and buffers, held by the caller doing an exchange and otherwise by the
 /// connection.
@@ -200,6 +201,9 @@ pub(crate) struct Exchange<P: Protocol> {
     stage: Stage,
     written: usize,
     tag: u64,
+    /// A blocking command ([`Protocol::blocks_for`]): given up on once sent, the connection is closed rather
+    /// than drained.
+    blocks: bool,
     /// When the exchange times out (none: never).
     deadline: Option<Instant>,
 }
@@ -229,12 +233,14 @@ impl<P: Protocol> Exchange<P> {
             stage: Stage::Ready,
             written: 0,
             tag: 0,
+            blocks: false,
             deadline,
             _slot: slot,
             direct,
         };
         let parts = &*x.direct.0;
         x.tag = parts.protocol.request_tag(&request);
+        x.blocks = parts.protocol.blocks_for(&request).is_some();
         let shared = &parts.shared;
         match x.io.as_mut() {
             None => {
@@ -284,6 +290,13 @@ impl<P: Protocol> Drop for Exchange<P> {
         let parts = &*self.direct.0;
         match self.stage {
             Stage::Ready | Stage::Over => {}
+            // The server may still act on it when what it waits for comes (a push to the list): close now, so
+            // that it stops waiting (see the module docs).
+            Stage::Sent if self.blocks => {
+                parts.shared.mark(CloseReason::Cancelled);
+                (*io).close_soon();
+                return;
+            }
             Stage::Sent => {
                 io.owed = true;
                 parts.shared.mark(CloseReason::Cancelled);

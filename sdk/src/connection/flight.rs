@@ -114,6 +114,13 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
         self.live
     }
 
+    /// Whether `f` holds for the token of some live request.
+    pub(crate) fn any_live(&self, mut f: impl FnMut(&T) -> bool) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.token.as_ref().is_some_and(&mut f))
+    }
+
     /// Requests holding a place: the live ones and those timed out whose late reply has not come yet.
     #[inline]
     pub(crate) fn len(&self) -> usize {

@@ -6,6 +6,7 @@ mod codec_resp;
 mod http_keepalive;
 mod http_nginx;
 mod redis;
+mod redis_blocking;
 mod redis_multiplexed;
 mod redis_typed;
 
@@ -59,6 +60,14 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(
             redis_typed::multi_exec_and_watch_are_atomic_under_50_concurrent_callers,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis_blocking::a_blocking_command_given_up_does_not_eat_the_next_push,
+            needs["redis-server"]
+        ),
+        peer_test!(
+            redis_blocking::at_depth_one_a_blocking_command_given_up_does_not_eat_the_next_push,
             needs["redis-server"]
         ),
         peer_test!(
