@@ -374,6 +374,18 @@ impl<P: Protocol> Future for Exchange<P> {
             io.reserve();
             match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
                 Poll::Ready(Ok(0)) => {
+                    // A reply the close ends (an HTTP body until close) is whole now; a reply cut short is not.
+                    if let Ok(Some(reply)) = io.codec.decode_eof(&mut io.rbuf) {
+                        let parts = &*this.direct.0;
+                        if let Err(msg) = parts.protocol.check_reply(tag, &reply) {
+                            let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
+                            return this.fail(CloseReason::Protocol, e);
+                        }
+                        parts.shared.mark(CloseReason::ServerClose);
+                        this.io = None;
+                        this.stage = Stage::Over;
+                        return Poll::Ready(Ok(reply));
+                    }
                     let e = Error::new(
                         ErrorKind::Closed,
                         Phase::Read,
