@@ -150,3 +150,40 @@ async fn pipelined_a_body_until_close_arrives_and_the_request_behind_fails_as_no
         assert!(conn.closed_by_server(), "{name}");
     }
 }
+
+/// A server that reads only the head of a request, answers `413` with `Connection: close` at once, and
+/// closes without reading the body.
+async fn early_413_server() -> SocketAddr {
+    common::tcp_server(|mut s| async move {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+/// The server's early answer is the caller's, at depth 1 as pipelined, not the write's failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_413_to_a_large_body_is_returned_at_depth_1_and_16() {
+    let addr = early_413_server().await;
+    for depth in [1, 16] {
+        let client = client(addr, depth);
+        let post = Request::new(sockpool::codec::http::Method::Post, "/")
+            .with_header("Host", "x")
+            .with_body(vec![b'x'; 8 << 20]);
+        let r = client.request(post).await;
+        let r = r.unwrap_or_else(|e| panic!("depth {depth}: {e}"));
+        assert_eq!(r.status, 413, "depth {depth}");
+    }
+}
