@@ -1070,6 +1070,10 @@ impl<P: Protocol> Driver<P> {
                 biased;
                 r = rd.read_buf(&mut rbuf) => match r {
                     Ok(0) => {
+                        // A reply the close ends (an HTTP body until close) is whole now.
+                        if let Err(stop) = self.deliver_eof(&mut rbuf) {
+                            break stop;
+                        }
                         let mid = !self.flight.is_empty() || !rbuf.is_empty();
                         break Stop {
                             reason: CloseReason::PeerClosed,
@@ -1230,16 +1234,27 @@ impl<P: Protocol> Driver<P> {
 
     /// Decode every complete reply in `rbuf` and hand each to its caller.
     fn deliver(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
+        self.hand_over(rbuf, false)
+    }
+
+    /// The peer closed: hand over the reply the close completes, if any ([`Flight::deliver_eof`]).
+    fn deliver_eof(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
+        self.hand_over(rbuf, true)
+    }
+
+    fn hand_over(&mut self, rbuf: &mut BytesMut, eof: bool) -> Result<(), Stop> {
         let shared = &self.shared;
         // The close is marked before the caller hears its reply: it must not queue its next request here.
         let closing = || {
             shared.mark(CloseReason::ServerClose);
         };
-        let delivered = self
-            .flight
-            .deliver(&self.protocol, rbuf, closing, |reply, r| {
-                let _ = reply.send(Ok(r));
-            });
+        let done = |reply: ReplyTx<P::Response>, r| {
+            let _ = reply.send(Ok(r));
+        };
+        let delivered = match eof {
+            false => self.flight.deliver(&self.protocol, rbuf, closing, done),
+            true => self.flight.deliver_eof(&self.protocol, rbuf, closing, done),
+        };
         match delivered {
             Ok(()) => Ok(()),
             Err(Broken::Stray(n)) => Err(Stop {

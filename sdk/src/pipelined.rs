@@ -308,11 +308,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
             let now = Instant::now();
             match event {
                 Event::Read(0) => {
+                    // A reply the close ends (an HTTP body until close) is whole now; the rest fail.
+                    self.deliver(now, true);
                     self.fail_all(now, ErrorKind::Closed, "the server closed the connection")
                 }
                 Event::Read(n) => {
                     self.fit_read_chunk(n, room);
-                    self.deliver(now);
+                    self.deliver(now, false);
                     // Replies split off the buffer keep their own part of it alive; an empty buffer far above
                     // what reads now take goes, and the next read reserves `read_chunk` afresh.
                     if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_chunk {
@@ -419,21 +421,25 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 
     /// Decodes every complete reply and completes the oldest request with each; an undecodable reply, a
-    /// reply to another request or bytes nobody asked for fail the connection.
-    fn deliver(&mut self, now: Instant) {
+    /// reply to another request or bytes nobody asked for fail the connection. `eof`: the peer closed, so a
+    /// reply the close ends is whole ([`Flight::deliver_eof`]).
+    fn deliver(&mut self, now: Instant, eof: bool) {
         let (ready, closed) = (&mut self.ready, &mut self.closed);
         let closing = || {
             closed.get_or_insert(Closed::ByServer);
         };
-        let delivered =
-            self.flight
-                .deliver(&self.protocol, &mut self.rbuf, closing, |token, reply| {
-                    ready.push_back(Completion {
-                        token,
-                        result: Ok(reply),
-                        at: now,
-                    })
-                });
+        let done = |token, reply| {
+            ready.push_back(Completion {
+                token,
+                result: Ok(reply),
+                at: now,
+            })
+        };
+        let (protocol, rbuf) = (&self.protocol, &mut self.rbuf);
+        let delivered = match eof {
+            false => self.flight.deliver(protocol, rbuf, closing, done),
+            true => self.flight.deliver_eof(protocol, rbuf, closing, done),
+        };
         match delivered {
             Ok(()) => {}
             Err(Broken::Undecodable(e)) => {

@@ -273,6 +273,43 @@ impl<P: Protocol> Exchange<P> {
         x
     }
 
+    /// While the request is still being written: a reply already whole in what the socket has for us. A server
+    /// may answer before it has read the whole request and stop reading (an HTTP 413 to a large body, then
+    /// its close); the writes then stall or fail, and that answer is the caller's, not the write's error. The
+    /// request is half written, so the connection ends with it. Bytes before any of the request went out
+    /// answer nothing: they are not read here.
+    fn early_reply(&mut self, cx: &mut Context<'_>) -> Option<Poll<Result<P::Response, Failure>>> {
+        let io = self.io.as_mut().filter(|_| self.written > 0)?;
+        let reply = loop {
+            io.reserve();
+            match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
+                // Nothing whole at the close: the write's error says what happened.
+                Poll::Ready(Ok(0)) => break io.codec.decode_eof(&mut io.rbuf).ok()??,
+                Poll::Ready(Ok(_)) => match io.codec.decode(&mut io.rbuf) {
+                    Ok(Some(reply)) => break reply,
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Some(self.fail(CloseReason::Protocol, Error::codec(Phase::Read, e)))
+                    }
+                },
+                Poll::Ready(Err(_)) | Poll::Pending => return None,
+            }
+        };
+        let protocol = &self.direct.0.protocol;
+        if let Err(msg) = protocol.check_reply(self.tag, &reply) {
+            let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
+            return Some(self.fail(CloseReason::Protocol, e));
+        }
+        let reason = match protocol.closes_connection(&reply) {
+            true => CloseReason::ServerClose,
+            false => CloseReason::Cancelled,
+        };
+        self.direct.0.shared.mark(reason);
+        self.io = None;
+        self.stage = Stage::Over;
+        Some(Poll::Ready(Ok(reply)))
+    }
+
     /// The connection failed: mark why, drop its I/O (closing the socket), and return the caller's error.
     fn fail(&mut self, reason: CloseReason, error: Error) -> Poll<Result<P::Response, Failure>> {
         self.direct.0.shared.mark(reason);
@@ -340,6 +377,9 @@ impl<P: Protocol> Future for Exchange<P> {
                     this.stage = Stage::Writing;
                 }
                 Poll::Ready(Err(e)) => {
+                    if let Some(done) = this.early_reply(cx) {
+                        return done;
+                    }
                     let sent = this.written > 0;
                     return this.fail(
                         CloseReason::Reset,
@@ -347,7 +387,16 @@ impl<P: Protocol> Future for Exchange<P> {
                     );
                 }
                 Poll::Pending => {
-                    return poll_timer(io, cx, deadline, this.written > 0, Phase::Write)
+                    if let Some(done) = this.early_reply(cx) {
+                        return done;
+                    }
+                    let Some(io) = this.io.as_mut() else {
+                        return this.fail(
+                            CloseReason::Local,
+                            Error::new(ErrorKind::Closed, Phase::Write, "connection closed"),
+                        );
+                    };
+                    return poll_timer(io, cx, deadline, this.written > 0, Phase::Write);
                 }
             }
         }
@@ -387,6 +436,18 @@ impl<P: Protocol> Future for Exchange<P> {
             io.reserve();
             match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
                 Poll::Ready(Ok(0)) => {
+                    // A reply the close ends (an HTTP body until close) is whole now; a reply cut short is not.
+                    if let Ok(Some(reply)) = io.codec.decode_eof(&mut io.rbuf) {
+                        let parts = &*this.direct.0;
+                        if let Err(msg) = parts.protocol.check_reply(tag, &reply) {
+                            let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
+                            return this.fail(CloseReason::Protocol, e);
+                        }
+                        parts.shared.mark(CloseReason::ServerClose);
+                        this.io = None;
+                        this.stage = Stage::Over;
+                        return Poll::Ready(Ok(reply));
+                    }
                     let e = Error::new(
                         ErrorKind::Closed,
                         Phase::Read,

@@ -3,8 +3,9 @@
 //! Both connections that keep several requests in flight run on it: the pooled connection's driver task
 //! (`connection.rs`, `Driver`) and the caller-driven [`Pipelined`](crate::Pipelined). It does no I/O and reads no
 //! clock: its shell encodes requests with [`Flight::push`], writes the buffer and reports what went out with
-//! [`Flight::wrote`], reads and hands the bytes to [`Flight::deliver`], and calls [`Flight::expire`] when its
-//! timer fires and [`Flight::fail_all`] when the connection fails. Each request that ends is handed back to the
+//! [`Flight::wrote`], reads and hands the bytes to [`Flight::deliver`] (to [`Flight::deliver_eof`] when the
+//! peer closed, before failing the rest), and calls [`Flight::expire`] when its timer fires and
+//! [`Flight::fail_all`] when the connection fails. Each request that ends is handed back to the
 //! shell with its token and its reply, or [`At`] where it was when it timed out or failed; the shell turns that
 //! into its caller's result (a `oneshot` reply, a completion).
 //!
@@ -12,6 +13,7 @@
 //!  push(tag, request, deadline, token) ──encode into wbuf──► [slot: tag, bytes start..end, deadline, token] …
 //!  wrote(n)                             ── bytes start < written: sent; end > written: not all written
 //!  deliver(rbuf) ──decode, match the oldest slot, check its tag──► (token, reply)
+//!  deliver_eof(rbuf) ── the same with decode_eof: a reply the close ends (HTTP body until close)
 //!  expire(now)   ──every live slot past its deadline──► (token, At { phase, sent }); its late reply is still
 //!                  matched to it, and dropped
 //!  fail_all()    ──every live slot──► (token, At { phase, sent })
@@ -188,6 +190,34 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
         &mut self,
         protocol: &P,
         rbuf: &mut BytesMut,
+        closing: impl FnMut(),
+        done: impl FnMut(T, P::Response),
+    ) -> Result<(), Broken> {
+        self.decode_replies(protocol, rbuf, false, closing, done)
+    }
+
+    /// The peer closed (a read returned 0): like [`deliver`](Self::deliver), with the codec's
+    /// [`Decode::decode_eof`], so that a reply delimited by the close (an HTTP body with neither a length nor
+    /// chunking, RFC 9112 §6.3) ends its request now that it is whole. Such a reply says the server closes
+    /// after it, so the requests behind it then fail as not processed. Bytes that make no whole reply even now
+    /// (a reply cut short) are no error here: the request stays in flight, and the shell fails it with
+    /// [`fail_all`](Self::fail_all) as it does on every close.
+    pub(crate) fn deliver_eof(
+        &mut self,
+        protocol: &P,
+        rbuf: &mut BytesMut,
+        closing: impl FnMut(),
+        done: impl FnMut(T, P::Response),
+    ) -> Result<(), Broken> {
+        self.decode_replies(protocol, rbuf, true, closing, done)
+    }
+
+    /// [`deliver`](Self::deliver), or [`deliver_eof`](Self::deliver_eof) when `eof`.
+    fn decode_replies(
+        &mut self,
+        protocol: &P,
+        rbuf: &mut BytesMut,
+        eof: bool,
         mut closing: impl FnMut(),
         mut done: impl FnMut(T, P::Response),
     ) -> Result<(), Broken> {
@@ -198,9 +228,15 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
                     n => Err(Broken::Stray(n)),
                 };
             };
-            let reply = match self.codec.decode(rbuf) {
+            let decoded = match eof {
+                false => self.codec.decode(rbuf),
+                true => self.codec.decode_eof(rbuf),
+            };
+            let reply = match decoded {
                 Ok(Some(reply)) => reply,
                 Ok(None) => return Ok(()),
+                // The close cut the reply short: the connection's failure, not an undecodable reply.
+                Err(_) if eof => return Ok(()),
                 Err(e) => return Err(Broken::Undecodable(e)),
             };
             if let Err(why) = protocol.check_reply(front.tag, &reply) {
@@ -409,6 +445,60 @@ mod tests {
         let mut failed = Vec::new();
         f.fail_all(false, |t, at| failed.push((t, at.sent, at.behind_close)));
         assert_eq!(failed, [(1, true, false)]);
+    }
+
+    #[test]
+    fn at_eof_a_body_until_close_ends_its_request_and_a_reply_cut_short_does_not() {
+        use crate::codec::http;
+        use crate::protocol::Http;
+        let protocol = Http::default();
+        let mut f: Flight<Http, u32> = Flight::new(protocol.codec(), 4);
+        let mut wbuf = BytesMut::new();
+        for t in 1..=2 {
+            f.push(0, http::Request::get("/"), None, t, (), &mut wbuf)
+                .unwrap();
+        }
+        f.wrote(wbuf.len());
+        // HTTP/1.0 with no length: the body runs until the close, so while the connection is open it is not
+        // whole.
+        let mut rbuf = BytesMut::from(&b"HTTP/1.0 200 OK\r\n\r\nhello "[..]);
+        let (mut closing, mut replies) = (0, Vec::new());
+        f.deliver(&protocol, &mut rbuf, || closing += 1, |_, _| unreachable!())
+            .unwrap();
+        rbuf.extend_from_slice(b"world");
+        f.deliver_eof(
+            &protocol,
+            &mut rbuf,
+            || closing += 1,
+            |t, r| replies.push((t, r.body)),
+        )
+        .unwrap();
+        assert_eq!(
+            (closing, replies),
+            (1, vec![(1, bytes::Bytes::from("hello world"))])
+        );
+        // The one behind it was not processed: the server closes after such a reply.
+        let mut failed = Vec::new();
+        f.fail_all(false, |t, at| failed.push((t, at.sent, at.behind_close)));
+        assert_eq!(failed, [(2, false, true)]);
+
+        // A length not reached at the close: no reply, no error; the request fails with the connection.
+        let mut f: Flight<Http, u32> = Flight::new(protocol.codec(), 4);
+        f.push(0, http::Request::get("/"), None, 1, (), &mut wbuf)
+            .unwrap();
+        f.wrote(wbuf.len());
+        let mut rbuf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"[..]);
+        f.deliver_eof(
+            &protocol,
+            &mut rbuf,
+            || unreachable!(),
+            |_, _| unreachable!(),
+        )
+        .unwrap();
+        assert_eq!(f.live(), 1);
+        let mut failed = Vec::new();
+        f.fail_all(true, |t, at| failed.push((t, at.phase, at.sent)));
+        assert_eq!(failed, [(1, Phase::Request, true)]);
     }
 
     #[test]
