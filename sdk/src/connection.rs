@@ -23,7 +23,7 @@
 //!   (`connection/direct.rs`).
 //! - **Late replies are waited for, but not for ever.** Once a connection takes no more requests (poisoned, or
 //!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up), its
-//!   driver reads their late replies for at most [`DRAIN_LIMIT`], as the depth-1 drain does, then closes: a
+//!   driver reads their late replies for at most `DRAIN_LIMIT` (10 s), as the depth-1 drain does, then closes: a
 //!   server that never answers does not keep the task and its socket after the client is closed or dropped.
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
