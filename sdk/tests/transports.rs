@@ -242,11 +242,9 @@ async fn udp_client_times_out_when_nothing_answers() {
     assert_eq!(silent.recv(&mut buf).unwrap(), 7);
 }
 
-/// On paused time: an echo server that answers after 60 ms, but after 150 ms for the datagram `late`. The request
-/// after the one that timed out was sent before that late reply arrived, and took it for its own reply (same
-/// socket, no request id); now it goes out from a new port and gets its own.
-#[tokio::test(start_paused = true)]
-async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
+/// A UDP echo server on 127.0.0.1 that sends each datagram back after `delay_ms(datagram)` milliseconds (on the
+/// test's clock: paused time advances through the waits).
+async fn delayed_udp_echo(delay_ms: fn(&[u8]) -> u64) -> std::net::SocketAddr {
     let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let server = std::sync::Arc::new(server);
@@ -254,15 +252,23 @@ async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
         let mut buf = [0u8; 64];
         loop {
             let (n, from) = server.recv_from(&mut buf).await.unwrap();
-            let reply = buf[..n].to_vec();
-            let server = server.clone();
-            let delay = if reply == b"late" { 150 } else { 60 };
+            let (reply, server) = (buf[..n].to_vec(), server.clone());
+            let delay = Duration::from_millis(delay_ms(&reply));
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                tokio::time::sleep(delay).await;
                 let _ = server.send_to(&reply, from).await;
             });
         }
     });
+    addr
+}
+
+/// On paused time: an echo server that answers after 60 ms, but after 150 ms for the datagram `late`. The request
+/// after the one that timed out was sent before that late reply arrived, and took it for its own reply (same
+/// socket, no request id); now it goes out from a new port and gets its own.
+#[tokio::test(start_paused = true)]
+async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
+    let addr = delayed_udp_echo(|d| if d == b"late" { 150 } else { 60 }).await;
     let client = UdpClient::connect(
         addr,
         UdpConfig::default()
@@ -287,20 +293,7 @@ async fn a_late_udp_reply_is_never_taken_for_the_next_requests() {
 /// reply, and B's as C's. After a retry the socket stays suspect: the next request goes out from a new port.
 #[tokio::test(start_paused = true)]
 async fn a_retrys_late_reply_is_never_taken_for_the_next_requests() {
-    let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let server = std::sync::Arc::new(server);
-    tokio::spawn(async move {
-        let mut buf = [0u8; 64];
-        loop {
-            let (n, from) = server.recv_from(&mut buf).await.unwrap();
-            let (reply, server) = (buf[..n].to_vec(), server.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                let _ = server.send_to(&reply, from).await;
-            });
-        }
-    });
+    let addr = delayed_udp_echo(|_| 150).await;
     let client = UdpClient::connect(
         addr,
         UdpConfig::default()
