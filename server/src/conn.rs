@@ -744,6 +744,76 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// `Records::advance` over any bytes cut anywhere (its `&bytes[n..]` slice): after every cut it is in the
+        /// state a byte-by-byte reading of the same stream gives.
+        #[test]
+        fn records_follow_any_bytes_cut_anywhere(
+            stream in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20_000),
+            cuts in proptest::collection::vec(1usize..9_000, 1..20),
+        ) {
+            let mut one = Records::default();
+            let mut between = vec![one.between()];
+            for b in &stream {
+                one.advance(std::slice::from_ref(b));
+                between.push(one.between());
+            }
+            let (mut r, mut at) = (Records::default(), 0);
+            for cut in cuts.iter().cycle() {
+                if at == stream.len() {
+                    break;
+                }
+                let n = (*cut).min(stream.len() - at);
+                r.advance(&stream[at..at + n]);
+                at += n;
+                proptest::prop_assert_eq!(r.between(), between[at], "at {}", at);
+            }
+        }
+
+        /// A TLS connection fed a real client's records with one byte changed and cut short, or its handshake
+        /// done and then garbage, in any reads (`decrypt`'s `&wire_in[..used]`): no panic, and it ends or keeps
+        /// reading.
+        #[test]
+        fn a_tls_connection_takes_damaged_records_in_any_cuts(
+            at in 0usize..4_096,
+            byte in proptest::prelude::any::<u8>(),
+            keep in 0usize..4_096,
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1_024),
+            after_handshake in proptest::prelude::any::<bool>(),
+            cut in 1usize..700,
+        ) {
+            let (mut c, mut client) = tls_conn(Proto::Resp);
+            let now = Instant::now();
+            let input = if after_handshake {
+                exchange(&mut c, &mut client, now);
+                garbage
+            } else {
+                let mut wire = records(&mut client);
+                let i = at % wire.len();
+                wire[i] = byte;
+                wire.truncate(keep.max(1));
+                wire
+            };
+            let mut left = &input[..];
+            for _ in 0..1_000 {
+                match c.step(now) {
+                    Step::Read(_) if left.is_empty() => break,
+                    Step::Read(_) => {
+                        let n = cut.min(left.len());
+                        let (chunk, rest) = left.split_at(n);
+                        left = rest;
+                        c.read_with(|b| { b.put_slice(chunk); Ok(n) }, now);
+                    }
+                    Step::Write(_) => {
+                        c.write_with(|b| Ok(b.len()));
+                    }
+                    Step::Sleep(_) | Step::Yield | Step::ShutdownWrite => {}
+                    Step::Close => break,
+                }
+            }
+        }
+    }
+
     /// A TLS `proto` connection (self-signed certificate by rcgen) and a rustls client for it.
     fn tls_conn(proto: Proto) -> (Conn, rustls::ClientConnection) {
         use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
