@@ -818,8 +818,15 @@ impl<P: Protocol> Client<P> {
         };
         let mut request = Some(request);
         let mut attempt = 0u32;
-        // Times the request was sent again because the server closed without processing it.
+        // Times the request was sent again because the server closed without processing it; only a request
+        // pipelined behind another can be (at depth 1 no request follows the one that announces the close), so
+        // only then is the request kept (cloned) for it.
         let mut resent = 0u32;
+        let resends = if inner.blueprint.depth > 1 {
+            RESENDS_AFTER_CLOSE
+        } else {
+            0
+        };
         // The time now, as far as this call knows: each attempt starts from it and leaves it at its end. A call
         // that finds a connection on the shelf reads the clock at its start and, when it failed or its timings are
         // wanted, at the reply; one that waits in the pool also when it has the connection.
@@ -828,7 +835,7 @@ impl<P: Protocol> Client<P> {
         let traced = tracing::enabled!(target: crate::observe::CALL_TARGET, tracing::Level::DEBUG);
         let mut last = None;
         let result = loop {
-            let Some(this) = (if attempt < max_retries || resent < RESENDS_AFTER_CLOSE {
+            let Some(this) = (if attempt < max_retries || resent < resends {
                 request.clone()
             } else {
                 request.take()
@@ -913,7 +920,7 @@ impl<P: Protocol> Client<P> {
                     ep.ejection.success();
                     break Ok(reply);
                 }
-                Err(e) if e.is_server_close() && resent < RESENDS_AFTER_CLOSE => {
+                Err(e) if e.is_server_close() && resent < resends => {
                     // Not a failure of the endpoint nor a retry: the connection ended as its server said it
                     // would, before this request's turn. Sent again on another connection, at once.
                     resent += 1;
