@@ -64,15 +64,15 @@ impl Db {
         self.shard(key).contains_key(key)
     }
 
-    /// Adds 1 to the integer at `key` (0 if missing); the value left unchanged and why when the value is not
-    /// an integer or the sum would overflow.
-    pub fn incr(&self, key: &[u8]) -> Result<i64, IncrError> {
+    /// Adds `delta` to the integer at `key` (0 if missing): `INCR`, `INCRBY`, `DECR`, `DECRBY`. The value is
+    /// left unchanged, and the error says why, when it is not an integer or the sum would overflow.
+    pub fn incr_by(&self, key: &[u8], delta: i64) -> Result<i64, IncrError> {
         let mut shard = self.shard(key);
         let current = match shard.get(key) {
             Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
             None => 0,
         };
-        let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
+        let next = current.checked_add(delta).ok_or(IncrError::Overflow)?;
         let mut buf = itoa::Buffer::new();
         let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
         match shard.get_mut(key) {
@@ -85,7 +85,7 @@ impl Db {
     }
 }
 
-/// Why [`Db::incr`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
+/// Why [`Db::incr_by`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncrError {
     /// The value is not an integer Redis accepts (or is out of the i64 range).
@@ -104,8 +104,9 @@ impl IncrError {
     }
 }
 
-/// Redis's integer rule for INCR: an optional `-`, digits, no leading zeros, no spaces, within i64.
-fn parse_i64(v: &[u8]) -> Option<i64> {
+/// Redis's integer rule for INCR (and for the argument of INCRBY and DECRBY): an optional `-`, digits, no
+/// leading zeros, no spaces, within i64.
+pub fn parse_i64(v: &[u8]) -> Option<i64> {
     let (neg, digits) = match v.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, v),
@@ -158,17 +159,27 @@ mod tests {
     #[test]
     fn incr_counts_from_zero_and_refuses_non_integers_and_overflow() {
         let db = Db::default();
-        assert_eq!(db.incr(b"n"), Ok(1));
-        assert_eq!(db.incr(b"n"), Ok(2));
+        assert_eq!(db.incr_by(b"n", 1), Ok(1));
+        assert_eq!(db.incr_by(b"n", 1), Ok(2));
         assert_eq!(db.get(b"n").as_deref(), Some(&b"2"[..]));
         db.set(b"s", b"abc");
-        assert_eq!(db.incr(b"s"), Err(IncrError::NotAnInteger));
+        assert_eq!(db.incr_by(b"s", 1), Err(IncrError::NotAnInteger));
         db.set(b"max", i64::MAX.to_string().as_bytes());
-        assert_eq!(db.incr(b"max"), Err(IncrError::Overflow));
+        assert_eq!(db.incr_by(b"max", 1), Err(IncrError::Overflow));
         assert_eq!(
             db.get(b"max").as_deref(),
             Some(i64::MAX.to_string().as_bytes())
         );
         assert!(db.exists(b"n") && db.del(b"n") && !db.exists(b"n") && !db.del(b"n"));
+    }
+
+    #[test]
+    fn incr_by_adds_any_delta_and_refuses_overflow_both_ways() {
+        let db = Db::default();
+        assert_eq!(db.incr_by(b"n", 10), Ok(10));
+        assert_eq!(db.incr_by(b"n", -15), Ok(-5));
+        db.set(b"min", i64::MIN.to_string().as_bytes());
+        assert_eq!(db.incr_by(b"min", -1), Err(IncrError::Overflow));
+        assert_eq!(db.incr_by(b"min", i64::MAX), Ok(-1));
     }
 }

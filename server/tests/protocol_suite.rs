@@ -230,11 +230,25 @@ async fn resp(model: Variant) {
     let requests = with_server(model, "resp=127.0.0.1:0", Proto::Resp, |addr| async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         // One command a round trip, each with the reply Redis gives it.
-        let commands: [(&[u8], &[u8]); 10] = [
+        let commands: [(&[u8], &[u8]); 17] = [
             (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
             (b"PING\r\n", b"+PONG\r\n"), // inline, as redis-benchmark's PING_INLINE
             (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n41\r\n", b"+OK\r\n"),
             (b"*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", b":42\r\n"),
+            // redis-py's `incr` sends INCRBY; DECR and DECRBY complete the family.
+            (b"*3\r\n$6\r\nINCRBY\r\n$1\r\nk\r\n$2\r\n10\r\n", b":52\r\n"),
+            (b"*3\r\n$6\r\nDECRBY\r\n$1\r\nk\r\n$2\r\n-8\r\n", b":60\r\n"),
+            (b"*2\r\n$4\r\nDECR\r\n$1\r\nk\r\n", b":59\r\n"),
+            (
+                b"*3\r\n$6\r\nINCRBY\r\n$1\r\nk\r\n$3\r\n1.5\r\n",
+                b"-ERR value is not an integer or out of range\r\n",
+            ),
+            (
+                b"*3\r\n$6\r\nDECRBY\r\n$1\r\nk\r\n$20\r\n-9223372036854775808\r\n",
+                b"-ERR decrement would overflow\r\n",
+            ),
+            (b"*2\r\n$4\r\nDECR\r\n$1\r\nk\r\n", b":58\r\n"),
+            (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n42\r\n", b"+OK\r\n"),
             (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$2\r\n42\r\n"),
             (b"*3\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
             (b"*3\r\n$3\r\nDEL\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
@@ -256,7 +270,7 @@ async fn resp(model: Variant) {
         expect_reply(&mut s, &send, &want).await;
     })
     .await;
-    assert_eq!(requests, 10 + 16);
+    assert_eq!(requests, 17 + 16);
 }
 
 async fn udp(model: Variant) {

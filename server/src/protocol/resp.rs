@@ -1,5 +1,6 @@
 //! `resp`: a Redis RESP2 subset on an in-memory map shared by every connection: `PING [msg]`, `ECHO msg`,
-//! `GET key`, `SET key value`, `DEL key…`, `EXISTS key…`, `INCR key`, plus `SELECT`, `CONFIG GET` (an empty
+//! `GET key`, `SET key value`, `DEL key…`, `EXISTS key…`, `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`
+//! (redis-py's `incr` sends `INCRBY`), plus `SELECT`, `CONFIG GET` (an empty
 //! list, so redis-benchmark starts), `QUIT`. Anything else gets Redis's `-ERR unknown command …` and the
 //! connection goes on; a wrong argument count gets `-ERR wrong number of arguments for '…' command`.
 //!
@@ -17,6 +18,7 @@ use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
+use crate::store::{parse_i64, Db, IncrError};
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -88,11 +90,22 @@ fn command(
             n if n > 3 => Value::error("ERR syntax error"),
             _ => arity(name),
         }
-    } else if is("INCR") {
+    } else if is("INCR") || is("DECR") {
         match argc {
-            2 => db
-                .incr(&args[1])
-                .map_or_else(|e| Value::error(e.reply()), Value::Integer),
+            2 => counter(db, &args[1], if is("INCR") { 1 } else { -1 }),
+            _ => arity(name),
+        }
+    } else if is("INCRBY") || is("DECRBY") {
+        match argc {
+            3 => match parse_i64(&args[2]) {
+                Some(d) if is("INCRBY") => counter(db, &args[1], d),
+                // DECRBY negates its argument: i64::MIN has none (Redis's words).
+                Some(d) => d.checked_neg().map_or_else(
+                    || Value::error("ERR decrement would overflow"),
+                    |d| counter(db, &args[1], d),
+                ),
+                None => Value::error(IncrError::NotAnInteger.reply()),
+            },
             _ => arity(name),
         }
     } else if is("DEL") || is("EXISTS") {
@@ -134,6 +147,12 @@ fn command(
         reply => reply.encode_to(output),
     }
     true
+}
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`: adds `delta` to the integer at `key`.
+fn counter(db: &Db, key: &[u8], delta: i64) -> Value {
+    db.incr_by(key, delta)
+        .map_or_else(|e| Value::error(e.reply()), Value::Integer)
 }
 
 fn put_static(reply: &[u8], output: &mut BytesMut) -> bool {

@@ -67,6 +67,18 @@ pub fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
         (&["GET", "peer:key"], "\n"),
         (&["DEL", "peer:key"], "0\n"),
         (&["GET", "peer:counter"], "2\n"),
+        // redis-py's `incr` sends INCRBY.
+        (&["INCRBY", "peer:counter", "10"], "12\n"),
+        (&["DECRBY", "peer:counter", "3"], "9\n"),
+        (&["DECR", "peer:counter"], "8\n"),
+        (
+            &["INCRBY", "peer:counter", "1.5"],
+            "ERR value is not an integer or out of range\n\n",
+        ),
+        (
+            &["DECRBY", "peer:counter", "-9223372036854775808"],
+            "ERR decrement would overflow\n\n",
+        ),
         (&["SET", "peer:max", "9223372036854775807"], "OK\n"),
         // redis-cli prints an error reply and a blank line (redis-cli 7 against redis-server 7.0.15).
         (
