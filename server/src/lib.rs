@@ -44,7 +44,7 @@
 //! |---|---|---|---|---|
 //! | `max_connections` | `BUSY`, id 0 | closed at once | `503` | `-ERR max number of clients reached` |
 //! | size (`max_frame`, `max_line`, `max_header`/`max_headers`, `max_body`, `max_bulk`/`max_multibulk`/`max_inline`) | `TOO_LARGE`, id 0 | line: closed, no reply | `431` / `413` | `-ERR Protocol error: <Redis's words>` |
-//! | malformed | `BAD_REQUEST`, id 0 | — | `400` (`501` for `Transfer-Encoding`) | `-ERR Protocol error: <Redis's words>` |
+//! | malformed | `BAD_REQUEST`, id 0 | — | `400` (`501` for a `Transfer-Encoding` other than `chunked`) | `-ERR Protocol error: <Redis's words>` |
 //! | `read_timeout` (partial request) | closed | closed | `408` | closed |
 //! | `idle_timeout` | closed | closed | closed | closed |
 //! | `write_timeout` (client not reading) | closed | closed | closed | closed |

@@ -5,10 +5,13 @@
 //!
 //! # Server side
 //!
-//! - A request body is delimited by `Content-Length` (all `Content-Length` fields must agree), or is empty.
-//!   A request with any `Transfer-Encoding` (chunked included) is refused with [`TRANSFER_ENCODING_UNSUPPORTED`]:
-//!   [`error_status`] maps it to **501 Not Implemented** (RFC 9112 §6.1). Empty lines before a request are
-//!   skipped (RFC 9112 §2.2).
+//! - A request body is delimited by `Content-Length` (all `Content-Length` fields must agree), by
+//!   `Transfer-Encoding: chunked`, or is empty. Chunked bodies are decoded strictly (CRLF line ends only,
+//!   extensions and trailers dropped; see `chunked.rs`) and gathered in the read buffer, the sum of the chunks
+//!   bounded by `max_body_bytes`. `Transfer-Encoding` beside `Content-Length`, or in an HTTP/1.0 request, is
+//!   faulty framing (400, RFC 9112 §6.1, §6.3); any coding but `chunked` alone is refused with
+//!   [`TRANSFER_ENCODING_UNSUPPORTED`], which [`error_status`] maps to **501 Not Implemented**. Empty lines
+//!   before a request are skipped (RFC 9112 §2.2).
 //! - Keep-alive: HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0 closes it unless
 //!   `Connection: keep-alive` ([`Request::keep_alive`]). A request that is not keep-alive is the
 //!   connection's last: the decoder drops whatever follows it.
@@ -24,8 +27,9 @@
 //! - Errors and the status the server sends for them ([`error_status`], [`error_response`]): header block over
 //!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
 //!   count, `len`/`max` are field counts); `Content-Length` over `max_body_bytes` → `TooLarge { what: Body }` →
-//!   413, decided from the header before any of the body is read; `Transfer-Encoding` → `Protocol` → 501; any
-//!   other malformed head → `Protocol` → 400. After any of them the connection cannot be trusted: reply, close.
+//!   413, decided from the header (or a chunk's size line) before that body is read; a `Transfer-Encoding` other
+//!   than `chunked` → `Protocol` → 501; any other malformed head or chunked framing → `Protocol` → 400. After any
+//!   of them the connection cannot be trusted: reply, close.
 //!
 //! # Client side
 //!
@@ -50,6 +54,8 @@ use std::mem::MaybeUninit;
 use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+#[cfg(feature = "server-codecs")]
+use super::chunked::ChunkedBody;
 use super::{CodecError, Limit, MAX_RESERVE};
 
 /// The default limit on a request or status line plus headers. Default: 8 KiB.
@@ -60,9 +66,10 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The interim response a server writes when `ServerCodec::take_continue` says so.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-/// The [`CodecError::Protocol`] message for a request with a `Transfer-Encoding`; [`error_status`] maps it to
-/// 501.
-pub const TRANSFER_ENCODING_UNSUPPORTED: &str = "Transfer-Encoding in requests is not supported";
+/// The [`CodecError::Protocol`] message for a request with a `Transfer-Encoding` other than `chunked` alone
+/// (`gzip, chunked`, two fields); [`error_status`] maps it to 501.
+pub const TRANSFER_ENCODING_UNSUPPORTED: &str =
+    "a request Transfer-Encoding other than chunked is not supported";
 
 /// Header slots parsed on the stack; more than this (if `max_headers` allows) go to a heap buffer.
 const STACK_HEADERS: usize = 128;
@@ -608,6 +615,10 @@ struct Framing {
     transfer_encoding: bool,
     /// The last coding of the last `Transfer-Encoding` field is `chunked`.
     chunked: bool,
+    /// `Transfer-Encoding` fields seen.
+    te_fields: u32,
+    /// The last `Transfer-Encoding` field is `chunked` alone (the one coding a server decodes).
+    only_chunked: bool,
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
@@ -649,8 +660,10 @@ impl Framing {
                 }
                 17 if token_is(name, b"transfer-encoding") => {
                     f.transfer_encoding = true;
+                    f.te_fields += 1;
                     let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
                     f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+                    f.only_chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
                 }
                 10 if token_is(name, b"connection") => {
                     for t in tokens(h.value) {
@@ -711,10 +724,20 @@ struct PendingRequest {
     path: Bytes,
     version: Version,
     headers: Headers,
-    body_len: usize,
+    body: RequestBody,
     /// [`Request::keep_alive`], worked out while parsing.
     keep_alive: bool,
     expect_continue: bool,
+}
+
+/// How a request's body is delimited.
+#[derive(Debug)]
+#[cfg(feature = "server-codecs")]
+enum RequestBody {
+    /// `Content-Length` bytes (0: no body).
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(ChunkedBody),
 }
 
 /// The server side: decodes [`Request`]s, encodes [`Response`]s (see the module docs for the rules).
@@ -800,13 +823,30 @@ impl ServerCodec {
             ))
         })?;
         let (method, path, version, framing, entries) = parsed;
-        if framing.transfer_encoding {
-            return Err(CodecError::protocol(TRANSFER_ENCODING_UNSUPPORTED));
-        }
-        let body_len = framing.content_length.unwrap_or(0);
-        if body_len > self.limits.max_body_bytes as u64 {
-            return Err(body_too_large(body_len, self.limits.max_body_bytes));
-        }
+        let body = if framing.transfer_encoding {
+            // RFC 9112 §6.1 and §6.3: faulty framing in HTTP/1.0, and a possible smuggling attempt beside a
+            // Content-Length (refused, as nginx does); a coding other than chunked alone is not implemented.
+            if version == Version::Http10 {
+                return Err(CodecError::protocol(
+                    "Transfer-Encoding in an HTTP/1.0 request",
+                ));
+            }
+            if framing.content_length.is_some() {
+                return Err(CodecError::protocol(
+                    "both Content-Length and Transfer-Encoding",
+                ));
+            }
+            if framing.te_fields != 1 || !framing.only_chunked {
+                return Err(CodecError::protocol(TRANSFER_ENCODING_UNSUPPORTED));
+            }
+            RequestBody::Chunked(ChunkedBody::new())
+        } else {
+            let len = framing.content_length.unwrap_or(0);
+            if len > self.limits.max_body_bytes as u64 {
+                return Err(body_too_large(len, self.limits.max_body_bytes));
+            }
+            RequestBody::Length(len as usize)
+        };
         Ok(PendingRequest {
             method: Method::from_head(head, method),
             path: head.slice(path.0..path.1),
@@ -815,7 +855,7 @@ impl ServerCodec {
                 buf: head.clone(),
                 entries,
             },
-            body_len: body_len as usize,
+            body,
             keep_alive: framing.keep_alive(version),
             expect_continue: version == Version::Http11 && framing.expect_continue,
         })
@@ -856,16 +896,26 @@ impl Decode for ServerCodec {
             self.scanned = 0;
             let head = src.split_to(head_len).freeze();
             let pending = self.parse_head(&head)?;
-            self.continue_wanted = pending.expect_continue && src.len() < pending.body_len;
+            self.continue_wanted = pending.expect_continue;
             self.pending = Some(pending);
         }
-        let Some(body_len) = self.pending.as_ref().map(|p| p.body_len) else {
+        let Some(p) = self.pending.as_mut() else {
             return Ok(None);
         };
-        if src.len() < body_len {
-            src.reserve((body_len - src.len()).min(MAX_RESERVE));
+        let body_len = match &mut p.body {
+            RequestBody::Length(len) => Some(*len).filter(|&len| src.len() >= len),
+            RequestBody::Chunked(chunked) => chunked.advance(
+                src,
+                self.limits.max_body_bytes,
+                self.limits.max_header_bytes,
+            )?,
+        };
+        let Some(body_len) = body_len else {
+            if let RequestBody::Length(len) = p.body {
+                src.reserve((len - src.len()).min(MAX_RESERVE));
+            }
             return Ok(None);
-        }
+        };
         let Some(p) = self.pending.take() else {
             return Ok(None);
         };
@@ -1528,12 +1578,34 @@ mod tests {
             status_of(small(), b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n"),
             413
         );
+        for (framing, status) in [
+            ("Transfer-Encoding: gzip, chunked", 501),
+            ("Transfer-Encoding: chunked, chunked", 501),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+                501,
+            ),
+            ("Transfer-Encoding: gzip", 501),
+            // Smuggling's classic: both framings (refused as nginx does, RFC 9112 §6.3).
+            ("Transfer-Encoding: chunked\r\nContent-Length: 3", 400),
+            ("Content-Length: 3\r\nTransfer-Encoding: chunked", 400),
+        ] {
+            let head = format!("POST / HTTP/1.1\r\n{framing}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            assert_eq!(status_of(small(), head.as_bytes()), status, "{framing}");
+        }
+        let old = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(
+            status_of(small(), old),
+            400,
+            "HTTP/1.0 with a transfer coding"
+        );
         assert_eq!(
             status_of(
                 small(),
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\n"
             ),
-            501
+            413,
+            "the chunk size is over the limit before its data comes"
         );
         for bad in [
             &b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
@@ -1567,6 +1639,39 @@ mod tests {
             "{err}"
         );
         assert!(buf.capacity() <= before);
+    }
+
+    /// curl `-T -`, Go's and Python's clients send a body of unknown length chunked (RFC 9112 §7.1: a
+    /// recipient MUST be able to parse it); it was answered 501.
+    #[test]
+    fn chunked_request_bodies_decode_whole_in_any_split_and_pipeline() {
+        let input =
+            b"POST /up HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n\
+            5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n\
+            GET /next HTTP/1.1\r\n\r\n";
+        for step in 1..=input.len() {
+            let mut codec = ServerCodec::default();
+            let (mut buf, mut out, mut continued) = (BytesMut::new(), Vec::new(), 0);
+            for piece in input.chunks(step) {
+                buf.extend_from_slice(piece);
+                while let Some(req) = codec.decode(&mut buf).unwrap() {
+                    out.push(req);
+                }
+                continued += usize::from(codec.take_continue());
+                // While the body arrives, the connection holds the body so far and the bytes not parsed yet
+                // (at most a line), not the framing parsed.
+                let held = buf.len();
+                assert!(
+                    !codec.in_progress() || held <= 11 + 14 + step,
+                    "step {step}: {held} bytes held"
+                );
+            }
+            assert_eq!(out.len(), 2, "step {step}");
+            assert_eq!(out[0].body, "hello world", "step {step}");
+            assert_eq!(out[1].path, "/next");
+            assert!(buf.is_empty() && !codec.in_progress());
+            assert!(continued <= 1, "100 Continue at most once");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub mod resp;
 
 #[cfg(feature = "tokio-util")]
 mod bridge;
+#[cfg(feature = "server-codecs")]
+mod chunked;
 mod error;
 mod traits;
 

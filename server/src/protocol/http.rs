@@ -3,8 +3,9 @@
 //!
 //! Bad input gets the codec's status with `Connection: close`, then the connection closes: a header block
 //! over `max_header` (or more than `max_headers` fields) `431`, a body over `max_body` `413` (decided from
-//! `Content-Length` before the body is read), a request `Transfer-Encoding` `501`, anything else malformed
-//! `400`. A request still incomplete at the read timeout gets `408` and the close. `Expect: 100-continue` gets
+//! `Content-Length`, or a chunk's size line, before that body is read), a request `Transfer-Encoding` other
+//! than `chunked` `501`, anything else malformed (chunked framing included) `400`. Chunked request bodies are
+//! decoded in the connection's input buffer (see `sockpool::codec::http`). A request still incomplete at the read timeout gets `408` and the close. `Expect: 100-continue` gets
 //! `100 Continue`. Over `max_connections`: `503` and the close.
 
 use std::sync::Arc;

@@ -225,6 +225,35 @@ pub fn curl_post_with_a_body_gets_200_and_the_configured_body() {
     assert_eq!(std::fs::read(body.path()).expect("read body").len(), 13);
 }
 
+/// `curl -T -` uploads what it reads from stdin chunked (its length is unknown): the server decodes the chunks
+/// (answered 501 before), and a chunked body over `--max-body` gets 413.
+pub fn curl_chunked_upload_from_stdin_gets_200_and_over_the_limit_413() {
+    let curl = peer("curl");
+    let server = start(&["--listen", "http=127.0.0.1:0", "--max-body", "300000"]);
+    let addr = server.addr("http");
+    let upload = |len: u32| {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (_file, stdin) = stdin_file(&payload);
+        let out = run_ok(
+            Command::new(&curl)
+                .args(["-s", "--max-time", "10", "-o", "/dev/null", "-T", "-"])
+                .args(["-w", "%{http_code} %{size_upload}"])
+                .arg(format!("http://{addr}/upload"))
+                .stdin(stdin),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // curl's size_upload counts the chunks' framing too.
+    let ok = upload(200_000);
+    let sent: u64 = ok
+        .strip_prefix("200 ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 200_000, "under --max-body: {ok}");
+    let over = upload(400_000);
+    assert!(over.starts_with("413 "), "over --max-body: {over}");
+}
+
 pub fn wrk_runs_without_socket_errors_or_non_2xx() {
     let wrk = peer("wrk");
     let server = start(&["--listen", "http=127.0.0.1:0", "--workers", "2"]);

@@ -31,6 +31,10 @@ fn main() -> std::process::ExitCode {
             needs["curl"]
         ),
         peer_test!(
+            clients::curl_chunked_upload_from_stdin_gets_200_and_over_the_limit_413,
+            needs["curl"]
+        ),
+        peer_test!(
             clients::wrk_runs_without_socket_errors_or_non_2xx,
             needs["wrk"]
         ),
