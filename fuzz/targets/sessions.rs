@@ -63,7 +63,8 @@ fn input_bound(proto: Proto, c: &ServerConfig) -> usize {
         Proto::Framed => 4 + l.max_frame,
         Proto::Echo | Proto::Udp => 0,
         Proto::Line => l.max_line + 1,
-        Proto::Http => l.max_header.max(l.max_body),
+        // A chunked body: the body so far plus a chunk-size or trailer line not parsed yet.
+        Proto::Http => l.max_header + l.max_body,
         Proto::Resp => (l.max_inline + 1).max(l.max_bulk + 2),
     }
 }
