@@ -25,6 +25,9 @@ pub(crate) struct ChunkedBody {
     body: usize,
     /// The first byte not parsed yet.
     scan: usize,
+    /// How far past `scan` a line's end was already looked for: a line that arrives a byte at a time is searched
+    /// once, not once per byte (the head's search resumes the same way).
+    searched: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,7 @@ impl ChunkedBody {
             state: State::Size,
             body: 0,
             scan: 0,
+            searched: 0,
         }
     }
 
@@ -150,15 +154,19 @@ impl ChunkedBody {
     }
 
     /// The length of the CRLF-ended line at `scan` (without its CRLF), `None` while it has not all arrived.
-    fn line(&self, src: &BytesMut, max_line: usize) -> Result<Option<usize>, CodecError> {
+    fn line(&mut self, src: &BytesMut, max_line: usize) -> Result<Option<usize>, CodecError> {
         let rest = &src[self.scan..];
         let window = &rest[..rest.len().min(max_line)];
-        let Some(end) = window.iter().position(|&b| b == b'\n') else {
+        let from = self.searched.min(window.len());
+        let Some(end) = window[from..].iter().position(|&b| b == b'\n') else {
             if rest.len() >= max_line {
                 return Err(bad("chunk-size or trailer line too long"));
             }
+            self.searched = window.len();
             return Ok(None);
         };
+        let end = from + end;
+        self.searched = 0;
         let Some(line) = end.checked_sub(1).filter(|&l| window[l] == b'\r') else {
             return Err(bad("bare LF in a chunked body"));
         };
