@@ -74,16 +74,21 @@ fn never_read_large_replies(model: &str) {
     let baseline_kib = status_kib(pid, "VmRSS:");
     let answered_before = requests(framed);
 
-    // 40 clients ask for a 16 MiB SOURCE (17 bytes each), 40 for a GET of the 16 MiB value (22 bytes each),
-    // and none of them ever reads: 1.25 GiB of replies asked for.
+    // 40 clients ask for a 16 MiB SOURCE (17 bytes each); 40 for the 16 MiB value, half with a GET (22 bytes
+    // each), half with an MGET of it four times (47 bytes for 64 MiB); none of them ever reads: 2.5 GiB of
+    // replies asked for.
     let mut idle = Vec::new();
-    for _ in 0..CLIENTS {
+    for i in 0..CLIENTS {
         let mut s = TcpStream::connect(framed).unwrap();
         s.write_all(&framed_request(3, 7, (BIG - 13) as u32, b""))
             .unwrap();
         idle.push(s);
         let mut s = TcpStream::connect(resp).unwrap();
-        s.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n").unwrap();
+        let ask: &[u8] = match i % 2 {
+            0 => b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n",
+            _ => b"*5\r\n$4\r\nMGET\r\n$3\r\nbig\r\n$3\r\nbig\r\n$3\r\nbig\r\n$3\r\nbig\r\n",
+        };
+        s.write_all(ask).unwrap();
         idle.push(s);
     }
     // Every request was taken in (counted when handled), and then the writes stall on full sockets.
@@ -112,7 +117,7 @@ fn never_read_large_replies(model: &str) {
         "{model}: server RSS {baseline_kib} KiB -> {now_kib} KiB (+{grew_kib} KiB) for {} clients; budget {budget_kib} KiB; \
          asked for {} MiB",
         2 * CLIENTS,
-        (2 * CLIENTS * BIG) >> 20
+        ((CLIENTS + CLIENTS / 2 + 4 * (CLIENTS / 2)) * BIG) >> 20
     );
     assert!(
         grew_kib <= budget_kib,

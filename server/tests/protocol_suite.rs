@@ -230,7 +230,7 @@ async fn resp(model: Variant) {
     let requests = with_server(model, "resp=127.0.0.1:0", Proto::Resp, |addr| async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         // One command a round trip, each with the reply Redis gives it.
-        let commands: [(&[u8], &[u8]); 17] = [
+        let commands: [(&[u8], &[u8]); 20] = [
             (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
             (b"PING\r\n", b"+PONG\r\n"), // inline, as redis-benchmark's PING_INLINE
             (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n41\r\n", b"+OK\r\n"),
@@ -249,6 +249,18 @@ async fn resp(model: Variant) {
             ),
             (b"*2\r\n$4\r\nDECR\r\n$1\r\nk\r\n", b":58\r\n"),
             (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n42\r\n", b"+OK\r\n"),
+            (
+                b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$0\r\n\r\n",
+                b"+OK\r\n",
+            ),
+            (
+                b"*4\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nz\r\n$1\r\nb\r\n",
+                b"*3\r\n$1\r\n1\r\n$-1\r\n$0\r\n\r\n",
+            ),
+            (
+                b"*2\r\n$4\r\nMSET\r\n$1\r\na\r\n",
+                b"-ERR wrong number of arguments for 'mset' command\r\n",
+            ),
             (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b"$2\r\n42\r\n"),
             (b"*3\r\n$6\r\nEXISTS\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
             (b"*3\r\n$3\r\nDEL\r\n$1\r\nk\r\n$1\r\nz\r\n", b":1\r\n"),
@@ -270,7 +282,7 @@ async fn resp(model: Variant) {
         expect_reply(&mut s, &send, &want).await;
     })
     .await;
-    assert_eq!(requests, 17 + 16);
+    assert_eq!(requests, 20 + 16);
 }
 
 async fn udp(model: Variant) {

@@ -17,6 +17,11 @@ pub(crate) enum Body {
     /// The rest of a payload the session already holds (it shares its allocation: no copy is made), then a
     /// short trailer (RESP's `\r\n` after a bulk string).
     Bytes(Bytes, &'static [u8]),
+    /// RESP bulk strings (null where `None`), after the array header already written (MGET): each one's header,
+    /// then its value a part at a time as [`Body::Bytes`]. The values are shared with the key space, not copied.
+    Bulks(std::vec::IntoIter<Option<Bytes>>),
+    /// A body still being written, then [`Body::Bulks`] (a large value in the middle of an MGET reply).
+    Then(Box<Body>, std::vec::IntoIter<Option<Bytes>>),
 }
 
 impl Body {
@@ -40,6 +45,30 @@ impl Body {
                     Some(Body::Bytes(b, trailer))
                 }
             }
+            Body::Bulks(mut values) => {
+                while output.len() < high_water {
+                    match values.next() {
+                        None => return None,
+                        Some(None) => output.extend_from_slice(b"$-1\r\n"),
+                        Some(Some(v)) => {
+                            output.put_u8(b'$');
+                            output
+                                .extend_from_slice(itoa::Buffer::new().format(v.len()).as_bytes());
+                            output.extend_from_slice(b"\r\n");
+                            if let Some(part) = Body::Bytes(v, b"\r\n").write(output, high_water) {
+                                // The rest of this value first, then the others: the session writes a part
+                                // of a `Bytes` body per turn, so this one goes out whole before them.
+                                return Some(Body::Then(Box::new(part), values));
+                            }
+                        }
+                    }
+                }
+                (values.len() > 0).then_some(Body::Bulks(values))
+            }
+            Body::Then(first, values) => match first.write(output, high_water) {
+                Some(first) => Some(Body::Then(Box::new(first), values)),
+                None => Body::Bulks(values).write(output, high_water),
+            },
         }
     }
 }
@@ -74,6 +103,27 @@ mod tests {
         assert_eq!(&wire[..100_000], &payload[..]);
         assert_eq!(&wire[100_000..], b"\r\n");
         assert!(most <= 4096 + 2);
+    }
+
+    #[test]
+    fn bulks_are_written_in_order_with_large_values_in_parts() {
+        let large = Bytes::from(vec![b'L'; 50_000]);
+        let values = vec![
+            Some(Bytes::from_static(b"a")),
+            None,
+            Some(large.clone()),
+            Some(Bytes::new()),
+            Some(large),
+        ];
+        let (wire, most) = drain(Body::Bulks(values.into_iter()), 4096);
+        let mut want = b"$1\r\na\r\n$-1\r\n$50000\r\n".to_vec();
+        want.extend_from_slice(&[b'L'; 50_000]);
+        want.extend_from_slice(b"\r\n$0\r\n\r\n$50000\r\n");
+        want.extend_from_slice(&[b'L'; 50_000]);
+        want.extend_from_slice(b"\r\n");
+        assert!(wire == want, "the bulks, in order");
+        // Past the mark by at most one bulk header and a trailer.
+        assert!(most <= 4096 + 32, "{most} bytes of output at once");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `resp`: a Redis RESP2 subset on an in-memory map shared by every connection: `PING [msg]`, `ECHO msg`,
-//! `GET key`, `SET key value`, `DEL key…`, `EXISTS key…`, `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`
-//! (redis-py's `incr` sends `INCRBY`), plus `SELECT`, `CONFIG GET` (an empty
+//! `GET key`, `SET key value`, `MGET key…`, `MSET key value…`, `DEL key…`, `EXISTS key…`, `INCR key`, `DECR key`,
+//! `INCRBY key n`, `DECRBY key n` (redis-py's `incr` sends `INCRBY`), plus `SELECT`, `CONFIG GET` (an empty
 //! list, so redis-benchmark starts), `QUIT`. Anything else gets Redis's `-ERR unknown command …` and the
 //! connection goes on; a wrong argument count gets `-ERR wrong number of arguments for '…' command`.
 //!
@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use sockpool::codec::resp::{protocol_error_reply, Limits as RespLimits, ServerCodec, Value};
 use sockpool::codec::CodecError;
 
@@ -118,6 +118,27 @@ fn command(
                 .filter(|k| if del { db.del(k) } else { db.exists(k) })
                 .count();
             Value::Integer(n as i64)
+        }
+    } else if is("MGET") {
+        if argc < 2 {
+            arity(name)
+        } else {
+            // The array header now; the values (shared with the key space, not copied) a part at a time.
+            output.put_u8(b'*');
+            output.extend_from_slice(itoa::Buffer::new().format(argc - 1).as_bytes());
+            output.extend_from_slice(b"\r\n");
+            let values: Vec<Option<Bytes>> = args[1..].iter().map(|k| db.get(k)).collect();
+            *body = Some(Body::Bulks(values.into_iter()));
+            return true;
+        }
+    } else if is("MSET") {
+        if argc < 3 || argc % 2 == 0 {
+            arity(name)
+        } else {
+            for pair in args[1..].chunks_exact(2) {
+                db.set(&pair[0], &pair[1]);
+            }
+            return put_static(OK, output);
         }
     } else if is("ECHO") {
         match argc {
