@@ -75,7 +75,7 @@ fn never_read_large_replies(model: &str) {
     let answered_before = requests(framed);
 
     // 40 clients ask for a 16 MiB SOURCE (17 bytes each); 40 for the 16 MiB value, half with a GET (22 bytes
-    // each), half with an MGET of it four times (47 bytes for 64 MiB); none of them ever reads: 2.5 GiB of
+    // each), half with an MGET of it four times (47 bytes for 64 MiB); none of them ever reads: 2.2 GiB of
     // replies asked for.
     let mut idle = Vec::new();
     for i in 0..CLIENTS {
