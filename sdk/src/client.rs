@@ -196,9 +196,10 @@ impl<P: Protocol> ClientBuilder<P> {
     /// [`DEFAULT_PIPELINE_DEPTH`](crate::config::DEFAULT_PIPELINE_DEPTH) (64): callers are multiplexed onto few
     /// connections, each connection's driver writing every request queued since its last write in one batch;
     /// blocking commands ([`Protocol::blocks_for`]) go to a depth-1 connection of their own. 1 = request/response:
-    /// each call holds a pooled connection for its exchange, with no driver task (see the `pool` module).
+    /// each call holds a pooled connection for its exchange, with no driver task (see the `pool` module). 0 is
+    /// refused by [`build`](Self::build) (an [`ErrorKind::Config`] error).
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
-        self.depth = depth.max(1);
+        self.depth = depth;
         self
     }
 
@@ -224,7 +225,7 @@ impl<P: Protocol> ClientBuilder<P> {
             retry: c.retry,
             ejection: c.ejection,
             tls: c.tls,
-            depth: c.pipeline_depth.max(1),
+            depth: c.pipeline_depth,
             on_connect: None,
             resolver: Resolver::default(),
         }
@@ -245,6 +246,12 @@ impl<P: Protocol> ClientBuilder<P> {
         }
         if self.pool.max_size == 0 {
             return Err(config_err("pool max_size must be at least 1".into()));
+        }
+        // Taken as 1 before: a file or flag saying 0 got request/response without a word.
+        if self.depth == 0 {
+            return Err(config_err(
+                "pipeline_depth 0: at least 1 request in flight per connection (1 = request/response)".into(),
+            ));
         }
         // The pool reserves its slots up front: 10^12 aborted the process on the allocation.
         if self.pool.max_size > MAX_POOL_SIZE {

@@ -423,7 +423,8 @@ pub struct ClientConfig {
     pub endpoints: Vec<String>,
     /// Requests in flight per connection, shared by every caller. Default: [`DEFAULT_PIPELINE_DEPTH`] (64):
     /// callers are multiplexed onto few connections, their requests that arrive together written in one batch
-    /// (see [`Client`](crate::Client)); 1 = request/response, one caller per connection at a time.
+    /// (see [`Client`](crate::Client)); 1 = request/response, one caller per connection at a time. 0 is refused
+    /// when the client is built.
     pub pipeline_depth: usize,
     /// The pool. Default: [`PoolConfig::default`].
     pub pool: PoolConfig,
