@@ -115,7 +115,9 @@ pub struct ClientBuilder<P: Protocol> {
 
 impl<P: Protocol> ClientBuilder<P> {
     /// Add an endpoint: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port` (anything whose
-    /// `to_string()` is one of these, e.g. a `SocketAddr`). Repeatable; at least one is required.
+    /// `to_string()` is one of these, e.g. a `SocketAddr`), or a URL of the client's own protocol without
+    /// set-up (`redis://host:port` for RESP, `http://host:port` for HTTP; see [`crate::url`]): a URL of another
+    /// protocol's scheme is refused by [`build`](Self::build). Repeatable; at least one is required.
     pub fn endpoint(mut self, endpoint: impl ToString) -> Self {
         self.endpoints.push(endpoint.to_string());
         self
@@ -274,6 +276,26 @@ impl<P: Protocol> ClientBuilder<P> {
                 "retry budget_ratio {}: from 0 to {MAX_BUDGET_RATIO} retries a call",
                 self.retry.budget_ratio
             )));
+        }
+        // A service's URL (`redis://`, `http://` …) names a protocol: given to a client of another one, it is a
+        // mistake (accepted as a plain address before). Named without the URL, which may hold a password.
+        for given in &self.endpoints {
+            let Some(scheme) = crate::url::service_scheme(given) else {
+                continue;
+            };
+            let ours = self.protocol.url_schemes();
+            if !ours.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+                let owner = if scheme.starts_with("redis") {
+                    "resp"
+                } else {
+                    "http"
+                };
+                return Err(config_err(format!(
+                    "endpoint scheme {scheme}:// is for the {owner} protocol, and this client speaks {}: give \
+                     host:port, tcp://host:port, tls://host:port or unix:/path",
+                    self.protocol.name()
+                )));
+            }
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;

@@ -418,7 +418,9 @@ pub const DEFAULT_PIPELINE_DEPTH: usize = 64;
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
+    /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`, or a URL of the client's own
+    /// protocol (`redis://host:port`, `http://host:port`: see
+    /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint)). Default: none (add them with
     /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
     pub endpoints: Vec<String>,
     /// Requests in flight per connection, shared by every caller. Default: [`DEFAULT_PIPELINE_DEPTH`] (64):

@@ -44,6 +44,15 @@ pub trait Protocol: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The URL schemes of endpoints that name this protocol: `redis`, `rediss` and `redis+unix` for RESP,
+    /// `http` and `https` for HTTP. An endpoint written with one of those service schemes is refused when a
+    /// client of any other protocol is built (a `redis://` endpoint for a framed client is a mistake, not an
+    /// address); the generic forms (`host:port`, `tcp://`, `tls://`, `unix:`) go with every protocol.
+    /// Default: none.
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// True when, after `reply`, the server closes the connection (HTTP `Connection: close`): the connection
     /// takes no more requests, and the EOF that follows is expected, not a sign that the endpoint went away.
     /// Default: false.
@@ -234,6 +243,10 @@ impl Protocol for Resp {
         "resp"
     }
 
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["redis", "rediss", "redis+unix"]
+    }
+
     fn is_idempotent(&self, request: &Vec<Bytes>) -> bool {
         request
             .first()
@@ -288,6 +301,10 @@ impl Protocol for Http {
 
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["http", "https"]
     }
 
     fn closes_connection(&self, reply: &http::Response) -> bool {
