@@ -822,6 +822,10 @@ impl<P: Protocol> Client<P> {
                 .with_sent(false);
             return O::of(Err(e), timings);
         }
+        if let Some(command) = inner.protocol.breaks_request_reply(&request) {
+            Counters::add(&inner.counters.failed);
+            return O::of(Err(crate::exclusive::not_request_reply(command)), timings);
+        }
         if let Some(command) = inner.protocol.changes_connection_state(&request) {
             Counters::add(&inner.counters.failed);
             return O::of(Err(crate::exclusive::refused(command)), timings);
@@ -1259,7 +1263,8 @@ impl<P: Protocol> Client<P> {
     }
 
     /// A connection of one endpoint (picked as for a call) lent to this caller alone until the returned
-    /// [`Exclusive`] drops, for what changes a connection's state: Redis `MULTI`/`EXEC`, `WATCH`, `SUBSCRIBE`.
+    /// [`Exclusive`] drops, for what changes a connection's state: Redis `MULTI`/`EXEC`, `WATCH`, `SELECT` (not
+    /// pub/sub: [`Protocol::breaks_request_reply`] is refused there too).
     /// It comes from a pool of its own (depth 1, at most [`PoolConfig::max_size`] per endpoint, the same
     /// `on_connect` set-up), never from the connections shared by [`call`](Self::call). Waiting for one is
     /// bounded by the pool wait timeout.

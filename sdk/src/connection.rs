@@ -527,11 +527,15 @@ impl<P: Protocol> Connection<P> {
         self.connect_time
     }
 
-    /// Send one request and wait for its reply. Waits for a free pipelining slot first.
+    /// Send one request and wait for its reply. Waits for a free pipelining slot first. A request not answered
+    /// by one reply ([`Protocol::breaks_request_reply`]) is refused, not sent.
     ///
     /// Cancel-safe: dropping the future before the reply arrives leaves the connection in step (the reply is
     /// read and dropped) and poisons it, see the module docs.
     pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
+        if let Some(command) = self.handle.protocol().breaks_request_reply(&request) {
+            return Err(crate::exclusive::not_request_reply(command));
+        }
         let slot = self.reserve().await?;
         match &self.handle {
             Handle::Direct(direct) => direct
@@ -579,7 +583,8 @@ impl<P: Protocol> Connection<P> {
 
     /// Queue `request` on a reserved slot; the returned future resolves to its reply.
     ///
-    /// Fails at once (not sent) if the connection is unusable.
+    /// Fails at once (not sent) if the connection is unusable, or if the request is not answered by one reply
+    /// ([`Protocol::breaks_request_reply`]).
     pub fn send(&self, slot: Slot, request: P::Request) -> Result<ReplyFuture<P::Response>, Error> {
         self.try_send(slot, request).map_err(|(e, _)| e)
     }
@@ -591,6 +596,9 @@ impl<P: Protocol> Connection<P> {
         slot: Slot,
         request: P::Request,
     ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        if let Some(command) = self.handle.protocol().breaks_request_reply(&request) {
+            return Err((crate::exclusive::not_request_reply(command), request));
+        }
         if let Some(reason) = self.health() {
             return Err((unusable(reason), request));
         }

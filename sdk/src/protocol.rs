@@ -80,6 +80,16 @@ pub trait Protocol: Send + Sync + 'static {
         None
     }
 
+    /// The name of the command when `request` is not answered by exactly one reply (Redis `SUBSCRIBE` and
+    /// the rest of the pub/sub family, `MONITOR`, `CLIENT REPLY OFF` …): after it, what the server sends is
+    /// pushes, or nothing, and would be taken for the replies of the requests that follow. Such a request is
+    /// refused on every request/reply path ([`Client::call`](crate::Client::call),
+    /// [`Exclusive::call`](crate::Exclusive::call), [`Connection::call`](crate::Connection::call),
+    /// [`Pipelined::send`](crate::Pipelined::send)) before anything is sent. Default: none.
+    fn breaks_request_reply(&self, _request: &Self::Request) -> Option<&'static str> {
+        None
+    }
+
     /// How long the server may hold back its reply to `request` while it waits for something to happen (Redis
     /// `BLPOP`, `XREAD … BLOCK`, `WAIT`); [`Duration::MAX`](std::time::Duration::MAX) when it may wait without
     /// limit. On a shared pipelined connection such a request would hold up every reply queued behind it, so
@@ -255,6 +265,10 @@ impl Protocol for Resp {
 
     fn changes_connection_state(&self, request: &Vec<Bytes>) -> Option<&'static str> {
         crate::redis::state_command(request)
+    }
+
+    fn breaks_request_reply(&self, request: &Vec<Bytes>) -> Option<&'static str> {
+        crate::redis::push_command(request)
     }
 
     fn blocks_for(&self, request: &Vec<Bytes>) -> Option<std::time::Duration> {
