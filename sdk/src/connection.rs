@@ -22,8 +22,9 @@
 //!   gives up poisons the connection, which keeps the reply owed and reads it before it closes
 //!   (`connection/direct.rs`).
 //! - **Late replies are waited for, but not for ever.** Once a connection takes no more requests (poisoned, or
-//!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up), its
-//!   driver reads their late replies for at most `DRAIN_LIMIT` (10 s), as the depth-1 drain does, then closes: a
+//!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up, before
+//!   or after: a caller dropping its reply future wakes the driver then), its driver reads their late replies
+//!   for at most `DRAIN_LIMIT` (10 s), as the depth-1 drain does, then closes: a
 //!   server that never answers does not keep the task and its socket after the client is closed or dropped.
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
@@ -1070,6 +1071,9 @@ impl<P: Protocol> Driver<P> {
                     drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 }
             }
+            // Taking no more requests with callers still waiting: a caller that then gives up (drops its reply
+            // future, with no deadline to wake this task) must start the drain, so the task polls for that.
+            let watch_callers = !idle && !draining && (!rx_open || self.shared.reason().is_some());
             if rbuf.capacity() - rbuf.len() < read_cap / 2 {
                 rbuf.reserve(read_cap);
             }
@@ -1144,6 +1148,8 @@ impl<P: Protocol> Driver<P> {
                     expired = true;
                     self.shared.mark(CloseReason::MaxLifetime);
                 }
+                _ = std::future::poll_fn(|cx| self.flight.poll_live(|reply| reply.poll_closed(cx))),
+                    if watch_callers => {}
                 _ = &mut drain_timer, if draining => {
                     break Stop { reason: CloseReason::Cancelled, error: None };
                 }
@@ -1428,6 +1434,31 @@ mod tests {
             .expect("the driver still waits for the reply past the drain limit");
         assert!(end.is_none(), "EOF, got {end:?}");
         assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
+    }
+
+    /// A pipelined connection that takes no more requests while a caller still waits: when that caller then
+    /// gives up (no deadline, so no timer wakes the driver), the driver hears of it, waits the drain limit for
+    /// the late reply, and closes, freeing the slot. Before, it waited for that reply for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_giving_up_after_the_poison_starts_the_drain() {
+        let (conn, mut server) = pair(2);
+        let slot = conn.reserve().await.unwrap();
+        let reply = conn
+            .send(slot, Request::echo(1, Bytes::from_static(b"one")))
+            .unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap().id, 1);
+        conn.poison(CloseReason::Local);
+        // The driver sees the poison while its caller still waits: no drain yet.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(conn.in_flight(), 1);
+        drop(reply);
+        let dropped = Instant::now(); // paused clock: exact
+        let end = tokio::time::timeout(DRAIN_LIMIT + Duration::from_millis(10), server.next())
+            .await
+            .expect("the driver still waits for the given-up reply past the drain limit");
+        assert!(end.is_none(), "EOF, got {end:?}");
+        assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
+        assert_eq!(conn.in_flight(), 0);
     }
 
     /// Two connections to one endpoint at `depth`, and the peer of the first.
