@@ -1174,7 +1174,13 @@ impl<P: Protocol> Driver<P> {
             let e = if at.behind_close {
                 Error::new(ErrorKind::Closed, at.phase, BEHIND_CLOSE).with_server_close()
             } else {
-                let phase = if at.sent { base.phase() } else { unsent };
+                // Each request in the phase it was in (the flight's), whatever failed the connection: after a
+                // failed write, one all written and waiting for its reply failed reading, as on a read EOF; one
+                // not all written failed writing, whichever side saw the failure.
+                let phase = match unsent {
+                    Phase::TlsHandshake => unsent,
+                    _ => at.phase,
+                };
                 clone_error(&base).with_sent(at.sent).with_phase(phase)
             };
             let _ = reply.send(Err(e));
@@ -1459,6 +1465,37 @@ mod tests {
         assert!(end.is_none(), "EOF, got {end:?}");
         assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
         assert_eq!(conn.in_flight(), 0);
+    }
+
+    /// A write that fails with requests in flight fails each in its own phase, as a read EOF does: the request
+    /// all written and waiting for its reply in the read phase (sent), the one the write failed on in the
+    /// write phase (not sent); none is left unanswered or holding its slot. Before, both failed as `Write`.
+    #[tokio::test]
+    async fn a_failed_write_fails_each_request_in_flight_in_its_own_phase() {
+        let (conn, mut server) = pair(4);
+        let first = conn
+            .send(
+                conn.reserve().await.unwrap(),
+                Request::echo(1, Bytes::from_static(b"one")),
+            )
+            .unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap().id, 1);
+        // The peer reads no more: the next write fails (EPIPE), the first's reply is still owed.
+        socket2::SockRef::from(server.get_ref())
+            .shutdown(std::net::Shutdown::Read)
+            .unwrap();
+        let second = conn
+            .send(
+                conn.reserve().await.unwrap(),
+                Request::echo(2, Bytes::from_static(b"two")),
+            )
+            .unwrap();
+        let (a, b) = tokio::join!(first, second);
+        let (a, b) = (a.unwrap_err(), b.unwrap_err());
+        assert_eq!((a.phase(), a.was_sent()), (Phase::Read, true), "{a}");
+        assert_eq!((b.phase(), b.was_sent()), (Phase::Write, false), "{b}");
+        assert_eq!(conn.in_flight(), 0);
+        assert!(conn.health().is_some());
     }
 
     /// Two connections to one endpoint at `depth`, and the peer of the first.
