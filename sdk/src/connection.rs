@@ -1498,6 +1498,35 @@ mod tests {
         assert!(conn.health().is_some());
     }
 
+    /// At depth 1 an HTTP/1.0 reply without keep-alive ends the connection: it is not handed out again. Its
+    /// own fields do not say so (no `Connection: close`), its codec does (`Protocol::closes_after`, which the
+    /// pipelined core asks). Before, the depth-1 path asked `closes_connection` and the connection stayed
+    /// healthy, for a next request the server would never read.
+    #[tokio::test]
+    async fn at_depth_one_an_http_1_0_reply_without_keep_alive_ends_the_connection() {
+        use crate::protocol::Http;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let conn = Connection::from_stream(
+            Stream::Unix(a),
+            Arc::new(Http::default()),
+            ConnectionOptions::default(),
+        );
+        let serve = async {
+            let mut buf = vec![0u8; 4096];
+            let n = b.read(&mut buf).await.unwrap();
+            assert!(buf[..n].ends_with(b"\r\n\r\n"));
+            // The server keeps its end open: only the reply says the connection is over.
+            b.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        };
+        let (r, ()) = tokio::join!(conn.call(crate::codec::http::Request::get("/")), serve);
+        assert_eq!(r.unwrap().status, 200);
+        assert_eq!(conn.health(), Some(CloseReason::ServerClose));
+        drop(b);
+    }
+
     /// Two connections to one endpoint at `depth`, and the peer of the first.
     fn endpoint_pair(
         depth: usize,
