@@ -115,7 +115,9 @@ pub struct ClientBuilder<P: Protocol> {
 
 impl<P: Protocol> ClientBuilder<P> {
     /// Add an endpoint: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port` (anything whose
-    /// `to_string()` is one of these, e.g. a `SocketAddr`). Repeatable; at least one is required.
+    /// `to_string()` is one of these, e.g. a `SocketAddr`), or a URL of the client's own protocol without
+    /// set-up (`redis://host:port` for RESP, `http://host:port` for HTTP; see [`crate::url`]): a URL of another
+    /// protocol's scheme is refused by [`build`](Self::build). Repeatable; at least one is required.
     pub fn endpoint(mut self, endpoint: impl ToString) -> Self {
         self.endpoints.push(endpoint.to_string());
         self
@@ -196,9 +198,10 @@ impl<P: Protocol> ClientBuilder<P> {
     /// [`DEFAULT_PIPELINE_DEPTH`](crate::config::DEFAULT_PIPELINE_DEPTH) (64): callers are multiplexed onto few
     /// connections, each connection's driver writing every request queued since its last write in one batch;
     /// blocking commands ([`Protocol::blocks_for`]) go to a depth-1 connection of their own. 1 = request/response:
-    /// each call holds a pooled connection for its exchange, with no driver task (see the `pool` module).
+    /// each call holds a pooled connection for its exchange, with no driver task (see the `pool` module). 0 is
+    /// refused by [`build`](Self::build) (an [`ErrorKind::Config`] error).
     pub fn pipeline_depth(mut self, depth: usize) -> Self {
-        self.depth = depth.max(1);
+        self.depth = depth;
         self
     }
 
@@ -224,7 +227,7 @@ impl<P: Protocol> ClientBuilder<P> {
             retry: c.retry,
             ejection: c.ejection,
             tls: c.tls,
-            depth: c.pipeline_depth.max(1),
+            depth: c.pipeline_depth,
             on_connect: None,
             resolver: Resolver::default(),
         }
@@ -245,6 +248,12 @@ impl<P: Protocol> ClientBuilder<P> {
         }
         if self.pool.max_size == 0 {
             return Err(config_err("pool max_size must be at least 1".into()));
+        }
+        // Taken as 1 before: a file or flag saying 0 got request/response without a word.
+        if self.depth == 0 {
+            return Err(config_err(
+                "pipeline_depth 0: at least 1 request in flight per connection (1 = request/response)".into(),
+            ));
         }
         // The pool reserves its slots up front: 10^12 aborted the process on the allocation.
         if self.pool.max_size > MAX_POOL_SIZE {
@@ -267,6 +276,26 @@ impl<P: Protocol> ClientBuilder<P> {
                 "retry budget_ratio {}: from 0 to {MAX_BUDGET_RATIO} retries a call",
                 self.retry.budget_ratio
             )));
+        }
+        // A service's URL (`redis://`, `http://` …) names a protocol: given to a client of another one, it is a
+        // mistake (accepted as a plain address before). Named without the URL, which may hold a password.
+        for given in &self.endpoints {
+            let Some(scheme) = crate::url::service_scheme(given) else {
+                continue;
+            };
+            let ours = self.protocol.url_schemes();
+            if !ours.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+                let owner = if scheme.starts_with("redis") {
+                    "resp"
+                } else {
+                    "http"
+                };
+                return Err(config_err(format!(
+                    "endpoint scheme {scheme}:// is for the {owner} protocol, and this client speaks {}: give \
+                     host:port, tcp://host:port, tls://host:port or unix:/path",
+                    self.protocol.name()
+                )));
+            }
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
@@ -793,6 +822,10 @@ impl<P: Protocol> Client<P> {
                 .with_sent(false);
             return O::of(Err(e), timings);
         }
+        if let Some(command) = inner.protocol.breaks_request_reply(&request) {
+            Counters::add(&inner.counters.failed);
+            return O::of(Err(crate::exclusive::not_request_reply(command)), timings);
+        }
         if let Some(command) = inner.protocol.changes_connection_state(&request) {
             Counters::add(&inner.counters.failed);
             return O::of(Err(crate::exclusive::refused(command)), timings);
@@ -1230,7 +1263,8 @@ impl<P: Protocol> Client<P> {
     }
 
     /// A connection of one endpoint (picked as for a call) lent to this caller alone until the returned
-    /// [`Exclusive`] drops, for what changes a connection's state: Redis `MULTI`/`EXEC`, `WATCH`, `SUBSCRIBE`.
+    /// [`Exclusive`] drops, for what changes a connection's state: Redis `MULTI`/`EXEC`, `WATCH`, `SELECT` (not
+    /// pub/sub: [`Protocol::breaks_request_reply`] is refused there too).
     /// It comes from a pool of its own (depth 1, at most [`PoolConfig::max_size`] per endpoint, the same
     /// `on_connect` set-up), never from the connections shared by [`call`](Self::call). Waiting for one is
     /// bounded by the pool wait timeout.

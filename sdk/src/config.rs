@@ -418,12 +418,15 @@ pub const DEFAULT_PIPELINE_DEPTH: usize = 64;
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`. Default: none (add them with
+    /// Endpoints: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`, or a URL of the client's own
+    /// protocol (`redis://host:port`, `http://host:port`: see
+    /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint)). Default: none (add them with
     /// [`ClientBuilder::endpoint`](crate::ClientBuilder::endpoint) before building).
     pub endpoints: Vec<String>,
     /// Requests in flight per connection, shared by every caller. Default: [`DEFAULT_PIPELINE_DEPTH`] (64):
     /// callers are multiplexed onto few connections, their requests that arrive together written in one batch
-    /// (see [`Client`](crate::Client)); 1 = request/response, one caller per connection at a time.
+    /// (see [`Client`](crate::Client)); 1 = request/response, one caller per connection at a time. 0 is refused
+    /// when the client is built.
     pub pipeline_depth: usize,
     /// The pool. Default: [`PoolConfig::default`].
     pub pool: PoolConfig,

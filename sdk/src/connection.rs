@@ -22,8 +22,9 @@
 //!   gives up poisons the connection, which keeps the reply owed and reads it before it closes
 //!   (`connection/direct.rs`).
 //! - **Late replies are waited for, but not for ever.** Once a connection takes no more requests (poisoned, or
-//!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up), its
-//!   driver reads their late replies for at most `DRAIN_LIMIT` (10 s), as the depth-1 drain does, then closes: a
+//!   dropped by its pool) and no caller waits on what it has in flight (each timed out or was given up, before
+//!   or after: a caller dropping its reply future wakes the driver then), its driver reads their late replies
+//!   for at most `DRAIN_LIMIT` (10 s), as the depth-1 drain does, then closes: a
 //!   server that never answers does not keep the task and its socket after the client is closed or dropped.
 //! - **Proof of matching.** Replies are matched in order and then checked by [`Protocol::check_reply`] (the
 //!   framed request id); a mismatch is a protocol error: every request on the connection fails and it closes.
@@ -527,11 +528,15 @@ impl<P: Protocol> Connection<P> {
         self.connect_time
     }
 
-    /// Send one request and wait for its reply. Waits for a free pipelining slot first.
+    /// Send one request and wait for its reply. Waits for a free pipelining slot first. A request not answered
+    /// by one reply ([`Protocol::breaks_request_reply`]) is refused, not sent.
     ///
     /// Cancel-safe: dropping the future before the reply arrives leaves the connection in step (the reply is
     /// read and dropped) and poisons it, see the module docs.
     pub async fn call(&self, request: P::Request) -> Result<P::Response, Error> {
+        if let Some(command) = self.handle.protocol().breaks_request_reply(&request) {
+            return Err(crate::exclusive::not_request_reply(command));
+        }
         let slot = self.reserve().await?;
         match &self.handle {
             Handle::Direct(direct) => direct
@@ -579,7 +584,8 @@ impl<P: Protocol> Connection<P> {
 
     /// Queue `request` on a reserved slot; the returned future resolves to its reply.
     ///
-    /// Fails at once (not sent) if the connection is unusable.
+    /// Fails at once (not sent) if the connection is unusable, or if the request is not answered by one reply
+    /// ([`Protocol::breaks_request_reply`]).
     pub fn send(&self, slot: Slot, request: P::Request) -> Result<ReplyFuture<P::Response>, Error> {
         self.try_send(slot, request).map_err(|(e, _)| e)
     }
@@ -591,6 +597,9 @@ impl<P: Protocol> Connection<P> {
         slot: Slot,
         request: P::Request,
     ) -> Result<ReplyFuture<P::Response>, (Error, P::Request)> {
+        if let Some(command) = self.handle.protocol().breaks_request_reply(&request) {
+            return Err((crate::exclusive::not_request_reply(command), request));
+        }
         if let Some(reason) = self.health() {
             return Err((unusable(reason), request));
         }
@@ -1062,6 +1071,9 @@ impl<P: Protocol> Driver<P> {
                     drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 }
             }
+            // Taking no more requests with callers still waiting: a caller that then gives up (drops its reply
+            // future, with no deadline to wake this task) must start the drain, so the task polls for that.
+            let watch_callers = !idle && !draining && (!rx_open || self.shared.reason().is_some());
             if rbuf.capacity() - rbuf.len() < read_cap / 2 {
                 rbuf.reserve(read_cap);
             }
@@ -1136,6 +1148,8 @@ impl<P: Protocol> Driver<P> {
                     expired = true;
                     self.shared.mark(CloseReason::MaxLifetime);
                 }
+                _ = std::future::poll_fn(|cx| self.flight.poll_live(|reply| reply.poll_closed(cx))),
+                    if watch_callers => {}
                 _ = &mut drain_timer, if draining => {
                     break Stop { reason: CloseReason::Cancelled, error: None };
                 }
@@ -1160,7 +1174,13 @@ impl<P: Protocol> Driver<P> {
             let e = if at.behind_close {
                 Error::new(ErrorKind::Closed, at.phase, BEHIND_CLOSE).with_server_close()
             } else {
-                let phase = if at.sent { base.phase() } else { unsent };
+                // Each request in the phase it was in (the flight's), whatever failed the connection: after a
+                // failed write, one all written and waiting for its reply failed reading, as on a read EOF; one
+                // not all written failed writing, whichever side saw the failure.
+                let phase = match unsent {
+                    Phase::TlsHandshake => unsent,
+                    _ => at.phase,
+                };
                 clone_error(&base).with_sent(at.sent).with_phase(phase)
             };
             let _ = reply.send(Err(e));
@@ -1420,6 +1440,91 @@ mod tests {
             .expect("the driver still waits for the reply past the drain limit");
         assert!(end.is_none(), "EOF, got {end:?}");
         assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
+    }
+
+    /// A pipelined connection that takes no more requests while a caller still waits: when that caller then
+    /// gives up (no deadline, so no timer wakes the driver), the driver hears of it, waits the drain limit for
+    /// the late reply, and closes, freeing the slot. Before, it waited for that reply for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_giving_up_after_the_poison_starts_the_drain() {
+        let (conn, mut server) = pair(2);
+        let slot = conn.reserve().await.unwrap();
+        let reply = conn
+            .send(slot, Request::echo(1, Bytes::from_static(b"one")))
+            .unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap().id, 1);
+        conn.poison(CloseReason::Local);
+        // The driver sees the poison while its caller still waits: no drain yet.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(conn.in_flight(), 1);
+        drop(reply);
+        let dropped = Instant::now(); // paused clock: exact
+        let end = tokio::time::timeout(DRAIN_LIMIT + Duration::from_millis(10), server.next())
+            .await
+            .expect("the driver still waits for the given-up reply past the drain limit");
+        assert!(end.is_none(), "EOF, got {end:?}");
+        assert!(dropped.elapsed() >= DRAIN_LIMIT, "{:?}", dropped.elapsed());
+        assert_eq!(conn.in_flight(), 0);
+    }
+
+    /// A write that fails with requests in flight fails each in its own phase, as a read EOF does: the request
+    /// all written and waiting for its reply in the read phase (sent), the one the write failed on in the
+    /// write phase (not sent); none is left unanswered or holding its slot. Before, both failed as `Write`.
+    #[tokio::test]
+    async fn a_failed_write_fails_each_request_in_flight_in_its_own_phase() {
+        let (conn, mut server) = pair(4);
+        let first = conn
+            .send(
+                conn.reserve().await.unwrap(),
+                Request::echo(1, Bytes::from_static(b"one")),
+            )
+            .unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap().id, 1);
+        // The peer reads no more: the next write fails (EPIPE), the first's reply is still owed.
+        socket2::SockRef::from(server.get_ref())
+            .shutdown(std::net::Shutdown::Read)
+            .unwrap();
+        let second = conn
+            .send(
+                conn.reserve().await.unwrap(),
+                Request::echo(2, Bytes::from_static(b"two")),
+            )
+            .unwrap();
+        let (a, b) = tokio::join!(first, second);
+        let (a, b) = (a.unwrap_err(), b.unwrap_err());
+        assert_eq!((a.phase(), a.was_sent()), (Phase::Read, true), "{a}");
+        assert_eq!((b.phase(), b.was_sent()), (Phase::Write, false), "{b}");
+        assert_eq!(conn.in_flight(), 0);
+        assert!(conn.health().is_some());
+    }
+
+    /// At depth 1 an HTTP/1.0 reply without keep-alive ends the connection: it is not handed out again. Its
+    /// own fields do not say so (no `Connection: close`), its codec does (`Protocol::closes_after`, which the
+    /// pipelined core asks). Before, the depth-1 path asked `closes_connection` and the connection stayed
+    /// healthy, for a next request the server would never read.
+    #[tokio::test]
+    async fn at_depth_one_an_http_1_0_reply_without_keep_alive_ends_the_connection() {
+        use crate::protocol::Http;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let conn = Connection::from_stream(
+            Stream::Unix(a),
+            Arc::new(Http::default()),
+            ConnectionOptions::default(),
+        );
+        let serve = async {
+            let mut buf = vec![0u8; 4096];
+            let n = b.read(&mut buf).await.unwrap();
+            assert!(buf[..n].ends_with(b"\r\n\r\n"));
+            // The server keeps its end open: only the reply says the connection is over.
+            b.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        };
+        let (r, ()) = tokio::join!(conn.call(crate::codec::http::Request::get("/")), serve);
+        assert_eq!(r.unwrap().status, 200);
+        assert_eq!(conn.health(), Some(CloseReason::ServerClose));
+        drop(b);
     }
 
     /// Two connections to one endpoint at `depth`, and the peer of the first.

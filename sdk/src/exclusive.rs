@@ -3,13 +3,17 @@
 //!
 //! The connections [`Client::call`](crate::Client::call) uses are shared: at depth 1 a caller holds one for one
 //! request, deeper than 1 many callers' requests interleave on it. A command that changes the connection's state
-//! (Redis `SELECT`, `MULTI`, `WATCH`, `SUBSCRIBE` …) would leak into the requests of whoever comes next, so the
+//! (Redis `SELECT`, `MULTI`, `WATCH` …) would leak into the requests of whoever comes next, so the
 //! client refuses it there ([`Protocol::changes_connection_state`]). Such state is set either once per
 //! connection by the `on_connect` hook, or on an [`Exclusive`] connection: one caller's alone until it drops.
 //!
 //! An exclusive connection that was left with changed state (a state-changing request sent through
 //! [`Exclusive::call`], a `WATCH` or `MULTI` not ended, a failed request) is closed when dropped instead of
 //! going back to its pool, so the next holder always gets a connection as the set-up left it.
+//!
+//! A request not answered by exactly one reply ([`Protocol::breaks_request_reply`]: Redis `SUBSCRIBE`,
+//! `MONITOR` …) is refused here too, before it is sent: what the server sends after it would be returned as the
+//! replies of the calls that follow.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,20 @@ pub(crate) fn refused(command: &str) -> Error {
             "{command} changes the state of the connection it runs on, and these connections are shared by every \
              caller: do it in the on_connect hook (ClientBuilder::on_connect, RedisSetup, redis://user:pass@host/db) \
              or on an exclusive connection (Client::exclusive)"
+        ),
+    )
+    .with_sent(false)
+}
+
+/// The error for a `command` not answered by one reply ([`Protocol::breaks_request_reply`]), on any path.
+pub(crate) fn not_request_reply(command: &str) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        Phase::Request,
+        format!(
+            "{command} is not answered by one reply (the server sends pushes, or nothing, after it), so what follows \
+             would be taken for the replies of later requests: not supported on a request/reply connection \
+             (pub/sub and MONITOR need a connection of their own that reads pushes)"
         ),
     )
     .with_sent(false)
@@ -55,9 +73,14 @@ impl<P: Protocol> Exclusive<P> {
     }
 
     /// Send one request and wait for its reply, within the request timeout (plus a blocking command's own
-    /// timeout, see [`Protocol::blocks_for`]). Anything goes here, state-changing
-    /// requests included; after one (or after a failure) the connection is closed on drop rather than reused.
+    /// timeout, see [`Protocol::blocks_for`]). State-changing requests go here; after one (or after a failure)
+    /// the connection is closed on drop rather than reused. A request not answered by one reply
+    /// ([`Protocol::breaks_request_reply`]: `SUBSCRIBE`, `MONITOR` …) is refused, not sent.
     pub async fn call(&mut self, request: P::Request) -> Result<P::Response, Error> {
+        // Refused before it could mark the connection changed: nothing was sent.
+        if let Some(command) = self.protocol.breaks_request_reply(&request) {
+            return Err(not_request_reply(command));
+        }
         if self.protocol.changes_connection_state(&request).is_some() {
             self.changed = true;
         }

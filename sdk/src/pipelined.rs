@@ -222,9 +222,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
     /// `now` (the time its timeout counts from: the present, or an earlier time the request was due, as an
     /// open-loop load generator's intended send time; never earlier than the previous request's). A connection
-    /// that takes no new requests, or a request the codec cannot encode, gives the token back with the error
-    /// (the request was not sent).
+    /// that takes no new requests, a request the codec cannot encode, or one not answered by one reply
+    /// ([`Protocol::breaks_request_reply`]), gives the token back with the error (the request was not sent).
     pub fn send(&mut self, request: P::Request, token: T, now: Instant) -> Result<(), (T, Error)> {
+        if let Some(command) = self.protocol.breaks_request_reply(&request) {
+            return Err((token, crate::exclusive::not_request_reply(command)));
+        }
         let tag = self.protocol.request_tag(&request);
         self.queue(tag, request, token, now)
     }
@@ -241,6 +244,9 @@ impl<P: Protocol, T> Pipelined<P, T> {
     where
         for<'r> P::Codec: Encode<&'r P::Request>,
     {
+        if let Some(command) = self.protocol.breaks_request_reply(request) {
+            return Err((token, crate::exclusive::not_request_reply(command)));
+        }
         let tag = self.protocol.request_tag(request);
         self.queue(tag, request, token, now)
     }

@@ -44,6 +44,15 @@ pub trait Protocol: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The URL schemes of endpoints that name this protocol: `redis`, `rediss` and `redis+unix` for RESP,
+    /// `http` and `https` for HTTP. An endpoint written with one of those service schemes is refused when a
+    /// client of any other protocol is built (a `redis://` endpoint for a framed client is a mistake, not an
+    /// address); the generic forms (`host:port`, `tcp://`, `tls://`, `unix:`) go with every protocol.
+    /// Default: none.
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// True when, after `reply`, the server closes the connection (HTTP `Connection: close`): the connection
     /// takes no more requests, and the EOF that follows is expected, not a sign that the endpoint went away.
     /// Default: false.
@@ -68,6 +77,16 @@ pub trait Protocol: Send + Sync + 'static {
     /// ([`Client::call`](crate::Client::call)): it belongs in the `on_connect` hook or on an
     /// [`exclusive`](crate::Client::exclusive) connection. Default: none.
     fn changes_connection_state(&self, _request: &Self::Request) -> Option<&'static str> {
+        None
+    }
+
+    /// The name of the command when `request` is not answered by exactly one reply (Redis `SUBSCRIBE` and
+    /// the rest of the pub/sub family, `MONITOR`, `CLIENT REPLY OFF` …): after it, what the server sends is
+    /// pushes, or nothing, and would be taken for the replies of the requests that follow. Such a request is
+    /// refused on every request/reply path ([`Client::call`](crate::Client::call),
+    /// [`Exclusive::call`](crate::Exclusive::call), [`Connection::call`](crate::Connection::call),
+    /// [`Pipelined::send`](crate::Pipelined::send)) before anything is sent. Default: none.
+    fn breaks_request_reply(&self, _request: &Self::Request) -> Option<&'static str> {
         None
     }
 
@@ -234,6 +253,10 @@ impl Protocol for Resp {
         "resp"
     }
 
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["redis", "rediss", "redis+unix"]
+    }
+
     fn is_idempotent(&self, request: &Vec<Bytes>) -> bool {
         request
             .first()
@@ -242,6 +265,10 @@ impl Protocol for Resp {
 
     fn changes_connection_state(&self, request: &Vec<Bytes>) -> Option<&'static str> {
         crate::redis::state_command(request)
+    }
+
+    fn breaks_request_reply(&self, request: &Vec<Bytes>) -> Option<&'static str> {
+        crate::redis::push_command(request)
     }
 
     fn blocks_for(&self, request: &Vec<Bytes>) -> Option<std::time::Duration> {
@@ -288,6 +315,10 @@ impl Protocol for Http {
 
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["http", "https"]
     }
 
     fn closes_connection(&self, reply: &http::Response) -> bool {

@@ -94,9 +94,7 @@ impl FromStr for Endpoint {
             )
         };
         // URLs of the services' own schemes (`redis://`, `http://` …): see `crate::url`.
-        if s.split_once("://").is_some_and(|(scheme, _)| {
-            matches!(scheme, "redis" | "rediss" | "redis+unix" | "http" | "https")
-        }) {
+        if crate::url::service_scheme(s).is_some() {
             return crate::url::endpoint_only(s);
         }
         if let Some(path) = s.strip_prefix("unix:") {

@@ -11,6 +11,8 @@
 //!
 //! User names and passwords are percent-decoded (`%40` for `@`). Anything the form does not define (an HTTP
 //! path, an unknown query parameter, a database that is not a number) is refused with an error that names it.
+//! The `redis` and `http` schemes name their protocol: a client of another protocol refuses them when it is built
+//! ([`Protocol::url_schemes`](crate::protocol::Protocol::url_schemes)).
 
 use std::path::PathBuf;
 
@@ -36,6 +38,19 @@ pub struct ServiceUrl {
     pub redis: RedisSetup,
     /// The HTTP `Host` header (`http://`, `https://`): the host, with the port when it is not the default.
     pub http_host: Option<String>,
+}
+
+/// The schemes that name a service's protocol ([`Protocol::url_schemes`](crate::protocol::Protocol::url_schemes)), as
+/// opposed to the generic `tcp`, `tls` and `unix`.
+pub(crate) const SERVICE_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "http", "https"];
+
+/// The service scheme `endpoint` is written with (`redis`, `https` …), if any.
+pub(crate) fn service_scheme(endpoint: &str) -> Option<&'static str> {
+    let (scheme, _) = endpoint.split_once("://")?;
+    SERVICE_SCHEMES
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(scheme))
+        .copied()
 }
 
 fn bad(url: &str, why: impl std::fmt::Display) -> Error {

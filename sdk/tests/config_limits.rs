@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use sockpool::{Client, ErrorKind, PoolConfig, RetryPolicy, Timeouts, UdpClient, UdpConfig};
+use sockpool::{
+    Client, ClientConfig, ErrorKind, PoolConfig, RetryPolicy, Timeouts, UdpClient, UdpConfig,
+};
 
 fn framed_server() -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
     let server = sockpool_testkit::server::start(&["framed=127.0.0.1:0"]);
@@ -61,6 +63,12 @@ async fn settings_no_client_can_use_are_refused_when_built() {
             "budget_ratio",
             build(&|b| b.retry(RetryPolicy::default().with_budget_ratio(1e13))),
         ),
+        // Taken as 1 before, silently.
+        ("pipeline_depth", build(&|b| b.pipeline_depth(0))),
+        (
+            "pipeline_depth",
+            build(&|b| b.config(ClientConfig::default().with_pipeline_depth(0))),
+        ),
     ] {
         assert_eq!(e.kind(), ErrorKind::Config, "{what}: {e}");
         assert!(e.to_string().contains(what), "{what}: {e}");
@@ -72,4 +80,16 @@ async fn settings_no_client_can_use_are_refused_when_built() {
     .await
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
+
+/// `"pipeline_depth": 0` in a configuration file is refused when the client is built, not taken as 1.
+#[tokio::test]
+async fn a_config_file_with_pipeline_depth_0_is_refused() {
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"endpoints": ["127.0.0.1:9"], "pipeline_depth": 0}"#).unwrap();
+    let e = Client::from_config(sockpool::protocol::Framed::default(), config)
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("pipeline_depth 0"), "{e}");
 }

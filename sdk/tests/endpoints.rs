@@ -161,3 +161,65 @@ async fn only_idempotent_requests_are_retried_after_being_sent() {
     assert_eq!(client.stats().retries, 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 6);
 }
+
+/// A service's URL names its protocol: a framed, echo or line client given `redis://` or `http://` refuses it
+/// when built (it was taken as a plain address), naming the scheme and the protocol it speaks; the generic
+/// forms go with every protocol, and each service's own schemes with it.
+#[tokio::test]
+async fn an_endpoint_url_of_another_protocol_is_refused_when_built() {
+    use sockpool::protocol::{Echo, Framed, Http, Line, Resp};
+    fn refused<P: sockpool::protocol::Protocol>(protocol: P, endpoint: &str) -> Option<String> {
+        let b = Client::builder(protocol)
+            .endpoint(endpoint)
+            .tls(sockpool::TlsConfig::default().with_insecure(true));
+        match b.build() {
+            Ok(client) => {
+                drop(client);
+                None
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Config, "{endpoint}: {e}");
+                Some(e.to_string())
+            }
+        }
+    }
+    for (endpoint, owner) in [
+        ("redis://127.0.0.1:6379", "resp"),
+        ("rediss://127.0.0.1:6380", "resp"),
+        ("redis+unix:///tmp/redis.sock", "resp"),
+        ("http://127.0.0.1:8080", "http"),
+        ("HTTPS://127.0.0.1:8443/", "http"),
+    ] {
+        for (speaks, e) in [
+            ("framed", refused(Framed::default(), endpoint)),
+            ("echo", refused(Echo, endpoint)),
+            ("line", refused(Line::default(), endpoint)),
+        ] {
+            let e = e.unwrap_or_else(|| panic!("a {speaks} client took {endpoint}"));
+            assert!(
+                e.contains(&format!("for the {owner} protocol"))
+                    && e.contains(&format!("speaks {speaks}")),
+                "{endpoint}: {e}"
+            );
+        }
+    }
+    // A password in the URL is not repeated in the error.
+    let e = refused(Framed::default(), "redis://:topsecret@127.0.0.1:6379").unwrap();
+    assert!(!e.contains("topsecret"), "{e}");
+    // The other protocol's scheme is refused too; each protocol's own, and the generic forms, are taken.
+    assert!(refused(Resp::default(), "http://127.0.0.1:8080").is_some());
+    assert!(refused(Http::default(), "redis://127.0.0.1:6379").is_some());
+    assert_eq!(refused(Resp::default(), "redis://127.0.0.1:6379"), None);
+    assert_eq!(refused(Resp::default(), "rediss://127.0.0.1:6380"), None);
+    assert_eq!(refused(Http::default(), "http://127.0.0.1:8080"), None);
+    for generic in [
+        "127.0.0.1:7000",
+        "tcp://127.0.0.1:7000",
+        "tls://127.0.0.1:7000",
+        "unix:/tmp/sockpool.sock",
+    ] {
+        assert_eq!(refused(Framed::default(), generic), None, "{generic}");
+        assert_eq!(refused(Line::default(), generic), None, "{generic}");
+        assert_eq!(refused(Resp::default(), generic), None, "{generic}");
+    }
+}

@@ -300,7 +300,7 @@ impl<P: Protocol> Exchange<P> {
             let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
             return Some(self.fail(CloseReason::Protocol, e));
         }
-        let reason = match protocol.closes_connection(&reply) {
+        let reason = match protocol.closes_after(&io.codec, &reply) {
             true => CloseReason::ServerClose,
             false => CloseReason::Cancelled,
         };
@@ -419,7 +419,9 @@ impl<P: Protocol> Future for Exchange<P> {
                         let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
                         return this.fail(CloseReason::Protocol, e);
                     }
-                    if parts.protocol.closes_connection(&reply) {
+                    // `closes_after`, as the pipelined core asks: the codec also knows an HTTP/1.0 reply
+                    // without keep-alive, which the reply's own `Connection` field does not say.
+                    if parts.protocol.closes_after(&io.codec, &reply) {
                         parts.shared.mark(CloseReason::ServerClose);
                     }
                     if !io.rbuf.is_empty() {

@@ -30,6 +30,7 @@
 //! own few lines for that one request instead of a queue of one.
 
 use std::collections::VecDeque;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::time::Instant;
@@ -121,6 +122,18 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
         self.slots
             .iter()
             .any(|s| s.token.as_ref().is_some_and(&mut f))
+    }
+
+    /// Polls the tokens of the live requests with `f`, oldest first, up to the first pending one: ready when
+    /// none is pending (with `f` a `oneshot` sender's `poll_closed`: every caller is gone, and a caller that
+    /// leaves wakes the task that polled).
+    pub(crate) fn poll_live(&mut self, mut f: impl FnMut(&mut T) -> Poll<()>) -> Poll<()> {
+        for token in self.slots.iter_mut().filter_map(|s| s.token.as_mut()) {
+            if f(token).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(())
     }
 
     /// Requests holding a place: the live ones and those timed out whose late reply has not come yet.

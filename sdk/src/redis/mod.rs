@@ -26,6 +26,9 @@
 //! shared connections: set them up per connection ([`RedisSetup`], the URL) or use an
 //! [`Exclusive`](crate::Exclusive) connection ([`Client::exclusive`](crate::Client::exclusive)), which also
 //! runs transactions ([`Exclusive::transaction`](crate::Exclusive::transaction)).
+//!
+//! Pub/sub and `MONITOR` ([`push_command`]) are refused everywhere, exclusive connections included: after them the
+//! server sends pushes rather than one reply per request, and this crate has no connection that reads pushes.
 
 mod blocking;
 mod cmd;
@@ -108,6 +111,48 @@ pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
         .copied()
 }
 
+/// Commands after which the server no longer answers each request with one reply (upper case): the pub/sub
+/// family (a reply per channel, then a push per message), `MONITOR` (a push per command the server runs) and
+/// the replication stream.
+const PUSH_COMMANDS: &[&str] = &[
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "SSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "MONITOR",
+    "SYNC",
+    "PSYNC",
+];
+
+/// The command's name when `args` is not answered by exactly one reply, so that what the server sends after it
+/// would be taken for the replies of later requests: `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE` and their
+/// `UNSUBSCRIBE`s (one reply per channel, then pushes), `MONITOR`, `SYNC`/`PSYNC`, and `CLIENT REPLY OFF` or
+/// `SKIP` (no reply at all). Refused on every request/reply path ([`Protocol::breaks_request_reply`]); this
+/// crate has no pub/sub connection (redis-rs's `PubSub` is one).
+///
+/// [`Protocol::breaks_request_reply`]: crate::protocol::Protocol::breaks_request_reply
+pub fn push_command(args: &[Bytes]) -> Option<&'static str> {
+    let name = args.first()?;
+    if !(4..=12).contains(&name.len()) {
+        return None;
+    }
+    if name.eq_ignore_ascii_case(b"CLIENT") {
+        let silent = args
+            .get(1)
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"REPLY"))
+            && args
+                .get(2)
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"OFF") || m.eq_ignore_ascii_case(b"SKIP"));
+        return silent.then_some("CLIENT REPLY");
+    }
+    PUSH_COMMANDS
+        .iter()
+        .find(|s| s.as_bytes().eq_ignore_ascii_case(name))
+        .copied()
+}
+
 impl Client<Resp> {
     /// A builder for a Redis client from a URL (`redis://user:pass@host:port/db`, `rediss://…`,
     /// `redis+unix:///path?db=N`; see [`crate::url`]): its endpoint, and its `AUTH`/`SELECT`/`CLIENT SETNAME`
@@ -185,5 +230,28 @@ mod tests {
         assert_eq!(state_command(&args(&["GET", "select"])), None);
         assert_eq!(state_command(&args(&["SET", "k", "v"])), None);
         assert_eq!(state_command(&[]), None);
+    }
+
+    #[test]
+    fn commands_answered_by_pushes_are_recognised() {
+        for (words, name) in [
+            (&["subscribe", "a", "b"][..], "SUBSCRIBE"),
+            (&["PSUBSCRIBE", "a*"], "PSUBSCRIBE"),
+            (&["ssubscribe", "a"], "SSUBSCRIBE"),
+            (&["Unsubscribe"], "UNSUBSCRIBE"),
+            (&["MONITOR"], "MONITOR"),
+            (&["client", "reply", "off"], "CLIENT REPLY"),
+            (&["CLIENT", "REPLY", "skip"], "CLIENT REPLY"),
+        ] {
+            assert_eq!(push_command(&args(words)), Some(name), "{words:?}");
+        }
+        for words in [
+            &["CLIENT", "REPLY", "ON"][..],
+            &["PUBLISH", "a", "x"],
+            &["GET", "subscribe"],
+            &["SELECT", "1"],
+        ] {
+            assert_eq!(push_command(&args(words)), None, "{words:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ mod http_nginx;
 mod redis;
 mod redis_blocking;
 mod redis_multiplexed;
+mod redis_pubsub;
 mod redis_typed;
 
 use sockpool_testkit::peer_test;
@@ -73,6 +74,10 @@ fn main() -> std::process::ExitCode {
         peer_test!(
             redis_multiplexed::a_blocking_command_does_not_stall_the_multiplexed_connection,
             needs["redis-server", "redis-cli"]
+        ),
+        peer_test!(
+            redis_pubsub::subscribe_and_monitor_are_refused_on_every_request_reply_path,
+            needs["redis-server"]
         ),
         // The same exercise against the reference server: the control beside the real Redis.
         peer_test!(redis::sockpool_server_resp_through_the_pool_and_pipelined, needs []),
