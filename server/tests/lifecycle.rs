@@ -403,6 +403,34 @@ fn uring_falls_back_to_the_event_loop_with_a_warning_where_io_uring_is_unavailab
     );
 }
 
+/// `--http-body-size` is materialised at start, once per process (the body every `200` shares): a size past
+/// its cap is refused at start, exit status 2 with the reason on stderr and no `ready`. There was no cap:
+/// `--http-body-size 1024G` asked for a 1 TiB allocation before `ready`, and the process aborted (SIGABRT,
+/// "memory allocation … failed") or, where the host overcommits, took its memory.
+#[test]
+fn an_http_body_size_over_its_cap_is_refused_at_start() {
+    let out = sockpool_testkit::process::run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sockpool-server")).args([
+            "--listen",
+            "http=127.0.0.1:0",
+            "--http-body-size",
+            "1024G",
+        ]),
+        Duration::from_secs(30),
+    )
+    .expect("run sockpool-server");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(!stdout.contains("ready"), "{stdout}");
+    assert!(
+        stderr.contains("http body size is at most 1073741824 bytes (1 GiB)"),
+        "{stderr}"
+    );
+}
+
 /// A worker that cannot be set up (here: out of file descriptors for its runtime or ring, with room for its
 /// listener) fails the start: exit status 2 and the reason on stderr, never `ready` with a server that does not
 /// serve. Before, `per-core` said `ready` with no worker left and waited for a signal to exit 0, and `uring`
