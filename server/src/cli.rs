@@ -93,7 +93,7 @@ pub struct Args {
     /// Longest framed SLEEP, at most 1 year. Default: 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_sleep: Option<Duration>,
-    /// Body size of every HTTP 200, bytes. Default: 13.
+    /// Body size of every HTTP 200, bytes, at most 1 GiB (held in memory from the start). Default: 13.
     #[arg(long, value_parser = parse_size)]
     pub http_body_size: Option<usize>,
     /// How long shutdown waits for in-flight requests, at most 1 year. Default: 10s.

@@ -360,7 +360,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// The limits.
     pub limits: Limits,
-    /// Body size of every HTTP `200`, in bytes. Default: 13 (`Hello, World!`).
+    /// Body size of every HTTP `200`, in bytes, at most [`MAX_HTTP_BODY`] (1 GiB); built once at start.
+    /// Default: 13 (`Hello, World!`).
     pub http_body_size: usize,
     /// How long shutdown waits for connections to finish the requests they already received. Default: 10s.
     #[serde(with = "duration_text")]
@@ -443,6 +444,11 @@ pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600); // 365.25 da
 /// The largest `--max-frame`: what the framed 32-bit length field can announce.
 pub const MAX_FRAME_FIELD: usize = u32::MAX as usize;
 
+/// The largest `http_body_size`: the body is built once at start in every process (a worker process under
+/// `processes`, and its parent), and each HTTP connection may hold up to two replies of it, so an unbounded size
+/// took that much memory before `ready` (or aborted the start on the allocation).
+pub const MAX_HTTP_BODY: usize = 1 << 30;
+
 /// The most workers a server takes (threads, runtimes, rings or processes).
 pub const MAX_WORKERS: usize = 1024;
 
@@ -523,6 +529,11 @@ impl ServerConfig {
             if v == 0 {
                 return Err(ConfigError::new(format!("{name} must be at least 1")));
             }
+        }
+        if self.http_body_size > MAX_HTTP_BODY {
+            return Err(ConfigError::new(format!(
+                "http body size is at most {MAX_HTTP_BODY} bytes (1 GiB): it is held in memory from the start"
+            )));
         }
         if l.max_frame > MAX_FRAME_FIELD {
             return Err(ConfigError::new(format!(
@@ -607,6 +618,18 @@ mod tests {
         c.workers = 100_000_000;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("at most 1024"), "{e}");
+    }
+
+    #[test]
+    fn the_http_body_size_is_capped() {
+        let mut c = ServerConfig {
+            http_body_size: MAX_HTTP_BODY,
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        c.http_body_size = MAX_HTTP_BODY + 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 1073741824 bytes (1 GiB)"), "{e}");
     }
 
     #[test]

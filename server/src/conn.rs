@@ -472,14 +472,20 @@ impl Conn {
             })
     }
 
-    /// Waiting between requests: nothing partly received, nothing to write, no SLEEP running, not closing. A stop
-    /// now closes it after the drain's one read; the blocking shell tells its model which connections those are.
+    /// The TLS handshake is not done: no request can have come yet, so a shutdown has nothing to finish here.
+    fn in_handshake(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.conn.is_handshaking())
+    }
+
+    /// Waiting between requests (or in the TLS handshake): nothing partly received, nothing to write, no SLEEP
+    /// running, not closing. A stop now closes it (between requests after the drain's one read); the blocking
+    /// shell tells its model which connections those are.
     pub(crate) fn is_idle(&self) -> bool {
         self.phase == Phase::Open
             && !self.dirty
             && self.sleep_until.is_none()
             && self.unsent().is_empty()
-            && !self.in_progress()
+            && (!self.in_progress() || self.in_handshake())
     }
 
     /// What the shell does next, `now` (see the module docs).
@@ -567,6 +573,12 @@ impl Conn {
             }
             // 5. Read, until the read timeout (partial request, handshake) or the idle timeout.
             if self.eof {
+                self.phase = Phase::Done;
+                continue;
+            }
+            if self.in_handshake() && (self.draining || self.shared.is_stopping()) {
+                // Shutting down during the TLS handshake: no request came, nothing to finish. Closed at once, as
+                // an idle connection is, not held to the read timeout.
                 self.phase = Phase::Done;
                 continue;
             }
@@ -933,6 +945,18 @@ mod tests {
         assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
         assert_eq!(c.step(t2), Step::Read(t2 + limits.idle_timeout));
         assert_eq!(c.shared.stats.get(Counter::ErrorsReadTimeout), 0);
+    }
+
+    /// A stop during the TLS handshake closes at once: no request came, so there is nothing to drain, and the
+    /// handshake's read timeout no longer holds the shutdown. The blocking shell's shutdown reaches it too.
+    #[test]
+    fn a_stop_during_the_tls_handshake_closes_at_once() {
+        let (mut c, _client) = tls_conn(Proto::Http);
+        let t0 = Instant::now();
+        assert!(matches!(c.step(t0), Step::Read(_)));
+        assert!(c.is_idle(), "shutdown may shut its read side");
+        c.stop();
+        assert_eq!(c.step(t0), Step::Close);
     }
 
     #[test]

@@ -224,7 +224,14 @@ hostile! {
     /// Redis's "Protocol desync regression test": a NUL in a count line hides its terminator, so the request
     /// never completes; past the inline limit it is refused.
     resp_nul_in_a_count_line_is_refused_at_the_line_limit =>
-        resp_refused(&with_nuls(b"*\x00", 2048), "too big mbulk count string");
+        resp_too_large(&with_nuls(b"*\x00", 2048), "too big mbulk count string");
+    /// A count line longer than `--max-inline` (1 KiB here) is over a size limit like the inline command it is
+    /// measured against: Redis's words, counted in `errors.too_large` (it was counted in `errors.protocol`).
+    resp_count_line_over_the_inline_limit_is_too_large =>
+        resp_too_large(&[&b"*"[..], &[b'1'; 2048]].concat(), "too big mbulk count string");
+    /// The same for a bulk length line.
+    resp_bulk_length_line_over_the_inline_limit_is_too_large =>
+        resp_too_large(&[&b"*1\r\n$"[..], &[b'1'; 2048]].concat(), "too big bulk count string");
     resp_nul_in_an_inline_command_is_refused_at_the_line_limit =>
         resp_too_large(&with_nuls(b"\x00", 2048), "too big inline request");
     /// The codec takes the finished arguments out of the buffer: the request is partial, not idle.

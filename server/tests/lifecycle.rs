@@ -299,6 +299,83 @@ async fn a_killed_worker_process_is_started_again_and_counted() {
     assert_eq!(stats.worker_restarts, 1);
 }
 
+/// Under `processes`, the supervisor waited for a replacement worker to be ready (up to 20 s) and watched
+/// nothing else meanwhile: a second worker that died then was not noticed, logged or replaced until the first
+/// replacement was ready or given up. Here the first replacement is held in its start (a wrapper that waits
+/// for a file to go) and the second worker is killed meanwhile: it is replaced and counted while the first
+/// replacement still starts; then that one is too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_death_while_a_replacement_starts_is_restarted_and_counted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (hold, held) = (dir.path().join("hold"), dir.path().join("held"));
+    let script = dir.path().join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             if [ -e '{hold}' ] && mkdir '{held}' 2>/dev/null; then\n\
+             \x20 while [ -e '{hold}' ]; do sleep 0.05; done\n\
+             fi\n\
+             exec '{exe}' \"$@\"\n",
+            hold = hold.display(),
+            held = held.display(),
+            exe = env!("CARGO_BIN_EXE_sockpool-server"),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = config(Model::Processes, &["framed=127.0.0.1:0"]);
+    c.workers = 2;
+    c.worker_exe = Some(script);
+    let server = Server::bind(c).unwrap();
+    let addr = server.tcp_addr(Proto::Framed).unwrap();
+    let h = server.spawn();
+    let mine = format!("127.0.0.1:{}", addr.port());
+    let first = children_with(&mine);
+    assert_eq!(first.len(), 2, "{first:?}");
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    std::fs::write(&hold, b"").unwrap();
+    kill(first[0]);
+    assert!(
+        sockpool_testkit::eventually(IO_LIMIT, || held.exists()).await,
+        "the first worker's replacement never started"
+    );
+    kill(first[1]);
+    assert!(
+        sockpool_testkit::eventually(IO_LIMIT, || h.stats().snapshot().worker_restarts == 1).await,
+        "the second death was not replaced while the first replacement was starting"
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    support::expect_reply(
+        &mut s,
+        &framed_request(1, 1, 0, b"served"),
+        &framed_response(0, 1, b"served"),
+    )
+    .await;
+    std::fs::remove_file(&hold).unwrap();
+    assert!(
+        sockpool_testkit::eventually(IO_LIMIT, || h.stats().snapshot().worker_restarts == 2).await,
+        "the held replacement was not counted once ready"
+    );
+    let now = children_with(&mine);
+    assert!(
+        now.len() == 2 && now.iter().all(|p| !first.contains(p)),
+        "{first:?} -> {now:?}"
+    );
+    drop(s);
+    let stats = tokio::task::spawn_blocking(move || h.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.worker_restarts, 2);
+}
+
 /// `--model uring` where io_uring is unavailable (forced here: the probe fails as on a kernel without it) starts
 /// anyway, on `event-loop`, and says so on stderr: the cause and the model it falls back to.
 #[test]
@@ -322,6 +399,34 @@ fn uring_falls_back_to_the_event_loop_with_a_warning_where_io_uring_is_unavailab
     assert!(
         stderr.contains("WARNING: --model uring: io_uring is unavailable here (SOCKPOOL_URING_UNAVAILABLE is set)")
             && stderr.contains("falling back to --model event-loop"),
+        "{stderr}"
+    );
+}
+
+/// `--http-body-size` is materialised at start, once per process (the body every `200` shares): a size past
+/// its cap is refused at start, exit status 2 with the reason on stderr and no `ready`. There was no cap:
+/// `--http-body-size 1024G` asked for a 1 TiB allocation before `ready`, and the process aborted (SIGABRT,
+/// "memory allocation … failed") or, where the host overcommits, took its memory.
+#[test]
+fn an_http_body_size_over_its_cap_is_refused_at_start() {
+    let out = sockpool_testkit::process::run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sockpool-server")).args([
+            "--listen",
+            "http=127.0.0.1:0",
+            "--http-body-size",
+            "1024G",
+        ]),
+        Duration::from_secs(30),
+    )
+    .expect("run sockpool-server");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(!stdout.contains("ready"), "{stdout}");
+    assert!(
+        stderr.contains("http body size is at most 1073741824 bytes (1 GiB)"),
         "{stderr}"
     );
 }

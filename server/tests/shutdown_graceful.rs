@@ -224,3 +224,129 @@ fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
         assert!(status.success(), "--model {model}: exit status {status}");
     }
 }
+
+/// What one churning client's connection came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Its ECHO came back.
+    Answered,
+    /// It was closed (end of file, a reset, a refused write) without a reply.
+    Closed,
+    /// It was neither answered nor closed within the bound: left behind by the shutdown.
+    Stranded,
+}
+
+/// One connection of the churn: an ECHO on a new Unix connection, then its reply or its close, each bounded.
+/// `None` when the connection itself is refused (the listener is gone).
+fn churn_once(path: &std::path::Path, id: u64) -> Option<Outcome> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(8))).unwrap();
+    let want = sockpool_testkit::wire::framed_response(0, id, b"churn");
+    if s.write_all(&sockpool_testkit::wire::framed_request(1, id, 0, b"churn"))
+        .is_err()
+    {
+        return Some(Outcome::Closed);
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(Outcome::Closed),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.len() >= want.len() {
+                    assert_eq!(got, want, "connection {id}: not its reply");
+                    return Some(Outcome::Answered);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Some(Outcome::Stranded)
+            }
+            Err(_) => return Some(Outcome::Closed),
+        }
+    }
+}
+
+/// SIGTERM while clients keep connecting to a Unix listener, under every model that serves one: the process
+/// exits 0 within the deadline, every connection the server took is answered or closed (none left waiting),
+/// and the socket file is gone.
+#[test]
+fn sigterm_under_connection_churn_on_a_unix_listener_exits_cleanly_under_every_model() {
+    const CHURNERS: u64 = 8;
+    const DEADLINE: Duration = Duration::from_secs(3);
+    for model in ["async", "per-core", "threads", "event-loop", "uring"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("churn.sock");
+        let listen = format!("framed=unix:{}", path.display());
+        let mut server = ServerProcess::start(
+            env!("CARGO_BIN_EXE_sockpool-server"),
+            &[
+                "--model",
+                model,
+                "--workers",
+                "1",
+                "--listen",
+                &listen,
+                "--shutdown-deadline",
+                "3s",
+            ],
+        );
+        let pid = server.pid();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churners: Vec<_> = (0..CHURNERS)
+            .map(|c| {
+                let (path, stop) = (path.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut outcomes = Vec::new();
+                    let mut id = c << 32;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        id += 1;
+                        match churn_once(&path, id) {
+                            Some(o) => outcomes.push(o),
+                            None => std::thread::sleep(Duration::from_millis(1)),
+                        }
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+        let signalled = Instant::now(); // real clock: the shutdown deadline is wall time
+        let status = server.exit_within(DEADLINE + Duration::from_secs(1));
+        let exit_took = signalled.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let outcomes: Vec<Outcome> = churners
+            .into_iter()
+            .flat_map(|t| t.join().expect("churner"))
+            .collect();
+        let status = status.unwrap_or_else(|| {
+            panic!("--model {model}: still running {exit_took:?} after SIGTERM (deadline {DEADLINE:?})")
+        });
+        assert!(status.success(), "--model {model}: exit status {status}");
+        let count = |o| outcomes.iter().filter(|&&x| x == o).count();
+        assert!(
+            count(Outcome::Answered) > 0,
+            "--model {model}: no churn served"
+        );
+        assert_eq!(
+            count(Outcome::Stranded),
+            0,
+            "--model {model}: connections neither answered nor closed ({} answered, {} closed)",
+            count(Outcome::Answered),
+            count(Outcome::Closed)
+        );
+        assert!(
+            !path.exists(),
+            "--model {model}: the socket file {} is left behind",
+            path.display()
+        );
+    }
+}

@@ -329,3 +329,56 @@ fn short_read_timeout(
     let addr = server.tcp_addr(proto).unwrap();
     (server.spawn(), addr)
 }
+
+/// A TLS connection still in its handshake has no request to finish, so shutdown closes it at once, as it closes
+/// an idle plain one: a client that connected and sent nothing, and one that sent half a ClientHello, do not hold
+/// the shutdown to the read timeout (30 s here, and the shutdown deadline as long), under every model. They did:
+/// the lifecycle counted a handshake in progress as a partial request and waited for its read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_still_in_its_handshake_is_closed_at_shutdown_under_every_model() {
+    use tokio::io::AsyncWriteExt;
+    let cert = Cert::new();
+    for model in Model::ALL {
+        let mut c = config(model, &["http+tls=127.0.0.1:0"]);
+        cert.configure(&mut c);
+        c.limits.read_timeout = std::time::Duration::from_secs(30);
+        c.shutdown_deadline = std::time::Duration::from_secs(30);
+        let server = Server::bind(c).unwrap();
+        let addr = server.tcp_addr(Proto::Http).unwrap();
+        let h = server.spawn();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        // A record header announcing 255 bytes of handshake, and 2 of them.
+        half.write_all(&[0x16, 0x03, 0x01, 0x00, 0xff, 0x01, 0x00])
+            .await
+            .unwrap();
+        // Both connections reach the server before it stops.
+        assert!(
+            sockpool_testkit::eventually(support::IO_LIMIT, || h
+                .stats()
+                .snapshot()
+                .connections_open
+                == 2)
+            .await,
+            "{model}: both connections accepted"
+        );
+        let stopper = tokio::task::spawn_blocking(move || h.shutdown());
+        for (name, s) in [("silent", &mut silent), ("half a ClientHello", &mut half)] {
+            let (got, closed) = support::read_until_close(s, support::IO_LIMIT).await;
+            assert!(
+                closed,
+                "{model}: the {name} client was not closed at shutdown"
+            );
+            assert!(
+                got.len() <= 7 && got.first().is_none_or(|&b| b == 0x15),
+                "{model}: {name}: {got:?}"
+            );
+        }
+        let stats = tokio::time::timeout(support::IO_LIMIT, stopper)
+            .await
+            .unwrap_or_else(|_| panic!("{model}: shutdown held by clients in their handshake"))
+            .unwrap();
+        assert_eq!(stats.connections_open, 0, "{model}");
+        assert_eq!(stats.errors.read_timeout, 0, "{model}: {stats:?}");
+    }
+}

@@ -18,6 +18,10 @@ pub enum Limit {
     MultiBulk,
     /// A RESP inline command.
     Inline,
+    /// A RESP array's count line (`*<count>\r\n`), measured against the inline limit.
+    MultiBulkCountLine,
+    /// A RESP bulk string's length line (`$<len>\r\n`), measured against the inline limit.
+    BulkCountLine,
     /// A datagram.
     Datagram,
 }
@@ -32,6 +36,8 @@ impl fmt::Display for Limit {
             Limit::Bulk => "bulk string",
             Limit::MultiBulk => "multibulk array",
             Limit::Inline => "inline command",
+            Limit::MultiBulkCountLine => "multibulk count line",
+            Limit::BulkCountLine => "bulk length line",
             Limit::Datagram => "datagram",
         })
     }

@@ -27,7 +27,9 @@
 //!
 //! Going over a size limit is a [`CodecError::TooLarge`] (`what`: [`Limit::MultiBulk`] for a count over
 //! `max_multibulk`, [`Limit::Bulk`] for a length over `max_bulk`, [`Limit::Inline`] for `too big inline
-//! request`), so a server can count it as such; every other error above is a [`CodecError::Protocol`] whose
+//! request`, [`Limit::MultiBulkCountLine`] and [`Limit::BulkCountLine`] for `too big mbulk count string` and
+//! `too big bulk count string`), so a server can count it as such; every other error above is a
+//! [`CodecError::Protocol`] whose
 //! message is Redis's wording. For both the server replies `-ERR Protocol error: <Redis's message>`
 //! ([`protocol_error_reply`]) and closes the connection, as Redis does.
 //!
@@ -188,8 +190,8 @@ impl fmt::Display for Value {
 
 /// The reply Redis sends for a decode error before it closes: `-ERR Protocol error: <message>` for
 /// [`CodecError::Protocol`], and Redis's message for the size limits it has (`invalid multibulk length`,
-/// `invalid bulk length`, `too big inline request`) for [`CodecError::TooLarge`]; `None` for other errors (I/O:
-/// there is no one to answer).
+/// `invalid bulk length`, `too big inline request`, `too big mbulk count string`, `too big bulk count string`)
+/// for [`CodecError::TooLarge`]; `None` for other errors (I/O: there is no one to answer).
 pub fn protocol_error_reply(err: &CodecError) -> Option<Value> {
     match err {
         CodecError::Protocol(msg) => Some(Value::error(format!("ERR Protocol error: {msg}"))),
@@ -197,6 +199,10 @@ pub fn protocol_error_reply(err: &CodecError) -> Option<Value> {
             Limit::MultiBulk => "ERR Protocol error: invalid multibulk length".to_string(),
             Limit::Bulk => "ERR Protocol error: invalid bulk length".to_string(),
             Limit::Inline => "ERR Protocol error: too big inline request".to_string(),
+            Limit::MultiBulkCountLine => {
+                "ERR Protocol error: too big mbulk count string".to_string()
+            }
+            Limit::BulkCountLine => "ERR Protocol error: too big bulk count string".to_string(),
             _ => format!("ERR Protocol error: {err}"),
         })),
         CodecError::Io(_) => None,
@@ -266,14 +272,19 @@ fn find_in_line(src: &[u8], needle: u8, max: usize) -> Found {
 
 #[cfg(feature = "server-codecs")]
 /// Parses a `*`/`$` header line at the start of `src`: `Some((number, bytes to skip))` once its `\r` and the byte
-/// after it are buffered. The number is `None` when it is not a valid `string2ll`.
+/// after it are buffered. The number is `None` when it is not a valid `string2ll`. A line over `max` is
+/// `TooLarge` with `what` ([`Limit::MultiBulkCountLine`] or [`Limit::BulkCountLine`]).
 fn header_line(
     src: &[u8],
     max: usize,
-    too_big: &str,
+    what: Limit,
 ) -> Result<Option<(Option<i64>, usize)>, CodecError> {
     match find_in_line(src, b'\r', max) {
-        Found::TooBig => Err(CodecError::protocol(too_big)),
+        Found::TooBig => Err(CodecError::TooLarge {
+            what,
+            len: src.len() as u64,
+            max: max as u64,
+        }),
         // Redis needs the byte after `\r` in the buffer, and skips it without looking at it.
         // `cr` is 0 when the line starts where its terminator should be (`*1\r\n\r\n`): no digits, no number.
         Found::At(cr) if cr + 2 <= src.len() => {
@@ -494,8 +505,7 @@ impl ServerCodec {
                 }
                 return Ok(true);
             }
-            let Some((count, skip)) = header_line(src, max_line, "too big mbulk count string")?
-            else {
+            let Some((count, skip)) = header_line(src, max_line, Limit::MultiBulkCountLine)? else {
                 return Ok(false);
             };
             let count = match count {
@@ -520,8 +530,7 @@ impl ServerCodec {
             let len = match self.bulk_len {
                 Some(len) => len,
                 None => {
-                    let Some((len, skip)) =
-                        header_line(src, max_line, "too big bulk count string")?
+                    let Some((len, skip)) = header_line(src, max_line, Limit::BulkCountLine)?
                     else {
                         return Ok(false);
                     };
@@ -1060,10 +1069,19 @@ mod tests {
         assert_eq!(too_large(l, &nul), inline);
         let mut star = b"*\0".to_vec();
         star.extend_from_slice(&long);
-        assert_eq!(protocol_error(l, &star), "too big mbulk count string");
+        assert_eq!(
+            too_large(l, &star),
+            (
+                Limit::MultiBulkCountLine,
+                "too big mbulk count string".into()
+            )
+        );
         let mut dollar = b"*1\r\n$".to_vec();
         dollar.extend_from_slice(&long);
-        assert_eq!(protocol_error(l, &dollar), "too big bulk count string");
+        assert_eq!(
+            too_large(l, &dollar),
+            (Limit::BulkCountLine, "too big bulk count string".into())
+        );
         // Up to the limit, a partial line just waits.
         assert!(commands(&mut ServerCodec::new(l), &long[..32])
             .unwrap()

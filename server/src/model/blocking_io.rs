@@ -3,7 +3,7 @@
 //!
 //! Shutdown has to reach a thread blocked in a read, and only `shutdown(2)` of the socket's read side wakes it
 //! (for good: the read side stays shut). So a connection's thread says, before each read, whether that read waits
-//! between requests ([`Conn::is_idle`]); when shutdown begins the model shuts the read side of exactly those
+//! between requests or in the TLS handshake ([`Conn::is_idle`]: nothing to finish there); when shutdown begins the model shuts the read side of exactly those
 //! ([`Watch::wake_idle`]), and a thread about to read sees the server stopping and tells its `Conn`. A connection
 //! with a request partly received, a reply being written or a SLEEP running is left to finish it, as under every
 //! other model; at the shutdown deadline the model shuts every socket both ways ([`Watch::cut`]).

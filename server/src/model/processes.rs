@@ -56,17 +56,21 @@ struct Worker {
     lines: mpsc::Receiver<String>,
     /// The thread reading its stdout; it ends when the worker's stdout closes.
     reader: JoinHandle<()>,
+    /// A replacement that has not said `ready` yet: the time it has until then.
+    ready_by: Option<Instant>,
 }
 
 impl Worker {
     /// Stops following this worker (it exited, or is to be killed): waits for its final `stats` line (or the end
-    /// of its stdout) until `deadline`, kills and reaps it, and waits until its counters are settled.
-    fn retire(mut self, deadline: Instant) {
+    /// of its stdout) until `deadline`, kills and reaps it, and waits until its counters are settled. True when
+    /// it said `ready` among the lines read here.
+    fn retire(mut self, deadline: Instant) -> bool {
+        let mut ready = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.starts_with("stats ") => break,
-                Ok(_) => {}
+                Ok(line) => ready |= line == "ready",
                 Err(_) => break,
             }
         }
@@ -74,6 +78,7 @@ impl Worker {
         let _ = self.child.wait();
         // Dead, so its stdout is closed: the reader ends at once.
         let _ = self.reader.join();
+        ready
     }
 }
 
@@ -149,7 +154,11 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     }
     let deadline = Instant::now() + shared.config.shutdown_deadline + KILL_GRACE;
     for w in workers.into_iter().flatten() {
-        w.retire(deadline);
+        // A replacement whose `ready` came as shutdown began is counted as it would have been a tick later.
+        let starting = w.ready_by.is_some();
+        if w.retire(deadline) && starting {
+            shared.stats.inc(Counter::WorkerRestarts);
+        }
     }
     drop(bound);
     drop((pool_r, pool_w, held));
@@ -175,8 +184,10 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
 
 /// Until shutdown, starts a worker again whenever one exits: the exit logged once, the connection places it
 /// held returned to the pool, its last counters kept; `worker_restarts` counted once a replacement is ready.
-/// A replacement that cannot be started is logged, reaped, and tried again [`RETRY_EVERY`] later (the slot
-/// stays empty meanwhile).
+/// A replacement that cannot be started (or does not become ready within [`START_TIMEOUT`]) is logged, reaped,
+/// and tried again [`RETRY_EVERY`] later (the slot stays empty meanwhile). Nothing here waits on one worker:
+/// a replacement's start is watched a tick at a time like the running workers, so a second worker that dies
+/// while the first one's replacement starts is noticed, logged and replaced as promptly, and so is shutdown.
 fn supervise(
     workers: &mut [Option<Worker>],
     exe: &PathBuf,
@@ -192,6 +203,27 @@ fn supervise(
         {
             if shared.shutdown.is_cancelled() {
                 return;
+            }
+            if let Some(w) = slot.as_mut().filter(|w| w.ready_by.is_some()) {
+                match poll_ready(w) {
+                    None => continue,
+                    Some(Ok(())) => {
+                        w.ready_by = None;
+                        shared.stats.inc(Counter::WorkerRestarts);
+                    }
+                    Some(Err(e)) => {
+                        if let Some(w) = slot.take() {
+                            w.retire(Instant::now());
+                        }
+                        pool.reclaim();
+                        eprintln!(
+                            "sockpool-server: starting a worker again failed: {e}; retrying in {}s",
+                            RETRY_EVERY.as_secs()
+                        );
+                        *retry_at = Instant::now() + RETRY_EVERY;
+                    }
+                }
+                continue;
             }
             if let Some(w) = slot {
                 let Ok(Some(status)) = w.child.try_wait() else {
@@ -211,9 +243,9 @@ fn supervise(
             if Instant::now() < *retry_at {
                 continue;
             }
-            match start_ready_worker(exe, json, &shared.stats) {
-                Ok(fresh) => {
-                    shared.stats.inc(Counter::WorkerRestarts);
+            match start_worker(exe, json, &shared.stats) {
+                Ok(mut fresh) => {
+                    fresh.ready_by = Some(Instant::now() + START_TIMEOUT);
                     *slot = Some(fresh);
                 }
                 Err(e) => {
@@ -229,14 +261,16 @@ fn supervise(
     }
 }
 
-/// Starts a worker and waits until it is ready; one that is not is killed and reaped.
-fn start_ready_worker(exe: &PathBuf, json: &str, stats: &Arc<Stats>) -> io::Result<Worker> {
-    let mut fresh = start_worker(exe, json, stats)?;
-    match wait_ready(&mut fresh, Instant::now() + START_TIMEOUT) {
-        Ok(()) => Ok(fresh),
-        Err(e) => {
-            fresh.retire(Instant::now());
-            Err(e)
+/// Whether a starting worker said `ready` yet, without waiting: `None` while it may still (before
+/// [`Worker::ready_by`]).
+fn poll_ready(w: &mut Worker) -> Option<io::Result<()>> {
+    let deadline = w.ready_by?;
+    loop {
+        match w.lines.try_recv() {
+            Ok(line) if line == "ready" => return Some(Ok(())),
+            Ok(_) => {}
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => return None,
+            Err(_) => return Some(Err(not_ready(w))),
         }
     }
 }
@@ -327,6 +361,7 @@ fn start_worker(exe: &PathBuf, json: &str, stats: &Arc<Stats>) -> io::Result<Wor
         child,
         lines,
         reader,
+        ready_by: None,
     })
 }
 
@@ -336,13 +371,16 @@ fn wait_ready(w: &mut Worker, deadline: Instant) -> io::Result<()> {
         match w.lines.recv_timeout(left) {
             Ok(line) if line == "ready" => return Ok(()),
             Ok(_) => {}
-            Err(_) => {
-                return Err(io::Error::other(format!(
-                    "worker process {} did not become ready (exit status: {:?})",
-                    w.child.id(),
-                    w.child.try_wait().ok().flatten()
-                )))
-            }
+            Err(_) => return Err(not_ready(w)),
         }
     }
+}
+
+/// A worker that did not say `ready` (it exited, or its time ran out).
+fn not_ready(w: &mut Worker) -> io::Error {
+    io::Error::other(format!(
+        "worker process {} did not become ready (exit status: {:?})",
+        w.child.id(),
+        w.child.try_wait().ok().flatten()
+    ))
 }
