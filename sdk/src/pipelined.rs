@@ -328,9 +328,13 @@ impl<P: Protocol, T> Pipelined<P, T> {
                     }
                 }
                 Event::Failed(e) => {
-                    let kind = e.kind();
-                    let message = e.to_string();
-                    self.fail_all(now, kind, &message);
+                    // Each request fails in its own phase; the message says what failed, without repeating a
+                    // kind and phase ("connection reset during read: connection reset during write: …").
+                    let message = match e.phase() {
+                        Phase::Write => format!("a write to the socket failed: {}", e.message()),
+                        _ => e.message().to_string(),
+                    };
+                    self.fail_all(now, e.kind(), &message);
                 }
                 Event::Timer => self.expire(now),
             }
@@ -583,6 +587,26 @@ mod tests {
             done += 1;
         }
         conn.buffers_kept()
+    }
+
+    /// `stream` against a server killed mid-run printed "connection reset during read: connection reset during
+    /// write: Broken pipe": the write's error, kind and phase included, became the message of each request's.
+    #[tokio::test]
+    async fn a_failed_write_is_named_once_in_each_request_error() {
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        let mut conn: Pipelined<Framed, usize> =
+            Pipelined::new(Stream::Unix(a), Framed::default(), Duration::from_secs(10));
+        conn.send(
+            Request::echo(1, Bytes::from_static(b"x")),
+            1,
+            Instant::now(),
+        )
+        .unwrap();
+        let e = conn.next().await.expect("a completion").result.unwrap_err();
+        let text = e.to_string();
+        assert_eq!(text.matches("during").count(), 1, "{text}");
+        assert!(text.contains("a write to the socket failed"), "{text}");
     }
 
     #[tokio::test]
