@@ -91,7 +91,7 @@ pub struct RunArgs {
     /// Worker threads (each owns a share of the connections and its own histograms). Default: 1.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// How long to measure, e.g. `10s`, `1m`. Default: 10s (unless --requests is given).
+    /// How long to measure, e.g. `10s`, `1m`; at least 10ms. Default: 10s (unless --requests is given).
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
     /// Stop after this many measured requests instead of after a duration.

@@ -23,6 +23,10 @@ pub mod defaults {
     pub const THREADS: usize = 1;
     /// Measured duration when neither `--duration` nor `--requests` is given. Default: 10 s.
     pub const DURATION: Duration = Duration::from_secs(10);
+    /// The shortest `--duration` accepted: 10 ms. A shorter run ends before a connection is set up and a
+    /// request goes round even on loopback (`-d 1ms` measured nothing and exited 3, blaming the target for
+    /// the user's setting); it is refused as bad usage instead (exit status 2).
+    pub const MIN_DURATION: Duration = Duration::from_millis(10);
     /// Warm-up. Default: none.
     pub const WARMUP: Duration = Duration::ZERO;
     /// Payload bytes. Default: 64.
@@ -707,8 +711,13 @@ impl Config {
             (None, Some(n)) => Stop::Requests(n),
             (d, None) => {
                 let d = dur("duration", d, defaults::DURATION)?;
-                if d.is_zero() {
-                    return Err(bad("--duration must be longer than 0"));
+                if d < defaults::MIN_DURATION {
+                    return Err(bad(format!(
+                        "--duration {}: too short to measure anything (a connection's set-up and one round \
+                         trip take longer); at least {}",
+                        humantime::format_duration(d),
+                        humantime::format_duration(defaults::MIN_DURATION)
+                    )));
                 }
                 Stop::Duration(d)
             }
