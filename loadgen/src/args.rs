@@ -65,7 +65,8 @@ when it ends are counted as `unsent` errors; those in flight get up to their dea
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
 then the report and every output file are written for the time measured, marked interrupted (the thresholds
-are judged on it). A second Ctrl-C exits at once.";
+are judged on it). A second Ctrl-C exits at once (130): output files are written whole or not at all, so none
+is left half-written, and none an earlier run left at those paths remains.";
 
 /// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].
 ///

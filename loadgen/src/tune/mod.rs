@@ -870,16 +870,18 @@ pub fn write_outputs(
     } else {
         print!("{text}");
         if let Some(path) = json_out {
-            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
-                |source| TuneError::Output {
-                    path: path.into(),
-                    source,
-                },
-            )?;
+            crate::outfile::write(
+                std::path::Path::new(path),
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            )
+            .map_err(|source| TuneError::Output {
+                path: path.into(),
+                source,
+            })?;
         }
     }
     if let Some(path) = html_out {
-        std::fs::write(path, html::render(report)).map_err(|source| TuneError::Output {
+        crate::outfile::write(path, html::render(report)).map_err(|source| TuneError::Output {
             path: path.display().to_string(),
             source,
         })?;

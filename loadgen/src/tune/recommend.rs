@@ -548,5 +548,5 @@ pub fn write_file(
     let text = recommendation_file(report, target, protocol)
         .to_file_text(path)
         .map_err(|e| out(std::io::Error::other(e.to_string())))?;
-    std::fs::write(path, text).map_err(out)
+    crate::outfile::write(path, text).map_err(out)
 }
