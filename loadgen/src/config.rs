@@ -211,14 +211,24 @@ impl Target {
     /// Parses `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
     pub fn parse(s: &str, tls_flag: bool) -> Result<Target, ConfigError> {
         let s = s.trim();
-        if let Some(path) = s.strip_prefix("unix:") {
+        // `tls://unix:/path` asks for the same as `--tls` with `unix:/path` (it said "\"/path\" is not a port").
+        let (unix, tls_flag) = match s.strip_prefix("tls://") {
+            Some(rest) if rest.starts_with("unix:") => (Some(rest), true),
+            _ => (s.strip_prefix("unix:").map(|_| s), tls_flag),
+        };
+        if let Some(s) = unix {
+            let path = &s["unix:".len()..];
             if path.is_empty() {
                 return Err(bad(
                     "--target unix: needs a path, e.g. unix:/tmp/sockpool.sock",
                 ));
             }
             if tls_flag {
-                return Err(bad("--tls cannot be used with a unix: target"));
+                // The SDK speaks TLS over TCP only: refused, never sent in plaintext.
+                return Err(bad(format!(
+                    "--target {s:?}: TLS over a Unix socket is not supported (TLS runs over TCP: \
+                     tls://host:port); drop --tls (or tls://) to speak plaintext over the socket"
+                )));
             }
             return Ok(Target {
                 endpoint: s.to_string(),
@@ -1124,6 +1134,17 @@ mod tests {
         assert!(t.tls);
         assert_eq!(t.address(), "localhost:443");
         assert!(Target::parse("unix:/tmp/x.sock", false).unwrap().unix);
+        // TLS over a Unix socket, asked either way: one clear refusal, never plaintext.
+        for (s, flag) in [
+            ("unix:/tmp/x.sock", true),
+            ("tls://unix:/tmp/x.sock", false),
+        ] {
+            let e = Target::parse(s, flag).unwrap_err().to_string();
+            assert!(
+                e.contains("TLS over a Unix socket is not supported"),
+                "{s} --tls={flag}: {e}"
+            );
+        }
         assert!(Target::parse("localhost:443", true)
             .unwrap()
             .endpoint
