@@ -216,8 +216,8 @@ impl Target {
             Some(rest) if rest.starts_with("unix:") => (Some(rest), true),
             _ => (s.strip_prefix("unix:").map(|_| s), tls_flag),
         };
-        if let Some(s) = unix {
-            let path = &s["unix:".len()..];
+        if let Some(socket) = unix {
+            let path = &socket["unix:".len()..];
             if path.is_empty() {
                 return Err(bad(
                     "--target unix: needs a path, e.g. unix:/tmp/sockpool.sock",
@@ -231,7 +231,7 @@ impl Target {
                 )));
             }
             return Ok(Target {
-                endpoint: s.to_string(),
+                endpoint: socket.to_string(),
                 tls: false,
                 unix: true,
             });
@@ -1143,6 +1143,10 @@ mod tests {
             assert!(
                 e.contains("TLS over a Unix socket is not supported"),
                 "{s} --tls={flag}: {e}"
+            );
+            assert!(
+                e.contains(&format!("{s:?}")),
+                "names the target as given: {e}"
             );
         }
         assert!(Target::parse("localhost:443", true)
