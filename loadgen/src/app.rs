@@ -166,6 +166,8 @@ fn writable_outputs(config: &Config) -> Result<(), AppError> {
             path: path.display().to_string(),
             source,
         })?;
+        // Until this run writes it, a second Ctrl-C removes what an earlier run left there.
+        crate::outfile::expect(path);
     }
     Ok(())
 }
@@ -267,13 +269,13 @@ pub fn write_outputs(result: &RunResult) -> Result<(), AppError> {
                 writeln!(o, "{text}").map_err(out_err("stdout"))?;
             }
             JsonOut::File(p) => {
-                std::fs::write(p, text + "\n").map_err(out_err(&p.display().to_string()))?
+                crate::outfile::write(p, text + "\n").map_err(out_err(&p.display().to_string()))?
             }
         }
     }
     if let Some(p) = &c.hgrm {
         let text = crate::hdr::percentile_distribution(&result.total.corrected);
-        std::fs::write(p, text).map_err(out_err(&p.display().to_string()))?;
+        crate::outfile::write(p, text).map_err(out_err(&p.display().to_string()))?;
     }
     Ok(())
 }

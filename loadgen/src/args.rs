@@ -65,7 +65,8 @@ when it ends are counted as `unsent` errors; those in flight get up to their dea
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
 then the report and every output file are written for the time measured, marked interrupted (the thresholds
-are judged on it). A second Ctrl-C exits at once.";
+are judged on it). A second Ctrl-C exits at once (130): output files are written whole or not at all, so none
+is left half-written, and none an earlier run left at those paths remains.";
 
 /// The flags of `sockpool-loadgen run`. Defaults are documented in [`crate::config::defaults`].
 ///
@@ -91,7 +92,7 @@ pub struct RunArgs {
     /// Worker threads (each owns a share of the connections and its own histograms). Default: 1.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// How long to measure, e.g. `10s`, `1m`. Default: 10s (unless --requests is given).
+    /// How long to measure, e.g. `10s`, `1m`; at least 10ms. Default: 10s (unless --requests is given).
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
     /// Stop after this many measured requests instead of after a duration.

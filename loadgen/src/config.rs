@@ -23,6 +23,10 @@ pub mod defaults {
     pub const THREADS: usize = 1;
     /// Measured duration when neither `--duration` nor `--requests` is given. Default: 10 s.
     pub const DURATION: Duration = Duration::from_secs(10);
+    /// The shortest `--duration` accepted: 10 ms. A shorter run ends before a connection is set up and a
+    /// request goes round even on loopback (`-d 1ms` measured nothing and exited 3, blaming the target for
+    /// the user's setting); it is refused as bad usage instead (exit status 2).
+    pub const MIN_DURATION: Duration = Duration::from_millis(10);
     /// Warm-up. Default: none.
     pub const WARMUP: Duration = Duration::ZERO;
     /// Payload bytes. Default: 64.
@@ -207,17 +211,27 @@ impl Target {
     /// Parses `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
     pub fn parse(s: &str, tls_flag: bool) -> Result<Target, ConfigError> {
         let s = s.trim();
-        if let Some(path) = s.strip_prefix("unix:") {
+        // `tls://unix:/path` asks for the same as `--tls` with `unix:/path` (it said "\"/path\" is not a port").
+        let (unix, tls_flag) = match s.strip_prefix("tls://") {
+            Some(rest) if rest.starts_with("unix:") => (Some(rest), true),
+            _ => (s.strip_prefix("unix:").map(|_| s), tls_flag),
+        };
+        if let Some(socket) = unix {
+            let path = &socket["unix:".len()..];
             if path.is_empty() {
                 return Err(bad(
                     "--target unix: needs a path, e.g. unix:/tmp/sockpool.sock",
                 ));
             }
             if tls_flag {
-                return Err(bad("--tls cannot be used with a unix: target"));
+                // The SDK speaks TLS over TCP only: refused, never sent in plaintext.
+                return Err(bad(format!(
+                    "--target {s:?}: TLS over a Unix socket is not supported (TLS runs over TCP: \
+                     tls://host:port); drop --tls (or tls://) to speak plaintext over the socket"
+                )));
             }
             return Ok(Target {
-                endpoint: s.to_string(),
+                endpoint: socket.to_string(),
                 tls: false,
                 unix: true,
             });
@@ -707,8 +721,13 @@ impl Config {
             (None, Some(n)) => Stop::Requests(n),
             (d, None) => {
                 let d = dur("duration", d, defaults::DURATION)?;
-                if d.is_zero() {
-                    return Err(bad("--duration must be longer than 0"));
+                if d < defaults::MIN_DURATION {
+                    return Err(bad(format!(
+                        "--duration {}: too short to measure anything (a connection's set-up and one round \
+                         trip take longer); at least {}",
+                        humantime::format_duration(d),
+                        humantime::format_duration(defaults::MIN_DURATION)
+                    )));
                 }
                 Stop::Duration(d)
             }
@@ -1115,6 +1134,21 @@ mod tests {
         assert!(t.tls);
         assert_eq!(t.address(), "localhost:443");
         assert!(Target::parse("unix:/tmp/x.sock", false).unwrap().unix);
+        // TLS over a Unix socket, asked either way: one clear refusal, never plaintext.
+        for (s, flag) in [
+            ("unix:/tmp/x.sock", true),
+            ("tls://unix:/tmp/x.sock", false),
+        ] {
+            let e = Target::parse(s, flag).unwrap_err().to_string();
+            assert!(
+                e.contains("TLS over a Unix socket is not supported"),
+                "{s} --tls={flag}: {e}"
+            );
+            assert!(
+                e.contains(&format!("{s:?}")),
+                "names the target as given: {e}"
+            );
+        }
         assert!(Target::parse("localhost:443", true)
             .unwrap()
             .endpoint

@@ -432,6 +432,14 @@ impl Feed {
         }
     }
 
+    /// Returns once the schedule is settled: at once in a closed loop (nothing is left unsent), and in an open
+    /// loop once no more request will be handed out, every one left unsent counted ([`over`](Self::over)).
+    pub async fn settled(&self) {
+        if let Feed::Open(o) = self {
+            o.over().await;
+        }
+    }
+
     /// True when a connection keeps taking requests after one timed out (the open loop: a slow server stays
     /// loaded, as the schedule asks; see [`sockpool::Pipelined::keep_open_after_timeout`]).
     pub fn keeps_connections_after_timeout(&self) -> bool {
@@ -807,14 +815,18 @@ pub async fn run_worker<T: Transport>(
     let sink = Rc::new(sink);
     let next_index = Rc::new(Cell::new(0u64));
     let cpu_at_start = Rc::new(Cell::new(None::<Duration>));
+    // The feed, once the run has begun: the ticker waits for it to settle its schedule when the duration ends.
+    let fed: Rc<std::cell::OnceCell<Rc<Feed>>> = Rc::default();
+    let end = plan.end().map(|e| start + e);
 
     // Every second: hand the interval over.
     let ticker = {
-        let (state, sink, next_index, cpu_at_start) = (
+        let (state, sink, next_index, cpu_at_start, fed) = (
             state.clone(),
             sink.clone(),
             next_index.clone(),
             cpu_at_start.clone(),
+            fed.clone(),
         );
         tokio::task::spawn_local(async move {
             sleep_until(measure_from).await;
@@ -822,7 +834,16 @@ pub async fn run_worker<T: Transport>(
             let mut spare = Interval::default();
             loop {
                 let k = next_index.get();
-                sleep_until(measure_from + Duration::from_secs(k + 1)).await;
+                let tick = measure_from + Duration::from_secs(k + 1);
+                sleep_until(tick).await;
+                if end.is_some_and(|end| tick >= end) {
+                    // The duration has ended: an open loop behind its schedule counts what it left unsent
+                    // now. Those requests were due in this second, and are counted in it, not in an interval
+                    // of their own stamped at the end of the run.
+                    if let Some(feed) = fed.get() {
+                        feed.settled().await;
+                    }
+                }
                 state.rec.borrow_mut().swap_interval(&mut spare);
                 let interval = Box::new(std::mem::take(&mut spare));
                 next_index.set(k + 1);
@@ -847,6 +868,7 @@ pub async fn run_worker<T: Transport>(
             Load::Closed => Feed::Closed(ClosedLoop::new(state.worker.clone(), &plan)),
             _ => Feed::Open(Box::new(OpenLoop::new(state.worker.clone(), &plan, start))),
         });
+        let _ = fed.set(feed.clone());
         let dispatcher = match &*feed {
             Feed::Open(_) => Some(tokio::task::spawn_local(OpenLoop::dispatch(feed.clone()))),
             Feed::Closed(_) => None,
@@ -885,12 +907,11 @@ pub async fn run_worker<T: Transport>(
     // boundary, before the ticker ran, are already in the previous interval, and an empty sliver of a
     // millisecond would show as a second-by-second dip to 0 req/s in the series and the .hlog.
     if last.requests() > 0 {
+        let (start, length) = final_interval(final_start, elapsed);
         sink(Report::Interval {
             index: k,
-            start: final_start,
-            length: elapsed
-                .saturating_sub(final_start)
-                .max(Duration::from_millis(1)),
+            start,
+            length,
             interval: Box::new(last),
         });
     }
@@ -903,6 +924,15 @@ pub async fn run_worker<T: Transport>(
         first_break: state.first_break.take(),
         most_in_flight: state.most_in_flight.get(),
     }));
+}
+
+/// The start and length of a worker's last, partial interval, which began `from` after measuring began, in a
+/// measured window of `elapsed`: at least 1 ms long, and never past the window's end (when nothing in it
+/// finished after `from`, it is the window's last millisecond; it was `from` + 1 ms, after the run).
+fn final_interval(from: Duration, elapsed: Duration) -> (Duration, Duration) {
+    let least = Duration::from_millis(1).min(elapsed);
+    let length = elapsed.saturating_sub(from).max(least);
+    (from.min(elapsed - length), length)
 }
 
 /// The senders of a transport without connections of its own: `slots` tasks, each with one request in flight
@@ -1199,6 +1229,95 @@ pub(crate) mod tests {
             "corrected max {} ns, errors {:?}",
             t.corrected.max(),
             t.errors
+        );
+    }
+
+    /// An open loop behind its schedule: the requests still unsent when the duration ends were counted just
+    /// after the ticker took the last second, in an interval of their own stamped at the end of the run
+    /// (`2.000,0.001` in the `.hlog` of a 2 s run, with 2,000 unsent requests in it). They were due in the last
+    /// second and are counted in it; what an interval past the duration holds is only the replies that came
+    /// after it. Every interval (in the series and the `.hlog`) lies within the measured window, and the
+    /// intervals add up to the total.
+    #[tokio::test(start_paused = true)]
+    async fn every_interval_lies_within_the_run_when_the_last_holds_only_unsent_requests() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let c = config(|a| {
+            a.rate = Some(4_000.0);
+            a.duration = Some("2s".into());
+            a.connections = Some(4);
+            a.timeout = Some("500ms".into());
+        });
+        let (f, _) = fake(10);
+        let buf = Buf::default();
+        let hlog = crate::hdr::HlogWriter::new(
+            Box::new(buf.clone()) as Box<dyn std::io::Write + Send>,
+            std::time::SystemTime::now(),
+            "behind",
+        )
+        .unwrap();
+        let (col, summary) = run_logged(&c, f, Some(hlog)).await;
+        let t = &col.total;
+        assert!(t.errors.get(ErrorKind::Unsent) > 0, "behind at the end");
+        let run = summary.elapsed.as_secs_f64();
+        let within = |start: f64, length: f64| start >= 0.0 && start + length <= run + 1e-6;
+        for s in &col.series {
+            assert!(
+                within(s.start_s, s.length_s),
+                "interval {:.3}+{:.3} outside the run's {run:.3}s",
+                s.start_s,
+                s.length_s
+            );
+        }
+        assert_eq!(
+            col.series.iter().map(|s| s.requests).sum::<u64>(),
+            t.requests(),
+            "the series adds up to the total"
+        );
+        for s in col.series.iter().filter(|s| s.start_s >= 2.0) {
+            assert_eq!(
+                s.requests, s.replies,
+                "past the duration only replies to requests sent in it: {} requests, {} errors",
+                s.requests, s.errors
+            );
+        }
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let (mut lines, mut count) = (0, 0);
+        for l in text
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            let f: Vec<&str> = l.split(',').collect();
+            let (start, length): (f64, f64) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+            assert!(
+                within(start, length),
+                ".hlog line {l:.40} outside the run's {run:.3}s"
+            );
+            count += crate::hdr::from_base64(f[3]).unwrap().len();
+            lines += 1;
+        }
+        assert_eq!(lines, col.series.len(), "{text}");
+        assert_eq!(count, t.corrected.len(), ".hlog counts add up to the total");
+    }
+
+    #[test]
+    fn a_final_interval_is_at_least_1ms_and_inside_the_window() {
+        let ms = Duration::from_millis;
+        assert_eq!(final_interval(ms(2000), ms(2300)), (ms(2000), ms(300)));
+        assert_eq!(final_interval(ms(2000), ms(2000)), (ms(1999), ms(1)));
+        assert_eq!(final_interval(ms(0), ms(0)), (ms(0), ms(0)));
+        assert_eq!(
+            final_interval(ms(1000), ms(1000) + Duration::from_micros(200)).1,
+            ms(1)
         );
     }
 

@@ -22,6 +22,8 @@
 //! - [`pipeline`]: the senders of both loops over TCP, TLS and Unix: one task per connection, owning a
 //!   `sockpool::Pipelined`, keeping up to `--pipeline` requests in flight.
 //! - [`signals`]: Ctrl-C and SIGTERM: the first stops gracefully and keeps the report, a second exits.
+//! - [`outfile`]: output files written whole or not at all (a temporary file renamed into place), so that a
+//!   second Ctrl-C leaves no truncated report.
 //! - [`runner`]: one whole run: preflight, worker threads, the collector, the result.
 //! - [`recorder`]: per-worker histograms (corrected, raw, connect, pool wait, send lag) and error counts; the
 //!   [`recorder::Collector`] that merges them per second and in total.
@@ -48,6 +50,7 @@ pub mod health;
 pub mod interrupt;
 pub mod merge;
 pub mod open;
+pub mod outfile;
 pub mod pacer;
 pub mod pipeline;
 pub mod progress;

@@ -890,7 +890,10 @@ impl Collector {
             .or_insert_with(|| (Interval::default(), 0, start, length));
         entry.0.merge(interval);
         entry.1 += 1;
-        entry.3 = entry.3.max(length);
+        // Workers' last intervals may differ in start and length: the merged one spans them all.
+        let end = (entry.2 + entry.3).max(start + length);
+        entry.2 = entry.2.min(start);
+        entry.3 = end - entry.2;
         if entry.1 >= self.workers {
             if let Some((merged, _, start, length)) = self.pending.remove(&index) {
                 self.finish(&merged, start, length);

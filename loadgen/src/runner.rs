@@ -153,17 +153,22 @@ where
         None => now_wall + schedule.delay + schedule.warmup,
     };
 
-    let hlog = match &config.hlog {
-        None => None,
+    // The `.hlog` is written as the run goes, to a temporary file renamed into place once complete: a second
+    // Ctrl-C leaves no truncated log behind.
+    let (hlog, hlog_file) = match &config.hlog {
+        None => (None, None),
         Some(path) => {
             let err = |source| RunError::Output {
                 path: path.display().to_string(),
                 source,
             };
-            let file = std::fs::File::create(path).map_err(err)?;
+            let (staged, file) = crate::outfile::Staged::create(path).map_err(err)?;
             let out: Box<dyn std::io::Write + Send> = Box::new(BufWriter::new(file));
             let comment = format!("sockpool-loadgen corrected latency, ns; target {target}");
-            Some(HlogWriter::new(out, started, &comment).map_err(err)?)
+            (
+                Some(HlogWriter::new(out, started, &comment).map_err(err)?),
+                Some(staged),
+            )
         }
     };
     let step_len = match config.load {
@@ -383,6 +388,13 @@ where
             path: path.display().to_string(),
             source: e,
         });
+    }
+    // Flushed by the trailer: complete.
+    if let (Some(staged), Some(path)) = (hlog_file, &config.hlog) {
+        staged.commit().map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     result.agent = Some(identity);
     Ok(result)

@@ -26,8 +26,8 @@ impl Drop for Watch {
 }
 
 /// Watches for SIGINT and SIGTERM until the returned guard is dropped. The first cancels `interrupt` and says
-/// on stderr "interrupted: `what`"; a second clears the progress bar and exits at once with
-/// [`EXIT_INTERRUPTED`]. The handlers are registered before this returns, so no signal is missed in between.
+/// on stderr "interrupted: `what`"; a second clears the progress bar, removes the output files not yet
+/// complete ([`crate::outfile::abandon`]) and exits at once with [`EXIT_INTERRUPTED`]. The handlers are registered before this returns, so no signal is missed in between.
 /// `None` when they cannot be (the signals then keep their default action).
 pub fn watch(
     interrupt: CancellationToken,
@@ -75,6 +75,8 @@ pub fn watch(
                             b.finish_and_clear();
                         }
                         eprintln!("sockpool-loadgen: interrupted twice: exiting without a report");
+                        // No half-written output file stays behind to pass for a report.
+                        crate::outfile::abandon();
                         std::process::exit(i32::from(EXIT_INTERRUPTED));
                     }
                 }

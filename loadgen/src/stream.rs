@@ -740,8 +740,11 @@ pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
         other => {
             print!("{table}");
             if let Some(path) = other {
-                std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-                    .map_err(|e| StreamError::Io(format!("{path}: {e}")))?;
+                crate::outfile::write(
+                    std::path::Path::new(path),
+                    serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                )
+                .map_err(|e| StreamError::Io(format!("{path}: {e}")))?;
             }
         }
     }

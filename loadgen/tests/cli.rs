@@ -42,7 +42,7 @@ fn run_without_target_uses_the_embedded_server_and_honours_flags() {
 
 #[test]
 fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         // Checked before the search (against a port nothing listens on: no cell runs), not after it.
         (
             &[
@@ -71,6 +71,24 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
         (
             &["run", "--target", "127.0.0.1:1", "--duration", "soon"],
             "--duration",
+        ),
+        // Shorter than anything can complete: the user's setting, refused as such (it exited 3, "no request
+        // got a reply", blaming the target). With or without a target, and for a tune's cells.
+        (
+            &["run", "--target", "127.0.0.1:1", "--duration", "1ms"],
+            "--duration 1ms: too short to measure anything",
+        ),
+        (&["run", "-d", "1ms"], "at least 10ms"),
+        (&["tune", "-d", "1ms"], "--duration 1ms: too short"),
+        // The SDK speaks TLS over TCP only: TLS over a Unix socket is refused however it is asked for, never
+        // silently sent in plaintext.
+        (
+            &["run", "--tls", "--target", "unix:/tmp/sockpool-none.sock"],
+            "TLS over a Unix socket is not supported",
+        ),
+        (
+            &["run", "--target", "tls://unix:/tmp/sockpool-none.sock"],
+            "TLS over a Unix socket is not supported",
         ),
         (
             &["run", "--target", "localhost", "--requests", "1"],

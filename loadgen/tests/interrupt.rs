@@ -190,6 +190,59 @@ fn a_second_ctrl_c_exits_at_once() {
     assert!(!json.exists(), "no report after a second Ctrl-C");
 }
 
+/// A second Ctrl-C during the shutdown exits at once: it left the `.hlog` it was writing behind, empty (the
+/// header still in a buffer) yet named like a report. Now every output is written to a temporary file renamed
+/// into place when complete: none is there, no temporary file is left, and what an earlier run left at the
+/// output paths is removed too (it would pass for this run's report).
+#[test]
+fn a_second_ctrl_c_leaves_no_partial_or_stale_output_file() {
+    let addr = fake_servers::silent().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (json, hlog, hgrm) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.hlog"),
+        dir.path().join("r.hgrm"),
+    );
+    for p in [&json, &hlog, &hgrm] {
+        std::fs::write(p, "an earlier run's report").unwrap();
+    }
+    let mut child = loadgen()
+        .args(args(
+            "run --target {} --protocol line --duration 60s --timeout 30s --connections 2 --quiet",
+            &[&addr],
+        ))
+        .arg("--json")
+        .arg(&json)
+        .arg("--hlog")
+        .arg(&hlog)
+        .arg("--hgrm")
+        .arg(&hgrm)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past the first interval: the log has its header and a line (in the process's buffer, or on disk).
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first Ctrl-C waits for the requests in flight"
+    );
+    signal(&child, Signal::SIGINT);
+    let (status, took) = wait(&mut child, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files left after a second Ctrl-C: {left:?}"
+    );
+}
+
 fn os_args(line: &str) -> Vec<std::ffi::OsString> {
     args(line, &[]).into_iter().map(Into::into).collect()
 }

@@ -119,6 +119,59 @@ fn one_slow_step_is_confirmed_away_and_the_search_finds_the_clean_rate() {
     assert!(text.contains("(tie-breaker)"), "{text}");
 }
 
+/// The best rate's first set is slow (the server had a burst), the confirmation and the tie-breaker pass: the
+/// step passes two out of three. The recommendation and `--recommend`'s evidence show that step as its verdict
+/// judged it, the median over its three sets, with every run counted; they showed the first set that passed,
+/// as if one set of runs were the evidence (`runs: 1`).
+#[test]
+fn the_evidence_at_the_best_rate_is_the_median_of_the_steps_sets_not_the_first_that_passed() {
+    // Open-loop runs (repeat 1): 20 %, 40 %, 60 %, 80 % (fails), 80 % (confirmed), then 70 %: the sixth.
+    let noisy = Injected {
+        slow_run: Some(6),
+        ..Injected::default()
+    };
+    let report = report(&noisy, 1);
+    let s = report.slo.clone().unwrap();
+    let best = s.best_rate.unwrap();
+    assert_eq!(pct(&s, best), 70.0);
+    let sets: Vec<_> = s.points.iter().filter(|p| p.target_rate == best).collect();
+    let outcomes: Vec<_> = sets.iter().map(|p| p.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Fail, Outcome::Pass, Outcome::Pass],
+        "{s:?}"
+    );
+    let median = |f: fn(&tune::slo::RatePoint) -> f64| {
+        let mut v: Vec<f64> = sets.iter().map(|p| f(p)).collect();
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let rec = &report.recommendation;
+    assert_eq!(rec.measured, "open-loop");
+    assert_eq!(rec.p99_us, median(|p| p.p99_us));
+    let c = tune::recommend::recommendation_file(&report, Some("127.0.0.1:7000"), "framed");
+    let e: serde_json::Value = c.evidence.unwrap().deserialize().unwrap();
+    let at = &e["at_rate"];
+    assert_eq!(at["p99_us"].as_f64(), Some(median(|p| p.p99_us)), "{at}");
+    assert_eq!(at["p50_us"].as_f64(), Some(median(|p| p.p50_us)), "{at}");
+    assert_eq!(
+        at["p99_9_us"].as_f64(),
+        Some(median(|p| p.p99_9_us)),
+        "{at}"
+    );
+    assert_eq!(
+        at["slo_quantile_us"].as_f64(),
+        Some(median(|p| p.slo_us)),
+        "{at}"
+    );
+    assert_eq!(at["runs"], 3, "every run of the step: {at}");
+    assert_eq!(at["sets"], 3, "{at}");
+    assert!(
+        at["p99_us"].as_f64().unwrap() < 700.0,
+        "the median set meets the SLO: {at}"
+    );
+}
+
 #[test]
 fn every_set_of_a_step_runs_repeat_times() {
     let runner = Injected::default();

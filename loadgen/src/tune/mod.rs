@@ -327,7 +327,7 @@ pub struct TuneArgs {
     /// Runs per cell; the report gives the median and the spread (max − min). Default: 1.
     #[arg(long)]
     pub repeat: Option<usize>,
-    /// Measured length of each cell, e.g. `2s`. Default: 2s.
+    /// Measured length of each cell, e.g. `2s`; at least 10ms. Default: 2s.
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
     /// Warm-up before each cell, e.g. `300ms`. Default: 300ms.
@@ -404,8 +404,14 @@ impl Timing {
             }
         };
         let duration = dur("duration", &a.duration, duration)?;
-        if duration.is_zero() {
-            return Err(bad("--duration must be longer than 0".into()));
+        // Each cell is a run: the same shortest duration, refused before the first cell rather than at it.
+        let least = crate::config::defaults::MIN_DURATION;
+        if duration < least {
+            return Err(bad(format!(
+                "--duration {}: too short to measure anything; at least {}",
+                humantime::format_duration(duration),
+                humantime::format_duration(least)
+            )));
         }
         let warmup = dur("warmup", &a.warmup, warmup)?;
         let repeat = a.repeat.unwrap_or(defaults::REPEAT);
@@ -864,16 +870,18 @@ pub fn write_outputs(
     } else {
         print!("{text}");
         if let Some(path) = json_out {
-            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
-                |source| TuneError::Output {
-                    path: path.into(),
-                    source,
-                },
-            )?;
+            crate::outfile::write(
+                std::path::Path::new(path),
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            )
+            .map_err(|source| TuneError::Output {
+                path: path.into(),
+                source,
+            })?;
         }
     }
     if let Some(path) = html_out {
-        std::fs::write(path, html::render(report)).map_err(|source| TuneError::Output {
+        crate::outfile::write(path, html::render(report)).map_err(|source| TuneError::Output {
             path: path.display().to_string(),
             source,
         })?;

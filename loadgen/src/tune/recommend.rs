@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sockpool::config::Evidence;
 use sockpool::ClientConfig;
 
-use super::slo::{Limit, Outcome, Slo, SloSearch};
+use super::slo::{Limit, Outcome, RatePoint, Slo, SloSearch};
 use super::table::fmt_us;
 use super::{round3, CellConfig, CellOutcome, Stat, TuneError, TuneReport, Vary};
 use crate::recorder::quantile_us;
@@ -258,11 +258,9 @@ pub fn recommend(
     let c = &cells[cell];
     let closed_p99 = c.stats.p99_us.median;
     // With a passing SLO step, report the p99 measured at that very rate, not the closed loop's.
-    let at_rate = search.filter(|_| meets_slo == Some(true)).and_then(|s| {
-        s.points
-            .iter()
-            .find(|p| p.pass && p.verdict == Outcome::Pass && p.target_rate == rate)
-    });
+    let at_rate = search
+        .filter(|_| meets_slo == Some(true))
+        .and_then(|s| passing_step(s, rate));
     let (p99_us, measured) = match at_rate {
         Some(p) => (p.p99_us, "open-loop"),
         // The cell's own runs, open-loop at the rate it was given.
@@ -286,6 +284,38 @@ pub fn recommend(
         reason,
         techniques: techniques(cells, varies),
     }
+}
+
+/// The step at `rate` when its verdict was a pass, as one point: each figure the median over the step's sets
+/// (each set's own figure is the median of its `--repeat` runs), as the verdict is their majority. A step
+/// confirmed after a failed set (fail, pass, pass) is thus shown by its median set, not by whichever set
+/// passed first. `runs` counts every run of the step, `attempt` its sets; errors add up, the send lag and
+/// CPU share are the worst set's, the spread the largest set's.
+pub fn passing_step(search: &SloSearch, rate: f64) -> Option<RatePoint> {
+    let sets: Vec<&RatePoint> = search
+        .points
+        .iter()
+        .filter(|p| p.target_rate == rate && p.verdict == Outcome::Pass)
+        .collect();
+    let first = **sets.first()?;
+    let median = |f: fn(&RatePoint) -> f64| super::slo::median(sets.iter().map(|p| f(p)).collect());
+    let worst = |f: fn(&RatePoint) -> f64| sets.iter().map(|p| f(p)).fold(0.0, f64::max);
+    Some(RatePoint {
+        rate: median(|p| p.rate),
+        p50_us: median(|p| p.p50_us),
+        p99_us: median(|p| p.p99_us),
+        p99_9_us: median(|p| p.p99_9_us),
+        slo_us: median(|p| p.slo_us),
+        slo_spread_us: worst(|p| p.slo_spread_us),
+        errors: sets.iter().map(|p| p.errors).sum(),
+        runs: sets.iter().map(|p| p.runs).sum(),
+        generator_limited_runs: sets.iter().map(|p| p.generator_limited_runs).sum(),
+        send_lag_p99_us: worst(|p| p.send_lag_p99_us),
+        generator_cpu_share: worst(|p| p.generator_cpu_share),
+        attempt: sets.len() as u32,
+        outcome: Outcome::Pass,
+        ..first
+    })
 }
 
 /// What stopped the search above its best rate, as the end of a sentence.
@@ -466,11 +496,7 @@ pub fn recommendation_file(
     let cell = &report.cells[r.cell];
     let base = report.baseline();
     let search = report.slo.as_ref();
-    let at_rate = search.and_then(|s| {
-        s.points
-            .iter()
-            .find(|p| p.pass && p.verdict == Outcome::Pass && Some(p.target_rate) == s.best_rate)
-    });
+    let at_rate = search.and_then(|s| passing_step(s, s.best_rate?));
     let evidence = json!({
         "schema": EVIDENCE_SCHEMA,
         "tool": concat!("sockpool-loadgen ", env!("CARGO_PKG_VERSION"), " tune"),
@@ -495,6 +521,7 @@ pub fn recommendation_file(
             "slo_quantile_us": p.slo_us,
             "slo_quantile_spread_us": p.slo_spread_us,
             "runs": p.runs,
+            "sets": p.attempt,
             "send_lag_p99_us": round3(p.send_lag_p99_us),
         })),
         "closed_loop": {
@@ -548,5 +575,5 @@ pub fn write_file(
     let text = recommendation_file(report, target, protocol)
         .to_file_text(path)
         .map_err(|e| out(std::io::Error::other(e.to_string())))?;
-    std::fs::write(path, text).map_err(out)
+    crate::outfile::write(path, text).map_err(out)
 }

@@ -198,7 +198,8 @@ pub fn generator_fell_behind(r: &CellResult) -> bool {
     r.health.send_lag_p99_us > LAG_WARN.as_secs_f64() * 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (0 when empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,

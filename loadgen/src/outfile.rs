@@ -1,0 +1,128 @@
+//! Output files that are whole or absent: each is written to a temporary file beside it and renamed into place
+//! when complete, so that a second Ctrl-C (which exits at once, see [`crate::signals`]) never leaves a
+//! truncated `.hlog`, JSON or HTML file that a script would take for a report.
+//!
+//! A command first [`expect`]s the paths it will write; a second Ctrl-C calls [`abandon`], which removes the
+//! temporary files in progress and every expected path not yet written by this command (a report an earlier
+//! run left there would otherwise pass for this one's). A file renamed into place is this command's and
+//! complete, and stays.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Paths removed if the process exits at once: temporary files being written, and outputs not yet written.
+static PENDING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn pending() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This command will write `path`: until it has, an exit at once ([`abandon`]) removes whatever is there.
+pub fn expect(path: &Path) {
+    pending().insert(path.to_path_buf());
+}
+
+/// Removes every temporary file in progress and every [`expect`]ed output not yet written; called just before
+/// the process exits at once. It keeps the lock, so no file is renamed into place after it.
+pub fn abandon() {
+    let mut p = pending();
+    for path in std::mem::take(&mut *p) {
+        let _ = std::fs::remove_file(path);
+    }
+    // Held until the process exits: a writer about to rename waits here forever.
+    std::mem::forget(p);
+}
+
+/// The temporary file beside `path`: `.NAME.PID.tmp` in the same directory (so the rename stays on one file
+/// system).
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// An output file being written: created as a temporary file beside its path, renamed into place by
+/// [`Staged::commit`]; dropped without it, the temporary file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    /// The temporary file.
+    temp: PathBuf,
+    /// Where it goes when complete.
+    path: PathBuf,
+    /// Renamed into place (or given up).
+    done: bool,
+}
+
+impl Staged {
+    /// Creates the temporary file for `path` (and [`expect`]s `path`); write it through the returned file and
+    /// flush every writer over it before [`commit`](Staged::commit).
+    pub fn create(path: &Path) -> io::Result<(Staged, File)> {
+        let temp = temp_path(path);
+        let mut p = pending();
+        let file = File::create(&temp)?;
+        p.insert(temp.clone());
+        p.insert(path.to_path_buf());
+        let staged = Staged {
+            temp,
+            path: path.to_path_buf(),
+            done: false,
+        };
+        Ok((staged, file))
+    }
+
+    /// Renames the (flushed) file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        let mut p = pending();
+        std::fs::rename(&self.temp, &self.path)?;
+        self.done = true;
+        p.remove(&self.temp);
+        p.remove(&self.path);
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut p = pending();
+            let _ = std::fs::remove_file(&self.temp);
+            p.remove(&self.temp);
+        }
+    }
+}
+
+/// Writes `contents` to `path` whole: to a temporary file first, renamed into place.
+pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> io::Result<()> {
+    let (staged, mut file) = Staged::create(path)?;
+    file.write_all(contents.as_ref())?;
+    drop(file);
+    staged.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_appears_only_when_committed_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.hlog");
+        let (staged, mut f) = Staged::create(&path).unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(!path.exists(), "nothing at the path while it is written");
+        staged.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"half");
+        let (staged, mut g) = Staged::create(&path).unwrap();
+        g.write_all(b"other").unwrap();
+        drop((staged, g));
+        assert_eq!(std::fs::read(&path).unwrap(), b"half", "the old file stays");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        write(&path, "whole").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole");
+    }
+}
