@@ -489,11 +489,15 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
     })?;
 
     let started = UNIX_EPOCH + Duration::from_secs_f64(t0.max(0.0));
+    // Written to a temporary file renamed into place once complete (as `run` does): a kill or a failure half
+    // way leaves no truncated `.hlog` that passes for the merge.
+    let mut staged = None;
     let hlog = match &m.hlog {
         None => None,
         Some(p) => {
-            let file =
-                std::fs::File::create(p).map_err(|e| bad(format!("{}: {e}", p.display())))?;
+            let (s, file) = crate::outfile::Staged::create(p)
+                .map_err(|e| bad(format!("{}: {e}", p.display())))?;
+            staged = Some(s);
             let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::new(file));
             let comment = format!(
                 "sockpool-loadgen merge of {} agents, corrected latency, ns; target {}",
@@ -522,6 +526,11 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
     collector.close();
     if let (Some(e), Some(p)) = (collector.hlog_error.take(), &m.hlog) {
         return Err(bad(format!("{}: {e}", p.display())));
+    }
+    // Flushed by `close`: complete.
+    if let (Some(s), Some(p)) = (staged, &m.hlog) {
+        s.commit()
+            .map_err(|e| bad(format!("{}: {e}", p.display())))?;
     }
     let elapsed = Duration::from_secs_f64((end - t0).max(0.0));
     let health = merged_health(&reports);
@@ -930,6 +939,34 @@ mod tests {
             "{w:?}"
         );
         assert!(w.iter().any(|w| w.contains("missing agent(s) 2")), "{w:?}");
+    }
+
+    #[test]
+    fn the_merged_hlog_appears_whole_with_no_temporary_file_left() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let seconds = [vec![1_000; 10], vec![2_000; 10]];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("all.hlog");
+        let m = MergeArgs {
+            hlog: Some(path.clone()),
+            ..MergeArgs::default()
+        };
+        merge(
+            vec![
+                AgentReport::from_json(&agent(0, 2, &seconds, t0).to_json(), "a.json").unwrap(),
+                AgentReport::from_json(&agent(1, 2, &seconds, t0).to_json(), "b.json").unwrap(),
+            ],
+            &m,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let intervals = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(','))
+            .count();
+        assert!(intervals >= 2, "{text}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the .hlog: {names:?}");
     }
 
     #[test]
