@@ -1045,6 +1045,7 @@ impl Config {
                     .unwrap_or_else(|| defaults::COMMAND.into());
                 let args =
                     Template::parse_command(&command).map_err(|e| bad(format!("--command {e}")))?;
+                refuse_push_command(&args)?;
                 RequestSpec::Resp { command, args }
             }
         })
@@ -1068,6 +1069,26 @@ impl Config {
             Stop::Duration(d) => Some(d),
             Stop::Requests(_) => None,
         }
+    }
+}
+
+/// A command not answered by one reply (`SUBSCRIBE`, `MONITOR`, `CLIENT REPLY OFF` …: the SDK refuses to send
+/// it on a request/reply connection) is bad usage, refused before anything connects: sent, every request
+/// failed, each on a new connection, and the run ended blaming the target (exit 3) after flooding it with
+/// connections.
+fn refuse_push_command(args: &[Template]) -> Result<(), ConfigError> {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let sample: Vec<bytes::Bytes> = args
+        .iter()
+        .map(|t| t.expand(&mut rng, &bytes::Bytes::new(), 0))
+        .collect();
+    match sockpool::redis::push_command(&sample) {
+        Some(name) => Err(bad(format!(
+            "--command {name} is not answered by one reply (pub/sub, MONITOR, CLIENT REPLY OFF|SKIP): a \
+             request/reply load cannot run it; benchmark PUBLISH or the commands around it instead"
+        ))),
+        None => Ok(()),
     }
 }
 

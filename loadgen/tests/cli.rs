@@ -42,7 +42,7 @@ fn run_without_target_uses_the_embedded_server_and_honours_flags() {
 
 #[test]
 fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 13] = [
         // Checked before the search (against a port nothing listens on: no cell runs), not after it.
         (
             &[
@@ -105,6 +105,38 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
                 "PING",
             ],
             "--command only applies",
+        ),
+        // Not answered by one reply: refused before anything connects (it ran the whole duration, opening a
+        // connection per request, and exited 3 blaming the target).
+        (
+            &[
+                "run",
+                "-t",
+                "127.0.0.1:1",
+                "-p",
+                "resp",
+                "--command",
+                "SUBSCRIBE x",
+            ],
+            "--command SUBSCRIBE is not answered by one reply",
+        ),
+        (
+            &["run", "-p", "resp", "--command", "monitor"],
+            "--command MONITOR is not answered by one reply",
+        ),
+        (
+            &[
+                "tune",
+                "-t",
+                "127.0.0.1:1",
+                "-p",
+                "resp",
+                "--command",
+                "CLIENT REPLY OFF",
+                "--vary",
+                "pipeline=1,2",
+            ],
+            "--command CLIENT REPLY is not answered by one reply",
         ),
     ];
     for (args, needle) in cases {
