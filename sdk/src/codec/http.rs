@@ -757,6 +757,8 @@ pub struct ServerCodec {
     closing: bool,
     /// Set after decoding a request that is not keep-alive: nothing after it is read.
     last_request: bool,
+    /// The partial head's request line was checked and is whole and valid (see [`check_request_line`]).
+    line_checked: bool,
 }
 
 #[cfg(feature = "server-codecs")]
@@ -887,6 +889,11 @@ impl Decode for ServerCodec {
                 Ok(len) => len,
                 Err(resume) => {
                     self.scanned = resume;
+                    // The line first, whatever the size: a malformed line is refused as such however the
+                    // bytes were split into reads (byte by byte, the check comes before the limit is reached).
+                    if !self.line_checked {
+                        self.line_checked = check_request_line(&src[..src.len().min(max)])?;
+                    }
                     if src.len() >= max {
                         return Err(head_too_large(src.len(), max));
                     }
@@ -894,6 +901,7 @@ impl Decode for ServerCodec {
                 }
             };
             self.scanned = 0;
+            self.line_checked = false;
             let head = src.split_to(head_len).freeze();
             let pending = self.parse_head(&head)?;
             self.continue_wanted = pending.expect_continue;
@@ -947,6 +955,31 @@ impl Decode for ServerCodec {
                 "connection closed in the middle of a request",
             )),
         }
+    }
+}
+
+/// How much of a partial head [`check_request_line`] reads: the start of a request line, where the bytes of
+/// another protocol (RESP's `*1`, a framed length, TLS's ClientHello) show.
+#[cfg(feature = "server-codecs")]
+const LINE_PROBE: usize = 256;
+
+/// Checks the request line of a partial head (its end has not arrived): an error for a line that cannot be
+/// valid, so that another protocol's bytes, or a malformed line, get their 400 at once (as nginx answers)
+/// rather than after the read timeout's 408; true once the line is whole and valid (no need to look again),
+/// false while it may still be. Only the line is read (at most [`LINE_PROBE`] bytes of it), so the answer
+/// does not depend on how the bytes were split into reads: the headers are left to the parse of the whole
+/// head.
+#[cfg(feature = "server-codecs")]
+fn check_request_line(partial: &[u8]) -> Result<bool, CodecError> {
+    let probe = &partial[..partial.len().min(LINE_PROBE)];
+    let (line, whole) = match probe.iter().position(|&b| b == b'\n') {
+        Some(nl) => (&probe[..=nl], true),
+        None => (probe, false),
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match httparse::ParserConfig::default().parse_request(&mut req, line) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(whole),
+        Err(e) => Err(CodecError::protocol(format!("malformed head: {e}"))),
     }
 }
 
@@ -1069,6 +1102,25 @@ impl Encode<&Response> for ServerCodec {
     fn encode(&mut self, item: &Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode_response(item, dst)
     }
+}
+
+/// A partial response head must start as a status line does (`HTTP/`, after any empty lines): another
+/// protocol's reply (a RESP `-ERR …`, a framed header) is an error at once, not a wait for a blank line that
+/// never comes until the request times out.
+fn check_status_start(partial: &[u8]) -> Result<(), CodecError> {
+    const START: &[u8] = b"HTTP/";
+    let start = partial.iter().position(|&b| b != b'\r' && b != b'\n');
+    let Some(rest) = start.map(|i| &partial[i..]) else {
+        return Ok(());
+    };
+    let n = rest.len().min(START.len());
+    if rest[..n] == START[..n] {
+        return Ok(());
+    }
+    let shown = String::from_utf8_lossy(&rest[..rest.len().min(16)]).into_owned();
+    Err(CodecError::protocol(format!(
+        "not an HTTP response: it starts {shown:?}, not \"HTTP/\""
+    )))
 }
 
 /// Where the client decoder is in a chunked body.
@@ -1390,6 +1442,8 @@ impl Decode for ClientCodec {
                 Ok(len) => len,
                 Err(resume) => {
                     self.scanned = resume;
+                    // Before the limit, on the bytes within it: the same answer however the reads split.
+                    check_status_start(&src[..src.len().min(max)])?;
                     if src.len() >= max {
                         return Err(head_too_large(src.len(), max));
                     }
@@ -1671,6 +1725,58 @@ mod tests {
             assert_eq!(out[1].path, "/next");
             assert!(buf.is_empty() && !codec.in_progress());
             assert!(continued <= 1, "100 Continue at most once");
+        }
+    }
+
+    /// Another protocol's bytes on an HTTP port waited for a blank line (408 at the read timeout, and a load
+    /// generator pointed at the wrong port waited its whole request timeout); nginx answers 400 at once.
+    #[test]
+    fn a_request_line_that_cannot_be_valid_is_refused_before_the_head_ends() {
+        for bad in [
+            &b"*1\r\n$4\r\nPING\r\n"[..],
+            b"garbage\r\n",
+            b"\x00\x00\x00\x05\x01hello",
+            b"\x16\x03\x01\x02\x00\x01",
+            b"GET / HTTP/9.9\r\n",
+            b"GET / HTTX",
+        ] {
+            let err = requests(&mut ServerCodec::default(), bad).unwrap_err();
+            assert_eq!(
+                error_status(&err),
+                Some(400),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for fine in [
+            &b"GET"[..],
+            b"GET /",
+            b"\r\nPOST /a HTTP/1.1\r\nHost: x\r\n",
+            b"GET / HTTP/1.1\r\nHost",
+        ] {
+            assert!(requests(&mut ServerCodec::default(), fine)
+                .unwrap()
+                .is_empty());
+        }
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(4000));
+        assert!(requests(&mut ServerCodec::default(), long.as_bytes())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_reply_that_does_not_start_as_http_is_refused_at_once() {
+        let mut codec = ClientCodec::default();
+        let mut buf = BytesMut::from(&b"-ERR wrong number of arguments for 'get' command\r\n"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("not an HTTP response"), "{err}");
+        for fine in [
+            &b"HTT"[..],
+            b"\r\nHTTP/1.1 200",
+            b"HTTP/1.1 200 OK\r\nContent-",
+        ] {
+            let mut buf = BytesMut::from(fine);
+            assert_eq!(ClientCodec::default().decode(&mut buf).unwrap(), None);
         }
     }
 
