@@ -135,6 +135,13 @@ impl Health {
                  server's capacity may be higher",
                 a.replies * 100.0
             )),
+            // Connections failed (a killed server: refused, reset): not a server too slow for the rate.
+            Some(a) if a.replies < 0.99 && reopened.broken > 0 => warnings.push(format!(
+                "achieved {:.1}% of the target rate, with {} connection(s) failing during the run (see the errors \
+                 and below): the server failed or dropped connections",
+                a.replies * 100.0,
+                reopened.broken
+            )),
             Some(a) if a.replies < 0.99 => warnings.push(format!(
                 "achieved {:.1}% of the target rate: the server (or too few --connections × --pipeline) could not \
                  keep up",
@@ -272,6 +279,32 @@ mod tests {
         let w = warn(0.4, 0.5);
         assert!(w[0].contains("could not keep up"), "{w:?}");
         assert!(warn(1.0, 1.0).is_empty());
+    }
+
+    /// A server killed mid-run (refused, reset, most requests unsent) read "the server could not keep up".
+    #[test]
+    fn a_shortfall_with_failing_connections_says_they_failed_not_that_the_server_was_slow() {
+        let h = Health::assess(
+            &[Duration::ZERO],
+            Duration::from_secs(4),
+            true,
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+            Some(Achieved {
+                replies: 0.4,
+                replies_and_fast_failures: 0.5,
+            }),
+            Reopened {
+                broken: 3,
+                ..Reopened::default()
+            },
+        );
+        let w = &h.warnings;
+        assert!(
+            w.iter()
+                .any(|w| w.contains("3 connection(s) failing during the run")),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| w.contains("keep up")), "{w:?}");
     }
 
     /// A CPU-bound load generator that missed its rate says so, and does not blame the server for the

@@ -288,7 +288,13 @@ impl RunResult {
         );
         let _ = write!(o, "  rate       {:.1} req/s", self.rate());
         if let (Some(target), Some(r)) = (self.target_rate(), self.achieved_ratio()) {
-            let _ = write!(o, "  (target {target:.1}, achieved {:.1}%)", r * 100.0);
+            // A rate under 10 a second with three decimals: `--rate 0.001` is not "target 0.0".
+            let digits = if target < 10.0 { 3 } else { 1 };
+            let _ = write!(
+                o,
+                "  (target {target:.digits$}, achieved {:.1}%)",
+                r * 100.0
+            );
         }
         let _ = writeln!(
             o,
