@@ -11,7 +11,8 @@
 //! only be a chunk extension (`;…`, after optional spaces or tabs), no control byte but a tab anywhere in a
 //! size, extension or trailer line, and each chunk's data is followed by CRLF. Chunk extensions and trailer
 //! fields are read and dropped. The sum of the chunks is bounded by `max_body` (413 from the size line, before
-//! its data arrives), a size or trailer line by `max_line` and all the trailers together by `max_line` (431).
+//! its data arrives), a size line by `max_line` (400), one trailer line and all the trailers together by
+//! `max_line` (431, as a header block).
 
 use bytes::BytesMut;
 
@@ -160,7 +161,16 @@ impl ChunkedBody {
         let from = self.searched.min(window.len());
         let Some(end) = window[from..].iter().position(|&b| b == b'\n') else {
             if rest.len() >= max_line {
-                return Err(bad("chunk-size or trailer line too long"));
+                // A trailer is a header field: over the limit, 431 as the trailers together are; a chunk-size
+                // line (its extensions) that long is malformed.
+                return Err(match self.state {
+                    State::Trailers(_) => CodecError::TooLarge {
+                        what: Limit::HeaderBlock,
+                        len: rest.len() as u64,
+                        max: max_line as u64,
+                    },
+                    _ => bad("chunk-size line too long"),
+                });
             }
             self.searched = window.len();
             return Ok(None);
@@ -273,6 +283,14 @@ mod tests {
             }
         ));
         assert!(matches!(err(&[b'1'; 65]), CodecError::Protocol(_)));
+        let one_long_trailer = format!("0\r\nT: {}", "x".repeat(70));
+        assert!(matches!(
+            err(one_long_trailer.as_bytes()),
+            CodecError::TooLarge {
+                what: Limit::HeaderBlock,
+                ..
+            }
+        ));
         let trailers = format!("0\r\n{}\r\n", "T: x\r\n".repeat(20));
         assert!(matches!(
             err(trailers.as_bytes()),
