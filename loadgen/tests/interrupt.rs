@@ -35,6 +35,22 @@ fn wait(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
     }
 }
 
+/// 1.5 s into a run against a silent server: a first Ctrl-C, which waits for the requests in flight (the run
+/// goes on), then a second, which exits at once with 130.
+fn interrupt_twice(child: &mut Child) {
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(child, Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first Ctrl-C waits for the requests in flight"
+    );
+    signal(child, Signal::SIGINT);
+    let (status, took) = wait(child, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(status.code(), Some(130));
+}
+
 /// Checks the `.hlog` against the JSON: readable by the crate's reader, header once, counts and percentiles
 /// equal.
 fn check_hlog(path: &Path, v: &Value) {
@@ -176,17 +192,7 @@ fn a_second_ctrl_c_exits_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(&child, Signal::SIGINT);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the first Ctrl-C waits for the requests in flight"
-    );
-    signal(&child, Signal::SIGINT);
-    let (status, took) = wait(&mut child, Duration::from_secs(10));
-    assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(status.code(), Some(130));
+    interrupt_twice(&mut child);
     assert!(!json.exists(), "no report after a second Ctrl-C");
 }
 
@@ -222,17 +228,7 @@ fn a_second_ctrl_c_leaves_no_partial_or_stale_output_file() {
         .spawn()
         .unwrap();
     // Past the first interval: the log has its header and a line (in the process's buffer, or on disk).
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(&child, Signal::SIGINT);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the first Ctrl-C waits for the requests in flight"
-    );
-    signal(&child, Signal::SIGINT);
-    let (status, took) = wait(&mut child, Duration::from_secs(10));
-    assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(status.code(), Some(130));
+    interrupt_twice(&mut child);
     let left: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
