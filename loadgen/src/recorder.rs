@@ -163,6 +163,9 @@ impl ErrorCounts {
             + self.get(ErrorKind::Timeout(Phase::Connect))
             + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
             + self.get(ErrorKind::Tls);
+        if unparsed == 0 && self.unread() {
+            return None;
+        }
         if unparsed > 0 {
             Some(format!("its replies are not {protocol}"))
         } else if unanswered > 0 && elsewhere == 0 {
@@ -174,11 +177,29 @@ impl ErrorCounts {
         }
     }
 
-    /// [`no_reply_cause`](Self::no_reply_cause) as advice for a run that got no reply at all.
+    /// Requests timed out mostly while being written: the server took the connections and read nothing (a
+    /// stalled server, or one that never reads), which says nothing of the protocol.
+    fn unread(&self) -> bool {
+        let unwritten = self.get(ErrorKind::Timeout(Phase::Write));
+        let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
+            + self.get(ErrorKind::Timeout(Phase::Request));
+        unwritten > 0 && unwritten >= unanswered
+    }
+
+    /// [`no_reply_cause`](Self::no_reply_cause) as advice for a run that got no reply at all, or that the
+    /// server read no request.
     pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
-        self.no_reply_cause(protocol).map(|cause| {
-            format!("protocol mismatch? {cause}; check --protocol (framed echo line http resp udp)")
-        })
+        match self.no_reply_cause(protocol) {
+            Some(cause) => Some(format!(
+                "protocol mismatch? {cause}; check --protocol (framed echo line http resp udp)"
+            )),
+            None if self.unread() => Some(format!(
+                "the server took the connections but read no request in time ({} write timeouts): it is \
+                 stalled or does not read",
+                self.get(ErrorKind::Timeout(Phase::Write))
+            )),
+            None => None,
+        }
     }
 
     /// Adds `other`'s counts.
@@ -598,6 +619,16 @@ mod tests {
         let hint = of(&[(ErrorKind::Timeout(Phase::Read), 16)]).expect("a hint");
         assert!(
             hint.contains("protocol mismatch?") && hint.contains("no framed reply"),
+            "{hint}"
+        );
+        // A server that accepts and never reads: the writes time out, the protocol is not the question.
+        let hint = of(&[
+            (ErrorKind::Timeout(Phase::Write), 244),
+            (ErrorKind::Timeout(Phase::Read), 12),
+        ])
+        .expect("a hint");
+        assert!(
+            !hint.contains("protocol mismatch") && hint.contains("read no request"),
             "{hint}"
         );
         let hint = of(&[(ErrorKind::Protocol, 3), (ErrorKind::Closed, 3)]).expect("a hint");
