@@ -1113,6 +1113,27 @@ pub(crate) mod tests {
         );
     }
 
+    /// `--rate 2 -d 2s` ended at 1.5 s (its last request's reply) and `--rate 0.001 -d 1s` at once, while the
+    /// report showed the whole duration as the window: the run lasts its duration.
+    #[tokio::test(start_paused = true)]
+    async fn an_open_loop_whose_schedule_ends_early_still_lasts_its_duration() {
+        for rate in [2.0, 0.001] {
+            let c = config(|a| {
+                a.rate = Some(rate);
+                a.duration = Some("2s".into());
+            });
+            let (f, _) = fake(1);
+            let began = Instant::now();
+            let (col, _) = run(&c, f).await;
+            let took = began.elapsed();
+            assert!(col.total.ok >= 1, "rate {rate}: {} replies", col.total.ok);
+            assert!(
+                took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+                "rate {rate}: the run took {took:?} of its 2 s"
+            );
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn closed_loop_keeps_every_slot_busy_for_the_duration() {
         let c = config(|a| a.duration = Some("3s".into()));

@@ -93,6 +93,17 @@ impl OpenLoop {
         self.head.get().is_none() || self.interrupt.token().is_cancelled()
     }
 
+    /// The schedule is done: [`Take::Done`] once the duration has ended too, [`Take::Wait`] before (a slow rate's
+    /// last request can come well before the end: `--rate 2 -d 2s` ended at 1.5 s, `--rate 0.001 -d 1s` at
+    /// once, while the report showed the whole duration as the window). [`dispatch`](Self::dispatch) wakes the
+    /// waiting senders at the end.
+    fn done(&self, now: Instant) -> Take {
+        match self.end {
+            Some(end) if now < end && !self.interrupt.token().is_cancelled() => Take::Wait,
+            _ => Take::Done,
+        }
+    }
+
     /// True once the duration has ended at `now`.
     fn ended(&self, now: Instant) -> bool {
         self.end.is_some_and(|end| now >= end)
@@ -111,7 +122,7 @@ impl OpenLoop {
             return Take::Done;
         }
         let Some(mut intended) = self.head.get() else {
-            return Take::Done;
+            return self.done(now);
         };
         if self.end.is_some_and(|end| now >= end && free_since >= end) {
             // Only a slot that was already free when the duration ended takes what was due by then (the load
@@ -123,7 +134,7 @@ impl OpenLoop {
             self.expire(now);
             match self.head.get() {
                 Some(next) => intended = next,
-                None => return Take::Done,
+                None => return self.done(now),
             }
         }
         if intended > now {
@@ -229,6 +240,17 @@ impl OpenLoop {
             me.count_unsent(Some(now));
         }
         me.head.set(None);
+        // The schedule ended before the duration (a slow rate): the run lasts its duration all the same, the
+        // window its report shows (senders wait, see `done`).
+        if let Some(end) = me.end {
+            if Instant::now() < end && !me.interrupt.token().is_cancelled() {
+                tokio::select! {
+                    biased;
+                    _ = me.interrupt.token().cancelled() => {}
+                    _ = sleep_until(end) => {}
+                }
+            }
+        }
         me.wake.notify_waiters();
         me.over.notify_waiters();
     }
