@@ -1612,6 +1612,42 @@ mod tests {
         assert_eq!(older.check(), Err(CloseReason::EndpointReset));
     }
 
+    /// A server that closed half way through its reply was reported as closing "before replying", phase
+    /// `Read`; part of the reply had come, so the phase is `Request`, as a timeout there would say.
+    #[tokio::test]
+    async fn at_depth_one_a_close_in_the_middle_of_a_reply_is_phase_request() {
+        use tokio::io::AsyncWriteExt;
+        for (cut, phase) in [(0, Phase::Read), (5, Phase::Request)] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let conn = Connection::from_stream(
+                Stream::Unix(a),
+                Arc::new(Framed::default()),
+                ConnectionOptions {
+                    depth: 1,
+                    ..Default::default()
+                },
+            );
+            let call = conn.call(Request::echo(1, Bytes::from_static(b"hello")));
+            let serve = async move {
+                let mut server = framed_server(b);
+                let req = server.next().await.unwrap().unwrap();
+                let mut whole = BytesMut::new();
+                ServerCodec::default()
+                    .encode(Response::ok(req.id, req.payload), &mut whole)
+                    .unwrap();
+                let mut io = server.into_inner();
+                io.write_all(&whole[..cut]).await.unwrap();
+            };
+            let (r, ()) = tokio::join!(call, serve);
+            let e = r.unwrap_err();
+            assert_eq!(
+                (e.kind(), e.phase()),
+                (ErrorKind::Closed, phase),
+                "cut {cut}: {e}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn at_depth_one_a_cancelled_call_poisons_and_its_reply_is_read_before_the_close() {
         let (conn, mut server) = pair(1);

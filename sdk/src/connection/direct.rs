@@ -438,6 +438,8 @@ impl<P: Protocol> Future for Exchange<P> {
             io.reserve();
             match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
                 Poll::Ready(Ok(0)) => {
+                    // Where the exchange was, as its timeout would say: part of the reply had come, or none.
+                    let phase = reading_phase(io);
                     // A reply the close ends (an HTTP body until close) is whole now; a reply cut short is not.
                     if let Ok(Some(reply)) = io.codec.decode_eof(&mut io.rbuf) {
                         let parts = &*this.direct.0;
@@ -450,11 +452,11 @@ impl<P: Protocol> Future for Exchange<P> {
                         this.stage = Stage::Over;
                         return Poll::Ready(Ok(reply));
                     }
-                    let e = Error::new(
-                        ErrorKind::Closed,
-                        Phase::Read,
-                        "peer closed the connection before replying",
-                    );
+                    let why = match phase {
+                        Phase::Request => "peer closed the connection in the middle of its reply",
+                        _ => "peer closed the connection before replying",
+                    };
+                    let e = Error::new(ErrorKind::Closed, phase, why);
                     return this.fail(CloseReason::PeerClosed, e);
                 }
                 Poll::Ready(Ok(_)) => {}
