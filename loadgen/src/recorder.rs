@@ -36,7 +36,7 @@ pub enum ErrorKind {
     Refused,
     /// The connection was reset by the peer.
     Reset,
-    /// The peer closed the connection before replying.
+    /// The peer closed the connection before replying (or in the middle of a reply).
     Closed,
     /// A timeout, by phase.
     Timeout(Phase),
