@@ -198,7 +198,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<StatsSnapshot> {
         // Listeners are bound already, so connections queue until the model accepts them; no need to wait
         // for it here.
-        let token = self.shared.shutdown.clone();
+        let shared = self.shared.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("sockpool-server".into())
@@ -208,7 +208,7 @@ impl Server {
         tokio::pin!(rx);
         tokio::select! {
             r = &mut rx => return r.unwrap_or_else(|_| Err(io::Error::other("server thread panicked"))),
-            _ = shutdown => token.cancel(),
+            _ = shutdown => shared.begin_shutdown(),
         }
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("server thread panicked")))
@@ -362,7 +362,7 @@ impl ServerHandle {
     }
 
     fn stop(&mut self) -> Option<StatsSnapshot> {
-        self.shutdown.cancel();
+        self.shared.begin_shutdown();
         let t = self.thread.take()?;
         t.join().ok()?.ok()
     }

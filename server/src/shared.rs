@@ -85,6 +85,14 @@ impl Shared {
         self.stopping.store(true, Relaxed);
     }
 
+    /// Begins shutdown: marks it, then cancels the shutdown token. Marked first, so that a connection task
+    /// whose wake-up by the cancellation came merged with its socket's (and went to the socket) still sees the
+    /// stop when it looks at [`Shared::is_stopping`] after that wake-up.
+    pub(crate) fn begin_shutdown(&self) {
+        self.mark_stopping();
+        self.shutdown.cancel();
+    }
+
     /// The model serves (or gave up trying): wakes [`Shared::wait_ready`].
     pub(crate) fn mark_ready(&self) {
         *self.ready.0.lock().unwrap_or_else(|e| e.into_inner()) = true;

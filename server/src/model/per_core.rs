@@ -80,7 +80,7 @@ pub(crate) fn workers(
             .spawn(move || -> io::Result<()> {
                 let result = serve(mine, shared.clone(), started);
                 if result.is_err() {
-                    shared.shutdown.cancel();
+                    shared.begin_shutdown();
                 }
                 result
             });
@@ -99,7 +99,7 @@ pub(crate) fn workers(
         // Every listener is bound and listening: connections queue until their worker accepts them.
         shared.mark_ready();
     } else {
-        shared.shutdown.cancel();
+        shared.begin_shutdown();
     }
     let mut result = spawned;
     for t in threads {

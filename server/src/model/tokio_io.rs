@@ -291,6 +291,14 @@ async fn drive<S: Socket>(s: S, mut conn: Conn, shared: &Shared) {
                 conn.stop();
             }
         }
+        // The cancellation's wake-up may have come merged with the socket's or the timer's and been spent on it:
+        // the next wait would not look at the cancellation, and a connection with nothing more to come (a TLS
+        // client silent in its handshake) held the shutdown to its read timeout. One atomic load a wake-up; the
+        // flag is set before the token is cancelled (`Shared::begin_shutdown`).
+        if !stopped && shared.is_stopping() {
+            stopped = true;
+            conn.stop();
+        }
     }
 }
 
