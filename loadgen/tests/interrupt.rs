@@ -6,7 +6,8 @@
 mod common;
 mod fake_servers;
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,23 @@ fn wait(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The JSON, `.hlog` and `.hgrm` report paths in `dir`.
+fn report_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join("r.json"), dir.join("r.hlog"), dir.join("r.hgrm"))
+}
+
+/// The flags that write those three reports.
+fn report_flags<'a>(json: &'a Path, hlog: &'a Path, hgrm: &'a Path) -> [&'a OsStr; 6] {
+    [
+        "--json".as_ref(),
+        json.as_os_str(),
+        "--hlog".as_ref(),
+        hlog.as_os_str(),
+        "--hgrm".as_ref(),
+        hgrm.as_os_str(),
+    ]
 }
 
 /// 1.5 s into a run against a silent server: a first Ctrl-C, which waits for the requests in flight (the run
@@ -129,23 +147,14 @@ fn a_signal_after_2s_of_a_30s_run_keeps_every_report() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let (json, hlog, hgrm) = (
-            dir.path().join("r.json"),
-            dir.path().join("r.hlog"),
-            dir.path().join("r.hgrm"),
-        );
+        let (json, hlog, hgrm) = report_paths(dir.path());
         let mut child = loadgen()
             .args(args(
                 "run --target {} --protocol echo --duration 30s --timeout 1s --quiet",
                 &[&addr],
             ))
             .args(extra)
-            .arg("--json")
-            .arg(&json)
-            .arg("--hlog")
-            .arg(&hlog)
-            .arg("--hgrm")
-            .arg(&hgrm)
+            .args(report_flags(&json, &hlog, &hgrm))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -204,11 +213,7 @@ fn a_second_ctrl_c_exits_at_once() {
 fn a_second_ctrl_c_leaves_no_partial_or_stale_output_file() {
     let addr = fake_servers::silent().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let (json, hlog, hgrm) = (
-        dir.path().join("r.json"),
-        dir.path().join("r.hlog"),
-        dir.path().join("r.hgrm"),
-    );
+    let (json, hlog, hgrm) = report_paths(dir.path());
     for p in [&json, &hlog, &hgrm] {
         std::fs::write(p, "an earlier run's report").unwrap();
     }
@@ -217,12 +222,7 @@ fn a_second_ctrl_c_leaves_no_partial_or_stale_output_file() {
             "run --target {} --protocol line --duration 60s --timeout 30s --connections 2 --quiet",
             &[&addr],
         ))
-        .arg("--json")
-        .arg(&json)
-        .arg("--hlog")
-        .arg(&hlog)
-        .arg("--hgrm")
-        .arg(&hgrm)
+        .args(report_flags(&json, &hlog, &hgrm))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
