@@ -198,7 +198,8 @@ impl EndpointHealth {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionOptions {
-    /// Requests in flight at once (1 = request/response). Default: 1.
+    /// Requests in flight at once (1 = request/response). Default: 1. This low-level constructor cannot refuse a
+    /// setting, so 0 is taken as 1 here; the client builder's `pipeline_depth(0)` is a configuration error.
     pub depth: usize,
     /// Buffer sizes. Default: [`BufferConfig::default`].
     pub buffers: BufferConfig,
