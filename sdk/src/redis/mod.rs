@@ -90,11 +90,7 @@ const STATE_CLIENT_SUBCOMMANDS: &[&str] = &[
 /// `MULTI`/`EXEC`/`DISCARD`, `WATCH`/`UNWATCH`, the (un)subscribe family, `MONITOR`, `RESET`, `QUIT`,
 /// `READONLY`/`READWRITE`, `CLIENT SETNAME` and the other per-connection `CLIENT` settings.
 pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
-    let name = args.first()?;
-    // Cheap first: every such command is 4 to 12 bytes long.
-    if !(4..=12).contains(&name.len()) {
-        return None;
-    }
+    let name = command_name(args)?;
     if name.eq_ignore_ascii_case(b"CLIENT") {
         let sub = args.get(1)?;
         return STATE_CLIENT_SUBCOMMANDS
@@ -105,7 +101,18 @@ pub fn state_command(args: &[Bytes]) -> Option<&'static str> {
             })
             .copied();
     }
-    STATE_COMMANDS
+    lookup(STATE_COMMANDS, name)
+}
+
+/// The command's name, when it is as long as one of the names the two tables hold (4 to 12 bytes): the cheap
+/// test that lets almost every command through without a table lookup.
+fn command_name(args: &[Bytes]) -> Option<&Bytes> {
+    args.first().filter(|name| (4..=12).contains(&name.len()))
+}
+
+/// The entry of `table` that is `name` in any case.
+fn lookup(table: &[&'static str], name: &[u8]) -> Option<&'static str> {
+    table
         .iter()
         .find(|s| s.as_bytes().eq_ignore_ascii_case(name))
         .copied()
@@ -134,10 +141,7 @@ const PUSH_COMMANDS: &[&str] = &[
 ///
 /// [`Protocol::breaks_request_reply`]: crate::protocol::Protocol::breaks_request_reply
 pub fn push_command(args: &[Bytes]) -> Option<&'static str> {
-    let name = args.first()?;
-    if !(4..=12).contains(&name.len()) {
-        return None;
-    }
+    let name = command_name(args)?;
     if name.eq_ignore_ascii_case(b"CLIENT") {
         let silent = args
             .get(1)
@@ -147,10 +151,7 @@ pub fn push_command(args: &[Bytes]) -> Option<&'static str> {
                 .is_some_and(|m| m.eq_ignore_ascii_case(b"OFF") || m.eq_ignore_ascii_case(b"SKIP"));
         return silent.then_some("CLIENT REPLY");
     }
-    PUSH_COMMANDS
-        .iter()
-        .find(|s| s.as_bytes().eq_ignore_ascii_case(name))
-        .copied()
+    lookup(PUSH_COMMANDS, name)
 }
 
 impl Client<Resp> {
