@@ -167,7 +167,7 @@ fn a_transaction_that_never_execs_is_capped_not_the_servers_memory() {
         }
         panic!("closed before EXEC's reply")
     });
-    let mut command = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1024\r\n").into_bytes();
+    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1024\r\n".to_vec();
     command.extend_from_slice(&[b'v'; 1024]);
     command.extend_from_slice(b"\r\n");
     let batch = command.repeat((1 << 20) / command.len());

@@ -422,7 +422,8 @@ fn exec(
     output.put_u8(b'*');
     output.extend_from_slice(itoa::Buffer::new().format(multi.queue.len()).as_bytes());
     output.extend_from_slice(b"\r\n");
-    if parts.is_empty() && small.len() <= WRITE_AT_ONCE {
+    // Small replies that fit under the mark go out at once; the rest a part at a time.
+    if parts.is_empty() && output.len() + small.len() <= shared.config.limits.write_high_water {
         output.extend_from_slice(&small);
         return;
     }
