@@ -61,6 +61,14 @@ pub struct Args {
     /// Longest RESP inline command, bytes. Default: 64 KiB.
     #[arg(long, value_parser = parse_size)]
     pub max_inline: Option<usize>,
+    /// Most commands a RESP transaction (MULTI … EXEC) may queue; over it the transaction is discarded.
+    /// Default: 100000.
+    #[arg(long)]
+    pub max_multi_commands: Option<usize>,
+    /// Most bytes a RESP transaction's queue may hold (arguments plus bookkeeping); over it the transaction is
+    /// discarded. Default: 64 MiB.
+    #[arg(long, value_parser = parse_size)]
+    pub max_multi_bytes: Option<usize>,
     /// Output bytes above which a connection stops reading until the client catches up. Default: 256 KiB.
     #[arg(long, value_parser = parse_size)]
     pub write_high_water: Option<usize>,
@@ -144,6 +152,8 @@ impl Args {
                 max_multibulk: self.max_multibulk.unwrap_or(l.max_multibulk),
                 max_headers: self.max_headers.unwrap_or(l.max_headers),
                 max_inline: self.max_inline.unwrap_or(l.max_inline),
+                max_multi_commands: self.max_multi_commands.unwrap_or(l.max_multi_commands),
+                max_multi_bytes: self.max_multi_bytes.unwrap_or(l.max_multi_bytes),
                 write_high_water: self.write_high_water.unwrap_or(l.write_high_water),
                 read_timeout: self.read_timeout.unwrap_or(l.read_timeout),
                 idle_timeout: self.idle_timeout.unwrap_or(l.idle_timeout),

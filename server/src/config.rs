@@ -306,6 +306,13 @@ pub struct Limits {
     pub max_multibulk: usize,
     /// Longest RESP inline command in bytes. Default: 64 KiB.
     pub max_inline: usize,
+    /// Most commands a RESP transaction (`MULTI` … `EXEC`) may queue; the one over it gets an error and the
+    /// transaction is discarded (`EXEC` answers `-EXECABORT`). Default: 100000.
+    pub max_multi_commands: usize,
+    /// Most bytes a RESP transaction's queue may hold (the arguments, plus 32 bytes per argument and about 64
+    /// per command for their bookkeeping); over it, as `max_multi_commands`. The queues are counted in
+    /// `memory_budget` too. Default: 64 MiB.
+    pub max_multi_bytes: usize,
     /// How long a partial request may take to complete (slowloris); HTTP answers `408`, then the connection
     /// closes. Default: 10s.
     #[serde(with = "duration_text")]
@@ -338,6 +345,8 @@ impl Default for Limits {
             max_bulk: 512 * 1024 * 1024,
             max_multibulk: 1024 * 1024,
             max_inline: 64 * 1024,
+            max_multi_commands: 100_000,
+            max_multi_bytes: 64 * 1024 * 1024,
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),

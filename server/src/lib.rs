@@ -48,6 +48,7 @@
 //! | `read_timeout` (partial request) | closed | closed | `408` | closed |
 //! | `idle_timeout` | closed | closed | closed | closed |
 //! | `write_timeout` (client not reading) | closed | closed | closed | closed |
+//! | `max_multi_commands` / `max_multi_bytes` (a RESP transaction's queue) | — | — | — | `-ERR transaction discarded: …` for the command over it and the ones after it, then `-EXECABORT` at `EXEC`; the connection stays open |
 //!
 //! While a connection's output is above `write_high_water` it stops decoding and reading, so a client that
 //! does not read costs at most one read buffer plus the high-water mark plus one reply.
@@ -69,7 +70,8 @@
 //! - [`stats`]: [`Stats`] (relaxed atomic counters) and [`StatsSnapshot`] (JSON and Prometheus text).
 //! - `listen`: binding TCP (socket2, SO_REUSEPORT), Unix and UDP sockets; [`BoundAddr`].
 //! - `shared`: the state every connection shares (config, counters, RESP map, shutdown signal, limit gate).
-//! - `store`: the RESP key space (`Db`), one per server.
+//! - `store`: the RESP key space (`Db`), one per server: sharded maps with keys' deadlines (lazy and active
+//!   expiry, on the time the model passes in) and the all-shards lock `EXEC` holds.
 //! - `tls`: rustls server configuration from PEM files.
 //! - `admin`: `GET /metrics` as Prometheus text.
 //! - [`app`]: the binary's life from flags to exit status (`main.rs` calls [`app::main`]).

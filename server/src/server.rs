@@ -260,6 +260,22 @@ impl Server {
                     })?,
             );
         }
+        if shared.config.model != Model::Processes
+            && shared
+                .config
+                .listeners
+                .iter()
+                .any(|l| l.proto == Proto::Resp)
+        {
+            // Active expiry: keys past their deadline that no client touches are reclaimed, a bounded number
+            // per shard and per turn (`store` module). `processes` workers each run their own.
+            let sh = shared.clone();
+            helpers.push(
+                std::thread::Builder::new()
+                    .name("sockpool-expiry".into())
+                    .spawn(move || expiry_sweeper(&sh))?,
+            );
+        }
         let result = crate::model::run(shared.config.model, stream, shared.clone());
         shared
             .ended
@@ -271,6 +287,23 @@ impl Server {
         }
         drop(unix_paths);
         result.map(|()| shared.stats.snapshot())
+    }
+}
+
+/// Runs [`Db::sweep`](crate::store::Db::sweep) every [`SWEEP_EVERY`](crate::store::SWEEP_EVERY) until shutdown
+/// begins (looking for it five times as often, so a stop is not held up).
+fn expiry_sweeper(shared: &Shared) {
+    let tick = crate::store::SWEEP_EVERY / 5;
+    loop {
+        for _ in 0..5 {
+            std::thread::sleep(tick);
+            if shared.is_stopping() {
+                return;
+            }
+        }
+        shared
+            .db
+            .sweep(std::time::Instant::now(), crate::store::SWEEP_PER_SHARD);
     }
 }
 

@@ -117,6 +117,12 @@ impl Shared {
         }
     }
 
+    /// Bytes counted against `memory_budget` now (tests).
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered.load(Relaxed)
+    }
+
     /// True while the buffers hold more than `memory_budget`.
     pub(crate) fn over_budget(&self) -> bool {
         self.buffered.load(Relaxed) > self.config.limits.memory_budget

@@ -1,24 +1,396 @@
 //! The RESP key space ([`Db`]): one map shared by every connection of a server (every `resp` session, under
 //! every model), sharded so connections on different threads rarely wait for each other.
+//!
+//! **Time.** The store keeps no clock: every operation takes `now` (the instant its connection's model read
+//! the request, [`Session::on_input`](crate::session::Session::on_input)'s `now`), and a key's deadline is an
+//! [`Instant`]. Unit tests pass instants of their own, so expiry is tested without waiting.
+//!
+//! **Expiry.** A key past its deadline is invisible at once (every read checks: lazy expiry) and its memory is
+//! reclaimed without anyone touching it: each shard keeps its keys with a deadline in a [`BTreeSet`] ordered by
+//! deadline, so the expired ones are the first ones. Every write to a shard drops up to [`RECLAIM_PER_WRITE`] of
+//! them, and [`Db::sweep`] (run by the server every [`SWEEP_EVERY`]) drops up to [`SWEEP_PER_SHARD`] per shard,
+//! one shard lock at a time: the work under a lock is bounded, never a scan.
+//!
+//! **Transactions.** [`Db::lock_all`] takes every shard's lock, in index order, and holds them while `EXEC` runs
+//! its commands ([`AllShards`]): no other connection's command interleaves with them (each takes a shard lock,
+//! and at most one at a time, so the fixed order cannot deadlock). Ordinary commands lock one shard per key
+//! ([`Store`] for `&Db`), so the hot path pays nothing for it. Every change to a shard bumps its
+//! [`Shard::version`]; `WATCH` records the version of each watched key's shard.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 /// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
 /// rarely wait for each other.
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
+
+/// Expired keys a write to a shard reclaims, at most, besides its own work.
+pub(crate) const RECLAIM_PER_WRITE: usize = 4;
+/// Expired keys [`Db::sweep`] reclaims per shard, at most, each time it runs.
+pub(crate) const SWEEP_PER_SHARD: usize = 32;
+/// How often the server runs [`Db::sweep`].
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The RESP key space: `SHARDS` mutex-guarded maps.
 pub struct Db {
-    shards: Vec<Mutex<HashMap<Bytes, Bytes>>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+/// One shard: its keys, and the ones with a deadline ordered by it.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    /// The keys and their values.
+    map: HashMap<Bytes, Entry>,
+    /// `(deadline, key)` of every key in `map` that has a deadline (the same `Bytes`, not a copy).
+    expiry: BTreeSet<(Instant, Bytes)>,
+    /// Bumped by every change to this shard (`WATCH` compares it).
+    version: u64,
+}
+
+/// A value and its deadline.
+#[derive(Debug)]
+struct Entry {
+    /// The value.
+    value: Bytes,
+    /// When the key expires (gone from then on); `None`: never.
+    deadline: Option<Instant>,
+}
+
+/// The time to live of a key: `TTL`/`PTTL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ttl {
+    /// No such key (`-2`).
+    Missing,
+    /// The key never expires (`-1`).
+    Persistent,
+    /// The key expires after this long.
+    Left(Duration),
+}
+
+/// What `SET` does besides storing: its `NX`/`XX` condition, its `GET`, and the deadline it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct SetOptions {
+    /// `NX`: only if the key does not exist.
+    pub only_if_missing: bool,
+    /// `XX`: only if the key exists.
+    pub only_if_present: bool,
+    /// `KEEPTTL`: keep the key's deadline (otherwise `deadline` replaces it).
+    pub keep_ttl: bool,
+    /// `GET`: return the old value.
+    pub get: bool,
+    /// The new deadline (`EX`, `PX`, `EXAT`, `PXAT`); `None` (without `keep_ttl`): never expires.
+    pub deadline: Option<Instant>,
+}
+
+/// The condition of `EXPIRE`/`PEXPIRE` (`NX`, `XX`, `GT`, `LT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpireIf {
+    /// Always.
+    Always,
+    /// `NX`: only if the key has no deadline.
+    NoDeadline,
+    /// `XX`: only if the key has a deadline.
+    HasDeadline,
+    /// `GT`: only if the new deadline is later (no deadline counts as infinite).
+    Later,
+    /// `LT`: only if the new deadline is earlier (no deadline counts as infinite).
+    Earlier,
+}
+
+impl Shard {
+    /// True if `key`'s entry is there and past its deadline.
+    fn expired(&self, key: &[u8], now: Instant) -> bool {
+        matches!(self.map.get(key), Some(Entry { deadline: Some(d), .. }) if *d <= now)
+    }
+
+    /// Drops `key` if it has expired (lazy expiry); then the live entry, if any.
+    fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+        if self.expired(key, now) {
+            self.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Removes `key` and its place in the expiry index; its entry, if it was there (expired or not).
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, entry) = self.map.remove_entry(key)?;
+        if let Some(d) = entry.deadline {
+            self.expiry.remove(&(d, k));
+        }
+        self.version += 1;
+        Some(entry)
+    }
+
+    /// Sets `key`'s entry (replacing any), keeping the expiry index in step. The index shares the map's copy of
+    /// the key.
+    fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) {
+        self.version += 1;
+        let stored = self
+            .map
+            .get_key_value(key)
+            .map(|(k, e)| (k.clone(), e.deadline));
+        let k = match stored {
+            Some((k, old)) => {
+                if old != deadline {
+                    if let Some(old) = old {
+                        self.expiry.remove(&(old, k.clone()));
+                    }
+                    if let Some(new) = deadline {
+                        self.expiry.insert((new, k.clone()));
+                    }
+                }
+                k
+            }
+            None => {
+                let k = Bytes::copy_from_slice(key);
+                if let Some(new) = deadline {
+                    self.expiry.insert((new, k.clone()));
+                }
+                k
+            }
+        };
+        self.map.insert(k, Entry { value, deadline });
+    }
+
+    /// Drops up to `max` expired keys, earliest deadline first; how many it dropped.
+    pub(crate) fn reclaim(&mut self, now: Instant, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.expiry.first() {
+                Some((d, _)) if *d <= now => {}
+                _ => break,
+            }
+            let Some((_, key)) = self.expiry.pop_first() else {
+                break;
+            };
+            self.map.remove(&key);
+            self.version += 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// The value at `key` (one lookup: the hot path).
+    pub(crate) fn get(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
+        match self.map.get(key) {
+            None => None,
+            Some(e) if e.deadline.is_none_or(|d| d > now) => Some(e.value.clone()),
+            Some(_) => {
+                self.remove(key);
+                None
+            }
+        }
+    }
+
+    /// True if `key` is there.
+    pub(crate) fn exists(&mut self, key: &[u8], now: Instant) -> bool {
+        self.live(key, now).is_some()
+    }
+
+    /// Removes `key`; true if it was there (and not expired).
+    pub(crate) fn del(&mut self, key: &[u8], now: Instant) -> bool {
+        match self.remove(key) {
+            Some(e) => e.deadline.is_none_or(|d| d > now),
+            None => false,
+        }
+    }
+
+    /// `SET key value` with `options`: `Ok(old value)` if it stored, `Err(old value)` if its `NX`/`XX`
+    /// condition kept it from storing (the old value only when `options.get`). One lookup, as the plain `SET`
+    /// of the hot path always made: the key is copied first (it is kept if the key is new).
+    pub(crate) fn set(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        options: SetOptions,
+        now: Instant,
+    ) -> Result<Option<Bytes>, Option<Bytes>> {
+        use std::collections::hash_map::Entry as Slot;
+        let result = match self.map.entry(Bytes::copy_from_slice(key)) {
+            Slot::Occupied(mut slot) => {
+                let e = slot.get();
+                let live = e.deadline.is_none_or(|d| d > now);
+                let old = (live && options.get).then(|| e.value.clone());
+                if (options.only_if_missing && live) || (options.only_if_present && !live) {
+                    return Err(old);
+                }
+                let previous = e.deadline;
+                let deadline = match (options.keep_ttl, live) {
+                    (true, true) => previous,
+                    (true, false) => None,
+                    (false, _) => options.deadline,
+                };
+                if previous != deadline {
+                    if let Some(d) = previous {
+                        self.expiry.remove(&(d, slot.key().clone()));
+                    }
+                    if let Some(d) = deadline {
+                        self.expiry.insert((d, slot.key().clone()));
+                    }
+                }
+                *slot.get_mut() = Entry {
+                    value: Bytes::copy_from_slice(value),
+                    deadline,
+                };
+                Ok(old)
+            }
+            Slot::Vacant(slot) => {
+                if options.only_if_present {
+                    return Err(None);
+                }
+                let deadline = if options.keep_ttl {
+                    None
+                } else {
+                    options.deadline
+                };
+                if let Some(d) = deadline {
+                    self.expiry.insert((d, slot.key().clone()));
+                }
+                slot.insert(Entry {
+                    value: Bytes::copy_from_slice(value),
+                    deadline,
+                });
+                Ok(None)
+            }
+        };
+        self.version += 1;
+        if !self.expiry.is_empty() {
+            self.reclaim(now, RECLAIM_PER_WRITE);
+        }
+        result
+    }
+
+    /// Adds `delta` to the integer at `key` (0 if missing), keeping its deadline as Redis does.
+    pub(crate) fn incr_by(
+        &mut self,
+        key: &[u8],
+        delta: i64,
+        now: Instant,
+    ) -> Result<i64, IncrError> {
+        let (current, deadline) = match self.live(key, now) {
+            Some(e) => (
+                parse_i64(&e.value).ok_or(IncrError::NotAnInteger)?,
+                e.deadline,
+            ),
+            None => (0, None),
+        };
+        let next = current.checked_add(delta).ok_or(IncrError::Overflow)?;
+        let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
+        self.put(key, text, deadline);
+        if !self.expiry.is_empty() {
+            self.reclaim(now, RECLAIM_PER_WRITE);
+        }
+        Ok(next)
+    }
+
+    /// Gives `key` the deadline `deadline` if `condition` holds (a deadline not after `now` deletes the key, as
+    /// Redis does); true if it did.
+    pub(crate) fn expire(
+        &mut self,
+        key: &[u8],
+        deadline: Instant,
+        condition: ExpireIf,
+        now: Instant,
+    ) -> bool {
+        let Some(entry) = self.live(key, now) else {
+            return false;
+        };
+        let applies = match (condition, entry.deadline) {
+            (ExpireIf::Always, _) => true,
+            (ExpireIf::NoDeadline, d) => d.is_none(),
+            (ExpireIf::HasDeadline, d) => d.is_some(),
+            (ExpireIf::Later, d) => d.is_some_and(|d| deadline > d),
+            (ExpireIf::Earlier, d) => d.is_none_or(|d| deadline < d),
+        };
+        if !applies {
+            return false;
+        }
+        if deadline <= now {
+            self.remove(key);
+        } else {
+            let value = entry.value.clone();
+            self.put(key, value, Some(deadline));
+        }
+        self.reclaim(now, RECLAIM_PER_WRITE);
+        true
+    }
+
+    /// Removes `key`'s deadline (`PERSIST`); true if it had one.
+    pub(crate) fn persist(&mut self, key: &[u8], now: Instant) -> bool {
+        match self.live(key, now) {
+            Some(Entry {
+                value,
+                deadline: Some(_),
+            }) => {
+                let value = value.clone();
+                self.put(key, value, None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `key`'s time to live.
+    pub(crate) fn ttl(&mut self, key: &[u8], now: Instant) -> Ttl {
+        match self.live(key, now) {
+            None => Ttl::Missing,
+            Some(Entry { deadline: None, .. }) => Ttl::Persistent,
+            Some(Entry {
+                deadline: Some(d), ..
+            }) => Ttl::Left(d.saturating_duration_since(now)),
+        }
+    }
+}
+
+/// Where a command finds a key's shard: the [`Db`] itself, locking the shard for each operation, or
+/// [`AllShards`], holding every lock for the length of an `EXEC`.
+pub(crate) trait Store {
+    /// Runs `f` on `key`'s shard.
+    fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R;
+}
+
+impl Store for &Db {
+    #[inline]
+    fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.lock(shard_of(key)))
+    }
+}
+
+/// Every shard of a [`Db`], locked ([`Db::lock_all`]).
+pub(crate) struct AllShards<'a> {
+    guards: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl AllShards<'_> {
+    /// The version of shard `index` ([`Db::watch`]).
+    pub(crate) fn version(&self, index: usize) -> u64 {
+        self.guards[index].version
+    }
+}
+
+impl Store for AllShards<'_> {
+    fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.guards[shard_of(key)])
+    }
+}
+
+/// The index of `key`'s shard (FNV-1a).
+pub(crate) fn shard_of(key: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % SHARDS
 }
 
 impl Default for Db {
     fn default() -> Self {
         Db {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
 }
@@ -32,59 +404,71 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Bytes, Bytes>> {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in key {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every shard locked, in index order: nothing else touches the key space until the result is dropped.
+    pub(crate) fn lock_all(&self) -> AllShards<'_> {
+        AllShards {
+            guards: (0..SHARDS).map(|i| self.lock(i)).collect(),
         }
-        self.shards[(h as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(shard, version)` for `WATCH key`: `EXEC` goes on only if the shard's version is still this one (so a
+    /// change to another key of the same shard aborts it too: never a missed change, sometimes a spurious
+    /// abort).
+    pub(crate) fn watch(&self, key: &[u8]) -> (usize, u64) {
+        let i = shard_of(key);
+        (i, self.lock(i).version)
+    }
+
+    /// Active expiry: drops up to `per_shard` expired keys from each shard, one lock at a time; how many.
+    pub(crate) fn sweep(&self, now: Instant, per_shard: usize) -> usize {
+        (0..SHARDS)
+            .map(|i| self.lock(i).reclaim(now, per_shard))
+            .sum()
+    }
+
+    /// Keys held, expired or not (tests).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).map.len()).sum()
     }
 
     /// The value at `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.shard(key).get(key).cloned()
+    #[cfg(test)]
+    pub fn get(&self, key: &[u8], now: Instant) -> Option<Bytes> {
+        self.lock(shard_of(key)).get(key, now)
     }
 
-    /// Sets `key` to `value` (both copied, so they do not pin the connection's read buffer).
-    pub fn set(&self, key: &[u8], value: &[u8]) {
-        self.shard(key)
-            .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+    /// Sets `key` to `value` with no deadline (both copied, so they do not pin the connection's read buffer).
+    #[cfg(test)]
+    pub fn set(&self, key: &[u8], value: &[u8], now: Instant) {
+        let _ = self
+            .lock(shard_of(key))
+            .set(key, value, SetOptions::default(), now);
     }
 
     /// Removes `key`; true if it was there.
-    pub fn del(&self, key: &[u8]) -> bool {
-        self.shard(key).remove(key).is_some()
+    #[cfg(test)]
+    pub fn del(&self, key: &[u8], now: Instant) -> bool {
+        self.lock(shard_of(key)).del(key, now)
     }
 
     /// True if `key` is there.
-    pub fn exists(&self, key: &[u8]) -> bool {
-        self.shard(key).contains_key(key)
+    #[cfg(test)]
+    pub fn exists(&self, key: &[u8], now: Instant) -> bool {
+        self.lock(shard_of(key)).exists(key, now)
     }
 
     /// Adds `delta` to the integer at `key` (0 if missing): `INCR`, `INCRBY`, `DECR`, `DECRBY`. The value is
     /// left unchanged, and the error says why, when it is not an integer or the sum would overflow.
-    pub fn incr_by(&self, key: &[u8], delta: i64) -> Result<i64, IncrError> {
-        let mut shard = self.shard(key);
-        let current = match shard.get(key) {
-            Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
-            None => 0,
-        };
-        let next = current.checked_add(delta).ok_or(IncrError::Overflow)?;
-        let mut buf = itoa::Buffer::new();
-        let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
-        match shard.get_mut(key) {
-            Some(v) => *v = text,
-            None => {
-                shard.insert(Bytes::copy_from_slice(key), text);
-            }
-        }
-        Ok(next)
+    #[cfg(test)]
+    pub fn incr_by(&self, key: &[u8], delta: i64, now: Instant) -> Result<i64, IncrError> {
+        self.lock(shard_of(key)).incr_by(key, delta, now)
     }
 }
-
 /// Why [`Db::incr_by`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncrError {
@@ -156,30 +540,203 @@ mod tests {
         }
     }
 
+    /// The instant every test's store starts at (the store keeps no clock: time is what a test passes).
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn incr_counts_from_zero_and_refuses_non_integers_and_overflow() {
-        let db = Db::default();
-        assert_eq!(db.incr_by(b"n", 1), Ok(1));
-        assert_eq!(db.incr_by(b"n", 1), Ok(2));
-        assert_eq!(db.get(b"n").as_deref(), Some(&b"2"[..]));
-        db.set(b"s", b"abc");
-        assert_eq!(db.incr_by(b"s", 1), Err(IncrError::NotAnInteger));
-        db.set(b"max", i64::MAX.to_string().as_bytes());
-        assert_eq!(db.incr_by(b"max", 1), Err(IncrError::Overflow));
+        let (db, now) = (Db::default(), t0());
+        assert_eq!(db.incr_by(b"n", 1, now), Ok(1));
+        assert_eq!(db.incr_by(b"n", 1, now), Ok(2));
+        assert_eq!(db.get(b"n", now).as_deref(), Some(&b"2"[..]));
+        db.set(b"s", b"abc", now);
+        assert_eq!(db.incr_by(b"s", 1, now), Err(IncrError::NotAnInteger));
+        db.set(b"max", i64::MAX.to_string().as_bytes(), now);
+        assert_eq!(db.incr_by(b"max", 1, now), Err(IncrError::Overflow));
         assert_eq!(
-            db.get(b"max").as_deref(),
+            db.get(b"max", now).as_deref(),
             Some(i64::MAX.to_string().as_bytes())
         );
-        assert!(db.exists(b"n") && db.del(b"n") && !db.exists(b"n") && !db.del(b"n"));
+        assert!(
+            db.exists(b"n", now)
+                && db.del(b"n", now)
+                && !db.exists(b"n", now)
+                && !db.del(b"n", now)
+        );
     }
 
     #[test]
     fn incr_by_adds_any_delta_and_refuses_overflow_both_ways() {
-        let db = Db::default();
-        assert_eq!(db.incr_by(b"n", 10), Ok(10));
-        assert_eq!(db.incr_by(b"n", -15), Ok(-5));
-        db.set(b"min", i64::MIN.to_string().as_bytes());
-        assert_eq!(db.incr_by(b"min", -1), Err(IncrError::Overflow));
-        assert_eq!(db.incr_by(b"min", i64::MAX), Ok(-1));
+        let (db, now) = (Db::default(), t0());
+        assert_eq!(db.incr_by(b"n", 10, now), Ok(10));
+        assert_eq!(db.incr_by(b"n", -15, now), Ok(-5));
+        db.set(b"min", i64::MIN.to_string().as_bytes(), now);
+        assert_eq!(db.incr_by(b"min", -1, now), Err(IncrError::Overflow));
+        assert_eq!(db.incr_by(b"min", i64::MAX, now), Ok(-1));
+    }
+
+    fn with_deadline(d: Instant) -> SetOptions {
+        SetOptions {
+            deadline: Some(d),
+            ..SetOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_key_past_its_deadline_is_invisible_to_every_read() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(shard_of(b"k"));
+        let ten = now + Duration::from_secs(10);
+        assert_eq!(s.set(b"k", b"v", with_deadline(ten), now), Ok(None));
+        let before = ten - Duration::from_millis(1);
+        assert_eq!(s.get(b"k", before).as_deref(), Some(&b"v"[..]));
+        assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(10)));
+        assert_eq!(s.ttl(b"k", before), Ttl::Left(Duration::from_millis(1)));
+        // At the deadline: gone, for every kind of read, and reclaimed by the first that looks.
+        assert_eq!(s.get(b"k", ten), None);
+        assert_eq!(s.map.len(), 0, "the lazy check dropped it");
+        assert!(s.expiry.is_empty());
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        assert!(!s.exists(b"k", ten));
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        assert_eq!(s.ttl(b"k", ten), Ttl::Missing);
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        assert!(!s.del(b"k", ten), "DEL of an expired key counts 0");
+        s.set(b"n", b"5", with_deadline(ten), now).unwrap();
+        assert_eq!(
+            s.incr_by(b"n", 1, ten),
+            Ok(1),
+            "an expired counter starts again"
+        );
+        assert_eq!(s.ttl(b"n", ten), Ttl::Persistent);
+    }
+
+    #[test]
+    fn set_nx_xx_get_keepttl_follow_redis() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(0);
+        let nx = SetOptions {
+            only_if_missing: true,
+            ..SetOptions::default()
+        };
+        let xx_get = SetOptions {
+            only_if_present: true,
+            get: true,
+            ..SetOptions::default()
+        };
+        assert_eq!(
+            s.set(b"k", b"1", xx_get, now),
+            Err(None),
+            "XX: no key, no store"
+        );
+        assert_eq!(s.get(b"k", now), None);
+        assert_eq!(s.set(b"k", b"1", nx, now), Ok(None));
+        assert_eq!(
+            s.set(b"k", b"2", nx, now),
+            Err(None),
+            "NX: the key is there"
+        );
+        assert_eq!(
+            s.set(b"k", b"3", xx_get, now),
+            Ok(Some(Bytes::from_static(b"1")))
+        );
+        let later = now + Duration::from_secs(5);
+        s.set(b"k", b"4", with_deadline(later), now).unwrap();
+        let keep = SetOptions {
+            keep_ttl: true,
+            ..SetOptions::default()
+        };
+        s.set(b"k", b"5", keep, now).unwrap();
+        assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(5)));
+        // A plain SET clears the deadline; INCR keeps it.
+        s.set(b"k", b"6", SetOptions::default(), now).unwrap();
+        assert_eq!(s.ttl(b"k", now), Ttl::Persistent);
+        s.set(b"k", b"6", with_deadline(later), now).unwrap();
+        assert_eq!(s.incr_by(b"k", 1, now), Ok(7));
+        assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(5)));
+        // NX on an expired key stores.
+        assert_eq!(s.set(b"k", b"8", nx, later), Ok(None));
+        assert_eq!(s.ttl(b"k", later), Ttl::Persistent);
+        assert_eq!(s.expiry.len(), 0, "the index follows every change");
+    }
+
+    #[test]
+    fn expire_conditions_persist_and_a_past_deadline_deletes() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(0);
+        let at = |secs| now + Duration::from_secs(secs);
+        assert!(!s.expire(b"k", at(5), ExpireIf::Always, now), "no key");
+        s.set(b"k", b"v", SetOptions::default(), now).unwrap();
+        assert!(!s.expire(b"k", at(5), ExpireIf::HasDeadline, now));
+        assert!(
+            !s.expire(b"k", at(5), ExpireIf::Later, now),
+            "GT: none is infinite"
+        );
+        assert!(
+            s.expire(b"k", at(5), ExpireIf::Earlier, now),
+            "LT: none is infinite"
+        );
+        assert!(!s.expire(b"k", at(9), ExpireIf::NoDeadline, now));
+        assert!(!s.expire(b"k", at(3), ExpireIf::Later, now));
+        assert!(s.expire(b"k", at(9), ExpireIf::Later, now));
+        assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(9)));
+        assert!(s.persist(b"k", now) && !s.persist(b"k", now));
+        assert_eq!(s.ttl(b"k", now), Ttl::Persistent);
+        assert!(
+            s.expire(b"k", now, ExpireIf::Always, now),
+            "a deadline now deletes"
+        );
+        assert_eq!(s.ttl(b"k", now), Ttl::Missing);
+        assert!(s.map.is_empty() && s.expiry.is_empty());
+    }
+
+    #[test]
+    fn expired_keys_are_reclaimed_without_being_touched_a_bounded_number_at_a_time() {
+        let (db, now) = (Db::default(), t0());
+        let soon = now + Duration::from_millis(100);
+        for i in 0..10_000u32 {
+            let _ = db.lock(shard_of(&i.to_be_bytes())).set(
+                &i.to_be_bytes(),
+                b"v",
+                with_deadline(soon),
+                now,
+            );
+        }
+        db.set(b"forever", b"v", now);
+        assert_eq!(db.sweep(now, SWEEP_PER_SHARD), 0, "nothing expired yet");
+        // Each sweep drops at most SWEEP_PER_SHARD a shard; repeated sweeps reclaim them all.
+        let first = db.sweep(soon, SWEEP_PER_SHARD);
+        assert_eq!(first, SHARDS * SWEEP_PER_SHARD);
+        let mut sweeps = 1;
+        while db.sweep(soon, SWEEP_PER_SHARD) > 0 {
+            sweeps += 1;
+        }
+        assert!(sweeps >= 10_000 / (SHARDS * SWEEP_PER_SHARD));
+        assert_eq!(db.held(), 1, "only the key without a deadline is left");
+        // Writes reclaim too, a few at a time, in the shard they touch.
+        let mut s = db.lock(0);
+        for i in 0..10u8 {
+            s.set(&[i], b"v", with_deadline(soon), now).unwrap();
+        }
+        s.set(b"w", b"v", SetOptions::default(), soon).unwrap();
+        assert_eq!(s.expiry.len(), 10 - RECLAIM_PER_WRITE);
+    }
+
+    #[test]
+    fn every_change_to_a_shard_moves_its_version_and_reads_do_not() {
+        let (db, now) = (Db::default(), t0());
+        let (i, v0) = db.watch(b"k");
+        db.get(b"k", now);
+        db.exists(b"k", now);
+        assert_eq!(db.watch(b"k"), (i, v0));
+        db.set(b"k", b"v", now);
+        let (_, v1) = db.watch(b"k");
+        assert!(v1 > v0);
+        db.del(b"k", now);
+        assert!(db.watch(b"k").1 > v1);
+        let locked = db.lock_all().version(i);
+        assert_eq!(locked, db.watch(b"k").1);
     }
 }

@@ -125,3 +125,84 @@ fn never_read_large_replies(model: &str) {
     );
     drop(idle);
 }
+
+/// A client that opens a transaction and queues commands without end, never sending EXEC (the RESP form of
+/// Redis's client query buffer attack): the queue stops at `--max-multi-bytes`, every command past it gets the
+/// error, EXEC answers EXECABORT, and the server's peak RSS grows by about the cap, not by what was sent.
+#[test]
+fn a_transaction_that_never_execs_is_capped_not_the_servers_memory() {
+    const CAP: usize = 8 << 20;
+    const SENT: usize = 128 << 20;
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_sockpool-server"),
+        &[
+            "--listen",
+            "resp=127.0.0.1:0",
+            "--workers",
+            "1",
+            "--max-multi-bytes",
+            &CAP.to_string(),
+        ],
+    );
+    let (resp, pid) = (server.addr("resp"), server.pid());
+    let baseline_kib = status_kib(pid, "VmHWM:");
+    let mut s = TcpStream::connect(resp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let reader = s.try_clone().unwrap();
+    // The replies, one line each, counted by kind until EXEC's.
+    let counts = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (mut queued, mut refused) = (0usize, 0usize);
+        for line in std::io::BufReader::new(reader).lines() {
+            let line = line.expect("a reply line");
+            if line == "+QUEUED" {
+                queued += 1;
+            } else if line.starts_with("-ERR transaction discarded") {
+                refused += 1;
+            } else if line.starts_with("-EXECABORT") {
+                return (queued, refused);
+            } else {
+                assert_eq!(line, "+OK", "MULTI's reply");
+            }
+        }
+        panic!("closed before EXEC's reply")
+    });
+    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1024\r\n".to_vec();
+    command.extend_from_slice(&[b'v'; 1024]);
+    command.extend_from_slice(b"\r\n");
+    let batch = command.repeat((1 << 20) / command.len());
+    let per_batch = (1 << 20) / command.len();
+    s.write_all(b"MULTI\r\n").unwrap();
+    let mut sent = 0;
+    while sent < SENT {
+        s.write_all(&batch).unwrap();
+        sent += batch.len();
+    }
+    s.write_all(b"EXEC\r\n").unwrap();
+    let (queued, refused) = counts.join().unwrap();
+    let commands = per_batch * SENT.div_ceil(batch.len());
+    assert_eq!(queued + refused, commands);
+    // Each command costs its 1,029 argument bytes plus its bookkeeping: a little under CAP / 1029 fit.
+    assert!(
+        queued < CAP / 1029 && queued > CAP / 1300,
+        "{queued} commands queued under an {CAP}-byte cap"
+    );
+    let peak_kib = status_kib(pid, "VmHWM:");
+    let grew_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!(
+        "server peak RSS {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB) after {} MiB of queued commands; \
+         cap {} MiB",
+        SENT >> 20,
+        CAP >> 20
+    );
+    // The cap, the reply and read buffers, and the allocator's slack: far below what was sent.
+    assert!(
+        grew_kib < 3 * (CAP as u64 >> 10),
+        "+{grew_kib} KiB for a {CAP}-byte cap"
+    );
+    // The connection and the server still serve.
+    s.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    s.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+}

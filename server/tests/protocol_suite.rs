@@ -280,9 +280,46 @@ async fn resp(model: Variant) {
             .collect();
         let want: Vec<u8> = (0..16).flat_map(|_| b"+PONG\r\n".to_vec()).collect();
         expect_reply(&mut s, &send, &want).await;
+        // Transactions and expiry, as redis-py's `pipeline()` and `set(..., ex=, nx=, xx=, get=)` use them.
+        let commands: [(&[u8], &[u8]); 17] = [
+            (b"MULTI\r\n", b"+OK\r\n"),
+            (b"*3\r\n$3\r\nSET\r\n$1\r\nt\r\n$1\r\n1\r\n", b"+QUEUED\r\n"),
+            (
+                b"*3\r\n$6\r\nINCRBY\r\n$1\r\nt\r\n$1\r\n9\r\n",
+                b"+QUEUED\r\n",
+            ),
+            (b"*2\r\n$3\r\nGET\r\n$1\r\nt\r\n", b"+QUEUED\r\n"),
+            (b"EXEC\r\n", b"*3\r\n+OK\r\n:10\r\n$2\r\n10\r\n"),
+            (
+                b"MULTI\r\nSET t 5\r\nDISCARD\r\nGET t\r\n",
+                b"+OK\r\n+QUEUED\r\n+OK\r\n$2\r\n10\r\n",
+            ),
+            (
+                b"MULTI\r\nSET t\r\nINCR t\r\nEXEC\r\n",
+                b"+OK\r\n-ERR wrong number of arguments for 'set' command\r\n+QUEUED\r\n\
+                  -EXECABORT Transaction discarded because of previous errors.\r\n",
+            ),
+            (b"EXEC\r\n", b"-ERR EXEC without MULTI\r\n"),
+            (b"SET e v EX 100 NX\r\n", b"+OK\r\n"),
+            (b"TTL e\r\n", b":100\r\n"),
+            (b"SET e w NX\r\n", b"$-1\r\n"),
+            (b"SET e w XX GET\r\n", b"$1\r\nv\r\n"),
+            (b"TTL e\r\n", b":-1\r\n"),
+            (
+                b"SET e v EX 0\r\n",
+                b"-ERR invalid expire time in 'set' command\r\n",
+            ),
+            (b"SET e v NX XX\r\n", b"-ERR syntax error\r\n"),
+            // An EXAT in the past: stored already expired.
+            (b"SET e v EXAT 1\r\n", b"+OK\r\n"),
+            (b"GET e\r\nTTL e\r\n", b"$-1\r\n:-2\r\n"),
+        ];
+        for (send, want) in commands {
+            expect_reply(&mut s, send, want).await;
+        }
     })
     .await;
-    assert_eq!(requests, 20 + 16);
+    assert_eq!(requests, 20 + 16 + 24);
 }
 
 async fn udp(model: Variant) {

@@ -22,6 +22,11 @@ pub(crate) enum Body {
     Bulks(std::vec::IntoIter<Option<Bytes>>),
     /// A body still being written, then [`Body::Bulks`] (a large value in the middle of an MGET reply).
     Then(Box<Body>, std::vec::IntoIter<Option<Bytes>>),
+    /// Bodies one after the other (EXEC's replies: runs of small replies already encoded, as [`Body::Bytes`]
+    /// with no trailer, between the large bulk strings and MGET arrays, which stay shared, not copied).
+    Seq(std::vec::IntoIter<Body>),
+    /// A body of a [`Body::Seq`] still being written, then the rest of the sequence.
+    Chain(Box<Body>, std::vec::IntoIter<Body>),
 }
 
 impl Body {
@@ -68,6 +73,19 @@ impl Body {
             Body::Then(first, values) => match first.write(output, high_water) {
                 Some(first) => Some(Body::Then(Box::new(first), values)),
                 None => Body::Bulks(values).write(output, high_water),
+            },
+            Body::Seq(mut parts) => {
+                while output.len() < high_water {
+                    let part = parts.next()?;
+                    if let Some(rest) = part.write(output, high_water) {
+                        return Some(Body::Chain(Box::new(rest), parts));
+                    }
+                }
+                (parts.len() > 0).then_some(Body::Seq(parts))
+            }
+            Body::Chain(first, parts) => match first.write(output, high_water) {
+                Some(first) => Some(Body::Chain(Box::new(first), parts)),
+                None => Body::Seq(parts).write(output, high_water),
             },
         }
     }
@@ -123,6 +141,26 @@ mod tests {
         want.extend_from_slice(b"\r\n");
         assert!(wire == want, "the bulks, in order");
         // Past the mark by at most one bulk header and a trailer.
+        assert!(most <= 4096 + 32, "{most} bytes of output at once");
+    }
+
+    #[test]
+    fn a_sequence_is_written_in_order_never_past_the_mark() {
+        let large = Bytes::from(vec![b'L'; 50_000]);
+        let parts = vec![
+            Body::Bytes(Bytes::from_static(b"+OK\r\n:1\r\n*2\r\n"), b""),
+            Body::Bulks(vec![Some(large.clone()), None].into_iter()),
+            Body::Bytes(Bytes::from_static(b"$50000\r\n"), b""),
+            Body::Bytes(large, b"\r\n"),
+            Body::Bytes(Bytes::from_static(b"+QUEUED\r\n"), b""),
+        ];
+        let (wire, most) = drain(Body::Seq(parts.into_iter()), 4096);
+        let mut want = b"+OK\r\n:1\r\n*2\r\n$50000\r\n".to_vec();
+        want.extend_from_slice(&[b'L'; 50_000]);
+        want.extend_from_slice(b"\r\n$-1\r\n$50000\r\n");
+        want.extend_from_slice(&[b'L'; 50_000]);
+        want.extend_from_slice(b"\r\n+QUEUED\r\n");
+        assert!(wire == want, "the parts, in order");
         assert!(most <= 4096 + 32, "{most} bytes of output at once");
     }
 

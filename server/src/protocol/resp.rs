@@ -1,14 +1,32 @@
-//! `resp`: a Redis RESP2 subset on an in-memory map shared by every connection: `PING [msg]`, `ECHO msg`,
-//! `GET key`, `SET key value`, `MGET key…`, `MSET key value…`, `DEL key…`, `EXISTS key…`, `INCR key`, `DECR key`,
-//! `INCRBY key n`, `DECRBY key n` (redis-py's `incr` sends `INCRBY`), plus `SELECT`, `CONFIG GET` (an empty
-//! list, so redis-benchmark starts), `QUIT`. Anything else gets Redis's `-ERR unknown command …` and the
-//! connection goes on; a wrong argument count gets `-ERR wrong number of arguments for '…' command`.
+//! `resp`: a Redis RESP2 subset on an in-memory map shared by every connection (per worker process under
+//! `--model processes`):
+//!
+//! - strings: `GET key`, `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`, `SETNX`, `SETEX`,
+//!   `PSETEX`, `MGET key…`, `MSET key value…`, `DEL key…`, `EXISTS key…`, `INCR`, `DECR`, `INCRBY key n`,
+//!   `DECRBY key n` (redis-py's `incr` sends `INCRBY`);
+//! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `TTL`, `PTTL`, `PERSIST` (the store:
+//!   [`crate::store`]);
+//! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
+//! - `PING [msg]`, `ECHO msg`, `SELECT`, `CONFIG GET` (an empty list, so redis-benchmark starts), `QUIT`.
+//!
+//! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets
+//! `-ERR wrong number of arguments for '…' command` (Redis's arity table, [`Cmd::arity`]).
+//!
+//! **Transactions**, as Redis: after `MULTI` each command is checked (name, arity) and queued (`+QUEUED`); one
+//! that fails the check gets its error and `EXEC` then answers `-EXECABORT`. `EXEC` runs the queue holding every
+//! shard of the store locked ([`crate::store::Db::lock_all`]), so no other connection's command interleaves with it, and
+//! replies with the array of the replies, written a part at a time ([`Body::Seq`]): large values stay shared with
+//! the key space, not copied. The queue is bounded by `--max-multi-commands` and `--max-multi-bytes`, and counted
+//! in `--memory-budget`: over any of them the transaction is discarded, the command gets an error, the commands
+//! after it until `EXEC`/`DISCARD` get the same error, and `EXEC` answers `-EXECABORT`. `WATCH` records the
+//! version of each watched key's shard; `EXEC` answers a null array if one changed (a change to another key of
+//! the same shard too: never a missed change, sometimes a spurious abort).
 //!
 //! A request the codec refuses (`*20000000`, `$2000000000`, negative or non-numeric lengths, a desync) gets
 //! `-ERR Protocol error: <Redis's wording>` and the connection closes, as Redis does.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sockpool::codec::resp::{protocol_error_reply, Limits as RespLimits, ServerCodec, Value};
@@ -18,7 +36,7 @@ use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
-use crate::store::{parse_i64, Db, IncrError};
+use crate::store::{parse_i64, shard_of, ExpireIf, IncrError, SetOptions, Store, Ttl};
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -30,9 +48,11 @@ pub const BUSY: &[u8] = b"-BUSY server memory budget exceeded, try again later\r
 pub struct RespSession {
     pub(super) shared: Arc<Shared>,
     codec: ServerCodec,
-    /// The rest of a large bulk reply (GET of a large value, ECHO of a large argument), written a high-water
-    /// mark at a time.
+    /// The rest of a large bulk reply (GET of a large value, ECHO of a large argument, EXEC's replies), written a
+    /// high-water mark at a time.
     body: Option<Body>,
+    /// `MULTI` and `WATCH` state.
+    tx: Tx,
 }
 
 impl RespSession {
@@ -48,137 +68,652 @@ impl RespSession {
             shared,
             codec,
             body: None,
+            tx: Tx::default(),
         }
     }
+}
+
+impl Drop for RespSession {
+    fn drop(&mut self) {
+        // A connection closed in the middle of a transaction: its queue leaves the memory budget.
+        if let Some(multi) = self.tx.multi.take() {
+            self.shared.account(multi.bytes, 0);
+        }
+    }
+}
+
+/// A connection's transaction state.
+#[derive(Debug, Default)]
+struct Tx {
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    multi: Option<Multi>,
+    /// `(shard, version)` for each shard a `WATCH`ed key is in, at most one per shard (so at most
+    /// [`crate::store::SHARDS`], whatever is watched).
+    watched: Vec<(usize, u64)>,
+}
+
+/// An open transaction.
+#[derive(Debug, Default)]
+struct Multi {
+    /// The commands queued, in order, their arguments copied out of the read buffer.
+    queue: Vec<Queued>,
+    /// What `queue` costs ([`queued_cost`]): counted against `max_multi_bytes` and in the memory budget.
+    bytes: usize,
+    /// Why `EXEC` will refuse, if it will.
+    aborted: Option<Aborted>,
+}
+
+/// Why a transaction can no longer run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aborted {
+    /// A command was refused when queued (unknown, wrong arity): later ones are answered `+QUEUED` but not
+    /// kept, and `EXEC` answers `-EXECABORT`, as Redis does.
+    Refused,
+    /// The queue went over its limit and was dropped: later commands get [`TX_TOO_LARGE`] until `EXEC`
+    /// (`-EXECABORT`) or `DISCARD`.
+    TooLarge,
+}
+
+/// One queued command.
+#[derive(Debug)]
+struct Queued {
+    cmd: Cmd,
+    /// The arguments, the name first (slices of one copy).
+    args: Vec<Bytes>,
+}
+
+/// What a queued command costs beyond its argument bytes: the queue entry, and a handle per argument.
+fn queued_cost(args: &[Bytes]) -> usize {
+    const ENTRY: usize = std::mem::size_of::<Queued>() + 16;
+    const ARG: usize = std::mem::size_of::<Bytes>();
+    ENTRY + args.iter().map(|a| a.len() + ARG).sum::<usize>()
 }
 
 /// The replies that need no building, encoded once (Redis keeps the same as shared objects).
 const PONG: &[u8] = b"+PONG\r\n";
 const OK: &[u8] = b"+OK\r\n";
+const QUEUED: &[u8] = b"+QUEUED\r\n";
+const NULL: &[u8] = b"$-1\r\n";
+const NULL_ARRAY: &[u8] = b"*-1\r\n";
+const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+/// What a command gets when it would take a transaction's queue over `--max-multi-commands`,
+/// `--max-multi-bytes` or the memory budget, and every command after it until `EXEC` or `DISCARD`.
+pub const TX_TOO_LARGE: &[u8] =
+    b"-ERR transaction discarded: its queued commands went over the server's \
+limit (--max-multi-commands, --max-multi-bytes or --memory-budget)\r\n";
 
-/// Runs one command, appending its reply to `output` (a large bulk string's header only, its rest left in
-/// `body`); false when the connection should close after the reply (QUIT).
-fn command(
+/// Replies inside an EXEC array that are bulk strings longer than this stay shared (not copied) until written:
+/// N GETs of one large value cost N handles, not N copies.
+const EXEC_AT_ONCE: usize = 64;
+
+/// The commands served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Ping,
+    Get,
+    Set,
+    Incr,
+    Decr,
+    IncrBy,
+    DecrBy,
+    MGet,
+    MSet,
+    Del,
+    Exists,
+    Echo,
+    SetNx,
+    SetEx,
+    PSetEx,
+    Expire,
+    PExpire,
+    Ttl,
+    PTtl,
+    Persist,
+    Select,
+    Config,
+    Quit,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
+/// Every command by name, the hot ones first.
+const COMMANDS: &[(&str, Cmd)] = &[
+    ("PING", Cmd::Ping),
+    ("GET", Cmd::Get),
+    ("SET", Cmd::Set),
+    ("INCR", Cmd::Incr),
+    ("DECR", Cmd::Decr),
+    ("INCRBY", Cmd::IncrBy),
+    ("DECRBY", Cmd::DecrBy),
+    ("MGET", Cmd::MGet),
+    ("MSET", Cmd::MSet),
+    ("DEL", Cmd::Del),
+    ("EXISTS", Cmd::Exists),
+    ("ECHO", Cmd::Echo),
+    ("SETNX", Cmd::SetNx),
+    ("SETEX", Cmd::SetEx),
+    ("PSETEX", Cmd::PSetEx),
+    ("EXPIRE", Cmd::Expire),
+    ("PEXPIRE", Cmd::PExpire),
+    ("TTL", Cmd::Ttl),
+    ("PTTL", Cmd::PTtl),
+    ("PERSIST", Cmd::Persist),
+    ("SELECT", Cmd::Select),
+    ("CONFIG", Cmd::Config),
+    ("QUIT", Cmd::Quit),
+    ("MULTI", Cmd::Multi),
+    ("EXEC", Cmd::Exec),
+    ("DISCARD", Cmd::Discard),
+    ("WATCH", Cmd::Watch),
+    ("UNWATCH", Cmd::Unwatch),
+];
+
+impl Cmd {
+    /// The command named `name` (any case).
+    fn lookup(name: &[u8]) -> Option<Cmd> {
+        COMMANDS
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && name.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|&(_, c)| c)
+    }
+
+    /// Redis's arity: `n` > 0, exactly `n` arguments (the name included); `n` < 0, at least `-n`.
+    fn arity(self) -> i32 {
+        use Cmd::*;
+        match self {
+            Ping | Quit => -1,
+            Get | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
+            Set | MSet | Expire | PExpire => -3,
+            IncrBy | DecrBy | SetNx => 3,
+            MGet | Del | Exists | Config | Watch => -2,
+            SetEx | PSetEx => 4,
+            Multi | Exec | Discard | Unwatch => 1,
+        }
+    }
+
+    /// True if `argc` arguments fit [`Cmd::arity`].
+    fn arity_ok(self, argc: usize) -> bool {
+        let a = self.arity();
+        if a > 0 {
+            argc == a as usize
+        } else {
+            argc >= a.unsigned_abs() as usize
+        }
+    }
+}
+
+/// Where a command's reply goes.
+struct Out<'a> {
+    /// Small replies, encoded.
+    buf: &'a mut BytesMut,
+    /// A reply body to write a part at a time (its header already in `buf`).
+    body: &'a mut Option<Body>,
+    /// Bulk replies longer than this go to `body`, shared, rather than copied into `buf`.
+    at_once: usize,
+}
+
+/// Handles one decoded request: transaction control, queueing inside `MULTI`, or the command itself. False
+/// when the connection should close after the reply (QUIT).
+fn request(
     shared: &Shared,
+    tx: &mut Tx,
     args: &[Bytes],
     output: &mut BytesMut,
     body: &mut Option<Body>,
+    now: Instant,
 ) -> bool {
     let Some(name) = args.first() else {
         return true;
     };
-    let db = &shared.db;
-    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-    let argc = args.len();
-    let reply = if is("PING") {
-        match argc {
-            1 => return put_static(PONG, output),
-            2 => Value::Bulk(args[1].clone()),
-            _ => arity(name),
-        }
-    } else if is("GET") {
-        match argc {
-            2 => db.get(&args[1]).map_or(Value::Null, Value::Bulk),
-            _ => arity(name),
-        }
-    } else if is("SET") {
-        match argc {
-            3 => {
-                db.set(&args[1], &args[2]);
-                return put_static(OK, output);
-            }
-            n if n > 3 => Value::error("ERR syntax error"),
-            _ => arity(name),
-        }
-    } else if is("INCR") || is("DECR") {
-        match argc {
-            2 => counter(db, &args[1], if is("INCR") { 1 } else { -1 }),
-            _ => arity(name),
-        }
-    } else if is("INCRBY") || is("DECRBY") {
-        match argc {
-            3 => match parse_i64(&args[2]) {
-                Some(d) if is("INCRBY") => counter(db, &args[1], d),
-                // DECRBY negates its argument: i64::MIN has none (Redis's words).
-                Some(d) => d.checked_neg().map_or_else(
-                    || Value::error("ERR decrement would overflow"),
-                    |d| counter(db, &args[1], d),
-                ),
-                None => Value::error(IncrError::NotAnInteger.reply()),
-            },
-            _ => arity(name),
-        }
-    } else if is("DEL") || is("EXISTS") {
-        if argc < 2 {
-            arity(name)
-        } else {
-            let del = is("DEL");
-            let n = args[1..]
-                .iter()
-                .filter(|k| if del { db.del(k) } else { db.exists(k) })
-                .count();
-            Value::Integer(n as i64)
-        }
-    } else if is("MGET") {
-        if argc < 2 {
-            arity(name)
-        } else {
-            // The array header now; the values (shared with the key space, not copied) a part at a time.
-            output.put_u8(b'*');
-            output.extend_from_slice(itoa::Buffer::new().format(argc - 1).as_bytes());
-            output.extend_from_slice(b"\r\n");
-            let values: Vec<Option<Bytes>> = args[1..].iter().map(|k| db.get(k)).collect();
-            *body = Some(Body::Bulks(values.into_iter()));
-            return true;
-        }
-    } else if is("MSET") {
-        if argc < 3 || argc % 2 == 0 {
-            arity(name)
-        } else {
-            for pair in args[1..].chunks_exact(2) {
-                db.set(&pair[0], &pair[1]);
-            }
-            return put_static(OK, output);
-        }
-    } else if is("ECHO") {
-        match argc {
-            2 => Value::Bulk(args[1].clone()),
-            _ => arity(name),
-        }
-    } else if is("SELECT") {
-        match argc {
-            2 => Value::ok(),
-            _ => arity(name),
-        }
-    } else if is("CONFIG") {
-        config_get(args)
-    } else if is("QUIT") {
-        put_static(OK, output);
-        return false;
-    } else {
-        unknown(args)
+    let Some(cmd) = Cmd::lookup(name) else {
+        tx.refuse();
+        unknown(args).encode_to(output);
+        return true;
     };
-    match reply {
-        Value::Bulk(b) if b.len() > WRITE_AT_ONCE => {
-            output.extend_from_slice(b"$");
-            output.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-            output.extend_from_slice(b"\r\n");
-            *body = Some(Body::Bytes(b, b"\r\n"));
+    if !cmd.arity_ok(args.len()) {
+        tx.refuse();
+        arity(name).encode_to(output);
+        return true;
+    }
+    match cmd {
+        Cmd::Quit => {
+            output.extend_from_slice(OK);
+            return false;
         }
-        reply => reply.encode_to(output),
+        Cmd::Multi if tx.multi.is_some() => {
+            Value::error("ERR MULTI calls can not be nested").encode_to(output)
+        }
+        Cmd::Multi => {
+            tx.multi = Some(Multi::default());
+            output.extend_from_slice(OK);
+        }
+        Cmd::Exec => exec(shared, tx, output, body, now),
+        Cmd::Discard => match tx.multi.take() {
+            Some(multi) => {
+                shared.account(multi.bytes, 0);
+                tx.watched.clear();
+                output.extend_from_slice(OK);
+            }
+            None => Value::error("ERR DISCARD without MULTI").encode_to(output),
+        },
+        Cmd::Watch if tx.multi.is_some() => {
+            Value::error("ERR WATCH inside MULTI is not allowed").encode_to(output)
+        }
+        Cmd::Watch => {
+            for key in &args[1..] {
+                if !tx.watched.iter().any(|&(i, _)| i == shard_of(key)) {
+                    tx.watched.push(shared.db.watch(key));
+                }
+            }
+            output.extend_from_slice(OK);
+        }
+        _ if tx.multi.is_some() => queue(shared, tx, cmd, args, output),
+        Cmd::Unwatch => {
+            tx.watched.clear();
+            output.extend_from_slice(OK);
+        }
+        _ => command(
+            &mut &shared.db,
+            cmd,
+            args,
+            now,
+            &mut Out {
+                buf: output,
+                body,
+                at_once: WRITE_AT_ONCE,
+            },
+        ),
     }
     true
 }
 
+impl Tx {
+    /// A command was refused (unknown, wrong arity): inside `MULTI`, `EXEC` will answer `-EXECABORT`.
+    fn refuse(&mut self) {
+        if let Some(multi) = &mut self.multi {
+            multi.aborted.get_or_insert(Aborted::Refused);
+        }
+    }
+}
+
+/// Queues `args` in the open transaction, or refuses it over the limits (the transaction is then dropped).
+fn queue(shared: &Shared, tx: &mut Tx, cmd: Cmd, args: &[Bytes], output: &mut BytesMut) {
+    let Some(multi) = &mut tx.multi else {
+        return;
+    };
+    match multi.aborted {
+        // EXEC will refuse anyway: nothing to keep.
+        Some(Aborted::Refused) => return output.extend_from_slice(QUEUED),
+        Some(Aborted::TooLarge) => return output.extend_from_slice(TX_TOO_LARGE),
+        None => {}
+    }
+    let cost = queued_cost(args);
+    let limits = &shared.config.limits;
+    if multi.queue.len() >= limits.max_multi_commands
+        || multi.bytes + cost > limits.max_multi_bytes
+        || shared.over_budget()
+    {
+        shared.account(multi.bytes, 0);
+        *multi = Multi {
+            aborted: Some(Aborted::TooLarge),
+            ..Multi::default()
+        };
+        return output.extend_from_slice(TX_TOO_LARGE);
+    }
+    // One copy of the arguments (they share the read buffer, which is read into again), sliced.
+    let mut copy = BytesMut::with_capacity(args.iter().map(Bytes::len).sum());
+    for a in args {
+        copy.extend_from_slice(a);
+    }
+    let mut copy = copy.freeze();
+    let args = args.iter().map(|a| copy.split_to(a.len())).collect();
+    multi.queue.push(Queued { cmd, args });
+    multi.bytes += cost;
+    shared.account(0, cost);
+    output.extend_from_slice(QUEUED);
+}
+
+/// `EXEC`: runs the queue with every shard locked; the array of replies goes out a part at a time.
+fn exec(
+    shared: &Shared,
+    tx: &mut Tx,
+    output: &mut BytesMut,
+    body: &mut Option<Body>,
+    now: Instant,
+) {
+    let Some(multi) = tx.multi.take() else {
+        return Value::error("ERR EXEC without MULTI").encode_to(output);
+    };
+    shared.account(multi.bytes, 0);
+    let watched = std::mem::take(&mut tx.watched);
+    if multi.aborted.is_some() {
+        return output.extend_from_slice(EXECABORT);
+    }
+    let mut all = shared.db.lock_all();
+    if watched.iter().any(|&(i, v)| all.version(i) != v) {
+        return output.extend_from_slice(NULL_ARRAY);
+    }
+    let mut parts = Vec::new();
+    let mut small = BytesMut::new();
+    for q in &multi.queue {
+        let mut part = None;
+        command(
+            &mut all,
+            q.cmd,
+            &q.args,
+            now,
+            &mut Out {
+                buf: &mut small,
+                body: &mut part,
+                at_once: EXEC_AT_ONCE,
+            },
+        );
+        if let Some(part) = part {
+            if !small.is_empty() {
+                parts.push(Body::Bytes(small.split().freeze(), b""));
+            }
+            parts.push(part);
+        }
+    }
+    drop(all);
+    output.put_u8(b'*');
+    output.extend_from_slice(itoa::Buffer::new().format(multi.queue.len()).as_bytes());
+    output.extend_from_slice(b"\r\n");
+    // Small replies that fit under the mark go out at once; the rest a part at a time.
+    if parts.is_empty() && output.len() + small.len() <= shared.config.limits.write_high_water {
+        output.extend_from_slice(&small);
+        return;
+    }
+    if !small.is_empty() {
+        parts.push(Body::Bytes(small.freeze(), b""));
+    }
+    *body = Some(Body::Seq(parts.into_iter()));
+}
+
+/// Runs one command on `store` (the [`crate::store::Db`], a shard lock per key, or every shard locked for `EXEC`), its reply
+/// into `out`. Transaction control never comes here.
+fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out: &mut Out<'_>) {
+    let argc = args.len();
+    let reply = match cmd {
+        Cmd::Ping => match argc {
+            1 => return out.buf.extend_from_slice(PONG),
+            2 => Value::Bulk(args[1].clone()),
+            _ => arity(&args[0]),
+        },
+        Cmd::Get => match store.with(&args[1], |s| s.get(&args[1], now)) {
+            Some(v) => Value::Bulk(v),
+            None => return out.buf.extend_from_slice(NULL),
+        },
+        Cmd::Set => match set_options(&args[3..], now) {
+            Ok(options) => {
+                let done = store.with(&args[1], |s| s.set(&args[1], &args[2], options, now));
+                match (done, options.get) {
+                    (Ok(_), false) => return out.buf.extend_from_slice(OK),
+                    (Err(_), false) | (Ok(None) | Err(None), true) => {
+                        return out.buf.extend_from_slice(NULL)
+                    }
+                    (Ok(Some(old)) | Err(Some(old)), true) => Value::Bulk(old),
+                }
+            }
+            Err(e) => e,
+        },
+        Cmd::SetNx => {
+            let options = SetOptions {
+                only_if_missing: true,
+                ..SetOptions::default()
+            };
+            let done = store.with(&args[1], |s| s.set(&args[1], &args[2], options, now));
+            Value::Integer(i64::from(done.is_ok()))
+        }
+        Cmd::SetEx | Cmd::PSetEx => {
+            let (unit, name) = if cmd == Cmd::SetEx {
+                (Unit::Seconds, "setex")
+            } else {
+                (Unit::Millis, "psetex")
+            };
+            match deadline(&args[2], unit, now, name) {
+                Ok(d) => {
+                    let options = SetOptions {
+                        deadline: Some(d),
+                        ..SetOptions::default()
+                    };
+                    let _ = store.with(&args[1], |s| s.set(&args[1], &args[3], options, now));
+                    return out.buf.extend_from_slice(OK);
+                }
+                Err(e) => e,
+            }
+        }
+        Cmd::Incr => counter(store, &args[1], 1, now),
+        Cmd::Decr => counter(store, &args[1], -1, now),
+        Cmd::IncrBy | Cmd::DecrBy => match parse_i64(&args[2]) {
+            Some(d) if cmd == Cmd::IncrBy => counter(store, &args[1], d, now),
+            // DECRBY negates its argument: i64::MIN has none (Redis's words).
+            Some(d) => d.checked_neg().map_or_else(
+                || Value::error("ERR decrement would overflow"),
+                |d| counter(store, &args[1], d, now),
+            ),
+            None => Value::error(IncrError::NotAnInteger.reply()),
+        },
+        Cmd::Del | Cmd::Exists => {
+            let del = cmd == Cmd::Del;
+            let n = args[1..]
+                .iter()
+                .filter(|k| store.with(k, |s| if del { s.del(k, now) } else { s.exists(k, now) }))
+                .count();
+            Value::Integer(n as i64)
+        }
+        Cmd::MGet => {
+            // The array header now; the values (shared with the key space, not copied) a part at a time.
+            out.buf.put_u8(b'*');
+            out.buf
+                .extend_from_slice(itoa::Buffer::new().format(argc - 1).as_bytes());
+            out.buf.extend_from_slice(b"\r\n");
+            let values: Vec<Option<Bytes>> = args[1..]
+                .iter()
+                .map(|k| store.with(k, |s| s.get(k, now)))
+                .collect();
+            *out.body = Some(Body::Bulks(values.into_iter()));
+            return;
+        }
+        Cmd::MSet if argc % 2 == 0 => arity(&args[0]),
+        Cmd::MSet => {
+            for pair in args[1..].chunks_exact(2) {
+                let _ = store.with(&pair[0], |s| {
+                    s.set(&pair[0], &pair[1], SetOptions::default(), now)
+                });
+            }
+            return out.buf.extend_from_slice(OK);
+        }
+        Cmd::Expire | Cmd::PExpire => expire(store, cmd, args, now),
+        Cmd::Ttl | Cmd::PTtl => match store.with(&args[1], |s| s.ttl(&args[1], now)) {
+            Ttl::Missing => Value::Integer(-2),
+            Ttl::Persistent => Value::Integer(-1),
+            Ttl::Left(left) => {
+                let ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+                // TTL rounds to the nearest second, as Redis does.
+                Value::Integer(if cmd == Cmd::Ttl {
+                    ms.saturating_add(500) / 1000
+                } else {
+                    ms
+                })
+            }
+        },
+        Cmd::Persist => Value::Integer(i64::from(
+            store.with(&args[1], |s| s.persist(&args[1], now)),
+        )),
+        Cmd::Echo => Value::Bulk(args[1].clone()),
+        Cmd::Select | Cmd::Unwatch => return out.buf.extend_from_slice(OK),
+        Cmd::Config => config_get(args),
+        // Transaction control and QUIT are handled by `request` and never queued.
+        Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
+            Value::error("ERR Command not allowed inside a transaction")
+        }
+    };
+    match reply {
+        Value::Bulk(b) if b.len() > out.at_once => {
+            out.buf.extend_from_slice(b"$");
+            out.buf
+                .extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+            out.buf.extend_from_slice(b"\r\n");
+            *out.body = Some(Body::Bytes(b, b"\r\n"));
+        }
+        reply => reply.encode_to(out.buf),
+    }
+}
+
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: adds `delta` to the integer at `key`.
-fn counter(db: &Db, key: &[u8], delta: i64) -> Value {
-    db.incr_by(key, delta)
+fn counter<S: Store>(store: &mut S, key: &[u8], delta: i64, now: Instant) -> Value {
+    store
+        .with(key, |s| s.incr_by(key, delta, now))
         .map_or_else(|e| Value::error(e.reply()), Value::Integer)
 }
 
-fn put_static(reply: &[u8], output: &mut BytesMut) -> bool {
-    output.extend_from_slice(reply);
-    true
+/// The unit of an expire time argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// `EX`, `SETEX`, `EXPIRE`: seconds from now.
+    Seconds,
+    /// `PX`, `PSETEX`, `PEXPIRE`: milliseconds from now.
+    Millis,
+    /// `EXAT`: a Unix time in seconds.
+    UnixSeconds,
+    /// `PXAT`: a Unix time in milliseconds.
+    UnixMillis,
+}
+
+/// `SET`'s options after the key and value, in Redis's grammar: `ERR syntax error` for a conflict (`NX XX`,
+/// two expire times, `KEEPTTL` with one), a missing time or an unknown word.
+fn set_options(words: &[Bytes], now: Instant) -> Result<SetOptions, Value> {
+    let mut o = SetOptions::default();
+    let mut expire: Option<(Unit, &Bytes)> = None;
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let is = |s: &str| w.eq_ignore_ascii_case(s.as_bytes());
+        let unit = if is("EX") {
+            Some(Unit::Seconds)
+        } else if is("PX") {
+            Some(Unit::Millis)
+        } else if is("EXAT") {
+            Some(Unit::UnixSeconds)
+        } else if is("PXAT") {
+            Some(Unit::UnixMillis)
+        } else {
+            None
+        };
+        if is("NX") && !o.only_if_present {
+            o.only_if_missing = true;
+        } else if is("XX") && !o.only_if_missing {
+            o.only_if_present = true;
+        } else if is("GET") {
+            o.get = true;
+        } else if is("KEEPTTL") && expire.is_none() {
+            o.keep_ttl = true;
+        } else if let (Some(unit), None, false, Some(time)) =
+            (unit, expire, o.keep_ttl, words.get(i + 1))
+        {
+            expire = Some((unit, time));
+            i += 1;
+        } else {
+            return Err(Value::error("ERR syntax error"));
+        }
+        i += 1;
+    }
+    if let Some((unit, time)) = expire {
+        o.deadline = Some(deadline(time, unit, now, "set")?);
+    }
+    Ok(o)
+}
+
+/// The deadline an expire time argument of `SET`/`SETEX`/`PSETEX` (`command`) gives: Redis's
+/// `ERR value is not an integer or out of range` for a non-integer, `ERR invalid expire time in '<command>'
+/// command` for zero, a negative time or one past what a deadline can hold.
+fn deadline(time: &[u8], unit: Unit, now: Instant, command: &str) -> Result<Instant, Value> {
+    let n = parse_i64(time).ok_or_else(|| Value::error(IncrError::NotAnInteger.reply()))?;
+    let invalid = || Value::error(format!("ERR invalid expire time in '{command}' command"));
+    if n <= 0 {
+        return Err(invalid());
+    }
+    at(n, unit, now).ok_or_else(invalid)
+}
+
+/// The instant `n` (in `unit`, not checked for sign) stands for; `None` past what an [`Instant`] holds. A time at
+/// or before `now` (an `EXAT` in the past) is `now` or earlier: expired.
+fn at(n: i64, unit: Unit, now: Instant) -> Option<Instant> {
+    let ms = match unit {
+        Unit::Seconds | Unit::UnixSeconds => n.checked_mul(1000)?,
+        Unit::Millis | Unit::UnixMillis => n,
+    };
+    let from_now = match unit {
+        Unit::Seconds | Unit::Millis => i128::from(ms),
+        Unit::UnixSeconds | Unit::UnixMillis => {
+            let wall = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i128);
+            i128::from(ms) - wall
+        }
+    };
+    if from_now <= 0 {
+        return Some(now);
+    }
+    now.checked_add(Duration::from_millis(u64::try_from(from_now).ok()?))
+}
+
+/// `EXPIRE key seconds [NX|XX|GT|LT]`, `PEXPIRE key ms […]`: `:1` if the deadline was set (a time not in the
+/// future deletes the key, as Redis does), `:0` if the key is missing or the condition did not hold.
+fn expire<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant) -> Value {
+    let (unit, name) = if cmd == Cmd::Expire {
+        (Unit::Seconds, "expire")
+    } else {
+        (Unit::Millis, "pexpire")
+    };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for w in &args[3..] {
+        let is = |s: &str| w.eq_ignore_ascii_case(s.as_bytes());
+        if is("NX") {
+            nx = true;
+        } else if is("XX") {
+            xx = true;
+        } else if is("GT") {
+            gt = true;
+        } else if is("LT") {
+            lt = true;
+        } else {
+            return Value::error(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(&w[..w.len().min(QUOTE_MAX)])
+            ));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Value::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return Value::error("ERR GT and LT options at the same time are not compatible");
+    }
+    let condition = if nx {
+        ExpireIf::NoDeadline
+    } else if xx {
+        ExpireIf::HasDeadline
+    } else if gt {
+        ExpireIf::Later
+    } else if lt {
+        ExpireIf::Earlier
+    } else {
+        ExpireIf::Always
+    };
+    let Some(n) = parse_i64(&args[2]) else {
+        return Value::error(IncrError::NotAnInteger.reply());
+    };
+    let Some(when) = at(n, unit, now) else {
+        return Value::error(format!("ERR invalid expire time in '{name}' command"));
+    };
+    Value::Integer(i64::from(
+        store.with(&args[1], |s| s.expire(&args[1], when, condition, now)),
+    ))
 }
 
 /// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
@@ -240,7 +775,7 @@ impl Session for RespSession {
         self.codec.in_progress()
     }
 
-    fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, _now: Instant) -> Next {
+    fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
         let mut answered = 0u64;
         let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
@@ -256,7 +791,14 @@ impl Session for RespSession {
             match self.codec.decode_command(input) {
                 Ok(Some(args)) => {
                     answered += 1;
-                    let go_on = command(&self.shared, args, output, &mut self.body);
+                    let go_on = request(
+                        &self.shared,
+                        &mut self.tx,
+                        args,
+                        output,
+                        &mut self.body,
+                        now,
+                    );
                     // The arguments share the input's buffer: drop them before it is read into again.
                     self.codec.clear();
                     if !go_on {
@@ -288,6 +830,314 @@ impl Session for RespSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Limits, ServerConfig};
+
+    /// A session on a server of its own with `limits`.
+    fn session(limits: Limits) -> RespSession {
+        let config = ServerConfig {
+            limits,
+            ..ServerConfig::default()
+        };
+        RespSession::new(Arc::new(Shared::new(
+            config,
+            Default::default(),
+            Default::default(),
+            None,
+        )))
+    }
+
+    /// A second connection to `s`'s server.
+    fn other(s: &RespSession) -> RespSession {
+        RespSession::new(s.shared.clone())
+    }
+
+    /// Sends `send` at `now` and plays the model: drains the output at every `Flush`. The replies, and the most
+    /// output the session held at once.
+    fn talk_at(s: &mut RespSession, send: &[u8], now: Instant) -> (Vec<u8>, usize) {
+        let mut input = BytesMut::from(send);
+        let (mut wire, mut most) = (Vec::new(), 0);
+        loop {
+            let mut output = BytesMut::new();
+            let next = s.on_input(&mut input, &mut output, now);
+            most = most.max(output.len());
+            wire.extend_from_slice(&output);
+            if next != Next::Flush {
+                return (wire, most);
+            }
+        }
+    }
+
+    /// The replies to `send`, as text.
+    fn talk(s: &mut RespSession, send: &str) -> String {
+        String::from_utf8(talk_at(s, send.as_bytes(), Instant::now()).0).unwrap()
+    }
+
+    #[test]
+    fn multi_queues_and_exec_answers_the_array_of_replies() {
+        let mut s = session(Limits::default());
+        assert_eq!(
+            talk(
+                &mut s,
+                "MULTI\r\nSET k 41\r\nINCR k\r\nGET k\r\nMGET k nope\r\nINCR k x\r\nEXEC\r\n"
+            ),
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+             -ERR wrong number of arguments for 'incr' command\r\n\
+             -EXECABORT Transaction discarded because of previous errors.\r\n",
+            "an arity error at queue time aborts the whole transaction"
+        );
+        assert_eq!(talk(&mut s, "GET k\r\n"), "$-1\r\n", "nothing ran");
+        assert_eq!(
+            talk(
+                &mut s,
+                "MULTI\r\nSET k 41\r\nINCR k\r\nGET k\r\nMGET k nope\r\nSET k v EX 0\r\nEXEC\r\n"
+            ),
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+             *5\r\n+OK\r\n:42\r\n$2\r\n42\r\n*2\r\n$2\r\n42\r\n$-1\r\n\
+             -ERR invalid expire time in 'set' command\r\n",
+            "an error at run time is one reply of the array, as Redis"
+        );
+        assert_eq!(talk(&mut s, "MULTI\r\nEXEC\r\n"), "+OK\r\n*0\r\n");
+        assert_eq!(s.shared.buffered(), 0, "the queue left the budget");
+    }
+
+    #[test]
+    fn exec_discard_and_multi_out_of_place_get_redis_errors() {
+        let mut s = session(Limits::default());
+        assert_eq!(talk(&mut s, "EXEC\r\n"), "-ERR EXEC without MULTI\r\n");
+        assert_eq!(
+            talk(&mut s, "DISCARD\r\n"),
+            "-ERR DISCARD without MULTI\r\n"
+        );
+        assert_eq!(
+            talk(
+                &mut s,
+                "MULTI\r\nMULTI\r\nSET k v\r\nWATCH k\r\nDISCARD\r\n"
+            ),
+            "+OK\r\n-ERR MULTI calls can not be nested\r\n+QUEUED\r\n\
+             -ERR WATCH inside MULTI is not allowed\r\n+OK\r\n",
+        );
+        assert_eq!(
+            talk(&mut s, "GET k\r\nEXEC\r\n"),
+            "$-1\r\n-ERR EXEC without MULTI\r\n"
+        );
+        // Nested MULTI and WATCH do not abort the transaction (Redis does not flag them); an unknown one does.
+        assert_eq!(
+            talk(&mut s, "MULTI\r\nMULTI\r\nPING\r\nEXEC\r\n"),
+            "+OK\r\n-ERR MULTI calls can not be nested\r\n+QUEUED\r\n*1\r\n+PONG\r\n"
+        );
+        assert_eq!(
+            talk(&mut s, "MULTI\r\nNOPE\r\nPING\r\nEXEC\r\n"),
+            "+OK\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n+QUEUED\r\n\
+             -EXECABORT Transaction discarded because of previous errors.\r\n"
+        );
+        // QUIT inside MULTI quits (it is not queued).
+        let mut input = BytesMut::from(&b"MULTI\r\nQUIT\r\n"[..]);
+        let mut output = BytesMut::new();
+        assert_eq!(
+            s.on_input(&mut input, &mut output, Instant::now()),
+            Next::Close
+        );
+        assert_eq!(&output[..], b"+OK\r\n+OK\r\n");
+    }
+
+    #[test]
+    fn watch_aborts_exec_after_a_change_and_unwatch_forgets() {
+        let mut a = session(Limits::default());
+        let mut b = other(&a);
+        assert_eq!(
+            talk(&mut a, "WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n"),
+            "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+        );
+        assert_eq!(talk(&mut a, "WATCH k\r\n"), "+OK\r\n");
+        assert_eq!(talk(&mut b, "SET k 10\r\n"), "+OK\r\n");
+        assert_eq!(
+            talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*-1\r\n"
+        );
+        assert_eq!(
+            talk(&mut a, "GET k\r\n"),
+            "$2\r\n10\r\n",
+            "the aborted INCR did not run"
+        );
+        // EXEC (aborted or not) and UNWATCH forget what was watched.
+        assert_eq!(talk(&mut b, "SET k 11\r\n"), "+OK\r\n");
+        assert_eq!(
+            talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*1\r\n:12\r\n"
+        );
+        assert_eq!(
+            talk(&mut a, "WATCH k other\r\nUNWATCH\r\n"),
+            "+OK\r\n+OK\r\n"
+        );
+        assert_eq!(talk(&mut b, "SET k 0\r\n"), "+OK\r\n");
+        assert_eq!(
+            talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+        );
+    }
+
+    #[test]
+    fn a_queue_over_its_limits_is_dropped_and_exec_aborts() {
+        let mut s = session(Limits {
+            max_multi_commands: 3,
+            ..Limits::default()
+        });
+        let too_large = std::str::from_utf8(TX_TOO_LARGE).unwrap();
+        assert_eq!(
+            talk(
+                &mut s,
+                "MULTI\r\nSET a 1\r\nSET b 2\r\nSET c 3\r\nSET d 4\r\nPING\r\n"
+            ),
+            format!("+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n{too_large}{too_large}")
+        );
+        assert_eq!(
+            s.shared.buffered(),
+            0,
+            "the dropped queue left the budget at once"
+        );
+        assert_eq!(
+            talk(&mut s, "EXEC\r\nGET a\r\n"),
+            "-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n"
+        );
+        // By bytes: each command costs its arguments plus its bookkeeping.
+        let mut s = session(Limits {
+            max_multi_bytes: 4096,
+            ..Limits::default()
+        });
+        let value = "v".repeat(1000);
+        let mut send = String::from("MULTI\r\n");
+        for _ in 0..5 {
+            send.push_str(&format!("SET k {value}\r\n"));
+        }
+        assert_eq!(
+            talk(&mut s, &send),
+            format!("+OK\r\n{}{too_large}{too_large}", "+QUEUED\r\n".repeat(3)),
+        );
+        assert_eq!(talk(&mut s, "DISCARD\r\nGET k\r\n"), "+OK\r\n$-1\r\n");
+        // While queued, a transaction counts in the memory budget; a closed connection gives it back.
+        assert_eq!(talk(&mut s, "MULTI\r\nSET k v\r\n"), "+OK\r\n+QUEUED\r\n");
+        let shared = s.shared.clone();
+        assert!(shared.buffered() > 0);
+        drop(s);
+        assert_eq!(shared.buffered(), 0);
+    }
+
+    #[test]
+    fn exec_writes_large_replies_a_part_at_a_time() {
+        let high_water = 64 * 1024;
+        let mut s = session(Limits {
+            write_high_water: high_water,
+            ..Limits::default()
+        });
+        let big = vec![b'x'; 1 << 20];
+        let mut set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", big.len()).into_bytes();
+        set.extend_from_slice(&big);
+        set.extend_from_slice(b"\r\n");
+        assert_eq!(talk_at(&mut s, &set, Instant::now()).0, b"+OK\r\n");
+        // 20 GETs and an MGET of 1 MiB each: 24 MiB of reply to 200 bytes of request.
+        let mut send = b"MULTI\r\n".to_vec();
+        for _ in 0..20 {
+            send.extend_from_slice(b"GET big\r\n");
+        }
+        send.extend_from_slice(b"MGET big big big big\r\nINCR n\r\nEXEC\r\n");
+        let (wire, most) = talk_at(&mut s, &send, Instant::now());
+        let mut want = b"+OK\r\n".to_vec();
+        want.extend_from_slice(&b"+QUEUED\r\n".repeat(22));
+        want.extend_from_slice(b"*22\r\n");
+        let mut bulk = format!("${}\r\n", big.len()).into_bytes();
+        bulk.extend_from_slice(&big);
+        bulk.extend_from_slice(b"\r\n");
+        for _ in 0..20 {
+            want.extend_from_slice(&bulk);
+        }
+        want.extend_from_slice(b"*4\r\n");
+        for _ in 0..4 {
+            want.extend_from_slice(&bulk);
+        }
+        want.extend_from_slice(b":1\r\n");
+        assert!(wire == want, "the replies, in order ({} bytes)", wire.len());
+        assert!(most <= high_water + 64, "{most} bytes of output at once");
+    }
+
+    #[test]
+    fn set_options_and_expiry_follow_redis_on_the_time_given() {
+        let mut s = session(Limits::default());
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let say = |s: &mut RespSession, send: &str, now| {
+            String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+        };
+        for (send, want) in [
+            ("SET k v PX 1500\r\n", "+OK\r\n"),
+            ("TTL k\r\n", ":2\r\n"),
+            ("PTTL k\r\n", ":1500\r\n"),
+            ("SET k v NX\r\n", "$-1\r\n"),
+            ("SET k w XX GET\r\n", "$1\r\nv\r\n"),
+            ("TTL k\r\n", ":-1\r\n"),
+            ("SET k v NX XX\r\n", "-ERR syntax error\r\n"),
+            ("SET k v EX 1 PX 1\r\n", "-ERR syntax error\r\n"),
+            ("SET k v EX\r\n", "-ERR syntax error\r\n"),
+            ("SET k v KEEPTTL EX 1\r\n", "-ERR syntax error\r\n"),
+            ("SET k v FOREVER\r\n", "-ERR syntax error\r\n"),
+            (
+                "SET k v EX 0\r\n",
+                "-ERR invalid expire time in 'set' command\r\n",
+            ),
+            (
+                "SET k v PX -5\r\n",
+                "-ERR invalid expire time in 'set' command\r\n",
+            ),
+            ("SET k v EX 9223372036854775\r\n", "+OK\r\n"),
+            (
+                "SET k v EX 9223372036854776\r\n",
+                "-ERR invalid expire time in 'set' command\r\n",
+            ),
+            (
+                "SET k v EX ten\r\n",
+                "-ERR value is not an integer or out of range\r\n",
+            ),
+            ("SET k v EXAT 1\r\n", "+OK\r\n"),
+            ("GET k\r\n", "$-1\r\n"),
+            (
+                "SETEX k 0 v\r\n",
+                "-ERR invalid expire time in 'setex' command\r\n",
+            ),
+            (
+                "PSETEX k 0 v\r\n",
+                "-ERR invalid expire time in 'psetex' command\r\n",
+            ),
+            ("SETEX k 10 v\r\n", "+OK\r\n"),
+            ("SETNX k w\r\n", ":0\r\n"),
+            ("SETNX j w\r\n", ":1\r\n"),
+            ("TTL j\r\nTTL nope\r\n", ":-1\r\n:-2\r\n"),
+            (
+                "EXPIRE j 5 NX XX\r\n",
+                "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+            ),
+            (
+                "EXPIRE j 5 GT LT\r\n",
+                "-ERR GT and LT options at the same time are not compatible\r\n",
+            ),
+            ("EXPIRE j 5 SOON\r\n", "-ERR Unsupported option SOON\r\n"),
+            ("EXPIRE j 5 XX\r\n", ":0\r\n"),
+            ("EXPIRE j 5\r\n", ":1\r\n"),
+            ("PEXPIRE j 4000 GT\r\n", ":0\r\n"),
+            ("PERSIST j\r\nPERSIST j\r\n", ":1\r\n:0\r\n"),
+            ("EXPIRE nope 5\r\n", ":0\r\n"),
+            ("EXPIRE j -1\r\nEXISTS j\r\n", ":1\r\n:0\r\n"),
+        ] {
+            assert_eq!(say(&mut s, send, t0), want, "{send:?}");
+        }
+        // Time moves only as the test says.
+        assert_eq!(say(&mut s, "GET k\r\n", at(9_999)), "$1\r\nv\r\n");
+        assert_eq!(say(&mut s, "TTL k\r\n", at(9_400)), ":1\r\n", "TTL rounds");
+        assert_eq!(say(&mut s, "TTL k\r\n", at(9_600)), ":0\r\n");
+        assert_eq!(say(&mut s, "GET k\r\n", at(10_000)), "$-1\r\n");
+        assert_eq!(
+            say(&mut s, "TTL k\r\nEXISTS k\r\n", at(10_000)),
+            ":-2\r\n:0\r\n"
+        );
+    }
 
     #[test]
     fn an_unknown_command_quotes_at_most_what_redis_quotes() {

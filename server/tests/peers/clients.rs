@@ -106,6 +106,34 @@ pub fn redis_cli_ping_set_get_incr_del_print_what_redis_prints() {
     }
 }
 
+/// redis-cli reading commands from a pipe sends them on one connection: a transaction, a queue-time error
+/// (EXECABORT), and SET with EX/NX and TTL print exactly what redis-cli 7.0.15 printed against redis-server
+/// 7.0.15 for the same input.
+pub fn redis_cli_multi_exec_and_expiry_print_what_redis_prints() {
+    let cli = peer("redis-cli");
+    let server = start(&["--listen", "resp=127.0.0.1:0"]);
+    let addr = server.addr("resp");
+    let input =
+        "MULTI\nSET peer:tx 41\nINCR peer:tx\nGET peer:tx\nEXPIRE peer:tx 100\nTTL peer:tx\nEXEC\n\
+                 MULTI\nSET peer:tx\nEXEC\n\
+                 SET peer:e v EX 100 NX\nSET peer:e w NX\nTTL peer:e\nSET peer:e v EX 0\n";
+    let (_file, stdin) = stdin_file(input.as_bytes());
+    let out = run_ok(
+        Command::new(&cli)
+            .args(["-h", "127.0.0.1", "-p", &port(addr)])
+            .stdin(stdin),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OK\nQUEUED\nQUEUED\nQUEUED\nQUEUED\nQUEUED\nOK\n42\n42\n1\n100\n\
+         OK\nERR wrong number of arguments for 'set' command\n\n\
+         EXECABORT Transaction discarded because of previous errors.\n\n\
+         OK\n\n100\nERR invalid expire time in 'set' command\n\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs redis-benchmark `-t ping,set,get` at pipeline depth `pipeline` and checks every test ran without errors.
 fn redis_benchmark_completes(pipeline: u32) {
     let bench = peer("redis-benchmark");

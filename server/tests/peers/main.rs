@@ -15,6 +15,10 @@ fn main() -> std::process::ExitCode {
             needs["redis-cli"]
         ),
         peer_test!(
+            clients::redis_cli_multi_exec_and_expiry_print_what_redis_prints,
+            needs["redis-cli"]
+        ),
+        peer_test!(
             clients::redis_benchmark_ping_set_get_unpipelined,
             needs["redis-benchmark"]
         ),
