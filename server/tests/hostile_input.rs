@@ -392,6 +392,61 @@ async fn client_that_never_reads_is_closed_at_the_write_timeout_with_bounded_mem
     }
 }
 
+/// `--write-timeout` is the longest a write may make no progress, the same under every model: clients that ask
+/// for a large reply and never read are closed within the timeout of their last progress and counted as write
+/// timeouts. `threads` once set the timeout on the socket (SO_SNDTIMEO) and saw a write's progress only when the
+/// blocked write returned, a timeout later: it closed them at ~3× the timeout, and clients that gave up first
+/// were counted as I/O errors. Real time on purpose (a socket that fills); the bound is generous for a loaded
+/// machine (and `processes` reports its counters every 250 ms) but fails at twice the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_are_closed_at_the_write_timeout_not_later_under_every_model() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    const SLACK: Duration = Duration::from_millis(800);
+    const CLIENTS: u64 = 8;
+    for model in Model::ALL {
+        let (h, addr) = start(model, "framed=127.0.0.1:0", Proto::Framed, |c| {
+            c.limits.write_timeout = TIMEOUT;
+            c.limits.read_timeout = Duration::from_secs(30);
+        });
+        // Real clock: the write timeout is wall time. Taken before the first request, so every client's last
+        // progress comes after it.
+        let sent = std::time::Instant::now();
+        let mut clients = Vec::new();
+        for id in 0..CLIENTS {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
+            s.write_all(&framed_request(3, id, 8 << 20, b""))
+                .await
+                .unwrap();
+            clients.push(s);
+        }
+        let closed_in = loop {
+            let stats = h.stats().snapshot();
+            if stats.errors.write_timeout == CLIENTS {
+                break sent.elapsed();
+            }
+            assert!(
+                sent.elapsed() < TIMEOUT * 6,
+                "{model}: not all closed as write timeouts: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(
+            closed_in <= TIMEOUT + SLACK,
+            "{model}: closed {closed_in:?} after the requests, with a {TIMEOUT:?} write timeout"
+        );
+        still_served(Proto::Framed, addr).await;
+        let stats = stop(h).await;
+        assert_eq!(
+            (stats.errors.write_timeout, stats.errors.io),
+            (CLIENTS, 0),
+            "{model}: {stats:?}"
+        );
+        drop(clients);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_connections_beyond_the_maximum_get_503() {
     let (h, addr) = start(Model::Async, "http=127.0.0.1:0", Proto::Http, |c| {
