@@ -18,6 +18,8 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -68,6 +70,9 @@ pub(crate) struct Watch {
     /// [`BUSY`], [`IDLE`], [`SHUT`] or [`CUT`]. `SeqCst` with the server's stopping flag: a thread that publishes
     /// `IDLE` and then finds the server not stopping is seen `IDLE` by the model, which stops the server first.
     state: AtomicU8,
+    /// The connection's thread, once it runs: the cut wakes it from a framed SLEEP (a socket shut both ways
+    /// ends a read or a write, not a sleep).
+    thread: OnceLock<Thread>,
 }
 
 impl Watch {
@@ -82,6 +87,9 @@ impl Watch {
     /// The shutdown deadline passed: the caller shuts the socket both ways, and a read's 0 is the end.
     pub(crate) fn cut(&self) {
         self.state.store(CUT, SeqCst);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
     }
 
     /// Before a read: publishes whether it waits between requests, and returns whether the server is stopping.
@@ -98,6 +106,10 @@ impl Watch {
     fn shut(&self) -> bool {
         self.state.load(SeqCst) == SHUT
     }
+
+    fn is_cut(&self) -> bool {
+        self.state.load(SeqCst) == CUT
+    }
 }
 
 /// Runs `conn` over `s` until it closes, `watch` being its part in the model's shutdown and `stopping` the
@@ -106,6 +118,7 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
     // The read timeout set on the socket.
     let mut set: Option<Duration> = None;
     let mut stopped = false;
+    watch.thread.get_or_init(std::thread::current);
     loop {
         let now = Instant::now();
         match conn.step(now) {
@@ -125,7 +138,13 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
             Step::Write(due) => {
                 conn.write_with(|b| write(s.fd(), b, due));
             }
-            Step::Sleep(until) => std::thread::sleep(until.saturating_duration_since(now)),
+            Step::Sleep(until) => {
+                // Woken early by the cut (or for nothing: the `Conn` says whether the SLEEP is over).
+                if watch.is_cut() {
+                    return;
+                }
+                std::thread::park_timeout(until.saturating_duration_since(now));
+            }
             Step::Yield => std::thread::yield_now(),
             Step::ShutdownWrite => s.shutdown(Shutdown::Write),
             Step::Close => return,
