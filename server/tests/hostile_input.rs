@@ -276,6 +276,16 @@ hostile! {
     /// A head that never ends.
     http_head_that_never_ends_is_408_after_the_read_timeout =>
         http(b"GET / HTTP/1.1\r\nHost", "408 Request Timeout", |s| s.errors.read_timeout);
+    /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without `Host` (nginx does; it was 200).
+    http_11_request_without_host_is_400 =>
+        http(b"GET / HTTP/1.1\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
+    /// The same section: more than one `Host` field is 400 too, whatever the version.
+    http_request_with_two_host_fields_is_400 =>
+        http(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
+    /// `CONNECT` asks for a tunnel this server never opens: `405` and the close, as nginx answers (it was a
+    /// `200` on a connection that stayed HTTP, which a proxy client would take for an open tunnel).
+    http_connect_is_405 =>
+        http(b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n", "405 Method Not Allowed", |s| s.errors.protocol);
 }
 
 // ------------------------------------------------------------------------------------------ their own shape
