@@ -657,10 +657,10 @@ impl Case for HttpRequests {
     }
     fn seeds(&self) -> Vec<&'static [u8]> {
         vec![
-            b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 16\r\n\r\n",
-            b"PUT / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
-            b"GET / HTTP/1.1\r\nX-Long: ",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: ",
             b"\r\n\r\n\r\n",
             b"GET / HTTP/1.0\r\n\r\n",
         ]

@@ -276,6 +276,16 @@ hostile! {
     /// A head that never ends.
     http_head_that_never_ends_is_408_after_the_read_timeout =>
         http(b"GET / HTTP/1.1\r\nHost", "408 Request Timeout", |s| s.errors.read_timeout);
+    /// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without `Host` (nginx does; it was 200).
+    http_11_request_without_host_is_400 =>
+        http(b"GET / HTTP/1.1\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
+    /// The same section: more than one `Host` field is 400 too, whatever the version.
+    http_request_with_two_host_fields_is_400 =>
+        http(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
+    /// `CONNECT` asks for a tunnel this server never opens: `405` and the close, as nginx answers (it was a
+    /// `200` on a connection that stayed HTTP, which a proxy client would take for an open tunnel).
+    http_connect_is_405 =>
+        http(b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n", "405 Method Not Allowed", |s| s.errors.protocol);
 }
 
 // ------------------------------------------------------------------------------------------ their own shape
@@ -389,6 +399,61 @@ async fn client_that_never_reads_is_closed_at_the_write_timeout_with_bounded_mem
         );
         still_served(Proto::Framed, addr).await;
         stop(h).await;
+    }
+}
+
+/// `--write-timeout` is the longest a write may make no progress, the same under every model: clients that ask
+/// for a large reply and never read are closed within the timeout of their last progress and counted as write
+/// timeouts. `threads` once set the timeout on the socket (SO_SNDTIMEO) and saw a write's progress only when the
+/// blocked write returned, a timeout later: it closed them at ~3× the timeout, and clients that gave up first
+/// were counted as I/O errors. Real time on purpose (a socket that fills); the bound is generous for a loaded
+/// machine (and `processes` reports its counters every 250 ms) but fails at twice the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_are_closed_at_the_write_timeout_not_later_under_every_model() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    const SLACK: Duration = Duration::from_millis(800);
+    const CLIENTS: u64 = 8;
+    for model in Model::ALL {
+        let (h, addr) = start(model, "framed=127.0.0.1:0", Proto::Framed, |c| {
+            c.limits.write_timeout = TIMEOUT;
+            c.limits.read_timeout = Duration::from_secs(30);
+        });
+        // Real clock: the write timeout is wall time. Taken before the first request, so every client's last
+        // progress comes after it.
+        let sent = std::time::Instant::now();
+        let mut clients = Vec::new();
+        for id in 0..CLIENTS {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
+            s.write_all(&framed_request(3, id, 8 << 20, b""))
+                .await
+                .unwrap();
+            clients.push(s);
+        }
+        let closed_in = loop {
+            let stats = h.stats().snapshot();
+            if stats.errors.write_timeout == CLIENTS {
+                break sent.elapsed();
+            }
+            assert!(
+                sent.elapsed() < TIMEOUT * 6,
+                "{model}: not all closed as write timeouts: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(
+            closed_in <= TIMEOUT + SLACK,
+            "{model}: closed {closed_in:?} after the requests, with a {TIMEOUT:?} write timeout"
+        );
+        still_served(Proto::Framed, addr).await;
+        let stats = stop(h).await;
+        assert_eq!(
+            (stats.errors.write_timeout, stats.errors.io),
+            (CLIENTS, 0),
+            "{model}: {stats:?}"
+        );
+        drop(clients);
     }
 }
 

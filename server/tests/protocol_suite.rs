@@ -187,7 +187,7 @@ async fn http(model: Variant) {
     let requests = with_server(model, "http=127.0.0.1:0", Proto::Http, |addr| async move {
         let mut f = Framed::new(
             TcpStream::connect(addr).await.unwrap(),
-            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
+            TokioUtilCodec::new(ClientCodec::new(Limits::default()).with_host("x")),
         );
         // Keep-alive: sequential requests on one connection.
         for _ in 0..3 {

@@ -225,6 +225,75 @@ fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
     }
 }
 
+/// docs/OPERATIONS.md: the connections still open at the shutdown deadline are closed before the `stats` line
+/// is printed, so it says none is open. `threads` returned as soon as it had shut their sockets (its threads
+/// were still tearing down: `connections_open: 1` every time), `async` dropped its tasks in the background
+/// (4 runs in 6), and a `threads` SLEEP slept on through the cut. Two connections are cut here: a partial HTTP
+/// request (the read timeout is far off) and a framed SLEEP of 10 s.
+#[test]
+fn the_stats_line_after_a_shutdown_deadline_cut_counts_no_connection_open_under_every_model() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for model in [
+        "async",
+        "per-core",
+        "threads",
+        "event-loop",
+        "processes",
+        "uring",
+    ] {
+        let mut server = ServerProcess::start(
+            env!("CARGO_BIN_EXE_sockpool-server"),
+            &[
+                "--listen",
+                "framed=127.0.0.1:0",
+                "--listen",
+                "http=127.0.0.1:0",
+                "--model",
+                model,
+                "--workers",
+                "2",
+                "--read-timeout",
+                "30s",
+                "--shutdown-deadline",
+                "1s",
+            ],
+        );
+        let (http, pid) = (server.addr("http"), server.pid());
+        let mut partial = std::net::TcpStream::connect(http).expect("connect");
+        std::io::Write::write_all(&mut partial, b"GET / HTTP/1.1\r\nHost: x\r\nX: 1\r\n")
+            .expect("send");
+        let (_conn, _) = rt.block_on(sleep_then_sigterm(
+            server.addr("framed"),
+            pid,
+            1,
+            10_000_000,
+        ));
+        let status = server
+            .exit_within(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("--model {model}: still running 10 s after SIGTERM"));
+        assert!(status.success(), "--model {model}: exit status {status}");
+        let stats_line =
+            std::iter::from_fn(|| server.lines.recv_timeout(Duration::from_secs(2)).ok())
+                .find(|l| l.starts_with("stats "))
+                .unwrap_or_else(|| panic!("--model {model}: no `stats <json>` line at exit"));
+        let stats: serde_json::Value =
+            serde_json::from_str(&stats_line["stats ".len()..]).expect("stats is JSON");
+        assert_eq!(
+            stats["connections_open"].as_u64(),
+            Some(0),
+            "--model {model}: {stats_line}"
+        );
+        assert_eq!(
+            stats["connections_total"].as_u64(),
+            Some(2),
+            "--model {model}: {stats_line}"
+        );
+    }
+}
+
 /// What one churning client's connection came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {

@@ -109,7 +109,7 @@ async fn http_over_tls_keep_alive() {
             .expect("handshake");
         let mut f = tokio_util::codec::Framed::new(
             tls,
-            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
+            TokioUtilCodec::new(ClientCodec::new(Limits::default()).with_host("x")),
         );
         for _ in 0..2 {
             f.send(Request::get("/")).await.unwrap();
@@ -294,7 +294,7 @@ async fn a_tls_connection_with_no_request_yet_is_idle_not_timed_out_under_every_
         // And it is served.
         let mut f = tokio_util::codec::Framed::new(
             tls,
-            TokioUtilCodec::new(ClientCodec::new(Limits::default())),
+            TokioUtilCodec::new(ClientCodec::new(Limits::default()).with_host("x")),
         );
         f.send(Request::get("/")).await.unwrap();
         let r = tokio::time::timeout(support::IO_LIMIT, f.next())

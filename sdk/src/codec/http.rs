@@ -28,8 +28,10 @@
 //!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
 //!   count, `len`/`max` are field counts); `Content-Length` over `max_body_bytes` → `TooLarge { what: Body }` →
 //!   413, decided from the header (or a chunk's size line) before that body is read; a `Transfer-Encoding` other
-//!   than `chunked` → `Protocol` → 501; any other malformed head or chunked framing → `Protocol` → 400. After any
-//!   of them the connection cannot be trusted: reply, close.
+//!   than `chunked` → `Protocol` → 501; `CONNECT` (no tunnel is opened) → [`CONNECT_NOT_ALLOWED`] → 405 with
+//!   `Allow`; an HTTP/1.1 request without `Host`, or any request with more than one (RFC 9112 §3.2), → `Protocol`
+//!   → 400; any other malformed head or chunked framing → `Protocol` → 400. After any of them the connection
+//!   cannot be trusted: reply, close.
 //!
 //! # Client side
 //!
@@ -70,6 +72,12 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// (`gzip, chunked`, two fields); [`error_status`] maps it to 501.
 pub const TRANSFER_ENCODING_UNSUPPORTED: &str =
     "a request Transfer-Encoding other than chunked is not supported";
+/// The [`CodecError::Protocol`] message for a `CONNECT` request: the server opens no tunnel, and answering it
+/// as any other request would let a proxy client take the reply for one. [`error_status`] maps it to 405, as
+/// nginx answers.
+pub const CONNECT_NOT_ALLOWED: &str = "the CONNECT method is not allowed";
+/// The methods a server using this codec answers, for the `Allow` field of a 405 (RFC 9110 §15.5.6).
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH";
 
 /// Header slots parsed on the stack; more than this (if `max_headers` allows) go to a heap buffer.
 const STACK_HEADERS: usize = 128;
@@ -491,7 +499,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// The status a server answers a decode error with: 431 for the header block, 413 for the body, 501 for a
-/// request `Transfer-Encoding`, 400 for anything else malformed; `None` for I/O errors (nobody to answer).
+/// request `Transfer-Encoding`, 405 for `CONNECT`, 400 for anything else malformed (a missing or repeated
+/// `Host` among them); `None` for I/O errors (nobody to answer).
 pub fn error_status(err: &CodecError) -> Option<u16> {
     match err {
         CodecError::Io(_) => None,
@@ -504,6 +513,7 @@ pub fn error_status(err: &CodecError) -> Option<u16> {
         } => Some(413),
         CodecError::TooLarge { .. } => Some(400),
         CodecError::Protocol(msg) if msg == TRANSFER_ENCODING_UNSUPPORTED => Some(501),
+        CodecError::Protocol(msg) if msg == CONNECT_NOT_ALLOWED => Some(405),
         CodecError::Protocol(_) => Some(400),
     }
 }
@@ -511,7 +521,12 @@ pub fn error_status(err: &CodecError) -> Option<u16> {
 /// The response for a decode error ([`error_status`]), with `Connection: close`; send it after the responses
 /// to the requests already decoded, then close.
 pub fn error_response(err: &CodecError) -> Option<Response> {
-    error_status(err).map(|status| Response::new(status).with_header("Connection", "close"))
+    error_status(err).map(|status| match status {
+        405 => Response::new(status)
+            .with_header("Allow", ALLOWED_METHODS)
+            .with_header("Connection", "close"),
+        _ => Response::new(status).with_header("Connection", "close"),
+    })
 }
 
 /// Finds the end of a head (`\n\n` or `\n\r\n`) in `src[from..]`, looking at the first `max` bytes only.
@@ -622,6 +637,8 @@ struct Framing {
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    /// `Host` fields seen.
+    hosts: u32,
 }
 
 /// `name == lower`, ASCII case ignored, for a `name` that is a token (httparse checks a field name is one) and a
@@ -671,6 +688,7 @@ impl Framing {
                         f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
                     }
                 }
+                4 if token_is(name, b"host") => f.hosts += 1,
                 6 if token_is(name, b"expect") => {
                     f.expect_continue |=
                         tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
@@ -825,6 +843,18 @@ impl ServerCodec {
             ))
         })?;
         let (method, path, version, framing, entries) = parsed;
+        // RFC 9112 §3.2: 400 to an HTTP/1.1 request without `Host`, and to any request with more than one (as
+        // nginx answers). HTTP/1.0 needs none.
+        if framing.hosts > 1 {
+            return Err(CodecError::protocol("more than one Host field"));
+        }
+        if framing.hosts == 0 && version == Version::Http11 {
+            return Err(CodecError::protocol("an HTTP/1.1 request without Host"));
+        }
+        let method = Method::from_head(head, method);
+        if method == Method::Connect {
+            return Err(CodecError::protocol(CONNECT_NOT_ALLOWED));
+        }
         let body = if framing.transfer_encoding {
             // RFC 9112 §6.1 and §6.3: faulty framing in HTTP/1.0, and a possible smuggling attempt beside a
             // Content-Length (refused, as nginx does); a coding other than chunked alone is not implemented.
@@ -850,7 +880,7 @@ impl ServerCodec {
             RequestBody::Length(len as usize)
         };
         Ok(PendingRequest {
-            method: Method::from_head(head, method),
+            method,
             path: head.slice(path.0..path.1),
             version,
             headers: Headers {
@@ -1574,10 +1604,10 @@ mod tests {
     #[test]
     fn pipelined_requests_decode_with_bodies_and_keep_alive_rules() {
         let input = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
-            POST /b HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc\
+            POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc\
             GET /c HTTP/1.0\r\n\r\n\
             GET /d HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n\
-            GET /e HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n";
+            GET /e HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n";
         let reqs = requests(&mut ServerCodec::default(), input).unwrap();
         let paths: Vec<_> = reqs.iter().map(|r| r.path.clone()).collect();
         assert_eq!(
@@ -1602,7 +1632,7 @@ mod tests {
 
     #[test]
     fn a_request_fed_byte_by_byte_decodes_once() {
-        let input = b"\r\nPUT /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\n\n";
+        let input = b"\r\nPUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\nHost: x\n\n";
         let mut codec = ServerCodec::default();
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
@@ -1629,7 +1659,10 @@ mod tests {
         let many = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n";
         assert_eq!(status_of(small(), many), 431);
         assert_eq!(
-            status_of(small(), b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n"),
+            status_of(
+                small(),
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n"
+            ),
             413
         );
         for (framing, status) in [
@@ -1644,7 +1677,8 @@ mod tests {
             ("Transfer-Encoding: chunked\r\nContent-Length: 3", 400),
             ("Content-Length: 3\r\nTransfer-Encoding: chunked", 400),
         ] {
-            let head = format!("POST / HTTP/1.1\r\n{framing}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            let head =
+                format!("POST / HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
             assert_eq!(status_of(small(), head.as_bytes()), status, "{framing}");
         }
         let old = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
@@ -1656,7 +1690,7 @@ mod tests {
         assert_eq!(
             status_of(
                 small(),
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\n"
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n12\r\n"
             ),
             413,
             "the chunk size is over the limit before its data comes"
@@ -1679,7 +1713,8 @@ mod tests {
 
     #[test]
     fn body_over_the_limit_is_refused_from_its_length_alone() {
-        let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"[..]);
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"[..]);
         let before = buf.capacity();
         let err = ServerCodec::default().decode(&mut buf).unwrap_err();
         assert!(
@@ -1700,9 +1735,9 @@ mod tests {
     #[test]
     fn chunked_request_bodies_decode_whole_in_any_split_and_pipeline() {
         let input =
-            b"POST /up HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n\
+            b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n\
             5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n\
-            GET /next HTTP/1.1\r\n\r\n";
+            GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
         for step in 1..=input.len() {
             let mut codec = ServerCodec::default();
             let (mut buf, mut out, mut continued) = (BytesMut::new(), Vec::new(), 0);
@@ -1783,7 +1818,8 @@ mod tests {
     #[test]
     fn a_request_waiting_for_its_body_is_in_progress() {
         let mut codec = ServerCodec::default();
-        let mut buf = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"[..]);
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"[..]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         assert!(buf.is_empty() && codec.in_progress());
         buf.extend_from_slice(b"ok");
@@ -1795,7 +1831,7 @@ mod tests {
     fn expect_continue_is_signalled_once() {
         let mut codec = ServerCodec::default();
         let mut buf = BytesMut::from(
-            &b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"[..],
+            &b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"[..],
         );
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         assert!(codec.take_continue());
@@ -1813,8 +1849,8 @@ mod tests {
     #[test]
     fn responses_follow_their_requests() {
         let mut codec = ServerCodec::default();
-        let input = b"GET / HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n\
-            GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n";
+        let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n\
+            GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(requests(&mut codec, input).unwrap().len(), 4);
         let hello = || Response::ok("hello").with_header("Content-Type", "text/plain");
         assert_eq!(
@@ -1831,6 +1867,37 @@ mod tests {
         assert!(codec.is_closing());
     }
 
+    /// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one `Host` (HTTP/1.0 none), and more than one is 400
+    /// whatever the version; `CONNECT` is 405 with `Allow`, as nginx answers. A pipelined request after good
+    /// ones is refused in its turn: those before it are answered.
+    #[test]
+    fn host_is_required_once_in_http11_and_connect_is_not_allowed() {
+        for (input, status) in [
+            (&b"GET / HTTP/1.1\r\n\r\n"[..], 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n", 400),
+            (b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n", 405),
+            (b"CONNECT host:443 HTTP/1.0\r\n\r\n", 405),
+        ] {
+            let text = String::from_utf8_lossy(input);
+            assert_eq!(status_of(Limits::new(), input), status, "{text}");
+        }
+        let mut codec = ServerCodec::default();
+        let good =
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: \r\n\r\n";
+        assert_eq!(requests(&mut codec, good).unwrap().len(), 2);
+        let mut buf =
+            BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert!(codec.decode(&mut buf).is_err());
+        let err = CodecError::protocol(CONNECT_NOT_ALLOWED);
+        assert_eq!(
+            respond(&mut ServerCodec::default(), error_response(&err).unwrap()),
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+
     #[test]
     fn error_replies_close_and_bodiless_statuses_have_no_length() {
         let mut codec = ServerCodec::default();
@@ -1841,7 +1908,7 @@ mod tests {
             "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let mut codec = ServerCodec::default();
-        requests(&mut codec, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        requests(&mut codec, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(
             respond(&mut codec, Response::new(204)),
             "HTTP/1.1 204 No Content\r\n\r\n"
@@ -1946,7 +2013,7 @@ mod tests {
     #[test]
     fn headers_build_and_compare() {
         let mut codec = ServerCodec::default();
-        let mut req = requests(&mut codec, b"GET / HTTP/1.1\r\nA: 1\r\n\r\n")
+        let mut req = requests(&mut codec, b"GET / HTTP/1.0\r\nA: 1\r\n\r\n")
             .unwrap()
             .remove(0);
         req.headers.push("B", "2");

@@ -1,5 +1,10 @@
-//! The blocking I/O shell `threads` runs on each connection's thread: a [`Conn`] over a std socket, each of its
-//! deadlines set as the socket's read or write timeout.
+//! The blocking I/O shell `threads` runs on each connection's thread: a [`Conn`] over a std socket. A read blocks,
+//! its deadline set as the socket's read timeout (a read returns as soon as any bytes come, so its progress is
+//! seen at once). A write does not block: it sends what the socket takes now (the common case, one system call)
+//! and, when the socket is full, waits with `poll` until it is writable or the connection's deadline
+//! ([`Step::Write`]'s) passes. A blocking write with the socket's write timeout returned what it sent only when
+//! it timed out, so the `Conn` saw progress a timeout late: a client that never read was closed at ~3× the
+//! write timeout.
 //!
 //! Shutdown has to reach a thread blocked in a read, and only `shutdown(2)` of the socket's read side wakes it
 //! (for good: the read side stays shut). So a connection's thread says, before each read, whether that read waits
@@ -8,11 +13,18 @@
 //! with a request partly received, a reply being written or a SLEEP running is left to finish it, as under every
 //! other model; at the shutdown deadline the model shuts every socket both ways ([`Watch::cut`]).
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{send, MsgFlags};
 
 use crate::conn::{self, Conn, Step};
 use crate::model::{sock, Sock};
@@ -25,15 +37,16 @@ impl StdSock {
         sock!(self, s => s.set_nonblocking(on))
     }
 
-    fn set_timeout(&self, read: bool, d: Duration) -> io::Result<()> {
-        match read {
-            true => sock!(self, s => s.set_read_timeout(Some(d))),
-            false => sock!(self, s => s.set_write_timeout(Some(d))),
-        }
+    fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
+        sock!(self, s => s.set_read_timeout(Some(d)))
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        sock!(self, s => s.as_fd())
     }
 }
 
-/// How much later than a deadline a socket timeout already set may end before it is set again (setting one is a
+/// How much later than a deadline a read timeout already set may end before it is set again (setting one is a
 /// system call; most deadlines move by microseconds from one request to the next).
 const SLACK: Duration = Duration::from_millis(10);
 
@@ -57,6 +70,9 @@ pub(crate) struct Watch {
     /// [`BUSY`], [`IDLE`], [`SHUT`] or [`CUT`]. `SeqCst` with the server's stopping flag: a thread that publishes
     /// `IDLE` and then finds the server not stopping is seen `IDLE` by the model, which stops the server first.
     state: AtomicU8,
+    /// The connection's thread, once it runs: the cut wakes it from a framed SLEEP (a socket shut both ways
+    /// ends a read or a write, not a sleep).
+    thread: OnceLock<Thread>,
 }
 
 impl Watch {
@@ -71,6 +87,9 @@ impl Watch {
     /// The shutdown deadline passed: the caller shuts the socket both ways, and a read's 0 is the end.
     pub(crate) fn cut(&self) {
         self.state.store(CUT, SeqCst);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
     }
 
     /// Before a read: publishes whether it waits between requests, and returns whether the server is stopping.
@@ -87,14 +106,19 @@ impl Watch {
     fn shut(&self) -> bool {
         self.state.load(SeqCst) == SHUT
     }
+
+    fn is_cut(&self) -> bool {
+        self.state.load(SeqCst) == CUT
+    }
 }
 
 /// Runs `conn` over `s` until it closes, `watch` being its part in the model's shutdown and `stopping` the
 /// server's flag for it (see the module docs).
 pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &AtomicBool) {
-    // The read and the write timeout set on the socket.
-    let mut set: [Option<Duration>; 2] = [None; 2];
+    // The read timeout set on the socket.
+    let mut set: Option<Duration> = None;
     let mut stopped = false;
+    watch.thread.get_or_init(std::thread::current);
     loop {
         let now = Instant::now();
         match conn.step(now) {
@@ -104,7 +128,7 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
                     conn.stop();
                     continue;
                 }
-                match timeout(s, &mut set[0], true, due.saturating_duration_since(now)) {
+                match read_timeout(s, &mut set, due.saturating_duration_since(now)) {
                     Ok(()) => {
                         conn.read_with(|b| read(s, b, watch, due), now);
                     }
@@ -112,14 +136,15 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
                 }
             }
             Step::Write(due) => {
-                match timeout(s, &mut set[1], false, due.saturating_duration_since(now)) {
-                    Ok(()) => {
-                        conn.write_with(|b| s.write(b));
-                    }
-                    Err(_) => conn.fail(),
-                }
+                conn.write_with(|b| write(s.fd(), b, due));
             }
-            Step::Sleep(until) => std::thread::sleep(until.saturating_duration_since(now)),
+            Step::Sleep(until) => {
+                // Woken early by the cut (or for nothing: the `Conn` says whether the SLEEP is over).
+                if watch.is_cut() {
+                    return;
+                }
+                std::thread::park_timeout(until.saturating_duration_since(now));
+            }
             Step::Yield => std::thread::yield_now(),
             Step::ShutdownWrite => s.shutdown(Shutdown::Write),
             Step::Close => return,
@@ -144,21 +169,59 @@ fn read(
     r
 }
 
-/// Sets the read (or write) timeout to `left` unless the one set ends within [`SLACK`] after it and no sooner
-/// than half of it.
-fn timeout(s: &StdSock, set: &mut Option<Duration>, read: bool, left: Duration) -> io::Result<()> {
+/// One write of `b` that waits for room until `due` at the latest: a send that does not block, and when the
+/// socket is full, `poll` until it is writable (then one more send) or `due` (then `WouldBlock`: the `Conn` sees
+/// its deadline passed). Any progress is seen the moment the socket takes it, as under the models that poll.
+fn write(fd: BorrowedFd<'_>, b: &[u8], due: Instant) -> io::Result<usize> {
+    match send_now(fd, b) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        r => return r,
+    }
+    loop {
+        let left = due.saturating_duration_since(Instant::now());
+        // Whole milliseconds, rounded up: a wait that ends early only costs a step.
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        if ms == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return Err(io::ErrorKind::WouldBlock.into()),
+            // Writable, or shut or failed: the send says which.
+            Ok(_) => return send_now(fd, b),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `send` that does not block (and raises no SIGPIPE on a closed TCP socket).
+fn send_now(fd: BorrowedFd<'_>, b: &[u8]) -> io::Result<usize> {
+    Ok(send(
+        fd.as_raw_fd(),
+        b,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    )?)
+}
+
+/// Sets the read timeout to `left` unless the one set ends within [`SLACK`] after it and no sooner than half
+/// of it.
+fn read_timeout(s: &StdSock, set: &mut Option<Duration>, left: Duration) -> io::Result<()> {
     let left = left.max(Duration::from_millis(1));
     if set.is_some_and(|t| t <= left + SLACK && t >= left / 2) {
         return Ok(());
     }
-    s.set_timeout(read, left)?;
+    s.set_read_timeout(left)?;
     *set = Some(left);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::sync::Arc;
 
     use super::*;

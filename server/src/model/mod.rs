@@ -34,6 +34,11 @@ use crate::config::Model;
 use crate::listen::Bound;
 use crate::shared::Shared;
 
+/// How long a model waits, once the shutdown deadline has cut the connections left, for them to finish closing
+/// (their threads or tasks wake, drop their `Conn`, leave `connections_open`) before it returns: the exit's
+/// `stats` line is taken after it. Bounded; closing takes milliseconds.
+pub(crate) const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs `model` over `bound` until shutdown and drain.
 pub(crate) fn run(model: Model, bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     match model {

@@ -5,7 +5,8 @@
 //! Shutdown: the acceptors are woken by a connection to their own listener and stop; the connections waiting
 //! between requests have their socket's read side shut, which ends the thread's wait, and close; the others
 //! finish the request they are receiving, writing or sleeping on, then close (see [`blocking_io`]). Threads still
-//! running at the shutdown deadline get their socket shut both ways.
+//! running at the shutdown deadline get their socket shut both ways (and a SLEEP is woken), and `run` waits
+//! (up to [`TEARDOWN`](crate::model::TEARDOWN)) for them to close before it returns.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -125,6 +126,12 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     registry.cut();
+    // Their threads wake (a read ends, a write fails, a SLEEP is unparked) and close: the counters printed at
+    // exit are taken once they have.
+    let teardown = Instant::now() + crate::model::TEARDOWN;
+    while registry.len() > 0 && Instant::now() < teardown {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! `http`: HTTP/1.1 with keep-alive and pipelining; every request gets `200 OK` with the configured body
-//! (`http_body_size` bytes of `Hello, World!` repeated), whatever its method, path or body.
+//! (`http_body_size` bytes of `Hello, World!` repeated), whatever its method (but `CONNECT`), path or body.
 //!
 //! Bad input gets the codec's status with `Connection: close`, then the connection closes: a header block
 //! over `max_header` (or more than `max_headers` fields) `431`, a body over `max_body` `413` (decided from
 //! `Content-Length`, or a chunk's size line, before that body is read), a request `Transfer-Encoding` other
-//! than `chunked` `501`, anything else malformed (chunked framing included) `400`. Chunked request bodies are
+//! than `chunked` `501`, `CONNECT` `405` (no tunnel is opened), an HTTP/1.1 request without `Host` or any
+//! request with more than one `400` (RFC 9112 §3.2), anything else malformed (chunked framing included) `400`. Chunked request bodies are
 //! decoded in the connection's input buffer (see `sockpool::codec::http`). A request still incomplete at the read timeout gets `408` and the close. `Expect: 100-continue` gets
 //! `100 Continue`. Over `max_connections`: `503` and the close.
 
