@@ -315,8 +315,12 @@ impl<P: Protocol> ClientBuilder<P> {
             connect_timeout: self.timeouts.connect,
             tls_timeout: self.timeouts.tls_handshake,
         };
+        let mut protocol = self.protocol;
+        if let Some(first) = parsed.first() {
+            protocol.default_authority(first);
+        }
         let blueprint = Blueprint {
-            protocol: Arc::new(self.protocol),
+            protocol: Arc::new(protocol),
             connector,
             depth: self.depth,
             buffers: self.buffers.clone(),

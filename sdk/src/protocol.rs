@@ -90,6 +90,11 @@ pub trait Protocol: Send + Sync + 'static {
         None
     }
 
+    /// Called once by [`ClientBuilder::build`](crate::ClientBuilder::build) with the client's first endpoint,
+    /// before any connection: a protocol whose requests name their server (HTTP's `Host`) takes that name from
+    /// the endpoint when it was given none. Default: nothing.
+    fn default_authority(&mut self, _endpoint: &crate::transport::Endpoint) {}
+
     /// How long the server may hold back its reply to `request` while it waits for something to happen (Redis
     /// `BLPOP`, `XREAD … BLOCK`, `WAIT`); [`Duration::MAX`](std::time::Duration::MAX) when it may wait without
     /// limit. On a shared pipelined connection such a request would hold up every reply queued behind it, so
@@ -315,6 +320,35 @@ impl Protocol for Http {
 
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    /// `Host` from the endpoint when none was set: `host:port` as curl sends it (the port left out when it is
+    /// the scheme's default), `localhost` for a Unix socket. An HTTP/1.1 server must refuse a request without
+    /// one (RFC 9112 §3.2: nginx and sockpool-server answer 400).
+    fn default_authority(&mut self, endpoint: &crate::transport::Endpoint) {
+        use crate::transport::Endpoint;
+        if self.host.is_some() {
+            return;
+        }
+        let host = match endpoint {
+            Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
+                let default = if matches!(endpoint, Endpoint::Tls { .. }) {
+                    443
+                } else {
+                    80
+                };
+                let host = match host.contains(':') {
+                    true => format!("[{host}]"),
+                    false => host.clone(),
+                };
+                match *port == default {
+                    true => host,
+                    false => format!("{host}:{port}"),
+                }
+            }
+            Endpoint::Unix(_) => "localhost".to_string(),
+        };
+        self.host = Some(Bytes::from(host));
     }
 
     fn url_schemes(&self) -> &'static [&'static str] {

@@ -143,3 +143,50 @@ async fn an_http10_reply_without_keep_alive_retires_a_pipelined_connection_as_an
     assert_eq!(stats.closes.peer_closed, 0, "{:?}", stats.closes);
     assert!(stats.closes.server_close >= 2, "{:?}", stats.closes);
 }
+
+/// A client built from `Http::default()` with no `Host` of its own sends its endpoint's: an HTTP/1.1 server must
+/// answer a request without one 400 (RFC 9112 §3.2), as nginx and sockpool-server do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_client_given_no_host_sends_its_endpoints() {
+    let server = sockpool_testkit::server::start(&["http=127.0.0.1:0"]);
+    let addr = server.tcp_addr(Proto::Http).unwrap();
+    let client = Client::builder(Http::default())
+        .endpoint(addr)
+        .build()
+        .unwrap();
+    let r = client.request(Request::get("/")).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    // What it sends, seen by a server that keeps the request: `Host: 127.0.0.1:PORT`.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before a whole head");
+            req.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8(req).unwrap()
+    });
+    let client = Client::builder(Http::default())
+        .endpoint(format!("127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    assert_eq!(client.request(Request::get("/")).await.unwrap().status, 204);
+    let head = seen.await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+    // One given by the caller is kept.
+    let mut given = Http::default();
+    given.host = Some(Bytes::from_static(b"example.test"));
+    let client = Client::builder(given).endpoint(addr).build().unwrap();
+    assert_eq!(client.request(Request::get("/")).await.unwrap().status, 200);
+}

@@ -7,7 +7,8 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `TTL`, `PTTL`, `PERSIST` (the store:
 //!   [`crate::store`]);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
-//! - `PING [msg]`, `ECHO msg`, `SELECT`, `CONFIG GET` (an empty list, so redis-benchmark starts), `QUIT`.
+//! - `PING [msg]`, `ECHO msg`, `SELECT`, `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
+//!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
 //! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets
 //! `-ERR wrong number of arguments for '…' command` (Redis's arity table, [`Cmd::arity`]).
@@ -171,6 +172,7 @@ enum Cmd {
     Persist,
     Select,
     Config,
+    Hello,
     Quit,
     Multi,
     Exec,
@@ -203,6 +205,7 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("PERSIST", Cmd::Persist),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
+    ("HELLO", Cmd::Hello),
     ("QUIT", Cmd::Quit),
     ("MULTI", Cmd::Multi),
     ("EXEC", Cmd::Exec),
@@ -224,7 +227,7 @@ impl Cmd {
     fn arity(self) -> i32 {
         use Cmd::*;
         match self {
-            Ping | Quit => -1,
+            Ping | Quit | Hello => -1,
             Get | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
             Set | MSet | Expire | PExpire => -3,
             IncrBy | DecrBy | SetNx => 3,
@@ -547,6 +550,7 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
         Cmd::Echo => Value::Bulk(args[1].clone()),
         Cmd::Select | Cmd::Unwatch => return out.buf.extend_from_slice(OK),
         Cmd::Config => config_get(args),
+        Cmd::Hello => hello(args),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
             Value::error("ERR Command not allowed inside a transaction")
@@ -718,6 +722,55 @@ fn expire<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant) -> Va
 
 /// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
 /// parameter is an empty list.
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`, which redis-py and redis-rs send first to ask for RESP3:
+/// this server speaks RESP2 only, so version 3 gets Redis's `-NOPROTO` (the client then stays on RESP2, as
+/// against a Redis 5), and no version or 2 gets the server's description as Redis 6+ gives it in RESP2 (a flat
+/// array of names and values). There are no users or passwords to check: `AUTH` is taken, as by a Redis whose
+/// `default` user has none; `SETNAME` is taken and not kept.
+fn hello(args: &[Bytes]) -> Value {
+    if let Some(version) = args.get(1) {
+        match parse_i64(version) {
+            Some(2) => {}
+            Some(_) => {
+                return Value::error("NOPROTO sorry, this protocol version is not supported")
+            }
+            None => return Value::error("ERR Protocol version is not an integer or out of range"),
+        }
+        let mut rest = &args[2..];
+        while let Some(option) = rest.first() {
+            let takes = if option.eq_ignore_ascii_case(b"AUTH") {
+                2
+            } else if option.eq_ignore_ascii_case(b"SETNAME") {
+                1
+            } else {
+                0
+            };
+            if takes == 0 || rest.len() <= takes {
+                return Value::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&option[..option.len().min(QUOTE_MAX)])
+                ));
+            }
+            rest = &rest[takes + 1..];
+        }
+    }
+    let text = |s: &'static str| Value::Bulk(Bytes::from_static(s.as_bytes()));
+    Value::Array(vec![
+        text("server"),
+        text("sockpool"),
+        text("version"),
+        text(env!("CARGO_PKG_VERSION")),
+        text("proto"),
+        Value::Integer(2),
+        text("mode"),
+        text("standalone"),
+        text("role"),
+        text("master"),
+        text("modules"),
+        Value::Array(Vec::new()),
+    ])
+}
+
 fn config_get(args: &[Bytes]) -> Value {
     let param = match args {
         [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
@@ -870,6 +923,36 @@ mod tests {
     /// The replies to `send`, as text.
     fn talk(s: &mut RespSession, send: &str) -> String {
         String::from_utf8(talk_at(s, send.as_bytes(), Instant::now()).0).unwrap()
+    }
+
+    /// redis-py and redis-rs open with `HELLO 3`: this RESP2 server answers Redis's `-NOPROTO`, on which they
+    /// stay on RESP2; `HELLO` and `HELLO 2` describe the server in RESP2, with `AUTH`/`SETNAME` taken.
+    #[test]
+    fn hello_refuses_resp3_with_noproto_and_describes_the_server_in_resp2() {
+        let mut s = session(Limits::default());
+        assert_eq!(
+            talk(&mut s, "HELLO 3\r\n"),
+            "-NOPROTO sorry, this protocol version is not supported\r\n"
+        );
+        let description = talk(&mut s, "HELLO 2 AUTH default pw SETNAME me\r\n");
+        assert!(
+            description.starts_with("*12\r\n$6\r\nserver\r\n$8\r\nsockpool\r\n"),
+            "{description}"
+        );
+        assert!(
+            description.contains("$5\r\nproto\r\n:2\r\n"),
+            "{description}"
+        );
+        assert_eq!(talk(&mut s, "HELLO\r\n"), description);
+        assert_eq!(
+            talk(
+                &mut s,
+                "HELLO x\r\nHELLO 2 FOO\r\nHELLO 2 AUTH u\r\nPING\r\n"
+            ),
+            "-ERR Protocol version is not an integer or out of range\r\n\
+             -ERR Syntax error in HELLO option 'FOO'\r\n\
+             -ERR Syntax error in HELLO option 'AUTH'\r\n+PONG\r\n"
+        );
     }
 
     #[test]
