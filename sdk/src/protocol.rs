@@ -287,7 +287,9 @@ impl Protocol for Resp {
 pub struct Http {
     /// Limits on responses. Default: [`http::Limits::default`].
     pub limits: http::Limits,
-    /// The `Host` header for requests that have none. Default: none (requests carry their own).
+    /// The `Host` header for requests that have none. Default: none, and the client builder then takes its first
+    /// endpoint's (`host:port`, `localhost` for a Unix socket; see [`Protocol::default_authority`]); on a
+    /// low-level [`Connection`](crate::Connection) or [`Pipelined`](crate::Pipelined), requests carry their own.
     pub host: Option<Bytes>,
     /// Fields added to every request that has no field of the same name (`User-Agent`, `Authorization` …).
     /// Default: none.
