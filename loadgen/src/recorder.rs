@@ -434,6 +434,35 @@ pub struct Interval {
     pub bytes_sent: u64,
     /// Payload bytes received in replies that passed their check.
     pub bytes_received: u64,
+    /// What of the above finished after the measurement window closed (the drain): counted everywhere, left
+    /// out of the rates.
+    pub drain: Drain,
+}
+
+/// Requests that finished after the measurement window closed (the end of `--duration`, or Ctrl-C): those in
+/// flight then, awaited up to `--timeout`. They count in replies, errors and latencies like any other, and are
+/// left out of the rates (`rate`, `bytes_*_per_s`), which are measured over the window, as wrk, wrk2 and oha
+/// measure them: one lost datagram no longer stretches the divisor by `--timeout`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drain {
+    /// Requests finished after the window (replies and errors).
+    pub requests: u64,
+    /// Of which replies (ok, server errors, bad replies).
+    pub replies: u64,
+    /// Their payload bytes sent.
+    pub bytes_sent: u64,
+    /// Their payload bytes received.
+    pub bytes_received: u64,
+}
+
+impl Drain {
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &Drain) {
+        self.requests += other.requests;
+        self.replies += other.replies;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
 }
 
 impl Default for Interval {
@@ -449,6 +478,7 @@ impl Default for Interval {
             details: ErrorDetails::default(),
             bytes_sent: 0,
             bytes_received: 0,
+            drain: Drain::default(),
         }
     }
 }
@@ -472,6 +502,7 @@ impl Interval {
         self.details.merge(&other.details);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.drain.merge(&other.drain);
     }
 
     /// Empties every histogram and counter, keeping the allocations.
@@ -486,6 +517,7 @@ impl Interval {
         self.details.clear();
         self.bytes_sent = 0;
         self.bytes_received = 0;
+        self.drain = Drain::default();
     }
 }
 
@@ -578,6 +610,23 @@ impl Recorder {
         if c.corrected.record_n(v, n).is_err() {
             c.corrected.saturating_record_n(v, n);
         }
+    }
+
+    /// Marks `requests` requests just recorded (of which `replies` replies, with these payload bytes) as
+    /// finished after the measurement window closed: see [`Drain`].
+    pub fn record_drained(
+        &mut self,
+        requests: u64,
+        replies: u64,
+        bytes_sent: u64,
+        bytes_received: u64,
+    ) {
+        self.current.drain.merge(&Drain {
+            requests,
+            replies,
+            bytes_sent,
+            bytes_received,
+        });
     }
 
     /// Records one connection set-up time on its own (e.g. during warm-up, whose requests are not recorded).
@@ -841,6 +890,11 @@ pub fn quantile_us(h: &Histogram<u64>, q: f64) -> f64 {
 /// Replies (successes, server error replies and bad replies) in `i`: what the server answered.
 pub fn replies(i: &Interval) -> u64 {
     i.ok + i.errors.get(ErrorKind::ServerError) + i.errors.get(ErrorKind::BadReply)
+}
+
+/// Replies in `i` that came within the measurement window (the drain's left out): what rates count.
+pub fn window_replies(i: &Interval) -> u64 {
+    replies(i).saturating_sub(i.drain.replies)
 }
 
 impl SecondSummary {

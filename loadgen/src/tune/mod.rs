@@ -232,8 +232,10 @@ pub struct CellResult {
     pub errors: u64,
     /// The failures by kind (`timeout_request`, `reset` …), as `run` counts them; they add up to `errors`.
     pub errors_by_kind: ErrorCounts,
-    /// Length of the measured part.
+    /// The measurement window (the run's `window_s`: to the end of its duration); rates are over it.
     pub duration: Duration,
+    /// Of `replies`, those that came after the window (the drain): counted, not in the rate.
+    pub drain_replies: u64,
     /// The load generator's own health during the run (send lag, CPU): see [`slo`] for how a step where it fell
     /// behind is judged.
     pub health: crate::health::Health,
@@ -249,13 +251,15 @@ impl CellResult {
             errors: 0,
             errors_by_kind: ErrorCounts::default(),
             duration,
+            drain_replies: 0,
             health: crate::health::Health::default(),
         }
     }
 
-    /// Replies per second.
+    /// Replies per second over the measurement window (as `run`'s `rate`: the drain left out).
     pub fn rate(&self) -> f64 {
-        self.replies as f64 / self.duration.as_secs_f64().max(1e-9)
+        self.replies.saturating_sub(self.drain_replies) as f64
+            / self.duration.as_secs_f64().max(1e-9)
     }
 
     /// The `q` quantile of corrected latency in microseconds.
