@@ -789,7 +789,7 @@ impl TuneReport {
             None => recommend::render(&self.recommendation, self.slo.as_ref()),
             Some(i) => format!(
                 "INTERRUPTED during the {} after {} of {} runs: the table covers the cells whose runs all \
-                 finished; no SLO rate and no recommendation from a partial tune (--recommend not written).\n",
+                 finished; no SLO rate and no recommendation from a partial tune (--recommend not written; an earlier one there is removed).\n",
                 i.during, i.runs_finished, i.runs_planned
             ),
         }
@@ -802,6 +802,7 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
     if tour::is_tour(a) {
         return tour::run(&tour::TourPlan::from_args(a)?);
     }
+    let plan = Plan::from_args(a)?;
     // A file that cannot be written fails now, not after the search.
     let json_file = a
         .json
@@ -816,8 +817,22 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
             path: path.display().to_string(),
             source,
         })?;
+        // Until this tune writes it, a failure or a Ctrl-C removes what an earlier one left there.
+        crate::outfile::expect(path);
     }
-    let plan = Plan::from_args(a)?;
+    let result = tune(a, &plan);
+    // As `run` does: a tune that failed (an unreachable or mute target, a cell that could not run) or was
+    // interrupted leaves no earlier tune's report or recommendation at the paths it did not write, so that a
+    // script reading them after a non-zero exit does not read another run's result. Bad flags (exit 2) leave
+    // them alone, as `run`'s do.
+    if matches!(&result, Err(e) if !matches!(e, TuneError::Config(_))) {
+        crate::outfile::discard_unwritten();
+    }
+    result
+}
+
+/// The tune of `plan` once its flags are checked and its outputs expected: every cell, the files.
+fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let mut runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
     // Ctrl-C stops the run in progress as `run` stops, and the cells measured before it are reported.
     let interrupt = tokio_util::sync::CancellationToken::new();
@@ -840,9 +855,12 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
             eprintln!("{line}");
         }
     };
-    let report = match run(&runner, &plan, &mut progress) {
+    let report = match run(&runner, plan, &mut progress) {
         Err(TuneError::Interrupted) => {
-            eprintln!("sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written");
+            eprintln!(
+                "sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written \
+                 (an earlier tune's at these paths is removed)"
+            );
             return Err(TuneError::Interrupted);
         }
         r => r?,
