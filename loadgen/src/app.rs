@@ -126,16 +126,39 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
             .protocol_mismatch_hint(result.config.protocol.name())
             .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
-            "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; see the report",
+            "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; {}",
             result.target,
-            errors.total()
+            errors.total(),
+            first_example(&result.total)
         );
     } else {
         for line in verdict.crossed_lines() {
             eprintln!("sockpool-loadgen: threshold crossed: {line}");
         }
+        // Replies came, and not one was right: as likely another protocol's server as a broken one.
+        let t = &result.total;
+        if t.ok == 0 && t.errors.get(crate::recorder::ErrorKind::BadReply) > 0 {
+            if let Some(h) = t
+                .errors
+                .protocol_mismatch_hint(result.config.protocol.name())
+            {
+                eprintln!(
+                    "sockpool-loadgen: no reply was right: {h}; {}",
+                    first_example(t)
+                );
+            }
+        }
     }
     Ok(verdict.exit_code())
+}
+
+/// The first failure example of `total` for a one-line message (`e.g. closed: the server closed the connection
+/// after 13 bytes …; see the report`): what the server said, without opening the report.
+fn first_example(total: &crate::recorder::Interval) -> String {
+    match total.details.examples().next() {
+        Some((kind, text)) => format!("e.g. {}: {text}; see the report", kind.name()),
+        None => "see the report".into(),
+    }
 }
 
 /// A run that ended without a report (the target unreachable, a set-up failure) leaves nothing at its output

@@ -920,6 +920,12 @@ impl Config {
                 Some(s) => StatusSet::parse(s).map_err(|m| bad(format!("--expect-status {m}")))?,
                 None => StatusSet::default(),
             },
+            ping: match protocol {
+                Protocol::Resp if a.expect.is_none() => {
+                    crate::check::ping_reply(a.command.as_deref().unwrap_or(defaults::COMMAND))
+                }
+                _ => None,
+            },
         })
     }
 

@@ -153,13 +153,17 @@ impl ErrorCounts {
     }
 
     /// When requests got no reply, the cause these errors point to if it is the protocol: replies that did not
-    /// parse as `protocol`, or connections that opened but whose requests only timed out (a server that waits
-    /// for a different framing). `None` when the errors point elsewhere (refused, reset, TLS …).
+    /// parse as `protocol`, connections that opened but whose requests only timed out (a server that waits
+    /// for a different framing) or that the server closed without a reply (one that refused another
+    /// protocol's bytes, as a framed server does an echo request), or UDP datagrams to a port where nothing
+    /// receives UDP. `None` when the errors point elsewhere (refused, reset, TLS …).
     pub fn no_reply_cause(&self, protocol: &str) -> Option<String> {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
             + self.get(ErrorKind::Timeout(Phase::Request));
-        let elsewhere = self.get(ErrorKind::Refused)
+        let closed = self.get(ErrorKind::Closed);
+        let refused = self.get(ErrorKind::Refused);
+        let elsewhere = refused
             + self.get(ErrorKind::Timeout(Phase::Connect))
             + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
             + self.get(ErrorKind::Tls);
@@ -172,6 +176,17 @@ impl ErrorCounts {
             Some(format!(
                 "it took the connections but sent no {protocol} reply in time"
             ))
+        } else if closed > 0 && elsewhere == 0 {
+            Some(format!(
+                "it took the connections and closed them without a {protocol} reply (another protocol's server \
+                 refusing these requests, or one that closes every connection)"
+            ))
+        } else if protocol == "udp" && refused > 0 {
+            // Over UDP `refused` is the host's ICMP port unreachable: nothing receives datagrams there.
+            Some(
+                "nothing receives UDP at that port (the host answered 'port unreachable'): a TCP server?"
+                    .to_string(),
+            )
         } else {
             None
         }
@@ -682,6 +697,22 @@ mod tests {
         );
         let hint = of(&[(ErrorKind::Protocol, 3), (ErrorKind::Closed, 3)]).expect("a hint");
         assert!(hint.contains("its replies are not framed"), "{hint}");
+        // Issue 32 item 3: `run -p echo` against a framed listener, which answers TOO_LARGE and closes: every
+        // request `closed`, and no hint.
+        let hint = of(&[(ErrorKind::Closed, 173)]).expect("a hint");
+        assert!(
+            hint.contains("protocol mismatch?")
+                && hint.contains("closed them without a framed reply"),
+            "{hint}"
+        );
+        // `-p udp` against a TCP-only port: ICMP port unreachable, as `refused`.
+        let mut e = ErrorCounts::default();
+        e.add_n(ErrorKind::Refused, 88);
+        let hint = e.protocol_mismatch_hint("udp").expect("a hint");
+        assert!(
+            hint.contains("protocol mismatch?") && hint.contains("nothing receives UDP"),
+            "{hint}"
+        );
         assert_eq!(of(&[(ErrorKind::Refused, 50)]), None, "nothing listening");
         assert_eq!(
             of(&[
