@@ -317,6 +317,13 @@ impl StreamPlan {
         if duration.is_zero() {
             return Err(bad("--duration must be longer than 0".into()));
         }
+        if duration > crate::config::defaults::MAX_DURATION {
+            return Err(bad(format!(
+                "--duration {}: at most {}",
+                humantime::format_duration(duration),
+                crate::config::days(crate::config::defaults::MAX_DURATION)
+            )));
+        }
         let window = a.window.unwrap_or(defaults::WINDOW);
         if window == 0 {
             return Err(bad("--window must be at least 1".into()));
