@@ -872,7 +872,12 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     match &a.recommend {
         Some(path) => {
             let protocol = runner.protocol()?.name();
-            recommend::write_file(&report, a.target.as_deref(), protocol, path)
+            // The client the recommended cell's runs used, as the runner built it (TLS flags included), not
+            // a second mapping of the cell that could drift from it.
+            let cell = &report.cells[report.recommendation.cell].cell.config;
+            let measured =
+                crate::transport::client_config(&runner.config(cell, runner.target.as_deref())?);
+            recommend::write_measured(&report, a.target.as_deref(), protocol, measured, path)
         }
         None => Ok(()),
     }
