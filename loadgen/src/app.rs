@@ -101,6 +101,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
         writable_outputs(&config)?;
+        if let Some(w) = config.sleep_past_timeout() {
+            eprintln!("sockpool-loadgen: warning: {w}");
+        }
         let target = config
             .target
             .as_ref()
@@ -115,6 +118,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
+    let sleep_past_timeout = result.config.sleep_past_timeout();
     if verdict.unmeasured {
         eprintln!(
             "sockpool-loadgen: interrupted before the measured window opened (during --start-at's wait or the \
@@ -122,8 +126,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         );
     } else if verdict.no_answer {
         let errors = &result.total.errors;
-        let hint = errors
-            .protocol_mismatch_hint(result.config.protocol.name())
+        // Timing out on purpose is no protocol mismatch.
+        let hint = sleep_past_timeout
+            .or_else(|| errors.protocol_mismatch_hint(result.config.protocol.name()))
             .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
             "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; {}",

@@ -195,7 +195,8 @@ pub struct ServiceArgs {
     /// framed: the operation, echo, sink, source or sleep. Default: echo.
     #[arg(long)]
     pub op: Option<String>,
-    /// framed `--op sleep`: the service time the server simulates per request; below --timeout. Default: 1ms.
+    /// framed `--op sleep`: the service time the server simulates per request (one not below --timeout makes
+    /// every request time out, on purpose: the run warns). Default: 1ms.
     #[arg(long)]
     pub sleep: Option<String>,
     /// http: the request method. Default: GET.
