@@ -118,6 +118,20 @@ pub fn split(config: &mut Config, a: &RunArgs) -> Result<(), ConfigError> {
         config.bind = Some(ip);
     }
     config.start_at = a.start_at.as_deref().map(parse_start_at).transpose()?;
+    if let Some(at) = config.start_at {
+        // A start further ahead is a typo (`99999999999999999` ms waited 3 million years).
+        let ahead = at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        if ahead > crate::config::defaults::MAX_WAIT {
+            return Err(bad(format!(
+                "--start-at {}: {} ahead; at most {} (agents are started shortly before their common start)",
+                a.start_at.as_deref().unwrap_or_default(),
+                humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+                crate::config::days(crate::config::defaults::MAX_WAIT)
+            )));
+        }
+    }
     let Some(count) = a.agents else {
         return Ok(());
     };
@@ -379,6 +393,9 @@ mod tests {
         .contains("each agent needs a connection"));
         assert!(e(|a| a.bind = Some("localhost".into())).contains("--bind"));
         assert!(e(|a| a.start_at = Some("tomorrow".into())).contains("RFC 3339"));
+        // Issue 32 item 4: a start 3 million years ahead waited for it.
+        let far = e(|a| a.start_at = Some("99999999999999999".into()));
+        assert!(far.contains("ahead; at most 1 day"), "{far}");
         let c = config(|a| a.agent_index = Some(5)).unwrap();
         assert!(c.agent.is_none(), "an index without --agents is ignored");
     }

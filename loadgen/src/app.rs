@@ -101,6 +101,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
         writable_outputs(&config)?;
+        if let Some(w) = config.sleep_past_timeout() {
+            eprintln!("sockpool-loadgen: warning: {w}");
+        }
         let target = config
             .target
             .as_ref()
@@ -115,6 +118,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
+    let sleep_past_timeout = result.config.sleep_past_timeout();
     if verdict.unmeasured {
         eprintln!(
             "sockpool-loadgen: interrupted before the measured window opened (during --start-at's wait or the \
@@ -122,20 +126,44 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         );
     } else if verdict.no_answer {
         let errors = &result.total.errors;
-        let hint = errors
-            .protocol_mismatch_hint(result.config.protocol.name())
+        // Timing out on purpose is no protocol mismatch.
+        let hint = sleep_past_timeout
+            .or_else(|| errors.protocol_mismatch_hint(result.config.protocol.name()))
             .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
-            "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; see the report",
+            "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; {}",
             result.target,
-            errors.total()
+            errors.total(),
+            first_example(&result.total)
         );
     } else {
         for line in verdict.crossed_lines() {
             eprintln!("sockpool-loadgen: threshold crossed: {line}");
         }
+        // Replies came, and not one was right: as likely another protocol's server as a broken one.
+        let t = &result.total;
+        if t.ok == 0 && t.errors.get(crate::recorder::ErrorKind::BadReply) > 0 {
+            if let Some(h) = t
+                .errors
+                .protocol_mismatch_hint(result.config.protocol.name())
+            {
+                eprintln!(
+                    "sockpool-loadgen: no reply was right: {h}; {}",
+                    first_example(t)
+                );
+            }
+        }
     }
     Ok(verdict.exit_code())
+}
+
+/// The first failure example of `total` for a one-line message (`e.g. closed: the server closed the connection
+/// after 13 bytes …; see the report`): what the server said, without opening the report.
+fn first_example(total: &crate::recorder::Interval) -> String {
+    match total.details.examples().next() {
+        Some((kind, text)) => format!("e.g. {}: {text}; see the report", kind.name()),
+        None => "see the report".into(),
+    }
 }
 
 /// A run that ended without a report (the target unreachable, a set-up failure) leaves nothing at its output

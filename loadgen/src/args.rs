@@ -92,23 +92,24 @@ pub struct RunArgs {
     /// Worker threads (each owns a share of the connections and its own histograms). Default: 1.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// How long to measure, e.g. `10s`, `1m`; at least 10ms. Default: 10s (unless --requests is given).
+    /// How long to measure, e.g. `10s`, `1m`; at least 10ms, at most 365 days. Default: 10s (unless --requests
+    /// is given).
     #[arg(long, short = 'd')]
     pub duration: Option<String>,
     /// Stop after this many measured requests instead of after a duration.
     #[arg(long, short = 'n')]
     pub requests: Option<u64>,
-    /// Load applied before measuring starts, excluded from the results, e.g. `2s`. Default: 0s.
+    /// Load applied before measuring starts, excluded from the results, e.g. `2s`; at most 1 day. Default: 0s.
     #[arg(long)]
     pub warmup: Option<String>,
     /// Payload size in bytes (`64`, `4KiB`) or a uniform range `MIN..MAX`, at most what one request of the
     /// protocol holds: 16 MiB − 13 (framed), 64 KiB (line), 65,507 (udp), 16 MiB (the others). Default: 64.
     #[arg(long)]
     pub payload: Option<String>,
-    /// Per-request timeout; a timed-out request is an error. Default: 5s.
+    /// Per-request timeout; a timed-out request is an error. At most 1 day. Default: 5s.
     #[arg(long)]
     pub timeout: Option<String>,
-    /// Timeout for establishing a connection. Default: 2s.
+    /// Timeout for establishing a connection. At most 1 day. Default: 2s.
     #[arg(long)]
     pub connect_timeout: Option<String>,
     /// TCP_NODELAY: `on` or `off` (`--nodelay` alone is on). Default: on.
@@ -127,7 +128,8 @@ pub struct RunArgs {
     /// from 0.001 to 1e9.
     #[arg(long, short = 'R')]
     pub rate: Option<f64>,
-    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION.
+    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION
+    /// (STEPS × DURATION at most 365 days).
     #[arg(long)]
     pub ramp: Option<String>,
     /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
@@ -159,7 +161,7 @@ pub struct RunArgs {
     /// Start the load at this wall-clock time, the same on every agent: RFC 3339 in UTC
     /// (`2026-12-04T10:30:00Z`, fractions allowed) or Unix milliseconds. The measured window opens --warmup
     /// later on every agent. An agent that starts late shortens its warm-up; one later than its warm-up refuses
-    /// to run.
+    /// to run. At most 1 day ahead.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
     /// Open every connection from this local IP address (e.g. 127.0.0.2), so that agents on one host are told
@@ -193,7 +195,8 @@ pub struct ServiceArgs {
     /// framed: the operation, echo, sink, source or sleep. Default: echo.
     #[arg(long)]
     pub op: Option<String>,
-    /// framed `--op sleep`: the service time the server simulates per request. Default: 1ms.
+    /// framed `--op sleep`: the service time the server simulates per request (one not below --timeout makes
+    /// every request time out, on purpose: the run warns). Default: 1ms.
     #[arg(long)]
     pub sleep: Option<String>,
     /// http: the request method. Default: GET.

@@ -2,7 +2,8 @@
 //!
 //! Every protocol's promise is checked by default: echo and udp replies equal the request's bytes, a line
 //! reply equals the request line (the line-echo server), framed replies carry status OK (their id is checked by
-//! the codec layer), HTTP statuses are 2xx, RESP replies are not error replies. `--expect PATTERN` (line, resp,
+//! the codec layer), HTTP statuses are 2xx, RESP replies are not error replies (and a PING's is PONG or its
+//! message). `--expect PATTERN` (line, resp,
 //! http body) and `--expect-status` (http) say more. A reply that breaks its check is a [`Failure`]:
 //! `bad_reply`, or `server_error` when the server said it failed (RESP `-ERR`, HTTP ≥ 400, framed status),
 //! with a code (the status, the error's first word) and the bytes the report shows as an example.
@@ -284,6 +285,27 @@ pub struct Check {
     pub expect: Option<Pattern>,
     /// `--expect-status` (http). Default: 2xx.
     pub expect_status: StatusSet,
+    /// RESP `PING [message]` without `--expect` (the default command): the reply Redis defines for it, `PONG`
+    /// or the message, as a simple or bulk string. Anything else is a `bad_reply`: an echo server returns the
+    /// command itself (`*1 $4 PING`), which a decoder takes for a reply, and a run against it passed.
+    #[serde(skip)]
+    pub ping: Option<Bytes>,
+}
+
+/// What a RESP `command` (as `--command` writes it) must be answered with when it is a PING with at most one
+/// literal argument: `PONG`, or the argument. `None` for any other command (or a templated argument).
+pub fn ping_reply(command: &str) -> Option<Bytes> {
+    let mut words = command.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("PING") {
+        return None;
+    }
+    match (words.next(), words.next()) {
+        (None, _) => Some(Bytes::from_static(b"PONG")),
+        (Some(arg), None) if !arg.contains(['{', '"', '\'', '\\']) => {
+            Some(Bytes::copy_from_slice(arg.as_bytes()))
+        }
+        _ => None,
+    }
 }
 
 impl Check {
@@ -380,6 +402,14 @@ impl Check {
             let text = resp_text(v);
             if !p.matches(&text) {
                 return Err(Failure::bad(&text, p.source(), resp_size(v) as usize));
+            }
+        } else if let Some(want) = &self.ping {
+            if !matches!(v, Value::Simple(t) | Value::Bulk(t) if t == want) {
+                return Err(Failure::bad(
+                    &resp_text(v),
+                    want.clone(),
+                    resp_size(v) as usize,
+                ));
             }
         }
         Ok(resp_size(v))
@@ -491,5 +521,38 @@ mod tests {
         assert_eq!(escape(b"it's \"q\" \\ \xff"), "it's \\\"q\\\" \\\\ \\xff");
         assert!(s.ends_with('…'));
         assert_eq!(s.matches("\\n").count(), EXAMPLE_BYTES);
+    }
+
+    /// Issue 32 item 3: `run -p resp` (PING) against an echo server passed with exit 0: the echoed command
+    /// `*1 $4 PING` parses as a RESP array. PING's reply is defined (`+PONG`, or the bulk echo of its
+    /// argument), so anything else is a bad reply, and the run says so.
+    #[test]
+    fn a_ping_must_be_answered_with_pong_or_its_message() {
+        assert_eq!(ping_reply("PING"), Some(b("PONG")));
+        assert_eq!(ping_reply("ping hello"), Some(b("hello")));
+        assert_eq!(ping_reply("PING {rand:10}"), None, "a templated message");
+        assert_eq!(ping_reply("PING a b"), None);
+        assert_eq!(ping_reply("GET k"), None);
+        let c = Check {
+            ping: ping_reply("PING"),
+            ..Check::default()
+        };
+        assert!(c.resp(&Value::Simple(b("PONG"))).is_ok());
+        assert!(c.resp(&Value::Bulk(b("PONG"))).is_ok());
+        let f = c
+            .resp(&Value::Array(vec![Value::Bulk(b("PING"))]))
+            .unwrap_err();
+        assert_eq!(f.kind, ErrorKind::BadReply);
+        assert!(f.example().contains("expected \"PONG\""), "{}", f.example());
+        assert_eq!(
+            c.resp(&Value::Error(b("ERR x"))).unwrap_err().kind,
+            ErrorKind::ServerError
+        );
+        let c = Check {
+            ping: ping_reply("PING hi"),
+            ..Check::default()
+        };
+        assert!(c.resp(&Value::Bulk(b("hi"))).is_ok());
+        assert!(c.resp(&Value::Simple(b("PONG"))).is_err());
     }
 }

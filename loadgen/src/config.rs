@@ -27,6 +27,11 @@ pub mod defaults {
     /// request goes round even on loopback (`-d 1ms` measured nothing and exited 3, blaming the target for
     /// the user's setting); it is refused as bad usage instead (exit status 2).
     pub const MIN_DURATION: Duration = Duration::from_millis(10);
+    /// Longest `--duration` (a ramp's STEPS × DURATION too): 365 days, as the server's longest. Longer is a
+    /// typo (`1000000years` ran forever).
+    pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+    /// Longest `--warmup`, `--timeout` and `--connect-timeout`, and how far ahead `--start-at` may be: 1 day.
+    pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
     /// Warm-up. Default: none.
     pub const WARMUP: Duration = Duration::ZERO;
     /// Payload bytes. Default: 64.
@@ -597,6 +602,25 @@ fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, Co
     }
 }
 
+/// A bound of whole days as `--help` states it (`365 days`, `1 day`): humantime would say `11months 30days …`.
+pub(crate) fn days(d: Duration) -> String {
+    let n = d.as_secs() / 86_400;
+    format!("{n} day{}", if n == 1 { "" } else { "s" })
+}
+
+/// `d`, refused when above [`defaults::MAX_WAIT`] (a day: no warm-up or timeout is longer, and `1year` ran
+/// forever).
+fn at_most(flag: &str, d: Duration) -> Result<Duration, ConfigError> {
+    if d > defaults::MAX_WAIT {
+        return Err(bad(format!(
+            "--{flag} {}: at most {}",
+            humantime::format_duration(d),
+            crate::config::days(defaults::MAX_WAIT)
+        )));
+    }
+    Ok(d)
+}
+
 fn positive(flag: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     match v {
         Some(0) => Err(bad(format!("--{flag} must be at least 1"))),
@@ -729,22 +753,37 @@ impl Config {
                         humantime::format_duration(defaults::MIN_DURATION)
                     )));
                 }
+                if d > defaults::MAX_DURATION {
+                    return Err(bad(format!(
+                        "--duration {}: at most {}",
+                        humantime::format_duration(d),
+                        crate::config::days(defaults::MAX_DURATION)
+                    )));
+                }
                 Stop::Duration(d)
             }
         };
-        if let Load::Ramp { steps, step, .. } = &load {
+        if let Load::Ramp { .. } = &load {
             if a.duration.is_some() || a.requests.is_some() {
                 return Err(bad(
                     "--ramp sets the run's length (STEPS × DURATION); drop --duration/--requests",
                 ));
             }
-            let _ = (steps, step);
         }
         let stop = match &load {
-            Load::Ramp { steps, step, .. } => Stop::Duration(*step * *steps),
+            Load::Ramp { steps, step, .. } => match step.checked_mul(*steps) {
+                Some(d) if d <= defaults::MAX_DURATION => Stop::Duration(d),
+                _ => {
+                    return Err(bad(format!(
+                        "--ramp: {steps} steps of {} is longer than {}",
+                        humantime::format_duration(*step),
+                        crate::config::days(defaults::MAX_DURATION)
+                    )))
+                }
+            },
             _ => stop,
         };
-        let warmup = dur("warmup", &a.warmup, defaults::WARMUP)?;
+        let warmup = at_most("warmup", dur("warmup", &a.warmup, defaults::WARMUP)?)?;
         let payload = match &a.payload {
             Some(s) => PayloadSize::parse(s)?,
             None => PayloadSize {
@@ -788,11 +827,14 @@ impl Config {
                 protocol.name()
             )));
         }
-        let timeout = dur("timeout", &a.timeout, defaults::TIMEOUT)?;
-        let connect_timeout = dur(
+        let timeout = at_most("timeout", dur("timeout", &a.timeout, defaults::TIMEOUT)?)?;
+        let connect_timeout = at_most(
             "connect-timeout",
-            &a.connect_timeout,
-            defaults::CONNECT_TIMEOUT,
+            dur(
+                "connect-timeout",
+                &a.connect_timeout,
+                defaults::CONNECT_TIMEOUT,
+            )?,
         )?;
         if timeout.is_zero() || connect_timeout.is_zero() {
             return Err(bad("--timeout and --connect-timeout must be longer than 0"));
@@ -919,6 +961,12 @@ impl Config {
             expect_status: match &a.expect_status {
                 Some(s) => StatusSet::parse(s).map_err(|m| bad(format!("--expect-status {m}")))?,
                 None => StatusSet::default(),
+            },
+            ping: match protocol {
+                Protocol::Resp if a.expect.is_none() => {
+                    crate::check::ping_reply(a.command.as_deref().unwrap_or(defaults::COMMAND))
+                }
+                _ => None,
             },
         })
     }
@@ -1063,6 +1111,24 @@ impl Config {
         a
     }
 
+    /// With `--op sleep` not below `--timeout`, why every request will time out: said at start-up and, in place
+    /// of a protocol mismatch, when no reply came. Not refused: timing out on purpose is how a user checks how
+    /// timeouts are counted (the project's own tests do).
+    pub fn sleep_past_timeout(&self) -> Option<String> {
+        match &self.request {
+            RequestSpec::Framed {
+                op: FramedOp::Sleep,
+                sleep,
+            } if *sleep >= self.timeout => Some(format!(
+                "--sleep {} is not below --timeout {}: every request times out by design (lower --sleep or \
+                 raise --timeout to measure replies)",
+                humantime::format_duration(*sleep),
+                humantime::format_duration(self.timeout)
+            )),
+            _ => None,
+        }
+    }
+
     /// The measured duration when the run stops on time.
     pub fn duration(&self) -> Option<Duration> {
         match self.stop {
@@ -1128,6 +1194,55 @@ mod tests {
 
     fn err(a: RunArgs) -> String {
         Config::from_args(&a).unwrap_err().0
+    }
+
+    /// Issue 32 item 4: `--op sleep --sleep 1h` with the default 5 s timeout ran, every request timed out and the
+    /// run blamed the protocol (now it names the sleep); `--duration 1000000years`, `--warmup 1year` and `--ramp …:1000000years` ran
+    /// forever (or overflowed). Each is refused at start-up, naming the bound.
+    #[test]
+    fn values_that_make_no_sense_are_refused_with_their_bound() {
+        let sleep = |s: &str| {
+            Config::from_args(&args(|a| {
+                a.service.op = Some("sleep".into());
+                a.service.sleep = Some(s.into());
+            }))
+            .unwrap()
+            .sleep_past_timeout()
+        };
+        let said = sleep("1h").expect("named");
+        assert!(
+            said.contains("--sleep 1h is not below --timeout 5s"),
+            "{said}"
+        );
+        assert!(sleep("5s").is_some());
+        assert_eq!(sleep("2s"), None, "a sleep below the timeout");
+        let e = err(args(|a| a.duration = Some("1000000years".into())));
+        assert!(
+            e.contains("--duration") && e.contains("at most 365 days"),
+            "{e}"
+        );
+        Config::from_args(&args(|a| a.duration = Some("365days".into())))
+            .expect("the bound itself");
+        for flag in ["warmup", "timeout", "connect-timeout"] {
+            let e = err(args(|a| {
+                let v = Some("1year".into());
+                match flag {
+                    "warmup" => a.warmup = v,
+                    "timeout" => a.timeout = v,
+                    _ => a.connect_timeout = v,
+                }
+            }));
+            assert!(
+                e.contains(&format!("--{flag} 1year")) && e.contains("at most 1 day"),
+                "{e}"
+            );
+        }
+        let e = err(args(|a| a.ramp = Some("1..2:2:1000000years".into())));
+        assert!(e.contains("longer than 365 days"), "{e}");
+        let e = err(args(|a| {
+            a.ramp = Some("1..2:4294967295:18446744073709551615s".into())
+        }));
+        assert!(e.contains("--ramp"), "no overflow: {e}");
     }
 
     #[test]

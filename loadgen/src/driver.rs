@@ -154,6 +154,10 @@ pub struct WorkerSummary {
     /// Time from measuring start until the worker's last request finished (a duration's: at least until the
     /// duration ended or the run stopped).
     pub elapsed: Duration,
+    /// The measurement window: from measuring start to the end of the duration (or to Ctrl-C); with a request
+    /// budget, `elapsed`. Rates are measured over it; what finished after it is the drain
+    /// ([`crate::recorder::Drain`]).
+    pub window: Duration,
     /// CPU time the worker thread used while measuring.
     pub cpu: Duration,
     /// Connections opened (including the first ones).
@@ -181,6 +185,9 @@ pub(crate) struct Worker {
     timeout: Duration,
     /// When the latest request finished (the worker's elapsed time ends there).
     last_done: Cell<Instant>,
+    /// When the measurement window closes: the end of the duration, or Ctrl-C (`None`: a request budget,
+    /// not interrupted). What finishes after it is recorded as drained.
+    window_end: Cell<Option<Instant>>,
     /// Connections opened.
     connects: Cell<u64>,
     /// Connections the server closed as it announced (HTTP `Connection: close`).
@@ -217,13 +224,25 @@ impl Worker {
     /// corrected latency of exactly `--timeout`.
     pub(crate) fn expired(&self, n: u64, now: Instant) {
         if n > 0 {
-            self.rec.borrow_mut().record_timeouts(
-                ErrorKind::Timeout(Phase::PoolWait),
-                self.timeout,
-                n,
-            );
+            let mut rec = self.rec.borrow_mut();
+            rec.record_timeouts(ErrorKind::Timeout(Phase::PoolWait), self.timeout, n);
+            if self.after_window(now) {
+                rec.record_drained(n, 0, 0, 0);
+            }
             self.last_done.set(self.last_done.get().max(now));
         }
+    }
+
+    /// True when `at` is past the measurement window (the drain).
+    fn after_window(&self, at: Instant) -> bool {
+        self.window_end.get().is_some_and(|end| at > end)
+    }
+
+    /// The measurement window closes at `at` unless it closed earlier (Ctrl-C).
+    fn close_window(&self, at: Instant) {
+        let at = at.max(self.measure_from);
+        self.window_end
+            .set(Some(self.window_end.get().map_or(at, |end| end.min(at))));
     }
 
     /// `n` measured requests were never sent: the run's duration ended (or it was interrupted) first. Nothing
@@ -261,6 +280,19 @@ impl Worker {
         }
         // One clock subtraction: the raw latency is the corrected one less what came before the wire.
         let corrected = done.saturating_duration_since(due.intended);
+        if self.after_window(done) {
+            let (replied, received) = match &result {
+                Ok(b) => (1, *b),
+                Err(f) => (
+                    u64::from(matches!(
+                        f.kind,
+                        ErrorKind::ServerError | ErrorKind::BadReply
+                    )),
+                    u64::from(f.received),
+                ),
+            };
+            rec.record_drained(1, replied, bytes_sent, received);
+        }
         match result {
             Ok(bytes_received) => {
                 let before_wire =
@@ -804,6 +836,7 @@ pub async fn run_worker<T: Transport>(
             measure_from,
             timeout: plan.timeout,
             last_done: Cell::new(measure_from),
+            window_end: Cell::new(plan.end().map(|e| start + e)),
             connects: Cell::new(0),
             announced_closes: Cell::new(0),
             broken: Cell::new(0),
@@ -857,6 +890,15 @@ pub async fn run_worker<T: Transport>(
         })
     };
 
+    // Ctrl-C closes the measurement window: what finishes after it is the drain.
+    let window_closer = {
+        let (state, token) = (state.clone(), plan.interrupt.clone());
+        tokio::task::spawn_local(async move {
+            token.cancelled().await;
+            state.close_window(Instant::now());
+        })
+    };
+
     // Every worker begins together at `start` (nothing sent before it is counted anywhere). A Ctrl-C while
     // waiting for it (a far `--start-at`) ends the worker at once: nothing is connected or sent.
     let interrupted_before_start = tokio::select! {
@@ -884,6 +926,7 @@ pub async fn run_worker<T: Transport>(
     }
 
     ticker.abort();
+    window_closer.abort();
     let ended = Instant::now();
     let cpu_start = cpu_at_start
         .get()
@@ -901,6 +944,9 @@ pub async fn run_worker<T: Transport>(
         None => last_done,
     };
     let elapsed = until.saturating_duration_since(measure_from);
+    let window = state.window_end.get().map_or(elapsed, |end| {
+        end.saturating_duration_since(measure_from).min(elapsed)
+    });
     let final_start = Duration::from_secs(k);
     let last = state.rec.borrow_mut().take_interval();
     // A last, partial interval only when something finished in it: replies that land just past a second's
@@ -917,6 +963,7 @@ pub async fn run_worker<T: Transport>(
     }
     sink(Report::Done(WorkerSummary {
         elapsed,
+        window,
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
         connects: state.connects.get(),
         announced_closes: state.announced_closes.get(),
@@ -973,6 +1020,7 @@ pub(crate) mod tests {
     use crate::args::RunArgs;
     use crate::config::Config;
     use crate::recorder::Collector;
+    use crate::report::RunResult;
 
     /// Replies after `service`, except that requests arriving during `stall` wait until it ends.
     struct Fake {
@@ -1056,7 +1104,11 @@ pub(crate) mod tests {
                 token.cancel();
             });
         }
-        let collected = Rc::new(RefCell::new(Collector::new(1, None, hlog)));
+        let step_len = match c.load {
+            Load::Ramp { step, steps, .. } => Some((step, steps as usize)),
+            _ => None,
+        };
+        let collected = Rc::new(RefCell::new(Collector::new(1, step_len, hlog)));
         let summary = Rc::new(RefCell::new(None));
         let (c2, s2) = (collected.clone(), summary.clone());
         let local = tokio::task::LocalSet::new();
@@ -1584,6 +1636,220 @@ pub(crate) mod tests {
         let b: Vec<Duration> = Schedule::new(&p).collect();
         assert_eq!(a.len() + b.len(), 60);
         assert!(a[0] < b[0] && b[0] < a[1]);
+    }
+
+    /// Replies after 1 ms, except call number `nth`, which is answered after `late` (or never, if `late` is past
+    /// the timeout: a lost datagram, a server that swallowed one request).
+    struct Swallow {
+        nth: u64,
+        late: Duration,
+        calls: Cell<u64>,
+    }
+
+    impl Transport for Swallow {
+        async fn call(&self, _req: Req, _deadline: Instant) -> Outcome {
+            self.calls.set(self.calls.get() + 1);
+            sleep(if self.calls.get() == self.nth {
+                self.late
+            } else {
+                Duration::from_millis(1)
+            })
+            .await;
+            Outcome {
+                result: Ok(7),
+                connect: None,
+                pool_wait: None,
+                written: true,
+            }
+        }
+    }
+
+    /// The run's result as the runner builds it from one worker.
+    fn result_of(c: &Config, col: Collector, s: &WorkerSummary, interrupted: bool) -> RunResult {
+        RunResult {
+            config: c.clone(),
+            target: "127.0.0.1:1".into(),
+            embedded: false,
+            started: std::time::SystemTime::now(),
+            elapsed: s.elapsed,
+            window: s.window,
+            total: col.total,
+            series: col.series,
+            steps: col.steps,
+            health: Default::default(),
+            interrupted,
+            agent: None,
+            merged: None,
+        }
+    }
+
+    /// Issue 32 item 1: `run -p udp -d 1s` with one lost datagram reported a 5 s window and a fifth of the
+    /// rate, and a line server that swallowed one request (`dropper.py`, `--timeout 3s`) a third: the request
+    /// in flight at the end stretched the divisor to its timeout. Rates are over the measurement window (end of
+    /// warm-up to the end of `--duration`, or Ctrl-C), as wrk and oha measure them, counting what finished in
+    /// it; the request is still awaited and counted (errors, replies, latency), and shown as the drain.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_at_the_end_is_drained_not_in_the_rate() {
+        use crate::recorder::window_replies;
+        struct Case {
+            name: &'static str,
+            load: fn(&mut RunArgs),
+            late: Duration,
+            interrupt: Option<Duration>,
+            window: Duration,
+            drained_requests: std::ops::RangeInclusive<u64>,
+            timed_out: u64,
+        }
+        let closed: fn(&mut RunArgs) = |_| {};
+        let open: fn(&mut RunArgs) = |a| a.rate = Some(1000.0);
+        let ramp: fn(&mut RunArgs) = |a| {
+            a.ramp = Some("500..1000:2:1s".into());
+            a.duration = None;
+        };
+        let cases = [
+            Case {
+                name: "closed, never answered",
+                load: closed,
+                late: Duration::from_secs(3600),
+                interrupt: None,
+                window: Duration::from_secs(2),
+                drained_requests: 1..=1,
+                timed_out: 1,
+            },
+            Case {
+                name: "closed, answered late",
+                load: closed,
+                late: Duration::from_millis(2500),
+                interrupt: None,
+                window: Duration::from_secs(2),
+                drained_requests: 1..=1,
+                timed_out: 0,
+            },
+            Case {
+                name: "open, never answered",
+                load: open,
+                late: Duration::from_secs(3600),
+                interrupt: None,
+                window: Duration::from_secs(2),
+                drained_requests: 1..=1,
+                timed_out: 1,
+            },
+            Case {
+                name: "open, answered late",
+                load: open,
+                late: Duration::from_millis(2500),
+                interrupt: None,
+                window: Duration::from_secs(2),
+                drained_requests: 1..=1,
+                timed_out: 0,
+            },
+            Case {
+                name: "ramp, answered late",
+                load: ramp,
+                late: Duration::from_millis(2500),
+                interrupt: None,
+                window: Duration::from_secs(2),
+                drained_requests: 1..=1,
+                timed_out: 0,
+            },
+            Case {
+                name: "closed, interrupted",
+                load: closed,
+                late: Duration::from_millis(2500),
+                interrupt: Some(Duration::from_millis(1500)),
+                window: Duration::from_millis(1500),
+                // And the other connection's request, if it was in flight at Ctrl-C.
+                drained_requests: 1..=2,
+                timed_out: 0,
+            },
+        ];
+        for case in cases {
+            let c = config(|a| {
+                a.duration = Some("2s".into());
+                a.timeout = Some("4s".into());
+                a.connections = Some(2);
+                (case.load)(a);
+            });
+            let f = Swallow {
+                nth: 300,
+                late: case.late,
+                calls: Cell::new(0),
+            };
+            let (col, s) = run_with(&c, f, None, case.interrupt).await;
+            let name = case.name;
+            let t = col.total.clone();
+            assert_eq!(s.window, case.window, "{name}");
+            assert!(
+                s.elapsed > s.window + Duration::from_millis(500),
+                "{name}: {:?}",
+                s.elapsed
+            );
+            assert!(
+                case.drained_requests.contains(&t.drain.requests),
+                "{name}: {:?}",
+                t.drain
+            );
+            let drained_replies = t.drain.requests - case.timed_out;
+            assert_eq!(t.drain.replies, drained_replies, "{name}");
+            assert_eq!(
+                t.errors.timeouts(),
+                case.timed_out,
+                "{name}: still awaited and counted"
+            );
+            assert_eq!(t.errors.total(), case.timed_out, "{name}");
+            let r = result_of(&c, col, &s, case.interrupt.is_some());
+            let in_window = window_replies(&r.total) as f64;
+            assert!(in_window > 1000.0, "{name}: {in_window}");
+            let want = in_window / case.window.as_secs_f64();
+            assert!(
+                (r.rate() - want).abs() < 1e-6,
+                "{name}: rate {} want {want}",
+                r.rate()
+            );
+            let j = r.to_json();
+            let sm = &j["summary"];
+            assert_eq!(sm["rate"].as_f64(), Some(r.rate()), "{name}");
+            assert_eq!(
+                sm["window_s"].as_f64(),
+                Some(case.window.as_secs_f64()),
+                "{name}"
+            );
+            assert_eq!(
+                sm["duration_s"].as_f64(),
+                Some(s.elapsed.as_secs_f64()),
+                "{name}"
+            );
+            let drain_s = sm["drain_s"].as_f64().unwrap();
+            assert!(drain_s > 0.5, "{name}: {drain_s}");
+            assert_eq!(sm["drain_requests"], t.drain.requests, "{name}");
+            assert_eq!(
+                sm["replies"].as_u64(),
+                Some(in_window as u64 + drained_replies),
+                "{name}"
+            );
+            // 7 bytes received per reply in the window.
+            assert!(
+                (sm["bytes_received_per_s"].as_f64().unwrap() - 7.0 * want).abs() < 1e-6,
+                "{name}"
+            );
+            let table = r.to_table();
+            let drain_line = format!("drain      {} of them", t.drain.requests);
+            assert!(table.contains(&drain_line), "{name}: {table}");
+            assert!(
+                table.contains(&format!("in {:.2}s", case.window.as_secs_f64())),
+                "{name}: {table}"
+            );
+            if name.starts_with("ramp") {
+                // The last step's rate leaves out the reply that came after the ramp ended.
+                let steps = &j["steps"];
+                let last = steps[1]["requests"].as_u64().unwrap() - drained_replies;
+                assert_eq!(
+                    steps[1]["rate"].as_f64(),
+                    Some(last as f64),
+                    "{name}: {steps}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::args::RunArgs;
 use crate::config::{Config, Load};
 use crate::hdr::from_base64;
 use crate::health::{Health, LAG_WARN};
-use crate::recorder::{quantile_us, replies, ErrorKind, Interval};
+use crate::recorder::{quantile_us, window_replies, ErrorKind, Interval};
 use crate::report::{fmt_duration, RunResult, SCHEMA};
 
 /// The flags of `sockpool-loadgen merge`.
@@ -70,8 +70,10 @@ pub struct AgentReport {
     pub target: String,
     /// Its measured window's start, seconds since the Unix epoch.
     pub started_unix_s: f64,
-    /// Its measured window's length, seconds.
+    /// Its measured part's length (until its last request finished), seconds.
     pub duration_s: f64,
+    /// Its measurement window's length (to the end of its duration), seconds: its rates' divisor.
+    pub window_s: f64,
     /// Its whole measured run. From a `.hlog`: the corrected histogram and the counts only.
     pub total: Interval,
     /// Its seconds: `(start since its window opened, length, the second)`.
@@ -138,6 +140,11 @@ pub fn hlog_trailer(id: &Identity, r: &RunResult) -> String {
         "target": r.target,
         "started_unix_s": crate::agents::unix_s(r.started),
         "duration_s": r.elapsed.as_secs_f64(),
+        "window_s": r.window.as_secs_f64(),
+        "drain_requests": r.total.drain.requests,
+        "drain_replies": r.total.drain.replies,
+        "drain_bytes_sent": r.total.drain.bytes_sent,
+        "drain_bytes_received": r.total.drain.bytes_received,
         "ok": r.total.ok,
         "corrected_count": r.total.corrected.len(),
         "errors": &r.total.errors,
@@ -162,6 +169,26 @@ fn hist(v: &Value, what: &str, source: &str) -> Result<Histogram<u64>, MergeErro
 fn u64_at(v: &Value, source: &str, what: &str) -> Result<u64, MergeError> {
     v.as_u64()
         .ok_or_else(|| bad(format!("{source}: {what} is missing or not a count")))
+}
+
+/// The drain (`drain_requests`, `drain_replies`, `drain_bytes_*`) of a report's summary or a `.hlog`'s agent
+/// line; zeros when absent.
+fn drain_of(v: &Value) -> crate::recorder::Drain {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    crate::recorder::Drain {
+        requests: n("drain_requests"),
+        replies: n("drain_replies"),
+        bytes_sent: n("drain_bytes_sent"),
+        bytes_received: n("drain_bytes_received"),
+    }
+}
+
+/// A report's (or agent line's) `window_s`, or its `duration_s` when it has none.
+fn window_of(v: &Value) -> f64 {
+    v["window_s"]
+        .as_f64()
+        .or_else(|| v["duration_s"].as_f64())
+        .unwrap_or(0.0)
 }
 
 fn errors_of(v: &Value, into: &mut Interval) {
@@ -213,6 +240,7 @@ impl AgentReport {
             ok: u64_at(&v["summary"]["ok"], source, "summary.ok")?,
             bytes_sent: v["summary"]["bytes_sent"].as_u64().unwrap_or(0),
             bytes_received: v["summary"]["bytes_received"].as_u64().unwrap_or(0),
+            drain: drain_of(&v["summary"]),
             ..Interval::default()
         };
         errors_of(&v["errors"], &mut total);
@@ -246,6 +274,7 @@ impl AgentReport {
             target: v["target"].as_str().unwrap_or_default().to_string(),
             started_unix_s: v["started_unix_s"].as_f64().unwrap_or(0.0),
             duration_s: v["summary"]["duration_s"].as_f64().unwrap_or(0.0),
+            window_s: window_of(&v["summary"]),
             total,
             seconds,
             health: serde_json::from_value(v["health"].clone()).unwrap_or_default(),
@@ -275,6 +304,7 @@ impl AgentReport {
             ok: u64_at(&t["ok"], source, "ok")?,
             bytes_sent: t["bytes_sent"].as_u64().unwrap_or(0),
             bytes_received: t["bytes_received"].as_u64().unwrap_or(0),
+            drain: drain_of(&t),
             ..Interval::default()
         };
         errors_of(&t["errors"], &mut total);
@@ -316,6 +346,7 @@ impl AgentReport {
             target: t["target"].as_str().unwrap_or_default().to_string(),
             started_unix_s: t["started_unix_s"].as_f64().unwrap_or(0.0),
             duration_s: t["duration_s"].as_f64().unwrap_or(0.0),
+            window_s: window_of(&t),
             total,
             seconds,
             health: serde_json::from_value(t["health"].clone()).unwrap_or_default(),
@@ -323,8 +354,9 @@ impl AgentReport {
         })
     }
 
+    /// Its replies per second over its own measurement window (its drain left out, as its report's `rate`).
     fn rate(&self) -> f64 {
-        replies(&self.total) as f64 / self.duration_s.max(1e-9)
+        window_replies(&self.total) as f64 / self.window_s.max(1e-9)
     }
 }
 
@@ -455,6 +487,11 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
         .iter()
         .map(|r| r.started_unix_s + r.duration_s)
         .fold(0.0, f64::max);
+    // The union of the agents' measurement windows: the merged rates' divisor.
+    let window_end = reports
+        .iter()
+        .map(|r| r.started_unix_s + r.window_s)
+        .fold(0.0, f64::max);
     let mut total = Interval::default();
     let mut seconds: BTreeMap<u64, (Interval, f64)> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -533,6 +570,7 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
             .map_err(|e| bad(format!("{}: {e}", p.display())))?;
     }
     let elapsed = Duration::from_secs_f64((end - t0).max(0.0));
+    let window = Duration::from_secs_f64((window_end - t0).max(0.0)).min(elapsed);
     let health = merged_health(&reports);
     Ok(RunResult {
         config,
@@ -540,6 +578,7 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
         embedded: false,
         started,
         elapsed,
+        window,
         total,
         series: std::mem::take(&mut collector.series),
         steps: std::mem::take(&mut collector.steps),
@@ -776,6 +815,7 @@ mod tests {
             embedded: false,
             started: t0,
             elapsed: Duration::from_secs(by_second.len() as u64),
+            window: Duration::from_secs(by_second.len() as u64),
             total,
             series,
             steps: Vec::new(),
@@ -895,6 +935,55 @@ mod tests {
         let table = r.to_table();
         assert!(table.contains("2 merged"), "{table}");
         assert_eq!(r.to_json()["merge"]["agents"].as_array().unwrap().len(), 2);
+    }
+
+    /// Issue 32 item 1: agents whose last request was still in flight at the end (a drain) merge into a report
+    /// whose rate is their replies in their windows over the union of the windows, from JSON and `.hlog` alike.
+    #[test]
+    fn merged_rates_leave_the_agents_drains_out() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let by_second = [vec![1_000; 10], vec![1_000; 10], vec![1_000]];
+        let mut agents: Vec<RunResult> = (0..2).map(|i| agent(i, 2, &by_second, t0)).collect();
+        for a in &mut agents {
+            // 2 s measured, then one reply 1 s later (its bytes included).
+            a.window = Duration::from_secs(2);
+            a.total.bytes_received = 21 * 10;
+            a.total.drain = crate::recorder::Drain {
+                requests: 1,
+                replies: 1,
+                bytes_sent: 0,
+                bytes_received: 10,
+            };
+            assert_eq!(a.rate(), 10.0);
+        }
+        let from_json = merge(
+            agents
+                .iter()
+                .map(|r| AgentReport::from_json(&r.to_json(), "json").unwrap())
+                .collect(),
+            &MergeArgs::default(),
+        )
+        .unwrap();
+        let from_hlog = merge(
+            agents
+                .iter()
+                .map(|r| AgentReport::from_hlog(&hlog(r, &by_second), "hlog").unwrap())
+                .collect(),
+            &MergeArgs::default(),
+        )
+        .unwrap();
+        for r in [&from_json, &from_hlog] {
+            assert_eq!(r.window, Duration::from_secs(2));
+            assert_eq!(r.elapsed, Duration::from_secs(3));
+            assert_eq!(r.total.drain.replies, 2);
+            assert_eq!(r.rate(), 20.0, "40 replies in the 2 s window");
+            assert_eq!(r.bytes_per_s().1, 200.0);
+            let rows = &r.merged.as_ref().unwrap().agents;
+            assert!(rows.iter().all(|a| a.rate == 10.0), "{rows:?}");
+            let j = r.to_json();
+            assert_eq!(j["summary"]["drain_replies"], 2);
+            assert_eq!(j["summary"]["window_s"], 2.0);
+        }
     }
 
     #[test]

@@ -36,6 +36,16 @@ pub fn abandon() {
     std::mem::forget(p);
 }
 
+/// Removes every [`expect`]ed output this command has not written (and forgets them): a command that failed
+/// or was interrupted before writing them calls it, so that what an earlier run left there is not read as this
+/// one's result (`run` after exit 3; `tune` and `stream` after a failure or Ctrl-C). Files it wrote stay.
+pub fn discard_unwritten() {
+    let mut p = pending();
+    for path in std::mem::take(&mut *p) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The temporary file beside `path`: `.NAME.PID.tmp` in the same directory (so the rename stays on one file
 /// system).
 fn temp_path(path: &Path) -> PathBuf {

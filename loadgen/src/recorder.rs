@@ -153,13 +153,17 @@ impl ErrorCounts {
     }
 
     /// When requests got no reply, the cause these errors point to if it is the protocol: replies that did not
-    /// parse as `protocol`, or connections that opened but whose requests only timed out (a server that waits
-    /// for a different framing). `None` when the errors point elsewhere (refused, reset, TLS …).
+    /// parse as `protocol`, connections that opened but whose requests only timed out (a server that waits
+    /// for a different framing) or that the server closed without a reply (one that refused another
+    /// protocol's bytes, as a framed server does an echo request), or UDP datagrams to a port where nothing
+    /// receives UDP. `None` when the errors point elsewhere (refused, reset, TLS …).
     pub fn no_reply_cause(&self, protocol: &str) -> Option<String> {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
             + self.get(ErrorKind::Timeout(Phase::Request));
-        let elsewhere = self.get(ErrorKind::Refused)
+        let closed = self.get(ErrorKind::Closed);
+        let refused = self.get(ErrorKind::Refused);
+        let elsewhere = refused
             + self.get(ErrorKind::Timeout(Phase::Connect))
             + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
             + self.get(ErrorKind::Tls);
@@ -172,6 +176,17 @@ impl ErrorCounts {
             Some(format!(
                 "it took the connections but sent no {protocol} reply in time"
             ))
+        } else if closed > 0 && elsewhere == 0 {
+            Some(format!(
+                "it took the connections and closed them without a {protocol} reply (another protocol's server \
+                 refusing these requests, or one that closes every connection)"
+            ))
+        } else if protocol == "udp" && refused > 0 {
+            // Over UDP `refused` is the host's ICMP port unreachable: nothing receives datagrams there.
+            Some(
+                "nothing receives UDP at that port (the host answered 'port unreachable'): a TCP server?"
+                    .to_string(),
+            )
         } else {
             None
         }
@@ -434,6 +449,35 @@ pub struct Interval {
     pub bytes_sent: u64,
     /// Payload bytes received in replies that passed their check.
     pub bytes_received: u64,
+    /// What of the above finished after the measurement window closed (the drain): counted everywhere, left
+    /// out of the rates.
+    pub drain: Drain,
+}
+
+/// Requests that finished after the measurement window closed (the end of `--duration`, or Ctrl-C): those in
+/// flight then, awaited up to `--timeout`. They count in replies, errors and latencies like any other, and are
+/// left out of the rates (`rate`, `bytes_*_per_s`), which are measured over the window, as wrk, wrk2 and oha
+/// measure them: one lost datagram no longer stretches the divisor by `--timeout`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drain {
+    /// Requests finished after the window (replies and errors).
+    pub requests: u64,
+    /// Of which replies (ok, server errors, bad replies).
+    pub replies: u64,
+    /// Their payload bytes sent.
+    pub bytes_sent: u64,
+    /// Their payload bytes received.
+    pub bytes_received: u64,
+}
+
+impl Drain {
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &Drain) {
+        self.requests += other.requests;
+        self.replies += other.replies;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
 }
 
 impl Default for Interval {
@@ -449,6 +493,7 @@ impl Default for Interval {
             details: ErrorDetails::default(),
             bytes_sent: 0,
             bytes_received: 0,
+            drain: Drain::default(),
         }
     }
 }
@@ -472,6 +517,7 @@ impl Interval {
         self.details.merge(&other.details);
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.drain.merge(&other.drain);
     }
 
     /// Empties every histogram and counter, keeping the allocations.
@@ -486,6 +532,7 @@ impl Interval {
         self.details.clear();
         self.bytes_sent = 0;
         self.bytes_received = 0;
+        self.drain = Drain::default();
     }
 }
 
@@ -580,6 +627,23 @@ impl Recorder {
         }
     }
 
+    /// Marks `requests` requests just recorded (of which `replies` replies, with these payload bytes) as
+    /// finished after the measurement window closed: see [`Drain`].
+    pub fn record_drained(
+        &mut self,
+        requests: u64,
+        replies: u64,
+        bytes_sent: u64,
+        bytes_received: u64,
+    ) {
+        self.current.drain.merge(&Drain {
+            requests,
+            replies,
+            bytes_sent,
+            bytes_received,
+        });
+    }
+
     /// Records one connection set-up time on its own (e.g. during warm-up, whose requests are not recorded).
     pub fn record_connect(&mut self, d: Duration) {
         put(&mut self.current.connect, nanos(d));
@@ -633,6 +697,22 @@ mod tests {
         );
         let hint = of(&[(ErrorKind::Protocol, 3), (ErrorKind::Closed, 3)]).expect("a hint");
         assert!(hint.contains("its replies are not framed"), "{hint}");
+        // Issue 32 item 3: `run -p echo` against a framed listener, which answers TOO_LARGE and closes: every
+        // request `closed`, and no hint.
+        let hint = of(&[(ErrorKind::Closed, 173)]).expect("a hint");
+        assert!(
+            hint.contains("protocol mismatch?")
+                && hint.contains("closed them without a framed reply"),
+            "{hint}"
+        );
+        // `-p udp` against a TCP-only port: ICMP port unreachable, as `refused`.
+        let mut e = ErrorCounts::default();
+        e.add_n(ErrorKind::Refused, 88);
+        let hint = e.protocol_mismatch_hint("udp").expect("a hint");
+        assert!(
+            hint.contains("protocol mismatch?") && hint.contains("nothing receives UDP"),
+            "{hint}"
+        );
         assert_eq!(of(&[(ErrorKind::Refused, 50)]), None, "nothing listening");
         assert_eq!(
             of(&[
@@ -841,6 +921,11 @@ pub fn quantile_us(h: &Histogram<u64>, q: f64) -> f64 {
 /// Replies (successes, server error replies and bad replies) in `i`: what the server answered.
 pub fn replies(i: &Interval) -> u64 {
     i.ok + i.errors.get(ErrorKind::ServerError) + i.errors.get(ErrorKind::BadReply)
+}
+
+/// Replies in `i` that came within the measurement window (the drain's left out): what rates count.
+pub fn window_replies(i: &Interval) -> u64 {
+    replies(i).saturating_sub(i.drain.replies)
 }
 
 impl SecondSummary {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Load};
 use crate::health::Health;
-use crate::recorder::{quantile_us, replies, us, Interval, SecondSummary};
+use crate::recorder::{quantile_us, replies, us, window_replies, Interval, SecondSummary};
 
 /// The JSON document's schema name and version.
 pub const SCHEMA: &str = "sockpool-loadgen/1";
@@ -28,6 +28,10 @@ pub struct RunResult {
     pub started: SystemTime,
     /// Length of the measured part: from its start until the last request finished.
     pub elapsed: Duration,
+    /// The measurement window: from its start to the end of `--duration` (or Ctrl-C; with `--requests`,
+    /// `elapsed`). Rates are measured over it, counting what finished in it; the rest of `elapsed` is the drain
+    /// (`total.drain`).
+    pub window: Duration,
     /// The whole measured run, merged over workers.
     pub total: Interval,
     /// Per-second series.
@@ -116,9 +120,30 @@ fn fmt_bytes_per_s(b: f64) -> String {
 }
 
 impl RunResult {
-    /// Replies (successes and server error replies) per second over the measured run.
+    /// Replies (successes and server error replies) per second over the measurement window, counting those
+    /// that came in it (see [`crate::recorder::Drain`]).
     pub fn rate(&self) -> f64 {
-        replies(&self.total) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        window_replies(&self.total) as f64 / self.window_secs()
+    }
+
+    /// The measurement window in seconds (never 0, to divide by).
+    fn window_secs(&self) -> f64 {
+        self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Payload bytes sent and received per second over the measurement window, counting requests that
+    /// finished in it.
+    pub fn bytes_per_s(&self) -> (f64, f64) {
+        let (t, secs) = (&self.total, self.window_secs());
+        (
+            t.bytes_sent.saturating_sub(t.drain.bytes_sent) as f64 / secs,
+            t.bytes_received.saturating_sub(t.drain.bytes_received) as f64 / secs,
+        )
+    }
+
+    /// The drain: seconds from the window's end until the last request finished.
+    pub fn drain_s(&self) -> f64 {
+        self.elapsed.saturating_sub(self.window).as_secs_f64()
     }
 
     /// The intended rate of an open-loop run (a ramp's mean rate), `None` for a closed loop.
@@ -138,12 +163,13 @@ impl RunResult {
     /// Achieved rates ÷ target rate for the health check (open loop only): of replies, and of replies and the
     /// requests that failed fast (without a reply or a timeout).
     pub fn achieved(&self) -> Option<crate::health::Achieved> {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let secs = self.window_secs();
         let t = &self.total;
-        // Every request that was sent and ended but did not time out: replies, and failures without one. The
-        // unsent never went out: they are no fast failure.
+        // Every request that was sent and ended in the window but did not time out: replies, and failures
+        // without one. The unsent never went out: they are no fast failure.
         let unsent = t.errors.get(crate::recorder::ErrorKind::Unsent);
-        let not_timed_out = t.ok + t.errors.total() - t.errors.timeouts() - unsent;
+        let not_timed_out = (t.ok + t.errors.total() - t.errors.timeouts() - unsent)
+            .saturating_sub(t.drain.replies);
         self.target_rate().map(|target| crate::health::Achieved {
             replies: self.rate() / target,
             replies_and_fast_failures: not_timed_out as f64 / secs / target,
@@ -159,7 +185,8 @@ impl RunResult {
             .enumerate()
             .map(|(i, s)| {
                 let target = self.config.load.rate_at_step(i as u32).unwrap_or(0.0);
-                let achieved = replies(s) as f64 / step.as_secs_f64();
+                // The last step's drain (replies after the ramp ended) is in its counts, not its rate.
+                let achieved = window_replies(s) as f64 / step.as_secs_f64();
                 json!({
                     "step": i,
                     "start_s": step.as_secs_f64() * i as f64,
@@ -176,7 +203,7 @@ impl RunResult {
 
     /// The verdict of the run's thresholds (`--fail-on`, default `errors>0`) on what was measured.
     pub fn verdict(&self) -> crate::verdict::Verdict {
-        let v = crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.elapsed);
+        let v = crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.rate());
         if self.interrupted && self.total.requests() == 0 {
             return v.unmeasured();
         }
@@ -187,6 +214,7 @@ impl RunResult {
     pub fn to_json(&self) -> Value {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let t = &self.total;
+        let (sent_per_s, received_per_s) = self.bytes_per_s();
         let lat = |h: &Histogram<u64>, full: bool| {
             let mut v = serde_json::to_value(LatencySummary::of(h)).unwrap_or(Value::Null);
             if full {
@@ -214,13 +242,19 @@ impl RunResult {
                 "errors": t.errors.total(),
                 "replies": replies(t),
                 "duration_s": secs,
+                "window_s": self.window.as_secs_f64(),
+                "drain_s": self.drain_s(),
+                "drain_requests": t.drain.requests,
+                "drain_replies": t.drain.replies,
+                "drain_bytes_sent": t.drain.bytes_sent,
+                "drain_bytes_received": t.drain.bytes_received,
                 "rate": self.rate(),
                 "target_rate": self.target_rate(),
                 "achieved_ratio": self.achieved_ratio(),
                 "bytes_sent": t.bytes_sent,
                 "bytes_received": t.bytes_received,
-                "bytes_sent_per_s": t.bytes_sent as f64 / secs,
-                "bytes_received_per_s": t.bytes_received as f64 / secs,
+                "bytes_sent_per_s": sent_per_s,
+                "bytes_received_per_s": received_per_s,
             },
             "latency": {
                 "unit": "us",
@@ -246,7 +280,6 @@ impl RunResult {
     pub fn to_table(&self) -> String {
         let c = &self.config;
         let t = &self.total;
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
         let mut o = String::new();
         let load = match c.load {
             Load::Closed => "closed loop".to_string(),
@@ -279,13 +312,26 @@ impl RunResult {
             "\n  requests   {} replies, {} errors in {:.2}s{}",
             replies(t),
             t.errors.total(),
-            secs,
+            self.window.as_secs_f64(),
             if c.warmup.is_zero() {
                 String::new()
             } else {
                 format!(" (after {} warm-up)", humantime::format_duration(c.warmup))
             }
         );
+        if t.drain.requests > 0 {
+            // Requests in flight when the window closed were awaited (up to --timeout): in the counts and
+            // latencies above, not in the rates below, which cover the window only (as wrk's do).
+            let _ = writeln!(
+                o,
+                "  drain      {} of them ({} repl{}) finished in the {:.2}s after the end: counted, not in the \
+                 rates",
+                t.drain.requests,
+                t.drain.replies,
+                if t.drain.replies == 1 { "y" } else { "ies" },
+                self.drain_s()
+            );
+        }
         let _ = write!(o, "  rate       {:.1} req/s", self.rate());
         if let (Some(target), Some(r)) = (self.target_rate(), self.achieved_ratio()) {
             // A rate under 10 a second with three decimals: `--rate 0.001` is not "target 0.0".
@@ -296,11 +342,12 @@ impl RunResult {
                 r * 100.0
             );
         }
+        let (sent_per_s, received_per_s) = self.bytes_per_s();
         let _ = writeln!(
             o,
             "\n  bytes      {} sent, {} received",
-            fmt_bytes_per_s(t.bytes_sent as f64 / secs),
-            fmt_bytes_per_s(t.bytes_received as f64 / secs)
+            fmt_bytes_per_s(sent_per_s),
+            fmt_bytes_per_s(received_per_s)
         );
         let _ = writeln!(
             o,
@@ -387,6 +434,7 @@ impl RunResult {
             }
         }
         let h = &self.health;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
         let cpu = h.worker_cpu_seconds.iter().sum::<f64>() / secs * 100.0;
         let lag = if matches!(c.load, Load::Closed) {
             "no schedule (closed loop)".to_string()
@@ -522,6 +570,7 @@ mod tests {
             embedded: false,
             started: SystemTime::now(),
             elapsed: Duration::from_secs(2),
+            window: Duration::from_secs(2),
             series: vec![SecondSummary::of(
                 &total,
                 Duration::ZERO,

@@ -320,6 +320,12 @@ where
         .map(|s| s.elapsed)
         .max()
         .unwrap_or_default();
+    let window = summaries
+        .iter()
+        .map(|s| s.window)
+        .max()
+        .unwrap_or_default()
+        .min(elapsed);
     let cpu: Vec<Duration> = summaries.iter().map(|s| s.cpu).collect();
     let connects: u64 = summaries.iter().map(|s| s.connects).sum();
     let reconnects = if config.protocol == Protocol::Udp {
@@ -350,6 +356,7 @@ where
         embedded,
         started,
         elapsed,
+        window,
         total: std::mem::take(&mut collector.total),
         series: std::mem::take(&mut collector.series),
         steps: std::mem::take(&mut collector.steps),

@@ -317,6 +317,13 @@ impl StreamPlan {
         if duration.is_zero() {
             return Err(bad("--duration must be longer than 0".into()));
         }
+        if duration > crate::config::defaults::MAX_DURATION {
+            return Err(bad(format!(
+                "--duration {}: at most {}",
+                humantime::format_duration(duration),
+                crate::config::days(crate::config::defaults::MAX_DURATION)
+            )));
+        }
         let window = a.window.unwrap_or(defaults::WINDOW);
         if window == 0 {
             return Err(bad("--window must be at least 1".into()));
@@ -709,6 +716,24 @@ pub fn to_json(results: &[StreamResult], file_size: u64) -> serde_json::Value {
 /// `sockpool-loadgen stream`.
 pub fn main(a: &StreamArgs) -> Result<(), StreamError> {
     let plan = StreamPlan::from_args(a)?;
+    // As `run` and `tune`: a file that cannot be written fails now, and until this stream writes it, a failure
+    // or a Ctrl-C before any size was measured removes what an earlier one left there (a script reading it after
+    // a non-zero exit would read that one's result). Bad flags (above) leave it alone.
+    if let Some(path) = a.json.as_deref().filter(|j| *j != "-") {
+        let path = std::path::Path::new(path);
+        crate::app::check_writable(path)
+            .map_err(|e| StreamError::Config(format!("--json {}: {e}", path.display())))?;
+        crate::outfile::expect(path);
+    }
+    let result = stream(a, &plan);
+    if result.is_err() {
+        crate::outfile::discard_unwritten();
+    }
+    result
+}
+
+/// The stream of `plan` once its flags are checked and its output expected.
+fn stream(a: &StreamArgs, plan: &StreamPlan) -> Result<(), StreamError> {
     let mut results = Vec::with_capacity(plan.cells.len());
     let interrupt = CancellationToken::new();
     let watch = crate::signals::watch(

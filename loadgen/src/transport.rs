@@ -447,21 +447,31 @@ pub fn client<P: Speak>(
     target: &str,
     connections: usize,
 ) -> Result<Client<P>, String> {
-    let mut sdk = match &config.client {
-        Some(cell) => cell.clone(),
-        None => {
-            let mut run = run_client(config);
-            run.pool.max_waiters = (connections * config.pipeline).max(1) * 4;
-            run
-        }
-    };
+    let mut sdk = client_config(config);
+    if config.client.is_none() {
+        sdk.pool.max_waiters = (connections * config.pipeline).max(1) * 4;
+    }
     sdk.pool.max_size = connections;
     sdk.pool.min_idle = sdk.pool.min_idle.min(connections);
-    let mut builder = Client::builder(protocol).endpoint(target).config(sdk);
+    Client::builder(protocol)
+        .endpoint(target)
+        .config(sdk)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The whole SDK client configuration a run measures (one worker's pool then holds its share of the
+/// connections): a tune cell's ([`Config::client`]) or `run`'s, with the run's TLS settings. `tune --recommend`
+/// writes this, so that the file holds exactly what was measured, TLS included.
+pub fn client_config(config: &Config) -> sockpool::ClientConfig {
+    let mut sdk = match &config.client {
+        Some(cell) => cell.clone(),
+        None => run_client(config),
+    };
     if let Some(tls) = tls_config(config) {
-        builder = builder.tls(tls);
+        sdk.tls = tls;
     }
-    builder.build().map_err(|e| e.to_string())
+    sdk
 }
 
 /// `run`'s SDK client: a pool that keeps its connections (no idle timeout or lifetime), no retries, the run's

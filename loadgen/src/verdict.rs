@@ -189,8 +189,9 @@ impl Threshold {
         user
     }
 
-    /// The measured value in the limit's unit.
-    pub fn measure(&self, total: &Interval, elapsed: Duration) -> f64 {
+    /// The measured value in the limit's unit; `rate` is the run's replies per second over its measurement
+    /// window ([`crate::report::RunResult::rate`]).
+    pub fn measure(&self, total: &Interval, rate: f64) -> f64 {
         let h = &total.corrected;
         match self.metric {
             Metric::Errors { percent: false } => total.errors.total() as f64,
@@ -217,7 +218,7 @@ impl Threshold {
                     h.mean() / 1e3
                 }
             }
-            Metric::Rate => replies(total) as f64 / elapsed.as_secs_f64().max(1e-9),
+            Metric::Rate => rate,
         }
     }
 
@@ -266,12 +267,12 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Judges `total` (measured over `elapsed`) against `thresholds`.
-    pub fn judge(thresholds: &[Threshold], total: &Interval, elapsed: Duration) -> Verdict {
+    /// Judges `total` (whose replies per second over the measurement window were `rate`) against `thresholds`.
+    pub fn judge(thresholds: &[Threshold], total: &Interval, rate: f64) -> Verdict {
         let judged: Vec<Judged> = thresholds
             .iter()
             .map(|t| {
-                let value = t.measure(total, elapsed);
+                let value = t.measure(total, rate);
                 Judged {
                     expr: t.expr.clone(),
                     value,
@@ -390,7 +391,7 @@ mod tests {
         assert!(d[0].default);
         let d = Threshold::with_default(vec![Threshold::parse("errors>1%").unwrap()]);
         assert_eq!(d.len(), 1);
-        let sec = Duration::from_secs(1);
+        let sec = 999.0; // replies in a 1 s window
         let t = total(999, 1, Duration::from_millis(1));
         let v = Verdict::judge(&Threshold::with_default(vec![]), &t, sec);
         assert_eq!(v.exit_status, exit::THRESHOLD);
@@ -402,14 +403,14 @@ mod tests {
     #[test]
     fn latency_and_rate_thresholds_compare_in_their_units() {
         let t = total(100, 0, Duration::from_millis(2));
-        let sec = Duration::from_secs(1);
+        let sec = 100.0; // replies in a 1 s window
         let judge = |e: &str| Verdict::judge(&[Threshold::parse(e).unwrap()], &t, sec);
         assert!(!judge("p99>1us").passed);
         assert!(judge("p99>5ms").passed);
         assert!(!judge("rate<1000").passed);
         assert!(judge("rate<50").passed);
         let none = Interval::default();
-        let v = Verdict::judge(&[], &none, sec);
+        let v = Verdict::judge(&[], &none, 0.0);
         assert_eq!(v.exit_status, exit::NO_ANSWER);
     }
 }

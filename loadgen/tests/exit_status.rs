@@ -209,6 +209,118 @@ fn status_3_when_the_target_never_answers() {
     assert_eq!(v["errors"]["timeout_read"], 4, "{}", v["errors"]);
 }
 
+/// Issue 32 item 2: `tune` and `stream` that fail (a target that accepts and never answers) left an earlier
+/// run's `--json`, `--recommend` and `--html` in place after exit 1, where `run` removes them: a script would
+/// read that run's result as this one's. Bad flags (exit 2) still leave them alone.
+#[test]
+fn a_failed_tune_or_stream_leaves_no_earlier_output() {
+    let silent = fake_servers::silent().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (json, rec, html, sjson) = (
+        path("f.json"),
+        path("f.rec.json"),
+        path("f.html"),
+        path("s.json"),
+    );
+    let stale = || {
+        for p in [&json, &rec, &html, &sjson] {
+            std::fs::write(p, "an earlier run's output").unwrap();
+        }
+    };
+    let status = |a: Vec<&str>| {
+        let out =
+            run_with_timeout(loadgen().args(a), Duration::from_secs(60)).expect("finished in time");
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let tune = "tune --target {} -p resp --vary pipeline=1,2 -d 200ms --warmup 0s \
+                --recommend {} --json {} --html {} --quiet";
+    stale();
+    let (code, stderr) = status(args(tune, &[&silent, &rec, &json, &html]));
+    assert_eq!(code, 1, "{stderr}");
+    for p in [&json, &rec, &html] {
+        assert!(
+            !std::path::Path::new(p).exists(),
+            "{p} left from the earlier tune: {stderr}"
+        );
+    }
+    let stream = "stream --target {} --buffer 1K --duration 200ms --json {} --quiet";
+    stale();
+    let (code, stderr) = status(args(stream, &[&silent, &sjson]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!std::path::Path::new(&sjson).exists(), "{stderr}");
+    // Bad usage is refused before anything is touched, as `run`'s is.
+    stale();
+    let (code, stderr) = status(args(
+        "tune --target {} --vary nonsense=1 --json {}",
+        &[&silent, &json],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    let (code, stderr) = status(args(
+        "stream --target {} --buffer 0 --json {}",
+        &[&silent, &sjson],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    for p in [&json, &sjson] {
+        assert!(std::path::Path::new(p).exists(), "{p}: {stderr}");
+    }
+}
+
+/// Issue 32 item 3: against the wrong server, every pairing names the protocol mismatch. A framed listener
+/// answers an echo, line or RESP request with a TOO_LARGE frame and closes: every request `closed`, and the
+/// run said only "see the report", with the 13 bytes it sent nowhere. `-p udp` against a TCP-only port got
+/// "connection refused" and no hint. `-p resp` (PING) against an echo server passed with exit 0: the echoed
+/// command parses as a RESP array.
+#[test]
+fn a_protocol_mismatch_is_named_whatever_the_wrong_server_does() {
+    let (_framed, framed) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
+    let (_echo, echo) = sockpool_testkit::server::one_worker_target("echo=127.0.0.1:0");
+    let line = "--target {} --protocol {} --duration 300ms --connections 2 --timeout 1s --quiet";
+    for p in ["echo", "line", "resp"] {
+        let (code, _, stderr) = run(&args(line, &[&framed, p]));
+        assert_eq!(code, 3, "{p}: {stderr}");
+        assert!(stderr.contains("protocol mismatch?"), "{p}: {stderr}");
+        assert!(
+            stderr.contains(&format!("closed them without a {p} reply")),
+            "{p}: {stderr}"
+        );
+        assert!(
+            stderr.contains(r#"after 13 bytes that are not a whole reply: "\x00\x00\x00\t\x02"#),
+            "{p}: what the server sent is shown: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run(&args(line, &[&framed, "udp"]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("protocol mismatch?") && stderr.contains("nothing receives UDP"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(&args(&format!("{line} --json -"), &[&echo, "resp"]));
+    assert_eq!(code, 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["summary"]["ok"], 0, "{}", v["errors"]);
+    assert!(
+        v["errors"]["bad_reply"].as_u64().unwrap() > 0,
+        "{}",
+        v["errors"]
+    );
+    assert!(
+        stderr.contains("no reply was right") && stderr.contains("protocol mismatch?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"got "PING", expected "PONG""#),
+        "{stderr}"
+    );
+    // The reference RESP server answers PONG: no false alarm.
+    let (_resp, resp) = sockpool_testkit::server::one_worker_target("resp=127.0.0.1:0");
+    let (code, _, stderr) = run(&args(line, &[&resp, "resp"]));
+    assert_eq!(code, 0, "{stderr}");
+}
+
 /// A TLS handshake the server never answers (a plain TCP peer that reads and says nothing), for longer than
 /// the run: no connection opens and no attempt fails before the end. The run still lasts its duration, the
 /// report says why nothing was sent, and the status is 3.

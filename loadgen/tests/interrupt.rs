@@ -297,6 +297,9 @@ fn ctrl_c_during_a_tune_reports_the_cells_finished_and_writes_no_recommendation(
         dir.path().join("t.html"),
         dir.path().join("rec.json"),
     );
+    // An earlier tune's recommendation is there: a partial tune writes none, and must not leave that one to be
+    // read as its own (issue 32 item 2).
+    std::fs::write(&rec, "{\"an earlier\": \"recommendation\"}").unwrap();
     let mut a = os_args("tune --vary connections=1,2,3 --duration 1500ms --warmup 100ms");
     for (flag, path) in [("--json", &json), ("--html", &html), ("--recommend", &rec)] {
         a.push(flag.into());
@@ -329,7 +332,10 @@ fn ctrl_c_during_a_tune_reports_the_cells_finished_and_writes_no_recommendation(
     assert!(std::fs::read_to_string(&html)
         .unwrap()
         .contains("INTERRUPTED"));
-    assert!(!rec.exists(), "no recommendation file from a partial tune");
+    assert!(
+        !rec.exists(),
+        "no recommendation file from a partial tune, not even an earlier one"
+    );
 }
 
 #[test]

@@ -132,7 +132,7 @@ fn framed_ops_move_the_bytes_they_say() {
 #[test]
 fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
     let (_h, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
-    let (_, v, _) = common::run_json_any(
+    let (_, v, stderr) = common::run_json_any(
         &[
             "--target",
             &target,
@@ -151,6 +151,17 @@ fn slow_replies_time_out_and_are_recorded_at_their_timeout() {
     );
     eprintln!("errors {}", v["errors"]);
     assert_eq!(num(&v, "summary.requests"), 20.0);
+    // Issue 32 item 4: timing out on purpose is said as such, at the start and at the end, not blamed on the
+    // protocol.
+    assert!(
+        stderr.contains("warning: --sleep 300ms is not below --timeout 100ms"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no request to") && stderr.contains("times out by design"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("protocol mismatch"), "{stderr}");
     assert_eq!(num(&v, "errors.timeout"), 20.0, "{}", v["errors"]);
     assert_eq!(
         num(&v, "latency.corrected.count"),

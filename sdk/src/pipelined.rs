@@ -316,7 +316,14 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 Event::Read(0) => {
                     // A reply the close ends (an HTTP body until close) is whole now; the rest fail.
                     self.deliver(now, true);
-                    self.fail_all(now, ErrorKind::Closed, "the server closed the connection")
+                    // What it did send before closing, when that is not a whole reply, says most about why
+                    // (another protocol's error, a banner): shown, as the HTTP codec shows a bad start.
+                    let message = if self.rbuf.is_empty() {
+                        "the server closed the connection".to_string()
+                    } else {
+                        closed_after(&self.rbuf)
+                    };
+                    self.fail_all(now, ErrorKind::Closed, &message)
                 }
                 Event::Read(n) => {
                     self.fit_read_chunk(n, room);
@@ -523,6 +530,27 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 }
 
+/// Bytes of a partial reply shown in the error of a connection the server closed after them, at most.
+const CLOSED_AFTER_SHOWN: usize = 32;
+
+/// The message of a close that came after `partial`, bytes that are not a whole reply: how many, and the first
+/// [`CLOSED_AFTER_SHOWN`] of them escaped (`\x00`, `\r`), so that a server speaking another protocol shows
+/// what it said.
+fn closed_after(partial: &[u8]) -> String {
+    let shown = &partial[..partial.len().min(CLOSED_AFTER_SHOWN)];
+    format!(
+        "the server closed the connection after {} byte{} that are not a whole reply: \"{}{}\"",
+        partial.len(),
+        if partial.len() == 1 { "" } else { "s" },
+        shown.escape_ascii(),
+        if partial.len() > shown.len() {
+            "…"
+        } else {
+            ""
+        }
+    )
+}
+
 /// What woke [`Pipelined::next`].
 enum Event {
     /// Bytes read (0: the peer closed).
@@ -607,6 +635,34 @@ mod tests {
         let text = e.to_string();
         assert_eq!(text.matches("during").count(), 1, "{text}");
         assert!(text.contains("a write to the socket failed"), "{text}");
+    }
+
+    /// `sockpool-loadgen run -p echo` against a framed listener failed every request as `closed`, and the
+    /// 13-byte TOO_LARGE frame the server sent before closing was nowhere: the error shows what came.
+    #[tokio::test]
+    async fn a_close_after_part_of_a_reply_shows_the_bytes_that_came() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (sent, shown) in [
+            (&b"\x00\x00\x00\t\x02"[..], "after 5 bytes that are not a whole reply: \"\\x00\\x00\\x00\\t\\x02\""),
+            // A frame of 256 bytes, cut after 36.
+            (&b"\x00\x00\x01\x00xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"[..], "after 40 bytes that are not a whole reply: \"\\x00\\x00\\x01\\x00xxxxxxxxxxxxxxxxxxxxxxxxxxxx…\""),
+            (&b""[..], "the server closed the connection"),
+        ] {
+            let (a, mut b) = UnixStream::pair().unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                let _ = b.read(&mut buf).await;
+                let _ = b.write_all(sent).await;
+            });
+            let mut conn: Pipelined<Framed, usize> =
+                Pipelined::new(Stream::Unix(a), Framed::default(), Duration::from_secs(10));
+            conn.send(Request::echo(1, Bytes::from_static(b"x")), 1, Instant::now())
+                .unwrap();
+            let e = conn.next().await.expect("a completion").result.unwrap_err();
+            assert!(e.is_closed(), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(shown), "{text}");
+        }
     }
 
     #[tokio::test]

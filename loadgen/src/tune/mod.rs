@@ -232,8 +232,10 @@ pub struct CellResult {
     pub errors: u64,
     /// The failures by kind (`timeout_request`, `reset` …), as `run` counts them; they add up to `errors`.
     pub errors_by_kind: ErrorCounts,
-    /// Length of the measured part.
+    /// The measurement window (the run's `window_s`: to the end of its duration); rates are over it.
     pub duration: Duration,
+    /// Of `replies`, those that came after the window (the drain): counted, not in the rate.
+    pub drain_replies: u64,
     /// The load generator's own health during the run (send lag, CPU): see [`slo`] for how a step where it fell
     /// behind is judged.
     pub health: crate::health::Health,
@@ -249,13 +251,15 @@ impl CellResult {
             errors: 0,
             errors_by_kind: ErrorCounts::default(),
             duration,
+            drain_replies: 0,
             health: crate::health::Health::default(),
         }
     }
 
-    /// Replies per second.
+    /// Replies per second over the measurement window (as `run`'s `rate`: the drain left out).
     pub fn rate(&self) -> f64 {
-        self.replies as f64 / self.duration.as_secs_f64().max(1e-9)
+        self.replies.saturating_sub(self.drain_replies) as f64
+            / self.duration.as_secs_f64().max(1e-9)
     }
 
     /// The `q` quantile of corrected latency in microseconds.
@@ -785,7 +789,7 @@ impl TuneReport {
             None => recommend::render(&self.recommendation, self.slo.as_ref()),
             Some(i) => format!(
                 "INTERRUPTED during the {} after {} of {} runs: the table covers the cells whose runs all \
-                 finished; no SLO rate and no recommendation from a partial tune (--recommend not written).\n",
+                 finished; no SLO rate and no recommendation from a partial tune (--recommend not written; an earlier one there is removed).\n",
                 i.during, i.runs_finished, i.runs_planned
             ),
         }
@@ -798,6 +802,7 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
     if tour::is_tour(a) {
         return tour::run(&tour::TourPlan::from_args(a)?);
     }
+    let plan = Plan::from_args(a)?;
     // A file that cannot be written fails now, not after the search.
     let json_file = a
         .json
@@ -812,8 +817,22 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
             path: path.display().to_string(),
             source,
         })?;
+        // Until this tune writes it, a failure or a Ctrl-C removes what an earlier one left there.
+        crate::outfile::expect(path);
     }
-    let plan = Plan::from_args(a)?;
+    let result = tune(a, &plan);
+    // As `run` does: a tune that failed (an unreachable or mute target, a cell that could not run) or was
+    // interrupted leaves no earlier tune's report or recommendation at the paths it did not write, so that a
+    // script reading them after a non-zero exit does not read another run's result. Bad flags (exit 2) leave
+    // them alone, as `run`'s do.
+    if matches!(&result, Err(e) if !matches!(e, TuneError::Config(_))) {
+        crate::outfile::discard_unwritten();
+    }
+    result
+}
+
+/// The tune of `plan` once its flags are checked and its outputs expected: every cell, the files.
+fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let mut runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
     // Ctrl-C stops the run in progress as `run` stops, and the cells measured before it are reported.
     let interrupt = tokio_util::sync::CancellationToken::new();
@@ -836,9 +855,12 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
             eprintln!("{line}");
         }
     };
-    let report = match run(&runner, &plan, &mut progress) {
+    let report = match run(&runner, plan, &mut progress) {
         Err(TuneError::Interrupted) => {
-            eprintln!("sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written");
+            eprintln!(
+                "sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written \
+                 (an earlier tune's at these paths is removed)"
+            );
             return Err(TuneError::Interrupted);
         }
         r => r?,
@@ -850,7 +872,12 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
     match &a.recommend {
         Some(path) => {
             let protocol = runner.protocol()?.name();
-            recommend::write_file(&report, a.target.as_deref(), protocol, path)
+            // The client the recommended cell's runs used, as the runner built it (TLS flags included), not
+            // a second mapping of the cell that could drift from it.
+            let cell = &report.cells[report.recommendation.cell].cell.config;
+            let measured =
+                crate::transport::client_config(&runner.config(cell, runner.target.as_deref())?);
+            recommend::write_measured(&report, a.target.as_deref(), protocol, measured, path)
         }
         None => Ok(()),
     }

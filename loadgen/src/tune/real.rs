@@ -127,7 +127,10 @@ impl LoadRunner {
             replies: replies(&result.total),
             errors: result.total.errors.total(),
             errors_by_kind: result.total.errors.clone(),
-            duration: result.elapsed,
+            // Rates over the measurement window, as `run` reports them: a request still in flight at the end
+            // (one lost datagram) does not stretch the divisor by --timeout and sink the cell's rank.
+            duration: result.window,
+            drain_replies: result.total.drain.replies,
             health: result.health,
             corrected: result.total.corrected,
             raw: result.total.raw,

@@ -492,6 +492,23 @@ pub fn recommendation_file(
     target: Option<&str>,
     protocol: &str,
 ) -> ClientConfig {
+    let cell = &report.cells[report.recommendation.cell];
+    recommendation_of(
+        report,
+        target,
+        protocol,
+        sdk_config(&cell.cell.config, target),
+    )
+}
+
+/// [`recommendation_file`] with `measured`, the client configuration the recommended cell's runs used
+/// ([`crate::transport::client_config`]: TLS settings included), as the settings.
+pub fn recommendation_of(
+    report: &TuneReport,
+    target: Option<&str>,
+    protocol: &str,
+    measured: ClientConfig,
+) -> ClientConfig {
     let r = &report.recommendation;
     let cell = &report.cells[r.cell];
     let base = report.baseline();
@@ -552,7 +569,7 @@ pub fn recommendation_file(
         })),
         "cell_duration_s": cell.cell.config.duration.as_secs_f64(),
     });
-    let mut config = sdk_config(&cell.cell.config, target);
+    let mut config = measured.with_endpoints(target.map(str::to_string).into_iter().collect());
     config.evidence =
         Some(Evidence::from_serialize(&strip_nulls(evidence)).expect("a JSON value is JSON"));
     config
@@ -568,11 +585,29 @@ pub fn write_file(
     protocol: &str,
     path: &std::path::Path,
 ) -> Result<(), TuneError> {
+    let cell = &report.cells[report.recommendation.cell];
+    write_measured(
+        report,
+        target,
+        protocol,
+        sdk_config(&cell.cell.config, target),
+        path,
+    )
+}
+
+/// Writes [`recommendation_of`] `measured` to `path`: TOML when it ends in `.toml`, JSON otherwise.
+pub fn write_measured(
+    report: &TuneReport,
+    target: Option<&str>,
+    protocol: &str,
+    measured: ClientConfig,
+    path: &std::path::Path,
+) -> Result<(), TuneError> {
     let out = |source| TuneError::Output {
         path: path.display().to_string(),
         source,
     };
-    let text = recommendation_file(report, target, protocol)
+    let text = recommendation_of(report, target, protocol, measured)
         .to_file_text(path)
         .map_err(|e| out(std::io::Error::other(e.to_string())))?;
     crate::outfile::write(path, text).map_err(out)
