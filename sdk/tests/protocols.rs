@@ -185,8 +185,10 @@ async fn an_http_client_given_no_host_sends_its_endpoints() {
         "{head}"
     );
     // One given by the caller is kept.
-    let mut given = Http::default();
-    given.host = Some(Bytes::from_static(b"example.test"));
+    let given = Http {
+        host: Some(Bytes::from_static(b"example.test")),
+        ..Http::default()
+    };
     let client = Client::builder(given).endpoint(addr).build().unwrap();
     assert_eq!(client.request(Request::get("/")).await.unwrap().status, 200);
 }
