@@ -21,6 +21,24 @@ const SLEEP: Duration = Duration::from_millis(1500);
 const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Starts the binary with a framed listener and `args`.
+/// Every concurrency model.
+const MODELS: [&str; 6] = [
+    "async",
+    "per-core",
+    "threads",
+    "event-loop",
+    "processes",
+    "uring",
+];
+
+/// A runtime for a test's own clients.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn start(args: &[&str]) -> ServerProcess {
     let mut all = vec!["--listen", "framed=127.0.0.1:0"];
     all.extend_from_slice(args);
@@ -147,10 +165,7 @@ fn after_sigterm_the_server_takes_no_new_connections() {
     let mut server = start(&["--shutdown-deadline", "5s"]);
     let (addr, pid) = (server.addr("framed"), server.pid());
     // One request in flight keeps the server in its shutdown phase long enough to try a new connection.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let (mut conn, _) = sleep_then_sigterm(addr, pid, 7, 1_000_000).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -194,18 +209,8 @@ fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
     /// What the exit may take beyond the deadline: process exit and a loaded test machine, well under the
     /// second the loops could once oversleep by.
     const SLACK: Duration = Duration::from_millis(600);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    for model in [
-        "async",
-        "per-core",
-        "threads",
-        "event-loop",
-        "processes",
-        "uring",
-    ] {
+    let rt = runtime();
+    for model in MODELS {
         let mut server = start(&[
             "--model",
             model,
@@ -232,18 +237,8 @@ fn a_request_past_the_shutdown_deadline_is_cut_off_at_it_under_every_model() {
 /// request (the read timeout is far off) and a framed SLEEP of 10 s.
 #[test]
 fn the_stats_line_after_a_shutdown_deadline_cut_counts_no_connection_open_under_every_model() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    for model in [
-        "async",
-        "per-core",
-        "threads",
-        "event-loop",
-        "processes",
-        "uring",
-    ] {
+    let rt = runtime();
+    for model in MODELS {
         let mut server = ServerProcess::start(
             env!("CARGO_BIN_EXE_sockpool-server"),
             &[

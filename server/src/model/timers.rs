@@ -1,6 +1,10 @@
-//! The clock of the poll-loop shells (`event-loop`, `uring`): framed SLEEPs in a heap, and a sweep a few times
-//! per shortest timeout that steps every connection whose read or write deadline has passed (the `Conn` applies
-//! the timeout), so no per-request timer is ever set or cancelled.
+//! The clock of the poll-loop shells (`event-loop`, `uring`): framed SLEEPs in a heap, and a sweep that steps
+//! every connection whose read or write deadline has passed (the `Conn` applies the timeout), so no per-request
+//! timer is ever set or cancelled. The sweep runs 20 times per shortest timeout, and at least every 50 ms: a
+//! timeout fires at most 5% (or 50 ms) late, as close as the other models' per-connection timers come (a
+//! sweep every quarter of the shortest timeout closed a 1 s write timeout 1.25 s after the last progress).
+//! An idle loop wakes 20 times a second (Redis's `hz` is 10); a sweep of 8,000 connections is a scan of
+//! their deadlines, some microseconds.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,8 +32,8 @@ impl Timers {
         .into_iter()
         .min()
         .unwrap_or(Duration::from_secs(1))
-        .div_f64(4.0)
-        .clamp(Duration::from_millis(5), Duration::from_millis(250));
+        .div_f64(20.0)
+        .clamp(Duration::from_millis(5), Duration::from_millis(50));
         let now = Instant::now();
         Timers {
             sleeps: BinaryHeap::new(),
