@@ -5,18 +5,18 @@
 //!   `PSETEX`, `MGET key…`, `MSET key value…`, `DEL key…`, `EXISTS key…`, `INCR`, `DECR`, `INCRBY key n`,
 //!   `DECRBY key n` (redis-py's `incr` sends `INCRBY`);
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `TTL`, `PTTL`, `PERSIST` (the store:
-//!   [`crate::store`]);
+//!   `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
 //! - `PING [msg]`, `ECHO msg`, `SELECT`, `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
 //! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets
-//! `-ERR wrong number of arguments for '…' command` (Redis's arity table, [`Cmd::arity`]).
+//! `-ERR wrong number of arguments for '…' command` (Redis's arity table, `Cmd::arity`).
 //!
 //! **Transactions**, as Redis: after `MULTI` each command is checked (name, arity) and queued (`+QUEUED`); one
 //! that fails the check gets its error and `EXEC` then answers `-EXECABORT`. `EXEC` runs the queue holding every
-//! shard of the store locked ([`crate::store::Db::lock_all`]), so no other connection's command interleaves with it, and
-//! replies with the array of the replies, written a part at a time ([`Body::Seq`]): large values stay shared with
+//! shard of the store locked (`Db::lock_all`), so no other connection's command interleaves with it, and
+//! replies with the array of the replies, written a part at a time (`Body::Seq`): large values stay shared with
 //! the key space, not copied. The queue is bounded by `--max-multi-commands` and `--max-multi-bytes`, and counted
 //! in `--memory-budget`: over any of them the transaction is discarded, the command gets an error, the commands
 //! after it until `EXEC`/`DISCARD` get the same error, and `EXEC` answers `-EXECABORT`. `WATCH` records the
