@@ -644,21 +644,26 @@ fn deadline(time: &[u8], unit: Unit, now: Instant, command: &str) -> Result<Inst
     at(n, unit, now).ok_or_else(invalid)
 }
 
-/// The instant `n` (in `unit`, not checked for sign) stands for; `None` past what an [`Instant`] holds. A time at
-/// or before `now` (an `EXAT` in the past) is `now` or earlier: expired.
+/// The instant `n` (in `unit`, not checked for sign) stands for; `None` past what an [`Instant`] holds, or when
+/// a relative time would put the Unix time in milliseconds past `i64::MAX` (Redis's own bound: `SET k v PX
+/// 9223372036854775807` is an invalid expire time there). A time at or before `now` (an `EXAT` in the past) is
+/// `now` or earlier: expired.
 fn at(n: i64, unit: Unit, now: Instant) -> Option<Instant> {
     let ms = match unit {
         Unit::Seconds | Unit::UnixSeconds => n.checked_mul(1000)?,
         Unit::Millis | Unit::UnixMillis => n,
     };
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i128);
     let from_now = match unit {
-        Unit::Seconds | Unit::Millis => i128::from(ms),
-        Unit::UnixSeconds | Unit::UnixMillis => {
-            let wall = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i128);
-            i128::from(ms) - wall
+        Unit::Seconds | Unit::Millis => {
+            if i128::from(ms) + wall > i128::from(i64::MAX) {
+                return None;
+            }
+            i128::from(ms)
         }
+        Unit::UnixSeconds | Unit::UnixMillis => i128::from(ms) - wall,
     };
     if from_now <= 0 {
         return Some(now);
@@ -720,8 +725,6 @@ fn expire<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant) -> Va
     ))
 }
 
-/// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
-/// parameter is an empty list.
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, which redis-py and redis-rs send first to ask for RESP3:
 /// this server speaks RESP2 only, so version 3 gets Redis's `-NOPROTO` (the client then stays on RESP2, as
 /// against a Redis 5), and no version or 2 gets the server's description as Redis 6+ gives it in RESP2 (a flat
@@ -771,6 +774,8 @@ fn hello(args: &[Bytes]) -> Value {
     ])
 }
 
+/// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
+/// parameter is an empty list.
 fn config_get(args: &[Bytes]) -> Value {
     let param = match args {
         [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
@@ -1170,7 +1175,21 @@ mod tests {
                 "SET k v PX -5\r\n",
                 "-ERR invalid expire time in 'set' command\r\n",
             ),
-            ("SET k v EX 9223372036854775\r\n", "+OK\r\n"),
+            // Redis's bound: the deadline as Unix milliseconds fits an i64 (redis-server 7.0 answers these).
+            ("SET k v EX 9223370000000000\r\n", "+OK\r\n"),
+            (
+                "SET k v EX 9223372036854775\r\n",
+                "-ERR invalid expire time in 'set' command\r\n",
+            ),
+            ("SET k v PX 9223370000000000000\r\n", "+OK\r\n"),
+            (
+                "EXPIRE k 9223372036854775\r\n",
+                "-ERR invalid expire time in 'expire' command\r\n",
+            ),
+            (
+                "SET k v PX 9223372036854775807\r\n",
+                "-ERR invalid expire time in 'set' command\r\n",
+            ),
             (
                 "SET k v EX 9223372036854776\r\n",
                 "-ERR invalid expire time in 'set' command\r\n",
