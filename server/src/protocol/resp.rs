@@ -7,7 +7,7 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `TTL`, `PTTL`, `PERSIST` (the store:
 //!   `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
-//! - `PING [msg]`, `ECHO msg`, `SELECT`, `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
+//! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
 //! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets
@@ -548,7 +548,14 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
             store.with(&args[1], |s| s.persist(&args[1], now)),
         )),
         Cmd::Echo => Value::Bulk(args[1].clone()),
-        Cmd::Select | Cmd::Unwatch => return out.buf.extend_from_slice(OK),
+        Cmd::Unwatch => return out.buf.extend_from_slice(OK),
+        // One key space: database 0, as a Redis with `databases 1` (taking any other index would let a client
+        // believe its keys are apart from another's).
+        Cmd::Select => match parse_i64(&args[1]) {
+            Some(0) => return out.buf.extend_from_slice(OK),
+            Some(_) => Value::error("ERR DB index is out of range"),
+            None => Value::error(IncrError::NotAnInteger.reply()),
+        },
         Cmd::Config => config_get(args),
         Cmd::Hello => hello(args),
         // Transaction control and QUIT are handled by `request` and never queued.
@@ -779,6 +786,9 @@ fn hello(args: &[Bytes]) -> Value {
 fn config_get(args: &[Bytes]) -> Value {
     let param = match args {
         [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
+        [_, get] if get.eq_ignore_ascii_case(b"GET") => {
+            return Value::error("ERR wrong number of arguments for 'config|get' command")
+        }
         _ => return Value::Array(Vec::new()),
     };
     let value: &'static [u8] = if param.eq_ignore_ascii_case(b"save") {
@@ -932,6 +942,17 @@ mod tests {
 
     /// redis-py and redis-rs open with `HELLO 3`: this RESP2 server answers Redis's `-NOPROTO`, on which they
     /// stay on RESP2; `HELLO` and `HELLO 2` describe the server in RESP2, with `AUTH`/`SETNAME` taken.
+    #[test]
+    fn select_takes_database_0_only_and_config_get_needs_a_parameter() {
+        let mut s = session(Limits::default());
+        assert_eq!(
+            talk(&mut s, "SELECT 0\r\nSELECT 1\r\nSELECT x\r\nCONFIG GET\r\n"),
+            "+OK\r\n-ERR DB index is out of range\r\n\
+             -ERR value is not an integer or out of range\r\n\
+             -ERR wrong number of arguments for 'config|get' command\r\n"
+        );
+    }
+
     #[test]
     fn hello_refuses_resp3_with_noproto_and_describes_the_server_in_resp2() {
         let mut s = session(Limits::default());
