@@ -192,3 +192,86 @@ async fn an_http_client_given_no_host_sends_its_endpoints() {
     let client = Client::builder(given).endpoint(addr).build().unwrap();
     assert_eq!(client.request(Request::get("/")).await.unwrap().status, 200);
 }
+
+/// The SDK's `MULTI`/`EXEC` and `WATCH` against the reference server's `resp` (which runs EXEC with its whole
+/// key space locked, and versions what WATCH watches): 50 transactions of two INCRs beside 50 single INCRs on
+/// the shared pipelined connections, then 50 WATCH read-modify-write loops on one key. Nothing splits, nothing
+/// is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_transactions_and_watch_against_the_reference_server_are_atomic() {
+    use sockpool::redis::cmd;
+    let server = sockpool_testkit::server::start(&["resp=127.0.0.1:0"]);
+    let addr = server.tcp_addr(Proto::Resp).unwrap();
+    let client = Client::redis(&format!("redis://{addr}"))
+        .unwrap()
+        .pool(PoolConfig::default().with_max_size(8))
+        .pipeline_depth(16)
+        .build()
+        .unwrap();
+    let txs = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut conn = client.exclusive().await.unwrap();
+            let pair: (i64, i64) = conn
+                .transaction([cmd("INCR").arg("tx"), cmd("INCR").arg("tx")])
+                .await
+                .unwrap()
+                .expect("no WATCH, so EXEC runs");
+            pair
+        })
+    });
+    let singles = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.incr("tx", 1).await.unwrap() })
+    });
+    let (pairs, singles) = futures::future::join(
+        futures::future::join_all(txs),
+        futures::future::join_all(singles),
+    )
+    .await;
+    let mut all = Vec::new();
+    for pair in pairs {
+        let (a, b) = pair.unwrap();
+        assert_eq!(b, a + 1, "a transaction's INCRs were split");
+        all.extend([a, b]);
+    }
+    all.extend(singles.into_iter().map(|r| r.unwrap()));
+    all.sort_unstable();
+    assert_eq!(all, (1..=150).collect::<Vec<i64>>());
+
+    client.set("w", 0).await.unwrap();
+    let loops = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut conn = client.exclusive().await.unwrap();
+            for _ in 0..500 {
+                conn.watch(["w"]).await.unwrap();
+                let v: i64 = conn.query(cmd("GET").arg("w")).await.unwrap();
+                let done: Option<()> = conn
+                    .transaction([cmd("SET").arg("w").arg(v + 1)])
+                    .await
+                    .unwrap();
+                if done.is_some() {
+                    return;
+                }
+            }
+            panic!("500 tries without one EXEC");
+        })
+    });
+    for l in futures::future::join_all(loops).await {
+        l.unwrap();
+    }
+    assert_eq!(client.get::<i64>("w").await.unwrap(), 50);
+    // A command the server refuses to queue discards the transaction: nothing of it ran.
+    let mut conn = client.exclusive().await.unwrap();
+    let e = conn
+        .transaction::<Vec<sockpool::codec::resp::Value>>([
+            cmd("INCR").arg("tx"),
+            cmd("NOSUCHCOMMAND"),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(e.server_code(), Some("ERR"), "{e}");
+    drop(conn);
+    assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
+}
