@@ -208,60 +208,8 @@ async fn redis_transactions_and_watch_against_the_reference_server_are_atomic() 
         .pipeline_depth(16)
         .build()
         .unwrap();
-    let txs = (0..50).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let mut conn = client.exclusive().await.unwrap();
-            let pair: (i64, i64) = conn
-                .transaction([cmd("INCR").arg("tx"), cmd("INCR").arg("tx")])
-                .await
-                .unwrap()
-                .expect("no WATCH, so EXEC runs");
-            pair
-        })
-    });
-    let singles = (0..50).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move { client.incr("tx", 1).await.unwrap() })
-    });
-    let (pairs, singles) = futures::future::join(
-        futures::future::join_all(txs),
-        futures::future::join_all(singles),
-    )
-    .await;
-    let mut all = Vec::new();
-    for pair in pairs {
-        let (a, b) = pair.unwrap();
-        assert_eq!(b, a + 1, "a transaction's INCRs were split");
-        all.extend([a, b]);
-    }
-    all.extend(singles.into_iter().map(|r| r.unwrap()));
-    all.sort_unstable();
-    assert_eq!(all, (1..=150).collect::<Vec<i64>>());
-
-    client.set("w", 0).await.unwrap();
-    let loops = (0..50).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let mut conn = client.exclusive().await.unwrap();
-            for _ in 0..500 {
-                conn.watch(["w"]).await.unwrap();
-                let v: i64 = conn.query(cmd("GET").arg("w")).await.unwrap();
-                let done: Option<()> = conn
-                    .transaction([cmd("SET").arg("w").arg(v + 1)])
-                    .await
-                    .unwrap();
-                if done.is_some() {
-                    return;
-                }
-            }
-            panic!("500 tries without one EXEC");
-        })
-    });
-    for l in futures::future::join_all(loops).await {
-        l.unwrap();
-    }
-    assert_eq!(client.get::<i64>("w").await.unwrap(), 50);
+    common::transactions_beside_single_commands_are_atomic(&client).await;
+    common::watch_loops_lose_no_update(&client).await;
     // A command the server refuses to queue discards the transaction: nothing of it ran.
     let mut conn = client.exclusive().await.unwrap();
     let e = conn

@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use sockpool::protocol::Framed;
+use sockpool::protocol::{Framed, Resp};
+use sockpool::redis::cmd;
 use sockpool::{Client, ClientBuilder, PoolConfig};
 
 /// A framed client of `addr` whose pool holds at most `max_size` connections, every other setting at its
@@ -30,4 +31,70 @@ where
         }
     });
     addr
+}
+
+/// Redis transactions through the SDK, as a user relies on them against any Redis-speaking server: 50 tasks each
+/// `MULTI`, `INCR tx`, `INCR tx`, `EXEC` on an exclusive connection, beside 50 single `INCR tx` on the shared
+/// pipelined connections. Each transaction's two results are consecutive, and together they are 1..=150.
+pub async fn transactions_beside_single_commands_are_atomic(client: &Client<Resp>) {
+    let txs = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut conn = client.exclusive().await.unwrap();
+            let (a, b): (i64, i64) = conn
+                .transaction([cmd("INCR").arg("tx"), cmd("INCR").arg("tx")])
+                .await
+                .unwrap()
+                .expect("no WATCH, so EXEC runs");
+            assert!(!conn.state_changed());
+            (a, b)
+        })
+    });
+    let singles = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.incr("tx", 1).await.unwrap() })
+    });
+    let singles = futures::future::join_all(singles);
+    let (pairs, singles) = futures::future::join(futures::future::join_all(txs), singles).await;
+    let mut all = Vec::new();
+    for pair in pairs {
+        let (a, b) = pair.unwrap();
+        assert_eq!(b, a + 1, "a transaction's INCRs were split");
+        all.extend([a, b]);
+    }
+    all.extend(singles.into_iter().map(|r| r.unwrap()));
+    all.sort_unstable();
+    assert_eq!(all, (1..=150).collect::<Vec<i64>>());
+    assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
+}
+
+/// `WATCH`: 50 read-modify-write loops on key `w`, each retried until its `EXEC` ran: none is lost (`w` ends
+/// at 50). Returns each loop's number of tries.
+pub async fn watch_loops_lose_no_update(client: &Client<Resp>) -> Vec<u32> {
+    client.set("w", 0).await.unwrap();
+    let loops = (0..50).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut conn = client.exclusive().await.unwrap();
+            for tries in 1..=500 {
+                conn.watch(["w"]).await.unwrap();
+                let v: i64 = conn.query(cmd("GET").arg("w")).await.unwrap();
+                let done: Option<()> = conn
+                    .transaction([cmd("SET").arg("w").arg(v + 1)])
+                    .await
+                    .unwrap();
+                if done.is_some() {
+                    return tries;
+                }
+            }
+            panic!("500 tries without one EXEC");
+        })
+    });
+    let tries: Vec<u32> = futures::future::join_all(loops)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(client.get::<i64>("w").await.unwrap(), 50, "tries {tries:?}");
+    tries
 }

@@ -3,6 +3,8 @@
 
 mod codec_http;
 mod codec_resp;
+#[path = "../common/mod.rs"]
+mod common;
 mod http_keepalive;
 mod http_nginx;
 mod redis;

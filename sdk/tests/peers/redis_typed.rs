@@ -257,62 +257,9 @@ pub async fn multi_exec_and_watch_are_atomic_under_50_concurrent_callers() {
     tokio::time::timeout(Duration::from_secs(60), async {
         // Two INCRs in one MULTI/EXEC from each of 50 tasks, while 50 more INCR the same key on the shared
         // connections: each transaction's two results are consecutive.
-        let txs = (0..50).map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut conn = client.exclusive().await.unwrap();
-                let (a, b): (i64, i64) = conn
-                    .transaction([cmd("INCR").arg("tx"), cmd("INCR").arg("tx")])
-                    .await
-                    .unwrap()
-                    .expect("no WATCH, so EXEC runs");
-                assert!(!conn.state_changed());
-                (a, b)
-            })
-        });
-        let singles = (0..50).map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.incr("tx", 1).await.unwrap() })
-        });
-        let singles = futures::future::join_all(singles);
-        let (pairs, singles) = futures::future::join(futures::future::join_all(txs), singles).await;
-        let mut all = Vec::new();
-        for pair in pairs {
-            let (a, b) = pair.unwrap();
-            assert_eq!(b, a + 1, "a transaction's INCRs were split");
-            all.extend([a, b]);
-        }
-        all.extend(singles.into_iter().map(|r| r.unwrap()));
-        all.sort_unstable();
-        assert_eq!(all, (1..=150).collect::<Vec<i64>>());
-        assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
-
+        crate::common::transactions_beside_single_commands_are_atomic(&client).await;
         // WATCH: 50 read-modify-write loops on one key, each retried until its EXEC ran; none is lost.
-        client.set("w", 0).await.unwrap();
-        let loops = (0..50).map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut conn = client.exclusive().await.unwrap();
-                for tries in 1..=500 {
-                    conn.watch(["w"]).await.unwrap();
-                    let v: i64 = conn.query(cmd("GET").arg("w")).await.unwrap();
-                    let done: Option<()> = conn
-                        .transaction([cmd("SET").arg("w").arg(v + 1)])
-                        .await
-                        .unwrap();
-                    if done.is_some() {
-                        return tries;
-                    }
-                }
-                panic!("500 tries without one EXEC");
-            })
-        });
-        let tries: Vec<u32> = futures::future::join_all(loops)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
-        assert_eq!(client.get::<i64>("w").await.unwrap(), 50, "tries {tries:?}");
+        crate::common::watch_loops_lose_no_update(&client).await;
 
         // A command Redis refuses to queue discards the transaction; the connection goes back clean.
         let mut conn = client.exclusive().await.unwrap();
