@@ -12,9 +12,10 @@
 //! one shard lock at a time: the work under a lock is bounded, never a scan.
 //!
 //! **Transactions.** [`Db::lock_all`] takes every shard's lock, in index order, and holds them while `EXEC` runs
-//! its commands ([`AllShards`]): no other connection's command interleaves with them (each takes a shard lock,
-//! and at most one at a time, so the fixed order cannot deadlock). Ordinary commands lock one shard per key
-//! ([`Store`] for `&Db`), so the hot path pays nothing for it. Every change to a shard bumps its
+//! its commands ([`Locked`]): no other connection's command interleaves with them. A command on several keys
+//! (`MGET`, `MSET`, `MSETNX`, `DEL`, `EXISTS`) takes the locks of its keys' shards together, in the same order
+//! ([`Db::lock_keys`]), so it is atomic too; every other command takes one shard's lock at a time, so the fixed
+//! order cannot deadlock, and the hot path (one key: [`Store`] for `&Db`) pays nothing for it. Every change to a shard bumps its
 //! [`Shard::version`]; `WATCH` records the version of each watched key's shard.
 
 use std::collections::{BTreeSet, HashMap};
@@ -83,6 +84,17 @@ pub(crate) struct SetOptions {
     pub get: bool,
     /// The new deadline (`EX`, `PX`, `EXAT`, `PXAT`); `None` (without `keep_ttl`): never expires.
     pub deadline: Option<Instant>,
+}
+
+/// What `GETEX` does to a key's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing.
+    Keep,
+    /// `PERSIST`: the key no longer expires.
+    Persist,
+    /// `EX`, `PX`, `EXAT`, `PXAT`: this deadline (not after `now`: the key is deleted).
+    At(Instant),
 }
 
 /// The condition of `EXPIRE`/`PEXPIRE` (`NX`, `XX`, `GT`, `LT`).
@@ -318,6 +330,32 @@ impl Shard {
         true
     }
 
+    /// `GETDEL`: the value at `key`, which is removed.
+    pub(crate) fn get_del(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
+        self.live(key, now)?;
+        let entry = self.remove(key)?;
+        self.reclaim(now, RECLAIM_PER_WRITE);
+        Some(entry.value)
+    }
+
+    /// `GETEX`: the value at `key`, its deadline changed as `change` says (one not after `now` deletes the key,
+    /// as Redis does).
+    pub(crate) fn get_ex(&mut self, key: &[u8], change: Change, now: Instant) -> Option<Bytes> {
+        let entry = self.live(key, now)?;
+        let (value, had) = (entry.value.clone(), entry.deadline);
+        match change {
+            Change::Keep => return Some(value),
+            Change::Persist if had.is_none() => return Some(value),
+            Change::Persist => self.put(key, value.clone(), None),
+            Change::At(d) if d <= now => {
+                self.remove(key);
+            }
+            Change::At(d) => self.put(key, value.clone(), Some(d)),
+        }
+        self.reclaim(now, RECLAIM_PER_WRITE);
+        Some(value)
+    }
+
     /// Removes `key`'s deadline (`PERSIST`); true if it had one.
     pub(crate) fn persist(&mut self, key: &[u8], now: Instant) -> bool {
         match self.live(key, now) {
@@ -345,11 +383,20 @@ impl Shard {
     }
 }
 
-/// Where a command finds a key's shard: the [`Db`] itself, locking the shard for each operation, or
-/// [`AllShards`], holding every lock for the length of an `EXEC`.
+/// Where a command finds a key's shard: the [`Db`] itself, locking the shard for each operation, or [`Locked`],
+/// holding the locks of some shards (a command on several keys) or of all of them (an `EXEC`).
 pub(crate) trait Store {
     /// Runs `f` on `key`'s shard.
     fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R;
+
+    /// Runs `f` with the shard of every key in `keys` locked at once, so that a command on several keys (`MGET`,
+    /// `MSET`, `MSETNX`, `DEL`, `EXISTS`) is atomic, as in Redis: no other connection sees half of it or changes
+    /// a key in the middle of it.
+    fn atomically<'k, R>(
+        &mut self,
+        keys: impl Iterator<Item = &'k Bytes>,
+        f: impl FnOnce(&mut Locked<'_>) -> R,
+    ) -> R;
 }
 
 impl Store for &Db {
@@ -357,23 +404,55 @@ impl Store for &Db {
     fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
         f(&mut self.lock(shard_of(key)))
     }
-}
 
-/// Every shard of a [`Db`], locked ([`Db::lock_all`]).
-pub(crate) struct AllShards<'a> {
-    guards: Vec<MutexGuard<'a, Shard>>,
-}
-
-impl AllShards<'_> {
-    /// The version of shard `index` ([`Db::watch`]).
-    pub(crate) fn version(&self, index: usize) -> u64 {
-        self.guards[index].version
+    fn atomically<'k, R>(
+        &mut self,
+        keys: impl Iterator<Item = &'k Bytes>,
+        f: impl FnOnce(&mut Locked<'_>) -> R,
+    ) -> R {
+        f(&mut self.lock_keys(keys))
     }
 }
 
-impl Store for AllShards<'_> {
+/// Shards of a [`Db`], locked: every one ([`Db::lock_all`]) or those of some keys ([`Db::lock_keys`]).
+pub(crate) struct Locked<'a> {
+    /// `(index, guard)`, in index order; all [`SHARDS`] of them, or those a command's keys fall in.
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+}
+
+impl Locked<'_> {
+    /// The version of shard `index` ([`Db::watch`]); the shard must be locked here.
+    pub(crate) fn version(&mut self, index: usize) -> u64 {
+        self.shard(index).version
+    }
+
+    /// Shard `index`, which one of the keys this was locked for falls in.
+    fn shard(&mut self, index: usize) -> &mut Shard {
+        let at = if self.guards.len() == SHARDS {
+            index
+        } else {
+            match self.guards.binary_search_by_key(&index, |&(i, _)| i) {
+                Ok(at) => at,
+                // A key outside those locked: a bug in the command, never the client's doing.
+                Err(_) => panic!("shard {index} used without its lock"),
+            }
+        };
+        &mut self.guards[at].1
+    }
+}
+
+impl Store for Locked<'_> {
     fn with<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut self.guards[shard_of(key)])
+        f(self.shard(shard_of(key)))
+    }
+
+    /// Already held (by an `EXEC`, every shard): `f` runs on these locks.
+    fn atomically<'k, R>(
+        &mut self,
+        _keys: impl Iterator<Item = &'k Bytes>,
+        f: impl FnOnce(&mut Locked<'_>) -> R,
+    ) -> R {
+        f(self)
     }
 }
 
@@ -409,9 +488,20 @@ impl Db {
     }
 
     /// Every shard locked, in index order: nothing else touches the key space until the result is dropped.
-    pub(crate) fn lock_all(&self) -> AllShards<'_> {
-        AllShards {
-            guards: (0..SHARDS).map(|i| self.lock(i)).collect(),
+    pub(crate) fn lock_all(&self) -> Locked<'_> {
+        Locked {
+            guards: (0..SHARDS).map(|i| (i, self.lock(i))).collect(),
+        }
+    }
+
+    /// The shards of `keys` locked, in index order (the order [`Db::lock_all`] takes them in, and no other
+    /// command holds more than one lock, so no two can wait for each other).
+    pub(crate) fn lock_keys<'k>(&self, keys: impl Iterator<Item = &'k Bytes>) -> Locked<'_> {
+        let mut indices: Vec<usize> = keys.map(|k| shard_of(k)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        Locked {
+            guards: indices.into_iter().map(|i| (i, self.lock(i))).collect(),
         }
     }
 

@@ -2,10 +2,11 @@
 //! `--model processes`):
 //!
 //! - strings: `GET key`, `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`, `SETNX`, `SETEX`,
-//!   `PSETEX`, `MGET key…`, `MSET key value…`, `DEL key…`, `EXISTS key…`, `INCR`, `DECR`, `INCRBY key n`,
-//!   `DECRBY key n` (redis-py's `incr` sends `INCRBY`);
-//! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `TTL`, `PTTL`, `PERSIST` (the store:
-//!   `crate::store`);
+//!   `PSETEX`, `GETDEL`, `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`, `MGET key…`, `MSET key value…`,
+//!   `MSETNX key value…`, `DEL key…`, `EXISTS key…`, `INCR`, `DECR`, `INCRBY key n`, `DECRBY key n` (redis-py's
+//!   `incr` sends `INCRBY`); a command on several keys is atomic, as in Redis (`Store::atomically`);
+//! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
+//!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
 //! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
@@ -37,7 +38,9 @@ use super::body::{Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
-use crate::store::{parse_i64, shard_of, ExpireIf, IncrError, SetOptions, Store, Ttl};
+use crate::store::{
+    parse_i64, shard_of, Change, ExpireIf, IncrError, Locked, SetOptions, Store, Ttl,
+};
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
 pub const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
@@ -170,6 +173,11 @@ enum Cmd {
     Ttl,
     PTtl,
     Persist,
+    ExpireAt,
+    PExpireAt,
+    GetEx,
+    GetDel,
+    MSetNx,
     Select,
     Config,
     Hello,
@@ -203,6 +211,11 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("TTL", Cmd::Ttl),
     ("PTTL", Cmd::PTtl),
     ("PERSIST", Cmd::Persist),
+    ("EXPIREAT", Cmd::ExpireAt),
+    ("PEXPIREAT", Cmd::PExpireAt),
+    ("GETEX", Cmd::GetEx),
+    ("GETDEL", Cmd::GetDel),
+    ("MSETNX", Cmd::MSetNx),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
     ("HELLO", Cmd::Hello),
@@ -228,10 +241,10 @@ impl Cmd {
         use Cmd::*;
         match self {
             Ping | Quit | Hello => -1,
-            Get | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
-            Set | MSet | Expire | PExpire => -3,
+            Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
+            Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
-            MGet | Del | Exists | Config | Watch => -2,
+            MGet | GetEx | Del | Exists | Config | Watch => -2,
             SetEx | PSetEx => 4,
             Multi | Exec | Discard | Unwatch => 1,
         }
@@ -502,10 +515,14 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
         },
         Cmd::Del | Cmd::Exists => {
             let del = cmd == Cmd::Del;
-            let n = args[1..]
-                .iter()
-                .filter(|k| store.with(k, |s| if del { s.del(k, now) } else { s.exists(k, now) }))
-                .count();
+            let keys = &args[1..];
+            let n = store.atomically(keys.iter(), |locked| {
+                keys.iter()
+                    .filter(|k| {
+                        locked.with(k, |s| if del { s.del(k, now) } else { s.exists(k, now) })
+                    })
+                    .count()
+            });
             Value::Integer(n as i64)
         }
         Cmd::MGet => {
@@ -514,23 +531,34 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
             out.buf
                 .extend_from_slice(itoa::Buffer::new().format(argc - 1).as_bytes());
             out.buf.extend_from_slice(b"\r\n");
-            let values: Vec<Option<Bytes>> = args[1..]
-                .iter()
-                .map(|k| store.with(k, |s| s.get(k, now)))
-                .collect();
+            let keys = &args[1..];
+            let values: Vec<Option<Bytes>> = store.atomically(keys.iter(), |locked| {
+                keys.iter()
+                    .map(|k| locked.with(k, |s| s.get(k, now)))
+                    .collect()
+            });
             *out.body = Some(Body::Bulks(values.into_iter()));
             return;
         }
-        Cmd::MSet if argc % 2 == 0 => arity(&args[0]),
+        Cmd::MSet | Cmd::MSetNx if argc % 2 == 0 => arity(&args[0]),
         Cmd::MSet => {
-            for pair in args[1..].chunks_exact(2) {
-                let _ = store.with(&pair[0], |s| {
-                    s.set(&pair[0], &pair[1], SetOptions::default(), now)
-                });
-            }
+            mset(store, &args[1..], now);
             return out.buf.extend_from_slice(OK);
         }
-        Cmd::Expire | Cmd::PExpire => expire(store, cmd, args, now),
+        // All or none: `:1` if no key existed and all were set, `:0` (nothing set) otherwise.
+        Cmd::MSetNx => Value::Integer(i64::from(msetnx(store, &args[1..], now))),
+        Cmd::GetDel => match store.with(&args[1], |s| s.get_del(&args[1], now)) {
+            Some(v) => Value::Bulk(v),
+            None => return out.buf.extend_from_slice(NULL),
+        },
+        Cmd::GetEx => match getex(store, args, now) {
+            Ok(Some(v)) => Value::Bulk(v),
+            Ok(None) => return out.buf.extend_from_slice(NULL),
+            Err(e) => e,
+        },
+        Cmd::Expire | Cmd::PExpire | Cmd::ExpireAt | Cmd::PExpireAt => {
+            expire(store, cmd, args, now)
+        }
         Cmd::Ttl | Cmd::PTtl => match store.with(&args[1], |s| s.ttl(&args[1], now)) {
             Ttl::Missing => Value::Integer(-2),
             Ttl::Persistent => Value::Integer(-1),
@@ -573,6 +601,94 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
         }
         reply => reply.encode_to(out.buf),
     }
+}
+
+/// `MSET key value …`: every pair set, atomically.
+fn mset<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) {
+    store.atomically(pairs.iter().step_by(2), |locked| {
+        set_pairs(locked, pairs, now)
+    });
+}
+
+/// `MSETNX key value …`: every pair set if none of the keys exists, none otherwise, atomically; true if set.
+fn msetnx<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) -> bool {
+    store.atomically(pairs.iter().step_by(2), |locked| {
+        let keys = pairs.iter().step_by(2);
+        if keys
+            .into_iter()
+            .any(|k| locked.with(k, |s| s.exists(k, now)))
+        {
+            return false;
+        }
+        set_pairs(locked, pairs, now);
+        true
+    })
+}
+
+/// Sets each `(key, value)` of `pairs` with no deadline, on shards already locked.
+fn set_pairs(locked: &mut Locked<'_>, pairs: &[Bytes], now: Instant) {
+    for pair in pairs.chunks_exact(2) {
+        let _ = locked.with(&pair[0], |s| {
+            s.set(&pair[0], &pair[1], SetOptions::default(), now)
+        });
+    }
+}
+
+/// `GETEX`'s options after the key, in Redis's grammar (one of `EX s`, `PX ms`, `EXAT t`, `PXAT t`,
+/// `PERSIST`; anything else, or two of them, is `ERR syntax error`). The time is checked only once the key is
+/// found, as Redis does (a missing key answers nil whatever the time says).
+fn getex_options(words: &[Bytes]) -> Result<GetEx<'_>, Value> {
+    let syntax = || Value::error("ERR syntax error");
+    match words {
+        [] => Ok(GetEx::Keep),
+        [w] if w.eq_ignore_ascii_case(b"PERSIST") => Ok(GetEx::Persist),
+        [w, time] => {
+            let is = |s: &str| w.eq_ignore_ascii_case(s.as_bytes());
+            let unit = if is("EX") {
+                Unit::Seconds
+            } else if is("PX") {
+                Unit::Millis
+            } else if is("EXAT") {
+                Unit::UnixSeconds
+            } else if is("PXAT") {
+                Unit::UnixMillis
+            } else {
+                return Err(syntax());
+            };
+            Ok(GetEx::Expire(unit, time))
+        }
+        _ => Err(syntax()),
+    }
+}
+
+/// What `GETEX` does to the key's deadline ([`getex_options`]).
+#[derive(Debug, Clone, Copy)]
+enum GetEx<'a> {
+    /// Nothing: a `GET`.
+    Keep,
+    /// `PERSIST`: removes it.
+    Persist,
+    /// `EX`/`PX`/`EXAT`/`PXAT` and the time argument, not yet checked.
+    Expire(Unit, &'a Bytes),
+}
+
+/// `GETEX key [option]`: the value, and its deadline changed as the option says (a time not in the future
+/// deletes the key, as Redis does); nil, whatever the option, for a missing key; an invalid time is an error
+/// and changes nothing.
+fn getex<S: Store>(store: &mut S, args: &[Bytes], now: Instant) -> Result<Option<Bytes>, Value> {
+    let option = getex_options(&args[2..])?;
+    let key = &args[1];
+    store.with(key, |s| {
+        if !s.exists(key, now) {
+            return Ok(None);
+        }
+        let change = match option {
+            GetEx::Keep => Change::Keep,
+            GetEx::Persist => Change::Persist,
+            GetEx::Expire(unit, time) => Change::At(deadline(time, unit, now, "getex")?),
+        };
+        Ok(s.get_ex(key, change, now))
+    })
 }
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: adds `delta` to the integer at `key`.
@@ -678,13 +794,15 @@ fn at(n: i64, unit: Unit, now: Instant) -> Option<Instant> {
     now.checked_add(Duration::from_millis(u64::try_from(from_now).ok()?))
 }
 
-/// `EXPIRE key seconds [NX|XX|GT|LT]`, `PEXPIRE key ms […]`: `:1` if the deadline was set (a time not in the
+/// `EXPIRE key seconds [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-seconds […]`, `PEXPIREAT key
+/// unix-ms […]`: `:1` if the deadline was set (a time not in the
 /// future deletes the key, as Redis does), `:0` if the key is missing or the condition did not hold.
 fn expire<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant) -> Value {
-    let (unit, name) = if cmd == Cmd::Expire {
-        (Unit::Seconds, "expire")
-    } else {
-        (Unit::Millis, "pexpire")
+    let (unit, name) = match cmd {
+        Cmd::Expire => (Unit::Seconds, "expire"),
+        Cmd::ExpireAt => (Unit::UnixSeconds, "expireat"),
+        Cmd::PExpireAt => (Unit::UnixMillis, "pexpireat"),
+        _ => (Unit::Millis, "pexpire"),
     };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for w in &args[3..] {
@@ -1260,6 +1378,132 @@ mod tests {
             say(&mut s, "TTL k\r\nEXISTS k\r\n", at(10_000)),
             ":-2\r\n:0\r\n"
         );
+    }
+
+    /// `GETEX`, `GETDEL`, `MSETNX`, `EXPIREAT`, `PEXPIREAT` as redis-server 7.0 answers them (a differential run
+    /// of these requests through redis-cli against both printed the same, but for elapsed milliseconds).
+    #[test]
+    fn getex_getdel_msetnx_and_expireat_follow_redis() {
+        let mut s = session(Limits::default());
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let say = |s: &mut RespSession, send: &str, now| {
+            String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+        };
+        let unix_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let later = format!("PEXPIREAT e {}\r\n", unix_ms + 100_000);
+        for (send, want) in [
+            (
+                "SET a 1\r\nGETDEL a\r\nGETDEL a\r\n",
+                "+OK\r\n$1\r\n1\r\n$-1\r\n",
+            ),
+            (
+                "GETDEL\r\n",
+                "-ERR wrong number of arguments for 'getdel' command\r\n",
+            ),
+            (
+                "SET b v\r\nGETEX b\r\nTTL b\r\n",
+                "+OK\r\n$1\r\nv\r\n:-1\r\n",
+            ),
+            ("GETEX b EX 100\r\nTTL b\r\n", "$1\r\nv\r\n:100\r\n"),
+            ("GETEX b PERSIST\r\nTTL b\r\n", "$1\r\nv\r\n:-1\r\n"),
+            ("GETEX b PX 5000\r\nPTTL b\r\n", "$1\r\nv\r\n:5000\r\n"),
+            (
+                "GETEX b EX 0\r\n",
+                "-ERR invalid expire time in 'getex' command\r\n",
+            ),
+            (
+                "GETEX b EX x\r\n",
+                "-ERR value is not an integer or out of range\r\n",
+            ),
+            // A missing key is nil whatever the time says; the grammar is checked first.
+            ("GETEX nope EX 0\r\n", "$-1\r\n"),
+            ("GETEX nope FOO\r\n", "-ERR syntax error\r\n"),
+            ("GETEX b EX 10 PX 10\r\n", "-ERR syntax error\r\n"),
+            ("GETEX b PERSIST EX 10\r\n", "-ERR syntax error\r\n"),
+            ("GETEX b EX\r\n", "-ERR syntax error\r\n"),
+            // A time in the past answers the value and deletes the key.
+            ("GETEX b EXAT 1\r\nEXISTS b\r\n", "$1\r\nv\r\n:0\r\n"),
+            (
+                "MSETNX x 1 y 2\r\nMSETNX y 3 z 4\r\nMGET x y z\r\n",
+                ":1\r\n:0\r\n*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n",
+            ),
+            (
+                "MSETNX x 1 y\r\n",
+                "-ERR wrong number of arguments for 'msetnx' command\r\n",
+            ),
+            (
+                "SET e v\r\nEXPIREAT e 1\r\nEXISTS e\r\n",
+                "+OK\r\n:1\r\n:0\r\n",
+            ),
+            ("SET e v\r\n", "+OK\r\n"),
+            (&later, ":1\r\n"),
+            ("TTL e\r\n", ":100\r\n"),
+            (
+                "EXPIREAT e 9223372036854775807\r\n",
+                "-ERR invalid expire time in 'expireat' command\r\n",
+            ),
+            ("PEXPIREAT e 1 GT\r\nPEXPIREAT e 1 LT\r\n", ":0\r\n:1\r\n"),
+            ("EXISTS e\r\n", ":0\r\n"),
+            ("DEL x x y\r\nEXISTS x x z\r\n", ":2\r\n:0\r\n"),
+        ] {
+            assert_eq!(say(&mut s, send, t0), want, "{send:?}");
+        }
+        // The deadline GETEX gave is kept on the connection's clock.
+        assert_eq!(
+            say(&mut s, "SET f v\r\nGETEX f PX 300\r\n", t0),
+            "+OK\r\n$1\r\nv\r\n"
+        );
+        assert_eq!(say(&mut s, "GET f\r\n", at(299)), "$1\r\nv\r\n");
+        assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
+    }
+
+    /// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
+    /// one of another connection's `MSET a i b i` without the other, and `DEL a b` beside `EXISTS a b` counts
+    /// both or neither. Two threads, each its own connection to one store, a bounded number of rounds.
+    #[test]
+    fn commands_on_several_keys_are_atomic_against_each_other() {
+        const ROUNDS: usize = 20_000;
+        let mut writer = session(Limits::default());
+        let mut reader = other(&writer);
+        let t0 = Instant::now();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for i in 0..ROUNDS {
+                    let send = if i % 2 == 0 {
+                        format!("MSET a {i} b {i}\r\n")
+                    } else {
+                        "DEL a b\r\n".to_string()
+                    };
+                    talk_at(&mut writer, send.as_bytes(), t0);
+                }
+            });
+            let mut torn = Vec::new();
+            for _ in 0..ROUNDS {
+                let (wire, _) = talk_at(&mut reader, b"MGET a b\r\nEXISTS a b\r\n", t0);
+                let text = String::from_utf8(wire).unwrap();
+                // `*2`, each value as `$-1` or `$n` and its text, then `:count`.
+                let mut lines = text.split("\r\n").skip(1);
+                let mut value = || match lines.next() {
+                    Some("$-1") => None,
+                    _ => lines.next(),
+                };
+                let (a, b) = (value(), value());
+                let count = lines.next();
+                if a != b || !matches!(count, Some(":0" | ":2")) {
+                    torn.push(text);
+                }
+            }
+            assert!(
+                torn.is_empty(),
+                "{} torn reads, e.g. {:?}",
+                torn.len(),
+                torn.first()
+            );
+        });
     }
 
     #[test]
