@@ -112,6 +112,9 @@ def main() -> None:
         resp([b"SETEX", b"k", b"0", b"v"], [b"PSETEX", b"k", b"99", b"v"], [b"SETNX", b"k", b"w"]),
         resp([b"HELLO", b"3"], [b"HELLO", b"2", b"AUTH", b"u", b"p", b"SETNAME", b"n"], [b"HELLO", b"2", b"FOO"]),
         b"MULTI\r\nSET a 1\r\nEXEC\r\n",
+        resp([b"GETEX", b"k", b"PX", b"5"], [b"GETEX", b"k", b"PERSIST"], [b"GETDEL", b"k"], [b"GETEX", b"k", b"EX"]),
+        resp([b"MSETNX", b"a", b"1", b"b", b"2"], [b"MGET", b"a", b"b", b"a"], [b"DEL", b"a", b"b", b"c"]),
+        resp([b"EXPIREAT", b"k", b"1", b"NX"], [b"PEXPIREAT", b"k", b"99999999999999", b"LT"], [b"EXISTS", b"k", b"k"]),
     ]
     for target in ("resp_server", "session_resp"):
         seeds.setdefault(target, set()).update(resp_seeds)

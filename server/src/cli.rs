@@ -65,8 +65,8 @@ pub struct Args {
     /// Default: 100000.
     #[arg(long)]
     pub max_multi_commands: Option<usize>,
-    /// Most bytes a RESP transaction's queue may hold (arguments plus bookkeeping); over it the transaction is
-    /// discarded. Default: 64 MiB.
+    /// Most bytes a RESP transaction's queue and the connection's WATCHed keys may hold (arguments plus
+    /// bookkeeping); over it the transaction is discarded (a WATCH refused). Default: 64 MiB.
     #[arg(long, value_parser = parse_size)]
     pub max_multi_bytes: Option<usize>,
     /// Output bytes above which a connection stops reading until the client catches up. Default: 256 KiB.

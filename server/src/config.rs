@@ -310,8 +310,9 @@ pub struct Limits {
     /// transaction is discarded (`EXEC` answers `-EXECABORT`). Default: 100000.
     pub max_multi_commands: usize,
     /// Most bytes a RESP transaction's queue may hold (the arguments, plus 32 bytes per argument and about 64
-    /// per command for their bookkeeping); over it, as `max_multi_commands`. The queues are counted in
-    /// `memory_budget` too. Default: 64 MiB.
+    /// per command for their bookkeeping), together with the keys the connection `WATCH`es (about twice each
+    /// key's length plus 96 bytes); over it, as `max_multi_commands` (a `WATCH` over it is refused, and the next
+    /// `EXEC` aborts). The queues and watched keys are counted in `memory_budget` too. Default: 64 MiB.
     pub max_multi_bytes: usize,
     /// How long a partial request may take to complete (slowloris); HTTP answers `408`, then the connection
     /// closes. Default: 10s.

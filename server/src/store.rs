@@ -15,8 +15,12 @@
 //! its commands ([`Locked`]): no other connection's command interleaves with them. A command on several keys
 //! (`MGET`, `MSET`, `MSETNX`, `DEL`, `EXISTS`) takes the locks of its keys' shards together, in the same order
 //! ([`Db::lock_keys`]), so it is atomic too; every other command takes one shard's lock at a time, so the fixed
-//! order cannot deadlock, and the hot path (one key: [`Store`] for `&Db`) pays nothing for it. Every change to a shard bumps its
-//! [`Shard::version`]; `WATCH` records the version of each watched key's shard.
+//! order cannot deadlock, and the hot path (one key: [`Store`] for `&Db`) pays nothing for it.
+//!
+//! **`WATCH`** is per key, as in Redis: a shard keeps a count of changes for each key some connection watches
+//! (and how many watch it), and every change to such a key (set, deleted, its deadline moved, reclaimed) bumps
+//! it; `EXEC` compares ([`Locked::changed_since`]). A watched key's deadline passing counts as a change too, as
+//! in Redis 6.0.9+, even before the key is reclaimed. Nothing else (a read, another key) aborts a transaction.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -47,8 +51,26 @@ pub(crate) struct Shard {
     map: HashMap<Bytes, Entry>,
     /// `(deadline, key)` of every key in `map` that has a deadline (the same `Bytes`, not a copy).
     expiry: BTreeSet<(Instant, Bytes)>,
-    /// Bumped by every change to this shard (`WATCH` compares it).
-    version: u64,
+    /// The keys some connection `WATCH`es, and how often each changed since ([`Db::watch`]). Empty unless a
+    /// transaction is being prepared, so a write pays one `is_empty` for it.
+    watched: HashMap<Bytes, Watch>,
+}
+
+/// A watched key: its changes since the first watcher came, and how many connections watch it.
+#[derive(Debug, Default)]
+struct Watch {
+    changes: u64,
+    watchers: usize,
+}
+
+/// What `WATCH key` saw ([`Db::watch`]): `EXEC` goes on only if the key has not changed since
+/// ([`Locked::changed_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Watched {
+    /// The key's changes when it was watched.
+    changes: u64,
+    /// Its deadline then, if it was there and had one: passing it is a change too, as in Redis 6.0.9+.
+    deadline: Option<Instant>,
 }
 
 /// A value and its deadline.
@@ -118,6 +140,16 @@ impl Shard {
         matches!(self.map.get(key), Some(Entry { deadline: Some(d), .. }) if *d <= now)
     }
 
+    /// One watcher of `key` fewer; the last one gone, it is no longer watched.
+    fn unwatch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.watchers -= 1;
+            if w.watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
     /// Drops `key` if it has expired (lazy expiry); then the live entry, if any.
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         if self.expired(key, now) {
@@ -132,14 +164,14 @@ impl Shard {
         if let Some(d) = entry.deadline {
             self.expiry.remove(&(d, k));
         }
-        self.version += 1;
+        self.changed(key);
         Some(entry)
     }
 
     /// Sets `key`'s entry (replacing any), keeping the expiry index in step. The index shares the map's copy of
     /// the key.
     fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) {
-        self.version += 1;
+        self.changed(key);
         let stored = self
             .map
             .get_key_value(key)
@@ -167,6 +199,16 @@ impl Shard {
         self.map.insert(k, Entry { value, deadline });
     }
 
+    /// `key` changed (set, deleted, its deadline moved, expired): a `WATCH` of it makes `EXEC` abort.
+    #[inline]
+    fn changed(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some(w) = self.watched.get_mut(key) {
+                w.changes += 1;
+            }
+        }
+    }
+
     /// Drops up to `max` expired keys, earliest deadline first; how many it dropped.
     pub(crate) fn reclaim(&mut self, now: Instant, max: usize) -> usize {
         let mut n = 0;
@@ -179,7 +221,7 @@ impl Shard {
                 break;
             };
             self.map.remove(&key);
-            self.version += 1;
+            self.changed(&key);
             n += 1;
         }
         n
@@ -268,7 +310,7 @@ impl Shard {
                 Ok(None)
             }
         };
-        self.version += 1;
+        self.changed(key);
         if !self.expiry.is_empty() {
             self.reclaim(now, RECLAIM_PER_WRITE);
         }
@@ -421,9 +463,18 @@ pub(crate) struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    /// The version of shard `index` ([`Db::watch`]); the shard must be locked here.
-    pub(crate) fn version(&mut self, index: usize) -> u64 {
-        self.shard(index).version
+    /// True if `key` changed since `WATCH` saw `then` (set, deleted, expired, its deadline moved, or its
+    /// deadline passed by `now`), or is no longer watched (never on a connection that watches it); its shard must
+    /// be locked here.
+    pub(crate) fn changed_since(&mut self, key: &[u8], then: Watched, now: Instant) -> bool {
+        let shard = self.shard(shard_of(key));
+        let changes = shard.watched.get(key).map(|w| w.changes);
+        changes != Some(then.changes) || then.deadline.is_some_and(|d| d <= now)
+    }
+
+    /// One watcher of `key` fewer ([`Db::unwatch`], with its shard already locked).
+    pub(crate) fn unwatch(&mut self, key: &[u8]) {
+        self.shard(shard_of(key)).unwatch(key);
     }
 
     /// Shard `index`, which one of the keys this was locked for falls in.
@@ -505,12 +556,35 @@ impl Db {
         }
     }
 
-    /// `(shard, version)` for `WATCH key`: `EXEC` goes on only if the shard's version is still this one (so a
-    /// change to another key of the same shard aborts it too: never a missed change, sometimes a spurious
-    /// abort).
-    pub(crate) fn watch(&self, key: &[u8]) -> (usize, u64) {
-        let i = shard_of(key);
-        (i, self.lock(i).version)
+    /// `WATCH key` at `now`: one watcher more for `key` (each must be let go with [`Db::unwatch`] or
+    /// [`Locked::unwatch`]), and what `EXEC` compares ([`Locked::changed_since`]). A key is watched once per
+    /// connection: the caller keeps one [`Watched`] per key.
+    pub(crate) fn watch(&self, key: &[u8], now: Instant) -> Watched {
+        let mut shard = self.lock(shard_of(key));
+        let deadline = shard.live(key, now).and_then(|e| e.deadline);
+        let w = match shard.watched.get_mut(key) {
+            Some(w) => w,
+            None => shard
+                .watched
+                .entry(Bytes::copy_from_slice(key))
+                .or_default(),
+        };
+        w.watchers += 1;
+        Watched {
+            changes: w.changes,
+            deadline,
+        }
+    }
+
+    /// One watcher of `key` fewer: `UNWATCH`, `DISCARD`, a connection closing.
+    pub(crate) fn unwatch(&self, key: &[u8]) {
+        self.lock(shard_of(key)).unwatch(key);
+    }
+
+    /// Keys watched by any connection (tests).
+    #[cfg(test)]
+    pub(crate) fn watched(&self) -> usize {
+        (0..SHARDS).map(|i| self.lock(i).watched.len()).sum()
     }
 
     /// Active expiry: drops up to `per_shard` expired keys from each shard, one lock at a time; how many.
@@ -815,18 +889,44 @@ mod tests {
     }
 
     #[test]
-    fn every_change_to_a_shard_moves_its_version_and_reads_do_not() {
+    fn every_change_to_a_watched_key_is_seen_and_nothing_else_is() {
         let (db, now) = (Db::default(), t0());
-        let (i, v0) = db.watch(b"k");
+        let changed = |key: &[u8], then, at| db.lock_all().changed_since(key, then, at);
+        // Reads, and writes to other keys (of its shard too), are not changes.
+        let w = db.watch(b"k", now);
         db.get(b"k", now);
         db.exists(b"k", now);
-        assert_eq!(db.watch(b"k"), (i, v0));
+        let same_shard = (0..)
+            .map(|i| format!("other{i}"))
+            .find(|o| shard_of(o.as_bytes()) == shard_of(b"k"))
+            .unwrap();
+        db.set(same_shard.as_bytes(), b"v", now);
+        assert!(!changed(b"k", w, now));
+        // Each kind of change is.
         db.set(b"k", b"v", now);
-        let (_, v1) = db.watch(b"k");
-        assert!(v1 > v0);
+        assert!(changed(b"k", w, now));
+        let w = db.watch(b"k", now);
         db.del(b"k", now);
-        assert!(db.watch(b"k").1 > v1);
-        let locked = db.lock_all().version(i);
-        assert_eq!(locked, db.watch(b"k").1);
+        assert!(changed(b"k", w, now));
+        let w = db.watch(b"k", now);
+        let _ = db.lock(shard_of(b"k")).set(
+            b"k",
+            b"v",
+            with_deadline(now + Duration::from_secs(5)),
+            now,
+        );
+        assert!(changed(b"k", w, now), "created");
+        // A deadline passing is a change even before the key is reclaimed; a deadline not yet passed is not.
+        let w = db.watch(b"k", now);
+        assert!(!changed(b"k", w, now + Duration::from_secs(4)));
+        assert!(changed(b"k", w, now + Duration::from_secs(5)));
+        // Watchers are counted: the key is forgotten when the last lets go.
+        assert_eq!(db.watched(), 1);
+        for _ in 0..3 {
+            db.unwatch(b"k");
+        }
+        assert_eq!(db.watched(), 1, "a watcher is left");
+        db.unwatch(b"k");
+        assert_eq!(db.watched(), 0);
     }
 }

@@ -20,13 +20,14 @@
 //! replies with the array of the replies, written a part at a time (`Body::Seq`): large values stay shared with
 //! the key space, not copied. The queue is bounded by `--max-multi-commands` and `--max-multi-bytes`, and counted
 //! in `--memory-budget`: over any of them the transaction is discarded, the command gets an error, the commands
-//! after it until `EXEC`/`DISCARD` get the same error, and `EXEC` answers `-EXECABORT`. `WATCH` records the
-//! version of each watched key's shard; `EXEC` answers a null array if one changed (a change to another key of
-//! the same shard too: never a missed change, sometimes a spurious abort).
+//! after it until `EXEC`/`DISCARD` get the same error, and `EXEC` answers `-EXECABORT`. `WATCH` is per key, as
+//! in Redis: `EXEC` answers a null array if a watched key was set, deleted, or expired since (the store counts
+//! the changes of watched keys: `crate::store`); the watched keys count against `--max-multi-bytes` too.
 //!
 //! A request the codec refuses (`*20000000`, `$2000000000`, negative or non-numeric lengths, a desync) gets
 //! `-ERR Protocol error: <Redis's wording>` and the connection closes, as Redis does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,7 +40,7 @@ use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
 use crate::store::{
-    parse_i64, shard_of, Change, ExpireIf, IncrError, Locked, SetOptions, Store, Ttl,
+    parse_i64, Change, ExpireIf, IncrError, Locked, SetOptions, Store, Ttl, Watched,
 };
 
 /// What a client over `max_connections` gets, then close (Redis's own words).
@@ -79,10 +80,12 @@ impl RespSession {
 
 impl Drop for RespSession {
     fn drop(&mut self) {
-        // A connection closed in the middle of a transaction: its queue leaves the memory budget.
+        // A connection closed in the middle of a transaction: its queue leaves the memory budget, and the keys
+        // it watched are let go.
         if let Some(multi) = self.tx.multi.take() {
             self.shared.account(multi.bytes, 0);
         }
+        self.tx.unwatch_all(&self.shared);
     }
 }
 
@@ -91,9 +94,20 @@ impl Drop for RespSession {
 struct Tx {
     /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
     multi: Option<Multi>,
-    /// `(shard, version)` for each shard a `WATCH`ed key is in, at most one per shard (so at most
-    /// [`crate::store::SHARDS`], whatever is watched).
-    watched: Vec<(usize, u64)>,
+    /// Each `WATCH`ed key (once, however often it was watched) and what `WATCH` saw of it.
+    watched: HashMap<Bytes, Watched>,
+    /// What `watched` costs ([`watch_cost`]): with the queue's bytes, bounded by `max_multi_bytes`, and counted
+    /// in the memory budget.
+    watch_bytes: usize,
+    /// A `WATCH` was refused over that bound: the next `EXEC` aborts (null array), since a client that went on
+    /// past the error would otherwise run its transaction unguarded.
+    watch_refused: bool,
+}
+
+/// What watching `key` costs the server: the key twice (the connection's and the store's copy) and two map
+/// entries.
+fn watch_cost(key: &[u8]) -> usize {
+    2 * (key.len() + 48)
 }
 
 /// An open transaction.
@@ -138,6 +152,9 @@ const PONG: &[u8] = b"+PONG\r\n";
 const OK: &[u8] = b"+OK\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
 const NULL: &[u8] = b"$-1\r\n";
+/// What a `WATCH` gets over `--max-multi-bytes` or the memory budget.
+const TOO_MANY_WATCHED: &[u8] = b"-ERR too many keys watched: over the server's limit \
+(--max-multi-bytes or --memory-budget); the next EXEC will abort\r\n";
 const NULL_ARRAY: &[u8] = b"*-1\r\n";
 const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
 /// What a command gets when it would take a transaction's queue over `--max-multi-commands`,
@@ -310,7 +327,7 @@ fn request(
         Cmd::Discard => match tx.multi.take() {
             Some(multi) => {
                 shared.account(multi.bytes, 0);
-                tx.watched.clear();
+                tx.unwatch_all(shared);
                 output.extend_from_slice(OK);
             }
             None => Value::error("ERR DISCARD without MULTI").encode_to(output),
@@ -318,17 +335,13 @@ fn request(
         Cmd::Watch if tx.multi.is_some() => {
             Value::error("ERR WATCH inside MULTI is not allowed").encode_to(output)
         }
-        Cmd::Watch => {
-            for key in &args[1..] {
-                if !tx.watched.iter().any(|&(i, _)| i == shard_of(key)) {
-                    tx.watched.push(shared.db.watch(key));
-                }
-            }
-            output.extend_from_slice(OK);
-        }
+        Cmd::Watch => match tx.watch(shared, &args[1..], now) {
+            true => output.extend_from_slice(OK),
+            false => output.extend_from_slice(TOO_MANY_WATCHED),
+        },
         _ if tx.multi.is_some() => queue(shared, tx, cmd, args, output),
         Cmd::Unwatch => {
-            tx.watched.clear();
+            tx.unwatch_all(shared);
             output.extend_from_slice(OK);
         }
         _ => command(
@@ -347,6 +360,44 @@ fn request(
 }
 
 impl Tx {
+    /// `WATCH keys` at `now`; false if watching them would take the connection's watched keys and queue over
+    /// `max_multi_bytes`, or the server over its memory budget (the keys before that one are watched; the next
+    /// `EXEC` aborts).
+    fn watch(&mut self, shared: &Shared, keys: &[Bytes], now: Instant) -> bool {
+        let limit = shared.config.limits.max_multi_bytes;
+        let queued = self.multi.as_ref().map_or(0, |m| m.bytes);
+        for key in keys {
+            if self.watched.contains_key(key) {
+                continue;
+            }
+            let cost = watch_cost(key);
+            if self.watch_bytes + queued + cost > limit || shared.over_budget() {
+                self.watch_refused = true;
+                return false;
+            }
+            let seen = shared.db.watch(key, now);
+            self.watched.insert(Bytes::copy_from_slice(key), seen);
+            self.watch_bytes += cost;
+            shared.account(0, cost);
+        }
+        true
+    }
+
+    /// Lets go of every watched key (`UNWATCH`, `DISCARD`, a closed connection).
+    fn unwatch_all(&mut self, shared: &Shared) {
+        for key in self.watched.keys() {
+            shared.db.unwatch(key);
+        }
+        self.forget_watched(shared);
+    }
+
+    /// Forgets the watched keys, whose watchers the store already let go of.
+    fn forget_watched(&mut self, shared: &Shared) {
+        self.watched.clear();
+        shared.account(std::mem::take(&mut self.watch_bytes), 0);
+        self.watch_refused = false;
+    }
+
     /// A command was refused (unknown, wrong arity): inside `MULTI`, `EXEC` will answer `-EXECABORT`.
     fn refuse(&mut self) {
         if let Some(multi) = &mut self.multi {
@@ -357,6 +408,7 @@ impl Tx {
 
 /// Queues `args` in the open transaction, or refuses it over the limits (the transaction is then dropped).
 fn queue(shared: &Shared, tx: &mut Tx, cmd: Cmd, args: &[Bytes], output: &mut BytesMut) {
+    let watched = tx.watch_bytes;
     let Some(multi) = &mut tx.multi else {
         return;
     };
@@ -369,7 +421,7 @@ fn queue(shared: &Shared, tx: &mut Tx, cmd: Cmd, args: &[Bytes], output: &mut By
     let cost = queued_cost(args);
     let limits = &shared.config.limits;
     if multi.queue.len() >= limits.max_multi_commands
-        || multi.bytes + cost > limits.max_multi_bytes
+        || watched + multi.bytes + cost > limits.max_multi_bytes
         || shared.over_budget()
     {
         shared.account(multi.bytes, 0);
@@ -404,12 +456,21 @@ fn exec(
         return Value::error("ERR EXEC without MULTI").encode_to(output);
     };
     shared.account(multi.bytes, 0);
-    let watched = std::mem::take(&mut tx.watched);
     if multi.aborted.is_some() {
+        tx.unwatch_all(shared);
         return output.extend_from_slice(EXECABORT);
     }
     let mut all = shared.db.lock_all();
-    if watched.iter().any(|&(i, v)| all.version(i) != v) {
+    let changed = tx.watch_refused
+        || tx
+            .watched
+            .iter()
+            .any(|(key, &seen)| all.changed_since(key, seen, now));
+    for key in tx.watched.keys() {
+        all.unwatch(key);
+    }
+    tx.forget_watched(shared);
+    if changed {
         return output.extend_from_slice(NULL_ARRAY);
     }
     let mut parts = Vec::new();
@@ -1201,6 +1262,79 @@ mod tests {
             talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
             "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
         );
+    }
+
+    /// `WATCH` is per key, as in Redis: a change to another key of the same shard does not abort `EXEC`; a
+    /// watched key expiring does; a connection closing lets go of what it watched; watching is bounded by
+    /// `--max-multi-bytes`, and over it the `WATCH` is refused and the next `EXEC` aborts.
+    #[test]
+    fn watch_is_per_key_bounded_and_let_go_at_close() {
+        let mut a = session(Limits::default());
+        let mut b = other(&a);
+        let t0 = Instant::now();
+        let at = |s: &mut RespSession, send: &str, now| {
+            String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+        };
+        let neighbour = (0..)
+            .map(|i| format!("n{i}"))
+            .find(|n| crate::store::shard_of(n.as_bytes()) == crate::store::shard_of(b"k"))
+            .unwrap();
+        assert_eq!(talk(&mut a, "WATCH k\r\n"), "+OK\r\n");
+        assert_eq!(talk(&mut b, &format!("SET {neighbour} 1\r\n")), "+OK\r\n");
+        assert_eq!(
+            talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n",
+            "another key of the shard changed, not k"
+        );
+        // A watched key whose deadline passes aborts, before anything reclaims it.
+        assert_eq!(
+            at(&mut a, "SET k v PX 100\r\nWATCH k\r\n", t0),
+            "+OK\r\n+OK\r\n"
+        );
+        assert_eq!(
+            at(
+                &mut a,
+                "MULTI\r\nGET k\r\nEXEC\r\n",
+                t0 + Duration::from_millis(100)
+            ),
+            "+OK\r\n+QUEUED\r\n*-1\r\n"
+        );
+        // Closing lets go; so do UNWATCH, DISCARD and EXEC.
+        assert_eq!(talk(&mut b, "WATCH k x y\r\n"), "+OK\r\n");
+        assert_eq!(
+            talk(&mut a, "WATCH k z\r\nUNWATCH\r\nWATCH z\r\n"),
+            "+OK\r\n+OK\r\n+OK\r\n"
+        );
+        assert_eq!(a.shared.db.watched(), 4);
+        drop(b);
+        assert_eq!(a.shared.db.watched(), 1);
+        assert_eq!(talk(&mut a, "MULTI\r\nDISCARD\r\n"), "+OK\r\n+OK\r\n");
+        assert_eq!(a.shared.db.watched(), 0);
+        assert_eq!(
+            a.shared.buffered(),
+            0,
+            "the watched keys left the memory budget"
+        );
+        // Over --max-multi-bytes: refused, and EXEC aborts even though nothing changed.
+        let mut small = session(Limits {
+            max_multi_bytes: 1000,
+            ..Limits::default()
+        });
+        let many = format!(" k {}", "x".repeat(600));
+        assert_eq!(
+            talk(&mut small, &format!("WATCH{many}\r\n")),
+            String::from_utf8(TOO_MANY_WATCHED.to_vec()).unwrap()
+        );
+        assert_eq!(
+            talk(
+                &mut small,
+                "MULTI\r\nINCR k\r\nEXEC\r\nWATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n"
+            ),
+            "+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:1\r\n",
+            "the refusal lasts one EXEC"
+        );
+        assert_eq!(small.shared.db.watched(), 0);
+        assert_eq!(small.shared.buffered(), 0);
     }
 
     #[test]
