@@ -31,6 +31,8 @@ use bytes::Bytes;
 /// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
 /// rarely wait for each other.
 pub(crate) const SHARDS: usize = 64;
+// A shard set is a `u64` mask ([`Db::lock_keys`]) and a place an `u8` ([`Locked`]).
+const _: () = assert!(SHARDS <= 64);
 
 /// Expired keys a write to a shard reclaims, at most, besides its own work.
 pub(crate) const RECLAIM_PER_WRITE: usize = 4;
@@ -458,9 +460,14 @@ impl Store for &Db {
 
 /// Shards of a [`Db`], locked: every one ([`Db::lock_all`]) or those of some keys ([`Db::lock_keys`]).
 pub(crate) struct Locked<'a> {
-    /// `(index, guard)`, in index order; all [`SHARDS`] of them, or those a command's keys fall in.
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    /// The guards, in shard index order: all [`SHARDS`] of them, or those a command's keys fall in.
+    guards: Vec<MutexGuard<'a, Shard>>,
+    /// For each shard, its place in `guards` ([`NOT_LOCKED`] if it is not there).
+    place: [u8; SHARDS],
 }
+
+/// [`Locked::place`] of a shard not locked.
+const NOT_LOCKED: u8 = u8::MAX;
 
 impl Locked<'_> {
     /// True if `key` changed since `WATCH` saw `then` (set, deleted, expired, its deadline moved, or its
@@ -479,16 +486,10 @@ impl Locked<'_> {
 
     /// Shard `index`, which one of the keys this was locked for falls in.
     fn shard(&mut self, index: usize) -> &mut Shard {
-        let at = if self.guards.len() == SHARDS {
-            index
-        } else {
-            match self.guards.binary_search_by_key(&index, |&(i, _)| i) {
-                Ok(at) => at,
-                // A key outside those locked: a bug in the command, never the client's doing.
-                Err(_) => panic!("shard {index} used without its lock"),
-            }
-        };
-        &mut self.guards[at].1
+        let at = self.place[index];
+        // A key outside those locked: a bug in the command, never the client's doing.
+        assert!(at != NOT_LOCKED, "shard {index} used without its lock");
+        &mut self.guards[usize::from(at)]
     }
 }
 
@@ -541,19 +542,28 @@ impl Db {
     /// Every shard locked, in index order: nothing else touches the key space until the result is dropped.
     pub(crate) fn lock_all(&self) -> Locked<'_> {
         Locked {
-            guards: (0..SHARDS).map(|i| (i, self.lock(i))).collect(),
+            guards: (0..SHARDS).map(|i| self.lock(i)).collect(),
+            place: std::array::from_fn(|i| i as u8),
         }
     }
 
     /// The shards of `keys` locked, in index order (the order [`Db::lock_all`] takes them in, and no other
     /// command holds more than one lock, so no two can wait for each other).
     pub(crate) fn lock_keys<'k>(&self, keys: impl Iterator<Item = &'k Bytes>) -> Locked<'_> {
-        let mut indices: Vec<usize> = keys.map(|k| shard_of(k)).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        Locked {
-            guards: indices.into_iter().map(|i| (i, self.lock(i))).collect(),
+        // A bit per shard: the set, in index order, with no sorting.
+        let mask = keys.fold(0u64, |mask, k| mask | 1 << shard_of(k));
+        let mut locked = Locked {
+            guards: Vec::with_capacity(mask.count_ones() as usize),
+            place: [NOT_LOCKED; SHARDS],
+        };
+        let mut rest = mask;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            locked.place[i] = locked.guards.len() as u8;
+            locked.guards.push(self.lock(i));
         }
+        locked
     }
 
     /// `WATCH key` at `now`: one watcher more for `key` (each must be let go with [`Db::unwatch`] or
