@@ -142,6 +142,18 @@ impl Shard {
         matches!(self.map.get(key), Some(Entry { deadline: Some(d), .. }) if *d <= now)
     }
 
+    /// Every key removed and its memory given back; each watched key that was there counts as changed (as
+    /// Redis's `FLUSHALL` touches them).
+    fn flush(&mut self) {
+        for (key, w) in &mut self.watched {
+            if self.map.contains_key(key) {
+                w.changes += 1;
+            }
+        }
+        self.map = HashMap::new();
+        self.expiry = BTreeSet::new();
+    }
+
     /// One watcher of `key` fewer; the last one gone, it is no longer watched.
     fn unwatch(&mut self, key: &[u8]) {
         if let Some(w) = self.watched.get_mut(key) {
@@ -441,6 +453,9 @@ pub(crate) trait Store {
         keys: impl Iterator<Item = &'k Bytes>,
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R;
+
+    /// Runs `f` with every shard locked: `FLUSHDB`, `DBSIZE`.
+    fn whole<R>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
 }
 
 impl Store for &Db {
@@ -455,6 +470,10 @@ impl Store for &Db {
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R {
         f(&mut self.lock_keys(keys))
+    }
+
+    fn whole<R>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        f(&mut self.lock_all())
     }
 }
 
@@ -505,6 +524,30 @@ impl Store for Locked<'_> {
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R {
         f(self)
+    }
+
+    fn whole<R>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
+        // Only an `EXEC` holds a `Locked` while running commands, and it holds every shard.
+        assert_eq!(
+            self.guards.len(),
+            SHARDS,
+            "a whole-store command without every lock"
+        );
+        f(self)
+    }
+}
+
+impl Locked<'_> {
+    /// `FLUSHDB`: every key removed (their memory freed); a watched key that was there counts as changed.
+    pub(crate) fn flush(&mut self) {
+        for shard in &mut self.guards {
+            shard.flush();
+        }
+    }
+
+    /// `DBSIZE`: the keys held, as Redis counts them (an expired key not yet reclaimed included).
+    pub(crate) fn len(&self) -> usize {
+        self.guards.iter().map(|s| s.map.len()).sum()
     }
 }
 

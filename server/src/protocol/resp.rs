@@ -8,6 +8,7 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
+//! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests);
 //! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
@@ -195,6 +196,9 @@ enum Cmd {
     GetEx,
     GetDel,
     MSetNx,
+    DbSize,
+    FlushDb,
+    FlushAll,
     Select,
     Config,
     Hello,
@@ -233,6 +237,9 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("GETEX", Cmd::GetEx),
     ("GETDEL", Cmd::GetDel),
     ("MSETNX", Cmd::MSetNx),
+    ("DBSIZE", Cmd::DbSize),
+    ("FLUSHDB", Cmd::FlushDb),
+    ("FLUSHALL", Cmd::FlushAll),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
     ("HELLO", Cmd::Hello),
@@ -257,13 +264,13 @@ impl Cmd {
     fn arity(self) -> i32 {
         use Cmd::*;
         match self {
-            Ping | Quit | Hello => -1,
+            Ping | Quit | Hello | FlushDb | FlushAll => -1,
             Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
             MGet | GetEx | Del | Exists | Config | Watch => -2,
             SetEx | PSetEx => 4,
-            Multi | Exec | Discard | Unwatch => 1,
+            Multi | Exec | Discard | Unwatch | DbSize => 1,
         }
     }
 
@@ -646,6 +653,19 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
             None => Value::error(IncrError::NotAnInteger.reply()),
         },
         Cmd::Config => config_get(args),
+        // One key space: FLUSHALL and FLUSHDB are the same. `ASYNC` frees in the foreground too.
+        Cmd::FlushAll | Cmd::FlushDb => match &args[1..] {
+            [] => {
+                store.whole(|all| all.flush());
+                return out.buf.extend_from_slice(OK);
+            }
+            [mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {
+                store.whole(|all| all.flush());
+                return out.buf.extend_from_slice(OK);
+            }
+            _ => Value::error("ERR syntax error"),
+        },
+        Cmd::DbSize => Value::Integer(store.whole(|all| all.len()) as i64),
         Cmd::Hello => hello(args),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
@@ -1593,6 +1613,53 @@ mod tests {
         );
         assert_eq!(say(&mut s, "GET f\r\n", at(299)), "$1\r\nv\r\n");
         assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
+    }
+
+    /// `FLUSHALL`/`FLUSHDB` and `DBSIZE` as redis-server 7.0 answers them (a differential run through redis-cli
+    /// printed the same), and a flush aborts a transaction watching a key that was there, not one watching a
+    /// missing key (redis-py against both: the same).
+    #[test]
+    fn flush_and_dbsize_follow_redis() {
+        let mut a = session(Limits::default());
+        let mut b = other(&a);
+        let t0 = Instant::now();
+        let at = |s: &mut RespSession, send: &str| {
+            String::from_utf8(talk_at(s, send.as_bytes(), t0).0).unwrap()
+        };
+        assert_eq!(
+            at(
+                &mut a,
+                "SET a 1\r\nSET b 2\r\nSET c 3 PX 1\r\nDBSIZE\r\nDBSIZE x\r\n"
+            ),
+            "+OK\r\n+OK\r\n+OK\r\n:3\r\n-ERR wrong number of arguments for 'dbsize' command\r\n"
+        );
+        assert_eq!(
+            at(&mut a, "FLUSHALL foo\r\nFLUSHDB ASYNC x\r\nDBSIZE\r\n"),
+            "-ERR syntax error\r\n-ERR syntax error\r\n:3\r\n"
+        );
+        assert_eq!(
+            at(&mut a, "FLUSHDB async\r\nDBSIZE\r\nGET a\r\n"),
+            "+OK\r\n:0\r\n$-1\r\n"
+        );
+        assert_eq!(
+            at(
+                &mut a,
+                "MULTI\r\nSET x 1\r\nFLUSHALL SYNC\r\nDBSIZE\r\nEXEC\r\n"
+            ),
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n+OK\r\n:0\r\n"
+        );
+        assert_eq!(at(&mut a, "SET w 1\r\nWATCH w\r\n"), "+OK\r\n+OK\r\n");
+        assert_eq!(at(&mut b, "FLUSHALL\r\n"), "+OK\r\n");
+        assert_eq!(
+            at(&mut a, "MULTI\r\nINCR w\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*-1\r\n"
+        );
+        assert_eq!(at(&mut a, "WATCH nothere\r\n"), "+OK\r\n");
+        assert_eq!(at(&mut b, "FLUSHALL\r\n"), "+OK\r\n");
+        assert_eq!(
+            at(&mut a, "MULTI\r\nINCR w\r\nEXEC\r\n"),
+            "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+        );
     }
 
     /// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
