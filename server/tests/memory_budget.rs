@@ -131,7 +131,55 @@ fn never_read_large_replies(model: &str) {
 /// error, EXEC answers EXECABORT, and the server's peak RSS grows by about the cap, not by what was sent.
 #[test]
 fn a_transaction_that_never_execs_is_capped_not_the_servers_memory() {
-    const CAP: usize = 8 << 20;
+    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1024\r\n".to_vec();
+    command.extend_from_slice(&[b'v'; 1024]);
+    command.extend_from_slice(b"\r\n");
+    let (taken, refused) = without_end(
+        b"MULTI\r\n",
+        |_| command.clone(),
+        ("+QUEUED", "-ERR transaction discarded"),
+        (b"EXEC\r\n", "-EXECABORT"),
+    );
+    // Each command costs its 1,029 argument bytes plus its bookkeeping: a little under CAP / 1029 fit.
+    assert!(
+        taken < CAP / 1029 && taken > CAP / 1300,
+        "{taken} commands queued under an {CAP}-byte cap ({refused} refused)"
+    );
+}
+
+/// The same with `WATCH`: a client watching ever more keys (1 KiB each) without a transaction. The keys watched
+/// stop at `--max-multi-bytes` (each costs twice its length: the connection's copy and the store's), every
+/// `WATCH` past it is refused, and the server's peak RSS grows by about the cap.
+#[test]
+fn watching_keys_without_end_is_capped_not_the_servers_memory() {
+    let (taken, refused) = without_end(
+        b"",
+        |i| {
+            let key = format!("{i:01024}");
+            format!("*2\r\n$5\r\nWATCH\r\n$1024\r\n{key}\r\n").into_bytes()
+        },
+        ("+OK", "-ERR too many keys watched"),
+        (b"PING\r\n", "+PONG"),
+    );
+    assert!(
+        taken < CAP / 2048 && taken > CAP / 2400,
+        "{taken} keys watched under an {CAP}-byte cap ({refused} refused)"
+    );
+}
+
+/// `--max-multi-bytes` of the two tests above.
+const CAP: usize = 8 << 20;
+
+/// Sends `open`, then `command(i)` for i = 0, 1, … until 128 MiB are sent, then `end.0`, to a server with a
+/// `CAP` of `--max-multi-bytes`; each command's reply is `replies.0` (taken) or starts with `replies.1`
+/// (refused), and `end.1` starts the last reply. Asserts every command was answered, the server's peak RSS grew
+/// by less than 3 × `CAP`, and it still serves; returns how many were taken and refused.
+fn without_end(
+    open: &[u8],
+    command: impl Fn(usize) -> Vec<u8>,
+    replies: (&'static str, &'static str),
+    end: (&[u8], &'static str),
+) -> (usize, usize) {
     const SENT: usize = 128 << 20;
     let server = ServerProcess::start(
         env!("CARGO_BIN_EXE_sockpool-server"),
@@ -149,49 +197,44 @@ fn a_transaction_that_never_execs_is_capped_not_the_servers_memory() {
     let mut s = TcpStream::connect(resp).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let reader = s.try_clone().unwrap();
-    // The replies, one line each, counted by kind until EXEC's.
+    let last = end.1;
+    // The replies, one line each, counted by kind until the last one.
     let counts = std::thread::spawn(move || {
         use std::io::BufRead;
-        let (mut queued, mut refused) = (0usize, 0usize);
+        let (mut taken, mut refused) = (0usize, 0usize);
         for line in std::io::BufReader::new(reader).lines() {
             let line = line.expect("a reply line");
-            if line == "+QUEUED" {
-                queued += 1;
-            } else if line.starts_with("-ERR transaction discarded") {
+            if line == replies.0 {
+                taken += 1;
+            } else if line.starts_with(replies.1) {
                 refused += 1;
-            } else if line.starts_with("-EXECABORT") {
-                return (queued, refused);
+            } else if line.starts_with(last) {
+                return (taken, refused);
             } else {
                 assert_eq!(line, "+OK", "MULTI's reply");
             }
         }
-        panic!("closed before EXEC's reply")
+        panic!("closed before the last reply")
     });
-    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1024\r\n".to_vec();
-    command.extend_from_slice(&[b'v'; 1024]);
-    command.extend_from_slice(b"\r\n");
-    let batch = command.repeat((1 << 20) / command.len());
-    let per_batch = (1 << 20) / command.len();
-    s.write_all(b"MULTI\r\n").unwrap();
-    let mut sent = 0;
+    s.write_all(open).unwrap();
+    let (mut sent, mut commands) = (0, 0);
     while sent < SENT {
+        let mut batch = Vec::with_capacity(1 << 20);
+        while batch.len() < 1 << 20 {
+            batch.extend_from_slice(&command(commands));
+            commands += 1;
+        }
         s.write_all(&batch).unwrap();
         sent += batch.len();
     }
-    s.write_all(b"EXEC\r\n").unwrap();
-    let (queued, refused) = counts.join().unwrap();
-    let commands = per_batch * SENT.div_ceil(batch.len());
-    assert_eq!(queued + refused, commands);
-    // Each command costs its 1,029 argument bytes plus its bookkeeping: a little under CAP / 1029 fit.
-    assert!(
-        queued < CAP / 1029 && queued > CAP / 1300,
-        "{queued} commands queued under an {CAP}-byte cap"
-    );
+    s.write_all(end.0).unwrap();
+    let (taken, refused) = counts.join().unwrap();
+    assert_eq!(taken + refused, commands);
     let peak_kib = status_kib(pid, "VmHWM:");
     let grew_kib = peak_kib.saturating_sub(baseline_kib);
     eprintln!(
-        "server peak RSS {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB) after {} MiB of queued commands; \
-         cap {} MiB",
+        "server peak RSS {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB) after {} MiB of commands; \
+         cap {} MiB; {taken} taken, {refused} refused",
         SENT >> 20,
         CAP >> 20
     );
@@ -205,4 +248,5 @@ fn a_transaction_that_never_execs_is_capped_not_the_servers_memory() {
     let mut pong = [0u8; 7];
     s.read_exact(&mut pong).unwrap();
     assert_eq!(&pong, b"+PONG\r\n");
+    (taken, refused)
 }
