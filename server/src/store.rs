@@ -549,6 +549,11 @@ impl Locked<'_> {
     pub(crate) fn len(&self) -> usize {
         self.guards.iter().map(|s| s.map.len()).sum()
     }
+
+    /// The keys held that have a deadline (`INFO`'s `expires`).
+    pub(crate) fn expiring(&self) -> usize {
+        self.guards.iter().map(|s| s.expiry.len()).sum()
+    }
 }
 
 /// The index of `key`'s shard (FNV-1a).

@@ -8,7 +8,8 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
-//! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests);
+//! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests), `INFO [section…]`
+//!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`);
 //! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
@@ -199,6 +200,7 @@ enum Cmd {
     DbSize,
     FlushDb,
     FlushAll,
+    Info,
     Select,
     Config,
     Hello,
@@ -240,6 +242,7 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("DBSIZE", Cmd::DbSize),
     ("FLUSHDB", Cmd::FlushDb),
     ("FLUSHALL", Cmd::FlushAll),
+    ("INFO", Cmd::Info),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
     ("HELLO", Cmd::Hello),
@@ -264,7 +267,7 @@ impl Cmd {
     fn arity(self) -> i32 {
         use Cmd::*;
         match self {
-            Ping | Quit | Hello | FlushDb | FlushAll => -1,
+            Ping | Quit | Hello | FlushDb | FlushAll | Info => -1,
             Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
@@ -352,6 +355,7 @@ fn request(
             output.extend_from_slice(OK);
         }
         _ => command(
+            shared,
             &mut &shared.db,
             cmd,
             args,
@@ -485,6 +489,7 @@ fn exec(
     for q in &multi.queue {
         let mut part = None;
         command(
+            shared,
             &mut all,
             q.cmd,
             &q.args,
@@ -519,7 +524,14 @@ fn exec(
 
 /// Runs one command on `store` (the [`crate::store::Db`], a shard lock per key, or every shard locked for `EXEC`), its reply
 /// into `out`. Transaction control never comes here.
-fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out: &mut Out<'_>) {
+fn command<S: Store>(
+    shared: &Shared,
+    store: &mut S,
+    cmd: Cmd,
+    args: &[Bytes],
+    now: Instant,
+    out: &mut Out<'_>,
+) {
     let argc = args.len();
     let reply = match cmd {
         Cmd::Ping => match argc {
@@ -666,6 +678,7 @@ fn command<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Instant, out:
             _ => Value::error("ERR syntax error"),
         },
         Cmd::DbSize => Value::Integer(store.whole(|all| all.len()) as i64),
+        Cmd::Info => info(shared, store, &args[1..]),
         Cmd::Hello => hello(args),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
@@ -982,6 +995,95 @@ fn hello(args: &[Bytes]) -> Value {
 
 /// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
 /// parameter is an empty list.
+/// `INFO [section …]`: Redis's text of `field:value` lines under `# Section` headers, with the fields clients
+/// and monitors read (ioredis checks `loading:0` before its first command; version checks read
+/// `redis_version`, the Redis release whose replies this server's were compared with). No section, `default`,
+/// `all` or `everything`: every section; an unknown one: nothing (as Redis).
+fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes]) -> Value {
+    use std::fmt::Write;
+    let wanted = |name: &str| {
+        sections.is_empty()
+            || sections.iter().any(|s| {
+                s.eq_ignore_ascii_case(name.as_bytes())
+                    || [&b"default"[..], b"all", b"everything"]
+                        .iter()
+                        .any(|all| s.eq_ignore_ascii_case(all))
+            })
+    };
+    let stats = shared.stats.snapshot();
+    let mut text = String::new();
+    let mut section = |name: &str, title: &str, fields: &[(&str, String)]| {
+        if wanted(name) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            let _ = write!(text, "# {title}\r\n");
+            for (field, value) in fields {
+                let _ = write!(text, "{field}:{value}\r\n");
+            }
+        }
+    };
+    section(
+        "server",
+        "Server",
+        &[
+            ("redis_version", INFO_REDIS_VERSION.to_string()),
+            ("sockpool_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("redis_mode", "standalone".to_string()),
+            ("os", std::env::consts::OS.to_string()),
+            ("arch_bits", (usize::BITS).to_string()),
+            ("process_id", std::process::id().to_string()),
+        ],
+    );
+    section(
+        "clients",
+        "Clients",
+        &[("connected_clients", stats.connections_open.to_string())],
+    );
+    section(
+        "persistence",
+        "Persistence",
+        &[("loading", "0".into()), ("aof_enabled", "0".into())],
+    );
+    section(
+        "stats",
+        "Stats",
+        &[
+            (
+                "total_connections_received",
+                stats.connections_total.to_string(),
+            ),
+            ("total_commands_processed", stats.requests.to_string()),
+            ("total_net_input_bytes", stats.bytes_in.to_string()),
+            ("total_net_output_bytes", stats.bytes_out.to_string()),
+            (
+                "rejected_connections",
+                stats.connections_refused.to_string(),
+            ),
+        ],
+    );
+    section(
+        "replication",
+        "Replication",
+        &[("role", "master".into()), ("connected_slaves", "0".into())],
+    );
+    let keyspace = if wanted("keyspace") {
+        let (keys, expires) = store.whole(|all| (all.len(), all.expiring()));
+        match keys {
+            0 => Vec::new(),
+            _ => vec![("db0", format!("keys={keys},expires={expires},avg_ttl=0"))],
+        }
+    } else {
+        Vec::new()
+    };
+    section("keyspace", "Keyspace", &keyspace);
+    Value::Bulk(Bytes::from(text))
+}
+
+/// The `redis_version` `INFO` reports: the Redis release this server's replies were compared with (a
+/// differential run through redis-cli and redis-py against redis-server 7.0.15), for clients that check it.
+const INFO_REDIS_VERSION: &str = "7.0.15";
+
 fn config_get(args: &[Bytes]) -> Value {
     let param = match args {
         [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
@@ -1659,6 +1761,44 @@ mod tests {
         assert_eq!(
             at(&mut a, "MULTI\r\nINCR w\r\nEXEC\r\n"),
             "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+        );
+    }
+
+    /// `INFO`: the sections and fields clients read (ioredis's ready check failed on "unknown command" and the
+    /// client gave up: it sends `INFO` before its first command and waits for `loading:0`).
+    #[test]
+    fn info_has_the_fields_clients_read_by_section() {
+        let mut s = session(Limits::default());
+        let bulk = |reply: String| {
+            let (head, text) = reply.split_once("\r\n").unwrap();
+            assert_eq!(head, format!("${}", text.len() - 2), "one bulk string");
+            text.strip_suffix("\r\n").unwrap().to_string()
+        };
+        let all = bulk(talk(&mut s, "INFO\r\n"));
+        for line in [
+            "# Server\r\nredis_version:7.0.15\r\n",
+            "\r\n\r\n# Persistence\r\nloading:0\r\n",
+            "role:master\r\n",
+            "\r\n\r\n# Keyspace\r\n",
+        ] {
+            assert!(all.contains(line), "{line:?} in {all:?}");
+        }
+        assert!(all.ends_with("# Keyspace\r\n"), "no keys, no db0 line");
+        assert_eq!(
+            talk(&mut s, "SET a 1\r\nSET b 2 EX 100\r\n"),
+            "+OK\r\n+OK\r\n"
+        );
+        assert_eq!(
+            bulk(talk(&mut s, "INFO keyspace\r\n")),
+            "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n"
+        );
+        let two = bulk(talk(&mut s, "INFO KEYSPACE persistence\r\n"));
+        assert!(two.starts_with("# Persistence\r\nloading:0\r\n"), "{two:?}");
+        assert!(two.ends_with("\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n"));
+        assert_eq!(talk(&mut s, "INFO nosuch\r\n"), "$0\r\n\r\n");
+        assert_eq!(
+            bulk(talk(&mut s, "INFO everything\r\n")).len(),
+            bulk(talk(&mut s, "INFO\r\n")).len()
         );
     }
 
