@@ -116,6 +116,7 @@ def main() -> None:
         resp([b"MSETNX", b"a", b"1", b"b", b"2"], [b"MGET", b"a", b"b", b"a"], [b"DEL", b"a", b"b", b"c"]),
         resp([b"SET", b"w", b"1"], [b"WATCH", b"w", b"x"], [b"FLUSHALL"], [b"DBSIZE"], [b"MULTI"], [b"FLUSHDB", b"ASYNC"], [b"EXEC"]),
         resp([b"INFO"], [b"INFO", b"keyspace", b"CLIENTS"], [b"INFO", b"nosuch"], [b"MULTI"], [b"INFO", b"all"], [b"EXEC"]),
+        resp([b"CLIENT", b"SETNAME", b"n"], [b"CLIENT", b"GETNAME"], [b"CLIENT", b"ID"], [b"MULTI"], [b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"], [b"EXEC"]),
         resp([b"EXPIREAT", b"k", b"1", b"NX"], [b"PEXPIREAT", b"k", b"99999999999999", b"LT"], [b"EXISTS", b"k", b"k"]),
     ]
     for target in ("resp_server", "session_resp"):

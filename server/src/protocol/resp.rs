@@ -9,7 +9,8 @@
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
 //! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests), `INFO [section…]`
-//!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`);
+//!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`), `CLIENT ID|GETNAME|SETNAME|
+//!   SETINFO` (what clients send when they open a connection);
 //! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
@@ -58,7 +59,7 @@ pub struct RespSession {
     /// The rest of a large bulk reply (GET of a large value, ECHO of a large argument, EXEC's replies), written a
     /// high-water mark at a time.
     body: Option<Body>,
-    /// `MULTI` and `WATCH` state.
+    /// `MULTI`, `WATCH` and `CLIENT` state.
     tx: Tx,
 }
 
@@ -91,9 +92,11 @@ impl Drop for RespSession {
     }
 }
 
-/// A connection's transaction state.
+/// A connection's state between commands: its transaction, watched keys and client name.
 #[derive(Debug, Default)]
 struct Tx {
+    /// `CLIENT SETNAME`'s name and `CLIENT ID`'s number (given at the first `CLIENT ID`).
+    client: ClientInfo,
     /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
     multi: Option<Multi>,
     /// Each `WATCH`ed key (once, however often it was watched) and what `WATCH` saw of it.
@@ -201,6 +204,7 @@ enum Cmd {
     FlushDb,
     FlushAll,
     Info,
+    Client,
     Select,
     Config,
     Hello,
@@ -243,6 +247,7 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("FLUSHDB", Cmd::FlushDb),
     ("FLUSHALL", Cmd::FlushAll),
     ("INFO", Cmd::Info),
+    ("CLIENT", Cmd::Client),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
     ("HELLO", Cmd::Hello),
@@ -271,7 +276,7 @@ impl Cmd {
             Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
-            MGet | GetEx | Del | Exists | Config | Watch => -2,
+            MGet | GetEx | Del | Exists | Config | Watch | Client => -2,
             SetEx | PSetEx => 4,
             Multi | Exec | Discard | Unwatch | DbSize => 1,
         }
@@ -350,6 +355,7 @@ fn request(
             false => output.extend_from_slice(TOO_MANY_WATCHED),
         },
         _ if tx.multi.is_some() => queue(shared, tx, cmd, args, output),
+        Cmd::Client => client(&mut tx.client, args).encode_to(output),
         Cmd::Unwatch => {
             tx.unwatch_all(shared);
             output.extend_from_slice(OK);
@@ -488,6 +494,10 @@ fn exec(
     let mut small = BytesMut::new();
     for q in &multi.queue {
         let mut part = None;
+        if q.cmd == Cmd::Client {
+            client(&mut tx.client, &q.args).encode_to(&mut small);
+            continue;
+        }
         command(
             shared,
             &mut all,
@@ -679,6 +689,8 @@ fn command<S: Store>(
         },
         Cmd::DbSize => Value::Integer(store.whole(|all| all.len()) as i64),
         Cmd::Info => info(shared, store, &args[1..]),
+        // Connection state: `request` and `exec` answer it with the connection's own.
+        Cmd::Client => Value::error("ERR CLIENT is answered by the connection"),
         Cmd::Hello => hello(args),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
@@ -1078,6 +1090,82 @@ fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes]) -> Value {
     };
     section("keyspace", "Keyspace", &keyspace);
     Value::Bulk(Bytes::from(text))
+}
+
+/// A connection's `CLIENT` identity.
+#[derive(Debug, Default)]
+struct ClientInfo {
+    /// `CLIENT ID`'s number, given at the first one (0: none yet).
+    id: u64,
+    /// `CLIENT SETNAME`'s name.
+    name: Option<Bytes>,
+}
+
+/// The last `CLIENT ID` given in this process.
+static CLIENT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `CLIENT ID`, `CLIENT GETNAME`, `CLIENT SETNAME name` (an empty name clears it), `CLIENT SETINFO LIB-NAME|LIB-VER
+/// value` (taken, not kept: what go-redis, Jedis and redis-py send on connecting), with Redis's errors; any other
+/// subcommand gets `-ERR unknown subcommand`.
+fn client(info: &mut ClientInfo, args: &[Bytes]) -> Value {
+    let sub = &args[1];
+    let is = |s: &str| sub.eq_ignore_ascii_case(s.as_bytes());
+    let arity = |name: &str| {
+        Value::error(format!(
+            "ERR wrong number of arguments for 'client|{name}' command"
+        ))
+    };
+    // What Redis takes in a client name or library field: printable ASCII but the space.
+    let plain = |v: &[u8]| v.iter().all(|&b| (b'!'..=b'~').contains(&b));
+    if is("ID") {
+        if args.len() != 2 {
+            return arity("id");
+        }
+        if info.id == 0 {
+            info.id = CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        }
+        Value::Integer(info.id as i64)
+    } else if is("GETNAME") {
+        match (args.len(), &info.name) {
+            (2, Some(name)) => Value::Bulk(name.clone()),
+            (2, None) => Value::Null,
+            _ => arity("getname"),
+        }
+    } else if is("SETNAME") {
+        let [_, _, name] = args else {
+            return arity("setname");
+        };
+        if !plain(name) {
+            return Value::error(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            );
+        }
+        info.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(&name[..]));
+        Value::Simple("OK".into())
+    } else if is("SETINFO") {
+        let [_, _, field, value] = args else {
+            return arity("setinfo");
+        };
+        let known = ["LIB-NAME", "LIB-VER"]
+            .iter()
+            .find(|f| field.eq_ignore_ascii_case(f.as_bytes()));
+        match known {
+            Some(_) if plain(value) => Value::Simple("OK".into()),
+            Some(f) => Value::error(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                f.to_lowercase()
+            )),
+            None => Value::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&field[..field.len().min(QUOTE_MAX)])
+            )),
+        }
+    } else {
+        Value::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(QUOTE_MAX)])
+        ))
+    }
 }
 
 /// The `redis_version` `INFO` reports: the Redis release this server's replies were compared with (a
@@ -1800,6 +1888,72 @@ mod tests {
             bulk(talk(&mut s, "INFO everything\r\n")).len(),
             bulk(talk(&mut s, "INFO\r\n")).len()
         );
+    }
+
+    /// `CLIENT ID|GETNAME|SETNAME|SETINFO` as redis-server answers them (7.0.15 for all but `SETINFO`, which it
+    /// added in 7.2; a differential run through redis-cli printed the same, redis-py's `client_name=` too), the
+    /// name the connection's own, and inside `MULTI` queued and run at `EXEC`.
+    #[test]
+    fn client_names_and_ids_are_the_connections_own() {
+        let mut a = session(Limits::default());
+        let mut b = other(&a);
+        for (send, want) in [
+            (
+                "CLIENT\r\n",
+                "-ERR wrong number of arguments for 'client' command\r\n",
+            ),
+            (
+                "CLIENT ID x\r\n",
+                "-ERR wrong number of arguments for 'client|id' command\r\n",
+            ),
+            (
+                "CLIENT SETNAME\r\n",
+                "-ERR wrong number of arguments for 'client|setname' command\r\n",
+            ),
+            (
+                "CLIENT SETNAME \"a b\"\r\n",
+                "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+            ),
+            (
+                "CLIENT GETNAME\r\nCLIENT SETNAME abc\r\nCLIENT GETNAME\r\n",
+                "$-1\r\n+OK\r\n$3\r\nabc\r\n",
+            ),
+            (
+                "CLIENT SETNAME \"\"\r\nCLIENT GETNAME\r\n",
+                "+OK\r\n$-1\r\n",
+            ),
+            (
+                "CLIENT FOO\r\n",
+                "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n",
+            ),
+            (
+                "MULTI\r\nCLIENT SETNAME q\r\nCLIENT GETNAME\r\nEXEC\r\n",
+                "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nq\r\n",
+            ),
+            (
+                "CLIENT SETINFO lib-name redis-py\r\nCLIENT SETINFO LIB-VER 5.0\r\n",
+                "+OK\r\n+OK\r\n",
+            ),
+            (
+                "CLIENT SETINFO lib-ver \"a b\"\r\n",
+                "-ERR lib-ver cannot contain spaces, newlines or special characters.\r\n",
+            ),
+            (
+                "CLIENT SETINFO foo x\r\n",
+                "-ERR Unrecognized option 'foo'\r\n",
+            ),
+        ] {
+            assert_eq!(talk(&mut a, send), want, "{send:?}");
+        }
+        assert_eq!(
+            talk(&mut b, "CLIENT GETNAME\r\n"),
+            "$-1\r\n",
+            "a's name is a's"
+        );
+        let id = |s: &mut RespSession| talk(s, "CLIENT ID\r\n");
+        let (a1, b1) = (id(&mut a), id(&mut b));
+        assert_ne!(a1, b1);
+        assert_eq!(id(&mut a), a1, "an id is the connection's for its life");
     }
 
     /// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
