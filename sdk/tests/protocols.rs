@@ -210,6 +210,8 @@ async fn redis_transactions_and_watch_against_the_reference_server_are_atomic() 
         .unwrap();
     common::transactions_beside_single_commands_are_atomic(&client).await;
     common::watch_loops_lose_no_update(&client).await;
+    // The reference server's cursor is a shard: each key comes back once.
+    assert_eq!(common::scan_returns_every_key(&client).await.len(), 100);
     // A command the server refuses to queue discards the transaction: nothing of it ran.
     let mut conn = client.exclusive().await.unwrap();
     let e = conn

@@ -154,6 +154,22 @@ impl Shard {
         self.expiry = BTreeSet::new();
     }
 
+    /// Appends the live keys matching `pattern` (none: every one) to `out`.
+    pub(crate) fn keys(&self, pattern: &[u8], now: Instant, out: &mut Vec<Bytes>) {
+        let all = pattern == b"*";
+        out.extend(
+            self.map
+                .iter()
+                .filter(|(k, e)| e.deadline.is_none_or(|d| d > now) && (all || glob(pattern, k)))
+                .map(|(k, _)| k.clone()),
+        );
+    }
+
+    /// The length of the value at `key` (0: no such key).
+    pub(crate) fn strlen(&mut self, key: &[u8], now: Instant) -> usize {
+        self.live(key, now).map_or(0, |e| e.value.len())
+    }
+
     /// One watcher of `key` fewer; the last one gone, it is no longer watched.
     fn unwatch(&mut self, key: &[u8]) {
         if let Some(w) = self.watched.get_mut(key) {
@@ -454,8 +470,31 @@ pub(crate) trait Store {
         f: impl FnOnce(&mut Locked<'_>) -> R,
     ) -> R;
 
-    /// Runs `f` with every shard locked: `FLUSHDB`, `DBSIZE`.
+    /// Runs `f` with every shard locked: `FLUSHDB`, `DBSIZE`, `KEYS`.
     fn whole<R>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R;
+
+    /// Runs `f` on shard `index` (`SCAN`, a shard at a time).
+    fn at<R>(&mut self, index: usize, f: impl FnOnce(&mut Shard) -> R) -> R;
+
+    /// `SCAN` from `cursor` (a shard index): the live keys matching `pattern` of whole shards from there, until
+    /// at least `count` are found or the last shard is done; the cursor to go on from (0: done). A key there
+    /// for the whole iteration is in its shard when the shard is read, so it is returned (once), as Redis
+    /// promises.
+    fn scan(
+        &mut self,
+        cursor: usize,
+        pattern: &[u8],
+        count: usize,
+        now: Instant,
+    ) -> (usize, Vec<Bytes>) {
+        let mut keys = Vec::new();
+        let mut i = cursor;
+        while i < SHARDS && keys.len() < count {
+            self.at(i, |s| s.keys(pattern, now, &mut keys));
+            i += 1;
+        }
+        (if i == SHARDS { 0 } else { i }, keys)
+    }
 }
 
 impl Store for &Db {
@@ -474,6 +513,10 @@ impl Store for &Db {
 
     fn whole<R>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         f(&mut self.lock_all())
+    }
+
+    fn at<R>(&mut self, index: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.lock(index))
     }
 }
 
@@ -535,6 +578,10 @@ impl Store for Locked<'_> {
         );
         f(self)
     }
+
+    fn at<R>(&mut self, index: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(self.shard(index))
+    }
 }
 
 impl Locked<'_> {
@@ -543,6 +590,15 @@ impl Locked<'_> {
         for shard in &mut self.guards {
             shard.flush();
         }
+    }
+
+    /// `KEYS pattern`: every live key matching `pattern` ([`glob`]), shared (not copied).
+    pub(crate) fn keys(&mut self, pattern: &[u8], now: Instant) -> Vec<Bytes> {
+        let mut keys = Vec::new();
+        for shard in &mut self.guards {
+            shard.keys(pattern, now, &mut keys);
+        }
+        keys
     }
 
     /// `DBSIZE`: the keys held, as Redis counts them (an expired key not yet reclaimed included).
@@ -691,6 +747,85 @@ impl Db {
         self.lock(shard_of(key)).incr_by(key, delta, now)
     }
 }
+/// Redis's glob (`KEYS`, `SCAN … MATCH`): `*` any run, `?` any byte, `[abc]`, `[a-z]`, `[^…]` (not), `\\x` the
+/// byte `x`; anything else itself. An unclosed `[` takes the rest of the pattern as its class, a `\\` at the end
+/// is itself, as in Redis's `stringmatchlen`. Time O(pattern × key): after a mismatch only the last `*` is
+/// tried again (each other token matches one byte), so no pattern can make it exponential.
+pub(crate) fn glob(pattern: &[u8], key: &[u8]) -> bool {
+    let (mut p, mut k) = (0, 0);
+    // Where to go back to: the token after the last `*`, and the byte of the key it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while k < key.len() {
+        if p < pattern.len() {
+            if pattern[p] == b'*' {
+                p += 1;
+                star = Some((p, k));
+                continue;
+            }
+            if let Some(next) = glob_one(pattern, p, key[k]) {
+                p = next;
+                k += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((after, at)) => {
+                p = after;
+                k = at + 1;
+                star = Some((after, at + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+/// Whether the token of `pattern` at `p` (not `*`) matches the byte `c`: the index after the token if so.
+fn glob_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
+    match pattern[p] {
+        b'?' => Some(p + 1),
+        b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == c).then_some(p + 2),
+        b'[' => {
+            let mut i = p + 1;
+            let not = pattern.get(i) == Some(&b'^');
+            if not {
+                i += 1;
+            }
+            let mut hit = false;
+            loop {
+                match pattern.get(i) {
+                    // Unclosed: the class runs to the end of the pattern.
+                    None => break,
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') if i + 1 < pattern.len() => {
+                        hit |= pattern[i + 1] == c;
+                        i += 2;
+                    }
+                    Some(&start) if i + 2 < pattern.len() && pattern[i + 1] == b'-' => {
+                        let end = pattern[i + 2];
+                        let (lo, hi) = if start <= end {
+                            (start, end)
+                        } else {
+                            (end, start)
+                        };
+                        hit |= (lo..=hi).contains(&c);
+                        i += 3;
+                    }
+                    Some(&b) => {
+                        hit |= b == c;
+                        i += 1;
+                    }
+                }
+            }
+            (hit != not).then_some(i)
+        }
+        b => (b == c).then_some(p + 1),
+    }
+}
+
 /// Why [`Db::incr_by`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncrError {
@@ -986,5 +1121,64 @@ mod tests {
         assert_eq!(db.watched(), 1, "a watcher is left");
         db.unwatch(b"k");
         assert_eq!(db.watched(), 0);
+    }
+
+    /// Redis's glob, on the keys and patterns of a differential run of `KEYS` through redis-cli against
+    /// redis-server 7.0.15 (which matched the same keys for every pattern), and a pattern that would be
+    /// exponential for a backtracking matcher.
+    #[test]
+    fn glob_matches_what_redis_matches() {
+        let keys: [&[u8]; 10] = [
+            b"hello",
+            b"hallo",
+            b"hxllo",
+            b"heeeello",
+            b"hillo",
+            b"h[llo",
+            b"a*b",
+            b"ab",
+            b"aXb",
+            b"a\\b",
+        ];
+        for (pattern, want) in [
+            ("h?llo", &["hello", "hallo", "hxllo", "hillo", "h[llo"][..]),
+            (
+                "h*llo",
+                &["hello", "hallo", "hxllo", "heeeello", "hillo", "h[llo"],
+            ),
+            ("h[ae]llo", &["hello", "hallo"]),
+            ("h[^e]llo", &["hallo", "hxllo", "hillo", "h[llo"]),
+            ("h[a-b]llo", &["hallo"]),
+            ("h[b-a]llo", &["hallo"]),
+            ("h\\[llo", &["h[llo"]),
+            ("a\\*b", &["a*b"]),
+            ("a*b", &["a*b", "ab", "aXb", "a\\b"]),
+            ("a\\\\b", &["a\\b"]),
+            (
+                "*l*l*o",
+                &["hello", "hallo", "hxllo", "heeeello", "hillo", "h[llo"],
+            ),
+            ("h[!e]llo", &["hello"]),
+            ("h[", &[]),
+            ("[", &[]),
+            ("a\\", &[]),
+            ("", &[]),
+            ("h[\\]]llo", &[]),
+            ("[]", &[]),
+        ] {
+            let got: Vec<&str> = keys
+                .iter()
+                .filter(|k| glob(pattern.as_bytes(), k))
+                .map(|k| std::str::from_utf8(k).unwrap())
+                .collect();
+            assert_eq!(got, want, "{pattern:?}");
+        }
+        assert!(glob(b"*", b""));
+        assert!(glob(b"a[bc", b"ab"), "an unclosed class runs to the end");
+        assert!(glob(b"a\\", b"a\\"), "a backslash at the end is itself");
+        let long = vec![b'a'; 10_000];
+        let t = std::time::Instant::now();
+        assert!(!glob(b"*a*a*a*a*a*a*a*a*a*a*a*a*b", &long));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }

@@ -68,6 +68,30 @@ pub async fn transactions_beside_single_commands_are_atomic(client: &Client<Resp
     assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
 }
 
+/// `SCAN` through [`Client::scan`], `MATCH scan:*`, `COUNT 7`, over 100 keys set here beside others: every key
+/// comes back, and no other. Returns what came back, in order (Redis may return a key twice).
+pub async fn scan_returns_every_key(client: &Client<Resp>) -> Vec<String> {
+    for i in 0..100 {
+        client.set(format!("scan:{i}"), i).await.unwrap();
+    }
+    client.set("other", 1).await.unwrap();
+    let seen: Vec<String> = client
+        .scan()
+        .pattern("scan:*")
+        .count(7)
+        .collect::<String>()
+        .await
+        .unwrap();
+    let want: std::collections::BTreeSet<String> = (0..100).map(|i| format!("scan:{i}")).collect();
+    assert_eq!(
+        seen.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        want
+    );
+    seen
+}
+
 /// `WATCH`: 50 read-modify-write loops on key `w`, each retried until its `EXEC` ran: none is lost (`w` ends
 /// at 50). Returns each loop's number of tries.
 pub async fn watch_loops_lose_no_update(client: &Client<Resp>) -> Vec<u32> {

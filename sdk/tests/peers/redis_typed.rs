@@ -2,7 +2,7 @@
 //! `CLIENT SETNAME` on every connection, across a restart), state-changing commands refused on the shared
 //! connections, conversions and `-WRONGTYPE` as an `Err`, `MULTI`/`EXEC` and `WATCH` on exclusive connections.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -221,19 +221,7 @@ pub async fn typed_replies_and_wrongtype_as_an_err() {
         assert_eq!(pong, "PONG");
 
         // SCAN: every key, in small steps.
-        for i in 0..100 {
-            client.set(format!("scan:{i}"), i).await.unwrap();
-        }
-        let seen: HashSet<String> = client
-            .scan()
-            .pattern("scan:*")
-            .count(7)
-            .collect::<String>()
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-        assert_eq!(seen, (0..100).map(|i| format!("scan:{i}")).collect());
+        crate::common::scan_returns_every_key(&client).await;
         let fields: Vec<String> = client
             .scan_with(cmd("HSCAN").arg("h"))
             .collect()

@@ -8,6 +8,8 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
+//! - keys: `TYPE`, `STRLEN`, `KEYS pattern`, `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` (a cursor is a shard
+//!   index: each call reads whole shards, so every key there for the whole iteration is returned once);
 //! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests), `INFO [section…]`
 //!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`), `CLIENT ID|GETNAME|SETNAME|
 //!   SETINFO` (what clients send when they open a connection);
@@ -205,6 +207,10 @@ enum Cmd {
     FlushAll,
     Info,
     Client,
+    Type,
+    StrLen,
+    Keys,
+    Scan,
     Select,
     Config,
     Hello,
@@ -248,6 +254,10 @@ const COMMANDS: &[(&str, Cmd)] = &[
     ("FLUSHALL", Cmd::FlushAll),
     ("INFO", Cmd::Info),
     ("CLIENT", Cmd::Client),
+    ("TYPE", Cmd::Type),
+    ("STRLEN", Cmd::StrLen),
+    ("KEYS", Cmd::Keys),
+    ("SCAN", Cmd::Scan),
     ("SELECT", Cmd::Select),
     ("CONFIG", Cmd::Config),
     ("HELLO", Cmd::Hello),
@@ -273,10 +283,11 @@ impl Cmd {
         use Cmd::*;
         match self {
             Ping | Quit | Hello | FlushDb | FlushAll | Info => -1,
-            Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select => 2,
+            Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select | Type | StrLen
+            | Keys => 2,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
-            MGet | GetEx | Del | Exists | Config | Watch | Client => -2,
+            MGet | GetEx | Del | Exists | Config | Watch | Client | Scan => -2,
             SetEx | PSetEx => 4,
             Multi | Exec | Discard | Unwatch | DbSize => 1,
         }
@@ -689,6 +700,23 @@ fn command<S: Store>(
         },
         Cmd::DbSize => Value::Integer(store.whole(|all| all.len()) as i64),
         Cmd::Info => info(shared, store, &args[1..]),
+        Cmd::Type => match store.with(&args[1], |s| s.exists(&args[1], now)) {
+            true => Value::Simple(Bytes::from_static(b"string")),
+            false => Value::Simple(Bytes::from_static(b"none")),
+        },
+        Cmd::StrLen => Value::Integer(store.with(&args[1], |s| s.strlen(&args[1], now)) as i64),
+        Cmd::Keys => {
+            let keys = store.whole(|all| all.keys(&args[1], now));
+            // The array header now; the keys (shared with the key space, not copied) a part at a time.
+            out.buf.put_u8(b'*');
+            out.buf
+                .extend_from_slice(itoa::Buffer::new().format(keys.len()).as_bytes());
+            out.buf.extend_from_slice(b"\r\n");
+            let keys: Vec<Option<Bytes>> = keys.into_iter().map(Some).collect();
+            *out.body = Some(Body::Bulks(keys.into_iter()));
+            return;
+        }
+        Cmd::Scan => scan(store, &args[1..], now),
         // Connection state: `request` and `exec` answer it with the connection's own.
         Cmd::Client => Value::error("ERR CLIENT is answered by the connection"),
         Cmd::Hello => hello(args),
@@ -1090,6 +1118,52 @@ fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes]) -> Value {
     };
     section("keyspace", "Keyspace", &keyspace);
     Value::Bulk(Bytes::from(text))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]` (`words` after the name): `[next cursor, [keys]]`, with
+/// Redis's errors (`ERR invalid cursor`, `ERR syntax error`, a non-integer `COUNT`). The cursor is the next
+/// shard to read; one past the last (anything from `SHARDS` on) is an iteration that is over. Every value is a
+/// string here, so `TYPE string` keeps every key and any other type none.
+fn scan<S: Store>(store: &mut S, words: &[Bytes], now: Instant) -> Value {
+    // As Redis's `strtoul`: a negative number is taken, wrapped (past every shard: the iteration is over).
+    let Some(cursor) = std::str::from_utf8(&words[0]).ok().and_then(|c| {
+        c.parse::<u64>()
+            .ok()
+            .or_else(|| c.parse::<i64>().ok().map(|v| v as u64))
+    }) else {
+        return Value::error("ERR invalid cursor");
+    };
+    let (mut pattern, mut count, mut strings) = (&b"*"[..], 10usize, true);
+    for pair in words[1..].chunks(2) {
+        let [option, value] = pair else {
+            return Value::error("ERR syntax error");
+        };
+        if option.eq_ignore_ascii_case(b"MATCH") {
+            pattern = value;
+        } else if option.eq_ignore_ascii_case(b"COUNT") {
+            match parse_i64(value) {
+                Some(n) if n >= 1 => count = n as usize,
+                Some(_) => return Value::error("ERR syntax error"),
+                None => return Value::error(IncrError::NotAnInteger.reply()),
+            }
+        } else if option.eq_ignore_ascii_case(b"TYPE") {
+            strings = value.eq_ignore_ascii_case(b"string");
+        } else {
+            return Value::error("ERR syntax error");
+        }
+    }
+    let (next, keys) = match usize::try_from(cursor) {
+        Ok(c) if c < crate::store::SHARDS => store.scan(c, pattern, count, now),
+        _ => (0, Vec::new()),
+    };
+    let keys = match strings {
+        true => keys.into_iter().map(Value::Bulk).collect(),
+        false => Vec::new(),
+    };
+    Value::Array(vec![
+        Value::Bulk(Bytes::from(next.to_string())),
+        Value::Array(keys),
+    ])
 }
 
 /// A connection's `CLIENT` identity.
@@ -1954,6 +2028,75 @@ mod tests {
         let (a1, b1) = (id(&mut a), id(&mut b));
         assert_ne!(a1, b1);
         assert_eq!(id(&mut a), a1, "an id is the connection's for its life");
+    }
+
+    /// `TYPE`, `STRLEN`, `KEYS` and `SCAN` as redis-server 7.0.15 answers them (redis-cli printed the same for
+    /// these requests, but for `SCAN`'s cursors, which are each server's own), and a `SCAN` iteration returns
+    /// every key once, expired keys never.
+    #[test]
+    fn type_strlen_keys_and_scan_follow_redis() {
+        let mut s = session(Limits::default());
+        let t0 = Instant::now();
+        let at = |s: &mut RespSession, send: &str| {
+            String::from_utf8(talk_at(s, send.as_bytes(), t0).0).unwrap()
+        };
+        for (send, want) in [
+            ("SET hello world\r\nSET gone v PX 1\r\n", "+OK\r\n+OK\r\n"),
+            ("TYPE hello\r\nTYPE nope\r\n", "+string\r\n+none\r\n"),
+            ("STRLEN hello\r\nSTRLEN nope\r\n", ":5\r\n:0\r\n"),
+            ("KEYS h*\r\n", "*1\r\n$5\r\nhello\r\n"),
+            (
+                "KEYS a x\r\n",
+                "-ERR wrong number of arguments for 'keys' command\r\n",
+            ),
+            ("SCAN x\r\n", "-ERR invalid cursor\r\n"),
+            ("SCAN 0 COUNT 0\r\n", "-ERR syntax error\r\n"),
+            (
+                "SCAN 0 COUNT x\r\n",
+                "-ERR value is not an integer or out of range\r\n",
+            ),
+            ("SCAN 0 FOO bar\r\n", "-ERR syntax error\r\n"),
+            ("SCAN 0 MATCH\r\n", "-ERR syntax error\r\n"),
+            ("SCAN -1\r\n", "*2\r\n$1\r\n0\r\n*0\r\n"),
+            ("SCAN 0 COUNT 1000 TYPE list\r\n", "*2\r\n$1\r\n0\r\n*0\r\n"),
+            (
+                "SCAN 0 COUNT 1000 MATCH hel?o TYPE STRING\r\n",
+                "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nhello\r\n",
+            ),
+        ] {
+            assert_eq!(at(&mut s, send), want, "{send:?}");
+        }
+        // After the deadline, an expired key is in neither.
+        assert_eq!(
+            String::from_utf8(talk_at(&mut s, b"KEYS *\r\n", t0 + Duration::from_millis(1)).0)
+                .unwrap(),
+            "*1\r\n$5\r\nhello\r\n"
+        );
+        let mut keys = Vec::new();
+        for i in 0..500 {
+            keys.push(format!("k{i}"));
+            at(&mut s, &format!("SET k{i} v\r\n"));
+        }
+        let (mut cursor, mut seen) = ("0".to_string(), Vec::new());
+        let mut calls = 0;
+        loop {
+            let reply = at(&mut s, &format!("SCAN {cursor} MATCH k* COUNT 20\r\n"));
+            let lines: Vec<&str> = reply.split("\r\n").collect();
+            cursor = lines[2].to_string();
+            seen.extend(lines[4..].iter().skip(1).step_by(2).map(|k| k.to_string()));
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+        }
+        seen.retain(|k| !k.is_empty());
+        seen.sort();
+        keys.sort();
+        assert_eq!(seen, keys, "every key once");
+        assert!(
+            calls > 10 && calls <= 64,
+            "{calls} calls of COUNT 20 for 500 keys"
+        );
     }
 
     /// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
