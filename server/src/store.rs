@@ -826,7 +826,7 @@ fn glob_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
     }
 }
 
-/// Why [`Db::incr_by`] left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
+/// Why `INCR`/`INCRBY`/`DECR`/`DECRBY` left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncrError {
     /// The value is not an integer Redis accepts (or is out of the i64 range).

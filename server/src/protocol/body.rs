@@ -29,6 +29,19 @@ pub(crate) enum Body {
     Chain(Box<Body>, std::vec::IntoIter<Body>),
 }
 
+/// Writes what is left of a session's reply `body`, if any, below `high_water` bytes of `output`; true if some
+/// is still left (the session flushes before it reads another request).
+pub(crate) fn write_pending(
+    body: &mut Option<Body>,
+    output: &mut BytesMut,
+    high_water: usize,
+) -> bool {
+    if let Some(b) = body.take() {
+        *body = b.write(output, high_water);
+    }
+    body.is_some()
+}
+
 impl Body {
     /// Writes as much of the body as fits below `high_water` bytes of output (at least the trailer once the
     /// payload is out); the rest, if any.

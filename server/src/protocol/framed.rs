@@ -14,7 +14,7 @@ use sockpool::codec::framed::{Op, Request, ServerCodec, Status, LEN_PREFIX, RESP
 use sockpool::codec::CodecError;
 use sockpool::codec::Decode;
 
-use super::body::{Body, WRITE_AT_ONCE};
+use super::body::{write_pending, Body, WRITE_AT_ONCE};
 use crate::session::{Next, Session};
 use crate::shared::Shared;
 use crate::stats::Counter;
@@ -118,11 +118,8 @@ impl Session for FramedSession {
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
         let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
-            if let Some(body) = self.body.take() {
-                self.body = body.write(output, high_water);
-                if self.body.is_some() {
-                    break Next::Flush;
-                }
+            if write_pending(&mut self.body, output, high_water) {
+                break Next::Flush;
             }
             if let Some((id, payload, due)) = self.sleeping.take() {
                 if now < due {

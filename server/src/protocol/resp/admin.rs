@@ -1,0 +1,245 @@
+//! The commands about the connection and the server: `HELLO`, `INFO`, `CLIENT`, `CONFIG GET`.
+
+use bytes::Bytes;
+use sockpool::codec::resp::Value;
+
+use super::QUOTE_MAX;
+use crate::shared::Shared;
+use crate::store::{parse_i64, Store};
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`, which redis-py and redis-rs send first to ask for RESP3:
+/// this server speaks RESP2 only, so version 3 gets Redis's `-NOPROTO` (the client then stays on RESP2, as
+/// against a Redis 5), and no version or 2 gets the server's description as Redis 6+ gives it in RESP2 (a flat
+/// array of names and values). There are no users or passwords to check: `AUTH` is taken, as by a Redis whose
+/// `default` user has none; `SETNAME` is taken and not kept.
+pub(super) fn hello(args: &[Bytes]) -> Value {
+    if let Some(version) = args.get(1) {
+        match parse_i64(version) {
+            Some(2) => {}
+            Some(_) => {
+                return Value::error("NOPROTO sorry, this protocol version is not supported")
+            }
+            None => return Value::error("ERR Protocol version is not an integer or out of range"),
+        }
+        let mut rest = &args[2..];
+        while let Some(option) = rest.first() {
+            let takes = if option.eq_ignore_ascii_case(b"AUTH") {
+                2
+            } else if option.eq_ignore_ascii_case(b"SETNAME") {
+                1
+            } else {
+                0
+            };
+            if takes == 0 || rest.len() <= takes {
+                return Value::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&option[..option.len().min(QUOTE_MAX)])
+                ));
+            }
+            rest = &rest[takes + 1..];
+        }
+    }
+    let text = |s: &'static str| Value::Bulk(Bytes::from_static(s.as_bytes()));
+    Value::Array(vec![
+        text("server"),
+        text("sockpool"),
+        text("version"),
+        text(env!("CARGO_PKG_VERSION")),
+        text("proto"),
+        Value::Integer(2),
+        text("mode"),
+        text("standalone"),
+        text("role"),
+        text("master"),
+        text("modules"),
+        Value::Array(Vec::new()),
+    ])
+}
+
+/// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
+/// parameter is an empty list.
+/// `INFO [section …]`: Redis's text of `field:value` lines under `# Section` headers, with the fields clients
+/// and monitors read (ioredis checks `loading:0` before its first command; version checks read
+/// `redis_version`, the Redis release whose replies this server's were compared with). No section, `default`,
+/// `all` or `everything`: every section; an unknown one: nothing (as Redis).
+pub(super) fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes]) -> Value {
+    use std::fmt::Write;
+    let wanted = |name: &str| {
+        sections.is_empty()
+            || sections.iter().any(|s| {
+                s.eq_ignore_ascii_case(name.as_bytes())
+                    || [&b"default"[..], b"all", b"everything"]
+                        .iter()
+                        .any(|all| s.eq_ignore_ascii_case(all))
+            })
+    };
+    let stats = shared.stats.snapshot();
+    let mut text = String::new();
+    let mut section = |name: &str, title: &str, fields: &[(&str, String)]| {
+        if wanted(name) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            let _ = write!(text, "# {title}\r\n");
+            for (field, value) in fields {
+                let _ = write!(text, "{field}:{value}\r\n");
+            }
+        }
+    };
+    section(
+        "server",
+        "Server",
+        &[
+            ("redis_version", INFO_REDIS_VERSION.to_string()),
+            ("sockpool_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("redis_mode", "standalone".to_string()),
+            ("os", std::env::consts::OS.to_string()),
+            ("arch_bits", (usize::BITS).to_string()),
+            ("process_id", std::process::id().to_string()),
+        ],
+    );
+    section(
+        "clients",
+        "Clients",
+        &[("connected_clients", stats.connections_open.to_string())],
+    );
+    section(
+        "persistence",
+        "Persistence",
+        &[("loading", "0".into()), ("aof_enabled", "0".into())],
+    );
+    section(
+        "stats",
+        "Stats",
+        &[
+            (
+                "total_connections_received",
+                stats.connections_total.to_string(),
+            ),
+            ("total_commands_processed", stats.requests.to_string()),
+            ("total_net_input_bytes", stats.bytes_in.to_string()),
+            ("total_net_output_bytes", stats.bytes_out.to_string()),
+            (
+                "rejected_connections",
+                stats.connections_refused.to_string(),
+            ),
+        ],
+    );
+    section(
+        "replication",
+        "Replication",
+        &[("role", "master".into()), ("connected_slaves", "0".into())],
+    );
+    let keyspace = if wanted("keyspace") {
+        let (keys, expires) = store.whole(|all| (all.len(), all.expiring()));
+        match keys {
+            0 => Vec::new(),
+            _ => vec![("db0", format!("keys={keys},expires={expires},avg_ttl=0"))],
+        }
+    } else {
+        Vec::new()
+    };
+    section("keyspace", "Keyspace", &keyspace);
+    Value::Bulk(Bytes::from(text))
+}
+
+/// A connection's `CLIENT` identity.
+#[derive(Debug, Default)]
+pub(super) struct ClientInfo {
+    /// `CLIENT ID`'s number, given at the first one (0: none yet).
+    id: u64,
+    /// `CLIENT SETNAME`'s name.
+    name: Option<Bytes>,
+}
+
+/// The last `CLIENT ID` given in this process.
+pub(super) static CLIENT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `CLIENT ID`, `CLIENT GETNAME`, `CLIENT SETNAME name` (an empty name clears it), `CLIENT SETINFO LIB-NAME|LIB-VER
+/// value` (taken, not kept: what go-redis, Jedis and redis-py send on connecting), with Redis's errors; any other
+/// subcommand gets `-ERR unknown subcommand`.
+pub(super) fn client(info: &mut ClientInfo, args: &[Bytes]) -> Value {
+    let sub = &args[1];
+    let is = |s: &str| sub.eq_ignore_ascii_case(s.as_bytes());
+    let arity = |name: &str| {
+        Value::error(format!(
+            "ERR wrong number of arguments for 'client|{name}' command"
+        ))
+    };
+    // What Redis takes in a client name or library field: printable ASCII but the space.
+    let plain = |v: &[u8]| v.iter().all(|&b| (b'!'..=b'~').contains(&b));
+    if is("ID") {
+        if args.len() != 2 {
+            return arity("id");
+        }
+        if info.id == 0 {
+            info.id = CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        }
+        Value::Integer(info.id as i64)
+    } else if is("GETNAME") {
+        match (args.len(), &info.name) {
+            (2, Some(name)) => Value::Bulk(name.clone()),
+            (2, None) => Value::Null,
+            _ => arity("getname"),
+        }
+    } else if is("SETNAME") {
+        let [_, _, name] = args else {
+            return arity("setname");
+        };
+        if !plain(name) {
+            return Value::error(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            );
+        }
+        info.name = (!name.is_empty()).then(|| Bytes::copy_from_slice(&name[..]));
+        Value::Simple("OK".into())
+    } else if is("SETINFO") {
+        let [_, _, field, value] = args else {
+            return arity("setinfo");
+        };
+        let known = ["LIB-NAME", "LIB-VER"]
+            .iter()
+            .find(|f| field.eq_ignore_ascii_case(f.as_bytes()));
+        match known {
+            Some(_) if plain(value) => Value::Simple("OK".into()),
+            Some(f) => Value::error(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                f.to_lowercase()
+            )),
+            None => Value::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&field[..field.len().min(QUOTE_MAX)])
+            )),
+        }
+    } else {
+        Value::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(QUOTE_MAX)])
+        ))
+    }
+}
+
+/// The `redis_version` `INFO` reports: the Redis release this server's replies were compared with (a
+/// differential run through redis-cli and redis-py against redis-server 7.0.15), for clients that check it.
+pub(super) const INFO_REDIS_VERSION: &str = "7.0.15";
+
+pub(super) fn config_get(args: &[Bytes]) -> Value {
+    let param = match args {
+        [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
+        [_, get] if get.eq_ignore_ascii_case(b"GET") => {
+            return Value::error("ERR wrong number of arguments for 'config|get' command")
+        }
+        _ => return Value::Array(Vec::new()),
+    };
+    let value: &'static [u8] = if param.eq_ignore_ascii_case(b"save") {
+        b""
+    } else if param.eq_ignore_ascii_case(b"appendonly") {
+        b"no"
+    } else {
+        return Value::Array(Vec::new());
+    };
+    Value::Array(vec![
+        Value::Bulk(param.clone()),
+        Value::Bulk(Bytes::from_static(value)),
+    ])
+}

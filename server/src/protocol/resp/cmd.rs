@@ -1,0 +1,131 @@
+//! The commands served: their names and Redis's arity table.
+
+/// The commands served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cmd {
+    Ping,
+    Get,
+    Set,
+    Incr,
+    Decr,
+    IncrBy,
+    DecrBy,
+    MGet,
+    MSet,
+    Del,
+    Exists,
+    Echo,
+    SetNx,
+    SetEx,
+    PSetEx,
+    Expire,
+    PExpire,
+    Ttl,
+    PTtl,
+    Persist,
+    ExpireAt,
+    PExpireAt,
+    GetEx,
+    GetDel,
+    MSetNx,
+    DbSize,
+    FlushDb,
+    FlushAll,
+    Info,
+    Client,
+    Type,
+    StrLen,
+    Keys,
+    Scan,
+    Select,
+    Config,
+    Hello,
+    Quit,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
+/// Every command by name, the hot ones first.
+pub(super) const COMMANDS: &[(&str, Cmd)] = &[
+    ("PING", Cmd::Ping),
+    ("GET", Cmd::Get),
+    ("SET", Cmd::Set),
+    ("INCR", Cmd::Incr),
+    ("DECR", Cmd::Decr),
+    ("INCRBY", Cmd::IncrBy),
+    ("DECRBY", Cmd::DecrBy),
+    ("MGET", Cmd::MGet),
+    ("MSET", Cmd::MSet),
+    ("DEL", Cmd::Del),
+    ("EXISTS", Cmd::Exists),
+    ("ECHO", Cmd::Echo),
+    ("SETNX", Cmd::SetNx),
+    ("SETEX", Cmd::SetEx),
+    ("PSETEX", Cmd::PSetEx),
+    ("EXPIRE", Cmd::Expire),
+    ("PEXPIRE", Cmd::PExpire),
+    ("TTL", Cmd::Ttl),
+    ("PTTL", Cmd::PTtl),
+    ("PERSIST", Cmd::Persist),
+    ("EXPIREAT", Cmd::ExpireAt),
+    ("PEXPIREAT", Cmd::PExpireAt),
+    ("GETEX", Cmd::GetEx),
+    ("GETDEL", Cmd::GetDel),
+    ("MSETNX", Cmd::MSetNx),
+    ("DBSIZE", Cmd::DbSize),
+    ("FLUSHDB", Cmd::FlushDb),
+    ("FLUSHALL", Cmd::FlushAll),
+    ("INFO", Cmd::Info),
+    ("CLIENT", Cmd::Client),
+    ("TYPE", Cmd::Type),
+    ("STRLEN", Cmd::StrLen),
+    ("KEYS", Cmd::Keys),
+    ("SCAN", Cmd::Scan),
+    ("SELECT", Cmd::Select),
+    ("CONFIG", Cmd::Config),
+    ("HELLO", Cmd::Hello),
+    ("QUIT", Cmd::Quit),
+    ("MULTI", Cmd::Multi),
+    ("EXEC", Cmd::Exec),
+    ("DISCARD", Cmd::Discard),
+    ("WATCH", Cmd::Watch),
+    ("UNWATCH", Cmd::Unwatch),
+];
+
+impl Cmd {
+    /// The command named `name` (any case).
+    pub(super) fn lookup(name: &[u8]) -> Option<Cmd> {
+        COMMANDS
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && name.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|&(_, c)| c)
+    }
+
+    /// Redis's arity: `n` > 0, exactly `n` arguments (the name included); `n` < 0, at least `-n`.
+    pub(super) fn arity(self) -> i32 {
+        use Cmd::*;
+        match self {
+            Ping | Quit | Hello | FlushDb | FlushAll | Info => -1,
+            Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select | Type | StrLen
+            | Keys => 2,
+            Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
+            IncrBy | DecrBy | SetNx => 3,
+            MGet | GetEx | Del | Exists | Config | Watch | Client | Scan => -2,
+            SetEx | PSetEx => 4,
+            Multi | Exec | Discard | Unwatch | DbSize => 1,
+        }
+    }
+
+    /// True if `argc` arguments fit [`Cmd::arity`].
+    pub(super) fn arity_ok(self, argc: usize) -> bool {
+        let a = self.arity();
+        if a > 0 {
+            argc == a as usize
+        } else {
+            argc >= a.unsigned_abs() as usize
+        }
+    }
+}

@@ -1,0 +1,845 @@
+//! The `resp` session's tests: each command and transaction against what redis-server answers.
+
+use super::*;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{Limits, ServerConfig};
+
+/// A session on a server of its own with `limits`.
+fn session(limits: Limits) -> RespSession {
+    let config = ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    };
+    RespSession::new(Arc::new(Shared::new(
+        config,
+        Default::default(),
+        Default::default(),
+        None,
+    )))
+}
+
+/// A second connection to `s`'s server.
+fn other(s: &RespSession) -> RespSession {
+    RespSession::new(s.shared.clone())
+}
+
+/// Sends `send` at `now` and plays the model: drains the output at every `Flush`. The replies, and the most
+/// output the session held at once.
+fn talk_at(s: &mut RespSession, send: &[u8], now: Instant) -> (Vec<u8>, usize) {
+    let mut input = BytesMut::from(send);
+    let (mut wire, mut most) = (Vec::new(), 0);
+    loop {
+        let mut output = BytesMut::new();
+        let next = s.on_input(&mut input, &mut output, now);
+        most = most.max(output.len());
+        wire.extend_from_slice(&output);
+        if next != Next::Flush {
+            return (wire, most);
+        }
+    }
+}
+
+/// The replies to `send`, as text.
+fn talk(s: &mut RespSession, send: &str) -> String {
+    String::from_utf8(talk_at(s, send.as_bytes(), Instant::now()).0).unwrap()
+}
+
+/// redis-py and redis-rs open with `HELLO 3`: this RESP2 server answers Redis's `-NOPROTO`, on which they
+/// stay on RESP2; `HELLO` and `HELLO 2` describe the server in RESP2, with `AUTH`/`SETNAME` taken.
+#[test]
+fn select_takes_database_0_only_and_config_get_needs_a_parameter() {
+    let mut s = session(Limits::default());
+    assert_eq!(
+        talk(&mut s, "SELECT 0\r\nSELECT 1\r\nSELECT x\r\nCONFIG GET\r\n"),
+        "+OK\r\n-ERR DB index is out of range\r\n\
+         -ERR value is not an integer or out of range\r\n\
+         -ERR wrong number of arguments for 'config|get' command\r\n"
+    );
+}
+
+#[test]
+fn hello_refuses_resp3_with_noproto_and_describes_the_server_in_resp2() {
+    let mut s = session(Limits::default());
+    assert_eq!(
+        talk(&mut s, "HELLO 3\r\n"),
+        "-NOPROTO sorry, this protocol version is not supported\r\n"
+    );
+    let description = talk(&mut s, "HELLO 2 AUTH default pw SETNAME me\r\n");
+    assert!(
+        description.starts_with("*12\r\n$6\r\nserver\r\n$8\r\nsockpool\r\n"),
+        "{description}"
+    );
+    assert!(
+        description.contains("$5\r\nproto\r\n:2\r\n"),
+        "{description}"
+    );
+    assert_eq!(talk(&mut s, "HELLO\r\n"), description);
+    assert_eq!(
+        talk(
+            &mut s,
+            "HELLO x\r\nHELLO 2 FOO\r\nHELLO 2 AUTH u\r\nPING\r\n"
+        ),
+        "-ERR Protocol version is not an integer or out of range\r\n\
+         -ERR Syntax error in HELLO option 'FOO'\r\n\
+         -ERR Syntax error in HELLO option 'AUTH'\r\n+PONG\r\n"
+    );
+}
+
+#[test]
+fn multi_queues_and_exec_answers_the_array_of_replies() {
+    let mut s = session(Limits::default());
+    assert_eq!(
+        talk(
+            &mut s,
+            "MULTI\r\nSET k 41\r\nINCR k\r\nGET k\r\nMGET k nope\r\nINCR k x\r\nEXEC\r\n"
+        ),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+         -ERR wrong number of arguments for 'incr' command\r\n\
+         -EXECABORT Transaction discarded because of previous errors.\r\n",
+        "an arity error at queue time aborts the whole transaction"
+    );
+    assert_eq!(talk(&mut s, "GET k\r\n"), "$-1\r\n", "nothing ran");
+    assert_eq!(
+        talk(
+            &mut s,
+            "MULTI\r\nSET k 41\r\nINCR k\r\nGET k\r\nMGET k nope\r\nSET k v EX 0\r\nEXEC\r\n"
+        ),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+         *5\r\n+OK\r\n:42\r\n$2\r\n42\r\n*2\r\n$2\r\n42\r\n$-1\r\n\
+         -ERR invalid expire time in 'set' command\r\n",
+        "an error at run time is one reply of the array, as Redis"
+    );
+    assert_eq!(talk(&mut s, "MULTI\r\nEXEC\r\n"), "+OK\r\n*0\r\n");
+    assert_eq!(s.shared.buffered(), 0, "the queue left the budget");
+}
+
+#[test]
+fn exec_discard_and_multi_out_of_place_get_redis_errors() {
+    let mut s = session(Limits::default());
+    assert_eq!(talk(&mut s, "EXEC\r\n"), "-ERR EXEC without MULTI\r\n");
+    assert_eq!(
+        talk(&mut s, "DISCARD\r\n"),
+        "-ERR DISCARD without MULTI\r\n"
+    );
+    assert_eq!(
+        talk(
+            &mut s,
+            "MULTI\r\nMULTI\r\nSET k v\r\nWATCH k\r\nDISCARD\r\n"
+        ),
+        "+OK\r\n-ERR MULTI calls can not be nested\r\n+QUEUED\r\n\
+         -ERR WATCH inside MULTI is not allowed\r\n+OK\r\n",
+    );
+    assert_eq!(
+        talk(&mut s, "GET k\r\nEXEC\r\n"),
+        "$-1\r\n-ERR EXEC without MULTI\r\n"
+    );
+    // Nested MULTI and WATCH do not abort the transaction (Redis does not flag them); an unknown one does.
+    assert_eq!(
+        talk(&mut s, "MULTI\r\nMULTI\r\nPING\r\nEXEC\r\n"),
+        "+OK\r\n-ERR MULTI calls can not be nested\r\n+QUEUED\r\n*1\r\n+PONG\r\n"
+    );
+    assert_eq!(
+        talk(&mut s, "MULTI\r\nNOPE\r\nPING\r\nEXEC\r\n"),
+        "+OK\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n+QUEUED\r\n\
+         -EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    // QUIT inside MULTI quits (it is not queued).
+    let mut input = BytesMut::from(&b"MULTI\r\nQUIT\r\n"[..]);
+    let mut output = BytesMut::new();
+    assert_eq!(
+        s.on_input(&mut input, &mut output, Instant::now()),
+        Next::Close
+    );
+    assert_eq!(&output[..], b"+OK\r\n+OK\r\n");
+}
+
+#[test]
+fn watch_aborts_exec_after_a_change_and_unwatch_forgets() {
+    let mut a = session(Limits::default());
+    let mut b = other(&a);
+    assert_eq!(
+        talk(&mut a, "WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n"),
+        "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+    );
+    assert_eq!(talk(&mut a, "WATCH k\r\n"), "+OK\r\n");
+    assert_eq!(talk(&mut b, "SET k 10\r\n"), "+OK\r\n");
+    assert_eq!(
+        talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*-1\r\n"
+    );
+    assert_eq!(
+        talk(&mut a, "GET k\r\n"),
+        "$2\r\n10\r\n",
+        "the aborted INCR did not run"
+    );
+    // EXEC (aborted or not) and UNWATCH forget what was watched.
+    assert_eq!(talk(&mut b, "SET k 11\r\n"), "+OK\r\n");
+    assert_eq!(
+        talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*1\r\n:12\r\n"
+    );
+    assert_eq!(
+        talk(&mut a, "WATCH k other\r\nUNWATCH\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(talk(&mut b, "SET k 0\r\n"), "+OK\r\n");
+    assert_eq!(
+        talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+    );
+}
+
+/// `WATCH` is per key, as in Redis: a change to another key of the same shard does not abort `EXEC`; a
+/// watched key expiring does; a connection closing lets go of what it watched; watching is bounded by
+/// `--max-multi-bytes`, and over it the `WATCH` is refused and the next `EXEC` aborts.
+#[test]
+fn watch_is_per_key_bounded_and_let_go_at_close() {
+    let mut a = session(Limits::default());
+    let mut b = other(&a);
+    let t0 = Instant::now();
+    let at = |s: &mut RespSession, send: &str, now| {
+        String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+    };
+    let neighbour = (0..)
+        .map(|i| format!("n{i}"))
+        .find(|n| crate::store::shard_of(n.as_bytes()) == crate::store::shard_of(b"k"))
+        .unwrap();
+    assert_eq!(talk(&mut a, "WATCH k\r\n"), "+OK\r\n");
+    assert_eq!(talk(&mut b, &format!("SET {neighbour} 1\r\n")), "+OK\r\n");
+    assert_eq!(
+        talk(&mut a, "MULTI\r\nINCR k\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n",
+        "another key of the shard changed, not k"
+    );
+    // A watched key whose deadline passes aborts, before anything reclaims it.
+    assert_eq!(
+        at(&mut a, "SET k v PX 100\r\nWATCH k\r\n", t0),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(
+        at(
+            &mut a,
+            "MULTI\r\nGET k\r\nEXEC\r\n",
+            t0 + Duration::from_millis(100)
+        ),
+        "+OK\r\n+QUEUED\r\n*-1\r\n"
+    );
+    // Closing lets go; so do UNWATCH, DISCARD and EXEC.
+    assert_eq!(talk(&mut b, "WATCH k x y\r\n"), "+OK\r\n");
+    assert_eq!(
+        talk(&mut a, "WATCH k z\r\nUNWATCH\r\nWATCH z\r\n"),
+        "+OK\r\n+OK\r\n+OK\r\n"
+    );
+    assert_eq!(a.shared.db.watched(), 4);
+    drop(b);
+    assert_eq!(a.shared.db.watched(), 1);
+    assert_eq!(talk(&mut a, "MULTI\r\nDISCARD\r\n"), "+OK\r\n+OK\r\n");
+    assert_eq!(a.shared.db.watched(), 0);
+    assert_eq!(
+        a.shared.buffered(),
+        0,
+        "the watched keys left the memory budget"
+    );
+    // Over --max-multi-bytes: refused, and EXEC aborts even though nothing changed.
+    let mut small = session(Limits {
+        max_multi_bytes: 1000,
+        ..Limits::default()
+    });
+    let many = format!(" k {}", "x".repeat(600));
+    assert_eq!(
+        talk(&mut small, &format!("WATCH{many}\r\n")),
+        String::from_utf8(TOO_MANY_WATCHED.to_vec()).unwrap()
+    );
+    assert_eq!(
+        talk(
+            &mut small,
+            "MULTI\r\nINCR k\r\nEXEC\r\nWATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n"
+        ),
+        "+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:1\r\n",
+        "the refusal lasts one EXEC"
+    );
+    assert_eq!(small.shared.db.watched(), 0);
+    assert_eq!(small.shared.buffered(), 0);
+}
+
+#[test]
+fn a_queue_over_its_limits_is_dropped_and_exec_aborts() {
+    let mut s = session(Limits {
+        max_multi_commands: 3,
+        ..Limits::default()
+    });
+    let too_large = std::str::from_utf8(TX_TOO_LARGE).unwrap();
+    assert_eq!(
+        talk(
+            &mut s,
+            "MULTI\r\nSET a 1\r\nSET b 2\r\nSET c 3\r\nSET d 4\r\nPING\r\n"
+        ),
+        format!("+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n{too_large}{too_large}")
+    );
+    assert_eq!(
+        s.shared.buffered(),
+        0,
+        "the dropped queue left the budget at once"
+    );
+    assert_eq!(
+        talk(&mut s, "EXEC\r\nGET a\r\n"),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n"
+    );
+    // By bytes: each command costs its arguments plus its bookkeeping.
+    let mut s = session(Limits {
+        max_multi_bytes: 4096,
+        ..Limits::default()
+    });
+    let value = "v".repeat(1000);
+    let mut send = String::from("MULTI\r\n");
+    for _ in 0..5 {
+        send.push_str(&format!("SET k {value}\r\n"));
+    }
+    assert_eq!(
+        talk(&mut s, &send),
+        format!("+OK\r\n{}{too_large}{too_large}", "+QUEUED\r\n".repeat(3)),
+    );
+    assert_eq!(talk(&mut s, "DISCARD\r\nGET k\r\n"), "+OK\r\n$-1\r\n");
+    // While queued, a transaction counts in the memory budget; a closed connection gives it back.
+    assert_eq!(talk(&mut s, "MULTI\r\nSET k v\r\n"), "+OK\r\n+QUEUED\r\n");
+    let shared = s.shared.clone();
+    assert!(shared.buffered() > 0);
+    drop(s);
+    assert_eq!(shared.buffered(), 0);
+}
+
+#[test]
+fn exec_writes_large_replies_a_part_at_a_time() {
+    let high_water = 64 * 1024;
+    let mut s = session(Limits {
+        write_high_water: high_water,
+        ..Limits::default()
+    });
+    let big = vec![b'x'; 1 << 20];
+    let mut set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", big.len()).into_bytes();
+    set.extend_from_slice(&big);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(talk_at(&mut s, &set, Instant::now()).0, b"+OK\r\n");
+    // 20 GETs and an MGET of 1 MiB each: 24 MiB of reply to 200 bytes of request.
+    let mut send = b"MULTI\r\n".to_vec();
+    for _ in 0..20 {
+        send.extend_from_slice(b"GET big\r\n");
+    }
+    send.extend_from_slice(b"MGET big big big big\r\nINCR n\r\nEXEC\r\n");
+    let (wire, most) = talk_at(&mut s, &send, Instant::now());
+    let mut want = b"+OK\r\n".to_vec();
+    want.extend_from_slice(&b"+QUEUED\r\n".repeat(22));
+    want.extend_from_slice(b"*22\r\n");
+    let mut bulk = format!("${}\r\n", big.len()).into_bytes();
+    bulk.extend_from_slice(&big);
+    bulk.extend_from_slice(b"\r\n");
+    for _ in 0..20 {
+        want.extend_from_slice(&bulk);
+    }
+    want.extend_from_slice(b"*4\r\n");
+    for _ in 0..4 {
+        want.extend_from_slice(&bulk);
+    }
+    want.extend_from_slice(b":1\r\n");
+    assert!(wire == want, "the replies, in order ({} bytes)", wire.len());
+    assert!(most <= high_water + 64, "{most} bytes of output at once");
+}
+
+#[test]
+fn set_options_and_expiry_follow_redis_on_the_time_given() {
+    let mut s = session(Limits::default());
+    let t0 = Instant::now();
+    let at = |ms| t0 + Duration::from_millis(ms);
+    let say = |s: &mut RespSession, send: &str, now| {
+        String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+    };
+    for (send, want) in [
+        ("SET k v PX 1500\r\n", "+OK\r\n"),
+        ("TTL k\r\n", ":2\r\n"),
+        ("PTTL k\r\n", ":1500\r\n"),
+        ("SET k v NX\r\n", "$-1\r\n"),
+        ("SET k w XX GET\r\n", "$1\r\nv\r\n"),
+        ("TTL k\r\n", ":-1\r\n"),
+        ("SET k v NX XX\r\n", "-ERR syntax error\r\n"),
+        ("SET k v EX 1 PX 1\r\n", "-ERR syntax error\r\n"),
+        ("SET k v EX\r\n", "-ERR syntax error\r\n"),
+        ("SET k v KEEPTTL EX 1\r\n", "-ERR syntax error\r\n"),
+        ("SET k v FOREVER\r\n", "-ERR syntax error\r\n"),
+        (
+            "SET k v EX 0\r\n",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v PX -5\r\n",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        // Redis's bound: the deadline as Unix milliseconds fits an i64 (redis-server 7.0 answers these).
+        ("SET k v EX 9223370000000000\r\n", "+OK\r\n"),
+        (
+            "SET k v EX 9223372036854775\r\n",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        ("SET k v PX 9223370000000000000\r\n", "+OK\r\n"),
+        (
+            "EXPIRE k 9223372036854775\r\n",
+            "-ERR invalid expire time in 'expire' command\r\n",
+        ),
+        (
+            "SET k v PX 9223372036854775807\r\n",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v EX 9223372036854776\r\n",
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
+        (
+            "SET k v EX ten\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        ("SET k v EXAT 1\r\n", "+OK\r\n"),
+        ("GET k\r\n", "$-1\r\n"),
+        (
+            "SETEX k 0 v\r\n",
+            "-ERR invalid expire time in 'setex' command\r\n",
+        ),
+        (
+            "PSETEX k 0 v\r\n",
+            "-ERR invalid expire time in 'psetex' command\r\n",
+        ),
+        ("SETEX k 10 v\r\n", "+OK\r\n"),
+        ("SETNX k w\r\n", ":0\r\n"),
+        ("SETNX j w\r\n", ":1\r\n"),
+        ("TTL j\r\nTTL nope\r\n", ":-1\r\n:-2\r\n"),
+        (
+            "EXPIRE j 5 NX XX\r\n",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            "EXPIRE j 5 GT LT\r\n",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        ("EXPIRE j 5 SOON\r\n", "-ERR Unsupported option SOON\r\n"),
+        ("EXPIRE j 5 XX\r\n", ":0\r\n"),
+        ("EXPIRE j 5\r\n", ":1\r\n"),
+        ("PEXPIRE j 4000 GT\r\n", ":0\r\n"),
+        ("PERSIST j\r\nPERSIST j\r\n", ":1\r\n:0\r\n"),
+        ("EXPIRE nope 5\r\n", ":0\r\n"),
+        ("EXPIRE j -1\r\nEXISTS j\r\n", ":1\r\n:0\r\n"),
+    ] {
+        assert_eq!(say(&mut s, send, t0), want, "{send:?}");
+    }
+    // Time moves only as the test says.
+    assert_eq!(say(&mut s, "GET k\r\n", at(9_999)), "$1\r\nv\r\n");
+    assert_eq!(say(&mut s, "TTL k\r\n", at(9_400)), ":1\r\n", "TTL rounds");
+    assert_eq!(say(&mut s, "TTL k\r\n", at(9_600)), ":0\r\n");
+    assert_eq!(say(&mut s, "GET k\r\n", at(10_000)), "$-1\r\n");
+    assert_eq!(
+        say(&mut s, "TTL k\r\nEXISTS k\r\n", at(10_000)),
+        ":-2\r\n:0\r\n"
+    );
+}
+
+/// `GETEX`, `GETDEL`, `MSETNX`, `EXPIREAT`, `PEXPIREAT` as redis-server 7.0 answers them (a differential run
+/// of these requests through redis-cli against both printed the same, but for elapsed milliseconds).
+#[test]
+fn getex_getdel_msetnx_and_expireat_follow_redis() {
+    let mut s = session(Limits::default());
+    let t0 = Instant::now();
+    let at = |ms| t0 + Duration::from_millis(ms);
+    let say = |s: &mut RespSession, send: &str, now| {
+        String::from_utf8(talk_at(s, send.as_bytes(), now).0).unwrap()
+    };
+    let unix_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let later = format!("PEXPIREAT e {}\r\n", unix_ms + 100_000);
+    for (send, want) in [
+        (
+            "SET a 1\r\nGETDEL a\r\nGETDEL a\r\n",
+            "+OK\r\n$1\r\n1\r\n$-1\r\n",
+        ),
+        (
+            "GETDEL\r\n",
+            "-ERR wrong number of arguments for 'getdel' command\r\n",
+        ),
+        (
+            "SET b v\r\nGETEX b\r\nTTL b\r\n",
+            "+OK\r\n$1\r\nv\r\n:-1\r\n",
+        ),
+        ("GETEX b EX 100\r\nTTL b\r\n", "$1\r\nv\r\n:100\r\n"),
+        ("GETEX b PERSIST\r\nTTL b\r\n", "$1\r\nv\r\n:-1\r\n"),
+        ("GETEX b PX 5000\r\nPTTL b\r\n", "$1\r\nv\r\n:5000\r\n"),
+        (
+            "GETEX b EX 0\r\n",
+            "-ERR invalid expire time in 'getex' command\r\n",
+        ),
+        (
+            "GETEX b EX x\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        // A missing key is nil whatever the time says; the grammar is checked first.
+        ("GETEX nope EX 0\r\n", "$-1\r\n"),
+        ("GETEX nope FOO\r\n", "-ERR syntax error\r\n"),
+        ("GETEX b EX 10 PX 10\r\n", "-ERR syntax error\r\n"),
+        ("GETEX b PERSIST EX 10\r\n", "-ERR syntax error\r\n"),
+        ("GETEX b EX\r\n", "-ERR syntax error\r\n"),
+        // A time in the past answers the value and deletes the key.
+        ("GETEX b EXAT 1\r\nEXISTS b\r\n", "$1\r\nv\r\n:0\r\n"),
+        (
+            "MSETNX x 1 y 2\r\nMSETNX y 3 z 4\r\nMGET x y z\r\n",
+            ":1\r\n:0\r\n*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n",
+        ),
+        (
+            "MSETNX x 1 y\r\n",
+            "-ERR wrong number of arguments for 'msetnx' command\r\n",
+        ),
+        (
+            "SET e v\r\nEXPIREAT e 1\r\nEXISTS e\r\n",
+            "+OK\r\n:1\r\n:0\r\n",
+        ),
+        ("SET e v\r\n", "+OK\r\n"),
+        (&later, ":1\r\n"),
+        ("TTL e\r\n", ":100\r\n"),
+        (
+            "EXPIREAT e 9223372036854775807\r\n",
+            "-ERR invalid expire time in 'expireat' command\r\n",
+        ),
+        ("PEXPIREAT e 1 GT\r\nPEXPIREAT e 1 LT\r\n", ":0\r\n:1\r\n"),
+        ("EXISTS e\r\n", ":0\r\n"),
+        ("DEL x x y\r\nEXISTS x x z\r\n", ":2\r\n:0\r\n"),
+    ] {
+        assert_eq!(say(&mut s, send, t0), want, "{send:?}");
+    }
+    // The deadline GETEX gave is kept on the connection's clock.
+    assert_eq!(
+        say(&mut s, "SET f v\r\nGETEX f PX 300\r\n", t0),
+        "+OK\r\n$1\r\nv\r\n"
+    );
+    assert_eq!(say(&mut s, "GET f\r\n", at(299)), "$1\r\nv\r\n");
+    assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
+}
+
+/// `FLUSHALL`/`FLUSHDB` and `DBSIZE` as redis-server 7.0 answers them (a differential run through redis-cli
+/// printed the same), and a flush aborts a transaction watching a key that was there, not one watching a
+/// missing key (redis-py against both: the same).
+#[test]
+fn flush_and_dbsize_follow_redis() {
+    let mut a = session(Limits::default());
+    let mut b = other(&a);
+    let t0 = Instant::now();
+    let at = |s: &mut RespSession, send: &str| {
+        String::from_utf8(talk_at(s, send.as_bytes(), t0).0).unwrap()
+    };
+    assert_eq!(
+        at(
+            &mut a,
+            "SET a 1\r\nSET b 2\r\nSET c 3 PX 1\r\nDBSIZE\r\nDBSIZE x\r\n"
+        ),
+        "+OK\r\n+OK\r\n+OK\r\n:3\r\n-ERR wrong number of arguments for 'dbsize' command\r\n"
+    );
+    assert_eq!(
+        at(&mut a, "FLUSHALL foo\r\nFLUSHDB ASYNC x\r\nDBSIZE\r\n"),
+        "-ERR syntax error\r\n-ERR syntax error\r\n:3\r\n"
+    );
+    assert_eq!(
+        at(&mut a, "FLUSHDB async\r\nDBSIZE\r\nGET a\r\n"),
+        "+OK\r\n:0\r\n$-1\r\n"
+    );
+    assert_eq!(
+        at(
+            &mut a,
+            "MULTI\r\nSET x 1\r\nFLUSHALL SYNC\r\nDBSIZE\r\nEXEC\r\n"
+        ),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n+OK\r\n:0\r\n"
+    );
+    assert_eq!(at(&mut a, "SET w 1\r\nWATCH w\r\n"), "+OK\r\n+OK\r\n");
+    assert_eq!(at(&mut b, "FLUSHALL\r\n"), "+OK\r\n");
+    assert_eq!(
+        at(&mut a, "MULTI\r\nINCR w\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*-1\r\n"
+    );
+    assert_eq!(at(&mut a, "WATCH nothere\r\n"), "+OK\r\n");
+    assert_eq!(at(&mut b, "FLUSHALL\r\n"), "+OK\r\n");
+    assert_eq!(
+        at(&mut a, "MULTI\r\nINCR w\r\nEXEC\r\n"),
+        "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n"
+    );
+}
+
+/// `INFO`: the sections and fields clients read (ioredis's ready check failed on "unknown command" and the
+/// client gave up: it sends `INFO` before its first command and waits for `loading:0`).
+#[test]
+fn info_has_the_fields_clients_read_by_section() {
+    let mut s = session(Limits::default());
+    let bulk = |reply: String| {
+        let (head, text) = reply.split_once("\r\n").unwrap();
+        assert_eq!(head, format!("${}", text.len() - 2), "one bulk string");
+        text.strip_suffix("\r\n").unwrap().to_string()
+    };
+    let all = bulk(talk(&mut s, "INFO\r\n"));
+    for line in [
+        "# Server\r\nredis_version:7.0.15\r\n",
+        "\r\n\r\n# Persistence\r\nloading:0\r\n",
+        "role:master\r\n",
+        "\r\n\r\n# Keyspace\r\n",
+    ] {
+        assert!(all.contains(line), "{line:?} in {all:?}");
+    }
+    assert!(all.ends_with("# Keyspace\r\n"), "no keys, no db0 line");
+    assert_eq!(
+        talk(&mut s, "SET a 1\r\nSET b 2 EX 100\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(
+        bulk(talk(&mut s, "INFO keyspace\r\n")),
+        "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n"
+    );
+    let two = bulk(talk(&mut s, "INFO KEYSPACE persistence\r\n"));
+    assert!(two.starts_with("# Persistence\r\nloading:0\r\n"), "{two:?}");
+    assert!(two.ends_with("\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n"));
+    assert_eq!(talk(&mut s, "INFO nosuch\r\n"), "$0\r\n\r\n");
+    assert_eq!(
+        bulk(talk(&mut s, "INFO everything\r\n")).len(),
+        bulk(talk(&mut s, "INFO\r\n")).len()
+    );
+}
+
+/// `CLIENT ID|GETNAME|SETNAME|SETINFO` as redis-server answers them (7.0.15 for all but `SETINFO`, which it
+/// added in 7.2; a differential run through redis-cli printed the same, redis-py's `client_name=` too), the
+/// name the connection's own, and inside `MULTI` queued and run at `EXEC`.
+#[test]
+fn client_names_and_ids_are_the_connections_own() {
+    let mut a = session(Limits::default());
+    let mut b = other(&a);
+    for (send, want) in [
+        (
+            "CLIENT\r\n",
+            "-ERR wrong number of arguments for 'client' command\r\n",
+        ),
+        (
+            "CLIENT ID x\r\n",
+            "-ERR wrong number of arguments for 'client|id' command\r\n",
+        ),
+        (
+            "CLIENT SETNAME\r\n",
+            "-ERR wrong number of arguments for 'client|setname' command\r\n",
+        ),
+        (
+            "CLIENT SETNAME \"a b\"\r\n",
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        (
+            "CLIENT GETNAME\r\nCLIENT SETNAME abc\r\nCLIENT GETNAME\r\n",
+            "$-1\r\n+OK\r\n$3\r\nabc\r\n",
+        ),
+        (
+            "CLIENT SETNAME \"\"\r\nCLIENT GETNAME\r\n",
+            "+OK\r\n$-1\r\n",
+        ),
+        (
+            "CLIENT FOO\r\n",
+            "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n",
+        ),
+        (
+            "MULTI\r\nCLIENT SETNAME q\r\nCLIENT GETNAME\r\nEXEC\r\n",
+            "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nq\r\n",
+        ),
+        (
+            "CLIENT SETINFO lib-name redis-py\r\nCLIENT SETINFO LIB-VER 5.0\r\n",
+            "+OK\r\n+OK\r\n",
+        ),
+        (
+            "CLIENT SETINFO lib-ver \"a b\"\r\n",
+            "-ERR lib-ver cannot contain spaces, newlines or special characters.\r\n",
+        ),
+        (
+            "CLIENT SETINFO foo x\r\n",
+            "-ERR Unrecognized option 'foo'\r\n",
+        ),
+    ] {
+        assert_eq!(talk(&mut a, send), want, "{send:?}");
+    }
+    assert_eq!(
+        talk(&mut b, "CLIENT GETNAME\r\n"),
+        "$-1\r\n",
+        "a's name is a's"
+    );
+    let id = |s: &mut RespSession| talk(s, "CLIENT ID\r\n");
+    let (a1, b1) = (id(&mut a), id(&mut b));
+    assert_ne!(a1, b1);
+    assert_eq!(id(&mut a), a1, "an id is the connection's for its life");
+}
+
+/// `TYPE`, `STRLEN`, `KEYS` and `SCAN` as redis-server 7.0.15 answers them (redis-cli printed the same for
+/// these requests, but for `SCAN`'s cursors, which are each server's own), and a `SCAN` iteration returns
+/// every key once, expired keys never.
+#[test]
+fn type_strlen_keys_and_scan_follow_redis() {
+    let mut s = session(Limits::default());
+    let t0 = Instant::now();
+    let at = |s: &mut RespSession, send: &str| {
+        String::from_utf8(talk_at(s, send.as_bytes(), t0).0).unwrap()
+    };
+    for (send, want) in [
+        ("SET hello world\r\nSET gone v PX 1\r\n", "+OK\r\n+OK\r\n"),
+        ("TYPE hello\r\nTYPE nope\r\n", "+string\r\n+none\r\n"),
+        ("STRLEN hello\r\nSTRLEN nope\r\n", ":5\r\n:0\r\n"),
+        ("KEYS h*\r\n", "*1\r\n$5\r\nhello\r\n"),
+        (
+            "KEYS a x\r\n",
+            "-ERR wrong number of arguments for 'keys' command\r\n",
+        ),
+        ("SCAN x\r\n", "-ERR invalid cursor\r\n"),
+        ("SCAN 0 COUNT 0\r\n", "-ERR syntax error\r\n"),
+        (
+            "SCAN 0 COUNT x\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        ("SCAN 0 FOO bar\r\n", "-ERR syntax error\r\n"),
+        ("SCAN 0 MATCH\r\n", "-ERR syntax error\r\n"),
+        ("SCAN -1\r\n", "*2\r\n$1\r\n0\r\n*0\r\n"),
+        ("SCAN 0 COUNT 1000 TYPE list\r\n", "*2\r\n$1\r\n0\r\n*0\r\n"),
+        (
+            "SCAN 0 COUNT 1000 MATCH hel?o TYPE STRING\r\n",
+            "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nhello\r\n",
+        ),
+    ] {
+        assert_eq!(at(&mut s, send), want, "{send:?}");
+    }
+    // After the deadline, an expired key is in neither.
+    assert_eq!(
+        String::from_utf8(talk_at(&mut s, b"KEYS *\r\n", t0 + Duration::from_millis(1)).0).unwrap(),
+        "*1\r\n$5\r\nhello\r\n"
+    );
+    let mut keys = Vec::new();
+    for i in 0..500 {
+        keys.push(format!("k{i}"));
+        at(&mut s, &format!("SET k{i} v\r\n"));
+    }
+    let (mut cursor, mut seen) = ("0".to_string(), Vec::new());
+    let mut calls = 0;
+    loop {
+        let reply = at(&mut s, &format!("SCAN {cursor} MATCH k* COUNT 20\r\n"));
+        let lines: Vec<&str> = reply.split("\r\n").collect();
+        cursor = lines[2].to_string();
+        seen.extend(lines[4..].iter().skip(1).step_by(2).map(|k| k.to_string()));
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+    }
+    seen.retain(|k| !k.is_empty());
+    seen.sort();
+    keys.sort();
+    assert_eq!(seen, keys, "every key once");
+    assert!(
+        calls > 10 && calls <= 64,
+        "{calls} calls of COUNT 20 for 500 keys"
+    );
+}
+
+/// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
+/// one of another connection's `MSET a i b i` without the other, and `DEL a b` beside `EXISTS a b` counts
+/// both or neither. Two threads, each its own connection to one store, a bounded number of rounds.
+#[test]
+fn commands_on_several_keys_are_atomic_against_each_other() {
+    const ROUNDS: usize = 20_000;
+    let mut writer = session(Limits::default());
+    let mut reader = other(&writer);
+    let t0 = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for i in 0..ROUNDS {
+                let send = if i % 2 == 0 {
+                    format!("MSET a {i} b {i}\r\n")
+                } else {
+                    "DEL a b\r\n".to_string()
+                };
+                talk_at(&mut writer, send.as_bytes(), t0);
+            }
+        });
+        let mut torn = Vec::new();
+        for _ in 0..ROUNDS {
+            let (wire, _) = talk_at(&mut reader, b"MGET a b\r\nEXISTS a b\r\n", t0);
+            let text = String::from_utf8(wire).unwrap();
+            // `*2`, each value as `$-1` or `$n` and its text, then `:count`.
+            let mut lines = text.split("\r\n").skip(1);
+            let mut value = || match lines.next() {
+                Some("$-1") => None,
+                _ => lines.next(),
+            };
+            let (a, b) = (value(), value());
+            let count = lines.next();
+            if a != b || !matches!(count, Some(":0" | ":2")) {
+                torn.push(text);
+            }
+        }
+        assert!(
+            torn.is_empty(),
+            "{} torn reads, e.g. {:?}",
+            torn.len(),
+            torn.first()
+        );
+    });
+}
+
+#[test]
+fn an_unknown_command_quotes_at_most_what_redis_quotes() {
+    let text = |args: Vec<Vec<u8>>| match unknown(
+        &args.into_iter().map(Bytes::from).collect::<Vec<_>>(),
+    ) {
+        Value::Error(e) => String::from_utf8(e.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // What redis-server 7 answered for the same commands.
+    assert_eq!(
+        text(vec![
+            [&b"NOPE"[..], &[b'x'; 200]].concat(),
+            vec![b'a'; 100],
+            vec![b'b'; 100],
+            b"c".to_vec()
+        ]),
+        format!(
+            "ERR unknown command 'NOPE{}', with args beginning with: '{}' '{}' ",
+            "x".repeat(124),
+            "a".repeat(100),
+            "b".repeat(25)
+        )
+    );
+    assert_eq!(
+        text(vec![b"NOPE".to_vec(), b"a".to_vec(), vec![b'b'; 300]]),
+        format!(
+            "ERR unknown command 'NOPE', with args beginning with: 'a' '{}' ",
+            "b".repeat(124)
+        )
+    );
+    // A 16 MiB argument: a reply of a few hundred bytes.
+    assert!(text(vec![b"NOPE".to_vec(), vec![b'z'; 16 << 20]]).len() < 300);
+}
+
+/// Found by a `session_resp` fuzz regression input (fuzz/regressions/session_resp/): seven 128-byte
+/// arguments of invalid UTF-8 made a 2.7 KiB error reply (each byte quoted as U+FFFD), and 16 MiB ones a
+/// 48 MiB reply. Redis quotes at most 128 bytes.
+#[test]
+fn unknown_command_error_quotes_at_most_128_bytes_of_name_and_arguments() {
+    let long = Bytes::from(vec![b'a'; 1 << 20]);
+    let Value::Error(msg) = unknown(&[long.clone(), long.clone(), long]) else {
+        panic!("an error reply");
+    };
+    let want = format!(
+        "ERR unknown command '{a}', with args beginning with: '{a}' ",
+        a = "a".repeat(QUOTE_MAX)
+    );
+    assert_eq!(String::from_utf8_lossy(&msg), want);
+    // Short arguments are all quoted, as before.
+    let args = [&b"NOPE"[..], b"a", b"b"].map(Bytes::copy_from_slice);
+    let Value::Error(msg) = unknown(&args) else {
+        panic!("an error reply");
+    };
+    assert_eq!(
+        &msg[..],
+        b"ERR unknown command 'NOPE', with args beginning with: 'a' 'b' "
+    );
+}
