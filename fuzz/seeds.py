@@ -118,6 +118,7 @@ def main() -> None:
         resp([b"INFO"], [b"INFO", b"keyspace", b"CLIENTS"], [b"INFO", b"nosuch"], [b"MULTI"], [b"INFO", b"all"], [b"EXEC"]),
         resp([b"CLIENT", b"SETNAME", b"n"], [b"CLIENT", b"GETNAME"], [b"CLIENT", b"ID"], [b"MULTI"], [b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"], [b"EXEC"]),
         resp([b"SET", b"h[llo", b"v"], [b"KEYS", b"h[^e]*\\"], [b"SCAN", b"0", b"MATCH", b"*[a-", b"COUNT", b"2", b"TYPE", b"string"], [b"TYPE", b"h[llo"], [b"STRLEN", b"x"]),
+        resp([b"SET", b"a", b"1", b"PX", b"50"], [b"RENAME", b"a", b"b"], [b"RENAMENX", b"b", b"b"], [b"PEXPIRETIME", b"b"], [b"UNLINK", b"b", b"a"], [b"AUTH", b"default", b"x"], [b"TIME"]),
         resp([b"EXPIREAT", b"k", b"1", b"NX"], [b"PEXPIREAT", b"k", b"99999999999999", b"LT"], [b"EXISTS", b"k", b"k"]),
     ]
     for target in ("resp_server", "session_resp"):

@@ -402,6 +402,25 @@ impl Shard {
         true
     }
 
+    /// `RENAME`'s first half: `key`'s value and deadline, the key removed.
+    pub(crate) fn take(&mut self, key: &[u8], now: Instant) -> Option<(Bytes, Option<Instant>)> {
+        self.live(key, now)?;
+        let entry = self.remove(key)?;
+        Some((entry.value, entry.deadline))
+    }
+
+    /// `RENAME`'s second half: `key` set to `value` with `deadline`, replacing whatever was there.
+    pub(crate) fn restore(
+        &mut self,
+        key: &[u8],
+        value: Bytes,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) {
+        self.put(key, value, deadline);
+        self.reclaim(now, RECLAIM_PER_WRITE);
+    }
+
     /// `GETDEL`: the value at `key`, which is removed.
     pub(crate) fn get_del(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
         self.live(key, now)?;

@@ -143,6 +143,32 @@ pub(super) fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes])
     Value::Bulk(Bytes::from(text))
 }
 
+/// `AUTH [user] password`, as a Redis whose `default` user has no password (this server has no users): the
+/// one-argument form gets Redis's error for a password given to a server that has none, `default` with any
+/// password is taken (`+OK`), any other user is `-WRONGPASS`.
+pub(super) fn auth(args: &[Bytes]) -> Value {
+    match args {
+        [_, _] => Value::error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure \
+             your configuration is correct?",
+        ),
+        [_, user, _] if &user[..] == b"default" => Value::Simple(Bytes::from_static(b"OK")),
+        [_, _, _] => Value::error("WRONGPASS invalid username-password pair or user is disabled."),
+        _ => Value::error("ERR syntax error"),
+    }
+}
+
+/// `TIME`: the server's clock as `[Unix seconds, microseconds]`.
+pub(super) fn time() -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Value::Array(vec![
+        Value::Bulk(Bytes::from(now.as_secs().to_string())),
+        Value::Bulk(Bytes::from(now.subsec_micros().to_string())),
+    ])
+}
+
 /// A connection's `CLIENT` identity.
 #[derive(Debug, Default)]
 pub(super) struct ClientInfo {

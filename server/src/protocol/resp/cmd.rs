@@ -46,6 +46,13 @@ pub(super) enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    Unlink,
+    Rename,
+    RenameNx,
+    ExpireTime,
+    PExpireTime,
+    Auth,
+    Time,
 }
 
 /// Every command by name, the hot ones first.
@@ -93,6 +100,13 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("DISCARD", Cmd::Discard),
     ("WATCH", Cmd::Watch),
     ("UNWATCH", Cmd::Unwatch),
+    ("UNLINK", Cmd::Unlink),
+    ("RENAME", Cmd::Rename),
+    ("RENAMENX", Cmd::RenameNx),
+    ("EXPIRETIME", Cmd::ExpireTime),
+    ("PEXPIRETIME", Cmd::PExpireTime),
+    ("AUTH", Cmd::Auth),
+    ("TIME", Cmd::Time),
 ];
 
 impl Cmd {
@@ -110,12 +124,13 @@ impl Cmd {
         match self {
             Ping | Quit | Hello | FlushDb | FlushAll | Info => -1,
             Get | GetDel | Incr | Decr | Echo | Ttl | PTtl | Persist | Select | Type | StrLen
-            | Keys => 2,
+            | Keys | ExpireTime | PExpireTime => 2,
+            Rename | RenameNx => 3,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
             IncrBy | DecrBy | SetNx => 3,
-            MGet | GetEx | Del | Exists | Config | Watch | Client | Scan => -2,
+            MGet | GetEx | Del | Unlink | Exists | Config | Watch | Client | Scan | Auth => -2,
             SetEx | PSetEx => 4,
-            Multi | Exec | Discard | Unwatch | DbSize => 1,
+            Multi | Exec | Discard | Unwatch | DbSize | Time => 1,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{BufMut, Bytes};
 use sockpool::codec::resp::Value;
 
-use super::admin::{config_get, hello, info};
+use super::admin::{auth, config_get, hello, info, time};
 use super::cmd::Cmd;
 use super::{arity, Out, NULL, OK, PONG, QUOTE_MAX};
 use crate::protocol::body::Body;
@@ -84,8 +84,9 @@ pub(super) fn command<S: Store>(
             ),
             None => Value::error(IncrError::NotAnInteger.reply()),
         },
-        Cmd::Del | Cmd::Exists => {
-            let del = cmd == Cmd::Del;
+        // `UNLINK` frees at once too: the same as `DEL` here.
+        Cmd::Del | Cmd::Unlink | Cmd::Exists => {
+            let del = cmd != Cmd::Exists;
             let keys = &args[1..];
             let n = store.atomically(keys.iter(), |locked| {
                 keys.iter()
@@ -143,6 +144,26 @@ pub(super) fn command<S: Store>(
                 })
             }
         },
+        Cmd::ExpireTime | Cmd::PExpireTime => {
+            match store.with(&args[1], |s| s.ttl(&args[1], now)) {
+                Ttl::Missing => Value::Integer(-2),
+                Ttl::Persistent => Value::Integer(-1),
+                Ttl::Left(left) => {
+                    // The deadline as a Unix time, in milliseconds; in seconds rounded to the nearest, as Redis. Summed
+                    // in microseconds: the deadline was set from the clock in whole milliseconds (`at`), so this
+                    // floors back to the time given.
+                    let us = unix_us()
+                        .saturating_add(i64::try_from(left.as_micros()).unwrap_or(i64::MAX));
+                    let ms = us / 1000;
+                    Value::Integer(if cmd == Cmd::ExpireTime {
+                        ms.saturating_add(500) / 1000
+                    } else {
+                        ms
+                    })
+                }
+            }
+        }
+        Cmd::Rename | Cmd::RenameNx => rename(store, &args[1], &args[2], cmd == Cmd::RenameNx, now),
         Cmd::Persist => Value::Integer(i64::from(
             store.with(&args[1], |s| s.persist(&args[1], now)),
         )),
@@ -190,6 +211,8 @@ pub(super) fn command<S: Store>(
         // Connection state: `request` and `exec` answer it with the connection's own.
         Cmd::Client => Value::error("ERR CLIENT is answered by the connection"),
         Cmd::Hello => hello(args),
+        Cmd::Auth => auth(args),
+        Cmd::Time => time(),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
             Value::error("ERR Command not allowed inside a transaction")
@@ -306,6 +329,41 @@ pub(super) fn counter<S: Store>(store: &mut S, key: &[u8], delta: i64, now: Inst
         .map_or_else(|e| Value::error(e.reply()), Value::Integer)
 }
 
+/// `RENAME from to` (`nx`: `RENAMENX`): `to` takes `from`'s value and deadline and `from` is gone, atomically
+/// (both keys' shards locked together); `-ERR no such key` if `from` is missing; `RENAMENX` leaves an existing
+/// `to` as it is (`:0`). A key renamed to itself is left as it is (`+OK`, or `:0` from `RENAMENX`), as Redis.
+fn rename<S: Store>(store: &mut S, from: &Bytes, to: &Bytes, nx: bool, now: Instant) -> Value {
+    store.atomically([from, to].into_iter(), |locked| {
+        if !locked.with(from, |s| s.exists(from, now)) {
+            return Value::error("ERR no such key");
+        }
+        if nx && locked.with(to, |s| s.exists(to, now)) {
+            return Value::Integer(0);
+        }
+        if from != to {
+            if let Some((value, deadline)) = locked.with(from, |s| s.take(from, now)) {
+                locked.with(to, |s| s.restore(to, value, deadline, now));
+            }
+        }
+        match nx {
+            true => Value::Integer(1),
+            false => Value::Simple(Bytes::from_static(b"OK")),
+        }
+    })
+}
+
+/// The wall clock as Unix milliseconds.
+pub(super) fn unix_ms() -> i64 {
+    unix_us() / 1000
+}
+
+/// The wall clock as Unix microseconds.
+fn unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// The unit of an expire time argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unit {
@@ -389,9 +447,7 @@ pub(super) fn at(n: i64, unit: Unit, now: Instant) -> Option<Instant> {
         Unit::Seconds | Unit::UnixSeconds => n.checked_mul(1000)?,
         Unit::Millis | Unit::UnixMillis => n,
     };
-    let wall = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i128);
+    let wall = i128::from(unix_ms());
     let from_now = match unit {
         Unit::Seconds | Unit::Millis => {
             if i128::from(ms) + wall > i128::from(i64::MAX) {

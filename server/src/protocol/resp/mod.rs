@@ -8,12 +8,12 @@
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
-//! - keys: `TYPE`, `STRLEN`, `KEYS pattern`, `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` (a cursor is a shard
+//! - keys: `RENAME`, `RENAMENX`, `UNLINK`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `STRLEN`, `KEYS pattern`, `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` (a cursor is a shard
 //!   index: each call reads whole shards, so every key there for the whole iteration is returned once);
 //! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests), `INFO [section…]`
 //!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`), `CLIENT ID|GETNAME|SETNAME|
 //!   SETINFO` (what clients send when they open a connection);
-//! - `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
+//! - `AUTH` (as a Redis without passwords), `TIME`, `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
 //!
 //! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets

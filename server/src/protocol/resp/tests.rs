@@ -740,6 +740,79 @@ fn type_strlen_keys_and_scan_follow_redis() {
     );
 }
 
+/// `RENAME`, `RENAMENX`, `UNLINK`, `EXPIRETIME`, `PEXPIRETIME`, `AUTH`, `TIME` as redis-server 7.0.15 answers
+/// them (a differential run of these requests through redis-cli printed the same, three times over).
+#[test]
+fn rename_unlink_expiretime_auth_and_time_follow_redis() {
+    let mut s = session(Limits::default());
+    for (send, want) in [
+        (
+            "AUTH x\r\n",
+            "-ERR AUTH <password> called without any password configured for the default user. Are you sure \
+             your configuration is correct?\r\n",
+        ),
+        ("AUTH default x\r\n", "+OK\r\n"),
+        (
+            "AUTH other x\r\n",
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        ),
+        ("AUTH a b c\r\n", "-ERR syntax error\r\n"),
+        ("TIME x\r\n", "-ERR wrong number of arguments for 'time' command\r\n"),
+        ("SET a 1\r\nSET b 2\r\nUNLINK a b c\r\n", "+OK\r\n+OK\r\n:2\r\n"),
+        ("SET a 1 EX 100\r\nRENAME a z\r\nTTL z\r\nEXISTS a\r\n", "+OK\r\n+OK\r\n:100\r\n:0\r\n"),
+        ("RENAME nope y\r\n", "-ERR no such key\r\n"),
+        ("SET b 1\r\nRENAMENX z b\r\nRENAMENX z c\r\n", "+OK\r\n:0\r\n:1\r\n"),
+        ("RENAME c c\r\nRENAMENX c c\r\nGET c\r\n", "+OK\r\n:0\r\n$1\r\n1\r\n"),
+        ("SET p 1\r\nEXPIRETIME p\r\nEXPIRETIME nope\r\n", "+OK\r\n:-1\r\n:-2\r\n"),
+        (
+            "PEXPIREAT p 99999999999999\r\nPEXPIRETIME p\r\nEXPIRETIME p\r\n",
+            ":1\r\n:99999999999999\r\n:100000000000\r\n",
+        ),
+        // The destination's own deadline goes; the source's comes with it.
+        (
+            "SET q 1 EX 50\r\nSET r 2\r\nRENAME r q\r\nTTL q\r\nGET q\r\n",
+            "+OK\r\n+OK\r\n+OK\r\n:-1\r\n$1\r\n2\r\n",
+        ),
+    ] {
+        assert_eq!(talk(&mut s, send), want, "{send:?}");
+    }
+    let time = talk(&mut s, "TIME\r\n");
+    let parts: Vec<&str> = time.split("\r\n").collect();
+    let secs: u64 = parts[2].parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 1, "{time:?}");
+    assert!(parts[4].parse::<u32>().unwrap() < 1_000_000);
+}
+
+/// A rename is atomic: a reader of both names never sees the value under both or under neither.
+#[test]
+fn rename_moves_a_key_atomically() {
+    let mut writer = session(Limits::default());
+    let mut reader = other(&writer);
+    let t0 = Instant::now();
+    talk_at(&mut writer, b"SET a v\r\n", t0);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for i in 0..10_000 {
+                let send: &[u8] = if i % 2 == 0 {
+                    b"RENAME a b\r\n"
+                } else {
+                    b"RENAME b a\r\n"
+                };
+                let (wire, _) = talk_at(&mut writer, send, t0);
+                assert_eq!(wire, b"+OK\r\n");
+            }
+        });
+        for _ in 0..10_000 {
+            let (wire, _) = talk_at(&mut reader, b"EXISTS a b\r\n", t0);
+            assert_eq!(wire, b":1\r\n", "the key under exactly one name");
+        }
+    });
+}
+
 /// A command on several keys is atomic, as in Redis: a connection reading `a` and `b` together never sees
 /// one of another connection's `MSET a i b i` without the other, and `DEL a b` beside `EXISTS a b` counts
 /// both or neither. Two threads, each its own connection to one store, a bounded number of rounds.
