@@ -78,8 +78,9 @@ pub struct Transcript {
     pub closed: bool,
 }
 
-/// Drives a fresh `proto` session over `input` read `piece` bytes at a time (`0`: all at once).
-pub fn drive(proto: Proto, input: &[u8], piece: usize) -> Transcript {
+/// Drives a fresh `proto` session over `input` read `piece` bytes at a time (`0`: all at once), its clock
+/// starting at `start`.
+pub fn drive(proto: Proto, input: &[u8], piece: usize, start: Instant) -> Transcript {
     let c = config();
     let high_water = c.limits.write_high_water;
     let held = input_bound(proto, &c);
@@ -92,7 +93,7 @@ pub fn drive(proto: Proto, input: &[u8], piece: usize) -> Transcript {
     let mut buf = BytesMut::new();
     let mut output = BytesMut::new();
     let mut written = Vec::new();
-    let mut now = Instant::now();
+    let mut now = start;
     // Each turn of the loop below answers at least one request or reads; anything more is a session that
     // spins (Flush or WaitUntil without progress).
     let mut turns = 2 * input.len() + 16;
@@ -144,8 +145,11 @@ pub fn drive(proto: Proto, input: &[u8], piece: usize) -> Transcript {
 
 /// The target body: all at once and byte by byte must write the same.
 pub fn session(proto: Proto, data: &[u8]) {
-    let whole = drive(proto, data, 0);
-    let bytewise = drive(proto, data, 1);
+    // One clock for both: what a session answers depends on the time it is given (`TTL`, `TIME`), never on
+    // the reads.
+    let start = Instant::now();
+    let whole = drive(proto, data, 0, start);
+    let bytewise = drive(proto, data, 1, start);
     let norm = |mut t: Transcript| {
         if proto == Proto::Http {
             t.written = strip(&t.written, sockpool::codec::http::CONTINUE);

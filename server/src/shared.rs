@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub http_body: Bytes,
     /// The RESP key space.
     pub db: crate::store::Db,
+    /// The last RESP `CLIENT ID` given.
+    pub client_ids: std::sync::atomic::AtomicU64,
     /// Cancelled when the server stops accepting.
     pub shutdown: CancellationToken,
     /// The TLS server configuration, when a listener uses TLS.
@@ -63,6 +65,7 @@ impl Shared {
             stats,
             http_body: Bytes::from(body),
             db: Default::default(),
+            client_ids: Default::default(),
             shutdown,
             tls,
             admitted: AtomicUsize::new(0),

@@ -158,14 +158,11 @@ pub(super) fn auth(args: &[Bytes]) -> Value {
     }
 }
 
-/// `TIME`: the server's clock as `[Unix seconds, microseconds]`.
-pub(super) fn time() -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+/// `TIME`: the server's clock, `unix_us`, as `[Unix seconds, microseconds]`.
+pub(super) fn time(unix_us: i64) -> Value {
     Value::Array(vec![
-        Value::Bulk(Bytes::from(now.as_secs().to_string())),
-        Value::Bulk(Bytes::from(now.subsec_micros().to_string())),
+        Value::Bulk(Bytes::from(unix_us.div_euclid(1_000_000).to_string())),
+        Value::Bulk(Bytes::from(unix_us.rem_euclid(1_000_000).to_string())),
     ])
 }
 
@@ -178,13 +175,10 @@ pub(super) struct ClientInfo {
     name: Option<Bytes>,
 }
 
-/// The last `CLIENT ID` given in this process.
-pub(super) static CLIENT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// `CLIENT ID`, `CLIENT GETNAME`, `CLIENT SETNAME name` (an empty name clears it), `CLIENT SETINFO LIB-NAME|LIB-VER
 /// value` (taken, not kept: what go-redis, Jedis and redis-py send on connecting), with Redis's errors; any other
 /// subcommand gets `-ERR unknown subcommand`.
-pub(super) fn client(info: &mut ClientInfo, args: &[Bytes]) -> Value {
+pub(super) fn client(shared: &Shared, info: &mut ClientInfo, args: &[Bytes]) -> Value {
     let sub = &args[1];
     let is = |s: &str| sub.eq_ignore_ascii_case(s.as_bytes());
     let arity = |name: &str| {
@@ -199,7 +193,10 @@ pub(super) fn client(info: &mut ClientInfo, args: &[Bytes]) -> Value {
             return arity("id");
         }
         if info.id == 0 {
-            info.id = CLIENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            info.id = shared
+                .client_ids
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
         }
         Value::Integer(info.id as i64)
     } else if is("GETNAME") {

@@ -152,7 +152,7 @@ pub(super) fn command<S: Store>(
                     // The deadline as a Unix time, in milliseconds; in seconds rounded to the nearest, as Redis. Summed
                     // in microseconds: the deadline was set from the clock in whole milliseconds (`at`), so this
                     // floors back to the time given.
-                    let us = unix_us()
+                    let us = unix_us(now)
                         .saturating_add(i64::try_from(left.as_micros()).unwrap_or(i64::MAX));
                     let ms = us / 1000;
                     Value::Integer(if cmd == Cmd::ExpireTime {
@@ -212,7 +212,7 @@ pub(super) fn command<S: Store>(
         Cmd::Client => Value::error("ERR CLIENT is answered by the connection"),
         Cmd::Hello => hello(args),
         Cmd::Auth => auth(args),
-        Cmd::Time => time(),
+        Cmd::Time => time(unix_us(now)),
         // Transaction control and QUIT are handled by `request` and never queued.
         Cmd::Quit | Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Watch => {
             Value::error("ERR Command not allowed inside a transaction")
@@ -352,16 +352,29 @@ fn rename<S: Store>(store: &mut S, from: &Bytes, to: &Bytes, nx: bool, now: Inst
     })
 }
 
-/// The wall clock as Unix milliseconds.
-pub(super) fn unix_ms() -> i64 {
-    unix_us() / 1000
+/// The wall clock at `now`, as Unix milliseconds ([`unix_us`]).
+pub(super) fn unix_ms(now: Instant) -> i64 {
+    unix_us(now) / 1000
 }
 
-/// The wall clock as Unix microseconds.
-fn unix_us() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+/// The wall clock at `now` (the instant the connection's model read the request), as Unix microseconds: the
+/// wall clock read once per process, moved by the monotonic clock since. Every time a command reads or writes
+/// (`EXAT`, `EXPIRETIME`, `TIME`) is then a function of `now`, as the key space's deadlines are, so a session
+/// given the same instants answers the same (tests, fuzzing); a step of the system clock after start is not
+/// followed.
+pub(super) fn unix_us(now: Instant) -> i64 {
+    static ANCHOR: std::sync::OnceLock<(Instant, i64)> = std::sync::OnceLock::new();
+    let &(at, unix) = ANCHOR.get_or_init(|| {
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        (Instant::now(), unix)
+    });
+    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    match now.checked_duration_since(at) {
+        Some(after) => unix.saturating_add(micros(after)),
+        None => unix.saturating_sub(micros(at - now)),
+    }
 }
 
 /// The unit of an expire time argument.
@@ -447,7 +460,7 @@ pub(super) fn at(n: i64, unit: Unit, now: Instant) -> Option<Instant> {
         Unit::Seconds | Unit::UnixSeconds => n.checked_mul(1000)?,
         Unit::Millis | Unit::UnixMillis => n,
     };
-    let wall = i128::from(unix_ms());
+    let wall = i128::from(unix_ms(now));
     let from_now = match unit {
         Unit::Seconds | Unit::Millis => {
             if i128::from(ms) + wall > i128::from(i64::MAX) {

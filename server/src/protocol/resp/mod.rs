@@ -165,7 +165,6 @@ impl Session for RespSession {
     }
 
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
-        let mut answered = 0u64;
         let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
             if write_pending(&mut self.body, output, high_water) {
@@ -176,7 +175,7 @@ impl Session for RespSession {
             }
             match self.codec.decode_command(input) {
                 Ok(Some(args)) => {
-                    answered += 1;
+                    self.tx.answered += 1;
                     let go_on = request(
                         &self.shared,
                         &mut self.tx,
@@ -206,9 +205,7 @@ impl Session for RespSession {
                 }
             }
         };
-        if answered > 0 {
-            self.shared.stats.add(Counter::Requests, answered);
-        }
+        self.tx.count(&self.shared);
         next
     }
 }

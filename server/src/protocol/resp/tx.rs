@@ -21,6 +21,9 @@ use crate::store::Watched;
 /// A connection's state between commands: its transaction, watched keys and client name.
 #[derive(Debug, Default)]
 pub(super) struct Tx {
+    /// Requests answered and not yet added to the shared counter (added once per batch, and before `INFO`
+    /// reads it).
+    pub(super) answered: u64,
     /// `CLIENT SETNAME`'s name and `CLIENT ID`'s number (given at the first `CLIENT ID`).
     client: ClientInfo,
     /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
@@ -130,28 +133,43 @@ pub(super) fn request(
             false => output.extend_from_slice(TOO_MANY_WATCHED),
         },
         _ if tx.multi.is_some() => queue(shared, tx, cmd, args, output),
-        Cmd::Client => client(&mut tx.client, args).encode_to(output),
+        Cmd::Client => client(shared, &mut tx.client, args).encode_to(output),
         Cmd::Unwatch => {
             tx.unwatch_all(shared);
             output.extend_from_slice(OK);
         }
-        _ => command(
-            shared,
-            &mut &shared.db,
-            cmd,
-            args,
-            now,
-            &mut Out {
-                buf: output,
-                body,
-                at_once: WRITE_AT_ONCE,
-            },
-        ),
+        _ => {
+            if cmd == Cmd::Info {
+                tx.count(shared);
+            }
+            command(
+                shared,
+                &mut &shared.db,
+                cmd,
+                args,
+                now,
+                &mut Out {
+                    buf: output,
+                    body,
+                    at_once: WRITE_AT_ONCE,
+                },
+            )
+        }
     }
     true
 }
 
 impl Tx {
+    /// Adds the requests answered so far to the shared counter.
+    pub(super) fn count(&mut self, shared: &Shared) {
+        if self.answered > 0 {
+            shared
+                .stats
+                .add(crate::stats::Counter::Requests, self.answered);
+            self.answered = 0;
+        }
+    }
+
     /// The connection is closing: its queue leaves the memory budget and its watched keys are let go.
     pub(super) fn release(&mut self, shared: &Shared) {
         if let Some(multi) = self.multi.take() {
@@ -278,8 +296,11 @@ pub(super) fn exec(
     for q in &multi.queue {
         let mut part = None;
         if q.cmd == Cmd::Client {
-            client(&mut tx.client, &q.args).encode_to(&mut small);
+            client(shared, &mut tx.client, &q.args).encode_to(&mut small);
             continue;
+        }
+        if q.cmd == Cmd::Info {
+            tx.count(shared);
         }
         command(
             shared,
