@@ -512,6 +512,8 @@ pub(crate) trait Store {
             self.at(i, |s| s.keys(pattern, now, &mut keys));
             i += 1;
         }
+        // In byte order, as `KEYS`.
+        keys.sort_unstable();
         (if i == SHARDS { 0 } else { i }, keys)
     }
 }
@@ -611,12 +613,15 @@ impl Locked<'_> {
         }
     }
 
-    /// `KEYS pattern`: every live key matching `pattern` ([`glob`]), shared (not copied).
+    /// `KEYS pattern`: every live key matching `pattern` ([`glob`]), shared (not copied), in byte order (a
+    /// map's own order changes with its hash seed: the same key space would answer differently from one server
+    /// to the next).
     pub(crate) fn keys(&mut self, pattern: &[u8], now: Instant) -> Vec<Bytes> {
         let mut keys = Vec::new();
         for shard in &mut self.guards {
             shard.keys(pattern, now, &mut keys);
         }
+        keys.sort_unstable();
         keys
     }
 
