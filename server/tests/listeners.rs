@@ -232,6 +232,17 @@ async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
         text.contains("\nsockpool_server_requests_total 4\n"),
         "{text}"
     );
+    // A scrape config with `params` adds a query string: still the metrics, not a 404.
+    let mut a = TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics?module=sockpool HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (reply, _) = support::read_until_close(&mut a, IO_LIMIT).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK") && reply.contains("sockpool_server_requests_total"),
+        "{reply}"
+    );
     assert!(
         text.contains("sockpool_server_errors_total{kind=\"io\"} 0"),
         "{text}"
