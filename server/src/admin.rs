@@ -1,4 +1,5 @@
-//! The admin endpoint: `GET /metrics` answers the counters as Prometheus text; anything else `404`.
+//! The admin endpoint: `GET /metrics` (a query string allowed) answers the counters as Prometheus text; anything
+//! else `404`.
 //!
 //! It runs on a current-thread tokio runtime of its own thread. Each connection is a task with one deadline for
 //! the whole exchange ([`EXCHANGE`]), at most [`MAX_CONNECTIONS`] at once: a slow or silent client delays
@@ -109,7 +110,7 @@ async fn answer(
         len += n;
     }
     answering.store(true, Ordering::Relaxed);
-    let (status, body) = if buf[..len].starts_with(b"GET /metrics ") {
+    let (status, body) = if is_metrics_request(&buf[..len]) {
         ("200 OK", shared.stats.snapshot().to_prometheus())
     } else {
         ("404 Not Found", "not found: try GET /metrics\n".to_string())
@@ -120,4 +121,10 @@ async fn answer(
     );
     stream.write_all(reply.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// `GET /metrics`, with or without a query string (Prometheus sends one when a scrape config sets `params`).
+fn is_metrics_request(head: &[u8]) -> bool {
+    head.strip_prefix(b"GET /metrics")
+        .is_some_and(|rest| matches!(rest.first(), Some(b' ' | b'?')))
 }

@@ -11,8 +11,8 @@ use crate::Server;
 use anyhow::Context;
 use clap::Parser;
 
-/// Runs the binary: exit status 0 after a clean stop, 2 when flags or start-up fail or the server stops serving
-/// by itself (the reason on stderr).
+/// Runs the binary: exit status 0 after a clean stop (even when the `stats` line finds stdout closed), 2 when
+/// flags or start-up fail or the server stops serving by itself (the reason on stderr).
 pub fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
@@ -101,8 +101,11 @@ fn run() -> anyhow::Result<ExitCode> {
         anyhow::bail!("the server stopped serving: {why}");
     }
     let stats = handle.shutdown();
-    writeln!(out, "stats {}", stats.to_json())?;
-    out.flush()?;
+    // The stop was clean whether or not anyone still reads stdout: a line that cannot be written (its reader
+    // gone: `EPIPE`) is said on stderr and leaves the exit status 0, which is what a supervisor checks.
+    if let Err(e) = writeln!(out, "stats {}", stats.to_json()).and_then(|()| out.flush()) {
+        eprintln!("sockpool-server: the stats line could not be written to stdout: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

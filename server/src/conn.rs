@@ -162,9 +162,14 @@ pub(crate) struct Conn {
     eof: bool,
     sleep_until: Option<Instant>,
     partial_since: Option<Instant>,
+    /// When the connection last did something: bytes read, or its output all written. The idle timeout counts
+    /// from here.
     last_active: Instant,
     /// Since when the unsent output has made no progress.
     write_since: Option<Instant>,
+    /// Bytes went out since the output was last found all written: when it next is, the connection is active
+    /// then (a reply written slowly, or after a SLEEP, for longer than the idle timeout is not idle time).
+    wrote: bool,
     /// Shutdown began: close between requests once what is already in the socket is answered.
     draining: bool,
     /// Draining: one read was tried since the last bytes came.
@@ -226,6 +231,7 @@ pub(crate) fn admit(shared: &Arc<Shared>, proto: Proto, tls: bool) -> Result<Con
         sleep_until: None,
         last_active: now,
         write_since: None,
+        wrote: false,
         draining: false,
         drain_probed: false,
         turn: 0,
@@ -304,6 +310,7 @@ impl Conn {
                     }
                 }
                 self.write_since = None;
+                self.wrote = true;
             }
             Err(blocked) => return blocked,
         }
@@ -521,6 +528,9 @@ impl Conn {
                 return Step::Write(due);
             }
             self.write_since = None;
+            if std::mem::take(&mut self.wrote) {
+                self.last_active = now;
+            }
             self.output.clear();
             self.written = 0;
             if self.output.capacity() > shrink_above {
@@ -622,8 +632,12 @@ mod tests {
     use crate::config::ServerConfig;
 
     fn conn(proto: Proto) -> Conn {
+        conn_with(ServerConfig::default(), proto)
+    }
+
+    fn conn_with(config: ServerConfig, proto: Proto) -> Conn {
         let shared = Arc::new(Shared::new(
-            ServerConfig::default(),
+            config,
             Default::default(),
             Default::default(),
             None,
@@ -982,6 +996,67 @@ mod tests {
         assert!(c.write_with(|_| Err(io::ErrorKind::WouldBlock.into())));
         assert_eq!(c.step(t1 + wt), Step::Close);
         assert_eq!(c.shared.stats.get(Counter::ErrorsWriteTimeout), 1);
+    }
+
+    /// The idle timeout counts from the end of the last reply, as nginx's keep-alive timeout and Redis's idle
+    /// time do: a reply the client took longer than the idle timeout to read (each write within the write
+    /// timeout) does not close the connection the moment it is out.
+    #[test]
+    fn the_idle_timeout_counts_from_the_last_reply_written() {
+        let mut c = conn(Proto::Line);
+        let t0 = Instant::now();
+        let limits = ServerConfig::default().limits;
+        let line = b"a slow reader\n";
+        c.read_with(
+            |b| {
+                b.put_slice(line);
+                Ok(line.len())
+            },
+            t0,
+        );
+        // One byte a step, each well within the write timeout, the last one past the idle timeout.
+        let every = (limits.idle_timeout + limits.write_timeout) / line.len() as u32;
+        assert!(every < limits.write_timeout);
+        let mut now = t0;
+        for _ in 0..line.len() {
+            assert!(matches!(c.step(now), Step::Write(_)));
+            assert!(!c.write_with(|_| Ok(1)));
+            now += every;
+        }
+        assert!(now > t0 + limits.idle_timeout);
+        assert_eq!(
+            c.step(now),
+            Step::Read(now + limits.idle_timeout),
+            "idle from the last byte written"
+        );
+        assert_eq!(c.shared.stats.get(Counter::ErrorsIdleTimeout), 0);
+    }
+
+    /// A framed SLEEP longer than the idle timeout: its reply goes out, and the connection then waits a whole
+    /// idle timeout for the next request (it was closed the moment the reply was out, counted as idle).
+    #[test]
+    fn a_sleep_longer_than_the_idle_timeout_keeps_its_connection() {
+        let mut config = ServerConfig::default();
+        config.limits.idle_timeout = Duration::from_secs(1);
+        let mut c = conn_with(config, Proto::Framed);
+        let t0 = Instant::now();
+        let mut req = vec![0, 0, 0, 13, 4];
+        req.extend_from_slice(&7u64.to_be_bytes());
+        req.extend_from_slice(&2_500_000u32.to_be_bytes());
+        c.read_with(
+            |b| {
+                b.put_slice(&req);
+                Ok(req.len())
+            },
+            t0,
+        );
+        let woke = t0 + Duration::from_millis(2500);
+        assert_eq!(c.step(t0), Step::Sleep(woke));
+        assert!(matches!(c.step(woke), Step::Write(_)));
+        let n = c.unsent().len();
+        assert!(!c.write_with(|_| Ok(n)));
+        assert_eq!(c.step(woke), Step::Read(woke + Duration::from_secs(1)));
+        assert_eq!(c.shared.stats.get(Counter::ErrorsIdleTimeout), 0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Binding listeners: TCP (v4/v6, SO_REUSEPORT when a model needs it) with socket2, Unix sockets (a stale
-//! socket file is removed first, and the file again on exit), UDP.
+//! socket file is removed first, and the file again on exit if it is still this server's), UDP.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -127,12 +127,38 @@ pub(crate) fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::bind(addr)
 }
 
-/// Removes a Unix socket file when dropped.
+/// Removes the Unix socket file this server bound when dropped, and only that one: the file at the path is
+/// recognised by its device and inode, taken right after the bind. A server that is draining has closed its
+/// listener, so its file reads as stale and a successor started meanwhile (a restart) replaces it with its
+/// own; removing the path by name at exit would then delete the successor's socket and cut it off.
 #[derive(Debug)]
-pub(crate) struct UnixPathGuard(pub PathBuf);
+pub(crate) struct UnixPathGuard {
+    /// The socket's path.
+    path: PathBuf,
+    /// `(device, inode)` of the file the bind created; `None` if it could not be read (nothing is removed).
+    identity: Option<(u64, u64)>,
+}
+
+impl UnixPathGuard {
+    /// Guards the socket file just bound at `path`.
+    pub(crate) fn new(path: PathBuf) -> UnixPathGuard {
+        let identity = file_identity(&path);
+        UnixPathGuard { path, identity }
+    }
+}
+
+/// `(device, inode)` of the file at `path` itself (a symbolic link is not followed).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
 
 impl Drop for UnixPathGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.identity.is_some() && file_identity(&self.path) == self.identity {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

@@ -74,7 +74,7 @@ impl Server {
                 ListenAddr::Unix(p) => {
                     let l = listen::unix_listener(p)
                         .map_err(|e| Error::io(format!("bind {spec}"), e))?;
-                    unix_paths.push(UnixPathGuard(p.clone()));
+                    unix_paths.push(UnixPathGuard::new(p.clone()));
                     (Listener::Unix(l), ListenAddr::Unix(p.clone()))
                 }
                 ListenAddr::Udp(a) => {

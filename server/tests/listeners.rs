@@ -1,5 +1,5 @@
-//! Listener kinds: Unix sockets (stale file removed on bind, file removed on exit), IPv6 loopback, UDP echo,
-//! several listeners in one server, and the admin endpoint.
+//! Listener kinds: Unix sockets (stale file removed on bind, file removed on exit unless a successor replaced
+//! it), IPv6 loopback, UDP echo, several listeners in one server, and the admin endpoint.
 
 mod support;
 
@@ -37,6 +37,75 @@ async fn unix_socket_serves_under_every_model_that_has_it_and_is_removed_on_exit
             .unwrap();
         assert_eq!(stats.requests, 1, "{model}");
         assert!(!path.exists(), "{model}: socket file removed on exit");
+    }
+}
+
+/// A restart on the same Unix path: the old server, stopped, drains a request in flight with its listener already
+/// closed, so its file reads as stale and the new server binds the path meanwhile. The old server's exit must
+/// leave the new one's socket file in place (it removed the path by name, and the new server, still running,
+/// could no longer be reached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_leaves_its_successors_unix_socket_in_place() {
+    for model in [
+        Model::Async,
+        Model::PerCore,
+        Model::Threads,
+        Model::EventLoop,
+        Model::Uring,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sp.sock");
+        let spec = format!("framed=unix:{}", path.display());
+        let old = Server::bind(config(model, &[&spec])).unwrap().spawn();
+        // A SLEEP in flight keeps the old server draining after its stop. It is stopped only once it has read
+        // the SLEEP: a request still unread in the socket when the stop comes may be lost (PROTOCOL.md).
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        let sleep = framed_request(4, 2, 1_500_000, b"slow");
+        s.write_all(&sleep).await.unwrap();
+        let read_by = std::time::Instant::now() + IO_LIMIT;
+        while old.stats().snapshot().bytes_in < sleep.len() as u64 {
+            assert!(
+                std::time::Instant::now() < read_by,
+                "{model}: the SLEEP is read"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let stopping = tokio::task::spawn_blocking(move || old.shutdown());
+        let stale_by = std::time::Instant::now() + IO_LIMIT;
+        while std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            assert!(
+                std::time::Instant::now() < stale_by,
+                "{model}: the stopped server's listener closes"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let new = Server::bind(config(model, &[&spec]))
+            .expect("bind over the draining server's stale file")
+            .spawn();
+        expect_reply(&mut s, b"", &framed_response(0, 2, b"slow")).await;
+        drop(s);
+        stopping.await.unwrap();
+        assert!(
+            path.exists(),
+            "{model}: the successor's socket file is still there"
+        );
+        let mut c = UnixStream::connect(&path)
+            .await
+            .expect("the successor answers on the path");
+        expect_reply(
+            &mut c,
+            &framed_request(1, 3, 0, b"hi"),
+            &framed_response(0, 3, b"hi"),
+        )
+        .await;
+        drop(c);
+        tokio::task::spawn_blocking(move || new.shutdown())
+            .await
+            .unwrap();
+        assert!(
+            !path.exists(),
+            "{model}: the successor removes its own file on exit"
+        );
     }
 }
 
@@ -162,6 +231,17 @@ async fn udp_echo_beside_tcp_listeners_and_admin_metrics() {
     assert!(
         text.contains("\nsockpool_server_requests_total 4\n"),
         "{text}"
+    );
+    // A scrape config with `params` adds a query string: still the metrics, not a 404.
+    let mut a = TcpStream::connect(admin).await.unwrap();
+    a.write_all(b"GET /metrics?module=sockpool HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (reply, _) = support::read_until_close(&mut a, IO_LIMIT).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK") && reply.contains("sockpool_server_requests_total"),
+        "{reply}"
     );
     assert!(
         text.contains("sockpool_server_errors_total{kind=\"io\"} 0"),

@@ -416,6 +416,64 @@ async fn memory_budget((model, busy_poll): Variant) {
     assert_eq!(stats.errors.busy, 3, "{model}: {stats:?}");
 }
 
+/// A request followed at once by the client's FIN (`printf 'PING\r\n' | nc -N`, a client that shuts its write
+/// side after its last request): the reply comes, then the server closes, as redis-server and nginx do — not
+/// `--idle-timeout` (60 s) later. The request and the FIN reach the server together, in one readiness event.
+async fn half_close((model, busy_poll): Variant) {
+    let server = Server::bind(ServerConfig {
+        busy_poll,
+        ..config(
+            model,
+            &[
+                "framed=127.0.0.1:0",
+                "echo=127.0.0.1:0",
+                "line=127.0.0.1:0",
+                "http=127.0.0.1:0",
+                "resp=127.0.0.1:0",
+            ],
+        )
+    })
+    .expect("bind");
+    let cases: [(Proto, Vec<u8>, Vec<u8>); 5] = [
+        (
+            Proto::Framed,
+            framed_request(1, 7, 0, b"hi"),
+            framed_response(0, 7, b"hi"),
+        ),
+        (Proto::Echo, b"hello".to_vec(), b"hello".to_vec()),
+        (Proto::Line, b"one\ntwo\n".to_vec(), b"one\ntwo\n".to_vec()),
+        (
+            Proto::Http,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!".to_vec(),
+        ),
+        (Proto::Resp, b"PING\r\n".to_vec(), b"+PONG\r\n".to_vec()),
+    ];
+    let cases = cases.map(|(p, send, want)| (server.tcp_addr(p).expect("tcp addr"), p, send, want));
+    let handle = server.spawn();
+    for (addr, proto, send, want) in cases {
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(&send).await.unwrap();
+            s.shutdown().await.unwrap();
+            let (reply, closed) = read_until_close(&mut s, IO_LIMIT).await;
+            assert_eq!(
+                String::from_utf8_lossy(&reply),
+                String::from_utf8_lossy(&want),
+                "{model} {proto:?}: the reply to a half-closed request"
+            );
+            assert!(
+                closed,
+                "{model} {proto:?}: the server closes after answering a half-closed client"
+            );
+        }
+    }
+    let stats = tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.errors.idle_timeout, 0, "{model}: {stats:?}");
+}
+
 macro_rules! suite {
     ($($module:ident => $model:expr),* $(,)?) => {$(
         mod $module {
@@ -434,6 +492,8 @@ macro_rules! suite {
             async fn udp() { super::udp($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory_budget() { super::memory_budget($model).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn half_close() { super::half_close($model).await }
         }
     )*};
 }

@@ -414,3 +414,53 @@ fn sigterm_under_connection_churn_on_a_unix_listener_exits_cleanly_under_every_m
         );
     }
 }
+
+/// A supervisor that read `ready` and then closed its end of stdout (a Python `Popen` that closes
+/// `proc.stdout`, a `| head` that exited): SIGTERM still ends in exit status 0, as the stop is clean; the
+/// `stats` line that found no reader (`EPIPE`) is not a failure of the server.
+#[test]
+fn a_closed_stdout_does_not_turn_a_clean_stop_into_a_failure() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockpool-server"))
+        .args(["--listen", "framed=127.0.0.1:0", "--workers", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sockpool-server");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    while line.trim_end() != "ready" {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("read stdout") > 0,
+            "stdout closed before ready"
+        );
+    }
+    drop(stdout);
+    kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the server did not exit within {DEADLINE:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "exit status; stderr: {stderr}");
+    assert!(
+        stderr.contains("stats line"),
+        "the lost line is said on stderr: {stderr}"
+    );
+}

@@ -53,6 +53,11 @@ struct Slot {
     /// Its last read was shorter than the room it had: the socket was drained then, and (edge-triggered) bytes
     /// arriving since bring an event, which clears this. Until then a read would only return `EAGAIN`.
     drained: bool,
+    /// An event said the peer shut its write side. That is a final state, as tokio treats it (it never clears
+    /// `READ_CLOSED`): the EOF raises no further event, so a short read no longer means the socket is drained,
+    /// and the next read finds the EOF. Without it, a request and its FIN that arrive together are answered
+    /// but the connection waits for `--idle-timeout`.
+    read_closed: bool,
 }
 
 /// The loop's queues: the run queue of connections and listeners with work, and the timers.
@@ -102,10 +107,11 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
                 return true;
             }
             Step::Read(due) => {
-                let (sock, drained) = (&mut slot.sock, &mut slot.drained);
+                let (sock, drained, read_closed) =
+                    (&mut slot.sock, &mut slot.drained, slot.read_closed);
                 let read = |b: &mut _| {
                     let (r, short) = conn::read_buf_drained(sock, b);
-                    *drained = short;
+                    *drained = short && !read_closed;
                     r
                 };
                 (slot.conn.read_with(read, now), due)
@@ -214,6 +220,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                     .and_then(|i| slots.get_mut(i));
                 if let (true, Some(Some(slot))) = (input, slot) {
                     slot.drained = false;
+                    slot.read_closed |= event.is_read_closed();
                 }
                 q.enqueue(token);
                 continue;
@@ -289,6 +296,7 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
                             due: None,
                             sleep: None,
                             drained: false,
+                            read_closed: false,
                         });
                         // Edge-triggered: data may already be there; served in its turn.
                         q.enqueue(Token(CONN_BASE + i));
