@@ -415,6 +415,32 @@ fn sigterm_under_connection_churn_on_a_unix_listener_exits_cleanly_under_every_m
     }
 }
 
+/// SIGHUP (a closed terminal, a `kill -HUP` meant for nginx) neither kills nor stops the server, as
+/// redis-server ignores it: it is said on stderr, the server goes on serving, and SIGTERM then stops it cleanly.
+#[test]
+fn sighup_is_ignored_and_the_server_goes_on_serving() {
+    let mut server = start(&["--shutdown-deadline", "5s"]);
+    let (addr, pid) = (server.addr("framed"), server.pid());
+    kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    let rt = runtime();
+    rt.block_on(async {
+        // Served after the signal (its handler ran by then or never will: the reply proves the process lives).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stream = TcpStream::connect(addr).await.expect("still accepting");
+        let mut conn = Framed::new(stream, TokioUtilCodec::new(ClientCodec::default()));
+        conn.send(Request::echo(1, Bytes::from_static(b"after hup")))
+            .await
+            .unwrap();
+        let reply = conn.next().await.expect("a reply").expect("a valid reply");
+        assert_eq!((reply.status, reply.id), (Status::Ok, 1));
+    });
+    kill(pid, Signal::SIGTERM).expect("SIGTERM");
+    let status = server
+        .exit_within(Duration::from_secs(10))
+        .expect("SIGTERM still stops it");
+    assert!(status.success(), "exit status {status}");
+}
+
 /// A supervisor that read `ready` and then closed its end of stdout (a Python `Popen` that closes
 /// `proc.stdout`, a `| head` that exited): SIGTERM still ends in exit status 0, as the stop is clean; the
 /// `stats` line that found no reader (`EPIPE`) is not a failure of the server.
