@@ -341,7 +341,7 @@ impl Conn {
         now: Instant,
     ) -> bool {
         let chunk = self.shared.config.read_buffer.max(64);
-        if self.input.len() >= LARGE_REQUEST
+        if self.input.len() + self.session.held() >= LARGE_REQUEST
             && !matches!(self.phase, Phase::Lingering { .. })
             && self.shared.over_budget()
         {
@@ -391,6 +391,7 @@ impl Conn {
     /// Brings this connection's share of the server's buffered bytes up to date.
     fn account(&mut self) {
         let now = self.input.capacity()
+            + self.session.held()
             + self.output.capacity()
             + self
                 .tls

@@ -40,6 +40,12 @@ pub trait Session {
         false
     }
 
+    /// Bytes a partly read request holds outside the input buffer (a codec that moves finished parts out of
+    /// it): the connection counts them with its buffers against `--memory-budget`.
+    fn held(&self) -> usize {
+        0
+    }
+
     /// A partial request did not complete within the read timeout; write the protocol's answer, if any (HTTP
     /// `408`). The model then closes the connection.
     fn on_read_timeout(&mut self, output: &mut BytesMut) {

@@ -250,3 +250,62 @@ fn without_end(
     assert_eq!(&pong, b"+PONG\r\n");
     (taken, refused)
 }
+
+/// A multibulk of a million empty arguments that never ends (`*1048576` then `$0` after `$0`: 6 MiB on the
+/// wire) costs the server more than it sent: each argument is a handle in a list (32 MiB of them) and pins the
+/// buffer it was read into. Those count in `--memory-budget` with the connection's buffers: with 8 such
+/// clients against a 16 MiB budget, the ones past the budget get `-BUSY` and are closed, and the server's peak
+/// RSS stays within a few budgets (it grew by about 300 MB when only the read buffer counted).
+#[test]
+fn a_partial_multibulk_of_many_arguments_counts_in_the_memory_budget() {
+    const BUDGET: usize = 16 << 20;
+    const CLIENTS: usize = 8;
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_sockpool-server"),
+        &[
+            "--listen",
+            "resp=127.0.0.1:0",
+            "--workers",
+            "1",
+            "--memory-budget",
+            &BUDGET.to_string(),
+            "--read-timeout",
+            "60s",
+        ],
+    );
+    let (resp, pid) = (server.addr("resp"), server.pid());
+    let baseline_kib = status_kib(pid, "VmHWM:");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(resp).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut sent = b"*1048576\r\n".to_vec();
+                sent.extend_from_slice(&b"$0\r\n\r\n".repeat(1_000_000));
+                // The server may close on us part-way: what it answered before is what counts.
+                let _ = s.write_all(&sent);
+                let mut reply = Vec::new();
+                let _ = s.read_to_end(&mut reply);
+                String::from_utf8_lossy(&reply).into_owned()
+            })
+        })
+        .collect();
+    let replies: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let busy = replies.iter().filter(|r| r.starts_with("-BUSY")).count();
+    let peak_kib = status_kib(pid, "VmHWM:");
+    let grew_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!(
+        "{CLIENTS} clients of a million empty arguments, budget {} MiB: {busy} got -BUSY; server peak RSS \
+         {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB)",
+        BUDGET >> 20
+    );
+    assert!(
+        busy >= CLIENTS / 2,
+        "{busy} of {CLIENTS} refused: {replies:?}"
+    );
+    // Twice the budget (a buffer may double once past the check), and the allocator's slack.
+    assert!(
+        grew_kib < 4 * (BUDGET as u64 >> 10),
+        "+{grew_kib} KiB against a {BUDGET}-byte budget"
+    );
+}

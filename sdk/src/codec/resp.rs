@@ -412,6 +412,9 @@ pub struct ServerCodec {
     remaining: usize,
     /// The length of the bulk being read, once its `$` line is parsed.
     bulk_len: Option<usize>,
+    /// Bytes of the command in progress taken out of the read buffer so far (its framing included: the
+    /// arguments pin the buffers they were read into) ([`ServerCodec::held`]).
+    taken: usize,
 }
 
 #[cfg(feature = "server-codecs")]
@@ -433,6 +436,16 @@ impl ServerCodec {
     /// a read timeout hits a partial command when this is true or the read buffer is not empty.
     pub fn in_progress(&self) -> bool {
         self.remaining > 0
+    }
+
+    /// Bytes the command in progress holds outside the read buffer: what was read of it (its arguments pin the
+    /// buffers they were read into) and its list of arguments. A server counts them against its memory budget:
+    /// a `*1048576` of empty bulks is 6 MiB on the wire and 32 MiB of argument handles. 0 between commands.
+    pub fn held(&self) -> usize {
+        match self.remaining {
+            0 => 0,
+            _ => self.taken + self.args.capacity() * std::mem::size_of::<Bytes>(),
+        }
     }
 
     /// Parses one inline line into `self.args`; `Ok(false)` until its `\n` is buffered. An empty command leaves
@@ -486,6 +499,10 @@ impl ServerCodec {
     pub fn clear(&mut self) {
         if self.remaining == 0 {
             self.args.clear();
+            // A command of many arguments does not keep its list's memory for the connection's life.
+            if self.args.capacity() > MAX_PREALLOC_ITEMS {
+                self.args = Vec::new();
+            }
         }
     }
 
@@ -522,6 +539,7 @@ impl ServerCodec {
             src.advance(skip);
             if count > 0 {
                 self.remaining = count as usize;
+                self.taken = skip;
                 self.args.clear();
                 self.args.reserve(self.remaining.min(MAX_PREALLOC_ITEMS));
             }
@@ -553,6 +571,7 @@ impl ServerCodec {
                         _ => return Err(CodecError::protocol("invalid bulk length")),
                     };
                     src.advance(skip);
+                    self.taken += skip;
                     self.bulk_len = Some(len);
                     len
                 }
@@ -563,6 +582,7 @@ impl ServerCodec {
             }
             let arg = src.split_to(len).freeze();
             src.advance(2);
+            self.taken += len + 2;
             self.args.push(arg);
             self.bulk_len = None;
             self.remaining -= 1;
@@ -907,6 +927,31 @@ mod tests {
             put_number(&mut dst, b':', n);
             assert_eq!(&dst[..], format!(":{n}\r\n").as_bytes(), "{n}");
         }
+    }
+
+    #[test]
+    fn a_partial_command_says_what_it_holds_and_a_long_one_gives_its_list_back() {
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n"[..]);
+        assert!(codec.decode_command(&mut buf).unwrap().is_none());
+        // `*3\r\n` (4), `$3\r\nSET\r\n` (9), `$1\r\nk\r\n` (7), and the list of handles (room for three or more).
+        assert!(codec.args.capacity() >= 3);
+        assert_eq!(
+            codec.held(),
+            20 + codec.args.capacity() * std::mem::size_of::<Bytes>()
+        );
+        buf.extend_from_slice(b"$1\r\nv\r\n");
+        assert!(codec.decode_command(&mut buf).unwrap().is_some());
+        assert_eq!(codec.held(), 0, "nothing held between commands");
+        let mut many = b"*5000\r\n".to_vec();
+        many.extend_from_slice(&b"$0\r\n\r\n".repeat(5000));
+        let mut buf = BytesMut::from(&many[..]);
+        assert_eq!(codec.decode_command(&mut buf).unwrap().unwrap().len(), 5000);
+        codec.clear();
+        assert!(
+            codec.args.capacity() <= MAX_PREALLOC_ITEMS,
+            "the long list was let go"
+        );
     }
 
     #[test]

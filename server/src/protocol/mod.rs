@@ -155,6 +155,13 @@ impl Session for AnySession {
         }
     }
 
+    fn held(&self) -> usize {
+        match self {
+            AnySession::Resp(s) => s.held(),
+            _ => 0,
+        }
+    }
+
     fn on_read_timeout(&mut self, output: &mut BytesMut) {
         match self {
             AnySession::Framed(s) => s.on_read_timeout(output),

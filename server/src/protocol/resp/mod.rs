@@ -164,6 +164,10 @@ impl Session for RespSession {
         self.codec.in_progress()
     }
 
+    fn held(&self) -> usize {
+        self.codec.held()
+    }
+
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {
         let high_water = self.shared.config.limits.write_high_water;
         let next = loop {
