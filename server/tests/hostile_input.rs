@@ -286,6 +286,13 @@ hostile! {
     /// `200` on a connection that stayed HTTP, which a proxy client would take for an open tunnel).
     http_connect_is_405 =>
         http(b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n", "405 Method Not Allowed", |s| s.errors.protocol);
+    /// A later major version sent as HTTP/1 (`HTTP/2.0`, `HTTP/3`): `505`, as nginx answers (it was 400), decided
+    /// from the request line before the head ends.
+    http_2_request_line_is_505 =>
+        http(b"GET / HTTP/2.0\r\nHost: x", "505 HTTP Version Not Supported", |s| s.errors.protocol);
+    /// A version that is no version at all stays malformed.
+    http_unreadable_version_is_400 =>
+        http(b"GET / HTTP/x\r\nHost: x\r\n\r\n", "400 Bad Request", |s| s.errors.protocol);
 }
 
 // ------------------------------------------------------------------------------------------ their own shape

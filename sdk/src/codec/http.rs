@@ -28,7 +28,7 @@
 //!   `max_header_bytes` or more than `max_headers` fields → `TooLarge { what: HeaderBlock }` → 431 (for the
 //!   count, `len`/`max` are field counts); `Content-Length` over `max_body_bytes` → `TooLarge { what: Body }` →
 //!   413, decided from the header (or a chunk's size line) before that body is read; a `Transfer-Encoding` other
-//!   than `chunked` → `Protocol` → 501; `CONNECT` (no tunnel is opened) → [`CONNECT_NOT_ALLOWED`] → 405 with
+//!   than `chunked` → `Protocol` → 501; a later major version (`HTTP/2.0`) → [`VERSION_NOT_SUPPORTED`] → 505; `CONNECT` (no tunnel is opened) → [`CONNECT_NOT_ALLOWED`] → 405 with
 //!   `Allow`; an HTTP/1.1 request without `Host`, or any request with more than one (RFC 9112 §3.2), → `Protocol`
 //!   → 400; any other malformed head or chunked framing → `Protocol` → 400. After any of them the connection
 //!   cannot be trusted: reply, close.
@@ -76,6 +76,9 @@ pub const TRANSFER_ENCODING_UNSUPPORTED: &str =
 /// as any other request would let a proxy client take the reply for one. [`error_status`] maps it to 405, as
 /// nginx answers.
 pub const CONNECT_NOT_ALLOWED: &str = "the CONNECT method is not allowed";
+/// The decode error of a request in a later major version of HTTP (`HTTP/2.0`, `HTTP/3`) sent as HTTP/1:
+/// [`error_status`] maps it to 505, as nginx answers. Any other unreadable version is malformed (400).
+pub const VERSION_NOT_SUPPORTED: &str = "HTTP version not supported";
 /// The methods a server using this codec answers, for the `Allow` field of a 405 (RFC 9110 §15.5.6).
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH";
 
@@ -514,6 +517,7 @@ pub fn error_status(err: &CodecError) -> Option<u16> {
         CodecError::TooLarge { .. } => Some(400),
         CodecError::Protocol(msg) if msg == TRANSFER_ENCODING_UNSUPPORTED => Some(501),
         CodecError::Protocol(msg) if msg == CONNECT_NOT_ALLOWED => Some(405),
+        CodecError::Protocol(msg) if msg == VERSION_NOT_SUPPORTED => Some(505),
         CodecError::Protocol(_) => Some(400),
     }
 }
@@ -563,6 +567,23 @@ fn range_in(base: &[u8], part: &[u8]) -> Result<(usize, usize), CodecError> {
         _ => Err(CodecError::protocol(
             "header parser returned a slice outside the head",
         )),
+    }
+}
+
+/// The error of a request line whose version httparse refused (`head` starts with the line): a later major
+/// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one.
+fn version_error(head: &[u8]) -> CodecError {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let version = line
+        .trim_ascii_end()
+        .rsplit(|&b| b == b' ')
+        .next()
+        .unwrap_or(b"");
+    match version.strip_prefix(b"HTTP/") {
+        Some([major, ..]) if (b'2'..=b'9').contains(major) => {
+            CodecError::protocol(VERSION_NOT_SUPPORTED)
+        }
+        _ => CodecError::protocol("malformed head: invalid HTTP version"),
     }
 }
 
@@ -824,6 +845,7 @@ impl ServerCodec {
             {
                 Ok(httparse::Status::Complete(n)) if n == head.len() => {}
                 Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
+                Err(httparse::Error::Version) => return Err(version_error(head)),
                 Err(e) => return Err(map_parse_error(e, &self.limits)),
             }
             let method = range_in(head, req.method.unwrap_or("").as_bytes())?;
@@ -1009,6 +1031,7 @@ fn check_request_line(partial: &[u8]) -> Result<bool, CodecError> {
     let mut req = httparse::Request::new(&mut []);
     match httparse::ParserConfig::default().parse_request(&mut req, line) {
         Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(whole),
+        Err(httparse::Error::Version) => Err(version_error(line)),
         Err(e) => Err(CodecError::protocol(format!("malformed head: {e}"))),
     }
 }
