@@ -1721,7 +1721,7 @@ mod tests {
         for bad in [
             &b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
             b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-            b"GET / HTTP/9.9\r\n\r\n",
+            b"GET / HTTP/x.9\r\n\r\n",
             b"\0\0\0\r\n\r\n",
             b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
         ] {
@@ -1795,7 +1795,7 @@ mod tests {
             b"garbage\r\n",
             b"\x00\x00\x00\x05\x01hello",
             b"\x16\x03\x01\x02\x00\x01",
-            b"GET / HTTP/9.9\r\n",
+            b"GET / HTTP/x.9\r\n",
             b"GET / HTTX",
         ] {
             let err = requests(&mut ServerCodec::default(), bad).unwrap_err();
@@ -1820,6 +1820,20 @@ mod tests {
         assert!(requests(&mut ServerCodec::default(), long.as_bytes())
             .unwrap()
             .is_empty());
+        // A later major version, as nginx: 505, from the line alone (no `\n` needed after `HTTP/2`).
+        for later in [
+            &b"GET / HTTP/2.0\r\n"[..],
+            b"GET / HTTP/9.9\r\n",
+            b"GET / HTTP/2",
+        ] {
+            let err = requests(&mut ServerCodec::default(), later).unwrap_err();
+            assert_eq!(
+                error_status(&err),
+                Some(505),
+                "{:?}",
+                String::from_utf8_lossy(later)
+            );
+        }
     }
 
     #[test]
