@@ -161,6 +161,20 @@ impl OpenLoop {
         woken.await;
     }
 
+    /// Returns once the dispatcher has walked the whole schedule: every request it will not send is counted
+    /// (expired or unsent). On Ctrl-C that is after it counted what was due then, which [`over`](Self::over)
+    /// does not wait for.
+    pub(crate) async fn settled(&self) {
+        loop {
+            let mut over = pin!(self.over.notified());
+            over.as_mut().enable();
+            if self.head.get().is_none() {
+                return;
+            }
+            over.await;
+        }
+    }
+
     /// Returns once the schedule is done (or the run was interrupted): for a sender that cannot take requests
     /// (every place on its connection held by timed-out requests) and must not wait past the end for them.
     pub(crate) async fn over(&self) {

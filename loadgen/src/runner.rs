@@ -281,9 +281,10 @@ where
                     index,
                     start,
                     length,
+                    drain,
                     interval,
                 }) => {
-                    collector.add(index, start, length, &interval);
+                    collector.add(index, start, length, drain, &interval);
                     if collector.series.len() > shown {
                         shown = collector.series.len();
                         if let Some(last) = collector.series.last() {
