@@ -62,6 +62,8 @@ Exit status:
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
 when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).
+A connection still being opened then (or at Ctrl-C) is given up: it could carry nothing, whatever is left of
+its --connect-timeout.
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
 then the report and every output file are written for the time measured, marked interrupted (the thresholds

@@ -480,6 +480,25 @@ impl Feed {
         }
     }
 
+    /// Returns once no request may be sent any more: the duration is over or the run was interrupted (never,
+    /// with a request budget). A connection still being opened then would carry nothing.
+    pub async fn closed(&self) {
+        let (end, interrupt) = match self {
+            Feed::Closed(c) => (c.end, &c.interrupt),
+            Feed::Open(o) => (o.end(), o.interrupt()),
+        };
+        let end = async {
+            match end {
+                Some(end) => sleep_until(end).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = end => {}
+            _ = interrupt.token().cancelled() => {}
+        }
+    }
+
     /// Returns once the schedule is settled: at once in a closed loop (nothing is left unsent), and in an open
     /// loop once its dispatcher has counted every request it will not send (on Ctrl-C too, when
     /// [`over`](Self::over) returns at once).
@@ -953,7 +972,10 @@ pub async fn run_worker<T: Transport>(
             None => slots(&state, &feed, plan.slots).await,
         }
         if let Some(d) = dispatcher {
-            // Every sender is done: so is the schedule (or the run was interrupted).
+            // Every sender is done. The dispatcher may still be counting what it will never send (senders
+            // that never connected end at the duration's end or at Ctrl-C, as it does): once it has, it is
+            // done too.
+            feed.settled().await;
             d.abort();
         }
     }

@@ -84,6 +84,16 @@ impl OpenLoop {
         }
     }
 
+    /// When the duration ends (`None`: a request budget).
+    pub(crate) fn end(&self) -> Option<Instant> {
+        self.end
+    }
+
+    /// The run's Ctrl-C/SIGTERM token.
+    pub(crate) fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
     pub(crate) fn worker(&self) -> &Worker {
         &self.worker
     }
