@@ -176,7 +176,7 @@ fn no_stale_outputs<T>(config: &Config, result: Result<T, AppError>) -> Result<T
             _ => None,
         };
         for path in json.into_iter().chain(&config.hgrm).chain(&config.hlog) {
-            let _ = std::fs::remove_file(path);
+            crate::outfile::remove_stale(path);
         }
     }
     result
@@ -203,6 +203,11 @@ fn writable_outputs(config: &Config) -> Result<(), AppError> {
 /// Whether `path` can be written, found out before a run that would write it at its end: nothing is
 /// truncated, and a file this creates is removed again.
 pub(crate) fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    // A device or a FIFO is written in place at the end (see `outfile`): opening a FIFO now to look would
+    // hand its reader an end of file before the report.
+    if crate::outfile::is_special(path) && !path.is_dir() {
+        return Ok(());
+    }
     let existed = path.exists();
     std::fs::OpenOptions::new()
         .append(true)

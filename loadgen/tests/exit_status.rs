@@ -209,6 +209,27 @@ fn status_3_when_the_target_never_answers() {
     assert_eq!(v["errors"]["timeout_read"], 4, "{}", v["errors"]);
 }
 
+/// `run --json /dev/null` against a target that refuses, as root (a container), removed `/dev/null` as "a
+/// report an earlier run left there", and a report written there replaced the device with a regular file. An
+/// output path that is not a regular file (here a FIFO, which needs no root) is left alone.
+#[test]
+fn status_3_leaves_an_output_that_is_not_a_regular_file_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let (_reserved, addr) = refused_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // (Not /dev/null itself: a test that failed would break the machine it runs on.)
+    let (code, _, stderr) = run(&args(
+        "--target {} --requests 10 --connect-timeout 300ms --json {}",
+        &[&addr.to_string(), fifo.to_str().unwrap()],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+    let kind = std::fs::metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was removed or replaced");
+}
+
 /// Issue 32 item 2: `tune` and `stream` that fail (a target that accepts and never answers) left an earlier
 /// run's `--json`, `--recommend` and `--html` in place after exit 1, where `run` removes them: a script would
 /// read that run's result as this one's. Bad flags (exit 2) still leave them alone.
