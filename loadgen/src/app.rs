@@ -127,8 +127,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     } else if verdict.no_answer {
         let errors = &result.total.errors;
         // Timing out on purpose is no protocol mismatch.
+        // No error at all: every connect was still in progress at the end (a TLS handshake nobody answers).
+        let in_progress = crate::runner::connects_in_progress(result.config.connect_timeout);
         let hint = sleep_past_timeout
             .or_else(|| errors.protocol_mismatch_hint(result.config.protocol.name()))
+            .or_else(|| {
+                result
+                    .health
+                    .warnings
+                    .contains(&in_progress)
+                    .then_some(in_progress)
+            })
             .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
             "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; {}",

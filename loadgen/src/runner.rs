@@ -115,6 +115,15 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
     })
 }
 
+/// The warning of a run in which no connection opened and no attempt failed.
+pub(crate) fn connects_in_progress(connect_timeout: Duration) -> String {
+    format!(
+        "no connection to the target opened and no attempt failed: every connect (TCP, or a TLS handshake the \
+         server never answered) was still in progress when the run ended (--connect-timeout {})",
+        crate::report::fmt_duration(connect_timeout)
+    )
+}
+
 /// What Ctrl-C and SIGTERM do during a run.
 #[derive(Debug, Clone)]
 pub enum Signals {
@@ -379,11 +388,10 @@ where
         && result.total.ok == 0
         && result.total.errors.total() == 0
     {
-        result.health.warnings.push(format!(
-            "no connection to the target opened and no attempt failed: every connect (TCP, or a TLS handshake \
-             the server never answered) was still in progress when the run ended (--connect-timeout {})",
-            crate::report::fmt_duration(config.connect_timeout)
-        ));
+        result
+            .health
+            .warnings
+            .push(connects_in_progress(config.connect_timeout));
     }
     let offset_s = opened_at.map_or(0.0, |t| match t.duration_since(started) {
         Ok(d) => d.as_secs_f64(),

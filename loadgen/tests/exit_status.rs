@@ -366,6 +366,8 @@ fn status_3_and_a_warning_when_every_connect_is_still_in_progress_at_the_end() {
     assert!(share < 0.9, "CPU share of the time it was used in: {share}");
     let warnings = v["health"]["warnings"].to_string();
     assert!(warnings.contains("still in progress"), "{warnings}");
+    // The one line on stderr says why too ("(0 errors); see the report" said nothing).
+    assert!(stderr.contains("still in progress"), "{stderr}");
 }
 
 /// `prlimit --nofile=SOFT:HARD sockpool-loadgen run ARGS`: (exit status, stderr).
