@@ -123,7 +123,7 @@ pub struct RunArgs {
     /// SO_RCVBUF in bytes. Default: the OS default.
     #[arg(long)]
     pub recv_buffer: Option<String>,
-    /// TCP keepalive idle time, e.g. `30s`. Default: off.
+    /// TCP keepalive idle time, e.g. `30s`: whole seconds from 1s to 32767s. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
     /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time),

@@ -602,6 +602,20 @@ fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, Co
     }
 }
 
+/// `--keepalive`, refused where the OS would refuse every connect (TCP_KEEPIDLE: whole seconds from 1 to
+/// [`sockpool::config::MAX_KEEPALIVE`]): `0s` and `500ms` ran with every request failing on EINVAL.
+fn keepalive(d: Duration) -> Result<Duration, ConfigError> {
+    let max = sockpool::config::MAX_KEEPALIVE;
+    if d.as_secs() < 1 || d > max {
+        return Err(bad(format!(
+            "--keepalive {}: from 1s to {}s (the OS takes whole seconds)",
+            humantime::format_duration(d),
+            max.as_secs()
+        )));
+    }
+    Ok(d)
+}
+
 /// A bound of whole days as `--help` states it (`365 days`, `1 day`): humantime would say `11months 30days …`.
 pub(crate) fn days(d: Duration) -> String {
     let n = d.as_secs() / 86_400;
@@ -855,6 +869,8 @@ impl Config {
                 .keepalive
                 .as_ref()
                 .map(|_| dur("keepalive", &a.keepalive, Duration::ZERO))
+                .transpose()?
+                .map(keepalive)
                 .transpose()?,
         };
 
@@ -1372,6 +1388,9 @@ mod tests {
             .contains("--command only applies to --protocol resp"));
         assert!(err(args(|a| a.service.tls = true)).contains("--cacert"));
         assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
+        for k in ["0s", "500ms", "10h"] {
+            assert!(err(args(|a| a.keepalive = Some(k.into()))).contains("--keepalive"));
+        }
         assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
         assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
         assert!(err(args(|a| a.hgrm = Some("-".into()))).contains("only --json writes to stdout"));

@@ -477,6 +477,7 @@ impl Connector {
         timeouts: &crate::config::Timeouts,
         tls: Option<&TlsConfig>,
     ) -> Result<Self, Error> {
+        socket.check()?;
         let tls = match tls {
             Some(t) => Some((t.connector()?, t.server_name.clone())),
             None => None,
@@ -712,6 +713,35 @@ pub fn check_local_address(ip: std::net::IpAddr) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--keepalive 0s` (or a config file's `keepalive_ms: 500`) made every connect fail with EINVAL
+    /// ("Invalid argument", an `other` error per request); it is refused when the connector is made.
+    #[test]
+    fn a_keepalive_the_os_refuses_is_a_config_error_up_front() {
+        use std::time::Duration;
+        let t = crate::config::Timeouts::default();
+        for (keepalive, interval) in [
+            (Some(Duration::ZERO), None),
+            (Some(Duration::from_millis(500)), None),
+            (Some(Duration::from_secs(40_000)), None),
+            (Some(Duration::from_secs(60)), Some(Duration::ZERO)),
+        ] {
+            let options = SocketOptions::default()
+                .with_keepalive(keepalive)
+                .with_keepalive_interval(interval);
+            let e = Connector::new(options, &t, None).err().expect("refused");
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+            assert!(e.to_string().contains("whole seconds"), "{e}");
+        }
+        for keepalive in [
+            None,
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_millis(1500)),
+        ] {
+            let options = SocketOptions::default().with_keepalive(keepalive);
+            assert!(Connector::new(options, &t, None).is_ok());
+        }
+    }
 
     #[tokio::test]
     async fn socket_options_are_applied_to_new_connections() {
