@@ -200,9 +200,11 @@ with_setters!(Timeouts {
 pub struct SocketOptions {
     /// TCP_NODELAY: send small writes at once instead of waiting (Nagle). Default: true.
     pub nodelay: bool,
-    /// SO_SNDBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    /// SO_SNDBUF in bytes, set before connecting (`None`: the OS default); the OS caps it at its maximum
+    /// (`net.core.wmem_max` on Linux). Default: none.
     pub send_buffer: Option<usize>,
-    /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default); the OS caps it at its maximum
+    /// (`net.core.rmem_max` on Linux). Default: none.
     pub recv_buffer: Option<usize>,
     /// SO_KEEPALIVE with this idle time before the first probe (`None`: keepalive off), in whole seconds from
     /// 1 s to [`MAX_KEEPALIVE`] (TCP_KEEPIDLE's range; a fraction is dropped). Default: 60 s.
