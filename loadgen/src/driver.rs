@@ -112,6 +112,10 @@ pub struct Plan {
     pub timeout: Duration,
     /// Cancelled on Ctrl-C/SIGTERM: no new request is sent; those in flight finish or time out.
     pub interrupt: CancellationToken,
+    /// When the first worker saw the interrupt, shared by every worker of the run: each closes its window
+    /// there, so that their intervals are cut at one instant (workers seeing it a few ms apart made the
+    /// merged window and drain intervals overlap).
+    pub interrupted_at: std::sync::Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Plan {
@@ -890,13 +894,14 @@ pub async fn run_worker<T: Transport>(
 
     // Every second, and at the end of the measurement window: hand the interval over.
     let ticker = {
-        let (state, sink, cut, cpu_at_start, fed, token) = (
+        let (state, sink, cut, cpu_at_start, fed, token, interrupted_at) = (
             state.clone(),
             sink.clone(),
             cut.clone(),
             cpu_at_start.clone(),
             fed.clone(),
             plan.interrupt.clone(),
+            plan.interrupted_at.clone(),
         );
         tokio::task::spawn_local(async move {
             sleep_until(measure_from).await;
@@ -911,7 +916,7 @@ pub async fn run_worker<T: Transport>(
                     // Ctrl-C: the window closes now, and the interval in progress is cut there.
                     _ = token.cancelled(), if !interrupted => {
                         interrupted = true;
-                        state.close_window(Instant::now());
+                        state.close_window(*interrupted_at.get_or_init(Instant::now));
                         continue;
                     }
                 }
@@ -944,10 +949,14 @@ pub async fn run_worker<T: Transport>(
 
     // Ctrl-C closes the measurement window: what finishes after it is the drain.
     let window_closer = {
-        let (state, token) = (state.clone(), plan.interrupt.clone());
+        let (state, token, at) = (
+            state.clone(),
+            plan.interrupt.clone(),
+            plan.interrupted_at.clone(),
+        );
         tokio::task::spawn_local(async move {
             token.cancelled().await;
-            state.close_window(Instant::now());
+            state.close_window(*at.get_or_init(Instant::now));
         })
     };
 
@@ -1175,6 +1184,7 @@ pub(crate) mod tests {
             warmup: c.warmup,
             timeout: c.timeout,
             interrupt: CancellationToken::new(),
+            interrupted_at: Default::default(),
         }
     }
 

@@ -206,6 +206,8 @@ where
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
     let mut summaries: Vec<WorkerSummary> = Vec::new();
     let mut setup_error = None;
+    // Where every worker's measurement window closes on Ctrl-C: the first one to see it says when.
+    let interrupted_at = std::sync::Arc::new(std::sync::OnceLock::new());
     let mut opened_at = None;
     std::thread::scope(|scope| {
         // Reads the wall clock when the measured window opens: the agent's observed offset from its plan. A
@@ -244,6 +246,7 @@ where
                 warmup: schedule.warmup,
                 timeout: config.timeout,
                 interrupt: interrupt.clone(),
+                interrupted_at: interrupted_at.clone(),
             };
             let (first, step) = crate::agents::seq_plan(config, w, workers);
             let gen = Generator::new(config, 0x5eed ^ first << 32).with_seq(first, step);
