@@ -101,7 +101,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
         writable_outputs(&config)?;
-        if let Some(w) = config.sleep_past_timeout() {
+        if let Some(w) = config.times_out_by_design() {
             eprintln!("sockpool-loadgen: warning: {w}");
         }
         let target = config
@@ -118,7 +118,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
-    let sleep_past_timeout = result.config.sleep_past_timeout();
+    let by_design = result.config.times_out_by_design();
     if verdict.unmeasured {
         eprintln!(
             "sockpool-loadgen: interrupted before the measured window opened (during --start-at's wait or the \
@@ -129,7 +129,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         // Timing out on purpose is no protocol mismatch.
         // No error at all: every connect was still in progress at the end (a TLS handshake nobody answers).
         let in_progress = crate::runner::connects_in_progress(result.config.connect_timeout);
-        let hint = sleep_past_timeout
+        let hint = by_design
             .or_else(|| errors.protocol_mismatch_hint(result.config.protocol.name()))
             .or_else(|| {
                 result
