@@ -128,7 +128,8 @@ pub struct RunArgs {
     pub keepalive: Option<String>,
     /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time),
     /// from 0.001 to 1e9.
-    #[arg(long, short = 'R')]
+    // A negative rate reaches the check that names the range (clap took `-5` for an unknown flag).
+    #[arg(long, short = 'R', allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION
     /// (STEPS × DURATION at most 365 days).

@@ -130,6 +130,17 @@ fn status_2_for_bad_usage() {
         (vec!["--target", "ftp://127.0.0.1:21"], "unknown scheme"),
         (vec!["--target", &addr, "--nodelay", "maybe"], "on or off"),
         (vec!["--no-such-flag"], "unexpected argument"),
+        // clap said "unexpected argument '-5' found".
+        (vec!["--target", &addr, "--rate", "-5"], "from 0.001 to"),
+        // Each ran, every connect failing with EINVAL (os error 22).
+        (
+            vec!["--target", &addr, "--keepalive", "0s"],
+            "whole seconds",
+        ),
+        (
+            vec!["--target", &addr, "--keepalive", "500ms"],
+            "whole seconds",
+        ),
         // 192.0.2.1 is for documentation (RFC 5737): no machine has it, so nothing could be sent from it.
         (
             vec!["--target", &addr, "--bind", "192.0.2.1"],
