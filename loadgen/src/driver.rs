@@ -137,7 +137,8 @@ impl Plan {
 /// What a worker hands to the collector.
 #[derive(Debug)]
 pub enum Report {
-    /// Interval number `index`, `start` and `length` as offsets from measuring start. Intervals are cut on
+    /// Interval `index` (increasing with its start; see `interval_key`), `start` and `length` as offsets from
+    /// measuring start. Intervals are cut on
     /// every whole second and at the end of the measurement window, so that none holds both what finished in
     /// the window and what finished in the drain after it.
     Interval {
@@ -933,11 +934,9 @@ pub async fn run_worker<T: Transport>(
                 rec.borrow_mut().swap_interval(&mut spare);
                 let interval = Box::new(std::mem::take(&mut spare));
                 cut.window_cut.set(drain || window_ends);
-                let index = cut.index.get();
-                cut.index.set(index + 1);
                 cut.from.set(at - measure_from);
                 sink(Report::Interval {
-                    index,
+                    index: interval_key(from - measure_from, drain),
                     start: from - measure_from,
                     length: at - from,
                     drain,
@@ -1014,20 +1013,19 @@ pub async fn run_worker<T: Transport>(
     // only when something finished in it: replies that land just past a second's boundary, before the ticker
     // ran, are already in the previous interval, and an empty sliver of a millisecond would show as a
     // second-by-second dip to 0 req/s in the series and the .hlog.
-    let (from, mut index) = (cut.from.get(), cut.index.get());
+    let from = cut.from.get();
     let mut in_window = state.rec.borrow_mut().take_interval();
     let drained = state.drain_rec.borrow_mut().take_interval();
-    let mut last = |from: Duration, until: Duration, drain: bool, interval: Interval| {
+    let last = |from: Duration, until: Duration, drain: bool, interval: Interval| {
         if interval.requests() > 0 {
             let (start, length) = final_interval(from, until);
             sink(Report::Interval {
-                index,
+                index: interval_key(from, drain),
                 start,
                 length,
                 drain,
                 interval: Box::new(interval),
             });
-            index += 1;
         }
     };
     if cut.window_cut.get() {
@@ -1056,8 +1054,6 @@ pub async fn run_worker<T: Transport>(
 /// finished in the drain after it are never in one interval.
 #[derive(Debug, Default)]
 struct Cuts {
-    /// The next interval's number.
-    index: Cell<u64>,
     /// Where the interval being filled began, since measuring began.
     from: Cell<Duration>,
     /// The window's last interval has been handed over: every interval from here on is the drain's.
@@ -1083,6 +1079,17 @@ impl Cuts {
             _ => (second, false),
         }
     }
+}
+
+/// The number of the interval that begins at `start` (since measuring began), the drain's or not: the same
+/// in every worker for the same cut, and increasing with it, so that the collector merges the workers' parts of
+/// one interval even when one worker made a cut another did not (Ctrl-C a few milliseconds before a second's
+/// boundary, which one worker's ticker had already passed).
+fn interval_key(start: Duration, drain: bool) -> u64 {
+    u64::try_from(start.as_micros())
+        .unwrap_or(u64::MAX / 2)
+        .saturating_mul(2)
+        + u64::from(drain)
 }
 
 /// The start and length of a worker's last, partial interval, which began `from` after measuring began, in a

@@ -1029,6 +1029,14 @@ impl Collector {
         entry.2 = entry.2.min(start);
         entry.3 = end - entry.2;
         if entry.1 >= self.workers {
+            // Every worker has handed in `index`, and each hands its intervals in order: none will hand in an
+            // earlier one, which only some workers had (a cut one worker made and another did not). Those
+            // are complete too, and go first.
+            let rest = self.pending.split_off(&index);
+            for (_, (merged, _, start, length, drain)) in std::mem::replace(&mut self.pending, rest)
+            {
+                self.finish(&merged, start, length, drain);
+            }
             if let Some((merged, _, start, length, drain)) = self.pending.remove(&index) {
                 self.finish(&merged, start, length, drain);
             }
@@ -1115,6 +1123,41 @@ mod collector_tests {
         assert_eq!(c.total.ok, 3);
         assert_eq!(c.series[0].requests, 2);
         assert_eq!(c.series[0].rate, 2.0);
+    }
+
+    /// Ctrl-C 2 ms before a second's boundary: one worker cut its interval there and began the drain, the other
+    /// had already cut the second and did not. Numbered by their order, the workers' intervals no longer
+    /// matched (one had one more), and the merged series overlapped; numbered by where they begin, the parts
+    /// of one interval meet, and the one only a worker had comes in its place, not at the end.
+    #[test]
+    fn an_interval_only_some_workers_cut_is_merged_in_order() {
+        let mut c = Collector::new(2, None, None);
+        let one = |n| {
+            let mut r = Recorder::new();
+            for _ in 0..n {
+                r.record_ok(&Sample::default());
+            }
+            r.take_interval()
+        };
+        let ms = Duration::from_millis;
+        let key = |start_ms: u64, drain: bool| start_ms * 2_000 + u64::from(drain);
+        // Worker A: [1 s, 1.998 s) window, [1.998, 2) drain, [2, 3) drain.
+        c.add(key(1000, false), ms(1000), ms(998), false, &one(1));
+        c.add(key(1998, true), ms(1998), ms(2), true, &one(2));
+        c.add(key(2000, true), ms(2000), ms(1000), true, &one(4));
+        // Worker B: [1 s, 2 s) window, [2, 3) drain.
+        c.add(key(1000, false), ms(1000), ms(1000), false, &one(8));
+        c.add(key(2000, true), ms(2000), ms(1000), true, &one(16));
+        c.close();
+        let got: Vec<_> = c
+            .series
+            .iter()
+            .map(|s| (s.start_s, s.drain, s.requests))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1.0, false, 9), (1.998, true, 2), (2.0, true, 20)]
+        );
     }
 
     #[test]
