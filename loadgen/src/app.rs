@@ -101,7 +101,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     let result = if args.target.is_some() {
         let config = Config::from_args(args)?;
         writable_outputs(&config)?;
-        if let Some(w) = config.sleep_past_timeout() {
+        if let Some(w) = config.times_out_by_design() {
             eprintln!("sockpool-loadgen: warning: {w}");
         }
         let target = config
@@ -118,7 +118,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     };
     write_outputs(&result)?;
     let verdict = result.verdict();
-    let sleep_past_timeout = result.config.sleep_past_timeout();
+    let by_design = result.config.times_out_by_design();
     if verdict.unmeasured {
         eprintln!(
             "sockpool-loadgen: interrupted before the measured window opened (during --start-at's wait or the \
@@ -127,8 +127,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
     } else if verdict.no_answer {
         let errors = &result.total.errors;
         // Timing out on purpose is no protocol mismatch.
-        let hint = sleep_past_timeout
+        // No error at all: every connect was still in progress at the end (a TLS handshake nobody answers).
+        let in_progress = crate::runner::connects_in_progress(result.config.connect_timeout);
+        let hint = by_design
             .or_else(|| errors.protocol_mismatch_hint(result.config.protocol.name()))
+            .or_else(|| {
+                result
+                    .health
+                    .warnings
+                    .contains(&in_progress)
+                    .then_some(in_progress)
+            })
             .map_or_else(String::new, |h| format!(": {h}"));
         eprintln!(
             "sockpool-loadgen: no request to {} got a reply ({} errors){hint}; {}",
@@ -176,7 +185,7 @@ fn no_stale_outputs<T>(config: &Config, result: Result<T, AppError>) -> Result<T
             _ => None,
         };
         for path in json.into_iter().chain(&config.hgrm).chain(&config.hlog) {
-            let _ = std::fs::remove_file(path);
+            crate::outfile::remove_stale(path);
         }
     }
     result
@@ -203,6 +212,11 @@ fn writable_outputs(config: &Config) -> Result<(), AppError> {
 /// Whether `path` can be written, found out before a run that would write it at its end: nothing is
 /// truncated, and a file this creates is removed again.
 pub(crate) fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    // A device or a FIFO is written in place at the end (see `outfile`): opening a FIFO now to look would
+    // hand its reader an end of file before the report.
+    if crate::outfile::is_special(path) && !path.is_dir() {
+        return Ok(());
+    }
     let existed = path.exists();
     std::fs::OpenOptions::new()
         .append(true)

@@ -62,6 +62,8 @@ Exit status:
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
 when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).
+A connection still being opened then (or at Ctrl-C) is given up: it could carry nothing, whatever is left of
+its --connect-timeout.
 
 Ctrl-C (SIGINT) or SIGTERM stops the run gracefully: no new requests, those in flight get up to --timeout,
 then the report and every output file are written for the time measured, marked interrupted (the thresholds
@@ -121,12 +123,13 @@ pub struct RunArgs {
     /// SO_RCVBUF in bytes. Default: the OS default.
     #[arg(long)]
     pub recv_buffer: Option<String>,
-    /// TCP keepalive idle time, e.g. `30s`. Default: off.
+    /// TCP keepalive idle time, e.g. `30s`: whole seconds from 1s to 32767s. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
     /// Open loop: requests per second on a fixed schedule (latency measured from the intended send time),
     /// from 0.001 to 1e9.
-    #[arg(long, short = 'R')]
+    // A negative rate reaches the check that names the range (clap took `-5` for an unknown flag).
+    #[arg(long, short = 'R', allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION
     /// (STEPS × DURATION at most 365 days).

@@ -602,6 +602,20 @@ fn dur(flag: &str, v: &Option<String>, default: Duration) -> Result<Duration, Co
     }
 }
 
+/// `--keepalive`, refused where the OS would refuse every connect (TCP_KEEPIDLE: whole seconds from 1 to
+/// [`sockpool::config::MAX_KEEPALIVE`]): `0s` and `500ms` ran with every request failing on EINVAL.
+fn keepalive(d: Duration) -> Result<Duration, ConfigError> {
+    let max = sockpool::config::MAX_KEEPALIVE;
+    if d.as_secs() < 1 || d > max {
+        return Err(bad(format!(
+            "--keepalive {}: from 1s to {}s (the OS takes whole seconds)",
+            humantime::format_duration(d),
+            max.as_secs()
+        )));
+    }
+    Ok(d)
+}
+
 /// A bound of whole days as `--help` states it (`365 days`, `1 day`): humantime would say `11months 30days …`.
 pub(crate) fn days(d: Duration) -> String {
     let n = d.as_secs() / 86_400;
@@ -855,6 +869,8 @@ impl Config {
                 .keepalive
                 .as_ref()
                 .map(|_| dur("keepalive", &a.keepalive, Duration::ZERO))
+                .transpose()?
+                .map(keepalive)
                 .transpose()?,
         };
 
@@ -1111,20 +1127,35 @@ impl Config {
         a
     }
 
-    /// With `--op sleep` not below `--timeout`, why every request will time out: said at start-up and, in place
-    /// of a protocol mismatch, when no reply came. Not refused: timing out on purpose is how a user checks how
-    /// timeouts are counted (the project's own tests do).
-    pub fn sleep_past_timeout(&self) -> Option<String> {
+    /// With `--op sleep` not below `--timeout`, or a blocking RESP command (`BLPOP k 0`) whose own timeout is
+    /// not, why requests will time out: said at start-up and, in place of a protocol mismatch, when no reply
+    /// came. Not refused: timing out on purpose is how a user checks how timeouts are counted (the project's
+    /// own tests do), and a BLPOP that finds an item answers at once.
+    pub fn times_out_by_design(&self) -> Option<String> {
+        let timeout = humantime::format_duration(self.timeout);
         match &self.request {
             RequestSpec::Framed {
                 op: FramedOp::Sleep,
                 sleep,
             } if *sleep >= self.timeout => Some(format!(
-                "--sleep {} is not below --timeout {}: every request times out by design (lower --sleep or \
-                 raise --timeout to measure replies)",
+                "--sleep {} is not below --timeout {timeout}: every request times out by design (lower --sleep \
+                 or raise --timeout to measure replies)",
                 humantime::format_duration(*sleep),
-                humantime::format_duration(self.timeout)
             )),
+            RequestSpec::Resp { args, .. } => {
+                let sample = sample_command(args);
+                let blocks = sockpool::redis::blocking_command(&sample).filter(|b| *b >= self.timeout)?;
+                let name = String::from_utf8_lossy(&sample[0]).to_uppercase();
+                let up_to = if blocks == Duration::MAX {
+                    "without limit".to_string()
+                } else {
+                    format!("up to {}", humantime::format_duration(blocks))
+                };
+                Some(format!(
+                    "--command {name} blocks {up_to} when it finds nothing, not below --timeout {timeout}: such a \
+                     request times out by design (give the command a timeout below --timeout, or fill its keys)"
+                ))
+            }
             _ => None,
         }
     }
@@ -1142,13 +1173,17 @@ impl Config {
 /// it on a request/reply connection) is bad usage, refused before anything connects: sent, every request
 /// failed, each on a new connection, and the run ended blaming the target (exit 3) after flooding it with
 /// connections.
-fn refuse_push_command(args: &[Template]) -> Result<(), ConfigError> {
+/// One expansion of a RESP command's templates, to look at its name and options.
+fn sample_command(args: &[Template]) -> Vec<bytes::Bytes> {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let sample: Vec<bytes::Bytes> = args
-        .iter()
+    args.iter()
         .map(|t| t.expand(&mut rng, &bytes::Bytes::new(), 0))
-        .collect();
+        .collect()
+}
+
+fn refuse_push_command(args: &[Template]) -> Result<(), ConfigError> {
+    let sample = sample_command(args);
     match sockpool::redis::push_command(&sample) {
         Some(name) => Err(bad(format!(
             "--command {name} is not answered by one reply (pub/sub, MONITOR, CLIENT REPLY OFF|SKIP): a \
@@ -1207,7 +1242,7 @@ mod tests {
                 a.service.sleep = Some(s.into());
             }))
             .unwrap()
-            .sleep_past_timeout()
+            .times_out_by_design()
         };
         let said = sleep("1h").expect("named");
         assert!(
@@ -1216,6 +1251,25 @@ mod tests {
         );
         assert!(sleep("5s").is_some());
         assert_eq!(sleep("2s"), None, "a sleep below the timeout");
+        // `BLPOP k 0 --timeout 500ms` against Redis blamed the protocol ("protocol mismatch? it took the
+        // connections but sent no resp reply in time"): the command blocks by design.
+        let resp = |command: &str, timeout: &str| {
+            Config::from_args(&args(|a| {
+                a.service.protocol = Some("resp".into());
+                a.service.command = Some(command.into());
+                a.timeout = Some(timeout.into());
+            }))
+            .unwrap()
+            .times_out_by_design()
+        };
+        let said = resp("BLPOP k 0", "500ms").expect("named");
+        assert!(
+            said.contains("--command BLPOP blocks without limit"),
+            "{said}"
+        );
+        assert!(resp("brpop k 2", "1s").unwrap().contains("up to 2s"));
+        assert_eq!(resp("BLPOP k 0.1", "1s"), None, "its own timeout is below");
+        assert_eq!(resp("GET k", "1ms"), None);
         let e = err(args(|a| a.duration = Some("1000000years".into())));
         assert!(
             e.contains("--duration") && e.contains("at most 365 days"),
@@ -1372,6 +1426,9 @@ mod tests {
             .contains("--command only applies to --protocol resp"));
         assert!(err(args(|a| a.service.tls = true)).contains("--cacert"));
         assert!(err(args(|a| a.connections = Some(0))).contains("--connections"));
+        for k in ["0s", "500ms", "10h"] {
+            assert!(err(args(|a| a.keepalive = Some(k.into()))).contains("--keepalive"));
+        }
         assert!(err(args(|a| a.threads = Some(32))).contains("--threads"));
         assert!(err(args(|a| a.rate = Some(-1.0))).contains("--rate"));
         assert!(err(args(|a| a.hgrm = Some("-".into()))).contains("only --json writes to stdout"));

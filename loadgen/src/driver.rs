@@ -112,6 +112,10 @@ pub struct Plan {
     pub timeout: Duration,
     /// Cancelled on Ctrl-C/SIGTERM: no new request is sent; those in flight finish or time out.
     pub interrupt: CancellationToken,
+    /// When the first worker saw the interrupt, shared by every worker of the run: each closes its window
+    /// there, so that their intervals are cut at one instant (workers seeing it a few ms apart made the
+    /// merged window and drain intervals overlap).
+    pub interrupted_at: std::sync::Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Plan {
@@ -133,7 +137,10 @@ impl Plan {
 /// What a worker hands to the collector.
 #[derive(Debug)]
 pub enum Report {
-    /// Interval `index` (seconds since measuring began), `start` and `length` as offsets from measuring start.
+    /// Interval `index` (increasing with its start; see `interval_key`), `start` and `length` as offsets from
+    /// measuring start. Intervals are cut on
+    /// every whole second and at the end of the measurement window, so that none holds both what finished in
+    /// the window and what finished in the drain after it.
     Interval {
         /// Interval number.
         index: u64,
@@ -141,6 +148,8 @@ pub enum Report {
         start: Duration,
         /// Length.
         length: Duration,
+        /// True when it began at or after the end of the measurement window: everything in it is the drain.
+        drain: bool,
         /// The measurements.
         interval: Box<Interval>,
     },
@@ -177,8 +186,11 @@ pub struct WorkerSummary {
 pub(crate) struct Worker {
     /// Makes the requests.
     gen: RefCell<Generator>,
-    /// This worker's histograms and counts.
+    /// This worker's histograms and counts of what finished in the measurement window.
     rec: RefCell<Recorder>,
+    /// The same for what finished after the window closed (the drain): kept apart, so that the interval the
+    /// window's end falls in holds the window's requests only, whenever the ticker gets to cut it.
+    drain_rec: RefCell<Recorder>,
     /// Requests sent before this are warm-up (not recorded).
     measure_from: Instant,
     /// Per-request timeout.
@@ -224,12 +236,21 @@ impl Worker {
     /// corrected latency of exactly `--timeout`.
     pub(crate) fn expired(&self, n: u64, now: Instant) {
         if n > 0 {
-            let mut rec = self.rec.borrow_mut();
+            let mut rec = self.rec_at(now);
             rec.record_timeouts(ErrorKind::Timeout(Phase::PoolWait), self.timeout, n);
             if self.after_window(now) {
                 rec.record_drained(n, 0, 0, 0);
             }
             self.last_done.set(self.last_done.get().max(now));
+        }
+    }
+
+    /// The recorder of what finishes at `at`: the window's, or the drain's.
+    fn rec_at(&self, at: Instant) -> std::cell::RefMut<'_, Recorder> {
+        if self.after_window(at) {
+            self.drain_rec.borrow_mut()
+        } else {
+            self.rec.borrow_mut()
         }
     }
 
@@ -270,7 +291,7 @@ impl Worker {
         if connect.is_some() {
             self.connects.set(self.connects.get() + 1);
         }
-        let mut rec = self.rec.borrow_mut();
+        let mut rec = self.rec_at(done);
         if !due.measured {
             // Warm-up: only connection set-up is kept (every connection opened is worth reporting).
             if let Some(d) = connect {
@@ -464,11 +485,31 @@ impl Feed {
         }
     }
 
+    /// Returns once no request may be sent any more: the duration is over or the run was interrupted (never,
+    /// with a request budget). A connection still being opened then would carry nothing.
+    pub async fn closed(&self) {
+        let (end, interrupt) = match self {
+            Feed::Closed(c) => (c.end, &c.interrupt),
+            Feed::Open(o) => (o.end(), o.interrupt()),
+        };
+        let end = async {
+            match end {
+                Some(end) => sleep_until(end).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = end => {}
+            _ = interrupt.token().cancelled() => {}
+        }
+    }
+
     /// Returns once the schedule is settled: at once in a closed loop (nothing is left unsent), and in an open
-    /// loop once no more request will be handed out, every one left unsent counted ([`over`](Self::over)).
+    /// loop once its dispatcher has counted every request it will not send (on Ctrl-C too, when
+    /// [`over`](Self::over) returns at once).
     pub async fn settled(&self) {
         if let Feed::Open(o) = self {
-            o.over().await;
+            o.settled().await;
         }
     }
 
@@ -833,6 +874,7 @@ pub async fn run_worker<T: Transport>(
         worker: Rc::new(Worker {
             gen: RefCell::new(gen),
             rec: RefCell::new(Recorder::new()),
+            drain_rec: RefCell::new(Recorder::new()),
             measure_from,
             timeout: plan.timeout,
             last_done: Cell::new(measure_from),
@@ -846,44 +888,58 @@ pub async fn run_worker<T: Transport>(
         }),
     });
     let sink = Rc::new(sink);
-    let next_index = Rc::new(Cell::new(0u64));
+    let cut = Rc::new(Cuts::default());
     let cpu_at_start = Rc::new(Cell::new(None::<Duration>));
     // The feed, once the run has begun: the ticker waits for it to settle its schedule when the duration ends.
     let fed: Rc<std::cell::OnceCell<Rc<Feed>>> = Rc::default();
-    let end = plan.end().map(|e| start + e);
 
-    // Every second: hand the interval over.
+    // Every second, and at the end of the measurement window: hand the interval over.
     let ticker = {
-        let (state, sink, next_index, cpu_at_start, fed) = (
+        let (state, sink, cut, cpu_at_start, fed, token, interrupted_at) = (
             state.clone(),
             sink.clone(),
-            next_index.clone(),
+            cut.clone(),
             cpu_at_start.clone(),
             fed.clone(),
+            plan.interrupt.clone(),
+            plan.interrupted_at.clone(),
         );
         tokio::task::spawn_local(async move {
             sleep_until(measure_from).await;
             cpu_at_start.set(Some(crate::health::thread_cpu_time()));
             let mut spare = Interval::default();
+            let mut interrupted = false;
             loop {
-                let k = next_index.get();
-                let tick = measure_from + Duration::from_secs(k + 1);
-                sleep_until(tick).await;
-                if end.is_some_and(|end| tick >= end) {
-                    // The duration has ended: an open loop behind its schedule counts what it left unsent
-                    // now. Those requests were due in this second, and are counted in it, not in an interval
-                    // of their own stamped at the end of the run.
+                let from = measure_from + cut.from.get();
+                let (at, window_ends) = cut.next(measure_from, state.window_end.get());
+                tokio::select! {
+                    _ = sleep_until(at) => {}
+                    // Ctrl-C: the window closes now, and the interval in progress is cut there.
+                    _ = token.cancelled(), if !interrupted => {
+                        interrupted = true;
+                        state.close_window(*interrupted_at.get_or_init(Instant::now));
+                        continue;
+                    }
+                }
+                if window_ends {
+                    // The duration has ended (or Ctrl-C): an open loop behind its schedule counts what it
+                    // left unsent now. Those requests were due in the window, and are counted in its last
+                    // interval, not in an interval of their own stamped at the end of the run.
                     if let Some(feed) = fed.get() {
                         feed.settled().await;
                     }
                 }
-                state.rec.borrow_mut().swap_interval(&mut spare);
+                let drain = cut.window_cut.get();
+                let rec = if drain { &state.drain_rec } else { &state.rec };
+                rec.borrow_mut().swap_interval(&mut spare);
                 let interval = Box::new(std::mem::take(&mut spare));
-                next_index.set(k + 1);
+                cut.window_cut.set(drain || window_ends);
+                cut.from.set(at - measure_from);
                 sink(Report::Interval {
-                    index: k,
-                    start: Duration::from_secs(k),
-                    length: Duration::from_secs(1),
+                    index: interval_key(from - measure_from, drain),
+                    start: from - measure_from,
+                    length: at - from,
+                    drain,
                     interval,
                 });
             }
@@ -892,10 +948,14 @@ pub async fn run_worker<T: Transport>(
 
     // Ctrl-C closes the measurement window: what finishes after it is the drain.
     let window_closer = {
-        let (state, token) = (state.clone(), plan.interrupt.clone());
+        let (state, token, at) = (
+            state.clone(),
+            plan.interrupt.clone(),
+            plan.interrupted_at.clone(),
+        );
         tokio::task::spawn_local(async move {
             token.cancelled().await;
-            state.close_window(Instant::now());
+            state.close_window(*at.get_or_init(Instant::now));
         })
     };
 
@@ -920,7 +980,10 @@ pub async fn run_worker<T: Transport>(
             None => slots(&state, &feed, plan.slots).await,
         }
         if let Some(d) = dispatcher {
-            // Every sender is done: so is the schedule (or the run was interrupted).
+            // Every sender is done. The dispatcher may still be counting what it will never send (senders
+            // that never connected end at the duration's end or at Ctrl-C, as it does): once it has, it is
+            // done too.
+            feed.settled().await;
             d.abort();
         }
     }
@@ -931,7 +994,6 @@ pub async fn run_worker<T: Transport>(
     let cpu_start = cpu_at_start
         .get()
         .unwrap_or_else(crate::health::thread_cpu_time);
-    let k = next_index.get();
     // Measured until the last request finished; a duration's window at least until it ended, so a run in which
     // nothing finished, or nothing late, still covers the time it took, and an open loop whose schedule ran
     // out early (`--rate 1 -d 2s`: its last request at 1 s) still covers the duration it offered load for.
@@ -947,19 +1009,33 @@ pub async fn run_worker<T: Transport>(
     let window = state.window_end.get().map_or(elapsed, |end| {
         end.saturating_duration_since(measure_from).min(elapsed)
     });
-    let final_start = Duration::from_secs(k);
-    let last = state.rec.borrow_mut().take_interval();
-    // A last, partial interval only when something finished in it: replies that land just past a second's
-    // boundary, before the ticker ran, are already in the previous interval, and an empty sliver of a
-    // millisecond would show as a second-by-second dip to 0 req/s in the series and the .hlog.
-    if last.requests() > 0 {
-        let (start, length) = final_interval(final_start, elapsed);
-        sink(Report::Interval {
-            index: k,
-            start,
-            length,
-            interval: Box::new(last),
-        });
+    // The last, partial intervals: the window's (when the ticker had not cut it yet) and the drain's. Each
+    // only when something finished in it: replies that land just past a second's boundary, before the ticker
+    // ran, are already in the previous interval, and an empty sliver of a millisecond would show as a
+    // second-by-second dip to 0 req/s in the series and the .hlog.
+    let from = cut.from.get();
+    let mut in_window = state.rec.borrow_mut().take_interval();
+    let drained = state.drain_rec.borrow_mut().take_interval();
+    let last = |from: Duration, until: Duration, drain: bool, interval: Interval| {
+        if interval.requests() > 0 {
+            let (start, length) = final_interval(from, until);
+            sink(Report::Interval {
+                index: interval_key(from, drain),
+                start,
+                length,
+                drain,
+                interval: Box::new(interval),
+            });
+        }
+    };
+    if cut.window_cut.get() {
+        // Anything recorded as in the window after its last interval was cut (nothing, but for a reply the
+        // ticker overtook) stays counted, with the drain.
+        in_window.merge(&drained);
+        last(from, elapsed, true, in_window);
+    } else {
+        last(from, window.max(from.min(elapsed)), false, in_window);
+        last(window.max(from), elapsed, true, drained);
     }
     sink(Report::Done(WorkerSummary {
         elapsed,
@@ -971,6 +1047,49 @@ pub async fn run_worker<T: Transport>(
         first_break: state.first_break.take(),
         most_in_flight: state.most_in_flight.get(),
     }));
+}
+
+/// Where a worker's intervals are cut: on every whole second since measuring began, and at the end of the
+/// measurement window (the end of `--duration`, or Ctrl-C), so that what finished in the window and what
+/// finished in the drain after it are never in one interval.
+#[derive(Debug, Default)]
+struct Cuts {
+    /// Where the interval being filled began, since measuring began.
+    from: Cell<Duration>,
+    /// The window's last interval has been handed over: every interval from here on is the drain's.
+    window_cut: Cell<bool>,
+}
+
+impl Cuts {
+    /// When the interval being filled ends, measuring having begun at `measure_from` and the window closing
+    /// at `window_end`, and whether that is the end of the window.
+    fn next(&self, measure_from: Instant, window_end: Option<Instant>) -> (Instant, bool) {
+        let from = self.from.get();
+        let second = measure_from + Duration::from_secs(from.as_secs() + 1);
+        match window_end {
+            Some(end) if !self.window_cut.get() && end <= second => {
+                if end > measure_from + from {
+                    (end, true)
+                } else {
+                    // It closed where the last interval ended (Ctrl-C on a second's boundary).
+                    self.window_cut.set(true);
+                    (second, false)
+                }
+            }
+            _ => (second, false),
+        }
+    }
+}
+
+/// The number of the interval that begins at `start` (since measuring began), the drain's or not: the same
+/// in every worker for the same cut, and increasing with it, so that the collector merges the workers' parts of
+/// one interval even when one worker made a cut another did not (Ctrl-C a few milliseconds before a second's
+/// boundary, which one worker's ticker had already passed).
+fn interval_key(start: Duration, drain: bool) -> u64 {
+    u64::try_from(start.as_micros())
+        .unwrap_or(u64::MAX / 2)
+        .saturating_mul(2)
+        + u64::from(drain)
 }
 
 /// The start and length of a worker's last, partial interval, which began `from` after measuring began, in a
@@ -1072,6 +1191,7 @@ pub(crate) mod tests {
             warmup: c.warmup,
             timeout: c.timeout,
             interrupt: CancellationToken::new(),
+            interrupted_at: Default::default(),
         }
     }
 
@@ -1123,8 +1243,9 @@ pub(crate) mod tests {
                         index,
                         start,
                         length,
+                        drain,
                         interval,
-                    } => c2.borrow_mut().add(index, start, length, &interval),
+                    } => c2.borrow_mut().add(index, start, length, drain, &interval),
                     Report::Done(s) => *s2.borrow_mut() = Some(s),
                 },
             ))
@@ -1380,6 +1501,93 @@ pub(crate) mod tests {
         }
         assert_eq!(lines, col.series.len(), "{text}");
         assert_eq!(count, t.corrected.len(), ".hlog counts add up to the total");
+    }
+
+    /// `-d 1.5s` put the replies of 1.0–1.5 s (the window) and those of 1.5–1.6 s (the drain, requests in
+    /// flight when the window closed) in one interval `1.000,0.598` of the series and the `.hlog`, its rate
+    /// over both. The window's end cuts the interval in progress (on Ctrl-C too), and what follows is marked
+    /// as the drain: in the series (`drain`), and in the `.hlog` by a comment before its first interval.
+    #[tokio::test(start_paused = true)]
+    async fn an_interval_never_mixes_the_window_and_the_drain() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // 4 slots, a reply 400 ms after each request: replies at 0.4, 0.8, 1.2 and 1.6 s.
+        type Row = (f64, f64, bool, u64);
+        let cases: [(&str, Option<Duration>, &[Row]); 2] = [
+            (
+                "the duration ends at 1.5 s",
+                None,
+                &[
+                    (0.0, 1.0, false, 8),
+                    (1.0, 0.5, false, 4),
+                    (1.5, 0.1, true, 4),
+                ],
+            ),
+            (
+                "Ctrl-C at 1.1 s",
+                Some(Duration::from_millis(1100)),
+                &[
+                    (0.0, 1.0, false, 8),
+                    (1.0, 0.1, false, 0),
+                    (1.1, 0.1, true, 4),
+                ],
+            ),
+        ];
+        for (name, interrupt, want) in cases {
+            let c = config(|a| a.duration = Some("1500ms".into()));
+            let (f, _) = fake(400);
+            let buf = Buf::default();
+            let hlog = crate::hdr::HlogWriter::new(
+                Box::new(buf.clone()) as Box<dyn std::io::Write + Send>,
+                std::time::SystemTime::now(),
+                "drain",
+            )
+            .unwrap();
+            let (col, _) = run_with(&c, f, Some(hlog), interrupt).await;
+            let got: Vec<Row> = col
+                .series
+                .iter()
+                .map(|s| {
+                    let ms = |x: f64| (x * 1e3).round() / 1e3;
+                    (ms(s.start_s), ms(s.length_s), s.drain, s.requests)
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+            let drained: u64 = col
+                .series
+                .iter()
+                .filter(|s| s.drain)
+                .map(|s| s.requests)
+                .sum();
+            assert_eq!(drained, col.total.drain.requests, "{name}");
+            let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            let lines: Vec<&str> = text
+                .lines()
+                .skip_while(|l| !l.starts_with("\"StartTimestamp"))
+                .skip(1)
+                .collect();
+            let at = want[2].0;
+            assert_eq!(
+                lines[2],
+                format!(
+                    "#[Drain: the intervals from {at:.3} s on finished after the measurement window closed]"
+                ),
+                "{name}: {text}"
+            );
+            assert!(
+                lines[3].starts_with(&format!("{at:.3},0.100,")),
+                "{name}: {text}"
+            );
+        }
     }
 
     #[test]

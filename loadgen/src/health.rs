@@ -156,8 +156,14 @@ impl Health {
             first_break,
         } = reopened;
         if broken > 0 {
+            // Reopened only as far as the target let it (a server killed mid-run refuses every attempt).
+            let reopened = if reconnects >= broken {
+                "and were reopened".to_string()
+            } else {
+                format!("and {reconnects} were reopened (the target refused or did not answer the others)")
+            };
             warnings.push(format!(
-                "{broken} connection(s) broke during the run and were reopened; the first: {}",
+                "{broken} connection(s) broke during the run {reopened}; the first: {}",
                 first_break.as_deref().unwrap_or("no reason recorded")
             ));
         }
@@ -249,6 +255,34 @@ mod tests {
         assert!(h.warnings.iter().any(|w| w.contains("fell behind")));
         assert!(h.warnings.iter().any(|w| w.contains("50.0% of the target")));
         assert_eq!(h.reconnects, 2);
+    }
+
+    /// A server killed mid-run (`kill -9 redis-server`): 8 connections broke and none could be reopened, and the
+    /// warning said they "were reopened".
+    #[test]
+    fn broken_connections_that_could_not_be_reopened_are_not_called_reopened() {
+        let warn = |reconnects| {
+            let h = Health::assess(
+                &[Duration::ZERO],
+                Duration::from_secs(1),
+                false,
+                (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+                None,
+                Reopened {
+                    reconnects,
+                    broken: 8,
+                    first_break: Some("Connection reset by peer".into()),
+                    ..Reopened::default()
+                },
+            );
+            h.warnings.concat()
+        };
+        assert!(
+            warn(0).contains("8 connection(s) broke during the run and 0 were reopened"),
+            "{}",
+            warn(0)
+        );
+        assert!(warn(8).contains("8 connection(s) broke during the run and were reopened"));
     }
 
     /// An open loop whose missing replies are requests that failed fast (a server closing connections, say)

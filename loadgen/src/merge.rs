@@ -76,8 +76,9 @@ pub struct AgentReport {
     pub window_s: f64,
     /// Its whole measured run. From a `.hlog`: the corrected histogram and the counts only.
     pub total: Interval,
-    /// Its seconds: `(start since its window opened, length, the second)`.
-    pub seconds: Vec<(f64, f64, Interval)>,
+    /// Its seconds: `(start since its window opened, length, drain, the second)`; `drain` when it began at or
+    /// after the end of the agent's measurement window.
+    pub seconds: Vec<(f64, f64, bool, Interval)>,
     /// Its own health.
     pub health: Health,
     /// It was stopped early.
@@ -203,7 +204,13 @@ fn errors_of(v: &Value, into: &mut Interval) {
 
 /// A second as a report lists it: its histograms, and counts split so that `requests`, `errors` and `replies`
 /// come out as reported (server errors and bad replies together count as `server_error`).
-fn second_of(v: &Value, source: &str) -> Result<(f64, f64, Interval), MergeError> {
+/// `window_s` is the report's: a second without a `drain` field (an older report) is the drain's when it
+/// began at the window's end or later.
+fn second_of(
+    v: &Value,
+    source: &str,
+    window_s: f64,
+) -> Result<(f64, f64, bool, Interval), MergeError> {
     let mut i = Interval {
         corrected: hist(&v["histogram"], "interval", source)?,
         raw: hist(&v["raw_histogram"], "interval raw", source)?,
@@ -217,7 +224,16 @@ fn second_of(v: &Value, source: &str) -> Result<(f64, f64, Interval), MergeError
     i.errors.add_n(ErrorKind::ServerError, answered_errors);
     i.errors.add_n(ErrorKind::Other, errors - answered_errors);
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
-    Ok((f("start_s"), f("length_s"), i))
+    let drain = v["drain"]
+        .as_bool()
+        .unwrap_or_else(|| is_drain(f("start_s"), window_s));
+    Ok((f("start_s"), f("length_s"), drain, i))
+}
+
+/// Whether an interval that began `start_s` after measuring began is the drain of a window of `window_s`
+/// (a `.hlog`'s timestamps have three decimals: within a millisecond of the window's end is at it).
+fn is_drain(start_s: f64, window_s: f64) -> bool {
+    start_s > 0.0 && start_s >= window_s - 1e-3
 }
 
 impl AgentReport {
@@ -266,7 +282,7 @@ impl AgentReport {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|s| second_of(s, source))
+            .map(|s| second_of(s, source, window_of(&v["summary"])))
             .collect::<Result<_, _>>()?;
         Ok(AgentReport {
             source: source.to_string(),
@@ -320,9 +336,11 @@ impl AgentReport {
                     corrected,
                     ..Interval::default()
                 };
+                let start = i.start_timestamp().as_secs_f64();
                 seconds.push((
-                    i.start_timestamp().as_secs_f64(),
+                    start,
                     i.duration().as_secs_f64(),
+                    is_drain(start, window_of(&t)),
                     second,
                 ));
             }
@@ -493,18 +511,22 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
         .map(|r| r.started_unix_s + r.window_s)
         .fold(0.0, f64::max);
     let mut total = Interval::default();
-    let mut seconds: BTreeMap<u64, (Interval, f64)> = BTreeMap::new();
+    // The agents' seconds by their whole second in the merged run and whether they are the drain (whose first
+    // interval begins at the window's end, mid-second): each with its earliest start and latest end.
+    let mut seconds: BTreeMap<(u64, bool), (Interval, f64, f64)> = BTreeMap::new();
     let mut rows = Vec::new();
     for r in &reports {
         total.merge(&r.total);
         let offset = r.started_unix_s - t0;
-        for (start, length, i) in &r.seconds {
-            let k = (offset + start).round().max(0.0) as u64;
+        for (start, length, drain, i) in &r.seconds {
+            let from = (offset + start).max(0.0);
+            let k = from.round() as u64;
             let e = seconds
-                .entry(k)
-                .or_insert_with(|| (Interval::default(), 0.0));
+                .entry((k, *drain))
+                .or_insert_with(|| (Interval::default(), from, from + length));
             e.0.merge(i);
-            e.1 = e.1.max(*length);
+            e.1 = e.1.min(from);
+            e.2 = e.2.max(from + length);
         }
         let row = row_of(r, offset);
         agent_warnings(r, &row, &mut warnings);
@@ -552,11 +574,12 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
         _ => None,
     };
     let mut collector = crate::recorder::Collector::new(1, step_len, hlog);
-    for (k, (i, length)) in &seconds {
+    for (index, ((_, drain), (i, from, until))) in seconds.iter().enumerate() {
         collector.add(
-            *k,
-            Duration::from_secs(*k),
-            Duration::from_secs_f64(*length),
+            index as u64,
+            Duration::from_secs_f64(*from),
+            Duration::from_secs_f64(until - from),
+            *drain,
             i,
         );
     }
@@ -806,7 +829,7 @@ mod tests {
             let i = r.take_interval();
             total.merge(&i);
             let sec = Duration::from_secs(1);
-            series.push(SecondSummary::of(&i, sec * s as u32, sec));
+            series.push(SecondSummary::of(&i, sec * s as u32, sec, false));
         }
         let identity = Identity::new(&config, Duration::ZERO, 0.0);
         RunResult {
@@ -1056,6 +1079,60 @@ mod tests {
         assert!(intervals >= 2, "{text}");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "only the .hlog: {names:?}");
+    }
+
+    /// Agents of `-d 1.5s` each report their window's seconds 0–1 and 1–1.5 and their drain from 1.5 s. The
+    /// merge rounded every start to a whole second and wrote them as 0, 1 and 2, the drain unmarked; it keeps
+    /// the drain apart, marked, where it began.
+    #[test]
+    fn merged_intervals_keep_the_drain_apart_and_marked() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let seconds = [vec![1_000; 10], vec![2_000; 5], vec![3_000; 5]];
+        let agent = |i| {
+            let mut a = agent(i, 2, &seconds, t0);
+            a.window = Duration::from_millis(1500);
+            a.elapsed = Duration::from_millis(1600);
+            a.series[1].length_s = 0.5;
+            let d = &mut a.series[2];
+            (d.start_s, d.length_s, d.drain) = (1.5, 0.1, true);
+            a
+        };
+        let from_hlog = |a: &RunResult| {
+            let mut buf = Vec::new();
+            let mut w = crate::hdr::HlogWriter::new(&mut buf, a.started, "test").unwrap();
+            for s in &a.series {
+                let h = from_base64(&s.histogram).unwrap();
+                let secs = Duration::from_secs_f64;
+                w.write(&h, secs(s.start_s), secs(s.length_s)).unwrap();
+            }
+            w.comment(&hlog_trailer(a.agent.as_ref().unwrap(), a))
+                .unwrap();
+            drop(w);
+            AgentReport::from_hlog(&String::from_utf8(buf).unwrap(), "a.hlog").unwrap()
+        };
+        let (a, b) = (agent(0), agent(1));
+        for inputs in [
+            vec![
+                AgentReport::from_json(&a.to_json(), "a.json").unwrap(),
+                AgentReport::from_json(&b.to_json(), "b.json").unwrap(),
+            ],
+            vec![from_hlog(&a), from_hlog(&b)],
+        ] {
+            let r = merge(inputs, &MergeArgs::default()).unwrap();
+            let got: Vec<_> = r
+                .series
+                .iter()
+                .map(|s| (s.start_s, s.length_s, s.drain, s.requests))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (0.0, 1.0, false, 20),
+                    (1.0, 0.5, false, 10),
+                    (1.5, 0.1, true, 10)
+                ]
+            );
+        }
     }
 
     #[test]

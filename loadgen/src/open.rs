@@ -84,6 +84,16 @@ impl OpenLoop {
         }
     }
 
+    /// When the duration ends (`None`: a request budget).
+    pub(crate) fn end(&self) -> Option<Instant> {
+        self.end
+    }
+
+    /// The run's Ctrl-C/SIGTERM token.
+    pub(crate) fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
     pub(crate) fn worker(&self) -> &Worker {
         &self.worker
     }
@@ -159,6 +169,20 @@ impl OpenLoop {
         let _idle = Idle(&self.idle);
         self.freed.notify_one();
         woken.await;
+    }
+
+    /// Returns once the dispatcher has walked the whole schedule: every request it will not send is counted
+    /// (expired or unsent). On Ctrl-C that is after it counted what was due then, which [`over`](Self::over)
+    /// does not wait for.
+    pub(crate) async fn settled(&self) {
+        loop {
+            let mut over = pin!(self.over.notified());
+            over.as_mut().enable();
+            if self.head.get().is_none() {
+                return;
+            }
+            over.await;
+        }
     }
 
     /// Returns once the schedule is done (or the run was interrupted): for a sender that cannot take requests

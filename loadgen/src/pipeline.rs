@@ -187,7 +187,21 @@ impl<P: Speak> Pipeline<P> {
             }
             // Boxed: the connect future (TCP connect and a TLS handshake's state) is larger than a session's,
             // and every connection's task would otherwise carry its size for the whole run.
-            match Box::pin(self.connector.connect(&self.endpoint, None)).await {
+            let connect = Box::pin(self.connector.connect(&self.endpoint, None));
+            // A connection still opening when the duration ends (or at Ctrl-C) would carry nothing: it is
+            // given up then, so that a server slow to accept or to finish a TLS handshake holds the run for
+            // at most its duration, not its `--connect-timeout` on top. It took no request. (One that is to
+            // send again what a server's announced close left unanswered is awaited: those are in flight.)
+            let connected = if again.is_empty() {
+                tokio::select! {
+                    biased;
+                    r = connect => r,
+                    _ = feed.closed() => return,
+                }
+            } else {
+                connect.await
+            };
+            match connected {
                 Ok(stream) => {
                     feed.connected(started.elapsed());
                     match self.session(&feed, stream, &mut next_id, &mut again).await {
@@ -500,6 +514,61 @@ mod tests {
             took <= Duration::from_millis(2000 + 4000 + 20),
             "ended after {took:?}"
         );
+    }
+
+    /// `run --target tls://… -d 2s --connect-timeout 10s --timeout 1s` against a server that accepts and never
+    /// answers the TLS handshake took 10 s (and Ctrl-C at 1 s waited the same 10 s): the connections still
+    /// opening held the run for their connect timeout, though nothing could be sent on them after the
+    /// duration. They are given up when the duration ends, or at Ctrl-C; nothing was taken, nothing is lost.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_still_opening_does_not_outlast_the_duration_or_ctrl_c() {
+        let server = sockpool_testkit::slow::line_echo(Duration::from_secs(24 * 3600)).await;
+        let target = format!("tls://{}", server.addr);
+        for (rate, interrupt, ends_at) in [
+            (None, None, 2000),
+            (Some(100.0), None, 2000),
+            (None, Some(Duration::from_millis(700)), 700),
+            (Some(100.0), Some(Duration::from_millis(700)), 700),
+        ] {
+            let c = config(|a| {
+                a.target = Some(target.clone());
+                a.service.protocol = Some("line".into());
+                a.service.insecure = true;
+                a.rate = rate;
+                a.duration = Some("2s".into());
+                a.connect_timeout = Some("10s".into());
+                a.timeout = Some("1s".into());
+            });
+            let pipeline = Pipeline::new(Lines::new(1), &c, &target, 4).unwrap();
+            let started = Instant::now(); // paused tokio clock: exact
+            let run =
+                crate::driver::tests::run_with(&c, SdkTransport::new(pipeline), None, interrupt);
+            let (col, summary) = tokio::time::timeout(Duration::from_secs(60), run)
+                .await
+                .expect("the run ended");
+            let took = started.elapsed();
+            assert!(
+                took <= Duration::from_millis(ends_at + 20),
+                "rate {rate:?}, Ctrl-C {interrupt:?}: ended after {took:?}"
+            );
+            assert_eq!(summary.connects, 0);
+            // The closed loop took nothing; the open loop's schedule is counted once each, as requests that
+            // found no connection (pool-wait timeouts, then unsent at the end).
+            let t = &col.total;
+            // (At Ctrl-C, the request due at that very moment too.)
+            let scheduled = rate.map_or(0, |r| {
+                (r * ends_at as f64 / 1e3) as u64 + u64::from(interrupt.is_some())
+            });
+            let unconnected =
+                t.errors.get(ErrorKind::Timeout(Phase::PoolWait)) + t.errors.get(ErrorKind::Unsent);
+            assert_eq!(t.ok, 0);
+            assert_eq!(
+                (t.requests(), unconnected),
+                (scheduled, scheduled),
+                "{:?}",
+                t.errors
+            );
+        }
     }
 
     /// Issue 13 item 3: an open loop at 100× what a slow server can answer does not collapse. The server (in

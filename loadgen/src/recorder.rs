@@ -879,8 +879,12 @@ mod tests {
 pub struct SecondSummary {
     /// Interval start, seconds since measuring began.
     pub start_s: f64,
-    /// Interval length in seconds (the last one may be shorter).
+    /// Interval length in seconds (the one the window's end falls in, and the last, may be shorter).
     pub length_s: f64,
+    /// True when the interval began at or after the end of the measurement window: what finished in it is the
+    /// drain (awaited, counted, and left out of the rates). Intervals are cut at the window's end, so none
+    /// holds both.
+    pub drain: bool,
     /// Requests finished (replies + errors).
     pub requests: u64,
     /// Errors.
@@ -930,11 +934,12 @@ pub fn window_replies(i: &Interval) -> u64 {
 
 impl SecondSummary {
     /// Summarises one interval.
-    pub fn of(i: &Interval, start: Duration, length: Duration) -> SecondSummary {
+    pub fn of(i: &Interval, start: Duration, length: Duration, drain: bool) -> SecondSummary {
         let secs = length.as_secs_f64().max(1e-9);
         SecondSummary {
             start_s: start.as_secs_f64(),
             length_s: length.as_secs_f64(),
+            drain,
             requests: i.requests(),
             errors: i.errors.total(),
             rate: replies(i) as f64 / secs,
@@ -963,7 +968,10 @@ pub struct Collector {
     pub steps: Vec<Interval>,
     step_len: Option<(Duration, usize)>,
     workers: usize,
-    pending: std::collections::BTreeMap<u64, (Interval, usize, Duration, Duration)>,
+    /// Intervals some workers have handed in: merged so far, how many workers, start, length, drain.
+    pending: std::collections::BTreeMap<u64, (Interval, usize, Duration, Duration, bool)>,
+    /// The `.hlog` says where the drain's intervals begin (once).
+    drain_noted: bool,
     hlog: Option<crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>>>,
     /// The first error writing the `.hlog`, if any.
     pub hlog_error: Option<std::io::Error>,
@@ -992,34 +1000,53 @@ impl Collector {
             step_len: steps,
             workers: workers.max(1),
             pending: Default::default(),
+            drain_noted: false,
             hlog,
             hlog_error: None,
         }
     }
 
-    /// One worker's interval number `index`, which began `start` after measuring began and lasted `length`.
-    /// Once every worker has handed in `index`, the merged interval joins the series, the total and the log.
-    pub fn add(&mut self, index: u64, start: Duration, length: Duration, interval: &Interval) {
+    /// One worker's interval number `index`, which began `start` after measuring began and lasted `length`,
+    /// after the measurement window when `drain`. Once every worker has handed in `index`, the merged interval
+    /// joins the series, the total and the log (a drain interval only when every worker's part was drain).
+    pub fn add(
+        &mut self,
+        index: u64,
+        start: Duration,
+        length: Duration,
+        drain: bool,
+        interval: &Interval,
+    ) {
         let entry = self
             .pending
             .entry(index)
-            .or_insert_with(|| (Interval::default(), 0, start, length));
+            .or_insert_with(|| (Interval::default(), 0, start, length, drain));
         entry.0.merge(interval);
         entry.1 += 1;
+        entry.4 &= drain;
         // Workers' last intervals may differ in start and length: the merged one spans them all.
         let end = (entry.2 + entry.3).max(start + length);
         entry.2 = entry.2.min(start);
         entry.3 = end - entry.2;
         if entry.1 >= self.workers {
-            if let Some((merged, _, start, length)) = self.pending.remove(&index) {
-                self.finish(&merged, start, length);
+            // Every worker has handed in `index`, and each hands its intervals in order: none will hand in an
+            // earlier one, which only some workers had (a cut one worker made and another did not). Those
+            // are complete too, and go first.
+            let rest = self.pending.split_off(&index);
+            for (_, (merged, _, start, length, drain)) in std::mem::replace(&mut self.pending, rest)
+            {
+                self.finish(&merged, start, length, drain);
+            }
+            if let Some((merged, _, start, length, drain)) = self.pending.remove(&index) {
+                self.finish(&merged, start, length, drain);
             }
         }
     }
 
-    fn finish(&mut self, merged: &Interval, start: Duration, length: Duration) {
+    fn finish(&mut self, merged: &Interval, start: Duration, length: Duration, drain: bool) {
         self.total.merge(merged);
-        self.series.push(SecondSummary::of(merged, start, length));
+        self.series
+            .push(SecondSummary::of(merged, start, length, drain));
         if let Some((step, steps)) = self.step_len {
             // Replies still arriving after the last step ends belong to the last step.
             let k =
@@ -1030,7 +1057,20 @@ impl Collector {
             self.steps[k].merge(merged);
         }
         if let Some(w) = &mut self.hlog {
-            if let Err(e) = w.write(&merged.corrected, start, length) {
+            // The log format has no field for it (a `Tag=` would hide these intervals from
+            // HistogramLogProcessor's default output, and their latencies are the report's): a comment says
+            // where the drain begins, and the agent line's `window_s` tells `merge`.
+            let note = (drain && !self.drain_noted).then(|| {
+                format!(
+                    "[Drain: the intervals from {:.3} s on finished after the measurement window closed]",
+                    start.as_secs_f64()
+                )
+            });
+            self.drain_noted |= drain;
+            if let Err(e) = note
+                .map_or(Ok(()), |n| w.comment(&n))
+                .and_then(|_| w.write(&merged.corrected, start, length))
+            {
                 self.hlog_error.get_or_insert(e);
             }
         }
@@ -1048,8 +1088,8 @@ impl Collector {
     /// Merges whatever is still pending (a worker that stopped early) and flushes the log.
     pub fn close(&mut self) {
         let pending = std::mem::take(&mut self.pending);
-        for (_, (merged, _, start, length)) in pending {
-            self.finish(&merged, start, length);
+        for (_, (merged, _, start, length, drain)) in pending {
+            self.finish(&merged, start, length, drain);
         }
         if let Some(w) = &mut self.hlog {
             if let Err(e) = w.flush() {
@@ -1073,16 +1113,51 @@ mod collector_tests {
         });
         let one = r.take_interval();
         let sec = Duration::from_secs(1);
-        c.add(0, Duration::ZERO, sec, &one);
+        c.add(0, Duration::ZERO, sec, false, &one);
         assert!(c.series.is_empty(), "waits for the second worker");
-        c.add(0, Duration::ZERO, sec, &one);
-        c.add(1, sec, sec, &one);
+        c.add(0, Duration::ZERO, sec, false, &one);
+        c.add(1, sec, sec, false, &one);
         assert_eq!(c.series.len(), 1);
         c.close();
         assert_eq!(c.series.len(), 2);
         assert_eq!(c.total.ok, 3);
         assert_eq!(c.series[0].requests, 2);
         assert_eq!(c.series[0].rate, 2.0);
+    }
+
+    /// Ctrl-C 2 ms before a second's boundary: one worker cut its interval there and began the drain, the other
+    /// had already cut the second and did not. Numbered by their order, the workers' intervals no longer
+    /// matched (one had one more), and the merged series overlapped; numbered by where they begin, the parts
+    /// of one interval meet, and the one only a worker had comes in its place, not at the end.
+    #[test]
+    fn an_interval_only_some_workers_cut_is_merged_in_order() {
+        let mut c = Collector::new(2, None, None);
+        let one = |n| {
+            let mut r = Recorder::new();
+            for _ in 0..n {
+                r.record_ok(&Sample::default());
+            }
+            r.take_interval()
+        };
+        let ms = Duration::from_millis;
+        let key = |start_ms: u64, drain: bool| start_ms * 2_000 + u64::from(drain);
+        // Worker A: [1 s, 1.998 s) window, [1.998, 2) drain, [2, 3) drain.
+        c.add(key(1000, false), ms(1000), ms(998), false, &one(1));
+        c.add(key(1998, true), ms(1998), ms(2), true, &one(2));
+        c.add(key(2000, true), ms(2000), ms(1000), true, &one(4));
+        // Worker B: [1 s, 2 s) window, [2, 3) drain.
+        c.add(key(1000, false), ms(1000), ms(1000), false, &one(8));
+        c.add(key(2000, true), ms(2000), ms(1000), true, &one(16));
+        c.close();
+        let got: Vec<_> = c
+            .series
+            .iter()
+            .map(|s| (s.start_s, s.drain, s.requests))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1.0, false, 9), (1.998, true, 2), (2.0, true, 20)]
+        );
     }
 
     #[test]
@@ -1097,6 +1172,7 @@ mod collector_tests {
                 s,
                 Duration::from_secs(s),
                 Duration::from_secs(1),
+                false,
                 &r.take_interval(),
             );
         }

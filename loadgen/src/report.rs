@@ -575,6 +575,7 @@ mod tests {
                 &total,
                 Duration::ZERO,
                 Duration::from_secs(2),
+                false,
             )],
             total,
             steps: Vec::new(),

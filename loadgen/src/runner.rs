@@ -115,6 +115,15 @@ pub fn preflight(endpoint: &str, protocol: Protocol, timeout: Duration) -> Resul
     })
 }
 
+/// The warning of a run in which no connection opened and no attempt failed.
+pub(crate) fn connects_in_progress(connect_timeout: Duration) -> String {
+    format!(
+        "no connection to the target opened and no attempt failed: every connect (TCP, or a TLS handshake the \
+         server never answered) was still in progress when the run ended (--connect-timeout {})",
+        crate::report::fmt_duration(connect_timeout)
+    )
+}
+
 /// What Ctrl-C and SIGTERM do during a run.
 #[derive(Debug, Clone)]
 pub enum Signals {
@@ -197,6 +206,8 @@ where
     let (tx, rx) = mpsc::channel::<Result<Report, String>>();
     let mut summaries: Vec<WorkerSummary> = Vec::new();
     let mut setup_error = None;
+    // Where every worker's measurement window closes on Ctrl-C: the first one to see it says when.
+    let interrupted_at = std::sync::Arc::new(std::sync::OnceLock::new());
     let mut opened_at = None;
     std::thread::scope(|scope| {
         // Reads the wall clock when the measured window opens: the agent's observed offset from its plan. A
@@ -235,6 +246,7 @@ where
                 warmup: schedule.warmup,
                 timeout: config.timeout,
                 interrupt: interrupt.clone(),
+                interrupted_at: interrupted_at.clone(),
             };
             let (first, step) = crate::agents::seq_plan(config, w, workers);
             let gen = Generator::new(config, 0x5eed ^ first << 32).with_seq(first, step);
@@ -281,9 +293,10 @@ where
                     index,
                     start,
                     length,
+                    drain,
                     interval,
                 }) => {
-                    collector.add(index, start, length, &interval);
+                    collector.add(index, start, length, drain, &interval);
                     if collector.series.len() > shown {
                         shown = collector.series.len();
                         if let Some(last) = collector.series.last() {
@@ -378,11 +391,10 @@ where
         && result.total.ok == 0
         && result.total.errors.total() == 0
     {
-        result.health.warnings.push(format!(
-            "no connection to the target opened and no attempt failed: every connect (TCP, or a TLS handshake \
-             the server never answered) was still in progress when the run ended (--connect-timeout {})",
-            crate::report::fmt_duration(config.connect_timeout)
-        ));
+        result
+            .health
+            .warnings
+            .push(connects_in_progress(config.connect_timeout));
     }
     let offset_s = opened_at.map_or(0.0, |t| match t.duration_since(started) {
         Ok(d) => d.as_secs_f64(),

@@ -130,6 +130,17 @@ fn status_2_for_bad_usage() {
         (vec!["--target", "ftp://127.0.0.1:21"], "unknown scheme"),
         (vec!["--target", &addr, "--nodelay", "maybe"], "on or off"),
         (vec!["--no-such-flag"], "unexpected argument"),
+        // clap said "unexpected argument '-5' found".
+        (vec!["--target", &addr, "--rate", "-5"], "from 0.001 to"),
+        // Each ran, every connect failing with EINVAL (os error 22).
+        (
+            vec!["--target", &addr, "--keepalive", "0s"],
+            "whole seconds",
+        ),
+        (
+            vec!["--target", &addr, "--keepalive", "500ms"],
+            "whole seconds",
+        ),
         // 192.0.2.1 is for documentation (RFC 5737): no machine has it, so nothing could be sent from it.
         (
             vec!["--target", &addr, "--bind", "192.0.2.1"],
@@ -207,6 +218,27 @@ fn status_3_when_the_target_never_answers() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["verdict"]["no_answer"], true);
     assert_eq!(v["errors"]["timeout_read"], 4, "{}", v["errors"]);
+}
+
+/// `run --json /dev/null` against a target that refuses, as root (a container), removed `/dev/null` as "a
+/// report an earlier run left there", and a report written there replaced the device with a regular file. An
+/// output path that is not a regular file (here a FIFO, which needs no root) is left alone.
+#[test]
+fn status_3_leaves_an_output_that_is_not_a_regular_file_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let (_reserved, addr) = refused_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // (Not /dev/null itself: a test that failed would break the machine it runs on.)
+    let (code, _, stderr) = run(&args(
+        "--target {} --requests 10 --connect-timeout 300ms --json {}",
+        &[&addr.to_string(), fifo.to_str().unwrap()],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+    let kind = std::fs::metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was removed or replaced");
 }
 
 /// Issue 32 item 2: `tune` and `stream` that fail (a target that accepts and never answers) left an earlier
@@ -345,6 +377,8 @@ fn status_3_and_a_warning_when_every_connect_is_still_in_progress_at_the_end() {
     assert!(share < 0.9, "CPU share of the time it was used in: {share}");
     let warnings = v["health"]["warnings"].to_string();
     assert!(warnings.contains("still in progress"), "{warnings}");
+    // The one line on stderr says why too ("(0 errors); see the report" said nothing).
+    assert!(stderr.contains("still in progress"), "{stderr}");
 }
 
 /// `prlimit --nofile=SOFT:HARD sockpool-loadgen run ARGS`: (exit status, stderr).

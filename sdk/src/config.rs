@@ -200,14 +200,17 @@ with_setters!(Timeouts {
 pub struct SocketOptions {
     /// TCP_NODELAY: send small writes at once instead of waiting (Nagle). Default: true.
     pub nodelay: bool,
-    /// SO_SNDBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    /// SO_SNDBUF in bytes, set before connecting (`None`: the OS default); the OS caps it at its maximum
+    /// (`net.core.wmem_max` on Linux). Default: none.
     pub send_buffer: Option<usize>,
-    /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default). Default: none.
+    /// SO_RCVBUF in bytes, set before connecting (`None`: the OS default); the OS caps it at its maximum
+    /// (`net.core.rmem_max` on Linux). Default: none.
     pub recv_buffer: Option<usize>,
-    /// SO_KEEPALIVE with this idle time before the first probe (`None`: keepalive off). Default: 60 s.
+    /// SO_KEEPALIVE with this idle time before the first probe (`None`: keepalive off), in whole seconds from
+    /// 1 s to [`MAX_KEEPALIVE`] (TCP_KEEPIDLE's range; a fraction is dropped). Default: 60 s.
     #[cfg_attr(feature = "serde", serde(rename = "keepalive_ms", with = "opt_ms"))]
     pub keepalive: Option<Duration>,
-    /// Interval between keepalive probes (`None`: the OS default). Default: none.
+    /// Interval between keepalive probes (`None`: the OS default), 1 s to [`MAX_KEEPALIVE`]. Default: none.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "keepalive_interval_ms", with = "opt_ms")
@@ -229,6 +232,38 @@ impl Default for SocketOptions {
             keepalive_interval: None,
             local_address: None,
         }
+    }
+}
+
+/// The longest keepalive idle time or probe interval: TCP_KEEPIDLE and TCP_KEEPINTVL take whole seconds up to
+/// 32,767 on Linux.
+pub const MAX_KEEPALIVE: Duration = Duration::from_secs(32_767);
+
+impl SocketOptions {
+    /// Refuses what the OS would refuse on every connect: a keepalive time under a second (TCP_KEEPIDLE takes
+    /// whole seconds, so `500ms` is 0) or over [`MAX_KEEPALIVE`]. Before, each connect failed with EINVAL.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (name, d) in [
+            ("keepalive", self.keepalive),
+            ("keepalive_interval", self.keepalive_interval),
+        ] {
+            if let Some(d) = d.filter(|d| d.as_secs() < 1 || *d > MAX_KEEPALIVE) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::Connect,
+                    format!(
+                        "socket {name} {d:?}: from 1 s to {} s in whole seconds (None: {})",
+                        MAX_KEEPALIVE.as_secs(),
+                        if name == "keepalive" {
+                            "off"
+                        } else {
+                            "the OS default"
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -477,6 +477,7 @@ impl Connector {
         timeouts: &crate::config::Timeouts,
         tls: Option<&TlsConfig>,
     ) -> Result<Self, Error> {
+        socket.check()?;
         let tls = match tls {
             Some(t) => Some((t.connector()?, t.server_name.clone())),
             None => None,
@@ -640,11 +641,14 @@ impl Connector {
             socket.bind(SocketAddr::new(ip, 0)).map_err(io)?;
         }
         // Buffer sizes before connect, so that the window scale negotiated in the handshake fits them.
+        // The OS caps each at its maximum (net.core.wmem_max, rmem_max); a size past what the call takes asks for
+        // that maximum. Cast as it was, 4 GiB wrapped to 0 and got the smallest buffer the kernel allows.
+        let os_size = |n: usize| u32::try_from(n.min(i32::MAX as usize)).unwrap_or(i32::MAX as u32);
         if let Some(n) = self.socket.send_buffer {
-            socket.set_send_buffer_size(n as u32).map_err(io)?;
+            socket.set_send_buffer_size(os_size(n)).map_err(io)?;
         }
         if let Some(n) = self.socket.recv_buffer {
-            socket.set_recv_buffer_size(n as u32).map_err(io)?;
+            socket.set_recv_buffer_size(os_size(n)).map_err(io)?;
         }
         let stream = socket.connect(addr).await.map_err(io)?;
         stream.set_nodelay(self.socket.nodelay).map_err(io)?;
@@ -712,6 +716,69 @@ pub fn check_local_address(ip: std::net::IpAddr) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--keepalive 0s` (or a config file's `keepalive_ms: 500`) made every connect fail with EINVAL
+    /// ("Invalid argument", an `other` error per request); it is refused when the connector is made.
+    #[test]
+    fn a_keepalive_the_os_refuses_is_a_config_error_up_front() {
+        use std::time::Duration;
+        let t = crate::config::Timeouts::default();
+        for (keepalive, interval) in [
+            (Some(Duration::ZERO), None),
+            (Some(Duration::from_millis(500)), None),
+            (Some(Duration::from_secs(40_000)), None),
+            (Some(Duration::from_secs(60)), Some(Duration::ZERO)),
+        ] {
+            let options = SocketOptions::default()
+                .with_keepalive(keepalive)
+                .with_keepalive_interval(interval);
+            let Err(e) = Connector::new(options, &t, None) else {
+                panic!("{keepalive:?}/{interval:?} was accepted")
+            };
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+            assert!(e.to_string().contains("whole seconds"), "{e}");
+        }
+        for keepalive in [
+            None,
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_millis(1500)),
+        ] {
+            let options = SocketOptions::default().with_keepalive(keepalive);
+            assert!(Connector::new(options, &t, None).is_ok());
+        }
+    }
+
+    /// `--send-buffer 4GiB` (or 100 GiB) was cast to 32 bits: 0, the smallest buffer the kernel allows (4,608
+    /// bytes), where the largest was asked for. A size past the OS's maximum gets that maximum.
+    #[tokio::test]
+    async fn a_socket_buffer_past_the_os_maximum_gets_the_maximum_not_the_minimum() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sizes = |n: usize| async move {
+            let options = SocketOptions::default()
+                .with_send_buffer(Some(n))
+                .with_recv_buffer(Some(n));
+            let connector =
+                Connector::new(options, &crate::config::Timeouts::default(), None).unwrap();
+            let Stream::Tcp(tcp) = connector.connect(&Endpoint::tcp(addr), None).await.unwrap()
+            else {
+                panic!("tcp expected")
+            };
+            let sock = socket2::SockRef::from(&tcp);
+            (
+                sock.send_buffer_size().unwrap(),
+                sock.recv_buffer_size().unwrap(),
+            )
+        };
+        let asked = sizes(64 * 1024).await;
+        for huge in [4usize << 30, 100 << 30] {
+            let got = sizes(huge).await;
+            assert!(
+                got.0 >= asked.0 && got.1 >= asked.1,
+                "{huge} bytes got {got:?}, less than 64 KiB gets ({asked:?})"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn socket_options_are_applied_to_new_connections() {
