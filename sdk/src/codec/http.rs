@@ -573,11 +573,13 @@ fn range_in(base: &[u8], part: &[u8]) -> Result<(usize, usize), CodecError> {
 /// The error of a request line whose version httparse refused (`head` starts with the line): a later major
 /// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one.
 fn version_error(head: &[u8]) -> CodecError {
+    // The third word of the line, where httparse looked for the version (not the last: `GET / x / HTTP/2.0`
+    // fails at `x`, and a line read a byte at a time must be judged on what was there when it failed).
     let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
     let version = line
         .trim_ascii_end()
-        .rsplit(|&b| b == b' ')
-        .next()
+        .split(|&b| b == b' ')
+        .nth(2)
         .unwrap_or(b"");
     match version.strip_prefix(b"HTTP/") {
         Some([major, ..]) if (b'2'..=b'9').contains(major) => {
