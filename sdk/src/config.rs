@@ -8,7 +8,6 @@ use std::time::Duration;
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "serde")]
 use crate::error::{Error, ErrorKind, Phase};
 use crate::transport::TlsConfig;
 

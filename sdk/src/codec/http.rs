@@ -570,6 +570,7 @@ fn range_in(base: &[u8], part: &[u8]) -> Result<(usize, usize), CodecError> {
     }
 }
 
+#[cfg(feature = "server-codecs")]
 /// The error of a request line whose version httparse refused (`head` starts with the line): a later major
 /// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one.
 fn version_error(head: &[u8]) -> CodecError {
