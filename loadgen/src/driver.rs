@@ -1426,6 +1426,20 @@ pub(crate) mod tests {
         );
     }
 
+    /// An `.hlog` sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// An open loop behind its schedule: the requests still unsent when the duration ends were counted just
     /// after the ticker took the last second, in an interval of their own stamped at the end of the run
     /// (`2.000,0.001` in the `.hlog` of a 2 s run, with 2,000 unsent requests in it). They were due in the last
@@ -1434,17 +1448,6 @@ pub(crate) mod tests {
     /// intervals add up to the total.
     #[tokio::test(start_paused = true)]
     async fn every_interval_lies_within_the_run_when_the_last_holds_only_unsent_requests() {
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let c = config(|a| {
             a.rate = Some(4_000.0);
             a.duration = Some("2s".into());
@@ -1509,17 +1512,6 @@ pub(crate) mod tests {
     /// as the drain: in the series (`drain`), and in the `.hlog` by a comment before its first interval.
     #[tokio::test(start_paused = true)]
     async fn an_interval_never_mixes_the_window_and_the_drain() {
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         // 4 slots, a reply 400 ms after each request: replies at 0.4, 0.8, 1.2 and 1.6 s.
         type Row = (f64, f64, bool, u64);
         let cases: [(&str, Option<Duration>, &[Row]); 2] = [

@@ -167,6 +167,13 @@ fn watching_keys_without_end_is_capped_not_the_servers_memory() {
     );
 }
 
+/// A one-worker server with a `resp` listener and `flags`.
+fn resp_server(flags: &[&str]) -> ServerProcess {
+    let mut args = vec!["--listen", "resp=127.0.0.1:0", "--workers", "1"];
+    args.extend_from_slice(flags);
+    ServerProcess::start(env!("CARGO_BIN_EXE_sockpool-server"), &args)
+}
+
 /// `--max-multi-bytes` of the two tests above.
 const CAP: usize = 8 << 20;
 
@@ -181,17 +188,7 @@ fn without_end(
     end: (&[u8], &'static str),
 ) -> (usize, usize) {
     const SENT: usize = 128 << 20;
-    let server = ServerProcess::start(
-        env!("CARGO_BIN_EXE_sockpool-server"),
-        &[
-            "--listen",
-            "resp=127.0.0.1:0",
-            "--workers",
-            "1",
-            "--max-multi-bytes",
-            &CAP.to_string(),
-        ],
-    );
+    let server = resp_server(&["--max-multi-bytes", &CAP.to_string()]);
     let (resp, pid) = (server.addr("resp"), server.pid());
     let baseline_kib = status_kib(pid, "VmHWM:");
     let mut s = TcpStream::connect(resp).unwrap();
@@ -260,19 +257,12 @@ fn without_end(
 fn a_partial_multibulk_of_many_arguments_counts_in_the_memory_budget() {
     const BUDGET: usize = 16 << 20;
     const CLIENTS: usize = 8;
-    let server = ServerProcess::start(
-        env!("CARGO_BIN_EXE_sockpool-server"),
-        &[
-            "--listen",
-            "resp=127.0.0.1:0",
-            "--workers",
-            "1",
-            "--memory-budget",
-            &BUDGET.to_string(),
-            "--read-timeout",
-            "60s",
-        ],
-    );
+    let server = resp_server(&[
+        "--memory-budget",
+        &BUDGET.to_string(),
+        "--read-timeout",
+        "60s",
+    ]);
     let (resp, pid) = (server.addr("resp"), server.pid());
     let baseline_kib = status_kib(pid, "VmHWM:");
     let clients: Vec<_> = (0..CLIENTS)
