@@ -1430,6 +1430,18 @@ pub(crate) mod tests {
     #[derive(Clone, Default)]
     struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+    impl Buf {
+        /// An `.hlog` writer into this buffer, its agent named `tag`.
+        fn hlog(&self, tag: &str) -> crate::hdr::HlogWriter<Box<dyn std::io::Write + Send>> {
+            crate::hdr::HlogWriter::new(
+                Box::new(self.clone()) as Box<dyn std::io::Write + Send>,
+                std::time::SystemTime::now(),
+                tag,
+            )
+            .unwrap()
+        }
+    }
+
     impl std::io::Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(b);
@@ -1456,12 +1468,7 @@ pub(crate) mod tests {
         });
         let (f, _) = fake(10);
         let buf = Buf::default();
-        let hlog = crate::hdr::HlogWriter::new(
-            Box::new(buf.clone()) as Box<dyn std::io::Write + Send>,
-            std::time::SystemTime::now(),
-            "behind",
-        )
-        .unwrap();
+        let hlog = buf.hlog("behind");
         let (col, summary) = run_logged(&c, f, Some(hlog)).await;
         let t = &col.total;
         assert!(t.errors.get(ErrorKind::Unsent) > 0, "behind at the end");
@@ -1538,12 +1545,7 @@ pub(crate) mod tests {
             let c = config(|a| a.duration = Some("1500ms".into()));
             let (f, _) = fake(400);
             let buf = Buf::default();
-            let hlog = crate::hdr::HlogWriter::new(
-                Box::new(buf.clone()) as Box<dyn std::io::Write + Send>,
-                std::time::SystemTime::now(),
-                "drain",
-            )
-            .unwrap();
+            let hlog = buf.hlog("drain");
             let (col, _) = run_with(&c, f, Some(hlog), interrupt).await;
             let got: Vec<Row> = col
                 .series

@@ -10,15 +10,18 @@ use support::{config, expect_reply, framed_request, framed_response, scrape, IO_
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket, UnixStream};
 
+/// The models that serve `unix:` listeners (`processes` refuses them at start).
+const UNIX_MODELS: [Model; 5] = [
+    Model::Async,
+    Model::PerCore,
+    Model::Threads,
+    Model::EventLoop,
+    Model::Uring,
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_serves_under_every_model_that_has_it_and_is_removed_on_exit() {
-    for model in [
-        Model::Async,
-        Model::PerCore,
-        Model::Threads,
-        Model::EventLoop,
-        Model::Uring,
-    ] {
+    for model in UNIX_MODELS {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sp.sock");
         // A stale socket file from a crashed server: nobody listens on it any more.
@@ -46,13 +49,7 @@ async fn unix_socket_serves_under_every_model_that_has_it_and_is_removed_on_exit
 /// could no longer be reached).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_server_leaves_its_successors_unix_socket_in_place() {
-    for model in [
-        Model::Async,
-        Model::PerCore,
-        Model::Threads,
-        Model::EventLoop,
-        Model::Uring,
-    ] {
+    for model in UNIX_MODELS {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sp.sock");
         let spec = format!("framed=unix:{}", path.display());
