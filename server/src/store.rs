@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
 /// rarely wait for each other.
@@ -419,6 +419,86 @@ impl Shard {
     ) {
         self.put(key, value, deadline);
         self.reclaim(now, RECLAIM_PER_WRITE);
+    }
+
+    /// `APPEND`: `tail` added to the end of the value at `key` (which is `tail` if the key is missing), its
+    /// deadline kept; the new length, or why nothing changed.
+    ///
+    /// The value grows in place, with its buffer's doubling: appending a byte at a time costs no copy of the
+    /// value each time. While a reply being written holds the value (a `GET` to a client that reads slowly),
+    /// it cannot grow in place: a value of up to [`APPEND_COPY_MAX`] is copied, a larger one is not
+    /// ([`AppendError::Held`]) — else every `GET` left unread followed by an `APPEND` would make the server
+    /// keep one more copy of a value of up to `--max-bulk` bytes for a request of a few bytes.
+    pub(crate) fn append(
+        &mut self,
+        key: &[u8],
+        tail: &[u8],
+        max: usize,
+        now: Instant,
+    ) -> Result<usize, AppendError> {
+        let len = match self.live(key, now) {
+            Some(e) => {
+                let len = e.value.len() + tail.len();
+                if len > max {
+                    return Err(AppendError::TooLarge);
+                }
+                let value = std::mem::take(&mut e.value);
+                let mut grown = match value.try_into_mut() {
+                    Ok(unique) => unique,
+                    Err(held) if held.len() <= APPEND_COPY_MAX => {
+                        let mut copy = BytesMut::with_capacity(len);
+                        copy.extend_from_slice(&held);
+                        copy
+                    }
+                    Err(held) => {
+                        e.value = held;
+                        return Err(AppendError::Held);
+                    }
+                };
+                grown.extend_from_slice(tail);
+                e.value = grown.freeze();
+                self.changed(key);
+                len
+            }
+            None => {
+                self.put(key, Bytes::copy_from_slice(tail), None);
+                tail.len()
+            }
+        };
+        if !self.expiry.is_empty() {
+            self.reclaim(now, RECLAIM_PER_WRITE);
+        }
+        Ok(len)
+    }
+
+    /// `GETRANGE`: the bytes of the value at `key` from `start` to `end` inclusive, Redis's way: a negative
+    /// index counts from the end, both are clamped to the value, and an empty range (or a missing key) is
+    /// empty. No copy: a slice of the stored value.
+    pub(crate) fn range(&mut self, key: &[u8], start: i64, end: i64, now: Instant) -> Bytes {
+        let Some(e) = self.live(key, now) else {
+            return Bytes::new();
+        };
+        let len = e.value.len() as i64;
+        if start < 0 && end < 0 && start > end {
+            return Bytes::new();
+        }
+        let start = if start < 0 {
+            len.saturating_add(start)
+        } else {
+            start
+        }
+        .max(0);
+        let end = if end < 0 {
+            len.saturating_add(end)
+        } else {
+            end
+        }
+        .max(0)
+        .min(len - 1);
+        if start > end || len == 0 {
+            return Bytes::new();
+        }
+        e.value.slice(start as usize..=end as usize)
     }
 
     /// `GETDEL`: the value at `key`, which is removed.
@@ -850,6 +930,31 @@ fn glob_one(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
     }
 }
 
+/// The most `APPEND` copies of a value that a reply being written holds ([`Shard::append`]).
+pub(crate) const APPEND_COPY_MAX: usize = 64 * 1024;
+
+/// Why `APPEND` changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendError {
+    /// The result would be longer than `--max-bulk`.
+    TooLarge,
+    /// The value is larger than [`APPEND_COPY_MAX`] and a reply being written holds it.
+    Held,
+}
+
+impl AppendError {
+    /// The error reply.
+    pub(crate) fn reply(self) -> &'static str {
+        match self {
+            // Redis's words for its `proto-max-bulk-len`.
+            AppendError::TooLarge => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+            AppendError::Held => {
+                "BUSY the value is being sent to a client that reads slowly; try APPEND again later"
+            }
+        }
+    }
+}
+
 /// Why `INCR`/`INCRBY`/`DECR`/`DECRBY` left a value unchanged; each has Redis's own reply ([`IncrError::reply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncrError {
@@ -963,6 +1068,43 @@ mod tests {
             deadline: Some(d),
             ..SetOptions::default()
         }
+    }
+
+    /// `APPEND` a byte at a time grows the value in place (the buffer doubles), not by a copy of the whole
+    /// value per request: 100,000 appends move the value a few dozen times at most.
+    #[test]
+    fn append_grows_the_value_in_place_and_never_past_the_cap() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(shard_of(b"k"));
+        let (mut moved, mut at) = (0, std::ptr::null());
+        for i in 1..=100_000usize {
+            assert_eq!(s.append(b"k", b"x", usize::MAX, now), Ok(i));
+            let ptr = s.map[&b"k"[..]].value.as_ptr();
+            if ptr != at {
+                (moved, at) = (moved + 1, ptr);
+            }
+        }
+        assert!(moved <= 40, "the value moved {moved} times");
+        // A value a reply holds: copied up to APPEND_COPY_MAX, refused past it (nothing changed).
+        let held = s.get(b"k", now).unwrap();
+        assert_eq!(
+            s.append(b"k", b"y", usize::MAX, now),
+            Err(AppendError::Held)
+        );
+        assert_eq!(s.strlen(b"k", now), 100_000);
+        drop(held);
+        assert_eq!(s.append(b"k", b"y", usize::MAX, now), Ok(100_001));
+        s.set(b"small", b"abc", SetOptions::default(), now).unwrap();
+        let held = s.get(b"small", now).unwrap();
+        assert_eq!(s.append(b"small", b"d", usize::MAX, now), Ok(4));
+        assert_eq!(&held[..], b"abc", "a reply in progress keeps its value");
+        // The cap: nothing changes past it (Redis's proto-max-bulk-len check).
+        assert_eq!(
+            s.append(b"k", b"zz", 100_002, now),
+            Err(AppendError::TooLarge)
+        );
+        assert_eq!(s.strlen(b"k", now), 100_001);
+        assert_eq!(s.append(b"new", b"ab", 2, now), Ok(2));
     }
 
     #[test]

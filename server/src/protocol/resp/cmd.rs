@@ -53,6 +53,9 @@ pub(super) enum Cmd {
     PExpireTime,
     Auth,
     Time,
+    Append,
+    GetSet,
+    GetRange,
 }
 
 /// Every command by name, the hot ones first.
@@ -107,6 +110,10 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("PEXPIRETIME", Cmd::PExpireTime),
     ("AUTH", Cmd::Auth),
     ("TIME", Cmd::Time),
+    ("APPEND", Cmd::Append),
+    ("GETSET", Cmd::GetSet),
+    ("GETRANGE", Cmd::GetRange),
+    ("SUBSTR", Cmd::GetRange),
 ];
 
 impl Cmd {
@@ -127,9 +134,9 @@ impl Cmd {
             | Keys | ExpireTime | PExpireTime => 2,
             Rename | RenameNx => 3,
             Set | MSet | MSetNx | Expire | PExpire | ExpireAt | PExpireAt => -3,
-            IncrBy | DecrBy | SetNx => 3,
+            IncrBy | DecrBy | SetNx | Append | GetSet => 3,
             MGet | GetEx | Del | Unlink | Exists | Config | Watch | Client | Scan | Auth => -2,
-            SetEx | PSetEx => 4,
+            SetEx | PSetEx | GetRange => 4,
             Multi | Exec | Discard | Unwatch | DbSize | Time => 1,
         }
     }

@@ -196,6 +196,31 @@ pub(super) fn command<S: Store>(
             false => Value::Simple(Bytes::from_static(b"none")),
         },
         Cmd::StrLen => Value::Integer(store.with(&args[1], |s| s.strlen(&args[1], now)) as i64),
+        Cmd::Append => {
+            let max = shared.config.limits.max_bulk;
+            match store.with(&args[1], |s| s.append(&args[1], &args[2], max, now)) {
+                Ok(len) => Value::Integer(len as i64),
+                Err(e) => Value::error(e.reply()),
+            }
+        }
+        // `SET key value GET`: the old value, the deadline dropped.
+        Cmd::GetSet => {
+            let options = SetOptions {
+                get: true,
+                ..SetOptions::default()
+            };
+            match store.with(&args[1], |s| s.set(&args[1], &args[2], options, now)) {
+                Ok(Some(old)) | Err(Some(old)) => Value::Bulk(old),
+                Ok(None) | Err(None) => return out.buf.extend_from_slice(NULL),
+            }
+        }
+        // The indexes are read before the key is looked at, as Redis does.
+        Cmd::GetRange => match (parse_i64(&args[2]), parse_i64(&args[3])) {
+            (Some(start), Some(end)) => {
+                Value::Bulk(store.with(&args[1], |s| s.range(&args[1], start, end, now)))
+            }
+            _ => Value::error(IncrError::NotAnInteger.reply()),
+        },
         Cmd::Keys => {
             let keys = store.whole(|all| all.keys(&args[1], now));
             // The array header now; the keys (shared with the key space, not copied) a part at a time.

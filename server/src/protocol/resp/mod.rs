@@ -4,7 +4,7 @@
 //! - strings: `GET key`, `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`, `SETNX`, `SETEX`,
 //!   `PSETEX`, `GETDEL`, `GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]`, `MGET key…`, `MSET key value…`,
 //!   `MSETNX key value…`, `DEL key…`, `EXISTS key…`, `INCR`, `DECR`, `INCRBY key n`, `DECRBY key n` (redis-py's
-//!   `incr` sends `INCRBY`); a command on several keys is atomic, as in Redis (`Store::atomically`);
+//!   `incr` sends `INCRBY`), `APPEND`, `GETSET`, `GETRANGE`/`SUBSTR`; a command on several keys is atomic, as in Redis (`Store::atomically`);
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);

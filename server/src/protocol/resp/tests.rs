@@ -521,6 +521,100 @@ fn getex_getdel_msetnx_and_expireat_follow_redis() {
     assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
 }
 
+/// `APPEND`, `GETSET`, `GETRANGE` and `SUBSTR` as redis-server 7.0.15 answers them (each request below, and 40
+/// more, sent through redis-cli to both printed the same); `APPEND` keeps the deadline, `GETSET` drops it, a
+/// result past `--max-bulk` is Redis's `proto-max-bulk-len` error, and an `APPEND` aborts an `EXEC` watching
+/// its key.
+#[test]
+fn append_getset_and_getrange_follow_redis() {
+    let mut s = session(Limits {
+        max_bulk: 16,
+        ..Limits::default()
+    });
+    let say = |s: &mut RespSession, send: &str| talk(s, send);
+    for (send, want) in [
+        (
+            "APPEND s hello\r\nAPPEND s \" world!!!!!\"\r\n",
+            ":5\r\n:16\r\n",
+        ),
+        ("GET s\r\n", "$16\r\nhello world!!!!!\r\n"),
+        (
+            "APPEND s x\r\nSTRLEN s\r\n",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n:16\r\n",
+        ),
+        ("APPEND s \"\"\r\n", ":16\r\n"),
+        (
+            "APPEND n \"\"\r\nEXISTS n\r\nGET n\r\n",
+            ":0\r\n:1\r\n$0\r\n\r\n",
+        ),
+        (
+            "APPEND s\r\n",
+            "-ERR wrong number of arguments for 'append' command\r\n",
+        ),
+        (
+            "SET t abc EX 100\r\nAPPEND t def\r\nTTL t\r\n",
+            "+OK\r\n:6\r\n:100\r\n",
+        ),
+        ("GETSET t zzz\r\nTTL t\r\n", "$6\r\nabcdef\r\n:-1\r\n"),
+        ("GETSET m v\r\nGET m\r\n", "$-1\r\n$1\r\nv\r\n"),
+        (
+            "GETSET m\r\n",
+            "-ERR wrong number of arguments for 'getset' command\r\n",
+        ),
+        ("SET w \"This is a string\"\r\n", "+OK\r\n"),
+        (
+            "GETRANGE w 0 3\r\nGETRANGE w -3 -1\r\n",
+            "$4\r\nThis\r\n$3\r\ning\r\n",
+        ),
+        ("GETRANGE w 0 -1\r\n", "$16\r\nThis is a string\r\n"),
+        (
+            "GETRANGE w 10 100\r\nGETRANGE w 5 2\r\n",
+            "$6\r\nstring\r\n$0\r\n\r\n",
+        ),
+        (
+            "GETRANGE w -1 -5\r\nGETRANGE w -100 2\r\n",
+            "$0\r\n\r\n$3\r\nThi\r\n",
+        ),
+        (
+            "GETRANGE w 0 -100\r\nGETRANGE w -100 -100\r\n",
+            "$1\r\nT\r\n$1\r\nT\r\n",
+        ),
+        (
+            "GETRANGE w 100 200\r\nGETRANGE nokey 0 5\r\n",
+            "$0\r\n\r\n$0\r\n\r\n",
+        ),
+        // The indexes are read first: an error even for a missing key.
+        (
+            "GETRANGE nokey x 1\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (
+            "GETRANGE w -9223372036854775808 9223372036854775807\r\n",
+            "$16\r\nThis is a string\r\n",
+        ),
+        ("SUBSTR w 0 3\r\n", "$4\r\nThis\r\n"),
+        (
+            "GETRANGE w 1\r\n",
+            "-ERR wrong number of arguments for 'getrange' command\r\n",
+        ),
+        ("SET e \"\"\r\nGETRANGE e 0 -1\r\n", "+OK\r\n$0\r\n\r\n"),
+        (
+            "SET num 10\r\nAPPEND num 5\r\nINCR num\r\n",
+            "+OK\r\n:3\r\n:106\r\n",
+        ),
+    ] {
+        assert_eq!(say(&mut s, send), want, "{send:?}");
+    }
+    // An APPEND is a change: a transaction watching the key aborts.
+    let mut o = other(&s);
+    assert_eq!(
+        say(&mut s, "WATCH t\r\nMULTI\r\nGET t\r\n"),
+        "+OK\r\n+OK\r\n+QUEUED\r\n"
+    );
+    assert_eq!(say(&mut o, "APPEND t !\r\n"), ":4\r\n");
+    assert_eq!(say(&mut s, "EXEC\r\n"), "*-1\r\n");
+}
+
 /// `FLUSHALL`/`FLUSHDB` and `DBSIZE` as redis-server 7.0 answers them (a differential run through redis-cli
 /// printed the same), and a flush aborts a transaction watching a key that was there, not one watching a
 /// missing key (redis-py against both: the same).
