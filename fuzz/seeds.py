@@ -124,6 +124,13 @@ def main() -> None:
     ]
     for target in ("resp_server", "session_resp"):
         seeds.setdefault(target, set()).update(resp_seeds)
+    # Later minor versions of HTTP/1, served as HTTP/1.1 (their tests build the requests with `format!`).
+    http_seeds = [
+        b"GET / HTTP/1.2\r\nHost: x\r\n\r\nGET /c HTTP/1.10\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.02\r\nHost: x\r\nContent-Length: 1\r\n\r\nz",
+    ]
+    for target in ("http_server", "session_http"):
+        seeds.setdefault(target, set()).update(http_seeds)
     seeds.setdefault("framed_server", set()).update(requests)
     seeds.setdefault("session_framed", set()).update(requests)
     seeds.setdefault("framed_client", set()).update(

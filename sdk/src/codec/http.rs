@@ -571,18 +571,41 @@ fn range_in(base: &[u8], part: &[u8]) -> Result<(usize, usize), CodecError> {
 }
 
 #[cfg(feature = "server-codecs")]
+/// The version word of a request line that httparse refused (`head` starts with the line) and where it starts:
+/// the line's third word, where httparse looked for the version (not the last: `GET / x / HTTP/2.0` fails at
+/// `x`, and a line read a byte at a time must be judged on what was there when it failed).
+fn version_word(head: &[u8]) -> (&[u8], usize) {
+    let line = head
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or(head)
+        .trim_ascii_end();
+    let mut at = 0;
+    for (i, word) in line.split(|&b| b == b' ').enumerate() {
+        if i == 2 {
+            return (word, at);
+        }
+        at += word.len() + 1;
+    }
+    (b"", line.len())
+}
+
+#[cfg(feature = "server-codecs")]
+/// Where the version of a request line that httparse refused is a later minor version of HTTP/1 (`HTTP/1.2`,
+/// `HTTP/1.10`): its byte range in `head`. RFC 9110 §2.5: such a message is processed as the highest minor version
+/// the recipient implements, HTTP/1.1 here, as nginx does.
+fn later_minor(head: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (word, at) = version_word(head);
+    let minor = word.strip_prefix(b"HTTP/1.")?;
+    let later = !matches!(minor, b"" | b"0" | b"1") && minor.iter().all(u8::is_ascii_digit);
+    later.then(|| at..at + word.len())
+}
+
+#[cfg(feature = "server-codecs")]
 /// The error of a request line whose version httparse refused (`head` starts with the line): a later major
 /// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one.
 fn version_error(head: &[u8]) -> CodecError {
-    // The third word of the line, where httparse looked for the version (not the last: `GET / x / HTTP/2.0`
-    // fails at `x`, and a line read a byte at a time must be judged on what was there when it failed).
-    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
-    let version = line
-        .trim_ascii_end()
-        .split(|&b| b == b' ')
-        .nth(2)
-        .unwrap_or(b"");
-    match version.strip_prefix(b"HTTP/") {
+    match version_word(head).0.strip_prefix(b"HTTP/") {
         Some([major, ..]) if (b'2'..=b'9').contains(major) => {
             CodecError::protocol(VERSION_NOT_SUPPORTED)
         }
@@ -841,6 +864,12 @@ impl ServerCodec {
     }
 
     fn parse_head(&self, head: &Bytes) -> Result<PendingRequest, CodecError> {
+        self.parse_head_as(head, false)
+    }
+
+    /// [`parse_head`](Self::parse_head); `rewritten`: `head` is a copy whose later minor version was made
+    /// `HTTP/1.1`, parsed as such once.
+    fn parse_head_as(&self, head: &Bytes, rewritten: bool) -> Result<PendingRequest, CodecError> {
         let parsed = with_header_slots(self.limits.max_headers, |slots| {
             let mut req = httparse::Request::new(&mut []);
             match httparse::ParserConfig::default()
@@ -866,8 +895,19 @@ impl ServerCodec {
                 framing,
                 collect_entries(head, req.headers)?,
             ))
-        })?;
-        let (method, path, version, framing, entries) = parsed;
+        });
+        let (method, path, version, framing, entries) = match (parsed, later_minor(head)) {
+            (Ok(parsed), _) => parsed,
+            // `HTTP/1.2` and later minors: parsed again as HTTP/1.1, from a copy (a rare request pays for it).
+            (Err(_), Some(word)) if !rewritten => {
+                let mut copy = BytesMut::with_capacity(head.len());
+                copy.extend_from_slice(&head[..word.start]);
+                copy.extend_from_slice(b"HTTP/1.1");
+                copy.extend_from_slice(&head[word.end..]);
+                return self.parse_head_as(&copy.freeze(), true);
+            }
+            (Err(e), _) => return Err(e),
+        };
         // RFC 9112 §3.2: 400 to an HTTP/1.1 request without `Host`, and to any request with more than one (as
         // nginx answers). HTTP/1.0 needs none.
         if framing.hosts > 1 {
@@ -1034,6 +1074,11 @@ fn check_request_line(partial: &[u8]) -> Result<bool, CodecError> {
     let mut req = httparse::Request::new(&mut []);
     match httparse::ParserConfig::default().parse_request(&mut req, line) {
         Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(whole),
+        // A later minor version is read on, served as HTTP/1.1 once the head is whole (httparse refuses
+        // `HTTP/1.2` as a version, `HTTP/1.10` as a new line after `HTTP/1.1`).
+        Err(httparse::Error::Version | httparse::Error::NewLine) if later_minor(line).is_some() => {
+            Ok(whole)
+        }
         Err(httparse::Error::Version) => Err(version_error(line)),
         Err(e) => Err(CodecError::protocol(format!("malformed head: {e}"))),
     }
@@ -1836,6 +1881,50 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(later)
             );
+        }
+    }
+
+    /// RFC 9110 §2.5: a later minor version of HTTP/1 is served as HTTP/1.1, as nginx serves `HTTP/1.2`,
+    /// `HTTP/1.9` and `HTTP/1.10` (it was 400); anything else in its place stays malformed. Read whole or a byte
+    /// at a time, the same answer.
+    #[test]
+    fn a_later_minor_version_is_served_as_http_1_1() {
+        let one_by_one = |input: &[u8]| {
+            let (mut codec, mut buf, mut out) =
+                (ServerCodec::default(), BytesMut::new(), Vec::new());
+            for &b in input {
+                buf.extend_from_slice(&[b]);
+                while let Some(req) = codec.decode(&mut buf)? {
+                    out.push(req);
+                }
+            }
+            Ok::<_, CodecError>(out)
+        };
+        for later in ["HTTP/1.2", "HTTP/1.9", "HTTP/1.10", "HTTP/1.02"] {
+            let input = format!(
+                "GET /a?b {later}\r\nHost: x\r\nX-Y: z\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+            );
+            for reqs in [
+                requests(&mut ServerCodec::default(), input.as_bytes()),
+                one_by_one(input.as_bytes()),
+            ] {
+                let reqs = reqs.unwrap();
+                assert_eq!(reqs.len(), 2, "{later}");
+                assert_eq!(reqs[0].version, Version::Http11, "{later}");
+                assert_eq!(&reqs[0].path[..], b"/a?b");
+                assert_eq!(reqs[0].header("x-y"), Some(&b"z"[..]));
+                assert!(reqs[0].keep_alive());
+                assert_eq!(&reqs[1].path[..], b"/c");
+            }
+        }
+        for bad in ["HTTP/1.2x", "HTTP/1.", "HTTP/1.-2", "http/1.2", "HTTP/01.1"] {
+            let input = format!("GET / {bad}\r\nHost: x\r\n\r\n");
+            for err in [
+                requests(&mut ServerCodec::default(), input.as_bytes()).unwrap_err(),
+                one_by_one(input.as_bytes()).unwrap_err(),
+            ] {
+                assert_eq!(error_status(&err), Some(400), "{bad}: {err}");
+            }
         }
     }
 
