@@ -30,12 +30,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use tokio::task::JoinSet;
-use tokio::time::{sleep, sleep_until, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::check::Failure;
@@ -633,20 +634,37 @@ impl ClosedLoop {
 
 impl<T: Transport> State<T> {
     /// Sends the request taken as `due` through [`Transport::call`] and records how it went. Returns the
-    /// outcome's error, if any.
-    async fn send(&self, due: Due) -> Option<ErrorKind> {
+    /// outcome's error, if any. `backstop` is the slot's timer (see [`slots`]).
+    async fn send(&self, due: Due, backstop: &mut Pin<Box<Sleep>>) -> Option<ErrorKind> {
         let req = self.gen.borrow_mut().next_request();
         let bytes_sent = req.payload_len() as u64;
         // One deadline for the whole request, from its intended send time: the wait for a slot, connecting and
         // the exchange all come out of it, so no request is recorded much later than `--timeout` after it was due.
         let deadline = due.intended + self.timeout;
-        let call = self.transport.call(req, deadline);
-        let out = match timeout_at(deadline + TIMEOUT_SLACK, call).await {
-            Ok(o) => o,
-            Err(_) => Outcome {
-                written: true,
-                ..Outcome::failed(ErrorKind::Timeout(Phase::Request).into())
-            },
+        // The transport ends the call by its deadline and says in which phase; the backstop ends it
+        // TIMEOUT_SLACK later if it does not. One timer for the slot, not one per request (a `timeout_at` per
+        // call registered a timer and removed it again: ~1,500 instructions a request, a fifth of a tune cell's):
+        // moved only when it would fire after this request's limit, and when it fires for an earlier request's
+        // (answered long ago), moved to this one's.
+        let limit = deadline + TIMEOUT_SLACK;
+        if backstop.deadline() > limit {
+            backstop.as_mut().reset(limit);
+        }
+        let mut call = std::pin::pin!(self.transport.call(req, deadline));
+        let out = loop {
+            tokio::select! {
+                biased;
+                out = &mut call => break out,
+                () = backstop.as_mut() => {
+                    if Instant::now() >= limit {
+                        break Outcome {
+                            written: true,
+                            ..Outcome::failed(ErrorKind::Timeout(Phase::Request).into())
+                        };
+                    }
+                    backstop.as_mut().reset(limit);
+                }
+            }
         };
         let kind = out.result.as_ref().err().map(|f| f.kind);
         let bytes_sent = if out.written { bytes_sent } else { 0 };
@@ -1110,12 +1128,15 @@ async fn slots<T: Transport>(state: &Rc<State<T>>, feed: &Rc<Feed>, slots: usize
         tasks.spawn_local(async move {
             // Since when this slot has been free and waiting for a request to come due.
             let mut free_since = None;
+            // The slot's backstop timer ([`State::send`]); boxed, so that the slot's future stays small.
+            let mut backstop =
+                Box::pin(sleep_until(Instant::now() + state.timeout + TIMEOUT_SLACK));
             loop {
                 let now = Instant::now();
                 match feed.take(now, free_since.unwrap_or(now)) {
                     Take::Send(due) => {
                         free_since = None;
-                        if let Some(kind) = state.send(due).await {
+                        if let Some(kind) = state.send(due, &mut backstop).await {
                             if is_connection_failure(kind) {
                                 sleep(RECONNECT_BACKOFF).await;
                             }
