@@ -602,6 +602,13 @@ pub fn run(
                     interrupted = stop(done, "matrix");
                     break 'cells;
                 }
+                // The runner knows the cell by its settings; the user by its label.
+                Err(TuneError::Cell { reason, .. }) => {
+                    return Err(TuneError::Cell {
+                        cell: cell.label.clone(),
+                        reason,
+                    })
+                }
                 r => r?,
             };
             if let Some(e) = unanswered(&cell, &r) {
@@ -660,41 +667,46 @@ pub fn run(
     })
 }
 
-/// A cell that got no reply at all, or none that could be read (every request ended in a protocol error, a
-/// bad reply, or a closed or reset connection): the target does not speak the protocol, and every figure of the
-/// tune would be a zero. Timeouts alone are a measurement (a `timeout` shorter than the reply time), not this.
+/// A cell that got no reply at all: none finished, or every request failed without one (replies that do not
+/// decode, connections refused, closed or reset, TLS failures) — a target that does not speak the protocol, or
+/// one that stopped (killed mid-tune), and every figure of the tune would be a zero. Timeouts alone (and
+/// requests a lagging open loop left unsent) are a measurement (a `timeout` shorter than the reply time), not
+/// this.
 fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
     use crate::recorder::ErrorKind as K;
     if r.replies > 0 {
         return None;
     }
     let e = &r.errors_by_kind;
-    let unread = [K::Protocol, K::BadReply, K::Closed, K::Reset]
-        .iter()
-        .map(|k| e.get(*k))
-        .sum::<u64>();
-    if r.errors > unread {
+    let measured = e.timeouts() + e.get(K::Unsent);
+    if r.errors > 0 && measured >= r.errors {
         return None;
     }
+    let kinds = e
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let what = if r.errors == 0 {
         format!(
-            "no request finished in {} (no reply, no error)",
+            "no request finished in {} (no reply, no error): the target stopped answering",
             humantime::format_duration(cell.config.duration)
+        )
+    } else if e.get(K::Protocol) + e.get(K::BadReply) > 0 {
+        format!(
+            "no reply could be read ({kinds}): does the target speak the protocol tune sends (--protocol and \
+             the request flags)?"
         )
     } else {
         format!(
-            "no reply could be read: {} protocol error(s), {} bad replies, {} closed and {} reset connections",
-            e.get(K::Protocol),
-            e.get(K::BadReply),
-            e.get(K::Closed),
-            e.get(K::Reset)
+            "every request failed without a reply ({kinds}): the target refused or dropped the connections \
+             (did it stop?)"
         )
     };
     Some(TuneError::Cell {
         cell: cell.label.clone(),
-        reason: format!(
-            "{what}: the target does not answer the framed protocol; tune stops rather than report zeros"
-        ),
+        reason: format!("{what}; tune stops rather than report zeros"),
     })
 }
 

@@ -199,10 +199,19 @@ impl LoadRunner {
     }
 }
 
+/// The cell as `--vary` spells its settings (`connections=16 pipeline=8 pool=pooled rate=closed`), for errors
+/// raised where the cell's label is not known ([`super::run`] puts the label in place of it).
 fn describe(cell: &CellConfig) -> String {
+    let pool = match cell.pool {
+        super::PoolMode::Pooled => "pooled",
+        super::PoolMode::PerRequest => "per-request",
+    };
+    let rate = cell
+        .rate
+        .map_or("closed".to_string(), |r| format!("{r:.0}"));
     format!(
-        "connections={} pipeline={} pool={:?} rate={:?}",
-        cell.connections, cell.pipeline, cell.pool, cell.rate
+        "connections={} pipeline={} pool={pool} rate={rate}",
+        cell.connections, cell.pipeline
     )
 }
 
