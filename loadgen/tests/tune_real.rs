@@ -236,6 +236,54 @@ fn a_target_that_does_not_speak_the_protocol_stops_the_tune_with_that_error() {
     );
 }
 
+/// Runs `tune` with `flags` and a short 2-cell matrix; (exit code, stderr).
+fn tune_failing(flags: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .arg("tune")
+        .args(flags)
+        .args([
+            "--vary",
+            "pipeline=1,4",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "0s",
+        ])
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_first_request_that_fails_for_another_reason_than_the_protocol_says_what_failed() {
+    // TLS spoken to a plain server: the handshake fails; the SDK's words, not a guess at the protocol.
+    let (_server, plain) = common::serve("framed=127.0.0.1:0", None);
+    let (code, stderr) = tune_failing(&["--target", &format!("tls://{plain}"), "--insecure"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "sockpool-loadgen: the first request to tls://{plain} failed (tls): e.g. tls: TLS error during TLS \
+             handshake on tls://{plain}: "
+        )) && !stderr.contains("protocol mismatch"),
+        "{stderr}"
+    );
+    // The protocol is right and the server refuses the command: its error reply is quoted.
+    let redis = redis_like_server();
+    let (code, stderr) = tune_failing(&["--target", &redis, "--protocol", "resp"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "sockpool-loadgen: the first request to {redis} failed (server_error): e.g. server_error: [ERR] got \
+             \"ERR unknown command\""
+        )
+    );
+}
+
 #[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::{CellConfig, CellResult, CellRunner, TuneError};
 use crate::args::{RunArgs, ServiceArgs};
 use crate::config::{Config, Protocol};
-use crate::recorder::{replies, ErrorKind};
+use crate::recorder::replies;
 use crate::runner::Signals;
 use tokio_util::sync::CancellationToken;
 
@@ -184,13 +184,22 @@ impl LoadRunner {
             .map(|(k, _)| k.to_string())
             .collect();
         let protocol = config.protocol.name();
-        let why = errors.no_reply_cause(protocol).unwrap_or_else(|| {
-            if errors.get(ErrorKind::ServerError) > 0 {
-                "it answered with an error".to_string()
-            } else {
-                "the request failed".to_string()
-            }
-        });
+        let Some(why) = errors.no_reply_cause(protocol) else {
+            // Not the protocol: a TLS failure, a refused or reset connection, an error reply. Say what the
+            // server or the SDK said, as `run` does, rather than guess at a mismatch.
+            let said = result
+                .total
+                .details
+                .examples()
+                .next()
+                .map_or(String::new(), |(kind, text)| {
+                    format!(": e.g. {}: {text}", kind.name())
+                });
+            return Err(TuneError::Target(format!(
+                "the first request to {target} failed ({}){said}",
+                kinds.join(", ")
+            )));
+        };
         Err(TuneError::Target(format!(
             "protocol mismatch? {target} does not answer --protocol {protocol}: {why} ({}); check --protocol \
              (framed echo line http resp udp) and the request flags",
@@ -199,8 +208,6 @@ impl LoadRunner {
     }
 }
 
-/// The cell as `--vary` spells its settings (`connections=16 pipeline=8 pool=pooled rate=closed`), for errors
-/// raised where the cell's label is not known ([`super::run`] puts the label in place of it).
 fn describe(cell: &CellConfig) -> String {
     let pool = match cell.pool {
         super::PoolMode::Pooled => "pooled",
