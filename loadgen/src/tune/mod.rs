@@ -520,6 +520,58 @@ impl Plan {
     pub fn cells(&self) -> Result<Vec<Cell>, TuneError> {
         matrix::cells(&self.baseline, &self.varies, self.one_at_a_time)
     }
+
+    /// How long the plan takes, told before it starts (a 256-cell matrix repeated is hours): the matrix's
+    /// runs and their length, and the most the SLO search can add.
+    pub fn estimate(&self) -> Result<Estimate, TuneError> {
+        let run = self.baseline.duration + self.baseline.warmup;
+        let runs = self.cells()?.len() * self.repeat;
+        // At most SLO_MAX_STEPS rates, each a set of --repeat runs, confirmed by up to two more sets.
+        let slo_runs = match self.slo {
+            Some(_) => defaults::SLO_MAX_STEPS * 3 * self.repeat,
+            None => 0,
+        };
+        Ok(Estimate {
+            runs,
+            slo_runs,
+            run,
+        })
+    }
+}
+
+/// How long a tune takes ([`Plan::estimate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Runs of the matrix: cells × `--repeat`.
+    pub runs: usize,
+    /// The most runs the SLO search can add (0 without `--slo`).
+    pub slo_runs: usize,
+    /// One run's length: warm-up and measured time (connecting and draining come on top).
+    pub run: Duration,
+}
+
+impl Estimate {
+    /// The line `tune` prints on stderr before the first cell.
+    pub fn line(&self) -> String {
+        let about = |runs: usize| {
+            let secs = (self.run.as_secs_f64() * runs as f64).round();
+            humantime::format_duration(Duration::from_secs_f64(secs)).to_string()
+        };
+        let mut line = format!(
+            "{} runs of {} each: about {}",
+            self.runs,
+            humantime::format_duration(self.run),
+            about(self.runs)
+        );
+        if self.slo_runs > 0 {
+            line.push_str(&format!(
+                ", then the SLO search: at most {} runs more (about {})",
+                self.slo_runs,
+                about(self.slo_runs)
+            ));
+        }
+        line
+    }
 }
 
 /// The key of a `--vary KEY=…` spec, if it names one.
@@ -862,6 +914,9 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     }
     runner.probe(&plan.baseline)?;
     let quiet = a.quiet;
+    if !quiet {
+        eprintln!("sockpool-loadgen: tune: {}", plan.estimate()?.line());
+    }
     let mut progress = |line: &str| {
         if !quiet {
             eprintln!("{line}");
