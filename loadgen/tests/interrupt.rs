@@ -339,6 +339,29 @@ fn ctrl_c_during_a_tune_reports_the_cells_finished_and_writes_no_recommendation(
 }
 
 #[test]
+fn ctrl_c_after_some_runs_of_the_first_cell_says_no_cell_finished_not_no_run() {
+    let a = os_args("tune --vary connections=1,2 --repeat 3 --duration 1s --warmup 100ms");
+    // The first run of the first cell has finished; its two other runs have not.
+    let (mut child, stderr) = start_until(&a, "[1/6]");
+    signal(&child, Signal::SIGINT);
+    let (status, _) = wait(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130));
+    // The reader thread ends at the end of stderr, which the exit closed.
+    let said: Vec<String> = stderr.iter().collect();
+    assert!(
+        said.iter().any(|l| l.starts_with(
+            "sockpool-loadgen: no cell finished all its runs before the interrupt (a cell is reported with every \
+             --repeat run or not at all)"
+        )),
+        "{said:#?}"
+    );
+    assert!(
+        !said.iter().any(|l| l.contains("no run finished")),
+        "{said:#?}"
+    );
+}
+
+#[test]
 fn ctrl_c_during_a_stream_keeps_the_sizes_measured() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("s.json");

@@ -925,8 +925,9 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let report = match run(&runner, plan, &mut progress) {
         Err(TuneError::Interrupted) => {
             eprintln!(
-                "sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written \
-                 (an earlier tune's at these paths is removed)"
+                "sockpool-loadgen: no cell finished all its runs before the interrupt (a cell is reported with \
+                 every --repeat run or not at all): nothing to report, no file written (an earlier tune's at \
+                 these paths is removed)"
             );
             return Err(TuneError::Interrupted);
         }
