@@ -276,7 +276,8 @@ fn a_step_where_the_generator_fell_behind_is_its_limit_not_the_servers_failure()
         "{text}"
     );
     assert!(
-        report.recommendation.reason.contains("unmeasured"),
+        report.recommendation.reason.contains("unmeasured")
+            && report.recommendation.reason.contains("(tune --threads N,"),
         "{}",
         report.recommendation.reason
     );

@@ -343,6 +343,11 @@ pub struct TuneArgs {
     /// Baseline connections. Default: 16.
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
+    /// Load-generator worker threads of every run, as `run --threads` (a cell with fewer connections runs one
+    /// per connection). More threads keep an open-loop schedule at higher rates: the SLO search's
+    /// "generator-limited". Default: 1.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Baseline pipeline depth. Default: 1.
     #[arg(long)]
     pub pipeline: Option<usize>,
@@ -378,6 +383,8 @@ pub struct Plan {
     pub repeat: usize,
     /// The objective, if any.
     pub slo: Option<Slo>,
+    /// Load-generator worker threads of every run (at most the cell's connections).
+    pub threads: usize,
 }
 
 /// `--duration`, `--warmup` and `--repeat`, checked (shared by a tune and the tour).
@@ -489,12 +496,17 @@ impl Plan {
         }
         let repeat = timing.repeat;
         let slo = a.slo.as_deref().map(Slo::parse).transpose()?;
+        let threads = a.threads.unwrap_or(crate::config::defaults::THREADS);
+        if threads == 0 {
+            return Err(bad("--threads must be at least 1".into()));
+        }
         let plan = Plan {
             baseline: base,
             varies,
             one_at_a_time: a.one_at_a_time,
             repeat,
             slo,
+            threads,
         };
         let cells = plan.cells()?;
         let n = cells.len();
@@ -898,6 +910,7 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
 /// The tune of `plan` once its flags are checked and its outputs expected: every cell, the files.
 fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let mut runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
+    runner.threads = plan.threads;
     // Ctrl-C stops the run in progress as `run` stops, and the cells measured before it are reported.
     let interrupt = tokio_util::sync::CancellationToken::new();
     let what = format!(
