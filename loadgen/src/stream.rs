@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
@@ -26,6 +26,8 @@ use sockpool::protocol::Framed;
 use sockpool::transport::{Connector, Endpoint, Stream};
 use sockpool::{ErrorKind, Pipelined, SocketOptions, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+// The echo's clock is tokio's, the framed loop's too: the same instants, and tests can pause them.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::defaults::MAX_IN_FLIGHT;
@@ -314,8 +316,14 @@ impl StreamPlan {
                 humantime::parse_duration(s).map_err(|e| bad(format!("--duration {s:?}: {e}")))?
             }
         };
-        if duration.is_zero() {
-            return Err(bad("--duration must be longer than 0".into()));
+        // As `run`: shorter than a connection's set-up and one round trip measures nothing.
+        let least = crate::config::defaults::MIN_DURATION;
+        if duration < least {
+            return Err(bad(format!(
+                "--duration {}: too short to measure anything; at least {}",
+                humantime::format_duration(duration),
+                humantime::format_duration(least)
+            )));
         }
         if duration > crate::config::defaults::MAX_DURATION {
             return Err(bad(format!(
@@ -480,6 +488,13 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
         }
     }
     writer.await.map_err(|e| StreamError::Io(e.to_string()))?;
+    if received == 0 {
+        // The echo came, after the measured time: no rate to report (it would be 0 B/s, a file forever).
+        return Err(StreamError::Io(format!(
+            "no byte came back within {} ({seen} bytes after it): measure for longer (--duration)",
+            humantime::format_duration(cell.duration)
+        )));
+    }
     Ok(StreamResult {
         cell,
         bytes: 2 * received,
@@ -502,9 +517,9 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
         Direction::Up | Direction::Down => cell.buffer as u64,
         Direction::Both => 2 * cell.buffer as u64,
     };
-    let end = tokio::time::Instant::now() + cell.duration;
+    let end = Instant::now() + cell.duration;
     let (mut bytes, mut next_id) = (0u64, 0u64);
-    let mut now = tokio::time::Instant::now();
+    let mut now = Instant::now();
     loop {
         while conn.in_flight() < cell.window && now < end {
             next_id += 1;
@@ -537,8 +552,19 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
         }
     }
     if bytes == 0 {
+        // A reply that comes soon after the end says the duration was too short, not that the server does not
+        // speak framed.
+        let late = match tokio::time::timeout(ECHO_STALL, conn.next()).await {
+            Ok(Some(done)) => done.result.is_ok_and(|r| r.status == Status::Ok),
+            _ => false,
+        };
+        let why = if late {
+            "the first reply came after it: measure for longer (--duration)"
+        } else {
+            "is the target a sockpool framed server (--protocol framed)?"
+        };
         return Err(StreamError::Io(format!(
-            "no framed reply within {}: is the target a sockpool framed server (--protocol framed)?",
+            "no framed reply within {}: {why}",
             humantime::format_duration(cell.duration)
         )));
     }

@@ -100,6 +100,12 @@ fn flags_are_checked_once() {
     assert!(e(|a| a.buffer = Some("12parsecs".into())).contains("--buffer"));
     assert!(e(|a| a.direction = Some("sideways".into())).contains("up, down or both"));
     assert!(e(|a| a.protocol = Some("http".into())).contains("framed or echo"));
+    // As `run`: a duration shorter than a round trip measures nothing (5ms gave 0 B/s and a file that
+    // takes 10^18 s with echo, and "not a framed server" with framed).
+    assert_eq!(
+        e(|a| a.duration = Some("5ms".into())),
+        "--duration 5ms: too short to measure anything; at least 10ms"
+    );
     // The requests in flight are memory: 100,000 x 1 MiB was 24 GB of RSS before the OOM killer came.
     assert!(e(|a| {
         a.window = Some(100_000);
@@ -295,4 +301,72 @@ fn a_buffer_another_server_refuses_is_named_and_the_sizes_before_it_are_printed(
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+/// A peer that answers as the protocol wants, but only `delay` after the first bytes it reads: framed replies
+/// (OK, the request's id, no payload) or the echo of what it read.
+async fn late_peer(framed: bool, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let (mut buf, mut pending) = (vec![0u8; 64 * 1024], Vec::new());
+        let mut first = true;
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if std::mem::take(&mut first) {
+                tokio::time::sleep(delay).await;
+            }
+            if !framed {
+                let _ = s.write_all(&buf[..n]).await;
+                continue;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            // Frames: len u32, then op u8, id u64, arg u32, payload; the reply: len 9, status 0, the id.
+            while pending.len() >= 4 {
+                let len = u32::from_be_bytes(pending[..4].try_into().unwrap()) as usize;
+                if pending.len() < 4 + len {
+                    break;
+                }
+                let mut reply = vec![0, 0, 0, 9, 0];
+                reply.extend_from_slice(&pending[5..13]);
+                pending.drain(..4 + len);
+                let _ = s.write_all(&reply).await;
+            }
+        }
+    });
+    addr
+}
+
+/// Replies that come only after the measured time: the duration was too short. Not a rate of 0 B/s with a
+/// file that takes forever (echo), nor "not a framed server" (framed). On paused time: the peer answers 200ms
+/// after the first bytes, the cells measure 50ms.
+#[tokio::test(start_paused = true)]
+async fn replies_that_come_after_the_measured_time_ask_for_a_longer_duration() {
+    let short = |protocol, direction| StreamCell {
+        duration: Duration::from_millis(50),
+        ..cell(protocol, direction, 1024)
+    };
+    let late = late_peer(true, Duration::from_millis(200)).await;
+    let e = stream::measure(late, short(StreamProto::Framed, Direction::Up))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "no framed reply within 50ms: the first reply came after it: measure for longer (--duration)"
+    );
+    let late = late_peer(false, Duration::from_millis(200)).await;
+    let e = stream::measure(late, short(StreamProto::Echo, Direction::Both))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("no byte came back within 50ms (")
+            && e.ends_with(" bytes after it): measure for longer (--duration)"),
+        "{e}"
+    );
 }
