@@ -459,8 +459,17 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
     loop {
         let n = tokio::time::timeout(ECHO_STALL, r.read(&mut buf))
             .await
-            .map_err(|_| StreamError::Io("echo reply stalled".into()))?
-            .map_err(|e| StreamError::Io(e.to_string()))?;
+            .map_err(|_| {
+                StreamError::Io(format!(
+                    "no echo for {} after {seen} bytes came back: the server stalled or does not read",
+                    humantime::format_duration(ECHO_STALL)
+                ))
+            })?
+            .map_err(|e| {
+                StreamError::Io(format!(
+                    "the connection broke after {seen} bytes came back: {e}"
+                ))
+            })?;
         if n == 0 {
             if Instant::now() < end {
                 writer.abort();

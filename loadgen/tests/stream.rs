@@ -370,3 +370,27 @@ async fn replies_that_come_after_the_measured_time_ask_for_a_longer_duration() {
         "{e}"
     );
 }
+
+/// An echo server that echoes the first 1000 bytes and then neither reads nor writes: the stream says how much
+/// came back before it stalled (it said "echo reply stalled"). On paused time: the stall is the reader's 2 s.
+#[tokio::test(start_paused = true)]
+async fn an_echo_server_that_stalls_is_named_with_the_bytes_it_echoed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut first = [0u8; 1000];
+        s.read_exact(&mut first).await.unwrap();
+        s.write_all(&first).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let e = stream::measure(addr, cell(StreamProto::Echo, Direction::Both, 1024))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "no echo for 2s after 1000 bytes came back: the server stalled or does not read"
+    );
+}
