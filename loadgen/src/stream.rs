@@ -14,7 +14,7 @@
 //! its read buffer holds 8 of the largest `--buffer` (as iperf3's server reads with the client's `-l`).
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,7 +76,7 @@ pub enum StreamError {
 /// The raw flags of `sockpool-loadgen stream`. Defaults in [`defaults`].
 #[derive(Debug, Default, Clone, Args)]
 pub struct StreamArgs {
-    /// Server: `host:port` or `[::1]:port`. Without it, an embedded reference server.
+    /// Server: `host:port`, `[::1]:port` or `unix:/path`. Without it, an embedded reference server.
     #[arg(long, short = 't')]
     pub target: Option<String>,
     /// framed (SINK/SOURCE/ECHO) or echo. Default: framed.
@@ -265,8 +265,8 @@ pub fn check_frame(
 pub struct StreamPlan {
     /// The cells.
     pub cells: Vec<StreamCell>,
-    /// External target, or `None` for the embedded server.
-    pub target: Option<SocketAddr>,
+    /// External target (TCP or a Unix socket), or `None` for the embedded server.
+    pub target: Option<Endpoint>,
     /// File size for the transfer-time column.
     pub file_size: u64,
 }
@@ -356,14 +356,20 @@ impl StreamPlan {
                 "--file-size 0: the file must hold at least one byte (e.g. 1GiB)".into(),
             ));
         }
-        let target = match &a.target {
+        let target = match a.target.as_deref() {
             None => None,
-            Some(t) => Some(
+            // A Unix stream socket: bulk transfer without TCP, as `run --target unix:/path` drives one.
+            Some(t) if t.starts_with("unix:") && t.len() > "unix:".len() => {
+                Some(Endpoint::Unix(t["unix:".len()..].into()))
+            }
+            Some(t) => Some(Endpoint::tcp(
                 t.to_socket_addrs()
                     .ok()
                     .and_then(|mut i| i.next())
-                    .ok_or_else(|| bad(format!("--target {t:?}: expected host:port")))?,
-            ),
+                    .ok_or_else(|| {
+                        bad(format!("--target {t:?}: expected host:port or unix:/path"))
+                    })?,
+            )),
         };
         if protocol == StreamProto::Framed {
             let limit = target.is_none().then(embedded_max_frame);
@@ -416,7 +422,7 @@ pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
 
 /// Opens the cell's one connection to `addr` through the SDK's connector (its socket options: TCP_NODELAY,
 /// SO_SNDBUF and SO_RCVBUF; its connect timeout).
-async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError> {
+async fn open(addr: &Endpoint, cell: &StreamCell) -> Result<Stream, StreamError> {
     let socket = SocketOptions::default()
         .with_nodelay(cell.nodelay)
         .with_send_buffer(cell.socket_buffer)
@@ -425,13 +431,13 @@ async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError
     let connector =
         Connector::new(socket, &timeouts, None).map_err(|e| StreamError::Io(e.to_string()))?;
     connector
-        .connect(&Endpoint::tcp(addr), None)
+        .connect(addr, None)
         .await
         .map_err(|e| StreamError::Io(format!("cannot reach {addr}: {e}")))
 }
 
 /// Measures one cell against `addr`.
-pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult, StreamError> {
+pub async fn measure(addr: &Endpoint, cell: StreamCell) -> Result<StreamResult, StreamError> {
     let stream = open(addr, &cell).await?;
     match cell.protocol {
         StreamProto::Echo => echo(stream, cell).await,
@@ -586,7 +592,7 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
 
 /// Runs `cells` one after the other against `target` (or a fresh embedded server).
 pub fn run_cells(
-    target: Option<SocketAddr>,
+    target: Option<Endpoint>,
     cells: &[StreamCell],
     quiet: bool,
 ) -> Result<Vec<StreamResult>, StreamError> {
@@ -600,7 +606,7 @@ pub fn run_cells(
 /// is cancelled, the cell being measured is abandoned (its connection closed) and the error is
 /// [`StreamError::Interrupted`].
 pub fn run_each(
-    target: Option<SocketAddr>,
+    target: Option<Endpoint>,
     cells: &[StreamCell],
     quiet: bool,
     interrupt: &CancellationToken,
@@ -612,7 +618,7 @@ pub fn run_each(
         .map_err(|e| StreamError::Io(e.to_string()))?;
     let mut server = None;
     let (framed, echo) = match target {
-        Some(t) => (t, t),
+        Some(t) => (t.clone(), t),
         None => {
             use sockpool_server::{Proto, Server, ServerConfig};
             let listen = |spec: &str| spec.parse().map_err(|e| StreamError::Io(format!("{e}")));
@@ -636,15 +642,15 @@ pub fn run_each(
                 .tcp_addr(Proto::Echo)
                 .ok_or_else(|| StreamError::Io("no echo listener".into()))?;
             server = Some(s.spawn());
-            (f, e)
+            (Endpoint::tcp(f), Endpoint::tcp(e))
         }
     };
     let mut failed = None;
     for cell in cells {
         let addr = if cell.protocol == StreamProto::Echo {
-            echo
+            &echo
         } else {
-            framed
+            &framed
         };
         let measured = rt.block_on(async {
             tokio::select! {
@@ -776,7 +782,13 @@ fn stream(a: &StreamArgs, plan: &StreamPlan) -> Result<(), StreamError> {
         None,
         "the size being measured is dropped; those measured before it are reported".into(),
     );
-    let outcome = run_each(plan.target, &plan.cells, a.quiet, &interrupt, &mut results);
+    let outcome = run_each(
+        plan.target.clone(),
+        &plan.cells,
+        a.quiet,
+        &interrupt,
+        &mut results,
+    );
     drop(watch);
     if outcome.is_err() && results.is_empty() {
         return outcome;

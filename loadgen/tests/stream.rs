@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sockpool::transport::Endpoint;
 use sockpool_loadgen::stream::{self, Direction, StreamArgs, StreamCell, StreamPlan, StreamProto};
 use sockpool_server::{Proto, Server, ServerConfig};
 
@@ -47,7 +48,9 @@ fn every_direction_moves_bytes_the_server_counts() {
         ),
         (cell(StreamProto::Echo, Direction::Both, 16 * 1024), echo),
     ] {
-        let r = stream::run_cells(Some(addr), &[c], true).unwrap().remove(0);
+        let r = stream::run_cells(Some(Endpoint::tcp(addr)), &[c], true)
+            .unwrap()
+            .remove(0);
         assert!(r.bytes > 0, "{c:?} moved nothing");
         if c.protocol == StreamProto::Framed {
             assert_eq!(r.bytes % (16 * 1024), 0, "{c:?}: whole replies are counted");
@@ -138,16 +141,22 @@ async fn a_target_that_does_not_speak_the_protocol_is_an_error_not_a_zero() {
         addr
     };
     let silent = peer(None).await;
-    let e = stream::measure(silent, cell(StreamProto::Framed, Direction::Up, 1024))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(silent),
+        cell(StreamProto::Framed, Direction::Up, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("no framed reply within 300ms"), "{e}");
     let redis_like = peer(Some(b"-ERR Protocol error: too big inline request\r\n")).await;
-    let e = stream::measure(redis_like, cell(StreamProto::Echo, Direction::Both, 1024))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(redis_like),
+        cell(StreamProto::Echo, Direction::Both, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not an echo of what was sent"), "{e}");
     assert!(e.contains("-ERR Protocol error"), "{e}");
 }
@@ -351,19 +360,25 @@ async fn replies_that_come_after_the_measured_time_ask_for_a_longer_duration() {
         ..cell(protocol, direction, 1024)
     };
     let late = late_peer(true, Duration::from_millis(200)).await;
-    let e = stream::measure(late, short(StreamProto::Framed, Direction::Up))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(late),
+        short(StreamProto::Framed, Direction::Up),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert_eq!(
         e,
         "no framed reply within 50ms: the first reply came after it: measure for longer (--duration)"
     );
     let late = late_peer(false, Duration::from_millis(200)).await;
-    let e = stream::measure(late, short(StreamProto::Echo, Direction::Both))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(late),
+        short(StreamProto::Echo, Direction::Both),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         e.starts_with("no byte came back within 50ms (")
             && e.ends_with(" bytes after it): measure for longer (--duration)"),
@@ -385,12 +400,61 @@ async fn an_echo_server_that_stalls_is_named_with_the_bytes_it_echoed() {
         s.write_all(&first).await.unwrap();
         std::future::pending::<()>().await;
     });
-    let e = stream::measure(addr, cell(StreamProto::Echo, Direction::Both, 1024))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(addr),
+        cell(StreamProto::Echo, Direction::Both, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert_eq!(
         e,
         "no echo for 2s after 1000 bytes came back: the server stalled or does not read"
     );
+}
+
+#[test]
+fn stream_moves_bytes_over_a_unix_socket_the_server_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (framed, echo) = (dir.path().join("f.sock"), dir.path().join("e.sock"));
+    let config = ServerConfig {
+        listeners: vec![
+            format!("framed=unix:{}", framed.display()).parse().unwrap(),
+            format!("echo=unix:{}", echo.display()).parse().unwrap(),
+        ],
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).unwrap();
+    let stats = server.stats();
+    let handle = server.spawn();
+    // (protocol, socket): `--target unix:/path` as `run` takes it ("expected host:port" before).
+    for (protocol, path) in [("framed", &framed), ("echo", &echo)] {
+        let a = StreamArgs {
+            target: Some(format!("unix:{}", path.display())),
+            protocol: Some(protocol.into()),
+            buffer: Some("16K".into()),
+            duration: Some("200ms".into()),
+            ..StreamArgs::default()
+        };
+        let plan = StreamPlan::from_args(&a).unwrap();
+        assert_eq!(plan.target, Some(Endpoint::Unix(path.clone())));
+        let before = stats.snapshot().bytes_in;
+        let r = stream::run_cells(plan.target.clone(), &plan.cells, true)
+            .unwrap()
+            .remove(0);
+        assert!(r.bytes > 0, "{protocol}: moved nothing");
+        std::thread::sleep(Duration::from_millis(50));
+        let got = stats.snapshot().bytes_in - before;
+        let up = if protocol == "echo" {
+            r.bytes / 2
+        } else {
+            r.bytes
+        };
+        assert!(
+            got >= up,
+            "{protocol}: the server got {got} bytes, we counted {up} up"
+        );
+    }
+    handle.shutdown();
 }
