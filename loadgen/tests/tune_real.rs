@@ -285,6 +285,25 @@ fn a_first_request_that_fails_for_another_reason_than_the_protocol_says_what_fai
 }
 
 #[test]
+fn a_cell_the_open_file_limit_cannot_hold_is_refused_before_the_first_cell_runs() {
+    // Ten million connections: more than any hard limit (Linux's nr_open is 1,048,576 by default).
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--vary", "connections=1,10000000"])
+        .args(["--duration", "200ms", "--warmup", "0s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "sockpool-loadgen: cell connections=10000000: --connections 10000000 needs about 20000064 open files"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[1/2]"), "no cell ran: {stderr}");
+}
+
+#[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, pem) = common::localhost_cert(dir.path());

@@ -924,6 +924,10 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
         runner
             .config(&c.config, runner.target.as_deref())
             .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
+        // The open-file limit too, which `run` checks only when it starts: a cell the limit cannot hold
+        // failed after the cells before it had run (exit 1 minutes in, rather than 2 at once).
+        crate::runner::descriptors(c.config.connections, runner.target.is_none())
+            .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
     }
     runner.probe(&plan.baseline)?;
     let quiet = a.quiet;
