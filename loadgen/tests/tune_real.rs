@@ -282,6 +282,27 @@ fn a_first_request_that_fails_for_another_reason_than_the_protocol_says_what_fai
              \"ERR unknown command\""
         )
     );
+    // A RESP reply that is not what --expect asks for: the check failed, the protocol is right.
+    let (_server, resp) = common::serve("resp=127.0.0.1:0", None);
+    let flags = [
+        "--target",
+        &resp,
+        "--protocol",
+        "resp",
+        "--command",
+        "GET nokey",
+        "--expect",
+        "x",
+    ];
+    let (code, stderr) = tune_failing(&flags);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "sockpool-loadgen: the first request to {resp} failed (bad_reply): e.g. bad_reply: got \"(nil)\", \
+             expected \"x\""
+        )
+    );
 }
 
 #[test]

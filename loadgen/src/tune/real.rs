@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::{CellConfig, CellResult, CellRunner, TuneError};
 use crate::args::{RunArgs, ServiceArgs};
 use crate::config::{Config, Protocol};
-use crate::recorder::replies;
+use crate::recorder::{replies, ErrorKind};
 use crate::runner::Signals;
 use tokio_util::sync::CancellationToken;
 
@@ -184,9 +184,18 @@ impl LoadRunner {
             .map(|(k, _)| k.to_string())
             .collect();
         let protocol = config.protocol.name();
-        let Some(why) = errors.no_reply_cause(protocol) else {
-            // Not the protocol: a TLS failure, a refused or reset connection, an error reply. Say what the
-            // server or the SDK said, as `run` does, rather than guess at a mismatch.
+        // A reply that decoded but is not what --expect or --expect-status asks for is the check's failure,
+        // not another protocol's reply.
+        let expecting = self.service.expect.is_some() || self.service.expect_status.is_some();
+        let only_unexpected = errors.get(ErrorKind::BadReply) == errors.total();
+        let cause = match expecting && only_unexpected {
+            true => None,
+            false => errors.no_reply_cause(protocol),
+        };
+        let Some(why) = cause else {
+            // Not the protocol: a TLS failure, a refused or reset connection, an error reply, a reply that
+            // fails the check. Say what the server or the SDK said, as `run` does, rather than guess at a
+            // mismatch.
             let said = result
                 .total
                 .details
