@@ -469,3 +469,44 @@ fn a_cell_that_cannot_run_is_named_by_its_label() {
         "cell nodelay=off: cannot reach 127.0.0.1:9: connection refused"
     );
 }
+
+/// The server, killed during the SLO search: the matrix ran, the first open-loop step passed, then every
+/// connection is refused.
+#[derive(Default)]
+struct KilledInSearch {
+    fake: Fake,
+    open_runs: Cell<usize>,
+}
+
+impl CellRunner for KilledInSearch {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        if cell.rate.is_none() {
+            return self.fake.run(cell);
+        }
+        self.open_runs.set(self.open_runs.get() + 1);
+        if self.open_runs.get() == 1 {
+            return self.fake.run(cell);
+        }
+        let mut r = CellResult::empty(cell.duration);
+        r.errors_by_kind
+            .add_n(sockpool_loadgen::recorder::ErrorKind::Refused, 500);
+        r.errors = 500;
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_server_killed_during_the_slo_search_stops_the_tune_instead_of_a_recommendation() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, Some("p99<700us"))).unwrap();
+    let runner = KilledInSearch::default();
+    let err = tune::run(&runner, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    // The search runs the cell that met the SLO (pipeline=1, 10,000 req/s closed), its first step at 20 %.
+    assert_eq!(
+        err,
+        "cell pipeline=1: at 4000 req/s (the SLO search): every request failed without a reply (500 refused): \
+         the target refused or dropped the connections (did it stop?); tune stops rather than recommend"
+    );
+    assert_eq!(runner.open_runs.get(), 2, "nothing runs after it");
+}

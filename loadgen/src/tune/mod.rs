@@ -774,6 +774,32 @@ fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
     })
 }
 
+/// A run in which every request failed on its connection without a reply — refused, reset or closed, a TLS
+/// failure — as when the server was killed: the SLO search stops on it ([`slo`]) rather than call it the
+/// server's limit and recommend what the earlier steps measured. (A run with no reply and no error, or with
+/// timeouts, is a step that did not pass: a server past its capacity.)
+pub(crate) fn connections_failed(r: &CellResult) -> Option<String> {
+    use crate::recorder::ErrorKind as K;
+    let e = &r.errors_by_kind;
+    let dropped: u64 = [K::Refused, K::Reset, K::Closed, K::Tls, K::Other]
+        .iter()
+        .map(|k| e.get(*k))
+        .sum();
+    if r.replies > 0 || r.errors == 0 || dropped < r.errors {
+        return None;
+    }
+    let kinds = e
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "every request failed without a reply ({kinds}): the target refused or dropped the connections (did \
+         it stop?)"
+    ))
+}
+
 /// The JSON document's schema name and version.
 pub const SCHEMA: &str = "sockpool-loadgen-tune/1";
 

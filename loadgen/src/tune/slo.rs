@@ -223,6 +223,14 @@ fn run_set(
     let mut results = Vec::with_capacity(runs);
     for _ in 0..runs {
         let r = runner.run(&config)?;
+        if let Some(why) = super::connections_failed(&r) {
+            return Err(TuneError::Cell {
+                cell: cell.cell.label.clone(),
+                reason: format!(
+                    "at {rate:.0} req/s (the SLO search): {why}; tune stops rather than recommend"
+                ),
+            });
+        }
         let q = r.quantile_us(slo.quantile);
         let slow = q > slo.limit_us;
         let short = r.rate() < rate * defaults::SLO_MIN_ACHIEVED;
