@@ -509,4 +509,24 @@ fn a_server_killed_during_the_slo_search_stops_the_tune_instead_of_a_recommendat
          the target refused or dropped the connections (did it stop?); tune stops rather than recommend"
     );
     assert_eq!(runner.open_runs.get(), 2, "nothing runs after it");
+    // A step whose run cannot start (the target unreachable) is named by the cell's label too.
+    let err = tune::run(&SearchUnreachable(Fake::default()), &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cell pipeline=1: cannot reach 127.0.0.1:9: connection refused"
+    );
+}
+
+/// Closed-loop runs answer; no open-loop run can start.
+struct SearchUnreachable(Fake);
+
+impl CellRunner for SearchUnreachable {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        match cell.rate {
+            None => self.0.run(cell),
+            Some(_) => Unreachable.run(cell),
+        }
+    }
 }

@@ -222,7 +222,14 @@ fn run_set(
     let (mut passed, mut failed, mut behind) = (0, 0, 0);
     let mut results = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let r = runner.run(&config)?;
+        // The runner knows the cell by its settings; the user by its label.
+        let r = runner.run(&config).map_err(|e| match e {
+            TuneError::Cell { reason, .. } => TuneError::Cell {
+                cell: cell.cell.label.clone(),
+                reason,
+            },
+            e => e,
+        })?;
         if let Some(why) = super::connections_failed(&r) {
             return Err(TuneError::Cell {
                 cell: cell.cell.label.clone(),
