@@ -118,6 +118,24 @@ pub fn split(config: &mut Config, a: &RunArgs) -> Result<(), ConfigError> {
         config.bind = Some(ip);
     }
     config.start_at = a.start_at.as_deref().map(parse_start_at).transpose()?;
+    if let (Some(at), Some(given)) = (config.start_at, a.start_at.as_deref()) {
+        // `date +%s` gives seconds: as milliseconds that is January 1970, refused only after the wait as
+        // "1794776189s ago". Said now, with the value meant.
+        let as_seconds = UNIX_EPOCH + (at.duration_since(UNIX_EPOCH).unwrap_or_default() * 1000);
+        let now = SystemTime::now();
+        let near = |t: SystemTime| {
+            t.duration_since(now)
+                .or_else(|e| Ok::<_, ()>(e.duration()))
+                .is_ok_and(|d| d <= crate::config::defaults::MAX_WAIT)
+        };
+        if !near(at) && near(as_seconds) {
+            return Err(bad(format!(
+                "--start-at {given}: Unix seconds ({}); it takes Unix milliseconds ({}000) or RFC 3339",
+                humantime::format_rfc3339_seconds(as_seconds),
+                given.trim()
+            )));
+        }
+    }
     if let Some(at) = config.start_at {
         // A start further ahead is a typo (`99999999999999999` ms waited 3 million years).
         let ahead = at
@@ -396,6 +414,28 @@ mod tests {
         // Issue 32 item 4: a start 3 million years ahead waited for it.
         let far = e(|a| a.start_at = Some("99999999999999999".into()));
         assert!(far.contains("ahead; at most 1 day"), "{far}");
+        // `date +%s` (seconds) where milliseconds are taken: said at once, with the value meant.
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        let mut a = RunArgs {
+            target: Some("127.0.0.1:9".into()),
+            start_at: Some(secs.to_string()),
+            ..RunArgs::default()
+        };
+        let msg = Config::from_args(&a).unwrap_err().0;
+        assert!(
+            msg.starts_with(&format!("--start-at {secs}: Unix seconds ("))
+                && msg.ends_with(&format!(
+                    "); it takes Unix milliseconds ({secs}000) or RFC 3339"
+                )),
+            "{msg}"
+        );
+        // Milliseconds of the same instant are taken.
+        a.start_at = Some(format!("{secs}000"));
+        assert!(Config::from_args(&a).is_ok());
         let c = config(|a| a.agent_index = Some(5)).unwrap();
         assert!(c.agent.is_none(), "an index without --agents is ignored");
     }

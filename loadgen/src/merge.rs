@@ -775,6 +775,13 @@ fn truncate(s: &str, n: usize) -> String {
 pub fn main(m: &MergeArgs) -> Result<std::process::ExitCode, crate::app::AppError> {
     let reports = read_inputs(&m.inputs)?;
     let result = merge(reports, m)?;
+    // Without the table (--quiet) the warnings would be only inside the JSON: a merge that counted an agent
+    // twice, or missed one, says so on stderr.
+    if m.quiet {
+        for w in result.merged.iter().flat_map(|g| &g.warnings) {
+            eprintln!("sockpool-loadgen merge: warning: {w}");
+        }
+    }
     crate::app::write_outputs(&result)?;
     let verdict = result.verdict();
     for line in verdict.crossed_lines() {

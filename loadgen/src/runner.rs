@@ -50,7 +50,7 @@ const SPARE_DESCRIPTORS: u64 = 64;
 /// low (as Go programs and nginx's `worker_rlimit_nofile` do), and refuses a run the hard limit cannot hold,
 /// before it starts. Before, `-c 2000` under `ulimit -n 1024` ran and reported 175,720 `other` errors (Too
 /// many open files) from a reconnect loop.
-fn descriptors(connections: usize, embedded: bool) -> Result<(), String> {
+pub(crate) fn descriptors(connections: usize, embedded: bool) -> Result<(), String> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let sides = if embedded { 2 } else { 1 };
     let need = connections as u64 * sides + SPARE_DESCRIPTORS;

@@ -6,6 +6,12 @@ use std::thread::JoinHandle;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+/// A signal this soon after the first is the same Ctrl-C delivered again, not a second one: GNU `timeout`
+/// forwards a signal to its child and then to the child's whole process group (the child gets it twice,
+/// microseconds apart), as do wrappers that signal a process and its group. A person's second Ctrl-C comes
+/// later than this. Default: 250 ms.
+pub const SAME_CTRL_C: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Exit status after a second Ctrl-C, and of a `tune` or `stream` that a first one cut short (128 + SIGINT,
 /// the shell's convention for a process a signal ended).
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -26,7 +32,7 @@ impl Drop for Watch {
 }
 
 /// Watches for SIGINT and SIGTERM until the returned guard is dropped. The first cancels `interrupt` and says
-/// on stderr "interrupted: `what`"; a second clears the progress bar, removes the output files not yet
+/// on stderr "interrupted: `what`"; a second (later than [`SAME_CTRL_C`] after it) clears the progress bar, removes the output files not yet
 /// complete ([`crate::outfile::abandon`]) and exits at once with [`EXIT_INTERRUPTED`]. The handlers are registered before this returns, so no signal is missed in between.
 /// `None` when they cannot be (the signals then keep their default action).
 pub fn watch(
@@ -58,6 +64,7 @@ pub fn watch(
                     _ = stop.cancelled() => return,
                     _ = next_signal(&mut int, &mut term) => {}
                 }
+                let first = std::time::Instant::now();
                 interrupt.cancel();
                 say(
                     &bar,
@@ -68,9 +75,18 @@ pub fn watch(
                 if let Some(b) = &bar {
                     b.set_message("stopping");
                 }
+                // The first signal again (see SAME_CTRL_C) is not a second Ctrl-C.
+                let second = async {
+                    loop {
+                        next_signal(&mut int, &mut term).await;
+                        if first.elapsed() >= SAME_CTRL_C {
+                            break;
+                        }
+                    }
+                };
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = next_signal(&mut int, &mut term) => {
+                    _ = second => {
                         if let Some(b) = &bar {
                             b.finish_and_clear();
                         }

@@ -14,8 +14,8 @@
 //! its read buffer holds 8 of the largest `--buffer` (as iperf3's server reads with the client's `-l`).
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::net::ToSocketAddrs;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
@@ -26,6 +26,8 @@ use sockpool::protocol::Framed;
 use sockpool::transport::{Connector, Endpoint, Stream};
 use sockpool::{ErrorKind, Pipelined, SocketOptions, Timeouts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+// The echo's clock is tokio's, the framed loop's too: the same instants, and tests can pause them.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::defaults::MAX_IN_FLIGHT;
@@ -74,7 +76,7 @@ pub enum StreamError {
 /// The raw flags of `sockpool-loadgen stream`. Defaults in [`defaults`].
 #[derive(Debug, Default, Clone, Args)]
 pub struct StreamArgs {
-    /// Server: `host:port` or `[::1]:port`. Without it, an embedded reference server.
+    /// Server: `host:port`, `[::1]:port` or `unix:/path`. Without it, an embedded reference server.
     #[arg(long, short = 't')]
     pub target: Option<String>,
     /// framed (SINK/SOURCE/ECHO) or echo. Default: framed.
@@ -263,8 +265,8 @@ pub fn check_frame(
 pub struct StreamPlan {
     /// The cells.
     pub cells: Vec<StreamCell>,
-    /// External target, or `None` for the embedded server.
-    pub target: Option<SocketAddr>,
+    /// External target (TCP or a Unix socket), or `None` for the embedded server.
+    pub target: Option<Endpoint>,
     /// File size for the transfer-time column.
     pub file_size: u64,
 }
@@ -314,8 +316,14 @@ impl StreamPlan {
                 humantime::parse_duration(s).map_err(|e| bad(format!("--duration {s:?}: {e}")))?
             }
         };
-        if duration.is_zero() {
-            return Err(bad("--duration must be longer than 0".into()));
+        // As `run`: shorter than a connection's set-up and one round trip measures nothing.
+        let least = crate::config::defaults::MIN_DURATION;
+        if duration < least {
+            return Err(bad(format!(
+                "--duration {}: too short to measure anything; at least {}",
+                humantime::format_duration(duration),
+                humantime::format_duration(least)
+            )));
         }
         if duration > crate::config::defaults::MAX_DURATION {
             return Err(bad(format!(
@@ -348,14 +356,20 @@ impl StreamPlan {
                 "--file-size 0: the file must hold at least one byte (e.g. 1GiB)".into(),
             ));
         }
-        let target = match &a.target {
+        let target = match a.target.as_deref() {
             None => None,
-            Some(t) => Some(
+            // A Unix stream socket: bulk transfer without TCP, as `run --target unix:/path` drives one.
+            Some(t) if t.starts_with("unix:") && t.len() > "unix:".len() => {
+                Some(Endpoint::Unix(t["unix:".len()..].into()))
+            }
+            Some(t) => Some(Endpoint::tcp(
                 t.to_socket_addrs()
                     .ok()
                     .and_then(|mut i| i.next())
-                    .ok_or_else(|| bad(format!("--target {t:?}: expected host:port")))?,
-            ),
+                    .ok_or_else(|| {
+                        bad(format!("--target {t:?}: expected host:port or unix:/path"))
+                    })?,
+            )),
         };
         if protocol == StreamProto::Framed {
             let limit = target.is_none().then(embedded_max_frame);
@@ -408,7 +422,7 @@ pub fn tour_cells(duration: Duration) -> Vec<StreamCell> {
 
 /// Opens the cell's one connection to `addr` through the SDK's connector (its socket options: TCP_NODELAY,
 /// SO_SNDBUF and SO_RCVBUF; its connect timeout).
-async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError> {
+async fn open(addr: &Endpoint, cell: &StreamCell) -> Result<Stream, StreamError> {
     let socket = SocketOptions::default()
         .with_nodelay(cell.nodelay)
         .with_send_buffer(cell.socket_buffer)
@@ -417,13 +431,13 @@ async fn open(addr: SocketAddr, cell: &StreamCell) -> Result<Stream, StreamError
     let connector =
         Connector::new(socket, &timeouts, None).map_err(|e| StreamError::Io(e.to_string()))?;
     connector
-        .connect(&Endpoint::tcp(addr), None)
+        .connect(addr, None)
         .await
         .map_err(|e| StreamError::Io(format!("cannot reach {addr}: {e}")))
 }
 
 /// Measures one cell against `addr`.
-pub async fn measure(addr: SocketAddr, cell: StreamCell) -> Result<StreamResult, StreamError> {
+pub async fn measure(addr: &Endpoint, cell: StreamCell) -> Result<StreamResult, StreamError> {
     let stream = open(addr, &cell).await?;
     match cell.protocol {
         StreamProto::Echo => echo(stream, cell).await,
@@ -451,8 +465,17 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
     loop {
         let n = tokio::time::timeout(ECHO_STALL, r.read(&mut buf))
             .await
-            .map_err(|_| StreamError::Io("echo reply stalled".into()))?
-            .map_err(|e| StreamError::Io(e.to_string()))?;
+            .map_err(|_| {
+                StreamError::Io(format!(
+                    "no echo for {} after {seen} bytes came back: the server stalled or does not read",
+                    humantime::format_duration(ECHO_STALL)
+                ))
+            })?
+            .map_err(|e| {
+                StreamError::Io(format!(
+                    "the connection broke after {seen} bytes came back: {e}"
+                ))
+            })?;
         if n == 0 {
             if Instant::now() < end {
                 writer.abort();
@@ -480,6 +503,13 @@ async fn echo(stream: Stream, cell: StreamCell) -> Result<StreamResult, StreamEr
         }
     }
     writer.await.map_err(|e| StreamError::Io(e.to_string()))?;
+    if received == 0 {
+        // The echo came, after the measured time: no rate to report (it would be 0 B/s, a file forever).
+        return Err(StreamError::Io(format!(
+            "no byte came back within {} ({seen} bytes after it): measure for longer (--duration)",
+            humantime::format_duration(cell.duration)
+        )));
+    }
     Ok(StreamResult {
         cell,
         bytes: 2 * received,
@@ -502,9 +532,9 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
         Direction::Up | Direction::Down => cell.buffer as u64,
         Direction::Both => 2 * cell.buffer as u64,
     };
-    let end = tokio::time::Instant::now() + cell.duration;
+    let end = Instant::now() + cell.duration;
     let (mut bytes, mut next_id) = (0u64, 0u64);
-    let mut now = tokio::time::Instant::now();
+    let mut now = Instant::now();
     loop {
         while conn.in_flight() < cell.window && now < end {
             next_id += 1;
@@ -537,8 +567,19 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
         }
     }
     if bytes == 0 {
+        // A reply that comes soon after the end says the duration was too short, not that the server does not
+        // speak framed.
+        let late = match tokio::time::timeout(ECHO_STALL, conn.next()).await {
+            Ok(Some(done)) => done.result.is_ok_and(|r| r.status == Status::Ok),
+            _ => false,
+        };
+        let why = if late {
+            "the first reply came after it: measure for longer (--duration)"
+        } else {
+            "is the target a sockpool framed server (--protocol framed)?"
+        };
         return Err(StreamError::Io(format!(
-            "no framed reply within {}: is the target a sockpool framed server (--protocol framed)?",
+            "no framed reply within {}: {why}",
             humantime::format_duration(cell.duration)
         )));
     }
@@ -551,7 +592,7 @@ async fn framed(stream: Stream, cell: StreamCell) -> Result<StreamResult, Stream
 
 /// Runs `cells` one after the other against `target` (or a fresh embedded server).
 pub fn run_cells(
-    target: Option<SocketAddr>,
+    target: Option<Endpoint>,
     cells: &[StreamCell],
     quiet: bool,
 ) -> Result<Vec<StreamResult>, StreamError> {
@@ -565,7 +606,7 @@ pub fn run_cells(
 /// is cancelled, the cell being measured is abandoned (its connection closed) and the error is
 /// [`StreamError::Interrupted`].
 pub fn run_each(
-    target: Option<SocketAddr>,
+    target: Option<Endpoint>,
     cells: &[StreamCell],
     quiet: bool,
     interrupt: &CancellationToken,
@@ -577,7 +618,7 @@ pub fn run_each(
         .map_err(|e| StreamError::Io(e.to_string()))?;
     let mut server = None;
     let (framed, echo) = match target {
-        Some(t) => (t, t),
+        Some(t) => (t.clone(), t),
         None => {
             use sockpool_server::{Proto, Server, ServerConfig};
             let listen = |spec: &str| spec.parse().map_err(|e| StreamError::Io(format!("{e}")));
@@ -601,15 +642,15 @@ pub fn run_each(
                 .tcp_addr(Proto::Echo)
                 .ok_or_else(|| StreamError::Io("no echo listener".into()))?;
             server = Some(s.spawn());
-            (f, e)
+            (Endpoint::tcp(f), Endpoint::tcp(e))
         }
     };
     let mut failed = None;
     for cell in cells {
         let addr = if cell.protocol == StreamProto::Echo {
-            echo
+            &echo
         } else {
-            framed
+            &framed
         };
         let measured = rt.block_on(async {
             tokio::select! {
@@ -741,7 +782,13 @@ fn stream(a: &StreamArgs, plan: &StreamPlan) -> Result<(), StreamError> {
         None,
         "the size being measured is dropped; those measured before it are reported".into(),
     );
-    let outcome = run_each(plan.target, &plan.cells, a.quiet, &interrupt, &mut results);
+    let outcome = run_each(
+        plan.target.clone(),
+        &plan.cells,
+        a.quiet,
+        &interrupt,
+        &mut results,
+    );
     drop(watch);
     if outcome.is_err() && results.is_empty() {
         return outcome;

@@ -283,3 +283,43 @@ fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
         refused_in_one_line(args, needle);
     }
 }
+
+#[test]
+fn merge_quiet_still_says_on_stderr_when_an_agent_is_counted_twice_or_missing() {
+    let (_server, target) = common::serve("framed=127.0.0.1:0", None);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("agent0.json");
+    let agent = agent.to_str().unwrap();
+    let args = [
+        "run",
+        "--target",
+        &target,
+        "--agents",
+        "2",
+        "--agent-index",
+        "0",
+    ];
+    let (ok, _, stderr) = run_loadgen(
+        &[
+            &args[..],
+            &["--duration", "200ms", "--quiet", "--json", agent],
+        ]
+        .concat(),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{stderr}");
+    // The same agent's report twice: its load counted twice, agent 1 missing.
+    let (ok, stdout, stderr) =
+        run_loadgen(&["merge", "--quiet", agent, agent], Duration::from_secs(60));
+    assert!(ok, "a merge with warnings is still a merge: {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these",
+            "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times",
+        ],
+        "{stderr}"
+    );
+}

@@ -186,6 +186,40 @@ fn a_signal_after_2s_of_a_30s_run_keeps_every_report() {
 }
 
 #[test]
+fn one_ctrl_c_delivered_twice_at_once_is_one_ctrl_c() {
+    // `timeout 60 sockpool-loadgen …` killed with SIGINT sends it to the child, then to its process group: the
+    // child gets two SIGINTs apart by less than a person's two presses. That is one Ctrl-C: the run stops
+    // gracefully and keeps its report; it does not exit "interrupted twice" without one. Nothing answers, so
+    // the graceful stop waits --timeout (1 s) for the requests in flight, and the second signal comes in it.
+    let addr = fake_servers::silent().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = loadgen()
+        .args(args(
+            "run --target {} --protocol line --duration 60s --timeout 1s --connections 2 --quiet --json",
+            &[&addr],
+        ))
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, Signal::SIGINT);
+    // Back to back, the kernel merges the two while the first is pending; `timeout`'s second comes after the
+    // handler ran. 20 ms apart (a real-clock gap, far under the 250 ms that make a second Ctrl-C).
+    std::thread::sleep(Duration::from_millis(20));
+    signal(&child, Signal::SIGINT);
+    let (status, _) = wait(&mut child, Duration::from_secs(10));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("interrupted twice"), "{stderr}");
+    assert_ne!(status.code(), Some(130), "{stderr}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+}
+
+#[test]
 fn a_second_ctrl_c_exits_at_once() {
     // Nothing ever answers, and requests may wait 30 s: only the second Ctrl-C ends the run quickly.
     let addr = fake_servers::silent().to_string();
@@ -335,6 +369,29 @@ fn ctrl_c_during_a_tune_reports_the_cells_finished_and_writes_no_recommendation(
     assert!(
         !rec.exists(),
         "no recommendation file from a partial tune, not even an earlier one"
+    );
+}
+
+#[test]
+fn ctrl_c_after_some_runs_of_the_first_cell_says_no_cell_finished_not_no_run() {
+    let a = os_args("tune --vary connections=1,2 --repeat 3 --duration 1s --warmup 100ms");
+    // The first run of the first cell has finished; its two other runs have not.
+    let (mut child, stderr) = start_until(&a, "[1/6]");
+    signal(&child, Signal::SIGINT);
+    let (status, _) = wait(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(130));
+    // The reader thread ends at the end of stderr, which the exit closed.
+    let said: Vec<String> = stderr.iter().collect();
+    assert!(
+        said.iter().any(|l| l.starts_with(
+            "sockpool-loadgen: no cell finished all its runs before the interrupt (a cell is reported with every \
+             --repeat run or not at all)"
+        )),
+        "{said:#?}"
+    );
+    assert!(
+        !said.iter().any(|l| l.contains("no run finished")),
+        "{said:#?}"
     );
 }
 

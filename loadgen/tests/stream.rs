@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sockpool::transport::Endpoint;
 use sockpool_loadgen::stream::{self, Direction, StreamArgs, StreamCell, StreamPlan, StreamProto};
 use sockpool_server::{Proto, Server, ServerConfig};
 
@@ -47,7 +48,9 @@ fn every_direction_moves_bytes_the_server_counts() {
         ),
         (cell(StreamProto::Echo, Direction::Both, 16 * 1024), echo),
     ] {
-        let r = stream::run_cells(Some(addr), &[c], true).unwrap().remove(0);
+        let r = stream::run_cells(Some(Endpoint::tcp(addr)), &[c], true)
+            .unwrap()
+            .remove(0);
         assert!(r.bytes > 0, "{c:?} moved nothing");
         if c.protocol == StreamProto::Framed {
             assert_eq!(r.bytes % (16 * 1024), 0, "{c:?}: whole replies are counted");
@@ -100,6 +103,12 @@ fn flags_are_checked_once() {
     assert!(e(|a| a.buffer = Some("12parsecs".into())).contains("--buffer"));
     assert!(e(|a| a.direction = Some("sideways".into())).contains("up, down or both"));
     assert!(e(|a| a.protocol = Some("http".into())).contains("framed or echo"));
+    // As `run`: a duration shorter than a round trip measures nothing (5ms gave 0 B/s and a file that
+    // takes 10^18 s with echo, and "not a framed server" with framed).
+    assert_eq!(
+        e(|a| a.duration = Some("5ms".into())),
+        "--duration 5ms: too short to measure anything; at least 10ms"
+    );
     // The requests in flight are memory: 100,000 x 1 MiB was 24 GB of RSS before the OOM killer came.
     assert!(e(|a| {
         a.window = Some(100_000);
@@ -132,16 +141,22 @@ async fn a_target_that_does_not_speak_the_protocol_is_an_error_not_a_zero() {
         addr
     };
     let silent = peer(None).await;
-    let e = stream::measure(silent, cell(StreamProto::Framed, Direction::Up, 1024))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(silent),
+        cell(StreamProto::Framed, Direction::Up, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("no framed reply within 300ms"), "{e}");
     let redis_like = peer(Some(b"-ERR Protocol error: too big inline request\r\n")).await;
-    let e = stream::measure(redis_like, cell(StreamProto::Echo, Direction::Both, 1024))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = stream::measure(
+        &Endpoint::tcp(redis_like),
+        cell(StreamProto::Echo, Direction::Both, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not an echo of what was sent"), "{e}");
     assert!(e.contains("-ERR Protocol error"), "{e}");
 }
@@ -295,4 +310,151 @@ fn a_buffer_another_server_refuses_is_named_and_the_sizes_before_it_are_printed(
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+/// A peer that answers as the protocol wants, but only `delay` after the first bytes it reads: framed replies
+/// (OK, the request's id, no payload) or the echo of what it read.
+async fn late_peer(framed: bool, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let (mut buf, mut pending) = (vec![0u8; 64 * 1024], Vec::new());
+        let mut first = true;
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if std::mem::take(&mut first) {
+                tokio::time::sleep(delay).await;
+            }
+            if !framed {
+                let _ = s.write_all(&buf[..n]).await;
+                continue;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            // Frames: len u32, then op u8, id u64, arg u32, payload; the reply: len 9, status 0, the id.
+            while pending.len() >= 4 {
+                let len = u32::from_be_bytes(pending[..4].try_into().unwrap()) as usize;
+                if pending.len() < 4 + len {
+                    break;
+                }
+                let mut reply = vec![0, 0, 0, 9, 0];
+                reply.extend_from_slice(&pending[5..13]);
+                pending.drain(..4 + len);
+                let _ = s.write_all(&reply).await;
+            }
+        }
+    });
+    addr
+}
+
+/// Replies that come only after the measured time: the duration was too short. Not a rate of 0 B/s with a
+/// file that takes forever (echo), nor "not a framed server" (framed). On paused time: the peer answers 200ms
+/// after the first bytes, the cells measure 50ms.
+#[tokio::test(start_paused = true)]
+async fn replies_that_come_after_the_measured_time_ask_for_a_longer_duration() {
+    let short = |protocol, direction| StreamCell {
+        duration: Duration::from_millis(50),
+        ..cell(protocol, direction, 1024)
+    };
+    let late = late_peer(true, Duration::from_millis(200)).await;
+    let e = stream::measure(
+        &Endpoint::tcp(late),
+        short(StreamProto::Framed, Direction::Up),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "no framed reply within 50ms: the first reply came after it: measure for longer (--duration)"
+    );
+    let late = late_peer(false, Duration::from_millis(200)).await;
+    let e = stream::measure(
+        &Endpoint::tcp(late),
+        short(StreamProto::Echo, Direction::Both),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("no byte came back within 50ms (")
+            && e.ends_with(" bytes after it): measure for longer (--duration)"),
+        "{e}"
+    );
+}
+
+/// An echo server that echoes the first 1000 bytes and then neither reads nor writes: the stream says how much
+/// came back before it stalled (it said "echo reply stalled"). On paused time: the stall is the reader's 2 s.
+#[tokio::test(start_paused = true)]
+async fn an_echo_server_that_stalls_is_named_with_the_bytes_it_echoed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut first = [0u8; 1000];
+        s.read_exact(&mut first).await.unwrap();
+        s.write_all(&first).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let e = stream::measure(
+        &Endpoint::tcp(addr),
+        cell(StreamProto::Echo, Direction::Both, 1024),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "no echo for 2s after 1000 bytes came back: the server stalled or does not read"
+    );
+}
+
+#[test]
+fn stream_moves_bytes_over_a_unix_socket_the_server_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (framed, echo) = (dir.path().join("f.sock"), dir.path().join("e.sock"));
+    let config = ServerConfig {
+        listeners: vec![
+            format!("framed=unix:{}", framed.display()).parse().unwrap(),
+            format!("echo=unix:{}", echo.display()).parse().unwrap(),
+        ],
+        workers: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind(config).unwrap();
+    let stats = server.stats();
+    let handle = server.spawn();
+    // (protocol, socket): `--target unix:/path` as `run` takes it ("expected host:port" before).
+    for (protocol, path) in [("framed", &framed), ("echo", &echo)] {
+        let a = StreamArgs {
+            target: Some(format!("unix:{}", path.display())),
+            protocol: Some(protocol.into()),
+            buffer: Some("16K".into()),
+            duration: Some("200ms".into()),
+            ..StreamArgs::default()
+        };
+        let plan = StreamPlan::from_args(&a).unwrap();
+        assert_eq!(plan.target, Some(Endpoint::Unix(path.clone())));
+        let before = stats.snapshot().bytes_in;
+        let r = stream::run_cells(plan.target.clone(), &plan.cells, true)
+            .unwrap()
+            .remove(0);
+        assert!(r.bytes > 0, "{protocol}: moved nothing");
+        std::thread::sleep(Duration::from_millis(50));
+        let got = stats.snapshot().bytes_in - before;
+        let up = if protocol == "echo" {
+            r.bytes / 2
+        } else {
+            r.bytes
+        };
+        assert!(
+            got >= up,
+            "{protocol}: the server got {got} bytes, we counted {up} up"
+        );
+    }
+    handle.shutdown();
 }

@@ -348,3 +348,58 @@ fn new_keys_refuse_bad_values_with_the_key_named() {
     }
     assert_eq!(Vary::parse("max-size=4,8").unwrap().key, Key::Connections);
 }
+
+#[test]
+fn a_tune_says_how_long_it_will_take_before_it_starts() {
+    let mut a = TuneArgs {
+        vary: vec!["pipeline=1,16".into(), "connections=4,32,64".into()],
+        repeat: Some(3),
+        duration: Some("2s".into()),
+        warmup: Some("500ms".into()),
+        ..TuneArgs::default()
+    };
+    let e = Plan::from_args(&a).unwrap().estimate().unwrap();
+    assert_eq!(
+        (e.runs, e.slo_runs, e.run),
+        (18, 0, Duration::from_millis(2500))
+    );
+    assert_eq!(e.line(), "18 runs of 2s 500ms each: about 45s");
+    // The SLO search: up to 12 rates, each up to three sets of --repeat runs.
+    a.slo = Some("p99<2ms".into());
+    let e = Plan::from_args(&a).unwrap().estimate().unwrap();
+    assert_eq!(
+        e.line(),
+        "18 runs of 2s 500ms each: about 45s, then the SLO search: at most 108 runs more (about 4m 30s)"
+    );
+}
+
+#[test]
+fn tune_takes_the_threads_its_generator_limited_advice_names() {
+    use clap::Parser;
+    use sockpool_loadgen::args::{Cli, Command};
+    // The advice of a search the load generator limited ("tune --threads N") is a flag tune takes.
+    let cli = Cli::try_parse_from([
+        "sockpool-loadgen",
+        "tune",
+        "--vary",
+        "pipeline=1,16",
+        "--threads",
+        "2",
+    ])
+    .unwrap();
+    let Some(Command::Tune(a)) = cli.command else {
+        panic!("not a tune")
+    };
+    assert_eq!(Plan::from_args(&a).unwrap().threads, 2);
+    let a = TuneArgs {
+        threads: Some(0),
+        ..*a
+    };
+    assert_eq!(err(a), "--threads must be at least 1");
+    // Without it, one thread, as `run`.
+    let a = TuneArgs {
+        vary: vec!["pipeline=1,16".into()],
+        ..TuneArgs::default()
+    };
+    assert_eq!(Plan::from_args(&a).unwrap().threads, 1);
+}

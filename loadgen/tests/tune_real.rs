@@ -236,6 +236,94 @@ fn a_target_that_does_not_speak_the_protocol_stops_the_tune_with_that_error() {
     );
 }
 
+/// Runs `tune` with `flags` and a short 2-cell matrix; (exit code, stderr).
+fn tune_failing(flags: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .arg("tune")
+        .args(flags)
+        .args([
+            "--vary",
+            "pipeline=1,4",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "0s",
+        ])
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_first_request_that_fails_for_another_reason_than_the_protocol_says_what_failed() {
+    // TLS spoken to a plain server: the handshake fails; the SDK's words, not a guess at the protocol.
+    let (_server, plain) = common::serve("framed=127.0.0.1:0", None);
+    let (code, stderr) = tune_failing(&["--target", &format!("tls://{plain}"), "--insecure"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "sockpool-loadgen: the first request to tls://{plain} failed (tls): e.g. tls: TLS error during TLS \
+             handshake on tls://{plain}: "
+        )) && !stderr.contains("protocol mismatch"),
+        "{stderr}"
+    );
+    // The protocol is right and the server refuses the command: its error reply is quoted.
+    let redis = redis_like_server();
+    let (code, stderr) = tune_failing(&["--target", &redis, "--protocol", "resp"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "sockpool-loadgen: the first request to {redis} failed (server_error): e.g. server_error: [ERR] got \
+             \"ERR unknown command\""
+        )
+    );
+    // A RESP reply that is not what --expect asks for: the check failed, the protocol is right.
+    let (_server, resp) = common::serve("resp=127.0.0.1:0", None);
+    let flags = [
+        "--target",
+        &resp,
+        "--protocol",
+        "resp",
+        "--command",
+        "GET nokey",
+        "--expect",
+        "x",
+    ];
+    let (code, stderr) = tune_failing(&flags);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "sockpool-loadgen: the first request to {resp} failed (bad_reply): e.g. bad_reply: got \"(nil)\", \
+             expected \"x\""
+        )
+    );
+}
+
+#[test]
+fn a_cell_the_open_file_limit_cannot_hold_is_refused_before_the_first_cell_runs() {
+    // Ten million connections: more than any hard limit (Linux's nr_open is 1,048,576 by default).
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--vary", "connections=1,10000000"])
+        .args(["--duration", "200ms", "--warmup", "0s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "sockpool-loadgen: cell connections=10000000: --connections 10000000 needs about 20000064 open files"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[1/2]"), "no cell ran: {stderr}");
+}
+
 #[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();

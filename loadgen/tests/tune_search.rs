@@ -276,7 +276,8 @@ fn a_step_where_the_generator_fell_behind_is_its_limit_not_the_servers_failure()
         "{text}"
     );
     assert!(
-        report.recommendation.reason.contains("unmeasured"),
+        report.recommendation.reason.contains("unmeasured")
+            && report.recommendation.reason.contains("(tune --threads N,"),
         "{}",
         report.recommendation.reason
     );
@@ -374,9 +375,158 @@ fn a_cell_without_a_single_reply_stops_the_tune_instead_of_a_table_of_zeros() {
     let err = tune::run(&Mute, &plan, &mut |_| {})
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("cell pipeline=1: no request finished in 1s")
-            && err.contains("does not answer the framed protocol"),
-        "{err}"
+    assert_eq!(
+        err,
+        "cell pipeline=1: no request finished in 1s (no reply, no error): the target stopped answering; tune \
+         stops rather than report zeros"
     );
+}
+
+/// The server, killed after the first cell: from then on every connection is refused (or reset, for the
+/// connections it had).
+#[derive(Default)]
+struct Killed {
+    fake: Fake,
+    runs: Cell<usize>,
+}
+
+impl CellRunner for Killed {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        self.runs.set(self.runs.get() + 1);
+        if self.runs.get() == 1 {
+            return self.fake.run(cell);
+        }
+        let mut r = CellResult::empty(cell.duration);
+        use sockpool_loadgen::recorder::ErrorKind;
+        r.errors_by_kind.add_n(ErrorKind::Refused, 90);
+        r.errors_by_kind.add_n(ErrorKind::Reset, 10);
+        r.errors = 100;
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_server_killed_mid_tune_stops_it_at_the_first_cell_without_a_reply() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4,8"], 1, None)).unwrap();
+    let runner = Killed::default();
+    let err = tune::run(&runner, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cell pipeline=4: every request failed without a reply (90 refused, 10 reset): the target refused or \
+         dropped the connections (did it stop?); tune stops rather than report zeros"
+    );
+    assert_eq!(runner.runs.get(), 2, "no cell runs after it");
+}
+
+/// Replies that do not decode, in every request of a cell, name the protocol as the likely cause.
+struct Garbled;
+
+impl CellRunner for Garbled {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        let mut r = CellResult::empty(cell.duration);
+        use sockpool_loadgen::recorder::ErrorKind;
+        r.errors_by_kind.add_n(ErrorKind::Protocol, 16);
+        r.errors = 16;
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_cell_whose_replies_do_not_decode_points_at_the_protocol() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, None)).unwrap();
+    let err = tune::run(&Garbled, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cell pipeline=1: no reply could be read (16 protocol): does the target speak the protocol tune sends \
+         (--protocol and the request flags)?; tune stops rather than report zeros"
+    );
+}
+
+/// A runner error names the cell by its label, as the table does, not by its settings.
+struct Unreachable;
+
+impl CellRunner for Unreachable {
+    fn run(&self, _cell: &CellConfig) -> Result<CellResult, TuneError> {
+        Err(TuneError::Cell {
+            cell: "connections=16 pipeline=1 pool=pooled rate=closed".into(),
+            reason: "cannot reach 127.0.0.1:9: connection refused".into(),
+        })
+    }
+}
+
+#[test]
+fn a_cell_that_cannot_run_is_named_by_its_label() {
+    let plan = Plan::from_args(&args(&["nodelay=off,on"], 1, None)).unwrap();
+    let err = tune::run(&Unreachable, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cell nodelay=off: cannot reach 127.0.0.1:9: connection refused"
+    );
+}
+
+/// The server, killed during the SLO search: the matrix ran, the first open-loop step passed, then every
+/// connection is refused.
+#[derive(Default)]
+struct KilledInSearch {
+    fake: Fake,
+    open_runs: Cell<usize>,
+}
+
+impl CellRunner for KilledInSearch {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        if cell.rate.is_none() {
+            return self.fake.run(cell);
+        }
+        self.open_runs.set(self.open_runs.get() + 1);
+        if self.open_runs.get() == 1 {
+            return self.fake.run(cell);
+        }
+        let mut r = CellResult::empty(cell.duration);
+        r.errors_by_kind
+            .add_n(sockpool_loadgen::recorder::ErrorKind::Refused, 500);
+        r.errors = 500;
+        Ok(r)
+    }
+}
+
+#[test]
+fn a_server_killed_during_the_slo_search_stops_the_tune_instead_of_a_recommendation() {
+    let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, Some("p99<700us"))).unwrap();
+    let runner = KilledInSearch::default();
+    let err = tune::run(&runner, &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    // The search runs the cell that met the SLO (pipeline=1, 10,000 req/s closed), its first step at 20 %.
+    assert_eq!(
+        err,
+        "cell pipeline=1: at 4000 req/s (the SLO search): every request failed without a reply (500 refused): \
+         the target refused or dropped the connections (did it stop?); tune stops rather than recommend"
+    );
+    assert_eq!(runner.open_runs.get(), 2, "nothing runs after it");
+    // A step whose run cannot start (the target unreachable) is named by the cell's label too.
+    let err = tune::run(&SearchUnreachable(Fake::default()), &plan, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "cell pipeline=1: cannot reach 127.0.0.1:9: connection refused"
+    );
+}
+
+/// Closed-loop runs answer; no open-loop run can start.
+struct SearchUnreachable(Fake);
+
+impl CellRunner for SearchUnreachable {
+    fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+        match cell.rate {
+            None => self.0.run(cell),
+            Some(_) => Unreachable.run(cell),
+        }
+    }
 }

@@ -343,6 +343,11 @@ pub struct TuneArgs {
     /// Baseline connections. Default: 16.
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
+    /// Load-generator worker threads of every run, as `run --threads` (a cell with fewer connections runs one
+    /// per connection). More threads keep an open-loop schedule at higher rates: the SLO search's
+    /// "generator-limited". Default: 1.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Baseline pipeline depth. Default: 1.
     #[arg(long)]
     pub pipeline: Option<usize>,
@@ -378,6 +383,8 @@ pub struct Plan {
     pub repeat: usize,
     /// The objective, if any.
     pub slo: Option<Slo>,
+    /// Load-generator worker threads of every run (at most the cell's connections).
+    pub threads: usize,
 }
 
 /// `--duration`, `--warmup` and `--repeat`, checked (shared by a tune and the tour).
@@ -489,12 +496,17 @@ impl Plan {
         }
         let repeat = timing.repeat;
         let slo = a.slo.as_deref().map(Slo::parse).transpose()?;
+        let threads = a.threads.unwrap_or(crate::config::defaults::THREADS);
+        if threads == 0 {
+            return Err(bad("--threads must be at least 1".into()));
+        }
         let plan = Plan {
             baseline: base,
             varies,
             one_at_a_time: a.one_at_a_time,
             repeat,
             slo,
+            threads,
         };
         let cells = plan.cells()?;
         let n = cells.len();
@@ -519,6 +531,58 @@ impl Plan {
     /// The cells this plan runs; the baseline is cell 0.
     pub fn cells(&self) -> Result<Vec<Cell>, TuneError> {
         matrix::cells(&self.baseline, &self.varies, self.one_at_a_time)
+    }
+
+    /// How long the plan takes, told before it starts (a 256-cell matrix repeated is hours): the matrix's
+    /// runs and their length, and the most the SLO search can add.
+    pub fn estimate(&self) -> Result<Estimate, TuneError> {
+        let run = self.baseline.duration + self.baseline.warmup;
+        let runs = self.cells()?.len() * self.repeat;
+        // At most SLO_MAX_STEPS rates, each a set of --repeat runs, confirmed by up to two more sets.
+        let slo_runs = match self.slo {
+            Some(_) => defaults::SLO_MAX_STEPS * 3 * self.repeat,
+            None => 0,
+        };
+        Ok(Estimate {
+            runs,
+            slo_runs,
+            run,
+        })
+    }
+}
+
+/// How long a tune takes ([`Plan::estimate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Runs of the matrix: cells × `--repeat`.
+    pub runs: usize,
+    /// The most runs the SLO search can add (0 without `--slo`).
+    pub slo_runs: usize,
+    /// One run's length: warm-up and measured time (connecting and draining come on top).
+    pub run: Duration,
+}
+
+impl Estimate {
+    /// The line `tune` prints on stderr before the first cell.
+    pub fn line(&self) -> String {
+        let about = |runs: usize| {
+            let secs = (self.run.as_secs_f64() * runs as f64).round();
+            humantime::format_duration(Duration::from_secs_f64(secs)).to_string()
+        };
+        let mut line = format!(
+            "{} runs of {} each: about {}",
+            self.runs,
+            humantime::format_duration(self.run),
+            about(self.runs)
+        );
+        if self.slo_runs > 0 {
+            line.push_str(&format!(
+                ", then the SLO search: at most {} runs more (about {})",
+                self.slo_runs,
+                about(self.slo_runs)
+            ));
+        }
+        line
     }
 }
 
@@ -602,6 +666,13 @@ pub fn run(
                     interrupted = stop(done, "matrix");
                     break 'cells;
                 }
+                // The runner knows the cell by its settings; the user by its label.
+                Err(TuneError::Cell { reason, .. }) => {
+                    return Err(TuneError::Cell {
+                        cell: cell.label.clone(),
+                        reason,
+                    })
+                }
                 r => r?,
             };
             if let Some(e) = unanswered(&cell, &r) {
@@ -660,42 +731,73 @@ pub fn run(
     })
 }
 
-/// A cell that got no reply at all, or none that could be read (every request ended in a protocol error, a
-/// bad reply, or a closed or reset connection): the target does not speak the protocol, and every figure of the
-/// tune would be a zero. Timeouts alone are a measurement (a `timeout` shorter than the reply time), not this.
+/// A cell that got no reply at all: none finished, or every request failed without one (replies that do not
+/// decode, connections refused, closed or reset, TLS failures) — a target that does not speak the protocol, or
+/// one that stopped (killed mid-tune), and every figure of the tune would be a zero. Timeouts alone (and
+/// requests a lagging open loop left unsent) are a measurement (a `timeout` shorter than the reply time), not
+/// this.
 fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
     use crate::recorder::ErrorKind as K;
     if r.replies > 0 {
         return None;
     }
     let e = &r.errors_by_kind;
-    let unread = [K::Protocol, K::BadReply, K::Closed, K::Reset]
-        .iter()
-        .map(|k| e.get(*k))
-        .sum::<u64>();
-    if r.errors > unread {
+    let measured = e.timeouts() + e.get(K::Unsent);
+    if r.errors > 0 && measured >= r.errors {
         return None;
     }
+    let kinds = e
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let what = if r.errors == 0 {
         format!(
-            "no request finished in {} (no reply, no error)",
+            "no request finished in {} (no reply, no error): the target stopped answering",
             humantime::format_duration(cell.config.duration)
+        )
+    } else if e.get(K::Protocol) + e.get(K::BadReply) > 0 {
+        format!(
+            "no reply could be read ({kinds}): does the target speak the protocol tune sends (--protocol and \
+             the request flags)?"
         )
     } else {
         format!(
-            "no reply could be read: {} protocol error(s), {} bad replies, {} closed and {} reset connections",
-            e.get(K::Protocol),
-            e.get(K::BadReply),
-            e.get(K::Closed),
-            e.get(K::Reset)
+            "every request failed without a reply ({kinds}): the target refused or dropped the connections \
+             (did it stop?)"
         )
     };
     Some(TuneError::Cell {
         cell: cell.label.clone(),
-        reason: format!(
-            "{what}: the target does not answer the framed protocol; tune stops rather than report zeros"
-        ),
+        reason: format!("{what}; tune stops rather than report zeros"),
     })
+}
+
+/// A run in which every request failed on its connection without a reply — refused, reset or closed, a TLS
+/// failure — as when the server was killed: the SLO search stops on it ([`slo`]) rather than call it the
+/// server's limit and recommend what the earlier steps measured. (A run with no reply and no error, or with
+/// timeouts, is a step that did not pass: a server past its capacity.)
+pub(crate) fn connections_failed(r: &CellResult) -> Option<String> {
+    use crate::recorder::ErrorKind as K;
+    let e = &r.errors_by_kind;
+    let dropped: u64 = [K::Refused, K::Reset, K::Closed, K::Tls, K::Other]
+        .iter()
+        .map(|k| e.get(*k))
+        .sum();
+    if r.replies > 0 || r.errors == 0 || dropped < r.errors {
+        return None;
+    }
+    let kinds = e
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "every request failed without a reply ({kinds}): the target refused or dropped the connections (did \
+         it stop?)"
+    ))
 }
 
 /// The JSON document's schema name and version.
@@ -834,6 +936,7 @@ pub fn main(a: &TuneArgs) -> Result<(), TuneError> {
 /// The tune of `plan` once its flags are checked and its outputs expected: every cell, the files.
 fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let mut runner = real::LoadRunner::new(a.target.clone(), a.service.clone())?;
+    runner.threads = plan.threads;
     // Ctrl-C stops the run in progress as `run` stops, and the cells measured before it are reported.
     let interrupt = tokio_util::sync::CancellationToken::new();
     let what = format!(
@@ -847,9 +950,16 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
         runner
             .config(&c.config, runner.target.as_deref())
             .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
+        // The open-file limit too, which `run` checks only when it starts: a cell the limit cannot hold
+        // failed after the cells before it had run (exit 1 minutes in, rather than 2 at once).
+        crate::runner::descriptors(c.config.connections, runner.target.is_none())
+            .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
     }
     runner.probe(&plan.baseline)?;
     let quiet = a.quiet;
+    if !quiet {
+        eprintln!("sockpool-loadgen: tune: {}", plan.estimate()?.line());
+    }
     let mut progress = |line: &str| {
         if !quiet {
             eprintln!("{line}");
@@ -858,8 +968,9 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     let report = match run(&runner, plan, &mut progress) {
         Err(TuneError::Interrupted) => {
             eprintln!(
-                "sockpool-loadgen: no run finished before the interrupt: nothing to report, no file written \
-                 (an earlier tune's at these paths is removed)"
+                "sockpool-loadgen: no cell finished all its runs before the interrupt (a cell is reported with \
+                 every --repeat run or not at all): nothing to report, no file written (an earlier tune's at \
+                 these paths is removed)"
             );
             return Err(TuneError::Interrupted);
         }

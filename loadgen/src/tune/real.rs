@@ -184,13 +184,31 @@ impl LoadRunner {
             .map(|(k, _)| k.to_string())
             .collect();
         let protocol = config.protocol.name();
-        let why = errors.no_reply_cause(protocol).unwrap_or_else(|| {
-            if errors.get(ErrorKind::ServerError) > 0 {
-                "it answered with an error".to_string()
-            } else {
-                "the request failed".to_string()
-            }
-        });
+        // A reply that decoded but is not what --expect or --expect-status asks for is the check's failure,
+        // not another protocol's reply.
+        let expecting = self.service.expect.is_some() || self.service.expect_status.is_some();
+        let only_unexpected = errors.get(ErrorKind::BadReply) == errors.total();
+        let cause = match expecting && only_unexpected {
+            true => None,
+            false => errors.no_reply_cause(protocol),
+        };
+        let Some(why) = cause else {
+            // Not the protocol: a TLS failure, a refused or reset connection, an error reply, a reply that
+            // fails the check. Say what the server or the SDK said, as `run` does, rather than guess at a
+            // mismatch.
+            let said = result
+                .total
+                .details
+                .examples()
+                .next()
+                .map_or(String::new(), |(kind, text)| {
+                    format!(": e.g. {}: {text}", kind.name())
+                });
+            return Err(TuneError::Target(format!(
+                "the first request to {target} failed ({}){said}",
+                kinds.join(", ")
+            )));
+        };
         Err(TuneError::Target(format!(
             "protocol mismatch? {target} does not answer --protocol {protocol}: {why} ({}); check --protocol \
              (framed echo line http resp udp) and the request flags",
@@ -200,9 +218,16 @@ impl LoadRunner {
 }
 
 fn describe(cell: &CellConfig) -> String {
+    let pool = match cell.pool {
+        super::PoolMode::Pooled => "pooled",
+        super::PoolMode::PerRequest => "per-request",
+    };
+    let rate = cell
+        .rate
+        .map_or("closed".to_string(), |r| format!("{r:.0}"));
     format!(
-        "connections={} pipeline={} pool={:?} rate={:?}",
-        cell.connections, cell.pipeline, cell.pool, cell.rate
+        "connections={} pipeline={} pool={pool} rate={rate}",
+        cell.connections, cell.pipeline
     )
 }
 

@@ -324,7 +324,7 @@ fn limit_words(s: &SloSearch) -> String {
         (Limit::Server, Some(r)) => format!("; the server failed it at {r:.0} req/s (confirmed)"),
         (Limit::Generator, Some(r)) => format!(
             "; at {r:.0} req/s the load generator fell behind its schedule, so the server's limit is higher \
-             but unmeasured here (more --threads, or a second machine)"
+             but unmeasured here (tune --threads N, or the load generator on a machine of its own)"
         ),
         _ => String::new(),
     }

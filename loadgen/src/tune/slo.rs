@@ -222,7 +222,22 @@ fn run_set(
     let (mut passed, mut failed, mut behind) = (0, 0, 0);
     let mut results = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let r = runner.run(&config)?;
+        // The runner knows the cell by its settings; the user by its label.
+        let r = runner.run(&config).map_err(|e| match e {
+            TuneError::Cell { reason, .. } => TuneError::Cell {
+                cell: cell.cell.label.clone(),
+                reason,
+            },
+            e => e,
+        })?;
+        if let Some(why) = super::connections_failed(&r) {
+            return Err(TuneError::Cell {
+                cell: cell.cell.label.clone(),
+                reason: format!(
+                    "at {rate:.0} req/s (the SLO search): {why}; tune stops rather than recommend"
+                ),
+            });
+        }
         let q = r.quantile_us(slo.quantile);
         let slow = q > slo.limit_us;
         let short = r.rate() < rate * defaults::SLO_MIN_ACHIEVED;

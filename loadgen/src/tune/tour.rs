@@ -56,6 +56,7 @@ impl TourPlan {
             (a.connections.is_some(), "--connections"),
             (a.pipeline.is_some(), "--pipeline"),
             (a.payload.is_some(), "--payload"),
+            (a.threads.is_some(), "--threads"),
         ] {
             if given {
                 return refuse(flag, "each stop sets its own baseline");
@@ -253,6 +254,7 @@ pub fn run(t: &TourPlan) -> Result<(), TuneError> {
             one_at_a_time: false,
             repeat,
             slo: None,
+            threads: crate::config::defaults::THREADS,
         };
         let mut progress = |line: &str| {
             if !quiet {
