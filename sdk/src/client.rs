@@ -298,6 +298,8 @@ impl<P: Protocol> ClientBuilder<P> {
             }
         }
         self.socket.check()?;
+        self.timeouts.check()?;
+        self.buffers.check()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
         let parsed = self

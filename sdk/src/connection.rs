@@ -56,7 +56,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use crate::config::BufferConfig;
+use crate::config::{BufferConfig, MAX_BUFFER_CAPACITY};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::{Connector, Endpoint, Stream};
@@ -455,6 +455,7 @@ impl<P: Protocol> Connection<P> {
         connector: &Connector,
         options: ConnectionOptions,
     ) -> Result<Self, Error> {
+        options.buffers.check()?;
         let start = Instant::now();
         let stream = connector.connect(endpoint, None).await?;
         let mut conn = Connection::from_stream(stream, protocol, options);
@@ -1027,10 +1028,12 @@ struct Stop {
 impl<P: Protocol> Driver<P> {
     async fn run(mut self, stream: Stream) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let read_cap = self.buffers.read_capacity.max(512);
+        // Clamped for `from_stream`, which cannot refuse them (`BufferConfig::check` refuses them elsewhere).
+        let read_cap = self.buffers.read_capacity.clamp(512, MAX_BUFFER_CAPACITY);
         let max_batch = self.buffers.max_write_batch.max(1);
         let mut rbuf = BytesMut::with_capacity(read_cap);
-        let mut wbuf = BytesMut::with_capacity(self.buffers.write_capacity);
+        let mut wbuf =
+            BytesMut::with_capacity(self.buffers.write_capacity.min(MAX_BUFFER_CAPACITY));
         let mut rx_open = true;
         let expiry = self.shared.expires;
         // Both made once, not per turn of the loop: a fresh `Notified` joins and leaves the `Notify`'s waiter
