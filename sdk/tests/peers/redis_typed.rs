@@ -257,8 +257,29 @@ pub async fn multi_exec_and_watch_are_atomic_under_50_concurrent_callers() {
             .unwrap_err();
         assert_eq!(e.server_code(), Some("ERR"), "{e}");
         assert!(!conn.state_changed());
+        // A command that fails while running (WRONGTYPE) does not stop the others: read as Vec<Value>, each
+        // reply is there, the failed one as its error (it was an Err for the whole EXEC, hiding the INCR that
+        // ran).
+        let _: i64 = conn
+            .query(cmd("RPUSH").arg("tx list").arg("x"))
+            .await
+            .unwrap();
+        let replies = conn
+            .transaction::<Vec<Value>>([cmd("INCR").arg("tx list"), cmd("INCR").arg("tx")])
+            .await
+            .unwrap()
+            .expect("nothing WATCHed");
+        assert!(
+            matches!(&replies[..], [Value::Error(e), Value::Integer(151)] if e.starts_with(b"WRONGTYPE")),
+            "{replies:?}"
+        );
+        assert!(!conn.state_changed());
         drop(conn);
-        assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
+        assert_eq!(client.get::<i64>("tx").await.unwrap(), 151);
+        // SET … NX as a bool (a lock): nil, when the key was there, is false, as redis-rs reads it.
+        let set_nx = || cmd("SET").arg("lock").arg("me").arg("NX");
+        assert!(client.query::<bool>(set_nx()).await.unwrap());
+        assert!(!client.query::<bool>(set_nx()).await.unwrap());
 
         // An exclusive connection left WATCHing, or SELECTed, is closed rather than lent again.
         let mut conn = client.exclusive().await.unwrap();
