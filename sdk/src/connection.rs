@@ -1185,7 +1185,13 @@ impl<P: Protocol> Driver<P> {
                     Phase::TlsHandshake => unsent,
                     _ => at.phase,
                 };
-                clone_error(&base).with_sent(at.sent).with_phase(phase)
+                // The request whose reply the close cut (part of it had come) says so, as at depth 1; it was
+                // told the peer closed "before replying".
+                if stop.reason == CloseReason::PeerClosed && phase == Phase::Request {
+                    Error::new(ErrorKind::Closed, phase, MID_REPLY).with_sent(at.sent)
+                } else {
+                    clone_error(&base).with_sent(at.sent).with_phase(phase)
+                }
             };
             let _ = reply.send(Err(e));
         });
@@ -1300,6 +1306,9 @@ impl<P: Protocol> Driver<P> {
         }
     }
 }
+
+/// Why a request failed whose reply the peer's close cut: part of it had come.
+pub(crate) const MID_REPLY: &str = "peer closed the connection in the middle of its reply";
 
 /// The error of a request pipelined behind the reply that announced the server's close.
 pub(crate) const BEHIND_CLOSE: &str =
@@ -1620,14 +1629,27 @@ mod tests {
     /// `Read`; part of the reply had come, so the phase is `Request`, as a timeout there would say.
     #[tokio::test]
     async fn at_depth_one_a_close_in_the_middle_of_a_reply_is_phase_request() {
+        close_in_the_middle_of_a_reply_at_depth(1).await;
+    }
+
+    /// The same on a multiplexed connection, which said "before replying" for a reply cut half way.
+    #[tokio::test]
+    async fn at_depth_four_a_close_in_the_middle_of_a_reply_says_so() {
+        close_in_the_middle_of_a_reply_at_depth(4).await;
+    }
+
+    async fn close_in_the_middle_of_a_reply_at_depth(depth: usize) {
         use tokio::io::AsyncWriteExt;
-        for (cut, phase) in [(0, Phase::Read), (5, Phase::Request)] {
+        for (cut, phase, why) in [
+            (0, Phase::Read, "before replying"),
+            (5, Phase::Request, MID_REPLY),
+        ] {
             let (a, b) = UnixStream::pair().unwrap();
             let conn = Connection::from_stream(
                 Stream::Unix(a),
                 Arc::new(Framed::default()),
                 ConnectionOptions {
-                    depth: 1,
+                    depth,
                     ..Default::default()
                 },
             );
@@ -1647,8 +1669,9 @@ mod tests {
             assert_eq!(
                 (e.kind(), e.phase()),
                 (ErrorKind::Closed, phase),
-                "cut {cut}: {e}"
+                "depth {depth}, cut {cut}: {e}"
             );
+            assert!(e.to_string().contains(why), "depth {depth}, cut {cut}: {e}");
         }
     }
 

@@ -454,7 +454,7 @@ impl<P: Protocol> Future for Exchange<P> {
                         return Poll::Ready(Ok(reply));
                     }
                     let why = match phase {
-                        Phase::Request => "peer closed the connection in the middle of its reply",
+                        Phase::Request => super::MID_REPLY,
                         _ => "peer closed the connection before replying",
                     };
                     let e = Error::new(ErrorKind::Closed, phase, why);
