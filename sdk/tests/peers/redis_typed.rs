@@ -281,6 +281,36 @@ pub async fn multi_exec_and_watch_are_atomic_under_50_concurrent_callers() {
         assert!(client.query::<bool>(set_nx()).await.unwrap());
         assert!(!client.query::<bool>(set_nx()).await.unwrap());
 
+        // A SELECT before a transaction, or queued in one, leaves the connection changed: the transaction's end
+        // took it for back to its set-up, and the next exclusive caller got it on db 1.
+        let mut conn = client.exclusive().await.unwrap();
+        conn.call(cmd("SELECT").arg(1).into_args()).await.unwrap();
+        let _: Option<Vec<Value>> = conn.transaction([cmd("PING")]).await.unwrap();
+        assert!(conn.state_changed());
+        drop(conn);
+        let mut conn = client.exclusive().await.unwrap();
+        let _: Option<Vec<Value>> = conn
+            .transaction([cmd("SELECT").arg(1), cmd("SET").arg("on db 1").arg("x")])
+            .await
+            .unwrap();
+        assert!(conn.state_changed());
+        drop(conn);
+        for _ in 0..4 {
+            let mut conn = client.exclusive().await.unwrap();
+            let info: String = conn.query(cmd("CLIENT").arg("INFO")).await.unwrap();
+            assert!(info.contains(" db=0 "), "{info}");
+        }
+        // A SUBSCRIBE is refused, not queued, and the transaction discarded.
+        let mut conn = client.exclusive().await.unwrap();
+        let e = conn
+            .transaction::<Vec<Value>>([cmd("INCR").arg("tx"), cmd("SUBSCRIBE").arg("c")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(!conn.state_changed());
+        drop(conn);
+        assert_eq!(client.get::<i64>("tx").await.unwrap(), 151);
+
         // An exclusive connection left WATCHing, or SELECTed, is closed rather than lent again.
         let mut conn = client.exclusive().await.unwrap();
         conn.watch(["w"]).await.unwrap();
