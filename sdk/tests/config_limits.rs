@@ -108,6 +108,14 @@ async fn settings_no_client_can_use_are_refused_when_built() {
     .await
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let e = UdpClient::connect(
+        "127.0.0.1:9".parse().unwrap(),
+        UdpConfig::default().with_timeout(Duration::ZERO),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("timeout 0"), "{e}");
 }
 
 /// `"pipeline_depth": 0` in a configuration file is refused when the client is built, not taken as 1.
