@@ -298,6 +298,8 @@ impl<P: Protocol> ClientBuilder<P> {
             }
         }
         self.socket.check()?;
+        self.timeouts.check()?;
+        self.buffers.check()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
         let parsed = self
@@ -1349,6 +1351,11 @@ impl<P: Protocol> Client<P> {
     }
 
     /// Stop taking calls, wait for the calls in progress to finish, then close every connection.
+    ///
+    /// The wait has no limit of its own: each call in progress ends by its reply or its timeout, and a blocking
+    /// command with none (`BLPOP k 0`, which gets no request timeout) keeps `close` waiting until something is
+    /// pushed. To shut down within a bound, abort the tasks that make such calls first (a dropped call
+    /// closes its blocking command's connection at once).
     pub async fn close(&self) {
         let inner = &*self.inner;
         inner.closed.store(true, Ordering::Release);

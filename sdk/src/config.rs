@@ -154,19 +154,22 @@ with_setters!(PoolConfig {
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct Timeouts {
-    /// Opening a TCP or Unix connection. Default: 3 s.
+    /// Opening a TCP or Unix connection; 0 is refused when the client is built. Default: 3 s.
     #[cfg_attr(feature = "serde", serde(rename = "connect_ms", with = "ms"))]
     pub connect: Duration,
-    /// The TLS handshake. Default: 3 s.
+    /// The TLS handshake; 0 is refused when the client is built. Default: 3 s.
     #[cfg_attr(feature = "serde", serde(rename = "tls_handshake_ms", with = "ms"))]
     pub tls_handshake: Duration,
-    /// Waiting for a pooled connection or a free pipelining slot. Default: 5 s.
+    /// Waiting for a pooled connection or a free pipelining slot (0: fail at once when none is free).
+    /// Default: 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "pool_wait_ms", with = "ms"))]
     pub pool_wait: Duration,
-    /// From queueing the request on a connection to its reply. Default: 30 s.
+    /// From queueing the request on a connection to its reply; 0 is refused when the client is built.
+    /// Default: 30 s.
     #[cfg_attr(feature = "serde", serde(rename = "request_ms", with = "ms"))]
     pub request: Duration,
-    /// One deadline for the whole call, retries included (`None`: only the phase timeouts). Default: none.
+    /// One deadline for the whole call, retries included (`None`: only the phase timeouts); `Some(0)` is
+    /// refused when the client is built. Default: none.
     #[cfg_attr(feature = "serde", serde(rename = "total_ms", with = "opt_ms"))]
     pub total: Option<Duration>,
 }
@@ -180,6 +183,36 @@ impl Default for Timeouts {
             request: Duration::from_secs(30),
             total: None,
         }
+    }
+}
+
+impl Timeouts {
+    /// Refuses a zero timeout of a phase every call may go through. It was taken: a `request_ms` of 0 in a file
+    /// (meant as "no timeout", as some clients read it) let a reply that was already buffered through and timed
+    /// out every other one, and a `total_ms` of 0 failed every call with `Deadline`, none at build time.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (name, d) in [
+            ("connect", Some(self.connect)),
+            ("tls_handshake", Some(self.tls_handshake)),
+            ("request", Some(self.request)),
+            ("total", self.total),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::Connect,
+                    format!(
+                        "timeouts {name} 0: every call would time out (give a duration{})",
+                        if name == "total" {
+                            ", or None for no end-to-end deadline"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -281,9 +314,10 @@ with_setters!(SocketOptions {
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct BufferConfig {
-    /// Initial capacity of the read buffer, and the least free space kept before each read. Default: 16 KiB.
+    /// Initial capacity of the read buffer, and the least free space kept before each read; at most
+    /// [`MAX_BUFFER_CAPACITY`]. Default: 16 KiB.
     pub read_capacity: usize,
-    /// Initial capacity of the write buffer. Default: 16 KiB.
+    /// Initial capacity of the write buffer; at most [`MAX_BUFFER_CAPACITY`]. Default: 16 KiB.
     pub write_capacity: usize,
     /// Queued requests are encoded into one buffer and written with one syscall, up to this many bytes per
     /// batch. Default: 64 KiB.
@@ -297,6 +331,34 @@ impl Default for BufferConfig {
             write_capacity: 16 * 1024,
             max_write_batch: 64 * 1024,
         }
+    }
+}
+
+/// The largest [`BufferConfig::read_capacity`] and [`BufferConfig::write_capacity`]: each connection allocates
+/// both when it opens.
+pub const MAX_BUFFER_CAPACITY: usize = 1 << 30;
+
+impl BufferConfig {
+    /// Refuses a capacity no connection can allocate. Before, 100 GiB aborted the process at the first connect
+    /// (out of memory) and `usize::MAX` panicked the connection's task, every call then waiting out the pool
+    /// wait timeout.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        for (name, v) in [
+            ("read_capacity", self.read_capacity),
+            ("write_capacity", self.write_capacity),
+        ] {
+            if v > MAX_BUFFER_CAPACITY {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Phase::Connect,
+                    format!(
+                        "buffers {name} {v}: at most {MAX_BUFFER_CAPACITY} bytes (1 GiB), allocated by each \
+                         connection"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

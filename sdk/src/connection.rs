@@ -56,7 +56,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
-use crate::config::BufferConfig;
+use crate::config::{BufferConfig, MAX_BUFFER_CAPACITY};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::{Connector, Endpoint, Stream};
@@ -455,6 +455,7 @@ impl<P: Protocol> Connection<P> {
         connector: &Connector,
         options: ConnectionOptions,
     ) -> Result<Self, Error> {
+        options.buffers.check()?;
         let start = Instant::now();
         let stream = connector.connect(endpoint, None).await?;
         let mut conn = Connection::from_stream(stream, protocol, options);
@@ -1027,10 +1028,12 @@ struct Stop {
 impl<P: Protocol> Driver<P> {
     async fn run(mut self, stream: Stream) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let read_cap = self.buffers.read_capacity.max(512);
+        // Clamped for `from_stream`, which cannot refuse them (`BufferConfig::check` refuses them elsewhere).
+        let read_cap = self.buffers.read_capacity.clamp(512, MAX_BUFFER_CAPACITY);
         let max_batch = self.buffers.max_write_batch.max(1);
         let mut rbuf = BytesMut::with_capacity(read_cap);
-        let mut wbuf = BytesMut::with_capacity(self.buffers.write_capacity);
+        let mut wbuf =
+            BytesMut::with_capacity(self.buffers.write_capacity.min(MAX_BUFFER_CAPACITY));
         let mut rx_open = true;
         let expiry = self.shared.expires;
         // Both made once, not per turn of the loop: a fresh `Notified` joins and leaves the `Notify`'s waiter
@@ -1182,7 +1185,13 @@ impl<P: Protocol> Driver<P> {
                     Phase::TlsHandshake => unsent,
                     _ => at.phase,
                 };
-                clone_error(&base).with_sent(at.sent).with_phase(phase)
+                // The request whose reply the close cut (part of it had come) says so, as at depth 1; it was
+                // told the peer closed "before replying".
+                if stop.reason == CloseReason::PeerClosed && phase == Phase::Request {
+                    Error::new(ErrorKind::Closed, phase, MID_REPLY).with_sent(at.sent)
+                } else {
+                    clone_error(&base).with_sent(at.sent).with_phase(phase)
+                }
             };
             let _ = reply.send(Err(e));
         });
@@ -1297,6 +1306,9 @@ impl<P: Protocol> Driver<P> {
         }
     }
 }
+
+/// Why a request failed whose reply the peer's close cut: part of it had come.
+pub(crate) const MID_REPLY: &str = "peer closed the connection in the middle of its reply";
 
 /// The error of a request pipelined behind the reply that announced the server's close.
 pub(crate) const BEHIND_CLOSE: &str =
@@ -1617,14 +1629,27 @@ mod tests {
     /// `Read`; part of the reply had come, so the phase is `Request`, as a timeout there would say.
     #[tokio::test]
     async fn at_depth_one_a_close_in_the_middle_of_a_reply_is_phase_request() {
+        close_in_the_middle_of_a_reply_at_depth(1).await;
+    }
+
+    /// The same on a multiplexed connection, which said "before replying" for a reply cut half way.
+    #[tokio::test]
+    async fn at_depth_four_a_close_in_the_middle_of_a_reply_says_so() {
+        close_in_the_middle_of_a_reply_at_depth(4).await;
+    }
+
+    async fn close_in_the_middle_of_a_reply_at_depth(depth: usize) {
         use tokio::io::AsyncWriteExt;
-        for (cut, phase) in [(0, Phase::Read), (5, Phase::Request)] {
+        for (cut, phase, why) in [
+            (0, Phase::Read, "before replying"),
+            (5, Phase::Request, MID_REPLY),
+        ] {
             let (a, b) = UnixStream::pair().unwrap();
             let conn = Connection::from_stream(
                 Stream::Unix(a),
                 Arc::new(Framed::default()),
                 ConnectionOptions {
-                    depth: 1,
+                    depth,
                     ..Default::default()
                 },
             );
@@ -1644,8 +1669,9 @@ mod tests {
             assert_eq!(
                 (e.kind(), e.phase()),
                 (ErrorKind::Closed, phase),
-                "cut {cut}: {e}"
+                "depth {depth}, cut {cut}: {e}"
             );
+            assert!(e.to_string().contains(why), "depth {depth}, cut {cut}: {e}");
         }
     }
 

@@ -58,8 +58,11 @@ pub struct Exclusive<P: Protocol> {
     protocol: Arc<P>,
     /// Each request's timeout ([`Timeouts::request`](crate::Timeouts::request)).
     timeout: Duration,
-    /// The connection's state may differ from what its set-up left: close it on drop.
+    /// The connection's state may differ from what its set-up left: close it on drop. Only ever set: a
+    /// `SELECT` stays done whatever follows.
     changed: bool,
+    /// A `WATCH` or a `MULTI` the transaction helpers have not ended yet: close on drop until they do.
+    pending: bool,
 }
 
 impl<P: Protocol> Exclusive<P> {
@@ -69,6 +72,7 @@ impl<P: Protocol> Exclusive<P> {
             protocol,
             timeout,
             changed: false,
+            pending: false,
         }
     }
 
@@ -88,7 +92,7 @@ impl<P: Protocol> Exclusive<P> {
     }
 
     /// [`call`](Self::call) for a request whose state change the caller undoes itself (the transaction
-    /// helpers' `MULTI` … `EXEC`).
+    /// helpers' `WATCH`, `MULTI`, `EXEC`, `DISCARD`), with [`set_pending`](Self::set_pending).
     pub(crate) async fn call_keeping_state(
         &mut self,
         request: P::Request,
@@ -114,14 +118,16 @@ impl<P: Protocol> Exclusive<P> {
         r
     }
 
-    /// Mark the connection's state as changed (closed on drop) or as back to its set-up (`false`).
-    pub(crate) fn set_changed(&mut self, changed: bool) {
-        self.changed = changed;
+    /// Mark a `WATCH` or `MULTI` as in progress (closed on drop) or as ended (`false`). Ending one leaves a
+    /// change made otherwise (a `SELECT` before, or queued in, the transaction) in place: it was reset with it,
+    /// and the connection went back to its pool on the other database.
+    pub(crate) fn set_pending(&mut self, pending: bool) {
+        self.pending = pending;
     }
 
     /// Whether the connection will be closed on drop rather than go back to its pool.
     pub fn state_changed(&self) -> bool {
-        self.changed
+        self.changed || self.pending
     }
 }
 
@@ -129,14 +135,14 @@ impl<P: Protocol> std::fmt::Debug for Exclusive<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Exclusive")
             .field("connection", &*self.conn)
-            .field("state_changed", &self.changed)
+            .field("state_changed", &self.state_changed())
             .finish()
     }
 }
 
 impl<P: Protocol> Drop for Exclusive<P> {
     fn drop(&mut self) {
-        if self.changed {
+        if self.state_changed() {
             self.conn.poison(CloseReason::Local);
         }
     }

@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Phase};
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct UdpConfig {
-    /// How long to wait for each reply. Default: 1 s.
+    /// How long to wait for each reply; 0 is refused by [`UdpClient::connect`]. Default: 1 s.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "timeout_ms", with = "crate::config::ms")
@@ -105,6 +105,14 @@ impl UdpClient {
                     "max_datagram {}: from 1 to {MAX_DATAGRAM} bytes (the UDP limit)",
                     config.max_datagram
                 ),
+            ));
+        }
+        // Taken before: every request timed out, retries included, unless its reply was already there.
+        if config.timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                "timeout 0: every request would time out (give a duration)",
             ));
         }
         let any: std::net::IpAddr = if peer.is_ipv4() {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use sockpool::{
-    Client, ClientConfig, ErrorKind, PoolConfig, RetryPolicy, Timeouts, UdpClient, UdpConfig,
+    BufferConfig, Client, ClientConfig, ErrorKind, PoolConfig, RetryPolicy, Timeouts, UdpClient,
+    UdpConfig,
 };
 
 fn framed_server() -> (sockpool_server::ServerHandle, std::net::SocketAddr) {
@@ -63,6 +64,33 @@ async fn settings_no_client_can_use_are_refused_when_built() {
             "budget_ratio",
             build(&|b| b.retry(RetryPolicy::default().with_budget_ratio(1e13))),
         ),
+        // Allocated by each connection: 100 GiB aborted the process at the first connect, usize::MAX panicked
+        // the connection's task and every call waited out the pool wait.
+        (
+            "buffers read_capacity",
+            build(&|b| b.buffers(BufferConfig::default().with_read_capacity(100 << 30))),
+        ),
+        (
+            "buffers write_capacity",
+            build(&|b| b.buffers(BufferConfig::default().with_write_capacity(usize::MAX))),
+        ),
+        // Taken before: every call timed out (or, for a reply already buffered, did not).
+        (
+            "timeouts connect 0",
+            build(&|b| b.timeouts(Timeouts::default().with_connect(Duration::ZERO))),
+        ),
+        (
+            "timeouts tls_handshake 0",
+            build(&|b| b.timeouts(Timeouts::default().with_tls_handshake(Duration::ZERO))),
+        ),
+        (
+            "timeouts request 0",
+            build(&|b| b.timeouts(Timeouts::default().with_request(Duration::ZERO))),
+        ),
+        (
+            "timeouts total 0",
+            build(&|b| b.timeouts(Timeouts::default().with_total(Some(Duration::ZERO)))),
+        ),
         // Taken as 1 before, silently.
         ("pipeline_depth", build(&|b| b.pipeline_depth(0))),
         (
@@ -80,6 +108,14 @@ async fn settings_no_client_can_use_are_refused_when_built() {
     .await
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let e = UdpClient::connect(
+        "127.0.0.1:9".parse().unwrap(),
+        UdpConfig::default().with_timeout(Duration::ZERO),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("timeout 0"), "{e}");
 }
 
 /// `"pipeline_depth": 0` in a configuration file is refused when the client is built, not taken as 1.

@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
 use super::{CloseReason, Direct, Slot, DRAIN_LIMIT};
-use crate::config::BufferConfig;
+use crate::config::{BufferConfig, MAX_BUFFER_CAPACITY};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
 use crate::transport::Stream;
@@ -83,12 +83,13 @@ impl Failure {
 
 impl<P: Protocol> DirectIo<P> {
     pub(super) fn new(stream: Stream, protocol: &P, buffers: &BufferConfig) -> Self {
-        let read_cap = buffers.read_capacity.max(512);
+        // Clamped as the driver's (`Connection::from_stream` cannot refuse them).
+        let read_cap = buffers.read_capacity.clamp(512, MAX_BUFFER_CAPACITY);
         DirectIo {
             stream,
             codec: protocol.codec(),
             rbuf: BytesMut::with_capacity(read_cap),
-            wbuf: BytesMut::with_capacity(buffers.write_capacity),
+            wbuf: BytesMut::with_capacity(buffers.write_capacity.min(MAX_BUFFER_CAPACITY)),
             read_cap,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             owed: false,
@@ -453,7 +454,7 @@ impl<P: Protocol> Future for Exchange<P> {
                         return Poll::Ready(Ok(reply));
                     }
                     let why = match phase {
-                        Phase::Request => "peer closed the connection in the middle of its reply",
+                        Phase::Request => super::MID_REPLY,
                         _ => "peer closed the connection before replying",
                     };
                     let e = Error::new(ErrorKind::Closed, phase, why);

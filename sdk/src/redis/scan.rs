@@ -48,7 +48,8 @@ impl<'a> Scan<'a> {
     }
 
     /// The next batch (`HSCAN`/`ZSCAN` batches alternate fields and values), or `None` when the iteration is
-    /// over.
+    /// over. After an `Err` (the request failed, or the batch is not a `Vec<T>`) the same step is tried again by
+    /// the next call.
     pub async fn next_batch<T: FromValue>(&mut self) -> Result<Option<Vec<T>>, Error> {
         let Some(cursor) = self.cursor.take() else {
             return Ok(None);
@@ -68,13 +69,23 @@ impl<'a> Scan<'a> {
                 return Err(e);
             }
         };
-        let (next, items): (Bytes, Value) = from_reply(reply)?;
-        if &next[..] != b"0" {
-            self.cursor = Some(next);
-        }
-        match items {
-            Value::Array(_) => from_reply(items).map(Some),
+        // The cursor moves on only with a batch handed back: one that does not convert as `T` can be asked for
+        // again (it was lost, the next step already past it).
+        let step = from_reply::<(Bytes, Value)>(reply).and_then(|(next, items)| match items {
+            Value::Array(_) => from_reply(items).map(|batch| (next, batch)),
             other => Err(type_error("an array of elements", &other)),
+        });
+        match step {
+            Ok((next, batch)) => {
+                if &next[..] != b"0" {
+                    self.cursor = Some(next);
+                }
+                Ok(Some(batch))
+            }
+            Err(e) => {
+                self.cursor = Some(cursor);
+                Err(e)
+            }
         }
     }
 

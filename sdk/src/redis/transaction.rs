@@ -3,7 +3,7 @@
 use super::cmd::{cmd, Cmd, ToArg};
 use super::value::{from_reply, FromValue};
 use crate::codec::resp::Value;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::exclusive::Exclusive;
 use crate::protocol::Resp;
 
@@ -21,7 +21,7 @@ impl Exclusive<Resp> {
         &mut self,
         keys: impl IntoIterator<Item = A>,
     ) -> Result<(), Error> {
-        self.set_changed(true);
+        self.set_pending(true);
         from_reply::<()>(
             self.call_keeping_state(cmd("WATCH").args(keys).into_args())
                 .await?,
@@ -31,7 +31,7 @@ impl Exclusive<Resp> {
     /// `UNWATCH`: forget the watched keys.
     pub async fn unwatch(&mut self) -> Result<(), Error> {
         from_reply::<()>(self.call_keeping_state(cmd("UNWATCH").into_args()).await?)?;
-        self.set_changed(false);
+        self.set_pending(false);
         Ok(())
     }
 
@@ -45,18 +45,26 @@ impl Exclusive<Resp> {
         cmds: impl IntoIterator<Item = Cmd>,
     ) -> Result<Option<T>, Error> {
         // Closed on drop until EXEC or DISCARD has answered.
-        self.set_changed(true);
+        self.set_pending(true);
         from_reply::<()>(self.call_keeping_state(cmd("MULTI").into_args()).await?)?;
         for c in cmds {
-            if let Err(e) = from_reply::<()>(self.call_keeping_state(c.into_args()).await?) {
+            // Through `call`: a state-changing command queued here (`SELECT`) runs at EXEC and marks the
+            // connection changed; one that breaks request/reply (`SUBSCRIBE`) is refused, not queued.
+            let queued = match self.call(c.into_args()).await {
+                Ok(reply) => from_reply::<()>(reply),
+                // Refused before it was sent: discarded as one Redis refuses to queue.
+                Err(e) if !e.was_sent() && e.kind() == ErrorKind::Config => Err(e),
+                Err(e) => return Err(e),
+            };
+            if let Err(e) = queued {
                 from_reply::<()>(self.call_keeping_state(cmd("DISCARD").into_args()).await?)?;
-                self.set_changed(false);
+                self.set_pending(false);
                 return Err(e);
             }
         }
         let reply = self.call_keeping_state(cmd("EXEC").into_args()).await?;
         // EXEC ends the transaction and the WATCH, whatever it answers.
-        self.set_changed(false);
+        self.set_pending(false);
         match reply {
             Value::NullArray | Value::Null => Ok(None),
             other => from_reply(other).map(Some),

@@ -18,6 +18,13 @@ use crate::error::{Error, ErrorKind, Phase};
 pub trait FromValue: Sized {
     /// Convert `value` (never a [`Value::Error`]).
     fn from_value(value: Value) -> Result<Self, Error>;
+
+    /// Convert `value`, an element of an array reply (for `Vec<T>`, tuples and `HashMap<K, V>`). By default an
+    /// element that is an error reply is an `Err`, as [`from_reply`] makes it; [`Value`] keeps it, so that
+    /// `Vec<Value>` shows each of `EXEC`'s replies, a command that failed as its [`Value::Error`].
+    fn from_item(value: Value) -> Result<Self, Error> {
+        from_reply(value)
+    }
 }
 
 /// A reply as `T`: an error reply is an `Err` of kind [`ErrorKind::Server`] whose
@@ -49,6 +56,13 @@ pub(crate) fn type_error(want: &str, got: &Value) -> Error {
 
 impl FromValue for Value {
     fn from_value(value: Value) -> Result<Self, Error> {
+        Ok(value)
+    }
+
+    /// An error reply inside an array stays a [`Value::Error`]: it was turned into an `Err` before, so that a
+    /// transaction read as `Vec<Value>` (as [`transaction`](crate::Exclusive::transaction) tells) failed as a
+    /// whole on one failed command and hid the replies of those that ran.
+    fn from_item(value: Value) -> Result<Self, Error> {
         Ok(value)
     }
 }
@@ -131,10 +145,12 @@ impl FromValue for f64 {
 }
 
 impl FromValue for bool {
-    /// `:1`/`:0` (`EXISTS`, `SETNX`, `EXPIRE`), `+OK`, or the text `1`/`0`.
+    /// `:1`/`:0` (`EXISTS`, `SETNX`, `EXPIRE`), `+OK`, the text `1`/`0`, or nil as false (`SET k v NX` that
+    /// did not set, as redis-rs reads it; it was an `Err` of kind `Type`, in the case a lock's caller tests).
     fn from_value(value: Value) -> Result<Self, Error> {
         match value {
             Value::Integer(n) => Ok(n != 0),
+            Value::Null | Value::NullArray => Ok(false),
             Value::Simple(ref b) if &b[..] == b"OK" => Ok(true),
             Value::Bulk(ref b) | Value::Simple(ref b) if &b[..] == b"1" => Ok(true),
             Value::Bulk(ref b) | Value::Simple(ref b) if &b[..] == b"0" => Ok(false),
@@ -150,6 +166,13 @@ impl<T: FromValue> FromValue for Option<T> {
             other => T::from_value(other).map(Some),
         }
     }
+
+    fn from_item(value: Value) -> Result<Self, Error> {
+        match value {
+            Value::Null | Value::NullArray => Ok(None),
+            other => T::from_item(other).map(Some),
+        }
+    }
 }
 
 /// The items of an array reply (nil is empty). An item that is an error reply is an `Err`.
@@ -163,7 +186,7 @@ fn items(value: Value) -> Result<Vec<Value>, Error> {
 
 impl<T: FromValue> FromValue for Vec<T> {
     fn from_value(value: Value) -> Result<Self, Error> {
-        items(value)?.into_iter().map(from_reply).collect()
+        items(value)?.into_iter().map(T::from_item).collect()
     }
 }
 
@@ -183,7 +206,7 @@ impl<K: FromValue + Eq + Hash, V: FromValue> FromValue for HashMap<K, V> {
         let mut map = HashMap::with_capacity(items.len() / 2);
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            map.insert(from_reply(k)?, from_reply(v)?);
+            map.insert(K::from_item(k)?, V::from_item(v)?);
         }
         Ok(map)
     }
@@ -202,7 +225,7 @@ macro_rules! from_tuple {
                     ));
                 }
                 let mut it = items.into_iter();
-                Ok(($(from_reply::<$t>(it.next().expect("length checked"))?,)+))
+                Ok(($($t::from_item(it.next().expect("length checked"))?,)+))
             }
         }
     };
@@ -235,6 +258,8 @@ mod tests {
         assert_eq!(from_reply::<String>(bulk("hé")).unwrap(), "hé");
         assert!(from_reply::<bool>(Value::ok()).unwrap());
         assert!(!from_reply::<bool>(Value::Integer(0)).unwrap());
+        assert!(!from_reply::<bool>(Value::Null).unwrap());
+        assert_eq!(from_reply::<Option<bool>>(Value::Null).unwrap(), None);
         assert_eq!(from_reply::<Vec<u8>>(bulk("\0\r\n")).unwrap(), b"\0\r\n");
         assert_eq!(from_reply::<Option<String>>(Value::Null).unwrap(), None);
         let e = from_reply::<u64>(Value::Integer(-1)).unwrap_err();
@@ -265,6 +290,24 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.server_code(), Some("ERR"));
+        // … but `Value` keeps it, in a `Vec`, an `Option`, a tuple or a map, as the transaction docs say.
+        let exec = Value::Array(vec![
+            Value::Integer(1),
+            Value::Error(Bytes::from_static(b"WRONGTYPE no")),
+        ]);
+        let v: Vec<Value> = from_reply(exec.clone()).unwrap();
+        assert_eq!(v[1], Value::Error(Bytes::from_static(b"WRONGTYPE no")));
+        let v: Vec<Option<Value>> = from_reply(exec.clone()).unwrap();
+        assert_eq!(v[0], Some(Value::Integer(1)));
+        let (n, e): (i64, Value) = from_reply(exec.clone()).unwrap();
+        assert_eq!(
+            (n, e),
+            (1, Value::Error(Bytes::from_static(b"WRONGTYPE no")))
+        );
+        let m: HashMap<i64, Value> = from_reply(exec.clone()).unwrap();
+        assert_eq!(m.len(), 1);
+        let e = from_reply::<(i64, i64)>(exec).unwrap_err();
+        assert_eq!(e.server_code(), Some("WRONGTYPE"));
     }
 
     #[test]

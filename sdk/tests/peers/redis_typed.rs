@@ -257,8 +257,59 @@ pub async fn multi_exec_and_watch_are_atomic_under_50_concurrent_callers() {
             .unwrap_err();
         assert_eq!(e.server_code(), Some("ERR"), "{e}");
         assert!(!conn.state_changed());
+        // A command that fails while running (WRONGTYPE) does not stop the others: read as Vec<Value>, each
+        // reply is there, the failed one as its error (it was an Err for the whole EXEC, hiding the INCR that
+        // ran).
+        let _: i64 = conn
+            .query(cmd("RPUSH").arg("tx list").arg("x"))
+            .await
+            .unwrap();
+        let replies = conn
+            .transaction::<Vec<Value>>([cmd("INCR").arg("tx list"), cmd("INCR").arg("tx")])
+            .await
+            .unwrap()
+            .expect("nothing WATCHed");
+        assert!(
+            matches!(&replies[..], [Value::Error(e), Value::Integer(151)] if e.starts_with(b"WRONGTYPE")),
+            "{replies:?}"
+        );
+        assert!(!conn.state_changed());
         drop(conn);
-        assert_eq!(client.get::<i64>("tx").await.unwrap(), 150);
+        assert_eq!(client.get::<i64>("tx").await.unwrap(), 151);
+        // SET … NX as a bool (a lock): nil, when the key was there, is false, as redis-rs reads it.
+        let set_nx = || cmd("SET").arg("lock").arg("me").arg("NX");
+        assert!(client.query::<bool>(set_nx()).await.unwrap());
+        assert!(!client.query::<bool>(set_nx()).await.unwrap());
+
+        // A SELECT before a transaction, or queued in one, leaves the connection changed: the transaction's end
+        // took it for back to its set-up, and the next exclusive caller got it on db 1.
+        let mut conn = client.exclusive().await.unwrap();
+        conn.call(cmd("SELECT").arg(1).into_args()).await.unwrap();
+        let _: Option<Vec<Value>> = conn.transaction([cmd("PING")]).await.unwrap();
+        assert!(conn.state_changed());
+        drop(conn);
+        let mut conn = client.exclusive().await.unwrap();
+        let _: Option<Vec<Value>> = conn
+            .transaction([cmd("SELECT").arg(1), cmd("SET").arg("on db 1").arg("x")])
+            .await
+            .unwrap();
+        assert!(conn.state_changed());
+        drop(conn);
+        for _ in 0..4 {
+            let mut conn = client.exclusive().await.unwrap();
+            let info: String = conn.query(cmd("CLIENT").arg("INFO")).await.unwrap();
+            assert!(info.contains(" db=0 "), "{info}");
+        }
+        // A SUBSCRIBE is refused, not queued, and the transaction discarded.
+        let mut conn = client.exclusive().await.unwrap();
+        let e = conn
+            .transaction::<Vec<Value>>([cmd("INCR").arg("tx"), cmd("SUBSCRIBE").arg("c")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(!conn.state_changed());
+        drop(conn);
+        assert_eq!(client.get::<i64>("tx").await.unwrap(), 151);
 
         // An exclusive connection left WATCHing, or SELECTed, is closed rather than lent again.
         let mut conn = client.exclusive().await.unwrap();
