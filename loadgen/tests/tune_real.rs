@@ -324,6 +324,25 @@ fn a_cell_the_open_file_limit_cannot_hold_is_refused_before_the_first_cell_runs(
     assert!(!stderr.contains("[1/2]"), "no cell ran: {stderr}");
 }
 
+/// The SDK refuses a buffer over 1 GiB when a client is built; tune asks it of every cell before the first
+/// runs (it failed with exit 1 after the cells before it had run).
+#[test]
+fn a_cell_the_sdk_would_refuse_is_refused_before_the_first_cell_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--vary", "read-buffer=4KiB,2GiB"])
+        .args(["--duration", "200ms", "--warmup", "0s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("sockpool-loadgen: cell read-buffer=2GiB: ")
+            && stderr.contains("at most 1073741824 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[1/2]"), "no cell ran: {stderr}");
+}
+
 #[test]
 fn tune_drives_every_protocol_and_target_run_takes() {
     let dir = tempfile::tempdir().unwrap();

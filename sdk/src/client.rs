@@ -246,37 +246,14 @@ impl<P: Protocol> ClientBuilder<P> {
         if self.endpoints.is_empty() {
             return Err(config_err("no endpoint configured".into()));
         }
-        if self.pool.max_size == 0 {
-            return Err(config_err("pool max_size must be at least 1".into()));
-        }
-        // Taken as 1 before: a file or flag saying 0 got request/response without a word.
-        if self.depth == 0 {
-            return Err(config_err(
-                "pipeline_depth 0: at least 1 request in flight per connection (1 = request/response)".into(),
-            ));
-        }
-        // The pool reserves its slots up front: 10^12 aborted the process on the allocation.
-        if self.pool.max_size > MAX_POOL_SIZE {
-            return Err(config_err(format!(
-                "pool max_size {}: at most {MAX_POOL_SIZE} connections per endpoint",
-                self.pool.max_size
-            )));
-        }
-        // NaN or out-of-range fractions panicked later, on the first retry or connect.
-        for (name, v) in [
-            ("retry jitter", self.retry.jitter),
-            ("pool lifetime_jitter", self.pool.lifetime_jitter),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(config_err(format!("{name} {v}: a fraction from 0 to 1")));
-            }
-        }
-        if !(0.0..=MAX_BUDGET_RATIO).contains(&self.retry.budget_ratio) {
-            return Err(config_err(format!(
-                "retry budget_ratio {}: from 0 to {MAX_BUDGET_RATIO} retries a call",
-                self.retry.budget_ratio
-            )));
-        }
+        crate::config::check_settings(
+            self.depth,
+            &self.pool,
+            &self.retry,
+            &self.socket,
+            &self.timeouts,
+            &self.buffers,
+        )?;
         // A service's URL (`redis://`, `http://` …) names a protocol: given to a client of another one, it is a
         // mistake (accepted as a plain address before). Named without the URL, which may hold a password.
         for given in &self.endpoints {
@@ -297,9 +274,6 @@ impl<P: Protocol> ClientBuilder<P> {
                 )));
             }
         }
-        self.socket.check()?;
-        self.timeouts.check()?;
-        self.buffers.check()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| config_err("Client::build must run inside a tokio runtime".into()))?;
         let parsed = self

@@ -584,7 +584,73 @@ fn is_toml(path: &Path) -> bool {
 
 /// Configuration files (with the `serde` feature).
 #[cfg(feature = "serde")]
+/// The checks of [`ClientConfig::validate`], which [`ClientBuilder::build`](crate::ClientBuilder::build) makes
+/// on its own settings too.
+pub(crate) fn check_settings(
+    depth: usize,
+    pool: &PoolConfig,
+    retry: &RetryPolicy,
+    socket: &SocketOptions,
+    timeouts: &Timeouts,
+    buffers: &BufferConfig,
+) -> Result<(), Error> {
+    use crate::client::{MAX_BUDGET_RATIO, MAX_POOL_SIZE};
+    let config_err = |m: String| Error::new(ErrorKind::Config, Phase::Connect, m);
+    if pool.max_size == 0 {
+        return Err(config_err("pool max_size must be at least 1".into()));
+    }
+    // Taken as 1 before: a file or flag saying 0 got request/response without a word.
+    if depth == 0 {
+        return Err(config_err(
+            "pipeline_depth 0: at least 1 request in flight per connection (1 = request/response)"
+                .into(),
+        ));
+    }
+    // The pool reserves its slots up front: 10^12 aborted the process on the allocation.
+    if pool.max_size > MAX_POOL_SIZE {
+        return Err(config_err(format!(
+            "pool max_size {}: at most {MAX_POOL_SIZE} connections per endpoint",
+            pool.max_size
+        )));
+    }
+    // NaN or out-of-range fractions panicked later, on the first retry or connect.
+    for (name, v) in [
+        ("retry jitter", retry.jitter),
+        ("pool lifetime_jitter", pool.lifetime_jitter),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(config_err(format!("{name} {v}: a fraction from 0 to 1")));
+        }
+    }
+    if !(0.0..=MAX_BUDGET_RATIO).contains(&retry.budget_ratio) {
+        return Err(config_err(format!(
+            "retry budget_ratio {}: from 0 to {MAX_BUDGET_RATIO} retries a call",
+            retry.budget_ratio
+        )));
+    }
+    socket.check()?;
+    timeouts.check()?;
+    buffers.check()
+}
+
 impl ClientConfig {
+    /// Refuses the values no client can use — a pipeline depth or pool of 0, a pool over
+    /// [`MAX_POOL_SIZE`](crate::MAX_POOL_SIZE), a fraction outside 0–1, a zero timeout, a buffer over
+    /// [`MAX_BUFFER_CAPACITY`], socket options out of range — with the [`ErrorKind::Config`] error [`ClientBuilder::build`] gives for them: for a
+    /// program that takes a configuration from its user and wants to refuse it before it builds a client.
+    ///
+    /// [`ClientBuilder::build`]: crate::ClientBuilder::build
+    pub fn validate(&self) -> Result<(), Error> {
+        check_settings(
+            self.pipeline_depth,
+            &self.pool,
+            &self.retry,
+            &self.socket,
+            &self.timeouts,
+            &self.buffers,
+        )
+    }
+
     /// Reads a configuration file: TOML when the name ends in `.toml`, JSON otherwise. A file that cannot be
     /// read or parsed (unknown key, wrong type) is an [`ErrorKind::Config`] error naming the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<ClientConfig, Error> {

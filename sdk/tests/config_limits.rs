@@ -118,6 +118,45 @@ async fn settings_no_client_can_use_are_refused_when_built() {
     assert!(e.to_string().contains("timeout 0"), "{e}");
 }
 
+/// `ClientConfig::validate` refuses what the builder refuses, before any client is built (a load generator
+/// checks every configuration of a tuning matrix this way before the first runs).
+#[test]
+fn validate_refuses_what_build_refuses() {
+    assert!(ClientConfig::default().validate().is_ok());
+    let c = ClientConfig::default;
+    for (what, config) in [
+        ("pipeline_depth", c().with_pipeline_depth(0)),
+        (
+            "max_size",
+            c().with_pool(PoolConfig::default().with_max_size(0)),
+        ),
+        (
+            "max_size",
+            c().with_pool(PoolConfig::default().with_max_size(1_000_000_000_000)),
+        ),
+        (
+            "jitter",
+            c().with_retry(RetryPolicy::default().with_jitter(f64::NAN)),
+        ),
+        (
+            "budget_ratio",
+            c().with_retry(RetryPolicy::default().with_budget_ratio(1e13)),
+        ),
+        (
+            "buffers read_capacity",
+            c().with_buffers(BufferConfig::default().with_read_capacity(2 << 30)),
+        ),
+        (
+            "timeouts request 0",
+            c().with_timeouts(Timeouts::default().with_request(Duration::ZERO)),
+        ),
+    ] {
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{what}: {e}");
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+}
+
 /// `"pipeline_depth": 0` in a configuration file is refused when the client is built, not taken as 1.
 #[tokio::test]
 async fn a_config_file_with_pipeline_depth_0_is_refused() {

@@ -954,6 +954,12 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
         // failed after the cells before it had run (exit 1 minutes in, rather than 2 at once).
         crate::runner::descriptors(c.config.connections, runner.target.is_none())
             .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
+        // And the SDK's own checks of the cell's client (a buffer over 1 GiB, a zero timeout), which it makes
+        // only when the cell builds its client.
+        c.config
+            .sdk_config()
+            .validate()
+            .map_err(|e| TuneError::Config(format!("cell {}: {e}", c.label)))?;
     }
     runner.probe(&plan.baseline)?;
     let quiet = a.quiet;
