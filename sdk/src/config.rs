@@ -582,8 +582,6 @@ fn is_toml(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
 }
 
-/// Configuration files (with the `serde` feature).
-#[cfg(feature = "serde")]
 /// The checks of [`ClientConfig::validate`], which [`ClientBuilder::build`](crate::ClientBuilder::build) makes
 /// on its own settings too.
 pub(crate) fn check_settings(
@@ -635,7 +633,7 @@ pub(crate) fn check_settings(
 
 impl ClientConfig {
     /// Refuses the values no client can use — a pipeline depth or pool of 0, a pool over
-    /// [`MAX_POOL_SIZE`](crate::MAX_POOL_SIZE), a fraction outside 0–1, a zero timeout, a buffer over
+    /// [`MAX_POOL_SIZE`](crate::client::MAX_POOL_SIZE), a fraction outside 0–1, a zero timeout, a buffer over
     /// [`MAX_BUFFER_CAPACITY`], socket options out of range — with the [`ErrorKind::Config`] error [`ClientBuilder::build`] gives for them: for a
     /// program that takes a configuration from its user and wants to refuse it before it builds a client.
     ///
@@ -650,7 +648,11 @@ impl ClientConfig {
             &self.buffers,
         )
     }
+}
 
+/// Configuration files (with the `serde` feature).
+#[cfg(feature = "serde")]
+impl ClientConfig {
     /// Reads a configuration file: TOML when the name ends in `.toml`, JSON otherwise. A file that cannot be
     /// read or parsed (unknown key, wrong type) is an [`ErrorKind::Config`] error naming the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<ClientConfig, Error> {
