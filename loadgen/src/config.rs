@@ -73,6 +73,27 @@ pub mod defaults {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Refuses a `--duration` too short to measure anything or longer than [`defaults::MAX_DURATION`], in the same
+/// words for `run`, `tune` and `stream`.
+pub(crate) fn measurable(d: Duration) -> Result<(), String> {
+    if d < defaults::MIN_DURATION {
+        return Err(format!(
+            "--duration {}: too short to measure anything (a connection's set-up and one round trip take \
+             longer); at least {}",
+            humantime::format_duration(d),
+            humantime::format_duration(defaults::MIN_DURATION)
+        ));
+    }
+    if d > defaults::MAX_DURATION {
+        return Err(format!(
+            "--duration {}: at most {}",
+            humantime::format_duration(d),
+            days(defaults::MAX_DURATION)
+        ));
+    }
+    Ok(())
+}
+
 fn bad(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
@@ -759,21 +780,7 @@ impl Config {
             (None, Some(n)) => Stop::Requests(n),
             (d, None) => {
                 let d = dur("duration", d, defaults::DURATION)?;
-                if d < defaults::MIN_DURATION {
-                    return Err(bad(format!(
-                        "--duration {}: too short to measure anything (a connection's set-up and one round \
-                         trip take longer); at least {}",
-                        humantime::format_duration(d),
-                        humantime::format_duration(defaults::MIN_DURATION)
-                    )));
-                }
-                if d > defaults::MAX_DURATION {
-                    return Err(bad(format!(
-                        "--duration {}: at most {}",
-                        humantime::format_duration(d),
-                        crate::config::days(defaults::MAX_DURATION)
-                    )));
-                }
+                measurable(d).map_err(bad)?;
                 Stop::Duration(d)
             }
         };

@@ -317,21 +317,7 @@ impl StreamPlan {
             }
         };
         // As `run`: shorter than a connection's set-up and one round trip measures nothing.
-        let least = crate::config::defaults::MIN_DURATION;
-        if duration < least {
-            return Err(bad(format!(
-                "--duration {}: too short to measure anything; at least {}",
-                humantime::format_duration(duration),
-                humantime::format_duration(least)
-            )));
-        }
-        if duration > crate::config::defaults::MAX_DURATION {
-            return Err(bad(format!(
-                "--duration {}: at most {}",
-                humantime::format_duration(duration),
-                crate::config::days(crate::config::defaults::MAX_DURATION)
-            )));
-        }
+        crate::config::measurable(duration).map_err(bad)?;
         let window = a.window.unwrap_or(defaults::WINDOW);
         if window == 0 {
             return Err(bad("--window must be at least 1".into()));

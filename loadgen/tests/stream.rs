@@ -107,7 +107,8 @@ fn flags_are_checked_once() {
     // takes 10^18 s with echo, and "not a framed server" with framed).
     assert_eq!(
         e(|a| a.duration = Some("5ms".into())),
-        "--duration 5ms: too short to measure anything; at least 10ms"
+        "--duration 5ms: too short to measure anything (a connection's set-up and one round trip take \
+         longer); at least 10ms"
     );
     // The requests in flight are memory: 100,000 x 1 MiB was 24 GB of RSS before the OOM killer came.
     assert!(e(|a| {

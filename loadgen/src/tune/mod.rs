@@ -415,15 +415,8 @@ impl Timing {
             }
         };
         let duration = dur("duration", &a.duration, duration)?;
-        // Each cell is a run: the same shortest duration, refused before the first cell rather than at it.
-        let least = crate::config::defaults::MIN_DURATION;
-        if duration < least {
-            return Err(bad(format!(
-                "--duration {}: too short to measure anything; at least {}",
-                humantime::format_duration(duration),
-                humantime::format_duration(least)
-            )));
-        }
+        // Each cell is a run: the same bounds, refused before the first cell rather than at it.
+        crate::config::measurable(duration).map_err(bad)?;
         let warmup = dur("warmup", &a.warmup, warmup)?;
         let repeat = a.repeat.unwrap_or(defaults::REPEAT);
         if repeat == 0 {
@@ -746,12 +739,7 @@ fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
     if r.errors > 0 && measured >= r.errors {
         return None;
     }
-    let kinds = e
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kinds = kinds_of(r);
     let what = if r.errors == 0 {
         format!(
             "no request finished in {} (no reply, no error): the target stopped answering",
@@ -763,15 +751,30 @@ fn unanswered(cell: &Cell, r: &CellResult) -> Option<TuneError> {
              the request flags)?"
         )
     } else {
-        format!(
-            "every request failed without a reply ({kinds}): the target refused or dropped the connections \
-             (did it stop?)"
-        )
+        all_dropped(&kinds)
     };
     Some(TuneError::Cell {
         cell: cell.label.clone(),
         reason: format!("{what}; tune stops rather than report zeros"),
     })
+}
+
+/// The run's errors by kind, as "3 refused, 1 reset".
+fn kinds_of(r: &CellResult) -> String {
+    r.errors_by_kind
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a run whose every request failed on its connection (errors `kinds`) says nothing of the server's capacity.
+fn all_dropped(kinds: &str) -> String {
+    format!(
+        "every request failed without a reply ({kinds}): the target refused or dropped the connections (did it \
+         stop?)"
+    )
 }
 
 /// A run in which every request failed on its connection without a reply — refused, reset or closed, a TLS
@@ -788,16 +791,7 @@ pub(crate) fn connections_failed(r: &CellResult) -> Option<String> {
     if r.replies > 0 || r.errors == 0 || dropped < r.errors {
         return None;
     }
-    let kinds = e
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Some(format!(
-        "every request failed without a reply ({kinds}): the target refused or dropped the connections (did \
-         it stop?)"
-    ))
+    Some(all_dropped(&kinds_of(r)))
 }
 
 /// The JSON document's schema name and version.
