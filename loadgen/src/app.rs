@@ -149,13 +149,21 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         for line in verdict.crossed_lines() {
             eprintln!("sockpool-loadgen: threshold crossed: {line}");
         }
-        // Replies came, and not one was right: as likely another protocol's server as a broken one.
+        // Replies came, and not one was right: as likely another protocol's server as a broken one, unless
+        // they decoded and failed only what was asked of them (`--expect`, an HTTP status): a `GET` of a
+        // missing key against `--expect x` is no protocol mismatch.
         let t = &result.total;
+        let c = &result.config;
         if t.ok == 0 && t.errors.get(crate::recorder::ErrorKind::BadReply) > 0 {
-            if let Some(h) = t
-                .errors
-                .protocol_mismatch_hint(result.config.protocol.name())
-            {
+            let asked = (c.check.expect.is_some() || c.protocol == Protocol::Http)
+                && t.errors.get(crate::recorder::ErrorKind::Protocol) == 0;
+            let hint = match asked {
+                true => {
+                    Some("every reply failed the check (--expect, --expect-status)".to_string())
+                }
+                false => t.errors.protocol_mismatch_hint(c.protocol.name()),
+            };
+            if let Some(h) = hint {
                 eprintln!(
                     "sockpool-loadgen: no reply was right: {h}; {}",
                     first_example(t)

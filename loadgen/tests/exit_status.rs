@@ -351,6 +351,18 @@ fn a_protocol_mismatch_is_named_whatever_the_wrong_server_does() {
     let (_resp, resp) = sockpool_testkit::server::one_worker_target("resp=127.0.0.1:0");
     let (code, _, stderr) = run(&args(line, &[&resp, "resp"]));
     assert_eq!(code, 0, "{stderr}");
+    // Replies that decode and fail only what was asked of them (`GET` of a missing key against `--expect x`)
+    // are no protocol mismatch: the message says they failed the check (it said "its replies are not resp").
+    let (code, _, stderr) = run(&args(
+        &format!("{line} --command 'GET nokey' --expect x"),
+        &[&resp, "resp"],
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no reply was right: every reply failed the check")
+            && !stderr.contains("protocol mismatch"),
+        "{stderr}"
+    );
 }
 
 /// A TLS handshake the server never answers (a plain TCP peer that reads and says nothing), for longer than
