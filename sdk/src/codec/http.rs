@@ -896,17 +896,21 @@ impl ServerCodec {
                 collect_entries(head, req.headers)?,
             ))
         });
-        let (method, path, version, framing, entries) = match (parsed, later_minor(head)) {
-            (Ok(parsed), _) => parsed,
-            // `HTTP/1.2` and later minors: parsed again as HTTP/1.1, from a copy (a rare request pays for it).
-            (Err(_), Some(word)) if !rewritten => {
-                let mut copy = BytesMut::with_capacity(head.len());
-                copy.extend_from_slice(&head[..word.start]);
-                copy.extend_from_slice(b"HTTP/1.1");
-                copy.extend_from_slice(&head[word.end..]);
-                return self.parse_head_as(&copy.freeze(), true);
-            }
-            (Err(e), _) => return Err(e),
+        let (method, path, version, framing, entries) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => match later_minor(head).filter(|_| !rewritten) {
+                // `HTTP/1.2` and later minors: parsed again as HTTP/1.1, from a copy. Looked for only once the
+                // parse failed: a well-formed request pays nothing for it. The word's range lies within the
+                // request line, the head's prefix.
+                Some(word) => {
+                    let mut copy = BytesMut::with_capacity(head.len());
+                    copy.extend_from_slice(&head[..word.start]);
+                    copy.extend_from_slice(b"HTTP/1.1");
+                    copy.extend_from_slice(&head[word.end..]);
+                    return self.parse_head_as(&copy.freeze(), true);
+                }
+                None => return Err(e),
+            },
         };
         // RFC 9112 §3.2: 400 to an HTTP/1.1 request without `Host`, and to any request with more than one (as
         // nginx answers). HTTP/1.0 needs none.
