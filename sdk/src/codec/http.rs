@@ -594,19 +594,24 @@ fn version_word(head: &[u8]) -> (&[u8], usize) {
 /// Where the version of a request line that httparse refused is a later minor version of HTTP/1 (`HTTP/1.2`,
 /// `HTTP/1.10`): its byte range in `head`. RFC 9110 §2.5: such a message is processed as the highest minor version
 /// the recipient implements, HTTP/1.1 here, as nginx does.
+/// Like nginx, a minor version above 999 is malformed (`HTTP/1.1000`: 400), leading zeros not counted.
 fn later_minor(head: &[u8]) -> Option<std::ops::Range<usize>> {
     let (word, at) = version_word(head);
     let minor = word.strip_prefix(b"HTTP/1.")?;
-    let later = !matches!(minor, b"" | b"0" | b"1") && minor.iter().all(u8::is_ascii_digit);
+    let digits = !minor.is_empty() && minor.iter().all(u8::is_ascii_digit);
+    let significant = minor.iter().skip_while(|&&b| b == b'0').count();
+    let later = digits && significant <= 3 && !matches!(minor, b"0" | b"1");
     later.then(|| at..at + word.len())
 }
 
 #[cfg(feature = "server-codecs")]
 /// The error of a request line whose version httparse refused (`head` starts with the line): a later major
-/// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one.
+/// version of HTTP ([`VERSION_NOT_SUPPORTED`], 505) or a malformed one. As nginx reads it, the major version is
+/// later as soon as its digits so far make it above 1, whatever follows (`HTTP/2.x`, `HTTP/10.0`, `HTTP/10`:
+/// 505); one that starts with `0` is malformed (`HTTP/01.1`, `HTTP/0.9`: 400).
 fn version_error(head: &[u8]) -> CodecError {
     match version_word(head).0.strip_prefix(b"HTTP/") {
-        Some([major, ..]) if (b'2'..=b'9').contains(major) => {
+        Some([b'2'..=b'9', ..] | [b'1', b'0'..=b'9', ..]) => {
             CodecError::protocol(VERSION_NOT_SUPPORTED)
         }
         _ => CodecError::protocol("malformed head: invalid HTTP version"),
@@ -903,9 +908,16 @@ impl ServerCodec {
                 // parse failed: a well-formed request pays nothing for it. The word's range lies within the
                 // request line, the head's prefix.
                 Some(word) => {
+                    // Leading zeros, as nginx reads them: `HTTP/1.00` is HTTP/1.0, `HTTP/1.01` HTTP/1.1.
+                    let minor = &head[word.start + b"HTTP/1.".len()..word.end];
+                    let as_version = if minor.iter().all(|&b| b == b'0') {
+                        &b"HTTP/1.0"[..]
+                    } else {
+                        b"HTTP/1.1"
+                    };
                     let mut copy = BytesMut::with_capacity(head.len());
                     copy.extend_from_slice(&head[..word.start]);
-                    copy.extend_from_slice(b"HTTP/1.1");
+                    copy.extend_from_slice(as_version);
                     copy.extend_from_slice(&head[word.end..]);
                     return self.parse_head_as(&copy.freeze(), true);
                 }
@@ -1877,6 +1889,10 @@ mod tests {
             &b"GET / HTTP/2.0\r\n"[..],
             b"GET / HTTP/9.9\r\n",
             b"GET / HTTP/2",
+            b"GET / HTTP/10.0\r\n",
+            b"GET / HTTP/10\r\n",
+            b"GET / HTTP/1000.0\r\n",
+            b"GET / HTTP/2.x\r\n",
         ] {
             let err = requests(&mut ServerCodec::default(), later).unwrap_err();
             assert_eq!(
@@ -1904,7 +1920,14 @@ mod tests {
             }
             Ok::<_, CodecError>(out)
         };
-        for later in ["HTTP/1.2", "HTTP/1.9", "HTTP/1.10", "HTTP/1.02"] {
+        for later in [
+            "HTTP/1.2",
+            "HTTP/1.9",
+            "HTTP/1.10",
+            "HTTP/1.02",
+            "HTTP/1.999",
+            "HTTP/1.000999",
+        ] {
             let input = format!(
                 "GET /a?b {later}\r\nHost: x\r\nX-Y: z\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
             );
@@ -1921,7 +1944,17 @@ mod tests {
                 assert_eq!(&reqs[1].path[..], b"/c");
             }
         }
-        for bad in ["HTTP/1.2x", "HTTP/1.", "HTTP/1.-2", "http/1.2", "HTTP/01.1"] {
+        for bad in [
+            "HTTP/1.2x",
+            "HTTP/1.",
+            "HTTP/1.-2",
+            "http/1.2",
+            "HTTP/01.1",
+            "HTTP/1.1000",
+            "HTTP/1.0001000",
+            "HTTP/0.9",
+            "HTTP/1",
+        ] {
             let input = format!("GET / {bad}\r\nHost: x\r\n\r\n");
             for err in [
                 requests(&mut ServerCodec::default(), input.as_bytes()).unwrap_err(),
@@ -1929,6 +1962,27 @@ mod tests {
             ] {
                 assert_eq!(error_status(&err), Some(400), "{bad}: {err}");
             }
+        }
+        // A later major version is judged the same whole or a byte at a time, on the digits read so far.
+        for later in ["HTTP/10.0", "HTTP/10", "HTTP/2.x", "HTTP/1000.0"] {
+            let input = format!("GET / {later}\r\nHost: x\r\n\r\n");
+            let err = one_by_one(input.as_bytes()).unwrap_err();
+            assert_eq!(error_status(&err), Some(505), "{later}: {err}");
+        }
+        // Leading zeros spell the same versions: `HTTP/1.00` is HTTP/1.0 (no keep-alive by default),
+        // `HTTP/1.01` HTTP/1.1.
+        for (spelled, version) in [
+            ("HTTP/1.00", Version::Http10),
+            ("HTTP/1.01", Version::Http11),
+        ] {
+            let input = format!("GET / {spelled}\r\nHost: x\r\n\r\n");
+            let reqs = requests(&mut ServerCodec::default(), input.as_bytes()).unwrap();
+            assert_eq!(reqs[0].version, version, "{spelled}");
+            assert_eq!(
+                reqs[0].keep_alive(),
+                version == Version::Http11,
+                "{spelled}"
+            );
         }
     }
 
