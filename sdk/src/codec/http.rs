@@ -29,7 +29,8 @@
 //!   count, `len`/`max` are field counts); `Content-Length` over `max_body_bytes` → `TooLarge { what: Body }` →
 //!   413, decided from the header (or a chunk's size line) before that body is read; a `Transfer-Encoding` other
 //!   than `chunked` → `Protocol` → 501; a later major version (`HTTP/2.0`) → [`VERSION_NOT_SUPPORTED`] → 505; `CONNECT` (no tunnel is opened) → [`CONNECT_NOT_ALLOWED`] → 405 with
-//!   `Allow`; an HTTP/1.1 request without `Host`, or any request with more than one (RFC 9112 §3.2), → `Protocol`
+//!   `Allow`; an HTTP/1.1 request without `Host`, any request with more than one or with a value that is no
+//!   host and port (RFC 9112 §3.2), → `Protocol`
 //!   → 400; any other malformed head or chunked framing → `Protocol` → 400. After any of them the connection
 //!   cannot be trusted: reply, close.
 //!
@@ -691,6 +692,16 @@ struct Framing {
     expect_continue: bool,
     /// `Host` fields seen.
     hosts: u32,
+    /// A `Host` field's value is not a host and port (RFC 9112 §3.2: a server answers 400).
+    bad_host: bool,
+}
+
+/// A `Host` field value as RFC 9112 §3.2 has it, `uri-host [ ":" port ]`, judged by its bytes (RFC 3986's
+/// unreserved, percent-encoded and sub-delims characters, `:` and an IP literal's brackets); empty is allowed
+/// (a target without an authority). nginx answers `Host: a b` and `Host: a/b` with 400 too.
+fn is_host(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 /// `name == lower`, ASCII case ignored, for a `name` that is a token (httparse checks a field name is one) and a
@@ -740,7 +751,10 @@ impl Framing {
                         f.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
                     }
                 }
-                4 if token_is(name, b"host") => f.hosts += 1,
+                4 if token_is(name, b"host") => {
+                    f.hosts += 1;
+                    f.bad_host |= !is_host(h.value);
+                }
                 6 if token_is(name, b"expect") => {
                     f.expect_continue |=
                         tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
@@ -926,6 +940,9 @@ impl ServerCodec {
         };
         // RFC 9112 §3.2: 400 to an HTTP/1.1 request without `Host`, and to any request with more than one (as
         // nginx answers). HTTP/1.0 needs none.
+        if framing.bad_host {
+            return Err(CodecError::protocol("an invalid Host field"));
+        }
         if framing.hosts > 1 {
             return Err(CodecError::protocol("more than one Host field"));
         }
@@ -2065,14 +2082,20 @@ mod tests {
             (b"GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n", 400),
             (b"CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n", 405),
             (b"CONNECT host:443 HTTP/1.0\r\n\r\n", 405),
+            // A value that is no host (RFC 9112 §3.2), as nginx answers.
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n", 400),
         ] {
             let text = String::from_utf8_lossy(input);
             assert_eq!(status_of(Limits::new(), input), status, "{text}");
         }
         let mut codec = ServerCodec::default();
         let good =
-            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: \r\n\r\n";
-        assert_eq!(requests(&mut codec, good).unwrap().len(), 2);
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: \r\n\r\n\
+            GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: keep-alive\r\n\r\n\
+            GET / HTTP/1.1\r\nHost: a-b.example_x~%41!$&'()*+,;=:80\r\n\r\n";
+        assert_eq!(requests(&mut codec, good).unwrap().len(), 4);
         let mut buf =
             BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..]);
         assert!(codec.decode(&mut buf).unwrap().is_some());
