@@ -52,6 +52,12 @@ pub struct Args {
     /// Largest RESP bulk string, bytes. Default: 512 MiB.
     #[arg(long, value_parser = parse_size)]
     pub max_bulk: Option<usize>,
+    /// Most bytes the RESP key space may hold (each key: its bytes + its value's + 192); a write that would pass
+    /// it gets Redis's `-OOM command not allowed when used memory > 'maxmemory'.` (as `maxmemory` with
+    /// `noeviction`), while reads, DEL and writes that do not grow it still work. `--model processes`: each
+    /// worker gets its share, `--max-store / --workers`. Default: 1 GiB.
+    #[arg(long, value_parser = parse_size)]
+    pub max_store: Option<usize>,
     /// Most RESP multibulk elements. Default: 1048576.
     #[arg(long)]
     pub max_multibulk: Option<usize>,
@@ -149,6 +155,7 @@ impl Args {
                 max_body: self.max_body.unwrap_or(l.max_body),
                 memory_budget: self.memory_budget.unwrap_or(l.memory_budget),
                 max_bulk: self.max_bulk.unwrap_or(l.max_bulk),
+                max_store: self.max_store.unwrap_or(l.max_store),
                 max_multibulk: self.max_multibulk.unwrap_or(l.max_multibulk),
                 max_headers: self.max_headers.unwrap_or(l.max_headers),
                 max_inline: self.max_inline.unwrap_or(l.max_inline),
@@ -208,6 +215,8 @@ mod tests {
             "2G",
             "--max-line",
             "4096",
+            "--max-store",
+            "64MiB",
             "--no-nodelay",
         ])
         .unwrap();
@@ -224,6 +233,7 @@ mod tests {
             ),
             (16 << 20, 2 << 30, 4096)
         );
+        assert_eq!(c.limits.max_store, 64 << 20);
         assert!(!c.nodelay);
         assert_eq!(c.limits.idle_timeout, Limits::default().idle_timeout);
     }
@@ -289,6 +299,7 @@ mod tests {
                 "5000000000",
                 "max frame is at most 4294967295 bytes",
             ),
+            ("--max-store", "0", "max store must be at least 1"),
         ] {
             let e = Args::try_parse_from(["sockpool-server", flag, value])
                 .unwrap()

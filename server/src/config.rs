@@ -302,6 +302,13 @@ pub struct Limits {
     pub max_body: usize,
     /// Largest RESP bulk string in bytes. Default: 512 MiB (Redis's proto-max-bulk-len).
     pub max_bulk: usize,
+    /// The most the RESP key space may hold, in bytes: each key counts its bytes, its value's bytes and a fixed
+    /// 192 for its entry (docs/PROTOCOL.md). A write that would take it past this is refused with Redis's
+    /// `-OOM command not allowed when used memory > 'maxmemory'.` (Redis's `maxmemory` with
+    /// `maxmemory-policy noeviction`); a write that does not grow it always goes through. Under `--model
+    /// processes` each worker's key space gets `max_store / workers`. Default: 1 GiB, as `memory_budget`: what
+    /// a benchmark's key space needs many times over, and a bound a small host survives.
+    pub max_store: usize,
     /// Most elements in one RESP multibulk request. Default: 1048576.
     pub max_multibulk: usize,
     /// Longest RESP inline command in bytes. Default: 64 KiB.
@@ -344,6 +351,7 @@ impl Default for Limits {
             max_headers: 100,
             max_body: 1024 * 1024,
             max_bulk: 512 * 1024 * 1024,
+            max_store: 1 << 30,
             max_multibulk: 1024 * 1024,
             max_inline: 64 * 1024,
             max_multi_commands: 100_000,
@@ -532,6 +540,7 @@ impl ServerConfig {
             ("max header", l.max_header),
             ("max body", l.max_body),
             ("max bulk", l.max_bulk),
+            ("max store", l.max_store),
             ("max multibulk", l.max_multibulk),
             ("max inline", l.max_inline),
             ("write high water", l.write_high_water),

@@ -23,7 +23,7 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// The body of every HTTP `200`.
     pub http_body: Bytes,
-    /// The RESP key space.
+    /// The RESP key space, capped at `limits.max_store`.
     pub db: crate::store::Db,
     /// The last RESP `CLIENT ID` given.
     pub client_ids: std::sync::atomic::AtomicU64,
@@ -60,11 +60,12 @@ impl Shared {
             .cycle()
             .take(config.http_body_size)
             .collect();
+        let db = crate::store::Db::new(config.limits.max_store);
         Shared {
             config,
             stats,
             http_body: Bytes::from(body),
-            db: Default::default(),
+            db,
             client_ids: Default::default(),
             shutdown,
             tls,

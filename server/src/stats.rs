@@ -40,9 +40,12 @@ pub enum Counter {
     ErrorsPanic,
     /// Large requests refused with the protocol's busy answer over `--memory-budget` (their connections close).
     ErrorsBusy,
+    /// RESP writes refused with `-OOM` because they would take the key space past `--max-store` (the connection
+    /// goes on).
+    StoreRefused,
 }
 
-const COUNTERS: usize = 15;
+const COUNTERS: usize = 16;
 
 /// Shards of the counters: threads add to their own shard (picked round-robin when a thread first counts),
 /// so two cores never fight over one cache line on every request.
@@ -117,6 +120,9 @@ pub struct StatsSnapshot {
     /// Worker processes (`processes` model) that exited while serving and were started again.
     #[serde(default)]
     pub worker_restarts: u64,
+    /// RESP writes refused with `-OOM` at `--max-store` (each connection goes on).
+    #[serde(default)]
+    pub store_refused: u64,
 }
 
 impl Stats {
@@ -168,6 +174,7 @@ impl Stats {
                 busy: self.get(ErrorsBusy),
             },
             worker_restarts: self.get(WorkerRestarts),
+            store_refused: self.get(StoreRefused),
         }
     }
 
@@ -210,6 +217,7 @@ impl StatsSnapshot {
             (ErrorsPanic, self.errors.panic),
             (ErrorsBusy, self.errors.busy),
             (WorkerRestarts, self.worker_restarts),
+            (StoreRefused, self.store_refused),
         ]
     }
 
@@ -267,6 +275,12 @@ impl StatsSnapshot {
             "counter",
             "Worker processes that exited while serving and were started again.",
             self.worker_restarts,
+        );
+        metric(
+            "store_refused_total",
+            "counter",
+            "RESP writes refused with -OOM because they would take the key space past --max-store.",
+            self.store_refused,
         );
         let _ = writeln!(
             out,
@@ -327,6 +341,7 @@ mod tests {
             "connections_refused",
             "bytes_in",
             "bytes_out",
+            "store_refused",
         ] {
             assert_eq!(v[k], 0, "{k}");
         }

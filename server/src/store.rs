@@ -21,9 +21,18 @@
 //! (and how many watch it), and every change to such a key (set, deleted, its deadline moved, reclaimed) bumps
 //! it; `EXEC` compares ([`Locked::changed_since`]). A watched key's deadline passing counts as a change too, as
 //! in Redis 6.0.9+, even before the key is reclaimed. Nothing else (a read, another key) aborts a transaction.
+//!
+//! **Size** (`--max-store`, Redis's `maxmemory` with `maxmemory-policy noeviction`). Each key costs [`cost`]: its
+//! bytes, its value's bytes and [`ENTRY_OVERHEAD`]. A shard counts what its keys cost, and every change of that
+//! count goes to one [`Quota`] shared by the shards (an atomic, no lock): a write that would take the total past
+//! the cap is refused before it changes anything ([`Full`], Redis's `-OOM`), one that does not grow the store
+//! always goes through, and a key deleted, overwritten smaller, reclaimed after its deadline or flushed gives its
+//! bytes back at once. A command on several keys (`MSET`, `MSETNX`, `RENAME`) reserves the most it can grow by
+//! first ([`Locked::prepaid`]), so it happens whole or not at all.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -41,13 +50,130 @@ pub(crate) const SWEEP_PER_SHARD: usize = 32;
 /// How often the server runs [`Db::sweep`].
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
-/// The RESP key space: `SHARDS` mutex-guarded maps.
+/// What a key costs the store beyond its own bytes and its value's, in `--max-store`'s count: its slot in the
+/// shard's table (the key's and the value's handles and the deadline, 80 bytes, and a control byte, in a table
+/// between 7/16 and 7/8 full) and the allocator's header and rounding of the key's and the value's copies.
+/// Measured on the server's RSS (docs/PROTOCOL.md, "The key space's size"): 140 to 232 bytes for a key without
+/// a deadline, as its shard's table fills up and doubles; this is the middle of that range, rounded. A value
+/// read since it was set adds 32 bytes (a shared handle), a deadline about 128 (the expiry index).
+pub(crate) const ENTRY_OVERHEAD: usize = 192;
+
+/// A shard's table is cut back to twice its keys once it has more than four times as many slots as keys (and
+/// more than this many): deleting keys gives their slots back, so a client that fills one shard after another
+/// and deletes cannot leave every table at its largest. The factor of two between growing and shrinking keeps
+/// a key set and deleted at the edge from resizing the table each time.
+const MIN_SLOTS: usize = 1024;
+
+/// What a key of `key` bytes holding a value of `value` bytes costs the store ([`ENTRY_OVERHEAD`]).
+#[inline]
+pub(crate) const fn cost(key: usize, value: usize) -> usize {
+    key + value + ENTRY_OVERHEAD
+}
+
+/// The reply to a write refused at the cap: Redis's own words (redis-server 7.0.15 with `maxmemory-policy
+/// noeviction`), `-OOM` on the wire.
+pub(crate) const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// A write refused: it would take the store past its cap (`--max-store`). Nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// The store's cap and what its keys cost now, shared by every shard: one atomic, changed when a shard's count
+/// changes (a write that keeps the sizes touches it not at all).
+#[derive(Debug)]
+pub(crate) struct Quota {
+    /// The most the keys may cost together, bytes (`--max-store`).
+    cap: usize,
+    /// What they cost now ([`cost`] summed over the shards), plus what a command on several keys reserved while
+    /// it runs ([`Locked::prepaid`]).
+    used: AtomicUsize,
+}
+
+impl Quota {
+    /// Takes `n` more bytes if the total stays within the cap; false (nothing taken) if it would not.
+    #[inline]
+    fn reserve(&self, n: usize) -> bool {
+        n == 0
+            || self
+                .used
+                .fetch_update(Relaxed, Relaxed, |u| {
+                    u.checked_add(n).filter(|&total| total <= self.cap)
+                })
+                .is_ok()
+    }
+
+    /// Gives `n` bytes back.
+    #[inline]
+    fn release(&self, n: usize) {
+        if n > 0 {
+            self.used.fetch_sub(n, Relaxed);
+        }
+    }
+}
+
+/// A shard's side of the [`Quota`]: what its keys cost, kept in step with the shared total.
+#[derive(Debug)]
+struct Account {
+    /// What this shard's keys cost ([`cost`] each).
+    used: usize,
+    /// The total and the cap, shared with the other shards.
+    quota: Arc<Quota>,
+    /// Set while a command on several keys runs on room it reserved for all of them ([`Locked::prepaid`]):
+    /// growth is counted without a check. Cleared whenever the shard is locked ([`Db::lock`]).
+    prepaid: bool,
+}
+
+impl Account {
+    /// An entry that cost `old` now costs `new` (0: none): counted, or [`Full`] (nothing counted) if the store
+    /// would pass its cap.
+    #[inline]
+    fn resize(&mut self, old: usize, new: usize) -> Result<(), Full> {
+        if new > old {
+            let more = new - old;
+            if self.prepaid {
+                self.quota.used.fetch_add(more, Relaxed);
+            } else if !self.quota.reserve(more) {
+                return Err(Full);
+            }
+            self.used += more;
+        } else {
+            self.free(old - new);
+        }
+        Ok(())
+    }
+
+    /// `n` bytes of entries gone.
+    #[inline]
+    fn free(&mut self, n: usize) {
+        self.used -= n;
+        self.quota.release(n);
+    }
+}
+
+/// The room a command on several keys reserved ([`Locked::prepaid`]), given back when dropped (a panic in the
+/// command included).
+struct Reservation<'q> {
+    /// Where it was taken from.
+    quota: &'q Quota,
+    /// How much.
+    bytes: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.quota.release(self.bytes);
+    }
+}
+
+/// The RESP key space: `SHARDS` mutex-guarded maps, and their size against the cap.
 pub struct Db {
     shards: Vec<Mutex<Shard>>,
+    /// The cap and the total, which every shard's [`Account`] shares.
+    quota: Arc<Quota>,
 }
 
 /// One shard: its keys, and the ones with a deadline ordered by it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shard {
     /// The keys and their values.
     map: HashMap<Bytes, Entry>,
@@ -56,6 +182,8 @@ pub(crate) struct Shard {
     /// The keys some connection `WATCH`es, and how often each changed since ([`Db::watch`]). Empty unless a
     /// transaction is being prepared, so a write pays one `is_empty` for it.
     watched: HashMap<Bytes, Watch>,
+    /// What the keys cost, against the store's cap.
+    account: Account,
 }
 
 /// A watched key: its changes since the first watcher came, and how many connections watch it.
@@ -152,6 +280,7 @@ impl Shard {
         }
         self.map = HashMap::new();
         self.expiry = BTreeSet::new();
+        self.account.free(self.account.used);
     }
 
     /// Appends the live keys matching `pattern` (none: every one) to `out`.
@@ -191,23 +320,36 @@ impl Shard {
     /// Removes `key` and its place in the expiry index; its entry, if it was there (expired or not).
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, entry) = self.map.remove_entry(key)?;
+        self.account.free(cost(k.len(), entry.value.len()));
         if let Some(d) = entry.deadline {
             self.expiry.remove(&(d, k));
         }
         self.changed(key);
+        self.fit();
         Some(entry)
     }
 
-    /// Sets `key`'s entry (replacing any), keeping the expiry index in step. The index shares the map's copy of
-    /// the key.
-    fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) {
-        self.changed(key);
+    /// Cuts the table back once it is mostly empty ([`MIN_SLOTS`]).
+    #[inline]
+    fn fit(&mut self) {
+        let (keys, slots) = (self.map.len(), self.map.capacity());
+        if slots > MIN_SLOTS && keys < slots / 4 {
+            self.map.shrink_to(keys * 2);
+        }
+    }
+
+    /// Sets `key`'s entry (replacing any), keeping the expiry index in step (the index shares the map's copy of
+    /// the key); [`Full`], and nothing changed, if that would take the store past its cap.
+    fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) -> Result<(), Full> {
         let stored = self
             .map
             .get_key_value(key)
-            .map(|(k, e)| (k.clone(), e.deadline));
+            .map(|(k, e)| (k.clone(), e.deadline, e.value.len()));
+        let old = stored.as_ref().map_or(0, |s| cost(key.len(), s.2));
+        self.account.resize(old, cost(key.len(), value.len()))?;
+        self.changed(key);
         let k = match stored {
-            Some((k, old)) => {
+            Some((k, old, _)) => {
                 if old != deadline {
                     if let Some(old) = old {
                         self.expiry.remove(&(old, k.clone()));
@@ -227,6 +369,27 @@ impl Shard {
             }
         };
         self.map.insert(k, Entry { value, deadline });
+        Ok(())
+    }
+
+    /// Gives `key`'s entry (there) the deadline `deadline`, its value as it is: `EXPIRE`, `PERSIST`, `GETEX`.
+    fn redate(&mut self, key: &[u8], deadline: Option<Instant>) {
+        let Some((k, e)) = self.map.get_key_value(key) else {
+            return;
+        };
+        let (k, old) = (k.clone(), e.deadline);
+        self.changed(key);
+        if old != deadline {
+            if let Some(old) = old {
+                self.expiry.remove(&(old, k.clone()));
+            }
+            if let Some(new) = deadline {
+                self.expiry.insert((new, k));
+            }
+        }
+        if let Some(e) = self.map.get_mut(key) {
+            e.deadline = deadline;
+        }
     }
 
     /// `key` changed (set, deleted, its deadline moved, expired): a `WATCH` of it makes `EXEC` abort.
@@ -250,9 +413,14 @@ impl Shard {
             let Some((_, key)) = self.expiry.pop_first() else {
                 break;
             };
-            self.map.remove(&key);
+            if let Some(e) = self.map.remove(&key) {
+                self.account.free(cost(key.len(), e.value.len()));
+            }
             self.changed(&key);
             n += 1;
+        }
+        if n > 0 {
+            self.fit();
         }
         n
     }
@@ -283,24 +451,31 @@ impl Shard {
     }
 
     /// `SET key value` with `options`: `Ok(old value)` if it stored, `Err(old value)` if its `NX`/`XX`
-    /// condition kept it from storing (the old value only when `options.get`). One lookup, as the plain `SET`
-    /// of the hot path always made: the key is copied first (it is kept if the key is new).
+    /// condition kept it from storing (the old value only when `options.get`); [`Full`] (nothing changed) if
+    /// storing would take the store past its cap. One lookup, as the plain `SET` of the hot path always made:
+    /// the key is copied first (it is kept if the key is new). Expired keys of the shard are reclaimed first, so
+    /// the room they held is there for this write.
     pub(crate) fn set(
         &mut self,
         key: &[u8],
         value: &[u8],
         options: SetOptions,
         now: Instant,
-    ) -> Result<Option<Bytes>, Option<Bytes>> {
+    ) -> Result<Result<Option<Bytes>, Option<Bytes>>, Full> {
         use std::collections::hash_map::Entry as Slot;
+        if !self.expiry.is_empty() {
+            self.reclaim(now, RECLAIM_PER_WRITE);
+        }
         let result = match self.map.entry(Bytes::copy_from_slice(key)) {
             Slot::Occupied(mut slot) => {
                 let e = slot.get();
                 let live = e.deadline.is_none_or(|d| d > now);
                 let old = (live && options.get).then(|| e.value.clone());
                 if (options.only_if_missing && live) || (options.only_if_present && !live) {
-                    return Err(old);
+                    return Ok(Err(old));
                 }
+                self.account
+                    .resize(cost(key.len(), e.value.len()), cost(key.len(), value.len()))?;
                 let previous = e.deadline;
                 let deadline = match (options.keep_ttl, live) {
                     (true, true) => previous,
@@ -323,8 +498,9 @@ impl Shard {
             }
             Slot::Vacant(slot) => {
                 if options.only_if_present {
-                    return Err(None);
+                    return Ok(Err(None));
                 }
+                self.account.resize(0, cost(key.len(), value.len()))?;
                 let deadline = if options.keep_ttl {
                     None
                 } else {
@@ -341,10 +517,17 @@ impl Shard {
             }
         };
         self.changed(key);
-        if !self.expiry.is_empty() {
-            self.reclaim(now, RECLAIM_PER_WRITE);
-        }
-        result
+        Ok(result)
+    }
+
+    /// How much setting `key` to a value of `len` bytes would grow the store (0: it would not); an expired key
+    /// not yet reclaimed counts as there, as it holds its memory until then.
+    pub(crate) fn growth(&self, key: &[u8], len: usize) -> usize {
+        let old = self
+            .map
+            .get(key)
+            .map_or(0, |e| cost(key.len(), e.value.len()));
+        cost(key.len(), len).saturating_sub(old)
     }
 
     /// Adds `delta` to the integer at `key` (0 if missing), keeping its deadline as Redis does.
@@ -363,10 +546,11 @@ impl Shard {
         };
         let next = current.checked_add(delta).ok_or(IncrError::Overflow)?;
         let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-        self.put(key, text, deadline);
         if !self.expiry.is_empty() {
             self.reclaim(now, RECLAIM_PER_WRITE);
         }
+        self.put(key, text, deadline)
+            .map_err(|Full| IncrError::Full)?;
         Ok(next)
     }
 
@@ -395,8 +579,7 @@ impl Shard {
         if deadline <= now {
             self.remove(key);
         } else {
-            let value = entry.value.clone();
-            self.put(key, value, Some(deadline));
+            self.redate(key, Some(deadline));
         }
         self.reclaim(now, RECLAIM_PER_WRITE);
         true
@@ -409,16 +592,18 @@ impl Shard {
         Some((entry.value, entry.deadline))
     }
 
-    /// `RENAME`'s second half: `key` set to `value` with `deadline`, replacing whatever was there.
+    /// `RENAME`'s second half: `key` set to `value` with `deadline`, replacing whatever was there; [`Full`]
+    /// (nothing changed) past the store's cap.
     pub(crate) fn restore(
         &mut self,
         key: &[u8],
         value: Bytes,
         deadline: Option<Instant>,
         now: Instant,
-    ) {
-        self.put(key, value, deadline);
+    ) -> Result<(), Full> {
+        self.put(key, value, deadline)?;
         self.reclaim(now, RECLAIM_PER_WRITE);
+        Ok(())
     }
 
     /// `APPEND`: `tail` added to the end of the value at `key` (which is `tail` if the key is missing), its
@@ -436,12 +621,21 @@ impl Shard {
         max: usize,
         now: Instant,
     ) -> Result<usize, AppendError> {
-        let len = match self.live(key, now) {
+        if !self.expiry.is_empty() {
+            self.reclaim(now, RECLAIM_PER_WRITE);
+        }
+        if self.expired(key, now) {
+            self.remove(key);
+        }
+        let len = match self.map.get_mut(key) {
             Some(e) => {
-                let len = e.value.len() + tail.len();
+                let (held, len) = (e.value.len(), e.value.len() + tail.len());
                 if len > max {
                     return Err(AppendError::TooLarge);
                 }
+                self.account
+                    .resize(cost(key.len(), held), cost(key.len(), len))
+                    .map_err(|Full| AppendError::Full)?;
                 let value = std::mem::take(&mut e.value);
                 let mut grown = match value.try_into_mut() {
                     Ok(unique) => unique,
@@ -452,6 +646,7 @@ impl Shard {
                     }
                     Err(held) => {
                         e.value = held;
+                        self.account.free(tail.len());
                         return Err(AppendError::Held);
                     }
                 };
@@ -461,13 +656,11 @@ impl Shard {
                 len
             }
             None => {
-                self.put(key, Bytes::copy_from_slice(tail), None);
+                self.put(key, Bytes::copy_from_slice(tail), None)
+                    .map_err(|Full| AppendError::Full)?;
                 tail.len()
             }
         };
-        if !self.expiry.is_empty() {
-            self.reclaim(now, RECLAIM_PER_WRITE);
-        }
         Ok(len)
     }
 
@@ -517,11 +710,11 @@ impl Shard {
         match change {
             Change::Keep => return Some(value),
             Change::Persist if had.is_none() => return Some(value),
-            Change::Persist => self.put(key, value.clone(), None),
+            Change::Persist => self.redate(key, None),
             Change::At(d) if d <= now => {
                 self.remove(key);
             }
-            Change::At(d) => self.put(key, value.clone(), Some(d)),
+            Change::At(d) => self.redate(key, Some(d)),
         }
         self.reclaim(now, RECLAIM_PER_WRITE);
         Some(value)
@@ -531,11 +724,9 @@ impl Shard {
     pub(crate) fn persist(&mut self, key: &[u8], now: Instant) -> bool {
         match self.live(key, now) {
             Some(Entry {
-                value,
-                deadline: Some(_),
+                deadline: Some(_), ..
             }) => {
-                let value = value.clone();
-                self.put(key, value, None);
+                self.redate(key, None);
                 true
             }
             _ => false,
@@ -625,6 +816,8 @@ impl Store for &Db {
 pub(crate) struct Locked<'a> {
     /// The guards, in shard index order: all [`SHARDS`] of them, or those a command's keys fall in.
     guards: Vec<MutexGuard<'a, Shard>>,
+    /// The store's cap and total ([`Locked::prepaid`]).
+    quota: &'a Quota,
     /// For each shard, its place in `guards` ([`NOT_LOCKED`] if it is not there).
     place: [u8; SHARDS],
 }
@@ -645,6 +838,32 @@ impl Locked<'_> {
     /// One watcher of `key` fewer ([`Db::unwatch`], with its shard already locked).
     pub(crate) fn unwatch(&mut self, key: &[u8]) {
         self.shard(shard_of(key)).unwatch(key);
+    }
+
+    /// Runs `f`, a command on several keys (`MSET`, `MSETNX`, `RENAME`), on `bound` bytes of room reserved
+    /// first: the most it can grow the store by ([`Shard::growth`] summed). The room there, `f` runs whole and
+    /// its writes are counted without a check (what it does not use is given back); not there, `f` does not
+    /// run ([`Full`]): the command happens entirely or not at all.
+    pub(crate) fn prepaid<R>(
+        &mut self,
+        bound: usize,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, Full> {
+        if !self.quota.reserve(bound) {
+            return Err(Full);
+        }
+        let _room = Reservation {
+            quota: self.quota,
+            bytes: bound,
+        };
+        for shard in &mut self.guards {
+            shard.account.prepaid = true;
+        }
+        let done = f(self);
+        for shard in &mut self.guards {
+            shard.account.prepaid = false;
+        }
+        Ok(done)
     }
 
     /// Shard `index`, which one of the keys this was locked for falls in.
@@ -726,11 +945,48 @@ pub(crate) fn shard_of(key: &[u8]) -> usize {
     (h as usize) % SHARDS
 }
 
+impl Db {
+    /// An empty key space whose keys may cost at most `cap` bytes together ([`cost`]).
+    pub(crate) fn new(cap: usize) -> Db {
+        let quota = Arc::new(Quota {
+            cap,
+            used: AtomicUsize::new(0),
+        });
+        Db {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        expiry: BTreeSet::new(),
+                        watched: HashMap::new(),
+                        account: Account {
+                            used: 0,
+                            quota: quota.clone(),
+                            prepaid: false,
+                        },
+                    })
+                })
+                .collect(),
+            quota,
+        }
+    }
+
+    /// What the keys cost now, bytes ([`cost`]): `INFO`'s `used_memory_dataset`.
+    pub(crate) fn used(&self) -> usize {
+        self.quota.used.load(Relaxed)
+    }
+
+    /// The most they may cost (`--max-store`): `INFO`'s and `CONFIG GET`'s `maxmemory`.
+    pub(crate) fn cap(&self) -> usize {
+        self.quota.cap
+    }
+}
+
+/// A key space without a cap (tests).
+#[cfg(test)]
 impl Default for Db {
     fn default() -> Self {
-        Db {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-        }
+        Db::new(usize::MAX)
     }
 }
 
@@ -738,19 +994,25 @@ impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
             .field("shards", &self.shards.len())
+            .field("quota", &self.quota)
             .finish()
     }
 }
 
 impl Db {
+    /// Shard `index`, locked. No command on reserved room runs on it now (that command held the lock), so its
+    /// `prepaid` mark is cleared: one left by a command that panicked never lets writes pass unchecked.
     fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
-        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+        let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+        shard.account.prepaid = false;
+        shard
     }
 
     /// Every shard locked, in index order: nothing else touches the key space until the result is dropped.
     pub(crate) fn lock_all(&self) -> Locked<'_> {
         Locked {
             guards: (0..SHARDS).map(|i| self.lock(i)).collect(),
+            quota: &self.quota,
             place: std::array::from_fn(|i| i as u8),
         }
     }
@@ -762,6 +1024,7 @@ impl Db {
         let mask = keys.fold(0u64, |mask, k| mask | 1 << shard_of(k));
         let mut locked = Locked {
             guards: Vec::with_capacity(mask.count_ones() as usize),
+            quota: &self.quota,
             place: [NOT_LOCKED; SHARDS],
         };
         let mut rest = mask;
@@ -940,6 +1203,8 @@ pub(crate) enum AppendError {
     TooLarge,
     /// The value is larger than [`APPEND_COPY_MAX`] and a reply being written holds it.
     Held,
+    /// The longer value would take the store past its cap (`--max-store`).
+    Full,
 }
 
 impl AppendError {
@@ -951,6 +1216,7 @@ impl AppendError {
             AppendError::Held => {
                 "BUSY the value is being sent to a client that reads slowly; try APPEND again later"
             }
+            AppendError::Full => OOM,
         }
     }
 }
@@ -962,6 +1228,8 @@ pub enum IncrError {
     NotAnInteger,
     /// The value is an integer, but adding to it would pass the i64 range.
     Overflow,
+    /// The new value is longer and would take the store past its cap (`--max-store`).
+    Full,
 }
 
 impl IncrError {
@@ -970,6 +1238,7 @@ impl IncrError {
         match self {
             IncrError::NotAnInteger => "ERR value is not an integer or out of range",
             IncrError::Overflow => "ERR increment or decrement would overflow",
+            IncrError::Full => OOM,
         }
     }
 }
@@ -1094,7 +1363,9 @@ mod tests {
         assert_eq!(s.strlen(b"k", now), 100_000);
         drop(held);
         assert_eq!(s.append(b"k", b"y", usize::MAX, now), Ok(100_001));
-        s.set(b"small", b"abc", SetOptions::default(), now).unwrap();
+        s.set(b"small", b"abc", SetOptions::default(), now)
+            .unwrap()
+            .unwrap();
         let held = s.get(b"small", now).unwrap();
         assert_eq!(s.append(b"small", b"d", usize::MAX, now), Ok(4));
         assert_eq!(&held[..], b"abc", "a reply in progress keeps its value");
@@ -1112,7 +1383,7 @@ mod tests {
         let (db, now) = (Db::default(), t0());
         let mut s = db.lock(shard_of(b"k"));
         let ten = now + Duration::from_secs(10);
-        assert_eq!(s.set(b"k", b"v", with_deadline(ten), now), Ok(None));
+        assert_eq!(s.set(b"k", b"v", with_deadline(ten), now), Ok(Ok(None)));
         let before = ten - Duration::from_millis(1);
         assert_eq!(s.get(b"k", before).as_deref(), Some(&b"v"[..]));
         assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(10)));
@@ -1121,13 +1392,13 @@ mod tests {
         assert_eq!(s.get(b"k", ten), None);
         assert_eq!(s.map.len(), 0, "the lazy check dropped it");
         assert!(s.expiry.is_empty());
-        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap().unwrap();
         assert!(!s.exists(b"k", ten));
-        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap().unwrap();
         assert_eq!(s.ttl(b"k", ten), Ttl::Missing);
-        s.set(b"k", b"v", with_deadline(ten), now).unwrap();
+        s.set(b"k", b"v", with_deadline(ten), now).unwrap().unwrap();
         assert!(!s.del(b"k", ten), "DEL of an expired key counts 0");
-        s.set(b"n", b"5", with_deadline(ten), now).unwrap();
+        s.set(b"n", b"5", with_deadline(ten), now).unwrap().unwrap();
         assert_eq!(
             s.incr_by(b"n", 1, ten),
             Ok(1),
@@ -1151,36 +1422,42 @@ mod tests {
         };
         assert_eq!(
             s.set(b"k", b"1", xx_get, now),
-            Err(None),
+            Ok(Err(None)),
             "XX: no key, no store"
         );
         assert_eq!(s.get(b"k", now), None);
-        assert_eq!(s.set(b"k", b"1", nx, now), Ok(None));
+        assert_eq!(s.set(b"k", b"1", nx, now), Ok(Ok(None)));
         assert_eq!(
             s.set(b"k", b"2", nx, now),
-            Err(None),
+            Ok(Err(None)),
             "NX: the key is there"
         );
         assert_eq!(
             s.set(b"k", b"3", xx_get, now),
-            Ok(Some(Bytes::from_static(b"1")))
+            Ok(Ok(Some(Bytes::from_static(b"1"))))
         );
         let later = now + Duration::from_secs(5);
-        s.set(b"k", b"4", with_deadline(later), now).unwrap();
+        s.set(b"k", b"4", with_deadline(later), now)
+            .unwrap()
+            .unwrap();
         let keep = SetOptions {
             keep_ttl: true,
             ..SetOptions::default()
         };
-        s.set(b"k", b"5", keep, now).unwrap();
+        s.set(b"k", b"5", keep, now).unwrap().unwrap();
         assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(5)));
         // A plain SET clears the deadline; INCR keeps it.
-        s.set(b"k", b"6", SetOptions::default(), now).unwrap();
+        s.set(b"k", b"6", SetOptions::default(), now)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.ttl(b"k", now), Ttl::Persistent);
-        s.set(b"k", b"6", with_deadline(later), now).unwrap();
+        s.set(b"k", b"6", with_deadline(later), now)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.incr_by(b"k", 1, now), Ok(7));
         assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(5)));
         // NX on an expired key stores.
-        assert_eq!(s.set(b"k", b"8", nx, later), Ok(None));
+        assert_eq!(s.set(b"k", b"8", nx, later), Ok(Ok(None)));
         assert_eq!(s.ttl(b"k", later), Ttl::Persistent);
         assert_eq!(s.expiry.len(), 0, "the index follows every change");
     }
@@ -1191,7 +1468,9 @@ mod tests {
         let mut s = db.lock(0);
         let at = |secs| now + Duration::from_secs(secs);
         assert!(!s.expire(b"k", at(5), ExpireIf::Always, now), "no key");
-        s.set(b"k", b"v", SetOptions::default(), now).unwrap();
+        s.set(b"k", b"v", SetOptions::default(), now)
+            .unwrap()
+            .unwrap();
         assert!(!s.expire(b"k", at(5), ExpireIf::HasDeadline, now));
         assert!(
             !s.expire(b"k", at(5), ExpireIf::Later, now),
@@ -1241,9 +1520,13 @@ mod tests {
         // Writes reclaim too, a few at a time, in the shard they touch.
         let mut s = db.lock(0);
         for i in 0..10u8 {
-            s.set(&[i], b"v", with_deadline(soon), now).unwrap();
+            s.set(&[i], b"v", with_deadline(soon), now)
+                .unwrap()
+                .unwrap();
         }
-        s.set(b"w", b"v", SetOptions::default(), soon).unwrap();
+        s.set(b"w", b"v", SetOptions::default(), soon)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.expiry.len(), 10 - RECLAIM_PER_WRITE);
     }
 
@@ -1287,6 +1570,257 @@ mod tests {
         assert_eq!(db.watched(), 1, "a watcher is left");
         db.unwatch(b"k");
         assert_eq!(db.watched(), 0);
+    }
+
+    /// What the shards count, summed: always the quota's total (no reservation outlives its command).
+    fn counted(db: &Db) -> usize {
+        let sum = (0..SHARDS).map(|i| db.lock(i).account.used).sum();
+        assert_eq!(sum, db.used(), "the shards and the quota agree");
+        sum
+    }
+
+    #[test]
+    fn the_store_counts_each_key_its_bytes_and_its_entry_and_back_to_zero() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(shard_of(b"k"));
+        s.set(b"k", b"vv", SetOptions::default(), now)
+            .unwrap()
+            .unwrap();
+        drop(s);
+        assert_eq!(counted(&db), cost(1, 2));
+        // Overwritten larger, smaller, appended to: the value's length is what counts.
+        db.set(b"k", b"vvvvvv", now);
+        assert_eq!(counted(&db), cost(1, 6));
+        db.set(b"k", b"v", now);
+        assert_eq!(counted(&db), cost(1, 1));
+        let appended = db
+            .lock(shard_of(b"k"))
+            .append(b"k", b"xyz", usize::MAX, now);
+        assert_eq!(appended, Ok(4));
+        assert_eq!(counted(&db), cost(1, 4));
+        // A counter created, then longer.
+        assert_eq!(db.incr_by(b"n", 9, now), Ok(9));
+        assert_eq!(counted(&db), cost(1, 4) + cost(1, 1));
+        assert_eq!(db.incr_by(b"n", 1, now), Ok(10));
+        assert_eq!(counted(&db), cost(1, 4) + cost(1, 2));
+        // A deadline changes nothing; the key's reclaim after it gives its bytes back, by a sweep or a read.
+        let soon = now + Duration::from_secs(1);
+        assert!(db
+            .lock(shard_of(b"n"))
+            .expire(b"n", soon, ExpireIf::Always, now));
+        assert!(db
+            .lock(shard_of(b"k"))
+            .expire(b"k", soon, ExpireIf::Always, now));
+        assert_eq!(counted(&db), cost(1, 4) + cost(1, 2));
+        assert_eq!(db.get(b"k", soon), None);
+        assert_eq!(counted(&db), cost(1, 2), "the read that found it expired");
+        assert_eq!(db.sweep(soon, SWEEP_PER_SHARD), 1);
+        assert_eq!(counted(&db), 0, "the sweep");
+        // Deleted: nothing left.
+        for i in 0..1000u32 {
+            db.set(&i.to_be_bytes(), &[b'v'; 10], now);
+        }
+        assert_eq!(counted(&db), 1000 * cost(4, 10));
+        for i in 0..1000u32 {
+            assert!(db.del(&i.to_be_bytes(), now));
+        }
+        assert_eq!(counted(&db), 0);
+        // Flushed: nothing left either, and a later key counts from there.
+        for i in 0..1000u32 {
+            db.set(&i.to_be_bytes(), b"v", now);
+        }
+        db.lock_all().flush();
+        assert_eq!(counted(&db), 0);
+        db.set(b"k", b"v", now);
+        assert_eq!(counted(&db), cost(1, 1));
+        let taken = db.lock(shard_of(b"k")).get_del(b"k", now);
+        assert_eq!(taken.as_deref(), Some(&b"v"[..]));
+        assert_eq!(counted(&db), 0);
+    }
+
+    #[test]
+    fn a_write_past_the_cap_is_refused_and_changes_nothing() {
+        let now = t0();
+        // Room for two keys of 10 bytes and 10 bytes more.
+        let db = Db::new(2 * cost(1, 10) + 10);
+        let at = |key: &[u8]| db.lock(shard_of(key));
+        let set = |key: &[u8], value: &[u8]| at(key).set(key, value, SetOptions::default(), now);
+        assert_eq!(set(b"a", &[b'a'; 10]), Ok(Ok(None)));
+        assert_eq!(set(b"b", &[b'b'; 10]), Ok(Ok(None)));
+        assert_eq!(set(b"c", b""), Err(Full), "a new key");
+        assert_eq!(set(b"a", &[b'a'; 21]), Err(Full), "a larger value");
+        assert_eq!(db.get(b"a", now).as_deref(), Some(&[b'a'; 10][..]));
+        assert!(!db.exists(b"c", now));
+        assert_eq!(
+            set(b"a", &[b'a'; 20]),
+            Ok(Ok(None)),
+            "up to the cap exactly"
+        );
+        assert_eq!(counted(&db), db.cap());
+        assert_eq!(
+            at(b"a").append(b"a", b"x", usize::MAX, now),
+            Err(AppendError::Full)
+        );
+        assert_eq!(
+            at(b"c").append(b"c", b"x", usize::MAX, now),
+            Err(AppendError::Full)
+        );
+        assert_eq!(db.incr_by(b"c", 1, now), Err(IncrError::Full));
+        // What does not grow the store goes through at the cap: a value as long or shorter, a deadline, a
+        // condition that does not hold, a read, a delete.
+        assert_eq!(set(b"b", &[b'c'; 10]), Ok(Ok(None)));
+        let nx = SetOptions {
+            only_if_missing: true,
+            ..SetOptions::default()
+        };
+        assert_eq!(
+            at(b"a").set(b"a", b"longer than it was", nx, now),
+            Ok(Err(None))
+        );
+        let later = now + Duration::from_secs(10);
+        assert!(at(b"b").expire(b"b", later, ExpireIf::Always, now));
+        assert!(at(b"b").persist(b"b", now));
+        assert_eq!(db.get(b"b", now).as_deref(), Some(&[b'c'; 10][..]));
+        assert_eq!(counted(&db), db.cap());
+        assert_eq!(set(b"a", b"short"), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 5) + cost(1, 10));
+        assert!(db.del(b"b", now));
+        assert_eq!(set(b"c", &[b'c'; 10]), Ok(Ok(None)), "room again");
+        assert_eq!(db.incr_by(b"n", 1, now), Err(IncrError::Full));
+    }
+
+    #[test]
+    fn a_key_past_its_deadline_makes_room_for_a_write_to_its_shard() {
+        let now = t0();
+        let other = (0..)
+            .map(|i| format!("o{i}"))
+            .find(|o| shard_of(o.as_bytes()) == shard_of(b"a"))
+            .unwrap();
+        let other = other.as_bytes();
+        // Room for either key, not both.
+        let db = Db::new(cost(1, 10) + cost(other.len(), 10) - 1);
+        let soon = now + Duration::from_secs(1);
+        let mut s = db.lock(shard_of(b"a"));
+        s.set(b"a", &[b'a'; 10], with_deadline(soon), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.set(other, &[b'b'; 10], SetOptions::default(), now),
+            Err(Full),
+            "before the deadline"
+        );
+        assert_eq!(
+            s.set(other, &[b'b'; 10], SetOptions::default(), soon),
+            Ok(Ok(None)),
+            "the expired key was reclaimed first"
+        );
+        drop(s);
+        assert_eq!(counted(&db), cost(other.len(), 10));
+    }
+
+    #[test]
+    fn a_command_on_several_keys_on_reserved_room_happens_whole_or_not_at_all() {
+        let now = t0();
+        let db = Db::new(3 * cost(1, 1));
+        let keys: Vec<Bytes> = [b"a", b"b", b"c", b"d"]
+            .map(|k| Bytes::from_static(k))
+            .to_vec();
+        let bound = |locked: &mut Locked<'_>, n: usize| {
+            keys[..n]
+                .iter()
+                .map(|k| locked.with(k, |s| s.growth(k, 1)))
+                .sum::<usize>()
+        };
+        let mut locked = db.lock_keys(keys.iter());
+        let four = bound(&mut locked, 4);
+        assert_eq!(four, 4 * cost(1, 1));
+        assert_eq!(locked.prepaid(four, |_| unreachable!("no room")), Err(Full));
+        let three = bound(&mut locked, 3);
+        let done = locked.prepaid(three, |locked| {
+            for k in &keys[..3] {
+                let set = locked.with(k, |s| s.set(k, b"v", SetOptions::default(), now));
+                assert_eq!(set, Ok(Ok(None)));
+            }
+            "ran"
+        });
+        assert_eq!(done, Ok("ran"));
+        drop(locked);
+        assert_eq!(
+            counted(&db),
+            db.cap(),
+            "the reservation given back, the keys counted"
+        );
+        // Off the reserved room, the check is back.
+        assert_eq!(
+            db.lock(shard_of(b"d"))
+                .set(b"d", b"v", SetOptions::default(), now),
+            Err(Full)
+        );
+    }
+
+    /// Keys deleted give their table's slots back: a client that fills one shard after another, deleting as it
+    /// goes, leaves no table at its largest.
+    #[test]
+    fn a_table_mostly_emptied_gives_its_slots_back() {
+        let (db, now) = (Db::default(), t0());
+        let mut s = db.lock(0);
+        for i in 0..100_000u32 {
+            s.set(&i.to_be_bytes(), b"v", SetOptions::default(), now)
+                .unwrap()
+                .unwrap();
+        }
+        let full = s.map.capacity();
+        assert!(full >= 100_000, "{full}");
+        for i in 10..100_000u32 {
+            assert!(s.del(&i.to_be_bytes(), now));
+        }
+        assert!(
+            s.map.capacity() <= MIN_SLOTS,
+            "{} slots for 10 keys",
+            s.map.capacity()
+        );
+        // With deadlines, reclaimed by sweeps: the same.
+        let soon = now + Duration::from_secs(1);
+        for i in 0..100_000u32 {
+            s.set(&i.to_be_bytes(), b"v", with_deadline(soon), now)
+                .unwrap()
+                .unwrap();
+        }
+        while s.reclaim(soon, SWEEP_PER_SHARD) > 0 {}
+        assert!(
+            s.map.capacity() <= MIN_SLOTS,
+            "{} slots for no key",
+            s.map.capacity()
+        );
+        drop(s);
+        assert_eq!(counted(&db), 0);
+    }
+
+    /// Many threads filling the store at once never take it past its cap, and the count stays exact.
+    #[test]
+    fn concurrent_writers_never_pass_the_cap() {
+        let now = t0();
+        let db = Db::new(1000 * cost(8, 8));
+        let refused = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..4u32 {
+                let (db, refused) = (&db, &refused);
+                scope.spawn(move || {
+                    for i in 0..1000u32 {
+                        let key = [t.to_be_bytes(), i.to_be_bytes()].concat();
+                        let set =
+                            db.lock(shard_of(&key))
+                                .set(&key, &[0; 8], SetOptions::default(), now);
+                        if set == Err(Full) {
+                            refused.fetch_add(1, Relaxed);
+                        }
+                        assert!(db.used() <= db.cap());
+                    }
+                });
+            }
+        });
+        assert_eq!(refused.into_inner(), 3000);
+        assert_eq!(counted(&db), db.cap());
     }
 
     /// Redis's glob, on the keys and patterns of a differential run of `KEYS` through redis-cli against

@@ -299,3 +299,72 @@ fn a_partial_multibulk_of_many_arguments_counts_in_the_memory_budget() {
         "+{grew_kib} KiB against a {BUDGET}-byte budget"
     );
 }
+
+/// `--max-store`: one client SETs distinct keys (14-byte keys, 16-byte values, some with a deadline) worth four
+/// times the cap in the key space's count. The keys past the cap get Redis's `-OOM`, and the server's peak RSS
+/// grows by less than twice the cap (docs/OPERATIONS.md: the count is within about 1.0–1.3 × the memory of keys
+/// without a deadline, up to 2 × for tiny keys with one), where without the cap it grew by what was sent.
+#[test]
+fn distinct_keys_without_end_stop_at_max_store() {
+    const STORE: usize = 32 << 20;
+    // Each key: its 14 bytes, its value's 16, and the 192 of its entry (docs/PROTOCOL.md).
+    const COST: usize = 14 + 16 + 192;
+    let server = resp_server(&["--max-store", &STORE.to_string()]);
+    let (resp, pid) = (server.addr("resp"), server.pid());
+    let baseline_kib = status_kib(pid, "VmHWM:");
+    let mut s = TcpStream::connect(resp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let reader = s.try_clone().unwrap();
+    let sent = 4 * STORE / COST;
+    let counts = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (mut taken, mut refused) = (0usize, 0usize);
+        for line in std::io::BufReader::new(reader).lines() {
+            match line.expect("a reply line").as_str() {
+                "+OK" => taken += 1,
+                "-OOM command not allowed when used memory > 'maxmemory'." => refused += 1,
+                "+PONG" => return (taken, refused),
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        panic!("closed before the last reply")
+    });
+    let mut batch = Vec::with_capacity(1 << 20);
+    for i in 0..sent {
+        // One key in eight with a deadline far away: the expiry index counts too.
+        let ex = if i % 8 == 0 {
+            "$2\r\nEX\r\n$4\r\n1000\r\n"
+        } else {
+            ""
+        };
+        let n = if ex.is_empty() { 3 } else { 5 };
+        batch.extend_from_slice(
+            format!(
+                "*{n}\r\n$3\r\nSET\r\n$14\r\nkey:{i:010}\r\n$16\r\n{:016}\r\n{ex}",
+                i
+            )
+            .as_bytes(),
+        );
+        if batch.len() >= 1 << 20 {
+            s.write_all(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    batch.extend_from_slice(b"PING\r\n");
+    s.write_all(&batch).unwrap();
+    let (taken, refused) = counts.join().unwrap();
+    let peak_kib = status_kib(pid, "VmHWM:");
+    let grew_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!(
+        "{sent} distinct keys ({} MiB counted) against --max-store {} MiB: {taken} taken, {refused} refused; \
+         server peak RSS {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB)",
+        (sent * COST) >> 20,
+        STORE >> 20
+    );
+    assert_eq!(taken + refused, sent);
+    assert_eq!(taken, STORE / COST, "the keys that fit, and not one more");
+    assert!(
+        grew_kib < 2 * (STORE as u64 >> 10),
+        "+{grew_kib} KiB for a {STORE}-byte key space"
+    );
+}

@@ -416,6 +416,103 @@ async fn memory_budget((model, busy_poll): Variant) {
     assert_eq!(stats.errors.busy, 3, "{model}: {stats:?}");
 }
 
+/// `--max-store` (Redis's `maxmemory` with `noeviction`): one client SETs distinct keys until the key space is
+/// full and gets Redis's `-OOM`, exactly where the count says (each key: its bytes, its value's and 192; under
+/// `processes` each of the 2 workers' key spaces has half the cap); a DEL makes room and the next SET is taken;
+/// another client is served all along; the refusals are counted, in the final stats and on `/metrics`.
+async fn max_store((model, busy_poll): Variant) {
+    const CAP: usize = 256 * 1024;
+    const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    let mut c = ServerConfig {
+        busy_poll,
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        ..config(model, &["resp=127.0.0.1:0"])
+    };
+    c.limits.max_store = CAP;
+    let server = Server::bind(c).expect("bind");
+    let (resp, admin) = (
+        server.tcp_addr(Proto::Resp).unwrap(),
+        server.admin_addr().unwrap(),
+    );
+    let handle = server.spawn();
+    let set = |i: usize| {
+        let key = format!("key:{i:06}");
+        format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$100\r\n{}\r\n",
+            key.len(),
+            "v".repeat(100)
+        )
+    };
+    let share = match model {
+        Model::Processes => CAP / 2,
+        _ => CAP,
+    };
+    let fits = share / (10 + 100 + 192);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let mut s = TcpStream::connect(resp).await.unwrap();
+        let mut other = TcpStream::connect(resp).await.unwrap();
+        // Twice what fits, pipelined a hundred at a time: the first `fits` are taken, the rest refused.
+        let mut replies = Vec::new();
+        for batch in (0..2 * fits).collect::<Vec<_>>().chunks(100) {
+            let send: String = batch.iter().map(|&i| set(i)).collect();
+            s.write_all(send.as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            while got.iter().filter(|&&b| b == b'\n').count() < batch.len() {
+                let mut buf = [0u8; 16 * 1024];
+                let n = tokio::time::timeout(IO_LIMIT, s.read(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(n > 0, "{model}: closed");
+                got.extend_from_slice(&buf[..n]);
+            }
+            replies.extend(got.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+            expect_reply(&mut other, b"PING\r\n", b"+PONG\r\n").await;
+        }
+        let taken = replies
+            .iter()
+            .take_while(|r| r[..] == b"+OK\r\n"[..])
+            .count();
+        assert_eq!(
+            taken, fits,
+            "{model}: keys taken under a {share}-byte key space"
+        );
+        assert!(
+            replies[taken..].iter().all(|r| r == OOM),
+            "{model}: the rest refused"
+        );
+        // What does not grow the store still works; a DEL makes room for one more.
+        expect_reply(
+            &mut s,
+            b"GET key:000000\r\n",
+            format!("$100\r\n{}\r\n", "v".repeat(100)).as_bytes(),
+        )
+        .await;
+        expect_reply(&mut s, set(fits).as_bytes(), OOM).await;
+        expect_reply(&mut s, b"DEL key:000000\r\n", b":1\r\n").await;
+        expect_reply(&mut s, set(fits).as_bytes(), b"+OK\r\n").await;
+        expect_reply(&mut s, set(fits + 1).as_bytes(), OOM).await;
+        expect_reply(&mut other, b"PING\r\n", b"+PONG\r\n").await;
+        // Counted on `/metrics` (under `processes` the workers report every 250 ms).
+        let refused = (fits + 2) as u64;
+        let mut seen = 0;
+        for _ in 0..400 {
+            seen = support::metric(&support::scrape(admin).await, "store_refused_total");
+            if seen >= refused {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(seen, refused, "{model}: /metrics");
+    })
+    .await
+    .expect("max store check within 60s");
+    let stats = tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(stats.store_refused, (fits + 2) as u64, "{model}: {stats:?}");
+}
+
 /// A request followed at once by the client's FIN (`printf 'PING\r\n' | nc -N`, a client that shuts its write
 /// side after its last request): the reply comes, then the server closes, as redis-server and nginx do — not
 /// `--idle-timeout` (60 s) later. The request and the FIN reach the server together, in one readiness event.
@@ -492,6 +589,8 @@ macro_rules! suite {
             async fn udp() { super::udp($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory_budget() { super::memory_budget($model).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn max_store() { super::max_store($model).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn half_close() { super::half_close($model).await }
         }

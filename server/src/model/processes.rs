@@ -8,7 +8,8 @@
 //! - `max_connections` is one limit over every worker: a pool of places in a pipe (`shared::ConnPool`). When a
 //!   worker dies, the parent returns the places it held to the pool before starting another.
 //! - RESP data is per worker process: each worker has its own key space, so a key set through one connection
-//!   is seen by the connections the kernel gives the same worker, not by the others (docs/PROTOCOL.md).
+//!   is seen by the connections the kernel gives the same worker, not by the others (docs/PROTOCOL.md); each
+//!   key space is capped at `--max-store / --workers`, so together they hold at most `--max-store`.
 //! - Counters: each worker writes its counters, when they changed, every [`REPORT_EVERY`] to its stdout
 //!   (`counters <json>`, cumulative), and its final ones at exit (`stats <json>`). A thread of the parent per
 //!   worker reads them and adds each report's difference from the previous one to the parent's counters, so
@@ -89,6 +90,9 @@ pub(crate) fn run(bound: Vec<Bound>, shared: Arc<Shared>) -> io::Result<()> {
     let mut cfg = shared.config.clone();
     cfg.model = Model::PerCore;
     cfg.workers = 1;
+    // Each worker has a key space of its own: each gets its share of `--max-store`, so the server's keys stay
+    // within the flag (docs/OPERATIONS.md).
+    cfg.limits.max_store = shared.config.limits.max_store / n;
     cfg.reuse_port = true;
     cfg.admin = None;
     cfg.worker_exe = None;

@@ -134,6 +134,76 @@ pub fn redis_cli_multi_exec_and_expiry_print_what_redis_prints() {
     );
 }
 
+/// SETs distinct 1 KiB values on one connection to `addr` until a reply is not `+OK`; that reply's line.
+fn fill_until_refused(addr: SocketAddr) -> String {
+    use std::io::BufRead;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PEER_LIMIT)).unwrap();
+    let mut replies = std::io::BufReader::new(s.try_clone().unwrap());
+    let value = "v".repeat(1024);
+    for i in 0..100_000 {
+        let key = format!("peer:fill:{i:06}");
+        s.write_all(format!("*3\r\n$3\r\nSET\r\n$16\r\n{key}\r\n$1024\r\n{value}\r\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        replies.read_line(&mut line).expect("a reply");
+        if line != "+OK\r\n" {
+            return line;
+        }
+    }
+    panic!("100,000 SETs of 1 KiB taken under a 1 MiB cap");
+}
+
+/// `--max-store 1MiB` and redis-server 7.0.15 with `--maxmemory 1mb --maxmemory-policy noeviction`, both filled
+/// until they refuse: the refusal, what redis-cli prints for a write and for a read then, and `CONFIG GET
+/// maxmemory`/`maxmemory-policy` are the same for both, byte for byte.
+pub fn at_max_store_redis_cli_prints_what_redis_prints_at_maxmemory() {
+    let cli = peer("redis-cli");
+    let redis = sockpool_testkit::peers::start_redis_with(&[
+        "--maxmemory",
+        "1mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let server = start(&["--listen", "resp=127.0.0.1:0", "--max-store", "1MiB"]);
+    let ours = server.addr("resp");
+    let refusal = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    let cli_says = |addr: SocketAddr, args: &[&str]| {
+        let out = run_ok(
+            Command::new(&cli)
+                .args(["-h", "127.0.0.1", "-p", &port(addr)])
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for addr in [redis.addr, ours] {
+        assert_eq!(fill_until_refused(addr), refusal, "{addr}");
+        for (args, want) in [
+            (
+                &["SET", "peer:one-more", "v"][..],
+                "OOM command not allowed when used memory > 'maxmemory'.\n\n",
+            ),
+            // A read still works.
+            (&["EXISTS", "peer:missing"], "0\n"),
+            (&["CONFIG", "GET", "maxmemory"], "maxmemory\n1048576\n"),
+            (
+                &["CONFIG", "GET", "maxmemory-policy"],
+                "maxmemory-policy\nnoeviction\n",
+            ),
+        ] {
+            assert_eq!(cli_says(addr, args), want, "{addr}: redis-cli {args:?}");
+        }
+        let info = cli_says(addr, &["INFO", "memory"]);
+        for field in [
+            "maxmemory:1048576\r\n",
+            "maxmemory_human:1.00M\r\n",
+            "maxmemory_policy:noeviction\r\n",
+        ] {
+            assert!(info.contains(field), "{addr}: {field:?} in {info}");
+        }
+    }
+}
+
 /// Runs redis-benchmark `-t ping,set,get` at pipeline depth `pipeline` and checks every test ran without errors.
 fn redis_benchmark_completes(pipeline: u32) {
     let bench = peer("redis-benchmark");

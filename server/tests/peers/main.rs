@@ -19,6 +19,10 @@ fn main() -> std::process::ExitCode {
             needs["redis-cli"]
         ),
         peer_test!(
+            clients::at_max_store_redis_cli_prints_what_redis_prints_at_maxmemory,
+            needs["redis-cli", "redis-server"]
+        ),
+        peer_test!(
             clients::redis_benchmark_ping_set_get_unpipelined,
             needs["redis-benchmark"]
         ),

@@ -56,8 +56,6 @@ pub(super) fn hello(args: &[Bytes]) -> Value {
     ])
 }
 
-/// `CONFIG GET save|appendonly` as a persistence-free Redis answers them (redis-benchmark asks); every other
-/// parameter is an empty list.
 /// `INFO [section …]`: Redis's text of `field:value` lines under `# Section` headers, with the fields clients
 /// and monitors read (ioredis checks `loading:0` before its first command; version checks read
 /// `redis_version`, the Redis release whose replies this server's were compared with). No section, `default`,
@@ -102,6 +100,18 @@ pub(super) fn info<S: Store>(shared: &Shared, store: &mut S, sections: &[Bytes])
         "clients",
         "Clients",
         &[("connected_clients", stats.connections_open.to_string())],
+    );
+    // What `--max-store` counts, in Redis's fields: the keys' cost as the dataset, the cap as `maxmemory`.
+    let (used, cap) = (shared.db.used(), shared.db.cap());
+    section(
+        "memory",
+        "Memory",
+        &[
+            ("used_memory_dataset", used.to_string()),
+            ("maxmemory", cap.to_string()),
+            ("maxmemory_human", human(cap)),
+            ("maxmemory_policy", "noeviction".into()),
+        ],
     );
     section(
         "persistence",
@@ -246,7 +256,22 @@ pub(super) fn client(shared: &Shared, info: &mut ClientInfo, args: &[Bytes]) -> 
 /// differential run through redis-cli and redis-py against redis-server 7.0.15), for clients that check it.
 pub(super) const INFO_REDIS_VERSION: &str = "7.0.15";
 
-pub(super) fn config_get(args: &[Bytes]) -> Value {
+/// Redis's `maxmemory_human`: the size in the largest of B, K, M, G whose value is at least 1, two decimals
+/// (`1.00M`, `512.00K`, `0B`), as its `bytesToHuman`.
+fn human(bytes: usize) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes}B"),
+        1024..0x10_0000 => format!("{:.2}K", b / 1024.0),
+        0x10_0000..0x4000_0000 => format!("{:.2}M", b / f64::from(1 << 20)),
+        _ => format!("{:.2}G", b / f64::from(1 << 30)),
+    }
+}
+
+/// `CONFIG GET save|appendonly|maxmemory|maxmemory-policy` as a persistence-free Redis with `maxmemory-policy
+/// noeviction` answers them (redis-benchmark asks for the first two), `maxmemory` being `--max-store` (this
+/// worker's share under `--model processes`); every other parameter is an empty list.
+pub(super) fn config_get(shared: &Shared, args: &[Bytes]) -> Value {
     let param = match args {
         [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
         [_, get] if get.eq_ignore_ascii_case(b"GET") => {
@@ -254,15 +279,16 @@ pub(super) fn config_get(args: &[Bytes]) -> Value {
         }
         _ => return Value::Array(Vec::new()),
     };
-    let value: &'static [u8] = if param.eq_ignore_ascii_case(b"save") {
-        b""
+    let value = if param.eq_ignore_ascii_case(b"save") {
+        Bytes::new()
     } else if param.eq_ignore_ascii_case(b"appendonly") {
-        b"no"
+        Bytes::from_static(b"no")
+    } else if param.eq_ignore_ascii_case(b"maxmemory") {
+        Bytes::from(shared.db.cap().to_string())
+    } else if param.eq_ignore_ascii_case(b"maxmemory-policy") {
+        Bytes::from_static(b"noeviction")
     } else {
         return Value::Array(Vec::new());
     };
-    Value::Array(vec![
-        Value::Bulk(param.clone()),
-        Value::Bulk(Bytes::from_static(value)),
-    ])
+    Value::Array(vec![Value::Bulk(param.clone()), Value::Bulk(value)])
 }

@@ -11,7 +11,11 @@ use super::cmd::Cmd;
 use super::{arity, Out, NULL, OK, PONG, QUOTE_MAX};
 use crate::protocol::body::Body;
 use crate::shared::Shared;
-use crate::store::{parse_i64, Change, ExpireIf, IncrError, Locked, SetOptions, Store, Ttl};
+use crate::stats::Counter;
+use crate::store::{
+    cost, parse_i64, AppendError, Change, ExpireIf, Full, IncrError, Locked, SetOptions, Store,
+    Ttl, OOM,
+};
 
 /// Runs one command on `store` (the [`crate::store::Db`], a shard lock per key, or every shard locked for `EXEC`), its reply
 /// into `out`. Transaction control never comes here.
@@ -38,11 +42,12 @@ pub(super) fn command<S: Store>(
             Ok(options) => {
                 let done = store.with(&args[1], |s| s.set(&args[1], &args[2], options, now));
                 match (done, options.get) {
-                    (Ok(_), false) => return out.buf.extend_from_slice(OK),
-                    (Err(_), false) | (Ok(None) | Err(None), true) => {
+                    (Err(Full), _) => oom(shared),
+                    (Ok(Ok(_)), false) => return out.buf.extend_from_slice(OK),
+                    (Ok(Err(_)), false) | (Ok(Ok(None) | Err(None)), true) => {
                         return out.buf.extend_from_slice(NULL)
                     }
-                    (Ok(Some(old)) | Err(Some(old)), true) => Value::Bulk(old),
+                    (Ok(Ok(Some(old)) | Err(Some(old))), true) => Value::Bulk(old),
                 }
             }
             Err(e) => e,
@@ -52,8 +57,10 @@ pub(super) fn command<S: Store>(
                 only_if_missing: true,
                 ..SetOptions::default()
             };
-            let done = store.with(&args[1], |s| s.set(&args[1], &args[2], options, now));
-            Value::Integer(i64::from(done.is_ok()))
+            match store.with(&args[1], |s| s.set(&args[1], &args[2], options, now)) {
+                Ok(done) => Value::Integer(i64::from(done.is_ok())),
+                Err(Full) => oom(shared),
+            }
         }
         Cmd::SetEx | Cmd::PSetEx => {
             let (unit, name) = if cmd == Cmd::SetEx {
@@ -67,20 +74,22 @@ pub(super) fn command<S: Store>(
                         deadline: Some(d),
                         ..SetOptions::default()
                     };
-                    let _ = store.with(&args[1], |s| s.set(&args[1], &args[3], options, now));
-                    return out.buf.extend_from_slice(OK);
+                    match store.with(&args[1], |s| s.set(&args[1], &args[3], options, now)) {
+                        Ok(_) => return out.buf.extend_from_slice(OK),
+                        Err(Full) => oom(shared),
+                    }
                 }
                 Err(e) => e,
             }
         }
-        Cmd::Incr => counter(store, &args[1], 1, now),
-        Cmd::Decr => counter(store, &args[1], -1, now),
+        Cmd::Incr => counter(shared, store, &args[1], 1, now),
+        Cmd::Decr => counter(shared, store, &args[1], -1, now),
         Cmd::IncrBy | Cmd::DecrBy => match parse_i64(&args[2]) {
-            Some(d) if cmd == Cmd::IncrBy => counter(store, &args[1], d, now),
+            Some(d) if cmd == Cmd::IncrBy => counter(shared, store, &args[1], d, now),
             // DECRBY negates its argument: i64::MIN has none (Redis's words).
             Some(d) => d.checked_neg().map_or_else(
                 || Value::error("ERR decrement would overflow"),
-                |d| counter(store, &args[1], d, now),
+                |d| counter(shared, store, &args[1], d, now),
             ),
             None => Value::error(IncrError::NotAnInteger.reply()),
         },
@@ -113,12 +122,15 @@ pub(super) fn command<S: Store>(
             return;
         }
         Cmd::MSet | Cmd::MSetNx if argc % 2 == 0 => arity(&args[0]),
-        Cmd::MSet => {
-            mset(store, &args[1..], now);
-            return out.buf.extend_from_slice(OK);
-        }
+        Cmd::MSet => match mset(store, &args[1..], now) {
+            Ok(()) => return out.buf.extend_from_slice(OK),
+            Err(Full) => oom(shared),
+        },
         // All or none: `:1` if no key existed and all were set, `:0` (nothing set) otherwise.
-        Cmd::MSetNx => Value::Integer(i64::from(msetnx(store, &args[1..], now))),
+        Cmd::MSetNx => match msetnx(store, &args[1..], now) {
+            Ok(set) => Value::Integer(i64::from(set)),
+            Err(Full) => oom(shared),
+        },
         Cmd::GetDel => match store.with(&args[1], |s| s.get_del(&args[1], now)) {
             Some(v) => Value::Bulk(v),
             None => return out.buf.extend_from_slice(NULL),
@@ -163,7 +175,12 @@ pub(super) fn command<S: Store>(
                 }
             }
         }
-        Cmd::Rename | Cmd::RenameNx => rename(store, &args[1], &args[2], cmd == Cmd::RenameNx, now),
+        Cmd::Rename | Cmd::RenameNx => {
+            match rename(store, &args[1], &args[2], cmd == Cmd::RenameNx, now) {
+                Ok(reply) => reply,
+                Err(Full) => oom(shared),
+            }
+        }
         Cmd::Persist => Value::Integer(i64::from(
             store.with(&args[1], |s| s.persist(&args[1], now)),
         )),
@@ -176,7 +193,7 @@ pub(super) fn command<S: Store>(
             Some(_) => Value::error("ERR DB index is out of range"),
             None => Value::error(IncrError::NotAnInteger.reply()),
         },
-        Cmd::Config => config_get(args),
+        Cmd::Config => config_get(shared, args),
         // One key space: FLUSHALL and FLUSHDB are the same. `ASYNC` frees in the foreground too.
         Cmd::FlushAll | Cmd::FlushDb => match &args[1..] {
             [] => {
@@ -200,6 +217,7 @@ pub(super) fn command<S: Store>(
             let max = shared.config.limits.max_bulk;
             match store.with(&args[1], |s| s.append(&args[1], &args[2], max, now)) {
                 Ok(len) => Value::Integer(len as i64),
+                Err(AppendError::Full) => oom(shared),
                 Err(e) => Value::error(e.reply()),
             }
         }
@@ -210,8 +228,9 @@ pub(super) fn command<S: Store>(
                 ..SetOptions::default()
             };
             match store.with(&args[1], |s| s.set(&args[1], &args[2], options, now)) {
-                Ok(Some(old)) | Err(Some(old)) => Value::Bulk(old),
-                Ok(None) | Err(None) => return out.buf.extend_from_slice(NULL),
+                Ok(Ok(Some(old)) | Err(Some(old))) => Value::Bulk(old),
+                Ok(Ok(None) | Err(None)) => return out.buf.extend_from_slice(NULL),
+                Err(Full) => oom(shared),
             }
         }
         // The indexes are read before the key is looked at, as Redis does.
@@ -255,35 +274,54 @@ pub(super) fn command<S: Store>(
     }
 }
 
-/// `MSET key value …`: every pair set, atomically.
-pub(super) fn mset<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) {
+/// A write refused at `--max-store`: counted (`store_refused`), and Redis's `-OOM` reply.
+fn oom(shared: &Shared) -> Value {
+    shared.stats.inc(Counter::StoreRefused);
+    Value::error(OOM)
+}
+
+/// `MSET key value …`: every pair set, atomically; none if that would take the store past its cap.
+pub(super) fn mset<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) -> Result<(), Full> {
     store.atomically(pairs.iter().step_by(2), |locked| {
         set_pairs(locked, pairs, now)
-    });
+    })
 }
 
 /// `MSETNX key value …`: every pair set if none of the keys exists, none otherwise, atomically; true if set.
-pub(super) fn msetnx<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) -> bool {
+/// [`Full`] (none set) if setting them would take the store past its cap.
+pub(super) fn msetnx<S: Store>(store: &mut S, pairs: &[Bytes], now: Instant) -> Result<bool, Full> {
     store.atomically(pairs.iter().step_by(2), |locked| {
         let keys = pairs.iter().step_by(2);
         if keys
             .into_iter()
             .any(|k| locked.with(k, |s| s.exists(k, now)))
         {
-            return false;
+            return Ok(false);
         }
-        set_pairs(locked, pairs, now);
-        true
+        set_pairs(locked, pairs, now).map(|()| true)
     })
 }
 
-/// Sets each `(key, value)` of `pairs` with no deadline, on shards already locked.
-pub(super) fn set_pairs(locked: &mut Locked<'_>, pairs: &[Bytes], now: Instant) {
-    for pair in pairs.chunks_exact(2) {
-        let _ = locked.with(&pair[0], |s| {
-            s.set(&pair[0], &pair[1], SetOptions::default(), now)
-        });
-    }
+/// Sets each `(key, value)` of `pairs` with no deadline, on shards already locked: all of them, on room reserved
+/// for all of them first (a key set twice counts twice: the bound is generous, never short), or [`Full`] and
+/// none.
+pub(super) fn set_pairs(
+    locked: &mut Locked<'_>,
+    pairs: &[Bytes],
+    now: Instant,
+) -> Result<(), Full> {
+    let bound = pairs
+        .chunks_exact(2)
+        .map(|pair| locked.with(&pair[0], |s| s.growth(&pair[0], pair[1].len())))
+        .fold(0usize, usize::saturating_add);
+    locked.prepaid(bound, |locked| {
+        for pair in pairs.chunks_exact(2) {
+            // On reserved room: never refused.
+            let _ = locked.with(&pair[0], |s| {
+                s.set(&pair[0], &pair[1], SetOptions::default(), now)
+            });
+        }
+    })
 }
 
 /// `GETEX`'s options after the key, in Redis's grammar (one of `EX s`, `PX ms`, `EXAT t`, `PXAT t`,
@@ -348,32 +386,55 @@ pub(super) fn getex<S: Store>(
 }
 
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: adds `delta` to the integer at `key`.
-pub(super) fn counter<S: Store>(store: &mut S, key: &[u8], delta: i64, now: Instant) -> Value {
-    store
-        .with(key, |s| s.incr_by(key, delta, now))
-        .map_or_else(|e| Value::error(e.reply()), Value::Integer)
+pub(super) fn counter<S: Store>(
+    shared: &Shared,
+    store: &mut S,
+    key: &[u8],
+    delta: i64,
+    now: Instant,
+) -> Value {
+    match store.with(key, |s| s.incr_by(key, delta, now)) {
+        Ok(n) => Value::Integer(n),
+        Err(IncrError::Full) => oom(shared),
+        Err(e) => Value::error(e.reply()),
+    }
 }
 
 /// `RENAME from to` (`nx`: `RENAMENX`): `to` takes `from`'s value and deadline and `from` is gone, atomically
 /// (both keys' shards locked together); `-ERR no such key` if `from` is missing; `RENAMENX` leaves an existing
 /// `to` as it is (`:0`). A key renamed to itself is left as it is (`+OK`, or `:0` from `RENAMENX`), as Redis.
-fn rename<S: Store>(store: &mut S, from: &Bytes, to: &Bytes, nx: bool, now: Instant) -> Value {
+/// A longer name is a larger key: [`Full`] (nothing renamed) if it would take the store past its cap.
+fn rename<S: Store>(
+    store: &mut S,
+    from: &Bytes,
+    to: &Bytes,
+    nx: bool,
+    now: Instant,
+) -> Result<Value, Full> {
     store.atomically([from, to].into_iter(), |locked| {
         if !locked.with(from, |s| s.exists(from, now)) {
-            return Value::error("ERR no such key");
+            return Ok(Value::error("ERR no such key"));
         }
         if nx && locked.with(to, |s| s.exists(to, now)) {
-            return Value::Integer(0);
+            return Ok(Value::Integer(0));
         }
         if from != to {
-            if let Some((value, deadline)) = locked.with(from, |s| s.take(from, now)) {
-                locked.with(to, |s| s.restore(to, value, deadline, now));
-            }
+            // `to` grows by what `from` gives back: at most the difference of the names.
+            let len = locked.with(from, |s| s.strlen(from, now));
+            let bound = locked
+                .with(to, |s| s.growth(to, len))
+                .saturating_sub(cost(from.len(), len));
+            locked.prepaid(bound, |locked| {
+                if let Some((value, deadline)) = locked.with(from, |s| s.take(from, now)) {
+                    // On reserved room: never refused.
+                    let _ = locked.with(to, |s| s.restore(to, value, deadline, now));
+                }
+            })?;
         }
-        match nx {
+        Ok(match nx {
             true => Value::Integer(1),
             false => Value::Simple(Bytes::from_static(b"OK")),
-        }
+        })
     })
 }
 

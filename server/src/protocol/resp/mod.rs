@@ -13,8 +13,13 @@
 //! - `DBSIZE`, `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL […]` (what test suites run between tests), `INFO [section…]`
 //!   (the fields clients and monitors read: ioredis's ready check wants `loading:0`), `CLIENT ID|GETNAME|SETNAME|
 //!   SETINFO` (what clients send when they open a connection);
-//! - `AUTH` (as a Redis without passwords), `TIME`, `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (an empty list, so redis-benchmark starts), `HELLO` (RESP2
+//! - `AUTH` (as a Redis without passwords), `TIME`, `PING [msg]`, `ECHO msg`, `SELECT 0` (one key space), `CONFIG GET` (`save`, `appendonly`, `maxmemory`, `maxmemory-policy`; an empty list for the rest, so
+//!   redis-benchmark starts), `HELLO` (RESP2
 //!   only: `HELLO 3` gets `-NOPROTO`, on which redis-py and redis-rs stay on RESP2), `QUIT`.
+//!
+//! The key space is capped by `--max-store` (Redis's `maxmemory` with `noeviction`): a write that would take it
+//! past the cap gets Redis's `-OOM command not allowed when used memory > 'maxmemory'.` and changes nothing
+//! (`crate::store`); inside `EXEC` that command's element is the error and the others run.
 //!
 //! Anything else gets Redis's `-ERR unknown command …` and the connection goes on; a wrong argument count gets
 //! `-ERR wrong number of arguments for '…' command` (Redis's arity table, `Cmd::arity`).

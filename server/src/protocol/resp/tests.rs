@@ -521,6 +521,105 @@ fn getex_getdel_msetnx_and_expireat_follow_redis() {
     assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
 }
 
+/// `--max-store` as Redis's `maxmemory` with `noeviction`: every command that would grow the key space past the
+/// cap gets Redis's `-OOM` (the text of redis-server 7.0.15 started with `--maxmemory 1mb --maxmemory-policy
+/// noeviction`) and changes nothing; reads, deletes, deadlines and writes that do not grow it go on; inside
+/// `EXEC` the refused command's element is the error and the others run. Each refusal is counted.
+#[test]
+fn writes_past_max_store_get_redis_oom_and_change_nothing() {
+    use crate::store::cost;
+    const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    let cap = 2 * cost(1, 10);
+    let mut s = session(Limits {
+        max_store: cap,
+        ..Limits::default()
+    });
+    let mut b = other(&s);
+    assert_eq!(
+        talk(&mut s, "SET a aaaaaaaaaa\r\nSET b bbbbbbbbbb\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    let refused = [
+        "SET c x\r\n",
+        "SET c x EX 100 NX GET\r\n",
+        "SET a aaaaaaaaaaa\r\n",
+        "SETNX c x\r\n",
+        "SETEX c 100 x\r\n",
+        "PSETEX c 100000 x\r\n",
+        "GETSET a aaaaaaaaaaa\r\n",
+        "APPEND a x\r\n",
+        "APPEND c x\r\n",
+        "INCR c\r\n",
+        "DECRBY c 5\r\n",
+        "MSET c 1 d 2\r\n",
+        "MSET a 1 c 2\r\n",
+        "MSETNX c 1 d 2\r\n",
+        "RENAME a longer\r\n",
+        "RENAMENX a longer\r\n",
+    ];
+    for send in refused {
+        assert_eq!(talk(&mut s, send), OOM, "{send:?}");
+    }
+    assert_eq!(
+        talk(&mut s, "MGET a b c d longer\r\n"),
+        "*5\r\n$10\r\naaaaaaaaaa\r\n$10\r\nbbbbbbbbbb\r\n$-1\r\n$-1\r\n$-1\r\n",
+        "nothing changed"
+    );
+    assert_eq!(
+        s.shared.stats.get(Counter::StoreRefused),
+        refused.len() as u64
+    );
+    // What does not grow the store works at the cap, for this connection and another.
+    for (send, want) in [
+        ("SET a 1123456789\r\n", "+OK\r\n"),
+        ("INCR a\r\n", ":1123456790\r\n"),
+        ("SET a aaaaaaaaaa XX GET\r\n", "$10\r\n1123456790\r\n"),
+        ("EXPIRE a 100\r\nPERSIST a\r\n", ":1\r\n:1\r\n"),
+        ("RENAME a z\r\nRENAME z a\r\n", "+OK\r\n+OK\r\n"),
+        ("SETNX a x\r\n", ":0\r\n"),
+        ("GET b\r\n", "$10\r\nbbbbbbbbbb\r\n"),
+    ] {
+        assert_eq!(talk(&mut s, send), want, "{send:?}");
+        assert_eq!(talk(&mut b, "PING\r\n"), "+PONG\r\n");
+    }
+    // Inside EXEC, the command that would pass the cap is refused in its place; the others run.
+    assert_eq!(
+        talk(
+            &mut s,
+            "MULTI\r\nSET c x\r\nGET a\r\nAPPEND b x\r\nEXEC\r\n"
+        ),
+        format!("+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n{OOM}$10\r\naaaaaaaaaa\r\n{OOM}")
+    );
+    // What Redis's clients and monitors read: `INFO memory`, `CONFIG GET maxmemory`.
+    let info = talk(&mut s, "INFO memory\r\n");
+    for line in [
+        format!("# Memory\r\nused_memory_dataset:{cap}\r\n"),
+        format!("maxmemory:{cap}\r\nmaxmemory_human:{}B\r\n", cap),
+        "maxmemory_policy:noeviction\r\n".into(),
+    ] {
+        assert!(info.contains(&line), "{line:?} in {info:?}");
+    }
+    assert_eq!(
+        talk(&mut s, "CONFIG GET maxmemory\r\nCONFIG GET maxmemory-policy\r\n"),
+        format!(
+            "*2\r\n$9\r\nmaxmemory\r\n${}\r\n{cap}\r\n*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n",
+            cap.to_string().len()
+        )
+    );
+    // A delete makes room, for another connection too; a flush gives it all back.
+    assert_eq!(talk(&mut b, "DEL b\r\nSET c x\r\n"), ":1\r\n+OK\r\n");
+    assert_eq!(talk(&mut b, "SET d x\r\n"), OOM);
+    assert_eq!(
+        talk(&mut b, "FLUSHALL\r\nMSET c x d y\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(s.shared.db.used(), 2 * cost(1, 1));
+    assert_eq!(
+        s.shared.stats.get(Counter::StoreRefused),
+        refused.len() as u64 + 3
+    );
+}
+
 /// `APPEND`, `GETSET`, `GETRANGE` and `SUBSTR` as redis-server 7.0.15 answers them (each request below, and 40
 /// more, sent through redis-cli to both printed the same); `APPEND` keeps the deadline, `GETSET` drops it, a
 /// result past `--max-bulk` is Redis's `proto-max-bulk-len` error, and an `APPEND` aborts an `EXEC` watching
