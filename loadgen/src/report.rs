@@ -654,8 +654,14 @@ mod tests {
             .find(|l| l.contains("B/s sent"))
             .unwrap_or_else(|| panic!("no byte-rate line in\n{t}"));
         assert!(line.starts_with("  payload    "), "{line}");
-        assert!(line.ends_with("(request and reply payload: no headers or framing)"), "{line}");
-        assert!(!t.lines().any(|l| l.trim_start().starts_with("bytes")), "{t}");
+        assert!(
+            line.ends_with("(request and reply payload: no headers or framing)"),
+            "{line}"
+        );
+        assert!(
+            !t.lines().any(|l| l.trim_start().starts_with("bytes")),
+            "{t}"
+        );
     }
 
     #[test]
