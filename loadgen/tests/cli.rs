@@ -308,17 +308,33 @@ fn merge_quiet_still_says_on_stderr_when_an_agent_is_counted_twice_or_missing() 
         Duration::from_secs(60),
     );
     assert!(ok, "{stderr}");
-    // The same agent's report twice: its load counted twice, agent 1 missing.
-    let (ok, stdout, stderr) =
-        run_loadgen(&["merge", "--quiet", agent, agent], Duration::from_secs(60));
-    assert!(ok, "a merge with warnings is still a merge: {stderr}");
+    let out = refused_in_one_line(
+        &["merge", "--quiet", "--json", merged, agent, agent],
+        "merge: agent 0 appears 2 times",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "({agent}, {agent}): its load would be counted 2 times"
+        )) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new(merged).exists(), "nothing merged");
+    let (ok, stdout, stderr) = run_loadgen(
+        &["merge", "--quiet", "--force", agent, agent],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok,
+        "a forced merge with warnings is still a merge: {stderr}"
+    );
     assert!(stdout.is_empty(), "{stdout}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines,
         [
             "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these",
-            "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times",
+            "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times (merged because of --force)",
         ],
         "{stderr}"
     );
