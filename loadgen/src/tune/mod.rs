@@ -337,7 +337,8 @@ pub struct TuneArgs {
     /// Warm-up before each cell, e.g. `300ms`. Default: 300ms.
     #[arg(long)]
     pub warmup: Option<String>,
-    /// Latency objective, e.g. `p99<2ms`: searches the highest open-loop rate that meets it.
+    /// Latency objective, e.g. `p99<2ms` (below 2 ms) or `p99<=2ms` (at most 2 ms): searches the highest
+    /// open-loop rate that meets it.
     #[arg(long)]
     pub slo: Option<String>,
     /// Baseline connections. Default: 16.

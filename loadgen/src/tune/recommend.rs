@@ -71,7 +71,7 @@ pub struct Recommendation {
 fn meets(c: &CellOutcome, slo: &Slo) -> bool {
     c.stats.errors.median == 0.0
         && !c.corrected.is_empty()
-        && quantile_us(&c.corrected, slo.quantile) <= slo.limit_us
+        && slo.met_by(quantile_us(&c.corrected, slo.quantile))
 }
 
 /// The cell the SLO search should start from: among the cells that meet the SLO in the closed loop, the one

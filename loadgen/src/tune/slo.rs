@@ -30,25 +30,41 @@ use serde::Serialize;
 use super::{defaults, table::fmt_us, CellOutcome, CellResult, CellRunner, TuneError};
 use crate::health::LAG_WARN;
 
-/// A latency objective: the `quantile` of corrected latency must stay below `limit`.
+/// A latency objective: the `quantile` of corrected latency must stay below `limit` (`p99<2ms`), or at most
+/// reach it (`p99<=2ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Slo {
     /// 0.99 for `p99`, 0.999 for `p99.9`.
     pub quantile: f64,
     /// The bound, in microseconds.
     pub limit_us: f64,
+    /// `<=`: a quantile equal to the limit meets the objective; `<` (false): only one below it.
+    pub inclusive: bool,
 }
 
 impl Slo {
-    /// Parses `p99<2ms`, `p99.9<10ms`, `p50<500us`.
+    /// Parses `p99<2ms`, `p99<=2ms`, `p99.9<10ms`, `p50<500us`. A latency objective is a bound from above:
+    /// `>` and `>=` are refused, and so is anything else between the quantile and the limit.
     pub fn parse(s: &str) -> Result<Slo, TuneError> {
         let bad = |why: &str| {
             TuneError::Config(format!(
-                "--slo {s:?}: {why} (expected e.g. p99<2ms or p99.9<10ms)"
+                "--slo {s:?}: {why} (expected e.g. p99<2ms, p99<=2ms or p99.9<10ms)"
             ))
         };
         let t = s.trim();
-        let (p, limit) = t.split_once('<').ok_or_else(|| bad("no '<'"))?;
+        let Some(at) = t.find(['<', '>', '=']) else {
+            return Err(bad("no '<' or '<='"));
+        };
+        let (p, rest) = t.split_at(at);
+        let (inclusive, limit) = if let Some(l) = rest.strip_prefix("<=") {
+            (true, l)
+        } else if let Some(l) = rest.strip_prefix('<') {
+            (false, l)
+        } else {
+            return Err(bad(
+                "a latency objective bounds the quantile from above: '<' or '<=', not '>', '>=' or '='",
+            ));
+        };
         let p = p
             .trim()
             .strip_prefix(['p', 'P'])
@@ -57,7 +73,7 @@ impl Slo {
         if !(pct > 0.0 && pct < 100.0) {
             return Err(bad("the percentile is between 0 and 100"));
         }
-        let limit = limit.trim().trim_start_matches('=').trim();
+        let limit = limit.trim();
         let limit: Duration = humantime::parse_duration(limit).map_err(|_| {
             bad(&format!(
                 "the limit {limit:?} is not a duration with a unit (us, ms, s)"
@@ -69,13 +85,23 @@ impl Slo {
         Ok(Slo {
             quantile: pct / 100.0,
             limit_us: limit.as_secs_f64() * 1e6,
+            inclusive,
         })
     }
 
-    /// `p99<2.00ms`.
+    /// True when a quantile of `q_us` microseconds meets the objective: below the limit, or (`<=`) at it.
+    pub fn met_by(&self, q_us: f64) -> bool {
+        match self.inclusive {
+            true => q_us <= self.limit_us,
+            false => q_us < self.limit_us,
+        }
+    }
+
+    /// `p99<2.00ms`, `p99<=2.00ms`.
     pub fn describe(&self) -> String {
         let pct = format!("{}", (self.quantile * 100.0 * 1000.0).round() / 1000.0);
-        format!("p{pct}<{}", fmt_us(self.limit_us))
+        let op = if self.inclusive { "<=" } else { "<" };
+        format!("p{pct}{op}{}", fmt_us(self.limit_us))
     }
 }
 
