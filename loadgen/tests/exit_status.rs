@@ -418,3 +418,55 @@ fn status_2_when_the_open_file_limit_cannot_hold_the_connections() {
     let (code, stderr) = run_limited("128:4096", &["-c", "500", "-d", "1s", "-q"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `tune --slo` that no rate meets exits 1 with a one-line reason on stderr, after the table and the files
+/// (it exited 0, so a CI job asking for the SLO learnt nothing from the status).
+#[test]
+fn tune_status_1_when_no_rate_meets_the_slo_with_the_table_and_files_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("tune.json");
+    let recommend = dir.path().join("tuned.json");
+    let out = run_with_timeout(
+        loadgen().args([
+            "tune",
+            "--vary",
+            "pipeline=1",
+            "--connections",
+            "2",
+            "--slo",
+            "p99<1us",
+            "-d",
+            "50ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--recommend",
+            recommend.to_str().unwrap(),
+        ]),
+        Duration::from_secs(120),
+    )
+    .expect("tune finished in time");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("sockpool-loadgen: no rate met --slo p99<1µs on [pipeline=1]: "),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("highest rate meeting the SLO: none"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["slo"]["best_rate"], serde_json::Value::Null);
+    assert!(
+        recommend.exists(),
+        "the recommendation (the closest cell) is written too"
+    );
+}

@@ -210,6 +210,34 @@ impl SloSearch {
         p
     }
 
+    /// Why no rate met the objective, in one line (`None` when one did): what `tune --slo` says on stderr as it
+    /// exits with status 1.
+    pub fn not_met(&self) -> Option<String> {
+        if self.best_rate.is_some() {
+            return None;
+        }
+        let tried = self.points.iter().map(|p| p.target_rate);
+        let lowest = tried.clone().fold(f64::INFINITY, f64::min);
+        let highest = tried.fold(0.0, f64::max);
+        let why = match self.limit {
+            _ if self.points.is_empty() => format!(
+                "the search did not run: the cell [{}] measured no closed-loop rate to start from",
+                self.label
+            ),
+            Limit::Generator => format!(
+                "the load generator fell behind its schedule at every rate tried ({lowest:.0} to {highest:.0} \
+                 req/s), which says nothing of the server (more --threads, or a machine of its own)"
+            ),
+            _ => format!(
+                "the server failed it at every rate tried, down to {lowest:.0} req/s (confirmed)"
+            ),
+        };
+        Some(format!(
+            "no rate met --slo {} on [{}]: {why}; see the table and the report",
+            self.spec, self.label
+        ))
+    }
+
     /// Points whose own outcome was overruled by the step's verdict (a failure not confirmed …).
     pub fn overruled(&self) -> impl Iterator<Item = &RatePoint> {
         self.points.iter().filter(|p| p.outcome != p.verdict)
