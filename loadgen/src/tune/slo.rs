@@ -5,7 +5,8 @@
 //! bisects twice between the last passing and the first failing rate.
 //!
 //! **A step** is `--repeat` runs at one rate. A run *passes* when the latency quantile is within the limit, no
-//! request failed, and the achieved rate is at least [`super::defaults::SLO_MIN_ACHIEVED`] of the target (a
+//! request failed (requests still waiting for a slot when the duration ended, `unsent`, were never sent to the
+//! server: they are no failure of it, and are recorded apart), and the achieved rate is at least [`super::defaults::SLO_MIN_ACHIEVED`] of the target (a
 //! server that cannot keep up has not met anything). A run that did not pass while the load generator itself
 //! fell behind its schedule (send lag p99 above [`crate::health::LAG_WARN`]: its own thread woke late, and that
 //! lag is inside every corrected latency and every missed send) is *generator-limited* — unless the server's
@@ -157,8 +158,13 @@ pub struct RatePoint {
     pub slo_us: f64,
     /// The SLO's quantile over the runs: max − min, µs (0 with one run).
     pub slo_spread_us: f64,
-    /// Errors, every run added up.
+    /// Requests that failed, every run added up: sent and failed, or timed out waiting for a slot. The server's
+    /// errors; the `unsent` are not among them.
     pub errors: u64,
+    /// Requests the load generator still held when a run's duration ended (every slot busy; nothing is sent
+    /// after the end), every run added up: never sent, so not the server's errors. (Included in `errors` before
+    /// they were told apart.)
+    pub unsent: u64,
     /// Runs in this set (`--repeat`).
     pub runs: usize,
     /// Runs in which the load generator fell behind its schedule.
@@ -252,6 +258,11 @@ pub fn generator_fell_behind(r: &CellResult) -> bool {
     r.health.send_lag_p99_us > LAG_WARN.as_secs_f64() * 1e6
 }
 
+/// The requests of `r` the load generator never sent: still waiting for a free slot when the duration ended.
+fn unsent(r: &CellResult) -> u64 {
+    r.errors_by_kind.get(crate::recorder::ErrorKind::Unsent)
+}
+
 /// The median of `v` (0 when empty).
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -273,7 +284,7 @@ fn run_set(
 ) -> Result<RatePoint, TuneError> {
     let mut config = cell.cell.config.clone();
     config.rate = Some(rate);
-    let (mut passed, mut failed, mut behind) = (0, 0, 0);
+    let (mut passed, mut failed, mut behind, mut held) = (0, 0, 0, 0);
     let mut results = Vec::with_capacity(runs);
     for _ in 0..runs {
         // The runner knows the cell by its settings; the user by its label.
@@ -293,20 +304,24 @@ fn run_set(
             });
         }
         let q = r.quantile_us(slo.quantile);
-        let slow = q > slo.limit_us;
+        let slow = !slo.met_by(q);
         let short = r.rate() < rate * defaults::SLO_MIN_ACHIEVED;
-        if r.replies > 0 && r.errors == 0 && !slow && !short {
+        // Requests the load generator still held when the duration ended (`unsent`: every slot was busy, and
+        // nothing is sent after the end) never reached the server: they are not its errors. What kept the
+        // slots busy is in the corrected latency (their pool wait) and the achieved rate, which judge it.
+        let server_errors = r.errors.saturating_sub(unsent(&r));
+        if r.replies > 0 && server_errors == 0 && !slow && !short {
             passed += 1;
         } else if generator_fell_behind(&r)
-            && r.errors == r.errors_by_kind.get(crate::recorder::ErrorKind::Unsent)
+            && server_errors == 0
             && q <= slo.limit_us + r.health.send_lag_max_us
         {
-            // Requests it had not sent by the end (`unsent`) are its own lag too, not the server's errors.
             // The load generator's own lag is inside the latency and the rate it missed: its failure.
             behind += 1;
         } else {
             failed += 1;
         }
+        held += unsent(&r);
         results.push((r.sample(), q, r.health));
     }
     let outcome = if behind * 2 > runs {
@@ -332,7 +347,8 @@ fn run_set(
         p99_9_us: m(|r| r.0.p99_9_us),
         slo_us: m(|r| r.1),
         slo_spread_us: spread.max(0.0),
-        errors: results.iter().map(|r| r.0.errors).sum(),
+        errors: results.iter().map(|r| r.0.errors).sum::<u64>() - held,
+        unsent: held,
         runs,
         generator_limited_runs: behind,
         send_lag_p99_us: max(|r| r.2.send_lag_p99_us),
