@@ -63,7 +63,8 @@ Exit status:
   130  interrupted before anything was measured (Ctrl-C waiting for --start-at or in the warm-up), or twice
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
-when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).
+when it ends are counted as `unsent` errors (never sent to the server: stderr says how many of a crossed errors
+threshold they are); those in flight get up to their deadline (intended time + --timeout).
 A connection still being opened then (or at Ctrl-C) is given up: it could carry nothing, whatever is left of
 its --connect-timeout.
 

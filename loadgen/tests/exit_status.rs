@@ -470,3 +470,35 @@ fn tune_status_1_when_no_rate_meets_the_slo_with_the_table_and_files_written() {
         "the recommendation (the closest cell) is written too"
     );
 }
+
+/// An open loop past what the server answers (2 connections of 10 ms requests: 200/s; 2,000/s offered): the
+/// requests still waiting for a free connection when --duration ends are `unsent` errors, and the default
+/// `errors>0` fails the run, but stderr says what they are: never sent, not the server's failures (the line
+/// read `errors>0: measured N` alone, as if the server had failed them).
+#[test]
+fn status_1_with_unsent_requests_says_they_were_never_sent() {
+    let (_server, target) = common::serve("framed=127.0.0.1:0", None);
+    let (code, stdout, stderr) = run(&args(
+        "--target {} --op sleep --sleep 10ms --rate 2000 -c 2 -d 300ms --quiet --json -",
+        &[&target],
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let unsent = v["errors"]["unsent"].as_u64().unwrap();
+    let total = v["errors"]["total"].as_u64().unwrap();
+    assert!(unsent > 300, "{}", v["errors"]);
+    assert!(
+        stderr.contains(&format!(
+            "sockpool-loadgen: {unsent} of the {total} errors are unsent: requests still waiting for a free \
+             connection (every one busy) when --duration ended, never sent to the server"
+        )),
+        "{stderr}"
+    );
+    // Without unsent requests among them, no such line.
+    let addr = fake_servers::line_answering("WRONG").to_string();
+    let (_, _, stderr) = run(&args(
+        "--target {} --protocol line --requests 100",
+        &[&addr],
+    ));
+    assert!(!stderr.contains("unsent"), "{stderr}");
+}
