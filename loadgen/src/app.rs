@@ -189,7 +189,8 @@ fn unsent_line(result: &RunResult, verdict: &crate::verdict::Verdict) -> Option<
     (unsent > 0 && errors_crossed).then(|| {
         format!(
             "{unsent} of the {} errors are unsent: requests still waiting for a free connection (every one busy) \
-             when --duration ended, never sent to the server; its waits are the report's pool wait",
+             when --duration ended, never sent to the server (what kept the connections busy shows as the \
+             report's pool wait)",
             result.total.errors.total()
         )
     })
