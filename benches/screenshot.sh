@@ -25,7 +25,8 @@ else
     cargo build --release -q -p sockpool-loadgen
     HTML=$ROOT/target/tune.html
     "$ROOT/target/release/sockpool-loadgen" tune --vary pipeline=1,16 --vary nodelay=on,off \
-        --connections 4 --duration 1s --warmup 200ms --slo 'p99<2ms' --html "$HTML" --json "$ROOT/target/tune.json"
+        --connections 4 --duration 1s --warmup 200ms --slo 'p99<2ms' --html "$HTML" --json "$ROOT/target/tune.json" \
+        || [ $? -eq 1 ] # 1: no rate met the SLO (on a busy machine); the report is written all the same
 fi
 
 PROFILE=$(mktemp -d)

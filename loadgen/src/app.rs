@@ -149,6 +149,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         for line in verdict.crossed_lines() {
             eprintln!("sockpool-loadgen: threshold crossed: {line}");
         }
+        if let Some(line) = unsent_line(&result, &verdict) {
+            eprintln!("sockpool-loadgen: {line}");
+        }
         // Replies came, and not one was right: as likely another protocol's server as a broken one, unless
         // they decoded and failed only what was asked of them (`--expect`, an HTTP status): a `GET` of a
         // missing key against `--expect x` is no protocol mismatch.
@@ -172,6 +175,25 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         }
     }
     Ok(verdict.exit_code())
+}
+
+/// When an `errors` threshold was crossed with requests an open loop never sent among the errors (`unsent`:
+/// still waiting for a free connection when `--duration` ended), the line that says what they are: not failures
+/// of the server, which never saw them (`errors>0: measured 34` read as 34 failed requests).
+fn unsent_line(result: &RunResult, verdict: &crate::verdict::Verdict) -> Option<String> {
+    let unsent = result.total.errors.get(crate::recorder::ErrorKind::Unsent);
+    let errors_crossed = verdict
+        .thresholds
+        .iter()
+        .any(|j| j.crossed && j.expr.starts_with("errors"));
+    (unsent > 0 && errors_crossed).then(|| {
+        format!(
+            "{unsent} of the {} errors are unsent: requests still waiting for a free connection (every one busy) \
+             when --duration ended, never sent to the server (what kept the connections busy shows as the \
+             report's pool wait)",
+            result.total.errors.total()
+        )
+    })
 }
 
 /// The first failure example of `total` for a one-line message (`e.g. closed: the server closed the connection

@@ -35,7 +35,9 @@ pub enum Command {
 
 /// `tune --help`'s closing section.
 pub const TUNE_EXIT_HELP: &str = "\
-Exit status: 0 done; 1 a cell failed or the target does not speak the protocol; 2 bad usage; 130 interrupted.
+Exit status: 0 done (with --slo: a rate met it); 1 a cell failed, the target does not speak the protocol, or
+no rate met --slo (one line on stderr says why; the table, --json, --html and --recommend are written first);
+2 bad usage; 130 interrupted.
 
 Ctrl-C (SIGINT) or SIGTERM stops the run in progress gracefully; the cells whose runs all finished are printed
 and written (--json, --html) marked interrupted, without a recommendation (--recommend is not written). A second
@@ -61,7 +63,8 @@ Exit status:
   130  interrupted before anything was measured (Ctrl-C waiting for --start-at or in the warm-up), or twice
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
-when it ends are counted as `unsent` errors; those in flight get up to their deadline (intended time + --timeout).
+when it ends are counted as `unsent` errors (never sent to the server: stderr says how many of a crossed errors
+threshold they are); those in flight get up to their deadline (intended time + --timeout).
 A connection still being opened then (or at Ctrl-C) is given up: it could carry nothing, whatever is left of
 its --connect-timeout.
 

@@ -33,7 +33,8 @@ pub struct MergeArgs {
     /// documents one per line on stdin (`kubectl logs -l job-name=…`; lines that are not reports are skipped).
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<String>,
-    /// Merge even when the agents drove different targets or protocols (a warning instead of a refusal).
+    /// Merge even when the agents drove different targets or protocols, or one agent's report is given twice
+    /// (a warning instead of a refusal).
     #[arg(long)]
     pub force: bool,
     /// Write the merged JSON report to FILE, or to stdout with `-`.
@@ -486,7 +487,7 @@ pub fn merge(mut reports: Vec<AgentReport>, m: &MergeArgs) -> Result<RunResult, 
             ));
         }
     }
-    check_membership(&reports, &mut warnings);
+    check_membership(&reports, m.force, &mut warnings)?;
     let from_hlog = reports.iter().filter(|r| r.hlog).count();
     if from_hlog > 0 && from_hlog < reports.len() {
         warnings.push(format!(
@@ -619,14 +620,34 @@ fn agent_name(r: &AgentReport) -> String {
     format!("agent {} ({})", r.identity.index, r.identity.host)
 }
 
-/// Missing and repeated agents.
-fn check_membership(reports: &[AgentReport], warnings: &mut Vec<String>) {
+/// Missing and repeated agents. An agent's report given twice (the same file twice, or two reports with one
+/// `--agent-index`) is refused: its load would be counted twice, and no run has two agents of one index. With
+/// `--force` (runs made by hand without `--agents`, each agent 0 of 1, merged as one load) it is merged with a
+/// warning.
+fn check_membership(
+    reports: &[AgentReport],
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), MergeError> {
     let count = reports.iter().map(|r| r.identity.count).max().unwrap_or(1);
     let mut seen = vec![0usize; count];
     for r in reports {
         if let Some(s) = seen.get_mut(r.identity.index) {
             *s += 1;
         }
+    }
+    let repeated = seen.iter().enumerate().find(|(_, n)| **n > 1);
+    if let (false, Some((i, n))) = (force, repeated) {
+        let sources: Vec<&str> = reports
+            .iter()
+            .filter(|r| r.identity.index == i)
+            .map(|r| r.source.as_str())
+            .collect();
+        return Err(bad(format!(
+            "agent {i} appears {n} times ({}): its load would be counted {n} times; give each agent's report \
+             once (--force merges them anyway)",
+            sources.join(", ")
+        )));
     }
     let missing: Vec<String> = (0..count)
         .filter(|i| seen[*i] == 0)
@@ -642,10 +663,11 @@ fn check_membership(reports: &[AgentReport], warnings: &mut Vec<String>) {
     for (i, n) in seen.iter().enumerate() {
         if *n > 1 {
             warnings.push(format!(
-                "agent {i} appears {n} times: its load is counted {n} times"
+                "agent {i} appears {n} times: its load is counted {n} times (merged because of --force)"
             ));
         }
     }
+    Ok(())
 }
 
 fn row_of(r: &AgentReport, offset: f64) -> AgentRow {

@@ -345,7 +345,9 @@ impl RunResult {
         let (sent_per_s, received_per_s) = self.bytes_per_s();
         let _ = writeln!(
             o,
-            "\n  bytes      {} sent, {} received",
+            // Payload bytes (docs/LOADGEN_JSON.md: `bytes_sent`): an HTTP GET has none, and "bytes 0 B/s sent"
+            // read as if nothing had been sent.
+            "\n  payload    {} sent, {} received (request and reply payload: no headers or framing)",
             fmt_bytes_per_s(sent_per_s),
             fmt_bytes_per_s(received_per_s)
         );
@@ -639,6 +641,26 @@ mod tests {
         assert!(
             !t.contains("WARNING"),
             "an announced close is no warning:\n{t}"
+        );
+    }
+
+    /// The byte rates are payload (`bytes_sent` in the JSON): an HTTP GET's `0 B/s sent` read as if nothing had
+    /// been sent when the line said `bytes`.
+    #[test]
+    fn the_byte_rates_say_they_are_payload() {
+        let t = result(Some(1000.0)).to_table();
+        let line = t
+            .lines()
+            .find(|l| l.contains("B/s sent"))
+            .unwrap_or_else(|| panic!("no byte-rate line in\n{t}"));
+        assert!(line.starts_with("  payload    "), "{line}");
+        assert!(
+            line.ends_with("(request and reply payload: no headers or framing)"),
+            "{line}"
+        );
+        assert!(
+            !t.lines().any(|l| l.trim_start().starts_with("bytes")),
+            "{t}"
         );
     }
 

@@ -269,7 +269,7 @@ fn the_tour_honours_duration_warmup_repeat_and_quiet() {
 
 #[test]
 fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
-    let cases: [(&[&str], &str); 2] = [
+    let cases: [(&[&str], &str); 4] = [
         (
             &["tune", "--vary", "pipeline=1,2", "--pipeline", "8"],
             "--pipeline 8: pipeline is also varied",
@@ -278,18 +278,32 @@ fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
             &["tune", "--target", "127.0.0.1:9", "--slo", "p99<abc"],
             "expected e.g. p99<2ms",
         ),
+        // A latency objective is a bound from above: `>=` was taken for `<` (the `=` dropped, the `>` not seen).
+        (
+            &["tune", "--target", "127.0.0.1:9", "--slo", "p99>=1ms"],
+            "bounds the quantile from above: '<' or '<=', not '>', '>=' or '='",
+        ),
+        (
+            &["tune", "--target", "127.0.0.1:9", "--slo", "p99<=<1ms"],
+            "the limit \"<1ms\" is not a duration",
+        ),
     ];
     for (args, needle) in cases {
         refused_in_one_line(args, needle);
     }
 }
 
+/// The same agent's report twice (the same file twice, or two reports of one `--agent-index`) would count its
+/// load twice: refused, exit 2, one line naming both (it was merged with a warning, exit 0). `--force` merges it
+/// anyway, and `merge --quiet` still says so on stderr, with the agent missing.
 #[test]
-fn merge_quiet_still_says_on_stderr_when_an_agent_is_counted_twice_or_missing() {
+fn merge_refuses_an_agent_counted_twice_unless_forced_and_quiet_still_warns() {
     let (_server, target) = common::serve("framed=127.0.0.1:0", None);
     let dir = tempfile::tempdir().unwrap();
     let agent = dir.path().join("agent0.json");
     let agent = agent.to_str().unwrap();
+    let merged = dir.path().join("merged.json");
+    let merged = merged.to_str().unwrap();
     let args = [
         "run",
         "--target",
@@ -308,17 +322,33 @@ fn merge_quiet_still_says_on_stderr_when_an_agent_is_counted_twice_or_missing() 
         Duration::from_secs(60),
     );
     assert!(ok, "{stderr}");
-    // The same agent's report twice: its load counted twice, agent 1 missing.
-    let (ok, stdout, stderr) =
-        run_loadgen(&["merge", "--quiet", agent, agent], Duration::from_secs(60));
-    assert!(ok, "a merge with warnings is still a merge: {stderr}");
+    let out = refused_in_one_line(
+        &["merge", "--quiet", "--json", merged, agent, agent],
+        "merge: agent 0 appears 2 times",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "({agent}, {agent}): its load would be counted 2 times"
+        )) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new(merged).exists(), "nothing merged");
+    let (ok, stdout, stderr) = run_loadgen(
+        &["merge", "--quiet", "--force", agent, agent],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok,
+        "a forced merge with warnings is still a merge: {stderr}"
+    );
     assert!(stdout.is_empty(), "{stdout}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
         lines,
         [
             "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these",
-            "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times",
+            "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times (merged because of --force)",
         ],
         "{stderr}"
     );

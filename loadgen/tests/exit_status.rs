@@ -418,3 +418,87 @@ fn status_2_when_the_open_file_limit_cannot_hold_the_connections() {
     let (code, stderr) = run_limited("128:4096", &["-c", "500", "-d", "1s", "-q"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// `tune --slo` that no rate meets exits 1 with a one-line reason on stderr, after the table and the files
+/// (it exited 0, so a CI job asking for the SLO learnt nothing from the status).
+#[test]
+fn tune_status_1_when_no_rate_meets_the_slo_with_the_table_and_files_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("tune.json");
+    let recommend = dir.path().join("tuned.json");
+    let out = run_with_timeout(
+        loadgen().args([
+            "tune",
+            "--vary",
+            "pipeline=1",
+            "--connections",
+            "2",
+            "--slo",
+            "p99<1us",
+            "-d",
+            "50ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--recommend",
+            recommend.to_str().unwrap(),
+        ]),
+        Duration::from_secs(120),
+    )
+    .expect("tune finished in time");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("sockpool-loadgen: no rate met --slo p99<1µs on [pipeline=1]: "),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("highest rate meeting the SLO: none"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["slo"]["best_rate"], serde_json::Value::Null);
+    assert!(
+        recommend.exists(),
+        "the recommendation (the closest cell) is written too"
+    );
+}
+
+/// An open loop past what the server answers (2 connections of 10 ms requests: 200/s; 2,000/s offered): the
+/// requests still waiting for a free connection when --duration ends are `unsent` errors, and the default
+/// `errors>0` fails the run, but stderr says what they are: never sent, not the server's failures (the line
+/// read `errors>0: measured N` alone, as if the server had failed them).
+#[test]
+fn status_1_with_unsent_requests_says_they_were_never_sent() {
+    let (_server, target) = common::serve("framed=127.0.0.1:0", None);
+    let (code, stdout, stderr) = run(&args(
+        "--target {} --op sleep --sleep 10ms --rate 2000 -c 2 -d 300ms --quiet --json -",
+        &[&target],
+    ));
+    assert_eq!(code, 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let unsent = v["errors"]["unsent"].as_u64().unwrap();
+    let total = v["errors"]["total"].as_u64().unwrap();
+    assert!(unsent > 300, "{}", v["errors"]);
+    assert!(
+        stderr.contains(&format!(
+            "sockpool-loadgen: {unsent} of the {total} errors are unsent: requests still waiting for a free \
+             connection (every one busy) when --duration ended, never sent to the server"
+        )),
+        "{stderr}"
+    );
+    // Without unsent requests among them, no such line.
+    let addr = fake_servers::line_answering("WRONG").to_string();
+    let (_, _, stderr) = run(&args(
+        "--target {} --protocol line --requests 100",
+        &[&addr],
+    ));
+    assert!(!stderr.contains("unsent"), "{stderr}");
+}

@@ -169,10 +169,42 @@ fn slo_specs_parse() {
     assert_eq!(Slo::parse("p50<500us").unwrap().limit_us, 500.0);
     assert_eq!(Slo::parse("p99<2ms").unwrap().describe(), "p99<2.00ms");
     for bad in [
-        "99<2ms", "p99>2ms", "p100<1ms", "p99<fast", "p99<0ms", "pxx<1ms",
+        "99<2ms",
+        "p99>2ms",
+        "p100<1ms",
+        "p99<fast",
+        "p99<0ms",
+        "pxx<1ms",
+        "p99>=2ms",
+        "p99=2ms",
+        "p99=<2ms",
+        "p99<<2ms",
+        "p99<==2ms",
+        "p99 2ms",
     ] {
         assert!(Slo::parse(bad).is_err(), "{bad} accepted");
     }
+}
+
+/// `p99<=1ms` was read as `<` (the `=` dropped, and written back as `p99<1.00ms`): `<=` is kept and means it,
+/// and `<` is strict.
+#[test]
+fn an_slo_with_at_most_means_at_most() {
+    let le = Slo::parse("p99<=1ms").unwrap();
+    assert_eq!(
+        (le.quantile, le.limit_us, le.inclusive),
+        (0.99, 1000.0, true)
+    );
+    assert_eq!(le.describe(), "p99<=1.00ms");
+    assert!(le.met_by(1000.0) && le.met_by(999.9) && !le.met_by(1000.1));
+    let lt = Slo::parse("p99 < 1ms").unwrap();
+    assert!(!lt.inclusive);
+    assert_eq!(lt.describe(), "p99<1.00ms");
+    assert!(!lt.met_by(1000.0) && lt.met_by(999.9));
+    assert_eq!(
+        Slo::parse(" p99.9 <= 10ms ").unwrap().describe(),
+        "p99.9<=10.00ms"
+    );
 }
 
 #[test]

@@ -190,6 +190,48 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
     assert!(row.contains(&format!(" {errors:.0} ")), "{row}");
 }
 
+/// An open-loop cell far past what its pool can carry (2 connections of a server answering in 300 ms, offered
+/// 20,000 requests/s): the open loop owns the schedule and hands the pool at most one request per slot
+/// (connections × pipeline), so the SDK pool's waiter bound (`PoolConfig::max_waiters`, 1,024) is never
+/// reached, however many requests are due: no request is refused by the pool (`PoolExhausted`, counted as
+/// `other`), the excess stays in the schedule and is counted as the load generator's `unsent` when the duration
+/// ends, and every scheduled request is counted once.
+#[test]
+fn an_open_loop_past_its_pool_never_overruns_the_pools_waiter_bound() {
+    let target = slow_framed_server();
+    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
+        .args(["tune", "--target", &target])
+        .args(["--vary", "rate=20000", "--connections", "2"])
+        .args([
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cell = &json["cells"][0];
+    let by_kind = &cell["errors_by_kind"];
+    let n = |k: &str| by_kind[k].as_u64().unwrap();
+    assert_eq!(n("other"), 0, "the pool refused requests: {by_kind}");
+    let run = &cell["repeats"][0];
+    let requests = run["requests"].as_u64().unwrap();
+    // 6,000 scheduled (20,000/s × 300 ms), far past 1,024 waiters: a handful answered, the rest never handed to
+    // the pool. (The probe's request is not in the cell.)
+    assert!(n("unsent") > 5_000, "{by_kind}");
+    assert_eq!(n("total"), n("unsent") + n("timeout"), "{by_kind}");
+    assert!(
+        (5_990..=6_010).contains(&requests),
+        "{requests} requests: {cell}"
+    );
+}
+
 /// A server that answers everything as Redis answers a command it does not know, on a free loopback port; it
 /// serves a bounded number of connections.
 fn redis_like_server() -> String {

@@ -27,6 +27,9 @@ struct Injected {
     silent_run: Option<usize>,
     /// A run where the generator lags also ends with this many requests it never sent (`unsent`).
     unsent: u64,
+    /// Every open-loop run ends with this many requests still waiting for a slot, never sent (`unsent`), the
+    /// load generator on its schedule.
+    held_at_end: u64,
     open_runs: Cell<usize>,
 }
 
@@ -40,6 +43,11 @@ impl CellRunner for Injected {
         if Some(self.open_runs.get()) == self.silent_run {
             return Ok(CellResult::empty(cell.duration));
         }
+        r.errors += self.held_at_end;
+        r.errors_by_kind.add_n(
+            sockpool_loadgen::recorder::ErrorKind::Unsent,
+            self.held_at_end,
+        );
         if Some(self.open_runs.get()) == self.slow_run {
             r.corrected = tune_common::slowed(&r.corrected, 20);
         }
@@ -529,4 +537,96 @@ impl CellRunner for SearchUnreachable {
             Some(_) => Unreachable.run(cell),
         }
     }
+}
+
+/// `tune --slo` exits 1 when no rate met the objective (as `run` does on a crossed `--fail-on`); the one-line
+/// reason says whose limit it was: the server's at every rate, or the load generator's (not the server's).
+#[test]
+fn a_search_where_nothing_met_the_slo_says_why_in_one_line() {
+    assert_eq!(search(&Injected::default(), 1).not_met(), None);
+
+    // Fake p99 ≥ 199µs at any rate: `p99<100us` is never met, and the search bisects down to the lowest rate.
+    let plan = Plan::from_args(&args(&["pipeline=1"], 1, Some("p99<100us"))).unwrap();
+    let s = tune::run(&Injected::default(), &plan, &mut |_| {})
+        .unwrap()
+        .slo
+        .unwrap();
+    assert_eq!(s.best_rate, None);
+    let why = s.not_met().expect("nothing met the SLO");
+    assert!(
+        why.starts_with("no rate met --slo p99<100µs on [pipeline=1]: the server failed it at every rate tried, down to "),
+        "{why}"
+    );
+    assert!(!why.contains('\n'), "{why}");
+
+    // The load generator fell behind (5 ms) at every rate, where nothing met the objective: the reason says so,
+    // not that the server failed.
+    let lagging = Injected {
+        lag_above: Some(0.0),
+        ..Injected::default()
+    };
+    let s = tune::run(&lagging, &plan, &mut |_| {})
+        .unwrap()
+        .slo
+        .unwrap();
+    assert_eq!((s.best_rate, s.limit), (None, Limit::Generator));
+    let why = s.not_met().unwrap();
+    assert!(
+        why.contains("the load generator fell behind its schedule at every rate tried")
+            && why.contains("says nothing of the server"),
+        "{why}"
+    );
+    assert!(!why.contains("the server failed"), "{why}");
+}
+
+/// Requests the load generator still held when a run's duration ended (`unsent`: every slot busy at that
+/// moment, nothing sent after the end) never reached the server: a step whose runs all end with a few of them
+/// is judged on its latency and rate, not failed as the server's errors. They failed every step, and the search
+/// found no rate at all (against redis-server: 185 of 193k requests at 96.7k req/s).
+#[test]
+fn requests_left_unsent_at_the_end_are_not_the_servers_errors() {
+    let clean = search(&Injected::default(), 1);
+    let held = Injected {
+        held_at_end: 40,
+        ..Injected::default()
+    };
+    let s = search(&held, 1);
+    assert_eq!(s.best_rate, clean.best_rate, "{:?}", s.points);
+    assert_eq!(s.limit, Limit::Server);
+    for p in &s.points {
+        assert_eq!((p.errors, p.unsent), (0, 40), "{p:?}");
+    }
+    let text = tune::recommend::render(&report(&held, 1).recommendation, Some(&s));
+    assert!(
+        text.contains("(40 unsent at the end: not the server's)"),
+        "{text}"
+    );
+    // A request that was sent and failed is still the server's: the step fails on it.
+    let failing = Injected {
+        held_at_end: 40,
+        ..Injected::default()
+    };
+    let plan = Plan::from_args(&args(&["pipeline=1"], 1, Some("p99<700us"))).unwrap();
+    struct OneFailed<'a>(&'a Injected);
+    impl CellRunner for OneFailed<'_> {
+        fn run(&self, cell: &CellConfig) -> Result<CellResult, TuneError> {
+            let mut r = self.0.run(cell)?;
+            if cell.rate.is_some() {
+                r.errors += 1;
+                r.errors_by_kind.add_n(
+                    sockpool_loadgen::recorder::ErrorKind::Timeout(
+                        sockpool_loadgen::recorder::Phase::Read,
+                    ),
+                    1,
+                );
+            }
+            Ok(r)
+        }
+    }
+    let s = tune::run(&OneFailed(&failing), &plan, &mut |_| {})
+        .unwrap()
+        .slo
+        .unwrap();
+    assert_eq!(s.best_rate, None);
+    assert_eq!((s.points[0].errors, s.points[0].unsent), (1, 40));
 }

@@ -75,10 +75,10 @@ fn one_slow_server_step_is_confirmed_away_and_the_search_lands_within_20_percent
         .best_rate
         .expect("the search with a slow step found no rate");
     let slow = &noisy.points[1];
-    // The injected step itself failed (over the objective, or its requests timed out or went unsent), where the
-    // clean search passed easily.
+    // The injected step itself failed (over the objective, or its requests timed out or went unsent: `unsent`
+    // is counted apart from `errors` now), where the clean search passed easily.
     assert!(
-        slow.p99_us > 30_000.0 || slow.errors > 0,
+        slow.p99_us > 30_000.0 || slow.errors + slow.unsent > 0,
         "the injected step was not slow: {slow:?}"
     );
     eprintln!(

@@ -88,6 +88,10 @@ pub enum TuneError {
     /// ([`TuneReport::interrupted`]); [`main`] prints and writes that report, then ends with this error.
     #[error("interrupted: no recommendation from a partial tune")]
     Interrupted,
+    /// The SLO search found no rate that met `--slo` (exit status 1, as `run`'s crossed `--fail-on`): the table,
+    /// the files and the recommendation (the closest cell) are written first. The text is the one-line reason.
+    #[error("{0}")]
+    SloNotMet(String),
     /// A report file could not be written.
     #[error("{path}: {source}")]
     Output {
@@ -337,7 +341,8 @@ pub struct TuneArgs {
     /// Warm-up before each cell, e.g. `300ms`. Default: 300ms.
     #[arg(long)]
     pub warmup: Option<String>,
-    /// Latency objective, e.g. `p99<2ms`: searches the highest open-loop rate that meets it.
+    /// Latency objective, e.g. `p99<2ms` (below 2 ms) or `p99<=2ms` (at most 2 ms): searches the highest
+    /// open-loop rate that meets it.
     #[arg(long)]
     pub slo: Option<String>,
     /// Baseline connections. Default: 16.
@@ -980,16 +985,19 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
     if report.interrupted.is_some() {
         return Err(TuneError::Interrupted);
     }
-    match &a.recommend {
-        Some(path) => {
-            let protocol = runner.protocol()?.name();
-            // The client the recommended cell's runs used, as the runner built it (TLS flags included), not
-            // a second mapping of the cell that could drift from it.
-            let cell = &report.cells[report.recommendation.cell].cell.config;
-            let measured =
-                crate::transport::client_config(&runner.config(cell, runner.target.as_deref())?);
-            recommend::write_measured(&report, a.target.as_deref(), protocol, measured, path)
-        }
+    if let Some(path) = &a.recommend {
+        let protocol = runner.protocol()?.name();
+        // The client the recommended cell's runs used, as the runner built it (TLS flags included), not
+        // a second mapping of the cell that could drift from it.
+        let cell = &report.cells[report.recommendation.cell].cell.config;
+        let measured =
+            crate::transport::client_config(&runner.config(cell, runner.target.as_deref())?);
+        recommend::write_measured(&report, a.target.as_deref(), protocol, measured, path)?;
+    }
+    // As `run` exits 1 on a crossed --fail-on: a CI job asking for an SLO learns that nothing met it, after the
+    // table, the files and the recommendation (of the closest cell) are written.
+    match report.slo.as_ref().and_then(SloSearch::not_met) {
+        Some(why) => Err(TuneError::SloNotMet(why)),
         None => Ok(()),
     }
 }

@@ -71,7 +71,7 @@ pub struct Recommendation {
 fn meets(c: &CellOutcome, slo: &Slo) -> bool {
     c.stats.errors.median == 0.0
         && !c.corrected.is_empty()
-        && quantile_us(&c.corrected, slo.quantile) <= slo.limit_us
+        && slo.met_by(quantile_us(&c.corrected, slo.quantile))
 }
 
 /// The cell the SLO search should start from: among the cells that meet the SLO in the closed loop, the one
@@ -308,6 +308,7 @@ pub fn passing_step(search: &SloSearch, rate: f64) -> Option<RatePoint> {
         slo_us: median(|p| p.slo_us),
         slo_spread_us: worst(|p| p.slo_spread_us),
         errors: sets.iter().map(|p| p.errors).sum(),
+        unsent: sets.iter().map(|p| p.unsent).sum(),
         runs: sets.iter().map(|p| p.runs).sum(),
         generator_limited_runs: sets.iter().map(|p| p.generator_limited_runs).sum(),
         send_lag_p99_us: worst(|p| p.send_lag_p99_us),
@@ -349,12 +350,19 @@ pub fn render(r: &Recommendation, search: Option<&SloSearch>) -> String {
             "target/s", "achieved/s", "p50", "p99", "errors", "send lag"
         );
         for p in search.curve() {
-            let note = match (p.attempt, p.outcome == p.verdict) {
+            let mut note = match (p.attempt, p.outcome == p.verdict) {
                 (1, true) => String::new(),
                 (1, false) => format!(" (overruled: step {})", p.verdict.word()),
                 (2, _) => " (confirmation)".into(),
                 _ => " (tie-breaker)".into(),
             };
+            if p.unsent > 0 {
+                // Not in `errors`: the load generator's backlog at the end, never sent to the server.
+                note.push_str(&format!(
+                    " ({} unsent at the end: not the server's)",
+                    p.unsent
+                ));
+            }
             let _ = writeln!(
                 s,
                 "  {:>10.0} {:>10.0} {:>9} {:>9} {:>7} {:>9}  {}{note}",

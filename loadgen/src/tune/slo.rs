@@ -5,7 +5,8 @@
 //! bisects twice between the last passing and the first failing rate.
 //!
 //! **A step** is `--repeat` runs at one rate. A run *passes* when the latency quantile is within the limit, no
-//! request failed, and the achieved rate is at least [`super::defaults::SLO_MIN_ACHIEVED`] of the target (a
+//! request failed (requests still waiting for a slot when the duration ended, `unsent`, were never sent to the
+//! server: they are no failure of it, and are recorded apart), and the achieved rate is at least [`super::defaults::SLO_MIN_ACHIEVED`] of the target (a
 //! server that cannot keep up has not met anything). A run that did not pass while the load generator itself
 //! fell behind its schedule (send lag p99 above [`crate::health::LAG_WARN`]: its own thread woke late, and that
 //! lag is inside every corrected latency and every missed send) is *generator-limited* — unless the server's
@@ -30,25 +31,41 @@ use serde::Serialize;
 use super::{defaults, table::fmt_us, CellOutcome, CellResult, CellRunner, TuneError};
 use crate::health::LAG_WARN;
 
-/// A latency objective: the `quantile` of corrected latency must stay below `limit`.
+/// A latency objective: the `quantile` of corrected latency must stay below `limit` (`p99<2ms`), or at most
+/// reach it (`p99<=2ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Slo {
     /// 0.99 for `p99`, 0.999 for `p99.9`.
     pub quantile: f64,
     /// The bound, in microseconds.
     pub limit_us: f64,
+    /// `<=`: a quantile equal to the limit meets the objective; `<` (false): only one below it.
+    pub inclusive: bool,
 }
 
 impl Slo {
-    /// Parses `p99<2ms`, `p99.9<10ms`, `p50<500us`.
+    /// Parses `p99<2ms`, `p99<=2ms`, `p99.9<10ms`, `p50<500us`. A latency objective is a bound from above:
+    /// `>` and `>=` are refused, and so is anything else between the quantile and the limit.
     pub fn parse(s: &str) -> Result<Slo, TuneError> {
         let bad = |why: &str| {
             TuneError::Config(format!(
-                "--slo {s:?}: {why} (expected e.g. p99<2ms or p99.9<10ms)"
+                "--slo {s:?}: {why} (expected e.g. p99<2ms, p99<=2ms or p99.9<10ms)"
             ))
         };
         let t = s.trim();
-        let (p, limit) = t.split_once('<').ok_or_else(|| bad("no '<'"))?;
+        let Some(at) = t.find(['<', '>', '=']) else {
+            return Err(bad("no '<' or '<='"));
+        };
+        let (p, rest) = t.split_at(at);
+        let (inclusive, limit) = if let Some(l) = rest.strip_prefix("<=") {
+            (true, l)
+        } else if let Some(l) = rest.strip_prefix('<') {
+            (false, l)
+        } else {
+            return Err(bad(
+                "a latency objective bounds the quantile from above: '<' or '<=', not '>', '>=' or '='",
+            ));
+        };
         let p = p
             .trim()
             .strip_prefix(['p', 'P'])
@@ -57,7 +74,7 @@ impl Slo {
         if !(pct > 0.0 && pct < 100.0) {
             return Err(bad("the percentile is between 0 and 100"));
         }
-        let limit = limit.trim().trim_start_matches('=').trim();
+        let limit = limit.trim();
         let limit: Duration = humantime::parse_duration(limit).map_err(|_| {
             bad(&format!(
                 "the limit {limit:?} is not a duration with a unit (us, ms, s)"
@@ -69,13 +86,23 @@ impl Slo {
         Ok(Slo {
             quantile: pct / 100.0,
             limit_us: limit.as_secs_f64() * 1e6,
+            inclusive,
         })
     }
 
-    /// `p99<2.00ms`.
+    /// True when a quantile of `q_us` microseconds meets the objective: below the limit, or (`<=`) at it.
+    pub fn met_by(&self, q_us: f64) -> bool {
+        match self.inclusive {
+            true => q_us <= self.limit_us,
+            false => q_us < self.limit_us,
+        }
+    }
+
+    /// `p99<2.00ms`, `p99<=2.00ms`.
     pub fn describe(&self) -> String {
         let pct = format!("{}", (self.quantile * 100.0 * 1000.0).round() / 1000.0);
-        format!("p{pct}<{}", fmt_us(self.limit_us))
+        let op = if self.inclusive { "<=" } else { "<" };
+        format!("p{pct}{op}{}", fmt_us(self.limit_us))
     }
 }
 
@@ -131,8 +158,13 @@ pub struct RatePoint {
     pub slo_us: f64,
     /// The SLO's quantile over the runs: max − min, µs (0 with one run).
     pub slo_spread_us: f64,
-    /// Errors, every run added up.
+    /// Requests that failed, every run added up: sent and failed, or timed out waiting for a slot. The server's
+    /// errors; the `unsent` are not among them.
     pub errors: u64,
+    /// Requests the load generator still held when a run's duration ended (every slot busy; nothing is sent
+    /// after the end), every run added up: never sent, so not the server's errors. (Included in `errors` before
+    /// they were told apart.)
+    pub unsent: u64,
     /// Runs in this set (`--repeat`).
     pub runs: usize,
     /// Runs in which the load generator fell behind its schedule.
@@ -184,6 +216,34 @@ impl SloSearch {
         p
     }
 
+    /// Why no rate met the objective, in one line (`None` when one did): what `tune --slo` says on stderr as it
+    /// exits with status 1.
+    pub fn not_met(&self) -> Option<String> {
+        if self.best_rate.is_some() {
+            return None;
+        }
+        let tried = self.points.iter().map(|p| p.target_rate);
+        let lowest = tried.clone().fold(f64::INFINITY, f64::min);
+        let highest = tried.fold(0.0, f64::max);
+        let why = match self.limit {
+            _ if self.points.is_empty() => format!(
+                "the search did not run: the cell [{}] measured no closed-loop rate to start from",
+                self.label
+            ),
+            Limit::Generator => format!(
+                "the load generator fell behind its schedule at every rate tried ({lowest:.0} to {highest:.0} \
+                 req/s), which says nothing of the server (more --threads, or a machine of its own)"
+            ),
+            _ => format!(
+                "the server failed it at every rate tried, down to {lowest:.0} req/s (confirmed)"
+            ),
+        };
+        Some(format!(
+            "no rate met --slo {} on [{}]: {why}; see the table and the report",
+            self.spec, self.label
+        ))
+    }
+
     /// Points whose own outcome was overruled by the step's verdict (a failure not confirmed …).
     pub fn overruled(&self) -> impl Iterator<Item = &RatePoint> {
         self.points.iter().filter(|p| p.outcome != p.verdict)
@@ -196,6 +256,11 @@ pub const STEPS: [f64; 9] = [0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5];
 /// True when the load generator fell behind its own schedule in `r` (send lag p99 above [`LAG_WARN`]).
 pub fn generator_fell_behind(r: &CellResult) -> bool {
     r.health.send_lag_p99_us > LAG_WARN.as_secs_f64() * 1e6
+}
+
+/// The requests of `r` the load generator never sent: still waiting for a free slot when the duration ended.
+fn unsent(r: &CellResult) -> u64 {
+    r.errors_by_kind.get(crate::recorder::ErrorKind::Unsent)
 }
 
 /// The median of `v` (0 when empty).
@@ -219,7 +284,7 @@ fn run_set(
 ) -> Result<RatePoint, TuneError> {
     let mut config = cell.cell.config.clone();
     config.rate = Some(rate);
-    let (mut passed, mut failed, mut behind) = (0, 0, 0);
+    let (mut passed, mut failed, mut behind, mut held) = (0, 0, 0, 0);
     let mut results = Vec::with_capacity(runs);
     for _ in 0..runs {
         // The runner knows the cell by its settings; the user by its label.
@@ -239,20 +304,24 @@ fn run_set(
             });
         }
         let q = r.quantile_us(slo.quantile);
-        let slow = q > slo.limit_us;
+        let slow = !slo.met_by(q);
         let short = r.rate() < rate * defaults::SLO_MIN_ACHIEVED;
-        if r.replies > 0 && r.errors == 0 && !slow && !short {
+        // Requests the load generator still held when the duration ended (`unsent`: every slot was busy, and
+        // nothing is sent after the end) never reached the server: they are not its errors. What kept the
+        // slots busy is in the corrected latency (their pool wait) and the achieved rate, which judge it.
+        let server_errors = r.errors.saturating_sub(unsent(&r));
+        if r.replies > 0 && server_errors == 0 && !slow && !short {
             passed += 1;
         } else if generator_fell_behind(&r)
-            && r.errors == r.errors_by_kind.get(crate::recorder::ErrorKind::Unsent)
+            && server_errors == 0
             && q <= slo.limit_us + r.health.send_lag_max_us
         {
-            // Requests it had not sent by the end (`unsent`) are its own lag too, not the server's errors.
             // The load generator's own lag is inside the latency and the rate it missed: its failure.
             behind += 1;
         } else {
             failed += 1;
         }
+        held += unsent(&r);
         results.push((r.sample(), q, r.health));
     }
     let outcome = if behind * 2 > runs {
@@ -278,7 +347,8 @@ fn run_set(
         p99_9_us: m(|r| r.0.p99_9_us),
         slo_us: m(|r| r.1),
         slo_spread_us: spread.max(0.0),
-        errors: results.iter().map(|r| r.0.errors).sum(),
+        errors: results.iter().map(|r| r.0.errors).sum::<u64>() - held,
+        unsent: held,
         runs,
         generator_limited_runs: behind,
         send_lag_p99_us: max(|r| r.2.send_lag_p99_us),
