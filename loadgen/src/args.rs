@@ -36,8 +36,8 @@ pub enum Command {
 /// `tune --help`'s closing section.
 pub const TUNE_EXIT_HELP: &str = "\
 Exit status: 0 done (with --slo: a rate met it); 1 a cell failed, the target does not speak the protocol, or
-no rate met --slo (one line on stderr says why; the table, --json, --html and --recommend are written first);
-2 bad usage; 130 interrupted.
+no rate met --slo (one line on stderr says why; the table, --json, --html and --recommend are written first;
+after a failed cell, the cells finished before it, without a recommendation); 2 bad usage; 130 interrupted.
 
 Ctrl-C (SIGINT) or SIGTERM stops the run in progress gracefully; the cells whose runs all finished are printed
 and written (--json, --html) marked interrupted, without a recommendation (--recommend is not written). A second

@@ -417,15 +417,33 @@ impl CellRunner for Killed {
 fn a_server_killed_mid_tune_stops_it_at_the_first_cell_without_a_reply() {
     let plan = Plan::from_args(&args(&["pipeline=1,4,8"], 1, None)).unwrap();
     let runner = Killed::default();
-    let err = tune::run(&runner, &plan, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let mut lines = Vec::new();
+    let report = tune::run(&runner, &plan, &mut |l| lines.push(l.to_string())).unwrap();
+    let stopped = report.interrupted.as_ref().expect("the tune stopped");
+    let err = stopped.error().to_string();
     assert_eq!(
         err,
         "cell pipeline=4: every request failed without a reply (90 refused, 10 reset): the target refused or \
          dropped the connections (did it stop?); tune stops rather than report zeros"
     );
     assert_eq!(runner.runs.get(), 2, "no cell runs after it");
+    // The cell measured before the server died is still reported (table, JSON, HTML), without a
+    // recommendation: it would pick among the cells that happened to run.
+    assert_eq!(report.cells.len(), 1);
+    assert_eq!(report.cells[0].cell.label, "pipeline=1");
+    assert_eq!((stopped.runs_finished, stopped.runs_planned), (1, 3));
+    let json = report.to_json();
+    assert_eq!(json["cells"].as_array().unwrap().len(), 1);
+    assert!(json["recommendation"].is_null());
+    assert_eq!(json["interrupted"]["failed_cell"], "pipeline=4");
+    assert!(
+        report
+            .conclusion()
+            .starts_with("STOPPED (cell pipeline=4: every request failed without a reply"),
+        "{}",
+        report.conclusion()
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
 }
 
 /// Replies that do not decode, in every request of a cell, name the protocol as the likely cause.
@@ -507,22 +525,24 @@ impl CellRunner for KilledInSearch {
 fn a_server_killed_during_the_slo_search_stops_the_tune_instead_of_a_recommendation() {
     let plan = Plan::from_args(&args(&["pipeline=1,4"], 1, Some("p99<700us"))).unwrap();
     let runner = KilledInSearch::default();
-    let err = tune::run(&runner, &plan, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let report = tune::run(&runner, &plan, &mut |_| {}).unwrap();
+    let stopped = report.interrupted.as_ref().expect("the tune stopped");
     // The search runs the cell that met the SLO (pipeline=1, 10,000 req/s closed), its first step at 20 %.
     assert_eq!(
-        err,
+        stopped.error().to_string(),
         "cell pipeline=1: at 4000 req/s (the SLO search): every request failed without a reply (500 refused): \
          the target refused or dropped the connections (did it stop?); tune stops rather than recommend"
     );
+    assert_eq!(stopped.during, "slo search");
     assert_eq!(runner.open_runs.get(), 2, "nothing runs after it");
+    // The matrix measured before it is reported; no SLO rate and no recommendation.
+    assert_eq!(report.cells.len(), 2);
+    assert!(report.slo.is_none());
+    assert!(report.to_json()["recommendation"].is_null());
     // A step whose run cannot start (the target unreachable) is named by the cell's label too.
-    let err = tune::run(&SearchUnreachable(Fake::default()), &plan, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let report = tune::run(&SearchUnreachable(Fake::default()), &plan, &mut |_| {}).unwrap();
     assert_eq!(
-        err,
+        report.interrupted.unwrap().error().to_string(),
         "cell pipeline=1: cannot reach 127.0.0.1:9: connection refused"
     );
 }

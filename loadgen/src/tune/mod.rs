@@ -622,7 +622,7 @@ pub struct TuneReport {
     pub interrupted: Option<Interruption>,
 }
 
-/// Where Ctrl-C or SIGTERM cut a tune short.
+/// Where Ctrl-C or SIGTERM, or a cell that could not run (a server killed mid-tune), cut a tune short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Interruption {
     /// Runs that finished (a cell whose repeats did not all finish is left out of the report).
@@ -631,12 +631,30 @@ pub struct Interruption {
     pub runs_planned: usize,
     /// `matrix` or `slo search`.
     pub during: &'static str,
+    /// The cell that failed, when one did (`None`: Ctrl-C or SIGTERM).
+    pub failed_cell: Option<String>,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+impl Interruption {
+    /// The error the tune ends with once its report is written: the failed cell's (exit 1), or the interrupt's.
+    pub fn error(&self) -> TuneError {
+        match (&self.failed_cell, &self.reason) {
+            (Some(cell), Some(reason)) => TuneError::Cell {
+                cell: cell.clone(),
+                reason: reason.clone(),
+            },
+            _ => TuneError::Interrupted,
+        }
+    }
 }
 
 /// Runs every cell of `plan` `repeat` times, then the SLO search and the recommendation. `progress` is told
 /// about each run as it finishes (a line on stderr in the binary). A run the runner reports as
-/// [`TuneError::Interrupted`] ends the tune: the report holds the cells whose runs all finished and says where it
-/// stopped ([`TuneReport::interrupted`]); with no cell finished, the error itself.
+/// [`TuneError::Interrupted`], or a cell that fails (a server killed mid-tune, [`TuneError::Cell`]), ends the
+/// tune: the report holds the cells whose runs all finished and says where it stopped and why
+/// ([`TuneReport::interrupted`]); with no cell finished, the error itself.
 pub fn run(
     runner: &dyn CellRunner,
     plan: &Plan,
@@ -647,11 +665,14 @@ pub fn run(
     let mut outcomes = Vec::with_capacity(cells.len());
     let mut done = 0;
     let mut interrupted = None;
-    let stop = |done, during| {
+    let stop = |done, during, failed: Option<(String, String)>| {
+        let (failed_cell, reason) = failed.unzip();
         Some(Interruption {
             runs_finished: done,
             runs_planned: total,
             during,
+            failed_cell,
+            reason,
         })
     };
     'cells: for cell in cells {
@@ -661,26 +682,30 @@ pub fn run(
         for _ in 0..plan.repeat {
             let r = match runner.run(&cell.config) {
                 Err(TuneError::Interrupted) => {
-                    interrupted = stop(done, "matrix");
+                    interrupted = stop(done, "matrix", None);
                     break 'cells;
                 }
-                // The runner knows the cell by its settings; the user by its label.
+                // The runner knows the cell by its settings; the user by its label. The cells finished
+                // before it are still reported.
                 Err(TuneError::Cell { reason, .. }) => {
-                    return Err(TuneError::Cell {
-                        cell: cell.label.clone(),
-                        reason,
-                    })
+                    interrupted = stop(done, "matrix", Some((cell.label.clone(), reason)));
+                    break 'cells;
                 }
                 r => r?,
             };
-            if let Some(e) = unanswered(&cell, &r) {
-                return Err(e);
+            if let Some(TuneError::Cell { cell, reason }) = unanswered(&cell, &r) {
+                interrupted = stop(done, "matrix", Some((cell, reason)));
+                break 'cells;
             }
             errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
+            let errors = match r.errors {
+                0 => String::new(),
+                n => format!(", {n} errors ({})", kinds_of(&r)),
+            };
             progress(&format!(
-                "[{done}/{total}] {}: {:.0} req/s, p99 {}",
+                "[{done}/{total}] {}: {:.0} req/s, p99 {}{errors}",
                 cell.label,
                 s.rate,
                 table::fmt_us(s.p99_us)
@@ -698,14 +723,18 @@ pub fn run(
         });
     }
     if outcomes.is_empty() {
-        return Err(TuneError::Interrupted);
+        return Err(interrupted.map_or(TuneError::Interrupted, |i| i.error()));
     }
     let slo = match &plan.slo {
         Some(slo) if interrupted.is_none() => {
             let best = recommend::best_closed_loop(&outcomes, slo);
             match slo::search(runner, &outcomes[best], slo, plan.repeat, progress) {
                 Err(TuneError::Interrupted) => {
-                    interrupted = stop(done, "slo search");
+                    interrupted = stop(done, "slo search", None);
+                    None
+                }
+                Err(TuneError::Cell { cell, reason }) => {
+                    interrupted = stop(done, "slo search", Some((cell, reason)));
                     None
                 }
                 r => {
@@ -889,9 +918,15 @@ impl TuneReport {
         match &self.interrupted {
             None => recommend::render(&self.recommendation, self.slo.as_ref()),
             Some(i) => format!(
-                "INTERRUPTED during the {} after {} of {} runs: the table covers the cells whose runs all \
+                "{} during the {} after {} of {} runs: the table covers the cells whose runs all \
                  finished; no SLO rate and no recommendation from a partial tune (--recommend not written; an earlier one there is removed).\n",
-                i.during, i.runs_finished, i.runs_planned
+                match (&i.failed_cell, &i.reason) {
+                    (Some(cell), Some(reason)) => format!("STOPPED (cell {cell}: {reason})"),
+                    _ => "INTERRUPTED".to_string(),
+                },
+                i.during,
+                i.runs_finished,
+                i.runs_planned
             ),
         }
     }
@@ -982,8 +1017,8 @@ fn tune(a: &TuneArgs, plan: &Plan) -> Result<(), TuneError> {
         r => r?,
     };
     write_outputs(&report, a.json.as_deref(), a.html.as_deref())?;
-    if report.interrupted.is_some() {
-        return Err(TuneError::Interrupted);
+    if let Some(i) = &report.interrupted {
+        return Err(i.error());
     }
     if let Some(path) = &a.recommend {
         let protocol = runner.protocol()?.name();
