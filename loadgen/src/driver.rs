@@ -170,6 +170,8 @@ pub struct WorkerSummary {
     pub window: Duration,
     /// CPU time the worker thread used while measuring.
     pub cpu: Duration,
+    /// Time the worker thread waited for a CPU while measuring (`None` where the kernel does not say).
+    pub cpu_wait: Option<Duration>,
     /// Connections opened (including the first ones).
     pub connects: u64,
     /// Connections the server closed as it announced (HTTP `Connection: close`).
@@ -907,7 +909,7 @@ pub async fn run_worker<T: Transport>(
     });
     let sink = Rc::new(sink);
     let cut = Rc::new(Cuts::default());
-    let cpu_at_start = Rc::new(Cell::new(None::<Duration>));
+    let cpu_at_start = Rc::new(Cell::new(None::<(Duration, Option<Duration>)>));
     // The feed, once the run has begun: the ticker waits for it to settle its schedule when the duration ends.
     let fed: Rc<std::cell::OnceCell<Rc<Feed>>> = Rc::default();
 
@@ -924,7 +926,10 @@ pub async fn run_worker<T: Transport>(
         );
         tokio::task::spawn_local(async move {
             sleep_until(measure_from).await;
-            cpu_at_start.set(Some(crate::health::thread_cpu_time()));
+            cpu_at_start.set(Some((
+                crate::health::thread_cpu_time(),
+                crate::health::thread_cpu_wait(),
+            )));
             let mut spare = Interval::default();
             let mut interrupted = false;
             loop {
@@ -1009,9 +1014,12 @@ pub async fn run_worker<T: Transport>(
     ticker.abort();
     window_closer.abort();
     let ended = Instant::now();
-    let cpu_start = cpu_at_start
-        .get()
-        .unwrap_or_else(crate::health::thread_cpu_time);
+    let (cpu_start, wait_start) = cpu_at_start.get().unwrap_or_else(|| {
+        (
+            crate::health::thread_cpu_time(),
+            crate::health::thread_cpu_wait(),
+        )
+    });
     // Measured until the last request finished; a duration's window at least until it ended, so a run in which
     // nothing finished, or nothing late, still covers the time it took, and an open loop whose schedule ran
     // out early (`--rate 1 -d 2s`: its last request at 1 s) still covers the duration it offered load for.
@@ -1059,6 +1067,9 @@ pub async fn run_worker<T: Transport>(
         elapsed,
         window,
         cpu: crate::health::thread_cpu_time().saturating_sub(cpu_start),
+        cpu_wait: crate::health::thread_cpu_wait()
+            .zip(wait_start)
+            .map(|(now, start)| now.saturating_sub(start)),
         connects: state.connects.get(),
         announced_closes: state.announced_closes.get(),
         broken: state.broken.get(),

@@ -27,6 +27,21 @@ pub fn thread_cpu_time() -> Duration {
     }
 }
 
+/// Time the calling thread has spent so far runnable but waiting for a CPU (the second field of Linux's
+/// `/proc/thread-self/schedstat`, the scheduler's run delay), or `None` where the kernel does not say.
+pub fn thread_cpu_wait() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Share of the measured time above which a worker thread that waited for a CPU makes the load generator a
+/// bottleneck: its replies were read late, and that wait is inside every latency and pool wait it measured.
+/// Default: 25 %.
+///
+/// The embedded default run (the load generator and the reference server on two cores) waits about 10 %.
+pub const CPU_WAIT_WARN: f64 = 0.25;
+
 /// Share of one core above which a worker thread counts as saturated.
 pub const CPU_BOUND_SHARE: f64 = 0.90;
 /// Sender lag (p99) above which an open-loop run warns that the schedule was not kept, and counts the load
@@ -72,6 +87,11 @@ pub struct Health {
     pub closed_by_server: u64,
     /// Connections that failed (reset, closed unannounced, a timeout, bytes nobody asked for).
     pub broken: u64,
+    /// Seconds each worker thread spent runnable but waiting for a CPU during the measured part (empty where
+    /// the kernel does not say).
+    pub worker_cpu_wait_seconds: Vec<f64>,
+    /// The longest such wait, as a share of the measured time.
+    pub max_worker_cpu_wait_share: f64,
     /// True when the load generator, not the server, probably limited the result.
     pub bottleneck: bool,
     /// Human-readable warnings.
@@ -183,15 +203,77 @@ impl Health {
             reconnects,
             closed_by_server: announced,
             broken,
+            worker_cpu_wait_seconds: Vec::new(),
+            max_worker_cpu_wait_share: 0.0,
             bottleneck,
             warnings,
         }
+    }
+
+    /// Adds what each worker thread waited for a CPU during the `measured` time (`waits`, one per worker; empty
+    /// where the kernel does not say). Over [`CPU_WAIT_WARN`] of it, the load generator was starved by the
+    /// machine (a server on the same cores, other work) and the result says so.
+    pub fn with_cpu_wait(mut self, waits: &[Duration], measured: Duration) -> Health {
+        let secs = measured.as_secs_f64().max(1e-9);
+        self.worker_cpu_wait_seconds = waits.iter().map(Duration::as_secs_f64).collect();
+        self.max_worker_cpu_wait_share = self
+            .worker_cpu_wait_seconds
+            .iter()
+            .map(|w| w / secs)
+            .fold(0.0, f64::max);
+        if self.max_worker_cpu_wait_share >= CPU_WAIT_WARN {
+            self.bottleneck = true;
+            self.warnings.push(format!(
+                "a load-generator thread waited for a CPU {:.0}% of the run (the machine's cores were busy: the \
+                 server on the same cores, or other work): replies were read late, so latency and pool wait \
+                 include that wait; give the load generator cores of its own (taskset) to measure the server",
+                self.max_worker_cpu_wait_share * 100.0
+            ));
+        }
+        self
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_starved_of_cpu_is_a_bottleneck_and_says_so() {
+        let closed = |waits: &[Duration]| {
+            Health::assess(
+                &[Duration::from_millis(500)],
+                Duration::from_secs(1),
+                false,
+                (Duration::ZERO, Duration::ZERO, Duration::ZERO),
+                None,
+                Reopened::default(),
+            )
+            .with_cpu_wait(waits, Duration::from_secs(1))
+        };
+        let fine = closed(&[Duration::from_millis(100)]);
+        assert!(!fine.bottleneck, "{:?}", fine.warnings);
+        assert!((fine.max_worker_cpu_wait_share - 0.1).abs() < 1e-9);
+        let starved = closed(&[Duration::from_millis(50), Duration::from_millis(300)]);
+        assert!(starved.bottleneck);
+        assert!((starved.max_worker_cpu_wait_share - 0.3).abs() < 1e-9);
+        assert!(
+            starved.warnings[0]
+                .starts_with("a load-generator thread waited for a CPU 30% of the run"),
+            "{:?}",
+            starved.warnings
+        );
+        // Where the kernel does not say: nothing is claimed.
+        let unknown = closed(&[]);
+        assert!(!unknown.bottleneck && unknown.worker_cpu_wait_seconds.is_empty());
+    }
+
+    #[test]
+    fn cpu_wait_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(thread_cpu_wait().is_some());
+        }
+    }
 
     #[test]
     fn cpu_time_grows_when_the_thread_works() {

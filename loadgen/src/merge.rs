@@ -738,6 +738,11 @@ fn merged_health(reports: &[AgentReport]) -> Health {
         reconnects: reports.iter().map(|r| r.health.reconnects).sum(),
         closed_by_server: reports.iter().map(|r| r.health.closed_by_server).sum(),
         broken: reports.iter().map(|r| r.health.broken).sum(),
+        worker_cpu_wait_seconds: reports
+            .iter()
+            .flat_map(|r| r.health.worker_cpu_wait_seconds.iter().copied())
+            .collect(),
+        max_worker_cpu_wait_share: worst(|h| h.max_worker_cpu_wait_share),
         bottleneck: reports.iter().any(|r| r.health.bottleneck),
         warnings: reports
             .iter()

@@ -447,9 +447,17 @@ impl RunResult {
                 fmt_us(h.send_lag_max_us)
             )
         };
+        let wait = if h.worker_cpu_wait_seconds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", waited for a CPU {:.0}%",
+                h.max_worker_cpu_wait_share * 100.0
+            )
+        };
         let _ = writeln!(
             o,
-            "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%), {lag}",
+            "\n  health     load generator CPU {cpu:.0}% of a core (busiest thread {:.0}%{wait}), {lag}",
             h.max_worker_cpu_share * 100.0,
         );
         if h.closed_by_server > 0 {

@@ -385,7 +385,14 @@ where
         broken: summaries.iter().map(|s| s.broken).sum(),
         first_break: summaries.iter_mut().find_map(|s| s.first_break.take()),
     };
-    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved(), reopened);
+    // What each worker waited for a CPU, where every one of them could say.
+    let waits: Vec<Duration> = summaries
+        .iter()
+        .map(|s| s.cpu_wait)
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    result.health = Health::assess(&cpu, elapsed, open, lag, result.achieved(), reopened)
+        .with_cpu_wait(&waits, elapsed);
     if connects == 0
         && config.protocol != Protocol::Udp
         && result.total.ok == 0

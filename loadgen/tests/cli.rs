@@ -345,11 +345,19 @@ fn merge_refuses_an_agent_counted_twice_unless_forced_and_quiet_still_warns() {
     assert!(stdout.is_empty(), "{stdout}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
-        lines,
+        lines[..2.min(lines.len())],
         [
             "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these",
             "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times (merged because of --force)",
         ],
+        "{stderr}"
+    );
+    // After them, only what the agent's run said of its own health, which depends on how busy the machine was
+    // (tests run side by side: its thread may have waited for a CPU), once per copy.
+    assert!(
+        lines[2..]
+            .iter()
+            .all(|l| l.contains("agent 0 (vm) was the bottleneck (its own health: ")),
         "{stderr}"
     );
 }
