@@ -108,21 +108,13 @@ fn slow_framed_server() -> String {
     addr
 }
 
-#[test]
-fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout() {
-    // Every reply takes at least 300 ms (far beyond any scheduling stall of a loaded test machine: a reply
-    // already read when a starved task runs again is taken before its timer). With timeout=5ms no request may
-    // succeed, pooled or not; with 5s none may fail.
+/// `tune` of 300 ms cells with no warm-up against a fresh [`slow_framed_server`], with `flags`: its JSON
+/// document and its stderr (the table), once the tune exited 0.
+fn tune_slow_server(flags: &[&str]) -> (serde_json::Value, String) {
     let target = slow_framed_server();
     let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
         .args(["tune", "--target", &target])
-        .args([
-            "--vary",
-            "timeout=5s,5ms",
-            "--vary",
-            "pool=pooled,per-request",
-        ])
-        .args(["--connections", "2", "--pipeline", "4"])
+        .args(flags)
         .args([
             "--duration",
             "300ms",
@@ -134,9 +126,26 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
         ])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout() {
+    // Every reply takes at least 300 ms (far beyond any scheduling stall of a loaded test machine: a reply
+    // already read when a starved task runs again is taken before its timer). With timeout=5ms no request may
+    // succeed, pooled or not; with 5s none may fail.
+    let (json, stderr) = tune_slow_server(&[
+        "--vary",
+        "timeout=5s,5ms",
+        "--vary",
+        "pool=pooled,per-request",
+        "--connections",
+        "2",
+        "--pipeline",
+        "4",
+    ]);
     let cells = json["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 4);
     for c in cells {
@@ -198,24 +207,7 @@ fn a_timeout_shorter_than_the_reply_time_fails_every_request_as_a_read_timeout()
 /// ends, and every scheduled request is counted once.
 #[test]
 fn an_open_loop_past_its_pool_never_overruns_the_pools_waiter_bound() {
-    let target = slow_framed_server();
-    let out = Command::new(env!("CARGO_BIN_EXE_sockpool-loadgen"))
-        .args(["tune", "--target", &target])
-        .args(["--vary", "rate=20000", "--connections", "2"])
-        .args([
-            "--duration",
-            "300ms",
-            "--warmup",
-            "0s",
-            "--quiet",
-            "--json",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (json, _) = tune_slow_server(&["--vary", "rate=20000", "--connections", "2"]);
     let cell = &json["cells"][0];
     let by_kind = &cell["errors_by_kind"];
     let n = |k: &str| by_kind[k].as_u64().unwrap();
