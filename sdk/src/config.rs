@@ -322,6 +322,13 @@ pub struct BufferConfig {
     /// Queued requests are encoded into one buffer and written with one syscall, up to this many bytes per
     /// batch. Default: 64 KiB.
     pub max_write_batch: usize,
+    /// The most one reply may hold, all of it together: a RESP reply's bulk strings and nested arrays (plus
+    /// a slot per element), an HTTP response's head or body, a frame, a line. The codec's own limits still apply
+    /// (the smaller wins). Over it the call fails with [`ErrorKind::Protocol`] naming the limit and the bytes the
+    /// reply claimed (refused from the length a server announces, before those bytes arrive), and the connection
+    /// is closed; a connection never holds more than this plus its read buffer for a reply. From 1 to
+    /// [`MAX_REPLY_LIMIT`]. Default: 1 GiB ([`DEFAULT_MAX_REPLY`](crate::codec::DEFAULT_MAX_REPLY)).
+    pub max_reply: usize,
 }
 
 impl Default for BufferConfig {
@@ -330,6 +337,7 @@ impl Default for BufferConfig {
             read_capacity: 16 * 1024,
             write_capacity: 16 * 1024,
             max_write_batch: 64 * 1024,
+            max_reply: crate::codec::DEFAULT_MAX_REPLY,
         }
     }
 }
@@ -337,6 +345,9 @@ impl Default for BufferConfig {
 /// The largest [`BufferConfig::read_capacity`] and [`BufferConfig::write_capacity`]: each connection allocates
 /// both when it opens.
 pub const MAX_BUFFER_CAPACITY: usize = 1 << 30;
+
+/// The largest [`BufferConfig::max_reply`]: 1 TiB. A limit above what any client could hold is no limit.
+pub const MAX_REPLY_LIMIT: usize = 1 << 40;
 
 impl BufferConfig {
     /// Refuses a capacity no connection can allocate. Before, 100 GiB aborted the process at the first connect
@@ -358,6 +369,18 @@ impl BufferConfig {
                 ));
             }
         }
+        // 0 failed every call with a reply over its limit; above `MAX_REPLY_LIMIT` it would bound nothing.
+        if self.max_reply == 0 || self.max_reply > MAX_REPLY_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Connect,
+                format!(
+                    "buffers max_reply {}: from 1 to {MAX_REPLY_LIMIT} bytes (1 TiB), the most one reply may \
+                     hold",
+                    self.max_reply
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -366,6 +389,7 @@ with_setters!(BufferConfig {
     with_read_capacity => read_capacity: usize,
     with_write_capacity => write_capacity: usize,
     with_max_write_batch => max_write_batch: usize,
+    with_max_reply => max_reply: usize,
 });
 
 /// When and how a failed call is tried again.

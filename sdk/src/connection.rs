@@ -494,7 +494,7 @@ impl<P: Protocol> Connection<P> {
             let (tx, rx) = mpsc::unbounded_channel();
             let driver = Driver {
                 // Grows with the requests the connection carries, not with its depth.
-                flight: Flight::new(protocol.codec(), 0),
+                flight: Flight::new(protocol.codec_with_max_reply(options.buffers.max_reply), 0),
                 protocol: protocol.clone(),
                 rx,
                 shared: shared.clone(),

@@ -28,6 +28,18 @@ pub trait Protocol: Send + Sync + 'static {
     /// A fresh codec for a new connection.
     fn codec(&self) -> Self::Codec;
 
+    /// A fresh codec for a new connection of a client whose replies may hold at most `max_reply` bytes each
+    /// ([`BufferConfig::max_reply`](crate::BufferConfig::max_reply)): every connection a
+    /// [`Client`](crate::Client) or [`Connection`](crate::Connection) opens gets its codec here. The built-in
+    /// protocols bound each reply as a whole by it, beside their own limits (the smaller wins); going over is a
+    /// [`CodecError::TooLarge`](crate::codec::CodecError::TooLarge) with [`Limit::Reply`](crate::codec::Limit::Reply).
+    /// An echo reply is as long as its request, which the caller chose. Default: [`codec`](Self::codec) (a
+    /// custom codec keeps its own limits).
+    fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
+        let _ = max_reply;
+        self.codec()
+    }
+
     /// A short name for logs and stats.
     fn name(&self) -> &'static str {
         "custom"
@@ -131,6 +143,10 @@ impl Protocol for Framed {
         framed::ClientCodec::new(self.max_frame)
     }
 
+    fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
+        framed::ClientCodec::new(self.max_frame).with_max_reply(max_reply)
+    }
+
     fn name(&self) -> &'static str {
         "framed"
     }
@@ -210,6 +226,10 @@ impl Protocol for Line {
         line::LineCodec::new(self.max_len)
     }
 
+    fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
+        line::LineCodec::new(self.max_len).with_max_reply(max_reply)
+    }
+
     fn name(&self) -> &'static str {
         "line"
     }
@@ -252,6 +272,11 @@ impl Protocol for Resp {
 
     fn codec(&self) -> Self::Codec {
         resp::ClientCodec::new(self.limits)
+    }
+
+    fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
+        let max_reply = self.limits.max_reply.min(max_reply);
+        resp::ClientCodec::new(self.limits.with_max_reply(max_reply))
     }
 
     fn name(&self) -> &'static str {
@@ -308,7 +333,11 @@ impl Protocol for Http {
     type Codec = http::ClientCodec;
 
     fn codec(&self) -> Self::Codec {
-        let codec = http::ClientCodec::new(self.limits);
+        self.codec_with_max_reply(crate::codec::DEFAULT_MAX_REPLY)
+    }
+
+    fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
+        let codec = http::ClientCodec::new(self.limits).with_max_reply(max_reply);
         let codec = match &self.host {
             Some(host) => codec.with_host(host.clone()),
             None => codec,

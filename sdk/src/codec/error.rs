@@ -24,6 +24,10 @@ pub enum Limit {
     BulkCountLine,
     /// A datagram.
     Datagram,
+    /// A client's whole reply: every byte it holds of one reply (a RESP array's elements and nested arrays
+    /// together, an HTTP head and body, a frame, a line), against
+    /// [`BufferConfig::max_reply`](crate::BufferConfig::max_reply).
+    Reply,
 }
 
 impl fmt::Display for Limit {
@@ -39,6 +43,7 @@ impl fmt::Display for Limit {
             Limit::MultiBulkCountLine => "multibulk count line",
             Limit::BulkCountLine => "bulk length line",
             Limit::Datagram => "datagram",
+            Limit::Reply => "reply",
         })
     }
 }

@@ -332,12 +332,33 @@ fn encode_response(
 #[derive(Debug, Clone)]
 pub struct ClientCodec {
     max_frame: usize,
+    /// The longest reply frame body read: `max_frame`, or less under [`with_max_reply`](Self::with_max_reply).
+    max_read: usize,
+    /// The limit `max_read` is: [`Limit::Frame`] or [`Limit::Reply`].
+    read_limit: Limit,
 }
 
 impl ClientCodec {
     /// A codec that refuses frame bodies over `max_frame` bytes, in both directions.
     pub fn new(max_frame: usize) -> Self {
-        ClientCodec { max_frame }
+        ClientCodec {
+            max_frame,
+            max_read: max_frame,
+            read_limit: Limit::Frame,
+        }
+        .with_max_reply(super::DEFAULT_MAX_REPLY)
+    }
+
+    /// `self`, refusing a reply whose frame (its length prefix and body) is over `max_reply` bytes
+    /// ([`BufferConfig::max_reply`](crate::BufferConfig::max_reply)) with [`Limit::Reply`]; the smaller of it
+    /// and `max_frame` applies. Default: [`DEFAULT_MAX_REPLY`](super::DEFAULT_MAX_REPLY) (1 GiB).
+    pub fn with_max_reply(mut self, max_reply: usize) -> Self {
+        let body = max_reply.saturating_sub(LEN_PREFIX);
+        (self.max_read, self.read_limit) = match body < self.max_frame {
+            true => (body, Limit::Reply),
+            false => (self.max_frame, Limit::Frame),
+        };
+        self
     }
 }
 
@@ -351,7 +372,18 @@ impl Decode for ClientCodec {
     type Item = Response;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
-        let Some(mut body) = decode_body(src, self.max_frame, RESPONSE_HEADER)? else {
+        let body = decode_body(src, self.max_read, RESPONSE_HEADER).map_err(|e| match e {
+            // The whole frame against the reply limit.
+            CodecError::TooLarge { len, .. } if self.read_limit == Limit::Reply => {
+                CodecError::TooLarge {
+                    what: Limit::Reply,
+                    len: len + LEN_PREFIX as u64,
+                    max: (self.max_read + LEN_PREFIX) as u64,
+                }
+            }
+            e => e,
+        })?;
+        let Some(mut body) = body else {
             return Ok(None);
         };
         let status = Status::from_u8(body.get_u8());

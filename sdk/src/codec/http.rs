@@ -1297,7 +1297,7 @@ struct PendingResponse {
 }
 
 /// The client side: encodes [`Request`]s, decodes [`Response`]s (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientCodec {
     limits: Limits,
     /// Sent as `Host` when a request has none.
@@ -1312,6 +1312,9 @@ pub struct ClientCodec {
     pending: Option<PendingResponse>,
     /// Set after a response that ends the connection.
     closing: bool,
+    /// The limit on one response as a whole ([`with_max_reply`](Self::with_max_reply)); `limits` are already
+    /// lowered to it, and an error over a limit it lowered names it.
+    max_reply: usize,
 }
 
 impl ClientCodec {
@@ -1319,8 +1322,26 @@ impl ClientCodec {
     pub fn new(limits: Limits) -> Self {
         ClientCodec {
             limits,
-            ..ClientCodec::default()
+            host: None,
+            defaults: Headers::default(),
+            sent: VecDeque::new(),
+            scanned: 0,
+            pending: None,
+            closing: false,
+            max_reply: super::DEFAULT_MAX_REPLY,
         }
+        .with_max_reply(super::DEFAULT_MAX_REPLY)
+    }
+
+    /// `self`, refusing a response whose head or body is over `max_reply` bytes
+    /// ([`BufferConfig::max_reply`](crate::BufferConfig::max_reply)) with [`Limit::Reply`]; the smaller of it
+    /// and [`Limits::max_header_bytes`] / [`Limits::max_body_bytes`] applies to each. Default:
+    /// [`DEFAULT_MAX_REPLY`](super::DEFAULT_MAX_REPLY) (1 GiB).
+    pub fn with_max_reply(mut self, max_reply: usize) -> Self {
+        self.max_reply = max_reply;
+        self.limits.max_header_bytes = self.limits.max_header_bytes.min(max_reply);
+        self.limits.max_body_bytes = self.limits.max_body_bytes.min(max_reply);
+        self
     }
 
     /// `self`, adding `Host: host` to every request that has no `Host` field (HTTP/1.1 requires one).
@@ -1569,10 +1590,56 @@ impl ClientCodec {
     }
 }
 
+impl Default for ClientCodec {
+    fn default() -> Self {
+        ClientCodec::new(Limits::default())
+    }
+}
+
+impl ClientCodec {
+    /// A limit the reply limit lowered is named as the reply's (error path only).
+    fn name_limit(&self, e: CodecError) -> CodecError {
+        match e {
+            CodecError::TooLarge {
+                what: Limit::Body | Limit::HeaderBlock,
+                len,
+                max,
+            } if max == self.max_reply as u64 => CodecError::TooLarge {
+                what: Limit::Reply,
+                len,
+                max,
+            },
+            e => e,
+        }
+    }
+}
+
 impl Decode for ClientCodec {
     type Item = Response;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        self.decode_response(src).map_err(|e| self.name_limit(e))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        if let Some(res) = self.decode(src)? {
+            return Ok(Some(res));
+        }
+        match self.pending.take() {
+            Some(p) if matches!(p.body, BodyKind::UntilClose) => {
+                let body = src.split().freeze();
+                Ok(Some(self.finish(p, body)))
+            }
+            None if src.is_empty() => Ok(None),
+            _ => Err(CodecError::protocol(
+                "connection closed in the middle of a response",
+            )),
+        }
+    }
+}
+
+impl ClientCodec {
+    fn decode_response(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         while self.pending.is_none() {
             let max = self.limits.max_header_bytes;
             let head_len = match find_head_end(src, self.scanned, max) {
@@ -1621,22 +1688,6 @@ impl Decode for ClientCodec {
             }
         };
         Ok(Some(self.finish(p, body)))
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
-        if let Some(res) = self.decode(src)? {
-            return Ok(Some(res));
-        }
-        match self.pending.take() {
-            Some(p) if matches!(p.body, BodyKind::UntilClose) => {
-                let body = src.split().freeze();
-                Ok(Some(self.finish(p, body)))
-            }
-            None if src.is_empty() => Ok(None),
-            _ => Err(CodecError::protocol(
-                "connection closed in the middle of a response",
-            )),
-        }
     }
 }
 

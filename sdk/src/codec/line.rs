@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct LineCodec {
     max_len: usize,
+    /// The longest line decoded: `max_len`, or less under [`with_max_reply`](Self::with_max_reply).
+    max_read: usize,
+    /// The limit `max_read` is: [`Limit::Line`] or [`Limit::Reply`].
+    read_limit: Limit,
     /// How far the current partial line has been searched for `\n` already, so each byte is looked at once.
     scanned: usize,
 }
@@ -29,8 +33,21 @@ impl LineCodec {
     pub fn new(max_len: usize) -> Self {
         LineCodec {
             max_len,
+            max_read: max_len,
+            read_limit: Limit::Line,
             scanned: 0,
         }
+    }
+
+    /// `self`, refusing a line read that is over `max_reply` bytes ([`Limit::Reply`]), when that is less
+    /// than `max_len` (a client's [`BufferConfig::max_reply`](crate::BufferConfig::max_reply)); lines sent
+    /// keep `max_len`. Default: `max_len` alone.
+    pub fn with_max_reply(mut self, max_reply: usize) -> Self {
+        (self.max_read, self.read_limit) = match max_reply < self.max_len {
+            true => (max_reply, Limit::Reply),
+            false => (self.max_len, Limit::Line),
+        };
+        self
     }
 
     /// The line limit this codec enforces.
@@ -40,9 +57,9 @@ impl LineCodec {
 
     fn too_large(&self, len: usize) -> CodecError {
         CodecError::TooLarge {
-            what: Limit::Line,
+            what: self.read_limit,
             len: len as u64,
-            max: self.max_len as u64,
+            max: self.max_read as u64,
         }
     }
 }
@@ -58,7 +75,7 @@ impl Decode for LineCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         // A line of `max_len` bytes plus `\r\n` fits in `max_len + 2`; nothing past that can end a valid line.
-        let window = src.len().min(self.max_len.saturating_add(2));
+        let window = src.len().min(self.max_read.saturating_add(2));
         let from = self.scanned.min(window);
         match memchr::memchr(b'\n', &src[from..window]) {
             Some(i) => {
@@ -69,7 +86,7 @@ impl Decode for LineCodec {
                 } else {
                     nl
                 };
-                if end > self.max_len {
+                if end > self.max_read {
                     return Err(self.too_large(end));
                 }
                 let mut line = src.split_to(nl + 1);
@@ -79,8 +96,8 @@ impl Decode for LineCodec {
             None => {
                 self.scanned = window;
                 // Past `max_len` bytes only a `\r` right at `max_len` can still end a valid line.
-                let pending_cr = src.len() == self.max_len + 1 && src[self.max_len] == b'\r';
-                if src.len() > self.max_len && !pending_cr {
+                let pending_cr = src.len() == self.max_read + 1 && src[self.max_read] == b'\r';
+                if src.len() > self.max_read && !pending_cr {
                     return Err(self.too_large(src.len()));
                 }
                 Ok(None)

@@ -12,6 +12,10 @@
 //! | [`http`] | HTTP/1.1 with Content-Length bodies, keep-alive and pipelining | `ServerCodec`: `Request` / `Response` | `ClientCodec`: `Request` / `Response` (also chunked) |
 //! | [`resp`] | Redis RESP2, plus the inline command form | `ServerCodec`: `Vec<Bytes>` / `Value` | `ClientCodec`: `Vec<Bytes>` / `Value` |
 //!
+//! The client decoders also bound a reply as a whole ([`DEFAULT_MAX_REPLY`], a client's
+//! [`BufferConfig::max_reply`](crate::BufferConfig::max_reply)): going over it is `TooLarge` with
+//! [`Limit::Reply`], whichever part of the reply (a bulk, an array, a body) went over.
+//!
 //! Every error is a [`CodecError`]: `Io`, `TooLarge { what: Limit, len, max }` or `Protocol(message)`. After
 //! `TooLarge` or `Protocol` the stream is out of step: answer what the protocol says
 //! ([`http::error_response`], [`resp::protocol_error_reply`], framed `TOO_LARGE`/`BAD_REQUEST`), then close.
@@ -36,6 +40,15 @@ mod traits;
 /// body announces: memory follows what a peer actually sends, never what it claims it will. Buffers grow
 /// further as bytes arrive.
 pub(crate) const MAX_RESERVE: usize = 64 * 1024;
+
+/// The default limit on what one reply may hold in a client's memory, all of it together (every bulk string of a
+/// RESP array, nested arrays included; an HTTP head and body; a frame; a line): 1 GiB. It mirrors Redis's own
+/// bounds on what a client sends it: a bulk of up to `proto-max-bulk-len` (512 MiB), a query buffer of up to
+/// `client-query-buffer-limit` (1 GiB). So a reply with the largest value a default Redis stores (or two) still
+/// fits, while a server that announces `*1048576` arrays of 512 MiB bulks cannot make a client hold more. The
+/// client's [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) sets it; each codec's own limits
+/// still apply (the smaller wins).
+pub const DEFAULT_MAX_REPLY: usize = 1024 * 1024 * 1024;
 
 #[cfg(feature = "tokio-util")]
 pub use bridge::TokioUtilCodec;

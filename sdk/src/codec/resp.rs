@@ -39,7 +39,12 @@
 //! ahead of the data actually received. The server decoder moves each finished argument out of the read buffer
 //! (zero-copy), so the buffer holds at most one header line (`max_inline` + 2 bytes) or one bulk
 //! (`max_bulk` + 2 bytes) plus what the last read brought. The client decoder does the same for array
-//! elements, and refuses arrays nested deeper than [`MAX_DEPTH`].
+//! elements, and refuses arrays nested deeper than [`MAX_DEPTH`]. It also counts what the reply being read
+//! holds — its bytes taken off the read buffer plus a [`Value`] slot per element each array announces — against
+//! [`Limits::max_reply`], and refuses a bulk length or an array count that would take the reply over it
+//! before any of those bytes arrive ([`Limit::Reply`]): without it, `*1048576` followed by bulks of up to
+//! `max_bulk` each could hold 512 TiB, however small each limit. So a reply never holds more than
+//! `max_reply` bytes outside the read buffer.
 
 use std::fmt;
 
@@ -72,6 +77,10 @@ pub struct Limits {
     /// The longest inline command, `*`/`$` header line, or simple string / error / integer line.
     /// Default: 64 KiB ([`DEFAULT_MAX_INLINE`]).
     pub max_inline: usize,
+    /// The client decoder's limit on one reply as a whole: its bytes as received (every element, nested arrays
+    /// included) plus a [`Value`] slot per array element announced. The server decoder ignores it.
+    /// Default: 1 GiB ([`DEFAULT_MAX_REPLY`](super::DEFAULT_MAX_REPLY)).
+    pub max_reply: usize,
 }
 
 impl Limits {
@@ -81,6 +90,7 @@ impl Limits {
             max_bulk: DEFAULT_MAX_BULK,
             max_multibulk: DEFAULT_MAX_MULTIBULK,
             max_inline: DEFAULT_MAX_INLINE,
+            max_reply: super::DEFAULT_MAX_REPLY,
         }
     }
 }
@@ -95,6 +105,7 @@ with_setters!(const Limits {
     with_max_bulk => max_bulk: usize,
     with_max_multibulk => max_multibulk: usize,
     with_max_inline => max_inline: usize,
+    with_max_reply => max_reply: usize,
 });
 
 /// One RESP2 value.
@@ -686,7 +697,13 @@ pub struct ClientCodec {
     limits: Limits,
     /// Arrays being read, outermost first: the elements so far and the announced count.
     stack: Vec<(Vec<Value>, usize)>,
+    /// What the reply being read holds so far, counted against [`Limits::max_reply`]: its bytes taken off the
+    /// read buffer, plus a [`Value`] slot per element its arrays announced. 0 between replies.
+    held: u64,
 }
+
+/// What one array element costs a reply beyond its bytes: its slot in the array's `Vec`.
+const SLOT: u64 = std::mem::size_of::<Value>() as u64;
 
 /// One step of the client decoder.
 enum Step {
@@ -702,6 +719,7 @@ impl ClientCodec {
         ClientCodec {
             limits,
             stack: Vec::new(),
+            held: 0,
         }
     }
 
@@ -711,7 +729,24 @@ impl ClientCodec {
     }
 
     /// Reads one value or array header from the front of `src`.
-    fn step(&self, src: &mut BytesMut) -> Result<Option<Step>, CodecError> {
+    /// Counts `more` bytes against the reply limit (the bytes a part of the reply takes, or claims before it
+    /// arrives); over it, the reply is refused with what it would hold.
+    #[inline]
+    fn hold(&mut self, more: u64) -> Result<(), CodecError> {
+        let held = self.held.saturating_add(more);
+        if held > self.limits.max_reply as u64 {
+            return Err(CodecError::TooLarge {
+                what: Limit::Reply,
+                len: held,
+                max: self.limits.max_reply as u64,
+            });
+        }
+        self.held = held;
+        Ok(())
+    }
+
+    /// Reads one value or array header from the front of `src`, counting what it takes against the reply limit.
+    fn step(&mut self, src: &mut BytesMut) -> Result<Option<Step>, CodecError> {
         let Some(&kind) = src.first() else {
             return Ok(None);
         };
@@ -739,6 +774,7 @@ impl ClientCodec {
         };
         let value = match kind {
             b'+' | b'-' => {
+                self.hold(cr as u64 + 2)?;
                 let line = src.split_to(cr + 2).freeze().slice(1..cr);
                 return Ok(Some(Step::Value(if kind == b'+' {
                     Value::Simple(line)
@@ -753,6 +789,7 @@ impl ClientCodec {
             b'$' => {
                 let len = match number() {
                     Some(-1) => {
+                        self.hold(cr as u64 + 2)?;
                         src.advance(cr + 2);
                         return Ok(Some(Step::Value(Value::Null)));
                     }
@@ -766,6 +803,16 @@ impl ClientCodec {
                         max: self.limits.max_bulk as u64,
                     });
                 }
+                // What the reply would hold with this bulk, refused from the length line: before its bytes
+                // arrive (a check on every call while they do, as the reply so far is not counted yet).
+                let whole = cr as u64 + 2 + len + 2;
+                if self.held.saturating_add(whole) > self.limits.max_reply as u64 {
+                    return Err(CodecError::TooLarge {
+                        what: Limit::Reply,
+                        len: self.held.saturating_add(whole),
+                        max: self.limits.max_reply as u64,
+                    });
+                }
                 let (start, end) = (cr + 2, cr + 2 + len as usize);
                 if src.len() < end + 2 {
                     src.reserve((end + 2 - src.len()).min(MAX_RESERVE));
@@ -774,6 +821,7 @@ impl ClientCodec {
                 if &src[end..end + 2] != b"\r\n" {
                     return Err(CodecError::protocol("bulk string not terminated by CRLF"));
                 }
+                self.held += whole;
                 let frame = src.split_to(end + 2).freeze();
                 return Ok(Some(Step::Value(Value::Bulk(frame.slice(start..end)))));
             }
@@ -788,6 +836,8 @@ impl ClientCodec {
                             max: self.limits.max_multibulk as u64,
                         });
                     }
+                    // The array's slots, claimed by its count before any element arrives.
+                    self.hold((cr as u64 + 2).saturating_add((n as u64).saturating_mul(SLOT)))?;
                     src.advance(cr + 2);
                     return Ok(Some(Step::Array(n as usize)));
                 }
@@ -800,6 +850,7 @@ impl ClientCodec {
                 )))
             }
         };
+        self.hold(cr as u64 + 2)?;
         src.advance(cr + 2);
         Ok(Some(Step::Value(value)))
     }
@@ -860,6 +911,7 @@ impl Decode for ClientCodec {
             // Fold the value into the arrays it completes.
             loop {
                 let Some((items, count)) = self.stack.last_mut() else {
+                    self.held = 0;
                     return Ok(Some(value));
                 };
                 items.push(value);
@@ -897,11 +949,14 @@ impl Encode<&Vec<Bytes>> for ClientCodec {
 mod tests {
     use super::*;
 
+    const DEFAULT_MAX_REPLY_FOR_TESTS: usize = crate::codec::DEFAULT_MAX_REPLY;
+
     fn small() -> Limits {
         Limits {
             max_bulk: 16,
             max_multibulk: 4,
             max_inline: 32,
+            max_reply: DEFAULT_MAX_REPLY_FOR_TESTS,
         }
     }
 
@@ -1209,6 +1264,97 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    fn reply_too_large(err: CodecError) -> (u64, u64) {
+        match err {
+            CodecError::TooLarge {
+                what: Limit::Reply,
+                len,
+                max,
+            } => (len, max),
+            other => panic!("expected a reply over its limit, got {other}"),
+        }
+    }
+
+    /// `*1048576` then bulks each within `max_bulk`: every bulk is fine on its own, the reply is not. Before the
+    /// reply limit, the decoder took bulk after bulk (here 4 KiB each; 512 MiB each by default) for ever.
+    #[test]
+    fn a_reply_of_many_bulks_each_within_its_limit_is_refused_as_a_whole() {
+        let limits = Limits::new().with_max_bulk(4096).with_max_reply(64 * 1024);
+        let mut codec = ClientCodec::new(limits);
+        let mut buf = BytesMut::from(&b"*1048576\r\n"[..]);
+        // A million slots alone claim more than 64 KiB: refused from the count line.
+        let (len, max) = reply_too_large(codec.decode(&mut buf).unwrap_err());
+        assert_eq!((len, max), (10 + 1048576 * SLOT, 64 * 1024));
+
+        let mut codec = ClientCodec::new(limits);
+        let mut input = b"*100\r\n".to_vec();
+        let bulk = [&b"$4096\r\n"[..], &[b'x'; 4096], b"\r\n"].concat();
+        let bulk_len = bulk.len() as u64;
+        let fit = (64 * 1024 - 6 - 100 * SLOT) / bulk_len;
+        for _ in 0..fit {
+            input.extend_from_slice(&bulk);
+        }
+        let mut buf = BytesMut::from(&input[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        // The bulks that fit and 100 slots are in: the next is refused from its length line, before its bytes.
+        buf.extend_from_slice(b"$4096\r\n");
+        let (len, _) = reply_too_large(codec.decode(&mut buf).unwrap_err());
+        assert_eq!(len, 6 + 100 * SLOT + (fit + 1) * bulk_len);
+        assert!(len > 64 * 1024);
+    }
+
+    #[test]
+    fn nested_arrays_count_against_the_one_reply() {
+        let limits = Limits::new().with_max_reply(4096);
+        // Each level claims its slots: 31 levels of 16 elements are 31 * 16 slots, over 4 KiB.
+        let mut buf = BytesMut::from(&b"*16\r\n".repeat(31)[..]);
+        reply_too_large(ClientCodec::new(limits).decode(&mut buf).unwrap_err());
+        // Within the limit, the same codec reads reply after reply: what one held is not charged to the next.
+        let mut codec = ClientCodec::new(limits);
+        let one = [&b"*2\r\n*1\r\n$1000\r\n"[..], &[b'y'; 1000], b"\r\n:1\r\n"].concat();
+        let mut buf = BytesMut::from(&one.repeat(20)[..]);
+        for _ in 0..20 {
+            assert!(matches!(
+                codec.decode(&mut buf).unwrap(),
+                Some(Value::Array(_))
+            ));
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn the_smaller_limit_wins() {
+        // A bulk over `max_bulk` but within the reply limit is still a bulk over its limit …
+        let mut buf = BytesMut::from(&b"$17\r\n"[..]);
+        let err = ClientCodec::new(small()).decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::TooLarge {
+                    what: Limit::Bulk,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // … and one within `max_bulk` over the reply limit is a reply over its limit, counted whole.
+        let mut buf = BytesMut::from(&b"$536870912\r\n"[..]);
+        let codec_limits = Limits::new().with_max_reply(1 << 20);
+        let (len, max) =
+            reply_too_large(ClientCodec::new(codec_limits).decode(&mut buf).unwrap_err());
+        assert_eq!((len, max), (12 + 536870912 + 2, 1 << 20));
+        // The default bounds a reply by 1 GiB: a bulk of 512 MiB (Redis's proto-max-bulk-len) still fits, twice
+        // over, and a third does not.
+        let mut buf = BytesMut::from(&b"*3\r\n$536870912\r\n"[..]);
+        let mut codec = ClientCodec::default();
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        // (The bytes of the first two, given as if read: what the codec counts once it takes them.)
+        codec.held += 2 * (12 + 536870912 + 2);
+        buf.clear();
+        buf.extend_from_slice(b"$536870912\r\n");
+        reply_too_large(codec.decode(&mut buf).unwrap_err());
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl<P: Protocol> DirectIo<P> {
         let read_cap = buffers.read_capacity.clamp(512, MAX_BUFFER_CAPACITY);
         DirectIo {
             stream,
-            codec: protocol.codec(),
+            codec: protocol.codec_with_max_reply(buffers.max_reply),
             rbuf: BytesMut::with_capacity(read_cap),
             wbuf: BytesMut::with_capacity(buffers.write_capacity.min(MAX_BUFFER_CAPACITY)),
             read_cap,
