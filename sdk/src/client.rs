@@ -35,8 +35,8 @@ use crate::config::{
     BufferConfig, ClientConfig, EjectionPolicy, PoolConfig, RetryPolicy, SocketOptions, Timeouts,
 };
 use crate::connection::{
-    is_driver_timeout, CloseReason, Connection, ConnectionOptions, EndpointHealth, Exchange,
-    Failure, Handle, ReplyFuture,
+    is_driver_timeout, CloseReason, Closer, Connection, ConnectionOptions, EndpointHealth,
+    Exchange, Failure, Handle, ReplyFuture,
 };
 use crate::error::{Error, ErrorKind, Phase};
 use crate::exclusive::Exclusive;
@@ -58,6 +58,23 @@ pub const MAX_BUDGET_RATIO: f64 = 1000.0;
 /// most `max_size` more connections), where it is the first request, which every server answers: one re-send
 /// is the rule; the bound is a guard.
 pub const RESENDS_AFTER_CLOSE: u32 = 16;
+
+/// How long [`Client::close_within`] waits, after it cut the calls still in progress, for them to hand back
+/// their errors: they see their sockets' end at once; this only bounds the wait.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// The error of a call whose connection [`Client::close`] cut: [`ErrorKind::Closed`], in the phase the call
+/// was in.
+fn cut_off(e: Error) -> Error {
+    let sent = e.was_sent();
+    Error::new(
+        ErrorKind::Closed,
+        e.phase(),
+        "the client was closed, and its close grace ran out, with this call in progress",
+    )
+    .with_sent(sent)
+    .with_source(e)
+}
 
 /// A connection checked out of a pool ([`Client::checkout`]); derefs to [`Connection`]
 /// and goes back to the pool when dropped.
@@ -304,6 +321,7 @@ impl<P: Protocol> ClientBuilder<P> {
             pool: self.pool.clone(),
             counters: Arc::new(Counters::default()),
             setup: self.on_connect.clone().map(|h| (h, self.timeouts.request)),
+            closer: Arc::default(),
         };
         let mut endpoints = Vec::with_capacity(parsed.len());
         let mut names = Vec::new();
@@ -374,6 +392,8 @@ struct Blueprint<P: Protocol> {
     pool: PoolConfig,
     counters: Arc<Counters>,
     setup: Option<(OnConnect<P>, Duration)>,
+    /// Every connection the client opens, for [`Client::close`] to cut.
+    closer: Arc<Closer>,
 }
 
 impl<P: Protocol> Blueprint<P> {
@@ -398,6 +418,7 @@ impl<P: Protocol> Blueprint<P> {
                 buffers: self.buffers.clone(),
                 endpoint_health: health.clone(),
                 expires_after: None,
+                closer: Some(self.closer.clone()),
             },
             config: self.pool.clone(),
             counters: self.counters.clone(),
@@ -934,6 +955,8 @@ impl<P: Protocol> Client<P> {
                     ep.ejection.success();
                     break Ok(reply);
                 }
+                // `close` cut the connection under this call: no retry, and the error says so.
+                Err(e) if inner.blueprint.closer.is_cut() => break Err(cut_off(e)),
                 Err(e) if e.is_server_close() && resent < resends => {
                     // Not a failure of the endpoint nor a retry: the connection ended as its server said it
                     // would, before this request's turn. Sent again on another connection, at once.
@@ -1324,15 +1347,50 @@ impl<P: Protocol> Client<P> {
             .sum()
     }
 
-    /// Stop taking calls, wait for the calls in progress to finish, then close every connection.
-    ///
-    /// The wait has no limit of its own: each call in progress ends by its reply or its timeout, and a blocking
-    /// command with none (`BLPOP k 0`, which gets no request timeout) keeps `close` waiting until something is
-    /// pushed. To shut down within a bound, abort the tasks that make such calls first (a dropped call
-    /// closes its blocking command's connection at once).
+    /// Shut the client down within [`Timeouts::close_grace`] (default 10 s): [`close_within`](Self::close_within)
+    /// that grace.
     pub async fn close(&self) {
+        self.close_within(self.inner.timeouts.close_grace).await
+    }
+
+    /// Shut the client down, returning within `grace` (and the moment the cut calls take to hand back their
+    /// errors), as deadpool's `Pool::close` and a hyper server's graceful shutdown under a timeout do:
+    ///
+    /// 1. at once, new calls are refused ([`ErrorKind::Closed`], [`Phase::PoolWait`]), callers waiting for a
+    ///    pooled connection get the same error, and idle connections are closed;
+    /// 2. the calls in progress get up to `grace` to finish (each also within its own timeouts);
+    /// 3. then those still running are cut: every connection the client opened is closed (its socket shut
+    ///    down, so the server sees the close at once: Redis drops a client blocked in `BLPOP k 0`), and each
+    ///    such call ends with an [`ErrorKind::Closed`] error in the phase it was in (`Read` when it was waiting
+    ///    for its reply), never retried. Connections lent out ([`exclusive`](Self::exclusive),
+    ///    [`checkout`](Self::checkout)) are cut too.
+    ///
+    /// The background tasks (reaper, resolver) are stopped; the connections' own tasks end with their sockets.
+    /// A `grace` of zero cuts the calls in progress at once. Calling it again, or after a drop of the
+    /// [`Client`], is harmless.
+    pub async fn close_within(&self, grace: Duration) {
         let inner = &*self.inner;
         inner.closed.store(true, Ordering::Release);
+        for ep in inner.endpoints.load().iter() {
+            ep.close(&inner.counters);
+        }
+        // A zero grace does not wait even for the timer's tick.
+        let finished = match grace.is_zero() {
+            true => inner.calls.load(Ordering::Acquire) == 0,
+            false => tokio::time::timeout(grace, self.calls_done()).await.is_ok(),
+        };
+        if !finished {
+            inner.blueprint.closer.cut();
+            // Each cut call sees its socket's end at once; a call opening a connection right now is cut as it
+            // opens. Bounded all the same: `close` ends.
+            let _ = tokio::time::timeout(CUT_WAIT, self.calls_done()).await;
+        }
+        inner.stop_tasks();
+    }
+
+    /// Returns once no call is in progress.
+    async fn calls_done(&self) {
+        let inner = &*self.inner;
         loop {
             let idle = inner.idle.notified();
             if inner.calls.load(Ordering::Acquire) == 0 {
@@ -1340,10 +1398,6 @@ impl<P: Protocol> Client<P> {
             }
             idle.await;
         }
-        for ep in inner.endpoints.load().iter() {
-            ep.close(&inner.counters);
-        }
-        inner.stop_tasks();
     }
 
     /// Resolve every endpoint given by host name now and apply the answers (new addresses get pools, addresses

@@ -172,6 +172,11 @@ pub struct Timeouts {
     /// refused when the client is built. Default: none.
     #[cfg_attr(feature = "serde", serde(rename = "total_ms", with = "opt_ms"))]
     pub total: Option<Duration>,
+    /// How long [`Client::close`](crate::Client::close) lets the calls in progress finish before it cuts them
+    /// (their callers get [`ErrorKind::Closed`], their connections are closed); 0 cuts them at once.
+    /// Default: 10 s.
+    #[cfg_attr(feature = "serde", serde(rename = "close_grace_ms", with = "ms"))]
+    pub close_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -182,6 +187,7 @@ impl Default for Timeouts {
             pool_wait: Duration::from_secs(5),
             request: Duration::from_secs(30),
             total: None,
+            close_grace: Duration::from_secs(10),
         }
     }
 }
@@ -222,6 +228,7 @@ with_setters!(Timeouts {
     with_pool_wait => pool_wait: Duration,
     with_request => request: Duration,
     with_total => total: Option<Duration>,
+    with_close_grace => close_grace: Duration,
 });
 
 /// Socket options applied to every new connection (via socket2).

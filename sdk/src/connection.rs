@@ -208,6 +208,9 @@ pub struct ConnectionOptions {
     /// When set, the connection closes itself (reports [`CloseReason::MaxLifetime`]) after this time, once
     /// nothing is in flight. Default: none.
     pub expires_after: Option<Duration>,
+    /// The client's register of its open connections, which [`Client::close`](crate::Client::close) cuts
+    /// once its grace has run out. Default: none.
+    pub(crate) closer: Option<Arc<Closer>>,
 }
 
 impl Default for ConnectionOptions {
@@ -217,7 +220,61 @@ impl Default for ConnectionOptions {
             buffers: BufferConfig::default(),
             endpoint_health: Arc::default(),
             expires_after: None,
+            closer: None,
         }
+    }
+}
+
+/// The open connections of one client, so that [`Client::close`](crate::Client::close) can cut those still in
+/// use when its grace runs out: wherever a connection is (idle in a pool, lent to a caller, carrying a
+/// blocking command, draining late replies), [`cut`](Self::cut) marks it closed and shuts its socket down in
+/// both directions, through the `dup` each connection keeps for its probes. Whoever reads the socket (the
+/// driver task, or the caller doing a depth-1 exchange) then sees the end of the stream at once and fails what
+/// was in flight, the peer sees the close (a Redis server drops a client blocked in `BLPOP`), and the
+/// connection's task and sockets end. A connection opened after the cut is cut as it opens.
+///
+/// Only opening a connection touches it (one lock); calls never do.
+#[derive(Debug, Default)]
+pub(crate) struct Closer {
+    /// The connections opened, each as long as something holds it.
+    open: Mutex<Vec<std::sync::Weak<Shared>>>,
+    /// Set by [`cut`](Self::cut).
+    cut: std::sync::atomic::AtomicBool,
+}
+
+impl Closer {
+    fn register(&self, shared: &Arc<Shared>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget the connections gone since the list last grew: it stays about as long as the connections open.
+        if open.len() == open.capacity() {
+            open.retain(|w| w.strong_count() > 0);
+        }
+        open.push(Arc::downgrade(shared));
+        drop(open);
+        if self.is_cut() {
+            Self::cut_one(shared);
+        }
+    }
+
+    fn cut_one(shared: &Shared) {
+        shared.mark(CloseReason::Local);
+        if let Some(sock) = &shared.probe {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Close every connection still open, now.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
+        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
+        for shared in open.iter().filter_map(std::sync::Weak::upgrade) {
+            Self::cut_one(&shared);
+        }
+    }
+
+    /// True once [`cut`](Self::cut) ran.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
     }
 }
 
@@ -482,6 +539,9 @@ impl<P: Protocol> Connection<P> {
             endpoint: options.endpoint_health.clone(),
             wake: Notify::new(),
         });
+        if let Some(closer) = &options.closer {
+            closer.register(&shared);
+        }
         let handle = if depth == 1 {
             let io = direct::DirectIo::new(stream, &*protocol, &options.buffers);
             Handle::Direct(Direct(Arc::new(DirectParts {

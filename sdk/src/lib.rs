@@ -50,7 +50,7 @@
 //! assert!(err.is_timeout());
 //! assert_eq!(err.phase(), sockpool::Phase::Read); // written; no byte of the reply yet
 //!
-//! client.close().await; // waits for calls in progress, then closes every connection
+//! client.close().await; // refuses new calls, lets those in progress finish (up to 10 s), closes every connection
 //! # drop(server);
 //! # Ok(())
 //! # }

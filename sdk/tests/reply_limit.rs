@@ -7,7 +7,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use sockpool::codec::resp::Value;
 use sockpool::protocol::Resp;

@@ -74,6 +74,10 @@ fn main() -> std::process::ExitCode {
             needs["redis-server"]
         ),
         peer_test!(
+            redis_blocking::close_cuts_a_blpop_and_redis_drops_the_blocked_client,
+            needs["redis-server"]
+        ),
+        peer_test!(
             redis_multiplexed::a_blocking_command_does_not_stall_the_multiplexed_connection,
             needs["redis-server", "redis-cli"]
         ),

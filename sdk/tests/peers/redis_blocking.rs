@@ -138,3 +138,77 @@ pub async fn a_blocking_command_given_up_does_not_eat_the_next_push() {
 pub async fn at_depth_one_a_blocking_command_given_up_does_not_eat_the_next_push() {
     given_up_blocking_commands_leave_the_next_element(1).await;
 }
+
+/// `Client::close` ends with a `BLPOP k 0` in progress (before, it waited for it for ever): the call is cut at
+/// the close grace with `Closed`, and Redis no longer has the blocked client (`CLIENT LIST` on another
+/// connection shows it gone, `blocked_clients:0`), so the element pushed next stays in the list.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+pub async fn close_cuts_a_blpop_and_redis_drops_the_blocked_client() {
+    let redis = start_redis(1);
+    let url = format!("redis://{}/", redis.addr);
+    let client = Client::redis(&url)
+        .unwrap()
+        .timeouts(Timeouts::default().with_close_grace(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let other = Client::redis(&url).unwrap().build().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let blocked = tokio::spawn({
+            let client = client.clone();
+            async move { client.command(["BLPOP", "closing", "0"]).await }
+        });
+        // Until Redis has the command blocked.
+        let end = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let list = client_list(&other).await;
+            if list.contains("cmd=blpop") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "BLPOP never blocked: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let start = tokio::time::Instant::now();
+        client.close().await;
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "close took {:?}",
+            start.elapsed()
+        );
+        let e = blocked.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), sockpool::ErrorKind::Closed, "{e}");
+        // Redis saw the close: the blocked client is gone from its list.
+        let end = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let list = client_list(&other).await;
+            if !list.contains("cmd=blpop") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "the cut BLPOP is still a client of Redis: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(wait_unblocked(&other).await);
+        other.command(["LPUSH", "closing", "kept"]).await.unwrap();
+        assert_eq!(
+            other.command(["LLEN", "closing"]).await.unwrap(),
+            Value::Integer(1)
+        );
+    })
+    .await
+    .expect("bounded");
+    other.close().await;
+    drop(redis);
+}
+
+/// Redis's `CLIENT LIST`, as text.
+async fn client_list(client: &Client<Resp>) -> String {
+    match client.command(["CLIENT", "LIST"]).await.unwrap() {
+        Value::Bulk(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    }
+}
