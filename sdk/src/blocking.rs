@@ -90,7 +90,8 @@ impl<P: Protocol> Client<P> {
         self.runtime.block_on(self.inner.warm())
     }
 
-    /// Wait for calls in progress, then close every connection.
+    /// Refuse new calls, let those in progress finish within [`Timeouts::close_grace`](crate::Timeouts::close_grace),
+    /// then cut them and close every connection ([`Client::close`](crate::Client::close)).
     pub fn close(&self) {
         self.runtime.block_on(self.inner.close())
     }

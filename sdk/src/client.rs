@@ -1366,8 +1366,7 @@ impl<P: Protocol> Client<P> {
     ///    [`checkout`](Self::checkout)) are cut too.
     ///
     /// The background tasks (reaper, resolver) are stopped; the connections' own tasks end with their sockets.
-    /// A `grace` of zero cuts the calls in progress at once. Calling it again, or after a drop of the
-    /// [`Client`], is harmless.
+    /// A `grace` of zero cuts the calls in progress at once. Calling it again, or from a clone, is harmless.
     pub async fn close_within(&self, grace: Duration) {
         let inner = &*self.inner;
         inner.closed.store(true, Ordering::Release);

@@ -139,6 +139,8 @@ async fn a_call_that_ends_within_the_grace_succeeds_and_close_returns_then() {
     // A new call while the client closes is refused, without waiting.
     let e = client.command(["GET", "k"]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    // The idle pipelined connection is closed at once, while the call is still in progress.
+    assert_eq!(seen.recv().await, Some(Seen::Eof));
     release.notify_one();
     let reply = call.await.unwrap().unwrap();
     assert_eq!(
