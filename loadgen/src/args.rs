@@ -136,8 +136,8 @@ pub struct RunArgs {
     // A negative rate reaches the check that names the range (clap took `-5` for an unknown flag).
     #[arg(long, short = 'R', allow_negative_numbers = true)]
     pub rate: Option<f64>,
-    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION
-    /// (STEPS × DURATION at most 365 days).
+    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps (at least 2) from A to B requests/s, each lasting
+    /// DURATION, a whole number of seconds (at least 1s; STEPS × DURATION at most 365 days).
     #[arg(long)]
     pub ramp: Option<String>,
     /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
@@ -269,6 +269,23 @@ mod tests {
             assert!(
                 help.contains(scheme),
                 "{scheme} missing in run --help:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn run_help_gives_the_bounds_the_ramp_is_checked_against() {
+        // `config::parse_ramp` refuses fewer than 2 steps and a step that is not whole seconds (`300ms`).
+        let help = run_help();
+        let ramp = help
+            .split("--ramp <RAMP>")
+            .nth(1)
+            .and_then(|rest| rest.split("--fail-on").next())
+            .expect("--ramp in run --help");
+        for bound in ["at least 2", "whole number of seconds", "at least 1s"] {
+            assert!(
+                ramp.contains(bound),
+                "{bound:?} missing in --ramp's help:{ramp}"
             );
         }
     }
