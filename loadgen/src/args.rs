@@ -52,7 +52,8 @@ Exit status: 0 done; 1 a transfer failed (the sizes measured before it are still
 /// README).
 pub const RUN_EXIT_HELP: &str = "\
 Every reply is checked: echo/udp bytes come back equal, a line reply equals the request line (or --expect),
-HTTP statuses are in --expect-status, RESP replies are not errors, framed replies have status OK.
+HTTP statuses are in --expect-status, RESP replies are not errors (and a PING's is PONG or its message),
+framed replies have status OK and their request's id.
 
 Exit status:
   0  passed: no --fail-on threshold crossed (default threshold: errors>0, any failed request fails the run)
@@ -79,7 +80,8 @@ is left half-written, and none an earlier run left at those paths remains.";
 #[derive(Debug, Default, Clone, PartialEq, Args, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunArgs {
-    /// Server to drive: `host:port`, `[::1]:port`, `unix:/path` or `tls://host:port`.
+    /// Server to drive: `host:port`, `[::1]:port`, `unix:/path`, `tls://host:port`, or a URL that also sets
+    /// the protocol: `redis://host[:port]`, `rediss://…`, `http://host[:port]/path`, `https://…`.
     /// Without it, an embedded reference server is started on a free loopback port.
     #[arg(long, short = 't')]
     pub target: Option<String>,
@@ -134,8 +136,8 @@ pub struct RunArgs {
     // A negative rate reaches the check that names the range (clap took `-5` for an unknown flag).
     #[arg(long, short = 'R', allow_negative_numbers = true)]
     pub rate: Option<f64>,
-    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps from A to B requests/s, each lasting DURATION
-    /// (STEPS × DURATION at most 365 days).
+    /// Open-loop staircase `A..B:STEPS:DURATION`: STEPS steps (at least 2) from A to B requests/s, each lasting
+    /// DURATION, a whole number of seconds (at least 1s; STEPS × DURATION at most 365 days).
     #[arg(long)]
     pub ramp: Option<String>,
     /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
@@ -224,8 +226,9 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub command: Option<String>,
     /// line, resp, http: what every reply (resp: its value as redis-cli prints it; http: the body) must be:
-    /// exact text, or `re:REGEX` to match a regular expression. Default: line replies equal the request line;
-    /// resp and http replies are not checked beyond their status.
+    /// exact text, or `re:REGEX` to match a regular expression. Default: line replies equal the request line; a
+    /// resp `PING [message]` is answered `PONG` (or its message); other resp and http replies are not checked
+    /// beyond their status.
     #[arg(long)]
     pub expect: Option<String>,
     /// http: the statuses that count as success, e.g. `2xx`, `200,204`, `2xx,304`. Default: 2xx.
@@ -234,4 +237,77 @@ pub struct ServiceArgs {
     /// line: lines per reply (e.g. 3 for memcached's `get` of a stored key: VALUE, data, END). Default: 1.
     #[arg(long)]
     pub reply_lines: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `run --help`, as a user reads it.
+    fn run_help() -> String {
+        Cli::command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string()
+    }
+
+    #[test]
+    fn run_help_names_the_url_targets_the_parser_takes() {
+        // Each of these sets the protocol (`Config::from_args`, `url_targets_set_the_protocol_or_say_why_not`).
+        let help = run_help();
+        for scheme in [
+            "redis://",
+            "rediss://",
+            "http://",
+            "https://",
+            "tls://",
+            "unix:",
+        ] {
+            assert!(
+                help.contains(scheme),
+                "{scheme} missing in run --help:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn run_help_gives_the_bounds_the_ramp_is_checked_against() {
+        // `config::parse_ramp` refuses fewer than 2 steps and a step that is not whole seconds (`300ms`).
+        let help = run_help();
+        let ramp = help
+            .split("--ramp <RAMP>")
+            .nth(1)
+            .and_then(|rest| rest.split("--fail-on").next())
+            .expect("--ramp in run --help");
+        for bound in ["at least 2", "whole number of seconds", "at least 1s"] {
+            assert!(
+                ramp.contains(bound),
+                "{bound:?} missing in --ramp's help:{ramp}"
+            );
+        }
+    }
+
+    #[test]
+    fn run_help_says_that_a_ping_reply_is_checked() {
+        // A PING answered with anything but PONG or its message is a bad_reply (`check.rs`), so the help must not
+        // say that resp replies go unchecked beyond their status.
+        let help = run_help();
+        let expect = help
+            .split("--expect <EXPECT>")
+            .nth(1)
+            .and_then(|rest| rest.split("--expect-status").next())
+            .expect("--expect in run --help");
+        assert!(expect.contains("PONG"), "--expect's help:{expect}");
+        let checks = help
+            .split("Every reply is checked")
+            .nth(1)
+            .expect("closing section");
+        assert!(
+            checks.contains("PONG"),
+            "run --help's closing section:{checks}"
+        );
+    }
 }
