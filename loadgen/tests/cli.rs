@@ -182,13 +182,20 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.json");
     let html = dir.path().join("t.html");
+    let recommend = dir.path().join("r.json");
     let (json_s, html_s) = (json.to_str().unwrap(), html.to_str().unwrap());
-    let cases: [(&[&str], &str); 7] = [
+    let recommend_s = recommend.to_str().unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (
             &["tune", "--json", json_s, "--html", html_s, "-d", "300ms"],
             "--json: no report file",
         ),
         (&["tune", "--html", html_s], "--html: no report file"),
+        // The tour recommends nothing: the file would silently not be written.
+        (
+            &["tune", "--recommend", recommend_s, "-d", "50ms"],
+            "--recommend: nothing is recommended",
+        ),
         (
             &["tune", "--repeat", "0", "-d", "200ms"],
             "--repeat must be at least 1",
@@ -215,7 +222,7 @@ fn the_tour_refuses_flags_it_cannot_honour_in_one_line_and_checks_the_rest_first
         }
         assert!(out.stdout.is_empty(), "the tour did not start: {args:?}");
     }
-    assert!(!json.exists() && !html.exists());
+    assert!(!json.exists() && !html.exists() && !recommend.exists());
 }
 
 #[test]

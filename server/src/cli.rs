@@ -24,7 +24,7 @@ pub struct Args {
     pub listen: Vec<ListenSpec>,
     /// async|per-core|threads|event-loop|processes|uring. Default: async. `uring` falls back to `event-loop`,
     /// with a warning, where io_uring is unavailable.
-    #[arg(long, default_value = "async")]
+    #[arg(long, default_value = "async", hide_default_value = true)]
     pub model: Model,
     /// Worker threads, runtimes, rings or processes. Default: the CPU count.
     #[arg(long)]

@@ -52,6 +52,9 @@ impl TourPlan {
         if a.html.is_some() {
             return refuse("--html", "no report file is written");
         }
+        if a.recommend.is_some() {
+            return refuse("--recommend", "nothing is recommended");
+        }
         for (given, flag) in [
             (a.connections.is_some(), "--connections"),
             (a.pipeline.is_some(), "--pipeline"),
