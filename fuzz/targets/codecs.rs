@@ -231,7 +231,9 @@ pub fn line(data: &[u8]) {
 const RESP_TIGHT: resp::Limits = resp::Limits::new()
     .with_max_bulk(8)
     .with_max_multibulk(4)
-    .with_max_inline(16);
+    .with_max_inline(16)
+    // The client's limit on a reply as a whole (a few arrays' slots and bulks): inputs run into it as well.
+    .with_max_reply(256);
 
 const RESP_ROOMY: resp::Limits = resp::Limits::new()
     .with_max_bulk(ROOMY)
