@@ -1252,7 +1252,12 @@ mod tests {
             ClientCodec::default().decode(&mut buf),
             Err(CodecError::Protocol(_))
         ));
-        let mut buf = BytesMut::from(&b"$17\r\n"[..]);
+        assert_bulk_over_its_limit(b"$17\r\n");
+    }
+
+    /// A bulk over `small()`'s `max_bulk` is refused as a bulk over its limit, from its length line.
+    fn assert_bulk_over_its_limit(input: &[u8]) {
+        let mut buf = BytesMut::from(input);
         let err = ClientCodec::new(small()).decode(&mut buf).unwrap_err();
         assert!(
             matches!(
@@ -1327,18 +1332,7 @@ mod tests {
     #[test]
     fn the_smaller_limit_wins() {
         // A bulk over `max_bulk` but within the reply limit is still a bulk over its limit …
-        let mut buf = BytesMut::from(&b"$17\r\n"[..]);
-        let err = ClientCodec::new(small()).decode(&mut buf).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CodecError::TooLarge {
-                    what: Limit::Bulk,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_bulk_over_its_limit(b"$17\r\n");
         // … and one within `max_bulk` over the reply limit is a reply over its limit, counted whole.
         let mut buf = BytesMut::from(&b"$536870912\r\n"[..]);
         let codec_limits = Limits::new().with_max_reply(1 << 20);
