@@ -1,4 +1,4 @@
-//! The commands about the connection and the server: `HELLO`, `INFO`, `CLIENT`, `CONFIG GET`.
+//! The commands about the connection and the server: `HELLO`, `INFO`, `CLIENT`, `CONFIG`.
 
 use bytes::Bytes;
 use sockpool::codec::resp::Value;
@@ -268,27 +268,126 @@ fn human(bytes: usize) -> String {
     }
 }
 
-/// `CONFIG GET save|appendonly|maxmemory|maxmemory-policy` as a persistence-free Redis with `maxmemory-policy
-/// noeviction` answers them (redis-benchmark asks for the first two), `maxmemory` being `--max-store` (this
-/// worker's share under `--model processes`); every other parameter is an empty list.
-pub(super) fn config_get(shared: &Shared, args: &[Bytes]) -> Value {
-    let param = match args {
-        [_, get, param] if get.eq_ignore_ascii_case(b"GET") => param,
-        [_, get] if get.eq_ignore_ascii_case(b"GET") => {
-            return Value::error("ERR wrong number of arguments for 'config|get' command")
+/// The parameters `CONFIG GET` knows, as a persistence-free Redis with `maxmemory-policy noeviction` answers
+/// them (redis-benchmark asks for the first two).
+const CONFIG_PARAMS: [&str; 4] = ["save", "appendonly", "maxmemory", "maxmemory-policy"];
+
+/// `CONFIG GET parameter [parameter ...]`, as Redis 7 answers it: each parameter a name or a glob pattern
+/// (`*`, `?`, `[a-z]`, `[^a]`, `\` escapes; case-insensitive), the reply a flat array of the names and values
+/// that matched, each once (a name given whole is echoed as given, as Redis does; one that matches nothing adds
+/// nothing). `maxmemory` is `--max-store` (this worker's share under `--model processes`). `CONFIG SET` and the
+/// other subcommands that change a running Redis are refused: this server's settings are its flags.
+pub(super) fn config(shared: &Shared, args: &[Bytes]) -> Value {
+    let Some(sub) = args.get(1) else {
+        return Value::error("ERR wrong number of arguments for 'config' command");
+    };
+    if !sub.eq_ignore_ascii_case(b"GET") {
+        let sub = String::from_utf8_lossy(&sub[..sub.len().min(QUOTE_MAX)]);
+        let known = ["SET", "RESETSTAT", "REWRITE", "HELP"];
+        return Value::error(match known.iter().any(|k| sub.eq_ignore_ascii_case(k)) {
+            true => format!(
+                "ERR CONFIG {} is not supported: sockpool-server takes its settings as flags at start; \
+                 CONFIG GET answers {}",
+                sub.to_ascii_uppercase(),
+                CONFIG_PARAMS.join(", ")
+            ),
+            false => format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP."),
+        });
+    }
+    if args.len() < 3 {
+        return Value::error("ERR wrong number of arguments for 'config|get' command");
+    }
+    let mut matched: [Option<Bytes>; CONFIG_PARAMS.len()] = Default::default();
+    for param in &args[2..] {
+        let glob = param.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+        for (i, name) in CONFIG_PARAMS.iter().enumerate() {
+            if matched[i].is_some() {
+                continue;
+            }
+            if glob && glob_match(param, name.as_bytes()) {
+                matched[i] = Some(Bytes::from_static(name.as_bytes()));
+            } else if !glob && param.eq_ignore_ascii_case(name.as_bytes()) {
+                matched[i] = Some(param.clone());
+            }
         }
-        _ => return Value::Array(Vec::new()),
-    };
-    let value = if param.eq_ignore_ascii_case(b"save") {
-        Bytes::new()
-    } else if param.eq_ignore_ascii_case(b"appendonly") {
-        Bytes::from_static(b"no")
-    } else if param.eq_ignore_ascii_case(b"maxmemory") {
-        Bytes::from(shared.db.cap().to_string())
-    } else if param.eq_ignore_ascii_case(b"maxmemory-policy") {
-        Bytes::from_static(b"noeviction")
-    } else {
-        return Value::Array(Vec::new());
-    };
-    Value::Array(vec![Value::Bulk(param.clone()), Value::Bulk(value)])
+    }
+    let mut reply = Vec::new();
+    for (i, name) in matched.into_iter().enumerate() {
+        let Some(name) = name else { continue };
+        let value = match CONFIG_PARAMS[i] {
+            "save" => Bytes::new(),
+            "appendonly" => Bytes::from_static(b"no"),
+            "maxmemory" => Bytes::from(shared.db.cap().to_string()),
+            _ => Bytes::from_static(b"noeviction"),
+        };
+        reply.push(Value::Bulk(name));
+        reply.push(Value::Bulk(value));
+    }
+    Value::Array(reply)
+}
+
+/// Redis's glob (`stringmatchlen` with `nocase`): `*` any run, `?` any byte, `[...]` a set of bytes and ranges
+/// (`^` first negates it), `\` takes the next byte literally; ASCII case-insensitive. Iterative, with one
+/// backtracking point for the last `*`: linear in the pattern times the name, however many `*` a client sends.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where to resume after the last `*`: the pattern past it, and the name position it has taken up to.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, n));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(1),
+            Some(b'[') => class_match(&pattern[p + 1..], name[n]).map(|len| len + 1),
+            Some(b'\\') if p + 1 < pattern.len() => {
+                pattern[p + 1].eq_ignore_ascii_case(&name[n]).then_some(2)
+            }
+            Some(c) => c.eq_ignore_ascii_case(&name[n]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                p += len;
+                n += 1;
+            }
+            // Let the last `*` take one more byte and try again from there.
+            (None, Some((after, taken))) => {
+                star = Some((after, taken + 1));
+                p = after;
+                n = taken + 1;
+            }
+            (None, None) => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// A `[...]` class (its bytes after the `[`) against `c`: the class's length up to and including its `]` when `c`
+/// is in it, `None` when not. An unclosed class runs to the pattern's end, as in Redis.
+fn class_match(class: &[u8], c: u8) -> Option<usize> {
+    let c = c.to_ascii_lowercase();
+    let negate = class.first() == Some(&b'^');
+    let mut i = usize::from(negate);
+    let mut hit = false;
+    while i < class.len() && class[i] != b']' {
+        if class[i] == b'\\' && i + 1 < class.len() {
+            hit |= class[i + 1].to_ascii_lowercase() == c;
+            i += 2;
+        } else if i + 2 < class.len() && class[i + 1] == b'-' && class[i + 2] != b']' {
+            let (a, b) = (
+                class[i].to_ascii_lowercase(),
+                class[i + 2].to_ascii_lowercase(),
+            );
+            hit |= (a.min(b)..=a.max(b)).contains(&c);
+            i += 3;
+        } else {
+            hit |= class[i].to_ascii_lowercase() == c;
+            i += 1;
+        }
+    }
+    let len = (i + 1).min(class.len());
+    (hit != negate).then_some(len)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{BufMut, Bytes};
 use sockpool::codec::resp::Value;
 
-use super::admin::{auth, config_get, hello, info, time};
+use super::admin::{auth, config, hello, info, time};
 use super::cmd::Cmd;
 use super::{arity, Out, NULL, OK, PONG, QUOTE_MAX};
 use crate::protocol::body::Body;
@@ -193,7 +193,7 @@ pub(super) fn command<S: Store>(
             Some(_) => Value::error("ERR DB index is out of range"),
             None => Value::error(IncrError::NotAnInteger.reply()),
         },
-        Cmd::Config => config_get(shared, args),
+        Cmd::Config => config(shared, args),
         // One key space: FLUSHALL and FLUSHDB are the same. `ASYNC` frees in the foreground too.
         Cmd::FlushAll | Cmd::FlushDb => match &args[1..] {
             [] => {

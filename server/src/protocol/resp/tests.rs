@@ -58,6 +58,82 @@ fn select_takes_database_0_only_and_config_get_needs_a_parameter() {
     );
 }
 
+/// `CONFIG GET` as Redis 7.0.15 answers it (checked against redis-server): several parameters, glob patterns
+/// (case-insensitive; each name once), a whole name echoed as given; `CONFIG SET` refused, not answered with an
+/// empty array a client could take for success.
+#[test]
+fn config_get_takes_patterns_and_several_parameters_and_config_set_is_refused() {
+    let mut s = session(Limits::default());
+    let cap = Limits::default().max_store;
+    let pair = |name: &str, value: &str| {
+        format!(
+            "${}\r\n{name}\r\n${}\r\n{value}\r\n",
+            name.len(),
+            value.len()
+        )
+    };
+    let (save, aof) = (pair("save", ""), pair("appendonly", "no"));
+    let (maxmemory, policy) = (
+        pair("maxmemory", &cap.to_string()),
+        pair("maxmemory-policy", "noeviction"),
+    );
+    for (ask, expected) in [
+        ("CONFIG GET save appendonly", format!("*4\r\n{save}{aof}")),
+        ("CONFIG GET SAVE", format!("*2\r\n{}", pair("SAVE", ""))),
+        (
+            "CONFIG GET maxmemory*",
+            format!("*4\r\n{maxmemory}{policy}"),
+        ),
+        ("CONFIG GET *MEMORY-POL*", format!("*2\r\n{policy}")),
+        (
+            "CONFIG GET s?ve [sa]ppendonly",
+            format!("*4\r\n{save}{aof}"),
+        ),
+        (
+            "CONFIG GET [^s]ppendonly [^a]ppendonly",
+            format!("*2\r\n{aof}"),
+        ),
+        (
+            "CONFIG GET maxmemory max*y maxmemory",
+            format!("*4\r\n{maxmemory}{policy}"),
+        ),
+        (
+            "CONFIG GET * nosuch",
+            format!("*8\r\n{save}{aof}{maxmemory}{policy}"),
+        ),
+        (
+            "CONFIG GET nosuch sav ave* m[a-c]xmemory",
+            format!("*2\r\n{maxmemory}"),
+        ),
+        (
+            "CONFIG GET a*b*c*d*e*f*g*h*i*j*k*l*m*n*o*p*q*r*s*t*u*v*w*x*y*z*",
+            "*0\r\n".into(),
+        ),
+    ] {
+        assert_eq!(talk(&mut s, &format!("{ask}\r\n")), expected, "{ask}");
+    }
+    let refused = talk(
+        &mut s,
+        "CONFIG SET maxmemory 1000\r\nCONFIG resetstat\r\nCONFIG FOO\r\n",
+    );
+    let lines: Vec<&str> = refused.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 3, "{refused:?}");
+    assert!(
+        lines[0].starts_with("-ERR CONFIG SET is not supported"),
+        "{refused:?}"
+    );
+    assert!(
+        lines[1].starts_with("-ERR CONFIG RESETSTAT is not supported"),
+        "{refused:?}"
+    );
+    assert_eq!(lines[2], "-ERR unknown subcommand 'FOO'. Try CONFIG HELP.");
+    // Still served, and the cap unchanged.
+    assert_eq!(
+        talk(&mut s, "CONFIG GET maxmemory\r\n"),
+        format!("*2\r\n{maxmemory}")
+    );
+}
+
 #[test]
 fn hello_refuses_resp3_with_noproto_and_describes_the_server_in_resp2() {
     let mut s = session(Limits::default());
