@@ -403,6 +403,8 @@ pub fn read_inputs(inputs: &[String]) -> Result<Vec<AgentReport>, MergeError> {
 }
 
 /// The reports among `text`'s lines (one JSON document a line); other lines (a table, log lines) are skipped.
+/// A line that is JSON cut short, or that names the report schema but is not JSON (an agent killed while
+/// writing, a line cut by a pipe), is refused: skipped, that agent's load would silently be missing from the totals.
 pub fn json_lines(text: &str, source: &str) -> Result<Vec<AgentReport>, MergeError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -410,8 +412,16 @@ pub fn json_lines(text: &str, source: &str) -> Result<Vec<AgentReport>, MergeErr
         if !line.starts_with('{') {
             continue;
         }
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
+        let v = match serde_json::from_str::<Value>(line) {
+            Ok(v) => v,
+            Err(e) if e.is_eof() || line.contains(SCHEMA) => {
+                return Err(bad(format!(
+                    "{source} line {}: a report cut short or damaged ({e}); its agent's load would be missing \
+                     from the totals",
+                    n + 1
+                )))
+            }
+            Err(_) => continue,
         };
         if v["schema"] == SCHEMA {
             out.push(AgentReport::from_json(
@@ -1085,6 +1095,26 @@ mod tests {
             "{w:?}"
         );
         assert!(w.iter().any(|w| w.contains("missing agent(s) 2")), "{w:?}");
+    }
+
+    #[test]
+    fn a_report_line_cut_short_is_refused_not_skipped() {
+        let whole = agent(0, 1, &[vec![1_000; 10]], UNIX_EPOCH)
+            .to_json()
+            .to_string();
+        let cut = &whole[..whole.len() / 2];
+        let text = format!("a log line\n{whole}\n{{\"other\": 1}}\n{cut}\n");
+        let Err(e) = json_lines(&text, "agents.jsonl") else {
+            panic!("a report cut short was read")
+        };
+        assert!(
+            e.0.contains("agents.jsonl line 4: a report cut short or damaged"),
+            "{e}"
+        );
+        // Whole, with lines that are not reports around it: read.
+        let text = format!("a log line\n{whole}\n{{\"other\": 1}}\n{{not json}}\n");
+        let read = json_lines(&text, "agents.jsonl").map(|r| r.len());
+        assert_eq!(read.as_ref().ok(), Some(&1), "{:?}", read.as_ref().err());
     }
 
     #[test]
