@@ -529,7 +529,7 @@ fn getex_getdel_msetnx_and_expireat_follow_redis() {
 fn writes_past_max_store_get_redis_oom_and_change_nothing() {
     use crate::store::cost;
     const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
-    let cap = 2 * cost(1, 10);
+    let cap = 2 * cost(1, 10, false);
     let mut s = session(Limits {
         max_store: cap,
         ..Limits::default()
@@ -613,7 +613,7 @@ fn writes_past_max_store_get_redis_oom_and_change_nothing() {
         talk(&mut b, "FLUSHALL\r\nMSET c x d y\r\n"),
         "+OK\r\n+OK\r\n"
     );
-    assert_eq!(s.shared.db.used(), 2 * cost(1, 1));
+    assert_eq!(s.shared.db.used(), 2 * cost(1, 1, false));
     assert_eq!(
         s.shared.stats.get(Counter::StoreRefused),
         refused.len() as u64 + 3
