@@ -23,11 +23,13 @@
 //! in Redis 6.0.9+, even before the key is reclaimed. Nothing else (a read, another key) aborts a transaction.
 //!
 //! **Size** (`--max-store`, Redis's `maxmemory` with `maxmemory-policy noeviction`). Each key costs [`cost`]: its
-//! bytes, its value's bytes and [`ENTRY_OVERHEAD`]. A shard counts what its keys cost, and every change of that
-//! count goes to one [`Quota`] shared by the shards (an atomic, no lock): a write that would take the total past
-//! the cap is refused before it changes anything ([`Full`], Redis's `-OOM`), one that does not grow the store
-//! always goes through, and a key deleted, overwritten smaller, reclaimed after its deadline or flushed gives its
-//! bytes back at once. A command on several keys (`MSET`, `MSETNX`, `RENAME`) reserves the most it can grow by
+//! bytes, its value's bytes and [`ENTRY_OVERHEAD`], and [`DEADLINE_OVERHEAD`] more while it has a deadline. A
+//! shard counts what its keys cost, and every change of that count goes to one [`Quota`] shared by the shards (an
+//! atomic, no lock): a write that would take the total past the cap is refused before it changes anything
+//! ([`Full`], Redis's `-OOM`), one that does not grow the store always goes through, and a key deleted,
+//! overwritten smaller, losing its deadline, reclaimed after its deadline or flushed gives its bytes back at
+//! once. A deadline given by a command Redis never refuses (`EXPIRE` …, `GETEX`) is counted without a check
+//! ([`Account::recount`]): the one way the total passes the cap. A command on several keys (`MSET`, `MSETNX`, `RENAME`) reserves the most it can grow by
 //! first ([`Locked::prepaid`]), so it happens whole or not at all.
 
 use std::collections::{BTreeSet, HashMap};
