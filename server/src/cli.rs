@@ -52,9 +52,9 @@ pub struct Args {
     /// Largest RESP bulk string, bytes. Default: 512 MiB.
     #[arg(long, value_parser = parse_size)]
     pub max_bulk: Option<usize>,
-    /// Most bytes the RESP key space may hold (each key: its bytes + its value's + 192); a write that would pass
-    /// it gets Redis's `-OOM command not allowed when used memory > 'maxmemory'.` (as `maxmemory` with
-    /// `noeviction`), while reads, DEL and writes that do not grow it still work. `--model processes`: each
+    /// Most bytes the RESP key space may hold (each key: its bytes + its value's + 224, + 128 with a deadline); a
+    /// write that would pass it gets Redis's `-OOM command not allowed when used memory > 'maxmemory'.` (as
+    /// `maxmemory` with `noeviction`), while reads, DEL, EXPIRE and writes that do not grow it still work. `--model processes`: each
     /// worker gets its share, `--max-store / --workers`. Default: 1 GiB.
     #[arg(long, value_parser = parse_size)]
     pub max_store: Option<usize>,

@@ -302,8 +302,8 @@ pub struct Limits {
     pub max_body: usize,
     /// Largest RESP bulk string in bytes. Default: 512 MiB (Redis's proto-max-bulk-len).
     pub max_bulk: usize,
-    /// The most the RESP key space may hold, in bytes: each key counts its bytes, its value's bytes and a fixed
-    /// 192 for its entry (docs/PROTOCOL.md). A write that would take it past this is refused with Redis's
+    /// The most the RESP key space may hold, in bytes: each key counts its bytes, its value's bytes, 224 for its
+    /// entry and 128 more for a deadline (docs/PROTOCOL.md). A write that would take it past this is refused with Redis's
     /// `-OOM command not allowed when used memory > 'maxmemory'.` (Redis's `maxmemory` with
     /// `maxmemory-policy noeviction`); a write that does not grow it always goes through. Under `--model
     /// processes` each worker's key space gets `max_store / workers`. Default: 1 GiB, as `memory_budget`: what

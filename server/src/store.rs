@@ -23,11 +23,13 @@
 //! in Redis 6.0.9+, even before the key is reclaimed. Nothing else (a read, another key) aborts a transaction.
 //!
 //! **Size** (`--max-store`, Redis's `maxmemory` with `maxmemory-policy noeviction`). Each key costs [`cost`]: its
-//! bytes, its value's bytes and [`ENTRY_OVERHEAD`]. A shard counts what its keys cost, and every change of that
-//! count goes to one [`Quota`] shared by the shards (an atomic, no lock): a write that would take the total past
-//! the cap is refused before it changes anything ([`Full`], Redis's `-OOM`), one that does not grow the store
-//! always goes through, and a key deleted, overwritten smaller, reclaimed after its deadline or flushed gives its
-//! bytes back at once. A command on several keys (`MSET`, `MSETNX`, `RENAME`) reserves the most it can grow by
+//! bytes, its value's bytes and [`ENTRY_OVERHEAD`], and [`DEADLINE_OVERHEAD`] more while it has a deadline. A
+//! shard counts what its keys cost, and every change of that count goes to one [`Quota`] shared by the shards (an
+//! atomic, no lock): a write that would take the total past the cap is refused before it changes anything
+//! ([`Full`], Redis's `-OOM`), one that does not grow the store always goes through, and a key deleted,
+//! overwritten smaller, losing its deadline, reclaimed after its deadline or flushed gives its bytes back at
+//! once. A deadline given by a command Redis never refuses (`EXPIRE` …, `GETEX`) is counted without a check
+//! ([`Account::recount`]): the one way the total passes the cap. A command on several keys (`MSET`, `MSETNX`, `RENAME`) reserves the most it can grow by
 //! first ([`Locked::prepaid`]), so it happens whole or not at all.
 
 use std::collections::{BTreeSet, HashMap};
@@ -52,11 +54,19 @@ pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// What a key costs the store beyond its own bytes and its value's, in `--max-store`'s count: its slot in the
 /// shard's table (the key's and the value's handles and the deadline, 80 bytes, and a control byte, in a table
-/// between 7/16 and 7/8 full) and the allocator's header and rounding of the key's and the value's copies.
-/// Measured on the server's RSS (docs/PROTOCOL.md, "The key space's size"): 140 to 232 bytes for a key without
-/// a deadline, as its shard's table fills up and doubles; this is the middle of that range, rounded. A value
-/// read since it was set adds 32 bytes (a shared handle), a deadline about 128 (the expiry index).
-pub(crate) const ENTRY_OVERHEAD: usize = 192;
+/// between 7/16 and 7/8 full), the allocator's header and rounding of the key's and the value's copies, and the
+/// 32-byte shared handle a value gets the first time it is read (`bytes` allocates it on the first clone; it is
+/// counted whether or not the value was read, so no read can take the store past its count). Measured on the
+/// server's RSS (docs/PROTOCOL.md, "The key space's size"): 140 to 232 bytes for a key without a deadline, as
+/// its shard's table fills up and doubles, 32 more once read; this is the middle of that range, rounded.
+pub(crate) const ENTRY_OVERHEAD: usize = 224;
+
+/// What a deadline adds to a key's cost ([`cost`]): its entry in the shard's expiry index (a deadline and a
+/// handle to the key, 48 bytes, in B-tree nodes between about half and two thirds full) and the 32-byte shared
+/// handle the key gets when the index shares it. Measured on the server's RSS as [`ENTRY_OVERHEAD`] was: RSS
+/// per key with a deadline minus without (docs/PROTOCOL.md, "The key space's size"). A key whose deadline is
+/// removed gets a fresh copy of its name, so that handle goes with the deadline.
+pub(crate) const DEADLINE_OVERHEAD: usize = 128;
 
 /// A shard's table is cut back to twice its keys once it has more than four times as many slots as keys (and
 /// more than this many): deleting keys gives their slots back, so a client that fills one shard after another
@@ -64,10 +74,11 @@ pub(crate) const ENTRY_OVERHEAD: usize = 192;
 /// a key set and deleted at the edge from resizing the table each time.
 const MIN_SLOTS: usize = 1024;
 
-/// What a key of `key` bytes holding a value of `value` bytes costs the store ([`ENTRY_OVERHEAD`]).
+/// What a key of `key` bytes holding a value of `value` bytes costs the store ([`ENTRY_OVERHEAD`]), with
+/// [`DEADLINE_OVERHEAD`] more if it has a deadline: the one place that says what a key costs.
 #[inline]
-pub(crate) const fn cost(key: usize, value: usize) -> usize {
-    key + value + ENTRY_OVERHEAD
+pub(crate) const fn cost(key: usize, value: usize, has_deadline: bool) -> usize {
+    key + value + ENTRY_OVERHEAD + if has_deadline { DEADLINE_OVERHEAD } else { 0 }
 }
 
 /// The reply to a write refused at the cap: Redis's own words (redis-server 7.0.15 with `maxmemory-policy
@@ -142,6 +153,21 @@ impl Account {
         Ok(())
     }
 
+    /// An entry that cost `old` now costs `new`, counted without a check: a deadline given by a command Redis
+    /// never refuses for memory (`EXPIRE` and the other deadline commands, `GETEX`; not flagged `denyoom` in
+    /// redis-server 7.0.15). The one way the total can pass the cap: by at most [`DEADLINE_OVERHEAD`] for each
+    /// key without a deadline, after which every write that grows the store is refused until it is back under.
+    #[inline]
+    fn recount(&mut self, old: usize, new: usize) {
+        if new > old {
+            let more = new - old;
+            self.quota.used.fetch_add(more, Relaxed);
+            self.used += more;
+        } else {
+            self.free(old - new);
+        }
+    }
+
     /// `n` bytes of entries gone.
     #[inline]
     fn free(&mut self, n: usize) {
@@ -210,6 +236,14 @@ struct Entry {
     value: Bytes,
     /// When the key expires (gone from then on); `None`: never.
     deadline: Option<Instant>,
+}
+
+impl Entry {
+    /// What this entry costs under a key of `key` bytes ([`cost`]).
+    #[inline]
+    fn cost(&self, key: usize) -> usize {
+        cost(key, self.value.len(), self.deadline.is_some())
+    }
 }
 
 /// The time to live of a key: `TTL`/`PTTL`.
@@ -290,7 +324,8 @@ impl Shard {
             self.map
                 .iter()
                 .filter(|(k, e)| e.deadline.is_none_or(|d| d > now) && (all || glob(pattern, k)))
-                .map(|(k, _)| k.clone()),
+                // A copy: a handle shared with the map would give its key a 32-byte handle for good.
+                .map(|(k, _)| Bytes::copy_from_slice(k)),
         );
     }
 
@@ -320,7 +355,7 @@ impl Shard {
     /// Removes `key` and its place in the expiry index; its entry, if it was there (expired or not).
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, entry) = self.map.remove_entry(key)?;
-        self.account.free(cost(k.len(), entry.value.len()));
+        self.account.free(entry.cost(k.len()));
         if let Some(d) = entry.deadline {
             self.expiry.remove(&(d, k));
         }
@@ -341,54 +376,72 @@ impl Shard {
     /// Sets `key`'s entry (replacing any), keeping the expiry index in step (the index shares the map's copy of
     /// the key); [`Full`], and nothing changed, if that would take the store past its cap.
     fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) -> Result<(), Full> {
-        let stored = self
-            .map
-            .get_key_value(key)
-            .map(|(k, e)| (k.clone(), e.deadline, e.value.len()));
-        let old = stored.as_ref().map_or(0, |s| cost(key.len(), s.2));
-        self.account.resize(old, cost(key.len(), value.len()))?;
-        self.changed(key);
-        let k = match stored {
-            Some((k, old, _)) => {
-                if old != deadline {
-                    if let Some(old) = old {
-                        self.expiry.remove(&(old, k.clone()));
-                    }
-                    if let Some(new) = deadline {
-                        self.expiry.insert((new, k.clone()));
-                    }
-                }
-                k
+        let new = cost(key.len(), value.len(), deadline.is_some());
+        match self.map.get_mut(key) {
+            Some(e) => {
+                self.account.resize(e.cost(key.len()), new)?;
+                e.value = value;
+                let old = e.deadline;
+                self.changed(key);
+                self.move_due(key, old, deadline);
             }
             None => {
+                self.account.resize(0, new)?;
+                self.changed(key);
                 let k = Bytes::copy_from_slice(key);
-                if let Some(new) = deadline {
-                    self.expiry.insert((new, k.clone()));
+                if let Some(d) = deadline {
+                    self.expiry.insert((d, k.clone()));
                 }
-                k
+                self.map.insert(k, Entry { value, deadline });
             }
-        };
-        self.map.insert(k, Entry { value, deadline });
+        }
         Ok(())
     }
 
     /// Gives `key`'s entry (there) the deadline `deadline`, its value as it is: `EXPIRE`, `PERSIST`, `GETEX`.
+    /// Its cost changes with it, counted without a check ([`Account::recount`]): Redis never refuses these.
     fn redate(&mut self, key: &[u8], deadline: Option<Instant>) {
-        let Some((k, e)) = self.map.get_key_value(key) else {
+        let Some(e) = self.map.get(key) else {
             return;
         };
-        let (k, old) = (k.clone(), e.deadline);
+        let (old, len) = (e.deadline, e.value.len());
+        self.account.recount(
+            cost(key.len(), len, old.is_some()),
+            cost(key.len(), len, deadline.is_some()),
+        );
         self.changed(key);
-        if old != deadline {
-            if let Some(old) = old {
-                self.expiry.remove(&(old, k.clone()));
-            }
-            if let Some(new) = deadline {
-                self.expiry.insert((new, k));
-            }
+        self.move_due(key, old, deadline);
+    }
+
+    /// Moves `key`'s entry (there, its deadline `old`) to `new` in the expiry index and in the entry. A key
+    /// that loses its deadline gets a fresh copy of its name: the index's handle made the map's a shared one,
+    /// which would keep its 32 bytes after the deadline's cost was given back ([`DEADLINE_OVERHEAD`]).
+    fn move_due(&mut self, key: &[u8], old: Option<Instant>, new: Option<Instant>) {
+        if old == new {
+            return;
         }
-        if let Some(e) = self.map.get_mut(key) {
-            e.deadline = deadline;
+        // Already shared if it had a deadline; shared from now on if it gets one.
+        let Some(k) = self.map.get_key_value(key).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        match (old, new) {
+            (_, Some(new)) => {
+                if let Some(old) = old {
+                    self.expiry.remove(&(old, k.clone()));
+                }
+                self.expiry.insert((new, k));
+                if let Some(e) = self.map.get_mut(key) {
+                    e.deadline = Some(new);
+                }
+            }
+            (Some(old), None) => {
+                self.expiry.remove(&(old, k));
+                if let Some((k, mut e)) = self.map.remove_entry(key) {
+                    e.deadline = None;
+                    self.map.insert(Bytes::copy_from_slice(&k), e);
+                }
+            }
+            (None, None) => {}
         }
     }
 
@@ -414,7 +467,7 @@ impl Shard {
                 break;
             };
             if let Some(e) = self.map.remove(&key) {
-                self.account.free(cost(key.len(), e.value.len()));
+                self.account.free(e.cost(key.len()));
             }
             self.changed(&key);
             n += 1;
@@ -474,38 +527,53 @@ impl Shard {
                 if (options.only_if_missing && live) || (options.only_if_present && !live) {
                     return Ok(Err(old));
                 }
-                self.account
-                    .resize(cost(key.len(), e.value.len()), cost(key.len(), value.len()))?;
                 let previous = e.deadline;
                 let deadline = match (options.keep_ttl, live) {
                     (true, true) => previous,
                     (true, false) => None,
                     (false, _) => options.deadline,
                 };
-                if previous != deadline {
-                    if let Some(d) = previous {
-                        self.expiry.remove(&(d, slot.key().clone()));
-                    }
-                    if let Some(d) = deadline {
-                        self.expiry.insert((d, slot.key().clone()));
-                    }
-                }
-                *slot.get_mut() = Entry {
+                self.account.resize(
+                    e.cost(key.len()),
+                    cost(key.len(), value.len(), deadline.is_some()),
+                )?;
+                let entry = Entry {
                     value: Bytes::copy_from_slice(value),
                     deadline,
                 };
+                match (previous, deadline) {
+                    (Some(was), None) => {
+                        // A fresh copy of the name: the index's handle goes with the deadline
+                        // ([`Shard::move_due`]).
+                        let (k, _) = slot.remove_entry();
+                        self.expiry.remove(&(was, k));
+                        self.map.insert(Bytes::copy_from_slice(key), entry);
+                    }
+                    (previous, deadline) => {
+                        if previous != deadline {
+                            if let Some(d) = previous {
+                                self.expiry.remove(&(d, slot.key().clone()));
+                            }
+                            if let Some(d) = deadline {
+                                self.expiry.insert((d, slot.key().clone()));
+                            }
+                        }
+                        *slot.get_mut() = entry;
+                    }
+                }
                 Ok(old)
             }
             Slot::Vacant(slot) => {
                 if options.only_if_present {
                     return Ok(Err(None));
                 }
-                self.account.resize(0, cost(key.len(), value.len()))?;
                 let deadline = if options.keep_ttl {
                     None
                 } else {
                     options.deadline
                 };
+                self.account
+                    .resize(0, cost(key.len(), value.len(), deadline.is_some()))?;
                 if let Some(d) = deadline {
                     self.expiry.insert((d, slot.key().clone()));
                 }
@@ -520,14 +588,16 @@ impl Shard {
         Ok(result)
     }
 
-    /// How much setting `key` to a value of `len` bytes would grow the store (0: it would not); an expired key
-    /// not yet reclaimed counts as there, as it holds its memory until then.
-    pub(crate) fn growth(&self, key: &[u8], len: usize) -> usize {
-        let old = self
-            .map
-            .get(key)
-            .map_or(0, |e| cost(key.len(), e.value.len()));
-        cost(key.len(), len).saturating_sub(old)
+    /// How much setting `key` to a value of `len` bytes, with a deadline or not, would grow the store (0: it
+    /// would not); an expired key not yet reclaimed counts as there, as it holds its memory until then.
+    pub(crate) fn growth(&self, key: &[u8], len: usize, has_deadline: bool) -> usize {
+        let old = self.map.get(key).map_or(0, |e| e.cost(key.len()));
+        cost(key.len(), len, has_deadline).saturating_sub(old)
+    }
+
+    /// True if `key` is there and has a deadline (`RENAME`'s new name takes it, and its cost).
+    pub(crate) fn has_deadline(&mut self, key: &[u8], now: Instant) -> bool {
+        self.live(key, now).is_some_and(|e| e.deadline.is_some())
     }
 
     /// Adds `delta` to the integer at `key` (0 if missing), keeping its deadline as Redis does.
@@ -633,8 +703,9 @@ impl Shard {
                 if len > max {
                     return Err(AppendError::TooLarge);
                 }
+                let dated = e.deadline.is_some();
                 self.account
-                    .resize(cost(key.len(), held), cost(key.len(), len))
+                    .resize(cost(key.len(), held, dated), cost(key.len(), len, dated))
                     .map_err(|Full| AppendError::Full)?;
                 let value = std::mem::take(&mut e.value);
                 let mut grown = match value.try_into_mut() {
@@ -912,7 +983,7 @@ impl Locked<'_> {
         }
     }
 
-    /// `KEYS pattern`: every live key matching `pattern` ([`glob`]), shared (not copied), in byte order (a
+    /// `KEYS pattern`: every live key matching `pattern` ([`glob`]), copied ([`Shard::keys`]), in byte order (a
     /// map's own order changes with its hash seed: the same key space would answer differently from one server
     /// to the next).
     pub(crate) fn keys(&mut self, pattern: &[u8], now: Instant) -> Vec<Bytes> {
@@ -1587,23 +1658,24 @@ mod tests {
             .unwrap()
             .unwrap();
         drop(s);
-        assert_eq!(counted(&db), cost(1, 2));
+        assert_eq!(counted(&db), cost(1, 2, false));
         // Overwritten larger, smaller, appended to: the value's length is what counts.
         db.set(b"k", b"vvvvvv", now);
-        assert_eq!(counted(&db), cost(1, 6));
+        assert_eq!(counted(&db), cost(1, 6, false));
         db.set(b"k", b"v", now);
-        assert_eq!(counted(&db), cost(1, 1));
+        assert_eq!(counted(&db), cost(1, 1, false));
         let appended = db
             .lock(shard_of(b"k"))
             .append(b"k", b"xyz", usize::MAX, now);
         assert_eq!(appended, Ok(4));
-        assert_eq!(counted(&db), cost(1, 4));
+        assert_eq!(counted(&db), cost(1, 4, false));
         // A counter created, then longer.
         assert_eq!(db.incr_by(b"n", 9, now), Ok(9));
-        assert_eq!(counted(&db), cost(1, 4) + cost(1, 1));
+        assert_eq!(counted(&db), cost(1, 4, false) + cost(1, 1, false));
         assert_eq!(db.incr_by(b"n", 1, now), Ok(10));
-        assert_eq!(counted(&db), cost(1, 4) + cost(1, 2));
-        // A deadline changes nothing; the key's reclaim after it gives its bytes back, by a sweep or a read.
+        assert_eq!(counted(&db), cost(1, 4, false) + cost(1, 2, false));
+        // A deadline costs its place in the expiry index; the key's reclaim after it gives its bytes back, by a
+        // sweep or a read.
         let soon = now + Duration::from_secs(1);
         assert!(db
             .lock(shard_of(b"n"))
@@ -1611,16 +1683,21 @@ mod tests {
         assert!(db
             .lock(shard_of(b"k"))
             .expire(b"k", soon, ExpireIf::Always, now));
-        assert_eq!(counted(&db), cost(1, 4) + cost(1, 2));
+        assert_eq!(counted(&db), cost(1, 4, true) + cost(1, 2, true));
+        assert_eq!(cost(1, 2, true), cost(1, 2, false) + DEADLINE_OVERHEAD);
         assert_eq!(db.get(b"k", soon), None);
-        assert_eq!(counted(&db), cost(1, 2), "the read that found it expired");
+        assert_eq!(
+            counted(&db),
+            cost(1, 2, true),
+            "the read that found it expired"
+        );
         assert_eq!(db.sweep(soon, SWEEP_PER_SHARD), 1);
         assert_eq!(counted(&db), 0, "the sweep");
         // Deleted: nothing left.
         for i in 0..1000u32 {
             db.set(&i.to_be_bytes(), &[b'v'; 10], now);
         }
-        assert_eq!(counted(&db), 1000 * cost(4, 10));
+        assert_eq!(counted(&db), 1000 * cost(4, 10, false));
         for i in 0..1000u32 {
             assert!(db.del(&i.to_be_bytes(), now));
         }
@@ -1632,17 +1709,90 @@ mod tests {
         db.lock_all().flush();
         assert_eq!(counted(&db), 0);
         db.set(b"k", b"v", now);
-        assert_eq!(counted(&db), cost(1, 1));
+        assert_eq!(counted(&db), cost(1, 1, false));
         let taken = db.lock(shard_of(b"k")).get_del(b"k", now);
         assert_eq!(taken.as_deref(), Some(&b"v"[..]));
         assert_eq!(counted(&db), 0);
+    }
+
+    /// Every change of a key's deadline changes its cost, and the shards' count and the quota stay exact: `SET`
+    /// with a deadline, `KEEPTTL` or none, `EXPIRE`, `PERSIST`, `GETEX`, `INCR` and `APPEND` (which keep it), a
+    /// deadline in the past (the key deleted), the reclaim after it, `DEL`, `FLUSHDB`.
+    #[test]
+    fn every_change_of_a_deadline_changes_the_keys_cost() {
+        let (db, now) = (Db::default(), t0());
+        let (soon, later) = (now + Duration::from_secs(5), now + Duration::from_secs(9));
+        let at = |key: &[u8]| db.lock(shard_of(key));
+        let set = |key: &[u8], value: &[u8], options| at(key).set(key, value, options, now);
+        let keep = SetOptions {
+            keep_ttl: true,
+            ..SetOptions::default()
+        };
+        // SET … EX on a new key, then KEEPTTL, then none, then EX on the key without one.
+        assert_eq!(set(b"k", b"vv", with_deadline(soon)), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 2, true));
+        assert_eq!(set(b"k", b"vvv", keep), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 3, true));
+        assert_eq!(set(b"k", b"v", SetOptions::default()), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 1, false));
+        assert_eq!(set(b"k", b"v", keep), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 1, false), "KEEPTTL of no deadline");
+        assert_eq!(set(b"k", b"v", with_deadline(soon)), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        assert_eq!(set(b"k", b"v", with_deadline(later)), Ok(Ok(None)));
+        assert_eq!(counted(&db), cost(1, 1, true), "a deadline moved");
+        // EXPIRE, PERSIST, and their conditions that do not hold.
+        assert!(at(b"k").persist(b"k", now));
+        assert_eq!(counted(&db), cost(1, 1, false));
+        assert!(!at(b"k").persist(b"k", now));
+        assert!(!at(b"k").expire(b"k", soon, ExpireIf::HasDeadline, now));
+        assert_eq!(counted(&db), cost(1, 1, false));
+        assert!(at(b"k").expire(b"k", soon, ExpireIf::NoDeadline, now));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        assert!(at(b"k").expire(b"k", later, ExpireIf::Later, now));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        // GETEX: a deadline, none, kept.
+        let getex = |change| at(b"k").get_ex(b"k", change, now);
+        assert_eq!(getex(Change::Persist).as_deref(), Some(&b"v"[..]));
+        assert_eq!(counted(&db), cost(1, 1, false));
+        assert_eq!(getex(Change::At(soon)).as_deref(), Some(&b"v"[..]));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        assert_eq!(getex(Change::Keep).as_deref(), Some(&b"v"[..]));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        // INCR and APPEND keep the deadline, and its cost.
+        assert_eq!(set(b"n", b"9", with_deadline(soon)), Ok(Ok(None)));
+        assert_eq!(db.incr_by(b"n", 1, now), Ok(10));
+        assert_eq!(at(b"n").append(b"n", b"0", usize::MAX, now), Ok(3));
+        assert_eq!(at(b"n").ttl(b"n", now), Ttl::Left(Duration::from_secs(5)));
+        assert_eq!(counted(&db), cost(1, 1, true) + cost(1, 3, true));
+        // A deadline not after now deletes the key: EXPIRE and GETEX.
+        assert!(at(b"n").expire(b"n", now, ExpireIf::Always, now));
+        assert_eq!(counted(&db), cost(1, 1, true));
+        assert_eq!(getex(Change::At(now)).as_deref(), Some(&b"v"[..]));
+        assert_eq!(counted(&db), 0);
+        // Reclaimed after the deadline (by a sweep, by a write to the shard), deleted, flushed.
+        for key in [&b"a"[..], b"b", b"c"] {
+            assert_eq!(set(key, b"v", with_deadline(soon)), Ok(Ok(None)));
+        }
+        assert_eq!(counted(&db), 3 * cost(1, 1, true));
+        assert!(db.del(b"a", now));
+        assert_eq!(counted(&db), 2 * cost(1, 1, true));
+        assert_eq!(db.sweep(soon, SWEEP_PER_SHARD), 2);
+        assert_eq!(counted(&db), 0);
+        for key in [&b"a"[..], b"b"] {
+            assert_eq!(set(key, b"v", with_deadline(soon)), Ok(Ok(None)));
+        }
+        db.set(b"c", b"v", now);
+        db.lock_all().flush();
+        assert_eq!(counted(&db), 0);
+        assert_eq!(db.lock_all().expiring(), 0);
     }
 
     #[test]
     fn a_write_past_the_cap_is_refused_and_changes_nothing() {
         let now = t0();
         // Room for two keys of 10 bytes and 10 bytes more.
-        let db = Db::new(2 * cost(1, 10) + 10);
+        let db = Db::new(2 * cost(1, 10, false) + 10);
         let at = |key: &[u8]| db.lock(shard_of(key));
         let set = |key: &[u8], value: &[u8]| at(key).set(key, value, SetOptions::default(), now);
         assert_eq!(set(b"a", &[b'a'; 10]), Ok(Ok(None)));
@@ -1666,8 +1816,9 @@ mod tests {
             Err(AppendError::Full)
         );
         assert_eq!(db.incr_by(b"c", 1, now), Err(IncrError::Full));
-        // What does not grow the store goes through at the cap: a value as long or shorter, a deadline, a
-        // condition that does not hold, a read, a delete.
+        // What does not grow the store goes through at the cap: a value as long or shorter, a condition that
+        // does not hold, a read, a delete; and a deadline, which does grow it, as Redis never refuses one (the
+        // one way past the cap, by its cost; `PERSIST` gives it back).
         assert_eq!(set(b"b", &[b'c'; 10]), Ok(Ok(None)));
         let nx = SetOptions {
             only_if_missing: true,
@@ -1679,11 +1830,17 @@ mod tests {
         );
         let later = now + Duration::from_secs(10);
         assert!(at(b"b").expire(b"b", later, ExpireIf::Always, now));
+        assert_eq!(counted(&db), db.cap() + DEADLINE_OVERHEAD);
+        assert_eq!(
+            set(b"c", b""),
+            Err(Full),
+            "over the cap: a write that grows it"
+        );
         assert!(at(b"b").persist(b"b", now));
         assert_eq!(db.get(b"b", now).as_deref(), Some(&[b'c'; 10][..]));
         assert_eq!(counted(&db), db.cap());
         assert_eq!(set(b"a", b"short"), Ok(Ok(None)));
-        assert_eq!(counted(&db), cost(1, 5) + cost(1, 10));
+        assert_eq!(counted(&db), cost(1, 5, false) + cost(1, 10, false));
         assert!(db.del(b"b", now));
         assert_eq!(set(b"c", &[b'c'; 10]), Ok(Ok(None)), "room again");
         assert_eq!(db.incr_by(b"n", 1, now), Err(IncrError::Full));
@@ -1698,7 +1855,7 @@ mod tests {
             .unwrap();
         let other = other.as_bytes();
         // Room for either key, not both.
-        let db = Db::new(cost(1, 10) + cost(other.len(), 10) - 1);
+        let db = Db::new(cost(1, 10, true) + cost(other.len(), 10, false) - 1);
         let soon = now + Duration::from_secs(1);
         let mut s = db.lock(shard_of(b"a"));
         s.set(b"a", &[b'a'; 10], with_deadline(soon), now)
@@ -1715,25 +1872,25 @@ mod tests {
             "the expired key was reclaimed first"
         );
         drop(s);
-        assert_eq!(counted(&db), cost(other.len(), 10));
+        assert_eq!(counted(&db), cost(other.len(), 10, false));
     }
 
     #[test]
     fn a_command_on_several_keys_on_reserved_room_happens_whole_or_not_at_all() {
         let now = t0();
-        let db = Db::new(3 * cost(1, 1));
+        let db = Db::new(3 * cost(1, 1, false));
         let keys: Vec<Bytes> = [b"a", b"b", b"c", b"d"]
             .map(|k| Bytes::from_static(k))
             .to_vec();
         let bound = |locked: &mut Locked<'_>, n: usize| {
             keys[..n]
                 .iter()
-                .map(|k| locked.with(k, |s| s.growth(k, 1)))
+                .map(|k| locked.with(k, |s| s.growth(k, 1, false)))
                 .sum::<usize>()
         };
         let mut locked = db.lock_keys(keys.iter());
         let four = bound(&mut locked, 4);
-        assert_eq!(four, 4 * cost(1, 1));
+        assert_eq!(four, 4 * cost(1, 1, false));
         assert_eq!(locked.prepaid(four, |_| unreachable!("no room")), Err(Full));
         let three = bound(&mut locked, 3);
         let done = locked.prepaid(three, |locked| {
@@ -1800,7 +1957,7 @@ mod tests {
     #[test]
     fn concurrent_writers_never_pass_the_cap() {
         let now = t0();
-        let db = Db::new(1000 * cost(8, 8));
+        let db = Db::new(1000 * cost(8, 8, false));
         let refused = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             for t in 0..4u32 {

@@ -417,7 +417,7 @@ async fn memory_budget((model, busy_poll): Variant) {
 }
 
 /// `--max-store` (Redis's `maxmemory` with `noeviction`): one client SETs distinct keys until the key space is
-/// full and gets Redis's `-OOM`, exactly where the count says (each key: its bytes, its value's and 192; under
+/// full and gets Redis's `-OOM`, exactly where the count says (each key: its bytes, its value's and 224; under
 /// `processes` each of the 2 workers' key spaces has half the cap); a DEL makes room and the next SET is taken;
 /// another client is served all along; the refusals are counted, in the final stats and on `/metrics`.
 async fn max_store((model, busy_poll): Variant) {
@@ -447,7 +447,8 @@ async fn max_store((model, busy_poll): Variant) {
         Model::Processes => CAP / 2,
         _ => CAP,
     };
-    let fits = share / (10 + 100 + 192);
+    // Each key: its 10 bytes, its value's 100 and the 224 of its entry (docs/PROTOCOL.md).
+    let fits = share / (10 + 100 + 224);
     tokio::time::timeout(Duration::from_secs(60), async {
         let mut s = TcpStream::connect(resp).await.unwrap();
         let mut other = TcpStream::connect(resp).await.unwrap();

@@ -312,7 +312,7 @@ pub(super) fn set_pairs(
 ) -> Result<(), Full> {
     let bound = pairs
         .chunks_exact(2)
-        .map(|pair| locked.with(&pair[0], |s| s.growth(&pair[0], pair[1].len())))
+        .map(|pair| locked.with(&pair[0], |s| s.growth(&pair[0], pair[1].len(), false)))
         .fold(0usize, usize::saturating_add);
     locked.prepaid(bound, |locked| {
         for pair in pairs.chunks_exact(2) {
@@ -419,11 +419,13 @@ fn rename<S: Store>(
             return Ok(Value::Integer(0));
         }
         if from != to {
-            // `to` grows by what `from` gives back: at most the difference of the names.
-            let len = locked.with(from, |s| s.strlen(from, now));
+            // `to` grows by what `from` gives back (its deadline goes with it): at most the difference of the
+            // names.
+            let (len, dated) =
+                locked.with(from, |s| (s.strlen(from, now), s.has_deadline(from, now)));
             let bound = locked
-                .with(to, |s| s.growth(to, len))
-                .saturating_sub(cost(from.len(), len));
+                .with(to, |s| s.growth(to, len, dated))
+                .saturating_sub(cost(from.len(), len, dated));
             locked.prepaid(bound, |locked| {
                 if let Some((value, deadline)) = locked.with(from, |s| s.take(from, now)) {
                     // On reserved room: never refused.

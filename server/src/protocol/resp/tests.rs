@@ -597,6 +597,77 @@ fn getex_getdel_msetnx_and_expireat_follow_redis() {
     assert_eq!(say(&mut s, "GET f\r\n", at(300)), "$-1\r\n");
 }
 
+/// A deadline costs its place in the expiry index (`DEADLINE_OVERHEAD`), counted through every command that
+/// gives, keeps, moves or removes one. The commands redis-server 7.0.15 flags `denyoom` (`SET`, `SETEX`,
+/// `PSETEX`: `COMMAND INFO`) are refused when the deadline would pass the cap; those it does not (`EXPIRE`,
+/// `PERSIST`, `GETEX`, `RENAME`'s deadline moving with the key) are never refused, and may take the count past
+/// the cap by a deadline each, after which every write that grows it is refused until it is back under.
+#[test]
+fn deadlines_count_at_max_store_and_only_denyoom_commands_are_refused() {
+    use crate::store::{cost, DEADLINE_OVERHEAD};
+    const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    let cap = cost(1, 10, true) + cost(1, 10, false);
+    let mut s = session(Limits {
+        max_store: cap,
+        ..Limits::default()
+    });
+    let used = |s: &RespSession| s.shared.db.used();
+    assert_eq!(
+        talk(&mut s, "SETEX a 100 aaaaaaaaaa\r\nSET b bbbbbbbbbb\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(used(&s), cap);
+    // A deadline more, by a command Redis flags denyoom: refused.
+    for send in [
+        "PSETEX b 100000 bbbbbbbbbb\r\n",
+        "SETEX b 100 bbbbbbbbbb\r\n",
+        "SET b bbbbbbbbbb EX 100\r\n",
+        "SET b bbbbbbbbbb PXAT 99999999999999\r\n",
+    ] {
+        assert_eq!(talk(&mut s, send), OOM, "{send:?}");
+    }
+    assert_eq!(talk(&mut s, "TTL b\r\n"), ":-1\r\n");
+    // KEEPTTL and a moved deadline do not grow it.
+    assert_eq!(
+        talk(
+            &mut s,
+            "SET a aaaaaaaaaa KEEPTTL\r\nSET b bbbbbbbbbb KEEPTTL\r\nEXPIRE a 200\r\n"
+        ),
+        "+OK\r\n+OK\r\n:1\r\n"
+    );
+    assert_eq!(used(&s), cap);
+    // EXPIRE and GETEX are never refused: counted past the cap, given back by PERSIST.
+    assert_eq!(talk(&mut s, "EXPIRE b 100\r\n"), ":1\r\n");
+    assert_eq!(used(&s), cap + DEADLINE_OVERHEAD);
+    assert_eq!(
+        talk(&mut s, "SET c x\r\nAPPEND b x\r\n"),
+        format!("{OOM}{OOM}")
+    );
+    assert_eq!(talk(&mut s, "PERSIST b\r\n"), ":1\r\n");
+    assert_eq!(used(&s), cap);
+    for send in ["GETEX b EX 100\r\n", "PEXPIREAT b 99999999999999\r\n"] {
+        talk(&mut s, send);
+        assert_eq!(used(&s), cap + DEADLINE_OVERHEAD, "{send:?}");
+        assert_eq!(talk(&mut s, "GETEX b PERSIST\r\n"), "$10\r\nbbbbbbbbbb\r\n");
+        assert_eq!(used(&s), cap, "{send:?}");
+    }
+    // RENAME: the new name takes the deadline and its cost.
+    assert_eq!(talk(&mut s, "RENAME a z\r\nTTL z\r\n"), "+OK\r\n:200\r\n");
+    assert_eq!(used(&s), cap);
+    assert_eq!(talk(&mut s, "RENAMENX z a\r\n"), ":1\r\n");
+    assert_eq!(used(&s), cap);
+    // A SET without a deadline gives its cost back; DEL and FLUSHALL give back the rest.
+    assert_eq!(talk(&mut s, "SET a aaaaaaaaaa\r\n"), "+OK\r\n");
+    assert_eq!(used(&s), cap - DEADLINE_OVERHEAD);
+    assert_eq!(talk(&mut s, "EXPIRE a 100\r\nDEL a\r\n"), ":1\r\n:1\r\n");
+    assert_eq!(used(&s), cost(1, 10, false));
+    assert_eq!(
+        talk(&mut s, "SETEX c 100 x\r\nFLUSHALL\r\n"),
+        "+OK\r\n+OK\r\n"
+    );
+    assert_eq!(used(&s), 0);
+}
+
 /// `--max-store` as Redis's `maxmemory` with `noeviction`: every command that would grow the key space past the
 /// cap gets Redis's `-OOM` (the text of redis-server 7.0.15 started with `--maxmemory 1mb --maxmemory-policy
 /// noeviction`) and changes nothing; reads, deletes, deadlines and writes that do not grow it go on; inside
@@ -605,7 +676,7 @@ fn getex_getdel_msetnx_and_expireat_follow_redis() {
 fn writes_past_max_store_get_redis_oom_and_change_nothing() {
     use crate::store::cost;
     const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
-    let cap = 2 * cost(1, 10);
+    let cap = 2 * cost(1, 10, false);
     let mut s = session(Limits {
         max_store: cap,
         ..Limits::default()
@@ -689,7 +760,7 @@ fn writes_past_max_store_get_redis_oom_and_change_nothing() {
         talk(&mut b, "FLUSHALL\r\nMSET c x d y\r\n"),
         "+OK\r\n+OK\r\n"
     );
-    assert_eq!(s.shared.db.used(), 2 * cost(1, 1));
+    assert_eq!(s.shared.db.used(), 2 * cost(1, 1, false));
     assert_eq!(
         s.shared.stats.get(Counter::StoreRefused),
         refused.len() as u64 + 3
