@@ -41,6 +41,8 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
         K::Refused => ErrorKind::Refused,
         K::Reset => ErrorKind::Reset,
         K::Closed => ErrorKind::Closed,
+        // The SDK names the limit a reply went over: over the client's reply limit, it is no mismatch.
+        K::Protocol if e.limit() == Some(sockpool::codec::Limit::Reply) => ErrorKind::ReplyTooLarge,
         K::Protocol => ErrorKind::Protocol,
         K::Tls => ErrorKind::Tls,
         K::Server => ErrorKind::ServerError,

@@ -204,8 +204,11 @@ impl LoadRunner {
                 .map_or(String::new(), |(kind, text)| {
                     format!(": e.g. {}: {text}", kind.name())
                 });
+            let advice = errors
+                .reply_limit_hint()
+                .map_or(String::new(), |h| format!(" ({h})"));
             return Err(TuneError::Target(format!(
-                "the first request to {target} failed ({}){said}",
+                "the first request to {target} failed ({}){said}{advice}",
                 kinds.join(", ")
             )));
         };
