@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::{CodecError, Decode, Encode};
 use sockpool::protocol::Protocol;
-use sockpool::{Client, Pipelined, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use sockpool::{BufferConfig, Client, Pipelined, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 use tokio::time::Instant;
 
 use futures::future::LocalBoxFuture;
@@ -208,6 +208,14 @@ impl Protocol for Lines {
         }
     }
 
+    /// Each line bounded by `max_reply` too, as the SDK's line protocol bounds its one.
+    fn codec_with_max_reply(&self, max_reply: usize) -> LinesCodec {
+        LinesCodec {
+            inner: sockpool::codec::line::LineCodec::new(self.max_len).with_max_reply(max_reply),
+            ..self.codec()
+        }
+    }
+
     fn name(&self) -> &'static str {
         "line"
     }
@@ -325,6 +333,18 @@ impl Transport for UdpTransport {
             pool_wait: None,
             written,
         }
+    }
+}
+
+/// RESP with the run's reply limit (`--max-reply`). A bulk string may be as large as the reply (a `GET`'s
+/// reply is one): with the SDK's bulk limit alone (512 MiB, Redis's default `proto-max-bulk-len`), raising
+/// the reply limit could not measure a `GET` of a larger value from a server configured to store one.
+pub fn resp(config: &Config) -> sockpool::protocol::Resp {
+    use sockpool::codec::resp::{Limits, DEFAULT_MAX_BULK};
+    sockpool::protocol::Resp {
+        limits: Limits::default()
+            .with_max_reply(config.max_reply)
+            .with_max_bulk(DEFAULT_MAX_BULK.max(config.max_reply)),
     }
 }
 
@@ -495,6 +515,7 @@ fn run_client(config: &Config) -> sockpool::ClientConfig {
                 .with_total(None),
         )
         .with_socket(socket_options(config))
+        .with_buffers(BufferConfig::default().with_max_reply(config.max_reply))
         .with_retry(RetryPolicy::none())
 }
 
@@ -548,7 +569,7 @@ pub fn drive(
     embedded: bool,
     signals: Signals,
 ) -> Result<RunResult, RunError> {
-    use sockpool::protocol::{Echo, Framed, Resp};
+    use sockpool::protocol::{Echo, Framed};
     let per_reply = match config.request {
         RequestSpec::Line { reply_lines, .. } => reply_lines,
         _ => 1,
@@ -557,7 +578,7 @@ pub fn drive(
         Proto::Framed => sdk(Framed::default(), config, target, embedded, signals),
         Proto::Echo => sdk(Echo, config, target, embedded, signals),
         Proto::Line => sdk(Lines::new(per_reply), config, target, embedded, signals),
-        Proto::Resp => sdk(Resp::default(), config, target, embedded, signals),
+        Proto::Resp => sdk(resp(config), config, target, embedded, signals),
         Proto::Http => sdk(http(&host_of(target)), config, target, embedded, signals),
         Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))

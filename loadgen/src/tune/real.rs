@@ -63,6 +63,7 @@ impl LoadRunner {
             nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
             send_buffer: cell.send_buffer.map(|n| n.to_string()),
             recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
+            max_reply: Some(cell.max_reply.to_string()),
             rate: cell.rate,
             quiet: true,
             ..RunArgs::default()
