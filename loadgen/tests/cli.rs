@@ -42,7 +42,7 @@ fn run_without_target_uses_the_embedded_server_and_honours_flags() {
 
 #[test]
 fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
-    let cases: [(&[&str], &str); 19] = [
+    let cases: [(&[&str], &str); 20] = [
         // Checked before the search (against a port nothing listens on: no cell runs), not after it.
         (
             &[
@@ -145,8 +145,13 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
             "--max-reply 0: from 1 byte to 1 TiB (1099511627776 bytes)",
         ),
         (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "2048G"],
+            "--max-reply 2048G: from 1 byte to 1 TiB (1099511627776 bytes)",
+        ),
+        // The CLI's sizes stop at G (as every size flag's): a TiB is written 1024G.
+        (
             &["run", "-t", "127.0.0.1:1", "--max-reply", "2TiB"],
-            "--max-reply 2TiB: from 1 byte to 1 TiB (1099511627776 bytes)",
+            "--max-reply: \"2TiB\": unknown size unit \"TiB\"",
         ),
         (
             &["run", "-t", "127.0.0.1:1", "--max-reply", "lots"],

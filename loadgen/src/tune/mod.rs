@@ -365,7 +365,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub payload: Option<String>,
     /// The most one reply may hold in every cell (`2GiB`), as `run --max-reply` takes it; the recommendation
-    /// carries it (`buffers.max_reply`). From 1 byte to 1 TiB. Default: 1GiB.
+    /// carries it (`buffers.max_reply`). From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
     #[arg(long, value_name = "SIZE")]
     pub max_reply: Option<String>,
     /// Write the JSON document (every cell) to FILE, or to stdout with `-`.
