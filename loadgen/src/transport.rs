@@ -336,15 +336,16 @@ impl Transport for UdpTransport {
     }
 }
 
-/// RESP with the run's reply limit (`--max-reply`). A bulk string may be as large as the reply (a `GET`'s
-/// reply is one): with the SDK's bulk limit alone (512 MiB, Redis's default `proto-max-bulk-len`), raising
-/// the reply limit could not measure a `GET` of a larger value from a server configured to store one.
+/// RESP with the run's reply limit (`--max-reply`), which bounds each bulk string too: a bulk is part of its
+/// reply. The SDK's own bulk limit (512 MiB, Redis's default `proto-max-bulk-len`) is lifted, so that it never
+/// fires first: a `GET` of a value over it could not be measured whatever `--max-reply` said, and its error
+/// (a bulk over its limit, not the reply) was reported as a protocol mismatch. The reply limit, checked from
+/// the bulk's length line before its bytes arrive, bounds memory as before.
 pub fn resp(config: &Config) -> sockpool::protocol::Resp {
-    use sockpool::codec::resp::{Limits, DEFAULT_MAX_BULK};
     sockpool::protocol::Resp {
-        limits: Limits::default()
+        limits: sockpool::codec::resp::Limits::default()
             .with_max_reply(config.max_reply)
-            .with_max_bulk(DEFAULT_MAX_BULK.max(config.max_reply)),
+            .with_max_bulk(usize::MAX),
     }
 }
 
@@ -583,5 +584,56 @@ pub fn drive(
         Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::RunArgs;
+    use sockpool::codec::{Decode, Limit};
+
+    /// The limit a bulk of `len` bytes goes over in a run with `--max-reply` `max_reply` (`None`: the default).
+    fn refused_bulk(max_reply: Option<&str>, len: u64) -> Limit {
+        let args = RunArgs {
+            target: Some("127.0.0.1:6379".into()),
+            max_reply: max_reply.map(str::to_string),
+            ..RunArgs::default()
+        };
+        let config = Config::from_args(&args).unwrap();
+        let mut codec = resp(&config).codec_with_max_reply(config.max_reply);
+        let mut buf = bytes::BytesMut::from(format!("${len}\r\n").as_bytes());
+        match codec.decode(&mut buf) {
+            Err(CodecError::TooLarge { what, .. }) => what,
+            other => panic!("{max_reply:?} {len}: {other:?}"),
+        }
+    }
+
+    /// A bulk over `--max-reply` is a reply over its limit, never a bulk over the SDK's bulk limit: with the
+    /// default 1 GiB, a 1.2 GiB value was refused as a bulk over its limit (the bulk limit had been raised to
+    /// the reply limit, and is checked first), which the report blamed on the protocol.
+    #[test]
+    fn a_bulk_over_the_reply_limit_names_the_reply_limit() {
+        for (max_reply, len) in [
+            (None, 1_288_490_188),
+            (Some("4KiB"), 5000),
+            (Some("1024G"), (1 << 40) + 1),
+            (Some("2G"), u64::MAX >> 2),
+        ] {
+            assert_eq!(
+                refused_bulk(max_reply, len),
+                Limit::Reply,
+                "{max_reply:?} {len}"
+            );
+        }
+        // Within the reply limit, a bulk over the SDK's 512 MiB is taken (its bytes are awaited).
+        let config = Config::from_args(&RunArgs {
+            target: Some("127.0.0.1:6379".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        let mut codec = resp(&config).codec_with_max_reply(config.max_reply);
+        let mut buf = bytes::BytesMut::from(&b"$629145600\r\n"[..]);
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
     }
 }
