@@ -30,8 +30,9 @@
 //!   generator) keeps the connection instead ([`keep_open_after_timeout`](Pipelined::keep_open_after_timeout)):
 //!   a timed-out request keeps its place until its late reply arrives, and [`pending`](Pipelined::pending)
 //!   counts it.
-//! - **Replies are bounded** as a [`Client`](crate::Client)'s are: each by 1 GiB as a whole, or by the
-//!   client config's [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) given to
+//! - **Replies are bounded** as a [`Client`](crate::Client)'s are: each by its codec's limits (1 GiB as a
+//!   whole for the built-in protocols), or by a client config's
+//!   [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) given to
 //!   [`set_max_reply`](Pipelined::set_max_reply); one over it fails with [`Error::limit`] `Some(Limit::Reply)`.
 //! - **Errors name their phase** with the SDK's [`Error`]: [`Phase::Write`] when the request was not all
 //!   written, [`Phase::Read`] when it was and no byte of its reply arrived, [`Phase::Request`] when part did;
@@ -47,7 +48,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::codec::{Encode, Limit, DEFAULT_MAX_REPLY};
+use crate::codec::{Encode, Limit};
 use crate::connection::flight::{Broken, Flight};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite};
@@ -154,7 +155,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
         Pipelined {
             // Room for one request each: what a connection at depth 1 ever needs (an empty `VecDeque` grows to
             // four on its first push); deeper ones grow with their depth.
-            flight: Flight::new(protocol.codec_with_max_reply(DEFAULT_MAX_REPLY), 1),
+            flight: Flight::new(protocol.codec(), 1),
             protocol,
             stream,
             rbuf: BytesMut::new(),
@@ -178,7 +179,9 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// [`Error::limit`] [`Limit::Reply`], refused from the size the server announces, before those bytes
     /// arrive, and the connection ends. The protocol's own limits still apply (the smaller wins). From 1 to
     /// [`MAX_REPLY_LIMIT`](crate::config::MAX_REPLY_LIMIT); set before the first request (the codec is made
-    /// anew). Default: 1 GiB ([`DEFAULT_MAX_REPLY`]), as a client's.
+    /// anew). Default: the protocol's codec's own limits (the built-in protocols bound a reply by 1 GiB,
+    /// [`DEFAULT_MAX_REPLY`](crate::codec::DEFAULT_MAX_REPLY), as a client's default; a
+    /// [`Resp`](crate::protocol::Resp) with a larger `limits.max_reply` keeps it).
     pub fn set_max_reply(&mut self, max_reply: usize) -> Result<(), Error> {
         crate::BufferConfig::default()
             .with_max_reply(max_reply)
