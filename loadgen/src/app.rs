@@ -152,6 +152,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         if let Some(line) = unsent_line(&result, &verdict) {
             eprintln!("sockpool-loadgen: {line}");
         }
+        if let Some(line) = result.total.errors.reply_limit_hint() {
+            eprintln!("sockpool-loadgen: {line}");
+        }
         // Replies came, and not one was right: as likely another protocol's server as a broken one, unless
         // they decoded and failed only what was asked of them (`--expect`, an HTTP status): a `GET` of a
         // missing key against `--expect x` is no protocol mismatch.

@@ -60,7 +60,8 @@ Exit status:
   1  a threshold was crossed (the report and stderr name which)
   2  bad usage: a flag is wrong, or an input or output file cannot be used, or --start-at is past by more
      than the warm-up
-  3  the target never answered: no connection could be opened, or no request got a reply
+  3  the target never answered: no connection could be opened, or no request got a reply (a reply refused
+     over --max-reply is none: stderr says so and names the flag)
   130  interrupted before anything was measured (Ctrl-C waiting for --start-at or in the warm-up), or twice
 
 Nothing is sent after --duration: in an open loop behind its schedule, requests still waiting for a connection
@@ -128,6 +129,13 @@ pub struct RunArgs {
     /// SO_RCVBUF in bytes. Default: the OS default.
     #[arg(long)]
     pub recv_buffer: Option<String>,
+    /// The most one reply may hold (`64KiB`, `2GiB`), as the SDK's `buffers.max_reply`: a reply announcing more
+    /// is refused before its bytes arrive, counted as a `reply_too_large` error, and its connection is
+    /// reopened. Raise it to measure larger values (resp: a bulk string may be as large as the reply; the other
+    /// protocols keep their own limits: http bodies 1 MiB, framed frames 16 MiB, lines 64 KiB); lower it to
+    /// bound what a run may hold. From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_reply: Option<String>,
     /// TCP keepalive idle time, e.g. `30s`: whole seconds from 1s to 32767s. Default: off.
     #[arg(long)]
     pub keepalive: Option<String>,
@@ -287,6 +295,26 @@ mod tests {
                 ramp.contains(bound),
                 "{bound:?} missing in --ramp's help:{ramp}"
             );
+        }
+    }
+
+    #[test]
+    fn run_and_tune_help_give_max_reply_its_bounds_and_default() {
+        // `config::max_reply` refuses 0 and more than the SDK's 1 TiB; the default is the SDK's 1 GiB.
+        let tune = Cli::command()
+            .find_subcommand_mut("tune")
+            .expect("tune")
+            .render_long_help()
+            .to_string();
+        for (name, help) in [("run", run_help()), ("tune", tune)] {
+            let flag = help
+                .split("--max-reply <SIZE>")
+                .nth(1)
+                .and_then(|rest| rest.split("\n      --").next())
+                .unwrap_or_else(|| panic!("--max-reply in {name} --help:\n{help}"));
+            for needle in ["1 byte to 1 TiB", "Default: 1GiB"] {
+                assert!(flag.contains(needle), "{name}: {needle:?} missing:{flag}");
+            }
         }
     }
 

@@ -62,6 +62,9 @@ pub mod defaults {
     /// The most payload bytes the run may hold in flight (`--connections` × `--pipeline` × the largest
     /// `--payload`): each request in flight is kept encoded by its connection. 1 GiB.
     pub const MAX_IN_FLIGHT: usize = 1 << 30;
+    /// The most one reply may hold (`--max-reply`, the SDK's `buffers.max_reply`). Default: 1 GiB
+    /// ([`sockpool::codec::DEFAULT_MAX_REPLY`]).
+    pub const MAX_REPLY: usize = sockpool::codec::DEFAULT_MAX_REPLY;
     /// The embedded benchmark's duration. Default: 3 s.
     pub const EMBEDDED_DURATION: Duration = Duration::from_secs(3);
     /// The embedded benchmark's warm-up. Default: 500 ms.
@@ -579,6 +582,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Socket options.
     pub socket: Socket,
+    /// The most one reply may hold, bytes (`--max-reply`). Default: 1 GiB.
+    pub max_reply: usize,
     /// TLS, when the target speaks it.
     pub tls: Option<Tls>,
     /// Pacing.
@@ -654,6 +659,20 @@ fn at_most(flag: &str, d: Duration) -> Result<Duration, ConfigError> {
         )));
     }
     Ok(d)
+}
+
+/// `--max-reply` as given (`4KiB`), refused where the SDK would refuse the client
+/// ([`sockpool::config::MAX_REPLY_LIMIT`]): 0 failed every request, and above 1 TiB it bounds nothing.
+pub(crate) fn max_reply(given: &str) -> Result<usize, ConfigError> {
+    let n = parse_size(given).map_err(|e| bad(format!("--max-reply: {e}")))?;
+    let max = sockpool::config::MAX_REPLY_LIMIT;
+    if n == 0 || n > max {
+        return Err(bad(format!(
+            "--max-reply {}: from 1 byte to 1 TiB ({max} bytes), the most one reply may hold",
+            given.trim()
+        )));
+    }
+    Ok(n)
 }
 
 fn positive(flag: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
@@ -880,6 +899,10 @@ impl Config {
                 .map(keepalive)
                 .transpose()?,
         };
+        let max_reply = match &a.max_reply {
+            Some(given) => max_reply(given)?,
+            None => defaults::MAX_REPLY,
+        };
 
         let request = Self::request(&a.service, protocol, hints.path)?;
         let check = Self::check(&a.service, protocol)?;
@@ -937,6 +960,7 @@ impl Config {
             timeout,
             connect_timeout,
             socket,
+            max_reply,
             tls,
             load,
             request,

@@ -71,6 +71,8 @@ pub struct Pipeline<P: Speak> {
     connections: usize,
     /// Requests in flight on each (`--pipeline`).
     depth: usize,
+    /// The most one reply may hold (`--max-reply`), given to each connection.
+    max_reply: usize,
 }
 
 /// What the load generator keeps of a request in flight: the token it sends with it. Kept to 56 bytes: it is
@@ -158,6 +160,7 @@ impl<P: Speak> Pipeline<P> {
             endpoint,
             connections,
             depth: config.pipeline.max(1),
+            max_reply: config.max_reply,
         })
     }
 
@@ -253,6 +256,10 @@ impl<P: Speak> Pipeline<P> {
         again: &mut Vec<Due>,
     ) -> End {
         let mut conn = Pipelined::new(stream, self.protocol.clone(), feed.timeout());
+        // Checked with the flags (`config::max_reply`), and nothing is sent yet: this cannot fail.
+        if let Err(e) = conn.set_max_reply(self.max_reply) {
+            return End::Failed(e.to_string());
+        }
         if feed.keeps_connections_after_timeout() {
             conn.keep_open_after_timeout();
         }

@@ -42,6 +42,10 @@ pub enum ErrorKind {
     Timeout(Phase),
     /// The reply could not be parsed (or did not match the request).
     Protocol,
+    /// The reply was over the reply limit (`--max-reply`, the SDK's `buffers.max_reply`): refused from the size
+    /// the server announced, before its bytes arrived. The server answered, in the protocol; the limit is the
+    /// question.
+    ReplyTooLarge,
     /// The server answered with an error (framed status ≠ OK, HTTP ≥ 400 outside `--expect-status`, a RESP
     /// error reply).
     ServerError,
@@ -58,7 +62,7 @@ pub enum ErrorKind {
     Other,
 }
 
-const KINDS: [ErrorKind; 15] = [
+const KINDS: [ErrorKind; 16] = [
     ErrorKind::Refused,
     ErrorKind::Reset,
     ErrorKind::Closed,
@@ -69,6 +73,7 @@ const KINDS: [ErrorKind; 15] = [
     ErrorKind::Timeout(Phase::Read),
     ErrorKind::Timeout(Phase::Request),
     ErrorKind::Protocol,
+    ErrorKind::ReplyTooLarge,
     ErrorKind::ServerError,
     ErrorKind::BadReply,
     ErrorKind::Tls,
@@ -97,6 +102,7 @@ impl ErrorKind {
             ErrorKind::Timeout(Phase::Read) => "timeout_read",
             ErrorKind::Timeout(Phase::Request) => "timeout_request",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::ReplyTooLarge => "reply_too_large",
             ErrorKind::ServerError => "server_error",
             ErrorKind::BadReply => "bad_reply",
             ErrorKind::Tls => "tls",
@@ -156,7 +162,8 @@ impl ErrorCounts {
     /// parse as `protocol`, connections that opened but whose requests only timed out (a server that waits
     /// for a different framing) or that the server closed without a reply (one that refused another
     /// protocol's bytes, as a framed server does an echo request), or UDP datagrams to a port where nothing
-    /// receives UDP. `None` when the errors point elsewhere (refused, reset, TLS …).
+    /// receives UDP. `None` when the errors point elsewhere (refused, reset, TLS, replies over the reply limit
+    /// …).
     pub fn no_reply_cause(&self, protocol: &str) -> Option<String> {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
@@ -167,7 +174,8 @@ impl ErrorCounts {
             + self.get(ErrorKind::Timeout(Phase::Connect))
             + self.get(ErrorKind::Timeout(Phase::TlsHandshake))
             + self.get(ErrorKind::Tls);
-        if unparsed == 0 && self.unread() {
+        // Replies over the reply limit came in the protocol: the limit is the cause, not the protocol.
+        if (unparsed == 0 && self.unread()) || self.get(ErrorKind::ReplyTooLarge) > 0 {
             return None;
         }
         if unparsed > 0 {
@@ -201,9 +209,26 @@ impl ErrorCounts {
         unwritten > 0 && unwritten >= unanswered
     }
 
-    /// [`no_reply_cause`](Self::no_reply_cause) as advice for a run that got no reply at all, or that the
-    /// server read no request.
+    /// When replies were refused for being over the reply limit ([`ErrorKind::ReplyTooLarge`]): that, and
+    /// the flag that raises it. The server did answer, in the protocol: no mismatch to suspect.
+    pub fn reply_limit_hint(&self) -> Option<String> {
+        let n = self.get(ErrorKind::ReplyTooLarge);
+        (n > 0).then(|| {
+            format!(
+                "{n} repl{} over the reply limit, refused from the size the server announced; raise \
+                 --max-reply (the SDK's buffers.max_reply) to take larger replies",
+                if n == 1 { "y was" } else { "ies were" }
+            )
+        })
+    }
+
+    /// Advice for a run that got no reply at all, or that the server read no request: replies over the reply
+    /// limit ([`reply_limit_hint`](Self::reply_limit_hint)), a protocol mismatch
+    /// ([`no_reply_cause`](Self::no_reply_cause)), or a server that reads nothing.
     pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
+        if let Some(hint) = self.reply_limit_hint() {
+            return Some(hint);
+        }
         match self.no_reply_cause(protocol) {
             Some(cause) => Some(format!(
                 "protocol mismatch? {cause}; check --protocol (framed echo line http resp udp)"
@@ -721,6 +746,56 @@ mod tests {
             ]),
             None,
             "an unreachable host"
+        );
+    }
+
+    /// Replies refused over `--max-reply` came in the protocol: the hint names the limit and the flag, never a
+    /// mismatch, whatever else the refused connections' requests failed with; without them the mismatch hints
+    /// are as before.
+    #[test]
+    fn replies_over_the_reply_limit_name_the_flag_not_a_protocol_mismatch() {
+        let of = |kinds: &[(ErrorKind, u64)]| {
+            let mut e = ErrorCounts::default();
+            for &(k, n) in kinds {
+                e.add_n(k, n);
+            }
+            e
+        };
+        for kinds in [
+            &[(ErrorKind::ReplyTooLarge, 16)][..],
+            &[(ErrorKind::ReplyTooLarge, 1), (ErrorKind::Closed, 7)],
+            &[(ErrorKind::ReplyTooLarge, 3), (ErrorKind::Protocol, 1)],
+            &[
+                (ErrorKind::ReplyTooLarge, 2),
+                (ErrorKind::Timeout(Phase::Read), 5),
+            ],
+        ] {
+            let e = of(kinds);
+            let hint = e.protocol_mismatch_hint("resp").expect("a hint");
+            assert!(
+                hint.contains("over the reply limit") && hint.contains("raise --max-reply"),
+                "{kinds:?}: {hint}"
+            );
+            assert!(!hint.contains("protocol mismatch"), "{kinds:?}: {hint}");
+            assert_eq!(e.no_reply_cause("resp"), None, "{kinds:?}");
+            assert_eq!(e.reply_limit_hint(), Some(hint));
+        }
+        let hint = of(&[(ErrorKind::ReplyTooLarge, 1)])
+            .reply_limit_hint()
+            .unwrap();
+        assert!(hint.starts_with("1 reply was over"), "{hint}");
+        assert_eq!(of(&[(ErrorKind::Protocol, 3)]).reply_limit_hint(), None);
+        assert_eq!(
+            ErrorKind::by_name("reply_too_large"),
+            Some(ErrorKind::ReplyTooLarge)
+        );
+        // A real mismatch keeps its hint.
+        let hint = of(&[(ErrorKind::Protocol, 3)])
+            .protocol_mismatch_hint("resp")
+            .unwrap();
+        assert!(
+            hint.contains("protocol mismatch?") && hint.contains("its replies are not resp"),
+            "{hint}"
         );
     }
 

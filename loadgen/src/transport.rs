@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sockpool::codec::{CodecError, Decode, Encode};
 use sockpool::protocol::Protocol;
-use sockpool::{Client, Pipelined, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
+use sockpool::{BufferConfig, Client, Pipelined, PoolConfig, RetryPolicy, SocketOptions, Timeouts};
 use tokio::time::Instant;
 
 use futures::future::LocalBoxFuture;
@@ -41,6 +41,8 @@ pub fn classify(e: &sockpool::Error) -> ErrorKind {
         K::Refused => ErrorKind::Refused,
         K::Reset => ErrorKind::Reset,
         K::Closed => ErrorKind::Closed,
+        // The SDK names the limit a reply went over: over the client's reply limit, it is no mismatch.
+        K::Protocol if e.limit() == Some(sockpool::codec::Limit::Reply) => ErrorKind::ReplyTooLarge,
         K::Protocol => ErrorKind::Protocol,
         K::Tls => ErrorKind::Tls,
         K::Server => ErrorKind::ServerError,
@@ -206,6 +208,14 @@ impl Protocol for Lines {
         }
     }
 
+    /// Each line bounded by `max_reply` too, as the SDK's line protocol bounds its one.
+    fn codec_with_max_reply(&self, max_reply: usize) -> LinesCodec {
+        LinesCodec {
+            inner: sockpool::codec::line::LineCodec::new(self.max_len).with_max_reply(max_reply),
+            ..self.codec()
+        }
+    }
+
     fn name(&self) -> &'static str {
         "line"
     }
@@ -323,6 +333,19 @@ impl Transport for UdpTransport {
             pool_wait: None,
             written,
         }
+    }
+}
+
+/// RESP with the run's reply limit (`--max-reply`), which bounds each bulk string too: a bulk is part of its
+/// reply. The SDK's own bulk limit (512 MiB, Redis's default `proto-max-bulk-len`) is lifted, so that it never
+/// fires first: a `GET` of a value over it could not be measured whatever `--max-reply` said, and its error
+/// (a bulk over its limit, not the reply) was reported as a protocol mismatch. The reply limit, checked from
+/// the bulk's length line before its bytes arrive, bounds memory as before.
+pub fn resp(config: &Config) -> sockpool::protocol::Resp {
+    sockpool::protocol::Resp {
+        limits: sockpool::codec::resp::Limits::default()
+            .with_max_reply(config.max_reply)
+            .with_max_bulk(usize::MAX),
     }
 }
 
@@ -493,6 +516,7 @@ fn run_client(config: &Config) -> sockpool::ClientConfig {
                 .with_total(None),
         )
         .with_socket(socket_options(config))
+        .with_buffers(BufferConfig::default().with_max_reply(config.max_reply))
         .with_retry(RetryPolicy::none())
 }
 
@@ -546,7 +570,7 @@ pub fn drive(
     embedded: bool,
     signals: Signals,
 ) -> Result<RunResult, RunError> {
-    use sockpool::protocol::{Echo, Framed, Resp};
+    use sockpool::protocol::{Echo, Framed};
     let per_reply = match config.request {
         RequestSpec::Line { reply_lines, .. } => reply_lines,
         _ => 1,
@@ -555,10 +579,61 @@ pub fn drive(
         Proto::Framed => sdk(Framed::default(), config, target, embedded, signals),
         Proto::Echo => sdk(Echo, config, target, embedded, signals),
         Proto::Line => sdk(Lines::new(per_reply), config, target, embedded, signals),
-        Proto::Resp => sdk(Resp::default(), config, target, embedded, signals),
+        Proto::Resp => sdk(resp(config), config, target, embedded, signals),
         Proto::Http => sdk(http(&host_of(target)), config, target, embedded, signals),
         Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::RunArgs;
+    use sockpool::codec::{Decode, Limit};
+
+    /// The limit a bulk of `len` bytes goes over in a run with `--max-reply` `max_reply` (`None`: the default).
+    fn refused_bulk(max_reply: Option<&str>, len: u64) -> Limit {
+        let args = RunArgs {
+            target: Some("127.0.0.1:6379".into()),
+            max_reply: max_reply.map(str::to_string),
+            ..RunArgs::default()
+        };
+        let config = Config::from_args(&args).unwrap();
+        let mut codec = resp(&config).codec_with_max_reply(config.max_reply);
+        let mut buf = bytes::BytesMut::from(format!("${len}\r\n").as_bytes());
+        match codec.decode(&mut buf) {
+            Err(CodecError::TooLarge { what, .. }) => what,
+            other => panic!("{max_reply:?} {len}: {other:?}"),
+        }
+    }
+
+    /// A bulk over `--max-reply` is a reply over its limit, never a bulk over the SDK's bulk limit: with the
+    /// default 1 GiB, a 1.2 GiB value was refused as a bulk over its limit (the bulk limit had been raised to
+    /// the reply limit, and is checked first), which the report blamed on the protocol.
+    #[test]
+    fn a_bulk_over_the_reply_limit_names_the_reply_limit() {
+        for (max_reply, len) in [
+            (None, 1_288_490_188),
+            (Some("4KiB"), 5000),
+            (Some("1024G"), (1 << 40) + 1),
+            (Some("2G"), u64::MAX >> 2),
+        ] {
+            assert_eq!(
+                refused_bulk(max_reply, len),
+                Limit::Reply,
+                "{max_reply:?} {len}"
+            );
+        }
+        // Within the reply limit, a bulk over the SDK's 512 MiB is taken (its bytes are awaited).
+        let config = Config::from_args(&RunArgs {
+            target: Some("127.0.0.1:6379".into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        let mut codec = resp(&config).codec_with_max_reply(config.max_reply);
+        let mut buf = bytes::BytesMut::from(&b"$629145600\r\n"[..]);
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
     }
 }

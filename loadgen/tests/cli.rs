@@ -42,7 +42,7 @@ fn run_without_target_uses_the_embedded_server_and_honours_flags() {
 
 #[test]
 fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 20] = [
         // Checked before the search (against a port nothing listens on: no cell runs), not after it.
         (
             &[
@@ -138,6 +138,42 @@ fn bad_or_conflicting_flags_get_one_clear_message_and_exit_2() {
             ],
             "--command CLIENT REPLY is not answered by one reply",
         ),
+        // The reply limit: 0 failed every request, above the SDK's 1 TiB it bounds nothing; refused before
+        // anything connects, by `run` and by `tune`, as the SDK refuses such a client.
+        (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "0"],
+            "--max-reply 0: from 1 byte to 1 TiB (1099511627776 bytes)",
+        ),
+        (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "2048G"],
+            "--max-reply 2048G: from 1 byte to 1 TiB (1099511627776 bytes)",
+        ),
+        // The CLI's sizes stop at G (as every size flag's): a TiB is written 1024G.
+        (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "2TiB"],
+            "--max-reply: \"2TiB\": unknown size unit \"TiB\"",
+        ),
+        (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "lots"],
+            "--max-reply: \"lots\" is not a size",
+        ),
+        (
+            &["run", "-t", "127.0.0.1:1", "--max-reply", "4 parsecs"],
+            "unknown size unit",
+        ),
+        (
+            &[
+                "tune",
+                "-t",
+                "127.0.0.1:1",
+                "--vary",
+                "pipeline=1",
+                "--max-reply",
+                "0",
+            ],
+            "--max-reply 0: from 1 byte",
+        ),
+        (&["tune", "--max-reply", "2TiB"], "--max-reply"),
     ];
     for (args, needle) in cases {
         refused_in_one_line(args, needle);

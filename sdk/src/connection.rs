@@ -1378,7 +1378,9 @@ pub(crate) const BEHIND_CLOSE: &str =
 /// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
 fn clone_error(e: &Error) -> Error {
     let msg = e.message().to_string();
-    let mut c = Error::new(e.kind(), e.phase(), msg).with_sent(e.was_sent());
+    let mut c = Error::new(e.kind(), e.phase(), msg)
+        .with_sent(e.was_sent())
+        .with_limit(e.limit());
     if let Some(ep) = e.endpoint() {
         c = c.with_endpoint(ep);
     }

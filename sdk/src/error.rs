@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::codec::CodecError;
+use crate::codec::{CodecError, Limit};
 
 /// The phase of a call that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,6 +116,8 @@ struct Inner {
     source: Option<Source>,
     /// See [`Error::is_server_close`].
     server_close: bool,
+    /// See [`Error::limit`].
+    limit: Option<Limit>,
 }
 
 /// The SDK's error: a kind, the phase that failed, whether the request may have reached the server, and a cause.
@@ -136,6 +138,7 @@ impl Error {
                 code: None,
                 source: None,
                 server_close: false,
+                limit: None,
             }),
         }
     }
@@ -174,12 +177,35 @@ impl Error {
         Error::new(kind, phase, message).with_source(err)
     }
 
-    /// A codec error while reading (`Read`) or writing (`Write`).
+    /// A codec error while reading (`Read`) or writing (`Write`); a size limit it went over is kept
+    /// ([`Error::limit`]).
     pub(crate) fn codec(phase: Phase, err: CodecError) -> Self {
         match err {
             CodecError::Io(e) => Error::io(phase, e),
-            other => Error::new(ErrorKind::Protocol, phase, other.to_string()).with_source(other),
+            other => {
+                let limit = match other {
+                    CodecError::TooLarge { what, .. } => Some(what),
+                    _ => None,
+                };
+                Error::new(ErrorKind::Protocol, phase, other.to_string())
+                    .with_source(other)
+                    .with_limit(limit)
+            }
         }
+    }
+
+    /// Sets the size limit that was gone over ([`Error::limit`]).
+    pub(crate) fn with_limit(mut self, limit: Option<Limit>) -> Self {
+        self.inner.limit = limit;
+        self
+    }
+
+    /// The size limit the peer went over, when that is why the call failed: a reply over the client's
+    /// [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) is [`Limit::Reply`] (raise that setting to
+    /// take it), a part of a reply over one of the codec's own limits names that limit (a RESP bulk string,
+    /// an HTTP body …). The kind is then [`ErrorKind::Protocol`]. `None` for every other failure.
+    pub fn limit(&self) -> Option<Limit> {
+        self.inner.limit
     }
 
     /// Attach the underlying cause.
@@ -347,6 +373,9 @@ impl fmt::Debug for Error {
         }
         if let Some(code) = &self.inner.code {
             d.field("code", code);
+        }
+        if let Some(limit) = &self.inner.limit {
+            d.field("limit", limit);
         }
         if let Some(src) = &self.inner.source {
             d.field("source", src);

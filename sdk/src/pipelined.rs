@@ -30,6 +30,10 @@
 //!   generator) keeps the connection instead ([`keep_open_after_timeout`](Pipelined::keep_open_after_timeout)):
 //!   a timed-out request keeps its place until its late reply arrives, and [`pending`](Pipelined::pending)
 //!   counts it.
+//! - **Replies are bounded** as a [`Client`](crate::Client)'s are: each by its codec's limits (1 GiB as a
+//!   whole for the built-in protocols), or by a client config's
+//!   [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) given to
+//!   [`set_max_reply`](Pipelined::set_max_reply); one over it fails with [`Error::limit`] `Some(Limit::Reply)`.
 //! - **Errors name their phase** with the SDK's [`Error`]: [`Phase::Write`] when the request was not all
 //!   written, [`Phase::Read`] when it was and no byte of its reply arrived, [`Phase::Request`] when part did;
 //!   [`Error::was_sent`] says whether any byte of it went out.
@@ -44,7 +48,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::codec::Encode;
+use crate::codec::{Encode, Limit};
 use crate::connection::flight::{Broken, Flight};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite};
@@ -167,6 +171,31 @@ impl<P: Protocol, T> Pipelined<P, T> {
             write_failed: None,
             close_after_timeout: true,
         }
+    }
+
+    /// Refuses a reply over `max_reply` bytes as a whole, as a [`Client`](crate::Client)'s connections do with
+    /// its [`BufferConfig::max_reply`](crate::BufferConfig::max_reply) (pass that, to drive a connection with
+    /// the settings of a client's config): the request fails with [`ErrorKind::Protocol`] and
+    /// [`Error::limit`] [`Limit::Reply`], refused from the size the server announces, before those bytes
+    /// arrive, and the connection ends. The protocol's own limits still apply (the smaller wins). From 1 to
+    /// [`MAX_REPLY_LIMIT`](crate::config::MAX_REPLY_LIMIT); set before the first request (the codec is made
+    /// anew). Default: the protocol's codec's own limits (the built-in protocols bound a reply by 1 GiB,
+    /// [`DEFAULT_MAX_REPLY`](crate::codec::DEFAULT_MAX_REPLY), as a client's default; a
+    /// [`Resp`](crate::protocol::Resp) with a larger `limits.max_reply` keeps it).
+    pub fn set_max_reply(&mut self, max_reply: usize) -> Result<(), Error> {
+        crate::BufferConfig::default()
+            .with_max_reply(max_reply)
+            .check()?;
+        if !self.flight.is_empty() || !self.ready.is_empty() || !self.rbuf.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Phase::Write,
+                "the reply limit is set before the first request is sent",
+            )
+            .with_sent(false));
+        }
+        self.flight = Flight::new(self.protocol.codec_with_max_reply(max_reply), 1);
+        Ok(())
     }
 
     /// After a timeout the connection keeps taking new requests: the timed-out request keeps its place on the
@@ -460,7 +489,17 @@ impl<P: Protocol, T> Pipelined<P, T> {
         match delivered {
             Ok(()) => {}
             Err(Broken::Undecodable(e)) => {
-                self.fail_all(now, ErrorKind::Protocol, &format!("undecodable reply: {e}"))
+                // A reply over a size limit says which ([`Error::limit`]): over the reply limit, it is no
+                // mismatch, and the limit can be raised.
+                let limit = match e {
+                    crate::codec::CodecError::TooLarge { what, .. } => Some(what),
+                    _ => None,
+                };
+                let message = match limit {
+                    Some(_) => e.to_string(),
+                    None => format!("undecodable reply: {e}"),
+                };
+                self.fail_all_over(now, ErrorKind::Protocol, &message, limit)
             }
             Err(Broken::Mismatch(why)) => self.fail_all(
                 now,
@@ -502,6 +541,17 @@ impl<P: Protocol, T> Pipelined<P, T> {
 
     /// Completes every waiting request with an error of `kind` and ends the connection.
     fn fail_all(&mut self, now: Instant, kind: ErrorKind, message: &str) {
+        self.fail_all_over(now, kind, message, None);
+    }
+
+    /// [`fail_all`](Self::fail_all), each error naming the size `limit` the reply went over, if it did.
+    fn fail_all_over(
+        &mut self,
+        now: Instant,
+        kind: ErrorKind,
+        message: &str,
+        limit: Option<Limit>,
+    ) {
         // The server said it closes, and it did: requests pipelined behind that reply are not answered (they
         // fail, as closed), but the connection ended as announced, and a new one can be opened at once.
         let announced = self.closed == Some(Closed::ByServer)
@@ -516,7 +566,9 @@ impl<P: Protocol, T> Pipelined<P, T> {
         self.flight.fail_all(!self.rbuf.is_empty(), |token, at| {
             let e = match at.behind_close {
                 true => Error::new(ErrorKind::Closed, at.phase, message).with_server_close(),
-                false => Error::new(kind, at.phase, message).with_sent(at.sent),
+                false => Error::new(kind, at.phase, message)
+                    .with_sent(at.sent)
+                    .with_limit(limit),
             };
             ready.push_back(Completion {
                 token,

@@ -7,11 +7,18 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sockpool::codec::resp::Value;
+use sockpool::codec::Limit;
 use sockpool::protocol::Resp;
-use sockpool::{BufferConfig, Client, ClientConfig, ErrorKind, RetryPolicy};
+use sockpool::transport::{Connector, Endpoint};
+use sockpool::{
+    BufferConfig, Client, ClientConfig, ErrorKind, Phase, Pipelined, RetryPolicy, SocketOptions,
+    Timeouts,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// The most a connection of the tests' clients may hold for one reply.
 const MAX_REPLY: usize = 256 * 1024;
@@ -216,4 +223,197 @@ async fn a_zero_or_absurd_max_reply_is_refused_when_built() {
             .unwrap_err();
         assert!(e.to_string().contains("max_reply"), "{e}");
     }
+}
+
+/// A RESP peer that answers each command by its last argument: `GET <n>` with a bulk of `n` bytes, `GET bad`
+/// with a reply no RESP type starts (`!`), anything else `+OK`. Takes the commands of a read whole (the tests'
+/// are small, a few at a time).
+async fn sized_redis() -> std::net::SocketAddr {
+    common::tcp_server(|mut s| async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // `*2\r\n$3\r\nGET\r\n$<len>\r\n<arg>\r\n`: each command starts with `*`, and its last line is
+            // its last argument.
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            for command in text.split('*').filter(|c| !c.is_empty()) {
+                let arg = command.trim_end().rsplit("\r\n").next().unwrap_or_default();
+                let reply = match arg {
+                    "bad" => b"!what\r\n".to_vec(),
+                    n if n.parse::<usize>().is_ok() => {
+                        let n: usize = n.parse().unwrap();
+                        [format!("${n}\r\n").as_bytes(), &vec![b'v'; n], b"\r\n"].concat()
+                    }
+                    _ => b"+OK\r\n".to_vec(),
+                };
+                if s.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The bytes of a RESP reply that is one bulk of `n` bytes: `$n\r\n`, the bytes, `\r\n`.
+fn bulk_reply_len(n: usize) -> usize {
+    format!("${n}\r\n").len() + n + 2
+}
+
+/// A bulk whose reply is exactly `max_reply` bytes is taken; one byte more is refused, at every depth and on a
+/// caller-driven connection, with the limit named ([`sockpool::Error::limit`]).
+#[tokio::test]
+async fn a_reply_of_exactly_the_limit_is_taken_and_one_byte_more_is_refused() {
+    let addr = sized_redis().await;
+    const LIMIT: usize = 4096;
+    // `$4087\r\n` is 7 bytes: 7 + 4087 + 2 = 4096.
+    let at = 4087;
+    assert_eq!(bulk_reply_len(at), LIMIT);
+    assert_eq!(bulk_reply_len(at + 1), LIMIT + 1);
+    for depth in [1, 4] {
+        let client = Client::builder(Resp::default())
+            .endpoint(addr)
+            .pipeline_depth(depth)
+            .buffers(BufferConfig::default().with_max_reply(LIMIT))
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let got = client.command(["GET", &at.to_string()]).await.unwrap();
+        assert_eq!(got, Value::Bulk(vec![b'v'; at].into()), "depth {depth}");
+        let e = client
+            .command(["GET", &(at + 1).to_string()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "depth {depth}: {e}");
+        assert_eq!(e.limit(), Some(Limit::Reply), "depth {depth}: {e:?}");
+        assert!(
+            e.to_string()
+                .contains(&format!("reply of 4097 bytes is over the limit of {LIMIT}")),
+            "depth {depth}: {e}"
+        );
+        client.close().await;
+    }
+}
+
+/// A reply refused over the reply limit fails in the phase a malformed reply fails in: part of its reply had
+/// come (its length line), so [`Phase::Request`], as the phase docs define it and as a timeout or a close there
+/// would say; the same at depth 1, deeper, and on a caller-driven connection.
+#[tokio::test]
+async fn a_reply_over_the_limit_fails_in_the_phase_of_a_malformed_reply() {
+    let addr = sized_redis().await;
+    for depth in [1, 4] {
+        let client = Client::builder(Resp::default())
+            .endpoint(addr)
+            .pipeline_depth(depth)
+            .buffers(BufferConfig::default().with_max_reply(4096))
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let over = client.command(["GET", "65536"]).await.unwrap_err();
+        let bad = client.command(["GET", "bad"]).await.unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::Protocol, "depth {depth}: {bad}");
+        assert_eq!(bad.limit(), None, "depth {depth}: {bad:?}");
+        assert_eq!(
+            (over.phase(), bad.phase()),
+            (Phase::Request, Phase::Request),
+            "depth {depth}: {over} / {bad}"
+        );
+        assert!(over.was_sent() && bad.was_sent());
+        client.close().await;
+    }
+    for (arg, limit) in [("65536", Some(Limit::Reply)), ("bad", None)] {
+        let mut conn = pipelined_resp(addr, 4096).await;
+        let cmd: Vec<bytes::Bytes> = vec!["GET".into(), bytes::Bytes::from(arg)];
+        conn.send(cmd, 1, Instant::now()).unwrap();
+        let e = conn.next().await.unwrap().result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{arg}: {e}");
+        assert_eq!(
+            (e.phase(), e.limit()),
+            (Phase::Request, limit),
+            "{arg}: {e}"
+        );
+    }
+}
+
+/// A caller-driven connection to `addr` speaking RESP, taking replies of at most `max_reply` bytes.
+async fn pipelined_resp(addr: std::net::SocketAddr, max_reply: usize) -> Pipelined<Resp, u32> {
+    let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
+    let endpoint: Endpoint = addr.to_string().parse().unwrap();
+    let mut conn = Pipelined::connect(
+        &connector,
+        &endpoint,
+        Resp::default(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    conn.set_max_reply(max_reply).unwrap();
+    conn
+}
+
+/// The caller-driven connection honours the client config's `max_reply` when given it (before, it kept its
+/// codec's defaults whatever the config said): the hostile `*1048576` reply is refused at the limit and the
+/// connection ends, having read a bounded part of what the peer sent; a reply of exactly the limit is taken.
+#[tokio::test]
+async fn a_caller_driven_connection_takes_the_configs_reply_limit() {
+    let (addr, sent) = hostile_redis().await;
+    let config: ClientConfig = serde_json::from_str(&format!(
+        r#"{{"endpoints": ["{addr}"], "buffers": {{"max_reply": {MAX_REPLY}}}}}"#
+    ))
+    .unwrap();
+    let mut conn = pipelined_resp(addr, config.buffers.max_reply).await;
+    let get = |k: &str| -> Vec<bytes::Bytes> {
+        vec!["GET".into(), bytes::Bytes::copy_from_slice(k.as_bytes())]
+    };
+    conn.send(get("hostile"), 1, Instant::now()).unwrap();
+    let done = conn.next().await.unwrap();
+    let e = done.result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    assert_eq!(e.limit(), Some(Limit::Reply), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains(&format!("over the limit of {MAX_REPLY}")),
+        "{e}"
+    );
+    assert!(!conn.is_open());
+    assert!(sent.load(Ordering::Relaxed) < 64 << 20);
+
+    // Within the limit, replies are taken; and the limit is the config's, not the codec's 1 GiB.
+    let addr = sized_redis().await;
+    let mut conn = pipelined_resp(addr, 4096).await;
+    conn.send(get("4087"), 1, Instant::now()).unwrap();
+    conn.send(get("4088"), 2, Instant::now()).unwrap();
+    let first = conn.next().await.unwrap();
+    assert_eq!(first.token, 1);
+    assert_eq!(first.result.unwrap(), Value::Bulk(vec![b'v'; 4087].into()));
+    let second = conn.next().await.unwrap();
+    assert_eq!(second.token, 2);
+    assert_eq!(second.result.unwrap_err().limit(), Some(Limit::Reply));
+}
+
+#[tokio::test]
+async fn a_caller_driven_connection_refuses_a_bad_limit_or_one_set_too_late() {
+    let addr = sized_redis().await;
+    let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
+    let endpoint: Endpoint = addr.to_string().parse().unwrap();
+    let mut conn: Pipelined<Resp, u32> = Pipelined::connect(
+        &connector,
+        &endpoint,
+        Resp::default(),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    for bad in [0, sockpool::config::MAX_REPLY_LIMIT + 1] {
+        let e = conn.set_max_reply(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains("max_reply"), "{e}");
+    }
+    conn.send(vec!["PING".into()], 1, Instant::now()).unwrap();
+    let e = conn.set_max_reply(4096).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(conn.next().await.unwrap().result.unwrap(), Value::ok());
 }

@@ -124,6 +124,9 @@ pub struct CellConfig {
     pub write_buffer: usize,
     /// The SDK's write coalescing: most bytes of queued requests written in one batch. Default: the SDK's.
     pub write_batch: usize,
+    /// The most one reply may hold, bytes (`--max-reply`, the SDK's `buffers.max_reply`). Default: the SDK's
+    /// (1 GiB).
+    pub max_reply: usize,
     /// Payload bytes per request. Default: [`crate::config::defaults::PAYLOAD`].
     pub payload: usize,
     /// Per-request timeout (also the pool wait timeout). Default: [`crate::config::defaults::TIMEOUT`].
@@ -168,6 +171,7 @@ impl Default for CellConfig {
             read_buffer: sdk.buffers.read_capacity,
             write_buffer: sdk.buffers.write_capacity,
             write_batch: sdk.buffers.max_write_batch,
+            max_reply: sdk.buffers.max_reply,
             payload: d::PAYLOAD,
             timeout: d::TIMEOUT,
             connect_timeout: d::CONNECT_TIMEOUT,
@@ -217,7 +221,8 @@ impl CellConfig {
                 BufferConfig::default()
                     .with_read_capacity(self.read_buffer)
                     .with_write_capacity(self.write_buffer)
-                    .with_max_write_batch(self.write_batch),
+                    .with_max_write_batch(self.write_batch)
+                    .with_max_reply(self.max_reply),
             )
             .with_retry(RetryPolicy::default().with_max_retries(self.retries))
     }
@@ -359,6 +364,10 @@ pub struct TuneArgs {
     /// Baseline payload size (`64`, `4KiB`). Default: 64.
     #[arg(long)]
     pub payload: Option<String>,
+    /// The most one reply may hold in every cell (`2GiB`), as `run --max-reply` takes it; the recommendation
+    /// carries it (`buffers.max_reply`). From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_reply: Option<String>,
     /// Write the JSON document (every cell) to FILE, or to stdout with `-`.
     #[arg(long)]
     pub json: Option<String>,
@@ -470,6 +479,9 @@ impl Plan {
         }
         if let Some(p) = &a.payload {
             matrix::apply(&mut base, Key::Payload, p)?;
+        }
+        if let Some(m) = &a.max_reply {
+            base.max_reply = crate::config::max_reply(m).map_err(|e| bad(e.0))?;
         }
         if a.target.is_none() {
             base.server_model = Some("async".into());

@@ -63,6 +63,7 @@ impl LoadRunner {
             nodelay: Some(if cell.nodelay { "on" } else { "off" }.into()),
             send_buffer: cell.send_buffer.map(|n| n.to_string()),
             recv_buffer: cell.recv_buffer.map(|n| n.to_string()),
+            max_reply: Some(cell.max_reply.to_string()),
             rate: cell.rate,
             quiet: true,
             ..RunArgs::default()
@@ -204,8 +205,11 @@ impl LoadRunner {
                 .map_or(String::new(), |(kind, text)| {
                     format!(": e.g. {}: {text}", kind.name())
                 });
+            let advice = errors
+                .reply_limit_hint()
+                .map_or(String::new(), |h| format!(" ({h})"));
             return Err(TuneError::Target(format!(
-                "the first request to {target} failed ({}){said}",
+                "the first request to {target} failed ({}){said}{advice}",
                 kinds.join(", ")
             )));
         };

@@ -445,7 +445,7 @@ pub fn sdk_config(cell: &CellConfig, endpoint: Option<&str>) -> ClientConfig {
 }
 
 /// The configuration keys [`CellConfig::sdk_config`] sets from the cell.
-pub const TUNED_KEYS: [&str; 15] = [
+pub const TUNED_KEYS: [&str; 16] = [
     "pool.max_size",
     "pool.min_idle",
     "pool.connection_per_request",
@@ -456,6 +456,7 @@ pub const TUNED_KEYS: [&str; 15] = [
     "buffers.read_capacity",
     "buffers.write_capacity",
     "buffers.max_write_batch",
+    "buffers.max_reply",
     "timeouts.request_ms",
     "timeouts.pool_wait_ms",
     "timeouts.connect_ms",

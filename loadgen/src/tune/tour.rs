@@ -60,6 +60,7 @@ impl TourPlan {
             (a.pipeline.is_some(), "--pipeline"),
             (a.payload.is_some(), "--payload"),
             (a.threads.is_some(), "--threads"),
+            (a.max_reply.is_some(), "--max-reply"),
         ] {
             if given {
                 return refuse(flag, "each stop sets its own baseline");

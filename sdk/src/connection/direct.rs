@@ -434,7 +434,10 @@ impl<P: Protocol> Future for Exchange<P> {
                     return Poll::Ready(Ok(reply));
                 }
                 Ok(None) => {}
-                Err(e) => return this.fail(CloseReason::Protocol, Error::codec(Phase::Read, e)),
+                // Part of the reply had come (what the codec refused: a malformed reply, one over a size
+                // limit): `Request`, as the phase docs define it and as a pipelined connection, a timeout or
+                // a close there name it (it was `Read`, at this depth only).
+                Err(e) => return this.fail(CloseReason::Protocol, Error::codec(Phase::Request, e)),
             }
             io.reserve();
             match std::pin::pin!(io.stream.read_buf(&mut io.rbuf)).poll(cx) {
