@@ -131,9 +131,9 @@ pub struct RunArgs {
     pub recv_buffer: Option<String>,
     /// The most one reply may hold (`64KiB`, `2GiB`), as the SDK's `buffers.max_reply`: a reply announcing more
     /// is refused before its bytes arrive, counted as a `reply_too_large` error, and its connection is
-    /// reopened. Raise it to measure larger values (resp: a bulk string may be as large as the reply; the other
-    /// protocols keep their own limits: http bodies 1 MiB, framed frames 16 MiB, lines 64 KiB); lower it to
-    /// bound what a run may hold. From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
+    /// reopened. It is the only limit on a reply's size (a resp bulk string, an http body, a framed frame, each
+    /// line of a line reply): raise it to measure larger replies, lower it to bound what a run may hold (about
+    /// this much per connection at most). From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
     #[arg(long, value_name = "SIZE")]
     pub max_reply: Option<String>,
     /// TCP keepalive idle time, e.g. `30s`: whole seconds from 1s to 32767s. Default: off.

@@ -200,19 +200,17 @@ impl Protocol for Lines {
     type Response = Bytes;
     type Codec = LinesCodec;
 
+    /// Bounded by the SDK's default reply limit too: a run lifts `max_len` (see [`drive`]).
     fn codec(&self) -> LinesCodec {
-        LinesCodec {
-            inner: sockpool::codec::line::LineCodec::new(self.max_len),
-            per_reply: self.per_reply,
-            got: Vec::new(),
-        }
+        self.codec_with_max_reply(sockpool::codec::DEFAULT_MAX_REPLY)
     }
 
     /// Each line bounded by `max_reply` too, as the SDK's line protocol bounds its one.
     fn codec_with_max_reply(&self, max_reply: usize) -> LinesCodec {
         LinesCodec {
             inner: sockpool::codec::line::LineCodec::new(self.max_len).with_max_reply(max_reply),
-            ..self.codec()
+            per_reply: self.per_reply,
+            got: Vec::new(),
         }
     }
 
@@ -575,12 +573,24 @@ pub fn drive(
         RequestSpec::Line { reply_lines, .. } => reply_lines,
         _ => 1,
     };
+    // Every protocol's own cap on a reply (a frame, a line, an HTTP body) is lifted, as RESP's bulk limit is in
+    // `resp`: the reply limit alone decides, so a reply over it is a `reply_too_large` that names `--max-reply`,
+    // and raising `--max-reply` lets a run measure larger replies (a static file over HTTP, a SOURCE).
+    let framed = Framed {
+        max_frame: usize::MAX,
+    };
+    let lines = Lines {
+        max_len: usize::MAX,
+        ..Lines::new(per_reply)
+    };
+    let mut http = http(&host_of(target));
+    http.limits.max_body_bytes = usize::MAX;
     match config.protocol {
-        Proto::Framed => sdk(Framed::default(), config, target, embedded, signals),
+        Proto::Framed => sdk(framed, config, target, embedded, signals),
         Proto::Echo => sdk(Echo, config, target, embedded, signals),
-        Proto::Line => sdk(Lines::new(per_reply), config, target, embedded, signals),
+        Proto::Line => sdk(lines, config, target, embedded, signals),
         Proto::Resp => sdk(resp(config), config, target, embedded, signals),
-        Proto::Http => sdk(http(&host_of(target)), config, target, embedded, signals),
+        Proto::Http => sdk(http, config, target, embedded, signals),
         Proto::Udp => runner::run(config, target, embedded, signals, |_, sockets| {
             Ok(UdpTransport::new(config, target, sockets))
         }),

@@ -164,3 +164,75 @@ fn tune_takes_the_limit_and_its_recommendation_carries_it() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("buffers.max_reply"), "{text}");
 }
+
+/// A peer answering every request (a line, or an HTTP request's head) with `reply`, however requests are split
+/// across reads: `per_request` finds where one request ends in what arrived.
+fn answering(reply: Vec<u8>, per_request: fn(&[u8]) -> Option<usize>) -> String {
+    fake_servers::spawn(move |mut s| {
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(got) = s.read(&mut buf) {
+            if got == 0 {
+                return;
+            }
+            pending.extend_from_slice(&buf[..got]);
+            while let Some(end) = per_request(&pending) {
+                pending.drain(..end);
+                if s.write_all(&reply).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .to_string()
+}
+
+/// 20 requests of `protocol` on one connection to `target` with `extra` flags: (exit status, JSON report,
+/// stderr).
+fn run_proto(target: &str, protocol: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut a = vec!["run", "--target", target, "--quiet", "--json", "-"];
+    a.extend(["-p", protocol, "--connections", "1", "--requests", "20"]);
+    a.extend(extra);
+    let out = run_with_timeout(loadgen().args(&a), Duration::from_secs(60)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    (out.status.code().expect("exited"), v, stderr)
+}
+
+/// The reply limit is the only bound on a reply, whatever the protocol: an HTTP body of 2 MiB (a static file)
+/// and a 100 KiB line used to be refused by the codecs' own caps (1 MiB bodies, 64 KiB lines), counted as
+/// `protocol` with "protocol mismatch?" and out of `--max-reply`'s reach. Now they pass under the default, and
+/// a `--max-reply` below them refuses them as `reply_too_large`.
+#[test]
+fn http_bodies_and_lines_are_bounded_by_the_reply_limit_alone() {
+    let body = 2 << 20;
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\n\r\n");
+    let http = answering([head.as_bytes(), &vec![b'b'; body]].concat(), |p| {
+        p.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    });
+    // A line of 100 KiB for every request line (the load generator sends at most 64 KiB a line: `--expect`
+    // instead of the echo).
+    let line = answering([vec![b'l'; 100 << 10], b"\n".to_vec()].concat(), |p| {
+        p.iter().position(|&b| b == b'\n').map(|i| i + 1)
+    });
+    let (http_flags, line_flags) = (&[][..], &["--expect", "re:^l+$"][..]);
+    for (protocol, target, flags, tight) in [
+        ("http", &http, http_flags, "1MiB"),
+        ("line", &line, line_flags, "64KiB"),
+    ] {
+        let (code, v, stderr) = run_proto(target, protocol, flags);
+        assert_eq!(code, 0, "{protocol}: {stderr} {}", v["errors"]);
+        assert_eq!(v["summary"]["ok"], 20, "{protocol}: {}", v["errors"]);
+        let (code, v, stderr) =
+            run_proto(target, protocol, &[flags, &["--max-reply", tight]].concat());
+        assert_eq!(code, 3, "{protocol}: {stderr}");
+        assert_eq!(
+            v["errors"]["reply_too_large"], 20,
+            "{protocol}: {}",
+            v["errors"]
+        );
+        assert!(stderr.contains("raise --max-reply"), "{protocol}: {stderr}");
+    }
+}
