@@ -329,7 +329,7 @@ pub(super) fn config(shared: &Shared, args: &[Bytes]) -> Value {
 /// Redis's glob (`stringmatchlen` with `nocase`): `*` any run, `?` any byte, `[...]` a set of bytes and ranges
 /// (`^` first negates it), `\` takes the next byte literally; ASCII case-insensitive. Iterative, with one
 /// backtracking point for the last `*`: linear in the pattern times the name, however many `*` a client sends.
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+pub(super) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     // Where to resume after the last `*`: the pattern past it, and the name position it has taken up to.
     let mut star: Option<(usize, usize)> = None;
@@ -365,23 +365,22 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// A `[...]` class (its bytes after the `[`) against `c`: the class's length up to and including its `]` when `c`
-/// is in it, `None` when not. An unclosed class runs to the pattern's end, as in Redis.
-fn class_match(class: &[u8], c: u8) -> Option<usize> {
-    let c = c.to_ascii_lowercase();
+/// A `[...]` class (its bytes after the `[`) against `byte`: the class's length up to and including its `]` when
+/// `byte` is in it, `None` when not. As Redis's: an unclosed class runs to the pattern's end, a range's end may be
+/// a `]` (`[a-]` is a range, and the class goes on), and an escaped byte is compared as it is (case and all).
+fn class_match(class: &[u8], byte: u8) -> Option<usize> {
+    let c = byte.to_ascii_lowercase();
     let negate = class.first() == Some(&b'^');
     let mut i = usize::from(negate);
     let mut hit = false;
     while i < class.len() && class[i] != b']' {
         if class[i] == b'\\' && i + 1 < class.len() {
-            hit |= class[i + 1].to_ascii_lowercase() == c;
+            hit |= class[i + 1] == byte;
             i += 2;
-        } else if i + 2 < class.len() && class[i + 1] == b'-' && class[i + 2] != b']' {
-            let (a, b) = (
-                class[i].to_ascii_lowercase(),
-                class[i + 2].to_ascii_lowercase(),
-            );
-            hit |= (a.min(b)..=a.max(b)).contains(&c);
+        } else if i + 2 < class.len() && class[i + 1] == b'-' {
+            // Ordered first, then lowercased, as Redis does (`[A-]` holds no letter: `a` is above `]`).
+            let (a, b) = (class[i].min(class[i + 2]), class[i].max(class[i + 2]));
+            hit |= (a.to_ascii_lowercase()..=b.to_ascii_lowercase()).contains(&c);
             i += 3;
         } else {
             hit |= class[i].to_ascii_lowercase() == c;
