@@ -19,23 +19,7 @@ const GET_K: &[u8] = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
 /// commands are split across reads.
 fn redis_with_value_of(n: usize) -> String {
     let reply = [format!("${n}\r\n").as_bytes(), &vec![b'v'; n], b"\r\n"].concat();
-    fake_servers::spawn(move |mut s| {
-        let mut pending = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(got) = s.read(&mut buf) {
-            if got == 0 {
-                return;
-            }
-            pending.extend_from_slice(&buf[..got]);
-            while pending.starts_with(GET_K) {
-                pending.drain(..GET_K.len());
-                if s.write_all(&reply).is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .to_string()
+    answering(reply, |p| p.starts_with(GET_K).then_some(GET_K.len()))
 }
 
 /// The bytes of a reply that is one bulk of `n` bytes.
@@ -45,16 +29,7 @@ fn bulk_reply_len(n: usize) -> usize {
 
 /// `run` of 20 `GET k` on one connection, with `extra` flags: (exit status, JSON report, stderr).
 fn run_get(target: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut a = vec!["run", "--target", target, "--quiet", "--json", "-"];
-    a.extend(["-p", "resp", "--command", "GET k", "--connections", "1"]);
-    a.extend(["--requests", "20"]);
-    a.extend(extra);
-    let out = run_with_timeout(loadgen().args(&a), Duration::from_secs(60)).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
-    (out.status.code().expect("exited"), v, stderr)
+    run_proto(target, "resp", &[&["--command", "GET k"], extra].concat())
 }
 
 #[test]

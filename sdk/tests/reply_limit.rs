@@ -338,18 +338,23 @@ async fn a_reply_over_the_limit_fails_in_the_phase_of_a_malformed_reply() {
     }
 }
 
-/// A caller-driven connection to `addr` speaking RESP, taking replies of at most `max_reply` bytes.
-async fn pipelined_resp(addr: std::net::SocketAddr, max_reply: usize) -> Pipelined<Resp, u32> {
+/// A caller-driven connection to `addr` speaking RESP, with the protocol's own limits.
+async fn connect_resp(addr: std::net::SocketAddr) -> Pipelined<Resp, u32> {
     let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
     let endpoint: Endpoint = addr.to_string().parse().unwrap();
-    let mut conn = Pipelined::connect(
+    Pipelined::connect(
         &connector,
         &endpoint,
         Resp::default(),
         Duration::from_secs(5),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// A caller-driven connection to `addr` speaking RESP, taking replies of at most `max_reply` bytes.
+async fn pipelined_resp(addr: std::net::SocketAddr, max_reply: usize) -> Pipelined<Resp, u32> {
+    let mut conn = connect_resp(addr).await;
     conn.set_max_reply(max_reply).unwrap();
     conn
 }
@@ -396,17 +401,7 @@ async fn a_caller_driven_connection_takes_the_configs_reply_limit() {
 
 #[tokio::test]
 async fn a_caller_driven_connection_refuses_a_bad_limit_or_one_set_too_late() {
-    let addr = sized_redis().await;
-    let connector = Connector::new(SocketOptions::default(), &Timeouts::default(), None).unwrap();
-    let endpoint: Endpoint = addr.to_string().parse().unwrap();
-    let mut conn: Pipelined<Resp, u32> = Pipelined::connect(
-        &connector,
-        &endpoint,
-        Resp::default(),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let mut conn = connect_resp(sized_redis().await).await;
     for bad in [0, sockpool::config::MAX_REPLY_LIMIT + 1] {
         let e = conn.set_max_reply(bad).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
