@@ -131,9 +131,10 @@ pub struct RunArgs {
     pub recv_buffer: Option<String>,
     /// The most one reply may hold (`64KiB`, `2GiB`), as the SDK's `buffers.max_reply`: a reply announcing more
     /// is refused before its bytes arrive, counted as a `reply_too_large` error, and its connection is
-    /// reopened. It is the only limit on a reply's size (a resp bulk string, an http body, a framed frame, each
-    /// line of a line reply): raise it to measure larger replies, lower it to bound what a run may hold (about
-    /// this much per connection at most). From 1 byte to 1 TiB (`1024G`). Default: 1GiB.
+    /// reopened. It is the only limit on a reply's size (a resp bulk string, an http body, each line of a line
+    /// reply; framed frames also keep the protocol's 16 MiB): raise it to measure larger replies, lower it to
+    /// bound what a run may hold (about this much per connection at most). From 1 byte to 1 TiB (`1024G`).
+    /// Default: 1GiB.
     #[arg(long, value_name = "SIZE")]
     pub max_reply: Option<String>,
     /// TCP keepalive idle time, e.g. `30s`: whole seconds from 1s to 32767s. Default: off.

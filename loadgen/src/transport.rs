@@ -573,12 +573,12 @@ pub fn drive(
         RequestSpec::Line { reply_lines, .. } => reply_lines,
         _ => 1,
     };
-    // Every protocol's own cap on a reply (a frame, a line, an HTTP body) is lifted, as RESP's bulk limit is in
-    // `resp`: the reply limit alone decides, so a reply over it is a `reply_too_large` that names `--max-reply`,
-    // and raising `--max-reply` lets a run measure larger replies (a static file over HTTP, a SOURCE).
-    let framed = Framed {
-        max_frame: usize::MAX,
-    };
+    // The protocols' own caps on a reply (a line, an HTTP body) are lifted, as RESP's bulk limit is in `resp`:
+    // the reply limit alone decides, so a reply over it is a `reply_too_large` that names `--max-reply`, and
+    // raising `--max-reply` lets a run measure larger replies (a static file over HTTP). A framed frame keeps
+    // the protocol's 16 MiB: a length above it is how a reply that is not framed shows at once (Redis's
+    // `-ERR` read as a length is 759 MB, within the reply limit, and the run would wait for it).
+    let framed = Framed::default();
     let lines = Lines {
         max_len: usize::MAX,
         ..Lines::new(per_reply)
