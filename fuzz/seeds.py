@@ -120,6 +120,8 @@ def main() -> None:
         resp([b"SET", b"h[llo", b"v"], [b"KEYS", b"h[^e]*\\"], [b"SCAN", b"0", b"MATCH", b"*[a-", b"COUNT", b"2", b"TYPE", b"string"], [b"TYPE", b"h[llo"], [b"STRLEN", b"x"]),
         resp([b"SET", b"a", b"1", b"PX", b"50"], [b"RENAME", b"a", b"b"], [b"RENAMENX", b"b", b"b"], [b"PEXPIRETIME", b"b"], [b"UNLINK", b"b", b"a"], [b"AUTH", b"default", b"x"], [b"TIME"]),
         resp([b"EXPIREAT", b"k", b"1", b"NX"], [b"PEXPIREAT", b"k", b"99999999999999", b"LT"], [b"EXISTS", b"k", b"k"]),
+        resp([b"CONFIG", b"GET", b"maxmemory*", b"s?ve", b"[^s]ppendonly"], [b"CONFIG", b"GET", b"*m[a-c]x*[A-]*", b"[\\]", b"\\", b"[", b"*["]),
+        resp([b"CONFIG", b"GET"], [b"CONFIG", b"SET", b"maxmemory", b"1"], [b"CONFIG", b"FOO"], [b"CONFIG", b"GET", b"a*b*c*d*e*f*g*h*"]),
         resp([b"SET", b"s", b"ab", b"EX", b"9"], [b"APPEND", b"s", b"cd"], [b"GETRANGE", b"s", b"-3", b"-1"], [b"SUBSTR", b"s", b"0", b"-9223372036854775808"], [b"GETSET", b"s", b"x"], [b"APPEND", b"n", b""]),
     ]
     for target in ("resp_server", "session_resp"):
