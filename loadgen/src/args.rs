@@ -254,13 +254,25 @@ mod tests {
 
     use super::Cli;
 
-    /// `run --help`, as a user reads it.
-    fn run_help() -> String {
+    /// `<sub> --help`, as a user reads it.
+    fn help_of(sub: &str) -> String {
         Cli::command()
-            .find_subcommand_mut("run")
-            .expect("run")
+            .find_subcommand_mut(sub)
+            .unwrap_or_else(|| panic!("no subcommand {sub}"))
             .render_long_help()
             .to_string()
+    }
+
+    /// `run --help`.
+    fn run_help() -> String {
+        help_of("run")
+    }
+
+    /// The part of `help` from `start` to `end` (`None` when `start` is not in it).
+    fn section<'h>(help: &'h str, start: &str, end: &str) -> Option<&'h str> {
+        help.split(start)
+            .nth(1)
+            .and_then(|rest| rest.split(end).next())
     }
 
     #[test]
@@ -286,11 +298,7 @@ mod tests {
     fn run_help_gives_the_bounds_the_ramp_is_checked_against() {
         // `config::parse_ramp` refuses fewer than 2 steps and a step that is not whole seconds (`300ms`).
         let help = run_help();
-        let ramp = help
-            .split("--ramp <RAMP>")
-            .nth(1)
-            .and_then(|rest| rest.split("--fail-on").next())
-            .expect("--ramp in run --help");
+        let ramp = section(&help, "--ramp <RAMP>", "--fail-on").expect("--ramp in run --help");
         for bound in ["at least 2", "whole number of seconds", "at least 1s"] {
             assert!(
                 ramp.contains(bound),
@@ -302,16 +310,9 @@ mod tests {
     #[test]
     fn run_and_tune_help_give_max_reply_its_bounds_and_default() {
         // `config::max_reply` refuses 0 and more than the SDK's 1 TiB; the default is the SDK's 1 GiB.
-        let tune = Cli::command()
-            .find_subcommand_mut("tune")
-            .expect("tune")
-            .render_long_help()
-            .to_string();
-        for (name, help) in [("run", run_help()), ("tune", tune)] {
-            let flag = help
-                .split("--max-reply <SIZE>")
-                .nth(1)
-                .and_then(|rest| rest.split("\n      --").next())
+        for name in ["run", "tune"] {
+            let help = help_of(name);
+            let flag = section(&help, "--max-reply <SIZE>", "\n      --")
                 .unwrap_or_else(|| panic!("--max-reply in {name} --help:\n{help}"));
             for needle in ["1 byte to 1 TiB", "Default: 1GiB"] {
                 assert!(flag.contains(needle), "{name}: {needle:?} missing:{flag}");
@@ -324,11 +325,8 @@ mod tests {
         // A PING answered with anything but PONG or its message is a bad_reply (`check.rs`), so the help must not
         // say that resp replies go unchecked beyond their status.
         let help = run_help();
-        let expect = help
-            .split("--expect <EXPECT>")
-            .nth(1)
-            .and_then(|rest| rest.split("--expect-status").next())
-            .expect("--expect in run --help");
+        let expect =
+            section(&help, "--expect <EXPECT>", "--expect-status").expect("--expect in run --help");
         assert!(expect.contains("PONG"), "--expect's help:{expect}");
         let checks = help
             .split("Every reply is checked")
