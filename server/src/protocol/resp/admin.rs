@@ -268,9 +268,19 @@ fn human(bytes: usize) -> String {
     }
 }
 
+/// How `CONFIG GET` reads one parameter's value.
+type ConfigValue = fn(&Shared) -> Bytes;
+
 /// The parameters `CONFIG GET` knows, as a persistence-free Redis with `maxmemory-policy noeviction` answers
 /// them (redis-benchmark asks for the first two).
-const CONFIG_PARAMS: [&str; 4] = ["save", "appendonly", "maxmemory", "maxmemory-policy"];
+const CONFIG_PARAMS: [(&str, ConfigValue); 4] = [
+    ("save", |_| Bytes::new()),
+    ("appendonly", |_| Bytes::from_static(b"no")),
+    ("maxmemory", |shared| {
+        Bytes::from(shared.db.cap().to_string())
+    }),
+    ("maxmemory-policy", |_| Bytes::from_static(b"noeviction")),
+];
 
 /// `CONFIG GET parameter [parameter ...]`, as Redis 7 answers it: each parameter a name or a glob pattern
 /// (`*`, `?`, `[a-z]`, `[^a]`, `\` escapes; case-insensitive), the reply a flat array of the names and values
@@ -289,7 +299,7 @@ pub(super) fn config(shared: &Shared, args: &[Bytes]) -> Value {
                 "ERR CONFIG {} is not supported: sockpool-server takes its settings as flags at start; \
                  CONFIG GET answers {}",
                 sub.to_ascii_uppercase(),
-                CONFIG_PARAMS.join(", ")
+                CONFIG_PARAMS.map(|(name, _)| name).join(", ")
             ),
             false => format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP."),
         });
@@ -300,7 +310,7 @@ pub(super) fn config(shared: &Shared, args: &[Bytes]) -> Value {
     let mut matched: [Option<Bytes>; CONFIG_PARAMS.len()] = Default::default();
     for param in &args[2..] {
         let glob = param.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
-        for (i, name) in CONFIG_PARAMS.iter().enumerate() {
+        for (i, (name, _)) in CONFIG_PARAMS.iter().enumerate() {
             if matched[i].is_some() {
                 continue;
             }
@@ -314,14 +324,8 @@ pub(super) fn config(shared: &Shared, args: &[Bytes]) -> Value {
     let mut reply = Vec::new();
     for (i, name) in matched.into_iter().enumerate() {
         let Some(name) = name else { continue };
-        let value = match CONFIG_PARAMS[i] {
-            "save" => Bytes::new(),
-            "appendonly" => Bytes::from_static(b"no"),
-            "maxmemory" => Bytes::from(shared.db.cap().to_string()),
-            _ => Bytes::from_static(b"noeviction"),
-        };
         reply.push(Value::Bulk(name));
-        reply.push(Value::Bulk(value));
+        reply.push(Value::Bulk(CONFIG_PARAMS[i].1(shared)));
     }
     Value::Array(reply)
 }
