@@ -1286,6 +1286,16 @@ enum BodyKind {
     UntilClose,
 }
 
+/// What the parse of a response head found: its length, and the rest as ranges of it.
+struct ParsedHead {
+    len: usize,
+    status: u16,
+    reason: (usize, usize),
+    version: Version,
+    framing: Framing,
+    entries: Vec<Entry>,
+}
+
 /// A response whose head is parsed and whose body is still arriving.
 #[derive(Debug)]
 struct PendingResponse {
@@ -1429,36 +1439,78 @@ impl ClientCodec {
 
     /// Parses a response head; `None` for an interim 1xx response, which is skipped.
     fn parse_head(&self, head: &Bytes) -> Result<Option<PendingResponse>, CodecError> {
-        let parsed = with_header_slots(self.limits.max_headers, |slots| {
-            let mut res = httparse::Response::new(&mut []);
-            match httparse::ParserConfig::default()
-                .parse_response_with_uninit_headers(&mut res, head, slots)
-            {
-                Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-                Ok(_) => return Err(CodecError::protocol("malformed head: incomplete")),
-                Err(e) => return Err(map_parse_error(e, &self.limits)),
+        match self.parse_fields(head)? {
+            Some(parsed) if parsed.len == head.len() => self.pending_response(head.clone(), parsed),
+            _ => Err(CodecError::protocol("malformed head: incomplete")),
+        }
+    }
+
+    /// The head at the start of `src` if it is complete there and parses, taken off `src`: the one parse of
+    /// a head that arrived whole (most do), instead of a search for its end and then a parse. Anything else
+    /// (a partial head, an error, leading empty lines) is left to the search, which gives the same answer
+    /// however the reads split.
+    fn take_whole_head(
+        &self,
+        src: &mut BytesMut,
+    ) -> Result<Option<Option<PendingResponse>>, CodecError> {
+        if matches!(src.first(), None | Some(b'\r' | b'\n')) {
+            return Ok(None);
+        }
+        let window = &src[..src.len().min(self.limits.max_header_bytes)];
+        match self.parse_fields(window) {
+            Ok(Some(parsed)) => {
+                let head = src.split_to(parsed.len).freeze();
+                self.pending_response(head, parsed).map(Some)
             }
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
+    /// What httparse reads of the head at the start of `src`: `None` while it is incomplete.
+    fn parse_fields(&self, src: &[u8]) -> Result<Option<ParsedHead>, CodecError> {
+        with_header_slots(self.limits.max_headers, |slots| {
+            let mut res = httparse::Response::new(&mut []);
+            let len = match httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut res, src, slots)
+            {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(e) => return Err(map_parse_error(e, &self.limits)),
+            };
             let version = match res.version {
                 Some(0) => Version::Http10,
                 _ => Version::Http11,
             };
-            let reason = range_in(head, res.reason.unwrap_or("").as_bytes())?;
-            Ok((
-                res.code.unwrap_or(0),
-                reason,
+            Ok(Some(ParsedHead {
+                len,
+                status: res.code.unwrap_or(0),
+                reason: range_in(src, res.reason.unwrap_or("").as_bytes())?,
                 version,
-                Framing::of(res.headers),
-                collect_entries(head, res.headers)?,
-            ))
-        })?;
-        let (status, reason, version, mut framing, entries) = parsed;
+                framing: Framing::of(res.headers),
+                entries: collect_entries(src, res.headers)?,
+            }))
+        })
+    }
+
+    /// The response a parsed `head` starts; `None` for an interim 1xx response, which is skipped.
+    fn pending_response(
+        &self,
+        head: Bytes,
+        parsed: ParsedHead,
+    ) -> Result<Option<PendingResponse>, CodecError> {
+        let ParsedHead {
+            status,
+            reason,
+            version,
+            mut framing,
+            entries,
+            ..
+        } = parsed;
         if (100..200).contains(&status) && status != 101 {
             return Ok(None);
         }
-        let headers = Headers {
-            buf: head.clone(),
-            entries,
-        };
+        let reason = head.slice(reason.0..reason.1);
+        let headers = Headers { buf: head, entries };
         let head_request = self.sent.front().copied().unwrap_or(false);
         let mut keep_alive = framing.keep_alive(version);
         let body = if head_request || has_no_body(status) {
@@ -1481,7 +1533,7 @@ impl ClientCodec {
         };
         Ok(Some(PendingResponse {
             status,
-            reason: head.slice(reason.0..reason.1),
+            reason,
             headers,
             keep_alive,
             body,
@@ -1641,6 +1693,12 @@ impl Decode for ClientCodec {
 impl ClientCodec {
     fn decode_response(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         while self.pending.is_none() {
+            if self.scanned == 0 {
+                if let Some(pending) = self.take_whole_head(src)? {
+                    self.pending = pending;
+                    continue;
+                }
+            }
             let max = self.limits.max_header_bytes;
             let head_len = match find_head_end(src, self.scanned, max) {
                 Ok(len) => len,
@@ -2206,6 +2264,67 @@ mod tests {
             out.push(res);
         }
         Ok(out)
+    }
+
+    /// Each response decoded from one buffer and fed a byte at a time: the outcome (bodies, or the error's
+    /// text) must be the same, though a head that arrives whole is parsed once and a split one searched for its
+    /// end first.
+    #[test]
+    fn a_response_head_whole_or_split_decodes_the_same() {
+        let outcome = |input: &[u8], bytewise: bool| -> String {
+            let mut codec = ClientCodec::new(small());
+            for _ in 0..3 {
+                codec
+                    .encode(Request::get("/"), &mut BytesMut::new())
+                    .unwrap();
+            }
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let pieces: Vec<&[u8]> = if bytewise {
+                input.chunks(1).collect()
+            } else {
+                vec![input]
+            };
+            for piece in pieces {
+                buf.extend_from_slice(piece);
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(res)) => got.push(format!("{} {:?}", res.status, res.body)),
+                        Ok(None) => break,
+                        // What another protocol's reply "starts" with is what had arrived: not compared.
+                        Err(e) => {
+                            let e = e.to_string();
+                            return format!(
+                                "{got:?} error: {}",
+                                e.split(": it starts").next().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+            }
+            format!("{got:?} left {}", buf.len())
+        };
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n"[..],
+            b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            b"\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\nContent-Length: 1\n\nx",
+            b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+            b"HTTP/1.1 200 OK\r\nX: \r\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n folded: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Long: 0123456789012345678901234567890123456789\r\n\r\n",
+            b"-ERR unknown command\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+        ] {
+            let text = String::from_utf8_lossy(input);
+            assert_eq!(
+                outcome(input, false),
+                outcome(input, true),
+                "{text:?} whole and a byte at a time"
+            );
+        }
     }
 
     #[test]
