@@ -130,7 +130,8 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
                 }
                 match read_timeout(s, &mut set, due.saturating_duration_since(now)) {
                     Ok(()) => {
-                        conn.read_with(|b| read(s, b, watch, due), now);
+                        let window = conn.read_window();
+                        conn.read_with(|b| read(s, b, window, watch, due), now);
                     }
                     Err(_) => conn.fail(),
                 }
@@ -158,10 +159,11 @@ pub(crate) fn drive(s: &mut StdSock, mut conn: Conn, watch: &Watch, stopping: &A
 fn read(
     s: &mut StdSock,
     b: &mut bytes::BytesMut,
+    window: usize,
     watch: &Watch,
     due: Instant,
 ) -> io::Result<usize> {
-    let r = conn::read_buf(s, b);
+    let r = conn::read_buf(s, b, window);
     if matches!(r, Ok(0)) && watch.shut() {
         std::thread::sleep(SHUT_POLL.min(due.saturating_duration_since(Instant::now())));
         return Err(io::ErrorKind::WouldBlock.into());

@@ -109,8 +109,9 @@ fn pump(slot: &mut Slot, slot_no: usize, q: &mut Queues) -> bool {
             Step::Read(due) => {
                 let (sock, drained, read_closed) =
                     (&mut slot.sock, &mut slot.drained, slot.read_closed);
+                let window = slot.conn.read_window();
                 let read = |b: &mut _| {
-                    let (r, short) = conn::read_buf_drained(sock, b);
+                    let (r, short) = conn::read_buf_drained(sock, b, window);
                     *drained = short && !read_closed;
                     r
                 };
