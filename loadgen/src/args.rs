@@ -131,7 +131,7 @@ pub struct RunArgs {
     pub recv_buffer: Option<String>,
     /// The most one reply may hold (`64KiB`, `2GiB`), as the SDK's `buffers.max_reply`: a reply announcing more
     /// is refused before its bytes arrive, counted as a `reply_too_large` error, and its connection is
-    /// reopened. It is the only limit on a reply's size (a resp bulk string, an http body, each line of a line
+    /// reopened (requests pipelined behind it on that connection count as `closed`). It is the only limit on a reply's size (a resp bulk string, an http body, each line of a line
     /// reply; framed frames also keep the protocol's 16 MiB): raise it to measure larger replies, lower it to
     /// bound what a run may hold (about this much per connection at most). From 1 byte to 1 TiB (`1024G`).
     /// Default: 1GiB.

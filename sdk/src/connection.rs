@@ -1250,7 +1250,7 @@ impl<P: Protocol> Driver<P> {
                 if stop.reason == CloseReason::PeerClosed && phase == Phase::Request {
                     Error::new(ErrorKind::Closed, phase, MID_REPLY).with_sent(at.sent)
                 } else {
-                    clone_error(&base).with_sent(at.sent).with_phase(phase)
+                    failed_with(&base, at, phase)
                 }
             };
             let _ = reply.send(Err(e));
@@ -1374,6 +1374,23 @@ pub(crate) const MID_REPLY: &str = "peer closed the connection in the middle of 
 pub(crate) const BEHIND_CLOSE: &str =
     "the server closed the connection without processing this request, as a \
      reply before it announced (HTTP `Connection: close`)";
+
+/// The error of a request in flight behind one whose reply went over a size limit: its own reply was never read
+/// (the connection ended at the refused one), so it is not counted as over the limit too.
+pub(crate) const BEHIND_REFUSED: &str =
+    "not answered: the connection ended at the reply to an earlier request on it, which went over a size limit";
+
+/// The error of a request that failed with the connection: a copy of `base` (the connection's error) in the
+/// phase it was in, or, when `base` is a reply over a size limit and this is not the request that reply
+/// answered, a [`BEHIND_REFUSED`] close.
+pub(crate) fn failed_with(base: &Error, at: flight::At, phase: Phase) -> Error {
+    match base.limit() {
+        Some(_) if !at.oldest => {
+            Error::new(ErrorKind::Closed, phase, BEHIND_REFUSED).with_sent(at.sent)
+        }
+        _ => clone_error(base).with_sent(at.sent).with_phase(phase),
+    }
+}
 
 /// Errors are not `Clone` (their source is a boxed error); each failed request gets a copy without the source.
 fn clone_error(e: &Error) -> Error {

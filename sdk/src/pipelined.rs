@@ -566,9 +566,11 @@ impl<P: Protocol, T> Pipelined<P, T> {
         self.flight.fail_all(!self.rbuf.is_empty(), |token, at| {
             let e = match at.behind_close {
                 true => Error::new(ErrorKind::Closed, at.phase, message).with_server_close(),
-                false => Error::new(kind, at.phase, message)
-                    .with_sent(at.sent)
-                    .with_limit(limit),
+                false => crate::connection::failed_with(
+                    &Error::new(kind, at.phase, message).with_limit(limit),
+                    at,
+                    at.phase,
+                ),
             };
             ready.push_back(Completion {
                 token,

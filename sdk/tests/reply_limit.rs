@@ -412,3 +412,72 @@ async fn a_caller_driven_connection_refuses_a_bad_limit_or_one_set_too_late() {
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert_eq!(conn.next().await.unwrap().result.unwrap(), Value::ok());
 }
+
+/// Only the request whose reply went over the limit is over the limit: the ones pipelined behind it on the same
+/// connection were not answered (the connection ended at the refused reply) and fail as closed, with their own
+/// message, on a caller-driven connection and on the pooled client's pipelined connections. Before, every one
+/// of them was counted over the limit (a load generator showed 16 `reply_too_large` for one large value).
+#[tokio::test]
+async fn requests_behind_a_refused_reply_fail_as_closed_not_over_the_limit() {
+    let addr = sized_redis().await;
+    let get = |k: &str| -> Vec<bytes::Bytes> {
+        vec!["GET".into(), bytes::Bytes::copy_from_slice(k.as_bytes())]
+    };
+    let mut conn = pipelined_resp(addr, 4096).await;
+    for (token, key) in [(1, "10"), (2, "5000"), (3, "10"), (4, "10")] {
+        conn.send(get(key), token, Instant::now()).unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(done) = conn.next().await {
+        got.push((
+            done.token,
+            done.result
+                .map_err(|e| (e.kind(), e.limit(), e.to_string())),
+        ));
+    }
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].1.is_ok(), "{got:?}");
+    let (kind, limit, _) = got[1].1.clone().unwrap_err();
+    assert_eq!(
+        (got[1].0, kind, limit),
+        (2, ErrorKind::Protocol, Some(Limit::Reply))
+    );
+    for (token, result) in &got[2..] {
+        let (kind, limit, text) = result.clone().unwrap_err();
+        assert_eq!(
+            (kind, limit),
+            (ErrorKind::Closed, None),
+            "request {token}: {text}"
+        );
+        assert!(
+            text.contains("an earlier request"),
+            "request {token}: {text}"
+        );
+    }
+
+    // The pooled client at depth 4: calls in flight together on one connection.
+    let client = Client::builder(Resp::default())
+        .endpoint(addr)
+        .pool(sockpool::PoolConfig::default().with_max_size(1))
+        .pipeline_depth(4)
+        .buffers(BufferConfig::default().with_max_reply(4096))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let calls = ["5000", "10", "10", "10"].map(|k| client.command(["GET", k]));
+    let results = futures::future::join_all(calls).await;
+    let over = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.limit() == Some(Limit::Reply)))
+        .count();
+    assert_eq!(over, 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                e.limit() == Some(Limit::Reply) || e.kind() == ErrorKind::Closed,
+                "{e:?}"
+            );
+        }
+    }
+    client.close().await;
+}

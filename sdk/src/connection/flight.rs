@@ -66,6 +66,8 @@ pub(crate) struct At {
     pub sent: bool,
     /// A reply before its own announced that the server closes: it was not processed.
     pub behind_close: bool,
+    /// The oldest request in flight: the one the reply being read answers.
+    pub oldest: bool,
 }
 
 /// Why replies can no longer be matched to requests: the connection is out of step and must end (the shell
@@ -329,6 +331,7 @@ fn at<T, K>(slot: &Slot<T, K>, i: usize, written: u64, partial: bool, announced:
         phase,
         sent: slot.start < written && !announced,
         behind_close: announced,
+        oldest: i == 0,
     }
 }
 
@@ -379,6 +382,7 @@ mod tests {
             phase: Phase::Read,
             sent: true,
             behind_close: false,
+            oldest: true,
         };
         assert_eq!(timed_out, [(1, read)]);
         assert_eq!((f.live(), f.len()), (2, 3));
