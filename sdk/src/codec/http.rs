@@ -1456,13 +1456,13 @@ impl ClientCodec {
         if matches!(src.first(), None | Some(b'\r' | b'\n')) {
             return Ok(None);
         }
-        let window = &src[..src.len().min(self.limits.max_header_bytes)];
-        match self.parse_fields(window) {
-            Ok(Some(parsed)) => {
+        let window = src.len().min(self.limits.max_header_bytes);
+        match self.parse_fields(&src[..window]) {
+            Ok(Some(parsed)) if parsed.len <= window => {
                 let head = src.split_to(parsed.len).freeze();
                 self.pending_response(head, parsed).map(Some)
             }
-            Ok(None) | Err(_) => Ok(None),
+            Ok(_) | Err(_) => Ok(None),
         }
     }
 
@@ -1481,13 +1481,15 @@ impl ClientCodec {
                 Some(0) => Version::Http10,
                 _ => Version::Http11,
             };
+            // Ranges of the head alone (what the response will keep), checked against it.
+            let head = src.get(..len).unwrap_or(src);
             Ok(Some(ParsedHead {
                 len,
                 status: res.code.unwrap_or(0),
-                reason: range_in(src, res.reason.unwrap_or("").as_bytes())?,
+                reason: range_in(head, res.reason.unwrap_or("").as_bytes())?,
                 version,
                 framing: Framing::of(res.headers),
-                entries: collect_entries(src, res.headers)?,
+                entries: collect_entries(head, res.headers)?,
             }))
         })
     }
