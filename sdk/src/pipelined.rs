@@ -563,14 +563,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
             message
         };
         let ready = &mut self.ready;
+        // Built once: each request gets a copy in its own phase.
+        let base = Error::new(kind, Phase::Read, message).with_limit(limit);
         self.flight.fail_all(!self.rbuf.is_empty(), |token, at| {
             let e = match at.behind_close {
                 true => Error::new(ErrorKind::Closed, at.phase, message).with_server_close(),
-                false => crate::connection::failed_with(
-                    &Error::new(kind, at.phase, message).with_limit(limit),
-                    at,
-                    at.phase,
-                ),
+                false => crate::connection::failed_with(&base, at, at.phase),
             };
             ready.push_back(Completion {
                 token,
