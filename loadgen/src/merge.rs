@@ -33,8 +33,8 @@ pub struct MergeArgs {
     /// documents one per line on stdin (`kubectl logs -l job-name=…`; lines that are not reports are skipped).
     #[arg(required = true, value_name = "FILE")]
     pub inputs: Vec<String>,
-    /// Merge even when the agents drove different targets or protocols, or one agent's report is given twice
-    /// (a warning instead of a refusal).
+    /// Merge even when the agents drove different targets or protocols, one agent's report is given twice, or
+    /// an agent's report is missing (a warning instead of a refusal).
     #[arg(long)]
     pub force: bool,
     /// Write the merged JSON report to FILE, or to stdout with `-`.
@@ -631,9 +631,11 @@ fn agent_name(r: &AgentReport) -> String {
 }
 
 /// Missing and repeated agents. An agent's report given twice (the same file twice, or two reports with one
-/// `--agent-index`) is refused: its load would be counted twice, and no run has two agents of one index. With
-/// `--force` (runs made by hand without `--agents`, each agent 0 of 1, merged as one load) it is merged with a
-/// warning.
+/// `--agent-index`) is refused: its load would be counted twice, and no run has two agents of one index. A
+/// missing agent is refused too: the totals would quietly describe part of the load (an agent that crashed
+/// leaves no report line in `kubectl logs`), and a merge that exits 0 would pass a CI gate. With `--force`
+/// (runs made by hand without `--agents`, each agent 0 of 1, merged as one load; or a partial merge wanted on
+/// purpose) either is merged with a warning.
 fn check_membership(
     reports: &[AgentReport],
     force: bool,
@@ -664,10 +666,20 @@ fn check_membership(
         .map(|i| i.to_string())
         .collect();
     if !missing.is_empty() {
-        warnings.push(format!(
-            "{} of {count} agents reported: missing agent(s) {}; the totals cover only these",
+        let what = format!(
+            "{} of {count} agents reported: missing agent(s) {}",
             count - missing.len(),
             missing.join(", ")
+        );
+        if !force {
+            return Err(bad(format!(
+                "{what}: the totals would cover only these and understate the load that ran (did an agent \
+                 fail, or its report not reach this merge?); give every agent's report (--force merges the \
+                 ones given)"
+            )));
+        }
+        warnings.push(format!(
+            "{what}; the totals cover only these (merged because of --force)"
         ));
     }
     for (i, n) in seen.iter().enumerate() {
@@ -1079,7 +1091,7 @@ mod tests {
             .iter()
             .any(|w| w.contains("--force")));
 
-        let mut c = agent(1, 3, &[vec![1_000]], t0);
+        let mut c = agent(1, 2, &[vec![1_000]], t0);
         c.agent.as_mut().unwrap().args.rate = Some(10.0);
         let r = merge(
             [&a, &c]
@@ -1094,7 +1106,41 @@ mod tests {
             w.iter().any(|w| w.contains("different configuration")),
             "{w:?}"
         );
-        assert!(w.iter().any(|w| w.contains("missing agent(s) 2")), "{w:?}");
+    }
+
+    #[test]
+    fn a_missing_agent_is_refused_unless_forced() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // Agents 0 and 2 of 4 reported; 1 and 3 (crashed, or their log lines lost) did not.
+        let given = [
+            agent(0, 4, &[vec![1_000; 10]], t0),
+            agent(2, 4, &[vec![1_000; 10]], t0),
+        ];
+        let reports = || {
+            given
+                .iter()
+                .map(|r| AgentReport::from_json(&r.to_json(), "x").unwrap())
+                .collect::<Vec<_>>()
+        };
+        let e = merge(reports(), &MergeArgs::default()).unwrap_err();
+        assert!(
+            e.0.starts_with("2 of 4 agents reported: missing agent(s) 1, 3:")
+                && e.0.contains("--force"),
+            "{e}"
+        );
+        let forced = MergeArgs {
+            force: true,
+            ..MergeArgs::default()
+        };
+        let r = merge(reports(), &forced).unwrap();
+        assert_eq!(r.total.requests(), 20, "the given agents' load, no more");
+        let w = r.merged.unwrap().warnings;
+        assert!(
+            w.iter().any(|w| w
+                == "2 of 4 agents reported: missing agent(s) 1, 3; the totals cover only these (merged because of \
+                    --force)"),
+            "{w:?}"
+        );
     }
 
     #[test]

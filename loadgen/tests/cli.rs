@@ -337,8 +337,8 @@ fn tune_flag_conflicts_and_bad_slos_are_one_line_and_exit_2() {
 }
 
 /// The same agent's report twice (the same file twice, or two reports of one `--agent-index`) would count its
-/// load twice: refused, exit 2, one line naming both (it was merged with a warning, exit 0). `--force` merges it
-/// anyway, and `merge --quiet` still says so on stderr, with the agent missing.
+/// load twice: refused, exit 2, one line naming both (it was merged with a warning, exit 0); so is a merge with
+/// an agent's report missing. `--force` merges them anyway, and `merge --quiet` still says so on stderr.
 #[test]
 fn merge_refuses_an_agent_counted_twice_unless_forced_and_quiet_still_warns() {
     let (_server, target) = common::serve("framed=127.0.0.1:0", None);
@@ -377,6 +377,13 @@ fn merge_refuses_an_agent_counted_twice_unless_forced_and_quiet_still_warns() {
         "{stderr}"
     );
     assert!(!std::path::Path::new(merged).exists(), "nothing merged");
+    // Agent 1's report never came (its pod failed): the totals would be half the load, and a merge that
+    // exits 0 passes a CI gate. Refused, exit 2, naming the missing agent.
+    refused_in_one_line(
+        &["merge", "--quiet", "--json", merged, agent],
+        "merge: 1 of 2 agents reported: missing agent(s) 1: the totals would cover only these",
+    );
+    assert!(!std::path::Path::new(merged).exists(), "nothing merged");
     let (ok, stdout, stderr) = run_loadgen(
         &["merge", "--quiet", "--force", agent, agent],
         Duration::from_secs(60),
@@ -390,7 +397,7 @@ fn merge_refuses_an_agent_counted_twice_unless_forced_and_quiet_still_warns() {
     assert_eq!(
         lines[..2.min(lines.len())],
         [
-            "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these",
+            "sockpool-loadgen merge: warning: 1 of 2 agents reported: missing agent(s) 1; the totals cover only these (merged because of --force)",
             "sockpool-loadgen merge: warning: agent 0 appears 2 times: its load is counted 2 times (merged because of --force)",
         ],
         "{stderr}"
