@@ -360,8 +360,8 @@ pub fn http_client(data: &[u8]) {
         return;
     };
     for limits in [HTTP_TIGHT, HTTP_ROOMY] {
-        let make = || {
-            let mut client = http::ClientCodec::new(limits);
+        let make_keeping = |keep: usize| {
+            let mut client = http::ClientCodec::new(limits).with_body_keep(keep);
             for i in 0..8 {
                 let method = if heads & (1 << i) != 0 {
                     http::Method::Head
@@ -375,9 +375,39 @@ pub fn http_client(data: &[u8]) {
             }
             client
         };
+        let make = || make_keeping(usize::MAX);
         // Chunk data leaves the buffer as it arrives; a body delimited by the close is refused past the limit.
         let bound = limits.max_header_bytes.max(limits.max_body_bytes);
         same_whatever_the_reads("http client", make, stream, bound, as_is);
+        // Keeping a body's first 3 bytes changes nothing else, however the reads split: the same responses and
+        // the same end, each body cut to its first bytes with its whole length counted, and no more than a
+        // head and a read's bytes buffered.
+        let whole = feed("http client", make(), stream, 0, bound);
+        let cut = |items: Vec<http::Response>| -> Vec<http::Response> {
+            items
+                .into_iter()
+                .map(|mut r| {
+                    r.body_dropped = r.body_len() - r.body.len().min(3) as u64;
+                    r.body.truncate(3);
+                    r
+                })
+                .collect()
+        };
+        let want = (cut(whole.items), whole.failure);
+        for piece in [0, 1, 5] {
+            let kept = feed(
+                "http client (keeping 3)",
+                make_keeping(3),
+                stream,
+                piece,
+                limits.max_header_bytes + 3,
+            );
+            assert_eq!(
+                want,
+                (kept.items, kept.failure),
+                "http client keeping 3 bytes of a body, reads of {piece}"
+            );
+        }
     }
 }
 

@@ -133,7 +133,8 @@ pub struct RunArgs {
     /// is refused before its bytes arrive, counted as a `reply_too_large` error, and its connection is
     /// reopened (requests pipelined behind it on that connection count as `closed`). It is the only limit on a reply's size (a resp bulk string, an http body, each line of a line
     /// reply; framed frames also keep the protocol's 16 MiB): raise it to measure larger replies, lower it to
-    /// bound what a run may hold (about this much per connection at most). From 1 byte to 1 TiB (`1024G`).
+    /// bound what a run may hold (about this much per connection at most; an http body is not held unless
+    /// `--expect` reads it: it is counted and dropped as it arrives). From 1 byte to 1 TiB (`1024G`).
     /// Default: 1GiB.
     #[arg(long, value_name = "SIZE")]
     pub max_reply: Option<String>,

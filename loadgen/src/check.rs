@@ -373,13 +373,15 @@ impl Check {
                 code: Some(Code::Status(r.status)),
                 got: Some(r.body.clone()),
                 wanted: None,
-                received: clamp32(r.body.len()),
+                received: clamp32(r.body_len() as usize),
                 error: None,
             });
         }
+        // Without `--expect` the body's tail was dropped as it arrived (`transport::HTTP_BODY_KEPT`): its
+        // length is `body_len`.
         match &self.expect {
             Some(p) if !p.matches(&r.body) => Err(Failure::bad(&r.body, p.source(), r.body.len())),
-            _ => Ok(r.body.len() as u64),
+            _ => Ok(r.body_len()),
         }
     }
 

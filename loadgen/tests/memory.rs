@@ -54,3 +54,44 @@ fn peak_memory_of_a_60s_run_is_within_10_percent_of_a_10s_run() {
         "60 s run {long} KiB vs 10 s run {short} KiB"
     );
 }
+
+/// A run downloading large HTTP bodies holds what it reads, not the bodies: without `--expect` a body is
+/// counted as it arrives and dropped (wrk's way; 50 connections fetching a 20 MB file from nginx held ~950 MB),
+/// and every byte of it is still in the count.
+#[test]
+fn downloading_large_bodies_holds_no_body_and_counts_every_byte() {
+    const BODY: u64 = 4 << 20;
+    const REQUESTS: u64 = 96;
+    let (_server, target) = sockpool_testkit::server::start_target(sockpool_server::ServerConfig {
+        workers: 1,
+        http_body_size: BODY as usize,
+        ..sockpool_testkit::server::config(sockpool_server::Model::Async, &["http=127.0.0.1:0"])
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let child = common::loadgen()
+        .args(["run", "--quiet", "--protocol", "http", "--target", &target])
+        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (status, peak) =
+        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    assert!(status.success(), "the run failed: {status}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(summary["ok"], REQUESTS, "{summary}");
+    let received = summary["bytes_received"].as_u64().unwrap()
+        + summary["drain_bytes_received"].as_u64().unwrap();
+    assert_eq!(
+        received,
+        REQUESTS * BODY,
+        "every body byte counted: {summary}"
+    );
+    // 16 connections each holding a 4 MiB body would be 64 MiB on top of the process's own ~10 MiB.
+    eprintln!("peak RSS downloading 16 x 4 MiB bodies at once: {peak} KiB");
+    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+}

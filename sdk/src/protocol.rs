@@ -325,6 +325,11 @@ pub struct Http {
     /// [`Client::call`](crate::Client::call) always returns the response. Default: false (every status is a
     /// response).
     pub error_for_status: bool,
+    /// Keep at most this many bytes of each response body: the rest is read, counted in
+    /// [`http::Response::body_dropped`] and dropped as it arrives ([`http::ClientCodec::with_body_keep`]), so a
+    /// connection downloading large bodies holds about this much, not each body. For clients that measure or
+    /// count downloads rather than use them. Default: none (every body kept whole).
+    pub keep_body: Option<usize>,
 }
 
 impl Protocol for Http {
@@ -337,7 +342,9 @@ impl Protocol for Http {
     }
 
     fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
-        let codec = http::ClientCodec::new(self.limits).with_max_reply(max_reply);
+        let codec = http::ClientCodec::new(self.limits)
+            .with_max_reply(max_reply)
+            .with_body_keep(self.keep_body.unwrap_or(usize::MAX));
         let codec = match &self.host {
             Some(host) => codec.with_host(host.clone()),
             None => codec,

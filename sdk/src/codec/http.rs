@@ -424,8 +424,11 @@ pub struct Response {
     pub reason: Bytes,
     /// The header fields (the server encoder adds `Content-Length` and `Connection` itself).
     pub headers: Headers,
-    /// The body.
+    /// The body (decoded by a [`ClientCodec`] that keeps only part of each body: its first bytes).
     pub body: Bytes,
+    /// Bytes of the body read and dropped after its first [`ClientCodec::with_body_keep`] bytes; 0 when the
+    /// whole body is in [`body`](Self::body). Encoders ignore it.
+    pub body_dropped: u64,
 }
 
 impl Response {
@@ -436,7 +439,13 @@ impl Response {
             reason: Bytes::from_static(reason_phrase(status).as_bytes()),
             headers: Headers::new(),
             body: Bytes::new(),
+            body_dropped: 0,
         }
+    }
+
+    /// The length of the body as it arrived: [`body`](Self::body) and the bytes dropped after it.
+    pub fn body_len(&self) -> u64 {
+        self.body.len() as u64 + self.body_dropped
     }
 
     /// `200 OK` with `body`.
@@ -1278,12 +1287,51 @@ enum Chunked {
 enum BodyKind {
     /// No body (HEAD, 1xx, 204, 304).
     Empty,
-    /// `Content-Length` bytes.
+    /// `Content-Length` bytes, kept whole: taken from the read buffer at once when they have all arrived.
     Length(usize),
+    /// `Content-Length` bytes, more than the codec keeps: the bytes still to come, and the body so far, taken
+    /// from the read buffer as they arrive.
+    Streamed(usize, Sink),
     /// Chunked: the state and the body so far.
-    Chunked(Chunked, BytesMut),
-    /// Until the connection closes.
-    UntilClose,
+    Chunked(Chunked, Sink),
+    /// Until the connection closes: the body so far when the codec keeps only part of it (else it waits in the
+    /// read buffer).
+    UntilClose(Sink),
+}
+
+/// A body as it arrives: its first `keep` bytes kept, the rest counted and dropped
+/// ([`ClientCodec::with_body_keep`]).
+#[derive(Debug)]
+struct Sink {
+    kept: BytesMut,
+    keep: usize,
+    dropped: u64,
+}
+
+impl Sink {
+    fn new(keep: usize) -> Sink {
+        Sink {
+            kept: BytesMut::new(),
+            keep,
+            dropped: 0,
+        }
+    }
+
+    /// The body's length so far.
+    fn total(&self) -> u64 {
+        self.kept.len() as u64 + self.dropped
+    }
+
+    /// How many more bytes it keeps.
+    fn room(&self) -> usize {
+        self.keep.saturating_sub(self.kept.len())
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let k = bytes.len().min(self.room());
+        self.kept.extend_from_slice(&bytes[..k]);
+        self.dropped += (bytes.len() - k) as u64;
+    }
 }
 
 /// What the parse of a response head found: its length, and the rest as ranges of it.
@@ -1325,6 +1373,8 @@ pub struct ClientCodec {
     /// The limit on one response as a whole ([`with_max_reply`](Self::with_max_reply)); `limits` are already
     /// lowered to it, and an error over a limit it lowered names it.
     max_reply: usize,
+    /// The most bytes of a body kept ([`with_body_keep`](Self::with_body_keep)).
+    keep: usize,
 }
 
 impl ClientCodec {
@@ -1339,8 +1389,18 @@ impl ClientCodec {
             pending: None,
             closing: false,
             max_reply: super::DEFAULT_MAX_REPLY,
+            keep: usize::MAX,
         }
         .with_max_reply(super::DEFAULT_MAX_REPLY)
+    }
+
+    /// `self`, keeping at most the first `keep` bytes of each response body: the rest is read, counted in
+    /// [`Response::body_dropped`] and dropped as it arrives, so a connection downloading a large body holds
+    /// about `keep` bytes and one read's worth, not the body (a load generator that measures downloads, as wrk
+    /// does). The body limits still apply to the whole body. Default: `usize::MAX` (every body kept whole).
+    pub fn with_body_keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// `self`, refusing a response whose head or body is over `max_reply` bytes
@@ -1519,19 +1579,24 @@ impl ClientCodec {
             BodyKind::Empty
         } else if framing.transfer_encoding {
             if framing.chunked {
-                BodyKind::Chunked(Chunked::Size, BytesMut::new())
+                BodyKind::Chunked(Chunked::Size, Sink::new(self.keep))
             } else {
                 keep_alive = false;
-                BodyKind::UntilClose
+                BodyKind::UntilClose(Sink::new(self.keep))
             }
         } else if let Some(len) = framing.length()? {
             if len > self.limits.max_body_bytes as u64 {
                 return Err(body_too_large(len, self.limits.max_body_bytes));
             }
-            BodyKind::Length(len as usize)
+            let len = len as usize;
+            if len > self.keep {
+                BodyKind::Streamed(len, Sink::new(self.keep))
+            } else {
+                BodyKind::Length(len)
+            }
         } else {
             keep_alive = false;
-            BodyKind::UntilClose
+            BodyKind::UntilClose(Sink::new(self.keep))
         };
         Ok(Some(PendingResponse {
             status,
@@ -1547,7 +1612,7 @@ impl ClientCodec {
         &self,
         src: &mut BytesMut,
         state: &mut Chunked,
-        body: &mut BytesMut,
+        body: &mut Sink,
     ) -> Result<bool, CodecError> {
         let max_line = self.limits.max_header_bytes;
         loop {
@@ -1594,11 +1659,13 @@ impl ClientCodec {
                         *state = Chunked::Trailers(0);
                         continue;
                     }
-                    let total = body.len() as u64 + size;
+                    let total = body.total() + size;
                     if total > self.limits.max_body_bytes as u64 {
                         return Err(body_too_large(total, self.limits.max_body_bytes));
                     }
-                    body.reserve((size as usize).min(MAX_RESERVE));
+                    let room = body.room();
+                    body.kept
+                        .reserve((size as usize).min(MAX_RESERVE).min(room));
                     *state = Chunked::Data(size as usize);
                 }
                 Chunked::Data(left) => {
@@ -1606,7 +1673,7 @@ impl ClientCodec {
                         return Ok(false);
                     }
                     let n = left.min(src.len());
-                    body.extend_from_slice(&src[..n]);
+                    body.push(&src[..n]);
                     src.advance(n);
                     *state = if n == left {
                         Chunked::DataEnd
@@ -1630,7 +1697,7 @@ impl ClientCodec {
         }
     }
 
-    fn finish(&mut self, p: PendingResponse, body: Bytes) -> Response {
+    fn finish(&mut self, p: PendingResponse, body: Bytes, body_dropped: u64) -> Response {
         self.sent.pop_front();
         if !p.keep_alive {
             self.closing = true;
@@ -1640,6 +1707,7 @@ impl ClientCodec {
             reason: p.reason,
             headers: p.headers,
             body,
+            body_dropped,
         }
     }
 }
@@ -1675,14 +1743,27 @@ impl Decode for ClientCodec {
         self.decode_response(src).map_err(|e| self.name_limit(e))
     }
 
+    fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         if let Some(res) = self.decode(src)? {
             return Ok(Some(res));
         }
         match self.pending.take() {
-            Some(p) if matches!(p.body, BodyKind::UntilClose) => {
-                let body = src.split().freeze();
-                Ok(Some(self.finish(p, body)))
+            Some(mut p) if matches!(p.body, BodyKind::UntilClose(_)) => {
+                let BodyKind::UntilClose(sink) = &mut p.body else {
+                    unreachable!("matched above")
+                };
+                if sink.total() == 0 {
+                    let body = src.split().freeze();
+                    return Ok(Some(self.finish(p, body, 0)));
+                }
+                sink.push(src);
+                src.clear();
+                let (body, dropped) = (std::mem::take(&mut sink.kept).freeze(), sink.dropped);
+                Ok(Some(self.finish(p, body, dropped)))
             }
             None if src.is_empty() => Ok(None),
             _ => Err(CodecError::protocol(
@@ -1721,8 +1802,8 @@ impl ClientCodec {
         let Some(mut p) = self.pending.take() else {
             return Ok(None);
         };
-        let body = match &mut p.body {
-            BodyKind::Empty => Bytes::new(),
+        let (body, dropped) = match &mut p.body {
+            BodyKind::Empty => (Bytes::new(), 0),
             BodyKind::Length(len) => {
                 let len = *len;
                 if src.len() < len {
@@ -1730,24 +1811,42 @@ impl ClientCodec {
                     self.pending = Some(p);
                     return Ok(None);
                 }
-                src.split_to(len).freeze()
+                (src.split_to(len).freeze(), 0)
+            }
+            BodyKind::Streamed(left, body) => {
+                let n = (*left).min(src.len());
+                body.push(&src[..n]);
+                src.advance(n);
+                *left -= n;
+                if *left > 0 {
+                    self.pending = Some(p);
+                    return Ok(None);
+                }
+                (std::mem::take(&mut body.kept).freeze(), body.dropped)
             }
             BodyKind::Chunked(state, body) => {
                 if !self.read_chunked(src, state, body)? {
                     self.pending = Some(p);
                     return Ok(None);
                 }
-                std::mem::take(body).freeze()
+                (std::mem::take(&mut body.kept).freeze(), body.dropped)
             }
-            BodyKind::UntilClose => {
-                if src.len() > self.limits.max_body_bytes {
-                    return Err(body_too_large(src.len() as u64, self.limits.max_body_bytes));
+            BodyKind::UntilClose(body) => {
+                let total = body.total() + src.len() as u64;
+                if total > self.limits.max_body_bytes as u64 {
+                    return Err(body_too_large(total, self.limits.max_body_bytes));
+                }
+                // Kept whole, the body waits in the read buffer until the close; kept in part, it is taken
+                // from it as it arrives.
+                if body.keep != usize::MAX {
+                    body.push(src);
+                    src.clear();
                 }
                 self.pending = Some(p);
                 return Ok(None);
             }
         };
-        Ok(Some(self.finish(p, body)))
+        Ok(Some(self.finish(p, body, dropped)))
     }
 }
 
@@ -2327,6 +2426,130 @@ mod tests {
                 "{text:?} whole and a byte at a time"
             );
         }
+    }
+
+    /// Every response `input` holds, decoded by a codec that keeps `keep` bytes of a body, from reads of
+    /// `piece` bytes: `(status, body kept, body length)` each, and the most the read buffer held.
+    fn decode_keeping(input: &[u8], keep: usize, piece: usize) -> (Vec<(u16, Bytes, u64)>, usize) {
+        let mut codec = ClientCodec::new(Limits {
+            max_body_bytes: 4 << 20,
+            ..Limits::default()
+        })
+        .with_body_keep(keep);
+        for _ in 0..4 {
+            codec
+                .encode(Request::get("/"), &mut BytesMut::new())
+                .unwrap();
+        }
+        let (mut buf, mut got, mut most) = (BytesMut::new(), Vec::new(), 0);
+        for piece in input.chunks(piece) {
+            buf.extend_from_slice(piece);
+            most = most.max(buf.len());
+            while let Some(r) = codec.decode(&mut buf).unwrap() {
+                got.push((r.status, r.body.clone(), r.body_len()));
+            }
+        }
+        if let Some(r) = codec.decode_eof(&mut buf).unwrap() {
+            got.push((r.status, r.body.clone(), r.body_len()));
+        }
+        (got, most)
+    }
+
+    #[test]
+    fn a_body_past_what_the_codec_keeps_is_counted_and_dropped_as_it_arrives() {
+        let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunked = Vec::new();
+        for part in body.chunks(70_000) {
+            chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            chunked.extend_from_slice(part);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let mut input = Vec::new();
+        input.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+        input.extend_from_slice(&body);
+        input.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall");
+        input.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        input.extend_from_slice(&chunked);
+        input.extend_from_slice(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        input.extend_from_slice(&body);
+        let head = Bytes::copy_from_slice(&body[..100]);
+        let want = vec![
+            (200, head.clone(), 1_000_000),
+            (200, Bytes::from_static(b"small"), 5),
+            (200, head.clone(), 1_000_000),
+            (200, head, 1_000_000),
+        ];
+        for piece in [1, 7, 16 << 10, input.len()] {
+            if piece == 1 {
+                // A byte at a time through 3 MB: the small keep only (the whole-body decode is below).
+                let (got, most) = decode_keeping(&input, 100, piece);
+                assert_eq!(got, want);
+                assert!(most < 200, "the read buffer held {most} bytes");
+                continue;
+            }
+            let (got, most) = decode_keeping(&input, 100, piece);
+            assert_eq!(got, want, "reads of {piece}");
+            if piece < input.len() {
+                assert!(
+                    most <= piece + 100,
+                    "reads of {piece}: the buffer held {most} bytes"
+                );
+            }
+            // Kept whole (the default), the same responses with their whole bodies.
+            let (whole, _) = decode_keeping(&input, usize::MAX, piece);
+            let lens: Vec<u64> = whole
+                .iter()
+                .map(|(_, b, n)| {
+                    assert_eq!(b.len() as u64, *n);
+                    *n
+                })
+                .collect();
+            assert_eq!(lens, [1_000_000, 5, 1_000_000, 1_000_000]);
+            assert_eq!(&whole[0].1[..], &body[..]);
+            assert_eq!(&whole[2].1[..], &body[..]);
+            assert_eq!(&whole[3].1[..], &body[..]);
+        }
+    }
+
+    #[test]
+    fn a_body_dropped_as_it_arrives_is_still_held_to_the_body_limit() {
+        let over = |input: &[u8]| {
+            let mut codec = ClientCodec::new(Limits {
+                max_body_bytes: 1000,
+                ..Limits::default()
+            })
+            .with_body_keep(10);
+            codec
+                .encode(Request::get("/"), &mut BytesMut::new())
+                .unwrap();
+            let mut buf = BytesMut::from(input);
+            match codec.decode(&mut buf).and_then(|r| match r {
+                Some(r) => Ok(Some(r)),
+                None => codec.decode_eof(&mut buf),
+            }) {
+                Err(CodecError::TooLarge {
+                    what: Limit::Body,
+                    len,
+                    max: 1000,
+                }) => len,
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(&input[..40])),
+            }
+        };
+        let mut until_close = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        until_close.extend_from_slice(&[b'x'; 1001]);
+        assert_eq!(over(&until_close), 1001);
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..3 {
+            chunked.extend_from_slice(b"190\r\n");
+            chunked.extend_from_slice(&[b'x'; 400]);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(over(&chunked), 1200);
+        assert_eq!(
+            over(b"HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n\r\n"),
+            1001
+        );
     }
 
     #[test]
