@@ -168,6 +168,11 @@ impl ErrorCounts {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
             + self.get(ErrorKind::Timeout(Phase::Request));
+        // Replies that began in the protocol (their heads parsed) and never ended in time: the replies' size
+        // or pace, not the protocol (`unfinished_hint`).
+        if self.unfinished() {
+            return None;
+        }
         let closed = self.get(ErrorKind::Closed);
         let refused = self.get(ErrorKind::Refused);
         let elsewhere = refused
@@ -222,12 +227,26 @@ impl ErrorCounts {
         })
     }
 
+    /// Every failure a timeout after part of its reply had come: the replies began and none ended in time.
+    fn unfinished(&self) -> bool {
+        let mid_reply = self.get(ErrorKind::Timeout(Phase::Request));
+        mid_reply > 0 && mid_reply == self.total()
+    }
+
     /// Advice for a run that got no reply at all, or that the server read no request: replies over the reply
-    /// limit ([`reply_limit_hint`](Self::reply_limit_hint)), a protocol mismatch
-    /// ([`no_reply_cause`](Self::no_reply_cause)), or a server that reads nothing.
+    /// limit ([`reply_limit_hint`](Self::reply_limit_hint)), replies that began and never ended in time, a
+    /// protocol mismatch ([`no_reply_cause`](Self::no_reply_cause)), or a server that reads nothing.
     pub fn protocol_mismatch_hint(&self, protocol: &str) -> Option<String> {
         if let Some(hint) = self.reply_limit_hint() {
             return Some(hint);
+        }
+        if self.unfinished() {
+            return Some(format!(
+                "every reply began and none ended within --timeout ({} timed out after part of their reply \
+                 had come): replies larger or slower than the timeout allows (raise --timeout), or replies that \
+                 never end",
+                self.get(ErrorKind::Timeout(Phase::Request))
+            ));
         }
         match self.no_reply_cause(protocol) {
             Some(cause) => Some(format!(
@@ -710,6 +729,25 @@ mod tests {
             hint.contains("protocol mismatch?") && hint.contains("no framed reply"),
             "{hint}"
         );
+        // Every reply began (its head parsed) and none ended in time: an endless chunked body, a 100 Continue
+        // flood, a large file with a short --timeout. The size or pace of the replies, not the protocol.
+        let mut e = ErrorCounts::default();
+        e.add_n(ErrorKind::Timeout(Phase::Request), 24);
+        let hint = e.protocol_mismatch_hint("http").expect("a hint");
+        assert!(
+            !hint.contains("protocol mismatch")
+                && hint.contains("every reply began and none ended within --timeout (24 timed out")
+                && hint.contains("raise --timeout"),
+            "{hint}"
+        );
+        assert_eq!(e.no_reply_cause("http"), None);
+        // Some never began: as before.
+        let hint = of(&[
+            (ErrorKind::Timeout(Phase::Request), 3),
+            (ErrorKind::Timeout(Phase::Read), 13),
+        ])
+        .expect("a hint");
+        assert!(hint.contains("no framed reply in time"), "{hint}");
         // A server that accepts and never reads: the writes time out, the protocol is not the question.
         let hint = of(&[
             (ErrorKind::Timeout(Phase::Write), 244),

@@ -1206,7 +1206,8 @@ impl<P: Protocol> Driver<P> {
                 },
                 _ = &mut wake => wake.set(shared.wake.notified()),
                 _ = self.timer.as_mut(), if self.armed.is_some() => {
-                    self.expire(!rbuf.is_empty());
+                    let partial = self.flight.mid_reply(!rbuf.is_empty());
+                    self.expire(partial);
                 }
                 _ = &mut expiry_timer, if expiry.is_some() && idle && !expired => {
                     expired = true;

@@ -357,6 +357,12 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 Event::Read(n) => {
                     self.fit_read_chunk(n, room);
                     self.deliver(now, false);
+                    // A peer that never lets the socket run dry (an endless reply) keeps every poll a read:
+                    // the timer, polled only when no read is ready, would never fire. The clock of this
+                    // event says whether the deadline passed.
+                    if self.flight.live() > 0 && self.timer.deadline() <= now {
+                        self.expire(now);
+                    }
                     // Replies split off the buffer keep their own part of it alive; an empty buffer far above
                     // what reads now take goes, and the next read reserves `read_chunk` afresh.
                     if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * self.read_chunk {
@@ -519,7 +525,8 @@ impl<P: Protocol, T> Pipelined<P, T> {
     fn expire(&mut self, now: Instant) {
         let (ready, timeout) = (&mut self.ready, self.timeout);
         let mut timed_out = false;
-        let next = self.flight.expire(now, !self.rbuf.is_empty(), |token, at| {
+        let partial = self.flight.mid_reply(!self.rbuf.is_empty());
+        let next = self.flight.expire(now, partial, |token, at| {
             timed_out = true;
             let what = match at.phase {
                 Phase::Write => "request",

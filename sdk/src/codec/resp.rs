@@ -892,6 +892,10 @@ impl ClientCodec {
 impl Decode for ClientCodec {
     type Item = Value;
 
+    fn in_progress(&self) -> bool {
+        !self.stack.is_empty()
+    }
+
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
         loop {
             let mut value = match self.step(src)? {

@@ -25,6 +25,14 @@ pub trait Decode {
     /// item yet (the caller reads more and calls again). Bytes of an item not yet complete stay in `src`.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, CodecError>;
 
+    /// True while the decoder holds part of an item that it already took off the buffer (an HTTP head whose
+    /// body is still coming, a body read and dropped as it arrives): part of a reply has arrived even when the
+    /// buffer is empty, which decides the phase a timeout names. Default: false (every byte of an unfinished
+    /// item stays in the buffer).
+    fn in_progress(&self) -> bool {
+        false
+    }
+
     /// Like [`decode`](Self::decode), when no more bytes will come (the peer closed). Default: `decode`, and
     /// bytes left over after the last whole item are an [`CodecError::Io`] error (`bytes remaining on
     /// stream`), as with tokio-util's `Decoder`.

@@ -503,7 +503,7 @@ fn poll_timer<P: Protocol, R>(
 
 /// The phase of an exchange waiting for its reply: `Read` until a byte of it has arrived, then `Request`.
 fn reading_phase<P: Protocol>(io: &DirectIo<P>) -> Phase {
-    if io.rbuf.is_empty() {
+    if io.rbuf.is_empty() && !io.codec.in_progress() {
         Phase::Read
     } else {
         Phase::Request

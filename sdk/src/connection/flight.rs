@@ -113,6 +113,12 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
         }
     }
 
+    /// Part of the oldest reply has arrived: bytes of it are buffered (`buffered`), or the codec holds part of it
+    /// already taken off the buffer ([`Decode::in_progress`](crate::codec::Decode::in_progress)).
+    pub(crate) fn mid_reply(&self, buffered: bool) -> bool {
+        buffered || self.codec.in_progress()
+    }
+
     /// Requests whose caller still waits.
     #[inline]
     pub(crate) fn live(&self) -> usize {
