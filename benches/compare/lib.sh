@@ -198,6 +198,7 @@ http {
   server {
     listen 127.0.0.1:$2 reuseport;
     location / { return 200 "$body"; }
+    location = /download.bin { root $1/www; }
   }
 }
 EOF
@@ -205,7 +206,13 @@ EOF
 spawn_nginx() { # port workers
     local dir="$TMP/nginx-$1"
     SPAWNED_LOG="nginx-$1"
-    mkdir -p "$dir"
+    mkdir -p "$dir/www"
+    # A static file for download rows (DOWNLOAD_BYTES, default none): GET /download.bin. nginx's workers run as
+    # another user (nobody) when it is started as root: the path must be theirs to read.
+    if [ -n "${DOWNLOAD_BYTES:-}" ]; then
+        head -c "$DOWNLOAD_BYTES" /dev/zero >"$dir/www/download.bin"
+        chmod a+x "$TMP" "$dir" "$dir/www" && chmod a+r "$dir/www/download.bin"
+    fi
     nginx_conf "$dir" "$1" "$2" >"$dir/nginx.conf"
     spawn "$SPAWNED_LOG" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
 }
@@ -294,12 +301,12 @@ PEAK_RSS=(/usr/bin/time -f %M -o)
 # rss_of file: the KiB that PEAK_RSS wrote (0 when the command did not finish).
 rss_of() { if [ -s "$1" ]; then awk '/^[0-9]+$/ {v = $1} END {print v + 0}' "$1"; else echo 0; fi; }
 
-# wrk_rps port threads seconds clients label: wrk GET /; sets WRK_RPS (requests/s; 0 when not measured) and WRK_RSS
-# (its peak RSS in KiB).
+# wrk_rps port threads seconds clients label [path]: wrk GET path (default /); sets WRK_RPS (requests/s; 0 when not
+# measured) and WRK_RSS (its peak RSS in KiB).
 wrk_rps() {
     local out="$TMP/wrk.out"
     WRK_RPS=0 WRK_RSS=0
-    if ! fg_run timeout $(($3 + 60)) "${PEAK_RSS[@]}" "$TMP/wrk.rss" wrk -t "$2" -c "$4" -d "${3}s" "http://127.0.0.1:$1/" >"$out" 2>&1; then
+    if ! fg_run timeout $(($3 + 60)) "${PEAK_RSS[@]}" "$TMP/wrk.rss" wrk -t "$2" -c "$4" -d "${3}s" "http://127.0.0.1:$1${6:-/}" >"$out" 2>&1; then
         note "wrk -t $2 against $5 failed or timed out: $(tail -c 300 "$out" | tr '\n' ' ')"
     fi
     if grep -qE 'Non-2xx|Socket errors' "$out"; then

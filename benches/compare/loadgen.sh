@@ -16,6 +16,11 @@
 #      `sockpool-loadgen run --protocol http --connections 8000 --threads 1`; the rate ratio and each tool's peak
 #      RSS (GNU time's maximum resident set size), per connection. The open-file limit is raised to its hard
 #      limit for this row (it needs SCALE_CONNS + ~100 descriptors per process).
+#   3b. Download: nginx with one worker serving a DOWNLOAD_BYTES (20 MB) static file to CLIENTS connections, one
+#      client thread each: `wrk -t 1 -c 50 URL/download.bin` vs `sockpool-loadgen run --protocol http --path
+#      /download.bin --threads 1 --timeout 2s` (wrk's own default timeout; a request over it is an error, not a
+#      failed run: `--fail-on 'errors>50%'`, as wrk reports its timeouts and still the rate); the rate ratio and
+#      each tool's peak RSS (shown, not judged: a load generator counts a body, it need not hold it).
 #   4. A/B, with BASELINE_REV=<rev>: the sockpool-loadgen of that commit, built in a temporary `git worktree`
 #      (`cargo build --release -p sockpool-loadgen`, target dir target/baseline-build, the binary kept in
 #      target/baseline/<sha>/ so a second run reuses it), against this build on the loads of 1 and 2 (redis
@@ -34,7 +39,7 @@
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): ONLY (which sections: redis, nginx, scale, overload; default all four), REQS (redis-benchmark -n at
+# Knobs (environment): ONLY (which sections: redis, nginx, scale, download, overload; default all five), REQS (redis-benchmark -n at
 # -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, SCALE_CONNS,
 # TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds),
 # BASELINE_REV (a commit whose sockpool-loadgen this build is compared with; default: none); for the overload row
@@ -43,11 +48,12 @@ set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500 OV_DUR=1 OV_TIMEOUT=1
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500 OV_DUR=1 OV_TIMEOUT=1 DOWNLOAD_BYTES=1000000
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
-ONLY=${ONLY:-redis,nginx,scale,overload}
+ONLY=${ONLY:-redis,nginx,scale,download,overload}
+DOWNLOAD_BYTES=${DOWNLOAD_BYTES:-20000000}
 OV_CONNS=${OV_CONNS:-50}
 OV_DUR=${OV_DUR:-10}
 OV_TIMEOUT=${OV_TIMEOUT:-5}
@@ -226,6 +232,28 @@ if [[ ,$ONLY, == *,scale,* ]]; then
     fi
 fi
 
+# -------------------------------------------------------------------------------- 3b: download a large file
+
+if [[ ,$ONLY, == *,download,* ]]; then
+    export DOWNLOAD_BYTES
+    start_nginx 1
+    echo "nginx (worker_processes 1) on 127.0.0.1:$NGINX_PORT, GET /download.bin ($DOWNLOAD_BYTES bytes)" >&2
+    peer_rss=() lg_rss=()
+    wrk_dl() { wrk_rps "$@" && peer_rss+=("$WRK_RSS"); }
+    lg_dl() { lg "$@" && lg_rss+=("$LG_RSS"); }
+    LG_FN=lg_dl compare "nginx GET of a $DOWNLOAD_BYTES-byte file, -c $CLIENTS, 1 thread, nginx 1 worker" "wrk" \
+        "wrk_dl $NGINX_PORT 1 $DUR $CLIENTS nginx-download /download.bin" WRK_RPS 1.0 "http download" \
+        --target "127.0.0.1:$NGINX_PORT" --protocol http --threads 1 --path /download.bin \
+        --timeout 2s --fail-on 'errors>50%'
+    stop "$NGINX_PID"
+    pm=$(median "${peer_rss[@]}") lm=$(median "${lg_rss[@]}")
+    rt=$(ratio "$lm" "$pm")
+    if [ "$lm" = 0 ] || [ "$pm" = 0 ]; then rt="n/a"; fi
+    # Shown, not judged: the process's own ~10 MB (runtime, histograms) dominates, and wrk's fixed 8 KiB a
+    # connection is the floor; what matters is that no body is held (it was ~950 MB here).
+    SCALE+=("| peak RSS, GET of a $DOWNLOAD_BYTES-byte file, -c $CLIENTS | $((pm / 1024)) MB | $((lm / 1024)) MB | **$rt** | (shown) | | wrk ${peer_rss[*]}; sockpool-loadgen ${lg_rss[*]} KiB |")
+fi
+
 # ------------------------------------------------------------------------- 5: open loop at 10× redis's capacity
 
 OV_ROW=""
@@ -287,7 +315,7 @@ echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 if [ "${#SCALE[@]}" -gt 0 ]; then
     echo
-    echo "Memory at scale (median peak RSS over the rounds; ratio = sockpool-loadgen / wrk, lower is better):"
+    echo "Memory at scale and downloading (median peak RSS over the rounds; ratio = sockpool-loadgen / wrk, lower is better):"
     echo
     echo "| load | wrk | sockpool-loadgen | ratio | target | | each round (KiB) |"
     echo "|---|---|---|---|---|---|---|"
