@@ -168,8 +168,8 @@ impl ErrorCounts {
         let unparsed = self.get(ErrorKind::Protocol) + self.get(ErrorKind::BadReply);
         let unanswered = self.get(ErrorKind::Timeout(Phase::Read))
             + self.get(ErrorKind::Timeout(Phase::Request));
-        // Replies that began in the protocol (their heads parsed) and never ended in time: the replies' size
-        // or pace, not the protocol (`unfinished_hint`).
+        // Replies that began (a head parsed, a length read) and never ended in time: the replies' size or pace
+        // as likely as the protocol; `protocol_mismatch_hint` names both.
         if self.unfinished() {
             return None;
         }
@@ -243,8 +243,9 @@ impl ErrorCounts {
         if self.unfinished() {
             return Some(format!(
                 "every reply began and none ended within --timeout ({} timed out after part of their reply \
-                 had come): replies larger or slower than the timeout allows (raise --timeout), or replies that \
-                 never end",
+                 had come): replies larger or slower than the timeout allows (raise --timeout), replies that \
+                 never end, or another protocol's bytes taken for the start of one (check --protocol: framed \
+                 echo line http resp udp)",
                 self.get(ErrorKind::Timeout(Phase::Request))
             ));
         }
@@ -735,9 +736,9 @@ mod tests {
         e.add_n(ErrorKind::Timeout(Phase::Request), 24);
         let hint = e.protocol_mismatch_hint("http").expect("a hint");
         assert!(
-            !hint.contains("protocol mismatch")
-                && hint.contains("every reply began and none ended within --timeout (24 timed out")
-                && hint.contains("raise --timeout"),
+            hint.contains("every reply began and none ended within --timeout (24 timed out")
+                && hint.contains("raise --timeout")
+                && hint.contains("check --protocol"),
             "{hint}"
         );
         assert_eq!(e.no_reply_cause("http"), None);
