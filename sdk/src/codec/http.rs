@@ -1751,24 +1751,22 @@ impl Decode for ClientCodec {
         if let Some(res) = self.decode(src)? {
             return Ok(Some(res));
         }
+        let cut_short = || CodecError::protocol("connection closed in the middle of a response");
         match self.pending.take() {
-            Some(mut p) if matches!(p.body, BodyKind::UntilClose(_)) => {
-                let BodyKind::UntilClose(sink) = &mut p.body else {
-                    unreachable!("matched above")
-                };
-                if sink.total() == 0 {
-                    let body = src.split().freeze();
-                    return Ok(Some(self.finish(p, body, 0)));
+            Some(mut p) => match &mut p.body {
+                // Kept whole, the body waited in the read buffer for the close; kept in part, the `decode`
+                // above has just taken all of it from there.
+                BodyKind::UntilClose(sink) => {
+                    let (body, dropped) = match sink.keep {
+                        usize::MAX => (src.split().freeze(), 0),
+                        _ => (std::mem::take(&mut sink.kept).freeze(), sink.dropped),
+                    };
+                    Ok(Some(self.finish(p, body, dropped)))
                 }
-                sink.push(src);
-                src.clear();
-                let (body, dropped) = (std::mem::take(&mut sink.kept).freeze(), sink.dropped);
-                Ok(Some(self.finish(p, body, dropped)))
-            }
+                _ => Err(cut_short()),
+            },
             None if src.is_empty() => Ok(None),
-            _ => Err(CodecError::protocol(
-                "connection closed in the middle of a response",
-            )),
+            None => Err(cut_short()),
         }
     }
 }
