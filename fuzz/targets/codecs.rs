@@ -298,6 +298,47 @@ pub fn resp_client(data: &[u8]) {
             bound,
             as_is,
         );
+        // Keeping a bulk string's first 3 bytes changes nothing else, however the reads split: the same replies
+        // and the same end, each longer bulk cut to its first bytes with its whole length, and no more than a
+        // header line and the kept bytes buffered.
+        let whole = feed(
+            "resp client",
+            resp::ClientCodec::new(limits),
+            data,
+            0,
+            bound,
+        );
+        let want = (
+            whole.items.into_iter().map(cut_bulks).collect(),
+            whole.failure,
+        );
+        for piece in [0, 1, 5] {
+            let keeping = resp::ClientCodec::new(limits).with_bulk_keep(3);
+            let kept = feed(
+                "resp client (keeping 3)",
+                keeping,
+                data,
+                piece,
+                limits.max_inline + 7,
+            );
+            assert_eq!(
+                want,
+                (kept.items, kept.failure),
+                "resp client keeping 3 bytes of a bulk, reads of {piece}"
+            );
+        }
+    }
+}
+
+/// `value` as a client keeping 3 bytes of a bulk string decodes it.
+fn cut_bulks(value: resp::Value) -> resp::Value {
+    match value {
+        resp::Value::Bulk(b) if b.len() > 3 => resp::Value::BulkHead {
+            head: b.slice(..3),
+            len: b.len() as u64,
+        },
+        resp::Value::Array(items) => resp::Value::Array(items.into_iter().map(cut_bulks).collect()),
+        other => other,
     }
 }
 

@@ -377,7 +377,7 @@ impl Check {
                 error: None,
             });
         }
-        // Without `--expect` the body's tail was dropped as it arrived (`transport::HTTP_BODY_KEPT`): its
+        // Without `--expect` the body's tail was dropped as it arrived (`transport::KEPT`): its
         // length is `body_len`.
         match &self.expect {
             Some(p) if !p.matches(&r.body) => Err(Failure::bad(&r.body, p.source(), r.body.len())),
@@ -423,6 +423,8 @@ fn resp_size(v: &sockpool::codec::resp::Value) -> u64 {
     use sockpool::codec::resp::Value;
     match v {
         Value::Simple(b) | Value::Bulk(b) | Value::Error(b) => b.len() as u64,
+        // A bulk string counted as it arrived, its first bytes kept (`transport::KEPT`).
+        Value::BulkHead { len, .. } => *len,
         Value::Integer(_) => 8,
         Value::Array(items) => items.iter().map(resp_size).sum(),
         Value::Null | Value::NullArray => 0,
@@ -436,6 +438,7 @@ pub fn resp_text(v: &sockpool::codec::resp::Value) -> Bytes {
     use sockpool::codec::resp::Value;
     match v {
         Value::Simple(b) | Value::Bulk(b) | Value::Error(b) => b.clone(),
+        Value::BulkHead { head, .. } => head.clone(),
         Value::Integer(n) => Bytes::from(n.to_string()),
         Value::Null | Value::NullArray => Bytes::from_static(b"(nil)"),
         Value::Array(items) => {

@@ -95,3 +95,53 @@ fn downloading_large_bodies_holds_no_body_and_counts_every_byte() {
     eprintln!("peak RSS downloading 16 x 4 MiB bodies at once: {peak} KiB");
     assert!(peak < 40 << 10, "peak RSS {peak} KiB");
 }
+
+/// The same for RESP: `GET`s of a large value hold what they read, not the value (the first bytes are kept for
+/// error examples), and every byte of it is counted. 20 connections `GET`ting a 200 MB value held 2.7 GB.
+#[test]
+fn getting_large_values_holds_no_value_and_counts_every_byte() {
+    use std::io::{Read, Write};
+    const VALUE: u64 = 4 << 20;
+    const REQUESTS: u64 = 96;
+    let (_server, target) = sockpool_testkit::server::start_target(sockpool_server::ServerConfig {
+        workers: 1,
+        ..sockpool_testkit::server::config(sockpool_server::Model::Async, &["resp=127.0.0.1:0"])
+    });
+    let mut set = std::net::TcpStream::connect(&target).unwrap();
+    set.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${VALUE}\r\n").as_bytes())
+        .unwrap();
+    set.write_all(&vec![b'v'; VALUE as usize]).unwrap();
+    set.write_all(b"\r\n").unwrap();
+    let mut ok = [0; 5];
+    set.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let child = common::loadgen()
+        .args(["run", "--quiet", "--protocol", "resp", "--target", &target])
+        .args(["--command", "GET big"])
+        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (status, peak) =
+        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    assert!(status.success(), "the run failed: {status}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(summary["ok"], REQUESTS, "{summary}");
+    let received = summary["bytes_received"].as_u64().unwrap()
+        + summary["drain_bytes_received"].as_u64().unwrap();
+    assert_eq!(
+        received,
+        REQUESTS * VALUE,
+        "every value byte counted: {summary}"
+    );
+    // 16 connections each holding a 4 MiB value would be 64 MiB on top of the process's own ~10 MiB.
+    eprintln!("peak RSS getting 16 x 4 MiB values at once: {peak} KiB");
+    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+}

@@ -240,6 +240,12 @@ impl Protocol for Line {
 pub struct Resp {
     /// Limits on replies. Default: [`resp::Limits::default`].
     pub limits: resp::Limits,
+    /// Keep at most this many bytes of each bulk string: a longer one is read and dropped as it arrives and
+    /// decoded as [`resp::Value::BulkHead`] (its first bytes and its length;
+    /// [`resp::ClientCodec::with_bulk_keep`]), so a connection reading large values holds about this much, not
+    /// each value. For clients that measure or count replies rather than use them. Default: none (every bulk
+    /// string kept whole).
+    pub keep_bulk: Option<usize>,
 }
 
 /// RESP commands that only read, so retrying them is harmless.
@@ -271,12 +277,13 @@ impl Protocol for Resp {
     type Codec = resp::ClientCodec;
 
     fn codec(&self) -> Self::Codec {
-        resp::ClientCodec::new(self.limits)
+        self.codec_with_max_reply(self.limits.max_reply)
     }
 
     fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
         let max_reply = self.limits.max_reply.min(max_reply);
         resp::ClientCodec::new(self.limits.with_max_reply(max_reply))
+            .with_bulk_keep(self.keep_bulk.unwrap_or(usize::MAX))
     }
 
     fn name(&self) -> &'static str {

@@ -44,7 +44,9 @@
 //! [`Limits::max_reply`], and refuses a bulk length or an array count that would take the reply over it
 //! before any of those bytes arrive ([`Limit::Reply`]): without it, `*1048576` followed by bulks of up to
 //! `max_bulk` each could hold 512 TiB, however small each limit. So a reply never holds more than
-//! `max_reply` bytes outside the read buffer.
+//! `max_reply` bytes outside the read buffer. With [`ClientCodec::with_bulk_keep`] a bulk string longer than
+//! the bytes kept is read and dropped as it arrives ([`Value::BulkHead`]): the read buffer then holds one read
+//! and the kept bytes, not the string.
 
 use std::fmt;
 
@@ -126,6 +128,15 @@ pub enum Value {
     Array(Vec<Value>),
     /// `*-1`: the null array.
     NullArray,
+    /// A bulk string of which the decoder kept only the first bytes ([`ClientCodec::with_bulk_keep`]): `head`
+    /// is them, `len` the whole string's length. The rest was read and dropped as it arrived. Encoded, it is
+    /// the bulk string `head`.
+    BulkHead {
+        /// The first bytes of the string.
+        head: Bytes,
+        /// The whole string's length.
+        len: u64,
+    },
 }
 
 impl Value {
@@ -184,6 +195,9 @@ impl fmt::Display for Value {
             Value::Error(b) => write!(f, "(error) {}", String::from_utf8_lossy(b)),
             Value::Integer(i) => write!(f, "(integer) {i}"),
             Value::Bulk(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Value::BulkHead { head, len } => {
+                write!(f, "{:?}… ({len} bytes)", String::from_utf8_lossy(head))
+            }
             Value::Null | Value::NullArray => f.write_str("(nil)"),
             Value::Array(items) => {
                 f.write_str("[")?;
@@ -658,7 +672,7 @@ fn encode_value(v: &Value, dst: &mut BytesMut) {
             put_line(dst, s);
         }
         Value::Integer(i) => put_number(dst, b':', *i),
-        Value::Bulk(b) => {
+        Value::Bulk(b) | Value::BulkHead { head: b, .. } => {
             dst.reserve(b.len() + 16);
             put_number(dst, b'$', b.len() as i64);
             dst.extend_from_slice(b);
@@ -692,7 +706,7 @@ impl Encode<&Value> for ServerCodec {
 }
 
 /// The client side: encodes commands as multibulk arrays, decodes [`Value`] replies.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientCodec {
     limits: Limits,
     /// Arrays being read, outermost first: the elements so far and the announced count.
@@ -700,6 +714,27 @@ pub struct ClientCodec {
     /// What the reply being read holds so far, counted against [`Limits::max_reply`]: its bytes taken off the
     /// read buffer, plus a [`Value`] slot per element its arrays announced. 0 between replies.
     held: u64,
+    /// The most bytes of a bulk string kept ([`ClientCodec::with_bulk_keep`]).
+    keep: usize,
+    /// The bulk string being dropped as it arrives, past the bytes kept of it.
+    cut: Option<Cut>,
+}
+
+/// A bulk string longer than [`ClientCodec::with_bulk_keep`]'s bytes, being read.
+#[derive(Debug, Clone)]
+struct Cut {
+    /// Its first bytes, kept.
+    head: Bytes,
+    /// Its whole length.
+    len: u64,
+    /// Its bytes still to come and be dropped, its closing CRLF not counted.
+    left: u64,
+}
+
+impl Default for ClientCodec {
+    fn default() -> Self {
+        ClientCodec::new(Limits::default())
+    }
 }
 
 /// What one array element costs a reply beyond its bytes: its slot in the array's `Vec`.
@@ -720,12 +755,48 @@ impl ClientCodec {
             limits,
             stack: Vec::new(),
             held: 0,
+            keep: usize::MAX,
+            cut: None,
         }
     }
 
     /// The limits this codec enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// `self`, keeping at most the first `keep` bytes of each bulk string (an array's elements too): a longer
+    /// one is read, dropped as it arrives and decoded as [`Value::BulkHead`] (its first `keep` bytes and its
+    /// length), so a connection reading large values holds about `keep` bytes and one read's worth, not each
+    /// value (a load generator that measures `GET`s of large values). The limits still apply to the whole
+    /// string and reply. Default: `usize::MAX` (every bulk string kept whole).
+    pub fn with_bulk_keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Drops what has arrived of the bulk string being cut; its [`Value::BulkHead`] once it and its CRLF are
+    /// all read.
+    fn drop_cut(&mut self, src: &mut BytesMut) -> Result<Option<Step>, CodecError> {
+        let Some(cut) = &mut self.cut else {
+            return Ok(None);
+        };
+        let n = cut.left.min(src.len() as u64);
+        src.advance(n as usize);
+        cut.left -= n;
+        if cut.left > 0 || src.len() < 2 {
+            return Ok(None);
+        }
+        if !src.starts_with(b"\r\n") {
+            return Err(CodecError::protocol("bulk string not terminated by CRLF"));
+        }
+        src.advance(2);
+        Ok(self.cut.take().map(|cut| {
+            Step::Value(Value::BulkHead {
+                head: cut.head,
+                len: cut.len,
+            })
+        }))
     }
 
     /// Reads one value or array header from the front of `src`.
@@ -747,6 +818,9 @@ impl ClientCodec {
 
     /// Reads one value or array header from the front of `src`, counting what it takes against the reply limit.
     fn step(&mut self, src: &mut BytesMut) -> Result<Option<Step>, CodecError> {
+        if self.cut.is_some() {
+            return self.drop_cut(src);
+        }
         let Some(&kind) = src.first() else {
             return Ok(None);
         };
@@ -813,7 +887,24 @@ impl ClientCodec {
                         max: self.limits.max_reply as u64,
                     });
                 }
-                let (start, end) = (cr + 2, cr + 2 + len as usize);
+                let start = cr + 2;
+                if len > self.keep as u64 {
+                    // Kept in part: its first `keep` bytes, then the rest dropped as it arrives.
+                    let kept = start + self.keep;
+                    if src.len() < kept {
+                        src.reserve((kept - src.len()).min(MAX_RESERVE));
+                        return Ok(None);
+                    }
+                    self.held += whole;
+                    let head = src.split_to(kept).freeze().slice(start..);
+                    self.cut = Some(Cut {
+                        head,
+                        len,
+                        left: len - self.keep as u64,
+                    });
+                    return self.drop_cut(src);
+                }
+                let end = start + len as usize;
                 if src.len() < end + 2 {
                     src.reserve((end + 2 - src.len()).min(MAX_RESERVE));
                     return Ok(None);
@@ -893,7 +984,17 @@ impl Decode for ClientCodec {
     type Item = Value;
 
     fn in_progress(&self) -> bool {
-        !self.stack.is_empty()
+        !self.stack.is_empty() || self.cut.is_some()
+    }
+
+    /// As the default, and a reply begun but not ended is the same error even when every byte of it already
+    /// left the buffer (array elements, a bulk string being dropped): the peer closed in the middle of a reply.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
+        match self.decode(src)? {
+            Some(value) => Ok(Some(value)),
+            None if src.is_empty() && !self.in_progress() => Ok(None),
+            None => Err(std::io::Error::other("bytes remaining on stream").into()),
+        }
     }
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
@@ -1238,6 +1339,127 @@ mod tests {
         let mut client = ClientCodec::default();
         assert_eq!(client.decode(&mut buf).unwrap(), Some(value));
         assert!(buf.is_empty());
+    }
+
+    /// Decodes `input` handed over `piece` bytes at a time, as reads would bring it; the values, and the most
+    /// the read buffer held after a decode.
+    fn decode_in_pieces(
+        codec: &mut ClientCodec,
+        input: &[u8],
+        piece: usize,
+    ) -> (Vec<Value>, usize) {
+        let mut buf = BytesMut::new();
+        let (mut values, mut most) = (Vec::new(), 0);
+        for chunk in input.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            while let Some(v) = codec.decode(&mut buf).unwrap() {
+                values.push(v);
+            }
+            most = most.max(buf.len());
+        }
+        assert!(buf.is_empty(), "{} bytes left", buf.len());
+        assert!(!codec.in_progress());
+        (values, most)
+    }
+
+    /// A load generator `GET`ting large values keeps their first bytes and their length, not the values: a
+    /// bulk string over the bytes kept is dropped as it arrives, alone or inside an array, whatever the reads'
+    /// boundaries, and the read buffer never holds more than a read's worth and the header.
+    #[test]
+    fn a_bulk_over_the_bytes_kept_is_counted_and_dropped_as_it_arrives() {
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut input = BytesMut::new();
+        let server = &mut ServerCodec::default();
+        let replies = [
+            Value::bulk(big.clone()),
+            Value::bulk("short"),
+            Value::Array(vec![
+                Value::Integer(7),
+                Value::bulk(big.clone()),
+                Value::Null,
+                Value::bulk(big[..100].to_vec()),
+            ]),
+            Value::ok(),
+        ];
+        for r in &replies {
+            server.encode(r, &mut input).unwrap();
+        }
+        let head = Bytes::copy_from_slice(&big[..100]);
+        let cut = Value::BulkHead {
+            head: head.clone(),
+            len: 1_000_000,
+        };
+        let want = vec![
+            cut.clone(),
+            Value::bulk("short"),
+            Value::Array(vec![Value::Integer(7), cut, Value::Null, Value::Bulk(head)]),
+            Value::ok(),
+        ];
+        for piece in [1, 7, 16 * 1024, input.len()] {
+            let mut codec = ClientCodec::default().with_bulk_keep(100);
+            let (values, most) = decode_in_pieces(&mut codec, &input, piece);
+            assert_eq!(values, want, "read in pieces of {piece}");
+            if piece < input.len() {
+                // A header line and the bytes kept wait for the rest of the bulk's first bytes, at most.
+                assert!(
+                    most <= piece + 100 + 16,
+                    "{most} bytes held reading {piece}"
+                );
+            }
+            // Kept whole, the same input decodes to the values sent.
+            let (whole, _) = decode_in_pieces(&mut ClientCodec::default(), &input, piece);
+            assert_eq!(whole, replies, "read whole in pieces of {piece}");
+        }
+        // Mid-string, the reply is in progress; a keep of 0 keeps nothing but the length.
+        let mut codec = ClientCodec::default().with_bulk_keep(0);
+        let mut buf = BytesMut::from(&b"$10\r\n01234"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(codec.in_progress() && buf.is_empty());
+        buf.extend_from_slice(b"56789\r\n+OK\r\n");
+        let cut = Value::BulkHead {
+            head: Bytes::new(),
+            len: 10,
+        };
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(cut.clone()));
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Value::ok()));
+        assert_eq!(cut.as_bytes(), None, "not the whole string");
+        assert_eq!(cut.to_string(), "\"\"… (10 bytes)");
+    }
+
+    /// Kept in part, a bulk string is still checked whole: its terminator, and the limits on the bulk and the
+    /// reply from its length line.
+    #[test]
+    fn a_bulk_kept_in_part_is_still_checked_whole() {
+        let mut codec = ClientCodec::default().with_bulk_keep(2);
+        let mut buf = BytesMut::from(&b"$4\r\nabcdXY"[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::Protocol(_))
+        ));
+        let limits = Limits::new().with_max_bulk(4096).with_max_reply(64 * 1024);
+        let mut buf = BytesMut::from(&b"$4097\r\n"[..]);
+        let err = ClientCodec::new(limits).with_bulk_keep(2).decode(&mut buf);
+        assert!(
+            matches!(
+                err,
+                Err(CodecError::TooLarge {
+                    what: Limit::Bulk,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let mut buf = BytesMut::from(&b"*20\r\n"[..]);
+        for _ in 0..20 {
+            buf.extend_from_slice(b"$4000\r\n");
+            buf.extend_from_slice(&[b'z'; 4000]);
+            buf.extend_from_slice(b"\r\n");
+        }
+        let err = ClientCodec::new(limits)
+            .with_bulk_keep(2)
+            .decode(&mut buf)
+            .unwrap_err();
+        reply_too_large(err);
     }
 
     #[test]
