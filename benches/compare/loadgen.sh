@@ -21,6 +21,10 @@
 #      /download.bin --threads 1 --timeout 2s` (wrk's own default timeout; a request over it is an error, not a
 #      failed run: `--fail-on 'errors>50%'`, as wrk reports its timeouts and still the rate); the rate ratio and
 #      each tool's peak RSS (shown, not judged: a load generator counts a body, it need not hold it).
+#   3c. Large values: redis-server holding one BIG_VALUE-byte (20 MB) value, CLIENTS connections, one client
+#      thread each: `redis-benchmark -c 50 -n BIG_REQS GET big` vs `sockpool-loadgen run --protocol resp
+#      --command 'GET big' --threads 1 --duration Ds`; the rate ratio and each tool's peak RSS (shown, not judged,
+#      as in 3b: without --expect a value is counted, not held).
 #   4. A/B, with BASELINE_REV=<rev>: the sockpool-loadgen of that commit, built in a temporary `git worktree`
 #      (`cargo build --release -p sockpool-loadgen`, target dir target/baseline-build, the binary kept in
 #      target/baseline/<sha>/ so a second run reuses it), against this build on the loads of 1 and 2 (redis
@@ -39,7 +43,8 @@
 # Every peer binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration and by
 # `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
-# Knobs (environment): ONLY (which sections: redis, nginx, scale, download, overload; default all five), REQS (redis-benchmark -n at
+# Knobs (environment): ONLY (which sections: redis, nginx, scale, download, bigvalue, overload; default all six), BIG_VALUE and
+# BIG_REQS (the large-value row's value size and redis-benchmark -n), REQS (redis-benchmark -n at
 # -P 1), REQS_P16 (at -P 16), DUR (seconds of each sockpool-loadgen and wrk run), ROUNDS, NGINX_WORKERS, SCALE_CONNS,
 # TOTAL_LIMIT (seconds), LOADGEN (the sockpool-loadgen binary to measure; default: the one this script builds),
 # BASELINE_REV (a commit whose sockpool-loadgen this build is compared with; default: none); for the overload row
@@ -48,12 +53,15 @@ set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500 OV_DUR=1 OV_TIMEOUT=1 DOWNLOAD_BYTES=1000000
+quick REQS=20000 REQS_P16=100000 DUR=1 ROUNDS=1 SCALE_CONNS=500 OV_DUR=1 OV_TIMEOUT=1 DOWNLOAD_BYTES=1000000 \
+    BIG_VALUE=1000000 BIG_REQS=200
 REQS=${REQS:-300000}
 REQS_P16=${REQS_P16:-3000000}
 DUR=${DUR:-5}
-ONLY=${ONLY:-redis,nginx,scale,download,overload}
+ONLY=${ONLY:-redis,nginx,scale,download,bigvalue,overload}
 DOWNLOAD_BYTES=${DOWNLOAD_BYTES:-20000000}
+BIG_VALUE=${BIG_VALUE:-20000000}
+BIG_REQS=${BIG_REQS:-500}
 OV_CONNS=${OV_CONNS:-50}
 OV_DUR=${OV_DUR:-10}
 OV_TIMEOUT=${OV_TIMEOUT:-5}
@@ -254,6 +262,37 @@ if [[ ,$ONLY, == *,download,* ]]; then
     SCALE+=("| peak RSS, GET of a $DOWNLOAD_BYTES-byte file, -c $CLIENTS | $((pm / 1024)) MB | $((lm / 1024)) MB | **$rt** | (shown) | | wrk ${peer_rss[*]}; sockpool-loadgen ${lg_rss[*]} KiB |")
 fi
 
+# ---------------------------------------------------------------------------------- 3c: GET of a large value
+
+if [[ ,$ONLY, == *,bigvalue,* ]]; then
+    need redis-cli
+    start_redis 1
+    head -c "$BIG_VALUE" /dev/zero | tr '\0' v | redis-cli -p "$REDIS_PORT" -x SET big >/dev/null
+    echo "redis-server on 127.0.0.1:$REDIS_PORT, GET big ($(redis-cli -p "$REDIS_PORT" STRLEN big) bytes)" >&2
+    peer_rss=() lg_rss=()
+    # rb_get port requests clients: redis-benchmark GET big; sets RB_GET (requests/s) and its peak RSS.
+    rb_get() {
+        local csv="$TMP/rbget.csv"
+        RB_GET=0
+        if ! fg_run timeout 300 "${PEAK_RSS[@]}" "$TMP/rbget.rss" redis-benchmark -h 127.0.0.1 -p "$1" -n "$2" \
+            -c "$3" --csv GET big >"$csv" 2>"$TMP/rbget.err"; then
+            note "redis-benchmark GET big failed or timed out: $(tail -c 300 "$TMP/rbget.err" | tr '\r\n' '  ')"
+        fi
+        RB_GET=$(awk -F'"' '$2 == "GET big" {print $4}' "$csv")
+        : "${RB_GET:=0}"
+        peer_rss+=("$(rss_of "$TMP/rbget.rss")")
+    }
+    lg_big() { lg "$@" && lg_rss+=("$LG_RSS"); }
+    LG_FN=lg_big compare "redis GET of a $BIG_VALUE-byte value, -c $CLIENTS, 1 thread" "redis-benchmark" \
+        "rb_get $REDIS_PORT $BIG_REQS $CLIENTS" RB_GET 1.0 "resp GET big" \
+        --target "127.0.0.1:$REDIS_PORT" --protocol resp --command "GET big" --threads 1 --timeout 10s
+    stop "$REDIS_PID"
+    pm=$(median "${peer_rss[@]}") lm=$(median "${lg_rss[@]}")
+    rt=$(ratio "$lm" "$pm")
+    if [ "$lm" = 0 ] || [ "$pm" = 0 ]; then rt="n/a"; fi
+    SCALE+=("| peak RSS, GET of a $BIG_VALUE-byte value, -c $CLIENTS | $((pm / 1024)) MB | $((lm / 1024)) MB | **$rt** | (shown) | | redis-benchmark ${peer_rss[*]}; sockpool-loadgen ${lg_rss[*]} KiB |")
+fi
+
 # ------------------------------------------------------------------------- 5: open loop at 10× redis's capacity
 
 OV_ROW=""
@@ -315,9 +354,9 @@ echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 if [ "${#SCALE[@]}" -gt 0 ]; then
     echo
-    echo "Memory at scale and downloading (median peak RSS over the rounds; ratio = sockpool-loadgen / wrk, lower is better):"
+    echo "Memory at scale and downloading (median peak RSS over the rounds; ratio = sockpool-loadgen / the peer: wrk, or redis-benchmark for a value; lower is better):"
     echo
-    echo "| load | wrk | sockpool-loadgen | ratio | target | | each round (KiB) |"
+    echo "| load | peer | sockpool-loadgen | ratio | target | | each round (KiB) |"
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${SCALE[@]}"
 fi
