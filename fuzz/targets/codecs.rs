@@ -223,6 +223,47 @@ pub fn echo_client(data: &[u8]) {
 pub fn line(data: &[u8]) {
     for max in [0, 1, 16, ROOMY] {
         same_whatever_the_reads("line", || line::LineCodec::new(max), data, max + 1, as_is);
+        // Keeping a line's first 3 bytes changes nothing else, however the reads split: the same lines and the
+        // same end, each longer line cut to its first bytes with its whole length, and no more than the kept
+        // bytes and a `\r` buffered.
+        let whole = feed("line", line::LineCodec::new(max), data, 0, max + 1);
+        let want: Vec<_> = whole
+            .items
+            .into_iter()
+            .map(|l| line::KeptLine {
+                head: l.slice(..l.len().min(3)),
+                len: l.len() as u64,
+            })
+            .collect();
+        for piece in [0, 1, 5] {
+            let kept = feed(
+                "line (keeping 3)",
+                Kept(line::LineCodec::new(max).with_keep(3)),
+                data,
+                piece,
+                4,
+            );
+            assert_eq!(
+                (&want, whole.failure),
+                (&kept.items, kept.failure),
+                "line keeping 3 bytes of a line, reads of {piece}"
+            );
+        }
+    }
+}
+
+/// A line codec through its `decode_kept` door: each line with its whole length.
+struct Kept(line::LineCodec);
+
+impl Decode for Kept {
+    type Item = line::KeptLine;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<line::KeptLine>, CodecError> {
+        self.0.decode_kept(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<line::KeptLine>, CodecError> {
+        self.0.decode_eof_kept(src)
     }
 }
 

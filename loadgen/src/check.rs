@@ -329,12 +329,16 @@ impl Check {
         }
     }
 
-    /// A line reply: `--expect`, or else the request line back.
-    pub fn line(&self, sent: &Bytes, got: &Bytes) -> Result<u64, Failure> {
+    /// A line reply of `len` bytes, `got` its text (cut to the bytes kept when `len` is more): `--expect`
+    /// (which reads replies whole), or else the request line back. A reply kept in part is that when it is as
+    /// long as the request and its kept bytes are the request's first ones.
+    pub fn line(&self, sent: &Bytes, got: &Bytes, len: u64) -> Result<u64, Failure> {
         match &self.expect {
-            Some(p) if p.matches(got) => Ok(got.len() as u64),
-            Some(p) => Err(Failure::bad(got, p.source(), got.len())),
-            None => self.echo(sent, got),
+            Some(p) if p.matches(got) => Ok(len),
+            Some(p) => Err(Failure::bad(got, p.source(), len as usize)),
+            None if len == got.len() as u64 => self.echo(sent, got),
+            None if len == sent.len() as u64 && sent.starts_with(got) => Ok(len),
+            None => Err(Failure::bad(got, sent.clone(), len as usize)),
         }
     }
 
@@ -472,9 +476,15 @@ mod tests {
         assert_eq!(f.kind, ErrorKind::BadReply);
         assert_eq!(f.example(), "got \"abX\", expected \"abc\"");
         assert_eq!(
-            c.line(&b("hi"), &b("WRONG")).unwrap_err().kind,
+            c.line(&b("hi"), &b("WRONG"), 5).unwrap_err().kind,
             ErrorKind::BadReply
         );
+        // A line kept in part (its first bytes and its length): the request when as long and its prefix.
+        assert_eq!(c.line(&b("hello"), &b("hel"), 5), Ok(5));
+        assert!(c.line(&b("hello"), &b("hel"), 6).is_err());
+        assert!(c.line(&b("hello"), &b("heX"), 5).is_err());
+        let f = c.line(&b("hi"), &b("xxx"), 1 << 30).unwrap_err();
+        assert_eq!((f.kind, f.received), (ErrorKind::BadReply, 1 << 30));
     }
 
     #[test]
@@ -483,11 +493,11 @@ mod tests {
             expect: Some(Pattern::parse("STORED").unwrap()),
             ..Check::default()
         };
-        assert_eq!(c.line(&b("set …"), &b("STORED")), Ok(6));
-        assert!(c.line(&b("x"), &b("STORED ")).is_err());
+        assert_eq!(c.line(&b("set …"), &b("STORED"), 6), Ok(6));
+        assert!(c.line(&b("x"), &b("STORED "), 7).is_err());
         c.expect = Some(Pattern::parse(r"re:^VERSION \d+\.\d+").unwrap());
-        assert!(c.line(&b("version"), &b("VERSION 1.6.21")).is_ok());
-        assert!(c.line(&b("version"), &b("ERROR")).is_err());
+        assert!(c.line(&b("version"), &b("VERSION 1.6.21"), 14).is_ok());
+        assert!(c.line(&b("version"), &b("ERROR"), 5).is_err());
         assert!(Pattern::parse("re:(").is_err());
     }
 

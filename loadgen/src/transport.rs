@@ -141,6 +141,9 @@ pub struct Lines {
     pub max_len: usize,
     /// Lines per reply. Default: 1.
     pub per_reply: usize,
+    /// The most bytes of a reply line kept: the rest is counted and dropped as it arrives
+    /// ([`sockpool::codec::line::LineCodec::with_keep`]). Default: `usize::MAX` (every line whole).
+    pub keep: usize,
 }
 
 impl Lines {
@@ -149,8 +152,18 @@ impl Lines {
         Lines {
             max_len: sockpool::codec::line::DEFAULT_MAX_LINE,
             per_reply: per_reply.max(1),
+            keep: usize::MAX,
         }
     }
+}
+
+/// A reply of [`Lines`]: its lines joined with `\n`, each cut to the bytes kept, and its whole length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineReply {
+    /// The reply's text (each line's kept bytes).
+    pub text: Bytes,
+    /// The whole reply's length: more than `text`'s when a line was longer than the bytes kept.
+    pub len: u64,
 }
 
 /// The codec of [`Lines`].
@@ -159,7 +172,7 @@ pub struct LinesCodec {
     inner: sockpool::codec::line::LineCodec,
     per_reply: usize,
     /// Lines of the reply being decoded.
-    got: Vec<Bytes>,
+    got: Vec<sockpool::codec::line::KeptLine>,
 }
 
 impl Encode<&Bytes> for LinesCodec {
@@ -177,27 +190,56 @@ impl Encode<Bytes> for LinesCodec {
     }
 }
 
-impl Decode for LinesCodec {
-    type Item = Bytes;
+impl LinesCodec {
+    /// The reply of the lines gathered, once there are `per_reply` of them.
+    fn reply(&mut self) -> Option<LineReply> {
+        if self.got.len() < self.per_reply {
+            return None;
+        }
+        let lines = std::mem::take(&mut self.got);
+        let len = lines.iter().map(|l| l.len).sum::<u64>() + lines.len() as u64 - 1;
+        let text = match &lines[..] {
+            [one] => one.head.clone(),
+            _ => {
+                let heads: Vec<&[u8]> = lines.iter().map(|l| &l.head[..]).collect();
+                Bytes::from(heads.join(&b"\n"[..]))
+            }
+        };
+        Some(LineReply { text, len })
+    }
+}
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+impl Decode for LinesCodec {
+    type Item = LineReply;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<LineReply>, CodecError> {
         while self.got.len() < self.per_reply {
-            match self.inner.decode(src)? {
+            match self.inner.decode_kept(src)? {
                 Some(line) => self.got.push(line),
                 None => return Ok(None),
             }
         }
-        if self.per_reply == 1 {
-            return Ok(self.got.pop());
+        Ok(self.reply())
+    }
+
+    fn in_progress(&self) -> bool {
+        !self.got.is_empty() || self.inner.in_progress()
+    }
+
+    /// A reply is whole only with its last `\n`: bytes left at the close, in the buffer or already counted and
+    /// dropped, are a reply cut short (`bytes remaining on stream`, as the trait's default says).
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<LineReply>, CodecError> {
+        match self.decode(src)? {
+            Some(reply) => Ok(Some(reply)),
+            None if src.is_empty() && !self.in_progress() => Ok(None),
+            None => Err(std::io::Error::other("bytes remaining on stream").into()),
         }
-        let lines = std::mem::take(&mut self.got);
-        Ok(Some(Bytes::from(lines.join(&b"\n"[..]))))
     }
 }
 
 impl Protocol for Lines {
     type Request = Bytes;
-    type Response = Bytes;
+    type Response = LineReply;
     type Codec = LinesCodec;
 
     /// Bounded by the SDK's default reply limit too: a run lifts `max_len` (see [`drive`]).
@@ -208,7 +250,9 @@ impl Protocol for Lines {
     /// Each line bounded by `max_reply` too, as the SDK's line protocol bounds its one.
     fn codec_with_max_reply(&self, max_reply: usize) -> LinesCodec {
         LinesCodec {
-            inner: sockpool::codec::line::LineCodec::new(self.max_len).with_max_reply(max_reply),
+            inner: sockpool::codec::line::LineCodec::new(self.max_len)
+                .with_max_reply(max_reply)
+                .with_keep(self.keep),
             per_reply: self.per_reply,
             got: Vec::new(),
         }
@@ -224,8 +268,8 @@ impl Speak for Lines {
         bytes_of(req)
     }
 
-    fn reply(&self, check: &Check, sent: &Bytes, resp: &Bytes) -> Result<u64, Failure> {
-        check.line(sent, resp)
+    fn reply(&self, check: &Check, sent: &Bytes, resp: &LineReply) -> Result<u64, Failure> {
+        check.line(sent, &resp.text, resp.len)
     }
 }
 
@@ -569,6 +613,10 @@ fn sdk<P: Speak + Clone>(
     })
 }
 
+/// The most bytes of a reply line a run without `--expect` keeps: twice the longest line payload (`--payload`
+/// is at most 64 KiB for line), so that a line the default check compares with the request is whole.
+const LINE_KEPT: usize = 2 * sockpool::codec::line::DEFAULT_MAX_LINE;
+
 /// The most bytes of an HTTP body or a RESP bulk string a run without `--expect` keeps: enough for an error's
 /// example and a `PING` message check.
 const KEPT: usize = 1024;
@@ -591,8 +639,15 @@ pub fn drive(
     // the protocol's 16 MiB: a length above it is how a reply that is not framed shows at once (Redis's
     // `-ERR` read as a length is 759 MB, within the reply limit, and the run would wait for it).
     let framed = Framed::default();
+    // Only `--expect` reads a reply line whole; without it a line is kept up to `LINE_KEPT` (more than any
+    // request line, which the default check compares it with) and counted past that: a server sending one
+    // endless line held --max-reply (1 GiB) on every connection.
     let lines = Lines {
         max_len: usize::MAX,
+        keep: match config.check.expect {
+            None => LINE_KEPT,
+            Some(_) => usize::MAX,
+        },
         ..Lines::new(per_reply)
     };
     let mut http = http(&host_of(target));

@@ -145,3 +145,57 @@ fn getting_large_values_holds_no_value_and_counts_every_byte() {
     eprintln!("peak RSS getting 16 x 4 MiB values at once: {peak} KiB");
     assert!(peak < 40 << 10, "peak RSS {peak} KiB");
 }
+
+/// A line server whose every reply is a 4 MiB line: without `--expect` the load generator keeps a line's first
+/// 128 KiB (more than any request line the default check compares it with) and counts the rest as it arrives,
+/// so memory does not follow what the server sends (one endless line held up to `--max-reply`, 1 GiB, on every
+/// connection: 2.7 GB after 4 s over 20 connections). Each reply is not the request: a bad reply of 4 MiB.
+#[test]
+fn long_reply_lines_are_counted_not_held() {
+    use std::io::{BufRead, BufReader, Write};
+    const LINE: u64 = 4 << 20;
+    const REQUESTS: u64 = 96;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut line = vec![b'x'; LINE as usize];
+        line.push(b'\n');
+        let line = std::sync::Arc::new(line);
+        for conn in listener.incoming() {
+            let (Ok(conn), line) = (conn, line.clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                for request in BufReader::new(conn).split(b'\n') {
+                    if request.is_err() || out.write_all(&line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let child = common::loadgen()
+        .args(["run", "--quiet", "--protocol", "line", "--target", &target])
+        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) =
+        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    assert!(!status.success(), "every reply was wrong: {status}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(doc["errors"]["bad_reply"], REQUESTS, "{}", doc["errors"]);
+    let received = summary["bytes_received"].as_u64().unwrap()
+        + summary["drain_bytes_received"].as_u64().unwrap();
+    assert_eq!(received, REQUESTS * LINE, "every byte counted: {summary}");
+    // 16 connections each holding a 4 MiB line would be 64 MiB on top of the process's own ~10 MiB.
+    eprintln!("peak RSS reading 16 x 4 MiB lines at once: {peak} KiB");
+    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+}

@@ -6,7 +6,9 @@
 //!
 //! A line is at most `max_len` bytes, terminator not counted. The decoder refuses a longer line as soon as it has
 //! seen `max_len + 1` bytes of it without a terminator, so the read buffer never holds more than `max_len + 2`
-//! bytes of an unfinished line. It never reserves room by itself.
+//! bytes of an unfinished line. It never reserves room by itself. With [`LineCodec::with_keep`] a line longer
+//! than the bytes kept is dropped as it arrives ([`LineCodec::decode_kept`] gives its length): the buffer then
+//! holds one read and the kept bytes.
 
 use super::{Decode, Encode};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -26,6 +28,30 @@ pub struct LineCodec {
     read_limit: Limit,
     /// How far the current partial line has been searched for `\n` already, so each byte is looked at once.
     scanned: usize,
+    /// The most bytes of a line kept ([`with_keep`](Self::with_keep)).
+    keep: usize,
+    /// The line being dropped as it arrives, past the bytes kept of it.
+    cut: Option<Cut>,
+}
+
+/// A line decoded by [`LineCodec::decode_kept`]: its first bytes and its whole length, terminator not counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptLine {
+    /// The line, or its first [`with_keep`](LineCodec::with_keep) bytes.
+    pub head: Bytes,
+    /// The whole line's length: more than `head`'s when the rest was dropped.
+    pub len: u64,
+}
+
+/// A line longer than [`LineCodec::with_keep`]'s bytes, being read.
+#[derive(Debug, Clone)]
+struct Cut {
+    /// Its first bytes, kept.
+    head: Bytes,
+    /// Its bytes dropped so far.
+    dropped: u64,
+    /// Whether the last byte dropped was a `\r` (left out of the line if a `\n` follows).
+    cr: bool,
 }
 
 impl LineCodec {
@@ -36,7 +62,18 @@ impl LineCodec {
             max_read: max_len,
             read_limit: Limit::Line,
             scanned: 0,
+            keep: usize::MAX,
+            cut: None,
         }
+    }
+
+    /// `self`, keeping at most the first `keep` bytes of each line read: the rest is dropped as it arrives and
+    /// counted, so a connection reading long lines holds about `keep` bytes and one read's worth, not each line
+    /// ([`decode_kept`](Self::decode_kept) gives the whole length; [`Decode::decode`] the bytes kept). The
+    /// limits still apply to the whole line. Default: `usize::MAX` (every line kept whole).
+    pub fn with_keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// `self`, refusing a line read that is over `max_reply` bytes ([`Limit::Reply`]), when that is less
@@ -70,10 +107,13 @@ impl Default for LineCodec {
     }
 }
 
-impl Decode for LineCodec {
-    type Item = Bytes;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+impl LineCodec {
+    /// Takes one line off the front of `src`, as [`Decode::decode`] does, with its whole length: a line longer
+    /// than [`with_keep`](Self::with_keep)'s bytes is its first bytes, the rest dropped as it arrived.
+    pub fn decode_kept(&mut self, src: &mut BytesMut) -> Result<Option<KeptLine>, CodecError> {
+        if self.cut.is_some() {
+            return self.drop_cut(src);
+        }
         // A line of `max_len` bytes plus `\r\n` fits in `max_len + 2`; nothing past that can end a valid line.
         let window = src.len().min(self.max_read.saturating_add(2));
         let from = self.scanned.min(window);
@@ -91,7 +131,9 @@ impl Decode for LineCodec {
                 }
                 let mut line = src.split_to(nl + 1);
                 line.truncate(end);
-                Ok(Some(line.freeze()))
+                let (mut head, len) = (line.freeze(), end as u64);
+                head.truncate(self.keep);
+                Ok(Some(KeptLine { head, len }))
             }
             None => {
                 self.scanned = window;
@@ -100,25 +142,101 @@ impl Decode for LineCodec {
                 if src.len() > self.max_read && !pending_cr {
                     return Err(self.too_large(src.len()));
                 }
+                if src.len() > self.keep {
+                    // Kept in part: its first `keep` bytes, then the rest dropped as it arrives.
+                    self.scanned = 0;
+                    let head = src.split_to(self.keep).freeze();
+                    self.cut = Some(Cut {
+                        head,
+                        dropped: 0,
+                        cr: false,
+                    });
+                    return self.drop_cut(src);
+                }
                 Ok(None)
             }
         }
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        match self.decode(src)? {
-            Some(line) => Ok(Some(line)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                // A last line without its `\n` is still a line (like `BufRead::lines`).
-                self.scanned = 0;
-                let mut line = src.split();
-                if line.last() == Some(&b'\r') {
-                    line.truncate(line.len() - 1);
+    /// Drops what has arrived of the line being cut, checking its whole length against the limit as the whole
+    /// decode does; the line once its `\n` is read.
+    fn drop_cut(&mut self, src: &mut BytesMut) -> Result<Option<KeptLine>, CodecError> {
+        let Some(cut) = &mut self.cut else {
+            return Ok(None);
+        };
+        let kept = cut.head.len() as u64;
+        match memchr::memchr(b'\n', src) {
+            Some(i) => {
+                let cr = if i > 0 { src[i - 1] == b'\r' } else { cut.cr };
+                let len = kept + cut.dropped + i as u64 - u64::from(cr);
+                src.advance(i + 1);
+                let head = std::mem::take(&mut cut.head);
+                self.cut = None;
+                if len > self.max_read as u64 {
+                    return Err(self.too_large(len as usize));
                 }
-                Ok(Some(line.freeze()))
+                Ok(Some(KeptLine { head, len }))
+            }
+            None => {
+                if let Some(&last) = src.last() {
+                    cut.cr = last == b'\r';
+                }
+                cut.dropped += src.len() as u64;
+                src.clear();
+                let held = kept + cut.dropped;
+                let max = self.max_read as u64;
+                if held > max + 1 || (held == max + 1 && !cut.cr) {
+                    return Err(self.too_large(held as usize));
+                }
+                Ok(None)
             }
         }
+    }
+
+    /// [`decode_kept`](Self::decode_kept) when no more bytes will come: as [`Decode::decode_eof`].
+    pub fn decode_eof_kept(&mut self, src: &mut BytesMut) -> Result<Option<KeptLine>, CodecError> {
+        if let Some(line) = self.decode_kept(src)? {
+            return Ok(Some(line));
+        }
+        // A last line without its `\n` is still a line (like `BufRead::lines`).
+        if let Some(cut) = self.cut.take() {
+            let len = cut.head.len() as u64 + cut.dropped - u64::from(cut.cr);
+            return Ok(Some(KeptLine {
+                head: cut.head,
+                len,
+            }));
+        }
+        if src.is_empty() {
+            return Ok(None);
+        }
+        self.scanned = 0;
+        let mut line = src.split();
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        let len = line.len() as u64;
+        line.truncate(self.keep);
+        Ok(Some(KeptLine {
+            head: line.freeze(),
+            len,
+        }))
+    }
+}
+
+impl Decode for LineCodec {
+    type Item = Bytes;
+
+    /// One line (its first [`with_keep`](LineCodec::with_keep) bytes).
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        Ok(self.decode_kept(src)?.map(|l| l.head))
+    }
+
+    fn in_progress(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        Ok(self.decode_eof_kept(src)?.map(|l| l.head))
     }
 }
 
@@ -237,6 +355,70 @@ mod tests {
         let mut buf = BytesMut::from(&b"tail\r"[..]);
         assert_eq!(codec.decode_eof(&mut buf).unwrap().unwrap(), "tail");
         assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+    }
+
+    /// A client reading long lines keeps their first bytes and their length, not the lines: whatever the reads'
+    /// boundaries (a `\r\n` split across them included), the read buffer holds at most the bytes kept, the
+    /// limit still applies to the whole line, and a line cut short by the end of input is still a line.
+    #[test]
+    fn a_line_over_the_bytes_kept_is_counted_and_dropped_as_it_arrives() {
+        let long = vec![b'a'; 1_000_000];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\r\nshort\n");
+        input.extend_from_slice(&long[..101]);
+        input.extend_from_slice(b"\n");
+        input.extend_from_slice(&long[..200]);
+        input.push(b'\r');
+        let head = Bytes::from(vec![b'a'; 100]);
+        let want = vec![
+            KeptLine {
+                head: head.clone(),
+                len: 1_000_000,
+            },
+            KeptLine {
+                head: Bytes::from_static(b"short"),
+                len: 5,
+            },
+            KeptLine {
+                head: head.clone(),
+                len: 101,
+            },
+            // At the end of input, without its `\n` (its `\r` left out, as a whole line's is).
+            KeptLine {
+                head: head.clone(),
+                len: 200,
+            },
+        ];
+        for piece in [1, 7, 99, 4096, input.len()] {
+            let mut codec = LineCodec::new(1 << 20).with_keep(100);
+            let (mut buf, mut got, mut most) = (BytesMut::new(), Vec::new(), 0);
+            for chunk in input.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                while let Some(line) = codec.decode_kept(&mut buf).unwrap() {
+                    got.push(line);
+                }
+                most = most.max(buf.len());
+            }
+            got.extend(codec.decode_eof_kept(&mut buf).unwrap());
+            assert_eq!(got, want, "reads of {piece}");
+            if piece < 100 {
+                assert!(most <= 100, "{most} bytes held reading {piece}");
+            }
+        }
+        // Mid-line the codec is in progress; over the limit, the whole line is refused as it arrives.
+        let mut codec = LineCodec::new(1000).with_keep(10);
+        let mut buf = BytesMut::from(&[b'z'; 600][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(codec.in_progress() && buf.is_empty());
+        buf.extend_from_slice(&[b'z'; 600]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::TooLarge {
+                what: Limit::Line,
+                len: 1200,
+                max: 1000
+            })
+        ));
     }
 
     #[test]
