@@ -225,16 +225,6 @@ impl Decode for LinesCodec {
     fn in_progress(&self) -> bool {
         !self.got.is_empty() || self.inner.in_progress()
     }
-
-    /// A reply is whole only with its last `\n`: bytes left at the close, in the buffer or already counted and
-    /// dropped, are a reply cut short (`bytes remaining on stream`, as the trait's default says).
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<LineReply>, CodecError> {
-        match self.decode(src)? {
-            Some(reply) => Ok(Some(reply)),
-            None if src.is_empty() && !self.in_progress() => Ok(None),
-            None => Err(std::io::Error::other("bytes remaining on stream").into()),
-        }
-    }
 }
 
 impl Protocol for Lines {

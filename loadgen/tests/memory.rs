@@ -55,45 +55,52 @@ fn peak_memory_of_a_60s_run_is_within_10_percent_of_a_10s_run() {
     );
 }
 
+/// 16 connections, 96 requests each answered by a reply of this many bytes: a run that held each reply would
+/// peak at 64 MiB on top of the process's own ~10 MiB.
+const LARGE: u64 = 4 << 20;
+const REQUESTS: u64 = 96;
+
+/// `run --quiet --target target … --connections 16 --requests REQUESTS` with `args`: its exit status, its JSON
+/// report and its peak RSS in KiB. Asserts that every byte of the 96 replies of `LARGE` bytes was counted and
+/// that the peak stayed under 40 MiB.
+fn run_large_replies(target: &str, args: &[&str]) -> (std::process::ExitStatus, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let child = common::loadgen()
+        .args(["run", "--quiet", "--target", target])
+        .args(args)
+        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) =
+        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let summary = &doc["summary"];
+    let received = summary["bytes_received"].as_u64().unwrap()
+        + summary["drain_bytes_received"].as_u64().unwrap();
+    assert_eq!(received, REQUESTS * LARGE, "every byte counted: {summary}");
+    eprintln!("peak RSS reading 16 replies of 4 MiB at once ({args:?}): {peak} KiB");
+    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+    (status, doc)
+}
+
 /// A run downloading large HTTP bodies holds what it reads, not the bodies: without `--expect` a body is
 /// counted as it arrives and dropped (wrk's way; 50 connections fetching a 20 MB file from nginx held ~950 MB),
 /// and every byte of it is still in the count.
 #[test]
 fn downloading_large_bodies_holds_no_body_and_counts_every_byte() {
-    const BODY: u64 = 4 << 20;
-    const REQUESTS: u64 = 96;
     let (_server, target) = sockpool_testkit::server::start_target(sockpool_server::ServerConfig {
         workers: 1,
-        http_body_size: BODY as usize,
+        http_body_size: LARGE as usize,
         ..sockpool_testkit::server::config(sockpool_server::Model::Async, &["http=127.0.0.1:0"])
     });
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let child = common::loadgen()
-        .args(["run", "--quiet", "--protocol", "http", "--target", &target])
-        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let (status, peak) =
-        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    let (status, doc) = run_large_replies(&target, &["--protocol", "http"]);
     assert!(status.success(), "the run failed: {status}");
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let summary = &doc["summary"];
-    assert_eq!(summary["ok"], REQUESTS, "{summary}");
-    let received = summary["bytes_received"].as_u64().unwrap()
-        + summary["drain_bytes_received"].as_u64().unwrap();
-    assert_eq!(
-        received,
-        REQUESTS * BODY,
-        "every body byte counted: {summary}"
-    );
-    // 16 connections each holding a 4 MiB body would be 64 MiB on top of the process's own ~10 MiB.
-    eprintln!("peak RSS downloading 16 x 4 MiB bodies at once: {peak} KiB");
-    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+    assert_eq!(doc["summary"]["ok"], REQUESTS, "{}", doc["summary"]);
 }
 
 /// The same for RESP: `GET`s of a large value hold what they read, not the value (the first bytes are kept for
@@ -101,49 +108,21 @@ fn downloading_large_bodies_holds_no_body_and_counts_every_byte() {
 #[test]
 fn getting_large_values_holds_no_value_and_counts_every_byte() {
     use std::io::{Read, Write};
-    const VALUE: u64 = 4 << 20;
-    const REQUESTS: u64 = 96;
     let (_server, target) = sockpool_testkit::server::start_target(sockpool_server::ServerConfig {
         workers: 1,
         ..sockpool_testkit::server::config(sockpool_server::Model::Async, &["resp=127.0.0.1:0"])
     });
     let mut set = std::net::TcpStream::connect(&target).unwrap();
-    set.write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${VALUE}\r\n").as_bytes())
-        .unwrap();
-    set.write_all(&vec![b'v'; VALUE as usize]).unwrap();
+    let header = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${LARGE}\r\n");
+    set.write_all(header.as_bytes()).unwrap();
+    set.write_all(&vec![b'v'; LARGE as usize]).unwrap();
     set.write_all(b"\r\n").unwrap();
     let mut ok = [0; 5];
     set.read_exact(&mut ok).unwrap();
     assert_eq!(&ok, b"+OK\r\n");
-
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let child = common::loadgen()
-        .args(["run", "--quiet", "--protocol", "resp", "--target", &target])
-        .args(["--command", "GET big"])
-        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let (status, peak) =
-        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    let (status, doc) = run_large_replies(&target, &["--protocol", "resp", "--command", "GET big"]);
     assert!(status.success(), "the run failed: {status}");
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let summary = &doc["summary"];
-    assert_eq!(summary["ok"], REQUESTS, "{summary}");
-    let received = summary["bytes_received"].as_u64().unwrap()
-        + summary["drain_bytes_received"].as_u64().unwrap();
-    assert_eq!(
-        received,
-        REQUESTS * VALUE,
-        "every value byte counted: {summary}"
-    );
-    // 16 connections each holding a 4 MiB value would be 64 MiB on top of the process's own ~10 MiB.
-    eprintln!("peak RSS getting 16 x 4 MiB values at once: {peak} KiB");
-    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
+    assert_eq!(doc["summary"]["ok"], REQUESTS, "{}", doc["summary"]);
 }
 
 /// A line server whose every reply is a 4 MiB line: without `--expect` the load generator keeps a line's first
@@ -153,12 +132,10 @@ fn getting_large_values_holds_no_value_and_counts_every_byte() {
 #[test]
 fn long_reply_lines_are_counted_not_held() {
     use std::io::{BufRead, BufReader, Write};
-    const LINE: u64 = 4 << 20;
-    const REQUESTS: u64 = 96;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
-        let mut line = vec![b'x'; LINE as usize];
+        let mut line = vec![b'x'; LARGE as usize];
         line.push(b'\n');
         let line = std::sync::Arc::new(line);
         for conn in listener.incoming() {
@@ -175,27 +152,7 @@ fn long_reply_lines_are_counted_not_held() {
             });
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("run.json");
-    let child = common::loadgen()
-        .args(["run", "--quiet", "--protocol", "line", "--target", &target])
-        .args(["--connections", "16", "--requests", &REQUESTS.to_string()])
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (status, peak) =
-        sockpool_testkit::process::wait_with_peak_rss_kib(child, Duration::from_secs(120));
+    let (status, doc) = run_large_replies(&target, &["--protocol", "line"]);
     assert!(!status.success(), "every reply was wrong: {status}");
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let summary = &doc["summary"];
     assert_eq!(doc["errors"]["bad_reply"], REQUESTS, "{}", doc["errors"]);
-    let received = summary["bytes_received"].as_u64().unwrap()
-        + summary["drain_bytes_received"].as_u64().unwrap();
-    assert_eq!(received, REQUESTS * LINE, "every byte counted: {summary}");
-    // 16 connections each holding a 4 MiB line would be 64 MiB on top of the process's own ~10 MiB.
-    eprintln!("peak RSS reading 16 x 4 MiB lines at once: {peak} KiB");
-    assert!(peak < 40 << 10, "peak RSS {peak} KiB");
 }

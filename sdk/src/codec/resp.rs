@@ -987,16 +987,6 @@ impl Decode for ClientCodec {
         !self.stack.is_empty() || self.cut.is_some()
     }
 
-    /// As the default, and a reply begun but not ended is the same error even when every byte of it already
-    /// left the buffer (array elements, a bulk string being dropped): the peer closed in the middle of a reply.
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
-        match self.decode(src)? {
-            Some(value) => Ok(Some(value)),
-            None if src.is_empty() && !self.in_progress() => Ok(None),
-            None => Err(std::io::Error::other("bytes remaining on stream").into()),
-        }
-    }
-
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
         loop {
             let mut value = match self.step(src)? {

@@ -35,11 +35,12 @@ pub trait Decode {
 
     /// Like [`decode`](Self::decode), when no more bytes will come (the peer closed). Default: `decode`, and
     /// bytes left over after the last whole item are an [`CodecError::Io`] error (`bytes remaining on
-    /// stream`), as with tokio-util's `Decoder`.
+    /// stream`), as with tokio-util's `Decoder`; so is an item [`in_progress`](Self::in_progress) whose bytes
+    /// already left the buffer (array elements, a body or string being dropped as it arrives).
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, CodecError> {
         match self.decode(src)? {
             Some(item) => Ok(Some(item)),
-            None if src.is_empty() => Ok(None),
+            None if src.is_empty() && !self.in_progress() => Ok(None),
             None => Err(std::io::Error::other("bytes remaining on stream").into()),
         }
     }
