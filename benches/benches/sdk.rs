@@ -111,14 +111,7 @@ async fn raw(addr: SocketAddr) -> (TcpStream, Vec<u8>, Vec<u8>) {
         .expect("encode");
     let mut reply = BytesMut::new();
     framed::ServerCodec::default()
-        .encode(
-            framed::Response {
-                status: framed::Status::Ok,
-                id: 1,
-                payload: payload(),
-            },
-            &mut reply,
-        )
+        .encode(framed::Response::ok(1, payload()), &mut reply)
         .expect("encode reply");
     let reply_len = reply.len();
     (stream, wire.to_vec(), vec![0; reply_len])

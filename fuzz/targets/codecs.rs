@@ -177,6 +177,38 @@ pub fn framed_client(data: &[u8]) {
             bound,
             as_is,
         );
+        // Keeping a payload's first 3 bytes changes nothing else, however the reads split: the same replies
+        // and the same end, each payload cut to its first bytes with the rest counted, and no more than a
+        // header and the kept bytes buffered.
+        let whole = feed(
+            "framed client",
+            framed::ClientCodec::new(max),
+            data,
+            0,
+            bound,
+        );
+        let cut = |r: framed::Response| framed::Response {
+            payload: r.payload.slice(..r.payload.len().min(3)),
+            payload_dropped: r.payload.len().saturating_sub(3) as u64,
+            ..r
+        };
+        let want = (whole.items.into_iter().map(cut).collect(), whole.failure);
+        let keep_bound = framed::LEN_PREFIX + framed::RESPONSE_HEADER + 3;
+        for piece in [0, 1, 5] {
+            let keeping = framed::ClientCodec::new(max).with_payload_keep(3);
+            let kept = feed(
+                "framed client (keeping 3)",
+                keeping,
+                data,
+                piece,
+                keep_bound,
+            );
+            assert_eq!(
+                want,
+                (kept.items, kept.failure),
+                "framed client keeping 3 bytes of a payload, reads of {piece}"
+            );
+        }
     }
 }
 

@@ -347,7 +347,8 @@ impl Check {
     pub fn framed(&self, r: &sockpool::codec::framed::Response) -> Result<u64, Failure> {
         use sockpool::codec::framed::Status;
         let name = match r.status {
-            Status::Ok => return Ok(r.payload.len() as u64),
+            // Its first bytes kept (`transport::KEPT`), the rest counted as it arrived.
+            Status::Ok => return Ok(r.payload_len()),
             Status::BadRequest => "BAD_REQUEST",
             Status::TooLarge => "TOO_LARGE",
             Status::Busy => "BUSY",
@@ -359,7 +360,7 @@ impl Check {
             code: Some(Code::Name(name)),
             got: Some(r.payload.clone()),
             wanted: None,
-            received: clamp32(r.payload.len()),
+            received: clamp32(r.payload_len() as usize),
             error: None,
         })
     }

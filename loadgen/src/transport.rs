@@ -374,7 +374,7 @@ impl Transport for UdpTransport {
 /// (a bulk over its limit, not the reply) was reported as a protocol mismatch. The reply limit, checked from
 /// the bulk's length line before its bytes arrive, bounds memory as before.
 ///
-/// Only `--expect` reads a bulk string whole; without it a bulk longer than [`KEPT`] is counted, not kept, as
+/// Only `--expect` reads a bulk string whole; without it a bulk longer than `KEPT` is counted, not kept, as
 /// an HTTP body is: `GET`s of 200 MB values over 20 connections held 2.7 GB of values being received.
 pub fn resp(config: &Config) -> sockpool::protocol::Resp {
     sockpool::protocol::Resp {
@@ -628,7 +628,11 @@ pub fn drive(
     // raising `--max-reply` lets a run measure larger replies (a static file over HTTP). A framed frame keeps
     // the protocol's 16 MiB: a length above it is how a reply that is not framed shows at once (Redis's
     // `-ERR` read as a length is 759 MB, within the reply limit, and the run would wait for it).
-    let framed = Framed::default();
+    // A framed payload is never read (the status is the check): counted, its first bytes kept for examples.
+    let framed = Framed {
+        keep_payload: Some(KEPT),
+        ..Framed::default()
+    };
     // Only `--expect` reads a reply line whole; without it a line is kept up to `LINE_KEPT` (more than any
     // request line, which the default check compares it with) and counted past that: a server sending one
     // endless line held --max-reply (1 GiB) on every connection.

@@ -156,3 +156,16 @@ fn long_reply_lines_are_counted_not_held() {
     assert!(!status.success(), "every reply was wrong: {status}");
     assert_eq!(doc["errors"]["bad_reply"], REQUESTS, "{}", doc["errors"]);
 }
+
+/// The same for the framed protocol: `--op source` replies of 4 MiB are counted, their payloads not held.
+#[test]
+fn large_framed_replies_are_counted_not_held() {
+    let (_server, target) = sockpool_testkit::server::one_worker_target("framed=127.0.0.1:0");
+    let size = LARGE.to_string();
+    let (status, doc) = run_large_replies(
+        &target,
+        &["--protocol", "framed", "--op", "source", "--payload", &size],
+    );
+    assert!(status.success(), "the run failed: {status}");
+    assert_eq!(doc["summary"]["ok"], REQUESTS, "{}", doc["summary"]);
+}

@@ -124,12 +124,18 @@ pub trait Protocol: Send + Sync + 'static {
 pub struct Framed {
     /// Largest frame body accepted or sent. Default: [`framed::DEFAULT_MAX_FRAME`] (16 MiB).
     pub max_frame: usize,
+    /// Keep at most this many bytes of each reply's payload: the rest is read, counted in
+    /// [`framed::Response::payload_dropped`] and dropped as it arrives
+    /// ([`framed::ClientCodec::with_payload_keep`]). For clients that measure or count replies rather than use
+    /// them. Default: none (every payload kept whole).
+    pub keep_payload: Option<usize>,
 }
 
 impl Default for Framed {
     fn default() -> Self {
         Framed {
             max_frame: framed::DEFAULT_MAX_FRAME,
+            keep_payload: None,
         }
     }
 }
@@ -140,11 +146,13 @@ impl Protocol for Framed {
     type Codec = framed::ClientCodec;
 
     fn codec(&self) -> Self::Codec {
-        framed::ClientCodec::new(self.max_frame)
+        self.codec_with_max_reply(crate::codec::DEFAULT_MAX_REPLY)
     }
 
     fn codec_with_max_reply(&self, max_reply: usize) -> Self::Codec {
-        framed::ClientCodec::new(self.max_frame).with_max_reply(max_reply)
+        framed::ClientCodec::new(self.max_frame)
+            .with_max_reply(max_reply)
+            .with_payload_keep(self.keep_payload.unwrap_or(usize::MAX))
     }
 
     fn name(&self) -> &'static str {

@@ -282,6 +282,7 @@ impl Case for FramedResponses {
                 status: framed::Status::from_u8(status),
                 id,
                 payload,
+                payload_dropped: 0,
             });
         vec(res, 0..6).boxed()
     }

@@ -184,17 +184,26 @@ pub struct Response {
     pub status: Status,
     /// The id of the request this answers (0 when the request could not be parsed).
     pub id: u64,
-    /// The reply payload.
+    /// The reply payload (its first bytes, when the decoder keeps only those: [`ClientCodec::with_payload_keep`]).
     pub payload: Bytes,
+    /// Payload bytes read and dropped past `payload` ([`ClientCodec::with_payload_keep`]); 0 when the payload
+    /// is whole. Not encoded.
+    pub payload_dropped: u64,
 }
 
 impl Response {
+    /// The whole payload's length: `payload`'s, plus what was dropped past it.
+    pub fn payload_len(&self) -> u64 {
+        self.payload.len() as u64 + self.payload_dropped
+    }
+
     /// An OK response.
     pub fn ok(id: u64, payload: impl Into<Bytes>) -> Self {
         Response {
             status: Status::Ok,
             id,
             payload: payload.into(),
+            payload_dropped: 0,
         }
     }
 
@@ -204,6 +213,7 @@ impl Response {
             status,
             id,
             payload: Bytes::new(),
+            payload_dropped: 0,
         }
     }
 
@@ -336,6 +346,10 @@ pub struct ClientCodec {
     max_read: usize,
     /// The limit `max_read` is: [`Limit::Frame`] or [`Limit::Reply`].
     read_limit: Limit,
+    /// The most payload bytes of a reply kept ([`with_payload_keep`](Self::with_payload_keep)).
+    keep: usize,
+    /// The reply whose payload is being dropped as it arrives, past the bytes kept: it, and the bytes to come.
+    cut: Option<(Response, u64)>,
 }
 
 impl ClientCodec {
@@ -345,8 +359,31 @@ impl ClientCodec {
             max_frame,
             max_read: max_frame,
             read_limit: Limit::Frame,
+            keep: usize::MAX,
+            cut: None,
         }
         .with_max_reply(super::DEFAULT_MAX_REPLY)
+    }
+
+    /// `self`, keeping at most the first `keep` bytes of each reply's payload: the rest is read, counted in
+    /// [`Response::payload_dropped`] and dropped as it arrives, so a connection reading large replies holds
+    /// about `keep` bytes and one read's worth, not each payload. The limits still apply to the whole frame.
+    /// Default: `usize::MAX` (every payload kept whole).
+    pub fn with_payload_keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Drops what has arrived of the payload being cut; its reply once all of it is read.
+    fn drop_cut(&mut self, src: &mut BytesMut) -> Option<Response> {
+        let (_, left) = self.cut.as_mut()?;
+        let n = (*left).min(src.len() as u64);
+        src.advance(n as usize);
+        *left -= n;
+        if *left > 0 {
+            return None;
+        }
+        self.cut.take().map(|(reply, _)| reply)
     }
 
     /// `self`, refusing a reply whose frame (its length prefix and body) is over `max_reply` bytes
@@ -371,7 +408,40 @@ impl Default for ClientCodec {
 impl Decode for ClientCodec {
     type Item = Response;
 
+    fn in_progress(&self) -> bool {
+        self.cut.is_some()
+    }
+
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        if self.cut.is_some() {
+            return Ok(self.drop_cut(src));
+        }
+        // Kept in part: the header and the first `keep` bytes of a longer payload (within the limits, which
+        // `decode_body` checks as for a whole frame), the rest dropped as it arrives.
+        if src.len() >= LEN_PREFIX {
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            let payload = len.checked_sub(RESPONSE_HEADER);
+            if len <= self.max_read && payload.is_some_and(|p| p > self.keep) {
+                let kept = LEN_PREFIX + RESPONSE_HEADER + self.keep;
+                if src.len() < kept {
+                    src.reserve((kept - src.len()).min(MAX_RESERVE));
+                    return Ok(None);
+                }
+                src.advance(LEN_PREFIX);
+                let mut head = src.split_to(RESPONSE_HEADER + self.keep);
+                let status = Status::from_u8(head.get_u8());
+                let id = head.get_u64();
+                let dropped = (len - RESPONSE_HEADER - self.keep) as u64;
+                let reply = Response {
+                    status,
+                    id,
+                    payload: head.freeze(),
+                    payload_dropped: dropped,
+                };
+                self.cut = Some((reply, dropped));
+                return Ok(self.drop_cut(src));
+            }
+        }
         let body = decode_body(src, self.max_read, RESPONSE_HEADER).map_err(|e| match e {
             // The whole frame against the reply limit.
             CodecError::TooLarge { len, .. } if self.read_limit == Limit::Reply => {
@@ -392,6 +462,7 @@ impl Decode for ClientCodec {
             status,
             id,
             payload: body.freeze(),
+            payload_dropped: 0,
         }))
     }
 }
@@ -470,6 +541,71 @@ mod tests {
         }
         let req = codec.decode(&mut buf).unwrap().expect("the whole frame");
         assert_eq!(req.payload.len(), (16 << 20) - 13);
+    }
+
+    /// A client counting large replies keeps their header and first bytes, not the payloads: whatever the
+    /// reads' boundaries, the read buffer holds at most a header and the bytes kept, and the frame limit still
+    /// applies to the whole frame.
+    #[test]
+    fn a_payload_over_the_bytes_kept_is_counted_and_dropped_as_it_arrives() {
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let replies = [
+            Response::ok(1, big.clone()),
+            Response::ok(2, &b"short"[..]),
+            Response::status(Status::Busy, 3),
+            Response::ok(4, big[..101].to_vec()),
+        ];
+        let mut input = BytesMut::new();
+        let mut server = ServerCodec::default();
+        for r in &replies {
+            server.encode(r, &mut input).unwrap();
+        }
+        let cut = |r: &Response| Response {
+            payload: r.payload.slice(..r.payload.len().min(100)),
+            payload_dropped: r.payload.len().saturating_sub(100) as u64,
+            ..r.clone()
+        };
+        let want: Vec<Response> = replies.iter().map(cut).collect();
+        for piece in [1, 7, 16 * 1024, input.len()] {
+            let mut codec = ClientCodec::default().with_payload_keep(100);
+            let (mut buf, mut got, mut most) = (BytesMut::new(), Vec::new(), 0);
+            for chunk in input.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                while let Some(r) = codec.decode(&mut buf).unwrap() {
+                    got.push(r);
+                }
+                most = most.max(buf.len());
+            }
+            assert_eq!(got, want, "reads of {piece}");
+            assert!(buf.is_empty() && !codec.in_progress());
+            assert_eq!(got[0].payload_len(), 1_000_000);
+            if piece < 100 {
+                assert!(
+                    most <= LEN_PREFIX + RESPONSE_HEADER + 100,
+                    "{most} held reading {piece}"
+                );
+            }
+        }
+        // Mid-payload the reply is in progress; a frame over the limit is refused whole, from its length.
+        let mut codec = ClientCodec::new(1000).with_payload_keep(10);
+        let mut buf = BytesMut::new();
+        server
+            .encode(Response::ok(9, vec![0; 500]), &mut buf)
+            .unwrap();
+        buf.truncate(300);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(codec.in_progress() && buf.is_empty());
+        let mut buf = BytesMut::from(&[0, 0, 0x03, 0xe9][..]);
+        assert!(matches!(
+            ClientCodec::new(1000)
+                .with_payload_keep(10)
+                .decode(&mut buf),
+            Err(CodecError::TooLarge {
+                what: Limit::Frame,
+                len: 1001,
+                ..
+            })
+        ));
     }
 
     #[test]
