@@ -348,8 +348,9 @@ pub struct ClientCodec {
     read_limit: Limit,
     /// The most payload bytes of a reply kept ([`with_payload_keep`](Self::with_payload_keep)).
     keep: usize,
-    /// The reply whose payload is being dropped as it arrives, past the bytes kept: it, and the bytes to come.
-    cut: Option<(Response, u64)>,
+    /// The reply whose payload is being dropped as it arrives, past the bytes kept: it, and the bytes to come
+    /// (boxed: rare, and the codec sits in every connection's hot state).
+    cut: Option<Box<(Response, u64)>>,
 }
 
 impl ClientCodec {
@@ -376,14 +377,14 @@ impl ClientCodec {
 
     /// Drops what has arrived of the payload being cut; its reply once all of it is read.
     fn drop_cut(&mut self, src: &mut BytesMut) -> Option<Response> {
-        let (_, left) = self.cut.as_mut()?;
+        let (_, left) = &mut **self.cut.as_mut()?;
         let n = (*left).min(src.len() as u64);
         src.advance(n as usize);
         *left -= n;
         if *left > 0 {
             return None;
         }
-        self.cut.take().map(|(reply, _)| reply)
+        self.cut.take().map(|cut| cut.0)
     }
 
     /// `self`, refusing a reply whose frame (its length prefix and body) is over `max_reply` bytes
@@ -438,7 +439,7 @@ impl Decode for ClientCodec {
                     payload: head.freeze(),
                     payload_dropped: dropped,
                 };
-                self.cut = Some((reply, dropped));
+                self.cut = Some(Box::new((reply, dropped)));
                 return Ok(self.drop_cut(src));
             }
         }

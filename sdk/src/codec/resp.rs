@@ -716,8 +716,9 @@ pub struct ClientCodec {
     held: u64,
     /// The most bytes of a bulk string kept ([`ClientCodec::with_bulk_keep`]).
     keep: usize,
-    /// The bulk string being dropped as it arrives, past the bytes kept of it.
-    cut: Option<Cut>,
+    /// The bulk string being dropped as it arrives, past the bytes kept of it (boxed: rare, and the codec
+    /// sits in every connection's hot state).
+    cut: Option<Box<Cut>>,
 }
 
 /// A bulk string longer than [`ClientCodec::with_bulk_keep`]'s bytes, being read.
@@ -897,11 +898,11 @@ impl ClientCodec {
                     }
                     self.held += whole;
                     let head = src.split_to(kept).freeze().slice(start..);
-                    self.cut = Some(Cut {
+                    self.cut = Some(Box::new(Cut {
                         head,
                         len,
                         left: len - self.keep as u64,
-                    });
+                    }));
                     return self.drop_cut(src);
                 }
                 let end = start + len as usize;
