@@ -382,10 +382,12 @@ impl Check {
                 error: None,
             });
         }
-        // Without `--expect` the body's tail was dropped as it arrived (`transport::KEPT`): its
-        // length is `body_len`.
+        // The body's tail may have been dropped as it arrived (`transport::kept`: never under an `re:`
+        // expression; past an exact text's length, which a longer body is not): its length is `body_len`.
         match &self.expect {
-            Some(p) if !p.matches(&r.body) => Err(Failure::bad(&r.body, p.source(), r.body.len())),
+            Some(p) if !p.matches(&r.body) => {
+                Err(Failure::bad(&r.body, p.source(), r.body_len() as usize))
+            }
             _ => Ok(r.body_len()),
         }
     }

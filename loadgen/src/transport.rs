@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use futures::future::LocalBoxFuture;
 
-use crate::check::{Check, Failure};
+use crate::check::{Check, Failure, Pattern};
 use crate::config::{Config, FramedOp, Protocol as Proto, RequestSpec};
 use crate::driver::{Feed, Outcome, Transport};
 use crate::pipeline::Pipeline;
@@ -374,18 +374,27 @@ impl Transport for UdpTransport {
 /// (a bulk over its limit, not the reply) was reported as a protocol mismatch. The reply limit, checked from
 /// the bulk's length line before its bytes arrive, bounds memory as before.
 ///
-/// Only `--expect` reads a bulk string whole; without it a bulk longer than `KEPT` is counted, not kept, as
-/// an HTTP body is: `GET`s of 200 MB values over 20 connections held 2.7 GB of values being received.
+/// A bulk string is kept as `kept` says (a `PING` message whole, as `Check::ping` compares it), counted past
+/// that, as an HTTP body is: `GET`s of 200 MB values over 20 connections held 2.7 GB of values being received.
 pub fn resp(config: &Config) -> sockpool::protocol::Resp {
+    let ping = config.check.ping.as_ref().map_or(0, |m| m.len());
     sockpool::protocol::Resp {
         limits: sockpool::codec::resp::Limits::default()
             .with_max_reply(config.max_reply)
             .with_max_bulk(usize::MAX),
-        // A `PING` message is checked whole (`Check::ping`).
-        keep_bulk: config.check.expect.is_none().then(|| {
-            let ping = config.check.ping.as_ref().map_or(0, |m| m.len());
-            KEPT.max(ping)
-        }),
+        keep_bulk: kept(config, KEPT.max(ping)),
+    }
+}
+
+/// The most bytes of a reply's value (an HTTP body, a RESP bulk string, a reply line) a run keeps, the rest
+/// counted as it arrives: `otherwise` without `--expect`; with an exact `--expect` text, also its length and
+/// one byte more (a longer value is not it, and shows longer); `None` (whole) for an `re:` expression, which
+/// reads the whole reply (then only `--max-reply` bounds it).
+fn kept(config: &Config, otherwise: usize) -> Option<usize> {
+    match &config.check.expect {
+        None => Some(otherwise),
+        Some(Pattern::Exact(text)) => Some(otherwise.max(text.len() + 1)),
+        Some(Pattern::Regex(..)) => None,
     }
 }
 
@@ -608,7 +617,7 @@ fn sdk<P: Speak + Clone>(
 const LINE_KEPT: usize = 2 * sockpool::codec::line::DEFAULT_MAX_LINE;
 
 /// The most bytes of an HTTP body or a RESP bulk string a run without `--expect` keeps: enough for an error's
-/// example and a `PING` message check.
+/// example (a `PING` message is kept whole, see [`resp`]).
 const KEPT: usize = 1024;
 
 /// Runs `config` against `target` with the SDK protocol it names; `signals` says what Ctrl-C does.
@@ -633,25 +642,18 @@ pub fn drive(
         keep_payload: Some(KEPT),
         ..Framed::default()
     };
-    // Only `--expect` reads a reply line whole; without it a line is kept up to `LINE_KEPT` (more than any
-    // request line, which the default check compares it with) and counted past that: a server sending one
-    // endless line held --max-reply (1 GiB) on every connection.
+    // A line is kept up to `LINE_KEPT` (more than any request line, which the default check compares it with)
+    // and counted past that: a server sending one endless line held --max-reply (1 GiB) on every connection.
     let lines = Lines {
         max_len: usize::MAX,
-        keep: match config.check.expect {
-            None => LINE_KEPT,
-            Some(_) => usize::MAX,
-        },
+        keep: kept(config, LINE_KEPT).unwrap_or(usize::MAX),
         ..Lines::new(per_reply)
     };
     let mut http = http(&host_of(target));
     http.limits.max_body_bytes = usize::MAX;
-    // Only `--expect` reads a body; without it a body is counted, not kept, as wrk does: a run downloading
-    // 20 MB files over 50 connections held ~950 MB of bodies being received. The first bytes stay for the
-    // error examples.
-    if config.check.expect.is_none() {
-        http.keep_body = Some(KEPT);
-    }
+    // A body is counted, not kept, as wrk does: a run downloading 20 MB files over 50 connections held ~950 MB
+    // of bodies being received. The first bytes stay for the error examples and the checks.
+    http.keep_body = kept(config, KEPT);
     match config.protocol {
         Proto::Framed => sdk(framed, config, target, embedded, signals),
         Proto::Echo => sdk(Echo, config, target, embedded, signals),
@@ -715,7 +717,8 @@ mod tests {
     }
 
     /// Without `--expect` a bulk string is kept up to `KEPT` bytes (the rest counted as it arrives), or whole
-    /// enough for a `PING` message to be checked; `--expect` reads it whole.
+    /// enough for a `PING` message to be checked; an exact `--expect` text one byte past its length; an `re:`
+    /// expression reads it whole.
     #[test]
     fn a_bulk_is_kept_whole_only_where_the_run_reads_it() {
         let keep = |command: &str, expect: Option<&str>| {
@@ -733,7 +736,10 @@ mod tests {
             resp(&config).keep_bulk
         };
         assert_eq!(keep("GET k", None), Some(KEPT));
-        assert_eq!(keep("GET k", Some("v*")), None);
+        // An exact text: a value longer than it is not it, and is cut one byte past it; a regex reads it whole.
+        assert_eq!(keep("GET k", Some("v*")), Some(KEPT));
+        assert_eq!(keep("GET k", Some(&"v".repeat(5000))), Some(5001));
+        assert_eq!(keep("GET k", Some("re:^v+$")), None);
         let long = format!("PING {}", "m".repeat(3000));
         assert_eq!(keep(&long, None), Some(3000));
     }
