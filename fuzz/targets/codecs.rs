@@ -146,6 +146,25 @@ fn same_whatever_the_reads<D, N>(
     assert_eq!(whole, bytewise, "{name}: all at once vs byte by byte");
 }
 
+/// A decoder made by `make`, which keeps only the first bytes of each value, decodes `input` to `want` (the whole
+/// decode's items, each cut as that decoder cuts it, and its end), read whole and in reads of 1 and 5 bytes, with
+/// at most `bound` bytes buffered after any `Ok(None)`.
+fn same_when_kept<D>(
+    name: &str,
+    make: impl Fn() -> D,
+    input: &[u8],
+    bound: usize,
+    want: (Vec<D::Item>, Option<Failure>),
+) where
+    D: Decode,
+    D::Item: PartialEq + Debug,
+{
+    for piece in [0, 1, 5] {
+        let kept = feed(name, make(), input, piece, bound);
+        assert_eq!(want, (kept.items, kept.failure), "{name}, reads of {piece}");
+    }
+}
+
 fn as_is<T>(items: Vec<T>) -> Vec<T> {
     items
 }
@@ -194,21 +213,13 @@ pub fn framed_client(data: &[u8]) {
         };
         let want = (whole.items.into_iter().map(cut).collect(), whole.failure);
         let keep_bound = framed::LEN_PREFIX + framed::RESPONSE_HEADER + 3;
-        for piece in [0, 1, 5] {
-            let keeping = framed::ClientCodec::new(max).with_payload_keep(3);
-            let kept = feed(
-                "framed client (keeping 3)",
-                keeping,
-                data,
-                piece,
-                keep_bound,
-            );
-            assert_eq!(
-                want,
-                (kept.items, kept.failure),
-                "framed client keeping 3 bytes of a payload, reads of {piece}"
-            );
-        }
+        same_when_kept(
+            "framed client keeping 3 bytes of a payload",
+            || framed::ClientCodec::new(max).with_payload_keep(3),
+            data,
+            keep_bound,
+            want,
+        );
     }
 }
 
@@ -267,20 +278,13 @@ pub fn line(data: &[u8]) {
                 len: l.len() as u64,
             })
             .collect();
-        for piece in [0, 1, 5] {
-            let kept = feed(
-                "line (keeping 3)",
-                Kept(line::LineCodec::new(max).with_keep(3)),
-                data,
-                piece,
-                4,
-            );
-            assert_eq!(
-                (&want, whole.failure),
-                (&kept.items, kept.failure),
-                "line keeping 3 bytes of a line, reads of {piece}"
-            );
-        }
+        same_when_kept(
+            "line keeping 3 bytes of a line",
+            || Kept(line::LineCodec::new(max).with_keep(3)),
+            data,
+            4,
+            (want, whole.failure),
+        );
     }
 }
 
@@ -385,21 +389,13 @@ pub fn resp_client(data: &[u8]) {
             whole.items.into_iter().map(cut_bulks).collect(),
             whole.failure,
         );
-        for piece in [0, 1, 5] {
-            let keeping = resp::ClientCodec::new(limits).with_bulk_keep(3);
-            let kept = feed(
-                "resp client (keeping 3)",
-                keeping,
-                data,
-                piece,
-                limits.max_inline + 7,
-            );
-            assert_eq!(
-                want,
-                (kept.items, kept.failure),
-                "resp client keeping 3 bytes of a bulk, reads of {piece}"
-            );
-        }
+        same_when_kept(
+            "resp client keeping 3 bytes of a bulk",
+            || resp::ClientCodec::new(limits).with_bulk_keep(3),
+            data,
+            limits.max_inline + 7,
+            want,
+        );
     }
 }
 
@@ -508,20 +504,13 @@ pub fn http_client(data: &[u8]) {
                 .collect()
         };
         let want = (cut(whole.items), whole.failure);
-        for piece in [0, 1, 5] {
-            let kept = feed(
-                "http client (keeping 3)",
-                make_keeping(3),
-                stream,
-                piece,
-                limits.max_header_bytes + 3,
-            );
-            assert_eq!(
-                want,
-                (kept.items, kept.failure),
-                "http client keeping 3 bytes of a body, reads of {piece}"
-            );
-        }
+        same_when_kept(
+            "http client keeping 3 bytes of a body",
+            || make_keeping(3),
+            stream,
+            limits.max_header_bytes + 3,
+            want,
+        );
     }
 }
 
