@@ -123,6 +123,12 @@ def main() -> None:
         resp([b"CONFIG", b"GET", b"maxmemory*", b"s?ve", b"[^s]ppendonly"], [b"CONFIG", b"GET", b"*m[a-c]x*[A-]*", b"[\\]", b"\\", b"[", b"*["]),
         resp([b"CONFIG", b"GET"], [b"CONFIG", b"SET", b"maxmemory", b"1"], [b"CONFIG", b"FOO"], [b"CONFIG", b"GET", b"a*b*c*d*e*f*g*h*"]),
         resp([b"SET", b"s", b"ab", b"EX", b"9"], [b"APPEND", b"s", b"cd"], [b"GETRANGE", b"s", b"-3", b"-1"], [b"SUBSTR", b"s", b"0", b"-9223372036854775808"], [b"GETSET", b"s", b"x"], [b"APPEND", b"n", b""]),
+        # Lists, sets, hashes, sorted sets: every command, the wrong kinds, counts, indexes and scores at their edges.
+        resp([b"RPUSH", b"l", b"a", b"b"], [b"LPUSH", b"l", b"c"], [b"LPUSHX", b"m", b"x"], [b"RPUSHX", b"l", b"d"], [b"LRANGE", b"l", b"-9223372036854775808", b"9223372036854775807"], [b"LINDEX", b"l", b"-2"], [b"LPOP", b"l", b"2"], [b"RPOP", b"l", b"0"], [b"RPOP", b"l"], [b"LLEN", b"l"], [b"LPOP", b"l", b"-1"]),
+        resp([b"SADD", b"s", b"a", b"b", b"a"], [b"SREM", b"s", b"b"], [b"SISMEMBER", b"s", b"a"], [b"SMEMBERS", b"s"], [b"SCARD", b"s"], [b"SPOP", b"s", b"3"], [b"SPOP", b"s"], [b"GET", b"s"], [b"SADD", b"k", b"x"], [b"SET", b"k", b"v", b"GET"], [b"TYPE", b"k"]),
+        resp([b"HSET", b"h", b"f", b"v", b"g", b"w"], [b"HMSET", b"h", b"f", b"x"], [b"HGET", b"h", b"f"], [b"HMGET", b"h", b"f", b"z"], [b"HDEL", b"h", b"g"], [b"HLEN", b"h"], [b"HEXISTS", b"h", b"f"], [b"HGETALL", b"h"], [b"HINCRBY", b"h", b"n", b"9223372036854775807"], [b"HINCRBY", b"h", b"n", b"1"], [b"HINCRBY", b"h", b"f", b"1"]),
+        resp([b"ZADD", b"z", b"1", b"a", b"-inf", b"b", b"0.1", b"c"], [b"ZADD", b"z", b"GT", b"CH", b"2", b"a"], [b"ZADD", b"z", b"XX", b"INCR", b"inf", b"a"], [b"ZINCRBY", b"z", b"-inf", b"a"], [b"ZRANGE", b"z", b"0", b"-1", b"REV", b"WITHSCORES"], [b"ZSCORE", b"z", b"c"], [b"ZREM", b"z", b"b"], [b"ZCARD", b"z"], [b"ZPOPMIN", b"z"], [b"ZPOPMAX", b"z", b"5"], [b"ZADD", b"z", b"NX", b"LT", b"1", b"a"]),
+        resp([b"MULTI"], [b"RPUSH", b"l", b"x"], [b"SADD", b"l", b"y"], [b"EXPIRE", b"l", b"1"], [b"RENAME", b"l", b"m"], [b"LRANGE", b"m", b"0", b"-1"], [b"EXEC"], [b"SCAN", b"0", b"TYPE", b"list"]),
     ]
     for target in ("resp_server", "session_resp"):
         seeds.setdefault(target, set()).update(resp_seeds)

@@ -602,6 +602,8 @@ impl Conn {
                 }
                 self.turn += self.output.len();
                 self.encrypt();
+                // A reply body the request left (the handles of a long listing) counts from now on.
+                self.account();
                 continue;
             }
             // 5. Read, until the read timeout (partial request, handshake) or the idle timeout.

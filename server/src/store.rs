@@ -39,6 +39,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+mod kinds;
+pub(crate) use kinds::{
+    format_score, index_range, parse_score, Collection, Data, Hash, Kind, List, Refused, Set,
+    WrongType, ZAddFlags, ZAdded, ZSet, HASH_ITEM, LIST_ITEM, SET_ITEM, WRONGTYPE, ZSET_ITEM,
+};
+
 /// Shards of the key space; a key's shard is picked by an FNV-1a hash, so connections on different threads
 /// rarely wait for each other.
 pub(crate) const SHARDS: usize = 64;
@@ -233,7 +239,7 @@ pub(crate) struct Watched {
 #[derive(Debug)]
 struct Entry {
     /// The value.
-    value: Bytes,
+    value: Data,
     /// When the key expires (gone from then on); `None`: never.
     deadline: Option<Instant>,
 }
@@ -242,7 +248,7 @@ impl Entry {
     /// What this entry costs under a key of `key` bytes ([`cost`]).
     #[inline]
     fn cost(&self, key: usize) -> usize {
-        cost(key, self.value.len(), self.deadline.is_some())
+        cost(key, self.value.size(), self.deadline.is_some())
     }
 }
 
@@ -329,9 +335,15 @@ impl Shard {
         );
     }
 
-    /// The length of the value at `key` (0: no such key).
-    pub(crate) fn strlen(&mut self, key: &[u8], now: Instant) -> usize {
-        self.live(key, now).map_or(0, |e| e.value.len())
+    /// The length of the string at `key` (0: no such key).
+    pub(crate) fn strlen(&mut self, key: &[u8], now: Instant) -> Result<usize, WrongType> {
+        self.live(key, now)
+            .map_or(Ok(0), |e| e.value.as_str().map(Bytes::len))
+    }
+
+    /// What the value at `key` counts in its cost, any kind (0: no such key): `RENAME`'s growth.
+    pub(crate) fn size(&mut self, key: &[u8], now: Instant) -> usize {
+        self.live(key, now).map_or(0, |e| e.value.size())
     }
 
     /// One watcher of `key` fewer; the last one gone, it is no longer watched.
@@ -375,8 +387,8 @@ impl Shard {
 
     /// Sets `key`'s entry (replacing any), keeping the expiry index in step (the index shares the map's copy of
     /// the key); [`Full`], and nothing changed, if that would take the store past its cap.
-    fn put(&mut self, key: &[u8], value: Bytes, deadline: Option<Instant>) -> Result<(), Full> {
-        let new = cost(key.len(), value.len(), deadline.is_some());
+    fn put(&mut self, key: &[u8], value: Data, deadline: Option<Instant>) -> Result<(), Full> {
+        let new = cost(key.len(), value.size(), deadline.is_some());
         match self.map.get_mut(key) {
             Some(e) => {
                 self.account.resize(e.cost(key.len()), new)?;
@@ -404,7 +416,7 @@ impl Shard {
         let Some(e) = self.map.get(key) else {
             return;
         };
-        let (old, len) = (e.deadline, e.value.len());
+        let (old, len) = (e.deadline, e.value.size());
         self.account.recount(
             cost(key.len(), len, old.is_some()),
             cost(key.len(), len, deadline.is_some()),
@@ -478,14 +490,14 @@ impl Shard {
         n
     }
 
-    /// The value at `key` (one lookup: the hot path).
-    pub(crate) fn get(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
+    /// The string at `key` (one lookup: the hot path); [`WrongType`] if it holds a collection.
+    pub(crate) fn get(&mut self, key: &[u8], now: Instant) -> Result<Option<Bytes>, WrongType> {
         match self.map.get(key) {
-            None => None,
-            Some(e) if e.deadline.is_none_or(|d| d > now) => Some(e.value.clone()),
+            None => Ok(None),
+            Some(e) if e.deadline.is_none_or(|d| d > now) => e.value.as_str().cloned().map(Some),
             Some(_) => {
                 self.remove(key);
-                None
+                Ok(None)
             }
         }
     }
@@ -504,8 +516,9 @@ impl Shard {
     }
 
     /// `SET key value` with `options`: `Ok(old value)` if it stored, `Err(old value)` if its `NX`/`XX`
-    /// condition kept it from storing (the old value only when `options.get`); [`Full`] (nothing changed) if
-    /// storing would take the store past its cap. One lookup, as the plain `SET` of the hot path always made:
+    /// condition kept it from storing (the old value only when `options.get`); [`Refused::Full`] (nothing
+    /// changed) if storing would take the store past its cap, [`Refused::WrongType`] (nothing changed) if
+    /// `options.get` and the key holds a collection (without `GET`, `SET` replaces any kind of value, as in Redis). One lookup, as the plain `SET` of the hot path always made:
     /// the key is copied first (it is kept if the key is new). Expired keys of the shard are reclaimed first, so
     /// the room they held is there for this write.
     pub(crate) fn set(
@@ -514,7 +527,7 @@ impl Shard {
         value: &[u8],
         options: SetOptions,
         now: Instant,
-    ) -> Result<Result<Option<Bytes>, Option<Bytes>>, Full> {
+    ) -> Result<Result<Option<Bytes>, Option<Bytes>>, Refused> {
         use std::collections::hash_map::Entry as Slot;
         if !self.expiry.is_empty() {
             self.reclaim(now, RECLAIM_PER_WRITE);
@@ -523,7 +536,11 @@ impl Shard {
             Slot::Occupied(mut slot) => {
                 let e = slot.get();
                 let live = e.deadline.is_none_or(|d| d > now);
-                let old = (live && options.get).then(|| e.value.clone());
+                let old = match (live && options.get, &e.value) {
+                    (false, _) => None,
+                    (true, Data::Str(v)) => Some(v.clone()),
+                    (true, _) => return Err(Refused::WrongType),
+                };
                 if (options.only_if_missing && live) || (options.only_if_present && !live) {
                     return Ok(Err(old));
                 }
@@ -538,7 +555,7 @@ impl Shard {
                     cost(key.len(), value.len(), deadline.is_some()),
                 )?;
                 let entry = Entry {
-                    value: Bytes::copy_from_slice(value),
+                    value: Data::Str(Bytes::copy_from_slice(value)),
                     deadline,
                 };
                 match (previous, deadline) {
@@ -578,7 +595,7 @@ impl Shard {
                     self.expiry.insert((d, slot.key().clone()));
                 }
                 slot.insert(Entry {
-                    value: Bytes::copy_from_slice(value),
+                    value: Data::Str(Bytes::copy_from_slice(value)),
                     deadline,
                 });
                 Ok(None)
@@ -609,7 +626,8 @@ impl Shard {
     ) -> Result<i64, IncrError> {
         let (current, deadline) = match self.live(key, now) {
             Some(e) => (
-                parse_i64(&e.value).ok_or(IncrError::NotAnInteger)?,
+                parse_i64(e.value.as_str().map_err(|WrongType| IncrError::WrongType)?)
+                    .ok_or(IncrError::NotAnInteger)?,
                 e.deadline,
             ),
             None => (0, None),
@@ -619,7 +637,7 @@ impl Shard {
         if !self.expiry.is_empty() {
             self.reclaim(now, RECLAIM_PER_WRITE);
         }
-        self.put(key, text, deadline)
+        self.put(key, Data::Str(text), deadline)
             .map_err(|Full| IncrError::Full)?;
         Ok(next)
     }
@@ -655,8 +673,8 @@ impl Shard {
         true
     }
 
-    /// `RENAME`'s first half: `key`'s value and deadline, the key removed.
-    pub(crate) fn take(&mut self, key: &[u8], now: Instant) -> Option<(Bytes, Option<Instant>)> {
+    /// `RENAME`'s first half: `key`'s value (any kind) and deadline, the key removed.
+    pub(crate) fn take(&mut self, key: &[u8], now: Instant) -> Option<(Data, Option<Instant>)> {
         self.live(key, now)?;
         let entry = self.remove(key)?;
         Some((entry.value, entry.deadline))
@@ -667,7 +685,7 @@ impl Shard {
     pub(crate) fn restore(
         &mut self,
         key: &[u8],
-        value: Bytes,
+        value: Data,
         deadline: Option<Instant>,
         now: Instant,
     ) -> Result<(), Full> {
@@ -698,17 +716,19 @@ impl Shard {
             self.remove(key);
         }
         let len = match self.map.get_mut(key) {
-            Some(e) => {
-                let (held, len) = (e.value.len(), e.value.len() + tail.len());
+            Some(Entry {
+                value: Data::Str(value),
+                deadline,
+            }) => {
+                let (held, len) = (value.len(), value.len() + tail.len());
                 if len > max {
                     return Err(AppendError::TooLarge);
                 }
-                let dated = e.deadline.is_some();
+                let dated = deadline.is_some();
                 self.account
                     .resize(cost(key.len(), held, dated), cost(key.len(), len, dated))
                     .map_err(|Full| AppendError::Full)?;
-                let value = std::mem::take(&mut e.value);
-                let mut grown = match value.try_into_mut() {
+                let mut grown = match std::mem::take(value).try_into_mut() {
                     Ok(unique) => unique,
                     Err(held) if held.len() <= APPEND_COPY_MAX => {
                         let mut copy = BytesMut::with_capacity(len);
@@ -716,18 +736,19 @@ impl Shard {
                         copy
                     }
                     Err(held) => {
-                        e.value = held;
+                        *value = held;
                         self.account.free(tail.len());
                         return Err(AppendError::Held);
                     }
                 };
                 grown.extend_from_slice(tail);
-                e.value = grown.freeze();
+                *value = grown.freeze();
                 self.changed(key);
                 len
             }
+            Some(_) => return Err(AppendError::WrongType),
             None => {
-                self.put(key, Bytes::copy_from_slice(tail), None)
+                self.put(key, Data::Str(Bytes::copy_from_slice(tail)), None)
                     .map_err(|Full| AppendError::Full)?;
                 tail.len()
             }
@@ -738,13 +759,20 @@ impl Shard {
     /// `GETRANGE`: the bytes of the value at `key` from `start` to `end` inclusive, Redis's way: a negative
     /// index counts from the end, both are clamped to the value, and an empty range (or a missing key) is
     /// empty. No copy: a slice of the stored value.
-    pub(crate) fn range(&mut self, key: &[u8], start: i64, end: i64, now: Instant) -> Bytes {
+    pub(crate) fn range(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        now: Instant,
+    ) -> Result<Bytes, WrongType> {
         let Some(e) = self.live(key, now) else {
-            return Bytes::new();
+            return Ok(Bytes::new());
         };
-        let len = e.value.len() as i64;
+        let value = e.value.as_str()?;
+        let len = value.len() as i64;
         if start < 0 && end < 0 && start > end {
-            return Bytes::new();
+            return Ok(Bytes::new());
         }
         let start = if start < 0 {
             len.saturating_add(start)
@@ -760,27 +788,43 @@ impl Shard {
         .max(0)
         .min(len - 1);
         if start > end || len == 0 {
-            return Bytes::new();
+            return Ok(Bytes::new());
         }
-        e.value.slice(start as usize..=end as usize)
+        Ok(value.slice(start as usize..=end as usize))
     }
 
-    /// `GETDEL`: the value at `key`, which is removed.
-    pub(crate) fn get_del(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
-        self.live(key, now)?;
-        let entry = self.remove(key)?;
+    /// `GETDEL`: the string at `key`, which is removed ([`WrongType`], and kept, if it holds a collection).
+    pub(crate) fn get_del(&mut self, key: &[u8], now: Instant) -> Result<Option<Bytes>, WrongType> {
+        let Some(e) = self.live(key, now) else {
+            return Ok(None);
+        };
+        e.value.as_str()?;
+        let Some(Entry {
+            value: Data::Str(value),
+            ..
+        }) = self.remove(key)
+        else {
+            return Ok(None);
+        };
         self.reclaim(now, RECLAIM_PER_WRITE);
-        Some(entry.value)
+        Ok(Some(value))
     }
 
     /// `GETEX`: the value at `key`, its deadline changed as `change` says (one not after `now` deletes the key,
     /// as Redis does).
-    pub(crate) fn get_ex(&mut self, key: &[u8], change: Change, now: Instant) -> Option<Bytes> {
-        let entry = self.live(key, now)?;
-        let (value, had) = (entry.value.clone(), entry.deadline);
+    pub(crate) fn get_ex(
+        &mut self,
+        key: &[u8],
+        change: Change,
+        now: Instant,
+    ) -> Result<Option<Bytes>, WrongType> {
+        let Some(entry) = self.live(key, now) else {
+            return Ok(None);
+        };
+        let (value, had) = (entry.value.as_str()?.clone(), entry.deadline);
         match change {
-            Change::Keep => return Some(value),
-            Change::Persist if had.is_none() => return Some(value),
+            Change::Keep => return Ok(Some(value)),
+            Change::Persist if had.is_none() => return Ok(Some(value)),
             Change::Persist => self.redate(key, None),
             Change::At(d) if d <= now => {
                 self.remove(key);
@@ -788,7 +832,7 @@ impl Shard {
             Change::At(d) => self.redate(key, Some(d)),
         }
         self.reclaim(now, RECLAIM_PER_WRITE);
-        Some(value)
+        Ok(Some(value))
     }
 
     /// Removes `key`'s deadline (`PERSIST`); true if it had one.
@@ -1155,7 +1199,7 @@ impl Db {
     /// The value at `key`.
     #[cfg(test)]
     pub fn get(&self, key: &[u8], now: Instant) -> Option<Bytes> {
-        self.lock(shard_of(key)).get(key, now)
+        self.lock(shard_of(key)).get(key, now).ok().flatten()
     }
 
     /// Sets `key` to `value` with no deadline (both copied, so they do not pin the connection's read buffer).
@@ -1276,6 +1320,8 @@ pub(crate) enum AppendError {
     Held,
     /// The longer value would take the store past its cap (`--max-store`).
     Full,
+    /// The key holds a collection.
+    WrongType,
 }
 
 impl AppendError {
@@ -1288,6 +1334,7 @@ impl AppendError {
                 "BUSY the value is being sent to a client that reads slowly; try APPEND again later"
             }
             AppendError::Full => OOM,
+            AppendError::WrongType => WRONGTYPE,
         }
     }
 }
@@ -1301,6 +1348,8 @@ pub enum IncrError {
     Overflow,
     /// The new value is longer and would take the store past its cap (`--max-store`).
     Full,
+    /// The key holds a collection.
+    WrongType,
 }
 
 impl IncrError {
@@ -1310,6 +1359,7 @@ impl IncrError {
             IncrError::NotAnInteger => "ERR value is not an integer or out of range",
             IncrError::Overflow => "ERR increment or decrement would overflow",
             IncrError::Full => OOM,
+            IncrError::WrongType => WRONGTYPE,
         }
     }
 }
@@ -1419,25 +1469,25 @@ mod tests {
         let (mut moved, mut at) = (0, std::ptr::null());
         for i in 1..=100_000usize {
             assert_eq!(s.append(b"k", b"x", usize::MAX, now), Ok(i));
-            let ptr = s.map[&b"k"[..]].value.as_ptr();
+            let ptr = s.map[&b"k"[..]].value.as_str().unwrap().as_ptr();
             if ptr != at {
                 (moved, at) = (moved + 1, ptr);
             }
         }
         assert!(moved <= 40, "the value moved {moved} times");
         // A value a reply holds: copied up to APPEND_COPY_MAX, refused past it (nothing changed).
-        let held = s.get(b"k", now).unwrap();
+        let held = s.get(b"k", now).unwrap().unwrap();
         assert_eq!(
             s.append(b"k", b"y", usize::MAX, now),
             Err(AppendError::Held)
         );
-        assert_eq!(s.strlen(b"k", now), 100_000);
+        assert_eq!(s.strlen(b"k", now), Ok(100_000));
         drop(held);
         assert_eq!(s.append(b"k", b"y", usize::MAX, now), Ok(100_001));
         s.set(b"small", b"abc", SetOptions::default(), now)
             .unwrap()
             .unwrap();
-        let held = s.get(b"small", now).unwrap();
+        let held = s.get(b"small", now).unwrap().unwrap();
         assert_eq!(s.append(b"small", b"d", usize::MAX, now), Ok(4));
         assert_eq!(&held[..], b"abc", "a reply in progress keeps its value");
         // The cap: nothing changes past it (Redis's proto-max-bulk-len check).
@@ -1445,7 +1495,7 @@ mod tests {
             s.append(b"k", b"zz", 100_002, now),
             Err(AppendError::TooLarge)
         );
-        assert_eq!(s.strlen(b"k", now), 100_001);
+        assert_eq!(s.strlen(b"k", now), Ok(100_001));
         assert_eq!(s.append(b"new", b"ab", 2, now), Ok(2));
     }
 
@@ -1456,11 +1506,11 @@ mod tests {
         let ten = now + Duration::from_secs(10);
         assert_eq!(s.set(b"k", b"v", with_deadline(ten), now), Ok(Ok(None)));
         let before = ten - Duration::from_millis(1);
-        assert_eq!(s.get(b"k", before).as_deref(), Some(&b"v"[..]));
+        assert_eq!(s.get(b"k", before).unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(s.ttl(b"k", now), Ttl::Left(Duration::from_secs(10)));
         assert_eq!(s.ttl(b"k", before), Ttl::Left(Duration::from_millis(1)));
         // At the deadline: gone, for every kind of read, and reclaimed by the first that looks.
-        assert_eq!(s.get(b"k", ten), None);
+        assert_eq!(s.get(b"k", ten), Ok(None));
         assert_eq!(s.map.len(), 0, "the lazy check dropped it");
         assert!(s.expiry.is_empty());
         s.set(b"k", b"v", with_deadline(ten), now).unwrap().unwrap();
@@ -1496,7 +1546,7 @@ mod tests {
             Ok(Err(None)),
             "XX: no key, no store"
         );
-        assert_eq!(s.get(b"k", now), None);
+        assert_eq!(s.get(b"k", now), Ok(None));
         assert_eq!(s.set(b"k", b"1", nx, now), Ok(Ok(None)));
         assert_eq!(
             s.set(b"k", b"2", nx, now),
@@ -1711,7 +1761,7 @@ mod tests {
         db.set(b"k", b"v", now);
         assert_eq!(counted(&db), cost(1, 1, false));
         let taken = db.lock(shard_of(b"k")).get_del(b"k", now);
-        assert_eq!(taken.as_deref(), Some(&b"v"[..]));
+        assert_eq!(taken.unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(counted(&db), 0);
     }
 
@@ -1752,7 +1802,7 @@ mod tests {
         assert!(at(b"k").expire(b"k", later, ExpireIf::Later, now));
         assert_eq!(counted(&db), cost(1, 1, true));
         // GETEX: a deadline, none, kept.
-        let getex = |change| at(b"k").get_ex(b"k", change, now);
+        let getex = |change| at(b"k").get_ex(b"k", change, now).unwrap();
         assert_eq!(getex(Change::Persist).as_deref(), Some(&b"v"[..]));
         assert_eq!(counted(&db), cost(1, 1, false));
         assert_eq!(getex(Change::At(soon)).as_deref(), Some(&b"v"[..]));
@@ -1797,8 +1847,8 @@ mod tests {
         let set = |key: &[u8], value: &[u8]| at(key).set(key, value, SetOptions::default(), now);
         assert_eq!(set(b"a", &[b'a'; 10]), Ok(Ok(None)));
         assert_eq!(set(b"b", &[b'b'; 10]), Ok(Ok(None)));
-        assert_eq!(set(b"c", b""), Err(Full), "a new key");
-        assert_eq!(set(b"a", &[b'a'; 21]), Err(Full), "a larger value");
+        assert_eq!(set(b"c", b""), Err(Refused::Full), "a new key");
+        assert_eq!(set(b"a", &[b'a'; 21]), Err(Refused::Full), "a larger value");
         assert_eq!(db.get(b"a", now).as_deref(), Some(&[b'a'; 10][..]));
         assert!(!db.exists(b"c", now));
         assert_eq!(
@@ -1833,7 +1883,7 @@ mod tests {
         assert_eq!(counted(&db), db.cap() + DEADLINE_OVERHEAD);
         assert_eq!(
             set(b"c", b""),
-            Err(Full),
+            Err(Refused::Full),
             "over the cap: a write that grows it"
         );
         assert!(at(b"b").persist(b"b", now));
@@ -1863,7 +1913,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             s.set(other, &[b'b'; 10], SetOptions::default(), now),
-            Err(Full),
+            Err(Refused::Full),
             "before the deadline"
         );
         assert_eq!(
@@ -1911,7 +1961,7 @@ mod tests {
         assert_eq!(
             db.lock(shard_of(b"d"))
                 .set(b"d", b"v", SetOptions::default(), now),
-            Err(Full)
+            Err(Refused::Full)
         );
     }
 
@@ -1968,7 +2018,7 @@ mod tests {
                         let set =
                             db.lock(shard_of(&key))
                                 .set(&key, &[0; 8], SetOptions::default(), now);
-                        if set == Err(Full) {
+                        if set == Err(Refused::Full) {
                             refused.fetch_add(1, Relaxed);
                         }
                         assert!(db.used() <= db.cap());

@@ -447,3 +447,214 @@ fn tiny_keys_with_a_deadline_read_once_stop_at_max_store() {
 fn tiny_keys_read_once_stop_at_max_store() {
     keys_without_end(|i| format!("k{i}"), 1, |_| false, true);
 }
+
+/// One client adds members one at a time to 16 collections of one kind (`command(i)`, a few bytes each) worth
+/// four times `--max-store` at their count ([`member`]'s overhead, docs/PROTOCOL.md), then reads each
+/// collection whole once (`read(k)`: the members get the shared handle a reply gives them). The members past the
+/// cap get `-OOM`; the server's peak RSS grows by at most [`store_bound_kib`], as for strings: the overheads
+/// counted a member are what the members take.
+fn members_without_end(
+    item: usize,
+    command: impl Fn(usize) -> Vec<String>,
+    read: impl Fn(usize) -> Vec<String>,
+) {
+    let sent = 4 * STORE / (8 + item);
+    let server = resp_server(&["--max-store", &STORE.to_string()]);
+    let (resp, pid) = (server.addr("resp"), server.pid());
+    let baseline_kib = status_kib(pid, "VmHWM:");
+    let mut s = TcpStream::connect(resp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let reader = s.try_clone().unwrap();
+    let counts = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (mut taken, mut refused) = (0usize, 0usize);
+        let mut rest = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                rest.read_line(&mut line).expect("a reply line") > 0,
+                "closed early"
+            );
+            match line.trim_end() {
+                l if l.starts_with(':') => taken += 1,
+                "-OOM command not allowed when used memory > 'maxmemory'." => refused += 1,
+                "+PONG" => break,
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        // The reads: arrays of every member, until the last PONG.
+        let mut tail = Vec::new();
+        loop {
+            let buf = rest.fill_buf().expect("the reads' replies");
+            assert!(!buf.is_empty(), "closed before the last reply");
+            tail.extend_from_slice(buf);
+            let n = buf.len();
+            rest.consume(n);
+            if tail.ends_with(b"+PONG\r\n") {
+                return (taken, refused);
+            }
+            let keep = tail.len().saturating_sub(8);
+            tail.drain(..keep);
+        }
+    });
+    let encode = |words: Vec<String>, batch: &mut Vec<u8>| {
+        batch.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
+        for w in words {
+            batch.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());
+        }
+    };
+    let mut batch = Vec::with_capacity(1 << 20);
+    for i in 0..sent {
+        encode(command(i), &mut batch);
+        if batch.len() >= 1 << 20 {
+            s.write_all(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    batch.extend_from_slice(b"PING\r\n");
+    for k in 0..16 {
+        encode(read(k), &mut batch);
+    }
+    batch.extend_from_slice(b"PING\r\n");
+    s.write_all(&batch).unwrap();
+    let (taken, refused) = counts.join().unwrap();
+    let peak_kib = status_kib(pid, "VmHWM:");
+    let grew_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!(
+        "{sent} members against --max-store {} MiB: {taken} taken, {refused} refused; server peak RSS \
+         {baseline_kib} KiB -> {peak_kib} KiB (+{grew_kib} KiB, {:.2} x the cap)",
+        STORE >> 20,
+        grew_kib as f64 / (STORE >> 10) as f64,
+    );
+    assert_eq!(taken + refused, sent);
+    assert!(refused > sent / 2, "most members past the cap are refused");
+    assert!(
+        grew_kib <= store_bound_kib(),
+        "+{grew_kib} KiB for a {STORE}-byte key space (at most {} KiB)",
+        store_bound_kib()
+    );
+}
+
+/// List members (`RPUSH`), read by `LRANGE 0 -1`.
+#[test]
+fn list_members_stop_at_max_store() {
+    members_without_end(
+        96,
+        |i| vec!["RPUSH".into(), format!("l{}", i % 16), format!("m{i}")],
+        |k| vec!["LRANGE".into(), format!("l{k}"), "0".into(), "-1".into()],
+    );
+}
+
+/// Set members (`SADD`), read by `SMEMBERS`.
+#[test]
+fn set_members_stop_at_max_store() {
+    members_without_end(
+        128,
+        |i| vec!["SADD".into(), format!("s{}", i % 16), format!("m{i}")],
+        |k| vec!["SMEMBERS".into(), format!("s{k}")],
+    );
+}
+
+/// Hash fields (`HSET`, a 1-byte value), read by `HGETALL`.
+#[test]
+fn hash_fields_stop_at_max_store() {
+    members_without_end(
+        224,
+        |i| {
+            vec![
+                "HSET".into(),
+                format!("h{}", i % 16),
+                format!("f{i}"),
+                "v".into(),
+            ]
+        },
+        |k| vec!["HGETALL".into(), format!("h{k}")],
+    );
+}
+
+/// Sorted set members (`ZADD`), read by `ZRANGE 0 -1`.
+#[test]
+fn sorted_set_members_stop_at_max_store() {
+    members_without_end(
+        224,
+        |i| {
+            vec![
+                "ZADD".into(),
+                format!("z{}", i % 16),
+                format!("{i}"),
+                format!("m{i}"),
+            ]
+        },
+        |k| vec!["ZRANGE".into(), format!("z{k}"), "0".into(), "-1".into()],
+    );
+}
+
+/// Clients that ask for a whole long list (`LRANGE l 0 -1`, 14 bytes; 32 MB of reply, more than the kernel's
+/// socket buffers take) and never read: each reply built holds a 32-byte handle per member until it is written
+/// (9.6 MB here), so past `--memory-budget` the next ones get the busy answer instead of each holding its own
+/// (without the budget: +9.6 MB a client).
+#[test]
+fn listings_never_read_stop_at_the_memory_budget() {
+    const MEMBERS: usize = 300_000;
+    const CLIENTS: usize = 8;
+    let server = resp_server(&["--memory-budget", "8MiB"]);
+    let (resp, pid) = (server.addr("resp"), server.pid());
+    let mut fill = TcpStream::connect(resp).unwrap();
+    fill.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..MEMBERS / 1000 {
+        batch.extend_from_slice(b"*1002\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n");
+        batch.extend_from_slice(
+            &format!("$100\r\n{}\r\n", "x".repeat(100))
+                .repeat(1000)
+                .into_bytes(),
+        );
+    }
+    batch.extend_from_slice(b"LLEN l\r\n");
+    fill.write_all(&batch).unwrap();
+    let want = format!(":{MEMBERS}\r\n");
+    let mut got = Vec::new();
+    while !got.ends_with(want.as_bytes()) {
+        let mut buf = [0u8; 65536];
+        let n = fill.read(&mut buf).unwrap();
+        assert!(n > 0, "closed while filling");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let before_kib = status_kib(pid, "VmRSS:");
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut c = TcpStream::connect(resp).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            c.write_all(b"LRANGE l 0 -1\r\n").unwrap();
+            // One at a time: each is answered (and its reply held) before the next asks.
+            std::thread::sleep(Duration::from_millis(200));
+            c
+        })
+        .collect();
+    let grew_kib = status_kib(pid, "VmHWM:").saturating_sub(before_kib);
+    let (mut built, mut busy) = (0, 0);
+    for mut c in clients {
+        let mut first = [0u8; 16];
+        c.read_exact(&mut first).unwrap();
+        match &first[..] {
+            f if f.starts_with(format!("*{MEMBERS}\r\n").as_bytes()) => built += 1,
+            f if f.starts_with(b"-BUSY") => busy += 1,
+            other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    eprintln!(
+        "{CLIENTS} clients asked for {MEMBERS} members each: {built} replies built, {busy} busy; server RSS +{grew_kib} KiB"
+    );
+    assert!(built >= 1, "the first is served");
+    assert!(
+        busy >= CLIENTS - 2,
+        "past the budget the others wait: {built} built"
+    );
+    // The budget, a reply past it, and each client's output buffer (--write-high-water, 256 KiB), with room.
+    assert!(
+        grew_kib < 3 * 9_600 + CLIENTS as u64 * 512,
+        "+{grew_kib} KiB"
+    );
+}

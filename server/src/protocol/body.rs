@@ -42,7 +42,23 @@ pub(crate) fn write_pending(
     body.is_some()
 }
 
+/// What one shared value waiting in a [`Body::Bulks`] holds: its handle.
+const HANDLE: usize = std::mem::size_of::<Option<Bytes>>();
+
 impl Body {
+    /// The bytes the handles still waiting in this body hold (a value's own bytes are the key space's, counted
+    /// there): what a reply of many shared values (`MGET`, `KEYS`, `LRANGE` …) adds to its connection's share of
+    /// `--memory-budget` while it is written.
+    pub(crate) fn held(&self) -> usize {
+        match self {
+            Body::Fill(..) | Body::Bytes(..) => 0,
+            Body::Bulks(values) => values.len() * HANDLE,
+            Body::Then(first, values) => first.held() + values.len() * HANDLE,
+            Body::Seq(parts) => parts.len() * std::mem::size_of::<Body>(),
+            Body::Chain(first, parts) => first.held() + parts.len() * std::mem::size_of::<Body>(),
+        }
+    }
+
     /// Writes as much of the body as fits below `high_water` bytes of output (at least the trailer once the
     /// payload is out); the rest, if any.
     pub(crate) fn write(self, output: &mut BytesMut, high_water: usize) -> Option<Body> {

@@ -207,25 +207,21 @@ pub fn at_max_store_redis_cli_prints_what_redis_prints_at_maxmemory() {
     }
 }
 
-/// Runs redis-benchmark `-t ping,set,get` at pipeline depth `pipeline` and checks every test ran without errors.
-fn redis_benchmark_completes(pipeline: u32) {
+/// Runs redis-benchmark's `tests` (`None`: its default suite) at pipeline depth `pipeline` and checks each of
+/// `rows` ran without errors and reported a rate.
+fn redis_benchmark_completes(pipeline: u32, tests: Option<&str>, requests: u32, rows: &[&str]) {
     let bench = peer("redis-benchmark");
     let server = start(&["--listen", "resp=127.0.0.1:0", "--workers", "2"]);
     let addr = server.addr("resp");
-    let requests = 5_000;
-    let out = run_ok(
-        Command::new(&bench)
-            .args(["-h", "127.0.0.1", "-p", &port(addr)])
-            .args([
-                "-t",
-                "ping,set,get",
-                "-c",
-                "20",
-                "-n",
-                &requests.to_string(),
-            ])
-            .args(["-P", &pipeline.to_string(), "--csv"]),
-    );
+    let mut command = Command::new(&bench);
+    command
+        .args(["-h", "127.0.0.1", "-p", &port(addr)])
+        .args(["-c", "20", "-n", &requests.to_string()])
+        .args(["-P", &pipeline.to_string(), "--csv"]);
+    if let Some(tests) = tests {
+        command.args(["-t", tests]);
+    }
+    let out = run_ok(&mut command);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // redis-benchmark asks for `CONFIG GET save` first and only warns when that is refused; any other error line
@@ -239,7 +235,7 @@ fn redis_benchmark_completes(pipeline: u32) {
         errors.is_empty(),
         "-P {pipeline}: error lines {errors:?}\n{stdout}\n{stderr}"
     );
-    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET"] {
+    for test in rows {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(&format!("\"{test}\",")))
@@ -257,12 +253,46 @@ fn redis_benchmark_completes(pipeline: u32) {
     }
 }
 
+const PING_SET_GET: &[&str] = &["PING_INLINE", "PING_MBULK", "SET", "GET"];
+
 pub fn redis_benchmark_ping_set_get_unpipelined() {
-    redis_benchmark_completes(1);
+    redis_benchmark_completes(1, Some("ping,set,get"), 5_000, PING_SET_GET);
 }
 
 pub fn redis_benchmark_ping_set_get_pipelined_16() {
-    redis_benchmark_completes(16);
+    redis_benchmark_completes(16, Some("ping,set,get"), 5_000, PING_SET_GET);
+}
+
+/// redis-benchmark without `-t`: its whole default suite (redis-benchmark 7.0.15's list, lists, sets, hashes
+/// and sorted sets included) runs to the end, every test without an error.
+pub fn redis_benchmark_default_suite_completes() {
+    redis_benchmark_completes(
+        1,
+        None,
+        2_000,
+        &[
+            "PING_INLINE",
+            "PING_MBULK",
+            "SET",
+            "GET",
+            "INCR",
+            "LPUSH",
+            "RPUSH",
+            "LPOP",
+            "RPOP",
+            "SADD",
+            "HSET",
+            "SPOP",
+            "ZADD",
+            "ZPOPMIN",
+            "LPUSH (needed to benchmark LRANGE)",
+            "LRANGE_100 (first 100 elements)",
+            "LRANGE_300 (first 300 elements)",
+            "LRANGE_500 (first 500 elements)",
+            "LRANGE_600 (first 600 elements)",
+            "MSET (10 keys)",
+        ],
+    );
 }
 
 // ------------------------------------------------------------------------------------------------ http

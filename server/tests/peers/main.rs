@@ -31,6 +31,10 @@ fn main() -> std::process::ExitCode {
             needs["redis-benchmark"]
         ),
         peer_test!(
+            clients::redis_benchmark_default_suite_completes,
+            needs["redis-benchmark"]
+        ),
+        peer_test!(
             clients::curl_reuses_one_keep_alive_connection_for_two_urls,
             needs["curl"]
         ),

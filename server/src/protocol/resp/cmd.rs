@@ -1,5 +1,7 @@
 //! The commands served: their names and Redis's arity table.
 
+use super::collections::Coll;
+
 /// The commands served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cmd {
@@ -56,6 +58,8 @@ pub(super) enum Cmd {
     Append,
     GetSet,
     GetRange,
+    /// A command on a list, set, hash or sorted set.
+    Coll(Coll),
 }
 
 /// Every command by name, the hot ones first.
@@ -114,6 +118,38 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("GETSET", Cmd::GetSet),
     ("GETRANGE", Cmd::GetRange),
     ("SUBSTR", Cmd::GetRange),
+    ("LPUSH", Cmd::Coll(Coll::LPush)),
+    ("RPUSH", Cmd::Coll(Coll::RPush)),
+    ("LPOP", Cmd::Coll(Coll::LPop)),
+    ("RPOP", Cmd::Coll(Coll::RPop)),
+    ("LRANGE", Cmd::Coll(Coll::LRange)),
+    ("SADD", Cmd::Coll(Coll::SAdd)),
+    ("SPOP", Cmd::Coll(Coll::SPop)),
+    ("HSET", Cmd::Coll(Coll::HSet)),
+    ("ZADD", Cmd::Coll(Coll::ZAdd)),
+    ("ZPOPMIN", Cmd::Coll(Coll::ZPopMin)),
+    ("LPUSHX", Cmd::Coll(Coll::LPushX)),
+    ("RPUSHX", Cmd::Coll(Coll::RPushX)),
+    ("LLEN", Cmd::Coll(Coll::LLen)),
+    ("LINDEX", Cmd::Coll(Coll::LIndex)),
+    ("SREM", Cmd::Coll(Coll::SRem)),
+    ("SCARD", Cmd::Coll(Coll::SCard)),
+    ("SISMEMBER", Cmd::Coll(Coll::SIsMember)),
+    ("SMEMBERS", Cmd::Coll(Coll::SMembers)),
+    ("HMSET", Cmd::Coll(Coll::HMSet)),
+    ("HGET", Cmd::Coll(Coll::HGet)),
+    ("HMGET", Cmd::Coll(Coll::HMGet)),
+    ("HDEL", Cmd::Coll(Coll::HDel)),
+    ("HLEN", Cmd::Coll(Coll::HLen)),
+    ("HEXISTS", Cmd::Coll(Coll::HExists)),
+    ("HGETALL", Cmd::Coll(Coll::HGetAll)),
+    ("HINCRBY", Cmd::Coll(Coll::HIncrBy)),
+    ("ZINCRBY", Cmd::Coll(Coll::ZIncrBy)),
+    ("ZSCORE", Cmd::Coll(Coll::ZScore)),
+    ("ZCARD", Cmd::Coll(Coll::ZCard)),
+    ("ZREM", Cmd::Coll(Coll::ZRem)),
+    ("ZPOPMAX", Cmd::Coll(Coll::ZPopMax)),
+    ("ZRANGE", Cmd::Coll(Coll::ZRange)),
 ];
 
 impl Cmd {
@@ -138,6 +174,7 @@ impl Cmd {
             MGet | GetEx | Del | Unlink | Exists | Config | Watch | Client | Scan | Auth => -2,
             SetEx | PSetEx | GetRange => 4,
             Multi | Exec | Discard | Unwatch | DbSize | Time => 1,
+            Coll(c) => c.arity(),
         }
     }
 

@@ -13,8 +13,8 @@ use crate::protocol::body::Body;
 use crate::shared::Shared;
 use crate::stats::Counter;
 use crate::store::{
-    cost, parse_i64, AppendError, Change, ExpireIf, Full, IncrError, Locked, SetOptions, Store,
-    Ttl, OOM,
+    cost, parse_i64, AppendError, Change, ExpireIf, Full, IncrError, Kind, Locked, Refused,
+    SetOptions, Store, Ttl, WrongType, OOM, WRONGTYPE,
 };
 
 /// Runs one command on `store` (the [`crate::store::Db`], a shard lock per key, or every shard locked for `EXEC`), its reply
@@ -35,14 +35,16 @@ pub(super) fn command<S: Store>(
             _ => arity(&args[0]),
         },
         Cmd::Get => match store.with(&args[1], |s| s.get(&args[1], now)) {
-            Some(v) => Value::Bulk(v),
-            None => return out.buf.extend_from_slice(NULL),
+            Ok(Some(v)) => Value::Bulk(v),
+            Ok(None) => return out.buf.extend_from_slice(NULL),
+            Err(WrongType) => Value::error(WRONGTYPE),
         },
         Cmd::Set => match set_options(&args[3..], now) {
             Ok(options) => {
                 let done = store.with(&args[1], |s| s.set(&args[1], &args[2], options, now));
                 match (done, options.get) {
-                    (Err(Full), _) => oom(shared),
+                    (Err(Refused::Full), _) => oom(shared),
+                    (Err(Refused::WrongType), _) => Value::error(WRONGTYPE),
                     (Ok(Ok(_)), false) => return out.buf.extend_from_slice(OK),
                     (Ok(Err(_)), false) | (Ok(Ok(None) | Err(None)), true) => {
                         return out.buf.extend_from_slice(NULL)
@@ -59,7 +61,7 @@ pub(super) fn command<S: Store>(
             };
             match store.with(&args[1], |s| s.set(&args[1], &args[2], options, now)) {
                 Ok(done) => Value::Integer(i64::from(done.is_ok())),
-                Err(Full) => oom(shared),
+                Err(e) => refused(shared, e),
             }
         }
         Cmd::SetEx | Cmd::PSetEx => {
@@ -76,7 +78,7 @@ pub(super) fn command<S: Store>(
                     };
                     match store.with(&args[1], |s| s.set(&args[1], &args[3], options, now)) {
                         Ok(_) => return out.buf.extend_from_slice(OK),
-                        Err(Full) => oom(shared),
+                        Err(e) => refused(shared, e),
                     }
                 }
                 Err(e) => e,
@@ -115,7 +117,8 @@ pub(super) fn command<S: Store>(
             let keys = &args[1..];
             let values: Vec<Option<Bytes>> = store.atomically(keys.iter(), |locked| {
                 keys.iter()
-                    .map(|k| locked.with(k, |s| s.get(k, now)))
+                    // A key holding a collection is nil here, as in Redis.
+                    .map(|k| locked.with(k, |s| s.get(k, now)).unwrap_or(None))
                     .collect()
             });
             *out.body = Some(Body::Bulks(values.into_iter()));
@@ -132,8 +135,9 @@ pub(super) fn command<S: Store>(
             Err(Full) => oom(shared),
         },
         Cmd::GetDel => match store.with(&args[1], |s| s.get_del(&args[1], now)) {
-            Some(v) => Value::Bulk(v),
-            None => return out.buf.extend_from_slice(NULL),
+            Ok(Some(v)) => Value::Bulk(v),
+            Ok(None) => return out.buf.extend_from_slice(NULL),
+            Err(WrongType) => Value::error(WRONGTYPE),
         },
         Cmd::GetEx => match getex(store, args, now) {
             Ok(Some(v)) => Value::Bulk(v),
@@ -208,11 +212,16 @@ pub(super) fn command<S: Store>(
         },
         Cmd::DbSize => Value::Integer(store.whole(|all| all.len()) as i64),
         Cmd::Info => info(shared, store, &args[1..]),
-        Cmd::Type => match store.with(&args[1], |s| s.exists(&args[1], now)) {
-            true => Value::Simple(Bytes::from_static(b"string")),
-            false => Value::Simple(Bytes::from_static(b"none")),
+        Cmd::Type => Value::Simple(Bytes::from_static(
+            store
+                .with(&args[1], |s| s.kind(&args[1], now))
+                .map_or("none", Kind::name)
+                .as_bytes(),
+        )),
+        Cmd::StrLen => match store.with(&args[1], |s| s.strlen(&args[1], now)) {
+            Ok(n) => Value::Integer(n as i64),
+            Err(WrongType) => Value::error(WRONGTYPE),
         },
-        Cmd::StrLen => Value::Integer(store.with(&args[1], |s| s.strlen(&args[1], now)) as i64),
         Cmd::Append => {
             let max = shared.config.limits.max_bulk;
             match store.with(&args[1], |s| s.append(&args[1], &args[2], max, now)) {
@@ -230,18 +239,27 @@ pub(super) fn command<S: Store>(
             match store.with(&args[1], |s| s.set(&args[1], &args[2], options, now)) {
                 Ok(Ok(Some(old)) | Err(Some(old))) => Value::Bulk(old),
                 Ok(Ok(None) | Err(None)) => return out.buf.extend_from_slice(NULL),
-                Err(Full) => oom(shared),
+                Err(e) => refused(shared, e),
             }
         }
         // The indexes are read before the key is looked at, as Redis does.
         Cmd::GetRange => match (parse_i64(&args[2]), parse_i64(&args[3])) {
             (Some(start), Some(end)) => {
-                Value::Bulk(store.with(&args[1], |s| s.range(&args[1], start, end, now)))
+                match store.with(&args[1], |s| s.range(&args[1], start, end, now)) {
+                    Ok(v) => Value::Bulk(v),
+                    Err(WrongType) => Value::error(WRONGTYPE),
+                }
             }
             _ => Value::error(IncrError::NotAnInteger.reply()),
         },
         Cmd::Keys => {
-            let keys = store.whole(|all| all.keys(&args[1], now));
+            let Some(keys) = store.whole(|all| {
+                super::collections::roomy(shared, all.len())
+                    .ok()
+                    .map(|()| all.keys(&args[1], now))
+            }) else {
+                return out.buf.extend_from_slice(super::BUSY);
+            };
             // The array header now; the keys (shared with the key space, not copied) a part at a time.
             out.buf.put_u8(b'*');
             out.buf
@@ -252,6 +270,7 @@ pub(super) fn command<S: Store>(
             return;
         }
         Cmd::Scan => scan(store, &args[1..], now),
+        Cmd::Coll(c) => return super::collections::command(shared, store, c, args, now, out),
         // Connection state: `request` and `exec` answer it with the connection's own.
         Cmd::Client => Value::error("ERR CLIENT is answered by the connection"),
         Cmd::Hello => hello(args),
@@ -274,8 +293,16 @@ pub(super) fn command<S: Store>(
     }
 }
 
+/// A write refused: [`oom`] at the cap, or Redis's `-WRONGTYPE`.
+pub(super) fn refused(shared: &Shared, why: Refused) -> Value {
+    match why {
+        Refused::Full => oom(shared),
+        Refused::WrongType => Value::error(WRONGTYPE),
+    }
+}
+
 /// A write refused at `--max-store`: counted (`store_refused`), and Redis's `-OOM` reply.
-fn oom(shared: &Shared) -> Value {
+pub(super) fn oom(shared: &Shared) -> Value {
     shared.stats.inc(Counter::StoreRefused);
     Value::error(OOM)
 }
@@ -381,7 +408,8 @@ pub(super) fn getex<S: Store>(
             GetEx::Persist => Change::Persist,
             GetEx::Expire(unit, time) => Change::At(deadline(time, unit, now, "getex")?),
         };
-        Ok(s.get_ex(key, change, now))
+        s.get_ex(key, change, now)
+            .map_err(|WrongType| Value::error(WRONGTYPE))
     })
 }
 
@@ -422,7 +450,7 @@ fn rename<S: Store>(
             // `to` grows by what `from` gives back (its deadline goes with it): at most the difference of the
             // names.
             let (len, dated) =
-                locked.with(from, |s| (s.strlen(from, now), s.has_deadline(from, now)));
+                locked.with(from, |s| (s.size(from, now), s.has_deadline(from, now)));
             let bound = locked
                 .with(to, |s| s.growth(to, len, dated))
                 .saturating_sub(cost(from.len(), len, dated));
@@ -622,8 +650,9 @@ pub(super) fn expire<S: Store>(store: &mut S, cmd: Cmd, args: &[Bytes], now: Ins
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]` (`words` after the name): `[next cursor, [keys]]`, with
 /// Redis's errors (`ERR invalid cursor`, `ERR syntax error`, a non-integer `COUNT`). The cursor is the next
-/// shard to read; one past the last (anything from `SHARDS` on) is an iteration that is over. Every value is a
-/// string here, so `TYPE string` keeps every key and any other type none.
+/// shard to read; one past the last (anything from `SHARDS` on) is an iteration that is over. `TYPE t` keeps
+/// the keys holding that kind of value (`string`, `list`, `set`, `hash`, `zset`; any other name none, as Redis
+/// 7.0 does).
 pub(super) fn scan<S: Store>(store: &mut S, words: &[Bytes], now: Instant) -> Value {
     // As Redis's `strtoul`: a negative number is taken, wrapped (past every shard: the iteration is over).
     let Some(cursor) = std::str::from_utf8(&words[0]).ok().and_then(|c| {
@@ -633,7 +662,7 @@ pub(super) fn scan<S: Store>(store: &mut S, words: &[Bytes], now: Instant) -> Va
     }) else {
         return Value::error("ERR invalid cursor");
     };
-    let (mut pattern, mut count, mut strings) = (&b"*"[..], 10usize, true);
+    let (mut pattern, mut count, mut kind) = (&b"*"[..], 10usize, None);
     for pair in words[1..].chunks(2) {
         let [option, value] = pair else {
             return Value::error("ERR syntax error");
@@ -647,7 +676,7 @@ pub(super) fn scan<S: Store>(store: &mut S, words: &[Bytes], now: Instant) -> Va
                 None => return Value::error(IncrError::NotAnInteger.reply()),
             }
         } else if option.eq_ignore_ascii_case(b"TYPE") {
-            strings = value.eq_ignore_ascii_case(b"string");
+            kind = Some(value);
         } else {
             return Value::error("ERR syntax error");
         }
@@ -656,10 +685,17 @@ pub(super) fn scan<S: Store>(store: &mut S, words: &[Bytes], now: Instant) -> Va
         Ok(c) if c < crate::store::SHARDS => store.scan(c, pattern, count, now),
         _ => (0, Vec::new()),
     };
-    let keys = match strings {
-        true => keys.into_iter().map(Value::Bulk).collect(),
-        false => Vec::new(),
-    };
+    let keys = keys
+        .into_iter()
+        .filter(|k| {
+            kind.is_none_or(|want| {
+                store
+                    .with(k, |s| s.kind(k, now))
+                    .is_some_and(|have| want.eq_ignore_ascii_case(have.name().as_bytes()))
+            })
+        })
+        .map(Value::Bulk)
+        .collect();
     Value::Array(vec![
         Value::Bulk(Bytes::from(next.to_string())),
         Value::Array(keys),

@@ -7,6 +7,10 @@
 //!   `incr` sends `INCRBY`), `APPEND`, `GETSET`, `GETRANGE`/`SUBSTR`; a command on several keys is atomic, as in Redis (`Store::atomically`);
 //! - expiry: `EXPIRE key s [NX|XX|GT|LT]`, `PEXPIRE key ms […]`, `EXPIREAT key unix-s […]`, `PEXPIREAT key
 //!   unix-ms […]`, `TTL`, `PTTL`, `PERSIST` (the store: `crate::store`);
+//! - lists, sets, hashes, sorted sets (`collections`): `LPUSH`, `RPUSH`, `LPUSHX`, `RPUSHX`, `LPOP`, `RPOP`,
+//!   `LLEN`, `LRANGE`, `LINDEX`; `SADD`, `SREM`, `SPOP`, `SCARD`, `SISMEMBER`, `SMEMBERS`; `HSET`, `HMSET`,
+//!   `HGET`, `HMGET`, `HDEL`, `HLEN`, `HEXISTS`, `HGETALL`, `HINCRBY`; `ZADD`, `ZINCRBY`, `ZSCORE`, `ZCARD`,
+//!   `ZREM`, `ZPOPMIN`, `ZPOPMAX`, `ZRANGE` (by rank); `-WRONGTYPE` across kinds, as Redis;
 //! - transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH key…`, `UNWATCH` (below);
 //! - keys: `RENAME`, `RENAMENX`, `UNLINK`, `EXPIRETIME`, `PEXPIRETIME`, `TYPE`, `STRLEN`, `KEYS pattern`, `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]` (a cursor is a shard
 //!   index: each call reads whole shards, so every key there for the whole iteration is returned once);
@@ -39,6 +43,9 @@
 
 mod admin;
 mod cmd;
+mod collections;
+#[cfg(test)]
+mod collections_tests;
 mod keyspace;
 #[cfg(test)]
 mod tests;
@@ -170,7 +177,7 @@ impl Session for RespSession {
     }
 
     fn held(&self) -> usize {
-        self.codec.held()
+        self.codec.held() + self.body.as_ref().map_or(0, Body::held)
     }
 
     fn on_input(&mut self, input: &mut BytesMut, output: &mut BytesMut, now: Instant) -> Next {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::{Limits, ServerConfig};
 
 /// A session on a server of its own with `limits`.
-fn session(limits: Limits) -> RespSession {
+pub(super) fn session(limits: Limits) -> RespSession {
     let config = ServerConfig {
         limits,
         ..ServerConfig::default()
@@ -20,13 +20,13 @@ fn session(limits: Limits) -> RespSession {
 }
 
 /// A second connection to `s`'s server.
-fn other(s: &RespSession) -> RespSession {
+pub(super) fn other(s: &RespSession) -> RespSession {
     RespSession::new(s.shared.clone())
 }
 
 /// Sends `send` at `now` and plays the model: drains the output at every `Flush`. The replies, and the most
 /// output the session held at once.
-fn talk_at(s: &mut RespSession, send: &[u8], now: Instant) -> (Vec<u8>, usize) {
+pub(super) fn talk_at(s: &mut RespSession, send: &[u8], now: Instant) -> (Vec<u8>, usize) {
     let mut input = BytesMut::from(send);
     let (mut wire, mut most) = (Vec::new(), 0);
     loop {
@@ -41,7 +41,7 @@ fn talk_at(s: &mut RespSession, send: &[u8], now: Instant) -> (Vec<u8>, usize) {
 }
 
 /// The replies to `send`, as text.
-fn talk(s: &mut RespSession, send: &str) -> String {
+pub(super) fn talk(s: &mut RespSession, send: &str) -> String {
     String::from_utf8(talk_at(s, send.as_bytes(), Instant::now()).0).unwrap()
 }
 
