@@ -14,19 +14,23 @@
 #   4. The six concurrency models of sockpool-server (--workers 2) under the same loads as 1 and 2.
 #   5. Fairness at scale (issue 14): `wrk -t1 -c FAIR_CONNS --latency` (8,000) against one worker of each model and
 #      one nginx worker, ROUNDS rounds, alternating which goes first: p99 and rate against nginx's in the same round.
+#   6. redis-benchmark's whole default suite (no -t: strings, lists, sets, hashes, sorted sets, LRANGE_100…600,
+#      MSET), -c 50 -n SUITE_REQS, redis-server vs sockpool-server resp, one worker/thread each, ROUNDS rounds
+#      (FLUSHALL before each): every test's rate and ratio.
 # Every peer and server binds 127.0.0.1 on a free port. Every load is bounded by a request count or a duration
 # and by `timeout`; the whole script by TOTAL_LIMIT. Every process it starts is stopped on exit (trap).
 #
 # Knobs (environment): REQS (requests per -P 1 run), REQS_P16, WRK_DUR (seconds), ROUNDS (rounds per peer
 # comparison, default 3: the table shows medians and every round's ratio), IDLE_CONNS, MODEL (the sockpool model
 # used against the peers; default async), SERVER_FLAGS (more sockpool-server flags against the peers, e.g.
-# SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models,fair; default all),
-# FAIR_CONNS, FAIR_DUR (seconds), FAIR_MODELS (the models of the fairness round; default all six).
+# SERVER_FLAGS="--busy-poll 50us"), TOTAL_LIMIT (seconds), ONLY (sections: peers,idle,models,fair,suite; default
+# all), FAIR_CONNS, FAIR_DUR (seconds), FAIR_MODELS (the models of the fairness round; default all six),
+# SUITE_REQS (requests per test of the suite).
 set -euo pipefail
 # shellcheck source=benches/compare/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-quick REQS=20000 REQS_P16=100000 WRK_DUR=1 IDLE_CONNS=1000 ROUNDS=1 FAIR_CONNS=200 FAIR_DUR=1
+quick REQS=20000 REQS_P16=100000 WRK_DUR=1 IDLE_CONNS=1000 ROUNDS=1 FAIR_CONNS=200 FAIR_DUR=1 SUITE_REQS=2000
 REQS=${REQS:-100000}
 REQS_P16=${REQS_P16:-2000000}
 WRK_DUR=${WRK_DUR:-5}
@@ -35,13 +39,14 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 MODEL=${MODEL:-async}
 SERVER_FLAGS=${SERVER_FLAGS:-} # more sockpool-server flags against the peers, e.g. "--busy-poll 50us"
 TOTAL_LIMIT=${TOTAL_LIMIT:-1200}
-ONLY=${ONLY:-peers,idle,models,fair} # which sections to run
+ONLY=${ONLY:-peers,idle,models,fair,suite} # which sections to run
+SUITE_REQS=${SUITE_REQS:-50000}
 FAIR_CONNS=${FAIR_CONNS:-8000}
 FAIR_DUR=${FAIR_DUR:-10}
 FAIR_MODELS=${FAIR_MODELS:-async per-core threads event-loop processes uring}
 CLIENTS=50
 
-need redis-server redis-benchmark nginx wrk
+need redis-server redis-benchmark redis-cli nginx wrk
 limit_total "$TOTAL_LIMIT"
 
 # Enough descriptors for IDLE_CONNS and FAIR_CONNS on both ends (the clients and the servers are our children).
@@ -235,6 +240,51 @@ if [[ ,$ONLY, == *,fair,* ]]; then
     done
 fi
 
+# ---------------------------------------------------------------------------- 6: redis-benchmark's default suite
+
+# suite_into assoc port label: runs the whole default suite once (after FLUSHALL) and appends each test's rate to
+# assoc[test] (space-separated, one per round); SUITE_TESTS keeps the tests in the order they ran.
+SUITE_TESTS=()
+suite_into() {
+    local -n acc_=$1
+    local csv="$TMP/suite.csv" err="$TMP/suite.err" name rps
+    redis-cli -h 127.0.0.1 -p "$2" FLUSHALL >/dev/null
+    if ! fg_run timeout 600 redis-benchmark -h 127.0.0.1 -p "$2" -c "$CLIENTS" -n "$SUITE_REQS" --csv \
+        >"$csv" 2>"$err"; then
+        note "redis-benchmark's suite against $3 failed or timed out: $(tr '\r\n' '  ' <"$err" | tail -c 300)"
+    fi
+    if grep -qi error "$err" "$csv"; then
+        note "redis-benchmark's suite against $3 reported errors: $(grep -hi error "$err" "$csv" | head -3 | tr '\r\n' '  ')"
+    fi
+    while IFS=$'\t' read -r name rps; do
+        [[ " ${SUITE_TESTS[*]} " == *" $name "* ]] || SUITE_TESTS+=("$name")
+        acc_[$name]+="${acc_[$name]:+ }$rps"
+    done < <(awk -F'"' 'NR > 1 { gsub(/ /, "_", $2); print $2 "\t" $4 }' "$csv")
+}
+
+SUITE_ROWS=()
+if [[ ,$ONLY, == *,suite,* ]]; then
+    echo "redis-benchmark's default suite: redis-server vs sockpool-server --model $MODEL --workers 1" >&2
+    # shellcheck disable=SC2086 # flags are words
+    start_server "$MODEL" 1 $SERVER_FLAGS
+    start_redis 1
+    declare -A suite_r=() suite_s=()
+    for ((r = 0; r < ROUNDS; r++)); do
+        in_turn "$r" suite_into suite_r "$REDIS_PORT" redis-server -- suite_into suite_s "$SP_RESP" sockpool-server
+    done
+    stop "$REDIS_PID"
+    stop_sockpool
+    for t in "${SUITE_TESTS[@]}"; do
+        # shellcheck disable=SC2034 # read by row through its name
+        read -ra t_r <<<"${suite_r[$t]:-0}"
+        # shellcheck disable=SC2034
+        read -ra t_s <<<"${suite_s[$t]:-0}"
+        row "${t//_/ } | 1 | redis-server" t_r t_s
+        SUITE_ROWS+=("${ROWS[-1]}")
+        unset 'ROWS[-1]'
+    done
+fi
+
 # ------------------------------------------------------------------------------------------------- report
 
 echo
@@ -278,5 +328,13 @@ echo
 echo "| model | nginx req/s | nginx p99 ms | sockpool req/s | sockpool p99 ms | each round: p99 and rate, sockpool / nginx |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${FAIR_ROWS[@]}"
+fi
+if [[ ,$ONLY, == *,suite,* ]]; then
+echo
+echo "## redis-benchmark's default suite, -c $CLIENTS -n $SUITE_REQS, one worker each (medians of $ROUNDS rounds)"
+echo
+echo "| test | workers | peer | peer req/s | sockpool req/s | ratio | rounds |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${SUITE_ROWS[@]}"
 fi
 print_notes "## Notes"

@@ -554,16 +554,17 @@ impl Shard {
                     e.cost(key.len()),
                     cost(key.len(), value.len(), deadline.is_some()),
                 )?;
-                let entry = Entry {
-                    value: Data::Str(Bytes::copy_from_slice(value)),
-                    deadline,
-                };
+                let value = Bytes::copy_from_slice(value);
                 match (previous, deadline) {
                     (Some(was), None) => {
                         // A fresh copy of the name: the index's handle goes with the deadline
                         // ([`Shard::move_due`]).
                         let (k, _) = slot.remove_entry();
                         self.expiry.remove(&(was, k));
+                        let entry = Entry {
+                            value: Data::Str(value),
+                            deadline,
+                        };
                         self.map.insert(Bytes::copy_from_slice(key), entry);
                     }
                     (previous, deadline) => {
@@ -575,7 +576,13 @@ impl Shard {
                                 self.expiry.insert((d, slot.key().clone()));
                             }
                         }
-                        *slot.get_mut() = entry;
+                        let e = slot.get_mut();
+                        e.deadline = deadline;
+                        // A string replaced in place: its old handle dropped as such, not as any value.
+                        match &mut e.value {
+                            Data::Str(old) => *old = value,
+                            other => *other = Data::Str(value),
+                        }
                     }
                 }
                 Ok(old)

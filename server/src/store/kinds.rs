@@ -669,15 +669,16 @@ impl Shard {
             None => (0, cost(key.len(), 0, false) + bound),
         };
         self.account.resize(old, old + bound)?;
-        let entry = match self.map.get_mut(key) {
-            Some(e) => e,
-            None => self
-                .map
-                .entry(Bytes::copy_from_slice(key))
-                .or_insert(Entry {
-                    value: kind.empty(),
-                    deadline: None,
-                }),
+        if old == 0 {
+            // Not `entry`: `Shard::set`, the hot path, is then its one caller and keeps it inlined.
+            let e = Entry {
+                value: kind.empty(),
+                deadline: None,
+            };
+            self.map.insert(Bytes::copy_from_slice(key), e);
+        }
+        let Some(entry) = self.map.get_mut(key) else {
+            unreachable!("there or just inserted");
         };
         let (result, changed) = f(&mut entry.value);
         let new = entry.cost(key.len());

@@ -162,6 +162,7 @@ impl Cmd {
     }
 
     /// Redis's arity: `n` > 0, exactly `n` arguments (the name included); `n` < 0, at least `-n`.
+    #[inline]
     pub(super) fn arity(self) -> i32 {
         use Cmd::*;
         match self {
@@ -179,6 +180,7 @@ impl Cmd {
     }
 
     /// True if `argc` arguments fit [`Cmd::arity`].
+    #[inline]
     pub(super) fn arity_ok(self, argc: usize) -> bool {
         let a = self.arity();
         if a > 0 {
