@@ -98,6 +98,23 @@ pub(super) fn roomy(shared: &Shared, n: usize) -> Result<(), Busy> {
     }
 }
 
+/// A pop of `n` members (moved into the reply, which holds them and a handle each until it is written) under
+/// [`roomy`]: its members and whether it changed the collection, or [`Busy`] and nothing popped.
+fn popping<T>(
+    shared: &Shared,
+    n: usize,
+    pop: impl FnOnce() -> Vec<T>,
+) -> (Result<Vec<T>, Busy>, bool) {
+    match roomy(shared, n) {
+        Ok(()) => {
+            let popped = pop();
+            let changed = !popped.is_empty();
+            (Ok(popped), changed)
+        }
+        Err(busy) => (Err(busy), false),
+    }
+}
+
 /// The reply to a listing of members read under `roomy`: the array, the busy answer, or `-WRONGTYPE`.
 fn listing(out: &mut Out<'_>, read: Result<Option<Result<Vec<Bytes>, Busy>>, WrongType>) {
     match read {
@@ -145,17 +162,19 @@ pub(super) fn command<S: Store>(
             };
             let popped = store.with(key, |s| {
                 s.write(key, Kind::List, false, 0, now, |d| {
-                    let popped = list(d).pop(count.unwrap_or(1), front);
-                    let changed = !popped.is_empty();
-                    (popped, changed)
+                    let l = list(d);
+                    popping(shared, count.unwrap_or(1).min(l.len()), || {
+                        l.pop(count.unwrap_or(1), front)
+                    })
                 })
             });
             match (popped, count) {
                 (Err(e), _) => refused(shared, e),
+                (Ok(Some(Err(Busy))), _) => return out.buf.extend_from_slice(super::BUSY),
                 (Ok(None), None) => return out.buf.extend_from_slice(NULL),
                 (Ok(None), Some(_)) => return out.buf.extend_from_slice(b"*-1\r\n"),
-                (Ok(Some(mut p)), None) => Value::Bulk(p.pop().unwrap_or_default()),
-                (Ok(Some(p)), Some(_)) => return bulks(out, p),
+                (Ok(Some(Ok(mut p))), None) => Value::Bulk(p.pop().unwrap_or_default()),
+                (Ok(Some(Ok(p))), Some(_)) => return bulks(out, p),
             }
         }
         Coll::LLen => len(store, key, Kind::List, now, |d| list_ref(d).len()),
@@ -209,17 +228,20 @@ pub(super) fn command<S: Store>(
             };
             let popped = store.with(key, |s| {
                 s.write(key, Kind::Set, false, 0, now, |d| {
-                    let popped = set(d).pop(count.unwrap_or(1));
-                    let changed = !popped.is_empty();
-                    (popped, changed)
+                    let set = set(d);
+                    popping(shared, count.unwrap_or(1).min(set.len()), || {
+                        set.pop(count.unwrap_or(1))
+                    })
                 })
             });
             match (popped, count) {
                 (Err(e), _) => refused(shared, e),
+                (Ok(Some(Err(Busy))), _) => return out.buf.extend_from_slice(super::BUSY),
                 (Ok(None), None) => return out.buf.extend_from_slice(NULL),
-                (Ok(Some(mut p)), None) => Value::Bulk(p.pop().unwrap_or_default()),
+                (Ok(Some(Ok(mut p))), None) => Value::Bulk(p.pop().unwrap_or_default()),
                 // A missing key is an empty set here (Redis answers `*0`, not a null array, as `LPOP` does).
-                (Ok(p), Some(_)) => return bulks(out, p.unwrap_or_default()),
+                (Ok(None), Some(_)) => return bulks(out, Vec::new()),
+                (Ok(Some(Ok(p))), Some(_)) => return bulks(out, p),
             }
         }
         Coll::SCard => len(store, key, Kind::Set, now, |d| set_ref(d).len()),
@@ -335,12 +357,13 @@ pub(super) fn command<S: Store>(
             let max = cmd == Coll::ZPopMax;
             match store.with(key, |s| {
                 s.write(key, Kind::ZSet, false, 0, now, |d| {
-                    let popped = zset(d).pop(count, max);
-                    let changed = !popped.is_empty();
-                    (popped, changed)
+                    let z = zset(d);
+                    popping(shared, 2 * count.min(z.len()), || z.pop(count, max))
                 })
             }) {
-                Ok(p) => return scored(out, p.unwrap_or_default(), true),
+                Ok(Some(Ok(p))) => return scored(out, p, true),
+                Ok(Some(Err(Busy))) => return out.buf.extend_from_slice(super::BUSY),
+                Ok(None) => return scored(out, Vec::new(), true),
                 Err(e) => refused(shared, e),
             }
         }

@@ -270,3 +270,49 @@ fn large_collection_replies_are_written_in_parts() {
     assert_eq!(members.len(), 1000, "every member once");
     assert!(popped.ends_with(":0\r\n"));
 }
+
+/// Past `--memory-budget`, a reply of more than 2,048 members (a listing, a pop with a count, `KEYS`) gets the
+/// busy answer and changes nothing; shorter ones are still served.
+#[test]
+fn long_listings_and_pops_wait_while_the_server_is_over_its_memory_budget() {
+    let mut s = session(Limits {
+        memory_budget: 1000,
+        ..Limits::default()
+    });
+    let many: String = (0..3000).map(|i| format!(" m{i}")).collect();
+    let pairs: String = (0..3000).map(|i| format!(" {i} m{i}")).collect();
+    let fields: String = (0..3000).map(|i| format!(" f{i} v")).collect();
+    talk(
+        &mut s,
+        &format!("RPUSH l{many}\r\nSADD s{many}\r\nZADD z{pairs}\r\nHSET h{fields}\r\n"),
+    );
+    let keys: String = (0..3000).map(|i| format!(" k{i} v")).collect();
+    talk(&mut s, &format!("MSET{keys}\r\n"));
+    // Other connections' buffers take the server over its budget.
+    s.shared.account(0, 2000);
+    let busy = "-BUSY server memory budget exceeded, try again later\r\n";
+    for send in [
+        "LRANGE l 0 -1",
+        "SMEMBERS s",
+        "HGETALL h",
+        "ZRANGE z 0 -1",
+        "LPOP l 3000",
+        "RPOP l 2049",
+        "SPOP s 3000",
+        "ZPOPMIN z 2000",
+        "KEYS *",
+    ] {
+        assert_eq!(talk(&mut s, &format!("{send}\r\n")), busy, "{send:?}");
+    }
+    assert_eq!(
+        talk(&mut s, "LLEN l\r\nSCARD s\r\nZCARD z\r\n"),
+        ":3000\r\n:3000\r\n:3000\r\n",
+        "nothing popped"
+    );
+    assert!(talk(&mut s, "LRANGE l 0 2047\r\n").starts_with("*2048\r\n"));
+    assert!(talk(&mut s, "LPOP l 2048\r\n").starts_with("*2048\r\n"));
+    // Back under the budget: served.
+    s.shared.account(2000, 0);
+    assert!(talk(&mut s, "SPOP s 3000\r\n").starts_with("*3000\r\n"));
+    assert!(talk(&mut s, "HGETALL h\r\n").starts_with("*6000\r\n"));
+}
