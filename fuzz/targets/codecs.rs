@@ -385,9 +385,13 @@ pub fn resp_client(data: &[u8]) {
             0,
             bound,
         );
-        let want = (
+        let want: (Vec<resp::Value>, _) = (
             whole.items.into_iter().map(cut_bulks).collect(),
             whole.failure,
+        );
+        let cut_arrays = (
+            want.0.iter().cloned().map(cut_items).collect(),
+            want.1,
         );
         same_when_kept(
             "resp client keeping 3 bytes of a bulk",
@@ -396,6 +400,40 @@ pub fn resp_client(data: &[u8]) {
             limits.max_inline + 7,
             want,
         );
+        // Keeping 2 elements of an array too: each longer array cut to them, its count and the payload of the
+        // others.
+        same_when_kept(
+            "resp client keeping 3 bytes of a bulk and 2 elements of an array",
+            || {
+                resp::ClientCodec::new(limits)
+                    .with_bulk_keep(3)
+                    .with_array_keep(2)
+            },
+            data,
+            limits.max_inline + 7,
+            cut_arrays,
+        );
+    }
+}
+
+/// `value` (bulks already cut) as a client keeping 2 elements of an array decodes it.
+fn cut_items(value: resp::Value) -> resp::Value {
+    match value {
+        resp::Value::Array(items) => {
+            let len = items.len() as u64;
+            let mut items: Vec<resp::Value> = items.into_iter().map(cut_items).collect();
+            if items.len() <= 2 {
+                return resp::Value::Array(items);
+            }
+            let rest = items[2..].iter().map(resp::Value::payload_len).sum();
+            items.truncate(2);
+            resp::Value::ArrayHead {
+                head: items,
+                len,
+                rest,
+            }
+        }
+        other => other,
     }
 }
 

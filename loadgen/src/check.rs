@@ -410,33 +410,18 @@ impl Check {
         if let Some(p) = &self.expect {
             let text = resp_text(v);
             if !p.matches(&text) {
-                return Err(Failure::bad(&text, p.source(), resp_size(v) as usize));
+                return Err(Failure::bad(&text, p.source(), v.payload_len() as usize));
             }
         } else if let Some(want) = &self.ping {
             if !matches!(v, Value::Simple(t) | Value::Bulk(t) if t == want) {
                 return Err(Failure::bad(
                     &resp_text(v),
                     want.clone(),
-                    resp_size(v) as usize,
+                    v.payload_len() as usize,
                 ));
             }
         }
-        Ok(resp_size(v))
-    }
-}
-
-/// Payload bytes of a RESP value (what the report counts as received).
-fn resp_size(v: &sockpool::codec::resp::Value) -> u64 {
-    use sockpool::codec::resp::Value;
-    match v {
-        Value::Simple(b) | Value::Bulk(b) | Value::Error(b) => b.len() as u64,
-        // A bulk string counted as it arrived, its first bytes kept (`transport::KEPT`).
-        Value::BulkHead { len, .. } => *len,
-        Value::Integer(_) => 8,
-        Value::Array(items) => items.iter().map(resp_size).sum(),
-        Value::Null | Value::NullArray => 0,
-        // A kind of reply added in a later version of the SDK: its text.
-        other => other.to_string().len() as u64,
+        Ok(v.payload_len())
     }
 }
 
@@ -448,18 +433,27 @@ pub fn resp_text(v: &sockpool::codec::resp::Value) -> Bytes {
         Value::BulkHead { head, .. } => head.clone(),
         Value::Integer(n) => Bytes::from(n.to_string()),
         Value::Null | Value::NullArray => Bytes::from_static(b"(nil)"),
-        Value::Array(items) => {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b'\n');
-                }
-                out.extend_from_slice(&resp_text(item));
-            }
+        Value::Array(items) => lines(items),
+        // Its first elements, and how many there were: a longer array than any `--expect` text can match.
+        Value::ArrayHead { head, len, .. } => {
+            let mut out = lines(head).to_vec();
+            out.extend_from_slice(format!("\n… ({len} elements)").as_bytes());
             Bytes::from(out)
         }
         other => Bytes::from(other.to_string()),
     }
+}
+
+/// Values' texts one per line, as `redis-cli` prints an array's elements.
+fn lines(items: &[sockpool::codec::resp::Value]) -> Bytes {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(&resp_text(item));
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]

@@ -376,6 +376,9 @@ impl Transport for UdpTransport {
 ///
 /// A bulk string is kept as `kept` says (a `PING` message whole, as `Check::ping` compares it), counted past
 /// that, as an HTTP body is: `GET`s of 200 MB values over 20 connections held 2.7 GB of values being received.
+/// An array likewise keeps [`KEPT_ITEMS`] elements (with an exact `--expect` text, also one more than the text
+/// has bytes and one: an array of more elements prints longer than the text, kept or whole); the others are
+/// counted as they arrive: a server answering with arrays of a million elements held ~17 MB a connection.
 pub fn resp(config: &Config) -> sockpool::protocol::Resp {
     let ping = config.check.ping.as_ref().map_or(0, |m| m.len());
     sockpool::protocol::Resp {
@@ -383,6 +386,7 @@ pub fn resp(config: &Config) -> sockpool::protocol::Resp {
             .with_max_reply(config.max_reply)
             .with_max_bulk(usize::MAX),
         keep_bulk: kept(config, KEPT.max(ping)),
+        keep_array: kept(config, KEPT_ITEMS).map(|k| k.saturating_add(1)),
     }
 }
 
@@ -620,6 +624,10 @@ const LINE_KEPT: usize = 2 * sockpool::codec::line::DEFAULT_MAX_LINE;
 /// example (a `PING` message is kept whole, see [`resp`]).
 const KEPT: usize = 1024;
 
+/// The most elements of a RESP reply array a run keeps (each a value kept as [`KEPT`] says); later ones are read
+/// and counted, not held. Enough for a bad reply's example.
+const KEPT_ITEMS: usize = 64;
+
 /// Runs `config` against `target` with the SDK protocol it names; `signals` says what Ctrl-C does.
 pub fn drive(
     config: &Config,
@@ -718,10 +726,11 @@ mod tests {
 
     /// Without `--expect` a bulk string is kept up to `KEPT` bytes (the rest counted as it arrives), or whole
     /// enough for a `PING` message to be checked; an exact `--expect` text one byte past its length; an `re:`
-    /// expression reads it whole.
+    /// expression reads it whole. An array likewise: `KEPT_ITEMS` elements and one, or two more than the text's
+    /// bytes (an array of that many prints longer than the text), or whole.
     #[test]
     fn a_bulk_is_kept_whole_only_where_the_run_reads_it() {
-        let keep = |command: &str, expect: Option<&str>| {
+        let protocol = |command: &str, expect: Option<&str>| {
             let config = Config::from_args(&RunArgs {
                 target: Some("127.0.0.1:6379".into()),
                 service: crate::args::ServiceArgs {
@@ -733,8 +742,13 @@ mod tests {
                 ..RunArgs::default()
             })
             .unwrap();
-            resp(&config).keep_bulk
+            resp(&config)
         };
+        let keep = |command: &str, expect: Option<&str>| protocol(command, expect).keep_bulk;
+        let items = |expect: Option<&str>| protocol("LRANGE l 0 -1", expect).keep_array;
+        assert_eq!(items(None), Some(KEPT_ITEMS + 1));
+        assert_eq!(items(Some(&"v".repeat(100))), Some(102));
+        assert_eq!(items(Some("re:v")), None);
         assert_eq!(keep("GET k", None), Some(KEPT));
         // An exact text: a value longer than it is not it, and is cut one byte past it; a regex reads it whole.
         assert_eq!(keep("GET k", Some("v*")), Some(KEPT));

@@ -103,6 +103,44 @@ fn downloading_large_bodies_holds_no_body_and_counts_every_byte() {
     assert_eq!(doc["summary"]["ok"], REQUESTS, "{}", doc["summary"]);
 }
 
+/// The same for RESP arrays: `LRANGE`s of a long list hold the first elements of each reply, not the reply,
+/// and every element's bytes are counted (65,536 members of 64 bytes, 4 MiB a reply; without the keep each
+/// connection held its reply's elements: a server answering with arrays of a million elements cost ~17 MB a
+/// connection).
+#[test]
+fn listing_long_arrays_holds_no_array_and_counts_every_byte() {
+    use std::io::{Read, Write};
+    let (_server, target) = sockpool_testkit::server::start_target(sockpool_server::ServerConfig {
+        workers: 1,
+        ..sockpool_testkit::server::config(sockpool_server::Model::Async, &["resp=127.0.0.1:0"])
+    });
+    const MEMBER: u64 = 64;
+    let members = LARGE / MEMBER;
+    let mut push = std::net::TcpStream::connect(&target).unwrap();
+    let value = format!("${MEMBER}\r\n{}\r\n", "m".repeat(MEMBER as usize));
+    let mut batch = Vec::new();
+    for _ in 0..members / 1024 {
+        batch.extend_from_slice(b"*1026\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n");
+        batch.extend_from_slice(value.repeat(1024).as_bytes());
+    }
+    batch.extend_from_slice(b"LLEN l\r\n");
+    push.write_all(&batch).unwrap();
+    let want = format!(":{members}\r\n");
+    let mut got = Vec::new();
+    while !got.ends_with(want.as_bytes()) {
+        let mut buf = [0u8; 4096];
+        let n = push.read(&mut buf).unwrap();
+        assert!(n > 0, "closed while filling the list");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let (status, doc) = run_large_replies(
+        &target,
+        &["--protocol", "resp", "--command", "LRANGE l 0 -1"],
+    );
+    assert!(status.success(), "the run failed: {status}");
+    assert_eq!(doc["summary"]["ok"], REQUESTS, "{}", doc["summary"]);
+}
+
 /// The same for RESP: `GET`s of a large value hold what they read, not the value (the first bytes are kept for
 /// error examples), and every byte of it is counted. 20 connections `GET`ting a 200 MB value held 2.7 GB.
 #[test]

@@ -254,6 +254,10 @@ pub struct Resp {
     /// each value. For clients that measure or count replies rather than use them. Default: none (every bulk
     /// string kept whole).
     pub keep_bulk: Option<usize>,
+    /// Keep at most this many elements of each array: the later ones are read and dropped as each arrives and
+    /// the array decoded as [`resp::Value::ArrayHead`] ([`resp::ClientCodec::with_array_keep`]). For the same
+    /// clients. Default: none (every array kept whole).
+    pub keep_array: Option<usize>,
 }
 
 /// RESP commands that only read, so retrying them is harmless.
@@ -292,6 +296,7 @@ impl Protocol for Resp {
         let max_reply = self.limits.max_reply.min(max_reply);
         resp::ClientCodec::new(self.limits.with_max_reply(max_reply))
             .with_bulk_keep(self.keep_bulk.unwrap_or(usize::MAX))
+            .with_array_keep(self.keep_array.unwrap_or(usize::MAX))
     }
 
     fn name(&self) -> &'static str {

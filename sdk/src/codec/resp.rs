@@ -46,7 +46,9 @@
 //! `max_bulk` each could hold 512 TiB, however small each limit. So a reply never holds more than
 //! `max_reply` bytes outside the read buffer. With [`ClientCodec::with_bulk_keep`] a bulk string longer than
 //! the bytes kept is read and dropped as it arrives ([`Value::BulkHead`]): the read buffer then holds one read
-//! and the kept bytes, not the string.
+//! and the kept bytes, not the string. With [`ClientCodec::with_array_keep`] an array longer than the elements
+//! kept is read whole, its later elements dropped as each is decoded ([`Value::ArrayHead`]): a reply of a million
+//! elements holds the kept ones, not a million.
 
 use std::fmt;
 
@@ -137,6 +139,17 @@ pub enum Value {
         /// The whole string's length.
         len: u64,
     },
+    /// An array of which the decoder kept only the first elements ([`ClientCodec::with_array_keep`]): `head`
+    /// is them, `len` the whole array's count, `rest` the [`Value::payload_len`] of the elements dropped. They
+    /// were read (and checked against the limits) and dropped one by one. Encoded, it is the array `head`.
+    ArrayHead {
+        /// The first elements.
+        head: Vec<Value>,
+        /// The whole array's count.
+        len: u64,
+        /// What the elements not kept carried ([`Value::payload_len`] summed).
+        rest: u64,
+    },
 }
 
 impl Value {
@@ -181,6 +194,22 @@ impl Value {
         }
     }
 
+    /// The payload a reply carried: the bytes of its strings (a bulk kept in part counts its whole length),
+    /// 8 for an integer, nothing for a null, an array's elements summed (those an [`Value::ArrayHead`] dropped
+    /// included). What a load generator reports as received.
+    pub fn payload_len(&self) -> u64 {
+        match self {
+            Value::Simple(b) | Value::Error(b) | Value::Bulk(b) => b.len() as u64,
+            Value::BulkHead { len, .. } => *len,
+            Value::Integer(_) => 8,
+            Value::Null | Value::NullArray => 0,
+            Value::Array(items) => items.iter().map(Value::payload_len).sum(),
+            Value::ArrayHead { head, rest, .. } => {
+                head.iter().map(Value::payload_len).sum::<u64>() + rest
+            }
+        }
+    }
+
     /// True for `Value::Error`.
     pub fn is_error(&self) -> bool {
         matches!(self, Value::Error(_))
@@ -208,6 +237,9 @@ impl fmt::Display for Value {
                     write!(f, "{v}")?;
                 }
                 f.write_str("]")
+            }
+            Value::ArrayHead { head, len, .. } => {
+                write!(f, "{}… ({len} elements)", Value::Array(head.clone()))
             }
         }
     }
@@ -679,7 +711,7 @@ fn encode_value(v: &Value, dst: &mut BytesMut) {
             dst.extend_from_slice(b"\r\n");
         }
         Value::Null => dst.extend_from_slice(b"$-1\r\n"),
-        Value::Array(items) => {
+        Value::Array(items) | Value::ArrayHead { head: items, .. } => {
             put_number(dst, b'*', items.len() as i64);
             for item in items {
                 encode_value(item, dst);
@@ -709,16 +741,31 @@ impl Encode<&Value> for ServerCodec {
 #[derive(Debug, Clone)]
 pub struct ClientCodec {
     limits: Limits,
-    /// Arrays being read, outermost first: the elements so far and the announced count.
-    stack: Vec<(Vec<Value>, usize)>,
+    /// Arrays being read, outermost first.
+    stack: Vec<Open>,
     /// What the reply being read holds so far, counted against [`Limits::max_reply`]: its bytes taken off the
     /// read buffer, plus a [`Value`] slot per element its arrays announced. 0 between replies.
     held: u64,
     /// The most bytes of a bulk string kept ([`ClientCodec::with_bulk_keep`]).
     keep: usize,
+    /// The most elements of an array kept ([`ClientCodec::with_array_keep`]).
+    keep_items: usize,
     /// The bulk string being dropped as it arrives, past the bytes kept of it (boxed: rare, and the codec
     /// sits in every connection's hot state).
     cut: Option<Box<Cut>>,
+}
+
+/// An array being read.
+#[derive(Debug, Clone)]
+struct Open {
+    /// The elements kept so far.
+    items: Vec<Value>,
+    /// Its announced count.
+    count: usize,
+    /// The elements read so far, kept or not.
+    seen: usize,
+    /// What the elements not kept carried ([`Value::payload_len`]).
+    rest: u64,
 }
 
 /// A bulk string longer than [`ClientCodec::with_bulk_keep`]'s bytes, being read.
@@ -757,6 +804,7 @@ impl ClientCodec {
             stack: Vec::new(),
             held: 0,
             keep: usize::MAX,
+            keep_items: usize::MAX,
             cut: None,
         }
     }
@@ -773,6 +821,16 @@ impl ClientCodec {
     /// string and reply. Default: `usize::MAX` (every bulk string kept whole).
     pub fn with_bulk_keep(mut self, keep: usize) -> Self {
         self.keep = keep;
+        self
+    }
+
+    /// `self`, keeping at most the first `keep` elements of each array (nested ones too): the later ones are
+    /// read and dropped as each is decoded, and the array is decoded as [`Value::ArrayHead`] (the elements kept,
+    /// the whole count, and what the others carried), so a connection reading arrays of a million elements holds
+    /// `keep` of them, not each array. The limits still apply to the whole array and reply. Default:
+    /// `usize::MAX` (every array kept whole).
+    pub fn with_array_keep(mut self, keep: usize) -> Self {
+        self.keep_items = keep;
         self
     }
 
@@ -998,26 +1056,42 @@ impl Decode for ClientCodec {
                             "reply arrays nested deeper than {MAX_DEPTH}"
                         )));
                     }
-                    self.stack
-                        .push((Vec::with_capacity(n.min(MAX_PREALLOC_ITEMS)), n));
+                    self.stack.push(Open {
+                        items: Vec::with_capacity(n.min(MAX_PREALLOC_ITEMS).min(self.keep_items)),
+                        count: n,
+                        seen: 0,
+                        rest: 0,
+                    });
                     continue;
                 }
                 Some(Step::Value(v)) => v,
             };
             // Fold the value into the arrays it completes.
             loop {
-                let Some((items, count)) = self.stack.last_mut() else {
+                let Some(open) = self.stack.last_mut() else {
                     self.held = 0;
                     return Ok(Some(value));
                 };
-                items.push(value);
-                if items.len() < *count {
+                open.seen += 1;
+                if open.items.len() < self.keep_items {
+                    open.items.push(value);
+                } else {
+                    open.rest += value.payload_len();
+                }
+                if open.seen < open.count {
                     break;
                 }
-                let Some((items, _)) = self.stack.pop() else {
+                let Some(open) = self.stack.pop() else {
                     return Err(CodecError::protocol("reply decoder lost its place"));
                 };
-                value = Value::Array(items);
+                value = match open.items.len() < open.count {
+                    true => Value::ArrayHead {
+                        head: open.items,
+                        len: open.count as u64,
+                        rest: open.rest,
+                    },
+                    false => Value::Array(open.items),
+                };
             }
         }
     }
@@ -1351,6 +1425,92 @@ mod tests {
         assert!(buf.is_empty(), "{} bytes left", buf.len());
         assert!(!codec.in_progress());
         (values, most)
+    }
+
+    /// A load generator `LRANGE`ing long lists keeps each array's first elements, its count and what the others
+    /// carried, not the array: nested arrays too, whatever the reads' boundaries; the limits still apply to the
+    /// whole array, and the array is in progress until its last element is read.
+    #[test]
+    fn an_array_over_the_elements_kept_is_counted_and_dropped_as_it_arrives() {
+        let server = &mut ServerCodec::default();
+        let long: Vec<Value> = (0..100_000).map(|i| Value::bulk(format!("m{i}"))).collect();
+        let payload: u64 = long.iter().map(Value::payload_len).sum();
+        let replies = [
+            Value::Array(long.clone()),
+            Value::Array(vec![Value::Integer(1), Value::bulk("ab")]),
+            Value::Array(vec![
+                Value::Array(long[..5].to_vec()),
+                Value::Integer(2),
+                Value::Array(long[..3].to_vec()),
+                Value::Null,
+            ]),
+        ];
+        let mut input = BytesMut::new();
+        for r in &replies {
+            server.encode(r, &mut input).unwrap();
+        }
+        let want = vec![
+            Value::ArrayHead {
+                head: long[..3].to_vec(),
+                len: 100_000,
+                rest: payload - 2 - 2 - 2,
+            },
+            replies[1].clone(),
+            Value::ArrayHead {
+                head: vec![
+                    Value::ArrayHead {
+                        head: long[..3].to_vec(),
+                        len: 5,
+                        rest: 4,
+                    },
+                    Value::Integer(2),
+                    Value::Array(long[..3].to_vec()),
+                ],
+                len: 4,
+                rest: 0,
+            },
+        ];
+        for piece in [1, 7, 16 * 1024, input.len()] {
+            let mut codec = ClientCodec::default().with_array_keep(3);
+            let (values, _) = decode_in_pieces(&mut codec, &input, piece);
+            assert_eq!(values, want, "read in pieces of {piece}");
+        }
+        assert_eq!(want[0].payload_len(), replies[0].payload_len());
+        assert_eq!(want[2].payload_len(), replies[2].payload_len());
+        // Mid-array, the reply is in progress.
+        let mut codec = ClientCodec::default().with_array_keep(1);
+        let mut part = BytesMut::from(&input[..1000]);
+        assert_eq!(codec.decode(&mut part).unwrap(), None);
+        assert!(codec.in_progress());
+        // The limits are on the whole array, kept or not.
+        let limits = Limits::default().with_max_multibulk(99_999);
+        let err = ClientCodec::new(limits)
+            .with_array_keep(3)
+            .decode(&mut input.clone());
+        assert!(
+            matches!(
+                err,
+                Err(CodecError::TooLarge {
+                    what: Limit::MultiBulk,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let limits = Limits::default().with_max_reply(1_000_000);
+        let err = ClientCodec::new(limits)
+            .with_array_keep(3)
+            .decode(&mut input.clone());
+        assert!(
+            matches!(
+                err,
+                Err(CodecError::TooLarge {
+                    what: Limit::Reply,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     /// A load generator `GET`ting large values keeps their first bytes and their length, not the values: a

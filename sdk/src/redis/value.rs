@@ -45,6 +45,7 @@ pub(crate) fn type_error(want: &str, got: &Value) -> Error {
         Value::Integer(_) => "an integer",
         Value::Bulk(_) => "a bulk string",
         Value::BulkHead { .. } => "a bulk string kept only in part",
+        Value::ArrayHead { .. } => "an array kept only in part",
         Value::Null | Value::NullArray => "nil",
         Value::Array(_) => "an array",
     };
