@@ -389,10 +389,7 @@ pub fn resp_client(data: &[u8]) {
             whole.items.into_iter().map(cut_bulks).collect(),
             whole.failure,
         );
-        let cut_arrays = (
-            want.0.iter().cloned().map(cut_items).collect(),
-            want.1,
-        );
+        let cut_arrays = (want.0.iter().cloned().map(cut_items).collect(), want.1);
         same_when_kept(
             "resp client keeping 3 bytes of a bulk",
             || resp::ClientCodec::new(limits).with_bulk_keep(3),

@@ -317,9 +317,28 @@ async fn resp(model: Variant) {
         for (send, want) in commands {
             expect_reply(&mut s, send, want).await;
         }
+        // Lists, sets, hashes and sorted sets, as redis-benchmark's default suite and clients use them.
+        let commands: [(&[u8], &[u8]); 10] = [
+            (b"RPUSH l a b c\r\n", b":3\r\n"),
+            (b"LPOP l\r\n", b"$1\r\na\r\n"),
+            (b"LRANGE l 0 -1\r\n", b"*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+            (b"SADD s m m\r\n", b":1\r\n"),
+            (b"SPOP s 5\r\n", b"*1\r\n$1\r\nm\r\n"),
+            (b"HSET h f v\r\n", b":1\r\n"),
+            (b"HGETALL h\r\n", b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+            (b"ZADD z 2 b 1 a\r\n", b":2\r\n"),
+            (b"ZPOPMIN z\r\n", b"*2\r\n$1\r\na\r\n$1\r\n1\r\n"),
+            (
+                b"GET l\r\n",
+                b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            ),
+        ];
+        for (send, want) in commands {
+            expect_reply(&mut s, send, want).await;
+        }
     })
     .await;
-    assert_eq!(requests, 20 + 16 + 24);
+    assert_eq!(requests, 20 + 16 + 24 + 10);
 }
 
 async fn udp(model: Variant) {
