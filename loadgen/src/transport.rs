@@ -376,7 +376,7 @@ impl Transport for UdpTransport {
 ///
 /// A bulk string is kept as `kept` says (a `PING` message whole, as `Check::ping` compares it), counted past
 /// that, as an HTTP body is: `GET`s of 200 MB values over 20 connections held 2.7 GB of values being received.
-/// An array likewise keeps [`KEPT_ITEMS`] elements (with an exact `--expect` text, also one more than the text
+/// An array likewise keeps `KEPT_ITEMS` elements and one (65) (with an exact `--expect` text, also one more than the text
 /// has bytes and one: an array of more elements prints longer than the text, kept or whole); the others are
 /// counted as they arrive: a server answering with arrays of a million elements held ~17 MB a connection.
 pub fn resp(config: &Config) -> sockpool::protocol::Resp {
