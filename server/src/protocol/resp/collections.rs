@@ -372,85 +372,37 @@ pub(super) fn command<S: Store>(
     reply.encode_to(out.buf);
 }
 
-/// The list in `d` (a write was given [`Kind::List`], so it is one).
-fn list(d: &mut Data) -> &mut crate::store::List {
-    match d {
-        Data::Coll(c) => match &mut **c {
-            Collection::List(l) => l,
-            _ => unreachable!("a list command on another kind"),
-        },
-        _ => unreachable!("a list command on another kind"),
-    }
+/// `$mine(d)` / `$read(d)`: the collection of kind `$variant` in `d`, which a read or write was given that
+/// [`Kind`] for (so it is one; anything else is a bug here, never the client's doing).
+macro_rules! collection {
+    ($($mine:ident, $read:ident: $variant:ident;)*) => {$(
+        fn $mine(d: &mut Data) -> &mut crate::store::$variant {
+            match d {
+                Data::Coll(c) => match &mut **c {
+                    Collection::$variant(x) => x,
+                    _ => unreachable!(concat!("a ", stringify!($variant), " command on another kind")),
+                },
+                Data::Str(_) => unreachable!(concat!("a ", stringify!($variant), " command on a string")),
+            }
+        }
+
+        fn $read(d: &Data) -> &crate::store::$variant {
+            match d {
+                Data::Coll(c) => match &**c {
+                    Collection::$variant(x) => x,
+                    _ => unreachable!(concat!("a ", stringify!($variant), " command on another kind")),
+                },
+                Data::Str(_) => unreachable!(concat!("a ", stringify!($variant), " command on a string")),
+            }
+        }
+    )*};
 }
 
-fn list_ref(d: &Data) -> &crate::store::List {
-    match d {
-        Data::Coll(c) => match &**c {
-            Collection::List(l) => l,
-            _ => unreachable!("a list command on another kind"),
-        },
-        _ => unreachable!("a list command on another kind"),
-    }
-}
-
-fn set(d: &mut Data) -> &mut crate::store::Set {
-    match d {
-        Data::Coll(c) => match &mut **c {
-            Collection::Set(s) => s,
-            _ => unreachable!("a set command on another kind"),
-        },
-        _ => unreachable!("a set command on another kind"),
-    }
-}
-
-fn set_ref(d: &Data) -> &crate::store::Set {
-    match d {
-        Data::Coll(c) => match &**c {
-            Collection::Set(s) => s,
-            _ => unreachable!("a set command on another kind"),
-        },
-        _ => unreachable!("a set command on another kind"),
-    }
-}
-
-fn hash(d: &mut Data) -> &mut crate::store::Hash {
-    match d {
-        Data::Coll(c) => match &mut **c {
-            Collection::Hash(h) => h,
-            _ => unreachable!("a hash command on another kind"),
-        },
-        _ => unreachable!("a hash command on another kind"),
-    }
-}
-
-fn hash_ref(d: &Data) -> &crate::store::Hash {
-    match d {
-        Data::Coll(c) => match &**c {
-            Collection::Hash(h) => h,
-            _ => unreachable!("a hash command on another kind"),
-        },
-        _ => unreachable!("a hash command on another kind"),
-    }
-}
-
-fn zset(d: &mut Data) -> &mut crate::store::ZSet {
-    match d {
-        Data::Coll(c) => match &mut **c {
-            Collection::ZSet(z) => z,
-            _ => unreachable!("a zset command on another kind"),
-        },
-        _ => unreachable!("a sorted set command on another kind"),
-    }
-}
-
-fn zset_ref(d: &Data) -> &crate::store::ZSet {
-    match d {
-        Data::Coll(c) => match &**c {
-            Collection::ZSet(z) => z,
-            _ => unreachable!("a zset command on another kind"),
-        },
-        _ => unreachable!("a sorted set command on another kind"),
-    }
+collection! {
+    list, list_ref: List;
+    set, set_ref: Set;
+    hash, hash_ref: Hash;
+    zset, zset_ref: ZSet;
 }
 
 /// The most `members` can grow a collection by, at `item` bytes of overhead each.
