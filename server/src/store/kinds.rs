@@ -584,18 +584,33 @@ impl ZSet {
 
     /// `ZRANGE start stop [REV]`: the members by rank (Redis's indexes), with their scores, shared.
     pub(crate) fn range(&self, start: i64, stop: i64, rev: bool) -> Vec<(Bytes, f64)> {
-        let r = index_range(start, stop, self.order.len());
-        let take = |it: &mut dyn Iterator<Item = &(Score, Bytes)>| -> Vec<(Bytes, f64)> {
-            it.skip(r.start)
+        let n = self.order.len();
+        let r = index_range(start, stop, n);
+        // The index has no ranks: it is walked to the range from the nearer end (at most half of it).
+        let from_far_end = r.start > n - r.end;
+        let skip = if from_far_end { n - r.end } else { r.start };
+        let pick = |(s, m): &(Score, Bytes)| (m.clone(), s.0);
+        let mut members: Vec<(Bytes, f64)> = match rev != from_far_end {
+            true => self
+                .order
+                .iter()
+                .rev()
+                .skip(skip)
                 .take(r.len())
-                .map(|(s, m)| (m.clone(), s.0))
-                .collect()
+                .map(pick)
+                .collect(),
+            false => self
+                .order
+                .iter()
+                .skip(skip)
+                .take(r.len())
+                .map(pick)
+                .collect(),
         };
-        if rev {
-            take(&mut self.order.iter().rev())
-        } else {
-            take(&mut self.order.iter())
+        if from_far_end {
+            members.reverse();
         }
+        members
     }
 }
 
@@ -822,6 +837,38 @@ mod tests {
         while !members.iter().all(Bytes::is_unique) {
             assert!(std::time::Instant::now() < deadline, "members still held");
             std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// `ZRANGE` by rank, forward and `REV`, walked from either end, answers every range as a sorted list would.
+    #[test]
+    fn sorted_set_ranks_are_the_same_from_either_end() {
+        let mut z = ZSet::default();
+        for i in 0..9 {
+            z.add(
+                format!("m{i}").as_bytes(),
+                f64::from(i),
+                ZAddFlags::default(),
+            );
+        }
+        let all: Vec<(Bytes, f64)> = (0..9)
+            .map(|i| (Bytes::from(format!("m{i}")), f64::from(i)))
+            .collect();
+        for start in -11..11i64 {
+            for stop in -11..11i64 {
+                let r = index_range(start, stop, 9);
+                assert_eq!(
+                    z.range(start, stop, false),
+                    all[r.clone()].to_vec(),
+                    "{start} {stop}"
+                );
+                let mut rev: Vec<_> = all.iter().rev().cloned().collect::<Vec<_>>()[r].to_vec();
+                assert_eq!(
+                    z.range(start, stop, true),
+                    std::mem::take(&mut rev),
+                    "REV {start} {stop}"
+                );
+            }
         }
     }
 
