@@ -152,6 +152,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         if let Some(line) = unsent_line(&result, &verdict) {
             eprintln!("sockpool-loadgen: {line}");
         }
+        if let Some(line) = stray_line(&result, &verdict) {
+            eprintln!("sockpool-loadgen: {line}");
+        }
         if let Some(line) = result.total.errors.reply_limit_hint() {
             eprintln!("sockpool-loadgen: {line}");
         }
@@ -178,6 +181,23 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, AppError> {
         }
     }
     Ok(verdict.exit_code())
+}
+
+/// When the `stray` threshold was crossed, the line that says what it means: the server sent bytes with no
+/// request in flight, so its replies cannot be matched to requests (`stray>0: measured 4` alone says little).
+fn stray_line(result: &RunResult, verdict: &crate::verdict::Verdict) -> Option<String> {
+    let crossed = verdict
+        .thresholds
+        .iter()
+        .any(|j| j.crossed && j.expr.starts_with("stray"));
+    crossed.then(|| {
+        format!(
+            "{} connection(s) got bytes with no request in flight: the server sent replies nobody asked for, so \
+             replies on those connections may have answered other requests than they seemed to (--fail-on \
+             'stray>N' allows up to N)",
+            result.health.stray
+        )
+    })
 }
 
 /// When an `errors` threshold was crossed with requests an open loop never sent among the errors (`unsent`:

@@ -56,7 +56,8 @@ HTTP statuses are in --expect-status, RESP replies are not errors (and a PING's 
 framed replies have status OK and their request's id.
 
 Exit status:
-  0  passed: no --fail-on threshold crossed (default threshold: errors>0, any failed request fails the run)
+  0  passed: no --fail-on threshold crossed (default thresholds: errors>0, any failed request fails the run;
+     stray>0, a server that sends bytes with no request in flight fails it)
   1  a threshold was crossed (the report and stderr name which)
   2  bad usage: a flag is wrong, or an input or output file cannot be used, or --start-at is past by more
      than the warm-up
@@ -152,7 +153,8 @@ pub struct RunArgs {
     pub ramp: Option<String>,
     /// Fail the run (exit status 1) when this holds, e.g. `errors>1%`, `p99>5ms`, `p99.9>20ms`,
     /// `rate<50000` (repeatable). Metrics: errors (count or %), p50 p90 p99 p99.9 p99.99 max mean (corrected
-    /// latency), rate (replies/s). Default: `errors>0`, unless an errors threshold is given.
+    /// latency), rate (replies/s), stray (connections closed because the server sent bytes with no request
+    /// in flight). Default: `errors>0` and `stray>0`, unless a threshold on that metric is given.
     #[arg(long = "fail-on", value_name = "EXPR")]
     pub fail_on: Vec<String>,
     /// Write the JSON report to FILE, or to stdout with `-`.

@@ -180,6 +180,8 @@ pub struct WorkerSummary {
     pub broken: u64,
     /// Why the first of them did.
     pub first_break: Option<String>,
+    /// Of them, those the server sent bytes with no request in flight: it broke the protocol.
+    pub stray: u64,
     /// The most requests in flight at once (taken from the feed and not yet finished): at most the worker's
     /// slots, whatever the rate asked for.
     pub most_in_flight: usize,
@@ -211,6 +213,8 @@ pub(crate) struct Worker {
     /// first did.
     broken: Cell<u64>,
     first_break: RefCell<Option<String>>,
+    /// Of the failed connections, those that got bytes with no request in flight.
+    stray: Cell<u64>,
     /// Requests taken from the feed and not yet finished.
     in_flight: Cell<usize>,
     /// The most of them at once.
@@ -538,10 +542,12 @@ impl Feed {
         w.announced_closes.set(w.announced_closes.get() + 1);
     }
 
-    /// A connection failed, `why` (the first reason is kept for the report).
-    pub fn broke(&self, why: String) {
+    /// A connection failed, `why` (the first reason is kept for the report); `stray`: because the server sent
+    /// bytes with no request in flight (a broken protocol, which fails the run by default: `stray>0`).
+    pub fn broke(&self, why: String, stray: bool) {
         let w = self.worker();
         w.broken.set(w.broken.get() + 1);
+        w.stray.set(w.stray.get() + u64::from(stray));
         w.first_break.borrow_mut().get_or_insert(why);
     }
 
@@ -903,6 +909,7 @@ pub async fn run_worker<T: Transport>(
             announced_closes: Cell::new(0),
             broken: Cell::new(0),
             first_break: RefCell::new(None),
+            stray: Cell::new(0),
             in_flight: Cell::new(0),
             most_in_flight: Cell::new(0),
         }),
@@ -1074,6 +1081,7 @@ pub async fn run_worker<T: Transport>(
         announced_closes: state.announced_closes.get(),
         broken: state.broken.get(),
         first_break: state.first_break.take(),
+        stray: state.stray.get(),
         most_in_flight: state.most_in_flight.get(),
     }));
 }

@@ -63,6 +63,8 @@ pub struct Reopened {
     pub broken: u64,
     /// Why the first failed one did.
     pub first_break: Option<String>,
+    /// Of the failed ones, those that got bytes with no request in flight.
+    pub stray: u64,
 }
 
 /// How the load generator itself fared.
@@ -87,6 +89,10 @@ pub struct Health {
     pub closed_by_server: u64,
     /// Connections that failed (reset, closed unannounced, a timeout, bytes nobody asked for).
     pub broken: u64,
+    /// Of them, those closed because the server sent bytes with no request in flight: it broke the protocol,
+    /// and replies on such a connection may have answered other requests than they seemed to. The `stray`
+    /// threshold judges it (default `stray>0`: the run fails).
+    pub stray: u64,
     /// Seconds each worker thread spent runnable but waiting for a CPU during the measured part (empty where
     /// the kernel does not say).
     pub worker_cpu_wait_seconds: Vec<f64>,
@@ -174,6 +180,7 @@ impl Health {
             announced,
             broken,
             first_break,
+            stray,
         } = reopened;
         if broken > 0 {
             // Reopened only as far as the target let it (a server killed mid-run refuses every attempt).
@@ -203,6 +210,7 @@ impl Health {
             reconnects,
             closed_by_server: announced,
             broken,
+            stray,
             worker_cpu_wait_seconds: Vec::new(),
             max_worker_cpu_wait_share: 0.0,
             bottleneck,
@@ -461,6 +469,7 @@ mod tests {
                 announced: 100,
                 broken: 5,
                 first_break: Some("connection reset by peer".into()),
+                stray: 0,
             },
         );
         assert_eq!((h.reconnects, h.closed_by_server, h.broken), (105, 100, 5));

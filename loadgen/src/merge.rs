@@ -760,6 +760,7 @@ fn merged_health(reports: &[AgentReport]) -> Health {
         reconnects: reports.iter().map(|r| r.health.reconnects).sum(),
         closed_by_server: reports.iter().map(|r| r.health.closed_by_server).sum(),
         broken: reports.iter().map(|r| r.health.broken).sum(),
+        stray: reports.iter().map(|r| r.health.stray).sum(),
         worker_cpu_wait_seconds: reports
             .iter()
             .flat_map(|r| r.health.worker_cpu_wait_seconds.iter().copied())

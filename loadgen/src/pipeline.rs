@@ -122,6 +122,9 @@ enum End {
     Drained,
     /// The connection failed or a request timed out, as this says: reconnect after [`RECONNECT_BACKOFF`].
     Failed(String),
+    /// The server sent bytes with no request in flight, as this says: it broke the protocol (counted apart,
+    /// see [`Feed::broke`]); reconnect after [`RECONNECT_BACKOFF`].
+    Stray(String),
 }
 
 impl<P: Speak> Pipeline<P> {
@@ -218,7 +221,8 @@ impl<P: Speak> Pipeline<P> {
                             feed.closed_as_announced();
                             continue;
                         }
-                        End::Failed(why) => feed.broke(why),
+                        End::Failed(why) => feed.broke(why, false),
+                        End::Stray(why) => feed.broke(why, true),
                     }
                 }
                 Err(e) => {
@@ -433,6 +437,8 @@ impl<P: Speak> Pipeline<P> {
             End::Finished
         } else if conn.closed_by_server() {
             End::Drained
+        } else if let (Some(_), Some(why)) = (conn.stray_bytes(), conn.close_reason()) {
+            End::Stray(why)
         } else {
             End::Failed(
                 conn.close_reason()

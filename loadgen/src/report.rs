@@ -201,9 +201,14 @@ impl RunResult {
             .collect()
     }
 
-    /// The verdict of the run's thresholds (`--fail-on`, default `errors>0`) on what was measured.
+    /// The verdict of the run's thresholds (`--fail-on`, default `errors>0` and `stray>0`) on what was measured.
     pub fn verdict(&self) -> crate::verdict::Verdict {
-        let v = crate::verdict::Verdict::judge(&self.config.fail_on, &self.total, self.rate());
+        let v = crate::verdict::Verdict::judge(
+            &self.config.fail_on,
+            &self.total,
+            self.rate(),
+            self.health.stray,
+        );
         if self.interrupted && self.total.requests() == 0 {
             return v.unmeasured();
         }

@@ -384,6 +384,7 @@ where
         announced: summaries.iter().map(|s| s.announced_closes).sum(),
         broken: summaries.iter().map(|s| s.broken).sum(),
         first_break: summaries.iter_mut().find_map(|s| s.first_break.take()),
+        stray: summaries.iter().map(|s| s.stray).sum(),
     };
     // What each worker waited for a CPU, where every one of them could say.
     let waits: Vec<Duration> = summaries

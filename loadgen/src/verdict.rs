@@ -8,9 +8,12 @@
 //! | `errors` | a count (`errors>10`) or a share of requests (`errors>1%`) | failed requests, every kind |
 //! | `p50` `p90` `p99` `p99.9` `p99.99` `max` `mean` | a duration (`5ms`, `250us`, `1s`) | corrected latency |
 //! | `rate` | requests per second (`rate<50000`) | replies per second |
+//! | `stray` | a count of connections (`stray>10`) | connections closed because the server sent bytes with no request in flight |
 //!
 //! `OP` is `>`, `>=`, `<` or `<=`. Without an `errors` threshold of the user's own, `errors>0` applies:
-//! any failed request fails the run.
+//! any failed request fails the run. Without a `stray` threshold, `stray>0` applies: a server that sends
+//! bytes nobody asked for breaks the protocol, and on RESP or the line protocol (no tags) its replies may
+//! have answered other requests than they seemed to, so the run's counts cannot be trusted.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -48,6 +51,8 @@ pub enum Metric {
     Mean,
     /// Replies per second.
     Rate,
+    /// Connections closed because the server sent bytes with no request in flight.
+    Stray,
 }
 
 /// A comparison.
@@ -144,12 +149,14 @@ impl Threshold {
                 None => (Metric::Errors { percent: false }, number(value)?),
             },
             "rate" => (Metric::Rate, number(value)?),
+            "stray" => (Metric::Stray, number(value)?),
             "mean" => (Metric::Mean, latency(value)?),
             "max" => (Metric::Quantile(1.0), latency(value)?),
             q => {
                 let Some(p) = q.strip_prefix('p').and_then(|p| p.parse::<f64>().ok()) else {
                     return Err(format!(
-                        "{s:?}: unknown metric {name:?} (errors, p50, p90, p99, p99.9, p99.99, max, mean, rate)"
+                        "{s:?}: unknown metric {name:?} (errors, p50, p90, p99, p99.9, p99.99, max, mean, rate, \
+                         stray)"
                     ));
                 };
                 if !(p > 0.0 && p <= 100.0) {
@@ -178,8 +185,23 @@ impl Threshold {
         }
     }
 
-    /// The thresholds of a run: the user's, plus `errors>0` unless they set an `errors` threshold themselves.
+    /// The default stray threshold: any connection that got bytes with no request in flight fails the run.
+    pub fn default_stray() -> Threshold {
+        Threshold {
+            expr: "stray>0".into(),
+            metric: Metric::Stray,
+            op: Op::Gt,
+            limit: 0.0,
+            default: true,
+        }
+    }
+
+    /// The thresholds of a run: the user's, plus `errors>0` and `stray>0` unless they set an `errors` or a
+    /// `stray` threshold themselves.
     pub fn with_default(mut user: Vec<Threshold>) -> Vec<Threshold> {
+        if !user.iter().any(|t| t.metric == Metric::Stray) {
+            user.insert(0, Threshold::default_stray());
+        }
         if !user
             .iter()
             .any(|t| matches!(t.metric, Metric::Errors { .. }))
@@ -190,8 +212,9 @@ impl Threshold {
     }
 
     /// The measured value in the limit's unit; `rate` is the run's replies per second over its measurement
-    /// window ([`crate::report::RunResult::rate`]).
-    pub fn measure(&self, total: &Interval, rate: f64) -> f64 {
+    /// window ([`crate::report::RunResult::rate`]), `stray` its connections closed for stray bytes
+    /// ([`crate::health::Health::stray`]).
+    pub fn measure(&self, total: &Interval, rate: f64, stray: u64) -> f64 {
         let h = &total.corrected;
         match self.metric {
             Metric::Errors { percent: false } => total.errors.total() as f64,
@@ -219,6 +242,7 @@ impl Threshold {
                 }
             }
             Metric::Rate => rate,
+            Metric::Stray => stray as f64,
         }
     }
 
@@ -227,6 +251,7 @@ impl Threshold {
         match self.metric {
             Metric::Errors { percent: true } => "%",
             Metric::Errors { percent: false } => "requests",
+            Metric::Stray => "connections",
             Metric::Rate => "req/s",
             Metric::Quantile(_) | Metric::Mean => "us",
         }
@@ -267,12 +292,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Judges `total` (whose replies per second over the measurement window were `rate`) against `thresholds`.
-    pub fn judge(thresholds: &[Threshold], total: &Interval, rate: f64) -> Verdict {
+    /// Judges `total` (whose replies per second over the measurement window were `rate`, and `stray` the
+    /// connections closed for bytes with no request in flight) against `thresholds`.
+    pub fn judge(thresholds: &[Threshold], total: &Interval, rate: f64, stray: u64) -> Verdict {
         let judged: Vec<Judged> = thresholds
             .iter()
             .map(|t| {
-                let value = t.measure(total, rate);
+                let value = t.measure(total, rate, stray);
                 Judged {
                     expr: t.expr.clone(),
                     value,
@@ -387,30 +413,49 @@ mod tests {
     #[test]
     fn the_default_fails_on_any_error_unless_the_user_sets_an_error_threshold() {
         let d = Threshold::with_default(vec![Threshold::parse("p99>1s").unwrap()]);
-        assert_eq!(d.len(), 2);
-        assert!(d[0].default);
+        assert_eq!(d.len(), 3);
+        assert!(d[0].default && d[1].default);
         let d = Threshold::with_default(vec![Threshold::parse("errors>1%").unwrap()]);
-        assert_eq!(d.len(), 1);
+        assert_eq!(d.len(), 2);
         let sec = 999.0; // replies in a 1 s window
         let t = total(999, 1, Duration::from_millis(1));
-        let v = Verdict::judge(&Threshold::with_default(vec![]), &t, sec);
+        let v = Verdict::judge(&Threshold::with_default(vec![]), &t, sec, 0);
         assert_eq!(v.exit_status, exit::THRESHOLD);
         assert_eq!(v.crossed_lines(), vec!["errors>0: measured 1".to_string()]);
-        let v = Verdict::judge(&d, &t, sec);
+        let v = Verdict::judge(&d, &t, sec, 0);
         assert_eq!(v.exit_status, exit::PASSED, "0.1% is under 1%");
+    }
+
+    #[test]
+    fn bytes_nobody_asked_for_fail_the_run_unless_the_user_allows_them() {
+        // Every request answered, but 4 connections were closed for stray bytes: replies on them may have
+        // answered other requests than they seemed to.
+        let t = total(1000, 0, Duration::from_millis(1));
+        let v = Verdict::judge(&Threshold::with_default(vec![]), &t, 1000.0, 4);
+        assert_eq!(v.exit_status, exit::THRESHOLD);
+        assert_eq!(v.crossed_lines(), vec!["stray>0: measured 4".to_string()]);
+        let j = v.thresholds.iter().find(|j| j.expr == "stray>0").unwrap();
+        assert_eq!((j.unit, j.default), ("connections", true));
+        assert!(Verdict::judge(&Threshold::with_default(vec![]), &t, 1000.0, 0).passed);
+        // A user's own stray threshold replaces the default (and leaves errors>0 in place).
+        let own = Threshold::with_default(vec![Threshold::parse("stray > 10").unwrap()]);
+        assert_eq!(own.len(), 2);
+        assert!(Verdict::judge(&own, &t, 1000.0, 4).passed);
+        assert!(!Verdict::judge(&own, &t, 1000.0, 11).passed);
+        assert!(Threshold::parse("stray>-1").is_err());
     }
 
     #[test]
     fn latency_and_rate_thresholds_compare_in_their_units() {
         let t = total(100, 0, Duration::from_millis(2));
         let sec = 100.0; // replies in a 1 s window
-        let judge = |e: &str| Verdict::judge(&[Threshold::parse(e).unwrap()], &t, sec);
+        let judge = |e: &str| Verdict::judge(&[Threshold::parse(e).unwrap()], &t, sec, 0);
         assert!(!judge("p99>1us").passed);
         assert!(judge("p99>5ms").passed);
         assert!(!judge("rate<1000").passed);
         assert!(judge("rate<50").passed);
         let none = Interval::default();
-        let v = Verdict::judge(&[], &none, 0.0);
+        let v = Verdict::judge(&[], &none, 0.0, 0);
         assert_eq!(v.exit_status, exit::NO_ANSWER);
     }
 }

@@ -502,3 +502,42 @@ fn status_1_with_unsent_requests_says_they_were_never_sent() {
     ));
     assert!(!stderr.contains("unsent"), "{stderr}");
 }
+
+/// A server that sends bytes with no request in flight breaks the protocol: every request here got a `+PONG`,
+/// but RESP carries no tag, so which request each answered is unknown. The default `stray>0` fails the run and
+/// stderr says why; a user's own `stray` threshold replaces it.
+#[test]
+fn status_1_when_the_server_sends_bytes_nobody_asked_for() {
+    let addr = fake_servers::resp_answering_twice_at_first().to_string();
+    let line = "--target {} --protocol resp -c 2 --requests 50 --quiet --json -";
+    let (code, stdout, stderr) = run(&args(line, &[&addr]));
+    assert_eq!(code, 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["summary"]["ok"], 50, "every request was answered");
+    assert_eq!(v["errors"]["total"], 0);
+    // Each connection breaks after its first reply: one stray connection per request, as each is reopened.
+    let stray = v["health"]["stray"].as_u64().unwrap();
+    assert!(stray >= 48, "{}", v["health"]);
+    let t = v["verdict"]["thresholds"].as_array().unwrap();
+    let default = t.iter().find(|j| j["expr"] == "stray>0").expect("stray>0");
+    assert_eq!(default["crossed"], true);
+    assert_eq!(default["default"], true);
+    assert_eq!(default["unit"], "connections");
+    assert!(
+        stderr.contains(&format!("threshold crossed: stray>0: measured {stray}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{stray} connection(s) got bytes with no request in flight: the server sent replies nobody asked for"
+        )),
+        "{stderr}"
+    );
+    // Allowed by the user: the run passes, and the health still counts them.
+    let line =
+        "--target {} --protocol resp -c 2 --requests 50 --fail-on stray>1000 --quiet --json -";
+    let (code, stdout, stderr) = run(&args(line, &[&addr]));
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["health"]["stray"].as_u64().unwrap() >= 48);
+}

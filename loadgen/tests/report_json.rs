@@ -172,5 +172,5 @@ fn a_real_report_has_exactly_the_documented_fields() {
         assert_eq!(keys(&v, path), short, "{path}");
     }
     assert!(v["error_codes"].is_object());
-    assert_eq!(v["verdict"]["thresholds"].as_array().unwrap().len(), 2);
+    assert_eq!(v["verdict"]["thresholds"].as_array().unwrap().len(), 3);
 }

@@ -124,6 +124,10 @@ enum Closed {
     ByServer,
     /// The connection failed, as this says; every request on it has completed with the error.
     Failed(Box<str>),
+    /// The server sent this many bytes with no request in flight, as the message says (with the first of
+    /// them): they answer nobody, so the replies on this connection can no longer be matched to requests. No
+    /// request failed with it.
+    Stray(usize, Box<str>),
 }
 
 impl<P: Protocol, T> std::fmt::Debug for Pipelined<P, T> {
@@ -245,7 +249,20 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 "the server announced it closes (HTTP `Connection: close`)".to_string()
             }
             Closed::Failed(why) => why.to_string(),
+            Closed::Stray(_, why) => why.to_string(),
         })
+    }
+
+    /// How many bytes the server sent with no request in flight, when that is what ended the connection
+    /// (`None` otherwise). Such bytes answer nobody: a server that sends them breaks the protocol, and the
+    /// replies it gave before on this connection may have answered other requests than they seemed to (RESP
+    /// and the line protocol carry no tag). No request fails with them, so a caller that judges a server
+    /// counts them here.
+    pub fn stray_bytes(&self) -> Option<usize> {
+        match self.closed {
+            Some(Closed::Stray(n, _)) => Some(n),
+            _ => None,
+        }
     }
 
     /// Queues `request` (encoded now, written by the next [`next`](Self::next)); it times out `timeout` after
@@ -292,7 +309,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 match why {
                     Closed::TimedOut => "the connection takes no new request after a timeout",
                     Closed::ByServer => "the server announced it closes the connection",
-                    Closed::Failed(_) => "the connection failed",
+                    Closed::Failed(_) | Closed::Stray(..) => "the connection failed",
                 },
             )
             .with_sent(false);
@@ -514,9 +531,11 @@ impl<P: Protocol, T> Pipelined<P, T> {
             ),
             // Nothing in flight: these bytes answer nobody.
             Err(Broken::Stray(n)) => {
-                self.closed = Some(Closed::Failed(
-                    format!("the server sent {n} byte(s) with no request in flight").into(),
-                ))
+                let why = format!(
+                    "the server sent {n} byte(s) with no request in flight: {}",
+                    shown(&self.rbuf)
+                );
+                self.closed = Some(Closed::Stray(n, why.into()));
             }
         }
     }
@@ -589,25 +608,27 @@ impl<P: Protocol, T> Pipelined<P, T> {
     }
 }
 
-/// Bytes of a partial reply shown in the error of a connection the server closed after them, at most.
+/// Bytes of a partial reply (or of bytes nobody asked for) shown in the error of a connection they ended, at
+/// most.
 const CLOSED_AFTER_SHOWN: usize = 32;
 
 /// The message of a close that came after `partial`, bytes that are not a whole reply: how many, and the first
-/// [`CLOSED_AFTER_SHOWN`] of them escaped (`\x00`, `\r`), so that a server speaking another protocol shows
-/// what it said.
+/// of them ([`shown`]), so that a server speaking another protocol shows what it said.
 fn closed_after(partial: &[u8]) -> String {
-    let shown = &partial[..partial.len().min(CLOSED_AFTER_SHOWN)];
     format!(
-        "the server closed the connection after {} byte{} that are not a whole reply: \"{}{}\"",
+        "the server closed the connection after {} byte{} that are not a whole reply: {}",
         partial.len(),
         if partial.len() == 1 { "" } else { "s" },
-        shown.escape_ascii(),
-        if partial.len() > shown.len() {
-            "…"
-        } else {
-            ""
-        }
+        shown(partial)
     )
+}
+
+/// The first [`CLOSED_AFTER_SHOWN`] of `bytes`, quoted and escaped (`\x00`, `\r`), `…` after them when
+/// there were more.
+fn shown(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(CLOSED_AFTER_SHOWN)];
+    let more = if bytes.len() > head.len() { "…" } else { "" };
+    format!("\"{}{more}\"", head.escape_ascii())
 }
 
 /// What woke [`Pipelined::next`].

@@ -158,6 +158,38 @@ async fn a_server_that_closes_fails_what_is_in_flight_as_closed() {
     assert!(!conn.is_open() && !conn.closed_by_server());
 }
 
+/// A server that answers one request and then sends bytes nobody asked for: the answered request completes,
+/// and the connection ends with the stray bytes named, shown and told apart from any other failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_with_no_request_in_flight_end_the_connection_as_stray() {
+    let mut reply = ok_reply(1);
+    reply.extend_from_slice(b"\r\nSURPRISE");
+    let addr = answers_once(reply, false).await;
+    let mut conn = connect(addr, Duration::from_secs(5)).await;
+    conn.send(Request::echo(1, Bytes::new()), 1, Instant::now())
+        .unwrap();
+    let c = conn.next().await.expect("a completion");
+    assert_eq!((c.token, c.result.unwrap().id), (1, 1));
+    assert!(conn.next().await.is_none(), "nothing more completes");
+    assert!(!conn.is_open() && !conn.closed_by_server());
+    assert_eq!(conn.stray_bytes(), Some(10));
+    assert_eq!(
+        conn.close_reason().unwrap(),
+        r#"the server sent 10 byte(s) with no request in flight: "\r\nSURPRISE""#
+    );
+    let (_, e) = conn
+        .send(Request::echo(2, Bytes::new()), 2, Instant::now())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    // Any other failure is not stray.
+    let addr = answers_once(ok_reply(99), false).await;
+    let mut conn = connect(addr, Duration::from_secs(5)).await;
+    conn.send(Request::echo(1, Bytes::new()), 1, Instant::now())
+        .unwrap();
+    assert!(conn.next().await.unwrap().result.is_err());
+    assert_eq!(conn.stray_bytes(), None);
+}
+
 /// A framed OK reply to request `id` with no payload, as bytes.
 fn ok_reply(id: u64) -> Vec<u8> {
     let mut reply = 9u32.to_be_bytes().to_vec();

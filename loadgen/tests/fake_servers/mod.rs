@@ -99,3 +99,19 @@ pub fn not_reading() -> SocketAddr {
         drop(s);
     })
 }
+
+/// A RESP server that answers each `PING` with `+PONG`, and its first on each connection twice, in one write:
+/// the second `+PONG` comes with no request in flight (bytes nobody asked for).
+pub fn resp_answering_twice_at_first() -> SocketAddr {
+    spawn(|mut s| {
+        let mut buf = [0u8; 16 * 1024];
+        let mut first = true;
+        while let Ok(n) = s.read(&mut buf) {
+            let pings = buf[..n].windows(4).filter(|w| w == b"PING").count();
+            let extra = usize::from(std::mem::take(&mut first) && pings > 0);
+            if n == 0 || s.write_all(&b"+PONG\r\n".repeat(pings + extra)).is_err() {
+                break;
+            }
+        }
+    })
+}
