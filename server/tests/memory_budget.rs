@@ -174,6 +174,19 @@ fn resp_server(flags: &[&str]) -> ServerProcess {
     ServerProcess::start(env!("CARGO_BIN_EXE_sockpool-server"), &args)
 }
 
+/// A one-worker RESP server with `flags` (keep it: dropping it stops the server), its pid, its peak RSS (KiB)
+/// before anything is sent, and a client of it (60 s read timeout) with a clone of its socket to read the
+/// replies on another thread.
+fn client(flags: &[&str]) -> (ServerProcess, nix::unistd::Pid, u64, TcpStream, TcpStream) {
+    let server = resp_server(flags);
+    let pid = server.pid();
+    let baseline_kib = status_kib(pid, "VmHWM:");
+    let s = TcpStream::connect(server.addr("resp")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let reader = s.try_clone().unwrap();
+    (server, pid, baseline_kib, s, reader)
+}
+
 /// `--max-multi-bytes` of the two tests above.
 const CAP: usize = 8 << 20;
 
@@ -188,12 +201,8 @@ fn without_end(
     end: (&[u8], &'static str),
 ) -> (usize, usize) {
     const SENT: usize = 128 << 20;
-    let server = resp_server(&["--max-multi-bytes", &CAP.to_string()]);
-    let (resp, pid) = (server.addr("resp"), server.pid());
-    let baseline_kib = status_kib(pid, "VmHWM:");
-    let mut s = TcpStream::connect(resp).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let reader = s.try_clone().unwrap();
+    let (_server, pid, baseline_kib, mut s, reader) =
+        client(&["--max-multi-bytes", &CAP.to_string()]);
     let last = end.1;
     // The replies, one line each, counted by kind until the last one.
     let counts = std::thread::spawn(move || {
@@ -341,12 +350,7 @@ fn keys_without_end(
             fit += 1;
         }
     }
-    let server = resp_server(&["--max-store", &STORE.to_string()]);
-    let (resp, pid) = (server.addr("resp"), server.pid());
-    let baseline_kib = status_kib(pid, "VmHWM:");
-    let mut s = TcpStream::connect(resp).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let reader = s.try_clone().unwrap();
+    let (_server, pid, baseline_kib, mut s, reader) = client(&["--max-store", &STORE.to_string()]);
     // Replies by kind until the last PONG (one after the SETs, one after the GETs).
     let pongs = if read { 2 } else { 1 };
     let counts = std::thread::spawn(move || {
@@ -459,12 +463,7 @@ fn members_without_end(
     read: impl Fn(usize) -> Vec<String>,
 ) {
     let sent = 4 * STORE / (8 + item);
-    let server = resp_server(&["--max-store", &STORE.to_string()]);
-    let (resp, pid) = (server.addr("resp"), server.pid());
-    let baseline_kib = status_kib(pid, "VmHWM:");
-    let mut s = TcpStream::connect(resp).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let reader = s.try_clone().unwrap();
+    let (_server, pid, baseline_kib, mut s, reader) = client(&["--max-store", &STORE.to_string()]);
     let counts = std::thread::spawn(move || {
         use std::io::BufRead;
         let (mut taken, mut refused) = (0usize, 0usize);
