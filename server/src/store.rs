@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 mod kinds;
+mod ranked;
 pub(crate) use kinds::{
     format_score, index_range, parse_score, Collection, Data, Hash, Kind, List, Refused, Set,
     WrongType, ZAddFlags, ZAdded, ZSet, HASH_ITEM, LIST_ITEM, SET_ITEM, WRONGTYPE, ZSET_ITEM,
