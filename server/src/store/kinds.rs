@@ -584,6 +584,16 @@ impl ZSet {
         popped
     }
 
+    /// `ZRANK` (`ZREVRANK` when `rev`): the member's rank, 0 the lowest score (the highest when `rev`).
+    pub(crate) fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
+        let (k, &s) = self.scores.get_key_value(member)?;
+        let rank = self.order.rank(&(Score(s), k.clone()))?;
+        Some(match rev {
+            true => self.order.len() - 1 - rank,
+            false => rank,
+        })
+    }
+
     /// `ZRANGE start stop [REV]`: the members by rank (Redis's indexes), with their scores, shared.
     pub(crate) fn range(&self, start: i64, stop: i64, rev: bool) -> Vec<(Bytes, f64)> {
         let n = self.order.len();

@@ -151,6 +151,17 @@ impl<T: Ord> Ranked<T> {
         self.blocks.iter().flatten()
     }
 
+    /// The rank of `x` (0 the lowest), if it is there: its place in its block after the lengths of the blocks
+    /// before.
+    pub(crate) fn rank(&self, x: &T) -> Option<usize> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let b = self.block_of(x);
+        let i = self.blocks[b].binary_search(x).ok()?;
+        Some(self.blocks[..b].iter().map(Vec::len).sum::<usize>() + i)
+    }
+
     /// The members of ranks `r` (0 the lowest), in order; `r` within `0..len`.
     pub(crate) fn by_rank(&self, r: Range<usize>) -> impl Iterator<Item = &T> {
         // The block of rank `r.start`, found by the blocks' lengths.
@@ -227,6 +238,9 @@ mod tests {
                         let got: Vec<u64> = r.by_rank(start..end).copied().collect();
                         assert_eq!(got, all[start..end], "{start}..{end}");
                     }
+                }
+                for x in (0..6000).step_by(7) {
+                    assert_eq!(r.rank(&x), all.binary_search(&x).ok(), "rank of {x}");
                 }
             }
         }

@@ -150,6 +150,9 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("ZREM", Cmd::Coll(Coll::ZRem)),
     ("ZPOPMAX", Cmd::Coll(Coll::ZPopMax)),
     ("ZRANGE", Cmd::Coll(Coll::ZRange)),
+    ("ZREVRANGE", Cmd::Coll(Coll::ZRevRange)),
+    ("ZRANK", Cmd::Coll(Coll::ZRank)),
+    ("ZREVRANK", Cmd::Coll(Coll::ZRevRank)),
 ];
 
 impl Cmd {

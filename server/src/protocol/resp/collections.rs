@@ -53,6 +53,9 @@ pub(super) enum Coll {
     ZPopMin,
     ZPopMax,
     ZRange,
+    ZRevRange,
+    ZRank,
+    ZRevRank,
 }
 
 impl Coll {
@@ -61,11 +64,11 @@ impl Coll {
         use Coll::*;
         match self {
             LLen | SCard | SMembers | HLen | HGetAll | ZCard => 2,
-            LIndex | SIsMember | HGet | HExists | ZScore => 3,
+            LIndex | SIsMember | HGet | HExists | ZScore | ZRank | ZRevRank => 3,
             LRange | HIncrBy | ZIncrBy => 4,
             LPop | RPop | SPop | ZPopMin | ZPopMax => -2,
             LPush | RPush | LPushX | RPushX | SAdd | SRem | HMGet | HDel | ZRem => -3,
-            HSet | HMSet | ZAdd | ZRange => -4,
+            HSet | HMSet | ZAdd | ZRange | ZRevRange => -4,
         }
     }
 }
@@ -367,7 +370,17 @@ pub(super) fn command<S: Store>(
                 Err(e) => refused(shared, e),
             }
         }
-        Coll::ZRange => return zrange(shared, store, args, now, out),
+        Coll::ZRange | Coll::ZRevRange => return zrange(shared, store, cmd, args, now, out),
+        Coll::ZRank | Coll::ZRevRank => {
+            let rev = cmd == Coll::ZRevRank;
+            match store.with(key, |s| {
+                s.read(key, Kind::ZSet, now, |d| zset_ref(d).rank(&args[2], rev))
+            }) {
+                Ok(Some(Some(rank))) => Value::Integer(rank as i64),
+                Ok(_) => Value::Null,
+                Err(WrongType) => Value::error(WRONGTYPE),
+            }
+        }
     };
     reply.encode_to(out.buf);
 }
@@ -622,16 +635,22 @@ fn zadd_one<S: Store>(
     }
 }
 
-/// `ZRANGE key start stop [REV] [WITHSCORES]`, by rank. `BYSCORE`, `BYLEX` and `LIMIT` are not served.
+/// `ZRANGE key start stop [REV] [WITHSCORES]`, by rank (`BYSCORE`, `BYLEX` and `LIMIT` are not served), and
+/// `ZREVRANGE key start stop [WITHSCORES]`.
 fn zrange<S: Store>(
     shared: &Shared,
     store: &mut S,
+    cmd: Coll,
     args: &[Bytes],
     now: Instant,
     out: &mut Out<'_>,
 ) {
-    let (mut rev, mut with_scores) = (false, false);
+    let zrevrange = cmd == Coll::ZRevRange;
+    let (mut rev, mut with_scores) = (zrevrange, false);
     for word in &args[4..] {
+        if zrevrange && !word.eq_ignore_ascii_case(b"WITHSCORES") {
+            return error(out, "ERR syntax error");
+        }
         if word.eq_ignore_ascii_case(b"REV") {
             rev = true;
         } else if word.eq_ignore_ascii_case(b"WITHSCORES") {
