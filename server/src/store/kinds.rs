@@ -301,17 +301,85 @@ impl List {
             .collect()
     }
 
-    /// `LINDEX`: the member at `index` (negative: from the end).
-    pub(crate) fn index(&self, index: i64) -> Option<Bytes> {
+    /// `LTRIM`: keeps the members from `start` to `stop` inclusive (Redis's indexes); whether any went. Many
+    /// going and few staying, the few are moved to a new list and the old one is freed in the background, as a
+    /// large collection deleted is ([`FREE_LATER`]).
+    pub(crate) fn trim(&mut self, start: i64, stop: i64) -> bool {
+        let keep = index_range(start, stop, self.items.len());
+        let gone = self.items.len() - keep.len();
+        if gone == 0 {
+            return false;
+        }
+        if gone >= FREE_LATER && keep.len() < gone {
+            let kept: VecDeque<Bytes> = self.items.range(keep).cloned().collect();
+            free_later(Box::new(std::mem::replace(&mut self.items, kept)));
+        } else {
+            self.items.truncate(keep.end);
+            self.items.drain(..keep.start);
+            fit_deque(&mut self.items);
+        }
+        self.bytes = self.items.iter().map(|v| v.len() + LIST_ITEM).sum();
+        true
+    }
+
+    /// `LSET`: `value` copied in at `index` (negative: from the end); false if there is no such index.
+    pub(crate) fn set(&mut self, index: i64, value: &[u8]) -> bool {
+        let Some(i) = self.position(index) else {
+            return false;
+        };
+        let v = Bytes::copy_from_slice(value);
+        self.bytes += v.len();
+        self.bytes -= std::mem::replace(&mut self.items[i], v).len();
+        true
+    }
+
+    /// `LREM`: removes the members equal to `value`, at most `count` from the front (from the back when
+    /// `count` is negative; all when it is 0); how many went.
+    pub(crate) fn remove(&mut self, count: i64, value: &[u8]) -> usize {
+        let most = match count {
+            0 => usize::MAX,
+            n => usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX),
+        };
+        // From the back: the matches before the last `most` stay.
+        let mut spared = match count < 0 {
+            true => {
+                let all = self.items.iter().filter(|v| &v[..] == value).count();
+                all.saturating_sub(most)
+            }
+            false => 0,
+        };
+        let mut gone = 0;
+        self.items.retain(|v| {
+            if &v[..] != value || gone == most {
+                return true;
+            }
+            if spared > 0 {
+                spared -= 1;
+                return true;
+            }
+            gone += 1;
+            false
+        });
+        self.bytes -= gone * (value.len() + LIST_ITEM);
+        if gone > 0 {
+            fit_deque(&mut self.items);
+        }
+        gone
+    }
+
+    /// Where `index` (negative: from the end) is, if the list has it.
+    fn position(&self, index: i64) -> Option<usize> {
         let i = if index < 0 {
             (self.items.len() as i64).checked_add(index)?
         } else {
             index
         };
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| self.items.get(i))
-            .cloned()
+        usize::try_from(i).ok().filter(|&i| i < self.items.len())
+    }
+
+    /// `LINDEX`: the member at `index` (negative: from the end).
+    pub(crate) fn index(&self, index: i64) -> Option<Bytes> {
+        self.position(index).map(|i| self.items[i].clone())
     }
 }
 
@@ -417,6 +485,25 @@ impl Hash {
             }
         }
         added
+    }
+
+    /// `HSETNX`: `field` set to `value` (copied) if it is not there; whether it was set.
+    pub(crate) fn set_new(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if self.fields.contains_key(field) {
+            return false;
+        }
+        self.bytes += field.len() + value.len() + HASH_ITEM;
+        self.fields
+            .insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value));
+        true
+    }
+
+    /// `HKEYS` (`values` false) or `HVALS`: every field or every value, shared, in `HGETALL`'s order.
+    pub(crate) fn column(&self, values: bool) -> Vec<Bytes> {
+        self.fields
+            .iter()
+            .map(|(f, v)| if values { v.clone() } else { f.clone() })
+            .collect()
     }
 
     /// `HGET`: the value of `field`, shared.
@@ -839,6 +926,35 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "members still held");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    /// `LTRIM` keeps what it is asked to and counts what stays, in place and (many members going, few
+    /// staying) by moving the few to a new list and freeing the old in the background; `LREM` from either end.
+    #[test]
+    fn trimming_and_removing_list_members_keep_the_count() {
+        let members: Vec<Bytes> = (0..FREE_LATER * 2)
+            .map(|i| Bytes::from(format!("m{}", i % 3)))
+            .collect();
+        let mut l = List::default();
+        l.push(&members, false);
+        let count = |l: &List| l.items.iter().map(|v| v.len() + LIST_ITEM).sum::<usize>();
+        assert!(l.trim(1, -2), "in place");
+        assert_eq!((l.len(), l.bytes), (FREE_LATER * 2 - 2, count(&l)));
+        assert!(l.trim(-10, -1), "to a new list");
+        assert_eq!(
+            l.range(0, -1),
+            members[FREE_LATER * 2 - 11..FREE_LATER * 2 - 1]
+        );
+        assert_eq!(l.bytes, count(&l));
+        assert!(!l.trim(0, -1));
+        // Ten members, 8,181 to 8,190 of m0 m1 m2 m0 …: m0 m1 m2 m0 m1 m2 m0 m1 m2 m0.
+        assert_eq!(l.remove(-2, b"m1"), 2, "the last two");
+        assert_eq!(l.remove(1, b"m2"), 1, "the first");
+        assert_eq!(l.remove(0, b"m0"), 4, "all");
+        let left: Vec<Bytes> = ["m1", "m2", "m2"].map(Bytes::from).into();
+        assert_eq!((l.range(0, -1), l.bytes), (left, count(&l)));
+        assert!(l.trim(3, 1));
+        assert_eq!((l.len(), l.bytes), (0, 0));
     }
 
     /// `ZRANGE` by rank, forward and `REV`, walked from either end, answers every range as a sorted list would.

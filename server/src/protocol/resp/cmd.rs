@@ -153,6 +153,12 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("ZREVRANGE", Cmd::Coll(Coll::ZRevRange)),
     ("ZRANK", Cmd::Coll(Coll::ZRank)),
     ("ZREVRANK", Cmd::Coll(Coll::ZRevRank)),
+    ("LSET", Cmd::Coll(Coll::LSet)),
+    ("LTRIM", Cmd::Coll(Coll::LTrim)),
+    ("LREM", Cmd::Coll(Coll::LRem)),
+    ("HSETNX", Cmd::Coll(Coll::HSetNx)),
+    ("HKEYS", Cmd::Coll(Coll::HKeys)),
+    ("HVALS", Cmd::Coll(Coll::HVals)),
 ];
 
 impl Cmd {

@@ -30,6 +30,9 @@ pub(super) enum Coll {
     LLen,
     LRange,
     LIndex,
+    LSet,
+    LTrim,
+    LRem,
     SAdd,
     SRem,
     SPop,
@@ -45,6 +48,9 @@ pub(super) enum Coll {
     HExists,
     HGetAll,
     HIncrBy,
+    HSetNx,
+    HKeys,
+    HVals,
     ZAdd,
     ZIncrBy,
     ZScore,
@@ -63,9 +69,9 @@ impl Coll {
     pub(super) fn arity(self) -> i32 {
         use Coll::*;
         match self {
-            LLen | SCard | SMembers | HLen | HGetAll | ZCard => 2,
+            LLen | SCard | SMembers | HLen | HGetAll | HKeys | HVals | ZCard => 2,
             LIndex | SIsMember | HGet | HExists | ZScore | ZRank | ZRevRank => 3,
-            LRange | HIncrBy | ZIncrBy => 4,
+            LRange | LSet | LTrim | LRem | HIncrBy | HSetNx | ZIncrBy => 4,
             LPop | RPop | SPop | ZPopMin | ZPopMax => -2,
             LPush | RPush | LPushX | RPushX | SAdd | SRem | HMGet | HDel | ZRem => -3,
             HSet | HMSet | ZAdd | ZRange | ZRevRange => -4,
@@ -204,6 +210,44 @@ pub(super) fn command<S: Store>(
             },
             None => Value::error(NOT_INTEGER),
         },
+        Coll::LSet => {
+            // Redis looks the key up first: a missing key is "no such key" whatever the index says.
+            let index = parse_i64(&args[2]);
+            let value = &args[3];
+            match store.with(key, |s| {
+                s.write(key, Kind::List, false, value.len(), now, |d| {
+                    let set = index.map(|i| list(d).set(i, value));
+                    (set, set == Some(true))
+                })
+            }) {
+                Ok(Some(Some(true))) => return out.buf.extend_from_slice(b"+OK\r\n"),
+                Ok(Some(Some(false))) => Value::error("ERR index out of range"),
+                Ok(Some(None)) => Value::error(NOT_INTEGER),
+                Ok(None) => Value::error("ERR no such key"),
+                Err(e) => refused(shared, e),
+            }
+        }
+        Coll::LTrim => {
+            let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+                return error(out, NOT_INTEGER);
+            };
+            match store.with(key, |s| {
+                s.write(key, Kind::List, false, 0, now, |d| {
+                    ((), list(d).trim(start, stop))
+                })
+            }) {
+                Ok(_) => return out.buf.extend_from_slice(b"+OK\r\n"),
+                Err(e) => refused(shared, e),
+            }
+        }
+        Coll::LRem => {
+            let Some(count) = parse_i64(&args[2]) else {
+                return error(out, NOT_INTEGER);
+            };
+            removed(shared, store, key, Kind::List, now, |d| {
+                list(d).remove(count, &args[3])
+            })
+        }
         Coll::SAdd => {
             let members = &args[2..];
             let bound = grown(members, SET_ITEM);
@@ -318,6 +362,28 @@ pub(super) fn command<S: Store>(
                 })
             });
             return listing(out, read);
+        }
+        Coll::HKeys | Coll::HVals => {
+            let read = store.with(key, |s| {
+                s.read(key, Kind::Hash, now, |d| {
+                    let h = hash_ref(d);
+                    roomy(shared, h.len()).map(|()| h.column(cmd == Coll::HVals))
+                })
+            });
+            return listing(out, read);
+        }
+        Coll::HSetNx => {
+            let (field, value) = (&args[2], &args[3]);
+            let bound = field.len() + value.len() + HASH_ITEM;
+            match store.with(key, |s| {
+                s.write(key, Kind::Hash, true, bound, now, |d| {
+                    let set = hash(d).set_new(field, value);
+                    (set, set)
+                })
+            }) {
+                Ok(set) => Value::Integer(i64::from(set == Some(true))),
+                Err(e) => refused(shared, e),
+            }
         }
         Coll::HIncrBy => hincrby(shared, store, args, now),
         Coll::ZAdd => zadd(shared, store, args, now),
