@@ -681,6 +681,28 @@ impl ZSet {
         })
     }
 
+    /// The ranks of the members whose scores are within `min` and `max` (each a score and whether it is
+    /// excluded, as `(1.5`), for `ZCOUNT` and `ZRANGEBYSCORE`.
+    pub(crate) fn score_ranks(&self, min: (f64, bool), max: (f64, bool)) -> std::ops::Range<usize> {
+        let lo = self.order.count_below(|(s, _)| match min.1 {
+            true => s.0 <= min.0,
+            false => s.0 < min.0,
+        });
+        let hi = self.order.count_below(|(s, _)| match max.1 {
+            true => s.0 < max.0,
+            false => s.0 <= max.0,
+        });
+        lo..hi.max(lo)
+    }
+
+    /// The members of ranks `r` (within `0..len`), lowest first, with their scores, shared.
+    pub(crate) fn by_rank(&self, r: std::ops::Range<usize>) -> Vec<(Bytes, f64)> {
+        self.order
+            .by_rank(r)
+            .map(|(s, m)| (m.clone(), s.0))
+            .collect()
+    }
+
     /// `ZRANGE start stop [REV]`: the members by rank (Redis's indexes), with their scores, shared.
     pub(crate) fn range(&self, start: i64, stop: i64, rev: bool) -> Vec<(Bytes, f64)> {
         let n = self.order.len();

@@ -162,6 +162,19 @@ impl<T: Ord> Ranked<T> {
         Some(self.blocks[..b].iter().map(Vec::len).sum::<usize>() + i)
     }
 
+    /// How many members are `below` (a test that holds for a first part of the order and for none after it):
+    /// the rank of the first member it does not hold for.
+    pub(crate) fn count_below(&self, below: impl Fn(&T) -> bool) -> usize {
+        let b = self
+            .blocks
+            .partition_point(|blk| blk.last().is_some_and(&below));
+        let before: usize = self.blocks[..b].iter().map(Vec::len).sum();
+        match self.blocks.get(b) {
+            Some(blk) => before + blk.partition_point(&below),
+            None => before,
+        }
+    }
+
     /// The members of ranks `r` (0 the lowest), in order; `r` within `0..len`.
     pub(crate) fn by_rank(&self, r: Range<usize>) -> impl Iterator<Item = &T> {
         // The block of rank `r.start`, found by the blocks' lengths.
@@ -241,6 +254,7 @@ mod tests {
                 }
                 for x in (0..6000).step_by(7) {
                     assert_eq!(r.rank(&x), all.binary_search(&x).ok(), "rank of {x}");
+                    assert_eq!(r.count_below(|y| *y < x), all.partition_point(|y| *y < x));
                 }
             }
         }

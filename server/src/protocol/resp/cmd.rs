@@ -159,6 +159,8 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("HSETNX", Cmd::Coll(Coll::HSetNx)),
     ("HKEYS", Cmd::Coll(Coll::HKeys)),
     ("HVALS", Cmd::Coll(Coll::HVals)),
+    ("ZCOUNT", Cmd::Coll(Coll::ZCount)),
+    ("ZRANGEBYSCORE", Cmd::Coll(Coll::ZRangeByScore)),
 ];
 
 impl Cmd {

@@ -62,6 +62,8 @@ pub(super) enum Coll {
     ZRevRange,
     ZRank,
     ZRevRank,
+    ZCount,
+    ZRangeByScore,
 }
 
 impl Coll {
@@ -71,10 +73,10 @@ impl Coll {
         match self {
             LLen | SCard | SMembers | HLen | HGetAll | HKeys | HVals | ZCard => 2,
             LIndex | SIsMember | HGet | HExists | ZScore | ZRank | ZRevRank => 3,
-            LRange | LSet | LTrim | LRem | HIncrBy | HSetNx | ZIncrBy => 4,
+            LRange | LSet | LTrim | LRem | HIncrBy | HSetNx | ZIncrBy | ZCount => 4,
             LPop | RPop | SPop | ZPopMin | ZPopMax => -2,
             LPush | RPush | LPushX | RPushX | SAdd | SRem | HMGet | HDel | ZRem => -3,
-            HSet | HMSet | ZAdd | ZRange | ZRevRange => -4,
+            HSet | HMSet | ZAdd | ZRange | ZRevRange | ZRangeByScore => -4,
         }
     }
 }
@@ -85,6 +87,9 @@ const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 /// Redis's words for a score that is not a float.
 const NOT_FLOAT: &str = "ERR value is not a valid float";
+
+/// Redis's words for a `ZCOUNT` or `ZRANGEBYSCORE` bound that is not a score.
+const NOT_BOUND: &str = "ERR min or max is not a float";
 
 /// Replies of up to this many members are built whatever the memory budget says.
 const ALWAYS: usize = 2048;
@@ -437,6 +442,15 @@ pub(super) fn command<S: Store>(
             }
         }
         Coll::ZRange | Coll::ZRevRange => return zrange(shared, store, cmd, args, now, out),
+        Coll::ZCount => {
+            let (Some(min), Some(max)) = (score_bound(&args[2]), score_bound(&args[3])) else {
+                return error(out, NOT_BOUND);
+            };
+            len(store, key, Kind::ZSet, now, |d| {
+                zset_ref(d).score_ranks(min, max).len()
+            })
+        }
+        Coll::ZRangeByScore => return zrangebyscore(shared, store, args, now, out),
         Coll::ZRank | Coll::ZRevRank => {
             let rev = cmd == Coll::ZRevRank;
             match store.with(key, |s| {
@@ -698,6 +712,74 @@ fn zadd_one<S: Store>(
         Ok(Some(ZAdded::NaN)) => Value::error("ERR resulting score is not a number (NaN)"),
         Ok(_) => Value::Null,
         Err(e) => refused(shared, e),
+    }
+}
+
+/// A score bound of `ZCOUNT`/`ZRANGEBYSCORE`: the score, and whether it is excluded (`(1.5`). Read as Redis
+/// reads it, with C's `strtod`: leading spaces are skipped, and an empty bound (`""`, `(`) is 0.
+fn score_bound(v: &[u8]) -> Option<(f64, bool)> {
+    let (number, excluded) = match v.strip_prefix(b"(") {
+        Some(rest) => (rest, true),
+        None => (v, false),
+    };
+    let x = match number.trim_ascii_start() {
+        [] if number.is_empty() => 0.0,
+        digits => parse_score(digits)?,
+    };
+    Some((x, excluded))
+}
+
+/// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`: the members with scores from `min` to `max`,
+/// lowest first, `offset` of them skipped (none at all if it is negative) and at most `count` (all if negative).
+fn zrangebyscore<S: Store>(
+    shared: &Shared,
+    store: &mut S,
+    args: &[Bytes],
+    now: Instant,
+    out: &mut Out<'_>,
+) {
+    let (mut with_scores, mut limit) = (false, None);
+    let mut i = 4;
+    while let Some(word) = args.get(i) {
+        if word.eq_ignore_ascii_case(b"WITHSCORES") {
+            with_scores = true;
+            i += 1;
+        } else if word.eq_ignore_ascii_case(b"LIMIT") && args.len() > i + 2 {
+            match (parse_i64(&args[i + 1]), parse_i64(&args[i + 2])) {
+                (Some(offset), Some(count)) => limit = Some((offset, count)),
+                _ => return error(out, NOT_INTEGER),
+            }
+            i += 3;
+        } else {
+            return error(out, "ERR syntax error");
+        }
+    }
+    let (Some(min), Some(max)) = (score_bound(&args[2]), score_bound(&args[3])) else {
+        return error(out, NOT_BOUND);
+    };
+    let key = &args[1];
+    let read = store.with(key, |s| {
+        s.read(key, Kind::ZSet, now, |d| {
+            let z = zset_ref(d);
+            let mut r = z.score_ranks(min, max);
+            if let Some((offset, count)) = limit {
+                let skip = usize::try_from(offset).unwrap_or(r.len());
+                let start = r.start.saturating_add(skip).min(r.end);
+                let end = match usize::try_from(count) {
+                    Ok(n) => start.saturating_add(n).min(r.end),
+                    Err(_) => r.end,
+                };
+                r = start..end;
+            }
+            let n = r.len();
+            roomy(shared, if with_scores { 2 * n } else { n }).map(|()| z.by_rank(r))
+        })
+    });
+    match read {
+        Ok(Some(Ok(members))) => scored(out, members, with_scores),
+        Ok(Some(Err(Busy))) => out.buf.extend_from_slice(super::BUSY),
+        Ok(None) => scored(out, Vec::new(), with_scores),
+        Err(WrongType) => error(out, WRONGTYPE),
     }
 }
 
