@@ -4,6 +4,7 @@
 //! take the key space past `--max-store` gets `-OOM` and changes nothing. Replies of many members are written
 //! a part at a time (`Body::Bulks`), the members shared with the key space, not copied.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes};
@@ -15,7 +16,7 @@ use crate::protocol::body::Body;
 use crate::shared::Shared;
 use crate::store::{
     format_score, index_range, parse_i64, parse_score, Collection, Data, Kind, Store, WrongType,
-    ZAddFlags, ZAdded, HASH_ITEM, LIST_ITEM, SET_ITEM, WRONGTYPE, ZSET_ITEM,
+    ZAddFlags, ZAdded, ZSet, HASH_ITEM, LIST_ITEM, SET_ITEM, WRONGTYPE, ZSET_ITEM,
 };
 
 /// The commands on collections.
@@ -757,30 +758,28 @@ fn zrangebyscore<S: Store>(
     let (Some(min), Some(max)) = (score_bound(&args[2]), score_bound(&args[3])) else {
         return error(out, NOT_BOUND);
     };
-    let key = &args[1];
-    let read = store.with(key, |s| {
-        s.read(key, Kind::ZSet, now, |d| {
-            let z = zset_ref(d);
-            let mut r = z.score_ranks(min, max);
-            if let Some((offset, count)) = limit {
-                let skip = usize::try_from(offset).unwrap_or(r.len());
-                let start = r.start.saturating_add(skip).min(r.end);
-                let end = match usize::try_from(count) {
-                    Ok(n) => start.saturating_add(n).min(r.end),
-                    Err(_) => r.end,
-                };
-                r = start..end;
-            }
-            let n = r.len();
-            roomy(shared, if with_scores { 2 * n } else { n }).map(|()| z.by_rank(r))
-        })
-    });
-    match read {
-        Ok(Some(Ok(members))) => scored(out, members, with_scores),
-        Ok(Some(Err(Busy))) => out.buf.extend_from_slice(super::BUSY),
-        Ok(None) => scored(out, Vec::new(), with_scores),
-        Err(WrongType) => error(out, WRONGTYPE),
-    }
+    let ranks = |z: &ZSet| {
+        let r = z.score_ranks(min, max);
+        let Some((offset, count)) = limit else {
+            return r;
+        };
+        let skip = usize::try_from(offset).unwrap_or(r.len());
+        let start = r.start.saturating_add(skip).min(r.end);
+        let end = match usize::try_from(count) {
+            Ok(n) => start.saturating_add(n).min(r.end),
+            Err(_) => r.end,
+        };
+        start..end
+    };
+    answer_ranks(
+        shared,
+        store,
+        &args[1],
+        now,
+        out,
+        (with_scores, false),
+        ranks,
+    );
 }
 
 /// `ZRANGE key start stop [REV] [WITHSCORES]`, by rank (`BYSCORE`, `BYLEX` and `LIMIT` are not served), and
@@ -818,16 +817,37 @@ fn zrange<S: Store>(
     let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return error(out, NOT_INTEGER);
     };
-    let key = &args[1];
+    let ranks = |z: &ZSet| z.rank_range(start, stop, rev);
+    answer_ranks(shared, store, &args[1], now, out, (with_scores, rev), ranks);
+}
+
+/// Answers the members of the sorted set at `key` of the ranks `ranks` picks (counted from the lowest member),
+/// highest first if `rev`, with their scores if `with_scores`: read under the listings' busy gate, an empty
+/// array for no key, `-WRONGTYPE` for another kind.
+fn answer_ranks<S: Store>(
+    shared: &Shared,
+    store: &mut S,
+    key: &[u8],
+    now: Instant,
+    out: &mut Out<'_>,
+    (with_scores, rev): (bool, bool),
+    ranks: impl FnOnce(&ZSet) -> Range<usize>,
+) {
     let read = store.with(key, |s| {
         s.read(key, Kind::ZSet, now, |d| {
             let z = zset_ref(d);
-            let n = index_range(start, stop, z.len()).len();
-            roomy(shared, if with_scores { 2 * n } else { n }).map(|()| z.range(start, stop, rev))
+            let r = ranks(z);
+            let n = r.len();
+            roomy(shared, if with_scores { 2 * n } else { n }).map(|()| z.by_rank(r))
         })
     });
     match read {
-        Ok(Some(Ok(members))) => scored(out, members, with_scores),
+        Ok(Some(Ok(mut members))) => {
+            if rev {
+                members.reverse();
+            }
+            scored(out, members, with_scores)
+        }
         Ok(Some(Err(Busy))) => out.buf.extend_from_slice(super::BUSY),
         Ok(None) => scored(out, Vec::new(), with_scores),
         Err(WrongType) => error(out, WRONGTYPE),
