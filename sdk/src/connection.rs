@@ -59,7 +59,7 @@ use tokio::time::Instant;
 use crate::config::{BufferConfig, MAX_BUFFER_CAPACITY};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
-use crate::transport::{Connector, Endpoint, Stream};
+use crate::transport::{Connector, Endpoint, ReadMark, Stream};
 
 mod direct;
 pub(crate) mod flight;
@@ -1087,6 +1087,7 @@ struct Stop {
 
 impl<P: Protocol> Driver<P> {
     async fn run(mut self, stream: Stream) {
+        let (mark_fd, mut read_mark) = (stream.read_mark_fd(), ReadMark::default());
         let (mut rd, mut wr) = tokio::io::split(stream);
         // Clamped for `from_stream`, which cannot refuse them (`BufferConfig::check` refuses them elsewhere).
         let read_cap = self.buffers.read_capacity.clamp(512, MAX_BUFFER_CAPACITY);
@@ -1164,6 +1165,7 @@ impl<P: Protocol> Driver<P> {
                         if let Err(stop) = self.deliver(&mut rbuf) {
                             break stop;
                         }
+                        read_mark.fit(mark_fd, self.flight.bytes_wanted(rbuf.len()));
                     }
                     Err(e) => {
                         break Stop { reason: CloseReason::Reset, error: Some(Error::io(Phase::Read, e)) };

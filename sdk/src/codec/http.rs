@@ -1747,6 +1747,16 @@ impl Decode for ClientCodec {
         self.pending.is_some()
     }
 
+    /// The rest of a body of known length (`Content-Length`); 0 for a head, a chunked body or one until close.
+    fn bytes_wanted(&self, buffered: usize) -> usize {
+        match self.pending.as_ref().map(|p| &p.body) {
+            Some(BodyKind::Length(len) | BodyKind::Streamed(len, _)) => {
+                len.saturating_sub(buffered)
+            }
+            _ => 0,
+        }
+    }
+
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         if let Some(res) = self.decode(src)? {
             return Ok(Some(res));
@@ -2423,6 +2433,40 @@ mod tests {
                 outcome(input, true),
                 "{text:?} whole and a byte at a time"
             );
+        }
+    }
+
+    /// What a connection's read mark is sized from: the rest of a body of known length, kept whole or in part;
+    /// nothing for a head, a chunked body or a body until close.
+    #[test]
+    fn bytes_wanted_is_the_rest_of_a_body_of_known_length() {
+        for keep in [usize::MAX, 10] {
+            let mut codec = ClientCodec::default().with_body_keep(keep);
+            codec
+                .encode(Request::get("/"), &mut BytesMut::new())
+                .unwrap();
+            let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert_eq!(codec.bytes_wanted(buf.len()), 0, "a head");
+            buf.extend_from_slice(b"ngth: 1000\r\n\r\n");
+            buf.extend_from_slice(&[b'x'; 300]);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert_eq!(codec.bytes_wanted(buf.len()), 700, "keep {keep}");
+            buf.extend_from_slice(&[b'x'; 700]);
+            assert_eq!(codec.decode(&mut buf).unwrap().unwrap().body_len(), 1000);
+            assert_eq!(codec.bytes_wanted(buf.len()), 0);
+        }
+        for head in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nxx"[..],
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nxx"[..],
+        ] {
+            let mut codec = ClientCodec::default();
+            codec
+                .encode(Request::get("/"), &mut BytesMut::new())
+                .unwrap();
+            let mut buf = BytesMut::from(head);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            assert_eq!(codec.bytes_wanted(buf.len()), 0);
         }
     }
 

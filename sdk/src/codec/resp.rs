@@ -1046,6 +1046,18 @@ impl Decode for ClientCodec {
         !self.stack.is_empty() || self.cut.is_some()
     }
 
+    /// The rest of a bulk string being dropped as it arrives (and its CRLF); 0 otherwise (a bulk kept whole
+    /// waits in the buffer, its length unparsed).
+    fn bytes_wanted(&self, buffered: usize) -> usize {
+        match &self.cut {
+            Some(cut) => usize::try_from(cut.left)
+                .unwrap_or(usize::MAX)
+                .saturating_add(2)
+                .saturating_sub(buffered),
+            None => 0,
+        }
+    }
+
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Value>, CodecError> {
         loop {
             let mut value = match self.step(src)? {
@@ -1356,6 +1368,25 @@ mod tests {
         assert!(commands(&mut ServerCodec::new(l), &long[..32])
             .unwrap()
             .is_empty());
+    }
+
+    /// What a connection's read mark is sized from: the rest of a bulk string dropped as it arrives, its CRLF
+    /// included; nothing for one kept whole (it waits in the buffer) or between replies.
+    #[test]
+    fn bytes_wanted_is_the_rest_of_a_bulk_dropped_as_it_arrives() {
+        let mut codec = ClientCodec::default().with_bulk_keep(4);
+        let mut buf = BytesMut::from(&b"$1000\r\n"[..]);
+        buf.extend_from_slice(&[b'x'; 300]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert_eq!(codec.bytes_wanted(buf.len()), 702);
+        buf.extend_from_slice(&[b'x'; 700]);
+        buf.extend_from_slice(b"\r\n");
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        assert_eq!(codec.bytes_wanted(buf.len()), 0);
+        let mut whole = ClientCodec::default();
+        let mut buf = BytesMut::from(&b"$1000\r\nxxx"[..]);
+        assert_eq!(whole.decode(&mut buf).unwrap(), None);
+        assert_eq!(whole.bytes_wanted(buf.len()), 0);
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub trait Decode {
         false
     }
 
+    /// After [`decode`](Self::decode) returned `Ok(None)` with `buffered` bytes left in the buffer: how many more
+    /// bytes must arrive, at least, before the next item can be whole (the rest of a body of known length); 0
+    /// when the decoder cannot tell. A connection uses it to be woken once per that many bytes rather than per
+    /// packet (`SO_RCVLOWAT`); a wrong answer costs only that, and only a smaller one is ever safe to give.
+    /// Default: 0.
+    fn bytes_wanted(&self, buffered: usize) -> usize {
+        let _ = buffered;
+        0
+    }
+
     /// Like [`decode`](Self::decode), when no more bytes will come (the peer closed). Default: `decode`, and
     /// bytes left over after the last whole item are an [`CodecError::Io`] error (`bytes remaining on
     /// stream`), as with tokio-util's `Decoder`; so is an item [`in_progress`](Self::in_progress) whose bytes

@@ -37,7 +37,7 @@ use super::{CloseReason, Direct, Slot, DRAIN_LIMIT};
 use crate::config::{BufferConfig, MAX_BUFFER_CAPACITY};
 use crate::error::{Error, ErrorKind, Phase};
 use crate::protocol::Protocol;
-use crate::transport::Stream;
+use crate::transport::{ReadMark, Stream};
 
 /// A connection's socket, codec and buffers, held by the caller doing an exchange and otherwise by the
 /// connection.
@@ -51,6 +51,8 @@ pub(super) struct DirectIo<P: Protocol> {
     timer: Pin<Box<Sleep>>,
     /// A reply is owed whose caller gave up after the request went out.
     owed: bool,
+    /// The socket's read mark: raised while a large reply's rest is awaited.
+    read_mark: ReadMark,
 }
 
 /// Where a connection keeps its [`DirectIo`] between exchanges (`None` while one is running, or once closed).
@@ -93,6 +95,7 @@ impl<P: Protocol> DirectIo<P> {
             read_cap,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             owed: false,
+            read_mark: ReadMark::default(),
         }
     }
 
@@ -415,6 +418,7 @@ impl<P: Protocol> Future for Exchange<P> {
         loop {
             match io.codec.decode(&mut io.rbuf) {
                 Ok(Some(reply)) => {
+                    io.read_mark.fit(io.stream.read_mark_fd(), 0);
                     let parts = &*this.direct.0;
                     if let Err(msg) = parts.protocol.check_reply(tag, &reply) {
                         let e = Error::new(ErrorKind::Protocol, Phase::Read, msg);
@@ -433,7 +437,10 @@ impl<P: Protocol> Future for Exchange<P> {
                     this.stage = Stage::Over;
                     return Poll::Ready(Ok(reply));
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    let wanted = io.codec.bytes_wanted(io.rbuf.len());
+                    io.read_mark.fit(io.stream.read_mark_fd(), wanted);
+                }
                 // Part of the reply had come (what the codec refused: a malformed reply, one over a size
                 // limit): `Request`, as the phase docs define it and as a pipelined connection, a timeout or
                 // a close there name it (it was `Read`, at this depth only).

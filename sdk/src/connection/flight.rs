@@ -119,6 +119,12 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
         buffered || self.codec.in_progress()
     }
 
+    /// How many more bytes the oldest reply needs at least, beyond the `buffered` ones
+    /// ([`Decode::bytes_wanted`]); 0 when the codec cannot tell.
+    pub(crate) fn bytes_wanted(&self, buffered: usize) -> usize {
+        self.codec.bytes_wanted(buffered)
+    }
+
     /// Requests whose caller still waits.
     #[inline]
     pub(crate) fn live(&self) -> usize {
