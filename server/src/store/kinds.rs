@@ -657,6 +657,27 @@ impl ZSet {
         removed
     }
 
+    /// `ZREMRANGEBYRANK`/`ZREMRANGEBYSCORE`: removes the members of ranks `r` (within `0..len`); how many went.
+    /// Many members are freed on the background thread, as a large collection deleted is ([`FREE_LATER`]).
+    pub(crate) fn remove_ranks(&mut self, r: std::ops::Range<usize>) -> usize {
+        let n = r.len();
+        if n == self.len() && n >= FREE_LATER {
+            // All of it: the whole set goes to the background thread at once, nothing walked here.
+            free_later(Box::new(std::mem::take(self)));
+            return n;
+        }
+        let gone = self.order.drain_ranks(r);
+        for (_, m) in &gone {
+            self.scores.remove(m);
+            self.bytes -= m.len() + ZSET_ITEM;
+        }
+        fit_map(&mut self.scores);
+        if n >= FREE_LATER {
+            free_later(Box::new(gone));
+        }
+        n
+    }
+
     /// `ZPOPMIN`/`ZPOPMAX`: up to `count` members with their scores, lowest (or highest) first.
     pub(crate) fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
         let mut popped = Vec::with_capacity(count.min(self.scores.len()));
@@ -974,6 +995,38 @@ mod tests {
         assert_eq!((l.range(0, -1), l.bytes), (left, count(&l)));
         assert!(l.trim(3, 1));
         assert_eq!((l.len(), l.bytes), (0, 0));
+    }
+
+    /// `ZREMRANGEBYRANK`/`ZREMRANGEBYSCORE` leave the order, the scores and the byte count as adding only the
+    /// members that stay would have.
+    #[test]
+    fn removing_ranks_leaves_the_set_as_if_only_the_rest_were_added() {
+        let mut z = ZSet::default();
+        let mut all: Vec<(Bytes, f64)> = (0..1000)
+            .map(|i| (Bytes::from(format!("m{i:04}")), f64::from(i % 37)))
+            .collect();
+        for (m, s) in &all {
+            z.add(m, *s, ZAddFlags::default());
+        }
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let by_score = z.score_ranks((5.0, false), (9.0, true));
+        assert_eq!(z.remove_ranks(by_score), 27 * 4);
+        all.retain(|(_, s)| !(5.0..9.0).contains(s));
+        assert_eq!(z.remove_ranks(z.rank_range(-10, -1, false)), 10);
+        all.truncate(all.len() - 10);
+        assert_eq!(z.remove_ranks(z.rank_range(3, 2, false)), 0);
+        // The whole of a large set in one go (handed to the background thread whole).
+        let mut big = ZSet::default();
+        for i in 0..5000 {
+            big.add(format!("{i}").as_bytes(), 1.0, ZAddFlags::default());
+        }
+        assert_eq!(big.remove_ranks(big.rank_range(0, -1, false)), 5000);
+        assert_eq!((big.len(), big.bytes, big.by_rank(0..0)), (0, 0, vec![]));
+        assert_eq!(z.by_rank(0..z.len()), all);
+        assert_eq!(z.len(), all.len());
+        let bytes: usize = all.iter().map(|(m, _)| m.len() + ZSET_ITEM).sum();
+        assert_eq!(z.bytes, bytes);
+        assert!(all.iter().all(|(m, s)| z.score(m) == Some(*s)));
     }
 
     /// `ZRANGE` by rank, forward and `REV`, walked from either end, answers every range as a sorted list would.

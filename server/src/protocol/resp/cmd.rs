@@ -161,6 +161,9 @@ pub(super) const COMMANDS: &[(&str, Cmd)] = &[
     ("HVALS", Cmd::Coll(Coll::HVals)),
     ("ZCOUNT", Cmd::Coll(Coll::ZCount)),
     ("ZRANGEBYSCORE", Cmd::Coll(Coll::ZRangeByScore)),
+    ("ZREVRANGEBYSCORE", Cmd::Coll(Coll::ZRevRangeByScore)),
+    ("ZREMRANGEBYRANK", Cmd::Coll(Coll::ZRemRangeByRank)),
+    ("ZREMRANGEBYSCORE", Cmd::Coll(Coll::ZRemRangeByScore)),
 ];
 
 impl Cmd {

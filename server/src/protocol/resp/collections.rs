@@ -65,6 +65,9 @@ pub(super) enum Coll {
     ZRevRank,
     ZCount,
     ZRangeByScore,
+    ZRevRangeByScore,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
 }
 
 impl Coll {
@@ -74,10 +77,11 @@ impl Coll {
         match self {
             LLen | SCard | SMembers | HLen | HGetAll | HKeys | HVals | ZCard => 2,
             LIndex | SIsMember | HGet | HExists | ZScore | ZRank | ZRevRank => 3,
-            LRange | LSet | LTrim | LRem | HIncrBy | HSetNx | ZIncrBy | ZCount => 4,
+            LRange | LSet | LTrim | LRem | HIncrBy | HSetNx | ZIncrBy | ZCount
+            | ZRemRangeByRank | ZRemRangeByScore => 4,
             LPop | RPop | SPop | ZPopMin | ZPopMax => -2,
             LPush | RPush | LPushX | RPushX | SAdd | SRem | HMGet | HDel | ZRem => -3,
-            HSet | HMSet | ZAdd | ZRange | ZRevRange | ZRangeByScore => -4,
+            HSet | HMSet | ZAdd | ZRange | ZRevRange | ZRangeByScore | ZRevRangeByScore => -4,
         }
     }
 }
@@ -451,7 +455,28 @@ pub(super) fn command<S: Store>(
                 zset_ref(d).score_ranks(min, max).len()
             })
         }
-        Coll::ZRangeByScore => return zrangebyscore(shared, store, args, now, out),
+        Coll::ZRangeByScore | Coll::ZRevRangeByScore => {
+            let rev = cmd == Coll::ZRevRangeByScore;
+            return zrangebyscore(shared, store, args, rev, now, out);
+        }
+        Coll::ZRemRangeByRank => {
+            let (Some(start), Some(stop)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+                return error(out, NOT_INTEGER);
+            };
+            removed(shared, store, key, Kind::ZSet, now, |d| {
+                let z = zset(d);
+                z.remove_ranks(z.rank_range(start, stop, false))
+            })
+        }
+        Coll::ZRemRangeByScore => {
+            let (Some(min), Some(max)) = (score_bound(&args[2]), score_bound(&args[3])) else {
+                return error(out, NOT_BOUND);
+            };
+            removed(shared, store, key, Kind::ZSet, now, |d| {
+                let z = zset(d);
+                z.remove_ranks(z.score_ranks(min, max))
+            })
+        }
         Coll::ZRank | Coll::ZRevRank => {
             let rev = cmd == Coll::ZRevRank;
             match store.with(key, |s| {
@@ -731,11 +756,13 @@ fn score_bound(v: &[u8]) -> Option<(f64, bool)> {
 }
 
 /// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`: the members with scores from `min` to `max`,
-/// lowest first, `offset` of them skipped (none at all if it is negative) and at most `count` (all if negative).
+/// lowest first, `offset` of them skipped (none at all if it is negative) and at most `count` (all if negative);
+/// `ZREVRANGEBYSCORE key max min …` (`rev`), the same highest first, the offset counted from the highest.
 fn zrangebyscore<S: Store>(
     shared: &Shared,
     store: &mut S,
     args: &[Bytes],
+    rev: bool,
     now: Instant,
     out: &mut Out<'_>,
 ) {
@@ -755,7 +782,12 @@ fn zrangebyscore<S: Store>(
             return error(out, "ERR syntax error");
         }
     }
-    let (Some(min), Some(max)) = (score_bound(&args[2]), score_bound(&args[3])) else {
+    let (low, high) = if rev {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
+    let (Some(min), Some(max)) = (score_bound(low), score_bound(high)) else {
         return error(out, NOT_BOUND);
     };
     let ranks = |z: &ZSet| {
@@ -763,23 +795,17 @@ fn zrangebyscore<S: Store>(
         let Some((offset, count)) = limit else {
             return r;
         };
-        let skip = usize::try_from(offset).unwrap_or(r.len());
-        let start = r.start.saturating_add(skip).min(r.end);
-        let end = match usize::try_from(count) {
-            Ok(n) => start.saturating_add(n).min(r.end),
-            Err(_) => r.end,
-        };
-        start..end
+        let skip = usize::try_from(offset).unwrap_or(r.len()).min(r.len());
+        let take = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(r.len() - skip);
+        match rev {
+            // Counted from the highest: skip the top `skip`, then take the `take` below them.
+            true => r.end - skip - take..r.end - skip,
+            false => r.start + skip..r.start + skip + take,
+        }
     };
-    answer_ranks(
-        shared,
-        store,
-        &args[1],
-        now,
-        out,
-        (with_scores, false),
-        ranks,
-    );
+    answer_ranks(shared, store, &args[1], now, out, (with_scores, rev), ranks);
 }
 
 /// `ZRANGE key start stop [REV] [WITHSCORES]`, by rank (`BYSCORE`, `BYLEX` and `LIMIT` are not served), and
