@@ -1,13 +1,16 @@
 //! The SLO rate search against the real embedded server with one injected slow step: during one open-loop
 //! step the server's service time is fifty times longer (a server-side SLEEP burst), and the search still
 //! finds a rate within 20 % of a clean search's, because the failed step is confirmed before the search turns.
+//! Both searches scale from one closed-loop measurement, as `tune` runs one search from one.
 
 use std::cell::Cell;
 
 use sockpool_loadgen::args::ServiceArgs;
 use sockpool_loadgen::tune::real::LoadRunner;
-use sockpool_loadgen::tune::slo::Outcome;
-use sockpool_loadgen::tune::{self, CellConfig, CellResult, CellRunner, Plan, TuneArgs, TuneError};
+use sockpool_loadgen::tune::slo::{self, Outcome, Slo, SloSearch};
+use sockpool_loadgen::tune::{
+    self, CellConfig, CellOutcome, CellResult, CellRunner, Plan, TuneArgs, TuneError,
+};
 
 /// Framed `--op sleep` requests: the server takes `sleep` to answer each.
 fn sleeping(sleep: &str) -> LoadRunner {
@@ -40,37 +43,49 @@ impl CellRunner for SlowStep {
     }
 }
 
-fn search(slow_run: Option<usize>) -> tune::slo::SloSearch {
-    let runner = SlowStep {
+fn runner(slow_run: Option<usize>) -> SlowStep {
+    SlowStep {
         normal: sleeping("2ms"),
         slow: sleeping("100ms"),
         slow_run,
         open_runs: Cell::new(0),
-    };
+    }
+}
+
+/// The closed-loop measurement both searches scale from (so that they differ only by what happens during
+/// their steps, not by two measurements of the capacity on a machine that may be busy with other work).
+fn closed_loop() -> CellOutcome {
     // Four connections of 2 ms requests: about 2,000 req/s, far below what a debug build can send, so the
-    // knee is the server's service time and not this machine's CPU. The objective sits above a request's own
-    // time and far below a 100 ms one, with room for a loaded machine's stalls.
+    // knee is the server's service time and not this machine's CPU.
     let args = TuneArgs {
         vary: vec!["pipeline=1".into()],
         connections: Some(4),
         duration: Some("400ms".into()),
         warmup: Some("100ms".into()),
         repeat: Some(1),
-        slo: Some("p99<30ms".into()),
         quiet: true,
         ..TuneArgs::default()
     };
     let plan = Plan::from_args(&args).unwrap();
-    tune::run(&runner, &plan, &mut |_| {}).unwrap().slo.unwrap()
+    let mut report = tune::run(&runner(None), &plan, &mut |_| {}).unwrap();
+    report.cells.remove(0)
+}
+
+/// The search on `cell` with the `slow_run`-th open-loop run slow. The objective sits above a request's own
+/// time and far below a 100 ms one, with room for a loaded machine's stalls.
+fn search(cell: &CellOutcome, slow_run: Option<usize>) -> SloSearch {
+    let slo = Slo::parse("p99<30ms").unwrap();
+    slo::search(&runner(slow_run), cell, &slo, 1, &mut |_| {}).unwrap()
 }
 
 #[test]
 fn one_slow_server_step_is_confirmed_away_and_the_search_lands_within_20_percent_of_a_clean_one() {
-    let clean = search(None);
+    let cell = closed_loop();
+    let clean = search(&cell, None);
     let clean_best = clean.best_rate.expect("the clean search found no rate");
 
     // The second open-loop run (the 40 % step) is the slow one.
-    let noisy = search(Some(2));
+    let noisy = search(&cell, Some(2));
     let best = noisy
         .best_rate
         .expect("the search with a slow step found no rate");
