@@ -174,7 +174,7 @@ pub struct WorkerSummary {
     pub cpu_wait: Option<Duration>,
     /// Connections opened (including the first ones).
     pub connects: u64,
-    /// Connections the server closed as it announced (HTTP `Connection: close`).
+    /// Connections the server closed as it announced (HTTP `Connection: close`) or while idle.
     pub announced_closes: u64,
     /// Connections that failed.
     pub broken: u64,
@@ -207,7 +207,7 @@ pub(crate) struct Worker {
     window_end: Cell<Option<Instant>>,
     /// Connections opened.
     connects: Cell<u64>,
-    /// Connections the server closed as it announced (HTTP `Connection: close`).
+    /// Connections the server closed as it announced (HTTP `Connection: close`) or while idle.
     announced_closes: Cell<u64>,
     /// Connections that failed (reset, closed unannounced, bytes nobody asked for, a timeout), and why the
     /// first did.
@@ -536,7 +536,7 @@ impl Feed {
         self.worker().timeout
     }
 
-    /// The server closed a connection as it had announced.
+    /// The server closed a connection as it had announced, or while it was idle.
     pub fn closed_as_announced(&self) {
         let w = self.worker();
         w.announced_closes.set(w.announced_closes.get() + 1);

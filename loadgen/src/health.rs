@@ -57,7 +57,7 @@ pub const LAG_WARN: Duration = Duration::from_micros(500);
 pub struct Reopened {
     /// Connections opened beyond `--connections`.
     pub reconnects: u64,
-    /// Closed by the server as it announced.
+    /// Closed by the server as it announced, or while idle.
     pub announced: u64,
     /// Failed.
     pub broken: u64,
@@ -85,7 +85,8 @@ pub struct Health {
     /// not) or it failed.
     pub reconnects: u64,
     /// Connections the server closed as it had announced (HTTP `Connection: close`, e.g. nginx's
-    /// `keepalive_requests`): not a failure.
+    /// `keepalive_requests`) or while they were idle (its idle timeout: an EOF, or HTTP `408`, with no
+    /// request in flight): not a failure.
     pub closed_by_server: u64,
     /// Connections that failed (reset, closed unannounced, a timeout, bytes nobody asked for).
     pub broken: u64,

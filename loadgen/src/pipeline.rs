@@ -118,7 +118,7 @@ enum Woke<D> {
 enum End {
     /// The run allows no more requests: the slot ends.
     Finished,
-    /// The server announced its close: reconnect at once.
+    /// The server announced its close, or closed the connection while it was idle: reconnect at once.
     Drained,
     /// The connection failed or a request timed out, as this says: reconnect after [`RECONNECT_BACKOFF`].
     Failed(String),
@@ -283,7 +283,17 @@ impl<P: Speak> Pipeline<P> {
         let mut free_since: Option<Instant> = None;
         // Since when every place on the connection has been taken by timed-out requests.
         let mut stuck_since: Option<Instant> = None;
+        // Whether the connection waited for the feed with nothing in flight since it was last looked at.
+        let mut idled = false;
         loop {
+            // A connection left idle (an open loop with nothing due) may have been closed by the server at its
+            // idle timeout meanwhile: looked at before a request goes out on it (an atomic load unless the
+            // socket turned readable), so that none is sent into a closed connection and fails for it. A closed
+            // loop's connections are never idle.
+            if idled && conn.pending() == 0 {
+                conn.check_idle();
+            }
+            idled = false;
             // Fill every free slot; requests sent before the next write share one send time.
             let mut waiting = false;
             while !finished && conn.is_open() && conn.pending() < self.depth {
@@ -355,7 +365,10 @@ impl<P: Speak> Pipeline<P> {
                 }
                 Woke::Reply(None) if conn.is_open() => now = Instant::now(),
                 Woke::Reply(None) => return self.ended(&conn, finished),
-                Woke::Due => now = Instant::now(),
+                Woke::Due => {
+                    idled = conn.pending() == 0;
+                    now = Instant::now();
+                }
                 Woke::GiveUp => {
                     return End::Failed(
                         "every place on it held by timed-out requests for --timeout".into(),

@@ -468,8 +468,8 @@ impl RunResult {
         if h.closed_by_server > 0 {
             let _ = writeln!(
                 o,
-                "             {} connection(s) closed by the server as it announced (HTTP `Connection: close`) and \
-                 reopened",
+                "             {} connection(s) closed by the server as it announced (HTTP `Connection: close`) or \
+                 while idle, and reopened",
                 h.closed_by_server
             );
         }

@@ -541,3 +541,26 @@ fn status_1_when_the_server_sends_bytes_nobody_asked_for() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(v["health"]["stray"].as_u64().unwrap() >= 48);
 }
+
+/// A server closes a keep-alive connection on which nothing came for its idle timeout: silently (nginx,
+/// Apache, Redis's `timeout`) or after a `408 Request Timeout` (Node.js). An open loop slower than that timeout
+/// finds each connection closed when its next request is due: the request goes out on a new connection, and the
+/// run passes with every request answered (before, each went into the closed connection and failed as closed,
+/// or took the `408` for its reply). The closes are counted as the server's, not as failures or stray bytes.
+#[test]
+fn an_open_loop_slower_than_the_servers_idle_timeout_reconnects_without_failing() {
+    for notice in [false, true] {
+        // A request every 500 ms on the one connection, which the server closes after 100 ms without one.
+        let addr = fake_servers::http_closing_idle(Duration::from_millis(100), notice).to_string();
+        let line = "--target {} --protocol http -c 1 --rate 2 --duration 2s --quiet --json -";
+        let (code, stdout, stderr) = run(&args(line, &[&addr]));
+        assert_eq!(code, 0, "408 notice {notice}: {stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let (ok, errors) = (&v["summary"]["ok"], &v["errors"]["total"]);
+        assert_eq!((ok.as_u64(), errors.as_u64()), (Some(4), Some(0)), "{v}");
+        let h = &v["health"];
+        assert_eq!((&h["stray"], &h["broken"]), (&0.into(), &0.into()), "{h}");
+        // Each request after the first found its connection closed by the server.
+        assert!(h["closed_by_server"].as_u64().unwrap() >= 3, "{h}");
+    }
+}

@@ -1358,6 +1358,11 @@ impl<P: Protocol> Driver<P> {
                     format!("{n} bytes arrived while no request was in flight"),
                 )),
             }),
+            // The server closes the idle connection (an HTTP `408` with nothing in flight): nothing to fail.
+            Err(Broken::IdleClosed) => Err(Stop {
+                reason: CloseReason::ServerClose,
+                error: None,
+            }),
             Err(Broken::Mismatch(msg)) => Err(Stop {
                 reason: CloseReason::Protocol,
                 error: Some(Error::new(ErrorKind::Protocol, Phase::Read, msg)),

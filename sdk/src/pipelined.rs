@@ -133,6 +133,9 @@ enum Closed {
     TimedOut,
     /// The server said it closes after a reply (HTTP `Connection: close`).
     ByServer,
+    /// The server closed the connection while nothing was in flight (its EOF, or an HTTP `408`,
+    /// [`Decode::closes_idle`](crate::codec::Decode::closes_idle)), as a server does at its idle timeout.
+    WhileIdle,
     /// The connection failed, as this says; every request on it has completed with the error.
     Failed(Box<str>),
     /// The server sent this many bytes with no request in flight, as the message says (with the first of
@@ -248,7 +251,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
     /// connection takes no new requests but did not fail; open a new one. Requests already pipelined behind
     /// the announcing reply fail as [`ErrorKind::Closed`] when the close comes, and this stays true.
     pub fn closed_by_server(&self) -> bool {
-        self.closed == Some(Closed::ByServer)
+        matches!(self.closed, Some(Closed::ByServer | Closed::WhileIdle))
     }
 
     /// Why the connection takes no new requests, in words (`None` while it does): a timeout, the server's
@@ -260,6 +263,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
             Closed::ByServer => {
                 "the server announced it closes (HTTP `Connection: close`)".to_string()
             }
+            Closed::WhileIdle => "the server closed the idle connection".to_string(),
             Closed::Failed(why) => why.to_string(),
             Closed::Stray(_, why) => why.to_string(),
         })
@@ -321,6 +325,7 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 match why {
                     Closed::TimedOut => "the connection takes no new request after a timeout",
                     Closed::ByServer => "the server announced it closes the connection",
+                    Closed::WhileIdle => "the server closed the idle connection",
                     Closed::Failed(_) | Closed::Stray(..) => "the connection failed",
                 },
             )
@@ -343,6 +348,34 @@ impl<P: Protocol, T> Pipelined<P, T> {
         }
         self.wbuf_high = self.wbuf_high.max(self.wbuf.len());
         Ok(())
+    }
+
+    /// With no request in flight: looks, without waiting, whether the server closed the connection while it
+    /// was idle or sent something on it (no system call unless the reactor saw the socket readable). A caller
+    /// that leaves a connection idle between requests (an open loop slower than the server's idle timeout) asks
+    /// before it sends on it again, so that no request goes out on a connection the server has already closed
+    /// (it would fail as closed, though the server did nothing wrong). The server's close (its EOF, or an HTTP
+    /// `408`: [`Decode::closes_idle`](crate::codec::Decode::closes_idle)) ends the connection as
+    /// [`closed_by_server`](Self::closed_by_server); other bytes end it as
+    /// [`stray_bytes`](Self::stray_bytes), an error as failed. Returns [`is_open`](Self::is_open).
+    pub fn check_idle(&mut self) -> bool {
+        if self.closed.is_some() || !self.flight.is_empty() {
+            return self.is_open();
+        }
+        if self.rbuf.capacity() == self.rbuf.len() {
+            self.rbuf.reserve(self.read_chunk);
+        }
+        match self.stream.try_read_idle(&mut self.rbuf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(0) => self.closed = Some(Closed::WhileIdle),
+            // Nothing in flight: the server's notice that it closes, or stray bytes.
+            Ok(_) => self.deliver(Instant::now(), false),
+            Err(e) => {
+                let why = format!("the idle connection failed: {e}");
+                self.closed = Some(Closed::Failed(why.into()));
+            }
+        }
+        self.is_open()
     }
 
     /// A request already completed, without any I/O (`None` when none is): after [`next`](Self::next) returned,
@@ -543,6 +576,11 @@ impl<P: Protocol, T> Pipelined<P, T> {
                 ErrorKind::Protocol,
                 &format!("reply to another request: {why}"),
             ),
+            // Nothing in flight, and the server says it closes the idle connection (an HTTP `408`): the
+            // connection ends as closed by the server, which fails nothing.
+            Err(Broken::IdleClosed) => {
+                self.closed.get_or_insert(Closed::WhileIdle);
+            }
             // Nothing in flight: these bytes answer nobody.
             Err(Broken::Stray(n)) => {
                 let why = format!(

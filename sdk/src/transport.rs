@@ -485,6 +485,25 @@ impl Stream {
         }
     }
 
+    /// A read into `buf` only if the connection has something to read now, for a connection with no request in
+    /// flight: `WouldBlock` when nothing is waiting. No system call unless the reactor saw the socket readable
+    /// (`try_read_buf`, an atomic load); TLS has no such call and is polled once with a no-op waker.
+    pub(crate) fn try_read_idle(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            Stream::Unix(s) => s.try_read_buf(buf),
+            Stream::Tls(_) => {
+                use std::future::Future;
+                use tokio::io::AsyncReadExt;
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match std::pin::pin!(self.read_buf(buf)).poll(&mut cx) {
+                    std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                    std::task::Poll::Ready(r) => r,
+                }
+            }
+        }
+    }
+
     /// A second handle (a `dup`) on the socket, for non-blocking health probes that do not disturb the owner.
     /// `None` if the OS refuses the `dup`.
     pub(crate) fn probe_handle(&self) -> Option<socket2::Socket> {

@@ -115,3 +115,41 @@ pub fn resp_answering_twice_at_first() -> SocketAddr {
         }
     })
 }
+
+/// An HTTP server that answers every request with `200` and a 2-byte body, and closes a connection on which no
+/// request has come for `idle` (its idle timeout), first sending `408 Request Timeout` when `notice` (as
+/// Node.js's server does) or silently (as nginx, Apache and most others do).
+pub fn http_closing_idle(idle: Duration, notice: bool) -> SocketAddr {
+    spawn(move |mut s| {
+        let _ = s.set_read_timeout(Some(idle));
+        let (mut buf, mut head) = ([0u8; 4096], Vec::new());
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if notice {
+                        let _ = s.write_all(
+                            b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                        );
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                head.drain(..end + 4);
+                if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    })
+}

@@ -1757,6 +1757,11 @@ impl Decode for ClientCodec {
         }
     }
 
+    /// A `408` status line (`HTTP/1.x 408`): the server times the idle connection out.
+    fn closes_idle(&self, buf: &[u8]) -> bool {
+        buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && &buf[8..12] == b" 408"
+    }
+
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
         if let Some(res) = self.decode(src)? {
             return Ok(Some(res));
@@ -2433,6 +2438,29 @@ mod tests {
                 outcome(input, true),
                 "{text:?} whole and a byte at a time"
             );
+        }
+    }
+
+    /// A `408` status line with nothing in flight is a server closing the idle connection; anything else
+    /// (another status, a cut line, another protocol) is not.
+    #[test]
+    fn closes_idle_is_a_408_status_line() {
+        let codec = ClientCodec::default();
+        for notice in [
+            &b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"[..],
+            b"HTTP/1.0 408 Request Time-out\r\n",
+            b"HTTP/1.1 408",
+        ] {
+            assert!(codec.closes_idle(notice), "{notice:?}");
+        }
+        for other in [
+            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 40",
+            b"HTTP/2.0 408 x\r\n",
+            b"+PONG\r\n",
+            b"",
+        ] {
+            assert!(!codec.closes_idle(other), "{other:?}");
         }
     }
 

@@ -43,6 +43,16 @@ pub trait Decode {
         0
     }
 
+    /// Whether `buf`, arriving while no request is in flight, is the server's notice that it closes the idle
+    /// connection rather than bytes that answer nobody: HTTP's `408 Request Timeout`, which Node.js's server
+    /// sends on a keep-alive connection it times out (Go's `net/http` client takes it so, too). The connection
+    /// then ends as closed by the server, which fails nothing (no request was in flight), where other bytes
+    /// end it as stray. Default: false.
+    fn closes_idle(&self, buf: &[u8]) -> bool {
+        let _ = buf;
+        false
+    }
+
     /// Like [`decode`](Self::decode), when no more bytes will come (the peer closed). Default: `decode`, and
     /// bytes left over after the last whole item are an [`CodecError::Io`] error (`bytes remaining on
     /// stream`), as with tokio-util's `Decoder`; so is an item [`in_progress`](Self::in_progress) whose bytes

@@ -106,24 +106,17 @@ impl<P: Protocol> DirectIo<P> {
             return None;
         }
         self.reserve();
-        // Plain sockets: `try_read_buf` reads only if the reactor saw the socket readable (an atomic load, no
-        // waker registered). TLS has no such call: a poll with a no-op waker.
-        let read = match &mut self.stream {
-            Stream::Tcp(s) => s.try_read_buf(&mut self.rbuf),
-            Stream::Unix(s) => s.try_read_buf(&mut self.rbuf),
-            Stream::Tls(_) => {
-                let mut cx = Context::from_waker(std::task::Waker::noop());
-                match std::pin::pin!(self.stream.read_buf(&mut self.rbuf)).poll(&mut cx) {
-                    Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
-                    Poll::Ready(r) => r,
-                }
-            }
+        let read = self.stream.try_read_idle(&mut self.rbuf);
+        let arrived = |io: &Self| match io.codec.closes_idle(&io.rbuf) {
+            // The server closes the idle connection (an HTTP `408`): closed by the server, not stray.
+            true => Some(CloseReason::ServerClose),
+            false => Some(CloseReason::StrayBytes),
         };
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && self.rbuf.is_empty() => None,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(CloseReason::StrayBytes),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => arrived(self),
             Ok(0) => Some(CloseReason::PeerClosed),
-            Ok(_) => Some(CloseReason::StrayBytes),
+            Ok(_) => arrived(self),
             Err(_) => Some(CloseReason::Reset),
         }
     }

@@ -81,6 +81,9 @@ pub(crate) enum Broken {
     Mismatch(String),
     /// This many bytes arrived while no request was in flight.
     Stray(usize),
+    /// The server's notice that it closes the idle connection ([`Decode::closes_idle`]) arrived while no
+    /// request was in flight (it is dropped from the buffer): the connection ends as closed by the server.
+    IdleClosed,
 }
 
 /// The requests in flight on one connection, oldest first (replies come back in this order), with the codec
@@ -252,6 +255,10 @@ impl<P: Protocol, T, K> Flight<P, T, K> {
             let Some(front) = self.slots.front() else {
                 return match rbuf.len() {
                     0 => Ok(()),
+                    _ if self.codec.closes_idle(rbuf) => {
+                        rbuf.clear();
+                        Err(Broken::IdleClosed)
+                    }
                     n => Err(Broken::Stray(n)),
                 };
             };
