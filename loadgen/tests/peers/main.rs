@@ -20,6 +20,10 @@ fn main() -> std::process::ExitCode {
         ),
         peer_test!(redis::ping_set_and_get_counts_match_redis, needs ["redis-server", "redis-cli"]),
         peer_test!(
+            redis::an_open_loop_slower_than_redis_timeout_reconnects_without_failing,
+            needs["redis-server"]
+        ),
+        peer_test!(
             verdicts::memcached_version_and_set_get_are_checked_with_expect,
             needs["memcached"]
         ),

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{num, run_json_at};
-use sockpool_testkit::peers::{peer, start_redis};
+use sockpool_testkit::peers::{peer, start_redis, start_redis_with};
 use sockpool_testkit::process::run_with_timeout;
 
 fn commands_processed(cli: &std::path::Path, port: u16) -> u64 {
@@ -61,4 +61,21 @@ pub fn ping_set_and_get_counts_match_redis() {
         let warmup = if what.contains("open loop") { 1000 } else { 0 };
         assert_eq!(ours + warmup, redis_count, "{what}");
     }
+}
+
+/// redis-server with `timeout 1` closes a client connection idle for over a second, silently. An open loop of
+/// one request every 2.5 s finds its connection closed each time one is due: the request goes out on a new
+/// connection and is answered (before, it went into the closed connection and failed as closed).
+pub fn an_open_loop_slower_than_redis_timeout_reconnects_without_failing() {
+    let redis = start_redis_with(&["--timeout", "1"]);
+    let target = redis.addr.to_string();
+    let v = run_json_at(
+        &target,
+        "--protocol resp --connections 1 --rate 0.4 --duration 6s",
+        Duration::from_secs(60),
+    );
+    assert_eq!(num(&v, "summary.errors"), 0.0, "{}", v["errors"]);
+    assert_eq!(num(&v, "summary.ok"), 3.0, "{}", v["summary"]);
+    assert_eq!(num(&v, "health.broken"), 0.0, "{}", v["health"]);
+    assert!(num(&v, "health.closed_by_server") >= 2.0, "{}", v["health"]);
 }
