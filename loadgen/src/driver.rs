@@ -92,6 +92,13 @@ pub trait Transport: 'static {
     fn connections(&self, _feed: Rc<Feed>) -> Option<LocalBoxFuture<'static, ()>> {
         None
     }
+
+    /// Connections that the transport's own pool closed because the server sent bytes with no request in
+    /// flight, so far (a pooled SDK client counts them in its stats; [`connections`](Self::connections)
+    /// reports each through [`Feed::broke`] instead). Default: 0.
+    fn stray_closes(&self) -> u64 {
+        0
+    }
 }
 
 /// One worker's share of the run.
@@ -1070,6 +1077,7 @@ pub async fn run_worker<T: Transport>(
         last(from, window.max(from.min(elapsed)), false, in_window);
         last(window.max(from), elapsed, true, drained);
     }
+    let pool_stray = state.transport.stray_closes();
     sink(Report::Done(WorkerSummary {
         elapsed,
         window,
@@ -1079,9 +1087,11 @@ pub async fn run_worker<T: Transport>(
             .map(|(now, start)| now.saturating_sub(start)),
         connects: state.connects.get(),
         announced_closes: state.announced_closes.get(),
-        broken: state.broken.get(),
-        first_break: state.first_break.take(),
-        stray: state.stray.get(),
+        broken: state.broken.get() + pool_stray,
+        first_break: state.first_break.take().or_else(|| {
+            (pool_stray > 0).then(|| "the server sent bytes with no request in flight".to_string())
+        }),
+        stray: state.stray.get() + pool_stray,
         most_in_flight: state.most_in_flight.get(),
     }));
 }

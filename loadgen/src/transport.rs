@@ -485,6 +485,13 @@ impl<P: Speak> Transport for SdkTransport<P> {
         }
     }
 
+    fn stray_closes(&self) -> u64 {
+        match self {
+            SdkTransport::Pipelined(_) => 0,
+            SdkTransport::Pooled { client, .. } => client.stats().closes.stray_bytes,
+        }
+    }
+
     async fn call(&self, req: Req, deadline: tokio::time::Instant) -> Outcome {
         let SdkTransport::Pooled {
             client,

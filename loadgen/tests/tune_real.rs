@@ -422,3 +422,36 @@ fn tune_drives_every_protocol_and_target_run_takes() {
         }
     }
 }
+
+/// A RESP server that answers each `PING` with `+PONG`, and the first of each connection twice: the second
+/// comes with no request in flight, so which request each later reply answered is unknown. `run` fails on it
+/// by default (`stray>0`); tune stops on it, naming it, instead of tabulating and recommending from replies
+/// that may answer other requests.
+#[test]
+fn a_server_that_sends_replies_nobody_asked_for_stops_the_tune() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(10_000) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let (mut buf, mut first) = ([0u8; 4096], true);
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    let pings = buf[..n].windows(4).filter(|w| w == b"PING").count();
+                    let extra = usize::from(std::mem::take(&mut first) && pings > 0);
+                    if conn.write_all(&b"+PONG\r\n".repeat(pings + extra)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (code, stderr) = tune_failing(&["--target", &target, "--protocol", "resp"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the server sent bytes with no request in flight on")
+            && stderr.contains("tune stops rather than report its figures"),
+        "{stderr}"
+    );
+}

@@ -709,6 +709,11 @@ pub fn run(
                 interrupted = stop(done, "matrix", Some((cell, reason)));
                 break 'cells;
             }
+            if let Some(why) = stray_replies(&r) {
+                let reason = format!("{why}; tune stops rather than report its figures");
+                interrupted = stop(done, "matrix", Some((cell.label.clone(), reason)));
+                break 'cells;
+            }
             errors_by_kind.merge(&r.errors_by_kind);
             done += 1;
             let s = r.sample();
@@ -838,6 +843,19 @@ pub(crate) fn connections_failed(r: &CellResult) -> Option<String> {
         return None;
     }
     Some(all_dropped(&kinds_of(r)))
+}
+
+/// A run in which the server sent bytes with no request in flight (`stray`, which fails a `run` by default):
+/// which request each of its replies answered is unknown (RESP and the line protocol carry no tag), so no figure
+/// of the cell can be trusted, and tune stops rather than recommend from it.
+pub(crate) fn stray_replies(r: &CellResult) -> Option<String> {
+    match r.health.stray {
+        0 => None,
+        n => Some(format!(
+            "the server sent bytes with no request in flight on {n} connection(s) (replies nobody asked for: \
+             which request each reply answered is unknown)"
+        )),
+    }
 }
 
 /// The JSON document's schema name and version.

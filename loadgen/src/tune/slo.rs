@@ -295,7 +295,7 @@ fn run_set(
             },
             e => e,
         })?;
-        if let Some(why) = super::connections_failed(&r) {
+        if let Some(why) = super::connections_failed(&r).or_else(|| super::stray_replies(&r)) {
             return Err(TuneError::Cell {
                 cell: cell.cell.label.clone(),
                 reason: format!(
