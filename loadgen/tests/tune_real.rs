@@ -224,26 +224,31 @@ fn an_open_loop_past_its_pool_never_overruns_the_pools_waiter_bound() {
     );
 }
 
-/// A server that answers everything as Redis answers a command it does not know, on a free loopback port; it
-/// serves a bounded number of connections.
-fn redis_like_server() -> String {
-    use std::io::{Read, Write};
+/// A server on a free loopback port that runs `serve` on each connection, on a thread of its own; it serves a
+/// bounded number of connections. Returns its address.
+fn serve_each(serve: fn(std::net::TcpStream)) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for conn in listener.incoming().take(200_000) {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {
-                    if conn.write_all(b"-ERR unknown command\r\n").is_err() {
-                        return;
-                    }
-                }
-            });
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || serve(conn));
         }
     });
     addr
+}
+
+/// A server that answers everything as Redis answers a command it does not know.
+fn redis_like_server() -> String {
+    use std::io::{Read, Write};
+    serve_each(|mut conn| {
+        let mut buf = [0u8; 4096];
+        while matches!(conn.read(&mut buf), Ok(n) if n > 0) {
+            if conn.write_all(b"-ERR unknown command\r\n").is_err() {
+                return;
+            }
+        }
+    })
 }
 
 #[test]
@@ -430,21 +435,14 @@ fn tune_drives_every_protocol_and_target_run_takes() {
 #[test]
 fn a_server_that_sends_replies_nobody_asked_for_stops_the_tune() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(10_000) {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let (mut buf, mut first) = ([0u8; 4096], true);
-                while let Ok(n @ 1..) = conn.read(&mut buf) {
-                    let pings = buf[..n].windows(4).filter(|w| w == b"PING").count();
-                    let extra = usize::from(std::mem::take(&mut first) && pings > 0);
-                    if conn.write_all(&b"+PONG\r\n".repeat(pings + extra)).is_err() {
-                        return;
-                    }
-                }
-            });
+    let target = serve_each(|mut conn| {
+        let (mut buf, mut first) = ([0u8; 4096], true);
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            let pings = buf[..n].windows(4).filter(|w| w == b"PING").count();
+            let extra = usize::from(std::mem::take(&mut first) && pings > 0);
+            if conn.write_all(&b"+PONG\r\n".repeat(pings + extra)).is_err() {
+                return;
+            }
         }
     });
     let (code, stderr) = tune_failing(&["--target", &target, "--protocol", "resp"]);

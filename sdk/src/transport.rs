@@ -439,7 +439,8 @@ pub(crate) const MAX_READ_MARK: usize = 256 * 1024;
 /// reactor wakes the connection once per that many bytes instead of once per packet: each wake-up costs the
 /// sender's CPU too, and a download from a one-worker nginx went ~20% faster without them. It follows the rest
 /// down to the exact remainder (the last bytes never wait for more) and is back at 1 once the reply is whole.
-/// One system call per change; replies under the threshold never make one.
+/// One system call per change; replies under the threshold never make one. A socket that refuses the mark
+/// once (an OS without `SO_RCVLOWAT`) is never asked again: the mark stays off (0) for the connection.
 #[derive(Debug)]
 pub(crate) struct ReadMark(usize);
 
@@ -454,15 +455,22 @@ impl ReadMark {
     /// needs `wanted` more bytes (0: whole, or unknown).
     #[inline]
     pub(crate) fn fit(&mut self, socket: Option<RawFd>, wanted: usize) {
+        if self.0 == 0 {
+            return;
+        }
         let mark = match wanted {
             w if w >= READ_MARK_FROM || (self.0 > 1 && w > 0) => w.min(MAX_READ_MARK),
             _ => 1,
         };
         if mark != self.0 {
             if let Some(fd) = socket {
-                if lowat::set(&fd, mark).is_ok() {
-                    self.0 = mark;
-                }
+                // Refused (where the OS has no `SO_RCVLOWAT`, the first raise is, and the socket keeps 1):
+                // not asked again. Linux takes any value on a TCP socket (it caps it at half its largest
+                // receive buffer).
+                self.0 = match lowat::set(&fd, mark) {
+                    Ok(()) => mark,
+                    Err(_) => 0,
+                };
             }
         }
     }
@@ -965,5 +973,21 @@ mod tests {
             let e = bad.parse::<Endpoint>().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
         }
+    }
+
+    /// A socket that refuses the mark is not asked again on every read: the mark goes off for the connection
+    /// (a descriptor that is no socket stands for an OS without `SO_RCVLOWAT`).
+    #[test]
+    fn a_refused_read_mark_is_not_asked_again() {
+        let mut mark = ReadMark::default();
+        mark.fit(Some(-1), 1 << 20);
+        assert_eq!(mark.get(), 0, "off after the refusal");
+        mark.fit(Some(-1), 1 << 20);
+        mark.fit(Some(-1), 0);
+        assert_eq!(mark.get(), 0, "and stays off");
+        // With no socket to mark, nothing changes and nothing goes off.
+        let mut none = ReadMark::default();
+        none.fit(None, 1 << 20);
+        assert_eq!(none.get(), 1);
     }
 }

@@ -38,12 +38,8 @@ async fn closing_after_one(ending: Ending) -> (SocketAddr, mpsc::UnboundedReceiv
     let addr = common::tcp_server(move |mut s| {
         let tx = tx.clone();
         async move {
-            let (mut head, mut buf) = (Vec::new(), [0u8; 4096]);
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
+            if !common::read_head(&mut s).await {
+                return;
             }
             let _ = s
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -62,7 +58,7 @@ async fn closing_after_one(ending: Ending) -> (SocketAddr, mpsc::UnboundedReceiv
             let _ = s.flush().await;
             let _ = tx.send(());
             if let Ending::Garbage = ending {
-                let _ = s.read(&mut buf).await;
+                let _ = s.read(&mut [0u8; 1]).await;
             }
         }
     })

@@ -16,24 +16,12 @@ mod common;
 
 const BODY: usize = 1_000_000;
 
-/// Reads one request head; false at the client's close.
-async fn read_head(s: &mut tokio::net::TcpStream) -> bool {
-    let (mut req, mut buf) = (Vec::new(), [0u8; 4096]);
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    true
-}
-
 /// Answers a connection's first request with a 1,000,000-byte body written in pieces (300,000, 600,000,
 /// 99,000, then the last 1,000: under the mark's threshold), each after a pause so that each arrives on its
 /// own, and its second with a 2-byte body.
 async fn large_then_small() -> SocketAddr {
     common::tcp_server(|mut s| async move {
-        if !read_head(&mut s).await {
+        if !common::read_head(&mut s).await {
             return;
         }
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
@@ -42,7 +30,7 @@ async fn large_then_small() -> SocketAddr {
             tokio::time::sleep(Duration::from_millis(10)).await;
             let _ = s.write_all(&vec![b'x'; piece]).await;
         }
-        if read_head(&mut s).await {
+        if common::read_head(&mut s).await {
             let _ = s
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .await;

@@ -94,15 +94,10 @@ async fn http_keep_alive_pipelined_and_connection_close() {
 /// A server that answers each connection's first request as an HTTP/1.0 server does without keep-alive (no
 /// `Connection` field at all), then closes it.
 async fn http10_server() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     common::tcp_server(|mut s| async move {
-        let mut req = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => req.extend_from_slice(&buf[..n]),
-            }
+        if !common::read_head(&mut s).await {
+            return;
         }
         let _ = s
             .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")

@@ -1759,7 +1759,7 @@ impl Decode for ClientCodec {
 
     /// A `408` status line (`HTTP/1.x 408`): the server times the idle connection out.
     fn closes_idle(&self, buf: &[u8]) -> bool {
-        buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && &buf[8..12] == b" 408"
+        buf.starts_with(b"HTTP/1.") && buf.get(8..12) == Some(&b" 408"[..])
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
@@ -2446,21 +2446,20 @@ mod tests {
     #[test]
     fn closes_idle_is_a_408_status_line() {
         let codec = ClientCodec::default();
-        for notice in [
-            &b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"[..],
-            b"HTTP/1.0 408 Request Time-out\r\n",
-            b"HTTP/1.1 408",
+        for (bytes, notice) in [
+            (
+                &b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"[..],
+                true,
+            ),
+            (b"HTTP/1.0 408 Request Time-out\r\n", true),
+            (b"HTTP/1.1 408", true),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false),
+            (b"HTTP/1.1 40", false),
+            (b"HTTP/2.0 408 x\r\n", false),
+            (b"+PONG\r\n", false),
+            (b"", false),
         ] {
-            assert!(codec.closes_idle(notice), "{notice:?}");
-        }
-        for other in [
-            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
-            b"HTTP/1.1 40",
-            b"HTTP/2.0 408 x\r\n",
-            b"+PONG\r\n",
-            b"",
-        ] {
-            assert!(!codec.closes_idle(other), "{other:?}");
+            assert_eq!(codec.closes_idle(bytes), notice, "{bytes:?}");
         }
     }
 

@@ -33,6 +33,19 @@ where
     addr
 }
 
+/// Reads one HTTP request head off `s` (its bytes dropped); false at the client's close or an error.
+pub async fn read_head(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let (mut req, mut buf) = (Vec::new(), [0u8; 4096]);
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
 /// Redis transactions through the SDK, as a user relies on them against any Redis-speaking server: 50 tasks each
 /// `MULTI`, `INCR tx`, `INCR tx`, `EXEC` on an exclusive connection, beside 50 single `INCR tx` on the shared
 /// pipelined connections. Each transaction's two results are consecutive, and together they are 1..=150.
